@@ -1,0 +1,165 @@
+"""The contract between the daemon and one CRM account.
+
+A connector knows HTTP and its CRM and nothing of rules or of syncd's state store. The daemon
+(``syncd.pipeline``) owns the paging loop's bookkeeping, the outbox and every policy decision
+(retry, skip record, stop the connector); the connector only reports what happened:
+
+* whole-request failures raise one of :mod:`connectors.errors`;
+* per-record failures inside a batch (a Salesforce SaveResult list with failures, a HubSpot 207)
+  are *results*, never exceptions: :class:`RecordResult` with an :class:`Outcome`.
+
+Field names crossing this boundary are syncd's canonical lead field names (``status``, ``email``,
+``title``, ...; see :mod:`rules.fields`). Each connector maps them to its CRM's API names with the
+``fields`` mapping in its config, and parses values to Python types (tz-aware UTC ``datetime``,
+``int``, ``float``, ``bool``, ``str``) so nothing above it parses CRM formats.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+__all__ = [
+    "Connector",
+    "Cursor",
+    "LeadChange",
+    "Outcome",
+    "Page",
+    "Preflight",
+    "RecordResult",
+    "RemoteLead",
+]
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Cursor:
+    """A keyset position: the last record read, by (modification time, record id).
+
+    Many records share one modification time (Salesforce stamps whole seconds, mass updates stamp
+    thousands of rows alike), so the time alone cannot be a cursor.
+    """
+
+    modified_at: datetime
+    record_id: str
+
+
+@dataclass(slots=True)
+class RemoteLead:
+    """One lead as the CRM reported it, in canonical field names."""
+
+    id: str
+    modified_at: datetime
+    fields: dict[str, Any]
+    deleted: bool = False
+    converted: bool = False
+    # True when the CRM says the integration user itself made the last change (Salesforce
+    # LastModifiedById), False when someone else did, None when the CRM does not say.
+    modified_by_integration: bool | None = None
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.modified_at, self.id)
+
+
+@dataclass(slots=True)
+class Page:
+    """A page of leads in cursor order; ``cursor`` is the position after its last lead."""
+
+    leads: list[RemoteLead]
+    cursor: Cursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadChange:
+    """Field values to write to one lead, in canonical field names and CRM values."""
+
+    lead_id: str
+    fields: Mapping[str, Any]
+
+
+class Outcome(enum.Enum):
+    """What became of one record in a batch."""
+
+    OK = "ok"  # the CRM confirmed the write (or the add was already in place)
+    RETRY = "retry"  # transient (a row lock, a 5xx on that record): try again on a later attempt
+    FAILED = "failed"  # permanent (bad picklist value, validation rule, converted or deleted lead)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    lead_id: str
+    outcome: Outcome
+    error_code: str | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class Preflight:
+    """What the CRM allows, read at start-up before anything is written."""
+
+    statuses: set[str]  # values the status field accepts
+    writable_fields: set[str]  # canonical field names the integration user may update
+    problems: list[str] = field(default_factory=list)  # human-readable, one per problem
+
+
+class Connector(abc.ABC):
+    """One CRM account. Pulls leads incrementally and writes change batches back.
+
+    Implementations must be safe to call from one thread at a time; the daemon never shares a
+    connector between concurrent jobs.
+    """
+
+    name: ClassVar[str]  # "salesforce" | "hubspot"
+    max_batch_size: ClassVar[int]  # records per update call (Salesforce 200, HubSpot 100)
+    max_membership_batch: ClassVar[int]  # records per newsletter-membership call
+
+    @abc.abstractmethod
+    def check(self, *, statuses: set[str], fields: set[str], newsletters: set[str]) -> Preflight:
+        """Verify credentials and that the CRM accepts what the rules will write.
+
+        Args:
+            statuses: CRM status values the rules may write.
+            fields: canonical field names the rules may write.
+            newsletters: newsletter names the rules may add leads to (keys of the
+                connector's ``newsletters`` config).
+
+        Returns:
+            The CRM's status values and writable fields, with every problem found listed in
+            ``problems`` (all of them, not only the first).
+
+        Raises:
+            AuthError: the credentials were refused.
+            RetriableError: the CRM could not be reached.
+        """
+
+    @abc.abstractmethod
+    def iter_pages(self, since: Cursor | None, *, until: datetime) -> Iterator[Page]:
+        """Yield every lead changed after ``since`` and at or before ``until``, in cursor order.
+
+        The connector applies its own overlap window (records committed late with an earlier
+        timestamp, search-index lag), so a lead may be yielded again in a later call; the daemon
+        treats re-delivery as harmless. Deleted and merged leads are yielded with
+        ``deleted=True``. Memory stays flat: pages are fetched lazily.
+
+        Raises:
+            RetriableError, AuthError, BudgetExhausted: the whole request failed.
+        """
+
+    @abc.abstractmethod
+    def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
+        """Write up to ``max_batch_size`` changes; one result per change, in input order."""
+
+    @abc.abstractmethod
+    def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Add up to ``max_membership_batch`` leads to a newsletter; idempotent.
+
+        ``newsletter`` is a key of the connector's ``newsletters`` config (a Salesforce Campaign
+        id or a HubSpot list id behind it). A lead already a member is ``Outcome.OK``.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release sockets; the default has nothing to release."""

@@ -1,0 +1,76 @@
+"""The lead vocabulary rules are written against: canonical field names and their types.
+
+Both CRMs are read into these names (each connector maps them to its own API names through the
+``fields`` mapping in its config), so one rule file serves Salesforce and HubSpot alike. Admins
+add custom fields in config; they join this catalogue at load time.
+
+A value may always be missing (``None``): conditions on missing values have a defined result
+(see ``rules.compiler``), they never raise.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+
+__all__ = ["CRM_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STANDARD_FIELDS", "FieldType"]
+
+
+class FieldType(str, enum.Enum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+
+
+_S, _I, _N, _B, _D = (FieldType.STRING, FieldType.INTEGER, FieldType.NUMBER, FieldType.BOOLEAN,
+                      FieldType.DATETIME)
+
+#: Read from the CRM (mapped per connector).
+CRM_FIELDS: Mapping[str, FieldType] = MappingProxyType({
+    "status": _S,
+    "email": _S,
+    "first_name": _S,
+    "last_name": _S,
+    "title": _S,
+    "company": _S,
+    "industry": _S,
+    "country": _S,
+    "employees": _I,
+    "annual_revenue": _N,
+    "lead_source": _S,
+    "created_at": _D,
+    "last_activity_at": _D,
+    "owner": _S,
+    # BANT: free text or picklist values; presence is what qualification checks.
+    "budget": _S,
+    "authority": _S,
+    "need": _S,
+    "timeline": _S,
+})
+
+#: Derived in-process by ``syncd.enrichment``; each value is stored with the reason for it.
+ENRICHMENT_FIELDS: Mapping[str, FieldType] = MappingProxyType({
+    "email_domain": _S,
+    "free_mail": _B,
+    "role": _S,  # function: marketing, sales, engineering, it, finance, operations, hr, ...
+    "seniority": _S,  # c_level, vp, director, manager, individual, unknown
+    "decision_maker": _B,
+    "icp_score": _I,  # 0..100
+    "icp_fit": _S,  # strong, medium, weak
+    "bant_score": _I,  # 0..4 BANT fields present
+    "bant_complete": _B,
+})
+
+#: Known to syncd from its mirror, not stored in the CRM as such.
+DERIVED_FIELDS: Mapping[str, FieldType] = MappingProxyType({
+    "crm": _S,  # "salesforce" | "hubspot"
+    "status_changed_at": _D,  # when the current status was first seen (or written by syncd)
+    "newsletters": _S,  # comma-joined newsletter names the lead was added to by syncd
+})
+
+STANDARD_FIELDS: Mapping[str, FieldType] = MappingProxyType(
+    {**CRM_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}
+)
