@@ -1,0 +1,38 @@
+# syncd — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= config.example.yaml
+
+.PHONY: run test bench bench-quick check lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+## Run the daemon on the embedded default: loopback emulators of both CRMs, demo leads, SQLite.
+run: $(STAMP)
+	$(BIN)/syncd run --config $(CONFIG)
+
+## Install everything (venv, packages, PostgreSQL server if missing) and run the tests.
+test: $(STAMP)
+	tests/postgres/ensure-server.sh
+	$(BIN)/python -m pytest
+
+## Benchmarks (bench/README.md); rewrites docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+lint: $(STAMP)
+	$(BIN)/pip install --quiet ruff import-linter
+	$(BIN)/ruff check syncd connectors rules tests bench
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

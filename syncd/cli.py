@@ -1,0 +1,337 @@
+"""The ``syncd`` command.
+
+Exit status: 0 success; 1 a cycle failed at run time; 2 bad configuration or rules (nothing was
+written anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from syncd.logs import setup_logging
+from syncd.settings import Settings, load_settings
+from syncd.yamlfile import YamlFileError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="syncd: keeps lead statuses right in Salesforce and HubSpot.")
+rules_app = typer.Typer(no_args_is_help=True, help="Check, test and describe rule files.")
+app.add_typer(rules_app, name="rules")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file.",
+                                         envvar="SYNCD_CONFIG")]
+DEFAULT_CONFIG = Path("config.example.yaml")
+
+
+def main() -> None:
+    app()
+
+
+def _settings(config: Path) -> Settings:
+    try:
+        return load_settings(config)
+    except YamlFileError as exc:
+        err.print(f"[bold red]config error[/] ({len(exc.problems)} problem(s)):")
+        for p in exc.problems:
+            err.print(f"  {p}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _build(settings: Settings, *, connect: bool = True) -> Any:
+    from syncd.app import App, StartupError
+
+    try:
+        return App.build(settings, connect=connect)
+    except StartupError as exc:
+        err.print(f"[bold red]syncd cannot start[/] ({len(exc.problems)} problem(s)); "
+                  "nothing was written:")
+        for p in exc.problems:
+            err.print(f"  {p}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Run the daemon: a cycle per connector at its interval until SIGTERM/SIGINT."""
+    settings = _settings(config)
+    setup_logging(settings.log)
+    application = _build(settings)
+    from syncd.scheduler import Daemon
+
+    def show(report: Any) -> None:
+        _print_cycle(application, report)
+
+    try:
+        code = Daemon(application, on_cycle=show).run()
+    finally:
+        application.close()
+    raise typer.Exit(code)
+
+
+@app.command()
+def sync(config: ConfigOpt = DEFAULT_CONFIG,
+         once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
+         approve_large_run: Annotated[bool, typer.Option(
+             "--approve-large-run", help="Let this run past the change breaker.")] = False,
+         ) -> None:
+    """One cycle per connector, then a summary (pulled, changed, written, failed per CRM)."""
+    if not once:
+        err.print("use `syncd sync --once` for one cycle, or `syncd run` for the daemon")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    setup_logging(settings.log)
+    application = _build(settings)
+    failed = False
+    try:
+        for pipeline in application.pipelines.values():
+            report = pipeline.run_cycle(approve_large_run=approve_large_run)
+            _print_cycle(application, report)
+            failed |= report.outcome == "failed"
+    finally:
+        application.close()
+    raise typer.Exit(1 if failed else 0)
+
+
+def _print_cycle(application: Any, report: Any) -> None:
+    colour = {"ok": "green", "breaker": "yellow", "budget": "yellow"}.get(report.outcome, "red")
+    out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
+    rows = application.store.audit_of_run(report.run_id)
+    for row in rows[:8]:
+        mark = "✓" if row.outcome == "applied" else "✗"
+        what = (f"joined {row.field.split(':', 1)[1]}" if row.field.startswith("newsletter:")
+                else f"{row.field}: {row.before!s} → {row.after!s}")
+        out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id})[/]",
+                  highlight=False)
+    if len(rows) > 8:
+        out.print(f"   … and {len(rows) - 8} more (syncd audit --run {report.run_id})",
+                  highlight=False)
+
+
+@app.command()
+def plan(config: ConfigOpt = DEFAULT_CONFIG,
+         leads: Annotated[bool, typer.Option("--leads", help="One line per lead.")] = False,
+         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+         pull: Annotated[bool, typer.Option("--pull/--no-pull",
+                                            help="Refresh the mirror from the CRMs first "
+                                                 "(reads only).")] = False,
+         ) -> None:
+    """Dry run on the mirror: what the next cycle would change, and what is held or blocked.
+
+    Never writes to a CRM.
+    """
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    from syncd.plan import build_plan
+
+    application = _build(settings, connect=pull)
+    try:
+        result = build_plan(application, pull=pull)
+    finally:
+        application.close()
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+        return
+    _print_plan(result, leads)
+
+
+def _print_plan(result: dict[str, Any], leads: bool) -> None:
+    out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
+    for crm, part in result["crms"].items():
+        out.print(f"\n[bold]{crm}[/]: {part['live_leads']} live leads, "
+                  f"{part['changing_leads']} would change"
+                  + (f" — [yellow]breaker would stop this run[/] ({part['breaker']})"
+                     if part["breaker"] else ""), highlight=False)
+        table = Table("rule", "leads", "from → to", "newsletters")
+        for rule_id, info in sorted(part["rules"].items()):
+            moves = ", ".join(f"{k} ×{v}" for k, v in sorted(info["moves"].items()))
+            nl = ", ".join(f"{k} ×{v}" for k, v in sorted(info["newsletters"].items()))
+            table.add_row(rule_id, str(info["leads"]), moves or "-", nl or "-")
+        out.print(table)
+        for kind in ("held", "blocked"):
+            if part[kind]:
+                out.print(f"  {len(part[kind])} {kind}:")
+                for item in part[kind][:20]:
+                    out.print(f"    {item['lead_id']}: {item['reason']}", highlight=False)
+        if leads:
+            for item in part["leads"]:
+                out.print(f"  {item['lead_id']}: {item['before']} → {item['after']} "
+                          f"(rule {item['rule_id']})", highlight=False)
+
+
+@app.command()
+def explain(lead: Annotated[str, typer.Argument(help="Lead id or email.")],
+            config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Every rule in order for one lead: matched or not, and which condition decided it."""
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    from syncd.plan import explain_lead
+
+    application = _build(settings, connect=False)
+    try:
+        found = explain_lead(application, lead)
+    finally:
+        application.close()
+    if not found:
+        err.print(f"no lead '{lead}' in the mirror (run a cycle first, or check the id)")
+        raise typer.Exit(1)
+    for item in found:
+        out.print(f"[bold]{item['crm']} lead {item['lead_id']}[/] status {item['status']!r}",
+                  highlight=False)
+        for name, reason in sorted(item["reasons"].items()):
+            out.print(f"  {name} = {item['enrichment'].get(name)!r}  [dim]{reason}[/]",
+                      highlight=False)
+        for trace in item["traces"]:
+            mark = "[green]✓ matched[/]" if trace["matched"] else "[dim]✗ no match[/]"
+            out.print(f"  {trace['ruleset']}/{trace['rule_id']} (line {trace['line']}): {mark} "
+                      f"— {trace['decided_by']}", highlight=False)
+        out.print(f"  verdict: {item['verdict']}", highlight=False)
+
+
+@app.command()
+def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Last runs, pending writes, failed writes with the CRM's message, held leads, rule errors."""
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    from syncd.plan import status_report
+
+    application = _build(settings, connect=False)
+    try:
+        report = status_report(application)
+    finally:
+        application.close()
+    if report["rules_error"]:
+        out.print("[bold red]rule files on disk do not load; the daemon keeps the last good "
+                  "rules:[/]")
+        out.print(report["rules_error"], markup=False, highlight=False)
+    for crm, part in report["crms"].items():
+        out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
+                  f"failed, {len(part['held'])} held", highlight=False)
+        for run_row in part["runs"]:
+            out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
+                      f"{run_row['outcome']}: pulled {run_row['pulled']}, written "
+                      f"{run_row['written']}, failed {run_row['failed']}"
+                      + (f" — {run_row['message']}" if run_row["message"] else ""),
+                      highlight=False)
+        for item in part["failed"]:
+            out.print(f"  [red]failed[/] {item['lead_id']}: {item['error_code']}: "
+                      f"{item['error_message']}", highlight=False)
+        for item in part["held"]:
+            out.print(f"  [yellow]held[/] {item['lead_id']}: {item['reason']}", highlight=False)
+
+
+@app.command()
+def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None,  # noqa: UP007
+          run_id: Annotated[Optional[str], typer.Option("--run", help="A run id.")] = None,  # noqa: UP007
+          config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Change history with rule id and rule-set version, for a lead or a run."""
+    if not lead and not run_id:
+        err.print("name a lead id or --run RUN")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    application = _build(settings, connect=False)
+    try:
+        rows = (application.store.audit_of_run(run_id) if run_id
+                else application.store.audit_of_lead(lead))
+    finally:
+        application.close()
+    table = Table("at", "crm", "lead", "field", "before", "after", "rule", "rules version",
+                  "run", "outcome")
+    for r in rows:
+        table.add_row(f"{r.at:%Y-%m-%d %H:%M:%S}", r.crm, r.lead_id, r.field, str(r.before),
+                      str(r.after), r.rule_id or "-", r.ruleset_version or "-", r.run_id,
+                      r.outcome + (f" {r.error_code}: {r.message}" if r.error_code else ""))
+    out.print(table)
+
+
+@rules_app.command("check")
+def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")],
+                config: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+                    "--config", "-c", help="Also check set_field and newsletter names "
+                                           "against this config.")] = None) -> None:
+    """Validate rule files; print every error with file:line:column. Exit 0 or 2."""
+    from rules import RuleLoadError, load_ruleset
+
+    kwargs: dict[str, Any] = {}
+    if config is not None:
+        from syncd.app import _book_loader  # noqa: F401 - same allowlists as the daemon
+
+        settings = _settings(config)
+        settable, newsletters = set(), set()
+        for cs in settings.connectors().values():
+            settable.update(cs.settable_fields)
+            newsletters.update((cs.connector or {}).get("newsletters", {}) or {})
+        kwargs = {"settable_fields": settable, "newsletters": newsletters or None}
+    bad = 0
+    for path in files:
+        try:
+            ruleset = load_ruleset(path, **kwargs)
+        except RuleLoadError as exc:
+            bad += 1
+            for issue in exc.issues:
+                err.print(str(issue), markup=False, highlight=False)
+            continue
+        for warning in getattr(ruleset, "warnings", []):
+            err.print(str(warning), markup=False, highlight=False)
+        out.print(f"{path}: ok ({len(ruleset.rules)} rules, version {ruleset.version})",
+                  highlight=False)
+    raise typer.Exit(2 if bad else 0)
+
+
+@rules_app.command("test")
+def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP007
+                   help="Fixture directory (default: rules.fixtures from the config).")] = None,
+               config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Run rule fixtures (a lead, a time, the expected outcome) and report like pytest."""
+    from rules import RuleLoadError, run_fixtures
+
+    settings = _settings(config)
+    from syncd.app import _book_loader
+    from syncd.enrichment import Enricher, EnrichmentSettings
+
+    directory = directory or (settings.path(settings.rules.fixtures)
+                              if settings.rules.fixtures else None)
+    if directory is None or not directory.is_dir():
+        err.print(f"no fixture directory {directory}")
+        raise typer.Exit(2)
+    enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
+
+    def prepare(lead: dict[str, Any]) -> dict[str, Any]:
+        derived = enricher.enrich(lead).values
+        return {**{k: v for k, v in derived.items() if v is not None}, **lead}
+
+    try:
+        book = _book_loader(settings)([settings.path(p) for p in settings.rules.files])
+        report = run_fixtures(sorted(directory.glob("*.yaml")), book, prepare=prepare)
+    except RuleLoadError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    for failure in report.failures:
+        err.print(f"[red]FAILED[/] {failure}", highlight=False)
+    out.print(f"{report.passed} passed, {len(report.failures)} failed")
+    raise typer.Exit(1 if report.failures else 0)
+
+
+@rules_app.command("schema")
+def rules_schema() -> None:
+    """Print the JSON Schema of rule files (for editors: yaml-language-server)."""
+    from rules import ruleset_json_schema
+
+    sys.stdout.write(json.dumps(ruleset_json_schema(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

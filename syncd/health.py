@@ -1,0 +1,61 @@
+"""``/healthz`` (alive), ``/readyz`` (cycles succeeding, rules valid) and ``/metrics``.
+
+Liveness only says the process serves HTTP: restarting a daemon because a CRM is down would not
+help. Readiness says whether each connector finished a cycle recently, so an operator (or a
+Kubernetes probe) sees a stuck or failing daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+__all__ = ["HealthServer"]
+
+
+class HealthServer:
+    def __init__(self, host: str, port: int, *, registry: Any,
+                 readiness: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path == "/healthz":
+                    outer._send(self, 200, "application/json", b'{"status":"alive"}')
+                elif self.path == "/readyz":
+                    ready, detail = readiness()
+                    body = json.dumps({"ready": ready, **detail}, default=str).encode()
+                    outer._send(self, 200 if ready else 503, "application/json", body)
+                elif self.path == "/metrics":
+                    outer._send(self, 200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                else:
+                    outer._send(self, 404, "text/plain", b"not found\n")
+
+            def log_message(self, *args: Any) -> None:
+                pass  # probes every few seconds would drown the daemon's own log
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="health",
+                                        daemon=True)
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,489 @@
+"""One cycle for one connector: pull, mirror, evaluate, plan, (breaker), write.
+
+1. **Pull.** Pages of changed leads since the stored cursor go into the mirror; each page, its
+   enrichment and the advanced cursor commit in one transaction. A status change syncd did not
+   make is remembered as a person's edit (``rep_edit_at``).
+2. **Plan.** Every live lead in the mirror is evaluated, not only the pulled ones, because
+   time-based rules ("untouched for 90 days") change their verdict without any CRM change. Real
+   differences become ``planned`` outbox rows; an open change that is still wanted is kept, one
+   that is no longer wanted is superseded, and one the CRM already shows is marked done (that is
+   how a write confirmed just before a crash is not sent twice).
+3. **Breaker.** If the run would change more than the configured share of live leads, its plan is
+   ``blocked`` and nothing is written.
+4. **Write.** Pending rows are sent in batches of the CRM's maximum; every record's outcome is
+   committed with its audit row before the next batch.
+
+``Planner`` holds the per-lead decision (shared by the cycle and by ``syncd plan``/``explain``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
+from connectors.errors import BudgetExhausted, ConnectorError, FatalError
+from rules.fields import FieldType, STANDARD_FIELDS
+from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
+from syncd.state import RunRow, StateStore, _utc
+
+__all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
+
+log = logging.getLogger("syncd.pipeline")
+
+_DATETIME_FIELDS = frozenset(n for n, t in STANDARD_FIELDS.items() if t is FieldType.DATETIME)
+
+
+@dataclass(slots=True)
+class PlannedChange:
+    kind: str  # "field" | "membership"
+    field: str  # canonical field name, or newsletter name
+    value: Any
+    before: Any
+
+
+@dataclass(slots=True)
+class LeadVerdict:
+    """What the rules want for one lead, after guards, holds and the mirror's current values."""
+
+    lead_id: str
+    status: str | None  # current CRM value
+    rule_id: str | None
+    changes: list[PlannedChange] = field(default_factory=list)
+    held: str | None = None  # why a person's edit is protected
+    blocked: str | None = None  # why a guard refused the rule's target
+
+
+@dataclass(slots=True)
+class CycleReport:
+    crm: str
+    run_id: str
+    outcome: str = "running"
+    pulled: int = 0
+    deleted: int = 0
+    planned: int = 0
+    written: int = 0
+    failed: int = 0
+    retrying: int = 0
+    held: int = 0
+    blocked: int = 0
+    api_calls: int = 0
+    message: str | None = None
+    resume_at: datetime | None = None
+
+    def summary(self) -> str:
+        text = (f"{self.crm}: pulled {self.pulled}, changed {self.planned}, "
+                f"written {self.written}, failed {self.failed}")
+        extras = [f"{n} {k}" for k, n in (("retrying", self.retrying), ("held (rep edits)",
+                  self.held), ("blocked by guards", self.blocked), ("deleted", self.deleted))
+                  if n]
+        if extras:
+            text += " (" + ", ".join(extras) + ")"
+        if self.outcome != "ok":
+            text += f" — {self.outcome}" + (f": {self.message}" if self.message else "")
+        return text
+
+
+def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str]) -> dict[str, Any]:
+    """The plain mapping rules see for one mirror row."""
+    lead: dict[str, Any] = dict(row.fields)
+    for name in _DATETIME_FIELDS.intersection(lead):
+        value = lead[name]
+        if isinstance(value, str):
+            try:
+                lead[name] = datetime.fromisoformat(value)
+            except ValueError:
+                lead[name] = None
+    lead.update(row.enrichment)
+    status = row.status
+    lead["status"] = to_rule_status.get(status, status) if status is not None else None
+    lead["crm"] = crm
+    lead["status_changed_at"] = _utc(row.status_changed_at)
+    lead["newsletters"] = ",".join(row.newsletters) if row.newsletters else None
+    return lead
+
+
+class Planner:
+    """Turns a rule decision into concrete changes for one mirror row."""
+
+    def __init__(self, *, crm: str, book: Any, settings: ConnectorSettings) -> None:
+        self.crm = crm
+        self.book = book
+        self.to_crm_status = dict(settings.status_values)
+        self.to_rule_status = {v: k for k, v in settings.status_values.items()}
+        self.hold = settings.hold_rep_edits_for
+
+    def verdict(self, row: Any, now: datetime) -> LeadVerdict:
+        lead = rule_lead(row, self.crm, self.to_rule_status)
+        decision = self.book.evaluate(lead, now)
+        verdict = LeadVerdict(row.lead_id, row.status, decision.rule_id)
+        if decision.blocked is not None:
+            verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
+        if decision.status is not None:
+            target = self.to_crm_status.get(decision.status, decision.status)
+            if target != row.status:
+                verdict.changes.append(PlannedChange("field", "status", target, row.status))
+        for name, value in decision.field_sets.items():
+            if row.fields.get(name) != value:
+                verdict.changes.append(PlannedChange("field", name, value, row.fields.get(name)))
+        for name in decision.newsletters:
+            if name not in (row.newsletters or ()):
+                verdict.changes.append(PlannedChange("membership", name, True, None))
+        if verdict.changes and row.rep_edit_at is not None:
+            edited = _utc(row.rep_edit_at)
+            if now - edited < self.hold:
+                verdict.held = (f"status set to '{row.rep_edit_status}' by a person at "
+                                f"{edited:%Y-%m-%d %H:%M} UTC; held until "
+                                f"{edited + self.hold:%Y-%m-%d %H:%M} UTC")
+                verdict.changes = []
+        return verdict
+
+
+def iter_verdicts(store: StateStore, crm: str, book: Any, settings: ConnectorSettings,
+                  now: datetime) -> Iterator[tuple[Any, LeadVerdict]]:
+    """Every live, unconverted mirror lead with its verdict, streamed in id order.
+
+    Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
+    """
+    planner = Planner(crm=crm, book=book, settings=settings)
+    for chunk in store.iter_live_leads(crm):
+        for row in chunk:
+            if not row.converted:
+                yield row, planner.verdict(row, now)
+
+
+class Pipeline:
+    """Runs cycles for one connector against the state store."""
+
+    def __init__(self, *, connector: Connector, store: StateStore, rules: Callable[[], Any],
+                 enricher: Any, settings: ConnectorSettings, breaker: BreakerSettings,
+                 outbox: OutboxSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 metrics: Any = None, stop: threading.Event | None = None) -> None:
+        self.connector = connector
+        self.crm = connector.name
+        self.store = store
+        self.rules = rules
+        self.enricher = enricher
+        self.settings = settings
+        self.breaker = breaker
+        self.outbox = outbox
+        self.clock = clock
+        self.metrics = metrics
+        self.stop = stop or threading.Event()
+        self.paused_until: datetime | None = None
+
+    # ---- the cycle -----------------------------------------------------------------------
+
+    def run_cycle(self, *, approve_large_run: bool = False) -> CycleReport:
+        now = self.clock()
+        book = self.rules()
+        report = CycleReport(self.crm, uuid.uuid4().hex[:12])
+        run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
+                     ruleset_version=book.version)
+        self.store.start_run(run)
+        calls_before = _api_calls(self.connector)
+        if self.paused_until and now < self.paused_until:
+            report.outcome = "budget"
+            report.message = f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC (API budget)"
+            return self._finish(run, report, calls_before)
+        try:
+            self.store.discard_stale_plans(self.crm, now)
+            self.pull(report, until=now)
+            if not self.stop.is_set():
+                self.plan(report, book, now, approve_large_run=approve_large_run)
+            if report.outcome == "running" and not self.stop.is_set():
+                self.drain(report)
+            if report.outcome == "running":
+                report.outcome = "stopped" if self.stop.is_set() else "ok"
+        except BudgetExhausted as exc:
+            report.outcome, report.message = "budget", str(exc)
+            self.paused_until = exc.resume_at
+            report.resume_at = exc.resume_at
+        except FatalError as exc:
+            report.outcome, report.message = "failed", str(exc)
+        except ConnectorError as exc:
+            report.outcome, report.message = "failed", f"{exc} (will retry next cycle)"
+        return self._finish(run, report, calls_before)
+
+    def _finish(self, run: RunRow, report: CycleReport, calls_before: int) -> CycleReport:
+        report.api_calls = _api_calls(self.connector) - calls_before
+        for name in ("outcome", "pulled", "deleted", "planned", "written", "failed", "retrying",
+                     "held", "blocked", "api_calls", "message"):
+            setattr(run, name, getattr(report, name))
+        run.finished_at = self.clock()
+        self.store.finish_run(run)
+        if self.metrics is not None:
+            self.metrics.observe_cycle(report, run.finished_at - run.started_at)
+        level = logging.INFO if report.outcome in ("ok", "stopped") else logging.WARNING
+        log.log(level, "cycle %s %s", report.run_id, report.summary(),
+                extra={"crm": self.crm, "run_id": report.run_id, "outcome": report.outcome})
+        return report
+
+    # ---- 1. pull -------------------------------------------------------------------------
+
+    def pull(self, report: CycleReport, *, until: datetime) -> None:
+        stored = self.store.cursor(self.crm)
+        since = Cursor(*stored) if stored else None
+        for page in self.connector.iter_pages(since, until=until):
+            self._store_page(page.leads, page.cursor, report)
+            if self.stop.is_set():
+                log.info("stop requested: page checkpointed, leaving the pull")
+                return
+
+    def _store_page(self, leads: Sequence[RemoteLead], cursor: Cursor | None,
+                    report: CycleReport) -> None:
+        now = self.clock()
+        by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
+        with self.store.begin() as conn:
+            existing = self.store.leads_by_id(conn, self.crm, list(by_id))
+            rows, gone = [], []
+            for lead in by_id.values():
+                rows.append(self._mirror_row(lead, existing.get(lead.id), now))
+                if lead.deleted or lead.converted:
+                    gone.append(lead.id)
+                report.deleted += lead.deleted
+            if rows:
+                self.store.upsert_leads(conn, rows)
+            if gone:
+                open_rows = self.store.open_changes(conn, self.crm, gone)
+                self.store.set_change_state(conn, [r.id for r in open_rows], "superseded", now,
+                                            error_message="lead deleted or converted in the CRM")
+            if cursor is not None:
+                stored = self.store.cursor(self.crm)
+                if stored is None or (cursor.modified_at, cursor.record_id) > stored:
+                    self.store.save_cursor(conn, self.crm, cursor.modified_at, cursor.record_id,
+                                           now)
+        report.pulled += len(by_id)
+
+    def _mirror_row(self, lead: RemoteLead, prev: Any, now: datetime) -> dict[str, Any]:
+        fields = {k: _jsonable(v) for k, v in lead.fields.items()}
+        status = fields.get("status")
+        enrichment = self.enricher.enrich(lead.fields)
+        row: dict[str, Any] = {
+            "crm": self.crm, "lead_id": lead.id, "modified_at": lead.modified_at,
+            "fields": fields, "enrichment": enrichment.values, "reasons": enrichment.reasons,
+            "status": status, "deleted": lead.deleted, "converted": lead.converted,
+            "pulled_at": now, "first_seen_at": now,
+        }
+        if prev is None:
+            # When the status was set is unknown on first sight; the last modification is the
+            # latest it can have been, so time-based rules fire late rather than early.
+            row.update(status_changed_at=lead.modified_at, written_status=None, written_at=None,
+                       rep_edit_at=None, rep_edit_status=None, newsletters=[], error_code=None,
+                       error_message=None)
+            return row
+        row.update(status_changed_at=prev.status_changed_at, written_status=prev.written_status,
+                   written_at=prev.written_at, rep_edit_at=prev.rep_edit_at,
+                   rep_edit_status=prev.rep_edit_status, newsletters=prev.newsletters or [],
+                   error_code=prev.error_code, error_message=prev.error_message)
+        if status != prev.status:
+            row["status_changed_at"] = lead.modified_at
+            ours = status == prev.written_status or lead.modified_by_integration is True
+            if not ours:
+                row["rep_edit_at"] = lead.modified_at
+                row["rep_edit_status"] = status
+                row["error_code"] = row["error_message"] = None
+                log.info("lead %s: status changed to %r by a person; held for %s", lead.id,
+                         status, self.settings.hold_rep_edits_for)
+        return row
+
+    # ---- 2. plan -------------------------------------------------------------------------
+
+    def verdicts(self, book: Any, now: datetime) -> Iterator[tuple[Any, LeadVerdict]]:
+        return iter_verdicts(self.store, self.crm, book, self.settings, now)
+
+    def plan(self, report: CycleReport, book: Any, now: datetime, *,
+             approve_large_run: bool = False) -> None:
+        changing_leads = 0
+        batch: list[tuple[Any, LeadVerdict]] = []
+        for item in self.verdicts(book, now):
+            batch.append(item)
+            if len(batch) >= 1000:
+                changing_leads += self._record_plan(batch, report, book, now)
+                batch = []
+        if batch:
+            changing_leads += self._record_plan(batch, report, book, now)
+        live = self.store.count_live(self.crm)
+        share = changing_leads / live if live else 0.0
+        if (changing_leads >= self.breaker.min_changes
+                and share > self.breaker.max_change_share and not approve_large_run):
+            with self.store.begin() as conn:
+                self.store.promote_planned(conn, self.crm, report.run_id, "blocked", now)
+            report.outcome = "breaker"
+            report.message = (f"this run would change {changing_leads} of {live} leads "
+                              f"({share:.0%}), above breaker.max_change_share "
+                              f"{self.breaker.max_change_share:.0%}; nothing was written. Review "
+                              "it with `syncd plan`, then run `syncd sync --once "
+                              "--approve-large-run` or raise the limit")
+            if self.metrics is not None:
+                self.metrics.breaker_trips.labels(self.crm).inc()
+            return
+        with self.store.begin() as conn:
+            self.store.promote_planned(conn, self.crm, report.run_id, "pending", now)
+
+    def _record_plan(self, items: Sequence[tuple[Any, LeadVerdict]], report: CycleReport,
+                     book: Any, now: datetime) -> int:
+        """Reconcile verdicts with open outbox rows; returns leads with field changes."""
+        changing = 0
+        with self.store.begin() as conn:
+            open_rows: dict[str, list[Any]] = defaultdict(list)
+            for r in self.store.open_changes(conn, self.crm, [row.lead_id for row, _ in items]):
+                open_rows[r.lead_id].append(r)
+            new_rows, superseded, done = [], [], []
+            for row, verdict in items:
+                report.held += verdict.held is not None
+                report.blocked += verdict.blocked is not None
+                wanted = {(c.kind, c.field): c for c in verdict.changes}
+                for existing in open_rows.get(row.lead_id, ()):
+                    key = (existing.kind, existing.field)
+                    change = wanted.get(key)
+                    if change is not None and change.value == existing.value:
+                        del wanted[key]  # still wanted and already queued
+                    elif existing.kind == "field" and _current(row, existing.field) == \
+                            existing.value:
+                        done.append(existing)  # the CRM already shows it (written before a crash)
+                    else:
+                        superseded.append(existing.id)
+                if any(c.kind == "field" for c in verdict.changes):
+                    changing += 1
+                for change in wanted.values():
+                    new_rows.append({
+                        "crm": self.crm, "lead_id": row.lead_id, "kind": change.kind,
+                        "field": change.field, "value": change.value, "before": change.before,
+                        "rule_id": verdict.rule_id, "ruleset_version": book.version,
+                        "run_id": report.run_id, "state": "planned", "attempts": 0,
+                        "created_at": now, "updated_at": now})
+            self.store.set_change_state(conn, superseded, "superseded", now,
+                                        error_message="no longer wanted by the rules")
+            self.store.set_change_state(conn, [r.id for r in done], "done", now)
+            self.store.add_audit(conn, [self._audit(r, "already_in_place", now, report.run_id)
+                                        for r in done])
+            self.store.add_changes(conn, new_rows)
+        report.planned += len(new_rows)
+        return changing
+
+    # ---- 4. write ------------------------------------------------------------------------
+
+    def drain(self, report: CycleReport) -> None:
+        """Send every due pending change, in batches of the CRM's maximum."""
+        after = 0
+        while not self.stop.is_set():
+            now = self.clock()
+            rows = self.store.due_changes(self.crm, now, after_id=after)
+            if not rows:
+                return
+            after = rows[-1].id
+            updates: dict[str, list[Any]] = defaultdict(list)
+            members: dict[str, list[Any]] = defaultdict(list)
+            for r in rows:
+                (updates[r.lead_id] if r.kind == "field" else members[r.field]).append(r)
+            lead_ids = list(updates)
+            size = self.connector.max_batch_size
+            for start in range(0, len(lead_ids), size):
+                if self.stop.is_set():
+                    return
+                group = [updates[i] for i in lead_ids[start:start + size]]
+                changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in group]
+                results = self.connector.write_batch(changes)
+                self._record_results(group, results, report)
+            for newsletter, member_rows in members.items():
+                size = self.connector.max_membership_batch
+                for start in range(0, len(member_rows), size):
+                    if self.stop.is_set():
+                        return
+                    chunk = member_rows[start:start + size]
+                    results = self.connector.add_to_newsletter(
+                        newsletter, [r.lead_id for r in chunk])
+                    self._record_results([[r] for r in chunk], results, report)
+
+    def _record_results(self, groups: Sequence[Sequence[Any]], results: Sequence[RecordResult],
+                        report: CycleReport) -> None:
+        """Commit each record's outcome, its audit rows and the mirror, in one transaction."""
+        if len(results) != len(groups):
+            raise FatalError(f"{self.crm} returned {len(results)} results for {len(groups)} "
+                             "records; refusing to guess which succeeded", crm=self.crm)
+        now = self.clock()
+        with self.store.begin() as conn:
+            for group, result in zip(groups, results, strict=True):
+                if result.lead_id != group[0].lead_id:
+                    raise FatalError(f"{self.crm} answered for lead {result.lead_id} where "
+                                     f"{group[0].lead_id} was sent", crm=self.crm)
+                ids = [r.id for r in group]
+                attempts = group[0].attempts + 1
+                if result.outcome is Outcome.OK:
+                    self.store.set_change_state(conn, ids, "done", now, attempts=attempts)
+                    self.store.add_audit(conn, [self._audit(r, "applied", now, report.run_id)
+                                                for r in group])
+                    self._apply_to_mirror(conn, group, now)
+                    report.written += 1
+                elif result.outcome is Outcome.RETRY and attempts < self.outbox.max_attempts:
+                    delay = self.outbox.retry_base * (2 ** (attempts - 1))
+                    self.store.set_change_state(conn, ids, "pending", now, attempts=attempts,
+                                                next_attempt_at=now + delay,
+                                                error_code=result.error_code,
+                                                error_message=result.message)
+                    report.retrying += 1
+                else:
+                    self.store.set_change_state(conn, ids, "failed", now, attempts=attempts,
+                                                error_code=result.error_code,
+                                                error_message=result.message)
+                    self.store.add_audit(conn, [self._audit(r, "failed", now, report.run_id,
+                                                            result) for r in group])
+                    self.store.update_lead(conn, self.crm, group[0].lead_id,
+                                           error_code=result.error_code or "UNKNOWN",
+                                           error_message=result.message)
+                    report.failed += 1
+        if self.metrics is not None:
+            self.metrics.observe_results(self.crm, results)
+
+    def _apply_to_mirror(self, conn: Any, group: Sequence[Any], now: datetime) -> None:
+        lead = self.store.leads_by_id(conn, self.crm, [group[0].lead_id]).get(group[0].lead_id)
+        if lead is None:
+            return
+        values: dict[str, Any] = {"error_code": None, "error_message": None}
+        fields = dict(lead.fields)
+        newsletters = list(lead.newsletters or [])
+        for r in group:
+            if r.kind == "membership":
+                if r.field not in newsletters:
+                    newsletters.append(r.field)
+            elif r.field == "status":
+                values.update(status=r.value, written_status=r.value, written_at=now,
+                              status_changed_at=now)
+                fields["status"] = r.value
+            else:
+                fields[r.field] = r.value
+        values.update(fields=fields, newsletters=newsletters)
+        self.store.update_lead(conn, self.crm, lead.lead_id, **values)
+
+    def _audit(self, r: Any, outcome: str, now: datetime, run_id: str,
+               result: RecordResult | None = None) -> dict[str, Any]:
+        return {"crm": self.crm, "lead_id": r.lead_id,
+                "field": r.field if r.kind == "field" else f"newsletter:{r.field}",
+                "before": r.before, "after": r.value, "rule_id": r.rule_id,
+                "ruleset_version": r.ruleset_version, "run_id": run_id, "at": now,
+                "outcome": outcome, "error_code": result.error_code if result else None,
+                "message": result.message if result else None}
+
+
+def _current(row: Any, name: str) -> Any:
+    return row.status if name == "status" else row.fields.get(name)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
+
+
+def _api_calls(connector: Connector) -> int:
+    stats = getattr(connector, "stats", None)
+    if isinstance(stats, Mapping):
+        return int(stats.get("calls", 0))
+    return 0

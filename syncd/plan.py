@@ -1,0 +1,120 @@
+"""Read-only views for admins: the dry-run plan, one lead's explanation, the status page.
+
+None of these writes to a CRM; ``build_plan(pull=True)`` reads from the CRMs into the mirror.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import timedelta
+from typing import Any
+
+from syncd.pipeline import CycleReport, Planner, iter_verdicts, rule_lead
+from syncd.state import _utc
+
+__all__ = ["build_plan", "explain_lead", "status_report"]
+
+
+def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
+    """What the next cycle would change, per CRM and per rule, from the mirror as it is."""
+    now = app.clock()
+    book = app.rules.book
+    result: dict[str, Any] = {"now": now, "ruleset_version": book.version, "crms": {}}
+    for name, cs in app.settings.connectors().items():
+        if pull and name in app.pipelines:
+            app.pipelines[name].pull(CycleReport(name, "plan"), until=now)
+        rules: dict[str, Any] = defaultdict(lambda: {"leads": 0, "moves": Counter(),
+                                                     "newsletters": Counter(), "fields": Counter()})
+        part: dict[str, Any] = {"live_leads": app.store.count_live(name), "changing_leads": 0,
+                                "memberships": 0, "held": [], "blocked": [], "leads": []}
+        for row, verdict in iter_verdicts(app.store, name, book, cs, now):
+            if verdict.held:
+                part["held"].append({"lead_id": row.lead_id, "reason": verdict.held})
+            if verdict.blocked:
+                part["blocked"].append({"lead_id": row.lead_id, "reason": verdict.blocked})
+            if not verdict.changes:
+                continue
+            info = rules[verdict.rule_id or "(tagging)"]
+            info["leads"] += 1
+            after = row.status
+            for change in verdict.changes:
+                if change.kind == "membership":
+                    info["newsletters"][change.field] += 1
+                    part["memberships"] += 1
+                elif change.field == "status":
+                    info["moves"][f"{change.before} → {change.value}"] += 1
+                    after = change.value
+                else:
+                    info["fields"][change.field] += 1
+            if any(c.kind == "field" for c in verdict.changes):
+                part["changing_leads"] += 1
+            part["leads"].append({"lead_id": row.lead_id, "before": row.status, "after": after,
+                                  "rule_id": verdict.rule_id,
+                                  "changes": [(c.kind, c.field, c.value) for c in
+                                              verdict.changes]})
+        live = part["live_leads"]
+        share = part["changing_leads"] / live if live else 0.0
+        part["breaker"] = None
+        if (part["changing_leads"] >= app.settings.breaker.min_changes
+                and share > app.settings.breaker.max_change_share):
+            part["breaker"] = (f"{share:.0%} of leads > max_change_share "
+                               f"{app.settings.breaker.max_change_share:.0%}")
+        part["rules"] = {k: {"leads": v["leads"], "moves": dict(v["moves"]),
+                             "newsletters": dict(v["newsletters"]), "fields": dict(v["fields"])}
+                         for k, v in rules.items()}
+        result["crms"][name] = part
+    return result
+
+
+def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
+    """For each mirrored lead matching ``ref`` (id or email): every rule and what decided it."""
+    now = app.clock()
+    book = app.rules.book
+    found = []
+    for row in app.store.find_leads(ref):
+        cs = app.settings.connectors().get(row.crm)
+        if cs is None:
+            continue
+        planner = Planner(crm=row.crm, book=book, settings=cs)
+        lead = rule_lead(row, row.crm, planner.to_rule_status)
+        traces = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
+                   "matched": t.matched, "decided_by": t.decided_by}
+                  for t in book.explain(lead, now)]
+        if row.deleted:
+            verdict = "deleted in the CRM: never written"
+        elif row.converted:
+            verdict = "converted: never written"
+        else:
+            v = planner.verdict(row, now)
+            parts = [f"{c.field} → {c.value}" if c.kind == "field" else f"join {c.field}"
+                     for c in v.changes]
+            verdict = (", ".join(parts) + f" (rule {v.rule_id})") if parts else "no change"
+            if v.held:
+                verdict = f"held: {v.held}"
+            elif v.blocked:
+                verdict += f"; guard: {v.blocked}"
+        found.append({"crm": row.crm, "lead_id": row.lead_id, "status": row.status,
+                      "enrichment": row.enrichment, "reasons": row.reasons, "traces": traces,
+                      "verdict": verdict})
+    return found
+
+
+def status_report(app: Any) -> dict[str, Any]:
+    now = app.clock()
+    report: dict[str, Any] = {"rules_error": app.store.get_meta("rules_error"), "crms": {}}
+    for name, cs in app.settings.connectors().items():
+        held = []
+        for row in app.store.held_leads(name, now - cs.hold_rep_edits_for):
+            edited = _utc(row.rep_edit_at)
+            held.append({"lead_id": row.lead_id,
+                         "reason": f"status set to '{row.rep_edit_status}' by a person at "
+                                   f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
+                                   f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
+        report["crms"][name] = {
+            "pending": app.store.pending_count(name),
+            "failed": [{"lead_id": r.lead_id, "error_code": r.error_code,
+                        "error_message": r.error_message} for r in app.store.failed_leads(name)],
+            "held": held,
+            "runs": [dict(r._mapping) for r in app.store.last_runs(5, crm=name)],
+        }
+    return report

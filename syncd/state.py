@@ -1,0 +1,400 @@
+"""The state store: syncd's own tables, in SQLite by default or any SQLAlchemy database.
+
+Tables (one row each):
+
+* ``lead``      the mirror: one CRM lead as last pulled, its enrichment, and syncd's memory of it
+                (what syncd last wrote, when a person last changed its status, its last error).
+* ``cursor``    per connector and object, the keyset position of the last pulled page.
+* ``outbox``    one planned change (a field value or a newsletter membership). Committed before
+                any API call; it leaves ``pending`` only when the CRM confirmed it or it failed
+                permanently. The durable hand-off between planning and writing.
+* ``audit``     one row per change applied or failed, with the rule and rule-set version.
+* ``run``       one row per cycle per connector, with its counts and how it ended.
+* ``meta``      small key/value facts (last rules error, enrichment settings version).
+
+Hot paths (a page upsert, the outbox drain) use set-based SQLAlchemy Core statements, not one ORM
+object per lead, so a million-lead mirror pulls and evaluates in flat memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, and_, event, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Field, SQLModel, create_engine
+
+__all__ = ["AuditRow", "CursorRow", "LeadRow", "MetaRow", "OutboxRow", "RunRow", "StateStore"]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite forgets time zones; everything syncd stores is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class LeadRow(SQLModel, table=True):
+    __tablename__ = "lead"
+    crm: str = Field(primary_key=True, max_length=16)
+    lead_id: str = Field(primary_key=True, max_length=64)
+    modified_at: datetime
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enrichment: dict[str, Any] = Field(default_factory=dict,
+                                       sa_column=Column(JSON, nullable=False))
+    reasons: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str | None = None  # the CRM's stored value
+    status_changed_at: datetime | None = None
+    deleted: bool = False
+    converted: bool = False
+    written_status: str | None = None  # last value syncd wrote and the CRM confirmed
+    written_at: datetime | None = None
+    rep_edit_at: datetime | None = None  # a person (not syncd) last changed the status then
+    rep_edit_status: str | None = None
+    newsletters: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error_code: str | None = None  # last permanent write failure, shown by `syncd status`
+    error_message: str | None = None
+    first_seen_at: datetime
+    pulled_at: datetime
+
+
+class CursorRow(SQLModel, table=True):
+    __tablename__ = "cursor"
+    crm: str = Field(primary_key=True, max_length=16)
+    object: str = Field(primary_key=True, max_length=32)
+    modified_at: datetime
+    record_id: str
+    updated_at: datetime
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_crm_state", "crm", "state", "next_attempt_at"),
+                      Index("ix_outbox_lead", "crm", "lead_id"))
+    id: int | None = Field(default=None, primary_key=True)
+    crm: str = Field(max_length=16)
+    lead_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # "field" | "membership"
+    field: str  # canonical field name, or the newsletter name for a membership
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    before: Any = Field(default=None, sa_column=Column(JSON))
+    rule_id: str | None = None
+    ruleset_version: str | None = None
+    run_id: str
+    # planned -> pending -> done | failed ; planned/pending -> superseded | blocked
+    state: str = Field(default="planned", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuditRow(SQLModel, table=True):
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_lead", "crm", "lead_id"), Index("ix_audit_run", "run_id"))
+    id: int | None = Field(default=None, primary_key=True)
+    crm: str
+    lead_id: str
+    field: str
+    before: Any = Field(default=None, sa_column=Column(JSON))
+    after: Any = Field(default=None, sa_column=Column(JSON))
+    rule_id: str | None = None
+    ruleset_version: str | None = None
+    run_id: str
+    at: datetime
+    outcome: str  # applied | failed | retrying | already_in_place
+    error_code: str | None = None
+    message: str | None = None
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "run"
+    run_id: str = Field(primary_key=True)
+    crm: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = "running"  # running | ok | failed | breaker | budget | stopped
+    ruleset_version: str | None = None
+    pulled: int = 0
+    deleted: int = 0
+    planned: int = 0
+    written: int = 0
+    failed: int = 0
+    retrying: int = 0
+    held: int = 0
+    blocked: int = 0
+    api_calls: int = 0
+    message: str | None = None
+
+
+class MetaRow(SQLModel, table=True):
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+_UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variable limit)
+
+
+class StateStore:
+    """All access to syncd's tables goes through here."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        if engine is None:
+            kwargs: dict[str, Any] = {}
+            if url.startswith("sqlite"):
+                kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            engine = create_engine(url, **kwargs)
+            if url.startswith("sqlite"):
+                event.listen(engine, "connect", _sqlite_pragmas)
+        self.engine = engine
+        SQLModel.metadata.create_all(engine)
+        self._dialect = engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction: all of it commits, or none of it."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ---- cursors -----------------------------------------------------------------------
+
+    def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CursorRow.modified_at, CursorRow.record_id).where(
+                CursorRow.crm == crm, CursorRow.object == obj)).first()
+        return (_utc(row[0]), row[1]) if row else None
+
+    def save_cursor(self, conn: Connection, crm: str, modified_at: datetime, record_id: str,
+                    now: datetime, obj: str = "lead") -> None:
+        values = {"crm": crm, "object": obj, "modified_at": modified_at,
+                  "record_id": record_id, "updated_at": now}
+        conn.execute(self._upsert(CursorRow, [values], ["crm", "object"]))
+
+    # ---- mirror ------------------------------------------------------------------------
+
+    def leads_by_id(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, Any]:
+        """The mirror rows (as Row objects) of ``ids`` that exist."""
+        out = {}
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start:start + _UPSERT_CHUNK]
+            for row in conn.execute(select(LeadRow.__table__).where(
+                    LeadRow.crm == crm, LeadRow.lead_id.in_(chunk))):
+                out[row.lead_id] = row
+        return out
+
+    def upsert_leads(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), _UPSERT_CHUNK):
+            chunk = rows[start:start + _UPSERT_CHUNK]
+            keep = [c for c in chunk[0] if c not in ("crm", "lead_id", "first_seen_at")]
+            conn.execute(self._upsert(LeadRow, chunk, ["crm", "lead_id"], update_cols=keep))
+
+    def update_lead(self, conn: Connection, crm: str, lead_id: str, **values: Any) -> None:
+        conn.execute(update(LeadRow).where(LeadRow.crm == crm, LeadRow.lead_id == lead_id)
+                     .values(**values))
+
+    def iter_live_leads(self, crm: str, *, chunk: int = 2000) -> Iterator[list[Any]]:
+        """Every mirrored lead not deleted, in chunks, by keyset (flat memory, no OFFSET)."""
+        last = ""
+        table = LeadRow.__table__
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(table).where(
+                    table.c.crm == crm, table.c.deleted.is_(False), table.c.lead_id > last)
+                    .order_by(table.c.lead_id).limit(chunk)).all()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].lead_id
+
+    def lead(self, crm: str, lead_id: str) -> Any | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(LeadRow.__table__).where(
+                LeadRow.crm == crm, LeadRow.lead_id == lead_id)).first()
+
+    def find_leads(self, ref: str) -> list[Any]:
+        """Leads whose id is ``ref`` or whose email is ``ref`` (case-insensitive), any CRM."""
+        table = LeadRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table).where(table.c.lead_id == ref)).all()
+            if rows:
+                return list(rows)
+            # JSON field lookups differ per dialect; emails are few per lookup, scan is fine
+            # only for small mirrors, so use the JSON operator where the dialect has one.
+            email = table.c.fields["email"].as_string()
+            return list(conn.execute(select(table).where(func.lower(email) == ref.lower())).all())
+
+    def count_live(self, crm: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(LeadRow).where(
+                LeadRow.crm == crm, LeadRow.deleted.is_(False))).scalar_one()
+
+    def held_leads(self, crm: str, since: datetime) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(LeadRow.__table__).where(
+                LeadRow.crm == crm, LeadRow.rep_edit_at >= since,
+                LeadRow.deleted.is_(False))).all())
+
+    def failed_leads(self, crm: str) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(LeadRow.__table__).where(
+                LeadRow.crm == crm, LeadRow.error_code.is_not(None),
+                LeadRow.deleted.is_(False))).all())
+
+    # ---- outbox ------------------------------------------------------------------------
+
+    def open_changes(self, conn: Connection, crm: str, ids: Sequence[str]) -> list[Any]:
+        """Planned or pending outbox rows of these leads."""
+        out = []
+        table = OutboxRow.__table__
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start:start + _UPSERT_CHUNK]
+            out.extend(conn.execute(select(table).where(
+                table.c.crm == crm, table.c.lead_id.in_(chunk),
+                table.c.state.in_(("planned", "pending")))).all())
+        return out
+
+    def add_changes(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(OutboxRow.__table__.insert(), _same_keys(rows))
+
+    def set_change_state(self, conn: Connection, ids: Iterable[int], state: str, now: datetime,
+                         **values: Any) -> None:
+        ids = list(ids)
+        table = OutboxRow.__table__
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            conn.execute(update(table).where(table.c.id.in_(ids[start:start + _UPSERT_CHUNK]))
+                         .values(state=state, updated_at=now, **values))
+
+    def promote_planned(self, conn: Connection, crm: str, run_id: str, state: str,
+                        now: datetime) -> int:
+        """Planned rows of a run become ``pending`` (approved) or ``blocked`` (breaker)."""
+        table = OutboxRow.__table__
+        result = conn.execute(update(table).where(
+            table.c.crm == crm, table.c.run_id == run_id, table.c.state == "planned")
+            .values(state=state, updated_at=now))
+        return result.rowcount or 0
+
+    def discard_stale_plans(self, crm: str, now: datetime) -> int:
+        """Planned rows of a run that died before approving them will never be sent."""
+        table = OutboxRow.__table__
+        with self.begin() as conn:
+            return conn.execute(update(table).where(table.c.crm == crm,
+                                                    table.c.state == "planned")
+                                .values(state="superseded", updated_at=now,
+                                        error_message="plan of an interrupted run")).rowcount or 0
+
+    def planned_lead_count(self, crm: str, run_id: str) -> int:
+        table = OutboxRow.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count(func.distinct(table.c.lead_id))).where(
+                table.c.crm == crm, table.c.run_id == run_id, table.c.state == "planned",
+                table.c.kind == "field")).scalar_one()
+
+    def due_changes(self, crm: str, now: datetime, *, after_id: int = 0,
+                    limit: int = 2000) -> list[Any]:
+        table = OutboxRow.__table__
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table).where(
+                table.c.crm == crm, table.c.state == "pending", table.c.id > after_id,
+                or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now))
+                .order_by(table.c.id).limit(limit)).all())
+
+    def pending_count(self, crm: str) -> int:
+        table = OutboxRow.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).where(
+                table.c.crm == crm, table.c.state == "pending")).scalar_one()
+
+    def changes_of_run(self, crm: str, run_id: str, states: Sequence[str]) -> list[Any]:
+        table = OutboxRow.__table__
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table).where(
+                table.c.crm == crm, table.c.run_id == run_id, table.c.state.in_(states))
+                .order_by(table.c.id)).all())
+
+    # ---- audit and runs ----------------------------------------------------------------
+
+    def add_audit(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(AuditRow.__table__.insert(), _same_keys(rows))
+
+    def audit_of_lead(self, lead_id: str, crm: str | None = None) -> list[Any]:
+        table = AuditRow.__table__
+        cond = [table.c.lead_id == lead_id] + ([table.c.crm == crm] if crm else [])
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table).where(and_(*cond)).order_by(table.c.id)).all())
+
+    def audit_of_run(self, run_id: str) -> list[Any]:
+        table = AuditRow.__table__
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table).where(table.c.run_id == run_id)
+                                     .order_by(table.c.id)).all())
+
+    def start_run(self, run: RunRow) -> None:
+        with self.begin() as conn:
+            conn.execute(RunRow.__table__.insert(), [run.model_dump()])
+
+    def finish_run(self, run: RunRow) -> None:
+        with self.begin() as conn:
+            conn.execute(update(RunRow).where(RunRow.run_id == run.run_id)
+                         .values(**run.model_dump(exclude={"run_id"})))
+
+    def last_runs(self, limit: int = 10, crm: str | None = None) -> list[Any]:
+        table = RunRow.__table__
+        stmt = select(table).order_by(table.c.started_at.desc()).limit(limit)
+        if crm:
+            stmt = stmt.where(table.c.crm == crm)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).all())
+
+    # ---- meta ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
+        return None if value is None else json.loads(value)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.begin() as conn:
+            conn.execute(self._upsert(MetaRow, [{"key": key, "value": json.dumps(value)}],
+                                      ["key"]))
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _upsert(self, model: type[SQLModel], rows: Sequence[dict[str, Any]],
+                keys: Sequence[str], update_cols: Sequence[str] | None = None) -> Any:
+        table = model.__table__  # type: ignore[attr-defined]
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(table).values(list(rows))
+        cols = update_cols if update_cols is not None else [c for c in rows[0] if c not in keys]
+        return stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={c: stmt.excluded[c] for c in cols})
+
+
+def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An executemany compiles its statement from the first row's keys and silently drops keys
+    that only later rows have; give every row the same keys."""
+    keys = {k for row in rows for k in row}
+    return [{k: row.get(k) for k in keys} for row in rows]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets `syncd status` read while the daemon writes; NORMAL sync is durable at each
+    # commit under WAL against process crashes (the failure syncd must survive).
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

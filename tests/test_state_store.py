@@ -1,0 +1,90 @@
+"""The state store behaves the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from syncd.state import StateStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _lead(lead_id: str, **over: object) -> dict:
+    row = {"crm": "salesforce", "lead_id": lead_id, "modified_at": T0, "fields": {"email": f"{lead_id}@x.io"},
+           "enrichment": {}, "reasons": {}, "status": "Open", "status_changed_at": T0,
+           "deleted": False, "converted": False, "written_status": None, "written_at": None,
+           "rep_edit_at": None, "rep_edit_status": None, "newsletters": [], "error_code": None,
+           "error_message": None, "first_seen_at": T0, "pulled_at": T0}
+    row.update(over)
+    return row
+
+
+def test_cursor_round_trips_with_timezone(store_url: str) -> None:
+    store = StateStore(store_url)
+    assert store.cursor("salesforce") is None
+    with store.begin() as conn:
+        store.save_cursor(conn, "salesforce", T0, "00Q1", T0)
+    with store.begin() as conn:
+        store.save_cursor(conn, "salesforce", T0 + timedelta(seconds=1), "00Q2", T0)
+    assert store.cursor("salesforce") == (T0 + timedelta(seconds=1), "00Q2")
+    store.close()
+
+
+def test_upsert_keeps_first_seen_and_replaces_the_rest(store_url: str) -> None:
+    store = StateStore(store_url)
+    with store.begin() as conn:
+        store.upsert_leads(conn, [_lead("a"), _lead("b")])
+    later = T0 + timedelta(hours=1)
+    with store.begin() as conn:
+        store.upsert_leads(conn, [_lead("a", status="Nurture", first_seen_at=later, pulled_at=later)])
+    row = store.lead("salesforce", "a")
+    assert row.status == "Nurture"
+    assert row.first_seen_at.replace(tzinfo=UTC) == T0
+    assert store.count_live("salesforce") == 2
+    store.close()
+
+
+def test_failed_transaction_leaves_nothing_half_written(store_url: str) -> None:
+    store = StateStore(store_url)
+    with pytest.raises(RuntimeError):
+        with store.begin() as conn:
+            store.upsert_leads(conn, [_lead("a")])
+            store.save_cursor(conn, "salesforce", T0, "a", T0)
+            raise RuntimeError("crash between page and checkpoint")
+    assert store.lead("salesforce", "a") is None
+    assert store.cursor("salesforce") is None
+    store.close()
+
+
+def test_live_leads_stream_in_chunks_without_deleted(store_url: str) -> None:
+    store = StateStore(store_url)
+    with store.begin() as conn:
+        store.upsert_leads(conn, [_lead(f"L{i:04d}", deleted=(i % 10 == 0)) for i in range(1000)])
+    chunks = list(store.iter_live_leads("salesforce", chunk=128))
+    ids = [r.lead_id for c in chunks for r in c]
+    assert len(ids) == 900 and len(set(ids)) == 900
+    assert max(len(c) for c in chunks) == 128
+    store.close()
+
+
+def test_outbox_due_changes_respect_backoff(store_url: str) -> None:
+    store = StateStore(store_url)
+    base = {"crm": "hubspot", "kind": "field", "field": "status", "value": "NURTURE",
+            "before": "NEW", "rule_id": "r", "ruleset_version": "v", "run_id": "run1",
+            "state": "pending", "attempts": 0, "created_at": T0, "updated_at": T0}
+    with store.begin() as conn:
+        store.add_changes(conn, [{**base, "lead_id": "1"},
+                                 {**base, "lead_id": "2", "next_attempt_at": T0 + timedelta(minutes=5)}])
+    assert [r.lead_id for r in store.due_changes("hubspot", T0)] == ["1"]
+    assert [r.lead_id for r in store.due_changes("hubspot", T0 + timedelta(minutes=6))] == ["1", "2"]
+    store.close()
+
+
+def test_find_leads_by_email_is_case_insensitive(store_url: str) -> None:
+    store = StateStore(store_url)
+    with store.begin() as conn:
+        store.upsert_leads(conn, [_lead("a", fields={"email": "Ada@Example.com"})])
+    assert [r.lead_id for r in store.find_leads("ada@example.com")] == ["a"]
+    store.close()
