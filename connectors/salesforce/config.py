@@ -1,0 +1,125 @@
+"""Settings of one Salesforce connection (pydantic v2; unknown keys are errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["AuthSettings", "ClientCredentialsAuth", "DEFAULT_FIELDS", "JwtBearerAuth",
+           "RetrySettings", "SalesforceConfig", "SessionAuth"]
+
+_MODEL = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+#: Canonical lead field name -> Salesforce Lead API name.
+DEFAULT_FIELDS: dict[str, str] = {
+    "status": "Status", "email": "Email", "first_name": "FirstName", "last_name": "LastName",
+    "title": "Title", "company": "Company", "industry": "Industry", "country": "Country",
+    "employees": "NumberOfEmployees", "annual_revenue": "AnnualRevenue",
+    "lead_source": "LeadSource", "created_at": "CreatedDate",
+    "last_activity_at": "LastActivityDate", "owner": "OwnerId", "budget": "Budget__c",
+    "authority": "Authority__c", "need": "Need__c", "timeline": "Timeline__c",
+}
+
+
+class ClientCredentialsAuth(BaseModel):
+    """OAuth 2.0 client credentials against the org's My Domain (facts A1, recommended)."""
+
+    model_config = _MODEL
+    type: Literal["client_credentials"] = "client_credentials"
+    """Selects this auth mode."""
+    client_id: str
+    """Consumer key of the connected app (with a "run as" integration user)."""
+    client_secret: SecretStr
+    """Consumer secret of the connected app."""
+
+
+class JwtBearerAuth(BaseModel):
+    """OAuth 2.0 JWT bearer: an RS256 assertion signed with the connected app's key (facts A1)."""
+
+    model_config = _MODEL
+    type: Literal["jwt_bearer"] = "jwt_bearer"
+    """Selects this auth mode."""
+    client_id: str
+    """Consumer key of the connected app (the JWT ``iss``)."""
+    username: str
+    """Salesforce username of the integration user (the JWT ``sub``)."""
+    private_key: SecretStr
+    """PEM private key whose certificate is uploaded to the connected app."""
+    audience: str = "https://login.salesforce.com"
+    """JWT ``aud``: login.salesforce.com, test.salesforce.com or the My Domain URL."""
+
+
+class SessionAuth(BaseModel):
+    """A ready-made session id (e.g. from a dev tool); cannot be renewed by syncd."""
+
+    model_config = _MODEL
+    type: Literal["session"] = "session"
+    """Selects this auth mode."""
+    session_id: SecretStr
+    """The access token / session id, sent as ``Authorization: Bearer``."""
+
+
+AuthSettings = Annotated[ClientCredentialsAuth | JwtBearerAuth | SessionAuth,
+                         Field(discriminator="type")]
+
+
+class RetrySettings(BaseModel):
+    """One retry layer for transient failures (5xx, 420, resets, timeouts)."""
+
+    model_config = _MODEL
+    attempts: int = Field(5, ge=1)
+    """Total attempts per call, the first included; then ``RetriableError`` is raised."""
+    initial_backoff_seconds: float = Field(1.0, ge=0)
+    """Wait before the second attempt; doubles per attempt (exponential backoff)."""
+    max_backoff_seconds: float = Field(60.0, ge=0)
+    """Upper bound of one wait."""
+    jitter_seconds: float = Field(1.0, ge=0)
+    """Random extra wait in [0, jitter) so parallel daemons do not retry in lockstep."""
+
+
+class SalesforceConfig(BaseModel):
+    """Everything the Salesforce connector needs; secrets are ``SecretStr``."""
+
+    model_config = _MODEL
+    instance_url: str
+    """The org's REST base, e.g. ``https://acme.my.salesforce.com``."""
+    token_url: str
+    """The org's My Domain token URL, e.g. ``https://acme.my.salesforce.com/services/oauth2/token``
+    (client credentials do not work on login.salesforce.com, facts A1)."""
+    api_version: str = Field("59.0", pattern=r"^\d+\.\d$")
+    """REST API version, without the leading ``v`` (facts B1)."""
+    auth: AuthSettings
+    """How syncd authenticates: ``client_credentials``, ``jwt_bearer`` or ``session``."""
+    ca_bundle: Path | None = None
+    """CA bundle (PEM) that verifies the server; None uses the system store."""
+    timeout_seconds: float = Field(30, gt=0)
+    """Timeout of every HTTP call (connect and read)."""
+    page_size: int = Field(2000, ge=200, le=2000)
+    """Query batch size sent as ``Sforce-Query-Options: batchSize`` (200..2000, facts A2)."""
+    overlap_seconds: int = Field(300, ge=0)
+    """Re-read this far before the cursor, for rows committed late with an earlier
+    SystemModstamp (facts A3.2). 0 resumes exactly after the cursor."""
+    lag_seconds: int = Field(5, ge=0)
+    """Never read changes newer than now minus this, so in-flight transactions settle first."""
+    fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_FIELDS))
+    """Canonical lead field name -> Lead API field name."""
+    newsletters: dict[str, str] = Field(default_factory=dict)
+    """Newsletter name (as the rules say it) -> Campaign Id."""
+    campaign_member_status: str | None = None
+    """CampaignMember Status for added leads; None uses the campaign's default."""
+    auto_assign: bool = False
+    """Run lead assignment rules on update (``Sforce-Auto-Assign``); off so syncd never
+    reassigns owners."""
+    duplicate_rule_allow_save: bool | None = None
+    """``Sforce-Duplicate-Rule-Header: allowSave=...``; None sends no header (org default)."""
+    max_daily_api_share: float = Field(0.8, gt=0, le=1)
+    """Stop this connector's work when used/limit of the daily API calls reaches this share."""
+    budget_pause_seconds: int = Field(3600, ge=60)
+    """How long to pause after the daily budget is spent (the window is a rolling 24 h)."""
+    delete_log_days: int = Field(15, ge=1)
+    """Days deleted leads stay visible to queryAll (recycle bin, facts A4); a cursor older than
+    this triggers a full reconcile."""
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    """Retry and backoff for transient failures."""

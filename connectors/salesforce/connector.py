@@ -1,0 +1,516 @@
+"""The Salesforce connector: pulls leads through one ``queryAll`` stream, writes through
+sObject Collections, all through the real simple-salesforce client.
+
+Auth is done here, not by simple-salesforce: the connector grants a token at the configured
+token URL and builds ``Salesforce(instance_url=..., session_id=...)`` ("direct" mode, facts B1).
+In that mode simple-salesforce never refreshes a session (facts B5), so a 401
+``INVALID_SESSION_ID`` is handled here: grant again, retry once, and a second 401 is an
+:class:`~connectors.errors.AuthError`. Transient failures (5xx, 420, resets, timeouts) get one
+retry layer (tenacity, exponential backoff with jitter); there is no urllib3 ``Retry`` on the
+session.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from simple_salesforce.format import format_soql
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from connectors.base import (
+    Connector,
+    Cursor,
+    LeadChange,
+    Page,
+    Preflight,
+    RecordResult,
+    RemoteLead,
+)
+from connectors.errors import (
+    AuthError,
+    BudgetExhausted,
+    ConfigurationError,
+    ConnectorError,
+    FatalError,
+    RetriableError,
+)
+
+from .auth import Authenticator, Token, authenticator_for
+from .config import SalesforceConfig
+from .results import classify_save_result
+from .soql import format_wire_datetime, lead_stream_query, parse_date, parse_datetime
+
+__all__ = ["SalesforceConnector"]
+
+log = logging.getLogger("connectors.salesforce")
+
+T = TypeVar("T")
+CRM = "salesforce"
+
+#: sObject Collections take at most 200 records per call (facts A5).
+COLLECTION_LIMIT = 200
+
+#: Types of standard Lead fields whose JSON values need parsing; describe() refines this.
+_STANDARD_TYPES = {"CreatedDate": "datetime", "LastModifiedDate": "datetime",
+                   "SystemModstamp": "datetime", "LastActivityDate": "date",
+                   "ConvertedDate": "date"}
+
+#: HTTP statuses worth retrying: server errors, maintenance (503 with an HTML body) and 420
+#: edge routing (facts A10).
+_TRANSIENT_STATUSES = frozenset({420, 500, 502, 503, 504})
+
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Transient(Exception):
+    """Internal: a failure the retry layer should retry."""
+
+    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.code = code
+
+
+def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
+    """(errorCode, message) from Salesforce's ``[{message, errorCode}]`` body, if it is one."""
+    content = exc.content
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        return (str(content[0].get("errorCode") or "") or None,
+                str(content[0].get("message") or "")[:300])
+    return None, ""
+
+
+class SalesforceConnector(Connector):
+    """One Salesforce org, read and written through simple-salesforce over HTTPS.
+
+    Args:
+        config: connection settings.
+        clock: returns the current tz-aware UTC time (injected for tests).
+        sleep: how retry waits sleep (injected for tests).
+    """
+
+    name = "salesforce"
+    max_batch_size = COLLECTION_LIMIT
+    max_membership_batch = COLLECTION_LIMIT
+
+    def __init__(self, config: SalesforceConfig, *, clock: Callable[[], datetime] = _utc_now,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._http = requests.Session()
+        # simple-salesforce never passes verify= per request, and REQUESTS_CA_BUNDLE / proxy
+        # variables would override the session otherwise (facts B2).
+        self._http.trust_env = False
+        self._http.verify = str(config.ca_bundle) if config.ca_bundle else True
+        self._http.hooks["response"].append(self._observe_response)
+        self._auth: Authenticator = authenticator_for(config.auth, config.token_url, clock)
+        self._token: Token | None = None
+        self._sf: Salesforce | None = None
+        self._usage: tuple[int, int] | None = None
+        self._field_types: dict[str, str] = dict(_STANDARD_TYPES)
+        self.stats: Counter[str] = Counter()
+        """Counters for metrics: ``calls``, ``retries``, ``reauths``, ``budget_stops``,
+        ``error.<CODE>`` (whole requests) and ``record_error.<CODE>`` (per record)."""
+        self.last_pull_was_full_reconcile = False
+        """True when the latest :meth:`iter_pages` read every lead from the beginning."""
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def api_usage(self) -> tuple[int, int] | None:
+        """(used, limit) of the org's daily API calls from the last ``Sforce-Limit-Info``."""
+        return self._usage
+
+    @property
+    def integration_user_id(self) -> str | None:
+        """The user the token maps to (from the token response's identity URL)."""
+        return self._token.user_id if self._token else None
+
+    def check(self, *, statuses: set[str], fields: set[str], newsletters: set[str]) -> Preflight:
+        """Read LeadStatus, describe Lead and look up campaigns; list every problem.
+
+        Only GET calls are made: nothing is written.
+        """
+        problems: list[str] = []
+        rows = self._query_records(
+            "SELECT ApiName, MasterLabel, IsConverted, IsDefault, SortOrder FROM LeadStatus "
+            "ORDER BY SortOrder", "query of LeadStatus")
+        available = {str(r["ApiName"]) for r in rows}
+        converted = {str(r["ApiName"]) for r in rows if r.get("IsConverted")}
+        for status in sorted(statuses - available):
+            problems.append(
+                f"Lead status {status!r} used by the rules does not exist in this Salesforce "
+                f"org (it has: {', '.join(sorted(available))}); add it under Setup > Lead "
+                "Status or change the rules")
+        for status in sorted(statuses & converted):
+            problems.append(
+                f"Lead status {status!r} is a converted status: Salesforce sets it only by lead "
+                "conversion, so syncd cannot write it; change the rules")
+
+        describe = self._call("describe of Lead", lambda sf: sf.restful(
+            "sobjects/Lead/describe", timeout=self._config.timeout_seconds))
+        by_name = {str(f["name"]): f for f in (describe or {}).get("fields", [])}
+        self._field_types.update({n: str(f.get("type")) for n, f in by_name.items()})
+        mapping = self._config.fields
+        for canonical, api in sorted(mapping.items()):
+            if api not in by_name:
+                problems.append(
+                    f"Lead has no field {api!r} (mapped from {canonical!r} in "
+                    "salesforce.fields); fix the mapping or create the field, or every pull "
+                    "fails with INVALID_FIELD")
+        writable = {c for c, api in mapping.items() if by_name.get(api, {}).get("updateable")}
+        for canonical in sorted(fields):
+            api = mapping.get(canonical)
+            if api is None:
+                problems.append(f"field {canonical!r} written by the rules has no Salesforce "
+                                "mapping; add it to salesforce.fields")
+            elif api in by_name and canonical not in writable:
+                problems.append(
+                    f"Lead.{api} ({canonical!r}) is not updateable by the integration user; "
+                    "grant edit access to it (field-level security) or stop writing it in the "
+                    "rules")
+
+        campaign_ids: dict[str, str] = {}
+        for name in sorted(newsletters):
+            cid = self._config.newsletters.get(name)
+            if cid is None:
+                problems.append(f"newsletter {name!r} used by the rules has no Campaign Id; add "
+                                "it to salesforce.newsletters")
+            else:
+                campaign_ids[name] = cid
+        if campaign_ids:
+            found = self._query_records(format_soql(
+                "SELECT Id, Name, IsActive FROM Campaign WHERE Id IN {ids}",
+                ids=sorted(set(campaign_ids.values()))), "query of Campaign")
+            present = {str(r["Id"])[:15] for r in found}
+            for name, cid in sorted(campaign_ids.items()):
+                if cid[:15] not in present:
+                    problems.append(f"Campaign {cid} (newsletter {name!r}) does not exist or is "
+                                    "not visible to the integration user; fix "
+                                    "salesforce.newsletters")
+        return Preflight(statuses=available, writable_fields=writable, problems=problems)
+
+    def reconcile_required(self, since: Cursor | None) -> bool:
+        """Whether a pull from ``since`` must be a full reconcile.
+
+        queryAll shows deleted leads only while they sit in the recycle bin (``delete_log_days``,
+        facts A4). A cursor older than that may have missed purged deletions, so
+        :meth:`iter_pages` then reads every lead from the beginning instead (live ones, plus
+        deleted ones still in the bin, flagged ``deleted``). The daemon, after consuming that
+        whole stream, marks every Salesforce lead of its mirror that was *not* yielded as
+        deleted. ``last_pull_was_full_reconcile`` tells afterwards which kind of pull ran.
+        """
+        if since is None:
+            return False
+        return self._clock() - since.modified_at > timedelta(days=self._config.delete_log_days)
+
+    def iter_pages(self, since: Cursor | None, *, until: datetime) -> Iterator[Page]:
+        """Yield leads changed after ``since`` up to ``until`` in (SystemModstamp, Id) order.
+
+        One ``queryAll`` stream (deletes and merges arrive in it, flagged ``deleted``), paged
+        lazily through ``nextRecordsUrl``. The read starts ``overlap_seconds`` before the cursor
+        (late commits, facts A3.2) and ends at ``min(until, now - lag_seconds)``. A page's
+        cursor never moves behind ``since``. Empty pulls yield no page. See
+        :meth:`reconcile_required` for cursors older than the recycle bin.
+
+        Raises:
+            RetriableError, AuthError, BudgetExhausted, ConfigurationError: the request failed.
+        """
+        cfg = self._config
+        upper = min(until, self._clock() - timedelta(seconds=cfg.lag_seconds))
+        full = self.reconcile_required(since)
+        self.last_pull_was_full_reconcile = full
+        if full:
+            log.warning("Salesforce cursor %s is older than salesforce.delete_log_days=%d; "
+                        "running a full reconcile", since.modified_at.isoformat()  # type: ignore[union-attr]
+                        , cfg.delete_log_days)
+            since = None
+        start = None
+        if since is not None and cfg.overlap_seconds > 0:
+            start = since.modified_at - timedelta(seconds=cfg.overlap_seconds)
+        soql = lead_stream_query(cfg.fields.values(), since=None if start else since,
+                                 start=start, until=upper)
+        kwargs = {"headers": {"Sforce-Query-Options": f"batchSize={cfg.page_size}"},
+                  "timeout": cfg.timeout_seconds}
+        result = self._call("query of Lead", lambda sf: sf.query(
+            soql, include_deleted=True, **kwargs))
+        while True:
+            leads = [self._to_remote(r) for r in result.get("records", [])]
+            if leads:
+                cursor = leads[-1].cursor
+                if since is not None and cursor < since:
+                    cursor = since
+                yield Page(leads, cursor)
+            next_url = result.get("nextRecordsUrl")
+            if result.get("done", True) or not next_url:
+                return
+            result = self._call("query of Lead (next page)", lambda sf: sf.query_more(
+                next_url, identifier_is_url=True, include_deleted=True, **kwargs))
+
+    def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
+        """PATCH up to 200 leads through sObject Collections, ``allOrNone: false`` (facts A5).
+
+        Each SaveResult maps to a :class:`RecordResult` in input order (see
+        :func:`~connectors.salesforce.results.classify_save_result`).
+
+        Raises:
+            ValueError: more than ``max_batch_size`` changes (a bug in the caller).
+            ConfigurationError: a field without a Salesforce mapping.
+            RetriableError, AuthError, BudgetExhausted: the whole request failed.
+        """
+        if not changes:
+            return []
+        if len(changes) > COLLECTION_LIMIT:
+            raise ValueError(f"write_batch got {len(changes)} changes; Salesforce collections "
+                             f"take at most {COLLECTION_LIMIT}")
+        records = [{"attributes": {"type": "Lead"}, "id": c.lead_id,
+                    **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()}}
+                   for c in changes]
+        headers = {"Sforce-Auto-Assign": "TRUE" if self._config.auto_assign else "FALSE"}
+        if self._config.duplicate_rule_allow_save is not None:
+            allow = "true" if self._config.duplicate_rule_allow_save else "false"
+            headers["Sforce-Duplicate-Rule-Header"] = f"allowSave={allow}"
+        results = self._call(f"update of {len(records)} leads", lambda sf: sf.restful(
+            "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records},
+            headers=headers, timeout=self._config.timeout_seconds))
+        return self._map_results(results, [c.lead_id for c in changes], "update")
+
+    def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Insert CampaignMember rows; an existing member (DUPLICATE_VALUE) is ``OK`` (facts A9).
+
+        Raises:
+            ConfigurationError: ``newsletter`` is not in ``salesforce.newsletters``.
+            RetriableError, AuthError, BudgetExhausted: the whole request failed.
+        """
+        if not lead_ids:
+            return []
+        if len(lead_ids) > COLLECTION_LIMIT:
+            raise ValueError(f"add_to_newsletter got {len(lead_ids)} leads; Salesforce "
+                             f"collections take at most {COLLECTION_LIMIT}")
+        campaign_id = self._config.newsletters.get(newsletter)
+        if campaign_id is None:
+            raise ConfigurationError(f"newsletter {newsletter!r} has no Campaign Id; add it to "
+                                     "salesforce.newsletters", crm=CRM)
+        extra = ({"Status": self._config.campaign_member_status}
+                 if self._config.campaign_member_status else {})
+        records = [{"attributes": {"type": "CampaignMember"}, "CampaignId": campaign_id,
+                    "LeadId": lid, **extra} for lid in lead_ids]
+        results = self._call(f"add of {len(records)} leads to campaign {campaign_id}",
+                             lambda sf: sf.restful(
+                                 "composite/sobjects", method="POST",
+                                 json={"allOrNone": False, "records": records},
+                                 timeout=self._config.timeout_seconds))
+        return self._map_results(results, list(lead_ids), "membership",
+                                 duplicate_is_success=True)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _query_records(self, soql: str, what: str) -> list[dict[str, Any]]:
+        """A small query read to the end (LeadStatus, Campaign)."""
+        timeout = self._config.timeout_seconds
+        result = self._call(what, lambda sf: sf.query(soql, timeout=timeout))
+        records = list(result.get("records", []))
+        while not result.get("done", True) and result.get("nextRecordsUrl"):
+            url = result["nextRecordsUrl"]
+            result = self._call(what, lambda sf: sf.query_more(url, identifier_is_url=True,
+                                                               timeout=timeout))
+            records.extend(result.get("records", []))
+        return records
+
+    def _to_remote(self, record: Mapping[str, Any]) -> RemoteLead:
+        fields = {canonical: self._parse_value(api, record.get(api))
+                  for canonical, api in self._config.fields.items()}
+        user = self.integration_user_id
+        by = record.get("LastModifiedById")
+        # Ids compare on their 15-character case-sensitive form (the 18-char suffix is a
+        # checksum).
+        by_integration = None if user is None or by is None else str(by)[:15] == user[:15]
+        return RemoteLead(id=str(record["Id"]), modified_at=parse_datetime(record["SystemModstamp"]),
+                          fields=fields, deleted=bool(record.get("IsDeleted")),
+                          converted=bool(record.get("IsConverted")),
+                          modified_by_integration=by_integration)
+
+    def _parse_value(self, api: str, value: Any) -> Any:
+        if value is None:
+            return None
+        kind = self._field_types.get(api)
+        if kind == "datetime":
+            return parse_datetime(value)
+        if kind == "date":
+            return parse_date(value)
+        return value
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _api_name(self, canonical: str) -> str:
+        api = self._config.fields.get(canonical)
+        if api is None:
+            raise ConfigurationError(f"field {canonical!r} has no Salesforce mapping; add it to "
+                                     "salesforce.fields", crm=CRM)
+        return api
+
+    @staticmethod
+    def _wire_value(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return format_wire_datetime(value)
+        return value
+
+    def _map_results(self, results: Any, ids: list[str], what: str, *,
+                     duplicate_is_success: bool = False) -> list[RecordResult]:
+        if not isinstance(results, list) or len(results) != len(ids):
+            got = len(results) if isinstance(results, list) else type(results).__name__
+            raise RetriableError(f"Salesforce {what} call answered {got} results for {len(ids)} "
+                                 "records; the batch outcome is unknown, retry it", crm=CRM)
+        mapped = [classify_save_result(r, lid, duplicate_is_success=duplicate_is_success)
+                  for r, lid in zip(results, ids, strict=True)]
+        for r in mapped:
+            if r.error_code:
+                self.stats[f"record_error.{r.error_code}"] += 1
+        return mapped
+
+    # -- calling Salesforce ---------------------------------------------------------------------
+
+    def _observe_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """requests hook: read ``Sforce-Limit-Info`` from every response, errors included."""
+        m = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if m:
+            self._usage = (int(m.group(1)), int(m.group(2)))
+
+    def _check_budget(self, what: str) -> None:
+        if self._usage is None:
+            return
+        used, limit = self._usage
+        share = self._config.max_daily_api_share
+        if limit > 0 and used / limit >= share:
+            self.stats["budget_stops"] += 1
+            resume = self._clock() + timedelta(seconds=self._config.budget_pause_seconds)
+            raise BudgetExhausted(
+                f"Salesforce daily API use is {used}/{limit}, at or past "
+                f"salesforce.max_daily_api_share={share}; {what} not sent, pausing until "
+                f"{resume.isoformat()}", resume_at=resume, crm=CRM)
+
+    def _login(self) -> Salesforce:
+        try:
+            token = self._auth.grant(self._http, self._config.timeout_seconds)
+        except RetriableError as exc:
+            raise _Transient(str(exc), status=exc.status) from None
+        self._token = token
+        self._sf = Salesforce(instance_url=self._config.instance_url,
+                              session_id=token.access_token, session=self._http,
+                              version=self._config.api_version)
+        return self._sf
+
+    def _call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
+        retry = self._config.retry
+        retrying = Retrying(
+            stop=stop_after_attempt(retry.attempts),
+            wait=wait_exponential_jitter(multiplier=retry.initial_backoff_seconds,
+                                         max=retry.max_backoff_seconds,
+                                         jitter=retry.jitter_seconds),
+            retry=retry_if_exception_type(_Transient),
+            sleep=self._sleep, reraise=True, before_sleep=self._before_sleep(what))
+        try:
+            return retrying(self._attempt, what, fn)
+        except _Transient as exc:
+            raise RetriableError(f"Salesforce {what} failed {retry.attempts} times "
+                                 f"({exc.reason}); try again later", crm=CRM,
+                                 status=exc.status, code=exc.code) from None
+
+    def _before_sleep(self, what: str) -> Callable[[RetryCallState], None]:
+        def note(state: RetryCallState) -> None:
+            self.stats["retries"] += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("Salesforce %s: attempt %d failed (%s); retrying in %.1fs", what,
+                        state.attempt_number, getattr(exc, "reason", type(exc).__name__),
+                        state.upcoming_sleep)
+        return note
+
+    def _attempt(self, what: str, fn: Callable[[Salesforce], T]) -> T:
+        self._check_budget(what)
+        sf = self._sf or self._login()
+        try:
+            return self._invoke(what, fn, sf)
+        except SalesforceExpiredSession:
+            # Direct-session mode has no refresh in simple-salesforce (facts B5): grant a new
+            # token and retry the call once.
+            self.stats["reauths"] += 1
+            log.info("Salesforce session expired during %s; granting a new token", what)
+            sf = self._login()
+            try:
+                return self._invoke(what, fn, sf)
+            except SalesforceExpiredSession:
+                raise AuthError(f"Salesforce rejected a freshly granted session during {what} "
+                                f"(INVALID_SESSION_ID twice); check {self._auth.settings_hint}",
+                                crm=CRM, status=401, code="INVALID_SESSION_ID") from None
+
+    def _invoke(self, what: str, fn: Callable[[Salesforce], T], sf: Salesforce) -> T:
+        self.stats["calls"] += 1
+        try:
+            return fn(sf)
+        except SalesforceExpiredSession:
+            self.stats["error.INVALID_SESSION_ID"] += 1
+            raise
+        except SalesforceError as exc:
+            raise self._translate(what, exc) from None
+        except requests.exceptions.SSLError:
+            self.stats["error.TLS"] += 1
+            raise FatalError(f"TLS verification of {self._config.instance_url} failed during "
+                             f"{what}; check salesforce.ca_bundle and salesforce.instance_url",
+                             crm=CRM) from None
+        except requests.RequestException as exc:
+            kind = type(exc).__name__
+            self.stats[f"error.{kind}"] += 1
+            raise _Transient(kind) from None
+
+    def _translate(self, what: str, exc: SalesforceError) -> Exception:
+        status = exc.status
+        code, message = _error_code(exc)
+        self.stats[f"error.{code or status}"] += 1
+        detail = f"HTTP {status}" + (f" {code}: {message}" if code else "")
+        if status in _TRANSIENT_STATUSES:
+            return _Transient(detail, status=status, code=code)
+        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+            # The org's daily allowance is spent (facts A10/A11): retrying only burns more.
+            self.stats["budget_stops"] += 1
+            resume = self._clock() + timedelta(seconds=self._config.budget_pause_seconds)
+            return BudgetExhausted(f"Salesforce refused {what}: daily API limit exceeded "
+                                   f"({detail}); pausing until {resume.isoformat()}",
+                                   resume_at=resume, crm=CRM, status=status, code=code)
+        if code == "INVALID_QUERY_LOCATOR":
+            return RetriableError(f"Salesforce {what}: the query cursor expired ({detail}); "
+                                  "the next pull restarts from the saved cursor", crm=CRM,
+                                  status=status, code=code)
+        if code in ("MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"):
+            return ConfigurationError(f"Salesforce rejected {what} ({detail}); check "
+                                      "salesforce.fields against the org's Lead fields",
+                                      crm=CRM, status=status, code=code)
+        if status == 404:
+            return ConfigurationError(f"Salesforce {what}: resource not found ({detail}); check "
+                                      "salesforce.instance_url and salesforce.api_version",
+                                      crm=CRM, status=status, code=code)
+        if status in (401, 403):
+            return AuthError(f"Salesforce refused {what} ({detail}); check the integration "
+                             "user's permissions and " + self._auth.settings_hint,
+                             crm=CRM, status=status, code=code)
+        error: ConnectorError = FatalError(f"Salesforce rejected {what} ({detail})", crm=CRM,
+                                           status=status, code=code)
+        return error

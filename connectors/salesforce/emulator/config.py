@@ -1,0 +1,71 @@
+"""Settings of one emulated Salesforce org."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_LEAD_STATUSES", "EmulatorConfig", "LeadStatusDef"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadStatusDef:
+    """One row of the LeadStatus object (facts A8)."""
+
+    api_name: str
+    label: str | None = None
+    is_converted: bool = False
+    is_default: bool = False
+
+
+DEFAULT_LEAD_STATUSES: tuple[LeadStatusDef, ...] = (
+    LeadStatusDef("Open - Not Contacted", is_default=True),
+    LeadStatusDef("Working - Contacted"),
+    LeadStatusDef("MQL"),
+    LeadStatusDef("SAL"),
+    LeadStatusDef("SQL"),
+    LeadStatusDef("Nurture"),
+    LeadStatusDef("Unqualified"),
+    LeadStatusDef("Archived"),
+    LeadStatusDef("Closed - Converted", is_converted=True),
+    LeadStatusDef("Closed - Not Converted"),
+)
+
+
+@dataclass(slots=True)
+class EmulatorConfig:
+    """How the emulated org behaves. Every quirk marked [unverified] in the facts is a knob."""
+
+    api_versions: tuple[str, ...] = ("59.0",)
+    """API versions served under ``/services/data/vXX.X/``."""
+    lead_statuses: tuple[LeadStatusDef, ...] = DEFAULT_LEAD_STATUSES
+    """The Lead Status picklist (LeadStatus rows, in SortOrder)."""
+    restricted_status_picklist: bool = True
+    """Reject Status values not in ``lead_statuses`` (facts A8: orgs differ)."""
+    non_updateable_fields: frozenset[str] = frozenset()
+    """Lead fields the integration user may not update (field-level security)."""
+    daily_api_limit: int = 100_000
+    """Calls allowed per day; reported in ``Sforce-Limit-Info`` (facts A11)."""
+    api_usage_start: int = 0
+    """Calls already used when the emulator starts."""
+    session_ttl_seconds: float | None = None
+    """Tokens expire this long (emulator clock) after issue; None: never."""
+    session_max_calls: int | None = None
+    """Tokens expire after this many API calls; None: never."""
+    default_batch_size: int = 2000
+    """Records per query page without ``Sforce-Query-Options`` (facts A2)."""
+    query_locator_ttl_seconds: float = 2 * 24 * 3600
+    """Query cursors live this long (facts A2: two days since v56.0)."""
+    max_open_locators: int = 1000
+    """Open query cursors kept; the oldest are dropped beyond this (keeps memory bounded)."""
+    recycle_bin_days: float = 15
+    """Deleted leads stay visible to queryAll this long, then are purged (facts A4)."""
+    max_collection_records: int = 200
+    """sObject Collections ceiling (facts A5)."""
+    jwt_public_key_pem: bytes | None = None
+    """Public key that verifies JWT bearer assertions; None disables the flow."""
+    usernames: dict[str, str] = field(default_factory=dict)
+    """Extra username -> user id pairs accepted as JWT ``sub`` (the integration user is added)."""
+    journal_limit: int = 100_000
+    """Journal entries kept (oldest dropped) so long benchmark runs stay bounded."""
+    request_timeout_seconds: float = 30
+    """Idle keep-alive connections are closed after this long."""

@@ -1,0 +1,117 @@
+"""The emulated org's object schemas: field names, API types and who may update them.
+
+Rows are stored as tuples in schema column order (compact enough for a million leads); values
+are kept in query-friendly forms: datetimes as int epoch seconds (Salesforce stamps whole
+seconds, facts A3.3), dates as ``YYYY-MM-DD`` strings, booleans, ints, floats, strings or None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["FieldDef", "ObjectSchema", "SCHEMAS", "LEAD", "LEAD_STATUS", "CAMPAIGN",
+           "CAMPAIGN_MEMBER"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDef:
+    name: str
+    type: str  # describe type: id, string, email, picklist, reference, datetime, date, int, ...
+    updateable: bool = True
+    createable: bool = True
+    nillable: bool = True
+    length: int = 255
+
+    @property
+    def kind(self) -> str:
+        """How values of this field are stored and compared."""
+        if self.type in ("datetime", "date", "boolean", "int"):
+            return self.type
+        if self.type in ("double", "currency", "percent"):
+            return "double"
+        return "string"
+
+
+@dataclass(slots=True)
+class ObjectSchema:
+    name: str
+    key_prefix: str
+    fields: list[FieldDef]
+    index: dict[str, int] = field(default_factory=dict)  # lower-case name -> column
+
+    def __post_init__(self) -> None:
+        self.index = {f.name.lower(): i for i, f in enumerate(self.fields)}
+
+    def column(self, name: str) -> int | None:
+        return self.index.get(name.lower())
+
+    def field(self, name: str) -> FieldDef | None:
+        col = self.column(name)
+        return None if col is None else self.fields[col]
+
+
+def _sys(name: str, type_: str) -> FieldDef:
+    return FieldDef(name, type_, updateable=False, createable=False)
+
+
+LEAD = ObjectSchema("Lead", "00Q", [
+    _sys("Id", "id"),
+    FieldDef("FirstName", "string", length=40),
+    FieldDef("LastName", "string", nillable=False, length=80),
+    FieldDef("Email", "email", length=80),
+    FieldDef("Title", "string", length=128),
+    FieldDef("Company", "string", nillable=False),
+    FieldDef("Industry", "picklist"),
+    FieldDef("Country", "string", length=80),
+    FieldDef("NumberOfEmployees", "int"),
+    FieldDef("AnnualRevenue", "currency"),
+    FieldDef("LeadSource", "picklist"),
+    FieldDef("Status", "picklist", nillable=False),
+    FieldDef("OwnerId", "reference"),
+    _sys("CreatedDate", "datetime"),
+    _sys("CreatedById", "reference"),
+    _sys("LastActivityDate", "date"),
+    _sys("LastModifiedDate", "datetime"),
+    _sys("LastModifiedById", "reference"),
+    _sys("SystemModstamp", "datetime"),
+    _sys("IsDeleted", "boolean"),
+    _sys("IsConverted", "boolean"),
+    _sys("ConvertedDate", "date"),
+    _sys("MasterRecordId", "reference"),
+    FieldDef("Budget__c", "string"),
+    FieldDef("Authority__c", "string"),
+    FieldDef("Need__c", "string"),
+    FieldDef("Timeline__c", "string"),
+])
+
+LEAD_STATUS = ObjectSchema("LeadStatus", "01J", [
+    _sys("Id", "id"),
+    _sys("ApiName", "string"),
+    _sys("MasterLabel", "string"),
+    _sys("IsConverted", "boolean"),
+    _sys("IsDefault", "boolean"),
+    _sys("SortOrder", "int"),
+])
+
+CAMPAIGN = ObjectSchema("Campaign", "701", [
+    _sys("Id", "id"),
+    FieldDef("Name", "string"),
+    FieldDef("IsActive", "boolean"),
+    _sys("CreatedDate", "datetime"),
+    _sys("SystemModstamp", "datetime"),
+    _sys("IsDeleted", "boolean"),
+])
+
+CAMPAIGN_MEMBER = ObjectSchema("CampaignMember", "00v", [
+    _sys("Id", "id"),
+    FieldDef("CampaignId", "reference", updateable=False),
+    FieldDef("LeadId", "reference", updateable=False),
+    FieldDef("Status", "picklist"),
+    _sys("CreatedDate", "datetime"),
+    _sys("SystemModstamp", "datetime"),
+    _sys("IsDeleted", "boolean"),
+])
+
+SCHEMAS: dict[str, ObjectSchema] = {
+    s.name.lower(): s for s in (LEAD, LEAD_STATUS, CAMPAIGN, CAMPAIGN_MEMBER)
+}

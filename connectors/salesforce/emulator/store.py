@@ -1,0 +1,540 @@
+"""The emulated org's data: leads with a (SystemModstamp, Id) index, statuses, campaigns.
+
+Leads are immutable tuples in :data:`schema.LEAD` column order; an update swaps in a new tuple,
+so an open query cursor (a list of row references) keeps the values as of its query, like a
+server-side snapshot, without copying rows. The sorted index makes the keyset query
+``SystemModstamp > :t OR (SystemModstamp = :t AND Id > :id)`` a bisect plus a scan of the
+matching range, not a sort of the whole table (facts A3.1).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from .clock import EmulatorClock
+from .config import EmulatorConfig
+from .ids import IdFactory
+from .schema import CAMPAIGN, CAMPAIGN_MEMBER, LEAD, LEAD_STATUS, FieldDef, ObjectSchema
+from .soql import CompiledQuery, compile_query, format_datetime, parse_datetime_literal
+
+__all__ = ["ApiError", "Org"]
+
+Row = tuple[Any, ...]
+
+_L = {f.name: i for i, f in enumerate(LEAD.fields)}
+_ID, _MS, _DEL, _CONV, _STATUS = _L["Id"], _L["SystemModstamp"], _L["IsDeleted"], \
+    _L["IsConverted"], _L["Status"]
+_LMD, _LMB, _MASTER = _L["LastModifiedDate"], _L["LastModifiedById"], _L["MasterRecordId"]
+_CM = {f.name: i for i, f in enumerate(CAMPAIGN_MEMBER.fields)}
+
+
+class ApiError(Exception):
+    """A whole-request error: HTTP status plus Salesforce's ``[{message, errorCode}]`` body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> list[dict[str, Any]]:
+        return [{"message": self.message, "errorCode": self.code}]
+
+
+def _failure(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
+    return {"success": False, "errors": [{"statusCode": code, "message": message,
+                                          "fields": fields or []}]}
+
+
+def to_internal(fdef: FieldDef, value: Any) -> Any:
+    """A JSON/Python value -> the stored form for ``fdef``; raises ValueError when it won't fit."""
+    if value is None:
+        return None
+    kind = fdef.kind
+    if kind == "datetime":
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("naive datetime")
+            return int(value.timestamp())
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+        return int(parse_datetime_literal(str(value).replace(".000+0000", "Z")))
+    if kind == "date":
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).date().isoformat()
+        if isinstance(value, date):
+            return value.isoformat()
+        return date.fromisoformat(str(value)[:10]).isoformat()
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise ValueError("not a boolean")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ValueError("not an integer")
+        return int(value)
+    if kind == "double":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("not a number")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
+def to_wire(fdef: FieldDef, value: Any) -> Any:
+    """A stored value -> its JSON form in query results."""
+    if value is not None and fdef.kind == "datetime":
+        return format_datetime(value)
+    return value
+
+
+def to_python(fdef: FieldDef, value: Any) -> Any:
+    """A stored value -> a Python value for test assertions (``emu.lead(id)``)."""
+    if value is None:
+        return None
+    if fdef.kind == "datetime":
+        return datetime.fromtimestamp(value, tz=UTC)
+    if fdef.kind == "date":
+        return date.fromisoformat(value)
+    return value
+
+
+@dataclass(slots=True)
+class _Locator:
+    schema: ObjectSchema
+    columns: list[int]
+    rows: list[Row]
+    created: float
+    batch_size: int
+
+
+class Org:
+    """All data of one emulated org. Every public method is atomic (one re-entrant lock)."""
+
+    def __init__(self, config: EmulatorConfig, clock: EmulatorClock, ids: IdFactory,
+                 integration_user_id: str, default_user_id: str) -> None:
+        self.config = config
+        self.clock = clock
+        self.ids = ids
+        self.lock = threading.RLock()
+        self.integration_user_id = integration_user_id
+        self.default_user_id = default_user_id
+        self.leads: dict[str, Row] = {}
+        self.index: list[tuple[int, str]] = []
+        self.deleted_at: dict[str, int] = {}
+        self.statuses: list[Row] = []
+        self.campaigns: dict[str, Row] = {}
+        self.members: dict[str, Row] = {}
+        self.member_keys: dict[tuple[str, str], str] = {}
+        self.locators: OrderedDict[str, _Locator] = OrderedDict()
+        for order, s in enumerate(config.lead_statuses, start=1):
+            self.statuses.append((ids.new("01J"), s.api_name, s.label or s.api_name,
+                                  s.is_converted, s.is_default, order))
+
+    # -- statuses ---------------------------------------------------------------------------
+
+    @property
+    def status_values(self) -> set[str]:
+        return {r[1] for r in self.statuses}
+
+    @property
+    def default_status(self) -> str:
+        for r in self.statuses:
+            if r[4]:
+                return r[1]
+        return self.statuses[0][1]
+
+    @property
+    def converted_status(self) -> str:
+        for r in self.statuses:
+            if r[3]:
+                return r[1]
+        return "Closed - Converted"
+
+    # -- lead rows and the index ------------------------------------------------------------
+
+    def _put(self, row: Row) -> None:
+        rid = row[_ID]
+        old = self.leads.get(rid)
+        if old is not None:
+            key = (old[_MS], rid)
+            i = bisect.bisect_left(self.index, key)
+            if i < len(self.index) and self.index[i] == key:
+                del self.index[i]
+        key = (row[_MS], rid)
+        if not self.index or key > self.index[-1]:
+            self.index.append(key)
+        else:
+            bisect.insort(self.index, key)
+        self.leads[rid] = row
+
+    def _drop(self, rid: str) -> None:
+        row = self.leads.pop(rid)
+        key = (row[_MS], rid)
+        i = bisect.bisect_left(self.index, key)
+        if i < len(self.index) and self.index[i] == key:
+            del self.index[i]
+        self.deleted_at.pop(rid, None)
+
+    def _require(self, rid: str) -> Row:
+        row = self.leads.get(rid)
+        if row is None:
+            raise KeyError(f"no lead {rid} in the emulator")
+        return row
+
+    def _stamp(self, modstamp: datetime | None) -> int:
+        return self.clock.now_second() if modstamp is None else int(modstamp.timestamp())
+
+    def add_leads(self, records: Iterable[Mapping[str, Any]], *, by: str | None = None,
+                  modstamp: datetime | None = None) -> list[str]:
+        """Insert leads (API field names); ``modstamp`` back-dates them (a late commit)."""
+        out: list[str] = []
+        with self.lock:
+            for rec in records:
+                now = self._stamp(modstamp)
+                values: list[Any] = [None] * len(LEAD.fields)
+                for name, value in rec.items():
+                    fdef = LEAD.field(name)
+                    if fdef is None:
+                        raise KeyError(f"Lead has no field {name!r}")
+                    values[LEAD.column(name)] = to_internal(fdef, value)  # type: ignore[index]
+                user = by or self.default_user_id
+                rid = self.ids.new("00Q")
+                values[_ID] = rid
+                values[_STATUS] = values[_STATUS] or self.default_status
+                defaults = {"OwnerId": user, "CreatedDate": now, "CreatedById": user,
+                            "LastModifiedDate": now, "LastModifiedById": user,
+                            "IsDeleted": False, "IsConverted": False}
+                for name, value in defaults.items():
+                    if values[_L[name]] is None:
+                        values[_L[name]] = value
+                values[_MS] = now
+                self._put(tuple(values))
+                out.append(rid)
+        return out
+
+    def update_lead(self, rid: str, fields: Mapping[str, Any], *, by: str,
+                    modstamp: datetime | None = None) -> None:
+        with self.lock:
+            values = list(self._require(rid))
+            for name, value in fields.items():
+                fdef = LEAD.field(name)
+                if fdef is None:
+                    raise KeyError(f"Lead has no field {name!r}")
+                values[LEAD.column(name)] = to_internal(fdef, value)  # type: ignore[index]
+            now = self._stamp(modstamp)
+            values[_MS] = values[_LMD] = now
+            values[_LMB] = by
+            self._put(tuple(values))
+
+    def delete_lead(self, rid: str, *, by: str | None = None) -> None:
+        with self.lock:
+            self._mark_deleted(rid, by or self.default_user_id, master=None)
+
+    def _mark_deleted(self, rid: str, by: str, master: str | None) -> None:
+        values = list(self._require(rid))
+        now = self.clock.now_second()
+        values[_DEL] = True
+        values[_MASTER] = master
+        values[_MS] = values[_LMD] = now
+        values[_LMB] = by
+        self._put(tuple(values))
+        self.deleted_at[rid] = now
+
+    def merge_leads(self, master_id: str, victim_id: str, *, by: str | None = None) -> None:
+        """The victim is deleted with MasterRecordId set; the master is touched (facts A4)."""
+        with self.lock:
+            user = by or self.default_user_id
+            self.update_lead(master_id, {}, by=user)
+            self._mark_deleted(victim_id, user, master=master_id)
+
+    def convert_lead(self, rid: str, *, by: str | None = None) -> None:
+        with self.lock:
+            self.update_lead(rid, {"IsConverted": True, "Status": self.converted_status,
+                                   "ConvertedDate": self.clock.now().date()},
+                             by=by or self.default_user_id)
+
+    def purge_recycle_bin(self) -> int:
+        """Remove deleted leads older than the retention; returns how many went."""
+        cutoff = self.clock.now_second() - self.config.recycle_bin_days * 86400
+        with self.lock:
+            gone = [rid for rid, at in self.deleted_at.items() if at < cutoff]
+            for rid in gone:
+                self._drop(rid)
+            return len(gone)
+
+    def lead(self, rid: str) -> dict[str, Any]:
+        with self.lock:
+            row = self._require(rid)
+        return {f.name: to_python(f, row[i]) for i, f in enumerate(LEAD.fields)}
+
+    # -- campaigns ----------------------------------------------------------------------------
+
+    def add_campaign(self, name: str, *, active: bool = True) -> str:
+        with self.lock:
+            now = self.clock.now_second()
+            cid = self.ids.new("701")
+            self.campaigns[cid] = (cid, name, active, now, now, False)
+            return cid
+
+    def campaign_members(self, campaign_id: str) -> set[str]:
+        with self.lock:
+            return {lid for (cid, lid) in self.member_keys if cid == campaign_id}
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def _rows(self, schema: ObjectSchema) -> Iterable[Row]:
+        if schema is LEAD_STATUS:
+            return self.statuses
+        if schema is CAMPAIGN:
+            return self.campaigns.values()
+        if schema is CAMPAIGN_MEMBER:
+            return self.members.values()
+        return self.leads.values()
+
+    def query(self, soql: str, *, include_deleted: bool, batch_size: int | None) -> dict[str, Any]:
+        """Run a query and return its first page (``totalSize``, ``done``, ``nextRecordsUrl``)."""
+        try:
+            cq = compile_query(soql)
+        except Exception as exc:  # SoqlError carries the code; anything else is malformed
+            code = getattr(exc, "code", "MALFORMED_QUERY")
+            raise ApiError(400, code, getattr(exc, "message", str(exc))) from None
+        with self.lock:
+            if include_deleted:
+                self.purge_recycle_bin()
+            rows = self._select(cq, include_deleted)
+            locator = _Locator(cq.schema, cq.columns, rows, self.clock.now_epoch(),
+                               self._batch(batch_size))
+            return self._page(locator, None, 0)
+
+    def query_more(self, locator_id: str, offset: int, batch_size: int | None) -> dict[str, Any]:
+        with self.lock:
+            loc = self.locators.get(locator_id)
+            ttl = self.config.query_locator_ttl_seconds
+            if loc is None or self.clock.now_epoch() - loc.created > ttl or offset > len(loc.rows):
+                self.locators.pop(locator_id, None)
+                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            if batch_size is not None:
+                loc.batch_size = self._batch(batch_size)
+            return self._page(loc, locator_id, offset)
+
+    def expire_query_locators(self) -> None:
+        with self.lock:
+            self.locators.clear()
+
+    def _batch(self, requested: int | None) -> int:
+        # Sforce-Query-Options batchSize: min 200, max 2,000 (facts A2).
+        if requested is None:
+            return self.config.default_batch_size
+        return max(200, min(2000, requested))
+
+    def _select(self, cq: CompiledQuery, include_deleted: bool) -> list[Row]:
+        schema, pred = cq.schema, cq.predicate
+        out: list[Row] = []
+        if schema is LEAD:
+            lo, hi = cq.modstamp_bounds
+            index, leads = self.index, self.leads
+            start = 0 if lo is None else bisect.bisect_left(index, (math.floor(lo), ""))
+            if cq.keyset_after is not None:
+                start = max(start, bisect.bisect_right(index, cq.keyset_after))
+            limit = cq.limit if cq.keyset_ordered else None
+            for i in range(start, len(index)):
+                ms, rid = index[i]
+                if hi is not None and ms > hi:
+                    break
+                row = leads[rid]
+                if (include_deleted or not row[_DEL]) and pred(row):
+                    out.append(row)
+                    if limit is not None and len(out) >= limit:
+                        break
+            if cq.keyset_ordered:
+                return out
+        else:
+            deleted_col = schema.column("IsDeleted")
+            out = [r for r in self._rows(schema)
+                   if (include_deleted or deleted_col is None or not r[deleted_col]) and pred(r)]
+        for col, desc, nulls_last in reversed(cq.order_by):
+            flag_not_none = nulls_last == desc
+            out.sort(key=lambda r, c=col, f=flag_not_none: (
+                (r[c] is not None) if f else (r[c] is None), r[c]), reverse=desc)
+        return out[:cq.limit] if cq.limit is not None else out
+
+    def _page(self, loc: _Locator, locator_id: str | None, offset: int) -> dict[str, Any]:
+        version = self.config.api_versions[0]
+        chunk = loc.rows[offset:offset + loc.batch_size]
+        fields = [(loc.schema.fields[c].name, loc.schema.fields[c], c) for c in loc.columns]
+        id_col = loc.schema.column("Id")
+        records = []
+        for row in chunk:
+            rec: dict[str, Any] = {"attributes": {
+                "type": loc.schema.name,
+                "url": f"/services/data/v{version}/sobjects/{loc.schema.name}/{row[id_col]}"}}
+            for name, fdef, c in fields:
+                rec[name] = to_wire(fdef, row[c])
+            records.append(rec)
+        nxt = offset + len(chunk)
+        page: dict[str, Any] = {"totalSize": len(loc.rows), "done": nxt >= len(loc.rows),
+                                "records": records}
+        if nxt < len(loc.rows):
+            if locator_id is None:
+                locator_id = self.ids.new("01g")[:15] + secrets.token_hex(2)[:3].upper()
+                self.locators[locator_id] = loc
+                while len(self.locators) > self.config.max_open_locators:
+                    self.locators.popitem(last=False)
+            # queryAll's next URL also says /query/ (facts A4); the locator remembers the mode.
+            page["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator_id}-{nxt}"
+        elif locator_id is not None:
+            self.locators.pop(locator_id, None)
+        return page
+
+    # -- writes through the API -------------------------------------------------------------
+
+    def update_via_api(self, records: list[Any], *, all_or_none: bool,
+                       user_id: str, locks: Any) -> list[dict[str, Any]]:
+        """sObject Collections PATCH (facts A5): one SaveResult per record, in input order."""
+        for rec in records:
+            if not isinstance(rec, dict):
+                raise ApiError(400, "JSON_PARSER_ERROR", "records must be JSON objects")
+            for name in rec:
+                if name not in ("attributes", "id", "Id") and LEAD.field(name) is None:
+                    raise ApiError(400, "INVALID_FIELD",
+                                   f"No such column '{name}' on sobject of type Lead")
+        with self.lock:
+            results: list[dict[str, Any]] = []
+            staged: list[Row | None] = []
+            now = self.clock.now_second()
+            for rec in records:
+                result, row = self._check_update(rec, now, user_id, locks)
+                results.append(result)
+                staged.append(row)
+            if all_or_none and any(not r["success"] for r in results):
+                return [r if not r["success"] else _failure(
+                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "Record rolled back because not all records were valid and the request was "
+                    "using AllOrNone header") for r in results]
+            for row in staged:
+                if row is not None:
+                    self._put(row)
+            return results
+
+    def _check_update(self, rec: dict[str, Any], now: int, user_id: str,
+                      faults: Any) -> tuple[dict[str, Any], Row | None]:
+        if (rec.get("attributes") or {}).get("type") != "Lead":
+            return _failure("INVALID_TYPE", "this emulator updates Lead records only"), None
+        rid = rec.get("id") or rec.get("Id")
+        if not rid:
+            return _failure("MISSING_ARGUMENT", "Id not specified in an update call"), None
+        row = self.leads.get(rid)
+        if row is None:
+            return _failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"), None
+        if row[_DEL]:
+            return _failure("ENTITY_IS_DELETED", "entity is deleted"), None
+        if row[_CONV]:
+            return _failure("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"), None
+        if faults.take_lock(rid):
+            return _failure("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this "
+                                                  f"record or 1 records: {rid}"), None
+        values = list(row)
+        for name, value in rec.items():
+            if name in ("attributes", "id", "Id"):
+                continue
+            fdef = LEAD.field(name)
+            assert fdef is not None
+            if not fdef.updateable or fdef.name in self.config.non_updateable_fields:
+                return _failure("INVALID_FIELD_FOR_INSERT_UPDATE",
+                                f"Unable to create/update fields: {fdef.name}. Please check the "
+                                "security settings of this field and verify that it is "
+                                "read/write for your profile or permission set.",
+                                [fdef.name]), None
+            if fdef.name == "Status" and self.config.restricted_status_picklist \
+                    and value not in self.status_values:
+                return _failure("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                                f"bad value for restricted picklist field: {value}",
+                                ["Status"]), None
+            try:
+                values[LEAD.column(name)] = to_internal(fdef, value)  # type: ignore[index]
+            except ValueError:
+                return _failure("INVALID_TYPE_ON_FIELD_IN_RECORD",
+                                f"{fdef.name}: value not of required type: {value!r:.40}",
+                                [fdef.name]), None
+        message = faults.validation_message(rid)
+        if message is not None:
+            return _failure("FIELD_CUSTOM_VALIDATION_EXCEPTION", message), None
+        values[_MS] = values[_LMD] = now
+        values[_LMB] = user_id
+        return {"id": rid, "success": True, "errors": []}, tuple(values)
+
+    def insert_via_api(self, records: list[Any], *, all_or_none: bool) -> list[dict[str, Any]]:
+        """sObject Collections POST of CampaignMember rows (facts A9)."""
+        with self.lock:
+            now = self.clock.now_second()
+            results: list[dict[str, Any]] = []
+            staged: list[Row | None] = []
+            pending: set[tuple[str, str]] = set()
+            for rec in records:
+                result, row = self._check_member(rec, now, pending)
+                results.append(result)
+                staged.append(row)
+            if all_or_none and any(not r["success"] for r in results):
+                return [r if not r["success"] else _failure(
+                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "Record rolled back because not all records were valid and the request was "
+                    "using AllOrNone header") for r in results]
+            for row in staged:
+                if row is not None:
+                    self.members[row[0]] = row
+                    self.member_keys[(row[_CM["CampaignId"]], row[_CM["LeadId"]])] = row[0]
+            return results
+
+    def _check_member(self, rec: Any, now: int, pending: set[tuple[str, str]]
+                      ) -> tuple[dict[str, Any], Row | None]:
+        if not isinstance(rec, dict) or (rec.get("attributes") or {}).get("type") \
+                != "CampaignMember":
+            return _failure("INVALID_TYPE", "this emulator inserts CampaignMember only"), None
+        cid, lid = rec.get("CampaignId"), rec.get("LeadId")
+        if cid not in self.campaigns:
+            return _failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",
+                            ["CampaignId"]), None
+        lead = self.leads.get(lid)  # type: ignore[arg-type]
+        if lead is None or lead[_DEL]:
+            return _failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",
+                            ["LeadId"]), None
+        key = (cid, lid)
+        if key in self.member_keys or key in pending:
+            return _failure("DUPLICATE_VALUE", "Already a campaign member."), None
+        pending.add(key)  # type: ignore[arg-type]
+        mid = self.ids.new("00v")
+        return ({"id": mid, "success": True, "errors": []},
+                (mid, cid, lid, rec.get("Status") or "Sent", now, now, False))
+
+    # -- describe ---------------------------------------------------------------------------
+
+    def describe_lead(self) -> dict[str, Any]:
+        fields = []
+        for f in LEAD.fields:
+            updateable = f.updateable and f.name not in self.config.non_updateable_fields
+            entry: dict[str, Any] = {
+                "name": f.name, "label": f.name.replace("__c", "").replace("_", " "),
+                "type": f.type, "updateable": updateable,
+                "createable": f.createable and updateable, "nillable": f.nillable,
+                "length": f.length if f.kind == "string" else 0,
+                "custom": f.name.endswith("__c"), "restrictedPicklist": False,
+                "picklistValues": [],
+            }
+            if f.name == "Status":
+                entry["restrictedPicklist"] = self.config.restricted_status_picklist
+                entry["picklistValues"] = [
+                    {"active": True, "defaultValue": bool(r[4]), "label": r[2], "value": r[1],
+                     "validFor": None} for r in self.statuses]
+            fields.append(entry)
+        return {"name": "Lead", "label": "Lead", "keyPrefix": "00Q", "updateable": True,
+                "queryable": True, "fields": fields}

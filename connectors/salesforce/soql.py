@@ -1,0 +1,65 @@
+"""The SOQL syncd sends, and Salesforce's wire formats for datetimes and dates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+from simple_salesforce.format import format_soql
+
+from connectors.base import Cursor
+
+__all__ = ["SYSTEM_FIELDS", "format_wire_datetime", "lead_stream_query", "parse_date",
+           "parse_datetime"]
+
+#: Read on every lead, whatever the field mapping says.
+SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted", "IsConverted", "MasterRecordId",
+                 "LastModifiedById")
+
+
+def _utc(value: datetime) -> datetime:
+    # format_soql converts naive datetimes with local-time semantics and drops microseconds
+    # (facts A3.3): only ever hand it tz-aware UTC values.
+    if value.tzinfo is None:
+        raise ValueError("datetimes sent to Salesforce must be tz-aware")
+    return value.astimezone(UTC)
+
+
+def lead_stream_query(api_fields: Iterable[str], *, since: Cursor | None,
+                      start: datetime | None, until: datetime) -> str:
+    """The single ``queryAll`` statement of a pull, in keyset order ``SystemModstamp, Id``.
+
+    Args:
+        api_fields: mapped Lead API field names (system fields are added).
+        since: resume exactly after this (time, id) position (compound keyset, facts A3.1), or
+            None.
+        start: when set (the overlap window), read from this time inclusive instead.
+        until: upper bound, inclusive (the run's start minus the lag).
+    """
+    fields = list(dict.fromkeys([*SYSTEM_FIELDS, *api_fields]))
+    where = ["SystemModstamp <= {until}"]
+    params: dict[str, object] = {"until": _utc(until)}
+    if start is not None:
+        where.insert(0, "SystemModstamp >= {start}")
+        params["start"] = _utc(start)
+    elif since is not None:
+        where.insert(0, "(SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id}))")
+        params.update(t=_utc(since.modified_at), id=since.record_id)
+    return format_soql(f"SELECT {', '.join(fields)} FROM Lead WHERE {' AND '.join(where)} "
+                       "ORDER BY SystemModstamp, Id", **params)
+
+
+def parse_datetime(value: str) -> datetime:
+    """``2024-01-01T12:00:00.000+0000`` -> tz-aware UTC datetime."""
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+
+
+def parse_date(value: str) -> datetime:
+    """``2024-01-01`` (a Salesforce date) -> 2024-01-01T00:00:00 UTC."""
+    d = date.fromisoformat(value)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def format_wire_datetime(value: datetime) -> str:
+    """tz-aware datetime -> the JSON form Salesforce accepts in record bodies."""
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
