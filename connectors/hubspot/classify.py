@@ -1,0 +1,102 @@
+"""HubSpot error responses -> :mod:`connectors.errors` (what the daemon should do next).
+
+Each hubspot-api-client package has its own ``ApiException`` class (facts D5), so callers catch
+the tuple :data:`API_EXCEPTIONS`. Bodies are parsed leniently: "fields ... should all be treated
+as optional in any error parsing" (facts C8).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import hubspot.crm.contacts
+import hubspot.crm.lists
+import hubspot.crm.properties
+
+from connectors.errors import AuthError, ConnectorError, FatalError, RetriableError
+
+__all__ = ["API_EXCEPTIONS", "HubSpotRequestError", "error_body", "invalid_properties",
+           "retry_after"]
+
+API_EXCEPTIONS: tuple[type[Exception], ...] = (
+    hubspot.crm.contacts.ApiException, hubspot.crm.lists.ApiException,
+    hubspot.crm.properties.ApiException,
+)
+
+
+class HubSpotRequestError(FatalError):
+    """A 4xx HubSpot answered for a whole request; ``body`` is kept for the connector only."""
+
+    def __init__(self, message: str, *, body: Mapping[str, Any], **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.body = dict(body)
+
+
+def error_body(exc: Exception) -> dict[str, Any]:
+    raw = getattr(exc, "body", None)
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    value = headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _short(text: Any, limit: int = 300) -> str:
+    text = str(text or "")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def classify(exc: Exception, operation: str) -> ConnectorError:
+    """Map a non-429, non-refreshable HubSpot error to a connector error."""
+    status = getattr(exc, "status", None) or 0
+    body = error_body(exc)
+    category = body.get("category")
+    where = f"HubSpot {operation}"
+    if status == 401:
+        return AuthError(f"{where} was refused (401 {category or ''}); check the auth settings "
+                         "(access token or OAuth client and refresh token)", crm="hubspot",
+                         status=status, code=category)
+    if status == 403:
+        return AuthError(f"{where} is forbidden (403 {category or ''}); grant the app the scopes "
+                         "crm.objects.contacts.read/write, crm.schemas.contacts.read/write and "
+                         "crm.lists.read/write", crm="hubspot", status=status, code=category)
+    if status == 0 or status >= 500 or status in (408, 423):
+        return RetriableError(f"{where} failed with HTTP {status}; will retry", crm="hubspot",
+                              status=status, code=category)
+    return HubSpotRequestError(f"{where} was rejected (HTTP {status} {category or ''}): "
+                               f"{_short(body.get('message'))}", body=body, crm="hubspot",
+                               status=status, code=category)
+
+
+def invalid_properties(message: str) -> list[dict[str, Any]]:
+    """The per-property problems HubSpot serialises as JSON inside ``message`` (facts C5).
+
+    ``Property values were not valid: [{"isValid":false,"message":"...","error":"INVALID_OPTION",
+    "name":"hs_lead_status"}]`` -> that list; [] when the message holds no such array.
+    """
+    start = message.find("[")
+    if start < 0:
+        return []
+    try:
+        items = json.loads(message[start:])
+    except ValueError:
+        # Trailing text after the array: decode just the array.
+        try:
+            items, _ = json.JSONDecoder().raw_decode(message[start:])
+        except ValueError:
+            return []
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []

@@ -1,0 +1,115 @@
+"""Settings of one HubSpot account for :class:`connectors.hubspot.HubSpotConnector`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+__all__ = ["DEFAULT_FIELDS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth"]
+
+#: canonical lead field (rules.fields) -> HubSpot contact property
+DEFAULT_FIELDS: dict[str, str] = {
+    "status": "hs_lead_status", "email": "email", "first_name": "firstname",
+    "last_name": "lastname", "title": "jobtitle", "company": "company", "industry": "industry",
+    "country": "country", "employees": "numemployees", "annual_revenue": "annualrevenue",
+    "lead_source": "hs_analytics_source", "created_at": "createdate",
+    "last_activity_at": "notes_last_updated", "owner": "hubspot_owner_id",
+    "budget": "bant_budget", "authority": "bant_authority", "need": "bant_need",
+    "timeline": "bant_timeline",
+}
+
+TOKEN_PATH = "/oauth/v1/token"
+
+
+class PrivateAppAuth(BaseModel):
+    """A private ("legacy") app's static access token (facts C1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["private_app"] = "private_app"
+    access_token: SecretStr = Field(description="Private app access token (pat-...).")
+
+
+class OAuthAuth(BaseModel):
+    """An OAuth app: access tokens are obtained and renewed with the refresh-token grant."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["oauth"] = "oauth"
+    client_id: str = Field(description="OAuth app client id.")
+    client_secret: SecretStr = Field(description="OAuth app client secret.")
+    refresh_token: SecretStr = Field(description="Refresh token granted to the app.")
+    token_url: str = Field(default="https://api.hubapi.com/oauth/v1/token",
+                           description="Token endpoint; must end with /oauth/v1/token.")
+    refresh_margin_seconds: float = Field(
+        default=120.0, ge=0, description="Refresh this long before the access token expires.")
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_path(cls, value: str) -> str:
+        if not value.rstrip("/").endswith(TOKEN_PATH):
+            raise ValueError(f"token_url must end with {TOKEN_PATH} (got {value!r})")
+        return value.rstrip("/")
+
+    @property
+    def token_host(self) -> str:
+        """The scheme+host part the hubspot-api-client OAuth API is pointed at."""
+        return self.token_url[: -len(TOKEN_PATH)]
+
+
+class HubSpotConfig(BaseModel):
+    """One HubSpot account: where, how to authenticate, what to map and how fast to go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(default="https://api.hubapi.com",
+                          description="API root; the emulator's base_url in tests and the demo.")
+    auth: Annotated[PrivateAppAuth | OAuthAuth, Field(discriminator="type")] = Field(
+        description="Credentials: a private app token or an OAuth refresh token.")
+    timeout_seconds: float = Field(default=30.0, gt=0,
+                                   description="Per-request timeout (connect + read).")
+    page_size: int = Field(default=200, ge=1, le=200,
+                           description="Search page size; HubSpot allows up to 200 (facts C2).")
+    overlap_seconds: float = Field(
+        default=60.0, ge=0,
+        description="Re-read this far behind the cursor: covers search index lag (facts C2).")
+    lag_seconds: float = Field(
+        default=0.0, ge=0,
+        description="Read only changes at least this old (upper bound = min(until, now - lag)).")
+    fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_FIELDS),
+                                   description="Canonical lead field -> HubSpot property name.")
+    field_types: dict[str, Literal["string", "integer", "number", "boolean", "datetime"]] = Field(
+        default_factory=dict,
+        description="Types of custom canonical fields (standard ones are built in).")
+    newsletters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Newsletter name -> ILS list id (MANUAL or SNAPSHOT list, facts C6).")
+    allow_add_status_options: bool = Field(
+        default=False,
+        description="Let check() add missing hs_lead_status options (merged, never replaced).")
+    ten_second_limit: int = Field(
+        default=100, ge=1,
+        description="Calls per rolling 10 s for this app (tier table, facts C7); the "
+                    "X-HubSpot-RateLimit-Max header lowers it when smaller.")
+    ten_second_headroom: int = Field(
+        default=5, ge=0, description="Calls kept free in the 10 s window for other clients.")
+    search_per_second: float = Field(
+        default=4.0, gt=0, description="Search calls per second; HubSpot allows 5 (facts C2).")
+    daily_limit: int | None = Field(
+        default=None, ge=1,
+        description="Most calls per day this connector may make (its share of the account's "
+                    "daily limit); None: only HubSpot's DAILY 429 stops it.")
+    daily_reset_timezone: str = Field(
+        default="UTC", description="Time zone whose midnight resets the daily limit (facts C7).")
+    archived_scan_interval_seconds: float = Field(
+        default=3600.0, ge=0,
+        description="Scan archived contacts at most this often, so an idle cycle costs one call.")
+    max_attempts: int = Field(default=4, ge=1,
+                              description="Tries per request for transient failures.")
+    retry_initial_seconds: float = Field(default=0.5, ge=0,
+                                         description="First backoff; doubles per retry.")
+    retry_max_seconds: float = Field(default=30.0, ge=0, description="Longest single backoff.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.rstrip("/")

@@ -1,0 +1,513 @@
+"""The HubSpot connector: contacts in, lead status and newsletter lists out, over hubspot-api-client.
+
+Every call goes through :meth:`HubSpotConnector._call`: daily budget check, client-side pacing,
+token, the call with a timeout, header bookkeeping, error classification, and one retry layer
+(tenacity). The API objects are built once and reused: each discovery access otherwise builds a
+new connection pool (facts D1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+import tenacity
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInput,
+    PublicObjectSearchRequest,
+    SimplePublicObjectBatchInput,
+)
+from hubspot.crm.properties import OptionInput, PropertyUpdate
+
+from connectors.base import (
+    Connector,
+    Cursor,
+    LeadChange,
+    Outcome,
+    Page,
+    Preflight,
+    RecordResult,
+    RemoteLead,
+)
+from connectors.errors import (
+    BudgetExhausted,
+    ConfigurationError,
+    ConnectorError,
+    RateLimited,
+    RetriableError,
+)
+from connectors.hubspot.auth import token_source
+from connectors.hubspot.classify import (
+    API_EXCEPTIONS,
+    HubSpotRequestError,
+    classify,
+    error_body,
+    invalid_properties,
+    retry_after,
+)
+from connectors.hubspot.config import HubSpotConfig
+from connectors.hubspot.pacing import DailyBudget, SearchPacer, TenSecondWindow
+from connectors.hubspot.reader import RawContact, SearchPage, iter_search_windows
+from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
+
+__all__ = ["HubSpotConnector", "HubSpotStats"]
+
+SEARCH_MAX_RESULTS = 10_000  # facts C2
+ARCHIVED_PAGE_SIZE = 100  # GET /crm/v3/objects/contacts page maximum (facts C3)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class HubSpotStats:
+    """Counters for metrics and tests."""
+
+    calls: int = 0
+    retries: int = 0
+    rate_limited: Counter[str] = field(default_factory=Counter)  # 429s by policyName
+    refreshes: int = 0
+    paced_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Apis:
+    search: Any
+    basic: Any
+    batch: Any
+    properties: Any
+    lists: Any
+    memberships: Any
+
+    def all(self) -> tuple[Any, ...]:
+        return (self.search, self.basic, self.batch, self.properties, self.lists,
+                self.memberships)
+
+
+class HubSpotConnector(Connector):
+    """One HubSpot account (contacts as leads).
+
+    Args:
+        config: account settings.
+        clock: current time (tz-aware UTC); drives pacing, token expiry and the daily reset.
+        sleep: how to wait (seconds); tests pass a simulated clock's advance.
+    """
+
+    name: ClassVar[str] = "hubspot"
+    max_batch_size: ClassVar[int] = 100  # object batch endpoints (facts C4)
+    # The lists spec documents no per-request cap for memberships/add (facts C6); 100 keeps
+    # requests the size of object batches.
+    max_membership_batch: ClassVar[int] = 100
+
+    def __init__(self, config: HubSpotConfig, *, clock: Callable[[], datetime] = _utc_now,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self._clock, self._sleep = clock, sleep
+        self.stats = HubSpotStats()
+        self._tokens = token_source(config.auth, clock=clock, timeout=config.timeout_seconds)
+        # retry=False turns off urllib3's own retries: tenacity below is the only retry layer
+        # (facts D4). host= redirects every API package (facts D2).
+        client = HubSpot(host=config.base_url, retry=False)
+        self._apis = _Apis(
+            search=client.crm.contacts.search_api, basic=client.crm.contacts.basic_api,
+            batch=client.crm.contacts.batch_api, properties=client.crm.properties.core_api,
+            lists=client.crm.lists.lists_api, memberships=client.crm.lists.memberships_api)
+        self._token_in_use: str | None = None
+        self._search_pacer = SearchPacer(config.search_per_second, clock, sleep)
+        self._window = TenSecondWindow(config.ten_second_limit, config.ten_second_headroom, clock,
+                                       sleep)
+        self._budget = DailyBudget(config.daily_limit, config.daily_reset_timezone, clock)
+        self._last_archived_scan: datetime | None = None
+        self._props = sorted(set(config.fields.values()))
+
+    # ------------------------------------------------------------------ Connector API
+    def check(self, *, statuses: set[str], fields: set[str], newsletters: set[str]) -> Preflight:
+        problems: list[str] = []
+        data, _, _ = self._call("general", "read contact properties",
+                                self._apis.properties.get_all_with_http_info, "contacts")
+        props = {p.name: p for p in data.results}
+
+        status_prop = self.config.fields.get("status")
+        options: set[str] = set()
+        if status_prop is None:
+            problems.append("No HubSpot property is mapped to the canonical field 'status' "
+                            "(set fields.status, usually hs_lead_status)")
+        elif status_prop not in props:
+            problems.append(f"HubSpot has no contact property {status_prop!r} (fields.status)")
+        else:
+            prop = props[status_prop]
+            options = {o.value for o in prop.options or []}
+            missing = sorted(statuses - options)
+            if missing and not self.config.allow_add_status_options:
+                problems += [f"HubSpot property {status_prop} has no option {v!r}; add it in "
+                             "HubSpot or set allow_add_status_options" for v in missing]
+            elif missing:
+                options, problem = self._add_status_options(status_prop, prop, missing)
+                if problem:
+                    problems.append(problem)
+
+        writable: set[str] = set()
+        for canonical, prop_name in self.config.fields.items():
+            meta = props[prop_name].modification_metadata if prop_name in props else None
+            if prop_name in props and not (meta is not None and meta.read_only_value):
+                writable.add(canonical)
+        for canonical in sorted(fields):
+            prop_name = self.config.fields.get(canonical)
+            if prop_name is None:
+                problems.append(f"Field {canonical!r} has no HubSpot property mapping "
+                                "(add it under fields)")
+            elif prop_name not in props:
+                problems.append(f"HubSpot has no contact property {prop_name!r} "
+                                f"(fields.{canonical})")
+            elif canonical not in writable:
+                problems.append(f"HubSpot contact property {prop_name!r} (fields.{canonical}) is "
+                                "read-only")
+
+        for newsletter in sorted(newsletters):
+            problem = self._check_list(newsletter)
+            if problem:
+                problems.append(problem)
+        return Preflight(statuses=options, writable_fields=writable, problems=problems)
+
+    def iter_pages(self, since: Cursor | None, *, until: datetime) -> Iterator[Page]:
+        started = self._clock()
+        hi = min(until, started - timedelta(seconds=self.config.lag_seconds))
+        if self._archived_scan_due(started):
+            yield from self._archived_pages(since, started)
+        lo_ms = 0 if since is None else to_ms(
+            since.modified_at - timedelta(seconds=self.config.overlap_seconds))
+        hi_ms = to_ms(hi)
+        if hi_ms < lo_ms:
+            return
+        for batch in iter_search_windows(self._search_page, lo_ms=lo_ms, hi_ms=hi_ms,
+                                         page_size=self.config.page_size,
+                                         max_results=SEARCH_MAX_RESULTS):
+            leads = sorted((self._lead(c) for c in batch), key=lambda lead: lead.cursor)
+            cursor = leads[-1].cursor
+            if since is not None and cursor < since:
+                cursor = since  # overlap re-reads never move the cursor back
+            yield Page(leads, cursor)
+
+    def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
+        if len(changes) > self.max_batch_size:
+            raise ValueError(f"write_batch takes at most {self.max_batch_size} changes "
+                             f"(got {len(changes)}); split the batch")
+        results: dict[int, RecordResult] = {}
+        sendable: list[tuple[int, LeadChange]] = []
+        for i, change in enumerate(changes):
+            unmapped = sorted(set(change.fields) - set(self.config.fields))
+            if unmapped:
+                results[i] = RecordResult(change.lead_id, Outcome.FAILED, "UNMAPPED_FIELD",
+                                          f"fields {unmapped} have no HubSpot property mapping")
+            else:
+                sendable.append((i, change))
+        if sendable:
+            self._write(sendable, results)
+        return [results[i] for i in range(len(changes))]
+
+    def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
+        if len(lead_ids) > self.max_membership_batch:
+            raise ValueError(f"add_to_newsletter takes at most {self.max_membership_batch} ids "
+                             f"(got {len(lead_ids)})")
+        list_id = self.config.newsletters.get(newsletter)
+        if list_id is None:
+            raise ConfigurationError(f"Newsletter {newsletter!r} is not configured for HubSpot; "
+                                     "add it under newsletters (name: ILS list id)",
+                                     crm="hubspot")
+        if not lead_ids:
+            return []
+        try:
+            data, _, _ = self._call("general", f"add to list {list_id}",
+                                    self._apis.memberships.add_with_http_info, list_id=list_id,
+                                    request_body=[str(i) for i in lead_ids])
+        except HubSpotRequestError as e:
+            raise ConfigurationError(
+                f"HubSpot refused adding members to list {list_id} (newsletter {newsletter!r}, "
+                f"HTTP {e.status}); it must exist and be a MANUAL or SNAPSHOT list", crm="hubspot",
+                status=e.status, code=e.code) from None
+        missing = set(data.record_ids_missing or [])
+        # Ids already in the list are ignored by HubSpot, i.e. in place: OK (facts C6).
+        return [RecordResult(i, Outcome.FAILED, "OBJECT_NOT_FOUND",
+                             "contact does not exist or is archived") if i in missing
+                else RecordResult(i, Outcome.OK) for i in map(str, lead_ids)]
+
+    def close(self) -> None:
+        for api in self._apis.all():
+            api.api_client.rest_client.pool_manager.clear()
+
+    @property
+    def api_objects(self) -> tuple[Any, ...]:
+        """The cached hubspot-api-client API objects (one connection pool each)."""
+        return self._apis.all()
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, bucket: Literal["search", "general"], operation: str,
+              fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int, Mapping]:
+        """One logical request: retried on transient failures, paced, budgeted."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.config.max_attempts),
+            wait=self._backoff, retry=tenacity.retry_if_exception_type(RetriableError),
+            sleep=self._sleep, reraise=True, before_sleep=self._count_retry)
+        return retrying(self._call_once, bucket, operation, fn, *args, **kwargs)
+
+    def _backoff(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetriableError) and exc.retry_after is not None:
+            return exc.retry_after
+        return min(self.config.retry_initial_seconds * 2 ** (state.attempt_number - 1),
+                   self.config.retry_max_seconds)
+
+    def _count_retry(self, state: tenacity.RetryCallState) -> None:
+        self.stats.retries += 1
+
+    def _call_once(self, bucket: str, operation: str, fn: Callable[..., Any], *args: Any,
+                   **kwargs: Any) -> tuple[Any, int, Mapping]:
+        refreshed = False
+        while True:
+            self._budget.check()
+            pacer = self._search_pacer if bucket == "search" else self._window
+            before = pacer.waited
+            pacer.acquire()
+            self.stats.paced_seconds += pacer.waited - before
+            self._use_token(self._tokens.token())
+            self.stats.calls += 1
+            self._budget.spend()
+            try:
+                data, status, headers = fn(*args, _request_timeout=self.config.timeout_seconds,
+                                           **kwargs)
+            except API_EXCEPTIONS as e:
+                headers = getattr(e, "headers", None) or {}
+                self._observe(bucket, headers)
+                status = getattr(e, "status", 0)
+                if status == 401 and self._tokens.can_refresh and not refreshed:
+                    # Once per request: a second 401 means the credentials are bad.
+                    self._use_token(self._tokens.refresh())
+                    self.stats.refreshes = self._tokens.refreshes
+                    refreshed = True
+                    continue
+                if status == 429:
+                    raise self._rate_limited(e, bucket, operation) from None
+                raise classify(e, operation) from None
+            except urllib3.exceptions.HTTPError as e:
+                # Timeouts, resets, refused connections (facts D5: not ApiException).
+                raise RetriableError(f"HubSpot {operation} failed ({type(e).__name__}); will "
+                                     "retry", crm="hubspot") from None
+            self.stats.refreshes = self._tokens.refreshes
+            self._observe(bucket, headers)
+            return data, status, headers
+
+    def _use_token(self, token: str) -> None:
+        if token != self._token_in_use:
+            for api in self._apis.all():
+                api.api_client.configuration.access_token = token
+            self._token_in_use = token
+
+    def _observe(self, bucket: str, headers: Mapping[str, str]) -> None:
+        if bucket != "search":
+            self._window.observe(headers)
+        self._budget.observe(headers)
+
+    def _rate_limited(self, exc: Exception, bucket: str, operation: str) -> ConnectorError:
+        body = error_body(exc)
+        policy = str(body.get("policyName") or ("SECONDLY" if bucket == "search" else "UNKNOWN"))
+        self.stats.rate_limited[policy] += 1
+        if policy == "DAILY":
+            resume_at = self._budget.exhaust()
+            return BudgetExhausted(f"HubSpot daily API limit reached during {operation}; "
+                                   f"resuming at {resume_at:%Y-%m-%d %H:%M} UTC",
+                                   resume_at=resume_at, crm="hubspot", status=429, code=policy)
+        wait = retry_after(getattr(exc, "headers", None))
+        if bucket == "search":
+            wait = wait if wait is not None else 1.0
+            self._search_pacer.defer(wait)
+        else:
+            wait = wait if wait is not None else TenSecondWindow.WINDOW  # wait out the window
+            self._window.defer(wait)
+        return RateLimited(f"HubSpot rate limit {policy} hit during {operation}; retrying in "
+                           f"{wait:g}s", retry_after=wait, crm="hubspot", status=429, code=policy)
+
+    # ------------------------------------------------------------------ reading
+    def _search_page(self, filters: list[dict[str, str]], sort: dict[str, str],
+                     after: str | None) -> SearchPage:
+        request = PublicObjectSearchRequest(
+            filter_groups=[{"filters": filters}], sorts=[sort], properties=self._props,
+            limit=self.config.page_size, after=after)
+        data, _, _ = self._call("search", "contact search", self._apis.search.do_search_with_http_info,
+                                public_object_search_request=request)
+        results = []
+        for obj in data.results or []:
+            props = obj.properties or {}
+            stamp = props.get("lastmodifieddate")
+            modified = parse_time(stamp) if stamp else obj.updated_at.astimezone(UTC)
+            results.append(RawContact(str(obj.id), to_ms(modified), props))
+        nxt = data.paging.next.after if data.paging and data.paging.next else None
+        return SearchPage(results, nxt)
+
+    def _lead(self, contact: RawContact) -> RemoteLead:
+        return RemoteLead(id=contact.id,
+                          modified_at=datetime.fromtimestamp(contact.modified_ms / 1000, tz=UTC),
+                          fields=parse_fields(contact.properties, self.config.fields,
+                                              self.config.field_types))
+
+    def _archived_scan_due(self, now: datetime) -> bool:
+        last = self._last_archived_scan
+        return last is None or (now - last).total_seconds() >= (
+            self.config.archived_scan_interval_seconds)
+
+    def _archived_pages(self, since: Cursor | None, started: datetime) -> Iterator[Page]:
+        """Archived contacts as deleted leads (search never returns them).
+
+        The listing has no time filter (facts C3), so it is scanned in full, at most every
+        ``archived_scan_interval_seconds``, keeping contacts archived since the previous scan
+        (or, after a restart, since the cursor minus one interval). Their pages carry the
+        incoming cursor: archive times say nothing about the modification-time cursor.
+        """
+        overlap = timedelta(seconds=self.config.overlap_seconds)
+        if self._last_archived_scan is not None:
+            floor: datetime | None = self._last_archived_scan - overlap
+        elif since is not None:
+            floor = since.modified_at - overlap - timedelta(
+                seconds=self.config.archived_scan_interval_seconds)
+        else:
+            floor = None
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": ARCHIVED_PAGE_SIZE, "archived": True,
+                                      "properties": self._props}
+            if after:
+                kwargs["after"] = after
+            data, _, _ = self._call("general", "archived contact listing",
+                                    self._apis.basic.get_page_with_http_info, **kwargs)
+            leads = []
+            for obj in data.results or []:
+                stamp = obj.archived_at or obj.updated_at
+                archived_at = stamp.astimezone(UTC) if stamp else started
+                if floor is None or archived_at >= floor:
+                    leads.append(RemoteLead(id=str(obj.id), modified_at=archived_at,
+                                            fields=parse_fields(obj.properties or {},
+                                                                self.config.fields,
+                                                                self.config.field_types),
+                                            deleted=True))
+            if leads:
+                yield Page(sorted(leads, key=lambda lead: lead.cursor), since)
+            after = data.paging.next.after if data.paging and data.paging.next else None
+            if not after:
+                break
+        self._last_archived_scan = started
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, items: list[tuple[int, LeadChange]], results: dict[int, RecordResult]
+               ) -> None:
+        """Batch update; on a whole-batch 400, fail the named records and resend the rest."""
+        inputs = [SimplePublicObjectBatchInput(
+            id=c.lead_id, properties={self.config.fields[k]: format_value(v)
+                                      for k, v in c.fields.items()}) for _, c in items]
+        try:
+            data, status, _ = self._call(
+                "general", "contact batch update", self._apis.batch.update_with_http_info,
+                batch_input_simple_public_object_batch_input=BatchInputSimplePublicObjectBatchInput(
+                    inputs=inputs))
+        except HubSpotRequestError as e:
+            if e.status != 400:
+                raise
+            self._split_after_400(items, results, e.body)
+            return
+        failed: dict[str, RecordResult] = {}
+        for err in (getattr(data, "errors", None) or []) if status == 207 else []:
+            ids = (err.context or {}).get("ids") or []
+            code, message = _explain(err.category, err.message)
+            outcome = Outcome.FAILED if err.category in (
+                "VALIDATION_ERROR", "OBJECT_NOT_FOUND", "INVALID_PROPERTY") else Outcome.RETRY
+            for lead_id in ids:
+                failed[str(lead_id)] = RecordResult(str(lead_id), outcome, code, message)
+        for i, change in items:
+            results[i] = failed.get(change.lead_id) or RecordResult(change.lead_id, Outcome.OK)
+
+    def _split_after_400(self, items: list[tuple[int, LeadChange]],
+                         results: dict[int, RecordResult], body: Mapping[str, Any]) -> None:
+        message = str(body.get("message") or "")
+        problems = invalid_properties(message)
+        named: dict[str, dict[str, Any]] = {}
+        for p in problems:
+            if p.get("id") is not None:
+                named.setdefault(str(p["id"]), p)
+        for lead_id in ((body.get("context") or {}).get("ids") or []):
+            named.setdefault(str(lead_id), {})
+        batch_ids = {c.lead_id for _, c in items}
+        if named and set(named) <= batch_ids and set(named) != batch_ids:
+            rest = []
+            for i, change in items:
+                if change.lead_id in named:
+                    p = named[change.lead_id]
+                    results[i] = RecordResult(change.lead_id, Outcome.FAILED,
+                                              p.get("error") or str(body.get("category")),
+                                              p.get("message") or message)
+                else:
+                    rest.append((i, change))
+            self._write(rest, results)
+        elif len(items) == 1:
+            i, change = items[0]
+            code, text = _explain(body.get("category"), message)
+            results[i] = RecordResult(change.lead_id, Outcome.FAILED, code, text)
+        else:
+            # The body does not say which inputs are bad: bisect (log2(n) extra calls per bad one).
+            mid = len(items) // 2
+            self._write(items[:mid], results)
+            self._write(items[mid:], results)
+
+    # ------------------------------------------------------------------ preflight helpers
+    def _add_status_options(self, name: str, prop: Any, missing: list[str]
+                            ) -> tuple[set[str], str | None]:
+        meta = prop.modification_metadata
+        if meta is not None and meta.read_only_options:
+            return ({o.value for o in prop.options or []},
+                    f"HubSpot property {name} has read-only options; cannot add {missing}")
+        existing = list(prop.options or [])
+        order = max((o.display_order or 0 for o in existing), default=-1) + 1
+        # Send the whole list: PATCH options may replace rather than merge (facts C5, F3).
+        options = [OptionInput(label=o.label, value=o.value, display_order=o.display_order,
+                               hidden=bool(o.hidden), description=o.description)
+                   for o in existing]
+        options += [OptionInput(label=v.replace("_", " ").title(), value=v,
+                                display_order=order + n, hidden=False)
+                    for n, v in enumerate(missing)]
+        data, _, _ = self._call("general", f"add options to property {name}",
+                                self._apis.properties.update_with_http_info, "contacts", name,
+                                PropertyUpdate(options=options))
+        values = {o.value for o in data.options or []}
+        still = sorted(set(missing) - values)
+        return values, (f"HubSpot did not add options {still} to {name}" if still else None)
+
+    def _check_list(self, newsletter: str) -> str | None:
+        list_id = self.config.newsletters.get(newsletter)
+        if list_id is None:
+            return (f"Newsletter {newsletter!r} has no HubSpot list configured "
+                    "(newsletters: name -> ILS list id)")
+        try:
+            data, _, _ = self._call("general", f"read list {list_id}",
+                                    self._apis.lists.get_by_id_with_http_info, list_id=list_id)
+        except HubSpotRequestError as e:
+            return (f"HubSpot list {list_id} for newsletter {newsletter!r} cannot be read "
+                    f"(HTTP {e.status}); check the ILS list id")
+        processing = data.list.processing_type
+        if processing not in ("MANUAL", "SNAPSHOT"):
+            return (f"HubSpot list {list_id} ({data.list.name!r}) for newsletter {newsletter!r} "
+                    f"is {processing}; members can only be added to MANUAL or SNAPSHOT lists")
+        return None
+
+
+def _explain(category: Any, message: Any) -> tuple[str, str]:
+    """(error code, message) for one record, preferring the inner per-property problem."""
+    text = str(message or "")
+    problems = invalid_properties(text) if "not valid" in text else []
+    if problems:
+        first = problems[0]
+        return str(first.get("error") or category), str(first.get("message") or text)
+    return str(category or "ERROR"), text

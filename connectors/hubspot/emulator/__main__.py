@@ -1,0 +1,49 @@
+"""Run the HubSpot emulator standalone.
+
+``python -m connectors.hubspot.emulator --port 0 --seed 7`` prints one JSON line (base_url,
+tokens, list ids) and serves until SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from connectors.hubspot.emulator.config import EmulatorConfig
+from connectors.hubspot.emulator.demo_data import demo_contacts
+from connectors.hubspot.emulator.server import HubSpotEmulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m connectors.hubspot.emulator",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the demo contacts")
+    parser.add_argument("--contacts", type=int, default=200, help="demo contacts to create")
+    parser.add_argument("--index-lag", type=float, default=0.0,
+                        help="seconds before writes become visible to search")
+    args = parser.parse_args(argv)
+
+    emu = HubSpotEmulator(EmulatorConfig(index_lag_seconds=args.index_lag), port=args.port)
+    emu.add_contacts(demo_contacts(args.contacts, args.seed))
+    newsletter = emu.add_list("Newsletter", "MANUAL")
+    emu.start()
+    print(json.dumps({
+        "base_url": emu.base_url, "access_token": emu.access_token,
+        "oauth_client_id": emu.oauth_client_id, "oauth_client_secret": emu.oauth_client_secret,
+        "refresh_token": emu.refresh_token, "lists": {"Newsletter": newsletter},
+    }), flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

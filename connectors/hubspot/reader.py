@@ -1,0 +1,98 @@
+"""Incremental contact reads through search, past its 10,000-result cap and through ties.
+
+HubSpot search returns at most 10,000 results per query (paging further is a 400, facts C2).
+The documented workaround moves the window: filter ``lastmodifieddate >= t`` sorted ascending and
+restart at the last value seen. When more than 10,000 contacts share one millisecond (mass
+updates do this) the window cannot move, so those are paged by ``hs_object_id`` within
+``lastmodifieddate == t`` before continuing with ``> t`` (facts C2; airbytehq/airbyte#43317).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RawContact", "SearchPage", "iter_search_windows"]
+
+
+@dataclass(frozen=True, slots=True)
+class RawContact:
+    id: str
+    modified_ms: int
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    results: list[RawContact]
+    next_after: str | None
+
+
+#: (filters of one filter group, sort, after) -> one page
+SearchFn = Callable[[list[dict[str, str]], dict[str, str], str | None], SearchPage]
+
+_BY_MODIFIED = {"propertyName": "lastmodifieddate", "direction": "ASCENDING"}
+_BY_ID = {"propertyName": "hs_object_id", "direction": "ASCENDING"}
+
+
+def _f(name: str, op: str, value: int) -> dict[str, str]:
+    return {"propertyName": name, "operator": op, "value": str(value)}
+
+
+def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: int,
+                        max_results: int = 10_000) -> Iterator[list[RawContact]]:
+    """Yield batches of contacts modified in ``[lo_ms, hi_ms]``, ascending, each once.
+
+    Contacts re-read when a window restarts at its last timestamp are dropped here (the ids seen
+    at the newest timestamp are remembered), so memory stays proportional to one tie group.
+    """
+    lower, inclusive = lo_ms, True  # range mode: lastmodifieddate GTE/GT lower, LTE hi
+    tie_at: int | None = None  # tie mode: lastmodifieddate EQ tie_at, hs_object_id GT tie_after
+    tie_after = -1
+    after: str | None = None
+    last_t: int | None = None
+    seen_at_last_t: set[str] = set()
+
+    while True:
+        if tie_at is None:
+            filters = [_f("lastmodifieddate", "GTE" if inclusive else "GT", lower),
+                       _f("lastmodifieddate", "LTE", hi_ms)]
+            page = search(filters, _BY_MODIFIED, after)
+        else:
+            filters = [_f("lastmodifieddate", "EQ", tie_at), _f("hs_object_id", "GT", tie_after)]
+            page = search(filters, _BY_ID, after)
+
+        fresh: list[RawContact] = []
+        for contact in page.results:
+            t = contact.modified_ms
+            if last_t is not None and (t < last_t or (t == last_t and contact.id in seen_at_last_t)):
+                continue  # re-read after a window restart
+            if t != last_t:
+                last_t, seen_at_last_t = t, set()
+            seen_at_last_t.add(contact.id)
+            fresh.append(contact)
+        if fresh:
+            yield fresh
+
+        if not page.results or page.next_after is None:
+            if tie_at is None:
+                return
+            # The tie group is done: continue strictly after it.
+            lower, inclusive, tie_at, after = tie_at, False, None, None
+            continue
+        if int(page.next_after) + page_size <= max_results:
+            after = page.next_after
+            continue
+
+        # The next page would cross the 10,000 cap: restart the window.
+        after = None
+        if tie_at is not None:
+            tie_after = int(page.results[-1].id)
+            continue
+        t = page.results[-1].modified_ms
+        if inclusive and t == lower:
+            # A whole window shares one timestamp: page that timestamp by id.
+            tie_at, tie_after = t, -1
+        else:
+            lower, inclusive = t, True
