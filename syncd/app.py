@@ -121,19 +121,17 @@ class App:
         """
         clock = clock or (lambda: datetime.now(UTC))
         metrics = metrics or Metrics()
+        # Rules first: a bad rule file stops start-up before any CRM is contacted.
+        try:
+            holder = RulesHolder([settings.path(p) for p in settings.rules.files],
+                                 loader=_book_loader(settings), metrics=metrics)
+        except RuleLoadError as exc:
+            raise StartupError(list(getattr(exc, "issues", [exc]))) from None
         embedded = None
         if settings.embedded.enabled and connect and connectors is None:
             from syncd.embedded import EmbeddedCRMs
 
             embedded = EmbeddedCRMs.start(settings)
-        book_loader = _book_loader(settings)
-        try:
-            holder = RulesHolder([settings.path(p) for p in settings.rules.files],
-                                 loader=book_loader, metrics=metrics)
-        except RuleLoadError as exc:
-            if embedded:
-                embedded.stop()
-            raise StartupError(list(getattr(exc, "issues", [exc]))) from None
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
         store = _open_store(settings)
         holder._store = store

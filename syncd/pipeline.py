@@ -230,11 +230,19 @@ class Pipeline:
     def pull(self, report: CycleReport, *, until: datetime) -> None:
         stored = self.store.cursor(self.crm)
         since = Cursor(*stored) if stored else None
+        started = self.clock()
         for page in self.connector.iter_pages(since, until=until):
             self._store_page(page.leads, page.cursor, report)
             if self.stop.is_set():
                 log.info("stop requested: page checkpointed, leaving the pull")
                 return
+        if getattr(self.connector, "last_pull_was_full_reconcile", False):
+            # The cursor was older than the CRM's delete log: the pull was a full pass, so a
+            # mirrored lead it did not yield was deleted and purged in the meantime.
+            gone = self.store.mark_unseen_deleted(self.crm, started, self.clock())
+            report.deleted += gone
+            log.warning("%s: cursor older than the delete log; full reconcile marked %d "
+                        "leads deleted", self.crm, gone)
 
     def _store_page(self, leads: Sequence[RemoteLead], cursor: Cursor | None,
                     report: CycleReport) -> None:
@@ -242,9 +250,14 @@ class Pipeline:
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
         with self.store.begin() as conn:
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
+            # A status the outbox meant to write is syncd's own even when its confirmation was
+            # lost in a crash (HubSpot does not say who made a change).
+            queued = {(r.lead_id, r.value) for r in self.store.open_changes(
+                conn, self.crm, list(by_id)) if r.kind == "field" and r.field == "status"}
             rows, gone = [], []
             for lead in by_id.values():
-                rows.append(self._mirror_row(lead, existing.get(lead.id), now))
+                ours = (lead.id, lead.fields.get("status")) in queued
+                rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours))
                 if lead.deleted or lead.converted:
                     gone.append(lead.id)
                 report.deleted += lead.deleted
@@ -261,7 +274,8 @@ class Pipeline:
                                            now)
         report.pulled += len(by_id)
 
-    def _mirror_row(self, lead: RemoteLead, prev: Any, now: datetime) -> dict[str, Any]:
+    def _mirror_row(self, lead: RemoteLead, prev: Any, now: datetime, *,
+                    queued: bool = False) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
         status = fields.get("status")
         enrichment = self.enricher.enrich(lead.fields)
@@ -284,7 +298,8 @@ class Pipeline:
                    error_code=prev.error_code, error_message=prev.error_message)
         if status != prev.status:
             row["status_changed_at"] = lead.modified_at
-            ours = status == prev.written_status or lead.modified_by_integration is True
+            ours = (status == prev.written_status or queued
+                    or lead.modified_by_integration is True)
             if not ours:
                 row["rep_edit_at"] = lead.modified_at
                 row["rep_edit_status"] = status

@@ -204,6 +204,21 @@ class StateStore:
         conn.execute(update(LeadRow).where(LeadRow.crm == crm, LeadRow.lead_id == lead_id)
                      .values(**values))
 
+    def mark_unseen_deleted(self, crm: str, pulled_before: datetime, now: datetime) -> int:
+        """After a full pass: live leads not pulled since ``pulled_before`` are gone."""
+        table = LeadRow.__table__
+        with self.begin() as conn:
+            stale = [r[0] for r in conn.execute(select(table.c.lead_id).where(
+                table.c.crm == crm, table.c.deleted.is_(False),
+                table.c.pulled_at < pulled_before))]
+            for start in range(0, len(stale), _UPSERT_CHUNK):
+                conn.execute(update(table).where(table.c.crm == crm, table.c.lead_id.in_(
+                    stale[start:start + _UPSERT_CHUNK])).values(deleted=True))
+            open_rows = self.open_changes(conn, crm, stale)
+            self.set_change_state(conn, [r.id for r in open_rows], "superseded", now,
+                                  error_message="lead deleted in the CRM")
+        return len(stale)
+
     def iter_live_leads(self, crm: str, *, chunk: int = 2000) -> Iterator[list[Any]]:
         """Every mirrored lead not deleted, in chunks, by keyset (flat memory, no OFFSET)."""
         last = ""

@@ -1,0 +1,131 @@
+"""Builds a real syncd App on the embedded emulators, with a config file and rules of the test's
+choosing. Everything goes over sockets: the real simple-salesforce over TLS, the real
+hubspot-api-client over HTTP."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from syncd.app import App
+from syncd.settings import load_settings
+
+NOW = datetime.now(UTC)
+
+E2E_RULES = """\
+version: 1
+name: e2e
+mode: first_match
+statuses:
+  New: {}
+  Open: {}
+  MQL: {}
+  SAL: {}
+  Nurture: {}
+  Unqualified: {}
+  Archived: {}
+  Converted: {converted: true}
+protected: [Converted]
+rules:
+  - id: misfit-archive
+    when:
+      all:
+        - {field: free_mail, eq: true}
+        - {field: title, missing: true}
+    then:
+      - archive: {}
+  - id: stale-nurture
+    when: {field: last_activity_at, older_than: 90d}
+    then:
+      - set_status: Nurture
+      - add_to_newsletter: newsletter
+"""
+
+
+def write_config(tmp_path: Path, *, rules: str = E2E_RULES, extra: str = "",
+                 breaker_share: float = 1.0, crms: tuple[str, ...] = ("salesforce", "hubspot"),
+                 leads: int = 0) -> Path:
+    (tmp_path / "rules.yaml").write_text(rules)
+    sections = {
+        "salesforce": """
+salesforce:
+  enabled: true
+  interval: 60s
+  status_values: {New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}
+  connector: {}
+""",
+        "hubspot": """
+hubspot:
+  enabled: true
+  interval: 60s
+  status_values: {New: NEW, Open: OPEN, Nurture: NURTURE, Archived: ARCHIVED, MQL: MQL, SAL: SAL, Unqualified: UNQUALIFIED, Converted: CONVERTED}
+  connector:
+    allow_add_status_options: true
+""",
+    }
+    body = f"""
+state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: {breaker_share}, min_changes: 1}}
+server: {{enabled: false}}
+embedded: {{enabled: true, leads: {leads}, rep_activity: false}}
+"""
+    body += "".join(sections[c] for c in crms) + textwrap.dedent(extra)
+    path = tmp_path / "syncd.yaml"
+    path.write_text(body)
+    return path
+
+
+@contextmanager
+def running_app(config: Path, **kwargs: Any) -> Iterator[App]:
+    app = App.build(load_settings(config), **kwargs)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def sf_lead(last: str, email: str, *, title: str | None, status: str = "Open - Not Contacted",
+            activity_days: int | None = 2, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"LastName": last, "Company": f"{last} Inc", "Email": email,
+                              "Status": status}
+    if title:
+        record["Title"] = title
+    if activity_days is not None:
+        record["LastActivityDate"] = (NOW - timedelta(days=activity_days)).date()
+    record.update(extra)
+    return record
+
+
+def hs_contact(last: str, email: str, *, title: str | None, status: str = "NEW",
+               activity_days: int | None = 2, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"lastname": last, "company": f"{last} Inc", "email": email,
+                              "hs_lead_status": status}
+    if title:
+        record["jobtitle"] = title
+    if activity_days is not None:
+        when = NOW - timedelta(days=activity_days)
+        record["notes_last_updated"] = when.isoformat().replace("+00:00", "Z")
+    record.update(extra)
+    return record
+
+
+def newsletter_id(app: App, crm: str, name: str = "newsletter") -> str:
+    return app.embedded.connector_overrides(crm)["newsletters"][name]
+
+
+def sf_write_calls(app: App) -> list[Any]:
+    return [e for e in app.embedded.salesforce.journal.writes()]
+
+
+def hs_write_calls(app: App) -> list[Any]:
+    return [e for e in app.embedded.hubspot.journal.entries()
+            if e.method in ("PATCH", "PUT") or (e.method == "POST" and "/batch/update" in e.path)]
+
+
+__all__ = ["NOW", "E2E_RULES", "write_config", "running_app", "sf_lead", "hs_contact",
+           "newsletter_id", "sf_write_calls", "hs_write_calls", "date"]
