@@ -27,8 +27,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 rules_app = typer.Typer(no_args_is_help=True, help="Check, test and describe rule files.")
 app.add_typer(rules_app, name="rules")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file.",
                                          envvar="SYNCD_CONFIG")]

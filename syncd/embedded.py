@@ -62,6 +62,11 @@ def to_crm_record(name: str, lead: Mapping[str, Any], fields: Mapping[str, str],
     return record
 
 
+def _last_modified(lead: Mapping[str, Any]) -> datetime:
+    stamp = lead.get("_status_changed_at") or lead.get("created_at") or datetime.now(UTC)
+    return stamp.replace(microsecond=0)
+
+
 class EmbeddedCRMs:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -94,8 +99,11 @@ class EmbeddedCRMs:
             fields = {**default_field_map("salesforce"),
                       **connectors["salesforce"].connector.get("fields", {})}
             values = connectors["salesforce"].status_values
-            self._ids["salesforce"] = emu.add_leads(
-                to_crm_record("salesforce", lead, fields, values) for lead in leads)
+            # Each demo lead was last modified when its status was set, so the time-based rules
+            # (SAL follow-up, cold nurture) have leads to act on in the first cycle.
+            self._ids["salesforce"] = [
+                emu.add_leads([to_crm_record("salesforce", lead, fields, values)],
+                              modstamp=_last_modified(lead))[0] for lead in leads]
             campaigns = {n: emu.add_campaign(n.title()) for n in NEWSLETTERS}
             self._overrides["salesforce"] = {
                 "instance_url": emu.base_url, "token_url": emu.token_url,
@@ -119,7 +127,8 @@ class EmbeddedCRMs:
                 DEFAULT_LEAD_STATUSES)))
             hs = self.hubspot = HubSpotEmulator(config).start()
             self._ids["hubspot"] = hs.add_contacts(
-                to_crm_record("hubspot", lead, fields, values) for lead in leads)
+                {**to_crm_record("hubspot", lead, fields, values),
+                 "lastmodifieddate": _last_modified(lead)} for lead in leads)
             lists = {n: hs.add_list(n.title(), "MANUAL") for n in NEWSLETTERS}
             self._overrides["hubspot"] = {
                 "base_url": hs.base_url,

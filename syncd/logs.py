@@ -45,5 +45,5 @@ def setup_logging(settings: Any, *, quiet: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel("WARNING" if quiet else settings.level)
     # The client libraries log full URLs with query strings at DEBUG; keep them quieter.
-    for noisy in ("urllib3", "apscheduler.executors", "simple_salesforce"):
+    for noisy in ("urllib3", "apscheduler", "simple_salesforce"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

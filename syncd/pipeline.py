@@ -304,8 +304,9 @@ class Pipeline:
                 row["rep_edit_at"] = lead.modified_at
                 row["rep_edit_status"] = status
                 row["error_code"] = row["error_message"] = None
-                log.info("lead %s: status changed to %r by a person; held for %s", lead.id,
-                         status, self.settings.hold_rep_edits_for)
+                log.info("lead %s: status changed to %r by a person; left alone until %s",
+                         lead.id, status,
+                         f"{lead.modified_at + self.settings.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC")
         return row
 
     # ---- 2. plan -------------------------------------------------------------------------

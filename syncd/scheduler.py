@@ -79,7 +79,7 @@ class Daemon:
             self._scheduler.add_job(self._cycle, "interval", args=[name], id=name, name=name,
                                     seconds=cs.interval.total_seconds(),
                                     next_run_time=datetime.now(UTC))
-            log.info("%s: a cycle every %s", name, cs.interval)
+            log.info("%s: a cycle every %ds", name, cs.interval.total_seconds())
         done = threading.Event()
 
         def _stop(signum: int, _frame: Any) -> None:

@@ -56,7 +56,8 @@ salesforce:
   enabled: true
   interval: 60s
   status_values: {New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}
-  connector: {}
+  connector:
+    lag_seconds: 0   # tests seed leads a moment before the cycle
 """,
         "hubspot": """
 hubspot:
@@ -123,7 +124,7 @@ def sf_write_calls(app: App) -> list[Any]:
 
 
 def hs_write_calls(app: App) -> list[Any]:
-    return [e for e in app.embedded.hubspot.journal.entries()
+    return [e for e in app.embedded.hubspot.journal.entries
             if e.method in ("PATCH", "PUT") or (e.method == "POST" and "/batch/update" in e.path)]
 
 

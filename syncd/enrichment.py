@@ -1,0 +1,809 @@
+"""In-process lead enrichment: derived fields that rules can test, each with the reason for it.
+
+:class:`Enricher` turns one lead (a mapping in canonical field names, see :mod:`rules.fields`)
+into the values of :data:`rules.fields.ENRICHMENT_FIELDS`:
+
+``email_domain``
+    The lower-cased part of the email after the last ``@``; ``None`` when the email is missing or
+    its domain is not a valid host name.
+``free_mail``
+    ``True`` when that domain (or a parent of it) is a consumer mail provider: a built-in list
+    (:mod:`syncd.enrichment_data`, country variants such as ``yahoo.co.uk`` included) plus
+    ``extra_free_mail_domains`` from the settings.
+``role`` and ``seniority``
+    Function and rank read from the title, because titles alone say little ("market to the role,
+    not the title", domain.md). Roles: see :data:`ROLES`; seniorities: see :data:`SENIORITIES`.
+    The rank ladder is deliberate where usage is mixed:
+
+    * "Head of X" counts as ``vp``: the title is used where one person runs a function with no
+      VP above them (start-ups, European firms), i.e. the person who signs.
+    * "Chief of Staff" is ``manager`` and role ``executive``: close to the executive but without
+      a budget of their own. "Assistant to the CEO" and other assistants are ``individual`` and
+      role ``other``; the executive they work for does not make them one.
+    * Assistant/associate ranks sit one step lower: "AVP" is ``director``, "Associate Director"
+      is ``manager``. "Managing Director" is ``c_level`` (the head of a company in Europe);
+      "General Manager" is ``director``; "General Counsel" is ``vp``.
+    * "<function> operations" titles (sales, revenue, marketing, business operations) are role
+      ``operations``: they run the process and tooling that syncd-like products serve.
+``decision_maker``
+    ``True`` for ``c_level``, ``vp`` and ``director``; ``False`` for other known or unknown ranks.
+``icp_score`` and ``icp_fit``
+    0..100 from industry, country, company size, role, decision maker and business email, with
+    configurable weights (:class:`IcpWeights`); ``strong``/``medium``/``weak`` by thresholds.
+    Unknown inputs earn no points (a lead we know nothing about is not a fit), and the reason
+    lists both the points earned and the ones missed.
+``bant_score`` and ``bant_complete``
+    How many of budget, authority, need, timeline are present; authority also counts when the
+    lead is a decision maker.
+
+Missing inputs give ``None`` values with a reason and never raise; odd types (``bytes`` is
+decoded, numbers where text is expected are treated as missing) are handled the same way.
+
+``enrich`` is pure and deterministic. It is fast because real lead data repeats: the title
+classification, the email-domain verdict and the ICP score (a function of six small inputs) are
+computed once per distinct input and kept in bounded per-enricher LRU caches, and every BANT
+outcome is precomputed; per call, ``enrich`` only reads the lead and builds the two result dicts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import pydantic
+
+from syncd.enrichment_data import (
+    COUNTRY_ALIASES,
+    COUNTRY_SUFFIX_SECOND_LEVELS,
+    FREE_MAIL_BRANDS,
+    FREE_MAIL_DOMAINS,
+)
+
+__all__ = [
+    "DECISION_MAKER_SENIORITIES",
+    "ROLES",
+    "SENIORITIES",
+    "Enricher",
+    "Enrichment",
+    "EnrichmentSettings",
+    "IcpSettings",
+    "IcpWeights",
+    "TitleClass",
+    "classify_title",
+]
+
+#: Functions a title maps to; ``other`` when no function word is recognised.
+ROLES: tuple[str, ...] = (
+    "marketing", "sales", "engineering", "it", "finance", "operations", "hr", "executive",
+    "product", "customer_success", "legal", "other",
+)
+#: Ranks a title maps to; ``unknown`` when no rank word is recognised.
+SENIORITIES: tuple[str, ...] = ("c_level", "vp", "director", "manager", "individual", "unknown")
+#: Ranks that usually hold budget authority.
+DECISION_MAKER_SENIORITIES: frozenset[str] = frozenset({"c_level", "vp", "director"})
+
+_BANT_FIELDS: tuple[str, ...] = ("budget", "authority", "need", "timeline")
+# Values forms and CRMs use for "nothing entered"; they do not make a BANT criterion present.
+_BLANK_PLACEHOLDERS: frozenset[str] = frozenset({
+    "", "-", "--", "?", "n/a", "na", "none", "null", "unknown", "tbd", "not set",
+})
+_LONGEST_PLACEHOLDER = max(map(len, _BLANK_PLACEHOLDERS))
+_BANT_BITS: tuple[tuple[int, str], ...] = tuple((1 << i, n) for i, n in enumerate(_BANT_FIELDS))
+
+
+def _bant_outcome(mask: int, decision_maker: bool) -> tuple[int, str, str]:
+    """(bant_score, its reason, bant_complete's reason) for the criteria present in ``mask``."""
+    present: list[str] = []
+    absent: list[str] = []
+    for bit, name in _BANT_BITS:
+        if mask & bit:
+            present.append(name)
+        elif name == "authority" and decision_maker:
+            present.append("authority (decision maker)")
+        else:
+            absent.append(name)
+    reason = f"bant_score {len(present)}: " + (", ".join(present) if present else "none present")
+    if absent:
+        reason += "; missing: " + ", ".join(absent)
+    complete = ("all of budget, authority, need, timeline present" if not absent
+                else "missing: " + ", ".join(absent))
+    return len(present), reason, complete
+
+
+# Sixteen presence masks x decision maker or not: every BANT outcome, computed at import.
+_BANT_OUTCOMES: dict[tuple[int, bool], tuple[int, str, str]] = {
+    (mask, dm): _bant_outcome(mask, dm) for mask in range(16) for dm in (False, True)
+}
+_CACHE_SIZE = 16_384  # distinct titles/domains kept per enricher; real data repeats heavily
+_SHOW = 60  # longest input echoed in a reason
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+
+
+class IcpWeights(pydantic.BaseModel, extra="forbid"):
+    """Points each ICP criterion adds to ``icp_score``; they add up to at most 100."""
+
+    industry: int = pydantic.Field(
+        default=25, ge=0, le=100, description="Industry is in icp.industries.")
+    country: int = pydantic.Field(
+        default=15, ge=0, le=100, description="Country is in icp.countries.")
+    company_size: int = pydantic.Field(
+        default=20, ge=0, le=100,
+        description="Employee count is within min_employees..max_employees.")
+    role: int = pydantic.Field(
+        default=10, ge=0, le=100, description="Role (from the title) is in icp.roles.")
+    decision_maker: int = pydantic.Field(
+        default=20, ge=0, le=100, description="Seniority is c_level, vp or director.")
+    business_email: int = pydantic.Field(
+        default=10, ge=0, le=100,
+        description="Email domain is known and not a consumer mail provider.")
+
+    @pydantic.model_validator(mode="after")
+    def _total_at_most_100(self) -> IcpWeights:
+        total = sum(self.model_dump().values())
+        if total > 100:
+            raise ValueError(
+                f"ICP weights add up to {total}; lower them to a total of at most 100 so that "
+                "icp_score stays within 0..100")
+        return self
+
+
+class IcpSettings(pydantic.BaseModel, extra="forbid"):
+    """The ideal customer profile leads are scored against (defaults: a mid-market B2B SaaS)."""
+
+    industries: list[str] = pydantic.Field(
+        default_factory=lambda: [
+            "Software", "Computer Software", "Technology", "Information Technology",
+            "Information Technology and Services", "Internet", "SaaS", "Financial Services",
+            "Marketing and Advertising", "Telecommunications", "Consulting",
+        ],
+        description="Industries that fit, matched case-insensitively with punctuation and '&' vs "
+                    "'and' ignored, so 'COMPUTER_SOFTWARE' matches 'Computer Software'.")
+    countries: list[str] = pydantic.Field(
+        default_factory=lambda: ["US", "CA", "GB", "IE", "DE", "AT", "CH", "NL", "FR", "SE",
+                                 "DK", "NO", "FI", "AU", "NZ"],
+        description="Countries served, as ISO 3166-1 alpha-2 codes or common names; lead values "
+                    "such as 'USA' or 'United States' are recognised as 'US'.")
+    min_employees: int = pydantic.Field(
+        default=50, ge=0, description="Smallest company that fits (inclusive).")
+    max_employees: int | None = pydantic.Field(
+        default=5000, ge=0,
+        description="Largest company that fits (inclusive); null for no upper bound.")
+    roles: list[str] = pydantic.Field(
+        default_factory=lambda: ["marketing", "sales", "operations", "it"],
+        description=f"Functions that buy; any of {', '.join(ROLES)}.")
+    weights: IcpWeights = pydantic.Field(
+        default_factory=IcpWeights, description="Points per criterion.")
+    strong_at: int = pydantic.Field(
+        default=70, ge=0, le=100, description="icp_score at or above which icp_fit is 'strong'.")
+    medium_at: int = pydantic.Field(
+        default=40, ge=0, le=100, description="icp_score at or above which icp_fit is 'medium'.")
+
+    @pydantic.field_validator("countries")
+    @classmethod
+    def _known_countries(cls, countries: list[str]) -> list[str]:
+        for country in countries:
+            if _country_code(country) is None:
+                raise ValueError(
+                    f"unknown country {country!r}; use an ISO 3166-1 alpha-2 code such as 'US'")
+        return countries
+
+    @pydantic.field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: list[str]) -> list[str]:
+        for role in roles:
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        return roles
+
+    @pydantic.model_validator(mode="after")
+    def _ordered_bounds(self) -> IcpSettings:
+        if self.max_employees is not None and self.max_employees < self.min_employees:
+            raise ValueError(f"max_employees ({self.max_employees}) is below min_employees "
+                             f"({self.min_employees}); raise it or set it to null")
+        if self.medium_at > self.strong_at:
+            raise ValueError(f"medium_at ({self.medium_at}) is above strong_at "
+                             f"({self.strong_at}); lower medium_at")
+        return self
+
+
+class EnrichmentSettings(pydantic.BaseModel, extra="forbid"):
+    """Settings of :class:`Enricher`."""
+
+    icp: IcpSettings = pydantic.Field(
+        default_factory=IcpSettings, description="Ideal customer profile for icp_score.")
+    extra_free_mail_domains: list[str] = pydantic.Field(
+        default_factory=list,
+        description="Consumer mail domains to add to the built-in list (subdomains match too), "
+                    "e.g. a regional provider.")
+
+
+# --------------------------------------------------------------------------------------------
+# Title classification
+
+
+def _words(*phrases: str) -> str:
+    """A regex matching any of ``phrases`` as whole words in a normalised title.
+
+    Phrases may contain regex syntax; a space stands for the single space normalisation leaves.
+    """
+    return r"\b(?:" + "|".join(phrases) + r")\b"
+
+
+def _compile(rules: Iterable[tuple[str, str]]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((label, re.compile(pattern)) for label, pattern in rules)
+
+
+# Support staff who work *for* someone senior: neither their rank nor their function is the
+# boss's (domain.md: derive the decision maker from the title, not from words in it).
+_ASSISTANT_TO = _words(
+    "(?:assistant|secretary|ea|pa) (?:to|of)", "executive assistant", "personal assistant",
+    "administrative assistant", "admin assistant", "office assistant", "executive secretary",
+)
+
+# First match wins: specific compounds come before the single words they contain.
+_SENIORITY_RULES = _compile([
+    ("individual", _ASSISTANT_TO),
+    ("manager", _words("chief of staff")),
+    ("director", _words("avp", "(?:assistant|associate) vice president")),
+    ("manager", _words("(?:assistant|associate|deputy) (?:director|directeur|directora)")),
+    ("individual", _words("founding engineer", "product owner")),
+    ("c_level", _words(
+        "ceo", "cfo", "cto", "coo", "cmo", "cro", "cio", "ciso", "cpo", "chro", "cdo", "cso",
+        "cco", "cxo", "cao", "chief", r"(?<!vice )presidente?", "co ?founder", "founder",
+        r"(?<!product )(?<!process )owner", "managing (?:director|partner)",
+        "founding partner", "general partner", "chair(?:man|woman|person)", "board member",
+        "gesch(?:ä|ae|a)ftsf(?:ü|ue|u)hrer(?:in)?", "inhaber(?:in)?", "pdg",
+        "(?:directeur|directrice|director|directora) g(?:é|e)n(?:é|e)ral(?:e)?",
+        "gerente general",
+    )),
+    ("vp", _words(
+        "vp", "svp", "evp", "vice ?president(?:e)?", "vizepr(?:ä|ae|a)sident(?:in)?",
+        "head", "general counsel",
+    )),
+    ("director", _words(
+        "director", "directora", "directeur", "directrice", "direktor(?:in)?", "direttore",
+        "dir", "general manager", "gm",
+    )),
+    ("manager", _words(
+        "manager", "mgr", "managers", "supervisor", "superintendent", "foreman",
+        r"lead(?! gen| generation| development| qualification| nurturing)", "team ?leader",
+        "team ?lead", "leader", "(?:\\w*)leiter(?:in)?", "responsable", "jef[ea]", "gerente",
+        "chef", "controller",
+    )),
+    ("individual", _words(
+        "specialist", "analyst", "engineer", "developer", "associate", "coordinator",
+        "representative", "rep", "intern", "internship", "trainee", "apprentice", "student",
+        "assistant", "consultant", "administrator", "admin", "designer", "scientist",
+        "architect", "accountant", "bookkeeper", "recruiter", "writer", "copywriter", "editor",
+        "strategist", "executive", "officer", "agent", "clerk", "technician", "programmer",
+        "sdr", "bdr", "ldr", "ae", "staff", "member", "advisor", "adviser", "planner", "buyer",
+        "generalist", "paralegal", "attorney", "counsel", "lawyer", "auditor", "researcher",
+        "teacher", "professor", "freelancer?", "contractor", "marketer", "operator", "hacker",
+        "business partner", "ingenieur", "ingénieur", "ingeniero", "entwickler", "berater",
+        "mitarbeiter(?:in)?", "referent(?:in)?", "sachbearbeiter(?:in)?", "commercial",
+    )),
+])
+
+_ROLE_RULES = _compile([
+    ("other", _ASSISTANT_TO),
+    ("operations", _words(
+        "(?:sales|revenue|marketing|business|gtm|go to market) (?:operations|ops)", "rev ?ops",
+        "mops", "biz ?ops", "crm", "salesforce (?:admin|administrator)",
+        "hubspot (?:admin|administrator)",
+    )),
+    ("hr", _words("people (?:operations|ops|partner)", "talent")),
+    ("marketing", _words("product marketing")),
+    ("sales", _words(
+        "sales engineer", "solutions? (?:engineer|consultant|architect)", "pre ?sales",
+    )),
+    ("it", _words("it (?:support|help ?desk|service desk)")),
+    ("customer_success", _words(
+        "customer (?:success|support|service|care|experience)", "client (?:success|services?)",
+        "technical support", "support engineer", "cx",
+    )),
+    ("engineering", _words("cto", "chief technology officer", "chief technical officer")),
+    ("it", _words(
+        "it", "information technology", "information security", "infosec", "cio", "ciso",
+        "chief information(?: security)? officer", "cyber ?security", "security", "network",
+        "systems? administrator", "sys ?admin", "help ?desk", "desktop support",
+        "infrastructure", "technology", "informatique", "informatik", "sistemas",
+        "ti",  # Spanish/Portuguese "tecnología/tecnologia da informação"
+    )),
+    ("product", _words(
+        "product (?:manager|management|owner|lead|director)", "cpo", "chief product officer",
+    )),
+    ("engineering", _words(
+        "engineer", "engineering", "engineers", "developer", "development engineer", "software",
+        "dev ?ops", "sre", "site reliability", "architect", "programmer", "qa",
+        "quality assurance", "data scientist", "machine learning", "ml", "r d", "ingenieur",
+        "ingénieur", "ingeniero", "entwickler", "developpeur", "développeur", "desarrollador",
+    )),
+    ("finance", _words(
+        "finance", "financial", "cfo", "controller", "controlling", "accounting", "accountant",
+        "accounts (?:payable|receivable)", "treasury", "treasurer", "fp a", "bookkeeper", "tax",
+        "auditor", "payroll", "comptable", "finanzen", "buchhaltung", "finanzas", "contador",
+    )),
+    ("legal", _words(
+        "legal", "counsel", "attorney", "lawyer", "paralegal", "compliance", "clo", "juriste",
+        "contracts", "abogado", "jurist(?:in)?",
+    )),
+    ("hr", _words(
+        "hr", "human resources?", "people", "recruit(?:er|ing|ment)?", "chro", "personnel",
+        "learning (?:and )?development", "l d", "ressources humaines", "rrhh",
+    )),
+    ("marketing", _words(
+        "marketing", "marketer", "cmo", "brand", "growth", "demand (?:gen|generation)",
+        "lead (?:gen|generation)", "content", "seo", "sem", "ppc", "communications?", "comms",
+        "pr", "public relations", "social media", "digital", "events?", "campaigns?",
+        "advertising", "creative", "copywriter", "community", "mercadeo", "mercadotecnia",
+    )),
+    ("sales", _words(
+        "sales", "cro", "chief revenue officer", "revenue", "commercial", "comercial",
+        "vertrieb", "ventas", "vendas", "business development", "account", "key account",
+        "partnerships?", "partner manager", "channel", "alliances", "territory", "sdr", "bdr",
+        "ae", "seller", "salesperson",
+    )),
+    ("customer_success", _words("support", "customer", "onboarding", "implementation")),
+    ("operations", _words(
+        "operations", "ops", "operating", "coo", "supply chain", "logistics", "procurement",
+        "purchasing", "facilities", "office manager", "op(?:é|e)rations",
+    )),
+    ("product", _words("product", "products")),
+    ("executive", _words(
+        "ceo", "chief executive", "co ?founder", "founder", r"(?<!product )owner",
+        r"(?<!vice )presidente?", "managing (?:director|partner)", "general manager",
+        "gesch(?:ä|ae|a)ftsf(?:ü|ue|u)hrer(?:in)?", "inhaber(?:in)?", "pdg",
+        "(?:directeur|directrice|director|directora) g(?:é|e)n(?:é|e)ral(?:e)?",
+        "gerente general", "chief of staff", "chair(?:man|woman|person)", "board member",
+        "entrepreneur", "proprietor", "self employed", "partner",
+    )),
+])
+
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class TitleClass:
+    """What a title says about function, rank and purchase authority, with the reason for each."""
+
+    role: str | None
+    seniority: str | None
+    decision_maker: bool | None
+    role_reason: str
+    seniority_reason: str
+    decision_maker_reason: str
+
+
+def _first_match(
+    rules: tuple[tuple[str, re.Pattern[str]], ...], text: str
+) -> tuple[str, str] | None:
+    for label, pattern in rules:
+        found = pattern.search(text)
+        if found:
+            return label, found.group(0)
+    return None
+
+
+def _as_written(title: str, matched: str) -> str:
+    """The words ``matched`` in ``title`` as the user wrote them ('VP', not 'vp')."""
+    pattern = r"[\W_]+".join(map(re.escape, matched.split()))
+    found = re.search(pattern, title, re.IGNORECASE)
+    return found.group(0) if found else matched
+
+
+def classify_title(title: str) -> TitleClass:
+    """Derive role and seniority from a job title (uncached; :class:`Enricher` caches it).
+
+    Args:
+        title: The title as entered, any case and punctuation.
+
+    Returns:
+        ``role`` is one of :data:`ROLES` and ``seniority`` one of :data:`SENIORITIES`; both are
+        ``None`` only when the title is blank.
+    """
+    shown = title.strip()
+    if not shown:
+        return TitleClass(None, None, None, "no title", "no title", "no title")
+    if len(shown) > _SHOW:
+        shown = shown[:_SHOW] + "…"
+    text = _NON_WORD.sub(" ", title.lower()).strip()
+    role = _first_match(_ROLE_RULES, text)
+    rank = _first_match(_SENIORITY_RULES, text)
+    if role is None:
+        role_out, role_reason = "other", f"title {shown!r} → role other (no function word)"
+    else:
+        role_out, role_reason = role[0], (f"title {shown!r} → role {role[0]} "
+                                         f"(matched {_as_written(title, role[1])!r})")
+    if rank is None:
+        rank_out, rank_reason = "unknown", f"title {shown!r} → seniority unknown (no rank word)"
+    else:
+        rank_out = rank[0]
+        rank_reason = (f"title {shown!r} → seniority {rank[0]} "
+                       f"(matched {_as_written(title, rank[1])!r})")
+    if rank_out in DECISION_MAKER_SENIORITIES:
+        decision_maker, dm_reason = True, f"seniority {rank_out} decides purchases"
+    else:
+        decision_maker, dm_reason = False, f"seniority {rank_out} is not a decision maker"
+    return TitleClass(role_out, rank_out, decision_maker, role_reason, rank_reason, dm_reason)
+
+
+# --------------------------------------------------------------------------------------------
+# Email domains
+
+_HOST = re.compile(
+    r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    r"(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})\Z"
+)
+
+
+def _valid_host(domain: str) -> bool:
+    if domain.isascii():
+        return _HOST.match(domain) is not None
+    try:  # internationalised domain: valid when its ASCII (punycode) form is
+        return _HOST.match(domain.encode("idna").decode("ascii")) is not None
+    except UnicodeError:
+        return False
+
+
+def _free_mail_match(
+    domain: str, exact: frozenset[str], extra: frozenset[str]
+) -> str | None:
+    """The provider domain or brand ``domain`` belongs to, or ``None`` for a business domain."""
+    labels = domain.split(".")
+    for start in range(len(labels) - 1):  # the domain itself, then each parent but the TLD
+        candidate = ".".join(labels[start:]) if start else domain
+        if candidate in extra:
+            return candidate
+        if candidate in exact:
+            return candidate
+        # Country variants of a brand: brand.<cc>, brand.co.<cc>, brand.com.<cc> (yahoo.co.uk)
+        rest = labels[start + 1:]
+        if labels[start] in FREE_MAIL_BRANDS and (
+            len(rest) == 1
+            or (len(rest) == 2 and rest[0] in COUNTRY_SUFFIX_SECOND_LEVELS and len(rest[1]) == 2)
+        ):
+            return candidate
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Firmographics
+
+
+def _normalise_label(value: str) -> str:
+    return _NON_WORD.sub(" ", value.lower().replace("&", " and ")).strip()
+
+
+def _country_code(value: str) -> str | None:
+    return COUNTRY_ALIASES.get(_normalise_label(value))
+
+
+_RANGE = re.compile(r"(\d+)\s*(?:-|\u2013|to)\s*(\d+)")  # hyphen, en dash or "to"
+_PLUS = re.compile(r"(\d+)\s*\+")
+
+
+def _employee_count(value: Any) -> int | None:
+    """An employee count from an int, a float, or text such as '250', '1,200', '51-200', '10000+'.
+
+    A range reads as its midpoint, an open range ('10000+') as its lower bound.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value >= 0 else None
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace(",", "").replace("_", "").replace(" ", "")
+    if text.isdigit():
+        return int(text)
+    if found := _RANGE.fullmatch(text):
+        low, high = int(found.group(1)), int(found.group(2))
+        return (low + high) // 2 if high >= low else None
+    if found := _PLUS.fullmatch(text):
+        return int(found.group(1))
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number >= 0 else None
+
+
+def _text(value: Any) -> str | None:
+    """``value`` as text: ``str`` as is, ``bytes`` decoded, anything else ``None``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return None
+
+
+def _present(value: Any) -> bool:
+    """Whether a BANT value counts as entered: non-blank text, ``True``, or any other value."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value.strip().lower() not in _BLANK_PLACEHOLDERS
+    return True
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= _SHOW else text[:_SHOW] + "…"
+
+
+# --------------------------------------------------------------------------------------------
+# The enricher
+
+
+@dataclass(slots=True)
+class Enrichment:
+    """Derived values for one lead, keyed by :data:`rules.fields.ENRICHMENT_FIELDS` names.
+
+    Attributes:
+        values: Every enrichment field, ``None`` where it could not be derived.
+        reasons: For every field, a short human sentence saying how its value was derived.
+    """
+
+    values: dict[str, Any]
+    reasons: dict[str, str]
+
+
+class Enricher:
+    """Derives :data:`rules.fields.ENRICHMENT_FIELDS` from a lead; pure and deterministic.
+
+    One instance may be shared by threads: its caches are thread-safe and it holds no other state.
+    """
+
+    def __init__(self, settings: EnrichmentSettings) -> None:
+        """Compile ``settings`` into lookup sets and per-value caches.
+
+        Args:
+            settings: Validated enrichment settings.
+        """
+        icp = settings.icp
+        self.settings = settings
+        self._weights = icp.weights
+        self._industries = frozenset(_normalise_label(i) for i in icp.industries)
+        self._countries = frozenset(c for c in map(_country_code, icp.countries) if c)
+        self._roles = frozenset(icp.roles)
+        self._min_employees = icp.min_employees
+        self._max_employees = icp.max_employees
+        self._size_range = (f"{icp.min_employees}..{icp.max_employees}"
+                            if icp.max_employees is not None else f"≥ {icp.min_employees}")
+        self._strong_at = icp.strong_at
+        self._medium_at = icp.medium_at
+        self._extra_free = frozenset(
+            d.strip().lower().lstrip("@").strip(".") for d in settings.extra_free_mail_domains
+        )
+        # Bounded per-value caches: titles, domains, industries and countries repeat across
+        # leads, so the regex work runs once per distinct value.
+        self._title: Callable[[str], TitleClass] = lru_cache(_CACHE_SIZE)(classify_title)
+        self._domain = lru_cache(_CACHE_SIZE)(self._classify_domain)
+        self._industry = lru_cache(1024)(self._score_industry)
+        self._country = lru_cache(1024)(self._score_country)
+        self._icp = lru_cache(_CACHE_SIZE)(self._score_icp)
+
+    # ---- per-value classifiers (cached) ----
+
+    def _classify_domain(self, raw: str) -> tuple[str | None, str, bool | None, str]:
+        """(email_domain, reason, free_mail, reason) for the text after the last '@'."""
+        domain = raw.strip().lower().rstrip(".")
+        if not domain:
+            return None, "email has nothing after '@'", None, "no email domain"
+        if not _valid_host(domain):
+            return (None, f"email domain {_shown(domain)!r} is not a valid host name",
+                    None, "no valid email domain")
+        reason = f"email domain {domain} (part after '@', lower-cased)"
+        provider = _free_mail_match(domain, FREE_MAIL_DOMAINS, self._extra_free)
+        if provider is None:
+            return domain, reason, False, f"{domain} is not a known consumer mail provider"
+        source = ("extra_free_mail_domains" if provider in self._extra_free
+                  else "built-in list")
+        via = "" if provider == domain else f" via {provider}"
+        return domain, reason, True, f"{domain} is a consumer mail provider{via} ({source})"
+
+    def _score_industry(self, industry: str) -> tuple[bool, str]:
+        """(fits, text): the text names the industry, plus why not when it does not fit."""
+        label = f"industry {_shown(industry.strip())}"
+        if _normalise_label(industry) in self._industries:
+            return True, label
+        return False, f"{label} not in ICP"
+
+    def _score_country(self, country: str) -> tuple[bool, str]:
+        """(fits, text) for a country name, code or alias, shown as its ISO code."""
+        code = _country_code(country)
+        if code is None:
+            return False, f"country {_shown(country.strip())!r} not recognised"
+        if code in self._countries:
+            return True, f"country {code}"
+        return False, f"country {code} not in ICP"
+
+    def _score_icp(self, industry: str | None, country: str | None, employees: int | None,
+                   role: str | None, decider: str | None, free: bool | None
+                   ) -> tuple[int, str, str, str]:
+        """(icp_score, reason, icp_fit, reason); ``decider`` is the seniority of a decision maker.
+
+        Each criterion earns its weight or nothing; the reason lists both, so a low score
+        explains itself.
+        """
+        w = self._weights
+        score = 0
+        earned: list[str] = []
+        missed: list[str] = []
+
+        if industry is None or not industry.strip():
+            missed.append("industry unknown")
+        else:
+            hit, label = self._industry(industry)
+            if hit:
+                score += w.industry
+                earned.append(f"{label} +{w.industry}")
+            else:
+                missed.append(label)
+
+        if country is None or not country.strip():
+            missed.append("country unknown")
+        else:
+            hit, label = self._country(country)
+            if hit:
+                score += w.country
+                earned.append(f"{label} +{w.country}")
+            else:
+                missed.append(label)
+
+        if employees is None:
+            missed.append("employees unknown")
+        elif employees >= self._min_employees and (
+                self._max_employees is None or employees <= self._max_employees):
+            score += w.company_size
+            earned.append(f"{employees} employees in {self._size_range} +{w.company_size}")
+        else:
+            missed.append(f"{employees} employees outside {self._size_range}")
+
+        if role is None:
+            missed.append("role unknown")
+        elif role in self._roles:
+            score += w.role
+            earned.append(f"role {role} +{w.role}")
+        else:
+            missed.append(f"role {role} not in ICP")
+
+        if decider is not None:
+            score += w.decision_maker
+            earned.append(f"decision maker ({decider}) +{w.decision_maker}")
+        else:
+            missed.append("decision maker unknown" if role is None else "not a decision maker")
+
+        if free is False:
+            score += w.business_email
+            earned.append(f"business email +{w.business_email}")
+        else:
+            missed.append("free mail" if free else "email domain unknown")
+
+        reason = f"icp_score {score}: " + (", ".join(earned) if earned else "no points")
+        if missed:
+            reason += "; missed: " + ", ".join(missed)
+        if score >= self._strong_at:
+            return score, reason, "strong", f"icp_score {score} ≥ strong_at {self._strong_at}"
+        if score >= self._medium_at:
+            return score, reason, "medium", (f"icp_score {score} ≥ medium_at {self._medium_at}, "
+                                             f"< strong_at {self._strong_at}")
+        return score, reason, "weak", f"icp_score {score} < medium_at {self._medium_at}"
+
+    # ---- the public entry point ----
+
+    def enrich(self, lead: Mapping[str, Any]) -> Enrichment:
+        """Derive every enrichment field of ``lead``.
+
+        Args:
+            lead: Field values in canonical names (:mod:`rules.fields`); any may be missing.
+
+        Returns:
+            Values and reasons for every field of :data:`rules.fields.ENRICHMENT_FIELDS`. Never
+            raises for missing or oddly typed inputs.
+        """
+        get = lead.get
+
+        # Email domain and free mail.
+        email = get("email")
+        if isinstance(email, str):
+            text = email
+        elif email is None:
+            text = None
+        else:
+            text = _text(email)
+        if text is None:
+            why = "no email" if email is None else f"email is {type(email).__name__}, not text"
+            domain, domain_reason, free, free_reason = None, why, None, why
+        else:
+            local, at, rest = text.rpartition("@")
+            if not at:
+                domain, domain_reason = None, ("email is blank" if not text.strip()
+                                               else "email has no '@'")
+                free, free_reason = None, "no email domain"
+            elif not local.strip():
+                domain, domain_reason, free, free_reason = (
+                    None, "email has nothing before '@'", None, "no valid email address")
+            else:
+                domain, domain_reason, free, free_reason = self._domain(rest)
+
+        # Role, seniority, decision maker.
+        raw_title = get("title")
+        title = raw_title if isinstance(raw_title, str) else _text(raw_title)
+        if title is None:
+            why = ("no title" if raw_title is None
+                   else f"title is {type(raw_title).__name__}, not text")
+            role = seniority = decision_maker = None
+            role_reason = seniority_reason = dm_reason = why
+        else:
+            tc = self._title(title)
+            role, seniority, decision_maker = tc.role, tc.seniority, tc.decision_maker
+            role_reason, seniority_reason = tc.role_reason, tc.seniority_reason
+            dm_reason = tc.decision_maker_reason
+
+        # ICP score: a pure function of six inputs, computed once per distinct combination.
+        industry = get("industry")
+        if industry is not None and type(industry) is not str:
+            industry = _text(industry)
+        country = get("country")
+        if country is not None and type(country) is not str:
+            country = _text(country)
+        employees = get("employees")
+        if type(employees) is not int or employees < 0:  # int is the common case
+            employees = _employee_count(employees)
+        score, icp_reason, fit, fit_reason = self._icp(
+            industry, country, employees, role, seniority if decision_maker else None, free)
+
+        # BANT: presence of each criterion; authority also from a decision-maker title.
+        mask = 0
+        for bit, name in _BANT_BITS:
+            value = get(name)
+            if value is None:
+                continue
+            if type(value) is str:  # the common case, inlined: enrich runs per lead
+                stripped = value.strip()
+                ok = bool(stripped) and (len(stripped) > _LONGEST_PLACEHOLDER
+                                         or stripped.lower() not in _BLANK_PLACEHOLDERS)
+            else:
+                ok = _present(value)
+            if ok:
+                mask |= bit
+        bant, bant_reason, complete_reason = _BANT_OUTCOMES[mask, bool(decision_maker)]
+
+        return Enrichment(
+            values={
+                "email_domain": domain,
+                "free_mail": free,
+                "role": role,
+                "seniority": seniority,
+                "decision_maker": decision_maker,
+                "icp_score": score,
+                "icp_fit": fit,
+                "bant_score": bant,
+                "bant_complete": bant == 4,
+            },
+            reasons={
+                "email_domain": domain_reason,
+                "free_mail": free_reason,
+                "role": role_reason,
+                "seniority": seniority_reason,
+                "decision_maker": dm_reason,
+                "icp_score": icp_reason,
+                "icp_fit": fit_reason,
+                "bant_score": bant_reason,
+                "bant_complete": complete_reason,
+            },
+        )

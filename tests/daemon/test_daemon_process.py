@@ -1,0 +1,45 @@
+"""The daemon as operators run it: a separate process, stopped by a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.daemon.harness import write_config
+
+
+def test_sigterm_finishes_the_cycle_checkpoints_and_exits_zero(tmp_path: Path) -> None:
+    config = write_config(tmp_path, leads=120)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            seen = {l.split(":")[0] for l in lines if ": pulled" in l and "INFO" not in l}
+            if seen >= {"salesforce", "hubspot"}:
+                break
+        assert any(l.startswith("salesforce: pulled 120") for l in lines), "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest
+    assert "SIGTERM received" in rest and "stopped cleanly" in rest
+    from syncd.state import StateStore
+
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    runs = store.last_runs(10)
+    assert runs and all(r.outcome in ("ok", "stopped") for r in runs)
+    assert store.cursor("salesforce") is not None and store.cursor("hubspot") is not None
+    store.close()
