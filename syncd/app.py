@@ -157,7 +157,11 @@ class App:
         return app
 
     def preflight(self, book: Any) -> list[str]:
-        """Ask each CRM whether it accepts everything the rules may write."""
+        """Ask each CRM whether it accepts everything the rules may write.
+
+        A status the CRM lacks is reported once per rule that targets it, naming the rule, its
+        place, the rule's status and the CRM value it maps to.
+        """
         problems: list[str] = []
         for name, connector in self.connectors.items():
             cs = self.settings.connectors()[name]
@@ -165,7 +169,18 @@ class App:
             fields = set(book.fields_written) | ({"status"} if statuses else set())
             result = connector.check(statuses=statuses, fields=fields,
                                      newsletters=set(book.newsletters_used))
-            problems.extend(f"{name}: {p}" for p in result.problems)
+            missing = {v for v in statuses if v not in result.statuses}
+            for rs in book.sets:
+                for rule in rs.rules:
+                    value = cs.status_values.get(rule.status, rule.status)
+                    if rule.status is not None and value in missing:
+                        problems.append(
+                            f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
+                            f"'{rule.status}', written to {name} as '{value}', which {name} "
+                            f"does not accept; add the value in {name} or map "
+                            f"'{rule.status}' in {name}.status_values")
+            problems.extend(f"{name}: {p}" for p in result.problems
+                            if not any(f"'{v}'" in p for v in missing))
         return problems
 
     def close(self) -> None:
@@ -215,7 +230,8 @@ def connector_config(settings: Settings, name: str, cs: ConnectorSettings,
         from connectors.salesforce.config import SalesforceConfig as model
     else:
         from connectors.hubspot.config import HubSpotConfig as model
-    config, problems = connector_problems(settings, name, model, data)
+    config, problems = connector_problems(settings, name, model, data,
+                                          from_file=dict(cs.connector or {}))
     if problems:
         raise StartupError(problems)
     return config

@@ -208,10 +208,38 @@ def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root:
 
 
 def connector_problems(settings: Settings, name: str, model: type[BaseModel],
-                       data: dict[str, Any]) -> tuple[BaseModel | None, list[Located]]:
-    """Validate one connector block with its own model; problems point into the config file."""
+                       data: dict[str, Any], from_file: dict[str, Any] | None = None,
+                       ) -> tuple[BaseModel | None, list[Located]]:
+    """Validate one connector block with its own model; problems point into the config file.
+
+    A secret setting written inline in the file (``from_file``), instead of as ``{env: NAME}``
+    or ``{file: PATH}``, is a problem: config files get committed, copied and pasted.
+    """
+    root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
     try:
-        return model.model_validate(data), []
+        config = model.model_validate(data)
     except ValidationError as exc:
-        root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
         return None, validation_problems(settings.source, root, exc, prefix=(name, "connector"))
+    problems = []
+    for loc in _secret_paths(config):
+        raw: Any = from_file or {}
+        for part in loc:
+            raw = raw.get(part) if isinstance(raw, dict) else None
+        if isinstance(raw, str):
+            path = (name, "connector", *loc)
+            line, col = locate(root, path)
+            problems.append(Located(settings.source, line, col,
+                                    f"{'.'.join(path)}: secrets must not be written in the "
+                                    "config; use {env: NAME} or {file: PATH}"))
+    return (None if problems else config), problems
+
+
+def _secret_paths(model: BaseModel, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        if isinstance(value, SecretStr):
+            found.append((*prefix, key))
+        elif isinstance(value, BaseModel):
+            found.extend(_secret_paths(value, (*prefix, key)))
+    return found
