@@ -247,13 +247,16 @@ def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None
                 else application.store.audit_of_lead(lead))
     finally:
         application.close()
-    table = Table("at", "crm", "lead", "field", "before", "after", "rule", "rules version",
-                  "run", "outcome")
+    if not rows:
+        err.print("no audit rows" + (f" for lead {lead}" if lead else f" for run {run_id}"))
+        raise typer.Exit(1)
     for r in rows:
-        table.add_row(f"{r.at:%Y-%m-%d %H:%M:%S}", r.crm, r.lead_id, r.field, str(r.before),
-                      str(r.after), r.rule_id or "-", r.ruleset_version or "-", r.run_id,
-                      r.outcome + (f" {r.error_code}: {r.message}" if r.error_code else ""))
-    out.print(table)
+        what = (f"joined {r.field.split(':', 1)[1]}" if r.field.startswith("newsletter:")
+                else f"{r.field}: {r.before} → {r.after}")
+        failure = f" {r.error_code}: {r.message}" if r.error_code else ""
+        out.print(f"{r.at:%Y-%m-%d %H:%M:%S}  {r.crm}  {r.lead_id}  {what}  rule {r.rule_id} "
+                  f"(rules {r.ruleset_version})  run {r.run_id}  {r.outcome}{failure}",
+                  highlight=False, markup=False)
 
 
 @rules_app.command("check")
