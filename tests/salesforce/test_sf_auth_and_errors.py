@@ -40,14 +40,14 @@ def test_jwt_bearer_auth_obtains_token(emu_config, make_connector, emu):
         bad = SalesforceConnector(config_for(jwt_emu, auth={**auth,
                                                            "private_key": wrong_key.decode()}),
                                   clock=jwt_emu.clock.now)
-        with pytest.raises(AuthError, match="salesforce.auth.private_key"):
+        with pytest.raises(AuthError, match="salesforce.connector.auth.private_key"):
             bad.write_batch([LeadChange(lid, {"status": "MQL"})])
 
 
 def test_second_401_raises_auth_error_naming_setting(emu, make_connector):
     lid = emu.add_leads([lead(1)])[0]
     connector = make_connector(auth={"type": "session", "session_id": "00Dxx!not-a-session"})
-    with pytest.raises(AuthError, match="salesforce.auth.session_id") as err:
+    with pytest.raises(AuthError, match="salesforce.connector.auth.session_id") as err:
         connector.write_batch([LeadChange(lid, {"status": "MQL"})])
     assert err.value.code == "INVALID_SESSION_ID"
     assert [e.status for e in emu.journal] == [401, 401]  # one retry, no loop
@@ -56,7 +56,7 @@ def test_second_401_raises_auth_error_naming_setting(emu, make_connector):
 def test_refused_client_credentials_name_the_settings(emu, make_connector):
     connector = make_connector(auth={"type": "client_credentials", "client_id": emu.client_id,
                                      "client_secret": "wrong"})
-    with pytest.raises(AuthError, match="salesforce.auth.client_secret"):
+    with pytest.raises(AuthError, match="salesforce.connector.auth.client_secret"):
         connector.check(statuses=set(), fields=set(), newsletters=set())
 
 
