@@ -1,0 +1,48 @@
+"""The syncd rule language: admin-written YAML rule sets, compiled once, evaluated per lead.
+
+Pure code: no HTTP, no database; a lead is a plain mapping of canonical field names
+(:mod:`rules.fields`) to values. The daemon wires exactly this API::
+
+    book = load_rulebook([Path("rules/default.yaml")], settable_fields=..., newsletters=...)
+    decision = book.evaluate(lead, now)        # or: evaluate = book.bind(now); evaluate(lead)
+    book.explain(lead, now)                    # per-rule trace for `syncd rules explain`
+    run_fixtures(paths, book, prepare=enrich)  # `syncd rules test`
+
+Errors: :class:`RuleLoadError` (``.issues``: every :class:`RuleIssue` of every file). Semantics of
+evaluation: :mod:`rules.engine`; null semantics: :mod:`rules.compiler`.
+"""
+
+from __future__ import annotations
+
+from rules.engine import (
+    Conflict,
+    Decision,
+    GuardBlock,
+    RuleBook,
+    RuleSet,
+    RuleTrace,
+)
+from rules.fields import STANDARD_FIELDS, FieldType
+from rules.fixtures import CaseResult, FixtureReport, run_fixtures
+from rules.issues import RuleIssue, RuleLoadError
+from rules.loader import load_rulebook, load_ruleset
+from rules.schema import ruleset_json_schema
+
+__all__ = [
+    "STANDARD_FIELDS",
+    "CaseResult",
+    "Conflict",
+    "Decision",
+    "FieldType",
+    "FixtureReport",
+    "GuardBlock",
+    "RuleBook",
+    "RuleIssue",
+    "RuleLoadError",
+    "RuleSet",
+    "RuleTrace",
+    "load_rulebook",
+    "load_ruleset",
+    "run_fixtures",
+    "ruleset_json_schema",
+]
