@@ -159,7 +159,7 @@ def _print_plan(result: dict[str, Any], leads: bool) -> None:
             nl = ", ".join(f"{k} ×{v}" for k, v in sorted(info["newsletters"].items()))
             table.add_row(rule_id, str(info["leads"]), moves or "-", nl or "-")
         out.print(table)
-        for kind in ("held", "blocked"):
+        for kind in ("held", "blocked", "failed"):
             if part[kind]:
                 out.print(f"  {len(part[kind])} {kind}:")
                 for item in part[kind][:20]:

@@ -58,6 +58,7 @@ class LeadVerdict:
     changes: list[PlannedChange] = field(default_factory=list)
     held: str | None = None  # why a person's edit is protected
     blocked: str | None = None  # why a guard refused the rule's target
+    failed: str | None = None  # why a change that failed permanently is not sent again
 
 
 @dataclass(slots=True)
@@ -112,16 +113,23 @@ def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str]) -> dict[str
 class Planner:
     """Turns a rule decision into concrete changes for one mirror row."""
 
-    def __init__(self, *, crm: str, book: Any, settings: ConnectorSettings) -> None:
+    def __init__(self, *, crm: str, book: Any, settings: ConnectorSettings,
+                 now: datetime | None = None) -> None:
         self.crm = crm
         self.book = book
+        # Thresholds of `older_than`/`within` are computed once per cycle, not once per lead.
+        self._evaluate = book.bind(now) if now is not None else None
+        self._bound_now = now
         self.to_crm_status = dict(settings.status_values)
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
         self.hold = settings.hold_rep_edits_for
 
     def verdict(self, row: Any, now: datetime) -> LeadVerdict:
         lead = rule_lead(row, self.crm, self.to_rule_status)
-        decision = self.book.evaluate(lead, now)
+        if self._evaluate is not None and now == self._bound_now:
+            decision = self._evaluate(lead)
+        else:
+            decision = self.book.evaluate(lead, now)
         verdict = LeadVerdict(row.lead_id, row.status, decision.rule_id)
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
@@ -135,6 +143,15 @@ class Planner:
         for name in decision.newsletters:
             if name not in (row.newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
+        if row.error_code and row.error_at is not None and \
+                _utc(row.modified_at) <= _utc(row.error_at):
+            # The CRM refused a write permanently; sending it again would fail the same way.
+            # Once someone changes the lead in the CRM, syncd tries again.
+            kept = [c for c in verdict.changes if c.kind != "field"]
+            if len(kept) != len(verdict.changes):
+                verdict.failed = (f"last write failed ({row.error_code}: {row.error_message}); "
+                                  "retried after the lead changes in the CRM")
+                verdict.changes = kept
         if verdict.changes and row.rep_edit_at is not None:
             edited = _utc(row.rep_edit_at)
             if now - edited < self.hold:
@@ -151,7 +168,7 @@ def iter_verdicts(store: StateStore, crm: str, book: Any, settings: ConnectorSet
 
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
     """
-    planner = Planner(crm=crm, book=book, settings=settings)
+    planner = Planner(crm=crm, book=book, settings=settings, now=now)
     for chunk in store.iter_live_leads(crm):
         for row in chunk:
             if not row.converted:
@@ -290,12 +307,13 @@ class Pipeline:
             # latest it can have been, so time-based rules fire late rather than early.
             row.update(status_changed_at=lead.modified_at, written_status=None, written_at=None,
                        rep_edit_at=None, rep_edit_status=None, newsletters=[], error_code=None,
-                       error_message=None)
+                       error_message=None, error_at=None)
             return row
         row.update(status_changed_at=prev.status_changed_at, written_status=prev.written_status,
                    written_at=prev.written_at, rep_edit_at=prev.rep_edit_at,
                    rep_edit_status=prev.rep_edit_status, newsletters=prev.newsletters or [],
-                   error_code=prev.error_code, error_message=prev.error_message)
+                   error_code=prev.error_code, error_message=prev.error_message,
+                   error_at=prev.error_at)
         if status != prev.status:
             row["status_changed_at"] = lead.modified_at
             ours = (status == prev.written_status or queued
@@ -303,7 +321,7 @@ class Pipeline:
             if not ours:
                 row["rep_edit_at"] = lead.modified_at
                 row["rep_edit_status"] = status
-                row["error_code"] = row["error_message"] = None
+                row["error_code"] = row["error_message"] = row["error_at"] = None
                 log.info("lead %s: status changed to %r by a person; left alone until %s",
                          lead.id, status,
                          f"{lead.modified_at + self.settings.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC")
@@ -420,63 +438,93 @@ class Pipeline:
 
     def _record_results(self, groups: Sequence[Sequence[Any]], results: Sequence[RecordResult],
                         report: CycleReport) -> None:
-        """Commit each record's outcome, its audit rows and the mirror, in one transaction."""
+        """Commit each record's outcome, its audit rows and the mirror, in one transaction.
+
+        Set-based: a batch of 200 costs a handful of statements, not several per record.
+        """
         if len(results) != len(groups):
             raise FatalError(f"{self.crm} returned {len(results)} results for {len(groups)} "
                              "records; refusing to guess which succeeded", crm=self.crm)
         now = self.clock()
+        done: list[Sequence[Any]] = []
+        retry: list[tuple[Sequence[Any], RecordResult]] = []
+        failed: list[tuple[Sequence[Any], RecordResult]] = []
+        for group, result in zip(groups, results, strict=True):
+            if result.lead_id != group[0].lead_id:
+                raise FatalError(f"{self.crm} answered for lead {result.lead_id} where "
+                                 f"{group[0].lead_id} was sent", crm=self.crm)
+            attempts = group[0].attempts + 1
+            if result.outcome is Outcome.OK:
+                done.append(group)
+            elif result.outcome is Outcome.RETRY and attempts < self.outbox.max_attempts:
+                retry.append((group, result))
+            else:
+                failed.append((group, result))
         with self.store.begin() as conn:
-            for group, result in zip(groups, results, strict=True):
-                if result.lead_id != group[0].lead_id:
-                    raise FatalError(f"{self.crm} answered for lead {result.lead_id} where "
-                                     f"{group[0].lead_id} was sent", crm=self.crm)
-                ids = [r.id for r in group]
+            for attempts, ids in _by_attempts(done).items():
+                self.store.set_change_state(conn, ids, "done", now, attempts=attempts)
+            for group, result in retry:
                 attempts = group[0].attempts + 1
-                if result.outcome is Outcome.OK:
-                    self.store.set_change_state(conn, ids, "done", now, attempts=attempts)
-                    self.store.add_audit(conn, [self._audit(r, "applied", now, report.run_id)
-                                                for r in group])
-                    self._apply_to_mirror(conn, group, now)
-                    report.written += 1
-                elif result.outcome is Outcome.RETRY and attempts < self.outbox.max_attempts:
-                    delay = self.outbox.retry_base * (2 ** (attempts - 1))
-                    self.store.set_change_state(conn, ids, "pending", now, attempts=attempts,
-                                                next_attempt_at=now + delay,
-                                                error_code=result.error_code,
-                                                error_message=result.message)
-                    report.retrying += 1
-                else:
-                    self.store.set_change_state(conn, ids, "failed", now, attempts=attempts,
-                                                error_code=result.error_code,
-                                                error_message=result.message)
-                    self.store.add_audit(conn, [self._audit(r, "failed", now, report.run_id,
-                                                            result) for r in group])
-                    self.store.update_lead(conn, self.crm, group[0].lead_id,
-                                           error_code=result.error_code or "UNKNOWN",
-                                           error_message=result.message)
-                    report.failed += 1
+                delay = self.outbox.retry_base * (2 ** (attempts - 1))
+                self.store.set_change_state(conn, [r.id for r in group], "pending", now,
+                                            attempts=attempts, next_attempt_at=now + delay,
+                                            error_code=result.error_code,
+                                            error_message=result.message)
+            for group, result in failed:
+                self.store.set_change_state(conn, [r.id for r in group], "failed", now,
+                                            attempts=group[0].attempts + 1,
+                                            error_code=result.error_code,
+                                            error_message=result.message)
+            self.store.add_audit(conn, [self._audit(r, "applied", now, report.run_id)
+                                        for g in done for r in g]
+                                 + [self._audit(r, "failed", now, report.run_id, res)
+                                    for g, res in failed for r in g])
+            self._apply_to_mirror(conn, done, failed, now)
+        report.written += len(done)
+        report.retrying += len(retry)
+        report.failed += len(failed)
         if self.metrics is not None:
             self.metrics.observe_results(self.crm, results)
 
-    def _apply_to_mirror(self, conn: Any, group: Sequence[Any], now: datetime) -> None:
-        lead = self.store.leads_by_id(conn, self.crm, [group[0].lead_id]).get(group[0].lead_id)
-        if lead is None:
-            return
-        values: dict[str, Any] = {"error_code": None, "error_message": None}
-        fields = dict(lead.fields)
-        newsletters = list(lead.newsletters or [])
-        for r in group:
-            if r.kind == "membership":
-                if r.field not in newsletters:
-                    newsletters.append(r.field)
-            elif r.field == "status":
-                values.update(status=r.value, written_status=r.value, written_at=now,
-                              status_changed_at=now)
-                fields["status"] = r.value
-            else:
-                fields[r.field] = r.value
-        values.update(fields=fields, newsletters=newsletters)
-        self.store.update_lead(conn, self.crm, lead.lead_id, **values)
+    def _apply_to_mirror(self, conn: Any, done: Sequence[Sequence[Any]],
+                         failed: Sequence[tuple[Sequence[Any], RecordResult]],
+                         now: datetime) -> None:
+        """Confirmed values become the mirror's; permanent failures stay visible on the lead."""
+        ids = [g[0].lead_id for g in done] + [g[0].lead_id for g, _ in failed]
+        leads = self.store.leads_by_id(conn, self.crm, ids)
+        updates = []
+        for group in done:
+            lead = leads.get(group[0].lead_id)
+            if lead is None:
+                continue
+            # A newsletter add succeeding says nothing about an earlier field write's failure;
+            # only a confirmed field write clears the error shown by `syncd status`.
+            cleared = any(r.kind == "field" for r in group)
+            values: dict[str, Any] = {
+                "status": lead.status, "written_status": lead.written_status,
+                "written_at": lead.written_at, "status_changed_at": lead.status_changed_at,
+                "error_code": None if cleared else lead.error_code,
+                "error_message": None if cleared else lead.error_message,
+                "error_at": None if cleared else lead.error_at}
+            fields = dict(lead.fields)
+            newsletters = list(lead.newsletters or [])
+            for r in group:
+                if r.kind == "membership":
+                    if r.field not in newsletters:
+                        newsletters.append(r.field)
+                elif r.field == "status":
+                    values.update(status=r.value, written_status=r.value, written_at=now,
+                                  status_changed_at=now)
+                    fields["status"] = r.value
+                else:
+                    fields[r.field] = r.value
+            updates.append({**values, "fields": fields, "newsletters": newsletters,
+                            "lead_id": lead.lead_id})
+        self.store.update_leads(conn, self.crm, updates)
+        for group, result in failed:
+            self.store.update_lead(conn, self.crm, group[0].lead_id,
+                                   error_code=result.error_code or "UNKNOWN",
+                                   error_message=result.message, error_at=now)
 
     def _audit(self, r: Any, outcome: str, now: datetime, run_id: str,
                result: RecordResult | None = None) -> dict[str, Any]:
@@ -486,6 +534,14 @@ class Pipeline:
                 "ruleset_version": r.ruleset_version, "run_id": run_id, "at": now,
                 "outcome": outcome, "error_code": result.error_code if result else None,
                 "message": result.message if result else None}
+
+
+def _by_attempts(groups: Sequence[Sequence[Any]]) -> dict[int, list[int]]:
+    """Outbox ids by their new attempt count (one UPDATE per distinct count)."""
+    out: dict[int, list[int]] = defaultdict(list)
+    for group in groups:
+        out[group[0].attempts + 1].extend(r.id for r in group)
+    return out
 
 
 def _current(row: Any, name: str) -> Any:

@@ -26,12 +26,15 @@ def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
         rules: dict[str, Any] = defaultdict(lambda: {"leads": 0, "moves": Counter(),
                                                      "newsletters": Counter(), "fields": Counter()})
         part: dict[str, Any] = {"live_leads": app.store.count_live(name), "changing_leads": 0,
-                                "memberships": 0, "held": [], "blocked": [], "leads": []}
+                                "memberships": 0, "held": [], "blocked": [], "failed": [],
+                                "leads": []}
         for row, verdict in iter_verdicts(app.store, name, book, cs, now):
             if verdict.held:
                 part["held"].append({"lead_id": row.lead_id, "reason": verdict.held})
             if verdict.blocked:
                 part["blocked"].append({"lead_id": row.lead_id, "reason": verdict.blocked})
+            if verdict.failed:
+                part["failed"].append({"lead_id": row.lead_id, "reason": verdict.failed})
             if not verdict.changes:
                 continue
             info = rules[verdict.rule_id or "(tagging)"]

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, and_, event, func, or_, select, update
+from sqlalchemy import JSON, Column, Index, and_, bindparam, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, create_engine
@@ -59,6 +59,7 @@ class LeadRow(SQLModel, table=True):
     newsletters: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     error_code: str | None = None  # last permanent write failure, shown by `syncd status`
     error_message: str | None = None
+    error_at: datetime | None = None  # a failed write is not retried until the lead changes
     first_seen_at: datetime
     pulled_at: datetime
 
@@ -199,6 +200,16 @@ class StateStore:
             chunk = rows[start:start + _UPSERT_CHUNK]
             keep = [c for c in chunk[0] if c not in ("crm", "lead_id", "first_seen_at")]
             conn.execute(self._upsert(LeadRow, chunk, ["crm", "lead_id"], update_cols=keep))
+
+    def update_leads(self, conn: Connection, crm: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Update several leads in one executemany; each row has ``lead_id`` and the same keys."""
+        if not rows:
+            return
+        table = LeadRow.__table__
+        keys = [k for k in rows[0] if k != "lead_id"]
+        stmt = (update(table).where(table.c.crm == crm, table.c.lead_id == bindparam("_id"))
+                .values({k: bindparam(k) for k in keys}))
+        conn.execute(stmt, [{**{k: r[k] for k in keys}, "_id": r["lead_id"]} for r in rows])
 
     def update_lead(self, conn: Connection, crm: str, lead_id: str, **values: Any) -> None:
         conn.execute(update(LeadRow).where(LeadRow.crm == crm, LeadRow.lead_id == lead_id)
