@@ -23,7 +23,7 @@ from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore
 from syncd.yamlfile import Located
 
-__all__ = ["App", "StartupError", "RulesHolder"]
+__all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists"]
 
 log = logging.getLogger("syncd")
 
@@ -183,6 +183,13 @@ class App:
                             if not any(f"'{v}'" in p for v in missing))
         return problems
 
+    def recover_interrupted_runs(self) -> None:
+        """Call once, from the one process that runs cycles, before its first cycle."""
+        interrupted = self.store.close_interrupted_runs(self.clock())
+        if interrupted:
+            log.warning("%d run(s) were interrupted (crash or kill); their approved changes are "
+                        "still in the outbox and the next cycle sends them", interrupted)
+
     def close(self) -> None:
         for connector in self.connectors.values():
             connector.close()
@@ -191,18 +198,29 @@ class App:
             self.embedded.stop()
 
 
-def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:
+def rule_allowlists(settings: Settings) -> dict[str, Any]:
+    """What the config lets rules write: ``set_field`` fields and newsletter names.
+
+    Newsletter names are checked only when some connector names newsletters (or the embedded
+    demo, which creates its own); otherwise the CRM preflight is the check.
+    """
     settable: set[str] = set()
     newsletters: set[str] = set()
     for cs in settings.connectors().values():
         settable.update(cs.settable_fields)
         newsletters.update((cs.connector or {}).get("newsletters", {}) or {})
     if settings.embedded.enabled:
-        newsletters.update({"newsletter", "webinar"})
+        from syncd.embedded import NEWSLETTERS
+
+        newsletters.update(NEWSLETTERS)
+    return {"settable_fields": settable, "newsletters": newsletters or None}
+
+
+def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:
+    allow = rule_allowlists(settings)
 
     def load(paths: list[Path]) -> Any:
-        return load_rulebook(paths, settable_fields=settable,
-                             newsletters=newsletters or None)
+        return load_rulebook(paths, **allow)
 
     return load
 

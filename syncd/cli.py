@@ -68,6 +68,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     settings = _settings(config)
     setup_logging(settings.log)
     application = _build(settings)
+    application.recover_interrupted_runs()
     from syncd.scheduler import Daemon
 
     def show(report: Any) -> None:
@@ -93,6 +94,7 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG,
     settings = _settings(config)
     setup_logging(settings.log)
     application = _build(settings)
+    application.recover_interrupted_runs()
     failed = False
     try:
         for pipeline in application.pipelines.values():
@@ -269,14 +271,9 @@ def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")]
 
     kwargs: dict[str, Any] = {}
     if config is not None:
-        from syncd.app import _book_loader  # noqa: F401 - same allowlists as the daemon
+        from syncd.app import rule_allowlists
 
-        settings = _settings(config)
-        settable, newsletters = set(), set()
-        for cs in settings.connectors().values():
-            settable.update(cs.settable_fields)
-            newsletters.update((cs.connector or {}).get("newsletters", {}) or {})
-        kwargs = {"settable_fields": settable, "newsletters": newsletters or None}
+        kwargs = rule_allowlists(_settings(config))  # the daemon's own allowlists
     bad = 0
     for path in files:
         try:

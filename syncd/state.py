@@ -256,8 +256,7 @@ class StateStore:
             rows = conn.execute(select(table).where(table.c.lead_id == ref)).all()
             if rows:
                 return list(rows)
-            # JSON field lookups differ per dialect; emails are few per lookup, scan is fine
-            # only for small mirrors, so use the JSON operator where the dialect has one.
+            # SQLAlchemy renders the JSON path for each dialect (json_extract / ->>).
             email = table.c.fields["email"].as_string()
             return list(conn.execute(select(table).where(func.lower(email) == ref.lower())).all())
 
@@ -376,6 +375,14 @@ class StateStore:
         with self.begin() as conn:
             conn.execute(update(RunRow).where(RunRow.run_id == run.run_id)
                          .values(**run.model_dump(exclude={"run_id"})))
+
+    def close_interrupted_runs(self, now: datetime) -> int:
+        """Runs still marked running belong to a process that died; say so."""
+        table = RunRow.__table__
+        with self.begin() as conn:
+            return conn.execute(update(table).where(table.c.outcome == "running").values(
+                outcome="interrupted", finished_at=now,
+                message="the process stopped before the run finished")).rowcount or 0
 
     def last_runs(self, limit: int = 10, crm: str | None = None) -> list[Any]:
         table = RunRow.__table__

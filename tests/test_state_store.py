@@ -88,3 +88,15 @@ def test_find_leads_by_email_is_case_insensitive(store_url: str) -> None:
         store.upsert_leads(conn, [_lead("a", fields={"email": "Ada@Example.com"})])
     assert [r.lead_id for r in store.find_leads("ada@example.com")] == ["a"]
     store.close()
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_interrupted(store_url: str) -> None:
+    from syncd.state import RunRow
+
+    store = StateStore(store_url)
+    store.start_run(RunRow(run_id="r1", crm="salesforce", started_at=T0))
+    assert store.close_interrupted_runs(T0 + timedelta(minutes=1)) == 1
+    (run,) = store.last_runs(1)
+    assert run.outcome == "interrupted" and "stopped before the run finished" in run.message
+    assert store.close_interrupted_runs(T0 + timedelta(minutes=2)) == 0
+    store.close()
