@@ -129,7 +129,7 @@ def check_value(field: str, ftype: FieldType, value: object) -> Any:
     if ftype is FieldType.STRING:
         if not isinstance(value, str):
             raise ConditionError(
-                f"'{field}' is a text field, so compare it with text, not {_kind(value)}; "
+                f"'{field}' is a text field, so compare it with text, not {describe_kind(value)}; "
                 f"quote the value: \"{value}\"")
         if value == "":
             raise ConditionError(
@@ -138,17 +138,17 @@ def check_value(field: str, ftype: FieldType, value: object) -> Any:
         return value
     if ftype is FieldType.INTEGER:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConditionError(f"'{field}' is a whole-number field; got {_kind(value)} "
+            raise ConditionError(f"'{field}' is a whole-number field; got {describe_kind(value)} "
                                  f"{value!r}")
         return value
     if ftype is FieldType.NUMBER:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConditionError(f"'{field}' is a number field; got {_kind(value)} {value!r}")
+            raise ConditionError(f"'{field}' is a number field; got {describe_kind(value)} {value!r}")
         return value
     if ftype is FieldType.BOOLEAN:
         if not isinstance(value, bool):
             raise ConditionError(f"'{field}' is a true/false field; use true or false, not "
-                                 f"{_kind(value)} {value!r}")
+                                 f"{describe_kind(value)} {value!r}")
         return value
     # DATETIME
     parsed = as_aware_datetime(value) if isinstance(value, str) else None
@@ -159,7 +159,8 @@ def check_value(field: str, ftype: FieldType, value: object) -> Any:
     return parsed
 
 
-def _kind(value: object) -> str:
+def describe_kind(value: object) -> str:
+    """The kind of a YAML value in an admin's words ("text", "a number", ...)."""
     if isinstance(value, bool):
         return "true/false"
     if isinstance(value, (int, float)):

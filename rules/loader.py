@@ -25,6 +25,7 @@ from ruamel.yaml.nodes import MappingNode, Node as YamlNode, SequenceNode
 
 from rules.compiler import (
     ConditionError,
+    describe_kind,
     LeafSpec,
     Node,
     always,
@@ -172,22 +173,6 @@ def _plain_key(key: Any) -> Any:
     return plain if isinstance(plain, (str, int, float, bool)) or plain is None else str(key)
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 class _FileLoader:
     """Loads one file; collects issues instead of stopping at the first."""
 
@@ -314,7 +299,7 @@ class _FileLoader:
             return None
         if not isinstance(self.root, CommentedMap):
             self.error(None, f"the top level of a rule file must be a mapping (version, name, "
-                             f"rules, ...), not {_kind(_plain(self.root))}", at="node")
+                             f"rules, ...), not {describe_kind(_plain(self.root))}", at="node")
             return None
         try:
             self.plain = _plain(self.root)
@@ -448,7 +433,7 @@ class _FileLoader:
                 self.broken.append(container)
                 key = loc[at - 1]
                 self.error(container + (key,), f"key {key!r} in {self._name(container)} must "
-                                               f"be text, not {_kind(key)}; quote it: "
+                                               f"be text, not {describe_kind(key)}; quote it: "
                                                f"\"{key}\"", at="key")
                 continue
             path = self.real_path(loc)
@@ -464,7 +449,7 @@ class _FileLoader:
                 value = self.at(path)
                 self.error(path, "a condition must be a mapping such as "
                                  "`{field: status, eq: SAL}` or one of all/any/not, not "
-                                 f"{_kind(value)}")
+                                 f"{describe_kind(value)}")
             elif kind == "action_shape":
                 self._bad_action(path)
             elif kind == "value_error":
@@ -489,7 +474,7 @@ class _FileLoader:
                 self.error(path, f"`{path[-1]}` takes no arguments; write `{path[-1]}: {{}}`")
                 continue
             self.error(path, f"{self._name(path)} must be {' or '.join(expected)}, not "
-                             f"{_kind(value)}")
+                             f"{describe_kind(value)}")
 
     def _name(self, path: Path_) -> str:
         if not path:
@@ -595,7 +580,7 @@ class _FileLoader:
                        suggestion=suggest(value, ACTION_KEYS))
         else:
             self.error(path, "an action is a mapping with one key such as "
-                             f"`- set_status: Nurture`, not {_kind(value)}")
+                             f"`- set_status: Nurture`, not {describe_kind(value)}")
 
     def _leaf_value_error(self, path: Path_, message: str) -> None:
         value = self.at(path)
