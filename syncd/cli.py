@@ -72,7 +72,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     from syncd.scheduler import Daemon
 
     def show(report: Any) -> None:
-        _print_cycle(application, report)
+        _print_cycle(application, report, summary=False)  # the log line carries the summary
 
     try:
         code = Daemon(application, on_cycle=show).run()
@@ -106,9 +106,10 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG,
     raise typer.Exit(1 if failed else 0)
 
 
-def _print_cycle(application: Any, report: Any) -> None:
+def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None:
     colour = {"ok": "green", "breaker": "yellow", "budget": "yellow"}.get(report.outcome, "red")
-    out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
+    if summary:
+        out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
     rows = application.store.audit_of_run(report.run_id)
     for row in rows[:8]:
         mark = "✓" if row.outcome == "applied" else "✗"
