@@ -48,7 +48,7 @@ rules:
 
 def write_config(tmp_path: Path, *, rules: str = E2E_RULES, extra: str = "",
                  breaker_share: float = 1.0, crms: tuple[str, ...] = ("salesforce", "hubspot"),
-                 leads: int = 0) -> Path:
+                 leads: int = 0, state_url: str | None = None) -> Path:
     (tmp_path / "rules.yaml").write_text(rules)
     sections = {
         "salesforce": """
@@ -69,7 +69,7 @@ hubspot:
 """,
     }
     body = f"""
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "{state_url or f"sqlite:///{tmp_path / 'state.db'}"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: {breaker_share}, min_changes: 1}}
 server: {{enabled: false}}

@@ -39,8 +39,9 @@ def _seed_three(app) -> dict[str, dict[str, str]]:
     return {"salesforce": dict(zip(names, sf_ids)), "hubspot": dict(zip(names, hs_ids))}
 
 
-def test_full_cycle_moves_expected_leads_to_status_newsletter_and_archive(tmp_path: Path) -> None:
-    with running_app(write_config(tmp_path)) as app:
+def test_full_cycle_moves_expected_leads_to_status_newsletter_and_archive(
+        tmp_path: Path, store_url: str) -> None:
+    with running_app(write_config(tmp_path, state_url=store_url)) as app:
         ids = _seed_three(app)
         reports = {name: p.run_cycle() for name, p in app.pipelines.items()}
         assert all(r.outcome == "ok" for r in reports.values()), reports
@@ -61,6 +62,9 @@ def test_full_cycle_moves_expected_leads_to_status_newsletter_and_archive(tmp_pa
             ("status", "Nurture", "stale-nurture", "applied"),
             ("newsletter:newsletter", True, "stale-nurture", "applied")}
         assert all(a.ruleset_version == app.rules.book.version for a in audit)
+        found = app.store.find_leads("ANN@acme.com")  # explain/audit look leads up by email
+        assert {(r.crm, r.lead_id) for r in found} == {("salesforce", s["stale"]),
+                                                        ("hubspot", h["stale"])}
 
 
 def test_no_write_call_exceeds_the_crm_batch_maximum(tmp_path: Path) -> None:
