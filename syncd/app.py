@@ -20,7 +20,7 @@ from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.metrics import Metrics
 from syncd.pipeline import Pipeline
 from syncd.settings import ConnectorSettings, Settings, connector_problems
-from syncd.state import StateStore
+from syncd.state import StateStore, StateStoreError
 from syncd.yamlfile import Located
 
 __all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists"]
@@ -133,7 +133,10 @@ class App:
 
             embedded = EmbeddedCRMs.start(settings)
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
-        store = _open_store(settings)
+        try:
+            store = _open_store(settings)
+        except StateStoreError as exc:
+            raise StartupError([str(exc)]) from None
         holder._store = store
         app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
                   metrics=metrics, embedded=embedded, clock=clock)

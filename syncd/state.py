@@ -24,12 +24,33 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, and_, bindparam, event, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    and_,
+    bindparam,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, create_engine
 
-__all__ = ["AuditRow", "CursorRow", "LeadRow", "MetaRow", "OutboxRow", "RunRow", "StateStore"]
+__all__ = [
+    "AuditRow",
+    "CursorRow",
+    "LeadRow",
+    "MetaRow",
+    "OutboxRow",
+    "RunRow",
+    "StateStore",
+    "StateStoreError",
+]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -37,6 +58,10 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StateStoreError(Exception):
+    """The state store cannot be used as it is; the message says what to do."""
 
 
 class LeadRow(SQLModel, table=True):
@@ -158,7 +183,26 @@ class StateStore:
                 event.listen(engine, "connect", _sqlite_pragmas)
         self.engine = engine
         SQLModel.metadata.create_all(engine)
+        self._check_schema()
         self._dialect = engine.dialect.name
+
+    def _check_schema(self) -> None:
+        """Tables that exist but lack columns were made by another syncd version.
+
+        ``create_all`` creates missing tables but never alters existing ones, so without this
+        check the daemon would fail mid-cycle on the first query that needs a new column.
+        """
+        inspector = inspect(self.engine)
+        missing = []
+        for table in SQLModel.metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            missing.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in have)
+        if missing:
+            raise StateStoreError(
+                f"the state store ({self.engine.url.render_as_string(hide_password=True)}) was "
+                f"created by a different syncd version: it lacks {', '.join(missing)}. Point "
+                "state.url at a new database (syncd re-reads the CRMs into it) or migrate the "
+                "tables by hand")
 
     def close(self) -> None:
         self.engine.dispose()
