@@ -405,36 +405,38 @@ class Pipeline:
     # ---- 4. write ------------------------------------------------------------------------
 
     def drain(self, report: CycleReport) -> None:
-        """Send every due pending change, in batches of the CRM's maximum."""
-        after = 0
-        while not self.stop.is_set():
-            now = self.clock()
-            rows = self.store.due_changes(self.crm, now, after_id=after)
-            if not rows:
-                return
-            after = rows[-1].id
-            updates: dict[str, list[Any]] = defaultdict(list)
-            members: dict[str, list[Any]] = defaultdict(list)
+        """Send every due pending change in full batches of the CRM's maximum.
+
+        Batches fill across the outbox chunks (a partial batch would cost a call the minimum
+        does not need); only the last batch of a kind may be short.
+        """
+        now = self.clock()
+        self._drain_kind("field", now, self.connector.max_batch_size, report)
+        self._drain_kind("membership", now, self.connector.max_membership_batch, report)
+
+    def _drain_kind(self, kind: str, now: datetime, size: int, report: CycleReport) -> None:
+        # lead (or newsletter+lead) -> its rows, in outbox order; a lead's rows are adjacent
+        buffer: dict[tuple[str, str], list[Any]] = {}
+        for rows in self.store.iter_due_changes(self.crm, kind, now):
             for r in rows:
-                (updates[r.lead_id] if r.kind == "field" else members[r.field]).append(r)
-            lead_ids = list(updates)
-            size = self.connector.max_batch_size
-            for start in range(0, len(lead_ids), size):
+                key = (r.field if kind == "membership" else "", r.lead_id)
+                buffer.setdefault(key, []).append(r)
+            # Keep the last group open: its remaining rows may be in the next chunk.
+            while len(buffer) > size or (buffer and _newsletters(buffer) > 1):
                 if self.stop.is_set():
                     return
-                group = [updates[i] for i in lead_ids[start:start + size]]
-                changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in group]
-                results = self.connector.write_batch(changes)
-                self._record_results(group, results, report)
-            for newsletter, member_rows in members.items():
-                size = self.connector.max_membership_batch
-                for start in range(0, len(member_rows), size):
-                    if self.stop.is_set():
-                        return
-                    chunk = member_rows[start:start + size]
-                    results = self.connector.add_to_newsletter(
-                        newsletter, [r.lead_id for r in chunk])
-                    self._record_results([[r] for r in chunk], results, report)
+                self._send(kind, _take(buffer, size), report)
+        while buffer and not self.stop.is_set():
+            self._send(kind, _take(buffer, size), report)
+
+    def _send(self, kind: str, groups: list[list[Any]], report: CycleReport) -> None:
+        if kind == "field":
+            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in groups]
+            results = self.connector.write_batch(changes)
+        else:
+            results = self.connector.add_to_newsletter(groups[0][0].field,
+                                                       [g[0].lead_id for g in groups])
+        self._record_results(groups, results, report)
 
     def _record_results(self, groups: Sequence[Sequence[Any]], results: Sequence[RecordResult],
                         report: CycleReport) -> None:
@@ -534,6 +536,21 @@ class Pipeline:
                 "ruleset_version": r.ruleset_version, "run_id": run_id, "at": now,
                 "outcome": outcome, "error_code": result.error_code if result else None,
                 "message": result.message if result else None}
+
+
+def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:
+    return len({newsletter for newsletter, _ in buffer})
+
+
+def _take(buffer: dict[tuple[str, str], list[Any]], size: int) -> list[list[Any]]:
+    """Up to ``size`` groups off the front of ``buffer``, all of one newsletter."""
+    first = next(iter(buffer))[0]
+    keys = []
+    for key in buffer:
+        if key[0] != first or len(keys) == size:
+            break
+        keys.append(key)
+    return [buffer.pop(k) for k in keys]
 
 
 def _by_attempts(groups: Sequence[Sequence[Any]]) -> dict[int, list[int]]:

@@ -35,6 +35,7 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -371,14 +372,30 @@ class StateStore:
                 table.c.crm == crm, table.c.run_id == run_id, table.c.state == "planned",
                 table.c.kind == "field")).scalar_one()
 
-    def due_changes(self, crm: str, now: datetime, *, after_id: int = 0,
-                    limit: int = 2000) -> list[Any]:
+    def iter_due_changes(self, crm: str, kind: str, now: datetime, *,
+                         chunk: int = 2000) -> Iterator[list[Any]]:
+        """Pending changes of one kind that are due, in chunks by keyset.
+
+        Field changes come ordered by lead, so a lead's rows are adjacent; memberships by
+        newsletter, then lead. Rows changing state while the caller works through a chunk do
+        not disturb the keyset.
+        """
         table = OutboxRow.__table__
-        with self.engine.connect() as conn:
-            return list(conn.execute(select(table).where(
-                table.c.crm == crm, table.c.state == "pending", table.c.id > after_id,
+        order = ((table.c.lead_id, table.c.id) if kind == "field"
+                 else (table.c.field, table.c.lead_id, table.c.id))
+        last: tuple[Any, ...] | None = None
+        while True:
+            stmt = select(table).where(
+                table.c.crm == crm, table.c.kind == kind, table.c.state == "pending",
                 or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now))
-                .order_by(table.c.id).limit(limit)).all())
+            if last is not None:
+                stmt = stmt.where(tuple_(*order) > tuple_(*last))
+            with self.engine.connect() as conn:
+                rows = conn.execute(stmt.order_by(*order).limit(chunk)).all()
+            if not rows:
+                return
+            yield rows
+            last = tuple(getattr(rows[-1], c.name) for c in order)
 
     def pending_count(self, crm: str) -> int:
         table = OutboxRow.__table__

@@ -77,8 +77,12 @@ def test_outbox_due_changes_respect_backoff(store_url: str) -> None:
     with store.begin() as conn:
         store.add_changes(conn, [{**base, "lead_id": "1"},
                                  {**base, "lead_id": "2", "next_attempt_at": T0 + timedelta(minutes=5)}])
-    assert [r.lead_id for r in store.due_changes("hubspot", T0)] == ["1"]
-    assert [r.lead_id for r in store.due_changes("hubspot", T0 + timedelta(minutes=6))] == ["1", "2"]
+    def due(at: datetime) -> list[str]:
+        return [r.lead_id for chunk in store.iter_due_changes("hubspot", "field", at, chunk=1)
+                for r in chunk]
+
+    assert due(T0) == ["1"]
+    assert due(T0 + timedelta(minutes=6)) == ["1", "2"]
     store.close()
 
 

@@ -67,22 +67,32 @@ def test_full_cycle_moves_expected_leads_to_status_newsletter_and_archive(
                                                         ("hubspot", h["stale"])}
 
 
-def test_no_write_call_exceeds_the_crm_batch_maximum(tmp_path: Path) -> None:
+def test_writes_go_in_full_batches_of_the_crm_maximum_and_never_above_it(
+        tmp_path: Path) -> None:
     with running_app(write_config(tmp_path)) as app:
+        # 2,100 leads: more outbox rows than one drain chunk (2,000), so batches must fill
+        # across chunk boundaries to reach the minimum number of calls.
+        # Every fourth lead is a misfit (archived, no newsletter), so outbox rows do not fall
+        # into chunk-aligned multiples of the batch size.
         app.embedded.salesforce.add_leads(
+            sf_lead(f"L{i}", f"l{i}@gmail.com", title=None) if i % 4 == 0 else
             sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-            for i in range(450))
+            for i in range(2100))
         app.embedded.hubspot.add_contacts(
             hs_contact(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
             for i in range(250))
         for p in app.pipelines.values():
             assert p.run_cycle().outcome == "ok"
         sf_writes = [e for e in sf_write_calls(app) if "composite/sobjects" in e.path]
-        assert sf_writes and max(e.records for e in sf_writes) <= 200
-        assert sum(e.records for e in sf_writes if e.method == "PATCH") == 450
-        hs_batches = [e for e in hs_write_calls(app) if "/batch/update" in e.path]
-        assert hs_batches and max(e.records for e in hs_batches) <= 100
-        assert sum(e.records for e in hs_batches) == 250
+        assert max(e.records for e in sf_writes) <= 200
+        patches = [e.records for e in sf_writes if e.method == "PATCH"]
+        members = [e.records for e in sf_writes if e.method == "POST"]
+        assert (sum(patches), sum(members)) == (2100, 1575)
+        assert (len(patches), len(members)) == (11, 8)  # ceil(n / 200): no partial batch wasted
+        hs_batches = [e.records for e in hs_write_calls(app) if "/batch/update" in e.path]
+        assert sum(hs_batches) == 250 and len(hs_batches) == 3 and max(hs_batches) <= 100
+        hs_members = app.embedded.hubspot.journal.calls("PUT", "/memberships/add")
+        assert len(hs_members) == 3
 
 
 def test_second_cycle_without_crm_changes_writes_nothing(tmp_path: Path) -> None:
