@@ -245,7 +245,8 @@ class SalesforceConnector(Connector):
         if since is not None and cfg.overlap_seconds > 0:
             start = since.modified_at - timedelta(seconds=cfg.overlap_seconds)
         soql = lead_stream_query(cfg.fields.values(), since=None if start else since,
-                                 start=start, until=upper)
+                                 start=start, until=upper, overlap_cursor=since,
+                                 me=self.integration_user_id)
         kwargs = {"headers": {"Sforce-Query-Options": f"batchSize={cfg.page_size}"},
                   "timeout": cfg.timeout_seconds}
         result = self._call("query of Lead", lambda sf: sf.query(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,30 @@ def test_hubspot_portal_with_more_than_10000_matches_is_read_completely(tmp_path
         assert app.store.count_live("hubspot") == 10_500
         searches = hs.journal.calls("POST", "/search")
         assert all(e.status == 200 for e in searches), "no search paged past the 10,000 cap"
+
+
+def test_overlap_window_rereads_other_peoples_late_commits_but_not_syncds_own_writes(
+        tmp_path: Path) -> None:
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        sf = app.embedded.salesforce
+        sf.add_leads(sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+                     for i in range(30))
+        pipeline = app.pipelines["salesforce"]
+        time.sleep(1.1)  # SystemModstamp has whole seconds: let syncd's writes land in a later one
+        assert pipeline.run_cycle().written == 60  # 30 statuses + 30 newsletter adds
+
+        def records_read() -> int:
+            pages = [e for e in sf.journal.entries() if e.method == "GET" and "/query" in e.path]
+            return sum(e.records or 0 for e in pages)
+
+        sf.journal.clear()
+        assert pipeline.run_cycle().pulled == 30  # the echo of syncd's writes, read once
+        sf.journal.clear()
+        pipeline.run_cycle()
+        assert records_read() == 0, "syncd's own writes are not re-read by the overlap"
+        (late,) = sf.commit_late([sf_lead("Late", "late@acme.com", title="Analyst")],
+                                 seconds_ago=60)  # a rep's transaction committing late
+        sf.journal.clear()
+        report = pipeline.run_cycle()
+        assert records_read() == 1 and report.pulled == 1
+        assert app.store.lead("salesforce", late) is not None
