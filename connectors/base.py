@@ -20,7 +20,7 @@ import abc
 import enum
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Preflight",
     "RecordResult",
     "RemoteLead",
+    "overlap_start",
 ]
 
 
@@ -41,10 +42,29 @@ class Cursor:
 
     Many records share one modification time (Salesforce stamps whole seconds, mass updates stamp
     thousands of rows alike), so the time alone cannot be a cursor.
+
+    ``read_at`` is when the read that reached this position started. A record can have been
+    invisible to that read only if it was modified shortly before it (a transaction committing
+    late, a search index lagging), so a connector re-reads behind the cursor only from
+    ``read_at - overlap`` (see :func:`overlap_start`), not forever from ``modified_at - overlap``.
+    It takes no part in ordering or equality.
     """
 
     modified_at: datetime
     record_id: str
+    read_at: datetime | None = field(default=None, compare=False)
+
+
+def overlap_start(since: Cursor | None, overlap: timedelta) -> datetime | None:
+    """Where a pull resuming after ``since`` must start re-reading, or None if nowhere.
+
+    Records modified before ``read_at - overlap`` were visible to the read that produced
+    ``since``; only the part of the overlap window that reaches behind the cursor matters.
+    """
+    if since is None or overlap <= timedelta(0):
+        return None
+    start = (since.read_at or since.modified_at) - overlap
+    return start if start < since.modified_at else None
 
 
 @dataclass(slots=True)

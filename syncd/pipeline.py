@@ -286,9 +286,14 @@ class Pipeline:
                                             error_message="lead deleted or converted in the CRM")
             if cursor is not None:
                 stored = self.store.cursor(self.crm)
-                if stored is None or (cursor.modified_at, cursor.record_id) > stored:
+                old = Cursor(*stored) if stored else None
+                # Save a position that moved forward, or the same one read again later (the
+                # read time bounds how far the next pull must look back).
+                if old is None or cursor > old or (
+                        cursor == old and cursor.read_at is not None
+                        and (old.read_at is None or cursor.read_at > old.read_at)):
                     self.store.save_cursor(conn, self.crm, cursor.modified_at, cursor.record_id,
-                                           now)
+                                           now, read_at=cursor.read_at)
         report.pulled += len(by_id)
 
     def _mirror_row(self, lead: RemoteLead, prev: Any, now: datetime, *,

@@ -96,6 +96,7 @@ class CursorRow(SQLModel, table=True):
     object: str = Field(primary_key=True, max_length=32)
     modified_at: datetime
     record_id: str
+    read_at: datetime | None = None  # when the read that reached this position started
     updated_at: datetime
 
 
@@ -216,16 +217,18 @@ class StateStore:
 
     # ---- cursors -----------------------------------------------------------------------
 
-    def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str] | None:
+    def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str, datetime | None] | None:
+        """(modified_at, record_id, read_at) of the stored position, if any."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(CursorRow.modified_at, CursorRow.record_id).where(
+            row = conn.execute(select(CursorRow.modified_at, CursorRow.record_id,
+                                      CursorRow.read_at).where(
                 CursorRow.crm == crm, CursorRow.object == obj)).first()
-        return (_utc(row[0]), row[1]) if row else None
+        return (_utc(row[0]), row[1], _utc(row[2])) if row else None
 
     def save_cursor(self, conn: Connection, crm: str, modified_at: datetime, record_id: str,
-                    now: datetime, obj: str = "lead") -> None:
+                    now: datetime, obj: str = "lead", read_at: datetime | None = None) -> None:
         values = {"crm": crm, "object": obj, "modified_at": modified_at,
-                  "record_id": record_id, "updated_at": now}
+                  "record_id": record_id, "read_at": read_at, "updated_at": now}
         conn.execute(self._upsert(CursorRow, [values], ["crm", "object"]))
 
     # ---- mirror ------------------------------------------------------------------------

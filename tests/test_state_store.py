@@ -28,7 +28,7 @@ def test_cursor_round_trips_with_timezone(store_url: str) -> None:
         store.save_cursor(conn, "salesforce", T0, "00Q1", T0)
     with store.begin() as conn:
         store.save_cursor(conn, "salesforce", T0 + timedelta(seconds=1), "00Q2", T0)
-    assert store.cursor("salesforce") == (T0 + timedelta(seconds=1), "00Q2")
+    assert store.cursor("salesforce") == (T0 + timedelta(seconds=1), "00Q2", None)
     store.close()
 
 

@@ -28,6 +28,7 @@ from hubspot.crm.properties import OptionInput, PropertyUpdate
 from connectors.base import (
     Connector,
     Cursor,
+    overlap_start,
     LeadChange,
     Outcome,
     Page,
@@ -181,19 +182,26 @@ class HubSpotConnector(Connector):
         hi = min(until, started - timedelta(seconds=self.config.lag_seconds))
         if self._archived_scan_due(started):
             yield from self._archived_pages(since, started)
-        lo_ms = 0 if since is None else to_ms(
-            since.modified_at - timedelta(seconds=self.config.overlap_seconds))
+        # Re-read behind the cursor only where the search index may have lagged at the last
+        # read (facts C2: search is eventually consistent); otherwise resume at the cursor.
+        start = overlap_start(since, timedelta(seconds=self.config.overlap_seconds))
+        lo_ms = 0 if since is None else to_ms(start if start is not None else since.modified_at)
         hi_ms = to_ms(hi)
         if hi_ms < lo_ms:
             return
+        moved = False
         for batch in iter_search_windows(self._search_page, lo_ms=lo_ms, hi_ms=hi_ms,
                                          page_size=self.config.page_size,
                                          max_results=SEARCH_MAX_RESULTS):
             leads = sorted((self._lead(c) for c in batch), key=lambda lead: lead.cursor)
-            cursor = leads[-1].cursor
-            if since is not None and cursor < since:
-                cursor = since  # overlap re-reads never move the cursor back
-            yield Page(leads, cursor)
+            # overlap re-reads never move the cursor back
+            last = max(leads[-1].cursor, since) if since is not None else leads[-1].cursor
+            moved = True
+            yield Page(leads, Cursor(last.modified_at, last.record_id, read_at=started))
+        if not moved and since is not None:
+            # Nothing new: record when this read happened, so the next pull need not re-read
+            # the window behind the cursor again.
+            yield Page([], Cursor(since.modified_at, since.record_id, read_at=started))
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         if len(changes) > self.max_batch_size:

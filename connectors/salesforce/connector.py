@@ -30,6 +30,7 @@ from tenacity.wait import wait_exponential_jitter
 from connectors.base import (
     Connector,
     Cursor,
+    overlap_start,
     LeadChange,
     Page,
     Preflight,
@@ -233,7 +234,8 @@ class SalesforceConnector(Connector):
             RetriableError, AuthError, BudgetExhausted, ConfigurationError: the request failed.
         """
         cfg = self._config
-        upper = min(until, self._clock() - timedelta(seconds=cfg.lag_seconds))
+        started = self._clock()
+        upper = min(until, started - timedelta(seconds=cfg.lag_seconds))
         full = self.reconcile_required(since)
         self.last_pull_was_full_reconcile = full
         if full:
@@ -241,9 +243,7 @@ class SalesforceConnector(Connector):
                         "running a full reconcile", since.modified_at.isoformat()  # type: ignore[union-attr]
                         , cfg.delete_log_days)
             since = None
-        start = None
-        if since is not None and cfg.overlap_seconds > 0:
-            start = since.modified_at - timedelta(seconds=cfg.overlap_seconds)
+        start = overlap_start(since, timedelta(seconds=cfg.overlap_seconds))
         soql = lead_stream_query(cfg.fields.values(), since=None if start else since,
                                  start=start, until=upper, overlap_cursor=since,
                                  me=self.integration_user_id)
@@ -254,12 +254,14 @@ class SalesforceConnector(Connector):
         while True:
             leads = [self._to_remote(r) for r in result.get("records", [])]
             if leads:
-                cursor = leads[-1].cursor
-                if since is not None and cursor < since:
-                    cursor = since
-                yield Page(leads, cursor)
+                last = max(leads[-1].cursor, since) if since is not None else leads[-1].cursor
+                yield Page(leads, Cursor(last.modified_at, last.record_id, read_at=started))
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
+                if not leads and since is not None:
+                    # Nothing new: still record when this read happened, so the next pull
+                    # need not re-read the window behind the cursor again.
+                    yield Page([], Cursor(since.modified_at, since.record_id, read_at=started))
                 return
             result = self._call("query of Lead (next page)", lambda sf: sf.query_more(
                 next_url, identifier_is_url=True, include_deleted=True, **kwargs))

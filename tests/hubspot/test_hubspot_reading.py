@@ -141,3 +141,31 @@ def test_window_restarts_at_last_timestamp_and_pages_ties_by_id():
     got = [c.id for batch in batches for c in batch]
     assert sorted(got, key=int) == [c.id for c in data]
     assert len(got) == len(set(got))
+
+
+def test_a_burst_is_not_reread_once_a_later_read_saw_past_the_index_lag(emu, make_connector):
+    connector = make_connector(overlap_seconds=60, archived_scan_interval_seconds=3600)
+    for _ in range(450):  # a burst of writes, one contact per millisecond
+        emu.add_contacts(contacts(1))
+        emu.clock.advance(0.001)
+
+    def pull(cursor):
+        emu.journal.clear()
+        started = emu.clock.now()
+        pages = list(connector.iter_pages(cursor, until=started))
+        assert pages[-1].cursor.read_at == started, "every read is recorded, even an idle one"
+        return pages[-1].cursor, sum(len(p.leads) for p in pages), len(emu.journal.entries)
+
+    cursor, read, _ = pull(None)
+    assert read == 450
+    emu.clock.advance(5)  # the next read is 5 s after the burst: inside the index lag
+    cursor, read, _ = pull(cursor)
+    assert read == 450, "re-read: the burst may have been invisible to the first read"
+    emu.clock.advance(300)
+    cursor, read, _ = pull(cursor)
+    assert read == 450, "re-read: the burst may have been invisible to the second read"
+    emu.clock.advance(300)  # that read came 305 s after the burst: nothing can be missing
+    cursor, read, calls = pull(cursor)
+    assert (read <= 1, calls) == (True, 1)  # at most the contact at the cursor itself
+    emu.clock.advance(300)
+    assert pull(cursor)[2] == 1, "an idle portal costs one call per cycle"
