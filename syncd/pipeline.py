@@ -37,7 +37,9 @@ __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts",
 
 log = logging.getLogger("syncd.pipeline")
 
-_DATETIME_FIELDS = frozenset(n for n, t in STANDARD_FIELDS.items() if t is FieldType.DATETIME)
+# Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
+_STORED_DATETIME_FIELDS = tuple(n for n, t in STANDARD_FIELDS.items()
+                                if t is FieldType.DATETIME and n != "status_changed_at")
 
 
 @dataclass(slots=True)
@@ -91,14 +93,17 @@ class CycleReport:
         return text
 
 
+_from_iso = datetime.fromisoformat
+
+
 def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str]) -> dict[str, Any]:
     """The plain mapping rules see for one mirror row."""
     lead: dict[str, Any] = dict(row.fields)
-    for name in _DATETIME_FIELDS.intersection(lead):
-        value = lead[name]
-        if isinstance(value, str):
+    for name in _STORED_DATETIME_FIELDS:  # hot path: a plain loop beats a set intersection
+        value = lead.get(name)
+        if value.__class__ is str:
             try:
-                lead[name] = datetime.fromisoformat(value)
+                lead[name] = _from_iso(value)
             except ValueError:
                 lead[name] = None
     lead.update(row.enrichment)
