@@ -408,6 +408,23 @@ class HubSpotEmulator:
                 results.append(self._contact_json(c, props))
         return self._batch_response(results, missing, invalid, started, len(inputs))
 
+    def _update_one(self, query: dict, data: Any, contact_id: str) -> tuple[int, Any, int]:
+        """``PATCH /crm/v3/objects/contacts/{id}``: one contact per call (the naive baseline).
+
+        200 with the contact; 404 when it does not exist or is archived; a 400
+        ``VALIDATION_ERROR`` with the per-property problems in ``message`` otherwise (facts C5).
+        """
+        props = (data or {}).get("properties") or {}
+        with self.store.lock:
+            if self.store.live(_int_id(contact_id)) is None:
+                raise ApiError(404, "OBJECT_NOT_FOUND", f"resource not found: {contact_id}")
+            problems = self._validate(props)
+            if problems:
+                raise ApiError(400, "VALIDATION_ERROR", "Property values were not valid: "
+                               + json.dumps(problems, separators=(",", ":")))
+            c = self.store.update(int(contact_id), props, source="INTEGRATION")
+            return 200, self._contact_json(c, props), 1
+
     def _validate(self, props: dict[str, Any]) -> list[dict[str, Any]]:
         """Per-property problems in HubSpot's "Property values were not valid" shape (facts C5)."""
         problems = []
@@ -533,6 +550,7 @@ _ROUTES: list[tuple[re.Pattern[str], str, _Route]] = [
     (re.compile(r"/crm/v3/objects/contacts"), "GET", HubSpotEmulator._list_contacts),
     (re.compile(r"/crm/v3/objects/contacts/batch/read"), "POST", HubSpotEmulator._batch_read),
     (re.compile(r"/crm/v3/objects/contacts/batch/update"), "POST", HubSpotEmulator._batch_update),
+    (re.compile(r"/crm/v3/objects/contacts/(\d+)"), "PATCH", HubSpotEmulator._update_one),
     (re.compile(r"/crm/v3/properties/contacts"), "GET", HubSpotEmulator._all_properties),
     (re.compile(r"/crm/v3/properties/contacts/([^/]+)"), "GET", HubSpotEmulator._get_property),
     (re.compile(r"/crm/v3/properties/contacts/([^/]+)"), "PATCH",

@@ -38,6 +38,7 @@ __all__ = ["SalesforceEmulator"]
 log = logging.getLogger(__name__)
 
 _DATA = re.compile(r"^/services/data/v(?P<ver>\d+\.\d+)/(?P<rest>.*)$")
+_SINGLE_LEAD = re.compile(r"^sobjects/Lead/(?P<id>[0-9A-Za-z]{15,18})$")
 _MORE = re.compile(r"^(?:query|queryAll)/(?P<loc>[0-9A-Za-z]+)-(?P<offset>\d+)$")
 
 
@@ -330,6 +331,9 @@ class SalesforceEmulator:
             return 200, self.org.describe_lead()
         if rest == "composite/sobjects" and method in ("PATCH", "POST"):
             return 200, self._collections(method, body, entry)
+        single = _SINGLE_LEAD.match(rest)
+        if method == "PATCH" and single:
+            return self._update_one(single.group("id"), body, entry)
         if method == "GET" and rest == "limits":
             return 200, {"DailyApiRequests": {"Max": self.config.daily_api_limit,
                                               "Remaining": self.config.daily_api_limit
@@ -357,6 +361,33 @@ class SalesforceEmulator:
             return self.org.update_via_api(records, all_or_none=all_or_none,
                                            user_id=self.integration_user_id, locks=self.faults)
         return self.org.insert_via_api(records, all_or_none=all_or_none)
+
+    def _update_one(self, lead_id: str, body: bytes, entry: JournalEntry) -> tuple[int, Any]:
+        """``PATCH sobjects/Lead/{id}``: one record per call, as a hand-written script updates.
+
+        Success is ``204 No Content``; a failure is Salesforce's ``[{message, errorCode,
+        fields}]`` array with 400 (404 ``NOT_FOUND`` for an unknown id). Only the benchmark's
+        naive baseline uses it; syncd writes through sObject Collections.
+        """
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError:
+            raise ApiError(400, "JSON_PARSER_ERROR", "Unexpected character in request body") \
+                from None
+        if not isinstance(doc, dict):
+            raise ApiError(400, "JSON_PARSER_ERROR", "the request body must be a JSON object")
+        entry.records = 1
+        entry.record_ids = (lead_id,)
+        if lead_id not in self.org.leads:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        record = {**{k: v for k, v in doc.items() if k not in ("attributes", "id", "Id")},
+                  "attributes": {"type": "Lead"}, "id": lead_id}
+        [result] = self.org.update_via_api([record], all_or_none=True,
+                                           user_id=self.integration_user_id, locks=self.faults)
+        if result["success"]:
+            return 204, b""
+        return 400, [{"message": e["message"], "errorCode": e["statusCode"],
+                      "fields": e.get("fields", [])} for e in result["errors"]]
 
     # -- OAuth ----------------------------------------------------------------------------------
 

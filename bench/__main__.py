@@ -1,0 +1,125 @@
+"""``python -m bench [--quick] [--output PATH] [--sections 1,2,...]``: run the benchmarks, print
+the figures and rewrite ``docs/benchmarks.md`` (or ``--output``). See bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.report import Figure, SectionNotes, machine, render_markdown, render_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Sizes per mode. Quick keeps the whole run well under two minutes on two cores.
+FULL = {"sf": [10_000, 100_000], "hs": [10_000, 100_000], "throughput": 50_000,
+        "throughput_pages": 50, "engine": 100_000, "twin": 10_000,
+        "memory": [10_000, 100_000, 1_000_000]}
+QUICK = {"sf": [2_000], "hs": [1_000], "throughput": 3_000, "throughput_pages": 5,
+         "engine": 10_000, "twin": 2_000, "memory": [1_000, 4_000]}
+
+TITLES = {1: "API calls per cycle vs the minimum", 2: "Against a naive script",
+          3: "Throughput against HubSpot's rate limits", 4: "Engine speed", 5: "Memory",
+          6: "Idle cost"}
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small N, under two minutes")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                        help="where to write the Markdown report (default docs/benchmarks.md)")
+    parser.add_argument("--sections", default="1,2,3,4,5,6",
+                        help="comma-separated sections to run (1, 2 and 6 share one run)")
+    parser.add_argument("--memory-sizes", type=_sizes, default=None,
+                        help="override the N of section 5, e.g. 10000,100000,1000000")
+    args = parser.parse_args(argv)
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.memory_sizes:
+        sizes["memory"] = args.memory_sizes
+    wanted = {int(s) for s in args.sections.split(",") if s.strip()}
+    # Warnings only: a benchmark's output is its table.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    figures: list[Figure] = []
+    notes: list[SectionNotes] = []
+
+    def section(numbers: set[int], fn: Callable[[], tuple[list[Figure], list[SectionNotes]]]
+                ) -> None:
+        if not numbers & wanted:
+            return
+        label = ", ".join(f"§{n}" for n in sorted(numbers & wanted))
+        print(f"running {label} ...", file=sys.stderr, flush=True)
+        step = time.perf_counter()
+        try:
+            figs, secs = fn()
+        except Exception as exc:  # noqa: BLE001 - one broken section must not hide the rest
+            traceback.print_exc()
+            for n in sorted(numbers & wanted):
+                figures.append(Figure(n, f"section_{n}_failed", f"§{n} {TITLES[n]}", None, "",
+                                      note=f"{type(exc).__name__}: {exc}"))
+                notes.append(SectionNotes(n, TITLES[n], [f"Not measured: the benchmark failed "
+                                                          f"({type(exc).__name__}: {exc})."]))
+            return
+        figures.extend(f for f in figs if f.section in wanted)
+        notes.extend(s for s in secs if s.section in wanted)
+        print(f"  {label} done in {time.perf_counter() - step:.0f} s", file=sys.stderr,
+              flush=True)
+
+    def cycles() -> tuple[list[Figure], list[SectionNotes]]:
+        from bench import crm_cycles
+
+        runs = [crm_cycles.run_salesforce(n, naive=2 in wanted) for n in sizes["sf"]]
+        runs += [crm_cycles.run_hubspot(n) for n in sizes["hs"]]
+        return crm_cycles.figures(runs)
+
+    def throughput() -> tuple[list[Figure], list[SectionNotes]]:
+        from bench import throughput as tp
+
+        figs, sec = tp.run(sizes["throughput"], connector_pages=sizes["throughput_pages"])
+        return figs, [sec]
+
+    def engine() -> tuple[list[Figure], list[SectionNotes]]:
+        from bench import engine_speed
+
+        figs, sec = engine_speed.run(sizes["engine"], twin_n=sizes["twin"])
+        return figs, [sec]
+
+    def memory() -> tuple[list[Figure], list[SectionNotes]]:
+        from bench import memory as mem
+
+        figs, sec = mem.run(sizes["memory"])
+        return figs, [sec]
+
+    section({4}, engine)
+    section({1, 2, 6}, cycles)
+    section({3}, throughput)
+    section({5}, memory)
+
+    figures.sort(key=lambda f: f.section)
+    notes.sort(key=lambda s: s.section)
+    elapsed = time.perf_counter() - t0
+    given = list(argv if argv is not None else sys.argv[1:])
+    command = {(): "make bench", ("--quick",): "make bench-quick"}.get(
+        tuple(given), "python -m bench " + " ".join(shlex.quote(a) for a in given))
+    text = render_markdown(figures, notes, host=machine(), started=started, elapsed_s=elapsed,
+                           command=command, quick=args.quick)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(render_text(figures))
+    print(f"\n{len(figures)} figures in {elapsed / 60:.1f} min; written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Shared pieces: the status vocabularies, the rule files, timing and profile helpers."""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BENCH_DIR", "HS_STATUS_VALUES", "RULES20", "SF_STATUS_VALUES", "Stopwatch",
+           "profile_top"]
+
+BENCH_DIR = Path(__file__).resolve().parent
+RULES20 = BENCH_DIR / "rules20.yaml"
+
+#: Rule status -> CRM value, as an admin would configure them (config.example.yaml).
+SF_STATUS_VALUES = {"New": "Open - Not Contacted", "Open": "Working - Contacted",
+                    "Converted": "Closed - Converted"}
+HS_STATUS_VALUES = {"New": "NEW", "Open": "OPEN", "MQL": "MQL", "SAL": "SAL", "SQL": "OPEN_DEAL",
+                    "Nurture": "NURTURE", "Unqualified": "UNQUALIFIED", "Archived": "ARCHIVED",
+                    "Converted": "CONVERTED"}
+
+
+class Stopwatch:
+    """Wall and CPU seconds of a ``with`` block."""
+
+    def __enter__(self) -> Stopwatch:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+
+
+def profile_top(fn: Callable[[], Any], *, limit: int = 8) -> list[str]:
+    """Run ``fn`` under cProfile; the top functions by own time, as Markdown list items."""
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        fn()
+    finally:
+        prof.disable()
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    total = stats.total_tt or 1e-9  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in \
+            stats.stats.items():  # type: ignore[attr-defined]
+        rows.append((tottime, cumtime, ncalls, _where(filename, line), name))
+    rows.sort(reverse=True)
+    return [f"- `{name}` ({where}): {tot:.2f} s own ({tot / total:.0%}), {cum:.2f} s cumulative, "
+            f"{calls:,} calls" for tot, cum, calls, where, name in rows[:limit]]
+
+
+def _where(filename: str, line: int) -> str:
+    if filename == "~":
+        return "built-in"
+    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+        if marker in filename:
+            filename = filename.split(marker, 1)[1]
+            break
+    return f"{filename}:{line}"
