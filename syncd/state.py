@@ -187,6 +187,7 @@ class StateStore:
         SQLModel.metadata.create_all(engine)
         self._check_schema()
         self._dialect = engine.dialect.name
+        self._lead_upserts: dict[tuple[str, ...], Any] = {}
 
     def _check_schema(self) -> None:
         """Tables that exist but lack columns were made by another syncd version.
@@ -244,10 +245,25 @@ class StateStore:
         return out
 
     def upsert_leads(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        for start in range(0, len(rows), _UPSERT_CHUNK):
-            chunk = rows[start:start + _UPSERT_CHUNK]
-            keep = [c for c in chunk[0] if c not in ("crm", "lead_id", "first_seen_at")]
-            conn.execute(self._upsert(LeadRow, chunk, ["crm", "lead_id"], update_cols=keep))
+        """Insert or update mirror rows (``first_seen_at`` is kept on update).
+
+        One statement, compiled once and cached, run as an executemany: a multi-VALUES statement
+        per page would be compiled again for every page.
+        """
+        if not rows:
+            return
+        rows = _same_keys(rows)
+        keys = tuple(sorted(rows[0]))
+        stmt = self._lead_upserts.get(keys)
+        if stmt is None:
+            table = LeadRow.__table__
+            insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+            stmt = insert.on_conflict_do_update(
+                index_elements=["crm", "lead_id"],
+                set_={c: insert.excluded[c] for c in keys
+                      if c not in ("crm", "lead_id", "first_seen_at")})
+            self._lead_upserts[keys] = stmt
+        conn.execute(stmt, rows)
 
     def update_leads(self, conn: Connection, crm: str, rows: Sequence[dict[str, Any]]) -> None:
         """Update several leads in one executemany; each row has ``lead_id`` and the same keys."""
