@@ -186,13 +186,15 @@ class HubSpotConnector(Connector):
         # read (facts C2: search is eventually consistent); otherwise resume at the cursor.
         start = overlap_start(since, timedelta(seconds=self.config.overlap_seconds))
         lo_ms = 0 if since is None else to_ms(start if start is not None else since.modified_at)
+        resume_id = (int(since.record_id) if since is not None and start is None
+                     and since.record_id.isdigit() else None)
         hi_ms = to_ms(hi)
         if hi_ms < lo_ms:
             return
         moved = False
         for batch in iter_search_windows(self._search_page, lo_ms=lo_ms, hi_ms=hi_ms,
                                          page_size=self.config.page_size,
-                                         max_results=SEARCH_MAX_RESULTS):
+                                         max_results=SEARCH_MAX_RESULTS, resume_id=resume_id):
             leads = sorted((self._lead(c) for c in batch), key=lambda lead: lead.cursor)
             # overlap re-reads never move the cursor back
             last = max(leads[-1].cursor, since) if since is not None else leads[-1].cursor
@@ -344,8 +346,10 @@ class HubSpotConnector(Connector):
     # ------------------------------------------------------------------ reading
     def _search_page(self, filters: list[dict[str, str]], sort: dict[str, str],
                      after: str | None) -> SearchPage:
+        # ``filters`` is one group of AND'ed filters, or a list of such groups (OR'ed).
+        groups = filters if filters and isinstance(filters[0], list) else [filters]
         request = PublicObjectSearchRequest(
-            filter_groups=[{"filters": filters}], sorts=[sort], properties=self._props,
+            filter_groups=[{"filters": g} for g in groups], sorts=[sort], properties=self._props,
             limit=self.config.page_size, after=after)
         data, _, _ = self._call("search", "contact search", self._apis.search.do_search_with_http_info,
                                 public_object_search_request=request)

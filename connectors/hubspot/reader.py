@@ -41,11 +41,18 @@ def _f(name: str, op: str, value: int) -> dict[str, str]:
 
 
 def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: int,
-                        max_results: int = 10_000) -> Iterator[list[RawContact]]:
+                        max_results: int = 10_000,
+                        resume_id: int | None = None) -> Iterator[list[RawContact]]:
     """Yield batches of contacts modified in ``[lo_ms, hi_ms]``, ascending, each once.
 
     Contacts re-read when a window restarts at its last timestamp are dropped here (the ids seen
     at the newest timestamp are remembered), so memory stays proportional to one tie group.
+
+    With ``resume_id`` the read resumes after a cursor (``lo_ms``, ``resume_id``): contacts at
+    exactly ``lo_ms`` with an id up to ``resume_id`` were read before. The first window then asks
+    for ``(EQ lo_ms AND hs_object_id GT resume_id) OR (GT lo_ms AND LTE hi_ms)`` in one search
+    (filter groups are OR'd, facts C2), so resuming costs no extra call and does not re-read
+    the contacts a batch write stamped with the cursor's millisecond.
     """
     lower, inclusive = lo_ms, True  # range mode: lastmodifieddate GTE/GT lower, LTE hi
     tie_at: int | None = None  # tie mode: lastmodifieddate EQ tie_at, hs_object_id GT tie_after
@@ -55,7 +62,11 @@ def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: 
     seen_at_last_t: set[str] = set()
 
     while True:
-        if tie_at is None:
+        if tie_at is None and resume_id is not None and inclusive and lower == lo_ms:
+            groups: Any = [[_f("lastmodifieddate", "EQ", lo_ms), _f("hs_object_id", "GT", resume_id)],
+                           [_f("lastmodifieddate", "GT", lo_ms), _f("lastmodifieddate", "LTE", hi_ms)]]
+            page = search(groups, _BY_MODIFIED, after)
+        elif tie_at is None:
             filters = [_f("lastmodifieddate", "GTE" if inclusive else "GT", lower),
                        _f("lastmodifieddate", "LTE", hi_ms)]
             page = search(filters, _BY_MODIFIED, after)
@@ -93,6 +104,7 @@ def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: 
         t = page.results[-1].modified_ms
         if inclusive and t == lower:
             # A whole window shares one timestamp: page that timestamp by id.
-            tie_at, tie_after = t, -1
+            tie_at = t
+            tie_after = resume_id if resume_id is not None and t == lo_ms else -1
         else:
             lower, inclusive = t, True

@@ -169,3 +169,26 @@ def test_a_burst_is_not_reread_once_a_later_read_saw_past_the_index_lag(emu, mak
     assert (read <= 1, calls) == (True, 1)  # at most the contact at the cursor itself
     emu.clock.advance(300)
     assert pull(cursor)[2] == 1, "an idle portal costs one call per cycle"
+
+
+def test_resuming_inside_a_millisecond_shared_by_a_batch_write_rereads_nothing(
+        emu, make_connector):
+    connector = make_connector(overlap_seconds=60, archived_scan_interval_seconds=3600)
+    emu.add_contacts(contacts(250))  # one batch: every contact has the same lastmodifieddate
+    emu.clock.advance(120)  # read after the index-lag window
+    pages = list(connector.iter_pages(None, until=emu.clock.now()))
+    cursor = pages[-1].cursor
+    assert sum(len(p.leads) for p in pages) == 250
+
+    emu.clock.advance(300)
+    emu.journal.clear()
+    idle = list(connector.iter_pages(cursor, until=emu.clock.now()))
+    assert sum(len(p.leads) for p in idle) == 0
+    assert len(emu.journal.entries) == 1
+
+    (late,) = emu.add_contacts(contacts(1))
+    emu.clock.advance(120)
+    emu.journal.clear()
+    fresh = [lead.id for p in connector.iter_pages(cursor, until=emu.clock.now())
+             for lead in p.leads]
+    assert fresh == [late] and len(emu.journal.entries) == 1
