@@ -75,6 +75,7 @@ class EmbeddedCRMs:
         self._overrides: dict[str, dict[str, Any]] = {}
         self._ids: dict[str, list[str]] = {}
         self._random = random.Random(settings.embedded.seed + 1)
+        self._cycles_seen: set[str] = set()
 
     @classmethod
     def start(cls, settings: Settings) -> EmbeddedCRMs:
@@ -140,8 +141,15 @@ class EmbeddedCRMs:
         return dict(self._overrides.get(name, {}))
 
     def before_cycle(self, name: str) -> None:
-        """A simulated rep sets a couple of statuses by hand (only with rep_activity)."""
+        """A simulated rep sets a couple of statuses by hand (only with rep_activity).
+
+        Not before the first cycle: syncd can only tell a person's edit from the status it
+        first mirrored, so the demo's reps start once the mirror exists.
+        """
         if not self.settings.embedded.rep_activity or not self._ids.get(name):
+            return
+        if name not in self._cycles_seen:
+            self._cycles_seen.add(name)
             return
         for lead_id in self._random.sample(self._ids[name], k=min(2, len(self._ids[name]))):
             status = _REP_STATUSES[name]
