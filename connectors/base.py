@@ -51,8 +51,15 @@ class Cursor:
     """
 
     modified_at: datetime
-    record_id: str
+    # Ordering uses (length, text) of the id: Salesforce ids have one length, so that is their
+    # text order (as SOQL's ORDER BY Id); HubSpot ids are numbers of varying length, so that is
+    # their numeric order ("999" before "1000"), as search sorts hs_object_id.
+    _id_key: tuple[int, str] = field(init=False, repr=False)
+    record_id: str = field(compare=False)
     read_at: datetime | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_id_key", (len(self.record_id), self.record_id))
 
 
 def overlap_start(since: Cursor | None, overlap: timedelta) -> datetime | None:

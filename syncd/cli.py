@@ -110,15 +110,17 @@ def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None
     colour = {"ok": "green", "breaker": "yellow", "budget": "yellow"}.get(report.outcome, "red")
     if summary:
         out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
-    rows = application.store.audit_of_run(report.run_id)
-    for row in rows[:8]:
+    # A first sync writes hundreds of thousands of changes: fetch only what is shown.
+    rows = application.store.audit_of_run(report.run_id, limit=8)
+    total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
+    for row in rows:
         mark = "✓" if row.outcome == "applied" else "✗"
         what = (f"joined {row.field.split(':', 1)[1]}" if row.field.startswith("newsletter:")
                 else f"{row.field}: {row.before!s} → {row.after!s}")
         out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id})[/]",
                   highlight=False)
-    if len(rows) > 8:
-        out.print(f"   … and {len(rows) - 8} more (syncd audit --run {report.run_id})",
+    if total > len(rows):
+        out.print(f"   … and {total - len(rows)} more (syncd audit --run {report.run_id})",
                   highlight=False)
 
 

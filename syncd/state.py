@@ -103,7 +103,12 @@ class CursorRow(SQLModel, table=True):
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_crm_state", "crm", "state", "next_attempt_at"),
-                      Index("ix_outbox_lead", "crm", "lead_id"))
+                      Index("ix_outbox_lead", "crm", "lead_id"),
+                      # the drain's keyset orders (iter_due_changes): no sort of every pending
+                      # row for each chunk
+                      Index("ix_outbox_drain_fields", "crm", "kind", "state", "lead_id", "id"),
+                      Index("ix_outbox_drain_members", "crm", "kind", "state", "field",
+                            "lead_id", "id"))
     id: int | None = Field(default=None, primary_key=True)
     crm: str = Field(max_length=16)
     lead_id: str = Field(max_length=64)
@@ -441,11 +446,17 @@ class StateStore:
         with self.engine.connect() as conn:
             return list(conn.execute(select(table).where(and_(*cond)).order_by(table.c.id)).all())
 
-    def audit_of_run(self, run_id: str) -> list[Any]:
+    def audit_of_run(self, run_id: str, *, limit: int | None = None) -> list[Any]:
+        table = AuditRow.__table__
+        stmt = select(table).where(table.c.run_id == run_id).order_by(table.c.id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt if limit is None else stmt.limit(limit)).all())
+
+    def audit_count(self, run_id: str) -> int:
         table = AuditRow.__table__
         with self.engine.connect() as conn:
-            return list(conn.execute(select(table).where(table.c.run_id == run_id)
-                                     .order_by(table.c.id)).all())
+            return conn.execute(select(func.count()).where(
+                table.c.run_id == run_id)).scalar_one()
 
     def start_run(self, run: RunRow) -> None:
         with self.begin() as conn:
