@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import cProfile
 import io
+import json
 import pstats
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BENCH_DIR", "HS_STATUS_VALUES", "RULES20", "SF_STATUS_VALUES", "Stopwatch",
+__all__ = ["BENCH_DIR", "HS_STATUS_VALUES", "RULES20", "SF_STATUS_VALUES", "Stopwatch", "emulator_process",
            "profile_top"]
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -22,6 +27,29 @@ SF_STATUS_VALUES = {"New": "Open - Not Contacted", "Open": "Working - Contacted"
 HS_STATUS_VALUES = {"New": "NEW", "Open": "OPEN", "MQL": "MQL", "SAL": "SAL", "SQL": "OPEN_DEAL",
                     "Nurture": "NURTURE", "Unqualified": "UNQUALIFIED", "Archived": "ARCHIVED",
                     "Converted": "CONVERTED"}
+
+
+@contextmanager
+def emulator_process(module: str, *args: str) -> Iterator[dict[str, Any]]:
+    """Run an emulator's standalone CLI (``python -m module args``) for the block.
+
+    Yields the one JSON line it prints (base URL, credentials); SIGTERM ends it afterwards.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{module} exited before serving")
+        yield json.loads(line)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Stopwatch:

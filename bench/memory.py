@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from bench.common import RULES20, SF_STATUS_VALUES
+from bench.common import RULES20, SF_STATUS_VALUES, emulator_process
 from bench.report import Figure, SectionNotes
 
 __all__ = ["run"]
@@ -42,16 +41,8 @@ def _syncd_command() -> list[str]:
 
 
 def _one(n: int, tmp: Path) -> dict[str, Any]:
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "connectors.salesforce.emulator", "--seed", str(n),
-         "--daily-api-limit", "100000000"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert emulator.stdout is not None
-        line = emulator.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the Salesforce emulator exited before serving (N={n})")
-        info = json.loads(line)
+    with emulator_process("connectors.salesforce.emulator", "--seed", str(n),
+                          "--daily-api-limit", "100000000") as info:
         rules = tmp / "rules.yaml"
         _rules_without_newsletters(rules)
         config = tmp / f"syncd-{n}.yaml"
@@ -81,14 +72,6 @@ def _one(n: int, tmp: Path) -> dict[str, Any]:
         result["summary"] = next((ln.strip() for ln in done.stdout.splitlines()
                                   if ln.strip().startswith("salesforce:")), "")
         return result
-    finally:
-        emulator.send_signal(signal.SIGTERM)
-        try:
-            emulator.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
-            emulator.wait()
-
 
 def run(sizes: list[int]) -> tuple[list[Figure], SectionNotes]:
     notes = SectionNotes(5, "Memory (peak RSS of `syncd sync --once`)")

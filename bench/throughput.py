@@ -1,6 +1,6 @@
 """§3 Throughput against HubSpot's rate limits: a 50k-contact backfill.
 
-The HubSpot emulator runs as its own process (:mod:`bench.hs_emulator_proc`), with
+The HubSpot emulator runs as its own process (``python -m connectors.hubspot.emulator``), with
 HubSpot's documented limits: 100 calls per rolling ten seconds per app and 5 searches per
 second (facts C2, C7). syncd's ``Pipeline.pull`` (the daemon's first-cycle backfill: search
 pages -> enrichment -> mirror upsert -> cursor checkpoint) reads every contact. The ceiling those
@@ -9,16 +9,12 @@ limits allow is 5 searches/s x 200 contacts per page = 1,000 contacts/s.
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import HS_STATUS_VALUES, Stopwatch, profile_top
+from bench.common import HS_STATUS_VALUES, Stopwatch, emulator_process, profile_top
 from bench.crm_cycles import _build_app, _write_config
 from bench.report import Figure, SectionNotes
 
@@ -32,12 +28,10 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
     from syncd.pipeline import CycleReport
 
     notes = SectionNotes(3, "Throughput against HubSpot's rate limits")
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "bench.hs_emulator_proc", str(n)], stdout=subprocess.PIPE,
-        text=True, cwd=Path(__file__).resolve().parent.parent)
-    try:
-        assert emulator.stdout is not None
-        info = json.loads(emulator.stdout.readline())
+    # Contacts last modified over past days, ten seconds apart, as in a portal in use (the
+    # emulator's default stamps every seeded contact alike: a mass-import tie).
+    with emulator_process("connectors.hubspot.emulator", "--contacts", str(n), "--seed", "5",
+                          "--spread-seconds", "10") as info:
         with tempfile.TemporaryDirectory(prefix="syncd-bench-tp-") as tmp:
             path = _write_config(Path(tmp), "hubspot", {
                 "base_url": info["base_url"],
@@ -92,13 +86,6 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
                     profile = _profile_backfill(app, pipeline, connector_pages)
             finally:
                 app.close()
-    finally:
-        emulator.send_signal(signal.SIGTERM)
-        try:
-            emulator.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
-            emulator.wait()
 
     n429 = sum(limited.values())
     alone_rate = got / alone.wall if alone.wall else 0.0
@@ -118,7 +105,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
                     f"search_per_second={search_rate:g}"),
     ]
     notes.lines += [
-        f"The emulator process (`bench/hs_emulator_proc.py`) serves {n:,} demo contacts last "
+        f"The emulator process (`python -m connectors.hubspot.emulator --spread-seconds 10`) serves {n:,} demo contacts last "
         "modified ten seconds apart over the past days, with the emulator's default limits, "
         "which are HubSpot's (100 per 10 s, search 5/s). Wall time is real: the "
         "connector paces itself with its defaults (`connectors/hubspot/config.py`: "

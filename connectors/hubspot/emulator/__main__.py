@@ -25,10 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=200, help="demo contacts to create")
     parser.add_argument("--index-lag", type=float, default=0.0,
                         help="seconds before writes become visible to search")
+    parser.add_argument("--spread-seconds", type=float, default=0.0,
+                        help="stamp the seeded contacts this far apart, ending a minute ago, as "
+                             "in a portal in use (0: all at one millisecond, a mass import)")
     args = parser.parse_args(argv)
 
     emu = HubSpotEmulator(EmulatorConfig(index_lag_seconds=args.index_lag), port=args.port)
-    emu.add_contacts(demo_contacts(args.contacts, args.seed))
+    contacts = demo_contacts(args.contacts, args.seed)
+    if args.spread_seconds:
+        now = emu.clock.now_ms()
+        step = int(args.spread_seconds * 1000)
+        for i, record in enumerate(contacts):
+            record["lastmodifieddate"] = now - 60_000 - (len(contacts) - i) * step
+    emu.add_contacts(contacts)
     newsletter = emu.add_list("Newsletter", "MANUAL")
     emu.start()
     print(json.dumps({

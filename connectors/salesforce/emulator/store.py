@@ -54,6 +54,14 @@ def _failure(code: str, message: str, fields: list[str] | None = None) -> dict[s
                                           "fields": fields or []}]}
 
 
+def _rolled_back(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """allOrNone: the records that would have succeeded are rolled back (facts A5)."""
+    return [r if not r["success"] else _failure(
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "Record rolled back because not all records were valid and the request was using "
+        "AllOrNone header") for r in results]
+
+
 def to_internal(fdef: FieldDef, value: Any) -> Any:
     """A JSON/Python value -> the stored form for ``fdef``; raises ValueError when it won't fit."""
     if value is None:
@@ -417,10 +425,7 @@ class Org:
                 results.append(result)
                 staged.append(row)
             if all_or_none and any(not r["success"] for r in results):
-                return [r if not r["success"] else _failure(
-                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                    "Record rolled back because not all records were valid and the request was "
-                    "using AllOrNone header") for r in results]
+                return _rolled_back(results)
             for row in staged:
                 if row is not None:
                     self._put(row)
@@ -485,10 +490,7 @@ class Org:
                 results.append(result)
                 staged.append(row)
             if all_or_none and any(not r["success"] for r in results):
-                return [r if not r["success"] else _failure(
-                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                    "Record rolled back because not all records were valid and the request was "
-                    "using AllOrNone header") for r in results]
+                return _rolled_back(results)
             for row in staged:
                 if row is not None:
                     self.members[row[0]] = row
