@@ -12,6 +12,12 @@ RUN pip install --no-cache-dir . \
  && useradd --system --uid 10001 --home-dir /var/lib/syncd --create-home syncd
 COPY config.example.yaml /etc/syncd/config.yaml
 COPY rules /etc/syncd/rules
+# In the image: state lives in the syncd user's home (the config dir is read-only to it), and
+# health/metrics listen on all interfaces so kubelet probes and Prometheus can reach them.
+RUN sed -i -e 's#sqlite:///var/syncd-state.db#sqlite:////var/lib/syncd/syncd-state.db#' \
+           -e 's#^  host: 127.0.0.1#  host: 0.0.0.0#' /etc/syncd/config.yaml \
+ && grep -q 'sqlite:////var/lib/syncd/syncd-state.db' /etc/syncd/config.yaml \
+ && grep -q '^  host: 0.0.0.0' /etc/syncd/config.yaml
 
 USER syncd
 WORKDIR /var/lib/syncd
