@@ -24,6 +24,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -94,6 +95,12 @@ class CycleReport:
 
 
 _from_iso = datetime.fromisoformat
+
+
+# What a run row records of its report: every report field the run table also has, derived so a
+# counter added to both cannot be forgotten here.
+_RUN_FIELDS = tuple(f.name for f in dataclass_fields(CycleReport)
+                    if f.name in RunRow.model_fields and f.name not in ("crm", "run_id"))
 
 
 def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str]) -> dict[str, Any]:
@@ -235,8 +242,7 @@ class Pipeline:
 
     def _finish(self, run: RunRow, report: CycleReport, calls_before: int) -> CycleReport:
         report.api_calls = _api_calls(self.connector) - calls_before
-        for name in ("outcome", "pulled", "deleted", "planned", "written", "failed", "retrying",
-                     "held", "blocked", "api_calls", "message"):
+        for name in _RUN_FIELDS:
             setattr(run, name, getattr(report, name))
         run.finished_at = self.clock()
         self.store.finish_run(run)

@@ -389,13 +389,6 @@ class StateStore:
                                 .values(state="superseded", updated_at=now,
                                         error_message="plan of an interrupted run")).rowcount or 0
 
-    def planned_lead_count(self, crm: str, run_id: str) -> int:
-        table = OutboxRow.__table__
-        with self.engine.connect() as conn:
-            return conn.execute(select(func.count(func.distinct(table.c.lead_id))).where(
-                table.c.crm == crm, table.c.run_id == run_id, table.c.state == "planned",
-                table.c.kind == "field")).scalar_one()
-
     def iter_due_changes(self, crm: str, kind: str, now: datetime, *,
                          chunk: int = 2000) -> Iterator[list[Any]]:
         """Pending changes of one kind that are due, in chunks by keyset.
