@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY syncd ./syncd
 COPY connectors ./connectors
 COPY rules ./rules
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[emulators]' \
  && useradd --system --uid 10001 --home-dir /var/lib/syncd --create-home syncd
 COPY config.example.yaml /etc/syncd/config.yaml
 COPY rules /etc/syncd/rules

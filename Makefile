@@ -10,7 +10,7 @@ CONFIG ?= config.example.yaml
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[emulators,test,bench]'
 	touch $(STAMP)
 
 ## Run the daemon on the embedded default: loopback emulators of both CRMs, demo leads, SQLite.

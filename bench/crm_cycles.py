@@ -169,7 +169,7 @@ def run_salesforce(n: int, *, naive: bool = True) -> CrmRun:
     """Seed ``n`` leads in a Salesforce emulator and run the cycle sequence (and the naive
     script) against it."""
     from connectors.salesforce.connector import SalesforceConnector
-    from connectors.salesforce.emulator import EmulatorConfig, SalesforceEmulator
+    from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 
     run = CrmRun("salesforce", n)
     config = EmulatorConfig(daily_api_limit=10_000_000, journal_limit=1_000_000)
@@ -284,7 +284,7 @@ def _hs_records(leads: Iterable[dict[str, Any]], now_ms: int, n: int
 def run_hubspot(n: int) -> CrmRun:
     """Seed ``n`` contacts in a HubSpot emulator and run the cycle sequence against it."""
     from connectors.hubspot.connector import HubSpotConnector
-    from connectors.hubspot.emulator import HubSpotEmulator
+    from connectors.testing.hubspot import HubSpotEmulator
 
     run = CrmRun("hubspot", n)
     emu = HubSpotEmulator().start()

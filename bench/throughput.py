@@ -1,6 +1,6 @@
 """§3 Throughput against HubSpot's rate limits: a 50k-contact backfill.
 
-The HubSpot emulator runs as its own process (``python -m connectors.hubspot.emulator``), with
+The HubSpot emulator runs as its own process (``python -m connectors.testing.hubspot``), with
 HubSpot's documented limits: 100 calls per rolling ten seconds per app and 5 searches per
 second (facts C2, C7). syncd's ``Pipeline.pull`` (the daemon's first-cycle backfill: search
 pages -> enrichment -> mirror upsert -> cursor checkpoint) reads every contact. The ceiling those
@@ -30,7 +30,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
     notes = SectionNotes(3, "Throughput against HubSpot's rate limits")
     # Contacts last modified over past days, ten seconds apart, as in a portal in use (the
     # emulator's default stamps every seeded contact alike: a mass-import tie).
-    with emulator_process("connectors.hubspot.emulator", "--contacts", str(n), "--seed", "5",
+    with emulator_process("connectors.testing.hubspot", "--contacts", str(n), "--seed", "5",
                           "--spread-seconds", "10") as info:
         with tempfile.TemporaryDirectory(prefix="syncd-bench-tp-") as tmp:
             path = _write_config(Path(tmp), "hubspot", {
@@ -105,7 +105,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
                     f"search_per_second={search_rate:g}"),
     ]
     notes.lines += [
-        f"The emulator process (`python -m connectors.hubspot.emulator --spread-seconds 10`) serves {n:,} demo contacts last "
+        f"The emulator process (`python -m connectors.testing.hubspot --spread-seconds 10`) serves {n:,} demo contacts last "
         "modified ten seconds apart over the past days, with the emulator's default limits, "
         "which are HubSpot's (100 per 10 s, search 5/s). Wall time is real: the "
         "connector paces itself with its defaults (`connectors/hubspot/config.py`: "

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import abc
 import enum
+import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 __all__ = [
+    "ApiQuota",
     "Connector",
+    "ConnectorStats",
     "Cursor",
     "LeadChange",
     "Outcome",
@@ -126,11 +130,42 @@ class RecordResult:
 
 @dataclass(slots=True)
 class Preflight:
-    """What the CRM allows, read at start-up before anything is written."""
+    """What the CRM allows, read at start-up before anything is written.
 
-    statuses: set[str]  # values the status field accepts
+    ``check`` only reads. Set-up the CRM needs and the connector may do itself (HubSpot: add a
+    missing ``hs_lead_status`` option when ``allow_add_status_options`` is on) is listed in
+    ``setup`` and carried out by :meth:`Connector.prepare` only after every connector accepted
+    the whole rule set, so a rejected rule set never changes a CRM.
+    """
+
+    statuses: set[str]  # values the status field accepts (after ``setup``)
     writable_fields: set[str]  # canonical field names the integration user may update
     problems: list[str] = field(default_factory=list)  # human-readable, one per problem
+    missing_statuses: set[str] = field(default_factory=set)  # CRM values asked for but absent
+    missing_fields: set[str] = field(default_factory=set)  # canonical names absent or unmapped
+    setup: list[str] = field(default_factory=list)  # what prepare() would change, for the log
+
+
+@dataclass(slots=True)
+class ConnectorStats:
+    """What a connector counts, the same shape for every CRM (metrics and run rows read it)."""
+
+    calls: int = 0  # requests counted against the CRM's API limits (token grants excluded)
+    retries: int = 0  # whole-request retries after a transient failure
+    reauths: int = 0  # token grants or refreshes after the first
+    budget_stops: int = 0  # times the daily budget (or its configured share) stopped work
+    paced_seconds: float = 0.0  # time spent waiting for client-side pacing
+    rate_limited: Counter[str] = field(default_factory=Counter)  # 429s by policy / kind
+    errors: Counter[str] = field(default_factory=Counter)  # whole-request errors by code
+    record_errors: Counter[str] = field(default_factory=Counter)  # per-record errors by code
+
+
+@dataclass(frozen=True, slots=True)
+class ApiQuota:
+    """The CRM's daily API allowance as last reported (Salesforce ``Sforce-Limit-Info``)."""
+
+    used: int
+    limit: int
 
 
 class Connector(abc.ABC):
@@ -143,6 +178,25 @@ class Connector(abc.ABC):
     name: ClassVar[str]  # "salesforce" | "hubspot"
     max_batch_size: ClassVar[int]  # records per update call (Salesforce 200, HubSpot 100)
     max_membership_batch: ClassVar[int]  # records per newsletter-membership call
+
+    #: Counters every connector keeps; ``stats.calls`` is the API-call counter the daemon reads.
+    stats: ConnectorStats
+    #: True when the latest :meth:`iter_pages` read every lead from the beginning (a full
+    #: reconcile): the daemon then marks mirrored leads it did not yield as deleted.
+    last_pull_was_full_reconcile: bool = False
+
+    def api_quota(self) -> ApiQuota | None:
+        """The daily API allowance as last reported by the CRM, if it reports one."""
+        return None
+
+    def bind_stop(self, stop: threading.Event) -> None:  # noqa: B027 - optional hook
+        """Let ``stop`` cut retry and pacing waits short (they raise ``Interrupted``).
+
+        The default keeps no reference: a connector without waits has nothing to interrupt.
+        """
+
+    def prepare(self, preflight: Preflight) -> None:  # noqa: B027 - optional hook
+        """Carry out ``preflight.setup``; called only once every connector accepted the rules."""
 
     @abc.abstractmethod
     def check(self, *, statuses: set[str], fields: set[str], newsletters: set[str]) -> Preflight:

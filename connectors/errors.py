@@ -5,6 +5,8 @@
     ConnectorError
     ├── RetriableError(retry_after)      try again after a delay (5xx, 420, timeouts, resets)
     │   └── RateLimited(retry_after)     the CRM's short window is full (HubSpot TEN_SECONDLY)
+    ├── Interrupted                  the daemon is stopping: a retry or pacing wait was cut
+    │                                    short; nothing more was sent
     ├── BudgetExhausted(resume_at)       the daily quota is spent (or past the configured share):
     │                                    stop this connector's work until resume_at
     └── FatalError                       retrying will not help; an admin must act
@@ -26,6 +28,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectorError",
     "FatalError",
+    "Interrupted",
     "RateLimited",
     "RetriableError",
 ]
@@ -52,6 +55,10 @@ class RetriableError(ConnectorError):
 
 class RateLimited(RetriableError):
     """The CRM's short rate window is full; wait ``retry_after`` seconds."""
+
+
+class Interrupted(ConnectorError):
+    """The daemon asked to stop while the connector waited to retry or to pace a request."""
 
 
 class BudgetExhausted(ConnectorError):

@@ -94,7 +94,7 @@ class EmbeddedCRMs:
         leads = generate_leads(cfg.leads, seed=cfg.seed, now=datetime.now(UTC))
         connectors = self.settings.connectors()
         if "salesforce" in connectors:
-            from connectors.salesforce.emulator import SalesforceEmulator
+            from connectors.testing.salesforce import SalesforceEmulator
 
             emu = self.salesforce = SalesforceEmulator().start()
             fields = {**default_field_map("salesforce"),
@@ -113,8 +113,8 @@ class EmbeddedCRMs:
                 "ca_bundle": emu.ca_pem_path, "newsletters": campaigns}
             log.info("embedded Salesforce emulator on %s with %d leads", emu.base_url, len(leads))
         if "hubspot" in connectors:
-            from connectors.hubspot.emulator import EmulatorConfig, HubSpotEmulator
-            from connectors.hubspot.emulator.config import DEFAULT_LEAD_STATUSES
+            from connectors.testing.hubspot import EmulatorConfig, HubSpotEmulator
+            from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES
 
             fields = {**default_field_map("hubspot"),
                       **connectors["hubspot"].connector.get("fields", {})}

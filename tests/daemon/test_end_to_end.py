@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from connectors.salesforce.emulator import SalesforceEmulator
+from connectors.testing.salesforce import SalesforceEmulator
 from syncd.cli import app as cli
 from tests.daemon.harness import (
     hs_contact,

@@ -14,7 +14,7 @@ import pytest
 from hubspot_support import T0
 
 from connectors.hubspot import HubSpotConfig, HubSpotConnector, OAuthAuth, PrivateAppAuth
-from connectors.hubspot.emulator import EmulatorClock, EmulatorConfig, HubSpotEmulator
+from connectors.testing.hubspot import EmulatorClock, EmulatorConfig, HubSpotEmulator
 
 
 @pytest.fixture

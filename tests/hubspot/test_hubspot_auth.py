@@ -8,7 +8,7 @@ from hubspot_support import contacts
 from connectors.base import LeadChange, Outcome
 from connectors.errors import AuthError
 from connectors.hubspot import HubSpotConfig, HubSpotConnector, PrivateAppAuth
-from connectors.hubspot.emulator import EmulatorConfig
+from connectors.testing.hubspot import EmulatorConfig
 
 
 @pytest.mark.parametrize("emu_config", [EmulatorConfig(access_token_ttl_seconds=1800)])

@@ -16,7 +16,7 @@ import requests
 from hubspot_support import contacts
 from openapi_schema_validator import OAS30Validator
 
-from connectors.hubspot.emulator import EmulatorConfig
+from connectors.testing.hubspot import EmulatorConfig
 
 SPECS = Path(__file__).parent / "openapi"
 

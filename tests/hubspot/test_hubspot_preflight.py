@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.hubspot.emulator import DEFAULT_LEAD_STATUSES, EmulatorConfig
+from connectors.testing.hubspot import DEFAULT_LEAD_STATUSES, EmulatorConfig
 
 
 def test_missing_status_option_is_a_problem_unless_adding_is_allowed_then_options_are_merged(

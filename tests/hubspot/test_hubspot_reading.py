@@ -9,7 +9,7 @@ import pytest
 from hubspot_support import T0, contacts
 
 from connectors.base import Cursor
-from connectors.hubspot.emulator import EmulatorConfig
+from connectors.testing.hubspot import EmulatorConfig
 from connectors.hubspot.reader import RawContact, SearchPage, iter_search_windows
 
 

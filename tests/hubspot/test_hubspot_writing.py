@@ -9,7 +9,7 @@ from hubspot_support import contacts
 
 from connectors.base import LeadChange, Outcome
 from connectors.errors import ConfigurationError, RetriableError
-from connectors.hubspot.emulator import EmulatorConfig
+from connectors.testing.hubspot import EmulatorConfig
 
 
 def _changes(ids, bad=()):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from connectors.salesforce import SalesforceConnector
-from connectors.salesforce.emulator import EmulatorConfig, SalesforceEmulator
+from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 
 from .support import T0, config_for
 

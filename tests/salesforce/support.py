@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.salesforce import SalesforceConfig
-from connectors.salesforce.emulator import SalesforceEmulator
+from connectors.testing.salesforce import SalesforceEmulator
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from connectors.errors import (
     RetriableError,
 )
 from connectors.salesforce import SalesforceConnector
-from connectors.salesforce.emulator import EmulatorConfig, generate_jwt_keypair
+from connectors.testing.salesforce import EmulatorConfig, generate_jwt_keypair
 
 from .support import config_for, lead
 
@@ -24,7 +24,7 @@ FIELDS = {"status", "title"}
 
 def test_jwt_bearer_auth_obtains_token(emu_config, make_connector, emu):
     # The fixture emulator has no key configured; use one that has.
-    from connectors.salesforce.emulator import SalesforceEmulator
+    from connectors.testing.salesforce import SalesforceEmulator
     private, public = generate_jwt_keypair()
     with SalesforceEmulator(EmulatorConfig(jwt_public_key_pem=public)) as jwt_emu:
         lid = jwt_emu.add_leads([lead(1)])[0]

@@ -12,7 +12,7 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from connectors.salesforce.emulator import EmulatorConfig, synthetic_leads
+from connectors.testing.salesforce import EmulatorConfig, synthetic_leads
 
 from .support import lead
 
@@ -96,7 +96,7 @@ def test_where_clause_semantics(emu, sf):
 
 
 def test_unrestricted_picklist_accepts_any_status(emu_config):
-    from connectors.salesforce.emulator import SalesforceEmulator
+    from connectors.testing.salesforce import SalesforceEmulator
     with SalesforceEmulator(EmulatorConfig(restricted_status_picklist=False)) as org:
         lid = org.add_leads([lead(1)])[0]
         results = org.org.update_via_api([{"attributes": {"type": "Lead"}, "id": lid,
@@ -128,7 +128,7 @@ def test_expired_session_gets_401_array_body(emu, sf):
 
 
 def test_cli_runs_standalone_and_stops_on_sigterm():
-    proc = subprocess.Popen([sys.executable, "-m", "connectors.salesforce.emulator", "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "connectors.testing.salesforce", "--port",
                              "0", "--seed", "50"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(proc.stdout.readline())

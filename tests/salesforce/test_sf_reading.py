@@ -8,7 +8,7 @@ import pytest
 from datetime import timedelta
 
 from connectors.base import Cursor
-from connectors.salesforce.emulator import synthetic_leads
+from connectors.testing.salesforce import synthetic_leads
 
 from .support import T0, lead
 

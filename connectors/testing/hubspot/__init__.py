@@ -5,10 +5,10 @@ Real clients (hubspot-api-client) talk to it over sockets; see :class:`HubSpotEm
 
 from __future__ import annotations
 
-from connectors.hubspot.emulator.clock import EmulatorClock
-from connectors.hubspot.emulator.config import DEFAULT_LEAD_STATUSES, EmulatorConfig
-from connectors.hubspot.emulator.journal import Fault, JournalEntry
-from connectors.hubspot.emulator.server import HubSpotEmulator
+from connectors.testing.hubspot.clock import EmulatorClock
+from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES, EmulatorConfig
+from connectors.testing.hubspot.journal import Fault, JournalEntry
+from connectors.testing.hubspot.server import HubSpotEmulator
 
 __all__ = ["DEFAULT_LEAD_STATUSES", "EmulatorClock", "EmulatorConfig", "Fault", "HubSpotEmulator",
            "JournalEntry"]

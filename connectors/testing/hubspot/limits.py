@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connectors.hubspot.emulator.config import EmulatorConfig
+from connectors.testing.hubspot.config import EmulatorConfig
 
 __all__ = ["RateDecision", "RateLimiter"]
 

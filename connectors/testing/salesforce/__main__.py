@@ -1,4 +1,4 @@
-"""Run the emulator standalone: ``python -m connectors.salesforce.emulator --port 0 --seed N``.
+"""Run the emulator standalone: ``python -m connectors.testing.salesforce --port 0 --seed N``.
 
 Prints one JSON line (base_url, token_url, ca_pem_path, client_id, client_secret,
 integration_user_id, leads) and serves until SIGTERM/SIGINT. ``--seed N`` creates N synthetic
@@ -17,7 +17,7 @@ from . import EmulatorConfig, SalesforceEmulator, synthetic_leads
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m connectors.salesforce.emulator")
+    parser = argparse.ArgumentParser(prog="python -m connectors.testing.salesforce")
     parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic leads to create")
     parser.add_argument("--random-seed", type=int, default=0, help="seed for the lead generator")

@@ -20,12 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from connectors.hubspot.emulator.clock import EmulatorClock
-from connectors.hubspot.emulator.config import DEFAULT_LEAD_STATUSES, EmulatorConfig
-from connectors.hubspot.emulator.journal import Fault, FaultPlan, Journal, JournalEntry
-from connectors.hubspot.emulator.limits import RateLimiter
-from connectors.hubspot.emulator.properties import PropertyCatalogue
-from connectors.hubspot.emulator.store import Contact, ContactStore, Snapshot, iso_ms
+from connectors.testing.hubspot.clock import EmulatorClock
+from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES, EmulatorConfig
+from connectors.testing.hubspot.journal import Fault, FaultPlan, Journal, JournalEntry
+from connectors.testing.hubspot.limits import RateLimiter
+from connectors.testing.hubspot.properties import PropertyCatalogue
+from connectors.testing.hubspot.store import Contact, ContactStore, Snapshot, iso_ms
 
 __all__ = ["ApiError", "HubSpotEmulator"]
 

@@ -1,6 +1,6 @@
 """Run the HubSpot emulator standalone.
 
-``python -m connectors.hubspot.emulator --port 0 --seed 7`` prints one JSON line (base_url,
+``python -m connectors.testing.hubspot --port 0 --seed 7`` prints one JSON line (base_url,
 tokens, list ids) and serves until SIGTERM or Ctrl-C.
 """
 
@@ -12,13 +12,13 @@ import signal
 import sys
 import threading
 
-from connectors.hubspot.emulator.config import EmulatorConfig
-from connectors.hubspot.emulator.demo_data import demo_contacts
-from connectors.hubspot.emulator.server import HubSpotEmulator
+from connectors.testing.hubspot.config import EmulatorConfig
+from connectors.testing.hubspot.demo_data import demo_contacts
+from connectors.testing.hubspot.server import HubSpotEmulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m connectors.hubspot.emulator",
+    parser = argparse.ArgumentParser(prog="python -m connectors.testing.hubspot",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the demo contacts")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.hubspot.emulator.properties import DATETIME_PROPERTIES, NUMBER_PROPERTIES
+from connectors.testing.hubspot.properties import DATETIME_PROPERTIES, NUMBER_PROPERTIES
 
 __all__ = ["Contact", "ContactStore", "HistoryEntry", "Snapshot", "iso_ms", "parse_time_ms"]
 
