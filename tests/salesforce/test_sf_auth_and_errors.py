@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from connectors.base import LeadChange, Outcome
+from connectors.base import ApiQuota, LeadChange, Outcome
 from connectors.errors import (
     AuthError,
     BudgetExhausted,
@@ -108,7 +108,7 @@ def test_cycle_stops_at_configured_share_of_daily_api_limit(emu, make_connector)
 
     assert emu.api_usage == 50  # stopped when used/limit reached 0.5
     assert len(pages) == 6
-    assert connector.api_usage == (50, 100)
+    assert connector.api_quota() == ApiQuota(used=50, limit=100)
     assert err.value.resume_at is not None and err.value.resume_at > emu.clock.now()
     assert "max_daily_api_share" in str(err.value)
 
@@ -133,7 +133,7 @@ def test_html_503_is_retried_then_succeeds(emu, connector):
     (result,) = connector.write_batch([LeadChange(lid, {"status": "MQL"})])
     assert result.outcome is Outcome.OK
     assert [e.status for e in emu.journal.writes()] == [503, 503, 200]
-    assert connector.stats["retries"] == 2
+    assert connector.stats.retries == 2
 
 
 def test_persistent_503_becomes_retriable_error_after_configured_attempts(emu, connector):
@@ -165,7 +165,7 @@ def test_slow_response_times_out_and_is_retried(emu, make_connector):
     connector = make_connector(timeout_seconds=0.3)
     emu.faults.slow_next(1, delay=1.0, path_contains="/query")
     pages = list(connector.iter_pages(None, until=emu.clock.now()))
-    assert len(pages) == 1 and connector.stats["retries"] == 1
+    assert len(pages) == 1 and connector.stats.retries == 1
 
 
 def test_secret_never_appears_in_error_messages_or_logs(emu, make_connector, caplog):
