@@ -70,6 +70,9 @@ class Quarantine:
             return None
         try:
             value = parser(raw)
+        except (OverflowError, OSError):
+            self.reject(field, raw, f"{what} out of range")
+            return None
         except _PARSE_ERRORS:
             self.reject(field, raw, f"not a valid {what}")
             return None
