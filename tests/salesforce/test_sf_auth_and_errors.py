@@ -77,6 +77,7 @@ def test_preflight_reports_status_the_org_lacks(emu_config, make_connector, emu)
     assert len(pre.problems) == 6
     assert "status" in pre.writable_fields and "title" not in pre.writable_fields
     assert STATUSES <= pre.statuses
+    assert pre.missing_statuses == {"Recycled"} and pre.missing_fields == {"nickname"}
     assert emu.journal.writes() == []  # a preflight never writes
 
 
@@ -198,3 +199,27 @@ def test_secret_never_appears_in_error_messages_or_logs(emu, make_connector, cap
         assert all(leaked not in str(e) and leaked not in repr(e) for e in errors)
         assert leaked not in caplog.text
         assert leaked not in repr(good._config) and leaked not in repr(good._token)  # noqa: SLF001
+
+
+def test_stop_request_interrupts_a_retry_backoff_and_sends_nothing_more(emu):
+    import threading
+    import time
+
+    from connectors.errors import Interrupted
+
+    emu.faults.fail_next(10, status=503, path_contains="/query")
+    connector = SalesforceConnector(
+        config_for(emu, retry={"attempts": 5, "initial_backoff_seconds": 30,
+                               "jitter_seconds": 0}), clock=emu.clock.now)  # real-time waits
+    stop = threading.Event()
+    connector.bind_stop(stop)
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            list(connector.iter_pages(None, until=emu.clock.now()))
+    finally:
+        connector.close()
+    assert time.monotonic() - started < 10  # not the 30 s backoff
+    assert len([e for e in emu.journal if "/query" in e.path]) == 1
+    assert connector.stats.retries == 1 and connector.stats.calls == 1
