@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
-from connectors.errors import BudgetExhausted, ConnectorError, FatalError
+from connectors.errors import BudgetExhausted, ConnectorError, FatalError, Interrupted
 from rules.fields import FieldType, STANDARD_FIELDS
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import RunRow, StateStore, _utc
@@ -235,6 +235,9 @@ class Pipeline:
             report.outcome, report.message = "budget", str(exc)
             self.paused_until = exc.resume_at
             report.resume_at = exc.resume_at
+        except Interrupted:
+            # The daemon is stopping: a retry or pacing wait was cut short, nothing more sent.
+            report.outcome, report.message = "stopped", "stop requested during a CRM wait"
         except FatalError as exc:
             report.outcome, report.message = "failed", str(exc)
         except ConnectorError as exc:

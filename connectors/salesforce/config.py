@@ -109,5 +109,5 @@ class SalesforceConfig(BaseModel):
     delete_log_days: int = Field(15, ge=1)
     """Days deleted leads stay visible to queryAll (recycle bin, facts A4); a cursor not read for
     longer than this triggers a full reconcile."""
-    retry: RetrySettings = Field(default_factory=RetrySettings)
+    retry: RetrySettings = Field(default_factory=lambda: RetrySettings())
     """Retry and backoff for transient failures (the same shape as HubSpot's ``retry``)."""
