@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from syncd.app import App
@@ -89,3 +90,53 @@ def test_unusable_crm_values_are_quarantined_and_the_rest_of_the_page_is_stored(
     assert f"quarantined {bad_date}: last_activity_at = '2024-02-30'" in out
     assert f"quarantined {infinite}: annual_revenue" in out
     assert fine not in out and good not in out
+
+
+_RECYCLE_RULES = """\
+version: 1
+name: recycle
+mode: first_match
+statuses: {New: {}, Recycled: {}}
+rules:
+  - id: recycle
+    when: {field: title, missing: true}
+    then: [{set_status: Recycled}]
+"""
+
+
+def test_rules_one_crm_rejects_leave_every_crm_unchanged(tmp_path: Path) -> None:
+    """HubSpot could add the missing option itself, but Salesforce lacks the status: start-up
+    fails and HubSpot's property is not touched (its check only reads; prepare never runs)."""
+    from connectors.hubspot import HubSpotConfig, HubSpotConnector, PrivateAppAuth
+    from connectors.salesforce import SalesforceConnector
+    from connectors.testing.hubspot import EmulatorConfig as HubSpotEmulatorConfig
+    from connectors.testing.hubspot import HubSpotEmulator
+    from connectors.testing.salesforce import SalesforceEmulator
+    from syncd.app import StartupError
+    from syncd.settings import load_settings
+    from tests.salesforce.support import config_for
+
+    (tmp_path / "rules.yaml").write_text(_RECYCLE_RULES)
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"""
+state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+server: {{enabled: false}}
+salesforce: {{enabled: true}}
+hubspot: {{enabled: true}}
+""")
+    sf_emu = SalesforceEmulator().start()
+    try:
+        with HubSpotEmulator(HubSpotEmulatorConfig()) as hs_emu:
+            connectors = {
+                "salesforce": SalesforceConnector(config_for(sf_emu)),
+                "hubspot": HubSpotConnector(HubSpotConfig(
+                    base_url=hs_emu.base_url, allow_add_status_options=True,
+                    auth=PrivateAppAuth(access_token=hs_emu.access_token))),
+            }
+            with pytest.raises(StartupError, match="'Recycled'"):
+                App.build(load_settings(config), connectors=connectors)
+            assert "Recycled" not in hs_emu.status_options()
+            assert not hs_emu.journal.calls("PATCH")
+    finally:
+        sf_emu.stop()
