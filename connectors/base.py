@@ -30,6 +30,7 @@ __all__ = [
     "Connector",
     "ConnectorStats",
     "Cursor",
+    "FieldProblem",
     "LeadChange",
     "Outcome",
     "Page",
@@ -78,6 +79,18 @@ def overlap_start(since: Cursor | None, overlap: timedelta) -> datetime | None:
     return start if start < since.modified_at else None
 
 
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """A CRM value syncd could not parse or store; the field was set to None instead.
+
+    ``excerpt`` is a short prefix of the raw value (never the whole of a huge one).
+    """
+
+    field: str  # canonical field name
+    excerpt: str
+    reason: str  # e.g. "not a finite number", "not a valid date"
+
+
 @dataclass(slots=True)
 class RemoteLead:
     """One lead as the CRM reported it, in canonical field names."""
@@ -90,6 +103,8 @@ class RemoteLead:
     # True when the CRM says the integration user itself made the last change (Salesforce
     # LastModifiedById), False when someone else did, None when the CRM does not say.
     modified_by_integration: bool | None = None
+    # Values the connector nulled because syncd cannot parse or store them (quarantine).
+    problems: list[FieldProblem] = field(default_factory=list)
 
     @property
     def cursor(self) -> Cursor:

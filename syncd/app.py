@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector
+from connectors.base import Connector, Preflight
+from connectors.errors import ConnectorError
 from rules import RuleLoadError, load_rulebook
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.metrics import Metrics
@@ -105,6 +106,7 @@ class App:
     metrics: Metrics
     connectors: dict[str, Connector] = field(default_factory=dict)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    preflights: dict[str, Preflight] = field(default_factory=dict)  # the latest check per CRM
     stop: threading.Event = field(default_factory=threading.Event)
     embedded: Any = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -144,14 +146,16 @@ class App:
             return app
         try:
             app.connectors = connectors or _build_connectors(settings, embedded)
-            problems = app.preflight(holder.book)
+            for connector in app.connectors.values():
+                connector.bind_stop(app.stop)  # a stop request cuts retry and pacing waits
+            problems = app.check_and_prepare(holder.book)
         except BaseException:
             app.close()
             raise
         if problems:
             app.close()
             raise StartupError(problems)
-        holder._validate = app.preflight
+        holder._validate = app.check_and_prepare
         for name, connector in app.connectors.items():
             app.pipelines[name] = Pipeline(
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
@@ -172,6 +176,7 @@ class App:
             fields = set(book.fields_written) | ({"status"} if statuses else set())
             result = connector.check(statuses=statuses, fields=fields,
                                      newsletters=set(book.newsletters_used))
+            self.preflights[name] = result
             missing = {v for v in statuses if v not in result.statuses}
             for rs in book.sets:
                 for rule in rs.rules:
@@ -184,6 +189,19 @@ class App:
                             f"'{rule.status}' in {name}.status_values")
             problems.extend(f"{name}: {p}" for p in result.problems
                             if not any(f"'{v}'" in p for v in missing))
+        return problems
+
+    def check_and_prepare(self, book: Any) -> list[str]:
+        """:meth:`preflight`, then, only if every CRM accepted the rules, each connector's
+        ``prepare`` (HubSpot adds missing status options), so rejected rules change no CRM."""
+        problems = self.preflight(book)
+        if problems:
+            return problems
+        for name, connector in self.connectors.items():
+            try:
+                connector.prepare(self.preflights[name])
+            except ConnectorError as exc:
+                problems.append(f"{name}: {exc}")
         return problems
 
     def recover_interrupted_runs(self) -> None:

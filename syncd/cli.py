@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.logs import setup_logging
@@ -222,7 +223,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         out.print(report["rules_error"], markup=False, highlight=False)
     for crm, part in report["crms"].items():
         out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
-                  f"failed, {len(part['held'])} held", highlight=False)
+                  f"failed, {len(part['held'])} held"
+                  + (f", {len(part['quarantined'])} with unusable values"
+                     if part["quarantined"] else ""), highlight=False)
         for run_row in part["runs"]:
             out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"{run_row['outcome']}: pulled {run_row['pulled']}, written "
@@ -234,6 +237,12 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                       f"{item['error_message']}", highlight=False)
         for item in part["held"]:
             out.print(f"  [yellow]held[/] {item['lead_id']}: {item['reason']}", highlight=False)
+        for item in part["quarantined"]:
+            values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
+                               for p in item["problems"])
+            # CRM text is escaped: a value like "[red]" must print as itself.
+            out.print(f"  [yellow]quarantined[/] {item['lead_id']}: {escape(values)} — stored "
+                      "empty; fix the value in the CRM", highlight=False)
 
 
 @app.command()

@@ -120,7 +120,7 @@ class EmbeddedCRMs:
                       **connectors["hubspot"].connector.get("fields", {})}
             values = connectors["hubspot"].status_values
             # The demo portal already tracks the statuses its seeded contacts carry (MQL, SAL,
-            # ...); the ones only rules write (NURTURE, ARCHIVED) are added by syncd's preflight
+            # ...); the ones only rules write (NURTURE, ARCHIVED) are added at start-up (prepare)
             # when allow_add_status_options is on, merged with the existing options.
             seeded = {values.get(lead["status"], lead["status"]) for lead in leads
                       if lead.get("status")}

@@ -35,6 +35,9 @@ class Metrics:
                                      ["crm"], registry=r)
         self.api_calls = Counter("syncd_api_calls", "CRM API calls made by cycles.", ["crm"],
                                  registry=r)
+        self.quarantined = Counter("syncd_quarantined_values", "CRM values syncd could not "
+                                   "parse or store, stored as empty (see `syncd status`).",
+                                   ["connector", "field"], registry=r)
         self.last_success = Gauge("syncd_last_success_timestamp_seconds",
                                   "Unix time of the last cycle that ended ok.", ["crm"],
                                   registry=r)

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from collections import Counter, defaultdict
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
-from connectors.errors import BudgetExhausted, ConnectorError, FatalError
+from connectors.errors import BudgetExhausted, ConnectorError, FatalError, Interrupted
 from rules.fields import FieldType, STANDARD_FIELDS
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import RunRow, StateStore, _utc
@@ -234,6 +235,9 @@ class Pipeline:
             report.outcome, report.message = "budget", str(exc)
             self.paused_until = exc.resume_at
             report.resume_at = exc.resume_at
+        except Interrupted:
+            # The daemon is stopping: a retry or pacing wait was cut short, nothing more sent.
+            report.outcome, report.message = "stopped", "stop requested during a CRM wait"
         except FatalError as exc:
             report.outcome, report.message = "failed", str(exc)
         except ConnectorError as exc:
@@ -264,7 +268,7 @@ class Pipeline:
             if self.stop.is_set():
                 log.info("stop requested: page checkpointed, leaving the pull")
                 return
-        if getattr(self.connector, "last_pull_was_full_reconcile", False):
+        if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.
             gone = self.store.mark_unseen_deleted(self.crm, started, self.clock())
@@ -282,10 +286,12 @@ class Pipeline:
             # lost in a crash (HubSpot does not say who made a change).
             queued = {(r.lead_id, r.value) for r in self.store.open_changes(
                 conn, self.crm, list(by_id)) if r.kind == "field" and r.field == "status"}
-            rows, gone = [], []
+            rows, gone, quarantined = [], [], []
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
                 rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours))
+                if rows[-1]["quarantine"]:
+                    quarantined.append(rows[-1])
                 if lead.deleted or lead.converted:
                     gone.append(lead.id)
                 report.deleted += lead.deleted
@@ -306,17 +312,36 @@ class Pipeline:
                     self.store.save_cursor(conn, self.crm, cursor.modified_at, cursor.record_id,
                                            now, read_at=cursor.read_at)
         report.pulled += len(by_id)
+        self._report_quarantine(quarantined)
+
+    def _report_quarantine(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Log and count the values the connector (or ``_mirror_row``) nulled."""
+        for row in rows:
+            fields = ", ".join(f"{p['field']} ({p['reason']})" for p in row["quarantine"])
+            log.warning("%s lead %s: unusable values stored as empty: %s", self.crm,
+                        row["lead_id"], fields, extra={"crm": self.crm})
+            if self.metrics is not None:
+                for problem in row["quarantine"]:
+                    self.metrics.quarantined.labels(self.crm, problem["field"]).inc()
 
     def _mirror_row(self, lead: RemoteLead, prev: Any, now: datetime, *,
                     queued: bool = False) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
+        problems = [{"field": p.field, "excerpt": p.excerpt, "reason": p.reason}
+                    for p in lead.problems]
+        reported = {p.field for p in lead.problems}
+        # Last line: a value the connector let through that JSON cannot hold (NaN, infinity).
+        problems += [{"field": k, "excerpt": repr(lead.fields[k])[:40],
+                      "reason": "not storable as JSON"}
+                     for k, v in fields.items()
+                     if v is None and lead.fields[k] is not None and k not in reported]
         status = fields.get("status")
         enrichment = self.enricher.enrich(lead.fields)
         row: dict[str, Any] = {
             "crm": self.crm, "lead_id": lead.id, "modified_at": lead.modified_at,
             "fields": fields, "enrichment": enrichment.values, "reasons": enrichment.reasons,
             "status": status, "deleted": lead.deleted, "converted": lead.converted,
-            "pulled_at": now, "first_seen_at": now,
+            "pulled_at": now, "first_seen_at": now, "quarantine": problems or None,
         }
         if prev is None:
             # When the status was set is unknown on first sight; the last modification is the
@@ -584,11 +609,10 @@ def _current(row: Any, name: str) -> Any:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and infinity are not JSON: PostgreSQL refuses the whole page
     return value
 
 
 def _api_calls(connector: Connector) -> int:
-    stats = getattr(connector, "stats", None)
-    if isinstance(stats, Mapping):
-        return int(stats.get("calls", 0))
-    return 0
+    return connector.stats.calls

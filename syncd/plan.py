@@ -118,6 +118,8 @@ def status_report(app: Any) -> dict[str, Any]:
             "failed": [{"lead_id": r.lead_id, "error_code": r.error_code,
                         "error_message": r.error_message} for r in app.store.failed_leads(name)],
             "held": held,
+            "quarantined": [{"lead_id": r.lead_id, "problems": list(r.quarantine)}
+                            for r in app.store.quarantined_leads(name)],
             "runs": [dict(r._mapping) for r in app.store.last_runs(5, crm=name)],
         }
     return report

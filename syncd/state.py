@@ -88,6 +88,10 @@ class LeadRow(SQLModel, table=True):
     error_at: datetime | None = None  # a failed write is not retried until the lead changes
     first_seen_at: datetime
     pulled_at: datetime
+    # Values of the last pull that syncd could not parse or store, nulled in ``fields``:
+    # [{field, excerpt, reason}], SQL NULL when there were none (shown by `syncd status`).
+    quarantine: list[dict[str, str]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class CursorRow(SQLModel, table=True):
@@ -339,6 +343,13 @@ class StateStore:
             return list(conn.execute(select(LeadRow.__table__).where(
                 LeadRow.crm == crm, LeadRow.rep_edit_at >= since,
                 LeadRow.deleted.is_(False))).all())
+
+    def quarantined_leads(self, crm: str) -> list[Any]:
+        """Live leads whose last pull had values syncd could not use."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(LeadRow.lead_id, LeadRow.quarantine).where(
+                LeadRow.crm == crm, LeadRow.quarantine.is_not(None),  # type: ignore[union-attr]
+                LeadRow.deleted.is_(False)).order_by(LeadRow.lead_id)).all())
 
     def failed_leads(self, crm: str) -> list[Any]:
         with self.engine.connect() as conn:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hubspot_support import T0, contacts
 
-from connectors.base import LeadChange, Outcome
+from connectors.base import ApiQuota, LeadChange, Outcome
 from connectors.errors import BudgetExhausted
 
 _TEN_SECONDLY = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
@@ -105,3 +105,36 @@ def test_configured_daily_share_stops_the_connector_before_hubspot_does(emu, mak
         connector.write_batch(change)
     assert err.value.resume_at == T0.replace(hour=0) + timedelta(days=1)
     assert len(emu.journal) == 2
+    assert connector.stats.budget_stops == 1
+
+
+def test_api_quota_is_the_accounts_daily_use_from_hubspots_headers(emu, make_connector):
+    ids = emu.add_contacts(contacts(1))
+    connector = make_connector()
+    assert connector.api_quota() is None  # nothing reported yet, no daily_limit configured
+    connector.write_batch([LeadChange(ids[0], {"status": "OPEN"})])
+    quota = connector.api_quota()
+    assert quota is not None and quota.limit == emu.config.daily_limit and quota.used >= 1
+    own = make_connector(daily_limit=50)
+    assert own.api_quota() == ApiQuota(used=0, limit=50)
+
+
+def test_stop_request_interrupts_a_pacing_wait(emu, make_connector):
+    import threading
+    import time
+
+    from connectors.errors import Interrupted
+
+    emu.add_contacts(contacts(1))
+    connector = make_connector(simulated_time=False, search_per_second=0.05,
+                               archived_scan_interval_seconds=10**6)
+    stop = threading.Event()
+    connector.bind_stop(stop)
+    list(connector.iter_pages(None, until=emu.clock.now()))  # the first search is not paced
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        list(connector.iter_pages(None, until=emu.clock.now()))  # would wait 20 s
+    assert time.monotonic() - started < 10
+    assert len(emu.journal.calls("POST", "/search")) == 1
+    assert connector.stats.paced_seconds > 0

@@ -17,11 +17,14 @@ def test_missing_status_option_is_a_problem_unless_adding_is_allowed_then_option
     assert not emu.journal.calls("PATCH")
 
     assert emu.config.options_patch_semantics == "replace"  # dropping options is possible
-    lenient = make_connector(allow_add_status_options=True).check(
-        statuses=wanted, fields={"status"}, newsletters=set())
+    connector = make_connector(allow_add_status_options=True)
+    lenient = connector.check(statuses=wanted, fields={"status"}, newsletters=set())
 
     assert lenient.problems == []
     assert lenient.statuses == set(DEFAULT_LEAD_STATUSES) | {"NURTURE", "ARCHIVED"}
+    assert lenient.missing_statuses == {"NURTURE", "ARCHIVED"} and lenient.setup
+    assert not emu.journal.calls("PATCH")  # a check never writes
+    connector.prepare(lenient)
     assert set(emu.status_options()) == set(DEFAULT_LEAD_STATUSES) | {"NURTURE", "ARCHIVED"}
     assert emu.status_options()[:len(DEFAULT_LEAD_STATUSES)] == list(DEFAULT_LEAD_STATUSES)
 
