@@ -24,7 +24,7 @@ from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore, StateStoreError
 from syncd.yamlfile import Located
 
-__all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists"]
+__all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists", "state_url"]
 
 log = logging.getLogger("syncd")
 
@@ -246,7 +246,9 @@ def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:
     return load
 
 
-def _open_store(settings: Settings) -> StateStore:
+def state_url(settings: Settings) -> str:
+    """The state store's URL, a relative SQLite path resolved against the config file (its
+    directory created)."""
     url = settings.state.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         # A relative SQLite path is relative to the config file, like every other path in it.
@@ -256,7 +258,11 @@ def _open_store(settings: Settings) -> StateStore:
         url = f"sqlite:///{path}"
     elif url.startswith("sqlite:////"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return StateStore(url)
+    return url
+
+
+def _open_store(settings: Settings) -> StateStore:
+    return StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
 
 
 def connector_config(settings: Settings, name: str, cs: ConnectorSettings,

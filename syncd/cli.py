@@ -27,6 +27,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="syncd: keeps lead statuses right in Salesforce and HubSpot.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check, test and describe rule files.")
 app.add_typer(rules_app, name="rules")
+db_app = typer.Typer(no_args_is_help=True, help="The state store's schema (Alembic revisions).")
+app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -335,6 +337,56 @@ def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP0
         err.print(f"[red]FAILED[/] {failure}", highlight=False)
     out.print(f"{report.passed} passed, {len(report.failures)} failed")
     raise typer.Exit(1 if report.failures else 0)
+
+
+def _schema_engine(config: Path) -> Any:
+    from sqlalchemy import create_engine
+
+    from syncd.app import state_url
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    return create_engine(state_url(settings))
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """The state store's schema revision, and the one this syncd needs."""
+    from syncd.schema import SchemaError, schema_status
+
+    engine = _schema_engine(config)
+    try:
+        status = schema_status(engine)
+    except SchemaError as exc:
+        err.print(f"[bold red]state store:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    current = ("empty" if status.empty else
+               "0.1 (before migrations)" if status.legacy else status.current)
+    out.print(f"current: {current}\nneeded:  {status.head}"
+              + ("" if status.up_to_date else "\nrun `syncd db upgrade` (after a backup)"),
+              highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Upgrade the state store's schema in place to this syncd's revision (back it up first)."""
+    from syncd.schema import SchemaError, upgrade
+
+    engine = _schema_engine(config)
+    try:
+        before, after = upgrade(engine)
+    except SchemaError as exc:
+        err.print(f"[bold red]state store:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    if before.up_to_date:
+        out.print(f"already at {after.current}; nothing to do", highlight=False)
+    else:
+        was = "empty" if before.empty else ("0.1" if before.legacy else before.current)
+        out.print(f"upgraded the state store from {was} to {after.current}", highlight=False)
 
 
 @rules_app.command("schema")

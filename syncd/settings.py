@@ -65,6 +65,10 @@ class StateSettings(_Model):
     url: str = Field("sqlite:///var/syncd-state.db",
                      description="SQLAlchemy URL of the state store (mirror, cursors, outbox, "
                                  "audit). SQLite by default; postgresql+psycopg://... for scale.")
+    auto_upgrade: bool | None = Field(
+        None, description="Upgrade the state store's schema at start. Default: on for SQLite "
+                          "(one daemon owns the file), off for PostgreSQL (run `syncd db "
+                          "upgrade` after a backup; DDL locks would stall the running leader).")
 
 
 class RulesSettings(_Model):

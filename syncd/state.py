@@ -42,6 +42,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, create_engine
 
+from syncd.schema import SchemaError, ensure_schema
+
 __all__ = [
     "AuditRow",
     "CursorRow",
@@ -183,7 +185,16 @@ _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variab
 class StateStore:
     """All access to syncd's tables goes through here."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, *, engine: Engine | None = None,
+                 auto_upgrade: bool | None = None) -> None:
+        """Open the store, bringing its schema to this syncd's revision (see syncd.schema).
+
+        ``auto_upgrade`` None means the default: upgrade SQLite files in place, refuse to
+        upgrade a PostgreSQL database without an explicit ``syncd db upgrade``.
+
+        Raises:
+            StateStoreError: the schema cannot be used as it is; the message says what to do.
+        """
         self.url = url
         if engine is None:
             kwargs: dict[str, Any] = {}
@@ -193,16 +204,21 @@ class StateStore:
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
         self.engine = engine
-        SQLModel.metadata.create_all(engine)
-        self._check_schema()
         self._dialect = engine.dialect.name
+        if auto_upgrade is None:
+            auto_upgrade = self._dialect == "sqlite"
+        try:
+            ensure_schema(engine, auto_upgrade=auto_upgrade)
+        except SchemaError as exc:
+            raise StateStoreError(str(exc)) from None
+        self._check_schema()
         self._lead_upserts: dict[tuple[str, ...], Any] = {}
 
     def _check_schema(self) -> None:
-        """Tables that exist but lack columns were made by another syncd version.
+        """The migrated schema has every column the models use.
 
-        ``create_all`` creates missing tables but never alters existing ones, so without this
-        check the daemon would fail mid-cycle on the first query that needs a new column.
+        A failure here is a bug in syncd (a model changed without a migration in
+        ``syncd/migrations/versions``), caught before the first cycle instead of mid-cycle.
         """
         inspector = inspect(self.engine)
         missing = []
@@ -211,10 +227,9 @@ class StateStore:
             missing.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in have)
         if missing:
             raise StateStoreError(
-                f"the state store ({self.engine.url.render_as_string(hide_password=True)}) was "
-                f"created by a different syncd version: it lacks {', '.join(missing)}. Point "
-                "state.url at a new database (syncd re-reads the CRMs into it) or migrate the "
-                "tables by hand")
+                f"the state store ({self.engine.url.render_as_string(hide_password=True)}) "
+                f"lacks {', '.join(missing)} after migrating: this syncd build is missing a "
+                "schema migration; please report it")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -104,16 +104,3 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(store_url: s
     assert run.outcome == "interrupted" and "stopped before the run finished" in run.message
     assert store.close_interrupted_runs(T0 + timedelta(minutes=2)) == 0
     store.close()
-
-
-def test_a_store_made_by_another_version_is_refused_with_what_to_do(tmp_path) -> None:
-    import sqlite3
-
-    from syncd.state import StateStoreError
-
-    path = tmp_path / "old.db"
-    StateStore(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as db:  # an older syncd had no lead.error_at
-        db.execute("ALTER TABLE lead DROP COLUMN error_at")
-    with pytest.raises(StateStoreError, match=r"lacks lead\.error_at.*new database"):
-        StateStore(f"sqlite:///{path}")
