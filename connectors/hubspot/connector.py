@@ -101,7 +101,7 @@ class HubSpotConnector(Connector):
         sleep: how to wait (seconds); tests pass a simulated clock's advance.
     """
 
-    name: ClassVar[str] = "hubspot"
+    kind: ClassVar[str] = "hubspot"
     max_batch_size: ClassVar[int] = 100  # object batch endpoints (facts C4)
     # The lists spec documents no per-request cap for memberships/add (facts C6); 100 keeps
     # requests the size of object batches.

@@ -105,7 +105,7 @@ class SalesforceConnector(Connector):
         sleep: how retry waits sleep (injected for tests).
     """
 
-    name = "salesforce"
+    kind = "salesforce"
     max_batch_size = COLLECTION_LIMIT
     max_membership_batch = COLLECTION_LIMIT
 
