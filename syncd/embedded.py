@@ -60,8 +60,9 @@ class EmbeddedCRMs:
             try:
                 start = spec.load_emulator()
             except ConnectorTypeError as exc:
-                raise StartupError([f"embedded: {exc} (the emulators come with the "
-                                    "'emulators' extra: pip install 'syncd[emulators]')"]) from None
+                hint = "the emulators come with the 'emulators' extra: pip install " \
+                       "'syncd[emulators]'"
+                raise StartupError([f"embedded: {exc} ({hint})"]) from None
             if start is None:
                 log.warning("%s: connector type %s has no emulator; it talks to the configured "
                             "%s", name, cs.type, spec.title)
@@ -105,7 +106,7 @@ class EmbeddedCRMs:
         for lead_id in self._random.sample(emu.lead_ids, k=min(2, len(emu.lead_ids))):
             try:
                 status = emu.set_status_by_hand(lead_id)
-            except Exception:  # noqa: BLE001 - a demo nicety must never break a cycle
+            except Exception:  # noqa: BLE001, S112 - a demo nicety must never break a cycle
                 continue
             if status is not None:
                 log.info("demo rep set %s lead %s to %r by hand", name, lead_id, status)

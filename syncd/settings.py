@@ -13,8 +13,8 @@ Vocabulary used throughout the settings:
 * **hold**: how long a status a person set by hand is left alone (``hold_rep_edits_for``).
 * **breaker**: the share of leads one run may change before it writes nothing and asks for a
   human (``breaker.max_change_share``).
-* **embedded**: start loopback emulators of both CRMs, seeded with demo leads, and point the
-  connectors at them; needs no credentials and no network.
+* **embedded**: start a loopback emulator for each connector instance (whose type has one),
+  seeded with demo leads, and point the connectors at them; needs no credentials and no network.
 
 Secrets are never written in the file: a secret setting takes ``{env: NAME}`` (an environment
 variable) or ``{file: PATH}`` (a secret file, e.g. a Kubernetes secret volume). Every problem in
@@ -117,8 +117,8 @@ class LogSettings(_Model):
 
 
 class EmbeddedSettings(_Model):
-    enabled: bool = Field(False, description="Run both CRMs as loopback emulators with demo "
-                                             "leads; connector credentials are not needed.")
+    enabled: bool = Field(False, description="Run each connector's CRM as a loopback emulator "
+                                             "with demo leads; credentials are not needed.")
     leads: int = Field(300, ge=0, description="Demo leads seeded into each emulator.")
     seed: int = Field(7, description="Random seed of the demo data.")
     rep_activity: bool = Field(True, description="Simulate reps editing a few leads each cycle.")
@@ -162,7 +162,12 @@ class ConnectorSettings(_Model):
         return value
 
 
-def _legacy_instance(kind: str) -> Any:
+#: Top-level keys of configs written before ``connectors:``, each one instance of that name and
+#: type. Fixed: a connector type added later is configured under ``connectors:`` only.
+_LEGACY_KEYS = ("salesforce", "hubspot")
+
+
+def _legacy_instance(kind: str) -> BeforeValidator:
     """A top-level ``salesforce:`` block is the instance ``salesforce`` of that type."""
 
     def fill_type(value: Any) -> Any:
@@ -199,7 +204,7 @@ class Settings(_Model):
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.base_dir / p)
 
-    @field_validator("salesforce", "hubspot")
+    @field_validator(*_LEGACY_KEYS)
     @classmethod
     def _not_also_an_instance(cls, value: ConnectorSettings | None,
                               info: ValidationInfo) -> ConnectorSettings | None:
@@ -213,7 +218,7 @@ class Settings(_Model):
 
     def _all_instances(self) -> dict[str, tuple[tuple[str, ...], ConnectorSettings]]:
         found: dict[str, tuple[tuple[str, ...], ConnectorSettings]] = {}
-        for key in ("salesforce", "hubspot"):
+        for key in _LEGACY_KEYS:
             legacy: ConnectorSettings | None = getattr(self, key)
             if legacy is not None:
                 found[key] = ((key,), legacy)
@@ -222,7 +227,8 @@ class Settings(_Model):
         return found
 
     def connectors(self) -> dict[str, ConnectorSettings]:
-        """The enabled connector instances by name, in config order."""
+        """The enabled connector instances by name: the single-instance keys, then
+        ``connectors:`` in file order."""
         return {name: cs for name, (_, cs) in self._all_instances().items() if cs.enabled}
 
     def connector_path(self, name: str) -> tuple[str, ...]:

@@ -213,13 +213,13 @@ connectors:
     interval: 5m
 """)
     assert sorted(_problems(path)) == sorted([
-        f"{path}:8:5: connectors.salesforce/emea.interval: Value error, 'soon' is not a "
-        "duration; use a number followed by s, m, h, d or w",
-        f"{path}:10:5: connectors.hubspot/main.type: Value error, unknown connector type "
-        "'hubspt'; known types: hubspot, salesforce (did you mean 'hubspot'?)",
-        f"{path}:11:3: connectors.Sales Force: Value error, connector name 'Sales Force' must "
-        "be at most 64 lowercase letters, digits, '-', '_' or '/' (between parts), e.g. "
-        "'salesforce/emea'",
+        (f"{path}:8:5: connectors.salesforce/emea.interval: Value error, 'soon' is not a "
+         "duration; use a number followed by s, m, h, d or w"),
+        (f"{path}:10:5: connectors.hubspot/main.type: Value error, unknown connector type "
+         "'hubspt'; known types: hubspot, salesforce (did you mean 'hubspot'?)"),
+        (f"{path}:11:3: connectors.Sales Force: Value error, connector name 'Sales Force' must "
+         "be at most 64 lowercase letters, digits, '-', '_' or '/' (between parts), e.g. "
+         "'salesforce/emea'"),
         f"{path}:13:3: connectors.eu.type: missing required setting 'type'",
     ])
 
@@ -260,14 +260,14 @@ def test_connector_block_errors_are_located_under_the_instance(tmp_path: Path,
     with pytest.raises(StartupError) as caught:
         App.build(load_settings(path))
     assert [str(p) for p in caught.value.problems] == [
-        f"{at('page_size')}: {where}.connector.page_size: Input should be greater than or "
-        "equal to 200"]
+        (f"{at('page_size')}: {where}.connector.page_size: Input should be greater than or "
+         "equal to 200")]
     path.write_text(path.read_text().replace("page_size: 5", "page_size: 500"))
     with pytest.raises(StartupError) as caught:
         App.build(load_settings(path))
     assert [str(p) for p in caught.value.problems] == [
-        f"{at('client_secret')}: {where}.connector.auth.client_secret: secrets must not be "
-        "written in the config; use {env: NAME} or {file: PATH}"]
+        (f"{at('client_secret')}: {where}.connector.auth.client_secret: secrets must not be "
+         "written in the config; use {env: NAME} or {file: PATH}")]
 
 
 def test_an_instance_given_both_under_connectors_and_as_a_top_level_key_is_refused(
@@ -281,10 +281,10 @@ hubspot:
   type: salesforce
 """)
     assert _problems(path) == [
-        f"{path}:7:1: salesforce: Value error, 'salesforce' is also a connector under "
-        "connectors:; move this block there (with type: salesforce) or rename one",
-        f"{path}:9:1: hubspot: Value error, the top-level 'hubspot' key holds a hubspot "
-        "connector; configure a salesforce connector under connectors:",
+        (f"{path}:7:1: salesforce: Value error, 'salesforce' is also a connector under "
+         "connectors:; move this block there (with type: salesforce) or rename one"),
+        (f"{path}:9:1: hubspot: Value error, the top-level 'hubspot' key holds a hubspot "
+         "connector; configure a salesforce connector under connectors:"),
     ]
 
 
