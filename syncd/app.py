@@ -148,6 +148,8 @@ class App:
             return app
         try:
             app.connectors = connectors or _build_connectors(settings, embedded)
+            for name, connector in app.connectors.items():
+                connector.name = name  # given ones too: the pipeline keys state by it
             problems = app.preflight(holder.book)
         except BaseException:
             app.close()
