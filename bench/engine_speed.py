@@ -58,7 +58,8 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
     book = load_rulebook([RULES20], newsletters={"newsletter"})
     # As iter_verdicts builds it for a cycle: bound to the cycle's time.
     planner = Planner(crm="salesforce", book=book,
-                      settings=ConnectorSettings(status_values=SF_STATUS_VALUES), now=now)
+                      settings=ConnectorSettings(type="salesforce",
+                                                 status_values=SF_STATUS_VALUES), now=now)
     enricher = Enricher(EnrichmentSettings())
 
     # Prepared outside the clock: what the connector hands over (typed values, CRM status) and

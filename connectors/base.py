@@ -190,7 +190,7 @@ class Connector(abc.ABC):
     connector between concurrent jobs.
     """
 
-    name: ClassVar[str]  # "salesforce" | "hubspot"
+    kind: ClassVar[str]  # the connector type config names in ``type:`` ("salesforce", ...)
     max_batch_size: ClassVar[int]  # records per update call (Salesforce 200, HubSpot 100)
     max_membership_batch: ClassVar[int]  # records per newsletter-membership call
 
@@ -199,6 +199,19 @@ class Connector(abc.ABC):
     #: True when the latest :meth:`iter_pages` read every lead from the beginning (a full
     #: reconcile): the daemon then marks mirrored leads it did not yield as deleted.
     last_pull_was_full_reconcile: bool = False
+
+    @property
+    def name(self) -> str:
+        """This instance's name in config (``salesforce/emea``); the type until one is given.
+
+        The daemon keys everything by it (cursor, outbox, metrics label), so two orgs of one
+        type never share state. :meth:`connectors.registry.ConnectorSpec.create` sets it.
+        """
+        return self.__dict__.get("_instance_name") or self.kind
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["_instance_name"] = value
 
     def api_quota(self) -> ApiQuota | None:
         """The daily API allowance as last reported by the CRM, if it reports one."""

@@ -14,15 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from connectors import registry
 from connectors.base import Connector, Preflight
 from connectors.errors import ConnectorError
+from connectors.registry import ConnectorSpec, ConnectorTypeError
 from rules import RuleLoadError, load_rulebook
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.metrics import Metrics
 from syncd.pipeline import Pipeline
 from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore, StateStoreError
-from syncd.yamlfile import Located
+from syncd.yamlfile import Located, load_yaml, locate
 
 __all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists", "state_url"]
 
@@ -146,7 +150,8 @@ class App:
             return app
         try:
             app.connectors = connectors or _build_connectors(settings, embedded)
-            for connector in app.connectors.values():
+            for name, connector in app.connectors.items():
+                connector.name = name  # given ones too: the pipeline keys state by it
                 connector.bind_stop(app.stop)  # a stop request cuts retry and pacing waits
             problems = app.check_and_prepare(holder.book)
         except BaseException:
@@ -172,6 +177,7 @@ class App:
         problems: list[str] = []
         for name, connector in self.connectors.items():
             cs = self.settings.connectors()[name]
+            where = ".".join(self.settings.connector_path(name))
             statuses = {cs.status_values.get(s, s) for s in book.target_statuses}
             fields = set(book.fields_written) | ({"status"} if statuses else set())
             result = connector.check(statuses=statuses, fields=fields,
@@ -186,7 +192,7 @@ class App:
                             f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
                             f"'{rule.status}', written to {name} as '{value}', which {name} "
                             f"does not accept; add the value in {name} or map "
-                            f"'{rule.status}' in {name}.status_values")
+                            f"'{rule.status}' in {where}.status_values")
             problems.extend(f"{name}: {p}" for p in result.problems
                             if not any(f"'{v}'" in p for v in missing))
         return problems
@@ -265,19 +271,28 @@ def _open_store(settings: Settings) -> StateStore:
     return StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
 
 
+def connector_spec(settings: Settings, name: str, cs: ConnectorSettings) -> ConnectorSpec[Any]:
+    """The registered spec of the instance's ``type``; a type that fails to load is located."""
+    try:
+        return registry.get(cs.type)
+    except ConnectorTypeError as exc:
+        path = (*settings.connector_path(name), "type")
+        line, col = _locate_in(settings, path)
+        raise StartupError([Located(settings.source, line, col,
+                                    f"{'.'.join(path)}: {exc}")]) from None
+
+
 def connector_config(settings: Settings, name: str, cs: ConnectorSettings,
-                     embedded: Any = None) -> Any:
-    """The connector's own settings model, validated, with problems located in the file."""
+                     embedded: Any = None) -> BaseModel:
+    """The instance's own connector settings, validated by its type's model, with problems
+    located in the file."""
     data = dict(cs.connector or {})
     if embedded is not None:
         data = {**data, **embedded.connector_overrides(name)}
-    if name == "salesforce":
-        from connectors.salesforce.config import SalesforceConfig as model
-    else:
-        from connectors.hubspot.config import HubSpotConfig as model
-    config, problems = connector_problems(settings, name, model, data,
+    spec = connector_spec(settings, name, cs)
+    config, problems = connector_problems(settings, name, spec.config_model, data,
                                           from_file=dict(cs.connector or {}))
-    if problems:
+    if config is None or problems:
         raise StartupError(problems)
     return config
 
@@ -291,14 +306,15 @@ def _build_connectors(settings: Settings, embedded: Any) -> dict[str, Connector]
         except StartupError as exc:
             problems.extend(exc.problems)
             continue
-        if name == "salesforce":
-            from connectors.salesforce.connector import SalesforceConnector
-
-            out[name] = SalesforceConnector(config)
-        else:
-            from connectors.hubspot.connector import HubSpotConnector
-
-            out[name] = HubSpotConnector(config)
+        out[name] = connector_spec(settings, name, cs).create(config, name)
     if problems:
+        for connector in out.values():
+            connector.close()
         raise StartupError(problems)
     return out
+
+
+def _locate_in(settings: Settings, path: tuple[str, ...]) -> tuple[int, int]:
+    if settings.source == "<defaults>":
+        return 1, 1
+    return locate(load_yaml(Path(settings.source)), path)

@@ -104,8 +104,13 @@ _RUN_FIELDS = tuple(f.name for f in dataclass_fields(CycleReport)
                     if f.name in RunRow.model_fields and f.name not in ("crm", "run_id"))
 
 
-def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str]) -> dict[str, Any]:
-    """The plain mapping rules see for one mirror row."""
+def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str], *,
+              connector: str | None = None) -> dict[str, Any]:
+    """The plain mapping rules see for one mirror row.
+
+    ``crm`` is the connector type (``salesforce``), what rules written before named instances
+    test; ``connector`` the instance name (``salesforce/emea``), defaulting to the type.
+    """
     lead: dict[str, Any] = dict(row.fields)
     for name in _STORED_DATETIME_FIELDS:  # hot path: a plain loop beats a set intersection
         value = lead.get(name)
@@ -118,6 +123,7 @@ def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str]) -> dict[str
     status = row.status
     lead["status"] = to_rule_status.get(status, status) if status is not None else None
     lead["crm"] = crm
+    lead["connector"] = connector or crm
     lead["status_changed_at"] = _utc(row.status_changed_at)
     lead["newsletters"] = ",".join(row.newsletters) if row.newsletters else None
     return lead
@@ -128,7 +134,8 @@ class Planner:
 
     def __init__(self, *, crm: str, book: Any, settings: ConnectorSettings,
                  now: datetime | None = None) -> None:
-        self.crm = crm
+        self.crm = crm  # the instance name: mirror rows are keyed by it
+        self.kind = settings.type
         self.book = book
         # Thresholds of `older_than`/`within` are computed once per cycle, not once per lead.
         self._evaluate = book.bind(now) if now is not None else None
@@ -137,8 +144,11 @@ class Planner:
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
         self.hold = settings.hold_rep_edits_for
 
+    def rule_input(self, row: Any) -> dict[str, Any]:
+        return rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+
     def verdict(self, row: Any, now: datetime) -> LeadVerdict:
-        lead = rule_lead(row, self.crm, self.to_rule_status)
+        lead = self.rule_input(row)
         if self._evaluate is not None and now == self._bound_now:
             decision = self._evaluate(lead)
         else:

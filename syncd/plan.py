@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from typing import Any
 
-from syncd.pipeline import CycleReport, Planner, iter_verdicts, rule_lead
+from syncd.pipeline import CycleReport, Planner, iter_verdicts
 from syncd.state import _utc
 
 __all__ = ["build_plan", "explain_lead", "status_report"]
@@ -79,7 +79,7 @@ def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
         if cs is None:
             continue
         planner = Planner(crm=row.crm, book=book, settings=cs)
-        lead = rule_lead(row, row.crm, planner.to_rule_status)
+        lead = planner.rule_input(row)
         traces = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
                    "matched": t.matched, "decided_by": t.decided_by}
                   for t in book.explain(lead, now)]

@@ -2,16 +2,19 @@
 
 Vocabulary used throughout the settings:
 
-* **connector**: one CRM account (``salesforce`` or ``hubspot``); its ``connector:`` block is the
-  connector's own settings model (URLs, auth, field mapping, newsletters), validated by it.
+* **connector instance**: one CRM account (a Salesforce org, a HubSpot portal), named in the
+  ``connectors:`` mapping (``salesforce/emea``, ``hubspot/main``); its ``type`` picks the
+  connector type from :mod:`connectors.registry`, and its ``connector:`` block is that type's own
+  settings model (URLs, auth, field mapping, newsletters), validated by it. The older top-level
+  ``salesforce:`` / ``hubspot:`` keys are one instance each, named ``salesforce`` / ``hubspot``.
 * **status values**: rules speak one status vocabulary (``Nurture``, ``Archived``, ...);
   ``status_values`` maps each to the value the CRM stores (``"Closed - Not Converted"``,
   ``UNQUALIFIED``). Unmapped statuses are written as named.
 * **hold**: how long a status a person set by hand is left alone (``hold_rep_edits_for``).
 * **breaker**: the share of leads one run may change before it writes nothing and asks for a
   human (``breaker.max_change_share``).
-* **embedded**: start loopback emulators of both CRMs, seeded with demo leads, and point the
-  connectors at them; needs no credentials and no network.
+* **embedded**: start a loopback emulator for each connector instance (whose type has one),
+  seeded with demo leads, and point the connectors at them; needs no credentials and no network.
 
 Secrets are never written in the file: a secret setting takes ``{env: NAME}`` (an environment
 variable) or ``{file: PATH}`` (a secret file, e.g. a Kubernetes secret volume). Every problem in
@@ -26,13 +29,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from ruamel.yaml.comments import CommentedMap
 
+from connectors import registry
 from syncd.yamlfile import Located, YamlFileError, load_yaml, locate, validation_problems
 
 __all__ = [
     "ConnectorSettings",
+    "InstanceName",
     "Settings",
     "load_settings",
     "parse_duration",
@@ -106,14 +121,31 @@ class LogSettings(_Model):
 
 
 class EmbeddedSettings(_Model):
-    enabled: bool = Field(False, description="Run both CRMs as loopback emulators with demo "
-                                             "leads; connector credentials are not needed.")
+    enabled: bool = Field(False, description="Run each connector's CRM as a loopback emulator "
+                                             "with demo leads; credentials are not needed.")
     leads: int = Field(300, ge=0, description="Demo leads seeded into each emulator.")
     seed: int = Field(7, description="Random seed of the demo data.")
     rep_activity: bool = Field(True, description="Simulate reps editing a few leads each cycle.")
 
 
+_INSTANCE_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
+
+
+def _instance_name(value: str) -> str:
+    # The name keys the cursor, the outbox and the metrics label, and appears in logs and
+    # paths of the config: keep it to a small, unambiguous alphabet.
+    if len(value) > 64 or not _INSTANCE_NAME.match(value):
+        raise ValueError(f"connector name '{value}' must be at most 64 lowercase letters, digits, "
+                         "'-', '_' or '/' (between parts), e.g. 'salesforce/emea'")
+    return value
+
+
+InstanceName = Annotated[str, AfterValidator(_instance_name)]
+
+
 class ConnectorSettings(_Model):
+    type: str = Field(description="The connector type: salesforce, hubspot, or one registered "
+                                  "by a plugin (see connectors.registry).")
     enabled: bool = True
     interval: Duration = Field(timedelta(minutes=5), description="Time between cycles.")
     status_values: dict[str, str] = Field(default_factory=dict,
@@ -126,8 +158,33 @@ class ConnectorSettings(_Model):
     connector: dict[str, Any] = Field(default_factory=dict,
                                       description="The connector's own settings.")
 
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in registry.kinds():
+            raise ValueError(registry.unknown_kind_message(value, registry.kinds()))
+        return value
+
+
+#: Top-level keys of configs written before ``connectors:``, each one instance of that name and
+#: type. Fixed: a connector type added later is configured under ``connectors:`` only.
+_LEGACY_KEYS = ("salesforce", "hubspot")
+
+
+def _legacy_instance(kind: str) -> BeforeValidator:
+    """A top-level ``salesforce:`` block is the instance ``salesforce`` of that type."""
+
+    def fill_type(value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": kind, **value}
+        return value
+
+    return BeforeValidator(fill_type)
+
 
 class Settings(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     state: StateSettings = StateSettings()
     rules: RulesSettings = RulesSettings()
     enrichment: dict[str, Any] = Field(default_factory=dict,
@@ -137,8 +194,12 @@ class Settings(_Model):
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
-    salesforce: ConnectorSettings | None = None
-    hubspot: ConnectorSettings | None = None
+    instances: dict[InstanceName, ConnectorSettings] = Field(
+        default_factory=dict, alias="connectors",
+        description="Connector instances by name: {salesforce/emea: {type: salesforce, ...}}.")
+    # The single-instance shape of configs written before `connectors:`; new types get no key.
+    salesforce: Annotated[ConnectorSettings | None, _legacy_instance("salesforce")] = None
+    hubspot: Annotated[ConnectorSettings | None, _legacy_instance("hubspot")] = None
 
     # Where the file was, so relative paths in it resolve against it, not the working dir.
     base_dir: Path = Field(Path("."), exclude=True)
@@ -147,13 +208,37 @@ class Settings(_Model):
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.base_dir / p)
 
+    @field_validator(*_LEGACY_KEYS)
+    @classmethod
+    def _not_also_an_instance(cls, value: ConnectorSettings | None,
+                              info: ValidationInfo) -> ConnectorSettings | None:
+        if value is not None and info.field_name in info.data.get("instances", {}):
+            raise ValueError(f"'{info.field_name}' is also a connector under connectors:; move "
+                             "this block there (with type: " + value.type + ") or rename one")
+        if value is not None and value.type != info.field_name:
+            raise ValueError(f"the top-level '{info.field_name}' key holds a {info.field_name} "
+                             f"connector; configure a {value.type} connector under connectors:")
+        return value
+
+    def _all_instances(self) -> dict[str, tuple[tuple[str, ...], ConnectorSettings]]:
+        found: dict[str, tuple[tuple[str, ...], ConnectorSettings]] = {}
+        for key in _LEGACY_KEYS:
+            legacy: ConnectorSettings | None = getattr(self, key)
+            if legacy is not None:
+                found[key] = ((key,), legacy)
+        for name, cs in self.instances.items():
+            found[name] = (("connectors", name), cs)
+        return found
+
     def connectors(self) -> dict[str, ConnectorSettings]:
-        out = {}
-        for name in ("salesforce", "hubspot"):
-            cs = getattr(self, name)
-            if cs is not None and cs.enabled:
-                out[name] = cs
-        return out
+        """The enabled connector instances by name: the single-instance keys, then
+        ``connectors:`` in file order."""
+        return {name: cs for name, (_, cs) in self._all_instances().items() if cs.enabled}
+
+    def connector_path(self, name: str) -> tuple[str, ...]:
+        """Where instance ``name`` sits in the config file: ``("connectors", name)`` or the
+        single-instance key ``(name,)``."""
+        return self._all_instances()[name][0]
 
 
 def load_settings(path: Path, *, env: dict[str, str] | None = None) -> Settings:
@@ -223,14 +308,15 @@ def connector_problems(settings: Settings, name: str, model: type[BaseModel],
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
-        return None, validation_problems(settings.source, root, exc, prefix=(name, "connector"))
+        return None, validation_problems(settings.source, root, exc,
+                                         prefix=(*settings.connector_path(name), "connector"))
     problems = []
     for loc in _secret_paths(config):
         raw: Any = from_file or {}
         for part in loc:
             raw = raw.get(part) if isinstance(raw, dict) else None
         if isinstance(raw, str):
-            path = (name, "connector", *loc)
+            path = (*settings.connector_path(name), "connector", *loc)
             line, col = locate(root, path)
             problems.append(Located(settings.source, line, col,
                                     f"{'.'.join(path)}: secrets must not be written in the "

@@ -69,7 +69,7 @@ class StateStoreError(Exception):
 
 class LeadRow(SQLModel, table=True):
     __tablename__ = "lead"
-    crm: str = Field(primary_key=True, max_length=16)
+    crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     lead_id: str = Field(primary_key=True, max_length=64)
     modified_at: datetime
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -98,7 +98,7 @@ class LeadRow(SQLModel, table=True):
 
 class CursorRow(SQLModel, table=True):
     __tablename__ = "cursor"
-    crm: str = Field(primary_key=True, max_length=16)
+    crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     object: str = Field(primary_key=True, max_length=32)
     modified_at: datetime
     record_id: str
@@ -116,7 +116,7 @@ class OutboxRow(SQLModel, table=True):
                       Index("ix_outbox_drain_members", "crm", "kind", "state", "field",
                             "lead_id", "id"))
     id: int | None = Field(default=None, primary_key=True)
-    crm: str = Field(max_length=16)
+    crm: str = Field(max_length=64)  # connector instance name
     lead_id: str = Field(max_length=64)
     kind: str = Field(max_length=16)  # "field" | "membership"
     field: str  # canonical field name, or the newsletter name for a membership

@@ -103,7 +103,7 @@ class HubSpotConnector(Connector):
             real time, cut short by the event given to :meth:`bind_stop`.
     """
 
-    name: ClassVar[str] = "hubspot"
+    kind: ClassVar[str] = "hubspot"
     max_batch_size: ClassVar[int] = 100  # object batch endpoints (facts C4)
     # The lists spec documents no per-request cap for memberships/add (facts C6); 100 keeps
     # requests the size of object batches.

@@ -134,7 +134,7 @@ class SalesforceConnector(Connector):
             by the event given to :meth:`bind_stop`.
     """
 
-    name = "salesforce"
+    kind = "salesforce"
     max_batch_size = COLLECTION_LIMIT
     max_membership_batch = COLLECTION_LIMIT
 
