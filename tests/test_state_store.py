@@ -73,6 +73,7 @@ def test_outbox_due_changes_respect_backoff(store_url: str) -> None:
     store = StateStore(store_url)
     base = {"crm": "hubspot", "kind": "field", "field": "status", "value": "NURTURE",
             "before": "NEW", "rule_id": "r", "ruleset_version": "v", "run_id": "run1",
+            "intent_id": "run1.x",
             "state": "pending", "attempts": 0, "created_at": T0, "updated_at": T0}
     with store.begin() as conn:
         store.add_changes(conn, [{**base, "lead_id": "1"},
