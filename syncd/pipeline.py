@@ -436,10 +436,10 @@ class Pipeline:
                 intents = self.store.intent_parts(conn, {r.intent_id for _, r, _ in leftovers})
                 done_now = {r.id for r in done}
                 for row, existing, wanted in leftovers:
-                    verdict_now = _judge_leftover(row, existing, intents[existing.intent_id],
+                    closing = _judge_leftover(row, existing, intents[existing.intent_id],
                                                   done_now, wanted, book, planner, now)
-                    if verdict_now is not None:
-                        closed[verdict_now].append(existing)
+                    if closing is not None:
+                        closed[closing].append(existing)
             for (state, reason), rows in closed.items():
                 self.store.close_changes(conn, rows, state, now, run_id=report.run_id,
                                          reason=reason)
