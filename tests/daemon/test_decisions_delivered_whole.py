@@ -307,6 +307,41 @@ def test_lead_deleted_before_its_newsletter_join_is_withdrawn_with_that_reason(
         assert _members(app, crm) == set(ids[1:])
 
 
+class _CrashAfterWrite(Exception):
+    """Stands for the process dying after the CRM confirmed the status batch."""
+
+
+def test_crash_before_recording_the_status_write_still_sends_the_join_and_not_the_status_again(
+        tmp_path: Path) -> None:
+    crm = "salesforce"
+    with running_app(_config(tmp_path, crm)) as app:
+        ids = _seed(app, crm)
+        pipeline = app.pipelines[crm]
+        real = pipeline.connector.write_batch
+
+        def write_then_crash(changes: Any) -> Any:
+            real(changes)
+            raise _CrashAfterWrite  # the CRM has the statuses; the outbox never heard
+
+        pipeline.connector.write_batch = write_then_crash  # type: ignore[method-assign]
+        # SystemModstamp has whole seconds: syncd's write must land after the seeded leads' second
+        # for the restarted pull to read it back (with lag_seconds 0, as configured here).
+        time.sleep(1.1)
+        with pytest.raises(_CrashAfterWrite):
+            pipeline.run_cycle()
+        pipeline.connector.write_batch = real  # type: ignore[method-assign]
+
+        report = pipeline.run_cycle()
+        assert report.outcome == "ok", report.message
+        assert _members(app, crm) == set(ids)
+        patches = [e for e in app.embedded.salesforce.journal.writes() if e.method == "PATCH"]
+        assert sorted(r for e in patches for r in e.record_ids) == sorted(ids), "written once"
+        for i in ids:
+            assert [(a.field, a.outcome) for a in app.store.audit_of_lead(i)] == [
+                ("status", AuditOutcome.ALREADY_IN_PLACE),
+                ("newsletter:newsletter", AuditOutcome.APPLIED)]
+
+
 # ---- a real process, killed ------------------------------------------------------------------
 
 def _outbox_counts(db: Path) -> dict[tuple[str, str], int]:
