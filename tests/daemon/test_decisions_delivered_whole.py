@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from connectors.testing.salesforce import SalesforceEmulator
 from syncd.app import App
+from syncd.cli import app as cli
 from syncd.plan import status_report
 from syncd.state import AuditOutcome, OutboxState
 from tests.daemon.harness import (
@@ -205,7 +207,8 @@ def test_one_503_on_the_membership_call_sends_it_next_cycle_instead_of_supersedi
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_a_person_changing_the_status_after_syncds_write_withdraws_the_newsletter_join(
         tmp_path: Path, crm: str) -> None:
-    with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
+    config = _config(tmp_path, crm, one_attempt=True)
+    with running_app(config) as app:
         ids = _seed(app, crm)
         pipeline = app.pipelines[crm]
         _fail_membership_once(app, crm)
@@ -229,6 +232,11 @@ def test_a_person_changing_the_status_after_syncds_write_withdraws_the_newslette
         part = status_report(app)["crms"][crm]
         assert part["pending"] == 0
         assert part["unsent"] == [{"outcome": "withdrawn", "reason": reason, "count": 1}]
+        shown = CliRunner().invoke(cli, ["status", "--config", str(config)])
+        assert shown.exit_code == 0, shown.output
+        assert f"withdrawn ×1 in the runs below: {reason}" in shown.output
+        history = CliRunner().invoke(cli, ["audit", edited, "--config", str(config)])
+        assert f"withdrawn: {reason}" in history.output
 
 
 def test_a_rule_set_that_no_longer_wants_a_half_delivered_decision_withdraws_the_rest(
