@@ -184,8 +184,8 @@ class OutboxRow(SQLModel, table=True):
     rule_id: str | None = None
     ruleset_version: str | None = None  # the rule-set version that planned it
     run_id: str  # the run that planned it
-    # Every row one planning decision made for one lead: "<run_id>.<n>". Delivered whole.
-    intent_id: str = Field(max_length=40)
+    # Shared by every row one planning decision made for one lead: "<run_id>.<lead_id>".
+    intent_id: str = Field(max_length=96)
     state: str = Field(default=OutboxState.PLANNED, max_length=16)  # an OutboxState value
     attempts: int = 0
     next_attempt_at: datetime | None = None
