@@ -220,7 +220,9 @@ class RunRow(SQLModel, table=True):
     crm: str
     started_at: datetime
     finished_at: datetime | None = None
-    outcome: str = "running"  # running | ok | failed | breaker | budget | stopped
+    # running | ok | failed | breaker | budget | stopped | interrupted (its process died; set by
+    # close_interrupted_runs when the next process starts)
+    outcome: str = "running"
     ruleset_version: str | None = None
     pulled: int = 0
     deleted: int = 0
