@@ -627,7 +627,8 @@ def _changed_outside_syncd(row: Any, parts: Sequence[Any], done_now: set[int]) -
     status write is done, only its target or a later syncd write are syncd's).
     """
     created = _utc(min(p.created_at for p in parts))
-    if row.rep_edit_at is not None and created is not None and _utc(row.rep_edit_at) >= created:
+    edited = _utc(row.rep_edit_at)
+    if edited is not None and created is not None and edited >= created:
         return True
     status = next((p for p in parts if p.kind == "field" and p.field == "status"), None)
     if status is None:
