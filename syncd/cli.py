@@ -113,14 +113,21 @@ def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None
     colour = {"ok": "green", "breaker": "yellow", "budget": "yellow"}.get(report.outcome, "red")
     if summary:
         out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
+    from syncd.state import AuditOutcome
+
+    marks = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
+             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
+    unsent = (AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)
     # A first sync writes hundreds of thousands of changes: fetch only what is shown.
     rows = application.store.audit_of_run(report.run_id, limit=8)
     total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
     for row in rows:
-        mark = "✓" if row.outcome == "applied" else "✗"
+        mark = marks.get(row.outcome, "✗")
         what = (f"joined {row.field.split(':', 1)[1]}" if row.field.startswith("newsletter:")
                 else f"{row.field}: {row.before!s} → {row.after!s}")
-        out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id})[/]",
+        why = (f" {row.outcome}: {row.message}" if row.outcome in unsent and row.message
+               else "")
+        out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id}){why}[/]",
                   highlight=False)
     if total > len(rows):
         out.print(f"   … and {total - len(rows)} more (syncd audit --run {report.run_id})",
@@ -228,6 +235,14 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                   f"failed, {len(part['held'])} held"
                   + (f", {len(part['quarantined'])} with unusable values"
                      if part["quarantined"] else ""), highlight=False)
+        if part["pending_by"]:
+            out.print("  pending: " + ", ".join(
+                f"{p['change']} ×{p['count']}" + (f" (retrying after {p['retrying']})"
+                                                  if p["retrying"] else "")
+                for p in part["pending_by"]), highlight=False)
+        for item in part["unsent"]:
+            out.print(f"  [yellow]{item['outcome']}[/] ×{item['count']} in the runs below: "
+                      f"{item['reason']}", highlight=False)
         for run_row in part["runs"]:
             out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"{run_row['outcome']}: pulled {run_row['pulled']}, written "
@@ -269,7 +284,8 @@ def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None
     for r in rows:
         what = (f"joined {r.field.split(':', 1)[1]}" if r.field.startswith("newsletter:")
                 else f"{r.field}: {r.before} → {r.after}")
-        failure = f" {r.error_code}: {r.message}" if r.error_code else ""
+        failure = (f" {r.error_code}: {r.message}" if r.error_code
+                   else f": {r.message}" if r.message else "")  # why superseded or withdrawn
         out.print(f"{r.at:%Y-%m-%d %H:%M:%S}  {r.crm}  {r.lead_id}  {what}  rule {r.rule_id} "
                   f"(rules {r.ruleset_version})  run {r.run_id}  {r.outcome}{failure}",
                   highlight=False, markup=False)

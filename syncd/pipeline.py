@@ -5,9 +5,14 @@
    make is remembered as a person's edit (``rep_edit_at``).
 2. **Plan.** Every live lead in the mirror is evaluated, not only the pulled ones, because
    time-based rules ("untouched for 90 days") change their verdict without any CRM change. Real
-   differences become ``planned`` outbox rows; an open change that is still wanted is kept, one
-   that is no longer wanted is superseded, and one the CRM already shows is marked done (that is
-   how a write confirmed just before a crash is not sent twice).
+   differences become ``planned`` outbox rows, all of one lead's sharing an intent id; an open
+   change that is still wanted is kept, and one the CRM already shows is marked done (that is
+   how a write confirmed just before a crash is not sent twice). An intent is delivered whole:
+   once any part of it reached the CRM, the rest stays pending even though syncd's own write
+   changed what the rules now say. It is withdrawn only when someone else changed the lead, the
+   lead was deleted or converted, or a new rule-set version no longer wants it; an intent with
+   nothing delivered is superseded when the rules no longer want it. Each says why, in the
+   outbox row and an audit row.
 3. **Breaker.** If the run would change more than the configured share of live leads, its plan is
    ``blocked`` and nothing is written.
 4. **Write.** Pending rows are sent in batches of the CRM's maximum; every record's outcome is
@@ -27,13 +32,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
 from connectors.errors import BudgetExhausted, ConnectorError, FatalError, Interrupted
 from rules.fields import FieldType, STANDARD_FIELDS
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
-from syncd.state import RunRow, StateStore, _utc
+from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
 __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
 
@@ -281,7 +287,8 @@ class Pipeline:
         if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.
-            gone = self.store.mark_unseen_deleted(self.crm, started, self.clock())
+            gone = self.store.mark_unseen_deleted(self.crm, started, self.clock(),
+                                                  run_id=report.run_id)
             report.deleted += gone
             log.warning("%s: cursor older than the delete log; full reconcile marked %d "
                         "leads deleted", self.crm, gone)
@@ -296,21 +303,26 @@ class Pipeline:
             # lost in a crash (HubSpot does not say who made a change).
             queued = {(r.lead_id, r.value) for r in self.store.open_changes(
                 conn, self.crm, list(by_id)) if r.kind == "field" and r.field == "status"}
-            rows, gone, quarantined = [], [], []
+            rows: list[dict[str, Any]] = []
+            gone: dict[str, str] = {}  # lead id -> why its open changes are withdrawn
+            quarantined: list[dict[str, Any]] = []
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
                 rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours))
                 if rows[-1]["quarantine"]:
                     quarantined.append(rows[-1])
                 if lead.deleted or lead.converted:
-                    gone.append(lead.id)
+                    gone[lead.id] = LEAD_DELETED if lead.deleted else LEAD_CONVERTED
                 report.deleted += lead.deleted
             if rows:
                 self.store.upsert_leads(conn, rows)
             if gone:
-                open_rows = self.store.open_changes(conn, self.crm, gone)
-                self.store.set_change_state(conn, [r.id for r in open_rows], "superseded", now,
-                                            error_message="lead deleted or converted in the CRM")
+                withdrawn: dict[str, list[Any]] = defaultdict(list)
+                for r in self.store.open_changes(conn, self.crm, list(gone)):
+                    withdrawn[gone[r.lead_id]].append(r)
+                for reason, open_rows in withdrawn.items():
+                    self.store.close_changes(conn, open_rows, OutboxState.WITHDRAWN, now,
+                                             run_id=report.run_id, reason=reason)
             if cursor is not None:
                 stored = self.store.cursor(self.crm)
                 old = Cursor(*stored) if stored else None
@@ -387,19 +399,22 @@ class Pipeline:
              approve_large_run: bool = False) -> None:
         changing_leads = 0
         batch: list[tuple[Any, LeadVerdict]] = []
+        # Judges open changes of earlier decisions (a lead as it was before syncd's write).
+        planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         for item in self.verdicts(book, now):
             batch.append(item)
             if len(batch) >= 1000:
-                changing_leads += self._record_plan(batch, report, book, now)
+                changing_leads += self._record_plan(batch, report, book, now, planner)
                 batch = []
         if batch:
-            changing_leads += self._record_plan(batch, report, book, now)
+            changing_leads += self._record_plan(batch, report, book, now, planner)
         live = self.store.count_live(self.crm)
         share = changing_leads / live if live else 0.0
         if (changing_leads >= self.breaker.min_changes
                 and share > self.breaker.max_change_share and not approve_large_run):
             with self.store.begin() as conn:
-                self.store.promote_planned(conn, self.crm, report.run_id, "blocked", now)
+                self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.BLOCKED,
+                                           now)
             report.outcome = "breaker"
             report.message = (f"this run would change {changing_leads} of {live} leads "
                               f"({share:.0%}), above breaker.max_change_share "
@@ -410,17 +425,23 @@ class Pipeline:
                 self.metrics.breaker_trips.labels(self.crm).inc()
             return
         with self.store.begin() as conn:
-            self.store.promote_planned(conn, self.crm, report.run_id, "pending", now)
+            self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)
 
     def _record_plan(self, items: Sequence[tuple[Any, LeadVerdict]], report: CycleReport,
-                     book: Any, now: datetime) -> int:
-        """Reconcile verdicts with open outbox rows; returns leads with field changes."""
+                     book: Any, now: datetime, planner: Planner) -> int:
+        """Reconcile verdicts with open outbox rows; returns leads with field changes.
+
+        A verdict's changes for one lead are one intent. An open row still wanted is kept; one
+        the CRM already shows is done; any other is judged by its intent (``_judge_leftover``).
+        """
         changing = 0
         with self.store.begin() as conn:
             open_rows: dict[str, list[Any]] = defaultdict(list)
             for r in self.store.open_changes(conn, self.crm, [row.lead_id for row, _ in items]):
                 open_rows[r.lead_id].append(r)
-            new_rows, superseded, done = [], [], []
+            new_rows: list[dict[str, Any]] = []
+            done: list[Any] = []
+            leftovers: list[tuple[Any, Any, dict[tuple[str, str], PlannedChange]]] = []
             for row, verdict in items:
                 report.held += verdict.held is not None
                 report.blocked += verdict.blocked is not None
@@ -434,21 +455,33 @@ class Pipeline:
                             existing.value:
                         done.append(existing)  # the CRM already shows it (written before a crash)
                     else:
-                        superseded.append(existing.id)
+                        leftovers.append((row, existing, wanted))
                 if any(c.kind == "field" for c in verdict.changes):
                     changing += 1
+                intent_id = f"{report.run_id}.{row.lead_id}"
                 for change in wanted.values():
                     new_rows.append({
                         "crm": self.crm, "lead_id": row.lead_id, "kind": change.kind,
                         "field": change.field, "value": change.value, "before": change.before,
                         "rule_id": verdict.rule_id, "ruleset_version": book.version,
-                        "run_id": report.run_id, "state": "planned", "attempts": 0,
+                        "run_id": report.run_id, "intent_id": intent_id,
+                        "state": OutboxState.PLANNED, "attempts": 0,
                         "created_at": now, "updated_at": now})
-            self.store.set_change_state(conn, superseded, "superseded", now,
-                                        error_message="no longer wanted by the rules")
-            self.store.set_change_state(conn, [r.id for r in done], "done", now)
-            self.store.add_audit(conn, [self._audit(r, "already_in_place", now, report.run_id)
-                                        for r in done])
+            closed: dict[tuple[OutboxState, str], list[Any]] = defaultdict(list)
+            if leftovers:
+                intents = self.store.intent_parts(conn, {r.intent_id for _, r, _ in leftovers})
+                done_now = {r.id for r in done}
+                for row, existing, wanted in leftovers:
+                    closing = _judge_leftover(row, existing, intents[existing.intent_id],
+                                                  done_now, wanted, book, planner, now)
+                    if closing is not None:
+                        closed[closing].append(existing)
+            for (state, reason), rows in closed.items():
+                self.store.close_changes(conn, rows, state, now, run_id=report.run_id,
+                                         reason=reason)
+            self.store.set_change_state(conn, [r.id for r in done], OutboxState.DONE, now)
+            self.store.add_audit(conn, [self._audit(r, AuditOutcome.ALREADY_IN_PLACE, now,
+                                                    report.run_id) for r in done])
             self.store.add_changes(conn, new_rows)
         report.planned += len(new_rows)
         return changing
@@ -515,22 +548,22 @@ class Pipeline:
                 failed.append((group, result))
         with self.store.begin() as conn:
             for attempts, ids in _by_attempts(done).items():
-                self.store.set_change_state(conn, ids, "done", now, attempts=attempts)
+                self.store.set_change_state(conn, ids, OutboxState.DONE, now, attempts=attempts)
             for group, result in retry:
                 attempts = group[0].attempts + 1
                 delay = self.outbox.retry_base * (2 ** (attempts - 1))
-                self.store.set_change_state(conn, [r.id for r in group], "pending", now,
+                self.store.set_change_state(conn, [r.id for r in group], OutboxState.PENDING, now,
                                             attempts=attempts, next_attempt_at=now + delay,
                                             error_code=result.error_code,
                                             error_message=result.message)
             for group, result in failed:
-                self.store.set_change_state(conn, [r.id for r in group], "failed", now,
+                self.store.set_change_state(conn, [r.id for r in group], OutboxState.FAILED, now,
                                             attempts=group[0].attempts + 1,
                                             error_code=result.error_code,
                                             error_message=result.message)
-            self.store.add_audit(conn, [self._audit(r, "applied", now, report.run_id)
+            self.store.add_audit(conn, [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
                                         for g in done for r in g]
-                                 + [self._audit(r, "failed", now, report.run_id, res)
+                                 + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
                                     for g, res in failed for r in g])
             self._apply_to_mirror(conn, done, failed, now)
         report.written += len(done)
@@ -579,14 +612,94 @@ class Pipeline:
                                    error_code=result.error_code or "UNKNOWN",
                                    error_message=result.message, error_at=now)
 
-    def _audit(self, r: Any, outcome: str, now: datetime, run_id: str,
+    def _audit(self, r: Any, outcome: AuditOutcome, now: datetime, run_id: str,
                result: RecordResult | None = None) -> dict[str, Any]:
-        return {"crm": self.crm, "lead_id": r.lead_id,
-                "field": r.field if r.kind == "field" else f"newsletter:{r.field}",
-                "before": r.before, "after": r.value, "rule_id": r.rule_id,
-                "ruleset_version": r.ruleset_version, "run_id": run_id, "at": now,
-                "outcome": outcome, "error_code": result.error_code if result else None,
-                "message": result.message if result else None}
+        return audit_values(r, outcome, now, run_id,
+                            error_code=result.error_code if result else None,
+                            message=result.message if result else None)
+
+
+# Why an open change is not sent (the row's error_message and the audit row's message).
+OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"
+OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
+NO_LONGER_WANTED = "no longer wanted by the rules"
+LEAD_DELETED = "lead deleted in the CRM"
+LEAD_CONVERTED = "lead converted in the CRM"
+
+
+def _judge_leftover(row: Any, change: Any, parts: Sequence[Any], done_now: set[int],
+                    wanted: Mapping[tuple[str, str], PlannedChange], book: Any,
+                    planner: Planner, now: datetime) -> tuple[OutboxState, str] | None:
+    """What becomes of an open change the current verdict does not want as it is.
+
+    ``None`` keeps it pending: part of its intent already reached the CRM, and the verdict
+    differs only because syncd's own write changed the lead. Otherwise the state to close it in
+    and why. ``parts`` are every row of the change's intent; ``done_now`` the ids planning just
+    found in place in the CRM (delivered, though not yet marked so).
+    """
+    delivered = any(p.state == OutboxState.DONE or p.id in done_now for p in parts)
+    if _changed_outside_syncd(row, parts, done_now):
+        return OutboxState.WITHDRAWN, (OUTSIDE_AFTER_WRITE if delivered
+                                       else OUTSIDE_BEFORE_WRITE)
+    newer = wanted.get((change.kind, change.field))
+    if newer is not None:
+        # The same field, another value: the newer decision is the one to deliver.
+        return OutboxState.SUPERSEDED, "replaced by a newer decision for the same field"
+    if not delivered:
+        return OutboxState.SUPERSEDED, NO_LONGER_WANTED
+    if change.ruleset_version != book.version and not _wanted_before_the_intent(
+            row, change, parts, done_now, planner, now):
+        return OutboxState.WITHDRAWN, (f"rule set changed to version {book.version} and no "
+                                       "longer wants it")
+    return None
+
+
+def _changed_outside_syncd(row: Any, parts: Sequence[Any], done_now: set[int]) -> bool:
+    """Whether someone other than syncd changed the lead's status since the intent was planned.
+
+    The pull marks a status change syncd did not make (``rep_edit_at``, CRM time); and a status
+    that is neither where the intent found it, nor its target, nor syncd's last confirmed write
+    cannot be syncd's either (a person set it back to the old value counts: once the intent's
+    status write is done, only its target or a later syncd write are syncd's).
+    """
+    created = _utc(min(p.created_at for p in parts))
+    edited = _utc(row.rep_edit_at)
+    if edited is not None and created is not None and edited >= created:
+        return True
+    status = next((p for p in parts if p.kind == "field" and p.field == "status"), None)
+    if status is None:
+        return False
+    ours = {status.value, row.written_status}
+    if status.state != OutboxState.DONE and status.id not in done_now:
+        ours.add(status.before)
+    return row.status not in ours
+
+
+def _wanted_before_the_intent(row: Any, change: Any, parts: Sequence[Any], done_now: set[int],
+                              planner: Planner, now: datetime) -> bool:
+    """Whether the current rules still decide ``change`` for the lead as the intent found it.
+
+    The delivered parts are undone on a copy of the mirror row, so a rule set that changed for
+    unrelated reasons keeps a half-delivered decision, and one that dropped it withdraws the rest.
+    (When the status was set is not undone: the mirror keeps only the latest.)
+    """
+    view = dict(row._mapping)
+    fields = dict(view["fields"])
+    newsletters = list(view["newsletters"] or [])
+    for p in parts:
+        if p.state != OutboxState.DONE and p.id not in done_now:
+            continue
+        if p.kind == "membership":
+            if p.field in newsletters:
+                newsletters.remove(p.field)
+        else:
+            fields[p.field] = p.before
+            if p.field == "status":
+                view["status"] = p.before
+    view.update(fields=fields, newsletters=newsletters)
+    verdict = planner.verdict(SimpleNamespace(**view), now)
+    return any((c.kind, c.field, c.value) == (change.kind, change.field, change.value)
+               for c in verdict.changes)
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:

@@ -113,13 +113,22 @@ def status_report(app: Any) -> dict[str, Any]:
                          "reason": f"status set to '{row.rep_edit_status}' by a person at "
                                    f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
                                    f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
+        runs = [dict(r._mapping) for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),
+            # what is still to be sent: by change, with the last error of rows being retried
+            "pending_by": [{"change": f"newsletter:{f}" if kind == "membership" else f,
+                            "retrying": code, "count": n}
+                           for kind, f, code, n in app.store.pending_summary(name)],
+            # what the shown runs decided not to send, and why
+            "unsent": [{"outcome": outcome, "reason": reason, "count": n}
+                       for (outcome, reason), n in app.store.unsent_by_reason(
+                           [r["run_id"] for r in runs]).most_common()],
             "failed": [{"lead_id": r.lead_id, "error_code": r.error_code,
                         "error_message": r.error_message} for r in app.store.failed_leads(name)],
             "held": held,
             "quarantined": [{"lead_id": r.lead_id, "problems": list(r.quarantine)}
                             for r in app.store.quarantined_leads(name)],
-            "runs": [dict(r._mapping) for r in app.store.last_runs(5, crm=name)],
+            "runs": runs,
         }
     return report
