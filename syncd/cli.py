@@ -1,14 +1,18 @@
 """The ``syncd`` command.
 
-Exit status: 0 success; 1 a cycle failed at run time; 2 bad configuration or rules (nothing was
-written anywhere).
+Exit status: 0 success (also: stopped by a signal, or paused because a CRM's daily API budget is
+spent); 1 a cycle failed at run time; 2 syncd could not start: bad configuration or rules, or a
+resource it needs (state store, health port, CA file, a CRM's check) is not usable. Nothing was
+written to any CRM then. Every error is reported in one line per problem, never as a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,30 +40,60 @@ DEFAULT_CONFIG = Path("config.example.yaml")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        logging.getLogger("syncd").debug("unexpected error", exc_info=True)
+        err.print(f"syncd: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: please "
+                  "report it with the command you ran; log.level DEBUG logs the traceback)",
+                  markup=False, highlight=False)
+        sys.exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _report_problems(title: str, problems: list[Any]) -> None:
+    """One line per problem, each starting with its place (file:line:col where known)."""
+    if len(problems) > 1:
+        err.print(f"{title}: {len(problems)} problems; nothing was written to any CRM",
+                  markup=False, highlight=False)
+    for p in problems:
+        err.print(str(p), markup=False, highlight=False)
 
 
 def _settings(config: Path) -> Settings:
     try:
         return load_settings(config)
     except YamlFileError as exc:
-        err.print(f"[bold red]config error[/] ({len(exc.problems)} problem(s)):")
-        for p in exc.problems:
-            err.print(f"  {p}", markup=False, highlight=False)
+        _report_problems(f"config error in {config}", exc.problems)
         raise typer.Exit(2) from None
 
 
-def _build(settings: Settings, *, connect: bool = True) -> Any:
+def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
+           serve_health: bool = False) -> Any:
+    """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
+    from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
 
     try:
-        return App.build(settings, connect=connect)
+        return App.build(settings, connect=connect, stop=stop, serve_health=serve_health)
     except StartupError as exc:
-        err.print(f"[bold red]syncd cannot start[/] ({len(exc.problems)} problem(s)); "
-                  "nothing was written:")
-        for p in exc.problems:
-            err.print(f"  {p}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        _report_problems("syncd cannot start", exc.problems)
+    except Interrupted:
+        err.print("stopped during start-up; nothing was written", highlight=False)
+        raise typer.Exit(0) from None
+    except ConnectorError as exc:
+        # The CRM check could not run (unreachable, credentials refused): say which and why.
+        err.print(f"syncd cannot start: {exc.crm or 'a CRM'} check failed: {_one_line(exc)}; "
+                  "nothing was written", markup=False, highlight=False)
+    except Exception as exc:  # noqa: BLE001 - start-up failures are one line, exit 2
+        logging.getLogger("syncd").debug("start-up failed", exc_info=True)
+        err.print(f"syncd cannot start: {type(exc).__name__}: {_one_line(exc)}; nothing was "
+                  "written", markup=False, highlight=False)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -67,17 +101,30 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run the daemon: a cycle per connector at its interval until SIGTERM/SIGINT."""
     settings = _settings(config)
     setup_logging(settings.log)
-    application = _build(settings)
-    application.recover_interrupted_runs()
+    # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        logging.getLogger("syncd").info("%s received during start-up; stopping",
+                                        signal.Signals(signum).name)
+        stop.set()
+
+    # Kept until the daemon installs its own handlers, which set the same event.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    application = _build(settings, stop=stop, serve_health=True)
     from syncd.scheduler import Daemon
 
     def show(report: Any) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
 
+    daemon = Daemon(application, on_cycle=show)
     try:
-        code = Daemon(application, on_cycle=show).run()
+        application.recover_interrupted_runs()
+        code = daemon.run()
     finally:
-        application.close()
+        # A cycle still waiting on a CRM keeps its connector and store; exit releases them.
+        application.close(in_use=daemon.abandoned)
     raise typer.Exit(code)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -231,7 +232,41 @@ def connector_problems(settings: Settings, name: str, model: type[BaseModel],
             problems.append(Located(settings.source, line, col,
                                     f"{'.'.join(path)}: secrets must not be written in the "
                                     "config; use {env: NAME} or {file: PATH}"))
+    for loc, problem in _local_file_problems(config):
+        path = (name, "connector", *loc)
+        line, col = locate(root, path)
+        problems.append(Located(settings.source, line, col, f"{'.'.join(path)}: {problem}"))
     return (None if problems else config), problems
+
+
+def _local_file_problems(model: BaseModel, prefix: tuple[str, ...] = (),
+                         ) -> list[tuple[tuple[str, ...], str]]:
+    """Files a connector's settings name (CA bundles) that cannot be used, found before any
+    request: a missing CA file otherwise surfaces as an error deep inside the first call."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        if isinstance(value, BaseModel):
+            found.extend(_local_file_problems(value, (*prefix, key)))
+        elif isinstance(value, Path):
+            problem = _unusable_file(value, is_ca="ca" in key.split("_"))
+            if problem:
+                found.append(((*prefix, key), problem))
+    return found
+
+
+def _unusable_file(path: Path, *, is_ca: bool) -> str | None:
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        return f"cannot read {path} ({exc.strerror}); fix the path or the file's permissions"
+    if is_ca:
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except ssl.SSLError:
+            return (f"{path} holds no PEM certificate syncd can use as a CA bundle; point it at "
+                    "the PEM file of the CA that signed the server's certificate")
+    return None
 
 
 def _secret_paths(model: BaseModel, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
