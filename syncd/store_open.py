@@ -78,8 +78,8 @@ def _sqlite_path_made(settings: Settings, url: str) -> str:
 
 def _explain(url: str, exc: BaseException) -> str:
     if isinstance(exc, (ArgumentError, ValueError)):
-        return (f"'{_safe(url)}' is not a usable database URL ({_first_line(exc)}); use "
-                "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return (f"not a usable database URL ({_first_line(exc)}); use sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST/DB")
     if isinstance(exc, ImportError):
         return (f"no database driver for '{_safe(url)}' ({_first_line(exc)}); use sqlite:/// "
                 "or postgresql+psycopg://")
