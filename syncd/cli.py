@@ -270,6 +270,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     for crm, part in report["crms"].items():
         out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
                   f"failed, {len(part['held'])} held", highlight=False)
+        latest = part["runs"][0] if part["runs"] else None
+        if latest is not None and latest["outcome"] == "budget":
+            out.print(f"  [yellow]paused[/] (API budget): {latest['message']}", highlight=False)
         for run_row in part["runs"]:
             out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"{run_row['outcome']}: pulled {run_row['pulled']}, written "
