@@ -127,12 +127,16 @@ class App:
     #: Connectors whose daily API budget was spent when their check was due: they are paused
     #: until the time given, and check the rules before their first cycle after it.
     unchecked: dict[str, datetime | None] = field(default_factory=dict)
+    #: False for commands that must not change a CRM (``plan --pull``): checks run, but the
+    #: set-up they list is not carried out.
+    prepare: bool = True
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], datetime] | None = None,
               connect: bool = True, metrics: Metrics | None = None,
               connectors: dict[str, Connector] | None = None,
-              stop: threading.Event | None = None, serve_health: bool = False) -> App:
+              stop: threading.Event | None = None, serve_health: bool = False,
+              prepare: bool = True) -> App:
         """Check local resources, then build and preflight connectors.
 
         The order is the point: everything local (rule files, the state store, the health
@@ -156,7 +160,8 @@ class App:
         holder._store = store
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
         app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
-                  metrics=metrics, clock=clock, stop=stop or threading.Event())
+                  metrics=metrics, clock=clock, stop=stop or threading.Event(),
+                  prepare=prepare)
         if not connect:
             return app
         try:
@@ -235,6 +240,11 @@ class App:
         if problems:
             return problems
         for name, result in checked.items():
+            if not self.prepare:
+                if result.setup:
+                    log.info("%s: would prepare for the rules (not in a read-only command): "
+                             "%s", name, "; ".join(result.setup))
+                continue
             if result.setup:
                 log.info("%s: preparing for the rules: %s", name, "; ".join(result.setup))
             self.connectors[name].prepare(result)

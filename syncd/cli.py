@@ -73,13 +73,14 @@ def _settings(config: Path) -> Settings:
 
 
 def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
-           serve_health: bool = False) -> Any:
+           serve_health: bool = False, prepare: bool = True) -> Any:
     """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
     from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
 
     try:
-        return App.build(settings, connect=connect, stop=stop, serve_health=serve_health)
+        return App.build(settings, connect=connect, stop=stop, serve_health=serve_health,
+                         prepare=prepare)
     except StartupError as exc:
         _report_problems("syncd cannot start", exc.problems)
     except Interrupted:
@@ -187,7 +188,7 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     setup_logging(settings.log, quiet=True)
     from syncd.plan import build_plan
 
-    application = _build(settings, connect=pull)
+    application = _build(settings, connect=pull, prepare=False)  # a dry run changes no CRM
     try:
         result = build_plan(application, pull=pull)
     finally:
