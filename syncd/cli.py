@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,15 +107,20 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
     stop = threading.Event()
 
+    starting = threading.Event()
+    starting.set()
+
     def _stop(signum: int, _frame: Any) -> None:
         logging.getLogger("syncd").info("%s received during start-up; stopping",
                                         signal.Signals(signum).name)
         stop.set()
+        threading.Thread(target=_exit_if_still_starting, args=(starting,), daemon=True).start()
 
     # Kept until the daemon installs its own handlers, which set the same event.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stop)
     application = _build(settings, stop=stop, serve_health=True)
+    starting.clear()
     from syncd.scheduler import Daemon
 
     def show(report: Any) -> None:
@@ -127,6 +134,24 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         # A cycle still waiting on a CRM keeps its connector and store; exit releases them.
         application.close(in_use=daemon.abandoned)
     raise typer.Exit(code)
+
+
+def _exit_if_still_starting(starting: threading.Event) -> None:
+    """Exit 0 when start-up has not stopped within the grace period after a signal.
+
+    Start-up has written nothing a cycle relies on (a check reads; a connector's set-up is
+    idempotent), so leaving a CRM request unanswered is safe; waiting past the grace period
+    would get the process killed instead.
+    """
+    from syncd.scheduler import SHUTDOWN_GRACE_SECONDS
+
+    time.sleep(SHUTDOWN_GRACE_SECONDS)
+    if starting.is_set():
+        logging.getLogger("syncd").warning("start-up still waiting on a CRM %.0fs after the "
+                                           "signal; exiting", SHUTDOWN_GRACE_SECONDS)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(0)
 
 
 @app.command()

@@ -226,11 +226,13 @@ def test_local_start_up_failure_is_one_line_exit_2_and_no_crm_call(
 # ---- SIGTERM while the CRM fails ----------------------------------------------------------
 
 
+# Preflight reads through /query/; the cycle's pull through /queryAll/.
+@pytest.mark.parametrize("failing", ["/queryAll/", "/query/"],
+                         ids=["during-a-cycle", "during-start-up-checks"])
 def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
-        tmp_path: Path, emu: SalesforceEmulator) -> None:
+        tmp_path: Path, emu: SalesforceEmulator, failing: str) -> None:
     emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
-    # Preflight reads through /query; the cycle's pull through /queryAll, which keeps failing.
-    emu.faults.fail_next(1000, status=503, path_contains="queryAll")
+    emu.faults.fail_next(1000, status=503, path_contains=failing)
     config = _write_config(tmp_path, emu)
     proc = _syncd("run", "-c", str(config), env=_env(emu), bufsize=1)
     try:
