@@ -44,7 +44,7 @@ DEFAULT_CONFIG = Path("config.example.yaml")
 def main() -> None:
     try:
         app()
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+    except Exception as exc:  # the last line of defence: no traceback for users
         logging.getLogger("syncd").debug("unexpected error", exc_info=True)
         err.print(f"syncd: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: please "
                   "report it with the command you ran; log.level DEBUG logs the traceback)",
@@ -92,7 +92,7 @@ def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | 
         # The CRM check could not run (unreachable, credentials refused): say which and why.
         err.print(f"syncd cannot start: {exc.crm or 'a CRM'} check failed: {_one_line(exc)}; "
                   "nothing was written", markup=False, highlight=False)
-    except Exception as exc:  # noqa: BLE001 - start-up failures are one line, exit 2
+    except Exception as exc:  # start-up failures are one line, exit 2
         logging.getLogger("syncd").debug("start-up failed", exc_info=True)
         err.print(f"syncd cannot start: {type(exc).__name__}: {_one_line(exc)}; nothing was "
                   "written", markup=False, highlight=False)

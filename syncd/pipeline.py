@@ -28,9 +28,9 @@ from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
 from sqlalchemy.exc import SQLAlchemyError
 
+from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
 from connectors.errors import (
     AuthError,
     BudgetExhausted,
@@ -39,7 +39,7 @@ from connectors.errors import (
     FatalError,
     Interrupted,
 )
-from rules.fields import FieldType, STANDARD_FIELDS
+from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import RunRow, StateStore, _utc
 
@@ -287,7 +287,7 @@ class Pipeline:
             report.outcome, report.reason = "failed", "database"
             report.message = (f"the state store failed ({_first_line(exc)}); nothing is lost: "
                               "the cycle is retried from its last checkpoint next time")
-        except Exception as exc:  # noqa: BLE001 - a cycle must end in a report, never a crash
+        except Exception as exc:  # a cycle must end in a report, never a crash
             report.outcome, report.reason = "failed", "internal"
             report.message = f"unexpected {type(exc).__name__}: {_first_line(exc)}"
             # A bug, not an operating condition: the traceback is for the developer's log.

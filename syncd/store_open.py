@@ -57,7 +57,7 @@ def _sqlite_path_made(settings: Settings, url: str) -> str:
     if not url.startswith("sqlite:///"):
         return url
     rel = url.removeprefix("sqlite:///")
-    if not rel or rel.startswith(":memory:") or rel.startswith("file:"):
+    if not rel or rel.startswith((":memory:", "file:")):
         return url
     path = Path(rel)
     if not path.is_absolute():

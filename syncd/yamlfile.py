@@ -76,7 +76,8 @@ def load_yaml(path: Path) -> Any:
         with path.open("rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise YamlFileError([Located(name, 1, 1, f"cannot read the file: {exc.strerror}")]) from None
+        raise YamlFileError([Located(name, 1, 1,
+                                     f"cannot read the file: {exc.strerror}")]) from None
     if len(data) > MAX_FILE_BYTES:
         raise YamlFileError([Located(name, 1, 1, f"the file is larger than {MAX_FILE_BYTES} "
                                                  "bytes; is it the right file?")])

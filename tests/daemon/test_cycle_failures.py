@@ -142,9 +142,9 @@ def test_start_up_rejected_for_a_status_salesforce_lacks_leaves_hubspot_options_
 
     HubSpotEmulator.stop = remember_then_stop  # type: ignore[method-assign]
     try:
-        with pytest.raises(StartupError, match="rule 'recycle' sets status 'Recycled'"):
-            with running_app(config):
-                pass
+        with pytest.raises(StartupError, match="rule 'recycle' sets status 'Recycled'"), \
+                running_app(config):
+            pass
     finally:
         HubSpotEmulator.stop = real_stop  # type: ignore[method-assign]
     assert seen and "RECYCLED" not in seen[0]

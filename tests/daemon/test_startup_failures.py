@@ -57,12 +57,14 @@ breaker: {{max_change_share: 1.0, min_changes: 1}}
 server: {server}
 salesforce:
   interval: 10s
-  status_values: {{New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}}
+  status_values:
+    {{New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}}
   connector:
     instance_url: {emu.base_url}
     token_url: {emu.token_url}
     ca_bundle: {emu.ca_pem_path}
-    auth: {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
+    auth:
+      {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
     newsletters: {{newsletter: {campaign}}}
     lag_seconds: 0
 {connector_extra}""")
@@ -183,12 +185,17 @@ def _sqlite_read_only(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Ca
     db = tmp_path / "state.db"
     StateStore(f"sqlite:///{db}").close()
     if os.geteuid() == 0:  # root writes through file modes; the immutable flag stops it
-        if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        made = subprocess.run(["chattr", "+i", str(db)], capture_output=True, check=False)
+        if made.returncode != 0:
             pytest.skip("running as root on a file system without chattr +i")
-        undo = lambda: subprocess.run(["chattr", "-i", str(db)], check=False)  # noqa: E731
+
+        def undo() -> None:
+            subprocess.run(["chattr", "-i", str(db)], check=False)
     else:
         db.chmod(0o444)
-        undo = lambda: db.chmod(0o644)  # noqa: E731
+
+        def undo() -> None:
+            db.chmod(0o644)
     return _write_config(tmp_path, emu), undo
 
 
