@@ -35,7 +35,7 @@ log = logging.getLogger("syncd.scheduler")
 SHUTDOWN_GRACE_SECONDS = 4.0
 
 
-class _DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc] - APScheduler is untyped
+class _DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyped
     """Runs each cycle in its own daemon thread.
 
     A pool's worker threads are joined when the interpreter exits, so a cycle blocked in an

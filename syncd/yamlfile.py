@@ -141,10 +141,10 @@ def _check_events(name: str, yaml: YAML, text: str) -> None:
     opened: list[str | None] = []  # anchor of each open collection
     for event in yaml.parse(text):
         mark = event.start_mark
-        where = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         if isinstance(event, CollectionStartEvent):
             if len(opened) >= MAX_DEPTH:
-                raise YamlFileError([Located(name, *where, (
+                raise YamlFileError([Located(name, line, col, (
                     f"nested deeper than {MAX_DEPTH} levels; syncd's files need a handful")
                 )])
             opened.append(event.anchor)
@@ -159,7 +159,7 @@ def _check_events(name: str, yaml: YAML, text: str) -> None:
             value = event.value
             if (event.style is None and event.tag is None and len(value) > MAX_NUMBER_CHARS
                     and _NUMBER.fullmatch(value)):
-                raise YamlFileError([Located(name, *where, (
+                raise YamlFileError([Located(name, line, col, (
                     f"a number of {len(value)} characters; syncd's settings take numbers of "
                     f"at most {MAX_NUMBER_CHARS} (quote it if it is meant as text)"))])
             if event.anchor is not None:
@@ -170,7 +170,7 @@ def _check_events(name: str, yaml: YAML, text: str) -> None:
         else:
             continue
         if sizes[-1] > MAX_NODES or sum(sizes) > MAX_NODES:
-            raise YamlFileError([Located(name, *where, (
+            raise YamlFileError([Located(name, line, col, (
                 f"the document expands to more than {MAX_NODES} values (through aliases?); "
                 "write the values out or use fewer aliases"))])
 
