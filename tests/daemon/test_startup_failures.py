@@ -261,3 +261,16 @@ def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
     assert proc.returncode == 0, "".join(seen) + err
     assert took < 5, f"took {took:.1f}s to stop"
     assert "Traceback" not in out + err
+
+
+def test_credentials_refused_at_start_up_is_one_line_naming_the_setting_and_exit_2(
+        tmp_path: Path, emu: SalesforceEmulator) -> None:
+    config = _write_config(tmp_path, emu)
+    proc = _syncd("sync", "--once", "-c", str(config),
+                  env={**_env(emu), "SF_SECRET": "not-the-secret"})
+    out, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 2, err
+    assert len(lines) == 1 and "salesforce.connector.auth.client_secret" in lines[0], err
+    assert "Traceback" not in out + err and "not-the-secret" not in err
+    assert _api_calls(emu) == [], "nothing past the refused token grant"
