@@ -156,7 +156,8 @@ class Preflight:
     statuses: set[str]  # values the status field accepts (after ``setup``)
     writable_fields: set[str]  # canonical field names the integration user may update
     problems: list[str] = field(default_factory=list)  # human-readable, one per problem
-    missing_statuses: set[str] = field(default_factory=set)  # CRM values asked for but absent
+    # CRM values asked for but absent now; those in ``statuses`` too are added by ``prepare``
+    missing_statuses: set[str] = field(default_factory=set)
     missing_fields: set[str] = field(default_factory=set)  # canonical names absent or unmapped
     setup: list[str] = field(default_factory=list)  # what prepare() would change, for the log
 

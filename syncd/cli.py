@@ -1,14 +1,20 @@
 """The ``syncd`` command.
 
-Exit status: 0 success; 1 a cycle failed at run time; 2 bad configuration or rules (nothing was
-written anywhere).
+Exit status: 0 success (also: stopped by a signal, or paused because a CRM's daily API budget is
+spent); 1 a cycle failed at run time; 2 syncd could not start: bad configuration or rules, or a
+resource it needs (state store, health port, CA file, a CRM's check) is not usable. Nothing was
+written to any CRM then. Every error is reported in one line per problem, never as a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,30 +45,61 @@ DEFAULT_CONFIG = Path("config.example.yaml")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # the last line of defence: no traceback for users
+        logging.getLogger("syncd").debug("unexpected error", exc_info=True)
+        err.print(f"syncd: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: please "
+                  "report it with the command you ran; log.level DEBUG logs the traceback)",
+                  markup=False, highlight=False)
+        sys.exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _report_problems(title: str, problems: list[Any]) -> None:
+    """One line per problem, each starting with its place (file:line:col where known)."""
+    if len(problems) > 1:
+        err.print(f"{title}: {len(problems)} problems; nothing was written to any CRM",
+                  markup=False, highlight=False)
+    for p in problems:
+        err.print(str(p), markup=False, highlight=False)
 
 
 def _settings(config: Path) -> Settings:
     try:
         return load_settings(config)
     except YamlFileError as exc:
-        err.print(f"[bold red]config error[/] ({len(exc.problems)} problem(s)):")
-        for p in exc.problems:
-            err.print(f"  {p}", markup=False, highlight=False)
+        _report_problems(f"config error in {config}", exc.problems)
         raise typer.Exit(2) from None
 
 
-def _build(settings: Settings, *, connect: bool = True) -> Any:
+def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
+           serve_health: bool = False, prepare: bool = True) -> Any:
+    """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
+    from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
 
     try:
-        return App.build(settings, connect=connect)
+        return App.build(settings, connect=connect, stop=stop, serve_health=serve_health,
+                         prepare=prepare)
     except StartupError as exc:
-        err.print(f"[bold red]syncd cannot start[/] ({len(exc.problems)} problem(s)); "
-                  "nothing was written:")
-        for p in exc.problems:
-            err.print(f"  {p}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        _report_problems("syncd cannot start", exc.problems)
+    except Interrupted:
+        err.print("stopped during start-up; nothing was written", highlight=False)
+        raise typer.Exit(0) from None
+    except ConnectorError as exc:
+        # The CRM check could not run (unreachable, credentials refused): say which and why.
+        err.print(f"syncd cannot start: {exc.crm or 'a CRM'} check failed: {_one_line(exc)}; "
+                  "nothing was written", markup=False, highlight=False)
+    except Exception as exc:  # start-up failures are one line, exit 2
+        logging.getLogger("syncd").debug("start-up failed", exc_info=True)
+        err.print(f"syncd cannot start: {type(exc).__name__}: {_one_line(exc)}; nothing was "
+                  "written", markup=False, highlight=False)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -70,18 +107,54 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run the daemon: a cycle per connector at its interval until SIGTERM/SIGINT."""
     settings = _settings(config)
     setup_logging(settings.log)
-    application = _build(settings)
-    application.recover_interrupted_runs()
+    # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
+    stop = threading.Event()
+
+    starting = threading.Event()
+    starting.set()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        logging.getLogger("syncd").info("%s received during start-up; stopping",
+                                        signal.Signals(signum).name)
+        stop.set()
+        threading.Thread(target=_exit_if_still_starting, args=(starting,), daemon=True).start()
+
+    # Kept until the daemon installs its own handlers, which set the same event.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    application = _build(settings, stop=stop, serve_health=True)
+    starting.clear()
     from syncd.scheduler import Daemon
 
     def show(report: Any) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
 
+    daemon = Daemon(application, on_cycle=show)
     try:
-        code = Daemon(application, on_cycle=show).run()
+        application.recover_interrupted_runs()
+        code = daemon.run()
     finally:
-        application.close()
+        # A cycle still waiting on a CRM keeps its connector and store; exit releases them.
+        application.close(in_use=daemon.abandoned)
     raise typer.Exit(code)
+
+
+def _exit_if_still_starting(starting: threading.Event) -> None:
+    """Exit 0 when start-up has not stopped within the grace period after a signal.
+
+    Start-up has written nothing a cycle relies on (a check reads; a connector's set-up is
+    idempotent), so leaving a CRM request unanswered is safe; waiting past the grace period
+    would get the process killed instead.
+    """
+    from syncd.scheduler import SHUTDOWN_GRACE_SECONDS
+
+    time.sleep(SHUTDOWN_GRACE_SECONDS)
+    if starting.is_set():
+        logging.getLogger("syncd").warning("start-up still waiting on a CRM %.0fs after the "
+                                           "signal; exiting", SHUTDOWN_GRACE_SECONDS)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(0)
 
 
 @app.command()
@@ -150,7 +223,7 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     setup_logging(settings.log, quiet=True)
     from syncd.plan import build_plan
 
-    application = _build(settings, connect=pull)
+    application = _build(settings, connect=pull, prepare=False)  # a dry run changes no CRM
     try:
         result = build_plan(application, pull=pull)
     finally:
@@ -243,6 +316,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         for item in part["unsent"]:
             out.print(f"  [yellow]{item['outcome']}[/] ×{item['count']} in the runs below: "
                       f"{item['reason']}", highlight=False)
+        latest = part["runs"][0] if part["runs"] else None
+        if latest is not None and latest["outcome"] == "budget":
+            out.print(f"  [yellow]paused[/] (API budget): {latest['message']}", highlight=False)
         for run_row in part["runs"]:
             out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"{run_row['outcome']}: pulled {run_row['pulled']}, written "
@@ -358,7 +434,7 @@ def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP0
 def _schema_engine(config: Path) -> Any:
     from sqlalchemy import create_engine
 
-    from syncd.app import state_url
+    from syncd.store_open import state_url
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)

@@ -35,9 +35,18 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
-from connectors.errors import BudgetExhausted, ConnectorError, FatalError, Interrupted
-from rules.fields import FieldType, STANDARD_FIELDS
+from connectors.errors import (
+    AuthError,
+    BudgetExhausted,
+    ConfigurationError,
+    ConnectorError,
+    FatalError,
+    Interrupted,
+)
+from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -87,6 +96,9 @@ class CycleReport:
     api_calls: int = 0
     message: str | None = None
     resume_at: datetime | None = None
+    # Why a failed cycle failed, as a short label for metrics: auth, configuration, crm,
+    # crm_unavailable, preflight, database, internal.
+    reason: str | None = None
 
     def summary(self) -> str:
         text = (f"{self.crm}: pulled {self.pulled}, changed {self.planned}, "
@@ -223,22 +235,48 @@ class Pipeline:
         self.metrics = metrics
         self.stop = stop or threading.Event()
         self.paused_until: datetime | None = None
+        self.pause_reason = "daily API budget spent"
+        #: A check of the rules against this CRM still due before its next cycle (set when the
+        #: start-up check could not run); returns the problems found.
+        self.preflight: Callable[[Any], list[str]] | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
+    def pause(self, until: datetime | None, *, reason: str) -> None:
+        """Send nothing until ``until`` (the daily API budget is spent)."""
+        self.paused_until = until
+        self.pause_reason = reason
+
     def run_cycle(self, *, approve_large_run: bool = False) -> CycleReport:
+        """One cycle; never raises: every failure becomes the report's outcome and reason.
+
+        A failed cycle still leaves a run row saying why, wherever the store can be written.
+        """
         now = self.clock()
-        book = self.rules()
         report = CycleReport(self.crm, uuid.uuid4().hex[:12])
-        run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
-                     ruleset_version=book.version)
-        self.store.start_run(run)
+        run: RunRow | None = None
         calls_before = _api_calls(self.connector)
-        if self.paused_until and now < self.paused_until:
-            report.outcome = "budget"
-            report.message = f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC (API budget)"
-            return self._finish(run, report, calls_before)
         try:
+            book = self.rules()
+            run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
+                         ruleset_version=book.version)
+            self.store.start_run(run)
+            if self.paused_until and now < self.paused_until:
+                report.outcome = "budget"
+                report.resume_at = self.paused_until
+                report.message = (f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC "
+                                  f"({self.pause_reason}); no request is sent until then")
+                return self._finish(run, report, calls_before)
+            if self.preflight is not None:
+                # The rules were not checked against this CRM yet (its budget was spent at
+                # start-up): check them before anything is pulled or written.
+                problems = self.preflight(book)
+                if problems:
+                    report.outcome, report.reason = "failed", "preflight"
+                    report.message = ("the CRM does not accept what the rules write: "
+                                      + "; ".join(problems))
+                    return self._finish(run, report, calls_before)
+                self.preflight = None
             self.store.discard_stale_plans(self.crm, now)
             self.pull(report, until=now)
             if not self.stop.is_set():
@@ -247,27 +285,53 @@ class Pipeline:
                 self.drain(report)
             if report.outcome == "running":
                 report.outcome = "stopped" if self.stop.is_set() else "ok"
+        except Interrupted as exc:
+            # A retry or pacing wait was cut short by SIGTERM: nothing more was sent, and what
+            # was sent but not recorded stays pending in the outbox for the next cycle.
+            report.outcome, report.message = "stopped", str(exc)
         except BudgetExhausted as exc:
             report.outcome, report.message = "budget", str(exc)
-            self.paused_until = exc.resume_at
+            self.pause(exc.resume_at, reason="daily API budget spent")
             report.resume_at = exc.resume_at
         except Interrupted:
             # The daemon is stopping: a retry or pacing wait was cut short, nothing more sent.
             report.outcome, report.message = "stopped", "stop requested during a CRM wait"
         except FatalError as exc:
             report.outcome, report.message = "failed", str(exc)
+            report.reason = ("auth" if isinstance(exc, AuthError) else "configuration"
+                             if isinstance(exc, ConfigurationError) else "crm")
         except ConnectorError as exc:
             report.outcome, report.message = "failed", f"{exc} (will retry next cycle)"
+            report.reason = "crm_unavailable"
+        except SQLAlchemyError as exc:
+            report.outcome, report.reason = "failed", "database"
+            report.message = (f"the state store failed ({_first_line(exc)}); nothing is lost: "
+                              "the cycle is retried from its last checkpoint next time")
+        except Exception as exc:  # a cycle must end in a report, never a crash
+            report.outcome, report.reason = "failed", "internal"
+            report.message = f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+            # A bug, not an operating condition: the traceback is for the developer's log.
+            log.error("cycle %s of %s failed unexpectedly", report.run_id, self.crm,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
         return self._finish(run, report, calls_before)
 
-    def _finish(self, run: RunRow, report: CycleReport, calls_before: int) -> CycleReport:
+    def _finish(self, run: RunRow | None, report: CycleReport,
+                calls_before: int) -> CycleReport:
         report.api_calls = _api_calls(self.connector) - calls_before
-        for name in _RUN_FIELDS:
-            setattr(run, name, getattr(report, name))
-        run.finished_at = self.clock()
-        self.store.finish_run(run)
+        finished = self.clock()
+        if run is not None:
+            for name in _RUN_FIELDS:
+                setattr(run, name, getattr(report, name))
+            run.finished_at = finished
+            try:
+                self.store.finish_run(run)
+            except SQLAlchemyError as exc:
+                # The store went away mid-cycle; the next start marks this run interrupted.
+                log.warning("%s: could not record how run %s ended (%s)", self.crm,
+                            report.run_id, _first_line(exc))
         if self.metrics is not None:
-            self.metrics.observe_cycle(report, run.finished_at - run.started_at)
+            started = run.started_at if run is not None else finished
+            self.metrics.observe_cycle(report, finished - started)
         level = logging.INFO if report.outcome in ("ok", "stopped") else logging.WARNING
         log.log(level, "cycle %s %s", report.run_id, report.summary(),
                 extra={"crm": self.crm, "run_id": report.run_id, "outcome": report.outcome})
@@ -739,3 +803,10 @@ def _jsonable(value: Any) -> Any:
 
 def _api_calls(connector: Connector) -> int:
     return connector.stats.calls
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error (database errors append the whole SQL statement)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__

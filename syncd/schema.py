@@ -19,17 +19,24 @@ advisory lock.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 __all__ = ["SchemaError", "SchemaStatus", "ensure_schema", "schema_status", "upgrade"]
+
+log = logging.getLogger("syncd.schema")
+# Alembic logs every plugin it sets up at INFO, when first imported; syncd says in one line what
+# it migrated. (Alembic is imported where used, after this.)
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The tables syncd 0.1 created (before Alembic); a database with exactly these is a 0.1 store.
@@ -56,6 +63,8 @@ class SchemaStatus:
 
 
 def _config(conn: Connection) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = conn
@@ -63,12 +72,17 @@ def _config(conn: Connection) -> Config:
 
 
 def _script() -> ScriptDirectory:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     return ScriptDirectory.from_config(cfg)
 
 
 def _status(conn: Connection) -> SchemaStatus:
+    from alembic.runtime.migration import MigrationContext
+
     head = _script().get_current_head()
     assert head is not None  # the package ships its migrations
     current = MigrationContext.configure(conn).get_current_revision()
@@ -124,6 +138,11 @@ def upgrade(engine: Engine) -> tuple[SchemaStatus, SchemaStatus]:
 
 
 def _upgrade(conn: Connection, status: SchemaStatus) -> None:
+    if not status.empty:
+        log.warning("upgrading the state store's schema from %s to %s",
+                    "0.1" if status.legacy else status.current, status.head)
+    from alembic import command
+
     cfg = _config(conn)
     if status.legacy:
         command.stamp(cfg, _V01_REVISION)

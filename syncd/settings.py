@@ -23,8 +23,10 @@ the file is reported at once, each with ``file:line:column``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -43,6 +45,7 @@ from pydantic import (
 from ruamel.yaml.comments import CommentedMap
 
 from connectors import registry
+from syncd.enrichment import EnrichmentSettings
 from syncd.yamlfile import Located, YamlFileError, load_yaml, locate, validation_problems
 
 __all__ = [
@@ -54,22 +57,53 @@ __all__ = [
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_MAX_SECRET_BYTES = 64 * 1024  # keys and tokens are a few kB; /dev/zero is not a secret
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+MAX_DURATION = timedelta(days=3650)  #: ten years: any longer is a typo, and overflows dates
+MIN_INTERVAL = timedelta(seconds=10)  #: cycles closer than this only spend API calls
+
+
 def parse_duration(value: Any) -> timedelta:
-    """``"30s"``, ``"15m"``, ``"48h"``, ``"90d"``, ``"2w"`` or a number of seconds."""
+    """``"30s"``, ``"15m"``, ``"48h"``, ``"90d"``, ``"2w"`` or a number of seconds.
+
+    Raises:
+        ValueError: not a duration, negative, or longer than :data:`MAX_DURATION` (pydantic
+            reports it at its place in the file).
+    """
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value)[:100])
+        if not match:
+            raise ValueError(f"'{str(value)[:40]}' is not a duration; use a number followed by "
+                             "s, m, h, d or w")
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    # Checked as a float first: timedelta() of a huge or infinite number raises OverflowError,
+    # which pydantic does not turn into a located error.
+    if math.isnan(seconds):
         raise ValueError(f"'{value}' is not a duration; use a number followed by s, m, h, d or w")
-    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{str(value)[:40]}' is longer than {MAX_DURATION.days} days")
+    if seconds < 0:
+        raise ValueError(f"'{value}' is negative; a duration is zero or more")
+    return timedelta(seconds=seconds)
+
+
+def _at_least_min_interval(value: timedelta) -> timedelta:
+    if value < MIN_INTERVAL:
+        raise ValueError(f"an interval of {value.total_seconds():g}s is below the minimum of "
+                         f"{MIN_INTERVAL.total_seconds():g}s; cycles closer together only spend "
+                         "API calls (a cycle reads every change since the last one)")
+    return value
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Interval = Annotated[timedelta, BeforeValidator(parse_duration),
+                     AfterValidator(_at_least_min_interval)]
 
 
 class _Model(BaseModel):
@@ -147,7 +181,7 @@ class ConnectorSettings(_Model):
     type: str = Field(description="The connector type: salesforce, hubspot, or one registered "
                                   "by a plugin (see connectors.registry).")
     enabled: bool = True
-    interval: Duration = Field(timedelta(minutes=5), description="Time between cycles.")
+    interval: Interval = Field(timedelta(minutes=5), description="Time between cycles.")
     status_values: dict[str, str] = Field(default_factory=dict,
                                           description="Rule status -> the CRM's stored value.")
     settable_fields: list[str] = Field(default_factory=list,
@@ -187,8 +221,10 @@ class Settings(_Model):
 
     state: StateSettings = StateSettings()
     rules: RulesSettings = RulesSettings()
-    enrichment: dict[str, Any] = Field(default_factory=dict,
-                                       description="ICP and free-mail settings (see README).")
+    # Validated at load time with the enricher's own model, so a wrong ICP type is a located
+    # config error, not a crash when the daemon builds the enricher.
+    enrichment: EnrichmentSettings = Field(default_factory=EnrichmentSettings,
+                                           description="ICP and free-mail settings (see README).")
     breaker: BreakerSettings = BreakerSettings()
     outbox: OutboxSettings = OutboxSettings()
     server: ServerSettings = ServerSettings()
@@ -275,6 +311,14 @@ def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root:
             kind, ref = next(iter(node.items()))
             line, col = locate(root, loc)
             where = ".".join(str(p) for p in loc)
+            if not isinstance(ref, str) or not ref.strip() or "\x00" in ref:
+                shape = ("the name of an environment variable" if kind == "env"
+                         else "the path of a secret file")
+                example = "SF_CLIENT_SECRET" if kind == "env" else "/run/secrets/sf"
+                problems.append(Located(file, line, col, (
+                    f"{where}: {{{kind}: ...}} takes {shape} as text, not {_kind_of(ref)}; "
+                    f"e.g. {{{kind}: {example}}}")))
+                return SecretStr("")
             if kind == "env":
                 if ref not in env:
                     problems.append(Located(file, line, col,
@@ -283,17 +327,37 @@ def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root:
                     return SecretStr("")
                 return SecretStr(env[ref])
             try:
-                return SecretStr(Path(ref).read_text(encoding="utf-8").strip())
+                with Path(ref).open("rb") as f:
+                    data = f.read(_MAX_SECRET_BYTES + 1)
+                if len(data) > _MAX_SECRET_BYTES:
+                    raise ValueError(f"it is larger than {_MAX_SECRET_BYTES} bytes")
+                return SecretStr(data.decode("utf-8").strip())
             except OSError as exc:
                 problems.append(Located(file, line, col,
                                         f"{where}: cannot read secret file {ref}: {exc.strerror}"))
-                return SecretStr("")
+            except ValueError as exc:  # UnicodeDecodeError too; never echo the content
+                reason = "it is not UTF-8 text" if isinstance(exc, UnicodeError) else str(exc)
+                problems.append(Located(file, line, col,
+                                        f"{where}: secret file {ref} is not usable: {reason}"))
+            return SecretStr("")
         return {k: _resolve_secrets(v, (*loc, k), env, file, root, problems)
                 for k, v in node.items()}
     if isinstance(node, list):
         return [_resolve_secrets(v, (*loc, i), env, file, root, problems)
                 for i, v in enumerate(node)]
     return node
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return "empty text"
+    return f"a {type(value).__name__}"
 
 
 def connector_problems(settings: Settings, name: str, model: type[BaseModel],
@@ -321,7 +385,41 @@ def connector_problems(settings: Settings, name: str, model: type[BaseModel],
             problems.append(Located(settings.source, line, col,
                                     f"{'.'.join(path)}: secrets must not be written in the "
                                     "config; use {env: NAME} or {file: PATH}"))
+    for loc, problem in _local_file_problems(config):
+        path = (name, "connector", *loc)
+        line, col = locate(root, path)
+        problems.append(Located(settings.source, line, col, f"{'.'.join(path)}: {problem}"))
     return (None if problems else config), problems
+
+
+def _local_file_problems(model: BaseModel, prefix: tuple[str, ...] = (),
+                         ) -> list[tuple[tuple[str, ...], str]]:
+    """Files a connector's settings name (CA bundles) that cannot be used, found before any
+    request: a missing CA file otherwise surfaces as an error deep inside the first call."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        if isinstance(value, BaseModel):
+            found.extend(_local_file_problems(value, (*prefix, key)))
+        elif isinstance(value, Path):
+            problem = _unusable_file(value, is_ca="ca" in key.split("_"))
+            if problem:
+                found.append(((*prefix, key), problem))
+    return found
+
+
+def _unusable_file(path: Path, *, is_ca: bool) -> str | None:
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        return f"cannot read {path} ({exc.strerror}); fix the path or the file's permissions"
+    if is_ca:
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except ssl.SSLError:
+            return (f"{path} holds no PEM certificate syncd can use as a CA bundle; point it at "
+                    "the PEM file of the CA that signed the server's certificate")
+    return None
 
 
 def _secret_paths(model: BaseModel, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

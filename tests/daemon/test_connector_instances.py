@@ -213,11 +213,11 @@ connectors:
     interval: 5m
 """)
     assert sorted(_problems(path)) == sorted([
-        (f"{path}:8:5: connectors.salesforce/emea.interval: Value error, 'soon' is not a "
+        (f"{path}:8:5: connectors.salesforce/emea.interval: 'soon' is not a "
          "duration; use a number followed by s, m, h, d or w"),
-        (f"{path}:10:5: connectors.hubspot/main.type: Value error, unknown connector type "
+        (f"{path}:10:5: connectors.hubspot/main.type: unknown connector type "
          "'hubspt'; known types: hubspot, salesforce (did you mean 'hubspot'?)"),
-        (f"{path}:11:3: connectors.Sales Force: Value error, connector name 'Sales Force' must "
+        (f"{path}:11:3: connectors.Sales Force: connector name 'Sales Force' must "
          "be at most 64 lowercase letters, digits, '-', '_' or '/' (between parts), e.g. "
          "'salesforce/emea'"),
         f"{path}:13:3: connectors.eu.type: missing required setting 'type'",
@@ -281,9 +281,9 @@ hubspot:
   type: salesforce
 """)
     assert _problems(path) == [
-        (f"{path}:7:1: salesforce: Value error, 'salesforce' is also a connector under "
+        (f"{path}:7:1: salesforce: 'salesforce' is also a connector under "
          "connectors:; move this block there (with type: salesforce) or rename one"),
-        (f"{path}:9:1: hubspot: Value error, the top-level 'hubspot' key holds a hubspot "
+        (f"{path}:9:1: hubspot: the top-level 'hubspot' key holds a hubspot "
          "connector; configure a salesforce connector under connectors:"),
     ]
 

@@ -160,7 +160,7 @@ def test_an_instance_of_an_unregistered_type_is_refused_with_the_known_types(
     with pytest.raises(YamlFileError) as caught:
         load_settings(config)
     assert [str(p) for p in caught.value.problems] == [
-        (f"{config}:2:18: connectors.memory/books.type: Value error, unknown connector type "
+        (f"{config}:2:18: connectors.memory/books.type: unknown connector type "
          "'memory'; known types: hubspot, salesforce")]
 
 

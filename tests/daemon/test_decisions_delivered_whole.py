@@ -315,7 +315,7 @@ def test_lead_deleted_before_its_newsletter_join_is_withdrawn_with_that_reason(
         assert _members(app, crm) == set(ids[1:])
 
 
-class _CrashAfterWrite(Exception):
+class _CrashAfterWrite(BaseException):
     """Stands for the process dying after the CRM confirmed the status batch."""
 
 

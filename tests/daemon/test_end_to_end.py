@@ -110,7 +110,7 @@ def test_second_cycle_without_crm_changes_writes_nothing(tmp_path: Path) -> None
         assert hs_write_calls(app) == []
 
 
-class _CrashAfterWrite(Exception):
+class _CrashAfterWrite(BaseException):  # a dying process, not an error a cycle reports
     """Stands for the process dying after the CRM confirmed a batch."""
 
 
