@@ -37,29 +37,18 @@ def default_field_map(name: str) -> dict[str, str]:
 
 def to_crm_record(name: str, lead: Mapping[str, Any], fields: Mapping[str, str],
                   status_values: Mapping[str, str]) -> dict[str, Any]:
-    """A canonical demo lead in the CRM's own field names and value formats."""
-    record: dict[str, Any] = {}
-    for canonical, value in lead.items():
-        api = fields.get(canonical)
-        if api is None or value is None:
-            continue
-        if canonical == "status":
-            value = status_values.get(value, value)
-        if name == "hubspot":
-            # HubSpot's API carries every property as a string (facts C2/C4).
-            if isinstance(value, datetime):
-                value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            else:
-                value = str(value)
-        elif canonical == "last_activity_at" and isinstance(value, datetime):
-            value = value.date()  # Lead.LastActivityDate is a date
-        record[api] = value
+    """A canonical demo lead in the CRM's own field names and value formats.
+
+    The emulators' seeding functions do the encoding, so the demo, the tests and the benchmarks
+    seed exactly alike (HubSpot values through the connector's own ``format_value``).
+    """
     if name == "salesforce":
-        record.setdefault("LastName", "Unknown")
-        record.setdefault("Company", "Unknown")
-    return record
+        from connectors.testing.salesforce.seed import salesforce_record
+
+        return salesforce_record(lead, fields, status_values)
+    from connectors.testing.hubspot.seed import hubspot_properties
+
+    return dict(hubspot_properties(lead, fields, status_values))
 
 
 def _last_modified(lead: Mapping[str, Any]) -> datetime:
@@ -88,7 +77,7 @@ class EmbeddedCRMs:
         return crms
 
     def _start(self) -> None:
-        from syncd.demo_data import generate_leads
+        from connectors.testing.leads import generate_leads
 
         cfg = self.settings.embedded
         leads = generate_leads(cfg.leads, seed=cfg.seed, now=datetime.now(UTC))

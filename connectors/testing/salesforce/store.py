@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from .clock import EmulatorClock
+from connectors.testing.kit import EmulatorClock
 from .config import EmulatorConfig
 from .ids import IdFactory
 from .schema import CAMPAIGN, CAMPAIGN_MEMBER, LEAD, LEAD_STATUS, FieldDef, ObjectSchema
