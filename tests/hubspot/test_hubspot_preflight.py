@@ -14,7 +14,7 @@ def test_missing_status_option_is_a_problem_unless_adding_is_allowed_then_option
     assert len(strict.problems) == 2
     assert any("'NURTURE'" in p and "allow_add_status_options" in p for p in strict.problems)
     assert strict.statuses == set(DEFAULT_LEAD_STATUSES)
-    assert not emu.journal.calls("PATCH")
+    assert not emu.journal.entries("PATCH")
 
     assert emu.config.options_patch_semantics == "replace"  # dropping options is possible
     lenient = make_connector(allow_add_status_options=True).check(

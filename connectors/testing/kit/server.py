@@ -217,6 +217,10 @@ class EmulatorServer:
         refused = self.before_route(request)
         if refused is not None:
             return refused
+        return self.find_route(request)
+
+    def find_route(self, request: Request) -> Response:
+        """Run the route table's handler for the request (404 when none matches)."""
         for r in self.routes:
             if r.method != request.method:
                 continue
