@@ -152,7 +152,7 @@ def _run(module: str, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]
 
 
 def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=10) as answer:
         return json.loads(answer.read())
 
 
@@ -169,7 +169,7 @@ def test_hubspot_process_seeds_serves_admin_and_writes_the_state_file(tmp_path: 
         request = urllib.request.Request(
             ready["url"] + "/__emulator__/edit", method="POST",
             data=json.dumps({"id": target, "status": "CONNECTED"}).encode())
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10):
             pass
         plan = _get(ready["url"] + "/__emulator__/faults")
         assert (plan["rate"], plan["kinds"], plan["seed"]) == (0.3, ["429", "503"], 9)

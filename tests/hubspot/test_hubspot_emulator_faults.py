@@ -9,13 +9,13 @@ import pytest
 import requests
 import urllib3
 from hubspot import HubSpot
-from hubspot.crm.properties import ApiException as PropertiesApiException
 from hubspot.crm.contacts import (
     ApiException,
     BatchInputSimplePublicObjectBatchInput,
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInput,
 )
+from hubspot.crm.properties import ApiException as PropertiesApiException
 
 from connectors.testing.hubspot import HubSpotEmulator
 

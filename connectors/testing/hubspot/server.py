@@ -8,7 +8,6 @@ injects faults and exposes the request journal (all from :mod:`connectors.testin
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import threading
 import uuid
@@ -19,7 +18,9 @@ from urllib.parse import parse_qs
 
 from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES, EmulatorConfig
 from connectors.testing.hubspot.limits import RateLimiter
+from connectors.testing.hubspot.properties import PropertyCatalogue
 from connectors.testing.hubspot.seed import hubspot_properties
+from connectors.testing.hubspot.store import Contact, ContactStore, Snapshot, iso_ms
 from connectors.testing.kit import (
     HTML_503,
     AdminError,
@@ -30,8 +31,6 @@ from connectors.testing.kit import (
     Response,
     Route,
 )
-from connectors.testing.hubspot.properties import PropertyCatalogue
-from connectors.testing.hubspot.store import Contact, ContactStore, Snapshot, iso_ms
 
 __all__ = ["ApiError", "HubSpotEmulator"]
 

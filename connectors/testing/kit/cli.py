@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -63,10 +64,7 @@ def serve_until_signalled(emulator: EmulatorServer, ready: dict[str, Any],
         if state_file:
             _write_atomically(state_file, emulator.admin_state())
     finally:
-        emulator._shutdown()  # noqa: SLF001 - the command owns the emulator
-        stop_fn = getattr(emulator, "stop", None)
-        if callable(stop_fn):
-            stop_fn()
+        emulator.stop()
     return 0
 
 
@@ -78,5 +76,6 @@ def _write_atomically(path: str, doc: dict[str, Any]) -> None:
             json.dump(doc, fh)
         os.replace(tmp, path)
     except OSError as e:
-        os.unlink(tmp) if os.path.exists(tmp) else None
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         print(f"could not write the state file {path}: {e}", file=sys.stderr)

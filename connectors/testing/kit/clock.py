@@ -37,7 +37,7 @@ class EmulatorClock:
 
     def now_ms(self) -> int:
         """Epoch milliseconds (what HubSpot's timestamps store)."""
-        return int(round(self.now_epoch() * 1000))
+        return round(self.now_epoch() * 1000)
 
     def now(self) -> datetime:
         """Current emulator time as a tz-aware UTC datetime (usable as a connector's clock)."""

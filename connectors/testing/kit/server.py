@@ -166,6 +166,10 @@ class EmulatorServer:
                     sock.shutdown(socket.SHUT_RDWR)
         self._server = None
 
+    def stop(self) -> None:
+        """Stop serving (subclasses also release what ``start`` made)."""
+        self._shutdown()
+
     @property
     def port(self) -> int:
         if self._server is None:
@@ -236,7 +240,7 @@ class EmulatorServer:
         """Route the request, turning CRM errors and emulator bugs into answers."""
         try:
             response = self.route(request)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an HTTP answer
+        except Exception as exc:  # every failure becomes an HTTP answer, the server lives on
             answer = self.error_response(exc, request)
             if answer is None:
                 log.exception("%s emulator failed on %s %s", self.crm, request.method,
@@ -347,10 +351,10 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.emulator._sockets_lock:
                 self.server.emulator._sockets.discard(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the journal is the log
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._dispatch()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET

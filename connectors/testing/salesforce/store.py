@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors.testing.kit import EmulatorClock
+
 from .config import EmulatorConfig
 from .ids import IdFactory
 from .schema import CAMPAIGN, CAMPAIGN_MEMBER, LEAD, LEAD_STATUS, FieldDef, ObjectSchema
