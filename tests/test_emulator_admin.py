@@ -142,6 +142,47 @@ def test_hubspot_seeding_encodes_values_the_connector_parses_back():
             assert parsed[canonical] == expected, canonical
 
 
+def _without_now(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k != "now"}
+
+
+def test_salesforce_snapshot_resumes_leads_members_and_credentials_in_a_new_emulator(sf):
+    ids = sf.add_leads([{"LastName": f"L{i}", "Company": "Co"} for i in range(3)])
+    sf.update_lead(ids[1], {"Status": "Working - Contacted"})
+    sf.delete_lead(ids[2])
+    campaign = sf.add_campaign("Newsletter")
+    [member] = sf.org.insert_via_api([{"attributes": {"type": "CampaignMember"},
+                                       "CampaignId": campaign, "LeadId": ids[0]}],
+                                     all_or_none=True)
+    snapshot = json.loads(json.dumps(sf.snapshot()))
+    resumed = SalesforceEmulator()
+    resumed.restore(snapshot)
+    assert _without_now(resumed.admin_state()) == _without_now(sf.admin_state())
+    assert (resumed.client_id, resumed.client_secret) == (sf.client_id, sf.client_secret)
+    assert resumed.campaign_members(campaign) == {ids[0]} and member["success"]
+    [fresh] = resumed.add_leads([{"LastName": "New", "Company": "Co"}])
+    assert fresh > max(ids)  # ids keep increasing: ORDER BY Id stays creation order
+
+
+def test_hubspot_snapshot_resumes_contacts_history_lists_and_tokens():
+    with HubSpotEmulator() as hs:
+        ids = hs.add_contacts([{"email": f"c{i}@example.com", "hs_lead_status": "NEW"}
+                               for i in range(3)])
+        hs.update_contact(ids[0], {"hs_lead_status": "OPEN"})
+        hs.archive_contact(ids[2])
+        list_id = hs.add_list("Newsletter")
+        hs._members[list_id].add(ids[1])  # noqa: SLF001 - membership without an HTTP call
+        snapshot = json.loads(json.dumps(hs.snapshot()))
+        before = _without_now(hs.admin_state())
+    resumed = HubSpotEmulator()
+    resumed.restore(snapshot)
+    assert _without_now(resumed.admin_state()) == before
+    assert resumed.access_token == hs.access_token
+    assert resumed.status_history(ids[0]) == hs.status_history(ids[0])
+    assert resumed.add_list("Webinar") != list_id
+    assert int(resumed.add_contacts([{"email": "new@example.com"}])[0]) > int(ids[-1])
+
+
 def _run(module: str, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
                             text=True, env={**os.environ})
@@ -179,6 +220,28 @@ def test_hubspot_process_seeds_serves_admin_and_writes_the_state_file(tmp_path: 
     saved = json.loads(state_file.read_text())
     edited = next(lead for lead in saved["leads"] if lead["id"] == target)
     assert edited["status"] == "CONNECTED" and edited["last_modified_by"] == "CRM_UI"
+
+    proc, again = _run("connectors.testing.hubspot", "--port", "0", "--leads", "99",
+                       "--state-file", str(state_file))
+    try:
+        assert again["access_token"] == ready["access_token"] and again["leads"] == 25
+        resumed = _get(again["url"] + "/__emulator__/state")
+        assert next(lead for lead in resumed["leads"] if lead["id"] == target)["status"] \
+            == "CONNECTED"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_a_state_file_that_is_not_an_emulator_state_is_refused_with_what_to_do(tmp_path):
+    state_file = tmp_path / "state.json"
+    state_file.write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "connectors.testing.salesforce",
+                           "--state-file", str(state_file)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert str(state_file) in proc.stderr and "delete it to start fresh" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_salesforce_process_prints_what_a_client_needs(tmp_path: Path):

@@ -15,7 +15,12 @@ from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES, EmulatorCon
 from connectors.testing.hubspot.seed import DEFAULT_STATUS_VALUES
 from connectors.testing.hubspot.server import HubSpotEmulator
 from connectors.testing.kit import EmulatorClock
-from connectors.testing.kit.cli import add_common_options, fault_plan, serve_until_signalled
+from connectors.testing.kit.cli import (
+    add_common_options,
+    fault_plan,
+    restore_state,
+    serve_until_signalled,
+)
 from connectors.testing.leads import generate_leads, generate_scale_leads
 
 _SCALE = 20_000  # beyond this many leads, the fast generator (less realism)
@@ -40,16 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     emu = HubSpotEmulator(EmulatorConfig(index_lag_seconds=args.index_lag,
                                          extra_status_options=extra),
                           host=args.host, port=args.port, clock=clock, faults=plan)
-    generate = generate_leads if count <= _SCALE else generate_scale_leads
-    leads = list(generate(count, seed=args.seed, now=now))
-    if args.spread_seconds:
-        step = args.spread_seconds
-        start = now.timestamp() - 60 - len(leads) * step
-        leads = [{**lead, "_status_changed_at": datetime.fromtimestamp(start + i * step, tz=UTC)}
-                 for i, lead in enumerate(leads)]
-    emu.seed_leads(leads)
-    for name in ("Newsletter", "Webinar"):
-        emu.add_list(name, "MANUAL")
+    if not restore_state(parser, emu, args.state_file):
+        generate = generate_leads if count <= _SCALE else generate_scale_leads
+        leads = list(generate(count, seed=args.seed, now=now))
+        if args.spread_seconds:
+            step = args.spread_seconds
+            start = now.timestamp() - 60 - len(leads) * step
+            leads = [{**lead, "_status_changed_at": datetime.fromtimestamp(start + i * step,
+                                                                           tz=UTC)}
+                     for i, lead in enumerate(leads)]
+        emu.seed_leads(leads)
+        for name in ("Newsletter", "Webinar"):
+            emu.add_list(name, "MANUAL")
     emu.start()
     return serve_until_signalled(emu, emu.admin_info(), args.state_file)
 

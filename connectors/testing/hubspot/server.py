@@ -234,6 +234,40 @@ class HubSpotEmulator(EmulatorServer):
         return {"id": contact_id, "status": c.get("hs_lead_status"),
                 "last_modified_by": "CRM_UI", "modified_at": c["lastmodifieddate"]}
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to resume this account in another process (:meth:`restore`)."""
+        status = self.properties.get("hs_lead_status") or {}
+        with self.lock:
+            return {
+                "credentials": {"access_token": self.access_token,
+                                "oauth_client_id": self.oauth_client_id,
+                                "oauth_client_secret": self.oauth_client_secret,
+                                "refresh_token": self.refresh_token},
+                "store": self.store.export(), "status_options": status.get("options", []),
+                "lists": list(self._lists.values()),
+                "members": {lid: sorted(m) for lid, m in self._members.items()},
+                "member_adds": [[lid, cid, n] for (lid, cid), n in self._member_adds.items()],
+                "next_list": self._next_list}
+
+    def restore(self, doc: Mapping[str, Any]) -> None:
+        """Resume the account a :meth:`snapshot` describes (before :meth:`start`)."""
+        creds = doc["credentials"]
+        self.access_token = creds["access_token"]
+        self.oauth_client_id = creds["oauth_client_id"]
+        self.oauth_client_secret = creds["oauth_client_secret"]
+        self.refresh_token = creds["refresh_token"]
+        self.store.restore(doc["store"])
+        if doc.get("status_options"):
+            self.properties.set_options("hs_lead_status", list(doc["status_options"]),
+                                        merge=False, stamp=iso_ms(self.clock.now_ms()))
+        with self.lock:
+            self._lists = {str(lst["listId"]): dict(lst) for lst in doc["lists"]}
+            self._members = {str(lid): {str(c) for c in ids}
+                             for lid, ids in doc["members"].items()}
+            self._member_adds = {(str(lid), str(cid)): int(n)
+                                 for lid, cid, n in doc["member_adds"]}
+            self._next_list = int(doc["next_list"])
+
     # ------------------------------------------------------------------ dispatch
     def fault_kinds(self, request: Request) -> frozenset[str]:
         transport = {"503", "drop-before", "drop-after", "slow", "timeout"}

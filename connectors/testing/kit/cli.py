@@ -15,7 +15,7 @@ from typing import Any
 from .faults import FAULT_KINDS, FaultPlan
 from .server import EmulatorServer
 
-__all__ = ["add_common_options", "fault_plan", "serve_until_signalled"]
+__all__ = ["add_common_options", "fault_plan", "restore_state", "serve_until_signalled"]
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +24,9 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leads", type=int, default=200, help="leads to seed")
     parser.add_argument("--seed", type=int, default=0, help="seed of the lead generator")
     parser.add_argument("--state-file", default=None,
-                        help="write the admin state document (GET /__emulator__/state) here "
-                             "when the emulator stops")
+                        help="resume from this file if it exists (instead of seeding leads); "
+                             "on SIGTERM/SIGINT write the state there (the GET "
+                             "/__emulator__/state document plus a 'snapshot' to resume from)")
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="share of API requests that hit a random fault (0..1)")
     parser.add_argument("--fault-kinds", default=",".join(FAULT_KINDS),
@@ -51,6 +52,20 @@ def fault_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Fau
         raise  # parser.error exits; this keeps type checkers informed
 
 
+def restore_state(parser: argparse.ArgumentParser, emulator: EmulatorServer,
+                  state_file: str | None) -> bool:
+    """Resume ``emulator`` from ``state_file`` when it exists; False when there is none."""
+    if not state_file or not os.path.exists(state_file):
+        return False
+    try:
+        with open(state_file, encoding="utf-8") as fh:
+            emulator.restore(json.load(fh)["snapshot"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        parser.error(f"cannot resume from the state file {state_file} ({type(e).__name__}: {e}); "
+                     "it is not a state this emulator wrote: delete it to start fresh")
+    return True
+
+
 def serve_until_signalled(emulator: EmulatorServer, ready: dict[str, Any],
                           state_file: str | None) -> int:
     """Print ``ready`` as one JSON line, serve until SIGTERM/SIGINT, then stop (writing the
@@ -62,7 +77,8 @@ def serve_until_signalled(emulator: EmulatorServer, ready: dict[str, Any],
     stop.wait()
     try:
         if state_file:
-            _write_atomically(state_file, emulator.admin_state())
+            _write_atomically(state_file, {**emulator.admin_state(),
+                                           "snapshot": emulator.snapshot()})
     finally:
         emulator.stop()
     return 0

@@ -116,9 +116,9 @@ class FaultPlan:
             except re.error as e:
                 raise ValueError(f"route pattern {pattern!r} is not a regular expression: {e}") \
                     from None
-        for name, value in (("slow_seconds", slow_seconds), ("timeout_seconds", timeout_seconds)):
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be 0 or more, got {value}")
+        for name, delay in (("slow_seconds", slow_seconds), ("timeout_seconds", timeout_seconds)):
+            if delay is not None and delay < 0:
+                raise ValueError(f"{name} must be 0 or more, got {delay}")
         with self._lock:
             if rate is not None:
                 self.rate = float(rate)

@@ -102,7 +102,7 @@ class _Server(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(self.emulator.idle_timeout_seconds)
         if self.context is None:
-            self.RequestHandlerClass(request, client_address, self)
+            _Handler(request, client_address, self)
             return
         # TLS handshake in the worker thread, so one slow client cannot stall accept().
         try:
@@ -110,7 +110,7 @@ class _Server(ThreadingHTTPServer):
         except (ssl.SSLError, OSError):
             return
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            _Handler(tls, client_address, self)
         finally:
             with contextlib.suppress(OSError):
                 tls.close()
@@ -213,6 +213,14 @@ class EmulatorServer:
 
     def admin_info(self) -> dict[str, Any]:
         return {"crm": self.crm, "url": self.url}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to resume this emulator in another process."""
+        raise NotImplementedError
+
+    def restore(self, doc: Mapping[str, Any]) -> None:
+        """Resume from a :meth:`snapshot` (before ``start``)."""
+        raise NotImplementedError
 
     # -- dispatch --------------------------------------------------------------------------------
 

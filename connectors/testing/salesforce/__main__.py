@@ -13,7 +13,12 @@ import sys
 from datetime import UTC, datetime
 
 from connectors.testing.kit import EmulatorClock
-from connectors.testing.kit.cli import add_common_options, fault_plan, serve_until_signalled
+from connectors.testing.kit.cli import (
+    add_common_options,
+    fault_plan,
+    restore_state,
+    serve_until_signalled,
+)
 from connectors.testing.leads import generate_leads, generate_scale_leads
 
 from . import EmulatorConfig, SalesforceEmulator
@@ -35,10 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC).replace(microsecond=0)
     clock = EmulatorClock(frozen_at=now if args.simulated_clock else None)
     emu = SalesforceEmulator(config, host=args.host, port=args.port, clock=clock, faults=plan)
-    generate = generate_leads if args.leads <= _SCALE else generate_scale_leads
-    emu.seed_leads(generate(args.leads, seed=args.seed, now=now))
-    for name in ("Newsletter", "Webinar"):
-        emu.add_campaign(name)
+    if not restore_state(parser, emu, args.state_file):
+        generate = generate_leads if args.leads <= _SCALE else generate_scale_leads
+        emu.seed_leads(generate(args.leads, seed=args.seed, now=now))
+        for name in ("Newsletter", "Webinar"):
+            emu.add_campaign(name)
     emu.start()
     return serve_until_signalled(emu, emu.admin_info(), args.state_file)
 

@@ -198,6 +198,20 @@ class SalesforceEmulator(EmulatorServer):
                                       modstamp=stamp.replace(microsecond=0) if stamp else None)
         return ids
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to resume this org in another process (:meth:`restore`)."""
+        return {"credentials": {"client_id": self.client_id,
+                                "client_secret": self.client_secret},
+                "org": self.org.export(), "api_usage": self.api_usage}
+
+    def restore(self, doc: Mapping[str, Any]) -> None:
+        """Resume the org a :meth:`snapshot` describes (before :meth:`start`). The org, user
+        and campaign ids are stable across runs, so restored rows keep their meaning."""
+        self.client_id = doc["credentials"]["client_id"]
+        self.client_secret = doc["credentials"]["client_secret"]
+        self.org.restore(doc["org"])
+        self.api_usage = int(doc.get("api_usage", self.api_usage))
+
     # -- admin API --------------------------------------------------------------------------
 
     def admin_info(self) -> dict[str, Any]:
