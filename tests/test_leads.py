@@ -256,3 +256,10 @@ def test_scale_leads_mix_free_mail_and_business_domains(enricher: Enricher) -> N
     leads = generate_scale_leads(1000, seed=3, now=NOW)
     free = sum(bool(enricher.enrich(lead).values["free_mail"]) for lead in leads)
     assert 100 <= free <= 500
+
+
+def test_syncd_demo_data_is_the_same_generator() -> None:
+    import syncd.demo_data
+
+    assert syncd.demo_data.generate_leads is generate_leads
+    assert syncd.demo_data.generate_scale_leads is generate_scale_leads

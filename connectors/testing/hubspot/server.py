@@ -11,7 +11,7 @@ import json
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
@@ -397,8 +397,8 @@ class HubSpotEmulator(EmulatorServer):
                      "expires_in": ttl, "token_type": "bearer"}, {}, 0, None
 
     # ------------------------------------------------------------------ routes
-    def _search(self, query: dict, data: Any) -> tuple[int, Any, int]:
-        data = data or {}
+    def _search(self, req: Request) -> Response:
+        data = req.json() or {}
         limit = int(data.get("limit") or 10)
         if limit > self.config.search_max_limit:
             raise ApiError(400, "VALIDATION_ERROR",
@@ -438,7 +438,8 @@ class HubSpotEmulator(EmulatorServer):
         if after + len(page) < total:
             nxt = str(after + len(page))
             body["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
-        return 200, body, len(page)
+        req.entry.records = len(page)
+        return Response(200, body)
 
     @staticmethod
     def _snapshot_json(snap: Snapshot, props: Iterable[str]) -> dict[str, Any]:
@@ -474,7 +475,8 @@ class HubSpotEmulator(EmulatorServer):
             out["propertiesWithHistory"] = history
         return out
 
-    def _list_contacts(self, query: dict, data: Any) -> tuple[int, Any, int]:
+    def _list_contacts(self, req: Request) -> Response:
+        query = req.params
         limit = int(query.get("limit", ["10"])[0])
         if limit > self.config.list_page_max:
             raise ApiError(400, "VALIDATION_ERROR",
@@ -486,7 +488,8 @@ class HubSpotEmulator(EmulatorServer):
         body: dict[str, Any] = {"results": [self._contact_json(c, props) for c in page]}
         if nxt is not None:
             body["paging"] = {"next": {"after": str(nxt), "link": f"?after={nxt}"}}
-        return 200, body, len(page)
+        req.entry.records = len(page)
+        return Response(200, body)
 
     def _batch_inputs(self, data: Any, cap: int) -> list[dict[str, Any]]:
         inputs = (data or {}).get("inputs") or []
@@ -500,7 +503,8 @@ class HubSpotEmulator(EmulatorServer):
             raise ApiError(400, "VALIDATION_ERROR", f"Duplicate IDs found in batch input: {dupes}")
         return inputs
 
-    def _batch_read(self, query: dict, data: Any) -> tuple[int, Any, int]:
+    def _batch_read(self, req: Request) -> Response:
+        data = req.json()
         history = (data or {}).get("propertiesWithHistory") or []
         # propertiesWithHistory lowers the batch cap to 50 (facts C4).
         inputs = self._batch_inputs(data, 50 if history else self.config.batch_max_inputs)
@@ -514,7 +518,9 @@ class HubSpotEmulator(EmulatorServer):
                     missing.append(str(item.get("id")))
                 else:
                     results.append(self._contact_json(c, props, history))
-        return self._batch_response(results, missing, [], started, len(inputs))
+        req.entry.records = len(inputs)
+        status, body = self._batch_response(results, missing, [], started)
+        return Response(status, body)
 
     def _batch_update(self, req: Request) -> Response:
         data = req.json()
@@ -546,9 +552,9 @@ class HubSpotEmulator(EmulatorServer):
                 c = self.store.update(cid_int, props, source="INTEGRATION")
                 results.append(self._contact_json(c, props))
         req.entry.written = tuple(str(cid) for cid, _ in valid)
-        status, body, _ = self._batch_response(results, missing, invalid, started, len(inputs),
-                                               sorted(transient - set(missing)
-                                                      - {cid for cid, _ in invalid}, key=int))
+        status, body = self._batch_response(results, missing, invalid, started,
+                                            sorted(transient - set(missing)
+                                                   - {cid for cid, _ in invalid}, key=int))
         return Response(status, body)
 
     def _update_one(self, req: Request, contact_id: str) -> Response:
@@ -604,8 +610,7 @@ class HubSpotEmulator(EmulatorServer):
 
     def _batch_response(self, results: list[dict[str, Any]], missing: list[str],
                         invalid: list[tuple[str, list[dict[str, Any]]]], started: str,
-                        records: int, transient: list[str] | None = None
-                        ) -> tuple[int, Any, int]:
+                        transient: list[str] | None = None) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
                                 "completedAt": iso_ms(self.clock.now_ms())}
         # Observed 207 errors carry status/category/message (facts C4) but no `errors`/`links`,
@@ -630,38 +635,38 @@ class HubSpotEmulator(EmulatorServer):
         if errors:
             body["numErrors"] = len(errors)
             body["errors"] = errors
-            return 207, body, records
-        return 200, body, records
+            return 207, body
+        return 200, body
 
-    def _all_properties(self, query: dict, data: Any) -> tuple[int, Any, int]:
-        return 200, {"results": self.properties.all()}, 0
+    def _all_properties(self, req: Request) -> Response:
+        return Response(200, {"results": self.properties.all()})
 
-    def _get_property(self, query: dict, data: Any, name: str) -> tuple[int, Any, int]:
+    def _get_property(self, req: Request, name: str) -> Response:
         prop = self.properties.get(name)
         if prop is None:
             raise ApiError(404, "OBJECT_NOT_FOUND",
                            f"Unable to find property {name} for object type contacts")
-        return 200, prop, 0
+        return Response(200, prop)
 
-    def _patch_property(self, query: dict, data: Any, name: str) -> tuple[int, Any, int]:
+    def _patch_property(self, req: Request, name: str) -> Response:
         if not self.properties.exists(name):
             raise ApiError(404, "OBJECT_NOT_FOUND",
                            f"Unable to find property {name} for object type contacts")
-        options = (data or {}).get("options")
+        options = (req.json() or {}).get("options")
         if options is not None:
             if self.properties.options_read_only(name):
                 raise ApiError(400, "VALIDATION_ERROR", f"The options of {name} are read-only")
             self.properties.set_options(name, options,
                                         merge=self.config.options_patch_semantics == "merge",
                                         stamp=iso_ms(self.clock.now_ms()))
-        return 200, self.properties.get(name), 0
+        return Response(200, self.properties.get(name))
 
-    def _get_list(self, query: dict, data: Any, list_id: str) -> tuple[int, Any, int]:
+    def _get_list(self, req: Request, list_id: str) -> Response:
         with self.lock:
             lst = self._lists.get(list_id)
             if lst is None:
                 raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
-            return 200, {"list": {**lst, "size": len(self._members[list_id])}}, 0
+            return Response(200, {"list": {**lst, "size": len(self._members[list_id])}})
 
     def _add_members(self, req: Request, list_id: str) -> Response:
         ids = [str(i) for i in (req.json() or [])]
@@ -700,32 +705,15 @@ def _int_id(value: Any) -> int:
         return -1
 
 
-_Legacy = Callable[..., tuple[int, Any, int]]
-
-
-def _json_route(handler: _Legacy) -> Callable[..., Response]:
-    """A route that takes the query parameters and the JSON body and returns (status,
-    payload, records); the records count goes to the journal."""
-    def route(emu: HubSpotEmulator, request: Request, *groups: str) -> Response:
-        status, payload, records = handler(emu, request.params, request.json(), *groups)
-        request.entry.records = records
-        return Response(status, payload)
-    return route
-
-
 HubSpotEmulator.routes = (
-    Route.of("POST", r"/crm/v3/objects/contacts/search", _json_route(HubSpotEmulator._search)),
-    Route.of("GET", r"/crm/v3/objects/contacts", _json_route(HubSpotEmulator._list_contacts)),
-    Route.of("POST", r"/crm/v3/objects/contacts/batch/read",
-             _json_route(HubSpotEmulator._batch_read)),
+    Route.of("POST", r"/crm/v3/objects/contacts/search", HubSpotEmulator._search),
+    Route.of("GET", r"/crm/v3/objects/contacts", HubSpotEmulator._list_contacts),
+    Route.of("POST", r"/crm/v3/objects/contacts/batch/read", HubSpotEmulator._batch_read),
     Route.of("POST", r"/crm/v3/objects/contacts/batch/update", HubSpotEmulator._batch_update),
     Route.of("PATCH", r"/crm/v3/objects/contacts/(\d+)", HubSpotEmulator._update_one),
-    Route.of("GET", r"/crm/v3/properties/contacts",
-             _json_route(HubSpotEmulator._all_properties)),
-    Route.of("GET", r"/crm/v3/properties/contacts/([^/]+)",
-             _json_route(HubSpotEmulator._get_property)),
-    Route.of("PATCH", r"/crm/v3/properties/contacts/([^/]+)",
-             _json_route(HubSpotEmulator._patch_property)),
-    Route.of("GET", r"/crm/v3/lists/([^/]+)", _json_route(HubSpotEmulator._get_list)),
+    Route.of("GET", r"/crm/v3/properties/contacts", HubSpotEmulator._all_properties),
+    Route.of("GET", r"/crm/v3/properties/contacts/([^/]+)", HubSpotEmulator._get_property),
+    Route.of("PATCH", r"/crm/v3/properties/contacts/([^/]+)", HubSpotEmulator._patch_property),
+    Route.of("GET", r"/crm/v3/lists/([^/]+)", HubSpotEmulator._get_list),
     Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/add", HubSpotEmulator._add_members),
 )

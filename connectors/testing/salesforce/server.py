@@ -494,8 +494,7 @@ def _json_value(value: Any) -> Any:
 
 SalesforceEmulator.routes = (
     Route.of("POST", re.escape(_TOKEN_PATH), SalesforceEmulator._token_route),
-    Route.of("GET", _V + r"(query|queryAll)/?",
-             lambda emu, req, kind: emu._query(req, kind)),
+    Route.of("GET", _V + r"(query|queryAll)/?", SalesforceEmulator._query),
     Route.of("GET", _V + r"(?:query|queryAll)/([0-9A-Za-z]+)-(\d+)/?",
              SalesforceEmulator._query_more),
     Route.of("GET", _V + r"sobjects/Lead/describe/?", SalesforceEmulator._describe),
