@@ -299,9 +299,12 @@ class HubSpotEmulator(EmulatorServer):
                 self._authenticate(request.headers.get("authorization", ""))
             except ApiError as e:
                 return Response(e.status, e.body(), e.headers)
-        if kind == "503":
+            return self.status_response(401, request)
+        return Response(503, HTML_503, content_type="text/html")
+
+    def status_response(self, status: int, request: Request) -> Response:
+        if status == 503:
             return Response(503, HTML_503, content_type="text/html")
-        status = int(kind) if kind.isdigit() else 500
         return Response(status, ApiError(status, "INTERNAL_ERROR" if status >= 500 else "ERROR",
                                          HTTPStatus(status).phrase).body())
 

@@ -189,9 +189,14 @@ class EmulatorServer:
         return frozenset()
 
     def fault_response(self, kind: str, request: Request) -> Response:
-        """How the CRM answers a ``429``, ``503`` or ``401`` fault (or a ``respond`` without
-        a body, ``kind`` being its status)."""
+        """How the CRM answers a ``429``, ``503`` or ``401`` fault."""
         return Response(503, HTML_503, content_type="text/html")
+
+    def status_response(self, status: int, request: Request) -> Response:
+        """The CRM's error answer with ``status`` (a scripted ``respond`` without a body)."""
+        if status == 503:
+            return Response(503, HTML_503, content_type="text/html")
+        return Response(status, {"error": f"HTTP {status}"})
 
     def error_response(self, exc: Exception, request: Request) -> Response | None:
         """A CRM error raised by a route as the CRM's answer; None for an emulator bug."""
@@ -412,7 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind != "respond":
             return emu.fault_response(fault.kind, request)
         if fault.body is None:
-            return emu.fault_response(str(fault.status), request)
+            return emu.status_response(fault.status, request)
         body = fault.body
         raw = body.encode() if isinstance(body, str) else body
         ctype = fault.content_type

@@ -54,6 +54,20 @@ HEADERS_OF_INTEREST = ("sforce-auto-assign", "sforce-duplicate-rule-header",
                        "sforce-query-options")
 
 
+class _RecordFaults:
+    """What the store asks per record: a row lock (this request's or a scripted one) and an
+    org validation rule's message."""
+
+    def __init__(self, plan: FaultPlan, locked: set[str]) -> None:
+        self._plan, self._locked = plan, locked
+
+    def take_lock(self, record_id: str) -> bool:
+        return record_id in self._locked or self._plan.take_lock(record_id)
+
+    def validation_message(self, record_id: str) -> str | None:
+        return self._plan.validation_message(record_id)
+
+
 @dataclass(slots=True)
 class _Session:
     user_id: str
@@ -286,9 +300,14 @@ class SalesforceEmulator(EmulatorServer):
             self.expire_sessions()  # the session really ends: the client must log in again
             return Response(401, [{"message": "Session expired or invalid",
                                    "errorCode": "INVALID_SESSION_ID"}])
-        if kind == "503":
+        return Response(503, HTML_503, content_type="text/html")
+
+    def status_response(self, status: int, request: Request) -> Response:
+        if status == 503:
             return Response(503, HTML_503, content_type="text/html")
-        status = int(kind)
+        if status == 401:
+            return Response(401, [{"message": "Session expired or invalid",
+                                   "errorCode": "INVALID_SESSION_ID"}])
         return Response(status, [{"message": "An unexpected error occurred.",
                                   "errorCode": "UNKNOWN_EXCEPTION"}])
 
@@ -365,10 +384,12 @@ class SalesforceEmulator(EmulatorServer):
         status, payload = self._token(req.body, req.headers)
         return Response(status, payload)
 
-    def _lock_for_fault(self, req: Request, ids: list[str]) -> None:
-        """A ``lock`` fault: some of the addressed records are locked by another transaction."""
-        if req.fault is not None and req.fault.kind == "lock":
-            self.faults.lock_rows(self.faults.sample(ids), attempts=1)
+    def _record_faults(self, req: Request, ids: list[str]) -> _RecordFaults:
+        """The per-record faults of this update; a ``lock`` fault locks some of its records
+        (as another transaction would) for this request only."""
+        locked = set(self.faults.sample(ids)) if (
+            req.fault is not None and req.fault.kind == "lock") else set()
+        return _RecordFaults(self.faults, locked)
 
     def _collections(self, req: Request) -> Response:
         try:
@@ -389,10 +410,9 @@ class SalesforceEmulator(EmulatorServer):
         if req.method == "PATCH":
             ids = [str(r.get("id")) for r in records if isinstance(r, dict)]
             req.entry.record_ids = tuple(ids)
-            self._lock_for_fault(req, ids)
             results = self.org.update_via_api(records, all_or_none=all_or_none,
                                               user_id=self.integration_user_id,
-                                              locks=self.faults)
+                                              locks=self._record_faults(req, ids))
         else:
             results = self.org.insert_via_api(records, all_or_none=all_or_none)
         req.entry.written = tuple(str(r["id"]) for r in results if r.get("success"))
@@ -416,11 +436,11 @@ class SalesforceEmulator(EmulatorServer):
         req.entry.record_ids = (lead_id,)
         if lead_id not in self.org.leads:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        self._lock_for_fault(req, [lead_id])
         record = {**{k: v for k, v in doc.items() if k not in ("attributes", "id", "Id")},
                   "attributes": {"type": "Lead"}, "id": lead_id}
         [result] = self.org.update_via_api([record], all_or_none=True,
-                                           user_id=self.integration_user_id, locks=self.faults)
+                                           user_id=self.integration_user_id,
+                                           locks=self._record_faults(req, [lead_id]))
         if result["success"]:
             req.entry.written = (lead_id,)
             return Response(204)
