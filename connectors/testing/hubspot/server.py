@@ -1,6 +1,8 @@
 """The HubSpot emulator: a real HTTP server on 127.0.0.1 speaking the CRM v3 endpoints syncd uses.
 
-Endpoints and quirks follow /work/shared/reference/crm-api-facts.md sections C1-C8 (cited inline).
+Endpoints and quirks follow HubSpot's public CRM v3 documentation
+(https://developers.hubspot.com/docs/api/crm/contacts); the "facts" notes inline refer to the
+project's CRM API notes.
 The Python handle (:class:`HubSpotEmulator`) seeds data, simulates rep edits, controls the clock,
 injects faults and exposes the request journal (all from :mod:`connectors.testing.kit`).
 """
