@@ -313,9 +313,8 @@ class HubSpotEmulator(EmulatorServer):
     def error_response(self, exc: Exception, request: Request) -> Response | None:
         if isinstance(exc, ApiError):
             return Response(exc.status, exc.body(), dict(exc.headers))
-        if isinstance(exc, ValueError):  # a body that is not JSON
-            return Response(400, ApiError(400, "VALIDATION_ERROR",
-                                          f"Invalid input JSON: {exc}").body())
+        if isinstance(exc, ValueError):  # a body that is not JSON, a limit that is no number
+            return Response(400, ApiError(400, "VALIDATION_ERROR", f"Invalid input: {exc}").body())
         # A bug in the emulator: answer 500 so the client sees it.
         return Response(500, ApiError(500, "INTERNAL_ERROR",
                                       f"emulator error: {type(exc).__name__}: {exc}").body())
