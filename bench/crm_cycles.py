@@ -303,7 +303,7 @@ def run_hubspot(n: int) -> CrmRun:
             }, HS_STATUS_VALUES)
 
             def counts() -> Counter[str]:
-                return Counter(_hs_kind(e) for e in emu.journal.entries)
+                return Counter(_hs_kind(e) for e in emu.journal.entries())
 
             emu.journal.clear()
             app = _build_app(path, {"BENCH_HS_TOKEN": emu.access_token}, "hubspot",

@@ -51,7 +51,7 @@ class EmbeddedCRMs:
         return crms
 
     def _start(self) -> None:
-        from syncd.demo_data import generate_leads
+        from connectors.testing.leads import generate_leads
 
         cfg = self.settings.embedded
         leads = generate_leads(cfg.leads, seed=cfg.seed, now=datetime.now(UTC))

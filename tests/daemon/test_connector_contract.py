@@ -137,6 +137,6 @@ hubspot: {{enabled: true}}
             with pytest.raises(StartupError, match="'Recycled'"):
                 App.build(load_settings(config), connectors=connectors)
             assert "Recycled" not in hs_emu.status_options()
-            assert not hs_emu.journal.calls("PATCH")
+            assert not hs_emu.journal.entries("PATCH")
     finally:
         sf_emu.stop()

@@ -113,17 +113,17 @@ def _membership_sends(app: App, crm: str) -> int:
     if crm == "salesforce":
         return sum(e.records or 0 for e in app.embedded.salesforce.journal.writes()
                    if e.method == "POST" and "composite/sobjects" in e.path and e.status == 200)
-    return sum(e.records for e in app.embedded.hubspot.journal.calls(
+    return sum(e.records for e in app.embedded.hubspot.journal.entries(
         "PUT", "/memberships/add", status=200))
 
 
 def _fail_membership_once(app: App, crm: str) -> None:
     if crm == "salesforce":
-        app.embedded.salesforce.faults.fail_next(1, path_contains="composite/sobjects",
+        app.embedded.salesforce.faults.fail_next(1, path="composite/sobjects",
                                                  method="POST")
     else:
-        app.embedded.hubspot.faults.add(path=r"/memberships/add", method="PUT", status=503,
-                                        count=1)
+        app.embedded.hubspot.faults.fail_next(1, status=503, path=r"/memberships/add",
+                                              method="PUT")
 
 
 def _newsletter_outcomes(app: App, lead_id: str) -> list[tuple[str, str | None]]:
@@ -399,8 +399,8 @@ def test_sigkill_between_status_and_newsletter_batches_delivers_the_join_after_r
         env = {**os.environ, "SF_SECRET": emu.client_secret, "PYTHONUNBUFFERED": "1"}
         # The membership insert stalls, then fails without taking effect: the process is
         # certainly between the two batches when it is killed.
-        emu.faults.slow_next(1, delay=120, path_contains="composite/sobjects", method="POST")
-        emu.faults.fail_next(1, path_contains="composite/sobjects", method="POST")
+        emu.faults.slow_next(1, delay=120, path="composite/sobjects", method="POST")
+        emu.faults.fail_next(1, path="composite/sobjects", method="POST")
         proc = _sync_once(config, env)
         try:
             deadline = time.monotonic() + 60

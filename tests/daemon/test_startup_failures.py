@@ -239,7 +239,7 @@ def test_local_start_up_failure_is_one_line_exit_2_and_no_crm_call(
 def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
         tmp_path: Path, emu: SalesforceEmulator, failing: str) -> None:
     emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
-    emu.faults.fail_next(1000, status=503, path_contains=failing)
+    emu.faults.fail_next(1000, status=503, path=failing)
     config = _write_config(tmp_path, emu)
     proc = _syncd("run", "-c", str(config), env=_env(emu), bufsize=1)
     try:

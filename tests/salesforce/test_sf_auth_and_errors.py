@@ -130,7 +130,7 @@ def test_request_limit_exceeded_backs_off_instead_of_looping(emu, connector):
 
 def test_html_503_is_retried_then_succeeds(emu, connector):
     lid = emu.add_leads([lead(1)])[0]
-    emu.faults.fail_next(2, status=503, path_contains="/composite/")
+    emu.faults.fail_next(2, status=503, path="/composite/")
     (result,) = connector.write_batch([LeadChange(lid, {"status": "MQL"})])
     assert result.outcome is Outcome.OK
     assert [e.status for e in emu.journal.writes()] == [503, 503, 200]
@@ -138,7 +138,7 @@ def test_html_503_is_retried_then_succeeds(emu, connector):
 
 
 def test_persistent_503_becomes_retriable_error_after_configured_attempts(emu, connector):
-    emu.faults.fail_next(10, status=503, path_contains="/query")
+    emu.faults.fail_next(10, status=503, path="/query")
     with pytest.raises(RetriableError, match="3 times") as err:
         list(connector.iter_pages(None, until=emu.clock.now()))
     assert err.value.status == 503
@@ -155,7 +155,7 @@ def test_420_and_500_are_retried(emu, connector, status):
 
 def test_dropped_connection_is_retried(emu, connector):
     lid = emu.add_leads([lead(1)])[0]
-    emu.faults.drop_next(1, path_contains="/composite/")
+    emu.faults.drop_next(1, path="/composite/")
     (result,) = connector.write_batch([LeadChange(lid, {"status": "MQL"})])
     assert result.outcome is Outcome.OK
     assert [e.status for e in emu.journal.writes()] == [0, 200]
@@ -164,7 +164,7 @@ def test_dropped_connection_is_retried(emu, connector):
 def test_slow_response_times_out_and_is_retried(emu, make_connector):
     emu.add_leads([lead(1)])
     connector = make_connector(timeout_seconds=0.3)
-    emu.faults.slow_next(1, delay=1.0, path_contains="/query")
+    emu.faults.slow_next(1, delay=1.0, path="/query")
     pages = list(connector.iter_pages(None, until=emu.clock.now()))
     assert len(pages) == 1 and connector.stats.retries == 1
 
@@ -207,7 +207,7 @@ def test_stop_request_interrupts_a_retry_backoff_and_sends_nothing_more(emu):
 
     from connectors.errors import Interrupted
 
-    emu.faults.fail_next(10, status=503, path_contains="/query")
+    emu.faults.fail_next(10, status=503, path="/query")
     connector = SalesforceConnector(
         config_for(emu, retry={"attempts": 5, "initial_backoff_seconds": 30,
                                "jitter_seconds": 0}), clock=emu.clock.now)  # real-time waits

@@ -7,12 +7,12 @@ mode. One call of :func:`start` serves one connector instance (two portals: two 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from connectors.hubspot.config import DEFAULT_FIELDS
 from connectors.registry import DemoSeed
 from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES, EmulatorConfig
+from connectors.testing.hubspot.seed import hubspot_properties
 from connectors.testing.hubspot.server import HubSpotEmulator
 
 __all__ = ["EmbeddedHubSpot", "crm_record", "start"]
@@ -23,24 +23,8 @@ REP_STATUS = "IN_PROGRESS"
 
 def crm_record(lead: Mapping[str, Any], fields: Mapping[str, str],
                status_values: Mapping[str, str]) -> dict[str, Any]:
-    """A canonical demo lead as contact properties (property names, string values)."""
-    record: dict[str, Any] = {}
-    for canonical, value in lead.items():
-        api = fields.get(canonical)
-        if api is None or value is None:
-            continue
-        if canonical == "status":
-            value = status_values.get(value, value)
-        # HubSpot's API carries every property as a string
-        # (https://developers.hubspot.com/docs/api/crm/properties).
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        else:
-            value = str(value)
-        record[api] = value
-    return record
+    """A canonical demo lead as contact properties, encoded as the connector parses them."""
+    return dict(hubspot_properties(lead, fields, status_values))
 
 
 class EmbeddedHubSpot:

@@ -7,11 +7,11 @@ mode. One call of :func:`start` serves one connector instance (two orgs: two emu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from connectors.registry import DemoSeed
 from connectors.salesforce.config import DEFAULT_FIELDS
+from connectors.testing.salesforce.seed import salesforce_record
 from connectors.testing.salesforce.server import SalesforceEmulator
 
 __all__ = ["EmbeddedSalesforce", "crm_record", "start"]
@@ -23,19 +23,7 @@ REP_STATUS = "Working - Contacted"
 def crm_record(lead: Mapping[str, Any], fields: Mapping[str, str],
                status_values: Mapping[str, str]) -> dict[str, Any]:
     """A canonical demo lead as a Lead record (API field names, Salesforce value types)."""
-    record: dict[str, Any] = {}
-    for canonical, value in lead.items():
-        api = fields.get(canonical)
-        if api is None or value is None:
-            continue
-        if canonical == "status":
-            value = status_values.get(value, value)
-        elif canonical == "last_activity_at" and isinstance(value, datetime):
-            value = value.date()  # Lead.LastActivityDate is a date
-        record[api] = value
-    record.setdefault("LastName", "Unknown")  # required on Lead
-    record.setdefault("Company", "Unknown")
-    return record
+    return salesforce_record(lead, fields, status_values)
 
 
 class EmbeddedSalesforce:
