@@ -1,7 +1,7 @@
 """The ``syncd`` command.
 
-Exit status: 0 success; 1 a cycle failed at run time; 2 bad configuration or rules (nothing was
-written anywhere).
+Exit status: 0 success; 1 a cycle failed at run time; 2 bad configuration or rules, or another
+process holds a connector's lease (nothing was written anywhere).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import json
 import logging
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -68,8 +70,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     settings = _settings(config)
     setup_logging(settings.log)
     application = _build(settings)
-    application.recover_interrupted_runs()
-    from syncd.scheduler import Daemon
+    from syncd.scheduler import Daemon  # recovers each connector's runs once it leads it
 
     def show(report: Any) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
@@ -86,6 +87,9 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG,
          once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
          approve_large_run: Annotated[bool, typer.Option(
              "--approve-large-run", help="Let this run past the change breaker.")] = False,
+         wait: Annotated[bool, typer.Option(
+             "--wait", help="If a daemon holds a connector's lease, wait for it instead of "
+                            "refusing.")] = False,
          ) -> None:
     """One cycle per connector, then a summary (pulled, changed, written, failed per CRM)."""
     if not once:
@@ -93,17 +97,61 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG,
         raise typer.Exit(2)
     settings = _settings(config)
     setup_logging(settings.log)
-    application = _build(settings)
-    application.recover_interrupted_runs()
     failed = False
-    try:
-        for pipeline in application.pipelines.values():
-            report = pipeline.run_cycle(approve_large_run=approve_large_run)
-            _print_cycle(application, report)
-            failed |= report.outcome == "failed"
-    finally:
-        application.close()
+    with _leases(settings, "sync --once", wait=wait) as leases:
+        application = _build(settings)
+        try:
+            for name, pipeline in application.pipelines.items():
+                pipeline.lease = leases[name]
+                application.recover_interrupted_runs(name)
+                report = pipeline.run_cycle(approve_large_run=approve_large_run)
+                _print_cycle(application, report)
+                failed |= report.outcome in ("failed", "lease_lost")
+        finally:
+            application.close()
     raise typer.Exit(1 if failed else 0)
+
+
+@contextmanager
+def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[str, Any]]:
+    """Hold every enabled connector's lease for the block, or refuse (exit 2) naming the holder.
+
+    Taken before anything connects to a CRM, so a refusal writes nothing anywhere.
+    """
+    from syncd.app import _open_store
+    from syncd.lease import Lease
+    from syncd.state import StateStoreError
+
+    try:
+        store = _open_store(settings)
+    except StateStoreError as exc:
+        err.print(f"[bold red]syncd cannot start[/]; nothing was written:\n  {exc}")
+        raise typer.Exit(2) from None
+    held: dict[str, Lease] = {}
+    try:
+        for name in sorted(settings.connectors()):  # one order: two waiters cannot deadlock
+            lease = Lease(store, name, ttl=settings.lease.ttl,
+                          renew_every=settings.lease.renewal)
+            if wait and not lease.try_acquire():
+                holder = lease.last_holder
+                err.print(f"syncd {command}: waiting for the {name} lease held by "
+                          f"{holder.describe() if holder else 'another process'}",
+                          markup=False, highlight=False)
+                lease.wait_acquire()
+            if not lease.leader and not lease.try_acquire():
+                holder = lease.last_holder
+                err.print(f"syncd {command}: {name} is being written by another syncd ("
+                          f"{holder.describe() if holder else 'holder unknown'}); nothing was "
+                          "written. Stop it, use --wait, or run read-only commands instead",
+                          markup=False, highlight=False)
+                raise typer.Exit(2)
+            lease.start(standby=False)
+            held[name] = lease
+        yield held
+    finally:
+        for lease in held.values():
+            lease.close()
+        store.close()
 
 
 def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None:
@@ -130,21 +178,40 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
          as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
          pull: Annotated[bool, typer.Option("--pull/--no-pull",
                                             help="Refresh the mirror from the CRMs first "
-                                                 "(reads only).")] = False,
+                                                 "(reads only; needs the connectors' leases).")
+                                            ] = False,
+         wait: Annotated[bool, typer.Option(
+             "--wait", help="With --pull: if a daemon holds a connector's lease, wait for it "
+                            "instead of refusing.")] = False,
          ) -> None:
     """Dry run on the mirror: what the next cycle would change, and what is held or blocked.
 
-    Never writes to a CRM.
+    Never writes to a CRM. ``--pull`` writes the mirror, so it takes the connectors' leases: a
+    pull stored while a daemon writes would take the daemon's older reads for a person's edits.
     """
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
+    from syncd.lease import LeaseLost
     from syncd.plan import build_plan
 
-    application = _build(settings, connect=pull)
-    try:
-        result = build_plan(application, pull=pull)
-    finally:
-        application.close()
+    if not pull:
+        application = _build(settings, connect=False)
+        try:
+            result = build_plan(application)
+        finally:
+            application.close()
+    else:
+        with _leases(settings, "plan --pull", wait=wait) as leases:
+            application = _build(settings)
+            try:
+                for name, pipeline in application.pipelines.items():
+                    pipeline.lease = leases[name]
+                result = build_plan(application, pull=True)
+            except LeaseLost as exc:
+                err.print(f"syncd plan --pull: {exc}", markup=False, highlight=False)
+                raise typer.Exit(1) from None
+            finally:
+                application.close()
     if as_json:
         out.print_json(json.dumps(result, default=str))
         return

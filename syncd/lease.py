@@ -163,17 +163,21 @@ class Lease:
         with self._lock:
             if self.leader:
                 return self.renew()
-            if not self._take_file_lock():
-                self.last_holder = self.holder()
-                return False
+            seen = self.last_holder
             try:
-                taken = self._take_row()
+                if not self._take_file_lock():
+                    self.last_holder = self.holder()
+                    taken = False
+                else:
+                    taken = self._take_row()
             except SQLAlchemyError as exc:
-                log.warning("%s: could not read the lease (%s); trying again in %.0fs",
+                log.warning("%s: could not read the lease (%s); trying again in %.1fs",
                             self.connector, type(exc).__name__, self.renew_every.total_seconds())
                 taken = False
             if not taken:
                 self._drop_file_lock()
+                if _token(self.last_holder) != _token(seen):  # another holder took over
+                    self._changed()
                 return False
         log.info("%s: this process (host %s, pid %d) now leads; fencing token %d",
                  self.connector, self.identity.host, self.identity.pid, self.token)
@@ -386,6 +390,10 @@ class Lease:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def _token(holder: Holder | None) -> int | None:
+    return holder.token if holder is not None else None
 
 
 def _utc(value: datetime) -> datetime:

@@ -13,6 +13,10 @@
 4. **Write.** Pending rows are sent in batches of the CRM's maximum; every record's outcome is
    committed with its audit row before the next batch.
 
+With a ``lease`` (``syncd.lease``), storing a page and recording a batch check the fencing token
+in their transaction, and a batch is sent only after the lease was renewed: a process that lost
+the connector's lease ends the cycle (outcome ``lease_lost``) and writes nothing more.
+
 ``Planner`` holds the per-lead decision (shared by the cycle and by ``syncd plan``/``explain``).
 """
 
@@ -31,6 +35,7 @@ from typing import Any
 from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
 from connectors.errors import BudgetExhausted, ConnectorError, FatalError
 from rules.fields import FieldType, STANDARD_FIELDS
+from syncd.lease import Lease, LeaseLost
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import RunRow, StateStore, _utc
 
@@ -206,6 +211,7 @@ class Pipeline:
         self.metrics = metrics
         self.stop = stop or threading.Event()
         self.paused_until: datetime | None = None
+        self.lease: Lease | None = None  # set by whoever holds the connector's lease
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -224,6 +230,8 @@ class Pipeline:
         try:
             self.store.discard_stale_plans(self.crm, now)
             self.pull(report, until=now)
+            if self.lease is not None:
+                self.lease.verify()  # a standby must not supersede the new leader's plan
             if not self.stop.is_set():
                 self.plan(report, book, now, approve_large_run=approve_large_run)
             if report.outcome == "running" and not self.stop.is_set():
@@ -238,6 +246,8 @@ class Pipeline:
             report.outcome, report.message = "failed", str(exc)
         except ConnectorError as exc:
             report.outcome, report.message = "failed", f"{exc} (will retry next cycle)"
+        except LeaseLost as exc:
+            report.outcome, report.message = "lease_lost", str(exc)
         return self._finish(run, report, calls_before)
 
     def _finish(self, run: RunRow, report: CycleReport, calls_before: int) -> CycleReport:
@@ -277,6 +287,7 @@ class Pipeline:
         now = self.clock()
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
         with self.store.begin() as conn:
+            self._fence(conn)  # a page read before the new leader's writes must not land
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
@@ -446,6 +457,8 @@ class Pipeline:
             self._send(kind, _take(buffer, size), report)
 
     def _send(self, kind: str, groups: list[list[Any]], report: CycleReport) -> None:
+        if self.lease is not None:
+            self.lease.before_send()
         if kind == "field":
             changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in groups]
             results = self.connector.write_batch(changes)
@@ -479,6 +492,7 @@ class Pipeline:
             else:
                 failed.append((group, result))
         with self.store.begin() as conn:
+            self._fence(conn)
             for attempts, ids in _by_attempts(done).items():
                 self.store.set_change_state(conn, ids, "done", now, attempts=attempts)
             for group, result in retry:
@@ -503,6 +517,11 @@ class Pipeline:
         report.failed += len(failed)
         if self.metrics is not None:
             self.metrics.observe_results(self.crm, results)
+
+    def _fence(self, conn: Any) -> None:
+        """In a writing transaction: raise LeaseLost unless this process holds the lease."""
+        if self.lease is not None:
+            self.lease.check(conn)
 
     def _apply_to_mirror(self, conn: Any, done: Sequence[Sequence[Any]],
                          failed: Sequence[tuple[Sequence[Any], RecordResult]],
