@@ -27,7 +27,7 @@ naming this host whose file lock is free cannot belong to a live leader). The ro
 the token and the holder shown to operators.
 
 **Fencing.** Every transaction that stores pulled pages or records a batch's results checks the
-token (:meth:`Lease.check`, ``FOR SHARE`` on PostgreSQL so a takeover waits for the commit), and
+token (:meth:`Lease.check`, which locks the row, so a takeover waits for the commit), and
 a batch is sent only after a transaction renewed the lease under the same token
 (:meth:`Lease.before_send`): the lease then has a whole ttl left, extended by the heartbeat while
 the CRM answers. A process whose token was replaced raises :class:`LeaseLost`: the cycle ends,
@@ -291,16 +291,19 @@ class Lease:
     def check(self, conn: Connection) -> None:
         """Inside a writing transaction: raise :class:`LeaseLost` unless our token stands.
 
-        On PostgreSQL the row is share-locked until the transaction ends, so a takeover waits
-        for this commit and the commit can never land after it.
+        The check is a no-op write of the lease row, so the row stays locked until the
+        transaction ends: a takeover waits for this commit, and the commit can never land after
+        it (on SQLite a plain read would not even open the transaction: pysqlite begins one only
+        at the first write).
         """
         token = self.token
         if token is None:
             raise self._lost_error()
-        stmt = select(_TABLE.c.token, _TABLE.c.process_id).where(
-            _TABLE.c.connector == self.connector)
-        row = conn.execute(stmt.with_for_update(read=True) if self._postgres else stmt).first()
-        if row is None or row.token != token or row.process_id != self.identity.process_id:
+        held = conn.execute(update(_TABLE).where(
+            _TABLE.c.connector == self.connector, _TABLE.c.token == token,
+            _TABLE.c.process_id == self.identity.process_id)
+            .values(token=_TABLE.c.token)).rowcount
+        if held != 1:
             with self._lock:
                 if self.token == token:
                     self._lose("its fencing token was replaced")
