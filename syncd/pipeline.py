@@ -375,6 +375,7 @@ class Pipeline:
         if (changing_leads >= self.breaker.min_changes
                 and share > self.breaker.max_change_share and not approve_large_run):
             with self.store.begin() as conn:
+                self._fence(conn)
                 self.store.promote_planned(conn, self.crm, report.run_id, "blocked", now)
             report.outcome = "breaker"
             report.message = (f"this run would change {changing_leads} of {live} leads "
@@ -386,6 +387,7 @@ class Pipeline:
                 self.metrics.breaker_trips.labels(self.crm).inc()
             return
         with self.store.begin() as conn:
+            self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, "pending", now)
 
     def _record_plan(self, items: Sequence[tuple[Any, LeadVerdict]], report: CycleReport,
@@ -393,6 +395,7 @@ class Pipeline:
         """Reconcile verdicts with open outbox rows; returns leads with field changes."""
         changing = 0
         with self.store.begin() as conn:
+            self._fence(conn)
             open_rows: dict[str, list[Any]] = defaultdict(list)
             for r in self.store.open_changes(conn, self.crm, [row.lead_id for row, _ in items]):
                 open_rows[r.lead_id].append(r)

@@ -68,8 +68,9 @@ class Daemon:
                     pass
             return
         holder = lease.last_holder
-        self.app.metrics.observe_lease(lease.connector, False, holder and holder.host,
-                                       holder and holder.pid)
+        self.app.metrics.observe_lease(lease.connector, False,
+                                       holder.host if holder else None,
+                                       holder.pid if holder else None)
         log.info("%s: standby; %s holds the lease; taking over when it stops or its lease "
                  "expires", lease.connector, holder.describe() if holder else "another process")
 
