@@ -223,7 +223,8 @@ def rep_edited(url: str) -> int:
 def run_cli(config: Path, emu: HubSpotEmulator, *args: str,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "syncd.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, env=env(emu), timeout=timeout)
+                          capture_output=True, text=True, env=env(emu), timeout=timeout,
+                          check=False)
 
 
 # ---- tests ----------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def test_two_daemons_one_writes_and_a_killed_leader_is_replaced_within_two_lease
     first = daemons(config, hubspot, "first")
     first.wait_for(r"hubspot: this process .* now leads")
     second = daemons(config, hubspot, "second")
-    second.wait_for(r"hubspot: standby; host \S+, pid %d, since" % first.proc.pid)
+    second.wait_for(rf"hubspot: standby; host \S+, pid {first.proc.pid}, since")
     status, ready = second.readyz()
     assert status == 200 and ready["status"] == "standby", ready
     assert ready["connectors"]["hubspot"]["lease"] == "standby"
@@ -368,14 +369,22 @@ def test_read_only_commands_work_while_a_daemon_holds_the_lease(
     run_id = daemon.wait_for(r"syncd\.pipeline: cycle (\w+) hubspot: pulled 50")[1]
     assert lease_row(f"sqlite:///{tmp_path / 'state.db'}").pid == daemon.proc.pid
 
-    status = run_cli(config, hubspot, "status")
-    assert status.returncode == 0 and "hubspot: 0 pending writes" in status.stdout, status
-    plan = run_cli(config, hubspot, "plan")
-    assert plan.returncode == 0 and "50 live leads" in plan.stdout, plan
-    explain = run_cli(config, hubspot, "explain", ids[0])
-    assert explain.returncode == 0 and "stale-nurture" in explain.stdout, explain
-    audit = run_cli(config, hubspot, "audit", "--run", run_id)
-    assert audit.returncode == 0 and audit.stdout.count("applied") == 50, audit
+    from typer.testing import CliRunner
+
+    from syncd.cli import app as cli
+
+    def invoke(*args: str) -> Any:  # in-process: these commands take no lease
+        return CliRunner().invoke(cli, [*args, "--config", str(config)],
+                                  env={TOKEN_ENV: hubspot.access_token}, catch_exceptions=False)
+
+    status = invoke("status")
+    assert status.exit_code == 0 and "hubspot: 0 pending writes" in status.stdout, status
+    plan = invoke("plan")
+    assert plan.exit_code == 0 and "50 live leads" in plan.stdout, plan
+    explain = invoke("explain", ids[0])
+    assert explain.exit_code == 0 and "stale-nurture" in explain.stdout, explain
+    audit = invoke("audit", "--run", run_id)
+    assert audit.exit_code == 0 and audit.stdout.count("applied") == 50, audit
     assert daemon.proc.poll() is None
 
 
@@ -403,3 +412,18 @@ def test_lease_row_fences_a_store_whose_token_was_replaced(tmp_path: Path) -> No
     finally:
         store.close()
         other.close()
+
+
+def test_lease_settings_default_renewal_is_a_third_of_the_ttl_and_must_be_shorter(
+        tmp_path: Path) -> None:
+    from syncd.settings import load_settings
+    from syncd.yamlfile import YamlFileError
+
+    config = tmp_path / "syncd.yaml"
+    config.write_text("lease: {ttl: 45s}\n")
+    assert load_settings(config).lease.renewal == timedelta(seconds=15)
+    config.write_text("lease:\n  ttl: 2s\n  renew_every: 3s\n")
+    with pytest.raises(YamlFileError) as exc:
+        load_settings(config)
+    assert "renew_every must be shorter than lease.ttl" in str(exc.value)
+    assert f"{config}:" in str(exc.value)
