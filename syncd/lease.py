@@ -21,10 +21,16 @@ works through any pool. Expiry is judged by the database's clock (``clock_timest
 by the hosts' clocks, which may disagree.
 
 **SQLite** adds an OS file lock (``fcntl.flock`` on ``<database>.lease-<name>.lock`` beside the
-database, held on a dedicated file descriptor while leading): the kernel drops it when the
-process dies, so a standby on the same host takes over at once instead of after the ttl (a row
-naming this host whose file lock is free cannot belong to a live leader). The row still carries
-the token and the holder shown to operators.
+database, held on a dedicated file descriptor while leading; the kernel drops it when the
+process dies): while a leader lives no other process can lead, even if its renewals stall and
+the row expires. The row still carries the token and the holder shown to operators, and its
+expiry must pass before a standby takes over from a dead leader.
+
+**Why a dead leader's lease must run out.** A batch the leader sent just before it died may still
+be applied by the CRM after it died. Each send renews the lease to a whole ttl, and the ttl
+should exceed the connector's request timeout (the daemon warns otherwise), so by the time a
+standby may take over, that request has been answered or abandoned, and the new leader's first
+pull sees its effect instead of sending the same changes again.
 
 **Fencing.** Every transaction that stores pulled pages or records a batch's results checks the
 token (:meth:`Lease.check`, which locks the row, so a takeover waits for the commit), and
@@ -202,10 +208,7 @@ class Lease:
                     return False
                 token = 1
             else:
-                free = _utc(row.expires_at) <= now or (
-                    # SQLite: we hold the file lock, so a holder on this host is gone.
-                    self._lock_fd is not None and row.host == me.host)
-                if not free:
+                if _utc(row.expires_at) > now:
                     self.last_holder = _holder(row)
                     return False
                 token = row.token + 1

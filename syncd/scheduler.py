@@ -49,6 +49,13 @@ class Daemon:
     def _open_leases(self) -> None:
         settings = self.app.settings.lease
         for name, pipeline in self.app.pipelines.items():
+            timeout = (self.app.settings.connectors()[name].connector or {}).get(
+                "timeout_seconds", 30)
+            if isinstance(timeout, (int, float)) and settings.ttl.total_seconds() < timeout:
+                # A send renews the lease to a full ttl; a request outlasting it while the
+                # heartbeat fails could overlap a standby's takeover.
+                log.warning("%s: lease.ttl (%s) is shorter than the connector's request timeout "
+                            "(%ss); raise lease.ttl", name, settings.ttl, timeout)
             lease = Lease(self.app.store, name, ttl=settings.ttl,
                           renew_every=settings.renewal, on_change=self._lease_changed)
             self.leases[name] = lease

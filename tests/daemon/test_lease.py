@@ -103,6 +103,7 @@ hubspot:
   status_values: {{New: NEW, Nurture: NURTURE}}
   connector:
     base_url: {emu.base_url}
+    timeout_seconds: {TTL * 0.75}   # a send the killed leader left in flight ends within the ttl
     auth: {{type: private_app, access_token: {{env: {TOKEN_ENV}}}}}
 """)
     return path
@@ -245,6 +246,14 @@ def test_two_daemons_one_writes_and_a_killed_leader_is_replaced_within_two_lease
     assert 'syncd_lease_leader{connector="hubspot"} 1.0' in first.metric("syncd_lease_leader")
 
     wait_until(lambda: len(sent_ids(hubspot)) >= 300, 30, "the leader's first batches")
+    store = StateStore(state_url)
+    try:  # the standby left the leader's live run and its plan alone
+        assert store.last_runs(1, crm="hubspot")[0].outcome == "running"
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM outbox WHERE state = 'superseded'")
+                                ).scalar_one() == 0
+    finally:
+        store.close()
     first.proc.kill()  # SIGKILL: no release, no goodbye
     killed = time.monotonic()
     first.proc.wait()
