@@ -258,7 +258,8 @@ def test_two_daemons_one_writes_and_a_killed_leader_is_replaced_within_two_lease
     killed = time.monotonic()
     first.proc.wait()
     second.wait_for(r"hubspot: this process .* now leads", timeout=4 * TTL)
-    assert time.monotonic() - killed <= 2 * TTL + 0.5  # 0.5 s: reading the log file
+    took = time.monotonic() - killed
+    assert took <= 2 * TTL + 1, f"took over {took:.1f}s after the kill"  # +1 s: log polling
     second.wait_for(r"syncd\.pipeline: cycle \w+ hubspot: pulled", timeout=45)
 
     assert "syncd.pipeline: cycle" not in second.output().split("now leads")[0]
