@@ -119,7 +119,7 @@ def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[st
     Taken before anything connects to a CRM, so a refusal writes nothing anywhere.
     """
     from syncd.app import _open_store
-    from syncd.lease import Lease
+    from syncd.lease import Lease, connector_lease
     from syncd.state import StateStoreError
 
     try:
@@ -130,8 +130,7 @@ def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[st
     held: dict[str, Lease] = {}
     try:
         for name in sorted(settings.connectors()):  # one order: two waiters cannot deadlock
-            lease = Lease(store, name, ttl=settings.lease.ttl,
-                          renew_every=settings.lease.renewal)
+            lease = connector_lease(store, settings, name)
             if wait and not lease.try_acquire():
                 holder = lease.last_holder
                 err.print(f"syncd {command}: waiting for the {name} lease held by "

@@ -27,10 +27,11 @@ the row expires. The row still carries the token and the holder shown to operato
 expiry must pass before a standby takes over from a dead leader.
 
 **Why a dead leader's lease must run out.** A batch the leader sent just before it died may still
-be applied by the CRM after it died. Each send renews the lease to a whole ttl, and the ttl
-should exceed the connector's request timeout (the daemon warns otherwise), so by the time a
-standby may take over, that request has been answered or abandoned, and the new leader's first
-pull sees its effect instead of sending the same changes again.
+be applied by the CRM after it died. Each send renews the lease to a whole ttl and at least the
+connector's request timeout (keep the ttl above it: a retry inside the connector is covered by
+the heartbeat's ttl only), so by the time a standby may take over, that request has been
+answered or abandoned, and the new leader's first pull sees its effect instead of sending the
+same changes again.
 
 **Fencing.** Every transaction that stores pulled pages or records a batch's results checks the
 token (:meth:`Lease.check`, which locks the row, so a takeover waits for the commit), and
@@ -58,13 +59,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from syncd.settings import Settings
 from syncd.state import LeaseRow, StateStore
 
-__all__ = ["Holder", "Identity", "Lease", "LeaseLost", "this_process"]
+__all__ = ["Holder", "Identity", "Lease", "LeaseLost", "connector_lease", "this_process"]
 
 log = logging.getLogger("syncd.lease")
 
@@ -113,12 +115,14 @@ class Holder:
 class Lease:
     """The lease of one connector for this process.
 
-    ``on_change`` is called (from the heartbeat thread) whenever this process becomes the
+    ``cover`` is the longest one request to the CRM may take (the connector's timeout): a send
+    extends the lease to at least that. ``on_change`` is called (from the heartbeat thread) whenever this process becomes the
     leader or stops being it.
     """
 
     def __init__(self, store: StateStore, connector: str, *, ttl: timedelta,
-                 renew_every: timedelta, identity: Identity | None = None,
+                 renew_every: timedelta, cover: timedelta = timedelta(0),
+                 identity: Identity | None = None,
                  on_change: Callable[[Lease], None] | None = None) -> None:
         if not connector or len(connector) > 64:
             raise ValueError(f"connector name {connector!r} must have 1 to 64 characters")
@@ -126,6 +130,7 @@ class Lease:
         self.connector = connector
         self.ttl = ttl
         self.renew_every = renew_every
+        self.cover = cover  # how long one request to the CRM may take (its timeout)
         self.identity = identity or this_process()
         self.on_change = on_change
         self.token: int | None = None  # set while leading
@@ -237,17 +242,23 @@ class Lease:
                 self._lose(f"it could not be renewed for {self.ttl} ({type(exc).__name__})")
                 return False
 
-    def _extend(self) -> bool:
-        """One renewal transaction under our token (caller holds ``_lock``)."""
+    def _extend(self, length: timedelta | None = None) -> bool:
+        """One renewal transaction under our token (caller holds ``_lock``).
+
+        The expiry becomes at least now + ``length`` (default: the ttl); a renewal never
+        shortens an expiry a send extended to cover its request.
+        """
         if not self.leader:
             return False
         started = time.monotonic()
         with self.store.begin() as conn:
             now = self._now(conn)
+            until = now + (length or self.ttl)
             done = conn.execute(update(_TABLE).where(
                 _TABLE.c.connector == self.connector, _TABLE.c.token == self.token,
                 _TABLE.c.process_id == self.identity.process_id)
-                .values(renewed_at=now, expires_at=now + self.ttl)).rowcount
+                .values(renewed_at=now, expires_at=case(
+                    (_TABLE.c.expires_at > until, _TABLE.c.expires_at), else_=until))).rowcount
         if done != 1:
             self._lose("another process took the lease")
             return False
@@ -315,8 +326,9 @@ class Lease:
     def before_send(self) -> None:
         """Before a batch goes to the CRM: renew under our token, or raise :class:`LeaseLost`.
 
-        After the renewal the lease has a whole ttl left, and the heartbeat extends it while the
-        request runs; a failed renewal stops sending at once.
+        After the renewal the lease has a whole ttl left, and at least ``cover`` (the connector's
+        request timeout), so a standby cannot take over while this request may still be applied;
+        the heartbeat extends it while the CRM answers. A failed renewal stops sending at once.
         """
         if not self.leader or not self._renew_now():
             raise self._lost_error()
@@ -329,7 +341,7 @@ class Lease:
     def _renew_now(self) -> bool:
         with self._lock:
             try:
-                return self._extend()
+                return self._extend(max(self.ttl, self.cover))
             except SQLAlchemyError as exc:
                 log.warning("%s: lease renewal before a send failed (%s); not sending",
                             self.connector, type(exc).__name__)
@@ -396,6 +408,19 @@ class Lease:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def connector_lease(store: StateStore, settings: Settings, name: str,
+                    on_change: Callable[[Lease], None] | None = None) -> Lease:
+    """The lease of connector ``name`` as the settings describe it (ttl, renewal, timeout)."""
+    timeout = (settings.connectors()[name].connector or {}).get("timeout_seconds", 30)
+    cover = timedelta(seconds=timeout) if isinstance(timeout, (int, float)) else timedelta(0)
+    if settings.lease.ttl < cover:
+        log.warning("%s: lease.ttl (%s) is shorter than the connector's request timeout (%s): "
+                    "each send holds the lease for the timeout, and a standby takes over that "
+                    "much later after a crash; raise lease.ttl", name, settings.lease.ttl, cover)
+    return Lease(store, name, ttl=settings.lease.ttl, renew_every=settings.lease.renewal,
+                 cover=cover, on_change=on_change)
 
 
 def _token(holder: Holder | None) -> int | None:

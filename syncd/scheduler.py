@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.app import App
 from syncd.health import HealthServer
-from syncd.lease import Lease
+from syncd.lease import Lease, connector_lease
 
 __all__ = ["Daemon"]
 
@@ -47,17 +47,9 @@ class Daemon:
         self._recovered: dict[str, int] = {}  # connector -> lease token its recovery ran under
 
     def _open_leases(self) -> None:
-        settings = self.app.settings.lease
         for name, pipeline in self.app.pipelines.items():
-            timeout = (self.app.settings.connectors()[name].connector or {}).get(
-                "timeout_seconds", 30)
-            if isinstance(timeout, (int, float)) and settings.ttl.total_seconds() < timeout:
-                # A send renews the lease to a full ttl; a request outlasting it while the
-                # heartbeat fails could overlap a standby's takeover.
-                log.warning("%s: lease.ttl (%s) is shorter than the connector's request timeout "
-                            "(%ss); raise lease.ttl", name, settings.ttl, timeout)
-            lease = Lease(self.app.store, name, ttl=settings.ttl,
-                          renew_every=settings.renewal, on_change=self._lease_changed)
+            lease = connector_lease(self.app.store, self.app.settings, name,
+                                    on_change=self._lease_changed)
             self.leases[name] = lease
             pipeline.lease = lease
             if not lease.try_acquire():

@@ -437,3 +437,28 @@ def test_lease_settings_default_renewal_is_a_third_of_the_ttl_and_must_be_shorte
         load_settings(config)
     assert "renew_every must be shorter than lease.ttl" in str(exc.value)
     assert f"{config}:" in str(exc.value)
+
+
+def test_a_send_holds_the_lease_for_the_request_timeout_and_renewals_never_shorten_it(
+        tmp_path: Path) -> None:
+    """A standby must not take over while a request the leader sent may still be applied."""
+    from syncd.lease import Lease
+
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        lease = Lease(store, "hubspot", ttl=timedelta(seconds=TTL),
+                      renew_every=timedelta(seconds=TTL / 3), cover=timedelta(seconds=20))
+        assert lease.try_acquire()
+        holder = lease.holder()
+        assert holder is not None and holder.expires_at - datetime.now(UTC) <= \
+            timedelta(seconds=TTL)
+        lease.before_send()
+        assert lease.renew()  # the heartbeat's ttl is shorter than what the send needs
+        holder = lease.holder()
+        assert holder is not None and holder.expires_at - datetime.now(UTC) > \
+            timedelta(seconds=19)
+        lease.release()
+        holder = lease.holder()
+        assert holder is not None and holder.expires_at <= datetime.now(UTC)
+    finally:
+        store.close()
