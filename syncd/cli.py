@@ -289,6 +289,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     for crm, part in report["crms"].items():
         out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
                   f"failed, {len(part['held'])} held", highlight=False)
+        out.print(f"  written by the syncd on {part['writer']}" if part["writer"]
+                  else "  no syncd holds its lease now", highlight=False)
         for run_row in part["runs"]:
             out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"{run_row['outcome']}: pulled {run_row['pulled']}, written "

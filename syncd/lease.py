@@ -66,7 +66,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from syncd.settings import Settings
 from syncd.state import LeaseRow, StateStore
 
-__all__ = ["Holder", "Identity", "Lease", "LeaseLost", "connector_lease", "this_process"]
+__all__ = ["Holder", "Identity", "Lease", "LeaseLost", "connector_lease", "current_holder",
+           "this_process"]
 
 log = logging.getLogger("syncd.lease")
 
@@ -408,6 +409,15 @@ class Lease:
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def current_holder(store: StateStore, connector: str) -> Holder | None:
+    """Who holds ``connector``'s lease now (None when nobody does); reads only."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(_TABLE).where(_TABLE.c.connector == connector)).first()
+    if row is None or _utc(row.expires_at) <= datetime.now(UTC):
+        return None
+    return _holder(row)
 
 
 def connector_lease(store: StateStore, settings: Settings, name: str,

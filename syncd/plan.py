@@ -119,5 +119,14 @@ def status_report(app: Any) -> dict[str, Any]:
                         "error_message": r.error_message} for r in app.store.failed_leads(name)],
             "held": held,
             "runs": [dict(r._mapping) for r in app.store.last_runs(5, crm=name)],
+            "writer": _writer(app.store, name),
         }
     return report
+
+
+def _writer(store: Any, name: str) -> str | None:
+    """The process holding the connector's lease (the one that writes it), if any."""
+    from syncd.lease import current_holder
+
+    holder = current_holder(store, name)
+    return holder.describe() if holder else None

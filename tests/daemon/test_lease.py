@@ -389,6 +389,8 @@ def test_read_only_commands_work_while_a_daemon_holds_the_lease(
 
     status = invoke("status")
     assert status.exit_code == 0 and "hubspot: 0 pending writes" in status.stdout, status
+    assert "written by the syncd on host " in status.stdout
+    assert f"pid {daemon.proc.pid}, since" in status.stdout
     plan = invoke("plan")
     assert plan.exit_code == 0 and "50 live leads" in plan.stdout, plan
     explain = invoke("explain", ids[0])
