@@ -319,9 +319,17 @@ class Lease:
             _TABLE.c.process_id == self.identity.process_id)
             .values(token=_TABLE.c.token)).rowcount
         if held != 1:
-            with self._lock:
-                if self.token == token:
-                    self._lose("its fencing token was replaced")
+            # Not blocking: the heartbeat may hold the lock while it waits for this very
+            # transaction's database lock; it then finds the loss itself.
+            if self._lock.acquire(blocking=False):
+                try:
+                    if self.token == token:
+                        self._lose("its fencing token was replaced")
+                finally:
+                    self._lock.release()
+            else:
+                with contextlib.suppress(SQLAlchemyError):
+                    self.last_holder = self.holder()
             raise self._lost_error()
 
     def before_send(self) -> None:
