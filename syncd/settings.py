@@ -41,6 +41,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from ruamel.yaml.comments import CommentedMap
 
@@ -51,6 +52,7 @@ from syncd.yamlfile import Located, YamlFileError, load_yaml, locate, validation
 __all__ = [
     "ConnectorSettings",
     "InstanceName",
+    "LeaseSettings",
     "Settings",
     "load_settings",
     "parse_duration",
@@ -143,6 +145,30 @@ class OutboxSettings(_Model):
     retry_base: Duration = Field(timedelta(seconds=30), description="First retry delay; doubles.")
 
 
+class LeaseSettings(_Model):
+    """One writer per connector: the process holding a connector's lease runs its cycles."""
+
+    ttl: Duration = Field(timedelta(seconds=30), gt=timedelta(0),
+                          description="How long a lease lasts unless renewed. A standby takes "
+                                      "over at most this long (plus one renewal period) after "
+                                      "the leader dies; keep it above the connectors' request "
+                                      "timeout.")
+    renew_every: Duration | None = Field(None, gt=timedelta(0),
+                                         description="How often the leader renews its lease and "
+                                                     "a standby tries to take it. Default: ttl/3; "
+                                                     "must be shorter than ttl.")
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> LeaseSettings:
+        if self.renew_every is not None and self.renew_every >= self.ttl:
+            raise ValueError("lease.renew_every must be shorter than lease.ttl")
+        return self
+
+    @property
+    def renewal(self) -> timedelta:
+        return self.renew_every if self.renew_every is not None else self.ttl / 3
+
+
 class ServerSettings(_Model):
     enabled: bool = True
     host: str = Field("127.0.0.1", description="Bind address of /healthz, /readyz and /metrics.")
@@ -227,6 +253,7 @@ class Settings(_Model):
                                            description="ICP and free-mail settings (see README).")
     breaker: BreakerSettings = BreakerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    lease: LeaseSettings = LeaseSettings()
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
