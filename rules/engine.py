@@ -18,7 +18,7 @@ Semantics (kept in one place so ``plan``, ``explain`` and the docs agree):
 * ``Decision.rule_id`` is the rule that decided the status; else the blocked rule; else the first
   rule that matched; else None.
 
-Evaluation never raises on lead data (see ``rules.compiler`` for null semantics) and allocates
+Evaluation never raises on lead data (see ``rules.conditions`` for null semantics) and allocates
 little: decisions are cached per (matched rules, current status) and shared, so treat them as
 read-only.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from rules.compiler import CondFn, Node
+from rules.conditions import CondFn, Node
 from rules.fields import FieldType
 from rules.issues import RuleIssue
 

@@ -28,7 +28,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from rules.compiler import as_aware_datetime
+from rules.conditions import as_aware_datetime
 from rules.engine import Decision, RuleBook
 from rules.fields import FieldType
 from rules.issues import suggest

@@ -43,15 +43,14 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``"30s"``, ``"15m"``, ``"48h"``, ``"90d"``, ``"2w"`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"'{value}' is not a duration; use a number followed by s, m, h, d or w")
-    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    """``"30s"``, ``"15m"``, ``"48h"``, ``"90d"``, ``"2w"`` or a number of seconds.
+
+    The grammar is the rule language's (``rules.durations``), so config and rules accept the
+    same forms; a bad or overlong value raises ``ValueError`` (reported with its location).
+    """
+    from rules.durations import parse_duration_setting
+
+    return parse_duration_setting(value)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
