@@ -44,7 +44,6 @@ from rules.schema import (
     Action,
     AddToNewsletter,
     AllCondition,
-    AnyCondition,
     Archive,
     Condition,
     FieldRef,
@@ -540,7 +539,7 @@ class _ActionChecker:
             return f"unknown field '{fname}'", suggest(fname, options.fields)
         if fname not in options.settable:
             allowed = ", ".join(sorted(options.settable)) or "none"
-            return (f"field '{fname}' is not on the settable allowlist (settable fields: "
-                    f"{allowed}); add it to the config's settable fields first",
-                    suggest(fname, options.settable))
+            message = (f"field '{fname}' is not on the settable allowlist (settable fields: "
+                       f"{allowed}); add it to the config's settable fields first")
+            return message, suggest(fname, options.settable)
         return None

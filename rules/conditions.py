@@ -36,7 +36,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from rules.durations import DurationError, parse_duration
@@ -64,7 +64,6 @@ CondFn = Callable[[Lead, Sequence[datetime]], bool]
 #: What an operator takes: a value, a list of values (in/not_in) or another field (gt/...).
 OperatorValue = Scalar | list[Scalar] | FieldRef
 
-_UTC = timezone.utc
 _ORDERED = {FieldType.INTEGER, FieldType.NUMBER, FieldType.DATETIME}
 _OPS_BY_TYPE: dict[str, set[FieldType] | None] = {
     "eq": None, "ne": None, "in": None, "not_in": None, "present": None, "missing": None,
@@ -103,7 +102,7 @@ class ConditionError(Exception):
 def as_aware_datetime(value: object) -> datetime | None:
     """``value`` as an aware datetime (naive = UTC; ISO text parsed), or None if it is none."""
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, str):
         if not value:
             return None
@@ -111,9 +110,9 @@ def as_aware_datetime(value: object) -> datetime | None:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             return None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_UTC)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=_UTC)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     return None
 
 
@@ -198,7 +197,7 @@ class LeafSpec:
 class Node:
     """Explain tree mirroring a compiled condition; ``explain`` reports the deciding leaf."""
 
-    __slots__ = ("kind", "children", "fn", "spec")
+    __slots__ = ("children", "fn", "kind", "spec")
 
     def __init__(self, kind: str, fn: CondFn, children: tuple[Node, ...] = (),
                  spec: LeafSpec | None = None) -> None:
@@ -387,7 +386,7 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
         def older_than(lead: Lead, th: Sequence[datetime]) -> bool:
             x = lead.get(field)
             try:
-                return x < th[index]  # type: ignore[no-any-return,operator]
+                return x < th[index]  # type: ignore[operator]
             except TypeError:
                 x = as_aware_datetime(x)
                 return x is not None and x < th[index]
@@ -396,7 +395,7 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
     def within(lead: Lead, th: Sequence[datetime]) -> bool:
         x = lead.get(field)
         try:
-            return x >= th[index]  # type: ignore[no-any-return,operator]
+            return x >= th[index]  # type: ignore[operator]
         except TypeError:
             x = as_aware_datetime(x)
             return x is not None and x >= th[index]
@@ -423,6 +422,10 @@ def _membership(field: str, ftype: FieldType, values: frozenset[Any], *,
                 found = False
             return not found if negate else found
         return typed_in
+    return _text_membership(field, values, negate=negate)
+
+
+def _text_membership(field: str, values: frozenset[Any], *, negate: bool) -> CondFn:
     if negate:
         def not_in(lead: Lead, th: Sequence[datetime]) -> bool:
             try:
@@ -479,7 +482,7 @@ def _ordering(field: str, ftype: FieldType, op: str, value: Any) -> CondFn:
         def dt_cmp(lead: Lead, th: Sequence[datetime]) -> bool:
             x = lead.get(field)
             try:
-                return cmp(x, value)  # type: ignore[no-any-return]
+                return cmp(x, value)
             except TypeError:
                 x = as_aware_datetime(x)
                 return x is not None and cmp(x, value)
@@ -490,7 +493,7 @@ def _ordering(field: str, ftype: FieldType, op: str, value: Any) -> CondFn:
         if x.__class__ is bool or x.__class__ is str:
             return False  # wrong-typed: text compares with nothing, true/false are no numbers
         try:
-            return cmp(x, value)  # type: ignore[no-any-return]
+            return cmp(x, value)
         except TypeError:
             return False
     return num_cmp
@@ -511,7 +514,7 @@ def _field_ordering(leaf: _Leaf, other: str) -> CondFn:
         def dt_fields(lead: Lead, th: Sequence[datetime]) -> bool:
             x, y = lead.get(field), lead.get(other)
             try:
-                return cmp(x, y)  # type: ignore[no-any-return]
+                return cmp(x, y)
             except TypeError:
                 x, y = as_aware_datetime(x), as_aware_datetime(y)
                 return x is not None and y is not None and cmp(x, y)
@@ -522,7 +525,7 @@ def _field_ordering(leaf: _Leaf, other: str) -> CondFn:
         if x.__class__ in (bool, str) or y.__class__ in (bool, str):
             return False
         try:
-            return cmp(x, y)  # type: ignore[no-any-return]
+            return cmp(x, y)
         except TypeError:
             return False
     return num_fields
@@ -555,7 +558,7 @@ def combine(kind: str, children: Sequence[Node]) -> Node:
     fn: CondFn
     if kind == "not":
         inner = fns[0]
-        fn = lambda lead, th: not inner(lead, th)  # noqa: E731
+        fn = lambda lead, th: not inner(lead, th)
     elif len(fns) == 1:
         fn = fns[0]
     elif kind == "all":

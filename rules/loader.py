@@ -1,4 +1,4 @@
-"""Load rule files: YAML -> typed models (pydantic) -> compiled :class:`RuleSet` / :class:`RuleBook`.
+"""Load rule files: YAML -> typed models (pydantic) -> compiled :class:`RuleSet` and book.
 
 The admin's experience is the point: every problem in a file is reported at once, each with
 file, line and column, the rule it is in, a plain-English message and a did-you-mean suggestion

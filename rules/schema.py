@@ -32,6 +32,9 @@ from pydantic import (
 
 __all__ = [
     "ACTION_KEYS",
+    "COMBINATOR_KEYS",
+    "CONDITION_OPERATORS",
+    "SCHEMA_PATH",
     "Action",
     "AllCondition",
     "AnyCondition",
@@ -39,12 +42,9 @@ __all__ = [
     "FieldRef",
     "LeafCondition",
     "NotCondition",
-    "Scalar",
-    "CONDITION_OPERATORS",
-    "COMBINATOR_KEYS",
-    "SCHEMA_PATH",
     "RuleModel",
     "RuleSetModel",
+    "Scalar",
     "ruleset_json_schema",
 ]
 
@@ -117,7 +117,7 @@ class LeafCondition(BaseModel):
         given = self.model_fields_set
         for op, attr in _OPERATOR_ATTRS:
             if attr in given:
-                return op, getattr(self, attr)  # type: ignore[no-any-return]
+                return op, getattr(self, attr)
         raise AssertionError("a validated leaf condition has an operator")
 
 
@@ -163,7 +163,7 @@ def _condition_tag(value: Any) -> str | None:
 
 
 Condition = Annotated[
-    Union[
+    Union[  # noqa: UP007 - one member per line, each with its tag
         Annotated[AllCondition, Tag("cond:all")],
         Annotated[AnyCondition, Tag("cond:any")],
         Annotated[NotCondition, Tag("cond:not")],
@@ -235,7 +235,7 @@ def _action_tag(value: Any) -> str | None:
 
 
 Action = Annotated[
-    Union[
+    Union[  # noqa: UP007 - one member per line, each with its tag
         Annotated[SetStatus, Tag("action:set_status")],
         Annotated[Archive, Tag("action:archive")],
         Annotated[AddToNewsletter, Tag("action:add_to_newsletter")],

@@ -27,6 +27,7 @@ from rules.schema import (
     StatusMeta,
     TransitionGuard,
 )
+from rules.yamldoc import has_child
 
 __all__ = ["report_shape_errors"]
 
@@ -86,12 +87,10 @@ class _ShapeReport:
 
     def real_path(self, loc: Iterable[Any]) -> Loc:
         """The part of a pydantic ``loc`` that exists in the data."""
-        node, out = self.data, []
+        node: Any = self.data
+        out = []
         for step in loc:
-            if isinstance(node, dict) and _has_key(node, step):
-                node = node[step]
-                out.append(step)
-            elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            if has_child(node, step):
                 node = node[step]
                 out.append(step)
         return tuple(out)
@@ -215,13 +214,6 @@ class _ShapeReport:
                             suggestion=suggest(value, ["first_match", "all_match"]))
         else:
             self.diag.error(path, f"{_name(path)}: {err['msg']}")
-
-
-def _has_key(mapping: dict[Any, Any], step: object) -> bool:
-    try:
-        return step in mapping
-    except TypeError:
-        return False
 
 
 def _action_text_message(value: str) -> tuple[str, str | None]:

@@ -37,7 +37,14 @@ try:  # PyYAML with libyaml: optional, only a speed-up (same results without it)
 except ImportError:  # pragma: no cover - depends on the installation
     _HAVE_LIBYAML = False
 
-__all__ = ["DuplicateKey", "Position", "YamlContentError", "YamlDocument", "read_yaml"]
+__all__ = [
+    "DuplicateKey",
+    "Position",
+    "YamlContentError",
+    "YamlDocument",
+    "has_child",
+    "read_yaml",
+]
 
 #: 1-based (line, column).
 Position = tuple[int, int]
@@ -105,30 +112,33 @@ class YamlDocument:
         Steps that do not exist in the data (pydantic's union tags, a missing key) are
         skipped, so a validation error's location can be passed as is.
         """
-        node, parent, last = self.data, None, None
+        node: Any = self.data
+        parent: Any = None
+        last: Any = None
         for step in path:
-            if isinstance(node, dict) and _has_key(node, step):
-                parent, last, node = node, step, node[step]
-            elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            if has_child(node, step):
                 parent, last, node = node, step, node[step]
         if at == "node" and isinstance(node, (dict, list)) and id(node) in self._starts:
             return self._starts[id(node)]
         if parent is None:
             return self._starts.get(id(self.data), (1, 1))
         if isinstance(parent, dict):
-            record = self._keys.get(id(parent), {}).get(last)  # type: ignore[arg-type]
+            record = self._keys.get(id(parent), {}).get(last)
             if record is None:
                 return 1, 1
             return (record[0], record[1]) if at == "key" else (record[2], record[3])
-        assert isinstance(last, int)
-        return self._items[id(parent)][last]
+        index: int = last
+        return self._items[id(parent)][index]
 
 
-def _has_key(mapping: dict[Any, Any], step: object) -> bool:
-    try:
-        return step in mapping
-    except TypeError:  # an unhashable step never names a key
-        return False
+def has_child(node: object, step: object) -> bool:
+    """Whether ``node`` (plain data) has a key or list index ``step``."""
+    if isinstance(node, dict):
+        try:
+            return step in node
+        except TypeError:  # an unhashable step never names a key
+            return False
+    return isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
 
 
 def read_yaml(text: str) -> YamlDocument:
@@ -238,7 +248,7 @@ def _plain_scalar(value: object) -> object:
 class _MapFrame:
     """A mapping being filled, with the positions of its keys and values."""
 
-    __slots__ = ("value", "anchor", "positions", "key", "key_at", "key_text", "seen", "merges")
+    __slots__ = ("anchor", "key", "key_at", "key_text", "merges", "positions", "seen", "value")
 
     def __init__(self, anchor: str | None) -> None:
         self.value: dict[Key, Any] = {}
@@ -254,7 +264,7 @@ class _MapFrame:
 class _SeqFrame:
     """A sequence being filled, with the positions of its items."""
 
-    __slots__ = ("value", "anchor", "positions")
+    __slots__ = ("anchor", "positions", "value")
 
     def __init__(self, anchor: str | None) -> None:
         self.value: list[Any] = []
@@ -405,14 +415,12 @@ def _merge(frame: _MapFrame) -> None:
                     positions[key] = record
 
 
-def _as_key(value: Any) -> Key:
+def _as_key(value: object) -> Key:
     # YAML allows complex keys (`? [a, b]`); they are never valid in a rule file, so keep them
     # hashable and printable for the "unknown key" message.
-    if isinstance(value, list):
-        return str(tuple(value))
-    if isinstance(value, dict):
-        return str(value)
-    return value  # type: ignore[no-any-return]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(tuple(value)) if isinstance(value, list) else str(value)
 
 
 def _at(event: _Event) -> Position:
