@@ -281,10 +281,14 @@ class RuleSetCompiler:
         if not (parts.complete and condition_ok) or effects is None or parts.id is None:
             return None
         return CompiledRule(
-            ruleset=self.header.name or self.path.stem, id=parts.id, line=line,
+            ruleset=self._set_name, id=parts.id, line=line,
             description=parts.description, cond=node.fn if node is not None else always,
             node=node, status=effects.status, archived=effects.archived,
             newsletters=effects.newsletters, field_sets=effects.field_sets, stop=effects.stop)
+
+    @property
+    def _set_name(self) -> str:
+        return self.header.name if self.header.name is not None else self.path.stem
 
     def _check_id(self, loc: Loc, rule_id: str, line: int) -> None:
         if not _RULE_ID.fullmatch(rule_id):

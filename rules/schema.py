@@ -64,6 +64,7 @@ SCHEMA_PATH = Path(__file__).with_name("ruleset.schema.json")
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
+_DURATION_TEXT = "Duration: a number and a unit s, m, h, d or w (30s, 15m, 48h, 90d, 2w, 1.5h)."
 
 
 class FieldRef(BaseModel):
@@ -92,8 +93,8 @@ class LeafCondition(BaseModel):
     contains: StrictStr | None = None
     matches: StrictStr | None = Field(default=None,
                                       description="Python regular expression (search).")
-    older_than: StrictStr | None = Field(default=None, description="Duration: 30m, 48h, 90d, 2w.")
-    within: StrictStr | None = Field(default=None, description="Duration: 30m, 48h, 90d, 2w.")
+    older_than: StrictStr | None = Field(default=None, description=_DURATION_TEXT)
+    within: StrictStr | None = Field(default=None, description=_DURATION_TEXT)
 
     @model_validator(mode="after")
     def _exactly_one_operator(self) -> LeafCondition:
