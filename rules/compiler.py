@@ -11,20 +11,20 @@ config, and reports each problem at its location (:class:`~rules.diagnostics.Dia
   allowlisted fields with values of their type; a rule sets at most one status;
 * in a ``first_match`` set, a rule that an earlier one shadows is a warning.
 
-The compiler reads the header and rules through :class:`Header` and :class:`RuleParts`, which a
-valid file fills from its models and :mod:`rules.salvage` fills from what validated in a file
-that did not, so a broken file still gets every one of these checks on its intact parts.
+The compiler reads the header and rules through :mod:`rules.parts`, which a valid file fills
+from its models and :mod:`rules.salvage` from what validated in a file that did not, so a broken
+file still gets every one of these checks on its intact parts. Actions are checked in
+:mod:`rules.actions`, unreachable rules found in :mod:`rules.shadowing`.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
+from rules.actions import ActionChecker, ActionContext
 from rules.conditions import (
     ConditionError,
     DurationTable,
@@ -32,7 +32,6 @@ from rules.conditions import (
     Node,
     OperatorValue,
     always,
-    check_value,
     combine,
     compile_leaf,
 )
@@ -40,148 +39,22 @@ from rules.diagnostics import Diagnostics, Loc
 from rules.engine import CompiledRule, RuleSet
 from rules.fields import FieldType
 from rules.issues import suggest
+from rules.parts import BrokenCondition, Header, LoadOptions, RuleParts, ValidPart
 from rules.schema import (
-    Action,
-    AddToNewsletter,
     AllCondition,
-    Archive,
     Condition,
     FieldRef,
     LeafCondition,
     NotCondition,
-    RuleModel,
     RuleSetModel,
-    SetField,
-    SetFieldArgs,
-    SetStatus,
-    Stop,
 )
-from rules.yamldoc import Key
+from rules.shadowing import ShadowIndex, conjuncts
 
-__all__ = [
-    "BrokenCondition",
-    "BrokenLeaf",
-    "Guard",
-    "Header",
-    "LoadOptions",
-    "RuleEffects",
-    "RuleParts",
-    "RuleSetCompiler",
-    "ValidPart",
-]
-
-Mode = Literal["first_match", "all_match"]
+__all__ = ["RuleSetCompiler"]
 
 _DEFAULT_ARCHIVE = "Archived"
 _RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _STATUS_OPERATORS = frozenset({"eq", "ne", "in", "not_in"})
-
-
-@dataclass(frozen=True, slots=True)
-class LoadOptions:
-    """What the config adds to a rule file: the field catalogue, the settable fields and the
-    configured newsletters (None accepts any newsletter name)."""
-
-    fields: Mapping[str, FieldType]
-    settable: frozenset[str] = frozenset()
-    newsletters: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Guard:
-    """One ``transitions`` entry: the target as written (its key), the target status, and the
-    allowed sources with their list positions (None when the guard itself is unreadable)."""
-
-    key: Key
-    target: str | None
-    sources: tuple[tuple[int, str], ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    """A rule set's settings: everything but the rules, as far as they could be read."""
-
-    name: str | None
-    mode: Mode | None
-    statuses: tuple[str, ...]
-    converted: frozenset[str]
-    archive_status: str | None
-    transitions: tuple[Guard, ...]
-    protected: tuple[tuple[int, str], ...]
-
-    @classmethod
-    def from_model(cls, model: RuleSetModel) -> Header:
-        return cls(
-            name=model.name,
-            mode=model.mode,
-            statuses=tuple(model.statuses),
-            converted=frozenset(s for s, meta in model.statuses.items()
-                                if meta is not None and meta.converted),
-            archive_status=model.archive_status,
-            transitions=tuple(Guard(t, t, tuple(enumerate(g.from_)))
-                              for t, g in model.transitions.items()),
-            protected=tuple(enumerate(model.protected)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ValidPart:
-    """A sub-condition of a broken condition that is itself valid (``loc``: where it is)."""
-
-    loc: Loc
-    condition: Condition
-
-
-@dataclass(frozen=True, slots=True)
-class BrokenLeaf:
-    """A leaf condition that failed the shape check but names a field."""
-
-    loc: Loc
-    field: str
-
-
-@dataclass(frozen=True, slots=True)
-class BrokenCondition:
-    """A condition that failed the shape check: its valid parts and broken leaves, in order."""
-
-    parts: tuple[ValidPart | BrokenLeaf, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RuleParts:
-    """One rule as far as it could be read; only a ``complete`` rule is compiled.
-
-    Attributes:
-        index: Position in the file's ``rules`` list.
-        id: The id, if it is text.
-        description: The description, if valid.
-        when: The condition (a :class:`BrokenCondition` when it failed the shape check).
-        actions: The valid actions with their positions in ``then``.
-        complete: The whole rule passed the shape check.
-    """
-
-    index: int
-    id: str | None
-    description: str | None
-    when: Condition | BrokenCondition | None
-    actions: tuple[tuple[int, Action], ...]
-    complete: bool
-
-    @classmethod
-    def from_model(cls, index: int, model: RuleModel) -> RuleParts:
-        return cls(index, model.id, model.description, model.when,
-                   tuple(enumerate(model.then)), complete=True)
-
-
-@dataclass(frozen=True, slots=True)
-class RuleEffects:
-    """What a rule does when it matches."""
-
-    status: str | None = None
-    archived: bool = False
-    newsletters: tuple[str, ...] = ()
-    field_sets: tuple[tuple[str, Any], ...] = ()
-    stop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +79,9 @@ class RuleSetCompiler:
         self.durations = DurationTable()
         self.header = Header(None, None, (), frozenset(), None, (), ())
         self.vocabulary = _Vocabulary((), None, {}, frozenset())
+        self._actions = ActionContext(options, diag, None, self.known_status)
         self._ids: dict[str, int] = {}  # rule id -> line
-        self._shadows = _ShadowIndex()
+        self._shadows = ShadowIndex()
 
     def compile(self, model: RuleSetModel, digest: str) -> RuleSet | None:
         """The compiled set, or None when a problem was found (then ``diag`` has it)."""
@@ -236,6 +110,7 @@ class RuleSetCompiler:
             archive = _DEFAULT_ARCHIVE
         self.vocabulary = _Vocabulary(header.statuses, archive, self._transitions(header),
                                       frozenset(self._protected(header)))
+        self._actions = ActionContext(self.options, self.diag, archive, self.known_status)
 
     def _transitions(self, header: Header) -> dict[str, tuple[str, ...]]:
         transitions: dict[str, tuple[str, ...]] = {}
@@ -275,7 +150,7 @@ class RuleSetCompiler:
         if parts.id is not None:
             self._check_id(loc, parts.id, line)
         node, condition_ok = self._when(loc, parts.when)
-        effects = _ActionChecker(self, loc).check(parts.actions)
+        effects = ActionChecker(self._actions, loc).check(parts.actions)
         if self.header.mode == "first_match" and parts.id is not None and parts.complete:
             self._shadow_check(loc, parts, line)
         if not (parts.complete and condition_ok) or effects is None or parts.id is None:
@@ -318,21 +193,18 @@ class RuleSetCompiler:
         return node, node is not None
 
     def _shadow_check(self, loc: Loc, parts: RuleParts, line: int) -> None:
-        # A first_match rule is unreachable when an earlier rule's conjuncts are a subset of
-        # its own: every lead it matches was taken by the earlier rule (a rule with no `when`
-        # has no conjuncts, so it shadows everything after it).
         assert parts.id is not None and not isinstance(parts.when, BrokenCondition)
-        conjuncts = _conjuncts(parts.when)
-        earlier = self._shadows.earliest_subset(conjuncts)
+        mine = conjuncts(parts.when)
+        earlier = self._shadows.earliest_subset(mine)
         if earlier is not None:
             prev, prev_id, prev_line = earlier
             why = "matches every lead" if not prev else (
-                "has the same condition" if prev == conjuncts else "has a broader condition")
+                "has the same condition" if prev == mine else "has a broader condition")
             self.diag.error(loc, f"this rule can never match: rule '{prev_id}' (line "
                                  f"{prev_line}) {why} and comes first in this first_match set; "
                                  "move this rule above it or narrow the earlier rule",
                             at="node", severity="warning")
-        self._shadows.add(conjuncts, parts.id, line)
+        self._shadows.add(mine, parts.id, line)
 
     # -- conditions ------------------------------------------------------------------------
 
@@ -394,156 +266,3 @@ class RuleSetCompiler:
                                 suggestion=suggest(value, statuses))
                 return False
         return True
-
-
-def _conjuncts(when: Condition | None) -> frozenset[str]:
-    """The rule's condition as a set of conditions that must all hold, each as canonical JSON
-    (keys in the model's field order, so the order they were written in does not matter)."""
-    if when is None:
-        return frozenset()
-    parts: list[Condition] = list(when.all_) if isinstance(when, AllCondition) else [when]
-    return frozenset(p.model_dump_json(by_alias=True, exclude_unset=True) for p in parts)
-
-
-class _ShadowIndex:
-    """The conjunct sets of the rules so far, to find the first one that is a subset of a new
-    rule's (without comparing every pair of rules: thousands of rules load in linear time)."""
-
-    def __init__(self) -> None:
-        self._first: dict[frozenset[str], tuple[int, str, int]] = {}  # set -> (order, id, line)
-
-    def earliest_subset(self, conjuncts: frozenset[str]
-                        ) -> tuple[frozenset[str], str, int] | None:
-        """The earliest rule whose conjuncts are a subset of ``conjuncts``: (set, id, line)."""
-        found = [(entry, key) for key, entry in self._candidates(conjuncts)]
-        if not found:
-            return None
-        (_, rule_id, line), key = min(found, key=lambda f: f[0][0])
-        return key, rule_id, line
-
-    def _candidates(self, conjuncts: frozenset[str]
-                    ) -> Iterator[tuple[frozenset[str], tuple[int, str, int]]]:
-        if 2 ** len(conjuncts) <= len(self._first):
-            for size in range(len(conjuncts) + 1):
-                for subset in itertools.combinations(conjuncts, size):
-                    key = frozenset(subset)
-                    entry = self._first.get(key)
-                    if entry is not None:
-                        yield key, entry
-        else:
-            for key, entry in self._first.items():
-                if key <= conjuncts:
-                    yield key, entry
-
-    def add(self, conjuncts: frozenset[str], rule_id: str, line: int) -> None:
-        self._first.setdefault(conjuncts, (len(self._first), rule_id, line))
-
-
-@dataclass
-class _ActionChecker:
-    """Checks a rule's actions in order and collects their :class:`RuleEffects`."""
-
-    compiler: RuleSetCompiler
-    rule_loc: Loc
-    ok: bool = True
-    status: str | None = None
-    status_action: int | None = None  # index in `then` of the action that set the status
-    archived: bool = False
-    newsletters: list[str] = field(default_factory=list)
-    field_sets: dict[str, Any] = field(default_factory=dict)
-    stop: bool = False
-
-    def check(self, actions: Collection[tuple[int, Action]]) -> RuleEffects | None:
-        for index, action in actions:
-            self._action(self.rule_loc + ("then", index), index, action)
-        if not self.ok:
-            return None
-        return RuleEffects(self.status, self.archived, tuple(self.newsletters),
-                           tuple(self.field_sets.items()), self.stop)
-
-    def _action(self, loc: Loc, index: int, action: Action) -> None:
-        target: str | None = None
-        if isinstance(action, SetStatus):
-            target = self._set_status(loc, action.set_status)
-        elif isinstance(action, Archive):
-            target = self._archive(loc)
-        elif isinstance(action, AddToNewsletter):
-            self._newsletter(loc + ("add_to_newsletter",), action.add_to_newsletter)
-        elif isinstance(action, SetField):
-            self.ok = self._set_field(loc + ("set_field",), action.set_field) and self.ok
-        elif isinstance(action, Stop):
-            self.stop = True
-        if target is not None:
-            self._one_status(loc, index, target)
-
-    def _set_status(self, loc: Loc, status: str) -> str | None:
-        if self.compiler.known_status(loc + ("set_status",), status, "set_status"):
-            return status
-        self.ok = False
-        return None
-
-    def _archive(self, loc: Loc) -> str | None:
-        archive = self.compiler.vocabulary.archive_status
-        if archive is None:
-            self.compiler.diag.error(loc, "`archive` needs an archive status: this set has no "
-                                          "'Archived' status and no `archive_status`; add one",
-                                     at="node")
-            self.ok = False
-            return None
-        self.archived = True
-        return archive
-
-    def _one_status(self, loc: Loc, index: int, target: str) -> None:
-        if self.status_action is not None:
-            self.compiler.diag.error(loc, f"the rule already sets the status (action "
-                                          f"{self.status_action + 1}); a rule sets at most one "
-                                          "status", at="node")
-            self.ok = False
-        self.status, self.status_action = target, index
-
-    def _newsletter(self, loc: Loc, name: str) -> None:
-        known = self.compiler.options.newsletters
-        if known is not None and name not in known:
-            listing = ", ".join(sorted(known)) or "none configured"
-            self.compiler.diag.error(loc, f"unknown newsletter '{name}'; configured "
-                                          f"newsletters: {listing}",
-                                     suggestion=suggest(name, known))
-            self.ok = False
-        elif name not in self.newsletters:
-            self.newsletters.append(name)
-
-    def _set_field(self, loc: Loc, args: SetFieldArgs) -> bool:
-        fname, value = args.field, args.value
-        problem = self._unsettable(fname)
-        if problem is not None:
-            message, guess = problem
-            self.compiler.diag.error(loc + ("field",), message, suggestion=guess)
-            return False
-        ftype = self.compiler.options.fields[fname]
-        try:
-            checked = check_value(fname, ftype, value)
-        except ConditionError as exc:
-            self.compiler.diag.error(loc + ("value",), exc.message)
-            return False
-        if ftype is FieldType.DATETIME:
-            checked = value  # written as the ISO text the admin gave
-        if fname in self.field_sets and self.field_sets[fname] != checked:
-            self.compiler.diag.error(loc, f"the rule sets '{fname}' twice with different values",
-                                     at="node")
-            return False
-        self.field_sets[fname] = checked
-        return True
-
-    def _unsettable(self, fname: str) -> tuple[str, str | None] | None:
-        """(message, suggestion) when ``set_field`` may not write ``fname``."""
-        options = self.compiler.options
-        if fname == "status":
-            return "use `set_status` (or `archive`) to change the status, not set_field", None
-        if fname not in options.fields:
-            return f"unknown field '{fname}'", suggest(fname, options.fields)
-        if fname not in options.settable:
-            allowed = ", ".join(sorted(options.settable)) or "none"
-            message = (f"field '{fname}' is not on the settable allowlist (settable fields: "
-                       f"{allowed}); add it to the config's settable fields first")
-            return message, suggest(fname, options.settable)
-        return None

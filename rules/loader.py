@@ -27,11 +27,12 @@ from pathlib import Path
 from pydantic import ValidationError
 from ruamel.yaml.error import YAMLError
 
-from rules.compiler import LoadOptions, RuleSetCompiler
+from rules.compiler import RuleSetCompiler
 from rules.diagnostics import Diagnostics
 from rules.engine import RuleBook, RuleSet
 from rules.fields import STANDARD_FIELDS, FieldType
 from rules.issues import RuleIssue, RuleLoadError, describe_kind
+from rules.parts import LoadOptions
 from rules.salvage import check_intact_parts
 from rules.schema import RuleSetModel
 from rules.shape_errors import report_shape_errors

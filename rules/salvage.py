@@ -14,16 +14,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from rules.compiler import (
-    BrokenCondition,
-    BrokenLeaf,
-    Guard,
-    Header,
-    RuleParts,
-    RuleSetCompiler,
-    ValidPart,
-)
+from rules.compiler import RuleSetCompiler
 from rules.diagnostics import Loc
+from rules.parts import BrokenCondition, BrokenLeaf, Guard, Header, RuleParts, ValidPart
 from rules.schema import COMBINATOR_KEYS, Action, Condition, RuleModel
 
 __all__ = ["check_intact_parts"]
