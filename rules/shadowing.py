@@ -18,12 +18,14 @@ __all__ = ["ShadowIndex", "conjuncts"]
 
 
 def conjuncts(when: Condition | None) -> frozenset[str]:
-    """The rule's condition as a set of conditions that must all hold, each as canonical JSON
-    (keys in the model's field order, so the order they were written in does not matter)."""
+    """The rule's condition as a set of conditions that must all hold, each in a canonical text
+    form: keys in the model's field order (so the order they were written in does not matter),
+    values by ``repr`` (``1``, ``1.0``, ``true`` and ``'true'`` stay apart; JSON would choke on
+    a lone surrogate that a quoted ``"\\ud800"`` can put into a string)."""
     if when is None:
         return frozenset()
     parts: list[Condition] = list(when.all_) if isinstance(when, AllCondition) else [when]
-    return frozenset(p.model_dump_json(by_alias=True, exclude_unset=True) for p in parts)
+    return frozenset(repr(p.model_dump(by_alias=True, exclude_unset=True)) for p in parts)
 
 
 class ShadowIndex:
