@@ -23,7 +23,6 @@ the file is reported at once, each with ``file:line:column``.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import ssl
@@ -58,41 +57,25 @@ __all__ = [
     "parse_duration",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _MAX_SECRET_BYTES = 64 * 1024  # keys and tokens are a few kB; /dev/zero is not a secret
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-MAX_DURATION = timedelta(days=3650)  #: ten years: any longer is a typo, and overflows dates
 MIN_INTERVAL = timedelta(seconds=10)  #: cycles closer than this only spend API calls
 
 
 def parse_duration(value: Any) -> timedelta:
     """``"30s"``, ``"15m"``, ``"48h"``, ``"90d"``, ``"2w"`` or a number of seconds.
 
+    The grammar is the rule language's (``rules.durations``), so config and rules accept the
+    same forms.
+
     Raises:
-        ValueError: not a duration, negative, or longer than :data:`MAX_DURATION` (pydantic
-            reports it at its place in the file).
+        ValueError: not a duration, negative, or too long for a date (pydantic reports it at
+            its place in the file).
     """
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value)[:100])
-        if not match:
-            raise ValueError(f"'{str(value)[:40]}' is not a duration; use a number followed by "
-                             "s, m, h, d or w")
-        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
-    # Checked as a float first: timedelta() of a huge or infinite number raises OverflowError,
-    # which pydantic does not turn into a located error.
-    if math.isnan(seconds):
-        raise ValueError(f"'{value}' is not a duration; use a number followed by s, m, h, d or w")
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"'{str(value)[:40]}' is longer than {MAX_DURATION.days} days")
-    if seconds < 0:
-        raise ValueError(f"'{value}' is negative; a duration is zero or more")
-    return timedelta(seconds=seconds)
+    from rules.durations import parse_duration_setting
+
+    return parse_duration_setting(value)
 
 
 def _at_least_min_interval(value: timedelta) -> timedelta:
