@@ -104,7 +104,7 @@ class HubSpotConnector(Connector):
     """
 
     kind: ClassVar[str] = "hubspot"
-    max_batch_size: ClassVar[int] = 100  # object batch endpoints (facts C4)
+    max_batch_size: int = 100  # object batch endpoints (facts C4)
     # The lists spec documents no per-request cap for memberships/add (facts C6); 100 keeps
     # requests the size of object batches.
     max_membership_batch: ClassVar[int] = 100
