@@ -125,6 +125,10 @@ class LeadChange:
 
     lead_id: str
     fields: Mapping[str, Any]
+    # Fields to clear in a request of their own before setting them: a declared backward move
+    # of a forward-only field (HubSpot lifecyclestage, syncd.lifecycle). A connector whose CRM
+    # applies such a move directly may ignore it.
+    clear_first: frozenset[str] = frozenset()
 
 
 class Outcome(enum.Enum):
@@ -141,6 +145,8 @@ class RecordResult:
     outcome: Outcome
     error_code: str | None = None
     message: str | None = None
+    # Fields the connector cleared in a separate request before writing them (audited).
+    cleared: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)

@@ -49,6 +49,8 @@ CRM_FIELDS: Mapping[str, FieldType] = MappingProxyType({
     "authority": _S,
     "need": _S,
     "timeline": _S,
+    # HubSpot lifecyclestage (or a mapped Salesforce stage field); see a connector's lifecycle.
+    "lifecycle_stage": _S,
 })
 
 #: Derived in-process by ``syncd.enrichment``; each value is stored with the reason for it.
