@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from syncd.lifecycle import LifecycleSettings
 from syncd.pipeline import CycleReport
 from syncd.plan import build_plan, explain_lead
 
@@ -87,3 +90,12 @@ def test_rule_sets_lifecycle_stage_forward_once_backward_declared_clears_first_u
         assert [(a.before, a.after) for a in app.store.audit_of_lead(forward, "hubspot")] == [
             ("lead", "opportunity")]
         assert app.store.audit_of_lead(undeclared, "hubspot") == []
+
+        again = pipeline.run_cycle()  # the mirror holds the written stages: nothing to do
+        assert (again.planned, again.written, again.blocked) == (0, 0, 1)
+
+
+@pytest.mark.parametrize("backward", [[["lead", "customer"]], [["lead", "prospect"]]])
+def test_lifecycle_backward_must_be_a_backward_move_of_the_order(backward) -> None:
+    with pytest.raises(ValueError, match=r"lifecycle\.backward"):
+        LifecycleSettings(backward=backward)
