@@ -268,9 +268,12 @@ class SalesforceConnector(Connector):
         for info in infos:
             rt_id, name = str(info["recordTypeId"]), str(info.get("developerName")
                                                          or info.get("name") or "")
-            picklist = self._call(f"Status values of record type {name}", lambda sf, r=rt_id:
-                                  sf.restful(f"ui-api/object-info/Lead/picklist-values/{r}/Status",
-                                             timeout=self._config.timeout_seconds))
+            path = f"ui-api/object-info/Lead/picklist-values/{rt_id}/Status"
+
+            def read(sf: Salesforce, path: str = path) -> Any:
+                return sf.restful(path, timeout=self._config.timeout_seconds)
+
+            picklist = self._call(f"Status values of record type {name}", read)
             allowed = {str(v.get("value")) for v in (picklist or {}).get("values") or []
                        if isinstance(v, Mapping)}
             for status in sorted(statuses - allowed):
