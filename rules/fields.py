@@ -14,7 +14,8 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["CRM_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STANDARD_FIELDS", "FieldType"]
+__all__ = ["CRM_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STAGE_FIELDS", "STANDARD_FIELDS",
+           "FieldType"]
 
 
 class FieldType(str, enum.Enum):
@@ -49,7 +50,11 @@ CRM_FIELDS: Mapping[str, FieldType] = MappingProxyType({
     "authority": _S,
     "need": _S,
     "timeline": _S,
-    # HubSpot lifecyclestage (or a mapped Salesforce stage field); see a connector's lifecycle.
+})
+
+#: Read from the CRM where a connector maps it; not every CRM or lead has one.
+STAGE_FIELDS: Mapping[str, FieldType] = MappingProxyType({
+    # HubSpot lifecyclestage (or a mapped Salesforce stage field); see syncd.lifecycle.
     "lifecycle_stage": _S,
 })
 
@@ -75,5 +80,5 @@ DERIVED_FIELDS: Mapping[str, FieldType] = MappingProxyType({
 })
 
 STANDARD_FIELDS: Mapping[str, FieldType] = MappingProxyType(
-    {**CRM_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}
+    {**CRM_FIELDS, **STAGE_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}
 )
