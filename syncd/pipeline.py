@@ -52,6 +52,7 @@ from connectors.errors import (
 )
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.lease import Lease, LeaseLost
+from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -166,9 +167,13 @@ class Planner:
         self.to_crm_status = dict(settings.status_values)
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
         self.hold = settings.hold_rep_edits_for
+        self.lifecycle = policy_of(settings)
 
     def rule_input(self, row: Any) -> dict[str, Any]:
-        return rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+        lead = rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+        if self.lifecycle is not None and self.lifecycle.field in lead:
+            lead[self.lifecycle.field] = self.lifecycle.to_rule(lead[self.lifecycle.field])
+        return lead
 
     def verdict(self, row: Any, now: datetime) -> LeadVerdict:
         lead = self.rule_input(row)
@@ -183,8 +188,9 @@ class Planner:
             target = self.to_crm_status.get(decision.status, decision.status)
             if target != row.status:
                 verdict.changes.append(PlannedChange("field", "status", target, row.status))
-        for name, value in decision.field_sets.items():
-            if row.fields.get(name) != value:
+        for name, wanted in decision.field_sets.items():
+            value = self._field_value(row, name, wanted, verdict)
+            if value is not _BLOCKED and row.fields.get(name) != value:
                 verdict.changes.append(PlannedChange("field", name, value, row.fields.get(name)))
         for name in decision.newsletters:
             if name not in (row.newsletters or ()):
@@ -206,6 +212,24 @@ class Planner:
                                 f"{edited + self.hold:%Y-%m-%d %H:%M} UTC")
                 verdict.changes = []
         return verdict
+
+
+    def _field_value(self, row: Any, name: str, value: Any, verdict: LeadVerdict) -> Any:
+        """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
+        CRM value and judged against the stage order (``_BLOCKED``, with the reason on the
+        verdict, when it would move backward undeclared)."""
+        if self.lifecycle is None or name != self.lifecycle.field:
+            return value
+        value = self.lifecycle.to_crm(value)
+        move = self.lifecycle.judge(row.fields.get(name), value)
+        if move.blocked is not None:
+            verdict.blocked = move.blocked
+            return _BLOCKED
+        return value
+
+
+#: A field change a guard refused (see ``Planner._field_value``).
+_BLOCKED = object()
 
 
 def iter_verdicts(store: StateStore, crm: str, book: Any, settings: ConnectorSettings,
@@ -245,6 +269,7 @@ class Pipeline:
         #: start-up check could not run); returns the problems found.
         self.preflight: Callable[[Any], list[str]] | None = None
         self.lease: Lease | None = None  # set by whoever holds the connector's lease
+        self._lifecycle = policy_of(settings)
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -595,7 +620,10 @@ class Pipeline:
         if self.lease is not None:
             self.lease.before_send()
         if kind == "field":
-            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in groups]
+            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g},
+                                  clear_first_fields(self._lifecycle,
+                                                     {r.field: (r.before, r.value) for r in g}))
+                       for g in groups]
             results = self.connector.write_batch(changes)
         else:
             results = self.connector.add_to_newsletter(groups[0][0].field,
@@ -642,8 +670,9 @@ class Pipeline:
                                             attempts=group[0].attempts + 1,
                                             error_code=result.error_code,
                                             error_message=result.message)
-            self.store.add_audit(conn, [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
-                                        for g in done for r in g]
+            self.store.add_audit(conn, self._clear_audits(groups, results, now, report.run_id)
+                                 + [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
+                                    for g in done for r in g]
                                  + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
                                     for g, res in failed for r in g])
             self._apply_to_mirror(conn, done, failed, now)
@@ -697,6 +726,20 @@ class Pipeline:
             self.store.update_lead(conn, self.crm, group[0].lead_id,
                                    error_code=result.error_code or "UNKNOWN",
                                    error_message=result.message, error_at=now)
+
+    def _clear_audits(self, groups: Sequence[Sequence[Any]], results: Sequence[RecordResult],
+                      now: datetime, run_id: str) -> list[dict[str, Any]]:
+        """An audit row for each field a connector cleared before setting it (a declared
+        backward lifecycle move): the clear, then the set, are both on record."""
+        rows = []
+        for group, result in zip(groups, results, strict=True):
+            for r in group:
+                if r.kind == "field" and r.field in result.cleared:
+                    row = audit_values(r, AuditOutcome.APPLIED, now, run_id,
+                                       message=f"cleared before moving {r.field} backward to "
+                                               f"'{r.value}' (declared in lifecycle.backward)")
+                    rows.append({**row, "after": None})
+        return rows
 
     def _audit(self, r: Any, outcome: AuditOutcome, now: datetime, run_id: str,
                result: RecordResult | None = None) -> dict[str, Any]:

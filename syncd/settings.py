@@ -46,6 +46,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from connectors import registry
 from syncd.enrichment import EnrichmentSettings
+from syncd.lifecycle import LifecycleSettings
 from syncd.yamlfile import Located, YamlFileError, load_yaml, locate, validation_problems
 
 __all__ = [
@@ -200,6 +201,9 @@ class ConnectorSettings(_Model):
                                                      "this long.")
     connector: dict[str, Any] = Field(default_factory=dict,
                                       description="The connector's own settings.")
+    lifecycle: LifecycleSettings | None = Field(
+        None, description="Lifecycle stage vocabulary, forward order and allowed backward "
+                          "moves (syncd.lifecycle); None: the stage is set like any field.")
 
     @field_validator("type")
     @classmethod
