@@ -29,7 +29,9 @@ from syncd.logs import setup_logging
 from syncd.settings import Settings, load_settings
 from syncd.yamlfile import YamlFileError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# pretty_exceptions off: no boxed traceback may reach a user or a log shipper (main() turns
+# an unexpected error into one line).
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="syncd: keeps lead statuses right in Salesforce and HubSpot.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check, test and describe rule files.")
 app.add_typer(rules_app, name="rules")
@@ -42,6 +44,31 @@ err = Console(stderr=True, soft_wrap=True)
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file.",
                                          envvar="SYNCD_CONFIG")]
 DEFAULT_CONFIG = Path("config.example.yaml")
+
+
+def version_text() -> str:
+    """``syncd 0.1.0 (Python 3.11.9, Linux-6.1-x86_64)``: what a bug report needs."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("syncd")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        ours = "unknown (not installed)"
+    return f"syncd {ours} (Python {platform.python_version()}, {platform.platform()})"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(version_text(), markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print syncd's version, Python's and the platform, then exit.")] = False) -> None:
+    """syncd: keeps lead statuses right in Salesforce and HubSpot."""
 
 
 def main() -> None:
@@ -339,7 +366,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 
 @app.command()
-def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None,  # noqa: UP007
+def audit(lead: Annotated[Optional[str], typer.Argument(  # noqa: UP007
+              help="Lead id or email.")] = None,
           run_id: Annotated[Optional[str], typer.Option("--run", help="A run id.")] = None,  # noqa: UP007
           config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Change history with rule id and rule-set version, for a lead or a run."""
@@ -350,8 +378,14 @@ def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None
     setup_logging(settings.log, quiet=True)
     application = _build(settings, connect=False)
     try:
-        rows = (application.store.audit_of_run(run_id) if run_id
-                else application.store.audit_of_lead(lead))
+        if run_id:
+            rows = application.store.audit_of_run(run_id)
+        else:
+            # An email (or an id) may name leads in several CRMs: show each one's history.
+            found = [(row.lead_id, row.crm) for row in application.store.find_leads(lead or "")]
+            rows = sorted((r for lead_id, crm in (dict.fromkeys(found) or [(lead or "", None)])
+                           for r in application.store.audit_of_lead(lead_id, crm)),
+                          key=lambda r: (r.at, r.id))
     finally:
         application.close()
     if not rows:
