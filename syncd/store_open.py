@@ -113,4 +113,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _located(settings: Settings, message: str) -> Located:
+    # A driver's error text could quote the URL: the password never reaches the user.
+    password = _password(settings.state.url.get_secret_value())
+    if password:
+        message = message.replace(password, "***")
     return settings.located(("state", "url"), f"state.url: {message}")
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
