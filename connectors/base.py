@@ -271,5 +271,22 @@ class Connector(abc.ABC):
         id or a HubSpot list id behind it). A lead already a member is ``Outcome.OK``.
         """
 
+    @abc.abstractmethod
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Remove up to ``max_membership_batch`` leads from a newsletter; idempotent.
+
+        The inverse of :meth:`add_to_newsletter` (``syncd revert`` undoes a run's joins with
+        it). A lead that is not a member (any more) is ``Outcome.OK``: it is out, as asked.
+        """
+
+    @abc.abstractmethod
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        """Read these leads as they are now, in as few calls as the CRM allows.
+
+        For checking written values (``syncd revert`` reads its writes back); leads that do not
+        exist (any more) are left out of the answer.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sockets; the default has nothing to release."""

@@ -19,8 +19,10 @@ import urllib3
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInput,
+    BatchReadInputSimplePublicObjectId,
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInput,
+    SimplePublicObjectId,
 )
 from hubspot.crm.properties import OptionInput, PropertyUpdate
 
@@ -298,6 +300,53 @@ class HubSpotConnector(Connector):
                                            "contact does not exist or is archived")
                               if i in missing else RecordResult(i, Outcome.OK)
                               for i in map(str, lead_ids)])
+
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Remove contacts from the newsletter's list; a contact that is no member is ``OK``.
+
+        One ``PUT /crm/v3/lists/{listId}/memberships/remove`` per batch
+        (https://developers.hubspot.com/docs/api/crm/lists): ids not in the list are ignored
+        by HubSpot, i.e. already removed.
+        """
+        if len(lead_ids) > self.max_membership_batch:
+            raise ValueError(f"remove_from_newsletter takes at most {self.max_membership_batch} "
+                             f"ids (got {len(lead_ids)})")
+        list_id = self.config.newsletters.get(newsletter)
+        if list_id is None:
+            raise ConfigurationError(f"Newsletter {newsletter!r} is not configured for HubSpot; "
+                                     "add it under newsletters (name: ILS list id)",
+                                     crm="hubspot")
+        if not lead_ids:
+            return []
+        try:
+            self._call("general", f"remove from list {list_id}",
+                       self._apis.memberships.remove_with_http_info, list_id=list_id,
+                       request_body=[str(i) for i in lead_ids])
+        except HubSpotRequestError as e:
+            raise ConfigurationError(
+                f"HubSpot refused removing members from list {list_id} (newsletter "
+                f"{newsletter!r}, HTTP {e.status}); it must exist and be a MANUAL or SNAPSHOT "
+                "list", crm="hubspot", status=e.status, code=e.code) from None
+        # A contact that is gone is no member either: removed is what was asked for.
+        return [RecordResult(i, Outcome.OK) for i in map(str, lead_ids)]
+
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        """One batch read (``POST /crm/v3/objects/contacts/batch/read``) per 100 contacts."""
+        out: list[RemoteLead] = []
+        for start in range(0, len(lead_ids), self.max_batch_size):
+            chunk = lead_ids[start:start + self.max_batch_size]
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=str(i)) for i in chunk],
+                properties=self._props, properties_with_history=[])
+            data, _, _ = self._call("general", f"read of {len(chunk)} contacts",
+                                    self._apis.batch.read_with_http_info,
+                                    batch_read_input_simple_public_object_id=body)
+            for obj in data.results or []:
+                props = obj.properties or {}
+                modified = _modified_at(props.get("lastmodifieddate"), obj.updated_at)
+                out.append(self._lead(RawContact(str(obj.id), to_ms(modified), props)))
+        return out
 
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:
