@@ -188,6 +188,8 @@ def plan_revert(store: StateStore, pipeline: Pipeline, run_id: str, book: Any, n
             plan.skipped.append(item)
         else:
             plan.restores.append(item)
+    plan.restores.sort(key=lambda r: (r.lead_id, r.kind != "field", r.field))
+    plan.skipped.sort(key=lambda s: (s.lead_id, s.field))
     plan.rules_again = _rules_again(plan.restores, mirror, planner, now)
     return plan
 
@@ -310,7 +312,7 @@ def _rules_again(restores: Sequence[Restore], mirror: Mapping[str, Any], planner
                 fields[r.field] = r.restored
                 if r.field == "status":
                     view["status"] = r.restored
-        view.update(fields=fields, newsletters=newsletters, rep_edit_at=None)
+        view.update(fields=fields, newsletters=newsletters)
         verdict = planner.verdict(SimpleNamespace(**view), now)
         if verdict.changes:
             counts[verdict.rule_id or "(tagging)"] += 1

@@ -177,3 +177,83 @@ def test_revert_writes_in_the_minimum_batches(tmp_path: Path) -> None:
         assert sum(1 for m, _ in calls if m == "PATCH") == 3
         assert sum(1 for m, _ in calls if m == "DELETE") == 3
         assert len(calls) == 9, calls
+
+
+# ---- the command, as an admin runs it --------------------------------------------------------
+
+def _cli_config(tmp_path: Path, emu: Any, campaign: str) -> Path:
+    (tmp_path / "rules.yaml").write_text(E2E_RULES)
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"""
+state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0, min_changes: 1}}
+server: {{enabled: false}}
+salesforce:
+  status_values: {{New: Open - Not Contacted, Open: Working - Contacted}}
+  connector:
+    instance_url: {emu.base_url}
+    token_url: {emu.token_url}
+    ca_bundle: {emu.ca_pem_path}
+    lag_seconds: 0
+    auth: {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
+    newsletters: {{newsletter: {campaign}}}
+""")
+    return config
+
+
+def test_revert_command_shows_the_plan_then_writes_it_as_a_run_status_lists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from connectors.testing.salesforce import SalesforceEmulator
+    from syncd.cli import app as cli
+
+    runner = CliRunner()
+    with SalesforceEmulator() as emu:
+        monkeypatch.setenv("SF_SECRET", emu.client_secret)
+        campaign = emu.add_campaign("Newsletter")
+        ids = emu.add_leads(sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst",
+                                    status="Working - Contacted", activity_days=200)
+                            for i in range(4))
+        config = str(_cli_config(tmp_path, emu, campaign))
+        assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
+        run_id = next(r.run_id for r in _runs(tmp_path))
+        emu.update_lead(ids[0], {"Status": "Unqualified"})  # a person, since
+
+        missing = runner.invoke(cli, ["revert", "nosuchrun", "-c", config])
+        assert missing.exit_code == 2 and "no run 'nosuchrun'" in missing.output
+        assert "Traceback" not in missing.output
+
+        writes = len(emu.journal.writes())
+        dry = runner.invoke(cli, ["revert", run_id, "--dry-run", "-c", config])
+        assert dry.exit_code == 0, dry.output
+        assert len(emu.journal.writes()) == writes
+        assert f"Revert of run {run_id} on salesforce: 7 changes to write, 1 skipped" \
+            in dry.output
+        assert "newsletter removals: 4 leads out of newsletter" in dry.output
+        assert f"{ids[0]} status: changed since by a person" in dry.output
+        assert "cannot undo what the CRM did" in dry.output
+        # the rule still matches: the plan warns that the next cycle would move them again
+        assert "would change 3 of these leads again on the next cycle (rule stale-nurture)" \
+            in dry.output
+        assert "dry run: nothing was written" in dry.output
+
+        done = runner.invoke(cli, ["revert", run_id, "--yes", "-c", config])
+        assert done.exit_code == 0, done.output
+        assert [emu.lead(i)["Status"] for i in ids] == ["Unqualified"] + \
+            ["Working - Contacted"] * 3
+        assert emu.campaign_members(campaign) == set()
+        assert "read back 3 leads, all match" in done.output
+        status = runner.invoke(cli, ["status", "-c", config])
+        assert f"revert of run {run_id}: 7 written, 0 failed, 1 skipped" in status.output
+
+
+def _runs(tmp_path: Path) -> list[Any]:
+    from syncd.state import StateStore
+
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        return store.last_runs()
+    finally:
+        store.close()
