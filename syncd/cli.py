@@ -424,7 +424,9 @@ def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to
             _print_revert_plan(plan, settings.breaker)
         if dry_run or not plan.restores:
             if not as_json:
-                out.print("dry run: nothing was written" if dry_run else "nothing to revert")
+                out.print("dry run: nothing was written" if plan.restores or plan.skipped
+                          else f"no applied changes of run {run_id} are in the audit (the "
+                          "revert window is the audit's retention)")
             return
         if not yes and not typer.confirm(f"Write these {len(plan.restores)} changes to "
                                          f"{plan.crm}?", default=False):
@@ -441,7 +443,7 @@ def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to
         out.print(f"  [red]differs[/] {lead_id} {name}: wrote {expected!r}, the CRM shows "
                   f"{found!r}", highlight=False)
     out.print(f"undo this revert with: syncd revert {result.report.run_id}", highlight=False)
-    raise typer.Exit(0 if result.report.outcome == "ok" else 1)
+    raise typer.Exit(0 if result.report.outcome == "ok" and not result.mismatches else 1)
 
 
 def _since(text: str | None) -> datetime | None:
