@@ -424,7 +424,8 @@ def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to
             _print_revert_plan(plan, settings.breaker)
         if dry_run or not plan.restores:
             if not as_json:
-                out.print("dry run: nothing was written" if plan.restores or plan.skipped
+                out.print("dry run: nothing was written" if dry_run
+                          else "nothing to revert: every change was skipped" if plan.skipped
                           else f"no applied changes of run {run_id} are in the audit (the "
                           "revert window is the audit's retention)")
             return
