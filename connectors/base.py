@@ -29,6 +29,7 @@ __all__ = [
     "ApiQuota",
     "Connector",
     "ConnectorStats",
+    "CrmField",
     "Cursor",
     "FieldProblem",
     "LeadChange",
@@ -121,10 +122,25 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class LeadChange:
-    """Field values to write to one lead, in canonical field names and CRM values."""
+    """Field values to write to one lead, in canonical field names and CRM values.
+
+    ``crm_fields`` are written in the same record, named as the CRM names them (provenance
+    fields such as ``syncd_Rule__c`` an admin created for syncd; never read back into rules).
+    """
 
     lead_id: str
     fields: Mapping[str, Any]
+    crm_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmField:
+    """A CRM field as the CRM describes it, for fields named by their CRM name."""
+
+    name: str
+    exists: bool
+    updateable: bool = False
+    length: int | None = None  # the most characters a text value may have; None: no limit
 
 
 class Outcome(enum.Enum):
@@ -287,6 +303,15 @@ class Connector(abc.ABC):
         For checking written values (``syncd revert`` reads its writes back); leads that do not
         exist (any more) are left out of the answer.
         """
+
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField] | None:
+        """Whether lead fields named as the CRM names them exist and may be written.
+
+        One read at start-up (provenance fields are checked with it). ``None``: this connector
+        type cannot write fields by their CRM name (``LeadChange.crm_fields``), so provenance
+        cannot be configured for it.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sockets; the default has nothing to release."""

@@ -236,6 +236,9 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self.paused_until: datetime | None = None
         self.pause_reason = "daily API budget spent"
+        #: Provenance fields written with each field change (``syncd.provenance.Provenance``,
+        #: set by the app after checking the fields), or None.
+        self.provenance: Any = None
         #: A check of the rules against this CRM still due before its next cycle (set when the
         #: start-up check could not run); returns the problems found.
         self.preflight: Callable[[Any], list[str]] | None = None
@@ -579,7 +582,11 @@ class Pipeline:
 
     def _send(self, kind: str, groups: list[list[Any]], report: CycleReport) -> None:
         if kind == "field":
-            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in groups]
+            # Provenance fields ride in the same records: no extra call (syncd.provenance).
+            extra = (self.provenance.for_groups(groups, self) if self.provenance is not None
+                     else [{} for _ in groups])
+            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}, crm)
+                       for g, crm in zip(groups, extra, strict=True)]
             results = self.connector.write_batch(changes)
         elif groups[0][0].value is False:  # a revert takes the lead out of the newsletter
             results = self.connector.remove_from_newsletter(groups[0][0].field,

@@ -30,6 +30,7 @@ from connectors.base import (
     ApiQuota,
     Connector,
     ConnectorStats,
+    CrmField,
     Cursor,
     LeadChange,
     Outcome,
@@ -63,6 +64,8 @@ from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, 
 from connectors.kit.errors import ANY, ErrorTable
 
 __all__ = ["HubSpotConnector"]
+
+_HUBSPOT_TEXT_MAX = 65_536  # characters in a single-line text property value
 
 log = logging.getLogger("connectors.hubspot")
 
@@ -331,6 +334,27 @@ class HubSpotConnector(Connector):
         # A contact that is gone is no member either: removed is what was asked for.
         return [RecordResult(i, Outcome.OK) for i in map(str, lead_ids)]
 
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField]:
+        """From the contact properties: existence and whether the value is read-only.
+
+        HubSpot text properties hold up to 65,536 characters
+        (https://knowledge.hubspot.com/properties/property-field-types-in-hubspot).
+        """
+        data, _, _ = self._call("general", "read contact properties",
+                                self._apis.properties.get_all_with_http_info, "contacts")
+        props = {p.name: p for p in data.results}
+        out: dict[str, CrmField] = {}
+        for name in names:
+            prop = props.get(name)
+            if prop is None:
+                out[name] = CrmField(name, exists=False)
+                continue
+            meta = prop.modification_metadata
+            read_only = meta is not None and bool(meta.read_only_value)
+            text = prop.type == "string"
+            out[name] = CrmField(name, True, not read_only, _HUBSPOT_TEXT_MAX if text else None)
+        return out
+
     def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
         """One batch read (``POST /crm/v3/objects/contacts/batch/read``) per 100 contacts."""
         out: list[RemoteLead] = []
@@ -531,8 +555,10 @@ class HubSpotConnector(Connector):
                ) -> None:
         """Batch update; on a whole-batch 400, fail the named records and resend the rest."""
         inputs = [SimplePublicObjectBatchInput(
-            id=c.lead_id, properties={self.config.fields[k]: format_value(v)
-                                      for k, v in c.fields.items()}) for _, c in items]
+            id=c.lead_id, properties={**{self.config.fields[k]: format_value(v)
+                                         for k, v in c.fields.items()},
+                                      **{k: format_value(v) for k, v in c.crm_fields.items()}})
+            for _, c in items]
         try:
             data, status, _ = self._call(
                 "general", "contact batch update", self._apis.batch.update_with_http_info,

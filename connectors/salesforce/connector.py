@@ -29,6 +29,7 @@ from connectors.base import (
     ApiQuota,
     Connector,
     ConnectorStats,
+    CrmField,
     Cursor,
     LeadChange,
     Outcome,
@@ -332,7 +333,8 @@ class SalesforceConnector(Connector):
             raise ValueError(f"write_batch got {len(changes)} changes; Salesforce collections "
                              f"take at most {COLLECTION_LIMIT}")
         records = [{"attributes": {"type": "Lead"}, "id": c.lead_id,
-                    **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()}}
+                    **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()},
+                    **{k: self._wire_value(v) for k, v in c.crm_fields.items()}}
                    for c in changes]
         headers = {"Sforce-Auto-Assign": "TRUE" if self._config.auto_assign else "FALSE"}
         if self._config.duplicate_rule_allow_save is not None:
@@ -416,6 +418,21 @@ class SalesforceConnector(Connector):
                 gone = r.error_code in ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
                 results[r.lead_id] = RecordResult(r.lead_id, Outcome.OK) if gone else r
         return [results[lid] for lid in lead_ids]
+
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField]:
+        """From the Lead describe: existence, ``updateable`` and ``length`` of text fields."""
+        describe = self._call("describe of Lead", lambda sf: sf.restful(
+            "sobjects/Lead/describe", timeout=self._config.timeout_seconds))
+        by_name = {str(f["name"]).lower(): f for f in (describe or {}).get("fields", [])}
+        out: dict[str, CrmField] = {}
+        for name in names:
+            f = by_name.get(name.lower())  # API names are case-insensitive
+            if f is None:
+                out[name] = CrmField(name, exists=False)
+                continue
+            length = int(f.get("length") or 0)
+            out[name] = CrmField(name, True, bool(f.get("updateable")), length or None)
+        return out
 
     def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
         """One SOQL query by Id per 200 leads (the URL stays well within its limit)."""
