@@ -102,8 +102,7 @@ def test_preflight_names_a_missing_provenance_field(tmp_path: Path, crm: str,
                                                     missing: str) -> None:
     config = write_config(tmp_path, crms=(crm,))
     _with_provenance(config, crm, f"    provenance:\n      rule: {missing}\n")
-    with pytest.raises(StartupError) as caught:
-        with running_app(config):
-            pass
+    with pytest.raises(StartupError) as caught, running_app(config):
+        pass
     text = str(caught.value)
     assert f"{crm}.provenance: the lead field '{missing}' does not exist in {crm}" in text
