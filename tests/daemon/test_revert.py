@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from syncd.app import App
 from syncd.pipeline import CycleReport
 from syncd.revert import REVERT_PREFIX, RevertPlan, execute_revert, plan_revert
+from syncd.state import StateStore
 from tests.daemon.harness import (
     E2E_RULES,
     hs_contact,
@@ -242,8 +245,20 @@ def test_revert_command_shows_the_plan_then_writes_it_as_a_run_status_lists(
             in dry.output
         assert "dry run: nothing was written" in dry.output
 
+        as_json = runner.invoke(cli, ["revert", run_id, "--dry-run", "--json", "-c", config])
+        planned = {(r["lead_id"], r["field"], r["restored"])
+                   for r in json.loads(as_json.output)["restores"]}
+        assert len(emu.journal.writes()) == writes
+
         done = runner.invoke(cli, ["revert", run_id, "--yes", "-c", config])
         assert done.exit_code == 0, done.output
+        revert_id = done.output.rsplit("syncd revert ", 1)[1].split()[0]
+        store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            written = {(a.lead_id, a.field, a.after) for a in store.audit_of_run(revert_id)}
+        finally:
+            store.close()
+        assert written == planned  # the dry run's plan is what the revert wrote
         assert [emu.lead(i)["Status"] for i in ids] == ["Unqualified"] + \
             ["Working - Contacted"] * 3
         assert emu.campaign_members(campaign) == set()
@@ -253,10 +268,33 @@ def test_revert_command_shows_the_plan_then_writes_it_as_a_run_status_lists(
 
 
 def _runs(tmp_path: Path) -> list[Any]:
-    from syncd.state import StateStore
-
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         return store.last_runs()
     finally:
         store.close()
+
+
+def test_rule_and_lead_filters_revert_only_those_changes(tmp_path: Path) -> None:
+    from syncd.revert import RevertFilter
+
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        sf = app.embedded.salesforce
+        stale = sf.add_leads([sf_lead(f"S{i}", f"s{i}@acme{i}.com", title="Analyst",
+                                      activity_days=200) for i in range(2)])
+        misfits = sf.add_leads([sf_lead(f"M{i}", f"m{i}@gmail.com", title=None)
+                                for i in range(2)])
+        run_id = app.pipelines["salesforce"].run_cycle().run_id
+        pipeline, book, now = app.pipelines["salesforce"], app.rules.current(), app.clock()
+
+        by_rule = plan_revert(app.store, pipeline, run_id, book, now,
+                              RevertFilter(rule_id="misfit-archive"))
+        assert {(r.lead_id, r.field, r.restored) for r in by_rule.restores} == {
+            (i, "status", "Open - Not Contacted") for i in misfits}
+        by_lead = plan_revert(app.store, pipeline, run_id, book, now,
+                              RevertFilter(lead_id=stale[0]))
+        assert {(r.lead_id, r.label) for r in by_lead.restores} == {
+            (stale[0], "status"), (stale[0], "newsletter:newsletter")}
+        later = plan_revert(app.store, pipeline, run_id, book, now,
+                            RevertFilter(since=now + timedelta(minutes=1)))
+        assert later.restores == [] and later.skipped == []
