@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.kit.retry import RetrySettings
 
-__all__ = ["AuthSettings", "ClientCredentialsAuth", "DEFAULT_FIELDS", "JwtBearerAuth",
+__all__ = ["DEFAULT_FIELDS", "AuthSettings", "ClientCredentialsAuth", "JwtBearerAuth",
            "RetrySettings", "SalesforceConfig", "SessionAuth"]
 
 _MODEL = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
@@ -109,5 +109,5 @@ class SalesforceConfig(BaseModel):
     delete_log_days: int = Field(15, ge=1)
     """Days deleted leads stay visible to queryAll (recycle bin, facts A4); a cursor not read for
     longer than this triggers a full reconcile."""
-    retry: RetrySettings = Field(default_factory=lambda: RetrySettings())
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     """Retry and backoff for transient failures (the same shape as HubSpot's ``retry``)."""
