@@ -121,7 +121,8 @@ def test_window_restarts_at_last_timestamp_and_pages_ties_by_id():
     """The reader alone, against a list-backed search that enforces a small result cap."""
     data = [RawContact(str(i), t, {}) for i, t in enumerate([1] * 3 + [2] * 7 + [3] * 2)]
 
-    def search(filters, sort, after):
+    def search(groups, sort, after):
+        (filters,) = groups  # the reader uses one filter group when it is not resuming
         def ok(c):
             for f in filters:
                 v = c.modified_ms if f["propertyName"] == "lastmodifieddate" else int(c.id)
