@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["FieldDef", "ObjectSchema", "SCHEMAS", "LEAD", "LEAD_STATUS", "CAMPAIGN",
-           "CAMPAIGN_MEMBER"]
+__all__ = ["CAMPAIGN", "CAMPAIGN_MEMBER", "LEAD", "LEAD_STATUS", "SCHEMAS", "FieldDef",
+           "ObjectSchema"]
 
 
 @dataclass(frozen=True, slots=True)
