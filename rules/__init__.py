@@ -43,6 +43,6 @@ __all__ = [
     "RuleTrace",
     "load_rulebook",
     "load_ruleset",
-    "run_fixtures",
     "ruleset_json_schema",
+    "run_fixtures",
 ]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from rules.durations import DURATION_HINT, parse_duration
@@ -57,7 +57,7 @@ __all__ = [
 Lead = Mapping[str, Any]
 CondFn = Callable[[Lead, Sequence[datetime]], bool]
 
-_UTC = timezone.utc
+_UTC = UTC
 _ORDERED = {FieldType.INTEGER, FieldType.NUMBER, FieldType.DATETIME}
 _OPS_BY_TYPE: dict[str, set[FieldType] | None] = {
     "eq": None, "ne": None, "in": None, "not_in": None, "present": None, "missing": None,
@@ -143,7 +143,8 @@ def check_value(field: str, ftype: FieldType, value: object) -> Any:
         return value
     if ftype is FieldType.NUMBER:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConditionError(f"'{field}' is a number field; got {describe_kind(value)} {value!r}")
+            raise ConditionError(f"'{field}' is a number field; got {describe_kind(value)} "
+                                 f"{value!r}")
         return value
     if ftype is FieldType.BOOLEAN:
         if not isinstance(value, bool):
@@ -186,7 +187,7 @@ class LeafSpec:
 class Node:
     """Explain tree mirroring a compiled condition; ``explain`` reports the deciding leaf."""
 
-    __slots__ = ("kind", "children", "fn", "spec")
+    __slots__ = ("children", "fn", "kind", "spec")
 
     def __init__(self, kind: str, fn: CondFn, children: tuple[Node, ...] = (),
                  spec: LeafSpec | None = None) -> None:
@@ -218,6 +219,32 @@ def _always(lead: Lead, th: Sequence[datetime]) -> bool:
 
 
 always: CondFn = _always
+
+
+def _check_values(field: str, ftype: FieldType, raw: list[object]) -> frozenset[Any]:
+    """The values of an ``in``/``not_in`` list, checked; a bad one names its position."""
+    values = []
+    for i, item in enumerate(raw):
+        try:
+            values.append(check_value(field, ftype, item))
+        except ConditionError as exc:
+            exc.item = i
+            raise
+    return frozenset(values)
+
+
+def _compile_pattern(raw: str) -> re.Pattern[str]:
+    """The ``matches`` regular expression; it must not match empty text."""
+    try:
+        pattern = re.compile(raw)
+    except re.error as exc:
+        raise ConditionError(f"invalid regular expression {raw!r}: {exc.msg}"
+                             + (f" at position {exc.pos}" if exc.pos is not None else "")
+                             ) from None
+    if pattern.search("") is not None:
+        raise ConditionError(f"regular expression {raw!r} also matches empty text; "
+                             "use `present: true` to test for a value")
+    return pattern
 
 
 def compile_leaf(field: str, ftype: FieldType, op: str, raw: object,
@@ -259,29 +286,15 @@ def compile_leaf(field: str, ftype: FieldType, op: str, raw: object,
         return _relative(field, durations.index(delta), older=op == "older_than"), text
     if op in ("in", "not_in"):
         assert isinstance(raw, list)
-        values = []
-        for i, item in enumerate(raw):
-            try:
-                values.append(check_value(field, ftype, item))
-            except ConditionError as exc:
-                exc.item = i
-                raise
-        return _membership(field, ftype, frozenset(values), negate=op == "not_in"), text
+        return _membership(field, ftype, _check_values(field, ftype, raw),
+                           negate=op == "not_in"), text
     if op == "contains":
         if not isinstance(raw, str) or not raw:
             raise ConditionError("'contains' needs non-empty text")
         return _contains(field, raw.lower()), text
     if op == "matches":
         assert isinstance(raw, str)
-        try:
-            pattern = re.compile(raw)
-        except re.error as exc:
-            raise ConditionError(f"invalid regular expression {raw!r}: {exc.msg}"
-                                 + (f" at position {exc.pos}" if exc.pos is not None else ""))
-        if pattern.search("") is not None:
-            raise ConditionError(f"regular expression {raw!r} also matches empty text; "
-                                 "use `present: true` to test for a value")
-        return _matches(field, pattern), text
+        return _matches(field, _compile_pattern(raw)), text
     if isinstance(raw, dict):  # the schema allows this for gt/gte/lt/lte only
         return _field_ordering(field, ftype, op, raw.get("field"), fields or {}), \
             f"{field} {op} field {raw.get('field')}"
@@ -320,7 +333,8 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
         def older_than(lead: Lead, th: Sequence[datetime]) -> bool:
             x = lead.get(field)
             try:
-                return x < th[index]  # type: ignore[no-any-return,operator]
+                # None, text and naive datetimes raise TypeError here, on purpose (slow path).
+                return x < th[index]  # type: ignore[operator]
             except TypeError:
                 x = as_aware_datetime(x)
                 return x is not None and x < th[index]
@@ -329,7 +343,7 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
     def within(lead: Lead, th: Sequence[datetime]) -> bool:
         x = lead.get(field)
         try:
-            return x >= th[index]  # type: ignore[no-any-return,operator]
+            return x >= th[index]  # type: ignore[operator]  # TypeError: the slow path
         except TypeError:
             x = as_aware_datetime(x)
             return x is not None and x >= th[index]
@@ -404,12 +418,13 @@ def _equality(field: str, ftype: FieldType, value: Any, *, negate: bool) -> Cond
 def _ordering(field: str, ftype: FieldType, op: str, value: Any) -> CondFn:
     import operator
 
-    cmp = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}[op]
+    cmp: Callable[[Any, Any], bool] = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt,
+                                       "lte": operator.le}[op]
     if ftype is FieldType.DATETIME:
         def dt_cmp(lead: Lead, th: Sequence[datetime]) -> bool:
             x = lead.get(field)
             try:
-                return cmp(x, value)  # type: ignore[no-any-return]
+                return cmp(x, value)
             except TypeError:
                 x = as_aware_datetime(x)
                 return x is not None and cmp(x, value)
@@ -420,7 +435,7 @@ def _ordering(field: str, ftype: FieldType, op: str, value: Any) -> CondFn:
         if x.__class__ is bool or x.__class__ is str:
             return False  # wrong-typed: text compares with nothing, true/false are no numbers
         try:
-            return cmp(x, value)  # type: ignore[no-any-return]
+            return cmp(x, value)
         except TypeError:
             return False
     return num_cmp
@@ -440,12 +455,13 @@ def _field_ordering(field: str, ftype: FieldType, op: str, other: object,
     if not (otype is ftype or (otype in numeric and ftype in numeric)):
         raise ConditionError(f"cannot compare '{field}' ({_TYPE_WORDS[ftype]}) with '{other}' "
                              f"({_TYPE_WORDS[otype]})")
-    cmp = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}[op]
+    cmp: Callable[[Any, Any], bool] = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt,
+                                       "lte": operator.le}[op]
     if ftype is FieldType.DATETIME:
         def dt_fields(lead: Lead, th: Sequence[datetime]) -> bool:
             x, y = lead.get(field), lead.get(other)
             try:
-                return cmp(x, y)  # type: ignore[no-any-return]
+                return cmp(x, y)
             except TypeError:
                 x, y = as_aware_datetime(x), as_aware_datetime(y)
                 return x is not None and y is not None and cmp(x, y)
@@ -456,7 +472,7 @@ def _field_ordering(field: str, ftype: FieldType, op: str, other: object,
         if x.__class__ in (bool, str) or y.__class__ in (bool, str):
             return False
         try:
-            return cmp(x, y)  # type: ignore[no-any-return]
+            return cmp(x, y)
         except TypeError:
             return False
     return num_fields
@@ -493,31 +509,39 @@ def combine(kind: str, children: Sequence[Node]) -> Node:
     elif len(fns) == 1:
         fn = fns[0]
     elif kind == "all":
-        if len(fns) == 2:
-            a, b = fns
-            fn = lambda lead, th: a(lead, th) and b(lead, th)  # noqa: E731
-        elif len(fns) == 3:
-            a, b, c = fns
-            fn = lambda lead, th: a(lead, th) and b(lead, th) and c(lead, th)  # noqa: E731
-        else:
-            def all_of(lead: Lead, th: Sequence[datetime]) -> bool:
-                for f in fns:
-                    if not f(lead, th):
-                        return False
-                return True
-            fn = all_of
+        fn = _all_of(fns)
     else:
-        if len(fns) == 2:
-            a, b = fns
-            fn = lambda lead, th: a(lead, th) or b(lead, th)  # noqa: E731
-        elif len(fns) == 3:
-            a, b, c = fns
-            fn = lambda lead, th: a(lead, th) or b(lead, th) or c(lead, th)  # noqa: E731
-        else:
-            def any_of(lead: Lead, th: Sequence[datetime]) -> bool:
-                for f in fns:
-                    if f(lead, th):
-                        return True
-                return False
-            fn = any_of
+        fn = _any_of(fns)
     return Node(kind, fn, tuple(children))
+
+
+def _all_of(fns: tuple[CondFn, ...]) -> CondFn:
+    if len(fns) == 2:
+        a, b = fns
+        return lambda lead, th: a(lead, th) and b(lead, th)
+    if len(fns) == 3:
+        a, b, c = fns
+        return lambda lead, th: a(lead, th) and b(lead, th) and c(lead, th)
+
+    def all_of(lead: Lead, th: Sequence[datetime]) -> bool:
+        for f in fns:  # noqa: SIM110 -- a plain loop is faster than all() on a genexpr
+            if not f(lead, th):
+                return False
+        return True
+    return all_of
+
+
+def _any_of(fns: tuple[CondFn, ...]) -> CondFn:
+    if len(fns) == 2:
+        a, b = fns
+        return lambda lead, th: a(lead, th) or b(lead, th)
+    if len(fns) == 3:
+        a, b, c = fns
+        return lambda lead, th: a(lead, th) or b(lead, th) or c(lead, th)
+
+    def any_of(lead: Lead, th: Sequence[datetime]) -> bool:
+        for f in fns:  # noqa: SIM110 -- a plain loop is faster than any() on a genexpr
+            if f(lead, th):
+                return True
+        return False
+    return any_of

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -47,7 +47,7 @@ __all__ = [
     "RuleTrace",
 ]
 
-_UTC = timezone.utc
+_UTC = UTC
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _CACHE_LIMIT = 4096
 
@@ -367,12 +367,7 @@ class RuleBook:
             for name in rule.newsletters:
                 if name not in newsletters:
                     newsletters.append(name)
-            for fname, value in rule.field_sets:
-                if fname not in field_sets:
-                    field_sets[fname], field_rule[fname] = value, rule.id
-                elif field_sets[fname] != value:
-                    conflicts.append(Conflict(fname, field_sets[fname], field_rule[fname], value,
-                                              rule.id))
+            _merge_field_sets(rule, field_sets, field_rule, conflicts)
         if status_rule is not None:
             rule_id: str | None = status_rule.id
         elif blocked is not None:
@@ -424,3 +419,14 @@ class RuleBook:
                         stopped_by = rule.id
                 traces.append(RuleTrace(rs.name, rule.id, rule.line, matched, why, effect))
         return traces
+
+
+def _merge_field_sets(rule: CompiledRule, field_sets: dict[str, Any], field_rule: dict[str, str],
+                      conflicts: list[Conflict]) -> None:
+    """Add the rule's ``set_field`` values; the first rule setting a field wins, a later rule
+    setting another value is a conflict."""
+    for fname, value in rule.field_sets:
+        if fname not in field_sets:
+            field_sets[fname], field_rule[fname] = value, rule.id
+        elif field_sets[fname] != value:
+            conflicts.append(Conflict(fname, field_sets[fname], field_rule[fname], value, rule.id))

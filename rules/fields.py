@@ -17,7 +17,7 @@ from types import MappingProxyType
 __all__ = ["CRM_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STANDARD_FIELDS", "FieldType"]
 
 
-class FieldType(str, enum.Enum):
+class FieldType(enum.StrEnum):
     STRING = "string"
     INTEGER = "integer"
     NUMBER = "number"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -32,8 +32,8 @@ from pydantic import (
 
 __all__ = [
     "ACTION_KEYS",
-    "CONDITION_OPERATORS",
     "COMBINATOR_KEYS",
+    "CONDITION_OPERATORS",
     "SCHEMA_PATH",
     "RuleModel",
     "RuleSetModel",
@@ -51,7 +51,7 @@ ACTION_KEYS: tuple[str, ...] = ("set_status", "archive", "add_to_newsletter", "s
 #: Where the generated schema ships (a test keeps it equal to :func:`ruleset_json_schema`).
 SCHEMA_PATH = Path(__file__).with_name("ruleset.schema.json")
 
-Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -141,12 +141,10 @@ def _condition_tag(value: Any) -> str | None:
 
 
 Condition = Annotated[
-    Union[
-        Annotated[AllCondition, Tag("cond:all")],
-        Annotated[AnyCondition, Tag("cond:any")],
-        Annotated[NotCondition, Tag("cond:not")],
-        Annotated[LeafCondition, Tag("cond:leaf")],
-    ],
+    Annotated[AllCondition, Tag("cond:all")]
+    | Annotated[AnyCondition, Tag("cond:any")]
+    | Annotated[NotCondition, Tag("cond:not")]
+    | Annotated[LeafCondition, Tag("cond:leaf")],
     Discriminator(_condition_tag, custom_error_type="condition_shape",
                   custom_error_message="a condition must be a mapping"),
 ]
@@ -213,13 +211,11 @@ def _action_tag(value: Any) -> str | None:
 
 
 Action = Annotated[
-    Union[
-        Annotated[SetStatus, Tag("action:set_status")],
-        Annotated[Archive, Tag("action:archive")],
-        Annotated[AddToNewsletter, Tag("action:add_to_newsletter")],
-        Annotated[SetField, Tag("action:set_field")],
-        Annotated[Stop, Tag("action:stop")],
-    ],
+    Annotated[SetStatus, Tag("action:set_status")]
+    | Annotated[Archive, Tag("action:archive")]
+    | Annotated[AddToNewsletter, Tag("action:add_to_newsletter")]
+    | Annotated[SetField, Tag("action:set_field")]
+    | Annotated[Stop, Tag("action:stop")],
     Discriminator(_action_tag, custom_error_type="action_shape",
                   custom_error_message="an action is a mapping with one known key"),
 ]
