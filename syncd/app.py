@@ -9,7 +9,7 @@ import errno
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from connectors import registry
 from connectors.base import Connector, Preflight
 from connectors.errors import BudgetExhausted, ConnectorError
 from connectors.registry import ConnectorSpec, ConnectorTypeError
-from rules import RuleLoadError, load_rulebook
+from rules import RuleBook, RuleLoadError, load_rulebook
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.health import HealthServer
 from syncd.metrics import Metrics
@@ -63,6 +63,15 @@ class RulesHolder:
         self.error: str | None = None
         self._digest = self._files_digest()
         self.book = loader(paths)  # start-up: errors propagate and stop the daemon
+
+    def attach(self, *, store: StateStore | None = None,
+               validate: Callable[[Any], list[str]] | None = None) -> None:
+        """Record reload errors in ``store`` and check reloaded rules with ``validate`` (both
+        exist only after the first rules loaded)."""
+        if store is not None:
+            self._store = store
+        if validate is not None:
+            self._validate = validate
 
     def _files_digest(self) -> str:
         h = hashlib.sha256()
@@ -114,6 +123,24 @@ class RulesHolder:
             return self.book
 
 
+def _unaccepted_statuses(book: RuleBook, name: str, status_values: Mapping[str, str],
+                         missing: set[str], where: str) -> list[str]:
+    """One problem per rule setting a status the CRM ``name`` does not accept."""
+    problems: list[str] = []
+    for rs in book.sets:
+        for rule in rs.rules:
+            if rule.status is None:
+                continue
+            value = status_values.get(rule.status, rule.status)
+            if value in missing:
+                problems.append(
+                    f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
+                    f"'{rule.status}', written to {name} as '{value}', which {name} "
+                    f"does not accept; add the value in {name} or map "
+                    f"'{rule.status}' in {where}.status_values")
+    return problems
+
+
 @dataclass
 class App:
     settings: Settings
@@ -161,7 +188,7 @@ class App:
             raise StartupError(list(getattr(exc, "issues", [exc]))) from None
         # A command that only reads the mirror may use a read-only store.
         store = open_store(settings, writable=connect)
-        holder._store = store
+        holder.attach(store=store)
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
         app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
                   metrics=metrics, clock=clock, stop=stop or threading.Event(),
@@ -186,7 +213,7 @@ class App:
         if problems:
             app.close()
             raise StartupError(problems)
-        holder._validate = app.preflight
+        holder.attach(validate=app.preflight)
         for name, connector in app.connectors.items():
             app.pipelines[name] = Pipeline(
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
@@ -232,15 +259,7 @@ class App:
             # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
             # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
             missing = {v for v in statuses if v not in result.statuses}
-            for rs in book.sets:
-                for rule in rs.rules:
-                    value = cs.status_values.get(rule.status, rule.status)
-                    if rule.status is not None and value in missing:
-                        problems.append(
-                            f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
-                            f"'{rule.status}', written to {name} as '{value}', which {name} "
-                            f"does not accept; add the value in {name} or map "
-                            f"'{rule.status}' in {where}.status_values")
+            problems.extend(_unaccepted_statuses(book, name, cs.status_values, missing, where))
             problems.extend(f"{name}: {p}" for p in result.problems)
         if problems:
             return problems

@@ -27,6 +27,7 @@ import math
 import os
 import re
 import ssl
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -277,7 +278,7 @@ class Settings(_Model):
         return self._all_instances()[name][0]
 
 
-def load_settings(path: Path, *, env: dict[str, str] | None = None) -> Settings:
+def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settings:
     """Read, resolve secret references in, and validate the config file.
 
     Raises:
