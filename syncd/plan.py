@@ -6,10 +6,10 @@ None of these writes to a CRM; ``build_plan(pull=True)`` reads from the CRMs int
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import timedelta
 from typing import Any
 
 from syncd.pipeline import CycleReport, Planner, iter_verdicts
+from syncd.settings import BreakerSettings
 from syncd.state import _utc
 
 __all__ = ["build_plan", "explain_lead", "status_report"]
@@ -55,18 +55,21 @@ def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
                                   "rule_id": verdict.rule_id,
                                   "changes": [(c.kind, c.field, c.value) for c in
                                               verdict.changes]})
-        live = part["live_leads"]
-        share = part["changing_leads"] / live if live else 0.0
-        part["breaker"] = None
-        if (part["changing_leads"] >= app.settings.breaker.min_changes
-                and share > app.settings.breaker.max_change_share):
-            part["breaker"] = (f"{share:.0%} of leads > max_change_share "
-                               f"{app.settings.breaker.max_change_share:.0%}")
+        part["breaker"] = _breaker(part["changing_leads"], part["live_leads"],
+                                   app.settings.breaker)
         part["rules"] = {k: {"leads": v["leads"], "moves": dict(v["moves"]),
                              "newsletters": dict(v["newsletters"]), "fields": dict(v["fields"])}
                          for k, v in rules.items()}
         result["crms"][name] = part
     return result
+
+
+def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
+    """Why the change breaker would stop this plan, or None."""
+    share = changing / live if live else 0.0
+    if changing >= breaker.min_changes and share > breaker.max_change_share:
+        return f"{share:.0%} of leads > max_change_share {breaker.max_change_share:.0%}"
+    return None
 
 
 def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
@@ -113,7 +116,7 @@ def status_report(app: Any) -> dict[str, Any]:
                          "reason": f"status set to '{row.rep_edit_status}' by a person at "
                                    f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
                                    f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
-        runs = [dict(r._mapping) for r in app.store.last_runs(5, crm=name)]
+        runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),
             # what is still to be sent: by change, with the last error of rows being retried

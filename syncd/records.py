@@ -11,15 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import RowMapping
-
 __all__ = ["AuditRecord", "LeadRecord", "OutboxRecord", "QuarantineRecord", "RunRecord"]
 
 
 class _Row(Protocol):
-    @property
-    def _mapping(self) -> RowMapping:
-        """Column name -> value (SQLAlchemy's public ``Row._mapping``)."""
+    def _asdict(self) -> dict[str, Any]:
+        """Column name -> value (SQLAlchemy's public ``Row._asdict``)."""
 
 
 class LeadRecord(_Row, Protocol):

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from sqlalchemy import (
     JSON,
@@ -68,14 +68,16 @@ __all__ = [
 ]
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
+@overload
+def _utc(value: datetime | None) -> datetime | None: ...
 def _utc(value: datetime | None) -> datetime | None:
     """SQLite forgets time zones; everything syncd stores is UTC."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -330,7 +332,7 @@ class StateStore:
             row = conn.execute(select(table.c.modified_at, table.c.record_id,
                                       table.c.read_at).where(
                 table.c.crm == crm, table.c.object == obj)).first()
-        return (_as_utc(row[0]), row[1], _utc(row[2])) if row else None
+        return (_utc(row[0]), row[1], _utc(row[2])) if row else None
 
     def save_cursor(self, conn: Connection, crm: str, modified_at: datetime, record_id: str,
                     now: datetime, obj: str = "lead", read_at: datetime | None = None) -> None:
