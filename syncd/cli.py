@@ -15,10 +15,8 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -339,8 +337,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 
 @app.command()
-def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None,  # noqa: UP007
-          run_id: Annotated[Optional[str], typer.Option("--run", help="A run id.")] = None,  # noqa: UP007
+def audit(lead: Annotated[str | None, typer.Argument(help="Lead id.")] = None,
+          run_id: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
           config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Change history with rule id and rule-set version, for a lead or a run."""
     if not lead and not run_id:
@@ -369,7 +367,7 @@ def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None
 
 @rules_app.command("check")
 def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")],
-                config: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+                config: Annotated[Path | None, typer.Option(
                     "--config", "-c", help="Also check set_field and newsletter names "
                                            "against this config.")] = None) -> None:
     """Validate rule files; print every error with file:line:column. Exit 0 or 2."""
@@ -397,7 +395,7 @@ def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")]
 
 
 @rules_app.command("test")
-def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP007
+def rules_test(directory: Annotated[Path | None, typer.Argument(
                    help="Fixture directory (default: rules.fixtures from the config).")] = None,
                config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run rule fixtures (a lead, a time, the expected outcome) and report like pytest."""

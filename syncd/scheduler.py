@@ -45,7 +45,9 @@ class _DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         def target() -> None:
             try:
-                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+                # APScheduler 3 keeps the store alias only privately; its own executors read it.
+                alias = job._jobstore_alias  # noqa: SLF001
+                events = run_job(job, alias, run_times, self._logger.name)
             except BaseException:  # noqa: BLE001 - reported to the scheduler, as pools do
                 _, exc, tb = sys.exc_info()
                 self._run_job_error(job.id, exc, tb)
