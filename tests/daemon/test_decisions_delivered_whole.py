@@ -377,7 +377,8 @@ salesforce:
     token_url: {emu.token_url}
     ca_bundle: {emu.ca_pem_path}
     lag_seconds: 0
-    auth: {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
+    auth: {{type: client_credentials, client_id: {emu.client_id},
+            client_secret: {{env: SF_SECRET}}}}
     newsletters: {{newsletter: {campaign}}}
 """)
     return config
