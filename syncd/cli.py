@@ -25,6 +25,7 @@ from rich.table import Table
 
 from syncd.logs import setup_logging
 from syncd.settings import Settings, load_settings
+from syncd.views import Plan
 from syncd.yamlfile import YamlFileError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -232,7 +233,7 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     _print_plan(result, leads)
 
 
-def _print_plan(result: dict[str, Any], leads: bool) -> None:
+def _print_plan(result: Plan, leads: bool) -> None:
     out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
     for crm, part in result["crms"].items():
         out.print(f"\n[bold]{crm}[/]: {part['live_leads']} live leads, "
@@ -251,9 +252,9 @@ def _print_plan(result: dict[str, Any], leads: bool) -> None:
                 for item in part[kind][:20]:
                     out.print(f"    {item['lead_id']}: {item['reason']}", highlight=False)
         if leads:
-            for item in part["leads"]:
-                out.print(f"  {item['lead_id']}: {item['before']} → {item['after']} "
-                          f"(rule {item['rule_id']})", highlight=False)
+            for planned in part["leads"]:
+                out.print(f"  {planned['lead_id']}: {planned['before']} → {planned['after']} "
+                          f"(rule {planned['rule_id']})", highlight=False)
 
 
 @app.command()
@@ -323,16 +324,16 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                       f"{run_row['written']}, failed {run_row['failed']}"
                       + (f" — {run_row['message']}" if run_row["message"] else ""),
                       highlight=False)
-        for item in part["failed"]:
-            out.print(f"  [red]failed[/] {item['lead_id']}: {item['error_code']}: "
-                      f"{item['error_message']}", highlight=False)
-        for item in part["held"]:
-            out.print(f"  [yellow]held[/] {item['lead_id']}: {item['reason']}", highlight=False)
-        for item in part["quarantined"]:
+        for failed in part["failed"]:
+            out.print(f"  [red]failed[/] {failed['lead_id']}: {failed['error_code']}: "
+                      f"{failed['error_message']}", highlight=False)
+        for held in part["held"]:
+            out.print(f"  [yellow]held[/] {held['lead_id']}: {held['reason']}", highlight=False)
+        for bad in part["quarantined"]:
             values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
-                               for p in item["problems"])
+                               for p in bad["problems"])
             # CRM text is escaped: a value like "[red]" must print as itself.
-            out.print(f"  [yellow]quarantined[/] {item['lead_id']}: {escape(values)} — stored "
+            out.print(f"  [yellow]quarantined[/] {bad['lead_id']}: {escape(values)} — stored "
                       "empty; fix the value in the CRM", highlight=False)
 
 
