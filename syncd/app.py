@@ -51,8 +51,8 @@ class _CrmRejects(Exception):
 class RulesHolder:
     """The current rule book; reloads changed files and keeps the last good one on errors."""
 
-    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], Any],
-                 validate: Callable[[Any], list[str]] | None = None,
+    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], RuleBook],
+                 validate: Callable[[RuleBook], list[str]] | None = None,
                  metrics: Metrics | None = None, store: StateStore | None = None) -> None:
         self.paths = paths
         self._loader = loader
@@ -65,7 +65,7 @@ class RulesHolder:
         self.book = loader(paths)  # start-up: errors propagate and stop the daemon
 
     def attach(self, *, store: StateStore | None = None,
-               validate: Callable[[Any], list[str]] | None = None) -> None:
+               validate: Callable[[RuleBook], list[str]] | None = None) -> None:
         """Record reload errors in ``store`` and check reloaded rules with ``validate`` (both
         exist only after the first rules loaded)."""
         if store is not None:
@@ -82,7 +82,7 @@ class RulesHolder:
                 h.update(str(exc).encode())
         return h.hexdigest()
 
-    def current(self) -> Any:
+    def current(self) -> RuleBook:
         """The book to use for the next cycle (reloading first if a file changed)."""
         with self._lock:
             digest = self._files_digest()
@@ -223,7 +223,7 @@ class App:
             app._pause_until_checked(name, resume_at)
         return app
 
-    def preflight(self, book: Any, *, only: str | None = None) -> list[str]:
+    def preflight(self, book: RuleBook, *, only: str | None = None) -> list[str]:
         """Ask each CRM whether it accepts everything the rules may write; then prepare them.
 
         Every connector's read-only ``check`` runs first; only when no CRM found a problem
@@ -290,7 +290,7 @@ class App:
         pipeline = self.pipelines[name]
         pipeline.pause(resume_at, reason="daily API budget spent at start-up")
 
-        def check(book: Any) -> list[str]:
+        def check(book: RuleBook) -> list[str]:
             return self.preflight(book, only=name)
 
         pipeline.preflight = check
@@ -354,10 +354,10 @@ def rule_allowlists(settings: Settings) -> dict[str, Any]:
     return {"settable_fields": settable, "newsletters": newsletters or None}
 
 
-def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:
+def _book_loader(settings: Settings) -> Callable[[list[Path]], RuleBook]:
     allow = rule_allowlists(settings)
 
-    def load(paths: list[Path]) -> Any:
+    def load(paths: list[Path]) -> RuleBook:
         return load_rulebook(paths, **allow)
 
     return load

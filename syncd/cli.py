@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +26,10 @@ from rich.table import Table
 from syncd.logs import setup_logging
 from syncd.settings import Settings, load_settings
 from syncd.views import Plan
+
+if TYPE_CHECKING:  # the CLI imports the daemon lazily: `syncd --help` stays fast
+    from syncd.app import App
+    from syncd.pipeline import CycleReport
 from syncd.yamlfile import YamlFileError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -77,7 +81,7 @@ def _settings(config: Path) -> Settings:
 
 
 def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
-           serve_health: bool = False, prepare: bool = True) -> Any:
+           serve_health: bool = False, prepare: bool = True) -> App:
     """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
     from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
@@ -125,7 +129,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     starting.clear()
     from syncd.scheduler import Daemon
 
-    def show(report: Any) -> None:
+    def show(report: CycleReport) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
 
     daemon = Daemon(application, on_cycle=show)
@@ -181,14 +185,14 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG,
     raise typer.Exit(1 if failed else 0)
 
 
-def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None:
+def _print_cycle(application: App, report: CycleReport, *, summary: bool = True) -> None:
     colour = {"ok": "green", "breaker": "yellow", "budget": "yellow"}.get(report.outcome, "red")
     if summary:
         out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
     from syncd.state import AuditOutcome
 
-    marks = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
-             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
+    marks: dict[str, str] = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
+                             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
     unsent = (AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)
     # A first sync writes hundreds of thousands of changes: fetch only what is shown.
     rows = application.store.audit_of_run(report.run_id, limit=8)
@@ -350,7 +354,7 @@ def audit(lead: Annotated[str | None, typer.Argument(help="Lead id.")] = None,
     application = _build(settings, connect=False)
     try:
         rows = (application.store.audit_of_run(run_id) if run_id
-                else application.store.audit_of_lead(lead))
+                else application.store.audit_of_lead(lead) if lead else [])
     finally:
         application.close()
     if not rows:
