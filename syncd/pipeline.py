@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -365,6 +365,9 @@ class Pipeline:
         self.pull(report, until=now)
         if self.lease is not None:
             self.lease.verify()  # a standby must not supersede the new leader's plan
+        with self.store.begin() as conn:
+            self._fence(conn)
+            self.store.settle_sending(conn, self.crm, self.clock())
         if not self.stop.is_set():
             self.plan(report, book, now, approve_large_run=approve_large_run)
         if report.outcome == "running" and not self.stop.is_set():
@@ -444,14 +447,17 @@ class Pipeline:
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
-            queued = {(r.lead_id, r.value) for r in self.store.open_changes(
-                conn, self.crm, list(by_id)) if r.kind == "field" and r.field == "status"}
+            status_rows = [r for r in self.store.open_changes(conn, self.crm, list(by_id))
+                           if r.kind == "field" and r.field == "status"]
+            queued = {(r.lead_id, r.value) for r in status_rows}
+            in_doubt = {r.lead_id: r for r in status_rows if r.state == OutboxState.SENDING}
             rows: list[dict[str, Any]] = []
             gone: dict[str, str] = {}  # lead id -> why its open changes are withdrawn
             quarantined: list[dict[str, Any]] = []
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
-                rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours))
+                rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours,
+                                             in_doubt=in_doubt.get(lead.id)))
                 if rows[-1]["quarantine"]:
                     quarantined.append(rows[-1])
                 if lead.deleted or lead.converted:
@@ -490,7 +496,8 @@ class Pipeline:
                     self.metrics.quarantined.labels(self.crm, problem["field"]).inc()
 
     def _mirror_row(self, lead: RemoteLead, prev: LeadRecord | None, now: datetime, *,
-                    queued: bool = False) -> dict[str, Any]:
+                    queued: bool = False,
+                    in_doubt: OutboxRecord | None = None) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
         problems = [{"field": p.field, "excerpt": p.excerpt, "reason": p.reason}
                     for p in lead.problems]
@@ -520,8 +527,9 @@ class Pipeline:
                    rep_edit_status=prev.rep_edit_status, newsletters=prev.newsletters or [],
                    error_code=prev.error_code, error_message=prev.error_message,
                    error_at=prev.error_at)
-        if status != prev.status:
-            row["status_changed_at"] = lead.modified_at
+        if status != prev.status or _reverted_in_doubt(lead, status, in_doubt):
+            if status != prev.status:
+                row["status_changed_at"] = lead.modified_at
             ours = (status == prev.written_status or queued
                     or lead.modified_by_integration is True)
             if not ours:
@@ -663,6 +671,11 @@ class Pipeline:
     def _send(self, kind: str, groups: list[list[OutboxRecord]], report: CycleReport) -> None:
         if self.lease is not None:
             self.lease.before_send()
+        # In doubt from here until the results are recorded (OutboxState.SENDING).
+        with self.store.begin() as conn:
+            self._fence(conn)
+            self.store.set_change_state(conn, [r.id for g in groups for r in g],
+                                        OutboxState.SENDING, self.clock())
         if kind == "field":
             # Provenance fields ride in the same records: no extra call (syncd.provenance).
             extra = (self.provenance.for_groups(groups, self) if self.provenance is not None
@@ -893,6 +906,20 @@ def _wanted_before_the_intent(row: LeadRecord, change: OutboxRecord,
 def _membership_key(row: Any) -> str:
     """Adds and removals (value False, from a revert) of one newsletter go in separate calls."""
     return f"-{row.field}" if row.value is False else f"+{row.field}"
+
+
+#: How far a CRM's clock may run behind syncd's: an edit stamped up to this long before an
+#: in-doubt write left may still have come after it (judged conservatively: rep edits win).
+_CLOCK_SKEW = timedelta(seconds=5)
+
+
+def _reverted_in_doubt(lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None) -> bool:
+    """Someone other than syncd modified the lead after syncd's unconfirmed status write left,
+    and the CRM shows another status: the person's, whatever the mirror still says (a person
+    who set the old value back looks exactly like a lead syncd never wrote)."""
+    if in_doubt is None or lead.modified_by_integration is True or status == in_doubt.value:
+        return False
+    return bool(lead.modified_at >= _utc(in_doubt.updated_at) - _CLOCK_SKEW)
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:
