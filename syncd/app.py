@@ -109,6 +109,7 @@ class RulesHolder:
             self.book, self.error = book, None
             if self._metrics:
                 self._metrics.rules_valid.set(1)
+                self._metrics.set_rules_version(book.version)
             if self._store:
                 self._store.set_meta("rules_error", None)
             return self.book
@@ -159,6 +160,7 @@ class App:
                                  loader=_book_loader(settings), metrics=metrics)
         except RuleLoadError as exc:
             raise StartupError(list(getattr(exc, "issues", [exc]))) from None
+        metrics.set_rules_version(holder.book.version)
         # A command that only reads the mirror may use a read-only store.
         store = open_store(settings, writable=connect)
         holder._store = store
@@ -194,6 +196,7 @@ class App:
                 outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop)
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
+        metrics.watch(engine=store.engine, connectors=app.connectors)
         return app
 
     def preflight(self, book: Any, *, only: str | None = None) -> list[str]:
