@@ -11,7 +11,6 @@ from pathlib import Path
 from syncd.health import HealthServer
 from syncd.metrics import StoreCollector
 from syncd.pipeline import CycleReport
-from syncd.scheduler import Daemon
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
 
 
@@ -42,7 +41,7 @@ def test_metrics_expose_outbox_quota_retries_process_build_and_rules_series(
         report = CycleReport("salesforce", "r1")
         pipeline.pull(report, until=now)
         pipeline.plan(report, app.rules.current(), now)
-        Daemon(app)._cycle("hubspot")
+        app.pipelines["hubspot"].run_cycle()
         server = HealthServer("127.0.0.1", 0, registry=app.metrics.registry,
                               readiness=lambda: (True, {}))
         server.start()
@@ -66,10 +65,10 @@ def test_metrics_expose_outbox_quota_retries_process_build_and_rules_series(
     assert "process_cpu_seconds_total " in text
     assert "process_resident_memory_bytes " in text
     assert "python_gc_objects_collected_total{" in text
-    assert re.search(r'^python_info\{.*version="%s"' % re.escape(platform.python_version()),
-                     text, re.MULTILINE)
-    assert re.search(r'^syncd_build_info\{python="%s",version="[^"]+"\} 1\.0$'
-                     % re.escape(platform.python_version()), text, re.MULTILINE)
+    python = re.escape(platform.python_version())
+    assert re.search(rf'^python_info\{{.*version="{python}"', text, re.MULTILINE)
+    assert re.search(rf'^syncd_build_info\{{python="{python}",version="[^"]+"\}} 1\.0$', text,
+                     re.MULTILINE)
     version = app.rules.book.version
     assert _value(text, f'syncd_rules_info{{version="{version}"}}') == 1
     assert _value(text, 'syncd_rep_edits_held{crm="hubspot"}') == 0
