@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from typing import Any
 
+from syncd.holds import held_reason, held_since
 from syncd.pipeline import CycleReport, Planner, iter_verdicts
 from syncd.state import _utc
 
@@ -107,12 +108,11 @@ def status_report(app: Any) -> dict[str, Any]:
     report: dict[str, Any] = {"rules_error": app.store.get_meta("rules_error"), "crms": {}}
     for name, cs in app.settings.connectors().items():
         held = []
-        for row in app.store.held_leads(name, now - cs.hold_rep_edits_for):
-            edited = _utc(row.rep_edit_at)
+        for row in app.store.held_leads(name, held_since(now, cs.hold_rep_edits_for)):
+            edited = _utc(row.rep_edit_at) or now  # never None: the query requires it
             held.append({"lead_id": row.lead_id,
-                         "reason": f"status set to '{row.rep_edit_status}' by a person at "
-                                   f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
-                                   f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
+                         "reason": held_reason(row.rep_edit_status, edited,
+                                               cs.hold_rep_edits_for)})
         runs = [dict(r._mapping) for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),

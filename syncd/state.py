@@ -427,10 +427,12 @@ class StateStore:
                 LeadRow.crm == crm, LeadRow.deleted.is_(False))).scalar_one()
 
     def held_leads(self, crm: str, since: datetime) -> list[Any]:
+        """Held leads (``syncd.holds``): live, unconverted, a person's edit after ``since``."""
         with self.engine.connect() as conn:
             return list(conn.execute(select(LeadRow.__table__).where(
-                LeadRow.crm == crm, LeadRow.rep_edit_at >= since,
-                LeadRow.deleted.is_(False))).all())
+                LeadRow.crm == crm, LeadRow.rep_edit_at > since,
+                LeadRow.deleted.is_(False), LeadRow.converted.is_(False))
+                .order_by(LeadRow.lead_id)).all())
 
     def quarantined_leads(self, crm: str) -> list[Any]:
         """Live leads whose last pull had values syncd could not use."""
@@ -612,6 +614,15 @@ class StateStore:
         with self.begin() as conn:
             conn.execute(update(RunRow).where(RunRow.run_id == run.run_id)
                          .values(**run.model_dump(exclude={"run_id"})))
+
+    def record_run_progress(self, conn: Connection, run_id: str, counts: dict[str, int]) -> None:
+        """The run's counters so far, in the transaction that committed what they count.
+
+        A run killed mid-cycle then shows what it pulled, planned and wrote up to its last
+        commit, not zeros (``finish_run`` writes the final figures).
+        """
+        conn.execute(update(RunRow).where(RunRow.run_id == run_id)
+                     .values(**counts))
 
     def close_interrupted_runs(self, now: datetime) -> int:
         """Runs still marked running belong to a process that died; say so."""
