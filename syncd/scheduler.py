@@ -103,6 +103,26 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - showing a cycle must not fail it
                 log.warning("could not show the cycle of %s: %s", name, exc)
 
+    def _prune(self) -> None:
+        """One bounded retention pass (syncd.retention), pausing between batches so cycles
+        waiting for the database get in; it never fails a cycle or the daemon."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from syncd.retention import prune
+
+        metrics = self.app.metrics
+        try:
+            results = prune(self.app.store.engine, self.app.settings.retention,
+                            datetime.now(UTC), stop=self.app.stop, pause=0.05,
+                            on_batch=lambda table, n: metrics.pruned.labels(table).inc(n))
+        except SQLAlchemyError as exc:
+            log.warning("retention pass failed (%s); the next pass tries again",
+                        str(exc).splitlines()[0])
+            return
+        if any(p.rows for p in results):
+            log.info("retention deleted %s", ", ".join(
+                f"{p.rows} {p.table} rows older than {p.cutoff:%Y-%m-%d}" for p in results))
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when the rules load and every connector's last cycle is recent and did not
         fail. A connector paused by its API budget is ready (nothing is wrong, it waits), and
@@ -145,6 +165,12 @@ class Daemon:
                                     seconds=cs.interval.total_seconds(),
                                     next_run_time=datetime.now(UTC))
             log.info("%s: a cycle every %ds", name, cs.interval.total_seconds())
+        retention = self.app.settings.retention
+        if retention.enabled:
+            # Its own job, first run one interval after start: a restart loop never prunes,
+            # and start-up's first cycles have the database to themselves.
+            self._scheduler.add_job(self._prune, "interval", id="retention", name="retention",
+                                    seconds=retention.interval.total_seconds())
 
         def _stop(signum: int, _frame: Any) -> None:
             log.info("%s received: finishing the batch in flight, then stopping",

@@ -51,6 +51,7 @@ from syncd.yamlfile import Located, YamlFileError, load_yaml, locate, validation
 __all__ = [
     "ConnectorSettings",
     "InstanceName",
+    "RetentionSettings",
     "Settings",
     "load_settings",
     "parse_duration",
@@ -143,6 +144,36 @@ class OutboxSettings(_Model):
     retry_base: Duration = Field(timedelta(seconds=30), description="First retry delay; doubles.")
 
 
+#: The shortest audit retention: changes stay undoable (``syncd revert``) and reportable for a
+#: quarter. See syncd.retention for the defaults' reasoning.
+MIN_AUDIT_RETENTION = timedelta(days=90)
+
+
+def _at_least_undo_window(value: timedelta) -> timedelta:
+    if value < MIN_AUDIT_RETENTION:
+        raise ValueError(f"audit rows are kept at least {MIN_AUDIT_RETENTION.days} days (the "
+                         "window in which a change can be undone and reported on); "
+                         f"{value.days} days is too short")
+    return value
+
+
+class RetentionSettings(_Model):
+    enabled: bool = Field(True, description="Delete old rows while the daemon runs (between "
+                                            "cycles, in small batches).")
+    audit: Annotated[timedelta, BeforeValidator(parse_duration),
+                     AfterValidator(_at_least_undo_window)] = Field(
+        timedelta(days=180), description="Keep audit rows this long (at least 90d).")
+    runs: Duration = Field(timedelta(days=180), description="Keep finished run rows this long.")
+    outbox: Duration = Field(timedelta(days=30),
+                             description="Keep finished outbox rows (done, failed, superseded, "
+                                         "withdrawn, blocked) this long; pending ones always.")
+    interval: Interval = Field(timedelta(hours=1), description="Time between pruning passes.")
+    batch_rows: int = Field(5000, ge=100, le=100_000,
+                            description="Rows visited per transaction.")
+    max_seconds: float = Field(60.0, gt=0, description="A pass stops after this long; the next "
+                                                       "one continues.")
+
+
 class ServerSettings(_Model):
     enabled: bool = True
     host: str = Field("127.0.0.1", description="Bind address of /healthz, /readyz and /metrics.")
@@ -227,6 +258,7 @@ class Settings(_Model):
                                            description="ICP and free-mail settings (see README).")
     breaker: BreakerSettings = BreakerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    retention: RetentionSettings = RetentionSettings()
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
