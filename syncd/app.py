@@ -177,6 +177,8 @@ class App:
                 from syncd.embedded import EmbeddedCRMs
 
                 app.embedded = EmbeddedCRMs.start(settings)
+                if settings.embedded.fresh_state:
+                    _start_demo_fresh(settings, store)
             app.connectors = connectors or _build_connectors(settings, app.embedded)
             for name, connector in app.connectors.items():
                 connector.name = name  # given ones too: the pipeline keys state by it
@@ -318,6 +320,18 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
                                     "server.host)")]) from None
     health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
     return health
+
+
+def _start_demo_fresh(settings: Settings, store: StateStore) -> None:
+    """New emulators, new state (syncd.demo_state); a store of real CRMs stops start-up."""
+    from syncd.demo_state import NotTheDemosStore, start_fresh
+
+    try:
+        start_fresh(store, list(settings.connectors()))
+    except NotTheDemosStore as exc:
+        root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
+        line, col = locate(root, ("state", "url"))
+        raise StartupError([Located(settings.source, line, col, str(exc))]) from None
 
 
 def rule_allowlists(settings: Settings) -> dict[str, Any]:

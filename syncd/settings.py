@@ -191,6 +191,9 @@ class EmbeddedSettings(_Model):
     leads: int = Field(300, ge=0, description="Demo leads seeded into each emulator.")
     seed: int = Field(7, description="Random seed of the demo data.")
     rep_activity: bool = Field(True, description="Simulate reps editing a few leads each cycle.")
+    fresh_state: bool = Field(True, description="Clear syncd's state of the demo's connectors at "
+                                                "start: the emulators start a new world each "
+                                                "time (syncd.demo_state).")
 
 
 _INSTANCE_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
