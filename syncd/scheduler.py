@@ -85,8 +85,6 @@ class Daemon:
                 self._idle.notify_all()
 
     def _run_one(self, name: str) -> None:
-        if self.app.embedded is not None:
-            self.app.embedded.before_cycle(name)
         try:
             report = self.app.pipelines[name].run_cycle()
         except Exception as exc:  # noqa: BLE001 - run_cycle reports failures; belt and braces
@@ -102,6 +100,8 @@ class Daemon:
                 self.on_cycle(report)
             except Exception as exc:  # noqa: BLE001 - showing a cycle must not fail it
                 log.warning("could not show the cycle of %s: %s", name, exc)
+        if self.app.embedded is not None:
+            self.app.embedded.after_cycle(name)
 
     def _prune(self) -> None:
         """One bounded retention pass (syncd.retention), pausing between batches so cycles
