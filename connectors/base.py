@@ -125,6 +125,10 @@ class LeadChange:
 
     lead_id: str
     fields: Mapping[str, Any]
+    # Fields to clear in a request of their own before setting them: a declared backward move
+    # of a forward-only field (HubSpot lifecyclestage, syncd.lifecycle). A connector whose CRM
+    # applies such a move directly may ignore it.
+    clear_first: frozenset[str] = frozenset()
 
 
 class Outcome(enum.Enum):
@@ -141,6 +145,8 @@ class RecordResult:
     outcome: Outcome
     error_code: str | None = None
     message: str | None = None
+    # Fields the connector cleared in a separate request before writing them (audited).
+    cleared: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -160,6 +166,11 @@ class Preflight:
     missing_statuses: set[str] = field(default_factory=set)
     missing_fields: set[str] = field(default_factory=set)  # canonical names absent or unmapped
     setup: list[str] = field(default_factory=list)  # what prepare() would change, for the log
+    # What works only in part (logged at start-up, never a start-up failure), e.g. a status that
+    # some Salesforce record types do not allow.
+    warnings: list[str] = field(default_factory=list)
+    # CRM status value -> the record types (or other partitions) that refuse it.
+    partly_refused_statuses: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -192,7 +203,9 @@ class Connector(abc.ABC):
     """
 
     kind: ClassVar[str]  # the connector type config names in ``type:`` ("salesforce", ...)
-    max_batch_size: ClassVar[int]  # records per update call (Salesforce 200, HubSpot 100)
+    # Records per update call (Salesforce 200, HubSpot 100). A plain attribute, not a ClassVar:
+    # a connector may lower it per instance from its config (Salesforce ``batch_size``).
+    max_batch_size: int
     max_membership_batch: ClassVar[int]  # records per newsletter-membership call
 
     #: Counters every connector keeps; ``stats.calls`` is the API-call counter the daemon reads.

@@ -247,6 +247,7 @@ class App:
                             f"does not accept; add the value in {name} or map "
                             f"'{rule.status}' in {where}.status_values")
             problems.extend(f"{name}: {p}" for p in result.problems)
+            _warn_partly_refused(name, cs, book, result)
         if problems:
             return problems
         for name, result in checked.items():
@@ -281,12 +282,13 @@ class App:
 
         pipeline.preflight = check
 
-    def recover_interrupted_runs(self) -> None:
-        """Call once, from the one process that runs cycles, before its first cycle."""
-        interrupted = self.store.close_interrupted_runs(self.clock())
+    def recover_interrupted_runs(self, crm: str) -> None:
+        """Call while holding ``crm``'s lease, before its first cycle (a standby must not: the
+        leader's live run is ``running`` too)."""
+        interrupted = self.store.close_interrupted_runs(self.clock(), crm=crm)
         if interrupted:
-            log.warning("%d run(s) were interrupted (crash or kill); their approved changes are "
-                        "still in the outbox and the next cycle sends them", interrupted)
+            log.warning("%s: %d run(s) were interrupted (crash or kill); their approved changes "
+                        "are still in the outbox and the next cycle sends them", crm, interrupted)
 
     def close(self, *, in_use: bool = False) -> None:
         """Release everything; with ``in_use`` (a cycle still waits on a CRM as the process
@@ -408,3 +410,20 @@ def _locate_in(settings: Settings, path: tuple[str, ...]) -> tuple[int, int]:
     if settings.source == "<defaults>":
         return 1, 1
     return locate(load_yaml(Path(settings.source)), path)
+
+
+def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any,
+                         result: Preflight) -> None:
+    """Log what works only in part (e.g. a status some Salesforce record types refuse): once
+    per rule that writes it, naming the rule and where it refuses; never a start-up failure,
+    since the rule still works elsewhere."""
+    for warning in result.warnings:
+        log.warning("%s: %s", name, warning)
+    for rs in book.sets:
+        for rule in rs.rules:
+            value = cs.status_values.get(rule.status, rule.status)
+            where = result.partly_refused_statuses.get(value) if rule.status else None
+            if where:
+                log.warning("%s:%s: rule '%s' sets status '%s' (%s in %s), which %s record "
+                            "types %s refuse; those leads will fail", rs.path, rule.line,
+                            rule.id, rule.status, value, name, name, ", ".join(where))

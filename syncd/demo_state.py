@@ -8,7 +8,8 @@ the first cycle: every ``make run`` shows the same first cycle.
 
 The store is marked as the demo's (meta ``embedded_demo``) the first time. A store that holds
 state for these connectors without that mark was made by a daemon talking to real CRMs: it is
-never cleared; start-up stops and says so.
+never cleared; start-up stops and says so. Nor is a store whose connectors another live
+process holds the lease of (``syncd.lease``): its emulators are not this process's.
 """
 
 from __future__ import annotations
@@ -40,7 +41,17 @@ def start_fresh(store: StateStore, connectors: Sequence[str]) -> int:
     Raises:
         NotTheDemosStore: the store has state for these connectors and is not the demo's.
     """
+    from syncd.lease import current_holder, this_process
+
     names = list(connectors)
+    me = this_process().process_id  # `sync --once` takes its leases before building the app
+    for name in names:
+        holder = current_holder(store, name)
+        if holder is not None and holder.process_id != me:
+            # Its emulators are not ours: clearing would pull the state from under it.
+            raise NotTheDemosStore(
+                f"another syncd ({holder.describe()}) runs the demo's {name} on this state "
+                "store; stop it first, or point state.url at another database")
     with store.begin() as conn:
         leads = conn.execute(select(func.count()).select_from(LeadRow).where(
             LeadRow.crm.in_(names))).scalar_one()  # type: ignore[attr-defined]

@@ -101,6 +101,13 @@ class Metrics:
         self.build_info.labels(syncd_version(), platform.python_version()).set(1)
         self.pruned = Counter("syncd_retention_pruned_rows", "Rows deleted by retention, by "
                               "table.", ["table"], registry=r)
+        self.lease_leader = Gauge("syncd_lease_leader", "1 while this process holds the "
+                                  "connector's lease and runs its cycles; 0 while it is a "
+                                  "standby.", ["connector"], registry=r)
+        self.lease_holder = Gauge("syncd_lease_holder_info", "1 for the process that holds the "
+                                  "connector's lease, as this process last saw it.",
+                                  ["connector", "host", "pid"], registry=r)
+        self._holders: dict[str, tuple[str, str]] = {}
         # The process (CPU, memory, open files) and the interpreter (version, GC): on the
         # private registry, as prometheus_client puts them on its default one.
         ProcessCollector(registry=r)
@@ -121,6 +128,17 @@ class Metrics:
         """The rule set in use changed (start-up or a reload): one series, the current one."""
         self.rules_info.clear()
         self.rules_info.labels(version).set(1)
+
+    def observe_lease(self, connector: str, leader: bool, host: str | None,
+                      pid: int | None) -> None:
+        """Whether this process leads ``connector``, and who holds its lease (if known)."""
+        self.lease_leader.labels(connector).set(1 if leader else 0)
+        previous = self._holders.pop(connector, None)
+        if previous is not None:
+            self.lease_holder.remove(connector, *previous)
+        if host is not None and pid is not None:
+            self._holders[connector] = (host, str(pid))
+            self.lease_holder.labels(connector, host, str(pid)).set(1)
 
     def observe_cycle(self, report: Any, duration: timedelta) -> None:
         self.cycles.labels(report.crm, report.outcome).inc()

@@ -18,6 +18,10 @@
 4. **Write.** Pending rows are sent in batches of the CRM's maximum; every record's outcome is
    committed with its audit row before the next batch.
 
+With a ``lease`` (``syncd.lease``), storing a page and recording a batch check the fencing token
+in their transaction, and a batch is sent only after the lease was renewed: a process that lost
+the connector's lease ends the cycle (outcome ``lease_lost``) and writes nothing more.
+
 ``Planner`` holds the per-lead decision (shared by the cycle and by ``syncd plan``/``explain``).
 """
 
@@ -48,6 +52,8 @@ from connectors.errors import (
 )
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.holds import held_reason, is_held
+from syncd.lease import Lease, LeaseLost
+from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -164,9 +170,13 @@ class Planner:
         self.to_crm_status = dict(settings.status_values)
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
         self.hold = settings.hold_rep_edits_for
+        self.lifecycle = policy_of(settings)
 
     def rule_input(self, row: Any) -> dict[str, Any]:
-        return rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+        lead = rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+        if self.lifecycle is not None and self.lifecycle.field in lead:
+            lead[self.lifecycle.field] = self.lifecycle.to_rule(lead[self.lifecycle.field])
+        return lead
 
     def verdict(self, row: Any, now: datetime) -> LeadVerdict:
         lead = self.rule_input(row)
@@ -181,8 +191,9 @@ class Planner:
             target = self.to_crm_status.get(decision.status, decision.status)
             if target != row.status:
                 verdict.changes.append(PlannedChange("field", "status", target, row.status))
-        for name, value in decision.field_sets.items():
-            if row.fields.get(name) != value:
+        for name, wanted in decision.field_sets.items():
+            value = self._field_value(row, name, wanted, verdict)
+            if value is not _BLOCKED and row.fields.get(name) != value:
                 verdict.changes.append(PlannedChange("field", name, value, row.fields.get(name)))
         for name in decision.newsletters:
             if name not in (row.newsletters or ()):
@@ -203,6 +214,24 @@ class Planner:
             verdict.held = held_reason(row.rep_edit_status, edited, self.hold)
             verdict.changes = []
         return verdict
+
+
+    def _field_value(self, row: Any, name: str, value: Any, verdict: LeadVerdict) -> Any:
+        """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
+        CRM value and judged against the stage order (``_BLOCKED``, with the reason on the
+        verdict, when it would move backward undeclared)."""
+        if self.lifecycle is None or name != self.lifecycle.field:
+            return value
+        value = self.lifecycle.to_crm(value)
+        move = self.lifecycle.judge(row.fields.get(name), value)
+        if move.blocked is not None:
+            verdict.blocked = move.blocked
+            return _BLOCKED
+        return value
+
+
+#: A field change a guard refused (see ``Planner._field_value``).
+_BLOCKED = object()
 
 
 def iter_verdicts(store: StateStore, crm: str, book: Any, settings: ConnectorSettings,
@@ -242,6 +271,8 @@ class Pipeline:
         #: A check of the rules against this CRM still due before its next cycle (set when the
         #: start-up check could not run); returns the problems found.
         self.preflight: Callable[[Any], list[str]] | None = None
+        self.lease: Lease | None = None  # set by whoever holds the connector's lease
+        self._lifecycle = policy_of(settings)
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -282,6 +313,8 @@ class Pipeline:
                 self.preflight = None
             self.store.discard_stale_plans(self.crm, now)
             self.pull(report, until=now)
+            if self.lease is not None:
+                self.lease.verify()  # a standby must not supersede the new leader's plan
             if not self.stop.is_set():
                 self.plan(report, book, now, approve_large_run=approve_large_run)
             if report.outcome == "running" and not self.stop.is_set():
@@ -306,6 +339,8 @@ class Pipeline:
         except ConnectorError as exc:
             report.outcome, report.message = "failed", f"{exc} (will retry next cycle)"
             report.reason = "crm_unavailable"
+        except LeaseLost as exc:
+            report.outcome, report.message = "lease_lost", str(exc)
         except SQLAlchemyError as exc:
             report.outcome, report.reason = "failed", "database"
             report.message = (f"the state store failed ({_first_line(exc)}); nothing is lost: "
@@ -372,6 +407,7 @@ class Pipeline:
         now = self.clock()
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
         with self.store.begin() as conn:
+            self._fence(conn)  # a page read before the new leader's writes must not land
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
@@ -488,6 +524,7 @@ class Pipeline:
         if (changing_leads >= self.breaker.min_changes
                 and share > self.breaker.max_change_share and not approve_large_run):
             with self.store.begin() as conn:
+                self._fence(conn)
                 self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.BLOCKED,
                                            now)
             report.outcome = "breaker"
@@ -500,6 +537,7 @@ class Pipeline:
                 self.metrics.breaker_trips.labels(self.crm).inc()
             return
         with self.store.begin() as conn:
+            self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)
 
     def _record_plan(self, items: Sequence[tuple[Any, LeadVerdict]], report: CycleReport,
@@ -511,6 +549,7 @@ class Pipeline:
         """
         changing = 0
         with self.store.begin() as conn:
+            self._fence(conn)
             open_rows: dict[str, list[Any]] = defaultdict(list)
             for r in self.store.open_changes(conn, self.crm, [row.lead_id for row, _ in items]):
                 open_rows[r.lead_id].append(r)
@@ -590,8 +629,13 @@ class Pipeline:
             self._send(kind, _take(buffer, size), report)
 
     def _send(self, kind: str, groups: list[list[Any]], report: CycleReport) -> None:
+        if self.lease is not None:
+            self.lease.before_send()
         if kind == "field":
-            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in groups]
+            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g},
+                                  clear_first_fields(self._lifecycle,
+                                                     {r.field: (r.before, r.value) for r in g}))
+                       for g in groups]
             results = self.connector.write_batch(changes)
         else:
             results = self.connector.add_to_newsletter(groups[0][0].field,
@@ -623,6 +667,7 @@ class Pipeline:
             else:
                 failed.append((group, result))
         with self.store.begin() as conn:
+            self._fence(conn)
             for attempts, ids in _by_attempts(done).items():
                 self.store.set_change_state(conn, ids, OutboxState.DONE, now, attempts=attempts)
             for group, result in retry:
@@ -637,8 +682,9 @@ class Pipeline:
                                             attempts=group[0].attempts + 1,
                                             error_code=result.error_code,
                                             error_message=result.message)
-            self.store.add_audit(conn, [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
-                                        for g in done for r in g]
+            self.store.add_audit(conn, self._clear_audits(groups, results, now, report.run_id)
+                                 + [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
+                                    for g in done for r in g]
                                  + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
                                     for g, res in failed for r in g])
             self._apply_to_mirror(conn, done, failed, now)
@@ -650,6 +696,11 @@ class Pipeline:
         report.failed += len(failed)
         if self.metrics is not None:
             self.metrics.observe_results(self.crm, results)
+
+    def _fence(self, conn: Any) -> None:
+        """In a writing transaction: raise LeaseLost unless this process holds the lease."""
+        if self.lease is not None:
+            self.lease.check(conn)
 
     def _apply_to_mirror(self, conn: Any, done: Sequence[Sequence[Any]],
                          failed: Sequence[tuple[Sequence[Any], RecordResult]],
@@ -690,6 +741,20 @@ class Pipeline:
             self.store.update_lead(conn, self.crm, group[0].lead_id,
                                    error_code=result.error_code or "UNKNOWN",
                                    error_message=result.message, error_at=now)
+
+    def _clear_audits(self, groups: Sequence[Sequence[Any]], results: Sequence[RecordResult],
+                      now: datetime, run_id: str) -> list[dict[str, Any]]:
+        """An audit row for each field a connector cleared before setting it (a declared
+        backward lifecycle move): the clear, then the set, are both on record."""
+        rows = []
+        for group, result in zip(groups, results, strict=True):
+            for r in group:
+                if r.kind == "field" and r.field in result.cleared:
+                    row = audit_values(r, AuditOutcome.APPLIED, now, run_id,
+                                       message=f"cleared before moving {r.field} backward to "
+                                               f"'{r.value}' (declared in lifecycle.backward)")
+                    rows.append({**row, "after": None})
+        return rows
 
     def _audit(self, r: Any, outcome: AuditOutcome, now: datetime, run_id: str,
                result: RecordResult | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -104,7 +104,7 @@ class HubSpotConnector(Connector):
     """
 
     kind: ClassVar[str] = "hubspot"
-    max_batch_size: ClassVar[int] = 100  # object batch endpoints (facts C4)
+    max_batch_size: int = 100  # object batch endpoints (facts C4)
     # The lists spec documents no per-request cap for memberships/add (facts C6); 100 keeps
     # requests the size of object batches.
     max_membership_batch: ClassVar[int] = 100
@@ -132,6 +132,8 @@ class HubSpotConnector(Connector):
         self._budget = DailyBudget(config.daily_limit, config.daily_reset_timezone, clock)
         self._last_archived_scan: datetime | None = None
         self._props = sorted(set(config.fields.values()))
+        # lifecyclestage values HubSpot answered for the batch being written (_check_stages).
+        self._written_stages: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ Connector API
     def api_quota(self) -> ApiQuota | None:
@@ -268,9 +270,15 @@ class HubSpotConnector(Connector):
                                           f"fields {unmapped} have no HubSpot property mapping")
             else:
                 sendable.append((i, change))
+        cleared: dict[int, frozenset[str]] = {}
+        if any(c.clear_first for _, c in sendable):
+            sendable = self._clear_first(sendable, results, cleared)
         if sendable:
             self._write(sendable, results)
-        return self._counted([results[i] for i in range(len(changes))])
+        out = [results[i] for i in range(len(changes))]
+        for i, fields in cleared.items():
+            out[i] = replace(out[i], cleared=fields)
+        return self._counted(self._check_stages(changes, out))
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
         if len(lead_ids) > self.max_membership_batch:
@@ -503,6 +511,52 @@ class HubSpotConnector(Connector):
                 failed[str(lead_id)] = RecordResult(str(lead_id), outcome, code, message)
         for i, change in items:
             results[i] = failed.get(change.lead_id) or RecordResult(change.lead_id, Outcome.OK)
+        stage_prop = self.config.fields.get("lifecycle_stage")
+        if stage_prop is not None and any("lifecycle_stage" in c.fields for _, c in items):
+            for obj in getattr(data, "results", None) or []:
+                props = obj.properties or {}
+                if stage_prop in props:
+                    self._written_stages[str(obj.id)] = props[stage_prop] or None
+
+    def _clear_first(self, items: list[tuple[int, LeadChange]],
+                     results: dict[int, RecordResult], cleared: dict[int, frozenset[str]]
+                     ) -> list[tuple[int, LeadChange]]:
+        """Clear the fields a declared backward move must clear, in a request of its own
+        (HubSpot applies a backward lifecyclestage only to an empty property,
+        docs/crm-api.md#c9). Returns the items to set next: those whose clear failed keep
+        that failure and are not set."""
+        clears = [(i, LeadChange(c.lead_id, dict.fromkeys(c.clear_first)))
+                  for i, c in items if c.clear_first]
+        outcome: dict[int, RecordResult] = {}
+        self._write(clears, outcome)
+        rest = []
+        for i, change in items:
+            result = outcome.get(i)
+            if result is not None and result.outcome is not Outcome.OK:
+                results[i] = result
+                continue
+            if change.clear_first:
+                cleared[i] = frozenset(change.clear_first)
+            rest.append((i, change))
+        return rest
+
+    def _check_stages(self, changes: Sequence[LeadChange],
+                      results: list[RecordResult]) -> list[RecordResult]:
+        """A lifecycle stage HubSpot answered 200 for but did not apply (a backward move of
+        a property not cleared first) fails visibly instead of passing as written."""
+        field = "lifecycle_stage"
+        out = []
+        for change, result in zip(changes, results, strict=True):
+            wanted = change.fields.get(field)
+            got = self._written_stages.get(change.lead_id, wanted)
+            if result.outcome is Outcome.OK and wanted is not None and got != wanted:
+                result = RecordResult(  # noqa: PLW2901 - the same record, judged again
+                    change.lead_id, Outcome.FAILED, "LIFECYCLE_NOT_APPLIED",
+                    f"HubSpot kept lifecyclestage '{got}' instead of '{wanted}': it moves only "
+                    "forward unless cleared first; declare the move in lifecycle.backward")
+            out.append(result)
+        self._written_stages.clear()
+        return out
 
     def _split_after_400(self, items: list[tuple[int, LeadChange]],
                          results: dict[int, RecordResult], body: Mapping[str, Any]) -> None:

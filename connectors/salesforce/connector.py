@@ -45,11 +45,11 @@ from connectors.errors import (
     FatalError,
     RetriableError,
 )
-
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
 
 from .auth import Authenticator, Token, authenticator_for
+from .batching import write_splitting
 from .config import SalesforceConfig
 from .results import classify_save_result
 from .soql import format_wire_datetime, lead_stream_query, parse_date, parse_datetime
@@ -70,6 +70,10 @@ _STANDARD_TYPES = {"CreatedDate": "datetime", "LastModifiedDate": "datetime",
                    "ConvertedDate": "date"}
 
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+#: REQUEST_LIMIT_EXCEEDED for concurrent requests says so in its message, e.g.
+#: "ConcurrentRequests (Concurrent API Requests) Limit exceeded."; the daily one says
+#: "TotalRequests Limit exceeded." (docs/crm-api.md#a11).
+_CONCURRENT = re.compile(r"Concurrent", re.IGNORECASE)
 
 
 def _utc_now() -> datetime:
@@ -80,8 +84,9 @@ class _Transient(RetriableError):
     """Internal: a failure the retry layer retries (other RetriableErrors are not retried here,
     e.g. an expired query locator, which only a new pull can fix)."""
 
-    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(reason, crm=CRM, status=status, code=code)
+    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None,
+                 retry_after: float | None = None):
+        super().__init__(reason, retry_after=retry_after, crm=CRM, status=status, code=code)
         self.reason = reason
 
 
@@ -135,7 +140,7 @@ class SalesforceConnector(Connector):
     """
 
     kind = "salesforce"
-    max_batch_size = COLLECTION_LIMIT
+    max_batch_size: int = COLLECTION_LIMIT  # lowered per instance by salesforce.batch_size
     max_membership_batch = COLLECTION_LIMIT
 
     def __init__(self, config: SalesforceConfig, *, clock: Callable[[], datetime] = _utc_now,
@@ -154,6 +159,9 @@ class SalesforceConnector(Connector):
         self._sf: Salesforce | None = None
         self._usage: tuple[int, int] | None = None
         self._field_types: dict[str, str] = dict(_STANDARD_TYPES)
+        self.max_batch_size = config.batch_size
+        # Status value -> record types whose Status picklist lacks it (read by check()).
+        self._refused_by_record_type: dict[str, list[str]] = {}
         self.stats = ConnectorStats()
         self.last_pull_was_full_reconcile = False
 
@@ -219,6 +227,8 @@ class SalesforceConnector(Connector):
                     "grant edit access to it (field-level security) or stop writing it in the "
                     "rules")
 
+        warnings, refused = self._check_record_types(describe, statuses & available)
+
         campaign_ids: dict[str, str] = {}
         for name in sorted(newsletters):
             cid = self._config.newsletters.get(name)
@@ -238,7 +248,43 @@ class SalesforceConnector(Connector):
                                     "not visible to the integration user; fix "
                                     "salesforce.newsletters")
         return Preflight(statuses=available, writable_fields=writable, problems=problems,
-                         missing_statuses=missing_statuses, missing_fields=missing_fields)
+                         missing_statuses=missing_statuses, missing_fields=missing_fields,
+                         warnings=warnings, partly_refused_statuses=refused)
+
+    def _check_record_types(self, describe: Any, statuses: set[str]
+                            ) -> tuple[list[str], dict[str, list[str]]]:
+        """Which target statuses some Lead record types do not allow (docs/crm-api.md#a14).
+
+        Record types come from describe's ``recordTypeInfos`` (the master type, which allows
+        every value, is skipped); each one's Status values from the UI API's
+        ``picklist-values/{recordTypeId}/Status``. A status refused by some record types still
+        works on the others, so this is a warning, not a start-up problem; writes to leads of
+        those types fail per record and say so.
+        """
+        infos = [i for i in (describe or {}).get("recordTypeInfos") or []
+                 if isinstance(i, Mapping) and not i.get("master") and i.get("active", True)
+                 and i.get("recordTypeId")]
+        refused: dict[str, list[str]] = {}
+        for info in infos:
+            rt_id, name = str(info["recordTypeId"]), str(info.get("developerName")
+                                                         or info.get("name") or "")
+            path = f"ui-api/object-info/Lead/picklist-values/{rt_id}/Status"
+
+            def read(sf: Salesforce, path: str = path) -> Any:
+                return sf.restful(path, timeout=self._config.timeout_seconds)
+
+            picklist = self._call(f"Status values of record type {name}", read)
+            allowed = {str(v.get("value")) for v in (picklist or {}).get("values") or []
+                       if isinstance(v, Mapping)}
+            for status in sorted(statuses - allowed):
+                refused.setdefault(status, []).append(name)
+        self._refused_by_record_type = refused
+        warnings = [f"Lead status {status!r} is not allowed for record types "
+                    f"{', '.join(types)}: writing it to leads of those types fails per record "
+                    "(INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST); add it to their Lead Status "
+                    "values or keep the rules off them" for status, types in sorted(
+                        refused.items())]
+        return warnings, refused
 
     def reconcile_required(self, since: Cursor | None) -> bool:
         """Whether a pull from ``since`` must be a full reconcile.
@@ -309,10 +355,13 @@ class SalesforceConnector(Connector):
                 next_url, identifier_is_url=True, include_deleted=True, **kwargs))
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
-        """PATCH up to 200 leads through sObject Collections, ``allOrNone: false`` (facts A5).
+        """PATCH up to ``batch_size`` leads through sObject Collections, ``allOrNone: false``
+        (facts A5).
 
         Each SaveResult maps to a :class:`RecordResult` in input order (see
-        :func:`~connectors.salesforce.results.classify_save_result`).
+        :func:`~connectors.salesforce.results.classify_save_result`). A batch the org's
+        automation fails whole with a limit error is split in halves and sent again, down to
+        single records (:mod:`connectors.salesforce.batching`).
 
         Raises:
             ValueError: more than ``max_batch_size`` changes (a bug in the caller).
@@ -321,9 +370,20 @@ class SalesforceConnector(Connector):
         """
         if not changes:
             return []
-        if len(changes) > COLLECTION_LIMIT:
-            raise ValueError(f"write_batch got {len(changes)} changes; Salesforce collections "
-                             f"take at most {COLLECTION_LIMIT}")
+        if len(changes) > self.max_batch_size:
+            raise ValueError(f"write_batch got {len(changes)} changes; this Salesforce "
+                             f"connector sends at most {self.max_batch_size} "
+                             "(salesforce.batch_size)")
+
+        def split(size: int) -> None:
+            log.warning("Salesforce failed a whole batch of %d leads with a limit error (org "
+                        "automation); sending it again in halves. Lower salesforce.batch_size "
+                        "if this recurs", size)
+
+        results = write_splitting(list(changes), self._send_update, split)
+        return self._annotated(changes, self._counted(results))
+
+    def _send_update(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         records = [{"attributes": {"type": "Lead"}, "id": c.lead_id,
                     **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()}}
                    for c in changes]
@@ -334,7 +394,31 @@ class SalesforceConnector(Connector):
         results = self._call(f"update of {len(records)} leads", lambda sf: sf.restful(
             "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records},
             headers=headers, timeout=self._config.timeout_seconds))
-        return self._map_results(results, [c.lead_id for c in changes], "update")
+        return self._map_results(results, [c.lead_id for c in changes], "update", count=False)
+
+    def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
+        for r in results:
+            if r.error_code:
+                self.stats.record_errors[r.error_code] += 1
+        return results
+
+    def _annotated(self, changes: Sequence[LeadChange],
+                   results: list[RecordResult]) -> list[RecordResult]:
+        """Say when a refused status is one that some record types do not allow."""
+        if not self._refused_by_record_type:
+            return results
+        out = []
+        for change, result in zip(changes, results, strict=True):
+            status = change.fields.get("status")
+            types = self._refused_by_record_type.get(str(status))
+            if result.error_code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" and types:
+                result = RecordResult(  # noqa: PLW2901 - the same record, explained
+                    result.lead_id, result.outcome, result.error_code,
+                    f"{result.message}; record types {', '.join(types)} do not allow status "
+                    f"{status!r} (Setup > Object Manager > Lead > Record Types > Lead Status); "
+                    "start-up warned about it")
+            out.append(result)
+        return out
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
         """Insert CampaignMember rows; an existing member (DUPLICATE_VALUE) is ``OK`` (facts A9).
@@ -423,17 +507,15 @@ class SalesforceConnector(Connector):
         return value
 
     def _map_results(self, results: Any, ids: list[str], what: str, *,
-                     duplicate_is_success: bool = False) -> list[RecordResult]:
+                     duplicate_is_success: bool = False, count: bool = True
+                     ) -> list[RecordResult]:
         if not isinstance(results, list) or len(results) != len(ids):
             got = len(results) if isinstance(results, list) else type(results).__name__
             raise RetriableError(f"Salesforce {what} call answered {got} results for {len(ids)} "
                                  "records; the batch outcome is unknown, retry it", crm=CRM)
         mapped = [classify_save_result(r, lid, duplicate_is_success=duplicate_is_success)
                   for r, lid in zip(results, ids, strict=True)]
-        for r in mapped:
-            if r.error_code:
-                self.stats.record_errors[r.error_code] += 1
-        return mapped
+        return self._counted(mapped) if count else mapped
 
     # -- calling Salesforce ---------------------------------------------------------------------
 
@@ -472,7 +554,8 @@ class SalesforceConnector(Connector):
 
         def exhausted(exc: _Transient) -> RetriableError:
             return RetriableError(f"Salesforce {what} failed {attempts} times ({exc.reason}); "
-                                  "try again later", crm=CRM, status=exc.status, code=exc.code)
+                                  "try again later", crm=CRM, status=exc.status, code=exc.code,
+                                  retry_after=exc.retry_after)
 
         return call_with_retry(lambda: self._attempt(what, fn), settings=self._config.retry,
                                waiter=self._waiter, stats=self.stats, retry_on=_Transient,
@@ -523,6 +606,14 @@ class SalesforceConnector(Connector):
         code, message = _error_code(exc)
         self.stats.errors[code or str(status)] += 1
         detail = f"HTTP {status}" + (f" {code}: {message}" if code else "")
+        if code == "REQUEST_LIMIT_EXCEEDED" and _CONCURRENT.search(message):
+            # Too many long-running requests at once: gone in seconds, unlike the daily
+            # allowance; wait briefly and retry (docs/crm-api.md#a11).
+            return _Transient(f"{detail}; too many concurrent long-running requests in the org",
+                              status=status, code=code,
+                              retry_after=self._config.concurrent_limit_backoff_seconds)
+        if status == 410:
+            return self._retired_version(what, detail)
         meaning = _REQUEST_ERRORS.lookup(status, code)
         if meaning.error is _Transient:
             return _Transient(detail, status=status, code=code)
@@ -534,3 +625,22 @@ class SalesforceConnector(Connector):
             return BudgetExhausted(f"{text}; pausing until {resume.isoformat()}",
                                    resume_at=resume, crm=CRM, status=status, code=code)
         return meaning.error(text, crm=CRM, status=status, code=code)
+
+    def _retired_version(self, what: str, detail: str) -> ConfigurationError:
+        """410 GONE: the configured API version is retired (docs/crm-api.md#a12). Name the
+        versions the org serves, read from the unauthenticated ``GET /services/data/``."""
+        version = self._config.api_version
+        served = ""
+        try:
+            reply = self._http.get(f"{self._config.instance_url.rstrip('/')}/services/data/",
+                                   timeout=self._config.timeout_seconds)
+            versions = sorted((str(v["version"]) for v in reply.json()
+                               if isinstance(v, Mapping) and v.get("version")), key=float)
+            if versions:
+                served = f" (this org serves {versions[0]} to {versions[-1]})"
+        except (requests.RequestException, ValueError, TypeError, KeyError):
+            pass  # the advice stands without the range
+        return ConfigurationError(
+            f"Salesforce refused {what} ({detail}): API version {version} is retired; set "
+            f"salesforce.api_version to a supported version{served}", crm=CRM, status=410,
+            code="GONE")

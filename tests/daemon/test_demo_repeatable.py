@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app as cli
@@ -56,4 +57,30 @@ def test_a_store_of_real_crms_is_never_cleared_by_the_demo(tmp_path: Path) -> No
                      "that talked to real CRMs", result.output, re.M), result.output
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     assert [r.run_id for r in store.last_runs(10)] == ["real"]
+    store.close()
+
+
+def test_a_demo_another_live_process_runs_is_not_cleared_from_under_it(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from syncd.app import App, StartupError
+    from syncd.settings import load_settings
+    from syncd.state import LeaseRow
+
+    config = _demo_config(tmp_path)
+    _sync_once(config)
+    now = datetime.now(UTC)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    with store.begin() as conn:
+        conn.execute(LeaseRow.__table__.delete())
+        conn.execute(LeaseRow.__table__.insert(), [{
+            "connector": "salesforce", "token": 7, "host": "elsewhere", "pid": 1,
+            "process_id": "another", "acquired_at": now, "renewed_at": now,
+            "expires_at": now + timedelta(minutes=5)}])
+    runs = len(store.last_runs(10))
+    store.close()
+    with pytest.raises(StartupError, match=r"another syncd \(host elsewhere, pid 1"):
+        App.build(load_settings(config))
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    assert len(store.last_runs(10)) == runs == 2
     store.close()

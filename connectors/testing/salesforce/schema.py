@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["FieldDef", "ObjectSchema", "SCHEMAS", "LEAD", "LEAD_STATUS", "CAMPAIGN",
-           "CAMPAIGN_MEMBER"]
+__all__ = [
+    "CAMPAIGN",
+    "CAMPAIGN_MEMBER",
+    "LEAD",
+    "LEAD_STATUS",
+    "RECORD_TYPE",
+    "SCHEMAS",
+    "FieldDef",
+    "ObjectSchema",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ LEAD = ObjectSchema("Lead", "00Q", [
     FieldDef("Authority__c", "string"),
     FieldDef("Need__c", "string"),
     FieldDef("Timeline__c", "string"),
+    # Last, so the columns above keep their positions in stored rows and snapshots.
+    FieldDef("RecordTypeId", "reference"),
 ])
 
 LEAD_STATUS = ObjectSchema("LeadStatus", "01J", [
@@ -112,6 +122,14 @@ CAMPAIGN_MEMBER = ObjectSchema("CampaignMember", "00v", [
     _sys("IsDeleted", "boolean"),
 ])
 
+RECORD_TYPE = ObjectSchema("RecordType", "012", [
+    _sys("Id", "id"),
+    _sys("Name", "string"),
+    _sys("DeveloperName", "string"),
+    _sys("SobjectType", "string"),
+    _sys("IsActive", "boolean"),
+])
+
 SCHEMAS: dict[str, ObjectSchema] = {
-    s.name.lower(): s for s in (LEAD, LEAD_STATUS, CAMPAIGN, CAMPAIGN_MEMBER)
+    s.name.lower(): s for s in (LEAD, LEAD_STATUS, CAMPAIGN, CAMPAIGN_MEMBER, RECORD_TYPE)
 }
