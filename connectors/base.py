@@ -117,6 +117,10 @@ class Page:
 
     leads: list[RemoteLead]
     cursor: Cursor | None
+    #: How many leads the whole pull this page belongs to is expected to yield, as the CRM
+    #: reported when the pull started (Salesforce ``totalSize``, HubSpot search ``total``);
+    #: None when it does not say. For progress display only: never exact, never relied on.
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from syncd.pipeline import Pipeline
 from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore
 from syncd.store_open import open_store
-from syncd.yamlfile import Located, load_yaml, locate
+from syncd.yamlfile import Located
 
 __all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists"]
 
@@ -312,14 +312,12 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
         health = HealthServer(server.host, server.port, registry=metrics.registry,
                               readiness=lambda: (False, {"starting": True}))
     except OSError as exc:
-        root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
-        line, col = locate(root, ("server", "port"))
         what = ("is already in use by another process" if exc.errno == errno.EADDRINUSE
                 else f"cannot be bound ({exc.strerror})")
-        raise StartupError([Located(settings.source, line, col,
-                                    f"server.port: {server.host}:{server.port} {what}; stop "
-                                    "the other process or choose another server.port (or "
-                                    "server.host)")]) from None
+        raise StartupError([settings.located(("server", "port"),
+                                             f"server.port: {server.host}:{server.port} {what}; "
+                                             "stop the other process or choose another "
+                                             "server.port (or server.host)")]) from None
     health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
     return health
 
@@ -331,9 +329,7 @@ def _start_demo_fresh(settings: Settings, store: StateStore) -> None:
     try:
         start_fresh(store, list(settings.connectors()))
     except NotTheDemosStore as exc:
-        root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
-        line, col = locate(root, ("state", "url"))
-        raise StartupError([Located(settings.source, line, col, str(exc))]) from None
+        raise StartupError([settings.located(("state", "url"), str(exc))]) from None
 
 
 def rule_allowlists(settings: Settings) -> dict[str, Any]:
@@ -369,9 +365,7 @@ def connector_spec(settings: Settings, name: str, cs: ConnectorSettings) -> Conn
         return registry.get(cs.type)
     except ConnectorTypeError as exc:
         path = (*settings.connector_path(name), "type")
-        line, col = _locate_in(settings, path)
-        raise StartupError([Located(settings.source, line, col,
-                                    f"{'.'.join(path)}: {exc}")]) from None
+        raise StartupError([settings.located(path, f"{'.'.join(path)}: {exc}")]) from None
 
 
 def connector_config(settings: Settings, name: str, cs: ConnectorSettings,

@@ -54,6 +54,8 @@ from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.holds import held_reason, is_held
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
+from syncd.logs import cycle_context
+from syncd.progress import ProgressFactory
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -273,6 +275,8 @@ class Pipeline:
         self.preflight: Callable[[Any], list[str]] | None = None
         self.lease: Lease | None = None  # set by whoever holds the connector's lease
         self._lifecycle = policy_of(settings)
+        #: Shows how far a pull got (syncd.progress); set by the command that runs cycles.
+        self.progress: ProgressFactory | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -288,6 +292,12 @@ class Pipeline:
         """
         now = self.clock()
         report = CycleReport(self.crm, uuid.uuid4().hex[:12])
+        # Every record logged during the cycle (retries in the connector too) names it.
+        with cycle_context(self.crm, report.run_id):
+            return self._run_cycle(report, now, approve_large_run=approve_large_run)
+
+    def _run_cycle(self, report: CycleReport, now: datetime, *,
+                   approve_large_run: bool) -> CycleReport:
         run: RunRow | None = None
         calls_before = self._calls_before = _api_calls(self.connector)
         try:
@@ -388,11 +398,18 @@ class Pipeline:
         stored = self.store.cursor(self.crm)
         since = Cursor(*stored) if stored else None
         started = self.clock()
-        for page in self.connector.iter_pages(since, until=until):
-            self._store_page(page.leads, page.cursor, report)
-            if self.stop.is_set():
-                log.info("stop requested: page checkpointed, leaving the pull")
-                return
+        progress = self.progress(self.crm) if self.progress is not None else None
+        try:
+            for page in self.connector.iter_pages(since, until=until):
+                self._store_page(page.leads, page.cursor, report)
+                if progress is not None:
+                    progress.advance(len(page.leads), page.total)
+                if self.stop.is_set():
+                    log.info("stop requested: page checkpointed, leaving the pull")
+                    return
+        finally:
+            if progress is not None:
+                progress.close()
         if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.

@@ -131,6 +131,7 @@ class HubSpotConnector(Connector):
                                        self._waiter.wait)
         self._budget = DailyBudget(config.daily_limit, config.daily_reset_timezone, clock)
         self._last_archived_scan: datetime | None = None
+        self._pull_total: int | None = None  # what the current pull's first search counted
         self._props = sorted(set(config.fields.values()))
         # lifecyclestage values HubSpot answered for the batch being written (_check_stages).
         self._written_stages: dict[str, str | None] = {}
@@ -247,12 +248,13 @@ class HubSpotConnector(Connector):
         if hi_ms < lo_ms:
             return
         moved = False
+        self._pull_total = None  # set by the pull's first search
         for batch in iter_search_windows(self._search_page, lo_ms=lo_ms, hi_ms=hi_ms,
                                          page_size=self.config.page_size,
                                          max_results=SEARCH_MAX_RESULTS, resume_id=resume_id):
             leads = sorted((self._lead(c) for c in batch), key=lambda lead: lead.cursor)
             moved = True
-            yield Page(leads, advance_cursor(leads, since, started))
+            yield Page(leads, advance_cursor(leads, since, started), total=self._pull_total)
         empty = None if moved else nothing_new_page(since, started)
         if empty is not None:
             yield empty
@@ -428,6 +430,10 @@ class HubSpotConnector(Connector):
             modified = _modified_at(props.get("lastmodifieddate"), obj.updated_at)
             results.append(RawContact(str(obj.id), to_ms(modified), props))
         nxt = data.paging.next.after if data.paging and data.paging.next else None
+        if self._pull_total is None and isinstance(data.total, int):
+            # The first window spans the whole pull: its total is the pull's (later windows
+            # restart past the 10,000 cap and count only what is left).
+            self._pull_total = data.total
         return SearchPage(results, nxt)
 
     def _lead(self, contact: RawContact) -> RemoteLead:

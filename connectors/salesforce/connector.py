@@ -336,6 +336,7 @@ class SalesforceConnector(Connector):
             soql, include_deleted=True, **kwargs))
         # A lead whose SystemModstamp cannot be parsed keeps the position of the one before it.
         position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
+        total = result.get("totalSize")  # of the whole query, not of this page
         while True:
             leads = []
             for record in result.get("records", []):
@@ -343,7 +344,8 @@ class SalesforceConnector(Connector):
                 position = lead.modified_at
                 leads.append(lead)
             if leads:
-                yield Page(leads, advance_cursor(leads, since, started))
+                yield Page(leads, advance_cursor(leads, since, started),
+                           total=total if isinstance(total, int) else None)
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 if not leads:
