@@ -29,6 +29,7 @@ __all__ = [
     "ApiQuota",
     "Connector",
     "ConnectorStats",
+    "CrmField",
     "Cursor",
     "FieldProblem",
     "LeadChange",
@@ -125,7 +126,11 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class LeadChange:
-    """Field values to write to one lead, in canonical field names and CRM values."""
+    """Field values to write to one lead, in canonical field names and CRM values.
+
+    ``crm_fields`` are written in the same record, named as the CRM names them (provenance
+    fields such as ``syncd_Rule__c`` an admin created for syncd; never read back into rules).
+    """
 
     lead_id: str
     fields: Mapping[str, Any]
@@ -133,6 +138,17 @@ class LeadChange:
     # of a forward-only field (HubSpot lifecyclestage, syncd.lifecycle). A connector whose CRM
     # applies such a move directly may ignore it.
     clear_first: frozenset[str] = frozenset()
+    crm_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmField:
+    """A CRM field as the CRM describes it, for fields named by their CRM name."""
+
+    name: str
+    exists: bool
+    updateable: bool = False
+    length: int | None = None  # the most characters a text value may have; None: no limit
 
 
 class Outcome(enum.Enum):
@@ -287,6 +303,32 @@ class Connector(abc.ABC):
         ``newsletter`` is a key of the connector's ``newsletters`` config (a Salesforce Campaign
         id or a HubSpot list id behind it). A lead already a member is ``Outcome.OK``.
         """
+
+    @abc.abstractmethod
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Remove up to ``max_membership_batch`` leads from a newsletter; idempotent.
+
+        The inverse of :meth:`add_to_newsletter` (``syncd revert`` undoes a run's joins with
+        it). A lead that is not a member (any more) is ``Outcome.OK``: it is out, as asked.
+        """
+
+    @abc.abstractmethod
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        """Read these leads as they are now, in as few calls as the CRM allows.
+
+        For checking written values (``syncd revert`` reads its writes back); leads that do not
+        exist (any more) are left out of the answer.
+        """
+
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField] | None:
+        """Whether lead fields named as the CRM names them exist and may be written.
+
+        One read at start-up (provenance fields are checked with it). ``None``: this connector
+        type cannot write fields by their CRM name (``LeadChange.crm_fields``), so provenance
+        cannot be configured for it.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sockets; the default has nothing to release."""

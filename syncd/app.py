@@ -170,6 +170,7 @@ class App:
                   prepare=prepare)
         if not connect:
             return app
+        provenance: dict[str, Any] = {}
         try:
             if serve_health and settings.server.enabled:
                 app.health = _bind_health(settings, metrics)
@@ -184,6 +185,8 @@ class App:
                 connector.name = name  # given ones too: the pipeline keys state by it
                 connector.bind_stop(app.stop)  # a stop request cuts retry and pacing waits
             problems = app.preflight(holder.book)
+            if not problems:
+                provenance, problems = app._check_provenance()
         except BaseException:
             app.close()
             raise
@@ -196,10 +199,28 @@ class App:
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
                 settings=settings.connectors()[name], breaker=settings.breaker,
                 outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop)
+        for name, value in provenance.items():
+            app.pipelines[name].provenance = value
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
         metrics.watch(engine=store.engine, connectors=app.connectors)
         return app
+
+    def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
+        """Each instance's provenance fields, checked against its CRM; every problem named."""
+        from syncd.provenance import Provenance, check_provenance
+
+        found: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, cs in self.settings.connectors().items():
+            if cs.provenance is None or name not in self.connectors or name in self.unchecked:
+                continue
+            where = ".".join(self.settings.connector_path(name))
+            issues, lengths = check_provenance(self.connectors[name], cs.provenance, where)
+            problems += issues
+            found[name] = Provenance(cs.provenance, lengths,
+                                     {v: k for k, v in cs.status_values.items()})
+        return found, problems
 
     def preflight(self, book: Any, *, only: str | None = None) -> list[str]:
         """Ask each CRM whether it accepts everything the rules may write; then prepare them.

@@ -315,8 +315,7 @@ def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None
     total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
     for row in rows:
         mark = marks.get(row.outcome, "✗")
-        what = (f"joined {row.field.split(':', 1)[1]}" if row.field.startswith("newsletter:")
-                else f"{row.field}: {row.before!s} → {row.after!s}")
+        what = _change_text(row.field, row.before, row.after)
         why = (f" {row.outcome}: {row.message}" if row.outcome in unsent and row.message
                else "")
         out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id}){why}[/]",
@@ -335,8 +334,7 @@ def _log_cycle(application: Any, report: Any, *, summary: bool) -> None:
     rows = application.store.audit_of_run(report.run_id, limit=8)
     total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
     for row in rows:
-        what = (f"joined {row.field.split(':', 1)[1]}" if row.field.startswith("newsletter:")
-                else f"{row.field}: {row.before!s} -> {row.after!s}")
+        what = _change_text(row.field, row.before, row.after)
         changes.info("%s %s (rule %s) %s", row.lead_id, what, row.rule_id, row.outcome,
                      extra={**context, "lead_id": row.lead_id, "field": row.field,
                             "before": row.before, "after": row.after, "rule": row.rule_id,
@@ -344,6 +342,13 @@ def _log_cycle(application: Any, report: Any, *, summary: bool) -> None:
     if total > len(rows):
         changes.info("... and %d more (syncd audit --run %s)", total - len(rows),
                      report.run_id, extra=context)
+
+
+def _change_text(name: str, before: Any, after: Any) -> str:
+    """One audit change as text; a membership with after False is a removal (a revert)."""
+    if name.startswith("newsletter:"):
+        return f"{'left' if after is False else 'joined'} {name.split(':', 1)[1]}"
+    return f"{name}: {before!s} → {after!s}"
 
 
 @app.command()
@@ -525,13 +530,144 @@ def audit(lead: Annotated[Optional[str], typer.Argument(  # noqa: UP007
         err.print("no audit rows" + (f" for lead {lead}" if lead else f" for run {run_id}"))
         raise typer.Exit(1)
     for r in rows:
-        what = (f"joined {r.field.split(':', 1)[1]}" if r.field.startswith("newsletter:")
-                else f"{r.field}: {r.before} → {r.after}")
+        what = _change_text(r.field, r.before, r.after)
         failure = (f" {r.error_code}: {r.message}" if r.error_code
                    else f": {r.message}" if r.message else "")  # why superseded or withdrawn
         out.print(f"{r.at:%Y-%m-%d %H:%M:%S}  {r.crm}  {r.lead_id}  {what}  rule {r.rule_id} "
                   f"(rules {r.ruleset_version})  run {r.run_id}  {r.outcome}{failure}",
                   highlight=False, markup=False)
+
+
+@app.command()
+def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to undo.")],
+           rule: Annotated[str | None, typer.Option(
+               "--rule", help="Only the changes of this rule.")] = None,
+           lead: Annotated[str | None, typer.Option(
+               "--lead", help="Only this lead's changes.")] = None,
+           since: Annotated[str | None, typer.Option(
+               "--since", help="Only changes applied since: an ISO time or a duration ago "
+                               "(2h, 3d).")] = None,
+           dry_run: Annotated[bool, typer.Option(
+               "--dry-run", help="Show the plan; write nothing.")] = False,
+           yes: Annotated[bool, typer.Option("--yes", "-y",
+                                             help="Skip the confirmation.")] = False,
+           approve_large_run: Annotated[bool, typer.Option(
+               "--approve-large-run", help="Let the revert past the change breaker.")] = False,
+           as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+           config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Undo what syncd wrote in RUN: a plan first, then a run of its own (audited, revertible).
+
+    Values changed since by anyone else are skipped and listed, never overwritten.
+    """
+    from syncd.revert import RevertError, RevertFilter, execute_revert, find_run, plan_revert
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    only = RevertFilter(rule_id=rule, lead_id=lead, since=_since(since))
+    application = _build(settings, connect=True, prepare=False)
+    try:
+        try:
+            target = find_run(application.store, run_id)
+        except RevertError as exc:
+            err.print(f"syncd revert: {exc}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        pipeline = application.pipelines.get(target.crm)
+        if pipeline is None:
+            err.print(f"syncd revert: run {run_id} wrote to connector {target.crm!r}, which is "
+                      "not configured (or not enabled) in this config", markup=False,
+                      highlight=False)
+            raise typer.Exit(2)
+        from syncd.pipeline import CycleReport
+
+        book = application.rules.book
+        now = application.clock()
+        # The mirror is brought up to date first, so edits made in the CRM since are seen.
+        pipeline.pull(CycleReport(target.crm, "plan"), until=now)
+        plan = plan_revert(application.store, pipeline, run_id, book, now, only)
+        if as_json:
+            out.print_json(json.dumps(plan.as_dict(), default=str))
+        else:
+            _print_revert_plan(plan, settings.breaker)
+        if dry_run or not plan.restores:
+            if not as_json:
+                out.print("dry run: nothing was written" if dry_run
+                          else "nothing to revert: every change was skipped" if plan.skipped
+                          else f"no applied changes of run {run_id} are in the audit (the "
+                          "revert window is the audit's retention)")
+            return
+        if not yes and not typer.confirm(f"Write these {len(plan.restores)} changes to "
+                                         f"{plan.crm}?", default=False):
+            out.print("nothing was written")
+            return
+        result = execute_revert(pipeline, plan, book, approve_large_run=approve_large_run)
+        _print_cycle(application, result.report, summary=False)
+    finally:
+        application.close()
+    colour = "green" if result.report.outcome == "ok" and not result.mismatches else "red"
+    out.print(f"[bold {colour}]run {result.report.run_id} {result.report.outcome}: "
+              f"{escape(result.report.message or '')}[/]", highlight=False)
+    for lead_id, name, expected, found in result.mismatches:
+        out.print(f"  [red]differs[/] {lead_id} {name}: wrote {expected!r}, the CRM shows "
+                  f"{found!r}", highlight=False)
+    out.print(f"undo this revert with: syncd revert {result.report.run_id}", highlight=False)
+    raise typer.Exit(0 if result.report.outcome == "ok" and not result.mismatches else 1)
+
+
+def _since(text: str | None) -> datetime | None:
+    """``--since``: an ISO 8601 time (UTC unless it says otherwise) or a duration ago."""
+    if text is None:
+        return None
+    from syncd.settings import parse_duration
+
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        err.print(f"--since {text!r}: not an ISO time (2026-11-30T09:00) or a duration (2h, "
+                  "3d)", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _print_revert_plan(plan: Any, breaker: Any) -> None:
+    from syncd.revert import CANNOT_UNDO
+
+    out.print(f"[bold]Revert of run {plan.run_id}[/] on {plan.crm}: {len(plan.restores)} "
+              f"changes to write, {len(plan.skipped)} skipped", highlight=False)
+    table = Table("lead", "field", "current", "restored")
+    for r in plan.restores:
+        table.add_row(r.lead_id, r.label, escape(_value(r.current)), escape(_value(r.restored)))
+    if plan.restores:
+        out.print(table)
+    removals = Counter(r.field for r in plan.restores if r.kind == "membership"
+                       and r.restored is False)
+    for name, n in sorted(removals.items()):
+        out.print(f"newsletter removals: {n} leads out of {name}", highlight=False)
+    if plan.skipped:
+        out.print(f"[yellow]skipped ({len(plan.skipped)}):[/]")
+        for s in plan.skipped:
+            out.print(f"  {s.lead_id} {s.field}: {escape(s.reason)}", highlight=False)
+    share = plan.changing_leads / plan.live_leads if plan.live_leads else 0.0
+    if plan.changing_leads >= breaker.min_changes and share > breaker.max_change_share:
+        out.print(f"[yellow]breaker:[/] {plan.changing_leads} of {plan.live_leads} leads "
+                  f"({share:.0%}) is above breaker.max_change_share; add --approve-large-run "
+                  "to write it", highlight=False)
+    for rule_id, n in sorted(plan.rules_again.items()):
+        out.print(f"[yellow]warning:[/] the current rules would change {n} of these leads "
+                  f"again on the next cycle (rule {rule_id}); fix or disable the rule first",
+                  highlight=False)
+    out.print(f"[dim]{CANNOT_UNDO}[/]", highlight=False)
+
+
+def _value(value: Any) -> str:
+    if value is True:
+        return "member"
+    if value is False:
+        return "not a member"
+    return "(empty)" if value is None else str(value)
 
 
 @rules_app.command("check")

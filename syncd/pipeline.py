@@ -270,6 +270,9 @@ class Pipeline:
         self.paused_until: datetime | None = None
         self._calls_before = 0  # the connector's call count when the current cycle started
         self.pause_reason = "daily API budget spent"
+        #: Provenance fields written with each field change (``syncd.provenance.Provenance``,
+        #: set by the app after checking the fields), or None.
+        self.provenance: Any = None
         #: A check of the rules against this CRM still due before its next cycle (set when the
         #: start-up check could not run); returns the problems found.
         self.preflight: Callable[[Any], list[str]] | None = None
@@ -635,7 +638,7 @@ class Pipeline:
         buffer: dict[tuple[str, str], list[Any]] = {}
         for rows in self.store.iter_due_changes(self.crm, kind, now):
             for r in rows:
-                key = (r.field if kind == "membership" else "", r.lead_id)
+                key = (_membership_key(r) if kind == "membership" else "", r.lead_id)
                 buffer.setdefault(key, []).append(r)
             # Keep the last group open: its remaining rows may be in the next chunk.
             while len(buffer) > size or (buffer and _newsletters(buffer) > 1):
@@ -649,11 +652,18 @@ class Pipeline:
         if self.lease is not None:
             self.lease.before_send()
         if kind == "field":
+            # Provenance fields ride in the same records: no extra call (syncd.provenance).
+            extra = (self.provenance.for_groups(groups, self) if self.provenance is not None
+                     else [{} for _ in groups])
             changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g},
                                   clear_first_fields(self._lifecycle,
-                                                     {r.field: (r.before, r.value) for r in g}))
-                       for g in groups]
+                                                     {r.field: (r.before, r.value) for r in g}),
+                                  crm)
+                       for g, crm in zip(groups, extra, strict=True)]
             results = self.connector.write_batch(changes)
+        elif groups[0][0].value is False:  # a revert takes the lead out of the newsletter
+            results = self.connector.remove_from_newsletter(groups[0][0].field,
+                                                            [g[0].lead_id for g in groups])
         else:
             results = self.connector.add_to_newsletter(groups[0][0].field,
                                                        [g[0].lead_id for g in groups])
@@ -742,7 +752,10 @@ class Pipeline:
             fields = dict(lead.fields)
             newsletters = list(lead.newsletters or [])
             for r in group:
-                if r.kind == "membership":
+                if r.kind == "membership" and r.value is False:
+                    if r.field in newsletters:
+                        newsletters.remove(r.field)
+                elif r.kind == "membership":
                     if r.field not in newsletters:
                         newsletters.append(r.field)
                 elif r.field == "status":
@@ -861,6 +874,11 @@ def _wanted_before_the_intent(row: Any, change: Any, parts: Sequence[Any], done_
     verdict = planner.verdict(SimpleNamespace(**view), now)
     return any((c.kind, c.field, c.value) == (change.kind, change.field, change.value)
                for c in verdict.changes)
+
+
+def _membership_key(row: Any) -> str:
+    """Adds and removals (value False, from a revert) of one newsletter go in separate calls."""
+    return f"-{row.field}" if row.value is False else f"+{row.field}"
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:

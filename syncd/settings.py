@@ -238,6 +238,27 @@ def _instance_name(value: str) -> str:
 InstanceName = Annotated[str, AfterValidator(_instance_name)]
 
 
+class ProvenanceSettings(_Model):
+    """CRM fields syncd writes with each status change, named as the CRM names them.
+
+    Written in the same record as the status (no extra API call); see the README, "Provenance
+    written back", for the fields an admin creates in each CRM.
+    """
+
+    rule: str | None = Field(None, description="Field for the deciding rule's id.")
+    reason: str | None = Field(None, description="Field for the rule's explain sentence (cut "
+                                                 "to the field's length).")
+    changed_at: str | None = Field(None, description="Field for when syncd wrote the change.")
+    run: str | None = Field(None, description="Field for the run id that decided the change.")
+    stage_dates: dict[str, str] = Field(default_factory=dict,
+                                        description="Rule status -> a date-time field set when "
+                                                    "syncd moves a lead into that status.")
+
+    def field_names(self) -> list[str]:
+        names = [n for n in (self.rule, self.reason, self.changed_at, self.run) if n]
+        return names + list(self.stage_dates.values())
+
+
 class ConnectorSettings(_Model):
     type: str = Field(description="The connector type: salesforce, hubspot, or one registered "
                                   "by a plugin (see connectors.registry).")
@@ -255,6 +276,8 @@ class ConnectorSettings(_Model):
     lifecycle: LifecycleSettings | None = Field(
         None, description="Lifecycle stage vocabulary, forward order and allowed backward "
                           "moves (syncd.lifecycle); None: the stage is set like any field.")
+    provenance: ProvenanceSettings | None = Field(
+        None, description="CRM fields that record which rule changed a lead, why and when.")
 
     @field_validator("type")
     @classmethod

@@ -19,8 +19,10 @@ import urllib3
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInput,
+    BatchReadInputSimplePublicObjectId,
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInput,
+    SimplePublicObjectId,
 )
 from hubspot.crm.properties import OptionInput, PropertyUpdate
 
@@ -28,6 +30,7 @@ from connectors.base import (
     ApiQuota,
     Connector,
     ConnectorStats,
+    CrmField,
     Cursor,
     LeadChange,
     Outcome,
@@ -61,6 +64,8 @@ from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, 
 from connectors.kit.errors import ANY, ErrorTable
 
 __all__ = ["HubSpotConnector"]
+
+_HUBSPOT_TEXT_MAX = 65_536  # characters in a single-line text property value
 
 log = logging.getLogger("connectors.hubspot")
 
@@ -309,6 +314,74 @@ class HubSpotConnector(Connector):
                               if i in missing else RecordResult(i, Outcome.OK)
                               for i in map(str, lead_ids)])
 
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Remove contacts from the newsletter's list; a contact that is no member is ``OK``.
+
+        One ``PUT /crm/v3/lists/{listId}/memberships/remove`` per batch
+        (https://developers.hubspot.com/docs/api/crm/lists): ids not in the list are ignored
+        by HubSpot, i.e. already removed.
+        """
+        if len(lead_ids) > self.max_membership_batch:
+            raise ValueError(f"remove_from_newsletter takes at most {self.max_membership_batch} "
+                             f"ids (got {len(lead_ids)})")
+        list_id = self.config.newsletters.get(newsletter)
+        if list_id is None:
+            raise ConfigurationError(f"Newsletter {newsletter!r} is not configured for HubSpot; "
+                                     "add it under newsletters (name: ILS list id)",
+                                     crm="hubspot")
+        if not lead_ids:
+            return []
+        try:
+            self._call("general", f"remove from list {list_id}",
+                       self._apis.memberships.remove_with_http_info, list_id=list_id,
+                       request_body=[str(i) for i in lead_ids])
+        except HubSpotRequestError as e:
+            raise ConfigurationError(
+                f"HubSpot refused removing members from list {list_id} (newsletter "
+                f"{newsletter!r}, HTTP {e.status}); it must exist and be a MANUAL or SNAPSHOT "
+                "list", crm="hubspot", status=e.status, code=e.code) from None
+        # A contact that is gone is no member either: removed is what was asked for.
+        return [RecordResult(i, Outcome.OK) for i in map(str, lead_ids)]
+
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField]:
+        """From the contact properties: existence and whether the value is read-only.
+
+        HubSpot text properties hold up to 65,536 characters
+        (https://knowledge.hubspot.com/properties/property-field-types-in-hubspot).
+        """
+        data, _, _ = self._call("general", "read contact properties",
+                                self._apis.properties.get_all_with_http_info, "contacts")
+        props = {p.name: p for p in data.results}
+        out: dict[str, CrmField] = {}
+        for name in names:
+            prop = props.get(name)
+            if prop is None:
+                out[name] = CrmField(name, exists=False)
+                continue
+            meta = prop.modification_metadata
+            read_only = meta is not None and bool(meta.read_only_value)
+            text = prop.type == "string"
+            out[name] = CrmField(name, True, not read_only, _HUBSPOT_TEXT_MAX if text else None)
+        return out
+
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        """One batch read (``POST /crm/v3/objects/contacts/batch/read``) per 100 contacts."""
+        out: list[RemoteLead] = []
+        for start in range(0, len(lead_ids), self.max_batch_size):
+            chunk = lead_ids[start:start + self.max_batch_size]
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=str(i)) for i in chunk],
+                properties=self._props, properties_with_history=[])
+            data, _, _ = self._call("general", f"read of {len(chunk)} contacts",
+                                    self._apis.batch.read_with_http_info,
+                                    batch_read_input_simple_public_object_id=body)
+            for obj in data.results or []:
+                props = obj.properties or {}
+                modified = _modified_at(props.get("lastmodifieddate"), obj.updated_at)
+                out.append(self._lead(RawContact(str(obj.id), to_ms(modified), props)))
+        return out
+
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:
             if r.outcome is not Outcome.OK and r.error_code:
@@ -496,8 +569,10 @@ class HubSpotConnector(Connector):
                ) -> None:
         """Batch update; on a whole-batch 400, fail the named records and resend the rest."""
         inputs = [SimplePublicObjectBatchInput(
-            id=c.lead_id, properties={self.config.fields[k]: format_value(v)
-                                      for k, v in c.fields.items()}) for _, c in items]
+            id=c.lead_id, properties={**{self.config.fields[k]: format_value(v)
+                                         for k, v in c.fields.items()},
+                                      **{k: format_value(v) for k, v in c.crm_fields.items()}})
+            for _, c in items]
         try:
             data, status, _ = self._call(
                 "general", "contact batch update", self._apis.batch.update_with_http_info,

@@ -29,8 +29,10 @@ from connectors.base import (
     ApiQuota,
     Connector,
     ConnectorStats,
+    CrmField,
     Cursor,
     LeadChange,
+    Outcome,
     Page,
     Preflight,
     RecordResult,
@@ -52,7 +54,13 @@ from .auth import Authenticator, Token, authenticator_for
 from .batching import write_splitting
 from .config import SalesforceConfig
 from .results import classify_save_result
-from .soql import format_wire_datetime, lead_stream_query, parse_date, parse_datetime
+from .soql import (
+    SYSTEM_FIELDS,
+    format_wire_datetime,
+    lead_stream_query,
+    parse_date,
+    parse_datetime,
+)
 
 __all__ = ["SalesforceConnector"]
 
@@ -387,7 +395,8 @@ class SalesforceConnector(Connector):
 
     def _send_update(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         records = [{"attributes": {"type": "Lead"}, "id": c.lead_id,
-                    **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()}}
+                    **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()},
+                    **{k: self._wire_value(v) for k, v in c.crm_fields.items()}}
                    for c in changes]
         headers = {"Sforce-Auto-Assign": "TRUE" if self._config.auto_assign else "FALSE"}
         if self._config.duplicate_rule_allow_save is not None:
@@ -449,6 +458,80 @@ class SalesforceConnector(Connector):
                                  timeout=self._config.timeout_seconds))
         return self._map_results(results, list(lead_ids), "membership",
                                  duplicate_is_success=True)
+
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Delete the leads' CampaignMember rows; a lead that is no member is ``OK``.
+
+        Two calls per batch: a query of the member ids by CampaignId and LeadId, then one
+        sObject Collections DELETE (``composite/sobjects?ids=...&allOrNone=false``, at most 200
+        ids: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+        resources_composite_sobjects_collections_delete.htm).
+
+        Raises:
+            ConfigurationError: ``newsletter`` is not in ``salesforce.newsletters``.
+            RetriableError, AuthError, BudgetExhausted: a whole request failed.
+        """
+        if not lead_ids:
+            return []
+        if len(lead_ids) > COLLECTION_LIMIT:
+            raise ValueError(f"remove_from_newsletter got {len(lead_ids)} leads; Salesforce "
+                             f"collections take at most {COLLECTION_LIMIT}")
+        campaign_id = self._config.newsletters.get(newsletter)
+        if campaign_id is None:
+            raise ConfigurationError(f"newsletter {newsletter!r} has no Campaign Id; add it to "
+                                     "salesforce.newsletters", crm=CRM)
+        quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in lead_ids)
+        rows = self._query_records(
+            f"SELECT Id, LeadId FROM CampaignMember WHERE CampaignId = '{_soql_id(campaign_id)}'"
+            f" AND LeadId IN ({quoted})", f"query of members of campaign {campaign_id}")
+        member_of = {str(r["LeadId"]): str(r["Id"]) for r in rows}
+        # Ids compare on their 15-character form: the query may answer 18-character ids.
+        by_prefix = {lid[:15]: mid for lid, mid in member_of.items()}
+        members = {lid: by_prefix.get(lid[:15]) for lid in lead_ids}
+        to_delete = [(lid, mid) for lid, mid in members.items() if mid is not None]
+        results = {lid: RecordResult(lid, Outcome.OK) for lid in lead_ids}
+        if to_delete:
+            ids = ",".join(mid for _, mid in to_delete)
+            answer = self._call(f"removal of {len(to_delete)} leads from campaign {campaign_id}",
+                                lambda sf: sf.restful(
+                                    f"composite/sobjects?ids={ids}&allOrNone=false",
+                                    method="DELETE", timeout=self._config.timeout_seconds))
+            # A member deleted meanwhile (ENTITY_IS_DELETED) is as good as removed.
+            mapped = self._map_results(answer, [lid for lid, _ in to_delete], "membership removal",
+                                       duplicate_is_success=False)
+            for r in mapped:
+                gone = r.error_code in ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
+                results[r.lead_id] = RecordResult(r.lead_id, Outcome.OK) if gone else r
+        return [results[lid] for lid in lead_ids]
+
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField]:
+        """From the Lead describe: existence, ``updateable`` and ``length`` of text fields."""
+        describe = self._call("describe of Lead", lambda sf: sf.restful(
+            "sobjects/Lead/describe", timeout=self._config.timeout_seconds))
+        by_name = {str(f["name"]).lower(): f for f in (describe or {}).get("fields", [])}
+        out: dict[str, CrmField] = {}
+        for name in names:
+            f = by_name.get(name.lower())  # API names are case-insensitive
+            if f is None:
+                out[name] = CrmField(name, exists=False)
+                continue
+            length = int(f.get("length") or 0)
+            out[name] = CrmField(name, True, bool(f.get("updateable")), length or None)
+        return out
+
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        """One SOQL query by Id per 200 leads (the URL stays well within its limit)."""
+        fields = ", ".join(dict.fromkeys([*SYSTEM_FIELDS, *self._config.fields.values()]))
+        now = self._clock()
+        out: list[RemoteLead] = []
+        for start in range(0, len(lead_ids), COLLECTION_LIMIT):
+            chunk = lead_ids[start:start + COLLECTION_LIMIT]
+            quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in chunk)
+            records = self._query_records(f"SELECT {fields} FROM Lead WHERE Id IN ({quoted})",
+                                          f"read of {len(chunk)} leads")
+            out.extend(self._to_remote(r, now) for r in records)
+        return out
 
     def close(self) -> None:
         self._http.close()
@@ -646,3 +729,10 @@ class SalesforceConnector(Connector):
             f"Salesforce refused {what} ({detail}): API version {version} is retired; set "
             f"salesforce.api_version to a supported version{served}", crm=CRM, status=410,
             code="GONE")
+
+
+def _soql_id(value: str) -> str:
+    """A record id fit for a SOQL literal: ids are alphanumeric, anything else is refused."""
+    if not value.isalnum():
+        raise ValueError(f"{value!r} is not a Salesforce record id")
+    return value

@@ -717,6 +717,32 @@ class HubSpotEmulator(EmulatorServer):
                               "recordIdsMissing": missing})
 
 
+    def _remove_members(self, req: Request, list_id: str) -> Response:
+        """``PUT /crm/v3/lists/{listId}/memberships/remove``: ids not in the list are ignored."""
+        ids = [str(i) for i in (req.json() or [])]
+        req.entry.records, req.entry.record_ids = len(ids), tuple(ids)
+        with self.lock:
+            lst = self._lists.get(list_id)
+            if lst is None:
+                raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
+            if lst["processingType"] not in ("MANUAL", "SNAPSHOT"):
+                raise ApiError(400, "VALIDATION_ERROR",
+                               f"List {list_id} has processingType {lst['processingType']}; "
+                               "memberships can only be changed for MANUAL or SNAPSHOT lists.")
+            members = self._members[list_id]
+            removed, missing = [], []
+            for rid in ids:
+                if rid in members:
+                    members.discard(rid)
+                    removed.append(rid)
+                elif self.store.live(_int_id(rid)) is None:
+                    missing.append(rid)
+            if removed:
+                lst["updatedAt"] = iso_ms(self.clock.now_ms())
+        req.entry.written = tuple(removed)
+        return Response(200, {"recordsIdsAdded": [], "recordIdsRemoved": removed,
+                              "recordIdsMissing": missing})
+
 def _int_id(value: Any) -> int:
     try:
         return int(str(value))
@@ -735,4 +761,6 @@ HubSpotEmulator.routes = (
     Route.of("PATCH", r"/crm/v3/properties/contacts/([^/]+)", HubSpotEmulator._patch_property),
     Route.of("GET", r"/crm/v3/lists/([^/]+)", HubSpotEmulator._get_list),
     Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/add", HubSpotEmulator._add_members),
+    Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/remove",
+             HubSpotEmulator._remove_members),
 )

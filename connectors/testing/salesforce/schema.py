@@ -90,8 +90,16 @@ LEAD = ObjectSchema("Lead", "00Q", [
     FieldDef("Authority__c", "string"),
     FieldDef("Need__c", "string"),
     FieldDef("Timeline__c", "string"),
-    # Last, so the columns above keep their positions in stored rows and snapshots.
+    # Added at the end, so the columns above keep their positions in stored rows and
+    # snapshots.
     FieldDef("RecordTypeId", "reference"),
+    # Provenance fields an admin creates for syncd (README: "Provenance written back").
+    FieldDef("syncd_Rule__c", "string", length=255),
+    FieldDef("syncd_Reason__c", "string", length=255),
+    FieldDef("syncd_Changed_At__c", "datetime"),
+    FieldDef("syncd_Run__c", "string", length=32),
+    FieldDef("MQL_Date__c", "datetime"),
+    FieldDef("SAL_Date__c", "datetime"),
 ])
 
 LEAD_STATUS = ObjectSchema("LeadStatus", "01J", [

@@ -441,6 +441,24 @@ class SalesforceEmulator(EmulatorServer):
         req.entry.written = tuple(str(r["id"]) for r in results if r.get("success"))
         return Response(200, results)
 
+    def _delete_collection(self, req: Request) -> Response:
+        """``DELETE composite/sobjects?ids=...&allOrNone=false``: CampaignMember rows only.
+
+        One DeleteResult per id in order; an unknown id fails with ``ENTITY_IS_DELETED``
+        (already deleted) or ``INVALID_CROSS_REFERENCE_KEY``, as the org answers.
+        """
+        ids = [i for part in req.params.get("ids", []) for i in part.split(",") if i]
+        if not ids:
+            raise ApiError(400, "MALFORMED_QUERY", "ids: required parameter missing")
+        req.entry.records, req.entry.record_ids = len(ids), tuple(ids)
+        if len(ids) > self.config.max_collection_records:
+            raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more "
+                           f"than {self.config.max_collection_records} records into this call")
+        all_or_none = (req.params.get("allOrNone") or ["false"])[0].lower() == "true"
+        results = self.org.delete_members_via_api(ids, all_or_none=all_or_none)
+        req.entry.written = tuple(str(r["id"]) for r in results if r.get("success"))
+        return Response(200, results)
+
     def _update_one(self, req: Request, lead_id: str) -> Response:
         """``PATCH sobjects/Lead/{id}``: one record per call, as a hand-written script updates.
 
@@ -543,6 +561,7 @@ SalesforceEmulator.routes = (
     Route.of("GET", _V + r"sobjects/Lead/describe/?", SalesforceEmulator._describe),
     Route.of("PATCH", _COLLECTIONS.pattern, SalesforceEmulator._collections),
     Route.of("POST", _COLLECTIONS.pattern, SalesforceEmulator._collections),
+    Route.of("DELETE", _COLLECTIONS.pattern, SalesforceEmulator._delete_collection),
     Route.of("PATCH", _V + r"sobjects/Lead/([0-9A-Za-z]{15,18})/?",
              SalesforceEmulator._update_one),
     Route.of("GET", _V + r"limits/?", SalesforceEmulator._limits),

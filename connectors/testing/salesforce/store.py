@@ -637,6 +637,28 @@ class Org:
                     self.member_keys[(row[_CM["CampaignId"]], row[_CM["LeadId"]])] = row[0]
             return results
 
+    def delete_members_via_api(self, ids: list[str], *,
+                               all_or_none: bool) -> list[dict[str, Any]]:
+        """sObject Collections DELETE of CampaignMember rows; one DeleteResult per id."""
+        with self.lock:
+            results: list[dict[str, Any]] = []
+            for rid in ids:
+                if rid in self.members:
+                    results.append({"id": rid, "success": True, "errors": []})
+                elif rid.startswith("00v"):
+                    results.append({"id": rid, **_failure("ENTITY_IS_DELETED",
+                                                          "entity is deleted")})
+                else:
+                    results.append({"id": rid, **_failure(
+                        "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")})
+            if all_or_none and any(not r["success"] for r in results):
+                return _rolled_back(results)
+            for r in results:
+                if r["success"]:
+                    row = self.members.pop(r["id"])
+                    self.member_keys.pop((row[_CM["CampaignId"]], row[_CM["LeadId"]]), None)
+            return results
+
     def _check_member(self, rec: Any, now: int, pending: set[tuple[str, str]]
                       ) -> tuple[dict[str, Any], Row | None]:
         if not isinstance(rec, dict) or (rec.get("attributes") or {}).get("type") \
