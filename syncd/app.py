@@ -9,7 +9,7 @@ import errno
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from connectors import registry
 from connectors.base import Connector, Preflight
 from connectors.errors import BudgetExhausted, ConnectorError
 from connectors.registry import ConnectorSpec, ConnectorTypeError
-from rules import RuleLoadError, load_rulebook
+from rules import RuleBook, RuleLoadError, load_rulebook
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.health import HealthServer
 from syncd.metrics import Metrics
@@ -51,8 +51,8 @@ class _CrmRejects(Exception):
 class RulesHolder:
     """The current rule book; reloads changed files and keeps the last good one on errors."""
 
-    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], Any],
-                 validate: Callable[[Any], list[str]] | None = None,
+    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], RuleBook],
+                 validate: Callable[[RuleBook], list[str]] | None = None,
                  metrics: Metrics | None = None, store: StateStore | None = None) -> None:
         self.paths = paths
         self._loader = loader
@@ -64,6 +64,15 @@ class RulesHolder:
         self._digest = self._files_digest()
         self.book = loader(paths)  # start-up: errors propagate and stop the daemon
 
+    def attach(self, *, store: StateStore | None = None,
+               validate: Callable[[RuleBook], list[str]] | None = None) -> None:
+        """Record reload errors in ``store`` and check reloaded rules with ``validate`` (both
+        exist only after the first rules loaded)."""
+        if store is not None:
+            self._store = store
+        if validate is not None:
+            self._validate = validate
+
     def _files_digest(self) -> str:
         h = hashlib.sha256()
         for p in self.paths:
@@ -73,7 +82,7 @@ class RulesHolder:
                 h.update(str(exc).encode())
         return h.hexdigest()
 
-    def current(self) -> Any:
+    def current(self) -> RuleBook:
         """The book to use for the next cycle (reloading first if a file changed)."""
         with self._lock:
             digest = self._files_digest()
@@ -113,6 +122,24 @@ class RulesHolder:
             if self._store:
                 self._store.set_meta("rules_error", None)
             return self.book
+
+
+def _unaccepted_statuses(book: RuleBook, name: str, status_values: Mapping[str, str],
+                         missing: set[str], where: str) -> list[str]:
+    """One problem per rule setting a status the CRM ``name`` does not accept."""
+    problems: list[str] = []
+    for rs in book.sets:
+        for rule in rs.rules:
+            if rule.status is None:
+                continue
+            value = status_values.get(rule.status, rule.status)
+            if value in missing:
+                problems.append(
+                    f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
+                    f"'{rule.status}', written to {name} as '{value}', which {name} "
+                    f"does not accept; add the value in {name} or map "
+                    f"'{rule.status}' in {where}.status_values")
+    return problems
 
 
 @dataclass
@@ -163,7 +190,7 @@ class App:
         metrics.set_rules_version(holder.book.version)
         # A command that only reads the mirror may use a read-only store.
         store = open_store(settings, writable=connect)
-        holder._store = store
+        holder.attach(store=store)
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
         app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
                   metrics=metrics, clock=clock, stop=stop or threading.Event(),
@@ -175,11 +202,7 @@ class App:
             if serve_health and settings.server.enabled:
                 app.health = _bind_health(settings, metrics)
             if settings.embedded.enabled and connectors is None:
-                from syncd.embedded import EmbeddedCRMs
-
-                app.embedded = EmbeddedCRMs.start(settings)
-                if settings.embedded.fresh_state:
-                    _start_demo_fresh(settings, store)
+                app.embedded = _start_embedded(settings, store)
             app.connectors = connectors or _build_connectors(settings, app.embedded)
             for name, connector in app.connectors.items():
                 connector.name = name  # given ones too: the pipeline keys state by it
@@ -193,7 +216,7 @@ class App:
         if problems:
             app.close()
             raise StartupError(problems)
-        holder._validate = app.preflight
+        holder.attach(validate=app.preflight)
         for name, connector in app.connectors.items():
             app.pipelines[name] = Pipeline(
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
@@ -222,7 +245,7 @@ class App:
                                      {v: k for k, v in cs.status_values.items()})
         return found, problems
 
-    def preflight(self, book: Any, *, only: str | None = None) -> list[str]:
+    def preflight(self, book: RuleBook, *, only: str | None = None) -> list[str]:
         """Ask each CRM whether it accepts everything the rules may write; then prepare them.
 
         Every connector's read-only ``check`` runs first; only when no CRM found a problem
@@ -258,15 +281,7 @@ class App:
             # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
             # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
             missing = {v for v in statuses if v not in result.statuses}
-            for rs in book.sets:
-                for rule in rs.rules:
-                    value = cs.status_values.get(rule.status, rule.status)
-                    if rule.status is not None and value in missing:
-                        problems.append(
-                            f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
-                            f"'{rule.status}', written to {name} as '{value}', which {name} "
-                            f"does not accept; add the value in {name} or map "
-                            f"'{rule.status}' in {where}.status_values")
+            problems.extend(_unaccepted_statuses(book, name, cs.status_values, missing, where))
             problems.extend(f"{name}: {p}" for p in result.problems)
             _warn_partly_refused(name, cs, book, result)
         if problems:
@@ -298,7 +313,7 @@ class App:
         pipeline = self.pipelines[name]
         pipeline.pause(resume_at, reason="daily API budget spent at start-up")
 
-        def check(book: Any) -> list[str]:
+        def check(book: RuleBook) -> list[str]:
             return self.preflight(book, only=name)
 
         pipeline.preflight = check
@@ -343,6 +358,20 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
     return health
 
 
+def _start_embedded(settings: Settings, store: StateStore) -> Any:
+    """The demo's emulators, and (``embedded.fresh_state``) a fresh state to match them."""
+    from syncd.embedded import EmbeddedCRMs
+
+    embedded = EmbeddedCRMs.start(settings)
+    if settings.embedded.fresh_state:
+        try:
+            _start_demo_fresh(settings, store)
+        except BaseException:
+            embedded.stop()
+            raise
+    return embedded
+
+
 def _start_demo_fresh(settings: Settings, store: StateStore) -> None:
     """New emulators, new state (syncd.demo_state); a store of real CRMs stops start-up."""
     from syncd.demo_state import NotTheDemosStore, start_fresh
@@ -371,10 +400,10 @@ def rule_allowlists(settings: Settings) -> dict[str, Any]:
     return {"settable_fields": settable, "newsletters": newsletters or None}
 
 
-def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:
+def _book_loader(settings: Settings) -> Callable[[list[Path]], RuleBook]:
     allow = rule_allowlists(settings)
 
-    def load(paths: list[Path]) -> Any:
+    def load(paths: list[Path]) -> RuleBook:
         return load_rulebook(paths, **allow)
 
     return load
@@ -419,12 +448,6 @@ def _build_connectors(settings: Settings, embedded: Any) -> dict[str, Connector]
             connector.close()
         raise StartupError(problems)
     return out
-
-
-def _locate_in(settings: Settings, path: tuple[str, ...]) -> tuple[int, int]:
-    if settings.source == "<defaults>":
-        return 1, 1
-    return locate(load_yaml(Path(settings.source)), path)
 
 
 def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any,

@@ -16,12 +16,12 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,6 +30,11 @@ from rich.table import Table
 
 from syncd.logs import json_mode, setup_logging
 from syncd.settings import LogSettings, Settings, load_settings
+from syncd.views import Plan
+
+if TYPE_CHECKING:  # the CLI imports the daemon lazily: `syncd --help` stays fast
+    from syncd.app import App
+    from syncd.pipeline import CycleReport
 from syncd.yamlfile import YamlFileError
 
 # pretty_exceptions off: no boxed traceback may reach a user or a log shipper (main() turns
@@ -132,7 +137,7 @@ def _declared_log_format(config: Path) -> str:
 
 
 def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
-           serve_health: bool = False, prepare: bool = True) -> Any:
+           serve_health: bool = False, prepare: bool = True) -> App:
     """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
     from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
@@ -185,7 +190,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     _show_progress(application, settings)
     from syncd.scheduler import Daemon  # recovers each connector's runs once it leads it
 
-    def show(report: Any) -> None:
+    def show(report: CycleReport) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
 
     daemon = Daemon(application, on_cycle=show, notifier=notifier)
@@ -298,7 +303,7 @@ def _show_progress(application: Any, settings: Settings) -> None:
         pipeline.progress = factory
 
 
-def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None:
+def _print_cycle(application: App, report: CycleReport, *, summary: bool = True) -> None:
     if json_mode():
         _log_cycle(application, report, summary=summary)
         return
@@ -307,8 +312,8 @@ def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None
         out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
     from syncd.state import AuditOutcome
 
-    marks = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
-             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
+    marks: dict[str, str] = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
+                             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
     unsent = (AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)
     # A first sync writes hundreds of thousands of changes: fetch only what is shown.
     rows = application.store.audit_of_run(report.run_id, limit=8)
@@ -397,7 +402,7 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     _print_plan(result, leads)
 
 
-def _print_plan(result: dict[str, Any], leads: bool) -> None:
+def _print_plan(result: Plan, leads: bool) -> None:
     out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
     for crm, part in result["crms"].items():
         out.print(f"\n[bold]{crm}[/]: {part['live_leads']} live leads, "
@@ -416,9 +421,9 @@ def _print_plan(result: dict[str, Any], leads: bool) -> None:
                 for item in part[kind][:20]:
                     out.print(f"    {item['lead_id']}: {item['reason']}", highlight=False)
         if leads:
-            for item in part["leads"]:
-                out.print(f"  {item['lead_id']}: {item['before']} → {item['after']} "
-                          f"(rule {item['rule_id']})", highlight=False)
+            for planned in part["leads"]:
+                out.print(f"  {planned['lead_id']}: {planned['before']} → {planned['after']} "
+                          f"(rule {planned['rule_id']})", highlight=False)
 
 
 @app.command()
@@ -490,23 +495,22 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                       f"{run_row['written']}, failed {run_row['failed']}"
                       + (f" — {run_row['message']}" if run_row["message"] else ""),
                       highlight=False)
-        for item in part["failed"]:
-            out.print(f"  [red]failed[/] {item['lead_id']}: {item['error_code']}: "
-                      f"{item['error_message']}", highlight=False)
-        for item in part["held"]:
-            out.print(f"  [yellow]held[/] {item['lead_id']}: {item['reason']}", highlight=False)
-        for item in part["quarantined"]:
+        for failed in part["failed"]:
+            out.print(f"  [red]failed[/] {failed['lead_id']}: {failed['error_code']}: "
+                      f"{failed['error_message']}", highlight=False)
+        for held in part["held"]:
+            out.print(f"  [yellow]held[/] {held['lead_id']}: {held['reason']}", highlight=False)
+        for bad in part["quarantined"]:
             values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
-                               for p in item["problems"])
+                               for p in bad["problems"])
             # CRM text is escaped: a value like "[red]" must print as itself.
-            out.print(f"  [yellow]quarantined[/] {item['lead_id']}: {escape(values)} — stored "
+            out.print(f"  [yellow]quarantined[/] {bad['lead_id']}: {escape(values)} — stored "
                       "empty; fix the value in the CRM", highlight=False)
 
 
 @app.command()
-def audit(lead: Annotated[Optional[str], typer.Argument(  # noqa: UP007
-              help="Lead id or email.")] = None,
-          run_id: Annotated[Optional[str], typer.Option("--run", help="A run id.")] = None,  # noqa: UP007
+def audit(lead: Annotated[str | None, typer.Argument(help="Lead id or email.")] = None,
+          run_id: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
           config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Change history with rule id and rule-set version, for a lead or a run."""
     if not lead and not run_id:
@@ -672,7 +676,7 @@ def _value(value: Any) -> str:
 
 @rules_app.command("check")
 def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")],
-                config: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+                config: Annotated[Path | None, typer.Option(
                     "--config", "-c", help="Also check set_field and newsletter names "
                                            "against this config.")] = None) -> None:
     """Validate rule files; print every error with file:line:column. Exit 0 or 2."""
@@ -700,7 +704,7 @@ def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")]
 
 
 @rules_app.command("test")
-def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP007
+def rules_test(directory: Annotated[Path | None, typer.Argument(
                    help="Fixture directory (default: rules.fixtures from the config).")] = None,
                config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run rule fixtures (a lead, a time, the expected outcome) and report like pytest."""

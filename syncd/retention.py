@@ -69,9 +69,9 @@ def prune(engine: Engine, settings: RetentionSettings, now: datetime, *, dry_run
     deadline = time.monotonic() + limit if limit else None
     walk = _Walk(engine, settings.batch_rows, dry_run=dry_run, stop=stop, deadline=deadline,
                  pause=pause, on_batch=on_batch)
-    audit = AuditRow.__table__  # type: ignore[attr-defined]
-    outbox = OutboxRow.__table__  # type: ignore[attr-defined]
-    run = RunRow.__table__  # type: ignore[attr-defined]
+    audit = AuditRow.__table__
+    outbox = OutboxRow.__table__
+    run = RunRow.__table__
     results = []
 
     cutoff = now - settings.audit
@@ -137,7 +137,7 @@ class _Walk:
                                                   where))
             total += n
             self._done_batch(name, n)
-            if any((_utc(r[1]) or cutoff) >= cutoff for r in rows):
+            if any(_utc(r[1]) >= cutoff for r in rows):
                 return Pruned(name, cutoff, total, complete=True)  # reached the kept rows
 
     def small_table(self, name: str, table: Any, key: Any, where: ColumnElement[bool],

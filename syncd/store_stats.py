@@ -35,7 +35,7 @@ class OutboxBacklog:
 
 
 def outbox_backlog(engine: Engine, crm: str) -> OutboxBacklog:
-    table = OutboxRow.__table__  # type: ignore[attr-defined]
+    table = OutboxRow.__table__
     mine = table.c.crm == crm
     with engine.connect() as conn:
         pending = conn.execute(select(func.count()).where(

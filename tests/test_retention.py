@@ -161,7 +161,7 @@ def test_the_daemons_retention_job_prunes_and_counts_what_it_deleted(tmp_path: P
             for row, age in zip(rows, (400, 181, 170), strict=True):
                 row["at"] = now - timedelta(days=age)
             conn.execute(AuditRow.__table__.insert(), rows)
-        Daemon(app)._prune()  # noqa: SLF001 - the job the scheduler runs between cycles
+        Daemon(app)._prune()  # the job the scheduler runs between cycles
         assert len(app.store.audit_of_run("run")) == 1  # the default keeps 180 days
         pruned = {s.labels["table"]: s.value for m in app.metrics.registry.collect()
                   if m.name == "syncd_retention_pruned_rows" for s in m.samples

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.kit.retry import RetrySettings
 
-__all__ = ["AuthSettings", "ClientCredentialsAuth", "DEFAULT_FIELDS", "JwtBearerAuth",
+__all__ = ["DEFAULT_FIELDS", "AuthSettings", "ClientCredentialsAuth", "JwtBearerAuth",
            "RetrySettings", "SalesforceConfig", "SessionAuth"]
 
 _MODEL = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
@@ -116,5 +116,5 @@ class SalesforceConfig(BaseModel):
     concurrent_limit_backoff_seconds: float = Field(10, gt=0, le=600)
     """Wait before retrying after ``REQUEST_LIMIT_EXCEEDED`` for *concurrent* long-running
     requests (a short condition, unlike the daily limit, docs/crm-api.md#a11)."""
-    retry: RetrySettings = Field(default_factory=lambda: RetrySettings())
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     """Retry and backoff for transient failures (the same shape as HubSpot's ``retry``)."""
