@@ -54,6 +54,7 @@ from connectors.errors import (
 from rules import RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.enrichment import Enricher
+from syncd.holds import held_reason, is_held
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.logs import cycle_context
@@ -133,6 +134,8 @@ _from_iso = datetime.fromisoformat
 # counter added to both cannot be forgotten here.
 _RUN_FIELDS = tuple(f.name for f in dataclass_fields(CycleReport)
                     if f.name in RunRow.model_fields and f.name not in ("crm", "run_id"))
+# The counters among them, written as the cycle's transactions commit (``Pipeline._progress``).
+_RUN_COUNTS = tuple(n for n in _RUN_FIELDS if RunRow.model_fields[n].annotation is int)
 
 
 def rule_lead(row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *,
@@ -203,22 +206,21 @@ class Planner:
             if name not in (row.newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
         _drop_refused_writes(row, verdict)
-        if verdict.changes:
-            verdict.held = self._held(row, now)
-            if verdict.held:
-                verdict.changes = []
+        verdict.held = self._held(row, now)
+        if verdict.held:
+            # Held whether or not the rules want a change now (syncd.holds): every surface
+            # counts the same leads.
+            verdict.changes = []
         return verdict
 
     def _held(self, row: LeadRecord, now: datetime) -> str | None:
-        """Why syncd leaves the lead alone: a person changed its status recently."""
+        """Why syncd leaves the lead alone (syncd.holds): a person changed its status recently."""
         if row.rep_edit_at is None:
             return None
         edited = _utc(row.rep_edit_at)
-        if now - edited >= self.hold:
+        if not is_held(edited, now, self.hold):
             return None
-        return (f"status set to '{row.rep_edit_status}' by a person at "
-                f"{edited:%Y-%m-%d %H:%M} UTC; held until "
-                f"{edited + self.hold:%Y-%m-%d %H:%M} UTC")
+        return held_reason(row.rep_edit_status, edited, self.hold)
 
     def _field_value(self, row: LeadRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
         """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
@@ -282,6 +284,7 @@ class Pipeline:
         self.metrics = metrics
         self.stop = stop or threading.Event()
         self.paused_until: datetime | None = None
+        self._calls_before = 0  # the connector's call count when the current cycle started
         self.pause_reason = "daily API budget spent"
         #: Provenance fields written with each field change (``syncd.provenance.Provenance``,
         #: set by the app after checking the fields), or None.
@@ -315,7 +318,7 @@ class Pipeline:
     def _run_cycle(self, report: CycleReport, now: datetime, *,
                    approve_large_run: bool) -> CycleReport:
         run: RunRow | None = None
-        calls_before = _api_calls(self.connector)
+        calls_before = self._calls_before = _api_calls(self.connector)
         try:
             book = self.rules()
             run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
@@ -411,6 +414,13 @@ class Pipeline:
                 extra={"crm": self.crm, "run_id": report.run_id, "outcome": report.outcome})
         return report
 
+    def _progress(self, conn: Any, report: CycleReport, **now_counts: int) -> None:
+        """Write the run row's counters in the transaction of the page, plan or batch they
+        count (``now_counts``: the report's values once that transaction commits)."""
+        counts = {name: getattr(report, name) for name in _RUN_COUNTS}
+        counts.update(now_counts, api_calls=_api_calls(self.connector) - self._calls_before)
+        self.store.record_run_progress(conn, report.run_id, counts)
+
     # ---- 1. pull -------------------------------------------------------------------------
 
     def pull(self, report: CycleReport, *, until: datetime) -> None:
@@ -482,6 +492,7 @@ class Pipeline:
                         and (old.read_at is None or cursor.read_at > old.read_at)):
                     self.store.save_cursor(conn, self.crm, cursor.modified_at, cursor.record_id,
                                            now, read_at=cursor.read_at)
+            self._progress(conn, report, pulled=report.pulled + len(by_id))
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
 
@@ -638,6 +649,7 @@ class Pipeline:
             self.store.add_audit(conn, [self._audit(r, AuditOutcome.ALREADY_IN_PLACE, now,
                                                     report.run_id) for r in done])
             self.store.add_changes(conn, new_rows)
+            self._progress(conn, report, planned=report.planned + len(new_rows))
         report.planned += len(new_rows)
         return changing
 
@@ -741,6 +753,9 @@ class Pipeline:
                                  + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
                                     for g, res in failed for r in g])
             self._apply_to_mirror(conn, done, failed, now)
+            self._progress(conn, report, written=report.written + len(done),
+                           retrying=report.retrying + len(retry),
+                           failed=report.failed + len(failed))
         report.written += len(done)
         report.retrying += len(retry)
         report.failed += len(failed)

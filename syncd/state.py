@@ -472,11 +472,13 @@ class StateStore:
                 table.c.crm == crm, table.c.deleted.is_(False))).scalar_one())
 
     def held_leads(self, crm: str, since: datetime) -> list[LeadRecord]:
+        """Held leads (``syncd.holds``): live, unconverted, a person's edit after ``since``."""
         table = LeadRow.__table__
         with self.engine.connect() as conn:
             return list(conn.execute(select(table).where(
-                table.c.crm == crm, table.c.rep_edit_at >= since,
-                table.c.deleted.is_(False))).all())
+                table.c.crm == crm, table.c.rep_edit_at > since,
+                table.c.deleted.is_(False), table.c.converted.is_(False))
+                .order_by(table.c.lead_id)).all())
 
     def quarantined_leads(self, crm: str) -> list[QuarantineRecord]:
         """Live leads whose last pull had values syncd could not use."""
@@ -676,6 +678,15 @@ class StateStore:
             table = RunRow.__table__
             conn.execute(update(table).where(table.c.run_id == run.run_id)
                          .values(**run.model_dump(exclude={"run_id"})))
+
+    def record_run_progress(self, conn: Connection, run_id: str, counts: dict[str, int]) -> None:
+        """The run's counters so far, in the transaction that committed what they count.
+
+        A run killed mid-cycle then shows what it pulled, planned and wrote up to its last
+        commit, not zeros (``finish_run`` writes the final figures).
+        """
+        table = RunRow.__table__
+        conn.execute(update(table).where(table.c.run_id == run_id).values(**counts))
 
     def close_interrupted_runs(self, now: datetime, crm: str | None = None) -> int:
         """Runs still marked running belong to a process that died; say so.
