@@ -96,7 +96,8 @@ class RuleSetCompiler:
             archive_status=self.vocabulary.archive_status,
             rules=tuple(r for r in compiled if r is not None),
             durations=self.durations.durations(), digest=digest,
-            warnings=self.diag.warnings(), fields=dict(self.options.fields))
+            warnings=self.diag.warnings(), fields=dict(self.options.fields),
+            calendar=self.options.calendar)
 
     # -- header ----------------------------------------------------------------------------
 
@@ -238,7 +239,7 @@ class RuleSetCompiler:
         op, raw = cond.operator()
         try:
             fn, text = compile_leaf(cond.field, ftype, op, raw, self.durations,
-                                    self.options.fields)
+                                    self.options.fields, self.options.calendar)
         except ConditionError as exc:
             self._leaf_error(loc, op, raw, exc)
             return None

@@ -176,7 +176,11 @@ class Planner:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
-        verdict = LeadVerdict(row.lead_id, row.status, decision.rule_id)
+        # A chain of rules (evaluation went on from the would-be state) is audited as a whole:
+        # "sal-follow-up-breached -> stale-90d".
+        chain = getattr(decision, "chain", ())
+        verdict = LeadVerdict(row.lead_id, row.status,
+                              " -> ".join(chain) if chain else decision.rule_id)
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
         if decision.status is not None:
