@@ -348,14 +348,50 @@ def _compile_contains(leaf: _Leaf) -> CondFn:
     return _contains(leaf.field, leaf.raw.lower())
 
 
+#: Longest regular expression and deepest group nesting a rule may use: Python's regex compiler
+#: recurses per group level (500 nested groups exhaust the stack), and a rule never needs more.
+MAX_REGEX_CHARS = 1000
+MAX_REGEX_NESTING = 20
+
+
+def _group_nesting(pattern: str) -> int:
+    """Deepest nesting of ``(`` groups, skipping escapes and character classes."""
+    depth = deepest = 0
+    escaped = in_class = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def _compile_matches(leaf: _Leaf) -> CondFn:
     raw = leaf.raw
     assert isinstance(raw, str)
+    if len(raw) > MAX_REGEX_CHARS:
+        raise ConditionError(f"regular expression of {len(raw):,} characters is too long (at "
+                             f"most {MAX_REGEX_CHARS}); split it into several conditions")
+    nesting = _group_nesting(raw)
+    if nesting > MAX_REGEX_NESTING:
+        raise ConditionError(f"regular expression nests groups {nesting} deep (at most "
+                             f"{MAX_REGEX_NESTING}); simplify it")
     try:
         pattern = re.compile(raw)
     except re.error as exc:
         raise ConditionError(f"invalid regular expression {raw!r}: {exc.msg}"
                              + (f" at position {exc.pos}" if exc.pos is not None else ""))
+    except (RecursionError, OverflowError, MemoryError):
+        raise ConditionError("regular expression is too complex to compile; simplify it")
     if pattern.search("") is not None:
         raise ConditionError(f"regular expression {raw!r} also matches empty text; "
                              "use `present: true` to test for a value")

@@ -31,7 +31,7 @@ from ruamel.yaml.error import YAMLError
 from rules.conditions import as_aware_datetime
 from rules.engine import Decision, RuleBook
 from rules.fields import FieldType
-from rules.issues import suggest
+from rules.issues import suggest, visible
 from rules.yamlread import round_trip_yaml
 
 __all__ = ["CaseResult", "FixtureReport", "run_fixtures"]
@@ -52,7 +52,7 @@ class CaseResult:
 
     def __str__(self) -> str:
         head = f"{self.file}:{self.line}: {'PASS' if self.passed else 'FAIL'} {self.name}"
-        return head + "".join(f"\n    {p}" for p in self.problems)
+        return visible(head) + "".join(f"\n    {visible(p)}" for p in self.problems)
 
 
 @dataclass

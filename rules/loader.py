@@ -110,9 +110,19 @@ def _load(path: Path, options: LoadOptions, diag: Diagnostics) -> RuleSet | None
     return compiler.compile(model, hashlib.sha256(raw).hexdigest())
 
 
+#: Largest rule file read (10,000 rules are about 3 MB).
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
 def _read(path: Path, diag: Diagnostics) -> bytes | None:
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            diag.error_at((1, 1), f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
+                                  "split it into several rule files")
+            return None
+        return raw
     except OSError as exc:
         diag.error_at((1, 1), f"cannot read the rule file: {exc.strerror or exc}")
         return None
