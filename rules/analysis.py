@@ -36,7 +36,7 @@ from typing import Any, Literal
 from rules.calendar import DEFAULT_CALENDAR, BusinessDuration, Calendar
 from rules.conditions import Duration, Node
 from rules.durations import DurationError, parse_duration
-from rules.engine import CompiledRule, MAX_CHAIN
+from rules.engine import MAX_CHAIN, CompiledRule
 from rules.schema import BusinessSpan, FieldRef
 
 __all__ = ["Finding", "SetShape", "analyse"]
@@ -183,9 +183,9 @@ def _loops(edges: Mapping[tuple[str, str], list[_Edge]], checker: _Checker) -> l
                 break
         if worst is None:
             continue
-        free, combo = worst
-        seen.add(frozenset(e[1].id for e in combo))
-        findings.append(_loop_finding(free, combo, cycle))
+        free, chosen = worst
+        seen.add(frozenset(e[1].id for e in chosen))
+        findings.append(_loop_finding(free, chosen, cycle))
         if len(findings) >= _MAX_REPORTED:
             break
     return findings

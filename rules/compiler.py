@@ -91,8 +91,7 @@ class RuleSetCompiler:
         compiled = [self.rule(RuleParts.from_model(i, r)) for i, r in enumerate(model.rules)]
         if self.diag.has_errors:
             return None
-        self._analyse(compiled)
-        if self.diag.has_errors:
+        if not self._analyse(compiled):
             return None
         return RuleSet(
             name=model.name, path=self.path, mode=model.mode,
@@ -104,16 +103,20 @@ class RuleSetCompiler:
             warnings=self.diag.warnings(), fields=dict(self.options.fields),
             calendar=self.options.calendar)
 
-    def _analyse(self, compiled: list[CompiledRule | None]) -> None:
-        """Never-firing rules and loops (:mod:`rules.analysis`), reported at their rule."""
+    def _analyse(self, compiled: list[CompiledRule | None]) -> bool:
+        """Never-firing rules and loops (:mod:`rules.analysis`), reported at their rule;
+        False when one is an error (a loop that needs nothing outside syncd to change)."""
         shape = SetShape(self.vocabulary.statuses, self.header.converted,
                          self.vocabulary.protected, self.vocabulary.transitions,
                          self.durations.durations(), self.options.calendar,
                          first_match=self.header.mode != "all_match")
         rules = [(i, r) for i, r in enumerate(compiled) if r is not None]
+        ok = True
         for finding in analyse(rules, shape, frozenset(self._shadowed)):
             self.diag.error(("rules", finding.index), finding.message, at="node",
                             severity=finding.severity)
+            ok = ok and finding.severity != "error"
+        return ok
 
     # -- header ----------------------------------------------------------------------------
 

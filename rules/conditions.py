@@ -391,7 +391,8 @@ def _compile_matches(leaf: _Leaf) -> CondFn:
         raise ConditionError(f"invalid regular expression {raw!r}: {exc.msg}"
                              + (f" at position {exc.pos}" if exc.pos is not None else ""))
     except (RecursionError, OverflowError, MemoryError):
-        raise ConditionError("regular expression is too complex to compile; simplify it")
+        raise ConditionError("regular expression is too complex to compile; simplify it") \
+            from None
     if pattern.search("") is not None:
         raise ConditionError(f"regular expression {raw!r} also matches empty text; "
                              "use `present: true` to test for a value")
@@ -464,8 +465,8 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
 def date_only_value(value: object) -> date | None:
     """The date of a value that carries no time of day: a ``date``, ISO date text, or a
     midnight-UTC datetime (how a CRM date such as ``LastActivityDate`` is read); else None."""
-    if value.__class__ is date:
-        return value  # type: ignore[return-value]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
     if isinstance(value, str) and len(value.strip()) == 10:
         try:
             return date.fromisoformat(value.strip())
@@ -480,8 +481,8 @@ def date_only_value(value: object) -> date | None:
 
 def _local_date(value: object, calendar: Calendar | None) -> date | None:
     """A date/time's date on the calendar (UTC without one); a date stays itself."""
-    if value.__class__ is date:
-        return value  # type: ignore[return-value]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
     aware = as_aware_datetime(value)
     if aware is None:
         return None

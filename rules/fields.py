@@ -14,7 +14,8 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["CRM_FIELDS", "DATE_ONLY_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STANDARD_FIELDS", "FieldType"]
+__all__ = ["CRM_FIELDS", "DATE_ONLY_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS",
+           "STANDARD_FIELDS", "FieldType"]
 
 
 class FieldType(str, enum.Enum):

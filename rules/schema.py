@@ -77,7 +77,7 @@ class FieldRef(BaseModel):
 
 
 class BusinessSpan(BaseModel):
-    """Working time from the configured calendar: ``{business_days: 2}``/``{business_hours: 16}``."""
+    """Working time by the configured calendar: ``{business_days: 2}``, ``{business_hours: 16}``."""
 
     model_config = ConfigDict(extra="forbid")
     business_days: StrictInt | StrictFloat | None = Field(

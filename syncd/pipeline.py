@@ -152,6 +152,13 @@ def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str], *,
     return lead
 
 
+def _audited_rule(decision: Any) -> str | None:
+    """The rule_id outbox and audit rows name: a chain of rules (evaluation went on from the
+    would-be state) as a whole, "sal-follow-up-breached -> stale-90d"."""
+    chain: tuple[str, ...] = getattr(decision, "chain", ())
+    return " -> ".join(chain) if chain else decision.rule_id  # type: ignore[no-any-return]
+
+
 class Planner:
     """Turns a rule decision into concrete changes for one mirror row."""
 
@@ -176,11 +183,7 @@ class Planner:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
-        # A chain of rules (evaluation went on from the would-be state) is audited as a whole:
-        # "sal-follow-up-breached -> stale-90d".
-        chain = getattr(decision, "chain", ())
-        verdict = LeadVerdict(row.lead_id, row.status,
-                              " -> ".join(chain) if chain else decision.rule_id)
+        verdict = LeadVerdict(row.lead_id, row.status, _audited_rule(decision))
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
         if decision.status is not None:

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.daemon.harness import hs_contact, hs_write_calls, newsletter_id, running_app, \
-    write_config
+from tests.daemon.harness import (
+    hs_contact,
+    hs_write_calls,
+    newsletter_id,
+    running_app,
+    write_config,
+)
 
 CHAIN_RULES = """\
 version: 1
