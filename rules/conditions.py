@@ -492,11 +492,16 @@ def _local_date(value: object, calendar: Calendar | None) -> date | None:
 def _date_relative(field: str, index: int, calendar: Calendar | None, *,
                    older: bool) -> CondFn:
     # A date says "some time that day": older than 90d only when the whole day is, within
-    # 90d when any of it is. A value with a time of day compares as an instant.
+    # 90d when any of it is. A value with a time of day compares as an instant (the fast path:
+    # most values are datetimes off midnight).
     instant = _relative(field, index, older=older)
 
     def date_relative(lead: Lead, th: Sequence[datetime]) -> bool:
-        day = date_only_value(lead.get(field))
+        x = lead.get(field)
+        if x.__class__ is datetime and (x.microsecond or x.second or x.minute or x.hour) \
+                and (x.tzinfo is UTC or x.tzinfo is None):
+            return instant(lead, th)
+        day = date_only_value(x)
         if day is None:
             return instant(lead, th)
         limit = _local_date(th[index], calendar)

@@ -222,6 +222,11 @@ class RuleBook:
         self._cache: dict[tuple[Any, ...], Decision] = {}
         self._first_match = tuple(rs.mode == "first_match" for rs in self.sets)
         self._written = tuple(sorted(self.fields_written))
+        # Per set, status -> the rules that can match a lead in it (in order): rules scoped by
+        # a status condition are skipped without evaluating them. Exact: a rule is left out
+        # only when one of its top-level status conditions is false for that status.
+        self._by_status = tuple({status: tuple(r for r in rs.rules if _admits(r, status))
+                                 for status in rs.statuses} for rs in self.sets)
         self._set_of = {r.id: rs.name for rs in self.sets for r in rs.rules}
 
     # -- introspection -------------------------------------------------------------------
@@ -333,9 +338,17 @@ class RuleBook:
         first = self._evaluate(lead, th)
         if first is NO_DECISION or not _changes(first, lead):
             return first
-        steps = [first]
-        states: list[tuple[Any, ...]] = [self._state_key(lead)]
         state = _would_be(lead, first, now)
+        step = self._evaluate(state, th)
+        if step is NO_DECISION or step.blocked is not None or not _changes(step, state):
+            return first  # settled after one step: the common case, no bookkeeping
+        return self._follow(lead, [first, step], state, th, now)
+
+    def _follow(self, lead: Mapping[str, Any], steps: list[Decision], state: dict[str, Any],
+                th: tuple[tuple[datetime, ...], ...], now: datetime) -> Decision:
+        """Go on from ``state`` (after ``steps[0]``) until nothing changes or a state repeats."""
+        states: list[tuple[Any, ...]] = [self._state_key(lead), self._state_key(state)]
+        state = _would_be(state, steps[1], now)
         while True:
             key = self._state_key(state)
             if key in states:
@@ -348,7 +361,7 @@ class RuleBook:
                 break  # settled (a later step the guards refuse is not taken)
             steps.append(step)
             state = _would_be(state, step, now)
-        return first if len(steps) == 1 else _chained(steps, lead, state)
+        return _chained(steps, lead, state)
 
     def _blocked_chain(self, steps: Sequence[Decision], lead: Mapping[str, Any],
                        reason: str) -> Decision:
@@ -367,17 +380,20 @@ class RuleBook:
     def _matching(self, lead: Mapping[str, Any],
                   th: tuple[tuple[datetime, ...], ...]) -> list[CompiledRule]:
         matched: list[CompiledRule] = []
+        status = lead.get("status")
         for k, rs in enumerate(self.sets):
             t = th[k]
             stop = False
+            rules = self._by_status[k].get(status, rs.rules) if status.__class__ is str \
+                else rs.rules
             if self._first_match[k]:
-                for rule in rs.rules:
+                for rule in rules:
                     if rule.cond(lead, t):
                         matched.append(rule)
                         stop = rule.stop
                         break
             else:
-                for rule in rs.rules:
+                for rule in rules:
                     if rule.cond(lead, t):
                         matched.append(rule)
                         if rule.stop:
@@ -459,11 +475,23 @@ def _threshold(now: datetime, duration: Duration, rs: RuleSet) -> datetime:
     return duration.before(now, rs.calendar)
 
 
+def _admits(rule: CompiledRule, status: str) -> bool:
+    """Whether the rule's top-level status conditions hold for a lead in ``status``."""
+    node = rule.node
+    if node is None:
+        return True
+    leaves = node.children if node.kind == "all" else (node,)
+    probe = {"status": status}
+    return all(leaf.fn(probe, ()) for leaf in leaves
+               if leaf.kind == "leaf" and leaf.spec is not None and leaf.spec.field == "status")
+
+
 def _changes(decision: Decision, lead: Mapping[str, Any]) -> bool:
     """Whether applying ``decision`` changes ``lead``'s status or a field value."""
     if decision.status is not None and decision.status != lead.get("status"):
         return True
-    return any(lead.get(f) != v for f, v in decision.field_sets.items())
+    fields = decision.field_sets
+    return bool(fields) and any(lead.get(f) != v for f, v in fields.items())
 
 
 def _would_be(lead: Mapping[str, Any], decision: Decision, now: datetime) -> dict[str, Any]:
