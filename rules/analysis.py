@@ -36,10 +36,11 @@ from typing import Any, Literal
 from rules.calendar import DEFAULT_CALENDAR, BusinessDuration, Calendar
 from rules.conditions import Duration, Node
 from rules.durations import DurationError, parse_duration
-from rules.engine import MAX_CHAIN, CompiledRule
+from rules.engine import MAX_CHAIN, CompiledRule, RuleSet
+from rules.issues import RuleIssue
 from rules.schema import BusinessSpan, FieldRef
 
-__all__ = ["Finding", "SetShape", "analyse"]
+__all__ = ["Finding", "SetShape", "analyse", "book_loops"]
 
 _MAX_CLAUSES = 64
 _MAX_CYCLES = 200
@@ -56,6 +57,7 @@ class Finding:
     index: int
     message: str
     severity: Literal["error", "warning"]
+    loop: tuple[int, ...] = ()  # for a loop: the indexes of its rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +91,11 @@ Clause = tuple[_Literal, ...]
 
 
 def analyse(rules: Sequence[tuple[int, CompiledRule]], shape: SetShape,
-            unreachable: frozenset[int] = frozenset()) -> list[Finding]:
+            unreachable: frozenset[int] = frozenset(),
+            loops_only: Callable[[tuple[int, ...]], bool] | None = None) -> list[Finding]:
     """Findings for the rules of one set (``(index in file, rule)`` pairs, in file order);
-    ``unreachable``: indexes of rules an earlier rule shadows (they make no moves)."""
+    ``unreachable``: indexes of rules an earlier rule shadows (they make no moves);
+    ``loops_only``: report only loops whose rule indexes it accepts, and nothing else."""
     checker = _Checker(shape)
     findings: list[Finding] = []
     edges: dict[tuple[str, str], list[tuple[int, CompiledRule, list[Clause]]]] = {}
@@ -118,8 +122,53 @@ def analyse(rules: Sequence[tuple[int, CompiledRule]], shape: SetShape,
         for source in sources:
             if source != rule.status and _guard(shape, source, rule.status) is None:
                 edges.setdefault((source, rule.status), []).append((index, rule, live))
-    findings.extend(_loops(edges, checker))
+    if loops_only is not None:
+        return _loops(edges, checker, loops_only)
+    findings.extend(_loops(edges, checker, None))
     return findings
+
+
+def book_loops(sets: Sequence[RuleSet]) -> list[RuleIssue]:
+    """Loops through rules of more than one file (each file's own are reported with it).
+
+    The sets of a book act together on a lead: the first status set wins, guards of every set
+    apply. Located at the loop's first rule, in its file.
+    """
+    rules: list[tuple[int, CompiledRule]] = []
+    where: list[tuple[RuleSet, CompiledRule]] = []
+    for rs in sets:
+        for rule in rs.rules:
+            rules.append((len(where), rule))
+            where.append((rs, rule))
+    if len({rs.name for rs in sets if any(r.status for r in rs.rules)}) < 2:
+        return []
+    calendar = next((rs.calendar for rs in sets if rs.calendar is not None), None)
+    shape = SetShape(
+        tuple(dict.fromkeys(s for rs in sets for s in rs.statuses)),
+        frozenset(s for rs in sets for s in rs.converted),
+        frozenset(s for rs in sets for s in rs.protected),
+        _merged_transitions(sets), tuple(d for rs in sets for d in rs.durations), calendar,
+        first_match=False)
+    def several_files(loop: tuple[int, ...]) -> bool:
+        return len({id(where[i][0]) for i in loop}) > 1
+
+    issues: list[RuleIssue] = []
+    for finding in analyse(rules, shape, loops_only=several_files):
+        rs, rule = where[finding.index]
+        issues.append(RuleIssue(str(rs.path), rule.line, 5, rule.id,
+                                finding.message + " (rules from several files)",
+                                severity=finding.severity))
+    return issues
+
+
+def _merged_transitions(sets: Sequence[RuleSet]) -> dict[str, tuple[str, ...]]:
+    """Allowed sources per target that every set agrees on."""
+    merged: dict[str, tuple[str, ...]] = {}
+    for rs in sets:
+        for target, sources in rs.transitions.items():
+            have = merged.get(target)
+            merged[target] = sources if have is None else tuple(s for s in have if s in sources)
+    return merged
 
 
 def _status_only(clause: Clause) -> bool:
@@ -161,7 +210,8 @@ def _guard(shape: SetShape, current: str, target: str) -> str | None:
 _Edge = tuple[int, CompiledRule, list[Clause]]
 
 
-def _loops(edges: Mapping[tuple[str, str], list[_Edge]], checker: _Checker) -> list[Finding]:
+def _loops(edges: Mapping[tuple[str, str], list[_Edge]], checker: _Checker,
+           keep: Callable[[tuple[int, ...]], bool] | None) -> list[Finding]:
     succ: dict[str, list[str]] = {}
     for a, b in edges:
         succ.setdefault(a, []).append(b)
@@ -172,7 +222,7 @@ def _loops(edges: Mapping[tuple[str, str], list[_Edge]], checker: _Checker) -> l
         worst: tuple[bool, Sequence[_Edge]] | None = None
         for combo in itertools.islice(itertools.product(*options), _MAX_COMBOS):
             ids = frozenset(e[1].id for e in combo)
-            if ids in seen:
+            if ids in seen or (keep is not None and not keep(tuple(e[0] for e in combo))):
                 continue
             free = _jointly_possible(combo, cycle, checker)
             if free is None:
@@ -251,11 +301,11 @@ def _loop_finding(free: bool, combo: Sequence[_Edge], cycle: Sequence[str]) -> F
         message = (f"rules {listed} undo each other: {path}; a lead can match all of them, so "
                    "it would flip on every cycle with nothing changing outside syncd (syncd "
                    "blocks such leads); narrow a condition so they exclude each other")
-        return Finding(combo[0][0], message, "error")
+        return Finding(combo[0][0], message, "error", tuple(e[0] for e in combo))
     message = (f"rules {listed} can undo each other: {path}; their conditions exclude each "
                "other only until time passes or the lead changes in the CRM, so a lead may "
                "cycle slowly; check that this is intended")
-    return Finding(combo[0][0], message, "warning")
+    return Finding(combo[0][0], message, "warning", tuple(e[0] for e in combo))
 
 
 # -- satisfiability ------------------------------------------------------------------------

@@ -221,6 +221,8 @@ class RuleBook:
         self._bound: tuple[datetime, tuple[tuple[datetime, ...], ...]] | None = None
         self._cache: dict[tuple[Any, ...], Decision] = {}
         self._first_match = tuple(rs.mode == "first_match" for rs in self.sets)
+        #: Issues of the book as a whole (loops through rules of several files).
+        self.book_warnings: tuple[RuleIssue, ...] = ()
         self._written = tuple(sorted(self.fields_written))
         # Per set, status -> the rules that can match a lead in it (in order): rules scoped by
         # a status condition are skipped without evaluating them. Exact: a rule is left out
@@ -258,8 +260,9 @@ class RuleBook:
 
     @property
     def warnings(self) -> list[RuleIssue]:
-        """Non-fatal load issues of all sets (e.g. rules that can never match)."""
-        return [w for rs in self.sets for w in rs.warnings]
+        """Non-fatal load issues of all sets (e.g. rules that can never match) and of the book
+        (loops through rules of several files)."""
+        return [w for rs in self.sets for w in rs.warnings] + list(self.book_warnings)
 
     @property
     def paths(self) -> tuple[Path, ...]:

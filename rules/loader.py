@@ -27,6 +27,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from ruamel.yaml.error import YAMLError
 
+from rules.analysis import book_loops
 from rules.calendar import Calendar
 from rules.compiler import RuleSetCompiler
 from rules.diagnostics import Diagnostics
@@ -181,7 +182,12 @@ def load_rulebook(paths: Sequence[Path], *, fields: Mapping[str, FieldType] = ST
     issues.extend(_clashes_between_files(sets))
     if any(i.severity == "error" for i in issues):
         raise RuleLoadError(issues)
-    return RuleBook(sets)
+    across = book_loops(sets)
+    if any(i.severity == "error" for i in across):
+        raise RuleLoadError(across)
+    book = RuleBook(sets)
+    book.book_warnings = tuple(across)
+    return book
 
 
 def _clashes_between_files(sets: Sequence[RuleSet]) -> list[RuleIssue]:

@@ -189,3 +189,45 @@ def test_a_second_cycle_writes_nothing_on_a_realistic_mix(
              if writes(lead, second(lead))]
     assert flips == []
 
+
+
+WEBINAR_TO_MQL = """version: 1
+name: webinar
+statuses: {Nurture: {}, MQL: {}}
+rules:
+  - id: webinar-nurture-to-mql
+    when: {all: [{field: status, eq: Nurture}, {field: lead_source, eq: Webinar}]}
+    then: [{set_status: MQL}]
+"""
+
+
+def test_rules_of_two_files_that_undo_each_other_are_rejected_as_a_book(
+        tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(WEBINAR_TO_MQL)
+    (tmp_path / "b.yaml").write_text(WEBINAR_TO_MQL.replace("name: webinar", "name: back")
+                                     .replace("webinar-nurture-to-mql", "webinar-mql-to-nurture")
+                                     .replace("eq: Nurture}", "eq: MQL}")
+                                     .replace("set_status: MQL", "set_status: Nurture"))
+    load_ruleset(tmp_path / "a.yaml")
+    load_ruleset(tmp_path / "b.yaml")
+    with pytest.raises(RuleLoadError) as caught:
+        load_rulebook([tmp_path / "a.yaml", tmp_path / "b.yaml"])
+    (issue,) = caught.value.issues
+    assert issue.severity == "error" and issue.file.endswith("a.yaml")
+    assert "'webinar-nurture-to-mql' and 'webinar-mql-to-nurture' undo each other" in \
+        issue.message
+
+
+def test_a_webinar_rule_on_top_of_the_shipped_set_does_not_flip_leads(tmp_path: Path) -> None:
+    # The shipped stale-90d leaves MQLs of the last 30 days alone, so "Nurture + webinar ->
+    # MQL" added beside it needs time to come back: a warning, and no lead flips per cycle.
+    (tmp_path / "webinar.yaml").write_text(WEBINAR_TO_MQL)
+    book = load_rulebook([ROOT / "rules/default.yaml", tmp_path / "webinar.yaml"])
+    assert any("'webinar-nurture-to-mql' and 'stale-90d' can undo each other" in w.message
+               for w in book.book_warnings)
+    lead = {"status": "Nurture", "lead_source": "Webinar", "status_changed_at": NOW,
+            "last_activity_at": NOW - timedelta(days=200)}
+    decision = book.evaluate(lead, NOW)
+    assert decision.status == "MQL"
+    after = applied(lead, decision, NOW)
+    assert not writes(after, book.evaluate(after, NOW + timedelta(minutes=5)))
