@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -54,7 +54,7 @@ __all__ = [
     "RuleTrace",
 ]
 
-_UTC = timezone.utc
+_UTC = UTC
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _CACHE_LIMIT = 4096
 #: Most rule steps one evaluation follows before it gives up on a lead (blocked).

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 __all__ = ["CRM_FIELDS", "DATE_ONLY_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS",
-           "STANDARD_FIELDS", "FieldType"]
+           "STAGE_FIELDS", "STANDARD_FIELDS", "FieldType"]
 
 
-class FieldType(str, enum.Enum):
+class FieldType(enum.StrEnum):
     STRING = "string"
     INTEGER = "integer"
     NUMBER = "number"
@@ -52,6 +52,12 @@ CRM_FIELDS: Mapping[str, FieldType] = MappingProxyType({
     "timeline": _S,
 })
 
+#: Read from the CRM where a connector maps it; not every CRM or lead has one.
+STAGE_FIELDS: Mapping[str, FieldType] = MappingProxyType({
+    # HubSpot lifecyclestage (or a mapped Salesforce stage field); see syncd.lifecycle.
+    "lifecycle_stage": _S,
+})
+
 #: Derived in-process by ``syncd.enrichment``; each value is stored with the reason for it.
 ENRICHMENT_FIELDS: Mapping[str, FieldType] = MappingProxyType({
     "email_domain": _S,
@@ -74,7 +80,7 @@ DERIVED_FIELDS: Mapping[str, FieldType] = MappingProxyType({
 })
 
 STANDARD_FIELDS: Mapping[str, FieldType] = MappingProxyType(
-    {**CRM_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}
+    {**CRM_FIELDS, **STAGE_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}
 )
 
 #: Date/time fields a CRM may deliver as a date without a time of day (Salesforce's
