@@ -42,7 +42,7 @@ from typing import Any, Literal
 from rules.calendar import Calendar
 from rules.conditions import CondFn, Duration, Node
 from rules.fields import FieldType
-from rules.issues import RuleIssue
+from rules.issues import RuleIssue, visible
 
 __all__ = [
     "CompiledRule",
@@ -287,6 +287,10 @@ class RuleBook:
         """
         if current == target:
             return None
+        reason = self._guard_reason(current, target)
+        return None if reason is None else visible(reason)  # statuses come from files and CRMs
+
+    def _guard_reason(self, current: str | None, target: str) -> str | None:
         for rs in self.sets:
             if current in rs.converted:
                 return f"'{current}' is a converted status; nothing leaves it"
@@ -373,7 +377,7 @@ class RuleBook:
         current = lead.get("status")
         block = GuardBlock(chain[0], self._set_of.get(chain[0], ""),
                            current if isinstance(current, str) else None,
-                           str(steps[0].status), reason)
+                           str(steps[0].status), visible(reason))
         return Decision(rule_id=" -> ".join(chain), matched_rules=steps[0].matched_rules,
                         blocked=block, chain=chain)
 

@@ -11,7 +11,8 @@ A fixture file::
         expect: {status: MQL, rule: sal-follow-up-breached, newsletters: [], archived: false}
 
 ``expect`` keys (each optional, only given ones are checked): ``status`` (null = no status
-decision), ``rule`` (``Decision.rule_id``), ``newsletters`` (exact list), ``archived``,
+decision), ``rule`` (``Decision.rule_id``; a chain of rules is written ``a -> b``),
+``newsletters`` (exact list), ``archived``,
 ``blocked`` (true/false, or text the guard reason must contain), ``field_sets`` (exact mapping),
 ``matched_rules`` (exact list). A fixture problem (bad YAML, unknown lead field, a ruleset that is
 not in the book) is reported as a failure, never raised.
