@@ -92,3 +92,31 @@ def test_a_lead_whose_rules_undo_each_other_is_blocked_and_never_written(
         assert (report.planned, report.blocked) == (0, 1)
         assert len(hs_write_calls(app)) == before
         assert hs.contact(lead)["industry"] == "Webinar"
+
+
+FLIP = """\
+version: 1
+name: flip
+statuses: {New: {}, Nurture: {}}
+rules:
+  - id: new-to-nurture
+    when: {field: status, eq: New}
+    then: [{set_status: Nurture}]
+  - id: nurture-to-new
+    when: {field: status, eq: Nurture}
+    then: [{set_status: New}]
+"""
+
+
+def test_rules_check_rejects_rules_that_undo_each_other_naming_both(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from syncd.cli import app as cli
+
+    path = tmp_path / "flip.yaml"
+    path.write_text(FLIP)
+    result = CliRunner().invoke(cli, ["rules", "check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "rules 'new-to-nurture' and 'nurture-to-new' undo each other: New (new-to-nurture)" \
+        " -> Nurture (nurture-to-new) -> New" in result.output
+    assert f"{path}:5:5:" in result.output
