@@ -702,6 +702,21 @@ class Pipeline:
             self._fence(conn)
             self.store.set_change_state(conn, [r.id for g in groups for r in g],
                                         OutboxState.SENDING, self.clock())
+        try:
+            results = self._deliver(kind, groups)
+        except ConnectorError as exc:
+            if _answered_unapplied(exc):
+                # The CRM answered with an error: nothing of the batch was applied, so it is
+                # not in doubt; it waits (pending) for the next cycle.
+                with self.store.begin() as conn:
+                    self._fence(conn)
+                    self.store.set_change_state(conn, [r.id for g in groups for r in g],
+                                                OutboxState.PENDING, self.clock())
+            raise
+        self._record_results(groups, results, report)
+
+    def _deliver(self, kind: str, groups: list[list[OutboxRecord]]) -> list[RecordResult]:
+        """One connector call for the batch: field writes, newsletter adds or removals."""
         if kind == "field":
             # Provenance fields ride in the same records: no extra call (syncd.provenance).
             extra = (self.provenance.for_groups(groups, self) if self.provenance is not None
@@ -711,14 +726,12 @@ class Pipeline:
                                                      {r.field: (r.before, r.value) for r in g}),
                                   crm)
                        for g, crm in zip(groups, extra, strict=True)]
-            results = self.connector.write_batch(changes)
-        elif groups[0][0].value is False:  # a revert takes the lead out of the newsletter
-            results = self.connector.remove_from_newsletter(groups[0][0].field,
-                                                            [g[0].lead_id for g in groups])
-        else:
-            results = self.connector.add_to_newsletter(groups[0][0].field,
-                                                       [g[0].lead_id for g in groups])
-        self._record_results(groups, results, report)
+            return self.connector.write_batch(changes)
+        if groups[0][0].value is False:  # a revert takes the lead out of the newsletter
+            return self.connector.remove_from_newsletter(groups[0][0].field,
+                                                         [g[0].lead_id for g in groups])
+        return self.connector.add_to_newsletter(groups[0][0].field,
+                                                [g[0].lead_id for g in groups])
 
     def _record_results(self, groups: Sequence[Sequence[OutboxRecord]],
                         results: Sequence[RecordResult],
@@ -942,6 +955,16 @@ def _membership_key(row: Any) -> str:
 #: How far a CRM's clock may run behind syncd's: an edit stamped up to this long before an
 #: in-doubt write left may still have come after it (judged conservatively: rep edits win).
 _CLOCK_SKEW = timedelta(seconds=5)
+
+
+def _answered_unapplied(exc: ConnectorError) -> bool:
+    """The CRM answered the batch's request with an error, so it applied nothing. No answer
+    (a timeout, a dropped connection, a stop during a retry wait) or a gateway's 502/504 (the
+    CRM behind it may have applied it) leaves the batch in doubt. A retry chain is judged by its
+    last answer."""
+    if isinstance(exc, Interrupted) or exc.status is None:
+        return False
+    return exc.status not in (502, 504)
 
 
 def _reverted_in_doubt(lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -49,3 +50,17 @@ def test_the_unit_is_hardened_and_its_stop_timeout_covers_the_shutdown_bound() -
     stop = int(next(line for line in unit.splitlines() if line.startswith("TimeoutStopSec="))
                .split("=")[1])
     assert stop > 5  # syncd stops within 5 s of SIGTERM
+
+
+def test_without_a_mounted_config_syncd_refuses_in_one_line_naming_the_file(
+        tmp_path: Path) -> None:
+    # The image's SYNCD_CONFIG points at /etc/syncd/config.yaml; a pod without its ConfigMap
+    # must not fall back to the demo.
+    missing = tmp_path / "etc" / "syncd" / "config.yaml"
+    env = {**os.environ, "SYNCD_CONFIG": str(missing)}
+    result = subprocess.run([sys.executable, "-m", "syncd.cli", "run"], capture_output=True,
+                            text=True, env=env, cwd=tmp_path, check=False, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(missing) in lines[0], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
