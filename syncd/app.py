@@ -26,6 +26,7 @@ from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.health import HealthServer
 from syncd.metrics import Metrics
 from syncd.pipeline import Pipeline
+from syncd.rule_fields import field_catalogue, rules_reading
 from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore
 from syncd.store_open import open_store
@@ -229,9 +230,12 @@ class App:
                 self._defer_check(name, exc)
                 continue
             checked[name] = result
+            problems.extend(self._absent_field_problems(name, book, result, fields))
             # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
             # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
-            missing = {v for v in statuses if v not in result.statuses}
+            # Without a status field the connector's own problem names the real cause.
+            missing = ({v for v in statuses if v not in result.statuses}
+                       if "status" not in result.missing_fields else set())
             for rs in book.sets:
                 for rule in rs.rules:
                     value = cs.status_values.get(rule.status, rule.status)
@@ -255,6 +259,27 @@ class App:
             self.connectors[name].prepare(result)
         if only is not None:
             self.unchecked.pop(only, None)
+        return problems
+
+    def _absent_field_problems(self, name: str, book: Any, result: Preflight,
+                               written: set[str]) -> list[str]:
+        """Mapped fields the CRM lacks: a problem per rule that reads one, else a warning.
+
+        Fields the rules write (and ``status``) are the connector's own problems already.
+        """
+        where = ".".join(self.settings.connector_path(name))
+        problems: list[str] = []
+        for canonical in sorted(result.missing_fields - written - {"status"}):
+            users = rules_reading(book, canonical)
+            if users:
+                problems += [f"{use}: uses field '{canonical}', which {name} does not have "
+                             f"(mapped in {where}.connector.fields); create the field in "
+                             f"{name}, map '{canonical}' to a field it has, or change the rule"
+                             for use in users]
+            else:
+                log.warning("%s: field '%s' (mapped in %s.connector.fields) does not exist in "
+                            "the CRM; no rule uses it, so pulls leave it out", name, canonical,
+                            where)
         return problems
 
     def _defer_check(self, name: str, exc: BudgetExhausted) -> None:
@@ -319,7 +344,8 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
 
 
 def rule_allowlists(settings: Settings) -> dict[str, Any]:
-    """What the config lets rules write: ``set_field`` fields and newsletter names.
+    """What the config lets rules use: fields (standard and the connectors' custom ones),
+    ``set_field`` fields and newsletter names.
 
     Newsletter names are checked only when some connector names newsletters (or the embedded
     demo, which creates its own); otherwise the CRM preflight is the check.
@@ -333,7 +359,9 @@ def rule_allowlists(settings: Settings) -> dict[str, Any]:
         from syncd.embedded import NEWSLETTERS
 
         newsletters.update(NEWSLETTERS)
-    return {"settable_fields": settable, "newsletters": newsletters or None}
+    blocks = {name: cs.connector or {} for name, cs in settings.connectors().items()}
+    return {"settable_fields": settable, "newsletters": newsletters or None,
+            "fields": field_catalogue(blocks)}
 
 
 def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:

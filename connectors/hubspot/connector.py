@@ -186,6 +186,11 @@ class HubSpotConnector(Connector):
             meta = props[prop_name].modification_metadata if prop_name in props else None
             if prop_name in props and not (meta is not None and meta.read_only_value):
                 writable.add(canonical)
+        # Mapped properties the account lacks are data (the app names the rules that read
+        # them); searches leave them out.
+        absent = {c for c, prop_name in self.config.fields.items() if prop_name not in props}
+        missing_fields |= absent
+        self._props = sorted({p for c, p in self.config.fields.items() if c not in absent})
         for canonical in sorted(fields):
             prop_name = self.config.fields.get(canonical)
             if prop_name is None:

@@ -82,6 +82,10 @@ LEAD = ObjectSchema("Lead", "00Q", [
     FieldDef("Authority__c", "string"),
     FieldDef("Need__c", "string"),
     FieldDef("Timeline__c", "string"),
+    # Custom fields an org may have or not (``EmulatorConfig.lead_custom_fields`` picks them):
+    # a number and a picklist, so rules on typed custom fields can be tested end to end.
+    FieldDef("Lead_Score__c", "double"),
+    FieldDef("Tier__c", "picklist"),
 ])
 
 LEAD_STATUS = ObjectSchema("LeadStatus", "01J", [
