@@ -231,20 +231,7 @@ class App:
                 continue
             checked[name] = result
             problems.extend(self._absent_field_problems(name, book, result, fields))
-            # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
-            # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
-            # Without a status field the connector's own problem names the real cause.
-            missing = ({v for v in statuses if v not in result.statuses}
-                       if "status" not in result.missing_fields else set())
-            for rs in book.sets:
-                for rule in rs.rules:
-                    value = cs.status_values.get(rule.status, rule.status)
-                    if rule.status is not None and value in missing:
-                        problems.append(
-                            f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
-                            f"'{rule.status}', written to {name} as '{value}', which {name} "
-                            f"does not accept; add the value in {name} or map "
-                            f"'{rule.status}' in {where}.status_values")
+            problems.extend(_status_problems(name, where, book, cs, statuses, result))
             problems.extend(f"{name}: {p}" for p in result.problems)
         if problems:
             return problems
@@ -322,6 +309,26 @@ class App:
         self.store.close()
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def _status_problems(name: str, where: str, book: Any, cs: ConnectorSettings,
+                     statuses: set[str], result: Preflight) -> list[str]:
+    """One problem per rule whose status the CRM does not accept."""
+    if "status" in result.missing_fields:
+        return []  # no status field at all: the connector's own problem names that cause
+    # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add options);
+    # ``missing_statuses`` is what it lacks now, so it is not the test here.
+    missing = {v for v in statuses if v not in result.statuses}
+    problems: list[str] = []
+    for rs in book.sets:
+        for rule in rs.rules:
+            value = cs.status_values.get(rule.status, rule.status)
+            if rule.status is not None and value in missing:
+                problems.append(
+                    f"{rs.path}:{rule.line}: rule '{rule.id}' sets status '{rule.status}', "
+                    f"written to {name} as '{value}', which {name} does not accept; add the "
+                    f"value in {name} or map '{rule.status}' in {where}.status_values")
+    return problems
 
 
 def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:

@@ -188,9 +188,7 @@ class HubSpotConnector(Connector):
                 writable.add(canonical)
         # Mapped properties the account lacks are data (the app names the rules that read
         # them); searches leave them out.
-        absent = {c for c, prop_name in self.config.fields.items() if prop_name not in props}
-        missing_fields |= absent
-        self._props = sorted({p for c, p in self.config.fields.items() if c not in absent})
+        missing_fields |= self._leave_out_absent(set(props))
         for canonical in sorted(fields):
             prop_name = self.config.fields.get(canonical)
             if prop_name is None:
@@ -212,6 +210,12 @@ class HubSpotConnector(Connector):
         return Preflight(statuses=options, writable_fields=writable, problems=problems,
                          missing_statuses=set(missing), missing_fields=missing_fields,
                          setup=setup)
+
+    def _leave_out_absent(self, existing: set[str]) -> set[str]:
+        """Mapped canonical fields whose property the account lacks; searches skip them."""
+        absent = {c for c, prop in self.config.fields.items() if prop not in existing}
+        self._props = sorted({p for c, p in self.config.fields.items() if c not in absent})
+        return absent
 
     def prepare(self, preflight: Preflight) -> None:
         """Add the status options ``check`` found missing (only with

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-__all__ = ["FieldTypeName", "OPTIONAL_FIELDS", "merge_fields"]
+__all__ = ["OPTIONAL_FIELDS", "FieldTypeName", "merge_fields"]
 
 #: The value types a custom field may be declared with (the rule language's field types).
 FieldTypeName = Literal["string", "integer", "number", "boolean", "datetime"]

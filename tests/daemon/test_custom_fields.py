@@ -66,7 +66,8 @@ salesforce:
     instance_url: {emu.base_url}
     token_url: {emu.token_url}
     ca_bundle: {emu.ca_pem_path}
-    auth: {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
+    auth:
+      {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
     lag_seconds: 0
 {connector_extra}""")
     return config
@@ -120,9 +121,8 @@ def test_a_bant_rule_on_an_org_without_the_field_names_the_rule_and_the_field(
         tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SF_SECRET", org.client_secret)
     rules = CUSTOM_RULES.split("rules:\n")[0] + "rules:\n" + BANT_RULE
-    with pytest.raises(StartupError) as caught:
-        with running_app(_config(tmp_path, org, rules)):
-            pass
+    with pytest.raises(StartupError) as caught, running_app(_config(tmp_path, org, rules)):
+        pass
     problems = [str(p) for p in caught.value.problems]
     assert len(problems) == 1, problems
     assert "rule 'budget-known'" in problems[0] and "field 'budget'" in problems[0]
