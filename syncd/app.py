@@ -64,6 +64,34 @@ class RulesHolder:
         self.error: str | None = None
         self._digest = self._files_digest()
         self.book = loader(paths)  # start-up: errors propagate and stop the daemon
+        self._show_version(None)
+
+    @classmethod
+    def unloadable(cls, paths: list[Path], error: RuleLoadError,
+                   loader: Callable[[list[Path]], Any]) -> RulesHolder:
+        """A holder for read-only commands when the files do not load: no book, the error."""
+        holder = cls.__new__(cls)
+        holder.paths, holder._loader, holder._validate = paths, loader, None
+        holder._metrics = holder._store = None
+        holder._lock = threading.Lock()
+        holder._digest = holder._files_digest()
+        holder.book, holder.error = None, str(error)
+        return holder
+
+    def files_digest(self) -> str:
+        """sha256 over the rule files' bytes now (what a stored rules error is tied to)."""
+        return self._files_digest()
+
+    def record_error(self, error: str | None) -> None:
+        """Store the rules error (or its absence) with the digest of the files it is about,
+        so ``syncd status`` can tell a current error from one about files since fixed."""
+        if self._store is not None:
+            self._store.set_meta("rules_error", error)
+            self._store.set_meta("rules_error_files", self._digest if error else None)
+
+    def _show_version(self, previous: str | None) -> None:
+        if self._metrics is not None:
+            self._metrics.show_rules_version(self.book.version, previous)
 
     def _files_digest(self) -> str:
         h = hashlib.sha256()
@@ -103,15 +131,14 @@ class RulesHolder:
                           self.book.version, exc)
                 if self._metrics:
                     self._metrics.rules_valid.set(0)
-                if self._store:
-                    self._store.set_meta("rules_error", self.error)
+                self.record_error(self.error)
                 return self.book
             log.info("rules reloaded: version %s -> %s", self.book.version, book.version)
-            self.book, self.error = book, None
+            previous, self.book, self.error = self.book.version, book, None
+            self._show_version(previous)
             if self._metrics:
                 self._metrics.rules_valid.set(1)
-            if self._store:
-                self._store.set_meta("rules_error", None)
+            self.record_error(None)
             return self.book
 
 
@@ -155,14 +182,20 @@ class App:
         """
         clock = clock or (lambda: datetime.now(UTC))
         metrics = metrics or Metrics()
+        paths = [settings.path(p) for p in settings.rules.files]
         try:
-            holder = RulesHolder([settings.path(p) for p in settings.rules.files],
-                                 loader=_book_loader(settings), metrics=metrics)
+            holder = RulesHolder(paths, loader=_book_loader(settings), metrics=metrics)
         except RuleLoadError as exc:
-            raise StartupError(list(getattr(exc, "issues", [exc]))) from None
+            if connect:
+                raise StartupError(list(getattr(exc, "issues", [exc]))) from None
+            # Read-only commands work on broken files: status and audit need no rules, plan
+            # and explain say the rules are broken (``rules.book`` is None).
+            holder = RulesHolder.unloadable(paths, exc, _book_loader(settings))
         # A command that only reads the mirror may use a read-only store.
         store = open_store(settings, writable=connect)
         holder._store = store
+        if connect:
+            holder.record_error(None)  # the files loaded: an error stored before is stale
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
         app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
                   metrics=metrics, clock=clock, stop=stop or threading.Event(),

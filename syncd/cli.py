@@ -19,7 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -44,6 +44,11 @@ err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file.",
                                          envvar="SYNCD_CONFIG")]
+RulesOpt = Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+    "--rules", help="Use these rule files (a draft; repeat for several) instead of the "
+                    "config's rules.files. The live files and a running daemon are untouched.")]
+AtOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--at", help="Plan for this time: ISO (2026-12-07T09:00Z) or from now (+3d, +12h).")]
 DEFAULT_CONFIG = Path("config.example.yaml")
 
 
@@ -266,21 +271,27 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
          wait: Annotated[bool, typer.Option(
              "--wait", help="With --pull: if a daemon holds a connector's lease, wait for it "
                             "instead of refusing.")] = False,
+         rules_files: RulesOpt = None,
+         at: AtOpt = None,
          ) -> None:
     """Dry run on the mirror: what the next cycle would change, and what is held or blocked.
 
     Never writes to a CRM. ``--pull`` writes the mirror, so it takes the connectors' leases: a
     pull stored while a daemon writes would take the daemon's older reads for a person's edits.
+    ``--rules DRAFT.yaml`` plans with a draft instead of the config's rule files (the live
+    files, and the rules a running daemon applies, are untouched); ``--at`` plans for a time.
     """
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
     from syncd.lease import LeaseLost
     from syncd.plan import build_plan
 
+    when = _parse_at(at) if at else None
     if not pull:
         application = _build(settings, connect=False)
         try:
-            result = build_plan(application)
+            book = _book_for(application, settings, rules_files, "plan")
+            result = build_plan(application, book=book, at=when)
         finally:
             application.close()
     else:
@@ -289,7 +300,8 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
             try:
                 for name, pipeline in application.pipelines.items():
                     pipeline.lease = leases[name]
-                result = build_plan(application, pull=True)
+                book = _book_for(application, settings, rules_files, "plan")
+                result = build_plan(application, pull=True, book=book, at=when)
             except LeaseLost as exc:
                 err.print(f"syncd plan --pull: {exc}", markup=False, highlight=False)
                 raise typer.Exit(1) from None
@@ -301,6 +313,43 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     _print_plan(result, leads)
 
 
+def _book_for(application: Any, settings: Settings, drafts: list[Path] | None,
+              command: str) -> Any:
+    """The draft book when ``--rules`` is given, else the live one; exit 2 if it does not
+    load (a read-only command on broken live rules says so and shows why)."""
+    from rules import RuleLoadError
+    from syncd.app import _book_loader
+
+    if drafts:
+        try:
+            return _book_loader(settings)(list(drafts))
+        except RuleLoadError as exc:
+            _report_problems(f"syncd {command}: the draft rules do not load", exc.issues)
+            raise typer.Exit(2) from None
+    if application.rules.book is None:
+        err.print(f"syncd {command}: the rule files do not load, so there is nothing to "
+                  f"{command}; a running daemon keeps its last good rules. Fix these (then "
+                  "`syncd rules check`):", markup=False, highlight=False)
+        err.print(application.rules.error, markup=False, highlight=False)
+        raise typer.Exit(2)
+    return application.rules.book
+
+
+def _parse_at(text: str) -> datetime:
+    """``--at``: an ISO time (UTC when no offset is given) or ``+DURATION`` from now."""
+    from rules.durations import DurationError, parse_duration
+
+    try:
+        if text.startswith("+"):
+            return datetime.now(UTC) + parse_duration(text[1:])
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, DurationError) as exc:
+        err.print(f"--at {text!r}: {exc}; give an ISO time (2026-12-07T09:00Z) or a time from "
+                  "now (+3d, +12h)", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def _print_plan(result: dict[str, Any], leads: bool) -> None:
     out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
     for crm, part in result["crms"].items():
@@ -308,12 +357,20 @@ def _print_plan(result: dict[str, Any], leads: bool) -> None:
                   f"{part['changing_leads']} would change"
                   + (f" — [yellow]breaker would stop this run[/] ({part['breaker']})"
                      if part["breaker"] else ""), highlight=False)
-        table = Table("rule", "leads", "from → to", "newsletters")
+        table = Table("rule", "leads", "from → to", "fields", "newsletters")
         for rule_id, info in sorted(part["rules"].items()):
             moves = ", ".join(f"{k} ×{v}" for k, v in sorted(info["moves"].items()))
+            fields = ", ".join(f"{k} ×{v}" for k, v in sorted(info["fields"].items()))
             nl = ", ".join(f"{k} ×{v}" for k, v in sorted(info["newsletters"].items()))
-            table.add_row(rule_id, str(info["leads"]), moves or "-", nl or "-")
+            table.add_row(*(escape(c) for c in (rule_id, str(info["leads"]), moves or "-",
+                                                fields or "-", nl or "-")))
         out.print(table)
+        if part["conflicts"]:
+            out.print(f"  {len(part['conflicts'])} conflicts (all_match rules disagreeing; the "
+                      "first rule's value is kept):", highlight=False)
+            for item in part["conflicts"][:20]:
+                out.print(f"    {item['lead_id']}: {_conflict_text(item)}", markup=False,
+                          highlight=False)
         for kind in ("held", "blocked", "failed"):
             if part[kind]:
                 out.print(f"  {len(part[kind])} {kind}:")
@@ -322,12 +379,17 @@ def _print_plan(result: dict[str, Any], leads: bool) -> None:
         if leads:
             for item in part["leads"]:
                 out.print(f"  {item['lead_id']}: {item['before']} → {item['after']} "
-                          f"(rule {item['rule_id']})", highlight=False)
+                          f"(rule {item['rule_id']})", markup=False, highlight=False)
+
+
+def _conflict_text(item: dict[str, Any]) -> str:
+    return (f"{item['field']}: kept {item['kept_value']!r} (rule {item['kept_rule']}), not "
+            f"{item['rejected_value']!r} (rule {item['rejected_rule']})")
 
 
 @app.command()
 def explain(lead: Annotated[str, typer.Argument(help="Lead id or email.")],
-            config: ConfigOpt = DEFAULT_CONFIG) -> None:
+            config: ConfigOpt = DEFAULT_CONFIG, rules_files: RulesOpt = None) -> None:
     """Every rule in order for one lead: matched or not, and which condition decided it."""
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
@@ -335,23 +397,38 @@ def explain(lead: Annotated[str, typer.Argument(help="Lead id or email.")],
 
     application = _build(settings, connect=False)
     try:
-        found = explain_lead(application, lead)
+        book = _book_for(application, settings, rules_files, "explain")
+        found = explain_lead(application, lead, book=book)
     finally:
         application.close()
     if not found:
-        err.print(f"no lead '{lead}' in the mirror (run a cycle first, or check the id)")
+        err.print(f"no lead '{lead}' in the mirror (run a cycle first, or check the id)",
+                  markup=False, highlight=False)
         raise typer.Exit(1)
+    # Lead values and rule text are printed as they are: "[weak]" is data, not markup.
     for item in found:
-        out.print(f"[bold]{item['crm']} lead {item['lead_id']}[/] status {item['status']!r}",
-                  highlight=False)
+        out.print(f"[bold]{escape(item['crm'])} lead {escape(item['lead_id'])}[/] status "
+                  f"{escape(_shown(item['status']))}", highlight=False)
         for name, reason in sorted(item["reasons"].items()):
-            out.print(f"  {name} = {item['enrichment'].get(name)!r}  [dim]{reason}[/]",
-                      highlight=False)
+            out.print(f"  {escape(name)} = {escape(_shown(item['enrichment'].get(name)))}  "
+                      f"[dim]{escape(str(reason))}[/]", highlight=False)
         for trace in item["traces"]:
             mark = "[green]✓ matched[/]" if trace["matched"] else "[dim]✗ no match[/]"
-            out.print(f"  {trace['ruleset']}/{trace['rule_id']} (line {trace['line']}): {mark} "
-                      f"— {trace['decided_by']}", highlight=False)
-        out.print(f"  verdict: {item['verdict']}", highlight=False)
+            out.print(f"  {escape(trace['ruleset'])}/{escape(trace['rule_id'])} (line "
+                      f"{trace['line']}): {mark} — {escape(trace['decided_by'])}",
+                      highlight=False)
+        for conflict in item["conflicts"]:
+            out.print(f"  conflict: {_conflict_text(conflict)}", markup=False,
+                      highlight=False)
+        out.print(f"  verdict: {item['verdict']}", markup=False, highlight=False)
+
+
+def _shown(value: Any) -> str:
+    """A lead value for people: dates readably, text quoted, nothing dropped."""
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M} UTC" if value.utcoffset() in (None, timedelta(0)) \
+            else value.isoformat(" ", "minutes")
+    return repr(value)
 
 
 @app.command()
@@ -370,6 +447,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         out.print("[bold red]rule files on disk do not load; the daemon keeps the last good "
                   "rules:[/]")
         out.print(report["rules_error"], markup=False, highlight=False)
+    else:
+        out.print(f"rules: version {report['rules_version']}", highlight=False)
     for crm, part in report["crms"].items():
         out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
                   f"failed, {len(part['held'])} held"
@@ -439,36 +518,98 @@ def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None
 @rules_app.command("check")
 def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")],
                 config: Annotated[Optional[Path], typer.Option(  # noqa: UP007
-                    "--config", "-c", help="Also check set_field and newsletter names "
-                                           "against this config.")] = None) -> None:
-    """Validate rule files; print every error with file:line:column. Exit 0 or 2."""
-    from rules import RuleLoadError, load_ruleset
+                    "--config", "-c", help="Check fields, set_field and newsletter names "
+                                           "against this config (default: SYNCD_CONFIG, else "
+                                           "config.example.yaml if present).")] = None) -> None:
+    """Validate rule files as the daemon would load them together; print every error with
+    file:line:column, the warnings, and the rule-set version. Exit 0 or 2."""
+    from rules import RuleLoadError, load_rulebook
 
     kwargs: dict[str, Any] = {}
-    if config is not None:
+    source = _check_config(config)
+    if source is not None:
         from syncd.app import rule_allowlists
 
-        kwargs = rule_allowlists(_settings(config))  # the daemon's own allowlists
-    bad = 0
-    for path in files:
-        try:
-            ruleset = load_ruleset(path, **kwargs)
-        except RuleLoadError as exc:
-            bad += 1
-            for issue in exc.issues:
-                err.print(str(issue), markup=False, highlight=False)
-            continue
-        for warning in getattr(ruleset, "warnings", []):
-            err.print(str(warning), markup=False, highlight=False)
-        out.print(f"{path}: ok ({len(ruleset.rules)} rules, version {ruleset.version})",
+        kwargs = rule_allowlists(_settings(source))  # the daemon's own allowlists
+        if config is None:
+            err.print(f"checking against {source} (custom fields, settable fields, newsletter "
+                      "names); -c chooses another config", markup=False, highlight=False)
+    else:
+        err.print("no config (-c, SYNCD_CONFIG or config.example.yaml): custom fields, "
+                  "settable fields and newsletter names are not checked", markup=False,
                   highlight=False)
-    raise typer.Exit(2 if bad else 0)
+    try:
+        book = load_rulebook(list(files), **kwargs)
+    except RuleLoadError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    for warning in book.warnings:
+        err.print(str(warning), markup=False, highlight=False)
+    for ruleset in book.sets:
+        out.print(f"{ruleset.path}: ok ({len(ruleset.rules)} rules)", markup=False,
+                  highlight=False)
+    # The book's version: the hash plan, audit, the daemon's log and syncd_rules_info show.
+    out.print(f"rules version {book.version}", highlight=False)
+
+
+def _check_config(given: Path | None) -> Path | None:
+    """The config ``rules check`` checks names against: -c, SYNCD_CONFIG, the example."""
+    if given is not None:
+        return given
+    env = os.environ.get("SYNCD_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+@rules_app.command("diff")
+def rules_diff(old: Annotated[Path, typer.Argument(help="The rule file(s) in use now.")],
+               new: Annotated[Path, typer.Argument(help="The edited rule file.")],
+               config: ConfigOpt = DEFAULT_CONFIG,
+               leads: Annotated[bool, typer.Option("--leads", help="One line per lead.")
+                                ] = False,
+               at: AtOpt = None) -> None:
+    """Which mirrored leads two rule versions decide differently: counts per from → to and per
+    rule. Reads only the mirror; nothing is written."""
+    from rules import RuleLoadError
+    from syncd.app import _book_loader
+    from syncd.rules_diff import diff_rule_books
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    books = []
+    for path in (old, new):
+        try:
+            books.append(_book_loader(settings)([path]))
+        except RuleLoadError as exc:
+            _report_problems(f"syncd rules diff: {path} does not load", exc.issues)
+            raise typer.Exit(2) from None
+    application = _build(settings, connect=False)
+    try:
+        result = diff_rule_books(application, books[0], books[1],
+                                 _parse_at(at) if at else application.clock())
+    finally:
+        application.close()
+    out.print(f"rules {result.old_version} → {result.new_version} at "
+              f"{result.now:%Y-%m-%d %H:%M} UTC: {result.changed} of "
+              f"{sum(result.compared.values())} leads change decision", highlight=False)
+    for (crm, before, after), n in sorted(result.moves.items()):
+        out.print(f"  {crm}: {before} → {after}  ×{n}", markup=False, highlight=False)
+    for (crm, rule), n in sorted(result.rules_gained.items()):
+        out.print(f"  {crm}: rule {rule} now decides {n} more", markup=False, highlight=False)
+    for (crm, rule), n in sorted(result.rules_lost.items()):
+        out.print(f"  {crm}: rule {rule} no longer decides {n}", markup=False, highlight=False)
+    if leads:
+        for d in result.leads:
+            out.print(f"  {d.crm} {d.lead_id}: {d.before} (rule {d.old_rule}) → {d.after} "
+                      f"(rule {d.new_rule})", markup=False, highlight=False)
 
 
 @rules_app.command("test")
 def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP007
                    help="Fixture directory (default: rules.fixtures from the config).")] = None,
-               config: ConfigOpt = DEFAULT_CONFIG) -> None:
+               config: ConfigOpt = DEFAULT_CONFIG, rules_files: RulesOpt = None) -> None:
     """Run rule fixtures (a lead, a time, the expected outcome) and report like pytest."""
     from rules import RuleLoadError, run_fixtures
 
@@ -488,7 +629,8 @@ def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP0
         return {**{k: v for k, v in derived.items() if v is not None}, **lead}
 
     try:
-        book = _book_loader(settings)([settings.path(p) for p in settings.rules.files])
+        book = _book_loader(settings)(list(rules_files) if rules_files else
+                                      [settings.path(p) for p in settings.rules.files])
         report = run_fixtures(sorted(directory.glob("*.yaml")), book, prepare=prepare)
     except RuleLoadError as exc:
         for issue in exc.issues:

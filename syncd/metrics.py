@@ -49,6 +49,9 @@ class Metrics:
                                  "when the daemon keeps older rules after a bad edit.",
                                  registry=r)
         self.rules_valid.set(1)
+        self.rules_info = Gauge("syncd_rules_info", "1 for the rule-set version the daemon "
+                                "applies (the hash `syncd rules check`, `plan` and `audit` "
+                                "show).", ["version"], registry=r)
         self.lease_leader = Gauge("syncd_lease_leader", "1 while this process holds the "
                                   "connector's lease and runs its cycles; 0 while it is a "
                                   "standby.", ["connector"], registry=r)
@@ -56,6 +59,12 @@ class Metrics:
                                   "connector's lease, as this process last saw it.",
                                   ["connector", "host", "pid"], registry=r)
         self._holders: dict[str, tuple[str, str]] = {}
+
+    def show_rules_version(self, version: str, previous: str | None) -> None:
+        """``syncd_rules_info{version}`` names the rules in use (only the current one)."""
+        if previous is not None and previous != version:
+            self.rules_info.remove(previous)
+        self.rules_info.labels(version).set(1)
 
     def observe_lease(self, connector: str, leader: bool, host: str | None,
                       pid: int | None) -> None:

@@ -83,6 +83,7 @@ class LeadVerdict:
     held: str | None = None  # why a person's edit is protected
     blocked: str | None = None  # why a guard refused the rule's target
     failed: str | None = None  # why a change that failed permanently is not sent again
+    conflicts: tuple[Any, ...] = ()  # all_match rules that disagreed (rules.engine.Conflict)
 
 
 @dataclass(slots=True)
@@ -176,7 +177,8 @@ class Planner:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
-        verdict = LeadVerdict(row.lead_id, row.status, decision.rule_id)
+        verdict = LeadVerdict(row.lead_id, row.status, decision.rule_id,
+                              conflicts=decision.conflicts)
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
         if decision.status is not None:

@@ -6,19 +6,25 @@ None of these writes to a CRM; ``build_plan(pull=True)`` reads from the CRMs int
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
+from rules.engine import Conflict
 from syncd.pipeline import CycleReport, Planner, iter_verdicts
 from syncd.state import _utc
 
 __all__ = ["build_plan", "explain_lead", "status_report"]
 
 
-def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
-    """What the next cycle would change, per CRM and per rule, from the mirror as it is."""
-    now = app.clock()
-    book = app.rules.book
+def build_plan(app: Any, *, pull: bool = False, book: Any = None,
+               at: datetime | None = None) -> dict[str, Any]:
+    """What the next cycle would change, per CRM and per rule, from the mirror as it is.
+
+    ``book`` evaluates a draft instead of the live rules (nothing else changes); ``at`` asks
+    what the rules decide at that time (time-based rules: "what happens on Monday").
+    """
+    now = at or app.clock()
+    book = book or app.rules.book
     result: dict[str, Any] = {"now": now, "ruleset_version": book.version, "crms": {}}
     for name, cs in app.settings.connectors().items():
         if pull and name in app.pipelines:
@@ -27,14 +33,9 @@ def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
                                                      "newsletters": Counter(), "fields": Counter()})
         part: dict[str, Any] = {"live_leads": app.store.count_live(name), "changing_leads": 0,
                                 "memberships": 0, "held": [], "blocked": [], "failed": [],
-                                "leads": []}
+                                "conflicts": [], "leads": []}
         for row, verdict in iter_verdicts(app.store, name, book, cs, now):
-            if verdict.held:
-                part["held"].append({"lead_id": row.lead_id, "reason": verdict.held})
-            if verdict.blocked:
-                part["blocked"].append({"lead_id": row.lead_id, "reason": verdict.blocked})
-            if verdict.failed:
-                part["failed"].append({"lead_id": row.lead_id, "reason": verdict.failed})
+            _note_unsent(part, row.lead_id, verdict)
             if not verdict.changes:
                 continue
             info = rules[verdict.rule_id or "(tagging)"]
@@ -69,10 +70,20 @@ def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
     return result
 
 
-def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
+def _note_unsent(part: dict[str, Any], lead_id: str, verdict: Any) -> None:
+    """What the plan shows beside the changes: held, blocked, failed and conflicts."""
+    for kind in ("held", "blocked", "failed"):
+        reason = getattr(verdict, kind)
+        if reason:
+            part[kind].append({"lead_id": lead_id, "reason": reason})
+    for conflict in verdict.conflicts:
+        part["conflicts"].append({"lead_id": lead_id, **conflict_view(conflict)})
+
+
+def explain_lead(app: Any, ref: str, *, book: Any = None) -> list[dict[str, Any]]:
     """For each mirrored lead matching ``ref`` (id or email): every rule and what decided it."""
     now = app.clock()
-    book = app.rules.book
+    book = book or app.rules.book
     found = []
     for row in app.store.find_leads(ref):
         cs = app.settings.connectors().get(row.crm)
@@ -83,12 +94,14 @@ def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
         traces = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
                    "matched": t.matched, "decided_by": t.decided_by}
                   for t in book.explain(lead, now)]
+        conflicts: list[dict[str, Any]] = []
         if row.deleted:
             verdict = "deleted in the CRM: never written"
         elif row.converted:
             verdict = "converted: never written"
         else:
             v = planner.verdict(row, now)
+            conflicts = [conflict_view(c) for c in v.conflicts]
             parts = [f"{c.field} → {c.value}" if c.kind == "field" else f"join {c.field}"
                      for c in v.changes]
             verdict = (", ".join(parts) + f" (rule {v.rule_id})") if parts else "no change"
@@ -98,13 +111,15 @@ def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
                 verdict += f"; guard: {v.blocked}"
         found.append({"crm": row.crm, "lead_id": row.lead_id, "status": row.status,
                       "enrichment": row.enrichment, "reasons": row.reasons, "traces": traces,
-                      "verdict": verdict})
+                      "conflicts": conflicts, "verdict": verdict})
     return found
 
 
 def status_report(app: Any) -> dict[str, Any]:
     now = app.clock()
-    report: dict[str, Any] = {"rules_error": app.store.get_meta("rules_error"), "crms": {}}
+    report: dict[str, Any] = {"rules_error": current_rules_error(app),
+                              "rules_version": app.rules.book.version if app.rules.book else None,
+                              "crms": {}}
     for name, cs in app.settings.connectors().items():
         held = []
         for row in app.store.held_leads(name, now - cs.hold_rep_edits_for):
@@ -133,6 +148,28 @@ def status_report(app: Any) -> dict[str, Any]:
             "writer": _writer(app.store, name),
         }
     return report
+
+
+def current_rules_error(app: Any) -> str | None:
+    """The rules error that holds for the files as they are now.
+
+    The files' own load error first; else the error the daemon stored, only while it is about
+    these same files (a CRM refused what they write). An error stored about files since fixed
+    is stale and not shown, even before the daemon reloads.
+    """
+    if app.rules.error:
+        return str(app.rules.error)
+    stored = app.store.get_meta("rules_error")
+    if stored and app.store.get_meta("rules_error_files") == app.rules.files_digest():
+        return str(stored)
+    return None
+
+
+def conflict_view(conflict: Conflict) -> dict[str, Any]:
+    """A reported ``all_match`` conflict as plain data (plan --json, explain)."""
+    return {"field": conflict.field, "kept_value": conflict.kept_value,
+            "kept_rule": conflict.kept_rule, "rejected_value": conflict.rejected_value,
+            "rejected_rule": conflict.rejected_rule}
 
 
 def _writer(store: Any, name: str) -> str | None:
