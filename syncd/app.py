@@ -225,7 +225,8 @@ class App:
             app.pipelines[name] = Pipeline(
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
                 settings=settings.connectors()[name], breaker=settings.breaker,
-                outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop)
+                outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop,
+                loop_guard=settings.loop_guard)
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
         return app

@@ -49,6 +49,9 @@ class Metrics:
                                  "when the daemon keeps older rules after a bad edit.",
                                  registry=r)
         self.rules_valid.set(1)
+        self.loop_held = Gauge("syncd_loop_held_leads", "Leads held in the last plan because "
+                               "syncd changed their status loop_guard.max_changes times within "
+                               "loop_guard.window (a likely rule loop).", ["crm"], registry=r)
         self.rules_info = Gauge("syncd_rules_info", "1 for the rule-set version the daemon "
                                 "applies (the hash `syncd rules check`, `plan` and `audit` "
                                 "show).", ["version"], registry=r)

@@ -52,7 +52,8 @@ from connectors.errors import (
 )
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.lease import Lease, LeaseLost
-from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
+from syncd.loop_guard import LoopGuard
+from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
 __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
@@ -211,16 +212,19 @@ class Planner:
 
 
 def iter_verdicts(store: StateStore, crm: str, book: Any, settings: ConnectorSettings,
-                  now: datetime) -> Iterator[tuple[Any, LeadVerdict]]:
-    """Every live, unconverted mirror lead with its verdict, streamed in id order.
+                  now: datetime, *, loop_guard: LoopGuard | None = None
+                  ) -> Iterator[tuple[Any, LeadVerdict]]:
+    """Every live, unconverted mirror lead with its verdict, streamed in id order (with
+    ``loop_guard``, leads syncd changed too often are held).
 
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
     """
     planner = Planner(crm=crm, book=book, settings=settings, now=now)
     for chunk in store.iter_live_leads(crm):
-        for row in chunk:
-            if not row.converted:
-                yield row, planner.verdict(row, now)
+        judged = [(row, planner.verdict(row, now)) for row in chunk if not row.converted]
+        if loop_guard is not None:
+            loop_guard.hold([v for _, v in judged], now)
+        yield from judged
 
 
 class Pipeline:
@@ -229,10 +233,13 @@ class Pipeline:
     def __init__(self, *, connector: Connector, store: StateStore, rules: Callable[[], Any],
                  enricher: Any, settings: ConnectorSettings, breaker: BreakerSettings,
                  outbox: OutboxSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 metrics: Any = None, stop: threading.Event | None = None) -> None:
+                 metrics: Any = None, stop: threading.Event | None = None,
+                 loop_guard: LoopGuardSettings | None = None) -> None:
         self.connector = connector
         self.crm = connector.name
         self.store = store
+        self.loop_guard = (LoopGuard(store, self.crm, loop_guard) if loop_guard is not None
+                           else None)
         self.rules = rules
         self.enricher = enricher
         self.settings = settings
@@ -470,7 +477,8 @@ class Pipeline:
     # ---- 2. plan -------------------------------------------------------------------------
 
     def verdicts(self, book: Any, now: datetime) -> Iterator[tuple[Any, LeadVerdict]]:
-        return iter_verdicts(self.store, self.crm, book, self.settings, now)
+        return iter_verdicts(self.store, self.crm, book, self.settings, now,
+                             loop_guard=self.loop_guard)
 
     def plan(self, report: CycleReport, book: Any, now: datetime, *,
              approve_large_run: bool = False) -> None:
@@ -478,6 +486,8 @@ class Pipeline:
         batch: list[tuple[Any, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
+        if self.loop_guard is not None:
+            self.loop_guard.start_pass()
         for item in self.verdicts(book, now):
             batch.append(item)
             if len(batch) >= 1000:
@@ -485,6 +495,8 @@ class Pipeline:
                 batch = []
         if batch:
             changing_leads += self._record_plan(batch, report, book, now, planner)
+        if self.loop_guard is not None and self.metrics is not None:
+            self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         live = self.store.count_live(self.crm)
         share = changing_leads / live if live else 0.0
         if (changing_leads >= self.breaker.min_changes

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from rules.engine import Conflict
+from syncd.loop_guard import LoopGuard
 from syncd.pipeline import CycleReport, Planner, iter_verdicts
 from syncd.state import _utc
 
@@ -34,7 +35,8 @@ def build_plan(app: Any, *, pull: bool = False, book: Any = None,
         part: dict[str, Any] = {"live_leads": app.store.count_live(name), "changing_leads": 0,
                                 "memberships": 0, "held": [], "blocked": [], "failed": [],
                                 "conflicts": [], "leads": []}
-        for row, verdict in iter_verdicts(app.store, name, book, cs, now):
+        guard = LoopGuard(app.store, name, app.settings.loop_guard)
+        for row, verdict in iter_verdicts(app.store, name, book, cs, now, loop_guard=guard):
             _note_unsent(part, row.lead_id, verdict)
             if not verdict.changes:
                 continue
@@ -101,6 +103,7 @@ def explain_lead(app: Any, ref: str, *, book: Any = None) -> list[dict[str, Any]
             verdict = "converted: never written"
         else:
             v = planner.verdict(row, now)
+            LoopGuard(app.store, row.crm, app.settings.loop_guard).hold([v], now)
             conflicts = [conflict_view(c) for c in v.conflicts]
             parts = [f"{c.field} → {c.value}" if c.kind == "field" else f"join {c.field}"
                      for c in v.changes]
@@ -128,6 +131,9 @@ def status_report(app: Any) -> dict[str, Any]:
                          "reason": f"status set to '{row.rep_edit_status}' by a person at "
                                    f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
                                    f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
+        guard = LoopGuard(app.store, name, app.settings.loop_guard)
+        held += [{"lead_id": lead_id, "reason": guard.reason(n)}
+                 for lead_id, n in sorted(guard.held_now(now).items())]
         runs = [dict(r._mapping) for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),

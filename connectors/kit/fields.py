@@ -27,7 +27,7 @@ def merge_fields(defaults: Mapping[str, str], given: object) -> object:
     """
     if not isinstance(given, Mapping):
         return given
-    merged: dict[object, object] = dict(defaults)
+    merged: dict[object, object] = {k: v for k, v in defaults.items()}
     for key, value in given.items():
         if value is None or value == "":
             merged.pop(key, None)
