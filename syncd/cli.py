@@ -544,8 +544,12 @@ def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")]
         for issue in exc.issues:
             err.print(str(issue), markup=False, highlight=False)
         raise typer.Exit(2) from None
-    for warning in book.warnings:
-        err.print(str(warning), markup=False, highlight=False)
+    from syncd.rules_lint import empty_when_warnings
+
+    warnings = [str(w) for w in book.warnings]
+    warnings += [w for path in files for w in empty_when_warnings(path)]
+    for warning in warnings:
+        err.print(warning, markup=False, highlight=False)
     for ruleset in book.sets:
         out.print(f"{ruleset.path}: ok ({len(ruleset.rules)} rules)", markup=False,
                   highlight=False)

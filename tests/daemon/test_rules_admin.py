@@ -134,3 +134,25 @@ def test_explain_prints_list_values_and_brackets_as_they_are(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     # Rich markup would have eaten "[weak]" and "[Buyer, weak, ...]" as style tags.
     assert "title in [Buyer, weak, [weak]] (value 'Buyer')" in result.output
+
+
+def test_rules_check_without_c_uses_syncd_config_warns_on_empty_when_and_shadowed_rules(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    config = write_config(tmp_path, crms=("salesforce",))
+    monkeypatch.setenv("SYNCD_CONFIG", str(config))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(E2E_RULES.replace("add_to_newsletter: newsletter",
+                                      "add_to_newsletter: newsleter"))
+    refused = invoke("rules", "check", str(typo))
+    assert refused.exit_code == 2 and f"checking against {config}" in refused.output
+    assert "newsleter" in refused.output
+    loose = tmp_path / "loose.yaml"
+    loose.write_text(E2E_RULES.replace("""    when:
+      all:
+        - {field: free_mail, eq: true}
+        - {field: title, missing: true}
+""", "    when:\n"))
+    checked = invoke("rules", "check", str(loose))
+    assert checked.exit_code == 0, checked.output
+    assert f"{loose}:16:5: warning: rule 'misfit-archive': `when` is empty" in checked.output
+    assert "rule 'stale-nurture': this rule can never match" in checked.output
