@@ -610,6 +610,27 @@ def rules_diff(old: Annotated[Path, typer.Argument(help="The rule file(s) in use
                       f"(rule {d.new_rule})", markup=False, highlight=False)
 
 
+def _drafts_stand_in(book: Any, live: list[Path]) -> Any:
+    """The draft book, each draft set placed at the live file declaring the same set ``name``
+    (the fixtures name the live file they are for)."""
+    from dataclasses import replace
+
+    from rules.engine import RuleBook
+    from syncd.rules_lint import set_name
+
+    by_name = {set_name(path): path for path in live}
+    sets = []
+    for rs in book.sets:
+        target = by_name.get(rs.name)
+        if target is not None and target.resolve() != rs.path.resolve():
+            err.print(f"{rs.path} stands in for {target} (rule set '{rs.name}')",
+                      markup=False, highlight=False)
+            sets.append(replace(rs, path=target))
+        else:
+            sets.append(rs)
+    return RuleBook(sets)
+
+
 @rules_app.command("test")
 def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP007
                    help="Fixture directory (default: rules.fixtures from the config).")] = None,
@@ -633,8 +654,10 @@ def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP0
         return {**{k: v for k, v in derived.items() if v is not None}, **lead}
 
     try:
-        book = _book_loader(settings)(list(rules_files) if rules_files else
-                                      [settings.path(p) for p in settings.rules.files])
+        live = [settings.path(p) for p in settings.rules.files]
+        book = _book_loader(settings)(list(rules_files) if rules_files else live)
+        if rules_files:
+            book = _drafts_stand_in(book, live)
         report = run_fixtures(sorted(directory.glob("*.yaml")), book, prepare=prepare)
     except RuleLoadError as exc:
         for issue in exc.issues:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rules.yamldoc import read_yaml
 
-__all__ = ["empty_when_warnings"]
+__all__ = ["empty_when_warnings", "set_name"]
 
 
 def empty_when_warnings(path: Path) -> list[str]:
@@ -36,3 +36,13 @@ def empty_when_warnings(path: Path) -> list[str]:
                             "empty, so the rule matches every lead; add the conditions, or "
                             "remove `when:` if the rule is meant to always apply")
     return warnings
+
+
+def set_name(path: Path) -> str | None:
+    """The ``name`` a rule file declares, read without loading it (None if unreadable)."""
+    try:
+        doc = read_yaml(path.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - a file that does not parse has no name to match
+        return None
+    name = doc.data.get("name") if isinstance(doc.data, dict) else None
+    return name if isinstance(name, str) else None

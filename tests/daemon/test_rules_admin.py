@@ -156,3 +156,14 @@ def test_rules_check_without_c_uses_syncd_config_warns_on_empty_when_and_shadowe
     assert checked.exit_code == 0, checked.output
     assert f"{loose}:16:5: warning: rule 'misfit-archive': `when` is empty" in checked.output
     assert "rule 'stale-nurture': this rule can never match" in checked.output
+
+
+def test_rules_test_runs_the_fixtures_against_a_draft(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    config = str(repo / "config.example.yaml")
+    draft = tmp_path / "default.yaml"
+    draft.write_text((repo / "rules/default.yaml").read_text().replace(
+        "id: stale-90d", "id: stale-90d-draft"))
+    assert invoke("rules", "test", "-c", config).exit_code == 0
+    result = invoke("rules", "test", "-c", config, "--rules", str(draft))
+    assert result.exit_code == 1 and "stale-90d-draft" in result.output
