@@ -30,7 +30,7 @@ from syncd.rule_fields import field_catalogue, rules_reading
 from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore
 from syncd.store_open import open_store
-from syncd.yamlfile import Located, load_yaml, locate
+from syncd.yamlfile import Located
 
 __all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists"]
 
@@ -202,6 +202,7 @@ class App:
                   prepare=prepare)
         if not connect:
             return app
+        provenance: dict[str, Any] = {}
         try:
             if serve_health and settings.server.enabled:
                 app.health = _bind_health(settings, metrics)
@@ -214,6 +215,8 @@ class App:
                 connector.name = name  # given ones too: the pipeline keys state by it
                 connector.bind_stop(app.stop)  # a stop request cuts retry and pacing waits
             problems = app.preflight(holder.book)
+            if not problems:
+                provenance, problems = app._check_provenance()
         except BaseException:
             app.close()
             raise
@@ -227,9 +230,27 @@ class App:
                 settings=settings.connectors()[name], breaker=settings.breaker,
                 outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop,
                 loop_guard=settings.loop_guard)
+        for name, value in provenance.items():
+            app.pipelines[name].provenance = value
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
         return app
+
+    def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
+        """Each instance's provenance fields, checked against its CRM; every problem named."""
+        from syncd.provenance import Provenance, check_provenance
+
+        found: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, cs in self.settings.connectors().items():
+            if cs.provenance is None or name not in self.connectors or name in self.unchecked:
+                continue
+            where = ".".join(self.settings.connector_path(name))
+            issues, lengths = check_provenance(self.connectors[name], cs.provenance, where)
+            problems += issues
+            found[name] = Provenance(cs.provenance, lengths,
+                                     {v: k for k, v in cs.status_values.items()})
+        return found, problems
 
     def preflight(self, book: Any, *, only: str | None = None) -> list[str]:
         """Ask each CRM whether it accepts everything the rules may write; then prepare them.
@@ -267,6 +288,7 @@ class App:
             problems.extend(self._absent_field_problems(name, book, result, fields))
             problems.extend(_status_problems(name, where, book, cs, statuses, result))
             problems.extend(f"{name}: {p}" for p in result.problems)
+            _warn_partly_refused(name, cs, book, result)
         if problems:
             return problems
         for name, result in checked.items():
@@ -372,14 +394,12 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
         health = HealthServer(server.host, server.port, registry=metrics.registry,
                               readiness=lambda: (False, {"starting": True}))
     except OSError as exc:
-        root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
-        line, col = locate(root, ("server", "port"))
         what = ("is already in use by another process" if exc.errno == errno.EADDRINUSE
                 else f"cannot be bound ({exc.strerror})")
-        raise StartupError([Located(settings.source, line, col,
-                                    f"server.port: {server.host}:{server.port} {what}; stop "
-                                    "the other process or choose another server.port (or "
-                                    "server.host)")]) from None
+        raise StartupError([settings.located(("server", "port"),
+                                             f"server.port: {server.host}:{server.port} {what}; "
+                                             "stop the other process or choose another "
+                                             "server.port (or server.host)")]) from None
     health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
     return health
 
@@ -420,9 +440,7 @@ def connector_spec(settings: Settings, name: str, cs: ConnectorSettings) -> Conn
         return registry.get(cs.type)
     except ConnectorTypeError as exc:
         path = (*settings.connector_path(name), "type")
-        line, col = _locate_in(settings, path)
-        raise StartupError([Located(settings.source, line, col,
-                                    f"{'.'.join(path)}: {exc}")]) from None
+        raise StartupError([settings.located(path, f"{'.'.join(path)}: {exc}")]) from None
 
 
 def connector_config(settings: Settings, name: str, cs: ConnectorSettings,
@@ -461,3 +479,20 @@ def _locate_in(settings: Settings, path: tuple[str, ...]) -> tuple[int, int]:
     if settings.source == "<defaults>":
         return 1, 1
     return locate(load_yaml(Path(settings.source)), path)
+
+
+def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any,
+                         result: Preflight) -> None:
+    """Log what works only in part (e.g. a status some Salesforce record types refuse): once
+    per rule that writes it, naming the rule and where it refuses; never a start-up failure,
+    since the rule still works elsewhere."""
+    for warning in result.warnings:
+        log.warning("%s: %s", name, warning)
+    for rs in book.sets:
+        for rule in rs.rules:
+            value = cs.status_values.get(rule.status, rule.status)
+            where = result.partly_refused_statuses.get(value) if rule.status else None
+            if where:
+                log.warning("%s:%s: rule '%s' sets status '%s' (%s in %s), which %s record "
+                            "types %s refuse; those leads will fail", rs.path, rule.line,
+                            rule.id, rule.status, value, name, name, ", ".join(where))

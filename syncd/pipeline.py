@@ -52,7 +52,10 @@ from connectors.errors import (
 )
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.lease import Lease, LeaseLost
+from syncd.lifecycle import clear_first_fields, policy_of
+from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
+from syncd.progress import ProgressFactory
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -168,9 +171,13 @@ class Planner:
         self.to_crm_status = dict(settings.status_values)
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
         self.hold = settings.hold_rep_edits_for
+        self.lifecycle = policy_of(settings)
 
     def rule_input(self, row: Any) -> dict[str, Any]:
-        return rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+        lead = rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+        if self.lifecycle is not None and self.lifecycle.field in lead:
+            lead[self.lifecycle.field] = self.lifecycle.to_rule(lead[self.lifecycle.field])
+        return lead
 
     def verdict(self, row: Any, now: datetime) -> LeadVerdict:
         lead = self.rule_input(row)
@@ -186,8 +193,9 @@ class Planner:
             target = self.to_crm_status.get(decision.status, decision.status)
             if target != row.status:
                 verdict.changes.append(PlannedChange("field", "status", target, row.status))
-        for name, value in decision.field_sets.items():
-            if row.fields.get(name) != value:
+        for name, wanted in decision.field_sets.items():
+            value = self._field_value(row, name, wanted, verdict)
+            if value is not _BLOCKED and row.fields.get(name) != value:
                 verdict.changes.append(PlannedChange("field", name, value, row.fields.get(name)))
         for name in decision.newsletters:
             if name not in (row.newsletters or ()):
@@ -209,6 +217,24 @@ class Planner:
                                 f"{edited + self.hold:%Y-%m-%d %H:%M} UTC")
                 verdict.changes = []
         return verdict
+
+
+    def _field_value(self, row: Any, name: str, value: Any, verdict: LeadVerdict) -> Any:
+        """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
+        CRM value and judged against the stage order (``_BLOCKED``, with the reason on the
+        verdict, when it would move backward undeclared)."""
+        if self.lifecycle is None or name != self.lifecycle.field:
+            return value
+        value = self.lifecycle.to_crm(value)
+        move = self.lifecycle.judge(row.fields.get(name), value)
+        if move.blocked is not None:
+            verdict.blocked = move.blocked
+            return _BLOCKED
+        return value
+
+
+#: A field change a guard refused (see ``Planner._field_value``).
+_BLOCKED = object()
 
 
 def iter_verdicts(store: StateStore, crm: str, book: Any, settings: ConnectorSettings,
@@ -250,10 +276,16 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self.paused_until: datetime | None = None
         self.pause_reason = "daily API budget spent"
+        #: Provenance fields written with each field change (``syncd.provenance.Provenance``,
+        #: set by the app after checking the fields), or None.
+        self.provenance: Any = None
         #: A check of the rules against this CRM still due before its next cycle (set when the
         #: start-up check could not run); returns the problems found.
         self.preflight: Callable[[Any], list[str]] | None = None
         self.lease: Lease | None = None  # set by whoever holds the connector's lease
+        self._lifecycle = policy_of(settings)
+        #: Shows how far a pull got (syncd.progress); set by the command that runs cycles.
+        self.progress: ProgressFactory | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -269,6 +301,12 @@ class Pipeline:
         """
         now = self.clock()
         report = CycleReport(self.crm, uuid.uuid4().hex[:12])
+        # Every record logged during the cycle (retries in the connector too) names it.
+        with cycle_context(self.crm, report.run_id):
+            return self._run_cycle(report, now, approve_large_run=approve_large_run)
+
+    def _run_cycle(self, report: CycleReport, now: datetime, *,
+                   approve_large_run: bool) -> CycleReport:
         run: RunRow | None = None
         calls_before = _api_calls(self.connector)
         try:
@@ -362,11 +400,18 @@ class Pipeline:
         stored = self.store.cursor(self.crm)
         since = Cursor(*stored) if stored else None
         started = self.clock()
-        for page in self.connector.iter_pages(since, until=until):
-            self._store_page(page.leads, page.cursor, report)
-            if self.stop.is_set():
-                log.info("stop requested: page checkpointed, leaving the pull")
-                return
+        progress = self.progress(self.crm) if self.progress is not None else None
+        try:
+            for page in self.connector.iter_pages(since, until=until):
+                self._store_page(page.leads, page.cursor, report)
+                if progress is not None:
+                    progress.advance(len(page.leads), page.total)
+                if self.stop.is_set():
+                    log.info("stop requested: page checkpointed, leaving the pull")
+                    return
+        finally:
+            if progress is not None:
+                progress.close()
         if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.
@@ -595,7 +640,7 @@ class Pipeline:
         buffer: dict[tuple[str, str], list[Any]] = {}
         for rows in self.store.iter_due_changes(self.crm, kind, now):
             for r in rows:
-                key = (r.field if kind == "membership" else "", r.lead_id)
+                key = (_membership_key(r) if kind == "membership" else "", r.lead_id)
                 buffer.setdefault(key, []).append(r)
             # Keep the last group open: its remaining rows may be in the next chunk.
             while len(buffer) > size or (buffer and _newsletters(buffer) > 1):
@@ -609,8 +654,18 @@ class Pipeline:
         if self.lease is not None:
             self.lease.before_send()
         if kind == "field":
-            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in groups]
+            # Provenance fields ride in the same records: no extra call (syncd.provenance).
+            extra = (self.provenance.for_groups(groups, self) if self.provenance is not None
+                     else [{} for _ in groups])
+            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g},
+                                  clear_first_fields(self._lifecycle,
+                                                     {r.field: (r.before, r.value) for r in g}),
+                                  crm)
+                       for g, crm in zip(groups, extra, strict=True)]
             results = self.connector.write_batch(changes)
+        elif groups[0][0].value is False:  # a revert takes the lead out of the newsletter
+            results = self.connector.remove_from_newsletter(groups[0][0].field,
+                                                            [g[0].lead_id for g in groups])
         else:
             results = self.connector.add_to_newsletter(groups[0][0].field,
                                                        [g[0].lead_id for g in groups])
@@ -656,8 +711,9 @@ class Pipeline:
                                             attempts=group[0].attempts + 1,
                                             error_code=result.error_code,
                                             error_message=result.message)
-            self.store.add_audit(conn, [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
-                                        for g in done for r in g]
+            self.store.add_audit(conn, self._clear_audits(groups, results, now, report.run_id)
+                                 + [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
+                                    for g in done for r in g]
                                  + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
                                     for g, res in failed for r in g])
             self._apply_to_mirror(conn, done, failed, now)
@@ -695,7 +751,10 @@ class Pipeline:
             fields = dict(lead.fields)
             newsletters = list(lead.newsletters or [])
             for r in group:
-                if r.kind == "membership":
+                if r.kind == "membership" and r.value is False:
+                    if r.field in newsletters:
+                        newsletters.remove(r.field)
+                elif r.kind == "membership":
                     if r.field not in newsletters:
                         newsletters.append(r.field)
                 elif r.field == "status":
@@ -711,6 +770,20 @@ class Pipeline:
             self.store.update_lead(conn, self.crm, group[0].lead_id,
                                    error_code=result.error_code or "UNKNOWN",
                                    error_message=result.message, error_at=now)
+
+    def _clear_audits(self, groups: Sequence[Sequence[Any]], results: Sequence[RecordResult],
+                      now: datetime, run_id: str) -> list[dict[str, Any]]:
+        """An audit row for each field a connector cleared before setting it (a declared
+        backward lifecycle move): the clear, then the set, are both on record."""
+        rows = []
+        for group, result in zip(groups, results, strict=True):
+            for r in group:
+                if r.kind == "field" and r.field in result.cleared:
+                    row = audit_values(r, AuditOutcome.APPLIED, now, run_id,
+                                       message=f"cleared before moving {r.field} backward to "
+                                               f"'{r.value}' (declared in lifecycle.backward)")
+                    rows.append({**row, "after": None})
+        return rows
 
     def _audit(self, r: Any, outcome: AuditOutcome, now: datetime, run_id: str,
                result: RecordResult | None = None) -> dict[str, Any]:
@@ -800,6 +873,11 @@ def _wanted_before_the_intent(row: Any, change: Any, parts: Sequence[Any], done_
     verdict = planner.verdict(SimpleNamespace(**view), now)
     return any((c.kind, c.field, c.value) == (change.kind, change.field, change.value)
                for c in verdict.changes)
+
+
+def _membership_key(row: Any) -> str:
+    """Adds and removals (value False, from a revert) of one newsletter go in separate calls."""
+    return f"-{row.field}" if row.value is False else f"+{row.field}"
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:

@@ -19,7 +19,7 @@ DEFAULT_FIELDS: dict[str, str] = {
     "lead_source": "hs_analytics_source", "created_at": "createdate",
     "last_activity_at": "notes_last_updated", "owner": "hubspot_owner_id",
     "budget": "bant_budget", "authority": "bant_authority", "need": "bant_need",
-    "timeline": "bant_timeline",
+    "timeline": "bant_timeline", "lifecycle_stage": "lifecyclestage",
 }
 
 TOKEN_PATH = "/oauth/v1/token"

@@ -28,7 +28,7 @@ from connectors.testing.hubspot import EmulatorConfig, HubSpotEmulator
 from syncd.state import LeadRow, LeaseRow, StateStore
 from tests.daemon.harness import hs_contact
 
-TTL = 2.0
+TTL = 3.0  # long enough that a daemon starved of CPU by a busy test machine keeps its lease
 TOKEN_ENV = "SYNCD_TEST_LEASE_HS_TOKEN"
 
 RULES = """\

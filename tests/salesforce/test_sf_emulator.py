@@ -95,9 +95,9 @@ def test_where_clause_semantics(emu, sf):
     assert [r["Id"] for r in ordered["records"]] == [b, a]
 
 
-def test_unrestricted_picklist_accepts_any_status(emu_config):
+def test_standard_lead_status_is_unrestricted_by_default_and_saves_any_value(emu_config):
     from connectors.testing.salesforce import SalesforceEmulator
-    with SalesforceEmulator(EmulatorConfig(restricted_status_picklist=False)) as org:
+    with SalesforceEmulator(EmulatorConfig()) as org:
         lid = org.add_leads([lead(1)])[0]
         results = org.org.update_via_api([{"attributes": {"type": "Lead"}, "id": lid,
                                            "Status": "Whatever"}], all_or_none=False,

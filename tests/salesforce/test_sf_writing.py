@@ -15,6 +15,7 @@ def _changes(ids, **fields):
 
 
 def test_batch_with_lock_and_picklist_errors_maps_each_record(emu, connector):
+    emu.config.restricted_status_picklist = True
     ids = emu.add_leads([lead(i) for i in range(200)])
     locked, bad = ids[10:13], ids[50:52]
     emu.faults.lock_rows(locked, attempts=1)
@@ -121,6 +122,7 @@ def test_emulator_rejects_a_collection_over_200_records(emu, connector):
 
 
 def test_all_or_none_rolls_back_every_record(emu, connector):
+    emu.config.restricted_status_picklist = True
     good, bad = emu.add_leads([lead(1), lead(2)])
     sf = connector._sf or connector._login()
     results = sf.restful("composite/sobjects", method="PATCH", json={
