@@ -22,6 +22,7 @@ from connectors.base import Connector, Preflight
 from connectors.errors import BudgetExhausted, ConnectorError
 from connectors.registry import ConnectorSpec, ConnectorTypeError
 from rules import RuleLoadError, load_rulebook
+from rules.fields import STANDARD_FIELDS
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.health import HealthServer
 from syncd.metrics import Metrics
@@ -286,6 +287,7 @@ class App:
                 continue
             checked[name] = result
             problems.extend(self._absent_field_problems(name, book, result, fields))
+            problems.extend(_custom_type_problems(name, where, book, result))
             problems.extend(_status_problems(name, where, book, cs, statuses, result))
             problems.extend(f"{name}: {p}" for p in result.problems)
             _warn_partly_refused(name, cs, book, result)
@@ -365,6 +367,23 @@ class App:
         self.store.close()
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def _custom_type_problems(name: str, where: str, book: Any, result: Preflight) -> list[str]:
+    """Custom fields rules use whose type differs from the CRM's (e.g. a number field left
+    as text: ``gte`` would not load and ``eq: "90"`` would never match): name the fix."""
+    problems: list[str] = []
+    for canonical, ftype in book.fields.items():
+        kind = result.field_kinds.get(canonical)
+        if canonical in STANDARD_FIELDS or kind is None or kind == ftype.value:
+            continue
+        if {ftype.value, kind} == {"integer", "number"}:
+            continue  # numbers compare with numbers either way
+        for use in rules_reading(book, canonical):
+            problems.append(f"{use}: uses field '{canonical}' as {ftype.value}, but {name} "
+                            f"stores it as {kind}; set field_types: {{{canonical}: {kind}}} in "
+                            f"{where}.connector")
+    return problems
 
 
 def _status_problems(name: str, where: str, book: Any, cs: ConnectorSettings,

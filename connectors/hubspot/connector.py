@@ -98,6 +98,10 @@ class _Apis:
                 self.memberships)
 
 
+#: Property types -> the rule language's value types (others are text).
+_HS_KINDS = {"number": "number", "bool": "boolean", "datetime": "datetime", "date": "datetime"}
+
+
 class HubSpotConnector(Connector):
     """One HubSpot account (contacts as leads).
 
@@ -197,6 +201,8 @@ class HubSpotConnector(Connector):
         # Mapped properties the account lacks are data (the app names the rules that read
         # them); searches leave them out.
         missing_fields |= self._leave_out_absent(set(props))
+        kinds = {c: _HS_KINDS.get(str(props[prop].type), "string")
+                 for c, prop in self.config.fields.items() if prop in props}
         for canonical in sorted(fields):
             prop_name = self.config.fields.get(canonical)
             if prop_name is None:
@@ -217,6 +223,7 @@ class HubSpotConnector(Connector):
                 problems.append(problem)
         return Preflight(statuses=options, writable_fields=writable, problems=problems,
                          missing_statuses=set(missing), missing_fields=missing_fields,
+                         field_kinds=kinds,
                          setup=setup)
 
     def _leave_out_absent(self, existing: set[str]) -> set[str]:

@@ -137,6 +137,11 @@ def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
     return None, ""
 
 
+#: Describe types -> the rule language's value types (others are text).
+_SF_KINDS = {"double": "number", "currency": "number", "percent": "number", "int": "integer",
+             "boolean": "boolean", "datetime": "datetime", "date": "datetime"}
+
+
 class SalesforceConnector(Connector):
     """One Salesforce org, read and written through simple-salesforce over HTTPS.
 
@@ -221,6 +226,8 @@ class SalesforceConnector(Connector):
         # rules read it (start-up fails naming them) and warns about the others. Pulls leave
         # absent fields out, so a query never fails with INVALID_FIELD on them.
         self._absent = {c for c, api in mapping.items() if api not in by_name}
+        kinds = {c: _SF_KINDS.get(str(by_name[api].get("type")), "string")
+                 for c, api in mapping.items() if api in by_name}
         missing_fields |= self._absent
         for canonical in sorted(self._absent & (fields | {"status"})):
             problems.append(
@@ -261,6 +268,7 @@ class SalesforceConnector(Connector):
                                     "salesforce.newsletters")
         return Preflight(statuses=available, writable_fields=writable, problems=problems,
                          missing_statuses=missing_statuses, missing_fields=missing_fields,
+                         field_kinds=kinds,
                          warnings=warnings, partly_refused_statuses=refused)
 
     def _check_record_types(self, describe: Any, statuses: set[str]

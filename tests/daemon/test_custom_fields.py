@@ -139,3 +139,17 @@ def test_one_fields_entry_keeps_every_default_mapping_and_null_removes_one() -> 
     hs = HubSpotConfig.model_validate({"auth": {"type": "private_app", "access_token": "t"},
                                        "fields": {"lead_score": "lead_score"}})
     assert hs.fields == {**HS_DEFAULTS, "lead_score": "lead_score"}
+
+
+def test_a_custom_field_typed_unlike_the_crm_names_the_field_types_fix(
+        tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SF_SECRET", org.client_secret)
+    rules = CUSTOM_RULES.replace("{field: lead_score, gte: 80}", "{field: lead_score, eq: '90'}")
+    untyped = CUSTOM_MAPPING.replace("    field_types: {lead_score: number}\n", "")
+    with pytest.raises(StartupError) as caught, \
+            running_app(_config(tmp_path, org, rules, untyped)):
+        pass
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 1, problems
+    assert "rule 'hot-score'" in problems[0] and "stores it as number" in problems[0]
+    assert "field_types: {lead_score: number}" in problems[0]
