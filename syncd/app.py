@@ -494,11 +494,6 @@ def _build_connectors(settings: Settings, embedded: Any) -> dict[str, Connector]
     return out
 
 
-def _locate_in(settings: Settings, path: tuple[str, ...]) -> tuple[int, int]:
-    if settings.source == "<defaults>":
-        return 1, 1
-    return locate(load_yaml(Path(settings.source)), path)
-
 
 def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any,
                          result: Preflight) -> None:
