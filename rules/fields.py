@@ -18,7 +18,7 @@ __all__ = ["CRM_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STAGE_FIELDS", 
            "FieldType"]
 
 
-class FieldType(str, enum.Enum):
+class FieldType(enum.StrEnum):
     STRING = "string"
     INTEGER = "integer"
     NUMBER = "number"

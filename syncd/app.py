@@ -9,7 +9,7 @@ import errno
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from connectors import registry
 from connectors.base import Connector, Preflight
 from connectors.errors import BudgetExhausted, ConnectorError
 from connectors.registry import ConnectorSpec, ConnectorTypeError
-from rules import RuleLoadError, load_rulebook
+from rules import RuleBook, RuleLoadError, load_rulebook
 from rules.fields import STANDARD_FIELDS
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.health import HealthServer
@@ -53,9 +53,10 @@ class _CrmRejects(Exception):
 class RulesHolder:
     """The current rule book; reloads changed files and keeps the last good one on errors."""
 
-    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], Any],
-                 validate: Callable[[Any], list[str]] | None = None,
-                 metrics: Metrics | None = None, store: StateStore | None = None) -> None:
+    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], RuleBook],
+                 validate: Callable[[RuleBook], list[str]] | None = None,
+                 metrics: Metrics | None = None, store: StateStore | None = None,
+                 broken: RuleLoadError | None = None) -> None:
         self.paths = paths
         self._loader = loader
         self._validate = validate
@@ -64,20 +65,22 @@ class RulesHolder:
         self._lock = threading.Lock()
         self.error: str | None = None
         self._digest = self._files_digest()
+        self.book: RuleBook
+        #: False when the files did not load (read-only commands only): ``book`` is unset.
+        self.loaded = broken is None
+        if broken is not None:
+            # Read-only commands on files that do not load: the error and no book. They test
+            # ``loaded`` before using the book; a daemon never gets such a holder.
+            self.error = str(broken)
+            return
         self.book = loader(paths)  # start-up: errors propagate and stop the daemon
         self._show_version(None)
 
     @classmethod
     def unloadable(cls, paths: list[Path], error: RuleLoadError,
-                   loader: Callable[[list[Path]], Any]) -> RulesHolder:
+                   loader: Callable[[list[Path]], RuleBook]) -> RulesHolder:
         """A holder for read-only commands when the files do not load: no book, the error."""
-        holder = cls.__new__(cls)
-        holder.paths, holder._loader, holder._validate = paths, loader, None
-        holder._metrics = holder._store = None
-        holder._lock = threading.Lock()
-        holder._digest = holder._files_digest()
-        holder.book, holder.error = None, str(error)
-        return holder
+        return cls(paths, loader=loader, broken=error)
 
     def files_digest(self) -> str:
         """sha256 over the rule files' bytes now (what a stored rules error is tied to)."""
@@ -94,6 +97,15 @@ class RulesHolder:
         if self._metrics is not None:
             self._metrics.show_rules_version(self.book.version, previous)
 
+    def attach(self, *, store: StateStore | None = None,
+               validate: Callable[[RuleBook], list[str]] | None = None) -> None:
+        """Record reload errors in ``store`` and check reloaded rules with ``validate`` (both
+        exist only after the first rules loaded)."""
+        if store is not None:
+            self._store = store
+        if validate is not None:
+            self._validate = validate
+
     def _files_digest(self) -> str:
         h = hashlib.sha256()
         for p in self.paths:
@@ -103,7 +115,7 @@ class RulesHolder:
                 h.update(str(exc).encode())
         return h.hexdigest()
 
-    def current(self) -> Any:
+    def current(self) -> RuleBook:
         """The book to use for the next cycle (reloading first if a file changed)."""
         with self._lock:
             digest = self._files_digest()
@@ -141,6 +153,24 @@ class RulesHolder:
                 self._metrics.rules_valid.set(1)
             self.record_error(None)
             return self.book
+
+
+def _unaccepted_statuses(book: RuleBook, name: str, status_values: Mapping[str, str],
+                         missing: set[str], where: str) -> list[str]:
+    """One problem per rule setting a status the CRM ``name`` does not accept."""
+    problems: list[str] = []
+    for rs in book.sets:
+        for rule in rs.rules:
+            if rule.status is None:
+                continue
+            value = status_values.get(rule.status, rule.status)
+            if value in missing:
+                problems.append(
+                    f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
+                    f"'{rule.status}', written to {name} as '{value}', which {name} "
+                    f"does not accept; add the value in {name} or map "
+                    f"'{rule.status}' in {where}.status_values")
+    return problems
 
 
 @dataclass
@@ -183,18 +213,10 @@ class App:
         """
         clock = clock or (lambda: datetime.now(UTC))
         metrics = metrics or Metrics()
-        paths = [settings.path(p) for p in settings.rules.files]
-        try:
-            holder = RulesHolder(paths, loader=_book_loader(settings), metrics=metrics)
-        except RuleLoadError as exc:
-            if connect:
-                raise StartupError(list(getattr(exc, "issues", [exc]))) from None
-            # Read-only commands work on broken files: status and audit need no rules, plan
-            # and explain say the rules are broken (``rules.book`` is None).
-            holder = RulesHolder.unloadable(paths, exc, _book_loader(settings))
+        holder = _rules_holder(settings, metrics, required=connect)
         # A command that only reads the mirror may use a read-only store.
         store = open_store(settings, writable=connect)
-        holder._store = store
+        holder.attach(store=store)
         if connect:
             holder.record_error(None)  # the files loaded: an error stored before is stale
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
@@ -224,7 +246,7 @@ class App:
         if problems:
             app.close()
             raise StartupError(problems)
-        holder._validate = app.preflight
+        holder.attach(validate=app.preflight)
         for name, connector in app.connectors.items():
             app.pipelines[name] = Pipeline(
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
@@ -253,7 +275,7 @@ class App:
                                      {v: k for k, v in cs.status_values.items()})
         return found, problems
 
-    def preflight(self, book: Any, *, only: str | None = None) -> list[str]:
+    def preflight(self, book: RuleBook, *, only: str | None = None) -> list[str]:
         """Ask each CRM whether it accepts everything the rules may write; then prepare them.
 
         Every connector's read-only ``check`` runs first; only when no CRM found a problem
@@ -288,7 +310,12 @@ class App:
             checked[name] = result
             problems.extend(self._absent_field_problems(name, book, result, fields))
             problems.extend(_custom_type_problems(name, where, book, result))
-            problems.extend(_status_problems(name, where, book, cs, statuses, result))
+            # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
+            # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
+            # Without a status field at all, the connector's own problem names that cause.
+            missing = (set() if "status" in result.missing_fields
+                       else {v for v in statuses if v not in result.statuses})
+            problems.extend(_unaccepted_statuses(book, name, cs.status_values, missing, where))
             problems.extend(f"{name}: {p}" for p in result.problems)
             _warn_partly_refused(name, cs, book, result)
         if problems:
@@ -306,7 +333,7 @@ class App:
             self.unchecked.pop(only, None)
         return problems
 
-    def _absent_field_problems(self, name: str, book: Any, result: Preflight,
+    def _absent_field_problems(self, name: str, book: RuleBook, result: Preflight,
                                written: set[str]) -> list[str]:
         """Mapped fields the CRM lacks: a problem per rule that reads one, else a warning.
 
@@ -341,7 +368,7 @@ class App:
         pipeline = self.pipelines[name]
         pipeline.pause(resume_at, reason="daily API budget spent at start-up")
 
-        def check(book: Any) -> list[str]:
+        def check(book: RuleBook) -> list[str]:
             return self.preflight(book, only=name)
 
         pipeline.preflight = check
@@ -369,7 +396,8 @@ class App:
             self.embedded.stop()
 
 
-def _custom_type_problems(name: str, where: str, book: Any, result: Preflight) -> list[str]:
+def _custom_type_problems(name: str, where: str, book: RuleBook, result: Preflight
+                          ) -> list[str]:
     """Custom fields rules use whose type differs from the CRM's (e.g. a number field left
     as text: ``gte`` would not load and ``eq: "90"`` would never match): name the fix."""
     problems: list[str] = []
@@ -386,24 +414,17 @@ def _custom_type_problems(name: str, where: str, book: Any, result: Preflight) -
     return problems
 
 
-def _status_problems(name: str, where: str, book: Any, cs: ConnectorSettings,
-                     statuses: set[str], result: Preflight) -> list[str]:
-    """One problem per rule whose status the CRM does not accept."""
-    if "status" in result.missing_fields:
-        return []  # no status field at all: the connector's own problem names that cause
-    # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add options);
-    # ``missing_statuses`` is what it lacks now, so it is not the test here.
-    missing = {v for v in statuses if v not in result.statuses}
-    problems: list[str] = []
-    for rs in book.sets:
-        for rule in rs.rules:
-            value = cs.status_values.get(rule.status, rule.status)
-            if rule.status is not None and value in missing:
-                problems.append(
-                    f"{rs.path}:{rule.line}: rule '{rule.id}' sets status '{rule.status}', "
-                    f"written to {name} as '{value}', which {name} does not accept; add the "
-                    f"value in {name} or map '{rule.status}' in {where}.status_values")
-    return problems
+def _rules_holder(settings: Settings, metrics: Metrics, *, required: bool) -> RulesHolder:
+    """The rules of the config's files; files that do not load stop start-up when the rules
+    are ``required``, else (read-only commands) give a holder with the error and no book:
+    status and audit need no rules, plan and explain say the rules are broken."""
+    paths = [settings.path(p) for p in settings.rules.files]
+    try:
+        return RulesHolder(paths, loader=_book_loader(settings), metrics=metrics)
+    except RuleLoadError as exc:
+        if required:
+            raise StartupError(list(getattr(exc, "issues", [exc]))) from None
+        return RulesHolder.unloadable(paths, exc, _book_loader(settings))
 
 
 def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
@@ -444,10 +465,10 @@ def rule_allowlists(settings: Settings) -> dict[str, Any]:
             "fields": field_catalogue(blocks)}
 
 
-def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:
+def _book_loader(settings: Settings) -> Callable[[list[Path]], RuleBook]:
     allow = rule_allowlists(settings)
 
-    def load(paths: list[Path]) -> Any:
+    def load(paths: list[Path]) -> RuleBook:
         return load_rulebook(paths, **allow)
 
     return load
@@ -492,7 +513,6 @@ def _build_connectors(settings: Settings, embedded: Any) -> dict[str, Connector]
             connector.close()
         raise StartupError(problems)
     return out
-
 
 
 def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any,

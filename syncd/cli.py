@@ -16,12 +16,12 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,6 +30,12 @@ from rich.table import Table
 
 from syncd.logs import json_mode, setup_logging
 from syncd.settings import LogSettings, Settings, load_settings
+from syncd.views import ConflictView, Plan
+
+if TYPE_CHECKING:  # the CLI imports the daemon lazily: `syncd --help` stays fast
+    from rules.engine import RuleBook
+    from syncd.app import App
+    from syncd.pipeline import CycleReport
 from syncd.yamlfile import YamlFileError
 
 # pretty_exceptions off: no boxed traceback may reach a user or a log shipper (main() turns
@@ -46,10 +52,10 @@ err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file.",
                                          envvar="SYNCD_CONFIG")]
-RulesOpt = Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+RulesOpt = Annotated[list[Path] | None, typer.Option(
     "--rules", help="Use these rule files (a draft; repeat for several) instead of the "
                     "config's rules.files. The live files and a running daemon are untouched.")]
-AtOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+AtOpt = Annotated[str | None, typer.Option(
     "--at", help="Plan for this time: ISO (2026-12-07T09:00Z) or from now (+3d, +12h).")]
 DEFAULT_CONFIG = Path("config.example.yaml")
 
@@ -137,7 +143,7 @@ def _declared_log_format(config: Path) -> str:
 
 
 def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
-           serve_health: bool = False, prepare: bool = True) -> Any:
+           serve_health: bool = False, prepare: bool = True) -> App:
     """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
     from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
@@ -190,7 +196,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     _show_progress(application, settings)
     from syncd.scheduler import Daemon  # recovers each connector's runs once it leads it
 
-    def show(report: Any) -> None:
+    def show(report: CycleReport) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
 
     daemon = Daemon(application, on_cycle=show, notifier=notifier)
@@ -303,7 +309,7 @@ def _show_progress(application: Any, settings: Settings) -> None:
         pipeline.progress = factory
 
 
-def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None:
+def _print_cycle(application: App, report: CycleReport, *, summary: bool = True) -> None:
     if json_mode():
         _log_cycle(application, report, summary=summary)
         return
@@ -312,8 +318,8 @@ def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None
         out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
     from syncd.state import AuditOutcome
 
-    marks = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
-             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
+    marks: dict[str, str] = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
+                             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
     unsent = (AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)
     # A first sync writes hundreds of thousands of changes: fetch only what is shown.
     rows = application.store.audit_of_run(report.run_id, limit=8)
@@ -409,8 +415,8 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     _print_plan(result, leads)
 
 
-def _book_for(application: Any, settings: Settings, drafts: list[Path] | None,
-              command: str) -> Any:
+def _book_for(application: App, settings: Settings, drafts: list[Path] | None,
+              command: str) -> RuleBook:
     """The draft book when ``--rules`` is given, else the live one; exit 2 if it does not
     load (a read-only command on broken live rules says so and shows why)."""
     from rules import RuleLoadError
@@ -422,7 +428,7 @@ def _book_for(application: Any, settings: Settings, drafts: list[Path] | None,
         except RuleLoadError as exc:
             _report_problems(f"syncd {command}: the draft rules do not load", exc.issues)
             raise typer.Exit(2) from None
-    if application.rules.book is None:
+    if not application.rules.loaded:
         err.print(f"syncd {command}: the rule files do not load, so there is nothing to "
                   f"{command}; a running daemon keeps its last good rules. Fix these (then "
                   "`syncd rules check`):", markup=False, highlight=False)
@@ -446,7 +452,7 @@ def _parse_at(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _print_plan(result: dict[str, Any], leads: bool) -> None:
+def _print_plan(result: Plan, leads: bool) -> None:
     out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
     for crm, part in result["crms"].items():
         out.print(f"\n[bold]{crm}[/]: {part['live_leads']} live leads, "
@@ -464,21 +470,21 @@ def _print_plan(result: dict[str, Any], leads: bool) -> None:
         if part["conflicts"]:
             out.print(f"  {len(part['conflicts'])} conflicts (all_match rules disagreeing; the "
                       "first rule's value is kept):", highlight=False)
-            for item in part["conflicts"][:20]:
-                out.print(f"    {item['lead_id']}: {_conflict_text(item)}", markup=False,
-                          highlight=False)
+            for conflict in part["conflicts"][:20]:
+                out.print(f"    {conflict['lead_id']}: {_conflict_text(conflict)}",
+                          markup=False, highlight=False)
         for kind in ("held", "blocked", "failed"):
             if part[kind]:
                 out.print(f"  {len(part[kind])} {kind}:")
                 for item in part[kind][:20]:
                     out.print(f"    {item['lead_id']}: {item['reason']}", highlight=False)
         if leads:
-            for item in part["leads"]:
-                out.print(f"  {item['lead_id']}: {item['before']} → {item['after']} "
-                          f"(rule {item['rule_id']})", markup=False, highlight=False)
+            for planned in part["leads"]:
+                out.print(f"  {planned['lead_id']}: {planned['before']} → {planned['after']} "
+                          f"(rule {planned['rule_id']})", markup=False, highlight=False)
 
 
-def _conflict_text(item: dict[str, Any]) -> str:
+def _conflict_text(item: ConflictView) -> str:
     return (f"{item['field']}: kept {item['kept_value']!r} (rule {item['kept_rule']}), not "
             f"{item['rejected_value']!r} (rule {item['rejected_rule']})")
 
@@ -569,23 +575,22 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                       f"{run_row['written']}, failed {run_row['failed']}"
                       + (f" — {run_row['message']}" if run_row["message"] else ""),
                       highlight=False)
-        for item in part["failed"]:
-            out.print(f"  [red]failed[/] {item['lead_id']}: {item['error_code']}: "
-                      f"{item['error_message']}", highlight=False)
-        for item in part["held"]:
-            out.print(f"  [yellow]held[/] {item['lead_id']}: {item['reason']}", highlight=False)
-        for item in part["quarantined"]:
+        for failed in part["failed"]:
+            out.print(f"  [red]failed[/] {failed['lead_id']}: {failed['error_code']}: "
+                      f"{failed['error_message']}", highlight=False)
+        for held in part["held"]:
+            out.print(f"  [yellow]held[/] {held['lead_id']}: {held['reason']}", highlight=False)
+        for bad in part["quarantined"]:
             values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
-                               for p in item["problems"])
+                               for p in bad["problems"])
             # CRM text is escaped: a value like "[red]" must print as itself.
-            out.print(f"  [yellow]quarantined[/] {item['lead_id']}: {escape(values)} — stored "
+            out.print(f"  [yellow]quarantined[/] {bad['lead_id']}: {escape(values)} — stored "
                       "empty; fix the value in the CRM", highlight=False)
 
 
 @app.command()
-def audit(lead: Annotated[Optional[str], typer.Argument(  # noqa: UP007
-              help="Lead id or email.")] = None,
-          run_id: Annotated[Optional[str], typer.Option("--run", help="A run id.")] = None,  # noqa: UP007
+def audit(lead: Annotated[str | None, typer.Argument(help="Lead id or email.")] = None,
+          run_id: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
           config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Change history with rule id and rule-set version, for a lead or a run."""
     if not lead and not run_id:
@@ -751,7 +756,7 @@ def _value(value: Any) -> str:
 
 @rules_app.command("check")
 def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")],
-                config: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+                config: Annotated[Path | None, typer.Option(
                     "--config", "-c", help="Check fields, set_field and newsletter names "
                                            "against this config (default: SYNCD_CONFIG, else "
                                            "config.example.yaml if present).")] = None) -> None:
@@ -844,12 +849,12 @@ def rules_diff(old: Annotated[Path, typer.Argument(help="The rule file(s) in use
                       f"(rule {d.new_rule})", markup=False, highlight=False)
 
 
-def _drafts_stand_in(book: Any, live: list[Path]) -> Any:
+def _drafts_stand_in(book: RuleBook, live: list[Path]) -> RuleBook:
     """The draft book, each draft set placed at the live file declaring the same set ``name``
     (the fixtures name the live file they are for)."""
     from dataclasses import replace
 
-    from rules.engine import RuleBook
+    from rules.engine import RuleBook as Book
     from syncd.rules_lint import set_name
 
     by_name = {set_name(path): path for path in live}
@@ -862,11 +867,11 @@ def _drafts_stand_in(book: Any, live: list[Path]) -> Any:
             sets.append(replace(rs, path=target))
         else:
             sets.append(rs)
-    return RuleBook(sets)
+    return Book(sets)
 
 
 @rules_app.command("test")
-def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP007
+def rules_test(directory: Annotated[Path | None, typer.Argument(
                    help="Fixture directory (default: rules.fixtures from the config).")] = None,
                config: ConfigOpt = DEFAULT_CONFIG, rules_files: RulesOpt = None) -> None:
     """Run rule fixtures (a lead, a time, the expected outcome) and report like pytest."""

@@ -7,18 +7,29 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime
-from typing import Any
 
-from rules.engine import Conflict
+from rules.engine import Conflict, RuleBook
+from syncd.app import App
 from syncd.loop_guard import LoopGuard
-from syncd.pipeline import CycleReport, Planner, iter_verdicts
-from syncd.state import _utc
+from syncd.pipeline import CycleReport, LeadVerdict, Planner, iter_verdicts
+from syncd.settings import BreakerSettings
+from syncd.state import StateStore, _utc
+from syncd.views import (
+    ConflictView,
+    CrmPlan,
+    Explanation,
+    LeadNote,
+    Plan,
+    RulePlan,
+    RuleTraceView,
+    StatusReport,
+)
 
 __all__ = ["build_plan", "explain_lead", "status_report"]
 
 
-def build_plan(app: Any, *, pull: bool = False, book: Any = None,
-               at: datetime | None = None) -> dict[str, Any]:
+def build_plan(app: App, *, pull: bool = False, book: RuleBook | None = None,
+               at: datetime | None = None) -> Plan:
     """What the next cycle would change, per CRM and per rule, from the mirror as it is.
 
     ``book`` evaluates a draft instead of the live rules (nothing else changes); ``at`` asks
@@ -26,15 +37,15 @@ def build_plan(app: Any, *, pull: bool = False, book: Any = None,
     """
     now = at or app.clock()
     book = book or app.rules.book
-    result: dict[str, Any] = {"now": now, "ruleset_version": book.version, "crms": {}}
+    result: Plan = {"now": now, "ruleset_version": book.version, "crms": {}}
     for name, cs in app.settings.connectors().items():
         if pull and name in app.pipelines:
             app.pipelines[name].pull(CycleReport(name, "plan"), until=now)
-        rules: dict[str, Any] = defaultdict(lambda: {"leads": 0, "moves": Counter(),
-                                                     "newsletters": Counter(), "fields": Counter()})
-        part: dict[str, Any] = {"live_leads": app.store.count_live(name), "changing_leads": 0,
-                                "memberships": 0, "held": [], "blocked": [], "failed": [],
-                                "conflicts": [], "leads": []}
+        rules: dict[str, RulePlan] = defaultdict(lambda: {
+            "leads": 0, "moves": Counter(), "newsletters": Counter(), "fields": Counter()})
+        part: CrmPlan = {"live_leads": app.store.count_live(name), "changing_leads": 0,
+                         "memberships": 0, "held": [], "blocked": [], "failed": [],
+                         "conflicts": [], "leads": [], "breaker": None, "rules": {}}
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         for row, verdict in iter_verdicts(app.store, name, book, cs, now, loop_guard=guard):
             _note_unsent(part, row.lead_id, verdict)
@@ -58,13 +69,8 @@ def build_plan(app: Any, *, pull: bool = False, book: Any = None,
                                   "rule_id": verdict.rule_id,
                                   "changes": [(c.kind, c.field, c.value) for c in
                                               verdict.changes]})
-        live = part["live_leads"]
-        share = part["changing_leads"] / live if live else 0.0
-        part["breaker"] = None
-        if (part["changing_leads"] >= app.settings.breaker.min_changes
-                and share > app.settings.breaker.max_change_share):
-            part["breaker"] = (f"{share:.0%} of leads > max_change_share "
-                               f"{app.settings.breaker.max_change_share:.0%}")
+        part["breaker"] = _breaker(part["changing_leads"], part["live_leads"],
+                                   app.settings.breaker)
         part["rules"] = {k: {"leads": v["leads"], "moves": dict(v["moves"]),
                              "newsletters": dict(v["newsletters"]), "fields": dict(v["fields"])}
                          for k, v in rules.items()}
@@ -72,31 +78,46 @@ def build_plan(app: Any, *, pull: bool = False, book: Any = None,
     return result
 
 
-def _note_unsent(part: dict[str, Any], lead_id: str, verdict: Any) -> None:
+def _note_unsent(part: CrmPlan, lead_id: str, verdict: LeadVerdict) -> None:
     """What the plan shows beside the changes: held, blocked, failed and conflicts."""
-    for kind in ("held", "blocked", "failed"):
-        reason = getattr(verdict, kind)
-        if reason:
-            part[kind].append({"lead_id": lead_id, "reason": reason})
+    if verdict.held:
+        part["held"].append({"lead_id": lead_id, "reason": verdict.held})
+    if verdict.blocked:
+        part["blocked"].append({"lead_id": lead_id, "reason": verdict.blocked})
+    if verdict.failed:
+        part["failed"].append({"lead_id": lead_id, "reason": verdict.failed})
     for conflict in verdict.conflicts:
-        part["conflicts"].append({"lead_id": lead_id, **conflict_view(conflict)})
+        view = conflict_view(conflict)
+        part["conflicts"].append({"lead_id": lead_id, "field": view["field"],
+                                  "kept_value": view["kept_value"],
+                                  "kept_rule": view["kept_rule"],
+                                  "rejected_value": view["rejected_value"],
+                                  "rejected_rule": view["rejected_rule"]})
 
 
-def explain_lead(app: Any, ref: str, *, book: Any = None) -> list[dict[str, Any]]:
+def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
+    """Why the change breaker would stop this plan, or None."""
+    share = changing / live if live else 0.0
+    if changing >= breaker.min_changes and share > breaker.max_change_share:
+        return f"{share:.0%} of leads > max_change_share {breaker.max_change_share:.0%}"
+    return None
+
+
+def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Explanation]:
     """For each mirrored lead matching ``ref`` (id or email): every rule and what decided it."""
     now = app.clock()
     book = book or app.rules.book
-    found = []
+    found: list[Explanation] = []
     for row in app.store.find_leads(ref):
         cs = app.settings.connectors().get(row.crm)
         if cs is None:
             continue
         planner = Planner(crm=row.crm, book=book, settings=cs)
         lead = planner.rule_input(row)
-        traces = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
+        traces: list[RuleTraceView] = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
                    "matched": t.matched, "decided_by": t.decided_by}
                   for t in book.explain(lead, now)]
-        conflicts: list[dict[str, Any]] = []
+        conflicts: list[ConflictView] = []
         if row.deleted:
             verdict = "deleted in the CRM: never written"
         elif row.converted:
@@ -118,14 +139,15 @@ def explain_lead(app: Any, ref: str, *, book: Any = None) -> list[dict[str, Any]
     return found
 
 
-def status_report(app: Any) -> dict[str, Any]:
+def status_report(app: App) -> StatusReport:
     now = app.clock()
-    report: dict[str, Any] = {"rules_error": current_rules_error(app),
-                              "rules_version": app.rules.book.version if app.rules.book else None,
-                              "crms": {}}
+    report: StatusReport = {"rules_error": current_rules_error(app),
+                            "rules_version": app.rules.book.version if app.rules.loaded else None,
+                            "crms": {}}
     for name, cs in app.settings.connectors().items():
-        held = []
+        held: list[LeadNote] = []
         for row in app.store.held_leads(name, now - cs.hold_rep_edits_for):
+            assert row.rep_edit_at is not None  # held_leads selects rep_edit_at >= since
             edited = _utc(row.rep_edit_at)
             held.append({"lead_id": row.lead_id,
                          "reason": f"status set to '{row.rep_edit_status}' by a person at "
@@ -134,7 +156,7 @@ def status_report(app: Any) -> dict[str, Any]:
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         held += [{"lead_id": lead_id, "reason": guard.reason(n)}
                  for lead_id, n in sorted(guard.held_now(now).items())]
-        runs = [dict(r._mapping) for r in app.store.last_runs(5, crm=name)]
+        runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),
             # what is still to be sent: by change, with the last error of rows being retried
@@ -156,7 +178,7 @@ def status_report(app: Any) -> dict[str, Any]:
     return report
 
 
-def current_rules_error(app: Any) -> str | None:
+def current_rules_error(app: App) -> str | None:
     """The rules error that holds for the files as they are now.
 
     The files' own load error first; else the error the daemon stored, only while it is about
@@ -171,14 +193,14 @@ def current_rules_error(app: Any) -> str | None:
     return None
 
 
-def conflict_view(conflict: Conflict) -> dict[str, Any]:
+def conflict_view(conflict: Conflict) -> ConflictView:
     """A reported ``all_match`` conflict as plain data (plan --json, explain)."""
     return {"field": conflict.field, "kept_value": conflict.kept_value,
             "kept_rule": conflict.kept_rule, "rejected_value": conflict.rejected_value,
             "rejected_rule": conflict.rejected_rule}
 
 
-def _writer(store: Any, name: str) -> str | None:
+def _writer(store: StateStore, name: str) -> str | None:
     """The process holding the connector's lease (the one that writes it), if any."""
     from syncd.lease import current_holder
 

@@ -149,7 +149,7 @@ def find_run(store: StateStore, run_id: str) -> Any:
     Raises:
         RevertError: no such run (with what to do).
     """
-    table = RunRow.__table__  # type: ignore[attr-defined]
+    table = RunRow.__table__
     with store.engine.connect() as conn:
         row = conn.execute(select(table).where(table.c.run_id == run_id)).first()
     if row is None:
@@ -197,7 +197,7 @@ def plan_revert(store: StateStore, pipeline: Pipeline, run_id: str, book: Any, n
 def _applied_changes(store: StateStore, crm: str, run_id: str,
                      only: RevertFilter) -> dict[tuple[str, str], list[Any]]:
     """The run's applied audit rows by (lead, audit field), in the order they were written."""
-    table = AuditRow.__table__  # type: ignore[attr-defined]
+    table = AuditRow.__table__
     stmt = select(table).where(table.c.run_id == run_id, table.c.crm == crm,
                                table.c.outcome == AuditOutcome.APPLIED)
     if only.rule_id is not None:
@@ -216,7 +216,7 @@ def _applied_changes(store: StateStore, crm: str, run_id: str,
 def _later_writes(store: StateStore, crm: str, lead_ids: Sequence[str],
                   after_id: int) -> dict[tuple[str, str], list[Any]]:
     """syncd's writes to these leads after audit row ``after_id``, by (lead, audit field)."""
-    table = AuditRow.__table__  # type: ignore[attr-defined]
+    table = AuditRow.__table__
     out: dict[tuple[str, str], list[Any]] = defaultdict(list)
     with store.engine.connect() as conn:
         for start in range(0, len(lead_ids), _CHUNK):
@@ -279,7 +279,7 @@ def _field_inverse(rows: Sequence[Any], lead: Any, name: str, book: Any,
     restored = first.before
     if name == "status":
         edited = _utc(lead.rep_edit_at)
-        if edited is not None and edited > _utc(last.at):  # type: ignore[operator]
+        if edited is not None and edited > _utc(last.at):
             return skip(f"status set by a person at {edited:%Y-%m-%d %H:%M} UTC since")
         if restored is None:
             return skip("had no status before; syncd does not empty a status")

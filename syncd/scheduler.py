@@ -16,6 +16,7 @@ once. Stopping releases the leases, so a standby takes over without waiting for 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -55,7 +56,9 @@ class _DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         def target() -> None:
             try:
-                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+                # APScheduler 3 keeps the store alias only privately; its own executors read it.
+                alias = job._jobstore_alias  # noqa: SLF001
+                events = run_job(job, alias, run_times, self._logger.name)
             except BaseException:  # noqa: BLE001 - reported to the scheduler, as pools do
                 _, exc, tb = sys.exc_info()
                 self._run_job_error(job.id, exc, tb)
@@ -117,10 +120,8 @@ class Daemon:
             me = lease.identity
             self.app.metrics.observe_lease(lease.connector, True, me.host, me.pid)
             if self._scheduler.running:  # take over now, not at the next interval
-                try:
+                with contextlib.suppress(JobLookupError):
                     self._scheduler.modify_job(lease.connector, next_run_time=datetime.now(UTC))
-                except JobLookupError:
-                    pass
             return
         holder = lease.last_holder
         self.app.metrics.observe_lease(lease.connector, False,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from connectors.kit.fields import FieldTypeName, merge_fields
 from connectors.kit.retry import RetrySettings
 
-__all__ = ["DEFAULT_FIELDS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth", "RETRY_DEFAULTS"]
+__all__ = ["DEFAULT_FIELDS", "RETRY_DEFAULTS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth"]
 
 #: canonical lead field (rules.fields) -> HubSpot contact property
 DEFAULT_FIELDS: dict[str, str] = {

@@ -1,4 +1,5 @@
-"""The HubSpot connector: contacts in, lead status and newsletter lists out, over hubspot-api-client.
+"""The HubSpot connector: contacts in, lead status and newsletter lists out, over
+hubspot-api-client.
 
 Every call goes through :meth:`HubSpotConnector._call`: daily budget check, client-side pacing,
 token, the call with a timeout, header bookkeeping, error classification, and one retry layer
@@ -58,7 +59,7 @@ from connectors.hubspot.classify import (
 )
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.pacing import DailyBudget, SearchPacer, TenSecondWindow
-from connectors.hubspot.reader import RawContact, SearchPage, iter_search_windows
+from connectors.hubspot.reader import Filter, RawContact, SearchPage, iter_search_windows
 from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
@@ -168,6 +169,52 @@ class HubSpotConnector(Connector):
                                 self._apis.properties.get_all_with_http_info, "contacts")
         props = {p.name: p for p in data.results}
 
+        options, missing = self._check_status_property(statuses, props, problems, setup,
+                                                       missing_fields)
+        writable: set[str] = set()
+        for canonical, prop_name in self.config.fields.items():
+            meta = props[prop_name].modification_metadata if prop_name in props else None
+            if prop_name in props and not (meta is not None and meta.read_only_value):
+                writable.add(canonical)
+        # Mapped properties the account lacks are data (the app names the rules that read
+        # them); searches leave them out.
+        missing_fields |= self._leave_out_absent(set(props))
+        kinds = {c: _HS_KINDS.get(str(props[prop].type), "string")
+                 for c, prop in self.config.fields.items() if prop in props}
+        for canonical in sorted(fields):
+            written = self.config.fields.get(canonical)
+            if written is None:
+                missing_fields.add(canonical)
+                problems.append(f"Field {canonical!r} has no HubSpot property mapping "
+                                "(add it under fields)")
+            elif written not in props:
+                missing_fields.add(canonical)
+                problems.append(f"HubSpot has no contact property {written!r} "
+                                f"(fields.{canonical})")
+            elif canonical not in writable:
+                problems.append(f"HubSpot contact property {written!r} (fields.{canonical}) is "
+                                "read-only")
+
+        for newsletter in sorted(newsletters):
+            problem = self._check_list(newsletter)
+            if problem:
+                problems.append(problem)
+        return Preflight(statuses=options, writable_fields=writable, problems=problems,
+                         missing_statuses=set(missing), missing_fields=missing_fields,
+                         setup=setup, field_kinds=kinds)
+
+    def _leave_out_absent(self, existing: set[str]) -> set[str]:
+        """Mapped canonical fields whose property the account lacks; searches skip them."""
+        absent = {c for c, prop in self.config.fields.items() if prop not in existing}
+        self._props = sorted({p for c, p in self.config.fields.items() if c not in absent})
+        return absent
+
+    def _check_status_property(self, statuses: set[str], props: dict[str, Any],
+                               problems: list[str], setup: list[str],
+                               missing_fields: set[str]) -> tuple[set[str], list[str]]:
+        """The status options HubSpot has (plus those ``prepare`` will add), and the missing ones.
+
+        Problems, setup steps and missing fields are appended to the lists given."""
         status_prop = self.config.fields.get("status")
         options: set[str] = set()
         missing: list[str] = []
@@ -193,44 +240,7 @@ class HubSpotConnector(Connector):
                 options |= set(missing)
                 setup.append(f"add options {missing} to HubSpot property {status_prop}")
 
-        writable: set[str] = set()
-        for canonical, prop_name in self.config.fields.items():
-            meta = props[prop_name].modification_metadata if prop_name in props else None
-            if prop_name in props and not (meta is not None and meta.read_only_value):
-                writable.add(canonical)
-        # Mapped properties the account lacks are data (the app names the rules that read
-        # them); searches leave them out.
-        missing_fields |= self._leave_out_absent(set(props))
-        kinds = {c: _HS_KINDS.get(str(props[prop].type), "string")
-                 for c, prop in self.config.fields.items() if prop in props}
-        for canonical in sorted(fields):
-            prop_name = self.config.fields.get(canonical)
-            if prop_name is None:
-                missing_fields.add(canonical)
-                problems.append(f"Field {canonical!r} has no HubSpot property mapping "
-                                "(add it under fields)")
-            elif prop_name not in props:
-                missing_fields.add(canonical)
-                problems.append(f"HubSpot has no contact property {prop_name!r} "
-                                f"(fields.{canonical})")
-            elif canonical not in writable:
-                problems.append(f"HubSpot contact property {prop_name!r} (fields.{canonical}) is "
-                                "read-only")
-
-        for newsletter in sorted(newsletters):
-            problem = self._check_list(newsletter)
-            if problem:
-                problems.append(problem)
-        return Preflight(statuses=options, writable_fields=writable, problems=problems,
-                         missing_statuses=set(missing), missing_fields=missing_fields,
-                         field_kinds=kinds,
-                         setup=setup)
-
-    def _leave_out_absent(self, existing: set[str]) -> set[str]:
-        """Mapped canonical fields whose property the account lacks; searches skip them."""
-        absent = {c for c, prop in self.config.fields.items() if prop not in existing}
-        self._props = sorted({p for c, p in self.config.fields.items() if c not in absent})
-        return absent
+        return options, missing
 
     def prepare(self, preflight: Preflight) -> None:
         """Add the status options ``check`` found missing (only with
@@ -415,7 +425,8 @@ class HubSpotConnector(Connector):
 
     # ------------------------------------------------------------------ calls
     def _call(self, bucket: Literal["search", "general"], operation: str,
-              fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int, Mapping]:
+              fn: Callable[..., Any], *args: Any,
+              **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
         """One logical request: retried on transient failures, paced, budgeted."""
         return call_with_retry(lambda: self._call_once(bucket, operation, fn, *args, **kwargs),
                                settings=self.config.retry, waiter=self._waiter,
@@ -423,7 +434,7 @@ class HubSpotConnector(Connector):
                                describe=lambda: f"HubSpot {operation}", log=log)
 
     def _call_once(self, bucket: str, operation: str, fn: Callable[..., Any], *args: Any,
-                   **kwargs: Any) -> tuple[Any, int, Mapping]:
+                   **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
         refreshed = False
         while True:
             self._waiter.check(f"HubSpot {operation}")
@@ -504,14 +515,14 @@ class HubSpotConnector(Connector):
                            f"{wait:g}s", retry_after=wait, crm="hubspot", status=429, code=policy)
 
     # ------------------------------------------------------------------ reading
-    def _search_page(self, filters: list[dict[str, str]], sort: dict[str, str],
+    def _search_page(self, groups: list[list[Filter]], sort: Filter,
                      after: str | None) -> SearchPage:
-        # ``filters`` is one group of AND'ed filters, or a list of such groups (OR'ed).
-        groups = filters if filters and isinstance(filters[0], list) else [filters]
+        # ``groups`` are OR'ed, the filters within one group AND'ed.
         request = PublicObjectSearchRequest(
             filter_groups=[{"filters": g} for g in groups], sorts=[sort], properties=self._props,
             limit=self.config.page_size, after=after)
-        data, _, _ = self._call("search", "contact search", self._apis.search.do_search_with_http_info,
+        data, _, _ = self._call("search", "contact search",
+                                self._apis.search.do_search_with_http_info,
                                 public_object_search_request=request)
         results = []
         for obj in data.results or []:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connectors.kit.fields import FieldTypeName, merge_fields
 from connectors.kit.retry import RetrySettings
 
-__all__ = ["AuthSettings", "ClientCredentialsAuth", "DEFAULT_FIELDS", "JwtBearerAuth",
+__all__ = ["DEFAULT_FIELDS", "AuthSettings", "ClientCredentialsAuth", "JwtBearerAuth",
            "RetrySettings", "SalesforceConfig", "SessionAuth"]
 
 _MODEL = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
@@ -120,7 +120,7 @@ class SalesforceConfig(BaseModel):
     concurrent_limit_backoff_seconds: float = Field(10, gt=0, le=600)
     """Wait before retrying after ``REQUEST_LIMIT_EXCEEDED`` for *concurrent* long-running
     requests (a short condition, unlike the daily limit, docs/crm-api.md#a11)."""
-    retry: RetrySettings = Field(default_factory=lambda: RetrySettings())
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     """Retry and backoff for transient failures (the same shape as HubSpot's ``retry``)."""
 
     @field_validator("fields", mode="before")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 from simple_salesforce.format import format_soql
 
@@ -128,9 +128,15 @@ _REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable({
 }, default=_Meaning(FatalError))
 
 
+def _next_page(url: str, **kwargs: Any) -> Callable[[Salesforce], dict[str, Any]]:
+    """The call reading the query page at ``url``, bound now (the callers build it in a loop)."""
+    return lambda sf: sf.query_more(url, identifier_is_url=True, **kwargs)
+
+
 def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
     """(errorCode, message) from Salesforce's ``[{message, errorCode}]`` body, if it is one."""
-    content = exc.content
+    # simple-salesforce annotates ``content`` as bytes, but it stores the parsed JSON body there.
+    content: object = exc.content
     if isinstance(content, list) and content and isinstance(content[0], Mapping):
         return (str(content[0].get("errorCode") or "") or None,
                 str(content[0].get("message") or "")[:300])
@@ -172,11 +178,11 @@ class SalesforceConnector(Connector):
         self._sf: Salesforce | None = None
         self._usage: tuple[int, int] | None = None
         self._field_types: dict[str, str] = dict(_STANDARD_TYPES)
+        #: Mapped canonical fields the org lacks (found by ``check``); pulls leave them out.
+        self._absent: set[str] = set()
         self.max_batch_size = config.batch_size
         # Status value -> record types whose Status picklist lacks it (read by check()).
         self._refused_by_record_type: dict[str, list[str]] = {}
-        #: Mapped canonical fields the org lacks (found by ``check``); pulls leave them out.
-        self._absent: set[str] = set()
         self.stats = ConnectorStats()
         self.last_pull_was_full_reconcile = False
 
@@ -226,28 +232,34 @@ class SalesforceConnector(Connector):
         # rules read it (start-up fails naming them) and warns about the others. Pulls leave
         # absent fields out, so a query never fails with INVALID_FIELD on them.
         self._absent = {c for c, api in mapping.items() if api not in by_name}
+        missing_fields |= self._absent
         kinds = {c: _SF_KINDS.get(str(by_name[api].get("type")), "string")
                  for c, api in mapping.items() if api in by_name}
-        missing_fields |= self._absent
         for canonical in sorted(self._absent & (fields | {"status"})):
             problems.append(
                 f"Lead has no field {mapping[canonical]!r} (mapped from {canonical!r} in "
                 f"salesforce.fields), which syncd writes; fix the mapping or create the field")
         writable = {c for c, api in mapping.items() if by_name.get(api, {}).get("updateable")}
         for canonical in sorted(fields):
-            api = mapping.get(canonical)
-            if api is None:
+            written = mapping.get(canonical)
+            if written is None:
                 missing_fields.add(canonical)
                 problems.append(f"field {canonical!r} written by the rules has no Salesforce "
                                 "mapping; add it to salesforce.fields")
-            elif api in by_name and canonical not in writable:
+            elif written in by_name and canonical not in writable:
                 problems.append(
-                    f"Lead.{api} ({canonical!r}) is not updateable by the integration user; "
+                    f"Lead.{written} ({canonical!r}) is not updateable by the integration user; "
                     "grant edit access to it (field-level security) or stop writing it in the "
                     "rules")
 
         warnings, refused = self._check_record_types(describe, statuses & available)
+        self._check_campaigns(newsletters, problems)
+        return Preflight(statuses=available, writable_fields=writable, problems=problems,
+                         missing_statuses=missing_statuses, missing_fields=missing_fields,
+                         field_kinds=kinds, warnings=warnings, partly_refused_statuses=refused)
 
+    def _check_campaigns(self, newsletters: set[str], problems: list[str]) -> None:
+        """Every newsletter the rules use has a Campaign Id that exists and is visible."""
         campaign_ids: dict[str, str] = {}
         for name in sorted(newsletters):
             cid = self._config.newsletters.get(name)
@@ -266,10 +278,6 @@ class SalesforceConnector(Connector):
                     problems.append(f"Campaign {cid} (newsletter {name!r}) does not exist or is "
                                     "not visible to the integration user; fix "
                                     "salesforce.newsletters")
-        return Preflight(statuses=available, writable_fields=writable, problems=problems,
-                         missing_statuses=missing_statuses, missing_fields=missing_fields,
-                         field_kinds=kinds,
-                         warnings=warnings, partly_refused_statuses=refused)
 
     def _check_record_types(self, describe: Any, statuses: set[str]
                             ) -> tuple[list[str], dict[str, list[str]]]:
@@ -373,8 +381,8 @@ class SalesforceConnector(Connector):
                     if empty is not None:
                         yield empty
                 return
-            result = self._call("query of Lead (next page)", lambda sf: sf.query_more(
-                next_url, identifier_is_url=True, include_deleted=True, **kwargs))
+            result = self._call("query of Lead (next page)",
+                                _next_page(next_url, include_deleted=True, **kwargs))
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         """PATCH up to ``batch_size`` leads through sObject Collections, ``allOrNone: false``
@@ -557,8 +565,7 @@ class SalesforceConnector(Connector):
         records = list(result.get("records", []))
         while not result.get("done", True) and result.get("nextRecordsUrl"):
             url = result["nextRecordsUrl"]
-            result = self._call(what, lambda sf: sf.query_more(url, identifier_is_url=True,
-                                                               timeout=timeout))
+            result = self._call(what, _next_page(url, timeout=timeout))
             records.extend(result.get("records", []))
         return records
 

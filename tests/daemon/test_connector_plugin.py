@@ -121,7 +121,7 @@ rules:
 """
 
 
-@pytest.fixture()
+@pytest.fixture
 def memory_type() -> Iterator[ConnectorSpec[MemoryConfig]]:
     registry.register(MEMORY)
     try:

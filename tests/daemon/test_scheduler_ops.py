@@ -3,7 +3,6 @@ pings only while the scheduler lives."""
 
 # The tests drive the daemon's scheduler and main loop directly, with timings too short for
 # the configured minimum interval.
-# ruff: noqa: SLF001
 
 from __future__ import annotations
 

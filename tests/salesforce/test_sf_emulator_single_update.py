@@ -14,7 +14,7 @@ from .support import lead
 
 @pytest.fixture
 def sf(connector) -> Salesforce:
-    return connector._sf or connector._login()  # noqa: SLF001 - a raw client, as a script has
+    return connector._sf or connector._login()
 
 
 def test_single_update_changes_the_lead_answers_204_and_is_journaled_and_counted(emu, sf,

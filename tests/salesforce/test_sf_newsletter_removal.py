@@ -47,7 +47,7 @@ def test_collections_delete_of_unknown_ids_answers_per_record_errors(emu, make_c
     connector.add_to_newsletter("monthly", ids)
     member = next(iter(emu.org.members))
     # The connector's own authenticated simple-salesforce session, for a raw collections call.
-    answer = connector._call("delete", lambda sf: sf.restful(  # noqa: SLF001
+    answer = connector._call("delete", lambda sf: sf.restful(
         f"composite/sobjects?ids={member},00vXXXXXXXXXXXXAAA,001XXXXXXXXXXXXAAA"
         "&allOrNone=false", method="DELETE"))
     assert [r["success"] for r in answer] == [True, False, False]

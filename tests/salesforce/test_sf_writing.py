@@ -86,7 +86,7 @@ def test_campaign_membership_added_twice_stays_one_member_and_reports_success(em
 
 def test_unknown_newsletter_is_a_configuration_error(connector):
     from connectors.errors import ConfigurationError
-    with pytest.raises(ConfigurationError, match="salesforce.newsletters"):
+    with pytest.raises(ConfigurationError, match=r"salesforce\.newsletters"):
         connector.add_to_newsletter("nope", ["00Q"])
 
 
@@ -133,7 +133,7 @@ def test_all_or_none_rolls_back_every_record(emu, connector):
     assert emu.lead(good)["Status"] == "Open - Not Contacted"
 
 
-@pytest.mark.parametrize("save_result, duplicate_ok, expected", [
+@pytest.mark.parametrize(("save_result", "duplicate_ok", "expected"), [
     ({"id": "00Q1", "success": True, "errors": []}, False, (Outcome.OK, None)),
     ({"success": False, "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked"}]},
      False, (Outcome.RETRY, "UNABLE_TO_LOCK_ROW")),

@@ -321,7 +321,7 @@ class SalesforceEmulator(EmulatorServer):
     def error_response(self, exc: Exception, request: Request) -> Response | None:
         if isinstance(exc, ApiError):
             return Response(exc.status, exc.body())
-        log.exception("emulator failed on %s %s", request.method, request.path)
+        log.error("emulator failed on %s %s", request.method, request.path, exc_info=exc)
         # A bug in the emulator: answer like Salesforce's 500, keep serving.
         return Response(500, [{"message": "An unexpected error occurred.",
                                "errorCode": "UNKNOWN_EXCEPTION"}])

@@ -14,7 +14,7 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -50,6 +50,14 @@ CPU_LIMIT_MESSAGE = ("LeadTrigger: execution of AfterUpdate caused by: System.Li
 _CM = {f.name: i for i, f in enumerate(CAMPAIGN_MEMBER.fields)}
 
 
+def _order_key(col: int, nones_low: bool) -> Callable[[Row], tuple[bool, Any]]:
+    """Sort key of one ORDER BY column, nulls placed as ``NULLS FIRST/LAST`` asks."""
+    def key(row: Row) -> tuple[bool, Any]:
+        value = row[col]
+        return (value is not None) if nones_low else (value is None), value
+    return key
+
+
 class ApiError(Exception):
     """A whole-request error: HTTP status plus Salesforce's ``[{message, errorCode}]`` body."""
 
@@ -76,25 +84,33 @@ def _rolled_back(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "AllOrNone header") for r in results]
 
 
+def _to_epoch_seconds(value: object) -> int:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return int(value.timestamp())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    return int(parse_datetime_literal(str(value).replace(".000+0000", "Z")))
+
+
+def _to_iso_date(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return date.fromisoformat(str(value)[:10]).isoformat()
+
+
 def to_internal(fdef: FieldDef, value: Any) -> Any:
     """A JSON/Python value -> the stored form for ``fdef``; raises ValueError when it won't fit."""
     if value is None:
         return None
     kind = fdef.kind
     if kind == "datetime":
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValueError("naive datetime")
-            return int(value.timestamp())
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return int(value)
-        return int(parse_datetime_literal(str(value).replace(".000+0000", "Z")))
+        return _to_epoch_seconds(value)
     if kind == "date":
-        if isinstance(value, datetime):
-            return value.astimezone(UTC).date().isoformat()
-        if isinstance(value, date):
-            return value.isoformat()
-        return date.fromisoformat(str(value)[:10]).isoformat()
+        return _to_iso_date(value)
     if kind == "boolean":
         if not isinstance(value, bool):
             raise ValueError("not a boolean")
@@ -206,14 +222,14 @@ class Org:
     def default_status(self) -> str:
         for r in self.statuses:
             if r[4]:
-                return r[1]
-        return self.statuses[0][1]
+                return str(r[1])
+        return str(self.statuses[0][1])
 
     @property
     def converted_status(self) -> str:
         for r in self.statuses:
             if r[3]:
-                return r[1]
+                return str(r[1])
         return "Closed - Converted"
 
     # -- lead rows and the index ------------------------------------------------------------
@@ -396,7 +412,7 @@ class Org:
         """Run a query and return its first page (``totalSize``, ``done``, ``nextRecordsUrl``)."""
         try:
             cq = compile_query(soql)
-        except Exception as exc:  # SoqlError carries the code; anything else is malformed
+        except Exception as exc:  # noqa: BLE001 -- SoqlError has a code; anything else is malformed
             code = getattr(exc, "code", "MALFORMED_QUERY")
             raise ApiError(400, code, getattr(exc, "message", str(exc))) from None
         if cq.schema is LEAD:
@@ -458,15 +474,14 @@ class Org:
                    if (include_deleted or deleted_col is None or not r[deleted_col]) and pred(r)]
         for col, desc, nulls_last in reversed(cq.order_by):
             flag_not_none = nulls_last == desc
-            out.sort(key=lambda r, c=col, f=flag_not_none: (
-                (r[c] is not None) if f else (r[c] is None), r[c]), reverse=desc)
+            out.sort(key=_order_key(col, flag_not_none), reverse=desc)
         return out[:cq.limit] if cq.limit is not None else out
 
     def _page(self, loc: _Locator, locator_id: str | None, offset: int) -> dict[str, Any]:
         version = self.config.api_versions[0]
         chunk = loc.rows[offset:offset + loc.batch_size]
         fields = [(loc.schema.fields[c].name, loc.schema.fields[c], c) for c in loc.columns]
-        id_col = loc.schema.column("Id")
+        id_col = loc.schema.index["id"]  # every object has an Id
         records = []
         for row in chunk:
             rec: dict[str, Any] = {"attributes": {
@@ -584,6 +599,19 @@ class Org:
             return _failure("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this "
                                                   f"record or 1 records: {rid}"), None
         values = list(row)
+        failure = self._apply_fields(rec, values)
+        if failure is not None:
+            return failure, None
+        message = faults.validation_message(rid)
+        if message is not None:
+            return _failure("FIELD_CUSTOM_VALIDATION_EXCEPTION", message), None
+        values[_MS] = values[_LMD] = now
+        values[_LMB] = user_id
+        return {"id": rid, "success": True, "errors": []}, tuple(values)
+
+    def _apply_fields(self, rec: dict[str, Any], values: list[Any]) -> dict[str, Any] | None:
+        """Set the record's fields in ``values``; the failure result of the first that cannot be
+        written, or None."""
         for name, value in rec.items():
             if name in ("attributes", "id", "Id"):
                 continue
@@ -594,23 +622,18 @@ class Org:
                                 f"Unable to create/update fields: {fdef.name}. Please check the "
                                 "security settings of this field and verify that it is "
                                 "read/write for your profile or permission set.",
-                                [fdef.name]), None
-            if fdef.name == "Status" and not self._status_allowed(value, row[_RT]):
+                                [fdef.name])
+            if fdef.name == "Status" and not self._status_allowed(value, values[_RT]):
                 return _failure("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                                 f"bad value for restricted picklist field: {value}",
-                                ["Status"]), None
+                                ["Status"])
             try:
-                values[LEAD.column(name)] = to_internal(fdef, value)  # type: ignore[index]
+                values[LEAD.index[name.lower()]] = to_internal(fdef, value)
             except ValueError:
                 return _failure("INVALID_TYPE_ON_FIELD_IN_RECORD",
                                 f"{fdef.name}: value not of required type: {value!r:.40}",
-                                [fdef.name]), None
-        message = faults.validation_message(rid)
-        if message is not None:
-            return _failure("FIELD_CUSTOM_VALIDATION_EXCEPTION", message), None
-        values[_MS] = values[_LMD] = now
-        values[_LMB] = user_id
-        return {"id": rid, "success": True, "errors": []}, tuple(values)
+                                [fdef.name])
+        return None
 
     def _status_allowed(self, value: Any, record_type_id: str | None) -> bool:
         """Whether Status may be set to ``value`` on a record of this type. A record type's
