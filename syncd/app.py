@@ -74,7 +74,7 @@ class RulesHolder:
             self.error = str(broken)
             return
         self.book = loader(paths)  # start-up: errors propagate and stop the daemon
-        self._show_version(None)
+        self._show_version()
 
     @classmethod
     def unloadable(cls, paths: list[Path], error: RuleLoadError,
@@ -93,9 +93,9 @@ class RulesHolder:
             self._store.set_meta("rules_error", error)
             self._store.set_meta("rules_error_files", self._digest if error else None)
 
-    def _show_version(self, previous: str | None) -> None:
+    def _show_version(self) -> None:
         if self._metrics is not None:
-            self._metrics.show_rules_version(self.book.version, previous)
+            self._metrics.set_rules_version(self.book.version)
 
     def attach(self, *, store: StateStore | None = None,
                validate: Callable[[RuleBook], list[str]] | None = None) -> None:
@@ -147,8 +147,8 @@ class RulesHolder:
                 self.record_error(self.error)
                 return self.book
             log.info("rules reloaded: version %s -> %s", self.book.version, book.version)
-            previous, self.book, self.error = self.book.version, book, None
-            self._show_version(previous)
+            self.book, self.error = book, None
+            self._show_version()
             if self._metrics:
                 self._metrics.rules_valid.set(1)
             self.record_error(None)
@@ -230,9 +230,7 @@ class App:
             if serve_health and settings.server.enabled:
                 app.health = _bind_health(settings, metrics)
             if settings.embedded.enabled and connectors is None:
-                from syncd.embedded import EmbeddedCRMs
-
-                app.embedded = EmbeddedCRMs.start(settings)
+                app.embedded = _start_embedded(settings, store)
             app.connectors = connectors or _build_connectors(settings, app.embedded)
             for name, connector in app.connectors.items():
                 connector.name = name  # given ones too: the pipeline keys state by it
@@ -257,6 +255,7 @@ class App:
             app.pipelines[name].provenance = value
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
+        metrics.watch(engine=store.engine, connectors=app.connectors)
         return app
 
     def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
@@ -442,6 +441,30 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
                                              "server.port (or server.host)")]) from None
     health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
     return health
+
+
+def _start_embedded(settings: Settings, store: StateStore) -> Any:
+    """The demo's emulators, and (``embedded.fresh_state``) a fresh state to match them."""
+    from syncd.embedded import EmbeddedCRMs
+
+    embedded = EmbeddedCRMs.start(settings)
+    if settings.embedded.fresh_state:
+        try:
+            _start_demo_fresh(settings, store)
+        except BaseException:
+            embedded.stop()
+            raise
+    return embedded
+
+
+def _start_demo_fresh(settings: Settings, store: StateStore) -> None:
+    """New emulators, new state (syncd.demo_state); a store of real CRMs stops start-up."""
+    from syncd.demo_state import NotTheDemosStore, start_fresh
+
+    try:
+        start_fresh(store, list(settings.connectors()))
+    except NotTheDemosStore as exc:
+        raise StartupError([settings.located(("state", "url"), str(exc))]) from None
 
 
 def rule_allowlists(settings: Settings) -> dict[str, Any]:

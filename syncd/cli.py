@@ -473,7 +473,7 @@ def _print_plan(result: Plan, leads: bool) -> None:
             for conflict in part["conflicts"][:20]:
                 out.print(f"    {conflict['lead_id']}: {_conflict_text(conflict)}",
                           markup=False, highlight=False)
-        for kind in ("held", "blocked", "failed"):
+        for kind in ("held", "loop_held", "blocked", "failed"):
             if part[kind]:
                 out.print(f"  {len(part[kind])} {kind}:")
                 for item in part[kind][:20]:
@@ -554,6 +554,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     for crm, part in report["crms"].items():
         out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
                   f"failed, {len(part['held'])} held"
+                  + (f", {len(part['loop_held'])} held by the loop guard"
+                     if part["loop_held"] else "")
                   + (f", {len(part['quarantined'])} with unusable values"
                      if part["quarantined"] else ""), highlight=False)
         if part["pending_by"]:
@@ -580,6 +582,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                       f"{failed['error_message']}", highlight=False)
         for held in part["held"]:
             out.print(f"  [yellow]held[/] {held['lead_id']}: {held['reason']}", highlight=False)
+        for looped in part["loop_held"]:
+            out.print(f"  [yellow]held by the loop guard[/] {looped['lead_id']}: "
+                      f"{escape(looped['reason'])}", highlight=False)
         for bad in part["quarantined"]:
             values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
                                for p in bad["problems"])
@@ -956,6 +961,37 @@ def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     else:
         was = "empty" if before.empty else ("0.1" if before.legacy else before.current)
         out.print(f"upgraded the state store from {was} to {after.current}", highlight=False)
+
+
+@db_app.command("prune")
+def db_prune(config: ConfigOpt = DEFAULT_CONFIG,
+             dry_run: Annotated[bool, typer.Option(
+                 "--dry-run", help="Count what would be deleted; delete nothing.")] = False,
+             ) -> None:
+    """Delete audit, run and finished outbox rows older than the retention settings.
+
+    The daemon does this by itself between cycles; this shows (--dry-run) or does it now.
+    """
+    from syncd.retention import prune
+    from syncd.state import StateStore, StateStoreError
+    from syncd.store_open import state_url
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    try:
+        store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
+    except (StateStoreError, OSError) as exc:
+        err.print(f"[bold red]state store:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        results = prune(store.engine, settings.retention, datetime.now(UTC), dry_run=dry_run,
+                        max_seconds=0)
+    finally:
+        store.close()
+    verb = "would delete" if dry_run else "deleted"
+    for item in results:
+        out.print(f"{item.table:<7} {verb} {item.rows:>9,} rows older than "
+                  f"{item.cutoff:%Y-%m-%d %H:%M} UTC", highlight=False)
 
 
 @rules_app.command("schema")

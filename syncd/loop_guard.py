@@ -82,7 +82,7 @@ class LoopGuard:
         counts = self.counts(changing.keys(), now)
         for lead_id, count in counts.items():
             verdict = changing[lead_id]
-            verdict.held = self.reason(count)
+            verdict.loop_held = self.reason(count)
             verdict.changes = []
         self.held.update(counts)
         return len(counts)

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from rules.engine import Conflict, RuleBook
 from syncd.app import App
+from syncd.holds import held_reason, held_since
 from syncd.loop_guard import LoopGuard
 from syncd.pipeline import CycleReport, LeadVerdict, Planner, iter_verdicts
 from syncd.settings import BreakerSettings
@@ -45,7 +46,8 @@ def build_plan(app: App, *, pull: bool = False, book: RuleBook | None = None,
             "leads": 0, "moves": Counter(), "newsletters": Counter(), "fields": Counter()})
         part: CrmPlan = {"live_leads": app.store.count_live(name), "changing_leads": 0,
                          "memberships": 0, "held": [], "blocked": [], "failed": [],
-                         "conflicts": [], "leads": [], "breaker": None, "rules": {}}
+                         "loop_held": [], "conflicts": [], "leads": [], "breaker": None,
+                         "rules": {}}
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         for row, verdict in iter_verdicts(app.store, name, book, cs, now, loop_guard=guard):
             _note_unsent(part, row.lead_id, verdict)
@@ -86,6 +88,8 @@ def _note_unsent(part: CrmPlan, lead_id: str, verdict: LeadVerdict) -> None:
         part["blocked"].append({"lead_id": lead_id, "reason": verdict.blocked})
     if verdict.failed:
         part["failed"].append({"lead_id": lead_id, "reason": verdict.failed})
+    if verdict.loop_held:
+        part["loop_held"].append({"lead_id": lead_id, "reason": verdict.loop_held})
     for conflict in verdict.conflicts:
         view = conflict_view(conflict)
         part["conflicts"].append({"lead_id": lead_id, "field": view["field"],
@@ -131,6 +135,8 @@ def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Ex
             verdict = (", ".join(parts) + f" (rule {v.rule_id})") if parts else "no change"
             if v.held:
                 verdict = f"held: {v.held}"
+            elif v.loop_held:
+                verdict = f"held by the loop guard: {v.loop_held}"
             elif v.blocked:
                 verdict += f"; guard: {v.blocked}"
         found.append({"crm": row.crm, "lead_id": row.lead_id, "status": row.status,
@@ -146,16 +152,15 @@ def status_report(app: App) -> StatusReport:
                             "crms": {}}
     for name, cs in app.settings.connectors().items():
         held: list[LeadNote] = []
-        for row in app.store.held_leads(name, now - cs.hold_rep_edits_for):
-            assert row.rep_edit_at is not None  # held_leads selects rep_edit_at >= since
+        for row in app.store.held_leads(name, held_since(now, cs.hold_rep_edits_for)):
+            assert row.rep_edit_at is not None  # held_leads selects rep_edit_at > since
             edited = _utc(row.rep_edit_at)
             held.append({"lead_id": row.lead_id,
-                         "reason": f"status set to '{row.rep_edit_status}' by a person at "
-                                   f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
-                                   f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
+                         "reason": held_reason(row.rep_edit_status, edited,
+                                               cs.hold_rep_edits_for)})
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
-        held += [{"lead_id": lead_id, "reason": guard.reason(n)}
-                 for lead_id, n in sorted(guard.held_now(now).items())]
+        loop_held: list[LeadNote] = [{"lead_id": lead_id, "reason": guard.reason(n)}
+                                     for lead_id, n in sorted(guard.held_now(now).items())]
         runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),
@@ -170,6 +175,7 @@ def status_report(app: App) -> StatusReport:
             "failed": [{"lead_id": r.lead_id, "error_code": r.error_code,
                         "error_message": r.error_message} for r in app.store.failed_leads(name)],
             "held": held,
+            "loop_held": loop_held,
             "quarantined": [{"lead_id": r.lead_id, "problems": list(r.quarantine)}
                             for r in app.store.quarantined_leads(name)],
             "runs": runs,

@@ -56,6 +56,7 @@ class CrmPlan(TypedDict):
     held: list[LeadNote]
     blocked: list[LeadNote]
     failed: list[LeadNote]
+    loop_held: list[LeadNote]  # held by the loop guard (syncd changed the lead too often)
     conflicts: list[LeadConflict]
     leads: list[PlannedLead]
     breaker: str | None  # why the change breaker would stop the run, if it would
@@ -118,6 +119,7 @@ class CrmStatus(TypedDict):
     unsent: list[UnsentGroup]
     failed: list[FailedLead]
     held: list[LeadNote]
+    loop_held: list[LeadNote]  # held by the loop guard (syncd.loop_guard)
     quarantined: list[QuarantinedLead]
     runs: list[dict[str, Any]]  # the run table's columns (syncd.state.RunRow)
     writer: str | None  # the process holding the connector's lease, if any
