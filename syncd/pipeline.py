@@ -51,7 +51,7 @@ from connectors.errors import (
     FatalError,
     Interrupted,
 )
-from rules import RuleBook
+from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.enrichment import Enricher
 from syncd.holds import held_reason, is_held
@@ -166,6 +166,12 @@ def rule_lead(row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *,
     return lead
 
 
+def _audited_rule(decision: Decision) -> str | None:
+    """The rule_id outbox and audit rows name: a chain of rules (evaluation went on from the
+    would-be state) as a whole, "sal-follow-up-breached -> stale-90d"."""
+    return " -> ".join(decision.chain) if decision.chain else decision.rule_id
+
+
 class Planner:
     """Turns a rule decision into concrete changes for one mirror row."""
 
@@ -194,7 +200,7 @@ class Planner:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
-        verdict = LeadVerdict(row.lead_id, row.status, decision.rule_id,
+        verdict = LeadVerdict(row.lead_id, row.status, _audited_rule(decision),
                               conflicts=decision.conflicts)
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
@@ -473,11 +479,15 @@ class Pipeline:
             in_doubt = {r.lead_id: r for r in status_rows if r.state == OutboxState.SENDING}
             rows: list[dict[str, Any]] = []
             gone: dict[str, str] = {}  # lead id -> why its open changes are withdrawn
+            reverted: list[OutboxRecord] = []  # unconfirmed writes a person has overridden
             quarantined: list[dict[str, Any]] = []
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
+                doubt = in_doubt.get(lead.id)
                 rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours,
-                                             in_doubt=in_doubt.get(lead.id)))
+                                             in_doubt=doubt))
+                if doubt is not None and _reverted_in_doubt(lead, rows[-1]["status"], doubt):
+                    reverted.append(doubt)
                 if rows[-1]["quarantine"]:
                     quarantined.append(rows[-1])
                 if lead.deleted or lead.converted:
@@ -485,6 +495,10 @@ class Pipeline:
                 report.deleted += lead.deleted
             if rows:
                 self.store.upsert_leads(conn, rows)
+            # The write may have been applied (its answer was lost); the person's value stands,
+            # and the audit says both.
+            self.store.close_changes(conn, reverted, OutboxState.WITHDRAWN, now,
+                                     run_id=report.run_id, reason=UNCONFIRMED_OVERRIDDEN)
             if gone:
                 withdrawn: dict[str, list[OutboxRecord]] = defaultdict(list)
                 for r in self.store.open_changes(conn, self.crm, list(gone)):
@@ -852,6 +866,8 @@ OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's wri
 OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
 NO_LONGER_WANTED = "no longer wanted by the rules"
 LEAD_DELETED = "lead deleted in the CRM"
+UNCONFIRMED_OVERRIDDEN = ("sent but unconfirmed (the answer was lost); someone else changed the "
+                          "status afterwards, and it is left as they set it")
 LEAD_CONVERTED = "lead converted in the CRM"
 
 
