@@ -191,6 +191,9 @@ class Preflight:
     warnings: list[str] = field(default_factory=list)
     # CRM status value -> the record types (or other partitions) that refuse it.
     partly_refused_statuses: dict[str, list[str]] = field(default_factory=dict)
+    # Canonical field -> the value type the CRM stores it as, in the rule language's words
+    # (string, integer, number, boolean, datetime); for comparing custom fields' field_types.
+    field_kinds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

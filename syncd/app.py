@@ -22,10 +22,12 @@ from connectors.base import Connector, Preflight
 from connectors.errors import BudgetExhausted, ConnectorError
 from connectors.registry import ConnectorSpec, ConnectorTypeError
 from rules import RuleBook, RuleLoadError, load_rulebook
+from rules.fields import STANDARD_FIELDS
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.health import HealthServer
 from syncd.metrics import Metrics
 from syncd.pipeline import Pipeline
+from syncd.rule_fields import field_catalogue, rules_reading
 from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore
 from syncd.store_open import open_store
@@ -53,7 +55,8 @@ class RulesHolder:
 
     def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], RuleBook],
                  validate: Callable[[RuleBook], list[str]] | None = None,
-                 metrics: Metrics | None = None, store: StateStore | None = None) -> None:
+                 metrics: Metrics | None = None, store: StateStore | None = None,
+                 broken: RuleLoadError | None = None) -> None:
         self.paths = paths
         self._loader = loader
         self._validate = validate
@@ -62,7 +65,37 @@ class RulesHolder:
         self._lock = threading.Lock()
         self.error: str | None = None
         self._digest = self._files_digest()
+        self.book: RuleBook
+        #: False when the files did not load (read-only commands only): ``book`` is unset.
+        self.loaded = broken is None
+        if broken is not None:
+            # Read-only commands on files that do not load: the error and no book. They test
+            # ``loaded`` before using the book; a daemon never gets such a holder.
+            self.error = str(broken)
+            return
         self.book = loader(paths)  # start-up: errors propagate and stop the daemon
+        self._show_version()
+
+    @classmethod
+    def unloadable(cls, paths: list[Path], error: RuleLoadError,
+                   loader: Callable[[list[Path]], RuleBook]) -> RulesHolder:
+        """A holder for read-only commands when the files do not load: no book, the error."""
+        return cls(paths, loader=loader, broken=error)
+
+    def files_digest(self) -> str:
+        """sha256 over the rule files' bytes now (what a stored rules error is tied to)."""
+        return self._files_digest()
+
+    def record_error(self, error: str | None) -> None:
+        """Store the rules error (or its absence) with the digest of the files it is about,
+        so ``syncd status`` can tell a current error from one about files since fixed."""
+        if self._store is not None:
+            self._store.set_meta("rules_error", error)
+            self._store.set_meta("rules_error_files", self._digest if error else None)
+
+    def _show_version(self) -> None:
+        if self._metrics is not None:
+            self._metrics.set_rules_version(self.book.version)
 
     def attach(self, *, store: StateStore | None = None,
                validate: Callable[[RuleBook], list[str]] | None = None) -> None:
@@ -111,16 +144,14 @@ class RulesHolder:
                           self.book.version, exc)
                 if self._metrics:
                     self._metrics.rules_valid.set(0)
-                if self._store:
-                    self._store.set_meta("rules_error", self.error)
+                self.record_error(self.error)
                 return self.book
             log.info("rules reloaded: version %s -> %s", self.book.version, book.version)
             self.book, self.error = book, None
+            self._show_version()
             if self._metrics:
                 self._metrics.rules_valid.set(1)
-                self._metrics.set_rules_version(book.version)
-            if self._store:
-                self._store.set_meta("rules_error", None)
+            self.record_error(None)
             return self.book
 
 
@@ -182,15 +213,12 @@ class App:
         """
         clock = clock or (lambda: datetime.now(UTC))
         metrics = metrics or Metrics()
-        try:
-            holder = RulesHolder([settings.path(p) for p in settings.rules.files],
-                                 loader=_book_loader(settings), metrics=metrics)
-        except RuleLoadError as exc:
-            raise StartupError(list(getattr(exc, "issues", [exc]))) from None
-        metrics.set_rules_version(holder.book.version)
+        holder = _rules_holder(settings, metrics, required=connect)
         # A command that only reads the mirror may use a read-only store.
         store = open_store(settings, writable=connect)
         holder.attach(store=store)
+        if connect:
+            holder.record_error(None)  # the files loaded: an error stored before is stale
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
         app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
                   metrics=metrics, clock=clock, stop=stop or threading.Event(),
@@ -221,7 +249,8 @@ class App:
             app.pipelines[name] = Pipeline(
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
                 settings=settings.connectors()[name], breaker=settings.breaker,
-                outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop)
+                outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop,
+                loop_guard=settings.loop_guard)
         for name, value in provenance.items():
             app.pipelines[name].provenance = value
         for name, resume_at in app.unchecked.items():
@@ -278,9 +307,13 @@ class App:
                 self._defer_check(name, exc)
                 continue
             checked[name] = result
+            problems.extend(self._absent_field_problems(name, book, result, fields))
+            problems.extend(_custom_type_problems(name, where, book, result))
             # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
             # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
-            missing = {v for v in statuses if v not in result.statuses}
+            # Without a status field at all, the connector's own problem names that cause.
+            missing = (set() if "status" in result.missing_fields
+                       else {v for v in statuses if v not in result.statuses})
             problems.extend(_unaccepted_statuses(book, name, cs.status_values, missing, where))
             problems.extend(f"{name}: {p}" for p in result.problems)
             _warn_partly_refused(name, cs, book, result)
@@ -297,6 +330,27 @@ class App:
             self.connectors[name].prepare(result)
         if only is not None:
             self.unchecked.pop(only, None)
+        return problems
+
+    def _absent_field_problems(self, name: str, book: RuleBook, result: Preflight,
+                               written: set[str]) -> list[str]:
+        """Mapped fields the CRM lacks: a problem per rule that reads one, else a warning.
+
+        Fields the rules write (and ``status``) are the connector's own problems already.
+        """
+        where = ".".join(self.settings.connector_path(name))
+        problems: list[str] = []
+        for canonical in sorted(result.missing_fields - written - {"status"}):
+            users = rules_reading(book, canonical)
+            if users:
+                problems += [f"{use}: uses field '{canonical}', which {name} does not have "
+                             f"(mapped in {where}.connector.fields); create the field in "
+                             f"{name}, map '{canonical}' to a field it has, or change the rule"
+                             for use in users]
+            else:
+                log.warning("%s: field '%s' (mapped in %s.connector.fields) does not exist in "
+                            "the CRM; no rule uses it, so pulls leave it out", name, canonical,
+                            where)
         return problems
 
     def _defer_check(self, name: str, exc: BudgetExhausted) -> None:
@@ -341,6 +395,37 @@ class App:
             self.embedded.stop()
 
 
+def _custom_type_problems(name: str, where: str, book: RuleBook, result: Preflight
+                          ) -> list[str]:
+    """Custom fields rules use whose type differs from the CRM's (e.g. a number field left
+    as text: ``gte`` would not load and ``eq: "90"`` would never match): name the fix."""
+    problems: list[str] = []
+    for canonical, ftype in book.fields.items():
+        kind = result.field_kinds.get(canonical)
+        if canonical in STANDARD_FIELDS or kind is None or kind == ftype.value:
+            continue
+        if {ftype.value, kind} == {"integer", "number"}:
+            continue  # numbers compare with numbers either way
+        for use in rules_reading(book, canonical):
+            problems.append(f"{use}: uses field '{canonical}' as {ftype.value}, but {name} "
+                            f"stores it as {kind}; set field_types: {{{canonical}: {kind}}} in "
+                            f"{where}.connector")
+    return problems
+
+
+def _rules_holder(settings: Settings, metrics: Metrics, *, required: bool) -> RulesHolder:
+    """The rules of the config's files; files that do not load stop start-up when the rules
+    are ``required``, else (read-only commands) give a holder with the error and no book:
+    status and audit need no rules, plan and explain say the rules are broken."""
+    paths = [settings.path(p) for p in settings.rules.files]
+    try:
+        return RulesHolder(paths, loader=_book_loader(settings), metrics=metrics)
+    except RuleLoadError as exc:
+        if required:
+            raise StartupError(list(getattr(exc, "issues", [exc]))) from None
+        return RulesHolder.unloadable(paths, exc, _book_loader(settings))
+
+
 def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
     """Bind the health port now, so a port in use stops start-up before any CRM call."""
     server = settings.server
@@ -383,7 +468,8 @@ def _start_demo_fresh(settings: Settings, store: StateStore) -> None:
 
 
 def rule_allowlists(settings: Settings) -> dict[str, Any]:
-    """What the config lets rules write: ``set_field`` fields and newsletter names.
+    """What the config lets rules use: fields (standard and the connectors' custom ones),
+    ``set_field`` fields and newsletter names.
 
     Newsletter names are checked only when some connector names newsletters (or the embedded
     demo, which creates its own); otherwise the CRM preflight is the check.
@@ -397,7 +483,9 @@ def rule_allowlists(settings: Settings) -> dict[str, Any]:
         from syncd.embedded import NEWSLETTERS
 
         newsletters.update(NEWSLETTERS)
-    return {"settable_fields": settable, "newsletters": newsletters or None}
+    blocks = {name: cs.connector or {} for name, cs in settings.connectors().items()}
+    return {"settable_fields": settable, "newsletters": newsletters or None,
+            "fields": field_catalogue(blocks)}
 
 
 def _book_loader(settings: Settings) -> Callable[[list[Path]], RuleBook]:

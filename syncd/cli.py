@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,9 +30,10 @@ from rich.table import Table
 
 from syncd.logs import json_mode, setup_logging
 from syncd.settings import LogSettings, Settings, load_settings
-from syncd.views import Plan
+from syncd.views import ConflictView, Plan
 
 if TYPE_CHECKING:  # the CLI imports the daemon lazily: `syncd --help` stays fast
+    from rules.engine import RuleBook
     from syncd.app import App
     from syncd.pipeline import CycleReport
 from syncd.yamlfile import YamlFileError
@@ -51,6 +52,11 @@ err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file.",
                                          envvar="SYNCD_CONFIG")]
+RulesOpt = Annotated[list[Path] | None, typer.Option(
+    "--rules", help="Use these rule files (a draft; repeat for several) instead of the "
+                    "config's rules.files. The live files and a running daemon are untouched.")]
+AtOpt = Annotated[str | None, typer.Option(
+    "--at", help="Plan for this time: ISO (2026-12-07T09:00Z) or from now (+3d, +12h).")]
 DEFAULT_CONFIG = Path("config.example.yaml")
 
 
@@ -367,21 +373,27 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
          wait: Annotated[bool, typer.Option(
              "--wait", help="With --pull: if a daemon holds a connector's lease, wait for it "
                             "instead of refusing.")] = False,
+         rules_files: RulesOpt = None,
+         at: AtOpt = None,
          ) -> None:
     """Dry run on the mirror: what the next cycle would change, and what is held or blocked.
 
     Never writes to a CRM. ``--pull`` writes the mirror, so it takes the connectors' leases: a
     pull stored while a daemon writes would take the daemon's older reads for a person's edits.
+    ``--rules DRAFT.yaml`` plans with a draft instead of the config's rule files (the live
+    files, and the rules a running daemon applies, are untouched); ``--at`` plans for a time.
     """
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
     from syncd.lease import LeaseLost
     from syncd.plan import build_plan
 
+    when = _parse_at(at) if at else None
     if not pull:
         application = _build(settings, connect=False)
         try:
-            result = build_plan(application)
+            book = _book_for(application, settings, rules_files, "plan")
+            result = build_plan(application, book=book, at=when)
         finally:
             application.close()
     else:
@@ -390,7 +402,8 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
             try:
                 for name, pipeline in application.pipelines.items():
                     pipeline.lease = leases[name]
-                result = build_plan(application, pull=True)
+                book = _book_for(application, settings, rules_files, "plan")
+                result = build_plan(application, pull=True, book=book, at=when)
             except LeaseLost as exc:
                 err.print(f"syncd plan --pull: {exc}", markup=False, highlight=False)
                 raise typer.Exit(1) from None
@@ -402,6 +415,43 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     _print_plan(result, leads)
 
 
+def _book_for(application: App, settings: Settings, drafts: list[Path] | None,
+              command: str) -> RuleBook:
+    """The draft book when ``--rules`` is given, else the live one; exit 2 if it does not
+    load (a read-only command on broken live rules says so and shows why)."""
+    from rules import RuleLoadError
+    from syncd.app import _book_loader
+
+    if drafts:
+        try:
+            return _book_loader(settings)(list(drafts))
+        except RuleLoadError as exc:
+            _report_problems(f"syncd {command}: the draft rules do not load", exc.issues)
+            raise typer.Exit(2) from None
+    if not application.rules.loaded:
+        err.print(f"syncd {command}: the rule files do not load, so there is nothing to "
+                  f"{command}; a running daemon keeps its last good rules. Fix these (then "
+                  "`syncd rules check`):", markup=False, highlight=False)
+        err.print(application.rules.error, markup=False, highlight=False)
+        raise typer.Exit(2)
+    return application.rules.book
+
+
+def _parse_at(text: str) -> datetime:
+    """``--at``: an ISO time (UTC when no offset is given) or ``+DURATION`` from now."""
+    from rules.durations import DurationError, parse_duration
+
+    try:
+        if text.startswith("+"):
+            return datetime.now(UTC) + parse_duration(text[1:])
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, DurationError) as exc:
+        err.print(f"--at {text!r}: {exc}; give an ISO time (2026-12-07T09:00Z) or a time from "
+                  "now (+3d, +12h)", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def _print_plan(result: Plan, leads: bool) -> None:
     out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
     for crm, part in result["crms"].items():
@@ -409,13 +459,21 @@ def _print_plan(result: Plan, leads: bool) -> None:
                   f"{part['changing_leads']} would change"
                   + (f" — [yellow]breaker would stop this run[/] ({part['breaker']})"
                      if part["breaker"] else ""), highlight=False)
-        table = Table("rule", "leads", "from → to", "newsletters")
+        table = Table("rule", "leads", "from → to", "fields", "newsletters")
         for rule_id, info in sorted(part["rules"].items()):
             moves = ", ".join(f"{k} ×{v}" for k, v in sorted(info["moves"].items()))
+            fields = ", ".join(f"{k} ×{v}" for k, v in sorted(info["fields"].items()))
             nl = ", ".join(f"{k} ×{v}" for k, v in sorted(info["newsletters"].items()))
-            table.add_row(rule_id, str(info["leads"]), moves or "-", nl or "-")
+            table.add_row(*(escape(c) for c in (rule_id, str(info["leads"]), moves or "-",
+                                                fields or "-", nl or "-")))
         out.print(table)
-        for kind in ("held", "blocked", "failed"):
+        if part["conflicts"]:
+            out.print(f"  {len(part['conflicts'])} conflicts (all_match rules disagreeing; the "
+                      "first rule's value is kept):", highlight=False)
+            for conflict in part["conflicts"][:20]:
+                out.print(f"    {conflict['lead_id']}: {_conflict_text(conflict)}",
+                          markup=False, highlight=False)
+        for kind in ("held", "loop_held", "blocked", "failed"):
             if part[kind]:
                 out.print(f"  {len(part[kind])} {kind}:")
                 for item in part[kind][:20]:
@@ -423,12 +481,17 @@ def _print_plan(result: Plan, leads: bool) -> None:
         if leads:
             for planned in part["leads"]:
                 out.print(f"  {planned['lead_id']}: {planned['before']} → {planned['after']} "
-                          f"(rule {planned['rule_id']})", highlight=False)
+                          f"(rule {planned['rule_id']})", markup=False, highlight=False)
+
+
+def _conflict_text(item: ConflictView) -> str:
+    return (f"{item['field']}: kept {item['kept_value']!r} (rule {item['kept_rule']}), not "
+            f"{item['rejected_value']!r} (rule {item['rejected_rule']})")
 
 
 @app.command()
 def explain(lead: Annotated[str, typer.Argument(help="Lead id or email.")],
-            config: ConfigOpt = DEFAULT_CONFIG) -> None:
+            config: ConfigOpt = DEFAULT_CONFIG, rules_files: RulesOpt = None) -> None:
     """Every rule in order for one lead: matched or not, and which condition decided it."""
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
@@ -436,23 +499,38 @@ def explain(lead: Annotated[str, typer.Argument(help="Lead id or email.")],
 
     application = _build(settings, connect=False)
     try:
-        found = explain_lead(application, lead)
+        book = _book_for(application, settings, rules_files, "explain")
+        found = explain_lead(application, lead, book=book)
     finally:
         application.close()
     if not found:
-        err.print(f"no lead '{lead}' in the mirror (run a cycle first, or check the id)")
+        err.print(f"no lead '{lead}' in the mirror (run a cycle first, or check the id)",
+                  markup=False, highlight=False)
         raise typer.Exit(1)
+    # Lead values and rule text are printed as they are: "[weak]" is data, not markup.
     for item in found:
-        out.print(f"[bold]{item['crm']} lead {item['lead_id']}[/] status {item['status']!r}",
-                  highlight=False)
+        out.print(f"[bold]{escape(item['crm'])} lead {escape(item['lead_id'])}[/] status "
+                  f"{escape(_shown(item['status']))}", highlight=False)
         for name, reason in sorted(item["reasons"].items()):
-            out.print(f"  {name} = {item['enrichment'].get(name)!r}  [dim]{reason}[/]",
-                      highlight=False)
+            out.print(f"  {escape(name)} = {escape(_shown(item['enrichment'].get(name)))}  "
+                      f"[dim]{escape(str(reason))}[/]", highlight=False)
         for trace in item["traces"]:
             mark = "[green]✓ matched[/]" if trace["matched"] else "[dim]✗ no match[/]"
-            out.print(f"  {trace['ruleset']}/{trace['rule_id']} (line {trace['line']}): {mark} "
-                      f"— {trace['decided_by']}", highlight=False)
-        out.print(f"  verdict: {item['verdict']}", highlight=False)
+            out.print(f"  {escape(trace['ruleset'])}/{escape(trace['rule_id'])} (line "
+                      f"{trace['line']}): {mark} — {escape(trace['decided_by'])}",
+                      highlight=False)
+        for conflict in item["conflicts"]:
+            out.print(f"  conflict: {_conflict_text(conflict)}", markup=False,
+                      highlight=False)
+        out.print(f"  verdict: {item['verdict']}", markup=False, highlight=False)
+
+
+def _shown(value: Any) -> str:
+    """A lead value for people: dates readably, text quoted, nothing dropped."""
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M} UTC" if value.utcoffset() in (None, timedelta(0)) \
+            else value.isoformat(" ", "minutes")
+    return repr(value)
 
 
 @app.command()
@@ -471,9 +549,13 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         out.print("[bold red]rule files on disk do not load; the daemon keeps the last good "
                   "rules:[/]")
         out.print(report["rules_error"], markup=False, highlight=False)
+    else:
+        out.print(f"rules: version {report['rules_version']}", highlight=False)
     for crm, part in report["crms"].items():
         out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
                   f"failed, {len(part['held'])} held"
+                  + (f", {len(part['loop_held'])} held by the loop guard"
+                     if part["loop_held"] else "")
                   + (f", {len(part['quarantined'])} with unusable values"
                      if part["quarantined"] else ""), highlight=False)
         if part["pending_by"]:
@@ -500,6 +582,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                       f"{failed['error_message']}", highlight=False)
         for held in part["held"]:
             out.print(f"  [yellow]held[/] {held['lead_id']}: {held['reason']}", highlight=False)
+        for looped in part["loop_held"]:
+            out.print(f"  [yellow]held by the loop guard[/] {looped['lead_id']}: "
+                      f"{escape(looped['reason'])}", highlight=False)
         for bad in part["quarantined"]:
             values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
                                for p in bad["problems"])
@@ -677,53 +762,123 @@ def _value(value: Any) -> str:
 @rules_app.command("check")
 def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")],
                 config: Annotated[Path | None, typer.Option(
-                    "--config", "-c", help="Also check set_field and newsletter names "
-                                           "against this config.")] = None) -> None:
-    """Validate rule files; print every error with file:line:column. Exit 0 or 2."""
-    from rules import RuleLoadError, load_ruleset
-
-    kwargs: dict[str, Any] = {}
-    if config is not None:
-        from syncd.app import rule_allowlists
-
-        kwargs = rule_allowlists(_settings(config))  # the daemon's own allowlists
-    bad = 0
-    for path in files:
-        try:
-            ruleset = load_ruleset(path, **kwargs)
-        except RuleLoadError as exc:
-            bad += 1
-            for issue in exc.issues:
-                err.print(str(issue), markup=False, highlight=False)
-            continue
-        for warning in getattr(ruleset, "warnings", []):
-            err.print(str(warning), markup=False, highlight=False)
-        out.print(f"{path}: ok ({len(ruleset.rules)} rules, version {ruleset.version})",
-                  highlight=False)
-    if not bad and len(files) > 1:
-        bad += _check_files_together(files, kwargs)
-    raise typer.Exit(2 if bad else 0)
-
-
-def _check_files_together(files: list[Path], kwargs: dict[str, Any]) -> int:
-    """Files that load alone may still undo each other as one book (loops across files)."""
+                    "--config", "-c", help="Check fields, set_field and newsletter names "
+                                           "against this config (default: SYNCD_CONFIG, else "
+                                           "config.example.yaml if present).")] = None) -> None:
+    """Validate rule files as the daemon would load them together; print every error with
+    file:line:column, the warnings, and the rule-set version. Exit 0 or 2."""
     from rules import RuleLoadError, load_rulebook
 
+    kwargs: dict[str, Any] = {}
+    source = _check_config(config)
+    if source is not None:
+        from syncd.app import rule_allowlists
+
+        kwargs = rule_allowlists(_settings(source))  # the daemon's own allowlists
+        if config is None:
+            err.print(f"checking against {source} (custom fields, settable fields, newsletter "
+                      "names); -c chooses another config", markup=False, highlight=False)
+    else:
+        err.print("no config (-c, SYNCD_CONFIG or config.example.yaml): custom fields, "
+                  "settable fields and newsletter names are not checked", markup=False,
+                  highlight=False)
     try:
-        book = load_rulebook(files, **kwargs)
+        book = load_rulebook(list(files), **kwargs)
     except RuleLoadError as exc:
         for issue in exc.issues:
             err.print(str(issue), markup=False, highlight=False)
-        return 1
-    for warning in book.book_warnings:
-        err.print(str(warning), markup=False, highlight=False)
-    return 0
+        raise typer.Exit(2) from None
+    from syncd.rules_lint import empty_when_warnings
+
+    warnings = [str(w) for w in book.warnings]
+    warnings += [w for path in files for w in empty_when_warnings(path)]
+    for warning in warnings:
+        err.print(warning, markup=False, highlight=False)
+    for ruleset in book.sets:
+        out.print(f"{ruleset.path}: ok ({len(ruleset.rules)} rules)", markup=False,
+                  highlight=False)
+    # The book's version: the hash plan, audit, the daemon's log and syncd_rules_info show.
+    out.print(f"rules version {book.version}", highlight=False)
+
+
+def _check_config(given: Path | None) -> Path | None:
+    """The config ``rules check`` checks names against: -c, SYNCD_CONFIG, the example."""
+    if given is not None:
+        return given
+    env = os.environ.get("SYNCD_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+@rules_app.command("diff")
+def rules_diff(old: Annotated[Path, typer.Argument(help="The rule file(s) in use now.")],
+               new: Annotated[Path, typer.Argument(help="The edited rule file.")],
+               config: ConfigOpt = DEFAULT_CONFIG,
+               leads: Annotated[bool, typer.Option("--leads", help="One line per lead.")
+                                ] = False,
+               at: AtOpt = None) -> None:
+    """Which mirrored leads two rule versions decide differently: counts per from → to and per
+    rule. Reads only the mirror; nothing is written."""
+    from rules import RuleLoadError
+    from syncd.app import _book_loader
+    from syncd.rules_diff import diff_rule_books
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    books = []
+    for path in (old, new):
+        try:
+            books.append(_book_loader(settings)([path]))
+        except RuleLoadError as exc:
+            _report_problems(f"syncd rules diff: {path} does not load", exc.issues)
+            raise typer.Exit(2) from None
+    application = _build(settings, connect=False)
+    try:
+        result = diff_rule_books(application, books[0], books[1],
+                                 _parse_at(at) if at else application.clock())
+    finally:
+        application.close()
+    out.print(f"rules {result.old_version} → {result.new_version} at "
+              f"{result.now:%Y-%m-%d %H:%M} UTC: {result.changed} of "
+              f"{sum(result.compared.values())} leads change decision", highlight=False)
+    for (crm, before, after), n in sorted(result.moves.items()):
+        out.print(f"  {crm}: {before} → {after}  ×{n}", markup=False, highlight=False)
+    for (crm, rule), n in sorted(result.rules_gained.items()):
+        out.print(f"  {crm}: rule {rule} now decides {n} more", markup=False, highlight=False)
+    for (crm, rule), n in sorted(result.rules_lost.items()):
+        out.print(f"  {crm}: rule {rule} no longer decides {n}", markup=False, highlight=False)
+    if leads:
+        for d in result.leads:
+            out.print(f"  {d.crm} {d.lead_id}: {d.before} (rule {d.old_rule}) → {d.after} "
+                      f"(rule {d.new_rule})", markup=False, highlight=False)
+
+
+def _drafts_stand_in(book: RuleBook, live: list[Path]) -> RuleBook:
+    """The draft book, each draft set placed at the live file declaring the same set ``name``
+    (the fixtures name the live file they are for)."""
+    from dataclasses import replace
+
+    from rules.engine import RuleBook as Book
+    from syncd.rules_lint import set_name
+
+    by_name = {set_name(path): path for path in live}
+    sets = []
+    for rs in book.sets:
+        target = by_name.get(rs.name)
+        if target is not None and target.resolve() != rs.path.resolve():
+            err.print(f"{rs.path} stands in for {target} (rule set '{rs.name}')",
+                      markup=False, highlight=False)
+            sets.append(replace(rs, path=target))
+        else:
+            sets.append(rs)
+    return Book(sets)
 
 
 @rules_app.command("test")
 def rules_test(directory: Annotated[Path | None, typer.Argument(
                    help="Fixture directory (default: rules.fixtures from the config).")] = None,
-               config: ConfigOpt = DEFAULT_CONFIG) -> None:
+               config: ConfigOpt = DEFAULT_CONFIG, rules_files: RulesOpt = None) -> None:
     """Run rule fixtures (a lead, a time, the expected outcome) and report like pytest."""
     from rules import RuleLoadError, run_fixtures
 
@@ -743,7 +898,10 @@ def rules_test(directory: Annotated[Path | None, typer.Argument(
         return {**{k: v for k, v in derived.items() if v is not None}, **lead}
 
     try:
-        book = _book_loader(settings)([settings.path(p) for p in settings.rules.files])
+        live = [settings.path(p) for p in settings.rules.files]
+        book = _book_loader(settings)(list(rules_files) if rules_files else live)
+        if rules_files:
+            book = _drafts_stand_in(book, live)
         report = run_fixtures(sorted(directory.glob("*.yaml")), book, prepare=prepare)
     except RuleLoadError as exc:
         for issue in exc.issues:

@@ -94,6 +94,9 @@ class Metrics:
                                  "when the daemon keeps older rules after a bad edit.",
                                  registry=r)
         self.rules_valid.set(1)
+        self.loop_held = Gauge("syncd_loop_held_leads", "Leads held in the last plan because "
+                               "syncd changed their status loop_guard.max_changes times within "
+                               "loop_guard.window (a likely rule loop).", ["crm"], registry=r)
         self.rules_info = Gauge("syncd_rules_info", "The rule-set version (hash) in use: 1 for "
                                 "the current version.", ["version"], registry=r)
         self.build_info = Gauge("syncd_build_info", "syncd's version and Python's: always 1.",

@@ -58,10 +58,11 @@ from syncd.holds import held_reason, is_held
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.logs import cycle_context
+from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
 from syncd.progress import ProgressFactory
 from syncd.records import LeadRecord, OutboxRecord
-from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
+from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
 __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
@@ -90,8 +91,10 @@ class LeadVerdict:
     rule_id: str | None
     changes: list[PlannedChange] = field(default_factory=list)
     held: str | None = None  # why a person's edit is protected
+    loop_held: str | None = None  # why the loop guard holds it (syncd changed it too often)
     blocked: str | None = None  # why a guard refused the rule's target
     failed: str | None = None  # why a change that failed permanently is not sent again
+    conflicts: tuple[Any, ...] = ()  # all_match rules that disagreed (rules.engine.Conflict)
 
 
 @dataclass(slots=True)
@@ -197,7 +200,8 @@ class Planner:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
-        verdict = LeadVerdict(row.lead_id, row.status, _audited_rule(decision))
+        verdict = LeadVerdict(row.lead_id, row.status, _audited_rule(decision),
+                              conflicts=decision.conflicts)
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
         if decision.status is not None:
@@ -259,16 +263,19 @@ def _drop_refused_writes(row: LeadRecord, verdict: LeadVerdict) -> None:
 
 
 def iter_verdicts(store: StateStore, crm: str, book: RuleBook, settings: ConnectorSettings,
-                  now: datetime) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
-    """Every live, unconverted mirror lead with its verdict, streamed in id order.
+                  now: datetime, *, loop_guard: LoopGuard | None = None
+                  ) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
+    """Every live, unconverted mirror lead with its verdict, streamed in id order (with
+    ``loop_guard``, leads syncd changed too often are held).
 
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
     """
     planner = Planner(crm=crm, book=book, settings=settings, now=now)
     for chunk in store.iter_live_leads(crm):
-        for row in chunk:
-            if not row.converted:
-                yield row, planner.verdict(row, now)
+        judged = [(row, planner.verdict(row, now)) for row in chunk if not row.converted]
+        if loop_guard is not None:
+            loop_guard.hold([v for _, v in judged], now)
+        yield from judged
 
 
 class Pipeline:
@@ -277,10 +284,13 @@ class Pipeline:
     def __init__(self, *, connector: Connector, store: StateStore, rules: Callable[[], RuleBook],
                  enricher: Enricher, settings: ConnectorSettings, breaker: BreakerSettings,
                  outbox: OutboxSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 metrics: Metrics | None = None, stop: threading.Event | None = None) -> None:
+                 metrics: Metrics | None = None, stop: threading.Event | None = None,
+                 loop_guard: LoopGuardSettings | None = None) -> None:
         self.connector = connector
         self.crm = connector.name
         self.store = store
+        self.loop_guard = (LoopGuard(store, self.crm, loop_guard) if loop_guard is not None
+                           else None)
         self.rules = rules
         self.enricher = enricher
         self.settings = settings
@@ -569,7 +579,8 @@ class Pipeline:
     # ---- 2. plan -------------------------------------------------------------------------
 
     def verdicts(self, book: RuleBook, now: datetime) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
-        return iter_verdicts(self.store, self.crm, book, self.settings, now)
+        return iter_verdicts(self.store, self.crm, book, self.settings, now,
+                             loop_guard=self.loop_guard)
 
     def plan(self, report: CycleReport, book: RuleBook, now: datetime, *,
              approve_large_run: bool = False) -> None:
@@ -577,6 +588,8 @@ class Pipeline:
         batch: list[tuple[LeadRecord, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
+        if self.loop_guard is not None:
+            self.loop_guard.start_pass()
         for item in self.verdicts(book, now):
             batch.append(item)
             if len(batch) >= 1000:
@@ -584,6 +597,8 @@ class Pipeline:
                 batch = []
         if batch:
             changing_leads += self._record_plan(batch, report, book, now, planner)
+        if self.loop_guard is not None and self.metrics is not None:
+            self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         live = self.store.count_live(self.crm)
         share = changing_leads / live if live else 0.0
         if (changing_leads >= self.breaker.min_changes

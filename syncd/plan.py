@@ -6,13 +6,17 @@ None of these writes to a CRM; ``build_plan(pull=True)`` reads from the CRMs int
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import datetime
 
+from rules.engine import Conflict, RuleBook
 from syncd.app import App
 from syncd.holds import held_reason, held_since
-from syncd.pipeline import CycleReport, Planner, iter_verdicts
+from syncd.loop_guard import LoopGuard
+from syncd.pipeline import CycleReport, LeadVerdict, Planner, iter_verdicts
 from syncd.settings import BreakerSettings
 from syncd.state import StateStore, _utc
 from syncd.views import (
+    ConflictView,
     CrmPlan,
     Explanation,
     LeadNote,
@@ -25,10 +29,15 @@ from syncd.views import (
 __all__ = ["build_plan", "explain_lead", "status_report"]
 
 
-def build_plan(app: App, *, pull: bool = False) -> Plan:
-    """What the next cycle would change, per CRM and per rule, from the mirror as it is."""
-    now = app.clock()
-    book = app.rules.book
+def build_plan(app: App, *, pull: bool = False, book: RuleBook | None = None,
+               at: datetime | None = None) -> Plan:
+    """What the next cycle would change, per CRM and per rule, from the mirror as it is.
+
+    ``book`` evaluates a draft instead of the live rules (nothing else changes); ``at`` asks
+    what the rules decide at that time (time-based rules: "what happens on Monday").
+    """
+    now = at or app.clock()
+    book = book or app.rules.book
     result: Plan = {"now": now, "ruleset_version": book.version, "crms": {}}
     for name, cs in app.settings.connectors().items():
         if pull and name in app.pipelines:
@@ -37,14 +46,11 @@ def build_plan(app: App, *, pull: bool = False) -> Plan:
             "leads": 0, "moves": Counter(), "newsletters": Counter(), "fields": Counter()})
         part: CrmPlan = {"live_leads": app.store.count_live(name), "changing_leads": 0,
                          "memberships": 0, "held": [], "blocked": [], "failed": [],
-                         "leads": [], "breaker": None, "rules": {}}
-        for row, verdict in iter_verdicts(app.store, name, book, cs, now):
-            if verdict.held:
-                part["held"].append({"lead_id": row.lead_id, "reason": verdict.held})
-            if verdict.blocked:
-                part["blocked"].append({"lead_id": row.lead_id, "reason": verdict.blocked})
-            if verdict.failed:
-                part["failed"].append({"lead_id": row.lead_id, "reason": verdict.failed})
+                         "loop_held": [], "conflicts": [], "leads": [], "breaker": None,
+                         "rules": {}}
+        guard = LoopGuard(app.store, name, app.settings.loop_guard)
+        for row, verdict in iter_verdicts(app.store, name, book, cs, now, loop_guard=guard):
+            _note_unsent(part, row.lead_id, verdict)
             if not verdict.changes:
                 continue
             info = rules[verdict.rule_id or "(tagging)"]
@@ -74,6 +80,25 @@ def build_plan(app: App, *, pull: bool = False) -> Plan:
     return result
 
 
+def _note_unsent(part: CrmPlan, lead_id: str, verdict: LeadVerdict) -> None:
+    """What the plan shows beside the changes: held, blocked, failed and conflicts."""
+    if verdict.held:
+        part["held"].append({"lead_id": lead_id, "reason": verdict.held})
+    if verdict.blocked:
+        part["blocked"].append({"lead_id": lead_id, "reason": verdict.blocked})
+    if verdict.failed:
+        part["failed"].append({"lead_id": lead_id, "reason": verdict.failed})
+    if verdict.loop_held:
+        part["loop_held"].append({"lead_id": lead_id, "reason": verdict.loop_held})
+    for conflict in verdict.conflicts:
+        view = conflict_view(conflict)
+        part["conflicts"].append({"lead_id": lead_id, "field": view["field"],
+                                  "kept_value": view["kept_value"],
+                                  "kept_rule": view["kept_rule"],
+                                  "rejected_value": view["rejected_value"],
+                                  "rejected_rule": view["rejected_rule"]})
+
+
 def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
     """Why the change breaker would stop this plan, or None."""
     share = changing / live if live else 0.0
@@ -82,10 +107,10 @@ def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
     return None
 
 
-def explain_lead(app: App, ref: str) -> list[Explanation]:
+def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Explanation]:
     """For each mirrored lead matching ``ref`` (id or email): every rule and what decided it."""
     now = app.clock()
-    book = app.rules.book
+    book = book or app.rules.book
     found: list[Explanation] = []
     for row in app.store.find_leads(ref):
         cs = app.settings.connectors().get(row.crm)
@@ -96,28 +121,35 @@ def explain_lead(app: App, ref: str) -> list[Explanation]:
         traces: list[RuleTraceView] = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
                    "matched": t.matched, "decided_by": t.decided_by}
                   for t in book.explain(lead, now)]
+        conflicts: list[ConflictView] = []
         if row.deleted:
             verdict = "deleted in the CRM: never written"
         elif row.converted:
             verdict = "converted: never written"
         else:
             v = planner.verdict(row, now)
+            LoopGuard(app.store, row.crm, app.settings.loop_guard).hold([v], now)
+            conflicts = [conflict_view(c) for c in v.conflicts]
             parts = [f"{c.field} → {c.value}" if c.kind == "field" else f"join {c.field}"
                      for c in v.changes]
             verdict = (", ".join(parts) + f" (rule {v.rule_id})") if parts else "no change"
             if v.held:
                 verdict = f"held: {v.held}"
+            elif v.loop_held:
+                verdict = f"held by the loop guard: {v.loop_held}"
             elif v.blocked:
                 verdict += f"; guard: {v.blocked}"
         found.append({"crm": row.crm, "lead_id": row.lead_id, "status": row.status,
                       "enrichment": row.enrichment, "reasons": row.reasons, "traces": traces,
-                      "verdict": verdict})
+                      "conflicts": conflicts, "verdict": verdict})
     return found
 
 
 def status_report(app: App) -> StatusReport:
     now = app.clock()
-    report: StatusReport = {"rules_error": app.store.get_meta("rules_error"), "crms": {}}
+    report: StatusReport = {"rules_error": current_rules_error(app),
+                            "rules_version": app.rules.book.version if app.rules.loaded else None,
+                            "crms": {}}
     for name, cs in app.settings.connectors().items():
         held: list[LeadNote] = []
         for row in app.store.held_leads(name, held_since(now, cs.hold_rep_edits_for)):
@@ -126,6 +158,9 @@ def status_report(app: App) -> StatusReport:
             held.append({"lead_id": row.lead_id,
                          "reason": held_reason(row.rep_edit_status, edited,
                                                cs.hold_rep_edits_for)})
+        guard = LoopGuard(app.store, name, app.settings.loop_guard)
+        loop_held: list[LeadNote] = [{"lead_id": lead_id, "reason": guard.reason(n)}
+                                     for lead_id, n in sorted(guard.held_now(now).items())]
         runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),
@@ -140,12 +175,35 @@ def status_report(app: App) -> StatusReport:
             "failed": [{"lead_id": r.lead_id, "error_code": r.error_code,
                         "error_message": r.error_message} for r in app.store.failed_leads(name)],
             "held": held,
+            "loop_held": loop_held,
             "quarantined": [{"lead_id": r.lead_id, "problems": list(r.quarantine)}
                             for r in app.store.quarantined_leads(name)],
             "runs": runs,
             "writer": _writer(app.store, name),
         }
     return report
+
+
+def current_rules_error(app: App) -> str | None:
+    """The rules error that holds for the files as they are now.
+
+    The files' own load error first; else the error the daemon stored, only while it is about
+    these same files (a CRM refused what they write). An error stored about files since fixed
+    is stale and not shown, even before the daemon reloads.
+    """
+    if app.rules.error:
+        return str(app.rules.error)
+    stored = app.store.get_meta("rules_error")
+    if stored and app.store.get_meta("rules_error_files") == app.rules.files_digest():
+        return str(stored)
+    return None
+
+
+def conflict_view(conflict: Conflict) -> ConflictView:
+    """A reported ``all_match`` conflict as plain data (plan --json, explain)."""
+    return {"field": conflict.field, "kept_value": conflict.kept_value,
+            "kept_rule": conflict.kept_rule, "rejected_value": conflict.rejected_value,
+            "rejected_rule": conflict.rejected_rule}
 
 
 def _writer(store: StateStore, name: str) -> str | None:

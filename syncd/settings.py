@@ -165,6 +165,18 @@ class BreakerSettings(_Model):
                                                     "stopped (small orgs, quiet days).")
 
 
+class LoopGuardSettings(_Model):
+    """The runtime limit on flipping leads (``syncd.loop_guard``)."""
+
+    # 3 in 7 days: the shipped lifecycle moves a lead at most about twice a week (New -> MQL,
+    # MQL -> SAL, a breached SAL back to MQL), so a fourth status write within a week is rules
+    # fighting each other or a CRM workflow -- and a week is longer than a weekly rule flip.
+    max_changes: int = Field(3, ge=1, description="Status writes by syncd a lead may get "
+                                                  "within `window`; the next one is held.")
+    window: Duration = Field(timedelta(days=7), gt=timedelta(0),
+                             description="How far back status writes are counted.")
+
+
 class OutboxSettings(_Model):
     max_attempts: int = Field(8, ge=1, description="Attempts for a retriable record error before "
                                                    "the change is marked failed.")
@@ -339,6 +351,7 @@ class Settings(_Model):
                                            description="ICP and free-mail settings (see README).")
     breaker: BreakerSettings = BreakerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    loop_guard: LoopGuardSettings = LoopGuardSettings()
     retention: RetentionSettings = RetentionSettings()
     lease: LeaseSettings = LeaseSettings()
     server: ServerSettings = ServerSettings()

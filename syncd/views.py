@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypedDict
 
-__all__ = ["CrmPlan", "CrmStatus", "Explanation", "FailedLead", "LeadNote", "PendingGroup",
-           "Plan", "PlannedLead", "QuarantinedLead", "RulePlan", "RuleTraceView",
-           "StatusReport", "UnsentGroup"]
+__all__ = ["ConflictView", "CrmPlan", "CrmStatus", "Explanation", "FailedLead", "LeadConflict",
+           "LeadNote", "PendingGroup", "Plan", "PlannedLead", "QuarantinedLead", "RulePlan",
+           "RuleTraceView", "StatusReport", "UnsentGroup"]
 
 
 class LeadNote(TypedDict):
@@ -35,6 +35,20 @@ class RulePlan(TypedDict):
     fields: dict[str, int]
 
 
+class ConflictView(TypedDict):
+    """Two ``all_match`` rules set one field to different values; the first one's is kept."""
+
+    field: str
+    kept_value: Any
+    kept_rule: str
+    rejected_value: Any
+    rejected_rule: str
+
+
+class LeadConflict(ConflictView):
+    lead_id: str
+
+
 class CrmPlan(TypedDict):
     live_leads: int
     changing_leads: int
@@ -42,6 +56,8 @@ class CrmPlan(TypedDict):
     held: list[LeadNote]
     blocked: list[LeadNote]
     failed: list[LeadNote]
+    loop_held: list[LeadNote]  # held by the loop guard (syncd changed the lead too often)
+    conflicts: list[LeadConflict]
     leads: list[PlannedLead]
     breaker: str | None  # why the change breaker would stop the run, if it would
     rules: dict[str, RulePlan]
@@ -70,6 +86,7 @@ class Explanation(TypedDict):
     enrichment: dict[str, Any]
     reasons: dict[str, str]
     traces: list[RuleTraceView]
+    conflicts: list[ConflictView]
     verdict: str
 
 
@@ -102,6 +119,7 @@ class CrmStatus(TypedDict):
     unsent: list[UnsentGroup]
     failed: list[FailedLead]
     held: list[LeadNote]
+    loop_held: list[LeadNote]  # held by the loop guard (syncd.loop_guard)
     quarantined: list[QuarantinedLead]
     runs: list[dict[str, Any]]  # the run table's columns (syncd.state.RunRow)
     writer: str | None  # the process holding the connector's lease, if any
@@ -109,4 +127,5 @@ class CrmStatus(TypedDict):
 
 class StatusReport(TypedDict):
     rules_error: str | None
+    rules_version: str | None
     crms: dict[str, CrmStatus]

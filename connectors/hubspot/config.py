@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from connectors.kit.fields import FieldTypeName, merge_fields
 from connectors.kit.retry import RetrySettings
 
 __all__ = ["DEFAULT_FIELDS", "RETRY_DEFAULTS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth"]
@@ -91,9 +92,11 @@ class HubSpotConfig(BaseModel):
     lag_seconds: float = Field(
         default=0.0, ge=0,
         description="Read only changes at least this old (upper bound = min(until, now - lag)).")
-    fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_FIELDS),
-                                   description="Canonical lead field -> HubSpot property name.")
-    field_types: dict[str, Literal["string", "integer", "number", "boolean", "datetime"]] = Field(
+    fields: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_FIELDS),
+        description="Canonical lead field -> HubSpot property name; extends the defaults (an "
+                    "entry mapped to null removes one).")
+    field_types: dict[str, FieldTypeName] = Field(
         default_factory=dict,
         description="Types of custom canonical fields (standard ones are built in).")
     newsletters: dict[str, str] = Field(
@@ -147,6 +150,11 @@ class HubSpotConfig(BaseModel):
                 retry[new] = data.pop(old)
         data["retry"] = retry
         return data
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _extend_defaults(cls, value: object) -> object:
+        return merge_fields(DEFAULT_FIELDS, value)
 
     @field_validator("base_url")
     @classmethod

@@ -99,6 +99,10 @@ class _Apis:
                 self.memberships)
 
 
+#: Property types -> the rule language's value types (others are text).
+_HS_KINDS = {"number": "number", "bool": "boolean", "datetime": "datetime", "date": "datetime"}
+
+
 class HubSpotConnector(Connector):
     """One HubSpot account (contacts as leads).
 
@@ -172,6 +176,11 @@ class HubSpotConnector(Connector):
             meta = props[prop_name].modification_metadata if prop_name in props else None
             if prop_name in props and not (meta is not None and meta.read_only_value):
                 writable.add(canonical)
+        # Mapped properties the account lacks are data (the app names the rules that read
+        # them); searches leave them out.
+        missing_fields |= self._leave_out_absent(set(props))
+        kinds = {c: _HS_KINDS.get(str(props[prop].type), "string")
+                 for c, prop in self.config.fields.items() if prop in props}
         for canonical in sorted(fields):
             written = self.config.fields.get(canonical)
             if written is None:
@@ -192,7 +201,13 @@ class HubSpotConnector(Connector):
                 problems.append(problem)
         return Preflight(statuses=options, writable_fields=writable, problems=problems,
                          missing_statuses=set(missing), missing_fields=missing_fields,
-                         setup=setup)
+                         setup=setup, field_kinds=kinds)
+
+    def _leave_out_absent(self, existing: set[str]) -> set[str]:
+        """Mapped canonical fields whose property the account lacks; searches skip them."""
+        absent = {c for c, prop in self.config.fields.items() if prop not in existing}
+        self._props = sorted({p for c, p in self.config.fields.items() if c not in absent})
+        return absent
 
     def _check_status_property(self, statuses: set[str], props: dict[str, Any],
                                problems: list[str], setup: list[str],

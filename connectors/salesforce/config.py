@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from connectors.kit.fields import FieldTypeName, merge_fields
 from connectors.kit.retry import RetrySettings
 
 __all__ = ["DEFAULT_FIELDS", "AuthSettings", "ClientCredentialsAuth", "JwtBearerAuth",
@@ -92,7 +93,10 @@ class SalesforceConfig(BaseModel):
     lag_seconds: float = Field(5, ge=0)
     """Never read changes newer than now minus this, so in-flight transactions settle first."""
     fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_FIELDS))
-    """Canonical lead field name -> Lead API field name."""
+    """Canonical lead field name -> Lead API field name. Entries given here extend the
+    defaults; an entry mapped to null (or ``""``) removes a default."""
+    field_types: dict[str, FieldTypeName] = Field(default_factory=dict)
+    """Rule-language types of custom canonical fields (``string`` when not given)."""
     newsletters: dict[str, str] = Field(default_factory=dict)
     """Newsletter name (as the rules say it) -> Campaign Id."""
     campaign_member_status: str | None = None
@@ -118,3 +122,8 @@ class SalesforceConfig(BaseModel):
     requests (a short condition, unlike the daily limit, docs/crm-api.md#a11)."""
     retry: RetrySettings = Field(default_factory=RetrySettings)
     """Retry and backoff for transient failures (the same shape as HubSpot's ``retry``)."""
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _extend_defaults(cls, value: object) -> object:
+        return merge_fields(DEFAULT_FIELDS, value)

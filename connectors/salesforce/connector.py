@@ -143,6 +143,11 @@ def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
     return None, ""
 
 
+#: Describe types -> the rule language's value types (others are text).
+_SF_KINDS = {"double": "number", "currency": "number", "percent": "number", "int": "integer",
+             "boolean": "boolean", "datetime": "datetime", "date": "datetime"}
+
+
 class SalesforceConnector(Connector):
     """One Salesforce org, read and written through simple-salesforce over HTTPS.
 
@@ -173,6 +178,8 @@ class SalesforceConnector(Connector):
         self._sf: Salesforce | None = None
         self._usage: tuple[int, int] | None = None
         self._field_types: dict[str, str] = dict(_STANDARD_TYPES)
+        #: Mapped canonical fields the org lacks (found by ``check``); pulls leave them out.
+        self._absent: set[str] = set()
         self.max_batch_size = config.batch_size
         # Status value -> record types whose Status picklist lacks it (read by check()).
         self._refused_by_record_type: dict[str, list[str]] = {}
@@ -221,13 +228,17 @@ class SalesforceConnector(Connector):
         by_name = {str(f["name"]): f for f in (describe or {}).get("fields", [])}
         self._field_types.update({n: str(f.get("type")) for n, f in by_name.items()})
         mapping = self._config.fields
-        for canonical, api in sorted(mapping.items()):
-            if api not in by_name:
-                missing_fields.add(canonical)
-                problems.append(
-                    f"Lead has no field {api!r} (mapped from {canonical!r} in "
-                    "salesforce.fields); fix the mapping or create the field, or every pull "
-                    "fails with INVALID_FIELD")
+        # A mapped field the org lacks is data, not a problem by itself: the app knows which
+        # rules read it (start-up fails naming them) and warns about the others. Pulls leave
+        # absent fields out, so a query never fails with INVALID_FIELD on them.
+        self._absent = {c for c, api in mapping.items() if api not in by_name}
+        missing_fields |= self._absent
+        kinds = {c: _SF_KINDS.get(str(by_name[api].get("type")), "string")
+                 for c, api in mapping.items() if api in by_name}
+        for canonical in sorted(self._absent & (fields | {"status"})):
+            problems.append(
+                f"Lead has no field {mapping[canonical]!r} (mapped from {canonical!r} in "
+                f"salesforce.fields), which syncd writes; fix the mapping or create the field")
         writable = {c for c, api in mapping.items() if by_name.get(api, {}).get("updateable")}
         for canonical in sorted(fields):
             written = mapping.get(canonical)
@@ -245,7 +256,7 @@ class SalesforceConnector(Connector):
         self._check_campaigns(newsletters, problems)
         return Preflight(statuses=available, writable_fields=writable, problems=problems,
                          missing_statuses=missing_statuses, missing_fields=missing_fields,
-                         warnings=warnings, partly_refused_statuses=refused)
+                         field_kinds=kinds, warnings=warnings, partly_refused_statuses=refused)
 
     def _check_campaigns(self, newsletters: set[str], problems: list[str]) -> None:
         """Every newsletter the rules use has a Campaign Id that exists and is visible."""
@@ -344,7 +355,7 @@ class SalesforceConnector(Connector):
                         read_at.isoformat(), cfg.delete_log_days)
             since = None
         start = overlap_start(since, timedelta(seconds=cfg.overlap_seconds))
-        soql = lead_stream_query(cfg.fields.values(), since=None if start else since,
+        soql = lead_stream_query(self._read_fields().values(), since=None if start else since,
                                  start=start, until=upper, overlap_cursor=since,
                                  me=self.integration_user_id)
         kwargs = {"headers": {"Sforce-Query-Options": f"batchSize={cfg.page_size}"},
@@ -531,7 +542,7 @@ class SalesforceConnector(Connector):
 
     def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
         """One SOQL query by Id per 200 leads (the URL stays well within its limit)."""
-        fields = ", ".join(dict.fromkeys([*SYSTEM_FIELDS, *self._config.fields.values()]))
+        fields = ", ".join(dict.fromkeys([*SYSTEM_FIELDS, *self._read_fields().values()]))
         now = self._clock()
         out: list[RemoteLead] = []
         for start in range(0, len(lead_ids), COLLECTION_LIMIT):
@@ -562,7 +573,7 @@ class SalesforceConnector(Connector):
         """One query record as a lead; values syncd cannot use are nulled and reported."""
         quarantine = Quarantine()
         fields = {canonical: self._parse_value(quarantine, canonical, api, record.get(api))
-                  for canonical, api in self._config.fields.items()}
+                  for canonical, api in self._read_fields().items()}
         modified = quarantine.parse("modified_at", record.get("SystemModstamp"), parse_datetime,
                                     what="SystemModstamp")
         user = self.integration_user_id
@@ -575,6 +586,10 @@ class SalesforceConnector(Connector):
                           converted=bool(record.get("IsConverted")),
                           modified_by_integration=by_integration,
                           problems=quarantine.problems)
+
+    def _read_fields(self) -> dict[str, str]:
+        """The mapping pulls read: every mapped field the org has (as far as known)."""
+        return {c: api for c, api in self._config.fields.items() if c not in self._absent}
 
     def _parse_value(self, quarantine: Quarantine, canonical: str, api: str, value: Any) -> Any:
         kind = self._field_types.get(api)

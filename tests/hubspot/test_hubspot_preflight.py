@@ -50,11 +50,13 @@ def test_dynamic_list_is_a_configuration_problem(emu, make_connector):
 
 def test_unknown_and_read_only_fields_are_problems(emu, make_connector):
     fields = {"status": "hs_lead_status", "title": "jobtitle", "shoe_size": "shoe_size",
-              "lead_source": "hs_analytics_source"}
+              "lead_source": "hs_analytics_source", "email": None}  # null unmaps a default
     result = make_connector(fields=fields).check(
         statuses=set(), fields={"status", "title", "shoe_size", "lead_source", "email"},
         newsletters=set())
-    assert result.writable_fields == {"status", "title"}
+    assert {"status", "title"} <= result.writable_fields
+    assert not {"shoe_size", "lead_source", "email"} & result.writable_fields
+    assert "shoe_size" in result.missing_fields
     assert len(result.problems) == 3
     assert any("'shoe_size'" in p for p in result.problems)
     assert any("hs_analytics_source" in p and "read-only" in p for p in result.problems)

@@ -86,13 +86,22 @@ def test_preflight_of_a_matching_org_has_no_problems(emu, connector):
     assert pre.problems == []
 
 
-def test_mapping_to_a_missing_field_is_reported_and_fails_the_pull(emu, make_connector):
-    fields = {"status": "Status", "score": "Score__c"}
-    connector = make_connector(fields=fields)
-    pre = connector.check(statuses=set(), fields=set(), newsletters=set())
-    assert any("'Score__c'" in p for p in pre.problems)
-    with pytest.raises(ConfigurationError, match="INVALID_FIELD"):
+def test_mapping_to_a_missing_field_is_data_and_left_out_of_pulls(emu, make_connector):
+    emu.add_leads([lead(1)])
+    emu.clock.advance(10)
+    connector = make_connector(fields={"score": "Score__c"})
+    with pytest.raises(ConfigurationError, match="INVALID_FIELD"):  # before check: unknown
         list(connector.iter_pages(None, until=emu.clock.now()))
+    pre = connector.check(statuses=set(), fields=set(), newsletters=set())
+    assert pre.missing_fields == {"score"} and pre.problems == []
+    pages = list(connector.iter_pages(None, until=emu.clock.now()))
+    assert sum(len(p.leads) for p in pages) == 1
+
+
+def test_a_missing_field_the_rules_write_is_a_problem(emu, make_connector):
+    connector = make_connector(fields={"score": "Score__c"})
+    pre = connector.check(statuses=set(), fields={"score"}, newsletters=set())
+    assert len(pre.problems) == 1 and "'Score__c'" in pre.problems[0]
 
 
 def test_cycle_stops_at_configured_share_of_daily_api_limit(emu, make_connector):

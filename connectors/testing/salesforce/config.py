@@ -78,6 +78,10 @@ class EmulatorConfig:
     (Apex CPU time limit exceeded); None: never (docs/crm-api.md#a15)."""
     non_updateable_fields: frozenset[str] = frozenset()
     """Lead fields the integration user may not update (field-level security)."""
+    lead_custom_fields: frozenset[str] | None = None
+    """The custom (``__c``) Lead fields this org has; None: every one the schema knows. The
+    others are absent as on a real org: describe leaves them out, a query or update naming
+    one fails with INVALID_FIELD. ``frozenset()`` is an org without the BANT fields."""
     daily_api_limit: int = 100_000
     """Calls allowed per day; reported in ``Sforce-Limit-Info`` (facts A11)."""
     api_usage_start: int = 0

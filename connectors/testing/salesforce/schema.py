@@ -100,6 +100,10 @@ LEAD = ObjectSchema("Lead", "00Q", [
     FieldDef("syncd_Run__c", "string", length=32),
     FieldDef("MQL_Date__c", "datetime"),
     FieldDef("SAL_Date__c", "datetime"),
+    # Custom fields an org may have or not (``EmulatorConfig.lead_custom_fields`` picks them):
+    # a number and a picklist, so rules on typed custom fields can be tested end to end.
+    FieldDef("Lead_Score__c", "double"),
+    FieldDef("Tier__c", "picklist"),
 ])
 
 LEAD_STATUS = ObjectSchema("LeadStatus", "01J", [

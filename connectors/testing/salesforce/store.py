@@ -415,6 +415,9 @@ class Org:
         except Exception as exc:  # noqa: BLE001 -- SoqlError has a code; anything else is malformed
             code = getattr(exc, "code", "MALFORMED_QUERY")
             raise ApiError(400, code, getattr(exc, "message", str(exc))) from None
+        if cq.schema is LEAD:
+            for col in cq.columns:
+                self._require_lead_field(LEAD.fields[col].name)
         with self.lock:
             if include_deleted:
                 self.purge_recycle_bin()
@@ -516,9 +519,8 @@ class Org:
             if not isinstance(rec, dict):
                 raise ApiError(400, "JSON_PARSER_ERROR", "records must be JSON objects")
             for name in rec:
-                if name not in ("attributes", "id", "Id") and LEAD.field(name) is None:
-                    raise ApiError(400, "INVALID_FIELD",
-                                   f"No such column '{name}' on sobject of type Lead")
+                if name not in ("attributes", "id", "Id"):
+                    self._require_lead_field(name)
         with self.lock:
             results: list[dict[str, Any]] = []
             staged: list[Row | None] = []
@@ -705,9 +707,22 @@ class Org:
 
     # -- describe ---------------------------------------------------------------------------
 
+    def _lead_field_absent(self, name: str) -> bool:
+        """A custom field the configured org does not have (``lead_custom_fields``)."""
+        have = self.config.lead_custom_fields
+        return have is not None and name.endswith("__c") and name not in have
+
+    def _require_lead_field(self, name: str) -> None:
+        fdef = LEAD.field(name)
+        if fdef is None or self._lead_field_absent(fdef.name):
+            raise ApiError(400, "INVALID_FIELD",
+                           f"No such column '{name}' on sobject of type Lead")
+
     def describe_lead(self) -> dict[str, Any]:
         fields = []
         for f in LEAD.fields:
+            if self._lead_field_absent(f.name):
+                continue
             updateable = f.updateable and f.name not in self.config.non_updateable_fields
             entry: dict[str, Any] = {
                 "name": f.name, "label": f.name.replace("__c", "").replace("_", " "),
