@@ -86,7 +86,10 @@ def profile_top(fn: Callable[[], Any], *, limit: int = 8) -> list[str]:
 def _where(filename: str, line: int) -> str:
     if filename == "~":
         return "built-in"
-    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+    root = str(Path(__file__).resolve().parents[1]) + "/"  # this checkout, wherever it is
+    if filename.startswith(root):
+        return f"{filename[len(root):]}:{line}"
+    for marker in ("site-packages/", "lib/python3"):
         if marker in filename:
             filename = filename.split(marker, 1)[1]
             break

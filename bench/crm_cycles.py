@@ -225,7 +225,7 @@ def _naive_script(emu: Any, changes: dict[str, dict[str, Any]], fields: dict[str
     from simple_salesforce import Salesforce
 
     session = requests.Session()
-    # REQUESTS_CA_BUNDLE and friends would override a session's verify= (facts B2).
+    # REQUESTS_CA_BUNDLE and friends would override a session's verify= (crm-api B2).
     session.trust_env = False
     session.verify = emu.ca_pem_path
     token = session.post(emu.token_url, data={
@@ -316,7 +316,7 @@ def run_hubspot(n: int) -> CrmRun:
                 run.startup["_429"] = sum(stats.rate_limited.values())
             finally:
                 app.close()
-        # The archived listing has no time filter (facts C3): one page is the least a cycle
+        # The archived listing has no time filter (crm-api C3): one page is the least a cycle
         # that notices deletions can read.
         run.minimum = {"read": math.ceil(n / 200) + 1,
                        "write": math.ceil(run.changed_leads / 100),
@@ -391,7 +391,7 @@ def figures(runs: list[CrmRun]) -> tuple[list[Figure], list[SectionNotes]]:
         "Cycle 1 of a fresh daemon: pull every lead, evaluate, write the 30 % that need a "
         "change. The minimum is what any client must spend for the same work: read pages at the "
         "page maximum (Salesforce query batch 2,000; HubSpot search 200, plus one page of the "
-        "archived-contacts listing, which is the only way to see deletions, facts C3), update "
+        "archived-contacts listing, which is the only way to see deletions, crm-api C3), update "
         "batches at the batch maximum (200 / 100) and newsletter batches at their maximum "
         "(200 / 100 per newsletter). Start-up calls (OAuth token, preflight: LeadStatus, "
         "describe, Campaign / properties, list, status options) are reported separately: a "
@@ -423,8 +423,8 @@ def figures(runs: list[CrmRun]) -> tuple[list[Figure], list[SectionNotes]]:
         "object (Lead / contacts) is read per connector, so the target is one call (one query or "
         "one "
         "search page). Each connector re-reads an overlap window behind its cursor (Salesforce "
-        "`overlap_seconds` 300 for late commits, facts A3.2; HubSpot `overlap_seconds` 60 for "
-        "search-index lag, facts C2), bounded by when the previous read started "
+        "`overlap_seconds` 300 for late commits, crm-api A3.2; HubSpot `overlap_seconds` 60 for "
+        "search-index lag, crm-api C2), bounded by when the previous read started "
         "(`connectors.base.overlap_start`). A row that shows more than one call names how many "
         "leads the idle cycle read again: those are leads syncd itself wrote in cycle 1, still "
         "inside the window.",

@@ -2,7 +2,7 @@
 
 The HubSpot emulator runs as its own process (``python -m connectors.testing.hubspot``), with
 HubSpot's documented limits: 100 calls per rolling ten seconds per app and 5 searches per
-second (facts C2, C7). syncd's ``Pipeline.pull`` (the daemon's first-cycle backfill: search
+second (crm-api C2, C7). syncd's ``Pipeline.pull`` (the daemon's first-cycle backfill: search
 pages -> enrichment -> mirror upsert -> cursor checkpoint) reads every contact. The ceiling those
 limits allow is 5 searches/s x 200 contacts per page = 1,000 contacts/s.
 """

@@ -2,7 +2,7 @@
 
 OAuth access tokens live ``expires_in`` seconds (default 1800); they are renewed shortly before
 expiry and once more when HubSpot answers 401 anyway (clock skew, revocation). HubSpot warns that
-401s are not the signal to refresh (facts C1), hence the proactive refresh.
+401s are not the signal to refresh (crm-api C1), hence the proactive refresh.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class OAuthTokens:
 
     def __init__(self, auth: OAuthAuth, *, clock: Callable[[], datetime], timeout: float) -> None:
         self._auth, self._clock, self._timeout = auth, clock, timeout
-        # Built once (facts D1); retry=False: our own retry layer is the only one (facts D4).
+        # Built once (crm-api D1); retry=False: our own retry layer is the only one (crm-api D4).
         self._api = HubSpot(host=auth.token_host, retry=False).oauth.tokens_api
         self._token: str | None = None
         self._expires_at: datetime | None = None

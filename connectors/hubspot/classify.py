@@ -1,8 +1,8 @@
 """HubSpot error responses -> :mod:`connectors.errors` (what the daemon should do next).
 
-Each hubspot-api-client package has its own ``ApiException`` class (facts D5), so callers catch
+Each hubspot-api-client package has its own ``ApiException`` class (crm-api D5), so callers catch
 the tuple :data:`API_EXCEPTIONS`. Bodies are parsed leniently: "fields ... should all be treated
-as optional in any error parsing" (facts C8).
+as optional in any error parsing" (crm-api C8).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def classify(exc: Exception, operation: str) -> ConnectorError:
 
 
 def invalid_properties(message: str) -> list[dict[str, Any]]:
-    """The per-property problems HubSpot serialises as JSON inside ``message`` (facts C5).
+    """The per-property problems HubSpot serialises as JSON inside ``message`` (crm-api C5).
 
     ``Property values were not valid: [{"isValid":false,"message":"...","error":"INVALID_OPTION",
     "name":"hs_lead_status"}]`` -> that list; [] when the message holds no such array.

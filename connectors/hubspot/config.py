@@ -33,7 +33,7 @@ LEGACY_RETRY_KEYS = {"max_attempts": "attempts", "retry_initial_seconds": "initi
 
 
 class PrivateAppAuth(BaseModel):
-    """A private ("legacy") app's static access token (facts C1)."""
+    """A private ("legacy") app's static access token (crm-api C1)."""
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["private_app"] = "private_app"
@@ -85,10 +85,10 @@ class HubSpotConfig(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0,
                                    description="Per-request timeout (connect + read).")
     page_size: int = Field(default=200, ge=1, le=200,
-                           description="Search page size; HubSpot allows up to 200 (facts C2).")
+                           description="Search page size; HubSpot allows up to 200 (crm-api C2).")
     overlap_seconds: float = Field(
         default=60.0, ge=0,
-        description="Re-read this far behind the cursor: covers search index lag (facts C2).")
+        description="Re-read this far behind the cursor: covers search index lag (crm-api C2).")
     lag_seconds: float = Field(
         default=0.0, ge=0,
         description="Read only changes at least this old (upper bound = min(until, now - lag)).")
@@ -101,14 +101,14 @@ class HubSpotConfig(BaseModel):
         description="Types of custom canonical fields (standard ones are built in).")
     newsletters: dict[str, str] = Field(
         default_factory=dict,
-        description="Newsletter name -> ILS list id (MANUAL or SNAPSHOT list, facts C6).")
+        description="Newsletter name -> ILS list id (MANUAL or SNAPSHOT list, crm-api C6).")
     allow_add_status_options: bool = Field(
         default=False,
         description="Let start-up add missing hs_lead_status options (merged, never replaced): "
                     "check() lists them, prepare() adds them once every CRM accepted the rules.")
     ten_second_limit: int = Field(
         default=100, ge=1,
-        description="Calls per rolling 10 s for this app (tier table, facts C7); the "
+        description="Calls per rolling 10 s for this app (tier table, crm-api C7); the "
                     "X-HubSpot-RateLimit-Max header lowers it when smaller.")
     ten_second_headroom: int = Field(
         default=5, ge=0, description="Calls kept free in the 10 s window for other clients.")
@@ -116,13 +116,13 @@ class HubSpotConfig(BaseModel):
     # between when a call leaves here and when HubSpot counts it (docs/benchmarks.md §3: zero
     # 429s at this rate; 4/s capped a backfill at 80 % of what the limit allows).
     search_per_second: float = Field(
-        default=4.75, gt=0, description="Search calls per second; HubSpot allows 5 (facts C2).")
+        default=4.75, gt=0, description="Search calls per second; HubSpot allows 5 (crm-api C2).")
     daily_limit: int | None = Field(
         default=None, ge=1,
         description="Most calls per day this connector may make (its share of the account's "
                     "daily limit); None: only HubSpot's DAILY 429 stops it.")
     daily_reset_timezone: str = Field(
-        default="UTC", description="Time zone whose midnight resets the daily limit (facts C7).")
+        default="UTC", description="Time zone whose midnight resets the daily limit (crm-api C7).")
     archived_scan_interval_seconds: float = Field(
         default=3600.0, ge=0,
         description="Scan archived contacts at most this often, so an idle cycle costs one call.")

@@ -4,7 +4,7 @@ hubspot-api-client.
 Every call goes through :meth:`HubSpotConnector._call`: daily budget check, client-side pacing,
 token, the call with a timeout, header bookkeeping, error classification, and one retry layer
 (tenacity). The API objects are built once and reused: each discovery access otherwise builds a
-new connection pool (facts D1).
+new connection pool (crm-api D1).
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ _HUBSPOT_TEXT_MAX = 65_536  # characters in a single-line text property value
 
 log = logging.getLogger("connectors.hubspot")
 
-SEARCH_MAX_RESULTS = 10_000  # facts C2
-ARCHIVED_PAGE_SIZE = 100  # GET /crm/v3/objects/contacts page maximum (facts C3)
+SEARCH_MAX_RESULTS = 10_000  # crm-api C2
+ARCHIVED_PAGE_SIZE = 100  # GET /crm/v3/objects/contacts page maximum (crm-api C3)
 
 
 def _utc_now() -> datetime:
@@ -114,8 +114,8 @@ class HubSpotConnector(Connector):
     """
 
     kind: ClassVar[str] = "hubspot"
-    max_batch_size: int = 100  # object batch endpoints (facts C4)
-    # The lists spec documents no per-request cap for memberships/add (facts C6); 100 keeps
+    max_batch_size: int = 100  # object batch endpoints (crm-api C4)
+    # The lists spec documents no per-request cap for memberships/add (crm-api C6); 100 keeps
     # requests the size of object batches.
     max_membership_batch: ClassVar[int] = 100
 
@@ -128,7 +128,7 @@ class HubSpotConnector(Connector):
         self.last_pull_was_full_reconcile = False  # archived contacts are listed instead
         self._tokens = token_source(config.auth, clock=clock, timeout=config.timeout_seconds)
         # retry=False turns off urllib3's own retries: tenacity below is the only retry layer
-        # (facts D4). host= redirects every API package (facts D2).
+        # (crm-api D4). host= redirects every API package (crm-api D2).
         client = HubSpot(host=config.base_url, retry=False)
         self._apis = _Apis(
             search=client.crm.contacts.search_api, basic=client.crm.contacts.basic_api,
@@ -270,7 +270,7 @@ class HubSpotConnector(Connector):
         if self._archived_scan_due(started):
             yield from self._archived_pages(since, started)
         # Re-read behind the cursor only where the search index may have lagged at the last
-        # read (facts C2: search is eventually consistent); otherwise resume at the cursor.
+        # read (crm-api C2: search is eventually consistent); otherwise resume at the cursor.
         start = overlap_start(since, timedelta(seconds=self.config.overlap_seconds))
         lo_ms = 0 if since is None else to_ms(start if start is not None else since.modified_at)
         resume_id = (int(since.record_id) if since is not None and start is None
@@ -334,7 +334,7 @@ class HubSpotConnector(Connector):
                 f"HTTP {e.status}); it must exist and be a MANUAL or SNAPSHOT list", crm="hubspot",
                 status=e.status, code=e.code) from None
         missing = set(data.record_ids_missing or [])
-        # Ids already in the list are ignored by HubSpot, i.e. in place: OK (facts C6).
+        # Ids already in the list are ignored by HubSpot, i.e. in place: OK (crm-api C6).
         return self._counted([RecordResult(i, Outcome.FAILED, "OBJECT_NOT_FOUND",
                                            "contact does not exist or is archived")
                               if i in missing else RecordResult(i, Outcome.OK)
@@ -471,7 +471,7 @@ class HubSpotConnector(Connector):
                 self.stats.errors[error.code or str(error.status)] += 1
                 raise error from None
             except urllib3.exceptions.HTTPError as e:
-                # Timeouts, resets, refused connections (facts D5: not ApiException).
+                # Timeouts, resets, refused connections (crm-api D5: not ApiException).
                 self.stats.errors[type(e).__name__] += 1
                 raise RetriableError(f"HubSpot {operation} failed ({type(e).__name__}); will "
                                      "retry", crm="hubspot") from None
@@ -552,7 +552,7 @@ class HubSpotConnector(Connector):
     def _archived_pages(self, since: Cursor | None, started: datetime) -> Iterator[Page]:
         """Archived contacts as deleted leads (search never returns them).
 
-        The listing has no time filter (facts C3), so it is scanned in full, at most every
+        The listing has no time filter (crm-api C3), so it is scanned in full, at most every
         ``archived_scan_interval_seconds``, keeping contacts archived since the previous scan
         (or, after a restart, since the cursor minus one interval). Their pages carry the
         incoming cursor: archive times say nothing about the modification-time cursor.
@@ -706,7 +706,7 @@ class HubSpotConnector(Connector):
             return f"HubSpot property {name} has read-only options; cannot add {missing}"
         existing = list(prop.options or [])
         order = max((o.display_order or 0 for o in existing), default=-1) + 1
-        # Send the whole list: PATCH options may replace rather than merge (facts C5, F3).
+        # Send the whole list: PATCH options may replace rather than merge (crm-api C5, F3).
         options = [OptionInput(label=o.label, value=o.value, display_order=o.display_order,
                                hidden=bool(o.hidden), description=o.description)
                    for o in existing]

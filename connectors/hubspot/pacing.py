@@ -1,4 +1,4 @@
-"""Client-side pacing for HubSpot's three rate buckets (facts C2, C7).
+"""Client-side pacing for HubSpot's three rate buckets (crm-api C2, C7).
 
 * search: at most ``search_per_second`` (HubSpot allows 5/s per account), evenly spaced;
 * ordinary calls: a rolling ten-second window, kept ``headroom`` below the limit and narrowed by
@@ -112,7 +112,7 @@ class DailyBudget:
         self._reported: ApiQuota | None = None  # the account's, from the last headers
 
     def next_reset(self) -> datetime:
-        """The next midnight in the account's time zone (HubSpot's daily reset, facts C7)."""
+        """The next midnight in the account's time zone (HubSpot's daily reset, crm-api C7)."""
         local = self._clock().astimezone(self._tz)
         midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(),
                                     tzinfo=self._tz)

@@ -1,10 +1,10 @@
 """Incremental contact reads through search, past its 10,000-result cap and through ties.
 
-HubSpot search returns at most 10,000 results per query (paging further is a 400, facts C2).
+HubSpot search returns at most 10,000 results per query (paging further is a 400, crm-api C2).
 The documented workaround moves the window: filter ``lastmodifieddate >= t`` sorted ascending and
 restart at the last value seen. When more than 10,000 contacts share one millisecond (mass
 updates do this) the window cannot move, so those are paged by ``hs_object_id`` within
-``lastmodifieddate == t`` before continuing with ``> t`` (facts C2; airbytehq/airbyte#43317).
+``lastmodifieddate == t`` before continuing with ``> t`` (crm-api C2; airbytehq/airbyte#43317).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: 
     With ``resume_id`` the read resumes after a cursor (``lo_ms``, ``resume_id``): contacts at
     exactly ``lo_ms`` with an id up to ``resume_id`` were read before. The first window then asks
     for ``(EQ lo_ms AND hs_object_id GT resume_id) OR (GT lo_ms AND LTE hi_ms)`` in one search
-    (filter groups are OR'd, facts C2), so resuming costs no extra call and does not re-read
+    (filter groups are OR'd, crm-api C2), so resuming costs no extra call and does not re-read
     the contacts a batch write stamped with the cursor's millisecond.
     """
     lower, inclusive = lo_ms, True  # range mode: lastmodifieddate GTE/GT lower, LTE hi

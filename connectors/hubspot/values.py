@@ -38,7 +38,7 @@ def parse_time(text: str) -> datetime:
 
 
 def to_ms(value: datetime) -> int:
-    """Epoch milliseconds, the unit HubSpot search filters on dates use (facts C2)."""
+    """Epoch milliseconds, the unit HubSpot search filters on dates use (crm-api C2)."""
     return math.floor(value.timestamp() * 1000 + 0.5)
 
 

@@ -1,6 +1,6 @@
 """One small object per auth mode; each obtains a session id from the org's token URL.
 
-None of these flows returns a refresh token (facts A1): on ``INVALID_SESSION_ID`` the connector
+None of these flows returns a refresh token (crm-api A1): on ``INVALID_SESSION_ID`` the connector
 simply grants again.
 """
 
@@ -75,7 +75,7 @@ def _post_token(session: requests.Session, url: str, data: dict[str, str], timeo
 
 @dataclass(slots=True)
 class ClientCredentialsGrant:
-    """``grant_type=client_credentials`` with HTTP Basic client id/secret (facts A1)."""
+    """``grant_type=client_credentials`` with HTTP Basic client id/secret (crm-api A1)."""
 
     token_url: str
     settings: ClientCredentialsAuth
@@ -91,7 +91,7 @@ class ClientCredentialsGrant:
 
 @dataclass(slots=True)
 class JwtBearerGrant:
-    """``grant_type=jwt-bearer`` with an RS256 assertion: iss, sub, aud, exp (facts A1)."""
+    """``grant_type=jwt-bearer`` with an RS256 assertion: iss, sub, aud, exp (crm-api A1)."""
 
     token_url: str
     settings: JwtBearerAuth

@@ -27,7 +27,7 @@ DEFAULT_FIELDS: dict[str, str] = {
 
 
 class ClientCredentialsAuth(BaseModel):
-    """OAuth 2.0 client credentials against the org's My Domain (facts A1, recommended)."""
+    """OAuth 2.0 client credentials against the org's My Domain (crm-api A1, recommended)."""
 
     model_config = _MODEL
     type: Literal["client_credentials"] = "client_credentials"
@@ -39,7 +39,7 @@ class ClientCredentialsAuth(BaseModel):
 
 
 class JwtBearerAuth(BaseModel):
-    """OAuth 2.0 JWT bearer: an RS256 assertion signed with the connected app's key (facts A1)."""
+    """OAuth 2.0 JWT bearer: an RS256 assertion signed with the connected app's key (crm-api A1)."""
 
     model_config = _MODEL
     type: Literal["jwt_bearer"] = "jwt_bearer"
@@ -76,9 +76,9 @@ class SalesforceConfig(BaseModel):
     """The org's REST base, e.g. ``https://acme.my.salesforce.com``."""
     token_url: str
     """The org's My Domain token URL, e.g. ``https://acme.my.salesforce.com/services/oauth2/token``
-    (client credentials do not work on login.salesforce.com, facts A1)."""
+    (client credentials do not work on login.salesforce.com, crm-api A1)."""
     api_version: str = Field("59.0", pattern=r"^\d+\.\d$")
-    """REST API version, without the leading ``v`` (facts B1)."""
+    """REST API version, without the leading ``v`` (crm-api B1)."""
     auth: AuthSettings
     """How syncd authenticates: ``client_credentials``, ``jwt_bearer`` or ``session``."""
     ca_bundle: Path | None = None
@@ -86,10 +86,10 @@ class SalesforceConfig(BaseModel):
     timeout_seconds: float = Field(30, gt=0)
     """Timeout of every HTTP call (connect and read)."""
     page_size: int = Field(2000, ge=200, le=2000)
-    """Query batch size sent as ``Sforce-Query-Options: batchSize`` (200..2000, facts A2)."""
+    """Query batch size sent as ``Sforce-Query-Options: batchSize`` (200..2000, crm-api A2)."""
     overlap_seconds: float = Field(300, ge=0)
     """Re-read this far before the cursor, for rows committed late with an earlier
-    SystemModstamp (facts A3.2). 0 resumes exactly after the cursor."""
+    SystemModstamp (crm-api A3.2). 0 resumes exactly after the cursor."""
     lag_seconds: float = Field(5, ge=0)
     """Never read changes newer than now minus this, so in-flight transactions settle first."""
     fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_FIELDS))
@@ -111,7 +111,7 @@ class SalesforceConfig(BaseModel):
     budget_pause_seconds: int = Field(3600, ge=60)
     """How long to pause after the daily budget is spent (the window is a rolling 24 h)."""
     delete_log_days: int = Field(15, ge=1)
-    """Days deleted leads stay visible to queryAll (recycle bin, facts A4); a cursor not read for
+    """Days deleted leads stay visible to queryAll (recycle bin, crm-api A4); a cursor not read for
     longer than this triggers a full reconcile."""
     batch_size: int = Field(200, ge=1, le=200)
     """Records per sObject Collections update (1..200). Lower it for orgs whose triggers and

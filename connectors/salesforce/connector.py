@@ -2,8 +2,8 @@
 sObject Collections, all through the real simple-salesforce client.
 
 Auth is done here, not by simple-salesforce: the connector grants a token at the configured
-token URL and builds ``Salesforce(instance_url=..., session_id=...)`` ("direct" mode, facts B1).
-In that mode simple-salesforce never refreshes a session (facts B5), so a 401
+token URL and builds ``Salesforce(instance_url=..., session_id=...)`` ("direct" mode, crm-api B1).
+In that mode simple-salesforce never refreshes a session (crm-api B5), so a 401
 ``INVALID_SESSION_ID`` is handled here: grant again, retry once, and a second 401 is an
 :class:`~connectors.errors.AuthError`. Transient failures (5xx, 420, resets, timeouts) get one
 retry layer (tenacity, exponential backoff with jitter); there is no urllib3 ``Retry`` on the
@@ -69,7 +69,7 @@ log = logging.getLogger("connectors.salesforce")
 T = TypeVar("T")
 CRM = "salesforce"
 
-#: sObject Collections take at most 200 records per call (facts A5).
+#: sObject Collections take at most 200 records per call (crm-api A5).
 COLLECTION_LIMIT = 200
 
 #: Types of standard Lead fields whose JSON values need parsing; describe() refines this.
@@ -169,7 +169,7 @@ class SalesforceConnector(Connector):
         self._waiter = Waiter(sleep)
         self._http = requests.Session()
         # simple-salesforce never passes verify= per request, and REQUESTS_CA_BUNDLE / proxy
-        # variables would override the session otherwise (facts B2).
+        # variables would override the session otherwise (crm-api B2).
         self._http.trust_env = False
         self._http.verify = str(config.ca_bundle) if config.ca_bundle else True
         self._http.hooks["response"].append(self._observe_response)
@@ -318,7 +318,7 @@ class SalesforceConnector(Connector):
         """Whether a pull from ``since`` must be a full reconcile.
 
         queryAll shows deleted leads only while they sit in the recycle bin (``delete_log_days``,
-        facts A4). A cursor last *read* longer ago than that may have missed purged deletions
+        crm-api A4). A cursor last *read* longer ago than that may have missed purged deletions
         (how old its newest lead is does not matter: a quiet org's cursor stays on an old lead
         but is read every cycle), so
         :meth:`iter_pages` then reads every lead from the beginning instead (live ones, plus
@@ -336,7 +336,7 @@ class SalesforceConnector(Connector):
 
         One ``queryAll`` stream (deletes and merges arrive in it, flagged ``deleted``), paged
         lazily through ``nextRecordsUrl``. The read starts ``overlap_seconds`` before the cursor
-        (late commits, facts A3.2) and ends at ``min(until, now - lag_seconds)``. A page's
+        (late commits, crm-api A3.2) and ends at ``min(until, now - lag_seconds)``. A page's
         cursor never moves behind ``since``. Empty pulls yield no page. See
         :meth:`reconcile_required` for cursors older than the recycle bin.
 
@@ -386,7 +386,7 @@ class SalesforceConnector(Connector):
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         """PATCH up to ``batch_size`` leads through sObject Collections, ``allOrNone: false``
-        (facts A5).
+        (crm-api A5).
 
         Each SaveResult maps to a :class:`RecordResult` in input order (see
         :func:`~connectors.salesforce.results.classify_save_result`). A batch the org's
@@ -452,7 +452,7 @@ class SalesforceConnector(Connector):
         return out
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
-        """Insert CampaignMember rows; an existing member (DUPLICATE_VALUE) is ``OK`` (facts A9).
+        """Insert CampaignMember rows; an existing member (DUPLICATE_VALUE) is ``OK`` (crm-api A9).
 
         Raises:
             ConfigurationError: ``newsletter`` is not in ``salesforce.newsletters``.
@@ -677,7 +677,7 @@ class SalesforceConnector(Connector):
         try:
             return self._invoke(what, fn, sf)
         except SalesforceExpiredSession:
-            # Direct-session mode has no refresh in simple-salesforce (facts B5): grant a new
+            # Direct-session mode has no refresh in simple-salesforce (crm-api B5): grant a new
             # token and retry the call once.
             self.stats.reauths += 1
             log.info("Salesforce session expired during %s; granting a new token", what)

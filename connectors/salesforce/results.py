@@ -1,4 +1,4 @@
-"""Per-record outcomes of sObject Collections calls (SaveResult -> RecordResult, facts A5/A10).
+"""Per-record outcomes of sObject Collections calls (SaveResult -> RecordResult, crm-api A5/A10).
 
 A collections call answers HTTP 200 even when records fail; each SaveResult says what happened
 to one record, in input order.
@@ -19,7 +19,7 @@ __all__ = ["RECORD_OUTCOMES", "classify_save_result"]
 #: CANNOT_UPDATE_CONVERTED_LEAD, ENTITY_IS_DELETED, ...).
 RECORD_OUTCOMES: ErrorTable[Outcome] = ErrorTable({
     # Transient: the same write may succeed on a later attempt.
-    (ANY, "UNABLE_TO_LOCK_ROW"): Outcome.RETRY,  # row lock contention (facts A10)
+    (ANY, "UNABLE_TO_LOCK_ROW"): Outcome.RETRY,  # row lock contention (crm-api A10)
     (ANY, "REQUEST_RUNNING_TOO_LONG"): Outcome.RETRY,
     (ANY, "SERVER_UNAVAILABLE"): Outcome.RETRY,
     # The record was fine; another one failed the batch.
@@ -28,7 +28,7 @@ RECORD_OUTCOMES: ErrorTable[Outcome] = ErrorTable({
 
 #: For an idempotent add, failures that mean "this is already in place".
 ALREADY_DONE: ErrorTable[bool] = ErrorTable({
-    (ANY, "DUPLICATE_VALUE"): True,  # "Already a campaign member." (facts A9)
+    (ANY, "DUPLICATE_VALUE"): True,  # "Already a campaign member." (crm-api A9)
 }, default=False)
 
 

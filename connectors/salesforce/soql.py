@@ -19,7 +19,7 @@ SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted", "IsConverted", "MasterReco
 
 def _utc(value: datetime) -> datetime:
     # format_soql converts naive datetimes with local-time semantics and drops microseconds
-    # (facts A3.3): only ever hand it tz-aware UTC values.
+    # (crm-api A3.3): only ever hand it tz-aware UTC values.
     if value.tzinfo is None:
         raise ValueError("datetimes sent to Salesforce must be tz-aware")
     return value.astimezone(UTC)
@@ -32,14 +32,14 @@ def lead_stream_query(api_fields: Iterable[str], *, since: Cursor | None,
 
     Args:
         api_fields: mapped Lead API field names (system fields are added).
-        since: resume exactly after this (time, id) position (compound keyset, facts A3.1), or
+        since: resume exactly after this (time, id) position (compound keyset, crm-api A3.1), or
             None.
         start: when set (the overlap window), read from this time inclusive instead.
         until: upper bound, inclusive (the run's start minus the lag).
         overlap_cursor, me: with ``start``, the part of the window before ``overlap_cursor``
             is re-read only for leads last modified by someone other than ``me`` (the
             integration user). The window exists for other people's transactions committed
-            late (facts A3.2); syncd's own writes are already in its mirror, and re-reading
+            late (crm-api A3.2); syncd's own writes are already in its mirror, and re-reading
             them after every large write burst would cost a page per 2,000 of them.
     """
     fields = list(dict.fromkeys([*SYSTEM_FIELDS, *api_fields]))

@@ -75,5 +75,5 @@ def test_api_objects_are_built_once(emu, make_connector):
         a is b for a, b in zip(connector.api_objects, apis, strict=True))
     journal = emu.journal.entries()
     assert len(journal) > 20
-    # One keep-alive connection per API object, reused for every call (facts D1).
+    # One keep-alive connection per API object, reused for every call (crm-api D1).
     assert len({e.connection for e in journal}) <= len(apis)

@@ -1,7 +1,7 @@
 """The emulator's JSON bodies validate against HubSpot's published OpenAPI response schemas.
 
-The specs are copied into tests/hubspot/openapi/ (from HubSpot/HubSpot-public-api-spec-collection,
-see /work/shared/reference/hubspot-openapi) so this runs from a clean clone.
+The specs are copied into tests/hubspot/openapi/ from HubSpot's published spec collection
+(https://github.com/HubSpot/HubSpot-public-api-spec-collection), so this runs from a clean clone.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ SPECS = Path(__file__).parent / "openapi"
 # relaxed (everything else, types and enums included, is checked as published):
 RELAXED_REQUIRED: dict[tuple[str, str], set[str]] = {
     # StandardError (207 `errors[]`): observed 207 bodies carry status/category/message and no
-    # `errors` or `links` (facts C4, hubspot-api-ruby#403); HubSpot's error-handling guide says
-    # error fields "should all be treated as optional" (facts C8).
+    # `errors` or `links` (crm-api C4, hubspot-api-ruby#403); HubSpot's error-handling guide says
+    # error fields "should all be treated as optional" (crm-api C8).
     ("contacts_v3.json", "StandardError"): {"errors", "links"},
 }
 

@@ -72,7 +72,7 @@ def test_no_batch_exceeds_100(emu, make_connector):
     for start in range(0, 250, connector.max_batch_size):
         connector.write_batch(_changes(ids[start:start + connector.max_batch_size]))
     assert [e.records for e in emu.journal.entries("POST", "batch/update")] == [100, 100, 50]
-    # and the emulator enforces the documented cap (facts C4)
+    # and the emulator enforces the documented cap (crm-api C4)
     raw = HubSpot(access_token=emu.access_token, host=emu.base_url, retry=False)
     from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput as Batch
     with pytest.raises(ApiException) as err:

@@ -112,7 +112,7 @@ def test_no_collection_call_exceeds_200_records(emu, connector):
 
 
 def test_emulator_rejects_a_collection_over_200_records(emu, connector):
-    """The emulator enforces the ceiling itself (facts A5), whatever the client sends."""
+    """The emulator enforces the ceiling itself (crm-api A5), whatever the client sends."""
     from simple_salesforce.exceptions import SalesforceMalformedRequest
     sf = connector._sf or connector._login()
     records = [{"attributes": {"type": "Lead"}, "id": f"00Q{i}"} for i in range(201)]

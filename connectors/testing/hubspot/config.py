@@ -13,7 +13,7 @@ from typing import Literal
 
 __all__ = ["DEFAULT_LEAD_STATUSES", "EmulatorConfig"]
 
-#: hs_lead_status internal values (facts C5).
+#: hs_lead_status internal values (crm-api C5).
 DEFAULT_LEAD_STATUSES: tuple[str, ...] = (
     "NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED",
     "BAD_TIMING",
@@ -24,33 +24,33 @@ DEFAULT_LEAD_STATUSES: tuple[str, ...] = (
 class EmulatorConfig:
     """Behaviour of one emulated HubSpot account. Mutable: tests may change it while serving."""
 
-    # --- rate limits (facts C7) ---
+    # --- rate limits (crm-api C7) ---
     ten_second_limit: int = 100  # per app, rolling 10 s window (Free/Starter tier)
-    search_per_second: int = 5  # search has its own bucket (facts C2)
+    search_per_second: int = 5  # search has its own bucket (crm-api C2)
     daily_limit: int = 250_000  # per account; resets at midnight UTC here (real: account tz)
-    send_retry_after: bool = True  # "A Retry-After header may be present" (facts C7)
-    # Whether search responses carry X-HubSpot-RateLimit-* headers is [unverified] (facts C7).
+    send_retry_after: bool = True  # "A Retry-After header may be present" (crm-api C7)
+    # Whether search responses carry X-HubSpot-RateLimit-* headers is [unverified] (crm-api C7).
     rate_limit_headers_on_search: bool = False
 
-    # --- search (facts C2) ---
+    # --- search (crm-api C2) ---
     search_max_limit: int = 200
     search_max_results: int = 10_000  # paging past this gives 400
     index_lag_seconds: float = 0.0  # fresh writes invisible to search for this long
 
-    # --- batch endpoints (facts C4) ---
+    # --- batch endpoints (crm-api C4) ---
     batch_max_inputs: int = 100
-    list_page_max: int = 100  # GET /crm/v3/objects/contacts (facts C3)
+    list_page_max: int = 100  # GET /crm/v3/objects/contacts (crm-api C3)
     # One invalid option in a batch update: 207 with per-record errors, or a whole-batch 400
-    # whose message embeds the per-property JSON (facts C4/C5, F2 [unverified] which one).
+    # whose message embeds the per-property JSON (crm-api C4/C5, F2 [unverified] which one).
     batch_update_error_mode: Literal["multi_status", "whole_batch"] = "multi_status"
     # In whole-batch mode, name the failing record ids in the body (context.ids and an "id" key
     # per entry inside the message JSON). [unverified] whether HubSpot does; False exercises the
     # client's bisect fallback.
     validation_400_names_records: bool = True
 
-    # --- properties (facts C5, F3) ---
+    # --- properties (crm-api C5, F3) ---
     extra_status_options: list[str] = field(default_factory=list)
-    # PATCH options: "replace" drops options missing from the body (assumed, facts C5/F3).
+    # PATCH options: "replace" drops options missing from the body (assumed, crm-api C5/F3).
     options_patch_semantics: Literal["replace", "merge"] = "replace"
     status_options_read_only: bool = False
 
@@ -62,5 +62,5 @@ class EmulatorConfig:
                                         "salesqualifiedlead", "opportunity", "customer",
                                         "evangelist", "other")
 
-    # --- auth (facts C1) ---
+    # --- auth (crm-api C1) ---
     access_token_ttl_seconds: int = 1800

@@ -1,4 +1,4 @@
-"""HubSpot's rate limits as the emulator enforces them (facts C2, C7).
+"""HubSpot's rate limits as the emulator enforces them (crm-api C2, C7).
 
 Three buckets: a rolling ten-second window per app for ordinary calls, a per-second window for
 search (search is exempt from the ten-second bucket: spec ``x-hubspot-rate-limit-exemptions``),
@@ -80,7 +80,7 @@ class RateLimiter:
             "X-HubSpot-RateLimit-Remaining": str(max(cfg.ten_second_limit - len(self._general), 0)),
             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
         }
-        # "not sent for OAuth-authorised calls" (facts C7)
+        # "not sent for OAuth-authorised calls" (crm-api C7)
         if daily_headers:
             headers["X-HubSpot-RateLimit-Daily"] = str(cfg.daily_limit)
             headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(

@@ -1,8 +1,8 @@
 """The HubSpot emulator: a real HTTP server on 127.0.0.1 speaking the CRM v3 endpoints syncd uses.
 
 Endpoints and quirks follow HubSpot's public CRM v3 documentation
-(https://developers.hubspot.com/docs/api/crm/contacts); the "facts" notes inline refer to the
-project's CRM API notes.
+(https://developers.hubspot.com/docs/api/crm/contacts); the "crm-api C…" notes inline refer to
+the project's CRM API notes, docs/crm-api.md.
 The Python handle (:class:`HubSpotEmulator`) seeds data, simulates rep edits, controls the clock,
 injects faults and exposes the request journal (all from :mod:`connectors.testing.kit`).
 """
@@ -36,7 +36,7 @@ from connectors.testing.kit import (
 
 __all__ = ["ApiError", "HubSpotEmulator"]
 
-# Returned by search when the request names no properties (facts C2).
+# Returned by search when the request names no properties (crm-api C2).
 DEFAULT_SEARCH_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id",
                              "lastmodifieddate", "lastname")
 _ALWAYS = ("hs_object_id", "createdate", "lastmodifieddate")
@@ -45,7 +45,7 @@ _OPERATORS = {"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", 
 
 
 class ApiError(Exception):
-    """Raised inside a route to answer with HubSpot's error envelope (facts C8)."""
+    """Raised inside a route to answer with HubSpot's error envelope (crm-api C8)."""
 
     def __init__(self, status: int, category: str, message: str, *,
                  context: dict[str, list[str]] | None = None, extra: dict[str, Any] | None = None,
@@ -347,7 +347,7 @@ class HubSpotEmulator(EmulatorServer):
         raise ApiError(404, "OBJECT_NOT_FOUND", f"No route for {request.method} {request.path}")
 
     def _authenticate(self, header: str) -> bool:
-        """Check the Bearer token (facts C1); True when daily-limit headers apply."""
+        """Check the Bearer token (crm-api C1); True when daily-limit headers apply."""
         token = header[7:] if header.startswith("Bearer ") else ""
         if token and token == self.access_token:
             return True
@@ -364,11 +364,11 @@ class HubSpotEmulator(EmulatorServer):
             raise ApiError(401, "EXPIRED_AUTHENTICATION",
                            f"The OAuth token used to make this call expired {minutes} minute(s) "
                            "ago.", context={"expire time": [iso_ms(expiry)]})
-        return False  # "not sent for OAuth-authorised calls" (facts C7)
+        return False  # "not sent for OAuth-authorised calls" (crm-api C7)
 
     def _rate_limited(self, policy: str, retry_after: int | None, headers: dict[str, str],
                       ) -> tuple[int, Any, dict[str, str], int, str | None]:
-        # 429 body (facts C7); the search policy name "SECONDLY" is [unverified].
+        # 429 body (crm-api C7); the search policy name "SECONDLY" is [unverified].
         messages = {"DAILY": "You have reached your daily limit.",
                     "TEN_SECONDLY_ROLLING": "You have reached your ten_secondly_rolling limit.",
                     "SECONDLY": "You have reached your secondly limit."}
@@ -409,7 +409,7 @@ class HubSpotEmulator(EmulatorServer):
                            f"limit must be at most {self.config.search_max_limit}, got {limit}")
         after = int(data.get("after") or 0)
         if after + limit > self.config.search_max_results:
-            # "attempting to page beyond 10,000 will result in a 400 error" (facts C2); the
+            # "attempting to page beyond 10,000 will result in a 400 error" (crm-api C2); the
             # wording of the message is [unverified].
             raise ApiError(400, "VALIDATION_ERROR",
                            f"Cannot page beyond {self.config.search_max_results} results "
@@ -431,7 +431,7 @@ class HubSpotEmulator(EmulatorServer):
         sort = None
         if sorts:
             s = sorts[0]
-            if isinstance(s, str):  # the model types sorts as list[str] (facts D3)
+            if isinstance(s, str):  # the model types sorts as list[str] (crm-api D3)
                 sort = (s.lstrip("-"), not s.startswith("-"))
             else:
                 sort = (s["propertyName"], s.get("direction", "ASCENDING") != "DESCENDING")
@@ -498,7 +498,7 @@ class HubSpotEmulator(EmulatorServer):
     def _batch_inputs(self, data: Any, cap: int) -> list[dict[str, Any]]:
         inputs = (data or {}).get("inputs") or []
         if len(inputs) > cap:
-            # Object batch endpoints take at most 100 inputs (facts C4).
+            # Object batch endpoints take at most 100 inputs (crm-api C4).
             raise ApiError(400, "VALIDATION_ERROR",
                            f"Batch input exceeds the maximum of {cap} inputs (got {len(inputs)})")
         ids = [str(i.get("id")) for i in inputs]
@@ -510,7 +510,7 @@ class HubSpotEmulator(EmulatorServer):
     def _batch_read(self, req: Request) -> Response:
         data = req.json()
         history = (data or {}).get("propertiesWithHistory") or []
-        # propertiesWithHistory lowers the batch cap to 50 (facts C4).
+        # propertiesWithHistory lowers the batch cap to 50 (crm-api C4).
         inputs = self._batch_inputs(data, 50 if history else self.config.batch_max_inputs)
         props = (data or {}).get("properties") or []
         started = iso_ms(self.clock.now_ms())
@@ -566,7 +566,7 @@ class HubSpotEmulator(EmulatorServer):
         """``PATCH /crm/v3/objects/contacts/{id}``: one contact per call (the naive baseline).
 
         200 with the contact; 404 when it does not exist or is archived; a 400
-        ``VALIDATION_ERROR`` with the per-property problems in ``message`` otherwise (facts C5).
+        ``VALIDATION_ERROR`` with the per-property problems in ``message`` otherwise (crm-api C5).
         """
         props = (req.json() or {}).get("properties") or {}
         req.entry.records, req.entry.record_ids = 1, (contact_id,)
@@ -596,7 +596,8 @@ class HubSpotEmulator(EmulatorServer):
         return props
 
     def _validate(self, props: dict[str, Any]) -> list[dict[str, Any]]:
-        """Per-property problems in HubSpot's "Property values were not valid" shape (facts C5)."""
+        """Per-property problems in HubSpot's "Property values were not valid" shape
+        (crm-api C5)."""
         problems = []
         for name, value in props.items():
             if not self.properties.exists(name):
@@ -617,7 +618,7 @@ class HubSpotEmulator(EmulatorServer):
         return problems
 
     def _whole_batch_error(self, invalid: list[tuple[str, list[dict[str, Any]]]]) -> ApiError:
-        # The real body (facts C5) carries the per-property array as JSON inside `message`.
+        # The real body (crm-api C5) carries the per-property array as JSON inside `message`.
         # [unverified] whether a batch 400 names the failing record: with
         # validation_400_names_records each entry gets an "id" and context.ids lists them.
         names = self.config.validation_400_names_records
@@ -632,7 +633,7 @@ class HubSpotEmulator(EmulatorServer):
                         transient: list[str] | None = None) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
                                 "completedAt": iso_ms(self.clock.now_ms())}
-        # Observed 207 errors carry status/category/message (facts C4) but no `errors`/`links`,
+        # Observed 207 errors carry status/category/message (crm-api C4) but no `errors`/`links`,
         # though the spec lists them as required; context.ids names the records.
         errors = []
         for cid, problems in invalid:
@@ -712,7 +713,7 @@ class HubSpotEmulator(EmulatorServer):
             if added:
                 lst["updatedAt"] = iso_ms(self.clock.now_ms())
         req.entry.written = tuple(added)
-        # Note the spelling "recordsIdsAdded" (facts C6).
+        # Note the spelling "recordsIdsAdded" (crm-api C6).
         return Response(200, {"recordsIdsAdded": added, "recordIdsRemoved": [],
                               "recordIdsMissing": missing})
 

@@ -2,7 +2,7 @@
 
 The search index is a sorted list of ``(lastmodifieddate_ms, id)`` keys plus an id-sorted list,
 so a window query is two bisects and a slice, never a sort per request. It is a separate,
-delayed copy of the contact data because HubSpot search is eventually consistent (facts C2):
+delayed copy of the contact data because HubSpot search is eventually consistent (crm-api C2):
 writes reach it ``index_lag_seconds`` after they happen.
 """
 

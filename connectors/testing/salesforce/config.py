@@ -10,7 +10,7 @@ __all__ = ["DEFAULT_LEAD_STATUSES", "DuplicateRuleDef", "EmulatorConfig", "LeadS
 
 @dataclass(frozen=True, slots=True)
 class LeadStatusDef:
-    """One row of the LeadStatus object (facts A8)."""
+    """One row of the LeadStatus object (crm-api A8)."""
 
     api_name: str
     label: str | None = None
@@ -55,7 +55,7 @@ DEFAULT_LEAD_STATUSES: tuple[LeadStatusDef, ...] = (
 
 @dataclass(slots=True)
 class EmulatorConfig:
-    """How the emulated org behaves. Every quirk marked [unverified] in the facts is a knob."""
+    """How the emulated org behaves. Every point docs/crm-api.md marks Unconfirmed is a knob."""
 
     api_versions: tuple[str, ...] = ("59.0",)
     """API versions served under ``/services/data/vXX.X/``."""
@@ -83,7 +83,7 @@ class EmulatorConfig:
     others are absent as on a real org: describe leaves them out, a query or update naming
     one fails with INVALID_FIELD. ``frozenset()`` is an org without the BANT fields."""
     daily_api_limit: int = 100_000
-    """Calls allowed per day; reported in ``Sforce-Limit-Info`` (facts A11)."""
+    """Calls allowed per day; reported in ``Sforce-Limit-Info`` (crm-api A11)."""
     api_usage_start: int = 0
     """Calls already used when the emulator starts."""
     session_ttl_seconds: float | None = None
@@ -91,15 +91,15 @@ class EmulatorConfig:
     session_max_calls: int | None = None
     """Tokens expire after this many API calls; None: never."""
     default_batch_size: int = 2000
-    """Records per query page without ``Sforce-Query-Options`` (facts A2)."""
+    """Records per query page without ``Sforce-Query-Options`` (crm-api A2)."""
     query_locator_ttl_seconds: float = 2 * 24 * 3600
-    """Query cursors live this long (facts A2: two days since v56.0)."""
+    """Query cursors live this long (crm-api A2: two days since v56.0)."""
     max_open_locators: int = 1000
     """Open query cursors kept; the oldest are dropped beyond this (keeps memory bounded)."""
     recycle_bin_days: float = 15
-    """Deleted leads stay visible to queryAll this long, then are purged (facts A4)."""
+    """Deleted leads stay visible to queryAll this long, then are purged (crm-api A4)."""
     max_collection_records: int = 200
-    """sObject Collections ceiling (facts A5)."""
+    """sObject Collections ceiling (crm-api A5)."""
     jwt_public_key_pem: bytes | None = None
     """Public key that verifies JWT bearer assertions; None disables the flow."""
     usernames: dict[str, str] = field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 Rows are stored as tuples in schema column order (compact enough for a million leads); values
 are kept in query-friendly forms: datetimes as int epoch seconds (Salesforce stamps whole
-seconds, facts A3.3), dates as ``YYYY-MM-DD`` strings, booleans, ints, floats, strings or None.
+seconds, crm-api A3.3), dates as ``YYYY-MM-DD`` strings, booleans, ints, floats, strings or None.
 """
 
 from __future__ import annotations

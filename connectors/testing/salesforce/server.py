@@ -155,7 +155,7 @@ class SalesforceEmulator(EmulatorServer):
     def commit_late(self, records: Iterable[Mapping[str, Any]], *, seconds_ago: float
                     ) -> list[str]:
         """Insert leads stamped ``seconds_ago`` in the past, as a long transaction would commit
-        rows earlier than records already visible (facts A3.2)."""
+        rows earlier than records already visible (crm-api A3.2)."""
         at = datetime.fromtimestamp(self.clock.now_second() - seconds_ago, tz=UTC)
         return self.org.add_leads(records, modstamp=at)
 
@@ -328,7 +328,7 @@ class SalesforceEmulator(EmulatorServer):
 
     def response_headers(self, request: Request, status: int) -> dict[str, str]:
         if request.path.startswith("/services/data/"):
-            # Every REST response carries the org's usage (facts A11).
+            # Every REST response carries the org's usage (crm-api A11).
             return {"Sforce-Limit-Info": f"api-usage={self.api_usage}/"
                                          f"{self.config.daily_api_limit}"}
         return {}
@@ -423,7 +423,7 @@ class SalesforceEmulator(EmulatorServer):
         req.entry.records = len(records)
         limit = self.config.max_collection_records
         if len(records) > limit:
-            # Collections take at most 200 records (facts A5).
+            # Collections take at most 200 records (crm-api A5).
             raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more "
                                                      f"than {limit} records into this call")
         all_or_none = bool(doc.get("allOrNone", False))

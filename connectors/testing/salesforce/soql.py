@@ -10,7 +10,7 @@ Grammar::
     op      := = | != | <> | < | <= | > | >=
     literal := 'string' | number | true | false | null | datetime | date
 
-Datetime literals are unquoted ``YYYY-MM-DDThh:mm:ss(.sss)?(Z|+hh:mm|-hh:mm)`` (facts A3.3).
+Datetime literals are unquoted ``YYYY-MM-DDThh:mm:ss(.sss)?(Z|+hh:mm|-hh:mm)`` (crm-api A3.3).
 Errors carry Salesforce's codes: MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE.
 """
 

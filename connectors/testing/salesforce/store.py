@@ -4,7 +4,7 @@ Leads are immutable tuples in :data:`schema.LEAD` column order; an update swaps 
 so an open query cursor (a list of row references) keeps the values as of its query, like a
 server-side snapshot, without copying rows. The sorted index makes the keyset query
 ``SystemModstamp > :t OR (SystemModstamp = :t AND Id > :id)`` a bisect plus a scan of the
-matching range, not a sort of the whole table (facts A3.1).
+matching range, not a sort of the whole table (crm-api A3.1).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _failure(code: str, message: str, fields: list[str] | None = None) -> dict[s
 
 
 def _rolled_back(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """allOrNone: the records that would have succeeded are rolled back (facts A5)."""
+    """allOrNone: the records that would have succeeded are rolled back (crm-api A5)."""
     return [r if not r["success"] else _failure(
         "ALL_OR_NONE_OPERATION_ROLLED_BACK",
         "Record rolled back because not all records were valid and the request was using "
@@ -323,7 +323,7 @@ class Org:
         self.deleted_at[rid] = now
 
     def merge_leads(self, master_id: str, victim_id: str, *, by: str | None = None) -> None:
-        """The victim is deleted with MasterRecordId set; the master is touched (facts A4)."""
+        """The victim is deleted with MasterRecordId set; the master is touched (crm-api A4)."""
         with self.lock:
             user = by or self.default_user_id
             self.update_lead(master_id, {}, by=user)
@@ -442,7 +442,7 @@ class Org:
             self.locators.clear()
 
     def _batch(self, requested: int | None) -> int:
-        # Sforce-Query-Options batchSize: min 200, max 2,000 (facts A2).
+        # Sforce-Query-Options batchSize: min 200, max 2,000 (crm-api A2).
         if requested is None:
             return self.config.default_batch_size
         return max(200, min(2000, requested))
@@ -499,7 +499,7 @@ class Org:
                 self.locators[locator_id] = loc
                 while len(self.locators) > self.config.max_open_locators:
                     self.locators.popitem(last=False)
-            # queryAll's next URL also says /query/ (facts A4); the locator remembers the mode.
+            # queryAll's next URL also says /query/ (crm-api A4); the locator remembers the mode.
             page["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator_id}-{nxt}"
         elif locator_id is not None:
             self.locators.pop(locator_id, None)
@@ -510,7 +510,7 @@ class Org:
     def update_via_api(self, records: list[Any], *, all_or_none: bool,
                        user_id: str, locks: Any, allow_duplicates: bool = False
                        ) -> list[dict[str, Any]]:
-        """sObject Collections PATCH (facts A5): one SaveResult per record, in input order.
+        """sObject Collections PATCH (crm-api A5): one SaveResult per record, in input order.
 
         ``allow_duplicates`` is ``Sforce-Duplicate-Rule-Header: allowSave=true``: duplicate
         rules then let the save through.
@@ -644,7 +644,7 @@ class Org:
         return not self.config.restricted_status_picklist or value in self.status_values
 
     def insert_via_api(self, records: list[Any], *, all_or_none: bool) -> list[dict[str, Any]]:
-        """sObject Collections POST of CampaignMember rows (facts A9)."""
+        """sObject Collections POST of CampaignMember rows (crm-api A9)."""
         with self.lock:
             now = self.clock.now_second()
             results: list[dict[str, Any]] = []
