@@ -156,9 +156,9 @@ def _sf_kind(entry: Any) -> str:
 
 def _sf_record(lead: dict[str, Any]) -> dict[str, Any]:
     from connectors.salesforce.config import DEFAULT_FIELDS
-    from syncd.embedded import to_crm_record
+    from connectors.testing.salesforce.embedded import crm_record
 
-    record = to_crm_record("salesforce", lead, DEFAULT_FIELDS, SF_STATUS_VALUES)
+    record = crm_record(lead, DEFAULT_FIELDS, SF_STATUS_VALUES)
     value = record.get("LastActivityDate")
     if isinstance(value, datetime):
         record["LastActivityDate"] = value.date()
@@ -271,10 +271,10 @@ def _hs_kind(entry: Any) -> str:
 def _hs_records(leads: Iterable[dict[str, Any]], now_ms: int, n: int
                 ) -> Iterable[dict[str, Any]]:
     from connectors.hubspot.config import DEFAULT_FIELDS
-    from syncd.embedded import to_crm_record
+    from connectors.testing.hubspot.embedded import crm_record
 
     for i, lead in enumerate(leads):
-        record = to_crm_record("hubspot", lead, DEFAULT_FIELDS, HS_STATUS_VALUES)
+        record = crm_record(lead, DEFAULT_FIELDS, HS_STATUS_VALUES)
         record.pop("hubspot_owner_id", None)  # an owner id must name a HubSpot user
         # Last modified over the past days, ten seconds apart, as in a portal in use.
         record["lastmodifieddate"] = now_ms - (n - i) * 10_000
@@ -303,7 +303,7 @@ def run_hubspot(n: int) -> CrmRun:
             }, HS_STATUS_VALUES)
 
             def counts() -> Counter[str]:
-                return Counter(_hs_kind(e) for e in emu.journal.entries)
+                return Counter(_hs_kind(e) for e in emu.journal.entries())
 
             emu.journal.clear()
             app = _build_app(path, {"BENCH_HS_TOKEN": emu.access_token}, "hubspot",

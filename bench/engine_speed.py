@@ -46,7 +46,7 @@ def _jsonable(value: Any) -> Any:
 def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
     """Time ``n`` leads through syncd's path and ``twin_n`` of them through rule-engine."""
     from rules import load_rulebook
-    from syncd.demo_data import generate_scale_leads
+    from connectors.testing.leads import generate_scale_leads
     from syncd.enrichment import Enricher, EnrichmentSettings
     from syncd.pipeline import Planner, rule_lead
     from syncd.settings import ConnectorSettings
@@ -58,7 +58,8 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
     book = load_rulebook([RULES20], newsletters={"newsletter"})
     # As iter_verdicts builds it for a cycle: bound to the cycle's time.
     planner = Planner(crm="salesforce", book=book,
-                      settings=ConnectorSettings(status_values=SF_STATUS_VALUES), now=now)
+                      settings=ConnectorSettings(type="salesforce",
+                                                 status_values=SF_STATUS_VALUES), now=now)
     enricher = Enricher(EnrichmentSettings())
 
     # Prepared outside the clock: what the connector hands over (typed values, CRM status) and
@@ -117,7 +118,7 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
                agree == len(sample), "checks the twin really is the same rule set"),
     ]
     notes.lines += [
-        f"Leads: `syncd.demo_data.generate_scale_leads({n:,}, seed=11)` (realistic mix of "
+        f"Leads: `connectors.testing.leads.generate_scale_leads({n:,}, seed=11)` (realistic mix of "
         "scenarios and repeating titles/domains, as real orgs have). Rules: "
         "`bench/rules20.yaml`; twin: `bench/rule_engine_twin.py`. CPU time of this single "
         "Python thread (`time.process_time`), so the rate is per core. The enricher's per-value "

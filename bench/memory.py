@@ -1,7 +1,7 @@
 """§5 Memory: peak RSS of ``syncd sync --once`` (a full first cycle) at growing N.
 
 The Salesforce emulator runs as its own process (``python -m connectors.testing.salesforce
---seed N``), syncd as another, started through :mod:`bench.peak_rss` so the kernel's peak RSS of
+--leads N``), syncd as another, started through :mod:`bench.peak_rss` so the kernel's peak RSS of
 the syncd process alone is what is reported.
 """
 
@@ -41,7 +41,7 @@ def _syncd_command() -> list[str]:
 
 
 def _one(n: int, tmp: Path) -> dict[str, Any]:
-    with emulator_process("connectors.testing.salesforce", "--seed", str(n),
+    with emulator_process("connectors.testing.salesforce", "--leads", str(n),
                           "--daily-api-limit", "100000000") as info:
         rules = tmp / "rules.yaml"
         _rules_without_newsletters(rules)
@@ -105,7 +105,7 @@ def run(sizes: list[int]) -> tuple[list[Figure], SectionNotes]:
                f"would take about {per_lead * 1000 / 60:.0f} minutes on this machine."
                if per_lead else ""))
     notes.lines[:0] = [
-        "`python -m connectors.testing.salesforce --seed N` (its synthetic leads) in one "
+        "`python -m connectors.testing.salesforce --leads N` (leads from the one generator) in one "
         "process; `syncd sync --once` in another, under `bench/peak_rss.py`, which reports the "
         "kernel's peak RSS of its only child (`getrusage(RUSAGE_CHILDREN)`). Rules: "
         "`bench/rules20.yaml` without its newsletter actions (the standalone emulator has no "

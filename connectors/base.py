@@ -30,6 +30,7 @@ __all__ = [
     "Connector",
     "ConnectorStats",
     "Cursor",
+    "FieldProblem",
     "LeadChange",
     "Outcome",
     "Page",
@@ -78,6 +79,18 @@ def overlap_start(since: Cursor | None, overlap: timedelta) -> datetime | None:
     return start if start < since.modified_at else None
 
 
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """A CRM value syncd could not parse or store; the field was set to None instead.
+
+    ``excerpt`` is a short prefix of the raw value (never the whole of a huge one).
+    """
+
+    field: str  # canonical field name
+    excerpt: str
+    reason: str  # e.g. "not a finite number", "not a valid date"
+
+
 @dataclass(slots=True)
 class RemoteLead:
     """One lead as the CRM reported it, in canonical field names."""
@@ -90,6 +103,8 @@ class RemoteLead:
     # True when the CRM says the integration user itself made the last change (Salesforce
     # LastModifiedById), False when someone else did, None when the CRM does not say.
     modified_by_integration: bool | None = None
+    # Values the connector nulled because syncd cannot parse or store them (quarantine).
+    problems: list[FieldProblem] = field(default_factory=list)
 
     @property
     def cursor(self) -> Cursor:
@@ -141,7 +156,8 @@ class Preflight:
     statuses: set[str]  # values the status field accepts (after ``setup``)
     writable_fields: set[str]  # canonical field names the integration user may update
     problems: list[str] = field(default_factory=list)  # human-readable, one per problem
-    missing_statuses: set[str] = field(default_factory=set)  # CRM values asked for but absent
+    # CRM values asked for but absent now; those in ``statuses`` too are added by ``prepare``
+    missing_statuses: set[str] = field(default_factory=set)
     missing_fields: set[str] = field(default_factory=set)  # canonical names absent or unmapped
     setup: list[str] = field(default_factory=list)  # what prepare() would change, for the log
 
@@ -175,7 +191,7 @@ class Connector(abc.ABC):
     connector between concurrent jobs.
     """
 
-    name: ClassVar[str]  # "salesforce" | "hubspot"
+    kind: ClassVar[str]  # the connector type config names in ``type:`` ("salesforce", ...)
     max_batch_size: ClassVar[int]  # records per update call (Salesforce 200, HubSpot 100)
     max_membership_batch: ClassVar[int]  # records per newsletter-membership call
 
@@ -184,6 +200,19 @@ class Connector(abc.ABC):
     #: True when the latest :meth:`iter_pages` read every lead from the beginning (a full
     #: reconcile): the daemon then marks mirrored leads it did not yield as deleted.
     last_pull_was_full_reconcile: bool = False
+
+    @property
+    def name(self) -> str:
+        """This instance's name in config (``salesforce/emea``); the type until one is given.
+
+        The daemon keys everything by it (cursor, outbox, metrics label), so two orgs of one
+        type never share state. :meth:`connectors.registry.ConnectorSpec.create` sets it.
+        """
+        return self.__dict__.get("_instance_name") or self.kind
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["_instance_name"] = value
 
     def api_quota(self) -> ApiQuota | None:
         """The daily API allowance as last reported by the CRM, if it reports one."""

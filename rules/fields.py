@@ -66,7 +66,8 @@ ENRICHMENT_FIELDS: Mapping[str, FieldType] = MappingProxyType({
 
 #: Known to syncd from its mirror, not stored in the CRM as such.
 DERIVED_FIELDS: Mapping[str, FieldType] = MappingProxyType({
-    "crm": _S,  # "salesforce" | "hubspot"
+    "crm": _S,  # the connector type: "salesforce" | "hubspot" | a registered one
+    "connector": _S,  # the connector instance name from config: "salesforce/emea"
     "status_changed_at": _D,  # when the current status was first seen (or written by syncd)
     "newsletters": _S,  # comma-joined newsletter names the lead was added to by syncd
 })

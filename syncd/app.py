@@ -5,6 +5,7 @@ This is the only module that knows every layer; the CLI and the scheduler go thr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import threading
@@ -14,14 +15,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector
+from pydantic import BaseModel
+
+from connectors import registry
+from connectors.base import Connector, Preflight
+from connectors.errors import BudgetExhausted, ConnectorError
+from connectors.registry import ConnectorSpec, ConnectorTypeError
 from rules import RuleLoadError, load_rulebook
 from syncd.enrichment import Enricher, EnrichmentSettings
+from syncd.health import HealthServer
 from syncd.metrics import Metrics
 from syncd.pipeline import Pipeline
 from syncd.settings import ConnectorSettings, Settings, connector_problems
-from syncd.state import StateStore, StateStoreError
-from syncd.yamlfile import Located
+from syncd.state import StateStore
+from syncd.store_open import open_store
+from syncd.yamlfile import Located, load_yaml, locate
 
 __all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists"]
 
@@ -71,13 +79,23 @@ class RulesHolder:
             digest = self._files_digest()
             if digest == self._digest:
                 return self.book
-            self._digest = digest
+            previous, self._digest = self._digest, digest
             try:
                 book = self._loader(self.paths)
+                # Every CRM's read-only check first; a CRM changes (prepare) only when all of
+                # them accepted the new rules, so a rejected reload leaves every CRM as it was.
                 problems = self._validate(book) if self._validate else []
                 if problems:
                     raise _CrmRejects("the CRMs do not accept what the new rules write:\n"
                                       + "\n".join(problems))
+            except ConnectorError as exc:
+                # A CRM could not answer the check (down, stopping): neither accepted nor
+                # refused. Keep the current rules and check the new ones again next cycle.
+                self._digest = previous
+                log.warning("rule files changed but could not be checked against the CRMs "
+                            "(%s); keeping version %s and checking again next cycle",
+                            exc, self.book.version)
+                return self.book
             except (RuleLoadError, _CrmRejects) as exc:
                 self.error = str(exc)
                 log.error("rule files changed but do not load; keeping version %s:\n%s",
@@ -108,42 +126,59 @@ class App:
     stop: threading.Event = field(default_factory=threading.Event)
     embedded: Any = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: The health server, bound at start-up before any CRM is contacted (``serve_health``).
+    health: HealthServer | None = None
+    #: Connectors whose daily API budget was spent when their check was due: they are paused
+    #: until the time given, and check the rules before their first cycle after it.
+    unchecked: dict[str, datetime | None] = field(default_factory=dict)
+    #: False for commands that must not change a CRM (``plan --pull``): checks run, but the
+    #: set-up they list is not carried out.
+    prepare: bool = True
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], datetime] | None = None,
               connect: bool = True, metrics: Metrics | None = None,
-              connectors: dict[str, Connector] | None = None) -> App:
-        """Load rules, open the store, build and preflight connectors.
+              connectors: dict[str, Connector] | None = None,
+              stop: threading.Event | None = None, serve_health: bool = False,
+              prepare: bool = True) -> App:
+        """Check local resources, then build and preflight connectors.
+
+        The order is the point: everything local (rule files, the state store, the health
+        port, the connectors' own settings and CA files) is known good before any CRM is
+        contacted, so a start-up that fails for a local reason costs no API call.
 
         Raises:
-            StartupError: rules, settings or the CRMs' preflight found problems; nothing has
-                been written anywhere.
+            StartupError: rules, settings, a local resource or the CRMs' preflight found
+                problems; nothing has been written to any CRM.
+            Interrupted: ``stop`` was set while a CRM check waited to retry.
         """
         clock = clock or (lambda: datetime.now(UTC))
         metrics = metrics or Metrics()
-        # Rules first: a bad rule file stops start-up before any CRM is contacted.
         try:
             holder = RulesHolder([settings.path(p) for p in settings.rules.files],
                                  loader=_book_loader(settings), metrics=metrics)
         except RuleLoadError as exc:
             raise StartupError(list(getattr(exc, "issues", [exc]))) from None
-        embedded = None
-        if settings.embedded.enabled and connect and connectors is None:
-            from syncd.embedded import EmbeddedCRMs
-
-            embedded = EmbeddedCRMs.start(settings)
-        enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
-        try:
-            store = _open_store(settings)
-        except StateStoreError as exc:
-            raise StartupError([str(exc)]) from None
+        # A command that only reads the mirror may use a read-only store.
+        store = open_store(settings, writable=connect)
         holder._store = store
+        enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
         app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
-                  metrics=metrics, embedded=embedded, clock=clock)
+                  metrics=metrics, clock=clock, stop=stop or threading.Event(),
+                  prepare=prepare)
         if not connect:
             return app
         try:
-            app.connectors = connectors or _build_connectors(settings, embedded)
+            if serve_health and settings.server.enabled:
+                app.health = _bind_health(settings, metrics)
+            if settings.embedded.enabled and connectors is None:
+                from syncd.embedded import EmbeddedCRMs
+
+                app.embedded = EmbeddedCRMs.start(settings)
+            app.connectors = connectors or _build_connectors(settings, app.embedded)
+            for name, connector in app.connectors.items():
+                connector.name = name  # given ones too: the pipeline keys state by it
+                connector.bind_stop(app.stop)  # a stop request cuts retry and pacing waits
             problems = app.preflight(holder.book)
         except BaseException:
             app.close()
@@ -157,21 +192,45 @@ class App:
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
                 settings=settings.connectors()[name], breaker=settings.breaker,
                 outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop)
+        for name, resume_at in app.unchecked.items():
+            app._pause_until_checked(name, resume_at)
         return app
 
-    def preflight(self, book: Any) -> list[str]:
-        """Ask each CRM whether it accepts everything the rules may write.
+    def preflight(self, book: Any, *, only: str | None = None) -> list[str]:
+        """Ask each CRM whether it accepts everything the rules may write; then prepare them.
 
-        A status the CRM lacks is reported once per rule that targets it, naming the rule, its
-        place, the rule's status and the CRM value it maps to.
+        Every connector's read-only ``check`` runs first; only when no CRM found a problem
+        does each connector's ``prepare`` carry out the set-up its check listed (HubSpot adds
+        missing ``hs_lead_status`` options there), so rules that some CRM rejects never change
+        any CRM. A status a CRM lacks is reported once per rule that targets it, naming the
+        rule, its place, the rule's status and the CRM value it maps to.
+
+        A connector whose daily API budget is spent cannot be checked: it is left unchecked
+        and paused (see :attr:`unchecked`), and checks the rules when the budget is back.
+        ``only`` checks that one connector (its deferred check) and lets ``BudgetExhausted``
+        propagate to its cycle.
         """
         problems: list[str] = []
-        for name, connector in self.connectors.items():
+        checked: dict[str, Preflight] = {}
+        names = [only] if only is not None else [n for n in self.connectors
+                                                 if n not in self.unchecked]
+        for name in names:
+            connector = self.connectors[name]
             cs = self.settings.connectors()[name]
+            where = ".".join(self.settings.connector_path(name))
             statuses = {cs.status_values.get(s, s) for s in book.target_statuses}
             fields = set(book.fields_written) | ({"status"} if statuses else set())
-            result = connector.check(statuses=statuses, fields=fields,
-                                     newsletters=set(book.newsletters_used))
+            try:
+                result = connector.check(statuses=statuses, fields=fields,
+                                         newsletters=set(book.newsletters_used))
+            except BudgetExhausted as exc:
+                if only is not None:
+                    raise
+                self._defer_check(name, exc)
+                continue
+            checked[name] = result
+            # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
+            # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
             missing = {v for v in statuses if v not in result.statuses}
             for rs in book.sets:
                 for rule in rs.rules:
@@ -181,10 +240,41 @@ class App:
                             f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
                             f"'{rule.status}', written to {name} as '{value}', which {name} "
                             f"does not accept; add the value in {name} or map "
-                            f"'{rule.status}' in {name}.status_values")
-            problems.extend(f"{name}: {p}" for p in result.problems
-                            if not any(f"'{v}'" in p for v in missing))
+                            f"'{rule.status}' in {where}.status_values")
+            problems.extend(f"{name}: {p}" for p in result.problems)
+        if problems:
+            return problems
+        for name, result in checked.items():
+            if not self.prepare:
+                if result.setup:
+                    log.info("%s: would prepare for the rules (not in a read-only command): "
+                             "%s", name, "; ".join(result.setup))
+                continue
+            if result.setup:
+                log.info("%s: preparing for the rules: %s", name, "; ".join(result.setup))
+            self.connectors[name].prepare(result)
+        if only is not None:
+            self.unchecked.pop(only, None)
         return problems
+
+    def _defer_check(self, name: str, exc: BudgetExhausted) -> None:
+        self.unchecked[name] = exc.resume_at
+        until = (f"{exc.resume_at:%Y-%m-%d %H:%M} UTC" if exc.resume_at is not None
+                 else "the budget is back")
+        log.warning("%s: the daily API budget is spent (%s); %s stays paused until %s, sends "
+                    "no request until then, and checks the rules before its first cycle after",
+                    name, exc, name, until)
+        if name in self.pipelines:
+            self._pause_until_checked(name, exc.resume_at)
+
+    def _pause_until_checked(self, name: str, resume_at: datetime | None) -> None:
+        pipeline = self.pipelines[name]
+        pipeline.pause(resume_at, reason="daily API budget spent at start-up")
+
+        def check(book: Any) -> list[str]:
+            return self.preflight(book, only=name)
+
+        pipeline.preflight = check
 
     def recover_interrupted_runs(self) -> None:
         """Call once, from the one process that runs cycles, before its first cycle."""
@@ -193,12 +283,38 @@ class App:
             log.warning("%d run(s) were interrupted (crash or kill); their approved changes are "
                         "still in the outbox and the next cycle sends them", interrupted)
 
-    def close(self) -> None:
+    def close(self, *, in_use: bool = False) -> None:
+        """Release everything; with ``in_use`` (a cycle still waits on a CRM as the process
+        exits) only the health server, leaving the cycle's connector and store to the exit."""
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
+        if in_use:
+            return
         for connector in self.connectors.values():
             connector.close()
         self.store.close()
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
+    """Bind the health port now, so a port in use stops start-up before any CRM call."""
+    server = settings.server
+    try:
+        health = HealthServer(server.host, server.port, registry=metrics.registry,
+                              readiness=lambda: (False, {"starting": True}))
+    except OSError as exc:
+        root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
+        line, col = locate(root, ("server", "port"))
+        what = ("is already in use by another process" if exc.errno == errno.EADDRINUSE
+                else f"cannot be bound ({exc.strerror})")
+        raise StartupError([Located(settings.source, line, col,
+                                    f"server.port: {server.host}:{server.port} {what}; stop "
+                                    "the other process or choose another server.port (or "
+                                    "server.host)")]) from None
+    health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
+    return health
 
 
 def rule_allowlists(settings: Settings) -> dict[str, Any]:
@@ -228,32 +344,28 @@ def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:
     return load
 
 
-def _open_store(settings: Settings) -> StateStore:
-    url = settings.state.url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        # A relative SQLite path is relative to the config file, like every other path in it.
-        rel = Path(url.removeprefix("sqlite:///"))
-        path = settings.path(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{path}"
-    elif url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return StateStore(url)
+def connector_spec(settings: Settings, name: str, cs: ConnectorSettings) -> ConnectorSpec[Any]:
+    """The registered spec of the instance's ``type``; a type that fails to load is located."""
+    try:
+        return registry.get(cs.type)
+    except ConnectorTypeError as exc:
+        path = (*settings.connector_path(name), "type")
+        line, col = _locate_in(settings, path)
+        raise StartupError([Located(settings.source, line, col,
+                                    f"{'.'.join(path)}: {exc}")]) from None
 
 
 def connector_config(settings: Settings, name: str, cs: ConnectorSettings,
-                     embedded: Any = None) -> Any:
-    """The connector's own settings model, validated, with problems located in the file."""
+                     embedded: Any = None) -> BaseModel:
+    """The instance's own connector settings, validated by its type's model, with problems
+    located in the file."""
     data = dict(cs.connector or {})
     if embedded is not None:
         data = {**data, **embedded.connector_overrides(name)}
-    if name == "salesforce":
-        from connectors.salesforce.config import SalesforceConfig as model
-    else:
-        from connectors.hubspot.config import HubSpotConfig as model
-    config, problems = connector_problems(settings, name, model, data,
+    spec = connector_spec(settings, name, cs)
+    config, problems = connector_problems(settings, name, spec.config_model, data,
                                           from_file=dict(cs.connector or {}))
-    if problems:
+    if config is None or problems:
         raise StartupError(problems)
     return config
 
@@ -267,14 +379,15 @@ def _build_connectors(settings: Settings, embedded: Any) -> dict[str, Connector]
         except StartupError as exc:
             problems.extend(exc.problems)
             continue
-        if name == "salesforce":
-            from connectors.salesforce.connector import SalesforceConnector
-
-            out[name] = SalesforceConnector(config)
-        else:
-            from connectors.hubspot.connector import HubSpotConnector
-
-            out[name] = HubSpotConnector(config)
+        out[name] = connector_spec(settings, name, cs).create(config, name)
     if problems:
+        for connector in out.values():
+            connector.close()
         raise StartupError(problems)
     return out
+
+
+def _locate_in(settings: Settings, path: tuple[str, ...]) -> tuple[int, int]:
+    if settings.source == "<defaults>":
+        return 1, 1
+    return locate(load_yaml(Path(settings.source)), path)

@@ -1,14 +1,20 @@
 """The ``syncd`` command.
 
-Exit status: 0 success; 1 a cycle failed at run time; 2 bad configuration or rules (nothing was
-written anywhere).
+Exit status: 0 success (also: stopped by a signal, or paused because a CRM's daily API budget is
+spent); 1 a cycle failed at run time; 2 syncd could not start: bad configuration or rules, or a
+resource it needs (state store, health port, CA file, a CRM's check) is not usable. Nothing was
+written to any CRM then. Every error is reported in one line per problem, never as a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +22,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.logs import setup_logging
@@ -26,6 +33,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="syncd: keeps lead statuses right in Salesforce and HubSpot.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check, test and describe rule files.")
 app.add_typer(rules_app, name="rules")
+db_app = typer.Typer(no_args_is_help=True, help="The state store's schema (Alembic revisions).")
+app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -36,30 +45,61 @@ DEFAULT_CONFIG = Path("config.example.yaml")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # the last line of defence: no traceback for users
+        logging.getLogger("syncd").debug("unexpected error", exc_info=True)
+        err.print(f"syncd: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: please "
+                  "report it with the command you ran; log.level DEBUG logs the traceback)",
+                  markup=False, highlight=False)
+        sys.exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _report_problems(title: str, problems: list[Any]) -> None:
+    """One line per problem, each starting with its place (file:line:col where known)."""
+    if len(problems) > 1:
+        err.print(f"{title}: {len(problems)} problems; nothing was written to any CRM",
+                  markup=False, highlight=False)
+    for p in problems:
+        err.print(str(p), markup=False, highlight=False)
 
 
 def _settings(config: Path) -> Settings:
     try:
         return load_settings(config)
     except YamlFileError as exc:
-        err.print(f"[bold red]config error[/] ({len(exc.problems)} problem(s)):")
-        for p in exc.problems:
-            err.print(f"  {p}", markup=False, highlight=False)
+        _report_problems(f"config error in {config}", exc.problems)
         raise typer.Exit(2) from None
 
 
-def _build(settings: Settings, *, connect: bool = True) -> Any:
+def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
+           serve_health: bool = False, prepare: bool = True) -> Any:
+    """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
+    from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
 
     try:
-        return App.build(settings, connect=connect)
+        return App.build(settings, connect=connect, stop=stop, serve_health=serve_health,
+                         prepare=prepare)
     except StartupError as exc:
-        err.print(f"[bold red]syncd cannot start[/] ({len(exc.problems)} problem(s)); "
-                  "nothing was written:")
-        for p in exc.problems:
-            err.print(f"  {p}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        _report_problems("syncd cannot start", exc.problems)
+    except Interrupted:
+        err.print("stopped during start-up; nothing was written", highlight=False)
+        raise typer.Exit(0) from None
+    except ConnectorError as exc:
+        # The CRM check could not run (unreachable, credentials refused): say which and why.
+        err.print(f"syncd cannot start: {exc.crm or 'a CRM'} check failed: {_one_line(exc)}; "
+                  "nothing was written", markup=False, highlight=False)
+    except Exception as exc:  # start-up failures are one line, exit 2
+        logging.getLogger("syncd").debug("start-up failed", exc_info=True)
+        err.print(f"syncd cannot start: {type(exc).__name__}: {_one_line(exc)}; nothing was "
+                  "written", markup=False, highlight=False)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -67,18 +107,54 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run the daemon: a cycle per connector at its interval until SIGTERM/SIGINT."""
     settings = _settings(config)
     setup_logging(settings.log)
-    application = _build(settings)
-    application.recover_interrupted_runs()
+    # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
+    stop = threading.Event()
+
+    starting = threading.Event()
+    starting.set()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        logging.getLogger("syncd").info("%s received during start-up; stopping",
+                                        signal.Signals(signum).name)
+        stop.set()
+        threading.Thread(target=_exit_if_still_starting, args=(starting,), daemon=True).start()
+
+    # Kept until the daemon installs its own handlers, which set the same event.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    application = _build(settings, stop=stop, serve_health=True)
+    starting.clear()
     from syncd.scheduler import Daemon
 
     def show(report: Any) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
 
+    daemon = Daemon(application, on_cycle=show)
     try:
-        code = Daemon(application, on_cycle=show).run()
+        application.recover_interrupted_runs()
+        code = daemon.run()
     finally:
-        application.close()
+        # A cycle still waiting on a CRM keeps its connector and store; exit releases them.
+        application.close(in_use=daemon.abandoned)
     raise typer.Exit(code)
+
+
+def _exit_if_still_starting(starting: threading.Event) -> None:
+    """Exit 0 when start-up has not stopped within the grace period after a signal.
+
+    Start-up has written nothing a cycle relies on (a check reads; a connector's set-up is
+    idempotent), so leaving a CRM request unanswered is safe; waiting past the grace period
+    would get the process killed instead.
+    """
+    from syncd.scheduler import SHUTDOWN_GRACE_SECONDS
+
+    time.sleep(SHUTDOWN_GRACE_SECONDS)
+    if starting.is_set():
+        logging.getLogger("syncd").warning("start-up still waiting on a CRM %.0fs after the "
+                                           "signal; exiting", SHUTDOWN_GRACE_SECONDS)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(0)
 
 
 @app.command()
@@ -110,14 +186,21 @@ def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None
     colour = {"ok": "green", "breaker": "yellow", "budget": "yellow"}.get(report.outcome, "red")
     if summary:
         out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
+    from syncd.state import AuditOutcome
+
+    marks = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
+             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
+    unsent = (AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)
     # A first sync writes hundreds of thousands of changes: fetch only what is shown.
     rows = application.store.audit_of_run(report.run_id, limit=8)
     total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
     for row in rows:
-        mark = "✓" if row.outcome == "applied" else "✗"
+        mark = marks.get(row.outcome, "✗")
         what = (f"joined {row.field.split(':', 1)[1]}" if row.field.startswith("newsletter:")
                 else f"{row.field}: {row.before!s} → {row.after!s}")
-        out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id})[/]",
+        why = (f" {row.outcome}: {row.message}" if row.outcome in unsent and row.message
+               else "")
+        out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id}){why}[/]",
                   highlight=False)
     if total > len(rows):
         out.print(f"   … and {total - len(rows)} more (syncd audit --run {report.run_id})",
@@ -140,7 +223,7 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     setup_logging(settings.log, quiet=True)
     from syncd.plan import build_plan
 
-    application = _build(settings, connect=pull)
+    application = _build(settings, connect=pull, prepare=False)  # a dry run changes no CRM
     try:
         result = build_plan(application, pull=pull)
     finally:
@@ -222,7 +305,20 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         out.print(report["rules_error"], markup=False, highlight=False)
     for crm, part in report["crms"].items():
         out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
-                  f"failed, {len(part['held'])} held", highlight=False)
+                  f"failed, {len(part['held'])} held"
+                  + (f", {len(part['quarantined'])} with unusable values"
+                     if part["quarantined"] else ""), highlight=False)
+        if part["pending_by"]:
+            out.print("  pending: " + ", ".join(
+                f"{p['change']} ×{p['count']}" + (f" (retrying after {p['retrying']})"
+                                                  if p["retrying"] else "")
+                for p in part["pending_by"]), highlight=False)
+        for item in part["unsent"]:
+            out.print(f"  [yellow]{item['outcome']}[/] ×{item['count']} in the runs below: "
+                      f"{item['reason']}", highlight=False)
+        latest = part["runs"][0] if part["runs"] else None
+        if latest is not None and latest["outcome"] == "budget":
+            out.print(f"  [yellow]paused[/] (API budget): {latest['message']}", highlight=False)
         for run_row in part["runs"]:
             out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"{run_row['outcome']}: pulled {run_row['pulled']}, written "
@@ -234,6 +330,12 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                       f"{item['error_message']}", highlight=False)
         for item in part["held"]:
             out.print(f"  [yellow]held[/] {item['lead_id']}: {item['reason']}", highlight=False)
+        for item in part["quarantined"]:
+            values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
+                               for p in item["problems"])
+            # CRM text is escaped: a value like "[red]" must print as itself.
+            out.print(f"  [yellow]quarantined[/] {item['lead_id']}: {escape(values)} — stored "
+                      "empty; fix the value in the CRM", highlight=False)
 
 
 @app.command()
@@ -258,7 +360,8 @@ def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None
     for r in rows:
         what = (f"joined {r.field.split(':', 1)[1]}" if r.field.startswith("newsletter:")
                 else f"{r.field}: {r.before} → {r.after}")
-        failure = f" {r.error_code}: {r.message}" if r.error_code else ""
+        failure = (f" {r.error_code}: {r.message}" if r.error_code
+                   else f": {r.message}" if r.message else "")  # why superseded or withdrawn
         out.print(f"{r.at:%Y-%m-%d %H:%M:%S}  {r.crm}  {r.lead_id}  {what}  rule {r.rule_id} "
                   f"(rules {r.ruleset_version})  run {r.run_id}  {r.outcome}{failure}",
                   highlight=False, markup=False)
@@ -326,6 +429,56 @@ def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP0
         err.print(f"[red]FAILED[/] {failure}", highlight=False)
     out.print(f"{report.passed} passed, {len(report.failures)} failed")
     raise typer.Exit(1 if report.failures else 0)
+
+
+def _schema_engine(config: Path) -> Any:
+    from sqlalchemy import create_engine
+
+    from syncd.store_open import state_url
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    return create_engine(state_url(settings))
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """The state store's schema revision, and the one this syncd needs."""
+    from syncd.schema import SchemaError, schema_status
+
+    engine = _schema_engine(config)
+    try:
+        status = schema_status(engine)
+    except SchemaError as exc:
+        err.print(f"[bold red]state store:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    current = ("empty" if status.empty else
+               "0.1 (before migrations)" if status.legacy else status.current)
+    out.print(f"current: {current}\nneeded:  {status.head}"
+              + ("" if status.up_to_date else "\nrun `syncd db upgrade` (after a backup)"),
+              highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Upgrade the state store's schema in place to this syncd's revision (back it up first)."""
+    from syncd.schema import SchemaError, upgrade
+
+    engine = _schema_engine(config)
+    try:
+        before, after = upgrade(engine)
+    except SchemaError as exc:
+        err.print(f"[bold red]state store:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    if before.up_to_date:
+        out.print(f"already at {after.current}; nothing to do", highlight=False)
+    else:
+        was = "empty" if before.empty else ("0.1" if before.legacy else before.current)
+        out.print(f"upgraded the state store from {was} to {after.current}", highlight=False)
 
 
 @rules_app.command("schema")

@@ -1,11 +1,11 @@
-"""The embedded default: both CRMs as loopback emulators, seeded with demo leads.
+"""The embedded default: every configured CRM as a loopback emulator, seeded with demo leads.
 
-``make run`` needs no credentials and no network: this module starts the Salesforce emulator
-(HTTPS with a CA minted at start) and the HubSpot emulator (HTTP), seeds the same realistic demo
-leads into each, creates the newsletter campaign/list, and hands the connectors the URLs,
-credentials and CA that production config would otherwise supply. With ``rep_activity`` on, a
-simulated rep changes a few statuses by hand before each cycle, so the demo shows syncd leaving
-hand-set statuses alone.
+``make run`` needs no credentials and no network: this module starts one emulator per connector
+instance whose type has one (the spec names it in :mod:`connectors.registry`; two Salesforce
+orgs get two emulators), seeds the same realistic demo leads into each, creates the newsletter
+campaigns/lists, and hands each connector the URLs, credentials and CA that production config
+would otherwise supply. With ``rep_activity`` on, a simulated rep changes a few statuses by hand
+before each cycle, so the demo shows syncd leaving hand-set statuses alone.
 """
 
 from __future__ import annotations
@@ -16,50 +16,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.registry import ConnectorTypeError, DemoSeed, EmbeddedEmulator
+from syncd.app import StartupError, connector_spec
 from syncd.settings import Settings
 
-__all__ = ["EmbeddedCRMs"]
+__all__ = ["NEWSLETTERS", "EmbeddedCRMs"]
 
 log = logging.getLogger("syncd.embedded")
 
 NEWSLETTERS = ("newsletter", "webinar")
-_REP_STATUSES = {"salesforce": "Working - Contacted", "hubspot": "IN_PROGRESS"}
-
-
-def default_field_map(name: str) -> dict[str, str]:
-    """The connector's default canonical -> CRM field mapping."""
-    if name == "salesforce":
-        from connectors.salesforce.config import SalesforceConfig as model
-    else:
-        from connectors.hubspot.config import HubSpotConfig as model
-    return dict(model.model_fields["fields"].get_default(call_default_factory=True))
-
-
-def to_crm_record(name: str, lead: Mapping[str, Any], fields: Mapping[str, str],
-                  status_values: Mapping[str, str]) -> dict[str, Any]:
-    """A canonical demo lead in the CRM's own field names and value formats."""
-    record: dict[str, Any] = {}
-    for canonical, value in lead.items():
-        api = fields.get(canonical)
-        if api is None or value is None:
-            continue
-        if canonical == "status":
-            value = status_values.get(value, value)
-        if name == "hubspot":
-            # HubSpot's API carries every property as a string (facts C2/C4).
-            if isinstance(value, datetime):
-                value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            else:
-                value = str(value)
-        elif canonical == "last_activity_at" and isinstance(value, datetime):
-            value = value.date()  # Lead.LastActivityDate is a date
-        record[api] = value
-    if name == "salesforce":
-        record.setdefault("LastName", "Unknown")
-        record.setdefault("Company", "Unknown")
-    return record
 
 
 def _last_modified(lead: Mapping[str, Any]) -> datetime:
@@ -70,10 +35,8 @@ def _last_modified(lead: Mapping[str, Any]) -> datetime:
 class EmbeddedCRMs:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.salesforce: Any = None
-        self.hubspot: Any = None
-        self._overrides: dict[str, dict[str, Any]] = {}
-        self._ids: dict[str, list[str]] = {}
+        #: The running emulators by connector instance name.
+        self.emulators: dict[str, EmbeddedEmulator] = {}
         self._random = random.Random(settings.embedded.seed + 1)
         self._cycles_seen: set[str] = set()
 
@@ -88,57 +51,45 @@ class EmbeddedCRMs:
         return crms
 
     def _start(self) -> None:
-        from syncd.demo_data import generate_leads
+        from connectors.testing.leads import generate_leads
 
         cfg = self.settings.embedded
         leads = generate_leads(cfg.leads, seed=cfg.seed, now=datetime.now(UTC))
-        connectors = self.settings.connectors()
-        if "salesforce" in connectors:
-            from connectors.testing.salesforce import SalesforceEmulator
+        for name, cs in self.settings.connectors().items():
+            spec = connector_spec(self.settings, name, cs)
+            try:
+                start = spec.load_emulator()
+            except ConnectorTypeError as exc:
+                hint = "the emulators come with the 'emulators' extra: pip install " \
+                       "'syncd[emulators]'"
+                raise StartupError([f"embedded: {exc} ({hint})"]) from None
+            if start is None:
+                log.warning("%s: connector type %s has no emulator; it talks to the configured "
+                            "%s", name, cs.type, spec.title)
+                continue
+            emu = self.emulators[name] = start(DemoSeed(
+                leads=leads, fields=dict(cs.connector.get("fields", {})),
+                status_values=cs.status_values, newsletters=NEWSLETTERS,
+                modified_at=_last_modified))
+            log.info("embedded %s emulator for %s on %s with %d leads", spec.title, name,
+                     emu.url, len(emu.lead_ids))
 
-            emu = self.salesforce = SalesforceEmulator().start()
-            fields = {**default_field_map("salesforce"),
-                      **connectors["salesforce"].connector.get("fields", {})}
-            values = connectors["salesforce"].status_values
-            # Each demo lead was last modified when its status was set, so the time-based rules
-            # (SAL follow-up, cold nurture) have leads to act on in the first cycle.
-            self._ids["salesforce"] = [
-                emu.add_leads([to_crm_record("salesforce", lead, fields, values)],
-                              modstamp=_last_modified(lead))[0] for lead in leads]
-            campaigns = {n: emu.add_campaign(n.title()) for n in NEWSLETTERS}
-            self._overrides["salesforce"] = {
-                "instance_url": emu.base_url, "token_url": emu.token_url,
-                "auth": {"type": "client_credentials", "client_id": emu.client_id,
-                         "client_secret": emu.client_secret},
-                "ca_bundle": emu.ca_pem_path, "newsletters": campaigns}
-            log.info("embedded Salesforce emulator on %s with %d leads", emu.base_url, len(leads))
-        if "hubspot" in connectors:
-            from connectors.testing.hubspot import EmulatorConfig, HubSpotEmulator
-            from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES
+    def server(self, name: str) -> Any:
+        """The emulator server of instance ``name`` (tests add leads and read its journal)."""
+        return self.emulators[name].server
 
-            fields = {**default_field_map("hubspot"),
-                      **connectors["hubspot"].connector.get("fields", {})}
-            values = connectors["hubspot"].status_values
-            # The demo portal already tracks the statuses its seeded contacts carry (MQL, SAL,
-            # ...); the ones only rules write (NURTURE, ARCHIVED) are added by syncd's preflight
-            # when allow_add_status_options is on, merged with the existing options.
-            seeded = {values.get(lead["status"], lead["status"]) for lead in leads
-                      if lead.get("status")}
-            config = EmulatorConfig(extra_status_options=sorted(seeded - set(
-                DEFAULT_LEAD_STATUSES)))
-            hs = self.hubspot = HubSpotEmulator(config).start()
-            self._ids["hubspot"] = hs.add_contacts(
-                {**to_crm_record("hubspot", lead, fields, values),
-                 "lastmodifieddate": _last_modified(lead)} for lead in leads)
-            lists = {n: hs.add_list(n.title(), "MANUAL") for n in NEWSLETTERS}
-            self._overrides["hubspot"] = {
-                "base_url": hs.base_url,
-                "auth": {"type": "private_app", "access_token": hs.access_token},
-                "newsletters": lists}
-            log.info("embedded HubSpot emulator on %s with %d contacts", hs.base_url, len(leads))
+    # The single-instance configs' emulators, by their instance names (tests and the demo).
+    @property
+    def salesforce(self) -> Any:
+        return self.server("salesforce") if "salesforce" in self.emulators else None
+
+    @property
+    def hubspot(self) -> Any:
+        return self.server("hubspot") if "hubspot" in self.emulators else None
 
     def connector_overrides(self, name: str) -> dict[str, Any]:
-        return dict(self._overrides.get(name, {}))
+        emu = self.emulators.get(name)
+        return emu.connector_overrides() if emu is not None else {}
 
     def before_cycle(self, name: str) -> None:
         """A simulated rep sets a couple of statuses by hand (only with rep_activity).
@@ -146,27 +97,21 @@ class EmbeddedCRMs:
         Not before the first cycle: syncd can only tell a person's edit from the status it
         first mirrored, so the demo's reps start once the mirror exists.
         """
-        if not self.settings.embedded.rep_activity or not self._ids.get(name):
+        emu = self.emulators.get(name)
+        if not self.settings.embedded.rep_activity or emu is None or not emu.lead_ids:
             return
         if name not in self._cycles_seen:
             self._cycles_seen.add(name)
             return
-        for lead_id in self._random.sample(self._ids[name], k=min(2, len(self._ids[name]))):
-            status = _REP_STATUSES[name]
+        for lead_id in self._random.sample(emu.lead_ids, k=min(2, len(emu.lead_ids))):
             try:
-                if name == "salesforce":
-                    if self.salesforce.lead(lead_id).get("IsConverted"):
-                        continue
-                    self.salesforce.update_lead(lead_id, {"Status": status})
-                else:
-                    self.hubspot.update_contact(lead_id, {"hs_lead_status": status})
-            except Exception:  # noqa: BLE001 - a demo nicety must never break a cycle
+                status = emu.set_status_by_hand(lead_id)
+            except Exception:  # noqa: BLE001, S112 - a demo nicety must never break a cycle
                 continue
-            log.info("demo rep set %s lead %s to %r by hand", name, lead_id, status)
+            if status is not None:
+                log.info("demo rep set %s lead %s to %r by hand", name, lead_id, status)
 
     def stop(self) -> None:
-        for emu in (self.salesforce, self.hubspot):
-            if emu is not None:
-                emu.stop()
-        self.salesforce = self.hubspot = None
-
+        for emu in self.emulators.values():
+            emu.stop()
+        self.emulators.clear()

@@ -1,5 +1,8 @@
 """``/healthz`` (alive), ``/readyz`` (cycles succeeding, rules valid) and ``/metrics``.
 
+The port is bound at start-up before any CRM is contacted (a port in use stops start-up at no
+API cost) and served from then on; readiness says "starting" until the daemon's first cycles.
+
 Liveness only says the process serves HTTP: restarting a daemon because a CRM is down would not
 help. Readiness says whether each connector finished a cycle recently, so an operator (or a
 Kubernetes probe) sees a stuck or failing daemon.
@@ -22,13 +25,15 @@ class HealthServer:
     def __init__(self, host: str, port: int, *, registry: Any,
                  readiness: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
         outer = self
+        #: Replaceable: start-up binds the port and answers "starting" until the daemon runs.
+        self.readiness = readiness
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 if self.path == "/healthz":
                     outer._send(self, 200, "application/json", b'{"status":"alive"}')
                 elif self.path == "/readyz":
-                    ready, detail = readiness()
+                    ready, detail = outer.readiness()
                     body = json.dumps({"ready": ready, **detail}, default=str).encode()
                     outer._send(self, 200 if ready else 503, "application/json", body)
                 elif self.path == "/metrics":

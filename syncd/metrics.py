@@ -35,9 +35,16 @@ class Metrics:
                                      ["crm"], registry=r)
         self.api_calls = Counter("syncd_api_calls", "CRM API calls made by cycles.", ["crm"],
                                  registry=r)
+        self.quarantined = Counter("syncd_quarantined_values", "CRM values syncd could not "
+                                   "parse or store, stored as empty (see `syncd status`).",
+                                   ["connector", "field"], registry=r)
         self.last_success = Gauge("syncd_last_success_timestamp_seconds",
                                   "Unix time of the last cycle that ended ok.", ["crm"],
                                   registry=r)
+        self.cycle_failures = Counter(
+            "syncd_cycle_failures", "Cycles that failed, by connector and reason (auth, "
+            "configuration, crm, crm_unavailable, preflight, database, internal).",
+            ["connector", "reason"], registry=r)
         self.rules_valid = Gauge("syncd_rules_valid", "1 when the rule files on disk loaded; 0 "
                                  "when the daemon keeps older rules after a bad edit.",
                                  registry=r)
@@ -51,6 +58,8 @@ class Metrics:
         self.api_calls.labels(report.crm).inc(report.api_calls)
         self.held.labels(report.crm).set(report.held)
         self.blocked.labels(report.crm).set(report.blocked)
+        if report.outcome == "failed":
+            self.cycle_failures.labels(report.crm, report.reason or "internal").inc()
         if report.outcome == "ok":
             self.last_success.labels(report.crm).set(time.time())
 

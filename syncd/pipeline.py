@@ -5,9 +5,14 @@
    make is remembered as a person's edit (``rep_edit_at``).
 2. **Plan.** Every live lead in the mirror is evaluated, not only the pulled ones, because
    time-based rules ("untouched for 90 days") change their verdict without any CRM change. Real
-   differences become ``planned`` outbox rows; an open change that is still wanted is kept, one
-   that is no longer wanted is superseded, and one the CRM already shows is marked done (that is
-   how a write confirmed just before a crash is not sent twice).
+   differences become ``planned`` outbox rows, all of one lead's sharing an intent id; an open
+   change that is still wanted is kept, and one the CRM already shows is marked done (that is
+   how a write confirmed just before a crash is not sent twice). An intent is delivered whole:
+   once any part of it reached the CRM, the rest stays pending even though syncd's own write
+   changed what the rules now say. It is withdrawn only when someone else changed the lead, the
+   lead was deleted or converted, or a new rule-set version no longer wants it; an intent with
+   nothing delivered is superseded when the rules no longer want it. Each says why, in the
+   outbox row and an audit row.
 3. **Breaker.** If the run would change more than the configured share of live leads, its plan is
    ``blocked`` and nothing is written.
 4. **Write.** Pending rows are sent in batches of the CRM's maximum; every record's outcome is
@@ -19,6 +24,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from collections import Counter, defaultdict
@@ -26,13 +32,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
-from connectors.errors import BudgetExhausted, ConnectorError, FatalError
-from rules.fields import FieldType, STANDARD_FIELDS
+from connectors.errors import (
+    AuthError,
+    BudgetExhausted,
+    ConfigurationError,
+    ConnectorError,
+    FatalError,
+    Interrupted,
+)
+from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
-from syncd.state import RunRow, StateStore, _utc
+from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
 __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
 
@@ -80,6 +96,9 @@ class CycleReport:
     api_calls: int = 0
     message: str | None = None
     resume_at: datetime | None = None
+    # Why a failed cycle failed, as a short label for metrics: auth, configuration, crm,
+    # crm_unavailable, preflight, database, internal.
+    reason: str | None = None
 
     def summary(self) -> str:
         text = (f"{self.crm}: pulled {self.pulled}, changed {self.planned}, "
@@ -103,8 +122,13 @@ _RUN_FIELDS = tuple(f.name for f in dataclass_fields(CycleReport)
                     if f.name in RunRow.model_fields and f.name not in ("crm", "run_id"))
 
 
-def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str]) -> dict[str, Any]:
-    """The plain mapping rules see for one mirror row."""
+def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str], *,
+              connector: str | None = None) -> dict[str, Any]:
+    """The plain mapping rules see for one mirror row.
+
+    ``crm`` is the connector type (``salesforce``), what rules written before named instances
+    test; ``connector`` the instance name (``salesforce/emea``), defaulting to the type.
+    """
     lead: dict[str, Any] = dict(row.fields)
     for name in _STORED_DATETIME_FIELDS:  # hot path: a plain loop beats a set intersection
         value = lead.get(name)
@@ -117,6 +141,7 @@ def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str]) -> dict[str
     status = row.status
     lead["status"] = to_rule_status.get(status, status) if status is not None else None
     lead["crm"] = crm
+    lead["connector"] = connector or crm
     lead["status_changed_at"] = _utc(row.status_changed_at)
     lead["newsletters"] = ",".join(row.newsletters) if row.newsletters else None
     return lead
@@ -127,7 +152,8 @@ class Planner:
 
     def __init__(self, *, crm: str, book: Any, settings: ConnectorSettings,
                  now: datetime | None = None) -> None:
-        self.crm = crm
+        self.crm = crm  # the instance name: mirror rows are keyed by it
+        self.kind = settings.type
         self.book = book
         # Thresholds of `older_than`/`within` are computed once per cycle, not once per lead.
         self._evaluate = book.bind(now) if now is not None else None
@@ -136,8 +162,11 @@ class Planner:
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
         self.hold = settings.hold_rep_edits_for
 
+    def rule_input(self, row: Any) -> dict[str, Any]:
+        return rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+
     def verdict(self, row: Any, now: datetime) -> LeadVerdict:
-        lead = rule_lead(row, self.crm, self.to_rule_status)
+        lead = self.rule_input(row)
         if self._evaluate is not None and now == self._bound_now:
             decision = self._evaluate(lead)
         else:
@@ -206,22 +235,48 @@ class Pipeline:
         self.metrics = metrics
         self.stop = stop or threading.Event()
         self.paused_until: datetime | None = None
+        self.pause_reason = "daily API budget spent"
+        #: A check of the rules against this CRM still due before its next cycle (set when the
+        #: start-up check could not run); returns the problems found.
+        self.preflight: Callable[[Any], list[str]] | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
+    def pause(self, until: datetime | None, *, reason: str) -> None:
+        """Send nothing until ``until`` (the daily API budget is spent)."""
+        self.paused_until = until
+        self.pause_reason = reason
+
     def run_cycle(self, *, approve_large_run: bool = False) -> CycleReport:
+        """One cycle; never raises: every failure becomes the report's outcome and reason.
+
+        A failed cycle still leaves a run row saying why, wherever the store can be written.
+        """
         now = self.clock()
-        book = self.rules()
         report = CycleReport(self.crm, uuid.uuid4().hex[:12])
-        run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
-                     ruleset_version=book.version)
-        self.store.start_run(run)
+        run: RunRow | None = None
         calls_before = _api_calls(self.connector)
-        if self.paused_until and now < self.paused_until:
-            report.outcome = "budget"
-            report.message = f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC (API budget)"
-            return self._finish(run, report, calls_before)
         try:
+            book = self.rules()
+            run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
+                         ruleset_version=book.version)
+            self.store.start_run(run)
+            if self.paused_until and now < self.paused_until:
+                report.outcome = "budget"
+                report.resume_at = self.paused_until
+                report.message = (f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC "
+                                  f"({self.pause_reason}); no request is sent until then")
+                return self._finish(run, report, calls_before)
+            if self.preflight is not None:
+                # The rules were not checked against this CRM yet (its budget was spent at
+                # start-up): check them before anything is pulled or written.
+                problems = self.preflight(book)
+                if problems:
+                    report.outcome, report.reason = "failed", "preflight"
+                    report.message = ("the CRM does not accept what the rules write: "
+                                      + "; ".join(problems))
+                    return self._finish(run, report, calls_before)
+                self.preflight = None
             self.store.discard_stale_plans(self.crm, now)
             self.pull(report, until=now)
             if not self.stop.is_set():
@@ -230,24 +285,53 @@ class Pipeline:
                 self.drain(report)
             if report.outcome == "running":
                 report.outcome = "stopped" if self.stop.is_set() else "ok"
+        except Interrupted as exc:
+            # A retry or pacing wait was cut short by SIGTERM: nothing more was sent, and what
+            # was sent but not recorded stays pending in the outbox for the next cycle.
+            report.outcome, report.message = "stopped", str(exc)
         except BudgetExhausted as exc:
             report.outcome, report.message = "budget", str(exc)
-            self.paused_until = exc.resume_at
+            self.pause(exc.resume_at, reason="daily API budget spent")
             report.resume_at = exc.resume_at
+        except Interrupted:
+            # The daemon is stopping: a retry or pacing wait was cut short, nothing more sent.
+            report.outcome, report.message = "stopped", "stop requested during a CRM wait"
         except FatalError as exc:
             report.outcome, report.message = "failed", str(exc)
+            report.reason = ("auth" if isinstance(exc, AuthError) else "configuration"
+                             if isinstance(exc, ConfigurationError) else "crm")
         except ConnectorError as exc:
             report.outcome, report.message = "failed", f"{exc} (will retry next cycle)"
+            report.reason = "crm_unavailable"
+        except SQLAlchemyError as exc:
+            report.outcome, report.reason = "failed", "database"
+            report.message = (f"the state store failed ({_first_line(exc)}); nothing is lost: "
+                              "the cycle is retried from its last checkpoint next time")
+        except Exception as exc:  # a cycle must end in a report, never a crash
+            report.outcome, report.reason = "failed", "internal"
+            report.message = f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+            # A bug, not an operating condition: the traceback is for the developer's log.
+            log.error("cycle %s of %s failed unexpectedly", report.run_id, self.crm,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
         return self._finish(run, report, calls_before)
 
-    def _finish(self, run: RunRow, report: CycleReport, calls_before: int) -> CycleReport:
+    def _finish(self, run: RunRow | None, report: CycleReport,
+                calls_before: int) -> CycleReport:
         report.api_calls = _api_calls(self.connector) - calls_before
-        for name in _RUN_FIELDS:
-            setattr(run, name, getattr(report, name))
-        run.finished_at = self.clock()
-        self.store.finish_run(run)
+        finished = self.clock()
+        if run is not None:
+            for name in _RUN_FIELDS:
+                setattr(run, name, getattr(report, name))
+            run.finished_at = finished
+            try:
+                self.store.finish_run(run)
+            except SQLAlchemyError as exc:
+                # The store went away mid-cycle; the next start marks this run interrupted.
+                log.warning("%s: could not record how run %s ended (%s)", self.crm,
+                            report.run_id, _first_line(exc))
         if self.metrics is not None:
-            self.metrics.observe_cycle(report, run.finished_at - run.started_at)
+            started = run.started_at if run is not None else finished
+            self.metrics.observe_cycle(report, finished - started)
         level = logging.INFO if report.outcome in ("ok", "stopped") else logging.WARNING
         log.log(level, "cycle %s %s", report.run_id, report.summary(),
                 extra={"crm": self.crm, "run_id": report.run_id, "outcome": report.outcome})
@@ -264,10 +348,11 @@ class Pipeline:
             if self.stop.is_set():
                 log.info("stop requested: page checkpointed, leaving the pull")
                 return
-        if getattr(self.connector, "last_pull_was_full_reconcile", False):
+        if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.
-            gone = self.store.mark_unseen_deleted(self.crm, started, self.clock())
+            gone = self.store.mark_unseen_deleted(self.crm, started, self.clock(),
+                                                  run_id=report.run_id)
             report.deleted += gone
             log.warning("%s: cursor older than the delete log; full reconcile marked %d "
                         "leads deleted", self.crm, gone)
@@ -282,19 +367,26 @@ class Pipeline:
             # lost in a crash (HubSpot does not say who made a change).
             queued = {(r.lead_id, r.value) for r in self.store.open_changes(
                 conn, self.crm, list(by_id)) if r.kind == "field" and r.field == "status"}
-            rows, gone = [], []
+            rows: list[dict[str, Any]] = []
+            gone: dict[str, str] = {}  # lead id -> why its open changes are withdrawn
+            quarantined: list[dict[str, Any]] = []
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
                 rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours))
+                if rows[-1]["quarantine"]:
+                    quarantined.append(rows[-1])
                 if lead.deleted or lead.converted:
-                    gone.append(lead.id)
+                    gone[lead.id] = LEAD_DELETED if lead.deleted else LEAD_CONVERTED
                 report.deleted += lead.deleted
             if rows:
                 self.store.upsert_leads(conn, rows)
             if gone:
-                open_rows = self.store.open_changes(conn, self.crm, gone)
-                self.store.set_change_state(conn, [r.id for r in open_rows], "superseded", now,
-                                            error_message="lead deleted or converted in the CRM")
+                withdrawn: dict[str, list[Any]] = defaultdict(list)
+                for r in self.store.open_changes(conn, self.crm, list(gone)):
+                    withdrawn[gone[r.lead_id]].append(r)
+                for reason, open_rows in withdrawn.items():
+                    self.store.close_changes(conn, open_rows, OutboxState.WITHDRAWN, now,
+                                             run_id=report.run_id, reason=reason)
             if cursor is not None:
                 stored = self.store.cursor(self.crm)
                 old = Cursor(*stored) if stored else None
@@ -306,17 +398,36 @@ class Pipeline:
                     self.store.save_cursor(conn, self.crm, cursor.modified_at, cursor.record_id,
                                            now, read_at=cursor.read_at)
         report.pulled += len(by_id)
+        self._report_quarantine(quarantined)
+
+    def _report_quarantine(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Log and count the values the connector (or ``_mirror_row``) nulled."""
+        for row in rows:
+            fields = ", ".join(f"{p['field']} ({p['reason']})" for p in row["quarantine"])
+            log.warning("%s lead %s: unusable values stored as empty: %s", self.crm,
+                        row["lead_id"], fields, extra={"crm": self.crm})
+            if self.metrics is not None:
+                for problem in row["quarantine"]:
+                    self.metrics.quarantined.labels(self.crm, problem["field"]).inc()
 
     def _mirror_row(self, lead: RemoteLead, prev: Any, now: datetime, *,
                     queued: bool = False) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
+        problems = [{"field": p.field, "excerpt": p.excerpt, "reason": p.reason}
+                    for p in lead.problems]
+        reported = {p.field for p in lead.problems}
+        # Last line: a value the connector let through that JSON cannot hold (NaN, infinity).
+        problems += [{"field": k, "excerpt": repr(lead.fields[k])[:40],
+                      "reason": "not storable as JSON"}
+                     for k, v in fields.items()
+                     if v is None and lead.fields[k] is not None and k not in reported]
         status = fields.get("status")
         enrichment = self.enricher.enrich(lead.fields)
         row: dict[str, Any] = {
             "crm": self.crm, "lead_id": lead.id, "modified_at": lead.modified_at,
             "fields": fields, "enrichment": enrichment.values, "reasons": enrichment.reasons,
             "status": status, "deleted": lead.deleted, "converted": lead.converted,
-            "pulled_at": now, "first_seen_at": now,
+            "pulled_at": now, "first_seen_at": now, "quarantine": problems or None,
         }
         if prev is None:
             # When the status was set is unknown on first sight; the last modification is the
@@ -352,19 +463,22 @@ class Pipeline:
              approve_large_run: bool = False) -> None:
         changing_leads = 0
         batch: list[tuple[Any, LeadVerdict]] = []
+        # Judges open changes of earlier decisions (a lead as it was before syncd's write).
+        planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         for item in self.verdicts(book, now):
             batch.append(item)
             if len(batch) >= 1000:
-                changing_leads += self._record_plan(batch, report, book, now)
+                changing_leads += self._record_plan(batch, report, book, now, planner)
                 batch = []
         if batch:
-            changing_leads += self._record_plan(batch, report, book, now)
+            changing_leads += self._record_plan(batch, report, book, now, planner)
         live = self.store.count_live(self.crm)
         share = changing_leads / live if live else 0.0
         if (changing_leads >= self.breaker.min_changes
                 and share > self.breaker.max_change_share and not approve_large_run):
             with self.store.begin() as conn:
-                self.store.promote_planned(conn, self.crm, report.run_id, "blocked", now)
+                self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.BLOCKED,
+                                           now)
             report.outcome = "breaker"
             report.message = (f"this run would change {changing_leads} of {live} leads "
                               f"({share:.0%}), above breaker.max_change_share "
@@ -375,17 +489,23 @@ class Pipeline:
                 self.metrics.breaker_trips.labels(self.crm).inc()
             return
         with self.store.begin() as conn:
-            self.store.promote_planned(conn, self.crm, report.run_id, "pending", now)
+            self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)
 
     def _record_plan(self, items: Sequence[tuple[Any, LeadVerdict]], report: CycleReport,
-                     book: Any, now: datetime) -> int:
-        """Reconcile verdicts with open outbox rows; returns leads with field changes."""
+                     book: Any, now: datetime, planner: Planner) -> int:
+        """Reconcile verdicts with open outbox rows; returns leads with field changes.
+
+        A verdict's changes for one lead are one intent. An open row still wanted is kept; one
+        the CRM already shows is done; any other is judged by its intent (``_judge_leftover``).
+        """
         changing = 0
         with self.store.begin() as conn:
             open_rows: dict[str, list[Any]] = defaultdict(list)
             for r in self.store.open_changes(conn, self.crm, [row.lead_id for row, _ in items]):
                 open_rows[r.lead_id].append(r)
-            new_rows, superseded, done = [], [], []
+            new_rows: list[dict[str, Any]] = []
+            done: list[Any] = []
+            leftovers: list[tuple[Any, Any, dict[tuple[str, str], PlannedChange]]] = []
             for row, verdict in items:
                 report.held += verdict.held is not None
                 report.blocked += verdict.blocked is not None
@@ -399,21 +519,33 @@ class Pipeline:
                             existing.value:
                         done.append(existing)  # the CRM already shows it (written before a crash)
                     else:
-                        superseded.append(existing.id)
+                        leftovers.append((row, existing, wanted))
                 if any(c.kind == "field" for c in verdict.changes):
                     changing += 1
+                intent_id = f"{report.run_id}.{row.lead_id}"
                 for change in wanted.values():
                     new_rows.append({
                         "crm": self.crm, "lead_id": row.lead_id, "kind": change.kind,
                         "field": change.field, "value": change.value, "before": change.before,
                         "rule_id": verdict.rule_id, "ruleset_version": book.version,
-                        "run_id": report.run_id, "state": "planned", "attempts": 0,
+                        "run_id": report.run_id, "intent_id": intent_id,
+                        "state": OutboxState.PLANNED, "attempts": 0,
                         "created_at": now, "updated_at": now})
-            self.store.set_change_state(conn, superseded, "superseded", now,
-                                        error_message="no longer wanted by the rules")
-            self.store.set_change_state(conn, [r.id for r in done], "done", now)
-            self.store.add_audit(conn, [self._audit(r, "already_in_place", now, report.run_id)
-                                        for r in done])
+            closed: dict[tuple[OutboxState, str], list[Any]] = defaultdict(list)
+            if leftovers:
+                intents = self.store.intent_parts(conn, {r.intent_id for _, r, _ in leftovers})
+                done_now = {r.id for r in done}
+                for row, existing, wanted in leftovers:
+                    closing = _judge_leftover(row, existing, intents[existing.intent_id],
+                                                  done_now, wanted, book, planner, now)
+                    if closing is not None:
+                        closed[closing].append(existing)
+            for (state, reason), rows in closed.items():
+                self.store.close_changes(conn, rows, state, now, run_id=report.run_id,
+                                         reason=reason)
+            self.store.set_change_state(conn, [r.id for r in done], OutboxState.DONE, now)
+            self.store.add_audit(conn, [self._audit(r, AuditOutcome.ALREADY_IN_PLACE, now,
+                                                    report.run_id) for r in done])
             self.store.add_changes(conn, new_rows)
         report.planned += len(new_rows)
         return changing
@@ -480,22 +612,22 @@ class Pipeline:
                 failed.append((group, result))
         with self.store.begin() as conn:
             for attempts, ids in _by_attempts(done).items():
-                self.store.set_change_state(conn, ids, "done", now, attempts=attempts)
+                self.store.set_change_state(conn, ids, OutboxState.DONE, now, attempts=attempts)
             for group, result in retry:
                 attempts = group[0].attempts + 1
                 delay = self.outbox.retry_base * (2 ** (attempts - 1))
-                self.store.set_change_state(conn, [r.id for r in group], "pending", now,
+                self.store.set_change_state(conn, [r.id for r in group], OutboxState.PENDING, now,
                                             attempts=attempts, next_attempt_at=now + delay,
                                             error_code=result.error_code,
                                             error_message=result.message)
             for group, result in failed:
-                self.store.set_change_state(conn, [r.id for r in group], "failed", now,
+                self.store.set_change_state(conn, [r.id for r in group], OutboxState.FAILED, now,
                                             attempts=group[0].attempts + 1,
                                             error_code=result.error_code,
                                             error_message=result.message)
-            self.store.add_audit(conn, [self._audit(r, "applied", now, report.run_id)
+            self.store.add_audit(conn, [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
                                         for g in done for r in g]
-                                 + [self._audit(r, "failed", now, report.run_id, res)
+                                 + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
                                     for g, res in failed for r in g])
             self._apply_to_mirror(conn, done, failed, now)
         report.written += len(done)
@@ -544,14 +676,94 @@ class Pipeline:
                                    error_code=result.error_code or "UNKNOWN",
                                    error_message=result.message, error_at=now)
 
-    def _audit(self, r: Any, outcome: str, now: datetime, run_id: str,
+    def _audit(self, r: Any, outcome: AuditOutcome, now: datetime, run_id: str,
                result: RecordResult | None = None) -> dict[str, Any]:
-        return {"crm": self.crm, "lead_id": r.lead_id,
-                "field": r.field if r.kind == "field" else f"newsletter:{r.field}",
-                "before": r.before, "after": r.value, "rule_id": r.rule_id,
-                "ruleset_version": r.ruleset_version, "run_id": run_id, "at": now,
-                "outcome": outcome, "error_code": result.error_code if result else None,
-                "message": result.message if result else None}
+        return audit_values(r, outcome, now, run_id,
+                            error_code=result.error_code if result else None,
+                            message=result.message if result else None)
+
+
+# Why an open change is not sent (the row's error_message and the audit row's message).
+OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"
+OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
+NO_LONGER_WANTED = "no longer wanted by the rules"
+LEAD_DELETED = "lead deleted in the CRM"
+LEAD_CONVERTED = "lead converted in the CRM"
+
+
+def _judge_leftover(row: Any, change: Any, parts: Sequence[Any], done_now: set[int],
+                    wanted: Mapping[tuple[str, str], PlannedChange], book: Any,
+                    planner: Planner, now: datetime) -> tuple[OutboxState, str] | None:
+    """What becomes of an open change the current verdict does not want as it is.
+
+    ``None`` keeps it pending: part of its intent already reached the CRM, and the verdict
+    differs only because syncd's own write changed the lead. Otherwise the state to close it in
+    and why. ``parts`` are every row of the change's intent; ``done_now`` the ids planning just
+    found in place in the CRM (delivered, though not yet marked so).
+    """
+    delivered = any(p.state == OutboxState.DONE or p.id in done_now for p in parts)
+    if _changed_outside_syncd(row, parts, done_now):
+        return OutboxState.WITHDRAWN, (OUTSIDE_AFTER_WRITE if delivered
+                                       else OUTSIDE_BEFORE_WRITE)
+    newer = wanted.get((change.kind, change.field))
+    if newer is not None:
+        # The same field, another value: the newer decision is the one to deliver.
+        return OutboxState.SUPERSEDED, "replaced by a newer decision for the same field"
+    if not delivered:
+        return OutboxState.SUPERSEDED, NO_LONGER_WANTED
+    if change.ruleset_version != book.version and not _wanted_before_the_intent(
+            row, change, parts, done_now, planner, now):
+        return OutboxState.WITHDRAWN, (f"rule set changed to version {book.version} and no "
+                                       "longer wants it")
+    return None
+
+
+def _changed_outside_syncd(row: Any, parts: Sequence[Any], done_now: set[int]) -> bool:
+    """Whether someone other than syncd changed the lead's status since the intent was planned.
+
+    The pull marks a status change syncd did not make (``rep_edit_at``, CRM time); and a status
+    that is neither where the intent found it, nor its target, nor syncd's last confirmed write
+    cannot be syncd's either (a person set it back to the old value counts: once the intent's
+    status write is done, only its target or a later syncd write are syncd's).
+    """
+    created = _utc(min(p.created_at for p in parts))
+    edited = _utc(row.rep_edit_at)
+    if edited is not None and created is not None and edited >= created:
+        return True
+    status = next((p for p in parts if p.kind == "field" and p.field == "status"), None)
+    if status is None:
+        return False
+    ours = {status.value, row.written_status}
+    if status.state != OutboxState.DONE and status.id not in done_now:
+        ours.add(status.before)
+    return row.status not in ours
+
+
+def _wanted_before_the_intent(row: Any, change: Any, parts: Sequence[Any], done_now: set[int],
+                              planner: Planner, now: datetime) -> bool:
+    """Whether the current rules still decide ``change`` for the lead as the intent found it.
+
+    The delivered parts are undone on a copy of the mirror row, so a rule set that changed for
+    unrelated reasons keeps a half-delivered decision, and one that dropped it withdraws the rest.
+    (When the status was set is not undone: the mirror keeps only the latest.)
+    """
+    view = dict(row._mapping)
+    fields = dict(view["fields"])
+    newsletters = list(view["newsletters"] or [])
+    for p in parts:
+        if p.state != OutboxState.DONE and p.id not in done_now:
+            continue
+        if p.kind == "membership":
+            if p.field in newsletters:
+                newsletters.remove(p.field)
+        else:
+            fields[p.field] = p.before
+            if p.field == "status":
+                view["status"] = p.before
+    view.update(fields=fields, newsletters=newsletters)
+    verdict = planner.verdict(SimpleNamespace(**view), now)
+    return any((c.kind, c.field, c.value) == (change.kind, change.field, change.value)
+               for c in verdict.changes)
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:
@@ -584,11 +796,17 @@ def _current(row: Any, name: str) -> Any:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and infinity are not JSON: PostgreSQL refuses the whole page
     return value
 
 
 def _api_calls(connector: Connector) -> int:
-    stats = getattr(connector, "stats", None)
-    if isinstance(stats, Mapping):
-        return int(stats.get("calls", 0))
-    return 0
+    return connector.stats.calls
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error (database errors append the whole SQL statement)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__

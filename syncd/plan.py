@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from typing import Any
 
-from syncd.pipeline import CycleReport, Planner, iter_verdicts, rule_lead
+from syncd.pipeline import CycleReport, Planner, iter_verdicts
 from syncd.state import _utc
 
 __all__ = ["build_plan", "explain_lead", "status_report"]
@@ -79,7 +79,7 @@ def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
         if cs is None:
             continue
         planner = Planner(crm=row.crm, book=book, settings=cs)
-        lead = rule_lead(row, row.crm, planner.to_rule_status)
+        lead = planner.rule_input(row)
         traces = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
                    "matched": t.matched, "decided_by": t.decided_by}
                   for t in book.explain(lead, now)]
@@ -113,11 +113,22 @@ def status_report(app: Any) -> dict[str, Any]:
                          "reason": f"status set to '{row.rep_edit_status}' by a person at "
                                    f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
                                    f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
+        runs = [dict(r._mapping) for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),
+            # what is still to be sent: by change, with the last error of rows being retried
+            "pending_by": [{"change": f"newsletter:{f}" if kind == "membership" else f,
+                            "retrying": code, "count": n}
+                           for kind, f, code, n in app.store.pending_summary(name)],
+            # what the shown runs decided not to send, and why
+            "unsent": [{"outcome": outcome, "reason": reason, "count": n}
+                       for (outcome, reason), n in app.store.unsent_by_reason(
+                           [r["run_id"] for r in runs]).most_common()],
             "failed": [{"lead_id": r.lead_id, "error_code": r.error_code,
                         "error_message": r.error_message} for r in app.store.failed_leads(name)],
             "held": held,
-            "runs": [dict(r._mapping) for r in app.store.last_runs(5, crm=name)],
+            "quarantined": [{"lead_id": r.lead_id, "problems": list(r.quarantine)}
+                            for r in app.store.quarantined_leads(name)],
+            "runs": runs,
         }
     return report

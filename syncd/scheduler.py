@@ -1,38 +1,73 @@
-"""Runs the cycles on a schedule: APScheduler 3.x, one job per connector, graceful stop.
+"""Runs the cycles on a schedule: APScheduler 3.x, one job per connector, bounded stop.
 
 APScheduler keeps its jobs in memory only; everything that must survive a restart (cursors,
 outbox, audit) lives in syncd's own tables, so a restart loses nothing and needs no job store.
 ``max_instances=1`` and ``coalesce`` mean a slow cycle delays the next one instead of stacking
-cycles of the same connector. SIGTERM and SIGINT set the stop event: the running cycle finishes
-the batch in flight, commits its checkpoint, and the process exits 0.
+cycles of the same connector. SIGTERM and SIGINT set the stop event: retry and pacing waits
+wake up at once, the running cycle stops after the batch in flight, and the process exits 0
+within :data:`SHUTDOWN_GRACE_SECONDS` even when a request is still waiting on a CRM (see
+:meth:`Daemon.run` for why leaving it is safe).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.app import App
 from syncd.health import HealthServer
+from syncd.pipeline import CycleReport
 
-__all__ = ["Daemon"]
+__all__ = ["SHUTDOWN_GRACE_SECONDS", "Daemon"]
 
 log = logging.getLogger("syncd.scheduler")
 
+#: How long a stop waits for running cycles before the process exits anyway. Kubernetes
+#: sends SIGKILL 30 s after SIGTERM by default; an HTTP request can wait its whole timeout.
+SHUTDOWN_GRACE_SECONDS = 4.0
+
+
+class _DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyped
+    """Runs each cycle in its own daemon thread.
+
+    A pool's worker threads are joined when the interpreter exits, so a cycle blocked in an
+    HTTP read would hold the process past its grace period; a daemon thread does not.
+    """
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        def target() -> None:
+            try:
+                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+            except BaseException:  # noqa: BLE001 - reported to the scheduler, as pools do
+                _, exc, tb = sys.exc_info()
+                self._run_job_error(job.id, exc, tb)
+            else:
+                self._run_job_success(job.id, events)
+
+        threading.Thread(target=target, name=f"cycle-{job.id}", daemon=True).start()
+
 
 class Daemon:
-    def __init__(self, app: App, *, on_cycle: Any = None) -> None:
+    def __init__(self, app: App, *, on_cycle: Callable[[CycleReport], None] | None = None,
+                 shutdown_grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         self.app = app
         self.on_cycle = on_cycle
-        self.last: dict[str, Any] = {}
+        self.shutdown_grace = shutdown_grace
+        self.last: dict[str, tuple[datetime, CycleReport]] = {}
+        #: True when the process stopped with a cycle still running (waiting on a CRM).
+        self.abandoned = False
+        self._running: set[str] = set()
+        self._idle = threading.Condition()
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max(1, len(app.pipelines)))},
+            executors={"default": _DaemonThreadExecutor()},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC)
         self._health: HealthServer | None = None
@@ -40,63 +75,125 @@ class Daemon:
     def _cycle(self, name: str) -> None:
         if self.app.stop.is_set():
             return
+        with self._idle:
+            self._running.add(name)
+        try:
+            self._run_one(name)
+        finally:
+            with self._idle:
+                self._running.discard(name)
+                self._idle.notify_all()
+
+    def _run_one(self, name: str) -> None:
         if self.app.embedded is not None:
             self.app.embedded.before_cycle(name)
         try:
             report = self.app.pipelines[name].run_cycle()
-        except Exception:  # noqa: BLE001 - one bad cycle must not kill the scheduler thread
-            log.exception("cycle of %s failed unexpectedly; the next one runs on schedule", name)
-            return
+        except Exception as exc:  # noqa: BLE001 - run_cycle reports failures; belt and braces
+            log.error("cycle of %s failed unexpectedly (%s: %s); the next one runs on schedule",
+                      name, type(exc).__name__, exc)
+            report = CycleReport(name, "-", outcome="failed", reason="internal",
+                                 message=f"{type(exc).__name__}: {exc}")
+            if self.app.metrics is not None:
+                self.app.metrics.observe_cycle(report, timedelta(0))
         self.last[name] = (datetime.now(UTC), report)
-        if self.on_cycle is not None:
-            self.on_cycle(report)
+        if self.on_cycle is not None and report.run_id != "-":
+            try:
+                self.on_cycle(report)
+            except Exception as exc:  # noqa: BLE001 - showing a cycle must not fail it
+                log.warning("could not show the cycle of %s: %s", name, exc)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when the rules load and every connector's last cycle is recent and did not
+        fail. A connector paused by its API budget is ready (nothing is wrong, it waits), and
+        says until when."""
         now = datetime.now(UTC)
         detail: dict[str, Any] = {"rules_error": self.app.rules.error, "connectors": {}}
         ready = self.app.rules.error is None
         for name, cs in self.app.settings.connectors().items():
             at, report = self.last.get(name, (None, None))
-            fresh = at is not None and (now - at) < cs.interval * 3 and report.outcome in (
+            outcome = report.outcome if report is not None else None
+            fresh = at is not None and (now - at) < cs.interval * 3 and outcome in (
                 "ok", "breaker", "budget", "stopped")
-            detail["connectors"][name] = {"last_cycle": at, "outcome":
-                                          report.outcome if report else None}
+            entry: dict[str, Any] = {"last_cycle": at, "outcome": outcome}
+            if report is not None and outcome == "failed":
+                entry["error"] = report.message
+            pipeline = self.app.pipelines.get(name)
+            if pipeline is not None and pipeline.paused_until and pipeline.paused_until > now:
+                entry["paused_until"] = pipeline.paused_until
+                entry["paused_because"] = pipeline.pause_reason
+            detail["connectors"][name] = entry
             ready = ready and fresh
         return ready, detail
 
     def run(self) -> int:
         """Block until SIGTERM/SIGINT; returns the exit status."""
         server = self.app.settings.server
-        if server.enabled:
+        self._health = self.app.health
+        if self._health is None and server.enabled:
             self._health = HealthServer(server.host, server.port,
                                         registry=self.app.metrics.registry,
                                         readiness=self.readiness)
             self._health.start()
+        if self._health is not None:
+            self._health.readiness = self.readiness
             log.info("health and metrics on http://%s:%d/ (healthz, readyz, metrics)",
                      server.host, self._health.port)
-        for name, pipeline in self.app.pipelines.items():
+        for name in self.app.pipelines:
             cs = self.app.settings.connectors()[name]
             self._scheduler.add_job(self._cycle, "interval", args=[name], id=name, name=name,
                                     seconds=cs.interval.total_seconds(),
                                     next_run_time=datetime.now(UTC))
             log.info("%s: a cycle every %ds", name, cs.interval.total_seconds())
-        done = threading.Event()
 
         def _stop(signum: int, _frame: Any) -> None:
             log.info("%s received: finishing the batch in flight, then stopping",
                      signal.Signals(signum).name)
             self.app.stop.set()
-            done.set()
 
         previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
-        self._scheduler.start()
         try:
-            done.wait()
+            if not self.app.stop.is_set():  # a signal during start-up already asked to stop
+                self._scheduler.start()
+                while not self.app.stop.wait(1.0):
+                    pass
         finally:
-            self._scheduler.shutdown(wait=True)  # waits for the running cycle to checkpoint
-            if self._health:
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            self._wait_for_cycles()
+            if self._health is not None and self._health is not self.app.health:
                 self._health.stop()
             for s, handler in previous.items():
                 signal.signal(s, handler)
         log.info("stopped cleanly")
         return 0
+
+    def _wait_for_cycles(self) -> None:
+        """Wait up to the grace period for running cycles to reach a checkpoint.
+
+        A cycle still running after it is waiting on a CRM request (an HTTP call can take its
+        whole timeout). Leaving it is safe because of what is durable when:
+
+        * pulled pages commit with their cursor, so an unfinished page is read again;
+        * a batch whose response never arrived leaves its outbox rows ``pending``. If the CRM
+          applied it, the next cycle pulls the lead showing the value; the row is then
+          recognised as syncd's own write (``queued`` in ``Pipeline._store_page``, not a
+          rep edit) and ``Pipeline._record_plan`` marks it done as already in place, with no
+          second write. If the CRM did not apply it, it is sent again;
+        * a membership add is idempotent in both connectors: Salesforce's DUPLICATE_VALUE for
+          an existing CampaignMember and HubSpot's ignored ids of existing list members are
+          reported as OK, so re-sending it adds nothing twice;
+        * result recording commits per batch in one transaction, which an exit rolls back
+          whole.
+        """
+        deadline = datetime.now(UTC) + timedelta(seconds=self.shutdown_grace)
+        with self._idle:
+            while self._running:
+                left = (deadline - datetime.now(UTC)).total_seconds()
+                if left <= 0:
+                    self.abandoned = True
+                    log.warning("%s still waiting on the CRM after %.0fs; exiting without it "
+                                "(its batch stays in the outbox and the next start completes "
+                                "it)", ", ".join(sorted(self._running)), self.shutdown_grace)
+                    return
+                self._idle.wait(left)

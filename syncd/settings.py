@@ -2,16 +2,19 @@
 
 Vocabulary used throughout the settings:
 
-* **connector**: one CRM account (``salesforce`` or ``hubspot``); its ``connector:`` block is the
-  connector's own settings model (URLs, auth, field mapping, newsletters), validated by it.
+* **connector instance**: one CRM account (a Salesforce org, a HubSpot portal), named in the
+  ``connectors:`` mapping (``salesforce/emea``, ``hubspot/main``); its ``type`` picks the
+  connector type from :mod:`connectors.registry`, and its ``connector:`` block is that type's own
+  settings model (URLs, auth, field mapping, newsletters), validated by it. The older top-level
+  ``salesforce:`` / ``hubspot:`` keys are one instance each, named ``salesforce`` / ``hubspot``.
 * **status values**: rules speak one status vocabulary (``Nurture``, ``Archived``, ...);
   ``status_values`` maps each to the value the CRM stores (``"Closed - Not Converted"``,
   ``UNQUALIFIED``). Unmapped statuses are written as named.
 * **hold**: how long a status a person set by hand is left alone (``hold_rep_edits_for``).
 * **breaker**: the share of leads one run may change before it writes nothing and asks for a
   human (``breaker.max_change_share``).
-* **embedded**: start loopback emulators of both CRMs, seeded with demo leads, and point the
-  connectors at them; needs no credentials and no network.
+* **embedded**: start a loopback emulator for each connector instance (whose type has one),
+  seeded with demo leads, and point the connectors at them; needs no credentials and no network.
 
 Secrets are never written in the file: a secret setting takes ``{env: NAME}`` (an environment
 variable) or ``{file: PATH}`` (a secret file, e.g. a Kubernetes secret volume). Every problem in
@@ -20,41 +23,87 @@ the file is reported at once, each with ``file:line:column``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from ruamel.yaml.comments import CommentedMap
 
+from connectors import registry
+from syncd.enrichment import EnrichmentSettings
 from syncd.yamlfile import Located, YamlFileError, load_yaml, locate, validation_problems
 
 __all__ = [
     "ConnectorSettings",
+    "InstanceName",
     "Settings",
     "load_settings",
     "parse_duration",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_MAX_SECRET_BYTES = 64 * 1024  # keys and tokens are a few kB; /dev/zero is not a secret
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+MAX_DURATION = timedelta(days=3650)  #: ten years: any longer is a typo, and overflows dates
+MIN_INTERVAL = timedelta(seconds=10)  #: cycles closer than this only spend API calls
+
+
 def parse_duration(value: Any) -> timedelta:
-    """``"30s"``, ``"15m"``, ``"48h"``, ``"90d"``, ``"2w"`` or a number of seconds."""
+    """``"30s"``, ``"15m"``, ``"48h"``, ``"90d"``, ``"2w"`` or a number of seconds.
+
+    Raises:
+        ValueError: not a duration, negative, or longer than :data:`MAX_DURATION` (pydantic
+            reports it at its place in the file).
+    """
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value)[:100])
+        if not match:
+            raise ValueError(f"'{str(value)[:40]}' is not a duration; use a number followed by "
+                             "s, m, h, d or w")
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    # Checked as a float first: timedelta() of a huge or infinite number raises OverflowError,
+    # which pydantic does not turn into a located error.
+    if math.isnan(seconds):
         raise ValueError(f"'{value}' is not a duration; use a number followed by s, m, h, d or w")
-    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{str(value)[:40]}' is longer than {MAX_DURATION.days} days")
+    if seconds < 0:
+        raise ValueError(f"'{value}' is negative; a duration is zero or more")
+    return timedelta(seconds=seconds)
+
+
+def _at_least_min_interval(value: timedelta) -> timedelta:
+    if value < MIN_INTERVAL:
+        raise ValueError(f"an interval of {value.total_seconds():g}s is below the minimum of "
+                         f"{MIN_INTERVAL.total_seconds():g}s; cycles closer together only spend "
+                         "API calls (a cycle reads every change since the last one)")
+    return value
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Interval = Annotated[timedelta, BeforeValidator(parse_duration),
+                     AfterValidator(_at_least_min_interval)]
 
 
 class _Model(BaseModel):
@@ -65,6 +114,10 @@ class StateSettings(_Model):
     url: str = Field("sqlite:///var/syncd-state.db",
                      description="SQLAlchemy URL of the state store (mirror, cursors, outbox, "
                                  "audit). SQLite by default; postgresql+psycopg://... for scale.")
+    auto_upgrade: bool | None = Field(
+        None, description="Upgrade the state store's schema at start. Default: on for SQLite "
+                          "(one daemon owns the file), off for PostgreSQL (run `syncd db "
+                          "upgrade` after a backup; DDL locks would stall the running leader).")
 
 
 class RulesSettings(_Model):
@@ -102,16 +155,33 @@ class LogSettings(_Model):
 
 
 class EmbeddedSettings(_Model):
-    enabled: bool = Field(False, description="Run both CRMs as loopback emulators with demo "
-                                             "leads; connector credentials are not needed.")
+    enabled: bool = Field(False, description="Run each connector's CRM as a loopback emulator "
+                                             "with demo leads; credentials are not needed.")
     leads: int = Field(300, ge=0, description="Demo leads seeded into each emulator.")
     seed: int = Field(7, description="Random seed of the demo data.")
     rep_activity: bool = Field(True, description="Simulate reps editing a few leads each cycle.")
 
 
+_INSTANCE_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
+
+
+def _instance_name(value: str) -> str:
+    # The name keys the cursor, the outbox and the metrics label, and appears in logs and
+    # paths of the config: keep it to a small, unambiguous alphabet.
+    if len(value) > 64 or not _INSTANCE_NAME.match(value):
+        raise ValueError(f"connector name '{value}' must be at most 64 lowercase letters, digits, "
+                         "'-', '_' or '/' (between parts), e.g. 'salesforce/emea'")
+    return value
+
+
+InstanceName = Annotated[str, AfterValidator(_instance_name)]
+
+
 class ConnectorSettings(_Model):
+    type: str = Field(description="The connector type: salesforce, hubspot, or one registered "
+                                  "by a plugin (see connectors.registry).")
     enabled: bool = True
-    interval: Duration = Field(timedelta(minutes=5), description="Time between cycles.")
+    interval: Interval = Field(timedelta(minutes=5), description="Time between cycles.")
     status_values: dict[str, str] = Field(default_factory=dict,
                                           description="Rule status -> the CRM's stored value.")
     settable_fields: list[str] = Field(default_factory=list,
@@ -122,19 +192,50 @@ class ConnectorSettings(_Model):
     connector: dict[str, Any] = Field(default_factory=dict,
                                       description="The connector's own settings.")
 
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in registry.kinds():
+            raise ValueError(registry.unknown_kind_message(value, registry.kinds()))
+        return value
+
+
+#: Top-level keys of configs written before ``connectors:``, each one instance of that name and
+#: type. Fixed: a connector type added later is configured under ``connectors:`` only.
+_LEGACY_KEYS = ("salesforce", "hubspot")
+
+
+def _legacy_instance(kind: str) -> BeforeValidator:
+    """A top-level ``salesforce:`` block is the instance ``salesforce`` of that type."""
+
+    def fill_type(value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": kind, **value}
+        return value
+
+    return BeforeValidator(fill_type)
+
 
 class Settings(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     state: StateSettings = StateSettings()
     rules: RulesSettings = RulesSettings()
-    enrichment: dict[str, Any] = Field(default_factory=dict,
-                                       description="ICP and free-mail settings (see README).")
+    # Validated at load time with the enricher's own model, so a wrong ICP type is a located
+    # config error, not a crash when the daemon builds the enricher.
+    enrichment: EnrichmentSettings = Field(default_factory=EnrichmentSettings,
+                                           description="ICP and free-mail settings (see README).")
     breaker: BreakerSettings = BreakerSettings()
     outbox: OutboxSettings = OutboxSettings()
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
-    salesforce: ConnectorSettings | None = None
-    hubspot: ConnectorSettings | None = None
+    instances: dict[InstanceName, ConnectorSettings] = Field(
+        default_factory=dict, alias="connectors",
+        description="Connector instances by name: {salesforce/emea: {type: salesforce, ...}}.")
+    # The single-instance shape of configs written before `connectors:`; new types get no key.
+    salesforce: Annotated[ConnectorSettings | None, _legacy_instance("salesforce")] = None
+    hubspot: Annotated[ConnectorSettings | None, _legacy_instance("hubspot")] = None
 
     # Where the file was, so relative paths in it resolve against it, not the working dir.
     base_dir: Path = Field(Path("."), exclude=True)
@@ -143,13 +244,37 @@ class Settings(_Model):
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.base_dir / p)
 
+    @field_validator(*_LEGACY_KEYS)
+    @classmethod
+    def _not_also_an_instance(cls, value: ConnectorSettings | None,
+                              info: ValidationInfo) -> ConnectorSettings | None:
+        if value is not None and info.field_name in info.data.get("instances", {}):
+            raise ValueError(f"'{info.field_name}' is also a connector under connectors:; move "
+                             "this block there (with type: " + value.type + ") or rename one")
+        if value is not None and value.type != info.field_name:
+            raise ValueError(f"the top-level '{info.field_name}' key holds a {info.field_name} "
+                             f"connector; configure a {value.type} connector under connectors:")
+        return value
+
+    def _all_instances(self) -> dict[str, tuple[tuple[str, ...], ConnectorSettings]]:
+        found: dict[str, tuple[tuple[str, ...], ConnectorSettings]] = {}
+        for key in _LEGACY_KEYS:
+            legacy: ConnectorSettings | None = getattr(self, key)
+            if legacy is not None:
+                found[key] = ((key,), legacy)
+        for name, cs in self.instances.items():
+            found[name] = (("connectors", name), cs)
+        return found
+
     def connectors(self) -> dict[str, ConnectorSettings]:
-        out = {}
-        for name in ("salesforce", "hubspot"):
-            cs = getattr(self, name)
-            if cs is not None and cs.enabled:
-                out[name] = cs
-        return out
+        """The enabled connector instances by name: the single-instance keys, then
+        ``connectors:`` in file order."""
+        return {name: cs for name, (_, cs) in self._all_instances().items() if cs.enabled}
+
+    def connector_path(self, name: str) -> tuple[str, ...]:
+        """Where instance ``name`` sits in the config file: ``("connectors", name)`` or the
+        single-instance key ``(name,)``."""
+        return self._all_instances()[name][0]
 
 
 def load_settings(path: Path, *, env: dict[str, str] | None = None) -> Settings:
@@ -186,6 +311,14 @@ def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root:
             kind, ref = next(iter(node.items()))
             line, col = locate(root, loc)
             where = ".".join(str(p) for p in loc)
+            if not isinstance(ref, str) or not ref.strip() or "\x00" in ref:
+                shape = ("the name of an environment variable" if kind == "env"
+                         else "the path of a secret file")
+                example = "SF_CLIENT_SECRET" if kind == "env" else "/run/secrets/sf"
+                problems.append(Located(file, line, col, (
+                    f"{where}: {{{kind}: ...}} takes {shape} as text, not {_kind_of(ref)}; "
+                    f"e.g. {{{kind}: {example}}}")))
+                return SecretStr("")
             if kind == "env":
                 if ref not in env:
                     problems.append(Located(file, line, col,
@@ -194,17 +327,37 @@ def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root:
                     return SecretStr("")
                 return SecretStr(env[ref])
             try:
-                return SecretStr(Path(ref).read_text(encoding="utf-8").strip())
+                with Path(ref).open("rb") as f:
+                    data = f.read(_MAX_SECRET_BYTES + 1)
+                if len(data) > _MAX_SECRET_BYTES:
+                    raise ValueError(f"it is larger than {_MAX_SECRET_BYTES} bytes")
+                return SecretStr(data.decode("utf-8").strip())
             except OSError as exc:
                 problems.append(Located(file, line, col,
                                         f"{where}: cannot read secret file {ref}: {exc.strerror}"))
-                return SecretStr("")
+            except ValueError as exc:  # UnicodeDecodeError too; never echo the content
+                reason = "it is not UTF-8 text" if isinstance(exc, UnicodeError) else str(exc)
+                problems.append(Located(file, line, col,
+                                        f"{where}: secret file {ref} is not usable: {reason}"))
+            return SecretStr("")
         return {k: _resolve_secrets(v, (*loc, k), env, file, root, problems)
                 for k, v in node.items()}
     if isinstance(node, list):
         return [_resolve_secrets(v, (*loc, i), env, file, root, problems)
                 for i, v in enumerate(node)]
     return node
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return "empty text"
+    return f"a {type(value).__name__}"
 
 
 def connector_problems(settings: Settings, name: str, model: type[BaseModel],
@@ -219,19 +372,54 @@ def connector_problems(settings: Settings, name: str, model: type[BaseModel],
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
-        return None, validation_problems(settings.source, root, exc, prefix=(name, "connector"))
+        return None, validation_problems(settings.source, root, exc,
+                                         prefix=(*settings.connector_path(name), "connector"))
     problems = []
     for loc in _secret_paths(config):
         raw: Any = from_file or {}
         for part in loc:
             raw = raw.get(part) if isinstance(raw, dict) else None
         if isinstance(raw, str):
-            path = (name, "connector", *loc)
+            path = (*settings.connector_path(name), "connector", *loc)
             line, col = locate(root, path)
             problems.append(Located(settings.source, line, col,
                                     f"{'.'.join(path)}: secrets must not be written in the "
                                     "config; use {env: NAME} or {file: PATH}"))
+    for loc, problem in _local_file_problems(config):
+        path = (name, "connector", *loc)
+        line, col = locate(root, path)
+        problems.append(Located(settings.source, line, col, f"{'.'.join(path)}: {problem}"))
     return (None if problems else config), problems
+
+
+def _local_file_problems(model: BaseModel, prefix: tuple[str, ...] = (),
+                         ) -> list[tuple[tuple[str, ...], str]]:
+    """Files a connector's settings name (CA bundles) that cannot be used, found before any
+    request: a missing CA file otherwise surfaces as an error deep inside the first call."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        if isinstance(value, BaseModel):
+            found.extend(_local_file_problems(value, (*prefix, key)))
+        elif isinstance(value, Path):
+            problem = _unusable_file(value, is_ca="ca" in key.split("_"))
+            if problem:
+                found.append(((*prefix, key), problem))
+    return found
+
+
+def _unusable_file(path: Path, *, is_ca: bool) -> str | None:
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        return f"cannot read {path} ({exc.strerror}); fix the path or the file's permissions"
+    if is_ca:
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except ssl.SSLError:
+            return (f"{path} holds no PEM certificate syncd can use as a CA bundle; point it at "
+                    "the PEM file of the CA that signed the server's certificate")
+    return None
 
 
 def _secret_paths(model: BaseModel, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -6,9 +6,13 @@ Tables (one row each):
                 (what syncd last wrote, when a person last changed its status, its last error).
 * ``cursor``    per connector and object, the keyset position of the last pulled page.
 * ``outbox``    one planned change (a field value or a newsletter membership). Committed before
-                any API call; it leaves ``pending`` only when the CRM confirmed it or it failed
-                permanently. The durable hand-off between planning and writing.
-* ``audit``     one row per change applied or failed, with the rule and rule-set version.
+                any API call; it leaves ``pending`` only when the CRM confirmed it, it failed
+                permanently, or planning closed it for a stated reason (``OutboxState``). The
+                rows one rule decided together for one lead share an ``intent_id``: once any of
+                them reached the CRM the rest are delivered too, unless something other than
+                syncd changed the lead. The durable hand-off between planning and writing.
+* ``audit``     one row per change applied, failed, found in place, superseded or withdrawn,
+                with the rule, rule-set version and intent (``AuditOutcome``).
 * ``run``       one row per cycle per connector, with its counts and how it ended.
 * ``meta``      small key/value facts (last rules error, enrichment settings version).
 
@@ -19,9 +23,11 @@ object per lead, so a million-lead mirror pulls and evaluates in flat memory.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -42,15 +48,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, create_engine
 
+from syncd.schema import SchemaError, ensure_schema
+
 __all__ = [
+    "OPEN_STATES",
+    "AuditOutcome",
     "AuditRow",
     "CursorRow",
     "LeadRow",
     "MetaRow",
     "OutboxRow",
+    "OutboxState",
     "RunRow",
     "StateStore",
     "StateStoreError",
+    "audit_values",
 ]
 
 
@@ -65,9 +77,63 @@ class StateStoreError(Exception):
     """The state store cannot be used as it is; the message says what to do."""
 
 
+class OutboxState(StrEnum):
+    """Where one outbox row is. The stored text is the member's value.
+
+    ``planned -> pending -> done | failed`` is the normal life; the other states end a row that
+    was never sent:
+
+    * ``planned``     written by planning, not yet approved: the run still has to pass the change
+                      breaker. Planned rows left by a run that died before approving them are
+                      ``superseded`` ("plan of an interrupted run") at the start of the next run,
+                      which plans them again if the rules still want them.
+    * ``pending``     approved; the drain sends it once ``next_attempt_at`` (a retry's backoff)
+                      has passed. A run that is stopped or killed leaves its pending rows here, and
+                      the next run sends them: stopping never loses an approved change.
+    * ``done``        the CRM confirmed it, or the CRM already showed the value when planning
+                      looked again (a write confirmed just before a crash is not sent twice).
+    * ``failed``      the CRM refused it permanently, or a retriable error outlasted
+                      ``outbox.max_attempts``; shown by ``syncd status`` on the lead.
+    * ``blocked``     the change breaker stopped the run that planned it; never sent. The next run
+                      plans again from the rules (``sync --once --approve-large-run`` lets it pass).
+    * ``superseded``  syncd's own re-decision before any part of its intent reached the CRM: the
+                      rules no longer want it, a newer decision replaced it, or its run died
+                      before approving it. Nothing of the decision was written, so nothing is
+                      left half done.
+    * ``withdrawn``   not sent because of something outside syncd: the lead was deleted or
+                      converted, a person (or the CRM) changed its status after syncd planned or
+                      wrote part of the intent, or a new rule-set version no longer wants it.
+
+    ``error_message`` of a superseded or withdrawn row says which, and an audit row with the same
+    outcome and message records it (except discarded plans of interrupted runs, never approved).
+    """
+
+    PLANNED = "planned"
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    SUPERSEDED = "superseded"
+    WITHDRAWN = "withdrawn"
+
+
+#: Rows the drain may still send (or planning may still approve).
+OPEN_STATES = (OutboxState.PLANNED, OutboxState.PENDING)
+
+
+class AuditOutcome(StrEnum):
+    """What happened to one change, as the audit records it. The stored text is the value."""
+
+    APPLIED = "applied"  # the CRM confirmed the write
+    FAILED = "failed"  # the CRM refused it permanently (or retries ran out); error_code says why
+    ALREADY_IN_PLACE = "already_in_place"  # the CRM already showed it; no second write
+    SUPERSEDED = "superseded"  # see OutboxState.SUPERSEDED; message says why
+    WITHDRAWN = "withdrawn"  # see OutboxState.WITHDRAWN; message says why
+
+
 class LeadRow(SQLModel, table=True):
     __tablename__ = "lead"
-    crm: str = Field(primary_key=True, max_length=16)
+    crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     lead_id: str = Field(primary_key=True, max_length=64)
     modified_at: datetime
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -88,11 +154,15 @@ class LeadRow(SQLModel, table=True):
     error_at: datetime | None = None  # a failed write is not retried until the lead changes
     first_seen_at: datetime
     pulled_at: datetime
+    # Values of the last pull that syncd could not parse or store, nulled in ``fields``:
+    # [{field, excerpt, reason}], SQL NULL when there were none (shown by `syncd status`).
+    quarantine: list[dict[str, str]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
 
 
 class CursorRow(SQLModel, table=True):
     __tablename__ = "cursor"
-    crm: str = Field(primary_key=True, max_length=16)
+    crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     object: str = Field(primary_key=True, max_length=32)
     modified_at: datetime
     record_id: str
@@ -108,19 +178,21 @@ class OutboxRow(SQLModel, table=True):
                       # row for each chunk
                       Index("ix_outbox_drain_fields", "crm", "kind", "state", "lead_id", "id"),
                       Index("ix_outbox_drain_members", "crm", "kind", "state", "field",
-                            "lead_id", "id"))
+                            "lead_id", "id"),
+                      Index("ix_outbox_intent", "intent_id", "state"))
     id: int | None = Field(default=None, primary_key=True)
-    crm: str = Field(max_length=16)
+    crm: str = Field(max_length=64)  # connector instance name
     lead_id: str = Field(max_length=64)
     kind: str = Field(max_length=16)  # "field" | "membership"
     field: str  # canonical field name, or the newsletter name for a membership
     value: Any = Field(default=None, sa_column=Column(JSON))
     before: Any = Field(default=None, sa_column=Column(JSON))
     rule_id: str | None = None
-    ruleset_version: str | None = None
-    run_id: str
-    # planned -> pending -> done | failed ; planned/pending -> superseded | blocked
-    state: str = Field(default="planned", max_length=16)
+    ruleset_version: str | None = None  # the rule-set version that planned it
+    run_id: str  # the run that planned it
+    # Shared by every row one planning decision made for one lead: "<run_id>.<lead_id>".
+    intent_id: str = Field(max_length=96)
+    state: str = Field(default=OutboxState.PLANNED, max_length=16)  # an OutboxState value
     attempts: int = 0
     next_attempt_at: datetime | None = None
     error_code: str | None = None
@@ -140,9 +212,10 @@ class AuditRow(SQLModel, table=True):
     after: Any = Field(default=None, sa_column=Column(JSON))
     rule_id: str | None = None
     ruleset_version: str | None = None
-    run_id: str
+    run_id: str  # the run in which it happened (not necessarily the one that planned it)
+    intent_id: str | None = None  # the outbox intent the change belonged to
     at: datetime
-    outcome: str  # applied | failed | retrying | already_in_place
+    outcome: str  # an AuditOutcome value
     error_code: str | None = None
     message: str | None = None
 
@@ -153,7 +226,9 @@ class RunRow(SQLModel, table=True):
     crm: str
     started_at: datetime
     finished_at: datetime | None = None
-    outcome: str = "running"  # running | ok | failed | breaker | budget | stopped
+    # running | ok | failed | breaker | budget | stopped | interrupted (its process died; set by
+    # close_interrupted_runs when the next process starts)
+    outcome: str = "running"
     ruleset_version: str | None = None
     pulled: int = 0
     deleted: int = 0
@@ -179,7 +254,16 @@ _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variab
 class StateStore:
     """All access to syncd's tables goes through here."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, *, engine: Engine | None = None,
+                 auto_upgrade: bool | None = None) -> None:
+        """Open the store, bringing its schema to this syncd's revision (see syncd.schema).
+
+        ``auto_upgrade`` None means the default: upgrade SQLite files in place, refuse to
+        upgrade a PostgreSQL database without an explicit ``syncd db upgrade``.
+
+        Raises:
+            StateStoreError: the schema cannot be used as it is; the message says what to do.
+        """
         self.url = url
         if engine is None:
             kwargs: dict[str, Any] = {}
@@ -189,16 +273,21 @@ class StateStore:
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
         self.engine = engine
-        SQLModel.metadata.create_all(engine)
-        self._check_schema()
         self._dialect = engine.dialect.name
+        if auto_upgrade is None:
+            auto_upgrade = self._dialect == "sqlite"
+        try:
+            ensure_schema(engine, auto_upgrade=auto_upgrade)
+        except SchemaError as exc:
+            raise StateStoreError(str(exc)) from None
+        self._check_schema()
         self._lead_upserts: dict[tuple[str, ...], Any] = {}
 
     def _check_schema(self) -> None:
-        """Tables that exist but lack columns were made by another syncd version.
+        """The migrated schema has every column the models use.
 
-        ``create_all`` creates missing tables but never alters existing ones, so without this
-        check the daemon would fail mid-cycle on the first query that needs a new column.
+        A failure here is a bug in syncd (a model changed without a migration in
+        ``syncd/migrations/versions``), caught before the first cycle instead of mid-cycle.
         """
         inspector = inspect(self.engine)
         missing = []
@@ -207,10 +296,9 @@ class StateStore:
             missing.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in have)
         if missing:
             raise StateStoreError(
-                f"the state store ({self.engine.url.render_as_string(hide_password=True)}) was "
-                f"created by a different syncd version: it lacks {', '.join(missing)}. Point "
-                "state.url at a new database (syncd re-reads the CRMs into it) or migrate the "
-                "tables by hand")
+                f"the state store ({self.engine.url.render_as_string(hide_password=True)}) "
+                f"lacks {', '.join(missing)} after migrating: this syncd build is missing a "
+                "schema migration; please report it")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -284,8 +372,12 @@ class StateStore:
         conn.execute(update(LeadRow).where(LeadRow.crm == crm, LeadRow.lead_id == lead_id)
                      .values(**values))
 
-    def mark_unseen_deleted(self, crm: str, pulled_before: datetime, now: datetime) -> int:
-        """After a full pass: live leads not pulled since ``pulled_before`` are gone."""
+    def mark_unseen_deleted(self, crm: str, pulled_before: datetime, now: datetime, *,
+                            run_id: str) -> int:
+        """After a full pass: live leads not pulled since ``pulled_before`` are gone.
+
+        Their open changes are withdrawn (audited in ``run_id``).
+        """
         table = LeadRow.__table__
         with self.begin() as conn:
             stale = [r[0] for r in conn.execute(select(table.c.lead_id).where(
@@ -294,9 +386,9 @@ class StateStore:
             for start in range(0, len(stale), _UPSERT_CHUNK):
                 conn.execute(update(table).where(table.c.crm == crm, table.c.lead_id.in_(
                     stale[start:start + _UPSERT_CHUNK])).values(deleted=True))
-            open_rows = self.open_changes(conn, crm, stale)
-            self.set_change_state(conn, [r.id for r in open_rows], "superseded", now,
-                                  error_message="lead deleted in the CRM")
+            self.close_changes(conn, self.open_changes(conn, crm, stale),
+                               OutboxState.WITHDRAWN, now, run_id=run_id,
+                               reason="lead deleted in the CRM")
         return len(stale)
 
     def iter_live_leads(self, crm: str, *, chunk: int = 2000) -> Iterator[list[Any]]:
@@ -340,6 +432,13 @@ class StateStore:
                 LeadRow.crm == crm, LeadRow.rep_edit_at >= since,
                 LeadRow.deleted.is_(False))).all())
 
+    def quarantined_leads(self, crm: str) -> list[Any]:
+        """Live leads whose last pull had values syncd could not use."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(LeadRow.lead_id, LeadRow.quarantine).where(
+                LeadRow.crm == crm, LeadRow.quarantine.is_not(None),  # type: ignore[union-attr]
+                LeadRow.deleted.is_(False)).order_by(LeadRow.lead_id)).all())
+
     def failed_leads(self, crm: str) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(LeadRow.__table__).where(
@@ -356,37 +455,68 @@ class StateStore:
             chunk = ids[start:start + _UPSERT_CHUNK]
             out.extend(conn.execute(select(table).where(
                 table.c.crm == crm, table.c.lead_id.in_(chunk),
-                table.c.state.in_(("planned", "pending")))).all())
+                table.c.state.in_(OPEN_STATES))).all())
+        return out
+
+    def intent_parts(self, conn: Connection, intent_ids: Iterable[str]) -> dict[str, list[Any]]:
+        """Every outbox row of these intents, whatever its state, by intent id."""
+        ids = sorted(set(intent_ids))
+        out: dict[str, list[Any]] = {i: [] for i in ids}
+        table = OutboxRow.__table__
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            for row in conn.execute(select(table).where(
+                    table.c.intent_id.in_(ids[start:start + _UPSERT_CHUNK]))
+                    .order_by(table.c.id)):
+                out[row.intent_id].append(row)
         return out
 
     def add_changes(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             conn.execute(OutboxRow.__table__.insert(), _same_keys(rows))
 
-    def set_change_state(self, conn: Connection, ids: Iterable[int], state: str, now: datetime,
-                         **values: Any) -> None:
+    def set_change_state(self, conn: Connection, ids: Iterable[int], state: OutboxState,
+                         now: datetime, **values: Any) -> None:
         ids = list(ids)
         table = OutboxRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
             conn.execute(update(table).where(table.c.id.in_(ids[start:start + _UPSERT_CHUNK]))
                          .values(state=state, updated_at=now, **values))
 
-    def promote_planned(self, conn: Connection, crm: str, run_id: str, state: str,
+    def close_changes(self, conn: Connection, rows: Sequence[Any], state: OutboxState,
+                      now: datetime, *, run_id: str, reason: str) -> None:
+        """End open rows unsent (``superseded`` or ``withdrawn``) with ``reason``, and audit it.
+
+        The reason is kept on the row (``error_message``) and in the audit row's message, so
+        ``syncd status`` and ``syncd audit`` say why a change was not delivered.
+        """
+        if state not in (OutboxState.SUPERSEDED, OutboxState.WITHDRAWN):
+            raise ValueError(f"close_changes ends rows unsent; {state!r} is not such a state")
+        if not rows:
+            return
+        self.set_change_state(conn, [r.id for r in rows], state, now, error_message=reason)
+        self.add_audit(conn, [audit_values(r, AuditOutcome(state.value), now, run_id,
+                                           message=reason) for r in rows])
+
+    def promote_planned(self, conn: Connection, crm: str, run_id: str, state: OutboxState,
                         now: datetime) -> int:
         """Planned rows of a run become ``pending`` (approved) or ``blocked`` (breaker)."""
         table = OutboxRow.__table__
         result = conn.execute(update(table).where(
-            table.c.crm == crm, table.c.run_id == run_id, table.c.state == "planned")
+            table.c.crm == crm, table.c.run_id == run_id, table.c.state == OutboxState.PLANNED)
             .values(state=state, updated_at=now))
         return result.rowcount or 0
 
     def discard_stale_plans(self, crm: str, now: datetime) -> int:
-        """Planned rows of a run that died before approving them will never be sent."""
+        """Planned rows of a run that died before approving them will never be sent.
+
+        Not audited: an unapproved plan was never a decision to write (a whole first sync can
+        be one), and the next run plans again what the rules still want.
+        """
         table = OutboxRow.__table__
         with self.begin() as conn:
             return conn.execute(update(table).where(table.c.crm == crm,
-                                                    table.c.state == "planned")
-                                .values(state="superseded", updated_at=now,
+                                                    table.c.state == OutboxState.PLANNED)
+                                .values(state=OutboxState.SUPERSEDED, updated_at=now,
                                         error_message="plan of an interrupted run")).rowcount or 0
 
     def iter_due_changes(self, crm: str, kind: str, now: datetime, *,
@@ -403,7 +533,7 @@ class StateStore:
         last: tuple[Any, ...] | None = None
         while True:
             stmt = select(table).where(
-                table.c.crm == crm, table.c.kind == kind, table.c.state == "pending",
+                table.c.crm == crm, table.c.kind == kind, table.c.state == OutboxState.PENDING,
                 or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now))
             if last is not None:
                 stmt = stmt.where(tuple_(*order) > tuple_(*last))
@@ -418,7 +548,18 @@ class StateStore:
         table = OutboxRow.__table__
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).where(
-                table.c.crm == crm, table.c.state == "pending")).scalar_one()
+                table.c.crm == crm, table.c.state == OutboxState.PENDING)).scalar_one()
+
+    def pending_summary(self, crm: str) -> list[tuple[str, str, str | None, int]]:
+        """Pending rows grouped by (kind, field, last error code), largest group first."""
+        table = OutboxRow.__table__
+        count = func.count().label("n")
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table.c.kind, table.c.field, table.c.error_code, count)
+                                .where(table.c.crm == crm, table.c.state == OutboxState.PENDING)
+                                .group_by(table.c.kind, table.c.field, table.c.error_code)
+                                .order_by(count.desc())).all()
+        return [(r.kind, r.field, r.error_code, r.n) for r in rows]
 
     def changes_of_run(self, crm: str, run_id: str, states: Sequence[str]) -> list[Any]:
         table = OutboxRow.__table__
@@ -450,6 +591,18 @@ class StateStore:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).where(
                 table.c.run_id == run_id)).scalar_one()
+
+    def unsent_by_reason(self, run_ids: Sequence[str]) -> Counter[tuple[str, str]]:
+        """Changes these runs superseded or withdrew, counted by (outcome, reason)."""
+        table = AuditRow.__table__
+        if not run_ids:
+            return Counter()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table.c.outcome, table.c.message, func.count()).where(
+                table.c.run_id.in_(list(run_ids)),
+                table.c.outcome.in_((AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)))
+                .group_by(table.c.outcome, table.c.message)).all()
+        return Counter({(r[0], r[1] or ""): r[2] for r in rows})
 
     def start_run(self, run: RunRow) -> None:
         with self.begin() as conn:
@@ -498,6 +651,17 @@ class StateStore:
         cols = update_cols if update_cols is not None else [c for c in rows[0] if c not in keys]
         return stmt.on_conflict_do_update(index_elements=list(keys),
                                           set_={c: stmt.excluded[c] for c in cols})
+
+
+def audit_values(change: Any, outcome: AuditOutcome, now: datetime, run_id: str, *,
+                 error_code: str | None = None, message: str | None = None) -> dict[str, Any]:
+    """The audit row of one outbox row's outcome."""
+    return {"crm": change.crm, "lead_id": change.lead_id,
+            "field": change.field if change.kind == "field" else f"newsletter:{change.field}",
+            "before": change.before, "after": change.value, "rule_id": change.rule_id,
+            "ruleset_version": change.ruleset_version, "run_id": run_id,
+            "intent_id": change.intent_id, "at": now, "outcome": outcome,
+            "error_code": error_code, "message": message}
 
 
 def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,10 +2,17 @@
 
 Config and admins' files are read with ruamel.yaml's round-trip loader: every mapping and sequence
 remembers where each key and item stood, so a validation error can point at the exact place.
+
+Before the loader builds anything, the file is bounded (a config file is small and shallow, so
+anything else is a mistake or an attack, reported at its place rather than as a crash): its size,
+its characters (no control bytes), its nesting depth, how many nodes its aliases expand to
+("billion laughs"), and the length of its numbers (Python refuses to convert integers of more
+than 4,300 digits, deep inside the loader).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +21,26 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    ScalarEvent,
+)
 
 __all__ = ["Located", "YamlFileError", "load_yaml", "locate", "validation_problems"]
+
+MAX_FILE_BYTES = 1 << 20  #: 1 MiB: a config file is a few kB; rule files a few hundred kB at most
+MAX_DEPTH = 64  #: nesting levels of mappings and sequences
+MAX_NODES = 200_000  #: nodes of the document once every alias is expanded
+MAX_NUMBER_CHARS = 64  #: characters of a number written in the file
+
+# Characters YAML does not allow in a stream (YAML 1.2 §5.1): C0 controls except tab, LF and
+# CR; DEL; C1 controls except NEL; surrogates; U+FFFE/U+FFFF.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x84\x86-\x9f"
+                        "\ud800-\udfff\ufffe\uffff]")
+_NUMBER = re.compile(r"[-+]?\.?[0-9][0-9a-fA-FxXoObB_.:]*([eE][-+]?[0-9_]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +65,28 @@ class YamlFileError(Exception):
 
 
 def load_yaml(path: Path) -> Any:
-    """Parse ``path`` with positions kept.
+    """Parse ``path`` with positions kept, within the bounds above.
 
     Raises:
-        YamlFileError: the file is missing, unreadable or not valid YAML.
+        YamlFileError: the file is missing, unreadable, too large, not UTF-8 text, not valid
+            YAML, or past a bound; located at the offending place.
     """
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise YamlFileError([Located(name, 1, 1, f"cannot read the file: {exc.strerror}")]) from None
+        raise YamlFileError([Located(name, 1, 1,
+                                     f"cannot read the file: {exc.strerror}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise YamlFileError([Located(name, 1, 1, f"the file is larger than {MAX_FILE_BYTES} "
+                                                 "bytes; is it the right file?")])
+    text = _decode(name, data)
+    _check_characters(name, text)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
+        _check_events(name, yaml, text)
         return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -64,6 +97,82 @@ def load_yaml(path: Path) -> Any:
             hint = " (YAML does not allow tabs for indentation; use spaces)"
         problem = exc.problem or str(exc)
         raise YamlFileError([Located(name, line, col, f"invalid YAML: {problem}{hint}")]) from None
+    except (YAMLError, ValueError, RecursionError, OverflowError) as exc:
+        # Past the checks above this should not happen; still a located line, not a crash.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise YamlFileError([Located(name, 1, 1, f"invalid YAML: {first}")]) from None
+
+
+def _decode(name: str, data: bytes) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _position(data[:exc.start].decode("utf-8", "replace"))
+        hint = (" (it looks like UTF-16: save it as UTF-8)"
+                if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "; save it as UTF-8")
+        raise YamlFileError([Located(name, line, col, f"byte 0x{data[exc.start]:02x} is not "
+                                                      f"UTF-8 text{hint}")]) from None
+    return text.removeprefix("\ufeff")  # a byte-order mark is allowed, and nothing else
+
+
+def _check_characters(name: str, text: str) -> None:
+    bad = _FORBIDDEN.search(text)
+    if bad:
+        line, col = _position(text[:bad.start()])
+        raise YamlFileError([Located(name, line, col, (
+            f"control character U+{ord(bad.group()):04X} is not allowed in YAML; the file "
+            "may be binary, truncated or saved in another encoding: save it as UTF-8 text"))])
+
+
+def _position(before: str) -> tuple[int, int]:
+    """1-based line and column of the character after ``before``."""
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
+
+def _check_events(name: str, yaml: YAML, text: str) -> None:
+    """Walk the parser's events (no tree is built) and enforce depth, alias and number bounds.
+
+    Raises:
+        MarkedYAMLError: the text is not valid YAML (reported by the caller).
+        YamlFileError: a bound is passed.
+    """
+    sizes: list[int] = [0]  # expanded node count of each open collection
+    anchors: dict[str, int] = {}  # anchor -> expanded node count of what it names
+    opened: list[str | None] = []  # anchor of each open collection
+    for event in yaml.parse(text):
+        mark = event.start_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        if isinstance(event, CollectionStartEvent):
+            if len(opened) >= MAX_DEPTH:
+                raise YamlFileError([Located(name, line, col, (
+                    f"nested deeper than {MAX_DEPTH} levels; syncd's files need a handful")
+                )])
+            opened.append(event.anchor)
+            sizes.append(1)
+        elif isinstance(event, CollectionEndEvent):
+            size = sizes.pop()
+            anchor = opened.pop()
+            if anchor is not None:
+                anchors[anchor] = size
+            sizes[-1] += size
+        elif isinstance(event, ScalarEvent):
+            value = event.value
+            if (event.style is None and event.tag is None and len(value) > MAX_NUMBER_CHARS
+                    and _NUMBER.fullmatch(value)):
+                raise YamlFileError([Located(name, line, col, (
+                    f"a number of {len(value)} characters; syncd's settings take numbers of "
+                    f"at most {MAX_NUMBER_CHARS} (quote it if it is meant as text)"))])
+            if event.anchor is not None:
+                anchors[event.anchor] = 1
+            sizes[-1] += 1
+        elif isinstance(event, AliasEvent):
+            sizes[-1] += anchors.get(event.anchor, 1)
+        else:
+            continue
+        if sizes[-1] > MAX_NODES or sum(sizes) > MAX_NODES:
+            raise YamlFileError([Located(name, line, col, (
+                f"the document expands to more than {MAX_NODES} values (through aliases?); "
+                "write the values out or use fewer aliases"))])
 
 
 def locate(root: Any, loc: Sequence[str | int]) -> tuple[int, int]:
@@ -96,6 +205,8 @@ def validation_problems(file: str, root: Any, error: ValidationError,
             message = f"unknown setting '{loc[-1]}'"
         elif err["type"] == "missing":
             message = f"missing required setting '{loc[-1]}'"
+        elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+            message = str(err["ctx"]["error"])  # our own validators' words, without a prefix
         problems.append(Located(file, line, col, f"{where}: {message}"))
     return problems
 

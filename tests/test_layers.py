@@ -35,3 +35,29 @@ def test_package_does_not_import_layers_above_or_beside_it(package: str) -> None
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
     assert offenders == {}
+
+
+def _full_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_daemon_and_the_connectors_never_import_the_emulators() -> None:
+    # Connector specs name their emulator by import path; only the embedded demo resolves it
+    # (and seeds it from the testing package's lead generator).
+    testing = ROOT / "connectors" / "testing"
+    demo = ROOT / "syncd" / "embedded.py"
+    offenders = {}
+    for path in sorted([*(ROOT / "syncd").rglob("*.py"), *(ROOT / "connectors").rglob("*.py")]):
+        if path.is_relative_to(testing) or path == demo:
+            continue
+        bad = {m for m in _full_imports(path) if m.startswith("connectors.testing")}
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}

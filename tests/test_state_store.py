@@ -73,6 +73,7 @@ def test_outbox_due_changes_respect_backoff(store_url: str) -> None:
     store = StateStore(store_url)
     base = {"crm": "hubspot", "kind": "field", "field": "status", "value": "NURTURE",
             "before": "NEW", "rule_id": "r", "ruleset_version": "v", "run_id": "run1",
+            "intent_id": "run1.x",
             "state": "pending", "attempts": 0, "created_at": T0, "updated_at": T0}
     with store.begin() as conn:
         store.add_changes(conn, [{**base, "lead_id": "1"},
@@ -83,6 +84,42 @@ def test_outbox_due_changes_respect_backoff(store_url: str) -> None:
 
     assert due(T0) == ["1"]
     assert due(T0 + timedelta(minutes=6)) == ["1", "2"]
+    store.close()
+
+
+def test_closed_changes_keep_their_reason_in_the_outbox_and_the_audit(store_url: str) -> None:
+    from syncd.state import AuditOutcome, OutboxState
+
+    store = StateStore(store_url)
+    base = {"crm": "salesforce", "lead_id": "1", "before": None, "rule_id": "r",
+            "ruleset_version": "v", "run_id": "run1", "attempts": 0, "created_at": T0,
+            "updated_at": T0}
+    with store.begin() as conn:
+        store.add_changes(conn, [
+            {**base, "kind": "field", "field": "status", "value": "Nurture",
+             "intent_id": "run1.1", "state": OutboxState.DONE},
+            {**base, "kind": "membership", "field": "newsletter", "value": True,
+             "intent_id": "run1.1", "state": OutboxState.PENDING},
+            {**base, "lead_id": "2", "kind": "membership", "field": "newsletter", "value": True,
+             "intent_id": "run1.2", "state": OutboxState.PENDING, "error_code": "LOCKED"}])
+    assert sorted(store.pending_summary("salesforce"), key=str) == [
+        ("membership", "newsletter", "LOCKED", 1), ("membership", "newsletter", None, 1)]
+    with store.begin() as conn:
+        parts = store.intent_parts(conn, ["run1.1", "run1.2"])
+        assert [p.state for p in parts["run1.1"]] == ["done", "pending"]
+        (second,) = parts["run1.2"]
+        store.close_changes(conn, [parts["run1.1"][1], second], OutboxState.WITHDRAWN,
+                            T0 + timedelta(minutes=1), run_id="run2",
+                            reason="lead deleted in the CRM")
+        with pytest.raises(ValueError, match="ends rows unsent"):
+            store.close_changes(conn, [second], OutboxState.DONE, T0, run_id="run2",
+                                reason="x")
+    assert store.pending_count("salesforce") == 0
+    assert store.unsent_by_reason(["run2"]) == {
+        (AuditOutcome.WITHDRAWN, "lead deleted in the CRM"): 2}
+    (audit,) = store.audit_of_lead("2")
+    assert (audit.outcome, audit.intent_id, audit.field) == ("withdrawn", "run1.2",
+                                                             "newsletter:newsletter")
     store.close()
 
 
@@ -104,16 +141,3 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(store_url: s
     assert run.outcome == "interrupted" and "stopped before the run finished" in run.message
     assert store.close_interrupted_runs(T0 + timedelta(minutes=2)) == 0
     store.close()
-
-
-def test_a_store_made_by_another_version_is_refused_with_what_to_do(tmp_path) -> None:
-    import sqlite3
-
-    from syncd.state import StateStoreError
-
-    path = tmp_path / "old.db"
-    StateStore(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as db:  # an older syncd had no lead.error_at
-        db.execute("ALTER TABLE lead DROP COLUMN error_at")
-    with pytest.raises(StateStoreError, match=r"lacks lead\.error_at.*new database"):
-        StateStore(f"sqlite:///{path}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from connectors.hubspot.config import DEFAULT_FIELDS, HubSpotConfig, OAuthAuth, PrivateAppAuth
-from connectors.hubspot.connector import HubSpotConnector, HubSpotStats
+from connectors.hubspot.connector import HubSpotConnector
 
-__all__ = ["DEFAULT_FIELDS", "HubSpotConfig", "HubSpotConnector", "HubSpotStats", "OAuthAuth",
-           "PrivateAppAuth"]
+__all__ = ["DEFAULT_FIELDS", "HubSpotConfig", "HubSpotConnector", "OAuthAuth", "PrivateAppAuth"]

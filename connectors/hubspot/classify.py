@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import hubspot.crm.contacts
@@ -16,6 +17,7 @@ import hubspot.crm.lists
 import hubspot.crm.properties
 
 from connectors.errors import AuthError, ConnectorError, FatalError, RetriableError
+from connectors.kit.errors import ANY, ErrorTable
 
 __all__ = ["API_EXCEPTIONS", "HubSpotRequestError", "error_body", "invalid_properties",
            "retry_after"]
@@ -60,26 +62,41 @@ def _short(text: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+@dataclass(frozen=True, slots=True)
+class _Meaning:
+    """What a failed request means: the error to raise and how to say it."""
+
+    error: type[ConnectorError]
+    text: str  # formatted with where, status, category, message
+
+
+_RETRY = _Meaning(RetriableError, "{where} failed with HTTP {status}; will retry")
+
+#: Whole-request failures by HTTP status (429s are handled before, by rate-limit policy).
+#: https://developers.hubspot.com/docs/api/error-handling
+_REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable({
+    (401, ANY): _Meaning(AuthError, "{where} was refused (401 {category}); check the auth "
+                         "settings (access token or OAuth client and refresh token)"),
+    (403, ANY): _Meaning(AuthError, "{where} is forbidden (403 {category}); grant the app the "
+                         "scopes crm.objects.contacts.read/write, crm.schemas.contacts.read/write "
+                         "and crm.lists.read/write"),
+    (0, ANY): _RETRY,  # no HTTP answer at all
+    (408, ANY): _RETRY, (423, ANY): _RETRY,
+}, classes={5: _RETRY}, default=_Meaning(
+    HubSpotRequestError, "{where} was rejected (HTTP {status} {category}): {message}"))
+
+
 def classify(exc: Exception, operation: str) -> ConnectorError:
-    """Map a non-429, non-refreshable HubSpot error to a connector error."""
+    """Map a non-429, non-refreshable HubSpot error to a connector error (``_REQUEST_ERRORS``)."""
     status = getattr(exc, "status", None) or 0
     body = error_body(exc)
     category = body.get("category")
-    where = f"HubSpot {operation}"
-    if status == 401:
-        return AuthError(f"{where} was refused (401 {category or ''}); check the auth settings "
-                         "(access token or OAuth client and refresh token)", crm="hubspot",
-                         status=status, code=category)
-    if status == 403:
-        return AuthError(f"{where} is forbidden (403 {category or ''}); grant the app the scopes "
-                         "crm.objects.contacts.read/write, crm.schemas.contacts.read/write and "
-                         "crm.lists.read/write", crm="hubspot", status=status, code=category)
-    if status == 0 or status >= 500 or status in (408, 423):
-        return RetriableError(f"{where} failed with HTTP {status}; will retry", crm="hubspot",
-                              status=status, code=category)
-    return HubSpotRequestError(f"{where} was rejected (HTTP {status} {category or ''}): "
-                               f"{_short(body.get('message'))}", body=body, crm="hubspot",
-                               status=status, code=category)
+    meaning = _REQUEST_ERRORS.lookup(status, category)
+    text = meaning.text.format(where=f"HubSpot {operation}", status=status,
+                               category=category or "", message=_short(body.get("message")))
+    if meaning.error is HubSpotRequestError:
+        return HubSpotRequestError(text, body=body, crm="hubspot", status=status, code=category)
+    return meaning.error(text, crm="hubspot", status=status, code=category)
 
 
 def invalid_properties(message: str) -> list[dict[str, Any]]:

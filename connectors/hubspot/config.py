@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["DEFAULT_FIELDS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth"]
+from connectors.kit.retry import RetrySettings
+
+__all__ = ["DEFAULT_FIELDS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth", "RETRY_DEFAULTS"]
 
 #: canonical lead field (rules.fields) -> HubSpot contact property
 DEFAULT_FIELDS: dict[str, str] = {
@@ -20,6 +22,13 @@ DEFAULT_FIELDS: dict[str, str] = {
 }
 
 TOKEN_PATH = "/oauth/v1/token"
+
+#: HubSpot's retry defaults; keys a ``retry:`` block leaves out take these values.
+RETRY_DEFAULTS: dict[str, float] = {"attempts": 4, "initial_backoff_seconds": 0.5,
+                                    "max_backoff_seconds": 30.0, "jitter_seconds": 0.0}
+#: Flat retry keys of earlier versions -> their place in ``retry``.
+LEGACY_RETRY_KEYS = {"max_attempts": "attempts", "retry_initial_seconds": "initial_backoff_seconds",
+                     "retry_max_seconds": "max_backoff_seconds"}
 
 
 class PrivateAppAuth(BaseModel):
@@ -57,7 +66,14 @@ class OAuthAuth(BaseModel):
 
 
 class HubSpotConfig(BaseModel):
-    """One HubSpot account: where, how to authenticate, what to map and how fast to go."""
+    """One HubSpot account: where, how to authenticate, what to map and how fast to go.
+
+    Retries are set in a ``retry:`` block shaped as Salesforce's (``attempts``,
+    ``initial_backoff_seconds``, ``max_backoff_seconds``, ``jitter_seconds``). The flat keys of
+    earlier versions are still accepted and moved into it: ``max_attempts`` -> ``retry.attempts``,
+    ``retry_initial_seconds`` -> ``retry.initial_backoff_seconds``, ``retry_max_seconds`` ->
+    ``retry.max_backoff_seconds``; giving one both ways is an error.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -85,7 +101,8 @@ class HubSpotConfig(BaseModel):
         description="Newsletter name -> ILS list id (MANUAL or SNAPSHOT list, facts C6).")
     allow_add_status_options: bool = Field(
         default=False,
-        description="Let check() add missing hs_lead_status options (merged, never replaced).")
+        description="Let start-up add missing hs_lead_status options (merged, never replaced): "
+                    "check() lists them, prepare() adds them once every CRM accepted the rules.")
     ten_second_limit: int = Field(
         default=100, ge=1,
         description="Calls per rolling 10 s for this app (tier table, facts C7); the "
@@ -106,11 +123,30 @@ class HubSpotConfig(BaseModel):
     archived_scan_interval_seconds: float = Field(
         default=3600.0, ge=0,
         description="Scan archived contacts at most this often, so an idle cycle costs one call.")
-    max_attempts: int = Field(default=4, ge=1,
-                              description="Tries per request for transient failures.")
-    retry_initial_seconds: float = Field(default=0.5, ge=0,
-                                         description="First backoff; doubles per retry.")
-    retry_max_seconds: float = Field(default=30.0, ge=0, description="Longest single backoff.")
+    retry: RetrySettings = Field(
+        default_factory=lambda: RetrySettings.model_validate(RETRY_DEFAULTS),
+        description="Retries of transient failures (5xx, resets, timeouts, 429s): attempts, "
+                    "initial_backoff_seconds, max_backoff_seconds, jitter_seconds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retry_block(cls, data: Any) -> Any:
+        """Fill ``retry`` with HubSpot's defaults and move the legacy flat keys into it."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        given = data.get("retry")
+        if given is not None and not isinstance(given, dict):
+            return data  # a RetrySettings instance, or a type error pydantic reports
+        retry = {**RETRY_DEFAULTS, **(given or {})}
+        for old, new in LEGACY_RETRY_KEYS.items():
+            if old in data:
+                if given and new in given:
+                    raise ValueError(f"{old} and retry.{new} both given; keep retry.{new} "
+                                     f"({old} is its old name)")
+                retry[new] = data.pop(old)
+        data["retry"] = retry
+        return data
 
     @field_validator("base_url")
     @classmethod

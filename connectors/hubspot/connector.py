@@ -8,14 +8,13 @@ new connection pool (facts D1).
 
 from __future__ import annotations
 
-import time
-from collections import Counter
+import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-import tenacity
 import urllib3
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
@@ -26,15 +25,17 @@ from hubspot.crm.contacts import (
 from hubspot.crm.properties import OptionInput, PropertyUpdate
 
 from connectors.base import (
+    ApiQuota,
     Connector,
+    ConnectorStats,
     Cursor,
-    overlap_start,
     LeadChange,
     Outcome,
     Page,
     Preflight,
     RecordResult,
     RemoteLead,
+    overlap_start,
 )
 from connectors.errors import (
     BudgetExhausted,
@@ -56,8 +57,12 @@ from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.pacing import DailyBudget, SearchPacer, TenSecondWindow
 from connectors.hubspot.reader import RawContact, SearchPage, iter_search_windows
 from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
+from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
+from connectors.kit.errors import ANY, ErrorTable
 
-__all__ = ["HubSpotConnector", "HubSpotStats"]
+__all__ = ["HubSpotConnector"]
+
+log = logging.getLogger("connectors.hubspot")
 
 SEARCH_MAX_RESULTS = 10_000  # facts C2
 ARCHIVED_PAGE_SIZE = 100  # GET /crm/v3/objects/contacts page maximum (facts C3)
@@ -67,15 +72,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class HubSpotStats:
-    """Counters for metrics and tests."""
-
-    calls: int = 0
-    retries: int = 0
-    rate_limited: Counter[str] = field(default_factory=Counter)  # 429s by policyName
-    refreshes: int = 0
-    paced_seconds: float = 0.0
+#: Per-record outcomes of a 207 batch answer by error category; others are retried.
+_BATCH_OUTCOMES: ErrorTable[Outcome] = ErrorTable({
+    (ANY, "VALIDATION_ERROR"): Outcome.FAILED, (ANY, "OBJECT_NOT_FOUND"): Outcome.FAILED,
+    (ANY, "INVALID_PROPERTY"): Outcome.FAILED,
+}, default=Outcome.RETRY)
 
 
 @dataclass(frozen=True)
@@ -98,20 +99,23 @@ class HubSpotConnector(Connector):
     Args:
         config: account settings.
         clock: current time (tz-aware UTC); drives pacing, token expiry and the daily reset.
-        sleep: how to wait (seconds); tests pass a simulated clock's advance.
+        sleep: how to wait (seconds); tests pass a simulated clock's advance. None waits in
+            real time, cut short by the event given to :meth:`bind_stop`.
     """
 
-    name: ClassVar[str] = "hubspot"
+    kind: ClassVar[str] = "hubspot"
     max_batch_size: ClassVar[int] = 100  # object batch endpoints (facts C4)
     # The lists spec documents no per-request cap for memberships/add (facts C6); 100 keeps
     # requests the size of object batches.
     max_membership_batch: ClassVar[int] = 100
 
     def __init__(self, config: HubSpotConfig, *, clock: Callable[[], datetime] = _utc_now,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None) -> None:
         self.config = config
-        self._clock, self._sleep = clock, sleep
-        self.stats = HubSpotStats()
+        self._clock = clock
+        self._waiter = Waiter(sleep)
+        self.stats = ConnectorStats()
+        self.last_pull_was_full_reconcile = False  # archived contacts are listed instead
         self._tokens = token_source(config.auth, clock=clock, timeout=config.timeout_seconds)
         # retry=False turns off urllib3's own retries: tenacity below is the only retry layer
         # (facts D4). host= redirects every API package (facts D2).
@@ -121,38 +125,61 @@ class HubSpotConnector(Connector):
             batch=client.crm.contacts.batch_api, properties=client.crm.properties.core_api,
             lists=client.crm.lists.lists_api, memberships=client.crm.lists.memberships_api)
         self._token_in_use: str | None = None
-        self._search_pacer = SearchPacer(config.search_per_second, clock, sleep)
+        # Pacing waits go through the waiter too, so a stop request cuts them short.
+        self._search_pacer = SearchPacer(config.search_per_second, clock, self._waiter.wait)
         self._window = TenSecondWindow(config.ten_second_limit, config.ten_second_headroom, clock,
-                                       sleep)
+                                       self._waiter.wait)
         self._budget = DailyBudget(config.daily_limit, config.daily_reset_timezone, clock)
         self._last_archived_scan: datetime | None = None
         self._props = sorted(set(config.fields.values()))
 
     # ------------------------------------------------------------------ Connector API
+    def api_quota(self) -> ApiQuota | None:
+        """The account's daily calls as HubSpot's headers last reported them, else this
+        connector's own ``daily_limit`` budget; None when neither is known."""
+        return self._budget.quota()
+
+    def bind_stop(self, stop: threading.Event) -> None:
+        self._waiter.bind(stop)
+
     def check(self, *, statuses: set[str], fields: set[str], newsletters: set[str]) -> Preflight:
+        """Read contact properties and lists; list every problem. Only reads.
+
+        Status options the rules need but HubSpot lacks are ``missing_statuses``; with
+        ``allow_add_status_options`` (and options that are not read-only) they are counted as
+        accepted and listed in ``setup``, for :meth:`prepare` to add.
+        """
         problems: list[str] = []
+        setup: list[str] = []
+        missing_fields: set[str] = set()
         data, _, _ = self._call("general", "read contact properties",
                                 self._apis.properties.get_all_with_http_info, "contacts")
         props = {p.name: p for p in data.results}
 
         status_prop = self.config.fields.get("status")
         options: set[str] = set()
+        missing: list[str] = []
         if status_prop is None:
+            missing_fields.add("status")
             problems.append("No HubSpot property is mapped to the canonical field 'status' "
                             "(set fields.status, usually hs_lead_status)")
         elif status_prop not in props:
+            missing_fields.add("status")
             problems.append(f"HubSpot has no contact property {status_prop!r} (fields.status)")
         else:
             prop = props[status_prop]
             options = {o.value for o in prop.options or []}
             missing = sorted(statuses - options)
+            meta = prop.modification_metadata
             if missing and not self.config.allow_add_status_options:
                 problems += [f"HubSpot property {status_prop} has no option {v!r}; add it in "
                              "HubSpot or set allow_add_status_options" for v in missing]
+            elif missing and meta is not None and meta.read_only_options:
+                problems.append(f"HubSpot property {status_prop} has read-only options; cannot "
+                                f"add {missing}")
             elif missing:
-                options, problem = self._add_status_options(status_prop, prop, missing)
-                if problem:
-                    problems.append(problem)
+                options |= set(missing)
+                setup.append(f"add options {missing} to HubSpot property {status_prop}")
 
         writable: set[str] = set()
         for canonical, prop_name in self.config.fields.items():
@@ -162,9 +189,11 @@ class HubSpotConnector(Connector):
         for canonical in sorted(fields):
             prop_name = self.config.fields.get(canonical)
             if prop_name is None:
+                missing_fields.add(canonical)
                 problems.append(f"Field {canonical!r} has no HubSpot property mapping "
                                 "(add it under fields)")
             elif prop_name not in props:
+                missing_fields.add(canonical)
                 problems.append(f"HubSpot has no contact property {prop_name!r} "
                                 f"(fields.{canonical})")
             elif canonical not in writable:
@@ -175,7 +204,31 @@ class HubSpotConnector(Connector):
             problem = self._check_list(newsletter)
             if problem:
                 problems.append(problem)
-        return Preflight(statuses=options, writable_fields=writable, problems=problems)
+        return Preflight(statuses=options, writable_fields=writable, problems=problems,
+                         missing_statuses=set(missing), missing_fields=missing_fields,
+                         setup=setup)
+
+    def prepare(self, preflight: Preflight) -> None:
+        """Add the status options ``check`` found missing (only with
+        ``allow_add_status_options``); the whole option list is sent, existing options kept.
+
+        Raises:
+            ConfigurationError: HubSpot did not add them.
+        """
+        status_prop = self.config.fields.get("status")
+        if not (preflight.setup and preflight.missing_statuses and status_prop
+                and self.config.allow_add_status_options):
+            return
+        prop, _, _ = self._call("general", f"read contact property {status_prop}",
+                                self._apis.properties.get_by_name_with_http_info, "contacts",
+                                status_prop)
+        missing = sorted(preflight.missing_statuses - {o.value for o in prop.options or []})
+        if not missing:
+            return
+        problem = self._add_status_options(status_prop, prop, missing)
+        if problem:
+            raise ConfigurationError(problem, crm="hubspot")
+        log.info("HubSpot property %s: added options %s", status_prop, missing)
 
     def iter_pages(self, since: Cursor | None, *, until: datetime) -> Iterator[Page]:
         started = self._clock()
@@ -196,14 +249,11 @@ class HubSpotConnector(Connector):
                                          page_size=self.config.page_size,
                                          max_results=SEARCH_MAX_RESULTS, resume_id=resume_id):
             leads = sorted((self._lead(c) for c in batch), key=lambda lead: lead.cursor)
-            # overlap re-reads never move the cursor back
-            last = max(leads[-1].cursor, since) if since is not None else leads[-1].cursor
             moved = True
-            yield Page(leads, Cursor(last.modified_at, last.record_id, read_at=started))
-        if not moved and since is not None:
-            # Nothing new: record when this read happened, so the next pull need not re-read
-            # the window behind the cursor again.
-            yield Page([], Cursor(since.modified_at, since.record_id, read_at=started))
+            yield Page(leads, advance_cursor(leads, since, started))
+        empty = None if moved else nothing_new_page(since, started)
+        if empty is not None:
+            yield empty
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         if len(changes) > self.max_batch_size:
@@ -220,7 +270,7 @@ class HubSpotConnector(Connector):
                 sendable.append((i, change))
         if sendable:
             self._write(sendable, results)
-        return [results[i] for i in range(len(changes))]
+        return self._counted([results[i] for i in range(len(changes))])
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
         if len(lead_ids) > self.max_membership_batch:
@@ -244,9 +294,16 @@ class HubSpotConnector(Connector):
                 status=e.status, code=e.code) from None
         missing = set(data.record_ids_missing or [])
         # Ids already in the list are ignored by HubSpot, i.e. in place: OK (facts C6).
-        return [RecordResult(i, Outcome.FAILED, "OBJECT_NOT_FOUND",
-                             "contact does not exist or is archived") if i in missing
-                else RecordResult(i, Outcome.OK) for i in map(str, lead_ids)]
+        return self._counted([RecordResult(i, Outcome.FAILED, "OBJECT_NOT_FOUND",
+                                           "contact does not exist or is archived")
+                              if i in missing else RecordResult(i, Outcome.OK)
+                              for i in map(str, lead_ids)])
+
+    def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
+        for r in results:
+            if r.outcome is not Outcome.OK and r.error_code:
+                self.stats.record_errors[r.error_code] += 1
+        return results
 
     def close(self) -> None:
         for api in self._apis.all():
@@ -261,31 +318,27 @@ class HubSpotConnector(Connector):
     def _call(self, bucket: Literal["search", "general"], operation: str,
               fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int, Mapping]:
         """One logical request: retried on transient failures, paced, budgeted."""
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.config.max_attempts),
-            wait=self._backoff, retry=tenacity.retry_if_exception_type(RetriableError),
-            sleep=self._sleep, reraise=True, before_sleep=self._count_retry)
-        return retrying(self._call_once, bucket, operation, fn, *args, **kwargs)
-
-    def _backoff(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetriableError) and exc.retry_after is not None:
-            return exc.retry_after
-        return min(self.config.retry_initial_seconds * 2 ** (state.attempt_number - 1),
-                   self.config.retry_max_seconds)
-
-    def _count_retry(self, state: tenacity.RetryCallState) -> None:
-        self.stats.retries += 1
+        return call_with_retry(lambda: self._call_once(bucket, operation, fn, *args, **kwargs),
+                               settings=self.config.retry, waiter=self._waiter,
+                               stats=self.stats, retry_on=RetriableError,
+                               describe=lambda: f"HubSpot {operation}", log=log)
 
     def _call_once(self, bucket: str, operation: str, fn: Callable[..., Any], *args: Any,
                    **kwargs: Any) -> tuple[Any, int, Mapping]:
         refreshed = False
         while True:
-            self._budget.check()
+            self._waiter.check(f"HubSpot {operation}")
+            try:
+                self._budget.check()
+            except BudgetExhausted:
+                self.stats.budget_stops += 1
+                raise
             pacer = self._search_pacer if bucket == "search" else self._window
             before = pacer.waited
-            pacer.acquire()
-            self.stats.paced_seconds += pacer.waited - before
+            try:
+                pacer.acquire()
+            finally:
+                self.stats.paced_seconds += pacer.waited - before
             self._use_token(self._tokens.token())
             self.stats.calls += 1
             self._budget.spend()
@@ -299,19 +352,26 @@ class HubSpotConnector(Connector):
                 if status == 401 and self._tokens.can_refresh and not refreshed:
                     # Once per request: a second 401 means the credentials are bad.
                     self._use_token(self._tokens.refresh())
-                    self.stats.refreshes = self._tokens.refreshes
+                    self._count_reauths()
                     refreshed = True
                     continue
                 if status == 429:
                     raise self._rate_limited(e, bucket, operation) from None
-                raise classify(e, operation) from None
+                error = classify(e, operation)
+                self.stats.errors[error.code or str(error.status)] += 1
+                raise error from None
             except urllib3.exceptions.HTTPError as e:
                 # Timeouts, resets, refused connections (facts D5: not ApiException).
+                self.stats.errors[type(e).__name__] += 1
                 raise RetriableError(f"HubSpot {operation} failed ({type(e).__name__}); will "
                                      "retry", crm="hubspot") from None
-            self.stats.refreshes = self._tokens.refreshes
+            self._count_reauths()
             self._observe(bucket, headers)
             return data, status, headers
+
+    def _count_reauths(self) -> None:
+        # The first OAuth token is a refresh grant too; only later ones are re-authentications.
+        self.stats.reauths = max(self._tokens.refreshes - 1, 0)
 
     def _use_token(self, token: str) -> None:
         if token != self._token_in_use:
@@ -329,6 +389,7 @@ class HubSpotConnector(Connector):
         policy = str(body.get("policyName") or ("SECONDLY" if bucket == "search" else "UNKNOWN"))
         self.stats.rate_limited[policy] += 1
         if policy == "DAILY":
+            self.stats.budget_stops += 1
             resume_at = self._budget.exhaust()
             return BudgetExhausted(f"HubSpot daily API limit reached during {operation}; "
                                    f"resuming at {resume_at:%Y-%m-%d %H:%M} UTC",
@@ -356,17 +417,18 @@ class HubSpotConnector(Connector):
         results = []
         for obj in data.results or []:
             props = obj.properties or {}
-            stamp = props.get("lastmodifieddate")
-            modified = parse_time(stamp) if stamp else obj.updated_at.astimezone(UTC)
+            modified = _modified_at(props.get("lastmodifieddate"), obj.updated_at)
             results.append(RawContact(str(obj.id), to_ms(modified), props))
         nxt = data.paging.next.after if data.paging and data.paging.next else None
         return SearchPage(results, nxt)
 
     def _lead(self, contact: RawContact) -> RemoteLead:
+        quarantine = Quarantine()
+        fields = parse_fields(contact.properties, self.config.fields, self.config.field_types,
+                              quarantine)
         return RemoteLead(id=contact.id,
                           modified_at=datetime.fromtimestamp(contact.modified_ms / 1000, tz=UTC),
-                          fields=parse_fields(contact.properties, self.config.fields,
-                                              self.config.field_types))
+                          fields=fields, problems=quarantine.problems)
 
     def _archived_scan_due(self, now: datetime) -> bool:
         last = self._last_archived_scan
@@ -402,11 +464,12 @@ class HubSpotConnector(Connector):
                 stamp = obj.archived_at or obj.updated_at
                 archived_at = stamp.astimezone(UTC) if stamp else started
                 if floor is None or archived_at >= floor:
+                    quarantine = Quarantine()
+                    fields = parse_fields(obj.properties or {}, self.config.fields,
+                                          self.config.field_types, quarantine)
                     leads.append(RemoteLead(id=str(obj.id), modified_at=archived_at,
-                                            fields=parse_fields(obj.properties or {},
-                                                                self.config.fields,
-                                                                self.config.field_types),
-                                            deleted=True))
+                                            fields=fields, deleted=True,
+                                            problems=quarantine.problems))
             if leads:
                 yield Page(sorted(leads, key=lambda lead: lead.cursor), since)
             after = data.paging.next.after if data.paging and data.paging.next else None
@@ -435,8 +498,7 @@ class HubSpotConnector(Connector):
         for err in (getattr(data, "errors", None) or []) if status == 207 else []:
             ids = (err.context or {}).get("ids") or []
             code, message = _explain(err.category, err.message)
-            outcome = Outcome.FAILED if err.category in (
-                "VALIDATION_ERROR", "OBJECT_NOT_FOUND", "INVALID_PROPERTY") else Outcome.RETRY
+            outcome = _BATCH_OUTCOMES.lookup(code=err.category)
             for lead_id in ids:
                 failed[str(lead_id)] = RecordResult(str(lead_id), outcome, code, message)
         for i, change in items:
@@ -475,12 +537,11 @@ class HubSpotConnector(Connector):
             self._write(items[mid:], results)
 
     # ------------------------------------------------------------------ preflight helpers
-    def _add_status_options(self, name: str, prop: Any, missing: list[str]
-                            ) -> tuple[set[str], str | None]:
+    def _add_status_options(self, name: str, prop: Any, missing: list[str]) -> str | None:
+        """PATCH the property with its options plus ``missing``; a problem, or None."""
         meta = prop.modification_metadata
         if meta is not None and meta.read_only_options:
-            return ({o.value for o in prop.options or []},
-                    f"HubSpot property {name} has read-only options; cannot add {missing}")
+            return f"HubSpot property {name} has read-only options; cannot add {missing}"
         existing = list(prop.options or [])
         order = max((o.display_order or 0 for o in existing), default=-1) + 1
         # Send the whole list: PATCH options may replace rather than merge (facts C5, F3).
@@ -495,7 +556,7 @@ class HubSpotConnector(Connector):
                                 PropertyUpdate(options=options))
         values = {o.value for o in data.options or []}
         still = sorted(set(missing) - values)
-        return values, (f"HubSpot did not add options {still} to {name}" if still else None)
+        return f"HubSpot did not add options {still} to {name}" if still else None
 
     def _check_list(self, newsletter: str) -> str | None:
         list_id = self.config.newsletters.get(newsletter)
@@ -523,3 +584,13 @@ def _explain(category: Any, message: Any) -> tuple[str, str]:
         first = problems[0]
         return str(first.get("error") or category), str(first.get("message") or text)
     return str(category or "ERROR"), text
+
+
+def _modified_at(stamp: str | None, updated_at: datetime | None) -> datetime:
+    """A contact's ``lastmodifieddate``, else its ``updatedAt``; never raises on bad data."""
+    if stamp:
+        try:
+            return parse_time(stamp)
+        except (ValueError, OverflowError, OSError):
+            pass
+    return (updated_at or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC)

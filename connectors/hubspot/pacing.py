@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from connectors.base import ApiQuota
 from connectors.errors import BudgetExhausted
 
 __all__ = ["DailyBudget", "SearchPacer", "TenSecondWindow"]
@@ -108,6 +109,7 @@ class DailyBudget:
         self._day: object = None
         self.used = 0
         self._resume_at: datetime | None = None
+        self._reported: ApiQuota | None = None  # the account's, from the last headers
 
     def next_reset(self) -> datetime:
         """The next midnight in the account's time zone (HubSpot's daily reset, facts C7)."""
@@ -143,8 +145,21 @@ class DailyBudget:
         return self._resume_at
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        if _int(headers.get("X-HubSpot-RateLimit-Daily-Remaining")) == 0:
+        daily = _int(headers.get("X-HubSpot-RateLimit-Daily"))
+        remaining = _int(headers.get("X-HubSpot-RateLimit-Daily-Remaining"))
+        if daily is not None and remaining is not None:
+            self._reported = ApiQuota(used=max(daily - remaining, 0), limit=daily)
+        if remaining == 0:
             self.exhaust()
+
+    def quota(self) -> ApiQuota | None:
+        """The account's daily use as HubSpot last reported it, else this connector's own
+        ``daily_limit`` budget, else None."""
+        if self._reported is not None:
+            return self._reported
+        if self._limit is not None:
+            return ApiQuota(used=self.used, limit=self._limit)
+        return None
 
 
 def _int(value: str | None) -> int | None:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.kit.values import Quarantine
+
 __all__ = ["FIELD_KINDS", "format_value", "parse_fields", "parse_time", "to_ms"]
 
 #: Types of the canonical CRM fields that are not strings. Mirrors rules.fields.CRM_FIELDS
@@ -40,34 +42,33 @@ def to_ms(value: datetime) -> int:
     return int(math.floor(value.timestamp() * 1000 + 0.5))
 
 
-def _parse(kind: str, text: str) -> Any:
-    if kind == "datetime":
-        return parse_time(text)
-    if kind == "integer":
-        try:
-            return int(float(text))
-        except ValueError:
-            # enumerated ranges such as "25-50" or "1000+" (real numemployees): the lower bound
-            m = _RANGE.match(text)
-            return int(float(m.group(1))) if m else None
-    if kind == "number":
-        try:
-            return float(text)
-        except ValueError:
-            return None
-    if kind == "boolean":
-        return text.lower() == "true"
-    return text
+def _integer(text: str) -> int:
+    m = _RANGE.match(text)
+    if m:
+        # enumerated ranges such as "25-50" or "1000+" (real numemployees): the lower bound
+        return int(float(m.group(1)))
+    return int(float(text))  # "25", "25.0"; "1e400" overflows, "NaN" is not a number
+
+
+def _boolean(text: str) -> bool:
+    return text.lower() == "true"
+
+
+_PARSERS: dict[str, Any] = {"datetime": parse_time, "integer": _integer, "number": float,
+                            "boolean": _boolean}
 
 
 def parse_fields(properties: Mapping[str, str | None], mapping: Mapping[str, str],
-                 kinds: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Canonical field -> typed value for every mapped field (None when unset or unparsable).
+                 kinds: Mapping[str, str] | None = None,
+                 quarantine: Quarantine | None = None) -> dict[str, Any]:
+    """Canonical field -> typed value for every mapped field; never raises on HubSpot data.
 
     ``kinds`` (canonical field -> string/integer/number/boolean/datetime) extends
-    :data:`FIELD_KINDS`; unlisted fields are strings.
+    :data:`FIELD_KINDS`; unlisted fields are strings. A value that cannot be parsed or stored
+    (``1e400``, ``NaN``, a malformed date, huge text) is None, and reported in ``quarantine``.
     """
     kinds = {**FIELD_KINDS, **(kinds or {})}
+    quarantine = quarantine if quarantine is not None else Quarantine()
     out: dict[str, Any] = {}
     for canonical, prop in mapping.items():
         raw = properties.get(prop)
@@ -75,10 +76,8 @@ def parse_fields(properties: Mapping[str, str | None], mapping: Mapping[str, str
             out[canonical] = None
             continue
         kind = kinds.get(canonical, "string")
-        try:
-            out[canonical] = _parse(kind, str(raw))
-        except ValueError:
-            out[canonical] = None
+        parser = _PARSERS.get(kind, str)
+        out[canonical] = quarantine.parse(canonical, str(raw), parser, what=f"{prop} {kind}")
     return out
 
 

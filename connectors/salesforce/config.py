@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from connectors.kit.retry import RetrySettings
+
 __all__ = ["AuthSettings", "ClientCredentialsAuth", "DEFAULT_FIELDS", "JwtBearerAuth",
            "RetrySettings", "SalesforceConfig", "SessionAuth"]
 
@@ -65,20 +67,6 @@ AuthSettings = Annotated[ClientCredentialsAuth | JwtBearerAuth | SessionAuth,
                          Field(discriminator="type")]
 
 
-class RetrySettings(BaseModel):
-    """One retry layer for transient failures (5xx, 420, resets, timeouts)."""
-
-    model_config = _MODEL
-    attempts: int = Field(5, ge=1)
-    """Total attempts per call, the first included; then ``RetriableError`` is raised."""
-    initial_backoff_seconds: float = Field(1.0, ge=0)
-    """Wait before the second attempt; doubles per attempt (exponential backoff)."""
-    max_backoff_seconds: float = Field(60.0, ge=0)
-    """Upper bound of one wait."""
-    jitter_seconds: float = Field(1.0, ge=0)
-    """Random extra wait in [0, jitter) so parallel daemons do not retry in lockstep."""
-
-
 class SalesforceConfig(BaseModel):
     """Everything the Salesforce connector needs; secrets are ``SecretStr``."""
 
@@ -98,10 +86,10 @@ class SalesforceConfig(BaseModel):
     """Timeout of every HTTP call (connect and read)."""
     page_size: int = Field(2000, ge=200, le=2000)
     """Query batch size sent as ``Sforce-Query-Options: batchSize`` (200..2000, facts A2)."""
-    overlap_seconds: int = Field(300, ge=0)
+    overlap_seconds: float = Field(300, ge=0)
     """Re-read this far before the cursor, for rows committed late with an earlier
     SystemModstamp (facts A3.2). 0 resumes exactly after the cursor."""
-    lag_seconds: int = Field(5, ge=0)
+    lag_seconds: float = Field(5, ge=0)
     """Never read changes newer than now minus this, so in-flight transactions settle first."""
     fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_FIELDS))
     """Canonical lead field name -> Lead API field name."""
@@ -119,7 +107,7 @@ class SalesforceConfig(BaseModel):
     budget_pause_seconds: int = Field(3600, ge=60)
     """How long to pause after the daily budget is spent (the window is a rolling 24 h)."""
     delete_log_days: int = Field(15, ge=1)
-    """Days deleted leads stay visible to queryAll (recycle bin, facts A4); a cursor older than
-    this triggers a full reconcile."""
-    retry: RetrySettings = Field(default_factory=RetrySettings)
-    """Retry and backoff for transient failures."""
+    """Days deleted leads stay visible to queryAll (recycle bin, facts A4); a cursor not read for
+    longer than this triggers a full reconcile."""
+    retry: RetrySettings = Field(default_factory=lambda: RetrySettings())
+    """Retry and backoff for transient failures (the same shape as HubSpot's ``retry``)."""

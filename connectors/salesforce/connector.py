@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from collections import Counter
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -24,18 +24,18 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 from simple_salesforce.format import format_soql
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from connectors.base import (
+    ApiQuota,
     Connector,
+    ConnectorStats,
     Cursor,
-    overlap_start,
     LeadChange,
     Page,
     Preflight,
     RecordResult,
     RemoteLead,
+    overlap_start,
 )
 from connectors.errors import (
     AuthError,
@@ -45,6 +45,9 @@ from connectors.errors import (
     FatalError,
     RetriableError,
 )
+
+from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
+from connectors.kit.errors import ANY, ErrorTable
 
 from .auth import Authenticator, Token, authenticator_for
 from .config import SalesforceConfig
@@ -66,10 +69,6 @@ _STANDARD_TYPES = {"CreatedDate": "datetime", "LastModifiedDate": "datetime",
                    "SystemModstamp": "datetime", "LastActivityDate": "date",
                    "ConvertedDate": "date"}
 
-#: HTTP statuses worth retrying: server errors, maintenance (503 with an HTML body) and 420
-#: edge routing (facts A10).
-_TRANSIENT_STATUSES = frozenset({420, 500, 502, 503, 504})
-
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
@@ -77,14 +76,43 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class _Transient(Exception):
-    """Internal: a failure the retry layer should retry."""
+class _Transient(RetriableError):
+    """Internal: a failure the retry layer retries (other RetriableErrors are not retried here,
+    e.g. an expired query locator, which only a new pull can fix)."""
 
     def __init__(self, reason: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(reason)
+        super().__init__(reason, crm=CRM, status=status, code=code)
         self.reason = reason
-        self.status = status
-        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class _Meaning:
+    """What a failed request means: the error to raise and what the admin should do."""
+
+    error: type[ConnectorError]
+    advice: str = ""
+
+
+_RETRY = _Meaning(_Transient)
+_FIELDS = _Meaning(ConfigurationError, "check salesforce.fields against the org's Lead fields")
+_AUTH = _Meaning(AuthError, "check the integration user's permissions and {auth}")
+
+#: Whole-request failures by (HTTP status, errorCode), see
+#: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm.
+#: Server errors, maintenance (503 with an HTML body) and 420 edge routing are retried.
+_REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable({
+    (420, ANY): _RETRY, (500, ANY): _RETRY, (502, ANY): _RETRY, (503, ANY): _RETRY,
+    (504, ANY): _RETRY,
+    # The org's daily allowance is spent: retrying only burns more.
+    (403, "REQUEST_LIMIT_EXCEEDED"): _Meaning(BudgetExhausted, "daily API limit exceeded"),
+    (ANY, "INVALID_QUERY_LOCATOR"): _Meaning(
+        RetriableError, "the query cursor expired; the next pull restarts from the saved cursor"),
+    (ANY, "MALFORMED_QUERY"): _FIELDS, (ANY, "INVALID_FIELD"): _FIELDS,
+    (ANY, "INVALID_TYPE"): _FIELDS,
+    (404, ANY): _Meaning(ConfigurationError, "resource not found; check "
+                         "salesforce.instance_url and salesforce.api_version"),
+    (401, ANY): _AUTH, (403, ANY): _AUTH,
+}, default=_Meaning(FatalError))
 
 
 def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
@@ -102,18 +130,19 @@ class SalesforceConnector(Connector):
     Args:
         config: connection settings.
         clock: returns the current tz-aware UTC time (injected for tests).
-        sleep: how retry waits sleep (injected for tests).
+        sleep: how retry waits sleep (injected for tests); None waits in real time, cut short
+            by the event given to :meth:`bind_stop`.
     """
 
-    name = "salesforce"
+    kind = "salesforce"
     max_batch_size = COLLECTION_LIMIT
     max_membership_batch = COLLECTION_LIMIT
 
     def __init__(self, config: SalesforceConfig, *, clock: Callable[[], datetime] = _utc_now,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None) -> None:
         self._config = config
         self._clock = clock
-        self._sleep = sleep
+        self._waiter = Waiter(sleep)
         self._http = requests.Session()
         # simple-salesforce never passes verify= per request, and REQUESTS_CA_BUNDLE / proxy
         # variables would override the session otherwise (facts B2).
@@ -125,18 +154,17 @@ class SalesforceConnector(Connector):
         self._sf: Salesforce | None = None
         self._usage: tuple[int, int] | None = None
         self._field_types: dict[str, str] = dict(_STANDARD_TYPES)
-        self.stats: Counter[str] = Counter()
-        """Counters for metrics: ``calls``, ``retries``, ``reauths``, ``budget_stops``,
-        ``error.<CODE>`` (whole requests) and ``record_error.<CODE>`` (per record)."""
+        self.stats = ConnectorStats()
         self.last_pull_was_full_reconcile = False
-        """True when the latest :meth:`iter_pages` read every lead from the beginning."""
 
     # -- public API -----------------------------------------------------------------------------
 
-    @property
-    def api_usage(self) -> tuple[int, int] | None:
-        """(used, limit) of the org's daily API calls from the last ``Sforce-Limit-Info``."""
-        return self._usage
+    def api_quota(self) -> ApiQuota | None:
+        """The org's daily API calls (used, limit) from the last ``Sforce-Limit-Info``."""
+        return ApiQuota(*self._usage) if self._usage else None
+
+    def bind_stop(self, stop: threading.Event) -> None:
+        self._waiter.bind(stop)
 
     @property
     def integration_user_id(self) -> str | None:
@@ -154,7 +182,9 @@ class SalesforceConnector(Connector):
             "ORDER BY SortOrder", "query of LeadStatus")
         available = {str(r["ApiName"]) for r in rows}
         converted = {str(r["ApiName"]) for r in rows if r.get("IsConverted")}
-        for status in sorted(statuses - available):
+        missing_statuses = statuses - available
+        missing_fields: set[str] = set()
+        for status in sorted(missing_statuses):
             problems.append(
                 f"Lead status {status!r} used by the rules does not exist in this Salesforce "
                 f"org (it has: {', '.join(sorted(available))}); add it under Setup > Lead "
@@ -171,6 +201,7 @@ class SalesforceConnector(Connector):
         mapping = self._config.fields
         for canonical, api in sorted(mapping.items()):
             if api not in by_name:
+                missing_fields.add(canonical)
                 problems.append(
                     f"Lead has no field {api!r} (mapped from {canonical!r} in "
                     "salesforce.fields); fix the mapping or create the field, or every pull "
@@ -179,6 +210,7 @@ class SalesforceConnector(Connector):
         for canonical in sorted(fields):
             api = mapping.get(canonical)
             if api is None:
+                missing_fields.add(canonical)
                 problems.append(f"field {canonical!r} written by the rules has no Salesforce "
                                 "mapping; add it to salesforce.fields")
             elif api in by_name and canonical not in writable:
@@ -205,13 +237,16 @@ class SalesforceConnector(Connector):
                     problems.append(f"Campaign {cid} (newsletter {name!r}) does not exist or is "
                                     "not visible to the integration user; fix "
                                     "salesforce.newsletters")
-        return Preflight(statuses=available, writable_fields=writable, problems=problems)
+        return Preflight(statuses=available, writable_fields=writable, problems=problems,
+                         missing_statuses=missing_statuses, missing_fields=missing_fields)
 
     def reconcile_required(self, since: Cursor | None) -> bool:
         """Whether a pull from ``since`` must be a full reconcile.
 
         queryAll shows deleted leads only while they sit in the recycle bin (``delete_log_days``,
-        facts A4). A cursor older than that may have missed purged deletions, so
+        facts A4). A cursor last *read* longer ago than that may have missed purged deletions
+        (how old its newest lead is does not matter: a quiet org's cursor stays on an old lead
+        but is read every cycle), so
         :meth:`iter_pages` then reads every lead from the beginning instead (live ones, plus
         deleted ones still in the bin, flagged ``deleted``). The daemon, after consuming that
         whole stream, marks every Salesforce lead of its mirror that was *not* yielded as
@@ -219,7 +254,8 @@ class SalesforceConnector(Connector):
         """
         if since is None:
             return False
-        return self._clock() - since.modified_at > timedelta(days=self._config.delete_log_days)
+        read_at = since.read_at or since.modified_at
+        return self._clock() - read_at > timedelta(days=self._config.delete_log_days)
 
     def iter_pages(self, since: Cursor | None, *, until: datetime) -> Iterator[Page]:
         """Yield leads changed after ``since`` up to ``until`` in (SystemModstamp, Id) order.
@@ -239,9 +275,10 @@ class SalesforceConnector(Connector):
         full = self.reconcile_required(since)
         self.last_pull_was_full_reconcile = full
         if full:
-            log.warning("Salesforce cursor %s is older than salesforce.delete_log_days=%d; "
-                        "running a full reconcile", since.modified_at.isoformat()  # type: ignore[union-attr]
-                        , cfg.delete_log_days)
+            read_at = since.read_at or since.modified_at  # type: ignore[union-attr]
+            log.warning("Salesforce cursor was last read at %s, longer ago than "
+                        "salesforce.delete_log_days=%d; running a full reconcile",
+                        read_at.isoformat(), cfg.delete_log_days)
             since = None
         start = overlap_start(since, timedelta(seconds=cfg.overlap_seconds))
         soql = lead_stream_query(cfg.fields.values(), since=None if start else since,
@@ -251,17 +288,22 @@ class SalesforceConnector(Connector):
                   "timeout": cfg.timeout_seconds}
         result = self._call("query of Lead", lambda sf: sf.query(
             soql, include_deleted=True, **kwargs))
+        # A lead whose SystemModstamp cannot be parsed keeps the position of the one before it.
+        position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
         while True:
-            leads = [self._to_remote(r) for r in result.get("records", [])]
+            leads = []
+            for record in result.get("records", []):
+                lead = self._to_remote(record, position)
+                position = lead.modified_at
+                leads.append(lead)
             if leads:
-                last = max(leads[-1].cursor, since) if since is not None else leads[-1].cursor
-                yield Page(leads, Cursor(last.modified_at, last.record_id, read_at=started))
+                yield Page(leads, advance_cursor(leads, since, started))
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
-                if not leads and since is not None:
-                    # Nothing new: still record when this read happened, so the next pull
-                    # need not re-read the window behind the cursor again.
-                    yield Page([], Cursor(since.modified_at, since.record_id, read_at=started))
+                if not leads:
+                    empty = nothing_new_page(since, started)
+                    if empty is not None:
+                        yield empty
                 return
             result = self._call("query of Lead (next page)", lambda sf: sf.query_more(
                 next_url, identifier_is_url=True, include_deleted=True, **kwargs))
@@ -339,28 +381,31 @@ class SalesforceConnector(Connector):
             records.extend(result.get("records", []))
         return records
 
-    def _to_remote(self, record: Mapping[str, Any]) -> RemoteLead:
-        fields = {canonical: self._parse_value(api, record.get(api))
+    def _to_remote(self, record: Mapping[str, Any], position: datetime) -> RemoteLead:
+        """One query record as a lead; values syncd cannot use are nulled and reported."""
+        quarantine = Quarantine()
+        fields = {canonical: self._parse_value(quarantine, canonical, api, record.get(api))
                   for canonical, api in self._config.fields.items()}
+        modified = quarantine.parse("modified_at", record.get("SystemModstamp"), parse_datetime,
+                                    what="SystemModstamp")
         user = self.integration_user_id
         by = record.get("LastModifiedById")
         # Ids compare on their 15-character case-sensitive form (the 18-char suffix is a
         # checksum).
         by_integration = None if user is None or by is None else str(by)[:15] == user[:15]
-        return RemoteLead(id=str(record["Id"]), modified_at=parse_datetime(record["SystemModstamp"]),
+        return RemoteLead(id=str(record["Id"]), modified_at=modified or position,
                           fields=fields, deleted=bool(record.get("IsDeleted")),
                           converted=bool(record.get("IsConverted")),
-                          modified_by_integration=by_integration)
+                          modified_by_integration=by_integration,
+                          problems=quarantine.problems)
 
-    def _parse_value(self, api: str, value: Any) -> Any:
-        if value is None:
-            return None
+    def _parse_value(self, quarantine: Quarantine, canonical: str, api: str, value: Any) -> Any:
         kind = self._field_types.get(api)
         if kind == "datetime":
-            return parse_datetime(value)
+            return quarantine.parse(canonical, value, parse_datetime, what=f"{api} datetime")
         if kind == "date":
-            return parse_date(value)
-        return value
+            return quarantine.parse(canonical, value, parse_date, what=f"{api} date")
+        return quarantine.keep(canonical, value, value)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -387,7 +432,7 @@ class SalesforceConnector(Connector):
                   for r, lid in zip(results, ids, strict=True)]
         for r in mapped:
             if r.error_code:
-                self.stats[f"record_error.{r.error_code}"] += 1
+                self.stats.record_errors[r.error_code] += 1
         return mapped
 
     # -- calling Salesforce ---------------------------------------------------------------------
@@ -404,7 +449,7 @@ class SalesforceConnector(Connector):
         used, limit = self._usage
         share = self._config.max_daily_api_share
         if limit > 0 and used / limit >= share:
-            self.stats["budget_stops"] += 1
+            self.stats.budget_stops += 1
             resume = self._clock() + timedelta(seconds=self._config.budget_pause_seconds)
             raise BudgetExhausted(
                 f"Salesforce daily API use is {used}/{limit}, at or past "
@@ -423,31 +468,19 @@ class SalesforceConnector(Connector):
         return self._sf
 
     def _call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
-        retry = self._config.retry
-        retrying = Retrying(
-            stop=stop_after_attempt(retry.attempts),
-            wait=wait_exponential_jitter(multiplier=retry.initial_backoff_seconds,
-                                         max=retry.max_backoff_seconds,
-                                         jitter=retry.jitter_seconds),
-            retry=retry_if_exception_type(_Transient),
-            sleep=self._sleep, reraise=True, before_sleep=self._before_sleep(what))
-        try:
-            return retrying(self._attempt, what, fn)
-        except _Transient as exc:
-            raise RetriableError(f"Salesforce {what} failed {retry.attempts} times "
-                                 f"({exc.reason}); try again later", crm=CRM,
-                                 status=exc.status, code=exc.code) from None
+        attempts = self._config.retry.attempts
 
-    def _before_sleep(self, what: str) -> Callable[[RetryCallState], None]:
-        def note(state: RetryCallState) -> None:
-            self.stats["retries"] += 1
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning("Salesforce %s: attempt %d failed (%s); retrying in %.1fs", what,
-                        state.attempt_number, getattr(exc, "reason", type(exc).__name__),
-                        state.upcoming_sleep)
-        return note
+        def exhausted(exc: _Transient) -> RetriableError:
+            return RetriableError(f"Salesforce {what} failed {attempts} times ({exc.reason}); "
+                                  "try again later", crm=CRM, status=exc.status, code=exc.code)
+
+        return call_with_retry(lambda: self._attempt(what, fn), settings=self._config.retry,
+                               waiter=self._waiter, stats=self.stats, retry_on=_Transient,
+                               describe=lambda: f"Salesforce {what}", log=log,
+                               exhausted=exhausted)
 
     def _attempt(self, what: str, fn: Callable[[Salesforce], T]) -> T:
+        self._waiter.check(f"Salesforce {what}")
         self._check_budget(what)
         sf = self._sf or self._login()
         try:
@@ -455,7 +488,7 @@ class SalesforceConnector(Connector):
         except SalesforceExpiredSession:
             # Direct-session mode has no refresh in simple-salesforce (facts B5): grant a new
             # token and retry the call once.
-            self.stats["reauths"] += 1
+            self.stats.reauths += 1
             log.info("Salesforce session expired during %s; granting a new token", what)
             sf = self._login()
             try:
@@ -466,54 +499,38 @@ class SalesforceConnector(Connector):
                                 crm=CRM, status=401, code="INVALID_SESSION_ID") from None
 
     def _invoke(self, what: str, fn: Callable[[Salesforce], T], sf: Salesforce) -> T:
-        self.stats["calls"] += 1
+        self.stats.calls += 1
         try:
             return fn(sf)
         except SalesforceExpiredSession:
-            self.stats["error.INVALID_SESSION_ID"] += 1
+            self.stats.errors["INVALID_SESSION_ID"] += 1
             raise
         except SalesforceError as exc:
             raise self._translate(what, exc) from None
         except requests.exceptions.SSLError:
-            self.stats["error.TLS"] += 1
+            self.stats.errors["TLS"] += 1
             raise FatalError(f"TLS verification of {self._config.instance_url} failed during "
                              f"{what}; check salesforce.ca_bundle and salesforce.instance_url",
                              crm=CRM) from None
         except requests.RequestException as exc:
             kind = type(exc).__name__
-            self.stats[f"error.{kind}"] += 1
+            self.stats.errors[kind] += 1
             raise _Transient(kind) from None
 
-    def _translate(self, what: str, exc: SalesforceError) -> Exception:
+    def _translate(self, what: str, exc: SalesforceError) -> ConnectorError:
+        """The connector error a failed request means (see ``_REQUEST_ERRORS``)."""
         status = exc.status
         code, message = _error_code(exc)
-        self.stats[f"error.{code or status}"] += 1
+        self.stats.errors[code or str(status)] += 1
         detail = f"HTTP {status}" + (f" {code}: {message}" if code else "")
-        if status in _TRANSIENT_STATUSES:
+        meaning = _REQUEST_ERRORS.lookup(status, code)
+        if meaning.error is _Transient:
             return _Transient(detail, status=status, code=code)
-        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
-            # The org's daily allowance is spent (facts A10/A11): retrying only burns more.
-            self.stats["budget_stops"] += 1
+        advice = meaning.advice.format(auth=self._auth.settings_hint)
+        text = f"Salesforce refused {what} ({detail})" + (f"; {advice}" if advice else "")
+        if meaning.error is BudgetExhausted:
+            self.stats.budget_stops += 1
             resume = self._clock() + timedelta(seconds=self._config.budget_pause_seconds)
-            return BudgetExhausted(f"Salesforce refused {what}: daily API limit exceeded "
-                                   f"({detail}); pausing until {resume.isoformat()}",
+            return BudgetExhausted(f"{text}; pausing until {resume.isoformat()}",
                                    resume_at=resume, crm=CRM, status=status, code=code)
-        if code == "INVALID_QUERY_LOCATOR":
-            return RetriableError(f"Salesforce {what}: the query cursor expired ({detail}); "
-                                  "the next pull restarts from the saved cursor", crm=CRM,
-                                  status=status, code=code)
-        if code in ("MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"):
-            return ConfigurationError(f"Salesforce rejected {what} ({detail}); check "
-                                      "salesforce.fields against the org's Lead fields",
-                                      crm=CRM, status=status, code=code)
-        if status == 404:
-            return ConfigurationError(f"Salesforce {what}: resource not found ({detail}); check "
-                                      "salesforce.instance_url and salesforce.api_version",
-                                      crm=CRM, status=status, code=code)
-        if status in (401, 403):
-            return AuthError(f"Salesforce refused {what} ({detail}); check the integration "
-                             "user's permissions and " + self._auth.settings_hint,
-                             crm=CRM, status=status, code=code)
-        error: ConnectorError = FatalError(f"Salesforce rejected {what} ({detail})", crm=CRM,
-                                           status=status, code=code)
-        return error
+        return meaning.error(text, crm=CRM, status=status, code=code)

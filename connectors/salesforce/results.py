@@ -10,29 +10,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Outcome, RecordResult
+from connectors.kit.errors import ANY, ErrorTable
 
-__all__ = ["RETRY_CODES", "classify_save_result"]
+__all__ = ["RECORD_OUTCOMES", "classify_save_result"]
 
-#: Transient per-record failures: the same write may succeed on a later attempt.
-RETRY_CODES = frozenset({
-    "UNABLE_TO_LOCK_ROW",  # row lock contention (facts A10)
-    "REQUEST_RUNNING_TOO_LONG",
-    "SERVER_UNAVAILABLE",
-    "ALL_OR_NONE_OPERATION_ROLLED_BACK",  # the record was fine; another one failed the batch
-})
+#: Per-record outcomes by SaveResult statusCode; any other code is a permanent failure
+#: (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, FIELD_CUSTOM_VALIDATION_EXCEPTION,
+#: CANNOT_UPDATE_CONVERTED_LEAD, ENTITY_IS_DELETED, ...).
+RECORD_OUTCOMES: ErrorTable[Outcome] = ErrorTable({
+    # Transient: the same write may succeed on a later attempt.
+    (ANY, "UNABLE_TO_LOCK_ROW"): Outcome.RETRY,  # row lock contention (facts A10)
+    (ANY, "REQUEST_RUNNING_TOO_LONG"): Outcome.RETRY,
+    (ANY, "SERVER_UNAVAILABLE"): Outcome.RETRY,
+    # The record was fine; another one failed the batch.
+    (ANY, "ALL_OR_NONE_OPERATION_ROLLED_BACK"): Outcome.RETRY,
+}, default=Outcome.FAILED)
 
-#: Failures that mean "this is already in place" for an idempotent add.
-ALREADY_DONE_CODES = frozenset({"DUPLICATE_VALUE"})  # "Already a campaign member." (facts A9)
+#: For an idempotent add, failures that mean "this is already in place".
+ALREADY_DONE: ErrorTable[bool] = ErrorTable({
+    (ANY, "DUPLICATE_VALUE"): True,  # "Already a campaign member." (facts A9)
+}, default=False)
 
 
 def classify_save_result(result: Mapping[str, Any] | None, lead_id: str, *,
                          duplicate_is_success: bool = False) -> RecordResult:
-    """Map one SaveResult to a :class:`RecordResult`.
-
-    Permanent failures (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST,
-    FIELD_CUSTOM_VALIDATION_EXCEPTION, CANNOT_UPDATE_CONVERTED_LEAD, ENTITY_IS_DELETED and any
-    unknown code) are ``FAILED`` with the CRM's code and message.
-    """
+    """Map one SaveResult to a :class:`RecordResult` through :data:`RECORD_OUTCOMES`."""
     if not isinstance(result, Mapping):
         return RecordResult(lead_id, Outcome.RETRY, "NO_RESULT",
                             "Salesforce returned no SaveResult for this record")
@@ -42,7 +44,6 @@ def classify_save_result(result: Mapping[str, Any] | None, lead_id: str, *,
     first = errors[0] if errors and isinstance(errors[0], Mapping) else {}
     code = str(first.get("statusCode") or "UNKNOWN_ERROR")
     message = str(first.get("message") or "")[:500]
-    if code in ALREADY_DONE_CODES and duplicate_is_success:
+    if duplicate_is_success and ALREADY_DONE.lookup(code=code):
         return RecordResult(lead_id, Outcome.OK, code, message)
-    outcome = Outcome.RETRY if code in RETRY_CODES else Outcome.FAILED
-    return RecordResult(lead_id, outcome, code, message)
+    return RecordResult(lead_id, RECORD_OUTCOMES.lookup(code=code), code, message)

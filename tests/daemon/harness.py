@@ -124,7 +124,7 @@ def sf_write_calls(app: App) -> list[Any]:
 
 
 def hs_write_calls(app: App) -> list[Any]:
-    return [e for e in app.embedded.hubspot.journal.entries
+    return [e for e in app.embedded.hubspot.journal.entries()
             if e.method in ("PATCH", "PUT") or (e.method == "POST" and "/batch/update" in e.path)]
 
 

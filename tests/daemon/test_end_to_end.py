@@ -92,7 +92,7 @@ def test_writes_go_in_full_batches_of_the_crm_maximum_and_never_above_it(
         assert (len(patches), len(members)) == (11, 8)  # ceil(n / 200): no partial batch wasted
         hs_batches = [e.records for e in hs_write_calls(app) if "/batch/update" in e.path]
         assert sum(hs_batches) == 250 and len(hs_batches) == 3 and max(hs_batches) <= 100
-        hs_members = app.embedded.hubspot.journal.calls("PUT", "/memberships/add")
+        hs_members = app.embedded.hubspot.journal.entries("PUT", "/memberships/add")
         assert len(hs_members) == 3
 
 
@@ -110,7 +110,7 @@ def test_second_cycle_without_crm_changes_writes_nothing(tmp_path: Path) -> None
         assert hs_write_calls(app) == []
 
 
-class _CrashAfterWrite(Exception):
+class _CrashAfterWrite(BaseException):  # a dying process, not an error a cycle reports
     """Stands for the process dying after the CRM confirmed a batch."""
 
 
@@ -212,7 +212,7 @@ def test_hubspot_portal_with_more_than_10000_matches_is_read_completely(tmp_path
         report = app.pipelines["hubspot"].run_cycle()
         assert report.outcome == "ok", report.message
         assert app.store.count_live("hubspot") == 10_500
-        searches = hs.journal.calls("POST", "/search")
+        searches = hs.journal.entries("POST", "/search")
         assert all(e.status == 200 for e in searches), "no search paged past the 10,000 cap"
 
 

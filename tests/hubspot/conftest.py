@@ -46,7 +46,7 @@ def make_connector(emu: HubSpotEmulator) -> Iterator[ConnectorFactory]:
         else:
             auth = PrivateAppAuth(access_token=emu.access_token)
         overrides.setdefault("timeout_seconds", 5)
-        overrides.setdefault("retry_initial_seconds", 0.01)
+        overrides.setdefault("retry", {"initial_backoff_seconds": 0.01})
         config = HubSpotConfig(base_url=emu.base_url, auth=auth, **overrides)
         kwargs: dict[str, Any] = {}
         if simulated_time:

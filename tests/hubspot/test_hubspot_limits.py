@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hubspot_support import T0, contacts
 
-from connectors.base import LeadChange, Outcome
+from connectors.base import ApiQuota, LeadChange, Outcome
 from connectors.errors import BudgetExhausted
 
 _TEN_SECONDLY = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
@@ -28,15 +28,15 @@ def test_backfill_against_real_rate_limits_has_no_429_at_steady_state(emu, make_
         assert all(r.outcome is Outcome.OK for r in results)
 
     assert len(leads) == len(ids)
-    assert not emu.journal.calls(status=429)
+    assert not emu.journal.entries(status=429)
     assert connector.stats.rate_limited == {}
     assert connector.stats.paced_seconds > 0  # the limits were actually binding
 
 
 def test_ten_second_429_honours_retry_after(emu, make_connector):
     ids = emu.add_contacts(contacts(1))
-    emu.faults.add(status=429, body=_TEN_SECONDLY, headers={"Retry-After": "7"},
-                   path="batch/update", count=1)
+    emu.faults.fail_next(1, status=429, body=_TEN_SECONDLY, headers={"Retry-After": "7"},
+                         path="batch/update")
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -49,12 +49,12 @@ def test_ten_second_429_honours_retry_after(emu, make_connector):
     assert results[0].outcome is Outcome.OK
     assert waits == [7.0]
     assert connector.stats.rate_limited["TEN_SECONDLY_ROLLING"] == 1
-    assert [e.status for e in emu.journal.calls("POST", "batch/update")] == [429, 200]
+    assert [e.status for e in emu.journal.entries("POST", "batch/update")] == [429, 200]
 
 
 def test_ten_second_429_without_retry_after_waits_out_the_window(emu, make_connector):
     ids = emu.add_contacts(contacts(1))
-    emu.faults.add(status=429, body=_TEN_SECONDLY, path="batch/update", count=1)
+    emu.faults.fail_next(1, status=429, body=_TEN_SECONDLY, path="batch/update")
     start = emu.clock.now()
     connector = make_connector()
     assert connector.write_batch([LeadChange(ids[0], {"status": "OPEN"})])[0].outcome is Outcome.OK
@@ -68,7 +68,7 @@ def test_search_429_is_retried_after_the_secondly_window(emu, make_connector):
     for _ in range(2):  # the second cycle's search arrives within the same emulator second
         list(connector.iter_pages(None, until=emu.clock.now()))
     assert connector.stats.rate_limited["SECONDLY"] == 1
-    assert [e.status for e in emu.journal.calls("POST", "/search")] == [200, 429, 200]
+    assert [e.status for e in emu.journal.entries("POST", "/search")] == [200, 429, 200]
 
 
 def test_daily_429_stops_hubspot_until_reset(emu, make_connector):
@@ -105,3 +105,36 @@ def test_configured_daily_share_stops_the_connector_before_hubspot_does(emu, mak
         connector.write_batch(change)
     assert err.value.resume_at == T0.replace(hour=0) + timedelta(days=1)
     assert len(emu.journal) == 2
+    assert connector.stats.budget_stops == 1
+
+
+def test_api_quota_is_the_accounts_daily_use_from_hubspots_headers(emu, make_connector):
+    ids = emu.add_contacts(contacts(1))
+    connector = make_connector()
+    assert connector.api_quota() is None  # nothing reported yet, no daily_limit configured
+    connector.write_batch([LeadChange(ids[0], {"status": "OPEN"})])
+    quota = connector.api_quota()
+    assert quota is not None and quota.limit == emu.config.daily_limit and quota.used >= 1
+    own = make_connector(daily_limit=50)
+    assert own.api_quota() == ApiQuota(used=0, limit=50)
+
+
+def test_stop_request_interrupts_a_pacing_wait(emu, make_connector):
+    import threading
+    import time
+
+    from connectors.errors import Interrupted
+
+    emu.add_contacts(contacts(1))
+    connector = make_connector(simulated_time=False, search_per_second=0.05,
+                               archived_scan_interval_seconds=10**6)
+    stop = threading.Event()
+    connector.bind_stop(stop)
+    list(connector.iter_pages(None, until=emu.clock.now()))  # the first search is not paced
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        list(connector.iter_pages(None, until=emu.clock.now()))  # would wait 20 s
+    assert time.monotonic() - started < 10
+    assert len(emu.journal.entries("POST", "/search")) == 1
+    assert connector.stats.paced_seconds > 0

@@ -14,14 +14,17 @@ def test_missing_status_option_is_a_problem_unless_adding_is_allowed_then_option
     assert len(strict.problems) == 2
     assert any("'NURTURE'" in p and "allow_add_status_options" in p for p in strict.problems)
     assert strict.statuses == set(DEFAULT_LEAD_STATUSES)
-    assert not emu.journal.calls("PATCH")
+    assert not emu.journal.entries("PATCH")
 
     assert emu.config.options_patch_semantics == "replace"  # dropping options is possible
-    lenient = make_connector(allow_add_status_options=True).check(
-        statuses=wanted, fields={"status"}, newsletters=set())
+    connector = make_connector(allow_add_status_options=True)
+    lenient = connector.check(statuses=wanted, fields={"status"}, newsletters=set())
 
     assert lenient.problems == []
     assert lenient.statuses == set(DEFAULT_LEAD_STATUSES) | {"NURTURE", "ARCHIVED"}
+    assert lenient.missing_statuses == {"NURTURE", "ARCHIVED"} and lenient.setup
+    assert not emu.journal.entries("PATCH")  # a check never writes
+    connector.prepare(lenient)
     assert set(emu.status_options()) == set(DEFAULT_LEAD_STATUSES) | {"NURTURE", "ARCHIVED"}
     assert emu.status_options()[:len(DEFAULT_LEAD_STATUSES)] == list(DEFAULT_LEAD_STATUSES)
 

@@ -35,7 +35,7 @@ def test_twenty_five_thousand_contacts_with_twelve_thousand_sharing_one_timestam
     cursors = [lead.cursor for page in pages for lead in page.leads]
     assert all(a.modified_at <= b.modified_at for a, b in zip(cursors, cursors[1:]))
     assert pages[-1].cursor == max(cursors)
-    searches = emu.journal.calls("POST", "/search")
+    searches = emu.journal.entries("POST", "/search")
     assert not [e for e in searches if e.status != 200]  # never paged past 10,000
     assert any(b'"hs_object_id"' in e.body and b'"EQ"' in e.body for e in searches)
 
@@ -113,7 +113,7 @@ def test_archived_listing_runs_at_most_once_per_interval_so_an_idle_cycle_costs_
 
     list(connector.iter_pages(Cursor(T0, "0"), until=emu.clock.now()))
 
-    assert [(e.method, e.path) for e in emu.journal.entries] == [
+    assert [(e.method, e.path) for e in emu.journal.entries()] == [
         ("POST", "/crm/v3/objects/contacts/search")]
 
 
@@ -154,7 +154,7 @@ def test_a_burst_is_not_reread_once_a_later_read_saw_past_the_index_lag(emu, mak
         started = emu.clock.now()
         pages = list(connector.iter_pages(cursor, until=started))
         assert pages[-1].cursor.read_at == started, "every read is recorded, even an idle one"
-        return pages[-1].cursor, sum(len(p.leads) for p in pages), len(emu.journal.entries)
+        return pages[-1].cursor, sum(len(p.leads) for p in pages), len(emu.journal.entries())
 
     cursor, read, _ = pull(None)
     assert read == 450
@@ -184,11 +184,11 @@ def test_resuming_inside_a_millisecond_shared_by_a_batch_write_rereads_nothing(
     emu.journal.clear()
     idle = list(connector.iter_pages(cursor, until=emu.clock.now()))
     assert sum(len(p.leads) for p in idle) == 0
-    assert len(emu.journal.entries) == 1
+    assert len(emu.journal.entries()) == 1
 
     (late,) = emu.add_contacts(contacts(1))
     emu.clock.advance(120)
     emu.journal.clear()
     fresh = [lead.id for p in connector.iter_pages(cursor, until=emu.clock.now())
              for lead in p.leads]
-    assert fresh == [late] and len(emu.journal.entries) == 1
+    assert fresh == [late] and len(emu.journal.entries()) == 1

@@ -23,7 +23,7 @@ def test_single_update_changes_the_contact_as_integration_and_is_journaled(emu):
     assert result.properties["hs_lead_status"] == "IN_PROGRESS"
     assert emu.contact(cid)["hs_lead_status"] == "IN_PROGRESS"
     assert emu.status_history(cid)[-1] == ("IN_PROGRESS", "INTEGRATION")
-    [entry] = emu.journal.calls("PATCH", f"/crm/v3/objects/contacts/{cid}")
+    [entry] = emu.journal.entries("PATCH", f"/crm/v3/objects/contacts/{cid}")
     assert (entry.status, entry.records) == (200, 1)
 
 

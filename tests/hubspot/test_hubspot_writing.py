@@ -38,7 +38,7 @@ def test_batch_of_100_with_two_invalid_options_writes_98_and_reports_2_with_hubs
     for i in ids:
         expected = "NEW" if i in bad else "IN_PROGRESS"
         assert emu.contact(i)["hs_lead_status"] == expected
-    updates = emu.journal.calls("POST", "batch/update")
+    updates = emu.journal.entries("POST", "batch/update")
     assert max(e.records for e in updates) <= 100
     if emu.config.batch_update_error_mode == "whole_batch" and emu.config.validation_400_names_records:
         assert [e.status for e in updates] == [400, 200]  # named records: one resend, no bisect
@@ -70,7 +70,7 @@ def test_no_batch_exceeds_100(emu, make_connector):
         connector.add_to_newsletter("news", ids[:101])
     for start in range(0, 250, connector.max_batch_size):
         connector.write_batch(_changes(ids[start:start + connector.max_batch_size]))
-    assert [e.records for e in emu.journal.calls("POST", "batch/update")] == [100, 100, 50]
+    assert [e.records for e in emu.journal.entries("POST", "batch/update")] == [100, 100, 50]
     # and the emulator enforces the documented cap (facts C4)
     raw = HubSpot(access_token=emu.access_token, host=emu.base_url, retry=False)
     from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput as Batch
@@ -83,29 +83,29 @@ def test_no_batch_exceeds_100(emu, make_connector):
 def test_transient_503_and_dropped_connection_are_retried_and_the_write_lands_once(
         emu, make_connector):
     ids = emu.add_contacts(contacts(3))
-    emu.faults.add(status=503, path="batch/update", count=1)
-    emu.faults.add(drop=True, path="batch/update", count=1)
+    emu.faults.fail_next(1, status=503, path="batch/update")
+    emu.faults.drop_next(1, path="batch/update")
     connector = make_connector()
 
     results = connector.write_batch(_changes(ids))
 
     assert all(r.outcome is Outcome.OK for r in results)
-    assert [e.status for e in emu.journal.calls("POST", "batch/update")] == [503, 0, 200]
+    assert [e.status for e in emu.journal.entries("POST", "batch/update")] == [503, 0, 200]
     assert connector.stats.retries == 2
 
 
 def test_persistent_5xx_raises_retriable_error_after_the_configured_attempts(emu, make_connector):
     ids = emu.add_contacts(contacts(1))
-    emu.faults.add(status=502, path="batch/update", count=10)
+    emu.faults.fail_next(10, status=502, path="batch/update")
     connector = make_connector(max_attempts=3)
     with pytest.raises(RetriableError, match="HTTP 502"):
         connector.write_batch(_changes(ids))
-    assert len(emu.journal.calls("POST", "batch/update")) == 3
+    assert len(emu.journal.entries("POST", "batch/update")) == 3
 
 
 def test_read_timeout_is_retried(emu, make_connector):
     ids = emu.add_contacts(contacts(1))
-    emu.faults.add(path="batch/update", delay=0.6, respond=False, count=1)
+    emu.faults.slow_next(1, delay=0.6, path="batch/update")
     connector = make_connector(timeout_seconds=0.3)
     assert connector.write_batch(_changes(ids))[0].outcome is Outcome.OK
     assert connector.stats.retries == 1

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from connectors.base import LeadChange, Outcome
+from connectors.base import ApiQuota, LeadChange, Outcome
 from connectors.errors import (
     AuthError,
     BudgetExhausted,
@@ -77,6 +77,7 @@ def test_preflight_reports_status_the_org_lacks(emu_config, make_connector, emu)
     assert len(pre.problems) == 6
     assert "status" in pre.writable_fields and "title" not in pre.writable_fields
     assert STATUSES <= pre.statuses
+    assert pre.missing_statuses == {"Recycled"} and pre.missing_fields == {"nickname"}
     assert emu.journal.writes() == []  # a preflight never writes
 
 
@@ -108,7 +109,7 @@ def test_cycle_stops_at_configured_share_of_daily_api_limit(emu, make_connector)
 
     assert emu.api_usage == 50  # stopped when used/limit reached 0.5
     assert len(pages) == 6
-    assert connector.api_usage == (50, 100)
+    assert connector.api_quota() == ApiQuota(used=50, limit=100)
     assert err.value.resume_at is not None and err.value.resume_at > emu.clock.now()
     assert "max_daily_api_share" in str(err.value)
 
@@ -129,15 +130,15 @@ def test_request_limit_exceeded_backs_off_instead_of_looping(emu, connector):
 
 def test_html_503_is_retried_then_succeeds(emu, connector):
     lid = emu.add_leads([lead(1)])[0]
-    emu.faults.fail_next(2, status=503, path_contains="/composite/")
+    emu.faults.fail_next(2, status=503, path="/composite/")
     (result,) = connector.write_batch([LeadChange(lid, {"status": "MQL"})])
     assert result.outcome is Outcome.OK
     assert [e.status for e in emu.journal.writes()] == [503, 503, 200]
-    assert connector.stats["retries"] == 2
+    assert connector.stats.retries == 2
 
 
 def test_persistent_503_becomes_retriable_error_after_configured_attempts(emu, connector):
-    emu.faults.fail_next(10, status=503, path_contains="/query")
+    emu.faults.fail_next(10, status=503, path="/query")
     with pytest.raises(RetriableError, match="3 times") as err:
         list(connector.iter_pages(None, until=emu.clock.now()))
     assert err.value.status == 503
@@ -154,7 +155,7 @@ def test_420_and_500_are_retried(emu, connector, status):
 
 def test_dropped_connection_is_retried(emu, connector):
     lid = emu.add_leads([lead(1)])[0]
-    emu.faults.drop_next(1, path_contains="/composite/")
+    emu.faults.drop_next(1, path="/composite/")
     (result,) = connector.write_batch([LeadChange(lid, {"status": "MQL"})])
     assert result.outcome is Outcome.OK
     assert [e.status for e in emu.journal.writes()] == [0, 200]
@@ -163,9 +164,9 @@ def test_dropped_connection_is_retried(emu, connector):
 def test_slow_response_times_out_and_is_retried(emu, make_connector):
     emu.add_leads([lead(1)])
     connector = make_connector(timeout_seconds=0.3)
-    emu.faults.slow_next(1, delay=1.0, path_contains="/query")
+    emu.faults.slow_next(1, delay=1.0, path="/query")
     pages = list(connector.iter_pages(None, until=emu.clock.now()))
-    assert len(pages) == 1 and connector.stats["retries"] == 1
+    assert len(pages) == 1 and connector.stats.retries == 1
 
 
 def test_secret_never_appears_in_error_messages_or_logs(emu, make_connector, caplog):
@@ -198,3 +199,27 @@ def test_secret_never_appears_in_error_messages_or_logs(emu, make_connector, cap
         assert all(leaked not in str(e) and leaked not in repr(e) for e in errors)
         assert leaked not in caplog.text
         assert leaked not in repr(good._config) and leaked not in repr(good._token)  # noqa: SLF001
+
+
+def test_stop_request_interrupts_a_retry_backoff_and_sends_nothing_more(emu):
+    import threading
+    import time
+
+    from connectors.errors import Interrupted
+
+    emu.faults.fail_next(10, status=503, path="/query")
+    connector = SalesforceConnector(
+        config_for(emu, retry={"attempts": 5, "initial_backoff_seconds": 30,
+                               "jitter_seconds": 0}), clock=emu.clock.now)  # real-time waits
+    stop = threading.Event()
+    connector.bind_stop(stop)
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            list(connector.iter_pages(None, until=emu.clock.now()))
+    finally:
+        connector.close()
+    assert time.monotonic() - started < 10  # not the 30 s backoff
+    assert len([e for e in emu.journal if "/query" in e.path]) == 1
+    assert connector.stats.retries == 1 and connector.stats.calls == 1

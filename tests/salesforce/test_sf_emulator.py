@@ -129,7 +129,8 @@ def test_expired_session_gets_401_array_body(emu, sf):
 
 def test_cli_runs_standalone_and_stops_on_sigterm():
     proc = subprocess.Popen([sys.executable, "-m", "connectors.testing.salesforce", "--port",
-                             "0", "--seed", "50"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                             "0", "--leads", "50", "--seed", "3"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(proc.stdout.readline())
         assert info["leads"] == 50 and info["base_url"].startswith("https://127.0.0.1:")

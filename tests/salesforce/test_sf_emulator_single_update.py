@@ -7,6 +7,8 @@ import pytest
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
+from connectors.base import ApiQuota
+
 from .support import lead
 
 
@@ -32,7 +34,7 @@ def test_single_update_changes_the_lead_answers_204_and_is_journaled_and_counted
     assert entry.record_ids == (lead_id,)
     assert emu.api_usage == before + 1
     # The response carried Sforce-Limit-Info, seen by the connector's hook on the session.
-    assert connector.api_usage == (emu.api_usage, emu.config.daily_api_limit)
+    assert connector.api_quota() == ApiQuota(emu.api_usage, emu.config.daily_api_limit)
 
 
 def test_single_update_with_a_bad_picklist_value_is_a_salesforce_error_array(emu, sf):

@@ -210,3 +210,41 @@ def test_hundred_thousand_leads_stream_in_order_with_flat_pages(emu, make_connec
         last = page.cursor
     assert count == len(ids) and biggest == 2000
     assert last == Cursor(T0, ids[-1])
+
+
+def test_quiet_org_idle_cycles_are_one_query_each_and_never_a_full_reconcile(emu,
+                                                                             make_connector):
+    """No lead changed for 30 days, longer than the recycle bin: the cursor's newest lead is old,
+    but it was read every cycle, so nothing can have been purged unseen."""
+    ids = emu.add_leads([lead(1), lead(2)])
+    connector = make_connector(delete_log_days=15)
+    pages = list(connector.iter_pages(None, until=emu.clock.now()))
+    cursor = pages[-1].cursor
+    assert [l.id for p in pages for l in p.leads] == ids
+
+    for _day in range(30):
+        emu.clock.advance(86400)
+        before = connector.stats.calls
+        pages = list(connector.iter_pages(cursor, until=emu.clock.now()))
+        assert connector.stats.calls - before == 1  # one query, not the whole Lead table
+        assert not connector.last_pull_was_full_reconcile
+        assert [p.leads for p in pages] == [[]]
+        cursor = pages[-1].cursor
+    assert cursor.modified_at < emu.clock.now() - timedelta(days=29)
+    assert cursor.read_at == emu.clock.now()
+
+
+def test_cursor_not_read_for_longer_than_the_recycle_bin_still_triggers_the_reconcile(
+        emu, make_connector):
+    ids = emu.add_leads([lead(1), lead(2)])
+    emu.clock.advance(30 * 86400)
+    connector = make_connector(delete_log_days=15)
+    now = emu.clock.now()
+    old_position = T0 + timedelta(seconds=1)
+    recently_read = Cursor(old_position, ids[-1], read_at=now - timedelta(minutes=5))
+    long_unread = Cursor(old_position, ids[-1], read_at=now - timedelta(days=16))
+
+    assert not connector.reconcile_required(recently_read)
+    assert connector.reconcile_required(long_unread)
+    read = [l.id for p in connector.iter_pages(long_unread, until=now) for l in p.leads]
+    assert connector.last_pull_was_full_reconcile and read == ids

@@ -37,7 +37,7 @@ def test_batch_with_lock_and_picklist_errors_maps_each_record(emu, connector):
     retried = connector.write_batch(_changes(locked, status="MQL"))
     assert [r.outcome for r in retried] == [Outcome.OK] * 3
     assert all(emu.lead(i)["Status"] == "MQL" for i in locked)
-    assert connector.stats["record_error.UNABLE_TO_LOCK_ROW"] == 3
+    assert connector.stats.record_errors["UNABLE_TO_LOCK_ROW"] == 3
 
 
 def test_converted_and_deleted_leads_fail_permanently(emu, connector):
@@ -65,7 +65,7 @@ def test_token_expiring_mid_cycle_is_renewed_without_losing_or_repeating_a_write
     written = [i for e in applied for i in e.record_ids]
     assert sorted(written) == sorted(ids)  # each record written exactly once
     assert [e.status for e in emu.journal.writes()] == [200, 401, 200, 200]
-    assert connector.stats["reauths"] == 1
+    assert connector.stats.reauths == 1
     assert all(emu.lead(i)["Status"] == "SAL" for i in ids)
 
 

@@ -1,8 +1,9 @@
 """Knobs of the HubSpot emulator: limits, documented quirks and the [unverified] behaviours.
 
-Defaults follow /work/shared/reference/crm-api-facts.md (sections C1-C8). Where the facts file
-marks a behaviour [unverified], the emulator offers both variants here so the connector is tested
-against each.
+Defaults follow HubSpot's public API documentation (https://developers.hubspot.com/docs/api/crm/
+understanding-the-crm, https://developers.hubspot.com/docs/api/usage-details). Where HubSpot does
+not document a behaviour ([unverified] below), the emulator offers both variants here so the
+connector is tested against each.
 """
 
 from __future__ import annotations

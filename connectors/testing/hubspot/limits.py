@@ -67,6 +67,10 @@ class RateLimiter:
             self._day_count += 1
             return RateDecision(None, None, self._headers(search, daily_headers))
 
+    def headers(self, search: bool, daily_headers: bool) -> dict[str, str]:
+        with self._lock:
+            return self._headers(search, daily_headers)
+
     def _headers(self, search: bool, daily_headers: bool) -> dict[str, str]:
         cfg = self._config
         if search and not cfg.rate_limit_headers_on_search:

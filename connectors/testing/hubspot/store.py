@@ -271,6 +271,35 @@ class ContactStore:
     def iter_all(self) -> Iterator[Contact]:
         return iter(list(self.contacts.values()))
 
+    # ------------------------------------------------------------------ persistence
+    def export(self) -> dict[str, Any]:
+        """Every contact with its history, as JSON (see :meth:`restore`)."""
+        with self.lock:
+            return {"next_id": self._next_id, "contacts": [{
+                "id": c.id, "props": c.props, "created_ms": c.created_ms,
+                "updated_ms": c.updated_ms, "archived": c.archived, "archived_ms": c.archived_ms,
+                "history": {name: [[h.value, h.timestamp_ms, h.source_type] for h in entries]
+                            for name, entries in c.history.items()}}
+                for c in self.contacts.values()]}
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Replace every contact with those of an :meth:`export`; the index is rebuilt."""
+        with self.lock:
+            self.contacts = {}
+            for item in doc["contacts"]:
+                c = Contact(int(item["id"]), {str(k): str(v) for k, v in item["props"].items()},
+                            int(item["created_ms"]), int(item["updated_ms"]),
+                            bool(item["archived"]), item.get("archived_ms"))
+                c.history = {name: [HistoryEntry(str(v), int(t), str(src)) for v, t, src in h]
+                             for name, h in (item.get("history") or {}).items()}
+                self.contacts[c.id] = c
+            self._next_id = max([int(doc.get("next_id", 1001)), *[i + 1 for i in self.contacts]])
+            self._pending.clear()
+            live = [self._snapshot(c) for c in self.contacts.values() if not c.archived]
+            self._snap = {snap.id: snap for snap in live}
+            self._lm_keys = sorted((snap.updated_ms, snap.id) for snap in live)
+            self._ids = sorted(snap.id for snap in live)
+
 
 def _normalise(name: str, value: Any) -> str:
     if isinstance(value, bool):

@@ -1,22 +1,28 @@
 """A loopback HTTPS emulator of the Salesforce REST API surface syncd uses.
 
-Follows ``/work/shared/reference/crm-api-facts.md`` sections A1-A11 and B1-B5: OAuth token
-grants (client credentials, JWT bearer), ``query``/``queryAll`` with paging, Lead describe,
-sObject Collections update/insert, ``Sforce-Limit-Info``, Salesforce's error shapes, plus fault
-injection, a request journal and a controllable clock.
+OAuth token grants (client credentials, JWT bearer), ``query``/``queryAll`` with paging, Lead
+describe, sObject Collections update/insert, ``Sforce-Limit-Info`` and Salesforce's error
+shapes, built on :mod:`connectors.testing.kit` (fault plan, request journal, clock, admin API).
+Run it as a process with ``python -m connectors.testing.salesforce`` (see
+:mod:`connectors.testing`).
 """
 
 from __future__ import annotations
 
-from .clock import EmulatorClock
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.testing.kit import EmulatorClock, FaultPlan, Journal, JournalEntry
+from connectors.testing.leads import generate_scale_leads
+
 from .config import DEFAULT_LEAD_STATUSES, EmulatorConfig, LeadStatusDef
-from .faults import Faults
-from .journal import Journal, JournalEntry
+from .seed import DEFAULT_STATUS_VALUES, salesforce_record
 from .server import SalesforceEmulator
 
-__all__ = ["DEFAULT_LEAD_STATUSES", "EmulatorClock", "EmulatorConfig", "Faults", "Journal",
-           "JournalEntry", "LeadStatusDef", "SalesforceEmulator", "generate_jwt_keypair",
-           "synthetic_leads"]
+__all__ = ["DEFAULT_LEAD_STATUSES", "DEFAULT_STATUS_VALUES", "EmulatorClock", "EmulatorConfig",
+           "FaultPlan", "Journal", "JournalEntry", "LeadStatusDef", "SalesforceEmulator",
+           "generate_jwt_keypair", "salesforce_record", "synthetic_leads"]
 
 
 def generate_jwt_keypair() -> tuple[bytes, bytes]:
@@ -32,26 +38,10 @@ def generate_jwt_keypair() -> tuple[bytes, bytes]:
     return private, public
 
 
-def synthetic_leads(count: int, *, seed: int = 0):  # type: ignore[no-untyped-def]
-    """Yield ``count`` plausible lead records (API field names), deterministic per ``seed``."""
-    import random
-
-    rng = random.Random(seed)
-    first = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus", "Radia"]
-    last = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton"]
-    titles = ["CEO", "VP Marketing", "Head of Sales", "Software Engineer", "IT Manager",
-              "Director of Operations", "Marketing Coordinator", "CFO", "Student"]
-    industries = ["Technology", "Finance", "Healthcare", "Retail", "Manufacturing", None]
-    domains = ["acme.com", "globex.io", "initech.com", "gmail.com", "umbrella.co"]
-    for i in range(count):
-        fn, ln = rng.choice(first), rng.choice(last)
-        yield {
-            "FirstName": fn, "LastName": ln,
-            "Email": f"{fn.lower()}.{ln.lower()}{i}@{rng.choice(domains)}",
-            "Title": rng.choice(titles), "Company": f"Company {i % 5000}",
-            "Industry": rng.choice(industries), "Country": rng.choice(["US", "DE", "FR", "GB"]),
-            "NumberOfEmployees": rng.choice([5, 50, 250, 1000, 10000]),
-            "AnnualRevenue": float(rng.choice([1e5, 1e6, 1e7, 1e8])),
-            "LeadSource": rng.choice(["Web", "Webinar", "Trade Show", "Referral"]),
-            "Budget__c": rng.choice([None, "Yes"]), "Need__c": rng.choice([None, "Yes"]),
-        }
+def synthetic_leads(count: int, *, seed: int = 0,
+                    now: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """``count`` Lead records (API field names) from the one lead generator's fast mode
+    (:func:`connectors.testing.leads.generate_scale_leads`), deterministic per ``seed`` and
+    ``now``; for bulk loads where each lead's own timestamps do not matter."""
+    for lead in generate_scale_leads(count, seed=seed, now=now or datetime.now(UTC)):
+        yield salesforce_record(lead)

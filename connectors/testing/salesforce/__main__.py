@@ -1,46 +1,52 @@
-"""Run the emulator standalone: ``python -m connectors.testing.salesforce --port 0 --seed N``.
+"""Run the Salesforce emulator as a process (see :mod:`connectors.testing` for the admin API).
 
-Prints one JSON line (base_url, token_url, ca_pem_path, client_id, client_secret,
-integration_user_id, leads) and serves until SIGTERM/SIGINT. ``--seed N`` creates N synthetic
-leads (deterministic per ``--random-seed``), for benchmarks measuring memory out of process.
+``python -m connectors.testing.salesforce --port 0 --leads 500 --seed 7 --fault-rate 0.3``
+prints one JSON line when ready (url, base_url, token_url, ca_pem_path, client_id,
+client_secret, integration_user_id, rep_user_id, campaigns, leads) and serves until SIGTERM or
+SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import threading
+from datetime import UTC, datetime
 
-from . import EmulatorConfig, SalesforceEmulator, synthetic_leads
+from connectors.testing.kit import EmulatorClock
+from connectors.testing.kit.cli import (
+    add_common_options,
+    fault_plan,
+    restore_state,
+    serve_until_signalled,
+)
+from connectors.testing.leads import generate_leads, generate_scale_leads
+
+from . import EmulatorConfig, SalesforceEmulator
+
+_SCALE = 20_000  # beyond this many leads, the fast generator (less realism)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m connectors.testing.salesforce")
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic leads to create")
-    parser.add_argument("--random-seed", type=int, default=0, help="seed for the lead generator")
+    parser = argparse.ArgumentParser(prog="python -m connectors.testing.salesforce",
+                                     description=(__doc__ or "").splitlines()[0])
+    add_common_options(parser)
     parser.add_argument("--daily-api-limit", type=int, default=100_000)
     parser.add_argument("--unrestricted-status", action="store_true",
                         help="accept any Status value (unrestricted picklist)")
     args = parser.parse_args(argv)
+    plan = fault_plan(parser, args)
     config = EmulatorConfig(daily_api_limit=args.daily_api_limit,
                             restricted_status_picklist=not args.unrestricted_status)
-    emu = SalesforceEmulator(config, port=args.port).start()
-    if args.seed:
-        emu.add_leads(synthetic_leads(args.seed, seed=args.random_seed))
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    print(json.dumps({"base_url": emu.base_url, "token_url": emu.token_url,
-                      "ca_pem_path": emu.ca_pem_path, "client_id": emu.client_id,
-                      "client_secret": emu.client_secret,
-                      "integration_user_id": emu.integration_user_id,
-                      "leads": emu.lead_count}), flush=True)
-    stop.wait()
-    emu.stop()
-    return 0
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = EmulatorClock(frozen_at=now if args.simulated_clock else None)
+    emu = SalesforceEmulator(config, host=args.host, port=args.port, clock=clock, faults=plan)
+    if not restore_state(parser, emu, args.state_file):
+        generate = generate_leads if args.leads <= _SCALE else generate_scale_leads
+        emu.seed_leads(generate(args.leads, seed=args.seed, now=now))
+        for name in ("Newsletter", "Webinar"):
+            emu.add_campaign(name)
+    emu.start()
+    return serve_until_signalled(emu, emu.admin_info(), args.state_file)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,17 @@ class IdFactory:
         self._counters: dict[str, itertools.count[int]] = {}
         self._marker = org_marker  # two chars after the prefix, like a pod/instance marker
 
+    def observe(self, record_id: str) -> None:
+        """Mint only ids after ``record_id`` from now on (a restored record keeps its id)."""
+        prefix, digits = record_id[:3], record_id[3 + len(self._marker):15]
+        n = 0
+        for ch in digits:
+            n = n * 62 + _B62.index(ch)
+        with self._lock:
+            current = self._counters.get(prefix)
+            start = next(current) if current is not None else 1
+            self._counters[prefix] = itertools.count(max(start, n + 1))
+
     def new(self, prefix: str) -> str:
         with self._lock:
             n = next(self._counters.setdefault(prefix, itertools.count(1)))

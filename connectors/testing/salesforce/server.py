@@ -11,26 +11,32 @@ import logging
 import os
 import re
 import secrets
-import socket
 import ssl
 import tempfile
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from urllib.parse import parse_qs, unquote_plus
 
 import jwt
 import trustme
 
-from .clock import EmulatorClock
+from connectors.testing.kit import (
+    HTML_503,
+    AdminError,
+    EmulatorClock,
+    EmulatorServer,
+    FaultPlan,
+    Request,
+    Response,
+    Route,
+)
+
 from .config import EmulatorConfig
-from .faults import Faults
 from .ids import IdFactory
-from .journal import HEADERS_OF_INTEREST, Journal, JournalEntry
+from .seed import salesforce_record
 from .store import ApiError, Org
 
 __all__ = ["SalesforceEmulator"]
@@ -38,8 +44,28 @@ __all__ = ["SalesforceEmulator"]
 log = logging.getLogger(__name__)
 
 _DATA = re.compile(r"^/services/data/v(?P<ver>\d+\.\d+)/(?P<rest>.*)$")
-_SINGLE_LEAD = re.compile(r"^sobjects/Lead/(?P<id>[0-9A-Za-z]{15,18})$")
-_MORE = re.compile(r"^(?:query|queryAll)/(?P<loc>[0-9A-Za-z]+)-(?P<offset>\d+)$")
+_V = r"/services/data/v\d+\.\d+/"
+_TOKEN_PATH = "/services/oauth2/token"
+_COLLECTIONS = re.compile(_V + r"composite/sobjects/?")
+_SINGLE_LEAD = re.compile(_V + r"sobjects/Lead/[0-9A-Za-z]{15,18}/?")
+
+#: Request headers worth remembering (the rest, Authorization above all, are not kept).
+HEADERS_OF_INTEREST = ("sforce-auto-assign", "sforce-duplicate-rule-header",
+                       "sforce-query-options")
+
+
+class _RecordFaults:
+    """What the store asks per record: a row lock (this request's or a scripted one) and an
+    org validation rule's message."""
+
+    def __init__(self, plan: FaultPlan, locked: set[str]) -> None:
+        self._plan, self._locked = plan, locked
+
+    def take_lock(self, record_id: str) -> bool:
+        return record_id in self._locked or self._plan.take_lock(record_id)
+
+    def validation_message(self, record_id: str) -> str | None:
+        return self._plan.validation_message(record_id)
 
 
 @dataclass(slots=True)
@@ -49,106 +75,7 @@ class _Session:
     calls: int = 0
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, addr: tuple[str, int], handler: type, emulator: SalesforceEmulator,
-                 context: ssl.SSLContext) -> None:
-        super().__init__(addr, handler)
-        self.emulator = emulator
-        self.context = context
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # TLS handshake in the worker thread, so one slow client cannot stall accept().
-        request.settimeout(self.emulator.config.request_timeout_seconds)
-        try:
-            tls = self.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        try:
-            self.RequestHandlerClass(tls, client_address, self)
-        finally:
-            with contextlib.suppress(OSError):
-                tls.close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("emulator %s", format % args)
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        emu = self.server.emulator
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        split = urlsplit(self.path)
-        path = split.path
-        entry = JournalEntry(method, path, 0, len(body), headers={
-            k: v for k in HEADERS_OF_INTEREST if (v := self.headers.get(k)) is not None})
-        faults = emu.faults.take(method, path)
-        kinds = {f.kind: f for f in faults}
-        if "slow" in kinds:
-            time.sleep(kinds["slow"].delay)
-        drop = kinds.get("drop")
-        if drop is not None and not drop.after_processing:
-            self._drop(entry)
-            return
-        if "fail" in kinds:
-            f = kinds["fail"]
-            self._send(entry, f.status, f.body, f.content_type)
-            return
-        try:
-            status, payload = emu._handle(method, path, split.query, body, self.headers, entry)
-        except ApiError as err:
-            status, payload = err.status, err.body()
-        except Exception:  # a bug in the emulator: answer like Salesforce's 500, keep serving
-            log.exception("emulator failed on %s %s", method, path)
-            status, payload = 500, [{"message": "An unexpected error occurred.",
-                                     "errorCode": "UNKNOWN_EXCEPTION"}]
-        if drop is not None:
-            self._drop(entry)
-            return
-        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self._send(entry, status, raw, "application/json;charset=UTF-8")
-
-    def _drop(self, entry: JournalEntry) -> None:
-        entry.status = 0
-        self.server.emulator.journal.append(entry)
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def _send(self, entry: JournalEntry, status: int, raw: bytes, ctype: str) -> None:
-        emu = self.server.emulator
-        entry.status = status
-        emu.journal.append(entry)
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(raw)))
-        if entry.path.startswith("/services/data/"):
-            # Every REST response carries the org's usage (facts A11).
-            self.send_header("Sforce-Limit-Info", f"api-usage={emu.api_usage}/"
-                                                  f"{emu.config.daily_api_limit}")
-        self.end_headers()
-        self.wfile.write(raw)
-
-
-class SalesforceEmulator:
+class SalesforceEmulator(EmulatorServer):
     """A stateful Salesforce org on ``https://127.0.0.1:PORT`` for tests, demos and benchmarks.
 
     Example::
@@ -158,11 +85,17 @@ class SalesforceEmulator:
             ...  # point the connector at emu.base_url / emu.token_url / emu.ca_pem_path
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, *, port: int = 0) -> None:
+    crm = "salesforce"
+    json_content_type = "application/json;charset=UTF-8"
+    journal_headers = HEADERS_OF_INTEREST
+
+    def __init__(self, config: EmulatorConfig | None = None, *, port: int = 0,
+                 host: str = "127.0.0.1", clock: EmulatorClock | None = None,
+                 faults: FaultPlan | None = None) -> None:
         self.config = config or EmulatorConfig()
-        self.clock = EmulatorClock()
-        self.faults = Faults()
-        self.journal = Journal(self.config.journal_limit)
+        super().__init__(host=host, port=port, clock=clock, faults=faults,
+                         journal_limit=self.config.journal_limit,
+                         idle_timeout_seconds=self.config.request_timeout_seconds)
         self._ids = IdFactory()
         self.org_id = self._ids.new("00D")
         self.integration_user_id = self._ids.new("005")
@@ -176,9 +109,6 @@ class SalesforceEmulator:
         self._usage_lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._signing_key = secrets.token_bytes(32)
-        self._port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self.ca_pem_path = ""
         self.base_url = ""
@@ -186,26 +116,20 @@ class SalesforceEmulator:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> SalesforceEmulator:
-        """Mint a CA and a 127.0.0.1 certificate, bind, and serve in a daemon thread."""
+        """Mint a CA and a certificate for the host, bind, and serve in a daemon thread."""
         ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1")
+        cert = ca.issue_cert(self.host)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
         self._tmpdir = tempfile.TemporaryDirectory(prefix="sf-emulator-")
         self.ca_pem_path = os.path.join(self._tmpdir.name, "ca.pem")
         ca.cert_pem.write_to_path(self.ca_pem_path)
-        self._server = _Server(("127.0.0.1", self._port), _Handler, self, context)
-        self.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="salesforce-emulator", daemon=True)
-        self._thread.start()
+        self._serve(context)
+        self.base_url = self.url
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._shutdown()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
@@ -218,7 +142,7 @@ class SalesforceEmulator:
 
     @property
     def token_url(self) -> str:
-        return f"{self.base_url}/services/oauth2/token"
+        return f"{self.base_url}{_TOKEN_PATH}"
 
     # -- state, for tests and demos -------------------------------------------------------------
 
@@ -276,29 +200,154 @@ class SalesforceEmulator:
         with self._usage_lock:
             self.api_usage = used
 
+    def seed_leads(self, leads: Iterable[Mapping[str, Any]], *,
+                   fields: Mapping[str, str] | None = None,
+                   status_values: Mapping[str, str] | None = None) -> list[str]:
+        """Insert canonical leads (:mod:`connectors.testing.leads`), each last modified when
+        its status was set; returns their ids in order."""
+        ids: list[str] = []
+        for lead in leads:
+            stamp = lead.get("_status_changed_at") or lead.get("created_at")
+            ids += self.org.add_leads([salesforce_record(lead, fields, status_values)],
+                                      modstamp=stamp.replace(microsecond=0) if stamp else None)
+        return ids
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to resume this org in another process (:meth:`restore`)."""
+        return {"credentials": {"client_id": self.client_id,
+                                "client_secret": self.client_secret},
+                "org": self.org.export(), "api_usage": self.api_usage}
+
+    def restore(self, doc: Mapping[str, Any]) -> None:
+        """Resume the org a :meth:`snapshot` describes (before :meth:`start`). The org, user
+        and campaign ids are stable across runs, so restored rows keep their meaning."""
+        self.client_id = doc["credentials"]["client_id"]
+        self.client_secret = doc["credentials"]["client_secret"]
+        self.org.restore(doc["org"])
+        self.api_usage = int(doc.get("api_usage", self.api_usage))
+
+    # -- admin API --------------------------------------------------------------------------
+
+    def admin_info(self) -> dict[str, Any]:
+        return {"crm": self.crm, "url": self.base_url, "base_url": self.base_url,
+                "token_url": self.token_url, "ca_pem_path": self.ca_pem_path,
+                "client_id": self.client_id, "client_secret": self.client_secret,
+                "integration_user_id": self.integration_user_id,
+                "rep_user_id": self.rep_user_id, "leads": self.lead_count,
+                "campaigns": {row[1]: cid for cid, row in self.org.campaigns.items()}}
+
+    def admin_state(self) -> dict[str, Any]:
+        with self.org.lock:
+            ids = list(self.org.leads)
+            leads = [self.org.lead(i) for i in ids]
+            campaigns = {cid: row[1] for cid, row in self.org.campaigns.items()}
+            members = list(self.org.members.values())
+        out_leads = []
+        for lead in leads:
+            out_leads.append({
+                "id": lead["Id"], "status": lead["Status"],
+                "last_modified_by": lead["LastModifiedById"],
+                "modified_by_integration": lead["LastModifiedById"] == self.integration_user_id,
+                "modified_at": _json_value(lead["SystemModstamp"]),
+                "deleted": bool(lead["IsDeleted"]), "converted": bool(lead["IsConverted"]),
+                "fields": {k: _json_value(v) for k, v in lead.items() if v is not None}})
+        pairs = [(row[1], row[2]) for row in members]
+        return {"crm": self.crm, "now": self.clock.now().isoformat(), "leads": out_leads,
+                "memberships": [{"campaign_id": cid, "campaign": campaigns.get(cid),
+                                 "lead_id": lid, "member_id": row[0]}
+                                for row, (cid, lid) in zip(members, pairs, strict=True)],
+                "duplicate_memberships": sorted({f"{c}/{lead}" for c, lead in pairs
+                                                 if pairs.count((c, lead)) > 1})}
+
+    def admin_edit(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """A person edits a lead: ``{"id": "00Q...", "status": "...", "fields": {...}}``."""
+        lead_id = doc.get("id")
+        if not isinstance(lead_id, str) or lead_id not in self.org.leads:
+            raise AdminError(f"no lead {lead_id!r}; give the id of a lead in GET state", 404)
+        fields = dict(doc.get("fields") or {})
+        if doc.get("status") is not None:
+            fields["Status"] = doc["status"]
+        try:
+            self.update_lead(lead_id, fields)
+        except (KeyError, ValueError) as e:
+            raise AdminError(f"cannot edit lead {lead_id}: {e}") from None
+        lead = self.lead(lead_id)
+        return {"id": lead_id, "status": lead["Status"],
+                "last_modified_by": lead["LastModifiedById"],
+                "modified_at": _json_value(lead["SystemModstamp"])}
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def fault_kinds(self, request: Request) -> frozenset[str]:
+        transport = {"503", "drop-before", "drop-after", "slow", "timeout"}
+        if request.path == _TOKEN_PATH:
+            return frozenset(transport)
+        if not request.path.startswith("/services/data/"):
+            return frozenset()
+        kinds = transport | {"429", "401"}
+        if request.method == "PATCH" and (_COLLECTIONS.fullmatch(request.path)
+                                          or _SINGLE_LEAD.fullmatch(request.path)):
+            kinds.add("lock")
+        return frozenset(kinds)
+
+    def fault_response(self, kind: str, request: Request) -> Response:
+        if kind == "429":
+            # Salesforce has no 429: an exhausted org refuses with 403 REQUEST_LIMIT_EXCEEDED.
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
+            return Response(403, [{"message": "TotalRequests Limit exceeded.",
+                                   "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+        if kind == "401":
+            self.expire_sessions()  # the session really ends: the client must log in again
+            return Response(401, [{"message": "Session expired or invalid",
+                                   "errorCode": "INVALID_SESSION_ID"}])
+        return Response(503, HTML_503, content_type="text/html")
+
+    def status_response(self, status: int, request: Request) -> Response:
+        if status == 503:
+            return Response(503, HTML_503, content_type="text/html")
+        if status == 401:
+            return Response(401, [{"message": "Session expired or invalid",
+                                   "errorCode": "INVALID_SESSION_ID"}])
+        return Response(status, [{"message": "An unexpected error occurred.",
+                                  "errorCode": "UNKNOWN_EXCEPTION"}])
+
     # -- request handling -------------------------------------------------------------------
 
-    def _handle(self, method: str, path: str, query: str, body: bytes, headers: Any,
-                entry: JournalEntry) -> tuple[int, Any]:
-        if path == "/services/oauth2/token" and method == "POST":
-            return self._token(body, headers)
-        m = _DATA.match(path)
+    def error_response(self, exc: Exception, request: Request) -> Response | None:
+        if isinstance(exc, ApiError):
+            return Response(exc.status, exc.body())
+        log.exception("emulator failed on %s %s", request.method, request.path)
+        # A bug in the emulator: answer like Salesforce's 500, keep serving.
+        return Response(500, [{"message": "An unexpected error occurred.",
+                               "errorCode": "UNKNOWN_EXCEPTION"}])
+
+    def response_headers(self, request: Request, status: int) -> dict[str, str]:
+        if request.path.startswith("/services/data/"):
+            # Every REST response carries the org's usage (facts A11).
+            return {"Sforce-Limit-Info": f"api-usage={self.api_usage}/"
+                                         f"{self.config.daily_api_limit}"}
+        return {}
+
+    def before_route(self, request: Request) -> Response | None:
+        if request.path == _TOKEN_PATH:
+            return None
+        m = _DATA.match(request.path)
         if m is None or m.group("ver") not in self.config.api_versions:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        self._authenticate(headers)
+        self._authenticate(request.headers)
         with self._usage_lock:
             if self.api_usage >= self.config.daily_api_limit:
                 raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
             self.api_usage += 1
-        return self._route(method, m.group("rest"), query, body, headers, entry)
+        return None
 
-    def _authenticate(self, headers: Any) -> None:
-        auth = headers.get("Authorization") or ""
+    def not_found(self, request: Request) -> Response:
+        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _authenticate(self, headers: Mapping[str, str]) -> None:
+        auth = headers.get("authorization") or ""
         token = auth[7:] if auth.startswith("Bearer ") else ""
-        expire_all = self.faults.count_call_for_expiry()
         with self._usage_lock:
-            if expire_all:
-                self._sessions.clear()
             session = self._sessions.get(token)
             ttl, max_calls = self.config.session_ttl_seconds, self.config.session_max_calls
             if session is not None and (
@@ -310,59 +359,66 @@ class SalesforceEmulator:
                 raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
             session.calls += 1
 
-    def _route(self, method: str, rest: str, query: str, body: bytes, headers: Any,
-               entry: JournalEntry) -> tuple[int, Any]:
-        rest = rest.rstrip("/") if rest not in ("query/", "queryAll/") else rest
-        params = parse_qs(query)
-        if method == "GET" and rest in ("query", "query/", "queryAll", "queryAll/"):
-            soql = (params.get("q") or [""])[0]
-            entry.soql = soql
-            page = self.org.query(soql, include_deleted=rest.startswith("queryAll"),
-                                  batch_size=_batch_size(headers))
-            entry.records = len(page["records"])
-            return 200, page
-        more = _MORE.match(rest)
-        if method == "GET" and more:
-            page = self.org.query_more(more.group("loc"), int(more.group("offset")),
-                                       _batch_size(headers))
-            entry.records = len(page["records"])
-            return 200, page
-        if method == "GET" and rest == "sobjects/Lead/describe":
-            return 200, self.org.describe_lead()
-        if rest == "composite/sobjects" and method in ("PATCH", "POST"):
-            return 200, self._collections(method, body, entry)
-        single = _SINGLE_LEAD.match(rest)
-        if method == "PATCH" and single:
-            return self._update_one(single.group("id"), body, entry)
-        if method == "GET" and rest == "limits":
-            return 200, {"DailyApiRequests": {"Max": self.config.daily_api_limit,
-                                              "Remaining": self.config.daily_api_limit
-                                              - self.api_usage}}
-        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+    def _query(self, req: Request, kind: str) -> Response:
+        soql = (req.params.get("q") or [""])[0]
+        req.entry.soql = soql
+        page = self.org.query(soql, include_deleted=kind == "queryAll",
+                              batch_size=_batch_size(req.headers))
+        req.entry.records = len(page["records"])
+        return Response(200, page)
 
-    def _collections(self, method: str, body: bytes, entry: JournalEntry) -> list[Any]:
+    def _query_more(self, req: Request, locator: str, offset: str) -> Response:
+        page = self.org.query_more(locator, int(offset), _batch_size(req.headers))
+        req.entry.records = len(page["records"])
+        return Response(200, page)
+
+    def _describe(self, req: Request) -> Response:
+        return Response(200, self.org.describe_lead())
+
+    def _limits(self, req: Request) -> Response:
+        return Response(200, {"DailyApiRequests": {
+            "Max": self.config.daily_api_limit,
+            "Remaining": self.config.daily_api_limit - self.api_usage}})
+
+    def _token_route(self, req: Request) -> Response:
+        status, payload = self._token(req.body, req.headers)
+        return Response(status, payload)
+
+    def _record_faults(self, req: Request, ids: list[str]) -> _RecordFaults:
+        """The per-record faults of this update; a ``lock`` fault locks some of its records
+        (as another transaction would) for this request only."""
+        locked = set(self.faults.sample(ids)) if (
+            req.fault is not None and req.fault.kind == "lock") else set()
+        return _RecordFaults(self.faults, locked)
+
+    def _collections(self, req: Request) -> Response:
         try:
-            doc = json.loads(body or b"{}")
+            doc = json.loads(req.body or b"{}")
         except ValueError:
             raise ApiError(400, "JSON_PARSER_ERROR", "Unexpected character in request body") \
                 from None
         records = doc.get("records") if isinstance(doc, dict) else None
         if not isinstance(records, list):
             raise ApiError(400, "INVALID_FIELD", "records: required field missing")
-        entry.records = len(records)
+        req.entry.records = len(records)
         limit = self.config.max_collection_records
         if len(records) > limit:
             # Collections take at most 200 records (facts A5).
             raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more "
                                                      f"than {limit} records into this call")
         all_or_none = bool(doc.get("allOrNone", False))
-        if method == "PATCH":
-            entry.record_ids = tuple(str(r.get("id")) for r in records if isinstance(r, dict))
-            return self.org.update_via_api(records, all_or_none=all_or_none,
-                                           user_id=self.integration_user_id, locks=self.faults)
-        return self.org.insert_via_api(records, all_or_none=all_or_none)
+        if req.method == "PATCH":
+            ids = [str(r.get("id")) for r in records if isinstance(r, dict)]
+            req.entry.record_ids = tuple(ids)
+            results = self.org.update_via_api(records, all_or_none=all_or_none,
+                                              user_id=self.integration_user_id,
+                                              locks=self._record_faults(req, ids))
+        else:
+            results = self.org.insert_via_api(records, all_or_none=all_or_none)
+        req.entry.written = tuple(str(r["id"]) for r in results if r.get("success"))
+        return Response(200, results)
 
-    def _update_one(self, lead_id: str, body: bytes, entry: JournalEntry) -> tuple[int, Any]:
+    def _update_one(self, req: Request, lead_id: str) -> Response:
         """``PATCH sobjects/Lead/{id}``: one record per call, as a hand-written script updates.
 
         Success is ``204 No Content``; a failure is Salesforce's ``[{message, errorCode,
@@ -370,24 +426,26 @@ class SalesforceEmulator:
         naive baseline uses it; syncd writes through sObject Collections.
         """
         try:
-            doc = json.loads(body or b"{}")
+            doc = json.loads(req.body or b"{}")
         except ValueError:
             raise ApiError(400, "JSON_PARSER_ERROR", "Unexpected character in request body") \
                 from None
         if not isinstance(doc, dict):
             raise ApiError(400, "JSON_PARSER_ERROR", "the request body must be a JSON object")
-        entry.records = 1
-        entry.record_ids = (lead_id,)
+        req.entry.records = 1
+        req.entry.record_ids = (lead_id,)
         if lead_id not in self.org.leads:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         record = {**{k: v for k, v in doc.items() if k not in ("attributes", "id", "Id")},
                   "attributes": {"type": "Lead"}, "id": lead_id}
         [result] = self.org.update_via_api([record], all_or_none=True,
-                                           user_id=self.integration_user_id, locks=self.faults)
+                                           user_id=self.integration_user_id,
+                                           locks=self._record_faults(req, [lead_id]))
         if result["success"]:
-            return 204, b""
-        return 400, [{"message": e["message"], "errorCode": e["statusCode"],
-                      "fields": e.get("fields", [])} for e in result["errors"]]
+            req.entry.written = (lead_id,)
+            return Response(204)
+        return Response(400, [{"message": e["message"], "errorCode": e["statusCode"],
+                               "fields": e.get("fields", [])} for e in result["errors"]])
 
     # -- OAuth ----------------------------------------------------------------------------------
 
@@ -396,7 +454,7 @@ class SalesforceEmulator:
         grant = form.get("grant_type")
         if grant == "client_credentials":
             cid, secret = form.get("client_id"), form.get("client_secret")
-            auth = headers.get("Authorization") or ""
+            auth = headers.get("authorization") or ""
             if auth.startswith("Basic "):
                 with contextlib.suppress(ValueError):
                     cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
@@ -442,7 +500,27 @@ class SalesforceEmulator:
                 "scope": "api"}
 
 
-def _batch_size(headers: Any) -> int | None:
-    value = headers.get("Sforce-Query-Options") or ""
+def _batch_size(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("sforce-query-options") or ""
     m = re.search(r"batchSize=(\d+)", value)
     return int(m.group(1)) if m else None
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+SalesforceEmulator.routes = (
+    Route.of("POST", re.escape(_TOKEN_PATH), SalesforceEmulator._token_route),
+    Route.of("GET", _V + r"(query|queryAll)/?", SalesforceEmulator._query),
+    Route.of("GET", _V + r"(?:query|queryAll)/([0-9A-Za-z]+)-(\d+)/?",
+             SalesforceEmulator._query_more),
+    Route.of("GET", _V + r"sobjects/Lead/describe/?", SalesforceEmulator._describe),
+    Route.of("PATCH", _COLLECTIONS.pattern, SalesforceEmulator._collections),
+    Route.of("POST", _COLLECTIONS.pattern, SalesforceEmulator._collections),
+    Route.of("PATCH", _V + r"sobjects/Lead/([0-9A-Za-z]{15,18})/?",
+             SalesforceEmulator._update_one),
+    Route.of("GET", _V + r"limits/?", SalesforceEmulator._limits),
+)

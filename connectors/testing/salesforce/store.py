@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from .clock import EmulatorClock
+from connectors.testing.kit import EmulatorClock
+
 from .config import EmulatorConfig
 from .ids import IdFactory
 from .schema import CAMPAIGN, CAMPAIGN_MEMBER, LEAD, LEAD_STATUS, FieldDef, ObjectSchema
@@ -114,6 +115,19 @@ def to_python(fdef: FieldDef, value: Any) -> Any:
     if fdef.kind == "date":
         return date.fromisoformat(value)
     return value
+
+
+def _row_json(schema: ObjectSchema, row: Row) -> dict[str, Any]:
+    return {f.name: to_wire(f, row[i]) for i, f in enumerate(schema.fields)
+            if row[i] is not None}
+
+
+def _row_from_json(schema: ObjectSchema, item: Mapping[str, Any]) -> Row:
+    values: list[Any] = [None] * len(schema.fields)
+    for i, f in enumerate(schema.fields):
+        if item.get(f.name) is not None:
+            values[i] = to_internal(f, item[f.name])
+    return tuple(values)
 
 
 @dataclass(slots=True)
@@ -284,6 +298,39 @@ class Org:
         with self.lock:
             row = self._require(rid)
         return {f.name: to_python(f, row[i]) for i, f in enumerate(LEAD.fields)}
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """Leads, campaigns and members in wire form (see :meth:`restore`)."""
+        with self.lock:
+            return {
+                "leads": [_row_json(LEAD, row) for row in self.leads.values()],
+                "deleted_at": dict(self.deleted_at),
+                "campaigns": [_row_json(CAMPAIGN, row) for row in self.campaigns.values()],
+                "members": [_row_json(CAMPAIGN_MEMBER, row) for row in self.members.values()],
+            }
+
+    def restore(self, doc: Mapping[str, Any]) -> None:
+        """Replace every lead, campaign and member with those of an :meth:`export`."""
+        with self.lock:
+            self.leads, self.index, self.deleted_at = {}, [], {}
+            for item in doc["leads"]:
+                row = _row_from_json(LEAD, item)
+                self.ids.observe(row[_ID])
+                self._put(row)
+            self.deleted_at = {str(k): int(v) for k, v in doc.get("deleted_at", {}).items()}
+            self.campaigns = {}
+            for item in doc["campaigns"]:
+                row = _row_from_json(CAMPAIGN, item)
+                self.ids.observe(row[0])
+                self.campaigns[row[0]] = row
+            self.members, self.member_keys = {}, {}
+            for item in doc["members"]:
+                row = _row_from_json(CAMPAIGN_MEMBER, item)
+                self.ids.observe(row[0])
+                self.members[row[0]] = row
+                self.member_keys[(row[_CM["CampaignId"]], row[_CM["LeadId"]])] = row[0]
 
     # -- campaigns ----------------------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""Synthetic leads for the embedded demo, tests and benchmarks.
+"""The one lead generator: synthetic canonical leads for the emulators, demo, tests, benchmarks.
+
+Every emulator seeds its records from these canonical leads, each in its own wire format
+(:func:`connectors.testing.salesforce.seed.salesforce_record`,
+:func:`connectors.testing.hubspot.seed.hubspot_properties`).
 
 :func:`generate_leads` produces realistic, varied leads in canonical field names
 (:mod:`rules.fields`) with enough of every situation for the default lifecycle rules to act on:

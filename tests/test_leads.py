@@ -1,4 +1,4 @@
-"""Behaviour of syncd.demo_data: varied, deterministic leads the default lifecycle rules act on."""
+"""Behaviour of connectors.testing.leads: varied, deterministic leads the default lifecycle rules act on."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from rules.fields import CRM_FIELDS
-from syncd.demo_data import (
+from connectors.testing.leads import (
     DEMO_FIELDS,
     LEAD_SOURCES,
     STATUSES,
     generate_leads,
     generate_scale_leads,
 )
+from rules.fields import CRM_FIELDS
 from syncd.enrichment import Enricher, EnrichmentSettings
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)

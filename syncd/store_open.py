@@ -1,0 +1,118 @@
+"""Opening the state store at start-up, with one clear line for every way it can fail.
+
+The store is checked before any CRM is contacted: a daemon that could not record what it
+pulled or planned must not pull or plan. Problems point at ``state.url`` in the config file
+and never show a password.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from syncd.settings import Settings
+from syncd.state import StateStore, StateStoreError
+from syncd.yamlfile import Located, load_yaml, locate
+
+__all__ = ["open_store", "state_url"]
+
+
+def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
+    """Open (and create) the state store; with ``writable``, prove a write commits.
+
+    Raises:
+        StartupError: the store cannot be opened, created or written, with what to do.
+    """
+    from syncd.app import StartupError
+
+    url = settings.state.url
+    try:
+        url = state_url(settings)
+        store = StateStore(url, auto_upgrade=settings.state.auto_upgrade)
+    except StateStoreError as exc:
+        raise StartupError([_located(settings, str(exc))]) from None
+    except OSError as exc:
+        raise StartupError([_located(settings, exc.strerror or str(exc))]) from None
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StartupError([_located(settings, _explain(url, exc))]) from None
+    if writable:
+        try:
+            # A read-only SQLite file (or a database user without write grants) opens fine
+            # and fails only at the first write: find out now, not in the first cycle.
+            store.set_meta("last_start", datetime.now(UTC).isoformat())
+        except SQLAlchemyError as exc:
+            store.close()
+            raise StartupError([_located(settings, (
+                f"the state store {_safe(url)} refuses writes ({_first_line(exc)}); syncd keeps "
+                "its mirror, cursors and outbox there: make it writable (file permissions, "
+                "database grants) or point state.url elsewhere"))]) from None
+    return store
+
+
+def state_url(settings: Settings) -> str:
+    """The state store's URL: a relative SQLite path resolved, and its directory created.
+
+    Raises:
+        OSError: the SQLite file's directory cannot be created, or the path is a directory.
+    """
+    return _sqlite_path_made(settings, settings.state.url)
+
+
+def _sqlite_path_made(settings: Settings, url: str) -> str:
+    """Resolve a relative SQLite path against the config file and create its directory."""
+    if not url.startswith("sqlite:///"):
+        return url
+    rel = url.removeprefix("sqlite:///")
+    if not rel or rel.startswith((":memory:", "file:")):
+        return url
+    path = Path(rel)
+    if not path.is_absolute():
+        # A relative SQLite path is relative to the config file, like every other path in it.
+        path = settings.path(path)
+        url = f"sqlite:///{path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the directory {path.parent} for the SQLite state file "
+                      f"({exc.strerror}); create it, fix its permissions or point state.url "
+                      "elsewhere") from None
+    if path.is_dir():
+        raise OSError(f"the SQLite state file {path} is a directory; point state.url at a "
+                      "file path")
+    return url
+
+
+def _explain(url: str, exc: BaseException) -> str:
+    if isinstance(exc, (ArgumentError, ValueError)):
+        return (f"not a usable database URL ({_first_line(exc)}); use sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST/DB")
+    if isinstance(exc, ImportError):
+        return (f"no database driver for '{_safe(url)}' ({_first_line(exc)}); use sqlite:/// "
+                "or postgresql+psycopg://")
+    if url.startswith("sqlite"):
+        return (f"cannot open the SQLite state file of {_safe(url)} ({_first_line(exc)}); "
+                "check that the path is a writable file, or point state.url elsewhere")
+    return (f"cannot reach the state store {_safe(url)} ({_first_line(exc)}); start the "
+            "database, check state.url, or check the network to it")
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "state.url"
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def _located(settings: Settings, message: str) -> Located:
+    root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
+    line, col = locate(root, ("state", "url"))
+    return Located(settings.source, line, col, f"state.url: {message}")

@@ -1,0 +1,276 @@
+"""Start-up as operators meet it: a separate ``syncd`` process against a Salesforce emulator.
+
+Every local failure (port, store, CA file) is one line and exit 2 before any CRM request; a
+daily API budget already spent pauses the connector instead of crashing; SIGTERM stops the
+process within 5 s whatever the CRM does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
+from syncd.cli import app as cli
+from tests.daemon.harness import E2E_RULES, sf_lead
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _api_calls(emu: SalesforceEmulator) -> list[Any]:
+    """Requests counted against the org's API limit (token grants are not)."""
+    return [e for e in emu.journal.entries() if "/oauth2/" not in e.path]
+
+
+@pytest.fixture
+def emu() -> Iterator[SalesforceEmulator]:
+    with SalesforceEmulator() as org:
+        yield org
+
+
+def _write_config(tmp_path: Path, emu: SalesforceEmulator, *, state_url: str | None = None,
+                  server: str = "{enabled: false}", connector_extra: str = "") -> Path:
+    (tmp_path / "rules.yaml").write_text(E2E_RULES)
+    campaign = emu.add_campaign("Newsletter")
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"""\
+state: {{url: "{state_url or f'sqlite:///{tmp_path / "state.db"}'}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0, min_changes: 1}}
+server: {server}
+salesforce:
+  interval: 10s
+  status_values:
+    {{New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}}
+  connector:
+    instance_url: {emu.base_url}
+    token_url: {emu.token_url}
+    ca_bundle: {emu.ca_pem_path}
+    auth:
+      {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
+    newsletters: {{newsletter: {campaign}}}
+    lag_seconds: 0
+{connector_extra}""")
+    return config
+
+
+def _env(emu: SalesforceEmulator) -> dict[str, str]:
+    return {**os.environ, "SF_SECRET": emu.client_secret,
+            "PYTHONUNBUFFERED": "1"}
+
+
+def _syncd(*args: str, env: dict[str, str], **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "syncd.cli", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def _get_json(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen[str],
+              timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"syncd exited ({proc.returncode}) before {what}: {proc.communicate()}")
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+# ---- budget already spent at start ------------------------------------------------------
+
+
+def test_run_started_past_the_budget_share_stays_up_paused_and_exits_0_on_sigterm(
+        tmp_path: Path) -> None:
+    with SalesforceEmulator(EmulatorConfig(api_usage_start=95_000)) as emu:
+        port = _free_port()
+        config = _write_config(tmp_path, emu, server=f"{{host: 127.0.0.1, port: {port}}}")
+        proc = _syncd("run", "-c", str(config), env=_env(emu))
+        try:
+            def paused() -> bool:
+                try:
+                    _, body = _get_json(port, "/readyz")
+                except OSError:
+                    return False
+                return "paused_until" in body.get("connectors", {}).get("salesforce", {})
+
+            _wait_for("/readyz to say paused", paused, proc)
+            status, body = _get_json(port, "/readyz")
+            entry = body["connectors"]["salesforce"]
+            assert entry["outcome"] == "budget" and "budget" in entry["paused_because"]
+            assert status == 200, "a connector waiting for its budget is not broken"
+            calls = _api_calls(emu)
+            assert len(calls) == 1, [c.path for c in calls]  # the call that reported the usage
+            shown = CliRunner().invoke(cli, ["status", "-c", str(config)],
+                                       env={"SF_SECRET": emu.client_secret},
+                                       catch_exceptions=False)
+            assert shown.exit_code == 0 and "paused until" in shown.output, shown.output
+            time.sleep(1.5)
+            assert len(_api_calls(emu)) == 1, "no further call while paused"
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in out + err
+    assert "budget is spent" in err and "stays paused until" in err
+
+
+def test_sync_once_past_the_budget_share_says_so_in_one_line_and_exits_0(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SalesforceEmulator(EmulatorConfig(api_usage_start=95_000)) as emu:
+        config = _write_config(tmp_path, emu)
+        monkeypatch.setenv("SF_SECRET", emu.client_secret)
+        result = CliRunner().invoke(cli, ["sync", "--once", "-c", str(config)],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        summary = [line for line in result.stdout.splitlines() if line.startswith("salesforce:")]
+        assert len(summary) == 1 and "budget: paused until" in summary[0], result.stdout
+        assert len(_api_calls(emu)) == 1
+
+
+# ---- local failures: one line, exit 2, no CRM request -----------------------------------
+
+
+def _port_in_use(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callable[[], None]]:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    config = _write_config(tmp_path, emu, server=f"{{host: 127.0.0.1, port: {port}}}")
+    return config, holder.close
+
+
+def _postgres_unreachable(tmp_path: Path, emu: SalesforceEmulator
+                          ) -> tuple[Path, Callable[[], None]]:
+    url = f"postgresql+psycopg://syncd:hunter2@127.0.0.1:{_free_port()}/syncd"
+    return _write_config(tmp_path, emu, state_url=url), lambda: None
+
+
+def _ca_file_missing(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callable[[], None]]:
+    config = _write_config(tmp_path, emu)
+    config.write_text(config.read_text().replace(str(emu.ca_pem_path),
+                                                 str(tmp_path / "missing-ca.pem")))
+    return config, lambda: None
+
+
+def _sqlite_read_only(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callable[[], None]]:
+    from syncd.state import StateStore
+
+    db = tmp_path / "state.db"
+    StateStore(f"sqlite:///{db}").close()
+    if os.geteuid() == 0:  # root writes through file modes; the immutable flag stops it
+        made = subprocess.run(["chattr", "+i", str(db)], capture_output=True, check=False)
+        if made.returncode != 0:
+            pytest.skip("running as root on a file system without chattr +i")
+
+        def undo() -> None:
+            subprocess.run(["chattr", "-i", str(db)], check=False)
+    else:
+        db.chmod(0o444)
+
+        def undo() -> None:
+            db.chmod(0o644)
+    return _write_config(tmp_path, emu), undo
+
+
+def _state_path_unusable(tmp_path: Path, emu: SalesforceEmulator
+                         ) -> tuple[Path, Callable[[], None]]:
+    (tmp_path / "blocker").write_text("a file where the state directory should be")
+    url = f"sqlite:///{tmp_path / 'blocker' / 'state.db'}"
+    return _write_config(tmp_path, emu, state_url=url), lambda: None
+
+
+@pytest.mark.parametrize(("setup", "expected"), [
+    (_port_in_use, "is already in use"),
+    (_postgres_unreachable, "cannot reach the state store"),
+    (_ca_file_missing, "missing-ca.pem"),
+    (_sqlite_read_only, "refuses writes"),
+    (_state_path_unusable, "cannot create the directory"),
+], ids=["health-port-in-use", "postgres-unreachable", "ca-file-missing",
+        "sqlite-file-read-only", "state-path-unusable"])
+def test_local_start_up_failure_is_one_line_exit_2_and_no_crm_call(
+        tmp_path: Path, emu: SalesforceEmulator, setup: Any, expected: str) -> None:
+    config, undo = setup(tmp_path, emu)
+    try:
+        proc = _syncd("run", "-c", str(config), env=_env(emu))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        undo()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 2, err
+    assert len(lines) == 1 and expected in lines[0], err
+    assert lines[0].startswith(f"{config}:"), "located in the config file"
+    assert "Traceback" not in out + err and "hunter2" not in err
+    assert len(emu.journal) == 0, "no request to the CRM, not even a token grant"
+
+
+# ---- SIGTERM while the CRM fails ----------------------------------------------------------
+
+
+# Preflight reads through /query/; the cycle's pull through /queryAll/.
+@pytest.mark.parametrize("failing", ["/queryAll/", "/query/"],
+                         ids=["during-a-cycle", "during-start-up-checks"])
+def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
+        tmp_path: Path, emu: SalesforceEmulator, failing: str) -> None:
+    emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
+    emu.faults.fail_next(1000, status=503, path=failing)
+    config = _write_config(tmp_path, emu)
+    proc = _syncd("run", "-c", str(config), env=_env(emu), bufsize=1)
+    try:
+        seen: list[str] = []
+
+        def retrying() -> bool:
+            line = proc.stderr.readline()  # type: ignore[union-attr]
+            seen.append(line)
+            return "retrying in" in line
+
+        _wait_for("a retry of the pull", retrying, proc)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + err
+    assert took < 5, f"took {took:.1f}s to stop"
+    assert "Traceback" not in out + err
+
+
+def test_credentials_refused_at_start_up_is_one_line_naming_the_setting_and_exit_2(
+        tmp_path: Path, emu: SalesforceEmulator) -> None:
+    config = _write_config(tmp_path, emu)
+    proc = _syncd("sync", "--once", "-c", str(config),
+                  env={**_env(emu), "SF_SECRET": "not-the-secret"})
+    out, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 2, err
+    assert len(lines) == 1 and "salesforce.connector.auth.client_secret" in lines[0], err
+    assert "Traceback" not in out + err and "not-the-secret" not in err
+    assert _api_calls(emu) == [], "nothing past the refused token grant"
