@@ -1,29 +1,31 @@
 """The soak's judges: what must hold after any mix of faults, kills, restarts and replicas.
 
 Each invariant is a function returning its violations, each naming the offending lead (by CRM
-and id, or email where two worlds are compared), so a failing soak says *which* leads broke.
+and id, and email where two worlds are compared), so a failing soak says *which* leads broke.
 Counts are not invariants: a soak passes when every list is empty.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Observed", "RepEdit", "check_all", "INVARIANTS"]
+__all__ = ["INVARIANTS", "Observed", "RepEdit", "check_all", "summarize"]
 
-#: The status field's API name and the largest write batch each CRM accepts.
-STATUS_FIELD = {"salesforce": "Status", "hubspot": "hs_lead_status"}
-EMAIL_FIELD = {"salesforce": "Email", "hubspot": "email"}
+#: The largest write batch each CRM accepts (Salesforce sObject Collections, HubSpot batch).
 BATCH_LIMIT = {"salesforce": 200, "hubspot": 100}
 OPEN_STATES = ("planned", "pending", "sending")
+#: Faults after which the client cannot know whether its write was applied: the one case where
+#: a retry may legitimately carry a change the CRM already has.
+RESPONSE_LOST = ("drop-after", "timeout")
 
 
 @dataclass(frozen=True)
 class RepEdit:
-    """A person set ``status`` on a lead by hand; ``journal_len`` writes had happened before."""
+    """A person set ``status`` on a lead by hand once the journal held ``journal_len``
+    requests."""
 
     crm: str
     lead_id: str
@@ -34,57 +36,50 @@ class RepEdit:
 
 @dataclass
 class Observed:
-    """Everything the judges read at the end of one world's run."""
+    """Everything the judges read at the end of one world's run (see ``Emulator.state``)."""
 
-    state: dict[str, dict[str, Any]]  # crm -> emulator admin state
-    journal: dict[str, list[dict[str, Any]]]  # crm -> journal entries
+    state: dict[str, dict[str, Any]]  # crm -> {leads, members, duplicates, faults}
+    journal: dict[str, list[dict[str, Any]]]  # crm -> journal entries with ``kind``
     outbox: list[dict[str, Any]]  # syncd's outbox rows
     audit: list[dict[str, Any]]  # syncd's audit rows
     rep_edits: list[RepEdit] = field(default_factory=list)
-    dual_window: dict[str, tuple[int, int]] = field(default_factory=dict)  # journal index range
-
-    # -- views ----------------------------------------------------------------------------
 
     def leads(self, crm: str) -> dict[str, dict[str, Any]]:
         return dict(self.state[crm]["leads"])
 
     def by_email(self, crm: str) -> dict[str, tuple[str, dict[str, Any]]]:
-        out = {}
-        for lead_id, lead in self.leads(crm).items():
-            email = lead.get(EMAIL_FIELD[crm])
-            if email:
-                out[str(email).lower()] = (lead_id, lead)
+        return {lead["email"]: (lead_id, lead) for lead_id, lead in self.leads(crm).items()
+                if lead["email"]}
+
+    def memberships(self, crm: str) -> dict[str, set[str]]:
+        """lead id -> newsletter names it is in."""
+        out: dict[str, set[str]] = defaultdict(set)
+        for name, ids in self.state[crm]["members"].items():
+            for lead_id in ids:
+                out[lead_id].add(name)
         return out
 
-    def members(self, crm: str) -> dict[str, list[str]]:
-        """Newsletter/list -> member lead ids, duplicates kept."""
-        return {str(k): list(v) for k, v in self.state[crm]["memberships"].items()}
+    def applied(self, crm: str, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.journal[crm] if e.get("applied") and e.get("kind") == kind]
 
-    def writes(self, crm: str) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
-        """(journal index, entry, record) of every record an applied write request carried."""
-        out = []
-        for i, entry in enumerate(self.journal[crm]):
-            if entry.get("applied") and entry.get("kind") in ("update", "membership"):
-                for record in entry.get("records", ()):
-                    out.append((i, entry, record))
-        return out
+    def edited(self, crm: str) -> set[str]:
+        return {e.email for e in self.rep_edits if e.crm == crm}
 
 
 def final_statuses_equal_reference(chaos: Observed, ref: Observed) -> list[str]:
     """Every lead no person edited ends with the status a fault-free run gives it."""
     bad = []
     for crm in chaos.state:
-        edited = {e.email for e in chaos.rep_edits if e.crm == crm}
         ours, theirs = chaos.by_email(crm), ref.by_email(crm)
         for email, (lead_id, lead) in sorted(ours.items()):
-            if email in edited or email not in theirs:
+            if email in chaos.edited(crm) or email not in theirs:
                 continue
-            want = theirs[email][1].get(STATUS_FIELD[crm])
-            got = lead.get(STATUS_FIELD[crm])
-            if got != want:
-                bad.append(f"{crm} {lead_id} <{email}>: status {got!r}, reference {want!r}")
-        missing = sorted(set(theirs) - set(ours))
-        bad.extend(f"{crm} <{email}>: missing from the chaos world" for email in missing)
+            want = theirs[email][1]["status"]
+            if lead["status"] != want:
+                bad.append(f"{crm} {lead_id} <{email}>: status {lead['status']!r}, reference "
+                           f"{want!r}")
+        bad.extend(f"{crm} <{email}>: missing from the chaos world"
+                   for email in sorted(set(theirs) - set(ours)))
     return bad
 
 
@@ -92,72 +87,49 @@ def final_memberships_equal_reference(chaos: Observed, ref: Observed) -> list[st
     """Every lead no person edited is in exactly the newsletters the fault-free run put it in."""
     bad = []
     for crm in chaos.state:
-        edited = {e.email for e in chaos.rep_edits if e.crm == crm}
         ours, theirs = chaos.by_email(crm), ref.by_email(crm)
-        mine = _membership_by_email(chaos, crm)
-        ref_members = _membership_by_email(ref, crm)
-        for email in sorted(set(ours) & set(theirs) - edited):
-            got, want = mine.get(email, set()), ref_members.get(email, set())
+        mine, reference = chaos.memberships(crm), ref.memberships(crm)
+        for email in sorted((set(ours) & set(theirs)) - chaos.edited(crm)):
+            got = mine.get(ours[email][0], set())
+            want = reference.get(theirs[email][0], set())
             if got != want:
                 bad.append(f"{crm} {ours[email][0]} <{email}>: newsletters {sorted(got)}, "
                            f"reference {sorted(want)}")
     return bad
 
 
-def _membership_by_email(obs: Observed, crm: str) -> dict[str, set[str]]:
-    emails = {lead_id: email for email, (lead_id, _) in obs.by_email(crm).items()}
-    names = obs.state[crm].get("newsletter_names", {})
-    out: dict[str, set[str]] = defaultdict(set)
-    for newsletter, members in obs.members(crm).items():
-        for lead_id in members:
-            if lead_id in emails:
-                out[emails[lead_id]].add(str(names.get(newsletter, newsletter)))
-    return out
-
-
-def no_rep_edit_overwritten(chaos: Observed, _ref: Observed | None = None) -> list[str]:
-    """No status write reaches a lead after a person set its status, and the person's value
-    is the one the CRM shows at the end."""
+def no_rep_edit_overwritten(chaos: Observed, _ref: Observed) -> list[str]:
+    """No write reaches a lead after a person set its status, and the CRM shows their value."""
     bad = []
     for edit in chaos.rep_edits:
-        later = [(i, r) for i, _e, r in chaos.writes(edit.crm)
-                 if i >= edit.journal_len and r.get("id") == edit.lead_id
-                 and STATUS_FIELD[edit.crm] in r.get("fields", {})]
-        for i, record in later:
-            bad.append(f"{edit.crm} {edit.lead_id}: status set to {edit.status!r} by a person, "
-                       f"then written {record['fields'][STATUS_FIELD[edit.crm]]!r} by syncd "
-                       f"(journal #{i})")
-        final = chaos.leads(edit.crm).get(edit.lead_id, {}).get(STATUS_FIELD[edit.crm])
-        if final != edit.status and not any(
-                e.lead_id == edit.lead_id and e.journal_len > edit.journal_len
-                for e in chaos.rep_edits):
+        for entry in chaos.applied(edit.crm, "update"):
+            if entry["seq"] > edit.journal_len and edit.lead_id in entry.get("written", ()):
+                bad.append(f"{edit.crm} {edit.lead_id}: status set to {edit.status!r} by a "
+                           f"person, then written by syncd (journal #{entry['seq']})")
+        final = chaos.leads(edit.crm).get(edit.lead_id, {}).get("status")
+        if final != edit.status:
             bad.append(f"{edit.crm} {edit.lead_id}: a person set {edit.status!r}; the CRM "
                        f"shows {final!r}")
     return bad
 
 
-def no_duplicate_member(chaos: Observed, _ref: Observed | None = None) -> list[str]:
-    bad = []
-    for crm in chaos.state:
-        for newsletter, members in chaos.members(crm).items():
-            for lead_id, n in Counter(members).items():
-                if n > 1:
-                    bad.append(f"{crm} {lead_id}: {n} memberships of {newsletter}")
-    return bad
+def no_duplicate_member(chaos: Observed, _ref: Observed) -> list[str]:
+    """No lead was added to a newsletter twice (two campaign members, two sign-ups)."""
+    return [f"{crm} newsletter/lead {pair}: added more than once"
+            for crm in chaos.state for pair in chaos.state[crm]["duplicates"]]
 
 
-def no_outbox_row_stuck(chaos: Observed, _ref: Observed | None = None) -> list[str]:
+def no_outbox_row_stuck(chaos: Observed, _ref: Observed) -> list[str]:
     return [f"{r['crm']} {r['lead_id']}: outbox row {r['id']} ({r['kind']} {r['field']}) "
             f"left {r['state']}" for r in chaos.outbox if r["state"] in OPEN_STATES]
 
 
-def intents_delivered_whole(chaos: Observed, _ref: Observed | None = None) -> list[str]:
+def intents_delivered_whole(chaos: Observed, _ref: Observed) -> list[str]:
     """An intent with any part delivered has every part delivered, failed for good, or
-    withdrawn with a reason (a person or the CRM changed the lead, or the rules changed)."""
-    by_intent: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    withdrawn because someone else changed the lead."""
+    by_intent: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in chaos.outbox:
-        if row.get("intent_id"):
-            by_intent[row["intent_id"]].append(row)
+        by_intent[str(row["intent_id"])].append(row)
     bad = []
     for rows in by_intent.values():
         if not any(r["state"] == "done" for r in rows):
@@ -165,83 +137,74 @@ def intents_delivered_whole(chaos: Observed, _ref: Observed | None = None) -> li
         for r in rows:
             if r["state"] in ("done", "failed"):
                 continue
-            if r["state"] in ("superseded", "withdrawn") and r.get("error_message") and \
-                    "no longer wanted by the rules" not in str(r["error_message"]):
+            if r["state"] == "withdrawn" and r.get("error_message"):
                 continue
             bad.append(f"{r['crm']} {r['lead_id']}: {r['kind']} {r['field']} of a partly "
                        f"delivered intent ended {r['state']} ({r.get('error_message')})")
     return bad
 
 
-def writes_match_audit(chaos: Observed, _ref: Observed | None = None) -> list[str]:
-    """Every CRM write has an audit row, and every ``applied`` audit row a CRM write."""
+def writes_match_audit(chaos: Observed, _ref: Observed) -> list[str]:
+    """Every status write the CRM received has an audit row, every ``applied`` status audit
+    row a write the CRM received; likewise every newsletter membership and its audit row."""
     bad = []
     for crm in chaos.state:
-        status_field = STATUS_FIELD[crm]
-        written: set[tuple[str, str, str]] = set()
-        for _i, entry, record in chaos.writes(crm):
-            if entry.get("kind") == "membership":
-                written.add((str(record["id"]), "newsletter:*", ""))
-                continue
-            for api, value in record.get("fields", {}).items():
-                name = "status" if api == status_field else api
-                written.add((str(record["id"]), name, str(value)))
-        audited: set[tuple[str, str, str]] = set()
-        for row in chaos.audit:
-            if row["crm"] != crm or row["outcome"] not in ("applied", "already_in_place"):
-                continue
-            if str(row["field"]).startswith("newsletter:"):
-                key = (str(row["lead_id"]), "newsletter:*", "")
-            else:
-                key = (str(row["lead_id"]), str(row["field"]), str(row["after"]))
-            audited.add(key)
-            if row["outcome"] == "applied" and key[1] in ("status", "newsletter:*") and \
-                    key not in written:
-                bad.append(f"{crm} {row['lead_id']}: audit says {row['field']} -> "
-                           f"{row['after']!r} applied, but the CRM never received it")
-        for lead_id, name, value in sorted(written - audited):
-            if name in ("status", "newsletter:*"):
-                bad.append(f"{crm} {lead_id}: the CRM received {name} {value!r} with no audit "
-                           "row")
+        written = {lead_id for e in chaos.applied(crm, "update")
+                   for lead_id in e.get("written", ())}
+        audited = {r["lead_id"] for r in chaos.audit if r["crm"] == crm
+                   and r["field"] == "status" and r["outcome"] in ("applied", "already_in_place")}
+        applied = {r["lead_id"] for r in chaos.audit if r["crm"] == crm
+                   and r["field"] == "status" and r["outcome"] == "applied"}
+        bad.extend(f"{crm} {lead}: the CRM received a status write with no audit row"
+                   for lead in sorted(written - audited))
+        bad.extend(f"{crm} {lead}: audit says a status write was applied; the CRM never "
+                   "received one" for lead in sorted(applied - written))
+        members = {lead for lead, names in chaos.memberships(crm).items() if names}
+        joined = {r["lead_id"] for r in chaos.audit if r["crm"] == crm
+                  and str(r["field"]).startswith("newsletter:")
+                  and r["outcome"] in ("applied", "already_in_place")}
+        bad.extend(f"{crm} {lead}: in a newsletter with no audit row"
+                   for lead in sorted(members - joined))
+        bad.extend(f"{crm} {lead}: audit says it joined a newsletter; it is in none"
+                   for lead in sorted(joined - members))
     return bad
 
 
-def no_batch_over_limit(chaos: Observed, _ref: Observed | None = None) -> list[str]:
+def no_batch_over_limit(chaos: Observed, _ref: Observed) -> list[str]:
     bad = []
     for crm, entries in chaos.journal.items():
-        for i, entry in enumerate(entries):
-            n = len(entry.get("records", ()))
-            if n > BATCH_LIMIT[crm]:
-                bad.append(f"{crm} journal #{i}: {entry.get('method')} {entry.get('path')} "
-                           f"carried {n} records, over {BATCH_LIMIT[crm]}")
+        for e in entries:
+            n = int(e.get("records") or 0)
+            if e.get("kind") and n > BATCH_LIMIT[crm]:
+                bad.append(f"{crm} journal #{e['seq']}: {e['method']} {e['path']} carried "
+                           f"{n} records, over {BATCH_LIMIT[crm]}")
     return bad
 
 
-def no_change_sent_twice(chaos: Observed, _ref: Observed | None = None) -> list[str]:
-    """No status value reaches a lead twice (two daemons, a restart re-sending a batch the CRM
-    had applied). A retry of a request whose response was lost in transit is the one exception
-    no client can avoid; the emulator marks those (``response_lost``)."""
+def no_change_sent_twice(chaos: Observed, _ref: Observed) -> list[str]:
+    """No lead's status is written twice (each lead gets at most one status decision from the
+    soak's rules): not by two daemons, not by a restart re-sending a batch the CRM had
+    applied. The one exception no client can avoid: a retry after the CRM applied a write
+    whose answer was lost in transit (``drop-after``, ``timeout``)."""
     bad = []
     for crm in chaos.state:
-        seen: dict[tuple[str, str], list[int]] = defaultdict(list)
-        lost: set[int] = {i for i, e in enumerate(chaos.journal[crm]) if e.get("response_lost")}
-        for i, entry, record in chaos.writes(crm):
-            if entry.get("kind") != "update":
-                continue
-            value = record.get("fields", {}).get(STATUS_FIELD[crm])
-            if value is not None:
-                seen[(str(record["id"]), str(value))].append(i)
-        edits = {(e.lead_id, e.status) for e in chaos.rep_edits if e.crm == crm}
-        for (lead_id, value), where in sorted(seen.items()):
-            resent = [i for i in where[1:] if not (set(range(where[0], i)) & lost)]
-            if resent and (lead_id, value) not in edits:
-                bad.append(f"{crm} {lead_id}: status {value!r} written {len(where)} times "
-                           f"(journal #{', #'.join(map(str, where))})")
+        seen: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for entry in chaos.applied(crm, "update"):
+            for lead_id in entry.get("written", ()):
+                seen[lead_id].append(entry)
+        for lead_id, entries in sorted(seen.items()):
+            resent = [e for prev, e in zip(entries, entries[1:], strict=False)
+                      if prev.get("fault") not in RESPONSE_LOST]
+            if resent:
+                bad.append(f"{crm} {lead_id}: status written {len(entries)} times (journal "
+                           + ", ".join(f"#{e['seq']}" for e in entries) + ")")
     return bad
 
 
+Judge = Callable[[Observed, Observed], list[str]]
+
 #: name -> judge; a judge takes the chaos world and the reference world.
-INVARIANTS = {
+INVARIANTS: dict[str, Judge] = {
     "final statuses equal the reference": final_statuses_equal_reference,
     "final memberships equal the reference": final_memberships_equal_reference,
     "no rep edit overwritten": no_rep_edit_overwritten,

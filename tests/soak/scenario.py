@@ -30,11 +30,11 @@ FAULT_KINDS = ("429", "503", "401", "lock", "drop-before", "drop-after", "slow",
 
 @dataclass(frozen=True)
 class SoakParams:
-    leads: int = 300  # per CRM
+    leads: int = 600  # per CRM
     seed: int = 11
     fault_rate: float = 0.3
     kills: int = 4  # single-daemon SIGKILL/SIGTERM rounds
-    run_seconds: tuple[float, float] = (1.0, 6.0)  # how long a daemon runs before the signal
+    run_seconds: tuple[float, float] = (1.5, 5.0)  # how long a daemon runs before the signal
     sigterm_share: float = 0.25  # of the rounds end with SIGTERM instead of SIGKILL
     dual_rounds: int = 1  # rounds with two daemons started together
     rep_edits_per_round: int = 3
@@ -51,6 +51,8 @@ class SoakResult:
     quiet_cycles: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     api_calls: Counter[str] = field(default_factory=Counter)
+    status_writes: Counter[str] = field(default_factory=Counter)  # leads written, per CRM
+    memberships: Counter[str] = field(default_factory=Counter)  # final members, per CRM
     rep_edits: int = 0
     seconds: float = 0.0
 
@@ -109,27 +111,19 @@ def _sync_until_quiet(world: SoakWorld, limit: int, rep_edit: Any = None) -> int
 
 def _edit_some(world: SoakWorld, rng: random.Random, k: int,
                edits: list[RepEdit]) -> None:
-    """Simulated reps set a status by hand on leads syncd has already mirrored."""
+    """Simulated reps set a status by hand on leads syncd has already mirrored (syncd can only
+    tell a person's edit from a status it has seen), between daemon runs."""
     for crm, emu in world.emulators.items():
         mirrored = _mirrored(world.state_url, crm)
-        state = emu.state()["leads"]
-        candidates = sorted(lid for lid in mirrored if lid in state
-                            and not state[lid].get("converted")
-                            and lid not in {e.lead_id for e in edits})
-        journal_len = len(emu.journal())
+        leads = emu.state()["leads"]
+        taken = {e.lead_id for e in edits}
+        candidates = sorted(lid for lid in mirrored if lid in leads and lid not in taken
+                            and not leads[lid]["converted"] and not leads[lid]["deleted"])
+        journal_len = emu.journal_len()
         for lead_id in rng.sample(candidates, k=min(k, len(candidates))):
-            status = REP_STATUS[crm]
-            emu.edit(lead_id, {_status_field(crm): status})
-            email = str(state[lead_id].get(_email_field(crm)) or "").lower()
-            edits.append(RepEdit(crm, lead_id, email, status, journal_len))
-
-
-def _status_field(crm: str) -> str:
-    return {"salesforce": "Status", "hubspot": "hs_lead_status"}[crm]
-
-
-def _email_field(crm: str) -> str:
-    return {"salesforce": "Email", "hubspot": "email"}[crm]
+            emu.edit(lead_id, REP_STATUS[crm])
+            edits.append(RepEdit(crm, lead_id, leads[lead_id]["email"], REP_STATUS[crm],
+                                 journal_len))
 
 
 def _observe(world: SoakWorld, edits: list[RepEdit]) -> Observed:
@@ -149,12 +143,12 @@ def _reference(root: Path, params: SoakParams, chaos_edits: list[RepEdit]) -> Ob
             # The same people edit the same leads (matched by email) once syncd has mirrored
             # them, as in the chaos world.
             for crm, emu in world.emulators.items():
-                by_email = {str(v.get(_email_field(crm)) or "").lower(): k
-                            for k, v in emu.state()["leads"].items()}
-                journal_len = len(emu.journal())
+                by_email = {lead["email"]: lead_id
+                            for lead_id, lead in emu.state()["leads"].items()}
+                journal_len = emu.journal_len()
                 for e in chaos_edits:
                     if e.crm == crm and e.email in by_email:
-                        emu.edit(by_email[e.email], {_status_field(crm): e.status})
+                        emu.edit(by_email[e.email], e.status)
                         edits.append(RepEdit(crm, by_email[e.email], e.email, e.status,
                                              journal_len))
 
@@ -196,13 +190,16 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
             result.dual_rounds += 1
             _edit_some(world, rng, params.rep_edits_per_round, edits)
         for emu in world.emulators.values():
-            stats = emu.state().get("faults", {})
-            result.faults.update({f"{emu.crm} {k}": v for k, v in stats.items()})
             emu.set_faults(0.0)
+            result.faults.update({f"{emu.crm} {k}": v for k, v in emu.state()["faults"].items()})
         result.quiet_cycles = _sync_until_quiet(world, params.max_quiet_cycles)
         chaos = _observe(world, edits)
         for crm, entries in chaos.journal.items():
-            result.api_calls[crm] = sum(1 for e in entries if e.get("counted", True))
+            result.api_calls[crm] = len(entries)
+            result.status_writes[crm] = len({i for e in chaos.applied(crm, "update")
+                                             for i in e.get("written", ())})
+            result.memberships[crm] = sum(1 for names in chaos.memberships(crm).values()
+                                          if names)
     finally:
         world.stop()
     reference = _reference(root / "reference", params, edits)

@@ -25,9 +25,9 @@ import requests
 
 __all__ = ["Daemon", "Emulator", "SoakWorld", "SOAK_RULES"]
 
-#: Rules of the soak: a status decision with a newsletter join in one intent, an archive path and
-#: a promotion that chains into nurture (convergence within a cycle). The set converges: no rule
-#: leads out of Nurture or Archived.
+#: Rules of the soak: a status decision with a newsletter join in one intent, and an archive
+#: path. Each lead gets at most one status write from them (no rule leads out of Nurture or
+#: Archived), so a lead written twice is a change sent twice.
 SOAK_RULES = """\
 version: 1
 name: soak
@@ -59,13 +59,6 @@ rules:
     then:
       - set_status: Nurture
       - add_to_newsletter: newsletter
-  - id: strong-fit-mql
-    when:
-      all:
-        - {field: status, eq: New}
-        - {field: icp_fit, eq: strong}
-    then:
-      - set_status: MQL
 """
 
 #: The status a simulated person sets by hand, per CRM (a value no soak rule writes).
@@ -92,7 +85,8 @@ class Emulator:
               fault_seed: int = 0, log: Path | None = None) -> Emulator:
         args = [_PY, "-m", f"connectors.testing.{crm}", "--host", "127.0.0.1", "--port", "0",
                 "--leads", str(leads), "--seed", str(seed), "--fault-rate", str(fault_rate),
-                "--fault-seed", str(fault_seed)]
+                "--fault-seed", str(fault_seed), "--slow-seconds", "0.5",
+                "--timeout-seconds", "6"]
         stderr = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with proc
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True,
                                 env=_env())
@@ -108,7 +102,11 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        return str(self.info["base_url"])
+        return str(self.info["url"])
+
+    def newsletter_id(self) -> str:
+        ids = self.info["campaigns"] if self.crm == "salesforce" else self.info["lists"]
+        return str(ids["Newsletter"])
 
     def _admin(self, method: str, path: str, **kw: Any) -> Any:
         resp = self.http.request(method, f"{self.base_url}/__emulator__/{path}", timeout=30,
@@ -117,24 +115,44 @@ class Emulator:
         return resp.json() if resp.content else None
 
     def journal(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        since = 0
-        while True:
-            page = self._admin("GET", f"journal?since={since}")
-            entries = page["entries"]
-            out.extend(entries)
-            if not entries or page.get("next") is None or page["next"] == since:
-                return out
-            since = page["next"]
+        """Every API request the emulator saw, each with ``kind``: ``update`` (a lead status
+        write), ``membership`` (a newsletter add) or None."""
+        entries = self._admin("GET", "journal?since=0")["entries"]
+        for entry in entries:
+            entry["kind"] = _kind(self.crm, entry["method"], entry["path"])
+        return list(entries)
+
+    def journal_len(self) -> int:
+        return int(self._admin("GET", "journal?since=0")["last"])
 
     def state(self) -> dict[str, Any]:
-        return dict(self._admin("GET", "state"))
+        """``leads``: id -> {status, email, converted}; ``members``: newsletter name -> lead
+        ids; ``duplicates``: newsletter/lead pairs added more than once; ``faults``: counts of
+        injected faults by kind."""
+        raw = self._admin("GET", "state")
+        email = "Email" if self.crm == "salesforce" else "email"
+        leads = {str(lead["id"]): {"status": lead["status"],
+                                   "email": str(lead["fields"].get(email) or "").lower(),
+                                   "converted": bool(lead.get("converted")),
+                                   "deleted": bool(lead.get("deleted"))}
+                 for lead in raw["leads"]}
+        members: dict[str, list[str]] = {}
+        for m in raw["memberships"]:
+            name = str(m.get("campaign") or m.get("list"))
+            members.setdefault(name, []).append(str(m.get("lead_id") or m.get("contact_id")))
+        faults: dict[str, int] = {}
+        for entry in self._admin("GET", "journal?since=0")["entries"]:
+            if entry.get("fault"):
+                faults[entry["fault"]] = faults.get(entry["fault"], 0) + 1
+        return {"leads": leads, "members": members,
+                "duplicates": list(raw["duplicate_memberships"]), "faults": faults}
 
-    def edit(self, lead_id: str, fields: Mapping[str, Any]) -> None:
-        self._admin("POST", "edit", json={"id": lead_id, "fields": dict(fields)})
+    def edit(self, lead_id: str, status: str) -> None:
+        """A person sets the lead's status by hand."""
+        self._admin("POST", "edit", json={"id": lead_id, "status": status})
 
     def set_faults(self, rate: float, kinds: Sequence[str] | None = None) -> None:
-        body: dict[str, Any] = {"rate": rate}
+        body: dict[str, Any] = {"rate": rate, "clear": rate == 0}
         if kinds is not None:
             body["kinds"] = list(kinds)
         self._admin("POST", "faults", json=body)
@@ -180,11 +198,24 @@ class Daemon:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def _kind(crm: str, method: str, path: str) -> str | None:
+    if crm == "salesforce" and "composite/sobjects" in path:
+        return {"PATCH": "update", "POST": "membership"}.get(method)
+    if crm == "salesforce" and method == "PATCH" and "/sobjects/Lead/" in path:
+        return "update"
+    if crm == "hubspot" and ("/batch/update" in path or (
+            method == "PATCH" and "/objects/contacts/" in path)):
+        return "update"
+    if crm == "hubspot" and method == "PUT" and path.endswith("/memberships/add"):
+        return "membership"
+    return None
+
+
 class SoakWorld:
     """Two emulators, a state store, a config, and the daemons run against them."""
 
     def __init__(self, root: Path, *, leads: int, seed: int, fault_rate: float,
-                 fault_seed: int, state_url: str | None = None, interval: str = "2s") -> None:
+                 fault_seed: int, state_url: str | None = None, interval: str = "10s") -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.emulators = {
@@ -207,18 +238,17 @@ class SoakWorld:
         breaker: {{max_change_share: 1.0, min_changes: 1}}
         outbox: {{max_attempts: 50, retry_base: 1s}}
         server: {{enabled: false}}
-        lease: {{ttl: 3s}}
         salesforce:
           interval: {interval}
           status_values: {{New: Open - Not Contacted, Open: Working - Contacted,
                           Converted: Closed - Converted}}
           connector:
-            instance_url: {sf["base_url"]}
+            instance_url: {sf["url"]}
             token_url: {sf["token_url"]}
             ca_bundle: {sf["ca_pem_path"]}
-            auth: {{type: client_credentials, client_id: {{env: SOAK_SF_CLIENT_ID}},
+            auth: {{type: client_credentials, client_id: "{sf["client_id"]}",
                    client_secret: {{env: SOAK_SF_CLIENT_SECRET}}}}
-            newsletters: {{newsletter: "{sf["campaigns"]["newsletter"]}"}}
+            newsletters: {{newsletter: "{self.emulators["salesforce"].newsletter_id()}"}}
             lag_seconds: 0
             timeout_seconds: 5
         hubspot:
@@ -226,9 +256,9 @@ class SoakWorld:
           status_values: {{New: NEW, Open: OPEN, Nurture: NURTURE, Archived: ARCHIVED, MQL: MQL,
                           SAL: SAL, Unqualified: UNQUALIFIED, Converted: CONVERTED}}
           connector:
-            base_url: {hs["base_url"]}
+            base_url: {hs["url"]}
             auth: {{type: private_app, access_token: {{env: SOAK_HS_TOKEN}}}}
-            newsletters: {{newsletter: "{hs["lists"]["newsletter"]}"}}
+            newsletters: {{newsletter: "{self.emulators["hubspot"].newsletter_id()}"}}
             allow_add_status_options: true
             timeout_seconds: 5
         """
@@ -238,8 +268,7 @@ class SoakWorld:
 
     def _daemon_env(self) -> dict[str, str]:
         sf, hs = self.emulators["salesforce"].info, self.emulators["hubspot"].info
-        return {**_env(), "SOAK_SF_CLIENT_ID": str(sf["client_id"]),
-                "SOAK_SF_CLIENT_SECRET": str(sf["client_secret"]),
+        return {**_env(), "SOAK_SF_CLIENT_SECRET": str(sf["client_secret"]),
                 "SOAK_HS_TOKEN": str(hs["access_token"])}
 
     # ---- daemons ----------------------------------------------------------------------
@@ -257,7 +286,7 @@ class SoakWorld:
         return daemon
 
     def sync_once(self, timeout: float = 120) -> Daemon:
-        daemon = self.start_daemon("sync", "--once", "--approve-large-run", "--wait")
+        daemon = self.start_daemon("sync", "--once", "--approve-large-run")
         try:
             daemon.proc.wait(timeout)
         except subprocess.TimeoutExpired:
