@@ -144,8 +144,12 @@ class Emulator:
         for entry in self._admin("GET", "journal?since=0")["entries"]:
             if entry.get("fault"):
                 faults[entry["fault"]] = faults.get(entry["fault"], 0) + 1
-        return {"leads": leads, "members": members,
-                "duplicates": list(raw["duplicate_memberships"]), "faults": faults}
+        # HubSpot lists hold a contact once however often it is added (an add is idempotent);
+        # its emulator lists repeated adds, which are re-sends, not duplicate members.
+        duplicates = list(raw["duplicate_memberships"]) if self.crm == "salesforce" else []
+        readds = (len(raw["duplicate_memberships"]) if self.crm == "hubspot" else 0)
+        return {"leads": leads, "members": members, "duplicates": duplicates,
+                "repeated_adds": readds, "faults": faults}
 
     def edit(self, lead_id: str, status: str) -> None:
         """A person sets the lead's status by hand."""
