@@ -1,27 +1,39 @@
-# syncd daemon image. Config is mounted at /etc/syncd/config.yaml; secrets come from the
-# environment or from files (e.g. Kubernetes secret volumes) referenced in that config.
+# syncd daemon image. Mount your config at /etc/syncd/config.yaml (rules beside it); secrets come
+# from the environment or from files the config references. Without a mounted config the
+# container refuses to start; the demo runs only when asked for:
+#   docker run syncd run --config /usr/share/syncd/demo/config.yaml
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SYNCD_CONFIG=/etc/syncd/config.yaml
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SYNCD_CONFIG=/etc/syncd/config.yaml
 WORKDIR /app
+
+# Dependencies in their own layer, pinned by the lock (`make lock`): a code change does not
+# reinstall them, and two builds a week apart install the same versions.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --requirement requirements.lock
+
 COPY pyproject.toml README.md ./
 COPY syncd ./syncd
 COPY connectors ./connectors
 COPY rules ./rules
-RUN pip install --no-cache-dir '.[emulators]' \
- && useradd --system --uid 10001 --home-dir /var/lib/syncd --create-home syncd
-COPY config.example.yaml /etc/syncd/config.yaml
-COPY rules /etc/syncd/rules
-# In the image: state lives in the syncd user's home (the config dir is read-only to it), and
-# health/metrics listen on all interfaces so kubelet probes and Prometheus can reach them.
-RUN sed -i -e 's#sqlite:///var/syncd-state.db#sqlite:////var/lib/syncd/syncd-state.db#' \
-           -e 's#^  host: 127.0.0.1#  host: 0.0.0.0#' /etc/syncd/config.yaml \
- && grep -q 'sqlite:////var/lib/syncd/syncd-state.db' /etc/syncd/config.yaml \
- && grep -q '^  host: 0.0.0.0' /etc/syncd/config.yaml
+# A numeric user (10001) so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+RUN pip install --no-cache-dir --no-deps . \
+ && groupadd --system --gid 10001 syncd \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/syncd --create-home syncd
 
-USER syncd
+# The embedded demo (emulators and demo leads) for trying the image; never the default.
+COPY config.example.yaml /usr/share/syncd/demo/config.yaml
+COPY rules /usr/share/syncd/demo/rules
+
+USER 10001:10001
+# Relative SQLite paths resolve against the state directory (the working directory here), never
+# next to the read-only config.
 WORKDIR /var/lib/syncd
 # 9108: /healthz (liveness), /readyz (readiness), /metrics (Prometheus)
 EXPOSE 9108
 STOPSIGNAL SIGTERM
-CMD ["syncd", "run"]
+ENTRYPOINT ["syncd"]
+CMD ["run"]

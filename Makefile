@@ -19,7 +19,7 @@ run: $(STAMP)
 
 ## Install everything (venv, packages, PostgreSQL server if missing) and run the tests.
 test: $(STAMP)
-	tests/postgres/ensure-server.sh
+	tests/ensure-tools.sh
 	$(BIN)/python -m pytest
 
 ## Benchmarks (bench/README.md); rewrites docs/benchmarks.md.

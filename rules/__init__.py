@@ -9,7 +9,7 @@ Pure code: no HTTP, no database; a lead is a plain mapping of canonical field na
     run_fixtures(paths, book, prepare=enrich)  # `syncd rules test`
 
 Errors: :class:`RuleLoadError` (``.issues``: every :class:`RuleIssue` of every file). Semantics of
-evaluation: :mod:`rules.engine`; null semantics: :mod:`rules.compiler`.
+evaluation: :mod:`rules.engine`; null semantics: :mod:`rules.conditions`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,6 @@ __all__ = [
     "RuleTrace",
     "load_rulebook",
     "load_ruleset",
-    "run_fixtures",
     "ruleset_json_schema",
+    "run_fixtures",
 ]

@@ -1,523 +1,268 @@
-"""Compile rule conditions into plain Python closures, once, at load time.
+"""Compile a rule file's typed models (:mod:`rules.schema`) into a :class:`~rules.engine.RuleSet`.
 
-A compiled condition is ``fn(lead, thresholds) -> bool`` where ``lead`` is any mapping of
-canonical field names (``rules.fields``) to values and ``thresholds`` is the tuple of
-``now - duration`` datetimes of the rule set, computed once per evaluation batch by the rule book
-(so ``older_than`` / ``within`` cost one comparison per lead). No ``eval``/``exec``: every operator
-is a small closure over its precomputed value (frozensets for ``in``, compiled regexes, parsed
-datetimes, lower-cased ``contains`` needles).
+The schema has checked the shape; this module checks what depends on the set itself and on the
+config, and reports each problem at its location (:class:`~rules.diagnostics.Diagnostics`):
 
-Null semantics
---------------
-A value is *missing* when the key is absent, or its value is ``None`` or the empty string ``""``
-(HubSpot returns ``""`` for empty properties, Salesforce returns ``null``; rules must not care).
-On a missing value every operator is **False**, except these, which are **True**:
+* statuses named in ``archive_status``, ``transitions``, ``protected``, ``set_status`` and status
+  conditions must be in the set's vocabulary;
+* condition fields must be in the field catalogue and each operator must suit the field's type
+  and value (durations, regexes, dates, numbers; see :mod:`rules.conditions`);
+* rule ids are well-formed and unique; newsletters are configured; ``set_field`` writes only
+  allowlisted fields with values of their type; a rule sets at most one status;
+* in a ``first_match`` set, a rule that an earlier one shadows is a warning.
 
-* ``missing: true`` and ``present: false``;
-* ``ne`` (a missing value is not equal to anything);
-* ``not_in`` (a missing value is in no list).
-
-``not`` simply inverts its inner condition, so ``not: {field: x, eq: 1}`` is True on a missing
-``x``. A value of the wrong type (e.g. text in an integer field) behaves like a value that matches
-nothing: ``eq``/``in``/``gt``/... are False, ``ne``/``not_in`` True. Datetime values may be aware
-or naive ``datetime`` objects (naive is taken as UTC) or ISO-8601 strings. Evaluation never
-raises.
-
-``older_than: 90d`` is ``value < now - 90d``; ``within: 90d`` is ``value >= now - 90d`` ("not
-older than"), so a future value (a future-dated task) is within any duration.
-
-String comparisons (``eq``, ``in``, ...) are exact; ``contains`` is case-insensitive and
-``matches`` is a regular-expression *search* (anchor with ``^``/``$``; add ``(?i)`` to ignore case).
+The compiler reads the header and rules through :mod:`rules.parts`, which a valid file fills
+from its models and :mod:`rules.salvage` from what validated in a file that did not, so a broken
+file still gets every one of these checks on its intact parts. Actions are checked in
+:mod:`rules.actions`, unreachable rules found in :mod:`rules.shadowing`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from pathlib import Path
 
-from rules.durations import DURATION_HINT, parse_duration
+from rules.actions import ActionChecker, ActionContext
+from rules.conditions import (
+    ConditionError,
+    DurationTable,
+    LeafSpec,
+    Node,
+    OperatorValue,
+    always,
+    combine,
+    compile_leaf,
+)
+from rules.diagnostics import Diagnostics, Loc
+from rules.engine import CompiledRule, RuleSet
 from rules.fields import FieldType
+from rules.issues import suggest
+from rules.parts import BrokenCondition, Header, LoadOptions, RuleParts, ValidPart
+from rules.schema import (
+    AllCondition,
+    Condition,
+    FieldRef,
+    LeafCondition,
+    NotCondition,
+    RuleSetModel,
+)
+from rules.shadowing import ShadowIndex, conjuncts
 
-__all__ = [
-    "CondFn",
-    "ConditionError",
-    "LeafSpec",
-    "Node",
-    "always",
-    "as_aware_datetime",
-    "check_value",
-    "combine",
-    "compile_leaf",
-    "render_value",
-]
+__all__ = ["RuleSetCompiler"]
 
-Lead = Mapping[str, Any]
-CondFn = Callable[[Lead, Sequence[datetime]], bool]
-
-_UTC = timezone.utc
-_ORDERED = {FieldType.INTEGER, FieldType.NUMBER, FieldType.DATETIME}
-_OPS_BY_TYPE: dict[str, set[FieldType] | None] = {
-    "eq": None, "ne": None, "in": None, "not_in": None, "present": None, "missing": None,
-    "gt": _ORDERED, "gte": _ORDERED, "lt": _ORDERED, "lte": _ORDERED,
-    "contains": {FieldType.STRING}, "matches": {FieldType.STRING},
-    "older_than": {FieldType.DATETIME}, "within": {FieldType.DATETIME},
-}
-_TYPE_WORDS = {
-    FieldType.STRING: "a text field",
-    FieldType.INTEGER: "a whole-number field",
-    FieldType.NUMBER: "a number field",
-    FieldType.BOOLEAN: "a true/false field",
-    FieldType.DATETIME: "a date/time field",
-}
-
-
-class ConditionError(Exception):
-    """A condition value that cannot be compiled; the loader turns it into a RuleIssue.
-
-    Attributes:
-        message: Plain-English problem.
-        item: Index into a list value (``in``/``not_in``) the problem is at, if any.
-        at_key: True when the operator key, not its value, is at fault.
-        suggestion: Closest valid name, if any.
-    """
-
-    def __init__(self, message: str, *, item: int | None = None, at_key: bool = False,
-                 suggestion: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.item = item
-        self.at_key = at_key
-        self.suggestion = suggestion
-
-
-def as_aware_datetime(value: object) -> datetime | None:
-    """``value`` as an aware datetime (naive = UTC; ISO text parsed), or None if it is none."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
-    if isinstance(value, str):
-        if not value:
-            return None
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=_UTC)
-    return None
-
-
-def render_value(value: object) -> str:
-    """Short rendering of a lead value for ``explain`` (never a whole payload)."""
-    if value is None or value == "":
-        return "missing"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def check_value(field: str, ftype: FieldType, value: object) -> Any:
-    """Type-check one comparison value against its field type; return it in evaluation form.
-
-    Raises:
-        ConditionError: the value does not fit the field (wrong type, empty text, bad date).
-    """
-    if ftype is FieldType.STRING:
-        if not isinstance(value, str):
-            raise ConditionError(
-                f"'{field}' is a text field, so compare it with text, not {describe_kind(value)}; "
-                f"quote the value: \"{value}\"")
-        if value == "":
-            raise ConditionError(
-                "an empty text never matches (empty values count as missing); "
-                "use `missing: true` instead")
-        return value
-    if ftype is FieldType.INTEGER:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConditionError(f"'{field}' is a whole-number field; got {describe_kind(value)} "
-                                 f"{value!r}")
-        return value
-    if ftype is FieldType.NUMBER:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConditionError(f"'{field}' is a number field; got {describe_kind(value)} {value!r}")
-        return value
-    if ftype is FieldType.BOOLEAN:
-        if not isinstance(value, bool):
-            raise ConditionError(f"'{field}' is a true/false field; use true or false, not "
-                                 f"{describe_kind(value)} {value!r}")
-        return value
-    # DATETIME
-    parsed = as_aware_datetime(value) if isinstance(value, str) else None
-    if parsed is None:
-        raise ConditionError(
-            f"'{field}' is a date/time field; compare it with an ISO date such as "
-            f"2026-01-31 or 2026-01-31T09:00:00Z (got {value!r}), or use older_than/within")
-    return parsed
-
-
-def describe_kind(value: object) -> str:
-    """The kind of a YAML value in an admin's words ("text", "a number", ...)."""
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return "an empty value" if value is None else type(value).__name__
+_DEFAULT_ARCHIVE = "Archived"
+_RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_STATUS_OPERATORS = frozenset({"eq", "ne", "in", "not_in"})
 
 
 @dataclass(frozen=True, slots=True)
-class LeafSpec:
-    """What a compiled leaf needs besides its closure: text for explain, durations used."""
-
-    field: str
-    op: str
-    text: str
-
-
-class Node:
-    """Explain tree mirroring a compiled condition; ``explain`` reports the deciding leaf."""
-
-    __slots__ = ("kind", "children", "fn", "spec")
-
-    def __init__(self, kind: str, fn: CondFn, children: tuple[Node, ...] = (),
-                 spec: LeafSpec | None = None) -> None:
-        self.kind = kind
-        self.fn = fn
-        self.children = children
-        self.spec = spec
-
-    def explain(self, lead: Lead, th: Sequence[datetime]) -> tuple[bool, str]:
-        """Evaluate and name the leaf that decided the result (short-circuit order)."""
-        if self.kind == "leaf":
-            assert self.spec is not None
-            result = self.fn(lead, th)
-            return result, f"{self.spec.text} (value {render_value(lead.get(self.spec.field))})"
-        if self.kind == "not":
-            result, why = self.children[0].explain(lead, th)
-            return not result, f"not: {why}"
-        want = self.kind == "any"  # any: first True decides; all: first False decides
-        why = ""
-        for child in self.children:
-            result, why = child.explain(lead, th)
-            if result is want:
-                return result, why
-        return not want, why
+class _Vocabulary:
+    statuses: tuple[str, ...]
+    archive_status: str | None
+    transitions: dict[str, tuple[str, ...]]
+    protected: frozenset[str]
 
 
-def _always(lead: Lead, th: Sequence[datetime]) -> bool:
-    return True
+class RuleSetCompiler:
+    """Checks and compiles one rule file; issues go to ``diag``.
 
-
-always: CondFn = _always
-
-
-def compile_leaf(field: str, ftype: FieldType, op: str, raw: object,
-                 durations: list[timedelta],
-                 fields: Mapping[str, FieldType] | None = None) -> tuple[CondFn, str]:
-    """Compile ``{field: field, op: raw}``.
-
-    Args:
-        field: Canonical field name (already known to exist).
-        ftype: Its type.
-        op: One of ``rules.schema.CONDITION_OPERATORS``.
-        raw: The operator's value as written (structure already checked by the schema).
-        durations: The rule set's duration table; ``older_than``/``within`` append to it and
-            read ``thresholds[index]`` at evaluation.
-        fields: The field catalogue, for ``gt``/``gte``/``lt``/``lte`` against another field
-            (``lt: {field: status_changed_at}``).
-
-    Returns:
-        The closure and its text for explain (``"last_activity_at older_than 90d"``).
-
-    Raises:
-        ConditionError: the operator does not apply to the field type, or the value is invalid.
+    Use :meth:`compile` for a file that passed the shape check. For one that did not,
+    :mod:`rules.salvage` calls :meth:`start` and then :meth:`rule` for each rule it could read.
     """
-    allowed = _OPS_BY_TYPE[op]
-    if allowed is not None and ftype not in allowed:
-        needs = " or ".join(sorted(_TYPE_WORDS[t].removeprefix("a ") for t in allowed))
-        raise ConditionError(
-            f"operator '{op}' needs {('an ' if needs[0] in 'aeiou' else 'a ')}{needs}; "
-            f"'{field}' is {_TYPE_WORDS[ftype]}", at_key=True)
-    text = f"{field} {op} {_render_raw(raw)}"
-    if op in ("present", "missing"):
-        return _presence(field, want_missing=(op == "missing") is bool(raw)), text
-    if op in ("older_than", "within"):
-        delta = parse_duration(raw)
-        if delta is None:
-            raise ConditionError(f"'{raw}' is not a duration; {DURATION_HINT}")
-        if delta not in durations:
-            durations.append(delta)
-        return _relative(field, durations.index(delta), older=op == "older_than"), text
-    if op in ("in", "not_in"):
-        assert isinstance(raw, list)
-        values = []
-        for i, item in enumerate(raw):
-            try:
-                values.append(check_value(field, ftype, item))
-            except ConditionError as exc:
-                exc.item = i
-                raise
-        return _membership(field, ftype, frozenset(values), negate=op == "not_in"), text
-    if op == "contains":
-        if not isinstance(raw, str) or not raw:
-            raise ConditionError("'contains' needs non-empty text")
-        return _contains(field, raw.lower()), text
-    if op == "matches":
-        assert isinstance(raw, str)
-        try:
-            pattern = re.compile(raw)
-        except re.error as exc:
-            raise ConditionError(f"invalid regular expression {raw!r}: {exc.msg}"
-                                 + (f" at position {exc.pos}" if exc.pos is not None else ""))
-        if pattern.search("") is not None:
-            raise ConditionError(f"regular expression {raw!r} also matches empty text; "
-                                 "use `present: true` to test for a value")
-        return _matches(field, pattern), text
-    if isinstance(raw, dict):  # the schema allows this for gt/gte/lt/lte only
-        return _field_ordering(field, ftype, op, raw.get("field"), fields or {}), \
-            f"{field} {op} field {raw.get('field')}"
-    value = check_value(field, ftype, raw)
-    if op in ("eq", "ne"):
-        return _equality(field, ftype, value, negate=op == "ne"), text
-    return _ordering(field, ftype, op, value), text
 
+    def __init__(self, path: Path, options: LoadOptions, diag: Diagnostics) -> None:
+        self.path = path
+        self.options = options
+        self.diag = diag
+        self.durations = DurationTable()
+        self.header = Header(None, None, (), frozenset(), None, (), ())
+        self.vocabulary = _Vocabulary((), None, {}, frozenset())
+        self._actions = ActionContext(options, diag, None, self.known_status)
+        self._ids: dict[str, int] = {}  # rule id -> line
+        self._shadows = ShadowIndex()
 
-def _render_raw(raw: object) -> str:
-    if isinstance(raw, bool):
-        return "true" if raw else "false"
-    if isinstance(raw, list):
-        return "[" + ", ".join(_render_raw(v) for v in raw) + "]"
-    return str(raw)
+    def compile(self, model: RuleSetModel, digest: str) -> RuleSet | None:
+        """The compiled set, or None when a problem was found (then ``diag`` has it)."""
+        self.start(Header.from_model(model))
+        compiled = [self.rule(RuleParts.from_model(i, r)) for i, r in enumerate(model.rules)]
+        if self.diag.has_errors:
+            return None
+        return RuleSet(
+            name=model.name, path=self.path, mode=model.mode,
+            statuses=self.vocabulary.statuses, converted=self.header.converted,
+            protected=self.vocabulary.protected, transitions=self.vocabulary.transitions,
+            archive_status=self.vocabulary.archive_status,
+            rules=tuple(r for r in compiled if r is not None),
+            durations=self.durations.durations(), digest=digest,
+            warnings=self.diag.warnings(), fields=dict(self.options.fields))
 
+    # -- header ----------------------------------------------------------------------------
 
-def _presence(field: str, *, want_missing: bool) -> CondFn:
-    if want_missing:
-        def missing(lead: Lead, th: Sequence[datetime]) -> bool:
-            x = lead.get(field)
-            return x is None or x == ""
-        return missing
+    def start(self, header: Header) -> None:
+        """Check the header's statuses; later rules are checked against its vocabulary."""
+        self.header = header
+        archive = header.archive_status
+        if archive is not None:
+            self.known_status(("archive_status",), archive, "archive_status")
+        elif _DEFAULT_ARCHIVE in header.statuses:
+            archive = _DEFAULT_ARCHIVE
+        self.vocabulary = _Vocabulary(header.statuses, archive, self._transitions(header),
+                                      frozenset(self._protected(header)))
+        self._actions = ActionContext(self.options, self.diag, archive, self.known_status)
 
-    def present(lead: Lead, th: Sequence[datetime]) -> bool:
-        x = lead.get(field)
-        return x is not None and x != ""
-    return present
+    def _transitions(self, header: Header) -> dict[str, tuple[str, ...]]:
+        transitions: dict[str, tuple[str, ...]] = {}
+        for guard in header.transitions:
+            if guard.target is not None:
+                self.known_status(("transitions", guard.key), guard.target, "transitions")
+            for i, source in guard.sources or ():
+                self.known_status(("transitions", guard.key, "from", i), source, "transitions")
+            if guard.target is not None and guard.sources is not None:
+                transitions[guard.target] = tuple(s for _, s in guard.sources)
+        return transitions
 
+    def _protected(self, header: Header) -> Iterator[str]:
+        for i, status in header.protected:
+            if self.known_status(("protected", i), status, "protected"):
+                yield status
 
-def _relative(field: str, index: int, *, older: bool) -> CondFn:
-    # thresholds[index] is now - duration; "older than 90d" is value < now - 90d and
-    # "within 90d" is value >= now - 90d. The try/except is free when nothing is raised and
-    # catches None, text and naive datetimes, which take the slow path once.
-    if older:
-        def older_than(lead: Lead, th: Sequence[datetime]) -> bool:
-            x = lead.get(field)
-            try:
-                return x < th[index]  # type: ignore[no-any-return,operator]
-            except TypeError:
-                x = as_aware_datetime(x)
-                return x is not None and x < th[index]
-        return older_than
-
-    def within(lead: Lead, th: Sequence[datetime]) -> bool:
-        x = lead.get(field)
-        try:
-            return x >= th[index]  # type: ignore[no-any-return,operator]
-        except TypeError:
-            x = as_aware_datetime(x)
-            return x is not None and x >= th[index]
-    return within
-
-
-def _membership(field: str, ftype: FieldType, values: frozenset[Any], *,
-                negate: bool) -> CondFn:
-    if ftype is FieldType.DATETIME:
-        def dt_in(lead: Lead, th: Sequence[datetime]) -> bool:
-            x = as_aware_datetime(lead.get(field))
-            return (x not in values) if negate else (x is not None and x in values)
-        return dt_in
-    if ftype is not FieldType.STRING:
-        # hash(True) == hash(1): a true/false value must not be found among numbers, nor
-        # 1/0 among true/false.
-        want_bool = ftype is FieldType.BOOLEAN
-
-        def typed_in(lead: Lead, th: Sequence[datetime]) -> bool:
-            x = lead.get(field)
-            try:
-                found = (x.__class__ is bool) is want_bool and x in values
-            except TypeError:  # unhashable (wrong-typed) value: in no list
-                found = False
-            return not found if negate else found
-        return typed_in
-    if negate:
-        def not_in(lead: Lead, th: Sequence[datetime]) -> bool:
-            try:
-                return lead.get(field) not in values
-            except TypeError:  # unhashable (wrong-typed) value: in no list
-                return True
-        return not_in
-
-    def in_(lead: Lead, th: Sequence[datetime]) -> bool:
-        try:
-            return lead.get(field) in values
-        except TypeError:
-            return False
-    return in_
-
-
-def _equality(field: str, ftype: FieldType, value: Any, *, negate: bool) -> CondFn:
-    if ftype is FieldType.DATETIME:
-        def dt_eq(lead: Lead, th: Sequence[datetime]) -> bool:
-            x = as_aware_datetime(lead.get(field))
-            return (x is None or x != value) if negate else (x is not None and x == value)
-        return dt_eq
-    if ftype is FieldType.BOOLEAN:
-        # `is` so that 1/0 (wrong-typed) do not pass for true/false.
-        if negate:
-            return lambda lead, th: lead.get(field) is not value
-        return lambda lead, th: lead.get(field) is value
-    if ftype is not FieldType.STRING:
-        # True == 1 in Python; a true/false value in a number field is wrong-typed, not 1.
-        if negate:
-            def num_ne(lead: Lead, th: Sequence[datetime]) -> bool:
-                x = lead.get(field)
-                return x != value or x.__class__ is bool
-            return num_ne
-
-        def num_eq(lead: Lead, th: Sequence[datetime]) -> bool:
-            x = lead.get(field)
-            return x == value and x.__class__ is not bool
-        return num_eq
-    # value is never None or "", so a missing value is != value: eq False, ne True.
-    if negate:
-        return lambda lead, th: lead.get(field) != value
-    return lambda lead, th: lead.get(field) == value
-
-
-def _ordering(field: str, ftype: FieldType, op: str, value: Any) -> CondFn:
-    import operator
-
-    cmp = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}[op]
-    if ftype is FieldType.DATETIME:
-        def dt_cmp(lead: Lead, th: Sequence[datetime]) -> bool:
-            x = lead.get(field)
-            try:
-                return cmp(x, value)  # type: ignore[no-any-return]
-            except TypeError:
-                x = as_aware_datetime(x)
-                return x is not None and cmp(x, value)
-        return dt_cmp
-
-    def num_cmp(lead: Lead, th: Sequence[datetime]) -> bool:
-        x = lead.get(field)
-        if x.__class__ is bool or x.__class__ is str:
-            return False  # wrong-typed: text compares with nothing, true/false are no numbers
-        try:
-            return cmp(x, value)  # type: ignore[no-any-return]
-        except TypeError:
-            return False
-    return num_cmp
-
-
-def _field_ordering(field: str, ftype: FieldType, op: str, other: object,
-                    fields: Mapping[str, FieldType]) -> CondFn:
-    import operator
-
-    from rules.issues import suggest
-
-    if not isinstance(other, str) or other not in fields:
-        raise ConditionError(f"unknown field '{other}' to compare '{field}' with",
-                             suggestion=suggest(other, fields))
-    otype = fields[other]
-    numeric = {FieldType.INTEGER, FieldType.NUMBER}
-    if not (otype is ftype or (otype in numeric and ftype in numeric)):
-        raise ConditionError(f"cannot compare '{field}' ({_TYPE_WORDS[ftype]}) with '{other}' "
-                             f"({_TYPE_WORDS[otype]})")
-    cmp = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}[op]
-    if ftype is FieldType.DATETIME:
-        def dt_fields(lead: Lead, th: Sequence[datetime]) -> bool:
-            x, y = lead.get(field), lead.get(other)
-            try:
-                return cmp(x, y)  # type: ignore[no-any-return]
-            except TypeError:
-                x, y = as_aware_datetime(x), as_aware_datetime(y)
-                return x is not None and y is not None and cmp(x, y)
-        return dt_fields
-
-    def num_fields(lead: Lead, th: Sequence[datetime]) -> bool:
-        x, y = lead.get(field), lead.get(other)
-        if x.__class__ in (bool, str) or y.__class__ in (bool, str):
-            return False
-        try:
-            return cmp(x, y)  # type: ignore[no-any-return]
-        except TypeError:
-            return False
-    return num_fields
-
-
-def _contains(field: str, needle: str) -> CondFn:
-    def contains(lead: Lead, th: Sequence[datetime]) -> bool:
-        x = lead.get(field)
-        try:
-            return needle in x.lower()  # type: ignore[union-attr]
-        except (AttributeError, TypeError):
-            return False
-    return contains
-
-
-def _matches(field: str, pattern: re.Pattern[str]) -> CondFn:
-    search = pattern.search
-
-    def matches(lead: Lead, th: Sequence[datetime]) -> bool:
-        x = lead.get(field)
-        if x.__class__ is not str:
-            return isinstance(x, str) and search(x) is not None
-        return search(x) is not None
-    return matches
-
-
-def combine(kind: str, children: Sequence[Node]) -> Node:
-    """Build an ``all`` / ``any`` / ``not`` node; the closure is specialised for 1-3 children."""
-    fns = tuple(c.fn for c in children)
-    fn: CondFn
-    if kind == "not":
-        inner = fns[0]
-        fn = lambda lead, th: not inner(lead, th)  # noqa: E731
-    elif len(fns) == 1:
-        fn = fns[0]
-    elif kind == "all":
-        if len(fns) == 2:
-            a, b = fns
-            fn = lambda lead, th: a(lead, th) and b(lead, th)  # noqa: E731
-        elif len(fns) == 3:
-            a, b, c = fns
-            fn = lambda lead, th: a(lead, th) and b(lead, th) and c(lead, th)  # noqa: E731
+    def known_status(self, loc: Loc, status: str, what: str) -> bool:
+        statuses = self.header.statuses
+        if status in statuses:
+            return True
+        if not statuses:
+            self.diag.error(loc, f"{what} '{status}' is not a status of this set: `statuses` is "
+                                 "empty; list the status vocabulary under `statuses:`")
         else:
-            def all_of(lead: Lead, th: Sequence[datetime]) -> bool:
-                for f in fns:
-                    if not f(lead, th):
-                        return False
-                return True
-            fn = all_of
-    else:
-        if len(fns) == 2:
-            a, b = fns
-            fn = lambda lead, th: a(lead, th) or b(lead, th)  # noqa: E731
-        elif len(fns) == 3:
-            a, b, c = fns
-            fn = lambda lead, th: a(lead, th) or b(lead, th) or c(lead, th)  # noqa: E731
+            self.diag.error(loc, f"unknown status '{status}' in {what}; this set's statuses are "
+                                 f"{', '.join(statuses)} (add it to `statuses:` if your CRM "
+                                 "has it)", suggestion=suggest(status, statuses))
+        return False
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def rule(self, parts: RuleParts) -> CompiledRule | None:
+        """Check one rule; the compiled rule if it is complete and sound."""
+        loc: Loc = ("rules", parts.index)
+        line = self.diag.line(loc)
+        if parts.id is not None:
+            self._check_id(loc, parts.id, line)
+        node, condition_ok = self._when(loc, parts.when)
+        effects = ActionChecker(self._actions, loc).check(parts.actions)
+        if self.header.mode == "first_match" and parts.id is not None and parts.complete:
+            self._shadow_check(loc, parts, line)
+        if not (parts.complete and condition_ok) or effects is None or parts.id is None:
+            return None
+        return CompiledRule(
+            ruleset=self._set_name, id=parts.id, line=line,
+            description=parts.description, cond=node.fn if node is not None else always,
+            node=node, status=effects.status, archived=effects.archived,
+            newsletters=effects.newsletters, field_sets=effects.field_sets, stop=effects.stop)
+
+    @property
+    def _set_name(self) -> str:
+        return self.header.name if self.header.name is not None else self.path.stem
+
+    def _check_id(self, loc: Loc, rule_id: str, line: int) -> None:
+        if not _RULE_ID.fullmatch(rule_id):
+            self.diag.error(loc + ("id",), f"rule id {rule_id!r} may contain only letters, "
+                                           "digits, '-', '_' and '.', and must start with a "
+                                           "letter or digit")
+        first = self._ids.get(rule_id)
+        if first is not None:
+            self.diag.error(loc + ("id",), f"duplicate rule id '{rule_id}' (first used by the "
+                                           f"rule at line {first}); rule ids must be unique")
         else:
-            def any_of(lead: Lead, th: Sequence[datetime]) -> bool:
-                for f in fns:
-                    if f(lead, th):
-                        return True
+            self._ids[rule_id] = line
+
+    def _when(self, loc: Loc, when: Condition | BrokenCondition | None
+              ) -> tuple[Node | None, bool]:
+        """(the compiled condition or None, whether it is sound)."""
+        if when is None:
+            return None, True
+        if isinstance(when, BrokenCondition):
+            for part in when.parts:
+                if isinstance(part, ValidPart):
+                    self.condition(part.condition, part.loc)
+                else:
+                    self._field_type(part.field, part.loc)
+            return None, False
+        node = self.condition(when, loc + ("when",))
+        return node, node is not None
+
+    def _shadow_check(self, loc: Loc, parts: RuleParts, line: int) -> None:
+        assert parts.id is not None and not isinstance(parts.when, BrokenCondition)
+        mine = conjuncts(parts.when)
+        earlier = self._shadows.earliest_subset(mine)
+        if earlier is not None:
+            prev, prev_id, prev_line = earlier
+            why = "matches every lead" if not prev else (
+                "has the same condition" if prev == mine else "has a broader condition")
+            self.diag.error(loc, f"this rule can never match: rule '{prev_id}' (line "
+                                 f"{prev_line}) {why} and comes first in this first_match set; "
+                                 "move this rule above it or narrow the earlier rule",
+                            at="node", severity="warning")
+        self._shadows.add(mine, parts.id, line)
+
+    # -- conditions ------------------------------------------------------------------------
+
+    def condition(self, cond: Condition, loc: Loc) -> Node | None:
+        """Compile a condition; None (with the problems reported) if some part is unsound."""
+        if isinstance(cond, LeafCondition):
+            return self._leaf(cond, loc)
+        if isinstance(cond, NotCondition):
+            child = self.condition(cond.not_, loc + ("not",))
+            return combine("not", [child]) if child is not None else None
+        kind, items = ("all", cond.all_) if isinstance(cond, AllCondition) else \
+            ("any", cond.any_)
+        children = [self.condition(c, loc + (kind, i)) for i, c in enumerate(items)]
+        if any(c is None for c in children):
+            return None
+        return combine(kind, [c for c in children if c is not None])
+
+    def _field_type(self, name: str, loc: Loc) -> FieldType | None:
+        ftype = self.options.fields.get(name)
+        if ftype is None:
+            self.diag.error(loc + ("field",), f"unknown field '{name}'; conditions can use the "
+                                              "canonical lead fields (rules/fields.py) and "
+                                              "custom fields declared in config",
+                            suggestion=suggest(name, self.options.fields))
+        return ftype
+
+    def _leaf(self, cond: LeafCondition, loc: Loc) -> Node | None:
+        ftype = self._field_type(cond.field, loc)
+        if ftype is None:
+            return None
+        op, raw = cond.operator()
+        try:
+            fn, text = compile_leaf(cond.field, ftype, op, raw, self.durations,
+                                    self.options.fields)
+        except ConditionError as exc:
+            self._leaf_error(loc, op, raw, exc)
+            return None
+        if cond.field == "status" and not self._statuses_known(loc, op, raw):
+            return None
+        return Node("leaf", fn, spec=LeafSpec(cond.field, op, text))
+
+    def _leaf_error(self, loc: Loc, op: str, raw: OperatorValue, exc: ConditionError) -> None:
+        where: Loc = loc + (op,) if exc.item is None else loc + (op, exc.item)
+        if isinstance(raw, FieldRef):
+            where = loc + (op, "field")
+        self.diag.error(where, exc.message, at="key" if exc.at_key else "value",
+                        suggestion=exc.suggestion)
+
+    def _statuses_known(self, loc: Loc, op: str, raw: OperatorValue) -> bool:
+        statuses = self.header.statuses
+        if not statuses or op not in _STATUS_OPERATORS:
+            return True
+        values = raw if isinstance(raw, list) else [raw]
+        for k, value in enumerate(values):
+            if value not in statuses:
+                where: Loc = loc + (op, k) if isinstance(raw, list) else loc + (op,)
+                self.diag.error(where, f"unknown status '{value}' in a condition; this set's "
+                                       f"statuses are {', '.join(statuses)}",
+                                suggestion=suggest(value, statuses))
                 return False
-            fn = any_of
-    return Node(kind, fn, tuple(children))
+        return True

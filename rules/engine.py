@@ -18,7 +18,7 @@ Semantics (kept in one place so ``plan``, ``explain`` and the docs agree):
 * ``Decision.rule_id`` is the rule that decided the status; else the blocked rule; else the first
   rule that matched; else None.
 
-Evaluation never raises on lead data (see ``rules.compiler`` for null semantics) and allocates
+Evaluation never raises on lead data (see ``rules.conditions`` for null semantics) and allocates
 little: decisions are cached per (matched rules, current status) and shared, so treat them as
 read-only.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from rules.compiler import CondFn, Node
+from rules.conditions import CondFn, Node
 from rules.fields import FieldType
 from rules.issues import RuleIssue
 
@@ -344,51 +344,16 @@ class RuleBook:
         return decision
 
     def _decide(self, matched: Sequence[CompiledRule], current: str | None) -> Decision:
-        status: str | None = None
-        status_rule: CompiledRule | None = None
-        archived = False
-        blocked: GuardBlock | None = None
-        newsletters: list[str] = []
-        field_sets: dict[str, Any] = {}
-        field_rule: dict[str, str] = {}
-        conflicts: list[Conflict] = []
+        outcome = _Outcome(current)
         for rule in matched:
             if rule.status is not None:
                 reason = self.check_transition(current, rule.status)
                 if reason is not None:
-                    if blocked is None:
-                        blocked = GuardBlock(rule.id, rule.ruleset, current, rule.status, reason)
-                    continue
-                if status_rule is None:
-                    status, status_rule, archived = rule.status, rule, rule.archived
-                elif rule.status != status:
-                    conflicts.append(Conflict("status", status, status_rule.id, rule.status,
-                                              rule.id))
-            for name in rule.newsletters:
-                if name not in newsletters:
-                    newsletters.append(name)
-            for fname, value in rule.field_sets:
-                if fname not in field_sets:
-                    field_sets[fname], field_rule[fname] = value, rule.id
-                elif field_sets[fname] != value:
-                    conflicts.append(Conflict(fname, field_sets[fname], field_rule[fname], value,
-                                              rule.id))
-        if status_rule is not None:
-            rule_id: str | None = status_rule.id
-        elif blocked is not None:
-            rule_id = blocked.rule_id
-        else:
-            rule_id = matched[0].id
-        return Decision(
-            rule_id=rule_id,
-            status=status,
-            newsletters=tuple(newsletters),
-            field_sets=MappingProxyType(field_sets) if field_sets else _EMPTY,
-            archived=archived,
-            matched_rules=tuple(r.id for r in matched),
-            conflicts=tuple(conflicts),
-            blocked=blocked,
-        )
+                    outcome.block(rule, reason)
+                    continue  # a blocked rule is withheld as a whole
+                outcome.set_status(rule)
+            outcome.add_extras(rule)
+        return outcome.decision(matched)
 
     def explain(self, lead: Mapping[str, Any], now: datetime) -> list[RuleTrace]:
         """Every rule of every set, in order: matched or not, why, and what became of it."""
@@ -410,17 +375,74 @@ class RuleBook:
                 elif decided_by is not None:
                     effect = f"not reached: rule '{decided_by}' matched first"
                 elif rule in applied:
-                    blocked = decision.blocked
-                    if blocked is not None and blocked.rule_id == rule.id and \
-                            blocked.ruleset == rule.ruleset:
-                        effect = f"blocked: {blocked.reason}"
-                    elif any(c.rejected_rule == rule.id for c in decision.conflicts):
-                        effect = "applied with conflicts"
-                    else:
-                        effect = "applied"
-                    if self._first_match[k]:
-                        decided_by = rule.id
-                    if rule.stop:
-                        stopped_by = rule.id
+                    effect = _effect(rule, decision)
+                    decided_by = rule.id if self._first_match[k] else None
+                    stopped_by = rule.id if rule.stop else None
                 traces.append(RuleTrace(rs.name, rule.id, rule.line, matched, why, effect))
         return traces
+
+
+def _effect(rule: CompiledRule, decision: Decision) -> str:
+    """What became of a rule that matched and was reached (for ``explain``)."""
+    blocked = decision.blocked
+    if blocked is not None and blocked.rule_id == rule.id and blocked.ruleset == rule.ruleset:
+        return f"blocked: {blocked.reason}"
+    if any(c.rejected_rule == rule.id for c in decision.conflicts):
+        return "applied with conflicts"
+    return "applied"
+
+
+class _Outcome:
+    """A decision being assembled from the matched rules, in book order."""
+
+    def __init__(self, current: str | None) -> None:
+        self.current = current
+        self.status: str | None = None
+        self.status_rule: CompiledRule | None = None
+        self.archived = False
+        self.blocked: GuardBlock | None = None
+        self.newsletters: list[str] = []
+        self.field_sets: dict[str, Any] = {}
+        self.field_rule: dict[str, str] = {}
+        self.conflicts: list[Conflict] = []
+
+    def block(self, rule: CompiledRule, reason: str) -> None:
+        assert rule.status is not None
+        if self.blocked is None:
+            self.blocked = GuardBlock(rule.id, rule.ruleset, self.current, rule.status, reason)
+
+    def set_status(self, rule: CompiledRule) -> None:
+        if self.status_rule is None:
+            self.status, self.status_rule, self.archived = rule.status, rule, rule.archived
+        elif rule.status != self.status:
+            self.conflicts.append(Conflict("status", self.status, self.status_rule.id,
+                                           rule.status, rule.id))
+
+    def add_extras(self, rule: CompiledRule) -> None:
+        for name in rule.newsletters:
+            if name not in self.newsletters:
+                self.newsletters.append(name)
+        for fname, value in rule.field_sets:
+            if fname not in self.field_sets:
+                self.field_sets[fname], self.field_rule[fname] = value, rule.id
+            elif self.field_sets[fname] != value:
+                self.conflicts.append(Conflict(fname, self.field_sets[fname],
+                                               self.field_rule[fname], value, rule.id))
+
+    def decision(self, matched: Sequence[CompiledRule]) -> Decision:
+        if self.status_rule is not None:
+            rule_id: str | None = self.status_rule.id
+        elif self.blocked is not None:
+            rule_id = self.blocked.rule_id
+        else:
+            rule_id = matched[0].id
+        return Decision(
+            rule_id=rule_id,
+            status=self.status,
+            newsletters=tuple(self.newsletters),
+            field_sets=MappingProxyType(self.field_sets) if self.field_sets else _EMPTY,
+            archived=self.archived,
+            matched_rules=tuple(r.id for r in matched),
+            conflicts=tuple(self.conflicts),
+            blocked=self.blocked,
+        )

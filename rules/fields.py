@@ -5,7 +5,7 @@ Both CRMs are read into these names (each connector maps them to its own API nam
 add custom fields in config; they join this catalogue at load time.
 
 A value may always be missing (``None``): conditions on missing values have a defined result
-(see ``rules.compiler``), they never raise.
+(see ``rules.conditions``), they never raise.
 """
 
 from __future__ import annotations

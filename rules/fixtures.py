@@ -28,7 +28,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from rules.compiler import as_aware_datetime
+from rules.conditions import as_aware_datetime
 from rules.engine import Decision, RuleBook
 from rules.fields import FieldType
 from rules.issues import suggest
@@ -196,29 +196,34 @@ def _run_case(case: Any, default_now: datetime | None, fields: Mapping[str, Fiel
 
 def _compare(expect: Mapping[str, Any], d: Decision) -> list[str]:
     problems: list[str] = []
-
-    def differ(what: str, want: Any, got: Any) -> None:
-        problems.append(f"{what}: expected {want!r}, got {got!r}")
-
-    if "status" in expect and expect["status"] != d.status:
-        differ("status", expect["status"], d.status)
-    if "rule" in expect and expect["rule"] != d.rule_id:
-        differ("rule", expect["rule"], d.rule_id)
-    if "newsletters" in expect and list(expect["newsletters"] or []) != list(d.newsletters):
-        differ("newsletters", list(expect["newsletters"] or []), list(d.newsletters))
-    if "archived" in expect and bool(expect["archived"]) != d.archived:
-        differ("archived", bool(expect["archived"]), d.archived)
-    if "blocked" in expect:
-        want = expect["blocked"]
-        reason = d.blocked.reason if d.blocked else None
-        if isinstance(want, bool):
-            if want != (reason is not None):
-                differ("blocked", want, reason or False)
-        elif reason is None or str(want).lower() not in reason.lower():
-            differ("blocked reason containing", str(want), reason)
-    if "field_sets" in expect and dict(expect["field_sets"] or {}) != dict(d.field_sets):
-        differ("field_sets", dict(expect["field_sets"] or {}), dict(d.field_sets))
-    if "matched_rules" in expect and list(expect["matched_rules"] or []) != list(
-            d.matched_rules):
-        differ("matched_rules", list(expect["matched_rules"] or []), list(d.matched_rules))
+    for key, check in _CHECKS:
+        if key in expect:
+            problems.extend(check(expect[key], d))
     return problems
+
+
+def _differ(what: str, want: Any, got: Any) -> list[str]:
+    return [] if want == got else [f"{what}: expected {want!r}, got {got!r}"]
+
+
+def _blocked(want: Any, d: Decision) -> list[str]:
+    reason = d.blocked.reason if d.blocked else None
+    if isinstance(want, bool):
+        return [] if want == (reason is not None) else _differ("blocked", want, reason or False)
+    if reason is None or str(want).lower() not in reason.lower():
+        return [f"blocked reason containing: expected {str(want)!r}, got {reason!r}"]
+    return []
+
+
+#: expect key -> its check, in the order problems are listed.
+_CHECKS: tuple[tuple[str, Callable[[Any, Decision], list[str]]], ...] = (
+    ("status", lambda want, d: _differ("status", want, d.status)),
+    ("rule", lambda want, d: _differ("rule", want, d.rule_id)),
+    ("newsletters", lambda want, d: _differ("newsletters", list(want or []),
+                                            list(d.newsletters))),
+    ("archived", lambda want, d: _differ("archived", bool(want), d.archived)),
+    ("blocked", _blocked),
+    ("field_sets", lambda want, d: _differ("field_sets", dict(want or {}), dict(d.field_sets))),
+    ("matched_rules", lambda want, d: _differ("matched_rules", list(want or []),
+                                              list(d.matched_rules))),
+)

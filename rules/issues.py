@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["RuleIssue", "RuleLoadError", "suggest"]
+__all__ = ["RuleIssue", "RuleLoadError", "describe_kind", "suggest"]
 
 Severity = Literal["error", "warning"]
 
@@ -74,3 +74,18 @@ def suggest(word: object, candidates: Iterable[object]) -> str | None:
         return by_lower[word.lower()]  # only the case differs
     match = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
     return by_lower[match[0]] if match else None
+
+
+def describe_kind(value: object) -> str:
+    """The kind of a YAML value in an admin's words ("text", "a number", ...)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "an empty value" if value is None else type(value).__name__

@@ -3,7 +3,7 @@
 These models check the *shape* of a rule file (which keys exist, which values are text, lists or
 mappings) and generate ``rules/ruleset.schema.json`` for editors (yaml-language-server). What
 depends on the lead catalogue or on the rule set itself (known fields, value types per field,
-statuses, newsletters, regexes, durations) is checked by ``rules.loader`` afterwards, because a
+statuses, newsletters, regexes, durations) is checked by ``rules.compiler`` afterwards, because a
 JSON schema cannot know it.
 
 Conditions and actions are closed unions whose member is chosen by which key is present
@@ -32,11 +32,19 @@ from pydantic import (
 
 __all__ = [
     "ACTION_KEYS",
-    "CONDITION_OPERATORS",
     "COMBINATOR_KEYS",
+    "CONDITION_OPERATORS",
     "SCHEMA_PATH",
+    "Action",
+    "AllCondition",
+    "AnyCondition",
+    "Condition",
+    "FieldRef",
+    "LeafCondition",
+    "NotCondition",
     "RuleModel",
     "RuleSetModel",
+    "Scalar",
     "ruleset_json_schema",
 ]
 
@@ -51,9 +59,12 @@ ACTION_KEYS: tuple[str, ...] = ("set_status", "archive", "add_to_newsletter", "s
 #: Where the generated schema ships (a test keeps it equal to :func:`ruleset_json_schema`).
 SCHEMA_PATH = Path(__file__).with_name("ruleset.schema.json")
 
+#: A comparison value: text, a number or true/false.
+#: A comparison value: text, a number or true/false (never converted from one to another).
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
+_DURATION_TEXT = "Duration: a number and a unit s, m, h, d or w (30s, 15m, 48h, 90d, 2w, 1.5h)."
 
 
 class FieldRef(BaseModel):
@@ -82,12 +93,12 @@ class LeafCondition(BaseModel):
     contains: StrictStr | None = None
     matches: StrictStr | None = Field(default=None,
                                       description="Python regular expression (search).")
-    older_than: StrictStr | None = Field(default=None, description="Duration: 30m, 48h, 90d, 2w.")
-    within: StrictStr | None = Field(default=None, description="Duration: 30m, 48h, 90d, 2w.")
+    older_than: StrictStr | None = Field(default=None, description=_DURATION_TEXT)
+    within: StrictStr | None = Field(default=None, description=_DURATION_TEXT)
 
     @model_validator(mode="after")
     def _exactly_one_operator(self) -> LeafCondition:
-        given = [op for op in CONDITION_OPERATORS if _alias(op) in self.model_fields_set]
+        given = [op for op, attr in _OPERATOR_ATTRS if attr in self.model_fields_set]
         if len(given) != 1:
             if given:
                 raise ValueError(
@@ -102,9 +113,21 @@ class LeafCondition(BaseModel):
                 "`missing: true`")
         return self
 
+    def operator(self) -> tuple[str, Scalar | list[Scalar] | FieldRef]:
+        """The condition's one operator and its value (validation guarantees exactly one)."""
+        given = self.model_fields_set
+        for op, attr in _OPERATOR_ATTRS:
+            if attr in given:
+                return op, getattr(self, attr)
+        raise AssertionError("a validated leaf condition has an operator")
+
 
 def _alias(op: str) -> str:
     return "in_" if op == "in" else op
+
+
+#: (operator, attribute of LeafCondition) pairs.
+_OPERATOR_ATTRS = tuple((op, _alias(op)) for op in CONDITION_OPERATORS)
 
 
 class AllCondition(BaseModel):
@@ -141,7 +164,7 @@ def _condition_tag(value: Any) -> str | None:
 
 
 Condition = Annotated[
-    Union[
+    Union[  # noqa: UP007 - one member per line, each with its tag
         Annotated[AllCondition, Tag("cond:all")],
         Annotated[AnyCondition, Tag("cond:any")],
         Annotated[NotCondition, Tag("cond:not")],
@@ -213,7 +236,7 @@ def _action_tag(value: Any) -> str | None:
 
 
 Action = Annotated[
-    Union[
+    Union[  # noqa: UP007 - one member per line, each with its tag
         Annotated[SetStatus, Tag("action:set_status")],
         Annotated[Archive, Tag("action:archive")],
         Annotated[AddToNewsletter, Tag("action:add_to_newsletter")],

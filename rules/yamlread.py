@@ -1,4 +1,5 @@
-"""The one YAML reader rule and fixture files go through (ruamel.yaml round-trip: positions)."""
+"""The ruamel.yaml round-trip reader (positions, dates kept as text): fixture files are read
+with it, and rules.yamldoc uses its parser and scalar constructor for rule files."""
 
 from __future__ import annotations
 

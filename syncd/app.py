@@ -276,12 +276,13 @@ class App:
 
         pipeline.preflight = check
 
-    def recover_interrupted_runs(self) -> None:
-        """Call once, from the one process that runs cycles, before its first cycle."""
-        interrupted = self.store.close_interrupted_runs(self.clock())
+    def recover_interrupted_runs(self, crm: str) -> None:
+        """Call while holding ``crm``'s lease, before its first cycle (a standby must not: the
+        leader's live run is ``running`` too)."""
+        interrupted = self.store.close_interrupted_runs(self.clock(), crm=crm)
         if interrupted:
-            log.warning("%d run(s) were interrupted (crash or kill); their approved changes are "
-                        "still in the outbox and the next cycle sends them", interrupted)
+            log.warning("%s: %d run(s) were interrupted (crash or kill); their approved changes "
+                        "are still in the outbox and the next cycle sends them", crm, interrupted)
 
     def close(self, *, in_use: bool = False) -> None:
         """Release everything; with ``in_use`` (a cycle still waits on a CRM as the process

@@ -1,9 +1,10 @@
 """The ``syncd`` command.
 
 Exit status: 0 success (also: stopped by a signal, or paused because a CRM's daily API budget is
-spent); 1 a cycle failed at run time; 2 syncd could not start: bad configuration or rules, or a
-resource it needs (state store, health port, CA file, a CRM's check) is not usable. Nothing was
-written to any CRM then. Every error is reported in one line per problem, never as a traceback.
+spent); 1 a cycle failed at run time; 2 syncd could not start: bad configuration or rules,
+another process holds a connector's lease (``sync --once``, ``plan --pull``), or a resource it
+needs (state store, health port, CA file, a CRM's check) is not usable. Nothing was written to
+any CRM then. Every error is reported in one line per problem, never as a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -124,14 +127,13 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         signal.signal(sig, _stop)
     application = _build(settings, stop=stop, serve_health=True)
     starting.clear()
-    from syncd.scheduler import Daemon
+    from syncd.scheduler import Daemon  # recovers each connector's runs once it leads it
 
     def show(report: Any) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
 
     daemon = Daemon(application, on_cycle=show)
     try:
-        application.recover_interrupted_runs()
         code = daemon.run()
     finally:
         # A cycle still waiting on a CRM keeps its connector and store; exit releases them.
@@ -162,6 +164,9 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG,
          once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
          approve_large_run: Annotated[bool, typer.Option(
              "--approve-large-run", help="Let this run past the change breaker.")] = False,
+         wait: Annotated[bool, typer.Option(
+             "--wait", help="If a daemon holds a connector's lease, wait for it instead of "
+                            "refusing.")] = False,
          ) -> None:
     """One cycle per connector, then a summary (pulled, changed, written, failed per CRM)."""
     if not once:
@@ -169,17 +174,60 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG,
         raise typer.Exit(2)
     settings = _settings(config)
     setup_logging(settings.log)
-    application = _build(settings)
-    application.recover_interrupted_runs()
     failed = False
-    try:
-        for pipeline in application.pipelines.values():
-            report = pipeline.run_cycle(approve_large_run=approve_large_run)
-            _print_cycle(application, report)
-            failed |= report.outcome == "failed"
-    finally:
-        application.close()
+    with _leases(settings, "sync --once", wait=wait) as leases:
+        application = _build(settings)
+        try:
+            for name, pipeline in application.pipelines.items():
+                pipeline.lease = leases[name]
+                application.recover_interrupted_runs(name)
+                report = pipeline.run_cycle(approve_large_run=approve_large_run)
+                _print_cycle(application, report)
+                failed |= report.outcome in ("failed", "lease_lost")
+        finally:
+            application.close()
     raise typer.Exit(1 if failed else 0)
+
+
+@contextmanager
+def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[str, Any]]:
+    """Hold every enabled connector's lease for the block, or refuse (exit 2) naming the holder.
+
+    Taken before anything connects to a CRM, so a refusal writes nothing anywhere.
+    """
+    from syncd.app import StartupError
+    from syncd.lease import Lease, connector_lease
+    from syncd.store_open import open_store
+
+    try:
+        store = open_store(settings)
+    except StartupError as exc:
+        _report_problems("syncd cannot start", exc.problems)
+        raise typer.Exit(2) from None
+    held: dict[str, Lease] = {}
+    try:
+        for name in sorted(settings.connectors()):  # one order: two waiters cannot deadlock
+            lease = connector_lease(store, settings, name, announce=logging.DEBUG)
+            if wait and not lease.try_acquire():
+                holder = lease.last_holder
+                err.print(f"syncd {command}: waiting for the {name} lease held by "
+                          f"{holder.describe() if holder else 'another process'}",
+                          markup=False, highlight=False)
+                lease.wait_acquire()
+            if not lease.leader and not lease.try_acquire():
+                holder = lease.last_holder
+                err.print(f"syncd {command}: {name} is being written by another syncd ("
+                          f"{holder.describe() if holder else 'holder unknown'}); nothing was "
+                          "written. Stop it, use --wait, or run read-only commands instead",
+                          markup=False, highlight=False)
+                raise typer.Exit(2)
+            lease.start(standby=False)
+            held[name] = lease
+        yield held
+    finally:
+        for lease in held.values():
+            lease.close()
+        store.close()
 
 
 def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None:
@@ -213,21 +261,40 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
          as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
          pull: Annotated[bool, typer.Option("--pull/--no-pull",
                                             help="Refresh the mirror from the CRMs first "
-                                                 "(reads only).")] = False,
+                                                 "(reads only; needs the connectors' leases).")
+                                            ] = False,
+         wait: Annotated[bool, typer.Option(
+             "--wait", help="With --pull: if a daemon holds a connector's lease, wait for it "
+                            "instead of refusing.")] = False,
          ) -> None:
     """Dry run on the mirror: what the next cycle would change, and what is held or blocked.
 
-    Never writes to a CRM.
+    Never writes to a CRM. ``--pull`` writes the mirror, so it takes the connectors' leases: a
+    pull stored while a daemon writes would take the daemon's older reads for a person's edits.
     """
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
+    from syncd.lease import LeaseLost
     from syncd.plan import build_plan
 
-    application = _build(settings, connect=pull, prepare=False)  # a dry run changes no CRM
-    try:
-        result = build_plan(application, pull=pull)
-    finally:
-        application.close()
+    if not pull:
+        application = _build(settings, connect=False)
+        try:
+            result = build_plan(application)
+        finally:
+            application.close()
+    else:
+        with _leases(settings, "plan --pull", wait=wait) as leases:
+            application = _build(settings, prepare=False)  # a dry run changes no CRM
+            try:
+                for name, pipeline in application.pipelines.items():
+                    pipeline.lease = leases[name]
+                result = build_plan(application, pull=True)
+            except LeaseLost as exc:
+                err.print(f"syncd plan --pull: {exc}", markup=False, highlight=False)
+                raise typer.Exit(1) from None
+            finally:
+                application.close()
     if as_json:
         out.print_json(json.dumps(result, default=str))
         return
@@ -319,6 +386,8 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         latest = part["runs"][0] if part["runs"] else None
         if latest is not None and latest["outcome"] == "budget":
             out.print(f"  [yellow]paused[/] (API budget): {latest['message']}", highlight=False)
+        out.print(f"  written by the syncd on {part['writer']}" if part["writer"]
+                  else "  no syncd holds its lease now", highlight=False)
         for run_row in part["runs"]:
             out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"{run_row['outcome']}: pulled {run_row['pulled']}, written "

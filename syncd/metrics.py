@@ -49,6 +49,24 @@ class Metrics:
                                  "when the daemon keeps older rules after a bad edit.",
                                  registry=r)
         self.rules_valid.set(1)
+        self.lease_leader = Gauge("syncd_lease_leader", "1 while this process holds the "
+                                  "connector's lease and runs its cycles; 0 while it is a "
+                                  "standby.", ["connector"], registry=r)
+        self.lease_holder = Gauge("syncd_lease_holder_info", "1 for the process that holds the "
+                                  "connector's lease, as this process last saw it.",
+                                  ["connector", "host", "pid"], registry=r)
+        self._holders: dict[str, tuple[str, str]] = {}
+
+    def observe_lease(self, connector: str, leader: bool, host: str | None,
+                      pid: int | None) -> None:
+        """Whether this process leads ``connector``, and who holds its lease (if known)."""
+        self.lease_leader.labels(connector).set(1 if leader else 0)
+        previous = self._holders.pop(connector, None)
+        if previous is not None:
+            self.lease_holder.remove(connector, *previous)
+        if host is not None and pid is not None:
+            self._holders[connector] = (host, str(pid))
+            self.lease_holder.labels(connector, host, str(pid)).set(1)
 
     def observe_cycle(self, report: Any, duration: timedelta) -> None:
         self.cycles.labels(report.crm, report.outcome).inc()

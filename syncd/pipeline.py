@@ -18,6 +18,10 @@
 4. **Write.** Pending rows are sent in batches of the CRM's maximum; every record's outcome is
    committed with its audit row before the next batch.
 
+With a ``lease`` (``syncd.lease``), storing a page and recording a batch check the fencing token
+in their transaction, and a batch is sent only after the lease was renewed: a process that lost
+the connector's lease ends the cycle (outcome ``lease_lost``) and writes nothing more.
+
 ``Planner`` holds the per-lead decision (shared by the cycle and by ``syncd plan``/``explain``).
 """
 
@@ -47,6 +51,7 @@ from connectors.errors import (
     Interrupted,
 )
 from rules.fields import STANDARD_FIELDS, FieldType
+from syncd.lease import Lease, LeaseLost
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -239,6 +244,7 @@ class Pipeline:
         #: A check of the rules against this CRM still due before its next cycle (set when the
         #: start-up check could not run); returns the problems found.
         self.preflight: Callable[[Any], list[str]] | None = None
+        self.lease: Lease | None = None  # set by whoever holds the connector's lease
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -279,6 +285,8 @@ class Pipeline:
                 self.preflight = None
             self.store.discard_stale_plans(self.crm, now)
             self.pull(report, until=now)
+            if self.lease is not None:
+                self.lease.verify()  # a standby must not supersede the new leader's plan
             if not self.stop.is_set():
                 self.plan(report, book, now, approve_large_run=approve_large_run)
             if report.outcome == "running" and not self.stop.is_set():
@@ -303,6 +311,8 @@ class Pipeline:
         except ConnectorError as exc:
             report.outcome, report.message = "failed", f"{exc} (will retry next cycle)"
             report.reason = "crm_unavailable"
+        except LeaseLost as exc:
+            report.outcome, report.message = "lease_lost", str(exc)
         except SQLAlchemyError as exc:
             report.outcome, report.reason = "failed", "database"
             report.message = (f"the state store failed ({_first_line(exc)}); nothing is lost: "
@@ -362,6 +372,7 @@ class Pipeline:
         now = self.clock()
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
         with self.store.begin() as conn:
+            self._fence(conn)  # a page read before the new leader's writes must not land
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
@@ -477,6 +488,7 @@ class Pipeline:
         if (changing_leads >= self.breaker.min_changes
                 and share > self.breaker.max_change_share and not approve_large_run):
             with self.store.begin() as conn:
+                self._fence(conn)
                 self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.BLOCKED,
                                            now)
             report.outcome = "breaker"
@@ -489,6 +501,7 @@ class Pipeline:
                 self.metrics.breaker_trips.labels(self.crm).inc()
             return
         with self.store.begin() as conn:
+            self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)
 
     def _record_plan(self, items: Sequence[tuple[Any, LeadVerdict]], report: CycleReport,
@@ -500,6 +513,7 @@ class Pipeline:
         """
         changing = 0
         with self.store.begin() as conn:
+            self._fence(conn)
             open_rows: dict[str, list[Any]] = defaultdict(list)
             for r in self.store.open_changes(conn, self.crm, [row.lead_id for row, _ in items]):
                 open_rows[r.lead_id].append(r)
@@ -578,6 +592,8 @@ class Pipeline:
             self._send(kind, _take(buffer, size), report)
 
     def _send(self, kind: str, groups: list[list[Any]], report: CycleReport) -> None:
+        if self.lease is not None:
+            self.lease.before_send()
         if kind == "field":
             changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in groups]
             results = self.connector.write_batch(changes)
@@ -611,6 +627,7 @@ class Pipeline:
             else:
                 failed.append((group, result))
         with self.store.begin() as conn:
+            self._fence(conn)
             for attempts, ids in _by_attempts(done).items():
                 self.store.set_change_state(conn, ids, OutboxState.DONE, now, attempts=attempts)
             for group, result in retry:
@@ -635,6 +652,11 @@ class Pipeline:
         report.failed += len(failed)
         if self.metrics is not None:
             self.metrics.observe_results(self.crm, results)
+
+    def _fence(self, conn: Any) -> None:
+        """In a writing transaction: raise LeaseLost unless this process holds the lease."""
+        if self.lease is not None:
+            self.lease.check(conn)
 
     def _apply_to_mirror(self, conn: Any, done: Sequence[Sequence[Any]],
                          failed: Sequence[tuple[Sequence[Any], RecordResult]],

@@ -130,5 +130,14 @@ def status_report(app: Any) -> dict[str, Any]:
             "quarantined": [{"lead_id": r.lead_id, "problems": list(r.quarantine)}
                             for r in app.store.quarantined_leads(name)],
             "runs": runs,
+            "writer": _writer(app.store, name),
         }
     return report
+
+
+def _writer(store: Any, name: str) -> str | None:
+    """The process holding the connector's lease (the one that writes it), if any."""
+    from syncd.lease import current_holder
+
+    holder = current_holder(store, name)
+    return holder.describe() if holder else None

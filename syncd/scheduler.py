@@ -7,6 +7,11 @@ cycles of the same connector. SIGTERM and SIGINT set the stop event: retry and p
 wake up at once, the running cycle stops after the batch in flight, and the process exits 0
 within :data:`SHUTDOWN_GRACE_SECONDS` even when a request is still waiting on a CRM (see
 :meth:`Daemon.run` for why leaving it is safe).
+
+Each connector's job runs only while this process holds that connector's lease
+(``syncd.lease``); otherwise the process is a hot standby for it: the lease's heartbeat tries to
+take it every ``lease.renew_every`` and, once it does, the connector's first cycle starts at
+once. Stopping releases the leases, so a standby takes over without waiting for them to expire.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.executors.base import BaseExecutor, run_job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.app import App
 from syncd.health import HealthServer
+from syncd.lease import Lease, connector_lease
 from syncd.pipeline import CycleReport
 
 __all__ = ["SHUTDOWN_GRACE_SECONDS", "Daemon"]
@@ -71,6 +78,35 @@ class Daemon:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC)
         self._health: HealthServer | None = None
+        self.leases: dict[str, Lease] = {}
+        self._recovered: dict[str, int] = {}  # connector -> lease token its recovery ran under
+
+    def _open_leases(self) -> None:
+        for name, pipeline in self.app.pipelines.items():
+            lease = connector_lease(self.app.store, self.app.settings, name,
+                                    on_change=self._lease_changed)
+            self.leases[name] = lease
+            pipeline.lease = lease
+            if not lease.try_acquire():
+                self._lease_changed(lease)
+            lease.start(standby=True)
+
+    def _lease_changed(self, lease: Lease) -> None:
+        if lease.leader:
+            me = lease.identity
+            self.app.metrics.observe_lease(lease.connector, True, me.host, me.pid)
+            if self._scheduler.running:  # take over now, not at the next interval
+                try:
+                    self._scheduler.modify_job(lease.connector, next_run_time=datetime.now(UTC))
+                except JobLookupError:
+                    pass
+            return
+        holder = lease.last_holder
+        self.app.metrics.observe_lease(lease.connector, False,
+                                       holder.host if holder else None,
+                                       holder.pid if holder else None)
+        log.info("%s: standby; %s holds the lease; taking over when it stops or its lease "
+                 "expires", lease.connector, holder.describe() if holder else "another process")
 
     def _cycle(self, name: str) -> None:
         if self.app.stop.is_set():
@@ -85,6 +121,16 @@ class Daemon:
                 self._idle.notify_all()
 
     def _run_one(self, name: str) -> None:
+        lease = self.leases.get(name)
+        if lease is not None:
+            token = lease.token
+            if token is None:
+                return  # standby: another process runs this connector's cycles
+            if self._recovered.get(name) != token:
+                # Only now may runs left "running" be called interrupted: no live process
+                # other than this one can be running a cycle of this connector.
+                self.app.recover_interrupted_runs(name)
+                self._recovered[name] = token
         if self.app.embedded is not None:
             self.app.embedded.before_cycle(name)
         try:
@@ -110,12 +156,23 @@ class Daemon:
         now = datetime.now(UTC)
         detail: dict[str, Any] = {"rules_error": self.app.rules.error, "connectors": {}}
         ready = self.app.rules.error is None
+        leading = 0
         for name, cs in self.app.settings.connectors().items():
+            lease = self.leases.get(name)
+            if lease is not None and not lease.leader:
+                # A standby answers ready (HTTP 200): in a Kubernetes rolling update the new pod
+                # starts as a standby while the old pod still leads, and an unready new pod
+                # would stall the rollout before the old pod is ever stopped.
+                holder = lease.last_holder
+                detail["connectors"][name] = {"lease": "standby",
+                                              "holder": holder.describe() if holder else None}
+                continue
+            leading += 1
             at, report = self.last.get(name, (None, None))
             outcome = report.outcome if report is not None else None
             fresh = at is not None and (now - at) < cs.interval * 3 and outcome in (
                 "ok", "breaker", "budget", "stopped")
-            entry: dict[str, Any] = {"last_cycle": at, "outcome": outcome}
+            entry: dict[str, Any] = {"lease": "leader", "last_cycle": at, "outcome": outcome}
             if report is not None and outcome == "failed":
                 entry["error"] = report.message
             pipeline = self.app.pipelines.get(name)
@@ -124,6 +181,7 @@ class Daemon:
                 entry["paused_because"] = pipeline.pause_reason
             detail["connectors"][name] = entry
             ready = ready and fresh
+        detail["status"] = "leader" if leading else "standby"
         return ready, detail
 
     def run(self) -> int:
@@ -139,6 +197,7 @@ class Daemon:
             self._health.readiness = self.readiness
             log.info("health and metrics on http://%s:%d/ (healthz, readyz, metrics)",
                      server.host, self._health.port)
+        self._open_leases()
         for name in self.app.pipelines:
             cs = self.app.settings.connectors()[name]
             self._scheduler.add_job(self._cycle, "interval", args=[name], id=name, name=name,
@@ -161,6 +220,8 @@ class Daemon:
             if self._scheduler.running:
                 self._scheduler.shutdown(wait=False)
             self._wait_for_cycles()
+            for lease in self.leases.values():
+                lease.close()  # releases: a standby takes over at its next try
             if self._health is not None and self._health is not self.app.health:
                 self._health.stop()
             for s, handler in previous.items():

@@ -23,7 +23,6 @@ the file is reported at once, each with ``file:line:column``.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import ssl
@@ -41,6 +40,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from ruamel.yaml.comments import CommentedMap
 
@@ -51,46 +51,31 @@ from syncd.yamlfile import Located, YamlFileError, load_yaml, locate, validation
 __all__ = [
     "ConnectorSettings",
     "InstanceName",
+    "LeaseSettings",
     "Settings",
     "load_settings",
     "parse_duration",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _MAX_SECRET_BYTES = 64 * 1024  # keys and tokens are a few kB; /dev/zero is not a secret
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-MAX_DURATION = timedelta(days=3650)  #: ten years: any longer is a typo, and overflows dates
 MIN_INTERVAL = timedelta(seconds=10)  #: cycles closer than this only spend API calls
 
 
 def parse_duration(value: Any) -> timedelta:
     """``"30s"``, ``"15m"``, ``"48h"``, ``"90d"``, ``"2w"`` or a number of seconds.
 
+    The grammar is the rule language's (``rules.durations``), so config and rules accept the
+    same forms.
+
     Raises:
-        ValueError: not a duration, negative, or longer than :data:`MAX_DURATION` (pydantic
-            reports it at its place in the file).
+        ValueError: not a duration, negative, or too long for a date (pydantic reports it at
+            its place in the file).
     """
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value)[:100])
-        if not match:
-            raise ValueError(f"'{str(value)[:40]}' is not a duration; use a number followed by "
-                             "s, m, h, d or w")
-        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
-    # Checked as a float first: timedelta() of a huge or infinite number raises OverflowError,
-    # which pydantic does not turn into a located error.
-    if math.isnan(seconds):
-        raise ValueError(f"'{value}' is not a duration; use a number followed by s, m, h, d or w")
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"'{str(value)[:40]}' is longer than {MAX_DURATION.days} days")
-    if seconds < 0:
-        raise ValueError(f"'{value}' is negative; a duration is zero or more")
-    return timedelta(seconds=seconds)
+    from rules.durations import parse_duration_setting
+
+    return parse_duration_setting(value)
 
 
 def _at_least_min_interval(value: timedelta) -> timedelta:
@@ -141,6 +126,30 @@ class OutboxSettings(_Model):
     max_attempts: int = Field(8, ge=1, description="Attempts for a retriable record error before "
                                                    "the change is marked failed.")
     retry_base: Duration = Field(timedelta(seconds=30), description="First retry delay; doubles.")
+
+
+class LeaseSettings(_Model):
+    """One writer per connector: the process holding a connector's lease runs its cycles."""
+
+    ttl: Duration = Field(timedelta(seconds=30), gt=timedelta(0),
+                          description="How long a lease lasts unless renewed. A standby takes "
+                                      "over at most this long (plus one renewal period) after "
+                                      "the leader dies; keep it above the connectors' request "
+                                      "timeout.")
+    renew_every: Duration | None = Field(None, gt=timedelta(0),
+                                         description="How often the leader renews its lease and "
+                                                     "a standby tries to take it. Default: ttl/3; "
+                                                     "must be shorter than ttl.")
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> LeaseSettings:
+        if self.renew_every is not None and self.renew_every >= self.ttl:
+            raise ValueError("lease.renew_every must be shorter than lease.ttl")
+        return self
+
+    @property
+    def renewal(self) -> timedelta:
+        return self.renew_every if self.renew_every is not None else self.ttl / 3
 
 
 class ServerSettings(_Model):
@@ -227,6 +236,7 @@ class Settings(_Model):
                                            description="ICP and free-mail settings (see README).")
     breaker: BreakerSettings = BreakerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    lease: LeaseSettings = LeaseSettings()
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()

@@ -15,6 +15,7 @@ Tables (one row each):
                 with the rule, rule-set version and intent (``AuditOutcome``).
 * ``run``       one row per cycle per connector, with its counts and how it ended.
 * ``meta``      small key/value facts (last rules error, enrichment settings version).
+* ``lease``     per connector, which process may write it and its fencing token (``syncd.lease``).
 
 Hot paths (a page upsert, the outbox drain) use set-based SQLAlchemy Core statements, not one ORM
 object per lead, so a million-lead mirror pulls and evaluates in flat memory.
@@ -56,6 +57,7 @@ __all__ = [
     "AuditRow",
     "CursorRow",
     "LeadRow",
+    "LeaseRow",
     "MetaRow",
     "OutboxRow",
     "OutboxState",
@@ -246,6 +248,20 @@ class MetaRow(SQLModel, table=True):
     __tablename__ = "meta"
     key: str = Field(primary_key=True)
     value: str
+
+
+class LeaseRow(SQLModel, table=True):
+    """Who may write one connector (see ``syncd.lease``); times come from the database."""
+
+    __tablename__ = "lease"
+    connector: str = Field(primary_key=True, max_length=64)
+    token: int  # fencing token: +1 at every change of holder
+    host: str = Field(max_length=255)
+    pid: int
+    process_id: str = Field(max_length=32)
+    acquired_at: datetime
+    renewed_at: datetime
+    expires_at: datetime  # a released lease expires at once
 
 
 _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variable limit)
@@ -613,11 +629,15 @@ class StateStore:
             conn.execute(update(RunRow).where(RunRow.run_id == run.run_id)
                          .values(**run.model_dump(exclude={"run_id"})))
 
-    def close_interrupted_runs(self, now: datetime) -> int:
-        """Runs still marked running belong to a process that died; say so."""
+    def close_interrupted_runs(self, now: datetime, crm: str | None = None) -> int:
+        """Runs still marked running belong to a process that died; say so.
+
+        Call it only while holding ``crm``'s lease: a live leader's run is also ``running``.
+        """
         table = RunRow.__table__
+        cond = [table.c.outcome == "running"] + ([table.c.crm == crm] if crm else [])
         with self.begin() as conn:
-            return conn.execute(update(table).where(table.c.outcome == "running").values(
+            return conn.execute(update(table).where(*cond).values(
                 outcome="interrupted", finished_at=now,
                 message="the process stopped before the run finished")).rowcount or 0
 

@@ -214,7 +214,8 @@ connectors:
 """)
     assert sorted(_problems(path)) == sorted([
         (f"{path}:8:5: connectors.salesforce/emea.interval: 'soon' is not a "
-         "duration; use a number followed by s, m, h, d or w"),
+         "duration; use a number followed by m, h, d or w, or s for seconds (e.g. 15m, 48h, "
+         "90d, 2w, 30s)"),
         (f"{path}:10:5: connectors.hubspot/main.type: unknown connector type "
          "'hubspt'; known types: hubspot, salesforce (did you mean 'hubspot'?)"),
         (f"{path}:11:3: connectors.Sales Force: connector name 'Sales Force' must "

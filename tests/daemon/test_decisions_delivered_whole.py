@@ -370,6 +370,7 @@ state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: 1.0, min_changes: 1}}
 server: {{enabled: false}}
+lease: {{ttl: 2s}}   # the killed process's lease runs out quickly for the restart
 salesforce:
   status_values: {{New: Open - Not Contacted, Open: Working - Contacted}}
   connector:
@@ -377,6 +378,7 @@ salesforce:
     token_url: {emu.token_url}
     ca_bundle: {emu.ca_pem_path}
     lag_seconds: 0
+    timeout_seconds: 5   # a send holds the lease this long; the kill comes well before
     auth: {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
     newsletters: {{newsletter: {campaign}}}
 """)
@@ -384,8 +386,10 @@ salesforce:
 
 
 def _sync_once(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "syncd.cli", "sync", "--once", "--config",
-                             str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    # --wait: a restart after a SIGKILL waits for the dead process's lease to run out.
+    return subprocess.Popen([sys.executable, "-m", "syncd.cli", "sync", "--once", "--wait",
+                             "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
                             text=True, env=env)
 
 
