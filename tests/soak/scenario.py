@@ -30,7 +30,7 @@ FAULT_KINDS = ("429", "503", "401", "lock", "drop-before", "drop-after", "slow",
 
 @dataclass(frozen=True)
 class SoakParams:
-    leads: int = 600  # per CRM
+    leads: int = 2000  # per CRM
     seed: int = 11
     fault_rate: float = 0.3
     kills: int = 4  # single-daemon SIGKILL/SIGTERM rounds

@@ -242,6 +242,7 @@ class SoakWorld:
         breaker: {{max_change_share: 1.0, min_changes: 1}}
         outbox: {{max_attempts: 50, retry_base: 1s}}
         server: {{enabled: false}}
+        lease: {{ttl: 3s}}
         salesforce:
           interval: {interval}
           status_values: {{New: Open - Not Contacted, Open: Working - Contacted,
@@ -254,7 +255,7 @@ class SoakWorld:
                    client_secret: {{env: SOAK_SF_CLIENT_SECRET}}}}
             newsletters: {{newsletter: "{self.emulators["salesforce"].newsletter_id()}"}}
             lag_seconds: 0
-            timeout_seconds: 5
+            timeout_seconds: 2.5
         hubspot:
           interval: {interval}
           status_values: {{New: NEW, Open: OPEN, Nurture: NURTURE, Archived: ARCHIVED, MQL: MQL,
@@ -264,7 +265,7 @@ class SoakWorld:
             auth: {{type: private_app, access_token: {{env: SOAK_HS_TOKEN}}}}
             newsletters: {{newsletter: "{self.emulators["hubspot"].newsletter_id()}"}}
             allow_add_status_options: true
-            timeout_seconds: 5
+            timeout_seconds: 2.5
         """
         path = self.root / "syncd.yaml"
         path.write_text(textwrap.dedent(body))
@@ -290,7 +291,7 @@ class SoakWorld:
         return daemon
 
     def sync_once(self, timeout: float = 120) -> Daemon:
-        daemon = self.start_daemon("sync", "--once", "--approve-large-run")
+        daemon = self.start_daemon("sync", "--once", "--approve-large-run", "--wait")
         try:
             daemon.proc.wait(timeout)
         except subprocess.TimeoutExpired:
