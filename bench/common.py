@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BENCH_DIR", "HS_STATUS_VALUES", "RULES20", "SF_STATUS_VALUES", "Stopwatch", "emulator_process",
-           "profile_top"]
+__all__ = ["BENCH_DIR", "HS_STATUS_VALUES", "RULES20", "SF_STATUS_VALUES", "Stopwatch",
+           "emulator_process", "profile_top"]
 
 BENCH_DIR = Path(__file__).resolve().parent
 RULES20 = BENCH_DIR / "rules20.yaml"

@@ -419,8 +419,9 @@ def figures(runs: list[CrmRun]) -> tuple[list[Figure], list[SectionNotes]]:
     s6.lines += [
         "The idle cycle: five minutes after the last cycle that wrote anything (rule chains "
         "such as SAL -> MQL -> Nurture make cycle 2 write again; the cycles after it run until "
-        "one writes nothing), so nothing changed in the CRM that syncd has not seen. One CRM object "
-        "(Lead / contacts) is read per connector, so the target is one call (one query or one "
+        "one writes nothing), so nothing changed in the CRM that syncd has not seen. One CRM "
+        "object (Lead / contacts) is read per connector, so the target is one call (one query or "
+        "one "
         "search page). Each connector re-reads an overlap window behind its cursor (Salesforce "
         "`overlap_seconds` 300 for late commits, facts A3.2; HubSpot `overlap_seconds` 60 for "
         "search-index lag, facts C2), bounded by when the previous read started "

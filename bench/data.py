@@ -1,7 +1,8 @@
 """Leads for the API-call benchmarks: realistic values, an exact share needing a change.
 
-Values come from :func:`connectors.testing.leads.generate_scale_leads`. The leads to change (``share`` of
-them, spread evenly) are made ``New`` with no activity for 200 days, which at least the
+Values come from :func:`connectors.testing.leads.generate_scale_leads`. The leads to change
+(``share`` of them, spread evenly) are made ``New`` with no activity for 200 days, which at least
+the
 ``stale-90d`` rule of ``bench/rules20.yaml`` acts on; every other lead is made ``SQL``, a status
 no rule in that file touches. So exactly ``round(n * share)`` leads need a change, whatever the
 generator's mix.

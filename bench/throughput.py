@@ -30,8 +30,9 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
     notes = SectionNotes(3, "Throughput against HubSpot's rate limits")
     # Contacts last modified over past days, ten seconds apart, as in a portal in use (the
     # emulator's default stamps every seeded contact alike: a mass-import tie).
-    with emulator_process("connectors.testing.hubspot", "--contacts", str(n), "--seed", "5",
-                          "--spread-seconds", "10") as info:
+    # Two `with` statements: merging them would re-indent the whole section for nothing.
+    with emulator_process("connectors.testing.hubspot",  # noqa: SIM117
+                          "--contacts", str(n), "--seed", "5", "--spread-seconds", "10") as info:
         with tempfile.TemporaryDirectory(prefix="syncd-bench-tp-") as tmp:
             path = _write_config(Path(tmp), "hubspot", {
                 "base_url": info["base_url"],
@@ -45,7 +46,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
                 return datetime.now(UTC)
 
             # The connector alone first (pages read and dropped): what pacing allows.
-            app = _build_app(path, env, "hubspot", lambda cfg: HubSpotConnector(cfg), now)
+            app = _build_app(path, env, "hubspot", HubSpotConnector, now)
             try:
                 connector = app.connectors["hubspot"]
                 before = connector.stats.calls
@@ -65,7 +66,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
             # knows nothing of the searches just made; let HubSpot's one-second window clear.
             time.sleep(1.5)
             (Path(tmp) / "state.db").unlink(missing_ok=True)
-            app = _build_app(path, env, "hubspot", lambda cfg: HubSpotConnector(cfg), now)
+            app = _build_app(path, env, "hubspot", HubSpotConnector, now)
             try:
                 pipeline = app.pipelines["hubspot"]
                 connector = app.connectors["hubspot"]
@@ -105,10 +106,11 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
                     f"search_per_second={search_rate:g}"),
     ]
     notes.lines += [
-        f"The emulator process (`python -m connectors.testing.hubspot --spread-seconds 10`) serves {n:,} demo contacts last "
-        "modified ten seconds apart over the past days, with the emulator's default limits, "
-        "which are HubSpot's (100 per 10 s, search 5/s). Wall time is real: the "
-        "connector paces itself with its defaults (`connectors/hubspot/config.py`: "
+        "The emulator process (`python -m connectors.testing.hubspot --spread-seconds 10`) "
+        f"serves {n:,} demo contacts last modified ten seconds apart over the past days, with "
+        "the emulator's default limits, which are HubSpot's (100 per 10 s, search 5/s). Wall "
+        "time is real: the connector paces itself with its defaults "
+        "(`connectors/hubspot/config.py`: "
         f"`search_per_second` {search_rate:g}, `ten_second_limit` 100 with headroom 5). "
         "\"Connector alone\" iterates the connector's pages without storing them, to separate "
         "pacing from the daemon's own per-page work.",
@@ -120,8 +122,8 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
             "*arrivals* in a sliding second. Five intervals are "
             f"{5000 / search_rate:.0f} ms, so a call leaving "
             f"{5000 / search_rate - 1000:.0f} ms or more late relative to the fifth call after "
-            "it (likely a garbage-collection or GIL pause between `acquire()` and the send) puts six "
-            "in one second. The connector retries it after `Retry-After`, so nothing is lost, "
+            "it (likely a garbage-collection or GIL pause between `acquire()` and the send) puts "
+            "six in one second. The connector retries it after `Retry-After`, so nothing is lost, "
             "but the target is zero. A pacer that lets call k+5 start only one second after "
             "call k *returned* (its arrival is never later than that) cannot be fooled by such "
             "pauses; at 4/s (the old default) the margin was 250 ms but the ceiling 80 %.",
@@ -146,7 +148,9 @@ def _profile_backfill(app: object, pipeline: object, pages: int) -> list[str]:
 
     def backfill() -> None:
         for k, page in enumerate(connector.iter_pages(None, until=datetime.now(UTC))):
-            pipeline._store_page(page.leads, page.cursor, report)  # type: ignore[attr-defined]
+            # Profiles the page step alone, so it calls the private step directly.
+            pipeline._store_page(  # type: ignore[attr-defined]  # noqa: SLF001
+                page.leads, page.cursor, report)
             if k + 1 >= pages:
                 break
 

@@ -29,6 +29,7 @@ __all__ = [
     "ApiQuota",
     "Connector",
     "ConnectorStats",
+    "CrmField",
     "Cursor",
     "FieldProblem",
     "LeadChange",
@@ -117,14 +118,37 @@ class Page:
 
     leads: list[RemoteLead]
     cursor: Cursor | None
+    #: How many leads the whole pull this page belongs to is expected to yield, as the CRM
+    #: reported when the pull started (Salesforce ``totalSize``, HubSpot search ``total``);
+    #: None when it does not say. For progress display only: never exact, never relied on.
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LeadChange:
-    """Field values to write to one lead, in canonical field names and CRM values."""
+    """Field values to write to one lead, in canonical field names and CRM values.
+
+    ``crm_fields`` are written in the same record, named as the CRM names them (provenance
+    fields such as ``syncd_Rule__c`` an admin created for syncd; never read back into rules).
+    """
 
     lead_id: str
     fields: Mapping[str, Any]
+    # Fields to clear in a request of their own before setting them: a declared backward move
+    # of a forward-only field (HubSpot lifecyclestage, syncd.lifecycle). A connector whose CRM
+    # applies such a move directly may ignore it.
+    clear_first: frozenset[str] = frozenset()
+    crm_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmField:
+    """A CRM field as the CRM describes it, for fields named by their CRM name."""
+
+    name: str
+    exists: bool
+    updateable: bool = False
+    length: int | None = None  # the most characters a text value may have; None: no limit
 
 
 class Outcome(enum.Enum):
@@ -141,6 +165,8 @@ class RecordResult:
     outcome: Outcome
     error_code: str | None = None
     message: str | None = None
+    # Fields the connector cleared in a separate request before writing them (audited).
+    cleared: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -160,6 +186,11 @@ class Preflight:
     missing_statuses: set[str] = field(default_factory=set)
     missing_fields: set[str] = field(default_factory=set)  # canonical names absent or unmapped
     setup: list[str] = field(default_factory=list)  # what prepare() would change, for the log
+    # What works only in part (logged at start-up, never a start-up failure), e.g. a status that
+    # some Salesforce record types do not allow.
+    warnings: list[str] = field(default_factory=list)
+    # CRM status value -> the record types (or other partitions) that refuse it.
+    partly_refused_statuses: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -192,7 +223,9 @@ class Connector(abc.ABC):
     """
 
     kind: ClassVar[str]  # the connector type config names in ``type:`` ("salesforce", ...)
-    max_batch_size: ClassVar[int]  # records per update call (Salesforce 200, HubSpot 100)
+    # Records per update call (Salesforce 200, HubSpot 100). A plain attribute, not a ClassVar:
+    # a connector may lower it per instance from its config (Salesforce ``batch_size``).
+    max_batch_size: int
     max_membership_batch: ClassVar[int]  # records per newsletter-membership call
 
     #: Counters every connector keeps; ``stats.calls`` is the API-call counter the daemon reads.
@@ -270,6 +303,32 @@ class Connector(abc.ABC):
         ``newsletter`` is a key of the connector's ``newsletters`` config (a Salesforce Campaign
         id or a HubSpot list id behind it). A lead already a member is ``Outcome.OK``.
         """
+
+    @abc.abstractmethod
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Remove up to ``max_membership_batch`` leads from a newsletter; idempotent.
+
+        The inverse of :meth:`add_to_newsletter` (``syncd revert`` undoes a run's joins with
+        it). A lead that is not a member (any more) is ``Outcome.OK``: it is out, as asked.
+        """
+
+    @abc.abstractmethod
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        """Read these leads as they are now, in as few calls as the CRM allows.
+
+        For checking written values (``syncd revert`` reads its writes back); leads that do not
+        exist (any more) are left out of the answer.
+        """
+
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField] | None:
+        """Whether lead fields named as the CRM names them exist and may be written.
+
+        One read at start-up (provenance fields are checked with it). ``None``: this connector
+        type cannot write fields by their CRM name (``LeadChange.crm_fields``), so provenance
+        cannot be configured for it.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sockets; the default has nothing to release."""

@@ -118,7 +118,8 @@ class ConnectorSpec(Generic[C]):
 
     def create(self, config: C, name: str) -> Connector:
         """Build the connector for the instance ``name`` from its validated config."""
-        connector = self.build(config)
+        # A plug-in's build() is typed, but nothing enforces that at run time: check what came back.
+        connector: object = self.build(config)
         if not isinstance(connector, Connector) or connector.kind != self.kind:
             raise ConnectorTypeError(f"connector type {self.kind!r} built {connector!r}, not a "
                                      f"connectors.base.Connector of kind {self.kind!r}")

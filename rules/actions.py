@@ -59,7 +59,7 @@ class ActionChecker:
 
     def check(self, actions: Collection[tuple[int, Action]]) -> RuleEffects | None:
         for index, action in actions:
-            self._action(self.rule_loc + ("then", index), index, action)
+            self._action((*self.rule_loc, "then", index), index, action)
         if not self.ok:
             return None
         return RuleEffects(self.status, self.archived, tuple(self.newsletters),
@@ -72,16 +72,16 @@ class ActionChecker:
         elif isinstance(action, Archive):
             target = self._archive(loc)
         elif isinstance(action, AddToNewsletter):
-            self._newsletter(loc + ("add_to_newsletter",), action.add_to_newsletter)
+            self._newsletter((*loc, "add_to_newsletter"), action.add_to_newsletter)
         elif isinstance(action, SetField):
-            self.ok = self._set_field(loc + ("set_field",), action.set_field) and self.ok
+            self.ok = self._set_field((*loc, "set_field"), action.set_field) and self.ok
         elif isinstance(action, Stop):
             self.stop = True
         if target is not None:
             self._one_status(loc, index, target)
 
     def _set_status(self, loc: Loc, status: str) -> str | None:
-        if self.context.known_status(loc + ("set_status",), status, "set_status"):
+        if self.context.known_status((*loc, "set_status"), status, "set_status"):
             return status
         self.ok = False
         return None
@@ -121,13 +121,13 @@ class ActionChecker:
         problem = self._unsettable(fname)
         if problem is not None:
             message, guess = problem
-            self.context.diag.error(loc + ("field",), message, suggestion=guess)
+            self.context.diag.error((*loc, "field"), message, suggestion=guess)
             return False
         ftype = self.context.options.fields[fname]
         try:
             checked = check_value(fname, ftype, value)
         except ConditionError as exc:
-            self.context.diag.error(loc + ("value",), exc.message)
+            self.context.diag.error((*loc, "value"), exc.message)
             return False
         if ftype is FieldType.DATETIME:
             checked = value  # written as the ISO text the admin gave

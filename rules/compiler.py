@@ -167,12 +167,12 @@ class RuleSetCompiler:
 
     def _check_id(self, loc: Loc, rule_id: str, line: int) -> None:
         if not _RULE_ID.fullmatch(rule_id):
-            self.diag.error(loc + ("id",), f"rule id {rule_id!r} may contain only letters, "
+            self.diag.error((*loc, "id"), f"rule id {rule_id!r} may contain only letters, "
                                            "digits, '-', '_' and '.', and must start with a "
                                            "letter or digit")
         first = self._ids.get(rule_id)
         if first is not None:
-            self.diag.error(loc + ("id",), f"duplicate rule id '{rule_id}' (first used by the "
+            self.diag.error((*loc, "id"), f"duplicate rule id '{rule_id}' (first used by the "
                                            f"rule at line {first}); rule ids must be unique")
         else:
             self._ids[rule_id] = line
@@ -189,7 +189,7 @@ class RuleSetCompiler:
                 else:
                     self._field_type(part.field, part.loc)
             return None, False
-        node = self.condition(when, loc + ("when",))
+        node = self.condition(when, (*loc, "when"))
         return node, node is not None
 
     def _shadow_check(self, loc: Loc, parts: RuleParts, line: int) -> None:
@@ -213,11 +213,11 @@ class RuleSetCompiler:
         if isinstance(cond, LeafCondition):
             return self._leaf(cond, loc)
         if isinstance(cond, NotCondition):
-            child = self.condition(cond.not_, loc + ("not",))
+            child = self.condition(cond.not_, (*loc, "not"))
             return combine("not", [child]) if child is not None else None
         kind, items = ("all", cond.all_) if isinstance(cond, AllCondition) else \
             ("any", cond.any_)
-        children = [self.condition(c, loc + (kind, i)) for i, c in enumerate(items)]
+        children = [self.condition(c, (*loc, kind, i)) for i, c in enumerate(items)]
         if any(c is None for c in children):
             return None
         return combine(kind, [c for c in children if c is not None])
@@ -225,7 +225,7 @@ class RuleSetCompiler:
     def _field_type(self, name: str, loc: Loc) -> FieldType | None:
         ftype = self.options.fields.get(name)
         if ftype is None:
-            self.diag.error(loc + ("field",), f"unknown field '{name}'; conditions can use the "
+            self.diag.error((*loc, "field"), f"unknown field '{name}'; conditions can use the "
                                               "canonical lead fields (rules/fields.py) and "
                                               "custom fields declared in config",
                             suggestion=suggest(name, self.options.fields))
@@ -247,9 +247,9 @@ class RuleSetCompiler:
         return Node("leaf", fn, spec=LeafSpec(cond.field, op, text))
 
     def _leaf_error(self, loc: Loc, op: str, raw: OperatorValue, exc: ConditionError) -> None:
-        where: Loc = loc + (op,) if exc.item is None else loc + (op, exc.item)
+        where: Loc = (*loc, op) if exc.item is None else (*loc, op, exc.item)
         if isinstance(raw, FieldRef):
-            where = loc + (op, "field")
+            where = (*loc, op, "field")
         self.diag.error(where, exc.message, at="key" if exc.at_key else "value",
                         suggestion=exc.suggestion)
 
@@ -260,7 +260,7 @@ class RuleSetCompiler:
         values = raw if isinstance(raw, list) else [raw]
         for k, value in enumerate(values):
             if value not in statuses:
-                where: Loc = loc + (op, k) if isinstance(raw, list) else loc + (op,)
+                where: Loc = (*loc, op, k) if isinstance(raw, list) else (*loc, op)
                 self.diag.error(where, f"unknown status '{value}' in a condition; this set's "
                                        f"statuses are {', '.join(statuses)}",
                                 suggestion=suggest(value, statuses))

@@ -332,7 +332,8 @@ def _compile_matches(leaf: _Leaf) -> CondFn:
         pattern = re.compile(raw)
     except re.error as exc:
         raise ConditionError(f"invalid regular expression {raw!r}: {exc.msg}"
-                             + (f" at position {exc.pos}" if exc.pos is not None else ""))
+                             + (f" at position {exc.pos}" if exc.pos is not None else "")) \
+            from None
     if pattern.search("") is not None:
         raise ConditionError(f"regular expression {raw!r} also matches empty text; "
                              "use `present: true` to test for a value")
@@ -558,7 +559,9 @@ def combine(kind: str, children: Sequence[Node]) -> Node:
     fn: CondFn
     if kind == "not":
         inner = fns[0]
-        fn = lambda lead, th: not inner(lead, th)
+
+        def fn(lead: Lead, th: Sequence[datetime]) -> bool:
+            return not inner(lead, th)
     elif len(fns) == 1:
         fn = fns[0]
     elif kind == "all":
@@ -577,7 +580,7 @@ def _all_of(fns: tuple[CondFn, ...]) -> CondFn:
         return lambda lead, th: a(lead, th) and b(lead, th) and c(lead, th)
 
     def all_of(lead: Lead, th: Sequence[datetime]) -> bool:
-        for f in fns:
+        for f in fns:  # noqa: SIM110 - a plain loop beats all(<genexpr>) on the hot path
             if not f(lead, th):
                 return False
         return True
@@ -593,7 +596,7 @@ def _any_of(fns: tuple[CondFn, ...]) -> CondFn:
         return lambda lead, th: a(lead, th) or b(lead, th) or c(lead, th)
 
     def any_of(lead: Lead, th: Sequence[datetime]) -> bool:
-        for f in fns:
+        for f in fns:  # noqa: SIM110 - a plain loop beats any(<genexpr>) on the hot path
             if f(lead, th):
                 return True
         return False

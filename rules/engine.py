@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -47,7 +47,7 @@ __all__ = [
     "RuleTrace",
 ]
 
-_UTC = timezone.utc
+_UTC = UTC
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _CACHE_LIMIT = 4096
 

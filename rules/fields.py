@@ -14,10 +14,11 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["CRM_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STANDARD_FIELDS", "FieldType"]
+__all__ = ["CRM_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STAGE_FIELDS", "STANDARD_FIELDS",
+           "FieldType"]
 
 
-class FieldType(str, enum.Enum):
+class FieldType(enum.StrEnum):
     STRING = "string"
     INTEGER = "integer"
     NUMBER = "number"
@@ -51,6 +52,12 @@ CRM_FIELDS: Mapping[str, FieldType] = MappingProxyType({
     "timeline": _S,
 })
 
+#: Read from the CRM where a connector maps it; not every CRM or lead has one.
+STAGE_FIELDS: Mapping[str, FieldType] = MappingProxyType({
+    # HubSpot lifecyclestage (or a mapped Salesforce stage field); see syncd.lifecycle.
+    "lifecycle_stage": _S,
+})
+
 #: Derived in-process by ``syncd.enrichment``; each value is stored with the reason for it.
 ENRICHMENT_FIELDS: Mapping[str, FieldType] = MappingProxyType({
     "email_domain": _S,
@@ -73,5 +80,5 @@ DERIVED_FIELDS: Mapping[str, FieldType] = MappingProxyType({
 })
 
 STANDARD_FIELDS: Mapping[str, FieldType] = MappingProxyType(
-    {**CRM_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}
+    {**CRM_FIELDS, **STAGE_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}
 )

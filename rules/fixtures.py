@@ -179,10 +179,11 @@ def _run_case(case: Any, default_now: datetime | None, fields: Mapping[str, Fiel
                             + (f" (did you mean '{s}'?)" if (s := suggest(key, fields)) else ""))
             continue
         if ftype is FieldType.DATETIME and value is not None:
-            value = as_aware_datetime(value) or value
+            lead[str(key)] = as_aware_datetime(value) or value
         elif isinstance(value, str):
-            value = str(value)
-        lead[str(key)] = value
+            lead[str(key)] = str(value)
+        else:
+            lead[str(key)] = value
     unknown = [k for k in case["expect"] if k not in _EXPECT_KEYS]
     for key in unknown:
         problems.append(f"unknown expect key '{key}'"

@@ -115,10 +115,10 @@ def _broken_parts(raw: object, loc: Loc) -> Iterator[ValidPart | BrokenLeaf]:
         if key in raw:
             inner = raw[key]
             if key == "not":
-                yield from _parts(inner, loc + ("not",))
+                yield from _parts(inner, (*loc, "not"))
             elif isinstance(inner, list):
                 for i, child in enumerate(inner):
-                    yield from _parts(child, loc + (key, i))
+                    yield from _parts(child, (*loc, key, i))
             return
     field = raw.get("field")
     if isinstance(field, str):

@@ -59,9 +59,8 @@ ACTION_KEYS: tuple[str, ...] = ("set_status", "archive", "add_to_newsletter", "s
 #: Where the generated schema ships (a test keeps it equal to :func:`ruleset_json_schema`).
 SCHEMA_PATH = Path(__file__).with_name("ruleset.schema.json")
 
-#: A comparison value: text, a number or true/false.
 #: A comparison value: text, a number or true/false (never converted from one to another).
-Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
 _DURATION_TEXT = "Duration: a number and a unit s, m, h, d or w (30s, 15m, 48h, 90d, 2w, 1.5h)."

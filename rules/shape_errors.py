@@ -144,7 +144,7 @@ class _ShapeReport:
         at = list(loc).index("[key]")
         container = self.real_path(loc[: at - 1])
         key = loc[at - 1]
-        self.diag.error(container + (key,), f"key {key!r} in {_name(container)} must be text, "
+        self.diag.error((*container, key), f"key {key!r} in {_name(container)} must be text, "
                                             f"not {describe_kind(key)}; quote it: \"{key}\"",
                         at="key")
 
@@ -181,7 +181,7 @@ class _ShapeReport:
         value = self.value_at(path)
         if isinstance(value, dict) and len(value) == 1:
             key = next(iter(value))
-            self.diag.error(path + (key,), f"unknown action '{key}'; actions are "
+            self.diag.error((*path, key), f"unknown action '{key}'; actions are "
                                            f"{', '.join(ACTION_KEYS)}", at="key",
                             suggestion=suggest(key, ACTION_KEYS))
         elif isinstance(value, dict) and value:
@@ -200,7 +200,7 @@ class _ShapeReport:
         if message.startswith("a condition takes exactly one operator") and \
                 isinstance(value, dict):
             ops = [k for k in value if k in CONDITION_OPERATORS]
-            self.diag.error(path + (ops[1],), message, at="key")
+            self.diag.error((*path, ops[1]), message, at="key")
         else:
             self.diag.error(path, message, at="node")
 

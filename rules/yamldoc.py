@@ -35,6 +35,7 @@ try:  # PyYAML with libyaml: optional, only a speed-up (same results without it)
 
     _HAVE_LIBYAML = bool(getattr(_pyyaml, "__with_libyaml__", False))
 except ImportError:  # pragma: no cover - depends on the installation
+    _pyyaml_events = None  # type: ignore[assignment]
     _HAVE_LIBYAML = False
 
 __all__ = [
@@ -293,7 +294,7 @@ class _Builder:
             kind = kinds.get(type(event), _OTHER)
             if kind == _SCALAR:
                 self.scalar(event)
-            elif kind == _MAP or kind == _SEQ:
+            elif kind in (_MAP, _SEQ):
                 self.open(event, kind == _MAP)
             elif kind == _END:
                 self.close()

@@ -9,7 +9,7 @@ import errno
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from connectors import registry
 from connectors.base import Connector, Preflight
 from connectors.errors import BudgetExhausted, ConnectorError
 from connectors.registry import ConnectorSpec, ConnectorTypeError
-from rules import RuleLoadError, load_rulebook
+from rules import RuleBook, RuleLoadError, load_rulebook
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.health import HealthServer
 from syncd.metrics import Metrics
@@ -29,7 +29,7 @@ from syncd.pipeline import Pipeline
 from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore
 from syncd.store_open import open_store
-from syncd.yamlfile import Located, load_yaml, locate
+from syncd.yamlfile import Located
 
 __all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists"]
 
@@ -51,8 +51,8 @@ class _CrmRejects(Exception):
 class RulesHolder:
     """The current rule book; reloads changed files and keeps the last good one on errors."""
 
-    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], Any],
-                 validate: Callable[[Any], list[str]] | None = None,
+    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], RuleBook],
+                 validate: Callable[[RuleBook], list[str]] | None = None,
                  metrics: Metrics | None = None, store: StateStore | None = None) -> None:
         self.paths = paths
         self._loader = loader
@@ -64,6 +64,15 @@ class RulesHolder:
         self._digest = self._files_digest()
         self.book = loader(paths)  # start-up: errors propagate and stop the daemon
 
+    def attach(self, *, store: StateStore | None = None,
+               validate: Callable[[RuleBook], list[str]] | None = None) -> None:
+        """Record reload errors in ``store`` and check reloaded rules with ``validate`` (both
+        exist only after the first rules loaded)."""
+        if store is not None:
+            self._store = store
+        if validate is not None:
+            self._validate = validate
+
     def _files_digest(self) -> str:
         h = hashlib.sha256()
         for p in self.paths:
@@ -73,7 +82,7 @@ class RulesHolder:
                 h.update(str(exc).encode())
         return h.hexdigest()
 
-    def current(self) -> Any:
+    def current(self) -> RuleBook:
         """The book to use for the next cycle (reloading first if a file changed)."""
         with self._lock:
             digest = self._files_digest()
@@ -112,6 +121,24 @@ class RulesHolder:
             if self._store:
                 self._store.set_meta("rules_error", None)
             return self.book
+
+
+def _unaccepted_statuses(book: RuleBook, name: str, status_values: Mapping[str, str],
+                         missing: set[str], where: str) -> list[str]:
+    """One problem per rule setting a status the CRM ``name`` does not accept."""
+    problems: list[str] = []
+    for rs in book.sets:
+        for rule in rs.rules:
+            if rule.status is None:
+                continue
+            value = status_values.get(rule.status, rule.status)
+            if value in missing:
+                problems.append(
+                    f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
+                    f"'{rule.status}', written to {name} as '{value}', which {name} "
+                    f"does not accept; add the value in {name} or map "
+                    f"'{rule.status}' in {where}.status_values")
+    return problems
 
 
 @dataclass
@@ -161,13 +188,14 @@ class App:
             raise StartupError(list(getattr(exc, "issues", [exc]))) from None
         # A command that only reads the mirror may use a read-only store.
         store = open_store(settings, writable=connect)
-        holder._store = store
+        holder.attach(store=store)
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
         app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
                   metrics=metrics, clock=clock, stop=stop or threading.Event(),
                   prepare=prepare)
         if not connect:
             return app
+        provenance: dict[str, Any] = {}
         try:
             if serve_health and settings.server.enabled:
                 app.health = _bind_health(settings, metrics)
@@ -180,23 +208,43 @@ class App:
                 connector.name = name  # given ones too: the pipeline keys state by it
                 connector.bind_stop(app.stop)  # a stop request cuts retry and pacing waits
             problems = app.preflight(holder.book)
+            if not problems:
+                provenance, problems = app._check_provenance()
         except BaseException:
             app.close()
             raise
         if problems:
             app.close()
             raise StartupError(problems)
-        holder._validate = app.preflight
+        holder.attach(validate=app.preflight)
         for name, connector in app.connectors.items():
             app.pipelines[name] = Pipeline(
                 connector=connector, store=store, rules=holder.current, enricher=enricher,
                 settings=settings.connectors()[name], breaker=settings.breaker,
                 outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop)
+        for name, value in provenance.items():
+            app.pipelines[name].provenance = value
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
         return app
 
-    def preflight(self, book: Any, *, only: str | None = None) -> list[str]:
+    def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
+        """Each instance's provenance fields, checked against its CRM; every problem named."""
+        from syncd.provenance import Provenance, check_provenance
+
+        found: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, cs in self.settings.connectors().items():
+            if cs.provenance is None or name not in self.connectors or name in self.unchecked:
+                continue
+            where = ".".join(self.settings.connector_path(name))
+            issues, lengths = check_provenance(self.connectors[name], cs.provenance, where)
+            problems += issues
+            found[name] = Provenance(cs.provenance, lengths,
+                                     {v: k for k, v in cs.status_values.items()})
+        return found, problems
+
+    def preflight(self, book: RuleBook, *, only: str | None = None) -> list[str]:
         """Ask each CRM whether it accepts everything the rules may write; then prepare them.
 
         Every connector's read-only ``check`` runs first; only when no CRM found a problem
@@ -232,16 +280,9 @@ class App:
             # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
             # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
             missing = {v for v in statuses if v not in result.statuses}
-            for rs in book.sets:
-                for rule in rs.rules:
-                    value = cs.status_values.get(rule.status, rule.status)
-                    if rule.status is not None and value in missing:
-                        problems.append(
-                            f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
-                            f"'{rule.status}', written to {name} as '{value}', which {name} "
-                            f"does not accept; add the value in {name} or map "
-                            f"'{rule.status}' in {where}.status_values")
+            problems.extend(_unaccepted_statuses(book, name, cs.status_values, missing, where))
             problems.extend(f"{name}: {p}" for p in result.problems)
+            _warn_partly_refused(name, cs, book, result)
         if problems:
             return problems
         for name, result in checked.items():
@@ -271,7 +312,7 @@ class App:
         pipeline = self.pipelines[name]
         pipeline.pause(resume_at, reason="daily API budget spent at start-up")
 
-        def check(book: Any) -> list[str]:
+        def check(book: RuleBook) -> list[str]:
             return self.preflight(book, only=name)
 
         pipeline.preflight = check
@@ -306,14 +347,12 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
         health = HealthServer(server.host, server.port, registry=metrics.registry,
                               readiness=lambda: (False, {"starting": True}))
     except OSError as exc:
-        root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
-        line, col = locate(root, ("server", "port"))
         what = ("is already in use by another process" if exc.errno == errno.EADDRINUSE
                 else f"cannot be bound ({exc.strerror})")
-        raise StartupError([Located(settings.source, line, col,
-                                    f"server.port: {server.host}:{server.port} {what}; stop "
-                                    "the other process or choose another server.port (or "
-                                    "server.host)")]) from None
+        raise StartupError([settings.located(("server", "port"),
+                                             f"server.port: {server.host}:{server.port} {what}; "
+                                             "stop the other process or choose another "
+                                             "server.port (or server.host)")]) from None
     health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
     return health
 
@@ -336,10 +375,10 @@ def rule_allowlists(settings: Settings) -> dict[str, Any]:
     return {"settable_fields": settable, "newsletters": newsletters or None}
 
 
-def _book_loader(settings: Settings) -> Callable[[list[Path]], Any]:
+def _book_loader(settings: Settings) -> Callable[[list[Path]], RuleBook]:
     allow = rule_allowlists(settings)
 
-    def load(paths: list[Path]) -> Any:
+    def load(paths: list[Path]) -> RuleBook:
         return load_rulebook(paths, **allow)
 
     return load
@@ -351,9 +390,7 @@ def connector_spec(settings: Settings, name: str, cs: ConnectorSettings) -> Conn
         return registry.get(cs.type)
     except ConnectorTypeError as exc:
         path = (*settings.connector_path(name), "type")
-        line, col = _locate_in(settings, path)
-        raise StartupError([Located(settings.source, line, col,
-                                    f"{'.'.join(path)}: {exc}")]) from None
+        raise StartupError([settings.located(path, f"{'.'.join(path)}: {exc}")]) from None
 
 
 def connector_config(settings: Settings, name: str, cs: ConnectorSettings,
@@ -388,7 +425,18 @@ def _build_connectors(settings: Settings, embedded: Any) -> dict[str, Connector]
     return out
 
 
-def _locate_in(settings: Settings, path: tuple[str, ...]) -> tuple[int, int]:
-    if settings.source == "<defaults>":
-        return 1, 1
-    return locate(load_yaml(Path(settings.source)), path)
+def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any,
+                         result: Preflight) -> None:
+    """Log what works only in part (e.g. a status some Salesforce record types refuse): once
+    per rule that writes it, naming the rule and where it refuses; never a start-up failure,
+    since the rule still works elsewhere."""
+    for warning in result.warnings:
+        log.warning("%s: %s", name, warning)
+    for rs in book.sets:
+        for rule in rs.rules:
+            value = cs.status_values.get(rule.status, rule.status)
+            where = result.partly_refused_statuses.get(value) if rule.status else None
+            if where:
+                log.warning("%s:%s: rule '%s' sets status '%s' (%s in %s), which %s record "
+                            "types %s refuse; those leads will fail", rs.path, rule.line,
+                            rule.id, rule.status, value, name, name, ", ".join(where))

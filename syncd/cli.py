@@ -16,23 +16,30 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from syncd.logs import setup_logging
-from syncd.settings import Settings, load_settings
+from syncd.logs import json_mode, setup_logging
+from syncd.settings import LogSettings, Settings, load_settings
+from syncd.views import Plan
+
+if TYPE_CHECKING:  # the CLI imports the daemon lazily: `syncd --help` stays fast
+    from syncd.app import App
+    from syncd.pipeline import CycleReport
 from syncd.yamlfile import YamlFileError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# pretty_exceptions off: no boxed traceback may reach a user or a log shipper (main() turns
+# an unexpected error into one line).
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="syncd: keeps lead statuses right in Salesforce and HubSpot.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check, test and describe rule files.")
 app.add_typer(rules_app, name="rules")
@@ -47,14 +54,38 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file.",
 DEFAULT_CONFIG = Path("config.example.yaml")
 
 
+def version_text() -> str:
+    """``syncd 0.1.0 (Python 3.11.9, Linux-6.1-x86_64)``: what a bug report needs."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("syncd")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        ours = "unknown (not installed)"
+    return f"syncd {ours} (Python {platform.python_version()}, {platform.platform()})"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(version_text(), markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print syncd's version, Python's and the platform, then exit.")] = False) -> None:
+    """syncd: keeps lead statuses right in Salesforce and HubSpot."""
+
+
 def main() -> None:
     try:
         app()
     except Exception as exc:  # the last line of defence: no traceback for users
         logging.getLogger("syncd").debug("unexpected error", exc_info=True)
-        err.print(f"syncd: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: please "
-                  "report it with the command you ran; log.level DEBUG logs the traceback)",
-                  markup=False, highlight=False)
+        _error(f"syncd: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: please "
+               "report it with the command you ran; log.level DEBUG logs the traceback)")
         sys.exit(1)
 
 
@@ -63,25 +94,50 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else ""
 
 
+def _error(text: str) -> None:
+    """One error line for the user: a JSON record when the process logs JSON."""
+    if json_mode():
+        logging.getLogger("syncd").error(text)
+    else:
+        err.print(text, markup=False, highlight=False)
+
+
 def _report_problems(title: str, problems: list[Any]) -> None:
     """One line per problem, each starting with its place (file:line:col where known)."""
     if len(problems) > 1:
-        err.print(f"{title}: {len(problems)} problems; nothing was written to any CRM",
-                  markup=False, highlight=False)
+        _error(f"{title}: {len(problems)} problems; nothing was written to any CRM")
     for p in problems:
-        err.print(str(p), markup=False, highlight=False)
+        _error(str(p))
 
 
 def _settings(config: Path) -> Settings:
     try:
         return load_settings(config)
     except YamlFileError as exc:
+        if _declared_log_format(config) == "json":
+            setup_logging(LogSettings(format="json"))
         _report_problems(f"config error in {config}", exc.problems)
         raise typer.Exit(2) from None
 
 
+def _declared_log_format(config: Path) -> str:
+    """``log.format`` as the environment or the file gives it, read from a config that does
+    not validate: its errors are reported as JSON when JSON was asked for."""
+    from syncd.yamlfile import load_yaml
+
+    declared = os.environ.get("SYNCD_LOG__FORMAT", "").strip()
+    if not declared:
+        try:
+            root = load_yaml(config)
+        except YamlFileError:
+            return "text"
+        section = root.get("log") if isinstance(root, dict) else None
+        declared = str(section.get("format", "")) if isinstance(section, dict) else ""
+    return "json" if declared == "json" else "text"
+
+
 def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
-           serve_health: bool = False, prepare: bool = True) -> Any:
+           serve_health: bool = False, prepare: bool = True) -> App:
     """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
     from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
@@ -92,16 +148,16 @@ def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | 
     except StartupError as exc:
         _report_problems("syncd cannot start", exc.problems)
     except Interrupted:
-        err.print("stopped during start-up; nothing was written", highlight=False)
+        _error("stopped during start-up; nothing was written")
         raise typer.Exit(0) from None
     except ConnectorError as exc:
         # The CRM check could not run (unreachable, credentials refused): say which and why.
-        err.print(f"syncd cannot start: {exc.crm or 'a CRM'} check failed: {_one_line(exc)}; "
-                  "nothing was written", markup=False, highlight=False)
+        _error(f"syncd cannot start: {exc.crm or 'a CRM'} check failed: {_one_line(exc)}; "
+               "nothing was written")
     except Exception as exc:  # start-up failures are one line, exit 2
         logging.getLogger("syncd").debug("start-up failed", exc_info=True)
-        err.print(f"syncd cannot start: {type(exc).__name__}: {_one_line(exc)}; nothing was "
-                  "written", markup=False, highlight=False)
+        _error(f"syncd cannot start: {type(exc).__name__}: {_one_line(exc)}; nothing was "
+               "written")
     raise typer.Exit(2)
 
 
@@ -112,6 +168,9 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     setup_logging(settings.log)
     # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
     stop = threading.Event()
+    from syncd.notify import Notifier
+
+    notifier = Notifier()  # systemd Type=notify; a no-op without NOTIFY_SOCKET
 
     starting = threading.Event()
     starting.set()
@@ -119,6 +178,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     def _stop(signum: int, _frame: Any) -> None:
         logging.getLogger("syncd").info("%s received during start-up; stopping",
                                         signal.Signals(signum).name)
+        notifier.stopping()
         stop.set()
         threading.Thread(target=_exit_if_still_starting, args=(starting,), daemon=True).start()
 
@@ -127,15 +187,19 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         signal.signal(sig, _stop)
     application = _build(settings, stop=stop, serve_health=True)
     starting.clear()
+    _show_progress(application, settings)
     from syncd.scheduler import Daemon  # recovers each connector's runs once it leads it
 
-    def show(report: Any) -> None:
+    def show(report: CycleReport) -> None:
         _print_cycle(application, report, summary=False)  # the log line carries the summary
 
-    daemon = Daemon(application, on_cycle=show)
+    daemon = Daemon(application, on_cycle=show, notifier=notifier)
     try:
+        # The first preflight passed in _build: every CRM accepted the rules.
+        notifier.ready(f"started; {len(application.pipelines)} connector(s) checked")
         code = daemon.run()
     finally:
+        notifier.close()
         # A cycle still waiting on a CRM keeps its connector and store; exit releases them.
         application.close(in_use=daemon.abandoned)
     raise typer.Exit(code)
@@ -177,6 +241,7 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG,
     failed = False
     with _leases(settings, "sync --once", wait=wait) as leases:
         application = _build(settings)
+        _show_progress(application, settings)
         try:
             for name, pipeline in application.pipelines.items():
                 pipeline.lease = leases[name]
@@ -230,22 +295,32 @@ def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[st
         store.close()
 
 
-def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None:
+def _show_progress(application: Any, settings: Settings) -> None:
+    from syncd.progress import progress_factory
+
+    factory = progress_factory(json_logs=settings.log.format == "json")
+    for pipeline in application.pipelines.values():
+        pipeline.progress = factory
+
+
+def _print_cycle(application: App, report: CycleReport, *, summary: bool = True) -> None:
+    if json_mode():
+        _log_cycle(application, report, summary=summary)
+        return
     colour = {"ok": "green", "breaker": "yellow", "budget": "yellow"}.get(report.outcome, "red")
     if summary:
         out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
     from syncd.state import AuditOutcome
 
-    marks = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
-             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
+    marks: dict[str, str] = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
+                             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
     unsent = (AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)
     # A first sync writes hundreds of thousands of changes: fetch only what is shown.
     rows = application.store.audit_of_run(report.run_id, limit=8)
     total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
     for row in rows:
         mark = marks.get(row.outcome, "✗")
-        what = (f"joined {row.field.split(':', 1)[1]}" if row.field.startswith("newsletter:")
-                else f"{row.field}: {row.before!s} → {row.after!s}")
+        what = _change_text(row.field, row.before, row.after)
         why = (f" {row.outcome}: {row.message}" if row.outcome in unsent and row.message
                else "")
         out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id}){why}[/]",
@@ -253,6 +328,32 @@ def _print_cycle(application: Any, report: Any, *, summary: bool = True) -> None
     if total > len(rows):
         out.print(f"   … and {total - len(rows)} more (syncd audit --run {report.run_id})",
                   highlight=False)
+
+
+def _log_cycle(application: Any, report: Any, *, summary: bool) -> None:
+    """The changes of a cycle as records (JSON logs): one per change shown, with its fields."""
+    changes = logging.getLogger("syncd.changes")
+    context = {"crm": report.crm, "run_id": report.run_id}
+    if summary:
+        changes.info("%s", report.summary(), extra={**context, "outcome": report.outcome})
+    rows = application.store.audit_of_run(report.run_id, limit=8)
+    total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
+    for row in rows:
+        what = _change_text(row.field, row.before, row.after)
+        changes.info("%s %s (rule %s) %s", row.lead_id, what, row.rule_id, row.outcome,
+                     extra={**context, "lead_id": row.lead_id, "field": row.field,
+                            "before": row.before, "after": row.after, "rule": row.rule_id,
+                            "outcome": str(getattr(row.outcome, "value", row.outcome))})
+    if total > len(rows):
+        changes.info("... and %d more (syncd audit --run %s)", total - len(rows),
+                     report.run_id, extra=context)
+
+
+def _change_text(name: str, before: Any, after: Any) -> str:
+    """One audit change as text; a membership with after False is a removal (a revert)."""
+    if name.startswith("newsletter:"):
+        return f"{'left' if after is False else 'joined'} {name.split(':', 1)[1]}"
+    return f"{name}: {before!s} → {after!s}"
 
 
 @app.command()
@@ -301,7 +402,7 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     _print_plan(result, leads)
 
 
-def _print_plan(result: dict[str, Any], leads: bool) -> None:
+def _print_plan(result: Plan, leads: bool) -> None:
     out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
     for crm, part in result["crms"].items():
         out.print(f"\n[bold]{crm}[/]: {part['live_leads']} live leads, "
@@ -320,9 +421,9 @@ def _print_plan(result: dict[str, Any], leads: bool) -> None:
                 for item in part[kind][:20]:
                     out.print(f"    {item['lead_id']}: {item['reason']}", highlight=False)
         if leads:
-            for item in part["leads"]:
-                out.print(f"  {item['lead_id']}: {item['before']} → {item['after']} "
-                          f"(rule {item['rule_id']})", highlight=False)
+            for planned in part["leads"]:
+                out.print(f"  {planned['lead_id']}: {planned['before']} → {planned['after']} "
+                          f"(rule {planned['rule_id']})", highlight=False)
 
 
 @app.command()
@@ -394,22 +495,22 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                       f"{run_row['written']}, failed {run_row['failed']}"
                       + (f" — {run_row['message']}" if run_row["message"] else ""),
                       highlight=False)
-        for item in part["failed"]:
-            out.print(f"  [red]failed[/] {item['lead_id']}: {item['error_code']}: "
-                      f"{item['error_message']}", highlight=False)
-        for item in part["held"]:
-            out.print(f"  [yellow]held[/] {item['lead_id']}: {item['reason']}", highlight=False)
-        for item in part["quarantined"]:
+        for failed in part["failed"]:
+            out.print(f"  [red]failed[/] {failed['lead_id']}: {failed['error_code']}: "
+                      f"{failed['error_message']}", highlight=False)
+        for held in part["held"]:
+            out.print(f"  [yellow]held[/] {held['lead_id']}: {held['reason']}", highlight=False)
+        for bad in part["quarantined"]:
             values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
-                               for p in item["problems"])
+                               for p in bad["problems"])
             # CRM text is escaped: a value like "[red]" must print as itself.
-            out.print(f"  [yellow]quarantined[/] {item['lead_id']}: {escape(values)} — stored "
+            out.print(f"  [yellow]quarantined[/] {bad['lead_id']}: {escape(values)} — stored "
                       "empty; fix the value in the CRM", highlight=False)
 
 
 @app.command()
-def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None,  # noqa: UP007
-          run_id: Annotated[Optional[str], typer.Option("--run", help="A run id.")] = None,  # noqa: UP007
+def audit(lead: Annotated[str | None, typer.Argument(help="Lead id or email.")] = None,
+          run_id: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
           config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Change history with rule id and rule-set version, for a lead or a run."""
     if not lead and not run_id:
@@ -419,16 +520,21 @@ def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None
     setup_logging(settings.log, quiet=True)
     application = _build(settings, connect=False)
     try:
-        rows = (application.store.audit_of_run(run_id) if run_id
-                else application.store.audit_of_lead(lead))
+        if run_id:
+            rows = application.store.audit_of_run(run_id)
+        else:
+            # An email (or an id) may name leads in several CRMs: show each one's history.
+            found = [(row.lead_id, row.crm) for row in application.store.find_leads(lead or "")]
+            rows = sorted((r for lead_id, crm in (dict.fromkeys(found) or [(lead or "", None)])
+                           for r in application.store.audit_of_lead(lead_id, crm)),
+                          key=lambda r: (r.at, r.id))
     finally:
         application.close()
     if not rows:
         err.print("no audit rows" + (f" for lead {lead}" if lead else f" for run {run_id}"))
         raise typer.Exit(1)
     for r in rows:
-        what = (f"joined {r.field.split(':', 1)[1]}" if r.field.startswith("newsletter:")
-                else f"{r.field}: {r.before} → {r.after}")
+        what = _change_text(r.field, r.before, r.after)
         failure = (f" {r.error_code}: {r.message}" if r.error_code
                    else f": {r.message}" if r.message else "")  # why superseded or withdrawn
         out.print(f"{r.at:%Y-%m-%d %H:%M:%S}  {r.crm}  {r.lead_id}  {what}  rule {r.rule_id} "
@@ -436,9 +542,141 @@ def audit(lead: Annotated[Optional[str], typer.Argument(help="Lead id.")] = None
                   highlight=False, markup=False)
 
 
+@app.command()
+def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to undo.")],
+           rule: Annotated[str | None, typer.Option(
+               "--rule", help="Only the changes of this rule.")] = None,
+           lead: Annotated[str | None, typer.Option(
+               "--lead", help="Only this lead's changes.")] = None,
+           since: Annotated[str | None, typer.Option(
+               "--since", help="Only changes applied since: an ISO time or a duration ago "
+                               "(2h, 3d).")] = None,
+           dry_run: Annotated[bool, typer.Option(
+               "--dry-run", help="Show the plan; write nothing.")] = False,
+           yes: Annotated[bool, typer.Option("--yes", "-y",
+                                             help="Skip the confirmation.")] = False,
+           approve_large_run: Annotated[bool, typer.Option(
+               "--approve-large-run", help="Let the revert past the change breaker.")] = False,
+           as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+           config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Undo what syncd wrote in RUN: a plan first, then a run of its own (audited, revertible).
+
+    Values changed since by anyone else are skipped and listed, never overwritten.
+    """
+    from syncd.revert import RevertError, RevertFilter, execute_revert, find_run, plan_revert
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    only = RevertFilter(rule_id=rule, lead_id=lead, since=_since(since))
+    application = _build(settings, connect=True, prepare=False)
+    try:
+        try:
+            target = find_run(application.store, run_id)
+        except RevertError as exc:
+            err.print(f"syncd revert: {exc}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        pipeline = application.pipelines.get(target.crm)
+        if pipeline is None:
+            err.print(f"syncd revert: run {run_id} wrote to connector {target.crm!r}, which is "
+                      "not configured (or not enabled) in this config", markup=False,
+                      highlight=False)
+            raise typer.Exit(2)
+        from syncd.pipeline import CycleReport
+
+        book = application.rules.book
+        now = application.clock()
+        # The mirror is brought up to date first, so edits made in the CRM since are seen.
+        pipeline.pull(CycleReport(target.crm, "plan"), until=now)
+        plan = plan_revert(application.store, pipeline, run_id, book, now, only)
+        if as_json:
+            out.print_json(json.dumps(plan.as_dict(), default=str))
+        else:
+            _print_revert_plan(plan, settings.breaker)
+        if dry_run or not plan.restores:
+            if not as_json:
+                out.print("dry run: nothing was written" if dry_run
+                          else "nothing to revert: every change was skipped" if plan.skipped
+                          else f"no applied changes of run {run_id} are in the audit (the "
+                          "revert window is the audit's retention)")
+            return
+        if not yes and not typer.confirm(f"Write these {len(plan.restores)} changes to "
+                                         f"{plan.crm}?", default=False):
+            out.print("nothing was written")
+            return
+        result = execute_revert(pipeline, plan, book, approve_large_run=approve_large_run)
+        _print_cycle(application, result.report, summary=False)
+    finally:
+        application.close()
+    colour = "green" if result.report.outcome == "ok" and not result.mismatches else "red"
+    out.print(f"[bold {colour}]run {result.report.run_id} {result.report.outcome}: "
+              f"{escape(result.report.message or '')}[/]", highlight=False)
+    for lead_id, name, expected, found in result.mismatches:
+        out.print(f"  [red]differs[/] {lead_id} {name}: wrote {expected!r}, the CRM shows "
+                  f"{found!r}", highlight=False)
+    out.print(f"undo this revert with: syncd revert {result.report.run_id}", highlight=False)
+    raise typer.Exit(0 if result.report.outcome == "ok" and not result.mismatches else 1)
+
+
+def _since(text: str | None) -> datetime | None:
+    """``--since``: an ISO 8601 time (UTC unless it says otherwise) or a duration ago."""
+    if text is None:
+        return None
+    from syncd.settings import parse_duration
+
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        err.print(f"--since {text!r}: not an ISO time (2026-11-30T09:00) or a duration (2h, "
+                  "3d)", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _print_revert_plan(plan: Any, breaker: Any) -> None:
+    from syncd.revert import CANNOT_UNDO
+
+    out.print(f"[bold]Revert of run {plan.run_id}[/] on {plan.crm}: {len(plan.restores)} "
+              f"changes to write, {len(plan.skipped)} skipped", highlight=False)
+    table = Table("lead", "field", "current", "restored")
+    for r in plan.restores:
+        table.add_row(r.lead_id, r.label, escape(_value(r.current)), escape(_value(r.restored)))
+    if plan.restores:
+        out.print(table)
+    removals = Counter(r.field for r in plan.restores if r.kind == "membership"
+                       and r.restored is False)
+    for name, n in sorted(removals.items()):
+        out.print(f"newsletter removals: {n} leads out of {name}", highlight=False)
+    if plan.skipped:
+        out.print(f"[yellow]skipped ({len(plan.skipped)}):[/]")
+        for s in plan.skipped:
+            out.print(f"  {s.lead_id} {s.field}: {escape(s.reason)}", highlight=False)
+    share = plan.changing_leads / plan.live_leads if plan.live_leads else 0.0
+    if plan.changing_leads >= breaker.min_changes and share > breaker.max_change_share:
+        out.print(f"[yellow]breaker:[/] {plan.changing_leads} of {plan.live_leads} leads "
+                  f"({share:.0%}) is above breaker.max_change_share; add --approve-large-run "
+                  "to write it", highlight=False)
+    for rule_id, n in sorted(plan.rules_again.items()):
+        out.print(f"[yellow]warning:[/] the current rules would change {n} of these leads "
+                  f"again on the next cycle (rule {rule_id}); fix or disable the rule first",
+                  highlight=False)
+    out.print(f"[dim]{CANNOT_UNDO}[/]", highlight=False)
+
+
+def _value(value: Any) -> str:
+    if value is True:
+        return "member"
+    if value is False:
+        return "not a member"
+    return "(empty)" if value is None else str(value)
+
+
 @rules_app.command("check")
 def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")],
-                config: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+                config: Annotated[Path | None, typer.Option(
                     "--config", "-c", help="Also check set_field and newsletter names "
                                            "against this config.")] = None) -> None:
     """Validate rule files; print every error with file:line:column. Exit 0 or 2."""
@@ -466,7 +704,7 @@ def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")]
 
 
 @rules_app.command("test")
-def rules_test(directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP007
+def rules_test(directory: Annotated[Path | None, typer.Argument(
                    help="Fixture directory (default: rules.fixtures from the config).")] = None,
                config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run rule fixtures (a lead, a time, the expected outcome) and report like pytest."""

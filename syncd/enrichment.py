@@ -644,25 +644,8 @@ class Enricher:
         earned: list[str] = []
         missed: list[str] = []
 
-        if industry is None or not industry.strip():
-            missed.append("industry unknown")
-        else:
-            hit, label = self._industry(industry)
-            if hit:
-                score += w.industry
-                earned.append(f"{label} +{w.industry}")
-            else:
-                missed.append(label)
-
-        if country is None or not country.strip():
-            missed.append("country unknown")
-        else:
-            hit, label = self._country(country)
-            if hit:
-                score += w.country
-                earned.append(f"{label} +{w.country}")
-            else:
-                missed.append(label)
+        score += _criterion("industry", industry, self._industry, w.industry, earned, missed)
+        score += _criterion("country", country, self._country, w.country, earned, missed)
 
         if employees is None:
             missed.append("employees unknown")
@@ -696,12 +679,30 @@ class Enricher:
         reason = f"icp_score {score}: " + (", ".join(earned) if earned else "no points")
         if missed:
             reason += "; missed: " + ", ".join(missed)
+        return (score, reason, *self._fit(score))
+
+    def _fit(self, score: int) -> tuple[str, str]:
+        """(icp_fit, reason) of an ICP score."""
         if score >= self._strong_at:
-            return score, reason, "strong", f"icp_score {score} ≥ strong_at {self._strong_at}"
+            return "strong", f"icp_score {score} ≥ strong_at {self._strong_at}"
         if score >= self._medium_at:
-            return score, reason, "medium", (f"icp_score {score} ≥ medium_at {self._medium_at}, "
-                                             f"< strong_at {self._strong_at}")
-        return score, reason, "weak", f"icp_score {score} < medium_at {self._medium_at}"
+            return "medium", (f"icp_score {score} ≥ medium_at {self._medium_at}, "
+                              f"< strong_at {self._strong_at}")
+        return "weak", f"icp_score {score} < medium_at {self._medium_at}"
+
+    def _email(self, email: object) -> tuple[str | None, str, bool | None, str]:
+        """(email_domain, reason, free_email, reason) of an email value of any type."""
+        text = email if isinstance(email, str) else None if email is None else _text(email)
+        if text is None:
+            why = "no email" if email is None else f"email is {type(email).__name__}, not text"
+            return None, why, None, why
+        local, at, rest = text.rpartition("@")
+        if not at:
+            return (None, "email is blank" if not text.strip() else "email has no '@'",
+                    None, "no email domain")
+        if not local.strip():
+            return None, "email has nothing before '@'", None, "no valid email address"
+        return self._domain(rest)
 
     # ---- the public entry point ----
 
@@ -717,28 +718,7 @@ class Enricher:
         """
         get = lead.get
 
-        # Email domain and free mail.
-        email = get("email")
-        if isinstance(email, str):
-            text = email
-        elif email is None:
-            text = None
-        else:
-            text = _text(email)
-        if text is None:
-            why = "no email" if email is None else f"email is {type(email).__name__}, not text"
-            domain, domain_reason, free, free_reason = None, why, None, why
-        else:
-            local, at, rest = text.rpartition("@")
-            if not at:
-                domain, domain_reason = None, ("email is blank" if not text.strip()
-                                               else "email has no '@'")
-                free, free_reason = None, "no email domain"
-            elif not local.strip():
-                domain, domain_reason, free, free_reason = (
-                    None, "email has nothing before '@'", None, "no valid email address")
-            else:
-                domain, domain_reason, free, free_reason = self._domain(rest)
+        domain, domain_reason, free, free_reason = self._email(get("email"))
 
         # Role, seniority, decision maker.
         raw_title = get("title")
@@ -807,3 +787,17 @@ class Enricher:
                 "bant_complete": complete_reason,
             },
         )
+
+
+def _criterion(name: str, value: str | None, judge: Callable[[str], tuple[bool, str]],
+               weight: int, earned: list[str], missed: list[str]) -> int:
+    """Points one text criterion earns; its reason goes to ``earned`` or ``missed``."""
+    if value is None or not value.strip():
+        missed.append(f"{name} unknown")
+        return 0
+    hit, label = judge(value)
+    if hit:
+        earned.append(f"{label} +{weight}")
+        return weight
+    missed.append(label)
+    return 0

@@ -29,7 +29,7 @@ class HealthServer:
         self.readiness = readiness
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 if self.path == "/healthz":
                     outer._send(self, 200, "application/json", b'{"status":"alive"}')
                 elif self.path == "/readyz":

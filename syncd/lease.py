@@ -90,7 +90,7 @@ _IDENTITY: Identity | None = None
 
 def this_process() -> Identity:
     """The holder identity of this process (hostname, pid and a random id)."""
-    global _IDENTITY
+    global _IDENTITY  # noqa: PLW0603 - one identity per process, made on first use
     if _IDENTITY is None or _IDENTITY.pid != os.getpid():  # a forked child is another holder
         _IDENTITY = Identity(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12])
     return _IDENTITY
@@ -117,8 +117,8 @@ class Lease:
     """The lease of one connector for this process.
 
     ``cover`` is the longest one request to the CRM may take (the connector's timeout): a send
-    extends the lease to at least that. ``on_change`` is called (from the heartbeat thread) whenever this process becomes the
-    leader or stops being it.
+    extends the lease to at least that. ``on_change`` is called (from the heartbeat thread)
+    whenever this process becomes the leader or stops being it.
     """
 
     def __init__(self, store: StateStore, connector: str, *, ttl: timedelta,
@@ -301,7 +301,7 @@ class Lease:
         if self.on_change is not None:
             try:
                 self.on_change(self)
-            except Exception:  # noqa: BLE001 - a listener must not break the heartbeat
+            except Exception:
                 log.exception("%s: lease listener failed", self.connector)
 
     # ---- fencing -----------------------------------------------------------------------

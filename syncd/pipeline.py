@@ -31,14 +31,15 @@ import logging
 import math
 import threading
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
@@ -50,8 +51,15 @@ from connectors.errors import (
     FatalError,
     Interrupted,
 )
+from rules import RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
+from syncd.enrichment import Enricher
 from syncd.lease import Lease, LeaseLost
+from syncd.lifecycle import clear_first_fields, policy_of
+from syncd.logs import cycle_context
+from syncd.metrics import Metrics
+from syncd.progress import ProgressFactory
+from syncd.records import LeadRecord, OutboxRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -127,7 +135,7 @@ _RUN_FIELDS = tuple(f.name for f in dataclass_fields(CycleReport)
                     if f.name in RunRow.model_fields and f.name not in ("crm", "run_id"))
 
 
-def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str], *,
+def rule_lead(row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *,
               connector: str | None = None) -> dict[str, Any]:
     """The plain mapping rules see for one mirror row.
 
@@ -155,7 +163,7 @@ def rule_lead(row: Any, crm: str, to_rule_status: Mapping[str, str], *,
 class Planner:
     """Turns a rule decision into concrete changes for one mirror row."""
 
-    def __init__(self, *, crm: str, book: Any, settings: ConnectorSettings,
+    def __init__(self, *, crm: str, book: RuleBook, settings: ConnectorSettings,
                  now: datetime | None = None) -> None:
         self.crm = crm  # the instance name: mirror rows are keyed by it
         self.kind = settings.type
@@ -166,11 +174,15 @@ class Planner:
         self.to_crm_status = dict(settings.status_values)
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
         self.hold = settings.hold_rep_edits_for
+        self.lifecycle = policy_of(settings)
 
-    def rule_input(self, row: Any) -> dict[str, Any]:
-        return rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+    def rule_input(self, row: LeadRecord) -> dict[str, Any]:
+        lead = rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
+        if self.lifecycle is not None and self.lifecycle.field in lead:
+            lead[self.lifecycle.field] = self.lifecycle.to_rule(lead[self.lifecycle.field])
+        return lead
 
-    def verdict(self, row: Any, now: datetime) -> LeadVerdict:
+    def verdict(self, row: LeadRecord, now: datetime) -> LeadVerdict:
         lead = self.rule_input(row)
         if self._evaluate is not None and now == self._bound_now:
             decision = self._evaluate(lead)
@@ -183,33 +195,63 @@ class Planner:
             target = self.to_crm_status.get(decision.status, decision.status)
             if target != row.status:
                 verdict.changes.append(PlannedChange("field", "status", target, row.status))
-        for name, value in decision.field_sets.items():
-            if row.fields.get(name) != value:
+        for name, wanted in decision.field_sets.items():
+            value = self._field_value(row, name, wanted, verdict)
+            if value is not _BLOCKED and row.fields.get(name) != value:
                 verdict.changes.append(PlannedChange("field", name, value, row.fields.get(name)))
         for name in decision.newsletters:
             if name not in (row.newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
-        if row.error_code and row.error_at is not None and \
-                _utc(row.modified_at) <= _utc(row.error_at):
-            # The CRM refused a write permanently; sending it again would fail the same way.
-            # Once someone changes the lead in the CRM, syncd tries again.
-            kept = [c for c in verdict.changes if c.kind != "field"]
-            if len(kept) != len(verdict.changes):
-                verdict.failed = (f"last write failed ({row.error_code}: {row.error_message}); "
-                                  "retried after the lead changes in the CRM")
-                verdict.changes = kept
-        if verdict.changes and row.rep_edit_at is not None:
-            edited = _utc(row.rep_edit_at)
-            if now - edited < self.hold:
-                verdict.held = (f"status set to '{row.rep_edit_status}' by a person at "
-                                f"{edited:%Y-%m-%d %H:%M} UTC; held until "
-                                f"{edited + self.hold:%Y-%m-%d %H:%M} UTC")
+        _drop_refused_writes(row, verdict)
+        if verdict.changes:
+            verdict.held = self._held(row, now)
+            if verdict.held:
                 verdict.changes = []
         return verdict
 
+    def _held(self, row: LeadRecord, now: datetime) -> str | None:
+        """Why syncd leaves the lead alone: a person changed its status recently."""
+        if row.rep_edit_at is None:
+            return None
+        edited = _utc(row.rep_edit_at)
+        if now - edited >= self.hold:
+            return None
+        return (f"status set to '{row.rep_edit_status}' by a person at "
+                f"{edited:%Y-%m-%d %H:%M} UTC; held until "
+                f"{edited + self.hold:%Y-%m-%d %H:%M} UTC")
 
-def iter_verdicts(store: StateStore, crm: str, book: Any, settings: ConnectorSettings,
-                  now: datetime) -> Iterator[tuple[Any, LeadVerdict]]:
+    def _field_value(self, row: LeadRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
+        """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
+        CRM value and judged against the stage order (``_BLOCKED``, with the reason on the
+        verdict, when it would move backward undeclared)."""
+        if self.lifecycle is None or name != self.lifecycle.field:
+            return value
+        value = self.lifecycle.to_crm(value)
+        move = self.lifecycle.judge(row.fields.get(name), value)
+        if move.blocked is not None:
+            verdict.blocked = move.blocked
+            return _BLOCKED
+        return value
+
+
+
+#: A field change a guard refused (see ``Planner._field_value``).
+_BLOCKED = object()
+
+def _drop_refused_writes(row: LeadRecord, verdict: LeadVerdict) -> None:
+    """The CRM refused a write permanently; sending it again would fail the same way. Once
+    someone changes the lead in the CRM, syncd tries again."""
+    if row.error_code and row.error_at is not None and \
+            _utc(row.modified_at) <= _utc(row.error_at):
+        kept = [c for c in verdict.changes if c.kind != "field"]
+        if len(kept) != len(verdict.changes):
+            verdict.failed = (f"last write failed ({row.error_code}: {row.error_message}); "
+                              "retried after the lead changes in the CRM")
+            verdict.changes = kept
+
+
+def iter_verdicts(store: StateStore, crm: str, book: RuleBook, settings: ConnectorSettings,
+                  now: datetime) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
     """Every live, unconverted mirror lead with its verdict, streamed in id order.
 
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
@@ -224,10 +266,10 @@ def iter_verdicts(store: StateStore, crm: str, book: Any, settings: ConnectorSet
 class Pipeline:
     """Runs cycles for one connector against the state store."""
 
-    def __init__(self, *, connector: Connector, store: StateStore, rules: Callable[[], Any],
-                 enricher: Any, settings: ConnectorSettings, breaker: BreakerSettings,
+    def __init__(self, *, connector: Connector, store: StateStore, rules: Callable[[], RuleBook],
+                 enricher: Enricher, settings: ConnectorSettings, breaker: BreakerSettings,
                  outbox: OutboxSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 metrics: Any = None, stop: threading.Event | None = None) -> None:
+                 metrics: Metrics | None = None, stop: threading.Event | None = None) -> None:
         self.connector = connector
         self.crm = connector.name
         self.store = store
@@ -241,10 +283,16 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self.paused_until: datetime | None = None
         self.pause_reason = "daily API budget spent"
+        #: Provenance fields written with each field change (``syncd.provenance.Provenance``,
+        #: set by the app after checking the fields), or None.
+        self.provenance: Any = None
         #: A check of the rules against this CRM still due before its next cycle (set when the
         #: start-up check could not run); returns the problems found.
-        self.preflight: Callable[[Any], list[str]] | None = None
+        self.preflight: Callable[[RuleBook], list[str]] | None = None
         self.lease: Lease | None = None  # set by whoever holds the connector's lease
+        self._lifecycle = policy_of(settings)
+        #: Shows how far a pull got (syncd.progress); set by the command that runs cycles.
+        self.progress: ProgressFactory | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -260,6 +308,12 @@ class Pipeline:
         """
         now = self.clock()
         report = CycleReport(self.crm, uuid.uuid4().hex[:12])
+        # Every record logged during the cycle (retries in the connector too) names it.
+        with cycle_context(self.crm, report.run_id):
+            return self._run_cycle(report, now, approve_large_run=approve_large_run)
+
+    def _run_cycle(self, report: CycleReport, now: datetime, *,
+                   approve_large_run: bool) -> CycleReport:
         run: RunRow | None = None
         calls_before = _api_calls(self.connector)
         try:
@@ -267,32 +321,7 @@ class Pipeline:
             run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
                          ruleset_version=book.version)
             self.store.start_run(run)
-            if self.paused_until and now < self.paused_until:
-                report.outcome = "budget"
-                report.resume_at = self.paused_until
-                report.message = (f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC "
-                                  f"({self.pause_reason}); no request is sent until then")
-                return self._finish(run, report, calls_before)
-            if self.preflight is not None:
-                # The rules were not checked against this CRM yet (its budget was spent at
-                # start-up): check them before anything is pulled or written.
-                problems = self.preflight(book)
-                if problems:
-                    report.outcome, report.reason = "failed", "preflight"
-                    report.message = ("the CRM does not accept what the rules write: "
-                                      + "; ".join(problems))
-                    return self._finish(run, report, calls_before)
-                self.preflight = None
-            self.store.discard_stale_plans(self.crm, now)
-            self.pull(report, until=now)
-            if self.lease is not None:
-                self.lease.verify()  # a standby must not supersede the new leader's plan
-            if not self.stop.is_set():
-                self.plan(report, book, now, approve_large_run=approve_large_run)
-            if report.outcome == "running" and not self.stop.is_set():
-                self.drain(report)
-            if report.outcome == "running":
-                report.outcome = "stopped" if self.stop.is_set() else "ok"
+            self._steps(report, book, now, approve_large_run=approve_large_run)
         except Interrupted as exc:
             # A retry or pacing wait was cut short by SIGTERM: nothing more was sent, and what
             # was sent but not recorded stays pending in the outbox for the next cycle.
@@ -301,13 +330,9 @@ class Pipeline:
             report.outcome, report.message = "budget", str(exc)
             self.pause(exc.resume_at, reason="daily API budget spent")
             report.resume_at = exc.resume_at
-        except Interrupted:
-            # The daemon is stopping: a retry or pacing wait was cut short, nothing more sent.
-            report.outcome, report.message = "stopped", "stop requested during a CRM wait"
         except FatalError as exc:
             report.outcome, report.message = "failed", str(exc)
-            report.reason = ("auth" if isinstance(exc, AuthError) else "configuration"
-                             if isinstance(exc, ConfigurationError) else "crm")
+            report.reason = _fatal_reason(exc)
         except ConnectorError as exc:
             report.outcome, report.message = "failed", f"{exc} (will retry next cycle)"
             report.reason = "crm_unavailable"
@@ -324,6 +349,42 @@ class Pipeline:
             log.error("cycle %s of %s failed unexpectedly", report.run_id, self.crm,
                       exc_info=log.isEnabledFor(logging.DEBUG))
         return self._finish(run, report, calls_before)
+
+    def _steps(self, report: CycleReport, book: RuleBook, now: datetime, *,
+               approve_large_run: bool) -> None:
+        """The cycle proper: pull, plan, write (failures are ``_run_cycle``'s to report)."""
+        if self.paused_until and now < self.paused_until:
+            report.outcome = "budget"
+            report.resume_at = self.paused_until
+            report.message = (f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC "
+                              f"({self.pause_reason}); no request is sent until then")
+            return
+        if self.preflight is not None and not self._deferred_preflight(book, report):
+            return
+        self.store.discard_stale_plans(self.crm, now)
+        self.pull(report, until=now)
+        if self.lease is not None:
+            self.lease.verify()  # a standby must not supersede the new leader's plan
+        if not self.stop.is_set():
+            self.plan(report, book, now, approve_large_run=approve_large_run)
+        if report.outcome == "running" and not self.stop.is_set():
+            self.drain(report)
+        if report.outcome == "running":
+            report.outcome = "stopped" if self.stop.is_set() else "ok"
+
+    def _deferred_preflight(self, book: RuleBook, report: CycleReport) -> bool:
+        """The rules were not checked against this CRM yet (its budget was spent at start-up):
+        check them before anything is pulled or written. False (and the report says why) when
+        the CRM does not accept them."""
+        assert self.preflight is not None
+        problems = self.preflight(book)
+        if problems:
+            report.outcome, report.reason = "failed", "preflight"
+            report.message = ("the CRM does not accept what the rules write: "
+                              + "; ".join(problems))
+            return False
+        self.preflight = None
+        return True
 
     def _finish(self, run: RunRow | None, report: CycleReport,
                 calls_before: int) -> CycleReport:
@@ -353,11 +414,18 @@ class Pipeline:
         stored = self.store.cursor(self.crm)
         since = Cursor(*stored) if stored else None
         started = self.clock()
-        for page in self.connector.iter_pages(since, until=until):
-            self._store_page(page.leads, page.cursor, report)
-            if self.stop.is_set():
-                log.info("stop requested: page checkpointed, leaving the pull")
-                return
+        progress = self.progress(self.crm) if self.progress is not None else None
+        try:
+            for page in self.connector.iter_pages(since, until=until):
+                self._store_page(page.leads, page.cursor, report)
+                if progress is not None:
+                    progress.advance(len(page.leads), page.total)
+                if self.stop.is_set():
+                    log.info("stop requested: page checkpointed, leaving the pull")
+                    return
+        finally:
+            if progress is not None:
+                progress.close()
         if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.
@@ -392,7 +460,7 @@ class Pipeline:
             if rows:
                 self.store.upsert_leads(conn, rows)
             if gone:
-                withdrawn: dict[str, list[Any]] = defaultdict(list)
+                withdrawn: dict[str, list[OutboxRecord]] = defaultdict(list)
                 for r in self.store.open_changes(conn, self.crm, list(gone)):
                     withdrawn[gone[r.lead_id]].append(r)
                 for reason, open_rows in withdrawn.items():
@@ -421,7 +489,7 @@ class Pipeline:
                 for problem in row["quarantine"]:
                     self.metrics.quarantined.labels(self.crm, problem["field"]).inc()
 
-    def _mirror_row(self, lead: RemoteLead, prev: Any, now: datetime, *,
+    def _mirror_row(self, lead: RemoteLead, prev: LeadRecord | None, now: datetime, *,
                     queued: bool = False) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
         problems = [{"field": p.field, "excerpt": p.excerpt, "reason": p.reason}
@@ -460,20 +528,20 @@ class Pipeline:
                 row["rep_edit_at"] = lead.modified_at
                 row["rep_edit_status"] = status
                 row["error_code"] = row["error_message"] = row["error_at"] = None
-                log.info("lead %s: status changed to %r by a person; left alone until %s",
-                         lead.id, status,
-                         f"{lead.modified_at + self.settings.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC")
+                until = lead.modified_at + self.settings.hold_rep_edits_for
+                log.info("lead %s: status changed to %r by a person; left alone until %s UTC",
+                         lead.id, status, f"{until:%Y-%m-%d %H:%M}")
         return row
 
     # ---- 2. plan -------------------------------------------------------------------------
 
-    def verdicts(self, book: Any, now: datetime) -> Iterator[tuple[Any, LeadVerdict]]:
+    def verdicts(self, book: RuleBook, now: datetime) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
         return iter_verdicts(self.store, self.crm, book, self.settings, now)
 
-    def plan(self, report: CycleReport, book: Any, now: datetime, *,
+    def plan(self, report: CycleReport, book: RuleBook, now: datetime, *,
              approve_large_run: bool = False) -> None:
         changing_leads = 0
-        batch: list[tuple[Any, LeadVerdict]] = []
+        batch: list[tuple[LeadRecord, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         for item in self.verdicts(book, now):
@@ -504,8 +572,8 @@ class Pipeline:
             self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)
 
-    def _record_plan(self, items: Sequence[tuple[Any, LeadVerdict]], report: CycleReport,
-                     book: Any, now: datetime, planner: Planner) -> int:
+    def _record_plan(self, items: Sequence[tuple[LeadRecord, LeadVerdict]], report: CycleReport,
+                     book: RuleBook, now: datetime, planner: Planner) -> int:
         """Reconcile verdicts with open outbox rows; returns leads with field changes.
 
         A verdict's changes for one lead are one intent. An open row still wanted is kept; one
@@ -514,12 +582,13 @@ class Pipeline:
         changing = 0
         with self.store.begin() as conn:
             self._fence(conn)
-            open_rows: dict[str, list[Any]] = defaultdict(list)
+            open_rows: dict[str, list[OutboxRecord]] = defaultdict(list)
             for r in self.store.open_changes(conn, self.crm, [row.lead_id for row, _ in items]):
                 open_rows[r.lead_id].append(r)
             new_rows: list[dict[str, Any]] = []
-            done: list[Any] = []
-            leftovers: list[tuple[Any, Any, dict[tuple[str, str], PlannedChange]]] = []
+            done: list[OutboxRecord] = []
+            leftovers: list[tuple[LeadRecord, OutboxRecord,
+                                  dict[tuple[str, str], PlannedChange]]] = []
             for row, verdict in items:
                 report.held += verdict.held is not None
                 report.blocked += verdict.blocked is not None
@@ -545,7 +614,7 @@ class Pipeline:
                         "run_id": report.run_id, "intent_id": intent_id,
                         "state": OutboxState.PLANNED, "attempts": 0,
                         "created_at": now, "updated_at": now})
-            closed: dict[tuple[OutboxState, str], list[Any]] = defaultdict(list)
+            closed: dict[tuple[OutboxState, str], list[OutboxRecord]] = defaultdict(list)
             if leftovers:
                 intents = self.store.intent_parts(conn, {r.intent_id for _, r, _ in leftovers})
                 done_now = {r.id for r in done}
@@ -578,10 +647,10 @@ class Pipeline:
 
     def _drain_kind(self, kind: str, now: datetime, size: int, report: CycleReport) -> None:
         # lead (or newsletter+lead) -> its rows, in outbox order; a lead's rows are adjacent
-        buffer: dict[tuple[str, str], list[Any]] = {}
+        buffer: dict[tuple[str, str], list[OutboxRecord]] = {}
         for rows in self.store.iter_due_changes(self.crm, kind, now):
             for r in rows:
-                key = (r.field if kind == "membership" else "", r.lead_id)
+                key = (_membership_key(r) if kind == "membership" else "", r.lead_id)
                 buffer.setdefault(key, []).append(r)
             # Keep the last group open: its remaining rows may be in the next chunk.
             while len(buffer) > size or (buffer and _newsletters(buffer) > 1):
@@ -591,18 +660,29 @@ class Pipeline:
         while buffer and not self.stop.is_set():
             self._send(kind, _take(buffer, size), report)
 
-    def _send(self, kind: str, groups: list[list[Any]], report: CycleReport) -> None:
+    def _send(self, kind: str, groups: list[list[OutboxRecord]], report: CycleReport) -> None:
         if self.lease is not None:
             self.lease.before_send()
         if kind == "field":
-            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g}) for g in groups]
+            # Provenance fields ride in the same records: no extra call (syncd.provenance).
+            extra = (self.provenance.for_groups(groups, self) if self.provenance is not None
+                     else [{} for _ in groups])
+            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g},
+                                  clear_first_fields(self._lifecycle,
+                                                     {r.field: (r.before, r.value) for r in g}),
+                                  crm)
+                       for g, crm in zip(groups, extra, strict=True)]
             results = self.connector.write_batch(changes)
+        elif groups[0][0].value is False:  # a revert takes the lead out of the newsletter
+            results = self.connector.remove_from_newsletter(groups[0][0].field,
+                                                            [g[0].lead_id for g in groups])
         else:
             results = self.connector.add_to_newsletter(groups[0][0].field,
                                                        [g[0].lead_id for g in groups])
         self._record_results(groups, results, report)
 
-    def _record_results(self, groups: Sequence[Sequence[Any]], results: Sequence[RecordResult],
+    def _record_results(self, groups: Sequence[Sequence[OutboxRecord]],
+                        results: Sequence[RecordResult],
                         report: CycleReport) -> None:
         """Commit each record's outcome, its audit rows and the mirror, in one transaction.
 
@@ -612,9 +692,9 @@ class Pipeline:
             raise FatalError(f"{self.crm} returned {len(results)} results for {len(groups)} "
                              "records; refusing to guess which succeeded", crm=self.crm)
         now = self.clock()
-        done: list[Sequence[Any]] = []
-        retry: list[tuple[Sequence[Any], RecordResult]] = []
-        failed: list[tuple[Sequence[Any], RecordResult]] = []
+        done: list[Sequence[OutboxRecord]] = []
+        retry: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
+        failed: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
         for group, result in zip(groups, results, strict=True):
             if result.lead_id != group[0].lead_id:
                 raise FatalError(f"{self.crm} answered for lead {result.lead_id} where "
@@ -642,8 +722,9 @@ class Pipeline:
                                             attempts=group[0].attempts + 1,
                                             error_code=result.error_code,
                                             error_message=result.message)
-            self.store.add_audit(conn, [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
-                                        for g in done for r in g]
+            self.store.add_audit(conn, self._clear_audits(groups, results, now, report.run_id)
+                                 + [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
+                                    for g in done for r in g]
                                  + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
                                     for g, res in failed for r in g])
             self._apply_to_mirror(conn, done, failed, now)
@@ -653,13 +734,13 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.observe_results(self.crm, results)
 
-    def _fence(self, conn: Any) -> None:
+    def _fence(self, conn: Connection) -> None:
         """In a writing transaction: raise LeaseLost unless this process holds the lease."""
         if self.lease is not None:
             self.lease.check(conn)
 
-    def _apply_to_mirror(self, conn: Any, done: Sequence[Sequence[Any]],
-                         failed: Sequence[tuple[Sequence[Any], RecordResult]],
+    def _apply_to_mirror(self, conn: Connection, done: Sequence[Sequence[OutboxRecord]],
+                         failed: Sequence[tuple[Sequence[OutboxRecord], RecordResult]],
                          now: datetime) -> None:
         """Confirmed values become the mirror's; permanent failures stay visible on the lead."""
         ids = [g[0].lead_id for g in done] + [g[0].lead_id for g, _ in failed]
@@ -681,7 +762,10 @@ class Pipeline:
             fields = dict(lead.fields)
             newsletters = list(lead.newsletters or [])
             for r in group:
-                if r.kind == "membership":
+                if r.kind == "membership" and r.value is False:
+                    if r.field in newsletters:
+                        newsletters.remove(r.field)
+                elif r.kind == "membership":
                     if r.field not in newsletters:
                         newsletters.append(r.field)
                 elif r.field == "status":
@@ -698,7 +782,22 @@ class Pipeline:
                                    error_code=result.error_code or "UNKNOWN",
                                    error_message=result.message, error_at=now)
 
-    def _audit(self, r: Any, outcome: AuditOutcome, now: datetime, run_id: str,
+    def _clear_audits(self, groups: Sequence[Sequence[OutboxRecord]],
+                      results: Sequence[RecordResult], now: datetime,
+                      run_id: str) -> list[dict[str, Any]]:
+        """An audit row for each field a connector cleared before setting it (a declared
+        backward lifecycle move): the clear, then the set, are both on record."""
+        rows = []
+        for group, result in zip(groups, results, strict=True):
+            for r in group:
+                if r.kind == "field" and r.field in result.cleared:
+                    row = audit_values(r, AuditOutcome.APPLIED, now, run_id,
+                                       message=f"cleared before moving {r.field} backward to "
+                                               f"'{r.value}' (declared in lifecycle.backward)")
+                    rows.append({**row, "after": None})
+        return rows
+
+    def _audit(self, r: OutboxRecord, outcome: AuditOutcome, now: datetime, run_id: str,
                result: RecordResult | None = None) -> dict[str, Any]:
         return audit_values(r, outcome, now, run_id,
                             error_code=result.error_code if result else None,
@@ -713,8 +812,9 @@ LEAD_DELETED = "lead deleted in the CRM"
 LEAD_CONVERTED = "lead converted in the CRM"
 
 
-def _judge_leftover(row: Any, change: Any, parts: Sequence[Any], done_now: set[int],
-                    wanted: Mapping[tuple[str, str], PlannedChange], book: Any,
+def _judge_leftover(row: LeadRecord, change: OutboxRecord, parts: Sequence[OutboxRecord],
+                    done_now: set[int],
+                    wanted: Mapping[tuple[str, str], PlannedChange], book: RuleBook,
                     planner: Planner, now: datetime) -> tuple[OutboxState, str] | None:
     """What becomes of an open change the current verdict does not want as it is.
 
@@ -740,7 +840,8 @@ def _judge_leftover(row: Any, change: Any, parts: Sequence[Any], done_now: set[i
     return None
 
 
-def _changed_outside_syncd(row: Any, parts: Sequence[Any], done_now: set[int]) -> bool:
+def _changed_outside_syncd(row: LeadRecord, parts: Sequence[OutboxRecord],
+                           done_now: set[int]) -> bool:
     """Whether someone other than syncd changed the lead's status since the intent was planned.
 
     The pull marks a status change syncd did not make (``rep_edit_at``, CRM time); and a status
@@ -750,7 +851,7 @@ def _changed_outside_syncd(row: Any, parts: Sequence[Any], done_now: set[int]) -
     """
     created = _utc(min(p.created_at for p in parts))
     edited = _utc(row.rep_edit_at)
-    if edited is not None and created is not None and edited >= created:
+    if edited is not None and edited >= created:
         return True
     status = next((p for p in parts if p.kind == "field" and p.field == "status"), None)
     if status is None:
@@ -761,7 +862,8 @@ def _changed_outside_syncd(row: Any, parts: Sequence[Any], done_now: set[int]) -
     return row.status not in ours
 
 
-def _wanted_before_the_intent(row: Any, change: Any, parts: Sequence[Any], done_now: set[int],
+def _wanted_before_the_intent(row: LeadRecord, change: OutboxRecord,
+                              parts: Sequence[OutboxRecord], done_now: set[int],
                               planner: Planner, now: datetime) -> bool:
     """Whether the current rules still decide ``change`` for the lead as the intent found it.
 
@@ -769,7 +871,7 @@ def _wanted_before_the_intent(row: Any, change: Any, parts: Sequence[Any], done_
     unrelated reasons keeps a half-delivered decision, and one that dropped it withdraws the rest.
     (When the status was set is not undone: the mirror keeps only the latest.)
     """
-    view = dict(row._mapping)
+    view = row._asdict()
     fields = dict(view["fields"])
     newsletters = list(view["newsletters"] or [])
     for p in parts:
@@ -788,14 +890,20 @@ def _wanted_before_the_intent(row: Any, change: Any, parts: Sequence[Any], done_
                for c in verdict.changes)
 
 
+def _membership_key(row: Any) -> str:
+    """Adds and removals (value False, from a revert) of one newsletter go in separate calls."""
+    return f"-{row.field}" if row.value is False else f"+{row.field}"
+
+
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:
     return len({newsletter for newsletter, _ in buffer})
 
 
-def _take(buffer: dict[tuple[str, str], list[Any]], size: int) -> list[list[Any]]:
+def _take(buffer: dict[tuple[str, str], list[OutboxRecord]],
+          size: int) -> list[list[OutboxRecord]]:
     """Up to ``size`` groups off the front of ``buffer``, all of one newsletter."""
     first = next(iter(buffer))[0]
-    keys = []
+    keys: list[tuple[str, str]] = []
     for key in buffer:
         if key[0] != first or len(keys) == size:
             break
@@ -803,7 +911,7 @@ def _take(buffer: dict[tuple[str, str], list[Any]], size: int) -> list[list[Any]
     return [buffer.pop(k) for k in keys]
 
 
-def _by_attempts(groups: Sequence[Sequence[Any]]) -> dict[int, list[int]]:
+def _by_attempts(groups: Sequence[Sequence[OutboxRecord]]) -> dict[int, list[int]]:
     """Outbox ids by their new attempt count (one UPDATE per distinct count)."""
     out: dict[int, list[int]] = defaultdict(list)
     for group in groups:
@@ -811,7 +919,7 @@ def _by_attempts(groups: Sequence[Sequence[Any]]) -> dict[int, list[int]]:
     return out
 
 
-def _current(row: Any, name: str) -> Any:
+def _current(row: LeadRecord, name: str) -> Any:
     return row.status if name == "status" else row.fields.get(name)
 
 
@@ -832,3 +940,10 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     lines = str(orig).strip().splitlines()
     return lines[0] if lines else type(orig).__name__
+
+
+def _fatal_reason(exc: FatalError) -> str:
+    """The run's ``reason`` for a permanent connector error."""
+    if isinstance(exc, AuthError):
+        return "auth"
+    return "configuration" if isinstance(exc, ConfigurationError) else "crm"

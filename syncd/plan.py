@@ -6,28 +6,37 @@ None of these writes to a CRM; ``build_plan(pull=True)`` reads from the CRMs int
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import timedelta
-from typing import Any
 
+from syncd.app import App
 from syncd.pipeline import CycleReport, Planner, iter_verdicts
-from syncd.state import _utc
+from syncd.settings import BreakerSettings
+from syncd.state import StateStore, _utc
+from syncd.views import (
+    CrmPlan,
+    Explanation,
+    LeadNote,
+    Plan,
+    RulePlan,
+    RuleTraceView,
+    StatusReport,
+)
 
 __all__ = ["build_plan", "explain_lead", "status_report"]
 
 
-def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
+def build_plan(app: App, *, pull: bool = False) -> Plan:
     """What the next cycle would change, per CRM and per rule, from the mirror as it is."""
     now = app.clock()
     book = app.rules.book
-    result: dict[str, Any] = {"now": now, "ruleset_version": book.version, "crms": {}}
+    result: Plan = {"now": now, "ruleset_version": book.version, "crms": {}}
     for name, cs in app.settings.connectors().items():
         if pull and name in app.pipelines:
             app.pipelines[name].pull(CycleReport(name, "plan"), until=now)
-        rules: dict[str, Any] = defaultdict(lambda: {"leads": 0, "moves": Counter(),
-                                                     "newsletters": Counter(), "fields": Counter()})
-        part: dict[str, Any] = {"live_leads": app.store.count_live(name), "changing_leads": 0,
-                                "memberships": 0, "held": [], "blocked": [], "failed": [],
-                                "leads": []}
+        rules: dict[str, RulePlan] = defaultdict(lambda: {
+            "leads": 0, "moves": Counter(), "newsletters": Counter(), "fields": Counter()})
+        part: CrmPlan = {"live_leads": app.store.count_live(name), "changing_leads": 0,
+                         "memberships": 0, "held": [], "blocked": [], "failed": [],
+                         "leads": [], "breaker": None, "rules": {}}
         for row, verdict in iter_verdicts(app.store, name, book, cs, now):
             if verdict.held:
                 part["held"].append({"lead_id": row.lead_id, "reason": verdict.held})
@@ -55,13 +64,8 @@ def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
                                   "rule_id": verdict.rule_id,
                                   "changes": [(c.kind, c.field, c.value) for c in
                                               verdict.changes]})
-        live = part["live_leads"]
-        share = part["changing_leads"] / live if live else 0.0
-        part["breaker"] = None
-        if (part["changing_leads"] >= app.settings.breaker.min_changes
-                and share > app.settings.breaker.max_change_share):
-            part["breaker"] = (f"{share:.0%} of leads > max_change_share "
-                               f"{app.settings.breaker.max_change_share:.0%}")
+        part["breaker"] = _breaker(part["changing_leads"], part["live_leads"],
+                                   app.settings.breaker)
         part["rules"] = {k: {"leads": v["leads"], "moves": dict(v["moves"]),
                              "newsletters": dict(v["newsletters"]), "fields": dict(v["fields"])}
                          for k, v in rules.items()}
@@ -69,18 +73,26 @@ def build_plan(app: Any, *, pull: bool = False) -> dict[str, Any]:
     return result
 
 
-def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
+def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
+    """Why the change breaker would stop this plan, or None."""
+    share = changing / live if live else 0.0
+    if changing >= breaker.min_changes and share > breaker.max_change_share:
+        return f"{share:.0%} of leads > max_change_share {breaker.max_change_share:.0%}"
+    return None
+
+
+def explain_lead(app: App, ref: str) -> list[Explanation]:
     """For each mirrored lead matching ``ref`` (id or email): every rule and what decided it."""
     now = app.clock()
     book = app.rules.book
-    found = []
+    found: list[Explanation] = []
     for row in app.store.find_leads(ref):
         cs = app.settings.connectors().get(row.crm)
         if cs is None:
             continue
         planner = Planner(crm=row.crm, book=book, settings=cs)
         lead = planner.rule_input(row)
-        traces = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
+        traces: list[RuleTraceView] = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
                    "matched": t.matched, "decided_by": t.decided_by}
                   for t in book.explain(lead, now)]
         if row.deleted:
@@ -102,18 +114,19 @@ def explain_lead(app: Any, ref: str) -> list[dict[str, Any]]:
     return found
 
 
-def status_report(app: Any) -> dict[str, Any]:
+def status_report(app: App) -> StatusReport:
     now = app.clock()
-    report: dict[str, Any] = {"rules_error": app.store.get_meta("rules_error"), "crms": {}}
+    report: StatusReport = {"rules_error": app.store.get_meta("rules_error"), "crms": {}}
     for name, cs in app.settings.connectors().items():
-        held = []
+        held: list[LeadNote] = []
         for row in app.store.held_leads(name, now - cs.hold_rep_edits_for):
+            assert row.rep_edit_at is not None  # held_leads selects rep_edit_at >= since
             edited = _utc(row.rep_edit_at)
             held.append({"lead_id": row.lead_id,
                          "reason": f"status set to '{row.rep_edit_status}' by a person at "
                                    f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
                                    f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
-        runs = [dict(r._mapping) for r in app.store.last_runs(5, crm=name)]
+        runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),
             # what is still to be sent: by change, with the last error of rows being retried
@@ -135,7 +148,7 @@ def status_report(app: Any) -> dict[str, Any]:
     return report
 
 
-def _writer(store: Any, name: str) -> str | None:
+def _writer(store: StateStore, name: str) -> str | None:
     """The process holding the connector's lease (the one that writes it), if any."""
     from syncd.lease import current_holder
 

@@ -16,14 +16,17 @@ once. Stopping releases the leases, so a standby takes over without waiting for 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,6 +34,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from syncd.app import App
 from syncd.health import HealthServer
 from syncd.lease import Lease, connector_lease
+from syncd.notify import Notifier
 from syncd.pipeline import CycleReport
 
 __all__ = ["SHUTDOWN_GRACE_SECONDS", "Daemon"]
@@ -52,7 +56,9 @@ class _DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         def target() -> None:
             try:
-                events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+                # APScheduler 3 keeps the store alias only privately; its own executors read it.
+                alias = job._jobstore_alias  # noqa: SLF001
+                events = run_job(job, alias, run_times, self._logger.name)
             except BaseException:  # noqa: BLE001 - reported to the scheduler, as pools do
                 _, exc, tb = sys.exc_info()
                 self._run_job_error(job.id, exc, tb)
@@ -62,12 +68,27 @@ class _DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler 
         threading.Thread(target=target, name=f"cycle-{job.id}", daemon=True).start()
 
 
+class _FoldSkippedStarts(logging.Filter):
+    """Drops APScheduler's "maximum number of running instances reached" warning, repeated at
+    every interval while a long cycle runs; the daemon logs one line per streak instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)
+
+
+_FOLD = _FoldSkippedStarts()
+
+
 class Daemon:
     def __init__(self, app: App, *, on_cycle: Callable[[CycleReport], None] | None = None,
-                 shutdown_grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+                 shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
+                 notifier: Notifier | None = None) -> None:
         self.app = app
         self.on_cycle = on_cycle
         self.shutdown_grace = shutdown_grace
+        #: systemd's notify socket (a no-op outside systemd): STATUS, WATCHDOG, STOPPING.
+        self.notifier = notifier or Notifier({})
+        self._skipped: dict[str, int] = {}
         self.last: dict[str, tuple[datetime, CycleReport]] = {}
         #: True when the process stopped with a cycle still running (waiting on a CRM).
         self.abandoned = False
@@ -77,6 +98,9 @@ class Daemon:
             executors={"default": _DaemonThreadExecutor()},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC)
+        self._scheduler.add_listener(self._skipped_start, EVENT_JOB_MAX_INSTANCES)
+        if _FOLD not in logging.getLogger("apscheduler.scheduler").filters:
+            logging.getLogger("apscheduler.scheduler").addFilter(_FOLD)
         self._health: HealthServer | None = None
         self.leases: dict[str, Lease] = {}
         self._recovered: dict[str, int] = {}  # connector -> lease token its recovery ran under
@@ -96,10 +120,8 @@ class Daemon:
             me = lease.identity
             self.app.metrics.observe_lease(lease.connector, True, me.host, me.pid)
             if self._scheduler.running:  # take over now, not at the next interval
-                try:
+                with contextlib.suppress(JobLookupError):
                     self._scheduler.modify_job(lease.connector, next_run_time=datetime.now(UTC))
-                except JobLookupError:
-                    pass
             return
         holder = lease.last_holder
         self.app.metrics.observe_lease(lease.connector, False,
@@ -107,6 +129,10 @@ class Daemon:
                                        holder.pid if holder else None)
         log.info("%s: standby; %s holds the lease; taking over when it stops or its lease "
                  "expires", lease.connector, holder.describe() if holder else "another process")
+
+    def _skipped_start(self, event: Any) -> None:
+        with self._idle:
+            self._skipped[event.job_id] = self._skipped.get(event.job_id, 0) + 1
 
     def _cycle(self, name: str) -> None:
         if self.app.stop.is_set():
@@ -118,7 +144,12 @@ class Daemon:
         finally:
             with self._idle:
                 self._running.discard(name)
+                skipped = self._skipped.pop(name, 0)
                 self._idle.notify_all()
+            if skipped:
+                log.warning("%s: cycle still running; skipped %d scheduled start%s (the cycle "
+                            "took longer than its interval)", name, skipped,
+                            "" if skipped == 1 else "s", extra={"crm": name, "skipped": skipped})
 
     def _run_one(self, name: str) -> None:
         lease = self.leases.get(name)
@@ -143,6 +174,7 @@ class Daemon:
             if self.app.metrics is not None:
                 self.app.metrics.observe_cycle(report, timedelta(0))
         self.last[name] = (datetime.now(UTC), report)
+        self.notifier.status(report.summary())
         if self.on_cycle is not None and report.run_id != "-":
             try:
                 self.on_cycle(report)
@@ -208,14 +240,14 @@ class Daemon:
         def _stop(signum: int, _frame: Any) -> None:
             log.info("%s received: finishing the batch in flight, then stopping",
                      signal.Signals(signum).name)
+            self.notifier.stopping()
             self.app.stop.set()
 
         previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             if not self.app.stop.is_set():  # a signal during start-up already asked to stop
                 self._scheduler.start()
-                while not self.app.stop.wait(1.0):
-                    pass
+                self._main_loop()
         finally:
             if self._scheduler.running:
                 self._scheduler.shutdown(wait=False)
@@ -228,6 +260,31 @@ class Daemon:
                 signal.signal(s, handler)
         log.info("stopped cleanly")
         return 0
+
+    def _main_loop(self) -> None:
+        """Wait for the stop event; ping systemd's watchdog from here.
+
+        The ping comes from the thread that would wedge (this loop) and only while the
+        scheduler's thread is alive, so a stuck loop or a dead scheduler stops the pings and
+        systemd restarts the service.
+        """
+        interval = self.notifier.watchdog_interval
+        tick = min(interval, 1.0) if interval else 1.0
+        last_ping = float("-inf")
+        while True:
+            if interval and self._scheduler_alive():
+                now = time.monotonic()
+                if now - last_ping >= interval - tick / 2:
+                    self.notifier.watchdog()
+                    last_ping = now
+            if self.app.stop.wait(tick):
+                return
+
+    def _scheduler_alive(self) -> bool:
+        # APScheduler 3 has no public "is its thread alive": a crashed scheduler thread
+        # leaves ``running`` set, so the thread itself is asked.
+        thread = getattr(self._scheduler, "_thread", None)
+        return bool(self._scheduler.running and thread is not None and thread.is_alive())
 
     def _wait_for_cycles(self) -> None:
         """Wait up to the grace period for running cycles to reach a checkpoint.

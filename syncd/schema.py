@@ -87,7 +87,7 @@ def _status(conn: Connection) -> SchemaStatus:
     assert head is not None  # the package ships its migrations
     current = MigrationContext.configure(conn).get_current_revision()
     tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
-    legacy = current is None and _V01_TABLES <= tables
+    legacy = current is None and _V01_TABLES.issubset(tables)
     if current is None and tables and not legacy:
         raise SchemaError(
             f"the state store holds tables syncd does not know ({', '.join(sorted(tables))}) "

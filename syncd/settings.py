@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -46,7 +47,16 @@ from ruamel.yaml.comments import CommentedMap
 
 from connectors import registry
 from syncd.enrichment import EnrichmentSettings
-from syncd.yamlfile import Located, YamlFileError, load_yaml, locate, validation_problems
+from syncd.envconfig import apply_overrides
+from syncd.lifecycle import LifecycleSettings
+from syncd.yamlfile import (
+    Located,
+    YamlFileError,
+    load_yaml,
+    locate,
+    overridden_by,
+    validation_problems,
+)
 
 __all__ = [
     "ConnectorSettings",
@@ -95,10 +105,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _secret_text(value: Any) -> Any:
+    # A setting that may hold a password takes plain text or {env:}/{file:} (a SecretStr by
+    # then); either way it is kept as a SecretStr, so no repr, log or error shows it.
+    return SecretStr(value) if isinstance(value, str) else value
+
+
 class StateSettings(_Model):
-    url: str = Field("sqlite:///var/syncd-state.db",
-                     description="SQLAlchemy URL of the state store (mirror, cursors, outbox, "
-                                 "audit). SQLite by default; postgresql+psycopg://... for scale.")
+    url: Annotated[SecretStr, BeforeValidator(_secret_text)] = Field(
+        SecretStr("sqlite:///var/syncd-state.db"),
+        description="SQLAlchemy URL of the state store (mirror, cursors, outbox, audit). SQLite "
+                    "by default; postgresql+psycopg://... for scale. It can hold a password: "
+                    "give it as {env: NAME} or {file: PATH}; it is never logged.")
     auto_upgrade: bool | None = Field(
         None, description="Upgrade the state store's schema at start. Default: on for SQLite "
                           "(one daemon owns the file), off for PostgreSQL (run `syncd db "
@@ -186,6 +204,27 @@ def _instance_name(value: str) -> str:
 InstanceName = Annotated[str, AfterValidator(_instance_name)]
 
 
+class ProvenanceSettings(_Model):
+    """CRM fields syncd writes with each status change, named as the CRM names them.
+
+    Written in the same record as the status (no extra API call); see the README, "Provenance
+    written back", for the fields an admin creates in each CRM.
+    """
+
+    rule: str | None = Field(None, description="Field for the deciding rule's id.")
+    reason: str | None = Field(None, description="Field for the rule's explain sentence (cut "
+                                                 "to the field's length).")
+    changed_at: str | None = Field(None, description="Field for when syncd wrote the change.")
+    run: str | None = Field(None, description="Field for the run id that decided the change.")
+    stage_dates: dict[str, str] = Field(default_factory=dict,
+                                        description="Rule status -> a date-time field set when "
+                                                    "syncd moves a lead into that status.")
+
+    def field_names(self) -> list[str]:
+        names = [n for n in (self.rule, self.reason, self.changed_at, self.run) if n]
+        return names + list(self.stage_dates.values())
+
+
 class ConnectorSettings(_Model):
     type: str = Field(description="The connector type: salesforce, hubspot, or one registered "
                                   "by a plugin (see connectors.registry).")
@@ -200,6 +239,11 @@ class ConnectorSettings(_Model):
                                                      "this long.")
     connector: dict[str, Any] = Field(default_factory=dict,
                                       description="The connector's own settings.")
+    lifecycle: LifecycleSettings | None = Field(
+        None, description="Lifecycle stage vocabulary, forward order and allowed backward "
+                          "moves (syncd.lifecycle); None: the stage is set like any field.")
+    provenance: ProvenanceSettings | None = Field(
+        None, description="CRM fields that record which rule changed a lead, why and when.")
 
     @field_validator("type")
     @classmethod
@@ -250,9 +294,22 @@ class Settings(_Model):
     # Where the file was, so relative paths in it resolve against it, not the working dir.
     base_dir: Path = Field(Path("."), exclude=True)
     source: str = Field("<defaults>", exclude=True)
+    #: Settings given by environment variables (syncd.envconfig): config path -> variable.
+    overrides: dict[tuple[str, ...], str] = Field(default_factory=dict, exclude=True)
 
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.base_dir / p)
+
+    def located(self, path: Sequence[str], message: str) -> Located:
+        """A problem with the setting at ``path``: at its place in the file, or naming the
+        environment variable that set it."""
+        variable = overridden_by(self.overrides, tuple(path))
+        if variable is not None:
+            return Located.variable(variable, message)
+        if self.source == "<defaults>":
+            return Located(self.source, 1, 1, message)
+        line, col = locate(load_yaml(Path(self.source)), tuple(path))
+        return Located(self.source, line, col, message)
 
     @field_validator(*_LEGACY_KEYS)
     @classmethod
@@ -287,11 +344,13 @@ class Settings(_Model):
         return self._all_instances()[name][0]
 
 
-def load_settings(path: Path, *, env: dict[str, str] | None = None) -> Settings:
-    """Read, resolve secret references in, and validate the config file.
+def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the config file, apply ``SYNCD_...__...`` environment overrides (see
+    :mod:`syncd.envconfig`), resolve secret references, and validate.
 
     Raises:
-        YamlFileError: with every problem found, each located at file:line:column.
+        YamlFileError: with every problem found, each located at file:line:column or naming
+            the environment variable.
     """
     env = os.environ if env is None else env
     root = load_yaml(path)
@@ -300,13 +359,16 @@ def load_settings(path: Path, *, env: dict[str, str] | None = None) -> Settings:
         root = CommentedMap()
     if not isinstance(root, CommentedMap):
         raise YamlFileError([Located(name, 1, 1, "the config must be a mapping of settings")])
-    problems: list[Located] = []
-    resolved = _resolve_secrets(root, (), env, name, root, problems)
+    overrides, env_problems = apply_overrides(Settings, root, env)
+    problems = [Located.variable(variable, message) for variable, message in env_problems]
+    resolved = _resolve_secrets(root, (), env, name, root, problems, overrides)
     try:
         settings = Settings.model_validate(
-            {**resolved, "base_dir": path.resolve().parent, "source": name})
+            {**resolved, "base_dir": path.resolve().parent, "source": name,
+             "overrides": overrides})
     except ValidationError as exc:
-        problems.extend(validation_problems(name, root, exc))
+        problems.extend(validation_problems(name, root, exc, model=Settings,
+                                            overrides=overrides))
         raise YamlFileError(problems) from None
     if problems:
         raise YamlFileError(problems)
@@ -314,12 +376,16 @@ def load_settings(path: Path, *, env: dict[str, str] | None = None) -> Settings:
 
 
 def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root: Any,
-                     problems: list[Located]) -> Any:
+                     problems: list[Located],
+                     overrides: dict[tuple[str, ...], str] | None = None) -> Any:
     """Replace ``{env: NAME}`` / ``{file: PATH}`` with a SecretStr; plain data is copied."""
     if isinstance(node, dict):
         if len(node) == 1 and next(iter(node)) in ("env", "file"):
             kind, ref = next(iter(node.items()))
+            variable = overridden_by(overrides or {}, tuple(str(p) for p in loc))
             line, col = locate(root, loc)
+            if variable is not None:  # the reference came from the environment
+                file, line, col = f"environment variable {variable}", 0, 0
             where = ".".join(str(p) for p in loc)
             if not isinstance(ref, str) or not ref.strip() or "\x00" in ref:
                 shape = ("the name of an environment variable" if kind == "env"
@@ -350,10 +416,10 @@ def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root:
                 problems.append(Located(file, line, col,
                                         f"{where}: secret file {ref} is not usable: {reason}"))
             return SecretStr("")
-        return {k: _resolve_secrets(v, (*loc, k), env, file, root, problems)
+        return {k: _resolve_secrets(v, (*loc, k), env, file, root, problems, overrides)
                 for k, v in node.items()}
     if isinstance(node, list):
-        return [_resolve_secrets(v, (*loc, i), env, file, root, problems)
+        return [_resolve_secrets(v, (*loc, i), env, file, root, problems, overrides)
                 for i, v in enumerate(node)]
     return node
 
@@ -379,26 +445,26 @@ def connector_problems(settings: Settings, name: str, model: type[BaseModel],
     or ``{file: PATH}``, is a problem: config files get committed, copied and pasted.
     """
     root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
+    prefix = (*settings.connector_path(name), "connector")
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
-        return None, validation_problems(settings.source, root, exc,
-                                         prefix=(*settings.connector_path(name), "connector"))
+        return None, validation_problems(settings.source, root, exc, prefix=prefix, model=model,
+                                         overrides=settings.overrides)
     problems = []
     for loc in _secret_paths(config):
         raw: Any = from_file or {}
         for part in loc:
             raw = raw.get(part) if isinstance(raw, dict) else None
-        if isinstance(raw, str):
-            path = (*settings.connector_path(name), "connector", *loc)
-            line, col = locate(root, path)
-            problems.append(Located(settings.source, line, col,
-                                    f"{'.'.join(path)}: secrets must not be written in the "
-                                    "config; use {env: NAME} or {file: PATH}"))
+        path = (*prefix, *loc)
+        # A secret given by an environment variable is not written in a file.
+        if isinstance(raw, str) and overridden_by(settings.overrides, path) is None:
+            problems.append(settings.located(path, f"{'.'.join(path)}: secrets must not be "
+                                                   "written in the config; use {env: NAME} or "
+                                                   "{file: PATH}"))
     for loc, problem in _local_file_problems(config):
-        path = (name, "connector", *loc)
-        line, col = locate(root, path)
-        problems.append(Located(settings.source, line, col, f"{'.'.join(path)}: {problem}"))
+        path = (*prefix, *loc)
+        problems.append(settings.located(path, f"{'.'.join(path)}: {problem}"))
     return (None if problems else config), problems
 
 

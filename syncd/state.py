@@ -29,12 +29,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, overload
 
 from sqlalchemy import (
     JSON,
     Column,
     Index,
+    Table,
     and_,
     bindparam,
     event,
@@ -49,6 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, create_engine
 
+from syncd.records import AuditRecord, LeadRecord, OutboxRecord, QuarantineRecord, RunRecord
 from syncd.schema import SchemaError, ensure_schema
 
 __all__ = [
@@ -68,6 +70,12 @@ __all__ = [
 ]
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
+@overload
+def _utc(value: datetime | None) -> datetime | None: ...
 def _utc(value: datetime | None) -> datetime | None:
     """SQLite forgets time zones; everything syncd stores is UTC."""
     if value is None:
@@ -135,6 +143,7 @@ class AuditOutcome(StrEnum):
 
 class LeadRow(SQLModel, table=True):
     __tablename__ = "lead"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     lead_id: str = Field(primary_key=True, max_length=64)
     modified_at: datetime
@@ -164,6 +173,7 @@ class LeadRow(SQLModel, table=True):
 
 class CursorRow(SQLModel, table=True):
     __tablename__ = "cursor"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     object: str = Field(primary_key=True, max_length=32)
     modified_at: datetime
@@ -174,6 +184,7 @@ class CursorRow(SQLModel, table=True):
 
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     __table_args__ = (Index("ix_outbox_crm_state", "crm", "state", "next_attempt_at"),
                       Index("ix_outbox_lead", "crm", "lead_id"),
                       # the drain's keyset orders (iter_due_changes): no sort of every pending
@@ -205,6 +216,7 @@ class OutboxRow(SQLModel, table=True):
 
 class AuditRow(SQLModel, table=True):
     __tablename__ = "audit"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     __table_args__ = (Index("ix_audit_lead", "crm", "lead_id"), Index("ix_audit_run", "run_id"))
     id: int | None = Field(default=None, primary_key=True)
     crm: str
@@ -224,6 +236,7 @@ class AuditRow(SQLModel, table=True):
 
 class RunRow(SQLModel, table=True):
     __tablename__ = "run"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     run_id: str = Field(primary_key=True)
     crm: str
     started_at: datetime
@@ -246,6 +259,7 @@ class RunRow(SQLModel, table=True):
 
 class MetaRow(SQLModel, table=True):
     __tablename__ = "meta"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     key: str = Field(primary_key=True)
     value: str
 
@@ -306,7 +320,7 @@ class StateStore:
         ``syncd/migrations/versions``), caught before the first cycle instead of mid-cycle.
         """
         inspector = inspect(self.engine)
-        missing = []
+        missing: list[str] = []
         for table in SQLModel.metadata.sorted_tables:
             have = {c["name"] for c in inspector.get_columns(table.name)}
             missing.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in have)
@@ -329,10 +343,11 @@ class StateStore:
 
     def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str, datetime | None] | None:
         """(modified_at, record_id, read_at) of the stored position, if any."""
+        table = CursorRow.__table__
         with self.engine.connect() as conn:
-            row = conn.execute(select(CursorRow.modified_at, CursorRow.record_id,
-                                      CursorRow.read_at).where(
-                CursorRow.crm == crm, CursorRow.object == obj)).first()
+            row = conn.execute(select(table.c.modified_at, table.c.record_id,
+                                      table.c.read_at).where(
+                table.c.crm == crm, table.c.object == obj)).first()
         return (_utc(row[0]), row[1], _utc(row[2])) if row else None
 
     def save_cursor(self, conn: Connection, crm: str, modified_at: datetime, record_id: str,
@@ -343,13 +358,15 @@ class StateStore:
 
     # ---- mirror ------------------------------------------------------------------------
 
-    def leads_by_id(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, Any]:
+    def leads_by_id(self, conn: Connection, crm: str,
+                    ids: Sequence[str]) -> dict[str, LeadRecord]:
         """The mirror rows (as Row objects) of ``ids`` that exist."""
-        out = {}
+        out: dict[str, LeadRecord] = {}
+        table = LeadRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
             chunk = ids[start:start + _UPSERT_CHUNK]
-            for row in conn.execute(select(LeadRow.__table__).where(
-                    LeadRow.crm == crm, LeadRow.lead_id.in_(chunk))):
+            for row in conn.execute(select(table).where(
+                    table.c.crm == crm, table.c.lead_id.in_(chunk))):
                 out[row.lead_id] = row
         return out
 
@@ -385,7 +402,8 @@ class StateStore:
         conn.execute(stmt, [{**{k: r[k] for k in keys}, "_id": r["lead_id"]} for r in rows])
 
     def update_lead(self, conn: Connection, crm: str, lead_id: str, **values: Any) -> None:
-        conn.execute(update(LeadRow).where(LeadRow.crm == crm, LeadRow.lead_id == lead_id)
+        table = LeadRow.__table__
+        conn.execute(update(table).where(table.c.crm == crm, table.c.lead_id == lead_id)
                      .values(**values))
 
     def mark_unseen_deleted(self, crm: str, pulled_before: datetime, now: datetime, *,
@@ -407,7 +425,7 @@ class StateStore:
                                reason="lead deleted in the CRM")
         return len(stale)
 
-    def iter_live_leads(self, crm: str, *, chunk: int = 2000) -> Iterator[list[Any]]:
+    def iter_live_leads(self, crm: str, *, chunk: int = 2000) -> Iterator[list[LeadRecord]]:
         """Every mirrored lead not deleted, in chunks, by keyset (flat memory, no OFFSET)."""
         last = ""
         table = LeadRow.__table__
@@ -418,15 +436,16 @@ class StateStore:
                     .order_by(table.c.lead_id).limit(chunk)).all()
             if not rows:
                 return
-            yield rows
+            yield list(rows)
             last = rows[-1].lead_id
 
-    def lead(self, crm: str, lead_id: str) -> Any | None:
+    def lead(self, crm: str, lead_id: str) -> LeadRecord | None:
+        table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return conn.execute(select(LeadRow.__table__).where(
-                LeadRow.crm == crm, LeadRow.lead_id == lead_id)).first()
+            return conn.execute(select(table).where(
+                table.c.crm == crm, table.c.lead_id == lead_id)).first()
 
-    def find_leads(self, ref: str) -> list[Any]:
+    def find_leads(self, ref: str) -> list[LeadRecord]:
         """Leads whose id is ``ref`` or whose email is ``ref`` (case-insensitive), any CRM."""
         table = LeadRow.__table__
         with self.engine.connect() as conn:
@@ -438,34 +457,39 @@ class StateStore:
             return list(conn.execute(select(table).where(func.lower(email) == ref.lower())).all())
 
     def count_live(self, crm: str) -> int:
+        table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(LeadRow).where(
-                LeadRow.crm == crm, LeadRow.deleted.is_(False))).scalar_one()
+            return int(conn.execute(select(func.count()).select_from(table).where(
+                table.c.crm == crm, table.c.deleted.is_(False))).scalar_one())
 
-    def held_leads(self, crm: str, since: datetime) -> list[Any]:
+    def held_leads(self, crm: str, since: datetime) -> list[LeadRecord]:
+        table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return list(conn.execute(select(LeadRow.__table__).where(
-                LeadRow.crm == crm, LeadRow.rep_edit_at >= since,
-                LeadRow.deleted.is_(False))).all())
+            return list(conn.execute(select(table).where(
+                table.c.crm == crm, table.c.rep_edit_at >= since,
+                table.c.deleted.is_(False))).all())
 
-    def quarantined_leads(self, crm: str) -> list[Any]:
+    def quarantined_leads(self, crm: str) -> list[QuarantineRecord]:
         """Live leads whose last pull had values syncd could not use."""
+        table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return list(conn.execute(select(LeadRow.lead_id, LeadRow.quarantine).where(
-                LeadRow.crm == crm, LeadRow.quarantine.is_not(None),  # type: ignore[union-attr]
-                LeadRow.deleted.is_(False)).order_by(LeadRow.lead_id)).all())
+            return list(conn.execute(select(table.c.lead_id, table.c.quarantine).where(
+                table.c.crm == crm, table.c.quarantine.is_not(None),
+                table.c.deleted.is_(False)).order_by(table.c.lead_id)).all())
 
-    def failed_leads(self, crm: str) -> list[Any]:
+    def failed_leads(self, crm: str) -> list[LeadRecord]:
+        table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return list(conn.execute(select(LeadRow.__table__).where(
-                LeadRow.crm == crm, LeadRow.error_code.is_not(None),
-                LeadRow.deleted.is_(False))).all())
+            return list(conn.execute(select(table).where(
+                table.c.crm == crm, table.c.error_code.is_not(None),
+                table.c.deleted.is_(False))).all())
 
     # ---- outbox ------------------------------------------------------------------------
 
-    def open_changes(self, conn: Connection, crm: str, ids: Sequence[str]) -> list[Any]:
+    def open_changes(self, conn: Connection, crm: str,
+                     ids: Sequence[str]) -> list[OutboxRecord]:
         """Planned or pending outbox rows of these leads."""
-        out = []
+        out: list[OutboxRecord] = []
         table = OutboxRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
             chunk = ids[start:start + _UPSERT_CHUNK]
@@ -474,10 +498,11 @@ class StateStore:
                 table.c.state.in_(OPEN_STATES))).all())
         return out
 
-    def intent_parts(self, conn: Connection, intent_ids: Iterable[str]) -> dict[str, list[Any]]:
+    def intent_parts(self, conn: Connection,
+                     intent_ids: Iterable[str]) -> dict[str, list[OutboxRecord]]:
         """Every outbox row of these intents, whatever its state, by intent id."""
         ids = sorted(set(intent_ids))
-        out: dict[str, list[Any]] = {i: [] for i in ids}
+        out: dict[str, list[OutboxRecord]] = {i: [] for i in ids}
         table = OutboxRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
             for row in conn.execute(select(table).where(
@@ -498,7 +523,7 @@ class StateStore:
             conn.execute(update(table).where(table.c.id.in_(ids[start:start + _UPSERT_CHUNK]))
                          .values(state=state, updated_at=now, **values))
 
-    def close_changes(self, conn: Connection, rows: Sequence[Any], state: OutboxState,
+    def close_changes(self, conn: Connection, rows: Sequence[OutboxRecord], state: OutboxState,
                       now: datetime, *, run_id: str, reason: str) -> None:
         """End open rows unsent (``superseded`` or ``withdrawn``) with ``reason``, and audit it.
 
@@ -536,7 +561,7 @@ class StateStore:
                                         error_message="plan of an interrupted run")).rowcount or 0
 
     def iter_due_changes(self, crm: str, kind: str, now: datetime, *,
-                         chunk: int = 2000) -> Iterator[list[Any]]:
+                         chunk: int = 2000) -> Iterator[list[OutboxRecord]]:
         """Pending changes of one kind that are due, in chunks by keyset.
 
         Field changes come ordered by lead, so a lead's rows are adjacent; memberships by
@@ -557,14 +582,14 @@ class StateStore:
                 rows = conn.execute(stmt.order_by(*order).limit(chunk)).all()
             if not rows:
                 return
-            yield rows
+            yield list(rows)
             last = tuple(getattr(rows[-1], c.name) for c in order)
 
     def pending_count(self, crm: str) -> int:
         table = OutboxRow.__table__
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).where(
-                table.c.crm == crm, table.c.state == OutboxState.PENDING)).scalar_one()
+            return int(conn.execute(select(func.count()).where(
+                table.c.crm == crm, table.c.state == OutboxState.PENDING)).scalar_one())
 
     def pending_summary(self, crm: str) -> list[tuple[str, str, str | None, int]]:
         """Pending rows grouped by (kind, field, last error code), largest group first."""
@@ -577,7 +602,8 @@ class StateStore:
                                 .order_by(count.desc())).all()
         return [(r.kind, r.field, r.error_code, r.n) for r in rows]
 
-    def changes_of_run(self, crm: str, run_id: str, states: Sequence[str]) -> list[Any]:
+    def changes_of_run(self, crm: str, run_id: str,
+                       states: Sequence[str]) -> list[OutboxRecord]:
         table = OutboxRow.__table__
         with self.engine.connect() as conn:
             return list(conn.execute(select(table).where(
@@ -590,13 +616,13 @@ class StateStore:
         if rows:
             conn.execute(AuditRow.__table__.insert(), _same_keys(rows))
 
-    def audit_of_lead(self, lead_id: str, crm: str | None = None) -> list[Any]:
+    def audit_of_lead(self, lead_id: str, crm: str | None = None) -> list[AuditRecord]:
         table = AuditRow.__table__
         cond = [table.c.lead_id == lead_id] + ([table.c.crm == crm] if crm else [])
         with self.engine.connect() as conn:
             return list(conn.execute(select(table).where(and_(*cond)).order_by(table.c.id)).all())
 
-    def audit_of_run(self, run_id: str, *, limit: int | None = None) -> list[Any]:
+    def audit_of_run(self, run_id: str, *, limit: int | None = None) -> list[AuditRecord]:
         table = AuditRow.__table__
         stmt = select(table).where(table.c.run_id == run_id).order_by(table.c.id)
         with self.engine.connect() as conn:
@@ -605,8 +631,8 @@ class StateStore:
     def audit_count(self, run_id: str) -> int:
         table = AuditRow.__table__
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).where(
-                table.c.run_id == run_id)).scalar_one()
+            return int(conn.execute(select(func.count()).where(
+                table.c.run_id == run_id)).scalar_one())
 
     def unsent_by_reason(self, run_ids: Sequence[str]) -> Counter[tuple[str, str]]:
         """Changes these runs superseded or withdrew, counted by (outcome, reason)."""
@@ -626,7 +652,8 @@ class StateStore:
 
     def finish_run(self, run: RunRow) -> None:
         with self.begin() as conn:
-            conn.execute(update(RunRow).where(RunRow.run_id == run.run_id)
+            table = RunRow.__table__
+            conn.execute(update(table).where(table.c.run_id == run.run_id)
                          .values(**run.model_dump(exclude={"run_id"})))
 
     def close_interrupted_runs(self, now: datetime, crm: str | None = None) -> int:
@@ -641,7 +668,7 @@ class StateStore:
                 outcome="interrupted", finished_at=now,
                 message="the process stopped before the run finished")).rowcount or 0
 
-    def last_runs(self, limit: int = 10, crm: str | None = None) -> list[Any]:
+    def last_runs(self, limit: int = 10, crm: str | None = None) -> list[RunRecord]:
         table = RunRow.__table__
         stmt = select(table).order_by(table.c.started_at.desc()).limit(limit)
         if crm:
@@ -653,7 +680,8 @@ class StateStore:
 
     def get_meta(self, key: str) -> Any:
         with self.engine.connect() as conn:
-            value = conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
+            table = MetaRow.__table__
+            value = conn.execute(select(table.c.value).where(table.c.key == key)).scalar()
         return None if value is None else json.loads(value)
 
     def set_meta(self, key: str, value: Any) -> None:
@@ -673,7 +701,7 @@ class StateStore:
                                           set_={c: stmt.excluded[c] for c in cols})
 
 
-def audit_values(change: Any, outcome: AuditOutcome, now: datetime, run_id: str, *,
+def audit_values(change: OutboxRecord, outcome: AuditOutcome, now: datetime, run_id: str, *,
                  error_code: str | None = None, message: str | None = None) -> dict[str, Any]:
     """The audit row of one outbox row's outcome."""
     return {"crm": change.crm, "lead_id": change.lead_id,

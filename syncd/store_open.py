@@ -15,7 +15,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from syncd.settings import Settings
 from syncd.state import StateStore, StateStoreError
-from syncd.yamlfile import Located, load_yaml, locate
+from syncd.yamlfile import Located
 
 __all__ = ["open_store", "state_url"]
 
@@ -28,7 +28,7 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
     """
     from syncd.app import StartupError
 
-    url = settings.state.url
+    url = settings.state.url.get_secret_value()
     try:
         url = state_url(settings)
         store = StateStore(url, auto_upgrade=settings.state.auto_upgrade)
@@ -58,7 +58,7 @@ def state_url(settings: Settings) -> str:
     Raises:
         OSError: the SQLite file's directory cannot be created, or the path is a directory.
     """
-    return _sqlite_path_made(settings, settings.state.url)
+    return _sqlite_path_made(settings, settings.state.url.get_secret_value())
 
 
 def _sqlite_path_made(settings: Settings, url: str) -> str:
@@ -113,6 +113,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _located(settings: Settings, message: str) -> Located:
-    root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
-    line, col = locate(root, ("state", "url"))
-    return Located(settings.source, line, col, f"state.url: {message}")
+    # A driver's error text could quote the URL: the password never reaches the user.
+    password = _password(settings.state.url.get_secret_value())
+    if password:
+        message = message.replace(password, "***")
+    return settings.located(("state", "url"), f"state.url: {message}")
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None

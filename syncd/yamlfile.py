@@ -13,12 +13,12 @@ than 4,300 digits, deep inside the loader).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -29,7 +29,8 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
-__all__ = ["Located", "YamlFileError", "load_yaml", "locate", "validation_problems"]
+__all__ = ["Located", "YamlFileError", "load_yaml", "locate", "overridden_by",
+           "validation_problems"]
 
 MAX_FILE_BYTES = 1 << 20  #: 1 MiB: a config file is a few kB; rule files a few hundred kB at most
 MAX_DEPTH = 64  #: nesting levels of mappings and sequences
@@ -53,7 +54,14 @@ class Located:
     message: str
 
     def __str__(self) -> str:
+        if self.line == 0:  # not in a file: ``file`` names the source (an env variable)
+            return f"{self.file}: {self.message}"
         return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+    @classmethod
+    def variable(cls, name: str, message: str) -> Located:
+        """A problem in the value of environment variable ``name``."""
+        return cls(f"environment variable {name}", 0, 0, message)
 
 
 class YamlFileError(Exception):
@@ -193,22 +201,47 @@ def locate(root: Any, loc: Sequence[str | int]) -> tuple[int, int]:
 
 
 def validation_problems(file: str, root: Any, error: ValidationError,
-                        prefix: Sequence[str | int] = ()) -> list[Located]:
-    """One :class:`Located` per pydantic error, placed at the offending key."""
+                        prefix: Sequence[str | int] = (), *,
+                        model: type[BaseModel] | None = None,
+                        overrides: Mapping[tuple[str, ...], str] | None = None,
+                        ) -> list[Located]:
+    """One :class:`Located` per pydantic error, placed at the offending key.
+
+    With ``model`` (the model that raised), an unknown key gets a did-you-mean from the keys
+    valid at its place. A problem under a path set from the environment (``overrides``: path ->
+    variable) names the variable instead of a file position.
+    """
+    from syncd.envconfig import did_you_mean, keys_at
+
     problems = []
     for err in error.errors(include_url=False):
         loc = [*prefix, *[p for p in err["loc"] if not _is_union_tag(p)]]
-        line, col = locate(root, loc)
         where = ".".join(str(p) for p in loc) or "(top level)"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = f"unknown setting '{loc[-1]}'"
+            if model is not None:
+                message += did_you_mean(str(loc[-1]), keys_at(model, tuple(err["loc"][:-1])))
         elif err["type"] == "missing":
             message = f"missing required setting '{loc[-1]}'"
         elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
             message = str(err["ctx"]["error"])  # our own validators' words, without a prefix
+        variable = overridden_by(overrides or {}, tuple(str(p) for p in loc))
+        if variable is not None:
+            problems.append(Located.variable(variable, f"{where}: {message}"))
+            continue
+        line, col = locate(root, loc)
         problems.append(Located(file, line, col, f"{where}: {message}"))
     return problems
+
+
+def overridden_by(overrides: Mapping[tuple[str, ...], str], loc: Sequence[str]) -> str | None:
+    """The environment variable that set ``loc`` or a parent of it, if one did."""
+    for n in range(len(loc), 0, -1):
+        variable = overrides.get(tuple(loc[:n]))
+        if variable is not None:
+            return variable
+    return None
 
 
 def _is_union_tag(part: str | int) -> bool:

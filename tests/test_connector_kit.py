@@ -61,7 +61,7 @@ def test_hubspot_flat_retry_keys_are_moved_into_the_retry_block() -> None:
     partial = HubSpotConfig(auth=_AUTH, retry={"attempts": 6})
     assert partial.retry.initial_backoff_seconds == 0.5  # HubSpot's default, not Salesforce's
     assert SalesforceConfig.model_fields["retry"].annotation is RetrySettings
-    with pytest.raises(ValidationError, match="retry.attempts"):
+    with pytest.raises(ValidationError, match=r"retry\.attempts"):
         HubSpotConfig(auth=_AUTH, max_attempts=3, retry={"attempts": 5})
 
 

@@ -237,8 +237,8 @@ def test_a_state_file_that_is_not_an_emulator_state_is_refused_with_what_to_do(t
     state_file = tmp_path / "state.json"
     state_file.write_text("{}")
     proc = subprocess.run([sys.executable, "-m", "connectors.testing.salesforce",
-                           "--state-file", str(state_file)], capture_output=True, text=True, check=False,
-                          timeout=60)
+                           "--state-file", str(state_file)], capture_output=True, text=True,
+                          check=False, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
     assert str(state_file) in proc.stderr and "delete it to start fresh" in proc.stderr
     assert "Traceback" not in proc.stderr

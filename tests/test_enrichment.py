@@ -106,7 +106,7 @@ TITLES = [
 ]
 
 
-@pytest.mark.parametrize("title, role, seniority", TITLES)
+@pytest.mark.parametrize(("title", "role", "seniority"), TITLES)
 def test_title_maps_to_role_and_seniority(title: str, role: str, seniority: str) -> None:
     found = classify_title(title)
     assert (found.role, found.seniority) == (role, seniority)
@@ -117,7 +117,7 @@ def test_title_table_covers_every_role_and_seniority() -> None:
     assert {seniority for _, _, seniority in TITLES} == set(SENIORITIES)
 
 
-@pytest.mark.parametrize("title, decision_maker", [
+@pytest.mark.parametrize(("title", "decision_maker"), [
     ("Founder & CEO", True), ("VP Marketing", True), ("Head of Growth", True),
     ("Director of IT", True), ("Assistant to the CEO", False), ("Chief of Staff", False),
     ("Marketing Manager", False), ("Marketing Intern", False), ("Ninja", False),
@@ -144,7 +144,7 @@ def test_title_case_and_punctuation_do_not_change_classification() -> None:
 
 # ---------------------------------------------------------------------------- email
 
-@pytest.mark.parametrize("email, domain, free_mail", [
+@pytest.mark.parametrize(("email", "domain", "free_mail"), [
     ("jane@gmail.com", "gmail.com", True),
     ("Jane.Doe@GMAIL.COM", "gmail.com", True),
     ("  jane@googlemail.com ", "googlemail.com", True),
@@ -180,7 +180,7 @@ def test_email_domain_and_free_mail(
     assert (values["email_domain"], values["free_mail"]) == (domain, free_mail)
 
 
-@pytest.mark.parametrize("email, reason", [
+@pytest.mark.parametrize(("email", "reason"), [
     (None, "no email"),
     ("", "email is blank"),
     ("jane.doe", "email has no '@'"),
@@ -275,7 +275,7 @@ def test_country_outside_icp_and_unrecognised_country_are_told_apart(enricher: E
         {"country": "Narnia"}).reasons["icp_score"]
 
 
-@pytest.mark.parametrize("employees, in_range", [
+@pytest.mark.parametrize(("employees", "in_range"), [
     (50, True), (5000, True), (49, False), (5001, False), ("1,200", True), ("51-200", True),
     ("10000+", False), (250.0, True), ("12", False), ("many", None), (True, None), (-3, None),
     (None, None),
@@ -306,7 +306,7 @@ def test_weights_and_thresholds_come_from_settings() -> None:
     assert "100000 employees in ≥ 1 +0" in result.reasons["icp_score"]
 
 
-@pytest.mark.parametrize("bad, message", [
+@pytest.mark.parametrize(("bad", "message"), [
     ({"weights": {"industry": 90, "country": 90}}, "add up to"),
     ({"roles": ["marketng"]}, "unknown role 'marketng'"),
     ({"countries": ["Narnia"]}, "unknown country 'Narnia'"),
@@ -327,7 +327,7 @@ def test_every_settings_field_is_described() -> None:
 
 # ---------------------------------------------------------------------------- BANT
 
-@pytest.mark.parametrize("lead, score", [
+@pytest.mark.parametrize(("lead", "score"), [
     ({}, 0),
     ({"budget": "Approved"}, 1),
     ({"budget": "Approved", "need": "Routing", "timeline": "Q3"}, 3),
@@ -355,7 +355,7 @@ def test_bant_reason_names_present_and_missing_criteria(enricher: Enricher) -> N
 
 # ---------------------------------------------------------------------------- robustness
 
-@pytest.mark.parametrize("title, reason", [
+@pytest.mark.parametrize(("title", "reason"), [
     (None, "no title"), ("", "no title"), ("   ", "no title"), (42, "title is int, not text"),
     (["CEO"], "title is list, not text"),
 ])

@@ -1,4 +1,5 @@
-"""Behaviour of connectors.testing.leads: varied, deterministic leads the default lifecycle rules act on."""
+"""Behaviour of connectors.testing.leads: varied, deterministic leads the default lifecycle rules
+act on."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_zero_leads_is_an_empty_list() -> None:
     lambda: generate_scale_leads(5, seed=1, now=datetime(2026, 1, 1)),
 ])
 def test_bad_arguments_raise_value_error_at_call_time(call: Any) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # noqa: PT011 - each call breaks another argument
         call()
 
 

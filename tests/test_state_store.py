@@ -12,7 +12,8 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _lead(lead_id: str, **over: object) -> dict:
-    row = {"crm": "salesforce", "lead_id": lead_id, "modified_at": T0, "fields": {"email": f"{lead_id}@x.io"},
+    row = {"crm": "salesforce", "lead_id": lead_id, "modified_at": T0,
+           "fields": {"email": f"{lead_id}@x.io"},
            "enrichment": {}, "reasons": {}, "status": "Open", "status_changed_at": T0,
            "deleted": False, "converted": False, "written_status": None, "written_at": None,
            "rep_edit_at": None, "rep_edit_status": None, "newsletters": [], "error_code": None,
@@ -38,7 +39,8 @@ def test_upsert_keeps_first_seen_and_replaces_the_rest(store_url: str) -> None:
         store.upsert_leads(conn, [_lead("a"), _lead("b")])
     later = T0 + timedelta(hours=1)
     with store.begin() as conn:
-        store.upsert_leads(conn, [_lead("a", status="Nurture", first_seen_at=later, pulled_at=later)])
+        store.upsert_leads(conn, [_lead("a", status="Nurture", first_seen_at=later,
+                                        pulled_at=later)])
     row = store.lead("salesforce", "a")
     assert row.status == "Nurture"
     assert row.first_seen_at.replace(tzinfo=UTC) == T0
@@ -48,11 +50,15 @@ def test_upsert_keeps_first_seen_and_replaces_the_rest(store_url: str) -> None:
 
 def test_failed_transaction_leaves_nothing_half_written(store_url: str) -> None:
     store = StateStore(store_url)
-    with pytest.raises(RuntimeError):
+
+    def crash_mid_transaction() -> None:
         with store.begin() as conn:
             store.upsert_leads(conn, [_lead("a")])
             store.save_cursor(conn, "salesforce", T0, "a", T0)
             raise RuntimeError("crash between page and checkpoint")
+
+    with pytest.raises(RuntimeError, match="crash between page and checkpoint"):
+        crash_mid_transaction()
     assert store.lead("salesforce", "a") is None
     assert store.cursor("salesforce") is None
     store.close()
@@ -77,7 +83,8 @@ def test_outbox_due_changes_respect_backoff(store_url: str) -> None:
             "state": "pending", "attempts": 0, "created_at": T0, "updated_at": T0}
     with store.begin() as conn:
         store.add_changes(conn, [{**base, "lead_id": "1"},
-                                 {**base, "lead_id": "2", "next_attempt_at": T0 + timedelta(minutes=5)}])
+                                 {**base, "lead_id": "2",
+                                  "next_attempt_at": T0 + timedelta(minutes=5)}])
     def due(at: datetime) -> list[str]:
         return [r.lead_id for chunk in store.iter_due_changes("hubspot", "field", at, chunk=1)
                 for r in chunk]

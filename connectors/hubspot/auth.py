@@ -45,8 +45,9 @@ class PrivateAppToken:
         return self._token
 
     def refresh(self) -> str:
-        raise AuthError("HubSpot refused the private app token; check hubspot.connector.auth.access_token and the "
-                        "app's scopes", crm="hubspot", status=401)
+        raise AuthError("HubSpot refused the private app token; check "
+                        "hubspot.connector.auth.access_token and the app's scopes",
+                        crm="hubspot", status=401)
 
 
 class OAuthTokens:
@@ -79,8 +80,9 @@ class OAuthTokens:
         except hubspot.oauth.ApiException as e:
             if e.status and 400 <= e.status < 500:
                 raise AuthError(
-                    f"HubSpot refused the OAuth refresh (HTTP {e.status}); check hubspot.connector.auth.client_id, "
-                    "hubspot.connector.auth.client_secret and hubspot.connector.auth.refresh_token", crm="hubspot",
+                    f"HubSpot refused the OAuth refresh (HTTP {e.status}); check "
+                    "hubspot.connector.auth.client_id, hubspot.connector.auth.client_secret and "
+                    "hubspot.connector.auth.refresh_token", crm="hubspot",
                     status=e.status) from None
             raise RetriableError(f"HubSpot token endpoint failed (HTTP {e.status}); will retry",
                                  crm="hubspot", status=e.status) from None

@@ -57,9 +57,9 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
         return None
 
 
-def _short(text: Any, limit: int = 300) -> str:
-    text = str(text or "")
-    return text if len(text) <= limit else text[:limit] + "..."
+def _short(text: object, limit: int = 300) -> str:
+    shown = str(text or "")
+    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from connectors.kit.retry import RetrySettings
 
-__all__ = ["DEFAULT_FIELDS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth", "RETRY_DEFAULTS"]
+__all__ = ["DEFAULT_FIELDS", "RETRY_DEFAULTS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth"]
 
 #: canonical lead field (rules.fields) -> HubSpot contact property
 DEFAULT_FIELDS: dict[str, str] = {
@@ -18,7 +18,7 @@ DEFAULT_FIELDS: dict[str, str] = {
     "lead_source": "hs_analytics_source", "created_at": "createdate",
     "last_activity_at": "notes_last_updated", "owner": "hubspot_owner_id",
     "budget": "bant_budget", "authority": "bant_authority", "need": "bant_need",
-    "timeline": "bant_timeline",
+    "timeline": "bant_timeline", "lifecycle_stage": "lifecyclestage",
 }
 
 TOKEN_PATH = "/oauth/v1/token"

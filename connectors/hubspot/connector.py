@@ -1,4 +1,5 @@
-"""The HubSpot connector: contacts in, lead status and newsletter lists out, over hubspot-api-client.
+"""The HubSpot connector: contacts in, lead status and newsletter lists out, over
+hubspot-api-client.
 
 Every call goes through :meth:`HubSpotConnector._call`: daily budget check, client-side pacing,
 token, the call with a timeout, header bookkeeping, error classification, and one retry layer
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -19,8 +20,10 @@ import urllib3
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInput,
+    BatchReadInputSimplePublicObjectId,
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInput,
+    SimplePublicObjectId,
 )
 from hubspot.crm.properties import OptionInput, PropertyUpdate
 
@@ -28,6 +31,7 @@ from connectors.base import (
     ApiQuota,
     Connector,
     ConnectorStats,
+    CrmField,
     Cursor,
     LeadChange,
     Outcome,
@@ -55,12 +59,14 @@ from connectors.hubspot.classify import (
 )
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.pacing import DailyBudget, SearchPacer, TenSecondWindow
-from connectors.hubspot.reader import RawContact, SearchPage, iter_search_windows
+from connectors.hubspot.reader import Filter, RawContact, SearchPage, iter_search_windows
 from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
 
 __all__ = ["HubSpotConnector"]
+
+_HUBSPOT_TEXT_MAX = 65_536  # characters in a single-line text property value
 
 log = logging.getLogger("connectors.hubspot")
 
@@ -104,7 +110,7 @@ class HubSpotConnector(Connector):
     """
 
     kind: ClassVar[str] = "hubspot"
-    max_batch_size: ClassVar[int] = 100  # object batch endpoints (facts C4)
+    max_batch_size: int = 100  # object batch endpoints (facts C4)
     # The lists spec documents no per-request cap for memberships/add (facts C6); 100 keeps
     # requests the size of object batches.
     max_membership_batch: ClassVar[int] = 100
@@ -131,7 +137,10 @@ class HubSpotConnector(Connector):
                                        self._waiter.wait)
         self._budget = DailyBudget(config.daily_limit, config.daily_reset_timezone, clock)
         self._last_archived_scan: datetime | None = None
+        self._pull_total: int | None = None  # what the current pull's first search counted
         self._props = sorted(set(config.fields.values()))
+        # lifecyclestage values HubSpot answered for the batch being written (_check_stages).
+        self._written_stages: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ Connector API
     def api_quota(self) -> ApiQuota | None:
@@ -156,6 +165,41 @@ class HubSpotConnector(Connector):
                                 self._apis.properties.get_all_with_http_info, "contacts")
         props = {p.name: p for p in data.results}
 
+        options, missing = self._check_status_property(statuses, props, problems, setup,
+                                                       missing_fields)
+        writable: set[str] = set()
+        for canonical, prop_name in self.config.fields.items():
+            meta = props[prop_name].modification_metadata if prop_name in props else None
+            if prop_name in props and not (meta is not None and meta.read_only_value):
+                writable.add(canonical)
+        for canonical in sorted(fields):
+            written = self.config.fields.get(canonical)
+            if written is None:
+                missing_fields.add(canonical)
+                problems.append(f"Field {canonical!r} has no HubSpot property mapping "
+                                "(add it under fields)")
+            elif written not in props:
+                missing_fields.add(canonical)
+                problems.append(f"HubSpot has no contact property {written!r} "
+                                f"(fields.{canonical})")
+            elif canonical not in writable:
+                problems.append(f"HubSpot contact property {written!r} (fields.{canonical}) is "
+                                "read-only")
+
+        for newsletter in sorted(newsletters):
+            problem = self._check_list(newsletter)
+            if problem:
+                problems.append(problem)
+        return Preflight(statuses=options, writable_fields=writable, problems=problems,
+                         missing_statuses=set(missing), missing_fields=missing_fields,
+                         setup=setup)
+
+    def _check_status_property(self, statuses: set[str], props: dict[str, Any],
+                               problems: list[str], setup: list[str],
+                               missing_fields: set[str]) -> tuple[set[str], list[str]]:
+        """The status options HubSpot has (plus those ``prepare`` will add), and the missing ones.
+
+        Problems, setup steps and missing fields are appended to the lists given."""
         status_prop = self.config.fields.get("status")
         options: set[str] = set()
         missing: list[str] = []
@@ -181,32 +225,7 @@ class HubSpotConnector(Connector):
                 options |= set(missing)
                 setup.append(f"add options {missing} to HubSpot property {status_prop}")
 
-        writable: set[str] = set()
-        for canonical, prop_name in self.config.fields.items():
-            meta = props[prop_name].modification_metadata if prop_name in props else None
-            if prop_name in props and not (meta is not None and meta.read_only_value):
-                writable.add(canonical)
-        for canonical in sorted(fields):
-            prop_name = self.config.fields.get(canonical)
-            if prop_name is None:
-                missing_fields.add(canonical)
-                problems.append(f"Field {canonical!r} has no HubSpot property mapping "
-                                "(add it under fields)")
-            elif prop_name not in props:
-                missing_fields.add(canonical)
-                problems.append(f"HubSpot has no contact property {prop_name!r} "
-                                f"(fields.{canonical})")
-            elif canonical not in writable:
-                problems.append(f"HubSpot contact property {prop_name!r} (fields.{canonical}) is "
-                                "read-only")
-
-        for newsletter in sorted(newsletters):
-            problem = self._check_list(newsletter)
-            if problem:
-                problems.append(problem)
-        return Preflight(statuses=options, writable_fields=writable, problems=problems,
-                         missing_statuses=set(missing), missing_fields=missing_fields,
-                         setup=setup)
+        return options, missing
 
     def prepare(self, preflight: Preflight) -> None:
         """Add the status options ``check`` found missing (only with
@@ -245,12 +264,13 @@ class HubSpotConnector(Connector):
         if hi_ms < lo_ms:
             return
         moved = False
+        self._pull_total = None  # set by the pull's first search
         for batch in iter_search_windows(self._search_page, lo_ms=lo_ms, hi_ms=hi_ms,
                                          page_size=self.config.page_size,
                                          max_results=SEARCH_MAX_RESULTS, resume_id=resume_id):
             leads = sorted((self._lead(c) for c in batch), key=lambda lead: lead.cursor)
             moved = True
-            yield Page(leads, advance_cursor(leads, since, started))
+            yield Page(leads, advance_cursor(leads, since, started), total=self._pull_total)
         empty = None if moved else nothing_new_page(since, started)
         if empty is not None:
             yield empty
@@ -268,9 +288,15 @@ class HubSpotConnector(Connector):
                                           f"fields {unmapped} have no HubSpot property mapping")
             else:
                 sendable.append((i, change))
+        cleared: dict[int, frozenset[str]] = {}
+        if any(c.clear_first for _, c in sendable):
+            sendable = self._clear_first(sendable, results, cleared)
         if sendable:
             self._write(sendable, results)
-        return self._counted([results[i] for i in range(len(changes))])
+        out = [results[i] for i in range(len(changes))]
+        for i, fields in cleared.items():
+            out[i] = replace(out[i], cleared=fields)
+        return self._counted(self._check_stages(changes, out))
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
         if len(lead_ids) > self.max_membership_batch:
@@ -299,6 +325,74 @@ class HubSpotConnector(Connector):
                               if i in missing else RecordResult(i, Outcome.OK)
                               for i in map(str, lead_ids)])
 
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Remove contacts from the newsletter's list; a contact that is no member is ``OK``.
+
+        One ``PUT /crm/v3/lists/{listId}/memberships/remove`` per batch
+        (https://developers.hubspot.com/docs/api/crm/lists): ids not in the list are ignored
+        by HubSpot, i.e. already removed.
+        """
+        if len(lead_ids) > self.max_membership_batch:
+            raise ValueError(f"remove_from_newsletter takes at most {self.max_membership_batch} "
+                             f"ids (got {len(lead_ids)})")
+        list_id = self.config.newsletters.get(newsletter)
+        if list_id is None:
+            raise ConfigurationError(f"Newsletter {newsletter!r} is not configured for HubSpot; "
+                                     "add it under newsletters (name: ILS list id)",
+                                     crm="hubspot")
+        if not lead_ids:
+            return []
+        try:
+            self._call("general", f"remove from list {list_id}",
+                       self._apis.memberships.remove_with_http_info, list_id=list_id,
+                       request_body=[str(i) for i in lead_ids])
+        except HubSpotRequestError as e:
+            raise ConfigurationError(
+                f"HubSpot refused removing members from list {list_id} (newsletter "
+                f"{newsletter!r}, HTTP {e.status}); it must exist and be a MANUAL or SNAPSHOT "
+                "list", crm="hubspot", status=e.status, code=e.code) from None
+        # A contact that is gone is no member either: removed is what was asked for.
+        return [RecordResult(i, Outcome.OK) for i in map(str, lead_ids)]
+
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField]:
+        """From the contact properties: existence and whether the value is read-only.
+
+        HubSpot text properties hold up to 65,536 characters
+        (https://knowledge.hubspot.com/properties/property-field-types-in-hubspot).
+        """
+        data, _, _ = self._call("general", "read contact properties",
+                                self._apis.properties.get_all_with_http_info, "contacts")
+        props = {p.name: p for p in data.results}
+        out: dict[str, CrmField] = {}
+        for name in names:
+            prop = props.get(name)
+            if prop is None:
+                out[name] = CrmField(name, exists=False)
+                continue
+            meta = prop.modification_metadata
+            read_only = meta is not None and bool(meta.read_only_value)
+            text = prop.type == "string"
+            out[name] = CrmField(name, True, not read_only, _HUBSPOT_TEXT_MAX if text else None)
+        return out
+
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        """One batch read (``POST /crm/v3/objects/contacts/batch/read``) per 100 contacts."""
+        out: list[RemoteLead] = []
+        for start in range(0, len(lead_ids), self.max_batch_size):
+            chunk = lead_ids[start:start + self.max_batch_size]
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=str(i)) for i in chunk],
+                properties=self._props, properties_with_history=[])
+            data, _, _ = self._call("general", f"read of {len(chunk)} contacts",
+                                    self._apis.batch.read_with_http_info,
+                                    batch_read_input_simple_public_object_id=body)
+            for obj in data.results or []:
+                props = obj.properties or {}
+                modified = _modified_at(props.get("lastmodifieddate"), obj.updated_at)
+                out.append(self._lead(RawContact(str(obj.id), to_ms(modified), props)))
+        return out
+
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:
             if r.outcome is not Outcome.OK and r.error_code:
@@ -316,7 +410,8 @@ class HubSpotConnector(Connector):
 
     # ------------------------------------------------------------------ calls
     def _call(self, bucket: Literal["search", "general"], operation: str,
-              fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int, Mapping]:
+              fn: Callable[..., Any], *args: Any,
+              **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
         """One logical request: retried on transient failures, paced, budgeted."""
         return call_with_retry(lambda: self._call_once(bucket, operation, fn, *args, **kwargs),
                                settings=self.config.retry, waiter=self._waiter,
@@ -324,7 +419,7 @@ class HubSpotConnector(Connector):
                                describe=lambda: f"HubSpot {operation}", log=log)
 
     def _call_once(self, bucket: str, operation: str, fn: Callable[..., Any], *args: Any,
-                   **kwargs: Any) -> tuple[Any, int, Mapping]:
+                   **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
         refreshed = False
         while True:
             self._waiter.check(f"HubSpot {operation}")
@@ -405,14 +500,14 @@ class HubSpotConnector(Connector):
                            f"{wait:g}s", retry_after=wait, crm="hubspot", status=429, code=policy)
 
     # ------------------------------------------------------------------ reading
-    def _search_page(self, filters: list[dict[str, str]], sort: dict[str, str],
+    def _search_page(self, groups: list[list[Filter]], sort: Filter,
                      after: str | None) -> SearchPage:
-        # ``filters`` is one group of AND'ed filters, or a list of such groups (OR'ed).
-        groups = filters if filters and isinstance(filters[0], list) else [filters]
+        # ``groups`` are OR'ed, the filters within one group AND'ed.
         request = PublicObjectSearchRequest(
             filter_groups=[{"filters": g} for g in groups], sorts=[sort], properties=self._props,
             limit=self.config.page_size, after=after)
-        data, _, _ = self._call("search", "contact search", self._apis.search.do_search_with_http_info,
+        data, _, _ = self._call("search", "contact search",
+                                self._apis.search.do_search_with_http_info,
                                 public_object_search_request=request)
         results = []
         for obj in data.results or []:
@@ -420,6 +515,10 @@ class HubSpotConnector(Connector):
             modified = _modified_at(props.get("lastmodifieddate"), obj.updated_at)
             results.append(RawContact(str(obj.id), to_ms(modified), props))
         nxt = data.paging.next.after if data.paging and data.paging.next else None
+        if self._pull_total is None and isinstance(data.total, int):
+            # The first window spans the whole pull: its total is the pull's (later windows
+            # restart past the 10,000 cap and count only what is left).
+            self._pull_total = data.total
         return SearchPage(results, nxt)
 
     def _lead(self, contact: RawContact) -> RemoteLead:
@@ -482,8 +581,10 @@ class HubSpotConnector(Connector):
                ) -> None:
         """Batch update; on a whole-batch 400, fail the named records and resend the rest."""
         inputs = [SimplePublicObjectBatchInput(
-            id=c.lead_id, properties={self.config.fields[k]: format_value(v)
-                                      for k, v in c.fields.items()}) for _, c in items]
+            id=c.lead_id, properties={**{self.config.fields[k]: format_value(v)
+                                         for k, v in c.fields.items()},
+                                      **{k: format_value(v) for k, v in c.crm_fields.items()}})
+            for _, c in items]
         try:
             data, status, _ = self._call(
                 "general", "contact batch update", self._apis.batch.update_with_http_info,
@@ -503,6 +604,52 @@ class HubSpotConnector(Connector):
                 failed[str(lead_id)] = RecordResult(str(lead_id), outcome, code, message)
         for i, change in items:
             results[i] = failed.get(change.lead_id) or RecordResult(change.lead_id, Outcome.OK)
+        stage_prop = self.config.fields.get("lifecycle_stage")
+        if stage_prop is not None and any("lifecycle_stage" in c.fields for _, c in items):
+            for obj in getattr(data, "results", None) or []:
+                props = obj.properties or {}
+                if stage_prop in props:
+                    self._written_stages[str(obj.id)] = props[stage_prop] or None
+
+    def _clear_first(self, items: list[tuple[int, LeadChange]],
+                     results: dict[int, RecordResult], cleared: dict[int, frozenset[str]]
+                     ) -> list[tuple[int, LeadChange]]:
+        """Clear the fields a declared backward move must clear, in a request of its own
+        (HubSpot applies a backward lifecyclestage only to an empty property,
+        docs/crm-api.md#c9). Returns the items to set next: those whose clear failed keep
+        that failure and are not set."""
+        clears = [(i, LeadChange(c.lead_id, dict.fromkeys(c.clear_first)))
+                  for i, c in items if c.clear_first]
+        outcome: dict[int, RecordResult] = {}
+        self._write(clears, outcome)
+        rest = []
+        for i, change in items:
+            result = outcome.get(i)
+            if result is not None and result.outcome is not Outcome.OK:
+                results[i] = result
+                continue
+            if change.clear_first:
+                cleared[i] = frozenset(change.clear_first)
+            rest.append((i, change))
+        return rest
+
+    def _check_stages(self, changes: Sequence[LeadChange],
+                      results: list[RecordResult]) -> list[RecordResult]:
+        """A lifecycle stage HubSpot answered 200 for but did not apply (a backward move of
+        a property not cleared first) fails visibly instead of passing as written."""
+        field = "lifecycle_stage"
+        out = []
+        for change, result in zip(changes, results, strict=True):
+            wanted = change.fields.get(field)
+            got = self._written_stages.get(change.lead_id, wanted)
+            if result.outcome is Outcome.OK and wanted is not None and got != wanted:
+                result = RecordResult(  # noqa: PLW2901 - the same record, judged again
+                    change.lead_id, Outcome.FAILED, "LIFECYCLE_NOT_APPLIED",
+                    f"HubSpot kept lifecyclestage '{got}' instead of '{wanted}': it moves only "
+                    "forward unless cleared first; declare the move in lifecycle.backward")
+            out.append(result)
+        self._written_stages.clear()
+        return out
 
     def _split_after_400(self, items: list[tuple[int, LeadChange]],
                          results: dict[int, RecordResult], body: Mapping[str, Any]) -> None:

@@ -124,7 +124,8 @@ class DailyBudget:
             if now < self._resume_at:
                 raise BudgetExhausted(
                     f"HubSpot daily API limit reached; no calls until "
-                    f"{self._resume_at:%Y-%m-%d %H:%M} UTC", resume_at=self._resume_at, crm="hubspot", code="DAILY")
+                    f"{self._resume_at:%Y-%m-%d %H:%M} UTC", resume_at=self._resume_at,
+                    crm="hubspot", code="DAILY")
             self._resume_at = None
         day = now.astimezone(self._tz).date()
         if day != self._day:

@@ -29,15 +29,28 @@ class SearchPage:
     next_after: str | None
 
 
-#: (filters of one filter group, sort, after) -> one page
-SearchFn = Callable[[list[dict[str, str]], dict[str, str], str | None], SearchPage]
+#: One search filter or sort: {"propertyName": ..., "operator"/"direction": ..., ...}
+Filter = dict[str, str]
+#: (filter groups: OR'ed groups of AND'ed filters, sort, after) -> one page
+SearchFn = Callable[[list[list[Filter]], Filter, str | None], SearchPage]
 
 _BY_MODIFIED = {"propertyName": "lastmodifieddate", "direction": "ASCENDING"}
 _BY_ID = {"propertyName": "hs_object_id", "direction": "ASCENDING"}
 
 
-def _f(name: str, op: str, value: int) -> dict[str, str]:
+def _f(name: str, op: str, value: int) -> Filter:
     return {"propertyName": name, "operator": op, "value": str(value)}
+
+
+def _range_groups(lower: int, hi_ms: int, inclusive: bool,
+                  resume_id: int | None) -> list[list[Filter]]:
+    """Filter groups for ``lastmodifieddate`` in ``[lower, hi_ms]`` (``(lower, hi_ms]`` when not
+    inclusive); with ``resume_id``, the contacts at ``lower`` up to that id are left out."""
+    if resume_id is not None:
+        return [[_f("lastmodifieddate", "EQ", lower), _f("hs_object_id", "GT", resume_id)],
+                [_f("lastmodifieddate", "GT", lower), _f("lastmodifieddate", "LTE", hi_ms)]]
+    return [[_f("lastmodifieddate", "GTE" if inclusive else "GT", lower),
+             _f("lastmodifieddate", "LTE", hi_ms)]]
 
 
 def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: int,
@@ -62,22 +75,19 @@ def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: 
     seen_at_last_t: set[str] = set()
 
     while True:
-        if tie_at is None and resume_id is not None and inclusive and lower == lo_ms:
-            groups: Any = [[_f("lastmodifieddate", "EQ", lo_ms), _f("hs_object_id", "GT", resume_id)],
-                           [_f("lastmodifieddate", "GT", lo_ms), _f("lastmodifieddate", "LTE", hi_ms)]]
+        if tie_at is None:
+            resuming = resume_id is not None and inclusive and lower == lo_ms
+            groups = _range_groups(lower, hi_ms, inclusive, resume_id if resuming else None)
             page = search(groups, _BY_MODIFIED, after)
-        elif tie_at is None:
-            filters = [_f("lastmodifieddate", "GTE" if inclusive else "GT", lower),
-                       _f("lastmodifieddate", "LTE", hi_ms)]
-            page = search(filters, _BY_MODIFIED, after)
         else:
-            filters = [_f("lastmodifieddate", "EQ", tie_at), _f("hs_object_id", "GT", tie_after)]
-            page = search(filters, _BY_ID, after)
+            groups = [[_f("lastmodifieddate", "EQ", tie_at), _f("hs_object_id", "GT", tie_after)]]
+            page = search(groups, _BY_ID, after)
 
         fresh: list[RawContact] = []
         for contact in page.results:
             t = contact.modified_ms
-            if last_t is not None and (t < last_t or (t == last_t and contact.id in seen_at_last_t)):
+            if last_t is not None and (
+                    t < last_t or (t == last_t and contact.id in seen_at_last_t)):
                 continue  # re-read after a window restart
             if t != last_t:
                 last_t, seen_at_last_t = t, set()

@@ -39,7 +39,7 @@ def parse_time(text: str) -> datetime:
 
 def to_ms(value: datetime) -> int:
     """Epoch milliseconds, the unit HubSpot search filters on dates use (facts C2)."""
-    return int(math.floor(value.timestamp() * 1000 + 0.5))
+    return math.floor(value.timestamp() * 1000 + 0.5)
 
 
 def _integer(text: str) -> int:

@@ -48,7 +48,8 @@ def _post_token(session: requests.Session, url: str, data: dict[str, str], timeo
         response = session.post(url, data=data, auth=auth, timeout=timeout)
     except requests.exceptions.SSLError:
         raise AuthError(f"TLS verification of the Salesforce token URL {url} failed; check "
-                        "salesforce.connector.ca_bundle and salesforce.connector.token_url", crm=CRM) from None
+                        "salesforce.connector.ca_bundle and salesforce.connector.token_url",
+                        crm=CRM) from None
     except requests.RequestException as exc:
         raise RetriableError(f"Salesforce token URL {url} unreachable "
                              f"({type(exc).__name__}); will retry", crm=CRM) from None
@@ -78,7 +79,8 @@ class ClientCredentialsGrant:
 
     token_url: str
     settings: ClientCredentialsAuth
-    settings_hint: str = "salesforce.connector.auth.client_id and salesforce.connector.auth.client_secret"
+    settings_hint: str = ("salesforce.connector.auth.client_id and "
+                          "salesforce.connector.auth.client_secret")
 
     def grant(self, session: requests.Session, timeout: float) -> Token:
         return _post_token(session, self.token_url, {"grant_type": "client_credentials"},
@@ -94,8 +96,10 @@ class JwtBearerGrant:
     token_url: str
     settings: JwtBearerAuth
     clock: Callable[[], datetime]
-    settings_hint: str = ("salesforce.connector.auth.client_id, salesforce.connector.auth.username, "
-                          "salesforce.connector.auth.private_key and salesforce.connector.auth.audience")
+    settings_hint: str = ("salesforce.connector.auth.client_id, "
+                          "salesforce.connector.auth.username, "
+                          "salesforce.connector.auth.private_key and "
+                          "salesforce.connector.auth.audience")
 
     def grant(self, session: requests.Session, timeout: float) -> Token:
         now = self.clock()
@@ -106,8 +110,8 @@ class JwtBearerGrant:
             assertion = jwt.encode(claims, self.settings.private_key.get_secret_value(),
                                    algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError):
-            raise AuthError("salesforce.connector.auth.private_key is not a usable RSA private key (PEM)",
-                            crm=CRM) from None
+            raise AuthError("salesforce.connector.auth.private_key is not a usable RSA private "
+                            "key (PEM)", crm=CRM) from None
         return _post_token(session, self.token_url,
                            {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                             "assertion": assertion}, timeout, self.settings_hint)
@@ -118,7 +122,8 @@ class StaticSession:
     """A given session id; "granting" returns it again, so a second 401 is final."""
 
     settings: SessionAuth
-    settings_hint: str = "salesforce.connector.auth.session_id (it cannot be renewed; issue a new one)"
+    settings_hint: str = ("salesforce.connector.auth.session_id (it cannot be renewed; issue a "
+                          "new one)")
 
     def grant(self, session: requests.Session, timeout: float) -> Token:
         return Token(self.settings.session_id.get_secret_value(), None, None)

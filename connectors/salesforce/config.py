@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.kit.retry import RetrySettings
 
-__all__ = ["AuthSettings", "ClientCredentialsAuth", "DEFAULT_FIELDS", "JwtBearerAuth",
+__all__ = ["DEFAULT_FIELDS", "AuthSettings", "ClientCredentialsAuth", "JwtBearerAuth",
            "RetrySettings", "SalesforceConfig", "SessionAuth"]
 
 _MODEL = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
@@ -109,5 +109,12 @@ class SalesforceConfig(BaseModel):
     delete_log_days: int = Field(15, ge=1)
     """Days deleted leads stay visible to queryAll (recycle bin, facts A4); a cursor not read for
     longer than this triggers a full reconcile."""
-    retry: RetrySettings = Field(default_factory=lambda: RetrySettings())
+    batch_size: int = Field(200, ge=1, le=200)
+    """Records per sObject Collections update (1..200). Lower it for orgs whose triggers and
+    flows hit governor limits on 200-record batches; a batch that still fails whole with a
+    limit error is split in halves and retried (docs/crm-api.md#a15)."""
+    concurrent_limit_backoff_seconds: float = Field(10, gt=0, le=600)
+    """Wait before retrying after ``REQUEST_LIMIT_EXCEEDED`` for *concurrent* long-running
+    requests (a short condition, unlike the daily limit, docs/crm-api.md#a11)."""
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     """Retry and backoff for transient failures (the same shape as HubSpot's ``retry``)."""

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 from simple_salesforce.format import format_soql
 
@@ -29,8 +29,10 @@ from connectors.base import (
     ApiQuota,
     Connector,
     ConnectorStats,
+    CrmField,
     Cursor,
     LeadChange,
+    Outcome,
     Page,
     Preflight,
     RecordResult,
@@ -45,14 +47,20 @@ from connectors.errors import (
     FatalError,
     RetriableError,
 )
-
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
 
 from .auth import Authenticator, Token, authenticator_for
+from .batching import write_splitting
 from .config import SalesforceConfig
 from .results import classify_save_result
-from .soql import format_wire_datetime, lead_stream_query, parse_date, parse_datetime
+from .soql import (
+    SYSTEM_FIELDS,
+    format_wire_datetime,
+    lead_stream_query,
+    parse_date,
+    parse_datetime,
+)
 
 __all__ = ["SalesforceConnector"]
 
@@ -70,6 +78,10 @@ _STANDARD_TYPES = {"CreatedDate": "datetime", "LastModifiedDate": "datetime",
                    "ConvertedDate": "date"}
 
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+#: REQUEST_LIMIT_EXCEEDED for concurrent requests says so in its message, e.g.
+#: "ConcurrentRequests (Concurrent API Requests) Limit exceeded."; the daily one says
+#: "TotalRequests Limit exceeded." (docs/crm-api.md#a11).
+_CONCURRENT = re.compile(r"Concurrent", re.IGNORECASE)
 
 
 def _utc_now() -> datetime:
@@ -80,8 +92,9 @@ class _Transient(RetriableError):
     """Internal: a failure the retry layer retries (other RetriableErrors are not retried here,
     e.g. an expired query locator, which only a new pull can fix)."""
 
-    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(reason, crm=CRM, status=status, code=code)
+    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None,
+                 retry_after: float | None = None):
+        super().__init__(reason, retry_after=retry_after, crm=CRM, status=status, code=code)
         self.reason = reason
 
 
@@ -115,9 +128,15 @@ _REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable({
 }, default=_Meaning(FatalError))
 
 
+def _next_page(url: str, **kwargs: Any) -> Callable[[Salesforce], dict[str, Any]]:
+    """The call reading the query page at ``url``, bound now (the callers build it in a loop)."""
+    return lambda sf: sf.query_more(url, identifier_is_url=True, **kwargs)
+
+
 def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
     """(errorCode, message) from Salesforce's ``[{message, errorCode}]`` body, if it is one."""
-    content = exc.content
+    # simple-salesforce annotates ``content`` as bytes, but it stores the parsed JSON body there.
+    content: object = exc.content
     if isinstance(content, list) and content and isinstance(content[0], Mapping):
         return (str(content[0].get("errorCode") or "") or None,
                 str(content[0].get("message") or "")[:300])
@@ -135,7 +154,7 @@ class SalesforceConnector(Connector):
     """
 
     kind = "salesforce"
-    max_batch_size = COLLECTION_LIMIT
+    max_batch_size: int = COLLECTION_LIMIT  # lowered per instance by salesforce.batch_size
     max_membership_batch = COLLECTION_LIMIT
 
     def __init__(self, config: SalesforceConfig, *, clock: Callable[[], datetime] = _utc_now,
@@ -154,6 +173,9 @@ class SalesforceConnector(Connector):
         self._sf: Salesforce | None = None
         self._usage: tuple[int, int] | None = None
         self._field_types: dict[str, str] = dict(_STANDARD_TYPES)
+        self.max_batch_size = config.batch_size
+        # Status value -> record types whose Status picklist lacks it (read by check()).
+        self._refused_by_record_type: dict[str, list[str]] = {}
         self.stats = ConnectorStats()
         self.last_pull_was_full_reconcile = False
 
@@ -208,17 +230,25 @@ class SalesforceConnector(Connector):
                     "fails with INVALID_FIELD")
         writable = {c for c, api in mapping.items() if by_name.get(api, {}).get("updateable")}
         for canonical in sorted(fields):
-            api = mapping.get(canonical)
-            if api is None:
+            written = mapping.get(canonical)
+            if written is None:
                 missing_fields.add(canonical)
                 problems.append(f"field {canonical!r} written by the rules has no Salesforce "
                                 "mapping; add it to salesforce.fields")
-            elif api in by_name and canonical not in writable:
+            elif written in by_name and canonical not in writable:
                 problems.append(
-                    f"Lead.{api} ({canonical!r}) is not updateable by the integration user; "
+                    f"Lead.{written} ({canonical!r}) is not updateable by the integration user; "
                     "grant edit access to it (field-level security) or stop writing it in the "
                     "rules")
 
+        warnings, refused = self._check_record_types(describe, statuses & available)
+        self._check_campaigns(newsletters, problems)
+        return Preflight(statuses=available, writable_fields=writable, problems=problems,
+                         missing_statuses=missing_statuses, missing_fields=missing_fields,
+                         warnings=warnings, partly_refused_statuses=refused)
+
+    def _check_campaigns(self, newsletters: set[str], problems: list[str]) -> None:
+        """Every newsletter the rules use has a Campaign Id that exists and is visible."""
         campaign_ids: dict[str, str] = {}
         for name in sorted(newsletters):
             cid = self._config.newsletters.get(name)
@@ -237,8 +267,41 @@ class SalesforceConnector(Connector):
                     problems.append(f"Campaign {cid} (newsletter {name!r}) does not exist or is "
                                     "not visible to the integration user; fix "
                                     "salesforce.newsletters")
-        return Preflight(statuses=available, writable_fields=writable, problems=problems,
-                         missing_statuses=missing_statuses, missing_fields=missing_fields)
+
+    def _check_record_types(self, describe: Any, statuses: set[str]
+                            ) -> tuple[list[str], dict[str, list[str]]]:
+        """Which target statuses some Lead record types do not allow (docs/crm-api.md#a14).
+
+        Record types come from describe's ``recordTypeInfos`` (the master type, which allows
+        every value, is skipped); each one's Status values from the UI API's
+        ``picklist-values/{recordTypeId}/Status``. A status refused by some record types still
+        works on the others, so this is a warning, not a start-up problem; writes to leads of
+        those types fail per record and say so.
+        """
+        infos = [i for i in (describe or {}).get("recordTypeInfos") or []
+                 if isinstance(i, Mapping) and not i.get("master") and i.get("active", True)
+                 and i.get("recordTypeId")]
+        refused: dict[str, list[str]] = {}
+        for info in infos:
+            rt_id, name = str(info["recordTypeId"]), str(info.get("developerName")
+                                                         or info.get("name") or "")
+            path = f"ui-api/object-info/Lead/picklist-values/{rt_id}/Status"
+
+            def read(sf: Salesforce, path: str = path) -> Any:
+                return sf.restful(path, timeout=self._config.timeout_seconds)
+
+            picklist = self._call(f"Status values of record type {name}", read)
+            allowed = {str(v.get("value")) for v in (picklist or {}).get("values") or []
+                       if isinstance(v, Mapping)}
+            for status in sorted(statuses - allowed):
+                refused.setdefault(status, []).append(name)
+        self._refused_by_record_type = refused
+        warnings = [f"Lead status {status!r} is not allowed for record types "
+                    f"{', '.join(types)}: writing it to leads of those types fails per record "
+                    "(INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST); add it to their Lead Status "
+                    "values or keep the rules off them" for status, types in sorted(
+                        refused.items())]
+        return warnings, refused
 
     def reconcile_required(self, since: Cursor | None) -> bool:
         """Whether a pull from ``since`` must be a full reconcile.
@@ -290,6 +353,7 @@ class SalesforceConnector(Connector):
             soql, include_deleted=True, **kwargs))
         # A lead whose SystemModstamp cannot be parsed keeps the position of the one before it.
         position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
+        total = result.get("totalSize")  # of the whole query, not of this page
         while True:
             leads = []
             for record in result.get("records", []):
@@ -297,7 +361,8 @@ class SalesforceConnector(Connector):
                 position = lead.modified_at
                 leads.append(lead)
             if leads:
-                yield Page(leads, advance_cursor(leads, since, started))
+                yield Page(leads, advance_cursor(leads, since, started),
+                           total=total if isinstance(total, int) else None)
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 if not leads:
@@ -305,14 +370,17 @@ class SalesforceConnector(Connector):
                     if empty is not None:
                         yield empty
                 return
-            result = self._call("query of Lead (next page)", lambda sf: sf.query_more(
-                next_url, identifier_is_url=True, include_deleted=True, **kwargs))
+            result = self._call("query of Lead (next page)",
+                                _next_page(next_url, include_deleted=True, **kwargs))
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
-        """PATCH up to 200 leads through sObject Collections, ``allOrNone: false`` (facts A5).
+        """PATCH up to ``batch_size`` leads through sObject Collections, ``allOrNone: false``
+        (facts A5).
 
         Each SaveResult maps to a :class:`RecordResult` in input order (see
-        :func:`~connectors.salesforce.results.classify_save_result`).
+        :func:`~connectors.salesforce.results.classify_save_result`). A batch the org's
+        automation fails whole with a limit error is split in halves and sent again, down to
+        single records (:mod:`connectors.salesforce.batching`).
 
         Raises:
             ValueError: more than ``max_batch_size`` changes (a bug in the caller).
@@ -321,11 +389,23 @@ class SalesforceConnector(Connector):
         """
         if not changes:
             return []
-        if len(changes) > COLLECTION_LIMIT:
-            raise ValueError(f"write_batch got {len(changes)} changes; Salesforce collections "
-                             f"take at most {COLLECTION_LIMIT}")
+        if len(changes) > self.max_batch_size:
+            raise ValueError(f"write_batch got {len(changes)} changes; this Salesforce "
+                             f"connector sends at most {self.max_batch_size} "
+                             "(salesforce.batch_size)")
+
+        def split(size: int) -> None:
+            log.warning("Salesforce failed a whole batch of %d leads with a limit error (org "
+                        "automation); sending it again in halves. Lower salesforce.batch_size "
+                        "if this recurs", size)
+
+        results = write_splitting(list(changes), self._send_update, split)
+        return self._annotated(changes, self._counted(results))
+
+    def _send_update(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         records = [{"attributes": {"type": "Lead"}, "id": c.lead_id,
-                    **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()}}
+                    **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()},
+                    **{k: self._wire_value(v) for k, v in c.crm_fields.items()}}
                    for c in changes]
         headers = {"Sforce-Auto-Assign": "TRUE" if self._config.auto_assign else "FALSE"}
         if self._config.duplicate_rule_allow_save is not None:
@@ -334,7 +414,31 @@ class SalesforceConnector(Connector):
         results = self._call(f"update of {len(records)} leads", lambda sf: sf.restful(
             "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records},
             headers=headers, timeout=self._config.timeout_seconds))
-        return self._map_results(results, [c.lead_id for c in changes], "update")
+        return self._map_results(results, [c.lead_id for c in changes], "update", count=False)
+
+    def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
+        for r in results:
+            if r.error_code:
+                self.stats.record_errors[r.error_code] += 1
+        return results
+
+    def _annotated(self, changes: Sequence[LeadChange],
+                   results: list[RecordResult]) -> list[RecordResult]:
+        """Say when a refused status is one that some record types do not allow."""
+        if not self._refused_by_record_type:
+            return results
+        out = []
+        for change, result in zip(changes, results, strict=True):
+            status = change.fields.get("status")
+            types = self._refused_by_record_type.get(str(status))
+            if result.error_code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" and types:
+                result = RecordResult(  # noqa: PLW2901 - the same record, explained
+                    result.lead_id, result.outcome, result.error_code,
+                    f"{result.message}; record types {', '.join(types)} do not allow status "
+                    f"{status!r} (Setup > Object Manager > Lead > Record Types > Lead Status); "
+                    "start-up warned about it")
+            out.append(result)
+        return out
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
         """Insert CampaignMember rows; an existing member (DUPLICATE_VALUE) is ``OK`` (facts A9).
@@ -364,6 +468,80 @@ class SalesforceConnector(Connector):
         return self._map_results(results, list(lead_ids), "membership",
                                  duplicate_is_success=True)
 
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        """Delete the leads' CampaignMember rows; a lead that is no member is ``OK``.
+
+        Two calls per batch: a query of the member ids by CampaignId and LeadId, then one
+        sObject Collections DELETE (``composite/sobjects?ids=...&allOrNone=false``, at most 200
+        ids: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+        resources_composite_sobjects_collections_delete.htm).
+
+        Raises:
+            ConfigurationError: ``newsletter`` is not in ``salesforce.newsletters``.
+            RetriableError, AuthError, BudgetExhausted: a whole request failed.
+        """
+        if not lead_ids:
+            return []
+        if len(lead_ids) > COLLECTION_LIMIT:
+            raise ValueError(f"remove_from_newsletter got {len(lead_ids)} leads; Salesforce "
+                             f"collections take at most {COLLECTION_LIMIT}")
+        campaign_id = self._config.newsletters.get(newsletter)
+        if campaign_id is None:
+            raise ConfigurationError(f"newsletter {newsletter!r} has no Campaign Id; add it to "
+                                     "salesforce.newsletters", crm=CRM)
+        quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in lead_ids)
+        rows = self._query_records(
+            f"SELECT Id, LeadId FROM CampaignMember WHERE CampaignId = '{_soql_id(campaign_id)}'"
+            f" AND LeadId IN ({quoted})", f"query of members of campaign {campaign_id}")
+        member_of = {str(r["LeadId"]): str(r["Id"]) for r in rows}
+        # Ids compare on their 15-character form: the query may answer 18-character ids.
+        by_prefix = {lid[:15]: mid for lid, mid in member_of.items()}
+        members = {lid: by_prefix.get(lid[:15]) for lid in lead_ids}
+        to_delete = [(lid, mid) for lid, mid in members.items() if mid is not None]
+        results = {lid: RecordResult(lid, Outcome.OK) for lid in lead_ids}
+        if to_delete:
+            ids = ",".join(mid for _, mid in to_delete)
+            answer = self._call(f"removal of {len(to_delete)} leads from campaign {campaign_id}",
+                                lambda sf: sf.restful(
+                                    f"composite/sobjects?ids={ids}&allOrNone=false",
+                                    method="DELETE", timeout=self._config.timeout_seconds))
+            # A member deleted meanwhile (ENTITY_IS_DELETED) is as good as removed.
+            mapped = self._map_results(answer, [lid for lid, _ in to_delete], "membership removal",
+                                       duplicate_is_success=False)
+            for r in mapped:
+                gone = r.error_code in ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
+                results[r.lead_id] = RecordResult(r.lead_id, Outcome.OK) if gone else r
+        return [results[lid] for lid in lead_ids]
+
+    def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField]:
+        """From the Lead describe: existence, ``updateable`` and ``length`` of text fields."""
+        describe = self._call("describe of Lead", lambda sf: sf.restful(
+            "sobjects/Lead/describe", timeout=self._config.timeout_seconds))
+        by_name = {str(f["name"]).lower(): f for f in (describe or {}).get("fields", [])}
+        out: dict[str, CrmField] = {}
+        for name in names:
+            f = by_name.get(name.lower())  # API names are case-insensitive
+            if f is None:
+                out[name] = CrmField(name, exists=False)
+                continue
+            length = int(f.get("length") or 0)
+            out[name] = CrmField(name, True, bool(f.get("updateable")), length or None)
+        return out
+
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        """One SOQL query by Id per 200 leads (the URL stays well within its limit)."""
+        fields = ", ".join(dict.fromkeys([*SYSTEM_FIELDS, *self._config.fields.values()]))
+        now = self._clock()
+        out: list[RemoteLead] = []
+        for start in range(0, len(lead_ids), COLLECTION_LIMIT):
+            chunk = lead_ids[start:start + COLLECTION_LIMIT]
+            quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in chunk)
+            records = self._query_records(f"SELECT {fields} FROM Lead WHERE Id IN ({quoted})",
+                                          f"read of {len(chunk)} leads")
+            out.extend(self._to_remote(r, now) for r in records)
+        return out
+
     def close(self) -> None:
         self._http.close()
 
@@ -376,8 +554,7 @@ class SalesforceConnector(Connector):
         records = list(result.get("records", []))
         while not result.get("done", True) and result.get("nextRecordsUrl"):
             url = result["nextRecordsUrl"]
-            result = self._call(what, lambda sf: sf.query_more(url, identifier_is_url=True,
-                                                               timeout=timeout))
+            result = self._call(what, _next_page(url, timeout=timeout))
             records.extend(result.get("records", []))
         return records
 
@@ -423,17 +600,15 @@ class SalesforceConnector(Connector):
         return value
 
     def _map_results(self, results: Any, ids: list[str], what: str, *,
-                     duplicate_is_success: bool = False) -> list[RecordResult]:
+                     duplicate_is_success: bool = False, count: bool = True
+                     ) -> list[RecordResult]:
         if not isinstance(results, list) or len(results) != len(ids):
             got = len(results) if isinstance(results, list) else type(results).__name__
             raise RetriableError(f"Salesforce {what} call answered {got} results for {len(ids)} "
                                  "records; the batch outcome is unknown, retry it", crm=CRM)
         mapped = [classify_save_result(r, lid, duplicate_is_success=duplicate_is_success)
                   for r, lid in zip(results, ids, strict=True)]
-        for r in mapped:
-            if r.error_code:
-                self.stats.record_errors[r.error_code] += 1
-        return mapped
+        return self._counted(mapped) if count else mapped
 
     # -- calling Salesforce ---------------------------------------------------------------------
 
@@ -472,7 +647,8 @@ class SalesforceConnector(Connector):
 
         def exhausted(exc: _Transient) -> RetriableError:
             return RetriableError(f"Salesforce {what} failed {attempts} times ({exc.reason}); "
-                                  "try again later", crm=CRM, status=exc.status, code=exc.code)
+                                  "try again later", crm=CRM, status=exc.status, code=exc.code,
+                                  retry_after=exc.retry_after)
 
         return call_with_retry(lambda: self._attempt(what, fn), settings=self._config.retry,
                                waiter=self._waiter, stats=self.stats, retry_on=_Transient,
@@ -523,6 +699,14 @@ class SalesforceConnector(Connector):
         code, message = _error_code(exc)
         self.stats.errors[code or str(status)] += 1
         detail = f"HTTP {status}" + (f" {code}: {message}" if code else "")
+        if code == "REQUEST_LIMIT_EXCEEDED" and _CONCURRENT.search(message):
+            # Too many long-running requests at once: gone in seconds, unlike the daily
+            # allowance; wait briefly and retry (docs/crm-api.md#a11).
+            return _Transient(f"{detail}; too many concurrent long-running requests in the org",
+                              status=status, code=code,
+                              retry_after=self._config.concurrent_limit_backoff_seconds)
+        if status == 410:
+            return self._retired_version(what, detail)
         meaning = _REQUEST_ERRORS.lookup(status, code)
         if meaning.error is _Transient:
             return _Transient(detail, status=status, code=code)
@@ -534,3 +718,29 @@ class SalesforceConnector(Connector):
             return BudgetExhausted(f"{text}; pausing until {resume.isoformat()}",
                                    resume_at=resume, crm=CRM, status=status, code=code)
         return meaning.error(text, crm=CRM, status=status, code=code)
+
+    def _retired_version(self, what: str, detail: str) -> ConfigurationError:
+        """410 GONE: the configured API version is retired (docs/crm-api.md#a12). Name the
+        versions the org serves, read from the unauthenticated ``GET /services/data/``."""
+        version = self._config.api_version
+        served = ""
+        try:
+            reply = self._http.get(f"{self._config.instance_url.rstrip('/')}/services/data/",
+                                   timeout=self._config.timeout_seconds)
+            versions = sorted((str(v["version"]) for v in reply.json()
+                               if isinstance(v, Mapping) and v.get("version")), key=float)
+            if versions:
+                served = f" (this org serves {versions[0]} to {versions[-1]})"
+        except (requests.RequestException, ValueError, TypeError, KeyError):
+            pass  # the advice stands without the range
+        return ConfigurationError(
+            f"Salesforce refused {what} ({detail}): API version {version} is retired; set "
+            f"salesforce.api_version to a supported version{served}", crm=CRM, status=410,
+            code="GONE")
+
+
+def _soql_id(value: str) -> str:
+    """A record id fit for a SOQL literal: ids are alphanumeric, anything else is refused."""
+    if not value.isalnum():
+        raise ValueError(f"{value!r} is not a Salesforce record id")
+    return value

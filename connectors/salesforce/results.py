@@ -44,6 +44,27 @@ def classify_save_result(result: Mapping[str, Any] | None, lead_id: str, *,
     first = errors[0] if errors and isinstance(errors[0], Mapping) else {}
     code = str(first.get("statusCode") or "UNKNOWN_ERROR")
     message = str(first.get("message") or "")[:500]
+    if code == "DUPLICATES_DETECTED":
+        message = _duplicate_message(first, message)
     if duplicate_is_success and ALREADY_DONE.lookup(code=code):
         return RecordResult(lead_id, Outcome.OK, code, message)
     return RecordResult(lead_id, RECORD_OUTCOMES.lookup(code=code), code, message)
+
+
+def _duplicate_message(error: Mapping[str, Any], message: str) -> str:
+    """Name the duplicate rule (and the matched records) that refused the save, from the
+    error's ``duplicateResult`` (docs/crm-api.md#a13)."""
+    dup = error.get("duplicateResult")
+    if not isinstance(dup, Mapping):
+        return message
+    rule = str(dup.get("duplicateRule") or "an unnamed rule")
+    matched: list[str] = []
+    for match in dup.get("matchResults") or []:
+        if isinstance(match, Mapping):
+            for rec in match.get("matchRecords") or []:
+                record = rec.get("record") if isinstance(rec, Mapping) else None
+                if isinstance(record, Mapping) and record.get("Id"):
+                    matched.append(str(record["Id"]))
+    also = f", matching {', '.join(matched[:3])}" if matched else ""
+    return (f"duplicate rule {rule} blocked the save{also}: {message}; merge the leads, or set "
+            "salesforce.duplicate_rule_allow_save: true to save duplicates")[:500]

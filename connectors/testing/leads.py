@@ -223,6 +223,21 @@ def _revenue(rng: random.Random, employees: int) -> float | None:
     return float(round(employees * rng.uniform(60_000, 300_000), -4))
 
 
+def _new_brand(rng: random.Random, used_brands: set[str]) -> str:
+    """A brand not in ``used_brands`` (added to it). Large n exhausts two-part brands, then
+    three-part ones; then a number is appended."""
+    for attempt in itertools.count():
+        brand = rng.choice(_NAME_PREFIXES) + rng.choice(_NAME_CORES)
+        if attempt >= 20:
+            brand += " " + rng.choice(_NAME_PREFIXES)
+        if attempt >= 60:
+            brand += f" {attempt}"
+        if brand not in used_brands:
+            used_brands.add(brand)
+            return brand
+    raise AssertionError("unreachable: itertools.count() never ends")
+
+
 def _make_company(rng: random.Random, tier: str, used_brands: set[str]) -> _Company:
     """A company of the given ICP tier with a unique brand; its domain derives from the brand."""
     if tier == "none":  # students, job seekers, people who left the company field empty
@@ -248,15 +263,7 @@ def _make_company(rng: random.Random, tier: str, used_brands: set[str]) -> _Comp
         employees = rng.randint(1, 9)
     # One company per brand ("Beaconwave"): a brand seen before would put one company name on
     # two email domains. Large n exhausts two-part brands, then three-part ones; then a number.
-    for attempt in itertools.count():
-        brand = rng.choice(_NAME_PREFIXES) + rng.choice(_NAME_CORES)
-        if attempt >= 20:
-            brand += " " + rng.choice(_NAME_PREFIXES)
-        if attempt >= 60:
-            brand += f" {attempt}"
-        if brand not in used_brands:
-            used_brands.add(brand)
-            break
+    brand = _new_brand(rng, used_brands)
     sector = rng.choice(_SECTOR_WORDS[industry])
     base = _ascii_slug(brand)
     domain = f"{base}.{tld}" if rng.random() < 0.6 else f"{base}{_ascii_slug(sector)}.{tld}"

@@ -55,7 +55,8 @@ def write_config(tmp_path: Path, *, rules: str = E2E_RULES, extra: str = "",
 salesforce:
   enabled: true
   interval: 60s
-  status_values: {New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}
+  status_values: {New: Open - Not Contacted, Open: Working - Contacted,
+                  Converted: Closed - Converted}
   connector:
     lag_seconds: 0   # tests seed leads a moment before the cycle
 """,
@@ -63,7 +64,8 @@ salesforce:
 hubspot:
   enabled: true
   interval: 60s
-  status_values: {New: NEW, Open: OPEN, Nurture: NURTURE, Archived: ARCHIVED, MQL: MQL, SAL: SAL, Unqualified: UNQUALIFIED, Converted: CONVERTED}
+  status_values: {New: NEW, Open: OPEN, Nurture: NURTURE, Archived: ARCHIVED, MQL: MQL, SAL: SAL,
+                  Unqualified: UNQUALIFIED, Converted: CONVERTED}
   connector:
     allow_add_status_options: true
 """,
@@ -128,5 +130,5 @@ def hs_write_calls(app: App) -> list[Any]:
             if e.method in ("PATCH", "PUT") or (e.method == "POST" and "/batch/update" in e.path)]
 
 
-__all__ = ["NOW", "E2E_RULES", "write_config", "running_app", "sf_lead", "hs_contact",
-           "newsletter_id", "sf_write_calls", "hs_write_calls", "date"]
+__all__ = ["E2E_RULES", "NOW", "date", "hs_contact", "hs_write_calls", "newsletter_id",
+           "running_app", "sf_lead", "sf_write_calls", "write_config"]

@@ -107,7 +107,7 @@ def _one_audited_lead(config: Path) -> tuple[str, str, str]:
 
 
 def test_explain_shows_every_rule_and_what_decided_it(synced: Path) -> None:
-    lead_id, rule_id, _ = _one_audited_lead(synced)
+    lead_id, _rule_id, _ = _one_audited_lead(synced)
     result = invoke("explain", lead_id, "--config", str(synced))
     assert result.exit_code == 0, result.output
     assert f"salesforce lead {lead_id}" in result.output

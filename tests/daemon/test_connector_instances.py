@@ -70,7 +70,7 @@ def _sf_instance(name: str, emu: SalesforceEmulator, campaign: str, secret_env: 
                 "newsletters": {"newsletter": campaign}}}
 
 
-@pytest.fixture()
+@pytest.fixture
 def three_crms() -> Iterator[dict[str, Any]]:
     with ExitStack() as stack:
         yield {"salesforce/emea": stack.enter_context(SalesforceEmulator().start()),
@@ -83,10 +83,10 @@ def test_two_salesforce_orgs_and_a_portal_each_keep_their_own_cursor_outbox_and_
     emea, us, hs = (three_crms[n] for n in ("salesforce/emea", "salesforce/us", "hubspot/main"))
     emea_ids = dict(zip(("stale", "intern"), emea.add_leads([
         sf_lead("Stale", "ann@acme.de", title="VP Marketing", activity_days=120),
-        sf_lead("Intern", "ida@acme.de", title="Intern")])))
+        sf_lead("Intern", "ida@acme.de", title="Intern")]), strict=True))
     us_ids = dict(zip(("intern", "stale"), us.add_leads([
         sf_lead("Intern", "ivy@acme.com", title="Intern"),
-        sf_lead("Stale", "bob@acme.com", title="VP Sales", activity_days=120)])))
+        sf_lead("Stale", "bob@acme.com", title="VP Sales", activity_days=120)]), strict=True))
     (hs_stale,) = hs.add_contacts([hs_contact("Stale", "cy@acme.io", title="CTO",
                                               activity_days=120)])
     campaigns = {n: three_crms[n].add_campaign("Newsletter")

@@ -88,6 +88,18 @@ class MemoryConnector(Connector):
         self.members.setdefault(self.config.newsletters[newsletter], set()).update(lead_ids)
         return [RecordResult(i, Outcome.OK) for i in lead_ids]
 
+    def remove_from_newsletter(self, newsletter: str,
+                               lead_ids: Sequence[str]) -> list[RecordResult]:
+        self.stats.calls += 1
+        self.members.setdefault(self.config.newsletters[newsletter], set()).difference_update(
+            lead_ids)
+        return [RecordResult(i, Outcome.OK) for i in lead_ids]
+
+    def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
+        self.stats.calls += 1
+        return [RemoteLead(i, self.leads[i].modified_at, dict(self.leads[i].fields))
+                for i in lead_ids if i in self.leads]
+
 
 MEMORY = ConnectorSpec(kind="memory", title="In-memory CRM", config_model=MemoryConfig,
                        build=MemoryConnector)
@@ -109,7 +121,7 @@ rules:
 """
 
 
-@pytest.fixture()
+@pytest.fixture
 def memory_type() -> Iterator[ConnectorSpec[MemoryConfig]]:
     registry.register(MEMORY)
     try:

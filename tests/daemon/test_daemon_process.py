@@ -25,11 +25,11 @@ def test_sigterm_finishes_the_cycle_checkpoints_and_exits_zero(tmp_path: Path) -
             if not line:
                 break
             lines.append(line)
-            seen = {crm for l in lines if "syncd.pipeline: cycle" in l
-                    for crm in ("salesforce", "hubspot") if f" {crm}: pulled" in l}
+            seen = {crm for line in lines if "syncd.pipeline: cycle" in line
+                    for crm in ("salesforce", "hubspot") if f" {crm}: pulled" in line}
             if seen >= {"salesforce", "hubspot"}:
                 break
-        assert any(" salesforce: pulled 120," in l for l in lines), "".join(lines)
+        assert any(" salesforce: pulled 120," in line for line in lines), "".join(lines)
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=60)
     finally:

@@ -379,7 +379,8 @@ salesforce:
     ca_bundle: {emu.ca_pem_path}
     lag_seconds: 0
     timeout_seconds: 5   # a send holds the lease this long; the kill comes well before
-    auth: {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
+    auth: {{type: client_credentials, client_id: {emu.client_id},
+            client_secret: {{env: SF_SECRET}}}}
     newsletters: {{newsletter: {campaign}}}
 """)
     return config

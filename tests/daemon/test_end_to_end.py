@@ -37,7 +37,8 @@ def _seed_three(app) -> dict[str, dict[str, str]]:
         hs_contact("Fresh", "bo@globex.com", title="Director of Sales", activity_days=3),
     ])
     names = ("stale", "misfit", "fresh")
-    return {"salesforce": dict(zip(names, sf_ids)), "hubspot": dict(zip(names, hs_ids))}
+    return {"salesforce": dict(zip(names, sf_ids, strict=True)),
+            "hubspot": dict(zip(names, hs_ids, strict=True))}
 
 
 def test_full_cycle_moves_expected_leads_to_status_newsletter_and_archive(
@@ -176,7 +177,8 @@ salesforce:
     instance_url: {emu.base_url}
     token_url: {emu.token_url}
     ca_bundle: {emu.ca_pem_path}
-    auth: {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
+    auth: {{type: client_credentials, client_id: {emu.client_id},
+            client_secret: {{env: SF_SECRET}}}}
 """)
         result = CliRunner().invoke(cli, ["sync", "--once", "--config", str(config)])
         assert result.exit_code == 2
@@ -203,7 +205,8 @@ def test_hubspot_portal_with_more_than_10000_matches_is_read_completely(tmp_path
     config = write_config(tmp_path, crms=("hubspot",))
     # Pacing has its own test; here the search bucket is widened on both sides to stay quick.
     config.write_text(config.read_text().replace(
-        "allow_add_status_options: true", "allow_add_status_options: true\n    search_per_second: 200"))
+        "allow_add_status_options: true",
+        "allow_add_status_options: true\n    search_per_second: 200"))
     with running_app(config) as app:
         hs = app.embedded.hubspot
         hs.config.search_per_second = 400

@@ -18,9 +18,8 @@ def test_rule_naming_a_status_the_org_lacks_stops_startup_naming_rule_and_value(
     config.write_text(config.read_text().replace(
         "status_values: {New: Open - Not Contacted",
         "status_values: {Nurture: Nurturing, New: Open - Not Contacted"))
-    with pytest.raises(StartupError) as caught:
-        with running_app(config):
-            pass
+    with pytest.raises(StartupError) as caught, running_app(config):
+        pass
     text = str(caught.value)
     assert "rule 'stale-nurture'" in text and "'Nurturing'" in text
     assert f"{tmp_path / 'rules.yaml'}:" in text
@@ -56,9 +55,8 @@ hubspot:
       type: private_app
       access_token: pat-na1-0123456789
 """)
-    with pytest.raises(StartupError) as caught:
-        with running_app(config):
-            pass
+    with pytest.raises(StartupError) as caught, running_app(config):
+        pass
     text = str(caught.value)
     assert f"{config}:8:" in text and "use {env: NAME}" in text
     assert "pat-na1-0123456789" not in text

@@ -116,7 +116,9 @@ def test_run_started_past_the_budget_share_stays_up_paused_and_exits_0_on_sigter
                     _, body = _get_json(port, "/readyz")
                 except OSError:
                     return False
-                return "paused_until" in body.get("connectors", {}).get("salesforce", {})
+                entry = body.get("connectors", {}).get("salesforce", {})
+                # paused from start-up; the first (paused) cycle has reported
+                return "paused_until" in entry and entry.get("outcome") == "budget"
 
             _wait_for("/readyz to say paused", paused, proc)
             status, body = _get_json(port, "/readyz")

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
     result = subprocess.run([str(hadolint), str(ROOT / "Dockerfile")], capture_output=True,
-                            text=True)
+                            text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -35,7 +35,8 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     assert "ExecStart=/opt/syncd/.venv/bin/syncd " in unit
     target = tmp_path / "syncd.service"
     target.write_text(unit.replace("/opt/syncd/.venv/bin/syncd", str(syncd)))
-    result = subprocess.run([analyze, "verify", str(target)], capture_output=True, text=True)
+    result = subprocess.run([analyze, "verify", str(target)], capture_output=True, text=True,
+                            check=False)
     assert result.returncode == 0 and not result.stderr.strip(), result.stdout + result.stderr
 
 
@@ -45,6 +46,6 @@ def test_the_unit_is_hardened_and_its_stop_timeout_covers_the_shutdown_bound() -
                  "StateDirectory=syncd", "NoNewPrivileges=yes", "PrivateTmp=yes",
                  "DynamicUser=yes", "ReadWritePaths=/var/lib/syncd"):
         assert line in unit
-    stop = int(next(l for l in unit.splitlines() if l.startswith("TimeoutStopSec="))
+    stop = int(next(line for line in unit.splitlines() if line.startswith("TimeoutStopSec="))
                .split("=")[1])
     assert stop > 5  # syncd stops within 5 s of SIGTERM

@@ -71,7 +71,8 @@ def test_api_objects_are_built_once(emu, make_connector):
         connector.add_to_newsletter("news", ids[:3])
         connector.check(statuses={"OPEN"}, fields={"status"}, newsletters={"news"})
 
-    assert connector.api_objects == apis and all(a is b for a, b in zip(connector.api_objects, apis))
+    assert connector.api_objects == apis and all(
+        a is b for a, b in zip(connector.api_objects, apis, strict=True))
     journal = emu.journal.entries()
     assert len(journal) > 20
     # One keep-alive connection per API object, reused for every call (facts D1).

@@ -40,7 +40,8 @@ def test_batch_of_100_with_two_invalid_options_writes_98_and_reports_2_with_hubs
         assert emu.contact(i)["hs_lead_status"] == expected
     updates = emu.journal.entries("POST", "batch/update")
     assert max(e.records for e in updates) <= 100
-    if emu.config.batch_update_error_mode == "whole_batch" and emu.config.validation_400_names_records:
+    if (emu.config.batch_update_error_mode == "whole_batch"
+            and emu.config.validation_400_names_records):
         assert [e.status for e in updates] == [400, 200]  # named records: one resend, no bisect
 
 
@@ -117,7 +118,7 @@ def test_membership_add_is_idempotent(emu, make_connector):
     connector = make_connector(newsletters={"news": list_id})
 
     first = connector.add_to_newsletter("news", ids[:2])
-    second = connector.add_to_newsletter("news", ids + ["424242"])
+    second = connector.add_to_newsletter("news", [*ids, "424242"])
 
     assert [r.outcome for r in first] == [Outcome.OK, Outcome.OK]
     assert [r.outcome for r in second] == [Outcome.OK, Outcome.OK, Outcome.OK, Outcome.FAILED]

@@ -99,7 +99,7 @@ def test_broken_file_reports_its_error_at_the_offending_line_and_column(name: st
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_broken_file_names_the_rule_the_error_is_in(name: str) -> None:
-    first = [i for i in _load_issues(name) if i.severity == "error"][0]
+    first = next(i for i in _load_issues(name) if i.severity == "error")
     text = (BROKEN / f"{name}.yaml").read_text()
     lines = text.splitlines()
     rule_ids = [ln.split("id:", 1)[1].strip() for ln in lines[: first.line]
@@ -203,8 +203,7 @@ def test_structure_errors_in_the_header_are_all_reported(tmp_path: Path) -> None
         (3, "'statuses' must be a mapping"),
         (4, "'transitions' must be a mapping"),
         (5, "'protected' must be a list"),
-        (6, "unknown key 'statuses2' at the top level of the rule set (did you mean "
-            "'statuses'?)".split(" (")[0]),
+        (6, "unknown key 'statuses2' at the top level of the rule set"),
         (9, "`archive` needs an archive status: this set has no 'Archived' status and no "
             "`archive_status`; add one"),
     ]

@@ -79,7 +79,7 @@ LEAVES_ON_MISSING = [
 ]
 
 
-@pytest.mark.parametrize("leaf, expected", LEAVES_ON_MISSING)
+@pytest.mark.parametrize(("leaf", "expected"), LEAVES_ON_MISSING)
 @pytest.mark.parametrize("missing", ["absent", None, ""], ids=["absent", "none", "empty"])
 def test_missing_value_is_false_for_every_operator_except_the_documented_ones(
         tmp_path: Path, leaf: str, expected: bool, missing: Any) -> None:
@@ -91,7 +91,7 @@ def test_missing_value_is_false_for_every_operator_except_the_documented_ones(
     assert (rules.evaluate(lead, NOW).status == "Open") is expected
 
 
-@pytest.mark.parametrize("leaf, value, expected", [
+@pytest.mark.parametrize(("leaf", "value", "expected"), [
     ("{field: employees, gt: 10}", "many", False),
     ("{field: employees, gt: 10}", True, False),
     ("{field: employees, eq: 1}", True, False),
@@ -372,7 +372,7 @@ def test_datetime_comparison_with_iso_value_and_with_another_field(tmp_path: Pat
 
 # -- warnings -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("earlier, later, why", [
+@pytest.mark.parametrize(("earlier", "later", "why"), [
     (None, "{field: title, eq: CEO}", "matches every lead"),
     ("{field: title, eq: CEO}", "{field: title, eq: CEO}", "has the same condition"),
     ("{all: [{field: title, eq: CEO}]}",

@@ -48,6 +48,8 @@ def test_text_and_boolean_values_are_different_conditions(tmp_path: Path) -> Non
 
 def test_text_with_a_lone_surrogate_is_a_condition_like_any_other(tmp_path: Path) -> None:
     found = _warnings(tmp_path, (
-        '  - id: odd\n    when: {field: title, eq: "\\ud800x"}\n    then: [{set_status: New}]\n'
-        '  - id: again\n    when: {field: title, eq: "\\ud800x"}\n    then: [{set_status: Open}]\n'))
+        '  - id: odd\n    when: {field: title, eq: "\\ud800x"}\n'
+        '    then: [{set_status: New}]\n'
+        '  - id: again\n    when: {field: title, eq: "\\ud800x"}\n'
+        '    then: [{set_status: Open}]\n'))
     assert [rule for rule, _ in found] == ["again"]

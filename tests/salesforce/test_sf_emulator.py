@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture
 def sf(connector):
-    return connector._sf or connector._login()  # noqa: SLF001 - a raw client for shape checks
+    return connector._sf or connector._login()
 
 
 def test_emulator_pages_with_next_records_url_and_batch_size_header(emu, sf):
@@ -61,7 +61,7 @@ def test_expired_query_locator_is_invalid_query_locator(emu, sf):
     assert err.value.content[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
-@pytest.mark.parametrize("soql, code", [
+@pytest.mark.parametrize(("soql", "code"), [
     ("SELECT Nope FROM Lead", "INVALID_FIELD"),
     ("SELECT Id FROM Lead WHERE SystemModstamp > '2024-01-01'", "INVALID_FIELD"),
     ("SELECT Id FROM Lead WHERE", "MALFORMED_QUERY"),
@@ -95,9 +95,9 @@ def test_where_clause_semantics(emu, sf):
     assert [r["Id"] for r in ordered["records"]] == [b, a]
 
 
-def test_unrestricted_picklist_accepts_any_status(emu_config):
+def test_standard_lead_status_is_unrestricted_by_default_and_saves_any_value(emu_config):
     from connectors.testing.salesforce import SalesforceEmulator
-    with SalesforceEmulator(EmulatorConfig(restricted_status_picklist=False)) as org:
+    with SalesforceEmulator(EmulatorConfig()) as org:
         lid = org.add_leads([lead(1)])[0]
         results = org.org.update_via_api([{"attributes": {"type": "Lead"}, "id": lid,
                                            "Status": "Whatever"}], all_or_none=False,

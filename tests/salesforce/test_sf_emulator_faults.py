@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -39,8 +38,8 @@ def _client(emu: SalesforceEmulator) -> Salesforce:
 
 
 @pytest.fixture
-def sf(emu: SalesforceEmulator) -> Iterator[Salesforce]:
-    yield _client(emu)
+def sf(emu: SalesforceEmulator) -> Salesforce:
+    return _client(emu)
 
 
 def _update(sf: Salesforce, ids: list[str], status: str, timeout: float | None = None
@@ -154,5 +153,5 @@ def test_same_fault_seed_gives_the_same_faults() -> None:
 
 
 def test_unknown_fault_kind_is_refused_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown fault kind.*drop-after"):
+    with pytest.raises(ValueError, match=r"unknown fault kind.*drop-after"):
         FaultPlan(kinds=["429", "explode"])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
-from datetime import timedelta
 
 from connectors.base import Cursor
 from connectors.testing.salesforce import synthetic_leads
@@ -28,9 +28,9 @@ def test_ten_thousand_leads_sharing_three_modstamps_are_each_read_once(emu, make
     until = emu.clock.now()
 
     # One fresh pass: every lead exactly once, in cursor order.
-    fresh = [l for page in connector.iter_pages(None, until=until) for l in page.leads]
-    assert Counter(l.id for l in fresh) == Counter(ids)
-    assert [l.cursor for l in fresh] == sorted(l.cursor for l in fresh)
+    fresh = [lead for page in connector.iter_pages(None, until=until) for lead in page.leads]
+    assert Counter(lead.id for lead in fresh) == Counter(ids)
+    assert [lead.cursor for lead in fresh] == sorted(lead.cursor for lead in fresh)
 
     # The same stream split over several calls, each resuming from the last page's cursor
     # (pages of 1000 end inside the ties of 3333).
@@ -43,7 +43,7 @@ def test_ten_thousand_leads_sharing_three_modstamps_are_each_read_once(emu, make
         taken = [p for p in taken if p is not None]
         if not taken:
             break
-        seen += [l.id for p in taken for l in p.leads]
+        seen += [lead.id for p in taken for lead in p.leads]
         since = taken[-1].cursor
     assert len(seen) == 10_000
     assert Counter(seen) == Counter(ids)
@@ -51,8 +51,8 @@ def test_ten_thousand_leads_sharing_three_modstamps_are_each_read_once(emu, make
     # Resume from a cursor inside the first tie: exactly the rest comes back.
     middle = fresh[1234].cursor
     assert middle.modified_at == fresh[0].modified_at == fresh[3332].modified_at
-    rest = [l.id for p in connector.iter_pages(middle, until=until) for l in p.leads]
-    assert rest == [l.id for l in fresh[1235:]]
+    rest = [lead.id for p in connector.iter_pages(middle, until=until) for lead in p.leads]
+    assert rest == [lead.id for lead in fresh[1235:]]
 
 
 def test_lead_committed_late_with_earlier_timestamp_is_read_by_next_pull(emu, make_connector):
@@ -66,9 +66,9 @@ def test_lead_committed_late_with_earlier_timestamp_is_read_by_next_pull(emu, ma
     late = emu.commit_late([lead(3)], seconds_ago=30)[0]
     emu.clock.advance(10)
 
-    again = [l for p in connector.iter_pages(cursor, until=emu.clock.now()) for l in p.leads]
+    again = [lead for p in connector.iter_pages(cursor, until=emu.clock.now()) for lead in p.leads]
 
-    assert late in {l.id for l in again}
+    assert late in {lead.id for lead in again}
     # The page cursor never moves behind the one we resumed from.
     assert all(p.cursor >= cursor for p in connector.iter_pages(cursor, until=emu.clock.now()))
 
@@ -81,7 +81,8 @@ def test_without_overlap_a_late_commit_is_missed(emu, make_connector):
     connector = make_connector(overlap_seconds=0)
     cursor = [p for p in connector.iter_pages(None, until=emu.clock.now())][-1].cursor
     late = emu.commit_late([lead(3)], seconds_ago=30)[0]
-    again = [l.id for p in connector.iter_pages(cursor, until=emu.clock.now()) for l in p.leads]
+    again = [lead.id for p in connector.iter_pages(cursor, until=emu.clock.now())
+             for lead in p.leads]
     assert late not in again
 
 
@@ -93,8 +94,8 @@ def test_soft_deleted_and_merged_leads_are_yielded_as_deleted(emu, connector):
     emu.merge_leads(master, victim)
     emu.clock.advance(1)
 
-    leads = {l.id: l for p in connector.iter_pages(cursor, until=emu.clock.now())
-             for l in p.leads}
+    leads = {lead.id: lead for p in connector.iter_pages(cursor, until=emu.clock.now())
+             for lead in p.leads}
 
     assert leads[gone].deleted and leads[victim].deleted
     assert not leads[master].deleted
@@ -115,8 +116,8 @@ def test_converted_leads_are_yielded_as_converted(emu, connector):
     emu.convert_lead(converted)
     emu.clock.advance(1)
 
-    leads = {l.id: l for p in connector.iter_pages(None, until=emu.clock.now())
-             for l in p.leads}
+    leads = {lead.id: lead for p in connector.iter_pages(None, until=emu.clock.now())
+             for lead in p.leads}
 
     assert leads[converted].converted and not leads[plain].converted
     assert leads[converted].fields["status"] == "Closed - Converted"
@@ -132,11 +133,11 @@ def test_stale_cursor_triggers_full_reconcile(emu, make_connector):
     fresh = Cursor(emu.clock.now() - timedelta(days=1), "00Q")
 
     assert connector.reconcile_required(stale) and not connector.reconcile_required(fresh)
-    ids = [l.id for p in connector.iter_pages(stale, until=emu.clock.now()) for l in p.leads]
+    ids = [lead.id for p in connector.iter_pages(stale, until=emu.clock.now()) for lead in p.leads]
     assert connector.last_pull_was_full_reconcile
     assert ids == old + new  # every live lead, so the daemon can mark the rest deleted
 
-    ids = [l.id for p in connector.iter_pages(fresh, until=emu.clock.now()) for l in p.leads]
+    ids = [lead.id for p in connector.iter_pages(fresh, until=emu.clock.now()) for lead in p.leads]
     assert not connector.last_pull_was_full_reconcile
     assert ids == new
 
@@ -146,12 +147,12 @@ def test_rep_edit_is_reported_as_not_by_integration(emu, connector):
     emu.clock.advance(1)
     assert connector.write_batch([_change(lid, status="MQL")])[0].outcome.value == "ok"
     emu.clock.advance(1)
-    mine = [l for p in connector.iter_pages(None, until=emu.clock.now()) for l in p.leads]
+    mine = [lead for p in connector.iter_pages(None, until=emu.clock.now()) for lead in p.leads]
     assert mine[0].modified_by_integration is True
 
     emu.update_lead(lid, {"Title": "VP Sales"}, by=emu.rep_user_id)
     emu.clock.advance(1)
-    theirs = [l for p in connector.iter_pages(None, until=emu.clock.now()) for l in p.leads]
+    theirs = [lead for p in connector.iter_pages(None, until=emu.clock.now()) for lead in p.leads]
     assert theirs[0].modified_by_integration is False
     assert theirs[0].fields["title"] == "VP Sales"
 
@@ -160,7 +161,7 @@ def test_fields_are_parsed_to_canonical_python_types(emu, connector):
     lid = emu.add_leads([lead(1, NumberOfEmployees=250, AnnualRevenue=1.5e6,
                               LastActivityDate="2024-02-20", Budget__c="Yes")])[0]
     emu.clock.advance(1)
-    (got,) = [l for p in connector.iter_pages(None, until=emu.clock.now()) for l in p.leads]
+    (got,) = [lead for p in connector.iter_pages(None, until=emu.clock.now()) for lead in p.leads]
     assert got.id == lid
     assert got.modified_at == T0 and got.modified_at.tzinfo is not None
     assert got.fields["created_at"] == T0
@@ -174,7 +175,7 @@ def test_until_and_lag_bound_the_read(emu, make_connector):
     emu.clock.advance(3)
     late = emu.add_leads([lead(2)])[0]
     connector = make_connector(lag_seconds=2)
-    ids = [l.id for p in connector.iter_pages(None, until=emu.clock.now()) for l in p.leads]
+    ids = [lead.id for p in connector.iter_pages(None, until=emu.clock.now()) for lead in p.leads]
     assert late not in ids and len(ids) == 1
 
 
@@ -220,7 +221,7 @@ def test_quiet_org_idle_cycles_are_one_query_each_and_never_a_full_reconcile(emu
     connector = make_connector(delete_log_days=15)
     pages = list(connector.iter_pages(None, until=emu.clock.now()))
     cursor = pages[-1].cursor
-    assert [l.id for p in pages for l in p.leads] == ids
+    assert [lead.id for p in pages for lead in p.leads] == ids
 
     for _day in range(30):
         emu.clock.advance(86400)
@@ -246,5 +247,5 @@ def test_cursor_not_read_for_longer_than_the_recycle_bin_still_triggers_the_reco
 
     assert not connector.reconcile_required(recently_read)
     assert connector.reconcile_required(long_unread)
-    read = [l.id for p in connector.iter_pages(long_unread, until=now) for l in p.leads]
+    read = [lead.id for p in connector.iter_pages(long_unread, until=now) for lead in p.leads]
     assert connector.last_pull_was_full_reconcile and read == ids

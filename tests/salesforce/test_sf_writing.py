@@ -15,6 +15,7 @@ def _changes(ids, **fields):
 
 
 def test_batch_with_lock_and_picklist_errors_maps_each_record(emu, connector):
+    emu.config.restricted_status_picklist = True
     ids = emu.add_leads([lead(i) for i in range(200)])
     locked, bad = ids[10:13], ids[50:52]
     emu.faults.lock_rows(locked, attempts=1)
@@ -85,7 +86,7 @@ def test_campaign_membership_added_twice_stays_one_member_and_reports_success(em
 
 def test_unknown_newsletter_is_a_configuration_error(connector):
     from connectors.errors import ConfigurationError
-    with pytest.raises(ConfigurationError, match="salesforce.newsletters"):
+    with pytest.raises(ConfigurationError, match=r"salesforce\.newsletters"):
         connector.add_to_newsletter("nope", ["00Q"])
 
 
@@ -121,6 +122,7 @@ def test_emulator_rejects_a_collection_over_200_records(emu, connector):
 
 
 def test_all_or_none_rolls_back_every_record(emu, connector):
+    emu.config.restricted_status_picklist = True
     good, bad = emu.add_leads([lead(1), lead(2)])
     sf = connector._sf or connector._login()
     results = sf.restful("composite/sobjects", method="PATCH", json={
@@ -131,7 +133,7 @@ def test_all_or_none_rolls_back_every_record(emu, connector):
     assert emu.lead(good)["Status"] == "Open - Not Contacted"
 
 
-@pytest.mark.parametrize("save_result, duplicate_ok, expected", [
+@pytest.mark.parametrize(("save_result", "duplicate_ok", "expected"), [
     ({"id": "00Q1", "success": True, "errors": []}, False, (Outcome.OK, None)),
     ({"success": False, "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked"}]},
      False, (Outcome.RETRY, "UNABLE_TO_LOCK_ROW")),

@@ -54,5 +54,13 @@ class EmulatorConfig:
     options_patch_semantics: Literal["replace", "merge"] = "replace"
     status_options_read_only: bool = False
 
+    # --- lifecycle stage (docs/crm-api.md#c9) ---
+    # Through the API, lifecyclestage only moves forward in the stage order: a backward value
+    # is not applied (the request still succeeds) unless the property was cleared first.
+    lifecycle_forward_only: bool = True
+    lifecycle_order: tuple[str, ...] = ("subscriber", "lead", "marketingqualifiedlead",
+                                        "salesqualifiedlead", "opportunity", "customer",
+                                        "evangelist", "other")
+
     # --- auth (facts C1) ---
     access_token_ttl_seconds: int = 1800

@@ -78,6 +78,15 @@ class PropertyCatalogue:
         ]
         props += [_prop(f"bant_{part}", f"BANT {part.title()}", hubspot_defined=False)
                   for part in ("budget", "authority", "need", "timeline")]
+        # Provenance properties an admin creates for syncd (README: "Provenance written back").
+        props += [_prop(name, label, group="sales_properties", hubspot_defined=False)
+                  for name, label in (("syncd_rule", "syncd rule"),
+                                      ("syncd_reason", "syncd reason"),
+                                      ("syncd_run", "syncd run"))]
+        props += [_prop(name, label, type_="datetime", field_type="date",
+                        group="sales_properties", hubspot_defined=False)
+                  for name, label in (("syncd_changed_at", "syncd changed at"),
+                                      ("mql_date", "MQL date"), ("sal_date", "SAL date"))]
         self._props: dict[str, dict[str, Any]] = {p["name"]: p for p in props}
 
     def get(self, name: str) -> dict[str, Any] | None:

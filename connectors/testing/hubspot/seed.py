@@ -33,7 +33,5 @@ def hubspot_properties(lead: Mapping[str, Any], fields: Mapping[str, str] | None
         prop = fields.get(canonical)
         if prop is None or value is None:
             continue
-        if canonical == "status":
-            value = values.get(value, value)
-        props[prop] = format_value(value)
+        props[prop] = format_value(values.get(value, value) if canonical == "status" else value)
     return props

@@ -553,7 +553,8 @@ class HubSpotEmulator(EmulatorServer):
                 raise self._whole_batch_error(invalid)
             results = []
             for cid_int, props in valid:
-                c = self.store.update(cid_int, props, source="INTEGRATION")
+                c = self.store.update(cid_int, self._forward_only(cid_int, props),
+                                      source="INTEGRATION")
                 results.append(self._contact_json(c, props))
         req.entry.written = tuple(str(cid) for cid, _ in valid)
         status, body = self._batch_response(results, missing, invalid, started,
@@ -576,9 +577,23 @@ class HubSpotEmulator(EmulatorServer):
             if problems:
                 raise ApiError(400, "VALIDATION_ERROR", "Property values were not valid: "
                                + json.dumps(problems, separators=(",", ":")))
-            c = self.store.update(int(contact_id), props, source="INTEGRATION")
+            c = self.store.update(int(contact_id), self._forward_only(int(contact_id), props),
+                                  source="INTEGRATION")
             req.entry.written = (contact_id,)
             return Response(200, self._contact_json(c, props))
+
+    def _forward_only(self, contact_id: int, props: dict[str, Any]) -> dict[str, Any]:
+        """Drop a backward ``lifecyclestage`` from an API write, as HubSpot does: the stage
+        only moves forward unless it was cleared first (docs/crm-api.md#c9). The rest of the
+        write applies and the request succeeds."""
+        value = props.get("lifecyclestage")
+        order = self.config.lifecycle_order
+        if not self.config.lifecycle_forward_only or value in (None, "") or value not in order:
+            return props
+        current = self.store.contacts[contact_id].props.get("lifecyclestage")
+        if current in order and order.index(str(value)) < order.index(current):
+            return {k: v for k, v in props.items() if k != "lifecyclestage"}
+        return props
 
     def _validate(self, props: dict[str, Any]) -> list[dict[str, Any]]:
         """Per-property problems in HubSpot's "Property values were not valid" shape (facts C5)."""
@@ -702,6 +717,32 @@ class HubSpotEmulator(EmulatorServer):
                               "recordIdsMissing": missing})
 
 
+    def _remove_members(self, req: Request, list_id: str) -> Response:
+        """``PUT /crm/v3/lists/{listId}/memberships/remove``: ids not in the list are ignored."""
+        ids = [str(i) for i in (req.json() or [])]
+        req.entry.records, req.entry.record_ids = len(ids), tuple(ids)
+        with self.lock:
+            lst = self._lists.get(list_id)
+            if lst is None:
+                raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
+            if lst["processingType"] not in ("MANUAL", "SNAPSHOT"):
+                raise ApiError(400, "VALIDATION_ERROR",
+                               f"List {list_id} has processingType {lst['processingType']}; "
+                               "memberships can only be changed for MANUAL or SNAPSHOT lists.")
+            members = self._members[list_id]
+            removed, missing = [], []
+            for rid in ids:
+                if rid in members:
+                    members.discard(rid)
+                    removed.append(rid)
+                elif self.store.live(_int_id(rid)) is None:
+                    missing.append(rid)
+            if removed:
+                lst["updatedAt"] = iso_ms(self.clock.now_ms())
+        req.entry.written = tuple(removed)
+        return Response(200, {"recordsIdsAdded": [], "recordIdsRemoved": removed,
+                              "recordIdsMissing": missing})
+
 def _int_id(value: Any) -> int:
     try:
         return int(str(value))
@@ -720,4 +761,6 @@ HubSpotEmulator.routes = (
     Route.of("PATCH", r"/crm/v3/properties/contacts/([^/]+)", HubSpotEmulator._patch_property),
     Route.of("GET", r"/crm/v3/lists/([^/]+)", HubSpotEmulator._get_list),
     Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/add", HubSpotEmulator._add_members),
+    Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/remove",
+             HubSpotEmulator._remove_members),
 )

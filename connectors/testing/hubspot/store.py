@@ -37,7 +37,7 @@ def parse_time_ms(value: Any) -> int:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,10 +261,12 @@ class ContactStore:
         return keys, residual
 
     # ------------------------------------------------------------------ listing
-    def page_by_id(self, *, archived: bool, after: int, limit: int) -> tuple[list[Contact], int | None]:
+    def page_by_id(self, *, archived: bool, after: int,
+                   limit: int) -> tuple[list[Contact], int | None]:
         """Contacts (archived or live) with id > after, in id order; (page, next after)."""
         with self.lock:
-            ids = sorted(i for i, c in self.contacts.items() if c.archived == archived and i > after)
+            ids = sorted(i for i, c in self.contacts.items()
+                         if c.archived == archived and i > after)
             page = [self.contacts[i] for i in ids[:limit]]
             return page, (page[-1].id if len(ids) > limit else None)
 

@@ -107,15 +107,7 @@ class FaultPlan:
         pattern that is not a regular expression).
         """
         checked_kinds = None if kinds is None else _check_kinds(kinds)
-        for value in ([rate] if rate is not None else []) + list((routes or {}).values()):
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"fault rate {value} is outside 0..1")
-        for pattern in routes or {}:
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise ValueError(f"route pattern {pattern!r} is not a regular expression: {e}") \
-                    from None
+        _check_rates(rate, routes)
         for name, delay in (("slow_seconds", slow_seconds), ("timeout_seconds", timeout_seconds)):
             if delay is not None and delay < 0:
                 raise ValueError(f"{name} must be 0 or more, got {delay}")
@@ -254,6 +246,19 @@ class FaultPlan:
     def validation_message(self, record_id: str) -> str | None:
         with self._lock:
             return self._validation.get(record_id)
+
+
+def _check_rates(rate: float | None, routes: Mapping[str, float] | None) -> None:
+    """Raises ValueError for a rate outside 0..1 or a route pattern that does not compile."""
+    for value in ([rate] if rate is not None else []) + list((routes or {}).values()):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"fault rate {value} is outside 0..1")
+    for pattern in routes or {}:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"route pattern {pattern!r} is not a regular expression: {e}") \
+                from None
 
 
 def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:

@@ -364,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.emulator._sockets_lock:
                 self.server.emulator._sockets.discard(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, fmt: str, *args: Any) -> None:
         pass  # the journal is the log
 
     def do_GET(self) -> None:

@@ -16,12 +16,19 @@ from typing import Any
 from connectors.testing.kit import EmulatorClock, FaultPlan, Journal, JournalEntry
 from connectors.testing.leads import generate_scale_leads
 
-from .config import DEFAULT_LEAD_STATUSES, EmulatorConfig, LeadStatusDef
+from .config import (
+    DEFAULT_LEAD_STATUSES,
+    DuplicateRuleDef,
+    EmulatorConfig,
+    LeadStatusDef,
+    RecordTypeDef,
+)
 from .seed import DEFAULT_STATUS_VALUES, salesforce_record
 from .server import SalesforceEmulator
 
-__all__ = ["DEFAULT_LEAD_STATUSES", "DEFAULT_STATUS_VALUES", "EmulatorClock", "EmulatorConfig",
-           "FaultPlan", "Journal", "JournalEntry", "LeadStatusDef", "SalesforceEmulator",
+__all__ = ["DEFAULT_LEAD_STATUSES", "DEFAULT_STATUS_VALUES", "DuplicateRuleDef", "EmulatorClock",
+           "EmulatorConfig", "FaultPlan", "Journal", "JournalEntry", "LeadStatusDef",
+           "RecordTypeDef", "SalesforceEmulator",
            "generate_jwt_keypair", "salesforce_record", "synthetic_leads"]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_LEAD_STATUSES", "EmulatorConfig", "LeadStatusDef"]
+__all__ = ["DEFAULT_LEAD_STATUSES", "DuplicateRuleDef", "EmulatorConfig", "LeadStatusDef",
+           "RecordTypeDef"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,27 @@ class LeadStatusDef:
     label: str | None = None
     is_converted: bool = False
     is_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateRuleDef:
+    """An active Lead duplicate rule whose matching rule compares one field exactly
+    (case-insensitive), blocking on create and edit unless the request allows the save."""
+
+    name: str = "Standard_Lead_Duplicate_Rule"
+    match_rule: str = "Standard_Lead_Match_Rule_v1_0"
+    field: str = "Email"
+    error_message: str = ("You're creating a duplicate record. We recommend you use an "
+                          "existing record instead.")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTypeDef:
+    """A Lead record type and the Status values its picklist allows (None: all of them)."""
+
+    developer_name: str
+    statuses: tuple[str, ...] | None = None
+    label: str | None = None
 
 
 DEFAULT_LEAD_STATUSES: tuple[LeadStatusDef, ...] = (
@@ -39,8 +61,21 @@ class EmulatorConfig:
     """API versions served under ``/services/data/vXX.X/``."""
     lead_statuses: tuple[LeadStatusDef, ...] = DEFAULT_LEAD_STATUSES
     """The Lead Status picklist (LeadStatus rows, in SortOrder)."""
-    restricted_status_picklist: bool = True
-    """Reject Status values not in ``lead_statuses`` (facts A8: orgs differ)."""
+    restricted_status_picklist: bool = False
+    """Reject Status values not in ``lead_statuses``. Off by default: the standard Lead Status
+    field cannot be a restricted picklist in a real org, so an unknown or inactive value is
+    saved as given (docs/crm-api.md#a8)."""
+    retired_below: float = 31.0
+    """API versions below this answer 410 GONE, as retired versions do (docs/crm-api.md#a12);
+    others not in ``api_versions`` answer 404."""
+    duplicate_rules: tuple[DuplicateRuleDef, ...] = ()
+    """Active Lead duplicate rules (docs/crm-api.md#a13); none by default."""
+    record_types: tuple[RecordTypeDef, ...] = ()
+    """Lead record types, each with its allowed Status values (docs/crm-api.md#a14)."""
+    fail_batches_above: int | None = None
+    """Org automation that exceeds a limit on updates of more than this many records: every
+    record of such a Collections call fails with ``CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY``
+    (Apex CPU time limit exceeded); None: never (docs/crm-api.md#a15)."""
     non_updateable_fields: frozenset[str] = frozenset()
     """Lead fields the integration user may not update (field-level security)."""
     daily_api_limit: int = 100_000

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["FieldDef", "ObjectSchema", "SCHEMAS", "LEAD", "LEAD_STATUS", "CAMPAIGN",
-           "CAMPAIGN_MEMBER"]
+__all__ = [
+    "CAMPAIGN",
+    "CAMPAIGN_MEMBER",
+    "LEAD",
+    "LEAD_STATUS",
+    "RECORD_TYPE",
+    "SCHEMAS",
+    "FieldDef",
+    "ObjectSchema",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,16 @@ LEAD = ObjectSchema("Lead", "00Q", [
     FieldDef("Authority__c", "string"),
     FieldDef("Need__c", "string"),
     FieldDef("Timeline__c", "string"),
+    # Added at the end, so the columns above keep their positions in stored rows and
+    # snapshots.
+    FieldDef("RecordTypeId", "reference"),
+    # Provenance fields an admin creates for syncd (README: "Provenance written back").
+    FieldDef("syncd_Rule__c", "string", length=255),
+    FieldDef("syncd_Reason__c", "string", length=255),
+    FieldDef("syncd_Changed_At__c", "datetime"),
+    FieldDef("syncd_Run__c", "string", length=32),
+    FieldDef("MQL_Date__c", "datetime"),
+    FieldDef("SAL_Date__c", "datetime"),
 ])
 
 LEAD_STATUS = ObjectSchema("LeadStatus", "01J", [
@@ -112,6 +130,14 @@ CAMPAIGN_MEMBER = ObjectSchema("CampaignMember", "00v", [
     _sys("IsDeleted", "boolean"),
 ])
 
+RECORD_TYPE = ObjectSchema("RecordType", "012", [
+    _sys("Id", "id"),
+    _sys("Name", "string"),
+    _sys("DeveloperName", "string"),
+    _sys("SobjectType", "string"),
+    _sys("IsActive", "boolean"),
+])
+
 SCHEMAS: dict[str, ObjectSchema] = {
-    s.name.lower(): s for s in (LEAD, LEAD_STATUS, CAMPAIGN, CAMPAIGN_MEMBER)
+    s.name.lower(): s for s in (LEAD, LEAD_STATUS, CAMPAIGN, CAMPAIGN_MEMBER, RECORD_TYPE)
 }

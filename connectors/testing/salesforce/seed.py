@@ -34,10 +34,11 @@ def salesforce_record(lead: Mapping[str, Any], fields: Mapping[str, str] | None 
         if api is None or value is None:
             continue
         if canonical == "status":
-            value = values.get(value, value)
+            record[api] = values.get(value, value)
         elif api == "LastActivityDate" and isinstance(value, datetime):
-            value = value.date()  # Lead.LastActivityDate is a date field
-        record[api] = value
+            record[api] = value.date()  # Lead.LastActivityDate is a date field
+        else:
+            record[api] = value
     # Both are required on Lead; a lead without them could not exist in an org.
     record.setdefault("LastName", "Unknown")
     record.setdefault("Company", "Unknown")

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 _DATA = re.compile(r"^/services/data/v(?P<ver>\d+\.\d+)/(?P<rest>.*)$")
 _V = r"/services/data/v\d+\.\d+/"
 _TOKEN_PATH = "/services/oauth2/token"
+_VERSIONS_PATH = "/services/data"
 _COLLECTIONS = re.compile(_V + r"composite/sobjects/?")
 _SINGLE_LEAD = re.compile(_V + r"sobjects/Lead/[0-9A-Za-z]{15,18}/?")
 
@@ -178,6 +179,10 @@ class SalesforceEmulator(EmulatorServer):
     @property
     def lead_count(self) -> int:
         return len(self.org.leads)
+
+    def record_type_id(self, developer_name: str) -> str:
+        """The id of the Lead record type ``developer_name`` (``EmulatorConfig.record_types``)."""
+        return self.org.record_type_id(developer_name)
 
     def add_campaign(self, name: str, *, active: bool = True) -> str:
         return self.org.add_campaign(name, active=active)
@@ -316,7 +321,7 @@ class SalesforceEmulator(EmulatorServer):
     def error_response(self, exc: Exception, request: Request) -> Response | None:
         if isinstance(exc, ApiError):
             return Response(exc.status, exc.body())
-        log.exception("emulator failed on %s %s", request.method, request.path)
+        log.error("emulator failed on %s %s", request.method, request.path, exc_info=exc)
         # A bug in the emulator: answer like Salesforce's 500, keep serving.
         return Response(500, [{"message": "An unexpected error occurred.",
                                "errorCode": "UNKNOWN_EXCEPTION"}])
@@ -331,7 +336,13 @@ class SalesforceEmulator(EmulatorServer):
     def before_route(self, request: Request) -> Response | None:
         if request.path == _TOKEN_PATH:
             return None
+        if request.path.rstrip("/") == _VERSIONS_PATH:
+            return None  # the versions list needs no session
         m = _DATA.match(request.path)
+        if m is not None and float(m.group("ver")) < self.config.retired_below:
+            # A retired version answers 410 GONE (docs/crm-api.md#a12).
+            raise ApiError(410, "GONE", f"API version {m.group('ver')} has been retired and is "
+                                        "no longer available; use a supported version")
         if m is None or m.group("ver") not in self.config.api_versions:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         self._authenticate(request.headers)
@@ -375,6 +386,15 @@ class SalesforceEmulator(EmulatorServer):
     def _describe(self, req: Request) -> Response:
         return Response(200, self.org.describe_lead())
 
+    def _versions(self, req: Request) -> Response:
+        """``GET /services/data/``: the versions this org serves, oldest first."""
+        versions = sorted(self.config.api_versions, key=float)
+        return Response(200, [{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v}
+                              for v in versions])
+
+    def _status_picklist(self, req: Request, record_type_id: str) -> Response:
+        return Response(200, self.org.status_picklist(record_type_id))
+
     def _limits(self, req: Request) -> Response:
         return Response(200, {"DailyApiRequests": {
             "Max": self.config.daily_api_limit,
@@ -410,11 +430,32 @@ class SalesforceEmulator(EmulatorServer):
         if req.method == "PATCH":
             ids = [str(r.get("id")) for r in records if isinstance(r, dict)]
             req.entry.record_ids = tuple(ids)
+            allow = "allowsave=true" in (req.headers.get("sforce-duplicate-rule-header") or ""
+                                         ).replace(" ", "").lower()
             results = self.org.update_via_api(records, all_or_none=all_or_none,
                                               user_id=self.integration_user_id,
-                                              locks=self._record_faults(req, ids))
+                                              locks=self._record_faults(req, ids),
+                                              allow_duplicates=allow)
         else:
             results = self.org.insert_via_api(records, all_or_none=all_or_none)
+        req.entry.written = tuple(str(r["id"]) for r in results if r.get("success"))
+        return Response(200, results)
+
+    def _delete_collection(self, req: Request) -> Response:
+        """``DELETE composite/sobjects?ids=...&allOrNone=false``: CampaignMember rows only.
+
+        One DeleteResult per id in order; an unknown id fails with ``ENTITY_IS_DELETED``
+        (already deleted) or ``INVALID_CROSS_REFERENCE_KEY``, as the org answers.
+        """
+        ids = [i for part in req.params.get("ids", []) for i in part.split(",") if i]
+        if not ids:
+            raise ApiError(400, "MALFORMED_QUERY", "ids: required parameter missing")
+        req.entry.records, req.entry.record_ids = len(ids), tuple(ids)
+        if len(ids) > self.config.max_collection_records:
+            raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more "
+                           f"than {self.config.max_collection_records} records into this call")
+        all_or_none = (req.params.get("allOrNone") or ["false"])[0].lower() == "true"
+        results = self.org.delete_members_via_api(ids, all_or_none=all_or_none)
         req.entry.written = tuple(str(r["id"]) for r in results if r.get("success"))
         return Response(200, results)
 
@@ -520,7 +561,11 @@ SalesforceEmulator.routes = (
     Route.of("GET", _V + r"sobjects/Lead/describe/?", SalesforceEmulator._describe),
     Route.of("PATCH", _COLLECTIONS.pattern, SalesforceEmulator._collections),
     Route.of("POST", _COLLECTIONS.pattern, SalesforceEmulator._collections),
+    Route.of("DELETE", _COLLECTIONS.pattern, SalesforceEmulator._delete_collection),
     Route.of("PATCH", _V + r"sobjects/Lead/([0-9A-Za-z]{15,18})/?",
              SalesforceEmulator._update_one),
     Route.of("GET", _V + r"limits/?", SalesforceEmulator._limits),
+    Route.of("GET", re.escape(_VERSIONS_PATH) + r"/?", SalesforceEmulator._versions),
+    Route.of("GET", _V + r"ui-api/object-info/Lead/picklist-values/([0-9A-Za-z]{15,18})/Status/?",
+             SalesforceEmulator._status_picklist),
 )

@@ -434,7 +434,7 @@ def _compile(node: Any, schema: ObjectSchema, col: Callable[[str], int]) -> Call
         return lambda row: norm(row[c]) == value
     if op == "!=":
         return lambda row: norm(row[c]) != value
-    cmp = {"<": lambda a: a < value, "<=": lambda a: a <= value,
+    cmp: Callable[[Any], bool] = {"<": lambda a: a < value, "<=": lambda a: a <= value,
            ">": lambda a: a > value, ">=": lambda a: a >= value}[op]
 
     def compare(row: Row) -> bool:

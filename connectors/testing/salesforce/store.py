@@ -14,7 +14,7 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,7 +23,15 @@ from connectors.testing.kit import EmulatorClock
 
 from .config import EmulatorConfig
 from .ids import IdFactory
-from .schema import CAMPAIGN, CAMPAIGN_MEMBER, LEAD, LEAD_STATUS, FieldDef, ObjectSchema
+from .schema import (
+    CAMPAIGN,
+    CAMPAIGN_MEMBER,
+    LEAD,
+    LEAD_STATUS,
+    RECORD_TYPE,
+    FieldDef,
+    ObjectSchema,
+)
 from .soql import CompiledQuery, compile_query, format_datetime, parse_datetime_literal
 
 __all__ = ["ApiError", "Org"]
@@ -34,7 +42,20 @@ _L = {f.name: i for i, f in enumerate(LEAD.fields)}
 _ID, _MS, _DEL, _CONV, _STATUS = _L["Id"], _L["SystemModstamp"], _L["IsDeleted"], \
     _L["IsConverted"], _L["Status"]
 _LMD, _LMB, _MASTER = _L["LastModifiedDate"], _L["LastModifiedById"], _L["MasterRecordId"]
+_RT = _L["RecordTypeId"]
+
+#: What an org's trigger reports when its automation exceeds a governor limit mid-batch.
+CPU_LIMIT_MESSAGE = ("LeadTrigger: execution of AfterUpdate caused by: System.LimitException: "
+                     "Apex CPU time limit exceeded")
 _CM = {f.name: i for i, f in enumerate(CAMPAIGN_MEMBER.fields)}
+
+
+def _order_key(col: int, nones_low: bool) -> Callable[[Row], tuple[bool, Any]]:
+    """Sort key of one ORDER BY column, nulls placed as ``NULLS FIRST/LAST`` asks."""
+    def key(row: Row) -> tuple[bool, Any]:
+        value = row[col]
+        return (value is not None) if nones_low else (value is None), value
+    return key
 
 
 class ApiError(Exception):
@@ -63,25 +84,33 @@ def _rolled_back(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "AllOrNone header") for r in results]
 
 
+def _to_epoch_seconds(value: object) -> int:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return int(value.timestamp())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    return int(parse_datetime_literal(str(value).replace(".000+0000", "Z")))
+
+
+def _to_iso_date(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return date.fromisoformat(str(value)[:10]).isoformat()
+
+
 def to_internal(fdef: FieldDef, value: Any) -> Any:
     """A JSON/Python value -> the stored form for ``fdef``; raises ValueError when it won't fit."""
     if value is None:
         return None
     kind = fdef.kind
     if kind == "datetime":
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValueError("naive datetime")
-            return int(value.timestamp())
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return int(value)
-        return int(parse_datetime_literal(str(value).replace(".000+0000", "Z")))
+        return _to_epoch_seconds(value)
     if kind == "date":
-        if isinstance(value, datetime):
-            return value.astimezone(UTC).date().isoformat()
-        if isinstance(value, date):
-            return value.isoformat()
-        return date.fromisoformat(str(value)[:10]).isoformat()
+        return _to_iso_date(value)
     if kind == "boolean":
         if not isinstance(value, bool):
             raise ValueError("not a boolean")
@@ -161,6 +190,27 @@ class Org:
         for order, s in enumerate(config.lead_statuses, start=1):
             self.statuses.append((ids.new("01J"), s.api_name, s.label or s.api_name,
                                   s.is_converted, s.is_default, order))
+        #: RecordType rows, and the Status values each record type allows (None: all).
+        self.record_types: list[Row] = []
+        self.record_type_statuses: dict[str, frozenset[str] | None] = {}
+        for rt in config.record_types:
+            rt_id = ids.new("012")
+            self.record_types.append((rt_id, rt.label or rt.developer_name, rt.developer_name,
+                                      "Lead", True))
+            self.record_type_statuses[rt_id] = (None if rt.statuses is None
+                                                else frozenset(rt.statuses))
+
+    def record_type_id(self, developer_name: str) -> str:
+        """The id of the record type ``developer_name`` (for tests and seeds)."""
+        for row in self.record_types:
+            if row[2] == developer_name:
+                return str(row[0])
+        raise KeyError(f"no Lead record type {developer_name!r} in the emulator")
+
+    def statuses_for(self, record_type_id: str | None) -> list[Row]:
+        """LeadStatus rows the record type's Status picklist offers (all without one)."""
+        allowed = self.record_type_statuses.get(record_type_id or "")
+        return [r for r in self.statuses if allowed is None or r[1] in allowed]
 
     # -- statuses ---------------------------------------------------------------------------
 
@@ -172,14 +222,14 @@ class Org:
     def default_status(self) -> str:
         for r in self.statuses:
             if r[4]:
-                return r[1]
-        return self.statuses[0][1]
+                return str(r[1])
+        return str(self.statuses[0][1])
 
     @property
     def converted_status(self) -> str:
         for r in self.statuses:
             if r[3]:
-                return r[1]
+                return str(r[1])
         return "Closed - Converted"
 
     # -- lead rows and the index ------------------------------------------------------------
@@ -354,13 +404,15 @@ class Org:
             return self.campaigns.values()
         if schema is CAMPAIGN_MEMBER:
             return self.members.values()
+        if schema is RECORD_TYPE:
+            return self.record_types
         return self.leads.values()
 
     def query(self, soql: str, *, include_deleted: bool, batch_size: int | None) -> dict[str, Any]:
         """Run a query and return its first page (``totalSize``, ``done``, ``nextRecordsUrl``)."""
         try:
             cq = compile_query(soql)
-        except Exception as exc:  # SoqlError carries the code; anything else is malformed
+        except Exception as exc:  # noqa: BLE001 -- SoqlError has a code; anything else is malformed
             code = getattr(exc, "code", "MALFORMED_QUERY")
             raise ApiError(400, code, getattr(exc, "message", str(exc))) from None
         with self.lock:
@@ -419,15 +471,14 @@ class Org:
                    if (include_deleted or deleted_col is None or not r[deleted_col]) and pred(r)]
         for col, desc, nulls_last in reversed(cq.order_by):
             flag_not_none = nulls_last == desc
-            out.sort(key=lambda r, c=col, f=flag_not_none: (
-                (r[c] is not None) if f else (r[c] is None), r[c]), reverse=desc)
+            out.sort(key=_order_key(col, flag_not_none), reverse=desc)
         return out[:cq.limit] if cq.limit is not None else out
 
     def _page(self, loc: _Locator, locator_id: str | None, offset: int) -> dict[str, Any]:
         version = self.config.api_versions[0]
         chunk = loc.rows[offset:offset + loc.batch_size]
         fields = [(loc.schema.fields[c].name, loc.schema.fields[c], c) for c in loc.columns]
-        id_col = loc.schema.column("Id")
+        id_col = loc.schema.index["id"]  # every object has an Id
         records = []
         for row in chunk:
             rec: dict[str, Any] = {"attributes": {
@@ -454,8 +505,13 @@ class Org:
     # -- writes through the API -------------------------------------------------------------
 
     def update_via_api(self, records: list[Any], *, all_or_none: bool,
-                       user_id: str, locks: Any) -> list[dict[str, Any]]:
-        """sObject Collections PATCH (facts A5): one SaveResult per record, in input order."""
+                       user_id: str, locks: Any, allow_duplicates: bool = False
+                       ) -> list[dict[str, Any]]:
+        """sObject Collections PATCH (facts A5): one SaveResult per record, in input order.
+
+        ``allow_duplicates`` is ``Sforce-Duplicate-Rule-Header: allowSave=true``: duplicate
+        rules then let the save through.
+        """
         for rec in records:
             if not isinstance(rec, dict):
                 raise ApiError(400, "JSON_PARSER_ERROR", "records must be JSON objects")
@@ -467,16 +523,61 @@ class Org:
             results: list[dict[str, Any]] = []
             staged: list[Row | None] = []
             now = self.clock.now_second()
+            limit = self.config.fail_batches_above
+            if limit is not None and len(records) > limit:
+                # A trigger hit a governor limit: the transaction is rolled back whole and
+                # every record reports the trigger's failure.
+                return [_failure("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", CPU_LIMIT_MESSAGE)
+                        for _ in records]
             for rec in records:
                 result, row = self._check_update(rec, now, user_id, locks)
                 results.append(result)
                 staged.append(row)
+            if self.config.duplicate_rules and not allow_duplicates:
+                self._apply_duplicate_rules(results, staged)
             if all_or_none and any(not r["success"] for r in results):
                 return _rolled_back(results)
             for row in staged:
                 if row is not None:
                     self._put(row)
             return results
+
+    def _apply_duplicate_rules(self, results: list[dict[str, Any]],
+                               staged: list[Row | None]) -> None:
+        """Fail each staged row that matches another live lead under an active duplicate rule
+        (``DUPLICATES_DETECTED`` with the ``duplicateResult`` the REST API documents)."""
+        version = self.config.api_versions[0]
+        for rule in self.config.duplicate_rules:
+            col = LEAD.column(rule.field)
+            if col is None:
+                continue
+            holders: dict[str, list[str]] = {}
+            for rid, row in self.leads.items():
+                if not row[_DEL] and isinstance(row[col], str) and row[col]:
+                    holders.setdefault(row[col].lower(), []).append(rid)
+            for i, new in enumerate(staged):
+                if new is None or not isinstance(new[col], str) or not new[col]:
+                    continue
+                matches = [m for m in holders.get(new[col].lower(), []) if m != new[_ID]]
+                if not matches:
+                    continue
+                staged[i] = None
+                results[i] = {"id": new[_ID], "success": False, "errors": [{
+                    "statusCode": "DUPLICATES_DETECTED", "message": rule.error_message,
+                    "fields": [],
+                    "duplicateResult": {
+                        "allowSave": False, "duplicateRule": rule.name,
+                        "duplicateRuleEntityType": "Lead", "errorMessage": rule.error_message,
+                        "matchResults": [{
+                            "entityType": "Lead", "errors": [], "matchEngine": "ExactMatchEngine",
+                            "rule": rule.match_rule, "size": len(matches), "success": True,
+                            "matchRecords": [{
+                                "additionalInformation": [], "fieldDiffs": [],
+                                "matchConfidence": 100.0,
+                                "record": {"attributes": {
+                                    "type": "Lead",
+                                    "url": f"/services/data/v{version}/sobjects/Lead/{m}"},
+                                    "Id": m}} for m in matches]}]}}]}
 
     def _check_update(self, rec: dict[str, Any], now: int, user_id: str,
                       faults: Any) -> tuple[dict[str, Any], Row | None]:
@@ -496,6 +597,19 @@ class Org:
             return _failure("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this "
                                                   f"record or 1 records: {rid}"), None
         values = list(row)
+        failure = self._apply_fields(rec, values)
+        if failure is not None:
+            return failure, None
+        message = faults.validation_message(rid)
+        if message is not None:
+            return _failure("FIELD_CUSTOM_VALIDATION_EXCEPTION", message), None
+        values[_MS] = values[_LMD] = now
+        values[_LMB] = user_id
+        return {"id": rid, "success": True, "errors": []}, tuple(values)
+
+    def _apply_fields(self, rec: dict[str, Any], values: list[Any]) -> dict[str, Any] | None:
+        """Set the record's fields in ``values``; the failure result of the first that cannot be
+        written, or None."""
         for name, value in rec.items():
             if name in ("attributes", "id", "Id"):
                 continue
@@ -506,24 +620,26 @@ class Org:
                                 f"Unable to create/update fields: {fdef.name}. Please check the "
                                 "security settings of this field and verify that it is "
                                 "read/write for your profile or permission set.",
-                                [fdef.name]), None
-            if fdef.name == "Status" and self.config.restricted_status_picklist \
-                    and value not in self.status_values:
+                                [fdef.name])
+            if fdef.name == "Status" and not self._status_allowed(value, values[_RT]):
                 return _failure("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                                 f"bad value for restricted picklist field: {value}",
-                                ["Status"]), None
+                                ["Status"])
             try:
-                values[LEAD.column(name)] = to_internal(fdef, value)  # type: ignore[index]
+                values[LEAD.index[name.lower()]] = to_internal(fdef, value)
             except ValueError:
                 return _failure("INVALID_TYPE_ON_FIELD_IN_RECORD",
                                 f"{fdef.name}: value not of required type: {value!r:.40}",
-                                [fdef.name]), None
-        message = faults.validation_message(rid)
-        if message is not None:
-            return _failure("FIELD_CUSTOM_VALIDATION_EXCEPTION", message), None
-        values[_MS] = values[_LMD] = now
-        values[_LMB] = user_id
-        return {"id": rid, "success": True, "errors": []}, tuple(values)
+                                [fdef.name])
+        return None
+
+    def _status_allowed(self, value: Any, record_type_id: str | None) -> bool:
+        """Whether Status may be set to ``value`` on a record of this type. A record type's
+        value set is enforced; the org-wide list only when configured restricted."""
+        allowed = self.record_type_statuses.get(record_type_id or "")
+        if allowed is not None and value not in allowed:
+            return False
+        return not self.config.restricted_status_picklist or value in self.status_values
 
     def insert_via_api(self, records: list[Any], *, all_or_none: bool) -> list[dict[str, Any]]:
         """sObject Collections POST of CampaignMember rows (facts A9)."""
@@ -542,6 +658,28 @@ class Org:
                 if row is not None:
                     self.members[row[0]] = row
                     self.member_keys[(row[_CM["CampaignId"]], row[_CM["LeadId"]])] = row[0]
+            return results
+
+    def delete_members_via_api(self, ids: list[str], *,
+                               all_or_none: bool) -> list[dict[str, Any]]:
+        """sObject Collections DELETE of CampaignMember rows; one DeleteResult per id."""
+        with self.lock:
+            results: list[dict[str, Any]] = []
+            for rid in ids:
+                if rid in self.members:
+                    results.append({"id": rid, "success": True, "errors": []})
+                elif rid.startswith("00v"):
+                    results.append({"id": rid, **_failure("ENTITY_IS_DELETED",
+                                                          "entity is deleted")})
+                else:
+                    results.append({"id": rid, **_failure(
+                        "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")})
+            if all_or_none and any(not r["success"] for r in results):
+                return _rolled_back(results)
+            for r in results:
+                if r["success"]:
+                    row = self.members.pop(r["id"])
+                    self.member_keys.pop((row[_CM["CampaignId"]], row[_CM["LeadId"]]), None)
             return results
 
     def _check_member(self, rec: Any, now: int, pending: set[tuple[str, str]]
@@ -585,5 +723,22 @@ class Org:
                     {"active": True, "defaultValue": bool(r[4]), "label": r[2], "value": r[1],
                      "validFor": None} for r in self.statuses]
             fields.append(entry)
+        infos = [{"available": True, "defaultRecordTypeMapping": i == 0, "master": False,
+                  "name": r[1], "developerName": r[2], "recordTypeId": r[0], "active": True}
+                 for i, r in enumerate(self.record_types)]
         return {"name": "Lead", "label": "Lead", "keyPrefix": "00Q", "updateable": True,
-                "queryable": True, "fields": fields}
+                "queryable": True, "fields": fields, "recordTypeInfos": infos}
+
+    def status_picklist(self, record_type_id: str) -> dict[str, Any]:
+        """UI API ``object-info/Lead/picklist-values/{recordTypeId}/Status``."""
+        if record_type_id not in self.record_type_statuses:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        rows = self.statuses_for(record_type_id)
+        default = next((r[1] for r in rows if r[4]), None)
+        return {"controllerValues": {}, "defaultValue": None if default is None else {
+                    "attributes": None, "label": default, "validFor": [], "value": default},
+                "eTag": secrets.token_hex(16),
+                "url": f"/services/data/v{self.config.api_versions[0]}/ui-api/object-info/"
+                       f"Lead/picklist-values/{record_type_id}/Status",
+                "values": [{"attributes": None, "label": r[2], "validFor": [], "value": r[1]}
+                           for r in rows]}

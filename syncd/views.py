@@ -1,0 +1,112 @@
+"""The shapes of the admin views :mod:`syncd.plan` builds and ``syncd plan`` / ``explain`` /
+``status`` print (as text, or as JSON with ``--json``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypedDict
+
+__all__ = ["CrmPlan", "CrmStatus", "Explanation", "FailedLead", "LeadNote", "PendingGroup",
+           "Plan", "PlannedLead", "QuarantinedLead", "RulePlan", "RuleTraceView",
+           "StatusReport", "UnsentGroup"]
+
+
+class LeadNote(TypedDict):
+    """A lead the plan leaves alone, and why (held, blocked by a guard, failed before)."""
+
+    lead_id: str
+    reason: str
+
+
+class PlannedLead(TypedDict):
+    lead_id: str
+    before: str | None
+    after: str | None
+    rule_id: str | None
+    changes: list[tuple[str, str, Any]]  # (kind, field, value)
+
+
+class RulePlan(TypedDict):
+    """What one rule would do in the next cycle."""
+
+    leads: int
+    moves: dict[str, int]  # "before → after" -> leads
+    newsletters: dict[str, int]
+    fields: dict[str, int]
+
+
+class CrmPlan(TypedDict):
+    live_leads: int
+    changing_leads: int
+    memberships: int
+    held: list[LeadNote]
+    blocked: list[LeadNote]
+    failed: list[LeadNote]
+    leads: list[PlannedLead]
+    breaker: str | None  # why the change breaker would stop the run, if it would
+    rules: dict[str, RulePlan]
+
+
+class Plan(TypedDict):
+    now: datetime
+    ruleset_version: str
+    crms: dict[str, CrmPlan]
+
+
+class RuleTraceView(TypedDict):
+    ruleset: str
+    rule_id: str
+    line: int
+    matched: bool
+    decided_by: str
+
+
+class Explanation(TypedDict):
+    """One mirrored lead: its enrichment, every rule in order, and the verdict."""
+
+    crm: str
+    lead_id: str
+    status: str | None
+    enrichment: dict[str, Any]
+    reasons: dict[str, str]
+    traces: list[RuleTraceView]
+    verdict: str
+
+
+class PendingGroup(TypedDict):
+    change: str
+    retrying: str | None  # the last error code of rows being retried
+    count: int
+
+
+class UnsentGroup(TypedDict):
+    outcome: str
+    reason: str
+    count: int
+
+
+class FailedLead(TypedDict):
+    lead_id: str
+    error_code: str | None
+    error_message: str | None
+
+
+class QuarantinedLead(TypedDict):
+    lead_id: str
+    problems: list[dict[str, str]]  # {field, excerpt, reason}
+
+
+class CrmStatus(TypedDict):
+    pending: int
+    pending_by: list[PendingGroup]
+    unsent: list[UnsentGroup]
+    failed: list[FailedLead]
+    held: list[LeadNote]
+    quarantined: list[QuarantinedLead]
+    runs: list[dict[str, Any]]  # the run table's columns (syncd.state.RunRow)
+    writer: str | None  # the process holding the connector's lease, if any
+
+
+class StatusReport(TypedDict):
+    rules_error: str | None
+    crms: dict[str, CrmStatus]
