@@ -10,6 +10,7 @@ runs. The chaos world then runs fault-free cycles until quiet, and the judges in
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from tests.soak.invariants import Observed, RepEdit, check_all
-from tests.soak.world import REP_STATUS, SoakWorld
+from tests.soak.world import SoakWorld, rep_status
 
 __all__ = ["SoakParams", "SoakResult", "run_soak"]
 
@@ -121,9 +122,9 @@ def _edit_some(world: SoakWorld, rng: random.Random, k: int,
                             and not leads[lid]["converted"] and not leads[lid]["deleted"])
         journal_len = emu.journal_len()
         for lead_id in rng.sample(candidates, k=min(k, len(candidates))):
-            emu.edit(lead_id, REP_STATUS[crm])
-            edits.append(RepEdit(crm, lead_id, leads[lead_id]["email"], REP_STATUS[crm],
-                                 journal_len))
+            status = rep_status(crm, leads[lead_id]["status"])
+            emu.edit(lead_id, status)
+            edits.append(RepEdit(crm, lead_id, leads[lead_id]["email"], status, journal_len))
 
 
 def _observe(world: SoakWorld, edits: list[RepEdit]) -> Observed:
@@ -131,6 +132,13 @@ def _observe(world: SoakWorld, edits: list[RepEdit]) -> Observed:
                     journal={c: e.journal() for c, e in world.emulators.items()},
                     outbox=_rows(world.state_url, "outbox"),
                     audit=_rows(world.state_url, "audit"), rep_edits=list(edits))
+
+
+def _keep(path: Path, obs: Observed) -> None:
+    """What the judges read, kept beside the soak's logs for whoever debugs a violation."""
+    path.write_text(json.dumps({"state": obs.state, "journal": obs.journal,
+                                "rep_edits": [vars(e) for e in obs.rep_edits]},
+                               default=str, indent=1))
 
 
 def _reference(root: Path, params: SoakParams, chaos_edits: list[RepEdit]) -> Observed:
@@ -194,6 +202,7 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
             result.faults.update({f"{emu.crm} {k}": v for k, v in emu.state()["faults"].items()})
         result.quiet_cycles = _sync_until_quiet(world, params.max_quiet_cycles)
         chaos = _observe(world, edits)
+        _keep(root / "chaos" / "observed.json", chaos)
         for crm, entries in chaos.journal.items():
             result.api_calls[crm] = len(entries)
             result.status_writes[crm] = len({i for e in chaos.applied(crm, "update")

@@ -61,8 +61,14 @@ rules:
       - add_to_newsletter: newsletter
 """
 
-#: The status a simulated person sets by hand, per CRM (a value no soak rule writes).
-REP_STATUS = {"salesforce": "Working - Contacted", "hubspot": "IN_PROGRESS"}
+#: Statuses a simulated person sets by hand, per CRM (values no soak rule writes); the first that
+#: differs from the lead's current status (saving the value a lead already has changes nothing).
+REP_STATUSES = {"salesforce": ("Working - Contacted", "Closed - Not Converted"),
+                "hubspot": ("IN_PROGRESS", "ATTEMPTED_TO_CONTACT")}
+
+
+def rep_status(crm: str, current: str | None) -> str:
+    return next(s for s in REP_STATUSES[crm] if s != current)
 
 _PY = sys.executable
 
