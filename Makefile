@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.example.yaml
 
-.PHONY: run test bench bench-quick check lint clean
+.PHONY: run test bench bench-quick check lint lock clean
 
-$(STAMP): pyproject.toml
+# Every dependency at the version requirements-dev.lock pins (`make lock` writes it).
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[emulators,test,bench,dev]'
+	$(BIN)/pip install --quiet -c requirements-dev.lock -e '.[emulators,test,bench,dev]'
 	touch $(STAMP)
 
 ## Run the daemon on the embedded default: loopback emulators of both CRMs, demo leads, SQLite.
@@ -41,6 +42,19 @@ check: $(STAMP)
 
 ## Same as check (the old name).
 lint: check
+
+## Pin every dependency: requirements.lock (runtime and the emulators, what the image installs)
+## and requirements-dev.lock (every extra, what `make test` and CI install). Existing pins are
+## kept; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest allowed versions.
+LOCK_FLAGS ?=
+## syncd itself is left out (the test extra names syncd[emulators]; pip-compile would pin this
+## checkout's path), as pip and setuptools are by default.
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras \
+	--no-emit-index-url --no-emit-trusted-host --no-emit-find-links \
+	--unsafe-package syncd --unsafe-package pip --unsafe-package setuptools $(LOCK_FLAGS)
+lock: $(STAMP)
+	$(PIP_COMPILE) --extra emulators --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --all-extras --output-file requirements-dev.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -118,6 +118,7 @@ class RulesHolder:
             self.book, self.error = book, None
             if self._metrics:
                 self._metrics.rules_valid.set(1)
+                self._metrics.set_rules_version(book.version)
             if self._store:
                 self._store.set_meta("rules_error", None)
             return self.book
@@ -186,6 +187,7 @@ class App:
                                  loader=_book_loader(settings), metrics=metrics)
         except RuleLoadError as exc:
             raise StartupError(list(getattr(exc, "issues", [exc]))) from None
+        metrics.set_rules_version(holder.book.version)
         # A command that only reads the mirror may use a read-only store.
         store = open_store(settings, writable=connect)
         holder.attach(store=store)
@@ -200,9 +202,7 @@ class App:
             if serve_health and settings.server.enabled:
                 app.health = _bind_health(settings, metrics)
             if settings.embedded.enabled and connectors is None:
-                from syncd.embedded import EmbeddedCRMs
-
-                app.embedded = EmbeddedCRMs.start(settings)
+                app.embedded = _start_embedded(settings, store)
             app.connectors = connectors or _build_connectors(settings, app.embedded)
             for name, connector in app.connectors.items():
                 connector.name = name  # given ones too: the pipeline keys state by it
@@ -226,6 +226,7 @@ class App:
             app.pipelines[name].provenance = value
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
+        metrics.watch(engine=store.engine, connectors=app.connectors)
         return app
 
     def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
@@ -355,6 +356,30 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
                                              "server.port (or server.host)")]) from None
     health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
     return health
+
+
+def _start_embedded(settings: Settings, store: StateStore) -> Any:
+    """The demo's emulators, and (``embedded.fresh_state``) a fresh state to match them."""
+    from syncd.embedded import EmbeddedCRMs
+
+    embedded = EmbeddedCRMs.start(settings)
+    if settings.embedded.fresh_state:
+        try:
+            _start_demo_fresh(settings, store)
+        except BaseException:
+            embedded.stop()
+            raise
+    return embedded
+
+
+def _start_demo_fresh(settings: Settings, store: StateStore) -> None:
+    """New emulators, new state (syncd.demo_state); a store of real CRMs stops start-up."""
+    from syncd.demo_state import NotTheDemosStore, start_fresh
+
+    try:
+        start_fresh(store, list(settings.connectors()))
+    except NotTheDemosStore as exc:
+        raise StartupError([settings.located(("state", "url"), str(exc))]) from None
 
 
 def rule_allowlists(settings: Settings) -> dict[str, Any]:

@@ -788,6 +788,37 @@ def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         out.print(f"upgraded the state store from {was} to {after.current}", highlight=False)
 
 
+@db_app.command("prune")
+def db_prune(config: ConfigOpt = DEFAULT_CONFIG,
+             dry_run: Annotated[bool, typer.Option(
+                 "--dry-run", help="Count what would be deleted; delete nothing.")] = False,
+             ) -> None:
+    """Delete audit, run and finished outbox rows older than the retention settings.
+
+    The daemon does this by itself between cycles; this shows (--dry-run) or does it now.
+    """
+    from syncd.retention import prune
+    from syncd.state import StateStore, StateStoreError
+    from syncd.store_open import state_url
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    try:
+        store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
+    except (StateStoreError, OSError) as exc:
+        err.print(f"[bold red]state store:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        results = prune(store.engine, settings.retention, datetime.now(UTC), dry_run=dry_run,
+                        max_seconds=0)
+    finally:
+        store.close()
+    verb = "would delete" if dry_run else "deleted"
+    for item in results:
+        out.print(f"{item.table:<7} {verb} {item.rows:>9,} rows older than "
+                  f"{item.cutoff:%Y-%m-%d %H:%M} UTC", highlight=False)
+
+
 @rules_app.command("schema")
 def rules_schema() -> None:
     """Print the JSON Schema of rule files (for editors: yaml-language-server)."""

@@ -38,7 +38,6 @@ class EmbeddedCRMs:
         #: The running emulators by connector instance name.
         self.emulators: dict[str, EmbeddedEmulator] = {}
         self._random = random.Random(settings.embedded.seed + 1)
-        self._cycles_seen: set[str] = set()
 
     @classmethod
     def start(cls, settings: Settings) -> EmbeddedCRMs:
@@ -91,25 +90,30 @@ class EmbeddedCRMs:
         emu = self.emulators.get(name)
         return emu.connector_overrides() if emu is not None else {}
 
-    def before_cycle(self, name: str) -> None:
+    def after_cycle(self, name: str) -> None:
         """A simulated rep sets a couple of statuses by hand (only with rep_activity).
 
-        Not before the first cycle: syncd can only tell a person's edit from the status it
-        first mirrored, so the demo's reps start once the mirror exists.
+        After a cycle: syncd can only tell a person's edit from the status it first mirrored,
+        so the demo's reps start once the mirror exists; and an edit made right before a cycle
+        would be newer than the connector's read lag (Salesforce ``lag_seconds``) and show up
+        only a cycle later, while the log already announced it.
         """
         emu = self.emulators.get(name)
         if not self.settings.embedded.rep_activity or emu is None or not emu.lead_ids:
             return
-        if name not in self._cycles_seen:
-            self._cycles_seen.add(name)
-            return
-        for lead_id in self._random.sample(emu.lead_ids, k=min(2, len(emu.lead_ids))):
+        # Two real edits: a lead already showing the rep's status (or converted) is skipped,
+        # so every edit the log announces is one syncd then holds.
+        edits = 0
+        for lead_id in self._random.sample(emu.lead_ids, k=min(10, len(emu.lead_ids))):
             try:
                 status = emu.set_status_by_hand(lead_id)
             except Exception:  # noqa: BLE001 - a demo nicety must never break a cycle
                 continue
             if status is not None:
                 log.info("demo rep set %s lead %s to %r by hand", name, lead_id, status)
+                edits += 1
+                if edits == 2:
+                    return
 
     def stop(self) -> None:
         for emu in self.emulators.values():

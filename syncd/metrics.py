@@ -1,15 +1,59 @@
-"""Prometheus metrics. The registry is passed in, so tests use a private one."""
+"""Prometheus metrics. The registry is passed in, so tests use a private one.
+
+Two kinds of series:
+
+* those the daemon updates as it works (cycles, records written, held leads, ...), below in
+  :class:`Metrics`;
+* those read when Prometheus scrapes, by collectors registered once the state store and the
+  connectors exist (:meth:`Metrics.watch`): the outbox backlog and table sizes (index-bounded
+  queries, cached for :data:`STORE_REFRESH_SECONDS` so frequent scrapes cost nothing more), and
+  each connector's API quota and request counters (read from ``connector.stats``).
+
+Every series about one connector instance carries its name as the ``crm`` label.
+"""
 
 from __future__ import annotations
 
+import logging
+import platform
+import threading
 import time
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["Metrics"]
+from connectors.base import Connector
+from syncd.store_stats import OutboxBacklog, outbox_backlog, table_rows
+
+__all__ = ["STORE_REFRESH_SECONDS", "ConnectorCollector", "Metrics", "StoreCollector",
+           "syncd_version"]
+
+log = logging.getLogger("syncd.metrics")
+
+#: Scrapes closer together than this reuse the last store figures.
+STORE_REFRESH_SECONDS = 15.0
+
+
+def syncd_version() -> str:
+    try:
+        return metadata.version("syncd")
+    except metadata.PackageNotFoundError:  # run from a source tree without installing
+        return "unknown"
 
 
 class Metrics:
@@ -27,8 +71,9 @@ class Metrics:
                                registry=r)
         self.records = Counter("syncd_records_written", "Records sent, by outcome.",
                                ["crm", "outcome"], registry=r)
-        self.held = Gauge("syncd_rep_edits_held", "Leads whose hand-set status is being left "
-                          "alone in the last cycle.", ["crm"], registry=r)
+        self.held = Gauge("syncd_rep_edits_held", "Live leads whose status a person set within "
+                          "hold_rep_edits_for, left alone by the last cycle (the count `syncd "
+                          "status` and the cycle summary show).", ["crm"], registry=r)
         self.blocked = Gauge("syncd_guard_blocked", "Rule targets refused by the lifecycle "
                              "guards in the last cycle.", ["crm"], registry=r)
         self.breaker_trips = Counter("syncd_breaker_trips", "Runs stopped by the change breaker.",
@@ -49,6 +94,13 @@ class Metrics:
                                  "when the daemon keeps older rules after a bad edit.",
                                  registry=r)
         self.rules_valid.set(1)
+        self.rules_info = Gauge("syncd_rules_info", "The rule-set version (hash) in use: 1 for "
+                                "the current version.", ["version"], registry=r)
+        self.build_info = Gauge("syncd_build_info", "syncd's version and Python's: always 1.",
+                                ["version", "python"], registry=r)
+        self.build_info.labels(syncd_version(), platform.python_version()).set(1)
+        self.pruned = Counter("syncd_retention_pruned_rows", "Rows deleted by retention, by "
+                              "table.", ["table"], registry=r)
         self.lease_leader = Gauge("syncd_lease_leader", "1 while this process holds the "
                                   "connector's lease and runs its cycles; 0 while it is a "
                                   "standby.", ["connector"], registry=r)
@@ -56,6 +108,26 @@ class Metrics:
                                   "connector's lease, as this process last saw it.",
                                   ["connector", "host", "pid"], registry=r)
         self._holders: dict[str, tuple[str, str]] = {}
+        # The process (CPU, memory, open files) and the interpreter (version, GC): on the
+        # private registry, as prometheus_client puts them on its default one.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self._watched = False
+
+    def watch(self, *, engine: Engine, connectors: Mapping[str, Connector],
+              clock: Callable[[], float] = time.monotonic) -> None:
+        """Serve the store and connector series from now on (once per registry)."""
+        if self._watched:
+            return
+        self._watched = True
+        self.registry.register(StoreCollector(engine, list(connectors), clock=clock))
+        self.registry.register(ConnectorCollector(connectors))
+
+    def set_rules_version(self, version: str) -> None:
+        """The rule set in use changed (start-up or a reload): one series, the current one."""
+        self.rules_info.clear()
+        self.rules_info.labels(version).set(1)
 
     def observe_lease(self, connector: str, leader: bool, host: str | None,
                       pid: int | None) -> None:
@@ -74,8 +146,10 @@ class Metrics:
         self.pulled.labels(report.crm).inc(report.pulled)
         self.planned.labels(report.crm).inc(report.planned)
         self.api_calls.labels(report.crm).inc(report.api_calls)
-        self.held.labels(report.crm).set(report.held)
-        self.blocked.labels(report.crm).set(report.blocked)
+        if report.outcome not in ("budget", "failed") or report.held:
+            # A cycle that never reached planning says nothing about holds: keep the last count.
+            self.held.labels(report.crm).set(report.held)
+            self.blocked.labels(report.crm).set(report.blocked)
         if report.outcome == "failed":
             self.cycle_failures.labels(report.crm, report.reason or "internal").inc()
         if report.outcome == "ok":
@@ -84,3 +158,99 @@ class Metrics:
     def observe_results(self, crm: str, results: Sequence[Any]) -> None:
         for result in results:
             self.records.labels(crm, result.outcome.value).inc()
+
+
+class StoreCollector(Collector):
+    """Outbox backlog per connector and table sizes, read at scrape time (cached briefly)."""
+
+    def __init__(self, engine: Engine, crms: Sequence[str], *,
+                 clock: Callable[[], float] = time.monotonic,
+                 refresh_seconds: float = STORE_REFRESH_SECONDS) -> None:
+        self._engine = engine
+        self._crms = list(crms)
+        self._clock = clock
+        self._refresh = refresh_seconds
+        self._lock = threading.Lock()
+        self._at: float | None = None
+        self._backlog: dict[str, OutboxBacklog] = {}
+        self._rows: dict[str, int] = {}
+
+    def _read(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._at is not None and now - self._at < self._refresh:
+                return
+            try:
+                self._backlog = {crm: outbox_backlog(self._engine, crm) for crm in self._crms}
+                self._rows = table_rows(self._engine)
+            except SQLAlchemyError as exc:
+                # A scrape must not fail because the store is briefly busy or gone; the
+                # series are left out until it answers again.
+                log.debug("store metrics unavailable: %s", exc)
+                self._backlog, self._rows = {}, {}
+            self._at = now
+
+    def collect(self) -> Iterator[Metric]:
+        self._read()
+        pending = GaugeMetricFamily("syncd_outbox_pending", "Outbox rows approved and not yet "
+                                    "confirmed by the CRM.", labels=["crm"])
+        failed = GaugeMetricFamily("syncd_outbox_failed", "Outbox rows the CRM refused "
+                                   "permanently (kept until retention prunes them).",
+                                   labels=["crm"])
+        oldest = GaugeMetricFamily("syncd_outbox_oldest_pending_age_seconds", "Age of the "
+                                   "oldest pending outbox row; 0 when none is pending.",
+                                   labels=["crm"])
+        wall = datetime.now(UTC)
+        for crm, backlog in self._backlog.items():
+            pending.add_metric([crm], backlog.pending)
+            failed.add_metric([crm], backlog.failed)
+            age = ((wall - backlog.oldest_pending_at).total_seconds()
+                   if backlog.oldest_pending_at is not None else 0.0)
+            oldest.add_metric([crm], max(age, 0.0))
+        rows = GaugeMetricFamily("syncd_table_rows", "Rows in each state-store table (an "
+                                 "estimate: the planner's on PostgreSQL, the id span on "
+                                 "SQLite).", labels=["table"])
+        for table, n in self._rows.items():
+            rows.add_metric([table], n)
+        yield from (pending, failed, oldest, rows)
+
+
+class ConnectorCollector(Collector):
+    """Each connector's API quota and request counters, read from the connector."""
+
+    def __init__(self, connectors: Mapping[str, Connector]) -> None:
+        self._connectors = connectors
+
+    def collect(self) -> Iterator[Metric]:
+        used = GaugeMetricFamily("syncd_api_quota_used", "The CRM's daily API calls used, as it "
+                                 "last reported them.", labels=["crm"])
+        limit = GaugeMetricFamily("syncd_api_quota_limit", "The CRM's daily API call limit, as "
+                                  "it last reported it.", labels=["crm"])
+        limited = CounterMetricFamily("syncd_api_rate_limited", "Requests the CRM answered with "
+                                      "a rate limit (429), by limit kind.", labels=["crm", "kind"])
+        retries = CounterMetricFamily("syncd_api_retries", "Whole-request retries after a "
+                                      "transient failure.", labels=["crm"])
+        errors = CounterMetricFamily("syncd_api_errors", "Whole-request errors, by code.",
+                                     labels=["crm", "code"])
+        for crm, connector in list(self._connectors.items()):
+            quota = connector.api_quota()
+            if quota is not None:
+                used.add_metric([crm], quota.used)
+                limit.add_metric([crm], quota.limit)
+            stats = connector.stats
+            retries.add_metric([crm], stats.retries)
+            for kind, n in _snapshot(stats.rate_limited):
+                limited.add_metric([crm, kind], n)
+            for code, n in _snapshot(stats.errors):
+                errors.add_metric([crm, code], n)
+        yield from (used, limit, limited, retries, errors)
+
+
+def _snapshot(counts: Mapping[str, int]) -> Iterable[tuple[str, int]]:
+    """The items of a counter another thread may be adding to (a cycle runs meanwhile)."""
+    for _ in range(5):
+        try:
+            return list(counts.items())
+        except RuntimeError:  # "dictionary changed size during iteration": read it again
+            continue
+    return []

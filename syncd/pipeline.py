@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -54,6 +54,7 @@ from connectors.errors import (
 from rules import RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.enrichment import Enricher
+from syncd.holds import held_reason, is_held
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.logs import cycle_context
@@ -133,6 +134,8 @@ _from_iso = datetime.fromisoformat
 # counter added to both cannot be forgotten here.
 _RUN_FIELDS = tuple(f.name for f in dataclass_fields(CycleReport)
                     if f.name in RunRow.model_fields and f.name not in ("crm", "run_id"))
+# The counters among them, written as the cycle's transactions commit (``Pipeline._progress``).
+_RUN_COUNTS = tuple(n for n in _RUN_FIELDS if RunRow.model_fields[n].annotation is int)
 
 
 def rule_lead(row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *,
@@ -203,22 +206,21 @@ class Planner:
             if name not in (row.newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
         _drop_refused_writes(row, verdict)
-        if verdict.changes:
-            verdict.held = self._held(row, now)
-            if verdict.held:
-                verdict.changes = []
+        verdict.held = self._held(row, now)
+        if verdict.held:
+            # Held whether or not the rules want a change now (syncd.holds): every surface
+            # counts the same leads.
+            verdict.changes = []
         return verdict
 
     def _held(self, row: LeadRecord, now: datetime) -> str | None:
-        """Why syncd leaves the lead alone: a person changed its status recently."""
+        """Why syncd leaves the lead alone (syncd.holds): a person changed its status recently."""
         if row.rep_edit_at is None:
             return None
         edited = _utc(row.rep_edit_at)
-        if now - edited >= self.hold:
+        if not is_held(edited, now, self.hold):
             return None
-        return (f"status set to '{row.rep_edit_status}' by a person at "
-                f"{edited:%Y-%m-%d %H:%M} UTC; held until "
-                f"{edited + self.hold:%Y-%m-%d %H:%M} UTC")
+        return held_reason(row.rep_edit_status, edited, self.hold)
 
     def _field_value(self, row: LeadRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
         """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
@@ -282,6 +284,7 @@ class Pipeline:
         self.metrics = metrics
         self.stop = stop or threading.Event()
         self.paused_until: datetime | None = None
+        self._calls_before = 0  # the connector's call count when the current cycle started
         self.pause_reason = "daily API budget spent"
         #: Provenance fields written with each field change (``syncd.provenance.Provenance``,
         #: set by the app after checking the fields), or None.
@@ -315,7 +318,7 @@ class Pipeline:
     def _run_cycle(self, report: CycleReport, now: datetime, *,
                    approve_large_run: bool) -> CycleReport:
         run: RunRow | None = None
-        calls_before = _api_calls(self.connector)
+        calls_before = self._calls_before = _api_calls(self.connector)
         try:
             book = self.rules()
             run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
@@ -365,6 +368,9 @@ class Pipeline:
         self.pull(report, until=now)
         if self.lease is not None:
             self.lease.verify()  # a standby must not supersede the new leader's plan
+        with self.store.begin() as conn:
+            self._fence(conn)
+            self.store.settle_sending(conn, self.crm, self.clock())
         if not self.stop.is_set():
             self.plan(report, book, now, approve_large_run=approve_large_run)
         if report.outcome == "running" and not self.stop.is_set():
@@ -408,6 +414,13 @@ class Pipeline:
                 extra={"crm": self.crm, "run_id": report.run_id, "outcome": report.outcome})
         return report
 
+    def _progress(self, conn: Any, report: CycleReport, **now_counts: int) -> None:
+        """Write the run row's counters in the transaction of the page, plan or batch they
+        count (``now_counts``: the report's values once that transaction commits)."""
+        counts = {name: getattr(report, name) for name in _RUN_COUNTS}
+        counts.update(now_counts, api_calls=_api_calls(self.connector) - self._calls_before)
+        self.store.record_run_progress(conn, report.run_id, counts)
+
     # ---- 1. pull -------------------------------------------------------------------------
 
     def pull(self, report: CycleReport, *, until: datetime) -> None:
@@ -444,14 +457,17 @@ class Pipeline:
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
-            queued = {(r.lead_id, r.value) for r in self.store.open_changes(
-                conn, self.crm, list(by_id)) if r.kind == "field" and r.field == "status"}
+            status_rows = [r for r in self.store.open_changes(conn, self.crm, list(by_id))
+                           if r.kind == "field" and r.field == "status"]
+            queued = {(r.lead_id, r.value) for r in status_rows}
+            in_doubt = {r.lead_id: r for r in status_rows if r.state == OutboxState.SENDING}
             rows: list[dict[str, Any]] = []
             gone: dict[str, str] = {}  # lead id -> why its open changes are withdrawn
             quarantined: list[dict[str, Any]] = []
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
-                rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours))
+                rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours,
+                                             in_doubt=in_doubt.get(lead.id)))
                 if rows[-1]["quarantine"]:
                     quarantined.append(rows[-1])
                 if lead.deleted or lead.converted:
@@ -476,6 +492,7 @@ class Pipeline:
                         and (old.read_at is None or cursor.read_at > old.read_at)):
                     self.store.save_cursor(conn, self.crm, cursor.modified_at, cursor.record_id,
                                            now, read_at=cursor.read_at)
+            self._progress(conn, report, pulled=report.pulled + len(by_id))
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
 
@@ -490,7 +507,8 @@ class Pipeline:
                     self.metrics.quarantined.labels(self.crm, problem["field"]).inc()
 
     def _mirror_row(self, lead: RemoteLead, prev: LeadRecord | None, now: datetime, *,
-                    queued: bool = False) -> dict[str, Any]:
+                    queued: bool = False,
+                    in_doubt: OutboxRecord | None = None) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
         problems = [{"field": p.field, "excerpt": p.excerpt, "reason": p.reason}
                     for p in lead.problems]
@@ -520,8 +538,9 @@ class Pipeline:
                    rep_edit_status=prev.rep_edit_status, newsletters=prev.newsletters or [],
                    error_code=prev.error_code, error_message=prev.error_message,
                    error_at=prev.error_at)
-        if status != prev.status:
-            row["status_changed_at"] = lead.modified_at
+        if status != prev.status or _reverted_in_doubt(lead, status, in_doubt):
+            if status != prev.status:
+                row["status_changed_at"] = lead.modified_at
             ours = (status == prev.written_status or queued
                     or lead.modified_by_integration is True)
             if not ours:
@@ -630,6 +649,7 @@ class Pipeline:
             self.store.add_audit(conn, [self._audit(r, AuditOutcome.ALREADY_IN_PLACE, now,
                                                     report.run_id) for r in done])
             self.store.add_changes(conn, new_rows)
+            self._progress(conn, report, planned=report.planned + len(new_rows))
         report.planned += len(new_rows)
         return changing
 
@@ -663,6 +683,11 @@ class Pipeline:
     def _send(self, kind: str, groups: list[list[OutboxRecord]], report: CycleReport) -> None:
         if self.lease is not None:
             self.lease.before_send()
+        # In doubt from here until the results are recorded (OutboxState.SENDING).
+        with self.store.begin() as conn:
+            self._fence(conn)
+            self.store.set_change_state(conn, [r.id for g in groups for r in g],
+                                        OutboxState.SENDING, self.clock())
         if kind == "field":
             # Provenance fields ride in the same records: no extra call (syncd.provenance).
             extra = (self.provenance.for_groups(groups, self) if self.provenance is not None
@@ -728,6 +753,9 @@ class Pipeline:
                                  + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
                                     for g, res in failed for r in g])
             self._apply_to_mirror(conn, done, failed, now)
+            self._progress(conn, report, written=report.written + len(done),
+                           retrying=report.retrying + len(retry),
+                           failed=report.failed + len(failed))
         report.written += len(done)
         report.retrying += len(retry)
         report.failed += len(failed)
@@ -893,6 +921,20 @@ def _wanted_before_the_intent(row: LeadRecord, change: OutboxRecord,
 def _membership_key(row: Any) -> str:
     """Adds and removals (value False, from a revert) of one newsletter go in separate calls."""
     return f"-{row.field}" if row.value is False else f"+{row.field}"
+
+
+#: How far a CRM's clock may run behind syncd's: an edit stamped up to this long before an
+#: in-doubt write left may still have come after it (judged conservatively: rep edits win).
+_CLOCK_SKEW = timedelta(seconds=5)
+
+
+def _reverted_in_doubt(lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None) -> bool:
+    """Someone other than syncd modified the lead after syncd's unconfirmed status write left,
+    and the CRM shows another status: the person's, whatever the mirror still says (a person
+    who set the old value back looks exactly like a lead syncd never wrote)."""
+    if in_doubt is None or lead.modified_by_integration is True or status == in_doubt.value:
+        return False
+    return bool(lead.modified_at >= _utc(in_doubt.updated_at) - _CLOCK_SKEW)
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:

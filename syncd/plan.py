@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from syncd.app import App
+from syncd.holds import held_reason, held_since
 from syncd.pipeline import CycleReport, Planner, iter_verdicts
 from syncd.settings import BreakerSettings
 from syncd.state import StateStore, _utc
@@ -119,13 +120,12 @@ def status_report(app: App) -> StatusReport:
     report: StatusReport = {"rules_error": app.store.get_meta("rules_error"), "crms": {}}
     for name, cs in app.settings.connectors().items():
         held: list[LeadNote] = []
-        for row in app.store.held_leads(name, now - cs.hold_rep_edits_for):
-            assert row.rep_edit_at is not None  # held_leads selects rep_edit_at >= since
+        for row in app.store.held_leads(name, held_since(now, cs.hold_rep_edits_for)):
+            assert row.rep_edit_at is not None  # held_leads selects rep_edit_at > since
             edited = _utc(row.rep_edit_at)
             held.append({"lead_id": row.lead_id,
-                         "reason": f"status set to '{row.rep_edit_status}' by a person at "
-                                   f"{edited:%Y-%m-%d %H:%M} UTC; syncd leaves it alone until "
-                                   f"{edited + cs.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC"})
+                         "reason": held_reason(row.rep_edit_status, edited,
+                                               cs.hold_rep_edits_for)})
         runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),

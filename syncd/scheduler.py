@@ -162,8 +162,6 @@ class Daemon:
                 # other than this one can be running a cycle of this connector.
                 self.app.recover_interrupted_runs(name)
                 self._recovered[name] = token
-        if self.app.embedded is not None:
-            self.app.embedded.before_cycle(name)
         try:
             report = self.app.pipelines[name].run_cycle()
         except Exception as exc:  # noqa: BLE001 - run_cycle reports failures; belt and braces
@@ -180,6 +178,30 @@ class Daemon:
                 self.on_cycle(report)
             except Exception as exc:  # noqa: BLE001 - showing a cycle must not fail it
                 log.warning("could not show the cycle of %s: %s", name, exc)
+        if self.app.embedded is not None:
+            self.app.embedded.after_cycle(name)
+
+    def _prune(self) -> None:
+        """One bounded retention pass (syncd.retention), pausing between batches so cycles
+        waiting for the database get in; it never fails a cycle or the daemon."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from syncd.retention import prune
+
+        if self.leases and not any(lease.leader for lease in self.leases.values()):
+            return  # a standby: the leader's process prunes the shared store
+        metrics = self.app.metrics
+        try:
+            results = prune(self.app.store.engine, self.app.settings.retention,
+                            datetime.now(UTC), stop=self.app.stop, pause=0.05,
+                            on_batch=lambda table, n: metrics.pruned.labels(table).inc(n))
+        except SQLAlchemyError as exc:
+            log.warning("retention pass failed (%s); the next pass tries again",
+                        str(exc).splitlines()[0])
+            return
+        if any(p.rows for p in results):
+            log.info("retention deleted %s", ", ".join(
+                f"{p.rows} {p.table} rows older than {p.cutoff:%Y-%m-%d}" for p in results))
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when the rules load and every connector's last cycle is recent and did not
@@ -236,6 +258,12 @@ class Daemon:
                                     seconds=cs.interval.total_seconds(),
                                     next_run_time=datetime.now(UTC))
             log.info("%s: a cycle every %ds", name, cs.interval.total_seconds())
+        retention = self.app.settings.retention
+        if retention.enabled:
+            # Its own job, first run one interval after start: a restart loop never prunes,
+            # and start-up's first cycles have the database to themselves.
+            self._scheduler.add_job(self._prune, "interval", id="retention", name="retention",
+                                    seconds=retention.interval.total_seconds())
 
         def _stop(signum: int, _frame: Any) -> None:
             log.info("%s received: finishing the batch in flight, then stopping",

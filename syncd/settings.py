@@ -62,6 +62,7 @@ __all__ = [
     "ConnectorSettings",
     "InstanceName",
     "LeaseSettings",
+    "RetentionSettings",
     "Settings",
     "load_settings",
     "parse_duration",
@@ -146,6 +147,36 @@ class OutboxSettings(_Model):
     retry_base: Duration = Field(timedelta(seconds=30), description="First retry delay; doubles.")
 
 
+#: The shortest audit retention: changes stay undoable (``syncd revert``) and reportable for a
+#: quarter. See syncd.retention for the defaults' reasoning.
+MIN_AUDIT_RETENTION = timedelta(days=90)
+
+
+def _at_least_undo_window(value: timedelta) -> timedelta:
+    if value < MIN_AUDIT_RETENTION:
+        raise ValueError(f"audit rows are kept at least {MIN_AUDIT_RETENTION.days} days (the "
+                         "window in which a change can be undone and reported on); "
+                         f"{value.days} days is too short")
+    return value
+
+
+class RetentionSettings(_Model):
+    enabled: bool = Field(True, description="Delete old rows while the daemon runs (between "
+                                            "cycles, in small batches).")
+    audit: Annotated[timedelta, BeforeValidator(parse_duration),
+                     AfterValidator(_at_least_undo_window)] = Field(
+        timedelta(days=180), description="Keep audit rows this long (at least 90d).")
+    runs: Duration = Field(timedelta(days=180), description="Keep finished run rows this long.")
+    outbox: Duration = Field(timedelta(days=30),
+                             description="Keep finished outbox rows (done, failed, superseded, "
+                                         "withdrawn, blocked) this long; pending ones always.")
+    interval: Interval = Field(timedelta(hours=1), description="Time between pruning passes.")
+    batch_rows: int = Field(5000, ge=100, le=100_000,
+                            description="Rows visited per transaction.")
+    max_seconds: float = Field(60.0, gt=0, description="A pass stops after this long; the next "
+                                                       "one continues.")
+
+
 class LeaseSettings(_Model):
     """One writer per connector: the process holding a connector's lease runs its cycles."""
 
@@ -187,6 +218,9 @@ class EmbeddedSettings(_Model):
     leads: int = Field(300, ge=0, description="Demo leads seeded into each emulator.")
     seed: int = Field(7, description="Random seed of the demo data.")
     rep_activity: bool = Field(True, description="Simulate reps editing a few leads each cycle.")
+    fresh_state: bool = Field(True, description="Clear syncd's state of the demo's connectors at "
+                                                "start: the emulators start a new world each "
+                                                "time (syncd.demo_state).")
 
 
 _INSTANCE_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
@@ -280,6 +314,7 @@ class Settings(_Model):
                                            description="ICP and free-mail settings (see README).")
     breaker: BreakerSettings = BreakerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    retention: RetentionSettings = RetentionSettings()
     lease: LeaseSettings = LeaseSettings()
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()

@@ -100,6 +100,14 @@ class OutboxState(StrEnum):
     * ``pending``     approved; the drain sends it once ``next_attempt_at`` (a retry's backoff)
                       has passed. A run that is stopped or killed leaves its pending rows here, and
                       the next run sends them: stopping never loses an approved change.
+    * ``sending``     in a batch on its way to the CRM (``updated_at`` is when it left). A row
+                      still ``sending`` at the next pull is *in doubt*: the process died, or the
+                      request failed, after the CRM may have applied it. The pull settles it: if
+                      the CRM shows the value, planning marks it done; if someone other than syncd
+                      modified the lead since it left and the CRM shows another status, that
+                      status is a person's (held, and the intent withdrawn) -- syncd cannot tell
+                      a person's revert of its unconfirmed write from an untouched lead, and rep
+                      edits win; otherwise it is ``pending`` again and sent.
     * ``done``        the CRM confirmed it, or the CRM already showed the value when planning
                       looked again (a write confirmed just before a crash is not sent twice).
     * ``failed``      the CRM refused it permanently, or a retriable error outlasted
@@ -120,6 +128,7 @@ class OutboxState(StrEnum):
 
     PLANNED = "planned"
     PENDING = "pending"
+    SENDING = "sending"
     DONE = "done"
     FAILED = "failed"
     BLOCKED = "blocked"
@@ -128,7 +137,7 @@ class OutboxState(StrEnum):
 
 
 #: Rows the drain may still send (or planning may still approve).
-OPEN_STATES = (OutboxState.PLANNED, OutboxState.PENDING)
+OPEN_STATES = (OutboxState.PLANNED, OutboxState.PENDING, OutboxState.SENDING)
 
 
 class AuditOutcome(StrEnum):
@@ -463,11 +472,13 @@ class StateStore:
                 table.c.crm == crm, table.c.deleted.is_(False))).scalar_one())
 
     def held_leads(self, crm: str, since: datetime) -> list[LeadRecord]:
+        """Held leads (``syncd.holds``): live, unconverted, a person's edit after ``since``."""
         table = LeadRow.__table__
         with self.engine.connect() as conn:
             return list(conn.execute(select(table).where(
-                table.c.crm == crm, table.c.rep_edit_at >= since,
-                table.c.deleted.is_(False))).all())
+                table.c.crm == crm, table.c.rep_edit_at > since,
+                table.c.deleted.is_(False), table.c.converted.is_(False))
+                .order_by(table.c.lead_id)).all())
 
     def quarantined_leads(self, crm: str) -> list[QuarantineRecord]:
         """Live leads whose last pull had values syncd could not use."""
@@ -488,7 +499,7 @@ class StateStore:
 
     def open_changes(self, conn: Connection, crm: str,
                      ids: Sequence[str]) -> list[OutboxRecord]:
-        """Planned or pending outbox rows of these leads."""
+        """Planned, pending or in-doubt (``sending``) outbox rows of these leads."""
         out: list[OutboxRecord] = []
         table = OutboxRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
@@ -497,6 +508,14 @@ class StateStore:
                 table.c.crm == crm, table.c.lead_id.in_(chunk),
                 table.c.state.in_(OPEN_STATES))).all())
         return out
+
+    def settle_sending(self, conn: Connection, crm: str, now: datetime) -> int:
+        """In-doubt rows the pull did not resolve go back to ``pending`` (see OutboxState)."""
+        table = OutboxRow.__table__
+        result = conn.execute(update(table).where(
+            table.c.crm == crm, table.c.state == OutboxState.SENDING)
+            .values(state=OutboxState.PENDING, updated_at=now))
+        return result.rowcount or 0
 
     def intent_parts(self, conn: Connection,
                      intent_ids: Iterable[str]) -> dict[str, list[OutboxRecord]]:
@@ -586,18 +605,22 @@ class StateStore:
             last = tuple(getattr(rows[-1], c.name) for c in order)
 
     def pending_count(self, crm: str) -> int:
+        """Approved changes not yet confirmed: waiting to be sent, or sent and in doubt."""
         table = OutboxRow.__table__
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).where(
-                table.c.crm == crm, table.c.state == OutboxState.PENDING)).scalar_one())
+                table.c.crm == crm, table.c.state.in_((OutboxState.PENDING,
+                                                       OutboxState.SENDING)))).scalar_one())
 
     def pending_summary(self, crm: str) -> list[tuple[str, str, str | None, int]]:
-        """Pending rows grouped by (kind, field, last error code), largest group first."""
+        """Pending (and in-doubt) rows grouped by (kind, field, last error code), largest group
+        first."""
         table = OutboxRow.__table__
         count = func.count().label("n")
+        waiting = table.c.state.in_((OutboxState.PENDING, OutboxState.SENDING))
         with self.engine.connect() as conn:
             rows = conn.execute(select(table.c.kind, table.c.field, table.c.error_code, count)
-                                .where(table.c.crm == crm, table.c.state == OutboxState.PENDING)
+                                .where(table.c.crm == crm, waiting)
                                 .group_by(table.c.kind, table.c.field, table.c.error_code)
                                 .order_by(count.desc())).all()
         return [(r.kind, r.field, r.error_code, r.n) for r in rows]
@@ -655,6 +678,15 @@ class StateStore:
             table = RunRow.__table__
             conn.execute(update(table).where(table.c.run_id == run.run_id)
                          .values(**run.model_dump(exclude={"run_id"})))
+
+    def record_run_progress(self, conn: Connection, run_id: str, counts: dict[str, int]) -> None:
+        """The run's counters so far, in the transaction that committed what they count.
+
+        A run killed mid-cycle then shows what it pulled, planned and wrote up to its last
+        commit, not zeros (``finish_run`` writes the final figures).
+        """
+        table = RunRow.__table__
+        conn.execute(update(table).where(table.c.run_id == run_id).values(**counts))
 
     def close_interrupted_runs(self, now: datetime, crm: str | None = None) -> int:
         """Runs still marked running belong to a process that died; say so.

@@ -75,7 +75,7 @@ state: {{url: "{state_url or f"sqlite:///{tmp_path / 'state.db'}"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: {breaker_share}, min_changes: 1}}
 server: {{enabled: false}}
-embedded: {{enabled: true, leads: {leads}, rep_activity: false}}
+embedded: {{enabled: true, leads: {leads}, rep_activity: false, fresh_state: false}}
 """
     body += "".join(sections[c] for c in crms) + textwrap.dedent(extra)
     path = tmp_path / "syncd.yaml"

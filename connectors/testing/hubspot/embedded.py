@@ -43,6 +43,8 @@ class EmbeddedHubSpot:
                 "newsletters": dict(self._lists)}
 
     def set_status_by_hand(self, lead_id: str) -> str | None:
+        if self.server.contact(lead_id).get("hs_lead_status") == REP_STATUS:
+            return None  # setting the same value is no edit
         self.server.update_contact(lead_id, {"hs_lead_status": REP_STATUS})
         return REP_STATUS
 

@@ -44,8 +44,9 @@ class EmbeddedSalesforce:
                 "ca_bundle": emu.ca_pem_path, "newsletters": dict(self._campaigns)}
 
     def set_status_by_hand(self, lead_id: str) -> str | None:
-        if self.server.lead(lead_id).get("IsConverted"):
-            return None  # a converted lead cannot be edited
+        lead = self.server.lead(lead_id)
+        if lead.get("IsConverted") or lead.get("Status") == REP_STATUS:
+            return None  # a converted lead cannot be edited; setting the same value is no edit
         self.server.update_lead(lead_id, {"Status": REP_STATUS})
         return REP_STATUS
 
