@@ -463,11 +463,15 @@ class Pipeline:
             in_doubt = {r.lead_id: r for r in status_rows if r.state == OutboxState.SENDING}
             rows: list[dict[str, Any]] = []
             gone: dict[str, str] = {}  # lead id -> why its open changes are withdrawn
+            reverted: list[OutboxRecord] = []  # unconfirmed writes a person has overridden
             quarantined: list[dict[str, Any]] = []
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
+                doubt = in_doubt.get(lead.id)
                 rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours,
-                                             in_doubt=in_doubt.get(lead.id)))
+                                             in_doubt=doubt))
+                if doubt is not None and _reverted_in_doubt(lead, rows[-1]["status"], doubt):
+                    reverted.append(doubt)
                 if rows[-1]["quarantine"]:
                     quarantined.append(rows[-1])
                 if lead.deleted or lead.converted:
@@ -475,6 +479,10 @@ class Pipeline:
                 report.deleted += lead.deleted
             if rows:
                 self.store.upsert_leads(conn, rows)
+            # The write may have been applied (its answer was lost); the person's value stands,
+            # and the audit says both.
+            self.store.close_changes(conn, reverted, OutboxState.WITHDRAWN, now,
+                                     run_id=report.run_id, reason=UNCONFIRMED_OVERRIDDEN)
             if gone:
                 withdrawn: dict[str, list[OutboxRecord]] = defaultdict(list)
                 for r in self.store.open_changes(conn, self.crm, list(gone)):
@@ -837,6 +845,8 @@ OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's wri
 OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
 NO_LONGER_WANTED = "no longer wanted by the rules"
 LEAD_DELETED = "lead deleted in the CRM"
+UNCONFIRMED_OVERRIDDEN = ("sent but unconfirmed (the answer was lost); someone else changed the "
+                          "status afterwards, and it is left as they set it")
 LEAD_CONVERTED = "lead converted in the CRM"
 
 
