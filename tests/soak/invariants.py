@@ -151,8 +151,12 @@ def writes_match_audit(chaos: Observed, _ref: Observed) -> list[str]:
     for crm in chaos.state:
         written = {lead_id for e in chaos.applied(crm, "update")
                    for lead_id in e.get("written", ())}
+        # A write whose answer was lost and that a person then overrode is audited as withdrawn,
+        # saying so: syncd cannot know whether the CRM applied it.
         audited = {r["lead_id"] for r in chaos.audit if r["crm"] == crm
-                   and r["field"] == "status" and r["outcome"] in ("applied", "already_in_place")}
+                   and r["field"] == "status" and (
+                       r["outcome"] in ("applied", "already_in_place")
+                       or "unconfirmed" in str(r.get("message") or ""))}
         applied = {r["lead_id"] for r in chaos.audit if r["crm"] == crm
                    and r["field"] == "status" and r["outcome"] == "applied"}
         bad.extend(f"{crm} {lead}: the CRM received a status write with no audit row"
