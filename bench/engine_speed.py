@@ -91,8 +91,10 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
     sample = leads[:twin_n]
     with Stopwatch() as theirs:
         twin_ids = [first_match(twin, lead) for lead in sample]
-    # The twin runs on the first twin_n leads only: zip stops there.
-    agree = sum(1 for d, t in zip(decisions, twin_ids, strict=False) if d.rule_id == t)
+    # The twin runs on the first twin_n leads only: zip stops there. It knows only the first
+    # matching rule; a chained decision starts with it.
+    agree = sum(1 for d, t in zip(decisions, twin_ids, strict=False)
+                if (d.chain[0] if d.chain else d.rule_id) == t)
 
     full_rate = n / full.cpu if full.cpu else 0.0
     eval_rate = n / ours.cpu if ours.cpu else 0.0

@@ -75,10 +75,13 @@ RULES: tuple[tuple[str, str], ...] = (
      " and created_at < $now - t'P14D'"),
     ("unqualified-reengaged",
      "status == 'Unqualified' and icp_fit in ['strong', 'medium'] and last_activity_at != null"
-     " and last_activity_at >= $now - t'P7D'"),
+     " and last_activity_at >= $now - t'P7D'"
+     " and not (title != null and 'student' in title.as_lower)"
+     " and not (employees != null and employees < 5)"),
     ("nurture-reengaged",
      "status == 'Nurture' and last_activity_at != null and last_activity_at >= $now - t'P7D'"
-     " and not (icp_fit == 'weak')"),
+     " and not (icp_fit == 'weak')"
+     " and (bant_complete == true or (timeline != null and timeline != ''))"),
     ("big-company-unowned",
      "status == 'New' and (owner == null or owner == '')"
      " and ((employees != null and employees >= 1000)"

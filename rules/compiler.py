@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rules.actions import ActionChecker, ActionContext
+from rules.analysis import SetShape, analyse
 from rules.conditions import (
     ConditionError,
     DurationTable,
@@ -82,12 +83,15 @@ class RuleSetCompiler:
         self._actions = ActionContext(options, diag, None, self.known_status)
         self._ids: dict[str, int] = {}  # rule id -> line
         self._shadows = ShadowIndex()
+        self._shadowed: set[int] = set()  # indexes of rules an earlier rule shadows
 
     def compile(self, model: RuleSetModel, digest: str) -> RuleSet | None:
         """The compiled set, or None when a problem was found (then ``diag`` has it)."""
         self.start(Header.from_model(model))
         compiled = [self.rule(RuleParts.from_model(i, r)) for i, r in enumerate(model.rules)]
         if self.diag.has_errors:
+            return None
+        if not self._analyse(compiled):
             return None
         return RuleSet(
             name=model.name, path=self.path, mode=model.mode,
@@ -96,7 +100,23 @@ class RuleSetCompiler:
             archive_status=self.vocabulary.archive_status,
             rules=tuple(r for r in compiled if r is not None),
             durations=self.durations.durations(), digest=digest,
-            warnings=self.diag.warnings(), fields=dict(self.options.fields))
+            warnings=self.diag.warnings(), fields=dict(self.options.fields),
+            calendar=self.options.calendar)
+
+    def _analyse(self, compiled: list[CompiledRule | None]) -> bool:
+        """Never-firing rules and loops (:mod:`rules.analysis`), reported at their rule;
+        False when one is an error (a loop that needs nothing outside syncd to change)."""
+        shape = SetShape(self.vocabulary.statuses, self.header.converted,
+                         self.vocabulary.protected, self.vocabulary.transitions,
+                         self.durations.durations(), self.options.calendar,
+                         first_match=self.header.mode != "all_match")
+        rules = [(i, r) for i, r in enumerate(compiled) if r is not None]
+        ok = True
+        for finding in analyse(rules, shape, frozenset(self._shadowed)):
+            self.diag.error(("rules", finding.index), finding.message, at="node",
+                            severity=finding.severity)
+            ok = ok and finding.severity != "error"
+        return ok
 
     # -- header ----------------------------------------------------------------------------
 
@@ -198,6 +218,7 @@ class RuleSetCompiler:
         earlier = self._shadows.earliest_subset(mine)
         if earlier is not None:
             prev, prev_id, prev_line = earlier
+            self._shadowed.add(parts.index)
             why = "matches every lead" if not prev else (
                 "has the same condition" if prev == mine else "has a broader condition")
             self.diag.error(loc, f"this rule can never match: rule '{prev_id}' (line "
@@ -238,13 +259,13 @@ class RuleSetCompiler:
         op, raw = cond.operator()
         try:
             fn, text = compile_leaf(cond.field, ftype, op, raw, self.durations,
-                                    self.options.fields)
+                                    self.options.fields, self.options.calendar)
         except ConditionError as exc:
             self._leaf_error(loc, op, raw, exc)
             return None
         if cond.field == "status" and not self._statuses_known(loc, op, raw):
             return None
-        return Node("leaf", fn, spec=LeafSpec(cond.field, op, text))
+        return Node("leaf", fn, spec=LeafSpec(cond.field, op, text, raw))
 
     def _leaf_error(self, loc: Loc, op: str, raw: OperatorValue, exc: ConditionError) -> None:
         where: Loc = (*loc, op) if exc.item is None else (*loc, op, exc.item)

@@ -39,10 +39,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from rules.calendar import BusinessDuration, Calendar
 from rules.durations import DurationError, parse_duration
-from rules.fields import FieldType
+from rules.fields import DATE_ONLY_FIELDS, FieldType
 from rules.issues import describe_kind, suggest
-from rules.schema import FieldRef, Scalar
+from rules.schema import BusinessSpan, FieldRef, Scalar
 
 __all__ = [
     "CondFn",
@@ -62,7 +63,9 @@ __all__ = [
 Lead = Mapping[str, Any]
 CondFn = Callable[[Lead, Sequence[datetime]], bool]
 #: What an operator takes: a value, a list of values (in/not_in) or another field (gt/...).
-OperatorValue = Scalar | list[Scalar] | FieldRef
+OperatorValue = Scalar | list[Scalar] | FieldRef | BusinessSpan
+#: A duration of a rule set: wall-clock, or working time by the calendar.
+Duration = timedelta | BusinessDuration
 
 _ORDERED = {FieldType.INTEGER, FieldType.NUMBER, FieldType.DATETIME}
 _OPS_BY_TYPE: dict[str, set[FieldType] | None] = {
@@ -192,6 +195,7 @@ class LeafSpec:
     field: str
     op: str
     text: str
+    value: object = None  # the operator's value as written (for rules.analysis)
 
 
 class Node:
@@ -239,13 +243,13 @@ class DurationTable:
     """
 
     def __init__(self) -> None:
-        self._index: dict[timedelta, int] = {}
+        self._index: dict[Duration, int] = {}
 
-    def index(self, delta: timedelta) -> int:
+    def index(self, delta: Duration) -> int:
         """The threshold index of ``delta`` (added if new)."""
         return self._index.setdefault(delta, len(self._index))
 
-    def durations(self) -> tuple[timedelta, ...]:
+    def durations(self) -> tuple[Duration, ...]:
         """The durations in threshold order."""
         return tuple(self._index)
 
@@ -260,11 +264,17 @@ class _Leaf:
     raw: OperatorValue
     durations: DurationTable
     fields: Mapping[str, FieldType]
+    calendar: Calendar | None = None
+
+    @property
+    def date_only(self) -> bool:
+        return self.field in DATE_ONLY_FIELDS
 
 
 def compile_leaf(field: str, ftype: FieldType, op: str, raw: OperatorValue,
                  durations: DurationTable,
-                 fields: Mapping[str, FieldType] | None = None) -> tuple[CondFn, str]:
+                 fields: Mapping[str, FieldType] | None = None,
+                 calendar: Calendar | None = None) -> tuple[CondFn, str]:
     """Compile ``{field: field, op: raw}``.
 
     Args:
@@ -275,6 +285,7 @@ def compile_leaf(field: str, ftype: FieldType, op: str, raw: OperatorValue,
         durations: The rule set's duration table (``older_than``/``within``).
         fields: The field catalogue, for ``gt``/``gte``/``lt``/``lte`` against another field
             (``lt: {field: status_changed_at}``).
+        calendar: Whose local date a date-only value is compared on (default UTC).
 
     Returns:
         The closure and its text for explain (``"last_activity_at older_than 90d"``).
@@ -288,9 +299,14 @@ def compile_leaf(field: str, ftype: FieldType, op: str, raw: OperatorValue,
         raise ConditionError(
             f"operator '{op}' needs {('an ' if needs[0] in 'aeiou' else 'a ')}{needs}; "
             f"'{field}' is {_TYPE_WORDS[ftype]}", at_key=True)
-    leaf = _Leaf(field, ftype, op, raw, durations, fields or {})
+    leaf = _Leaf(field, ftype, op, raw, durations, fields or {}, calendar)
     if isinstance(raw, FieldRef):  # the schema allows this for gt/gte/lt/lte only
         return _field_ordering(leaf, raw.field), f"{field} {op} field {raw.field}"
+    if isinstance(raw, BusinessSpan):
+        if op not in ("older_than", "within"):
+            raise ConditionError(f"'{op}' takes a value, not a business duration")
+        span = BusinessDuration(days=raw.business_days or 0, hours=raw.business_hours or 0)
+        return _relative_leaf(leaf, span), f"{field} {op} {span}"
     return _COMPILERS[op](leaf), f"{field} {op} {_render_raw(raw)}"
 
 
@@ -304,7 +320,14 @@ def _compile_relative(leaf: _Leaf) -> CondFn:
         delta = parse_duration(leaf.raw)
     except DurationError as exc:
         raise ConditionError(str(exc)) from None
-    return _relative(leaf.field, leaf.durations.index(delta), older=leaf.op == "older_than")
+    return _relative_leaf(leaf, delta)
+
+
+def _relative_leaf(leaf: _Leaf, duration: Duration) -> CondFn:
+    index = leaf.durations.index(duration)
+    if leaf.date_only:
+        return _date_relative(leaf.field, index, leaf.calendar, older=leaf.op == "older_than")
+    return _relative(leaf.field, index, older=leaf.op == "older_than")
 
 
 def _compile_membership(leaf: _Leaf) -> CondFn:
@@ -325,14 +348,51 @@ def _compile_contains(leaf: _Leaf) -> CondFn:
     return _contains(leaf.field, leaf.raw.lower())
 
 
+#: Longest regular expression and deepest group nesting a rule may use: Python's regex compiler
+#: recurses per group level (500 nested groups exhaust the stack), and a rule never needs more.
+MAX_REGEX_CHARS = 1000
+MAX_REGEX_NESTING = 20
+
+
+def _group_nesting(pattern: str) -> int:
+    """Deepest nesting of ``(`` groups, skipping escapes and character classes."""
+    depth = deepest = 0
+    escaped = in_class = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def _compile_matches(leaf: _Leaf) -> CondFn:
     raw = leaf.raw
     assert isinstance(raw, str)
+    if len(raw) > MAX_REGEX_CHARS:
+        raise ConditionError(f"regular expression of {len(raw):,} characters is too long (at "
+                             f"most {MAX_REGEX_CHARS}); split it into several conditions")
+    nesting = _group_nesting(raw)
+    if nesting > MAX_REGEX_NESTING:
+        raise ConditionError(f"regular expression nests groups {nesting} deep (at most "
+                             f"{MAX_REGEX_NESTING}); simplify it")
     try:
         pattern = re.compile(raw)
     except re.error as exc:
         raise ConditionError(f"invalid regular expression {raw!r}: {exc.msg}"
                              + (f" at position {exc.pos}" if exc.pos is not None else "")) \
+            from None
+    except (RecursionError, OverflowError, MemoryError):
+        raise ConditionError("regular expression is too complex to compile; simplify it") \
             from None
     if pattern.search("") is not None:
         raise ConditionError(f"regular expression {raw!r} also matches empty text; "
@@ -401,6 +461,54 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
             x = as_aware_datetime(x)
             return x is not None and x >= th[index]
     return within
+
+
+def date_only_value(value: object) -> date | None:
+    """The date of a value that carries no time of day: a ``date``, ISO date text, or a
+    midnight-UTC datetime (how a CRM date such as ``LastActivityDate`` is read); else None."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and len(value.strip()) == 10:
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        utc = value if value.tzinfo is None else value.astimezone(UTC)
+        if utc.hour == utc.minute == utc.second == utc.microsecond == 0:
+            return utc.date()
+    return None
+
+
+def _local_date(value: object, calendar: Calendar | None) -> date | None:
+    """A date/time's date on the calendar (UTC without one); a date stays itself."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    aware = as_aware_datetime(value)
+    if aware is None:
+        return None
+    return calendar.local_date(aware) if calendar is not None else aware.astimezone(UTC).date()
+
+
+def _date_relative(field: str, index: int, calendar: Calendar | None, *,
+                   older: bool) -> CondFn:
+    # A date says "some time that day": older than 90d only when the whole day is, within
+    # 90d when any of it is. A value with a time of day compares as an instant (the fast path:
+    # most values are datetimes off midnight).
+    instant = _relative(field, index, older=older)
+
+    def date_relative(lead: Lead, th: Sequence[datetime]) -> bool:
+        x = lead.get(field)
+        if x.__class__ is datetime and (x.microsecond or x.second or x.minute or x.hour) \
+                and (x.tzinfo is UTC or x.tzinfo is None):
+            return instant(lead, th)
+        day = date_only_value(x)
+        if day is None:
+            return instant(lead, th)
+        limit = _local_date(th[index], calendar)
+        assert limit is not None
+        return day < limit if older else day >= limit
+    return date_relative
 
 
 def _membership(field: str, ftype: FieldType, values: frozenset[Any], *,
@@ -519,6 +627,8 @@ def _field_ordering(leaf: _Leaf, other: str) -> CondFn:
             except TypeError:
                 x, y = as_aware_datetime(x), as_aware_datetime(y)
                 return x is not None and y is not None and cmp(x, y)
+        if leaf.date_only or other in DATE_ONLY_FIELDS:
+            return _date_fields(field, other, cmp, leaf.calendar, dt_fields)
         return dt_fields
 
     def num_fields(lead: Lead, th: Sequence[datetime]) -> bool:
@@ -530,6 +640,22 @@ def _field_ordering(leaf: _Leaf, other: str) -> CondFn:
         except TypeError:
             return False
     return num_fields
+
+
+def _date_fields(field: str, other: str, cmp: Callable[[Any, Any], bool],
+                 calendar: Calendar | None, instant: CondFn) -> CondFn:
+    # A date-only value against a date/time: compared on the calendar's local date, so an
+    # activity dated the day a lead was accepted is not "before" the acceptance.
+    def date_fields(lead: Lead, th: Sequence[datetime]) -> bool:
+        x, y = lead.get(field), lead.get(other)
+        dx = date_only_value(x) if field in DATE_ONLY_FIELDS else None
+        dy = date_only_value(y) if other in DATE_ONLY_FIELDS else None
+        if dx is None and dy is None:
+            return instant(lead, th)
+        left = dx if dx is not None else _local_date(x, calendar)
+        right = dy if dy is not None else _local_date(y, calendar)
+        return left is not None and right is not None and cmp(left, right)
+    return date_fields
 
 
 def _contains(field: str, needle: str) -> CondFn:

@@ -17,6 +17,12 @@ Semantics (kept in one place so ``plan``, ``explain`` and the docs agree):
   ``stop`` of a blocked rule still ends evaluation.
 * ``Decision.rule_id`` is the rule that decided the status; else the blocked rule; else the first
   rule that matched; else None.
+* Convergence: when a decision changes the lead (status or a field value), the book is evaluated
+  again on the lead's *would-be* state (new status, ``status_changed_at`` = the cycle's now, the
+  set fields, the joined newsletters) until nothing changes, at most :data:`MAX_CHAIN` steps.
+  Only the final state is returned: one write. ``Decision.chain`` names every step's rule and
+  ``rule_id`` is then ``"a -> b"``. A chain that comes back to a state it was in ("rules X and Y
+  undo each other") is blocked as a whole, as is one that does not settle within the limit.
 
 Evaluation never raises on lead data (see ``rules.conditions`` for null semantics) and allocates
 little: decisions are cached per (matched rules, current status) and shared, so treat them as
@@ -33,9 +39,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from rules.conditions import CondFn, Node
+from rules.calendar import Calendar
+from rules.conditions import CondFn, Duration, Node
 from rules.fields import FieldType
-from rules.issues import RuleIssue
+from rules.issues import RuleIssue, visible
 
 __all__ = [
     "CompiledRule",
@@ -50,6 +57,8 @@ __all__ = [
 _UTC = UTC
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _CACHE_LIMIT = 4096
+#: Most rule steps one evaluation follows before it gives up on a lead (blocked).
+MAX_CHAIN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +104,10 @@ class Decision:
         archived: The status decision came from an ``archive`` action.
         matched_rules: Ids of all rules whose condition held and that were reached.
         conflicts: Values that were not applied because an earlier rule set another one.
-        blocked: The first status target rejected by the guards (then ``status`` is not it).
+        blocked: The first status target rejected by the guards (then ``status`` is not it),
+            or the chain that undid itself (then nothing is applied).
+        chain: Ids of the rules of each step when evaluation went on from a would-be state
+            (empty for a one-step decision); what the audit row names, joined with " -> ".
     """
 
     rule_id: str | None = None
@@ -106,6 +118,7 @@ class Decision:
     matched_rules: tuple[str, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
     blocked: GuardBlock | None = None
+    chain: tuple[str, ...] = ()
 
     def changes_status(self, current: str | None) -> bool:
         """True when applying this decision changes the lead's status from ``current``."""
@@ -171,6 +184,8 @@ class RuleSet:
         digest: sha256 of the file's bytes.
         warnings: Non-fatal issues found while loading.
         fields: The field catalogue the set was checked against.
+        calendar: Working time for business durations and date-only values (None: UTC,
+            Mon-Fri 9-17).
     """
 
     name: str
@@ -182,10 +197,11 @@ class RuleSet:
     transitions: Mapping[str, tuple[str, ...]]
     archive_status: str | None
     rules: tuple[CompiledRule, ...]
-    durations: tuple[timedelta, ...]
+    durations: tuple[Duration, ...]
     digest: str
     warnings: tuple[RuleIssue, ...] = ()
     fields: Mapping[str, FieldType] = field(default_factory=dict)
+    calendar: Calendar | None = None
 
     @property
     def version(self) -> str:
@@ -205,6 +221,15 @@ class RuleBook:
         self._bound: tuple[datetime, tuple[tuple[datetime, ...], ...]] | None = None
         self._cache: dict[tuple[Any, ...], Decision] = {}
         self._first_match = tuple(rs.mode == "first_match" for rs in self.sets)
+        #: Issues of the book as a whole (loops through rules of several files).
+        self.book_warnings: tuple[RuleIssue, ...] = ()
+        self._written = tuple(sorted(self.fields_written))
+        # Per set, status -> the rules that can match a lead in it (in order): rules scoped by
+        # a status condition are skipped without evaluating them. Exact: a rule is left out
+        # only when one of its top-level status conditions is false for that status.
+        self._by_status = tuple({status: tuple(r for r in rs.rules if _admits(r, status))
+                                 for status in rs.statuses} for rs in self.sets)
+        self._set_of = {r.id: rs.name for rs in self.sets for r in rs.rules}
 
     # -- introspection -------------------------------------------------------------------
 
@@ -235,8 +260,9 @@ class RuleBook:
 
     @property
     def warnings(self) -> list[RuleIssue]:
-        """Non-fatal load issues of all sets (e.g. rules that can never match)."""
-        return [w for rs in self.sets for w in rs.warnings]
+        """Non-fatal load issues of all sets (e.g. rules that can never match) and of the book
+        (loops through rules of several files)."""
+        return [w for rs in self.sets for w in rs.warnings] + list(self.book_warnings)
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -261,6 +287,10 @@ class RuleBook:
         """
         if current == target:
             return None
+        reason = self._guard_reason(current, target)
+        return None if reason is None else visible(reason)  # statuses come from files and CRMs
+
+    def _guard_reason(self, current: str | None, target: str) -> str | None:
         for rs in self.sets:
             if current in rs.converted:
                 return f"'{current}' is a converted status; nothing leaves it"
@@ -282,14 +312,15 @@ class RuleBook:
         if bound is not None and bound[0] == now:  # naive == aware is False, never raises
             return bound[1]
         aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
-        th = tuple(tuple(aware - d for d in rs.durations) for rs in self.sets)
+        th = tuple(tuple(_threshold(aware, d, rs) for d in rs.durations) for rs in self.sets)
         self._bound = (now, th)
         return th
 
     def bind(self, now: datetime) -> Callable[[Mapping[str, Any]], Decision]:
         """An evaluator for one cycle: thresholds computed once for ``now`` (thread-safe)."""
         th = self._thresholds(now)
-        return lambda lead: self._evaluate(lead, th)
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
+        return lambda lead: self._converge(lead, th, aware)
 
     def evaluate(self, lead: Mapping[str, Any], now: datetime) -> Decision:
         """Decide status, newsletters and field values for one lead at ``now``.
@@ -300,24 +331,76 @@ class RuleBook:
                 relative to it.
 
         Returns:
-            The decision; :data:`NO_DECISION`-like (all empty) when no rule matched.
+            The decision; :data:`NO_DECISION`-like (all empty) when no rule matched. When the
+            rules go on from the would-be state, the final state of the chain (see the module
+            docstring).
         """
-        return self._evaluate(lead, self._thresholds(now))
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
+        return self._converge(lead, self._thresholds(now), aware)
+
+    # -- convergence ---------------------------------------------------------------------
+
+    def _converge(self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...],
+                  now: datetime) -> Decision:
+        first = self._evaluate(lead, th)
+        if first is NO_DECISION or not _changes(first, lead):
+            return first
+        state = _would_be(lead, first, now)
+        step = self._evaluate(state, th)
+        if step is NO_DECISION or step.blocked is not None or not _changes(step, state):
+            return first  # settled after one step: the common case, no bookkeeping
+        return self._follow(lead, [first, step], state, th, now)
+
+    def _follow(self, lead: Mapping[str, Any], steps: list[Decision], state: dict[str, Any],
+                th: tuple[tuple[datetime, ...], ...], now: datetime) -> Decision:
+        """Go on from ``state`` (after ``steps[0]``) until nothing changes or a state repeats."""
+        states: list[tuple[Any, ...]] = [self._state_key(lead), self._state_key(state)]
+        state = _would_be(state, steps[1], now)
+        while True:
+            key = self._state_key(state)
+            if key in states:
+                return self._blocked_chain(steps, lead, _undone(steps, states, states.index(key)))
+            if len(steps) > MAX_CHAIN:
+                return self._blocked_chain(steps, lead, _unsettled(steps))
+            states.append(key)
+            step = self._evaluate(state, th)
+            if step is NO_DECISION or step.blocked is not None or not _changes(step, state):
+                break  # settled (a later step the guards refuse is not taken)
+            steps.append(step)
+            state = _would_be(state, step, now)
+        return _chained(steps, lead, state)
+
+    def _blocked_chain(self, steps: Sequence[Decision], lead: Mapping[str, Any],
+                       reason: str) -> Decision:
+        """The whole chain withheld: nothing is written, the lead is shown as blocked."""
+        chain = tuple(_step_id(s) for s in steps)
+        current = lead.get("status")
+        block = GuardBlock(chain[0], self._set_of.get(chain[0], ""),
+                           current if isinstance(current, str) else None,
+                           str(steps[0].status), visible(reason))
+        return Decision(rule_id=" -> ".join(chain), matched_rules=steps[0].matched_rules,
+                        blocked=block, chain=chain)
+
+    def _state_key(self, lead: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (lead.get("status"), *(repr(lead.get(f)) for f in self._written))
 
     def _matching(self, lead: Mapping[str, Any],
                   th: tuple[tuple[datetime, ...], ...]) -> list[CompiledRule]:
         matched: list[CompiledRule] = []
+        status = lead.get("status")
         for k, rs in enumerate(self.sets):
             t = th[k]
             stop = False
+            rules = self._by_status[k].get(status, rs.rules) if status.__class__ is str \
+                else rs.rules
             if self._first_match[k]:
-                for rule in rs.rules:
+                for rule in rules:
                     if rule.cond(lead, t):
                         matched.append(rule)
                         stop = rule.stop
                         break
             else:
-                for rule in rs.rules:
+                for rule in rules:
                     if rule.cond(lead, t):
                         matched.append(rule)
                         if rule.stop:
@@ -390,6 +473,94 @@ def _effect(rule: CompiledRule, decision: Decision) -> str:
     if any(c.rejected_rule == rule.id for c in decision.conflicts):
         return "applied with conflicts"
     return "applied"
+
+
+def _threshold(now: datetime, duration: Duration, rs: RuleSet) -> datetime:
+    """``now - duration``: wall-clock for a timedelta, working time for a business duration."""
+    if isinstance(duration, timedelta):
+        return now - duration
+    return duration.before(now, rs.calendar)
+
+
+def _admits(rule: CompiledRule, status: str) -> bool:
+    """Whether the rule's top-level status conditions hold for a lead in ``status``."""
+    node = rule.node
+    if node is None:
+        return True
+    leaves = node.children if node.kind == "all" else (node,)
+    probe = {"status": status}
+    return all(leaf.fn(probe, ()) for leaf in leaves
+               if leaf.kind == "leaf" and leaf.spec is not None and leaf.spec.field == "status")
+
+
+def _changes(decision: Decision, lead: Mapping[str, Any]) -> bool:
+    """Whether applying ``decision`` changes ``lead``'s status or a field value."""
+    if decision.status is not None and decision.status != lead.get("status"):
+        return True
+    fields = decision.field_sets
+    return bool(fields) and any(lead.get(f) != v for f, v in fields.items())
+
+
+def _would_be(lead: Mapping[str, Any], decision: Decision, now: datetime) -> dict[str, Any]:
+    """The lead as it will be once ``decision`` is written at ``now``."""
+    state = dict(lead)
+    if decision.status is not None and decision.status != lead.get("status"):
+        state["status"] = decision.status
+        state["status_changed_at"] = now  # what syncd records when it writes a status
+    state.update(decision.field_sets)
+    if decision.newsletters:
+        joined = [n for n in str(lead.get("newsletters") or "").split(",") if n]
+        joined += [n for n in decision.newsletters if n not in joined]
+        state["newsletters"] = ",".join(joined)
+    return state
+
+
+def _step_id(step: Decision) -> str:
+    return step.rule_id or "?"
+
+
+def _chained(steps: Sequence[Decision], lead: Mapping[str, Any],
+             final: Mapping[str, Any]) -> Decision:
+    """One decision for the final state of a chain of steps (one write)."""
+    newsletters: list[str] = []
+    fields: dict[str, Any] = {}
+    matched: list[str] = []
+    status_step: Decision | None = None
+    for step in steps:
+        newsletters += [n for n in step.newsletters if n not in newsletters]
+        fields.update(step.field_sets)
+        matched += [r for r in step.matched_rules if r not in matched]
+        if step.status is not None:
+            status_step = step
+    chain = tuple(_step_id(s) for s in steps)
+    final_status = final.get("status")
+    return Decision(
+        rule_id=" -> ".join(chain),
+        status=final_status if final_status != lead.get("status") else None,
+        newsletters=tuple(newsletters),
+        field_sets=MappingProxyType(fields) if fields else _EMPTY,
+        archived=status_step.archived if status_step is not None else False,
+        matched_rules=tuple(matched),
+        conflicts=tuple(c for s in steps for c in s.conflicts),
+        blocked=steps[0].blocked,
+        chain=chain,
+    )
+
+
+def _undone(steps: Sequence[Decision], states: Sequence[tuple[Any, ...]], start: int) -> str:
+    """Why a chain that came back to the state it had before step ``start`` is blocked."""
+    names = list(dict.fromkeys(_step_id(s) for s in steps[start:]))
+    listed = (" and ".join(names) if len(names) <= 2
+              else ", ".join(names[:-1]) + " and " + names[-1])
+    path = " -> ".join(str(state[0]) for state in (*states[start:], states[start]))
+    return (f"rules {listed} undo each other ({path}); nothing is written until the "
+            "rule set is fixed (`syncd rules check` shows the loop)")
+
+
+def _unsettled(steps: Sequence[Decision]) -> str:
+    chain = " -> ".join(_step_id(s) for s in steps)
+    return (f"the rules did not settle within {MAX_CHAIN} steps ({chain}); nothing is written "
+            "until the rule set is fixed (`syncd rules check` shows loops)")
 
 
 class _Outcome:

@@ -14,8 +14,8 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["CRM_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS", "STAGE_FIELDS", "STANDARD_FIELDS",
-           "FieldType"]
+__all__ = ["CRM_FIELDS", "DATE_ONLY_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS",
+           "STAGE_FIELDS", "STANDARD_FIELDS", "FieldType"]
 
 
 class FieldType(enum.StrEnum):
@@ -82,3 +82,9 @@ DERIVED_FIELDS: Mapping[str, FieldType] = MappingProxyType({
 STANDARD_FIELDS: Mapping[str, FieldType] = MappingProxyType(
     {**CRM_FIELDS, **STAGE_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}
 )
+
+#: Date/time fields a CRM may deliver as a date without a time of day (Salesforce's
+#: ``LastActivityDate``, read as midnight UTC). On these a value at midnight UTC is a date, and a
+#: date is compared with a date/time on the calendar's local date (``rules.calendar``): an
+#: activity dated the day a lead was accepted counts as after the acceptance.
+DATE_ONLY_FIELDS: frozenset[str] = frozenset({"last_activity_at"})

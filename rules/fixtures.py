@@ -11,7 +11,8 @@ A fixture file::
         expect: {status: MQL, rule: sal-follow-up-breached, newsletters: [], archived: false}
 
 ``expect`` keys (each optional, only given ones are checked): ``status`` (null = no status
-decision), ``rule`` (``Decision.rule_id``), ``newsletters`` (exact list), ``archived``,
+decision), ``rule`` (``Decision.rule_id``; a chain of rules is written ``a -> b``),
+``newsletters`` (exact list), ``archived``,
 ``blocked`` (true/false, or text the guard reason must contain), ``field_sets`` (exact mapping),
 ``matched_rules`` (exact list). A fixture problem (bad YAML, unknown lead field, a ruleset that is
 not in the book) is reported as a failure, never raised.
@@ -31,7 +32,7 @@ from ruamel.yaml.error import YAMLError
 from rules.conditions import as_aware_datetime
 from rules.engine import Decision, RuleBook
 from rules.fields import FieldType
-from rules.issues import suggest
+from rules.issues import suggest, visible
 from rules.yamlread import round_trip_yaml
 
 __all__ = ["CaseResult", "FixtureReport", "run_fixtures"]
@@ -52,7 +53,7 @@ class CaseResult:
 
     def __str__(self) -> str:
         head = f"{self.file}:{self.line}: {'PASS' if self.passed else 'FAIL'} {self.name}"
-        return head + "".join(f"\n    {p}" for p in self.problems)
+        return visible(head) + "".join(f"\n    {visible(p)}" for p in self.problems)
 
 
 @dataclass

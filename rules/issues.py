@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["RuleIssue", "RuleLoadError", "describe_kind", "suggest"]
+__all__ = ["RuleIssue", "RuleLoadError", "describe_kind", "suggest", "visible"]
 
 Severity = Literal["error", "warning"]
 
@@ -46,7 +46,7 @@ class RuleIssue:
         level = "warning: " if self.severity == "warning" else ""
         rule = f"rule '{self.rule_id}': " if self.rule_id else ""
         hint = f" (did you mean '{self.suggestion}'?)" if self.suggestion else ""
-        return f"{where}{level}{rule}{self.message}{hint}"
+        return visible(f"{where}{level}{rule}{self.message}{hint}")
 
 
 class RuleLoadError(Exception):
@@ -60,6 +60,15 @@ class RuleLoadError(Exception):
         count = len([i for i in self.issues if i.severity == "error"])
         head = f"{count} error{'s' if count != 1 else ''} in rule files"
         super().__init__("\n".join([head + ":", *(str(i) for i in self.issues)]))
+
+
+def visible(text: str) -> str:
+    """``text`` safe for a terminal: control and format characters (escape sequences, bidi
+    overrides, newlines inside a value) shown as Python escapes (``\\x1b``), not interpreted."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 def suggest(word: object, candidates: Iterable[object]) -> str | None:

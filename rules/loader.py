@@ -27,6 +27,8 @@ from pathlib import Path
 from pydantic import ValidationError
 from ruamel.yaml.error import YAMLError
 
+from rules.analysis import book_loops
+from rules.calendar import Calendar
 from rules.compiler import RuleSetCompiler
 from rules.diagnostics import Diagnostics
 from rules.engine import RuleBook, RuleSet
@@ -43,7 +45,8 @@ __all__ = ["load_rulebook", "load_ruleset"]
 
 def load_ruleset(path: Path, *, fields: Mapping[str, FieldType] = STANDARD_FIELDS,
                  settable_fields: Collection[str] = (),
-                 newsletters: Collection[str] | None = None) -> RuleSet:
+                 newsletters: Collection[str] | None = None,
+                 calendar: Calendar | None = None) -> RuleSet:
     """Load and compile one rule file.
 
     Args:
@@ -51,6 +54,8 @@ def load_ruleset(path: Path, *, fields: Mapping[str, FieldType] = STANDARD_FIELD
         fields: Field catalogue (canonical name -> type); conditions may use only these.
         settable_fields: Fields ``set_field`` may write.
         newsletters: Known newsletter names; None accepts any name.
+        calendar: Working time for business durations and date-only values (None: UTC,
+            Mon-Fri 9-17, no holidays).
 
     Returns:
         The compiled rule set (its ``warnings`` hold non-fatal issues).
@@ -59,7 +64,7 @@ def load_ruleset(path: Path, *, fields: Mapping[str, FieldType] = STANDARD_FIELD
         RuleLoadError: with every problem found in the file.
     """
     options = LoadOptions(fields, frozenset(settable_fields),
-                          None if newsletters is None else frozenset(newsletters))
+                          None if newsletters is None else frozenset(newsletters), calendar)
     path = Path(path)
     diag = Diagnostics(str(path))
     try:
@@ -106,9 +111,19 @@ def _load(path: Path, options: LoadOptions, diag: Diagnostics) -> RuleSet | None
     return compiler.compile(model, hashlib.sha256(raw).hexdigest())
 
 
+#: Largest rule file read (10,000 rules are about 3 MB).
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
 def _read(path: Path, diag: Diagnostics) -> bytes | None:
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            diag.error_at((1, 1), f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
+                                  "split it into several rule files")
+            return None
+        return raw
     except OSError as exc:
         diag.error_at((1, 1), f"cannot read the rule file: {exc.strerror or exc}")
         return None
@@ -144,7 +159,8 @@ def _parse(raw: bytes, diag: Diagnostics) -> dict[object, object] | None:
 
 def load_rulebook(paths: Sequence[Path], *, fields: Mapping[str, FieldType] = STANDARD_FIELDS,
                   settable_fields: Collection[str] = (),
-                  newsletters: Collection[str] | None = None) -> RuleBook:
+                  newsletters: Collection[str] | None = None,
+                  calendar: Calendar | None = None) -> RuleBook:
     """Load several rule files into a book evaluated in the given order.
 
     Errors from all files are collected into one :class:`RuleLoadError`; rule ids must be unique
@@ -160,13 +176,18 @@ def load_rulebook(paths: Sequence[Path], *, fields: Mapping[str, FieldType] = ST
     for path in paths:
         try:
             sets.append(load_ruleset(path, fields=fields, settable_fields=settable_fields,
-                                     newsletters=newsletters))
+                                     newsletters=newsletters, calendar=calendar))
         except RuleLoadError as exc:
             issues.extend(exc.issues)
     issues.extend(_clashes_between_files(sets))
     if any(i.severity == "error" for i in issues):
         raise RuleLoadError(issues)
-    return RuleBook(sets)
+    across = book_loops(sets)
+    if any(i.severity == "error" for i in across):
+        raise RuleLoadError(across)
+    book = RuleBook(sets)
+    book.book_warnings = tuple(across)
+    return book
 
 
 def _clashes_between_files(sets: Sequence[RuleSet]) -> list[RuleIssue]:

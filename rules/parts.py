@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from rules.calendar import Calendar
 from rules.diagnostics import Loc
 from rules.fields import FieldType
 from rules.schema import Action, Condition, RuleModel, RuleSetModel
@@ -38,6 +39,7 @@ class LoadOptions:
     fields: Mapping[str, FieldType]
     settable: frozenset[str] = frozenset()
     newsletters: frozenset[str] | None = None
+    calendar: Calendar | None = None
 
 
 @dataclass(frozen=True, slots=True)

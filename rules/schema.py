@@ -38,6 +38,7 @@ __all__ = [
     "Action",
     "AllCondition",
     "AnyCondition",
+    "BusinessSpan",
     "Condition",
     "FieldRef",
     "LeafCondition",
@@ -63,7 +64,8 @@ SCHEMA_PATH = Path(__file__).with_name("ruleset.schema.json")
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
-_DURATION_TEXT = "Duration: a number and a unit s, m, h, d or w (30s, 15m, 48h, 90d, 2w, 1.5h)."
+_DURATION_TEXT = ("Duration: a number and a unit s, m, h, d or w (30s, 15m, 48h, 90d, 2w, 1.5h), "
+                  "or working time: {business_days: 2} / {business_hours: 16}.")
 
 
 class FieldRef(BaseModel):
@@ -71,6 +73,27 @@ class FieldRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     field: StrictStr
+
+
+class BusinessSpan(BaseModel):
+    """Working time by the configured calendar: ``{business_days: 2}``, ``{business_hours: 16}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    business_days: StrictInt | StrictFloat | None = Field(
+        default=None, description="Working days (one is one working day's hours).")
+    business_hours: StrictInt | StrictFloat | None = Field(
+        default=None, description="Working hours.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BusinessSpan:
+        given = [k for k in ("business_days", "business_hours") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a business duration is `{business_days: N}` or "
+                             "`{business_hours: N}` (exactly one)")
+        value = getattr(self, given[0])
+        if not 0 < value <= 100_000:
+            raise ValueError(f"{given[0]} must be more than 0 and at most 100000 (got {value})")
+        return self
 
 
 class LeafCondition(BaseModel):
@@ -92,8 +115,9 @@ class LeafCondition(BaseModel):
     contains: StrictStr | None = None
     matches: StrictStr | None = Field(default=None,
                                       description="Python regular expression (search).")
-    older_than: StrictStr | None = Field(default=None, description=_DURATION_TEXT)
-    within: StrictStr | None = Field(default=None, description=_DURATION_TEXT)
+    older_than: StrictStr | BusinessSpan | None = Field(default=None,
+                                                        description=_DURATION_TEXT)
+    within: StrictStr | BusinessSpan | None = Field(default=None, description=_DURATION_TEXT)
 
     @model_validator(mode="after")
     def _exactly_one_operator(self) -> LeafCondition:
@@ -112,7 +136,7 @@ class LeafCondition(BaseModel):
                 "`missing: true`")
         return self
 
-    def operator(self) -> tuple[str, Scalar | list[Scalar] | FieldRef]:
+    def operator(self) -> tuple[str, Scalar | list[Scalar] | FieldRef | BusinessSpan]:
         """The condition's one operator and its value (validation guarantees exactly one)."""
         given = self.model_fields_set
         for op, attr in _OPERATOR_ATTRS:

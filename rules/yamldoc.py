@@ -8,6 +8,12 @@ parsers deliver the same event stream; :class:`_Builder` turns either into plain
 parser reads it again, so a syntax error is the ``ruamel.yaml`` exception with its familiar
 wording (which :mod:`rules.diagnostics` turns into the admin's message).
 
+Hostile files are bounded here, each with a located :class:`YamlContentError`: aliases may add
+at most :data:`MAX_ALIAS_NODES` nodes in total ("billion laughs": a 1 KB file of nested aliases
+would otherwise expand to a billion nodes in validation), containers nest at most
+:data:`MAX_DEPTH` deep, a document has at most :data:`MAX_NODES` nodes, and a number has at most
+:data:`MAX_NUMBER_CHARS` characters.
+
 Dates stay text (the loader checks them with a located message) and composition problems that
 YAML libraries report without a useful location (an anchor used inside itself, an unknown
 alias, a second document, an unsupported tag) raise :class:`YamlContentError` at the offending
@@ -60,6 +66,17 @@ _COLLECTION_TAGS = frozenset({_TAG + "map", _TAG + "seq", "!"})
 _MISSING = object()
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
 _MERGE = object()  # the pending key is `<<`
+_NUMBER = re.compile(r"[-+]?(?:\.?[0-9][0-9_]*|0[xob][0-9a-fA-F_]+)(?:\.[0-9_]*)?"
+                     r"(?:[eE][-+]?[0-9]+)?")
+
+#: Nodes aliases may add to a document, in total (a rule file needs a few hundred at most).
+MAX_ALIAS_NODES = 10_000
+#: Deepest nesting of mappings and lists (a rule with a deeply nested condition needs ~20).
+MAX_DEPTH = 64
+#: Nodes in one document (10,000 rules are about 300,000).
+MAX_NODES = 3_000_000
+#: Longest number (digits, sign, point, exponent): no rule compares with a 100-digit number.
+MAX_NUMBER_CHARS = 40
 
 
 class YamlContentError(Exception):
@@ -249,9 +266,11 @@ def _plain_scalar(value: object) -> object:
 class _MapFrame:
     """A mapping being filled, with the positions of its keys and values."""
 
-    __slots__ = ("anchor", "key", "key_at", "key_text", "merges", "positions", "seen", "value")
+    __slots__ = ("anchor", "first_node", "key", "key_at", "key_text", "merges", "positions",
+                 "seen", "value")
 
     def __init__(self, anchor: str | None) -> None:
+        self.first_node = 0
         self.value: dict[Key, Any] = {}
         self.anchor = anchor
         self.positions: dict[Key, tuple[int, int, int, int]] = {}
@@ -265,9 +284,10 @@ class _MapFrame:
 class _SeqFrame:
     """A sequence being filled, with the positions of its items."""
 
-    __slots__ = ("anchor", "positions", "value")
+    __slots__ = ("anchor", "first_node", "positions", "value")
 
     def __init__(self, anchor: str | None) -> None:
+        self.first_node = 0
         self.value: list[Any] = []
         self.anchor = anchor
         self.positions: list[Position] = []
@@ -287,6 +307,9 @@ class _Builder:
         self.root: Any = None
         self.documents = 0
         self.scalars = _Scalars(None)
+        self.sizes: dict[str, int] = {}  # anchor -> nodes it stands for
+        self.nodes = 0  # nodes so far, aliases counted expanded
+        self.alias_nodes = 0
 
     def build(self, events: Iterator[Any]) -> YamlDocument:
         kinds = _KINDS
@@ -316,9 +339,20 @@ class _Builder:
         if version is not None:
             self.scalars = _Scalars((version[0], version[1]))
 
+    def count(self, nodes: int, event: Any) -> None:
+        self.nodes += nodes
+        if self.nodes > MAX_NODES:
+            raise YamlContentError(f"the file has more than {MAX_NODES:,} YAML nodes; split it "
+                                   "into several rule files", _at(event))
+
     def scalar(self, event: Any) -> None:
         text = event.value
         plain = event.tag is None and event.implicit[0]
+        self.count(1, event)
+        if plain and len(text) > MAX_NUMBER_CHARS and _NUMBER.fullmatch(text):
+            raise YamlContentError(
+                f"a number of {len(text):,} characters is too long (at most "
+                f"{MAX_NUMBER_CHARS}); quote it if it is text", _at(event))
         if plain:
             value = self.scalars.plain(text)
         elif event.tag is None:
@@ -330,12 +364,19 @@ class _Builder:
             value = self.scalars.tagged(tag, text)
         if event.anchor is not None:
             self.anchors[event.anchor] = value
+            self.sizes[event.anchor] = 1
         self.add(value, _at(event), text, merge=plain and text == "<<")
 
     def open(self, event: Any, is_map: bool) -> None:
         if event.tag is not None and str(event.tag) not in _COLLECTION_TAGS:
             raise _unsupported_tag(str(event.tag), event)
+        if len(self.stack) >= MAX_DEPTH:
+            raise YamlContentError(f"lists and mappings nest more than {MAX_DEPTH} deep here; "
+                                   "a rule file never needs that: flatten the condition",
+                                   _at(event))
+        self.count(1, event)
         frame = _MapFrame(event.anchor) if is_map else _SeqFrame(event.anchor)
+        frame.first_node = self.nodes
         self.starts[id(frame.value)] = _at(event)
         if frame.anchor is not None:
             self.anchors[frame.anchor] = frame.value
@@ -346,6 +387,7 @@ class _Builder:
         frame = self.stack.pop()
         if frame.anchor is not None:
             self.open_anchors.discard(frame.anchor)
+            self.sizes[frame.anchor] = self.nodes - frame.first_node + 1
         if isinstance(frame, _MapFrame):
             self.keys[id(frame.value)] = frame.positions
             if frame.merges:
@@ -364,6 +406,14 @@ class _Builder:
             raise YamlContentError(f"YAML syntax error: found undefined alias '{name}' (an "
                                    f"alias `*{name}` needs an anchor `&{name}` above it)",
                                    _at(event))
+        size = self.sizes.get(name, 1)
+        self.alias_nodes += size
+        if self.alias_nodes > MAX_ALIAS_NODES:
+            raise YamlContentError(
+                f"aliases in this file stand for more than {MAX_ALIAS_NODES:,} YAML nodes "
+                f"(`*{name}` alone for {size:,}); nested aliases can make a small file huge: "
+                "write the values out or use fewer aliases", _at(event))
+        self.count(size, event)
         return self.anchors[name]
 
     # -- placing a finished node in its parent --------------------------------------------

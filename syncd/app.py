@@ -402,9 +402,10 @@ def rule_allowlists(settings: Settings) -> dict[str, Any]:
 
 def _book_loader(settings: Settings) -> Callable[[list[Path]], RuleBook]:
     allow = rule_allowlists(settings)
+    calendar = settings.calendar.calendar()  # business time and date-only fields in rules
 
     def load(paths: list[Path]) -> RuleBook:
-        return load_rulebook(paths, **allow)
+        return load_rulebook(paths, **allow, calendar=calendar)
 
     return load
 

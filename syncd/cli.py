@@ -700,7 +700,24 @@ def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")]
             err.print(str(warning), markup=False, highlight=False)
         out.print(f"{path}: ok ({len(ruleset.rules)} rules, version {ruleset.version})",
                   highlight=False)
+    if not bad and len(files) > 1:
+        bad += _check_files_together(files, kwargs)
     raise typer.Exit(2 if bad else 0)
+
+
+def _check_files_together(files: list[Path], kwargs: dict[str, Any]) -> int:
+    """Files that load alone may still undo each other as one book (loops across files)."""
+    from rules import RuleLoadError, load_rulebook
+
+    try:
+        book = load_rulebook(files, **kwargs)
+    except RuleLoadError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        return 1
+    for warning in book.book_warnings:
+        err.print(str(warning), markup=False, highlight=False)
+    return 0
 
 
 @rules_app.command("test")

@@ -51,7 +51,7 @@ from connectors.errors import (
     FatalError,
     Interrupted,
 )
-from rules import RuleBook
+from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd.enrichment import Enricher
 from syncd.holds import held_reason, is_held
@@ -163,6 +163,12 @@ def rule_lead(row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *,
     return lead
 
 
+def _audited_rule(decision: Decision) -> str | None:
+    """The rule_id outbox and audit rows name: a chain of rules (evaluation went on from the
+    would-be state) as a whole, "sal-follow-up-breached -> stale-90d"."""
+    return " -> ".join(decision.chain) if decision.chain else decision.rule_id
+
+
 class Planner:
     """Turns a rule decision into concrete changes for one mirror row."""
 
@@ -191,7 +197,7 @@ class Planner:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
-        verdict = LeadVerdict(row.lead_id, row.status, decision.rule_id)
+        verdict = LeadVerdict(row.lead_id, row.status, _audited_rule(decision))
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
         if decision.status is not None:

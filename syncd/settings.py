@@ -27,7 +27,8 @@ import os
 import re
 import ssl
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -46,6 +47,7 @@ from pydantic import (
 from ruamel.yaml.comments import CommentedMap
 
 from connectors import registry
+from rules.calendar import Calendar
 from syncd.enrichment import EnrichmentSettings
 from syncd.envconfig import apply_overrides
 from syncd.lifecycle import LifecycleSettings
@@ -131,6 +133,28 @@ class RulesSettings(_Model):
                                   description="Directory of rule fixtures for `syncd rules test`.")
     watch: bool = Field(True, description="Reload changed rule files before each cycle; an "
                                           "invalid change keeps the last good rules.")
+
+
+class CalendarSettings(_Model):
+    """Working time for business durations in rules (``older_than: {business_days: 2}``) and
+    the local date date-only CRM fields are compared on."""
+
+    timezone: str = Field("UTC", description="IANA time zone, e.g. Europe/Berlin.")
+    workdays: list[str] = Field(["mon", "tue", "wed", "thu", "fri"],
+                                description="Working days: mon, tue, wed, thu, fri, sat, sun.")
+    hours: tuple[dt_time, dt_time] = Field((dt_time(9), dt_time(17)),
+                                           description="Working hours, local: [\"09:00\", "
+                                                       "\"17:00\"].")
+    holidays: list[date] = Field([], description="Local dates that are not working days.")
+
+    @model_validator(mode="after")
+    def _builds(self) -> CalendarSettings:
+        self.calendar()  # an unknown zone or day is a config error, not a failed cycle
+        return self
+
+    def calendar(self) -> Calendar:
+        """The rules' calendar (raises ``CalendarError``, a ValueError, when invalid)."""
+        return Calendar.build(self.timezone, self.workdays, self.hours, self.holidays)
 
 
 class BreakerSettings(_Model):
@@ -308,6 +332,7 @@ class Settings(_Model):
 
     state: StateSettings = StateSettings()
     rules: RulesSettings = RulesSettings()
+    calendar: CalendarSettings = CalendarSettings()
     # Validated at load time with the enricher's own model, so a wrong ICP type is a located
     # config error, not a crash when the daemon builds the enricher.
     enrichment: EnrichmentSettings = Field(default_factory=EnrichmentSettings,

@@ -40,7 +40,10 @@ def _durations() -> set[timedelta]:
 
 LINES_PER_RULE = len(_rule(0))
 HEADER = ["version: 1", "name: big", "mode: first_match",
-          "statuses: {New: {}, Open: {}, Nurture: {}, Unqualified: {}, Archived: {}}", "rules:"]
+          "statuses: {New: {}, Open: {}, Nurture: {}, Unqualified: {}, Archived: {}}",
+          # Without guards, archiving and disqualifying any lead would undo each other (a loop
+          # `rules check` rejects).
+          "transitions: {Unqualified: {from: [New, Open]}}", "rules:"]
 
 
 def _write(tmp_path: Path, lines: list[str]) -> Path:
@@ -93,7 +96,7 @@ def test_ten_thousand_rules_evaluate_as_written(big_book: RuleBook) -> None:
     assert (stale.rule_id, stale.status) == ("rule-0", "Nurture")
     intern = evaluate({"employees": 9_000, "title": "Intern8001", "email": "a@b.co"})
     assert (intern.rule_id, intern.status, intern.archived) == ("rule-8001", "Archived", True)
-    foreign = evaluate({"employees": 9_999, "country": "C9998"})
+    foreign = evaluate({"employees": 9_999, "country": "C9998", "status": "New"})
     assert (foreign.rule_id, foreign.status) == ("rule-9998", "Unqualified")
     recent = evaluate({"employees": 7_500, "free_mail": False, "created_at": NOW - timedelta(1)})
     assert recent.rule_id == "rule-3" and recent.newsletters == ("newsletter",)
