@@ -17,6 +17,7 @@ from tests.soak.scenario import SoakParams, SoakResult, run_soak
 
 def render(result: SoakResult, command: str) -> str:
     p = result.params
+    kinds = sorted({k.split(" ", 1)[1] for k in result.faults})
     lines = [
         "# Reliability: the chaos soak",
         "",
@@ -27,11 +28,13 @@ def render(result: SoakResult, command: str) -> str:
         f"- run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`, "
         f"{result.seconds / 60:.1f} min",
         f"- leads: {p.leads} per CRM (Salesforce and HubSpot emulators, separate processes)",
-        f"- faults: about {p.fault_rate:.0%} of API calls; kinds {', '.join(sorted({k.split(' ', 1)[1] for k in result.faults}))}",
+        f"- faults: about {p.fault_rate:.0%} of API calls; kinds seen: {', '.join(kinds)}",
         f"- daemon rounds: {result.kills} SIGKILL, {result.terms} SIGTERM, "
         f"{result.dual_rounds} with two daemons started together on one state store "
         "(the leader killed mid-run)",
         f"- simulated rep edits: {result.rep_edits}",
+        f"- cycles under chaos: {result.cycles} (run rows of both connectors); status writes "
+        f"that reached the CRMs: {dict(result.status_writes)}",
         f"- fault-free cycles until quiet at the end: {result.quiet_cycles}",
         "",
         "## Faults injected, by kind",
@@ -58,14 +61,15 @@ def render(result: SoakResult, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.soak")
-    parser.add_argument("--rounds", type=int, default=20, help="kill/restart rounds")
+    parser.add_argument("--rounds", type=int, default=30, help="kill/restart rounds")
     parser.add_argument("--dual-rounds", type=int, default=3)
     parser.add_argument("--leads", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--out", type=Path, default=Path("docs/reliability.md"))
     args = parser.parse_args(argv)
     params = SoakParams(leads=args.leads, seed=args.seed, kills=args.rounds,
-                        dual_rounds=args.dual_rounds, max_quiet_cycles=20)
+                        dual_rounds=args.dual_rounds, max_quiet_cycles=20,
+                        run_seconds=(2.0, 14.0))
     with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
         result = run_soak(Path(tmp), params)
     command = "python -m tests.soak " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -7,6 +7,7 @@ Counts are not invariants: a soak passes when every list is empty.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,7 +198,7 @@ def no_change_sent_twice(chaos: Observed, _ref: Observed) -> list[str]:
             for lead_id in entry.get("written", ()):
                 seen[lead_id].append(entry)
         for lead_id, entries in sorted(seen.items()):
-            resent = [e for prev, e in zip(entries, entries[1:], strict=False)
+            resent = [e for prev, e in itertools.pairwise(entries)
                       if prev.get("fault") not in RESPONSE_LOST]
             if resent:
                 bad.append(f"{crm} {lead_id}: status written {len(entries)} times (journal "

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from tests.soak.invariants import Observed, RepEdit, check_all
-from tests.soak.world import SoakWorld, rep_status
+from tests.soak.world import Daemon, SoakWorld, rep_status
 
 __all__ = ["SoakParams", "SoakResult", "run_soak"]
 
@@ -55,6 +55,7 @@ class SoakResult:
     status_writes: Counter[str] = field(default_factory=Counter)  # leads written, per CRM
     memberships: Counter[str] = field(default_factory=Counter)  # final members, per CRM
     rep_edits: int = 0
+    cycles: int = 0  # cycles run in the chaos world (run rows), before the quiet ones
     seconds: float = 0.0
 
     @property
@@ -127,6 +128,23 @@ def _edit_some(world: SoakWorld, rng: random.Random, k: int,
             edits.append(RepEdit(crm, lead_id, leads[lead_id]["email"], status, journal_len))
 
 
+def _wait_for_writes(world: SoakWorld, timeout: float) -> None:
+    """Until some CRM receives a write it had not seen when called (or ``timeout``)."""
+    def writes() -> int:
+        return sum(1 for emu in world.emulators.values() for e in emu.journal()
+                   if e.get("kind"))
+    before, deadline = writes(), time.monotonic() + timeout
+    while time.monotonic() < deadline and writes() == before:
+        time.sleep(0.1)
+
+
+def _leader(world: SoakWorld, pair: list[Daemon]) -> Daemon:
+    """The daemon of the pair holding a lease (the first if neither does yet)."""
+    holders = {int(r["pid"]) for r in _rows(world.state_url, "lease")
+               if str(r["expires_at"]) > ""}
+    return next((d for d in pair if d.proc.pid in holders and d.alive()), pair[0])
+
+
 def _observe(world: SoakWorld, edits: list[RepEdit]) -> Observed:
     return Observed(state={c: e.state() for c, e in world.emulators.items()},
                     journal={c: e.journal() for c, e in world.emulators.items()},
@@ -188,15 +206,22 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
                 result.kills += 1
             _edit_some(world, rng, params.rep_edits_per_round, edits)
         for _ in range(params.dual_rounds):
-            first, second = world.start_daemon(), world.start_daemon()
-            time.sleep(rng.uniform(*params.run_seconds) + 2)
-            first.kill()
+            # Two daemons on one store, as a rolling update starts them; the leader is killed
+            # as soon as a write batch of its reaches a CRM (mid-run, often mid-batch), and the
+            # standby must take over without sending anything twice.
+            pair = [world.start_daemon(), world.start_daemon()]
+            _wait_for_writes(world, timeout=15)
+            leader = _leader(world, pair)
+            leader.kill()
             result.kills += 1
             time.sleep(rng.uniform(*params.run_seconds) + 4)  # the standby takes over
-            second.kill()
-            result.kills += 1
+            for daemon in pair:
+                if daemon.alive():
+                    daemon.kill()
+                    result.kills += 1
             result.dual_rounds += 1
             _edit_some(world, rng, params.rep_edits_per_round, edits)
+        result.cycles = len(_rows(world.state_url, "run"))
         for emu in world.emulators.values():
             emu.set_faults(0.0)
             result.faults.update({f"{emu.crm} {k}": v for k, v in emu.state()["faults"].items()})

@@ -6,8 +6,6 @@ Each invariant is its own test so a failure names the invariant and the offendin
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.soak.invariants import INVARIANTS, summarize
@@ -26,6 +24,7 @@ def test_the_soak_injected_faults_and_kills(soak: SoakResult) -> None:
     assert soak.dual_rounds == SoakParams().dual_rounds
     assert sum(soak.faults.values()) > 0, "no fault was injected: the soak proved nothing"
     assert soak.rep_edits > 0
+    assert all(n > 0 for n in soak.status_writes.values()), "the soak wrote nothing"
 
 
 @pytest.mark.parametrize("invariant", list(INVARIANTS))

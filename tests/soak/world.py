@@ -16,14 +16,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
-__all__ = ["Daemon", "Emulator", "SoakWorld", "SOAK_RULES"]
+__all__ = ["SOAK_RULES", "Daemon", "Emulator", "SoakWorld"]
 
 #: Rules of the soak: a status decision with a newsletter join in one intent, and an archive
 #: path. Each lead gets at most one status write from them (no rule leads out of Nurture or
