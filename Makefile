@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.example.yaml
 
-.PHONY: run test bench bench-quick check lint lock clean
+.PHONY: run test soak bench bench-quick check lint lock clean
 
 # Every dependency at the version requirements-dev.lock pins (`make lock` writes it).
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -22,6 +22,11 @@ run: $(STAMP)
 test: $(STAMP)
 	tests/ensure-tools.sh
 	$(BIN)/python -m pytest
+
+## The long chaos soak (tests/soak): 30 kill rounds, two-daemon rounds, faults on ~30 % of
+## calls; rewrites docs/reliability.md. A bounded soak is part of make test.
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak
 
 ## Benchmarks (bench/README.md); rewrites docs/benchmarks.md.
 bench: $(STAMP)

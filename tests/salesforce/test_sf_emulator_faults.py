@@ -50,12 +50,13 @@ def _update(sf: Salesforce, ids: list[str], status: str, timeout: float | None =
     return sf.restful(COLLECTIONS, method="PATCH", json=body, **kwargs)  # type: ignore[return-value]
 
 
-def test_429_fault_is_request_limit_exceeded_403_as_salesforce_refuses(emu, sf):
+def test_429_fault_is_the_concurrent_request_limit_403_as_salesforce_refuses(emu, sf):
     emu.faults.script("429", path="/query")
     with pytest.raises(SalesforceRefusedRequest) as err:
         sf.query("SELECT Id FROM Lead")
     assert err.value.status == 403
-    assert err.value.content == [{"message": "TotalRequests Limit exceeded.",
+    assert err.value.content == [{"message": "ConcurrentRequests (Concurrent API Requests) "
+                                             "Limit exceeded.",
                                   "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     [entry] = emu.journal.entries(path_contains="/query")
     assert (entry.fault, entry.applied) == ("429", False)

@@ -297,9 +297,12 @@ class SalesforceEmulator(EmulatorServer):
 
     def fault_response(self, kind: str, request: Request) -> Response:
         if kind == "429":
-            # Salesforce has no 429: an exhausted org refuses with 403 REQUEST_LIMIT_EXCEEDED.
+            # Salesforce has no 429: a rate limit is 403 REQUEST_LIMIT_EXCEEDED. The one that
+            # comes and goes is the org's concurrent long-running request limit; the daily limit
+            # is not random, it follows the usage counter (EmulatorConfig.api_usage_start).
             # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
-            return Response(403, [{"message": "TotalRequests Limit exceeded.",
+            return Response(403, [{"message": "ConcurrentRequests (Concurrent API Requests) "
+                                              "Limit exceeded.",
                                    "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
         if kind == "401":
             self.expire_sessions()  # the session really ends: the client must log in again

@@ -1,0 +1,33 @@
+"""The bounded chaos soak (about two minutes), part of `make test`.
+
+`make soak` runs the long one (`python -m tests.soak`) and writes docs/reliability.md.
+Each invariant is its own test so a failure names the invariant and the offending leads.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.soak.invariants import INVARIANTS, summarize
+from tests.soak.scenario import SoakParams, SoakResult, run_soak
+
+pytestmark = pytest.mark.soak
+
+
+@pytest.fixture(scope="module")
+def soak(tmp_path_factory: pytest.TempPathFactory) -> SoakResult:
+    return run_soak(tmp_path_factory.mktemp("soak"), SoakParams())
+
+
+def test_the_soak_injected_faults_and_kills(soak: SoakResult) -> None:
+    assert soak.kills + soak.terms >= SoakParams().kills
+    assert soak.dual_rounds == SoakParams().dual_rounds
+    assert sum(soak.faults.values()) > 0, "no fault was injected: the soak proved nothing"
+    assert soak.rep_edits > 0
+    assert all(n > 0 for n in soak.status_writes.values()), "the soak wrote nothing"
+
+
+@pytest.mark.parametrize("invariant", list(INVARIANTS))
+def test_invariant_holds_after_chaos(soak: SoakResult, invariant: str) -> None:
+    violations = soak.violations[invariant]
+    assert not violations, summarize({invariant: violations})
