@@ -133,7 +133,7 @@ def render_markdown(figures: Sequence[Figure], notes: Sequence[SectionNotes], *,
         f"Produced by `{command}` on {started:%Y-%m-%d %H:%M} UTC in {elapsed_s / 60:.1f} min"
         + (" (**quick mode**: small N, figures are indicative only)." if quick else "."),
         "Every figure below was measured in that one run against the loopback emulators "
-        "(`connectors/*/emulator`) through the real simple-salesforce and hubspot-api-client "
+        "(`connectors/testing/*`) through the real simple-salesforce and hubspot-api-client "
         "over sockets, and through syncd's own code paths (`App.build`, `Pipeline.run_cycle`, "
         "`Enricher.enrich`, `RuleBook.evaluate`, `Planner.verdict`). Ratios compare numbers "
         "taken side by side in the same run; none of this is a timed test in `make test`.",

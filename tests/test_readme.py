@@ -98,3 +98,12 @@ def test_readme_sample_output_names_real_rules_and_real_summary_lines() -> None:
                                        r"written \d+, failed \d+", s) for s in summaries)
     status = _example("status")
     assert any(re.match(r"\S+: \d+ pending writes, \d+ failed, \d+ held", s) for s in status)
+
+
+def test_readme_metrics_table_lists_every_series_syncd_exports() -> None:
+    from syncd.metrics import Metrics
+
+    names = {m.name for m in Metrics().registry.collect() if m.name.startswith("syncd_")}
+    section = README[README.index("## Metrics"):README.index("## Retention")]
+    missing = sorted(n for n in names if f"`{n}" not in section)
+    assert not missing, f"series missing from README's Metrics table: {missing}"
