@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml requirements-dev.lock
 run: $(STAMP)
 	$(BIN)/syncd run --config $(CONFIG)
 
-## Install everything (venv, packages, PostgreSQL server if missing) and run the tests.
+## Install everything (venv, packages, the Debian tools the tests drive if missing), run the
+## enforced checks (ruff, ruff format, mypy, import-linter: any finding fails), then the tests.
 test: $(STAMP)
 	tests/ensure-tools.sh
+	$(MAKE) --no-print-directory check
 	$(BIN)/python -m pytest
 
 ## The long chaos soak (tests/soak): 30 kill rounds, two-daemon rounds, faults on ~30 % of

@@ -18,15 +18,33 @@ from bench.report import Figure, SectionNotes, machine, render_markdown, render_
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Sizes per mode. Quick keeps the whole run well under two minutes on two cores.
-FULL = {"sf": [10_000, 100_000], "hs": [10_000, 100_000], "throughput": 50_000,
-        "throughput_pages": 50, "engine": 100_000, "twin": 10_000,
-        "memory": [10_000, 100_000, 1_000_000]}
-QUICK = {"sf": [2_000], "hs": [1_000], "throughput": 3_000, "throughput_pages": 5,
-         "engine": 10_000, "twin": 2_000, "memory": [1_000, 4_000]}
+FULL = {
+    "sf": [10_000, 100_000],
+    "hs": [10_000, 100_000],
+    "throughput": 50_000,
+    "throughput_pages": 50,
+    "engine": 100_000,
+    "twin": 10_000,
+    "memory": [10_000, 100_000, 1_000_000],
+}
+QUICK = {
+    "sf": [2_000],
+    "hs": [1_000],
+    "throughput": 3_000,
+    "throughput_pages": 5,
+    "engine": 10_000,
+    "twin": 2_000,
+    "memory": [1_000, 4_000],
+}
 
-TITLES = {1: "API calls per cycle vs the minimum", 2: "Against a naive script",
-          3: "Throughput against HubSpot's rate limits", 4: "Engine speed", 5: "Memory",
-          6: "Idle cost"}
+TITLES = {
+    1: "API calls per cycle vs the minimum",
+    2: "Against a naive script",
+    3: "Throughput against HubSpot's rate limits",
+    4: "Engine speed",
+    5: "Memory",
+    6: "Idle cost",
+}
 
 
 def _sizes(text: str) -> list[int]:
@@ -36,12 +54,23 @@ def _sizes(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small N, under two minutes")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
-                        help="where to write the Markdown report (default docs/benchmarks.md)")
-    parser.add_argument("--sections", default="1,2,3,4,5,6",
-                        help="comma-separated sections to run (1, 2 and 6 share one run)")
-    parser.add_argument("--memory-sizes", type=_sizes, default=None,
-                        help="override the N of section 5, e.g. 10000,100000,1000000")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="where to write the Markdown report (default docs/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--sections",
+        default="1,2,3,4,5,6",
+        help="comma-separated sections to run (1, 2 and 6 share one run)",
+    )
+    parser.add_argument(
+        "--memory-sizes",
+        type=_sizes,
+        default=None,
+        help="override the N of section 5, e.g. 10000,100000,1000000",
+    )
     args = parser.parse_args(argv)
     sizes = dict(QUICK if args.quick else FULL)
     if args.memory_sizes:
@@ -54,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     notes: list[SectionNotes] = []
 
-    def section(numbers: set[int], fn: Callable[[], tuple[list[Figure], list[SectionNotes]]]
-                ) -> None:
+    def section(
+        numbers: set[int], fn: Callable[[], tuple[list[Figure], list[SectionNotes]]]
+    ) -> None:
         if not numbers & wanted:
             return
         label = ", ".join(f"§{n}" for n in sorted(numbers & wanted))
@@ -66,15 +96,27 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - one broken section must not hide the rest
             traceback.print_exc()
             for n in sorted(numbers & wanted):
-                figures.append(Figure(n, f"section_{n}_failed", f"§{n} {TITLES[n]}", None, "",
-                                      note=f"{type(exc).__name__}: {exc}"))
-                notes.append(SectionNotes(n, TITLES[n], [f"Not measured: the benchmark failed "
-                                                          f"({type(exc).__name__}: {exc})."]))
+                figures.append(
+                    Figure(
+                        n,
+                        f"section_{n}_failed",
+                        f"§{n} {TITLES[n]}",
+                        None,
+                        "",
+                        note=f"{type(exc).__name__}: {exc}",
+                    )
+                )
+                notes.append(
+                    SectionNotes(
+                        n,
+                        TITLES[n],
+                        [f"Not measured: the benchmark failed ({type(exc).__name__}: {exc})."],
+                    )
+                )
             return
         figures.extend(f for f in figs if f.section in wanted)
         notes.extend(s for s in secs if s.section in wanted)
-        print(f"  {label} done in {time.perf_counter() - step:.0f} s", file=sys.stderr,
-              flush=True)
+        print(f"  {label} done in {time.perf_counter() - step:.0f} s", file=sys.stderr, flush=True)
 
     def cycles() -> tuple[list[Figure], list[SectionNotes]]:
         from bench import crm_cycles
@@ -111,9 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t0
     given = list(argv if argv is not None else sys.argv[1:])
     command = {(): "make bench", ("--quick",): "make bench-quick"}.get(
-        tuple(given), "python -m bench " + " ".join(shlex.quote(a) for a in given))
-    text = render_markdown(figures, notes, host=machine(), started=started, elapsed_s=elapsed,
-                           command=command, quick=args.quick)
+        tuple(given), "python -m bench " + " ".join(shlex.quote(a) for a in given)
+    )
+    text = render_markdown(
+        figures,
+        notes,
+        host=machine(),
+        started=started,
+        elapsed_s=elapsed,
+        command=command,
+        quick=args.quick,
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     print(render_text(figures))

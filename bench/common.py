@@ -15,18 +15,36 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BENCH_DIR", "HS_STATUS_VALUES", "RULES20", "SF_STATUS_VALUES", "Stopwatch",
-           "emulator_process", "profile_top"]
+__all__ = [
+    "BENCH_DIR",
+    "HS_STATUS_VALUES",
+    "RULES20",
+    "SF_STATUS_VALUES",
+    "Stopwatch",
+    "emulator_process",
+    "profile_top",
+]
 
 BENCH_DIR = Path(__file__).resolve().parent
 RULES20 = BENCH_DIR / "rules20.yaml"
 
 #: Rule status -> CRM value, as an admin would configure them (config.example.yaml).
-SF_STATUS_VALUES = {"New": "Open - Not Contacted", "Open": "Working - Contacted",
-                    "Converted": "Closed - Converted"}
-HS_STATUS_VALUES = {"New": "NEW", "Open": "OPEN", "MQL": "MQL", "SAL": "SAL", "SQL": "OPEN_DEAL",
-                    "Nurture": "NURTURE", "Unqualified": "UNQUALIFIED", "Archived": "ARCHIVED",
-                    "Converted": "CONVERTED"}
+SF_STATUS_VALUES = {
+    "New": "Open - Not Contacted",
+    "Open": "Working - Contacted",
+    "Converted": "Closed - Converted",
+}
+HS_STATUS_VALUES = {
+    "New": "NEW",
+    "Open": "OPEN",
+    "MQL": "MQL",
+    "SAL": "SAL",
+    "SQL": "OPEN_DEAL",
+    "Nurture": "NURTURE",
+    "Unqualified": "UNQUALIFIED",
+    "Archived": "ARCHIVED",
+    "Converted": "CONVERTED",
+}
 
 
 @contextmanager
@@ -35,8 +53,12 @@ def emulator_process(module: str, *args: str) -> Iterator[dict[str, Any]]:
 
     Yields the one JSON line it prints (base URL, credentials); SIGTERM ends it afterwards.
     """
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
-                            text=True, cwd=Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -75,12 +97,14 @@ def profile_top(fn: Callable[[], Any], *, limit: int = 8) -> list[str]:
     stats = pstats.Stats(prof, stream=io.StringIO())
     total = stats.total_tt or 1e-9  # type: ignore[attr-defined]
     rows = []
-    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in \
-            stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append((tottime, cumtime, ncalls, _where(filename, line), name))
     rows.sort(reverse=True)
-    return [f"- `{name}` ({where}): {tot:.2f} s own ({tot / total:.0%}), {cum:.2f} s cumulative, "
-            f"{calls:,} calls" for tot, cum, calls, where, name in rows[:limit]]
+    return [
+        f"- `{name}` ({where}): {tot:.2f} s own ({tot / total:.0%}), {cum:.2f} s cumulative, "
+        f"{calls:,} calls"
+        for tot, cum, calls, where, name in rows[:limit]
+    ]
 
 
 def _where(filename: str, line: int) -> str:
@@ -88,7 +112,7 @@ def _where(filename: str, line: int) -> str:
         return "built-in"
     root = str(Path(__file__).resolve().parents[1]) + "/"  # this checkout, wherever it is
     if filename.startswith(root):
-        return f"{filename[len(root):]}:{line}"
+        return f"{filename[len(root) :]}:{line}"
     for marker in ("site-packages/", "lib/python3"):
         if marker in filename:
             filename = filename.split(marker, 1)[1]

@@ -68,8 +68,9 @@ def _label(n: int) -> str:
     return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
 
 
-def _write_config(directory: Path, crm: str, connector: dict[str, Any],
-                  status_values: dict[str, str]) -> Path:
+def _write_config(
+    directory: Path, crm: str, connector: dict[str, Any], status_values: dict[str, str]
+) -> Path:
     # JSON is YAML: the file is what an admin would write, only in flow style.
     body = {
         "state": {"url": f"sqlite:///{directory / 'state.db'}"},
@@ -79,16 +80,20 @@ def _write_config(directory: Path, crm: str, connector: dict[str, Any],
         "breaker": {"max_change_share": 1.0, "min_changes": 1},
         "server": {"enabled": False},
         "log": {"level": "WARNING"},
-        crm: {"interval": f"{INTERVAL_S}s", "status_values": status_values,
-              "connector": connector},
+        crm: {"interval": f"{INTERVAL_S}s", "status_values": status_values, "connector": connector},
     }
     path = directory / "syncd.yaml"
     path.write_text(json.dumps(body, indent=2))
     return path
 
 
-def _build_app(config: Path, env: dict[str, str], crm: str, make_connector: Callable[[Any], Any],
-               clock: Callable[[], datetime]) -> Any:
+def _build_app(
+    config: Path,
+    env: dict[str, str],
+    crm: str,
+    make_connector: Callable[[Any], Any],
+    clock: Callable[[], datetime],
+) -> Any:
     from syncd.app import App, connector_config
     from syncd.settings import load_settings
 
@@ -98,9 +103,13 @@ def _build_app(config: Path, env: dict[str, str], crm: str, make_connector: Call
     return App.build(settings, clock=clock, connectors={crm: connector})
 
 
-def _run_cycles(app: Any, run: CrmRun, journal_clear: Callable[[], None],
-                journal_counts: Callable[[], Counter[str]], advance: Callable[[float], None]
-                ) -> None:
+def _run_cycles(
+    app: Any,
+    run: CrmRun,
+    journal_clear: Callable[[], None],
+    journal_counts: Callable[[], Counter[str]],
+    advance: Callable[[float], None],
+) -> None:
     pipeline = app.pipelines[run.crm]
 
     def cycle(k: int) -> CycleResult:
@@ -110,8 +119,7 @@ def _run_cycles(app: Any, run: CrmRun, journal_clear: Callable[[], None],
         with Stopwatch() as sw:
             report = pipeline.run_cycle()
         if report.outcome != "ok":
-            raise RuntimeError(f"{run.crm} cycle {k + 1} ended {report.outcome}: "
-                               f"{report.message}")
+            raise RuntimeError(f"{run.crm} cycle {k + 1} ended {report.outcome}: {report.message}")
         return CycleResult(journal_counts(), sw.wall, report)
 
     run.cycles.append(cycle(0))  # §1: the first cycle
@@ -179,35 +187,54 @@ def run_salesforce(n: int, *, naive: bool = True) -> CrmRun:
         leads = [_sf_record(lead) for lead in cycle_leads(n, now=now, share=SHARE)]
         chunks = math.ceil(n / SEED_CHUNK)
         for k in range(chunks):
-            emu.add_leads(leads[k * SEED_CHUNK:(k + 1) * SEED_CHUNK],
-                          modstamp=now - timedelta(hours=chunks - k))
+            emu.add_leads(
+                leads[k * SEED_CHUNK : (k + 1) * SEED_CHUNK],
+                modstamp=now - timedelta(hours=chunks - k),
+            )
         del leads
         campaign = emu.add_campaign("Newsletter")
         # Past the connector's lag (5 s): the seeded leads are settled, as in a real org.
         emu.clock.advance(60)
         with tempfile.TemporaryDirectory(prefix="syncd-bench-sf-") as tmp:
-            path = _write_config(Path(tmp), "salesforce", {
-                "instance_url": emu.base_url, "token_url": emu.token_url,
-                "auth": {"type": "client_credentials", "client_id": emu.client_id,
-                         "client_secret": {"env": "BENCH_SF_CLIENT_SECRET"}},
-                "ca_bundle": emu.ca_pem_path, "newsletters": {"newsletter": campaign},
-            }, SF_STATUS_VALUES)
+            path = _write_config(
+                Path(tmp),
+                "salesforce",
+                {
+                    "instance_url": emu.base_url,
+                    "token_url": emu.token_url,
+                    "auth": {
+                        "type": "client_credentials",
+                        "client_id": emu.client_id,
+                        "client_secret": {"env": "BENCH_SF_CLIENT_SECRET"},
+                    },
+                    "ca_bundle": emu.ca_pem_path,
+                    "newsletters": {"newsletter": campaign},
+                },
+                SF_STATUS_VALUES,
+            )
 
             def counts() -> Counter[str]:
                 return Counter(_sf_kind(e) for e in emu.journal.entries())
 
             emu.journal.clear()
-            app = _build_app(path, {"BENCH_SF_CLIENT_SECRET": emu.client_secret}, "salesforce",
-                             lambda cfg: SalesforceConnector(cfg, clock=emu.clock.now),
-                             emu.clock.now)
+            app = _build_app(
+                path,
+                {"BENCH_SF_CLIENT_SECRET": emu.client_secret},
+                "salesforce",
+                lambda cfg: SalesforceConnector(cfg, clock=emu.clock.now),
+                emu.clock.now,
+            )
             try:
                 run.startup = counts()
                 _run_cycles(app, run, emu.journal.clear, counts, emu.clock.advance)
                 fields = dict(app.connectors["salesforce"]._config.fields)  # noqa: SLF001
             finally:
                 app.close()
-        run.minimum = {"read": math.ceil(n / 2000), "write": math.ceil(run.changed_leads / 200),
-                       "membership": sum(math.ceil(m / 200) for m in run.memberships.values())}
+        run.minimum = {
+            "read": math.ceil(n / 2000),
+            "write": math.ceil(run.changed_leads / 200),
+            "membership": sum(math.ceil(m / 200) for m in run.memberships.values()),
+        }
         if naive:
             emu.journal.clear()
             with Stopwatch() as sw:
@@ -228,11 +255,16 @@ def _naive_script(emu: Any, changes: dict[str, dict[str, Any]], fields: dict[str
     # REQUESTS_CA_BUNDLE and friends would override a session's verify= (crm-api B2).
     session.trust_env = False
     session.verify = emu.ca_pem_path
-    token = session.post(emu.token_url, data={
-        "grant_type": "client_credentials", "client_id": emu.client_id,
-        "client_secret": emu.client_secret}, timeout=30).json()
-    sf = Salesforce(instance_url=emu.base_url, session_id=token["access_token"],
-                    session=session)
+    token = session.post(
+        emu.token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": emu.client_id,
+            "client_secret": emu.client_secret,
+        },
+        timeout=30,
+    ).json()
+    sf = Salesforce(instance_url=emu.base_url, session_id=token["access_token"], session=session)
     columns = ", ".join(dict.fromkeys(["Id", *fields.values()]))
     leads = sf.query_all(f"SELECT {columns} FROM Lead")["records"]
     wanted = {lead["Id"] for lead in leads} & set(changes)
@@ -268,8 +300,7 @@ def _hs_kind(entry: Any) -> str:
     return "preflight"
 
 
-def _hs_records(leads: Iterable[dict[str, Any]], now_ms: int, n: int
-                ) -> Iterable[dict[str, Any]]:
+def _hs_records(leads: Iterable[dict[str, Any]], now_ms: int, n: int) -> Iterable[dict[str, Any]]:
     from connectors.hubspot.config import DEFAULT_FIELDS
     from connectors.testing.hubspot.embedded import crm_record
 
@@ -290,25 +321,34 @@ def run_hubspot(n: int) -> CrmRun:
     emu = HubSpotEmulator().start()
     try:
         now = emu.clock.now()
-        emu.add_contacts(_hs_records(cycle_leads(n, now=now, share=SHARE),
-                                     emu.clock.now_ms() - 60_000, n))
+        emu.add_contacts(
+            _hs_records(cycle_leads(n, now=now, share=SHARE), emu.clock.now_ms() - 60_000, n)
+        )
         list_id = emu.add_list("Newsletter", "MANUAL")
         with tempfile.TemporaryDirectory(prefix="syncd-bench-hs-") as tmp:
-            path = _write_config(Path(tmp), "hubspot", {
-                "base_url": emu.base_url,
-                "auth": {"type": "private_app",
-                         "access_token": {"env": "BENCH_HS_TOKEN"}},
-                "newsletters": {"newsletter": list_id},
-                "allow_add_status_options": True,
-            }, HS_STATUS_VALUES)
+            path = _write_config(
+                Path(tmp),
+                "hubspot",
+                {
+                    "base_url": emu.base_url,
+                    "auth": {"type": "private_app", "access_token": {"env": "BENCH_HS_TOKEN"}},
+                    "newsletters": {"newsletter": list_id},
+                    "allow_add_status_options": True,
+                },
+                HS_STATUS_VALUES,
+            )
 
             def counts() -> Counter[str]:
                 return Counter(_hs_kind(e) for e in emu.journal.entries())
 
             emu.journal.clear()
-            app = _build_app(path, {"BENCH_HS_TOKEN": emu.access_token}, "hubspot",
-                             lambda cfg: HubSpotConnector(cfg, clock=emu.clock.now),
-                             emu.clock.now)
+            app = _build_app(
+                path,
+                {"BENCH_HS_TOKEN": emu.access_token},
+                "hubspot",
+                lambda cfg: HubSpotConnector(cfg, clock=emu.clock.now),
+                emu.clock.now,
+            )
             try:
                 run.startup = counts()
                 _run_cycles(app, run, emu.journal.clear, counts, emu.clock.advance)
@@ -318,9 +358,11 @@ def run_hubspot(n: int) -> CrmRun:
                 app.close()
         # The archived listing has no time filter (crm-api C3): one page is the least a cycle
         # that notices deletions can read.
-        run.minimum = {"read": math.ceil(n / 200) + 1,
-                       "write": math.ceil(run.changed_leads / 100),
-                       "membership": sum(math.ceil(m / 100) for m in run.memberships.values())}
+        run.minimum = {
+            "read": math.ceil(n / 200) + 1,
+            "write": math.ceil(run.changed_leads / 100),
+            "membership": sum(math.ceil(m / 100) for m in run.memberships.values()),
+        }
     finally:
         emu.stop()
     return run
@@ -343,50 +385,92 @@ def figures(runs: list[CrmRun]) -> tuple[list[Figure], list[SectionNotes]]:
         ratio = first.total / minimum if minimum else None
         made = ", ".join(f"{v} {k}" for k, v in sorted(first.calls.items()))
         least = ", ".join(f"{v} {k}" for k, v in run.minimum.items())
-        figs.append(Figure(
-            1, f"{tag}_cycle_ratio_{lbl}",
-            f"{run.crm} calls per cycle / minimum, N={run.n:,}, 30 % change", ratio, "x",
-            "<= 1.02 x", ratio is not None and ratio <= 1.02,
-            f"{first.total} calls ({made}) vs minimum {minimum} ({least}); "
-            f"{run.changed_leads:,} leads changed, memberships {run.memberships}; "
-            f"cycle took {first.wall:.1f} s"))
+        figs.append(
+            Figure(
+                1,
+                f"{tag}_cycle_ratio_{lbl}",
+                f"{run.crm} calls per cycle / minimum, N={run.n:,}, 30 % change",
+                ratio,
+                "x",
+                "<= 1.02 x",
+                ratio is not None and ratio <= 1.02,
+                f"{first.total} calls ({made}) vs minimum {minimum} ({least}); "
+                f"{run.changed_leads:,} leads changed, memberships {run.memberships}; "
+                f"cycle took {first.wall:.1f} s",
+            )
+        )
         startup = {k: v for k, v in run.startup.items() if not k.startswith("_")}
-        figs.append(Figure(
-            1, f"{tag}_startup_calls_{lbl}", f"{run.crm} start-up calls (token, preflight)",
-            sum(startup.values()), "calls",
-            note="once per daemon start, not per cycle: "
-                 + ", ".join(f"{v} {k}" for k, v in sorted(startup.items()))))
-        figs.append(Figure(
-            6, f"{tag}_idle_calls_{lbl}",
-            f"{run.crm} calls in a cycle with no CRM changes, N={run.n:,} (1 object)",
-            idle.total, "calls", "1 per object", idle.total <= 1,
-            f"{dict(idle.calls)}; pulled {idle.report.pulled:,} leads again; "
-            f"{idle.wall:.2f} s wall"))
-        figs.append(Figure(
-            6, f"{tag}_idle_wall_{lbl}", f"{run.crm} idle cycle wall time, N={run.n:,}",
-            idle.wall, "s", note=f"before it: cycle 2 read back syncd's own writes "
-                                 f"({echo.total} calls, {echo.report.pulled:,} leads, "
-                                 f"{echo.wall:.1f} s, {echo.report.written:,} more writes from "
-                                 "rule chains)"
-                                 + "".join(f"; a settling cycle read {c.report.pulled:,} and "
-                                           f"wrote {c.report.written:,} ({c.total} calls)"
-                                           for c in run.settle)))
+        figs.append(
+            Figure(
+                1,
+                f"{tag}_startup_calls_{lbl}",
+                f"{run.crm} start-up calls (token, preflight)",
+                sum(startup.values()),
+                "calls",
+                note="once per daemon start, not per cycle: "
+                + ", ".join(f"{v} {k}" for k, v in sorted(startup.items())),
+            )
+        )
+        figs.append(
+            Figure(
+                6,
+                f"{tag}_idle_calls_{lbl}",
+                f"{run.crm} calls in a cycle with no CRM changes, N={run.n:,} (1 object)",
+                idle.total,
+                "calls",
+                "1 per object",
+                idle.total <= 1,
+                f"{dict(idle.calls)}; pulled {idle.report.pulled:,} leads again; "
+                f"{idle.wall:.2f} s wall",
+            )
+        )
+        figs.append(
+            Figure(
+                6,
+                f"{tag}_idle_wall_{lbl}",
+                f"{run.crm} idle cycle wall time, N={run.n:,}",
+                idle.wall,
+                "s",
+                note=f"before it: cycle 2 read back syncd's own writes "
+                f"({echo.total} calls, {echo.report.pulled:,} leads, "
+                f"{echo.wall:.1f} s, {echo.report.written:,} more writes from "
+                "rule chains)"
+                + "".join(
+                    f"; a settling cycle read {c.report.pulled:,} and "
+                    f"wrote {c.report.written:,} ({c.total} calls)"
+                    for c in run.settle
+                ),
+            )
+        )
         if run.naive is not None:
             ours = first.calls["read"] + first.calls["write"]
             # The token grant is start-up on both sides (syncd's is in its start-up calls).
             theirs = run.naive.total - run.naive.calls["token"]
-            figs.append(Figure(
-                2, f"naive_call_ratio_{lbl}",
-                f"naive script calls / syncd calls, same {run.changed_leads:,} updates, "
-                f"N={run.n:,}", theirs / ours if ours else None, "x", ">= 150 x",
-                bool(ours) and theirs / ours >= 150,
-                f"naive {theirs:,} ({dict(run.naive.calls)}) vs syncd {ours} "
-                f"({first.calls['read']} read + {first.calls['write']} write)"))
-            figs.append(Figure(
-                2, f"naive_wall_ratio_{lbl}", f"naive script wall time / syncd cycle, N={run.n:,}",
-                run.naive.wall / first.wall if first.wall else None, "x",
-                note=f"naive {run.naive.wall:.1f} s vs syncd's whole cycle 1 {first.wall:.1f} s "
-                     "(which also enriches, evaluates, audits and adds memberships)"))
+            figs.append(
+                Figure(
+                    2,
+                    f"naive_call_ratio_{lbl}",
+                    f"naive script calls / syncd calls, same {run.changed_leads:,} updates, "
+                    f"N={run.n:,}",
+                    theirs / ours if ours else None,
+                    "x",
+                    ">= 150 x",
+                    bool(ours) and theirs / ours >= 150,
+                    f"naive {theirs:,} ({dict(run.naive.calls)}) vs syncd {ours} "
+                    f"({first.calls['read']} read + {first.calls['write']} write)",
+                )
+            )
+            figs.append(
+                Figure(
+                    2,
+                    f"naive_wall_ratio_{lbl}",
+                    f"naive script wall time / syncd cycle, N={run.n:,}",
+                    run.naive.wall / first.wall if first.wall else None,
+                    "x",
+                    note=f"naive {run.naive.wall:.1f} s vs syncd's whole cycle 1 {first.wall:.1f} s "
+                    "(which also enriches, evaluates, audits and adds memberships)",
+                )
+            )
     s1.lines += [
         "Cycle 1 of a fresh daemon: pull every lead, evaluate, write the 30 % that need a "
         "change. The minimum is what any client must spend for the same work: read pages at the "
@@ -397,8 +481,9 @@ def figures(runs: list[CrmRun]) -> tuple[list[Figure], list[SectionNotes]]:
         "describe, Campaign / properties, list, status options) are reported separately: a "
         "steady-state daemon pays them once per start.",
     ]
-    if any(f.key.startswith(("sf_cycle_ratio", "hs_cycle_ratio")) and f.passed is False
-           for f in figs):
+    if any(
+        f.key.startswith(("sf_cycle_ratio", "hs_cycle_ratio")) and f.passed is False for f in figs
+    ):
         s1.lines += [
             "",
             "Where a ratio misses, the per-kind counts in its row show which kind of call "

@@ -22,16 +22,20 @@ def marked(i: int, share: float) -> bool:
     return int((i + 1) * share) != int(i * share)
 
 
-def cycle_leads(n: int, *, now: datetime, share: float = 0.3, seed: int = 3
-                ) -> Iterator[dict[str, Any]]:
+def cycle_leads(
+    n: int, *, now: datetime, share: float = 0.3, seed: int = 3
+) -> Iterator[dict[str, Any]]:
     """``n`` canonical leads, ``round(n * share)`` of which the 20-rule set changes."""
     from connectors.testing.leads import generate_scale_leads
 
     for i, lead in enumerate(generate_scale_leads(n, seed=seed, now=now)):
         lead.pop("_status_changed_at", None)
         if marked(i, share):
-            lead.update(status="New", last_activity_at=now - timedelta(days=200),
-                        created_at=now - timedelta(days=300))
+            lead.update(
+                status="New",
+                last_activity_at=now - timedelta(days=200),
+                created_at=now - timedelta(days=300),
+            )
         else:
             lead["status"] = "SQL"
         yield lead

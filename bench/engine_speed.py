@@ -56,9 +56,12 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
     now = datetime.now(UTC)
     book = load_rulebook([RULES20], newsletters={"newsletter"})
     # As iter_verdicts builds it for a cycle: bound to the cycle's time.
-    planner = Planner(crm="salesforce", book=book,
-                      settings=ConnectorSettings(type="salesforce",
-                                                 status_values=SF_STATUS_VALUES), now=now)
+    planner = Planner(
+        crm="salesforce",
+        book=book,
+        settings=ConnectorSettings(type="salesforce", status_values=SF_STATUS_VALUES),
+        now=now,
+    )
     enricher = Enricher(EnrichmentSettings())
 
     # Prepared outside the clock: what the connector hands over (typed values, CRM status) and
@@ -68,8 +71,9 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
         changed = lead.pop("_status_changed_at", None)
         status = SF_STATUS_VALUES.get(lead["status"], lead["status"])
         typed = {**lead, "status": status}
-        prepared.append((f"00Q{i:012d}", typed, {k: _jsonable(v) for k, v in typed.items()},
-                         status, changed))
+        prepared.append(
+            (f"00Q{i:012d}", typed, {k: _jsonable(v) for k, v in typed.items()}, status, changed)
+        )
 
     def full_path() -> list[Any]:
         out = []
@@ -93,31 +97,67 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
         twin_ids = [first_match(twin, lead) for lead in sample]
     # The twin runs on the first twin_n leads only: zip stops there. It knows only the first
     # matching rule; a chained decision starts with it.
-    agree = sum(1 for d, t in zip(decisions, twin_ids, strict=False)
-                if (d.chain[0] if d.chain else d.rule_id) == t)
+    agree = sum(
+        1
+        for d, t in zip(decisions, twin_ids, strict=False)
+        if (d.chain[0] if d.chain else d.rule_id) == t
+    )
 
     full_rate = n / full.cpu if full.cpu else 0.0
     eval_rate = n / ours.cpu if ours.cpu else 0.0
     twin_rate = len(sample) / theirs.cpu if theirs.cpu else 0.0
     figures = [
-        Figure(4, "engine_leads_per_s", f"enrich + 20 rules + plan, {n:,} leads, one core",
-               full_rate, "leads/s", ">= 50,000 leads/s", full_rate >= 50_000,
-               f"{n:,} leads in {full.cpu:.2f} s CPU ({full.wall:.2f} s wall); "
-               f"{changing:,} would change"),
-        Figure(4, "engine_eval_leads_per_s", "syncd RuleBook.evaluate alone", eval_rate,
-               "leads/s", note=f"{n:,} prepared rule inputs in {ours.cpu:.2f} s CPU"),
-        Figure(4, "rule_engine_leads_per_s", "rule-engine twin, same rules and leads", twin_rate,
-               "leads/s", note=f"first {len(sample):,} of the same inputs in {theirs.cpu:.2f} s "
-                               f"CPU; same first-matching rule on {agree:,} of {len(sample):,}"),
-        Figure(4, "engine_vs_rule_engine", "syncd evaluate vs rule-engine (speed ratio)",
-               eval_rate / twin_rate if twin_rate else None, "x", ">= 3 x",
-               (eval_rate / twin_rate >= 3) if twin_rate else None,
-               "evaluation alone on both sides; the full path (with enrichment and planning) "
-               f"is {full_rate / twin_rate:.1f} x rule-engine's evaluation alone"
-               if twin_rate else ""),
-        Figure(4, "twin_agreement", "leads where both engines pick the same rule",
-               100.0 * agree / len(sample) if sample else None, "%", "100 %",
-               agree == len(sample), "checks the twin really is the same rule set"),
+        Figure(
+            4,
+            "engine_leads_per_s",
+            f"enrich + 20 rules + plan, {n:,} leads, one core",
+            full_rate,
+            "leads/s",
+            ">= 50,000 leads/s",
+            full_rate >= 50_000,
+            f"{n:,} leads in {full.cpu:.2f} s CPU ({full.wall:.2f} s wall); "
+            f"{changing:,} would change",
+        ),
+        Figure(
+            4,
+            "engine_eval_leads_per_s",
+            "syncd RuleBook.evaluate alone",
+            eval_rate,
+            "leads/s",
+            note=f"{n:,} prepared rule inputs in {ours.cpu:.2f} s CPU",
+        ),
+        Figure(
+            4,
+            "rule_engine_leads_per_s",
+            "rule-engine twin, same rules and leads",
+            twin_rate,
+            "leads/s",
+            note=f"first {len(sample):,} of the same inputs in {theirs.cpu:.2f} s "
+            f"CPU; same first-matching rule on {agree:,} of {len(sample):,}",
+        ),
+        Figure(
+            4,
+            "engine_vs_rule_engine",
+            "syncd evaluate vs rule-engine (speed ratio)",
+            eval_rate / twin_rate if twin_rate else None,
+            "x",
+            ">= 3 x",
+            (eval_rate / twin_rate >= 3) if twin_rate else None,
+            "evaluation alone on both sides; the full path (with enrichment and planning) "
+            f"is {full_rate / twin_rate:.1f} x rule-engine's evaluation alone"
+            if twin_rate
+            else "",
+        ),
+        Figure(
+            4,
+            "twin_agreement",
+            "leads where both engines pick the same rule",
+            100.0 * agree / len(sample) if sample else None,
+            "%",
+            "100 %",
+            agree == len(sample),
+            "checks the twin really is the same rule set",
+        ),
     ]
     notes.lines += [
         f"Leads: `connectors.testing.leads.generate_scale_leads({n:,}, seed=11)` (realistic mix of "
@@ -130,15 +170,19 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
         "set would dominate the run. Rates are per lead, so the ratio is unaffected.",
     ]
     if full_rate < 50_000:
-        notes.lines += ["", "Target missed. Where the time goes (cProfile of 20,000 leads "
-                            "through the full path):", ""]
+        notes.lines += [
+            "",
+            "Target missed. Where the time goes (cProfile of 20,000 leads through the full path):",
+            "",
+        ]
         subset = prepared[:20_000]
 
         def profiled() -> None:
             for lead_id, typed, stored, status, changed in subset:
                 enrichment = enricher.enrich(typed)
-                planner.verdict(MirrorRow(lead_id, stored, enrichment.values, status, changed,
-                                          [], now), now)
+                planner.verdict(
+                    MirrorRow(lead_id, stored, enrichment.values, status, changed, [], now), now
+                )
 
         notes.lines += profile_top(profiled)
     return figures, notes

@@ -24,8 +24,15 @@ def main(argv: list[str]) -> int:
     wall = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out, "w", encoding="utf-8") as f:
-        json.dump({"returncode": rc, "maxrss_kib": usage.ru_maxrss, "wall_s": wall,
-                   "cpu_s": usage.ru_utime + usage.ru_stime}, f)
+        json.dump(
+            {
+                "returncode": rc,
+                "maxrss_kib": usage.ru_maxrss,
+                "wall_s": wall,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+            },
+            f,
+        )
     return rc
 
 

@@ -98,9 +98,13 @@ def machine() -> Machine:
         memory = psutil.virtual_memory().total / 2**30
     except ImportError:  # psutil is a bench extra; the page count is a fallback
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return Machine(cores=os.cpu_count() or 1, memory_gib=memory, cpu=cpu,
-                   python=f"{platform.python_implementation()} {sys.version.split()[0]}",
-                   platform=platform.platform(terse=True))
+    return Machine(
+        cores=os.cpu_count() or 1,
+        memory_gib=memory,
+        cpu=cpu,
+        python=f"{platform.python_implementation()} {sys.version.split()[0]}",
+        platform=platform.platform(terse=True),
+    )
 
 
 def render_text(figures: Sequence[Figure]) -> str:
@@ -120,8 +124,16 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_markdown(figures: Sequence[Figure], notes: Sequence[SectionNotes], *, host: Machine,
-                    started: datetime, elapsed_s: float, command: str, quick: bool) -> str:
+def render_markdown(
+    figures: Sequence[Figure],
+    notes: Sequence[SectionNotes],
+    *,
+    host: Machine,
+    started: datetime,
+    elapsed_s: float,
+    command: str,
+    quick: bool,
+) -> str:
     """The whole ``docs/benchmarks.md``."""
     missed = [f for f in figures if f.passed is False]
     unmeasured = [f for f in figures if f.value is None]
@@ -159,8 +171,10 @@ def render_markdown(figures: Sequence[Figure], notes: Sequence[SectionNotes], *,
     ]
     for f in figures:
         result = f"**{f.result}**" if f.passed is False else f.result
-        out.append(f"| {f.section} | {_cell(f.label)} | {f.shown()} | {_cell(f.target or '—')} "
-                   f"| {result} |")
+        out.append(
+            f"| {f.section} | {_cell(f.label)} | {f.shown()} | {_cell(f.target or '—')} "
+            f"| {result} |"
+        )
     out.append("")
     for sec in notes:
         out += [f"## {sec.section}. {sec.title}", ""]

@@ -31,15 +31,27 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
     # Contacts last modified over past days, ten seconds apart, as in a portal in use (the
     # emulator's default stamps every seeded contact alike: a mass-import tie).
     # Two `with` statements: merging them would re-indent the whole section for nothing.
-    with emulator_process("connectors.testing.hubspot",  # noqa: SIM117
-                          "--contacts", str(n), "--seed", "5", "--spread-seconds", "10") as info:
+    with emulator_process(  # noqa: SIM117
+        "connectors.testing.hubspot",
+        "--contacts",
+        str(n),
+        "--seed",
+        "5",
+        "--spread-seconds",
+        "10",
+    ) as info:
         with tempfile.TemporaryDirectory(prefix="syncd-bench-tp-") as tmp:
-            path = _write_config(Path(tmp), "hubspot", {
-                "base_url": info["base_url"],
-                "auth": {"type": "private_app", "access_token": {"env": "BENCH_HS_TOKEN"}},
-                "newsletters": {"newsletter": info["lists"]["Newsletter"]},
-                "allow_add_status_options": True,
-            }, HS_STATUS_VALUES)
+            path = _write_config(
+                Path(tmp),
+                "hubspot",
+                {
+                    "base_url": info["base_url"],
+                    "auth": {"type": "private_app", "access_token": {"env": "BENCH_HS_TOKEN"}},
+                    "newsletters": {"newsletter": info["lists"]["Newsletter"]},
+                    "allow_add_status_options": True,
+                },
+                HS_STATUS_VALUES,
+            )
             env = {"BENCH_HS_TOKEN": info["access_token"]}
 
             def now() -> datetime:
@@ -91,19 +103,37 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
     n429 = sum(limited.values())
     alone_rate = got / alone.wall if alone.wall else 0.0
     figures = [
-        Figure(3, "hs_backfill_share_of_ceiling",
-               f"HubSpot backfill of {n:,} contacts, share of the 1,000/s ceiling",
-               100.0 * rate / CEILING, "%", ">= 90 %", rate >= 0.9 * CEILING,
-               f"{pulled:,} contacts in {sw.wall:.1f} s = {rate:,.0f}/s through Pipeline.pull; "
-               f"{calls} calls, {paced:.1f} s waiting on client-side pacing"),
-        Figure(3, "hs_backfill_429s", "HTTP 429 answers during the backfill", n429, "",
-               "0", n429 == 0, f"by policy: {limited or 'none'}"),
-        Figure(3, "hs_connector_share_of_ceiling",
-               "HubSpot connector alone (no mirror), share of the ceiling",
-               100.0 * alone_rate / CEILING, "%",
-               note=f"first {got:,} contacts ({alone_calls} calls, {alone_429} 429s) in "
-                    f"{alone.wall:.1f} s = {alone_rate:,.0f}/s; pacing "
-                    f"search_per_second={search_rate:g}"),
+        Figure(
+            3,
+            "hs_backfill_share_of_ceiling",
+            f"HubSpot backfill of {n:,} contacts, share of the 1,000/s ceiling",
+            100.0 * rate / CEILING,
+            "%",
+            ">= 90 %",
+            rate >= 0.9 * CEILING,
+            f"{pulled:,} contacts in {sw.wall:.1f} s = {rate:,.0f}/s through Pipeline.pull; "
+            f"{calls} calls, {paced:.1f} s waiting on client-side pacing",
+        ),
+        Figure(
+            3,
+            "hs_backfill_429s",
+            "HTTP 429 answers during the backfill",
+            n429,
+            "",
+            "0",
+            n429 == 0,
+            f"by policy: {limited or 'none'}",
+        ),
+        Figure(
+            3,
+            "hs_connector_share_of_ceiling",
+            "HubSpot connector alone (no mirror), share of the ceiling",
+            100.0 * alone_rate / CEILING,
+            "%",
+            note=f"first {got:,} contacts ({alone_calls} calls, {alone_429} 429s) in "
+            f"{alone.wall:.1f} s = {alone_rate:,.0f}/s; pacing "
+            f"search_per_second={search_rate:g}",
+        ),
     ]
     notes.lines += [
         "The emulator process (`python -m connectors.testing.hubspot --spread-seconds 10`) "
@@ -112,12 +142,13 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
         "time is real: the connector paces itself with its defaults "
         "(`connectors/hubspot/config.py`: "
         f"`search_per_second` {search_rate:g}, `ten_second_limit` 100 with headroom 5). "
-        "\"Connector alone\" iterates the connector's pages without storing them, to separate "
+        '"Connector alone" iterates the connector\'s pages without storing them, to separate '
         "pacing from the daemon's own per-page work.",
     ]
     if n429:
         notes.lines += [
-            "", f"{n429} search call(s) got a 429 (SECONDLY). The connector's `SearchPacer` "
+            "",
+            f"{n429} search call(s) got a 429 (SECONDLY). The connector's `SearchPacer` "
             f"spaces the *start* of search calls 1/{search_rate:g} s apart; HubSpot counts "
             "*arrivals* in a sliding second. Five intervals are "
             f"{5000 / search_rate:.0f} ms, so a call leaving "
@@ -129,9 +160,13 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
             "pauses; at 4/s (the old default) the margin was 250 ms but the ceiling 80 %.",
         ]
     if profile:
-        notes.lines += ["", "Below 90 % of the ceiling. cProfile of the daemon's backfill over "
-                            f"its first {connector_pages} pages (this thread only):", "",
-                        *profile]
+        notes.lines += [
+            "",
+            "Below 90 % of the ceiling. cProfile of the daemon's backfill over "
+            f"its first {connector_pages} pages (this thread only):",
+            "",
+            *profile,
+        ]
     return figures, notes
 
 
@@ -150,7 +185,8 @@ def _profile_backfill(app: object, pipeline: object, pages: int) -> list[str]:
         for k, page in enumerate(connector.iter_pages(None, until=datetime.now(UTC))):
             # Profiles the page step alone, so it calls the private step directly.
             pipeline._store_page(  # type: ignore[attr-defined]  # noqa: SLF001
-                page.leads, page.cursor, report)
+                page.leads, page.cursor, report
+            )
             if k + 1 >= pages:
                 break
 

@@ -308,8 +308,9 @@ class Connector(abc.ABC):
         """
 
     @abc.abstractmethod
-    def remove_from_newsletter(self, newsletter: str,
-                               lead_ids: Sequence[str]) -> list[RecordResult]:
+    def remove_from_newsletter(
+        self, newsletter: str, lead_ids: Sequence[str]
+    ) -> list[RecordResult]:
         """Remove up to ``max_membership_batch`` leads from a newsletter; idempotent.
 
         The inverse of :meth:`add_to_newsletter` (``syncd revert`` undoes a run's joins with

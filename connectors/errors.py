@@ -37,8 +37,9 @@ __all__ = [
 class ConnectorError(Exception):
     """Base of every whole-request connector failure."""
 
-    def __init__(self, message: str, *, crm: str = "", status: int | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, crm: str = "", status: int | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.crm = crm
         self.status = status

@@ -113,16 +113,20 @@ class ConnectorSpec(Generic[C]):
 
     def __post_init__(self) -> None:
         if not _KIND.match(self.kind):
-            raise ConnectorTypeError(f"connector type name {self.kind!r} must be lowercase "
-                                     "letters, digits, '-' or '_', starting with a letter")
+            raise ConnectorTypeError(
+                f"connector type name {self.kind!r} must be lowercase "
+                "letters, digits, '-' or '_', starting with a letter"
+            )
 
     def create(self, config: C, name: str) -> Connector:
         """Build the connector for the instance ``name`` from its validated config."""
         # A plug-in's build() is typed, but nothing enforces that at run time: check what came back.
         connector: object = self.build(config)
         if not isinstance(connector, Connector) or connector.kind != self.kind:
-            raise ConnectorTypeError(f"connector type {self.kind!r} built {connector!r}, not a "
-                                     f"connectors.base.Connector of kind {self.kind!r}")
+            raise ConnectorTypeError(
+                f"connector type {self.kind!r} built {connector!r}, not a "
+                f"connectors.base.Connector of kind {self.kind!r}"
+            )
         connector.name = name
         return connector
 
@@ -137,8 +141,9 @@ class ConnectorSpec(Generic[C]):
 class ConnectorRegistry:
     """Connector types by name: registered specs, a built-in table and entry points."""
 
-    def __init__(self, builtin: Mapping[str, str] = BUILTIN, *,
-                 group: str = ENTRY_POINT_GROUP) -> None:
+    def __init__(
+        self, builtin: Mapping[str, str] = BUILTIN, *, group: str = ENTRY_POINT_GROUP
+    ) -> None:
         self._builtin = dict(builtin)
         self._group = group
         self._registered: dict[str, ConnectorSpec[Any]] = {}
@@ -150,8 +155,10 @@ class ConnectorRegistry:
         """Make ``spec`` known under ``spec.kind`` (first in lookup order)."""
         with self._lock:
             if not replace and spec.kind in self._registered:
-                raise ConnectorTypeError(f"connector type {spec.kind!r} is already registered; "
-                                         "pass replace=True to replace it")
+                raise ConnectorTypeError(
+                    f"connector type {spec.kind!r} is already registered; "
+                    "pass replace=True to replace it"
+                )
             self._registered[spec.kind] = spec
 
     def unregister(self, kind: str) -> None:
@@ -179,8 +186,9 @@ class ConnectorRegistry:
             raise ConnectorTypeError(unknown_kind_message(kind, self.kinds()))
         spec = _import(target, f"connector type {kind!r}")
         if not isinstance(spec, ConnectorSpec) or spec.kind != kind:
-            raise ConnectorTypeError(f"{target} (connector type {kind!r}) is not a "
-                                     f"ConnectorSpec of kind {kind!r}")
+            raise ConnectorTypeError(
+                f"{target} (connector type {kind!r}) is not a ConnectorSpec of kind {kind!r}"
+            )
         with self._lock:
             self._loaded[kind] = spec
         return spec
@@ -189,8 +197,11 @@ class ConnectorRegistry:
         """Entry points of the group, read once; built-in names are never replaced by one."""
         if self._entry_points is None:
             found = {ep.name: ep.value for ep in entry_points(group=self._group)}
-            self._entry_points = {name: value for name, value in found.items()
-                                  if name not in self._builtin and _KIND.match(name)}
+            self._entry_points = {
+                name: value
+                for name, value in found.items()
+                if name not in self._builtin and _KIND.match(name)
+            }
         return self._entry_points
 
 
@@ -206,8 +217,9 @@ def _import(target: str, what: str) -> Any:
         module = importlib.import_module(module_name)
         return getattr(module, attribute) if attribute else module
     except ImportError as exc:
-        raise ConnectorTypeError(f"{what} cannot be imported from {target}: {exc}; is its "
-                                 "package installed?") from None
+        raise ConnectorTypeError(
+            f"{what} cannot be imported from {target}: {exc}; is its package installed?"
+        ) from None
     except AttributeError:
         raise ConnectorTypeError(f"{what}: {module_name} has no attribute {attribute!r}") from None
 

@@ -3,11 +3,15 @@
 Pure code: no HTTP, no database; a lead is a plain mapping of canonical field names
 (:mod:`rules.fields`) to values. The daemon wires exactly this API::
 
-    book = load_rulebook([Path("rules/default.yaml")], settable_fields=..., newsletters=...,
-                         calendar=Calendar.build("Europe/Berlin"))  # business time, dates
-    decision = book.evaluate(lead, now)        # or: evaluate = book.bind(now); evaluate(lead)
-    decision.status, decision.chain            # final state of the chain: one write
-    book.explain(lead, now)                    # per-rule trace for `syncd rules explain`
+    book = load_rulebook(
+        [Path("rules/default.yaml")],
+        settable_fields=...,
+        newsletters=...,
+        calendar=Calendar.build("Europe/Berlin"),
+    )  # business time, dates
+    decision = book.evaluate(lead, now)  # or: evaluate = book.bind(now); evaluate(lead)
+    decision.status, decision.chain  # final state of the chain: one write
+    book.explain(lead, now)  # per-rule trace for `syncd rules explain`
     run_fixtures(paths, book, prepare=enrich)  # `syncd rules test`
 
 Errors: :class:`RuleLoadError` (``.issues``: every :class:`RuleIssue` of every file; loops and

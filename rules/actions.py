@@ -62,8 +62,13 @@ class ActionChecker:
             self._action((*self.rule_loc, "then", index), index, action)
         if not self.ok:
             return None
-        return RuleEffects(self.status, self.archived, tuple(self.newsletters),
-                           tuple(self.field_sets.items()), self.stop)
+        return RuleEffects(
+            self.status,
+            self.archived,
+            tuple(self.newsletters),
+            tuple(self.field_sets.items()),
+            self.stop,
+        )
 
     def _action(self, loc: Loc, index: int, action: Action) -> None:
         target: str | None = None
@@ -89,9 +94,12 @@ class ActionChecker:
     def _archive(self, loc: Loc) -> str | None:
         archive = self.context.archive_status
         if archive is None:
-            self.context.diag.error(loc, "`archive` needs an archive status: this set has no "
-                                          "'Archived' status and no `archive_status`; add one",
-                                     at="node")
+            self.context.diag.error(
+                loc,
+                "`archive` needs an archive status: this set has no "
+                "'Archived' status and no `archive_status`; add one",
+                at="node",
+            )
             self.ok = False
             return None
         self.archived = True
@@ -99,9 +107,13 @@ class ActionChecker:
 
     def _one_status(self, loc: Loc, index: int, target: str) -> None:
         if self.status_action is not None:
-            self.context.diag.error(loc, f"the rule already sets the status (action "
-                                          f"{self.status_action + 1}); a rule sets at most one "
-                                          "status", at="node")
+            self.context.diag.error(
+                loc,
+                f"the rule already sets the status (action "
+                f"{self.status_action + 1}); a rule sets at most one "
+                "status",
+                at="node",
+            )
             self.ok = False
         self.status, self.status_action = target, index
 
@@ -109,9 +121,11 @@ class ActionChecker:
         known = self.context.options.newsletters
         if known is not None and name not in known:
             listing = ", ".join(sorted(known)) or "none configured"
-            self.context.diag.error(loc, f"unknown newsletter '{name}'; configured "
-                                          f"newsletters: {listing}",
-                                     suggestion=suggest(name, known))
+            self.context.diag.error(
+                loc,
+                f"unknown newsletter '{name}'; configured newsletters: {listing}",
+                suggestion=suggest(name, known),
+            )
             self.ok = False
         elif name not in self.newsletters:
             self.newsletters.append(name)
@@ -132,8 +146,9 @@ class ActionChecker:
         if ftype is FieldType.DATETIME:
             checked = value  # written as the ISO text the admin gave
         if fname in self.field_sets and self.field_sets[fname] != checked:
-            self.context.diag.error(loc, f"the rule sets '{fname}' twice with different values",
-                                     at="node")
+            self.context.diag.error(
+                loc, f"the rule sets '{fname}' twice with different values", at="node"
+            )
             return False
         self.field_sets[fname] = checked
         return True
@@ -147,7 +162,9 @@ class ActionChecker:
             return f"unknown field '{fname}'", suggest(fname, options.fields)
         if fname not in options.settable:
             allowed = ", ".join(sorted(options.settable)) or "none"
-            message = (f"field '{fname}' is not on the settable allowlist (settable fields: "
-                       f"{allowed}); add it to the config's settable fields first")
+            message = (
+                f"field '{fname}' is not on the settable allowlist (settable fields: "
+                f"{allowed}); add it to the config's settable fields first"
+            )
             return message, suggest(fname, options.settable)
         return None

@@ -90,9 +90,12 @@ class _Literal:
 Clause = tuple[_Literal, ...]
 
 
-def analyse(rules: Sequence[tuple[int, CompiledRule]], shape: SetShape,
-            unreachable: frozenset[int] = frozenset(),
-            loops_only: Callable[[tuple[int, ...]], bool] | None = None) -> list[Finding]:
+def analyse(
+    rules: Sequence[tuple[int, CompiledRule]],
+    shape: SetShape,
+    unreachable: frozenset[int] = frozenset(),
+    loops_only: Callable[[tuple[int, ...]], bool] | None = None,
+) -> list[Finding]:
     """Findings for the rules of one set (``(index in file, rule)`` pairs, in file order);
     ``unreachable``: indexes of rules an earlier rule shadows (they make no moves);
     ``loops_only``: report only loops whose rule indexes it accepts, and nothing else."""
@@ -104,16 +107,28 @@ def analyse(rules: Sequence[tuple[int, CompiledRule]], shape: SetShape,
         clauses = _dnf(rule.node, True) if rule.node is not None else [()]
         if clauses is None:
             continue
-        sources = [s for s in shape.statuses if s not in taken
-                   and any(checker.admits(c, s) for c in clauses)]
+        sources = [
+            s
+            for s in shape.statuses
+            if s not in taken and any(checker.admits(c, s) for c in clauses)
+        ]
         if shape.first_match:
-            taken.update(s for s in shape.statuses
-                         if any(_status_only(c) and checker.admits(c, s) for c in clauses))
+            taken.update(
+                s
+                for s in shape.statuses
+                if any(_status_only(c) and checker.admits(c, s) for c in clauses)
+            )
         live = [c for c in clauses if checker.holds(c, {}, skip_status=False)]
         if not live:
-            findings.append(Finding(index, "this rule can never match: its condition "
-                                    f"contradicts itself ({checker.why(clauses[0])}); fix or "
-                                    "remove it", "warning"))
+            findings.append(
+                Finding(
+                    index,
+                    "this rule can never match: its condition "
+                    f"contradicts itself ({checker.why(clauses[0])}); fix or "
+                    "remove it",
+                    "warning",
+                )
+            )
             continue
         if rule.status is None or index in unreachable:
             continue
@@ -147,17 +162,28 @@ def book_loops(sets: Sequence[RuleSet]) -> list[RuleIssue]:
         tuple(dict.fromkeys(s for rs in sets for s in rs.statuses)),
         frozenset(s for rs in sets for s in rs.converted),
         frozenset(s for rs in sets for s in rs.protected),
-        _merged_transitions(sets), tuple(d for rs in sets for d in rs.durations), calendar,
-        first_match=False)
+        _merged_transitions(sets),
+        tuple(d for rs in sets for d in rs.durations),
+        calendar,
+        first_match=False,
+    )
+
     def several_files(loop: tuple[int, ...]) -> bool:
         return len({id(where[i][0]) for i in loop}) > 1
 
     issues: list[RuleIssue] = []
     for finding in analyse(rules, shape, loops_only=several_files):
         rs, rule = where[finding.index]
-        issues.append(RuleIssue(str(rs.path), rule.line, 5, rule.id,
-                                finding.message + " (rules from several files)",
-                                severity=finding.severity))
+        issues.append(
+            RuleIssue(
+                str(rs.path),
+                rule.line,
+                5,
+                rule.id,
+                finding.message + " (rules from several files)",
+                severity=finding.severity,
+            )
+        )
     return issues
 
 
@@ -175,22 +201,35 @@ def _status_only(clause: Clause) -> bool:
     return all(lit.field == "status" and not lit.undecidable for lit in clause)
 
 
-def _target_findings(index: int, rule: CompiledRule, sources: list[str],
-                     shape: SetShape) -> list[Finding]:
+def _target_findings(
+    index: int, rule: CompiledRule, sources: list[str], shape: SetShape
+) -> list[Finding]:
     target = rule.status
     assert target is not None
     if target in shape.converted:
-        return [Finding(index, f"this rule can never convert a lead: '{target}' is a converted "
-                               "status, and leads are converted in the CRM (its conversion "
-                               "creates the account, contact and opportunity), not by setting a "
-                               "status; remove the rule or target another status", "warning")]
+        return [
+            Finding(
+                index,
+                f"this rule can never convert a lead: '{target}' is a converted "
+                "status, and leads are converted in the CRM (its conversion "
+                "creates the account, contact and opportunity), not by setting a "
+                "status; remove the rule or target another status",
+                "warning",
+            )
+        ]
     moves = [s for s in sources if s != target]
     if moves and all(_guard(shape, s, target) is not None for s in moves):
         reasons = "; ".join(dict.fromkeys(str(_guard(shape, s, target)) for s in moves))
-        return [Finding(index, f"this rule can never fire: its condition admits only leads in "
-                               f"{', '.join(moves)}, and the guards refuse every one of those "
-                               f"moves to '{target}' ({reasons}); widen `transitions` or narrow "
-                               "the condition", "warning")]
+        return [
+            Finding(
+                index,
+                f"this rule can never fire: its condition admits only leads in "
+                f"{', '.join(moves)}, and the guards refuse every one of those "
+                f"moves to '{target}' ({reasons}); widen `transitions` or narrow "
+                "the condition",
+                "warning",
+            )
+        ]
     return []
 
 
@@ -210,8 +249,11 @@ def _guard(shape: SetShape, current: str, target: str) -> str | None:
 _Edge = tuple[int, CompiledRule, list[Clause]]
 
 
-def _loops(edges: Mapping[tuple[str, str], list[_Edge]], checker: _Checker,
-           keep: Callable[[tuple[int, ...]], bool] | None) -> list[Finding]:
+def _loops(
+    edges: Mapping[tuple[str, str], list[_Edge]],
+    checker: _Checker,
+    keep: Callable[[tuple[int, ...]], bool] | None,
+) -> list[Finding]:
     succ: dict[str, list[str]] = {}
     for a, b in edges:
         succ.setdefault(a, []).append(b)
@@ -255,34 +297,43 @@ def _cycles(succ: Mapping[str, list[str]]) -> Iterator[list[str]]:
                     found += 1
                     if found >= _MAX_CYCLES:
                         return
-                elif nxt not in path and order.get(nxt, -1) > order[start] and \
-                        len(path) < MAX_CHAIN:
+                elif (
+                    nxt not in path and order.get(nxt, -1) > order[start] and len(path) < MAX_CHAIN
+                ):
                     stack.append((nxt, [*path, nxt]))
 
 
-def _jointly_possible(combo: Sequence[_Edge], cycle: Sequence[str],
-                     checker: _Checker) -> bool | None:
+def _jointly_possible(
+    combo: Sequence[_Edge], cycle: Sequence[str], checker: _Checker
+) -> bool | None:
     """Whether one lead can satisfy every rule on the loop right after a status change, each
     rule firing at its step (no earlier rule of the loop taking that step's status first);
     None when an earlier rule always takes some step (no loop at all)."""
     written = {f for _, rule, _ in combo for f, _ in rule.field_sets}
-    per_rule = [[c for c in clauses if checker.admits(c, source)]
-                for (_, _, clauses), source in zip(combo, cycle, strict=True)]
+    per_rule = [
+        [c for c in clauses if checker.admits(c, source)]
+        for (_, _, clauses), source in zip(combo, cycle, strict=True)
+    ]
     fixed = {"status_changed_at": _NOW}
     possible = False
     for choice in itertools.islice(itertools.product(*per_rule), _MAX_COMBOS):
         if _preempted(combo, cycle, choice, checker):
             continue
         possible = True
-        merged = tuple(lit for clause in choice for lit in clause
-                       if lit.field not in written and lit.field != "status")
+        merged = tuple(
+            lit
+            for clause in choice
+            for lit in clause
+            if lit.field not in written and lit.field != "status"
+        )
         if checker.holds(merged, fixed, skip_status=True):
             return True
     return False if possible else None
 
 
-def _preempted(combo: Sequence[_Edge], cycle: Sequence[str], choice: Sequence[Clause],
-               checker: _Checker) -> bool:
+def _preempted(
+    combo: Sequence[_Edge], cycle: Sequence[str], choice: Sequence[Clause], checker: _Checker
+) -> bool:
     """An earlier rule of the loop also holds at a step: it decides there, not the step's rule
     (the conditions of every rule on the loop hold for the lead being checked)."""
     for i, (index, _, _) in enumerate(combo):
@@ -294,17 +345,24 @@ def _preempted(combo: Sequence[_Edge], cycle: Sequence[str], choice: Sequence[Cl
 
 def _loop_finding(free: bool, combo: Sequence[_Edge], cycle: Sequence[str]) -> Finding:
     ids = [rule.id for _, rule, _ in combo]
-    listed = " and ".join(f"'{i}'" for i in ids) if len(ids) <= 2 else \
-        ", ".join(f"'{i}'" for i in ids[:-1]) + f" and '{ids[-1]}'"
+    listed = (
+        " and ".join(f"'{i}'" for i in ids)
+        if len(ids) <= 2
+        else ", ".join(f"'{i}'" for i in ids[:-1]) + f" and '{ids[-1]}'"
+    )
     path = " -> ".join(f"{cycle[i]} ({ids[i]})" for i in range(len(cycle))) + f" -> {cycle[0]}"
     if free:
-        message = (f"rules {listed} undo each other: {path}; a lead can match all of them, so "
-                   "it would flip on every cycle with nothing changing outside syncd (syncd "
-                   "blocks such leads); narrow a condition so they exclude each other")
+        message = (
+            f"rules {listed} undo each other: {path}; a lead can match all of them, so "
+            "it would flip on every cycle with nothing changing outside syncd (syncd "
+            "blocks such leads); narrow a condition so they exclude each other"
+        )
         return Finding(combo[0][0], message, "error", tuple(e[0] for e in combo))
-    message = (f"rules {listed} can undo each other: {path}; their conditions exclude each "
-               "other only until time passes or the lead changes in the CRM, so a lead may "
-               "cycle slowly; check that this is intended")
+    message = (
+        f"rules {listed} can undo each other: {path}; their conditions exclude each "
+        "other only until time passes or the lead changes in the CRM, so a lead may "
+        "cycle slowly; check that this is intended"
+    )
     return Finding(combo[0][0], message, "warning", tuple(e[0] for e in combo))
 
 
@@ -346,8 +404,11 @@ class _Checker:
     def admits(self, clause: Clause, status: str) -> bool:
         """Whether the clause's status leaves hold for a lead in ``status``."""
         lead = {"status": status}
-        return all(lit.fn(lead, self.th) is lit.positive for lit in clause
-                   if lit.field == "status" and not lit.undecidable)
+        return all(
+            lit.fn(lead, self.th) is lit.positive
+            for lit in clause
+            if lit.field == "status" and not lit.undecidable
+        )
 
     def holds(self, clause: Clause, fixed: Mapping[str, Any], *, skip_status: bool) -> bool:
         """Whether some lead satisfies the clause (fields in ``fixed`` take that value)."""
@@ -355,8 +416,9 @@ class _Checker:
 
     def why(self, clause: Clause) -> str:
         field = self._failing(clause, {}, False)
-        lits = [lit.text if lit.positive else f"not {lit.text}" for lit in clause
-                if lit.field == field]
+        lits = [
+            lit.text if lit.positive else f"not {lit.text}" for lit in clause if lit.field == field
+        ]
         return " and ".join(lits) if lits else "no lead satisfies it"
 
     def _failing(self, clause: Clause, fixed: Mapping[str, Any], skip_status: bool) -> str | None:
@@ -367,8 +429,9 @@ class _Checker:
             by_field.setdefault(lit.field, []).append(lit)
         for field, lits in by_field.items():
             values = [fixed[field]] if field in fixed else self._candidates(field, lits)
-            if not any(all(lit.fn({field: v}, self.th) is lit.positive for lit in lits)
-                       for v in values):
+            if not any(
+                all(lit.fn({field: v}, self.th) is lit.positive for lit in lits) for v in values
+            ):
                 return field
         return None
 
@@ -384,13 +447,22 @@ class _Checker:
                     duration = parse_duration(raw)
                 except DurationError:
                     duration = None
-            self._instants[key] = None if duration is None else \
-                _threshold(duration, self.shape.calendar)
+            self._instants[key] = (
+                None if duration is None else _threshold(duration, self.shape.calendar)
+            )
         return self._instants[key]
 
     def _candidates(self, field: str, lits: Sequence[_Literal]) -> list[Any]:
-        values: list[Any] = [None, _FRESH, True, False, 0, _NOW, _NOW + timedelta(days=1),
-                             datetime(1971, 1, 1, tzinfo=UTC)]
+        values: list[Any] = [
+            None,
+            _FRESH,
+            True,
+            False,
+            0,
+            _NOW,
+            _NOW + timedelta(days=1),
+            datetime(1971, 1, 1, tzinfo=UTC),
+        ]
         for lit in lits:
             raw = lit.value
             if lit.op in ("older_than", "within"):

@@ -54,19 +54,27 @@ class Calendar:
         try:
             zone: tzinfo = UTC if self.timezone == "UTC" else ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise CalendarError(f"unknown time zone {self.timezone!r}; use an IANA name such "
-                                "as Europe/Berlin or America/New_York") from None
+            raise CalendarError(
+                f"unknown time zone {self.timezone!r}; use an IANA name such "
+                "as Europe/Berlin or America/New_York"
+            ) from None
         if not self.workdays or not self.workdays <= set(range(1, 8)):
             raise CalendarError("working days must be a non-empty list of mon..sun")
         if self.end <= self.start:
-            raise CalendarError(f"working hours end ({self.end:%H:%M}) must be after they "
-                                f"start ({self.start:%H:%M})")
+            raise CalendarError(
+                f"working hours end ({self.end:%H:%M}) must be after they "
+                f"start ({self.start:%H:%M})"
+            )
         object.__setattr__(self, "_zone", zone)
 
     @classmethod
-    def build(cls, timezone: str = "UTC", workdays: Iterable[str] = _DAY_NAMES[:5],
-              hours: tuple[time, time] = (time(9), time(17)),
-              holidays: Iterable[date] = ()) -> Calendar:
+    def build(
+        cls,
+        timezone: str = "UTC",
+        workdays: Iterable[str] = _DAY_NAMES[:5],
+        hours: tuple[time, time] = (time(9), time(17)),
+        holidays: Iterable[date] = (),
+    ) -> Calendar:
         """A calendar from names: ``workdays`` as ``mon``..``sun``.
 
         Raises:
@@ -76,8 +84,9 @@ class Calendar:
         for name in workdays:
             key = name.strip().lower()[:3]
             if key not in _DAY_NAMES:
-                raise CalendarError(f"unknown working day {name!r}; use mon, tue, wed, thu, "
-                                    "fri, sat, sun")
+                raise CalendarError(
+                    f"unknown working day {name!r}; use mon, tue, wed, thu, fri, sat, sun"
+                )
             days.add(_DAY_NAMES.index(key) + 1)
         return cls(timezone, frozenset(days), hours[0], hours[1], frozenset(holidays))
 

@@ -94,27 +94,40 @@ class RuleSetCompiler:
         if not self._analyse(compiled):
             return None
         return RuleSet(
-            name=model.name, path=self.path, mode=model.mode,
-            statuses=self.vocabulary.statuses, converted=self.header.converted,
-            protected=self.vocabulary.protected, transitions=self.vocabulary.transitions,
+            name=model.name,
+            path=self.path,
+            mode=model.mode,
+            statuses=self.vocabulary.statuses,
+            converted=self.header.converted,
+            protected=self.vocabulary.protected,
+            transitions=self.vocabulary.transitions,
             archive_status=self.vocabulary.archive_status,
             rules=tuple(r for r in compiled if r is not None),
-            durations=self.durations.durations(), digest=digest,
-            warnings=self.diag.warnings(), fields=dict(self.options.fields),
-            calendar=self.options.calendar)
+            durations=self.durations.durations(),
+            digest=digest,
+            warnings=self.diag.warnings(),
+            fields=dict(self.options.fields),
+            calendar=self.options.calendar,
+        )
 
     def _analyse(self, compiled: list[CompiledRule | None]) -> bool:
         """Never-firing rules and loops (:mod:`rules.analysis`), reported at their rule;
         False when one is an error (a loop that needs nothing outside syncd to change)."""
-        shape = SetShape(self.vocabulary.statuses, self.header.converted,
-                         self.vocabulary.protected, self.vocabulary.transitions,
-                         self.durations.durations(), self.options.calendar,
-                         first_match=self.header.mode != "all_match")
+        shape = SetShape(
+            self.vocabulary.statuses,
+            self.header.converted,
+            self.vocabulary.protected,
+            self.vocabulary.transitions,
+            self.durations.durations(),
+            self.options.calendar,
+            first_match=self.header.mode != "all_match",
+        )
         rules = [(i, r) for i, r in enumerate(compiled) if r is not None]
         ok = True
         for finding in analyse(rules, shape, frozenset(self._shadowed)):
-            self.diag.error(("rules", finding.index), finding.message, at="node",
-                            severity=finding.severity)
+            self.diag.error(
+                ("rules", finding.index), finding.message, at="node", severity=finding.severity
+            )
             ok = ok and finding.severity != "error"
         return ok
 
@@ -128,8 +141,9 @@ class RuleSetCompiler:
             self.known_status(("archive_status",), archive, "archive_status")
         elif _DEFAULT_ARCHIVE in header.statuses:
             archive = _DEFAULT_ARCHIVE
-        self.vocabulary = _Vocabulary(header.statuses, archive, self._transitions(header),
-                                      frozenset(self._protected(header)))
+        self.vocabulary = _Vocabulary(
+            header.statuses, archive, self._transitions(header), frozenset(self._protected(header))
+        )
         self._actions = ActionContext(self.options, self.diag, archive, self.known_status)
 
     def _transitions(self, header: Header) -> dict[str, tuple[str, ...]]:
@@ -153,12 +167,19 @@ class RuleSetCompiler:
         if status in statuses:
             return True
         if not statuses:
-            self.diag.error(loc, f"{what} '{status}' is not a status of this set: `statuses` is "
-                                 "empty; list the status vocabulary under `statuses:`")
+            self.diag.error(
+                loc,
+                f"{what} '{status}' is not a status of this set: `statuses` is "
+                "empty; list the status vocabulary under `statuses:`",
+            )
         else:
-            self.diag.error(loc, f"unknown status '{status}' in {what}; this set's statuses are "
-                                 f"{', '.join(statuses)} (add it to `statuses:` if your CRM "
-                                 "has it)", suggestion=suggest(status, statuses))
+            self.diag.error(
+                loc,
+                f"unknown status '{status}' in {what}; this set's statuses are "
+                f"{', '.join(statuses)} (add it to `statuses:` if your CRM "
+                "has it)",
+                suggestion=suggest(status, statuses),
+            )
         return False
 
     # -- rules -----------------------------------------------------------------------------
@@ -176,10 +197,18 @@ class RuleSetCompiler:
         if not (parts.complete and condition_ok) or effects is None or parts.id is None:
             return None
         return CompiledRule(
-            ruleset=self._set_name, id=parts.id, line=line,
-            description=parts.description, cond=node.fn if node is not None else always,
-            node=node, status=effects.status, archived=effects.archived,
-            newsletters=effects.newsletters, field_sets=effects.field_sets, stop=effects.stop)
+            ruleset=self._set_name,
+            id=parts.id,
+            line=line,
+            description=parts.description,
+            cond=node.fn if node is not None else always,
+            node=node,
+            status=effects.status,
+            archived=effects.archived,
+            newsletters=effects.newsletters,
+            field_sets=effects.field_sets,
+            stop=effects.stop,
+        )
 
     @property
     def _set_name(self) -> str:
@@ -187,18 +216,23 @@ class RuleSetCompiler:
 
     def _check_id(self, loc: Loc, rule_id: str, line: int) -> None:
         if not _RULE_ID.fullmatch(rule_id):
-            self.diag.error((*loc, "id"), f"rule id {rule_id!r} may contain only letters, "
-                                           "digits, '-', '_' and '.', and must start with a "
-                                           "letter or digit")
+            self.diag.error(
+                (*loc, "id"),
+                f"rule id {rule_id!r} may contain only letters, "
+                "digits, '-', '_' and '.', and must start with a "
+                "letter or digit",
+            )
         first = self._ids.get(rule_id)
         if first is not None:
-            self.diag.error((*loc, "id"), f"duplicate rule id '{rule_id}' (first used by the "
-                                           f"rule at line {first}); rule ids must be unique")
+            self.diag.error(
+                (*loc, "id"),
+                f"duplicate rule id '{rule_id}' (first used by the "
+                f"rule at line {first}); rule ids must be unique",
+            )
         else:
             self._ids[rule_id] = line
 
-    def _when(self, loc: Loc, when: Condition | BrokenCondition | None
-              ) -> tuple[Node | None, bool]:
+    def _when(self, loc: Loc, when: Condition | BrokenCondition | None) -> tuple[Node | None, bool]:
         """(the compiled condition or None, whether it is sound)."""
         if when is None:
             return None, True
@@ -219,12 +253,19 @@ class RuleSetCompiler:
         if earlier is not None:
             prev, prev_id, prev_line = earlier
             self._shadowed.add(parts.index)
-            why = "matches every lead" if not prev else (
-                "has the same condition" if prev == mine else "has a broader condition")
-            self.diag.error(loc, f"this rule can never match: rule '{prev_id}' (line "
-                                 f"{prev_line}) {why} and comes first in this first_match set; "
-                                 "move this rule above it or narrow the earlier rule",
-                            at="node", severity="warning")
+            why = (
+                "matches every lead"
+                if not prev
+                else ("has the same condition" if prev == mine else "has a broader condition")
+            )
+            self.diag.error(
+                loc,
+                f"this rule can never match: rule '{prev_id}' (line "
+                f"{prev_line}) {why} and comes first in this first_match set; "
+                "move this rule above it or narrow the earlier rule",
+                at="node",
+                severity="warning",
+            )
         self._shadows.add(mine, parts.id, line)
 
     # -- conditions ------------------------------------------------------------------------
@@ -236,8 +277,7 @@ class RuleSetCompiler:
         if isinstance(cond, NotCondition):
             child = self.condition(cond.not_, (*loc, "not"))
             return combine("not", [child]) if child is not None else None
-        kind, items = ("all", cond.all_) if isinstance(cond, AllCondition) else \
-            ("any", cond.any_)
+        kind, items = ("all", cond.all_) if isinstance(cond, AllCondition) else ("any", cond.any_)
         children = [self.condition(c, (*loc, kind, i)) for i, c in enumerate(items)]
         if any(c is None for c in children):
             return None
@@ -246,10 +286,13 @@ class RuleSetCompiler:
     def _field_type(self, name: str, loc: Loc) -> FieldType | None:
         ftype = self.options.fields.get(name)
         if ftype is None:
-            self.diag.error((*loc, "field"), f"unknown field '{name}'; conditions can use the "
-                                              "canonical lead fields (rules/fields.py) and "
-                                              "custom fields declared in config",
-                            suggestion=suggest(name, self.options.fields))
+            self.diag.error(
+                (*loc, "field"),
+                f"unknown field '{name}'; conditions can use the "
+                "canonical lead fields (rules/fields.py) and "
+                "custom fields declared in config",
+                suggestion=suggest(name, self.options.fields),
+            )
         return ftype
 
     def _leaf(self, cond: LeafCondition, loc: Loc) -> Node | None:
@@ -258,8 +301,15 @@ class RuleSetCompiler:
             return None
         op, raw = cond.operator()
         try:
-            fn, text = compile_leaf(cond.field, ftype, op, raw, self.durations,
-                                    self.options.fields, self.options.calendar)
+            fn, text = compile_leaf(
+                cond.field,
+                ftype,
+                op,
+                raw,
+                self.durations,
+                self.options.fields,
+                self.options.calendar,
+            )
         except ConditionError as exc:
             self._leaf_error(loc, op, raw, exc)
             return None
@@ -271,8 +321,9 @@ class RuleSetCompiler:
         where: Loc = (*loc, op) if exc.item is None else (*loc, op, exc.item)
         if isinstance(raw, FieldRef):
             where = (*loc, op, "field")
-        self.diag.error(where, exc.message, at="key" if exc.at_key else "value",
-                        suggestion=exc.suggestion)
+        self.diag.error(
+            where, exc.message, at="key" if exc.at_key else "value", suggestion=exc.suggestion
+        )
 
     def _statuses_known(self, loc: Loc, op: str, raw: OperatorValue) -> bool:
         statuses = self.header.statuses
@@ -282,8 +333,11 @@ class RuleSetCompiler:
         for k, value in enumerate(values):
             if value not in statuses:
                 where: Loc = (*loc, op, k) if isinstance(raw, list) else (*loc, op)
-                self.diag.error(where, f"unknown status '{value}' in a condition; this set's "
-                                       f"statuses are {', '.join(statuses)}",
-                                suggestion=suggest(value, statuses))
+                self.diag.error(
+                    where,
+                    f"unknown status '{value}' in a condition; this set's "
+                    f"statuses are {', '.join(statuses)}",
+                    suggestion=suggest(value, statuses),
+                )
                 return False
         return True

@@ -69,10 +69,20 @@ Duration = timedelta | BusinessDuration
 
 _ORDERED = {FieldType.INTEGER, FieldType.NUMBER, FieldType.DATETIME}
 _OPS_BY_TYPE: dict[str, set[FieldType] | None] = {
-    "eq": None, "ne": None, "in": None, "not_in": None, "present": None, "missing": None,
-    "gt": _ORDERED, "gte": _ORDERED, "lt": _ORDERED, "lte": _ORDERED,
-    "contains": {FieldType.STRING}, "matches": {FieldType.STRING},
-    "older_than": {FieldType.DATETIME}, "within": {FieldType.DATETIME},
+    "eq": None,
+    "ne": None,
+    "in": None,
+    "not_in": None,
+    "present": None,
+    "missing": None,
+    "gt": _ORDERED,
+    "gte": _ORDERED,
+    "lt": _ORDERED,
+    "lte": _ORDERED,
+    "contains": {FieldType.STRING},
+    "matches": {FieldType.STRING},
+    "older_than": {FieldType.DATETIME},
+    "within": {FieldType.DATETIME},
 }
 _TYPE_WORDS = {
     FieldType.STRING: "a text field",
@@ -93,8 +103,14 @@ class ConditionError(Exception):
         suggestion: Closest valid name, if any.
     """
 
-    def __init__(self, message: str, *, item: int | None = None, at_key: bool = False,
-                 suggestion: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        item: int | None = None,
+        at_key: bool = False,
+        suggestion: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.item = item
@@ -142,18 +158,21 @@ def _text_value(field: str, value: object) -> str:
     if not isinstance(value, str):
         raise ConditionError(
             f"'{field}' is a text field, so compare it with text, not {describe_kind(value)}; "
-            f"quote the value: \"{value}\"")
+            f'quote the value: "{value}"'
+        )
     if value == "":
         raise ConditionError(
             "an empty text never matches (empty values count as missing); "
-            "use `missing: true` instead")
+            "use `missing: true` instead"
+        )
     return value
 
 
 def _integer_value(field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConditionError(f"'{field}' is a whole-number field; got {describe_kind(value)} "
-                             f"{value!r}")
+        raise ConditionError(
+            f"'{field}' is a whole-number field; got {describe_kind(value)} {value!r}"
+        )
     return value
 
 
@@ -165,8 +184,10 @@ def _number_value(field: str, value: object) -> int | float:
 
 def _boolean_value(field: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise ConditionError(f"'{field}' is a true/false field; use true or false, not "
-                             f"{describe_kind(value)} {value!r}")
+        raise ConditionError(
+            f"'{field}' is a true/false field; use true or false, not "
+            f"{describe_kind(value)} {value!r}"
+        )
     return value
 
 
@@ -175,7 +196,8 @@ def _datetime_value(field: str, value: object) -> datetime:
     if parsed is None:
         raise ConditionError(
             f"'{field}' is a date/time field; compare it with an ISO date such as "
-            f"2026-01-31 or 2026-01-31T09:00:00Z (got {value!r}), or use older_than/within")
+            f"2026-01-31 or 2026-01-31T09:00:00Z (got {value!r}), or use older_than/within"
+        )
     return parsed
 
 
@@ -203,8 +225,9 @@ class Node:
 
     __slots__ = ("children", "fn", "kind", "spec")
 
-    def __init__(self, kind: str, fn: CondFn, children: tuple[Node, ...] = (),
-                 spec: LeafSpec | None = None) -> None:
+    def __init__(
+        self, kind: str, fn: CondFn, children: tuple[Node, ...] = (), spec: LeafSpec | None = None
+    ) -> None:
         self.kind = kind
         self.fn = fn
         self.children = children
@@ -271,10 +294,15 @@ class _Leaf:
         return self.field in DATE_ONLY_FIELDS
 
 
-def compile_leaf(field: str, ftype: FieldType, op: str, raw: OperatorValue,
-                 durations: DurationTable,
-                 fields: Mapping[str, FieldType] | None = None,
-                 calendar: Calendar | None = None) -> tuple[CondFn, str]:
+def compile_leaf(
+    field: str,
+    ftype: FieldType,
+    op: str,
+    raw: OperatorValue,
+    durations: DurationTable,
+    fields: Mapping[str, FieldType] | None = None,
+    calendar: Calendar | None = None,
+) -> tuple[CondFn, str]:
     """Compile ``{field: field, op: raw}``.
 
     Args:
@@ -298,7 +326,9 @@ def compile_leaf(field: str, ftype: FieldType, op: str, raw: OperatorValue,
         needs = " or ".join(sorted(_TYPE_WORDS[t].removeprefix("a ") for t in allowed))
         raise ConditionError(
             f"operator '{op}' needs {('an ' if needs[0] in 'aeiou' else 'a ')}{needs}; "
-            f"'{field}' is {_TYPE_WORDS[ftype]}", at_key=True)
+            f"'{field}' is {_TYPE_WORDS[ftype]}",
+            at_key=True,
+        )
     leaf = _Leaf(field, ftype, op, raw, durations, fields or {}, calendar)
     if isinstance(raw, FieldRef):  # the schema allows this for gt/gte/lt/lte only
         return _field_ordering(leaf, raw.field), f"{field} {op} field {raw.field}"
@@ -379,24 +409,30 @@ def _compile_matches(leaf: _Leaf) -> CondFn:
     raw = leaf.raw
     assert isinstance(raw, str)
     if len(raw) > MAX_REGEX_CHARS:
-        raise ConditionError(f"regular expression of {len(raw):,} characters is too long (at "
-                             f"most {MAX_REGEX_CHARS}); split it into several conditions")
+        raise ConditionError(
+            f"regular expression of {len(raw):,} characters is too long (at "
+            f"most {MAX_REGEX_CHARS}); split it into several conditions"
+        )
     nesting = _group_nesting(raw)
     if nesting > MAX_REGEX_NESTING:
-        raise ConditionError(f"regular expression nests groups {nesting} deep (at most "
-                             f"{MAX_REGEX_NESTING}); simplify it")
+        raise ConditionError(
+            f"regular expression nests groups {nesting} deep (at most "
+            f"{MAX_REGEX_NESTING}); simplify it"
+        )
     try:
         pattern = re.compile(raw)
     except re.error as exc:
-        raise ConditionError(f"invalid regular expression {raw!r}: {exc.msg}"
-                             + (f" at position {exc.pos}" if exc.pos is not None else "")) \
-            from None
+        raise ConditionError(
+            f"invalid regular expression {raw!r}: {exc.msg}"
+            + (f" at position {exc.pos}" if exc.pos is not None else "")
+        ) from None
     except (RecursionError, OverflowError, MemoryError):
-        raise ConditionError("regular expression is too complex to compile; simplify it") \
-            from None
+        raise ConditionError("regular expression is too complex to compile; simplify it") from None
     if pattern.search("") is not None:
-        raise ConditionError(f"regular expression {raw!r} also matches empty text; "
-                             "use `present: true` to test for a value")
+        raise ConditionError(
+            f"regular expression {raw!r} also matches empty text; "
+            "use `present: true` to test for a value"
+        )
     return _matches(leaf.field, pattern)
 
 
@@ -408,13 +444,20 @@ def _compile_comparison(leaf: _Leaf) -> CondFn:
 
 
 _COMPILERS: dict[str, Callable[[_Leaf], CondFn]] = {
-    "present": _compile_presence, "missing": _compile_presence,
-    "older_than": _compile_relative, "within": _compile_relative,
-    "in": _compile_membership, "not_in": _compile_membership,
-    "contains": _compile_contains, "matches": _compile_matches,
-    "eq": _compile_comparison, "ne": _compile_comparison,
-    "gt": _compile_comparison, "gte": _compile_comparison,
-    "lt": _compile_comparison, "lte": _compile_comparison,
+    "present": _compile_presence,
+    "missing": _compile_presence,
+    "older_than": _compile_relative,
+    "within": _compile_relative,
+    "in": _compile_membership,
+    "not_in": _compile_membership,
+    "contains": _compile_contains,
+    "matches": _compile_matches,
+    "eq": _compile_comparison,
+    "ne": _compile_comparison,
+    "gt": _compile_comparison,
+    "gte": _compile_comparison,
+    "lt": _compile_comparison,
+    "lte": _compile_comparison,
 }
 
 
@@ -428,14 +471,17 @@ def _render_raw(raw: object) -> str:
 
 def _presence(field: str, *, want_missing: bool) -> CondFn:
     if want_missing:
+
         def missing(lead: Lead, th: Sequence[datetime]) -> bool:
             x = lead.get(field)
             return x is None or x == ""
+
         return missing
 
     def present(lead: Lead, th: Sequence[datetime]) -> bool:
         x = lead.get(field)
         return x is not None and x != ""
+
     return present
 
 
@@ -444,6 +490,7 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
     # "within 90d" is value >= now - 90d. The try/except is free when nothing is raised and
     # catches None, text and naive datetimes, which take the slow path once.
     if older:
+
         def older_than(lead: Lead, th: Sequence[datetime]) -> bool:
             x = lead.get(field)
             try:
@@ -451,6 +498,7 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
             except TypeError:
                 x = as_aware_datetime(x)
                 return x is not None and x < th[index]
+
         return older_than
 
     def within(lead: Lead, th: Sequence[datetime]) -> bool:
@@ -460,6 +508,7 @@ def _relative(field: str, index: int, *, older: bool) -> CondFn:
         except TypeError:
             x = as_aware_datetime(x)
             return x is not None and x >= th[index]
+
     return within
 
 
@@ -490,8 +539,7 @@ def _local_date(value: object, calendar: Calendar | None) -> date | None:
     return calendar.local_date(aware) if calendar is not None else aware.astimezone(UTC).date()
 
 
-def _date_relative(field: str, index: int, calendar: Calendar | None, *,
-                   older: bool) -> CondFn:
+def _date_relative(field: str, index: int, calendar: Calendar | None, *, older: bool) -> CondFn:
     # A date says "some time that day": older than 90d only when the whole day is, within
     # 90d when any of it is. A value with a time of day compares as an instant (the fast path:
     # most values are datetimes off midnight).
@@ -499,8 +547,11 @@ def _date_relative(field: str, index: int, calendar: Calendar | None, *,
 
     def date_relative(lead: Lead, th: Sequence[datetime]) -> bool:
         x = lead.get(field)
-        if x.__class__ is datetime and (x.microsecond or x.second or x.minute or x.hour) \
-                and (x.tzinfo is UTC or x.tzinfo is None):
+        if (
+            x.__class__ is datetime
+            and (x.microsecond or x.second or x.minute or x.hour)
+            and (x.tzinfo is UTC or x.tzinfo is None)
+        ):
             return instant(lead, th)
         day = date_only_value(x)
         if day is None:
@@ -508,15 +559,17 @@ def _date_relative(field: str, index: int, calendar: Calendar | None, *,
         limit = _local_date(th[index], calendar)
         assert limit is not None
         return day < limit if older else day >= limit
+
     return date_relative
 
 
-def _membership(field: str, ftype: FieldType, values: frozenset[Any], *,
-                negate: bool) -> CondFn:
+def _membership(field: str, ftype: FieldType, values: frozenset[Any], *, negate: bool) -> CondFn:
     if ftype is FieldType.DATETIME:
+
         def dt_in(lead: Lead, th: Sequence[datetime]) -> bool:
             x = as_aware_datetime(lead.get(field))
             return (x not in values) if negate else (x is not None and x in values)
+
         return dt_in
     if ftype is not FieldType.STRING:
         # hash(True) == hash(1): a true/false value must not be found among numbers, nor
@@ -530,17 +583,20 @@ def _membership(field: str, ftype: FieldType, values: frozenset[Any], *,
             except TypeError:  # unhashable (wrong-typed) value: in no list
                 found = False
             return not found if negate else found
+
         return typed_in
     return _text_membership(field, values, negate=negate)
 
 
 def _text_membership(field: str, values: frozenset[Any], *, negate: bool) -> CondFn:
     if negate:
+
         def not_in(lead: Lead, th: Sequence[datetime]) -> bool:
             try:
                 return lead.get(field) not in values
             except TypeError:  # unhashable (wrong-typed) value: in no list
                 return True
+
         return not_in
 
     def in_(lead: Lead, th: Sequence[datetime]) -> bool:
@@ -548,14 +604,17 @@ def _text_membership(field: str, values: frozenset[Any], *, negate: bool) -> Con
             return lead.get(field) in values
         except TypeError:
             return False
+
     return in_
 
 
 def _equality(field: str, ftype: FieldType, value: Any, *, negate: bool) -> CondFn:
     if ftype is FieldType.DATETIME:
+
         def dt_eq(lead: Lead, th: Sequence[datetime]) -> bool:
             x = as_aware_datetime(lead.get(field))
             return (x is None or x != value) if negate else (x is not None and x == value)
+
         return dt_eq
     if ftype is FieldType.BOOLEAN:
         # `is` so that 1/0 (wrong-typed) do not pass for true/false.
@@ -565,14 +624,17 @@ def _equality(field: str, ftype: FieldType, value: Any, *, negate: bool) -> Cond
     if ftype is not FieldType.STRING:
         # True == 1 in Python; a true/false value in a number field is wrong-typed, not 1.
         if negate:
+
             def num_ne(lead: Lead, th: Sequence[datetime]) -> bool:
                 x = lead.get(field)
                 return x != value or x.__class__ is bool
+
             return num_ne
 
         def num_eq(lead: Lead, th: Sequence[datetime]) -> bool:
             x = lead.get(field)
             return x == value and x.__class__ is not bool
+
         return num_eq
     # value is never None or "", so a missing value is != value: eq False, ne True.
     if negate:
@@ -581,13 +643,17 @@ def _equality(field: str, ftype: FieldType, value: Any, *, negate: bool) -> Cond
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
 }
 
 
 def _ordering(field: str, ftype: FieldType, op: str, value: Any) -> CondFn:
     cmp = _COMPARE[op]
     if ftype is FieldType.DATETIME:
+
         def dt_cmp(lead: Lead, th: Sequence[datetime]) -> bool:
             x = lead.get(field)
             try:
@@ -595,6 +661,7 @@ def _ordering(field: str, ftype: FieldType, op: str, value: Any) -> CondFn:
             except TypeError:
                 x = as_aware_datetime(x)
                 return x is not None and cmp(x, value)
+
         return dt_cmp
 
     def num_cmp(lead: Lead, th: Sequence[datetime]) -> bool:
@@ -605,21 +672,26 @@ def _ordering(field: str, ftype: FieldType, op: str, value: Any) -> CondFn:
             return cmp(x, value)
         except TypeError:
             return False
+
     return num_cmp
 
 
 def _field_ordering(leaf: _Leaf, other: str) -> CondFn:
     field, ftype = leaf.field, leaf.ftype
     if other not in leaf.fields:
-        raise ConditionError(f"unknown field '{other}' to compare '{field}' with",
-                             suggestion=suggest(other, leaf.fields))
+        raise ConditionError(
+            f"unknown field '{other}' to compare '{field}' with",
+            suggestion=suggest(other, leaf.fields),
+        )
     otype = leaf.fields[other]
     numeric = {FieldType.INTEGER, FieldType.NUMBER}
     if not (otype is ftype or (otype in numeric and ftype in numeric)):
-        raise ConditionError(f"cannot compare '{field}' ({_TYPE_WORDS[ftype]}) with '{other}' "
-                             f"({_TYPE_WORDS[otype]})")
+        raise ConditionError(
+            f"cannot compare '{field}' ({_TYPE_WORDS[ftype]}) with '{other}' ({_TYPE_WORDS[otype]})"
+        )
     cmp = _COMPARE[leaf.op]
     if ftype is FieldType.DATETIME:
+
         def dt_fields(lead: Lead, th: Sequence[datetime]) -> bool:
             x, y = lead.get(field), lead.get(other)
             try:
@@ -627,6 +699,7 @@ def _field_ordering(leaf: _Leaf, other: str) -> CondFn:
             except TypeError:
                 x, y = as_aware_datetime(x), as_aware_datetime(y)
                 return x is not None and y is not None and cmp(x, y)
+
         if leaf.date_only or other in DATE_ONLY_FIELDS:
             return _date_fields(field, other, cmp, leaf.calendar, dt_fields)
         return dt_fields
@@ -639,11 +712,17 @@ def _field_ordering(leaf: _Leaf, other: str) -> CondFn:
             return cmp(x, y)
         except TypeError:
             return False
+
     return num_fields
 
 
-def _date_fields(field: str, other: str, cmp: Callable[[Any, Any], bool],
-                 calendar: Calendar | None, instant: CondFn) -> CondFn:
+def _date_fields(
+    field: str,
+    other: str,
+    cmp: Callable[[Any, Any], bool],
+    calendar: Calendar | None,
+    instant: CondFn,
+) -> CondFn:
     # A date-only value against a date/time: compared on the calendar's local date, so an
     # activity dated the day a lead was accepted is not "before" the acceptance.
     def date_fields(lead: Lead, th: Sequence[datetime]) -> bool:
@@ -655,6 +734,7 @@ def _date_fields(field: str, other: str, cmp: Callable[[Any, Any], bool],
         left = dx if dx is not None else _local_date(x, calendar)
         right = dy if dy is not None else _local_date(y, calendar)
         return left is not None and right is not None and cmp(left, right)
+
     return date_fields
 
 
@@ -665,6 +745,7 @@ def _contains(field: str, needle: str) -> CondFn:
             return needle in x.lower()  # type: ignore[union-attr]
         except (AttributeError, TypeError):
             return False
+
     return contains
 
 
@@ -676,6 +757,7 @@ def _matches(field: str, pattern: re.Pattern[str]) -> CondFn:
         if x.__class__ is not str:
             return isinstance(x, str) and search(x) is not None
         return search(x) is not None
+
     return matches
 
 
@@ -710,6 +792,7 @@ def _all_of(fns: tuple[CondFn, ...]) -> CondFn:
             if not f(lead, th):
                 return False
         return True
+
     return all_of
 
 
@@ -726,4 +809,5 @@ def _any_of(fns: tuple[CondFn, ...]) -> CondFn:
             if f(lead, th):
                 return True
         return False
+
     return any_of

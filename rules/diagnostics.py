@@ -48,9 +48,12 @@ class Diagnostics:
                 line = doc.position(("rules", i))[0]
                 self._rule_starts.append((line, rule_id if isinstance(rule_id, str) else None))
         for dup in doc.duplicates:
-            self.error_at(dup.position, f"duplicate key '{dup.name}' (first at line "
-                                        f"{dup.first_line}); YAML keeps only one of them: "
-                                        "remove or rename one")
+            self.error_at(
+                dup.position,
+                f"duplicate key '{dup.name}' (first at line "
+                f"{dup.first_line}); YAML keeps only one of them: "
+                "remove or rename one",
+            )
 
     def position(self, loc: Sequence[Any], at: At = "value") -> Position:
         """1-based (line, column) of the part at ``loc`` (see :meth:`YamlDocument.position`)."""
@@ -62,17 +65,26 @@ class Diagnostics:
 
     # -- reporting -------------------------------------------------------------------------
 
-    def error(self, loc: Sequence[Any], message: str, *, at: At = "value",
-              suggestion: str | None = None, severity: Severity = "error") -> None:
+    def error(
+        self,
+        loc: Sequence[Any],
+        message: str,
+        *,
+        at: At = "value",
+        suggestion: str | None = None,
+        severity: Severity = "error",
+    ) -> None:
         """Report a problem with the part of the document at ``loc``."""
         line, column = self.position(loc, at)
-        self.issues.append(RuleIssue(self.file, line, column, self._rule_at(loc), message,
-                                     suggestion, severity))
+        self.issues.append(
+            RuleIssue(self.file, line, column, self._rule_at(loc), message, suggestion, severity)
+        )
 
     def error_at(self, position: Position, message: str) -> None:
         """Report a problem known only by its position (the rule is the one around it)."""
-        self.issues.append(RuleIssue(self.file, position[0], position[1],
-                                     self._rule_around(position[0]), message))
+        self.issues.append(
+            RuleIssue(self.file, position[0], position[1], self._rule_around(position[0]), message)
+        )
 
     @property
     def has_errors(self) -> bool:
@@ -88,8 +100,13 @@ class Diagnostics:
         return sorted(self.issues, key=lambda i: (i.line, i.column))
 
     def _rule_at(self, loc: Sequence[Any]) -> str | None:
-        if len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int) or \
-                self._doc is None or not isinstance(self._doc.data, dict):
+        if (
+            len(loc) < 2
+            or loc[0] != "rules"
+            or not isinstance(loc[1], int)
+            or self._doc is None
+            or not isinstance(self._doc.data, dict)
+        ):
             return None
         rules = self._doc.data.get("rules")
         if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
@@ -115,11 +132,15 @@ class Diagnostics:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         lines = text.splitlines()
         source = lines[line - 1] if 0 < line <= len(lines) else ""
-        if "\t" in problem or "\t" in source[: max(col, 1)] or \
-                source.lstrip(" ").startswith("\t"):
+        if "\t" in problem or "\t" in source[: max(col, 1)] or source.lstrip(" ").startswith("\t"):
             tab_col = source.find("\t") + 1 if "\t" in source else col
-            self._syntax_issue(line, tab_col, "tab character in indentation: YAML does not "
-                                              "allow tabs for indentation; use spaces", lines)
+            self._syntax_issue(
+                line,
+                tab_col,
+                "tab character in indentation: YAML does not "
+                "allow tabs for indentation; use spaces",
+                lines,
+            )
             return
         message = f"YAML syntax error: {problem}{_context(exc, line)}{_hint(problem)}"
         self._syntax_issue(line, col, message, lines)
@@ -146,8 +167,11 @@ def _context(exc: YAMLError, line: int) -> str:
     if not context or not isinstance(exc, MarkedYAMLError):
         return ""
     mark = getattr(exc, "context_mark", None)
-    started = f" started at line {mark.line + 1}, column {mark.column + 1}" \
-        if mark is not None and mark.line + 1 != line else ""
+    started = (
+        f" started at line {mark.line + 1}, column {mark.column + 1}"
+        if mark is not None and mark.line + 1 != line
+        else ""
+    )
     return f" ({context}{started})"
 
 

@@ -29,8 +29,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_DURATION = timedelta(days=365_000)
 
 #: Appended to every "not a duration" message.
-DURATION_HINT = ("use a number followed by m, h, d or w, or s for seconds "
-                 "(e.g. 15m, 48h, 90d, 2w, 30s)")
+DURATION_HINT = (
+    "use a number followed by m, h, d or w, or s for seconds (e.g. 15m, 48h, 90d, 2w, 30s)"
+)
 
 
 class DurationError(ValueError):
@@ -63,14 +64,16 @@ def parse_duration_setting(value: object) -> timedelta:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if isinstance(value, float) and not math.isfinite(value):
-            raise DurationError(f"'{value}' is not a duration; {DURATION_HINT}, or a plain "
-                                "number of seconds")
+            raise DurationError(
+                f"'{value}' is not a duration; {DURATION_HINT}, or a plain number of seconds"
+            )
         if value < 0:
             raise DurationError(f"a duration cannot be negative (got {value} seconds)")
         return _bounded(value, str(value))
     if not isinstance(value, str):
-        raise DurationError(f"'{value}' is not a duration; {DURATION_HINT}, or a plain number "
-                            "of seconds")
+        raise DurationError(
+            f"'{value}' is not a duration; {DURATION_HINT}, or a plain number of seconds"
+        )
     return parse_duration(value)
 
 
@@ -78,6 +81,8 @@ def _bounded(seconds: float, text: str) -> timedelta:
     # Compared as a number first: timedelta() itself raises OverflowError past ~2.7 million
     # years, and ``now - duration`` fails long before that.
     if seconds > MAX_DURATION.total_seconds():
-        raise DurationError(f"'{text.strip()}' is too long: a duration may be at most "
-                            f"{MAX_DURATION.days}d (about 1000 years)")
+        raise DurationError(
+            f"'{text.strip()}' is too long: a duration may be at most "
+            f"{MAX_DURATION.days}d (about 1000 years)"
+        )
     return timedelta(seconds=seconds)

@@ -227,8 +227,10 @@ class RuleBook:
         # Per set, status -> the rules that can match a lead in it (in order): rules scoped by
         # a status condition are skipped without evaluating them. Exact: a rule is left out
         # only when one of its top-level status conditions is false for that status.
-        self._by_status = tuple({status: tuple(r for r in rs.rules if _admits(r, status))
-                                 for status in rs.statuses} for rs in self.sets)
+        self._by_status = tuple(
+            {status: tuple(r for r in rs.rules if _admits(r, status)) for status in rs.statuses}
+            for rs in self.sets
+        )
         self._set_of = {r.id: rs.name for rs in self.sets for r in rs.rules}
 
     # -- introspection -------------------------------------------------------------------
@@ -301,8 +303,10 @@ class RuleBook:
             sources = rs.transitions.get(target)
             if sources is not None and current not in sources:
                 now = "has no status" if current is None else f"is '{current}'"
-                return (f"'{target}' can only be reached from {', '.join(sources)} "
-                        f"(transitions in {rs.path.name}); the lead {now}")
+                return (
+                    f"'{target}' can only be reached from {', '.join(sources)} "
+                    f"(transitions in {rs.path.name}); the lead {now}"
+                )
         return None
 
     # -- evaluation ----------------------------------------------------------------------
@@ -340,8 +344,9 @@ class RuleBook:
 
     # -- convergence ---------------------------------------------------------------------
 
-    def _converge(self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...],
-                  now: datetime) -> Decision:
+    def _converge(
+        self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...], now: datetime
+    ) -> Decision:
         first = self._evaluate(lead, th)
         if first is NO_DECISION or not _changes(first, lead):
             return first
@@ -351,8 +356,14 @@ class RuleBook:
             return first  # settled after one step: the common case, no bookkeeping
         return self._follow(lead, [first, step], state, th, now)
 
-    def _follow(self, lead: Mapping[str, Any], steps: list[Decision], state: dict[str, Any],
-                th: tuple[tuple[datetime, ...], ...], now: datetime) -> Decision:
+    def _follow(
+        self,
+        lead: Mapping[str, Any],
+        steps: list[Decision],
+        state: dict[str, Any],
+        th: tuple[tuple[datetime, ...], ...],
+        now: datetime,
+    ) -> Decision:
         """Go on from ``state`` (after ``steps[0]``) until nothing changes or a state repeats."""
         states: list[tuple[Any, ...]] = [self._state_key(lead), self._state_key(state)]
         state = _would_be(state, steps[1], now)
@@ -370,29 +381,40 @@ class RuleBook:
             state = _would_be(state, step, now)
         return _chained(steps, lead, state)
 
-    def _blocked_chain(self, steps: Sequence[Decision], lead: Mapping[str, Any],
-                       reason: str) -> Decision:
+    def _blocked_chain(
+        self, steps: Sequence[Decision], lead: Mapping[str, Any], reason: str
+    ) -> Decision:
         """The whole chain withheld: nothing is written, the lead is shown as blocked."""
         chain = tuple(_step_id(s) for s in steps)
         current = lead.get("status")
-        block = GuardBlock(chain[0], self._set_of.get(chain[0], ""),
-                           current if isinstance(current, str) else None,
-                           str(steps[0].status), visible(reason))
-        return Decision(rule_id=" -> ".join(chain), matched_rules=steps[0].matched_rules,
-                        blocked=block, chain=chain)
+        block = GuardBlock(
+            chain[0],
+            self._set_of.get(chain[0], ""),
+            current if isinstance(current, str) else None,
+            str(steps[0].status),
+            visible(reason),
+        )
+        return Decision(
+            rule_id=" -> ".join(chain),
+            matched_rules=steps[0].matched_rules,
+            blocked=block,
+            chain=chain,
+        )
 
     def _state_key(self, lead: Mapping[str, Any]) -> tuple[Any, ...]:
         return (lead.get("status"), *(repr(lead.get(f)) for f in self._written))
 
-    def _matching(self, lead: Mapping[str, Any],
-                  th: tuple[tuple[datetime, ...], ...]) -> list[CompiledRule]:
+    def _matching(
+        self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...]
+    ) -> list[CompiledRule]:
         matched: list[CompiledRule] = []
         status = lead.get("status")
         for k, rs in enumerate(self.sets):
             t = th[k]
             stop = False
-            rules = self._by_status[k].get(status, rs.rules) if status.__class__ is str \
-                else rs.rules
+            rules = (
+                self._by_status[k].get(status, rs.rules) if status.__class__ is str else rs.rules
+            )
             if self._first_match[k]:
                 for rule in rules:
                     if rule.cond(lead, t):
@@ -410,8 +432,7 @@ class RuleBook:
                 break
         return matched
 
-    def _evaluate(self, lead: Mapping[str, Any],
-                  th: tuple[tuple[datetime, ...], ...]) -> Decision:
+    def _evaluate(self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...]) -> Decision:
         matched = self._matching(lead, th)
         if not matched:
             return NO_DECISION
@@ -489,8 +510,11 @@ def _admits(rule: CompiledRule, status: str) -> bool:
         return True
     leaves = node.children if node.kind == "all" else (node,)
     probe = {"status": status}
-    return all(leaf.fn(probe, ()) for leaf in leaves
-               if leaf.kind == "leaf" and leaf.spec is not None and leaf.spec.field == "status")
+    return all(
+        leaf.fn(probe, ())
+        for leaf in leaves
+        if leaf.kind == "leaf" and leaf.spec is not None and leaf.spec.field == "status"
+    )
 
 
 def _changes(decision: Decision, lead: Mapping[str, Any]) -> bool:
@@ -519,8 +543,9 @@ def _step_id(step: Decision) -> str:
     return step.rule_id or "?"
 
 
-def _chained(steps: Sequence[Decision], lead: Mapping[str, Any],
-             final: Mapping[str, Any]) -> Decision:
+def _chained(
+    steps: Sequence[Decision], lead: Mapping[str, Any], final: Mapping[str, Any]
+) -> Decision:
     """One decision for the final state of a chain of steps (one write)."""
     newsletters: list[str] = []
     fields: dict[str, Any] = {}
@@ -550,17 +575,20 @@ def _chained(steps: Sequence[Decision], lead: Mapping[str, Any],
 def _undone(steps: Sequence[Decision], states: Sequence[tuple[Any, ...]], start: int) -> str:
     """Why a chain that came back to the state it had before step ``start`` is blocked."""
     names = list(dict.fromkeys(_step_id(s) for s in steps[start:]))
-    listed = (" and ".join(names) if len(names) <= 2
-              else ", ".join(names[:-1]) + " and " + names[-1])
+    listed = " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " and " + names[-1]
     path = " -> ".join(str(state[0]) for state in (*states[start:], states[start]))
-    return (f"rules {listed} undo each other ({path}); nothing is written until the "
-            "rule set is fixed (`syncd rules check` shows the loop)")
+    return (
+        f"rules {listed} undo each other ({path}); nothing is written until the "
+        "rule set is fixed (`syncd rules check` shows the loop)"
+    )
 
 
 def _unsettled(steps: Sequence[Decision]) -> str:
     chain = " -> ".join(_step_id(s) for s in steps)
-    return (f"the rules did not settle within {MAX_CHAIN} steps ({chain}); nothing is written "
-            "until the rule set is fixed (`syncd rules check` shows loops)")
+    return (
+        f"the rules did not settle within {MAX_CHAIN} steps ({chain}); nothing is written "
+        "until the rule set is fixed (`syncd rules check` shows loops)"
+    )
 
 
 class _Outcome:
@@ -586,8 +614,9 @@ class _Outcome:
         if self.status_rule is None:
             self.status, self.status_rule, self.archived = rule.status, rule, rule.archived
         elif rule.status != self.status:
-            self.conflicts.append(Conflict("status", self.status, self.status_rule.id,
-                                           rule.status, rule.id))
+            self.conflicts.append(
+                Conflict("status", self.status, self.status_rule.id, rule.status, rule.id)
+            )
 
     def add_extras(self, rule: CompiledRule) -> None:
         for name in rule.newsletters:
@@ -597,8 +626,9 @@ class _Outcome:
             if fname not in self.field_sets:
                 self.field_sets[fname], self.field_rule[fname] = value, rule.id
             elif self.field_sets[fname] != value:
-                self.conflicts.append(Conflict(fname, self.field_sets[fname],
-                                               self.field_rule[fname], value, rule.id))
+                self.conflicts.append(
+                    Conflict(fname, self.field_sets[fname], self.field_rule[fname], value, rule.id)
+                )
 
     def decision(self, matched: Sequence[CompiledRule]) -> Decision:
         if self.status_rule is not None:

@@ -14,8 +14,15 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["CRM_FIELDS", "DATE_ONLY_FIELDS", "DERIVED_FIELDS", "ENRICHMENT_FIELDS",
-           "STAGE_FIELDS", "STANDARD_FIELDS", "FieldType"]
+__all__ = [
+    "CRM_FIELDS",
+    "DATE_ONLY_FIELDS",
+    "DERIVED_FIELDS",
+    "ENRICHMENT_FIELDS",
+    "STAGE_FIELDS",
+    "STANDARD_FIELDS",
+    "FieldType",
+]
 
 
 class FieldType(enum.StrEnum):
@@ -26,58 +33,71 @@ class FieldType(enum.StrEnum):
     DATETIME = "datetime"
 
 
-_S, _I, _N, _B, _D = (FieldType.STRING, FieldType.INTEGER, FieldType.NUMBER, FieldType.BOOLEAN,
-                      FieldType.DATETIME)
+_S, _I, _N, _B, _D = (
+    FieldType.STRING,
+    FieldType.INTEGER,
+    FieldType.NUMBER,
+    FieldType.BOOLEAN,
+    FieldType.DATETIME,
+)
 
 #: Read from the CRM (mapped per connector).
-CRM_FIELDS: Mapping[str, FieldType] = MappingProxyType({
-    "status": _S,
-    "email": _S,
-    "first_name": _S,
-    "last_name": _S,
-    "title": _S,
-    "company": _S,
-    "industry": _S,
-    "country": _S,
-    "employees": _I,
-    "annual_revenue": _N,
-    "lead_source": _S,
-    "created_at": _D,
-    "last_activity_at": _D,
-    "owner": _S,
-    # BANT: free text or picklist values; presence is what qualification checks.
-    "budget": _S,
-    "authority": _S,
-    "need": _S,
-    "timeline": _S,
-})
+CRM_FIELDS: Mapping[str, FieldType] = MappingProxyType(
+    {
+        "status": _S,
+        "email": _S,
+        "first_name": _S,
+        "last_name": _S,
+        "title": _S,
+        "company": _S,
+        "industry": _S,
+        "country": _S,
+        "employees": _I,
+        "annual_revenue": _N,
+        "lead_source": _S,
+        "created_at": _D,
+        "last_activity_at": _D,
+        "owner": _S,
+        # BANT: free text or picklist values; presence is what qualification checks.
+        "budget": _S,
+        "authority": _S,
+        "need": _S,
+        "timeline": _S,
+    }
+)
 
 #: Read from the CRM where a connector maps it; not every CRM or lead has one.
-STAGE_FIELDS: Mapping[str, FieldType] = MappingProxyType({
-    # HubSpot lifecyclestage (or a mapped Salesforce stage field); see syncd.lifecycle.
-    "lifecycle_stage": _S,
-})
+STAGE_FIELDS: Mapping[str, FieldType] = MappingProxyType(
+    {
+        # HubSpot lifecyclestage (or a mapped Salesforce stage field); see syncd.lifecycle.
+        "lifecycle_stage": _S,
+    }
+)
 
 #: Derived in-process by ``syncd.enrichment``; each value is stored with the reason for it.
-ENRICHMENT_FIELDS: Mapping[str, FieldType] = MappingProxyType({
-    "email_domain": _S,
-    "free_mail": _B,
-    "role": _S,  # function: marketing, sales, engineering, it, finance, operations, hr, ...
-    "seniority": _S,  # c_level, vp, director, manager, individual, unknown
-    "decision_maker": _B,
-    "icp_score": _I,  # 0..100
-    "icp_fit": _S,  # strong, medium, weak
-    "bant_score": _I,  # 0..4 BANT fields present
-    "bant_complete": _B,
-})
+ENRICHMENT_FIELDS: Mapping[str, FieldType] = MappingProxyType(
+    {
+        "email_domain": _S,
+        "free_mail": _B,
+        "role": _S,  # function: marketing, sales, engineering, it, finance, operations, hr, ...
+        "seniority": _S,  # c_level, vp, director, manager, individual, unknown
+        "decision_maker": _B,
+        "icp_score": _I,  # 0..100
+        "icp_fit": _S,  # strong, medium, weak
+        "bant_score": _I,  # 0..4 BANT fields present
+        "bant_complete": _B,
+    }
+)
 
 #: Known to syncd from its mirror, not stored in the CRM as such.
-DERIVED_FIELDS: Mapping[str, FieldType] = MappingProxyType({
-    "crm": _S,  # the connector type: "salesforce" | "hubspot" | a registered one
-    "connector": _S,  # the connector instance name from config: "salesforce/emea"
-    "status_changed_at": _D,  # when the current status was first seen (or written by syncd)
-    "newsletters": _S,  # comma-joined newsletter names the lead was added to by syncd
-})
+DERIVED_FIELDS: Mapping[str, FieldType] = MappingProxyType(
+    {
+        "crm": _S,  # the connector type: "salesforce" | "hubspot" | a registered one
+        "connector": _S,  # the connector instance name from config: "salesforce/emea"
+        "status_changed_at": _D,  # when the current status was first seen (or written by syncd)
+        "newsletters": _S,  # comma-joined newsletter names the lead was added to by syncd
+    }
+)
 
 STANDARD_FIELDS: Mapping[str, FieldType] = MappingProxyType(
     {**CRM_FIELDS, **STAGE_FIELDS, **ENRICHMENT_FIELDS, **DERIVED_FIELDS}

@@ -37,8 +37,15 @@ from rules.yamlread import round_trip_yaml
 
 __all__ = ["CaseResult", "FixtureReport", "run_fixtures"]
 
-_EXPECT_KEYS = ("status", "rule", "newsletters", "archived", "blocked", "field_sets",
-                "matched_rules")
+_EXPECT_KEYS = (
+    "status",
+    "rule",
+    "newsletters",
+    "archived",
+    "blocked",
+    "field_sets",
+    "matched_rules",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +94,12 @@ def _identity(lead: dict[str, Any]) -> dict[str, Any]:
     return lead
 
 
-def run_fixtures(paths: Sequence[Path], book: RuleBook, *,
-                 prepare: Callable[[dict[str, Any]], dict[str, Any]] = _identity
-                 ) -> FixtureReport:
+def run_fixtures(
+    paths: Sequence[Path],
+    book: RuleBook,
+    *,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] = _identity,
+) -> FixtureReport:
     """Evaluate every fixture case against ``book`` and compare with its expectations.
 
     Args:
@@ -119,9 +129,13 @@ def _line(container: Any, key: Any) -> int:
     return 1
 
 
-def _run_file(path: Path, book: RuleBook, book_files: set[Path],
-              prepare: Callable[[dict[str, Any]], dict[str, Any]],
-              report: FixtureReport) -> None:
+def _run_file(
+    path: Path,
+    book: RuleBook,
+    book_files: set[Path],
+    prepare: Callable[[dict[str, Any]], dict[str, Any]],
+    report: FixtureReport,
+) -> None:
     file = str(path)
 
     def file_problem(line: int, message: str) -> None:
@@ -134,8 +148,10 @@ def _run_file(path: Path, book: RuleBook, book_files: set[Path],
         return
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        file_problem(mark.line + 1 if mark else 1,
-                     f"YAML syntax error: {getattr(exc, 'problem', None) or exc}")
+        file_problem(
+            mark.line + 1 if mark else 1,
+            f"YAML syntax error: {getattr(exc, 'problem', None) or exc}",
+        )
         return
     except Exception as exc:  # noqa: BLE001 - a fixture problem is a failure, not a crash
         file_problem(1, f"cannot read the fixture file: {type(exc).__name__}: {exc}")
@@ -145,9 +161,11 @@ def _run_file(path: Path, book: RuleBook, book_files: set[Path],
         return
     ruleset = doc.get("ruleset")
     if isinstance(ruleset, str) and (path.parent / ruleset).resolve() not in book_files:
-        file_problem(_line(doc, "ruleset"),
-                     f"the cases are for rule file '{ruleset}', which is not in the loaded "
-                     f"rule book ({', '.join(str(p) for p in book.paths)})")
+        file_problem(
+            _line(doc, "ruleset"),
+            f"the cases are for rule file '{ruleset}', which is not in the loaded "
+            f"rule book ({', '.join(str(p) for p in book.paths)})",
+        )
         return
     default_now = as_aware_datetime(doc.get("now"))
     fields = book.fields
@@ -162,11 +180,18 @@ def _run_file(path: Path, book: RuleBook, book_files: set[Path],
         report.results.append(CaseResult(file, name, line, not problems, tuple(problems)))
 
 
-def _run_case(case: Any, default_now: datetime | None, fields: Mapping[str, FieldType],
-              book: RuleBook, prepare: Callable[[dict[str, Any]], dict[str, Any]]
-              ) -> list[str]:
-    if not isinstance(case, dict) or not isinstance(case.get("lead"), dict) or \
-            not isinstance(case.get("expect"), dict):
+def _run_case(
+    case: Any,
+    default_now: datetime | None,
+    fields: Mapping[str, FieldType],
+    book: RuleBook,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]],
+) -> list[str]:
+    if (
+        not isinstance(case, dict)
+        or not isinstance(case.get("lead"), dict)
+        or not isinstance(case.get("expect"), dict)
+    ):
         return ["a case is a mapping with `name`, `lead` (mapping) and `expect` (mapping)"]
     now = as_aware_datetime(case.get("now")) if case.get("now") is not None else default_now
     if now is None:
@@ -176,8 +201,10 @@ def _run_case(case: Any, default_now: datetime | None, fields: Mapping[str, Fiel
     for key, value in case["lead"].items():
         ftype = fields.get(key)
         if ftype is None:
-            problems.append(f"lead field '{key}' is not a known field"
-                            + (f" (did you mean '{s}'?)" if (s := suggest(key, fields)) else ""))
+            problems.append(
+                f"lead field '{key}' is not a known field"
+                + (f" (did you mean '{s}'?)" if (s := suggest(key, fields)) else "")
+            )
             continue
         if ftype is FieldType.DATETIME and value is not None:
             lead[str(key)] = as_aware_datetime(value) or value
@@ -187,9 +214,14 @@ def _run_case(case: Any, default_now: datetime | None, fields: Mapping[str, Fiel
             lead[str(key)] = value
     unknown = [k for k in case["expect"] if k not in _EXPECT_KEYS]
     for key in unknown:
-        problems.append(f"unknown expect key '{key}'"
-                        + (f" (did you mean '{s}'?)" if (s := suggest(key, _EXPECT_KEYS))
-                           else f"; use {', '.join(_EXPECT_KEYS)}"))
+        problems.append(
+            f"unknown expect key '{key}'"
+            + (
+                f" (did you mean '{s}'?)"
+                if (s := suggest(key, _EXPECT_KEYS))
+                else f"; use {', '.join(_EXPECT_KEYS)}"
+            )
+        )
     if problems:
         return problems
     decision = book.evaluate(prepare(dict(lead)), now)
@@ -221,11 +253,12 @@ def _blocked(want: Any, d: Decision) -> list[str]:
 _CHECKS: tuple[tuple[str, Callable[[Any, Decision], list[str]]], ...] = (
     ("status", lambda want, d: _differ("status", want, d.status)),
     ("rule", lambda want, d: _differ("rule", want, d.rule_id)),
-    ("newsletters", lambda want, d: _differ("newsletters", list(want or []),
-                                            list(d.newsletters))),
+    ("newsletters", lambda want, d: _differ("newsletters", list(want or []), list(d.newsletters))),
     ("archived", lambda want, d: _differ("archived", bool(want), d.archived)),
     ("blocked", _blocked),
     ("field_sets", lambda want, d: _differ("field_sets", dict(want or {}), dict(d.field_sets))),
-    ("matched_rules", lambda want, d: _differ("matched_rules", list(want or []),
-                                              list(d.matched_rules))),
+    (
+        "matched_rules",
+        lambda want, d: _differ("matched_rules", list(want or []), list(d.matched_rules)),
+    ),
 )

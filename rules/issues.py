@@ -67,8 +67,9 @@ def visible(text: str) -> str:
     overrides, newlines inside a value) shown as Python escapes (``\\x1b``), not interpreted."""
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
 
 
 def suggest(word: object, candidates: Iterable[object]) -> str | None:

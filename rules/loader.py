@@ -43,10 +43,14 @@ from rules.yamldoc import YamlContentError, read_yaml
 __all__ = ["load_rulebook", "load_ruleset"]
 
 
-def load_ruleset(path: Path, *, fields: Mapping[str, FieldType] = STANDARD_FIELDS,
-                 settable_fields: Collection[str] = (),
-                 newsletters: Collection[str] | None = None,
-                 calendar: Calendar | None = None) -> RuleSet:
+def load_ruleset(
+    path: Path,
+    *,
+    fields: Mapping[str, FieldType] = STANDARD_FIELDS,
+    settable_fields: Collection[str] = (),
+    newsletters: Collection[str] | None = None,
+    calendar: Calendar | None = None,
+) -> RuleSet:
     """Load and compile one rule file.
 
     Args:
@@ -63,16 +67,23 @@ def load_ruleset(path: Path, *, fields: Mapping[str, FieldType] = STANDARD_FIELD
     Raises:
         RuleLoadError: with every problem found in the file.
     """
-    options = LoadOptions(fields, frozenset(settable_fields),
-                          None if newsletters is None else frozenset(newsletters), calendar)
+    options = LoadOptions(
+        fields,
+        frozenset(settable_fields),
+        None if newsletters is None else frozenset(newsletters),
+        calendar,
+    )
     path = Path(path)
     diag = Diagnostics(str(path))
     try:
         with _cyclic_gc_paused():
             result = _load(path, options, diag)
     except Exception as exc:  # noqa: BLE001 - never a traceback for the admin
-        diag.error_at((1, 1), f"internal error while checking this file "
-                              f"({type(exc).__name__}: {exc}); please report it with the file")
+        diag.error_at(
+            (1, 1),
+            f"internal error while checking this file "
+            f"({type(exc).__name__}: {exc}); please report it with the file",
+        )
         result = None
     if result is None or diag.has_errors:
         raise RuleLoadError(diag.in_file_order())
@@ -120,8 +131,11 @@ def _read(path: Path, diag: Diagnostics) -> bytes | None:
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
-            diag.error_at((1, 1), f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
-                                  "split it into several rule files")
+            diag.error_at(
+                (1, 1),
+                f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
+                "split it into several rule files",
+            )
             return None
         return raw
     except OSError as exc:
@@ -147,20 +161,29 @@ def _parse(raw: bytes, diag: Diagnostics) -> dict[object, object] | None:
         return None
     diag.attach(doc)
     if doc.data is None:
-        diag.error_at((1, 1), "the file is empty; a rule set needs at least `version: 1`, "
-                              "`name` and `rules`")
+        diag.error_at(
+            (1, 1), "the file is empty; a rule set needs at least `version: 1`, `name` and `rules`"
+        )
         return None
     if not isinstance(doc.data, dict):
-        diag.error((), f"the top level of a rule file must be a mapping (version, name, "
-                       f"rules, ...), not {describe_kind(doc.data)}", at="node")
+        diag.error(
+            (),
+            f"the top level of a rule file must be a mapping (version, name, "
+            f"rules, ...), not {describe_kind(doc.data)}",
+            at="node",
+        )
         return None
     return doc.data
 
 
-def load_rulebook(paths: Sequence[Path], *, fields: Mapping[str, FieldType] = STANDARD_FIELDS,
-                  settable_fields: Collection[str] = (),
-                  newsletters: Collection[str] | None = None,
-                  calendar: Calendar | None = None) -> RuleBook:
+def load_rulebook(
+    paths: Sequence[Path],
+    *,
+    fields: Mapping[str, FieldType] = STANDARD_FIELDS,
+    settable_fields: Collection[str] = (),
+    newsletters: Collection[str] | None = None,
+    calendar: Calendar | None = None,
+) -> RuleBook:
     """Load several rule files into a book evaluated in the given order.
 
     Errors from all files are collected into one :class:`RuleLoadError`; rule ids must be unique
@@ -175,8 +198,15 @@ def load_rulebook(paths: Sequence[Path], *, fields: Mapping[str, FieldType] = ST
     sets: list[RuleSet] = []
     for path in paths:
         try:
-            sets.append(load_ruleset(path, fields=fields, settable_fields=settable_fields,
-                                     newsletters=newsletters, calendar=calendar))
+            sets.append(
+                load_ruleset(
+                    path,
+                    fields=fields,
+                    settable_fields=settable_fields,
+                    newsletters=newsletters,
+                    calendar=calendar,
+                )
+            )
         except RuleLoadError as exc:
             issues.extend(exc.issues)
     issues.extend(_clashes_between_files(sets))
@@ -197,17 +227,30 @@ def _clashes_between_files(sets: Sequence[RuleSet]) -> list[RuleIssue]:
     seen_names: dict[str, RuleSet] = {}
     for rs in sets:
         if rs.name in seen_names:
-            issues.append(RuleIssue(str(rs.path), 1, 1, None,
-                                    f"rule set name '{rs.name}' is already used by "
-                                    f"{seen_names[rs.name].path}; give each file its own `name`"))
+            issues.append(
+                RuleIssue(
+                    str(rs.path),
+                    1,
+                    1,
+                    None,
+                    f"rule set name '{rs.name}' is already used by "
+                    f"{seen_names[rs.name].path}; give each file its own `name`",
+                )
+            )
         seen_names.setdefault(rs.name, rs)
         for rule in rs.rules:
             if rule.id in seen_ids:
                 other, line = seen_ids[rule.id]
-                issues.append(RuleIssue(
-                    str(rs.path), rule.line, 1, rule.id,
-                    f"duplicate rule id '{rule.id}' (also in {other.path}:{line}); rule ids must "
-                    "be unique across all rule files because audit rows refer to them"))
+                issues.append(
+                    RuleIssue(
+                        str(rs.path),
+                        rule.line,
+                        1,
+                        rule.id,
+                        f"duplicate rule id '{rule.id}' (also in {other.path}:{line}); rule ids must "
+                        "be unique across all rule files because audit rows refer to them",
+                    )
+                )
             else:
                 seen_ids[rule.id] = (rs, rule.line)
     return issues

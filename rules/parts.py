@@ -70,11 +70,13 @@ class Header:
             name=model.name,
             mode=model.mode,
             statuses=tuple(model.statuses),
-            converted=frozenset(s for s, meta in model.statuses.items()
-                                if meta is not None and meta.converted),
+            converted=frozenset(
+                s for s, meta in model.statuses.items() if meta is not None and meta.converted
+            ),
             archive_status=model.archive_status,
-            transitions=tuple(Guard(t, t, tuple(enumerate(g.from_)))
-                              for t, g in model.transitions.items()),
+            transitions=tuple(
+                Guard(t, t, tuple(enumerate(g.from_))) for t, g in model.transitions.items()
+            ),
             protected=tuple(enumerate(model.protected)),
         )
 
@@ -124,5 +126,11 @@ class RuleParts:
 
     @classmethod
     def from_model(cls, index: int, model: RuleModel) -> RuleParts:
-        return cls(index, model.id, model.description, model.when,
-                   tuple(enumerate(model.then)), complete=True)
+        return cls(
+            index,
+            model.id,
+            model.description,
+            model.when,
+            tuple(enumerate(model.then)),
+            complete=True,
+        )

@@ -44,11 +44,15 @@ def _header(data: Mapping[Any, Any]) -> Header:
     protected = data.get("protected")
     return Header(
         name=name if isinstance(name, str) else None,
-        mode="first_match" if mode == "first_match" else (
-            "all_match" if mode == "all_match" else None),
+        mode="first_match"
+        if mode == "first_match"
+        else ("all_match" if mode == "all_match" else None),
         statuses=tuple(s for s in statuses if isinstance(s, str)),
-        converted=frozenset(s for s, meta in statuses.items()
-                            if isinstance(meta, dict) and meta.get("converted") is True),
+        converted=frozenset(
+            s
+            for s, meta in statuses.items()
+            if isinstance(meta, dict) and meta.get("converted") is True
+        ),
         archive_status=archive if isinstance(archive, str) else None,
         transitions=tuple(_guards(data.get("transitions"))),
         protected=_texts(protected) if isinstance(protected, list) else (),
@@ -60,8 +64,11 @@ def _guards(raw: object) -> Iterator[Guard]:
         return
     for target, guard in raw.items():
         sources = guard.get("from") if isinstance(guard, dict) else None
-        yield Guard(target, target if isinstance(target, str) else None,
-                    _texts(sources) if isinstance(sources, list) else None)
+        yield Guard(
+            target,
+            target if isinstance(target, str) else None,
+            _texts(sources) if isinstance(sources, list) else None,
+        )
 
 
 def _texts(items: list[Any]) -> tuple[tuple[int, str], ...]:
@@ -73,8 +80,7 @@ def _rule(index: int, raw: Mapping[Any, Any]) -> RuleParts:
         return RuleParts.from_model(index, RuleModel.model_validate(raw))
     except ValidationError:
         pass
-    rule_id, description, when, then = (raw.get(k) for k in ("id", "description", "when",
-                                                               "then"))
+    rule_id, description, when, then = (raw.get(k) for k in ("id", "description", "when", "then"))
     return RuleParts(
         index=index,
         id=rule_id if isinstance(rule_id, str) else None,

@@ -51,8 +51,20 @@ __all__ = [
 
 #: Leaf operators, in the order the docs list them.
 CONDITION_OPERATORS: tuple[str, ...] = (
-    "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "present", "missing",
-    "contains", "matches", "older_than", "within",
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "present",
+    "missing",
+    "contains",
+    "matches",
+    "older_than",
+    "within",
 )
 COMBINATOR_KEYS: tuple[str, ...] = ("all", "any", "not")
 ACTION_KEYS: tuple[str, ...] = ("set_status", "archive", "add_to_newsletter", "set_field", "stop")
@@ -64,8 +76,10 @@ SCHEMA_PATH = Path(__file__).with_name("ruleset.schema.json")
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
-_DURATION_TEXT = ("Duration: a number and a unit s, m, h, d or w (30s, 15m, 48h, 90d, 2w, 1.5h), "
-                  "or working time: {business_days: 2} / {business_hours: 16}.")
+_DURATION_TEXT = (
+    "Duration: a number and a unit s, m, h, d or w (30s, 15m, 48h, 90d, 2w, 1.5h), "
+    "or working time: {business_days: 2} / {business_hours: 16}."
+)
 
 
 class FieldRef(BaseModel):
@@ -80,16 +94,19 @@ class BusinessSpan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     business_days: StrictInt | StrictFloat | None = Field(
-        default=None, description="Working days (one is one working day's hours).")
+        default=None, description="Working days (one is one working day's hours)."
+    )
     business_hours: StrictInt | StrictFloat | None = Field(
-        default=None, description="Working hours.")
+        default=None, description="Working hours."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> BusinessSpan:
         given = [k for k in ("business_days", "business_hours") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("a business duration is `{business_days: N}` or "
-                             "`{business_hours: N}` (exactly one)")
+            raise ValueError(
+                "a business duration is `{business_days: N}` or `{business_hours: N}` (exactly one)"
+            )
         value = getattr(self, given[0])
         if not 0 < value <= 100_000:
             raise ValueError(f"{given[0]} must be more than 0 and at most 100000 (got {value})")
@@ -113,10 +130,10 @@ class LeafCondition(BaseModel):
     present: StrictBool | None = None
     missing: StrictBool | None = None
     contains: StrictStr | None = None
-    matches: StrictStr | None = Field(default=None,
-                                      description="Python regular expression (search).")
-    older_than: StrictStr | BusinessSpan | None = Field(default=None,
-                                                        description=_DURATION_TEXT)
+    matches: StrictStr | None = Field(
+        default=None, description="Python regular expression (search)."
+    )
+    older_than: StrictStr | BusinessSpan | None = Field(default=None, description=_DURATION_TEXT)
     within: StrictStr | BusinessSpan | None = Field(default=None, description=_DURATION_TEXT)
 
     @model_validator(mode="after")
@@ -126,14 +143,17 @@ class LeafCondition(BaseModel):
             if given:
                 raise ValueError(
                     f"a condition takes exactly one operator, found {len(given)}: "
-                    f"{', '.join(given)}; combine several with `all:` or `any:`")
+                    f"{', '.join(given)}; combine several with `all:` or `any:`"
+                )
             raise ValueError(
                 f"condition on '{self.field}' has no operator; add one of "
-                f"{', '.join(CONDITION_OPERATORS)}")
+                f"{', '.join(CONDITION_OPERATORS)}"
+            )
         if getattr(self, _alias(given[0])) is None:
             raise ValueError(
                 f"operator '{given[0]}' has no value; to test for an empty value use "
-                "`missing: true`")
+                "`missing: true`"
+            )
         return self
 
     def operator(self) -> tuple[str, Scalar | list[Scalar] | FieldRef | BusinessSpan]:
@@ -181,8 +201,9 @@ def _condition_tag(value: Any) -> str | None:
                 return f"cond:{key}"
         return "cond:leaf"
     if isinstance(value, BaseModel):
-        return {AllCondition: "cond:all", AnyCondition: "cond:any",
-                NotCondition: "cond:not"}.get(type(value), "cond:leaf")
+        return {AllCondition: "cond:all", AnyCondition: "cond:any", NotCondition: "cond:not"}.get(
+            type(value), "cond:leaf"
+        )
     return None
 
 
@@ -193,8 +214,11 @@ Condition = Annotated[
         Annotated[NotCondition, Tag("cond:not")],
         Annotated[LeafCondition, Tag("cond:leaf")],
     ],
-    Discriminator(_condition_tag, custom_error_type="condition_shape",
-                  custom_error_message="a condition must be a mapping"),
+    Discriminator(
+        _condition_tag,
+        custom_error_type="condition_shape",
+        custom_error_message="a condition must be a mapping",
+    ),
 ]
 
 
@@ -266,8 +290,11 @@ Action = Annotated[
         Annotated[SetField, Tag("action:set_field")],
         Annotated[Stop, Tag("action:stop")],
     ],
-    Discriminator(_action_tag, custom_error_type="action_shape",
-                  custom_error_message="an action is a mapping with one known key"),
+    Discriminator(
+        _action_tag,
+        custom_error_type="action_shape",
+        custom_error_message="an action is a mapping with one known key",
+    ),
 ]
 
 
@@ -299,15 +326,15 @@ class TransitionGuard(BaseModel):
 class RuleSetModel(BaseModel):
     """A rule file: one rule set."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True,
-                              title="syncd rule set")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, title="syncd rule set")
     version: Literal[1]
     name: StrictStr
     description: StrictStr | None = None
     mode: Literal["first_match", "all_match"] = "first_match"
     statuses: dict[StrictStr, StatusMeta | None] = Field(default_factory=dict)
     archive_status: StrictStr | None = Field(
-        default=None, description='Target of `archive`; default "Archived" when it is a status.')
+        default=None, description='Target of `archive`; default "Archived" when it is a status.'
+    )
     transitions: dict[StrictStr, TransitionGuard] = Field(default_factory=dict)
     protected: list[StrictStr] = Field(default_factory=list)
     rules: list[RuleModel] = Field(min_length=1)
@@ -322,8 +349,9 @@ def ruleset_json_schema() -> dict[str, Any]:
 
 def write_schema(path: Path = SCHEMA_PATH) -> None:
     """Regenerate the shipped schema file (``python -m rules.schema``)."""
-    path.write_text(json.dumps(ruleset_json_schema(), indent=2, sort_keys=True) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(ruleset_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

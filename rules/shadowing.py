@@ -34,8 +34,7 @@ class ShadowIndex:
     def __init__(self) -> None:
         self._first: dict[frozenset[str], tuple[int, str, int]] = {}  # set -> (order, id, line)
 
-    def earliest_subset(self, conjuncts: frozenset[str]
-                        ) -> tuple[frozenset[str], str, int] | None:
+    def earliest_subset(self, conjuncts: frozenset[str]) -> tuple[frozenset[str], str, int] | None:
         """The earliest rule whose conjuncts are a subset of ``conjuncts``: (set, id, line)."""
         found = [(entry, key) for key, entry in self._candidates(conjuncts)]
         if not found:
@@ -43,8 +42,9 @@ class ShadowIndex:
         (_, rule_id, line), key = min(found, key=lambda f: f[0][0])
         return key, rule_id, line
 
-    def _candidates(self, conjuncts: frozenset[str]
-                    ) -> Iterator[tuple[frozenset[str], tuple[int, str, int]]]:
+    def _candidates(
+        self, conjuncts: frozenset[str]
+    ) -> Iterator[tuple[frozenset[str], tuple[int, str, int]]]:
         if 2 ** len(conjuncts) <= len(self._first):
             for size in range(len(conjuncts) + 1):
                 for subset in itertools.combinations(conjuncts, size):

@@ -32,15 +32,21 @@ from rules.yamldoc import has_child
 __all__ = ["report_shape_errors"]
 
 _TYPE_WORDS = {
-    "string_type": "text", "int_type": "a whole number", "float_type": "a number",
-    "bool_type": "true/false", "list_type": "a list", "dict_type": "a mapping",
-    "model_type": "a mapping", "model_attributes_type": "a mapping", "none_required": "empty",
+    "string_type": "text",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true/false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "none_required": "empty",
     "int_from_float": "a whole number",
 }
 _WORD_ORDER = ["text", "a number", "a whole number", "true/false", "a list", "a mapping", "empty"]
 _TOO_SHORT = {
     "then": "the rule has no actions: `then` needs at least one action "
-            "(e.g. `- set_status: Nurture`)",
+    "(e.g. `- set_status: Nurture`)",
     "rules": "the rule set has no rules; add at least one under `rules:`",
     "in": "'in' needs at least one value",
     "not_in": "'not_in' needs at least one value",
@@ -66,8 +72,14 @@ def report_shape_errors(diag: Diagnostics, data: object, exc: ValidationError) -
 
 def _tag(loc: Iterable[Any]) -> str | None:
     """The innermost union tag in a pydantic location (``cond:all``, ``action:stop``, ...)."""
-    return next((s for s in reversed(list(loc)) if isinstance(s, str) and
-                 s.startswith(("cond:", "action:"))), None)
+    return next(
+        (
+            s
+            for s in reversed(list(loc))
+            if isinstance(s, str) and s.startswith(("cond:", "action:"))
+        ),
+        None,
+    )
 
 
 def _name(path: Loc) -> str:
@@ -102,16 +114,16 @@ class _ShapeReport:
         return node
 
     def report(self, errors: list[ErrorDetails]) -> None:
-        extra_containers = {self.real_path(e["loc"][:-1]) for e in errors
-                            if e["type"] == "extra_forbidden"}
+        extra_containers = {
+            self.real_path(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"
+        }
         type_groups: dict[Loc, list[ErrorDetails]] = {}
         for err in errors:
             if "[key]" in err["loc"]:  # the mapping key itself is wrong (a number, not text)
                 self.bad_key(err["loc"])
             elif err["type"] in _TYPE_WORDS:
                 type_groups.setdefault(self.real_path(err["loc"]), []).append(err)
-            elif not (err["type"] == "missing" and
-                      self.real_path(err["loc"]) in extra_containers):
+            elif not (err["type"] == "missing" and self.real_path(err["loc"]) in extra_containers):
                 # (a missing key next to an unknown one: the misspelling is reported instead)
                 self.one(err)
         for path, group in type_groups.items():
@@ -122,12 +134,16 @@ class _ShapeReport:
         if kind == "extra_forbidden":
             self.unknown_key(loc, path)
         elif kind == "missing":
-            self.diag.error(path, f"missing required key '{loc[-1]}' {_context(loc, path)}",
-                            at="node")
+            self.diag.error(
+                path, f"missing required key '{loc[-1]}' {_context(loc, path)}", at="node"
+            )
         elif kind == "condition_shape":
-            self.diag.error(path, "a condition must be a mapping such as "
-                                  "`{field: status, eq: SAL}` or one of all/any/not, not "
-                                  f"{describe_kind(self.value_at(path))}")
+            self.diag.error(
+                path,
+                "a condition must be a mapping such as "
+                "`{field: status, eq: SAL}` or one of all/any/not, not "
+                f"{describe_kind(self.value_at(path))}",
+            )
         elif kind == "action_shape":
             self.bad_action(path)
         elif kind == "value_error":
@@ -144,9 +160,12 @@ class _ShapeReport:
         at = list(loc).index("[key]")
         container = self.real_path(loc[: at - 1])
         key = loc[at - 1]
-        self.diag.error((*container, key), f"key {key!r} in {_name(container)} must be text, "
-                                            f"not {describe_kind(key)}; quote it: \"{key}\"",
-                        at="key")
+        self.diag.error(
+            (*container, key),
+            f"key {key!r} in {_name(container)} must be text, "
+            f'not {describe_kind(key)}; quote it: "{key}"',
+            at="key",
+        )
 
     def wrong_type(self, path: Loc, group: list[ErrorDetails]) -> None:
         if path and path[-1] in ("archive", "stop"):
@@ -157,8 +176,11 @@ class _ShapeReport:
             words.discard("a whole number")
         ordered = sorted(words, key=_WORD_ORDER.index)
         expected = ([", ".join(ordered[:-1])] if len(ordered) > 1 else []) + ordered[-1:]
-        self.diag.error(path, f"{_name(path)} must be {' or '.join(expected)}, not "
-                              f"{describe_kind(self.value_at(path))}")
+        self.diag.error(
+            path,
+            f"{_name(path)} must be {' or '.join(expected)}, not "
+            f"{describe_kind(self.value_at(path))}",
+        )
 
     def unknown_key(self, loc: Sequence[Any], path: Loc) -> None:
         key, container_loc = loc[-1], loc[:-1]
@@ -167,38 +189,57 @@ class _ShapeReport:
         guess = suggest(key, allowed)
         special = _misplaced_key_message(tag, key, guess)
         if special is not None:
-            self.diag.error(path, special, at="key",
-                            suggestion=guess if special.startswith("unknown operator") else None)
+            self.diag.error(
+                path,
+                special,
+                at="key",
+                suggestion=guess if special.startswith("unknown operator") else None,
+            )
             return
         listing = f"; allowed keys: {', '.join(allowed)}" if allowed and guess is None else ""
         if isinstance(key, str) and " " in key.strip():
-            listing += ("; if this is the rest of a text value, a comma inside `{...}` split "
-                        "it: quote the text")
-        self.diag.error(path, f"unknown key '{key}' {_context(container_loc, path[:-1])}"
-                              f"{listing}", at="key", suggestion=guess)
+            listing += (
+                "; if this is the rest of a text value, a comma inside `{...}` split "
+                "it: quote the text"
+            )
+        self.diag.error(
+            path,
+            f"unknown key '{key}' {_context(container_loc, path[:-1])}{listing}",
+            at="key",
+            suggestion=guess,
+        )
 
     def bad_action(self, path: Loc) -> None:
         value = self.value_at(path)
         if isinstance(value, dict) and len(value) == 1:
             key = next(iter(value))
-            self.diag.error((*path, key), f"unknown action '{key}'; actions are "
-                                           f"{', '.join(ACTION_KEYS)}", at="key",
-                            suggestion=suggest(key, ACTION_KEYS))
+            self.diag.error(
+                (*path, key),
+                f"unknown action '{key}'; actions are {', '.join(ACTION_KEYS)}",
+                at="key",
+                suggestion=suggest(key, ACTION_KEYS),
+            )
         elif isinstance(value, dict) and value:
             keys = ", ".join(str(k) for k in value)
-            self.diag.error(path, f"an action has exactly one key, found {len(value)} ({keys}); "
-                                  "put each action in its own `- ` list item", at="node")
+            self.diag.error(
+                path,
+                f"an action has exactly one key, found {len(value)} ({keys}); "
+                "put each action in its own `- ` list item",
+                at="node",
+            )
         elif isinstance(value, str):
             message, guess = _action_text_message(value)
             self.diag.error(path, message, suggestion=guess)
         else:
-            self.diag.error(path, "an action is a mapping with one key such as "
-                                  f"`- set_status: Nurture`, not {describe_kind(value)}")
+            self.diag.error(
+                path,
+                "an action is a mapping with one key such as "
+                f"`- set_status: Nurture`, not {describe_kind(value)}",
+            )
 
     def leaf_value_error(self, path: Loc, message: str) -> None:
         value = self.value_at(path)
-        if message.startswith("a condition takes exactly one operator") and \
-                isinstance(value, dict):
+        if message.startswith("a condition takes exactly one operator") and isinstance(value, dict):
             ops = [k for k in value if k in CONDITION_OPERATORS]
             self.diag.error((*path, ops[1]), message, at="key")
         else:
@@ -209,9 +250,12 @@ class _ShapeReport:
         if path == ("version",):
             self.diag.error(path, f"unsupported version {value!r}; this syncd reads `version: 1`")
         elif path == ("mode",):
-            self.diag.error(path, f"unknown mode {value!r}; use first_match (status sets) or "
-                                  "all_match (tagging sets)",
-                            suggestion=suggest(value, ["first_match", "all_match"]))
+            self.diag.error(
+                path,
+                f"unknown mode {value!r}; use first_match (status sets) or "
+                "all_match (tagging sets)",
+                suggestion=suggest(value, ["first_match", "all_match"]),
+            )
         else:
             self.diag.error(path, f"{_name(path)}: {err['msg']}")
 
@@ -222,8 +266,10 @@ def _action_text_message(value: str) -> tuple[str, str | None]:
         return f"write the action as a mapping: `- {value}: {{}}`", None
     if value in ACTION_KEYS:
         return f"`{value}` needs a value: `- {value}: ...`", None
-    return (f"unknown action '{value}'; an action is a mapping such as `- set_status: Nurture`",
-            suggest(value, ACTION_KEYS))
+    return (
+        f"unknown action '{value}'; an action is a mapping such as `- set_status: Nurture`",
+        suggest(value, ACTION_KEYS),
+    )
 
 
 def _misplaced_key_message(tag: str | None, key: object, guess: str | None) -> str | None:
@@ -231,12 +277,16 @@ def _misplaced_key_message(tag: str | None, key: object, guess: str | None) -> s
     combinator = tag is not None and tag.startswith("cond:") and tag != "cond:leaf"
     if combinator and key in _LEAF_KEYS:
         assert tag is not None
-        return (f"'{key}' cannot sit next to `{tag[5:]}`: a condition is either all/any/not or "
-                f"a field with one operator; nest it inside the `{tag[5:]}` list")
+        return (
+            f"'{key}' cannot sit next to `{tag[5:]}`: a condition is either all/any/not or "
+            f"a field with one operator; nest it inside the `{tag[5:]}` list"
+        )
     if combinator and key in COMBINATOR_KEYS:
         assert tag is not None
-        return (f"a condition mapping takes one of all/any/not, not both '{tag[5:]}' and "
-                f"'{key}'; nest one inside the other")
+        return (
+            f"a condition mapping takes one of all/any/not, not both '{tag[5:]}' and "
+            f"'{key}'; nest one inside the other"
+        )
     if tag in ("action:archive", "action:stop"):
         assert tag is not None
         return f"`{tag[7:]}` takes no arguments; write `{tag[7:]}: {{}}`"
@@ -260,8 +310,7 @@ def _context(loc: Sequence[Any], path: Loc) -> str:
     if path[0] == "statuses":
         return f"in status '{path[1]}'" if len(path) > 1 else "in `statuses`"
     if path[0] == "transitions":
-        return f"in the transition guard for '{path[1]}'" if len(path) > 1 else \
-            "in `transitions`"
+        return f"in the transition guard for '{path[1]}'" if len(path) > 1 else "in `transitions`"
     return "here"
 
 

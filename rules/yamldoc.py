@@ -66,8 +66,10 @@ _COLLECTION_TAGS = frozenset({_TAG + "map", _TAG + "seq", "!"})
 _MISSING = object()
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
 _MERGE = object()  # the pending key is `<<`
-_NUMBER = re.compile(r"[-+]?(?:\.?[0-9][0-9_]*|0[xob][0-9a-fA-F_]+)(?:\.[0-9_]*)?"
-                     r"(?:[eE][-+]?[0-9]+)?")
+_NUMBER = re.compile(
+    r"[-+]?(?:\.?[0-9][0-9_]*|0[xob][0-9a-fA-F_]+)(?:\.[0-9_]*)?"
+    r"(?:[eE][-+]?[0-9]+)?"
+)
 
 #: Nodes aliases may add to a document, in total (a rule file needs a few hundred at most).
 MAX_ALIAS_NODES = 10_000
@@ -114,9 +116,14 @@ class YamlDocument:
         duplicates: Keys written twice in one mapping (the first value is kept).
     """
 
-    def __init__(self, data: object, duplicates: list[DuplicateKey],
-                 starts: dict[int, Position], keys: dict[int, dict[Key, tuple[int, int, int, int]]],
-                 items: dict[int, list[Position]]) -> None:
+    def __init__(
+        self,
+        data: object,
+        duplicates: list[DuplicateKey],
+        starts: dict[int, Position],
+        keys: dict[int, dict[Key, tuple[int, int, int, int]]],
+        items: dict[int, list[Position]],
+    ) -> None:
         self.data = data
         self.duplicates = duplicates
         self._starts = starts  # id(container) -> where it starts
@@ -205,15 +212,17 @@ _KINDS: dict[type, int] = {
     ruamel_events.DocumentStartEvent: _DOC,
 }
 if _HAVE_LIBYAML:
-    _KINDS.update({
-        _pyyaml_events.ScalarEvent: _SCALAR,
-        _pyyaml_events.MappingStartEvent: _MAP,
-        _pyyaml_events.SequenceStartEvent: _SEQ,
-        _pyyaml_events.MappingEndEvent: _END,
-        _pyyaml_events.SequenceEndEvent: _END,
-        _pyyaml_events.AliasEvent: _ALIAS,
-        _pyyaml_events.DocumentStartEvent: _DOC,
-    })
+    _KINDS.update(
+        {
+            _pyyaml_events.ScalarEvent: _SCALAR,
+            _pyyaml_events.MappingStartEvent: _MAP,
+            _pyyaml_events.SequenceStartEvent: _SEQ,
+            _pyyaml_events.MappingEndEvent: _END,
+            _pyyaml_events.SequenceEndEvent: _END,
+            _pyyaml_events.AliasEvent: _ALIAS,
+            _pyyaml_events.DocumentStartEvent: _DOC,
+        }
+    )
 
 
 class _Scalars:
@@ -225,8 +234,9 @@ class _Scalars:
         yaml.version = version  # read by the resolver the constructor consults
         self._resolver = VersionedResolver(version=version)
         self._constructor = yaml.constructor
-        self._table: dict[Any, Callable[[Any, ScalarNode], Any]] = \
-            type(self._constructor).yaml_constructors
+        self._table: dict[Any, Callable[[Any, ScalarNode], Any]] = type(
+            self._constructor
+        ).yaml_constructors
         self._first_chars = frozenset(k for k in self._resolver.versioned_resolver if k)
         self._cache: dict[str, object] = {}
         self._decimal_ints = version is None or version == (1, 2)  # 1.1 reads 010 as octal
@@ -266,8 +276,17 @@ def _plain_scalar(value: object) -> object:
 class _MapFrame:
     """A mapping being filled, with the positions of its keys and values."""
 
-    __slots__ = ("anchor", "first_node", "key", "key_at", "key_text", "merges", "positions",
-                 "seen", "value")
+    __slots__ = (
+        "anchor",
+        "first_node",
+        "key",
+        "key_at",
+        "key_text",
+        "merges",
+        "positions",
+        "seen",
+        "value",
+    )
 
     def __init__(self, anchor: str | None) -> None:
         self.first_node = 0
@@ -334,7 +353,9 @@ class _Builder:
         if self.documents > 1:
             raise YamlContentError(
                 "YAML syntax error: a second YAML document starts here; a rule file holds one "
-                "document: remove the `---` line or split the file", _at(event))
+                "document: remove the `---` line or split the file",
+                _at(event),
+            )
         version = getattr(event, "version", None)
         if version is not None:
             self.scalars = _Scalars((version[0], version[1]))
@@ -342,8 +363,11 @@ class _Builder:
     def count(self, nodes: int, event: Any) -> None:
         self.nodes += nodes
         if self.nodes > MAX_NODES:
-            raise YamlContentError(f"the file has more than {MAX_NODES:,} YAML nodes; split it "
-                                   "into several rule files", _at(event))
+            raise YamlContentError(
+                f"the file has more than {MAX_NODES:,} YAML nodes; split it "
+                "into several rule files",
+                _at(event),
+            )
 
     def scalar(self, event: Any) -> None:
         text = event.value
@@ -352,7 +376,9 @@ class _Builder:
         if plain and len(text) > MAX_NUMBER_CHARS and _NUMBER.fullmatch(text):
             raise YamlContentError(
                 f"a number of {len(text):,} characters is too long (at most "
-                f"{MAX_NUMBER_CHARS}); quote it if it is text", _at(event))
+                f"{MAX_NUMBER_CHARS}); quote it if it is text",
+                _at(event),
+            )
         if plain:
             value = self.scalars.plain(text)
         elif event.tag is None:
@@ -371,9 +397,11 @@ class _Builder:
         if event.tag is not None and str(event.tag) not in _COLLECTION_TAGS:
             raise _unsupported_tag(str(event.tag), event)
         if len(self.stack) >= MAX_DEPTH:
-            raise YamlContentError(f"lists and mappings nest more than {MAX_DEPTH} deep here; "
-                                   "a rule file never needs that: flatten the condition",
-                                   _at(event))
+            raise YamlContentError(
+                f"lists and mappings nest more than {MAX_DEPTH} deep here; "
+                "a rule file never needs that: flatten the condition",
+                _at(event),
+            )
         self.count(1, event)
         frame = _MapFrame(event.anchor) if is_map else _SeqFrame(event.anchor)
         frame.first_node = self.nodes
@@ -401,18 +429,24 @@ class _Builder:
         if name in self.open_anchors:
             raise YamlContentError(
                 "an anchor refers to itself (`&name` used inside its own value with `*name`); "
-                "write the value out instead", _at(event))
+                "write the value out instead",
+                _at(event),
+            )
         if name not in self.anchors:
-            raise YamlContentError(f"YAML syntax error: found undefined alias '{name}' (an "
-                                   f"alias `*{name}` needs an anchor `&{name}` above it)",
-                                   _at(event))
+            raise YamlContentError(
+                f"YAML syntax error: found undefined alias '{name}' (an "
+                f"alias `*{name}` needs an anchor `&{name}` above it)",
+                _at(event),
+            )
         size = self.sizes.get(name, 1)
         self.alias_nodes += size
         if self.alias_nodes > MAX_ALIAS_NODES:
             raise YamlContentError(
                 f"aliases in this file stand for more than {MAX_ALIAS_NODES:,} YAML nodes "
                 f"(`*{name}` alone for {size:,}); nested aliases can make a small file huge: "
-                "write the values out or use fewer aliases", _at(event))
+                "write the values out or use fewer aliases",
+                _at(event),
+            )
         self.count(size, event)
         return self.anchors[name]
 
@@ -457,9 +491,11 @@ def _merge(frame: _MapFrame) -> None:
         sources = value if isinstance(value, list) else [value]
         for source in sources:
             if not isinstance(source, dict):
-                raise YamlContentError("a merge key `<<` takes a mapping or a list of mappings "
-                                       "(usually an alias such as `<<: *defaults`)",
-                                       (record[2], record[3]))
+                raise YamlContentError(
+                    "a merge key `<<` takes a mapping or a list of mappings "
+                    "(usually an alias such as `<<: *defaults`)",
+                    (record[2], record[3]),
+                )
             for key, item in source.items():
                 if key not in mapping:
                     mapping[key] = item
@@ -479,5 +515,8 @@ def _at(event: _Event) -> Position:
 
 
 def _unsupported_tag(tag: str, event: Any) -> YamlContentError:
-    return YamlContentError(f"unsupported YAML tag '{tag}': rule files use plain text, numbers, "
-                            "true/false, lists and mappings; remove the tag", _at(event))
+    return YamlContentError(
+        f"unsupported YAML tag '{tag}': rule files use plain text, numbers, "
+        "true/false, lists and mappings; remove the tag",
+        _at(event),
+    )

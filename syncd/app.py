@@ -53,10 +53,16 @@ class _CrmRejects(Exception):
 class RulesHolder:
     """The current rule book; reloads changed files and keeps the last good one on errors."""
 
-    def __init__(self, paths: list[Path], *, loader: Callable[[list[Path]], RuleBook],
-                 validate: Callable[[RuleBook], list[str]] | None = None,
-                 metrics: Metrics | None = None, store: StateStore | None = None,
-                 broken: RuleLoadError | None = None) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        *,
+        loader: Callable[[list[Path]], RuleBook],
+        validate: Callable[[RuleBook], list[str]] | None = None,
+        metrics: Metrics | None = None,
+        store: StateStore | None = None,
+        broken: RuleLoadError | None = None,
+    ) -> None:
         self.paths = paths
         self._loader = loader
         self._validate = validate
@@ -77,8 +83,9 @@ class RulesHolder:
         self._show_version()
 
     @classmethod
-    def unloadable(cls, paths: list[Path], error: RuleLoadError,
-                   loader: Callable[[list[Path]], RuleBook]) -> RulesHolder:
+    def unloadable(
+        cls, paths: list[Path], error: RuleLoadError, loader: Callable[[list[Path]], RuleBook]
+    ) -> RulesHolder:
         """A holder for read-only commands when the files do not load: no book, the error."""
         return cls(paths, loader=loader, broken=error)
 
@@ -97,8 +104,12 @@ class RulesHolder:
         if self._metrics is not None:
             self._metrics.set_rules_version(self.book.version)
 
-    def attach(self, *, store: StateStore | None = None,
-               validate: Callable[[RuleBook], list[str]] | None = None) -> None:
+    def attach(
+        self,
+        *,
+        store: StateStore | None = None,
+        validate: Callable[[RuleBook], list[str]] | None = None,
+    ) -> None:
         """Record reload errors in ``store`` and check reloaded rules with ``validate`` (both
         exist only after the first rules loaded)."""
         if store is not None:
@@ -128,20 +139,27 @@ class RulesHolder:
                 # them accepted the new rules, so a rejected reload leaves every CRM as it was.
                 problems = self._validate(book) if self._validate else []
                 if problems:
-                    raise _CrmRejects("the CRMs do not accept what the new rules write:\n"
-                                      + "\n".join(problems))
+                    raise _CrmRejects(
+                        "the CRMs do not accept what the new rules write:\n" + "\n".join(problems)
+                    )
             except ConnectorError as exc:
                 # A CRM could not answer the check (down, stopping): neither accepted nor
                 # refused. Keep the current rules and check the new ones again next cycle.
                 self._digest = previous
-                log.warning("rule files changed but could not be checked against the CRMs "
-                            "(%s); keeping version %s and checking again next cycle",
-                            exc, self.book.version)
+                log.warning(
+                    "rule files changed but could not be checked against the CRMs "
+                    "(%s); keeping version %s and checking again next cycle",
+                    exc,
+                    self.book.version,
+                )
                 return self.book
             except (RuleLoadError, _CrmRejects) as exc:
                 self.error = str(exc)
-                log.error("rule files changed but do not load; keeping version %s:\n%s",
-                          self.book.version, exc)
+                log.error(
+                    "rule files changed but do not load; keeping version %s:\n%s",
+                    self.book.version,
+                    exc,
+                )
                 if self._metrics:
                     self._metrics.rules_valid.set(0)
                 self.record_error(self.error)
@@ -155,8 +173,9 @@ class RulesHolder:
             return self.book
 
 
-def _unaccepted_statuses(book: RuleBook, name: str, status_values: Mapping[str, str],
-                         missing: set[str], where: str) -> list[str]:
+def _unaccepted_statuses(
+    book: RuleBook, name: str, status_values: Mapping[str, str], missing: set[str], where: str
+) -> list[str]:
     """One problem per rule setting a status the CRM ``name`` does not accept."""
     problems: list[str] = []
     for rs in book.sets:
@@ -169,7 +188,8 @@ def _unaccepted_statuses(book: RuleBook, name: str, status_values: Mapping[str, 
                     f"{rs.path}:{rule.line}: rule '{rule.id}' sets status "
                     f"'{rule.status}', written to {name} as '{value}', which {name} "
                     f"does not accept; add the value in {name} or map "
-                    f"'{rule.status}' in {where}.status_values")
+                    f"'{rule.status}' in {where}.status_values"
+                )
     return problems
 
 
@@ -195,11 +215,18 @@ class App:
     prepare: bool = True
 
     @classmethod
-    def build(cls, settings: Settings, *, clock: Callable[[], datetime] | None = None,
-              connect: bool = True, metrics: Metrics | None = None,
-              connectors: dict[str, Connector] | None = None,
-              stop: threading.Event | None = None, serve_health: bool = False,
-              prepare: bool = True) -> App:
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        connect: bool = True,
+        metrics: Metrics | None = None,
+        connectors: dict[str, Connector] | None = None,
+        stop: threading.Event | None = None,
+        serve_health: bool = False,
+        prepare: bool = True,
+    ) -> App:
         """Check local resources, then build and preflight connectors.
 
         The order is the point: everything local (rule files, the state store, the health
@@ -220,9 +247,16 @@ class App:
         if connect:
             holder.record_error(None)  # the files loaded: an error stored before is stale
         enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
-        app = cls(settings=settings, store=store, rules=holder, enricher=enricher,
-                  metrics=metrics, clock=clock, stop=stop or threading.Event(),
-                  prepare=prepare)
+        app = cls(
+            settings=settings,
+            store=store,
+            rules=holder,
+            enricher=enricher,
+            metrics=metrics,
+            clock=clock,
+            stop=stop or threading.Event(),
+            prepare=prepare,
+        )
         if not connect:
             return app
         provenance: dict[str, Any] = {}
@@ -247,10 +281,18 @@ class App:
         holder.attach(validate=app.preflight)
         for name, connector in app.connectors.items():
             app.pipelines[name] = Pipeline(
-                connector=connector, store=store, rules=holder.current, enricher=enricher,
-                settings=settings.connectors()[name], breaker=settings.breaker,
-                outbox=settings.outbox, clock=clock, metrics=metrics, stop=app.stop,
-                loop_guard=settings.loop_guard)
+                connector=connector,
+                store=store,
+                rules=holder.current,
+                enricher=enricher,
+                settings=settings.connectors()[name],
+                breaker=settings.breaker,
+                outbox=settings.outbox,
+                clock=clock,
+                metrics=metrics,
+                stop=app.stop,
+                loop_guard=settings.loop_guard,
+            )
         for name, value in provenance.items():
             app.pipelines[name].provenance = value
         for name, resume_at in app.unchecked.items():
@@ -270,8 +312,9 @@ class App:
             where = ".".join(self.settings.connector_path(name))
             issues, lengths = check_provenance(self.connectors[name], cs.provenance, where)
             problems += issues
-            found[name] = Provenance(cs.provenance, lengths,
-                                     {v: k for k, v in cs.status_values.items()})
+            found[name] = Provenance(
+                cs.provenance, lengths, {v: k for k, v in cs.status_values.items()}
+            )
         return found, problems
 
     def preflight(self, book: RuleBook, *, only: str | None = None) -> list[str]:
@@ -290,8 +333,9 @@ class App:
         """
         problems: list[str] = []
         checked: dict[str, Preflight] = {}
-        names = [only] if only is not None else [n for n in self.connectors
-                                                 if n not in self.unchecked]
+        names = (
+            [only] if only is not None else [n for n in self.connectors if n not in self.unchecked]
+        )
         for name in names:
             connector = self.connectors[name]
             cs = self.settings.connectors()[name]
@@ -299,8 +343,9 @@ class App:
             statuses = {cs.status_values.get(s, s) for s in book.target_statuses}
             fields = set(book.fields_written) | ({"status"} if statuses else set())
             try:
-                result = connector.check(statuses=statuses, fields=fields,
-                                         newsletters=set(book.newsletters_used))
+                result = connector.check(
+                    statuses=statuses, fields=fields, newsletters=set(book.newsletters_used)
+                )
             except BudgetExhausted as exc:
                 if only is not None:
                     raise
@@ -312,8 +357,11 @@ class App:
             # ``statuses`` is what the CRM accepts once ``prepare`` ran (HubSpot may add
             # options); ``missing_statuses`` is what it lacks now, so it is not the test here.
             # Without a status field at all, the connector's own problem names that cause.
-            missing = (set() if "status" in result.missing_fields
-                       else {v for v in statuses if v not in result.statuses})
+            missing = (
+                set()
+                if "status" in result.missing_fields
+                else {v for v in statuses if v not in result.statuses}
+            )
             problems.extend(_unaccepted_statuses(book, name, cs.status_values, missing, where))
             problems.extend(f"{name}: {p}" for p in result.problems)
             _warn_partly_refused(name, cs, book, result)
@@ -322,8 +370,11 @@ class App:
         for name, result in checked.items():
             if not self.prepare:
                 if result.setup:
-                    log.info("%s: would prepare for the rules (not in a read-only command): "
-                             "%s", name, "; ".join(result.setup))
+                    log.info(
+                        "%s: would prepare for the rules (not in a read-only command): %s",
+                        name,
+                        "; ".join(result.setup),
+                    )
                 continue
             if result.setup:
                 log.info("%s: preparing for the rules: %s", name, "; ".join(result.setup))
@@ -332,8 +383,9 @@ class App:
             self.unchecked.pop(only, None)
         return problems
 
-    def _absent_field_problems(self, name: str, book: RuleBook, result: Preflight,
-                               written: set[str]) -> list[str]:
+    def _absent_field_problems(
+        self, name: str, book: RuleBook, result: Preflight, written: set[str]
+    ) -> list[str]:
         """Mapped fields the CRM lacks: a problem per rule that reads one, else a warning.
 
         Fields the rules write (and ``status``) are the connector's own problems already.
@@ -343,23 +395,37 @@ class App:
         for canonical in sorted(result.missing_fields - written - {"status"}):
             users = rules_reading(book, canonical)
             if users:
-                problems += [f"{use}: uses field '{canonical}', which {name} does not have "
-                             f"(mapped in {where}.connector.fields); create the field in "
-                             f"{name}, map '{canonical}' to a field it has, or change the rule"
-                             for use in users]
+                problems += [
+                    f"{use}: uses field '{canonical}', which {name} does not have "
+                    f"(mapped in {where}.connector.fields); create the field in "
+                    f"{name}, map '{canonical}' to a field it has, or change the rule"
+                    for use in users
+                ]
             else:
-                log.warning("%s: field '%s' (mapped in %s.connector.fields) does not exist in "
-                            "the CRM; no rule uses it, so pulls leave it out", name, canonical,
-                            where)
+                log.warning(
+                    "%s: field '%s' (mapped in %s.connector.fields) does not exist in "
+                    "the CRM; no rule uses it, so pulls leave it out",
+                    name,
+                    canonical,
+                    where,
+                )
         return problems
 
     def _defer_check(self, name: str, exc: BudgetExhausted) -> None:
         self.unchecked[name] = exc.resume_at
-        until = (f"{exc.resume_at:%Y-%m-%d %H:%M} UTC" if exc.resume_at is not None
-                 else "the budget is back")
-        log.warning("%s: the daily API budget is spent (%s); %s stays paused until %s, sends "
-                    "no request until then, and checks the rules before its first cycle after",
-                    name, exc, name, until)
+        until = (
+            f"{exc.resume_at:%Y-%m-%d %H:%M} UTC"
+            if exc.resume_at is not None
+            else "the budget is back"
+        )
+        log.warning(
+            "%s: the daily API budget is spent (%s); %s stays paused until %s, sends "
+            "no request until then, and checks the rules before its first cycle after",
+            name,
+            exc,
+            name,
+            until,
+        )
         if name in self.pipelines:
             self._pause_until_checked(name, exc.resume_at)
 
@@ -377,8 +443,12 @@ class App:
         leader's live run is ``running`` too)."""
         interrupted = self.store.close_interrupted_runs(self.clock(), crm=crm)
         if interrupted:
-            log.warning("%s: %d run(s) were interrupted (crash or kill); their approved changes "
-                        "are still in the outbox and the next cycle sends them", crm, interrupted)
+            log.warning(
+                "%s: %d run(s) were interrupted (crash or kill); their approved changes "
+                "are still in the outbox and the next cycle sends them",
+                crm,
+                interrupted,
+            )
 
     def close(self, *, in_use: bool = False) -> None:
         """Release everything; with ``in_use`` (a cycle still waits on a CRM as the process
@@ -395,8 +465,7 @@ class App:
             self.embedded.stop()
 
 
-def _custom_type_problems(name: str, where: str, book: RuleBook, result: Preflight
-                          ) -> list[str]:
+def _custom_type_problems(name: str, where: str, book: RuleBook, result: Preflight) -> list[str]:
     """Custom fields rules use whose type differs from the CRM's (e.g. a number field left
     as text: ``gte`` would not load and ``eq: "90"`` would never match): name the fix."""
     problems: list[str] = []
@@ -407,9 +476,11 @@ def _custom_type_problems(name: str, where: str, book: RuleBook, result: Preflig
         if {ftype.value, kind} == {"integer", "number"}:
             continue  # numbers compare with numbers either way
         for use in rules_reading(book, canonical):
-            problems.append(f"{use}: uses field '{canonical}' as {ftype.value}, but {name} "
-                            f"stores it as {kind}; set field_types: {{{canonical}: {kind}}} in "
-                            f"{where}.connector")
+            problems.append(
+                f"{use}: uses field '{canonical}' as {ftype.value}, but {name} "
+                f"stores it as {kind}; set field_types: {{{canonical}: {kind}}} in "
+                f"{where}.connector"
+            )
     return problems
 
 
@@ -430,15 +501,28 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
     """Bind the health port now, so a port in use stops start-up before any CRM call."""
     server = settings.server
     try:
-        health = HealthServer(server.host, server.port, registry=metrics.registry,
-                              readiness=lambda: (False, {"starting": True}))
+        health = HealthServer(
+            server.host,
+            server.port,
+            registry=metrics.registry,
+            readiness=lambda: (False, {"starting": True}),
+        )
     except OSError as exc:
-        what = ("is already in use by another process" if exc.errno == errno.EADDRINUSE
-                else f"cannot be bound ({exc.strerror})")
-        raise StartupError([settings.located(("server", "port"),
-                                             f"server.port: {server.host}:{server.port} {what}; "
-                                             "stop the other process or choose another "
-                                             "server.port (or server.host)")]) from None
+        what = (
+            "is already in use by another process"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot be bound ({exc.strerror})"
+        )
+        raise StartupError(
+            [
+                settings.located(
+                    ("server", "port"),
+                    f"server.port: {server.host}:{server.port} {what}; "
+                    "stop the other process or choose another "
+                    "server.port (or server.host)",
+                )
+            ]
+        ) from None
     health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
     return health
 
@@ -484,8 +568,11 @@ def rule_allowlists(settings: Settings) -> dict[str, Any]:
 
         newsletters.update(NEWSLETTERS)
     blocks = {name: cs.connector or {} for name, cs in settings.connectors().items()}
-    return {"settable_fields": settable, "newsletters": newsletters or None,
-            "fields": field_catalogue(blocks)}
+    return {
+        "settable_fields": settable,
+        "newsletters": newsletters or None,
+        "fields": field_catalogue(blocks),
+    }
 
 
 def _book_loader(settings: Settings) -> Callable[[list[Path]], RuleBook]:
@@ -507,16 +594,18 @@ def connector_spec(settings: Settings, name: str, cs: ConnectorSettings) -> Conn
         raise StartupError([settings.located(path, f"{'.'.join(path)}: {exc}")]) from None
 
 
-def connector_config(settings: Settings, name: str, cs: ConnectorSettings,
-                     embedded: Any = None) -> BaseModel:
+def connector_config(
+    settings: Settings, name: str, cs: ConnectorSettings, embedded: Any = None
+) -> BaseModel:
     """The instance's own connector settings, validated by its type's model, with problems
     located in the file."""
     data = dict(cs.connector or {})
     if embedded is not None:
         data = {**data, **embedded.connector_overrides(name)}
     spec = connector_spec(settings, name, cs)
-    config, problems = connector_problems(settings, name, spec.config_model, data,
-                                          from_file=dict(cs.connector or {}))
+    config, problems = connector_problems(
+        settings, name, spec.config_model, data, from_file=dict(cs.connector or {})
+    )
     if config is None or problems:
         raise StartupError(problems)
     return config
@@ -539,8 +628,7 @@ def _build_connectors(settings: Settings, embedded: Any) -> dict[str, Connector]
     return out
 
 
-def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any,
-                         result: Preflight) -> None:
+def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any, result: Preflight) -> None:
     """Log what works only in part (e.g. a status some Salesforce record types refuse): once
     per rule that writes it, naming the rule and where it refuses; never a start-up failure,
     since the rule still works elsewhere."""
@@ -551,6 +639,15 @@ def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any,
             value = cs.status_values.get(rule.status, rule.status)
             where = result.partly_refused_statuses.get(value) if rule.status else None
             if where:
-                log.warning("%s:%s: rule '%s' sets status '%s' (%s in %s), which %s record "
-                            "types %s refuse; those leads will fail", rs.path, rule.line,
-                            rule.id, rule.status, value, name, name, ", ".join(where))
+                log.warning(
+                    "%s:%s: rule '%s' sets status '%s' (%s in %s), which %s record "
+                    "types %s refuse; those leads will fail",
+                    rs.path,
+                    rule.line,
+                    rule.id,
+                    rule.status,
+                    value,
+                    name,
+                    name,
+                    ", ".join(where),
+                )

@@ -40,8 +40,12 @@ from syncd.yamlfile import YamlFileError
 
 # pretty_exceptions off: no boxed traceback may reach a user or a log shipper (main() turns
 # an unexpected error into one line).
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="syncd: keeps lead statuses right in Salesforce and HubSpot.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="syncd: keeps lead statuses right in Salesforce and HubSpot.",
+)
 rules_app = typer.Typer(no_args_is_help=True, help="Check, test and describe rule files.")
 app.add_typer(rules_app, name="rules")
 db_app = typer.Typer(no_args_is_help=True, help="The state store's schema (Alembic revisions).")
@@ -50,13 +54,23 @@ app.add_typer(db_app, name="db")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file.",
-                                         envvar="SYNCD_CONFIG")]
-RulesOpt = Annotated[list[Path] | None, typer.Option(
-    "--rules", help="Use these rule files (a draft; repeat for several) instead of the "
-                    "config's rules.files. The live files and a running daemon are untouched.")]
-AtOpt = Annotated[str | None, typer.Option(
-    "--at", help="Plan for this time: ISO (2026-12-07T09:00Z) or from now (+3d, +12h).")]
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Config file.", envvar="SYNCD_CONFIG")
+]
+RulesOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--rules",
+        help="Use these rule files (a draft; repeat for several) instead of the "
+        "config's rules.files. The live files and a running daemon are untouched.",
+    ),
+]
+AtOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--at", help="Plan for this time: ISO (2026-12-07T09:00Z) or from now (+3d, +12h)."
+    ),
+]
 DEFAULT_CONFIG = Path("config.example.yaml")
 
 
@@ -79,9 +93,17 @@ def _show_version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option(
-        "--version", callback=_show_version, is_eager=True,
-        help="Print syncd's version, Python's and the platform, then exit.")] = False) -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print syncd's version, Python's and the platform, then exit.",
+        ),
+    ] = False,
+) -> None:
     """syncd: keeps lead statuses right in Salesforce and HubSpot."""
 
 
@@ -90,8 +112,10 @@ def main() -> None:
         app()
     except Exception as exc:  # the last line of defence: no traceback for users
         logging.getLogger("syncd").debug("unexpected error", exc_info=True)
-        _error(f"syncd: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: please "
-               "report it with the command you ran; log.level DEBUG logs the traceback)")
+        _error(
+            f"syncd: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug: please "
+            "report it with the command you ran; log.level DEBUG logs the traceback)"
+        )
         sys.exit(1)
 
 
@@ -142,15 +166,22 @@ def _declared_log_format(config: Path) -> str:
     return "json" if declared == "json" else "text"
 
 
-def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | None = None,
-           serve_health: bool = False, prepare: bool = True) -> App:
+def _build(
+    settings: Settings,
+    *,
+    connect: bool = True,
+    stop: threading.Event | None = None,
+    serve_health: bool = False,
+    prepare: bool = True,
+) -> App:
     """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
     from connectors.errors import ConnectorError, Interrupted
     from syncd.app import App, StartupError
 
     try:
-        return App.build(settings, connect=connect, stop=stop, serve_health=serve_health,
-                         prepare=prepare)
+        return App.build(
+            settings, connect=connect, stop=stop, serve_health=serve_health, prepare=prepare
+        )
     except StartupError as exc:
         _report_problems("syncd cannot start", exc.problems)
     except Interrupted:
@@ -158,12 +189,13 @@ def _build(settings: Settings, *, connect: bool = True, stop: threading.Event | 
         raise typer.Exit(0) from None
     except ConnectorError as exc:
         # The CRM check could not run (unreachable, credentials refused): say which and why.
-        _error(f"syncd cannot start: {exc.crm or 'a CRM'} check failed: {_one_line(exc)}; "
-               "nothing was written")
+        _error(
+            f"syncd cannot start: {exc.crm or 'a CRM'} check failed: {_one_line(exc)}; "
+            "nothing was written"
+        )
     except Exception as exc:  # start-up failures are one line, exit 2
         logging.getLogger("syncd").debug("start-up failed", exc_info=True)
-        _error(f"syncd cannot start: {type(exc).__name__}: {_one_line(exc)}; nothing was "
-               "written")
+        _error(f"syncd cannot start: {type(exc).__name__}: {_one_line(exc)}; nothing was written")
     raise typer.Exit(2)
 
 
@@ -182,8 +214,9 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     starting.set()
 
     def _stop(signum: int, _frame: Any) -> None:
-        logging.getLogger("syncd").info("%s received during start-up; stopping",
-                                        signal.Signals(signum).name)
+        logging.getLogger("syncd").info(
+            "%s received during start-up; stopping", signal.Signals(signum).name
+        )
         notifier.stopping()
         stop.set()
         threading.Thread(target=_exit_if_still_starting, args=(starting,), daemon=True).start()
@@ -222,22 +255,29 @@ def _exit_if_still_starting(starting: threading.Event) -> None:
 
     time.sleep(SHUTDOWN_GRACE_SECONDS)
     if starting.is_set():
-        logging.getLogger("syncd").warning("start-up still waiting on a CRM %.0fs after the "
-                                           "signal; exiting", SHUTDOWN_GRACE_SECONDS)
+        logging.getLogger("syncd").warning(
+            "start-up still waiting on a CRM %.0fs after the signal; exiting",
+            SHUTDOWN_GRACE_SECONDS,
+        )
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         os._exit(0)
 
 
 @app.command()
-def sync(config: ConfigOpt = DEFAULT_CONFIG,
-         once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
-         approve_large_run: Annotated[bool, typer.Option(
-             "--approve-large-run", help="Let this run past the change breaker.")] = False,
-         wait: Annotated[bool, typer.Option(
-             "--wait", help="If a daemon holds a connector's lease, wait for it instead of "
-                            "refusing.")] = False,
-         ) -> None:
+def sync(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
+    approve_large_run: Annotated[
+        bool, typer.Option("--approve-large-run", help="Let this run past the change breaker.")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="If a daemon holds a connector's lease, wait for it instead of refusing."
+        ),
+    ] = False,
+) -> None:
     """One cycle per connector, then a summary (pulled, changed, written, failed per CRM)."""
     if not once:
         err.print("use `syncd sync --once` for one cycle, or `syncd run` for the daemon")
@@ -281,16 +321,22 @@ def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[st
             lease = connector_lease(store, settings, name, announce=logging.DEBUG)
             if wait and not lease.try_acquire():
                 holder = lease.last_holder
-                err.print(f"syncd {command}: waiting for the {name} lease held by "
-                          f"{holder.describe() if holder else 'another process'}",
-                          markup=False, highlight=False)
+                err.print(
+                    f"syncd {command}: waiting for the {name} lease held by "
+                    f"{holder.describe() if holder else 'another process'}",
+                    markup=False,
+                    highlight=False,
+                )
                 lease.wait_acquire()
             if not lease.leader and not lease.try_acquire():
                 holder = lease.last_holder
-                err.print(f"syncd {command}: {name} is being written by another syncd ("
-                          f"{holder.describe() if holder else 'holder unknown'}); nothing was "
-                          "written. Stop it, use --wait, or run read-only commands instead",
-                          markup=False, highlight=False)
+                err.print(
+                    f"syncd {command}: {name} is being written by another syncd ("
+                    f"{holder.describe() if holder else 'holder unknown'}); nothing was "
+                    "written. Stop it, use --wait, or run read-only commands instead",
+                    markup=False,
+                    highlight=False,
+                )
                 raise typer.Exit(2)
             lease.start(standby=False)
             held[name] = lease
@@ -318,8 +364,12 @@ def _print_cycle(application: App, report: CycleReport, *, summary: bool = True)
         out.print(f"[bold {colour}]{report.summary()}[/]", highlight=False)
     from syncd.state import AuditOutcome
 
-    marks: dict[str, str] = {AuditOutcome.APPLIED: "✓", AuditOutcome.ALREADY_IN_PLACE: "✓",
-                             AuditOutcome.SUPERSEDED: "–", AuditOutcome.WITHDRAWN: "–"}
+    marks: dict[str, str] = {
+        AuditOutcome.APPLIED: "✓",
+        AuditOutcome.ALREADY_IN_PLACE: "✓",
+        AuditOutcome.SUPERSEDED: "–",
+        AuditOutcome.WITHDRAWN: "–",
+    }
     unsent = (AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)
     # A first sync writes hundreds of thousands of changes: fetch only what is shown.
     rows = application.store.audit_of_run(report.run_id, limit=8)
@@ -327,13 +377,15 @@ def _print_cycle(application: App, report: CycleReport, *, summary: bool = True)
     for row in rows:
         mark = marks.get(row.outcome, "✗")
         what = _change_text(row.field, row.before, row.after)
-        why = (f" {row.outcome}: {row.message}" if row.outcome in unsent and row.message
-               else "")
-        out.print(f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id}){why}[/]",
-                  highlight=False)
+        why = f" {row.outcome}: {row.message}" if row.outcome in unsent and row.message else ""
+        out.print(
+            f"   {mark} {row.lead_id}  {what}  [dim](rule {row.rule_id}){why}[/]", highlight=False
+        )
     if total > len(rows):
-        out.print(f"   … and {total - len(rows)} more (syncd audit --run {report.run_id})",
-                  highlight=False)
+        out.print(
+            f"   … and {total - len(rows)} more (syncd audit --run {report.run_id})",
+            highlight=False,
+        )
 
 
 def _log_cycle(application: Any, report: Any, *, summary: bool) -> None:
@@ -346,13 +398,29 @@ def _log_cycle(application: Any, report: Any, *, summary: bool) -> None:
     total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
     for row in rows:
         what = _change_text(row.field, row.before, row.after)
-        changes.info("%s %s (rule %s) %s", row.lead_id, what, row.rule_id, row.outcome,
-                     extra={**context, "lead_id": row.lead_id, "field": row.field,
-                            "before": row.before, "after": row.after, "rule": row.rule_id,
-                            "outcome": str(getattr(row.outcome, "value", row.outcome))})
+        changes.info(
+            "%s %s (rule %s) %s",
+            row.lead_id,
+            what,
+            row.rule_id,
+            row.outcome,
+            extra={
+                **context,
+                "lead_id": row.lead_id,
+                "field": row.field,
+                "before": row.before,
+                "after": row.after,
+                "rule": row.rule_id,
+                "outcome": str(getattr(row.outcome, "value", row.outcome)),
+            },
+        )
     if total > len(rows):
-        changes.info("... and %d more (syncd audit --run %s)", total - len(rows),
-                     report.run_id, extra=context)
+        changes.info(
+            "... and %d more (syncd audit --run %s)",
+            total - len(rows),
+            report.run_id,
+            extra=context,
+        )
 
 
 def _change_text(name: str, before: Any, after: Any) -> str:
@@ -363,19 +431,29 @@ def _change_text(name: str, before: Any, after: Any) -> str:
 
 
 @app.command()
-def plan(config: ConfigOpt = DEFAULT_CONFIG,
-         leads: Annotated[bool, typer.Option("--leads", help="One line per lead.")] = False,
-         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
-         pull: Annotated[bool, typer.Option("--pull/--no-pull",
-                                            help="Refresh the mirror from the CRMs first "
-                                                 "(reads only; needs the connectors' leases).")
-                                            ] = False,
-         wait: Annotated[bool, typer.Option(
-             "--wait", help="With --pull: if a daemon holds a connector's lease, wait for it "
-                            "instead of refusing.")] = False,
-         rules_files: RulesOpt = None,
-         at: AtOpt = None,
-         ) -> None:
+def plan(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    leads: Annotated[bool, typer.Option("--leads", help="One line per lead.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+    pull: Annotated[
+        bool,
+        typer.Option(
+            "--pull/--no-pull",
+            help="Refresh the mirror from the CRMs first "
+            "(reads only; needs the connectors' leases).",
+        ),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="With --pull: if a daemon holds a connector's lease, wait for it "
+            "instead of refusing.",
+        ),
+    ] = False,
+    rules_files: RulesOpt = None,
+    at: AtOpt = None,
+) -> None:
     """Dry run on the mirror: what the next cycle would change, and what is held or blocked.
 
     Never writes to a CRM. ``--pull`` writes the mirror, so it takes the connectors' leases: a
@@ -415,8 +493,9 @@ def plan(config: ConfigOpt = DEFAULT_CONFIG,
     _print_plan(result, leads)
 
 
-def _book_for(application: App, settings: Settings, drafts: list[Path] | None,
-              command: str) -> RuleBook:
+def _book_for(
+    application: App, settings: Settings, drafts: list[Path] | None, command: str
+) -> RuleBook:
     """The draft book when ``--rules`` is given, else the live one; exit 2 if it does not
     load (a read-only command on broken live rules says so and shows why)."""
     from rules import RuleLoadError
@@ -429,9 +508,13 @@ def _book_for(application: App, settings: Settings, drafts: list[Path] | None,
             _report_problems(f"syncd {command}: the draft rules do not load", exc.issues)
             raise typer.Exit(2) from None
     if not application.rules.loaded:
-        err.print(f"syncd {command}: the rule files do not load, so there is nothing to "
-                  f"{command}; a running daemon keeps its last good rules. Fix these (then "
-                  "`syncd rules check`):", markup=False, highlight=False)
+        err.print(
+            f"syncd {command}: the rule files do not load, so there is nothing to "
+            f"{command}; a running daemon keeps its last good rules. Fix these (then "
+            "`syncd rules check`):",
+            markup=False,
+            highlight=False,
+        )
         err.print(application.rules.error, markup=False, highlight=False)
         raise typer.Exit(2)
     return application.rules.book
@@ -446,8 +529,12 @@ def _parse_at(text: str) -> datetime:
             return datetime.now(UTC) + parse_duration(text[1:])
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, DurationError) as exc:
-        err.print(f"--at {text!r}: {exc}; give an ISO time (2026-12-07T09:00Z) or a time from "
-                  "now (+3d, +12h)", markup=False, highlight=False)
+        err.print(
+            f"--at {text!r}: {exc}; give an ISO time (2026-12-07T09:00Z) or a time from "
+            "now (+3d, +12h)",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(2) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
@@ -455,24 +542,40 @@ def _parse_at(text: str) -> datetime:
 def _print_plan(result: Plan, leads: bool) -> None:
     out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
     for crm, part in result["crms"].items():
-        out.print(f"\n[bold]{crm}[/]: {part['live_leads']} live leads, "
-                  f"{part['changing_leads']} would change"
-                  + (f" — [yellow]breaker would stop this run[/] ({part['breaker']})"
-                     if part["breaker"] else ""), highlight=False)
+        out.print(
+            f"\n[bold]{crm}[/]: {part['live_leads']} live leads, "
+            f"{part['changing_leads']} would change"
+            + (
+                f" — [yellow]breaker would stop this run[/] ({part['breaker']})"
+                if part["breaker"]
+                else ""
+            ),
+            highlight=False,
+        )
         table = Table("rule", "leads", "from → to", "fields", "newsletters")
         for rule_id, info in sorted(part["rules"].items()):
             moves = ", ".join(f"{k} ×{v}" for k, v in sorted(info["moves"].items()))
             fields = ", ".join(f"{k} ×{v}" for k, v in sorted(info["fields"].items()))
             nl = ", ".join(f"{k} ×{v}" for k, v in sorted(info["newsletters"].items()))
-            table.add_row(*(escape(c) for c in (rule_id, str(info["leads"]), moves or "-",
-                                                fields or "-", nl or "-")))
+            table.add_row(
+                *(
+                    escape(c)
+                    for c in (rule_id, str(info["leads"]), moves or "-", fields or "-", nl or "-")
+                )
+            )
         out.print(table)
         if part["conflicts"]:
-            out.print(f"  {len(part['conflicts'])} conflicts (all_match rules disagreeing; the "
-                      "first rule's value is kept):", highlight=False)
+            out.print(
+                f"  {len(part['conflicts'])} conflicts (all_match rules disagreeing; the "
+                "first rule's value is kept):",
+                highlight=False,
+            )
             for conflict in part["conflicts"][:20]:
-                out.print(f"    {conflict['lead_id']}: {_conflict_text(conflict)}",
-                          markup=False, highlight=False)
+                out.print(
+                    f"    {conflict['lead_id']}: {_conflict_text(conflict)}",
+                    markup=False,
+                    highlight=False,
+                )
         for kind in ("held", "loop_held", "blocked", "failed"):
             if part[kind]:
                 out.print(f"  {len(part[kind])} {kind}:")
@@ -480,18 +583,27 @@ def _print_plan(result: Plan, leads: bool) -> None:
                     out.print(f"    {item['lead_id']}: {item['reason']}", highlight=False)
         if leads:
             for planned in part["leads"]:
-                out.print(f"  {planned['lead_id']}: {planned['before']} → {planned['after']} "
-                          f"(rule {planned['rule_id']})", markup=False, highlight=False)
+                out.print(
+                    f"  {planned['lead_id']}: {planned['before']} → {planned['after']} "
+                    f"(rule {planned['rule_id']})",
+                    markup=False,
+                    highlight=False,
+                )
 
 
 def _conflict_text(item: ConflictView) -> str:
-    return (f"{item['field']}: kept {item['kept_value']!r} (rule {item['kept_rule']}), not "
-            f"{item['rejected_value']!r} (rule {item['rejected_rule']})")
+    return (
+        f"{item['field']}: kept {item['kept_value']!r} (rule {item['kept_rule']}), not "
+        f"{item['rejected_value']!r} (rule {item['rejected_rule']})"
+    )
 
 
 @app.command()
-def explain(lead: Annotated[str, typer.Argument(help="Lead id or email.")],
-            config: ConfigOpt = DEFAULT_CONFIG, rules_files: RulesOpt = None) -> None:
+def explain(
+    lead: Annotated[str, typer.Argument(help="Lead id or email.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    rules_files: RulesOpt = None,
+) -> None:
     """Every rule in order for one lead: matched or not, and which condition decided it."""
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
@@ -504,32 +616,45 @@ def explain(lead: Annotated[str, typer.Argument(help="Lead id or email.")],
     finally:
         application.close()
     if not found:
-        err.print(f"no lead '{lead}' in the mirror (run a cycle first, or check the id)",
-                  markup=False, highlight=False)
+        err.print(
+            f"no lead '{lead}' in the mirror (run a cycle first, or check the id)",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(1)
     # Lead values and rule text are printed as they are: "[weak]" is data, not markup.
     for item in found:
-        out.print(f"[bold]{escape(item['crm'])} lead {escape(item['lead_id'])}[/] status "
-                  f"{escape(_shown(item['status']))}", highlight=False)
+        out.print(
+            f"[bold]{escape(item['crm'])} lead {escape(item['lead_id'])}[/] status "
+            f"{escape(_shown(item['status']))}",
+            highlight=False,
+        )
         for name, reason in sorted(item["reasons"].items()):
-            out.print(f"  {escape(name)} = {escape(_shown(item['enrichment'].get(name)))}  "
-                      f"[dim]{escape(str(reason))}[/]", highlight=False)
+            out.print(
+                f"  {escape(name)} = {escape(_shown(item['enrichment'].get(name)))}  "
+                f"[dim]{escape(str(reason))}[/]",
+                highlight=False,
+            )
         for trace in item["traces"]:
             mark = "[green]✓ matched[/]" if trace["matched"] else "[dim]✗ no match[/]"
-            out.print(f"  {escape(trace['ruleset'])}/{escape(trace['rule_id'])} (line "
-                      f"{trace['line']}): {mark} — {escape(trace['decided_by'])}",
-                      highlight=False)
+            out.print(
+                f"  {escape(trace['ruleset'])}/{escape(trace['rule_id'])} (line "
+                f"{trace['line']}): {mark} — {escape(trace['decided_by'])}",
+                highlight=False,
+            )
         for conflict in item["conflicts"]:
-            out.print(f"  conflict: {_conflict_text(conflict)}", markup=False,
-                      highlight=False)
+            out.print(f"  conflict: {_conflict_text(conflict)}", markup=False, highlight=False)
         out.print(f"  verdict: {item['verdict']}", markup=False, highlight=False)
 
 
 def _shown(value: Any) -> str:
     """A lead value for people: dates readably, text quoted, nothing dropped."""
     if isinstance(value, datetime):
-        return f"{value:%Y-%m-%d %H:%M} UTC" if value.utcoffset() in (None, timedelta(0)) \
+        return (
+            f"{value:%Y-%m-%d %H:%M} UTC"
+            if value.utcoffset() in (None, timedelta(0))
             else value.isoformat(" ", "minutes")
+        )
     return repr(value)
 
 
@@ -546,57 +671,85 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     finally:
         application.close()
     if report["rules_error"]:
-        out.print("[bold red]rule files on disk do not load; the daemon keeps the last good "
-                  "rules:[/]")
+        out.print(
+            "[bold red]rule files on disk do not load; the daemon keeps the last good rules:[/]"
+        )
         out.print(report["rules_error"], markup=False, highlight=False)
     else:
         out.print(f"rules: version {report['rules_version']}", highlight=False)
     for crm, part in report["crms"].items():
-        out.print(f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
-                  f"failed, {len(part['held'])} held"
-                  + (f", {len(part['loop_held'])} held by the loop guard"
-                     if part["loop_held"] else "")
-                  + (f", {len(part['quarantined'])} with unusable values"
-                     if part["quarantined"] else ""), highlight=False)
+        out.print(
+            f"[bold]{crm}[/]: {part['pending']} pending writes, {len(part['failed'])} "
+            f"failed, {len(part['held'])} held"
+            + (f", {len(part['loop_held'])} held by the loop guard" if part["loop_held"] else "")
+            + (f", {len(part['quarantined'])} with unusable values" if part["quarantined"] else ""),
+            highlight=False,
+        )
         if part["pending_by"]:
-            out.print("  pending: " + ", ".join(
-                f"{p['change']} ×{p['count']}" + (f" (retrying after {p['retrying']})"
-                                                  if p["retrying"] else "")
-                for p in part["pending_by"]), highlight=False)
+            out.print(
+                "  pending: "
+                + ", ".join(
+                    f"{p['change']} ×{p['count']}"
+                    + (f" (retrying after {p['retrying']})" if p["retrying"] else "")
+                    for p in part["pending_by"]
+                ),
+                highlight=False,
+            )
         for item in part["unsent"]:
-            out.print(f"  [yellow]{item['outcome']}[/] ×{item['count']} in the runs below: "
-                      f"{item['reason']}", highlight=False)
+            out.print(
+                f"  [yellow]{item['outcome']}[/] ×{item['count']} in the runs below: "
+                f"{item['reason']}",
+                highlight=False,
+            )
         latest = part["runs"][0] if part["runs"] else None
         if latest is not None and latest["outcome"] == "budget":
             out.print(f"  [yellow]paused[/] (API budget): {latest['message']}", highlight=False)
-        out.print(f"  written by the syncd on {part['writer']}" if part["writer"]
-                  else "  no syncd holds its lease now", highlight=False)
+        out.print(
+            f"  written by the syncd on {part['writer']}"
+            if part["writer"]
+            else "  no syncd holds its lease now",
+            highlight=False,
+        )
         for run_row in part["runs"]:
-            out.print(f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
-                      f"{run_row['outcome']}: pulled {run_row['pulled']}, written "
-                      f"{run_row['written']}, failed {run_row['failed']}"
-                      + (f" — {run_row['message']}" if run_row["message"] else ""),
-                      highlight=False)
+            out.print(
+                f"  run {run_row['run_id']} {run_row['started_at']:%Y-%m-%d %H:%M:%S} "
+                f"{run_row['outcome']}: pulled {run_row['pulled']}, written "
+                f"{run_row['written']}, failed {run_row['failed']}"
+                + (f" — {run_row['message']}" if run_row["message"] else ""),
+                highlight=False,
+            )
         for failed in part["failed"]:
-            out.print(f"  [red]failed[/] {failed['lead_id']}: {failed['error_code']}: "
-                      f"{failed['error_message']}", highlight=False)
+            out.print(
+                f"  [red]failed[/] {failed['lead_id']}: {failed['error_code']}: "
+                f"{failed['error_message']}",
+                highlight=False,
+            )
         for held in part["held"]:
             out.print(f"  [yellow]held[/] {held['lead_id']}: {held['reason']}", highlight=False)
         for looped in part["loop_held"]:
-            out.print(f"  [yellow]held by the loop guard[/] {looped['lead_id']}: "
-                      f"{escape(looped['reason'])}", highlight=False)
+            out.print(
+                f"  [yellow]held by the loop guard[/] {looped['lead_id']}: "
+                f"{escape(looped['reason'])}",
+                highlight=False,
+            )
         for bad in part["quarantined"]:
-            values = "; ".join(f"{p['field']} = {p['excerpt']!r} ({p['reason']})"
-                               for p in bad["problems"])
+            values = "; ".join(
+                f"{p['field']} = {p['excerpt']!r} ({p['reason']})" for p in bad["problems"]
+            )
             # CRM text is escaped: a value like "[red]" must print as itself.
-            out.print(f"  [yellow]quarantined[/] {bad['lead_id']}: {escape(values)} — stored "
-                      "empty; fix the value in the CRM", highlight=False)
+            out.print(
+                f"  [yellow]quarantined[/] {bad['lead_id']}: {escape(values)} — stored "
+                "empty; fix the value in the CRM",
+                highlight=False,
+            )
 
 
 @app.command()
-def audit(lead: Annotated[str | None, typer.Argument(help="Lead id or email.")] = None,
-          run_id: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
-          config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def audit(
+    lead: Annotated[str | None, typer.Argument(help="Lead id or email.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
     """Change history with rule id and rule-set version, for a lead or a run."""
     if not lead and not run_id:
         err.print("name a lead id or --run RUN")
@@ -610,9 +763,14 @@ def audit(lead: Annotated[str | None, typer.Argument(help="Lead id or email.")] 
         else:
             # An email (or an id) may name leads in several CRMs: show each one's history.
             found = [(row.lead_id, row.crm) for row in application.store.find_leads(lead or "")]
-            rows = sorted((r for lead_id, crm in (dict.fromkeys(found) or [(lead or "", None)])
-                           for r in application.store.audit_of_lead(lead_id, crm)),
-                          key=lambda r: (r.at, r.id))
+            rows = sorted(
+                (
+                    r
+                    for lead_id, crm in (dict.fromkeys(found) or [(lead or "", None)])
+                    for r in application.store.audit_of_lead(lead_id, crm)
+                ),
+                key=lambda r: (r.at, r.id),
+            )
     finally:
         application.close()
     if not rows:
@@ -620,30 +778,44 @@ def audit(lead: Annotated[str | None, typer.Argument(help="Lead id or email.")] 
         raise typer.Exit(1)
     for r in rows:
         what = _change_text(r.field, r.before, r.after)
-        failure = (f" {r.error_code}: {r.message}" if r.error_code
-                   else f": {r.message}" if r.message else "")  # why superseded or withdrawn
-        out.print(f"{r.at:%Y-%m-%d %H:%M:%S}  {r.crm}  {r.lead_id}  {what}  rule {r.rule_id} "
-                  f"(rules {r.ruleset_version})  run {r.run_id}  {r.outcome}{failure}",
-                  highlight=False, markup=False)
+        failure = (
+            f" {r.error_code}: {r.message}"
+            if r.error_code
+            else f": {r.message}"
+            if r.message
+            else ""
+        )  # why superseded or withdrawn
+        out.print(
+            f"{r.at:%Y-%m-%d %H:%M:%S}  {r.crm}  {r.lead_id}  {what}  rule {r.rule_id} "
+            f"(rules {r.ruleset_version})  run {r.run_id}  {r.outcome}{failure}",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command()
-def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to undo.")],
-           rule: Annotated[str | None, typer.Option(
-               "--rule", help="Only the changes of this rule.")] = None,
-           lead: Annotated[str | None, typer.Option(
-               "--lead", help="Only this lead's changes.")] = None,
-           since: Annotated[str | None, typer.Option(
-               "--since", help="Only changes applied since: an ISO time or a duration ago "
-                               "(2h, 3d).")] = None,
-           dry_run: Annotated[bool, typer.Option(
-               "--dry-run", help="Show the plan; write nothing.")] = False,
-           yes: Annotated[bool, typer.Option("--yes", "-y",
-                                             help="Skip the confirmation.")] = False,
-           approve_large_run: Annotated[bool, typer.Option(
-               "--approve-large-run", help="Let the revert past the change breaker.")] = False,
-           as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
-           config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def revert(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to undo.")],
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="Only the changes of this rule.")
+    ] = None,
+    lead: Annotated[str | None, typer.Option("--lead", help="Only this lead's changes.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only changes applied since: an ISO time or a duration ago (2h, 3d)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan; write nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Skip the confirmation.")] = False,
+    approve_large_run: Annotated[
+        bool, typer.Option("--approve-large-run", help="Let the revert past the change breaker.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
     """Undo what syncd wrote in RUN: a plan first, then a run of its own (audited, revertible).
 
     Values changed since by anyone else are skipped and listed, never overwritten.
@@ -662,9 +834,12 @@ def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to
             raise typer.Exit(2) from None
         pipeline = application.pipelines.get(target.crm)
         if pipeline is None:
-            err.print(f"syncd revert: run {run_id} wrote to connector {target.crm!r}, which is "
-                      "not configured (or not enabled) in this config", markup=False,
-                      highlight=False)
+            err.print(
+                f"syncd revert: run {run_id} wrote to connector {target.crm!r}, which is "
+                "not configured (or not enabled) in this config",
+                markup=False,
+                highlight=False,
+            )
             raise typer.Exit(2)
         from syncd.pipeline import CycleReport
 
@@ -679,13 +854,18 @@ def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to
             _print_revert_plan(plan, settings.breaker)
         if dry_run or not plan.restores:
             if not as_json:
-                out.print("dry run: nothing was written" if dry_run
-                          else "nothing to revert: every change was skipped" if plan.skipped
-                          else f"no applied changes of run {run_id} are in the audit (the "
-                          "revert window is the audit's retention)")
+                out.print(
+                    "dry run: nothing was written"
+                    if dry_run
+                    else "nothing to revert: every change was skipped"
+                    if plan.skipped
+                    else f"no applied changes of run {run_id} are in the audit (the "
+                    "revert window is the audit's retention)"
+                )
             return
-        if not yes and not typer.confirm(f"Write these {len(plan.restores)} changes to "
-                                         f"{plan.crm}?", default=False):
+        if not yes and not typer.confirm(
+            f"Write these {len(plan.restores)} changes to {plan.crm}?", default=False
+        ):
             out.print("nothing was written")
             return
         result = execute_revert(pipeline, plan, book, approve_large_run=approve_large_run)
@@ -693,11 +873,16 @@ def revert(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run to
     finally:
         application.close()
     colour = "green" if result.report.outcome == "ok" and not result.mismatches else "red"
-    out.print(f"[bold {colour}]run {result.report.run_id} {result.report.outcome}: "
-              f"{escape(result.report.message or '')}[/]", highlight=False)
+    out.print(
+        f"[bold {colour}]run {result.report.run_id} {result.report.outcome}: "
+        f"{escape(result.report.message or '')}[/]",
+        highlight=False,
+    )
     for lead_id, name, expected, found in result.mismatches:
-        out.print(f"  [red]differs[/] {lead_id} {name}: wrote {expected!r}, the CRM shows "
-                  f"{found!r}", highlight=False)
+        out.print(
+            f"  [red]differs[/] {lead_id} {name}: wrote {expected!r}, the CRM shows {found!r}",
+            highlight=False,
+        )
     out.print(f"undo this revert with: syncd revert {result.report.run_id}", highlight=False)
     raise typer.Exit(0 if result.report.outcome == "ok" and not result.mismatches else 1)
 
@@ -715,8 +900,11 @@ def _since(text: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        err.print(f"--since {text!r}: not an ISO time (2026-11-30T09:00) or a duration (2h, "
-                  "3d)", markup=False, highlight=False)
+        err.print(
+            f"--since {text!r}: not an ISO time (2026-11-30T09:00) or a duration (2h, 3d)",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(2) from None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
@@ -724,15 +912,19 @@ def _since(text: str | None) -> datetime | None:
 def _print_revert_plan(plan: Any, breaker: Any) -> None:
     from syncd.revert import CANNOT_UNDO
 
-    out.print(f"[bold]Revert of run {plan.run_id}[/] on {plan.crm}: {len(plan.restores)} "
-              f"changes to write, {len(plan.skipped)} skipped", highlight=False)
+    out.print(
+        f"[bold]Revert of run {plan.run_id}[/] on {plan.crm}: {len(plan.restores)} "
+        f"changes to write, {len(plan.skipped)} skipped",
+        highlight=False,
+    )
     table = Table("lead", "field", "current", "restored")
     for r in plan.restores:
         table.add_row(r.lead_id, r.label, escape(_value(r.current)), escape(_value(r.restored)))
     if plan.restores:
         out.print(table)
-    removals = Counter(r.field for r in plan.restores if r.kind == "membership"
-                       and r.restored is False)
+    removals = Counter(
+        r.field for r in plan.restores if r.kind == "membership" and r.restored is False
+    )
     for name, n in sorted(removals.items()):
         out.print(f"newsletter removals: {n} leads out of {name}", highlight=False)
     if plan.skipped:
@@ -741,13 +933,18 @@ def _print_revert_plan(plan: Any, breaker: Any) -> None:
             out.print(f"  {s.lead_id} {s.field}: {escape(s.reason)}", highlight=False)
     share = plan.changing_leads / plan.live_leads if plan.live_leads else 0.0
     if plan.changing_leads >= breaker.min_changes and share > breaker.max_change_share:
-        out.print(f"[yellow]breaker:[/] {plan.changing_leads} of {plan.live_leads} leads "
-                  f"({share:.0%}) is above breaker.max_change_share; add --approve-large-run "
-                  "to write it", highlight=False)
+        out.print(
+            f"[yellow]breaker:[/] {plan.changing_leads} of {plan.live_leads} leads "
+            f"({share:.0%}) is above breaker.max_change_share; add --approve-large-run "
+            "to write it",
+            highlight=False,
+        )
     for rule_id, n in sorted(plan.rules_again.items()):
-        out.print(f"[yellow]warning:[/] the current rules would change {n} of these leads "
-                  f"again on the next cycle (rule {rule_id}); fix or disable the rule first",
-                  highlight=False)
+        out.print(
+            f"[yellow]warning:[/] the current rules would change {n} of these leads "
+            f"again on the next cycle (rule {rule_id}); fix or disable the rule first",
+            highlight=False,
+        )
     out.print(f"[dim]{CANNOT_UNDO}[/]", highlight=False)
 
 
@@ -760,11 +957,19 @@ def _value(value: Any) -> str:
 
 
 @rules_app.command("check")
-def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")],
-                config: Annotated[Path | None, typer.Option(
-                    "--config", "-c", help="Check fields, set_field and newsletter names "
-                                           "against this config (default: SYNCD_CONFIG, else "
-                                           "config.example.yaml if present).")] = None) -> None:
+def rules_check(
+    files: Annotated[list[Path], typer.Argument(help="Rule files.")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Check fields, set_field and newsletter names "
+            "against this config (default: SYNCD_CONFIG, else "
+            "config.example.yaml if present).",
+        ),
+    ] = None,
+) -> None:
     """Validate rule files as the daemon would load them together; print every error with
     file:line:column, the warnings, and the rule-set version. Exit 0 or 2."""
     from rules import RuleLoadError, load_rulebook
@@ -776,12 +981,19 @@ def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")]
 
         kwargs = rule_allowlists(_settings(source))  # the daemon's own allowlists
         if config is None:
-            err.print(f"checking against {source} (custom fields, settable fields, newsletter "
-                      "names); -c chooses another config", markup=False, highlight=False)
+            err.print(
+                f"checking against {source} (custom fields, settable fields, newsletter "
+                "names); -c chooses another config",
+                markup=False,
+                highlight=False,
+            )
     else:
-        err.print("no config (-c, SYNCD_CONFIG or config.example.yaml): custom fields, "
-                  "settable fields and newsletter names are not checked", markup=False,
-                  highlight=False)
+        err.print(
+            "no config (-c, SYNCD_CONFIG or config.example.yaml): custom fields, "
+            "settable fields and newsletter names are not checked",
+            markup=False,
+            highlight=False,
+        )
     try:
         book = load_rulebook(list(files), **kwargs)
     except RuleLoadError as exc:
@@ -795,8 +1007,7 @@ def rules_check(files: Annotated[list[Path], typer.Argument(help="Rule files.")]
     for warning in warnings:
         err.print(warning, markup=False, highlight=False)
     for ruleset in book.sets:
-        out.print(f"{ruleset.path}: ok ({len(ruleset.rules)} rules)", markup=False,
-                  highlight=False)
+        out.print(f"{ruleset.path}: ok ({len(ruleset.rules)} rules)", markup=False, highlight=False)
     # The book's version: the hash plan, audit, the daemon's log and syncd_rules_info show.
     out.print(f"rules version {book.version}", highlight=False)
 
@@ -812,12 +1023,13 @@ def _check_config(given: Path | None) -> Path | None:
 
 
 @rules_app.command("diff")
-def rules_diff(old: Annotated[Path, typer.Argument(help="The rule file(s) in use now.")],
-               new: Annotated[Path, typer.Argument(help="The edited rule file.")],
-               config: ConfigOpt = DEFAULT_CONFIG,
-               leads: Annotated[bool, typer.Option("--leads", help="One line per lead.")
-                                ] = False,
-               at: AtOpt = None) -> None:
+def rules_diff(
+    old: Annotated[Path, typer.Argument(help="The rule file(s) in use now.")],
+    new: Annotated[Path, typer.Argument(help="The edited rule file.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    leads: Annotated[bool, typer.Option("--leads", help="One line per lead.")] = False,
+    at: AtOpt = None,
+) -> None:
     """Which mirrored leads two rule versions decide differently: counts per from → to and per
     rule. Reads only the mirror; nothing is written."""
     from rules import RuleLoadError
@@ -835,13 +1047,17 @@ def rules_diff(old: Annotated[Path, typer.Argument(help="The rule file(s) in use
             raise typer.Exit(2) from None
     application = _build(settings, connect=False)
     try:
-        result = diff_rule_books(application, books[0], books[1],
-                                 _parse_at(at) if at else application.clock())
+        result = diff_rule_books(
+            application, books[0], books[1], _parse_at(at) if at else application.clock()
+        )
     finally:
         application.close()
-    out.print(f"rules {result.old_version} → {result.new_version} at "
-              f"{result.now:%Y-%m-%d %H:%M} UTC: {result.changed} of "
-              f"{sum(result.compared.values())} leads change decision", highlight=False)
+    out.print(
+        f"rules {result.old_version} → {result.new_version} at "
+        f"{result.now:%Y-%m-%d %H:%M} UTC: {result.changed} of "
+        f"{sum(result.compared.values())} leads change decision",
+        highlight=False,
+    )
     for (crm, before, after), n in sorted(result.moves.items()):
         out.print(f"  {crm}: {before} → {after}  ×{n}", markup=False, highlight=False)
     for (crm, rule), n in sorted(result.rules_gained.items()):
@@ -850,8 +1066,12 @@ def rules_diff(old: Annotated[Path, typer.Argument(help="The rule file(s) in use
         out.print(f"  {crm}: rule {rule} no longer decides {n}", markup=False, highlight=False)
     if leads:
         for d in result.leads:
-            out.print(f"  {d.crm} {d.lead_id}: {d.before} (rule {d.old_rule}) → {d.after} "
-                      f"(rule {d.new_rule})", markup=False, highlight=False)
+            out.print(
+                f"  {d.crm} {d.lead_id}: {d.before} (rule {d.old_rule}) → {d.after} "
+                f"(rule {d.new_rule})",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _drafts_stand_in(book: RuleBook, live: list[Path]) -> RuleBook:
@@ -867,8 +1087,11 @@ def _drafts_stand_in(book: RuleBook, live: list[Path]) -> RuleBook:
     for rs in book.sets:
         target = by_name.get(rs.name)
         if target is not None and target.resolve() != rs.path.resolve():
-            err.print(f"{rs.path} stands in for {target} (rule set '{rs.name}')",
-                      markup=False, highlight=False)
+            err.print(
+                f"{rs.path} stands in for {target} (rule set '{rs.name}')",
+                markup=False,
+                highlight=False,
+            )
             sets.append(replace(rs, path=target))
         else:
             sets.append(rs)
@@ -876,9 +1099,14 @@ def _drafts_stand_in(book: RuleBook, live: list[Path]) -> RuleBook:
 
 
 @rules_app.command("test")
-def rules_test(directory: Annotated[Path | None, typer.Argument(
-                   help="Fixture directory (default: rules.fixtures from the config).")] = None,
-               config: ConfigOpt = DEFAULT_CONFIG, rules_files: RulesOpt = None) -> None:
+def rules_test(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="Fixture directory (default: rules.fixtures from the config)."),
+    ] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    rules_files: RulesOpt = None,
+) -> None:
     """Run rule fixtures (a lead, a time, the expected outcome) and report like pytest."""
     from rules import RuleLoadError, run_fixtures
 
@@ -886,8 +1114,9 @@ def rules_test(directory: Annotated[Path | None, typer.Argument(
     from syncd.app import _book_loader
     from syncd.enrichment import Enricher, EnrichmentSettings
 
-    directory = directory or (settings.path(settings.rules.fixtures)
-                              if settings.rules.fixtures else None)
+    directory = directory or (
+        settings.path(settings.rules.fixtures) if settings.rules.fixtures else None
+    )
     if directory is None or not directory.is_dir():
         err.print(f"no fixture directory {directory}")
         raise typer.Exit(2)
@@ -936,11 +1165,14 @@ def db_current(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
-    current = ("empty" if status.empty else
-               "0.1 (before migrations)" if status.legacy else status.current)
-    out.print(f"current: {current}\nneeded:  {status.head}"
-              + ("" if status.up_to_date else "\nrun `syncd db upgrade` (after a backup)"),
-              highlight=False)
+    current = (
+        "empty" if status.empty else "0.1 (before migrations)" if status.legacy else status.current
+    )
+    out.print(
+        f"current: {current}\nneeded:  {status.head}"
+        + ("" if status.up_to_date else "\nrun `syncd db upgrade` (after a backup)"),
+        highlight=False,
+    )
 
 
 @db_app.command("upgrade")
@@ -964,10 +1196,12 @@ def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 
 @db_app.command("prune")
-def db_prune(config: ConfigOpt = DEFAULT_CONFIG,
-             dry_run: Annotated[bool, typer.Option(
-                 "--dry-run", help="Count what would be deleted; delete nothing.")] = False,
-             ) -> None:
+def db_prune(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
     """Delete audit, run and finished outbox rows older than the retention settings.
 
     The daemon does this by itself between cycles; this shows (--dry-run) or does it now.
@@ -984,14 +1218,18 @@ def db_prune(config: ConfigOpt = DEFAULT_CONFIG,
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        results = prune(store.engine, settings.retention, datetime.now(UTC), dry_run=dry_run,
-                        max_seconds=0)
+        results = prune(
+            store.engine, settings.retention, datetime.now(UTC), dry_run=dry_run, max_seconds=0
+        )
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"
     for item in results:
-        out.print(f"{item.table:<7} {verb} {item.rows:>9,} rows older than "
-                  f"{item.cutoff:%Y-%m-%d %H:%M} UTC", highlight=False)
+        out.print(
+            f"{item.table:<7} {verb} {item.rows:>9,} rows older than "
+            f"{item.cutoff:%Y-%m-%d %H:%M} UTC",
+            highlight=False,
+        )
 
 
 @rules_app.command("schema")

@@ -51,25 +51,33 @@ def start_fresh(store: StateStore, connectors: Sequence[str]) -> int:
             # Its emulators are not ours: clearing would pull the state from under it.
             raise NotTheDemosStore(
                 f"another syncd ({holder.describe()}) runs the demo's {name} on this state "
-                "store; stop it first, or point state.url at another database")
+                "store; stop it first, or point state.url at another database"
+            )
     with store.begin() as conn:
-        leads = conn.execute(select(func.count()).select_from(LeadRow).where(
-            LeadRow.crm.in_(names))).scalar_one()  # type: ignore[attr-defined]
-        runs = conn.execute(select(func.count()).select_from(RunRow).where(
-            RunRow.crm.in_(names))).scalar_one()  # type: ignore[attr-defined]
+        lead, run = LeadRow.__table__, RunRow.__table__
+        leads = conn.execute(
+            select(func.count()).select_from(lead).where(lead.c.crm.in_(names))
+        ).scalar_one()
+        runs = conn.execute(
+            select(func.count()).select_from(run).where(run.c.crm.in_(names))
+        ).scalar_one()
     if (leads or runs) and store.get_meta(MARK) is None:
         raise NotTheDemosStore(
             f"state.url ({store.engine.url.render_as_string(hide_password=True)}) holds the "
             f"state of {', '.join(names)} from a daemon that talked to real CRMs; the embedded "
             "demo would not match it and does not clear it. Point state.url at another "
             "database (or delete this one if an older demo made it), or set "
-            "embedded.fresh_state: false to keep it")
+            "embedded.fresh_state: false to keep it"
+        )
     with store.begin() as conn:
         for name in _TABLES:
             table = SQLModel.metadata.tables[name]
             conn.execute(delete(table).where(table.c.crm.in_(names)))
     store.set_meta(MARK, {"started_at": datetime.now(UTC).isoformat()})
     if leads:
-        log.info("embedded demo: new emulators, so a fresh state: cleared the mirror of %d "
-                 "leads, cursors, outbox, audit and runs of the last demo", leads)
+        log.info(
+            "embedded demo: new emulators, so a fresh state: cleared the mirror of %d "
+            "leads, cursors, outbox, audit and runs of the last demo",
+            leads,
+        )
     return int(leads)

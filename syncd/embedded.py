@@ -59,19 +59,34 @@ class EmbeddedCRMs:
             try:
                 start = spec.load_emulator()
             except ConnectorTypeError as exc:
-                hint = "the emulators come with the 'emulators' extra: pip install " \
-                       "'syncd[emulators]'"
+                hint = (
+                    "the emulators come with the 'emulators' extra: pip install 'syncd[emulators]'"
+                )
                 raise StartupError([f"embedded: {exc} ({hint})"]) from None
             if start is None:
-                log.warning("%s: connector type %s has no emulator; it talks to the configured "
-                            "%s", name, cs.type, spec.title)
+                log.warning(
+                    "%s: connector type %s has no emulator; it talks to the configured %s",
+                    name,
+                    cs.type,
+                    spec.title,
+                )
                 continue
-            emu = self.emulators[name] = start(DemoSeed(
-                leads=leads, fields=dict(cs.connector.get("fields", {})),
-                status_values=cs.status_values, newsletters=NEWSLETTERS,
-                modified_at=_last_modified))
-            log.info("embedded %s emulator for %s on %s with %d leads", spec.title, name,
-                     emu.url, len(emu.lead_ids))
+            emu = self.emulators[name] = start(
+                DemoSeed(
+                    leads=leads,
+                    fields=dict(cs.connector.get("fields", {})),
+                    status_values=cs.status_values,
+                    newsletters=NEWSLETTERS,
+                    modified_at=_last_modified,
+                )
+            )
+            log.info(
+                "embedded %s emulator for %s on %s with %d leads",
+                spec.title,
+                name,
+                emu.url,
+                len(emu.lead_ids),
+            )
 
     def server(self, name: str) -> Any:
         """The emulator server of instance ``name`` (tests add leads and read its journal)."""

@@ -78,8 +78,18 @@ __all__ = [
 
 #: Functions a title maps to; ``other`` when no function word is recognised.
 ROLES: tuple[str, ...] = (
-    "marketing", "sales", "engineering", "it", "finance", "operations", "hr", "executive",
-    "product", "customer_success", "legal", "other",
+    "marketing",
+    "sales",
+    "engineering",
+    "it",
+    "finance",
+    "operations",
+    "hr",
+    "executive",
+    "product",
+    "customer_success",
+    "legal",
+    "other",
 )
 #: Ranks a title maps to; ``unknown`` when no rank word is recognised.
 SENIORITIES: tuple[str, ...] = ("c_level", "vp", "director", "manager", "individual", "unknown")
@@ -88,9 +98,21 @@ DECISION_MAKER_SENIORITIES: frozenset[str] = frozenset({"c_level", "vp", "direct
 
 _BANT_FIELDS: tuple[str, ...] = ("budget", "authority", "need", "timeline")
 # Values forms and CRMs use for "nothing entered"; they do not make a BANT criterion present.
-_BLANK_PLACEHOLDERS: frozenset[str] = frozenset({
-    "", "-", "--", "?", "n/a", "na", "none", "null", "unknown", "tbd", "not set",
-})
+_BLANK_PLACEHOLDERS: frozenset[str] = frozenset(
+    {
+        "",
+        "-",
+        "--",
+        "?",
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "unknown",
+        "tbd",
+        "not set",
+    }
+)
 _LONGEST_PLACEHOLDER = max(map(len, _BLANK_PLACEHOLDERS))
 _BANT_BITS: tuple[tuple[int, str], ...] = tuple((1 << i, n) for i, n in enumerate(_BANT_FIELDS))
 
@@ -109,8 +131,11 @@ def _bant_outcome(mask: int, decision_maker: bool) -> tuple[int, str, str]:
     reason = f"bant_score {len(present)}: " + (", ".join(present) if present else "none present")
     if absent:
         reason += "; missing: " + ", ".join(absent)
-    complete = ("all of budget, authority, need, timeline present" if not absent
-                else "missing: " + ", ".join(absent))
+    complete = (
+        "all of budget, authority, need, timeline present"
+        if not absent
+        else "missing: " + ", ".join(absent)
+    )
     return len(present), reason, complete
 
 
@@ -130,19 +155,29 @@ class IcpWeights(pydantic.BaseModel, extra="forbid"):
     """Points each ICP criterion adds to ``icp_score``; they add up to at most 100."""
 
     industry: int = pydantic.Field(
-        default=25, ge=0, le=100, description="Industry is in icp.industries.")
+        default=25, ge=0, le=100, description="Industry is in icp.industries."
+    )
     country: int = pydantic.Field(
-        default=15, ge=0, le=100, description="Country is in icp.countries.")
+        default=15, ge=0, le=100, description="Country is in icp.countries."
+    )
     company_size: int = pydantic.Field(
-        default=20, ge=0, le=100,
-        description="Employee count is within min_employees..max_employees.")
+        default=20,
+        ge=0,
+        le=100,
+        description="Employee count is within min_employees..max_employees.",
+    )
     role: int = pydantic.Field(
-        default=10, ge=0, le=100, description="Role (from the title) is in icp.roles.")
+        default=10, ge=0, le=100, description="Role (from the title) is in icp.roles."
+    )
     decision_maker: int = pydantic.Field(
-        default=20, ge=0, le=100, description="Seniority is c_level, vp or director.")
+        default=20, ge=0, le=100, description="Seniority is c_level, vp or director."
+    )
     business_email: int = pydantic.Field(
-        default=10, ge=0, le=100,
-        description="Email domain is known and not a consumer mail provider.")
+        default=10,
+        ge=0,
+        le=100,
+        description="Email domain is known and not a consumer mail provider.",
+    )
 
     @pydantic.model_validator(mode="after")
     def _total_at_most_100(self) -> IcpWeights:
@@ -150,7 +185,8 @@ class IcpWeights(pydantic.BaseModel, extra="forbid"):
         if total > 100:
             raise ValueError(
                 f"ICP weights add up to {total}; lower them to a total of at most 100 so that "
-                "icp_score stays within 0..100")
+                "icp_score stays within 0..100"
+            )
         return self
 
 
@@ -159,31 +195,63 @@ class IcpSettings(pydantic.BaseModel, extra="forbid"):
 
     industries: list[str] = pydantic.Field(
         default_factory=lambda: [
-            "Software", "Computer Software", "Technology", "Information Technology",
-            "Information Technology and Services", "Internet", "SaaS", "Financial Services",
-            "Marketing and Advertising", "Telecommunications", "Consulting",
+            "Software",
+            "Computer Software",
+            "Technology",
+            "Information Technology",
+            "Information Technology and Services",
+            "Internet",
+            "SaaS",
+            "Financial Services",
+            "Marketing and Advertising",
+            "Telecommunications",
+            "Consulting",
         ],
         description="Industries that fit, matched case-insensitively with punctuation and '&' vs "
-                    "'and' ignored, so 'COMPUTER_SOFTWARE' matches 'Computer Software'.")
+        "'and' ignored, so 'COMPUTER_SOFTWARE' matches 'Computer Software'.",
+    )
     countries: list[str] = pydantic.Field(
-        default_factory=lambda: ["US", "CA", "GB", "IE", "DE", "AT", "CH", "NL", "FR", "SE",
-                                 "DK", "NO", "FI", "AU", "NZ"],
+        default_factory=lambda: [
+            "US",
+            "CA",
+            "GB",
+            "IE",
+            "DE",
+            "AT",
+            "CH",
+            "NL",
+            "FR",
+            "SE",
+            "DK",
+            "NO",
+            "FI",
+            "AU",
+            "NZ",
+        ],
         description="Countries served, as ISO 3166-1 alpha-2 codes or common names; lead values "
-                    "such as 'USA' or 'United States' are recognised as 'US'.")
+        "such as 'USA' or 'United States' are recognised as 'US'.",
+    )
     min_employees: int = pydantic.Field(
-        default=50, ge=0, description="Smallest company that fits (inclusive).")
+        default=50, ge=0, description="Smallest company that fits (inclusive)."
+    )
     max_employees: int | None = pydantic.Field(
-        default=5000, ge=0,
-        description="Largest company that fits (inclusive); null for no upper bound.")
+        default=5000,
+        ge=0,
+        description="Largest company that fits (inclusive); null for no upper bound.",
+    )
     roles: list[str] = pydantic.Field(
         default_factory=lambda: ["marketing", "sales", "operations", "it"],
-        description=f"Functions that buy; any of {', '.join(ROLES)}.")
+        description=f"Functions that buy; any of {', '.join(ROLES)}.",
+    )
     weights: IcpWeights = pydantic.Field(
-        default_factory=IcpWeights, description="Points per criterion.")
+        default_factory=IcpWeights, description="Points per criterion."
+    )
     strong_at: int = pydantic.Field(
-        default=70, ge=0, le=100, description="icp_score at or above which icp_fit is 'strong'.")
+        default=70, ge=0, le=100, description="icp_score at or above which icp_fit is 'strong'."
+    )
     medium_at: int = pydantic.Field(
-        default=40, ge=0, le=100, description="icp_score at or above which icp_fit is 'medium'.")
+        default=40, ge=0, le=100, description="icp_score at or above which icp_fit is 'medium'."
+    )
 
     @pydantic.field_validator("countries")
     @classmethod
@@ -191,7 +259,8 @@ class IcpSettings(pydantic.BaseModel, extra="forbid"):
         for country in countries:
             if _country_code(country) is None:
                 raise ValueError(
-                    f"unknown country {country!r}; use an ISO 3166-1 alpha-2 code such as 'US'")
+                    f"unknown country {country!r}; use an ISO 3166-1 alpha-2 code such as 'US'"
+                )
         return countries
 
     @pydantic.field_validator("roles")
@@ -205,11 +274,15 @@ class IcpSettings(pydantic.BaseModel, extra="forbid"):
     @pydantic.model_validator(mode="after")
     def _ordered_bounds(self) -> IcpSettings:
         if self.max_employees is not None and self.max_employees < self.min_employees:
-            raise ValueError(f"max_employees ({self.max_employees}) is below min_employees "
-                             f"({self.min_employees}); raise it or set it to null")
+            raise ValueError(
+                f"max_employees ({self.max_employees}) is below min_employees "
+                f"({self.min_employees}); raise it or set it to null"
+            )
         if self.medium_at > self.strong_at:
-            raise ValueError(f"medium_at ({self.medium_at}) is above strong_at "
-                             f"({self.strong_at}); lower medium_at")
+            raise ValueError(
+                f"medium_at ({self.medium_at}) is above strong_at "
+                f"({self.strong_at}); lower medium_at"
+            )
         return self
 
 
@@ -217,11 +290,13 @@ class EnrichmentSettings(pydantic.BaseModel, extra="forbid"):
     """Settings of :class:`Enricher`."""
 
     icp: IcpSettings = pydantic.Field(
-        default_factory=IcpSettings, description="Ideal customer profile for icp_score.")
+        default_factory=IcpSettings, description="Ideal customer profile for icp_score."
+    )
     extra_free_mail_domains: list[str] = pydantic.Field(
         default_factory=list,
         description="Consumer mail domains to add to the built-in list (subdomains match too), "
-                    "e.g. a regional provider.")
+        "e.g. a regional provider.",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,128 +318,437 @@ def _compile(rules: Iterable[tuple[str, str]]) -> tuple[tuple[str, re.Pattern[st
 # Support staff who work *for* someone senior: neither their rank nor their function is the
 # boss's (domain.md: derive the decision maker from the title, not from words in it).
 _ASSISTANT_TO = _words(
-    "(?:assistant|secretary|ea|pa) (?:to|of)", "executive assistant", "personal assistant",
-    "administrative assistant", "admin assistant", "office assistant", "executive secretary",
+    "(?:assistant|secretary|ea|pa) (?:to|of)",
+    "executive assistant",
+    "personal assistant",
+    "administrative assistant",
+    "admin assistant",
+    "office assistant",
+    "executive secretary",
 )
 
 # First match wins: specific compounds come before the single words they contain.
-_SENIORITY_RULES = _compile([
-    ("individual", _ASSISTANT_TO),
-    ("manager", _words("chief of staff")),
-    ("director", _words("avp", "(?:assistant|associate) vice president")),
-    ("manager", _words("(?:assistant|associate|deputy) (?:director|directeur|directora)")),
-    ("individual", _words("founding engineer", "product owner")),
-    ("c_level", _words(
-        "ceo", "cfo", "cto", "coo", "cmo", "cro", "cio", "ciso", "cpo", "chro", "cdo", "cso",
-        "cco", "cxo", "cao", "chief", r"(?<!vice )presidente?", "co ?founder", "founder",
-        r"(?<!product )(?<!process )owner", "managing (?:director|partner)",
-        "founding partner", "general partner", "chair(?:man|woman|person)", "board member",
-        "gesch(?:ä|ae|a)ftsf(?:ü|ue|u)hrer(?:in)?", "inhaber(?:in)?", "pdg",
-        "(?:directeur|directrice|director|directora) g(?:é|e)n(?:é|e)ral(?:e)?",
-        "gerente general",
-    )),
-    ("vp", _words(
-        "vp", "svp", "evp", "vice ?president(?:e)?", "vizepr(?:ä|ae|a)sident(?:in)?",
-        "head", "general counsel",
-    )),
-    ("director", _words(
-        "director", "directora", "directeur", "directrice", "direktor(?:in)?", "direttore",
-        "dir", "general manager", "gm",
-    )),
-    ("manager", _words(
-        "manager", "mgr", "managers", "supervisor", "superintendent", "foreman",
-        r"lead(?! gen| generation| development| qualification| nurturing)", "team ?leader",
-        "team ?lead", "leader", "(?:\\w*)leiter(?:in)?", "responsable", "jef[ea]", "gerente",
-        "chef", "controller",
-    )),
-    ("individual", _words(
-        "specialist", "analyst", "engineer", "developer", "associate", "coordinator",
-        "representative", "rep", "intern", "internship", "trainee", "apprentice", "student",
-        "assistant", "consultant", "administrator", "admin", "designer", "scientist",
-        "architect", "accountant", "bookkeeper", "recruiter", "writer", "copywriter", "editor",
-        "strategist", "executive", "officer", "agent", "clerk", "technician", "programmer",
-        "sdr", "bdr", "ldr", "ae", "staff", "member", "advisor", "adviser", "planner", "buyer",
-        "generalist", "paralegal", "attorney", "counsel", "lawyer", "auditor", "researcher",
-        "teacher", "professor", "freelancer?", "contractor", "marketer", "operator", "hacker",
-        "business partner", "ingenieur", "ingénieur", "ingeniero", "entwickler", "berater",
-        "mitarbeiter(?:in)?", "referent(?:in)?", "sachbearbeiter(?:in)?", "commercial",
-    )),
-])
+_SENIORITY_RULES = _compile(
+    [
+        ("individual", _ASSISTANT_TO),
+        ("manager", _words("chief of staff")),
+        ("director", _words("avp", "(?:assistant|associate) vice president")),
+        ("manager", _words("(?:assistant|associate|deputy) (?:director|directeur|directora)")),
+        ("individual", _words("founding engineer", "product owner")),
+        (
+            "c_level",
+            _words(
+                "ceo",
+                "cfo",
+                "cto",
+                "coo",
+                "cmo",
+                "cro",
+                "cio",
+                "ciso",
+                "cpo",
+                "chro",
+                "cdo",
+                "cso",
+                "cco",
+                "cxo",
+                "cao",
+                "chief",
+                r"(?<!vice )presidente?",
+                "co ?founder",
+                "founder",
+                r"(?<!product )(?<!process )owner",
+                "managing (?:director|partner)",
+                "founding partner",
+                "general partner",
+                "chair(?:man|woman|person)",
+                "board member",
+                "gesch(?:ä|ae|a)ftsf(?:ü|ue|u)hrer(?:in)?",
+                "inhaber(?:in)?",
+                "pdg",
+                "(?:directeur|directrice|director|directora) g(?:é|e)n(?:é|e)ral(?:e)?",
+                "gerente general",
+            ),
+        ),
+        (
+            "vp",
+            _words(
+                "vp",
+                "svp",
+                "evp",
+                "vice ?president(?:e)?",
+                "vizepr(?:ä|ae|a)sident(?:in)?",
+                "head",
+                "general counsel",
+            ),
+        ),
+        (
+            "director",
+            _words(
+                "director",
+                "directora",
+                "directeur",
+                "directrice",
+                "direktor(?:in)?",
+                "direttore",
+                "dir",
+                "general manager",
+                "gm",
+            ),
+        ),
+        (
+            "manager",
+            _words(
+                "manager",
+                "mgr",
+                "managers",
+                "supervisor",
+                "superintendent",
+                "foreman",
+                r"lead(?! gen| generation| development| qualification| nurturing)",
+                "team ?leader",
+                "team ?lead",
+                "leader",
+                "(?:\\w*)leiter(?:in)?",
+                "responsable",
+                "jef[ea]",
+                "gerente",
+                "chef",
+                "controller",
+            ),
+        ),
+        (
+            "individual",
+            _words(
+                "specialist",
+                "analyst",
+                "engineer",
+                "developer",
+                "associate",
+                "coordinator",
+                "representative",
+                "rep",
+                "intern",
+                "internship",
+                "trainee",
+                "apprentice",
+                "student",
+                "assistant",
+                "consultant",
+                "administrator",
+                "admin",
+                "designer",
+                "scientist",
+                "architect",
+                "accountant",
+                "bookkeeper",
+                "recruiter",
+                "writer",
+                "copywriter",
+                "editor",
+                "strategist",
+                "executive",
+                "officer",
+                "agent",
+                "clerk",
+                "technician",
+                "programmer",
+                "sdr",
+                "bdr",
+                "ldr",
+                "ae",
+                "staff",
+                "member",
+                "advisor",
+                "adviser",
+                "planner",
+                "buyer",
+                "generalist",
+                "paralegal",
+                "attorney",
+                "counsel",
+                "lawyer",
+                "auditor",
+                "researcher",
+                "teacher",
+                "professor",
+                "freelancer?",
+                "contractor",
+                "marketer",
+                "operator",
+                "hacker",
+                "business partner",
+                "ingenieur",
+                "ingénieur",
+                "ingeniero",
+                "entwickler",
+                "berater",
+                "mitarbeiter(?:in)?",
+                "referent(?:in)?",
+                "sachbearbeiter(?:in)?",
+                "commercial",
+            ),
+        ),
+    ]
+)
 
-_ROLE_RULES = _compile([
-    ("other", _ASSISTANT_TO),
-    ("operations", _words(
-        "(?:sales|revenue|marketing|business|gtm|go to market) (?:operations|ops)", "rev ?ops",
-        "mops", "biz ?ops", "crm", "salesforce (?:admin|administrator)",
-        "hubspot (?:admin|administrator)",
-    )),
-    ("hr", _words("people (?:operations|ops|partner)", "talent")),
-    ("marketing", _words("product marketing")),
-    ("sales", _words(
-        "sales engineer", "solutions? (?:engineer|consultant|architect)", "pre ?sales",
-    )),
-    ("it", _words("it (?:support|help ?desk|service desk)")),
-    ("customer_success", _words(
-        "customer (?:success|support|service|care|experience)", "client (?:success|services?)",
-        "technical support", "support engineer", "cx",
-    )),
-    ("engineering", _words("cto", "chief technology officer", "chief technical officer")),
-    ("it", _words(
-        "it", "information technology", "information security", "infosec", "cio", "ciso",
-        "chief information(?: security)? officer", "cyber ?security", "security", "network",
-        "systems? administrator", "sys ?admin", "help ?desk", "desktop support",
-        "infrastructure", "technology", "informatique", "informatik", "sistemas",
-        "ti",  # Spanish/Portuguese "tecnología/tecnologia da informação"
-    )),
-    ("product", _words(
-        "product (?:manager|management|owner|lead|director)", "cpo", "chief product officer",
-    )),
-    ("engineering", _words(
-        "engineer", "engineering", "engineers", "developer", "development engineer", "software",
-        "dev ?ops", "sre", "site reliability", "architect", "programmer", "qa",
-        "quality assurance", "data scientist", "machine learning", "ml", "r d", "ingenieur",
-        "ingénieur", "ingeniero", "entwickler", "developpeur", "développeur", "desarrollador",
-    )),
-    ("finance", _words(
-        "finance", "financial", "cfo", "controller", "controlling", "accounting", "accountant",
-        "accounts (?:payable|receivable)", "treasury", "treasurer", "fp a", "bookkeeper", "tax",
-        "auditor", "payroll", "comptable", "finanzen", "buchhaltung", "finanzas", "contador",
-    )),
-    ("legal", _words(
-        "legal", "counsel", "attorney", "lawyer", "paralegal", "compliance", "clo", "juriste",
-        "contracts", "abogado", "jurist(?:in)?",
-    )),
-    ("hr", _words(
-        "hr", "human resources?", "people", "recruit(?:er|ing|ment)?", "chro", "personnel",
-        "learning (?:and )?development", "l d", "ressources humaines", "rrhh",
-    )),
-    ("marketing", _words(
-        "marketing", "marketer", "cmo", "brand", "growth", "demand (?:gen|generation)",
-        "lead (?:gen|generation)", "content", "seo", "sem", "ppc", "communications?", "comms",
-        "pr", "public relations", "social media", "digital", "events?", "campaigns?",
-        "advertising", "creative", "copywriter", "community", "mercadeo", "mercadotecnia",
-    )),
-    ("sales", _words(
-        "sales", "cro", "chief revenue officer", "revenue", "commercial", "comercial",
-        "vertrieb", "ventas", "vendas", "business development", "account", "key account",
-        "partnerships?", "partner manager", "channel", "alliances", "territory", "sdr", "bdr",
-        "ae", "seller", "salesperson",
-    )),
-    ("customer_success", _words("support", "customer", "onboarding", "implementation")),
-    ("operations", _words(
-        "operations", "ops", "operating", "coo", "supply chain", "logistics", "procurement",
-        "purchasing", "facilities", "office manager", "op(?:é|e)rations",
-    )),
-    ("product", _words("product", "products")),
-    ("executive", _words(
-        "ceo", "chief executive", "co ?founder", "founder", r"(?<!product )owner",
-        r"(?<!vice )presidente?", "managing (?:director|partner)", "general manager",
-        "gesch(?:ä|ae|a)ftsf(?:ü|ue|u)hrer(?:in)?", "inhaber(?:in)?", "pdg",
-        "(?:directeur|directrice|director|directora) g(?:é|e)n(?:é|e)ral(?:e)?",
-        "gerente general", "chief of staff", "chair(?:man|woman|person)", "board member",
-        "entrepreneur", "proprietor", "self employed", "partner",
-    )),
-])
+_ROLE_RULES = _compile(
+    [
+        ("other", _ASSISTANT_TO),
+        (
+            "operations",
+            _words(
+                "(?:sales|revenue|marketing|business|gtm|go to market) (?:operations|ops)",
+                "rev ?ops",
+                "mops",
+                "biz ?ops",
+                "crm",
+                "salesforce (?:admin|administrator)",
+                "hubspot (?:admin|administrator)",
+            ),
+        ),
+        ("hr", _words("people (?:operations|ops|partner)", "talent")),
+        ("marketing", _words("product marketing")),
+        (
+            "sales",
+            _words(
+                "sales engineer",
+                "solutions? (?:engineer|consultant|architect)",
+                "pre ?sales",
+            ),
+        ),
+        ("it", _words("it (?:support|help ?desk|service desk)")),
+        (
+            "customer_success",
+            _words(
+                "customer (?:success|support|service|care|experience)",
+                "client (?:success|services?)",
+                "technical support",
+                "support engineer",
+                "cx",
+            ),
+        ),
+        ("engineering", _words("cto", "chief technology officer", "chief technical officer")),
+        (
+            "it",
+            _words(
+                "it",
+                "information technology",
+                "information security",
+                "infosec",
+                "cio",
+                "ciso",
+                "chief information(?: security)? officer",
+                "cyber ?security",
+                "security",
+                "network",
+                "systems? administrator",
+                "sys ?admin",
+                "help ?desk",
+                "desktop support",
+                "infrastructure",
+                "technology",
+                "informatique",
+                "informatik",
+                "sistemas",
+                "ti",  # Spanish/Portuguese "tecnología/tecnologia da informação"
+            ),
+        ),
+        (
+            "product",
+            _words(
+                "product (?:manager|management|owner|lead|director)",
+                "cpo",
+                "chief product officer",
+            ),
+        ),
+        (
+            "engineering",
+            _words(
+                "engineer",
+                "engineering",
+                "engineers",
+                "developer",
+                "development engineer",
+                "software",
+                "dev ?ops",
+                "sre",
+                "site reliability",
+                "architect",
+                "programmer",
+                "qa",
+                "quality assurance",
+                "data scientist",
+                "machine learning",
+                "ml",
+                "r d",
+                "ingenieur",
+                "ingénieur",
+                "ingeniero",
+                "entwickler",
+                "developpeur",
+                "développeur",
+                "desarrollador",
+            ),
+        ),
+        (
+            "finance",
+            _words(
+                "finance",
+                "financial",
+                "cfo",
+                "controller",
+                "controlling",
+                "accounting",
+                "accountant",
+                "accounts (?:payable|receivable)",
+                "treasury",
+                "treasurer",
+                "fp a",
+                "bookkeeper",
+                "tax",
+                "auditor",
+                "payroll",
+                "comptable",
+                "finanzen",
+                "buchhaltung",
+                "finanzas",
+                "contador",
+            ),
+        ),
+        (
+            "legal",
+            _words(
+                "legal",
+                "counsel",
+                "attorney",
+                "lawyer",
+                "paralegal",
+                "compliance",
+                "clo",
+                "juriste",
+                "contracts",
+                "abogado",
+                "jurist(?:in)?",
+            ),
+        ),
+        (
+            "hr",
+            _words(
+                "hr",
+                "human resources?",
+                "people",
+                "recruit(?:er|ing|ment)?",
+                "chro",
+                "personnel",
+                "learning (?:and )?development",
+                "l d",
+                "ressources humaines",
+                "rrhh",
+            ),
+        ),
+        (
+            "marketing",
+            _words(
+                "marketing",
+                "marketer",
+                "cmo",
+                "brand",
+                "growth",
+                "demand (?:gen|generation)",
+                "lead (?:gen|generation)",
+                "content",
+                "seo",
+                "sem",
+                "ppc",
+                "communications?",
+                "comms",
+                "pr",
+                "public relations",
+                "social media",
+                "digital",
+                "events?",
+                "campaigns?",
+                "advertising",
+                "creative",
+                "copywriter",
+                "community",
+                "mercadeo",
+                "mercadotecnia",
+            ),
+        ),
+        (
+            "sales",
+            _words(
+                "sales",
+                "cro",
+                "chief revenue officer",
+                "revenue",
+                "commercial",
+                "comercial",
+                "vertrieb",
+                "ventas",
+                "vendas",
+                "business development",
+                "account",
+                "key account",
+                "partnerships?",
+                "partner manager",
+                "channel",
+                "alliances",
+                "territory",
+                "sdr",
+                "bdr",
+                "ae",
+                "seller",
+                "salesperson",
+            ),
+        ),
+        ("customer_success", _words("support", "customer", "onboarding", "implementation")),
+        (
+            "operations",
+            _words(
+                "operations",
+                "ops",
+                "operating",
+                "coo",
+                "supply chain",
+                "logistics",
+                "procurement",
+                "purchasing",
+                "facilities",
+                "office manager",
+                "op(?:é|e)rations",
+            ),
+        ),
+        ("product", _words("product", "products")),
+        (
+            "executive",
+            _words(
+                "ceo",
+                "chief executive",
+                "co ?founder",
+                "founder",
+                r"(?<!product )owner",
+                r"(?<!vice )presidente?",
+                "managing (?:director|partner)",
+                "general manager",
+                "gesch(?:ä|ae|a)ftsf(?:ü|ue|u)hrer(?:in)?",
+                "inhaber(?:in)?",
+                "pdg",
+                "(?:directeur|directrice|director|directora) g(?:é|e)n(?:é|e)ral(?:e)?",
+                "gerente general",
+                "chief of staff",
+                "chair(?:man|woman|person)",
+                "board member",
+                "entrepreneur",
+                "proprietor",
+                "self employed",
+                "partner",
+            ),
+        ),
+    ]
+)
 
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -419,14 +803,17 @@ def classify_title(title: str) -> TitleClass:
     if role is None:
         role_out, role_reason = "other", f"title {shown!r} → role other (no function word)"
     else:
-        role_out, role_reason = role[0], (f"title {shown!r} → role {role[0]} "
-                                         f"(matched {_as_written(title, role[1])!r})")
+        role_out, role_reason = (
+            role[0],
+            (f"title {shown!r} → role {role[0]} (matched {_as_written(title, role[1])!r})"),
+        )
     if rank is None:
         rank_out, rank_reason = "unknown", f"title {shown!r} → seniority unknown (no rank word)"
     else:
         rank_out = rank[0]
-        rank_reason = (f"title {shown!r} → seniority {rank[0]} "
-                       f"(matched {_as_written(title, rank[1])!r})")
+        rank_reason = (
+            f"title {shown!r} → seniority {rank[0]} (matched {_as_written(title, rank[1])!r})"
+        )
     if rank_out in DECISION_MAKER_SENIORITIES:
         decision_maker, dm_reason = True, f"seniority {rank_out} decides purchases"
     else:
@@ -452,9 +839,7 @@ def _valid_host(domain: str) -> bool:
         return False
 
 
-def _free_mail_match(
-    domain: str, exact: frozenset[str], extra: frozenset[str]
-) -> str | None:
+def _free_mail_match(domain: str, exact: frozenset[str], extra: frozenset[str]) -> str | None:
     """The provider domain or brand ``domain`` belongs to, or ``None`` for a business domain."""
     labels = domain.split(".")
     for start in range(len(labels) - 1):  # the domain itself, then each parent but the TLD
@@ -464,7 +849,7 @@ def _free_mail_match(
         if candidate in exact:
             return candidate
         # Country variants of a brand: brand.<cc>, brand.co.<cc>, brand.com.<cc> (yahoo.co.uk)
-        rest = labels[start + 1:]
+        rest = labels[start + 1 :]
         if labels[start] in FREE_MAIL_BRANDS and (
             len(rest) == 1
             or (len(rest) == 2 and rest[0] in COUNTRY_SUFFIX_SECOND_LEVELS and len(rest[1]) == 2)
@@ -581,8 +966,11 @@ class Enricher:
         self._roles = frozenset(icp.roles)
         self._min_employees = icp.min_employees
         self._max_employees = icp.max_employees
-        self._size_range = (f"{icp.min_employees}..{icp.max_employees}"
-                            if icp.max_employees is not None else f"≥ {icp.min_employees}")
+        self._size_range = (
+            f"{icp.min_employees}..{icp.max_employees}"
+            if icp.max_employees is not None
+            else f"≥ {icp.min_employees}"
+        )
         self._strong_at = icp.strong_at
         self._medium_at = icp.medium_at
         self._extra_free = frozenset(
@@ -604,14 +992,17 @@ class Enricher:
         if not domain:
             return None, "email has nothing after '@'", None, "no email domain"
         if not _valid_host(domain):
-            return (None, f"email domain {_shown(domain)!r} is not a valid host name",
-                    None, "no valid email domain")
+            return (
+                None,
+                f"email domain {_shown(domain)!r} is not a valid host name",
+                None,
+                "no valid email domain",
+            )
         reason = f"email domain {domain} (part after '@', lower-cased)"
         provider = _free_mail_match(domain, FREE_MAIL_DOMAINS, self._extra_free)
         if provider is None:
             return domain, reason, False, f"{domain} is not a known consumer mail provider"
-        source = ("extra_free_mail_domains" if provider in self._extra_free
-                  else "built-in list")
+        source = "extra_free_mail_domains" if provider in self._extra_free else "built-in list"
         via = "" if provider == domain else f" via {provider}"
         return domain, reason, True, f"{domain} is a consumer mail provider{via} ({source})"
 
@@ -631,9 +1022,15 @@ class Enricher:
             return True, f"country {code}"
         return False, f"country {code} not in ICP"
 
-    def _score_icp(self, industry: str | None, country: str | None, employees: int | None,
-                   role: str | None, decider: str | None, free: bool | None
-                   ) -> tuple[int, str, str, str]:
+    def _score_icp(
+        self,
+        industry: str | None,
+        country: str | None,
+        employees: int | None,
+        role: str | None,
+        decider: str | None,
+        free: bool | None,
+    ) -> tuple[int, str, str, str]:
         """(icp_score, reason, icp_fit, reason); ``decider`` is the seniority of a decision maker.
 
         Each criterion earns its weight or nothing; the reason lists both, so a low score
@@ -650,7 +1047,8 @@ class Enricher:
         if employees is None:
             missed.append("employees unknown")
         elif employees >= self._min_employees and (
-                self._max_employees is None or employees <= self._max_employees):
+            self._max_employees is None or employees <= self._max_employees
+        ):
             score += w.company_size
             earned.append(f"{employees} employees in {self._size_range} +{w.company_size}")
         else:
@@ -686,8 +1084,9 @@ class Enricher:
         if score >= self._strong_at:
             return "strong", f"icp_score {score} ≥ strong_at {self._strong_at}"
         if score >= self._medium_at:
-            return "medium", (f"icp_score {score} ≥ medium_at {self._medium_at}, "
-                              f"< strong_at {self._strong_at}")
+            return "medium", (
+                f"icp_score {score} ≥ medium_at {self._medium_at}, < strong_at {self._strong_at}"
+            )
         return "weak", f"icp_score {score} < medium_at {self._medium_at}"
 
     def _email(self, email: object) -> tuple[str | None, str, bool | None, str]:
@@ -698,8 +1097,12 @@ class Enricher:
             return None, why, None, why
         local, at, rest = text.rpartition("@")
         if not at:
-            return (None, "email is blank" if not text.strip() else "email has no '@'",
-                    None, "no email domain")
+            return (
+                None,
+                "email is blank" if not text.strip() else "email has no '@'",
+                None,
+                "no email domain",
+            )
         if not local.strip():
             return None, "email has nothing before '@'", None, "no valid email address"
         return self._domain(rest)
@@ -724,8 +1127,11 @@ class Enricher:
         raw_title = get("title")
         title = raw_title if isinstance(raw_title, str) else _text(raw_title)
         if title is None:
-            why = ("no title" if raw_title is None
-                   else f"title is {type(raw_title).__name__}, not text")
+            why = (
+                "no title"
+                if raw_title is None
+                else f"title is {type(raw_title).__name__}, not text"
+            )
             role = seniority = decision_maker = None
             role_reason = seniority_reason = dm_reason = why
         else:
@@ -745,7 +1151,8 @@ class Enricher:
         if type(employees) is not int or employees < 0:  # int is the common case
             employees = _employee_count(employees)
         score, icp_reason, fit, fit_reason = self._icp(
-            industry, country, employees, role, seniority if decision_maker else None, free)
+            industry, country, employees, role, seniority if decision_maker else None, free
+        )
 
         # BANT: presence of each criterion; authority also from a decision-maker title.
         mask = 0
@@ -755,8 +1162,10 @@ class Enricher:
                 continue
             if type(value) is str:  # the common case, inlined: enrich runs per lead
                 stripped = value.strip()
-                ok = bool(stripped) and (len(stripped) > _LONGEST_PLACEHOLDER
-                                         or stripped.lower() not in _BLANK_PLACEHOLDERS)
+                ok = bool(stripped) and (
+                    len(stripped) > _LONGEST_PLACEHOLDER
+                    or stripped.lower() not in _BLANK_PLACEHOLDERS
+                )
             else:
                 ok = _present(value)
             if ok:
@@ -789,8 +1198,14 @@ class Enricher:
         )
 
 
-def _criterion(name: str, value: str | None, judge: Callable[[str], tuple[bool, str]],
-               weight: int, earned: list[str], missed: list[str]) -> int:
+def _criterion(
+    name: str,
+    value: str | None,
+    judge: Callable[[str], tuple[bool, str]],
+    weight: int,
+    earned: list[str],
+    missed: list[str],
+) -> int:
     """Points one text criterion earns; its reason goes to ``earned`` or ``missed``."""
     if value is None or not value.strip():
         missed.append(f"{name} unknown")

@@ -70,8 +70,7 @@ def _field(model: type[BaseModel], key: str) -> Any:
 
 def model_keys(model: type[BaseModel]) -> list[str]:
     """The keys a config file may give for ``model`` (aliases where set)."""
-    return [info.alias or name for name, info in model.model_fields.items()
-            if not info.exclude]
+    return [info.alias or name for name, info in model.model_fields.items() if not info.exclude]
 
 
 def _step(annotations: list[Any], part: str | int) -> list[Any]:
@@ -120,12 +119,14 @@ def parse_value(variable: str, text: str) -> Any:
         return YAML(typ="rt").load(text)
     except (YAMLError, ValueError, RecursionError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EnvProblem(f"the value is not valid YAML ({first}); quote it, e.g. "
-                         f"{variable}='\"...\"'") from None
+        raise EnvProblem(
+            f"the value is not valid YAML ({first}); quote it, e.g. {variable}='\"...\"'"
+        ) from None
 
 
-def _resolve_path(model: type[BaseModel], root: CommentedMap, variable: str,
-                  parts: list[str]) -> tuple[str, ...]:
+def _resolve_path(
+    model: type[BaseModel], root: CommentedMap, variable: str, parts: list[str]
+) -> tuple[str, ...]:
     """The config path (file keys) a variable's parts name."""
     path: list[str] = []
     node: Any = root
@@ -133,27 +134,36 @@ def _resolve_path(model: type[BaseModel], root: CommentedMap, variable: str,
     for i, part in enumerate(parts):
         if not part:
             raise EnvProblem("empty part in the name (three or more '_' in a row?)")
-        models = [m for a in annotations for m in _members(a)
-                  if isinstance(m, type) and issubclass(m, BaseModel)]
+        models = [
+            m
+            for a in annotations
+            for m in _members(a)
+            if isinstance(m, type) and issubclass(m, BaseModel)
+        ]
         if models:
             keys = [k for m in models for k in model_keys(m)]
             key = next((k for k in keys if k.upper() == part.upper()), None)
             if key is None:
                 where = ".".join(path) or "the top level"
-                raise EnvProblem(f"unknown setting '{part.lower()}' in {where}"
-                                 f"{did_you_mean(part.lower(), keys)}")
+                raise EnvProblem(
+                    f"unknown setting '{part.lower()}' in {where}{did_you_mean(part.lower(), keys)}"
+                )
             if i == 0 and key in _LEGACY and key not in root:
                 # SYNCD_SALESFORCE__... reaches the instance named so under connectors: too.
                 under = root.get("connectors")
                 if isinstance(under, Mapping) and key in under:
-                    path, node, annotations = ["connectors"], under, _step([model],
-                                                                           "connectors")
+                    path, node, annotations = ["connectors"], under, _step([model], "connectors")
         else:
-            existing = [k for k in (node if isinstance(node, Mapping) else {})
-                        if _norm(str(k)) == part.upper()]
+            existing = [
+                k
+                for k in (node if isinstance(node, Mapping) else {})
+                if _norm(str(k)) == part.upper()
+            ]
             if len(existing) > 1:
-                raise EnvProblem(f"'{part}' matches {', '.join(map(str, existing))}"
-                                 "; rename one of them to override it from the environment")
+                raise EnvProblem(
+                    f"'{part}' matches {', '.join(map(str, existing))}"
+                    "; rename one of them to override it from the environment"
+                )
             key = str(existing[0]) if existing else part.lower()
         path.append(key)
         node = node.get(key) if isinstance(node, Mapping) else None
@@ -161,8 +171,11 @@ def _resolve_path(model: type[BaseModel], root: CommentedMap, variable: str,
     return tuple(path)
 
 
-def apply_overrides(model: type[BaseModel], root: CommentedMap, env: Mapping[str, str],
-                    ) -> tuple[dict[tuple[str, ...], str], list[tuple[str, str]]]:
+def apply_overrides(
+    model: type[BaseModel],
+    root: CommentedMap,
+    env: Mapping[str, str],
+) -> tuple[dict[tuple[str, ...], str], list[tuple[str, str]]]:
     """Set every ``SYNCD_...__...`` variable's value into ``root`` (in place).
 
     Returns:
@@ -172,7 +185,7 @@ def apply_overrides(model: type[BaseModel], root: CommentedMap, env: Mapping[str
     applied: dict[tuple[str, ...], str] = {}
     problems: list[tuple[str, str]] = []
     for variable in sorted(env):
-        rest = variable[len(PREFIX):]
+        rest = variable[len(PREFIX) :]
         if not variable.startswith(PREFIX) or "__" not in rest:
             continue
         try:

@@ -22,8 +22,14 @@ __all__ = ["HealthServer"]
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, *, registry: Any,
-                 readiness: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        registry: Any,
+        readiness: Callable[[], tuple[bool, dict[str, Any]]],
+    ) -> None:
         outer = self
         #: Replaceable: start-up binds the port and answers "starting" until the daemon runs.
         self.readiness = readiness
@@ -47,8 +53,9 @@ class HealthServer:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health", daemon=True
+        )
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes) -> None:

@@ -26,5 +26,7 @@ def is_held(rep_edit_at: datetime | None, now: datetime, hold: timedelta) -> boo
 
 def held_reason(rep_edit_status: str | None, rep_edit_at: datetime, hold: timedelta) -> str:
     """Why the lead is left alone, as the plan, ``explain`` and ``syncd status`` say it."""
-    return (f"status set to '{rep_edit_status}' by a person at {rep_edit_at:%Y-%m-%d %H:%M} UTC; "
-            f"syncd leaves it alone until {rep_edit_at + hold:%Y-%m-%d %H:%M} UTC")
+    return (
+        f"status set to '{rep_edit_status}' by a person at {rep_edit_at:%Y-%m-%d %H:%M} UTC; "
+        f"syncd leaves it alone until {rep_edit_at + hold:%Y-%m-%d %H:%M} UTC"
+    )

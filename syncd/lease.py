@@ -66,8 +66,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from syncd.settings import Settings
 from syncd.state import LeaseRow, StateStore
 
-__all__ = ["Holder", "Identity", "Lease", "LeaseLost", "connector_lease", "current_holder",
-           "this_process"]
+__all__ = [
+    "Holder",
+    "Identity",
+    "Lease",
+    "LeaseLost",
+    "connector_lease",
+    "current_holder",
+    "this_process",
+]
 
 log = logging.getLogger("syncd.lease")
 
@@ -109,8 +116,7 @@ class Holder:
     token: int
 
     def describe(self) -> str:
-        return (f"host {self.host}, pid {self.pid}, since "
-                f"{self.since:%Y-%m-%d %H:%M:%S} UTC")
+        return f"host {self.host}, pid {self.pid}, since {self.since:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class Lease:
@@ -121,11 +127,18 @@ class Lease:
     whenever this process becomes the leader or stops being it.
     """
 
-    def __init__(self, store: StateStore, connector: str, *, ttl: timedelta,
-                 renew_every: timedelta, cover: timedelta = timedelta(0),
-                 identity: Identity | None = None,
-                 on_change: Callable[[Lease], None] | None = None,
-                 announce: int = logging.INFO) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        connector: str,
+        *,
+        ttl: timedelta,
+        renew_every: timedelta,
+        cover: timedelta = timedelta(0),
+        identity: Identity | None = None,
+        on_change: Callable[[Lease], None] | None = None,
+        announce: int = logging.INFO,
+    ) -> None:
         if not connector or len(connector) > 64:
             raise ValueError(f"connector name {connector!r} must have 1 to 64 characters")
         self.store = store
@@ -186,16 +199,26 @@ class Lease:
                 else:
                     taken = self._take_row()
             except SQLAlchemyError as exc:
-                log.warning("%s: could not read the lease (%s); trying again in %.1fs",
-                            self.connector, type(exc).__name__, self.renew_every.total_seconds())
+                log.warning(
+                    "%s: could not read the lease (%s); trying again in %.1fs",
+                    self.connector,
+                    type(exc).__name__,
+                    self.renew_every.total_seconds(),
+                )
                 taken = False
             if not taken:
                 self._drop_file_lock()
                 if _token(self.last_holder) != _token(seen):  # another holder took over
                     self._changed()
                 return False
-        log.log(self.announce, "%s: this process (host %s, pid %d) now leads; fencing token %d",
-                self.connector, self.identity.host, self.identity.pid, self.token)
+        log.log(
+            self.announce,
+            "%s: this process (host %s, pid %d) now leads; fencing token %d",
+            self.connector,
+            self.identity.host,
+            self.identity.pid,
+            self.token,
+        )
         self._changed()
         return True
 
@@ -206,13 +229,20 @@ class Lease:
             now = self._now(conn)
             stmt = select(_TABLE).where(_TABLE.c.connector == self.connector)
             row = conn.execute(stmt.with_for_update() if self._postgres else stmt).first()
-            values = {"host": me.host, "pid": me.pid, "process_id": me.process_id,
-                      "acquired_at": now, "renewed_at": now, "expires_at": now + self.ttl}
+            values = {
+                "host": me.host,
+                "pid": me.pid,
+                "process_id": me.process_id,
+                "acquired_at": now,
+                "renewed_at": now,
+                "expires_at": now + self.ttl,
+            }
             if row is None:
                 try:
                     with conn.begin_nested():
-                        conn.execute(insert(_TABLE).values(connector=self.connector, token=1,
-                                                           **values))
+                        conn.execute(
+                            insert(_TABLE).values(connector=self.connector, token=1, **values)
+                        )
                 except IntegrityError:  # another process inserted it first
                     return False
                 token = 1
@@ -221,9 +251,11 @@ class Lease:
                     self.last_holder = _holder(row)
                     return False
                 token = row.token + 1
-                done = conn.execute(update(_TABLE).where(
-                    _TABLE.c.connector == self.connector, _TABLE.c.token == row.token)
-                    .values(token=token, **values)).rowcount
+                done = conn.execute(
+                    update(_TABLE)
+                    .where(_TABLE.c.connector == self.connector, _TABLE.c.token == row.token)
+                    .values(token=token, **values)
+                ).rowcount
                 if done != 1:
                     return False
         self.token, self.since, self.last_holder = token, now, None
@@ -240,8 +272,11 @@ class Lease:
                 return self._extend()
             except SQLAlchemyError as exc:
                 if time.monotonic() < self._valid_until:
-                    log.warning("%s: lease renewal failed (%s); retrying", self.connector,
-                                type(exc).__name__)
+                    log.warning(
+                        "%s: lease renewal failed (%s); retrying",
+                        self.connector,
+                        type(exc).__name__,
+                    )
                     return True
                 self._lose(f"it could not be renewed for {self.ttl} ({type(exc).__name__})")
                 return False
@@ -258,11 +293,20 @@ class Lease:
         with self.store.begin() as conn:
             now = self._now(conn)
             until = now + (length or self.ttl)
-            done = conn.execute(update(_TABLE).where(
-                _TABLE.c.connector == self.connector, _TABLE.c.token == self.token,
-                _TABLE.c.process_id == self.identity.process_id)
-                .values(renewed_at=now, expires_at=case(
-                    (_TABLE.c.expires_at > until, _TABLE.c.expires_at), else_=until))).rowcount
+            done = conn.execute(
+                update(_TABLE)
+                .where(
+                    _TABLE.c.connector == self.connector,
+                    _TABLE.c.token == self.token,
+                    _TABLE.c.process_id == self.identity.process_id,
+                )
+                .values(
+                    renewed_at=now,
+                    expires_at=case(
+                        (_TABLE.c.expires_at > until, _TABLE.c.expires_at), else_=until
+                    ),
+                )
+            ).rowcount
         if done != 1:
             self._lose("another process took the lease")
             return False
@@ -276,13 +320,21 @@ class Lease:
                 try:
                     with self.store.begin() as conn:
                         now = self._now(conn)
-                        conn.execute(update(_TABLE).where(
-                            _TABLE.c.connector == self.connector, _TABLE.c.token == self.token)
-                            .values(expires_at=now))
+                        conn.execute(
+                            update(_TABLE)
+                            .where(
+                                _TABLE.c.connector == self.connector, _TABLE.c.token == self.token
+                            )
+                            .values(expires_at=now)
+                        )
                     log.log(self.announce, "%s: lease released", self.connector)
                 except SQLAlchemyError as exc:
-                    log.warning("%s: could not release the lease (%s); it expires within %s",
-                                self.connector, type(exc).__name__, self.ttl)
+                    log.warning(
+                        "%s: could not release the lease (%s); it expires within %s",
+                        self.connector,
+                        type(exc).__name__,
+                        self.ttl,
+                    )
                 self.token = None
             self._drop_file_lock()
 
@@ -293,8 +345,12 @@ class Lease:
         self.token = None
         self.last_holder = holder
         self._drop_file_lock()
-        log.warning("%s: lease lost: %s%s; this process stops writing and waits as a standby",
-                    self.connector, why, f" ({holder.describe()})" if holder else "")
+        log.warning(
+            "%s: lease lost: %s%s; this process stops writing and waits as a standby",
+            self.connector,
+            why,
+            f" ({holder.describe()})" if holder else "",
+        )
         self._changed()
 
     def _changed(self) -> None:
@@ -317,10 +373,15 @@ class Lease:
         token = self.token
         if token is None:
             raise self._lost_error()
-        held = conn.execute(update(_TABLE).where(
-            _TABLE.c.connector == self.connector, _TABLE.c.token == token,
-            _TABLE.c.process_id == self.identity.process_id)
-            .values(token=_TABLE.c.token)).rowcount
+        held = conn.execute(
+            update(_TABLE)
+            .where(
+                _TABLE.c.connector == self.connector,
+                _TABLE.c.token == token,
+                _TABLE.c.process_id == self.identity.process_id,
+            )
+            .values(token=_TABLE.c.token)
+        ).rowcount
         if held != 1:
             # Not blocking: the heartbeat may hold the lock while it waits for this very
             # transaction's database lock; it then finds the loss itself.
@@ -355,15 +416,20 @@ class Lease:
             try:
                 return self._extend(max(self.ttl, self.cover))
             except SQLAlchemyError as exc:
-                log.warning("%s: lease renewal before a send failed (%s); not sending",
-                            self.connector, type(exc).__name__)
+                log.warning(
+                    "%s: lease renewal before a send failed (%s); not sending",
+                    self.connector,
+                    type(exc).__name__,
+                )
                 return False
 
     def _lost_error(self) -> LeaseLost:
         holder = self.last_holder
-        return LeaseLost(f"{self.connector}: this process no longer holds the lease"
-                         + (f"; {holder.describe()} holds it" if holder else "")
-                         + "; it stopped writing and waits as a standby")
+        return LeaseLost(
+            f"{self.connector}: this process no longer holds the lease"
+            + (f"; {holder.describe()} holds it" if holder else "")
+            + "; it stopped writing and waits as a standby"
+        )
 
     # ---- heartbeat ---------------------------------------------------------------------
 
@@ -374,8 +440,9 @@ class Lease:
         (the daemon); without, a lost lease stays lost (``sync --once``).
         """
         self._standby = standby
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{self.connector}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._beat, name=f"lease-{self.connector}", daemon=True
+        )
         self._thread.start()
 
     def _beat(self) -> None:
@@ -431,18 +498,34 @@ def current_holder(store: StateStore, connector: str) -> Holder | None:
     return _holder(row)
 
 
-def connector_lease(store: StateStore, settings: Settings, name: str,
-                    on_change: Callable[[Lease], None] | None = None,
-                    announce: int = logging.INFO) -> Lease:
+def connector_lease(
+    store: StateStore,
+    settings: Settings,
+    name: str,
+    on_change: Callable[[Lease], None] | None = None,
+    announce: int = logging.INFO,
+) -> Lease:
     """The lease of connector ``name`` as the settings describe it (ttl, renewal, timeout)."""
     timeout = (settings.connectors()[name].connector or {}).get("timeout_seconds", 30)
     cover = timedelta(seconds=timeout) if isinstance(timeout, (int, float)) else timedelta(0)
     if settings.lease.ttl < cover:
-        log.warning("%s: lease.ttl (%s) is shorter than the connector's request timeout (%s): "
-                    "each send holds the lease for the timeout, and a standby takes over that "
-                    "much later after a crash; raise lease.ttl", name, settings.lease.ttl, cover)
-    return Lease(store, name, ttl=settings.lease.ttl, renew_every=settings.lease.renewal,
-                 cover=cover, on_change=on_change, announce=announce)
+        log.warning(
+            "%s: lease.ttl (%s) is shorter than the connector's request timeout (%s): "
+            "each send holds the lease for the timeout, and a standby takes over that "
+            "much later after a crash; raise lease.ttl",
+            name,
+            settings.lease.ttl,
+            cover,
+        )
+    return Lease(
+        store,
+        name,
+        ttl=settings.lease.ttl,
+        renew_every=settings.lease.renewal,
+        cover=cover,
+        on_change=on_change,
+        announce=announce,
+    )
 
 
 def _token(holder: Holder | None) -> int | None:
@@ -454,9 +537,15 @@ def _utc(value: datetime) -> datetime:
 
 
 def _holder(row: Row[Any]) -> Holder:
-    return Holder(connector=row.connector, host=row.host, pid=row.pid,
-                  process_id=row.process_id, since=_utc(row.acquired_at),
-                  expires_at=_utc(row.expires_at), token=row.token)
+    return Holder(
+        connector=row.connector,
+        host=row.host,
+        pid=row.pid,
+        process_id=row.process_id,
+        since=_utc(row.acquired_at),
+        expires_at=_utc(row.expires_at),
+        token=row.token,
+    )
 
 
 def _lock_file(store: StateStore, connector: str) -> Path | None:

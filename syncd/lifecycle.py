@@ -24,8 +24,15 @@ __all__ = ["HUBSPOT_STAGE_ORDER", "LifecyclePolicy", "LifecycleSettings"]
 
 #: HubSpot's default lifecycle stages, in their forward order.
 HUBSPOT_STAGE_ORDER: tuple[str, ...] = (
-    "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
-    "customer", "evangelist", "other")
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+)
 
 
 class LifecycleSettings(BaseModel):
@@ -33,27 +40,43 @@ class LifecycleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    field: str = Field("lifecycle_stage", description="The canonical field holding the stage "
-                                                     "(mapped in the connector's fields).")
-    values: dict[str, str] = Field(default_factory=dict, description=(
-        "Rule value -> the CRM's stage value, e.g. {MQL: marketingqualifiedlead}; values not "
-        "listed are written as given."))
-    order: list[str] = Field(default_factory=lambda: list(HUBSPOT_STAGE_ORDER), description=(
-        "CRM stage values in forward order (HubSpot's default order unless given; [] for a "
-        "field without one)."))
-    backward: list[tuple[str, str]] = Field(default_factory=list, description=(
-        "Backward moves rules may make, as [from, to] CRM values: cleared first, then set."))
+    field: str = Field(
+        "lifecycle_stage",
+        description="The canonical field holding the stage (mapped in the connector's fields).",
+    )
+    values: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Rule value -> the CRM's stage value, e.g. {MQL: marketingqualifiedlead}; values not "
+            "listed are written as given."
+        ),
+    )
+    order: list[str] = Field(
+        default_factory=lambda: list(HUBSPOT_STAGE_ORDER),
+        description=(
+            "CRM stage values in forward order (HubSpot's default order unless given; [] for a "
+            "field without one)."
+        ),
+    )
+    backward: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description=(
+            "Backward moves rules may make, as [from, to] CRM values: cleared first, then set."
+        ),
+    )
 
     @model_validator(mode="after")
     def _backward_in_order(self) -> LifecycleSettings:
         for pair in self.backward:
             unknown = [v for v in pair if v not in self.order]
             if unknown:
-                raise ValueError(f"lifecycle.backward {list(pair)}: {unknown} not in "
-                                 "lifecycle.order")
+                raise ValueError(
+                    f"lifecycle.backward {list(pair)}: {unknown} not in lifecycle.order"
+                )
             if self.order.index(pair[0]) <= self.order.index(pair[1]):
-                raise ValueError(f"lifecycle.backward {list(pair)} is not a backward move "
-                                 "in lifecycle.order")
+                raise ValueError(
+                    f"lifecycle.backward {list(pair)} is not a backward move in lifecycle.order"
+                )
         return self
 
 
@@ -91,9 +114,12 @@ class LifecyclePolicy:
             return Move()
         if (before, after) in self._backward:
             return Move(clear_first=True)
-        return Move(blocked=(
-            f"{self.field} would move backward from '{before}' to '{after}', which the CRM "
-            "does not apply; declare it in lifecycle.backward to clear and set it"))
+        return Move(
+            blocked=(
+                f"{self.field} would move backward from '{before}' to '{after}', which the CRM "
+                "does not apply; declare it in lifecycle.backward to clear and set it"
+            )
+        )
 
 
 def policy_of(settings: Any) -> LifecyclePolicy | None:
@@ -102,8 +128,9 @@ def policy_of(settings: Any) -> LifecyclePolicy | None:
     return LifecyclePolicy(lifecycle) if isinstance(lifecycle, LifecycleSettings) else None
 
 
-def clear_first_fields(policy: LifecyclePolicy | None,
-                       rows: Mapping[str, tuple[Any, Any]]) -> frozenset[str]:
+def clear_first_fields(
+    policy: LifecyclePolicy | None, rows: Mapping[str, tuple[Any, Any]]
+) -> frozenset[str]:
     """Of ``{field: (before, value)}``, the fields to clear before setting."""
     if policy is None or policy.field not in rows:
         return frozenset()

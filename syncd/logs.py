@@ -28,11 +28,26 @@ from typing import Any, TextIO
 __all__ = ["cycle_context", "json_mode", "setup_logging"]
 
 #: Record attributes copied into a JSON line when a record has them.
-_EXTRA_KEYS = ("crm", "run_id", "outcome", "lead_id", "field", "before", "after", "rule",
-               "done", "total", "percent", "rate", "skipped", "problem")
+_EXTRA_KEYS = (
+    "crm",
+    "run_id",
+    "outcome",
+    "lead_id",
+    "field",
+    "before",
+    "after",
+    "rule",
+    "done",
+    "total",
+    "percent",
+    "rate",
+    "skipped",
+    "problem",
+)
 
 _cycle: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
-    "syncd_cycle", default=None)
+    "syncd_cycle", default=None
+)
 _state = {"json": False}
 
 
@@ -101,8 +116,9 @@ def setup_logging(settings: Any, *, quiet: bool = False) -> None:
         handler.setFormatter(JsonFormatter())
         _route_uncaught_exceptions()
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: "
-                                               "%(message)s", "%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
     handler.addFilter(_CycleFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -117,15 +133,18 @@ def _route_uncaught_exceptions() -> None:
     """An exception nobody caught is a JSON record too, not a traceback printed raw."""
     log = logging.getLogger("syncd")
 
-    def hook(kind: type[BaseException], exc: BaseException,
-             tb: TracebackType | None) -> None:
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         log.critical("uncaught %s: %s", kind.__name__, exc, exc_info=(kind, exc, tb))
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_value is not None and not isinstance(args.exc_value, SystemExit):
-            log.critical("uncaught %s in thread %s: %s", args.exc_type.__name__,
-                         args.thread.name if args.thread else "?", args.exc_value,
-                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+            log.critical(
+                "uncaught %s in thread %s: %s",
+                args.exc_type.__name__,
+                args.thread.name if args.thread else "?",
+                args.exc_value,
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            )
 
     sys.excepthook = hook
     threading.excepthook = thread_hook

@@ -50,33 +50,46 @@ class LoopGuard:
         ids = list(lead_ids)
         found: dict[str, int] = {}
         for start in range(0, len(ids), _CHUNK):
-            found.update(self._at_limit(now, col(AuditRow.lead_id).in_(ids[start:start + _CHUNK])))
+            found.update(
+                self._at_limit(now, col(AuditRow.lead_id).in_(ids[start : start + _CHUNK]))
+            )
         return found
 
     def _at_limit(self, now: datetime, *where: ColumnElement[bool]) -> dict[str, int]:
         """Leads (among ``where``) with at least ``max_changes`` applied status writes by
         syncd within the window, with their counts: one grouped query."""
         lead = col(AuditRow.lead_id)
-        query = (select(lead, func.count())
-                 .where(col(AuditRow.crm) == self.crm, col(AuditRow.field) == "status",
-                        col(AuditRow.outcome) == AuditOutcome.APPLIED.value,
-                        col(AuditRow.at) >= now - self.settings.window, *where)
-                 .group_by(lead)
-                 .having(func.count() >= self.settings.max_changes))
+        query = (
+            select(lead, func.count())
+            .where(
+                col(AuditRow.crm) == self.crm,
+                col(AuditRow.field) == "status",
+                col(AuditRow.outcome) == AuditOutcome.APPLIED.value,
+                col(AuditRow.at) >= now - self.settings.window,
+                *where,
+            )
+            .group_by(lead)
+            .having(func.count() >= self.settings.max_changes)
+        )
         with self.store.engine.connect() as conn:
             return {str(lead_id): int(n) for lead_id, n in conn.execute(query)}
 
     def reason(self, count: int) -> str:
         window = _days(self.settings.window)
-        return (f"syncd changed its status {count} times within {window} (loop_guard: at most "
-                f"{self.settings.max_changes}); held as a likely rule loop: see `syncd audit` "
-                "for the lead and fix the rules, or raise loop_guard.max_changes")
+        return (
+            f"syncd changed its status {count} times within {window} (loop_guard: at most "
+            f"{self.settings.max_changes}); held as a likely rule loop: see `syncd audit` "
+            "for the lead and fix the rules, or raise loop_guard.max_changes"
+        )
 
     def hold(self, verdicts: Iterable[Any], now: datetime) -> int:
         """Hold every verdict that would change the status of a lead at the limit; returns
         how many were held."""
-        changing = {v.lead_id: v for v in verdicts
-                    if any(c.kind == "field" and c.field == "status" for c in v.changes)}
+        changing = {
+            v.lead_id: v
+            for v in verdicts
+            if any(c.kind == "field" and c.field == "status" for c in v.changes)
+        }
         if not changing:
             return 0
         counts = self.counts(changing.keys(), now)

@@ -40,8 +40,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.base import Connector
 from syncd.store_stats import OutboxBacklog, outbox_backlog, table_rows
 
-__all__ = ["STORE_REFRESH_SECONDS", "ConnectorCollector", "Metrics", "StoreCollector",
-           "syncd_version"]
+__all__ = [
+    "STORE_REFRESH_SECONDS",
+    "ConnectorCollector",
+    "Metrics",
+    "StoreCollector",
+    "syncd_version",
+]
 
 log = logging.getLogger("syncd.metrics")
 
@@ -60,56 +65,110 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.cycles = Counter("syncd_cycles", "Cycles run, by how they ended.",
-                              ["crm", "outcome"], registry=r)
-        self.cycle_seconds = Histogram("syncd_cycle_duration_seconds", "Wall time of a cycle.",
-                                       ["crm"], registry=r,
-                                       buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600))
-        self.pulled = Counter("syncd_leads_pulled", "Leads read from the CRM.", ["crm"],
-                              registry=r)
-        self.planned = Counter("syncd_changes_planned", "Changes put in the outbox.", ["crm"],
-                               registry=r)
-        self.records = Counter("syncd_records_written", "Records sent, by outcome.",
-                               ["crm", "outcome"], registry=r)
-        self.held = Gauge("syncd_rep_edits_held", "Live leads whose status a person set within "
-                          "hold_rep_edits_for, left alone by the last cycle (the count `syncd "
-                          "status` and the cycle summary show).", ["crm"], registry=r)
-        self.blocked = Gauge("syncd_guard_blocked", "Rule targets refused by the lifecycle "
-                             "guards in the last cycle.", ["crm"], registry=r)
-        self.breaker_trips = Counter("syncd_breaker_trips", "Runs stopped by the change breaker.",
-                                     ["crm"], registry=r)
-        self.api_calls = Counter("syncd_api_calls", "CRM API calls made by cycles.", ["crm"],
-                                 registry=r)
-        self.quarantined = Counter("syncd_quarantined_values", "CRM values syncd could not "
-                                   "parse or store, stored as empty (see `syncd status`).",
-                                   ["connector", "field"], registry=r)
-        self.last_success = Gauge("syncd_last_success_timestamp_seconds",
-                                  "Unix time of the last cycle that ended ok.", ["crm"],
-                                  registry=r)
+        self.cycles = Counter(
+            "syncd_cycles", "Cycles run, by how they ended.", ["crm", "outcome"], registry=r
+        )
+        self.cycle_seconds = Histogram(
+            "syncd_cycle_duration_seconds",
+            "Wall time of a cycle.",
+            ["crm"],
+            registry=r,
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+        )
+        self.pulled = Counter("syncd_leads_pulled", "Leads read from the CRM.", ["crm"], registry=r)
+        self.planned = Counter(
+            "syncd_changes_planned", "Changes put in the outbox.", ["crm"], registry=r
+        )
+        self.records = Counter(
+            "syncd_records_written", "Records sent, by outcome.", ["crm", "outcome"], registry=r
+        )
+        self.held = Gauge(
+            "syncd_rep_edits_held",
+            "Live leads whose status a person set within "
+            "hold_rep_edits_for, left alone by the last cycle (the count `syncd "
+            "status` and the cycle summary show).",
+            ["crm"],
+            registry=r,
+        )
+        self.blocked = Gauge(
+            "syncd_guard_blocked",
+            "Rule targets refused by the lifecycle guards in the last cycle.",
+            ["crm"],
+            registry=r,
+        )
+        self.breaker_trips = Counter(
+            "syncd_breaker_trips", "Runs stopped by the change breaker.", ["crm"], registry=r
+        )
+        self.api_calls = Counter(
+            "syncd_api_calls", "CRM API calls made by cycles.", ["crm"], registry=r
+        )
+        self.quarantined = Counter(
+            "syncd_quarantined_values",
+            "CRM values syncd could not parse or store, stored as empty (see `syncd status`).",
+            ["connector", "field"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "syncd_last_success_timestamp_seconds",
+            "Unix time of the last cycle that ended ok.",
+            ["crm"],
+            registry=r,
+        )
         self.cycle_failures = Counter(
-            "syncd_cycle_failures", "Cycles that failed, by connector and reason (auth, "
+            "syncd_cycle_failures",
+            "Cycles that failed, by connector and reason (auth, "
             "configuration, crm, crm_unavailable, preflight, database, internal).",
-            ["connector", "reason"], registry=r)
-        self.rules_valid = Gauge("syncd_rules_valid", "1 when the rule files on disk loaded; 0 "
-                                 "when the daemon keeps older rules after a bad edit.",
-                                 registry=r)
+            ["connector", "reason"],
+            registry=r,
+        )
+        self.rules_valid = Gauge(
+            "syncd_rules_valid",
+            "1 when the rule files on disk loaded; 0 "
+            "when the daemon keeps older rules after a bad edit.",
+            registry=r,
+        )
         self.rules_valid.set(1)
-        self.loop_held = Gauge("syncd_loop_held_leads", "Leads held in the last plan because "
-                               "syncd changed their status loop_guard.max_changes times within "
-                               "loop_guard.window (a likely rule loop).", ["crm"], registry=r)
-        self.rules_info = Gauge("syncd_rules_info", "The rule-set version (hash) in use: 1 for "
-                                "the current version.", ["version"], registry=r)
-        self.build_info = Gauge("syncd_build_info", "syncd's version and Python's: always 1.",
-                                ["version", "python"], registry=r)
+        self.loop_held = Gauge(
+            "syncd_loop_held_leads",
+            "Leads held in the last plan because "
+            "syncd changed their status loop_guard.max_changes times within "
+            "loop_guard.window (a likely rule loop).",
+            ["crm"],
+            registry=r,
+        )
+        self.rules_info = Gauge(
+            "syncd_rules_info",
+            "The rule-set version (hash) in use: 1 for the current version.",
+            ["version"],
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "syncd_build_info",
+            "syncd's version and Python's: always 1.",
+            ["version", "python"],
+            registry=r,
+        )
         self.build_info.labels(syncd_version(), platform.python_version()).set(1)
-        self.pruned = Counter("syncd_retention_pruned_rows", "Rows deleted by retention, by "
-                              "table.", ["table"], registry=r)
-        self.lease_leader = Gauge("syncd_lease_leader", "1 while this process holds the "
-                                  "connector's lease and runs its cycles; 0 while it is a "
-                                  "standby.", ["connector"], registry=r)
-        self.lease_holder = Gauge("syncd_lease_holder_info", "1 for the process that holds the "
-                                  "connector's lease, as this process last saw it.",
-                                  ["connector", "host", "pid"], registry=r)
+        self.pruned = Counter(
+            "syncd_retention_pruned_rows",
+            "Rows deleted by retention, by table.",
+            ["table"],
+            registry=r,
+        )
+        self.lease_leader = Gauge(
+            "syncd_lease_leader",
+            "1 while this process holds the "
+            "connector's lease and runs its cycles; 0 while it is a "
+            "standby.",
+            ["connector"],
+            registry=r,
+        )
+        self.lease_holder = Gauge(
+            "syncd_lease_holder_info",
+            "1 for the process that holds the connector's lease, as this process last saw it.",
+            ["connector", "host", "pid"],
+            registry=r,
+        )
         self._holders: dict[str, tuple[str, str]] = {}
         # The process (CPU, memory, open files) and the interpreter (version, GC): on the
         # private registry, as prometheus_client puts them on its default one.
@@ -118,8 +177,13 @@ class Metrics:
         GCCollector(registry=r)
         self._watched = False
 
-    def watch(self, *, engine: Engine, connectors: Mapping[str, Connector],
-              clock: Callable[[], float] = time.monotonic) -> None:
+    def watch(
+        self,
+        *,
+        engine: Engine,
+        connectors: Mapping[str, Connector],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Serve the store and connector series from now on (once per registry)."""
         if self._watched:
             return
@@ -132,8 +196,9 @@ class Metrics:
         self.rules_info.clear()
         self.rules_info.labels(version).set(1)
 
-    def observe_lease(self, connector: str, leader: bool, host: str | None,
-                      pid: int | None) -> None:
+    def observe_lease(
+        self, connector: str, leader: bool, host: str | None, pid: int | None
+    ) -> None:
         """Whether this process leads ``connector``, and who holds its lease (if known)."""
         self.lease_leader.labels(connector).set(1 if leader else 0)
         previous = self._holders.pop(connector, None)
@@ -166,9 +231,14 @@ class Metrics:
 class StoreCollector(Collector):
     """Outbox backlog per connector and table sizes, read at scrape time (cached briefly)."""
 
-    def __init__(self, engine: Engine, crms: Sequence[str], *,
-                 clock: Callable[[], float] = time.monotonic,
-                 refresh_seconds: float = STORE_REFRESH_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        crms: Sequence[str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        refresh_seconds: float = STORE_REFRESH_SECONDS,
+    ) -> None:
         self._engine = engine
         self._crms = list(crms)
         self._clock = clock
@@ -195,24 +265,38 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         self._read()
-        pending = GaugeMetricFamily("syncd_outbox_pending", "Outbox rows approved and not yet "
-                                    "confirmed by the CRM.", labels=["crm"])
-        failed = GaugeMetricFamily("syncd_outbox_failed", "Outbox rows the CRM refused "
-                                   "permanently (kept until retention prunes them).",
-                                   labels=["crm"])
-        oldest = GaugeMetricFamily("syncd_outbox_oldest_pending_age_seconds", "Age of the "
-                                   "oldest pending outbox row; 0 when none is pending.",
-                                   labels=["crm"])
+        pending = GaugeMetricFamily(
+            "syncd_outbox_pending",
+            "Outbox rows approved and not yet confirmed by the CRM.",
+            labels=["crm"],
+        )
+        failed = GaugeMetricFamily(
+            "syncd_outbox_failed",
+            "Outbox rows the CRM refused permanently (kept until retention prunes them).",
+            labels=["crm"],
+        )
+        oldest = GaugeMetricFamily(
+            "syncd_outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending outbox row; 0 when none is pending.",
+            labels=["crm"],
+        )
         wall = datetime.now(UTC)
         for crm, backlog in self._backlog.items():
             pending.add_metric([crm], backlog.pending)
             failed.add_metric([crm], backlog.failed)
-            age = ((wall - backlog.oldest_pending_at).total_seconds()
-                   if backlog.oldest_pending_at is not None else 0.0)
+            age = (
+                (wall - backlog.oldest_pending_at).total_seconds()
+                if backlog.oldest_pending_at is not None
+                else 0.0
+            )
             oldest.add_metric([crm], max(age, 0.0))
-        rows = GaugeMetricFamily("syncd_table_rows", "Rows in each state-store table (an "
-                                 "estimate: the planner's on PostgreSQL, the id span on "
-                                 "SQLite).", labels=["table"])
+        rows = GaugeMetricFamily(
+            "syncd_table_rows",
+            "Rows in each state-store table (an "
+            "estimate: the planner's on PostgreSQL, the id span on "
+            "SQLite).",
+            labels=["table"],
+        )
         for table, n in self._rows.items():
             rows.add_metric([table], n)
         yield from (pending, failed, oldest, rows)
@@ -225,16 +309,27 @@ class ConnectorCollector(Collector):
         self._connectors = connectors
 
     def collect(self) -> Iterator[Metric]:
-        used = GaugeMetricFamily("syncd_api_quota_used", "The CRM's daily API calls used, as it "
-                                 "last reported them.", labels=["crm"])
-        limit = GaugeMetricFamily("syncd_api_quota_limit", "The CRM's daily API call limit, as "
-                                  "it last reported it.", labels=["crm"])
-        limited = CounterMetricFamily("syncd_api_rate_limited", "Requests the CRM answered with "
-                                      "a rate limit (429), by limit kind.", labels=["crm", "kind"])
-        retries = CounterMetricFamily("syncd_api_retries", "Whole-request retries after a "
-                                      "transient failure.", labels=["crm"])
-        errors = CounterMetricFamily("syncd_api_errors", "Whole-request errors, by code.",
-                                     labels=["crm", "code"])
+        used = GaugeMetricFamily(
+            "syncd_api_quota_used",
+            "The CRM's daily API calls used, as it last reported them.",
+            labels=["crm"],
+        )
+        limit = GaugeMetricFamily(
+            "syncd_api_quota_limit",
+            "The CRM's daily API call limit, as it last reported it.",
+            labels=["crm"],
+        )
+        limited = CounterMetricFamily(
+            "syncd_api_rate_limited",
+            "Requests the CRM answered with a rate limit (429), by limit kind.",
+            labels=["crm", "kind"],
+        )
+        retries = CounterMetricFamily(
+            "syncd_api_retries", "Whole-request retries after a transient failure.", labels=["crm"]
+        )
+        errors = CounterMetricFamily(
+            "syncd_api_errors", "Whole-request errors, by code.", labels=["crm", "code"]
+        )
         for crm, connector in list(self._connectors.items()):
             quota = connector.api_quota()
             if quota is not None:

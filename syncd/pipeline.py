@@ -70,8 +70,9 @@ __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts",
 log = logging.getLogger("syncd.pipeline")
 
 # Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
-_STORED_DATETIME_FIELDS = tuple(n for n, t in STANDARD_FIELDS.items()
-                                if t is FieldType.DATETIME and n != "status_changed_at")
+_STORED_DATETIME_FIELDS = tuple(
+    n for n, t in STANDARD_FIELDS.items() if t is FieldType.DATETIME and n != "status_changed_at"
+)
 
 
 @dataclass(slots=True)
@@ -118,11 +119,20 @@ class CycleReport:
     reason: str | None = None
 
     def summary(self) -> str:
-        text = (f"{self.crm}: pulled {self.pulled}, changed {self.planned}, "
-                f"written {self.written}, failed {self.failed}")
-        extras = [f"{n} {k}" for k, n in (("retrying", self.retrying), ("held (rep edits)",
-                  self.held), ("blocked by guards", self.blocked), ("deleted", self.deleted))
-                  if n]
+        text = (
+            f"{self.crm}: pulled {self.pulled}, changed {self.planned}, "
+            f"written {self.written}, failed {self.failed}"
+        )
+        extras = [
+            f"{n} {k}"
+            for k, n in (
+                ("retrying", self.retrying),
+                ("held (rep edits)", self.held),
+                ("blocked by guards", self.blocked),
+                ("deleted", self.deleted),
+            )
+            if n
+        ]
         if extras:
             text += " (" + ", ".join(extras) + ")"
         if self.outcome != "ok":
@@ -135,14 +145,18 @@ _from_iso = datetime.fromisoformat
 
 # What a run row records of its report: every report field the run table also has, derived so a
 # counter added to both cannot be forgotten here.
-_RUN_FIELDS = tuple(f.name for f in dataclass_fields(CycleReport)
-                    if f.name in RunRow.model_fields and f.name not in ("crm", "run_id"))
+_RUN_FIELDS = tuple(
+    f.name
+    for f in dataclass_fields(CycleReport)
+    if f.name in RunRow.model_fields and f.name not in ("crm", "run_id")
+)
 # The counters among them, written as the cycle's transactions commit (``Pipeline._progress``).
 _RUN_COUNTS = tuple(n for n in _RUN_FIELDS if RunRow.model_fields[n].annotation is int)
 
 
-def rule_lead(row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *,
-              connector: str | None = None) -> dict[str, Any]:
+def rule_lead(
+    row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *, connector: str | None = None
+) -> dict[str, Any]:
     """The plain mapping rules see for one mirror row.
 
     ``crm`` is the connector type (``salesforce``), what rules written before named instances
@@ -175,8 +189,9 @@ def _audited_rule(decision: Decision) -> str | None:
 class Planner:
     """Turns a rule decision into concrete changes for one mirror row."""
 
-    def __init__(self, *, crm: str, book: RuleBook, settings: ConnectorSettings,
-                 now: datetime | None = None) -> None:
+    def __init__(
+        self, *, crm: str, book: RuleBook, settings: ConnectorSettings, now: datetime | None = None
+    ) -> None:
         self.crm = crm  # the instance name: mirror rows are keyed by it
         self.kind = settings.type
         self.book = book
@@ -200,8 +215,9 @@ class Planner:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
-        verdict = LeadVerdict(row.lead_id, row.status, _audited_rule(decision),
-                              conflicts=decision.conflicts)
+        verdict = LeadVerdict(
+            row.lead_id, row.status, _audited_rule(decision), conflicts=decision.conflicts
+        )
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
         if decision.status is not None:
@@ -246,25 +262,32 @@ class Planner:
         return value
 
 
-
 #: A field change a guard refused (see ``Planner._field_value``).
 _BLOCKED = object()
+
 
 def _drop_refused_writes(row: LeadRecord, verdict: LeadVerdict) -> None:
     """The CRM refused a write permanently; sending it again would fail the same way. Once
     someone changes the lead in the CRM, syncd tries again."""
-    if row.error_code and row.error_at is not None and \
-            _utc(row.modified_at) <= _utc(row.error_at):
+    if row.error_code and row.error_at is not None and _utc(row.modified_at) <= _utc(row.error_at):
         kept = [c for c in verdict.changes if c.kind != "field"]
         if len(kept) != len(verdict.changes):
-            verdict.failed = (f"last write failed ({row.error_code}: {row.error_message}); "
-                              "retried after the lead changes in the CRM")
+            verdict.failed = (
+                f"last write failed ({row.error_code}: {row.error_message}); "
+                "retried after the lead changes in the CRM"
+            )
             verdict.changes = kept
 
 
-def iter_verdicts(store: StateStore, crm: str, book: RuleBook, settings: ConnectorSettings,
-                  now: datetime, *, loop_guard: LoopGuard | None = None
-                  ) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
+def iter_verdicts(
+    store: StateStore,
+    crm: str,
+    book: RuleBook,
+    settings: ConnectorSettings,
+    now: datetime,
+    *,
+    loop_guard: LoopGuard | None = None,
+) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
     """Every live, unconverted mirror lead with its verdict, streamed in id order (with
     ``loop_guard``, leads syncd changed too often are held).
 
@@ -281,16 +304,25 @@ def iter_verdicts(store: StateStore, crm: str, book: RuleBook, settings: Connect
 class Pipeline:
     """Runs cycles for one connector against the state store."""
 
-    def __init__(self, *, connector: Connector, store: StateStore, rules: Callable[[], RuleBook],
-                 enricher: Enricher, settings: ConnectorSettings, breaker: BreakerSettings,
-                 outbox: OutboxSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 metrics: Metrics | None = None, stop: threading.Event | None = None,
-                 loop_guard: LoopGuardSettings | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        connector: Connector,
+        store: StateStore,
+        rules: Callable[[], RuleBook],
+        enricher: Enricher,
+        settings: ConnectorSettings,
+        breaker: BreakerSettings,
+        outbox: OutboxSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: Metrics | None = None,
+        stop: threading.Event | None = None,
+        loop_guard: LoopGuardSettings | None = None,
+    ) -> None:
         self.connector = connector
         self.crm = connector.name
         self.store = store
-        self.loop_guard = (LoopGuard(store, self.crm, loop_guard) if loop_guard is not None
-                           else None)
+        self.loop_guard = LoopGuard(store, self.crm, loop_guard) if loop_guard is not None else None
         self.rules = rules
         self.enricher = enricher
         self.settings = settings
@@ -331,14 +363,16 @@ class Pipeline:
         with cycle_context(self.crm, report.run_id):
             return self._run_cycle(report, now, approve_large_run=approve_large_run)
 
-    def _run_cycle(self, report: CycleReport, now: datetime, *,
-                   approve_large_run: bool) -> CycleReport:
+    def _run_cycle(
+        self, report: CycleReport, now: datetime, *, approve_large_run: bool
+    ) -> CycleReport:
         run: RunRow | None = None
         calls_before = self._calls_before = _api_calls(self.connector)
         try:
             book = self.rules()
-            run = RunRow(run_id=report.run_id, crm=self.crm, started_at=now,
-                         ruleset_version=book.version)
+            run = RunRow(
+                run_id=report.run_id, crm=self.crm, started_at=now, ruleset_version=book.version
+            )
             self.store.start_run(run)
             self._steps(report, book, now, approve_large_run=approve_large_run)
         except Interrupted as exc:
@@ -359,24 +393,33 @@ class Pipeline:
             report.outcome, report.message = "lease_lost", str(exc)
         except SQLAlchemyError as exc:
             report.outcome, report.reason = "failed", "database"
-            report.message = (f"the state store failed ({_first_line(exc)}); nothing is lost: "
-                              "the cycle is retried from its last checkpoint next time")
+            report.message = (
+                f"the state store failed ({_first_line(exc)}); nothing is lost: "
+                "the cycle is retried from its last checkpoint next time"
+            )
         except Exception as exc:  # a cycle must end in a report, never a crash
             report.outcome, report.reason = "failed", "internal"
             report.message = f"unexpected {type(exc).__name__}: {_first_line(exc)}"
             # A bug, not an operating condition: the traceback is for the developer's log.
-            log.error("cycle %s of %s failed unexpectedly", report.run_id, self.crm,
-                      exc_info=log.isEnabledFor(logging.DEBUG))
+            log.error(
+                "cycle %s of %s failed unexpectedly",
+                report.run_id,
+                self.crm,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
         return self._finish(run, report, calls_before)
 
-    def _steps(self, report: CycleReport, book: RuleBook, now: datetime, *,
-               approve_large_run: bool) -> None:
+    def _steps(
+        self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool
+    ) -> None:
         """The cycle proper: pull, plan, write (failures are ``_run_cycle``'s to report)."""
         if self.paused_until and now < self.paused_until:
             report.outcome = "budget"
             report.resume_at = self.paused_until
-            report.message = (f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC "
-                              f"({self.pause_reason}); no request is sent until then")
+            report.message = (
+                f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC "
+                f"({self.pause_reason}); no request is sent until then"
+            )
             return
         if self.preflight is not None and not self._deferred_preflight(book, report):
             return
@@ -402,14 +445,12 @@ class Pipeline:
         problems = self.preflight(book)
         if problems:
             report.outcome, report.reason = "failed", "preflight"
-            report.message = ("the CRM does not accept what the rules write: "
-                              + "; ".join(problems))
+            report.message = "the CRM does not accept what the rules write: " + "; ".join(problems)
             return False
         self.preflight = None
         return True
 
-    def _finish(self, run: RunRow | None, report: CycleReport,
-                calls_before: int) -> CycleReport:
+    def _finish(self, run: RunRow | None, report: CycleReport, calls_before: int) -> CycleReport:
         report.api_calls = _api_calls(self.connector) - calls_before
         finished = self.clock()
         if run is not None:
@@ -420,14 +461,23 @@ class Pipeline:
                 self.store.finish_run(run)
             except SQLAlchemyError as exc:
                 # The store went away mid-cycle; the next start marks this run interrupted.
-                log.warning("%s: could not record how run %s ended (%s)", self.crm,
-                            report.run_id, _first_line(exc))
+                log.warning(
+                    "%s: could not record how run %s ended (%s)",
+                    self.crm,
+                    report.run_id,
+                    _first_line(exc),
+                )
         if self.metrics is not None:
             started = run.started_at if run is not None else finished
             self.metrics.observe_cycle(report, finished - started)
         level = logging.INFO if report.outcome in ("ok", "stopped") else logging.WARNING
-        log.log(level, "cycle %s %s", report.run_id, report.summary(),
-                extra={"crm": self.crm, "run_id": report.run_id, "outcome": report.outcome})
+        log.log(
+            level,
+            "cycle %s %s",
+            report.run_id,
+            report.summary(),
+            extra={"crm": self.crm, "run_id": report.run_id, "outcome": report.outcome},
+        )
         return report
 
     def _progress(self, conn: Any, report: CycleReport, **now_counts: int) -> None:
@@ -458,14 +508,19 @@ class Pipeline:
         if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.
-            gone = self.store.mark_unseen_deleted(self.crm, started, self.clock(),
-                                                  run_id=report.run_id)
+            gone = self.store.mark_unseen_deleted(
+                self.crm, started, self.clock(), run_id=report.run_id
+            )
             report.deleted += gone
-            log.warning("%s: cursor older than the delete log; full reconcile marked %d "
-                        "leads deleted", self.crm, gone)
+            log.warning(
+                "%s: cursor older than the delete log; full reconcile marked %d leads deleted",
+                self.crm,
+                gone,
+            )
 
-    def _store_page(self, leads: Sequence[RemoteLead], cursor: Cursor | None,
-                    report: CycleReport) -> None:
+    def _store_page(
+        self, leads: Sequence[RemoteLead], cursor: Cursor | None, report: CycleReport
+    ) -> None:
         now = self.clock()
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
         with self.store.begin() as conn:
@@ -473,8 +528,11 @@ class Pipeline:
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
-            status_rows = [r for r in self.store.open_changes(conn, self.crm, list(by_id))
-                           if r.kind == "field" and r.field == "status"]
+            status_rows = [
+                r
+                for r in self.store.open_changes(conn, self.crm, list(by_id))
+                if r.kind == "field" and r.field == "status"
+            ]
             queued = {(r.lead_id, r.value) for r in status_rows}
             in_doubt = {r.lead_id: r for r in status_rows if r.state == OutboxState.SENDING}
             rows: list[dict[str, Any]] = []
@@ -484,8 +542,9 @@ class Pipeline:
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
                 doubt = in_doubt.get(lead.id)
-                rows.append(self._mirror_row(lead, existing.get(lead.id), now, queued=ours,
-                                             in_doubt=doubt))
+                rows.append(
+                    self._mirror_row(lead, existing.get(lead.id), now, queued=ours, in_doubt=doubt)
+                )
                 if doubt is not None and _reverted_in_doubt(lead, rows[-1]["status"], doubt):
                     reverted.append(doubt)
                 if rows[-1]["quarantine"]:
@@ -497,25 +556,49 @@ class Pipeline:
                 self.store.upsert_leads(conn, rows)
             # The write may have been applied (its answer was lost); the person's value stands,
             # and the audit says both.
-            self.store.close_changes(conn, reverted, OutboxState.WITHDRAWN, now,
-                                     run_id=report.run_id, reason=UNCONFIRMED_OVERRIDDEN)
+            self.store.close_changes(
+                conn,
+                reverted,
+                OutboxState.WITHDRAWN,
+                now,
+                run_id=report.run_id,
+                reason=UNCONFIRMED_OVERRIDDEN,
+            )
             if gone:
                 withdrawn: dict[str, list[OutboxRecord]] = defaultdict(list)
                 for r in self.store.open_changes(conn, self.crm, list(gone)):
                     withdrawn[gone[r.lead_id]].append(r)
                 for reason, open_rows in withdrawn.items():
-                    self.store.close_changes(conn, open_rows, OutboxState.WITHDRAWN, now,
-                                             run_id=report.run_id, reason=reason)
+                    self.store.close_changes(
+                        conn,
+                        open_rows,
+                        OutboxState.WITHDRAWN,
+                        now,
+                        run_id=report.run_id,
+                        reason=reason,
+                    )
             if cursor is not None:
                 stored = self.store.cursor(self.crm)
                 old = Cursor(*stored) if stored else None
                 # Save a position that moved forward, or the same one read again later (the
                 # read time bounds how far the next pull must look back).
-                if old is None or cursor > old or (
-                        cursor == old and cursor.read_at is not None
-                        and (old.read_at is None or cursor.read_at > old.read_at)):
-                    self.store.save_cursor(conn, self.crm, cursor.modified_at, cursor.record_id,
-                                           now, read_at=cursor.read_at)
+                if (
+                    old is None
+                    or cursor > old
+                    or (
+                        cursor == old
+                        and cursor.read_at is not None
+                        and (old.read_at is None or cursor.read_at > old.read_at)
+                    )
+                ):
+                    self.store.save_cursor(
+                        conn,
+                        self.crm,
+                        cursor.modified_at,
+                        cursor.record_id,
+                        now,
+                        read_at=cursor.read_at,
+                    )
             self._progress(conn, report, pulled=report.pulled + len(by_id))
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
@@ -524,66 +607,106 @@ class Pipeline:
         """Log and count the values the connector (or ``_mirror_row``) nulled."""
         for row in rows:
             fields = ", ".join(f"{p['field']} ({p['reason']})" for p in row["quarantine"])
-            log.warning("%s lead %s: unusable values stored as empty: %s", self.crm,
-                        row["lead_id"], fields, extra={"crm": self.crm})
+            log.warning(
+                "%s lead %s: unusable values stored as empty: %s",
+                self.crm,
+                row["lead_id"],
+                fields,
+                extra={"crm": self.crm},
+            )
             if self.metrics is not None:
                 for problem in row["quarantine"]:
                     self.metrics.quarantined.labels(self.crm, problem["field"]).inc()
 
-    def _mirror_row(self, lead: RemoteLead, prev: LeadRecord | None, now: datetime, *,
-                    queued: bool = False,
-                    in_doubt: OutboxRecord | None = None) -> dict[str, Any]:
+    def _mirror_row(
+        self,
+        lead: RemoteLead,
+        prev: LeadRecord | None,
+        now: datetime,
+        *,
+        queued: bool = False,
+        in_doubt: OutboxRecord | None = None,
+    ) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
-        problems = [{"field": p.field, "excerpt": p.excerpt, "reason": p.reason}
-                    for p in lead.problems]
+        problems = [
+            {"field": p.field, "excerpt": p.excerpt, "reason": p.reason} for p in lead.problems
+        ]
         reported = {p.field for p in lead.problems}
         # Last line: a value the connector let through that JSON cannot hold (NaN, infinity).
-        problems += [{"field": k, "excerpt": repr(lead.fields[k])[:40],
-                      "reason": "not storable as JSON"}
-                     for k, v in fields.items()
-                     if v is None and lead.fields[k] is not None and k not in reported]
+        problems += [
+            {"field": k, "excerpt": repr(lead.fields[k])[:40], "reason": "not storable as JSON"}
+            for k, v in fields.items()
+            if v is None and lead.fields[k] is not None and k not in reported
+        ]
         status = fields.get("status")
         enrichment = self.enricher.enrich(lead.fields)
         row: dict[str, Any] = {
-            "crm": self.crm, "lead_id": lead.id, "modified_at": lead.modified_at,
-            "fields": fields, "enrichment": enrichment.values, "reasons": enrichment.reasons,
-            "status": status, "deleted": lead.deleted, "converted": lead.converted,
-            "pulled_at": now, "first_seen_at": now, "quarantine": problems or None,
+            "crm": self.crm,
+            "lead_id": lead.id,
+            "modified_at": lead.modified_at,
+            "fields": fields,
+            "enrichment": enrichment.values,
+            "reasons": enrichment.reasons,
+            "status": status,
+            "deleted": lead.deleted,
+            "converted": lead.converted,
+            "pulled_at": now,
+            "first_seen_at": now,
+            "quarantine": problems or None,
         }
         if prev is None:
             # When the status was set is unknown on first sight; the last modification is the
             # latest it can have been, so time-based rules fire late rather than early.
-            row.update(status_changed_at=lead.modified_at, written_status=None, written_at=None,
-                       rep_edit_at=None, rep_edit_status=None, newsletters=[], error_code=None,
-                       error_message=None, error_at=None)
+            row.update(
+                status_changed_at=lead.modified_at,
+                written_status=None,
+                written_at=None,
+                rep_edit_at=None,
+                rep_edit_status=None,
+                newsletters=[],
+                error_code=None,
+                error_message=None,
+                error_at=None,
+            )
             return row
-        row.update(status_changed_at=prev.status_changed_at, written_status=prev.written_status,
-                   written_at=prev.written_at, rep_edit_at=prev.rep_edit_at,
-                   rep_edit_status=prev.rep_edit_status, newsletters=prev.newsletters or [],
-                   error_code=prev.error_code, error_message=prev.error_message,
-                   error_at=prev.error_at)
+        row.update(
+            status_changed_at=prev.status_changed_at,
+            written_status=prev.written_status,
+            written_at=prev.written_at,
+            rep_edit_at=prev.rep_edit_at,
+            rep_edit_status=prev.rep_edit_status,
+            newsletters=prev.newsletters or [],
+            error_code=prev.error_code,
+            error_message=prev.error_message,
+            error_at=prev.error_at,
+        )
         if status != prev.status or _reverted_in_doubt(lead, status, in_doubt):
             if status != prev.status:
                 row["status_changed_at"] = lead.modified_at
-            ours = (status == prev.written_status or queued
-                    or lead.modified_by_integration is True)
+            ours = status == prev.written_status or queued or lead.modified_by_integration is True
             if not ours:
                 row["rep_edit_at"] = lead.modified_at
                 row["rep_edit_status"] = status
                 row["error_code"] = row["error_message"] = row["error_at"] = None
                 until = lead.modified_at + self.settings.hold_rep_edits_for
-                log.info("lead %s: status changed to %r by a person; left alone until %s UTC",
-                         lead.id, status, f"{until:%Y-%m-%d %H:%M}")
+                log.info(
+                    "lead %s: status changed to %r by a person; left alone until %s UTC",
+                    lead.id,
+                    status,
+                    f"{until:%Y-%m-%d %H:%M}",
+                )
         return row
 
     # ---- 2. plan -------------------------------------------------------------------------
 
     def verdicts(self, book: RuleBook, now: datetime) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
-        return iter_verdicts(self.store, self.crm, book, self.settings, now,
-                             loop_guard=self.loop_guard)
+        return iter_verdicts(
+            self.store, self.crm, book, self.settings, now, loop_guard=self.loop_guard
+        )
 
-    def plan(self, report: CycleReport, book: RuleBook, now: datetime, *,
-             approve_large_run: bool = False) -> None:
+    def plan(
+        self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool = False
+    ) -> None:
         changing_leads = 0
         batch: list[tuple[LeadRecord, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
@@ -601,18 +724,22 @@ class Pipeline:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         live = self.store.count_live(self.crm)
         share = changing_leads / live if live else 0.0
-        if (changing_leads >= self.breaker.min_changes
-                and share > self.breaker.max_change_share and not approve_large_run):
+        if (
+            changing_leads >= self.breaker.min_changes
+            and share > self.breaker.max_change_share
+            and not approve_large_run
+        ):
             with self.store.begin() as conn:
                 self._fence(conn)
-                self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.BLOCKED,
-                                           now)
+                self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.BLOCKED, now)
             report.outcome = "breaker"
-            report.message = (f"this run would change {changing_leads} of {live} leads "
-                              f"({share:.0%}), above breaker.max_change_share "
-                              f"{self.breaker.max_change_share:.0%}; nothing was written. Review "
-                              "it with `syncd plan`, then run `syncd sync --once "
-                              "--approve-large-run` or raise the limit")
+            report.message = (
+                f"this run would change {changing_leads} of {live} leads "
+                f"({share:.0%}), above breaker.max_change_share "
+                f"{self.breaker.max_change_share:.0%}; nothing was written. Review "
+                "it with `syncd plan`, then run `syncd sync --once "
+                "--approve-large-run` or raise the limit"
+            )
             if self.metrics is not None:
                 self.metrics.breaker_trips.labels(self.crm).inc()
             return
@@ -620,8 +747,14 @@ class Pipeline:
             self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)
 
-    def _record_plan(self, items: Sequence[tuple[LeadRecord, LeadVerdict]], report: CycleReport,
-                     book: RuleBook, now: datetime, planner: Planner) -> int:
+    def _record_plan(
+        self,
+        items: Sequence[tuple[LeadRecord, LeadVerdict]],
+        report: CycleReport,
+        book: RuleBook,
+        now: datetime,
+        planner: Planner,
+    ) -> int:
         """Reconcile verdicts with open outbox rows; returns leads with field changes.
 
         A verdict's changes for one lead are one intent. An open row still wanted is kept; one
@@ -635,8 +768,9 @@ class Pipeline:
                 open_rows[r.lead_id].append(r)
             new_rows: list[dict[str, Any]] = []
             done: list[OutboxRecord] = []
-            leftovers: list[tuple[LeadRecord, OutboxRecord,
-                                  dict[tuple[str, str], PlannedChange]]] = []
+            leftovers: list[
+                tuple[LeadRecord, OutboxRecord, dict[tuple[str, str], PlannedChange]]
+            ] = []
             for row, verdict in items:
                 report.held += verdict.held is not None
                 report.blocked += verdict.blocked is not None
@@ -646,8 +780,9 @@ class Pipeline:
                     change = wanted.get(key)
                     if change is not None and change.value == existing.value:
                         del wanted[key]  # still wanted and already queued
-                    elif existing.kind == "field" and _current(row, existing.field) == \
-                            existing.value:
+                    elif (
+                        existing.kind == "field" and _current(row, existing.field) == existing.value
+                    ):
                         done.append(existing)  # the CRM already shows it (written before a crash)
                     else:
                         leftovers.append((row, existing, wanted))
@@ -655,28 +790,50 @@ class Pipeline:
                     changing += 1
                 intent_id = f"{report.run_id}.{row.lead_id}"
                 for change in wanted.values():
-                    new_rows.append({
-                        "crm": self.crm, "lead_id": row.lead_id, "kind": change.kind,
-                        "field": change.field, "value": change.value, "before": change.before,
-                        "rule_id": verdict.rule_id, "ruleset_version": book.version,
-                        "run_id": report.run_id, "intent_id": intent_id,
-                        "state": OutboxState.PLANNED, "attempts": 0,
-                        "created_at": now, "updated_at": now})
+                    new_rows.append(
+                        {
+                            "crm": self.crm,
+                            "lead_id": row.lead_id,
+                            "kind": change.kind,
+                            "field": change.field,
+                            "value": change.value,
+                            "before": change.before,
+                            "rule_id": verdict.rule_id,
+                            "ruleset_version": book.version,
+                            "run_id": report.run_id,
+                            "intent_id": intent_id,
+                            "state": OutboxState.PLANNED,
+                            "attempts": 0,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
             closed: dict[tuple[OutboxState, str], list[OutboxRecord]] = defaultdict(list)
             if leftovers:
                 intents = self.store.intent_parts(conn, {r.intent_id for _, r, _ in leftovers})
                 done_now = {r.id for r in done}
                 for row, existing, wanted in leftovers:
-                    closing = _judge_leftover(row, existing, intents[existing.intent_id],
-                                                  done_now, wanted, book, planner, now)
+                    closing = _judge_leftover(
+                        row,
+                        existing,
+                        intents[existing.intent_id],
+                        done_now,
+                        wanted,
+                        book,
+                        planner,
+                        now,
+                    )
                     if closing is not None:
                         closed[closing].append(existing)
             for (state, reason), rows in closed.items():
-                self.store.close_changes(conn, rows, state, now, run_id=report.run_id,
-                                         reason=reason)
+                self.store.close_changes(
+                    conn, rows, state, now, run_id=report.run_id, reason=reason
+                )
             self.store.set_change_state(conn, [r.id for r in done], OutboxState.DONE, now)
-            self.store.add_audit(conn, [self._audit(r, AuditOutcome.ALREADY_IN_PLACE, now,
-                                                    report.run_id) for r in done])
+            self.store.add_audit(
+                conn,
+                [self._audit(r, AuditOutcome.ALREADY_IN_PLACE, now, report.run_id) for r in done],
+            )
             self.store.add_changes(conn, new_rows)
             self._progress(conn, report, planned=report.planned + len(new_rows))
         report.planned += len(new_rows)
@@ -715,8 +872,9 @@ class Pipeline:
         # In doubt from here until the results are recorded (OutboxState.SENDING).
         with self.store.begin() as conn:
             self._fence(conn)
-            self.store.set_change_state(conn, [r.id for g in groups for r in g],
-                                        OutboxState.SENDING, self.clock())
+            self.store.set_change_state(
+                conn, [r.id for g in groups for r in g], OutboxState.SENDING, self.clock()
+            )
         try:
             results = self._deliver(kind, groups)
         except ConnectorError as exc:
@@ -725,8 +883,9 @@ class Pipeline:
                 # not in doubt; it waits (pending) for the next cycle.
                 with self.store.begin() as conn:
                     self._fence(conn)
-                    self.store.set_change_state(conn, [r.id for g in groups for r in g],
-                                                OutboxState.PENDING, self.clock())
+                    self.store.set_change_state(
+                        conn, [r.id for g in groups for r in g], OutboxState.PENDING, self.clock()
+                    )
             raise
         self._record_results(groups, results, report)
 
@@ -734,38 +893,54 @@ class Pipeline:
         """One connector call for the batch: field writes, newsletter adds or removals."""
         if kind == "field":
             # Provenance fields ride in the same records: no extra call (syncd.provenance).
-            extra = (self.provenance.for_groups(groups, self) if self.provenance is not None
-                     else [{} for _ in groups])
-            changes = [LeadChange(g[0].lead_id, {r.field: r.value for r in g},
-                                  clear_first_fields(self._lifecycle,
-                                                     {r.field: (r.before, r.value) for r in g}),
-                                  crm)
-                       for g, crm in zip(groups, extra, strict=True)]
+            extra = (
+                self.provenance.for_groups(groups, self)
+                if self.provenance is not None
+                else [{} for _ in groups]
+            )
+            changes = [
+                LeadChange(
+                    g[0].lead_id,
+                    {r.field: r.value for r in g},
+                    clear_first_fields(self._lifecycle, {r.field: (r.before, r.value) for r in g}),
+                    crm,
+                )
+                for g, crm in zip(groups, extra, strict=True)
+            ]
             return self.connector.write_batch(changes)
         if groups[0][0].value is False:  # a revert takes the lead out of the newsletter
-            return self.connector.remove_from_newsletter(groups[0][0].field,
-                                                         [g[0].lead_id for g in groups])
-        return self.connector.add_to_newsletter(groups[0][0].field,
-                                                [g[0].lead_id for g in groups])
+            return self.connector.remove_from_newsletter(
+                groups[0][0].field, [g[0].lead_id for g in groups]
+            )
+        return self.connector.add_to_newsletter(groups[0][0].field, [g[0].lead_id for g in groups])
 
-    def _record_results(self, groups: Sequence[Sequence[OutboxRecord]],
-                        results: Sequence[RecordResult],
-                        report: CycleReport) -> None:
+    def _record_results(
+        self,
+        groups: Sequence[Sequence[OutboxRecord]],
+        results: Sequence[RecordResult],
+        report: CycleReport,
+    ) -> None:
         """Commit each record's outcome, its audit rows and the mirror, in one transaction.
 
         Set-based: a batch of 200 costs a handful of statements, not several per record.
         """
         if len(results) != len(groups):
-            raise FatalError(f"{self.crm} returned {len(results)} results for {len(groups)} "
-                             "records; refusing to guess which succeeded", crm=self.crm)
+            raise FatalError(
+                f"{self.crm} returned {len(results)} results for {len(groups)} "
+                "records; refusing to guess which succeeded",
+                crm=self.crm,
+            )
         now = self.clock()
         done: list[Sequence[OutboxRecord]] = []
         retry: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
         failed: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
         for group, result in zip(groups, results, strict=True):
             if result.lead_id != group[0].lead_id:
-                raise FatalError(f"{self.crm} answered for lead {result.lead_id} where "
-                                 f"{group[0].lead_id} was sent", crm=self.crm)
+                raise FatalError(
+                    f"{self.crm} answered for lead {result.lead_id} where "
+                    f"{group[0].lead_id} was sent",
+                    crm=self.crm,
+                )
             attempts = group[0].attempts + 1
             if result.outcome is Outcome.OK:
                 done.append(group)
@@ -780,24 +955,48 @@ class Pipeline:
             for group, result in retry:
                 attempts = group[0].attempts + 1
                 delay = self.outbox.retry_base * (2 ** (attempts - 1))
-                self.store.set_change_state(conn, [r.id for r in group], OutboxState.PENDING, now,
-                                            attempts=attempts, next_attempt_at=now + delay,
-                                            error_code=result.error_code,
-                                            error_message=result.message)
+                self.store.set_change_state(
+                    conn,
+                    [r.id for r in group],
+                    OutboxState.PENDING,
+                    now,
+                    attempts=attempts,
+                    next_attempt_at=now + delay,
+                    error_code=result.error_code,
+                    error_message=result.message,
+                )
             for group, result in failed:
-                self.store.set_change_state(conn, [r.id for r in group], OutboxState.FAILED, now,
-                                            attempts=group[0].attempts + 1,
-                                            error_code=result.error_code,
-                                            error_message=result.message)
-            self.store.add_audit(conn, self._clear_audits(groups, results, now, report.run_id)
-                                 + [self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
-                                    for g in done for r in g]
-                                 + [self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
-                                    for g, res in failed for r in g])
+                self.store.set_change_state(
+                    conn,
+                    [r.id for r in group],
+                    OutboxState.FAILED,
+                    now,
+                    attempts=group[0].attempts + 1,
+                    error_code=result.error_code,
+                    error_message=result.message,
+                )
+            self.store.add_audit(
+                conn,
+                self._clear_audits(groups, results, now, report.run_id)
+                + [
+                    self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
+                    for g in done
+                    for r in g
+                ]
+                + [
+                    self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
+                    for g, res in failed
+                    for r in g
+                ],
+            )
             self._apply_to_mirror(conn, done, failed, now)
-            self._progress(conn, report, written=report.written + len(done),
-                           retrying=report.retrying + len(retry),
-                           failed=report.failed + len(failed))
+            self._progress(
+                conn,
+                report,
+                written=report.written + len(done),
+                retrying=report.retrying + len(retry),
+                failed=report.failed + len(failed),
+            )
         report.written += len(done)
         report.retrying += len(retry)
         report.failed += len(failed)
@@ -809,9 +1008,13 @@ class Pipeline:
         if self.lease is not None:
             self.lease.check(conn)
 
-    def _apply_to_mirror(self, conn: Connection, done: Sequence[Sequence[OutboxRecord]],
-                         failed: Sequence[tuple[Sequence[OutboxRecord], RecordResult]],
-                         now: datetime) -> None:
+    def _apply_to_mirror(
+        self,
+        conn: Connection,
+        done: Sequence[Sequence[OutboxRecord]],
+        failed: Sequence[tuple[Sequence[OutboxRecord], RecordResult]],
+        now: datetime,
+    ) -> None:
         """Confirmed values become the mirror's; permanent failures stay visible on the lead."""
         ids = [g[0].lead_id for g in done] + [g[0].lead_id for g, _ in failed]
         leads = self.store.leads_by_id(conn, self.crm, ids)
@@ -824,11 +1027,14 @@ class Pipeline:
             # only a confirmed field write clears the error shown by `syncd status`.
             cleared = any(r.kind == "field" for r in group)
             values: dict[str, Any] = {
-                "status": lead.status, "written_status": lead.written_status,
-                "written_at": lead.written_at, "status_changed_at": lead.status_changed_at,
+                "status": lead.status,
+                "written_status": lead.written_status,
+                "written_at": lead.written_at,
+                "status_changed_at": lead.status_changed_at,
                 "error_code": None if cleared else lead.error_code,
                 "error_message": None if cleared else lead.error_message,
-                "error_at": None if cleared else lead.error_at}
+                "error_at": None if cleared else lead.error_at,
+            }
             fields = dict(lead.fields)
             newsletters = list(lead.newsletters or [])
             for r in group:
@@ -839,39 +1045,69 @@ class Pipeline:
                     if r.field not in newsletters:
                         newsletters.append(r.field)
                 elif r.field == "status":
-                    values.update(status=r.value, written_status=r.value, written_at=now,
-                                  status_changed_at=now)
+                    values.update(
+                        status=r.value,
+                        written_status=r.value,
+                        written_at=now,
+                        status_changed_at=now,
+                    )
                     fields["status"] = r.value
                 else:
                     fields[r.field] = r.value
-            updates.append({**values, "fields": fields, "newsletters": newsletters,
-                            "lead_id": lead.lead_id})
+            updates.append(
+                {**values, "fields": fields, "newsletters": newsletters, "lead_id": lead.lead_id}
+            )
         self.store.update_leads(conn, self.crm, updates)
         for group, result in failed:
-            self.store.update_lead(conn, self.crm, group[0].lead_id,
-                                   error_code=result.error_code or "UNKNOWN",
-                                   error_message=result.message, error_at=now)
+            self.store.update_lead(
+                conn,
+                self.crm,
+                group[0].lead_id,
+                error_code=result.error_code or "UNKNOWN",
+                error_message=result.message,
+                error_at=now,
+            )
 
-    def _clear_audits(self, groups: Sequence[Sequence[OutboxRecord]],
-                      results: Sequence[RecordResult], now: datetime,
-                      run_id: str) -> list[dict[str, Any]]:
+    def _clear_audits(
+        self,
+        groups: Sequence[Sequence[OutboxRecord]],
+        results: Sequence[RecordResult],
+        now: datetime,
+        run_id: str,
+    ) -> list[dict[str, Any]]:
         """An audit row for each field a connector cleared before setting it (a declared
         backward lifecycle move): the clear, then the set, are both on record."""
         rows = []
         for group, result in zip(groups, results, strict=True):
             for r in group:
                 if r.kind == "field" and r.field in result.cleared:
-                    row = audit_values(r, AuditOutcome.APPLIED, now, run_id,
-                                       message=f"cleared before moving {r.field} backward to "
-                                               f"'{r.value}' (declared in lifecycle.backward)")
+                    row = audit_values(
+                        r,
+                        AuditOutcome.APPLIED,
+                        now,
+                        run_id,
+                        message=f"cleared before moving {r.field} backward to "
+                        f"'{r.value}' (declared in lifecycle.backward)",
+                    )
                     rows.append({**row, "after": None})
         return rows
 
-    def _audit(self, r: OutboxRecord, outcome: AuditOutcome, now: datetime, run_id: str,
-               result: RecordResult | None = None) -> dict[str, Any]:
-        return audit_values(r, outcome, now, run_id,
-                            error_code=result.error_code if result else None,
-                            message=result.message if result else None)
+    def _audit(
+        self,
+        r: OutboxRecord,
+        outcome: AuditOutcome,
+        now: datetime,
+        run_id: str,
+        result: RecordResult | None = None,
+    ) -> dict[str, Any]:
+        return audit_values(
+            r,
+            outcome,
+            now,
+            run_id,
+            error_code=result.error_code if result else None,
+            message=result.message if result else None,
+        )
 
 
 # Why an open change is not sent (the row's error_message and the audit row's message).
@@ -879,15 +1115,23 @@ OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's wri
 OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
 NO_LONGER_WANTED = "no longer wanted by the rules"
 LEAD_DELETED = "lead deleted in the CRM"
-UNCONFIRMED_OVERRIDDEN = ("sent but unconfirmed (the answer was lost); someone else changed the "
-                          "status afterwards, and it is left as they set it")
+UNCONFIRMED_OVERRIDDEN = (
+    "sent but unconfirmed (the answer was lost); someone else changed the "
+    "status afterwards, and it is left as they set it"
+)
 LEAD_CONVERTED = "lead converted in the CRM"
 
 
-def _judge_leftover(row: LeadRecord, change: OutboxRecord, parts: Sequence[OutboxRecord],
-                    done_now: set[int],
-                    wanted: Mapping[tuple[str, str], PlannedChange], book: RuleBook,
-                    planner: Planner, now: datetime) -> tuple[OutboxState, str] | None:
+def _judge_leftover(
+    row: LeadRecord,
+    change: OutboxRecord,
+    parts: Sequence[OutboxRecord],
+    done_now: set[int],
+    wanted: Mapping[tuple[str, str], PlannedChange],
+    book: RuleBook,
+    planner: Planner,
+    now: datetime,
+) -> tuple[OutboxState, str] | None:
     """What becomes of an open change the current verdict does not want as it is.
 
     ``None`` keeps it pending: part of its intent already reached the CRM, and the verdict
@@ -897,8 +1141,7 @@ def _judge_leftover(row: LeadRecord, change: OutboxRecord, parts: Sequence[Outbo
     """
     delivered = any(p.state == OutboxState.DONE or p.id in done_now for p in parts)
     if _changed_outside_syncd(row, parts, done_now):
-        return OutboxState.WITHDRAWN, (OUTSIDE_AFTER_WRITE if delivered
-                                       else OUTSIDE_BEFORE_WRITE)
+        return OutboxState.WITHDRAWN, (OUTSIDE_AFTER_WRITE if delivered else OUTSIDE_BEFORE_WRITE)
     newer = wanted.get((change.kind, change.field))
     if newer is not None:
         # The same field, another value: the newer decision is the one to deliver.
@@ -906,14 +1149,17 @@ def _judge_leftover(row: LeadRecord, change: OutboxRecord, parts: Sequence[Outbo
     if not delivered:
         return OutboxState.SUPERSEDED, NO_LONGER_WANTED
     if change.ruleset_version != book.version and not _wanted_before_the_intent(
-            row, change, parts, done_now, planner, now):
-        return OutboxState.WITHDRAWN, (f"rule set changed to version {book.version} and no "
-                                       "longer wants it")
+        row, change, parts, done_now, planner, now
+    ):
+        return OutboxState.WITHDRAWN, (
+            f"rule set changed to version {book.version} and no longer wants it"
+        )
     return None
 
 
-def _changed_outside_syncd(row: LeadRecord, parts: Sequence[OutboxRecord],
-                           done_now: set[int]) -> bool:
+def _changed_outside_syncd(
+    row: LeadRecord, parts: Sequence[OutboxRecord], done_now: set[int]
+) -> bool:
     """Whether someone other than syncd changed the lead's status since the intent was planned.
 
     The pull marks a status change syncd did not make (``rep_edit_at``, CRM time); and a status
@@ -934,9 +1180,14 @@ def _changed_outside_syncd(row: LeadRecord, parts: Sequence[OutboxRecord],
     return row.status not in ours
 
 
-def _wanted_before_the_intent(row: LeadRecord, change: OutboxRecord,
-                              parts: Sequence[OutboxRecord], done_now: set[int],
-                              planner: Planner, now: datetime) -> bool:
+def _wanted_before_the_intent(
+    row: LeadRecord,
+    change: OutboxRecord,
+    parts: Sequence[OutboxRecord],
+    done_now: set[int],
+    planner: Planner,
+    now: datetime,
+) -> bool:
     """Whether the current rules still decide ``change`` for the lead as the intent found it.
 
     The delivered parts are undone on a copy of the mirror row, so a rule set that changed for
@@ -958,8 +1209,10 @@ def _wanted_before_the_intent(row: LeadRecord, change: OutboxRecord,
                 view["status"] = p.before
     view.update(fields=fields, newsletters=newsletters)
     verdict = planner.verdict(SimpleNamespace(**view), now)
-    return any((c.kind, c.field, c.value) == (change.kind, change.field, change.value)
-               for c in verdict.changes)
+    return any(
+        (c.kind, c.field, c.value) == (change.kind, change.field, change.value)
+        for c in verdict.changes
+    )
 
 
 def _membership_key(row: Any) -> str:
@@ -995,8 +1248,7 @@ def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:
     return len({newsletter for newsletter, _ in buffer})
 
 
-def _take(buffer: dict[tuple[str, str], list[OutboxRecord]],
-          size: int) -> list[list[OutboxRecord]]:
+def _take(buffer: dict[tuple[str, str], list[OutboxRecord]], size: int) -> list[list[OutboxRecord]]:
     """Up to ``size`` groups off the front of ``buffer``, all of one newsletter."""
     first = next(iter(buffer))[0]
     keys: list[tuple[str, str]] = []

@@ -29,8 +29,9 @@ from syncd.views import (
 __all__ = ["build_plan", "explain_lead", "status_report"]
 
 
-def build_plan(app: App, *, pull: bool = False, book: RuleBook | None = None,
-               at: datetime | None = None) -> Plan:
+def build_plan(
+    app: App, *, pull: bool = False, book: RuleBook | None = None, at: datetime | None = None
+) -> Plan:
     """What the next cycle would change, per CRM and per rule, from the mirror as it is.
 
     ``book`` evaluates a draft instead of the live rules (nothing else changes); ``at`` asks
@@ -42,12 +43,22 @@ def build_plan(app: App, *, pull: bool = False, book: RuleBook | None = None,
     for name, cs in app.settings.connectors().items():
         if pull and name in app.pipelines:
             app.pipelines[name].pull(CycleReport(name, "plan"), until=now)
-        rules: dict[str, RulePlan] = defaultdict(lambda: {
-            "leads": 0, "moves": Counter(), "newsletters": Counter(), "fields": Counter()})
-        part: CrmPlan = {"live_leads": app.store.count_live(name), "changing_leads": 0,
-                         "memberships": 0, "held": [], "blocked": [], "failed": [],
-                         "loop_held": [], "conflicts": [], "leads": [], "breaker": None,
-                         "rules": {}}
+        rules: dict[str, RulePlan] = defaultdict(
+            lambda: {"leads": 0, "moves": Counter(), "newsletters": Counter(), "fields": Counter()}
+        )
+        part: CrmPlan = {
+            "live_leads": app.store.count_live(name),
+            "changing_leads": 0,
+            "memberships": 0,
+            "held": [],
+            "blocked": [],
+            "failed": [],
+            "loop_held": [],
+            "conflicts": [],
+            "leads": [],
+            "breaker": None,
+            "rules": {},
+        }
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         for row, verdict in iter_verdicts(app.store, name, book, cs, now, loop_guard=guard):
             _note_unsent(part, row.lead_id, verdict)
@@ -67,15 +78,25 @@ def build_plan(app: App, *, pull: bool = False, book: RuleBook | None = None,
                     info["fields"][change.field] += 1
             if any(c.kind == "field" for c in verdict.changes):
                 part["changing_leads"] += 1
-            part["leads"].append({"lead_id": row.lead_id, "before": row.status, "after": after,
-                                  "rule_id": verdict.rule_id,
-                                  "changes": [(c.kind, c.field, c.value) for c in
-                                              verdict.changes]})
-        part["breaker"] = _breaker(part["changing_leads"], part["live_leads"],
-                                   app.settings.breaker)
-        part["rules"] = {k: {"leads": v["leads"], "moves": dict(v["moves"]),
-                             "newsletters": dict(v["newsletters"]), "fields": dict(v["fields"])}
-                         for k, v in rules.items()}
+            part["leads"].append(
+                {
+                    "lead_id": row.lead_id,
+                    "before": row.status,
+                    "after": after,
+                    "rule_id": verdict.rule_id,
+                    "changes": [(c.kind, c.field, c.value) for c in verdict.changes],
+                }
+            )
+        part["breaker"] = _breaker(part["changing_leads"], part["live_leads"], app.settings.breaker)
+        part["rules"] = {
+            k: {
+                "leads": v["leads"],
+                "moves": dict(v["moves"]),
+                "newsletters": dict(v["newsletters"]),
+                "fields": dict(v["fields"]),
+            }
+            for k, v in rules.items()
+        }
         result["crms"][name] = part
     return result
 
@@ -92,11 +113,16 @@ def _note_unsent(part: CrmPlan, lead_id: str, verdict: LeadVerdict) -> None:
         part["loop_held"].append({"lead_id": lead_id, "reason": verdict.loop_held})
     for conflict in verdict.conflicts:
         view = conflict_view(conflict)
-        part["conflicts"].append({"lead_id": lead_id, "field": view["field"],
-                                  "kept_value": view["kept_value"],
-                                  "kept_rule": view["kept_rule"],
-                                  "rejected_value": view["rejected_value"],
-                                  "rejected_rule": view["rejected_rule"]})
+        part["conflicts"].append(
+            {
+                "lead_id": lead_id,
+                "field": view["field"],
+                "kept_value": view["kept_value"],
+                "kept_rule": view["kept_rule"],
+                "rejected_value": view["rejected_value"],
+                "rejected_rule": view["rejected_rule"],
+            }
+        )
 
 
 def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
@@ -118,9 +144,16 @@ def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Ex
             continue
         planner = Planner(crm=row.crm, book=book, settings=cs)
         lead = planner.rule_input(row)
-        traces: list[RuleTraceView] = [{"ruleset": t.ruleset, "rule_id": t.rule_id, "line": t.line,
-                   "matched": t.matched, "decided_by": t.decided_by}
-                  for t in book.explain(lead, now)]
+        traces: list[RuleTraceView] = [
+            {
+                "ruleset": t.ruleset,
+                "rule_id": t.rule_id,
+                "line": t.line,
+                "matched": t.matched,
+                "decided_by": t.decided_by,
+            }
+            for t in book.explain(lead, now)
+        ]
         conflicts: list[ConflictView] = []
         if row.deleted:
             verdict = "deleted in the CRM: never written"
@@ -130,8 +163,10 @@ def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Ex
             v = planner.verdict(row, now)
             LoopGuard(app.store, row.crm, app.settings.loop_guard).hold([v], now)
             conflicts = [conflict_view(c) for c in v.conflicts]
-            parts = [f"{c.field} → {c.value}" if c.kind == "field" else f"join {c.field}"
-                     for c in v.changes]
+            parts = [
+                f"{c.field} → {c.value}" if c.kind == "field" else f"join {c.field}"
+                for c in v.changes
+            ]
             verdict = (", ".join(parts) + f" (rule {v.rule_id})") if parts else "no change"
             if v.held:
                 verdict = f"held: {v.held}"
@@ -139,45 +174,73 @@ def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Ex
                 verdict = f"held by the loop guard: {v.loop_held}"
             elif v.blocked:
                 verdict += f"; guard: {v.blocked}"
-        found.append({"crm": row.crm, "lead_id": row.lead_id, "status": row.status,
-                      "enrichment": row.enrichment, "reasons": row.reasons, "traces": traces,
-                      "conflicts": conflicts, "verdict": verdict})
+        found.append(
+            {
+                "crm": row.crm,
+                "lead_id": row.lead_id,
+                "status": row.status,
+                "enrichment": row.enrichment,
+                "reasons": row.reasons,
+                "traces": traces,
+                "conflicts": conflicts,
+                "verdict": verdict,
+            }
+        )
     return found
 
 
 def status_report(app: App) -> StatusReport:
     now = app.clock()
-    report: StatusReport = {"rules_error": current_rules_error(app),
-                            "rules_version": app.rules.book.version if app.rules.loaded else None,
-                            "crms": {}}
+    report: StatusReport = {
+        "rules_error": current_rules_error(app),
+        "rules_version": app.rules.book.version if app.rules.loaded else None,
+        "crms": {},
+    }
     for name, cs in app.settings.connectors().items():
         held: list[LeadNote] = []
         for row in app.store.held_leads(name, held_since(now, cs.hold_rep_edits_for)):
             assert row.rep_edit_at is not None  # held_leads selects rep_edit_at > since
             edited = _utc(row.rep_edit_at)
-            held.append({"lead_id": row.lead_id,
-                         "reason": held_reason(row.rep_edit_status, edited,
-                                               cs.hold_rep_edits_for)})
+            held.append(
+                {
+                    "lead_id": row.lead_id,
+                    "reason": held_reason(row.rep_edit_status, edited, cs.hold_rep_edits_for),
+                }
+            )
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
-        loop_held: list[LeadNote] = [{"lead_id": lead_id, "reason": guard.reason(n)}
-                                     for lead_id, n in sorted(guard.held_now(now).items())]
+        loop_held: list[LeadNote] = [
+            {"lead_id": lead_id, "reason": guard.reason(n)}
+            for lead_id, n in sorted(guard.held_now(now).items())
+        ]
         runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {
             "pending": app.store.pending_count(name),
             # what is still to be sent: by change, with the last error of rows being retried
-            "pending_by": [{"change": f"newsletter:{f}" if kind == "membership" else f,
-                            "retrying": code, "count": n}
-                           for kind, f, code, n in app.store.pending_summary(name)],
+            "pending_by": [
+                {
+                    "change": f"newsletter:{f}" if kind == "membership" else f,
+                    "retrying": code,
+                    "count": n,
+                }
+                for kind, f, code, n in app.store.pending_summary(name)
+            ],
             # what the shown runs decided not to send, and why
-            "unsent": [{"outcome": outcome, "reason": reason, "count": n}
-                       for (outcome, reason), n in app.store.unsent_by_reason(
-                           [r["run_id"] for r in runs]).most_common()],
-            "failed": [{"lead_id": r.lead_id, "error_code": r.error_code,
-                        "error_message": r.error_message} for r in app.store.failed_leads(name)],
+            "unsent": [
+                {"outcome": outcome, "reason": reason, "count": n}
+                for (outcome, reason), n in app.store.unsent_by_reason(
+                    [r["run_id"] for r in runs]
+                ).most_common()
+            ],
+            "failed": [
+                {"lead_id": r.lead_id, "error_code": r.error_code, "error_message": r.error_message}
+                for r in app.store.failed_leads(name)
+            ],
             "held": held,
             "loop_held": loop_held,
-            "quarantined": [{"lead_id": r.lead_id, "problems": list(r.quarantine)}
-                            for r in app.store.quarantined_leads(name)],
+            "quarantined": [
+                {"lead_id": r.lead_id, "problems": list(r.quarantine)}
+                for r in app.store.quarantined_leads(name)
+            ],
             "runs": runs,
             "writer": _writer(app.store, name),
         }
@@ -201,9 +264,13 @@ def current_rules_error(app: App) -> str | None:
 
 def conflict_view(conflict: Conflict) -> ConflictView:
     """A reported ``all_match`` conflict as plain data (plan --json, explain)."""
-    return {"field": conflict.field, "kept_value": conflict.kept_value,
-            "kept_rule": conflict.kept_rule, "rejected_value": conflict.rejected_value,
-            "rejected_rule": conflict.rejected_rule}
+    return {
+        "field": conflict.field,
+        "kept_value": conflict.kept_value,
+        "kept_rule": conflict.kept_rule,
+        "rejected_value": conflict.rejected_value,
+        "rejected_rule": conflict.rejected_rule,
+    }
 
 
 def _writer(store: StateStore, name: str) -> str | None:

@@ -34,8 +34,14 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["MIN_TOTAL", "BarProgress", "LogProgress", "ProgressFactory", "PullProgress",
-           "progress_factory"]
+__all__ = [
+    "MIN_TOTAL",
+    "BarProgress",
+    "LogProgress",
+    "ProgressFactory",
+    "PullProgress",
+    "progress_factory",
+]
 
 log = logging.getLogger("syncd.progress")
 
@@ -75,16 +81,30 @@ class LogProgress:
             return
         now = self._clock()
         share = min(self.done / self.total, 1.0)
-        if (share - self._logged_share >= LOG_EVERY_SHARE or share >= 1.0 > self._logged_share
-                or now - self._logged_at >= LOG_EVERY_SECONDS):
+        if (
+            share - self._logged_share >= LOG_EVERY_SHARE
+            or share >= 1.0 > self._logged_share
+            or now - self._logged_at >= LOG_EVERY_SECONDS
+        ):
             self._logged_share, self._logged_at = share, now
             elapsed = max(now - self._started, 1e-6)
             rate = self.done / elapsed
             left = (self.total - self.done) / rate if rate > 0 else 0.0
-            log.info("%s: pulled %d of %d leads (%d%%), %.0f leads/s, about %s left", self.crm,
-                     self.done, self.total, share * 100, rate, _duration(max(left, 0.0)),
-                     extra={"done": self.done, "total": self.total,
-                            "percent": round(share * 100, 1), "rate": round(rate, 1)})
+            log.info(
+                "%s: pulled %d of %d leads (%d%%), %.0f leads/s, about %s left",
+                self.crm,
+                self.done,
+                self.total,
+                share * 100,
+                rate,
+                _duration(max(left, 0.0)),
+                extra={
+                    "done": self.done,
+                    "total": self.total,
+                    "percent": round(share * 100, 1),
+                    "rate": round(rate, 1),
+                },
+            )
 
     def close(self) -> None:
         pass
@@ -112,9 +132,16 @@ class BarProgress:
         with self._lock:
             if self._progress is None:
                 self._progress = Progress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TaskProgressColumn(), _RateColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=self._console, transient=False)
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TaskProgressColumn(),
+                    _RateColumn(),
+                    TextColumn("ETA"),
+                    TimeRemainingColumn(),
+                    console=self._console,
+                    transient=False,
+                )
                 self._progress.start()
             self._open += 1
             return self._progress.add_task(f"{crm}: pulling", total=total)

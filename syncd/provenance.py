@@ -26,28 +26,35 @@ __all__ = ["Provenance", "check_provenance"]
 _REVERT_PREFIX = "revert:"  # syncd.revert.REVERT_PREFIX (imported there from here would cycle)
 
 
-def check_provenance(connector: Connector, settings: ProvenanceSettings,
-                     where: str) -> tuple[list[str], dict[str, int | None]]:
+def check_provenance(
+    connector: Connector, settings: ProvenanceSettings, where: str
+) -> tuple[list[str], dict[str, int | None]]:
     """Problems with the configured fields (each named), and the text fields' lengths."""
     names = settings.field_names()
     if not names:
         return [], {}
     described = connector.describe_crm_fields(names)
     if described is None:
-        return [f"{where}.provenance: connector type {connector.kind!r} cannot write fields by "
-                "their CRM name; remove the provenance block"], {}
+        return [
+            f"{where}.provenance: connector type {connector.kind!r} cannot write fields by "
+            "their CRM name; remove the provenance block"
+        ], {}
     problems: list[str] = []
     lengths: dict[str, int | None] = {}
     for name in names:
         info = described.get(name)
         if info is None or not info.exists:
-            problems.append(f"{where}.provenance: the lead field {name!r} does not exist in "
-                            f"{connector.name}; create it (see the README, \"Provenance written "
-                            "back\") or remove it from the provenance block")
+            problems.append(
+                f"{where}.provenance: the lead field {name!r} does not exist in "
+                f'{connector.name}; create it (see the README, "Provenance written '
+                'back") or remove it from the provenance block'
+            )
         elif not info.updateable:
-            problems.append(f"{where}.provenance: the lead field {name!r} is not updateable by "
-                            f"syncd's user in {connector.name}; grant it edit access "
-                            "(field-level security / a property that is not read-only)")
+            problems.append(
+                f"{where}.provenance: the lead field {name!r} is not updateable by "
+                f"syncd's user in {connector.name}; grant it edit access "
+                "(field-level security / a property that is not read-only)"
+            )
         else:
             lengths[name] = info.length
     return problems, lengths
@@ -61,12 +68,12 @@ class Provenance:
     lengths: Mapping[str, int | None]  # CRM field -> most characters (text fields)
     to_rule_status: Mapping[str, str]  # CRM status value -> rule status
 
-    def for_groups(self, groups: Sequence[Sequence[Any]],
-                   pipeline: Pipeline) -> list[dict[str, Any]]:
+    def for_groups(
+        self, groups: Sequence[Sequence[Any]], pipeline: Pipeline
+    ) -> list[dict[str, Any]]:
         """The CRM fields to write with each group of one lead's outbox rows (one batch)."""
         with pipeline.store.engine.connect() as conn:
-            mirror = pipeline.store.leads_by_id(conn, pipeline.crm,
-                                                [g[0].lead_id for g in groups])
+            mirror = pipeline.store.leads_by_id(conn, pipeline.crm, [g[0].lead_id for g in groups])
         book = pipeline.rules()
         now = pipeline.clock()
         planner = Planner(crm=pipeline.crm, book=book, settings=pipeline.settings)
@@ -80,8 +87,9 @@ class Provenance:
 
         return [self._values(g, mirror.get(g[0].lead_id), explain, now) for g in groups]
 
-    def _values(self, rows: Sequence[Any], lead: Any, explain: Any,
-                now: datetime) -> dict[str, Any]:
+    def _values(
+        self, rows: Sequence[Any], lead: Any, explain: Any, now: datetime
+    ) -> dict[str, Any]:
         s = self.settings
         first = rows[0]
         rule_id = first.rule_id or ""
@@ -90,10 +98,9 @@ class Provenance:
             out[s.rule] = self._fit(s.rule, rule_id)
         if s.reason:
             if rule_id.startswith(_REVERT_PREFIX):
-                reason = f"revert of syncd run {rule_id[len(_REVERT_PREFIX):]}"
+                reason = f"revert of syncd run {rule_id[len(_REVERT_PREFIX) :]}"
             else:
-                reason = (explain(lead, rule_id) if lead is not None else None) or \
-                    f"rule {rule_id}"
+                reason = (explain(lead, rule_id) if lead is not None else None) or f"rule {rule_id}"
             out[s.reason] = self._fit(s.reason, reason)
         if s.changed_at:
             out[s.changed_at] = now
@@ -112,4 +119,4 @@ class Provenance:
         limit = self.lengths.get(name)
         if limit is None or len(text) <= limit:
             return text
-        return text[:max(limit - 1, 0)] + "…" if limit > 1 else text[:limit]
+        return text[: max(limit - 1, 0)] + "…" if limit > 1 else text[:limit]

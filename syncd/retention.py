@@ -44,8 +44,13 @@ __all__ = ["FINISHED_STATES", "Pruned", "prune"]
 log = logging.getLogger("syncd.retention")
 
 #: Outbox states that end a row; only these are ever pruned.
-FINISHED_STATES = (OutboxState.DONE, OutboxState.FAILED, OutboxState.SUPERSEDED,
-                   OutboxState.WITHDRAWN, OutboxState.BLOCKED)
+FINISHED_STATES = (
+    OutboxState.DONE,
+    OutboxState.FAILED,
+    OutboxState.SUPERSEDED,
+    OutboxState.WITHDRAWN,
+    OutboxState.BLOCKED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +61,17 @@ class Pruned:
     complete: bool  # False: the pass stopped early (time bound or stop); the next goes on
 
 
-def prune(engine: Engine, settings: RetentionSettings, now: datetime, *, dry_run: bool = False,
-          stop: threading.Event | None = None, max_seconds: float | None = None,
-          pause: float = 0.0, on_batch: Callable[[str, int], None] | None = None,
-          ) -> list[Pruned]:
+def prune(
+    engine: Engine,
+    settings: RetentionSettings,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
+    max_seconds: float | None = None,
+    pause: float = 0.0,
+    on_batch: Callable[[str, int], None] | None = None,
+) -> list[Pruned]:
     """Delete (or with ``dry_run`` count) what retention lets go, table by table.
 
     ``max_seconds`` bounds the pass (default: the setting; 0 for no bound);
@@ -67,8 +79,15 @@ def prune(engine: Engine, settings: RetentionSettings, now: datetime, *, dry_run
     """
     limit = settings.max_seconds if max_seconds is None else max_seconds
     deadline = time.monotonic() + limit if limit else None
-    walk = _Walk(engine, settings.batch_rows, dry_run=dry_run, stop=stop, deadline=deadline,
-                 pause=pause, on_batch=on_batch)
+    walk = _Walk(
+        engine,
+        settings.batch_rows,
+        dry_run=dry_run,
+        stop=stop,
+        deadline=deadline,
+        pause=pause,
+        on_batch=on_batch,
+    )
     audit = AuditRow.__table__
     outbox = OutboxRow.__table__
     run = RunRow.__table__
@@ -79,21 +98,44 @@ def prune(engine: Engine, settings: RetentionSettings, now: datetime, *, dry_run
 
     cutoff = now - settings.outbox
     sibling = outbox.alias("sibling")
-    open_sibling = exists().where(sibling.c.intent_id == outbox.c.intent_id,
-                                  sibling.c.state.in_(OPEN_STATES))
-    results.append(walk.by_id("outbox", outbox, outbox.c.created_at, cutoff, and_(
-        outbox.c.state.in_(FINISHED_STATES), outbox.c.updated_at < cutoff, ~open_sibling)))
+    open_sibling = exists().where(
+        sibling.c.intent_id == outbox.c.intent_id, sibling.c.state.in_(OPEN_STATES)
+    )
+    results.append(
+        walk.by_id(
+            "outbox",
+            outbox,
+            outbox.c.created_at,
+            cutoff,
+            and_(outbox.c.state.in_(FINISHED_STATES), outbox.c.updated_at < cutoff, ~open_sibling),
+        )
+    )
 
     cutoff = now - settings.runs
-    results.append(walk.small_table("run", run, run.c.run_id, and_(
-        run.c.started_at < cutoff, run.c.outcome != "running"), cutoff))
+    results.append(
+        walk.small_table(
+            "run",
+            run,
+            run.c.run_id,
+            and_(run.c.started_at < cutoff, run.c.outcome != "running"),
+            cutoff,
+        )
+    )
     return results
 
 
 class _Walk:
-    def __init__(self, engine: Engine, batch: int, *, dry_run: bool,
-                 stop: threading.Event | None, deadline: float | None, pause: float,
-                 on_batch: Callable[[str, int], None] | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        batch: int,
+        *,
+        dry_run: bool,
+        stop: threading.Event | None,
+        deadline: float | None,
+        pause: float,
+        on_batch: Callable[[str, int], None] | None,
+    ) -> None:
         self.engine = engine
         self.batch = batch
         self.dry_run = dry_run
@@ -103,13 +145,16 @@ class _Walk:
         self.on_batch = on_batch
 
     def _out_of_time(self) -> bool:
-        return bool((self.stop is not None and self.stop.is_set())
-                    or (self.deadline is not None and time.monotonic() >= self.deadline))
+        return bool(
+            (self.stop is not None and self.stop.is_set())
+            or (self.deadline is not None and time.monotonic() >= self.deadline)
+        )
 
     def _apply(self, conn: Any, table: Any, where: ColumnElement[bool]) -> int:
         if self.dry_run:
-            return int(conn.execute(select(func.count()).select_from(table).where(where))
-                       .scalar_one())
+            return int(
+                conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+            )
         return int(conn.execute(delete(table).where(where)).rowcount or 0)
 
     def _done_batch(self, name: str, n: int) -> None:
@@ -118,8 +163,9 @@ class _Walk:
         if self.pause:
             time.sleep(self.pause)
 
-    def by_id(self, name: str, table: Any, stamp: Any, cutoff: datetime,
-              where: ColumnElement[bool]) -> Pruned:
+    def by_id(
+        self, name: str, table: Any, stamp: Any, cutoff: datetime, where: ColumnElement[bool]
+    ) -> Pruned:
         """Batches of ``batch`` ids from the oldest, until one reaches ``stamp >= cutoff``."""
         total, last = 0, None
         while True:
@@ -133,15 +179,15 @@ class _Walk:
                 if not rows:
                     return Pruned(name, cutoff, total, complete=True)
                 first, last = rows[0][0], rows[-1][0]
-                n = self._apply(conn, table, and_(table.c.id >= first, table.c.id <= last,
-                                                  where))
+                n = self._apply(conn, table, and_(table.c.id >= first, table.c.id <= last, where))
             total += n
             self._done_batch(name, n)
             if any(_utc(r[1]) >= cutoff for r in rows):
                 return Pruned(name, cutoff, total, complete=True)  # reached the kept rows
 
-    def small_table(self, name: str, table: Any, key: Any, where: ColumnElement[bool],
-                    cutoff: datetime) -> Pruned:
+    def small_table(
+        self, name: str, table: Any, key: Any, where: ColumnElement[bool], cutoff: datetime
+    ) -> Pruned:
         """A table of a few rows per cycle (``run``): batches of matching keys."""
         total = 0
         while True:

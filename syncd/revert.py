@@ -62,10 +62,12 @@ __all__ = [
 REVERT_PREFIX = "revert:"
 
 #: Shown with every plan: what restoring a value cannot take back.
-CANNOT_UNDO = ("A revert restores values; it cannot undo what the CRM did because of the "
-               "original write: workflows and flows it triggered, owner assignment, emails or "
-               "sequences sent, tasks created, and list or campaign automation. Restoring a "
-               "value may trigger such automation again.")
+CANNOT_UNDO = (
+    "A revert restores values; it cannot undo what the CRM did because of the "
+    "original write: workflows and flows it triggered, owner assignment, emails or "
+    "sequences sent, tasks created, and list or campaign automation. Restoring a "
+    "value may trigger such automation again."
+)
 
 _CHUNK = 500
 
@@ -122,14 +124,27 @@ class RevertPlan:
         return len({r.lead_id for r in self.restores if r.kind == "field"})
 
     def as_dict(self) -> dict[str, Any]:
-        return {"crm": self.crm, "run_id": self.run_id, "live_leads": self.live_leads,
-                "changing_leads": self.changing_leads,
-                "restores": [{"lead_id": r.lead_id, "field": r.label, "current": r.current,
-                              "restored": r.restored, "rule_id": r.rule_id}
-                             for r in self.restores],
-                "skipped": [{"lead_id": s.lead_id, "field": s.field, "reason": s.reason}
-                            for s in self.skipped],
-                "rules_again": dict(self.rules_again), "cannot_undo": CANNOT_UNDO}
+        return {
+            "crm": self.crm,
+            "run_id": self.run_id,
+            "live_leads": self.live_leads,
+            "changing_leads": self.changing_leads,
+            "restores": [
+                {
+                    "lead_id": r.lead_id,
+                    "field": r.label,
+                    "current": r.current,
+                    "restored": r.restored,
+                    "rule_id": r.rule_id,
+                }
+                for r in self.restores
+            ],
+            "skipped": [
+                {"lead_id": s.lead_id, "field": s.field, "reason": s.reason} for s in self.skipped
+            ],
+            "rules_again": dict(self.rules_again),
+            "cannot_undo": CANNOT_UNDO,
+        }
 
 
 @dataclass(slots=True)
@@ -153,13 +168,21 @@ def find_run(store: StateStore, run_id: str) -> Any:
     with store.engine.connect() as conn:
         row = conn.execute(select(table).where(table.c.run_id == run_id)).first()
     if row is None:
-        raise RevertError(f"no run {run_id!r} in the state store; `syncd status` lists recent "
-                          "runs and `syncd audit LEAD` shows the run of each change")
+        raise RevertError(
+            f"no run {run_id!r} in the state store; `syncd status` lists recent "
+            "runs and `syncd audit LEAD` shows the run of each change"
+        )
     return row
 
 
-def plan_revert(store: StateStore, pipeline: Pipeline, run_id: str, book: Any, now: datetime,
-                only: RevertFilter | None = None) -> RevertPlan:
+def plan_revert(
+    store: StateStore,
+    pipeline: Pipeline,
+    run_id: str,
+    book: Any,
+    now: datetime,
+    only: RevertFilter | None = None,
+) -> RevertPlan:
     """The inverse of what run ``run_id`` wrote, from the mirror as it is now.
 
     Raises:
@@ -178,12 +201,12 @@ def plan_revert(store: StateStore, pipeline: Pipeline, run_id: str, book: Any, n
     later = _later_writes(store, crm, lead_ids, min(g[0].id for g in groups.values()))
     with store.begin() as conn:
         mirror = store.leads_by_id(conn, crm, lead_ids)
-        pending = {(r.lead_id, r.kind, r.field)
-                   for r in store.open_changes(conn, crm, lead_ids)}
+        pending = {(r.lead_id, r.kind, r.field) for r in store.open_changes(conn, crm, lead_ids)}
     planner = Planner(crm=crm, book=book, settings=pipeline.settings, now=now)
     for (lead_id, label), rows in groups.items():
-        item = _inverse(rows, mirror.get(lead_id), later.get((lead_id, label), []), pending,
-                        book, planner)
+        item = _inverse(
+            rows, mirror.get(lead_id), later.get((lead_id, label), []), pending, book, planner
+        )
         if isinstance(item, Skip):
             plan.skipped.append(item)
         else:
@@ -194,12 +217,14 @@ def plan_revert(store: StateStore, pipeline: Pipeline, run_id: str, book: Any, n
     return plan
 
 
-def _applied_changes(store: StateStore, crm: str, run_id: str,
-                     only: RevertFilter) -> dict[tuple[str, str], list[Any]]:
+def _applied_changes(
+    store: StateStore, crm: str, run_id: str, only: RevertFilter
+) -> dict[tuple[str, str], list[Any]]:
     """The run's applied audit rows by (lead, audit field), in the order they were written."""
     table = AuditRow.__table__
-    stmt = select(table).where(table.c.run_id == run_id, table.c.crm == crm,
-                               table.c.outcome == AuditOutcome.APPLIED)
+    stmt = select(table).where(
+        table.c.run_id == run_id, table.c.crm == crm, table.c.outcome == AuditOutcome.APPLIED
+    )
     if only.rule_id is not None:
         stmt = stmt.where(table.c.rule_id == only.rule_id)
     if only.lead_id is not None:
@@ -213,25 +238,36 @@ def _applied_changes(store: StateStore, crm: str, run_id: str,
     return groups
 
 
-def _later_writes(store: StateStore, crm: str, lead_ids: Sequence[str],
-                  after_id: int) -> dict[tuple[str, str], list[Any]]:
+def _later_writes(
+    store: StateStore, crm: str, lead_ids: Sequence[str], after_id: int
+) -> dict[tuple[str, str], list[Any]]:
     """syncd's writes to these leads after audit row ``after_id``, by (lead, audit field)."""
     table = AuditRow.__table__
     out: dict[tuple[str, str], list[Any]] = defaultdict(list)
     with store.engine.connect() as conn:
         for start in range(0, len(lead_ids), _CHUNK):
-            for row in conn.execute(select(table).where(
-                    table.c.crm == crm, table.c.lead_id.in_(lead_ids[start:start + _CHUNK]),
+            for row in conn.execute(
+                select(table)
+                .where(
+                    table.c.crm == crm,
+                    table.c.lead_id.in_(lead_ids[start : start + _CHUNK]),
                     table.c.id > after_id,
-                    table.c.outcome.in_((AuditOutcome.APPLIED, AuditOutcome.ALREADY_IN_PLACE)))
-                    .order_by(table.c.id)):
+                    table.c.outcome.in_((AuditOutcome.APPLIED, AuditOutcome.ALREADY_IN_PLACE)),
+                )
+                .order_by(table.c.id)
+            ):
                 out[(row.lead_id, row.field)].append(row)
     return out
 
 
-def _inverse(rows: Sequence[Any], lead: Any, later: Iterable[Any],
-             pending: set[tuple[str, str, str]], book: Any,
-             planner: Planner) -> Restore | Skip:
+def _inverse(
+    rows: Sequence[Any],
+    lead: Any,
+    later: Iterable[Any],
+    pending: set[tuple[str, str, str]],
+    book: Any,
+    planner: Planner,
+) -> Restore | Skip:
     """The value to restore for one field the run wrote, or why it is left alone."""
     first, last = rows[0], rows[-1]
     label = first.field
@@ -245,8 +281,7 @@ def _inverse(rows: Sequence[Any], lead: Any, later: Iterable[Any],
     newer = [r for r in later if r.id > last.id and r.run_id != last.run_id]
     if newer:
         r = newer[-1]
-        what = ("its newsletter membership" if membership
-                else f"it to {_show(r.after)!s}")
+        what = "its newsletter membership" if membership else f"it to {_show(r.after)!s}"
         return skip(f"changed since by syncd: run {r.run_id} (rule {r.rule_id}) set {what}")
     if lead is None:
         return skip("no longer in the mirror")
@@ -265,8 +300,9 @@ def _inverse(rows: Sequence[Any], lead: Any, later: Iterable[Any],
     return _field_inverse(rows, lead, name, book, planner)
 
 
-def _field_inverse(rows: Sequence[Any], lead: Any, name: str, book: Any,
-                   planner: Planner) -> Restore | Skip:
+def _field_inverse(
+    rows: Sequence[Any], lead: Any, name: str, book: Any, planner: Planner
+) -> Restore | Skip:
     first, last = rows[0], rows[-1]
 
     def skip(reason: str) -> Skip:
@@ -274,8 +310,10 @@ def _field_inverse(rows: Sequence[Any], lead: Any, name: str, book: Any,
 
     current = lead.status if name == "status" else lead.fields.get(name)
     if current != last.after:
-        return skip(f"changed since by a person or the CRM: now {_show(current)}, syncd wrote "
-                    f"{_show(last.after)}")
+        return skip(
+            f"changed since by a person or the CRM: now {_show(current)}, syncd wrote "
+            f"{_show(last.after)}"
+        )
     restored = first.before
     if name == "status":
         edited = _utc(lead.rep_edit_at)
@@ -283,15 +321,18 @@ def _field_inverse(rows: Sequence[Any], lead: Any, name: str, book: Any,
             return skip(f"status set by a person at {edited:%Y-%m-%d %H:%M} UTC since")
         if restored is None:
             return skip("had no status before; syncd does not empty a status")
-        reason = book.check_transition(planner.to_rule_status.get(current, current),
-                                       planner.to_rule_status.get(restored, restored))
+        reason = book.check_transition(
+            planner.to_rule_status.get(current, current),
+            planner.to_rule_status.get(restored, restored),
+        )
         if reason is not None:
             return skip(f"blocked by the rules' guards: {reason}")
     return Restore(lead.lead_id, "field", name, current, restored, first.rule_id)
 
 
-def _rules_again(restores: Sequence[Restore], mirror: Mapping[str, Any], planner: Planner,
-                 now: datetime) -> dict[str, int]:
+def _rules_again(
+    restores: Sequence[Restore], mirror: Mapping[str, Any], planner: Planner, now: datetime
+) -> dict[str, int]:
     """Leads the current rules would change again once restored, by rule: the plan warns, as
     the next cycle would undo the revert unless the rule is fixed first."""
     by_lead: dict[str, list[Restore]] = defaultdict(list)
@@ -326,8 +367,14 @@ def _show(value: Any) -> str:
 # ---- writing -----------------------------------------------------------------------------
 
 
-def execute_revert(pipeline: Pipeline, plan: RevertPlan, book: Any, *,
-                   approve_large_run: bool = False, read_back: bool = True) -> RevertResult:
+def execute_revert(
+    pipeline: Pipeline,
+    plan: RevertPlan,
+    book: Any,
+    *,
+    approve_large_run: bool = False,
+    read_back: bool = True,
+) -> RevertResult:
     """Write ``plan`` as a run of its own: outbox, breaker, batches, audit, then read back.
 
     Never raises for a CRM or database failure: the run's outcome and message say what
@@ -337,26 +384,31 @@ def execute_revert(pipeline: Pipeline, plan: RevertPlan, book: Any, *,
     now = pipeline.clock()
     report = CycleReport(pipeline.crm, uuid.uuid4().hex[:12])
     result = RevertResult(report)
-    run = RunRow(run_id=report.run_id, crm=pipeline.crm, started_at=now,
-                 ruleset_version=book.version, message=f"revert of run {plan.run_id}")
+    run = RunRow(
+        run_id=report.run_id,
+        crm=pipeline.crm,
+        started_at=now,
+        ruleset_version=book.version,
+        message=f"revert of run {plan.run_id}",
+    )
     calls_before = pipeline.connector.stats.calls
     store.start_run(run)
     try:
         _queue(pipeline, plan, report, book, now)
         if _breaker_trips(pipeline, plan) and not approve_large_run:
             with store.begin() as conn:
-                store.promote_planned(conn, pipeline.crm, report.run_id, OutboxState.BLOCKED,
-                                      now)
+                store.promote_planned(conn, pipeline.crm, report.run_id, OutboxState.BLOCKED, now)
             share = plan.changing_leads / plan.live_leads if plan.live_leads else 0.0
             report.outcome = "breaker"
-            report.message = (f"revert of run {plan.run_id} would change {plan.changing_leads} "
-                              f"of {plan.live_leads} leads ({share:.0%}), above "
-                              "breaker.max_change_share; nothing was written. Run it again with "
-                              "--approve-large-run")
+            report.message = (
+                f"revert of run {plan.run_id} would change {plan.changing_leads} "
+                f"of {plan.live_leads} leads ({share:.0%}), above "
+                "breaker.max_change_share; nothing was written. Run it again with "
+                "--approve-large-run"
+            )
         else:
             with store.begin() as conn:
-                store.promote_planned(conn, pipeline.crm, report.run_id, OutboxState.PENDING,
-                                      now)
+                store.promote_planned(conn, pipeline.crm, report.run_id, OutboxState.PENDING, now)
             pipeline.drain(report)
             report.outcome = "stopped" if pipeline.stop.is_set() else "ok"
             if read_back and report.outcome == "ok":
@@ -367,25 +419,40 @@ def execute_revert(pipeline: Pipeline, plan: RevertPlan, book: Any, *,
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()
         report.outcome = "failed"
-        report.message = (f"revert of run {plan.run_id}: the state store failed "
-                          f"({first[0] if first else type(exc).__name__})")
+        report.message = (
+            f"revert of run {plan.run_id}: the state store failed "
+            f"({first[0] if first else type(exc).__name__})"
+        )
     report.api_calls = pipeline.connector.stats.calls - calls_before
-    for name in ("outcome", "planned", "written", "failed", "retrying", "api_calls",
-                 "message"):
+    for name in ("outcome", "planned", "written", "failed", "retrying", "api_calls", "message"):
         setattr(run, name, getattr(report, name))
     run.finished_at = pipeline.clock()
     store.finish_run(run)
     return result
 
 
-def _queue(pipeline: Pipeline, plan: RevertPlan, report: CycleReport, book: Any,
-           now: datetime) -> None:
-    rows = [{"crm": pipeline.crm, "lead_id": r.lead_id, "kind": r.kind, "field": r.field,
-             "value": r.restored, "before": r.current,
-             "rule_id": f"{REVERT_PREFIX}{plan.run_id}", "ruleset_version": book.version,
-             "run_id": report.run_id, "intent_id": f"{report.run_id}.{r.lead_id}",
-             "state": OutboxState.PLANNED, "attempts": 0, "created_at": now,
-             "updated_at": now} for r in plan.restores]
+def _queue(
+    pipeline: Pipeline, plan: RevertPlan, report: CycleReport, book: Any, now: datetime
+) -> None:
+    rows = [
+        {
+            "crm": pipeline.crm,
+            "lead_id": r.lead_id,
+            "kind": r.kind,
+            "field": r.field,
+            "value": r.restored,
+            "before": r.current,
+            "rule_id": f"{REVERT_PREFIX}{plan.run_id}",
+            "ruleset_version": book.version,
+            "run_id": report.run_id,
+            "intent_id": f"{report.run_id}.{r.lead_id}",
+            "state": OutboxState.PLANNED,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in plan.restores
+    ]
     with pipeline.store.begin() as conn:
         pipeline.store.add_changes(conn, rows)
     report.planned = len(rows)
@@ -400,8 +467,11 @@ def _breaker_trips(pipeline: Pipeline, plan: RevertPlan) -> bool:
 
 def _read_back(pipeline: Pipeline, plan: RevertPlan, run_id: str, result: RevertResult) -> None:
     """Read the restored fields from the CRM; list every value that differs from the plan."""
-    done = {(r.lead_id, r.field) for r in pipeline.store.changes_of_run(
-        pipeline.crm, run_id, [OutboxState.DONE]) if r.kind == "field"}
+    done = {
+        (r.lead_id, r.field)
+        for r in pipeline.store.changes_of_run(pipeline.crm, run_id, [OutboxState.DONE])
+        if r.kind == "field"
+    }
     wanted = [r for r in plan.restores if r.kind == "field" and (r.lead_id, r.field) in done]
     ids = sorted({r.lead_id for r in wanted})
     if not ids:
@@ -412,8 +482,9 @@ def _read_back(pipeline: Pipeline, plan: RevertPlan, run_id: str, result: Revert
         lead = found.get(r.lead_id)
         value = None if lead is None else lead.fields.get(r.field)
         if lead is None or not _same(value, r.restored):
-            result.mismatches.append((r.lead_id, r.field, r.restored,
-                                      "(lead not found)" if lead is None else value))
+            result.mismatches.append(
+                (r.lead_id, r.field, r.restored, "(lead not found)" if lead is None else value)
+            )
 
 
 def _same(found: Any, expected: Any) -> bool:
@@ -423,9 +494,14 @@ def _same(found: Any, expected: Any) -> bool:
 
 
 def _summary(plan: RevertPlan, report: CycleReport, result: RevertResult) -> str:
-    text = (f"revert of run {plan.run_id}: {report.written} written, {report.failed} failed, "
-            f"{len(plan.skipped)} skipped")
+    text = (
+        f"revert of run {plan.run_id}: {report.written} written, {report.failed} failed, "
+        f"{len(plan.skipped)} skipped"
+    )
     if result.read_back:
-        text += (f"; read back {result.read_back} leads, {len(result.mismatches)} differ"
-                 if result.mismatches else f"; read back {result.read_back} leads, all match")
+        text += (
+            f"; read back {result.read_back} leads, {len(result.mismatches)} differ"
+            if result.mismatches
+            else f"; read back {result.read_back} leads, all match"
+        )
     return text

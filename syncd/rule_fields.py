@@ -74,5 +74,9 @@ def fields_of(rule: CompiledRule) -> set[str]:
 
 def rules_reading(book: RuleBook, field: str) -> list[RuleUse]:
     """The rules of ``book`` that use ``field``, in book order."""
-    return [RuleUse(str(rs.path), rule.line, rule.id)
-            for rs in book.sets for rule in rs.rules if field in fields_of(rule)]
+    return [
+        RuleUse(str(rs.path), rule.line, rule.id)
+        for rs in book.sets
+        for rule in rs.rules
+        if field in fields_of(rule)
+    ]

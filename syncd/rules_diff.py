@@ -80,8 +80,9 @@ def diff_rule_books(app: Any, old: RuleBook, new: RuleBook, now: datetime) -> Ru
                 was_text, will_text = decision_text(was), decision_text(will)
                 # The same effect by another rule is a change (audit rows name the rule);
                 # two rules that both leave the lead alone are not.
-                if was_text == will_text and (was.rule_id == will.rule_id
-                                              or was_text == "no change"):
+                if was_text == will_text and (
+                    was.rule_id == will.rule_id or was_text == "no change"
+                ):
                     continue
                 result.moves[(name, was_text, will_text)] += 1
                 if will.rule_id != was.rule_id:
@@ -89,6 +90,7 @@ def diff_rule_books(app: Any, old: RuleBook, new: RuleBook, now: datetime) -> Ru
                         result.rules_gained[(name, will.rule_id)] += 1
                     if was.rule_id is not None:
                         result.rules_lost[(name, was.rule_id)] += 1
-                result.leads.append(LeadDiff(name, row.lead_id, was_text, will_text,
-                                             was.rule_id, will.rule_id))
+                result.leads.append(
+                    LeadDiff(name, row.lead_id, was_text, will_text, was.rule_id, will.rule_id)
+                )
     return result

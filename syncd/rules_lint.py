@@ -32,9 +32,11 @@ def empty_when_warnings(path: Path) -> list[str]:
             continue
         if rule["when"] in (None, {}, []):
             line, col = doc.position(("rules", index, "when"), at="key")
-            warnings.append(f"{path}:{line}:{col}: warning: rule '{rule.get('id')}': `when` is "
-                            "empty, so the rule matches every lead; add the conditions, or "
-                            "remove `when:` if the rule is meant to always apply")
+            warnings.append(
+                f"{path}:{line}:{col}: warning: rule '{rule.get('id')}': `when` is "
+                "empty, so the rule matches every lead; add the conditions, or "
+                "remove `when:` if the rule is meant to always apply"
+            )
     return warnings
 
 

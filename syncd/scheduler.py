@@ -80,9 +80,14 @@ _FOLD = _FoldSkippedStarts()
 
 
 class Daemon:
-    def __init__(self, app: App, *, on_cycle: Callable[[CycleReport], None] | None = None,
-                 shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
-                 notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        on_cycle: Callable[[CycleReport], None] | None = None,
+        shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.app = app
         self.on_cycle = on_cycle
         self.shutdown_grace = shutdown_grace
@@ -97,7 +102,8 @@ class Daemon:
         self._scheduler = BackgroundScheduler(
             executors={"default": _DaemonThreadExecutor()},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-            timezone=UTC)
+            timezone=UTC,
+        )
         self._scheduler.add_listener(self._skipped_start, EVENT_JOB_MAX_INSTANCES)
         if _FOLD not in logging.getLogger("apscheduler.scheduler").filters:
             logging.getLogger("apscheduler.scheduler").addFilter(_FOLD)
@@ -107,8 +113,9 @@ class Daemon:
 
     def _open_leases(self) -> None:
         for name, pipeline in self.app.pipelines.items():
-            lease = connector_lease(self.app.store, self.app.settings, name,
-                                    on_change=self._lease_changed)
+            lease = connector_lease(
+                self.app.store, self.app.settings, name, on_change=self._lease_changed
+            )
             self.leases[name] = lease
             pipeline.lease = lease
             if not lease.try_acquire():
@@ -124,11 +131,14 @@ class Daemon:
                     self._scheduler.modify_job(lease.connector, next_run_time=datetime.now(UTC))
             return
         holder = lease.last_holder
-        self.app.metrics.observe_lease(lease.connector, False,
-                                       holder.host if holder else None,
-                                       holder.pid if holder else None)
-        log.info("%s: standby; %s holds the lease; taking over when it stops or its lease "
-                 "expires", lease.connector, holder.describe() if holder else "another process")
+        self.app.metrics.observe_lease(
+            lease.connector, False, holder.host if holder else None, holder.pid if holder else None
+        )
+        log.info(
+            "%s: standby; %s holds the lease; taking over when it stops or its lease expires",
+            lease.connector,
+            holder.describe() if holder else "another process",
+        )
 
     def _skipped_start(self, event: Any) -> None:
         with self._idle:
@@ -147,9 +157,14 @@ class Daemon:
                 skipped = self._skipped.pop(name, 0)
                 self._idle.notify_all()
             if skipped:
-                log.warning("%s: cycle still running; skipped %d scheduled start%s (the cycle "
-                            "took longer than its interval)", name, skipped,
-                            "" if skipped == 1 else "s", extra={"crm": name, "skipped": skipped})
+                log.warning(
+                    "%s: cycle still running; skipped %d scheduled start%s (the cycle "
+                    "took longer than its interval)",
+                    name,
+                    skipped,
+                    "" if skipped == 1 else "s",
+                    extra={"crm": name, "skipped": skipped},
+                )
 
     def _run_one(self, name: str) -> None:
         lease = self.leases.get(name)
@@ -165,10 +180,19 @@ class Daemon:
         try:
             report = self.app.pipelines[name].run_cycle()
         except Exception as exc:  # noqa: BLE001 - run_cycle reports failures; belt and braces
-            log.error("cycle of %s failed unexpectedly (%s: %s); the next one runs on schedule",
-                      name, type(exc).__name__, exc)
-            report = CycleReport(name, "-", outcome="failed", reason="internal",
-                                 message=f"{type(exc).__name__}: {exc}")
+            log.error(
+                "cycle of %s failed unexpectedly (%s: %s); the next one runs on schedule",
+                name,
+                type(exc).__name__,
+                exc,
+            )
+            report = CycleReport(
+                name,
+                "-",
+                outcome="failed",
+                reason="internal",
+                message=f"{type(exc).__name__}: {exc}",
+            )
             if self.app.metrics is not None:
                 self.app.metrics.observe_cycle(report, timedelta(0))
         self.last[name] = (datetime.now(UTC), report)
@@ -192,16 +216,26 @@ class Daemon:
             return  # a standby: the leader's process prunes the shared store
         metrics = self.app.metrics
         try:
-            results = prune(self.app.store.engine, self.app.settings.retention,
-                            datetime.now(UTC), stop=self.app.stop, pause=0.05,
-                            on_batch=lambda table, n: metrics.pruned.labels(table).inc(n))
+            results = prune(
+                self.app.store.engine,
+                self.app.settings.retention,
+                datetime.now(UTC),
+                stop=self.app.stop,
+                pause=0.05,
+                on_batch=lambda table, n: metrics.pruned.labels(table).inc(n),
+            )
         except SQLAlchemyError as exc:
-            log.warning("retention pass failed (%s); the next pass tries again",
-                        str(exc).splitlines()[0])
+            log.warning(
+                "retention pass failed (%s); the next pass tries again", str(exc).splitlines()[0]
+            )
             return
         if any(p.rows for p in results):
-            log.info("retention deleted %s", ", ".join(
-                f"{p.rows} {p.table} rows older than {p.cutoff:%Y-%m-%d}" for p in results))
+            log.info(
+                "retention deleted %s",
+                ", ".join(
+                    f"{p.rows} {p.table} rows older than {p.cutoff:%Y-%m-%d}" for p in results
+                ),
+            )
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when the rules load and every connector's last cycle is recent and did not
@@ -218,14 +252,19 @@ class Daemon:
                 # starts as a standby while the old pod still leads, and an unready new pod
                 # would stall the rollout before the old pod is ever stopped.
                 holder = lease.last_holder
-                detail["connectors"][name] = {"lease": "standby",
-                                              "holder": holder.describe() if holder else None}
+                detail["connectors"][name] = {
+                    "lease": "standby",
+                    "holder": holder.describe() if holder else None,
+                }
                 continue
             leading += 1
             at, report = self.last.get(name, (None, None))
             outcome = report.outcome if report is not None else None
-            fresh = at is not None and (now - at) < cs.interval * 3 and outcome in (
-                "ok", "breaker", "budget", "stopped")
+            fresh = (
+                at is not None
+                and (now - at) < cs.interval * 3
+                and outcome in ("ok", "breaker", "budget", "stopped")
+            )
             entry: dict[str, Any] = {"lease": "leader", "last_cycle": at, "outcome": outcome}
             if report is not None and outcome == "failed":
                 entry["error"] = report.message
@@ -243,31 +282,50 @@ class Daemon:
         server = self.app.settings.server
         self._health = self.app.health
         if self._health is None and server.enabled:
-            self._health = HealthServer(server.host, server.port,
-                                        registry=self.app.metrics.registry,
-                                        readiness=self.readiness)
+            self._health = HealthServer(
+                server.host,
+                server.port,
+                registry=self.app.metrics.registry,
+                readiness=self.readiness,
+            )
             self._health.start()
         if self._health is not None:
             self._health.readiness = self.readiness
-            log.info("health and metrics on http://%s:%d/ (healthz, readyz, metrics)",
-                     server.host, self._health.port)
+            log.info(
+                "health and metrics on http://%s:%d/ (healthz, readyz, metrics)",
+                server.host,
+                self._health.port,
+            )
         self._open_leases()
         for name in self.app.pipelines:
             cs = self.app.settings.connectors()[name]
-            self._scheduler.add_job(self._cycle, "interval", args=[name], id=name, name=name,
-                                    seconds=cs.interval.total_seconds(),
-                                    next_run_time=datetime.now(UTC))
+            self._scheduler.add_job(
+                self._cycle,
+                "interval",
+                args=[name],
+                id=name,
+                name=name,
+                seconds=cs.interval.total_seconds(),
+                next_run_time=datetime.now(UTC),
+            )
             log.info("%s: a cycle every %ds", name, cs.interval.total_seconds())
         retention = self.app.settings.retention
         if retention.enabled:
             # Its own job, first run one interval after start: a restart loop never prunes,
             # and start-up's first cycles have the database to themselves.
-            self._scheduler.add_job(self._prune, "interval", id="retention", name="retention",
-                                    seconds=retention.interval.total_seconds())
+            self._scheduler.add_job(
+                self._prune,
+                "interval",
+                id="retention",
+                name="retention",
+                seconds=retention.interval.total_seconds(),
+            )
 
         def _stop(signum: int, _frame: Any) -> None:
-            log.info("%s received: finishing the batch in flight, then stopping",
-                     signal.Signals(signum).name)
+            log.info(
+                "%s received: finishing the batch in flight, then stopping",
+                signal.Signals(signum).name,
+            )
             self.notifier.stopping()
             self.app.stop.set()
 
@@ -338,8 +396,12 @@ class Daemon:
                 left = (deadline - datetime.now(UTC)).total_seconds()
                 if left <= 0:
                     self.abandoned = True
-                    log.warning("%s still waiting on the CRM after %.0fs; exiting without it "
-                                "(its batch stays in the outbox and the next start completes "
-                                "it)", ", ".join(sorted(self._running)), self.shutdown_grace)
+                    log.warning(
+                        "%s still waiting on the CRM after %.0fs; exiting without it "
+                        "(its batch stays in the outbox and the next start completes "
+                        "it)",
+                        ", ".join(sorted(self._running)),
+                        self.shutdown_grace,
+                    )
                     return
                 self._idle.wait(left)

@@ -91,7 +91,8 @@ def _status(conn: Connection) -> SchemaStatus:
     if current is None and tables and not legacy:
         raise SchemaError(
             f"the state store holds tables syncd does not know ({', '.join(sorted(tables))}) "
-            "and no schema revision; point state.url at syncd's own database")
+            "and no schema revision; point state.url at syncd's own database"
+        )
     return SchemaStatus(current, head, legacy, empty=not tables)
 
 
@@ -114,7 +115,8 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> SchemaStatus:
             raise SchemaError(
                 f"the state store ({_where(engine)}) is at schema revision {status.current}, "
                 "made by a newer syncd; run that version, or point state.url at another "
-                "database")
+                "database"
+            )
         if status.up_to_date:
             return status
         if not (status.empty or auto_upgrade):
@@ -122,7 +124,8 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> SchemaStatus:
                 f"the state store ({_where(engine)}) is at schema revision "
                 f"{status.current or _V01_REVISION + ' (syncd 0.1)'}; this syncd needs "
                 f"{status.head}. Back it up, then run `syncd db upgrade -c CONFIG` (or set "
-                "state.auto_upgrade: true)")
+                "state.auto_upgrade: true)"
+            )
         _upgrade(conn, status)
     return schema_status(engine)
 
@@ -139,8 +142,11 @@ def upgrade(engine: Engine) -> tuple[SchemaStatus, SchemaStatus]:
 
 def _upgrade(conn: Connection, status: SchemaStatus) -> None:
     if not status.empty:
-        log.warning("upgrading the state store's schema from %s to %s",
-                    "0.1" if status.legacy else status.current, status.head)
+        log.warning(
+            "upgrading the state store's schema from %s to %s",
+            "0.1" if status.legacy else status.current,
+            status.head,
+        )
     from alembic import command
 
     cfg = _config(conn)

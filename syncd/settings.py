@@ -93,15 +93,18 @@ def parse_duration(value: Any) -> timedelta:
 
 def _at_least_min_interval(value: timedelta) -> timedelta:
     if value < MIN_INTERVAL:
-        raise ValueError(f"an interval of {value.total_seconds():g}s is below the minimum of "
-                         f"{MIN_INTERVAL.total_seconds():g}s; cycles closer together only spend "
-                         "API calls (a cycle reads every change since the last one)")
+        raise ValueError(
+            f"an interval of {value.total_seconds():g}s is below the minimum of "
+            f"{MIN_INTERVAL.total_seconds():g}s; cycles closer together only spend "
+            "API calls (a cycle reads every change since the last one)"
+        )
     return value
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-Interval = Annotated[timedelta, BeforeValidator(parse_duration),
-                     AfterValidator(_at_least_min_interval)]
+Interval = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_min_interval)
+]
 
 
 class _Model(BaseModel):
@@ -118,21 +121,30 @@ class StateSettings(_Model):
     url: Annotated[SecretStr, BeforeValidator(_secret_text)] = Field(
         SecretStr("sqlite:///var/syncd-state.db"),
         description="SQLAlchemy URL of the state store (mirror, cursors, outbox, audit). SQLite "
-                    "by default; postgresql+psycopg://... for scale. It can hold a password: "
-                    "give it as {env: NAME} or {file: PATH}; it is never logged.")
+        "by default; postgresql+psycopg://... for scale. It can hold a password: "
+        "give it as {env: NAME} or {file: PATH}; it is never logged.",
+    )
     auto_upgrade: bool | None = Field(
-        None, description="Upgrade the state store's schema at start. Default: on for SQLite "
-                          "(one daemon owns the file), off for PostgreSQL (run `syncd db "
-                          "upgrade` after a backup; DDL locks would stall the running leader).")
+        None,
+        description="Upgrade the state store's schema at start. Default: on for SQLite "
+        "(one daemon owns the file), off for PostgreSQL (run `syncd db "
+        "upgrade` after a backup; DDL locks would stall the running leader).",
+    )
 
 
 class RulesSettings(_Model):
-    files: list[Path] = Field([Path("rules/default.yaml")],
-                              description="Rule files, evaluated in order.")
-    fixtures: Path | None = Field(Path("rules/fixtures/default"),
-                                  description="Directory of rule fixtures for `syncd rules test`.")
-    watch: bool = Field(True, description="Reload changed rule files before each cycle; an "
-                                          "invalid change keeps the last good rules.")
+    files: list[Path] = Field(
+        [Path("rules/default.yaml")], description="Rule files, evaluated in order."
+    )
+    fixtures: Path | None = Field(
+        Path("rules/fixtures/default"),
+        description="Directory of rule fixtures for `syncd rules test`.",
+    )
+    watch: bool = Field(
+        True,
+        description="Reload changed rule files before each cycle; an "
+        "invalid change keeps the last good rules.",
+    )
 
 
 class CalendarSettings(_Model):
@@ -140,11 +152,13 @@ class CalendarSettings(_Model):
     the local date date-only CRM fields are compared on."""
 
     timezone: str = Field("UTC", description="IANA time zone, e.g. Europe/Berlin.")
-    workdays: list[str] = Field(["mon", "tue", "wed", "thu", "fri"],
-                                description="Working days: mon, tue, wed, thu, fri, sat, sun.")
-    hours: tuple[dt_time, dt_time] = Field((dt_time(9), dt_time(17)),
-                                           description="Working hours, local: [\"09:00\", "
-                                                       "\"17:00\"].")
+    workdays: list[str] = Field(
+        ["mon", "tue", "wed", "thu", "fri"],
+        description="Working days: mon, tue, wed, thu, fri, sat, sun.",
+    )
+    hours: tuple[dt_time, dt_time] = Field(
+        (dt_time(9), dt_time(17)), description='Working hours, local: ["09:00", "17:00"].'
+    )
     holidays: list[date] = Field([], description="Local dates that are not working days.")
 
     @model_validator(mode="after")
@@ -158,11 +172,18 @@ class CalendarSettings(_Model):
 
 
 class BreakerSettings(_Model):
-    max_change_share: float = Field(0.2, gt=0, le=1,
-                                    description="A run that would change more than this share of "
-                                                "live leads writes nothing.")
-    min_changes: int = Field(20, ge=0, description="Runs changing fewer leads than this are never "
-                                                    "stopped (small orgs, quiet days).")
+    max_change_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="A run that would change more than this share of live leads writes nothing.",
+    )
+    min_changes: int = Field(
+        20,
+        ge=0,
+        description="Runs changing fewer leads than this are never "
+        "stopped (small orgs, quiet days).",
+    )
 
 
 class LoopGuardSettings(_Model):
@@ -171,15 +192,22 @@ class LoopGuardSettings(_Model):
     # 3 in 7 days: the shipped lifecycle moves a lead at most about twice a week (New -> MQL,
     # MQL -> SAL, a breached SAL back to MQL), so a fourth status write within a week is rules
     # fighting each other or a CRM workflow -- and a week is longer than a weekly rule flip.
-    max_changes: int = Field(3, ge=1, description="Status writes by syncd a lead may get "
-                                                  "within `window`; the next one is held.")
-    window: Duration = Field(timedelta(days=7), gt=timedelta(0),
-                             description="How far back status writes are counted.")
+    max_changes: int = Field(
+        3,
+        ge=1,
+        description="Status writes by syncd a lead may get within `window`; the next one is held.",
+    )
+    window: Duration = Field(
+        timedelta(days=7), gt=timedelta(0), description="How far back status writes are counted."
+    )
 
 
 class OutboxSettings(_Model):
-    max_attempts: int = Field(8, ge=1, description="Attempts for a retriable record error before "
-                                                   "the change is marked failed.")
+    max_attempts: int = Field(
+        8,
+        ge=1,
+        description="Attempts for a retriable record error before the change is marked failed.",
+    )
     retry_base: Duration = Field(timedelta(seconds=30), description="First retry delay; doubles.")
 
 
@@ -190,41 +218,53 @@ MIN_AUDIT_RETENTION = timedelta(days=90)
 
 def _at_least_undo_window(value: timedelta) -> timedelta:
     if value < MIN_AUDIT_RETENTION:
-        raise ValueError(f"audit rows are kept at least {MIN_AUDIT_RETENTION.days} days (the "
-                         "window in which a change can be undone and reported on); "
-                         f"{value.days} days is too short")
+        raise ValueError(
+            f"audit rows are kept at least {MIN_AUDIT_RETENTION.days} days (the "
+            "window in which a change can be undone and reported on); "
+            f"{value.days} days is too short"
+        )
     return value
 
 
 class RetentionSettings(_Model):
-    enabled: bool = Field(True, description="Delete old rows while the daemon runs (between "
-                                            "cycles, in small batches).")
-    audit: Annotated[timedelta, BeforeValidator(parse_duration),
-                     AfterValidator(_at_least_undo_window)] = Field(
-        timedelta(days=180), description="Keep audit rows this long (at least 90d).")
+    enabled: bool = Field(
+        True,
+        description="Delete old rows while the daemon runs (between cycles, in small batches).",
+    )
+    audit: Annotated[
+        timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_undo_window)
+    ] = Field(timedelta(days=180), description="Keep audit rows this long (at least 90d).")
     runs: Duration = Field(timedelta(days=180), description="Keep finished run rows this long.")
-    outbox: Duration = Field(timedelta(days=30),
-                             description="Keep finished outbox rows (done, failed, superseded, "
-                                         "withdrawn, blocked) this long; pending ones always.")
+    outbox: Duration = Field(
+        timedelta(days=30),
+        description="Keep finished outbox rows (done, failed, superseded, "
+        "withdrawn, blocked) this long; pending ones always.",
+    )
     interval: Interval = Field(timedelta(hours=1), description="Time between pruning passes.")
-    batch_rows: int = Field(5000, ge=100, le=100_000,
-                            description="Rows visited per transaction.")
-    max_seconds: float = Field(60.0, gt=0, description="A pass stops after this long; the next "
-                                                       "one continues.")
+    batch_rows: int = Field(5000, ge=100, le=100_000, description="Rows visited per transaction.")
+    max_seconds: float = Field(
+        60.0, gt=0, description="A pass stops after this long; the next one continues."
+    )
 
 
 class LeaseSettings(_Model):
     """One writer per connector: the process holding a connector's lease runs its cycles."""
 
-    ttl: Duration = Field(timedelta(seconds=30), gt=timedelta(0),
-                          description="How long a lease lasts unless renewed. A standby takes "
-                                      "over at most this long (plus one renewal period) after "
-                                      "the leader dies; keep it above the connectors' request "
-                                      "timeout.")
-    renew_every: Duration | None = Field(None, gt=timedelta(0),
-                                         description="How often the leader renews its lease and "
-                                                     "a standby tries to take it. Default: ttl/3; "
-                                                     "must be shorter than ttl.")
+    ttl: Duration = Field(
+        timedelta(seconds=30),
+        gt=timedelta(0),
+        description="How long a lease lasts unless renewed. A standby takes "
+        "over at most this long (plus one renewal period) after "
+        "the leader dies; keep it above the connectors' request "
+        "timeout.",
+    )
+    renew_every: Duration | None = Field(
+        None,
+        gt=timedelta(0),
+        description="How often the leader renews its lease and "
+        "a standby tries to take it. Default: ttl/3; "
+        "must be shorter than ttl.",
+    )
 
     @model_validator(mode="after")
     def _renew_before_expiry(self) -> LeaseSettings:
@@ -249,14 +289,20 @@ class LogSettings(_Model):
 
 
 class EmbeddedSettings(_Model):
-    enabled: bool = Field(False, description="Run each connector's CRM as a loopback emulator "
-                                             "with demo leads; credentials are not needed.")
+    enabled: bool = Field(
+        False,
+        description="Run each connector's CRM as a loopback emulator "
+        "with demo leads; credentials are not needed.",
+    )
     leads: int = Field(300, ge=0, description="Demo leads seeded into each emulator.")
     seed: int = Field(7, description="Random seed of the demo data.")
     rep_activity: bool = Field(True, description="Simulate reps editing a few leads each cycle.")
-    fresh_state: bool = Field(True, description="Clear syncd's state of the demo's connectors at "
-                                                "start: the emulators start a new world each "
-                                                "time (syncd.demo_state).")
+    fresh_state: bool = Field(
+        True,
+        description="Clear syncd's state of the demo's connectors at "
+        "start: the emulators start a new world each "
+        "time (syncd.demo_state).",
+    )
 
 
 _INSTANCE_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
@@ -266,8 +312,10 @@ def _instance_name(value: str) -> str:
     # The name keys the cursor, the outbox and the metrics label, and appears in logs and
     # paths of the config: keep it to a small, unambiguous alphabet.
     if len(value) > 64 or not _INSTANCE_NAME.match(value):
-        raise ValueError(f"connector name '{value}' must be at most 64 lowercase letters, digits, "
-                         "'-', '_' or '/' (between parts), e.g. 'salesforce/emea'")
+        raise ValueError(
+            f"connector name '{value}' must be at most 64 lowercase letters, digits, "
+            "'-', '_' or '/' (between parts), e.g. 'salesforce/emea'"
+        )
     return value
 
 
@@ -282,13 +330,16 @@ class ProvenanceSettings(_Model):
     """
 
     rule: str | None = Field(None, description="Field for the deciding rule's id.")
-    reason: str | None = Field(None, description="Field for the rule's explain sentence (cut "
-                                                 "to the field's length).")
+    reason: str | None = Field(
+        None, description="Field for the rule's explain sentence (cut to the field's length)."
+    )
     changed_at: str | None = Field(None, description="Field for when syncd wrote the change.")
     run: str | None = Field(None, description="Field for the run id that decided the change.")
-    stage_dates: dict[str, str] = Field(default_factory=dict,
-                                        description="Rule status -> a date-time field set when "
-                                                    "syncd moves a lead into that status.")
+    stage_dates: dict[str, str] = Field(
+        default_factory=dict,
+        description="Rule status -> a date-time field set when "
+        "syncd moves a lead into that status.",
+    )
 
     def field_names(self) -> list[str]:
         names = [n for n in (self.rule, self.reason, self.changed_at, self.run) if n]
@@ -296,24 +347,32 @@ class ProvenanceSettings(_Model):
 
 
 class ConnectorSettings(_Model):
-    type: str = Field(description="The connector type: salesforce, hubspot, or one registered "
-                                  "by a plugin (see connectors.registry).")
+    type: str = Field(
+        description="The connector type: salesforce, hubspot, or one registered "
+        "by a plugin (see connectors.registry)."
+    )
     enabled: bool = True
     interval: Interval = Field(timedelta(minutes=5), description="Time between cycles.")
-    status_values: dict[str, str] = Field(default_factory=dict,
-                                          description="Rule status -> the CRM's stored value.")
-    settable_fields: list[str] = Field(default_factory=list,
-                                       description="Fields rules may change with set_field.")
-    hold_rep_edits_for: Duration = Field(timedelta(days=14),
-                                         description="A status set by a person is left alone "
-                                                     "this long.")
-    connector: dict[str, Any] = Field(default_factory=dict,
-                                      description="The connector's own settings.")
+    status_values: dict[str, str] = Field(
+        default_factory=dict, description="Rule status -> the CRM's stored value."
+    )
+    settable_fields: list[str] = Field(
+        default_factory=list, description="Fields rules may change with set_field."
+    )
+    hold_rep_edits_for: Duration = Field(
+        timedelta(days=14), description="A status set by a person is left alone this long."
+    )
+    connector: dict[str, Any] = Field(
+        default_factory=dict, description="The connector's own settings."
+    )
     lifecycle: LifecycleSettings | None = Field(
-        None, description="Lifecycle stage vocabulary, forward order and allowed backward "
-                          "moves (syncd.lifecycle); None: the stage is set like any field.")
+        None,
+        description="Lifecycle stage vocabulary, forward order and allowed backward "
+        "moves (syncd.lifecycle); None: the stage is set like any field.",
+    )
     provenance: ProvenanceSettings | None = Field(
-        None, description="CRM fields that record which rule changed a lead, why and when.")
+        None, description="CRM fields that record which rule changed a lead, why and when."
+    )
 
     @field_validator("type")
     @classmethod
@@ -347,8 +406,9 @@ class Settings(_Model):
     calendar: CalendarSettings = CalendarSettings()
     # Validated at load time with the enricher's own model, so a wrong ICP type is a located
     # config error, not a crash when the daemon builds the enricher.
-    enrichment: EnrichmentSettings = Field(default_factory=EnrichmentSettings,
-                                           description="ICP and free-mail settings (see README).")
+    enrichment: EnrichmentSettings = Field(
+        default_factory=EnrichmentSettings, description="ICP and free-mail settings (see README)."
+    )
     breaker: BreakerSettings = BreakerSettings()
     outbox: OutboxSettings = OutboxSettings()
     loop_guard: LoopGuardSettings = LoopGuardSettings()
@@ -358,8 +418,10 @@ class Settings(_Model):
     log: LogSettings = LogSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
     instances: dict[InstanceName, ConnectorSettings] = Field(
-        default_factory=dict, alias="connectors",
-        description="Connector instances by name: {salesforce/emea: {type: salesforce, ...}}.")
+        default_factory=dict,
+        alias="connectors",
+        description="Connector instances by name: {salesforce/emea: {type: salesforce, ...}}.",
+    )
     # The single-instance shape of configs written before `connectors:`; new types get no key.
     salesforce: Annotated[ConnectorSettings | None, _legacy_instance("salesforce")] = None
     hubspot: Annotated[ConnectorSettings | None, _legacy_instance("hubspot")] = None
@@ -386,14 +448,19 @@ class Settings(_Model):
 
     @field_validator(*_LEGACY_KEYS)
     @classmethod
-    def _not_also_an_instance(cls, value: ConnectorSettings | None,
-                              info: ValidationInfo) -> ConnectorSettings | None:
+    def _not_also_an_instance(
+        cls, value: ConnectorSettings | None, info: ValidationInfo
+    ) -> ConnectorSettings | None:
         if value is not None and info.field_name in info.data.get("instances", {}):
-            raise ValueError(f"'{info.field_name}' is also a connector under connectors:; move "
-                             "this block there (with type: " + value.type + ") or rename one")
+            raise ValueError(
+                f"'{info.field_name}' is also a connector under connectors:; move "
+                "this block there (with type: " + value.type + ") or rename one"
+            )
         if value is not None and value.type != info.field_name:
-            raise ValueError(f"the top-level '{info.field_name}' key holds a {info.field_name} "
-                             f"connector; configure a {value.type} connector under connectors:")
+            raise ValueError(
+                f"the top-level '{info.field_name}' key holds a {info.field_name} "
+                f"connector; configure a {value.type} connector under connectors:"
+            )
         return value
 
     def _all_instances(self) -> dict[str, tuple[tuple[str, ...], ConnectorSettings]]:
@@ -437,20 +504,25 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
     resolved = _resolve_secrets(root, (), env, name, root, problems, overrides)
     try:
         settings = Settings.model_validate(
-            {**resolved, "base_dir": path.resolve().parent, "source": name,
-             "overrides": overrides})
+            {**resolved, "base_dir": path.resolve().parent, "source": name, "overrides": overrides}
+        )
     except ValidationError as exc:
-        problems.extend(validation_problems(name, root, exc, model=Settings,
-                                            overrides=overrides))
+        problems.extend(validation_problems(name, root, exc, model=Settings, overrides=overrides))
         raise YamlFileError(problems) from None
     if problems:
         raise YamlFileError(problems)
     return settings
 
 
-def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root: Any,
-                     problems: list[Located],
-                     overrides: dict[tuple[str, ...], str] | None = None) -> Any:
+def _resolve_secrets(
+    node: Any,
+    loc: tuple[Any, ...],
+    env: Any,
+    file: str,
+    root: Any,
+    problems: list[Located],
+    overrides: dict[tuple[str, ...], str] | None = None,
+) -> Any:
     """Replace ``{env: NAME}`` / ``{file: PATH}`` with a SecretStr; plain data is copied."""
     if isinstance(node, dict):
         if len(node) == 1 and next(iter(node)) in ("env", "file"):
@@ -461,18 +533,35 @@ def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root:
                 file, line, col = f"environment variable {variable}", 0, 0
             where = ".".join(str(p) for p in loc)
             if not isinstance(ref, str) or not ref.strip() or "\x00" in ref:
-                shape = ("the name of an environment variable" if kind == "env"
-                         else "the path of a secret file")
+                shape = (
+                    "the name of an environment variable"
+                    if kind == "env"
+                    else "the path of a secret file"
+                )
                 example = "SF_CLIENT_SECRET" if kind == "env" else "/run/secrets/sf"
-                problems.append(Located(file, line, col, (
-                    f"{where}: {{{kind}: ...}} takes {shape} as text, not {_kind_of(ref)}; "
-                    f"e.g. {{{kind}: {example}}}")))
+                problems.append(
+                    Located(
+                        file,
+                        line,
+                        col,
+                        (
+                            f"{where}: {{{kind}: ...}} takes {shape} as text, not {_kind_of(ref)}; "
+                            f"e.g. {{{kind}: {example}}}"
+                        ),
+                    )
+                )
                 return SecretStr("")
             if kind == "env":
                 if ref not in env:
-                    problems.append(Located(file, line, col,
-                                            f"{where}: environment variable {ref} is not set; "
-                                            "export it or use {file: PATH}"))
+                    problems.append(
+                        Located(
+                            file,
+                            line,
+                            col,
+                            f"{where}: environment variable {ref} is not set; "
+                            "export it or use {file: PATH}",
+                        )
+                    )
                     return SecretStr("")
                 return SecretStr(env[ref])
             try:
@@ -482,18 +571,26 @@ def _resolve_secrets(node: Any, loc: tuple[Any, ...], env: Any, file: str, root:
                     raise ValueError(f"it is larger than {_MAX_SECRET_BYTES} bytes")
                 return SecretStr(data.decode("utf-8").strip())
             except OSError as exc:
-                problems.append(Located(file, line, col,
-                                        f"{where}: cannot read secret file {ref}: {exc.strerror}"))
+                problems.append(
+                    Located(
+                        file, line, col, f"{where}: cannot read secret file {ref}: {exc.strerror}"
+                    )
+                )
             except ValueError as exc:  # UnicodeDecodeError too; never echo the content
                 reason = "it is not UTF-8 text" if isinstance(exc, UnicodeError) else str(exc)
-                problems.append(Located(file, line, col,
-                                        f"{where}: secret file {ref} is not usable: {reason}"))
+                problems.append(
+                    Located(file, line, col, f"{where}: secret file {ref} is not usable: {reason}")
+                )
             return SecretStr("")
-        return {k: _resolve_secrets(v, (*loc, k), env, file, root, problems, overrides)
-                for k, v in node.items()}
+        return {
+            k: _resolve_secrets(v, (*loc, k), env, file, root, problems, overrides)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_resolve_secrets(v, (*loc, i), env, file, root, problems, overrides)
-                for i, v in enumerate(node)]
+        return [
+            _resolve_secrets(v, (*loc, i), env, file, root, problems, overrides)
+            for i, v in enumerate(node)
+        ]
     return node
 
 
@@ -509,9 +606,13 @@ def _kind_of(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def connector_problems(settings: Settings, name: str, model: type[BaseModel],
-                       data: dict[str, Any], from_file: dict[str, Any] | None = None,
-                       ) -> tuple[BaseModel | None, list[Located]]:
+def connector_problems(
+    settings: Settings,
+    name: str,
+    model: type[BaseModel],
+    data: dict[str, Any],
+    from_file: dict[str, Any] | None = None,
+) -> tuple[BaseModel | None, list[Located]]:
     """Validate one connector block with its own model; problems point into the config file.
 
     A secret setting written inline in the file (``from_file``), instead of as ``{env: NAME}``
@@ -522,8 +623,9 @@ def connector_problems(settings: Settings, name: str, model: type[BaseModel],
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
-        return None, validation_problems(settings.source, root, exc, prefix=prefix, model=model,
-                                         overrides=settings.overrides)
+        return None, validation_problems(
+            settings.source, root, exc, prefix=prefix, model=model, overrides=settings.overrides
+        )
     problems = []
     for loc in _secret_paths(config):
         raw: Any = from_file or {}
@@ -532,17 +634,24 @@ def connector_problems(settings: Settings, name: str, model: type[BaseModel],
         path = (*prefix, *loc)
         # A secret given by an environment variable is not written in a file.
         if isinstance(raw, str) and overridden_by(settings.overrides, path) is None:
-            problems.append(settings.located(path, f"{'.'.join(path)}: secrets must not be "
-                                                   "written in the config; use {env: NAME} or "
-                                                   "{file: PATH}"))
+            problems.append(
+                settings.located(
+                    path,
+                    f"{'.'.join(path)}: secrets must not be "
+                    "written in the config; use {env: NAME} or "
+                    "{file: PATH}",
+                )
+            )
     for loc, problem in _local_file_problems(config):
         path = (*prefix, *loc)
         problems.append(settings.located(path, f"{'.'.join(path)}: {problem}"))
     return (None if problems else config), problems
 
 
-def _local_file_problems(model: BaseModel, prefix: tuple[str, ...] = (),
-                         ) -> list[tuple[tuple[str, ...], str]]:
+def _local_file_problems(
+    model: BaseModel,
+    prefix: tuple[str, ...] = (),
+) -> list[tuple[tuple[str, ...], str]]:
     """Files a connector's settings name (CA bundles) that cannot be used, found before any
     request: a missing CA file otherwise surfaces as an error deep inside the first call."""
     found: list[tuple[tuple[str, ...], str]] = []
@@ -566,8 +675,10 @@ def _unusable_file(path: Path, *, is_ca: bool) -> str | None:
         try:
             ssl.create_default_context(cafile=str(path))
         except ssl.SSLError:
-            return (f"{path} holds no PEM certificate syncd can use as a CA bundle; point it at "
-                    "the PEM file of the CA that signed the server's certificate")
+            return (
+                f"{path} holds no PEM certificate syncd can use as a CA bundle; point it at "
+                "the PEM file of the CA that signed the server's certificate"
+            )
     return None
 
 

@@ -157,8 +157,7 @@ class LeadRow(SQLModel, table=True):
     lead_id: str = Field(primary_key=True, max_length=64)
     modified_at: datetime
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    enrichment: dict[str, Any] = Field(default_factory=dict,
-                                       sa_column=Column(JSON, nullable=False))
+    enrichment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     reasons: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str | None = None  # the CRM's stored value
     status_changed_at: datetime | None = None
@@ -177,7 +176,8 @@ class LeadRow(SQLModel, table=True):
     # Values of the last pull that syncd could not parse or store, nulled in ``fields``:
     # [{field, excerpt, reason}], SQL NULL when there were none (shown by `syncd status`).
     quarantine: list[dict[str, str]] | None = Field(
-        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
 
 
 class CursorRow(SQLModel, table=True):
@@ -194,14 +194,15 @@ class CursorRow(SQLModel, table=True):
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
-    __table_args__ = (Index("ix_outbox_crm_state", "crm", "state", "next_attempt_at"),
-                      Index("ix_outbox_lead", "crm", "lead_id"),
-                      # the drain's keyset orders (iter_due_changes): no sort of every pending
-                      # row for each chunk
-                      Index("ix_outbox_drain_fields", "crm", "kind", "state", "lead_id", "id"),
-                      Index("ix_outbox_drain_members", "crm", "kind", "state", "field",
-                            "lead_id", "id"),
-                      Index("ix_outbox_intent", "intent_id", "state"))
+    __table_args__ = (
+        Index("ix_outbox_crm_state", "crm", "state", "next_attempt_at"),
+        Index("ix_outbox_lead", "crm", "lead_id"),
+        # the drain's keyset orders (iter_due_changes): no sort of every pending
+        # row for each chunk
+        Index("ix_outbox_drain_fields", "crm", "kind", "state", "lead_id", "id"),
+        Index("ix_outbox_drain_members", "crm", "kind", "state", "field", "lead_id", "id"),
+        Index("ix_outbox_intent", "intent_id", "state"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     crm: str = Field(max_length=64)  # connector instance name
     lead_id: str = Field(max_length=64)
@@ -293,8 +294,9 @@ _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variab
 class StateStore:
     """All access to syncd's tables goes through here."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None,
-                 auto_upgrade: bool | None = None) -> None:
+    def __init__(
+        self, url: str, *, engine: Engine | None = None, auto_upgrade: bool | None = None
+    ) -> None:
         """Open the store, bringing its schema to this syncd's revision (see syncd.schema).
 
         ``auto_upgrade`` None means the default: upgrade SQLite files in place, refuse to
@@ -337,7 +339,8 @@ class StateStore:
             raise StateStoreError(
                 f"the state store ({self.engine.url.render_as_string(hide_password=True)}) "
                 f"lacks {', '.join(missing)} after migrating: this syncd build is missing a "
-                "schema migration; please report it")
+                "schema migration; please report it"
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -354,28 +357,44 @@ class StateStore:
         """(modified_at, record_id, read_at) of the stored position, if any."""
         table = CursorRow.__table__
         with self.engine.connect() as conn:
-            row = conn.execute(select(table.c.modified_at, table.c.record_id,
-                                      table.c.read_at).where(
-                table.c.crm == crm, table.c.object == obj)).first()
+            row = conn.execute(
+                select(table.c.modified_at, table.c.record_id, table.c.read_at).where(
+                    table.c.crm == crm, table.c.object == obj
+                )
+            ).first()
         return (_utc(row[0]), row[1], _utc(row[2])) if row else None
 
-    def save_cursor(self, conn: Connection, crm: str, modified_at: datetime, record_id: str,
-                    now: datetime, obj: str = "lead", read_at: datetime | None = None) -> None:
-        values = {"crm": crm, "object": obj, "modified_at": modified_at,
-                  "record_id": record_id, "read_at": read_at, "updated_at": now}
+    def save_cursor(
+        self,
+        conn: Connection,
+        crm: str,
+        modified_at: datetime,
+        record_id: str,
+        now: datetime,
+        obj: str = "lead",
+        read_at: datetime | None = None,
+    ) -> None:
+        values = {
+            "crm": crm,
+            "object": obj,
+            "modified_at": modified_at,
+            "record_id": record_id,
+            "read_at": read_at,
+            "updated_at": now,
+        }
         conn.execute(self._upsert(CursorRow, [values], ["crm", "object"]))
 
     # ---- mirror ------------------------------------------------------------------------
 
-    def leads_by_id(self, conn: Connection, crm: str,
-                    ids: Sequence[str]) -> dict[str, LeadRecord]:
+    def leads_by_id(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadRecord]:
         """The mirror rows (as Row objects) of ``ids`` that exist."""
         out: dict[str, LeadRecord] = {}
         table = LeadRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start:start + _UPSERT_CHUNK]
-            for row in conn.execute(select(table).where(
-                    table.c.crm == crm, table.c.lead_id.in_(chunk))):
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            for row in conn.execute(
+                select(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+            ):
                 out[row.lead_id] = row
         return out
 
@@ -395,8 +414,12 @@ class StateStore:
             insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
             stmt = insert.on_conflict_do_update(
                 index_elements=["crm", "lead_id"],
-                set_={c: insert.excluded[c] for c in keys
-                      if c not in ("crm", "lead_id", "first_seen_at")})
+                set_={
+                    c: insert.excluded[c]
+                    for c in keys
+                    if c not in ("crm", "lead_id", "first_seen_at")
+                },
+            )
             self._lead_upserts[keys] = stmt
         conn.execute(stmt, rows)
 
@@ -406,32 +429,55 @@ class StateStore:
             return
         table = LeadRow.__table__
         keys = [k for k in rows[0] if k != "lead_id"]
-        stmt = (update(table).where(table.c.crm == crm, table.c.lead_id == bindparam("_id"))
-                .values({k: bindparam(k) for k in keys}))
+        stmt = (
+            update(table)
+            .where(table.c.crm == crm, table.c.lead_id == bindparam("_id"))
+            .values({k: bindparam(k) for k in keys})
+        )
         conn.execute(stmt, [{**{k: r[k] for k in keys}, "_id": r["lead_id"]} for r in rows])
 
     def update_lead(self, conn: Connection, crm: str, lead_id: str, **values: Any) -> None:
         table = LeadRow.__table__
-        conn.execute(update(table).where(table.c.crm == crm, table.c.lead_id == lead_id)
-                     .values(**values))
+        conn.execute(
+            update(table).where(table.c.crm == crm, table.c.lead_id == lead_id).values(**values)
+        )
 
-    def mark_unseen_deleted(self, crm: str, pulled_before: datetime, now: datetime, *,
-                            run_id: str) -> int:
+    def mark_unseen_deleted(
+        self, crm: str, pulled_before: datetime, now: datetime, *, run_id: str
+    ) -> int:
         """After a full pass: live leads not pulled since ``pulled_before`` are gone.
 
         Their open changes are withdrawn (audited in ``run_id``).
         """
         table = LeadRow.__table__
         with self.begin() as conn:
-            stale = [r[0] for r in conn.execute(select(table.c.lead_id).where(
-                table.c.crm == crm, table.c.deleted.is_(False),
-                table.c.pulled_at < pulled_before))]
+            stale = [
+                r[0]
+                for r in conn.execute(
+                    select(table.c.lead_id).where(
+                        table.c.crm == crm,
+                        table.c.deleted.is_(False),
+                        table.c.pulled_at < pulled_before,
+                    )
+                )
+            ]
             for start in range(0, len(stale), _UPSERT_CHUNK):
-                conn.execute(update(table).where(table.c.crm == crm, table.c.lead_id.in_(
-                    stale[start:start + _UPSERT_CHUNK])).values(deleted=True))
-            self.close_changes(conn, self.open_changes(conn, crm, stale),
-                               OutboxState.WITHDRAWN, now, run_id=run_id,
-                               reason="lead deleted in the CRM")
+                conn.execute(
+                    update(table)
+                    .where(
+                        table.c.crm == crm,
+                        table.c.lead_id.in_(stale[start : start + _UPSERT_CHUNK]),
+                    )
+                    .values(deleted=True)
+                )
+            self.close_changes(
+                conn,
+                self.open_changes(conn, crm, stale),
+                OutboxState.WITHDRAWN,
+                now,
+                run_id=run_id,
+                reason="lead deleted in the CRM",
+            )
         return len(stale)
 
     def iter_live_leads(self, crm: str, *, chunk: int = 2000) -> Iterator[list[LeadRecord]]:
@@ -440,9 +486,12 @@ class StateStore:
         table = LeadRow.__table__
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(select(table).where(
-                    table.c.crm == crm, table.c.deleted.is_(False), table.c.lead_id > last)
-                    .order_by(table.c.lead_id).limit(chunk)).all()
+                rows = conn.execute(
+                    select(table)
+                    .where(table.c.crm == crm, table.c.deleted.is_(False), table.c.lead_id > last)
+                    .order_by(table.c.lead_id)
+                    .limit(chunk)
+                ).all()
             if not rows:
                 return
             yield list(rows)
@@ -451,8 +500,9 @@ class StateStore:
     def lead(self, crm: str, lead_id: str) -> LeadRecord | None:
         table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return conn.execute(select(table).where(
-                table.c.crm == crm, table.c.lead_id == lead_id)).first()
+            return conn.execute(
+                select(table).where(table.c.crm == crm, table.c.lead_id == lead_id)
+            ).first()
 
     def find_leads(self, ref: str) -> list[LeadRecord]:
         """Leads whose id is ``ref`` or whose email is ``ref`` (case-insensitive), any CRM."""
@@ -468,65 +518,102 @@ class StateStore:
     def count_live(self, crm: str) -> int:
         table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(table).where(
-                table.c.crm == crm, table.c.deleted.is_(False))).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(table.c.crm == crm, table.c.deleted.is_(False))
+                ).scalar_one()
+            )
 
     def held_leads(self, crm: str, since: datetime) -> list[LeadRecord]:
         """Held leads (``syncd.holds``): live, unconverted, a person's edit after ``since``."""
         table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return list(conn.execute(select(table).where(
-                table.c.crm == crm, table.c.rep_edit_at > since,
-                table.c.deleted.is_(False), table.c.converted.is_(False))
-                .order_by(table.c.lead_id)).all())
+            return list(
+                conn.execute(
+                    select(table)
+                    .where(
+                        table.c.crm == crm,
+                        table.c.rep_edit_at > since,
+                        table.c.deleted.is_(False),
+                        table.c.converted.is_(False),
+                    )
+                    .order_by(table.c.lead_id)
+                ).all()
+            )
 
     def quarantined_leads(self, crm: str) -> list[QuarantineRecord]:
         """Live leads whose last pull had values syncd could not use."""
         table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return list(conn.execute(select(table.c.lead_id, table.c.quarantine).where(
-                table.c.crm == crm, table.c.quarantine.is_not(None),
-                table.c.deleted.is_(False)).order_by(table.c.lead_id)).all())
+            return list(
+                conn.execute(
+                    select(table.c.lead_id, table.c.quarantine)
+                    .where(
+                        table.c.crm == crm,
+                        table.c.quarantine.is_not(None),
+                        table.c.deleted.is_(False),
+                    )
+                    .order_by(table.c.lead_id)
+                ).all()
+            )
 
     def failed_leads(self, crm: str) -> list[LeadRecord]:
         table = LeadRow.__table__
         with self.engine.connect() as conn:
-            return list(conn.execute(select(table).where(
-                table.c.crm == crm, table.c.error_code.is_not(None),
-                table.c.deleted.is_(False))).all())
+            return list(
+                conn.execute(
+                    select(table).where(
+                        table.c.crm == crm,
+                        table.c.error_code.is_not(None),
+                        table.c.deleted.is_(False),
+                    )
+                ).all()
+            )
 
     # ---- outbox ------------------------------------------------------------------------
 
-    def open_changes(self, conn: Connection, crm: str,
-                     ids: Sequence[str]) -> list[OutboxRecord]:
+    def open_changes(self, conn: Connection, crm: str, ids: Sequence[str]) -> list[OutboxRecord]:
         """Planned, pending or in-doubt (``sending``) outbox rows of these leads."""
         out: list[OutboxRecord] = []
         table = OutboxRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start:start + _UPSERT_CHUNK]
-            out.extend(conn.execute(select(table).where(
-                table.c.crm == crm, table.c.lead_id.in_(chunk),
-                table.c.state.in_(OPEN_STATES))).all())
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            out.extend(
+                conn.execute(
+                    select(table).where(
+                        table.c.crm == crm,
+                        table.c.lead_id.in_(chunk),
+                        table.c.state.in_(OPEN_STATES),
+                    )
+                ).all()
+            )
         return out
 
     def settle_sending(self, conn: Connection, crm: str, now: datetime) -> int:
         """In-doubt rows the pull did not resolve go back to ``pending`` (see OutboxState)."""
         table = OutboxRow.__table__
-        result = conn.execute(update(table).where(
-            table.c.crm == crm, table.c.state == OutboxState.SENDING)
-            .values(state=OutboxState.PENDING, updated_at=now))
+        result = conn.execute(
+            update(table)
+            .where(table.c.crm == crm, table.c.state == OutboxState.SENDING)
+            .values(state=OutboxState.PENDING, updated_at=now)
+        )
         return result.rowcount or 0
 
-    def intent_parts(self, conn: Connection,
-                     intent_ids: Iterable[str]) -> dict[str, list[OutboxRecord]]:
+    def intent_parts(
+        self, conn: Connection, intent_ids: Iterable[str]
+    ) -> dict[str, list[OutboxRecord]]:
         """Every outbox row of these intents, whatever its state, by intent id."""
         ids = sorted(set(intent_ids))
         out: dict[str, list[OutboxRecord]] = {i: [] for i in ids}
         table = OutboxRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
-            for row in conn.execute(select(table).where(
-                    table.c.intent_id.in_(ids[start:start + _UPSERT_CHUNK]))
-                    .order_by(table.c.id)):
+            for row in conn.execute(
+                select(table)
+                .where(table.c.intent_id.in_(ids[start : start + _UPSERT_CHUNK]))
+                .order_by(table.c.id)
+            ):
                 out[row.intent_id].append(row)
         return out
 
@@ -534,16 +621,28 @@ class StateStore:
         if rows:
             conn.execute(OutboxRow.__table__.insert(), _same_keys(rows))
 
-    def set_change_state(self, conn: Connection, ids: Iterable[int], state: OutboxState,
-                         now: datetime, **values: Any) -> None:
+    def set_change_state(
+        self, conn: Connection, ids: Iterable[int], state: OutboxState, now: datetime, **values: Any
+    ) -> None:
         ids = list(ids)
         table = OutboxRow.__table__
         for start in range(0, len(ids), _UPSERT_CHUNK):
-            conn.execute(update(table).where(table.c.id.in_(ids[start:start + _UPSERT_CHUNK]))
-                         .values(state=state, updated_at=now, **values))
+            conn.execute(
+                update(table)
+                .where(table.c.id.in_(ids[start : start + _UPSERT_CHUNK]))
+                .values(state=state, updated_at=now, **values)
+            )
 
-    def close_changes(self, conn: Connection, rows: Sequence[OutboxRecord], state: OutboxState,
-                      now: datetime, *, run_id: str, reason: str) -> None:
+    def close_changes(
+        self,
+        conn: Connection,
+        rows: Sequence[OutboxRecord],
+        state: OutboxState,
+        now: datetime,
+        *,
+        run_id: str,
+        reason: str,
+    ) -> None:
         """End open rows unsent (``superseded`` or ``withdrawn``) with ``reason``, and audit it.
 
         The reason is kept on the row (``error_message``) and in the audit row's message, so
@@ -554,16 +653,23 @@ class StateStore:
         if not rows:
             return
         self.set_change_state(conn, [r.id for r in rows], state, now, error_message=reason)
-        self.add_audit(conn, [audit_values(r, AuditOutcome(state.value), now, run_id,
-                                           message=reason) for r in rows])
+        self.add_audit(
+            conn,
+            [audit_values(r, AuditOutcome(state.value), now, run_id, message=reason) for r in rows],
+        )
 
-    def promote_planned(self, conn: Connection, crm: str, run_id: str, state: OutboxState,
-                        now: datetime) -> int:
+    def promote_planned(
+        self, conn: Connection, crm: str, run_id: str, state: OutboxState, now: datetime
+    ) -> int:
         """Planned rows of a run become ``pending`` (approved) or ``blocked`` (breaker)."""
         table = OutboxRow.__table__
-        result = conn.execute(update(table).where(
-            table.c.crm == crm, table.c.run_id == run_id, table.c.state == OutboxState.PLANNED)
-            .values(state=state, updated_at=now))
+        result = conn.execute(
+            update(table)
+            .where(
+                table.c.crm == crm, table.c.run_id == run_id, table.c.state == OutboxState.PLANNED
+            )
+            .values(state=state, updated_at=now)
+        )
         return result.rowcount or 0
 
     def discard_stale_plans(self, crm: str, now: datetime) -> int:
@@ -574,13 +680,22 @@ class StateStore:
         """
         table = OutboxRow.__table__
         with self.begin() as conn:
-            return conn.execute(update(table).where(table.c.crm == crm,
-                                                    table.c.state == OutboxState.PLANNED)
-                                .values(state=OutboxState.SUPERSEDED, updated_at=now,
-                                        error_message="plan of an interrupted run")).rowcount or 0
+            return (
+                conn.execute(
+                    update(table)
+                    .where(table.c.crm == crm, table.c.state == OutboxState.PLANNED)
+                    .values(
+                        state=OutboxState.SUPERSEDED,
+                        updated_at=now,
+                        error_message="plan of an interrupted run",
+                    )
+                ).rowcount
+                or 0
+            )
 
-    def iter_due_changes(self, crm: str, kind: str, now: datetime, *,
-                         chunk: int = 2000) -> Iterator[list[OutboxRecord]]:
+    def iter_due_changes(
+        self, crm: str, kind: str, now: datetime, *, chunk: int = 2000
+    ) -> Iterator[list[OutboxRecord]]:
         """Pending changes of one kind that are due, in chunks by keyset.
 
         Field changes come ordered by lead, so a lead's rows are adjacent; memberships by
@@ -588,13 +703,19 @@ class StateStore:
         not disturb the keyset.
         """
         table = OutboxRow.__table__
-        order = ((table.c.lead_id, table.c.id) if kind == "field"
-                 else (table.c.field, table.c.lead_id, table.c.id))
+        order = (
+            (table.c.lead_id, table.c.id)
+            if kind == "field"
+            else (table.c.field, table.c.lead_id, table.c.id)
+        )
         last: tuple[Any, ...] | None = None
         while True:
             stmt = select(table).where(
-                table.c.crm == crm, table.c.kind == kind, table.c.state == OutboxState.PENDING,
-                or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now))
+                table.c.crm == crm,
+                table.c.kind == kind,
+                table.c.state == OutboxState.PENDING,
+                or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now),
+            )
             if last is not None:
                 stmt = stmt.where(tuple_(*order) > tuple_(*last))
             with self.engine.connect() as conn:
@@ -608,9 +729,14 @@ class StateStore:
         """Approved changes not yet confirmed: waiting to be sent, or sent and in doubt."""
         table = OutboxRow.__table__
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).where(
-                table.c.crm == crm, table.c.state.in_((OutboxState.PENDING,
-                                                       OutboxState.SENDING)))).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        table.c.crm == crm,
+                        table.c.state.in_((OutboxState.PENDING, OutboxState.SENDING)),
+                    )
+                ).scalar_one()
+            )
 
     def pending_summary(self, crm: str) -> list[tuple[str, str, str | None, int]]:
         """Pending (and in-doubt) rows grouped by (kind, field, last error code), largest group
@@ -619,19 +745,24 @@ class StateStore:
         count = func.count().label("n")
         waiting = table.c.state.in_((OutboxState.PENDING, OutboxState.SENDING))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(table.c.kind, table.c.field, table.c.error_code, count)
-                                .where(table.c.crm == crm, waiting)
-                                .group_by(table.c.kind, table.c.field, table.c.error_code)
-                                .order_by(count.desc())).all()
+            rows = conn.execute(
+                select(table.c.kind, table.c.field, table.c.error_code, count)
+                .where(table.c.crm == crm, waiting)
+                .group_by(table.c.kind, table.c.field, table.c.error_code)
+                .order_by(count.desc())
+            ).all()
         return [(r.kind, r.field, r.error_code, r.n) for r in rows]
 
-    def changes_of_run(self, crm: str, run_id: str,
-                       states: Sequence[str]) -> list[OutboxRecord]:
+    def changes_of_run(self, crm: str, run_id: str, states: Sequence[str]) -> list[OutboxRecord]:
         table = OutboxRow.__table__
         with self.engine.connect() as conn:
-            return list(conn.execute(select(table).where(
-                table.c.crm == crm, table.c.run_id == run_id, table.c.state.in_(states))
-                .order_by(table.c.id)).all())
+            return list(
+                conn.execute(
+                    select(table)
+                    .where(table.c.crm == crm, table.c.run_id == run_id, table.c.state.in_(states))
+                    .order_by(table.c.id)
+                ).all()
+            )
 
     # ---- audit and runs ----------------------------------------------------------------
 
@@ -654,8 +785,9 @@ class StateStore:
     def audit_count(self, run_id: str) -> int:
         table = AuditRow.__table__
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).where(
-                table.c.run_id == run_id)).scalar_one())
+            return int(
+                conn.execute(select(func.count()).where(table.c.run_id == run_id)).scalar_one()
+            )
 
     def unsent_by_reason(self, run_ids: Sequence[str]) -> Counter[tuple[str, str]]:
         """Changes these runs superseded or withdrew, counted by (outcome, reason)."""
@@ -663,10 +795,14 @@ class StateStore:
         if not run_ids:
             return Counter()
         with self.engine.connect() as conn:
-            rows = conn.execute(select(table.c.outcome, table.c.message, func.count()).where(
-                table.c.run_id.in_(list(run_ids)),
-                table.c.outcome.in_((AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)))
-                .group_by(table.c.outcome, table.c.message)).all()
+            rows = conn.execute(
+                select(table.c.outcome, table.c.message, func.count())
+                .where(
+                    table.c.run_id.in_(list(run_ids)),
+                    table.c.outcome.in_((AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)),
+                )
+                .group_by(table.c.outcome, table.c.message)
+            ).all()
         return Counter({(r[0], r[1] or ""): r[2] for r in rows})
 
     def start_run(self, run: RunRow) -> None:
@@ -676,8 +812,11 @@ class StateStore:
     def finish_run(self, run: RunRow) -> None:
         with self.begin() as conn:
             table = RunRow.__table__
-            conn.execute(update(table).where(table.c.run_id == run.run_id)
-                         .values(**run.model_dump(exclude={"run_id"})))
+            conn.execute(
+                update(table)
+                .where(table.c.run_id == run.run_id)
+                .values(**run.model_dump(exclude={"run_id"}))
+            )
 
     def record_run_progress(self, conn: Connection, run_id: str, counts: dict[str, int]) -> None:
         """The run's counters so far, in the transaction that committed what they count.
@@ -696,9 +835,18 @@ class StateStore:
         table = RunRow.__table__
         cond = [table.c.outcome == "running"] + ([table.c.crm == crm] if crm else [])
         with self.begin() as conn:
-            return conn.execute(update(table).where(*cond).values(
-                outcome="interrupted", finished_at=now,
-                message="the process stopped before the run finished")).rowcount or 0
+            return (
+                conn.execute(
+                    update(table)
+                    .where(*cond)
+                    .values(
+                        outcome="interrupted",
+                        finished_at=now,
+                        message="the process stopped before the run finished",
+                    )
+                ).rowcount
+                or 0
+            )
 
     def last_runs(self, limit: int = 10, crm: str | None = None) -> list[RunRecord]:
         table = RunRow.__table__
@@ -718,30 +866,51 @@ class StateStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.begin() as conn:
-            conn.execute(self._upsert(MetaRow, [{"key": key, "value": json.dumps(value)}],
-                                      ["key"]))
+            conn.execute(self._upsert(MetaRow, [{"key": key, "value": json.dumps(value)}], ["key"]))
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def _upsert(self, model: type[SQLModel], rows: Sequence[dict[str, Any]],
-                keys: Sequence[str], update_cols: Sequence[str] | None = None) -> Any:
+    def _upsert(
+        self,
+        model: type[SQLModel],
+        rows: Sequence[dict[str, Any]],
+        keys: Sequence[str],
+        update_cols: Sequence[str] | None = None,
+    ) -> Any:
         table = model.__table__  # type: ignore[attr-defined]
         dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         stmt = dialect_insert(table).values(list(rows))
         cols = update_cols if update_cols is not None else [c for c in rows[0] if c not in keys]
-        return stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: stmt.excluded[c] for c in cols})
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
+        )
 
 
-def audit_values(change: OutboxRecord, outcome: AuditOutcome, now: datetime, run_id: str, *,
-                 error_code: str | None = None, message: str | None = None) -> dict[str, Any]:
+def audit_values(
+    change: OutboxRecord,
+    outcome: AuditOutcome,
+    now: datetime,
+    run_id: str,
+    *,
+    error_code: str | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
     """The audit row of one outbox row's outcome."""
-    return {"crm": change.crm, "lead_id": change.lead_id,
-            "field": change.field if change.kind == "field" else f"newsletter:{change.field}",
-            "before": change.before, "after": change.value, "rule_id": change.rule_id,
-            "ruleset_version": change.ruleset_version, "run_id": run_id,
-            "intent_id": change.intent_id, "at": now, "outcome": outcome,
-            "error_code": error_code, "message": message}
+    return {
+        "crm": change.crm,
+        "lead_id": change.lead_id,
+        "field": change.field if change.kind == "field" else f"newsletter:{change.field}",
+        "before": change.before,
+        "after": change.value,
+        "rule_id": change.rule_id,
+        "ruleset_version": change.ruleset_version,
+        "run_id": run_id,
+        "intent_id": change.intent_id,
+        "at": now,
+        "outcome": outcome,
+        "error_code": error_code,
+        "message": message,
+    }
 
 
 def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -45,10 +45,18 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
             store.set_meta("last_start", datetime.now(UTC).isoformat())
         except SQLAlchemyError as exc:
             store.close()
-            raise StartupError([_located(settings, (
-                f"the state store {_safe(url)} refuses writes ({_first_line(exc)}); syncd keeps "
-                "its mirror, cursors and outbox there: make it writable (file permissions, "
-                "database grants) or point state.url elsewhere"))]) from None
+            raise StartupError(
+                [
+                    _located(
+                        settings,
+                        (
+                            f"the state store {_safe(url)} refuses writes ({_first_line(exc)}); syncd keeps "
+                            "its mirror, cursors and outbox there: make it writable (file permissions, "
+                            "database grants) or point state.url elsewhere"
+                        ),
+                    )
+                ]
+            ) from None
     return store
 
 
@@ -76,27 +84,38 @@ def _sqlite_path_made(settings: Settings, url: str) -> str:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OSError(f"cannot create the directory {path.parent} for the SQLite state file "
-                      f"({exc.strerror}); create it, fix its permissions or point state.url "
-                      "elsewhere") from None
+        raise OSError(
+            f"cannot create the directory {path.parent} for the SQLite state file "
+            f"({exc.strerror}); create it, fix its permissions or point state.url "
+            "elsewhere"
+        ) from None
     if path.is_dir():
-        raise OSError(f"the SQLite state file {path} is a directory; point state.url at a "
-                      "file path")
+        raise OSError(
+            f"the SQLite state file {path} is a directory; point state.url at a file path"
+        )
     return url
 
 
 def _explain(url: str, exc: BaseException) -> str:
     if isinstance(exc, (ArgumentError, ValueError)):
-        return (f"not a usable database URL ({_first_line(exc)}); use sqlite:///PATH or "
-                "postgresql+psycopg://USER@HOST/DB")
+        return (
+            f"not a usable database URL ({_first_line(exc)}); use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB"
+        )
     if isinstance(exc, ImportError):
-        return (f"no database driver for '{_safe(url)}' ({_first_line(exc)}); use sqlite:/// "
-                "or postgresql+psycopg://")
+        return (
+            f"no database driver for '{_safe(url)}' ({_first_line(exc)}); use sqlite:/// "
+            "or postgresql+psycopg://"
+        )
     if url.startswith("sqlite"):
-        return (f"cannot open the SQLite state file of {_safe(url)} ({_first_line(exc)}); "
-                "check that the path is a writable file, or point state.url elsewhere")
-    return (f"cannot reach the state store {_safe(url)} ({_first_line(exc)}); start the "
-            "database, check state.url, or check the network to it")
+        return (
+            f"cannot open the SQLite state file of {_safe(url)} ({_first_line(exc)}); "
+            "check that the path is a writable file, or point state.url elsewhere"
+        )
+    return (
+        f"cannot reach the state store {_safe(url)} ({_first_line(exc)}); start the "
+        "database, check state.url, or check the network to it"
+    )
 
 
 def _safe(url: str) -> str:

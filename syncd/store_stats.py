@@ -38,12 +38,15 @@ def outbox_backlog(engine: Engine, crm: str) -> OutboxBacklog:
     table = OutboxRow.__table__
     mine = table.c.crm == crm
     with engine.connect() as conn:
-        pending = conn.execute(select(func.count()).where(
-            mine, table.c.state == OutboxState.PENDING)).scalar_one()
-        failed = conn.execute(select(func.count()).where(
-            mine, table.c.state == OutboxState.FAILED)).scalar_one()
-        oldest = conn.execute(select(func.min(table.c.created_at)).where(
-            mine, table.c.state == OutboxState.PENDING)).scalar()
+        pending = conn.execute(
+            select(func.count()).where(mine, table.c.state == OutboxState.PENDING)
+        ).scalar_one()
+        failed = conn.execute(
+            select(func.count()).where(mine, table.c.state == OutboxState.FAILED)
+        ).scalar_one()
+        oldest = conn.execute(
+            select(func.min(table.c.created_at)).where(mine, table.c.state == OutboxState.PENDING)
+        ).scalar()
     return OutboxBacklog(int(pending), int(failed), _utc(oldest))
 
 
@@ -53,15 +56,17 @@ def table_rows(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             for name in TABLES:
-                estimate = conn.execute(text(
-                    "SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
-                    {"name": name}).scalar()
+                estimate = conn.execute(
+                    text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
+                    {"name": name},
+                ).scalar()
                 # -1: never vacuumed or analysed yet; no estimate rather than a full count
                 if estimate is not None and estimate >= 0:
                     out[name] = int(estimate)
         elif engine.dialect.name == "sqlite":
             for name in TABLES:  # names from TABLES, never from input
-                span = conn.execute(text(
-                    f'SELECT MAX(rowid) - MIN(rowid) + 1 FROM "{name}"')).scalar()
+                span = conn.execute(
+                    text(f'SELECT MAX(rowid) - MIN(rowid) + 1 FROM "{name}"')
+                ).scalar()
                 out[name] = int(span or 0)
     return out

@@ -6,9 +6,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypedDict
 
-__all__ = ["ConflictView", "CrmPlan", "CrmStatus", "Explanation", "FailedLead", "LeadConflict",
-           "LeadNote", "PendingGroup", "Plan", "PlannedLead", "QuarantinedLead", "RulePlan",
-           "RuleTraceView", "StatusReport", "UnsentGroup"]
+__all__ = [
+    "ConflictView",
+    "CrmPlan",
+    "CrmStatus",
+    "Explanation",
+    "FailedLead",
+    "LeadConflict",
+    "LeadNote",
+    "PendingGroup",
+    "Plan",
+    "PlannedLead",
+    "QuarantinedLead",
+    "RulePlan",
+    "RuleTraceView",
+    "StatusReport",
+    "UnsentGroup",
+]
 
 
 class LeadNote(TypedDict):

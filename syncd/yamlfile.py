@@ -29,8 +29,14 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
-__all__ = ["Located", "YamlFileError", "load_yaml", "locate", "overridden_by",
-           "validation_problems"]
+__all__ = [
+    "Located",
+    "YamlFileError",
+    "load_yaml",
+    "locate",
+    "overridden_by",
+    "validation_problems",
+]
 
 MAX_FILE_BYTES = 1 << 20  #: 1 MiB: a config file is a few kB; rule files a few hundred kB at most
 MAX_DEPTH = 64  #: nesting levels of mappings and sequences
@@ -39,8 +45,9 @@ MAX_NUMBER_CHARS = 64  #: characters of a number written in the file
 
 # Characters YAML does not allow in a stream (YAML 1.2 §5.1): C0 controls except tab, LF and
 # CR; DEL; C1 controls except NEL; surrogates; U+FFFE/U+FFFF.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x84\x86-\x9f"
-                        "\ud800-\udfff\ufffe\uffff]")
+_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
+)
 _NUMBER = re.compile(r"[-+]?\.?[0-9][0-9a-fA-FxXoObB_.:]*([eE][-+]?[0-9_]+)?")
 
 
@@ -84,11 +91,20 @@ def load_yaml(path: Path) -> Any:
         with path.open("rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise YamlFileError([Located(name, 1, 1,
-                                     f"cannot read the file: {exc.strerror}")]) from None
+        raise YamlFileError(
+            [Located(name, 1, 1, f"cannot read the file: {exc.strerror}")]
+        ) from None
     if len(data) > MAX_FILE_BYTES:
-        raise YamlFileError([Located(name, 1, 1, f"the file is larger than {MAX_FILE_BYTES} "
-                                                 "bytes; is it the right file?")])
+        raise YamlFileError(
+            [
+                Located(
+                    name,
+                    1,
+                    1,
+                    f"the file is larger than {MAX_FILE_BYTES} bytes; is it the right file?",
+                )
+            ]
+        )
     text = _decode(name, data)
     _check_characters(name, text)
     yaml = YAML(typ="rt")
@@ -115,21 +131,35 @@ def _decode(name: str, data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, col = _position(data[:exc.start].decode("utf-8", "replace"))
-        hint = (" (it looks like UTF-16: save it as UTF-8)"
-                if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "; save it as UTF-8")
-        raise YamlFileError([Located(name, line, col, f"byte 0x{data[exc.start]:02x} is not "
-                                                      f"UTF-8 text{hint}")]) from None
+        line, col = _position(data[: exc.start].decode("utf-8", "replace"))
+        hint = (
+            " (it looks like UTF-16: save it as UTF-8)"
+            if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+            else "; save it as UTF-8"
+        )
+        raise YamlFileError(
+            [Located(name, line, col, f"byte 0x{data[exc.start]:02x} is not UTF-8 text{hint}")]
+        ) from None
     return text.removeprefix("\ufeff")  # a byte-order mark is allowed, and nothing else
 
 
 def _check_characters(name: str, text: str) -> None:
     bad = _FORBIDDEN.search(text)
     if bad:
-        line, col = _position(text[:bad.start()])
-        raise YamlFileError([Located(name, line, col, (
-            f"control character U+{ord(bad.group()):04X} is not allowed in YAML; the file "
-            "may be binary, truncated or saved in another encoding: save it as UTF-8 text"))])
+        line, col = _position(text[: bad.start()])
+        raise YamlFileError(
+            [
+                Located(
+                    name,
+                    line,
+                    col,
+                    (
+                        f"control character U+{ord(bad.group()):04X} is not allowed in YAML; the file "
+                        "may be binary, truncated or saved in another encoding: save it as UTF-8 text"
+                    ),
+                )
+            ]
+        )
 
 
 def _position(before: str) -> tuple[int, int]:
@@ -152,9 +182,18 @@ def _check_events(name: str, yaml: YAML, text: str) -> None:
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         if isinstance(event, CollectionStartEvent):
             if len(opened) >= MAX_DEPTH:
-                raise YamlFileError([Located(name, line, col, (
-                    f"nested deeper than {MAX_DEPTH} levels; syncd's files need a handful")
-                )])
+                raise YamlFileError(
+                    [
+                        Located(
+                            name,
+                            line,
+                            col,
+                            (
+                                f"nested deeper than {MAX_DEPTH} levels; syncd's files need a handful"
+                            ),
+                        )
+                    ]
+                )
             opened.append(event.anchor)
             sizes.append(1)
         elif isinstance(event, CollectionEndEvent):
@@ -165,11 +204,25 @@ def _check_events(name: str, yaml: YAML, text: str) -> None:
             sizes[-1] += size
         elif isinstance(event, ScalarEvent):
             value = event.value
-            if (event.style is None and event.tag is None and len(value) > MAX_NUMBER_CHARS
-                    and _NUMBER.fullmatch(value)):
-                raise YamlFileError([Located(name, line, col, (
-                    f"a number of {len(value)} characters; syncd's settings take numbers of "
-                    f"at most {MAX_NUMBER_CHARS} (quote it if it is meant as text)"))])
+            if (
+                event.style is None
+                and event.tag is None
+                and len(value) > MAX_NUMBER_CHARS
+                and _NUMBER.fullmatch(value)
+            ):
+                raise YamlFileError(
+                    [
+                        Located(
+                            name,
+                            line,
+                            col,
+                            (
+                                f"a number of {len(value)} characters; syncd's settings take numbers of "
+                                f"at most {MAX_NUMBER_CHARS} (quote it if it is meant as text)"
+                            ),
+                        )
+                    ]
+                )
             if event.anchor is not None:
                 anchors[event.anchor] = 1
             sizes[-1] += 1
@@ -178,9 +231,19 @@ def _check_events(name: str, yaml: YAML, text: str) -> None:
         else:
             continue
         if sizes[-1] > MAX_NODES or sum(sizes) > MAX_NODES:
-            raise YamlFileError([Located(name, line, col, (
-                f"the document expands to more than {MAX_NODES} values (through aliases?); "
-                "write the values out or use fewer aliases"))])
+            raise YamlFileError(
+                [
+                    Located(
+                        name,
+                        line,
+                        col,
+                        (
+                            f"the document expands to more than {MAX_NODES} values (through aliases?); "
+                            "write the values out or use fewer aliases"
+                        ),
+                    )
+                ]
+            )
 
 
 def locate(root: Any, loc: Sequence[str | int]) -> tuple[int, int]:
@@ -200,11 +263,15 @@ def locate(root: Any, loc: Sequence[str | int]) -> tuple[int, int]:
     return line, col
 
 
-def validation_problems(file: str, root: Any, error: ValidationError,
-                        prefix: Sequence[str | int] = (), *,
-                        model: type[BaseModel] | None = None,
-                        overrides: Mapping[tuple[str, ...], str] | None = None,
-                        ) -> list[Located]:
+def validation_problems(
+    file: str,
+    root: Any,
+    error: ValidationError,
+    prefix: Sequence[str | int] = (),
+    *,
+    model: type[BaseModel] | None = None,
+    overrides: Mapping[tuple[str, ...], str] | None = None,
+) -> list[Located]:
     """One :class:`Located` per pydantic error, placed at the offending key.
 
     With ``model`` (the model that raised), an unknown key gets a did-you-mean from the keys

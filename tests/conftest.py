@@ -57,19 +57,48 @@ def postgres_url() -> Iterator[str]:
         shutil.chown(tmp, "postgres")
     data = tmp / "data"
     port = _free_port()
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "syncd",
-                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-    proc = subprocess.Popen([*run_as, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-                             "-h", "127.0.0.1", "-k", str(tmp), "-c", "fsync=off"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "syncd",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [
+            *run_as,
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(tmp),
+            "-c",
+            "fsync=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         import psycopg
 
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg.connect(host="127.0.0.1", port=port, user="syncd",
-                                     dbname="postgres", autocommit=True) as conn:
+                with psycopg.connect(
+                    host="127.0.0.1", port=port, user="syncd", dbname="postgres", autocommit=True
+                ) as conn:
                     conn.execute("CREATE DATABASE syncd_test")
                 break
             except psycopg.OperationalError:

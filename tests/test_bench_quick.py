@@ -20,8 +20,13 @@ EXPECTED = {
     1: ["sf_cycle_ratio_", "sf_startup_calls_", "hs_cycle_ratio_", "hs_startup_calls_"],
     2: ["naive_call_ratio_", "naive_wall_ratio_"],
     3: ["hs_backfill_share_of_ceiling", "hs_backfill_429s", "hs_connector_share_of_ceiling"],
-    4: ["engine_leads_per_s", "engine_eval_leads_per_s", "rule_engine_leads_per_s",
-        "engine_vs_rule_engine", "twin_agreement"],
+    4: [
+        "engine_leads_per_s",
+        "engine_eval_leads_per_s",
+        "rule_engine_leads_per_s",
+        "engine_vs_rule_engine",
+        "twin_agreement",
+    ],
     5: ["rss_", "rss_ratio"],
     6: ["sf_idle_calls_", "sf_idle_wall_", "hs_idle_calls_", "hs_idle_wall_"],
 }
@@ -31,8 +36,14 @@ _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?( [^|]*)?$")
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
-    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--output", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=170, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return out.read_text(encoding="utf-8")
 
@@ -49,8 +60,9 @@ def _rows(text: str) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("section", sorted(EXPECTED))
-def test_quick_bench_reports_every_figure_of_the_section_with_a_number(report: str,
-                                                                       section: int) -> None:
+def test_quick_bench_reports_every_figure_of_the_section_with_a_number(
+    report: str, section: int
+) -> None:
     rows = _rows(report)
     for prefix in EXPECTED[section]:
         keys = [k for k in rows if k == prefix or (prefix.endswith("_") and k.startswith(prefix))]
@@ -61,7 +73,10 @@ def test_quick_bench_reports_every_figure_of_the_section_with_a_number(report: s
 
 def test_quick_bench_report_names_the_machine_the_date_and_the_command(report: str) -> None:
     assert "| cores |" in report and "| memory |" in report and "| Python |" in report
-    assert re.search(r"Produced by `python -m bench --quick --output [^`]+` on "
-                     r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", report)
+    assert re.search(
+        r"Produced by `python -m bench --quick --output [^`]+` on "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC",
+        report,
+    )
     assert "quick mode" in report
     assert "not measured" not in report.split("## Summary", 1)[1].split("\n## ", 1)[0]

@@ -22,8 +22,11 @@ _AUTH = {"type": "private_app", "access_token": "pat-test"}
 
 
 def test_error_table_prefers_status_and_code_then_code_then_status_then_class() -> None:
-    table = ErrorTable({(403, "LIMIT"): "budget", (ANY, "LOCK"): "retry", (403, ANY): "auth"},
-                       classes={5: "transient"}, default="fatal")
+    table = ErrorTable(
+        {(403, "LIMIT"): "budget", (ANY, "LOCK"): "retry", (403, ANY): "auth"},
+        classes={5: "transient"},
+        default="fatal",
+    )
     assert table.lookup(403, "LIMIT") == "budget"
     assert table.lookup(400, "LOCK") == "retry"
     assert table.lookup(403, "OTHER") == "auth"
@@ -31,22 +34,26 @@ def test_error_table_prefers_status_and_code_then_code_then_status_then_class() 
     assert table.lookup(400, "OTHER") == "fatal"
 
 
-@pytest.mark.parametrize(("kind", "raw", "reason"), [
-    ("integer", "1e400", "out of range"),
-    ("integer", "inf", "out of range"),
-    ("integer", "NaN", "not a valid"),
-    ("integer", "99999999999999999999999", "too large"),
-    ("number", "NaN", "not a finite number"),
-    ("number", "1e400", "not a finite number"),
-    ("number", "-Infinity", "not a finite number"),
-    ("datetime", "2024-02-30T10:00:00Z", "not a valid"),
-    ("datetime", "99999999999999999999", "out of range"),
-    ("string", "x" * 200_000, "longer than"),
-])
+@pytest.mark.parametrize(
+    ("kind", "raw", "reason"),
+    [
+        ("integer", "1e400", "out of range"),
+        ("integer", "inf", "out of range"),
+        ("integer", "NaN", "not a valid"),
+        ("integer", "99999999999999999999999", "too large"),
+        ("number", "NaN", "not a finite number"),
+        ("number", "1e400", "not a finite number"),
+        ("number", "-Infinity", "not a finite number"),
+        ("datetime", "2024-02-30T10:00:00Z", "not a valid"),
+        ("datetime", "99999999999999999999", "out of range"),
+        ("string", "x" * 200_000, "longer than"),
+    ],
+)
 def test_unusable_hubspot_values_are_nulled_and_reported_never_raised(kind, raw, reason) -> None:
     quarantine = Quarantine()
-    fields = parse_fields({"p": raw, "ok": "25-50"}, {"f": "p", "employees": "ok"}, {"f": kind},
-                          quarantine)
+    fields = parse_fields(
+        {"p": raw, "ok": "25-50"}, {"f": "p", "employees": "ok"}, {"f": kind}, quarantine
+    )
     assert fields == {"f": None, "employees": 25}
     [problem] = quarantine.problems
     assert problem.field == "f" and reason in problem.reason
@@ -54,10 +61,10 @@ def test_unusable_hubspot_values_are_nulled_and_reported_never_raised(kind, raw,
 
 
 def test_hubspot_flat_retry_keys_are_moved_into_the_retry_block() -> None:
-    legacy = HubSpotConfig(auth=_AUTH, max_attempts=7, retry_initial_seconds=2,
-                           retry_max_seconds=9)
-    assert legacy.retry == RetrySettings(attempts=7, initial_backoff_seconds=2,
-                                         max_backoff_seconds=9, jitter_seconds=0)
+    legacy = HubSpotConfig(auth=_AUTH, max_attempts=7, retry_initial_seconds=2, retry_max_seconds=9)
+    assert legacy.retry == RetrySettings(
+        attempts=7, initial_backoff_seconds=2, max_backoff_seconds=9, jitter_seconds=0
+    )
     partial = HubSpotConfig(auth=_AUTH, retry={"attempts": 6})
     assert partial.retry.initial_backoff_seconds == 0.5  # HubSpot's default, not Salesforce's
     assert SalesforceConfig.model_fields["retry"].annotation is RetrySettings
@@ -75,11 +82,18 @@ def test_retry_wrapper_counts_retries_and_honours_retry_after() -> None:
             raise failures.pop(0)
         return "done"
 
-    settings = RetrySettings(attempts=3, initial_backoff_seconds=1, max_backoff_seconds=60,
-                             jitter_seconds=0)
-    result = call_with_retry(flaky, settings=settings, waiter=Waiter(waits.append),
-                             stats=stats, retry_on=RetriableError, describe=lambda: "test",
-                             log=logging.getLogger("test"))
+    settings = RetrySettings(
+        attempts=3, initial_backoff_seconds=1, max_backoff_seconds=60, jitter_seconds=0
+    )
+    result = call_with_retry(
+        flaky,
+        settings=settings,
+        waiter=Waiter(waits.append),
+        stats=stats,
+        retry_on=RetriableError,
+        describe=lambda: "test",
+        log=logging.getLogger("test"),
+    )
     assert result == "done" and stats.retries == 2
     assert waits[0] == 7.0 and 0 < waits[1] <= 60
 

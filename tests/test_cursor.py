@@ -30,7 +30,8 @@ def test_overlap_reaches_back_only_from_the_last_read() -> None:
     five = timedelta(minutes=5)
     assert overlap_start(None, five) is None
     assert overlap_start(Cursor(T, "1"), five) == T - five  # read time unknown: full window
-    assert overlap_start(Cursor(T, "1", read_at=T + timedelta(minutes=2)), five) == \
-        T - timedelta(minutes=3)
+    assert overlap_start(Cursor(T, "1", read_at=T + timedelta(minutes=2)), five) == T - timedelta(
+        minutes=3
+    )
     assert overlap_start(Cursor(T, "1", read_at=T + timedelta(minutes=6)), five) is None
     assert overlap_start(Cursor(T, "1", read_at=T), timedelta(0)) is None

@@ -32,15 +32,20 @@ def _required(*extras: str) -> list[Requirement]:
     return [r for r in map(Requirement, specs) if canonicalize_name(r.name) != "syncd"]
 
 
-@pytest.mark.parametrize(("lock", "extras"), [
-    ("requirements.lock", ("emulators",)),
-    ("requirements-dev.lock", tuple(PROJECT["optional-dependencies"])),
-])
-def test_lock_pins_every_dependency_at_an_allowed_version(lock: str,
-                                                          extras: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("lock", "extras"),
+    [
+        ("requirements.lock", ("emulators",)),
+        ("requirements-dev.lock", tuple(PROJECT["optional-dependencies"])),
+    ],
+)
+def test_lock_pins_every_dependency_at_an_allowed_version(
+    lock: str, extras: tuple[str, ...]
+) -> None:
     pins = _pins(lock)
     for requirement in _required(*extras):
         version = pins.get(canonicalize_name(requirement.name))
         assert version is not None, f"{lock} does not pin {requirement.name}"
-        assert requirement.specifier.contains(version, prereleases=True), \
+        assert requirement.specifier.contains(version, prereleases=True), (
             f"{lock} pins {requirement.name}=={version}, outside {requirement}"
+        )

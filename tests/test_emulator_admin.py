@@ -30,13 +30,18 @@ def sf() -> Iterator[SalesforceEmulator]:
         yield emu
 
 
-def _admin(emu: SalesforceEmulator | HubSpotEmulator, method: str, name: str,
-           doc: dict[str, Any] | None = None) -> requests.Response:
+def _admin(
+    emu: SalesforceEmulator | HubSpotEmulator,
+    method: str,
+    name: str,
+    doc: dict[str, Any] | None = None,
+) -> requests.Response:
     verify = emu.ca_pem_path if isinstance(emu, SalesforceEmulator) else True
     with requests.Session() as session:
         session.trust_env = False
-        return session.request(method, f"{emu.url}/__emulator__/{name}", json=doc,
-                               verify=verify, timeout=5)
+        return session.request(
+            method, f"{emu.url}/__emulator__/{name}", json=doc, verify=verify, timeout=5
+        )
 
 
 def _sf_token(emu: SalesforceEmulator) -> str:
@@ -48,9 +53,16 @@ def _sf_token(emu: SalesforceEmulator) -> str:
 def _post_token(emu: SalesforceEmulator) -> requests.Response:
     with requests.Session() as session:
         session.trust_env = False
-        return session.post(emu.token_url, verify=emu.ca_pem_path, timeout=5, data={
-            "grant_type": "client_credentials", "client_id": emu.client_id,
-            "client_secret": emu.client_secret})
+        return session.post(
+            emu.token_url,
+            verify=emu.ca_pem_path,
+            timeout=5,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": emu.client_id,
+                "client_secret": emu.client_secret,
+            },
+        )
 
 
 def test_journal_since_returns_only_newer_entries_and_admin_calls_are_not_journaled(sf):
@@ -116,13 +128,17 @@ def test_hubspot_state_shows_list_membership_add_requests_and_duplicates():
         ids = hs.add_contacts([{"email": "a@example.com"}])
         list_id = hs.add_list("Newsletter")
         for _ in range(2):
-            answer = requests.put(f"{hs.base_url}/crm/v3/lists/{list_id}/memberships/add",
-                                  json=ids, timeout=5,
-                                  headers={"Authorization": f"Bearer {hs.access_token}"})
+            answer = requests.put(
+                f"{hs.base_url}/crm/v3/lists/{list_id}/memberships/add",
+                json=ids,
+                timeout=5,
+                headers={"Authorization": f"Bearer {hs.access_token}"},
+            )
             assert answer.status_code == 200
         state = _admin(hs, "GET", "state").json()
-    assert state["memberships"] == [{"list_id": list_id, "list": "Newsletter",
-                                     "contact_id": ids[0], "add_requests": 2}]
+    assert state["memberships"] == [
+        {"list_id": list_id, "list": "Newsletter", "contact_id": ids[0], "add_requests": 2}
+    ]
     assert state["duplicate_memberships"] == [f"{list_id}/{ids[0]}"]
 
 
@@ -135,8 +151,7 @@ def test_hubspot_seeding_encodes_values_the_connector_parses_back():
         for canonical, value in lead.items():
             if canonical.startswith("_") or canonical not in DEFAULT_FIELDS:
                 continue
-            expected = DEFAULT_STATUS_VALUES.get(value, value) if canonical == "status" \
-                else value
+            expected = DEFAULT_STATUS_VALUES.get(value, value) if canonical == "status" else value
             if canonical == "employees" and value is not None:
                 expected = int(value)
             assert parsed[canonical] == expected, canonical
@@ -151,9 +166,10 @@ def test_salesforce_snapshot_resumes_leads_members_and_credentials_in_a_new_emul
     sf.update_lead(ids[1], {"Status": "Working - Contacted"})
     sf.delete_lead(ids[2])
     campaign = sf.add_campaign("Newsletter")
-    [member] = sf.org.insert_via_api([{"attributes": {"type": "CampaignMember"},
-                                       "CampaignId": campaign, "LeadId": ids[0]}],
-                                     all_or_none=True)
+    [member] = sf.org.insert_via_api(
+        [{"attributes": {"type": "CampaignMember"}, "CampaignId": campaign, "LeadId": ids[0]}],
+        all_or_none=True,
+    )
     snapshot = json.loads(json.dumps(sf.snapshot()))
     resumed = SalesforceEmulator()
     resumed.restore(snapshot)
@@ -166,8 +182,9 @@ def test_salesforce_snapshot_resumes_leads_members_and_credentials_in_a_new_emul
 
 def test_hubspot_snapshot_resumes_contacts_history_lists_and_tokens():
     with HubSpotEmulator() as hs:
-        ids = hs.add_contacts([{"email": f"c{i}@example.com", "hs_lead_status": "NEW"}
-                               for i in range(3)])
+        ids = hs.add_contacts(
+            [{"email": f"c{i}@example.com", "hs_lead_status": "NEW"} for i in range(3)]
+        )
         hs.update_contact(ids[0], {"hs_lead_status": "OPEN"})
         hs.archive_contact(ids[2])
         list_id = hs.add_list("Newsletter")
@@ -184,8 +201,9 @@ def test_hubspot_snapshot_resumes_contacts_history_lists_and_tokens():
 
 
 def _run(module: str, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True, env={**os.environ}
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line, f"{module} printed nothing"
@@ -199,17 +217,33 @@ def _get(url: str) -> Any:
 
 def test_hubspot_process_seeds_serves_admin_and_writes_the_state_file(tmp_path: Path):
     state_file = tmp_path / "state.json"
-    proc, ready = _run("connectors.testing.hubspot", "--port", "0", "--leads", "25",
-                       "--seed", "4", "--state-file", str(state_file), "--fault-rate", "0.3",
-                       "--fault-kinds", "429,503", "--fault-seed", "9")
+    proc, ready = _run(
+        "connectors.testing.hubspot",
+        "--port",
+        "0",
+        "--leads",
+        "25",
+        "--seed",
+        "4",
+        "--state-file",
+        str(state_file),
+        "--fault-rate",
+        "0.3",
+        "--fault-kinds",
+        "429,503",
+        "--fault-seed",
+        "9",
+    )
     try:
         assert ready["url"].startswith("http://127.0.0.1:") and ready["access_token"]
         state = _get(ready["url"] + "/__emulator__/state")
         assert len(state["leads"]) == 25
         target = state["leads"][0]["id"]
         request = urllib.request.Request(
-            ready["url"] + "/__emulator__/edit", method="POST",
-            data=json.dumps({"id": target, "status": "CONNECTED"}).encode())
+            ready["url"] + "/__emulator__/edit",
+            method="POST",
+            data=json.dumps({"id": target, "status": "CONNECTED"}).encode(),
+        )
         with urllib.request.urlopen(request, timeout=10):
             pass
         plan = _get(ready["url"] + "/__emulator__/faults")
@@ -221,13 +255,21 @@ def test_hubspot_process_seeds_serves_admin_and_writes_the_state_file(tmp_path: 
     edited = next(lead for lead in saved["leads"] if lead["id"] == target)
     assert edited["status"] == "CONNECTED" and edited["last_modified_by"] == "CRM_UI"
 
-    proc, again = _run("connectors.testing.hubspot", "--port", "0", "--leads", "99",
-                       "--state-file", str(state_file))
+    proc, again = _run(
+        "connectors.testing.hubspot",
+        "--port",
+        "0",
+        "--leads",
+        "99",
+        "--state-file",
+        str(state_file),
+    )
     try:
         assert again["access_token"] == ready["access_token"] and again["leads"] == 25
         resumed = _get(again["url"] + "/__emulator__/state")
-        assert next(lead for lead in resumed["leads"] if lead["id"] == target)["status"] \
-            == "CONNECTED"
+        assert (
+            next(lead for lead in resumed["leads"] if lead["id"] == target)["status"] == "CONNECTED"
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
@@ -236,25 +278,31 @@ def test_hubspot_process_seeds_serves_admin_and_writes_the_state_file(tmp_path: 
 def test_a_state_file_that_is_not_an_emulator_state_is_refused_with_what_to_do(tmp_path):
     state_file = tmp_path / "state.json"
     state_file.write_text("{}")
-    proc = subprocess.run([sys.executable, "-m", "connectors.testing.salesforce",
-                           "--state-file", str(state_file)], capture_output=True, text=True,
-                          check=False, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "connectors.testing.salesforce", "--state-file", str(state_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert str(state_file) in proc.stderr and "delete it to start fresh" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_salesforce_process_prints_what_a_client_needs(tmp_path: Path):
-    proc, ready = _run("connectors.testing.salesforce", "--port", "0", "--leads", "10",
-                       "--seed", "1")
+    proc, ready = _run(
+        "connectors.testing.salesforce", "--port", "0", "--leads", "10", "--seed", "1"
+    )
     try:
         assert ready["url"].startswith("https://127.0.0.1:")
         assert Path(ready["ca_pem_path"]).is_file()
         assert {"token_url", "client_id", "client_secret", "campaigns"} <= set(ready)
         with requests.Session() as session:
             session.trust_env = False
-            state = session.get(ready["url"] + "/__emulator__/state",
-                                verify=ready["ca_pem_path"], timeout=10).json()
+            state = session.get(
+                ready["url"] + "/__emulator__/state", verify=ready["ca_pem_path"], timeout=10
+            ).json()
         assert len(state["leads"]) == 10
     finally:
         proc.send_signal(signal.SIGTERM)

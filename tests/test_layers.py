@@ -11,8 +11,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "connectors": {"syncd", "rules"},
-    "rules": {"syncd", "connectors", "requests", "urllib3", "simple_salesforce", "hubspot",
-              "sqlalchemy", "sqlmodel"},
+    "rules": {
+        "syncd",
+        "connectors",
+        "requests",
+        "urllib3",
+        "simple_salesforce",
+        "hubspot",
+        "sqlalchemy",
+        "sqlmodel",
+    },
 }
 
 

@@ -40,6 +40,7 @@ def _age(moment: datetime) -> timedelta:
 
 # ---------------------------------------------------------------------------- shape
 
+
 def test_demo_fields_are_canonical_crm_fields_plus_status_changed_at() -> None:
     assert set(DEMO_FIELDS) - set(CRM_FIELDS) == {"_status_changed_at"}
     assert set(CRM_FIELDS) <= set(DEMO_FIELDS)
@@ -64,18 +65,22 @@ def test_zero_leads_is_an_empty_list() -> None:
     assert generate_leads(0, seed=1, now=NOW) == []
 
 
-@pytest.mark.parametrize("call", [
-    lambda: generate_leads(-1, seed=1, now=NOW),
-    lambda: generate_leads(5, seed=1, now=datetime(2026, 1, 1)),
-    lambda: generate_scale_leads(-1, seed=1, now=NOW),
-    lambda: generate_scale_leads(5, seed=1, now=datetime(2026, 1, 1)),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: generate_leads(-1, seed=1, now=NOW),
+        lambda: generate_leads(5, seed=1, now=datetime(2026, 1, 1)),
+        lambda: generate_scale_leads(-1, seed=1, now=NOW),
+        lambda: generate_scale_leads(5, seed=1, now=datetime(2026, 1, 1)),
+    ],
+)
 def test_bad_arguments_raise_value_error_at_call_time(call: Any) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each call breaks another argument
         call()
 
 
 # ---------------------------------------------------------------------------- variety
+
 
 def test_every_status_and_lead_source_appears(demo: list[dict[str, Any]]) -> None:
     assert {lead["status"] for lead in demo} == set(STATUSES)
@@ -100,8 +105,9 @@ def test_every_email_is_unique_and_has_a_valid_domain(
         assert lead["email"].isascii() and lead["email"] == lead["email"].lower()
 
 
-def test_business_email_domain_matches_the_company(demo: list[dict[str, Any]],
-                                                    enricher: Enricher) -> None:
+def test_business_email_domain_matches_the_company(
+    demo: list[dict[str, Any]], enricher: Enricher
+) -> None:
     by_company: dict[str, set[str]] = {}
     for lead in demo:
         values = enricher.enrich(lead).values
@@ -121,8 +127,7 @@ def test_clear_misfits_exist(demo: list[dict[str, Any]], enricher: Enricher) -> 
     students = [lead for lead in demo if lead["title"] in ("Student", "Graduate Student")]
     tiny = [lead for lead in demo if lead["employees"] is not None and lead["employees"] < 10]
     untitled_free_mail = [
-        lead for lead in demo
-        if lead["title"] is None and enricher.enrich(lead).values["free_mail"]
+        lead for lead in demo if lead["title"] is None and enricher.enrich(lead).values["free_mail"]
     ]
     assert students and tiny and untitled_free_mail
     for lead in students + tiny + untitled_free_mail:
@@ -130,38 +135,54 @@ def test_clear_misfits_exist(demo: list[dict[str, Any]], enricher: Enricher) -> 
 
 
 def test_stale_open_leads_exist(demo: list[dict[str, Any]]) -> None:
-    stale = [lead for lead in demo
-             if lead["status"] in ("New", "Open", "MQL")
-             and (lead["last_activity_at"] is None
-                  or _age(lead["last_activity_at"]) > timedelta(days=90))]
+    stale = [
+        lead
+        for lead in demo
+        if lead["status"] in ("New", "Open", "MQL")
+        and (
+            lead["last_activity_at"] is None or _age(lead["last_activity_at"]) > timedelta(days=90)
+        )
+    ]
     never_touched = [lead for lead in stale if lead["last_activity_at"] is None]
     assert len(stale) >= 15 and never_touched
 
 
 def test_recently_active_open_leads_exist(demo: list[dict[str, Any]]) -> None:
-    recent = [lead for lead in demo if lead["status"] in ("New", "Open", "MQL")
-              and lead["last_activity_at"] is not None
-              and _age(lead["last_activity_at"]) < timedelta(days=30)]
+    recent = [
+        lead
+        for lead in demo
+        if lead["status"] in ("New", "Open", "MQL")
+        and lead["last_activity_at"] is not None
+        and _age(lead["last_activity_at"]) < timedelta(days=30)
+    ]
     assert len(recent) >= 15
 
 
-def test_sal_leads_both_within_and_past_the_48_hour_follow_up(
-    demo: list[dict[str, Any]]
-) -> None:
+def test_sal_leads_both_within_and_past_the_48_hour_follow_up(demo: list[dict[str, Any]]) -> None:
     sal = [lead for lead in demo if lead["status"] == "SAL"]
-    overdue = [lead for lead in sal if _age(lead["_status_changed_at"]) > timedelta(hours=48)
-               and (lead["last_activity_at"] is None
-                    or lead["last_activity_at"] <= lead["_status_changed_at"])]
+    overdue = [
+        lead
+        for lead in sal
+        if _age(lead["_status_changed_at"]) > timedelta(hours=48)
+        and (
+            lead["last_activity_at"] is None
+            or lead["last_activity_at"] <= lead["_status_changed_at"]
+        )
+    ]
     within = [lead for lead in sal if _age(lead["_status_changed_at"]) < timedelta(hours=48)]
     assert overdue and within
 
 
 def test_nurture_leads_both_untouched_past_180_days_and_recently(
-    demo: list[dict[str, Any]]
+    demo: list[dict[str, Any]],
 ) -> None:
     nurture = [lead for lead in demo if lead["status"] == "Nurture"]
-    cold = [lead for lead in nurture if _age(lead["last_activity_at"]) > timedelta(days=180)
-            and _age(lead["_status_changed_at"]) > timedelta(days=180)]
+    cold = [
+        lead
+        for lead in nurture
+        if _age(lead["last_activity_at"]) > timedelta(days=180)
+        and _age(lead["_status_changed_at"]) > timedelta(days=180)
+    ]
     warm = [lead for lead in nurture if _age(lead["last_activity_at"]) < timedelta(days=180)]
     assert cold and warm
 
@@ -170,19 +191,25 @@ def test_unqualified_leads_untouched_for_90_days_exist(demo: list[dict[str, Any]
     assert any(
         lead["status"] == "Unqualified"
         and _age(lead["_status_changed_at"]) > timedelta(days=90)
-        and (lead["last_activity_at"] is None
-             or _age(lead["last_activity_at"]) > timedelta(days=90))
-        for lead in demo)
+        and (
+            lead["last_activity_at"] is None or _age(lead["last_activity_at"]) > timedelta(days=90)
+        )
+        for lead in demo
+    )
 
 
 def test_good_fits_with_complete_bant_and_recent_activity_exist(
     demo: list[dict[str, Any]], enricher: Enricher
 ) -> None:
-    ready = [lead for lead in demo if lead["status"] in ("New", "Open")
-             and lead["last_activity_at"] is not None
-             and _age(lead["last_activity_at"]) < timedelta(days=30)
-             and enricher.enrich(lead).values["bant_complete"]
-             and enricher.enrich(lead).values["icp_fit"] in ("strong", "medium")]
+    ready = [
+        lead
+        for lead in demo
+        if lead["status"] in ("New", "Open")
+        and lead["last_activity_at"] is not None
+        and _age(lead["last_activity_at"]) < timedelta(days=30)
+        and enricher.enrich(lead).values["bant_complete"]
+        and enricher.enrich(lead).values["icp_fit"] in ("strong", "medium")
+    ]
     assert ready
 
 
@@ -192,8 +219,11 @@ def test_weak_fits_with_a_business_email_and_no_buying_authority_exist(
     found = []
     for lead in demo:
         values = enricher.enrich(lead).values
-        if (values["icp_fit"] == "weak" and values["free_mail"] is False
-                and values["seniority"] in ("individual", "unknown")):
+        if (
+            values["icp_fit"] == "weak"
+            and values["free_mail"] is False
+            and values["seniority"] in ("individual", "unknown")
+        ):
             found.append(lead)
     assert found
 
@@ -205,11 +235,14 @@ def test_sql_leads_mostly_have_bant(demo: list[dict[str, Any]], enricher: Enrich
 
 
 def test_timestamps_are_ordered_aware_whole_seconds_and_not_in_the_future(
-    demo: list[dict[str, Any]]
+    demo: list[dict[str, Any]],
 ) -> None:
     for lead in demo:
-        created, activity, changed = (lead["created_at"], lead["last_activity_at"],
-                                      lead["_status_changed_at"])
+        created, activity, changed = (
+            lead["created_at"],
+            lead["last_activity_at"],
+            lead["_status_changed_at"],
+        )
         for moment in filter(None, (created, activity, changed)):
             assert moment.tzinfo is not None and moment.microsecond == 0
             assert moment <= NOW
@@ -221,8 +254,7 @@ def test_timestamps_are_ordered_aware_whole_seconds_and_not_in_the_future(
 
 def test_names_are_varied_and_include_non_ascii(demo: list[dict[str, Any]]) -> None:
     assert len({lead["last_name"] for lead in demo}) >= 30
-    assert any(not lead["last_name"].isascii() or not lead["first_name"].isascii()
-               for lead in demo)
+    assert any(not lead["last_name"].isascii() or not lead["first_name"].isascii() for lead in demo)
 
 
 def test_types_match_the_field_catalogue(demo: list[dict[str, Any]]) -> None:
@@ -234,6 +266,7 @@ def test_types_match_the_field_catalogue(demo: list[dict[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------------------- scale
+
 
 def test_scale_leads_have_the_demo_shape_and_unique_emails(enricher: Enricher) -> None:
     leads = list(generate_scale_leads(5000, seed=3, now=NOW))

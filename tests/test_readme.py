@@ -43,8 +43,11 @@ def setting_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 
 def daemon_setting_paths() -> set[str]:
-    paths = {p for p in setting_paths(Settings)
-             if not p.startswith(("salesforce.", "hubspot.")) and p != "instances"}
+    paths = {
+        p
+        for p in setting_paths(Settings)
+        if not p.startswith(("salesforce.", "hubspot.")) and p != "instances"
+    }
     # The legacy top-level salesforce:/hubspot: blocks are connector instances too.
     return paths | setting_paths(ConnectorSettings, "connectors.<name>.")
 
@@ -74,12 +77,12 @@ def test_readme_configuration_table_lists_every_daemon_setting() -> None:
     assert not missing, f"settings missing from README's Configuration table: {sorted(missing)}"
 
 
-@pytest.mark.parametrize(("kind", "section"), [("salesforce", "### Salesforce"),
-                                               ("hubspot", "### HubSpot")])
+@pytest.mark.parametrize(
+    ("kind", "section"), [("salesforce", "### Salesforce"), ("hubspot", "### HubSpot")]
+)
 def test_readme_connector_tables_list_every_connector_setting(kind: str, section: str) -> None:
     missing = setting_paths(registry.get(kind).config_model) - documented(section)
-    assert not missing, f"{kind} settings missing from README's {section} table: " \
-                        f"{sorted(missing)}"
+    assert not missing, f"{kind} settings missing from README's {section} table: {sorted(missing)}"
 
 
 def _example(marker: str) -> list[str]:
@@ -94,8 +97,14 @@ def test_readme_sample_output_names_real_rules_and_real_summary_lines() -> None:
     named = {m for line in lines for m in re.findall(r"\(rule ([\w-]+)\)", line)}
     assert named and named <= rule_ids
     summaries = [line for line in lines if "syncd.pipeline: cycle " in line]
-    assert summaries and all(re.search(r"cycle [0-9a-f]{12} \S+: pulled \d+, changed \d+, "
-                                       r"written \d+, failed \d+", s) for s in summaries)
+    assert summaries and all(
+        re.search(
+            r"cycle [0-9a-f]{12} \S+: pulled \d+, changed \d+, "
+            r"written \d+, failed \d+",
+            s,
+        )
+        for s in summaries
+    )
     status = _example("status")
     assert any(re.match(r"\S+: \d+ pending writes, \d+ failed, \d+ held", s) for s in status)
 
@@ -104,6 +113,6 @@ def test_readme_metrics_table_lists_every_series_syncd_exports() -> None:
     from syncd.metrics import Metrics
 
     names = {m.name for m in Metrics().registry.collect() if m.name.startswith("syncd_")}
-    section = README[README.index("## Metrics"):README.index("## Retention")]
+    section = README[README.index("## Metrics") : README.index("## Retention")]
     missing = sorted(n for n in names if f"`{n}" not in section)
     assert not missing, f"series missing from README's Metrics table: {missing}"

@@ -17,30 +17,65 @@ from syncd.state import AuditRow, OutboxRow, RunRow, StateStore
 from syncd.yamlfile import YamlFileError
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-SETTINGS = RetentionSettings(audit=timedelta(days=90), runs=timedelta(days=60),
-                             outbox=timedelta(days=30), batch_rows=100)
+SETTINGS = RetentionSettings(
+    audit=timedelta(days=90), runs=timedelta(days=60), outbox=timedelta(days=30), batch_rows=100
+)
 
 
 def _audit(n: int, age: timedelta, lead: str = "L") -> list[dict[str, Any]]:
     at = NOW - age
-    return [{"crm": "salesforce", "lead_id": f"{lead}{i}", "field": "status", "before": "Open",
-             "after": "Nurture", "rule_id": "r", "ruleset_version": "v", "run_id": "run",
-             "intent_id": None, "at": at, "outcome": "applied", "error_code": None,
-             "message": None} for i in range(n)]
+    return [
+        {
+            "crm": "salesforce",
+            "lead_id": f"{lead}{i}",
+            "field": "status",
+            "before": "Open",
+            "after": "Nurture",
+            "rule_id": "r",
+            "ruleset_version": "v",
+            "run_id": "run",
+            "intent_id": None,
+            "at": at,
+            "outcome": "applied",
+            "error_code": None,
+            "message": None,
+        }
+        for i in range(n)
+    ]
 
 
-def _outbox(lead: str, state: str, *, created: timedelta, updated: timedelta,
-            intent: str | None = None) -> dict[str, Any]:
-    return {"crm": "salesforce", "lead_id": lead, "kind": "field", "field": "status",
-            "value": "Nurture", "before": "Open", "rule_id": "r", "ruleset_version": "v",
-            "run_id": "run", "intent_id": intent or f"run.{lead}", "state": state,
-            "attempts": 0, "next_attempt_at": None, "error_code": None, "error_message": None,
-            "created_at": NOW - created, "updated_at": NOW - updated}
+def _outbox(
+    lead: str, state: str, *, created: timedelta, updated: timedelta, intent: str | None = None
+) -> dict[str, Any]:
+    return {
+        "crm": "salesforce",
+        "lead_id": lead,
+        "kind": "field",
+        "field": "status",
+        "value": "Nurture",
+        "before": "Open",
+        "rule_id": "r",
+        "ruleset_version": "v",
+        "run_id": "run",
+        "intent_id": intent or f"run.{lead}",
+        "state": state,
+        "attempts": 0,
+        "next_attempt_at": None,
+        "error_code": None,
+        "error_message": None,
+        "created_at": NOW - created,
+        "updated_at": NOW - updated,
+    }
 
 
 def _run(run_id: str, age: timedelta, outcome: str) -> dict[str, Any]:
-    return {"run_id": run_id, "crm": "salesforce", "started_at": NOW - age,
-            "finished_at": None if outcome == "running" else NOW - age, "outcome": outcome}
+    return {
+        "run_id": run_id,
+        "crm": "salesforce",
+        "started_at": NOW - age,
+        "finished_at": None if outcome == "running" else NOW - age,
+        "outcome": outcome,
+    }
 
 
 def _seed(store: StateStore) -> None:
@@ -50,39 +85,51 @@ def _seed(store: StateStore) -> None:
         conn.execute(AuditRow.__table__.insert(), _audit(250, 200 * day, "old"))
         conn.execute(AuditRow.__table__.insert(), _audit(3, 89 * day, "undo"))
         conn.execute(AuditRow.__table__.insert(), _audit(2, day, "new"))
-        conn.execute(OutboxRow.__table__.insert(), [
-            _outbox("done-old", "done", created=50 * day, updated=40 * day),
-            _outbox("failed-old", "failed", created=50 * day, updated=40 * day),
-            _outbox("superseded-old", "superseded", created=50 * day, updated=40 * day),
-            _outbox("withdrawn-old", "withdrawn", created=50 * day, updated=40 * day),
-            _outbox("blocked-old", "blocked", created=50 * day, updated=40 * day),
-            # Never: open rows however old, nor a delivered part of an open intent.
-            _outbox("pending-old", "pending", created=400 * day, updated=400 * day),
-            _outbox("planned-old", "planned", created=400 * day, updated=400 * day),
-            _outbox("half", "done", created=45 * day, updated=45 * day, intent="run.half"),
-            _outbox("half", "pending", created=45 * day, updated=45 * day, intent="run.half"),
-            _outbox("done-recent", "done", created=20 * day, updated=10 * day),
-            _outbox("done-late", "done", created=50 * day, updated=10 * day),
-        ])
-        conn.execute(RunRow.__table__.insert(), [
-            _run("ok-old", 100 * day, "ok"), _run("failed-old", 70 * day, "failed"),
-            _run("running-old", 100 * day, "running"), _run("ok-new", day, "ok")])
+        conn.execute(
+            OutboxRow.__table__.insert(),
+            [
+                _outbox("done-old", "done", created=50 * day, updated=40 * day),
+                _outbox("failed-old", "failed", created=50 * day, updated=40 * day),
+                _outbox("superseded-old", "superseded", created=50 * day, updated=40 * day),
+                _outbox("withdrawn-old", "withdrawn", created=50 * day, updated=40 * day),
+                _outbox("blocked-old", "blocked", created=50 * day, updated=40 * day),
+                # Never: open rows however old, nor a delivered part of an open intent.
+                _outbox("pending-old", "pending", created=400 * day, updated=400 * day),
+                _outbox("planned-old", "planned", created=400 * day, updated=400 * day),
+                _outbox("half", "done", created=45 * day, updated=45 * day, intent="run.half"),
+                _outbox("half", "pending", created=45 * day, updated=45 * day, intent="run.half"),
+                _outbox("done-recent", "done", created=20 * day, updated=10 * day),
+                _outbox("done-late", "done", created=50 * day, updated=10 * day),
+            ],
+        )
+        conn.execute(
+            RunRow.__table__.insert(),
+            [
+                _run("ok-old", 100 * day, "ok"),
+                _run("failed-old", 70 * day, "failed"),
+                _run("running-old", 100 * day, "running"),
+                _run("ok-new", day, "ok"),
+            ],
+        )
 
 
 def _left(store: StateStore) -> dict[str, Any]:
     with store.engine.connect() as conn:
         return {
-            "audit": sorted({r[0].rstrip("0123456789") for r in conn.execute(
-                select(AuditRow.lead_id))}),
+            "audit": sorted(
+                {r[0].rstrip("0123456789") for r in conn.execute(select(AuditRow.lead_id))}
+            ),
             "audit_rows": conn.execute(select(func.count()).select_from(AuditRow)).scalar(),
-            "outbox": sorted(f"{r[0]}:{r[1]}" for r in conn.execute(
-                select(OutboxRow.lead_id, OutboxRow.state))),
+            "outbox": sorted(
+                f"{r[0]}:{r[1]}" for r in conn.execute(select(OutboxRow.lead_id, OutboxRow.state))
+            ),
             "run": sorted(r[0] for r in conn.execute(select(RunRow.run_id))),
         }
 
 
 def test_prune_deletes_rows_older_than_the_settings_and_never_open_or_undoable_ones(
-        store_url: str) -> None:
+    store_url: str,
+) -> None:
     store = StateStore(store_url)
     _seed(store)
     batches: list[tuple[str, int]] = []
@@ -92,8 +139,14 @@ def test_prune_deletes_rows_older_than_the_settings_and_never_open_or_undoable_o
     assert [n for t, n in batches if t == "audit"] == [100, 100, 50]  # small transactions
     left = _left(store)
     assert left["audit"] == ["new", "undo"] and left["audit_rows"] == 5
-    assert left["outbox"] == ["done-late:done", "done-recent:done", "half:done", "half:pending",
-                              "pending-old:pending", "planned-old:planned"]
+    assert left["outbox"] == [
+        "done-late:done",
+        "done-recent:done",
+        "half:done",
+        "half:pending",
+        "pending-old:pending",
+        "planned-old:planned",
+    ]
     assert left["run"] == ["ok-new", "running-old"]
     # A second pass finds nothing more.
     assert [p.rows for p in prune(store.engine, SETTINGS, NOW)] == [0, 0, 0]
@@ -101,15 +154,15 @@ def test_prune_deletes_rows_older_than_the_settings_and_never_open_or_undoable_o
 
 
 def test_dry_run_deletes_nothing_and_reports_the_counts_a_prune_then_deletes(
-        store_url: str) -> None:
+    store_url: str,
+) -> None:
     store = StateStore(store_url)
     _seed(store)
     before = _left(store)
     dry = prune(store.engine, SETTINGS, NOW, dry_run=True)
     assert _left(store) == before
     real = prune(store.engine, SETTINGS, NOW)
-    assert [(p.table, p.rows, p.cutoff) for p in dry] == [(p.table, p.rows, p.cutoff)
-                                                          for p in real]
+    assert [(p.table, p.rows, p.cutoff) for p in dry] == [(p.table, p.rows, p.cutoff) for p in real]
     store.close()
 
 
@@ -122,8 +175,7 @@ def test_a_pass_out_of_time_stops_between_batches_and_the_next_goes_on(tmp_path:
     store.close()
 
 
-def test_audit_retention_below_the_undo_window_is_a_located_config_error(
-        tmp_path: Path) -> None:
+def test_audit_retention_below_the_undo_window_is_a_located_config_error(tmp_path: Path) -> None:
     config = tmp_path / "syncd.yaml"
     config.write_text("retention:\n  audit: 30d\n")
     with pytest.raises(YamlFileError) as caught:
@@ -137,10 +189,13 @@ def test_db_prune_dry_run_shows_each_table_cutoff_and_count(tmp_path: Path) -> N
     _seed(store)
     store.close()
     config = tmp_path / "syncd.yaml"
-    config.write_text(f"state: {{url: 'sqlite:///{tmp_path / 'state.db'}'}}\n"
-                      "retention: {audit: 90d, runs: 60d, outbox: 30d}\n")
-    result = CliRunner().invoke(cli, ["db", "prune", "--dry-run", "-c", str(config)],
-                                catch_exceptions=False)
+    config.write_text(
+        f"state: {{url: 'sqlite:///{tmp_path / 'state.db'}'}}\n"
+        "retention: {audit: 90d, runs: 60d, outbox: 30d}\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["db", "prune", "--dry-run", "-c", str(config)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("audit   would delete       250 rows older than ")
@@ -163,7 +218,11 @@ def test_the_daemons_retention_job_prunes_and_counts_what_it_deleted(tmp_path: P
             conn.execute(AuditRow.__table__.insert(), rows)
         Daemon(app)._prune()  # the job the scheduler runs between cycles
         assert len(app.store.audit_of_run("run")) == 1  # the default keeps 180 days
-        pruned = {s.labels["table"]: s.value for m in app.metrics.registry.collect()
-                  if m.name == "syncd_retention_pruned_rows" for s in m.samples
-                  if s.name.endswith("_total")}
+        pruned = {
+            s.labels["table"]: s.value
+            for m in app.metrics.registry.collect()
+            if m.name == "syncd_retention_pruned_rows"
+            for s in m.samples
+            if s.name.endswith("_total")
+        }
     assert pruned == {"audit": 2}

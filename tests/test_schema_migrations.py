@@ -29,27 +29,41 @@ def _make_v0_1_store(url: str) -> None:
     with engine.begin() as conn:
         for statement in filter(str.strip, ddl.split(";")):
             conn.exec_driver_sql(statement)
-        conn.execute(sa.text(
-            "INSERT INTO lead (crm, lead_id, modified_at, fields, enrichment, reasons, status, "
-            "status_changed_at, deleted, converted, written_status, rep_edit_at, "
-            "rep_edit_status, newsletters, first_seen_at, pulled_at) VALUES ('salesforce', "
-            "'00Q1', :t, '{}', '{}', '{}', 'Working', :t, false, false, 'Nurture', :t, "
-            "'Working', '[]', :t, :t)"), {"t": T0.replace(tzinfo=None)})
-        conn.execute(sa.text(
-            "INSERT INTO outbox (crm, lead_id, kind, field, value, run_id, state, attempts, "
-            "created_at, updated_at) VALUES ('hubspot', '42', 'field', 'status', '\"NURTURE\"', "
-            "'r1', 'pending', 0, :t, :t)"), {"t": T0.replace(tzinfo=None)})
-        conn.execute(sa.text(
-            "INSERT INTO audit (crm, lead_id, field, \"before\", \"after\", run_id, at, outcome) "
-            "VALUES ('salesforce', '00Q1', 'status', '\"New\"', '\"Nurture\"', 'r0', :t, "
-            "'applied')"), {"t": T0.replace(tzinfo=None)})
+        conn.execute(
+            sa.text(
+                "INSERT INTO lead (crm, lead_id, modified_at, fields, enrichment, reasons, status, "
+                "status_changed_at, deleted, converted, written_status, rep_edit_at, "
+                "rep_edit_status, newsletters, first_seen_at, pulled_at) VALUES ('salesforce', "
+                "'00Q1', :t, '{}', '{}', '{}', 'Working', :t, false, false, 'Nurture', :t, "
+                "'Working', '[]', :t, :t)"
+            ),
+            {"t": T0.replace(tzinfo=None)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO outbox (crm, lead_id, kind, field, value, run_id, state, attempts, "
+                "created_at, updated_at) VALUES ('hubspot', '42', 'field', 'status', '\"NURTURE\"', "
+                "'r1', 'pending', 0, :t, :t)"
+            ),
+            {"t": T0.replace(tzinfo=None)},
+        )
+        conn.execute(
+            sa.text(
+                'INSERT INTO audit (crm, lead_id, field, "before", "after", run_id, at, outcome) '
+                "VALUES ('salesforce', '00Q1', 'status', '\"New\"', '\"Nurture\"', 'r0', :t, "
+                "'applied')"
+            ),
+            {"t": T0.replace(tzinfo=None)},
+        )
     engine.dispose()
 
 
 def _counts(store: StateStore) -> tuple[int, int, int]:
     with store.engine.connect() as conn:
-        return tuple(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
-                     for t in ("lead", "outbox", "audit"))  # type: ignore[return-value]
+        return tuple(
+            conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ("lead", "outbox", "audit")
+        )  # type: ignore[return-value]
 
 
 def test_an_empty_database_gets_the_newest_schema(store_url: str) -> None:
@@ -59,7 +73,8 @@ def test_an_empty_database_gets_the_newest_schema(store_url: str) -> None:
 
 
 def test_a_0_1_store_upgrades_in_place_keeping_holds_pending_changes_and_audit(
-        store_url: str) -> None:
+    store_url: str,
+) -> None:
     _make_v0_1_store(store_url)
     store = StateStore(store_url, auto_upgrade=True)
     try:
@@ -73,8 +88,7 @@ def test_a_0_1_store_upgrades_in_place_keeping_holds_pending_changes_and_audit(
         store.close()
 
 
-def test_a_store_behind_is_refused_without_auto_upgrade_naming_the_command(
-        store_url: str) -> None:
+def test_a_store_behind_is_refused_without_auto_upgrade_naming_the_command(store_url: str) -> None:
     _make_v0_1_store(store_url)
     with pytest.raises(StateStoreError, match=r"syncd 0\.1.*syncd db upgrade"):
         StateStore(store_url, auto_upgrade=False)
@@ -97,8 +111,7 @@ def test_a_store_made_by_a_newer_syncd_is_refused(store_url: str) -> None:
         StateStore(store_url)
 
 
-def test_postgres_defaults_to_explicit_upgrades_and_sqlite_to_automatic(
-        store_url: str) -> None:
+def test_postgres_defaults_to_explicit_upgrades_and_sqlite_to_automatic(store_url: str) -> None:
     _make_v0_1_store(store_url)
     if store_url.startswith("sqlite"):
         StateStore(store_url).close()  # default: upgraded in place

@@ -12,12 +12,27 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _lead(lead_id: str, **over: object) -> dict:
-    row = {"crm": "salesforce", "lead_id": lead_id, "modified_at": T0,
-           "fields": {"email": f"{lead_id}@x.io"},
-           "enrichment": {}, "reasons": {}, "status": "Open", "status_changed_at": T0,
-           "deleted": False, "converted": False, "written_status": None, "written_at": None,
-           "rep_edit_at": None, "rep_edit_status": None, "newsletters": [], "error_code": None,
-           "error_message": None, "first_seen_at": T0, "pulled_at": T0}
+    row = {
+        "crm": "salesforce",
+        "lead_id": lead_id,
+        "modified_at": T0,
+        "fields": {"email": f"{lead_id}@x.io"},
+        "enrichment": {},
+        "reasons": {},
+        "status": "Open",
+        "status_changed_at": T0,
+        "deleted": False,
+        "converted": False,
+        "written_status": None,
+        "written_at": None,
+        "rep_edit_at": None,
+        "rep_edit_status": None,
+        "newsletters": [],
+        "error_code": None,
+        "error_message": None,
+        "first_seen_at": T0,
+        "pulled_at": T0,
+    }
     row.update(over)
     return row
 
@@ -39,8 +54,9 @@ def test_upsert_keeps_first_seen_and_replaces_the_rest(store_url: str) -> None:
         store.upsert_leads(conn, [_lead("a"), _lead("b")])
     later = T0 + timedelta(hours=1)
     with store.begin() as conn:
-        store.upsert_leads(conn, [_lead("a", status="Nurture", first_seen_at=later,
-                                        pulled_at=later)])
+        store.upsert_leads(
+            conn, [_lead("a", status="Nurture", first_seen_at=later, pulled_at=later)]
+        )
     row = store.lead("salesforce", "a")
     assert row.status == "Nurture"
     assert row.first_seen_at.replace(tzinfo=UTC) == T0
@@ -77,17 +93,36 @@ def test_live_leads_stream_in_chunks_without_deleted(store_url: str) -> None:
 
 def test_outbox_due_changes_respect_backoff(store_url: str) -> None:
     store = StateStore(store_url)
-    base = {"crm": "hubspot", "kind": "field", "field": "status", "value": "NURTURE",
-            "before": "NEW", "rule_id": "r", "ruleset_version": "v", "run_id": "run1",
-            "intent_id": "run1.x",
-            "state": "pending", "attempts": 0, "created_at": T0, "updated_at": T0}
+    base = {
+        "crm": "hubspot",
+        "kind": "field",
+        "field": "status",
+        "value": "NURTURE",
+        "before": "NEW",
+        "rule_id": "r",
+        "ruleset_version": "v",
+        "run_id": "run1",
+        "intent_id": "run1.x",
+        "state": "pending",
+        "attempts": 0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
     with store.begin() as conn:
-        store.add_changes(conn, [{**base, "lead_id": "1"},
-                                 {**base, "lead_id": "2",
-                                  "next_attempt_at": T0 + timedelta(minutes=5)}])
+        store.add_changes(
+            conn,
+            [
+                {**base, "lead_id": "1"},
+                {**base, "lead_id": "2", "next_attempt_at": T0 + timedelta(minutes=5)},
+            ],
+        )
+
     def due(at: datetime) -> list[str]:
-        return [r.lead_id for chunk in store.iter_due_changes("hubspot", "field", at, chunk=1)
-                for r in chunk]
+        return [
+            r.lead_id
+            for chunk in store.iter_due_changes("hubspot", "field", at, chunk=1)
+            for r in chunk
+        ]
 
     assert due(T0) == ["1"]
     assert due(T0 + timedelta(minutes=6)) == ["1", "2"]
@@ -98,35 +133,77 @@ def test_closed_changes_keep_their_reason_in_the_outbox_and_the_audit(store_url:
     from syncd.state import AuditOutcome, OutboxState
 
     store = StateStore(store_url)
-    base = {"crm": "salesforce", "lead_id": "1", "before": None, "rule_id": "r",
-            "ruleset_version": "v", "run_id": "run1", "attempts": 0, "created_at": T0,
-            "updated_at": T0}
+    base = {
+        "crm": "salesforce",
+        "lead_id": "1",
+        "before": None,
+        "rule_id": "r",
+        "ruleset_version": "v",
+        "run_id": "run1",
+        "attempts": 0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
     with store.begin() as conn:
-        store.add_changes(conn, [
-            {**base, "kind": "field", "field": "status", "value": "Nurture",
-             "intent_id": "run1.1", "state": OutboxState.DONE},
-            {**base, "kind": "membership", "field": "newsletter", "value": True,
-             "intent_id": "run1.1", "state": OutboxState.PENDING},
-            {**base, "lead_id": "2", "kind": "membership", "field": "newsletter", "value": True,
-             "intent_id": "run1.2", "state": OutboxState.PENDING, "error_code": "LOCKED"}])
+        store.add_changes(
+            conn,
+            [
+                {
+                    **base,
+                    "kind": "field",
+                    "field": "status",
+                    "value": "Nurture",
+                    "intent_id": "run1.1",
+                    "state": OutboxState.DONE,
+                },
+                {
+                    **base,
+                    "kind": "membership",
+                    "field": "newsletter",
+                    "value": True,
+                    "intent_id": "run1.1",
+                    "state": OutboxState.PENDING,
+                },
+                {
+                    **base,
+                    "lead_id": "2",
+                    "kind": "membership",
+                    "field": "newsletter",
+                    "value": True,
+                    "intent_id": "run1.2",
+                    "state": OutboxState.PENDING,
+                    "error_code": "LOCKED",
+                },
+            ],
+        )
     assert sorted(store.pending_summary("salesforce"), key=str) == [
-        ("membership", "newsletter", "LOCKED", 1), ("membership", "newsletter", None, 1)]
+        ("membership", "newsletter", "LOCKED", 1),
+        ("membership", "newsletter", None, 1),
+    ]
     with store.begin() as conn:
         parts = store.intent_parts(conn, ["run1.1", "run1.2"])
         assert [p.state for p in parts["run1.1"]] == ["done", "pending"]
         (second,) = parts["run1.2"]
-        store.close_changes(conn, [parts["run1.1"][1], second], OutboxState.WITHDRAWN,
-                            T0 + timedelta(minutes=1), run_id="run2",
-                            reason="lead deleted in the CRM")
+        store.close_changes(
+            conn,
+            [parts["run1.1"][1], second],
+            OutboxState.WITHDRAWN,
+            T0 + timedelta(minutes=1),
+            run_id="run2",
+            reason="lead deleted in the CRM",
+        )
         with pytest.raises(ValueError, match="ends rows unsent"):
-            store.close_changes(conn, [second], OutboxState.DONE, T0, run_id="run2",
-                                reason="x")
+            store.close_changes(conn, [second], OutboxState.DONE, T0, run_id="run2", reason="x")
     assert store.pending_count("salesforce") == 0
     assert store.unsent_by_reason(["run2"]) == {
-        (AuditOutcome.WITHDRAWN, "lead deleted in the CRM"): 2}
+        (AuditOutcome.WITHDRAWN, "lead deleted in the CRM"): 2
+    }
     (audit,) = store.audit_of_lead("2")
-    assert (audit.outcome, audit.intent_id, audit.field) == ("withdrawn", "run1.2",
-                                                             "newsletter:newsletter")
+    assert (audit.outcome, audit.intent_id, audit.field) == (
+        "withdrawn",
+        "run1.2",
+        "newsletter:newsletter",
+    )
     store.close()
 
 

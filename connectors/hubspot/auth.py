@@ -45,9 +45,12 @@ class PrivateAppToken:
         return self._token
 
     def refresh(self) -> str:
-        raise AuthError("HubSpot refused the private app token; check "
-                        "hubspot.connector.auth.access_token and the app's scopes",
-                        crm="hubspot", status=401)
+        raise AuthError(
+            "HubSpot refused the private app token; check "
+            "hubspot.connector.auth.access_token and the app's scopes",
+            crm="hubspot",
+            status=401,
+        )
 
 
 class OAuthTokens:
@@ -65,38 +68,51 @@ class OAuthTokens:
 
     def token(self) -> str:
         margin = timedelta(seconds=self._auth.refresh_margin_seconds)
-        if self._token is None or self._expires_at is None or (
-                self._clock() >= self._expires_at - margin):
+        if (
+            self._token is None
+            or self._expires_at is None
+            or (self._clock() >= self._expires_at - margin)
+        ):
             return self.refresh()
         return self._token
 
     def refresh(self) -> str:
         try:
             resp = self._api.create(
-                grant_type="refresh_token", client_id=self._auth.client_id,
+                grant_type="refresh_token",
+                client_id=self._auth.client_id,
                 client_secret=self._auth.client_secret.get_secret_value(),
                 refresh_token=self._auth.refresh_token.get_secret_value(),
-                _request_timeout=self._timeout)
+                _request_timeout=self._timeout,
+            )
         except hubspot.oauth.ApiException as e:
             if e.status and 400 <= e.status < 500:
                 raise AuthError(
                     f"HubSpot refused the OAuth refresh (HTTP {e.status}); check "
                     "hubspot.connector.auth.client_id, hubspot.connector.auth.client_secret and "
-                    "hubspot.connector.auth.refresh_token", crm="hubspot",
-                    status=e.status) from None
-            raise RetriableError(f"HubSpot token endpoint failed (HTTP {e.status}); will retry",
-                                 crm="hubspot", status=e.status) from None
+                    "hubspot.connector.auth.refresh_token",
+                    crm="hubspot",
+                    status=e.status,
+                ) from None
+            raise RetriableError(
+                f"HubSpot token endpoint failed (HTTP {e.status}); will retry",
+                crm="hubspot",
+                status=e.status,
+            ) from None
         except urllib3.exceptions.HTTPError as e:
-            raise RetriableError(f"HubSpot token endpoint unreachable ({type(e).__name__}); "
-                                 "will retry", crm="hubspot") from None
+            raise RetriableError(
+                f"HubSpot token endpoint unreachable ({type(e).__name__}); will retry",
+                crm="hubspot",
+            ) from None
         self.refreshes += 1
         self._token = resp.access_token
         self._expires_at = self._clock() + timedelta(seconds=resp.expires_in or 1800)
         return self._token
 
 
-def token_source(auth: PrivateAppAuth | OAuthAuth, *, clock: Callable[[], datetime],
-                 timeout: float) -> TokenSource:
+def token_source(
+    auth: PrivateAppAuth | OAuthAuth, *, clock: Callable[[], datetime], timeout: float
+) -> TokenSource:
     if isinstance(auth, PrivateAppAuth):
         return PrivateAppToken(auth)
     return OAuthTokens(auth, clock=clock, timeout=timeout)

@@ -19,11 +19,17 @@ import hubspot.crm.properties
 from connectors.errors import AuthError, ConnectorError, FatalError, RetriableError
 from connectors.kit.errors import ANY, ErrorTable
 
-__all__ = ["API_EXCEPTIONS", "HubSpotRequestError", "error_body", "invalid_properties",
-           "retry_after"]
+__all__ = [
+    "API_EXCEPTIONS",
+    "HubSpotRequestError",
+    "error_body",
+    "invalid_properties",
+    "retry_after",
+]
 
 API_EXCEPTIONS: tuple[type[Exception], ...] = (
-    hubspot.crm.contacts.ApiException, hubspot.crm.lists.ApiException,
+    hubspot.crm.contacts.ApiException,
+    hubspot.crm.lists.ApiException,
     hubspot.crm.properties.ApiException,
 )
 
@@ -74,16 +80,28 @@ _RETRY = _Meaning(RetriableError, "{where} failed with HTTP {status}; will retry
 
 #: Whole-request failures by HTTP status (429s are handled before, by rate-limit policy).
 #: https://developers.hubspot.com/docs/api/error-handling
-_REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable({
-    (401, ANY): _Meaning(AuthError, "{where} was refused (401 {category}); check the auth "
-                         "settings (access token or OAuth client and refresh token)"),
-    (403, ANY): _Meaning(AuthError, "{where} is forbidden (403 {category}); grant the app the "
-                         "scopes crm.objects.contacts.read/write, crm.schemas.contacts.read/write "
-                         "and crm.lists.read/write"),
-    (0, ANY): _RETRY,  # no HTTP answer at all
-    (408, ANY): _RETRY, (423, ANY): _RETRY,
-}, classes={5: _RETRY}, default=_Meaning(
-    HubSpotRequestError, "{where} was rejected (HTTP {status} {category}): {message}"))
+_REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable(
+    {
+        (401, ANY): _Meaning(
+            AuthError,
+            "{where} was refused (401 {category}); check the auth "
+            "settings (access token or OAuth client and refresh token)",
+        ),
+        (403, ANY): _Meaning(
+            AuthError,
+            "{where} is forbidden (403 {category}); grant the app the "
+            "scopes crm.objects.contacts.read/write, crm.schemas.contacts.read/write "
+            "and crm.lists.read/write",
+        ),
+        (0, ANY): _RETRY,  # no HTTP answer at all
+        (408, ANY): _RETRY,
+        (423, ANY): _RETRY,
+    },
+    classes={5: _RETRY},
+    default=_Meaning(
+        HubSpotRequestError, "{where} was rejected (HTTP {status} {category}): {message}"
+    ),
+)
 
 
 def classify(exc: Exception, operation: str) -> ConnectorError:
@@ -92,8 +110,12 @@ def classify(exc: Exception, operation: str) -> ConnectorError:
     body = error_body(exc)
     category = body.get("category")
     meaning = _REQUEST_ERRORS.lookup(status, category)
-    text = meaning.text.format(where=f"HubSpot {operation}", status=status,
-                               category=category or "", message=_short(body.get("message")))
+    text = meaning.text.format(
+        where=f"HubSpot {operation}",
+        status=status,
+        category=category or "",
+        message=_short(body.get("message")),
+    )
     if meaning.error is HubSpotRequestError:
         return HubSpotRequestError(text, body=body, crm="hubspot", status=status, code=category)
     return meaning.error(text, crm="hubspot", status=status, code=category)

@@ -13,23 +13,42 @@ __all__ = ["DEFAULT_FIELDS", "RETRY_DEFAULTS", "HubSpotConfig", "OAuthAuth", "Pr
 
 #: canonical lead field (rules.fields) -> HubSpot contact property
 DEFAULT_FIELDS: dict[str, str] = {
-    "status": "hs_lead_status", "email": "email", "first_name": "firstname",
-    "last_name": "lastname", "title": "jobtitle", "company": "company", "industry": "industry",
-    "country": "country", "employees": "numemployees", "annual_revenue": "annualrevenue",
-    "lead_source": "hs_analytics_source", "created_at": "createdate",
-    "last_activity_at": "notes_last_updated", "owner": "hubspot_owner_id",
-    "budget": "bant_budget", "authority": "bant_authority", "need": "bant_need",
-    "timeline": "bant_timeline", "lifecycle_stage": "lifecyclestage",
+    "status": "hs_lead_status",
+    "email": "email",
+    "first_name": "firstname",
+    "last_name": "lastname",
+    "title": "jobtitle",
+    "company": "company",
+    "industry": "industry",
+    "country": "country",
+    "employees": "numemployees",
+    "annual_revenue": "annualrevenue",
+    "lead_source": "hs_analytics_source",
+    "created_at": "createdate",
+    "last_activity_at": "notes_last_updated",
+    "owner": "hubspot_owner_id",
+    "budget": "bant_budget",
+    "authority": "bant_authority",
+    "need": "bant_need",
+    "timeline": "bant_timeline",
+    "lifecycle_stage": "lifecyclestage",
 }
 
 TOKEN_PATH = "/oauth/v1/token"
 
 #: HubSpot's retry defaults; keys a ``retry:`` block leaves out take these values.
-RETRY_DEFAULTS: dict[str, float] = {"attempts": 4, "initial_backoff_seconds": 0.5,
-                                    "max_backoff_seconds": 30.0, "jitter_seconds": 0.0}
+RETRY_DEFAULTS: dict[str, float] = {
+    "attempts": 4,
+    "initial_backoff_seconds": 0.5,
+    "max_backoff_seconds": 30.0,
+    "jitter_seconds": 0.0,
+}
 #: Flat retry keys of earlier versions -> their place in ``retry``.
-LEGACY_RETRY_KEYS = {"max_attempts": "attempts", "retry_initial_seconds": "initial_backoff_seconds",
-                     "retry_max_seconds": "max_backoff_seconds"}
+LEGACY_RETRY_KEYS = {
+    "max_attempts": "attempts",
+    "retry_initial_seconds": "initial_backoff_seconds",
+    "retry_max_seconds": "max_backoff_seconds",
+}
 
 
 class PrivateAppAuth(BaseModel):
@@ -48,10 +67,13 @@ class OAuthAuth(BaseModel):
     client_id: str = Field(description="OAuth app client id.")
     client_secret: SecretStr = Field(description="OAuth app client secret.")
     refresh_token: SecretStr = Field(description="Refresh token granted to the app.")
-    token_url: str = Field(default="https://api.hubapi.com/oauth/v1/token",
-                           description="Token endpoint; must end with /oauth/v1/token.")
+    token_url: str = Field(
+        default="https://api.hubapi.com/oauth/v1/token",
+        description="Token endpoint; must end with /oauth/v1/token.",
+    )
     refresh_margin_seconds: float = Field(
-        default=120.0, ge=0, description="Refresh this long before the access token expires.")
+        default=120.0, ge=0, description="Refresh this long before the access token expires."
+    )
 
     @field_validator("token_url")
     @classmethod
@@ -78,58 +100,84 @@ class HubSpotConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str = Field(default="https://api.hubapi.com",
-                          description="API root; the emulator's base_url in tests and the demo.")
+    base_url: str = Field(
+        default="https://api.hubapi.com",
+        description="API root; the emulator's base_url in tests and the demo.",
+    )
     auth: Annotated[PrivateAppAuth | OAuthAuth, Field(discriminator="type")] = Field(
-        description="Credentials: a private app token or an OAuth refresh token.")
-    timeout_seconds: float = Field(default=30.0, gt=0,
-                                   description="Per-request timeout (connect + read).")
-    page_size: int = Field(default=200, ge=1, le=200,
-                           description="Search page size; HubSpot allows up to 200 (crm-api C2).")
+        description="Credentials: a private app token or an OAuth refresh token."
+    )
+    timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Per-request timeout (connect + read)."
+    )
+    page_size: int = Field(
+        default=200,
+        ge=1,
+        le=200,
+        description="Search page size; HubSpot allows up to 200 (crm-api C2).",
+    )
     overlap_seconds: float = Field(
-        default=60.0, ge=0,
-        description="Re-read this far behind the cursor: covers search index lag (crm-api C2).")
+        default=60.0,
+        ge=0,
+        description="Re-read this far behind the cursor: covers search index lag (crm-api C2).",
+    )
     lag_seconds: float = Field(
-        default=0.0, ge=0,
-        description="Read only changes at least this old (upper bound = min(until, now - lag)).")
+        default=0.0,
+        ge=0,
+        description="Read only changes at least this old (upper bound = min(until, now - lag)).",
+    )
     fields: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_FIELDS),
         description="Canonical lead field -> HubSpot property name; extends the defaults (an "
-                    "entry mapped to null removes one).")
+        "entry mapped to null removes one).",
+    )
     field_types: dict[str, FieldTypeName] = Field(
         default_factory=dict,
-        description="Types of custom canonical fields (standard ones are built in).")
+        description="Types of custom canonical fields (standard ones are built in).",
+    )
     newsletters: dict[str, str] = Field(
         default_factory=dict,
-        description="Newsletter name -> ILS list id (MANUAL or SNAPSHOT list, crm-api C6).")
+        description="Newsletter name -> ILS list id (MANUAL or SNAPSHOT list, crm-api C6).",
+    )
     allow_add_status_options: bool = Field(
         default=False,
         description="Let start-up add missing hs_lead_status options (merged, never replaced): "
-                    "check() lists them, prepare() adds them once every CRM accepted the rules.")
+        "check() lists them, prepare() adds them once every CRM accepted the rules.",
+    )
     ten_second_limit: int = Field(
-        default=100, ge=1,
+        default=100,
+        ge=1,
         description="Calls per rolling 10 s for this app (tier table, crm-api C7); the "
-                    "X-HubSpot-RateLimit-Max header lowers it when smaller.")
+        "X-HubSpot-RateLimit-Max header lowers it when smaller.",
+    )
     ten_second_headroom: int = Field(
-        default=5, ge=0, description="Calls kept free in the 10 s window for other clients.")
+        default=5, ge=0, description="Calls kept free in the 10 s window for other clients."
+    )
     # 4.75/s: 95 % of HubSpot's 5/s with 10 ms between calls to spare, enough for the jitter
     # between when a call leaves here and when HubSpot counts it (docs/benchmarks.md §3: zero
     # 429s at this rate; 4/s capped a backfill at 80 % of what the limit allows).
     search_per_second: float = Field(
-        default=4.75, gt=0, description="Search calls per second; HubSpot allows 5 (crm-api C2).")
+        default=4.75, gt=0, description="Search calls per second; HubSpot allows 5 (crm-api C2)."
+    )
     daily_limit: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Most calls per day this connector may make (its share of the account's "
-                    "daily limit); None: only HubSpot's DAILY 429 stops it.")
+        "daily limit); None: only HubSpot's DAILY 429 stops it.",
+    )
     daily_reset_timezone: str = Field(
-        default="UTC", description="Time zone whose midnight resets the daily limit (crm-api C7).")
+        default="UTC", description="Time zone whose midnight resets the daily limit (crm-api C7)."
+    )
     archived_scan_interval_seconds: float = Field(
-        default=3600.0, ge=0,
-        description="Scan archived contacts at most this often, so an idle cycle costs one call.")
+        default=3600.0,
+        ge=0,
+        description="Scan archived contacts at most this often, so an idle cycle costs one call.",
+    )
     retry: RetrySettings = Field(
         default_factory=lambda: RetrySettings.model_validate(RETRY_DEFAULTS),
         description="Retries of transient failures (5xx, resets, timeouts, 429s): attempts, "
-                    "initial_backoff_seconds, max_backoff_seconds, jitter_seconds.")
+        "initial_backoff_seconds, max_backoff_seconds, jitter_seconds.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -145,8 +193,10 @@ class HubSpotConfig(BaseModel):
         for old, new in LEGACY_RETRY_KEYS.items():
             if old in data:
                 if given and new in given:
-                    raise ValueError(f"{old} and retry.{new} both given; keep retry.{new} "
-                                     f"({old} is its old name)")
+                    raise ValueError(
+                        f"{old} and retry.{new} both given; keep retry.{new} "
+                        f"({old} is its old name)"
+                    )
                 retry[new] = data.pop(old)
         data["retry"] = retry
         return data

@@ -79,10 +79,14 @@ def _utc_now() -> datetime:
 
 
 #: Per-record outcomes of a 207 batch answer by error category; others are retried.
-_BATCH_OUTCOMES: ErrorTable[Outcome] = ErrorTable({
-    (ANY, "VALIDATION_ERROR"): Outcome.FAILED, (ANY, "OBJECT_NOT_FOUND"): Outcome.FAILED,
-    (ANY, "INVALID_PROPERTY"): Outcome.FAILED,
-}, default=Outcome.RETRY)
+_BATCH_OUTCOMES: ErrorTable[Outcome] = ErrorTable(
+    {
+        (ANY, "VALIDATION_ERROR"): Outcome.FAILED,
+        (ANY, "OBJECT_NOT_FOUND"): Outcome.FAILED,
+        (ANY, "INVALID_PROPERTY"): Outcome.FAILED,
+    },
+    default=Outcome.RETRY,
+)
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,7 @@ class _Apis:
     memberships: Any
 
     def all(self) -> tuple[Any, ...]:
-        return (self.search, self.basic, self.batch, self.properties, self.lists,
-                self.memberships)
+        return (self.search, self.basic, self.batch, self.properties, self.lists, self.memberships)
 
 
 #: Property types -> the rule language's value types (others are text).
@@ -119,8 +122,13 @@ class HubSpotConnector(Connector):
     # requests the size of object batches.
     max_membership_batch: ClassVar[int] = 100
 
-    def __init__(self, config: HubSpotConfig, *, clock: Callable[[], datetime] = _utc_now,
-                 sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: HubSpotConfig,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self.config = config
         self._clock = clock
         self._waiter = Waiter(sleep)
@@ -131,14 +139,19 @@ class HubSpotConnector(Connector):
         # (crm-api D4). host= redirects every API package (crm-api D2).
         client = HubSpot(host=config.base_url, retry=False)
         self._apis = _Apis(
-            search=client.crm.contacts.search_api, basic=client.crm.contacts.basic_api,
-            batch=client.crm.contacts.batch_api, properties=client.crm.properties.core_api,
-            lists=client.crm.lists.lists_api, memberships=client.crm.lists.memberships_api)
+            search=client.crm.contacts.search_api,
+            basic=client.crm.contacts.basic_api,
+            batch=client.crm.contacts.batch_api,
+            properties=client.crm.properties.core_api,
+            lists=client.crm.lists.lists_api,
+            memberships=client.crm.lists.memberships_api,
+        )
         self._token_in_use: str | None = None
         # Pacing waits go through the waiter too, so a stop request cuts them short.
         self._search_pacer = SearchPacer(config.search_per_second, clock, self._waiter.wait)
-        self._window = TenSecondWindow(config.ten_second_limit, config.ten_second_headroom, clock,
-                                       self._waiter.wait)
+        self._window = TenSecondWindow(
+            config.ten_second_limit, config.ten_second_headroom, clock, self._waiter.wait
+        )
         self._budget = DailyBudget(config.daily_limit, config.daily_reset_timezone, clock)
         self._last_archived_scan: datetime | None = None
         self._pull_total: int | None = None  # what the current pull's first search counted
@@ -165,12 +178,17 @@ class HubSpotConnector(Connector):
         problems: list[str] = []
         setup: list[str] = []
         missing_fields: set[str] = set()
-        data, _, _ = self._call("general", "read contact properties",
-                                self._apis.properties.get_all_with_http_info, "contacts")
+        data, _, _ = self._call(
+            "general",
+            "read contact properties",
+            self._apis.properties.get_all_with_http_info,
+            "contacts",
+        )
         props = {p.name: p for p in data.results}
 
-        options, missing = self._check_status_property(statuses, props, problems, setup,
-                                                       missing_fields)
+        options, missing = self._check_status_property(
+            statuses, props, problems, setup, missing_fields
+        )
         writable: set[str] = set()
         for canonical, prop_name in self.config.fields.items():
             meta = props[prop_name].modification_metadata if prop_name in props else None
@@ -179,29 +197,39 @@ class HubSpotConnector(Connector):
         # Mapped properties the account lacks are data (the app names the rules that read
         # them); searches leave them out.
         missing_fields |= self._leave_out_absent(set(props))
-        kinds = {c: _HS_KINDS.get(str(props[prop].type), "string")
-                 for c, prop in self.config.fields.items() if prop in props}
+        kinds = {
+            c: _HS_KINDS.get(str(props[prop].type), "string")
+            for c, prop in self.config.fields.items()
+            if prop in props
+        }
         for canonical in sorted(fields):
             written = self.config.fields.get(canonical)
             if written is None:
                 missing_fields.add(canonical)
-                problems.append(f"Field {canonical!r} has no HubSpot property mapping "
-                                "(add it under fields)")
+                problems.append(
+                    f"Field {canonical!r} has no HubSpot property mapping (add it under fields)"
+                )
             elif written not in props:
                 missing_fields.add(canonical)
-                problems.append(f"HubSpot has no contact property {written!r} "
-                                f"(fields.{canonical})")
+                problems.append(f"HubSpot has no contact property {written!r} (fields.{canonical})")
             elif canonical not in writable:
-                problems.append(f"HubSpot contact property {written!r} (fields.{canonical}) is "
-                                "read-only")
+                problems.append(
+                    f"HubSpot contact property {written!r} (fields.{canonical}) is read-only"
+                )
 
         for newsletter in sorted(newsletters):
             problem = self._check_list(newsletter)
             if problem:
                 problems.append(problem)
-        return Preflight(statuses=options, writable_fields=writable, problems=problems,
-                         missing_statuses=set(missing), missing_fields=missing_fields,
-                         setup=setup, field_kinds=kinds)
+        return Preflight(
+            statuses=options,
+            writable_fields=writable,
+            problems=problems,
+            missing_statuses=set(missing),
+            missing_fields=missing_fields,
+            setup=setup,
+            field_kinds=kinds,
+        )
 
     def _leave_out_absent(self, existing: set[str]) -> set[str]:
         """Mapped canonical fields whose property the account lacks; searches skip them."""
@@ -209,9 +237,14 @@ class HubSpotConnector(Connector):
         self._props = sorted({p for c, p in self.config.fields.items() if c not in absent})
         return absent
 
-    def _check_status_property(self, statuses: set[str], props: dict[str, Any],
-                               problems: list[str], setup: list[str],
-                               missing_fields: set[str]) -> tuple[set[str], list[str]]:
+    def _check_status_property(
+        self,
+        statuses: set[str],
+        props: dict[str, Any],
+        problems: list[str],
+        setup: list[str],
+        missing_fields: set[str],
+    ) -> tuple[set[str], list[str]]:
         """The status options HubSpot has (plus those ``prepare`` will add), and the missing ones.
 
         Problems, setup steps and missing fields are appended to the lists given."""
@@ -220,8 +253,10 @@ class HubSpotConnector(Connector):
         missing: list[str] = []
         if status_prop is None:
             missing_fields.add("status")
-            problems.append("No HubSpot property is mapped to the canonical field 'status' "
-                            "(set fields.status, usually hs_lead_status)")
+            problems.append(
+                "No HubSpot property is mapped to the canonical field 'status' "
+                "(set fields.status, usually hs_lead_status)"
+            )
         elif status_prop not in props:
             missing_fields.add("status")
             problems.append(f"HubSpot has no contact property {status_prop!r} (fields.status)")
@@ -231,11 +266,15 @@ class HubSpotConnector(Connector):
             missing = sorted(statuses - options)
             meta = prop.modification_metadata
             if missing and not self.config.allow_add_status_options:
-                problems += [f"HubSpot property {status_prop} has no option {v!r}; add it in "
-                             "HubSpot or set allow_add_status_options" for v in missing]
+                problems += [
+                    f"HubSpot property {status_prop} has no option {v!r}; add it in "
+                    "HubSpot or set allow_add_status_options"
+                    for v in missing
+                ]
             elif missing and meta is not None and meta.read_only_options:
-                problems.append(f"HubSpot property {status_prop} has read-only options; cannot "
-                                f"add {missing}")
+                problems.append(
+                    f"HubSpot property {status_prop} has read-only options; cannot add {missing}"
+                )
             elif missing:
                 options |= set(missing)
                 setup.append(f"add options {missing} to HubSpot property {status_prop}")
@@ -250,12 +289,20 @@ class HubSpotConnector(Connector):
             ConfigurationError: HubSpot did not add them.
         """
         status_prop = self.config.fields.get("status")
-        if not (preflight.setup and preflight.missing_statuses and status_prop
-                and self.config.allow_add_status_options):
+        if not (
+            preflight.setup
+            and preflight.missing_statuses
+            and status_prop
+            and self.config.allow_add_status_options
+        ):
             return
-        prop, _, _ = self._call("general", f"read contact property {status_prop}",
-                                self._apis.properties.get_by_name_with_http_info, "contacts",
-                                status_prop)
+        prop, _, _ = self._call(
+            "general",
+            f"read contact property {status_prop}",
+            self._apis.properties.get_by_name_with_http_info,
+            "contacts",
+            status_prop,
+        )
         missing = sorted(preflight.missing_statuses - {o.value for o in prop.options or []})
         if not missing:
             return
@@ -273,16 +320,24 @@ class HubSpotConnector(Connector):
         # read (crm-api C2: search is eventually consistent); otherwise resume at the cursor.
         start = overlap_start(since, timedelta(seconds=self.config.overlap_seconds))
         lo_ms = 0 if since is None else to_ms(start if start is not None else since.modified_at)
-        resume_id = (int(since.record_id) if since is not None and start is None
-                     and since.record_id.isdigit() else None)
+        resume_id = (
+            int(since.record_id)
+            if since is not None and start is None and since.record_id.isdigit()
+            else None
+        )
         hi_ms = to_ms(hi)
         if hi_ms < lo_ms:
             return
         moved = False
         self._pull_total = None  # set by the pull's first search
-        for batch in iter_search_windows(self._search_page, lo_ms=lo_ms, hi_ms=hi_ms,
-                                         page_size=self.config.page_size,
-                                         max_results=SEARCH_MAX_RESULTS, resume_id=resume_id):
+        for batch in iter_search_windows(
+            self._search_page,
+            lo_ms=lo_ms,
+            hi_ms=hi_ms,
+            page_size=self.config.page_size,
+            max_results=SEARCH_MAX_RESULTS,
+            resume_id=resume_id,
+        ):
             leads = sorted((self._lead(c) for c in batch), key=lambda lead: lead.cursor)
             moved = True
             yield Page(leads, advance_cursor(leads, since, started), total=self._pull_total)
@@ -292,15 +347,21 @@ class HubSpotConnector(Connector):
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         if len(changes) > self.max_batch_size:
-            raise ValueError(f"write_batch takes at most {self.max_batch_size} changes "
-                             f"(got {len(changes)}); split the batch")
+            raise ValueError(
+                f"write_batch takes at most {self.max_batch_size} changes "
+                f"(got {len(changes)}); split the batch"
+            )
         results: dict[int, RecordResult] = {}
         sendable: list[tuple[int, LeadChange]] = []
         for i, change in enumerate(changes):
             unmapped = sorted(set(change.fields) - set(self.config.fields))
             if unmapped:
-                results[i] = RecordResult(change.lead_id, Outcome.FAILED, "UNMAPPED_FIELD",
-                                          f"fields {unmapped} have no HubSpot property mapping")
+                results[i] = RecordResult(
+                    change.lead_id,
+                    Outcome.FAILED,
+                    "UNMAPPED_FIELD",
+                    f"fields {unmapped} have no HubSpot property mapping",
+                )
             else:
                 sendable.append((i, change))
         cleared: dict[int, frozenset[str]] = {}
@@ -315,33 +376,51 @@ class HubSpotConnector(Connector):
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
         if len(lead_ids) > self.max_membership_batch:
-            raise ValueError(f"add_to_newsletter takes at most {self.max_membership_batch} ids "
-                             f"(got {len(lead_ids)})")
+            raise ValueError(
+                f"add_to_newsletter takes at most {self.max_membership_batch} ids "
+                f"(got {len(lead_ids)})"
+            )
         list_id = self.config.newsletters.get(newsletter)
         if list_id is None:
-            raise ConfigurationError(f"Newsletter {newsletter!r} is not configured for HubSpot; "
-                                     "add it under newsletters (name: ILS list id)",
-                                     crm="hubspot")
+            raise ConfigurationError(
+                f"Newsletter {newsletter!r} is not configured for HubSpot; "
+                "add it under newsletters (name: ILS list id)",
+                crm="hubspot",
+            )
         if not lead_ids:
             return []
         try:
-            data, _, _ = self._call("general", f"add to list {list_id}",
-                                    self._apis.memberships.add_with_http_info, list_id=list_id,
-                                    request_body=[str(i) for i in lead_ids])
+            data, _, _ = self._call(
+                "general",
+                f"add to list {list_id}",
+                self._apis.memberships.add_with_http_info,
+                list_id=list_id,
+                request_body=[str(i) for i in lead_ids],
+            )
         except HubSpotRequestError as e:
             raise ConfigurationError(
                 f"HubSpot refused adding members to list {list_id} (newsletter {newsletter!r}, "
-                f"HTTP {e.status}); it must exist and be a MANUAL or SNAPSHOT list", crm="hubspot",
-                status=e.status, code=e.code) from None
+                f"HTTP {e.status}); it must exist and be a MANUAL or SNAPSHOT list",
+                crm="hubspot",
+                status=e.status,
+                code=e.code,
+            ) from None
         missing = set(data.record_ids_missing or [])
         # Ids already in the list are ignored by HubSpot, i.e. in place: OK (crm-api C6).
-        return self._counted([RecordResult(i, Outcome.FAILED, "OBJECT_NOT_FOUND",
-                                           "contact does not exist or is archived")
-                              if i in missing else RecordResult(i, Outcome.OK)
-                              for i in map(str, lead_ids)])
+        return self._counted(
+            [
+                RecordResult(
+                    i, Outcome.FAILED, "OBJECT_NOT_FOUND", "contact does not exist or is archived"
+                )
+                if i in missing
+                else RecordResult(i, Outcome.OK)
+                for i in map(str, lead_ids)
+            ]
+        )
 
-    def remove_from_newsletter(self, newsletter: str,
-                               lead_ids: Sequence[str]) -> list[RecordResult]:
+    def remove_from_newsletter(
+        self, newsletter: str, lead_ids: Sequence[str]
+    ) -> list[RecordResult]:
         """Remove contacts from the newsletter's list; a contact that is no member is ``OK``.
 
         One ``PUT /crm/v3/lists/{listId}/memberships/remove`` per batch
@@ -349,24 +428,36 @@ class HubSpotConnector(Connector):
         by HubSpot, i.e. already removed.
         """
         if len(lead_ids) > self.max_membership_batch:
-            raise ValueError(f"remove_from_newsletter takes at most {self.max_membership_batch} "
-                             f"ids (got {len(lead_ids)})")
+            raise ValueError(
+                f"remove_from_newsletter takes at most {self.max_membership_batch} "
+                f"ids (got {len(lead_ids)})"
+            )
         list_id = self.config.newsletters.get(newsletter)
         if list_id is None:
-            raise ConfigurationError(f"Newsletter {newsletter!r} is not configured for HubSpot; "
-                                     "add it under newsletters (name: ILS list id)",
-                                     crm="hubspot")
+            raise ConfigurationError(
+                f"Newsletter {newsletter!r} is not configured for HubSpot; "
+                "add it under newsletters (name: ILS list id)",
+                crm="hubspot",
+            )
         if not lead_ids:
             return []
         try:
-            self._call("general", f"remove from list {list_id}",
-                       self._apis.memberships.remove_with_http_info, list_id=list_id,
-                       request_body=[str(i) for i in lead_ids])
+            self._call(
+                "general",
+                f"remove from list {list_id}",
+                self._apis.memberships.remove_with_http_info,
+                list_id=list_id,
+                request_body=[str(i) for i in lead_ids],
+            )
         except HubSpotRequestError as e:
             raise ConfigurationError(
                 f"HubSpot refused removing members from list {list_id} (newsletter "
                 f"{newsletter!r}, HTTP {e.status}); it must exist and be a MANUAL or SNAPSHOT "
-                "list", crm="hubspot", status=e.status, code=e.code) from None
+                "list",
+                crm="hubspot",
+                status=e.status,
+                code=e.code,
+            ) from None
         # A contact that is gone is no member either: removed is what was asked for.
         return [RecordResult(i, Outcome.OK) for i in map(str, lead_ids)]
 
@@ -376,8 +467,12 @@ class HubSpotConnector(Connector):
         HubSpot text properties hold up to 65,536 characters
         (https://knowledge.hubspot.com/properties/property-field-types-in-hubspot).
         """
-        data, _, _ = self._call("general", "read contact properties",
-                                self._apis.properties.get_all_with_http_info, "contacts")
+        data, _, _ = self._call(
+            "general",
+            "read contact properties",
+            self._apis.properties.get_all_with_http_info,
+            "contacts",
+        )
         props = {p.name: p for p in data.results}
         out: dict[str, CrmField] = {}
         for name in names:
@@ -395,13 +490,18 @@ class HubSpotConnector(Connector):
         """One batch read (``POST /crm/v3/objects/contacts/batch/read``) per 100 contacts."""
         out: list[RemoteLead] = []
         for start in range(0, len(lead_ids), self.max_batch_size):
-            chunk = lead_ids[start:start + self.max_batch_size]
+            chunk = lead_ids[start : start + self.max_batch_size]
             body = BatchReadInputSimplePublicObjectId(
                 inputs=[SimplePublicObjectId(id=str(i)) for i in chunk],
-                properties=self._props, properties_with_history=[])
-            data, _, _ = self._call("general", f"read of {len(chunk)} contacts",
-                                    self._apis.batch.read_with_http_info,
-                                    batch_read_input_simple_public_object_id=body)
+                properties=self._props,
+                properties_with_history=[],
+            )
+            data, _, _ = self._call(
+                "general",
+                f"read of {len(chunk)} contacts",
+                self._apis.batch.read_with_http_info,
+                batch_read_input_simple_public_object_id=body,
+            )
             for obj in data.results or []:
                 props = obj.properties or {}
                 modified = _modified_at(props.get("lastmodifieddate"), obj.updated_at)
@@ -424,17 +524,28 @@ class HubSpotConnector(Connector):
         return self._apis.all()
 
     # ------------------------------------------------------------------ calls
-    def _call(self, bucket: Literal["search", "general"], operation: str,
-              fn: Callable[..., Any], *args: Any,
-              **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
+    def _call(
+        self,
+        bucket: Literal["search", "general"],
+        operation: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[Any, int, Mapping[str, str]]:
         """One logical request: retried on transient failures, paced, budgeted."""
-        return call_with_retry(lambda: self._call_once(bucket, operation, fn, *args, **kwargs),
-                               settings=self.config.retry, waiter=self._waiter,
-                               stats=self.stats, retry_on=RetriableError,
-                               describe=lambda: f"HubSpot {operation}", log=log)
+        return call_with_retry(
+            lambda: self._call_once(bucket, operation, fn, *args, **kwargs),
+            settings=self.config.retry,
+            waiter=self._waiter,
+            stats=self.stats,
+            retry_on=RetriableError,
+            describe=lambda: f"HubSpot {operation}",
+            log=log,
+        )
 
-    def _call_once(self, bucket: str, operation: str, fn: Callable[..., Any], *args: Any,
-                   **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
+    def _call_once(
+        self, bucket: str, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> tuple[Any, int, Mapping[str, str]]:
         refreshed = False
         while True:
             self._waiter.check(f"HubSpot {operation}")
@@ -453,8 +564,9 @@ class HubSpotConnector(Connector):
             self.stats.calls += 1
             self._budget.spend()
             try:
-                data, status, headers = fn(*args, _request_timeout=self.config.timeout_seconds,
-                                           **kwargs)
+                data, status, headers = fn(
+                    *args, _request_timeout=self.config.timeout_seconds, **kwargs
+                )
             except API_EXCEPTIONS as e:
                 headers = getattr(e, "headers", None) or {}
                 self._observe(bucket, headers)
@@ -473,8 +585,9 @@ class HubSpotConnector(Connector):
             except urllib3.exceptions.HTTPError as e:
                 # Timeouts, resets, refused connections (crm-api D5: not ApiException).
                 self.stats.errors[type(e).__name__] += 1
-                raise RetriableError(f"HubSpot {operation} failed ({type(e).__name__}); will "
-                                     "retry", crm="hubspot") from None
+                raise RetriableError(
+                    f"HubSpot {operation} failed ({type(e).__name__}); will retry", crm="hubspot"
+                ) from None
             self._count_reauths()
             self._observe(bucket, headers)
             return data, status, headers
@@ -501,9 +614,14 @@ class HubSpotConnector(Connector):
         if policy == "DAILY":
             self.stats.budget_stops += 1
             resume_at = self._budget.exhaust()
-            return BudgetExhausted(f"HubSpot daily API limit reached during {operation}; "
-                                   f"resuming at {resume_at:%Y-%m-%d %H:%M} UTC",
-                                   resume_at=resume_at, crm="hubspot", status=429, code=policy)
+            return BudgetExhausted(
+                f"HubSpot daily API limit reached during {operation}; "
+                f"resuming at {resume_at:%Y-%m-%d %H:%M} UTC",
+                resume_at=resume_at,
+                crm="hubspot",
+                status=429,
+                code=policy,
+            )
         wait = retry_after(getattr(exc, "headers", None))
         if bucket == "search":
             wait = wait if wait is not None else 1.0
@@ -511,19 +629,32 @@ class HubSpotConnector(Connector):
         else:
             wait = wait if wait is not None else TenSecondWindow.WINDOW  # wait out the window
             self._window.defer(wait)
-        return RateLimited(f"HubSpot rate limit {policy} hit during {operation}; retrying in "
-                           f"{wait:g}s", retry_after=wait, crm="hubspot", status=429, code=policy)
+        return RateLimited(
+            f"HubSpot rate limit {policy} hit during {operation}; retrying in {wait:g}s",
+            retry_after=wait,
+            crm="hubspot",
+            status=429,
+            code=policy,
+        )
 
     # ------------------------------------------------------------------ reading
-    def _search_page(self, groups: list[list[Filter]], sort: Filter,
-                     after: str | None) -> SearchPage:
+    def _search_page(
+        self, groups: list[list[Filter]], sort: Filter, after: str | None
+    ) -> SearchPage:
         # ``groups`` are OR'ed, the filters within one group AND'ed.
         request = PublicObjectSearchRequest(
-            filter_groups=[{"filters": g} for g in groups], sorts=[sort], properties=self._props,
-            limit=self.config.page_size, after=after)
-        data, _, _ = self._call("search", "contact search",
-                                self._apis.search.do_search_with_http_info,
-                                public_object_search_request=request)
+            filter_groups=[{"filters": g} for g in groups],
+            sorts=[sort],
+            properties=self._props,
+            limit=self.config.page_size,
+            after=after,
+        )
+        data, _, _ = self._call(
+            "search",
+            "contact search",
+            self._apis.search.do_search_with_http_info,
+            public_object_search_request=request,
+        )
         results = []
         for obj in data.results or []:
             props = obj.properties or {}
@@ -538,16 +669,21 @@ class HubSpotConnector(Connector):
 
     def _lead(self, contact: RawContact) -> RemoteLead:
         quarantine = Quarantine()
-        fields = parse_fields(contact.properties, self.config.fields, self.config.field_types,
-                              quarantine)
-        return RemoteLead(id=contact.id,
-                          modified_at=datetime.fromtimestamp(contact.modified_ms / 1000, tz=UTC),
-                          fields=fields, problems=quarantine.problems)
+        fields = parse_fields(
+            contact.properties, self.config.fields, self.config.field_types, quarantine
+        )
+        return RemoteLead(
+            id=contact.id,
+            modified_at=datetime.fromtimestamp(contact.modified_ms / 1000, tz=UTC),
+            fields=fields,
+            problems=quarantine.problems,
+        )
 
     def _archived_scan_due(self, now: datetime) -> bool:
         last = self._last_archived_scan
         return last is None or (now - last).total_seconds() >= (
-            self.config.archived_scan_interval_seconds)
+            self.config.archived_scan_interval_seconds
+        )
 
     def _archived_pages(self, since: Cursor | None, started: datetime) -> Iterator[Page]:
         """Archived contacts as deleted leads (search never returns them).
@@ -561,29 +697,49 @@ class HubSpotConnector(Connector):
         if self._last_archived_scan is not None:
             floor: datetime | None = self._last_archived_scan - overlap
         elif since is not None:
-            floor = since.modified_at - overlap - timedelta(
-                seconds=self.config.archived_scan_interval_seconds)
+            floor = (
+                since.modified_at
+                - overlap
+                - timedelta(seconds=self.config.archived_scan_interval_seconds)
+            )
         else:
             floor = None
         after: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": ARCHIVED_PAGE_SIZE, "archived": True,
-                                      "properties": self._props}
+            kwargs: dict[str, Any] = {
+                "limit": ARCHIVED_PAGE_SIZE,
+                "archived": True,
+                "properties": self._props,
+            }
             if after:
                 kwargs["after"] = after
-            data, _, _ = self._call("general", "archived contact listing",
-                                    self._apis.basic.get_page_with_http_info, **kwargs)
+            data, _, _ = self._call(
+                "general",
+                "archived contact listing",
+                self._apis.basic.get_page_with_http_info,
+                **kwargs,
+            )
             leads = []
             for obj in data.results or []:
                 stamp = obj.archived_at or obj.updated_at
                 archived_at = stamp.astimezone(UTC) if stamp else started
                 if floor is None or archived_at >= floor:
                     quarantine = Quarantine()
-                    fields = parse_fields(obj.properties or {}, self.config.fields,
-                                          self.config.field_types, quarantine)
-                    leads.append(RemoteLead(id=str(obj.id), modified_at=archived_at,
-                                            fields=fields, deleted=True,
-                                            problems=quarantine.problems))
+                    fields = parse_fields(
+                        obj.properties or {},
+                        self.config.fields,
+                        self.config.field_types,
+                        quarantine,
+                    )
+                    leads.append(
+                        RemoteLead(
+                            id=str(obj.id),
+                            modified_at=archived_at,
+                            fields=fields,
+                            deleted=True,
+                            problems=quarantine.problems,
+                        )
+                    )
             if leads:
                 yield Page(sorted(leads, key=lambda lead: lead.cursor), since)
             after = data.paging.next.after if data.paging and data.paging.next else None
@@ -592,19 +748,27 @@ class HubSpotConnector(Connector):
         self._last_archived_scan = started
 
     # ------------------------------------------------------------------ writing
-    def _write(self, items: list[tuple[int, LeadChange]], results: dict[int, RecordResult]
-               ) -> None:
+    def _write(self, items: list[tuple[int, LeadChange]], results: dict[int, RecordResult]) -> None:
         """Batch update; on a whole-batch 400, fail the named records and resend the rest."""
-        inputs = [SimplePublicObjectBatchInput(
-            id=c.lead_id, properties={**{self.config.fields[k]: format_value(v)
-                                         for k, v in c.fields.items()},
-                                      **{k: format_value(v) for k, v in c.crm_fields.items()}})
-            for _, c in items]
+        inputs = [
+            SimplePublicObjectBatchInput(
+                id=c.lead_id,
+                properties={
+                    **{self.config.fields[k]: format_value(v) for k, v in c.fields.items()},
+                    **{k: format_value(v) for k, v in c.crm_fields.items()},
+                },
+            )
+            for _, c in items
+        ]
         try:
             data, status, _ = self._call(
-                "general", "contact batch update", self._apis.batch.update_with_http_info,
+                "general",
+                "contact batch update",
+                self._apis.batch.update_with_http_info,
                 batch_input_simple_public_object_batch_input=BatchInputSimplePublicObjectBatchInput(
-                    inputs=inputs))
+                    inputs=inputs
+                ),
+            )
         except HubSpotRequestError as e:
             if e.status != 400:
                 raise
@@ -626,15 +790,21 @@ class HubSpotConnector(Connector):
                 if stage_prop in props:
                     self._written_stages[str(obj.id)] = props[stage_prop] or None
 
-    def _clear_first(self, items: list[tuple[int, LeadChange]],
-                     results: dict[int, RecordResult], cleared: dict[int, frozenset[str]]
-                     ) -> list[tuple[int, LeadChange]]:
+    def _clear_first(
+        self,
+        items: list[tuple[int, LeadChange]],
+        results: dict[int, RecordResult],
+        cleared: dict[int, frozenset[str]],
+    ) -> list[tuple[int, LeadChange]]:
         """Clear the fields a declared backward move must clear, in a request of its own
         (HubSpot applies a backward lifecyclestage only to an empty property,
         docs/crm-api.md#c9). Returns the items to set next: those whose clear failed keep
         that failure and are not set."""
-        clears = [(i, LeadChange(c.lead_id, dict.fromkeys(c.clear_first)))
-                  for i, c in items if c.clear_first]
+        clears = [
+            (i, LeadChange(c.lead_id, dict.fromkeys(c.clear_first)))
+            for i, c in items
+            if c.clear_first
+        ]
         outcome: dict[int, RecordResult] = {}
         self._write(clears, outcome)
         rest = []
@@ -648,8 +818,9 @@ class HubSpotConnector(Connector):
             rest.append((i, change))
         return rest
 
-    def _check_stages(self, changes: Sequence[LeadChange],
-                      results: list[RecordResult]) -> list[RecordResult]:
+    def _check_stages(
+        self, changes: Sequence[LeadChange], results: list[RecordResult]
+    ) -> list[RecordResult]:
         """A lifecycle stage HubSpot answered 200 for but did not apply (a backward move of
         a property not cleared first) fails visibly instead of passing as written."""
         field = "lifecycle_stage"
@@ -659,22 +830,29 @@ class HubSpotConnector(Connector):
             got = self._written_stages.get(change.lead_id, wanted)
             if result.outcome is Outcome.OK and wanted is not None and got != wanted:
                 result = RecordResult(  # noqa: PLW2901 - the same record, judged again
-                    change.lead_id, Outcome.FAILED, "LIFECYCLE_NOT_APPLIED",
+                    change.lead_id,
+                    Outcome.FAILED,
+                    "LIFECYCLE_NOT_APPLIED",
                     f"HubSpot kept lifecyclestage '{got}' instead of '{wanted}': it moves only "
-                    "forward unless cleared first; declare the move in lifecycle.backward")
+                    "forward unless cleared first; declare the move in lifecycle.backward",
+                )
             out.append(result)
         self._written_stages.clear()
         return out
 
-    def _split_after_400(self, items: list[tuple[int, LeadChange]],
-                         results: dict[int, RecordResult], body: Mapping[str, Any]) -> None:
+    def _split_after_400(
+        self,
+        items: list[tuple[int, LeadChange]],
+        results: dict[int, RecordResult],
+        body: Mapping[str, Any],
+    ) -> None:
         message = str(body.get("message") or "")
         problems = invalid_properties(message)
         named: dict[str, dict[str, Any]] = {}
         for p in problems:
             if p.get("id") is not None:
                 named.setdefault(str(p["id"]), p)
-        for lead_id in ((body.get("context") or {}).get("ids") or []):
+        for lead_id in (body.get("context") or {}).get("ids") or []:
             named.setdefault(str(lead_id), {})
         batch_ids = {c.lead_id for _, c in items}
         if named and set(named) <= batch_ids and set(named) != batch_ids:
@@ -682,9 +860,12 @@ class HubSpotConnector(Connector):
             for i, change in items:
                 if change.lead_id in named:
                     p = named[change.lead_id]
-                    results[i] = RecordResult(change.lead_id, Outcome.FAILED,
-                                              p.get("error") or str(body.get("category")),
-                                              p.get("message") or message)
+                    results[i] = RecordResult(
+                        change.lead_id,
+                        Outcome.FAILED,
+                        p.get("error") or str(body.get("category")),
+                        p.get("message") or message,
+                    )
                 else:
                     rest.append((i, change))
             self._write(rest, results)
@@ -707,15 +888,30 @@ class HubSpotConnector(Connector):
         existing = list(prop.options or [])
         order = max((o.display_order or 0 for o in existing), default=-1) + 1
         # Send the whole list: PATCH options may replace rather than merge (crm-api C5, F3).
-        options = [OptionInput(label=o.label, value=o.value, display_order=o.display_order,
-                               hidden=bool(o.hidden), description=o.description)
-                   for o in existing]
-        options += [OptionInput(label=v.replace("_", " ").title(), value=v,
-                                display_order=order + n, hidden=False)
-                    for n, v in enumerate(missing)]
-        data, _, _ = self._call("general", f"add options to property {name}",
-                                self._apis.properties.update_with_http_info, "contacts", name,
-                                PropertyUpdate(options=options))
+        options = [
+            OptionInput(
+                label=o.label,
+                value=o.value,
+                display_order=o.display_order,
+                hidden=bool(o.hidden),
+                description=o.description,
+            )
+            for o in existing
+        ]
+        options += [
+            OptionInput(
+                label=v.replace("_", " ").title(), value=v, display_order=order + n, hidden=False
+            )
+            for n, v in enumerate(missing)
+        ]
+        data, _, _ = self._call(
+            "general",
+            f"add options to property {name}",
+            self._apis.properties.update_with_http_info,
+            "contacts",
+            name,
+            PropertyUpdate(options=options),
+        )
         values = {o.value for o in data.options or []}
         still = sorted(set(missing) - values)
         return f"HubSpot did not add options {still} to {name}" if still else None
@@ -723,18 +919,28 @@ class HubSpotConnector(Connector):
     def _check_list(self, newsletter: str) -> str | None:
         list_id = self.config.newsletters.get(newsletter)
         if list_id is None:
-            return (f"Newsletter {newsletter!r} has no HubSpot list configured "
-                    "(newsletters: name -> ILS list id)")
+            return (
+                f"Newsletter {newsletter!r} has no HubSpot list configured "
+                "(newsletters: name -> ILS list id)"
+            )
         try:
-            data, _, _ = self._call("general", f"read list {list_id}",
-                                    self._apis.lists.get_by_id_with_http_info, list_id=list_id)
+            data, _, _ = self._call(
+                "general",
+                f"read list {list_id}",
+                self._apis.lists.get_by_id_with_http_info,
+                list_id=list_id,
+            )
         except HubSpotRequestError as e:
-            return (f"HubSpot list {list_id} for newsletter {newsletter!r} cannot be read "
-                    f"(HTTP {e.status}); check the ILS list id")
+            return (
+                f"HubSpot list {list_id} for newsletter {newsletter!r} cannot be read "
+                f"(HTTP {e.status}); check the ILS list id"
+            )
         processing = data.list.processing_type
         if processing not in ("MANUAL", "SNAPSHOT"):
-            return (f"HubSpot list {list_id} ({data.list.name!r}) for newsletter {newsletter!r} "
-                    f"is {processing}; members can only be added to MANUAL or SNAPSHOT lists")
+            return (
+                f"HubSpot list {list_id} ({data.list.name!r}) for newsletter {newsletter!r} "
+                f"is {processing}; members can only be added to MANUAL or SNAPSHOT lists"
+            )
         return None
 
 

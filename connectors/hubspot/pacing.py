@@ -93,8 +93,7 @@ class TenSecondWindow:
         if max_ is not None and max_ < self._limit:
             self._limit = max_
         if remaining is not None and remaining <= self._headroom:
-            self._blocked_until = max(self._blocked_until,
-                                      _seconds(self._clock) + interval / 1000)
+            self._blocked_until = max(self._blocked_until, _seconds(self._clock) + interval / 1000)
 
     def defer(self, seconds: float) -> None:
         """Make no call for ``seconds`` (after a TEN_SECONDLY_ROLLING 429)."""
@@ -114,8 +113,9 @@ class DailyBudget:
     def next_reset(self) -> datetime:
         """The next midnight in the account's time zone (HubSpot's daily reset, crm-api C7)."""
         local = self._clock().astimezone(self._tz)
-        midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(),
-                                    tzinfo=self._tz)
+        midnight = datetime.combine(
+            local.date() + timedelta(days=1), datetime.min.time(), tzinfo=self._tz
+        )
         return midnight.astimezone(ZoneInfo("UTC"))
 
     def check(self) -> None:
@@ -124,8 +124,11 @@ class DailyBudget:
             if now < self._resume_at:
                 raise BudgetExhausted(
                     f"HubSpot daily API limit reached; no calls until "
-                    f"{self._resume_at:%Y-%m-%d %H:%M} UTC", resume_at=self._resume_at,
-                    crm="hubspot", code="DAILY")
+                    f"{self._resume_at:%Y-%m-%d %H:%M} UTC",
+                    resume_at=self._resume_at,
+                    crm="hubspot",
+                    code="DAILY",
+                )
             self._resume_at = None
         day = now.astimezone(self._tz).date()
         if day != self._day:
@@ -135,7 +138,10 @@ class DailyBudget:
             raise BudgetExhausted(
                 f"HubSpot connector spent its configured daily_limit of {self._limit} calls; "
                 f"resuming at {self._resume_at:%Y-%m-%d %H:%M} UTC (raise daily_limit to go on)",
-                resume_at=self._resume_at, crm="hubspot", code="DAILY")
+                resume_at=self._resume_at,
+                crm="hubspot",
+                code="DAILY",
+            )
 
     def spend(self) -> None:
         self.used += 1

@@ -42,20 +42,33 @@ def _f(name: str, op: str, value: int) -> Filter:
     return {"propertyName": name, "operator": op, "value": str(value)}
 
 
-def _range_groups(lower: int, hi_ms: int, inclusive: bool,
-                  resume_id: int | None) -> list[list[Filter]]:
+def _range_groups(
+    lower: int, hi_ms: int, inclusive: bool, resume_id: int | None
+) -> list[list[Filter]]:
     """Filter groups for ``lastmodifieddate`` in ``[lower, hi_ms]`` (``(lower, hi_ms]`` when not
     inclusive); with ``resume_id``, the contacts at ``lower`` up to that id are left out."""
     if resume_id is not None:
-        return [[_f("lastmodifieddate", "EQ", lower), _f("hs_object_id", "GT", resume_id)],
-                [_f("lastmodifieddate", "GT", lower), _f("lastmodifieddate", "LTE", hi_ms)]]
-    return [[_f("lastmodifieddate", "GTE" if inclusive else "GT", lower),
-             _f("lastmodifieddate", "LTE", hi_ms)]]
+        return [
+            [_f("lastmodifieddate", "EQ", lower), _f("hs_object_id", "GT", resume_id)],
+            [_f("lastmodifieddate", "GT", lower), _f("lastmodifieddate", "LTE", hi_ms)],
+        ]
+    return [
+        [
+            _f("lastmodifieddate", "GTE" if inclusive else "GT", lower),
+            _f("lastmodifieddate", "LTE", hi_ms),
+        ]
+    ]
 
 
-def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: int,
-                        max_results: int = 10_000,
-                        resume_id: int | None = None) -> Iterator[list[RawContact]]:
+def iter_search_windows(
+    search: SearchFn,
+    *,
+    lo_ms: int,
+    hi_ms: int,
+    page_size: int,
+    max_results: int = 10_000,
+    resume_id: int | None = None,
+) -> Iterator[list[RawContact]]:
     """Yield batches of contacts modified in ``[lo_ms, hi_ms]``, ascending, each once.
 
     Contacts re-read when a window restarts at its last timestamp are dropped here (the ids seen
@@ -87,7 +100,8 @@ def iter_search_windows(search: SearchFn, *, lo_ms: int, hi_ms: int, page_size: 
         for contact in page.results:
             t = contact.modified_ms
             if last_t is not None and (
-                    t < last_t or (t == last_t and contact.id in seen_at_last_t)):
+                t < last_t or (t == last_t and contact.id in seen_at_last_t)
+            ):
                 continue  # re-read after a window restart
             if t != last_t:
                 last_t, seen_at_last_t = t, set()

@@ -21,7 +21,9 @@ __all__ = ["FIELD_KINDS", "format_value", "parse_fields", "parse_time", "to_ms"]
 #: (connectors must not import rules, see tests/test_layers.py); custom fields come from
 #: HubSpotConfig.field_types.
 FIELD_KINDS: dict[str, str] = {
-    "employees": "integer", "annual_revenue": "number", "created_at": "datetime",
+    "employees": "integer",
+    "annual_revenue": "number",
+    "created_at": "datetime",
     "last_activity_at": "datetime",
 }
 
@@ -54,13 +56,20 @@ def _boolean(text: str) -> bool:
     return text.lower() == "true"
 
 
-_PARSERS: dict[str, Any] = {"datetime": parse_time, "integer": _integer, "number": float,
-                            "boolean": _boolean}
+_PARSERS: dict[str, Any] = {
+    "datetime": parse_time,
+    "integer": _integer,
+    "number": float,
+    "boolean": _boolean,
+}
 
 
-def parse_fields(properties: Mapping[str, str | None], mapping: Mapping[str, str],
-                 kinds: Mapping[str, str] | None = None,
-                 quarantine: Quarantine | None = None) -> dict[str, Any]:
+def parse_fields(
+    properties: Mapping[str, str | None],
+    mapping: Mapping[str, str],
+    kinds: Mapping[str, str] | None = None,
+    quarantine: Quarantine | None = None,
+) -> dict[str, Any]:
     """Canonical field -> typed value for every mapped field; never raises on HubSpot data.
 
     ``kinds`` (canonical field -> string/integer/number/boolean/datetime) extends

@@ -10,5 +10,13 @@ from connectors.kit.paging import advance_cursor, nothing_new_page
 from connectors.kit.retry import RetrySettings, Waiter, call_with_retry
 from connectors.kit.values import MAX_TEXT_CHARS, Quarantine
 
-__all__ = ["MAX_TEXT_CHARS", "ErrorTable", "Quarantine", "RetrySettings", "Waiter",
-           "advance_cursor", "call_with_retry", "nothing_new_page"]
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "ErrorTable",
+    "Quarantine",
+    "RetrySettings",
+    "Waiter",
+    "advance_cursor",
+    "call_with_retry",
+    "nothing_new_page",
+]

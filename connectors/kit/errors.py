@@ -24,8 +24,13 @@ class ErrorTable(Generic[V]):
     (``5`` for every 5xx) in ``classes``, then ``default``.
     """
 
-    def __init__(self, entries: Mapping[tuple[int | None, str | None], V], *, default: V,
-                 classes: Mapping[int, V] | None = None) -> None:
+    def __init__(
+        self,
+        entries: Mapping[tuple[int | None, str | None], V],
+        *,
+        default: V,
+        classes: Mapping[int, V] | None = None,
+    ) -> None:
         self._entries = dict(entries)
         self._classes = dict(classes or {})
         self.default = default

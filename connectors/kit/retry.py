@@ -67,27 +67,37 @@ class Waiter:
             self._sleep(seconds)
         elif self._stop is not None:
             if self._stop.wait(seconds):
-                raise Interrupted(f"stop requested during a {seconds:.1f}s wait; {what} was "
-                                  "not sent")
+                raise Interrupted(
+                    f"stop requested during a {seconds:.1f}s wait; {what} was not sent"
+                )
             return
         else:
             threading.Event().wait(seconds)
         self.check(what)
 
 
-def call_with_retry(fn: Callable[[], T], *, settings: RetrySettings, waiter: Waiter,
-                    stats: ConnectorStats, retry_on: type[E],
-                    describe: Callable[[], str], log: logging.Logger,
-                    exhausted: Callable[[E], Exception] | None = None) -> T:
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    settings: RetrySettings,
+    waiter: Waiter,
+    stats: ConnectorStats,
+    retry_on: type[E],
+    describe: Callable[[], str],
+    log: logging.Logger,
+    exhausted: Callable[[E], Exception] | None = None,
+) -> T:
     """Call ``fn``, retrying ``retry_on`` errors up to ``settings.attempts`` times in all.
 
     A ``retry_after`` on the error (a CRM's ``Retry-After``) replaces the computed backoff.
     Every retry counts in ``stats.retries``. After the last attempt ``exhausted(error)`` is
     raised if given, else the error itself.
     """
-    backoff = wait_exponential_jitter(multiplier=settings.initial_backoff_seconds,
-                                       max=settings.max_backoff_seconds,
-                                       jitter=settings.jitter_seconds)
+    backoff = wait_exponential_jitter(
+        multiplier=settings.initial_backoff_seconds,
+        max=settings.max_backoff_seconds,
+        jitter=settings.jitter_seconds,
+    )
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -100,14 +110,22 @@ def call_with_retry(fn: Callable[[], T], *, settings: RetrySettings, waiter: Wai
     def before_sleep(state: tenacity.RetryCallState) -> None:
         stats.retries += 1
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s: attempt %d failed (%s); retrying in %.1fs", describe(),
-                    state.attempt_number, exc, state.upcoming_sleep or 0.0)
+        log.warning(
+            "%s: attempt %d failed (%s); retrying in %.1fs",
+            describe(),
+            state.attempt_number,
+            exc,
+            state.upcoming_sleep or 0.0,
+        )
 
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(settings.attempts), wait=wait,
+        stop=tenacity.stop_after_attempt(settings.attempts),
+        wait=wait,
         retry=tenacity.retry_if_exception_type(retry_on),
-        sleep=lambda seconds: waiter.wait(seconds, describe()), reraise=True,
-        before_sleep=before_sleep)
+        sleep=lambda seconds: waiter.wait(seconds, describe()),
+        reraise=True,
+        before_sleep=before_sleep,
+    )
     try:
         return retrying(fn)
     except retry_on as exc:

@@ -63,8 +63,9 @@ class Quarantine:
     def reject(self, field: str, raw: Any, reason: str) -> None:
         self.problems.append(FieldProblem(field=field, excerpt=excerpt(raw), reason=reason))
 
-    def parse(self, field: str, raw: Any, parser: Callable[[Any], T], *,
-              what: str = "value") -> T | None:
+    def parse(
+        self, field: str, raw: Any, parser: Callable[[Any], T], *, what: str = "value"
+    ) -> T | None:
         """``parser(raw)``, or None with a problem recorded when it fails or is unstorable."""
         if raw is None:
             return None

@@ -11,5 +11,11 @@ from .config import (
 )
 from .connector import SalesforceConnector
 
-__all__ = ["ClientCredentialsAuth", "JwtBearerAuth", "RetrySettings", "SalesforceConfig",
-           "SalesforceConnector", "SessionAuth"]
+__all__ = [
+    "ClientCredentialsAuth",
+    "JwtBearerAuth",
+    "RetrySettings",
+    "SalesforceConfig",
+    "SalesforceConnector",
+    "SessionAuth",
+]

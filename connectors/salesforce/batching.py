@@ -32,11 +32,15 @@ def failed_whole(results: Sequence[RecordResult]) -> bool:
     if codes == {"UNABLE_TO_LOCK_ROW"}:
         return True
     return codes == {"CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY"} and all(
-        _LIMIT.search(r.message or "") for r in results)
+        _LIMIT.search(r.message or "") for r in results
+    )
 
 
-def write_splitting(items: Sequence[T], send: Callable[[Sequence[T]], list[RecordResult]],
-                    on_split: Callable[[int], None] | None = None) -> list[RecordResult]:
+def write_splitting(
+    items: Sequence[T],
+    send: Callable[[Sequence[T]], list[RecordResult]],
+    on_split: Callable[[int], None] | None = None,
+) -> list[RecordResult]:
     """``send(items)``; when the batch :func:`failed_whole`, send each half the same way.
 
     Results stay in input order. ``on_split`` is told the size of every batch that was split.
@@ -47,5 +51,6 @@ def write_splitting(items: Sequence[T], send: Callable[[Sequence[T]], list[Recor
     if on_split is not None:
         on_split(len(items))
     mid = len(items) // 2
-    return (write_splitting(items[:mid], send, on_split)
-            + write_splitting(items[mid:], send, on_split))
+    return write_splitting(items[:mid], send, on_split) + write_splitting(
+        items[mid:], send, on_split
+    )

@@ -10,19 +10,38 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connectors.kit.fields import FieldTypeName, merge_fields
 from connectors.kit.retry import RetrySettings
 
-__all__ = ["DEFAULT_FIELDS", "AuthSettings", "ClientCredentialsAuth", "JwtBearerAuth",
-           "RetrySettings", "SalesforceConfig", "SessionAuth"]
+__all__ = [
+    "DEFAULT_FIELDS",
+    "AuthSettings",
+    "ClientCredentialsAuth",
+    "JwtBearerAuth",
+    "RetrySettings",
+    "SalesforceConfig",
+    "SessionAuth",
+]
 
 _MODEL = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
 
 #: Canonical lead field name -> Salesforce Lead API name.
 DEFAULT_FIELDS: dict[str, str] = {
-    "status": "Status", "email": "Email", "first_name": "FirstName", "last_name": "LastName",
-    "title": "Title", "company": "Company", "industry": "Industry", "country": "Country",
-    "employees": "NumberOfEmployees", "annual_revenue": "AnnualRevenue",
-    "lead_source": "LeadSource", "created_at": "CreatedDate",
-    "last_activity_at": "LastActivityDate", "owner": "OwnerId", "budget": "Budget__c",
-    "authority": "Authority__c", "need": "Need__c", "timeline": "Timeline__c",
+    "status": "Status",
+    "email": "Email",
+    "first_name": "FirstName",
+    "last_name": "LastName",
+    "title": "Title",
+    "company": "Company",
+    "industry": "Industry",
+    "country": "Country",
+    "employees": "NumberOfEmployees",
+    "annual_revenue": "AnnualRevenue",
+    "lead_source": "LeadSource",
+    "created_at": "CreatedDate",
+    "last_activity_at": "LastActivityDate",
+    "owner": "OwnerId",
+    "budget": "Budget__c",
+    "authority": "Authority__c",
+    "need": "Need__c",
+    "timeline": "Timeline__c",
 }
 
 
@@ -64,8 +83,9 @@ class SessionAuth(BaseModel):
     """The access token / session id, sent as ``Authorization: Bearer``."""
 
 
-AuthSettings = Annotated[ClientCredentialsAuth | JwtBearerAuth | SessionAuth,
-                         Field(discriminator="type")]
+AuthSettings = Annotated[
+    ClientCredentialsAuth | JwtBearerAuth | SessionAuth, Field(discriminator="type")
+]
 
 
 class SalesforceConfig(BaseModel):

@@ -73,9 +73,13 @@ CRM = "salesforce"
 COLLECTION_LIMIT = 200
 
 #: Types of standard Lead fields whose JSON values need parsing; describe() refines this.
-_STANDARD_TYPES = {"CreatedDate": "datetime", "LastModifiedDate": "datetime",
-                   "SystemModstamp": "datetime", "LastActivityDate": "date",
-                   "ConvertedDate": "date"}
+_STANDARD_TYPES = {
+    "CreatedDate": "datetime",
+    "LastModifiedDate": "datetime",
+    "SystemModstamp": "datetime",
+    "LastActivityDate": "date",
+    "ConvertedDate": "date",
+}
 
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 #: REQUEST_LIMIT_EXCEEDED for concurrent requests says so in its message, e.g.
@@ -92,8 +96,14 @@ class _Transient(RetriableError):
     """Internal: a failure the retry layer retries (other RetriableErrors are not retried here,
     e.g. an expired query locator, which only a new pull can fix)."""
 
-    def __init__(self, reason: str, *, status: int | None = None, code: str | None = None,
-                 retry_after: float | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(reason, retry_after=retry_after, crm=CRM, status=status, code=code)
         self.reason = reason
 
@@ -113,19 +123,30 @@ _AUTH = _Meaning(AuthError, "check the integration user's permissions and {auth}
 #: Whole-request failures by (HTTP status, errorCode), see
 #: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm.
 #: Server errors, maintenance (503 with an HTML body) and 420 edge routing are retried.
-_REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable({
-    (420, ANY): _RETRY, (500, ANY): _RETRY, (502, ANY): _RETRY, (503, ANY): _RETRY,
-    (504, ANY): _RETRY,
-    # The org's daily allowance is spent: retrying only burns more.
-    (403, "REQUEST_LIMIT_EXCEEDED"): _Meaning(BudgetExhausted, "daily API limit exceeded"),
-    (ANY, "INVALID_QUERY_LOCATOR"): _Meaning(
-        RetriableError, "the query cursor expired; the next pull restarts from the saved cursor"),
-    (ANY, "MALFORMED_QUERY"): _FIELDS, (ANY, "INVALID_FIELD"): _FIELDS,
-    (ANY, "INVALID_TYPE"): _FIELDS,
-    (404, ANY): _Meaning(ConfigurationError, "resource not found; check "
-                         "salesforce.instance_url and salesforce.api_version"),
-    (401, ANY): _AUTH, (403, ANY): _AUTH,
-}, default=_Meaning(FatalError))
+_REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable(
+    {
+        (420, ANY): _RETRY,
+        (500, ANY): _RETRY,
+        (502, ANY): _RETRY,
+        (503, ANY): _RETRY,
+        (504, ANY): _RETRY,
+        # The org's daily allowance is spent: retrying only burns more.
+        (403, "REQUEST_LIMIT_EXCEEDED"): _Meaning(BudgetExhausted, "daily API limit exceeded"),
+        (ANY, "INVALID_QUERY_LOCATOR"): _Meaning(
+            RetriableError, "the query cursor expired; the next pull restarts from the saved cursor"
+        ),
+        (ANY, "MALFORMED_QUERY"): _FIELDS,
+        (ANY, "INVALID_FIELD"): _FIELDS,
+        (ANY, "INVALID_TYPE"): _FIELDS,
+        (404, ANY): _Meaning(
+            ConfigurationError,
+            "resource not found; check salesforce.instance_url and salesforce.api_version",
+        ),
+        (401, ANY): _AUTH,
+        (403, ANY): _AUTH,
+    },
+    default=_Meaning(FatalError),
+)
 
 
 def _next_page(url: str, **kwargs: Any) -> Callable[[Salesforce], dict[str, Any]]:
@@ -138,14 +159,23 @@ def _error_code(exc: SalesforceError) -> tuple[str | None, str]:
     # simple-salesforce annotates ``content`` as bytes, but it stores the parsed JSON body there.
     content: object = exc.content
     if isinstance(content, list) and content and isinstance(content[0], Mapping):
-        return (str(content[0].get("errorCode") or "") or None,
-                str(content[0].get("message") or "")[:300])
+        return (
+            str(content[0].get("errorCode") or "") or None,
+            str(content[0].get("message") or "")[:300],
+        )
     return None, ""
 
 
 #: Describe types -> the rule language's value types (others are text).
-_SF_KINDS = {"double": "number", "currency": "number", "percent": "number", "int": "integer",
-             "boolean": "boolean", "datetime": "datetime", "date": "datetime"}
+_SF_KINDS = {
+    "double": "number",
+    "currency": "number",
+    "percent": "number",
+    "int": "integer",
+    "boolean": "boolean",
+    "datetime": "datetime",
+    "date": "datetime",
+}
 
 
 class SalesforceConnector(Connector):
@@ -162,8 +192,13 @@ class SalesforceConnector(Connector):
     max_batch_size: int = COLLECTION_LIMIT  # lowered per instance by salesforce.batch_size
     max_membership_batch = COLLECTION_LIMIT
 
-    def __init__(self, config: SalesforceConfig, *, clock: Callable[[], datetime] = _utc_now,
-                 sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: SalesforceConfig,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self._config = config
         self._clock = clock
         self._waiter = Waiter(sleep)
@@ -208,7 +243,9 @@ class SalesforceConnector(Connector):
         problems: list[str] = []
         rows = self._query_records(
             "SELECT ApiName, MasterLabel, IsConverted, IsDefault, SortOrder FROM LeadStatus "
-            "ORDER BY SortOrder", "query of LeadStatus")
+            "ORDER BY SortOrder",
+            "query of LeadStatus",
+        )
         available = {str(r["ApiName"]) for r in rows}
         converted = {str(r["ApiName"]) for r in rows if r.get("IsConverted")}
         missing_statuses = statuses - available
@@ -217,14 +254,18 @@ class SalesforceConnector(Connector):
             problems.append(
                 f"Lead status {status!r} used by the rules does not exist in this Salesforce "
                 f"org (it has: {', '.join(sorted(available))}); add it under Setup > Lead "
-                "Status or change the rules")
+                "Status or change the rules"
+            )
         for status in sorted(statuses & converted):
             problems.append(
                 f"Lead status {status!r} is a converted status: Salesforce sets it only by lead "
-                "conversion, so syncd cannot write it; change the rules")
+                "conversion, so syncd cannot write it; change the rules"
+            )
 
-        describe = self._call("describe of Lead", lambda sf: sf.restful(
-            "sobjects/Lead/describe", timeout=self._config.timeout_seconds))
+        describe = self._call(
+            "describe of Lead",
+            lambda sf: sf.restful("sobjects/Lead/describe", timeout=self._config.timeout_seconds),
+        )
         by_name = {str(f["name"]): f for f in (describe or {}).get("fields", [])}
         self._field_types.update({n: str(f.get("type")) for n, f in by_name.items()})
         mapping = self._config.fields
@@ -233,30 +274,44 @@ class SalesforceConnector(Connector):
         # absent fields out, so a query never fails with INVALID_FIELD on them.
         self._absent = {c for c, api in mapping.items() if api not in by_name}
         missing_fields |= self._absent
-        kinds = {c: _SF_KINDS.get(str(by_name[api].get("type")), "string")
-                 for c, api in mapping.items() if api in by_name}
+        kinds = {
+            c: _SF_KINDS.get(str(by_name[api].get("type")), "string")
+            for c, api in mapping.items()
+            if api in by_name
+        }
         for canonical in sorted(self._absent & (fields | {"status"})):
             problems.append(
                 f"Lead has no field {mapping[canonical]!r} (mapped from {canonical!r} in "
-                f"salesforce.fields), which syncd writes; fix the mapping or create the field")
+                f"salesforce.fields), which syncd writes; fix the mapping or create the field"
+            )
         writable = {c for c, api in mapping.items() if by_name.get(api, {}).get("updateable")}
         for canonical in sorted(fields):
             written = mapping.get(canonical)
             if written is None:
                 missing_fields.add(canonical)
-                problems.append(f"field {canonical!r} written by the rules has no Salesforce "
-                                "mapping; add it to salesforce.fields")
+                problems.append(
+                    f"field {canonical!r} written by the rules has no Salesforce "
+                    "mapping; add it to salesforce.fields"
+                )
             elif written in by_name and canonical not in writable:
                 problems.append(
                     f"Lead.{written} ({canonical!r}) is not updateable by the integration user; "
                     "grant edit access to it (field-level security) or stop writing it in the "
-                    "rules")
+                    "rules"
+                )
 
         warnings, refused = self._check_record_types(describe, statuses & available)
         self._check_campaigns(newsletters, problems)
-        return Preflight(statuses=available, writable_fields=writable, problems=problems,
-                         missing_statuses=missing_statuses, missing_fields=missing_fields,
-                         field_kinds=kinds, warnings=warnings, partly_refused_statuses=refused)
+        return Preflight(
+            statuses=available,
+            writable_fields=writable,
+            problems=problems,
+            missing_statuses=missing_statuses,
+            missing_fields=missing_fields,
+            field_kinds=kinds,
+            warnings=warnings,
+            partly_refused_statuses=refused,
+        )
 
     def _check_campaigns(self, newsletters: set[str], problems: list[str]) -> None:
         """Every newsletter the rules use has a Campaign Id that exists and is visible."""
@@ -264,23 +319,32 @@ class SalesforceConnector(Connector):
         for name in sorted(newsletters):
             cid = self._config.newsletters.get(name)
             if cid is None:
-                problems.append(f"newsletter {name!r} used by the rules has no Campaign Id; add "
-                                "it to salesforce.newsletters")
+                problems.append(
+                    f"newsletter {name!r} used by the rules has no Campaign Id; add "
+                    "it to salesforce.newsletters"
+                )
             else:
                 campaign_ids[name] = cid
         if campaign_ids:
-            found = self._query_records(format_soql(
-                "SELECT Id, Name, IsActive FROM Campaign WHERE Id IN {ids}",
-                ids=sorted(set(campaign_ids.values()))), "query of Campaign")
+            found = self._query_records(
+                format_soql(
+                    "SELECT Id, Name, IsActive FROM Campaign WHERE Id IN {ids}",
+                    ids=sorted(set(campaign_ids.values())),
+                ),
+                "query of Campaign",
+            )
             present = {str(r["Id"])[:15] for r in found}
             for name, cid in sorted(campaign_ids.items()):
                 if cid[:15] not in present:
-                    problems.append(f"Campaign {cid} (newsletter {name!r}) does not exist or is "
-                                    "not visible to the integration user; fix "
-                                    "salesforce.newsletters")
+                    problems.append(
+                        f"Campaign {cid} (newsletter {name!r}) does not exist or is "
+                        "not visible to the integration user; fix "
+                        "salesforce.newsletters"
+                    )
 
-    def _check_record_types(self, describe: Any, statuses: set[str]
-                            ) -> tuple[list[str], dict[str, list[str]]]:
+    def _check_record_types(
+        self, describe: Any, statuses: set[str]
+    ) -> tuple[list[str], dict[str, list[str]]]:
         """Which target statuses some Lead record types do not allow (docs/crm-api.md#a14).
 
         Record types come from describe's ``recordTypeInfos`` (the master type, which allows
@@ -289,29 +353,41 @@ class SalesforceConnector(Connector):
         works on the others, so this is a warning, not a start-up problem; writes to leads of
         those types fail per record and say so.
         """
-        infos = [i for i in (describe or {}).get("recordTypeInfos") or []
-                 if isinstance(i, Mapping) and not i.get("master") and i.get("active", True)
-                 and i.get("recordTypeId")]
+        infos = [
+            i
+            for i in (describe or {}).get("recordTypeInfos") or []
+            if isinstance(i, Mapping)
+            and not i.get("master")
+            and i.get("active", True)
+            and i.get("recordTypeId")
+        ]
         refused: dict[str, list[str]] = {}
         for info in infos:
-            rt_id, name = str(info["recordTypeId"]), str(info.get("developerName")
-                                                         or info.get("name") or "")
+            rt_id, name = (
+                str(info["recordTypeId"]),
+                str(info.get("developerName") or info.get("name") or ""),
+            )
             path = f"ui-api/object-info/Lead/picklist-values/{rt_id}/Status"
 
             def read(sf: Salesforce, path: str = path) -> Any:
                 return sf.restful(path, timeout=self._config.timeout_seconds)
 
             picklist = self._call(f"Status values of record type {name}", read)
-            allowed = {str(v.get("value")) for v in (picklist or {}).get("values") or []
-                       if isinstance(v, Mapping)}
+            allowed = {
+                str(v.get("value"))
+                for v in (picklist or {}).get("values") or []
+                if isinstance(v, Mapping)
+            }
             for status in sorted(statuses - allowed):
                 refused.setdefault(status, []).append(name)
         self._refused_by_record_type = refused
-        warnings = [f"Lead status {status!r} is not allowed for record types "
-                    f"{', '.join(types)}: writing it to leads of those types fails per record "
-                    "(INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST); add it to their Lead Status "
-                    "values or keep the rules off them" for status, types in sorted(
-                        refused.items())]
+        warnings = [
+            f"Lead status {status!r} is not allowed for record types "
+            f"{', '.join(types)}: writing it to leads of those types fails per record "
+            "(INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST); add it to their Lead Status "
+            "values or keep the rules off them"
+            for status, types in sorted(refused.items())
+        ]
         return warnings, refused
 
     def reconcile_required(self, since: Cursor | None) -> bool:
@@ -350,18 +426,29 @@ class SalesforceConnector(Connector):
         self.last_pull_was_full_reconcile = full
         if full:
             read_at = since.read_at or since.modified_at  # type: ignore[union-attr]
-            log.warning("Salesforce cursor was last read at %s, longer ago than "
-                        "salesforce.delete_log_days=%d; running a full reconcile",
-                        read_at.isoformat(), cfg.delete_log_days)
+            log.warning(
+                "Salesforce cursor was last read at %s, longer ago than "
+                "salesforce.delete_log_days=%d; running a full reconcile",
+                read_at.isoformat(),
+                cfg.delete_log_days,
+            )
             since = None
         start = overlap_start(since, timedelta(seconds=cfg.overlap_seconds))
-        soql = lead_stream_query(self._read_fields().values(), since=None if start else since,
-                                 start=start, until=upper, overlap_cursor=since,
-                                 me=self.integration_user_id)
-        kwargs = {"headers": {"Sforce-Query-Options": f"batchSize={cfg.page_size}"},
-                  "timeout": cfg.timeout_seconds}
-        result = self._call("query of Lead", lambda sf: sf.query(
-            soql, include_deleted=True, **kwargs))
+        soql = lead_stream_query(
+            self._read_fields().values(),
+            since=None if start else since,
+            start=start,
+            until=upper,
+            overlap_cursor=since,
+            me=self.integration_user_id,
+        )
+        kwargs = {
+            "headers": {"Sforce-Query-Options": f"batchSize={cfg.page_size}"},
+            "timeout": cfg.timeout_seconds,
+        }
+        result = self._call(
+            "query of Lead", lambda sf: sf.query(soql, include_deleted=True, **kwargs)
+        )
         # A lead whose SystemModstamp cannot be parsed keeps the position of the one before it.
         position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
         total = result.get("totalSize")  # of the whole query, not of this page
@@ -372,8 +459,11 @@ class SalesforceConnector(Connector):
                 position = lead.modified_at
                 leads.append(lead)
             if leads:
-                yield Page(leads, advance_cursor(leads, since, started),
-                           total=total if isinstance(total, int) else None)
+                yield Page(
+                    leads,
+                    advance_cursor(leads, since, started),
+                    total=total if isinstance(total, int) else None,
+                )
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 if not leads:
@@ -381,8 +471,9 @@ class SalesforceConnector(Connector):
                     if empty is not None:
                         yield empty
                 return
-            result = self._call("query of Lead (next page)",
-                                _next_page(next_url, include_deleted=True, **kwargs))
+            result = self._call(
+                "query of Lead (next page)", _next_page(next_url, include_deleted=True, **kwargs)
+            )
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         """PATCH up to ``batch_size`` leads through sObject Collections, ``allOrNone: false``
@@ -401,30 +492,47 @@ class SalesforceConnector(Connector):
         if not changes:
             return []
         if len(changes) > self.max_batch_size:
-            raise ValueError(f"write_batch got {len(changes)} changes; this Salesforce "
-                             f"connector sends at most {self.max_batch_size} "
-                             "(salesforce.batch_size)")
+            raise ValueError(
+                f"write_batch got {len(changes)} changes; this Salesforce "
+                f"connector sends at most {self.max_batch_size} "
+                "(salesforce.batch_size)"
+            )
 
         def split(size: int) -> None:
-            log.warning("Salesforce failed a whole batch of %d leads with a limit error (org "
-                        "automation); sending it again in halves. Lower salesforce.batch_size "
-                        "if this recurs", size)
+            log.warning(
+                "Salesforce failed a whole batch of %d leads with a limit error (org "
+                "automation); sending it again in halves. Lower salesforce.batch_size "
+                "if this recurs",
+                size,
+            )
 
         results = write_splitting(list(changes), self._send_update, split)
         return self._annotated(changes, self._counted(results))
 
     def _send_update(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
-        records = [{"attributes": {"type": "Lead"}, "id": c.lead_id,
-                    **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()},
-                    **{k: self._wire_value(v) for k, v in c.crm_fields.items()}}
-                   for c in changes]
+        records = [
+            {
+                "attributes": {"type": "Lead"},
+                "id": c.lead_id,
+                **{self._api_name(k): self._wire_value(v) for k, v in c.fields.items()},
+                **{k: self._wire_value(v) for k, v in c.crm_fields.items()},
+            }
+            for c in changes
+        ]
         headers = {"Sforce-Auto-Assign": "TRUE" if self._config.auto_assign else "FALSE"}
         if self._config.duplicate_rule_allow_save is not None:
             allow = "true" if self._config.duplicate_rule_allow_save else "false"
             headers["Sforce-Duplicate-Rule-Header"] = f"allowSave={allow}"
-        results = self._call(f"update of {len(records)} leads", lambda sf: sf.restful(
-            "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records},
-            headers=headers, timeout=self._config.timeout_seconds))
+        results = self._call(
+            f"update of {len(records)} leads",
+            lambda sf: sf.restful(
+                "composite/sobjects",
+                method="PATCH",
+                json={"allOrNone": False, "records": records},
+                headers=headers,
+                timeout=self._config.timeout_seconds,
+            ),
+        )
         return self._map_results(results, [c.lead_id for c in changes], "update", count=False)
 
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
@@ -433,8 +541,9 @@ class SalesforceConnector(Connector):
                 self.stats.record_errors[r.error_code] += 1
         return results
 
-    def _annotated(self, changes: Sequence[LeadChange],
-                   results: list[RecordResult]) -> list[RecordResult]:
+    def _annotated(
+        self, changes: Sequence[LeadChange], results: list[RecordResult]
+    ) -> list[RecordResult]:
         """Say when a refused status is one that some record types do not allow."""
         if not self._refused_by_record_type:
             return results
@@ -444,10 +553,13 @@ class SalesforceConnector(Connector):
             types = self._refused_by_record_type.get(str(status))
             if result.error_code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" and types:
                 result = RecordResult(  # noqa: PLW2901 - the same record, explained
-                    result.lead_id, result.outcome, result.error_code,
+                    result.lead_id,
+                    result.outcome,
+                    result.error_code,
                     f"{result.message}; record types {', '.join(types)} do not allow status "
                     f"{status!r} (Setup > Object Manager > Lead > Record Types > Lead Status); "
-                    "start-up warned about it")
+                    "start-up warned about it",
+                )
             out.append(result)
         return out
 
@@ -461,26 +573,44 @@ class SalesforceConnector(Connector):
         if not lead_ids:
             return []
         if len(lead_ids) > COLLECTION_LIMIT:
-            raise ValueError(f"add_to_newsletter got {len(lead_ids)} leads; Salesforce "
-                             f"collections take at most {COLLECTION_LIMIT}")
+            raise ValueError(
+                f"add_to_newsletter got {len(lead_ids)} leads; Salesforce "
+                f"collections take at most {COLLECTION_LIMIT}"
+            )
         campaign_id = self._config.newsletters.get(newsletter)
         if campaign_id is None:
-            raise ConfigurationError(f"newsletter {newsletter!r} has no Campaign Id; add it to "
-                                     "salesforce.newsletters", crm=CRM)
-        extra = ({"Status": self._config.campaign_member_status}
-                 if self._config.campaign_member_status else {})
-        records = [{"attributes": {"type": "CampaignMember"}, "CampaignId": campaign_id,
-                    "LeadId": lid, **extra} for lid in lead_ids]
-        results = self._call(f"add of {len(records)} leads to campaign {campaign_id}",
-                             lambda sf: sf.restful(
-                                 "composite/sobjects", method="POST",
-                                 json={"allOrNone": False, "records": records},
-                                 timeout=self._config.timeout_seconds))
-        return self._map_results(results, list(lead_ids), "membership",
-                                 duplicate_is_success=True)
+            raise ConfigurationError(
+                f"newsletter {newsletter!r} has no Campaign Id; add it to salesforce.newsletters",
+                crm=CRM,
+            )
+        extra = (
+            {"Status": self._config.campaign_member_status}
+            if self._config.campaign_member_status
+            else {}
+        )
+        records = [
+            {
+                "attributes": {"type": "CampaignMember"},
+                "CampaignId": campaign_id,
+                "LeadId": lid,
+                **extra,
+            }
+            for lid in lead_ids
+        ]
+        results = self._call(
+            f"add of {len(records)} leads to campaign {campaign_id}",
+            lambda sf: sf.restful(
+                "composite/sobjects",
+                method="POST",
+                json={"allOrNone": False, "records": records},
+                timeout=self._config.timeout_seconds,
+            ),
+        )
+        return self._map_results(results, list(lead_ids), "membership", duplicate_is_success=True)
 
-    def remove_from_newsletter(self, newsletter: str,
-                               lead_ids: Sequence[str]) -> list[RecordResult]:
+    def remove_from_newsletter(
+        self, newsletter: str, lead_ids: Sequence[str]
+    ) -> list[RecordResult]:
         """Delete the leads' CampaignMember rows; a lead that is no member is ``OK``.
 
         Two calls per batch: a query of the member ids by CampaignId and LeadId, then one
@@ -495,16 +625,22 @@ class SalesforceConnector(Connector):
         if not lead_ids:
             return []
         if len(lead_ids) > COLLECTION_LIMIT:
-            raise ValueError(f"remove_from_newsletter got {len(lead_ids)} leads; Salesforce "
-                             f"collections take at most {COLLECTION_LIMIT}")
+            raise ValueError(
+                f"remove_from_newsletter got {len(lead_ids)} leads; Salesforce "
+                f"collections take at most {COLLECTION_LIMIT}"
+            )
         campaign_id = self._config.newsletters.get(newsletter)
         if campaign_id is None:
-            raise ConfigurationError(f"newsletter {newsletter!r} has no Campaign Id; add it to "
-                                     "salesforce.newsletters", crm=CRM)
+            raise ConfigurationError(
+                f"newsletter {newsletter!r} has no Campaign Id; add it to salesforce.newsletters",
+                crm=CRM,
+            )
         quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in lead_ids)
         rows = self._query_records(
             f"SELECT Id, LeadId FROM CampaignMember WHERE CampaignId = '{_soql_id(campaign_id)}'"
-            f" AND LeadId IN ({quoted})", f"query of members of campaign {campaign_id}")
+            f" AND LeadId IN ({quoted})",
+            f"query of members of campaign {campaign_id}",
+        )
         member_of = {str(r["LeadId"]): str(r["Id"]) for r in rows}
         # Ids compare on their 15-character form: the query may answer 18-character ids.
         by_prefix = {lid[:15]: mid for lid, mid in member_of.items()}
@@ -513,13 +649,21 @@ class SalesforceConnector(Connector):
         results = {lid: RecordResult(lid, Outcome.OK) for lid in lead_ids}
         if to_delete:
             ids = ",".join(mid for _, mid in to_delete)
-            answer = self._call(f"removal of {len(to_delete)} leads from campaign {campaign_id}",
-                                lambda sf: sf.restful(
-                                    f"composite/sobjects?ids={ids}&allOrNone=false",
-                                    method="DELETE", timeout=self._config.timeout_seconds))
+            answer = self._call(
+                f"removal of {len(to_delete)} leads from campaign {campaign_id}",
+                lambda sf: sf.restful(
+                    f"composite/sobjects?ids={ids}&allOrNone=false",
+                    method="DELETE",
+                    timeout=self._config.timeout_seconds,
+                ),
+            )
             # A member deleted meanwhile (ENTITY_IS_DELETED) is as good as removed.
-            mapped = self._map_results(answer, [lid for lid, _ in to_delete], "membership removal",
-                                       duplicate_is_success=False)
+            mapped = self._map_results(
+                answer,
+                [lid for lid, _ in to_delete],
+                "membership removal",
+                duplicate_is_success=False,
+            )
             for r in mapped:
                 gone = r.error_code in ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
                 results[r.lead_id] = RecordResult(r.lead_id, Outcome.OK) if gone else r
@@ -527,8 +671,10 @@ class SalesforceConnector(Connector):
 
     def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField]:
         """From the Lead describe: existence, ``updateable`` and ``length`` of text fields."""
-        describe = self._call("describe of Lead", lambda sf: sf.restful(
-            "sobjects/Lead/describe", timeout=self._config.timeout_seconds))
+        describe = self._call(
+            "describe of Lead",
+            lambda sf: sf.restful("sobjects/Lead/describe", timeout=self._config.timeout_seconds),
+        )
         by_name = {str(f["name"]).lower(): f for f in (describe or {}).get("fields", [])}
         out: dict[str, CrmField] = {}
         for name in names:
@@ -546,10 +692,11 @@ class SalesforceConnector(Connector):
         now = self._clock()
         out: list[RemoteLead] = []
         for start in range(0, len(lead_ids), COLLECTION_LIMIT):
-            chunk = lead_ids[start:start + COLLECTION_LIMIT]
+            chunk = lead_ids[start : start + COLLECTION_LIMIT]
             quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in chunk)
-            records = self._query_records(f"SELECT {fields} FROM Lead WHERE Id IN ({quoted})",
-                                          f"read of {len(chunk)} leads")
+            records = self._query_records(
+                f"SELECT {fields} FROM Lead WHERE Id IN ({quoted})", f"read of {len(chunk)} leads"
+            )
             out.extend(self._to_remote(r, now) for r in records)
         return out
 
@@ -572,20 +719,27 @@ class SalesforceConnector(Connector):
     def _to_remote(self, record: Mapping[str, Any], position: datetime) -> RemoteLead:
         """One query record as a lead; values syncd cannot use are nulled and reported."""
         quarantine = Quarantine()
-        fields = {canonical: self._parse_value(quarantine, canonical, api, record.get(api))
-                  for canonical, api in self._read_fields().items()}
-        modified = quarantine.parse("modified_at", record.get("SystemModstamp"), parse_datetime,
-                                    what="SystemModstamp")
+        fields = {
+            canonical: self._parse_value(quarantine, canonical, api, record.get(api))
+            for canonical, api in self._read_fields().items()
+        }
+        modified = quarantine.parse(
+            "modified_at", record.get("SystemModstamp"), parse_datetime, what="SystemModstamp"
+        )
         user = self.integration_user_id
         by = record.get("LastModifiedById")
         # Ids compare on their 15-character case-sensitive form (the 18-char suffix is a
         # checksum).
         by_integration = None if user is None or by is None else str(by)[:15] == user[:15]
-        return RemoteLead(id=str(record["Id"]), modified_at=modified or position,
-                          fields=fields, deleted=bool(record.get("IsDeleted")),
-                          converted=bool(record.get("IsConverted")),
-                          modified_by_integration=by_integration,
-                          problems=quarantine.problems)
+        return RemoteLead(
+            id=str(record["Id"]),
+            modified_at=modified or position,
+            fields=fields,
+            deleted=bool(record.get("IsDeleted")),
+            converted=bool(record.get("IsConverted")),
+            modified_by_integration=by_integration,
+            problems=quarantine.problems,
+        )
 
     def _read_fields(self) -> dict[str, str]:
         """The mapping pulls read: every mapped field the org has (as far as known)."""
@@ -604,8 +758,10 @@ class SalesforceConnector(Connector):
     def _api_name(self, canonical: str) -> str:
         api = self._config.fields.get(canonical)
         if api is None:
-            raise ConfigurationError(f"field {canonical!r} has no Salesforce mapping; add it to "
-                                     "salesforce.fields", crm=CRM)
+            raise ConfigurationError(
+                f"field {canonical!r} has no Salesforce mapping; add it to salesforce.fields",
+                crm=CRM,
+            )
         return api
 
     @staticmethod
@@ -614,15 +770,26 @@ class SalesforceConnector(Connector):
             return format_wire_datetime(value)
         return value
 
-    def _map_results(self, results: Any, ids: list[str], what: str, *,
-                     duplicate_is_success: bool = False, count: bool = True
-                     ) -> list[RecordResult]:
+    def _map_results(
+        self,
+        results: Any,
+        ids: list[str],
+        what: str,
+        *,
+        duplicate_is_success: bool = False,
+        count: bool = True,
+    ) -> list[RecordResult]:
         if not isinstance(results, list) or len(results) != len(ids):
             got = len(results) if isinstance(results, list) else type(results).__name__
-            raise RetriableError(f"Salesforce {what} call answered {got} results for {len(ids)} "
-                                 "records; the batch outcome is unknown, retry it", crm=CRM)
-        mapped = [classify_save_result(r, lid, duplicate_is_success=duplicate_is_success)
-                  for r, lid in zip(results, ids, strict=True)]
+            raise RetriableError(
+                f"Salesforce {what} call answered {got} results for {len(ids)} "
+                "records; the batch outcome is unknown, retry it",
+                crm=CRM,
+            )
+        mapped = [
+            classify_save_result(r, lid, duplicate_is_success=duplicate_is_success)
+            for r, lid in zip(results, ids, strict=True)
+        ]
         return self._counted(mapped) if count else mapped
 
     # -- calling Salesforce ---------------------------------------------------------------------
@@ -644,7 +811,10 @@ class SalesforceConnector(Connector):
             raise BudgetExhausted(
                 f"Salesforce daily API use is {used}/{limit}, at or past "
                 f"salesforce.max_daily_api_share={share}; {what} not sent, pausing until "
-                f"{resume.isoformat()}", resume_at=resume, crm=CRM)
+                f"{resume.isoformat()}",
+                resume_at=resume,
+                crm=CRM,
+            )
 
     def _login(self) -> Salesforce:
         try:
@@ -652,23 +822,36 @@ class SalesforceConnector(Connector):
         except RetriableError as exc:
             raise _Transient(str(exc), status=exc.status) from None
         self._token = token
-        self._sf = Salesforce(instance_url=self._config.instance_url,
-                              session_id=token.access_token, session=self._http,
-                              version=self._config.api_version)
+        self._sf = Salesforce(
+            instance_url=self._config.instance_url,
+            session_id=token.access_token,
+            session=self._http,
+            version=self._config.api_version,
+        )
         return self._sf
 
     def _call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
         attempts = self._config.retry.attempts
 
         def exhausted(exc: _Transient) -> RetriableError:
-            return RetriableError(f"Salesforce {what} failed {attempts} times ({exc.reason}); "
-                                  "try again later", crm=CRM, status=exc.status, code=exc.code,
-                                  retry_after=exc.retry_after)
+            return RetriableError(
+                f"Salesforce {what} failed {attempts} times ({exc.reason}); try again later",
+                crm=CRM,
+                status=exc.status,
+                code=exc.code,
+                retry_after=exc.retry_after,
+            )
 
-        return call_with_retry(lambda: self._attempt(what, fn), settings=self._config.retry,
-                               waiter=self._waiter, stats=self.stats, retry_on=_Transient,
-                               describe=lambda: f"Salesforce {what}", log=log,
-                               exhausted=exhausted)
+        return call_with_retry(
+            lambda: self._attempt(what, fn),
+            settings=self._config.retry,
+            waiter=self._waiter,
+            stats=self.stats,
+            retry_on=_Transient,
+            describe=lambda: f"Salesforce {what}",
+            log=log,
+            exhausted=exhausted,
+        )
 
     def _attempt(self, what: str, fn: Callable[[Salesforce], T]) -> T:
         self._waiter.check(f"Salesforce {what}")
@@ -685,9 +868,13 @@ class SalesforceConnector(Connector):
             try:
                 return self._invoke(what, fn, sf)
             except SalesforceExpiredSession:
-                raise AuthError(f"Salesforce rejected a freshly granted session during {what} "
-                                f"(INVALID_SESSION_ID twice); check {self._auth.settings_hint}",
-                                crm=CRM, status=401, code="INVALID_SESSION_ID") from None
+                raise AuthError(
+                    f"Salesforce rejected a freshly granted session during {what} "
+                    f"(INVALID_SESSION_ID twice); check {self._auth.settings_hint}",
+                    crm=CRM,
+                    status=401,
+                    code="INVALID_SESSION_ID",
+                ) from None
 
     def _invoke(self, what: str, fn: Callable[[Salesforce], T], sf: Salesforce) -> T:
         self.stats.calls += 1
@@ -700,9 +887,11 @@ class SalesforceConnector(Connector):
             raise self._translate(what, exc) from None
         except requests.exceptions.SSLError:
             self.stats.errors["TLS"] += 1
-            raise FatalError(f"TLS verification of {self._config.instance_url} failed during "
-                             f"{what}; check salesforce.ca_bundle and salesforce.instance_url",
-                             crm=CRM) from None
+            raise FatalError(
+                f"TLS verification of {self._config.instance_url} failed during "
+                f"{what}; check salesforce.ca_bundle and salesforce.instance_url",
+                crm=CRM,
+            ) from None
         except requests.RequestException as exc:
             kind = type(exc).__name__
             self.stats.errors[kind] += 1
@@ -717,9 +906,12 @@ class SalesforceConnector(Connector):
         if code == "REQUEST_LIMIT_EXCEEDED" and _CONCURRENT.search(message):
             # Too many long-running requests at once: gone in seconds, unlike the daily
             # allowance; wait briefly and retry (docs/crm-api.md#a11).
-            return _Transient(f"{detail}; too many concurrent long-running requests in the org",
-                              status=status, code=code,
-                              retry_after=self._config.concurrent_limit_backoff_seconds)
+            return _Transient(
+                f"{detail}; too many concurrent long-running requests in the org",
+                status=status,
+                code=code,
+                retry_after=self._config.concurrent_limit_backoff_seconds,
+            )
         if status == 410:
             return self._retired_version(what, detail)
         meaning = _REQUEST_ERRORS.lookup(status, code)
@@ -730,8 +922,13 @@ class SalesforceConnector(Connector):
         if meaning.error is BudgetExhausted:
             self.stats.budget_stops += 1
             resume = self._clock() + timedelta(seconds=self._config.budget_pause_seconds)
-            return BudgetExhausted(f"{text}; pausing until {resume.isoformat()}",
-                                   resume_at=resume, crm=CRM, status=status, code=code)
+            return BudgetExhausted(
+                f"{text}; pausing until {resume.isoformat()}",
+                resume_at=resume,
+                crm=CRM,
+                status=status,
+                code=code,
+            )
         return meaning.error(text, crm=CRM, status=status, code=code)
 
     def _retired_version(self, what: str, detail: str) -> ConfigurationError:
@@ -740,18 +937,29 @@ class SalesforceConnector(Connector):
         version = self._config.api_version
         served = ""
         try:
-            reply = self._http.get(f"{self._config.instance_url.rstrip('/')}/services/data/",
-                                   timeout=self._config.timeout_seconds)
-            versions = sorted((str(v["version"]) for v in reply.json()
-                               if isinstance(v, Mapping) and v.get("version")), key=float)
+            reply = self._http.get(
+                f"{self._config.instance_url.rstrip('/')}/services/data/",
+                timeout=self._config.timeout_seconds,
+            )
+            versions = sorted(
+                (
+                    str(v["version"])
+                    for v in reply.json()
+                    if isinstance(v, Mapping) and v.get("version")
+                ),
+                key=float,
+            )
             if versions:
                 served = f" (this org serves {versions[0]} to {versions[-1]})"
         except (requests.RequestException, ValueError, TypeError, KeyError):
             pass  # the advice stands without the range
         return ConfigurationError(
             f"Salesforce refused {what} ({detail}): API version {version} is retired; set "
-            f"salesforce.api_version to a supported version{served}", crm=CRM, status=410,
-            code="GONE")
+            f"salesforce.api_version to a supported version{served}",
+            crm=CRM,
+            status=410,
+            code="GONE",
+        )
 
 
 def _soql_id(value: str) -> str:

@@ -17,27 +17,35 @@ __all__ = ["RECORD_OUTCOMES", "classify_save_result"]
 #: Per-record outcomes by SaveResult statusCode; any other code is a permanent failure
 #: (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, FIELD_CUSTOM_VALIDATION_EXCEPTION,
 #: CANNOT_UPDATE_CONVERTED_LEAD, ENTITY_IS_DELETED, ...).
-RECORD_OUTCOMES: ErrorTable[Outcome] = ErrorTable({
-    # Transient: the same write may succeed on a later attempt.
-    (ANY, "UNABLE_TO_LOCK_ROW"): Outcome.RETRY,  # row lock contention (crm-api A10)
-    (ANY, "REQUEST_RUNNING_TOO_LONG"): Outcome.RETRY,
-    (ANY, "SERVER_UNAVAILABLE"): Outcome.RETRY,
-    # The record was fine; another one failed the batch.
-    (ANY, "ALL_OR_NONE_OPERATION_ROLLED_BACK"): Outcome.RETRY,
-}, default=Outcome.FAILED)
+RECORD_OUTCOMES: ErrorTable[Outcome] = ErrorTable(
+    {
+        # Transient: the same write may succeed on a later attempt.
+        (ANY, "UNABLE_TO_LOCK_ROW"): Outcome.RETRY,  # row lock contention (crm-api A10)
+        (ANY, "REQUEST_RUNNING_TOO_LONG"): Outcome.RETRY,
+        (ANY, "SERVER_UNAVAILABLE"): Outcome.RETRY,
+        # The record was fine; another one failed the batch.
+        (ANY, "ALL_OR_NONE_OPERATION_ROLLED_BACK"): Outcome.RETRY,
+    },
+    default=Outcome.FAILED,
+)
 
 #: For an idempotent add, failures that mean "this is already in place".
-ALREADY_DONE: ErrorTable[bool] = ErrorTable({
-    (ANY, "DUPLICATE_VALUE"): True,  # "Already a campaign member." (crm-api A9)
-}, default=False)
+ALREADY_DONE: ErrorTable[bool] = ErrorTable(
+    {
+        (ANY, "DUPLICATE_VALUE"): True,  # "Already a campaign member." (crm-api A9)
+    },
+    default=False,
+)
 
 
-def classify_save_result(result: Mapping[str, Any] | None, lead_id: str, *,
-                         duplicate_is_success: bool = False) -> RecordResult:
+def classify_save_result(
+    result: Mapping[str, Any] | None, lead_id: str, *, duplicate_is_success: bool = False
+) -> RecordResult:
     """Map one SaveResult to a :class:`RecordResult` through :data:`RECORD_OUTCOMES`."""
     if not isinstance(result, Mapping):
-        return RecordResult(lead_id, Outcome.RETRY, "NO_RESULT",
-                            "Salesforce returned no SaveResult for this record")
+        return RecordResult(
+            lead_id, Outcome.RETRY, "NO_RESULT", "Salesforce returned no SaveResult for this record"
+        )
     if result.get("success"):
         return RecordResult(lead_id, Outcome.OK)
     errors = result.get("errors") or []
@@ -66,5 +74,7 @@ def _duplicate_message(error: Mapping[str, Any], message: str) -> str:
                 if isinstance(record, Mapping) and record.get("Id"):
                     matched.append(str(record["Id"]))
     also = f", matching {', '.join(matched[:3])}" if matched else ""
-    return (f"duplicate rule {rule} blocked the save{also}: {message}; merge the leads, or set "
-            "salesforce.duplicate_rule_allow_save: true to save duplicates")[:500]
+    return (
+        f"duplicate rule {rule} blocked the save{also}: {message}; merge the leads, or set "
+        "salesforce.duplicate_rule_allow_save: true to save duplicates"
+    )[:500]

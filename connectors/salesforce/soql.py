@@ -9,12 +9,23 @@ from simple_salesforce.format import format_soql
 
 from connectors.base import Cursor
 
-__all__ = ["SYSTEM_FIELDS", "format_wire_datetime", "lead_stream_query", "parse_date",
-           "parse_datetime"]
+__all__ = [
+    "SYSTEM_FIELDS",
+    "format_wire_datetime",
+    "lead_stream_query",
+    "parse_date",
+    "parse_datetime",
+]
 
 #: Read on every lead, whatever the field mapping says.
-SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted", "IsConverted", "MasterRecordId",
-                 "LastModifiedById")
+SYSTEM_FIELDS = (
+    "Id",
+    "SystemModstamp",
+    "IsDeleted",
+    "IsConverted",
+    "MasterRecordId",
+    "LastModifiedById",
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -25,9 +36,15 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def lead_stream_query(api_fields: Iterable[str], *, since: Cursor | None,
-                      start: datetime | None, until: datetime,
-                      overlap_cursor: Cursor | None = None, me: str | None = None) -> str:
+def lead_stream_query(
+    api_fields: Iterable[str],
+    *,
+    since: Cursor | None,
+    start: datetime | None,
+    until: datetime,
+    overlap_cursor: Cursor | None = None,
+    me: str | None = None,
+) -> str:
     """The single ``queryAll`` statement of a pull, in keyset order ``SystemModstamp, Id``.
 
     Args:
@@ -49,15 +66,19 @@ def lead_stream_query(api_fields: Iterable[str], *, since: Cursor | None,
         where.insert(0, "SystemModstamp >= {start}")
         params["start"] = _utc(start)
         if overlap_cursor is not None and me:
-            where.append("((SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id})) "
-                         "OR LastModifiedById != {me})")
-            params.update(t=_utc(overlap_cursor.modified_at), id=overlap_cursor.record_id,
-                          me=me)
+            where.append(
+                "((SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id})) "
+                "OR LastModifiedById != {me})"
+            )
+            params.update(t=_utc(overlap_cursor.modified_at), id=overlap_cursor.record_id, me=me)
     elif since is not None:
         where.insert(0, "(SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id}))")
         params.update(t=_utc(since.modified_at), id=since.record_id)
-    return format_soql(f"SELECT {', '.join(fields)} FROM Lead WHERE {' AND '.join(where)} "
-                       "ORDER BY SystemModstamp, Id", **params)
+    return format_soql(
+        f"SELECT {', '.join(fields)} FROM Lead WHERE {' AND '.join(where)} "
+        "ORDER BY SystemModstamp, Id",
+        **params,
+    )
 
 
 def parse_datetime(value: str) -> datetime:

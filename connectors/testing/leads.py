@@ -44,124 +44,405 @@ __all__ = [
 
 #: Lead sources the generators use.
 LEAD_SOURCES: tuple[str, ...] = (
-    "Web", "Webinar", "Trade Show", "Referral", "Content Download", "Paid Search", "Partner",
+    "Web",
+    "Webinar",
+    "Trade Show",
+    "Referral",
+    "Content Download",
+    "Paid Search",
+    "Partner",
     "Social",
 )
 #: Statuses the generators use (canonical names; connectors map them to CRM values).
 STATUSES: tuple[str, ...] = ("New", "Open", "MQL", "SAL", "SQL", "Nurture", "Unqualified")
 #: Keys of every generated lead, in this order.
 DEMO_FIELDS: tuple[str, ...] = (
-    "first_name", "last_name", "email", "title", "company", "industry", "country", "employees",
-    "annual_revenue", "lead_source", "status", "created_at", "last_activity_at", "owner",
-    "budget", "authority", "need", "timeline", "_status_changed_at",
+    "first_name",
+    "last_name",
+    "email",
+    "title",
+    "company",
+    "industry",
+    "country",
+    "employees",
+    "annual_revenue",
+    "lead_source",
+    "status",
+    "created_at",
+    "last_activity_at",
+    "owner",
+    "budget",
+    "authority",
+    "need",
+    "timeline",
+    "_status_changed_at",
 )
 
 # ------------------------------------------------------------------------------ vocabulary
 
 _FIRST_NAMES = (
-    "Olivia", "Liam", "Emma", "Noah", "Ava", "Mateo", "Sophia", "Lucas", "Mia", "Ethan",
-    "Amelia", "James", "Isabella", "Benjamin", "Charlotte", "Elijah", "Harper", "Oliver", "Aisha",
-    "Mohammed", "Priya", "Arjun", "Wei", "Mei", "Hiroshi", "Yuki", "Sven", "Ingrid", "Jörg",
-    "Anaïs", "José", "Lucía", "Chloé", "François", "Zoë", "Björn", "Fatima", "Omar", "Kwame",
-    "Amara", "Dmitri", "Olga", "Siobhan", "Declan", "Raj", "Ananya", "Carlos", "Valentina",
-    "Tomasz", "Agnieszka", "Lars", "Freya", "Ngozi", "Chidi", "Sofia", "Daniel", "Grace", "Ryan",
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Ava",
+    "Mateo",
+    "Sophia",
+    "Lucas",
+    "Mia",
+    "Ethan",
+    "Amelia",
+    "James",
+    "Isabella",
+    "Benjamin",
+    "Charlotte",
+    "Elijah",
+    "Harper",
+    "Oliver",
+    "Aisha",
+    "Mohammed",
+    "Priya",
+    "Arjun",
+    "Wei",
+    "Mei",
+    "Hiroshi",
+    "Yuki",
+    "Sven",
+    "Ingrid",
+    "Jörg",
+    "Anaïs",
+    "José",
+    "Lucía",
+    "Chloé",
+    "François",
+    "Zoë",
+    "Björn",
+    "Fatima",
+    "Omar",
+    "Kwame",
+    "Amara",
+    "Dmitri",
+    "Olga",
+    "Siobhan",
+    "Declan",
+    "Raj",
+    "Ananya",
+    "Carlos",
+    "Valentina",
+    "Tomasz",
+    "Agnieszka",
+    "Lars",
+    "Freya",
+    "Ngozi",
+    "Chidi",
+    "Sofia",
+    "Daniel",
+    "Grace",
+    "Ryan",
 )
 _LAST_NAMES = (
-    "Smith", "Johnson", "Williams", "Brown", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Wilson", "Anderson", "Taylor", "Thomas", "Moore", "Martin", "Lee", "Thompson", "White",
-    "Nguyen", "Patel", "Kim", "Chen", "Wang", "Tanaka", "Sato", "Müller", "Schmidt", "Schneider",
-    "Dubois", "Lefèvre", "Rossi", "Bianchi", "Fernández", "López", "Silva", "Santos", "Kowalski",
-    "Nowak", "Andersson", "Johansson", "Nielsen", "O'Brien", "Murphy", "Kelly", "Okafor", "Mensah",
-    "Ivanova", "Petrov", "Cohen", "Haddad", "Singh", "Sharma", "Van der Berg", "De Vries",
-    "MacLeod", "Khan", "Ali", "Hughes",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Thomas",
+    "Moore",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Nguyen",
+    "Patel",
+    "Kim",
+    "Chen",
+    "Wang",
+    "Tanaka",
+    "Sato",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Dubois",
+    "Lefèvre",
+    "Rossi",
+    "Bianchi",
+    "Fernández",
+    "López",
+    "Silva",
+    "Santos",
+    "Kowalski",
+    "Nowak",
+    "Andersson",
+    "Johansson",
+    "Nielsen",
+    "O'Brien",
+    "Murphy",
+    "Kelly",
+    "Okafor",
+    "Mensah",
+    "Ivanova",
+    "Petrov",
+    "Cohen",
+    "Haddad",
+    "Singh",
+    "Sharma",
+    "Van der Berg",
+    "De Vries",
+    "MacLeod",
+    "Khan",
+    "Ali",
+    "Hughes",
 )
-_OWNERS = ("Avery Chen", "Jordan Patel", "Sam Okafor", "Riley Novak", "Morgan Alvarez",
-           "Casey Lindqvist")
+_OWNERS = (
+    "Avery Chen",
+    "Jordan Patel",
+    "Sam Okafor",
+    "Riley Novak",
+    "Morgan Alvarez",
+    "Casey Lindqvist",
+)
 
 _NAME_PREFIXES = (
-    "North", "Blue", "Bright", "Iron", "Silver", "Cedar", "Summit", "Harbor", "Pioneer", "Quantum",
-    "Nimbus", "Vertex", "Atlas", "Crescent", "Granite", "Maple", "Orbit", "Beacon", "Evergreen",
-    "Redwood", "Falcon", "Copper", "Lumen", "Prairie", "Tidal", "Aurora", "Keystone", "Meridian",
-    "Clear", "Swift",
+    "North",
+    "Blue",
+    "Bright",
+    "Iron",
+    "Silver",
+    "Cedar",
+    "Summit",
+    "Harbor",
+    "Pioneer",
+    "Quantum",
+    "Nimbus",
+    "Vertex",
+    "Atlas",
+    "Crescent",
+    "Granite",
+    "Maple",
+    "Orbit",
+    "Beacon",
+    "Evergreen",
+    "Redwood",
+    "Falcon",
+    "Copper",
+    "Lumen",
+    "Prairie",
+    "Tidal",
+    "Aurora",
+    "Keystone",
+    "Meridian",
+    "Clear",
+    "Swift",
 )
 _NAME_CORES = (
-    "wind", "stone", "field", "bridge", "point", "wave", "path", "light", "forge", "gate", "ridge",
-    "leaf", "spark", "line", "works", "peak", "shore", "crest", "grid", "loop",
+    "wind",
+    "stone",
+    "field",
+    "bridge",
+    "point",
+    "wave",
+    "path",
+    "light",
+    "forge",
+    "gate",
+    "ridge",
+    "leaf",
+    "spark",
+    "line",
+    "works",
+    "peak",
+    "shore",
+    "crest",
+    "grid",
+    "loop",
 )
 
 # Industry values are Salesforce's default Lead.Industry picklist entries, so seeded leads are
 # valid in an org that never customised it; HubSpot's industry property is free text.
 _FIT_INDUSTRIES = ("Technology", "Technology", "Technology", "Telecommunications", "Consulting")
 _OTHER_INDUSTRIES = (
-    "Retail", "Manufacturing", "Healthcare", "Education", "Construction", "Hospitality",
-    "Government", "Not For Profit", "Agriculture", "Food & Beverage", "Banking", "Insurance",
-    "Media", "Transportation", "Energy",
+    "Retail",
+    "Manufacturing",
+    "Healthcare",
+    "Education",
+    "Construction",
+    "Hospitality",
+    "Government",
+    "Not For Profit",
+    "Agriculture",
+    "Food & Beverage",
+    "Banking",
+    "Insurance",
+    "Media",
+    "Transportation",
+    "Energy",
 )
-_SMALL_BUSINESS_INDUSTRIES = ("Construction", "Hospitality", "Food & Beverage", "Recreation",
-                              "Apparel", "Agriculture")
+_SMALL_BUSINESS_INDUSTRIES = (
+    "Construction",
+    "Hospitality",
+    "Food & Beverage",
+    "Recreation",
+    "Apparel",
+    "Agriculture",
+)
 _SECTOR_WORDS = {
     "Technology": ("Software", "Analytics", "Systems", "Labs", "Cloud", "Data"),
     "Telecommunications": ("Networks", "Telecom", "Communications"),
     "Consulting": ("Consulting", "Partners", "Advisory"),
-    "Banking": ("Bank", "Capital"), "Insurance": ("Insurance", "Assurance"),
-    "Healthcare": ("Health", "Medical", "Care"), "Education": ("Academy", "Learning"),
+    "Banking": ("Bank", "Capital"),
+    "Insurance": ("Insurance", "Assurance"),
+    "Healthcare": ("Health", "Medical", "Care"),
+    "Education": ("Academy", "Learning"),
     "Manufacturing": ("Industries", "Manufacturing", "Components"),
-    "Retail": ("Stores", "Goods", "Market"), "Construction": ("Builders", "Construction"),
-    "Hospitality": ("Hotels", "Hospitality"), "Government": ("Agency", "Authority"),
-    "Not For Profit": ("Foundation", "Trust"), "Agriculture": ("Farms", "Agri"),
-    "Food & Beverage": ("Foods", "Kitchen", "Brewing"), "Media": ("Media", "Studios"),
-    "Transportation": ("Logistics", "Freight"), "Energy": ("Energy", "Power"),
-    "Recreation": ("Outdoors", "Sports"), "Apparel": ("Apparel", "Threads"),
+    "Retail": ("Stores", "Goods", "Market"),
+    "Construction": ("Builders", "Construction"),
+    "Hospitality": ("Hotels", "Hospitality"),
+    "Government": ("Agency", "Authority"),
+    "Not For Profit": ("Foundation", "Trust"),
+    "Agriculture": ("Farms", "Agri"),
+    "Food & Beverage": ("Foods", "Kitchen", "Brewing"),
+    "Media": ("Media", "Studios"),
+    "Transportation": ("Logistics", "Freight"),
+    "Energy": ("Energy", "Power"),
+    "Recreation": ("Outdoors", "Sports"),
+    "Apparel": ("Apparel", "Threads"),
 }
 
 # (country as written on the lead, top-level domain, legal suffix). Several spellings of the
 # same country on purpose: enrichment must recognise them all.
 _FIT_COUNTRIES = (
-    ("United States", "com", "Inc."), ("United States", "com", "Inc."), ("USA", "com", "LLC"),
-    ("US", "io", "Inc."), ("United Kingdom", "co.uk", "Ltd"), ("UK", "co.uk", "Ltd"),
-    ("Germany", "de", "GmbH"), ("Canada", "ca", "Inc."), ("Netherlands", "nl", "B.V."),
-    ("France", "fr", "SAS"), ("Australia", "com.au", "Pty Ltd"), ("Ireland", "ie", "Ltd"),
+    ("United States", "com", "Inc."),
+    ("United States", "com", "Inc."),
+    ("USA", "com", "LLC"),
+    ("US", "io", "Inc."),
+    ("United Kingdom", "co.uk", "Ltd"),
+    ("UK", "co.uk", "Ltd"),
+    ("Germany", "de", "GmbH"),
+    ("Canada", "ca", "Inc."),
+    ("Netherlands", "nl", "B.V."),
+    ("France", "fr", "SAS"),
+    ("Australia", "com.au", "Pty Ltd"),
+    ("Ireland", "ie", "Ltd"),
     ("Sweden", "se", "AB"),
 )
 _OTHER_COUNTRIES = (
-    ("Brazil", "com.br", "Ltda"), ("India", "in", "Pvt Ltd"), ("Mexico", "com.mx", "S.A."),
-    ("Spain", "es", "S.L."), ("Italy", "it", "S.r.l."), ("Poland", "pl", "Sp. z o.o."),
-    ("Japan", "co.jp", "K.K."), ("Singapore", "com.sg", "Pte Ltd"),
+    ("Brazil", "com.br", "Ltda"),
+    ("India", "in", "Pvt Ltd"),
+    ("Mexico", "com.mx", "S.A."),
+    ("Spain", "es", "S.L."),
+    ("Italy", "it", "S.r.l."),
+    ("Poland", "pl", "Sp. z o.o."),
+    ("Japan", "co.jp", "K.K."),
+    ("Singapore", "com.sg", "Pte Ltd"),
 )
 
 _FREE_MAIL = (
-    "gmail.com", "gmail.com", "gmail.com", "gmail.com", "yahoo.com", "hotmail.com",
-    "outlook.com", "icloud.com", "aol.com", "yahoo.co.uk", "hotmail.fr", "gmx.de", "web.de",
-    "proton.me", "live.com",
+    "gmail.com",
+    "gmail.com",
+    "gmail.com",
+    "gmail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "icloud.com",
+    "aol.com",
+    "yahoo.co.uk",
+    "hotmail.fr",
+    "gmx.de",
+    "web.de",
+    "proton.me",
+    "live.com",
 )
 
 _DECISION_MAKER_TITLES = (
-    "VP Marketing", "VP of Sales", "Head of Growth", "Chief Marketing Officer", "CMO",
-    "Chief Revenue Officer", "Director of Demand Generation", "Director, Revenue Operations",
-    "Head of Sales Operations", "VP, Sales Operations", "IT Director", "CIO", "Head of IT",
-    "VP Operations", "Director of Marketing Operations", "SVP Global Sales",
-    "Director of Sales", "Head of Marketing", "COO", "Director, Business Operations",
+    "VP Marketing",
+    "VP of Sales",
+    "Head of Growth",
+    "Chief Marketing Officer",
+    "CMO",
+    "Chief Revenue Officer",
+    "Director of Demand Generation",
+    "Director, Revenue Operations",
+    "Head of Sales Operations",
+    "VP, Sales Operations",
+    "IT Director",
+    "CIO",
+    "Head of IT",
+    "VP Operations",
+    "Director of Marketing Operations",
+    "SVP Global Sales",
+    "Director of Sales",
+    "Head of Marketing",
+    "COO",
+    "Director, Business Operations",
 )
 _PRACTITIONER_TITLES = (
-    "Marketing Manager", "Senior Marketing Manager", "Sales Operations Manager",
-    "Demand Generation Manager", "RevOps Manager", "IT Manager", "Account Executive",
-    "Sales Development Representative", "Marketing Operations Specialist", "Operations Analyst",
-    "Customer Success Manager", "Product Manager", "Sr. Software Engineer", "Financial Analyst",
-    "HR Business Partner", "Content Marketing Specialist", "Salesforce Administrator",
-    "Marketing Coordinator", "Business Development Manager", "Data Analyst", "Office Manager",
+    "Marketing Manager",
+    "Senior Marketing Manager",
+    "Sales Operations Manager",
+    "Demand Generation Manager",
+    "RevOps Manager",
+    "IT Manager",
+    "Account Executive",
+    "Sales Development Representative",
+    "Marketing Operations Specialist",
+    "Operations Analyst",
+    "Customer Success Manager",
+    "Product Manager",
+    "Sr. Software Engineer",
+    "Financial Analyst",
+    "HR Business Partner",
+    "Content Marketing Specialist",
+    "Salesforce Administrator",
+    "Marketing Coordinator",
+    "Business Development Manager",
+    "Data Analyst",
+    "Office Manager",
 )
-_SMALL_OWNER_TITLES = ("Owner", "Founder", "Owner/Operator", "Founder & CEO", "President",
-                       "Co-Founder")
-_SMALL_STAFF_TITLES = ("Bookkeeper", "Receptionist", "Sales Associate", "Marketing Assistant",
-                       "Apprentice", "Shop Assistant")
-_MISFIT_TITLES = ("Student", "Graduate Student", "Marketing Intern", "Freelancer", "Teacher",
-                  "Retired", "Job Seeker", "Research Assistant")
+_SMALL_OWNER_TITLES = (
+    "Owner",
+    "Founder",
+    "Owner/Operator",
+    "Founder & CEO",
+    "President",
+    "Co-Founder",
+)
+_SMALL_STAFF_TITLES = (
+    "Bookkeeper",
+    "Receptionist",
+    "Sales Associate",
+    "Marketing Assistant",
+    "Apprentice",
+    "Shop Assistant",
+)
+_MISFIT_TITLES = (
+    "Student",
+    "Graduate Student",
+    "Marketing Intern",
+    "Freelancer",
+    "Teacher",
+    "Retired",
+    "Job Seeker",
+    "Research Assistant",
+)
 
 _BANT_VALUES = {
     "budget": ("Approved", "$25k-$50k", "$50k-$100k", "Allocated for Q3", "Pending approval"),
     "authority": ("Economic buyer", "Decision maker", "Champion", "Influencer"),
-    "need": ("Replace spreadsheets", "Lead routing", "Pipeline visibility", "CRM hygiene",
-             "Faster follow-up"),
+    "need": (
+        "Replace spreadsheets",
+        "Lead routing",
+        "Pipeline visibility",
+        "CRM hygiene",
+        "Faster follow-up",
+    ),
     "timeline": ("This quarter", "Next quarter", "Within 6 months", "6-12 months"),
 }
 
@@ -242,8 +523,14 @@ def _make_company(rng: random.Random, tier: str, used_brands: set[str]) -> _Comp
     """A company of the given ICP tier with a unique brand; its domain derives from the brand."""
     if tier == "none":  # students, job seekers, people who left the company field empty
         if rng.random() < 0.5:
-            return _Company(None, None, None, rng.choice(_FIT_COUNTRIES + _OTHER_COUNTRIES)[0]
-                            if rng.random() < 0.6 else None, None, None)
+            return _Company(
+                None,
+                None,
+                None,
+                rng.choice(_FIT_COUNTRIES + _OTHER_COUNTRIES)[0] if rng.random() < 0.6 else None,
+                None,
+                None,
+            )
         school = f"University of {rng.choice(_NAME_PREFIXES)}{rng.choice(_NAME_CORES)}"
         return _Company(school, None, "Education", rng.choice(_FIT_COUNTRIES)[0], None, None)
     if tier == "icp":
@@ -253,10 +540,12 @@ def _make_company(rng: random.Random, tier: str, used_brands: set[str]) -> _Comp
     elif tier == "near":  # one or two criteria off the profile
         off = rng.choice(("industry", "country", "size", "industry"))
         industry = rng.choice(_OTHER_INDUSTRIES if off == "industry" else _FIT_INDUSTRIES)
-        country, tld, suffix = rng.choice(_OTHER_COUNTRIES if off == "country"
-                                          else _FIT_COUNTRIES)
-        employees = (rng.choice((rng.randint(10, 49), rng.randint(5001, 60000))) if off == "size"
-                     else rng.randint(50, 5000))
+        country, tld, suffix = rng.choice(_OTHER_COUNTRIES if off == "country" else _FIT_COUNTRIES)
+        employees = (
+            rng.choice((rng.randint(10, 49), rng.randint(5001, 60000)))
+            if off == "size"
+            else rng.randint(50, 5000)
+        )
     else:  # "small": a one-to-nine person business
         industry = rng.choice(_SMALL_BUSINESS_INDUSTRIES)
         country, tld, suffix = rng.choice(_FIT_COUNTRIES)
@@ -286,16 +575,22 @@ def _title(rng: random.Random, tier: str, scenario: str) -> str | None:
     return rng.choice(_PRACTITIONER_TITLES) if rng.random() < 0.93 else None
 
 
-def _email(rng: random.Random, first: str, last: str, domain: str | None, free: bool,
-           used: set[str]) -> str:
+def _email(
+    rng: random.Random, first: str, last: str, domain: str | None, free: bool, used: set[str]
+) -> str:
     given, family = _ascii_slug(first), _ascii_slug(last)
     if free or domain is None:
         domain = rng.choice(_FREE_MAIL)
-        local = rng.choice((f"{given}.{family}", f"{given}{family}{rng.randint(1, 99)}",
-                            f"{given[0]}{family}", f"{given}_{family}{rng.randint(70, 99)}"))
+        local = rng.choice(
+            (
+                f"{given}.{family}",
+                f"{given}{family}{rng.randint(1, 99)}",
+                f"{given[0]}{family}",
+                f"{given}_{family}{rng.randint(70, 99)}",
+            )
+        )
     else:
-        local = rng.choice((f"{given}.{family}", f"{given}.{family}", f"{given[0]}{family}",
-                            given))
+        local = rng.choice((f"{given}.{family}", f"{given}.{family}", f"{given[0]}{family}", given))
     email = f"{local}@{domain}"
     n = 2
     while email in used:  # two Emma Smiths at one company
@@ -312,8 +607,9 @@ def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
     return start + timedelta(seconds=rng.randint(0, int((end - start).total_seconds())))
 
 
-def _dates(rng: random.Random, scenario: str, now: datetime
-           ) -> tuple[datetime, datetime | None, datetime]:
+def _dates(
+    rng: random.Random, scenario: str, now: datetime
+) -> tuple[datetime, datetime | None, datetime]:
     """(created_at, last_activity_at, status changed at) for a scenario, all ≤ ``now``."""
     day = timedelta(days=1)
     hour = timedelta(hours=1)
@@ -327,8 +623,9 @@ def _dates(rng: random.Random, scenario: str, now: datetime
         changed = _between(rng, created, now)
     elif scenario == "stale":
         created = now - rng.uniform(120, 800) * day
-        activity = (None if rng.random() < 0.3
-                    else _between(rng, created, now - rng.uniform(91, 100) * day))
+        activity = (
+            None if rng.random() < 0.3 else _between(rng, created, now - rng.uniform(91, 100) * day)
+        )
         changed = _between(rng, created, activity or now - 91 * day)
     elif scenario == "misfit":
         created = now - rng.uniform(1, 400) * day
@@ -368,8 +665,10 @@ def _dates(rng: random.Random, scenario: str, now: datetime
 
 def _check_now(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC)); got a naive "
-                         "datetime, which would mix with the CRMs' UTC timestamps")
+        raise ValueError(
+            "now must be timezone-aware (e.g. datetime.now(UTC)); got a naive "
+            "datetime, which would mix with the CRMs' UTC timestamps"
+        )
     return now.replace(microsecond=0)
 
 
@@ -480,15 +779,22 @@ def _scale_leads(n: int, rng: random.Random, now: datetime) -> Iterator[dict[str
     domains = [c.domain or "gmail.com" for c in companies]
     free = _pick(rng, _FREE_MAIL, _P_COMPANY)
     people = [(rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)) for _ in range(_P_PERSON)]
-    titles = _pick(rng, _DECISION_MAKER_TITLES + _PRACTITIONER_TITLES + _MISFIT_TITLES
-                   + (None,), _P_TITLE)
-    dates = [_dates(rng, s.name, now) for s in rng.choices(_SCENARIOS, _SCENARIO_WEIGHTS,
-                                                           k=_P_DATES)]
+    titles = _pick(
+        rng, _DECISION_MAKER_TITLES + _PRACTITIONER_TITLES + _MISFIT_TITLES + (None,), _P_TITLE
+    )
+    dates = [
+        _dates(rng, s.name, now) for s in rng.choices(_SCENARIOS, _SCENARIO_WEIGHTS, k=_P_DATES)
+    ]
     statuses = [STATUSES[i % len(STATUSES)] for i in range(_P_MISC)]
     sources = [LEAD_SOURCES[i % len(LEAD_SOURCES)] for i in range(_P_MISC)]
     owners = [None, *(_OWNERS * 5)][:_P_MISC]
-    bant = [{k: (v[i % len(v)] if (i * 7 + j) % 3 == 0 else None)
-             for j, (k, v) in enumerate(_BANT_VALUES.items())} for i in range(_P_MISC)]
+    bant = [
+        {
+            k: (v[i % len(v)] if (i * 7 + j) % 3 == 0 else None)
+            for j, (k, v) in enumerate(_BANT_VALUES.items())
+        }
+        for i in range(_P_MISC)
+    ]
     for i in range(n):
         company = companies[i % _P_COMPANY]
         first, last = people[i % _P_PERSON]

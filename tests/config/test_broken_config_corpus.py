@@ -36,11 +36,15 @@ def test_the_corpus_covers_at_least_thirty_shapes_each_saying_what_is_wrong() ->
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_broken_config_is_refused_at_its_place_with_exit_2_and_no_traceback(
-        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SYNCD_BROKEN_CORPUS_UNSET", raising=False)
     header = _header(path)
-    args = (["status", "-c", str(path)] if header.get("check") == "status"
-            else ["rules", "check", "-c", str(path), str(RULES)])
+    args = (
+        ["status", "-c", str(path)]
+        if header.get("check") == "status"
+        else ["rules", "check", "-c", str(path), str(RULES)]
+    )
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     output = result.output
     assert result.exit_code == 2, output

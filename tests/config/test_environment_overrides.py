@@ -35,29 +35,38 @@ def _problems(path: Path, env: dict[str, str]) -> str:
 
 
 def test_syncd_state__url_overrides_the_file(tmp_path: Path) -> None:
-    settings = load_settings(_config(tmp_path), env={
-        "SYNCD_STATE__URL": "postgresql+psycopg://syncd:pw@db/syncd"})
+    settings = load_settings(
+        _config(tmp_path), env={"SYNCD_STATE__URL": "postgresql+psycopg://syncd:pw@db/syncd"}
+    )
     assert settings.state.url.get_secret_value() == "postgresql+psycopg://syncd:pw@db/syncd"
     assert "pw" not in repr(settings) and "pw" not in str(settings.state)
 
 
 def test_values_are_yaml_so_lists_and_durations_work(tmp_path: Path) -> None:
-    settings = load_settings(_config(tmp_path), env={
-        "SYNCD_RULES__FILES": "[a.yaml, b.yaml]", "SYNCD_LOG__FORMAT": "json",
-        "SYNCD_BREAKER__MAX_CHANGE_SHARE": "0.5", "SYNCD_HUBSPOT__INTERVAL": "90s"})
+    settings = load_settings(
+        _config(tmp_path),
+        env={
+            "SYNCD_RULES__FILES": "[a.yaml, b.yaml]",
+            "SYNCD_LOG__FORMAT": "json",
+            "SYNCD_BREAKER__MAX_CHANGE_SHARE": "0.5",
+            "SYNCD_HUBSPOT__INTERVAL": "90s",
+        },
+    )
     assert [p.name for p in settings.rules.files] == ["a.yaml", "b.yaml"]
     assert settings.log.format == "json" and settings.breaker.max_change_share == 0.5
     assert settings.connectors()["hubspot"].interval.total_seconds() == 90
 
 
 def test_an_instance_name_with_a_slash_is_written_with_an_underscore(tmp_path: Path) -> None:
-    settings = load_settings(_config(tmp_path), env={
-        "SYNCD_CONNECTORS__SALESFORCE_EMEA__INTERVAL": "20m"})
+    settings = load_settings(
+        _config(tmp_path), env={"SYNCD_CONNECTORS__SALESFORCE_EMEA__INTERVAL": "20m"}
+    )
     assert settings.connectors()["salesforce/emea"].interval.total_seconds() == 1200
 
 
 def test_two_instances_mapping_to_one_variable_part_are_refused_as_ambiguous(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = _config(tmp_path, CONFIG + "  salesforce_emea:\n    type: salesforce\n")
     text = _problems(path, {"SYNCD_CONNECTORS__SALESFORCE_EMEA__INTERVAL": "20m"})
     assert "environment variable SYNCD_CONNECTORS__SALESFORCE_EMEA__INTERVAL" in text
@@ -66,8 +75,10 @@ def test_two_instances_mapping_to_one_variable_part_are_refused_as_ambiguous(
 
 def test_a_bad_value_names_the_variable_not_a_file_position(tmp_path: Path) -> None:
     text = _problems(_config(tmp_path), {"SYNCD_CONNECTORS__SALESFORCE_EMEA__INTERVAL": "1s"})
-    assert text.startswith("environment variable SYNCD_CONNECTORS__SALESFORCE_EMEA__INTERVAL: "
-                           "connectors.salesforce/emea.interval: an interval of 1s is below")
+    assert text.startswith(
+        "environment variable SYNCD_CONNECTORS__SALESFORCE_EMEA__INTERVAL: "
+        "connectors.salesforce/emea.interval: an interval of 1s is below"
+    )
     assert "syncd.yaml:" not in text
 
 
@@ -78,14 +89,16 @@ def test_an_unknown_setting_in_a_variable_gets_a_did_you_mean(tmp_path: Path) ->
 
 
 def test_variables_without_a_double_underscore_are_not_settings(tmp_path: Path) -> None:
-    settings = load_settings(_config(tmp_path), env={"SYNCD_CONFIG": "/etc/x.yaml",
-                                                     "SYNCD_DATABASE_URL": "whatever"})
+    settings = load_settings(
+        _config(tmp_path), env={"SYNCD_CONFIG": "/etc/x.yaml", "SYNCD_DATABASE_URL": "whatever"}
+    )
     assert settings.overrides == {}
 
 
 def test_state_url_takes_an_env_reference(tmp_path: Path) -> None:
-    path = _config(tmp_path, CONFIG.replace('{url: "sqlite:///from-file.db"}',
-                                            "{url: {env: DATABASE_URL}}"))
+    path = _config(
+        tmp_path, CONFIG.replace('{url: "sqlite:///from-file.db"}', "{url: {env: DATABASE_URL}}")
+    )
     url = f"sqlite:///{tmp_path / 'state.db'}"
     settings = load_settings(path, env={"DATABASE_URL": url})
     assert settings.state.url.get_secret_value() == url
@@ -96,8 +109,10 @@ def test_state_url_takes_an_env_reference(tmp_path: Path) -> None:
 def test_an_unreachable_state_url_hides_its_password(tmp_path: Path) -> None:
     from syncd.app import StartupError
 
-    settings = load_settings(_config(tmp_path), env={
-        "SYNCD_STATE__URL": "postgresql+psycopg://syncd:s3cr3t-pw@127.0.0.1:1/syncd"})
+    settings = load_settings(
+        _config(tmp_path),
+        env={"SYNCD_STATE__URL": "postgresql+psycopg://syncd:s3cr3t-pw@127.0.0.1:1/syncd"},
+    )
     with pytest.raises(StartupError) as caught:
         open_store(settings)
     text = str(caught.value)
@@ -105,15 +120,21 @@ def test_an_unreachable_state_url_hides_its_password(tmp_path: Path) -> None:
     assert text.startswith("environment variable SYNCD_STATE__URL: state.url: ")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("stat:\n  url: sqlite:///x.db\n", "unknown setting 'stat' (did you mean 'state'?)"),
-    ("log:\n  levle: INFO\n", "log.levle: unknown setting 'levle' (did you mean 'level'?)"),
-    ("connectors:\n  sf:\n    type: salesforce\n    intervall: 5m\n",
-     "syncd.yaml:4:5: connectors.sf.intervall: unknown setting 'intervall' "
-     "(did you mean 'interval'?)"),
-])
-def test_unknown_keys_in_the_file_get_a_did_you_mean(tmp_path: Path, text: str,
-                                                     expected: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("stat:\n  url: sqlite:///x.db\n", "unknown setting 'stat' (did you mean 'state'?)"),
+        ("log:\n  levle: INFO\n", "log.levle: unknown setting 'levle' (did you mean 'level'?)"),
+        (
+            "connectors:\n  sf:\n    type: salesforce\n    intervall: 5m\n",
+            "syncd.yaml:4:5: connectors.sf.intervall: unknown setting 'intervall' "
+            "(did you mean 'interval'?)",
+        ),
+    ],
+)
+def test_unknown_keys_in_the_file_get_a_did_you_mean(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     assert expected in _problems(_config(tmp_path, text), {})
 
 
@@ -121,9 +142,13 @@ def test_an_unknown_key_in_a_connector_block_gets_a_did_you_mean(tmp_path: Path)
     from connectors.salesforce.config import SalesforceConfig
     from syncd.settings import connector_problems
 
-    path = _config(tmp_path, "connectors:\n  sf:\n    type: salesforce\n    connector:\n"
-                             "      page_sise: 200\n")
+    path = _config(
+        tmp_path, "connectors:\n  sf:\n    type: salesforce\n    connector:\n      page_sise: 200\n"
+    )
     settings = load_settings(path, env={})
     _, problems = connector_problems(settings, "sf", SalesforceConfig, {"page_sise": 200})
-    assert any("connectors.sf.connector.page_sise: unknown setting 'page_sise' (did you mean "
-               "'page_size'?)" in str(p) for p in problems), problems
+    assert any(
+        "connectors.sf.connector.page_sise: unknown setting 'page_sise' (did you mean "
+        "'page_size'?)" in str(p)
+        for p in problems
+    ), problems

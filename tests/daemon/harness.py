@@ -46,9 +46,16 @@ rules:
 """
 
 
-def write_config(tmp_path: Path, *, rules: str = E2E_RULES, extra: str = "",
-                 breaker_share: float = 1.0, crms: tuple[str, ...] = ("salesforce", "hubspot"),
-                 leads: int = 0, state_url: str | None = None) -> Path:
+def write_config(
+    tmp_path: Path,
+    *,
+    rules: str = E2E_RULES,
+    extra: str = "",
+    breaker_share: float = 1.0,
+    crms: tuple[str, ...] = ("salesforce", "hubspot"),
+    leads: int = 0,
+    state_url: str | None = None,
+) -> Path:
     (tmp_path / "rules.yaml").write_text(rules)
     sections = {
         "salesforce": """
@@ -92,10 +99,21 @@ def running_app(config: Path, **kwargs: Any) -> Iterator[App]:
         app.close()
 
 
-def sf_lead(last: str, email: str, *, title: str | None, status: str = "Open - Not Contacted",
-            activity_days: int | None = 2, **extra: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {"LastName": last, "Company": f"{last} Inc", "Email": email,
-                              "Status": status}
+def sf_lead(
+    last: str,
+    email: str,
+    *,
+    title: str | None,
+    status: str = "Open - Not Contacted",
+    activity_days: int | None = 2,
+    **extra: Any,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "LastName": last,
+        "Company": f"{last} Inc",
+        "Email": email,
+        "Status": status,
+    }
     if title:
         record["Title"] = title
     if activity_days is not None:
@@ -104,10 +122,21 @@ def sf_lead(last: str, email: str, *, title: str | None, status: str = "Open - N
     return record
 
 
-def hs_contact(last: str, email: str, *, title: str | None, status: str = "NEW",
-               activity_days: int | None = 2, **extra: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {"lastname": last, "company": f"{last} Inc", "email": email,
-                              "hs_lead_status": status}
+def hs_contact(
+    last: str,
+    email: str,
+    *,
+    title: str | None,
+    status: str = "NEW",
+    activity_days: int | None = 2,
+    **extra: Any,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "lastname": last,
+        "company": f"{last} Inc",
+        "email": email,
+        "hs_lead_status": status,
+    }
     if title:
         record["jobtitle"] = title
     if activity_days is not None:
@@ -126,9 +155,22 @@ def sf_write_calls(app: App) -> list[Any]:
 
 
 def hs_write_calls(app: App) -> list[Any]:
-    return [e for e in app.embedded.hubspot.journal.entries()
-            if e.method in ("PATCH", "PUT") or (e.method == "POST" and "/batch/update" in e.path)]
+    return [
+        e
+        for e in app.embedded.hubspot.journal.entries()
+        if e.method in ("PATCH", "PUT") or (e.method == "POST" and "/batch/update" in e.path)
+    ]
 
 
-__all__ = ["E2E_RULES", "NOW", "date", "hs_contact", "hs_write_calls", "newsletter_id",
-           "running_app", "sf_lead", "sf_write_calls", "write_config"]
+__all__ = [
+    "E2E_RULES",
+    "NOW",
+    "date",
+    "hs_contact",
+    "hs_write_calls",
+    "newsletter_id",
+    "running_app",
+    "sf_lead",
+    "sf_write_calls",
+    "write_config",
+]

@@ -44,24 +44,36 @@ def test_plan_on_demo_data_counts_what_the_next_cycle_writes(tmp_path: Path) -> 
             assert part["changing_leads"] > 0, f"the demo data gives {name} rules to act on"
             report = pipeline.run_cycle()
             assert report.outcome == "ok", report.message
-            applied = [a for a in app.store.audit_of_run(report.run_id)
-                       if a.outcome == "applied"]
-            status_moves = Counter((a.rule_id, f"{a.before} → {a.after}") for a in applied
-                                   if a.field == "status")
-            planned_moves = Counter({(rule, move): n for rule, info in part["rules"].items()
-                                     for move, n in info["moves"].items()})
+            applied = [a for a in app.store.audit_of_run(report.run_id) if a.outcome == "applied"]
+            status_moves = Counter(
+                (a.rule_id, f"{a.before} → {a.after}") for a in applied if a.field == "status"
+            )
+            planned_moves = Counter(
+                {
+                    (rule, move): n
+                    for rule, info in part["rules"].items()
+                    for move, n in info["moves"].items()
+                }
+            )
             assert status_moves == planned_moves
-            assert len({a.lead_id for a in applied if not a.field.startswith("newsletter:")}) \
+            assert (
+                len({a.lead_id for a in applied if not a.field.startswith("newsletter:")})
                 == part["changing_leads"]
+            )
             assert sum(a.field.startswith("newsletter:") for a in applied) == part["memberships"]
 
 
 def test_breaker_stops_a_run_that_would_change_half_the_leads_with_zero_writes(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_app(write_config(tmp_path, breaker_share=0.2, crms=("salesforce",))) as app:
         sf = app.embedded.salesforce
-        sf.add_leads(sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst",
-                             activity_days=200 if i % 2 else 3) for i in range(20))
+        sf.add_leads(
+            sf_lead(
+                f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200 if i % 2 else 3
+            )
+            for i in range(20)
+        )
         report = app.pipelines["salesforce"].run_cycle()
         assert report.outcome == "breaker"
         assert "10 of 20 leads (50%)" in report.message
@@ -74,7 +86,8 @@ RULES_LATER = E2E_RULES.replace("older_than: 90d", "older_than: 400d")
 
 
 def test_rule_edit_takes_effect_next_cycle_and_a_broken_edit_keeps_the_old_rules(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = write_config(tmp_path, rules=RULES_LATER, crms=("salesforce",))
     rules_file = tmp_path / "rules.yaml"
     with running_app(config) as app:
@@ -100,17 +113,21 @@ def test_rule_edit_takes_effect_next_cycle_and_a_broken_edit_keeps_the_old_rules
 
 
 def test_lead_untouched_for_91_days_moves_to_nurture_without_a_crm_read_of_it(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     now = {"t": datetime.now(UTC)}
-    with running_app(write_config(tmp_path, crms=("salesforce",)),
-                     clock=lambda: now["t"]) as app:
+    with running_app(write_config(tmp_path, crms=("salesforce",)), clock=lambda: now["t"]) as app:
         sf = app.embedded.salesforce
         real_now = datetime.now(UTC).replace(microsecond=0)
-        (lead,) = sf.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=89)],
-                               modstamp=real_now - timedelta(hours=2))
+        (lead,) = sf.add_leads(
+            [sf_lead("A", "a@acme.com", title="Analyst", activity_days=89)],
+            modstamp=real_now - timedelta(hours=2),
+        )
         # A later, fresh lead holds the cursor, so the overlap window re-reads only it.
-        sf.add_leads([sf_lead("B", "b@acme.com", title="Analyst", activity_days=1)],
-                     modstamp=real_now - timedelta(minutes=30))
+        sf.add_leads(
+            [sf_lead("B", "b@acme.com", title="Analyst", activity_days=1)],
+            modstamp=real_now - timedelta(minutes=30),
+        )
         pipeline = app.pipelines["salesforce"]
         assert pipeline.run_cycle().written == 0
         first_pull = app.store.lead("salesforce", lead).pulled_at
@@ -118,27 +135,31 @@ def test_lead_untouched_for_91_days_moves_to_nurture_without_a_crm_read_of_it(
         now["t"] += timedelta(days=2)  # the lead is now untouched for 91 days
         pipeline.run_cycle()
         assert sf.lead(lead)["Status"] == "Nurture"
-        assert app.store.lead("salesforce", lead).pulled_at == first_pull, \
+        assert app.store.lead("salesforce", lead).pulled_at == first_pull, (
             "decided on the mirror, without reading that lead from the CRM again"
+        )
         pages = [e for e in sf.journal.entries() if e.method == "GET" and "/query" in e.path]
         assert sum(e.records or 0 for e in pages) <= 1  # only B, inside the overlap window
 
 
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_a_status_a_rep_set_by_hand_is_not_overwritten_and_status_says_why(
-        tmp_path: Path, crm: str) -> None:
+    tmp_path: Path, crm: str
+) -> None:
     with running_app(write_config(tmp_path, crms=(crm,))) as app:
         if crm == "salesforce":
             emu = app.embedded.salesforce
-            (lead,) = emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst",
-                                             activity_days=200)])
+            (lead,) = emu.add_leads(
+                [sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)]
+            )
             rep_value, read = "Working - Contacted", lambda: emu.lead(lead)["Status"]
             edit = lambda: emu.update_lead(lead, {"Status": rep_value})  # noqa: E731
             writes = lambda: sf_write_calls(app)  # noqa: E731
         else:
             emu = app.embedded.hubspot
-            (lead,) = emu.add_contacts([hs_contact("A", "a@acme.com", title="Analyst",
-                                                   activity_days=200)])
+            (lead,) = emu.add_contacts(
+                [hs_contact("A", "a@acme.com", title="Analyst", activity_days=200)]
+            )
             rep_value, read = "IN_PROGRESS", lambda: emu.contact(lead)["hs_lead_status"]
             edit = lambda: emu.update_contact(lead, {"hs_lead_status": rep_value})  # noqa: E731
             writes = lambda: hs_write_calls(app)  # noqa: E731

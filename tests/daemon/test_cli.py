@@ -64,15 +64,14 @@ def test_rules_test_reports_a_wrong_expectation_by_case_name(tmp_path: Path) -> 
     fixtures = tmp_path / "fixtures"
     fixtures.mkdir()
     (fixtures / "wrong.yaml").write_text(f"""\
-ruleset: {REPO / 'rules/default.yaml'}
+ruleset: {REPO / "rules/default.yaml"}
 now: 2026-06-01T00:00:00Z
 cases:
   - name: a converted lead is left alone
     lead: {{status: Converted, last_activity_at: 2024-01-01T00:00:00Z}}
     expect: {{status: Archived}}
 """)
-    result = invoke("rules", "test", str(fixtures), "--config",
-                    str(REPO / "config.example.yaml"))
+    result = invoke("rules", "test", str(fixtures), "--config", str(REPO / "config.example.yaml"))
     assert result.exit_code == 1
     assert "FAIL" in result.output and "a converted lead is left alone" in result.output
     assert "0 passed, 1 failed" in result.output
@@ -138,5 +137,4 @@ def test_plan_json_is_machine_readable_and_never_writes(synced: Path) -> None:
     assert set(plan["crms"]) == {"salesforce", "hubspot"}
     for part in plan["crms"].values():
         assert part["live_leads"] == 300
-        assert set(part) >= {"changing_leads", "memberships", "rules", "held", "blocked",
-                             "breaker"}
+        assert set(part) >= {"changing_leads", "memberships", "rules", "held", "blocked", "breaker"}

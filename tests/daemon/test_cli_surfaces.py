@@ -11,8 +11,13 @@ from tests.daemon.test_cli import _one_audited_lead, invoke, synced  # noqa: F40
 
 
 def test_version_prints_the_package_python_and_platform() -> None:
-    result = subprocess.run([sys.executable, "-m", "syncd.cli", "--version"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip()
     assert line.startswith("syncd ") and f"Python {platform.python_version()}" in line

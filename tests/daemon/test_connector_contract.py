@@ -36,26 +36,33 @@ def test_both_crms_report_their_api_calls_in_the_run_row_and_the_metric(tmp_path
             assert report.outcome == "ok", report
             assert made >= 1
             assert app.store.last_runs(1, crm=name)[0].api_calls == made
-            assert app.metrics.registry.get_sample_value(
-                "syncd_api_calls_total", {"crm": name}) == made
+            assert (
+                app.metrics.registry.get_sample_value("syncd_api_calls_total", {"crm": name})
+                == made
+            )
 
 
 def test_unusable_crm_values_are_quarantined_and_the_rest_of_the_page_is_stored(
-        tmp_path: Path, store_url: str) -> None:
+    tmp_path: Path, store_url: str
+) -> None:
     config = write_config(tmp_path, state_url=store_url)
     with running_app(config) as app:
         hs = app.embedded.hubspot
-        huge, nan, fine = hs.add_contacts([
-            hs_contact("Huge", "huge@acme.com", title="CTO", numemployees="1e400"),
-            hs_contact("Nan", "nan@acme.com", title="CTO", annualrevenue="NaN"),
-            hs_contact("Fine", "fine@acme.com", title="CTO", numemployees="250"),
-        ])
+        huge, nan, fine = hs.add_contacts(
+            [
+                hs_contact("Huge", "huge@acme.com", title="CTO", numemployees="1e400"),
+                hs_contact("Nan", "nan@acme.com", title="CTO", annualrevenue="NaN"),
+                hs_contact("Fine", "fine@acme.com", title="CTO", numemployees="250"),
+            ]
+        )
         sf = app.embedded.salesforce
-        bad_date, infinite, good = sf.add_leads([
-            sf_lead("Date", "date@acme.com", title="CTO"),
-            sf_lead("Inf", "inf@acme.com", title="CTO", AnnualRevenue=float("inf")),
-            sf_lead("Good", "good@acme.com", title="CTO", NumberOfEmployees=40),
-        ])
+        bad_date, infinite, good = sf.add_leads(
+            [
+                sf_lead("Date", "date@acme.com", title="CTO"),
+                sf_lead("Inf", "inf@acme.com", title="CTO", AnnualRevenue=float("inf")),
+                sf_lead("Good", "good@acme.com", title="CTO", NumberOfEmployees=40),
+            ]
+        )
         _corrupt_sf_field(app, bad_date, "LastActivityDate", "2024-02-30")
 
         reports = {name: p.run_cycle() for name, p in app.pipelines.items()}
@@ -76,13 +83,19 @@ def test_unusable_crm_values_are_quarantined_and_the_rest_of_the_page_is_stored(
         assert sf_rows[good].fields["employees"] == 40 and sf_rows[good].quarantine is None
 
         sample = app.metrics.registry.get_sample_value
-        assert sample("syncd_quarantined_values_total",
-                      {"connector": "hubspot", "field": "employees"}) == 1
-        assert sample("syncd_quarantined_values_total",
-                      {"connector": "salesforce", "field": "last_activity_at"}) == 1
+        assert (
+            sample("syncd_quarantined_values_total", {"connector": "hubspot", "field": "employees"})
+            == 1
+        )
+        assert (
+            sample(
+                "syncd_quarantined_values_total",
+                {"connector": "salesforce", "field": "last_activity_at"},
+            )
+            == 1
+        )
 
-    result = CliRunner().invoke(cli, ["status", "--config", str(config)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["status", "--config", str(config)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
     assert f"quarantined {huge}: employees = '1e400'" in out
@@ -119,7 +132,7 @@ def test_rules_one_crm_rejects_leave_every_crm_unchanged(tmp_path: Path) -> None
     (tmp_path / "rules.yaml").write_text(_RECYCLE_RULES)
     config = tmp_path / "syncd.yaml"
     config.write_text(f"""
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 server: {{enabled: false}}
 salesforce: {{enabled: true}}
@@ -130,9 +143,13 @@ hubspot: {{enabled: true}}
         with HubSpotEmulator(HubSpotEmulatorConfig()) as hs_emu:
             connectors = {
                 "salesforce": SalesforceConnector(config_for(sf_emu)),
-                "hubspot": HubSpotConnector(HubSpotConfig(
-                    base_url=hs_emu.base_url, allow_add_status_options=True,
-                    auth=PrivateAppAuth(access_token=hs_emu.access_token))),
+                "hubspot": HubSpotConnector(
+                    HubSpotConfig(
+                        base_url=hs_emu.base_url,
+                        allow_add_status_options=True,
+                        auth=PrivateAppAuth(access_token=hs_emu.access_token),
+                    )
+                ),
             }
             with pytest.raises(StartupError, match="'Recycled'"):
                 App.build(load_settings(config), connectors=connectors)

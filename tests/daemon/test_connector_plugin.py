@@ -66,14 +66,20 @@ class MemoryConnector(Connector):
     def check(self, *, statuses: set[str], fields: set[str], newsletters: set[str]) -> Preflight:
         self.stats.calls += 1
         problems = [f"no newsletter {n!r}" for n in newsletters - set(self.config.newsletters)]
-        return Preflight(statuses=set(self.config.statuses), writable_fields={"status"},
-                         problems=problems)
+        return Preflight(
+            statuses=set(self.config.statuses), writable_fields={"status"}, problems=problems
+        )
 
     def iter_pages(self, since: Cursor | None, *, until: datetime) -> Iterator[Page]:
         self.stats.calls += 1
-        found = sorted((RemoteLead(id_, lead.modified_at, dict(lead.fields))
-                        for id_, lead in self.leads.items() if lead.modified_at <= until),
-                       key=lambda remote: remote.cursor)
+        found = sorted(
+            (
+                RemoteLead(id_, lead.modified_at, dict(lead.fields))
+                for id_, lead in self.leads.items()
+                if lead.modified_at <= until
+            ),
+            key=lambda remote: remote.cursor,
+        )
         found = [lead for lead in found if since is None or lead.cursor > since]
         yield Page(found, found[-1].cursor if found else since)
 
@@ -88,21 +94,27 @@ class MemoryConnector(Connector):
         self.members.setdefault(self.config.newsletters[newsletter], set()).update(lead_ids)
         return [RecordResult(i, Outcome.OK) for i in lead_ids]
 
-    def remove_from_newsletter(self, newsletter: str,
-                               lead_ids: Sequence[str]) -> list[RecordResult]:
+    def remove_from_newsletter(
+        self, newsletter: str, lead_ids: Sequence[str]
+    ) -> list[RecordResult]:
         self.stats.calls += 1
         self.members.setdefault(self.config.newsletters[newsletter], set()).difference_update(
-            lead_ids)
+            lead_ids
+        )
         return [RecordResult(i, Outcome.OK) for i in lead_ids]
 
     def read_leads(self, lead_ids: Sequence[str]) -> list[RemoteLead]:
         self.stats.calls += 1
-        return [RemoteLead(i, self.leads[i].modified_at, dict(self.leads[i].fields))
-                for i in lead_ids if i in self.leads]
+        return [
+            RemoteLead(i, self.leads[i].modified_at, dict(self.leads[i].fields))
+            for i in lead_ids
+            if i in self.leads
+        ]
 
 
-MEMORY = ConnectorSpec(kind="memory", title="In-memory CRM", config_model=MemoryConfig,
-                       build=MemoryConnector)
+MEMORY = ConnectorSpec(
+    kind="memory", title="In-memory CRM", config_model=MemoryConfig, build=MemoryConnector
+)
 
 RULES = """\
 version: 1
@@ -131,11 +143,12 @@ def memory_type() -> Iterator[ConnectorSpec[MemoryConfig]]:
 
 
 def test_a_connector_type_registered_from_a_test_module_runs_a_cycle(
-        tmp_path: Path, memory_type: ConnectorSpec[MemoryConfig]) -> None:
+    tmp_path: Path, memory_type: ConnectorSpec[MemoryConfig]
+) -> None:
     (tmp_path / "rules.yaml").write_text(RULES)
     config = tmp_path / "syncd.yaml"
     config.write_text(f"""\
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: 1.0, min_changes: 1}}
 server: {{enabled: false}}
@@ -149,12 +162,18 @@ connectors:
     try:
         crm = app.connectors["memory/books"]
         assert isinstance(crm, MemoryConnector) and crm.name == "memory/books"
-        crm.leads["m1"] = _Lead({"email": "old@acme.com", "status": "new",
-                                 "last_activity_at": NOW - timedelta(days=200)},
-                                NOW - timedelta(days=1))
-        crm.leads["m2"] = _Lead({"email": "new@acme.com", "status": "new",
-                                 "last_activity_at": NOW - timedelta(days=2)},
-                                NOW - timedelta(days=1))
+        crm.leads["m1"] = _Lead(
+            {
+                "email": "old@acme.com",
+                "status": "new",
+                "last_activity_at": NOW - timedelta(days=200),
+            },
+            NOW - timedelta(days=1),
+        )
+        crm.leads["m2"] = _Lead(
+            {"email": "new@acme.com", "status": "new", "last_activity_at": NOW - timedelta(days=2)},
+            NOW - timedelta(days=1),
+        )
         report = app.pipelines["memory/books"].run_cycle()
         assert (report.outcome, report.pulled, report.written) == ("ok", 2, 2)
         assert crm.leads["m1"].fields["status"] == "nurturing"
@@ -166,19 +185,24 @@ connectors:
 
 
 def test_an_instance_of_an_unregistered_type_is_refused_with_the_known_types(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "syncd.yaml"
     config.write_text("connectors:\n  memory/books: {type: memory}\n")
     with pytest.raises(YamlFileError) as caught:
         load_settings(config)
     assert [str(p) for p in caught.value.problems] == [
-        (f"{config}:2:18: connectors.memory/books.type: unknown connector type "
-         "'memory'; known types: hubspot, salesforce")]
+        (
+            f"{config}:2:18: connectors.memory/books.type: unknown connector type "
+            "'memory'; known types: hubspot, salesforce"
+        )
+    ]
 
 
 def _plugin_distribution(root: Path, *, name: str, kind: str) -> None:
     """A real installed distribution: a module with a spec and a dist-info with entry points."""
-    (root / f"{name}.py").write_text(textwrap.dedent(f"""\
+    (root / f"{name}.py").write_text(
+        textwrap.dedent(f"""\
         from tests.daemon.test_connector_plugin import MemoryConfig, MemoryConnector
         from connectors.registry import ConnectorSpec
 
@@ -187,16 +211,19 @@ def _plugin_distribution(root: Path, *, name: str, kind: str) -> None:
 
         SPEC = ConnectorSpec(kind="{kind}", title="Plugin", config_model=MemoryConfig,
                              build=Connector)
-        """))
+        """)
+    )
     info = root / f"{name}-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        f"[syncd.connectors]\n{kind} = {name}:SPEC\nsalesforce = {name}:SPEC\n")
+        f"[syncd.connectors]\n{kind} = {name}:SPEC\nsalesforce = {name}:SPEC\n"
+    )
 
 
 def test_an_installed_distribution_adds_a_type_through_its_entry_point(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _plugin_distribution(tmp_path, name="syncd_pipedrive", kind="pipedrive")
     monkeypatch.syspath_prepend(str(tmp_path))
     found = ConnectorRegistry()
@@ -209,21 +236,31 @@ def test_an_installed_distribution_adds_a_type_through_its_entry_point(
 
 
 def test_a_spec_that_fails_to_import_says_which_and_why(tmp_path: Path) -> None:
-    broken = ConnectorRegistry({"salesforce": "connectors.salesforce.spec:SPEC",
-                                "zoho": "syncd_zoho_not_installed:SPEC"})
-    with pytest.raises(ConnectorTypeError, match=r"connector type 'zoho' cannot be imported "
-                       r"from syncd_zoho_not_installed:SPEC: No module named "
-                       r"'syncd_zoho_not_installed'; is its package installed\?"):
+    broken = ConnectorRegistry(
+        {"salesforce": "connectors.salesforce.spec:SPEC", "zoho": "syncd_zoho_not_installed:SPEC"}
+    )
+    with pytest.raises(
+        ConnectorTypeError,
+        match=r"connector type 'zoho' cannot be imported "
+        r"from syncd_zoho_not_installed:SPEC: No module named "
+        r"'syncd_zoho_not_installed'; is its package installed\?",
+    ):
         broken.get("zoho")
-    with pytest.raises(ConnectorTypeError, match=r"unknown connector type 'salesforse'; "
-                       r"known types: salesforce, zoho \(did you mean 'salesforce'\?\)"):
+    with pytest.raises(
+        ConnectorTypeError,
+        match=r"unknown connector type 'salesforse'; "
+        r"known types: salesforce, zoho \(did you mean 'salesforce'\?\)",
+    ):
         broken.get("salesforse")
 
 
 def test_a_built_connector_carries_its_instance_name_and_keeps_its_type() -> None:
     connector = MEMORY.create(MemoryConfig(), "memory/eu")
     assert (connector.kind, connector.name, type(connector).kind) == (
-        "memory", "memory/eu", "memory")
+        "memory",
+        "memory/eu",
+        "memory",
+    )
     assert MemoryConnector(MemoryConfig()).name == "memory"  # unnamed: the type
 
 

@@ -49,12 +49,11 @@ def org(request: pytest.FixtureRequest) -> Iterator[SalesforceEmulator]:
     emu.stop()
 
 
-def _config(tmp_path: Path, emu: SalesforceEmulator, rules: str, connector_extra: str = ""
-            ) -> Path:
+def _config(tmp_path: Path, emu: SalesforceEmulator, rules: str, connector_extra: str = "") -> Path:
     (tmp_path / "rules.yaml").write_text(rules)
     config = tmp_path / "syncd.yaml"
     config.write_text(f"""\
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: 1.0, min_changes: 1}}
 server: {{enabled: false}}
@@ -81,13 +80,16 @@ CUSTOM_MAPPING = """\
 
 
 def test_rules_on_custom_number_and_picklist_fields_match_and_set_field_rides_with_the_status(
-        tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SF_SECRET", org.client_secret)
-    hot, gold, cold = org.add_leads([
-        sf_lead("Hot", "hot@acme.com", title="CTO", Lead_Score__c=91.5),
-        sf_lead("Gold", "gold@acme.com", title="CTO", Lead_Score__c=10, Tier__c="Gold"),
-        sf_lead("Cold", "cold@acme.com", title="CTO", Lead_Score__c=10, Tier__c="Silver"),
-    ])
+    hot, gold, cold = org.add_leads(
+        [
+            sf_lead("Hot", "hot@acme.com", title="CTO", Lead_Score__c=91.5),
+            sf_lead("Gold", "gold@acme.com", title="CTO", Lead_Score__c=10, Tier__c="Gold"),
+            sf_lead("Cold", "cold@acme.com", title="CTO", Lead_Score__c=10, Tier__c="Silver"),
+        ]
+    )
     org.clock.advance(5)
     with running_app(_config(tmp_path, org, CUSTOM_RULES, CUSTOM_MAPPING)) as app:
         report = app.pipelines["salesforce"].run_cycle()
@@ -101,12 +103,17 @@ def test_rules_on_custom_number_and_picklist_fields_match_and_set_field_rides_wi
 
 @pytest.mark.parametrize("org", [frozenset()], indirect=True)
 def test_rules_without_bant_start_on_an_org_without_the_bant_fields(
-        tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path,
+    org: SalesforceEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     monkeypatch.setenv("SF_SECRET", org.client_secret)
-    rules = CUSTOM_RULES.replace("lead_score, gte: 80", "title, eq: CEO").replace(
-        "      - set_field: {field: tier, value: Hot}\n", "").replace(
-        "{field: tier, in: [Gold]}", "{field: email, contains: nurture}")
+    rules = (
+        CUSTOM_RULES.replace("lead_score, gte: 80", "title, eq: CEO")
+        .replace("      - set_field: {field: tier, value: Hot}\n", "")
+        .replace("{field: tier, in: [Gold]}", "{field: email, contains: nurture}")
+    )
     lead_id = org.add_leads([sf_lead("Boss", "boss@acme.com", title="CEO")])[0]
     org.clock.advance(5)
     with running_app(_config(tmp_path, org, rules)) as app:
@@ -118,7 +125,8 @@ def test_rules_without_bant_start_on_an_org_without_the_bant_fields(
 
 @pytest.mark.parametrize("org", [frozenset()], indirect=True)
 def test_a_bant_rule_on_an_org_without_the_field_names_the_rule_and_the_field(
-        tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SF_SECRET", org.client_secret)
     rules = CUSTOM_RULES.split("rules:\n")[0] + "rules:\n" + BANT_RULE
     with pytest.raises(StartupError) as caught, running_app(_config(tmp_path, org, rules)):
@@ -130,24 +138,34 @@ def test_a_bant_rule_on_an_org_without_the_field_names_the_rule_and_the_field(
 
 
 def test_one_fields_entry_keeps_every_default_mapping_and_null_removes_one() -> None:
-    sf = SalesforceConfig.model_validate({
-        "instance_url": "https://x", "token_url": "https://x/t",
-        "auth": {"type": "session", "session_id": "s"},
-        "fields": {"lead_score": "Lead_Score__c", "budget": None}})
-    assert sf.fields == {**{k: v for k, v in SF_DEFAULTS.items() if k != "budget"},
-                         "lead_score": "Lead_Score__c"}
-    hs = HubSpotConfig.model_validate({"auth": {"type": "private_app", "access_token": "t"},
-                                       "fields": {"lead_score": "lead_score"}})
+    sf = SalesforceConfig.model_validate(
+        {
+            "instance_url": "https://x",
+            "token_url": "https://x/t",
+            "auth": {"type": "session", "session_id": "s"},
+            "fields": {"lead_score": "Lead_Score__c", "budget": None},
+        }
+    )
+    assert sf.fields == {
+        **{k: v for k, v in SF_DEFAULTS.items() if k != "budget"},
+        "lead_score": "Lead_Score__c",
+    }
+    hs = HubSpotConfig.model_validate(
+        {
+            "auth": {"type": "private_app", "access_token": "t"},
+            "fields": {"lead_score": "lead_score"},
+        }
+    )
     assert hs.fields == {**HS_DEFAULTS, "lead_score": "lead_score"}
 
 
 def test_a_custom_field_typed_unlike_the_crm_names_the_field_types_fix(
-        tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, org: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SF_SECRET", org.client_secret)
     rules = CUSTOM_RULES.replace("{field: lead_score, gte: 80}", "{field: lead_score, eq: '90'}")
     untyped = CUSTOM_MAPPING.replace("    field_types: {lead_score: number}\n", "")
-    with pytest.raises(StartupError) as caught, \
-            running_app(_config(tmp_path, org, rules, untyped)):
+    with pytest.raises(StartupError) as caught, running_app(_config(tmp_path, org, rules, untyped)):
         pass
     problems = [str(p) for p in caught.value.problems]
     assert len(problems) == 1, problems

@@ -16,15 +16,18 @@ from tests.daemon.harness import E2E_RULES, running_app, sf_lead, write_config
 
 def _failures(app: object, reason: str) -> float:
     value = app.metrics.registry.get_sample_value(  # type: ignore[attr-defined]
-        "syncd_cycle_failures_total", {"connector": "salesforce", "reason": reason})
+        "syncd_cycle_failures_total", {"connector": "salesforce", "reason": reason}
+    )
     return value or 0.0
 
 
 def test_database_error_mid_cycle_leaves_a_failed_run_row_counts_and_unreadies_until_a_good_cycle(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
-        app.embedded.salesforce.add_leads([sf_lead("A", "a@acme.com", title="Analyst",
-                                                   activity_days=200)])
+        app.embedded.salesforce.add_leads(
+            [sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)]
+        )
         daemon = Daemon(app)
         daemon._cycle("salesforce")
         assert daemon.readiness()[0] is True
@@ -46,7 +49,8 @@ def test_database_error_mid_cycle_leaves_a_failed_run_row_counts_and_unreadies_u
 
 
 def test_postgres_refusing_connections_mid_run_counts_a_failure_and_recovers(
-        tmp_path: Path, postgres_url: str) -> None:
+    tmp_path: Path, postgres_url: str
+) -> None:
     import sqlalchemy
 
     admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
@@ -62,8 +66,10 @@ def test_postgres_refusing_connections_mid_run_counts_a_failure_and_recovers(
             assert daemon.readiness()[0] is True
             with admin.connect() as conn:  # as good as stopped, for this database
                 conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-                conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                     f"WHERE datname = '{name}'")
+                conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}'"
+                )
             daemon._cycle("salesforce")
             assert daemon.readiness()[0] is False
             assert _failures(app, "database") == 1
@@ -95,26 +101,36 @@ def test_unexpected_error_in_a_cycle_is_a_failed_run_not_a_crash(tmp_path: Path)
 
 # Rules that target a status Salesforce lacks and HubSpot could be given (with
 # allow_add_status_options): accepting them would add 'RECYCLED' to hs_lead_status.
-RECYCLING_RULES = E2E_RULES.replace("  Converted: {converted: true}\n",
-                                    "  Converted: {converted: true}\n  Recycled: {}\n") + """\
+RECYCLING_RULES = (
+    E2E_RULES.replace(
+        "  Converted: {converted: true}\n", "  Converted: {converted: true}\n  Recycled: {}\n"
+    )
+    + """\
   - id: recycle
     when: {field: title, eq: Recycler}
     then:
       - set_status: Recycled
 """
+)
 
 _prepare_split = HubSpotConnector.prepare is not Connector.prepare
 needs_prepare_split = pytest.mark.xfail(
-    not _prepare_split, strict=True,
-    reason="HubSpot adds status options in check(); the connector kit moves that to prepare()")
+    not _prepare_split,
+    strict=True,
+    reason="HubSpot adds status options in check(); the connector kit moves that to prepare()",
+)
 
 
 @needs_prepare_split
 def test_rule_reload_rejected_for_a_status_salesforce_lacks_leaves_hubspot_options_untouched(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = write_config(tmp_path)
-    config.write_text(config.read_text().replace("Converted: CONVERTED}",
-                                                 "Converted: CONVERTED, Recycled: RECYCLED}"))
+    config.write_text(
+        config.read_text().replace(
+            "Converted: CONVERTED}", "Converted: CONVERTED, Recycled: RECYCLED}"
+        )
+    )
     with running_app(config) as app:
         before = app.embedded.hubspot.status_options()
         version = app.rules.book.version
@@ -127,10 +143,14 @@ def test_rule_reload_rejected_for_a_status_salesforce_lacks_leaves_hubspot_optio
 
 @needs_prepare_split
 def test_start_up_rejected_for_a_status_salesforce_lacks_leaves_hubspot_options_untouched(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = write_config(tmp_path, rules=RECYCLING_RULES)
-    config.write_text(config.read_text().replace("Converted: CONVERTED}",
-                                                 "Converted: CONVERTED, Recycled: RECYCLED}"))
+    config.write_text(
+        config.read_text().replace(
+            "Converted: CONVERTED}", "Converted: CONVERTED, Recycled: RECYCLED}"
+        )
+    )
     seen: list[list[str]] = []
     from connectors.testing.hubspot import HubSpotEmulator
 
@@ -142,8 +162,10 @@ def test_start_up_rejected_for_a_status_salesforce_lacks_leaves_hubspot_options_
 
     HubSpotEmulator.stop = remember_then_stop  # type: ignore[method-assign]
     try:
-        with pytest.raises(StartupError, match="rule 'recycle' sets status 'Recycled'"), \
-                running_app(config):
+        with (
+            pytest.raises(StartupError, match="rule 'recycle' sets status 'Recycled'"),
+            running_app(config),
+        ):
             pass
     finally:
         HubSpotEmulator.stop = real_stop  # type: ignore[method-assign]

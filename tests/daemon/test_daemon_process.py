@@ -15,8 +15,13 @@ from tests.daemon.harness import write_config
 def test_sigterm_finishes_the_cycle_checkpoints_and_exits_zero(tmp_path: Path) -> None:
     config = write_config(tmp_path, leads=120)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 90
@@ -25,8 +30,13 @@ def test_sigterm_finishes_the_cycle_checkpoints_and_exits_zero(tmp_path: Path) -
             if not line:
                 break
             lines.append(line)
-            seen = {crm for line in lines if "syncd.pipeline: cycle" in line
-                    for crm in ("salesforce", "hubspot") if f" {crm}: pulled" in line}
+            seen = {
+                crm
+                for line in lines
+                if "syncd.pipeline: cycle" in line
+                for crm in ("salesforce", "hubspot")
+                if f" {crm}: pulled" in line
+            }
             if seen >= {"salesforce", "hubspot"}:
                 break
         assert any(" salesforce: pulled 120," in line for line in lines), "".join(lines)

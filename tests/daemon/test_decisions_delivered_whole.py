@@ -56,16 +56,18 @@ rules:
 """
 
 # The same decision under a new rule-set version (a rule added that no lead here matches).
-SCOPED_RULES_V2_STILL_WANTS = SCOPED_RULES + """\
+SCOPED_RULES_V2_STILL_WANTS = (
+    SCOPED_RULES
+    + """\
   - id: archive-test-leads
     when: {field: email, contains: "@example.invalid"}
     then:
       - archive: {}
 """
+)
 
 # A new version that moves stale leads to Nurture but no longer sends them the newsletter.
-SCOPED_RULES_V2_NO_NEWSLETTER = SCOPED_RULES.replace("      - add_to_newsletter: newsletter\n",
-                                                     "")
+SCOPED_RULES_V2_NO_NEWSLETTER = SCOPED_RULES.replace("      - add_to_newsletter: newsletter\n", "")
 
 NURTURE = {"salesforce": "Nurture", "hubspot": "NURTURE"}
 N_LEADS = 6
@@ -80,8 +82,10 @@ def _config(tmp_path: Path, crm: str, *, one_attempt: bool = False) -> Path:
         if crm == "salesforce":
             text = text.replace("lag_seconds: 0", "lag_seconds: 0\n    retry: {attempts: 1}")
         else:
-            text = text.replace("allow_add_status_options: true",
-                                "allow_add_status_options: true\n    max_attempts: 1")
+            text = text.replace(
+                "allow_add_status_options: true",
+                "allow_add_status_options: true\n    max_attempts: 1",
+            )
         config.write_text(text)
     return config
 
@@ -90,10 +94,12 @@ def _seed(app: App, crm: str) -> list[str]:
     if crm == "salesforce":
         return app.embedded.salesforce.add_leads(
             sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-            for i in range(N_LEADS))
+            for i in range(N_LEADS)
+        )
     return app.embedded.hubspot.add_contacts(
         hs_contact(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-        for i in range(N_LEADS))
+        for i in range(N_LEADS)
+    )
 
 
 def _status(app: App, crm: str, lead_id: str) -> str:
@@ -111,24 +117,30 @@ def _members(app: App, crm: str) -> set[str]:
 def _membership_sends(app: App, crm: str) -> int:
     """Lead ids sent in successful membership calls: each join sent once means == leads."""
     if crm == "salesforce":
-        return sum(e.records or 0 for e in app.embedded.salesforce.journal.writes()
-                   if e.method == "POST" and "composite/sobjects" in e.path and e.status == 200)
-    return sum(e.records for e in app.embedded.hubspot.journal.entries(
-        "PUT", "/memberships/add", status=200))
+        return sum(
+            e.records or 0
+            for e in app.embedded.salesforce.journal.writes()
+            if e.method == "POST" and "composite/sobjects" in e.path and e.status == 200
+        )
+    return sum(
+        e.records
+        for e in app.embedded.hubspot.journal.entries("PUT", "/memberships/add", status=200)
+    )
 
 
 def _fail_membership_once(app: App, crm: str) -> None:
     if crm == "salesforce":
-        app.embedded.salesforce.faults.fail_next(1, path="composite/sobjects",
-                                                 method="POST")
+        app.embedded.salesforce.faults.fail_next(1, path="composite/sobjects", method="POST")
     else:
-        app.embedded.hubspot.faults.fail_next(1, status=503, path=r"/memberships/add",
-                                              method="PUT")
+        app.embedded.hubspot.faults.fail_next(1, status=503, path=r"/memberships/add", method="PUT")
 
 
 def _newsletter_outcomes(app: App, lead_id: str) -> list[tuple[str, str | None]]:
-    return [(a.outcome, a.message) for a in app.store.audit_of_lead(lead_id)
-            if a.field == "newsletter:newsletter"]
+    return [
+        (a.outcome, a.message)
+        for a in app.store.audit_of_lead(lead_id)
+        if a.field == "newsletter:newsletter"
+    ]
 
 
 def _status_written_newsletter_pending(app: App, crm: str, ids: list[str]) -> None:
@@ -158,7 +170,8 @@ def _stop_after_first_field_batch(app: App, crm: str) -> Callable[[], None]:
 
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_stop_after_the_status_batch_sends_the_newsletter_join_on_restart_exactly_once(
-        tmp_path: Path, crm: str) -> None:
+    tmp_path: Path, crm: str
+) -> None:
     with running_app(_config(tmp_path, crm)) as app:
         ids = _seed(app, crm)
         pipeline = app.pipelines[crm]
@@ -181,7 +194,8 @@ def test_stop_after_the_status_batch_sends_the_newsletter_join_on_restart_exactl
 
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_one_503_on_the_membership_call_sends_it_next_cycle_instead_of_superseding_it(
-        tmp_path: Path, crm: str) -> None:
+    tmp_path: Path, crm: str
+) -> None:
     with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
         ids = _seed(app, crm)
         pipeline = app.pipelines[crm]
@@ -190,23 +204,22 @@ def test_one_503_on_the_membership_call_sends_it_next_cycle_instead_of_supersedi
         assert first.outcome == "failed" and "will retry next cycle" in (first.message or "")
         _status_written_newsletter_pending(app, crm, ids)
         shown = status_report(app)["crms"][crm]["pending_by"]
-        assert shown == [{"change": "newsletter:newsletter", "retrying": None,
-                          "count": N_LEADS}]
+        assert shown == [{"change": "newsletter:newsletter", "retrying": None, "count": N_LEADS}]
 
         second = pipeline.run_cycle()
         assert second.outcome == "ok", second.message
         assert _members(app, crm) == set(ids)
         assert _membership_sends(app, crm) == N_LEADS
         with app.store.engine.connect() as conn:
-            states = conn.exec_driver_sql(
-                "SELECT state, count(*) FROM outbox GROUP BY state").all()
+            states = conn.exec_driver_sql("SELECT state, count(*) FROM outbox GROUP BY state").all()
         assert dict(states) == {OutboxState.DONE: 2 * N_LEADS}, "nothing superseded"
         assert status_report(app)["crms"][crm]["unsent"] == []
 
 
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_a_person_changing_the_status_after_syncds_write_withdraws_the_newsletter_join(
-        tmp_path: Path, crm: str) -> None:
+    tmp_path: Path, crm: str
+) -> None:
     config = _config(tmp_path, crm, one_attempt=True)
     with running_app(config) as app:
         ids = _seed(app, crm)
@@ -226,8 +239,9 @@ def test_a_person_changing_the_status_after_syncds_write_withdraws_the_newslette
         assert _members(app, crm) == set(untouched), "the others' joins are still delivered"
         reason = "status changed by a person (or the CRM) after syncd's write"
         assert _newsletter_outcomes(app, edited) == [(AuditOutcome.WITHDRAWN, reason)]
-        (withdrawn,) = [a for a in app.store.audit_of_lead(edited)
-                        if a.outcome == AuditOutcome.WITHDRAWN]
+        (withdrawn,) = [
+            a for a in app.store.audit_of_lead(edited) if a.outcome == AuditOutcome.WITHDRAWN
+        ]
         assert withdrawn.run_id == report.run_id and withdrawn.rule_id == "stale-nurture"
         part = status_report(app)["crms"][crm]
         assert part["pending"] == 0
@@ -240,7 +254,8 @@ def test_a_person_changing_the_status_after_syncds_write_withdraws_the_newslette
 
 
 def test_a_rule_set_that_no_longer_wants_a_half_delivered_decision_withdraws_the_rest(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     crm = "salesforce"
     with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
         ids = _seed(app, crm)
@@ -255,14 +270,13 @@ def test_a_rule_set_that_no_longer_wants_a_half_delivered_decision_withdraws_the
         version = app.rules.book.version
         assert _members(app, crm) == set()
         reason = f"rule set changed to version {version} and no longer wants it"
-        assert all(_newsletter_outcomes(app, i) == [(AuditOutcome.WITHDRAWN, reason)]
-                   for i in ids)
+        assert all(_newsletter_outcomes(app, i) == [(AuditOutcome.WITHDRAWN, reason)] for i in ids)
         assert status_report(app)["crms"][crm]["unsent"] == [
-            {"outcome": "withdrawn", "reason": reason, "count": N_LEADS}]
+            {"outcome": "withdrawn", "reason": reason, "count": N_LEADS}
+        ]
 
 
-def test_a_rule_set_change_that_still_wants_the_decision_delivers_the_rest(
-        tmp_path: Path) -> None:
+def test_a_rule_set_change_that_still_wants_the_decision_delivers_the_rest(tmp_path: Path) -> None:
     crm = "salesforce"
     with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
         ids = _seed(app, crm)
@@ -280,28 +294,38 @@ def test_a_rule_set_change_that_still_wants_the_decision_delivers_the_rest(
 
 
 def test_rules_that_stop_wanting_an_undelivered_decision_supersede_all_of_it(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     crm = "salesforce"
     with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
         (lead,) = app.embedded.salesforce.add_leads(
-            [sf_lead("Quiet", "q@acme.com", title="Analyst", activity_days=200)])
+            [sf_lead("Quiet", "q@acme.com", title="Analyst", activity_days=200)]
+        )
         pipeline = app.pipelines[crm]
         app.embedded.salesforce.faults.fail_next(1, method="PATCH")  # the status batch fails
         assert pipeline.run_cycle().outcome == "failed"
         assert app.store.pending_count(crm) == 2  # nothing of the decision reached the CRM
         # Activity brings the lead back: the rules no longer want either part.
-        app.embedded.salesforce.update_lead(lead, {"LastActivityDate": sf_lead(
-            "x", "x@x.com", title=None, activity_days=1)["LastActivityDate"]})
+        app.embedded.salesforce.update_lead(
+            lead,
+            {
+                "LastActivityDate": sf_lead("x", "x@x.com", title=None, activity_days=1)[
+                    "LastActivityDate"
+                ]
+            },
+        )
 
         assert pipeline.run_cycle().outcome == "ok"
         assert _status(app, crm, lead) == "Open - Not Contacted" and _members(app, crm) == set()
         assert {(a.field, a.outcome, a.message) for a in app.store.audit_of_lead(lead)} == {
             ("status", AuditOutcome.SUPERSEDED, "no longer wanted by the rules"),
-            ("newsletter:newsletter", AuditOutcome.SUPERSEDED, "no longer wanted by the rules")}
+            ("newsletter:newsletter", AuditOutcome.SUPERSEDED, "no longer wanted by the rules"),
+        }
 
 
 def test_lead_deleted_before_its_newsletter_join_is_withdrawn_with_that_reason(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     crm = "salesforce"
     with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
         ids = _seed(app, crm)
@@ -311,7 +335,8 @@ def test_lead_deleted_before_its_newsletter_join_is_withdrawn_with_that_reason(
         app.embedded.salesforce.delete_lead(ids[0])
         assert pipeline.run_cycle().outcome == "ok"
         assert _newsletter_outcomes(app, ids[0]) == [
-            (AuditOutcome.WITHDRAWN, "lead deleted in the CRM")]
+            (AuditOutcome.WITHDRAWN, "lead deleted in the CRM")
+        ]
         assert _members(app, crm) == set(ids[1:])
 
 
@@ -320,7 +345,8 @@ class _CrashAfterWrite(BaseException):
 
 
 def test_crash_before_recording_the_status_write_still_sends_the_join_and_not_the_status_again(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     crm = "salesforce"
     with running_app(_config(tmp_path, crm)) as app:
         ids = _seed(app, crm)
@@ -347,16 +373,19 @@ def test_crash_before_recording_the_status_write_still_sends_the_join_and_not_th
         for i in ids:
             assert [(a.field, a.outcome) for a in app.store.audit_of_lead(i)] == [
                 ("status", AuditOutcome.ALREADY_IN_PLACE),
-                ("newsletter:newsletter", AuditOutcome.APPLIED)]
+                ("newsletter:newsletter", AuditOutcome.APPLIED),
+            ]
 
 
 # ---- a real process, killed ------------------------------------------------------------------
 
+
 def _outbox_counts(db: Path) -> dict[tuple[str, str], int]:
     try:
         with sqlite3.connect(db, timeout=5) as conn:
-            rows = conn.execute("SELECT kind, state, count(*) FROM outbox "
-                                "GROUP BY kind, state").fetchall()
+            rows = conn.execute(
+                "SELECT kind, state, count(*) FROM outbox GROUP BY kind, state"
+            ).fetchall()
     except sqlite3.Error:  # not created yet
         return {}
     return {(k, s): n for k, s, n in rows}
@@ -366,7 +395,7 @@ def _sigkill_config(tmp_path: Path, emu: SalesforceEmulator, campaign: str) -> P
     (tmp_path / "rules.yaml").write_text(SCOPED_RULES)
     config = tmp_path / "syncd.yaml"
     config.write_text(f"""
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: 1.0, min_changes: 1}}
 server: {{enabled: false}}
@@ -388,18 +417,24 @@ salesforce:
 
 def _sync_once(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     # --wait: a restart after a SIGKILL waits for the dead process's lease to run out.
-    return subprocess.Popen([sys.executable, "-m", "syncd.cli", "sync", "--once", "--wait",
-                             "--config", str(config)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT,
-                            text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", "sync", "--once", "--wait", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
 
 
 def test_sigkill_between_status_and_newsletter_batches_delivers_the_join_after_restart(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with SalesforceEmulator() as emu:
         campaign = emu.add_campaign("Newsletter")
-        ids = emu.add_leads(sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst",
-                                    activity_days=200) for i in range(N_LEADS))
+        ids = emu.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(N_LEADS)
+        )
         config = _sigkill_config(tmp_path, emu, campaign)
         env = {**os.environ, "SF_SECRET": emu.client_secret, "PYTHONUNBUFFERED": "1"}
         # The membership insert stalls, then fails without taking effect: the process is
@@ -428,8 +463,11 @@ def test_sigkill_between_status_and_newsletter_batches_delivers_the_join_after_r
         output, _ = restarted.communicate(timeout=120)
         assert restarted.returncode == 0, output
         assert emu.campaign_members(campaign) == set(ids)
-        sent = [e for e in emu.journal.writes() if e.method == "POST"
-                and "composite/sobjects" in e.path and e.status == 200]
+        sent = [
+            e
+            for e in emu.journal.writes()
+            if e.method == "POST" and "composite/sobjects" in e.path and e.status == 200
+        ]
         assert sum(e.records or 0 for e in sent) == N_LEADS, "each join sent exactly once"
         counts = _outbox_counts(tmp_path / "state.db")
         assert counts == {("field", "done"): N_LEADS, ("membership", "done"): N_LEADS}

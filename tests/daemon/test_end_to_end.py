@@ -24,25 +24,38 @@ from tests.daemon.harness import (
 def _seed_three(app) -> dict[str, dict[str, str]]:
     sf = app.embedded.salesforce
     hs = app.embedded.hubspot
-    sf_ids = sf.add_leads([
-        sf_lead("Stale", "ann@acme.com", title="VP Marketing", status="Working - Contacted",
-                activity_days=120),
-        sf_lead("Student", "kid@gmail.com", title=None),
-        sf_lead("Fresh", "bo@globex.com", title="Director of Sales", activity_days=3),
-    ])
-    hs_ids = hs.add_contacts([
-        hs_contact("Stale", "ann@acme.com", title="VP Marketing", status="OPEN",
-                   activity_days=120),
-        hs_contact("Student", "kid@gmail.com", title=None),
-        hs_contact("Fresh", "bo@globex.com", title="Director of Sales", activity_days=3),
-    ])
+    sf_ids = sf.add_leads(
+        [
+            sf_lead(
+                "Stale",
+                "ann@acme.com",
+                title="VP Marketing",
+                status="Working - Contacted",
+                activity_days=120,
+            ),
+            sf_lead("Student", "kid@gmail.com", title=None),
+            sf_lead("Fresh", "bo@globex.com", title="Director of Sales", activity_days=3),
+        ]
+    )
+    hs_ids = hs.add_contacts(
+        [
+            hs_contact(
+                "Stale", "ann@acme.com", title="VP Marketing", status="OPEN", activity_days=120
+            ),
+            hs_contact("Student", "kid@gmail.com", title=None),
+            hs_contact("Fresh", "bo@globex.com", title="Director of Sales", activity_days=3),
+        ]
+    )
     names = ("stale", "misfit", "fresh")
-    return {"salesforce": dict(zip(names, sf_ids, strict=True)),
-            "hubspot": dict(zip(names, hs_ids, strict=True))}
+    return {
+        "salesforce": dict(zip(names, sf_ids, strict=True)),
+        "hubspot": dict(zip(names, hs_ids, strict=True)),
+    }
 
 
 def test_full_cycle_moves_expected_leads_to_status_newsletter_and_archive(
-        tmp_path: Path, store_url: str) -> None:
+    tmp_path: Path, store_url: str
+) -> None:
     with running_app(write_config(tmp_path, state_url=store_url)) as app:
         ids = _seed_three(app)
         reports = {name: p.run_cycle() for name, p in app.pipelines.items()}
@@ -62,27 +75,32 @@ def test_full_cycle_moves_expected_leads_to_status_newsletter_and_archive(
         audit = app.store.audit_of_lead(s["stale"], "salesforce")
         assert {(a.field, a.after, a.rule_id, a.outcome) for a in audit} == {
             ("status", "Nurture", "stale-nurture", "applied"),
-            ("newsletter:newsletter", True, "stale-nurture", "applied")}
+            ("newsletter:newsletter", True, "stale-nurture", "applied"),
+        }
         assert all(a.ruleset_version == app.rules.book.version for a in audit)
         found = app.store.find_leads("ANN@acme.com")  # explain/audit look leads up by email
-        assert {(r.crm, r.lead_id) for r in found} == {("salesforce", s["stale"]),
-                                                        ("hubspot", h["stale"])}
+        assert {(r.crm, r.lead_id) for r in found} == {
+            ("salesforce", s["stale"]),
+            ("hubspot", h["stale"]),
+        }
 
 
-def test_writes_go_in_full_batches_of_the_crm_maximum_and_never_above_it(
-        tmp_path: Path) -> None:
+def test_writes_go_in_full_batches_of_the_crm_maximum_and_never_above_it(tmp_path: Path) -> None:
     with running_app(write_config(tmp_path)) as app:
         # 2,100 leads: more outbox rows than one drain chunk (2,000), so batches must fill
         # across chunk boundaries to reach the minimum number of calls.
         # Every fourth lead is a misfit (archived, no newsletter), so outbox rows do not fall
         # into chunk-aligned multiples of the batch size.
         app.embedded.salesforce.add_leads(
-            sf_lead(f"L{i}", f"l{i}@gmail.com", title=None) if i % 4 == 0 else
-            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-            for i in range(2100))
+            sf_lead(f"L{i}", f"l{i}@gmail.com", title=None)
+            if i % 4 == 0
+            else sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(2100)
+        )
         app.embedded.hubspot.add_contacts(
             hs_contact(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-            for i in range(250))
+            for i in range(250)
+        )
         for p in app.pipelines.values():
             assert p.run_cycle().outcome == "ok"
         sf_writes = [e for e in sf_write_calls(app) if "composite/sobjects" in e.path]
@@ -116,11 +134,14 @@ class _CrashAfterWrite(BaseException):  # a dying process, not an error a cycle 
 
 
 def test_crash_after_confirmed_write_before_checkpoint_neither_repeats_nor_loses(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
         sf = app.embedded.salesforce
-        ids = sf.add_leads(sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst",
-                                   activity_days=200) for i in range(450))
+        ids = sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(450)
+        )
         pipeline = app.pipelines["salesforce"]
         connector = pipeline.connector
         real_write = connector.write_batch
@@ -142,18 +163,19 @@ def test_crash_after_confirmed_write_before_checkpoint_neither_repeats_nor_loses
         connector.write_batch = real_write
         report = pipeline.run_cycle()
         assert report.outcome == "ok"
-        written = [rid for e in sf.journal.writes() if e.method == "PATCH"
-                   for rid in e.record_ids]
+        written = [rid for e in sf.journal.writes() if e.method == "PATCH" for rid in e.record_ids]
         assert sorted(written) == sorted(ids), "every lead written exactly once"
         assert all(sf.lead(i)["Status"] == "Nurture" for i in ids)
-        outcomes = [a.outcome for i in ids for a in app.store.audit_of_lead(i)
-                    if a.field == "status"]
+        outcomes = [
+            a.outcome for i in ids for a in app.store.audit_of_lead(i) if a.field == "status"
+        ]
         assert outcomes.count("already_in_place") == 200 and outcomes.count("applied") == 250
 
 
-def test_rule_file_typo_exits_2_with_location_and_the_crm_gets_no_request(tmp_path: Path,
-                                                                         monkeypatch) -> None:
-    broken = (tmp_path / "rules.yaml")
+def test_rule_file_typo_exits_2_with_location_and_the_crm_gets_no_request(
+    tmp_path: Path, monkeypatch
+) -> None:
+    broken = tmp_path / "rules.yaml"
     broken.write_text("""\
 version: 1
 name: broken
@@ -169,7 +191,7 @@ rules:
         monkeypatch.setenv("SF_SECRET", emu.client_secret)
         config = tmp_path / "syncd.yaml"
         config.write_text(f"""
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 server: {{enabled: false}}
 salesforce:
@@ -204,14 +226,18 @@ def test_salesforce_org_of_2500_leads_is_read_through_next_records_url(tmp_path:
 def test_hubspot_portal_with_more_than_10000_matches_is_read_completely(tmp_path: Path) -> None:
     config = write_config(tmp_path, crms=("hubspot",))
     # Pacing has its own test; here the search bucket is widened on both sides to stay quick.
-    config.write_text(config.read_text().replace(
-        "allow_add_status_options: true",
-        "allow_add_status_options: true\n    search_per_second: 200"))
+    config.write_text(
+        config.read_text().replace(
+            "allow_add_status_options: true",
+            "allow_add_status_options: true\n    search_per_second: 200",
+        )
+    )
     with running_app(config) as app:
         hs = app.embedded.hubspot
         hs.config.search_per_second = 400
-        hs.add_contacts(hs_contact(f"L{i}", f"l{i}@acme.com", title="Analyst")
-                        for i in range(10_500))
+        hs.add_contacts(
+            hs_contact(f"L{i}", f"l{i}@acme.com", title="Analyst") for i in range(10_500)
+        )
         report = app.pipelines["hubspot"].run_cycle()
         assert report.outcome == "ok", report.message
         assert app.store.count_live("hubspot") == 10_500
@@ -220,11 +246,14 @@ def test_hubspot_portal_with_more_than_10000_matches_is_read_completely(tmp_path
 
 
 def test_overlap_window_rereads_other_peoples_late_commits_but_not_syncds_own_writes(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
         sf = app.embedded.salesforce
-        sf.add_leads(sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-                     for i in range(30))
+        sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(30)
+        )
         pipeline = app.pipelines["salesforce"]
         time.sleep(1.1)  # SystemModstamp has whole seconds: let syncd's writes land in a later one
         assert pipeline.run_cycle().written == 60  # 30 statuses + 30 newsletter adds
@@ -238,8 +267,9 @@ def test_overlap_window_rereads_other_peoples_late_commits_but_not_syncds_own_wr
         sf.journal.clear()
         pipeline.run_cycle()
         assert records_read() == 0, "syncd's own writes are not re-read by the overlap"
-        (late,) = sf.commit_late([sf_lead("Late", "late@acme.com", title="Analyst")],
-                                 seconds_ago=60)  # a rep's transaction committing late
+        (late,) = sf.commit_late(
+            [sf_lead("Late", "late@acme.com", title="Analyst")], seconds_ago=60
+        )  # a rep's transaction committing late
         sf.journal.clear()
         report = pipeline.run_cycle()
         assert records_read() == 1 and report.pulled == 1

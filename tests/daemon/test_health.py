@@ -21,13 +21,16 @@ def _get(port: int, path: str) -> tuple[int, str]:
 
 
 def test_ready_only_after_every_connector_finished_a_cycle_and_metrics_count_it(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_app(write_config(tmp_path)) as app:
-        app.embedded.salesforce.add_leads([sf_lead("A", "a@acme.com", title="Analyst",
-                                                   activity_days=200)])
+        app.embedded.salesforce.add_leads(
+            [sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)]
+        )
         daemon = Daemon(app)
-        server = HealthServer("127.0.0.1", 0, registry=app.metrics.registry,
-                              readiness=daemon.readiness)
+        server = HealthServer(
+            "127.0.0.1", 0, registry=app.metrics.registry, readiness=daemon.readiness
+        )
         server.start()
         try:
             assert _get(server.port, "/healthz")[0] == 200

@@ -24,10 +24,15 @@ def _records(text: str, stream: str) -> list[dict[str, Any]]:
 
 
 def test_a_cycle_with_changes_and_a_retry_logs_only_json_lines_tagged_with_the_cycle(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with SalesforceEmulator() as emu:
-        emu.add_leads([sf_lead(f"L{i}", f"l{i}@acme.com", title="Analyst", activity_days=200)
-                       for i in range(12)])
+        emu.add_leads(
+            [
+                sf_lead(f"L{i}", f"l{i}@acme.com", title="Analyst", activity_days=200)
+                for i in range(12)
+            ]
+        )
         emu.faults.fail_next(1, status=503, path="/queryAll/")  # the pull retries once
         config = _write_config(tmp_path, emu)
         config.write_text(config.read_text() + "log: {format: json}\n")
@@ -36,8 +41,9 @@ def test_a_cycle_with_changes_and_a_retry_logs_only_json_lines_tagged_with_the_c
         try:
             deadline = time.monotonic() + 60
             # The last line a cycle of 24 changes prints: "... and 16 more (syncd audit ...)".
-            while time.monotonic() < deadline and not any("syncd audit --run" in line
-                                                          for line in seen):
+            while time.monotonic() < deadline and not any(
+                "syncd audit --run" in line for line in seen
+            ):
                 line = proc.stderr.readline()  # type: ignore[union-attr]
                 if not line:
                     break
@@ -53,8 +59,9 @@ def test_a_cycle_with_changes_and_a_retry_logs_only_json_lines_tagged_with_the_c
     records = stdout + stderr
     retry = [r for r in records if "retrying in" in r["message"]]
     assert retry, err
-    cycle = next(r for r in records if r["logger"] == "syncd.pipeline"
-                 and r["message"].startswith("cycle "))
+    cycle = next(
+        r for r in records if r["logger"] == "syncd.pipeline" and r["message"].startswith("cycle ")
+    )
     assert retry[0]["crm"] == "salesforce" and retry[0]["run_id"] == cycle["run_id"]
     changes = [r for r in records if r["logger"] == "syncd.changes" and "lead_id" in r]
     assert changes, records
@@ -67,8 +74,9 @@ def test_start_up_errors_in_json_mode_are_json(tmp_path: Path) -> None:
         config = _write_config(tmp_path, emu)
         # A config error (read before logging is set up) and, separately, a start-up failure.
         bad = tmp_path / "bad.yaml"
-        bad.write_text(config.read_text().replace("interval: 10s", "intervall: 10s")
-                       + "log: {format: json}\n")
+        bad.write_text(
+            config.read_text().replace("interval: 10s", "intervall: 10s") + "log: {format: json}\n"
+        )
         proc = _syncd("run", "-c", str(bad), env=_env(emu))
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 2

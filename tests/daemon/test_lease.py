@@ -48,6 +48,7 @@ rules:
 
 # ---- fixtures -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def hubspot() -> Iterator[HubSpotEmulator]:
     emu = HubSpotEmulator(EmulatorConfig(extra_status_options=["NURTURE"])).start()
@@ -59,11 +60,11 @@ def hubspot() -> Iterator[HubSpotEmulator]:
 
 def seed(emu: HubSpotEmulator, n: int, *, slow_writes: float = 0.25) -> list[str]:
     """``n`` contacts the rules move to NURTURE; every batch write stalls ``slow_writes``."""
-    ids = emu.add_contacts(hs_contact(f"L{i}", f"l{i}@acme{i}.com", title="CTO",
-                                      activity_days=200) for i in range(n))
+    ids = emu.add_contacts(
+        hs_contact(f"L{i}", f"l{i}@acme{i}.com", title="CTO", activity_days=200) for i in range(n)
+    )
     if slow_writes:
-        emu.faults.slow_next(1_000_000, delay=slow_writes, path=r"batch/update",
-                             method="POST")
+        emu.faults.slow_next(1_000_000, delay=slow_writes, path=r"batch/update", method="POST")
     return ids
 
 
@@ -121,7 +122,10 @@ class Daemon:
         self._out = self.log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
-            stdout=self._out, stderr=subprocess.STDOUT, env=env(emu))
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env=env(emu),
+        )
 
     def output(self) -> str:
         return self.log.read_text()
@@ -135,8 +139,9 @@ class Daemon:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in the output of pid {self.proc.pid}:\n"
-                             + self.output())
+        raise AssertionError(
+            f"no {pattern!r} in the output of pid {self.proc.pid}:\n" + self.output()
+        )
 
     def readyz(self) -> tuple[int, dict[str, Any]]:
         port = self.wait_for(r"health and metrics on http://127.0.0.1:(\d+)/")[1]
@@ -179,6 +184,7 @@ def daemons() -> Iterator[Callable[[Path, HubSpotEmulator, str], Daemon]]:
 
 # ---- journal helpers ------------------------------------------------------------------------
 
+
 def sent_ids(emu: HubSpotEmulator) -> list[str]:
     """Every contact id in a batch update the emulator accepted, once per send."""
     out = []
@@ -189,9 +195,17 @@ def sent_ids(emu: HubSpotEmulator) -> list[str]:
 
 
 def write_calls(emu: HubSpotEmulator) -> int:
-    return sum(1 for e in emu.journal.entries() if e.method in ("PATCH", "PUT", "DELETE")
-               or (e.method == "POST" and "/search" not in e.path and "/read" not in e.path
-                   and "/token" not in e.path))
+    return sum(
+        1
+        for e in emu.journal.entries()
+        if e.method in ("PATCH", "PUT", "DELETE")
+        or (
+            e.method == "POST"
+            and "/search" not in e.path
+            and "/read" not in e.path
+            and "/token" not in e.path
+        )
+    )
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -216,23 +230,32 @@ def rep_edited(url: str) -> int:
     store = StateStore(url)
     try:
         with store.engine.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM lead WHERE rep_edit_at IS NOT NULL")
-                                ).scalar_one()
+            return conn.execute(
+                text("SELECT count(*) FROM lead WHERE rep_edit_at IS NOT NULL")
+            ).scalar_one()
     finally:
         store.close()
 
 
-def run_cli(config: Path, emu: HubSpotEmulator, *args: str,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "syncd.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, env=env(emu), timeout=timeout,
-                          check=False)
+def run_cli(
+    config: Path, emu: HubSpotEmulator, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncd.cli", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env(emu),
+        timeout=timeout,
+        check=False,
+    )
 
 
 # ---- tests ----------------------------------------------------------------------------------
 
+
 def test_two_daemons_one_writes_and_a_killed_leader_is_replaced_within_two_lease_periods(
-        tmp_path: Path, hubspot: HubSpotEmulator, state_url: str, daemons: Any) -> None:
+    tmp_path: Path, hubspot: HubSpotEmulator, state_url: str, daemons: Any
+) -> None:
     ids = seed(hubspot, 1200)
     config = write_config(tmp_path, hubspot, state_url)
     first = daemons(config, hubspot, "first")
@@ -251,8 +274,12 @@ def test_two_daemons_one_writes_and_a_killed_leader_is_replaced_within_two_lease
     try:  # the standby left the leader's live run and its plan alone
         assert store.last_runs(1, crm="hubspot")[0].outcome == "running"
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM outbox WHERE state = 'superseded'")
-                                ).scalar_one() == 0
+            assert (
+                conn.execute(
+                    text("SELECT count(*) FROM outbox WHERE state = 'superseded'")
+                ).scalar_one()
+                == 0
+            )
     finally:
         store.close()
     first.proc.kill()  # SIGKILL: no release, no goodbye
@@ -266,8 +293,10 @@ def test_two_daemons_one_writes_and_a_killed_leader_is_replaced_within_two_lease
     assert "syncd.pipeline: cycle" not in second.output().split("now leads")[0]
     sent = Counter(sent_ids(hubspot))
     twice = sorted(i for i, n in sent.items() if n > 1)
-    assert not twice, (f"{len(twice)} changes sent twice ({twice[:3]}...); the new leader took "
-                       f"over {took:.1f}s after the kill:\n{second.output()[-3000:]}")
+    assert not twice, (
+        f"{len(twice)} changes sent twice ({twice[:3]}...); the new leader took "
+        f"over {took:.1f}s after the kill:\n{second.output()[-3000:]}"
+    )
     assert set(sent) == set(ids)  # and the new leader finished the job
     assert all(hubspot.contact(i)["hs_lead_status"] == "NURTURE" for i in ids)
     store = StateStore(state_url)
@@ -279,7 +308,8 @@ def test_two_daemons_one_writes_and_a_killed_leader_is_replaced_within_two_lease
 
 
 def test_sync_once_while_a_daemon_runs_is_refused_naming_the_holder_and_wait_runs_after_it(
-        tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any) -> None:
+    tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any
+) -> None:
     seed(hubspot, 300)
     config = write_config(tmp_path, hubspot)
     daemon = daemons(config, hubspot, "daemon")
@@ -297,7 +327,11 @@ def test_sync_once_while_a_daemon_runs_is_refused_naming_the_holder_and_wait_run
 
     waiting = subprocess.Popen(
         [sys.executable, "-m", "syncd.cli", "sync", "--once", "--wait", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(hubspot))
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(hubspot),
+    )
     try:
         time.sleep(TTL)
         assert waiting.poll() is None  # still waiting for the daemon's lease
@@ -313,7 +347,8 @@ def test_sync_once_while_a_daemon_runs_is_refused_naming_the_holder_and_wait_run
 
 
 def test_plan_pull_during_a_running_cycle_marks_no_lead_as_edited_by_a_person(
-        tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any) -> None:
+    tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any
+) -> None:
     seed(hubspot, 1000)
     config = write_config(tmp_path, hubspot)
     url = f"sqlite:///{tmp_path / 'state.db'}"
@@ -326,12 +361,28 @@ def test_plan_pull_during_a_running_cycle_marks_no_lead_as_edited_by_a_person(
     # A pull that waits for the lease reads the CRM only after the cycle's writes: what it
     # stores is what syncd wrote, never an older read mistaken for a person's edit.
     waiting = subprocess.Popen(
-        [sys.executable, "-m", "syncd.cli", "plan", "--pull", "--wait", "--json",
-         "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(hubspot))
+        [
+            sys.executable,
+            "-m",
+            "syncd.cli",
+            "plan",
+            "--pull",
+            "--wait",
+            "--json",
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(hubspot),
+    )
     try:
-        daemon.wait_for(r"syncd\.pipeline: cycle \w+ hubspot: pulled 1000, changed 1000, "
-                        r"written 1000", timeout=45)
+        daemon.wait_for(
+            r"syncd\.pipeline: cycle \w+ hubspot: pulled 1000, changed 1000, "
+            r"written 1000",
+            timeout=45,
+        )
         daemon.stop()
         out, errs = waiting.communicate(timeout=60)
     finally:
@@ -343,7 +394,8 @@ def test_plan_pull_during_a_running_cycle_marks_no_lead_as_edited_by_a_person(
 
 
 def test_a_process_whose_lease_was_taken_over_records_no_further_batch_and_sends_nothing(
-        tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any) -> None:
+    tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any
+) -> None:
     seed(hubspot, 1500)
     config = write_config(tmp_path, hubspot)
     url = f"sqlite:///{tmp_path / 'state.db'}"
@@ -354,9 +406,15 @@ def test_a_process_whose_lease_was_taken_over_records_no_further_batch_and_sends
     try:
         table = LeaseRow.__table__
         with store.begin() as conn:  # another holder takes the lease: a new token
-            conn.execute(update(table).values(
-                token=table.c.token + 1, host="thief-host", pid=1, process_id="thief",
-                expires_at=datetime.now(UTC) + timedelta(hours=1)))
+            conn.execute(
+                update(table).values(
+                    token=table.c.token + 1,
+                    host="thief-host",
+                    pid=1,
+                    process_id="thief",
+                    expires_at=datetime.now(UTC) + timedelta(hours=1),
+                )
+            )
         sent_at_steal = len(sent_ids(hubspot))
         with store.engine.connect() as conn:
             audited_at_steal = conn.execute(text("SELECT count(*) FROM audit")).scalar_one()
@@ -364,8 +422,7 @@ def test_a_process_whose_lease_was_taken_over_records_no_further_batch_and_sends
         daemon.wait_for(r"hubspot: lease lost", timeout=10)
         time.sleep(2 * TTL)  # a leader would have sent several more batches by now
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM audit")).scalar_one() \
-                == audited_at_steal
+            assert conn.execute(text("SELECT count(*) FROM audit")).scalar_one() == audited_at_steal
         assert len(sent_ids(hubspot)) - sent_at_steal <= 100  # at most the batch in flight
         run = store.last_runs(1, crm="hubspot")[0]
         assert run.outcome == "lease_lost" and "thief-host" in run.message
@@ -379,7 +436,8 @@ def test_a_process_whose_lease_was_taken_over_records_no_further_batch_and_sends
 
 
 def test_read_only_commands_work_while_a_daemon_holds_the_lease(
-        tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any) -> None:
+    tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any
+) -> None:
     ids = seed(hubspot, 50, slow_writes=0)
     config = write_config(tmp_path, hubspot)
     daemon = daemons(config, hubspot, "daemon")
@@ -391,8 +449,12 @@ def test_read_only_commands_work_while_a_daemon_holds_the_lease(
     from syncd.cli import app as cli
 
     def invoke(*args: str) -> Any:  # in-process: these commands take no lease
-        return CliRunner().invoke(cli, [*args, "--config", str(config)],
-                                  env={TOKEN_ENV: hubspot.access_token}, catch_exceptions=False)
+        return CliRunner().invoke(
+            cli,
+            [*args, "--config", str(config)],
+            env={TOKEN_ENV: hubspot.access_token},
+            catch_exceptions=False,
+        )
 
     status = invoke("status")
     assert status.exit_code == 0 and "hubspot: 0 pending writes" in status.stdout, status
@@ -416,10 +478,20 @@ def test_lease_row_fences_a_store_whose_token_was_replaced(tmp_path: Path) -> No
     other = StateStore(url)
     try:
         ttl, every = timedelta(seconds=TTL), timedelta(seconds=TTL / 3)
-        mine = Lease(store, "salesforce/emea", ttl=ttl, renew_every=every,
-                     identity=Identity("here", 1, "mine"))
-        theirs = Lease(other, "salesforce/emea", ttl=ttl, renew_every=every,
-                       identity=Identity("there", 2, "theirs"))
+        mine = Lease(
+            store,
+            "salesforce/emea",
+            ttl=ttl,
+            renew_every=every,
+            identity=Identity("here", 1, "mine"),
+        )
+        theirs = Lease(
+            other,
+            "salesforce/emea",
+            ttl=ttl,
+            renew_every=every,
+            identity=Identity("there", 2, "theirs"),
+        )
         assert mine.try_acquire() and not theirs.try_acquire()
         assert theirs.last_holder is not None and theirs.last_holder.host == "here"
         mine.before_send()
@@ -435,7 +507,8 @@ def test_lease_row_fences_a_store_whose_token_was_replaced(tmp_path: Path) -> No
 
 
 def test_lease_settings_default_renewal_is_a_third_of_the_ttl_and_must_be_shorter(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     from syncd.settings import load_settings
     from syncd.yamlfile import YamlFileError
 
@@ -450,23 +523,29 @@ def test_lease_settings_default_renewal_is_a_third_of_the_ttl_and_must_be_shorte
 
 
 def test_a_send_holds_the_lease_for_the_request_timeout_and_renewals_never_shorten_it(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """A standby must not take over while a request the leader sent may still be applied."""
     from syncd.lease import Lease
 
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     try:
-        lease = Lease(store, "hubspot", ttl=timedelta(seconds=TTL),
-                      renew_every=timedelta(seconds=TTL / 3), cover=timedelta(seconds=20))
+        lease = Lease(
+            store,
+            "hubspot",
+            ttl=timedelta(seconds=TTL),
+            renew_every=timedelta(seconds=TTL / 3),
+            cover=timedelta(seconds=20),
+        )
         assert lease.try_acquire()
         holder = lease.holder()
-        assert holder is not None and holder.expires_at - datetime.now(UTC) <= \
-            timedelta(seconds=TTL)
+        assert holder is not None and holder.expires_at - datetime.now(UTC) <= timedelta(
+            seconds=TTL
+        )
         lease.before_send()
         assert lease.renew()  # the heartbeat's ttl is shorter than what the send needs
         holder = lease.holder()
-        assert holder is not None and holder.expires_at - datetime.now(UTC) > \
-            timedelta(seconds=19)
+        assert holder is not None and holder.expires_at - datetime.now(UTC) > timedelta(seconds=19)
         lease.release()
         holder = lease.holder()
         assert holder is not None and holder.expires_at <= datetime.now(UTC)

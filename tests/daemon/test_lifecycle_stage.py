@@ -31,12 +31,11 @@ rules:
 """
 
 
-
 def _config(tmp_path: Path) -> Path:
     (tmp_path / "rules.yaml").write_text(RULES)
     path = tmp_path / "syncd.yaml"
     path.write_text(f"""
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: 1.0, min_changes: 1}}
 server: {{enabled: false}}
@@ -52,22 +51,27 @@ hubspot:
 
 
 def test_rule_sets_lifecycle_stage_forward_once_backward_declared_clears_first_undeclared_blocked(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_app(_config(tmp_path)) as app:
         hs = app.embedded.hubspot
-        forward, declared, undeclared = hs.add_contacts([
-            hs_contact("Fwd", "fwd@acme.com", title="Buyer", lifecyclestage="lead"),
-            hs_contact("Back", "back@acme.com", title="Analyst",
-                       lifecyclestage="salesqualifiedlead"),
-            hs_contact("Stuck", "stuck@acme.com", title="Analyst", lifecyclestage="customer"),
-        ])
+        forward, declared, undeclared = hs.add_contacts(
+            [
+                hs_contact("Fwd", "fwd@acme.com", title="Buyer", lifecyclestage="lead"),
+                hs_contact(
+                    "Back", "back@acme.com", title="Analyst", lifecyclestage="salesqualifiedlead"
+                ),
+                hs_contact("Stuck", "stuck@acme.com", title="Analyst", lifecyclestage="customer"),
+            ]
+        )
         pipeline = app.pipelines["hubspot"]
         pipeline.pull(CycleReport("hubspot", "plan"), until=app.clock())
 
         plan = build_plan(app)["crms"]["hubspot"]
         assert [b["lead_id"] for b in plan["blocked"]] == [undeclared]
-        assert "backward from 'customer' to 'marketingqualifiedlead'" in \
-            plan["blocked"][0]["reason"]
+        assert (
+            "backward from 'customer' to 'marketingqualifiedlead'" in plan["blocked"][0]["reason"]
+        )
         [explained] = explain_lead(app, "stuck@acme.com")
         assert "guard: lifecycle_stage would move backward" in explained["verdict"]
 
@@ -78,17 +82,20 @@ def test_rule_sets_lifecycle_stage_forward_once_backward_declared_clears_first_u
         assert hs.contact(declared)["lifecyclestage"] == "marketingqualifiedlead"
         assert hs.contact(undeclared)["lifecyclestage"] == "customer"
         # the clear went alone, before the batch that set both stages
-        batches = [(e.records, e.record_ids) for e in hs_write_calls(app)
-                   if "/batch/update" in e.path]
+        batches = [
+            (e.records, e.record_ids) for e in hs_write_calls(app) if "/batch/update" in e.path
+        ]
         assert batches[0] == (1, (declared,))
         assert sum(n for n, _ in batches) == 3
         audit = app.store.audit_of_lead(declared, "hubspot")
         assert [(a.field, a.before, a.after, a.outcome) for a in audit] == [
             ("lifecycle_stage", "salesqualifiedlead", None, "applied"),
-            ("lifecycle_stage", "salesqualifiedlead", "marketingqualifiedlead", "applied")]
+            ("lifecycle_stage", "salesqualifiedlead", "marketingqualifiedlead", "applied"),
+        ]
         assert "cleared before moving" in (audit[0].message or "")
         assert [(a.before, a.after) for a in app.store.audit_of_lead(forward, "hubspot")] == [
-            ("lead", "opportunity")]
+            ("lead", "opportunity")
+        ]
         assert app.store.audit_of_lead(undeclared, "hubspot") == []
 
         again = pipeline.run_cycle()  # the mirror holds the written stages: nothing to do

@@ -23,12 +23,16 @@ rules:
 """
 
 
-def test_a_lead_flipped_across_cycles_beyond_the_limit_is_held_and_reported(
-        tmp_path: Path) -> None:
-    config = write_config(tmp_path, rules=RULES, crms=("salesforce",),
-                          extra="loop_guard: {max_changes: 2, window: 7d}\n")
-    config.write_text(config.read_text().replace("interval: 60s",
-                                                 "interval: 60s\n  hold_rep_edits_for: 0s"))
+def test_a_lead_flipped_across_cycles_beyond_the_limit_is_held_and_reported(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        rules=RULES,
+        crms=("salesforce",),
+        extra="loop_guard: {max_changes: 2, window: 7d}\n",
+    )
+    config.write_text(
+        config.read_text().replace("interval: 60s", "interval: 60s\n  hold_rep_edits_for: 0s")
+    )
     with running_app(config) as app:
         org = app.embedded.server("salesforce")
         lead_id = org.add_leads([sf_lead("Loop", "loop@acme.com", title="CTO")])[0]
@@ -42,8 +46,9 @@ def test_a_lead_flipped_across_cycles_beyond_the_limit_is_held_and_reported(
         # Not a rep-edit hold: "held" keeps its one meaning (syncd.holds).
         assert third.outcome == "ok" and third.written == 0 and third.held == 0
         assert org.lead(lead_id)["Status"] == "Open - Not Contacted"
-        metric = app.metrics.registry.get_sample_value("syncd_loop_held_leads",
-                                                       {"crm": "salesforce"})
+        metric = app.metrics.registry.get_sample_value(
+            "syncd_loop_held_leads", {"crm": "salesforce"}
+        )
         assert metric == 1
         part = status_report(app)["crms"]["salesforce"]
         held = part["loop_held"]
@@ -52,4 +57,5 @@ def test_a_lead_flipped_across_cycles_beyond_the_limit_is_held_and_reported(
         assert "2 times within 7d" in held[0]["reason"] and "loop" in held[0]["reason"]
         (explained,) = explain_lead(app, "loop@acme.com")
         assert explained["verdict"].startswith(
-            "held by the loop guard: syncd changed its status 2 times")
+            "held by the loop guard: syncd changed its status 2 times"
+        )

@@ -25,14 +25,17 @@ def _value(text: str, series: str) -> float:
     return float(match[1])
 
 
-def test_metrics_expose_outbox_quota_retries_process_build_and_rules_series(
-        tmp_path: Path) -> None:
+def test_metrics_expose_outbox_quota_retries_process_build_and_rules_series(tmp_path: Path) -> None:
     with running_app(write_config(tmp_path)) as app:
-        app.embedded.salesforce.add_leads([
-            sf_lead(f"L{i}", f"l{i}@acme.com", title="Analyst", activity_days=200)
-            for i in range(3)])
-        app.embedded.hubspot.add_contacts([hs_contact("H", "h@acme.com", title="Analyst",
-                                                   activity_days=200)])
+        app.embedded.salesforce.add_leads(
+            [
+                sf_lead(f"L{i}", f"l{i}@acme.com", title="Analyst", activity_days=200)
+                for i in range(3)
+            ]
+        )
+        app.embedded.hubspot.add_contacts(
+            [hs_contact("H", "h@acme.com", title="Analyst", activity_days=200)]
+        )
         # One transient failure: the connector retries it and counts the retry.
         app.embedded.hubspot.faults.fail_next(1, status=503)
         # Plan without writing: the salesforce changes wait in the outbox.
@@ -42,8 +45,9 @@ def test_metrics_expose_outbox_quota_retries_process_build_and_rules_series(
         pipeline.pull(report, until=now)
         pipeline.plan(report, app.rules.current(), now)
         app.pipelines["hubspot"].run_cycle()
-        server = HealthServer("127.0.0.1", 0, registry=app.metrics.registry,
-                              readiness=lambda: (True, {}))
+        server = HealthServer(
+            "127.0.0.1", 0, registry=app.metrics.registry, readiness=lambda: (True, {})
+        )
         server.start()
         try:
             text = _scrape(server.port)
@@ -67,8 +71,9 @@ def test_metrics_expose_outbox_quota_retries_process_build_and_rules_series(
     assert "python_gc_objects_collected_total{" in text
     python = re.escape(platform.python_version())
     assert re.search(rf'^python_info\{{.*version="{python}"', text, re.MULTILINE)
-    assert re.search(rf'^syncd_build_info\{{python="{python}",version="[^"]+"\}} 1\.0$', text,
-                     re.MULTILINE)
+    assert re.search(
+        rf'^syncd_build_info\{{python="{python}",version="[^"]+"\}} 1\.0$', text, re.MULTILINE
+    )
     version = app.rules.book.version
     assert _value(text, f'syncd_rules_info{{version="{version}"}}') == 1
     assert _value(text, 'syncd_rep_edits_held{crm="hubspot"}') == 0
@@ -81,8 +86,12 @@ def test_rules_info_names_only_the_version_in_use_after_a_reload(tmp_path: Path)
         rules.write_text(rules.read_text().replace("older_than: 90d", "older_than: 91d"))
         second = app.rules.current().version
         assert second != first
-        samples = {s.labels["version"]: s.value for m in app.metrics.registry.collect()
-                   if m.name == "syncd_rules_info" for s in m.samples}
+        samples = {
+            s.labels["version"]: s.value
+            for m in app.metrics.registry.collect()
+            if m.name == "syncd_rules_info"
+            for s in m.samples
+        }
     assert samples == {second: 1.0}
 
 
@@ -92,12 +101,16 @@ def test_store_figures_are_cached_between_close_scrapes(tmp_path: Path) -> None:
         collector = StoreCollector(app.store.engine, ["salesforce"], clock=lambda: next(ticks))
 
         def rows() -> float:
-            return next(s.value for m in collector.collect() if m.name == "syncd_table_rows"
-                        for s in m.samples if s.labels["table"] == "lead")
+            return next(
+                s.value
+                for m in collector.collect()
+                if m.name == "syncd_table_rows"
+                for s in m.samples
+                if s.labels["table"] == "lead"
+            )
 
         assert rows() == 0
         app.embedded.salesforce.add_leads([sf_lead("A", "a@acme.com", title="Analyst")])
-        app.pipelines["salesforce"].pull(CycleReport("salesforce", "r"),
-                                         until=datetime.now(UTC))
+        app.pipelines["salesforce"].pull(CycleReport("salesforce", "r"), until=datetime.now(UTC))
         assert rows() == 0  # one second later: the cached figure
         assert rows() == 1  # past the refresh interval: read again

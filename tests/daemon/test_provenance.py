@@ -31,19 +31,27 @@ def _with_provenance(config: Path, crm: str, block: str) -> None:
     text = config.read_text()
     head, tail = text.split(f"\n{crm}:\n", 1)
     first, rest = tail.split("\n", 1)
-    config.write_text(f"{head}\n{crm}:\n{first}\n{block.strip(chr(10))}\n{rest}"
-                      .replace("\n    provenance", "\n  provenance")
-                      .replace("\n      ", "\n    "))
+    config.write_text(
+        f"{head}\n{crm}:\n{first}\n{block.strip(chr(10))}\n{rest}".replace(
+            "\n    provenance", "\n  provenance"
+        ).replace("\n      ", "\n    ")
+    )
 
 
 def _seed(app, crm: str, n: int) -> list[str]:
     if crm == "salesforce":
         return app.embedded.salesforce.add_leads(
-            [sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-             for i in range(n)])
+            [
+                sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+                for i in range(n)
+            ]
+        )
     return app.embedded.hubspot.add_contacts(
-        [hs_contact(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-         for i in range(n)])
+        [
+            hs_contact(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(n)
+        ]
+    )
 
 
 def _fields(app, crm: str, lead_id: str) -> dict[str, object]:
@@ -54,19 +62,32 @@ def _fields(app, crm: str, lead_id: str) -> dict[str, object]:
 
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_provenance_rides_in_the_status_batch_at_no_extra_api_call(
-        tmp_path: Path, crm: str) -> None:
-    names = ({"rule": "syncd_Rule__c", "reason": "syncd_Reason__c", "run": "syncd_Run__c",
-              "at": "syncd_Changed_At__c", "stage": "MQL_Date__c"} if crm == "salesforce" else
-             {"rule": "syncd_rule", "reason": "syncd_reason", "run": "syncd_run",
-              "at": "syncd_changed_at", "stage": "mql_date"})
+    tmp_path: Path, crm: str
+) -> None:
+    names = (
+        {
+            "rule": "syncd_Rule__c",
+            "reason": "syncd_Reason__c",
+            "run": "syncd_Run__c",
+            "at": "syncd_Changed_At__c",
+            "stage": "MQL_Date__c",
+        }
+        if crm == "salesforce"
+        else {
+            "rule": "syncd_rule",
+            "reason": "syncd_reason",
+            "run": "syncd_run",
+            "at": "syncd_changed_at",
+            "stage": "mql_date",
+        }
+    )
     calls = {}
     for enabled in (False, True):
         where = tmp_path / str(enabled)
         where.mkdir()
         config = write_config(where, crms=(crm,))
         if enabled:
-            _with_provenance(config, crm, SF_PROVENANCE if crm == "salesforce"
-                             else HS_PROVENANCE)
+            _with_provenance(config, crm, SF_PROVENANCE if crm == "salesforce" else HS_PROVENANCE)
         with running_app(config) as app:
             ids = _seed(app, crm, 150)
             report = app.pipelines[crm].run_cycle()
@@ -78,7 +99,8 @@ def test_provenance_rides_in_the_status_batch_at_no_extra_api_call(
                 continue
             assert lead[names["rule"]] == "stale-nurture"
             assert str(lead[names["reason"]]).startswith(
-                "rule stale-nurture: last_activity_at older_than 90d")
+                "rule stale-nurture: last_activity_at older_than 90d"
+            )
             assert lead[names["run"]] == report.run_id
             assert lead[names["at"]] and lead[names["stage"]]
     assert calls[True] == calls[False]
@@ -96,10 +118,10 @@ def test_reason_is_cut_to_the_fields_length(tmp_path: Path) -> None:
         assert reason.endswith("…")
 
 
-@pytest.mark.parametrize(("crm", "missing"), [("salesforce", "syncd_Rul__c"),
-                                              ("hubspot", "syncd_rul")])
-def test_preflight_names_a_missing_provenance_field(tmp_path: Path, crm: str,
-                                                    missing: str) -> None:
+@pytest.mark.parametrize(
+    ("crm", "missing"), [("salesforce", "syncd_Rul__c"), ("hubspot", "syncd_rul")]
+)
+def test_preflight_names_a_missing_provenance_field(tmp_path: Path, crm: str, missing: str) -> None:
     config = write_config(tmp_path, crms=(crm,))
     _with_provenance(config, crm, f"    provenance:\n      rule: {missing}\n")
     with pytest.raises(StartupError) as caught, running_app(config):

@@ -46,14 +46,23 @@ def _config(tmp_path: Path, emu: SalesforceEmulator) -> Path:
 
 @pytest.mark.slow
 def test_without_a_terminal_a_backfill_logs_percent_lines(
-        tmp_path: Path, org: SalesforceEmulator) -> None:
+    tmp_path: Path, org: SalesforceEmulator
+) -> None:
     config = _config(tmp_path, org)
-    result = subprocess.run([sys.executable, "-m", "syncd.cli", "sync", "--once", "-c",
-                             str(config)], env=_env(org), capture_output=True, text=True,
-                            timeout=600, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd.cli", "sync", "--once", "-c", str(config)],
+        env=_env(org),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
-    lines = re.findall(r"salesforce: pulled (\d+) of 20000 leads \((\d+)%\), \d+ leads/s, "
-                       r"about \S+ left", result.stderr)
+    lines = re.findall(
+        r"salesforce: pulled (\d+) of 20000 leads \((\d+)%\), \d+ leads/s, "
+        r"about \S+ left",
+        result.stderr,
+    )
     percents = [int(p) for _, p in lines]
     assert len(percents) >= 5 and percents == sorted(percents), result.stderr
     assert percents[-1] == 100 and f"pulled {LEADS}," in result.stdout
@@ -61,12 +70,18 @@ def test_without_a_terminal_a_backfill_logs_percent_lines(
 
 @pytest.mark.slow
 def test_on_a_terminal_a_backfill_shows_a_progress_bar_with_rate_and_eta(
-        tmp_path: Path, org: SalesforceEmulator) -> None:
+    tmp_path: Path, org: SalesforceEmulator
+) -> None:
     config = _config(tmp_path, org)
     master, slave = pty.openpty()
     env = {**_env(org), "TERM": "xterm-256color", "COLUMNS": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "sync", "--once", "-c",
-                             str(config)], env=env, stdin=slave, stdout=slave, stderr=slave)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", "sync", "--once", "-c", str(config)],
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+    )
     os.close(slave)
     chunks: list[bytes] = []
     try:

@@ -10,13 +10,15 @@ from tests.daemon.harness import running_app, sf_lead, write_config
 
 
 def test_locked_rows_are_retried_after_backoff_and_validation_failures_stay_visible(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     now = {"t": datetime.now(UTC)}
-    with running_app(write_config(tmp_path, crms=("salesforce",)),
-                     clock=lambda: now["t"]) as app:
+    with running_app(write_config(tmp_path, crms=("salesforce",)), clock=lambda: now["t"]) as app:
         sf = app.embedded.salesforce
-        ids = sf.add_leads(sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst",
-                                   activity_days=200) for i in range(10))
+        ids = sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(10)
+        )
         locked, refused = ids[:3], ids[3:5]
         sf.faults.lock_rows(locked, attempts=1)
         sf.faults.validation_error(refused, "Leads in review need a reason")

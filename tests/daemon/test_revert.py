@@ -32,11 +32,25 @@ CRMS = ("salesforce", "hubspot")
 def _seed(app: App, crm: str, n: int) -> list[str]:
     if crm == "salesforce":
         return app.embedded.salesforce.add_leads(
-            [sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst",
-                     status="Working - Contacted", activity_days=200) for i in range(n)])
+            [
+                sf_lead(
+                    f"L{i}",
+                    f"l{i}@acme{i}.com",
+                    title="Analyst",
+                    status="Working - Contacted",
+                    activity_days=200,
+                )
+                for i in range(n)
+            ]
+        )
     return app.embedded.hubspot.add_contacts(
-        [hs_contact(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", status="OPEN",
-                    activity_days=200) for i in range(n)])
+        [
+            hs_contact(
+                f"L{i}", f"l{i}@acme{i}.com", title="Analyst", status="OPEN", activity_days=200
+            )
+            for i in range(n)
+        ]
+    )
 
 
 def _status(app: App, crm: str, lead_id: str) -> str:
@@ -74,9 +88,11 @@ def _plan(app: App, crm: str, run_id: str) -> tuple[RevertPlan, Any]:
 
 @pytest.mark.parametrize("crm", CRMS)
 def test_run_moving_300_leads_is_reverted_except_3_a_person_changed_since(
-        tmp_path: Path, crm: str) -> None:
-    before, nurture = ("Working - Contacted", "Nurture") if crm == "salesforce" else (
-        "OPEN", "NURTURE")
+    tmp_path: Path, crm: str
+) -> None:
+    before, nurture = (
+        ("Working - Contacted", "Nurture") if crm == "salesforce" else ("OPEN", "NURTURE")
+    )
     by_hand = "Unqualified" if crm == "salesforce" else "UNQUALIFIED"
     with running_app(write_config(tmp_path, crms=(crm,))) as app:
         ids = _seed(app, crm, 300)
@@ -116,8 +132,7 @@ def test_run_moving_300_leads_is_reverted_except_3_a_person_changed_since(
 
 
 @pytest.mark.parametrize("crm", CRMS)
-def test_reverting_the_revert_restores_the_original_runs_values(
-        tmp_path: Path, crm: str) -> None:
+def test_reverting_the_revert_restores_the_original_runs_values(tmp_path: Path, crm: str) -> None:
     nurture = "Nurture" if crm == "salesforce" else "NURTURE"
     with running_app(write_config(tmp_path, crms=(crm,))) as app:
         ids = _seed(app, crm, 5)
@@ -129,7 +144,9 @@ def test_reverting_the_revert_restores_the_original_runs_values(
 
         plan, book = _plan(app, crm, first.run_id)
         assert {(r.field, r.restored) for r in plan.restores} == {
-            ("status", nurture), ("newsletter", True)}
+            ("status", nurture),
+            ("newsletter", True),
+        }
         second = execute_revert(app.pipelines[crm], plan, book)
         assert second.report.outcome == "ok" and second.mismatches == []
         assert {_status(app, crm, i) for i in ids} == {nurture}
@@ -146,21 +163,22 @@ def test_dry_run_writes_nothing_and_its_plan_is_what_the_revert_writes(tmp_path:
         for crm in CRMS:
             ids = _seed(app, crm, 40)
             originals[crm] = app.pipelines[crm].run_cycle().run_id
-            _person_sets(app, crm, ids[0], "Unqualified" if crm == "salesforce"
-                         else "UNQUALIFIED")
+            _person_sets(app, crm, ids[0], "Unqualified" if crm == "salesforce" else "UNQUALIFIED")
         _fix_rules(tmp_path)
         for crm in CRMS:
             emulator = app.embedded.salesforce if crm == "salesforce" else app.embedded.hubspot
             journal_before = len(emulator.journal.entries())
             dry, book = _plan(app, crm, originals[crm])  # what `revert --dry-run` shows
             reads = emulator.journal.entries()[journal_before:]
-            assert all(e.method == "GET" or "search" in e.path for e in reads), \
-                [(e.method, e.path) for e in reads]
+            assert all(e.method == "GET" or "search" in e.path for e in reads), [
+                (e.method, e.path) for e in reads
+            ]
             assert app.store.pending_count(crm) == 0
 
             result = execute_revert(app.pipelines[crm], dry, book)
-            written = {(a.lead_id, a.field, a.after)
-                       for a in app.store.audit_of_run(result.report.run_id)}
+            written = {
+                (a.lead_id, a.field, a.after) for a in app.store.audit_of_run(result.report.run_id)
+            }
             planned = {(r.lead_id, r.label, r.restored) for r in dry.restores}
             assert written == planned and len(planned) == 2 * 40 - 1
 
@@ -174,8 +192,11 @@ def test_revert_writes_in_the_minimum_batches(tmp_path: Path) -> None:
         sf = app.embedded.salesforce
         start = len(sf.journal.entries())
         execute_revert(app.pipelines["salesforce"], plan, book, read_back=False)
-        calls = [(e.method, e.path.rsplit("/", 1)[-1]) for e in sf.journal.entries()[start:]
-                 if "token" not in e.path]
+        calls = [
+            (e.method, e.path.rsplit("/", 1)[-1])
+            for e in sf.journal.entries()[start:]
+            if "token" not in e.path
+        ]
         # 450 status writes: 3 collections; 450 removals: 3 member queries + 3 deletes
         assert sum(1 for m, _ in calls if m == "PATCH") == 3
         assert sum(1 for m, _ in calls if m == "DELETE") == 3
@@ -184,11 +205,12 @@ def test_revert_writes_in_the_minimum_batches(tmp_path: Path) -> None:
 
 # ---- the command, as an admin runs it --------------------------------------------------------
 
+
 def _cli_config(tmp_path: Path, emu: Any, campaign: str) -> Path:
     (tmp_path / "rules.yaml").write_text(E2E_RULES)
     config = tmp_path / "syncd.yaml"
     config.write_text(f"""
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: 1.0, min_changes: 1}}
 server: {{enabled: false}}
@@ -209,7 +231,8 @@ salesforce:
 
 
 def test_revert_command_shows_the_plan_then_writes_it_as_a_run_status_lists(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from connectors.testing.salesforce import SalesforceEmulator
@@ -219,9 +242,16 @@ def test_revert_command_shows_the_plan_then_writes_it_as_a_run_status_lists(
     with SalesforceEmulator() as emu:
         monkeypatch.setenv("SF_SECRET", emu.client_secret)
         campaign = emu.add_campaign("Newsletter")
-        ids = emu.add_leads(sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst",
-                                    status="Working - Contacted", activity_days=200)
-                            for i in range(4))
+        ids = emu.add_leads(
+            sf_lead(
+                f"L{i}",
+                f"l{i}@acme{i}.com",
+                title="Analyst",
+                status="Working - Contacted",
+                activity_days=200,
+            )
+            for i in range(4)
+        )
         config = str(_cli_config(tmp_path, emu, campaign))
         assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
         run_id = next(r.run_id for r in _runs(tmp_path))
@@ -235,19 +265,22 @@ def test_revert_command_shows_the_plan_then_writes_it_as_a_run_status_lists(
         dry = runner.invoke(cli, ["revert", run_id, "--dry-run", "-c", config])
         assert dry.exit_code == 0, dry.output
         assert len(emu.journal.writes()) == writes
-        assert f"Revert of run {run_id} on salesforce: 7 changes to write, 1 skipped" \
-            in dry.output
+        assert f"Revert of run {run_id} on salesforce: 7 changes to write, 1 skipped" in dry.output
         assert "newsletter removals: 4 leads out of newsletter" in dry.output
         assert f"{ids[0]} status: changed since by a person" in dry.output
         assert "cannot undo what the CRM did" in dry.output
         # the rule still matches: the plan warns that the next cycle would move them again
-        assert "would change 3 of these leads again on the next cycle (rule stale-nurture)" \
+        assert (
+            "would change 3 of these leads again on the next cycle (rule stale-nurture)"
             in dry.output
+        )
         assert "dry run: nothing was written" in dry.output
 
         as_json = runner.invoke(cli, ["revert", run_id, "--dry-run", "--json", "-c", config])
-        planned = {(r["lead_id"], r["field"], r["restored"])
-                   for r in json.loads(as_json.output)["restores"]}
+        planned = {
+            (r["lead_id"], r["field"], r["restored"])
+            for r in json.loads(as_json.output)["restores"]
+        }
         assert len(emu.journal.writes()) == writes
 
         done = runner.invoke(cli, ["revert", run_id, "--yes", "-c", config])
@@ -259,8 +292,7 @@ def test_revert_command_shows_the_plan_then_writes_it_as_a_run_status_lists(
         finally:
             store.close()
         assert written == planned  # the dry run's plan is what the revert wrote
-        assert [emu.lead(i)["Status"] for i in ids] == ["Unqualified"] + \
-            ["Working - Contacted"] * 3
+        assert [emu.lead(i)["Status"] for i in ids] == ["Unqualified"] + ["Working - Contacted"] * 3
         assert emu.campaign_members(campaign) == set()
         assert "read back 3 leads, all match" in done.output
         status = runner.invoke(cli, ["status", "-c", config])
@@ -280,21 +312,30 @@ def test_rule_and_lead_filters_revert_only_those_changes(tmp_path: Path) -> None
 
     with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
         sf = app.embedded.salesforce
-        stale = sf.add_leads([sf_lead(f"S{i}", f"s{i}@acme{i}.com", title="Analyst",
-                                      activity_days=200) for i in range(2)])
-        misfits = sf.add_leads([sf_lead(f"M{i}", f"m{i}@gmail.com", title=None)
-                                for i in range(2)])
+        stale = sf.add_leads(
+            [
+                sf_lead(f"S{i}", f"s{i}@acme{i}.com", title="Analyst", activity_days=200)
+                for i in range(2)
+            ]
+        )
+        misfits = sf.add_leads([sf_lead(f"M{i}", f"m{i}@gmail.com", title=None) for i in range(2)])
         run_id = app.pipelines["salesforce"].run_cycle().run_id
         pipeline, book, now = app.pipelines["salesforce"], app.rules.current(), app.clock()
 
-        by_rule = plan_revert(app.store, pipeline, run_id, book, now,
-                              RevertFilter(rule_id="misfit-archive"))
+        by_rule = plan_revert(
+            app.store, pipeline, run_id, book, now, RevertFilter(rule_id="misfit-archive")
+        )
         assert {(r.lead_id, r.field, r.restored) for r in by_rule.restores} == {
-            (i, "status", "Open - Not Contacted") for i in misfits}
-        by_lead = plan_revert(app.store, pipeline, run_id, book, now,
-                              RevertFilter(lead_id=stale[0]))
+            (i, "status", "Open - Not Contacted") for i in misfits
+        }
+        by_lead = plan_revert(
+            app.store, pipeline, run_id, book, now, RevertFilter(lead_id=stale[0])
+        )
         assert {(r.lead_id, r.label) for r in by_lead.restores} == {
-            (stale[0], "status"), (stale[0], "newsletter:newsletter")}
-        later = plan_revert(app.store, pipeline, run_id, book, now,
-                            RevertFilter(since=now + timedelta(minutes=1)))
+            (stale[0], "status"),
+            (stale[0], "newsletter:newsletter"),
+        }
+        later = plan_revert(
+            app.store, pipeline, run_id, book, now, RevertFilter(since=now + timedelta(minutes=1))
+        )
         assert later.restores == [] and later.skipped == []

@@ -38,13 +38,13 @@ rules:
 """
 
 
-def test_a_chain_of_two_rules_is_one_write_and_one_audit_row_naming_both(
-        tmp_path: Path) -> None:
+def test_a_chain_of_two_rules_is_one_write_and_one_audit_row_naming_both(tmp_path: Path) -> None:
     config = write_config(tmp_path, rules=CHAIN_RULES, crms=("hubspot",))
     with running_app(config) as app:
         hs = app.embedded.hubspot
-        (lead,) = hs.add_contacts([hs_contact("Quiet", "q@acme.com", title="VP Sales",
-                                              status="SAL", activity_days=120)])
+        (lead,) = hs.add_contacts(
+            [hs_contact("Quiet", "q@acme.com", title="VP Sales", status="SAL", activity_days=120)]
+        )
         report = app.pipelines["hubspot"].run_cycle()
         assert report.outcome == "ok", report
         assert hs.contact(lead)["hs_lead_status"] == "NURTURE"
@@ -55,7 +55,8 @@ def test_a_chain_of_two_rules_is_one_write_and_one_audit_row_naming_both(
         audit = app.store.audit_of_lead(lead, "hubspot")
         assert {(a.field, a.after, a.rule_id) for a in audit} == {
             ("status", "NURTURE", "sal-follow-up-breached -> stale-90d"),
-            ("newsletter:newsletter", True, "sal-follow-up-breached -> stale-90d")}
+            ("newsletter:newsletter", True, "sal-follow-up-breached -> stale-90d"),
+        }
         # The next cycle finds the lead settled: nothing more to write.
         again = app.pipelines["hubspot"].run_cycle()
         assert (again.outcome, again.planned) == ("ok", 0)
@@ -76,16 +77,19 @@ rules:
 """
 
 
-def test_a_lead_whose_rules_undo_each_other_is_blocked_and_never_written(
-        tmp_path: Path) -> None:
+def test_a_lead_whose_rules_undo_each_other_is_blocked_and_never_written(tmp_path: Path) -> None:
     # Field-only loops pass `rules check` (it follows statuses); the engine catches them.
     config = write_config(tmp_path, rules=FIELD_FLIP, crms=("hubspot",))
-    config.write_text(config.read_text().replace(
-        "hubspot:\n  enabled: true", "hubspot:\n  enabled: true\n  settable_fields: [industry]"))
+    config.write_text(
+        config.read_text().replace(
+            "hubspot:\n  enabled: true", "hubspot:\n  enabled: true\n  settable_fields: [industry]"
+        )
+    )
     with running_app(config) as app:
         hs = app.embedded.hubspot
-        (lead,) = hs.add_contacts([hs_contact("Loop", "l@acme.com", title="VP Sales",
-                                              industry="Webinar")])
+        (lead,) = hs.add_contacts(
+            [hs_contact("Loop", "l@acme.com", title="VP Sales", industry="Webinar")]
+        )
         before = len(hs_write_calls(app))
         report = app.pipelines["hubspot"].run_cycle()
         assert report.outcome == "ok", report
@@ -117,6 +121,8 @@ def test_rules_check_rejects_rules_that_undo_each_other_naming_both(tmp_path: Pa
     path.write_text(FLIP)
     result = CliRunner().invoke(cli, ["rules", "check", str(path)])
     assert result.exit_code == 2, result.output
-    assert "rules 'new-to-nurture' and 'nurture-to-new' undo each other: New (new-to-nurture)" \
+    assert (
+        "rules 'new-to-nurture' and 'nurture-to-new' undo each other: New (new-to-nurture)"
         " -> Nurture (nurture-to-new) -> New" in result.output
+    )
     assert f"{path}:5:5:" in result.output

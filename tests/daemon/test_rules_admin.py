@@ -33,13 +33,14 @@ def _mirrored(tmp_path: Path) -> Path:
     """A config whose mirror holds a stale lead, a CEO and a fresh lead (nothing written)."""
     config = write_config(tmp_path, crms=("salesforce",))
     with running_app(config) as app:
-        app.embedded.server("salesforce").add_leads([
-            sf_lead("Stale", "stale@acme.com", title="Buyer", activity_days=120),
-            sf_lead("Boss", "boss@acme.com", title="CEO"),
-            sf_lead("Fresh", "fresh@acme.com", title="Buyer"),
-        ])
-        app.pipelines["salesforce"].pull(CycleReport("salesforce", "test"),
-                                         until=datetime.now(UTC))
+        app.embedded.server("salesforce").add_leads(
+            [
+                sf_lead("Stale", "stale@acme.com", title="Buyer", activity_days=120),
+                sf_lead("Boss", "boss@acme.com", title="CEO"),
+                sf_lead("Fresh", "fresh@acme.com", title="Buyer"),
+            ]
+        )
+        app.pipelines["salesforce"].pull(CycleReport("salesforce", "test"), until=datetime.now(UTC))
     return config
 
 
@@ -50,12 +51,13 @@ def _plan(*args: str) -> dict[str, Any]:
 
 
 def _moves(plan: dict[str, Any]) -> set[tuple[str, str, str]]:
-    return {(lead["lead_id"], lead["after"], lead["rule_id"])
-            for lead in plan["crms"]["salesforce"]["leads"]}
+    return {
+        (lead["lead_id"], lead["after"], lead["rule_id"])
+        for lead in plan["crms"]["salesforce"]["leads"]
+    }
 
 
-def test_plan_of_a_draft_differs_by_the_drafts_changes_and_live_rules_stay(
-        tmp_path: Path) -> None:
+def test_plan_of_a_draft_differs_by_the_drafts_changes_and_live_rules_stay(tmp_path: Path) -> None:
     config = _mirrored(tmp_path)
     draft = tmp_path / "draft.yaml"
     draft.write_text(DRAFT)
@@ -81,7 +83,8 @@ def test_plan_at_a_later_time_sees_time_based_rules_fire(tmp_path: Path) -> None
 
 
 def test_read_only_commands_work_on_broken_rules_and_a_fixed_file_clears_the_error(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = _mirrored(tmp_path)
     rules = tmp_path / "rules.yaml"
     with running_app(config) as daemon:  # the daemon sees the broken edit and stores it
@@ -101,7 +104,8 @@ def test_read_only_commands_work_on_broken_rules_and_a_fixed_file_clears_the_err
 
 
 def test_rules_check_catches_duplicate_ids_across_files_and_shows_the_plans_version(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = _mirrored(tmp_path)
     other = tmp_path / "other.yaml"
     other.write_text(E2E_RULES.replace("name: e2e", "name: other"))
@@ -117,8 +121,9 @@ def test_rules_diff_counts_the_leads_that_change_decision(tmp_path: Path) -> Non
     config = _mirrored(tmp_path)
     draft = tmp_path / "draft.yaml"
     draft.write_text(DRAFT)
-    result = invoke("rules", "diff", str(tmp_path / "rules.yaml"), str(draft), "-c",
-                    str(config), "--leads")
+    result = invoke(
+        "rules", "diff", str(tmp_path / "rules.yaml"), str(draft), "-c", str(config), "--leads"
+    )
     assert result.exit_code == 0, result.output
     assert "1 of 3 leads change decision" in result.output
     assert "salesforce: no change → status MQL  ×1" in result.output
@@ -127,9 +132,12 @@ def test_rules_diff_counts_the_leads_that_change_decision(tmp_path: Path) -> Non
 
 def test_explain_prints_list_values_and_brackets_as_they_are(tmp_path: Path) -> None:
     config = _mirrored(tmp_path)
-    (tmp_path / "rules.yaml").write_text(E2E_RULES.replace(
-        "{field: last_activity_at, older_than: 90d}",
-        "{field: title, in: [Buyer, weak, '[weak]']}"))
+    (tmp_path / "rules.yaml").write_text(
+        E2E_RULES.replace(
+            "{field: last_activity_at, older_than: 90d}",
+            "{field: title, in: [Buyer, weak, '[weak]']}",
+        )
+    )
     result = invoke("explain", "fresh@acme.com", "-c", str(config))
     assert result.exit_code == 0, result.output
     # Rich markup would have eaten "[weak]" and "[Buyer, weak, ...]" as style tags.
@@ -137,21 +145,28 @@ def test_explain_prints_list_values_and_brackets_as_they_are(tmp_path: Path) -> 
 
 
 def test_rules_check_without_c_uses_syncd_config_warns_on_empty_when_and_shadowed_rules(
-        tmp_path: Path, monkeypatch: Any) -> None:
+    tmp_path: Path, monkeypatch: Any
+) -> None:
     config = write_config(tmp_path, crms=("salesforce",))
     monkeypatch.setenv("SYNCD_CONFIG", str(config))
     typo = tmp_path / "typo.yaml"
-    typo.write_text(E2E_RULES.replace("add_to_newsletter: newsletter",
-                                      "add_to_newsletter: newsleter"))
+    typo.write_text(
+        E2E_RULES.replace("add_to_newsletter: newsletter", "add_to_newsletter: newsleter")
+    )
     refused = invoke("rules", "check", str(typo))
     assert refused.exit_code == 2 and f"checking against {config}" in refused.output
     assert "newsleter" in refused.output
     loose = tmp_path / "loose.yaml"
-    loose.write_text(E2E_RULES.replace("""    when:
+    loose.write_text(
+        E2E_RULES.replace(
+            """    when:
       all:
         - {field: free_mail, eq: true}
         - {field: title, missing: true}
-""", "    when:\n"))
+""",
+            "    when:\n",
+        )
+    )
     checked = invoke("rules", "check", str(loose))
     assert checked.exit_code == 0, checked.output
     assert f"{loose}:16:5: warning: rule 'misfit-archive': `when` is empty" in checked.output
@@ -162,8 +177,9 @@ def test_rules_test_runs_the_fixtures_against_a_draft(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     config = str(repo / "config.example.yaml")
     draft = tmp_path / "default.yaml"
-    draft.write_text((repo / "rules/default.yaml").read_text().replace(
-        "id: stale-90d", "id: stale-90d-draft"))
+    draft.write_text(
+        (repo / "rules/default.yaml").read_text().replace("id: stale-90d", "id: stale-90d-draft")
+    )
     assert invoke("rules", "test", "-c", config).exit_code == 0
     result = invoke("rules", "test", "-c", config, "--rules", str(draft))
     assert result.exit_code == 1 and "stale-90d-draft" in result.output

@@ -21,15 +21,22 @@ from tests.daemon.harness import running_app, sf_lead, write_config
 
 
 def test_starts_skipped_while_a_cycle_runs_are_one_line_not_a_warning_each(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
         emu = app.embedded.salesforce
         emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst")])
         emu.faults.slow_next(1, delay=2.5, path="/queryAll/")  # the cycle outlasts 8 ticks
         daemon = Daemon(app)
         # The configured minimum interval is 10 s; the scheduler itself takes any.
-        daemon._scheduler.add_job(daemon._cycle, "interval", args=["salesforce"],
-                                  id="salesforce", seconds=0.3, next_run_time=datetime.now(UTC))
+        daemon._scheduler.add_job(
+            daemon._cycle,
+            "interval",
+            args=["salesforce"],
+            id="salesforce",
+            seconds=0.3,
+            next_run_time=datetime.now(UTC),
+        )
         with caplog.at_level(logging.INFO):
             daemon._scheduler.start()
             try:
@@ -66,8 +73,10 @@ def _pings(daemon: Daemon, server: socket.socket, seconds: float) -> int:
 
 def test_the_watchdog_is_pinged_only_while_the_scheduler_lives(tmp_path: Path) -> None:
     path = str(tmp_path / "notify.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server, \
-            running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server,
+        running_app(write_config(tmp_path, crms=("salesforce",))) as app,
+    ):
         server.bind(path)
         notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})  # 0.2 s
         daemon = Daemon(app, notifier=notifier)

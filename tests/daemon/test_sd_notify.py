@@ -15,22 +15,33 @@ from tests.daemon.harness import write_config
 
 
 def test_ready_after_preflight_watchdog_pings_at_the_interval_and_stopping_on_sigterm(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = write_config(tmp_path, leads=20)
     path = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(path)
         server.settimeout(60)
         # WATCHDOG_USEC of 1.2 s: syncd pings at half of it.
-        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1200000",
-               "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "-c", str(config)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": path,
+            "WATCHDOG_USEC": "1200000",
+            "PYTHONUNBUFFERED": "1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd.cli", "run", "-c", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         got: list[tuple[float, str]] = []
         try:
-            while not any(m.startswith("STATUS=hubspot") for _, m in got) or sum(
-                    m == "WATCHDOG=1" for _, m in got) < 5:
+            while (
+                not any(m.startswith("STATUS=hubspot") for _, m in got)
+                or sum(m == "WATCHDOG=1" for _, m in got) < 5
+            ):
                 got.append((time.monotonic(), server.recv(4096).decode()))
             proc.send_signal(signal.SIGTERM)
             server.settimeout(10)

@@ -13,11 +13,15 @@ from tests.daemon.harness import E2E_RULES, hs_contact, running_app, sf_lead, wr
 
 
 def test_rule_naming_a_status_the_org_lacks_stops_startup_naming_rule_and_value(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = write_config(tmp_path, crms=("salesforce",))
-    config.write_text(config.read_text().replace(
-        "status_values: {New: Open - Not Contacted",
-        "status_values: {Nurture: Nurturing, New: Open - Not Contacted"))
+    config.write_text(
+        config.read_text().replace(
+            "status_values: {New: Open - Not Contacted",
+            "status_values: {Nurture: Nurturing, New: Open - Not Contacted",
+        )
+    )
     with pytest.raises(StartupError) as caught, running_app(config):
         pass
     text = str(caught.value)
@@ -27,10 +31,12 @@ def test_rule_naming_a_status_the_org_lacks_stops_startup_naming_rule_and_value(
 
 def test_daily_429_stops_hubspot_until_reset_while_salesforce_continues(tmp_path: Path) -> None:
     with running_app(write_config(tmp_path)) as app:
-        app.embedded.salesforce.add_leads([sf_lead("A", "a@acme.com", title="Analyst",
-                                                   activity_days=200)])
-        app.embedded.hubspot.add_contacts([hs_contact("A", "a@acme.com", title="Analyst",
-                                                      activity_days=200)])
+        app.embedded.salesforce.add_leads(
+            [sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)]
+        )
+        app.embedded.hubspot.add_contacts(
+            [hs_contact("A", "a@acme.com", title="Analyst", activity_days=200)]
+        )
         app.embedded.hubspot.exhaust_daily_limit()
         hubspot = app.pipelines["hubspot"].run_cycle()
         assert hubspot.outcome == "budget" and hubspot.resume_at is not None
@@ -46,7 +52,7 @@ def test_inline_secret_in_config_is_refused_with_its_location(tmp_path: Path) ->
     config = tmp_path / "syncd.yaml"
     (tmp_path / "rules.yaml").write_text(E2E_RULES)
     config.write_text(f"""\
-state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 hubspot:
   connector:
@@ -63,12 +69,15 @@ hubspot:
 
 
 def test_missing_secret_environment_variable_is_reported_with_its_location(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("HS_TOKEN_FOR_TEST", raising=False)
     config = tmp_path / "syncd.yaml"
-    config.write_text("hubspot:\n  connector:\n    auth:\n      type: private_app\n"
-                      "      access_token: {env: HS_TOKEN_FOR_TEST}\n"
-                      "breaker: {max_change_shar: 0.3}\n")
+    config.write_text(
+        "hubspot:\n  connector:\n    auth:\n      type: private_app\n"
+        "      access_token: {env: HS_TOKEN_FOR_TEST}\n"
+        "breaker: {max_change_shar: 0.3}\n"
+    )
     with pytest.raises(YamlFileError) as caught:
         load_settings(config)
     messages = [str(p) for p in caught.value.problems]

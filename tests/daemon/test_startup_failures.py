@@ -45,13 +45,19 @@ def emu() -> Iterator[SalesforceEmulator]:
         yield org
 
 
-def _write_config(tmp_path: Path, emu: SalesforceEmulator, *, state_url: str | None = None,
-                  server: str = "{enabled: false}", connector_extra: str = "") -> Path:
+def _write_config(
+    tmp_path: Path,
+    emu: SalesforceEmulator,
+    *,
+    state_url: str | None = None,
+    server: str = "{enabled: false}",
+    connector_extra: str = "",
+) -> Path:
     (tmp_path / "rules.yaml").write_text(E2E_RULES)
     campaign = emu.add_campaign("Newsletter")
     config = tmp_path / "syncd.yaml"
     config.write_text(f"""\
-state: {{url: "{state_url or f'sqlite:///{tmp_path / "state.db"}'}"}}
+state: {{url: "{state_url or "sqlite:///" + str(tmp_path / "state.db")}"}}
 rules: {{files: [rules.yaml], fixtures: null}}
 breaker: {{max_change_share: 1.0, min_changes: 1}}
 server: {server}
@@ -72,13 +78,18 @@ salesforce:
 
 
 def _env(emu: SalesforceEmulator) -> dict[str, str]:
-    return {**os.environ, "SF_SECRET": emu.client_secret,
-            "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, "SF_SECRET": emu.client_secret, "PYTHONUNBUFFERED": "1"}
 
 
 def _syncd(*args: str, env: dict[str, str], **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "syncd.cli", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 def _get_json(port: int, path: str) -> tuple[int, dict[str, Any]]:
@@ -89,8 +100,9 @@ def _get_json(port: int, path: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
-def _wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen[str],
-              timeout: float = 60) -> None:
+def _wait_for(
+    what: str, check: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -105,12 +117,14 @@ def _wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen[str],
 
 
 def test_run_started_past_the_budget_share_stays_up_paused_and_exits_0_on_sigterm(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with SalesforceEmulator(EmulatorConfig(api_usage_start=95_000)) as emu:
         port = _free_port()
         config = _write_config(tmp_path, emu, server=f"{{host: 127.0.0.1, port: {port}}}")
         proc = _syncd("run", "-c", str(config), env=_env(emu))
         try:
+
             def paused() -> bool:
                 try:
                     _, body = _get_json(port, "/readyz")
@@ -127,9 +141,12 @@ def test_run_started_past_the_budget_share_stays_up_paused_and_exits_0_on_sigter
             assert status == 200, "a connector waiting for its budget is not broken"
             calls = _api_calls(emu)
             assert len(calls) == 1, [c.path for c in calls]  # the call that reported the usage
-            shown = CliRunner().invoke(cli, ["status", "-c", str(config)],
-                                       env={"SF_SECRET": emu.client_secret},
-                                       catch_exceptions=False)
+            shown = CliRunner().invoke(
+                cli,
+                ["status", "-c", str(config)],
+                env={"SF_SECRET": emu.client_secret},
+                catch_exceptions=False,
+            )
             assert shown.exit_code == 0 and "paused until" in shown.output, shown.output
             time.sleep(1.5)
             assert len(_api_calls(emu)) == 1, "no further call while paused"
@@ -144,12 +161,14 @@ def test_run_started_past_the_budget_share_stays_up_paused_and_exits_0_on_sigter
 
 
 def test_sync_once_past_the_budget_share_says_so_in_one_line_and_exits_0(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with SalesforceEmulator(EmulatorConfig(api_usage_start=95_000)) as emu:
         config = _write_config(tmp_path, emu)
         monkeypatch.setenv("SF_SECRET", emu.client_secret)
-        result = CliRunner().invoke(cli, ["sync", "--once", "-c", str(config)],
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(
+            cli, ["sync", "--once", "-c", str(config)], catch_exceptions=False
+        )
         assert result.exit_code == 0, result.output
         summary = [line for line in result.stdout.splitlines() if line.startswith("salesforce:")]
         assert len(summary) == 1 and "budget: paused until" in summary[0], result.stdout
@@ -168,16 +187,18 @@ def _port_in_use(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callabl
     return config, holder.close
 
 
-def _postgres_unreachable(tmp_path: Path, emu: SalesforceEmulator
-                          ) -> tuple[Path, Callable[[], None]]:
+def _postgres_unreachable(
+    tmp_path: Path, emu: SalesforceEmulator
+) -> tuple[Path, Callable[[], None]]:
     url = f"postgresql+psycopg://syncd:hunter2@127.0.0.1:{_free_port()}/syncd"
     return _write_config(tmp_path, emu, state_url=url), lambda: None
 
 
 def _ca_file_missing(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callable[[], None]]:
     config = _write_config(tmp_path, emu)
-    config.write_text(config.read_text().replace(str(emu.ca_pem_path),
-                                                 str(tmp_path / "missing-ca.pem")))
+    config.write_text(
+        config.read_text().replace(str(emu.ca_pem_path), str(tmp_path / "missing-ca.pem"))
+    )
     return config, lambda: None
 
 
@@ -198,26 +219,38 @@ def _sqlite_read_only(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Ca
 
         def undo() -> None:
             db.chmod(0o644)
+
     return _write_config(tmp_path, emu), undo
 
 
-def _state_path_unusable(tmp_path: Path, emu: SalesforceEmulator
-                         ) -> tuple[Path, Callable[[], None]]:
+def _state_path_unusable(
+    tmp_path: Path, emu: SalesforceEmulator
+) -> tuple[Path, Callable[[], None]]:
     (tmp_path / "blocker").write_text("a file where the state directory should be")
     url = f"sqlite:///{tmp_path / 'blocker' / 'state.db'}"
     return _write_config(tmp_path, emu, state_url=url), lambda: None
 
 
-@pytest.mark.parametrize(("setup", "expected"), [
-    (_port_in_use, "is already in use"),
-    (_postgres_unreachable, "cannot reach the state store"),
-    (_ca_file_missing, "missing-ca.pem"),
-    (_sqlite_read_only, "refuses writes"),
-    (_state_path_unusable, "cannot create the directory"),
-], ids=["health-port-in-use", "postgres-unreachable", "ca-file-missing",
-        "sqlite-file-read-only", "state-path-unusable"])
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (_port_in_use, "is already in use"),
+        (_postgres_unreachable, "cannot reach the state store"),
+        (_ca_file_missing, "missing-ca.pem"),
+        (_sqlite_read_only, "refuses writes"),
+        (_state_path_unusable, "cannot create the directory"),
+    ],
+    ids=[
+        "health-port-in-use",
+        "postgres-unreachable",
+        "ca-file-missing",
+        "sqlite-file-read-only",
+        "state-path-unusable",
+    ],
+)
 def test_local_start_up_failure_is_one_line_exit_2_and_no_crm_call(
-        tmp_path: Path, emu: SalesforceEmulator, setup: Any, expected: str) -> None:
+    tmp_path: Path, emu: SalesforceEmulator, setup: Any, expected: str
+) -> None:
     config, undo = setup(tmp_path, emu)
     try:
         proc = _syncd("run", "-c", str(config), env=_env(emu))
@@ -236,10 +269,12 @@ def test_local_start_up_failure_is_one_line_exit_2_and_no_crm_call(
 
 
 # Preflight reads through /query/; the cycle's pull through /queryAll/.
-@pytest.mark.parametrize("failing", ["/queryAll/", "/query/"],
-                         ids=["during-a-cycle", "during-start-up-checks"])
+@pytest.mark.parametrize(
+    "failing", ["/queryAll/", "/query/"], ids=["during-a-cycle", "during-start-up-checks"]
+)
 def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
-        tmp_path: Path, emu: SalesforceEmulator, failing: str) -> None:
+    tmp_path: Path, emu: SalesforceEmulator, failing: str
+) -> None:
     emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
     emu.faults.fail_next(1000, status=503, path=failing)
     config = _write_config(tmp_path, emu)
@@ -266,10 +301,12 @@ def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
 
 
 def test_credentials_refused_at_start_up_is_one_line_naming_the_setting_and_exit_2(
-        tmp_path: Path, emu: SalesforceEmulator) -> None:
+    tmp_path: Path, emu: SalesforceEmulator
+) -> None:
     config = _write_config(tmp_path, emu)
-    proc = _syncd("sync", "--once", "-c", str(config),
-                  env={**_env(emu), "SF_SECRET": "not-the-secret"})
+    proc = _syncd(
+        "sync", "--once", "-c", str(config), env={**_env(emu), "SF_SECRET": "not-the-secret"}
+    )
     out, err = proc.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 2, err

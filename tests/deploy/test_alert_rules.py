@@ -20,12 +20,22 @@ def _promtool() -> str:
 
 
 def test_alert_rules_pass_promtool_check() -> None:
-    result = subprocess.run([_promtool(), "check", "rules", "alerts.rules.yaml"],
-                            cwd=MONITORING, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [_promtool(), "check", "rules", "alerts.rules.yaml"],
+        cwd=MONITORING,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_alert_rules_fire_as_their_unit_tests_expect() -> None:
-    result = subprocess.run([_promtool(), "test", "rules", "alerts.test.yaml"],
-                            cwd=MONITORING, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [_promtool(), "test", "rules", "alerts.test.yaml"],
+        cwd=MONITORING,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -28,8 +28,9 @@ def _kubectl() -> str:
 
 
 def _render(path: str) -> list[dict[str, Any]]:
-    out = subprocess.run([_kubectl(), "kustomize", str(K8S / path)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [_kubectl(), "kustomize", str(K8S / path)], check=True, capture_output=True, text=True
+    ).stdout
     return [d for d in YAML(typ="safe").load_all(out) if d]
 
 
@@ -40,15 +41,28 @@ def _validate(tmp_path: Path, docs: list[dict[str, Any]]) -> None:
     target = tmp_path / "rendered.yaml"
     with target.open("w") as fh:
         YAML().dump_all(builtin, fh)
-    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "-k", "1.37.0",
-                             "--strict", "--no-warn", str(target)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubernetes_validate",
+            "-k",
+            "1.37.0",
+            "--strict",
+            "--no-warn",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("path", KUSTOMIZATIONS)
 def test_each_kustomization_renders_and_validates_against_the_kubernetes_schemas(
-        path: str, tmp_path: Path) -> None:
+    path: str, tmp_path: Path
+) -> None:
     docs = _render(path)
     assert docs
     _validate(tmp_path, docs)
@@ -71,7 +85,8 @@ def _deployment(path: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("path", ["base", "overlays/postgres-ha"])
 def test_the_pod_runs_as_the_images_numeric_non_root_user_with_a_locked_down_container(
-        path: str) -> None:
+    path: str,
+) -> None:
     pod = _deployment(path)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == _image_uid() != 0
@@ -89,8 +104,10 @@ def test_the_single_replica_base_recreates_and_the_ha_overlay_rolls_with_a_stand
     assert base["replicas"] == 1 and base["strategy"]["type"] == "Recreate"
     assert ha["replicas"] == 2 and ha["strategy"]["type"] == "RollingUpdate"
     assert ha["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    pdbs = {p: next(d for d in _render(p) if d["kind"] == "PodDisruptionBudget")["spec"]
-            for p in ("base", "overlays/postgres-ha")}
+    pdbs = {
+        p: next(d for d in _render(p) if d["kind"] == "PodDisruptionBudget")["spec"]
+        for p in ("base", "overlays/postgres-ha")
+    }
     assert pdbs["base"].get("maxUnavailable") == 1
     assert pdbs["overlays/postgres-ha"].get("minAvailable") == 1
     ha_kinds = {d["kind"] for d in _render("overlays/postgres-ha")}
@@ -100,8 +117,12 @@ def test_the_single_replica_base_recreates_and_the_ha_overlay_rolls_with_a_stand
 def test_the_config_in_each_configmap_loads_as_syncd_settings(tmp_path: Path) -> None:
     from syncd.settings import load_settings
 
-    env = {"SF_CLIENT_ID": "x", "SF_CLIENT_SECRET": "y", "HUBSPOT_TOKEN": "z",
-           "SYNCD_DATABASE_URL": "postgresql+psycopg://syncd:pw@db/syncd"}
+    env = {
+        "SF_CLIENT_ID": "x",
+        "SF_CLIENT_SECRET": "y",
+        "HUBSPOT_TOKEN": "z",
+        "SYNCD_DATABASE_URL": "postgresql+psycopg://syncd:pw@db/syncd",
+    }
     for path in ("base", "overlays/postgres-ha"):
         cm = next(d for d in _render(path) if d["kind"] == "ConfigMap")
         (tmp_path / "config.yaml").write_text(cm["data"]["config.yaml"])

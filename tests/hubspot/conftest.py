@@ -35,14 +35,21 @@ ConnectorFactory = Callable[..., HubSpotConnector]
 def make_connector(emu: HubSpotEmulator) -> Iterator[ConnectorFactory]:
     made: list[HubSpotConnector] = []
 
-    def make(*, oauth: bool = False, simulated_time: bool = True,
-             sleep: Callable[[float], None] | None = None, **overrides: Any) -> HubSpotConnector:
+    def make(
+        *,
+        oauth: bool = False,
+        simulated_time: bool = True,
+        sleep: Callable[[float], None] | None = None,
+        **overrides: Any,
+    ) -> HubSpotConnector:
         auth: PrivateAppAuth | OAuthAuth
         if oauth:
-            auth = OAuthAuth(client_id=emu.oauth_client_id,
-                             client_secret=emu.oauth_client_secret,
-                             refresh_token=emu.refresh_token,
-                             token_url=emu.base_url + "/oauth/v1/token")
+            auth = OAuthAuth(
+                client_id=emu.oauth_client_id,
+                client_secret=emu.oauth_client_secret,
+                refresh_token=emu.refresh_token,
+                token_url=emu.base_url + "/oauth/v1/token",
+            )
         else:
             auth = PrivateAppAuth(access_token=emu.access_token)
         overrides.setdefault("timeout_seconds", 5)
@@ -58,4 +65,3 @@ def make_connector(emu: HubSpotEmulator) -> Iterator[ConnectorFactory]:
     yield make
     for connector in made:
         connector.close()
-

@@ -13,7 +13,8 @@ from connectors.testing.hubspot import EmulatorConfig
 
 @pytest.mark.parametrize("emu_config", [EmulatorConfig(access_token_ttl_seconds=1800)])
 def test_token_expiring_mid_cycle_is_refreshed_without_losing_or_repeating_a_write(
-        emu, make_connector):
+    emu, make_connector
+):
     ids = emu.add_contacts(contacts(5))
     connector = make_connector(oauth=True)
     pages = connector.iter_pages(None, until=emu.clock.now())
@@ -29,8 +30,9 @@ def test_token_expiring_mid_cycle_is_refreshed_without_losing_or_repeating_a_wri
     assert [e.status for e in emu.journal.entries("POST", "/oauth/v1/token")] == [200, 200]
     assert connector.stats.reauths == 1  # the first grant is not a re-authentication
     assert len(first.leads) + sum(len(p.leads) for p in rest) == 5
-    assert all(h == ("CONNECTED", "INTEGRATION") for i in ids
-               for h in emu.status_history(i)[1:])  # written once each
+    assert all(
+        h == ("CONNECTED", "INTEGRATION") for i in ids for h in emu.status_history(i)[1:]
+    )  # written once each
 
 
 def test_oauth_token_is_refreshed_before_it_expires_without_a_401(emu, make_connector):
@@ -44,8 +46,9 @@ def test_oauth_token_is_refreshed_before_it_expires_without_a_401(emu, make_conn
 
 
 def test_refused_private_app_token_is_an_auth_error_naming_the_setting(emu):
-    connector = HubSpotConnector(HubSpotConfig(
-        base_url=emu.base_url, auth=PrivateAppAuth(access_token="pat-na1-wrong")))
+    connector = HubSpotConnector(
+        HubSpotConfig(base_url=emu.base_url, auth=PrivateAppAuth(access_token="pat-na1-wrong"))
+    )
     with pytest.raises(AuthError, match="access token") as err:
         connector.check(statuses=set(), fields=set(), newsletters=set())
     assert "pat-na1-wrong" not in str(err.value)
@@ -72,7 +75,8 @@ def test_api_objects_are_built_once(emu, make_connector):
         connector.check(statuses={"OPEN"}, fields={"status"}, newsletters={"news"})
 
     assert connector.api_objects == apis and all(
-        a is b for a, b in zip(connector.api_objects, apis, strict=True))
+        a is b for a, b in zip(connector.api_objects, apis, strict=True)
+    )
     journal = emu.journal.entries()
     assert len(journal) > 20
     # One keep-alive connection per API object, reused for every call (crm-api D1).

@@ -27,23 +27,29 @@ def _client(emu: HubSpotEmulator, token: str | None = None) -> HubSpot:
 
 
 def _update(client: HubSpot, ids: list[str], status: str, **kw: object) -> tuple[object, int]:
-    batch = BatchInputSimplePublicObjectBatchInput(inputs=[
-        SimplePublicObjectBatchInput(id=i, properties={"hs_lead_status": status}) for i in ids])
+    batch = BatchInputSimplePublicObjectBatchInput(
+        inputs=[
+            SimplePublicObjectBatchInput(id=i, properties={"hs_lead_status": status}) for i in ids
+        ]
+    )
     data, status_code, _ = client.crm.contacts.batch_api.update_with_http_info(
-        batch_input_simple_public_object_batch_input=batch, **kw)
+        batch_input_simple_public_object_batch_input=batch, **kw
+    )
     return data, status_code
 
 
 def _seed(emu: HubSpotEmulator, n: int) -> list[str]:
-    return emu.add_contacts([{"email": f"c{i}@example.com", "hs_lead_status": "NEW"}
-                             for i in range(n)])
+    return emu.add_contacts(
+        [{"email": f"c{i}@example.com", "hs_lead_status": "NEW"} for i in range(n)]
+    )
 
 
 def test_429_on_search_is_the_secondly_policy_with_retry_after(emu):
     emu.faults.script("429", path="/search")
     with pytest.raises(ApiException) as err:
         _client(emu).crm.contacts.search_api.do_search(
-            public_object_search_request=PublicObjectSearchRequest(limit=1))
+            public_object_search_request=PublicObjectSearchRequest(limit=1)
+        )
     body = json.loads(err.value.body)
     assert err.value.status == 429 and err.value.headers["Retry-After"] == "1"
     assert (body["policyName"], body["errorType"]) == ("SECONDLY", "RATE_LIMIT")
@@ -60,7 +66,10 @@ def test_429_on_a_batch_is_ten_secondly_rolling_with_rate_limit_headers(emu):
     assert err.value.headers["X-HubSpot-RateLimit-Remaining"] == "0"
     [entry] = emu.journal.entries("POST", UPDATE)
     assert (entry.policy, entry.applied, body["requestId"]) == (
-        "TEN_SECONDLY_ROLLING", False, entry.request_id)
+        "TEN_SECONDLY_ROLLING",
+        False,
+        entry.request_id,
+    )
     assert emu.contact(ids[0])["hs_lead_status"] == "NEW"
 
 
@@ -72,9 +81,16 @@ def test_503_is_an_html_page(emu):
 
 
 def test_401_expires_oauth_tokens_for_real_and_spares_private_app_tokens(emu):
-    answer = requests.post(emu.base_url + "/oauth/v1/token", timeout=5, data={
-        "grant_type": "refresh_token", "client_id": emu.oauth_client_id,
-        "client_secret": emu.oauth_client_secret, "refresh_token": emu.refresh_token})
+    answer = requests.post(
+        emu.base_url + "/oauth/v1/token",
+        timeout=5,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": emu.oauth_client_id,
+            "client_secret": emu.oauth_client_secret,
+            "refresh_token": emu.refresh_token,
+        },
+    )
     oauth = _client(emu, answer.json()["access_token"])
     emu.faults.script("401", count=2)
     _client(emu).crm.properties.core_api.get_all(object_type="contacts")  # not applicable

@@ -13,12 +13,14 @@ def _stage_writes(emu):
 
 
 def test_emulator_ignores_a_backward_stage_that_was_not_cleared_as_hubspot_does(
-        emu, make_connector):
+    emu, make_connector
+):
     [cid] = emu.add_contacts(contacts(1, lifecyclestage="salesqualifiedlead"))
     connector = make_connector()
 
-    [result] = connector.write_batch([LeadChange(cid, {"lifecycle_stage":
-                                                       "marketingqualifiedlead"})])
+    [result] = connector.write_batch(
+        [LeadChange(cid, {"lifecycle_stage": "marketingqualifiedlead"})]
+    )
 
     assert _stage_writes(emu)[-1].status == 200  # HubSpot answers success ...
     assert emu.contact(cid)["lifecyclestage"] == "salesqualifiedlead"  # ... and keeps the stage
@@ -30,22 +32,27 @@ def test_forward_stage_is_written_in_one_request(emu, make_connector):
     [cid] = emu.add_contacts(contacts(1, lifecyclestage="lead"))
     connector = make_connector()
 
-    [result] = connector.write_batch([LeadChange(cid, {"lifecycle_stage":
-                                                       "marketingqualifiedlead"})])
+    [result] = connector.write_batch(
+        [LeadChange(cid, {"lifecycle_stage": "marketingqualifiedlead"})]
+    )
 
     assert result.outcome is Outcome.OK and result.cleared == frozenset()
     assert emu.contact(cid)["lifecyclestage"] == "marketingqualifiedlead"
     assert len(_stage_writes(emu)) == 1
 
 
-def test_clear_first_clears_in_its_own_request_then_sets_the_backward_stage(emu,
-                                                                         make_connector):
+def test_clear_first_clears_in_its_own_request_then_sets_the_backward_stage(emu, make_connector):
     ids = emu.add_contacts(contacts(3, lifecyclestage="salesqualifiedlead"))
     connector = make_connector()
-    changes = [LeadChange(ids[0], {"lifecycle_stage": "marketingqualifiedlead"},
-                          clear_first=frozenset({"lifecycle_stage"})),
-               LeadChange(ids[1], {"status": "OPEN"}),
-               LeadChange(ids[2], {"lifecycle_stage": "opportunity"})]
+    changes = [
+        LeadChange(
+            ids[0],
+            {"lifecycle_stage": "marketingqualifiedlead"},
+            clear_first=frozenset({"lifecycle_stage"}),
+        ),
+        LeadChange(ids[1], {"status": "OPEN"}),
+        LeadChange(ids[2], {"lifecycle_stage": "opportunity"}),
+    ]
 
     results = connector.write_batch(changes)
 

@@ -10,9 +10,14 @@ from hubspot_support import T0, contacts
 from connectors.base import ApiQuota, LeadChange, Outcome
 from connectors.errors import BudgetExhausted
 
-_TEN_SECONDLY = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
-                 "errorType": "RATE_LIMIT", "correlationId": "c0ffee",
-                 "policyName": "TEN_SECONDLY_ROLLING", "requestId": "r1"}
+_TEN_SECONDLY = {
+    "status": "error",
+    "message": "You have reached your ten_secondly_rolling limit.",
+    "errorType": "RATE_LIMIT",
+    "correlationId": "c0ffee",
+    "policyName": "TEN_SECONDLY_ROLLING",
+    "requestId": "r1",
+}
 
 
 def test_backfill_against_real_rate_limits_has_no_429_at_steady_state(emu, make_connector):
@@ -20,11 +25,13 @@ def test_backfill_against_real_rate_limits_has_no_429_at_steady_state(emu, make_
     ids = emu.add_contacts(contacts(1_500))
     connector = make_connector(page_size=20)  # 75 searches: 15 s of search budget at 5/s
 
-    leads = [lead for page in connector.iter_pages(None, until=emu.clock.now())
-             for lead in page.leads]
+    leads = [
+        lead for page in connector.iter_pages(None, until=emu.clock.now()) for lead in page.leads
+    ]
     for start in range(0, len(ids), 10):  # 150 updates: > one ten-second window's worth
-        results = connector.write_batch([LeadChange(i, {"status": "OPEN"})
-                                         for i in ids[start:start + 10]])
+        results = connector.write_batch(
+            [LeadChange(i, {"status": "OPEN"}) for i in ids[start : start + 10]]
+        )
         assert all(r.outcome is Outcome.OK for r in results)
 
     assert len(leads) == len(ids)
@@ -35,8 +42,9 @@ def test_backfill_against_real_rate_limits_has_no_429_at_steady_state(emu, make_
 
 def test_ten_second_429_honours_retry_after(emu, make_connector):
     ids = emu.add_contacts(contacts(1))
-    emu.faults.fail_next(1, status=429, body=_TEN_SECONDLY, headers={"Retry-After": "7"},
-                         path="batch/update")
+    emu.faults.fail_next(
+        1, status=429, body=_TEN_SECONDLY, headers={"Retry-After": "7"}, path="batch/update"
+    )
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -126,8 +134,9 @@ def test_stop_request_interrupts_a_pacing_wait(emu, make_connector):
     from connectors.errors import Interrupted
 
     emu.add_contacts(contacts(1))
-    connector = make_connector(simulated_time=False, search_per_second=0.05,
-                               archived_scan_interval_seconds=10**6)
+    connector = make_connector(
+        simulated_time=False, search_per_second=0.05, archived_scan_interval_seconds=10**6
+    )
     stop = threading.Event()
     connector.bind_stop(stop)
     list(connector.iter_pages(None, until=emu.clock.now()))  # the first search is not paced

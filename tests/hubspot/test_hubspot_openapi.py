@@ -67,69 +67,104 @@ def test_emulator_responses_validate_against_hubspot_openapi_specs(emu, http):
     emu.archive_contact(ids[4])
     list_id = emu.add_list("News")
 
-    search = http("POST", "/crm/v3/objects/contacts/search", json={
-        "filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE",
-                                       "value": "0"}]}],
-        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-        "properties": ["email", "hs_lead_status", "numemployees"], "limit": 2})
+    search = http(
+        "POST",
+        "/crm/v3/objects/contacts/search",
+        json={
+            "filterGroups": [
+                {"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": "0"}]}
+            ],
+            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": ["email", "hs_lead_status", "numemployees"],
+            "limit": 2,
+        },
+    )
     assert search.status_code == 200 and search.json()["paging"]["next"]["after"] == "2"
     _validate(search.json(), "contacts_v3.json", "CollectionResponseWithTotalSimplePublicObject")
 
-    ok = http("POST", "/crm/v3/objects/contacts/batch/update", json={
-        "inputs": [{"id": ids[1], "properties": {"hs_lead_status": "CONNECTED"}}]})
+    ok = http(
+        "POST",
+        "/crm/v3/objects/contacts/batch/update",
+        json={"inputs": [{"id": ids[1], "properties": {"hs_lead_status": "CONNECTED"}}]},
+    )
     assert ok.status_code == 200
     _validate(ok.json(), "contacts_v3.json", "BatchResponseSimplePublicObject")
 
-    multi = http("POST", "/crm/v3/objects/contacts/batch/update", json={"inputs": [
-        {"id": ids[1], "properties": {"hs_lead_status": "OPEN"}},
-        {"id": ids[2], "properties": {"hs_lead_status": "BOGUS"}},
-        {"id": "999999", "properties": {"hs_lead_status": "OPEN"}}]})
+    multi = http(
+        "POST",
+        "/crm/v3/objects/contacts/batch/update",
+        json={
+            "inputs": [
+                {"id": ids[1], "properties": {"hs_lead_status": "OPEN"}},
+                {"id": ids[2], "properties": {"hs_lead_status": "BOGUS"}},
+                {"id": "999999", "properties": {"hs_lead_status": "OPEN"}},
+            ]
+        },
+    )
     assert multi.status_code == 207 and multi.json()["numErrors"] == 2
     _validate(multi.json(), "contacts_v3.json", "BatchResponseSimplePublicObjectWithErrors")
 
-    read = http("POST", "/crm/v3/objects/contacts/batch/read", json={
-        "inputs": [{"id": ids[0]}], "properties": ["email"],
-        "propertiesWithHistory": ["hs_lead_status"]})
-    assert [h["sourceType"] for h in read.json()["results"][0]["propertiesWithHistory"][
-        "hs_lead_status"]] == ["CRM_UI", "IMPORT"]
+    read = http(
+        "POST",
+        "/crm/v3/objects/contacts/batch/read",
+        json={
+            "inputs": [{"id": ids[0]}],
+            "properties": ["email"],
+            "propertiesWithHistory": ["hs_lead_status"],
+        },
+    )
+    assert [
+        h["sourceType"]
+        for h in read.json()["results"][0]["propertiesWithHistory"]["hs_lead_status"]
+    ] == ["CRM_UI", "IMPORT"]
     _validate(read.json(), "contacts_v3.json", "BatchResponseSimplePublicObject")
 
-    archived = http("GET", "/crm/v3/objects/contacts",
-                    params={"archived": "true", "limit": 100, "properties": "email"})
+    archived = http(
+        "GET",
+        "/crm/v3/objects/contacts",
+        params={"archived": "true", "limit": 100, "properties": "email"},
+    )
     assert [r["id"] for r in archived.json()["results"]] == [ids[4]]
-    _validate(archived.json(), "contacts_v3.json",
-              "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging")
+    _validate(
+        archived.json(),
+        "contacts_v3.json",
+        "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging",
+    )
 
-    too_far = http("POST", "/crm/v3/objects/contacts/search", json={"limit": 200,
-                                                                     "after": "9900"})
+    too_far = http("POST", "/crm/v3/objects/contacts/search", json={"limit": 200, "after": "9900"})
     assert too_far.status_code == 400
     _validate(too_far.json(), "contacts_v3.json", "Error")
 
     prop = http("GET", "/crm/v3/properties/contacts/hs_lead_status")
     assert prop.status_code == 200
     _validate(prop.json(), "properties_v3.json", "Property")
-    _validate(http("GET", "/crm/v3/properties/contacts").json(), "properties_v3.json",
-              "CollectionResponsePropertyNoPaging")
+    _validate(
+        http("GET", "/crm/v3/properties/contacts").json(),
+        "properties_v3.json",
+        "CollectionResponsePropertyNoPaging",
+    )
 
     add = http("PUT", f"/crm/v3/lists/{list_id}/memberships/add", json=[ids[0], "424242"])
     assert add.json()["recordsIdsAdded"] == [ids[0]]
     _validate(add.json(), "lists_v3.json", "MembershipsUpdateResponse")
-    _validate(http("GET", f"/crm/v3/lists/{list_id}").json(), "lists_v3.json",
-              "ListFetchResponse")
+    _validate(http("GET", f"/crm/v3/lists/{list_id}").json(), "lists_v3.json", "ListFetchResponse")
 
 
 def test_whole_batch_400_and_429_bodies_follow_the_documented_shapes(emu, http):
     emu.config.batch_update_error_mode = "whole_batch"
     [cid] = emu.add_contacts(contacts(1))
-    bad = http("POST", "/crm/v3/objects/contacts/batch/update", json={
-        "inputs": [{"id": cid, "properties": {"hs_lead_status": "BOGUS"}}]})
+    bad = http(
+        "POST",
+        "/crm/v3/objects/contacts/batch/update",
+        json={"inputs": [{"id": cid, "properties": {"hs_lead_status": "BOGUS"}}]},
+    )
     assert bad.status_code == 400
     body = bad.json()
     _validate(body, "contacts_v3.json", "Error")
     assert body["category"] == "VALIDATION_ERROR"
     prefix = "Property values were not valid: "
     assert body["message"].startswith(prefix)
-    [entry] = json.loads(body["message"][len(prefix):])
+    [entry] = json.loads(body["message"][len(prefix) :])
     assert entry["error"] == "INVALID_OPTION" and entry["name"] == "hs_lead_status"
     assert entry["id"] == cid and body["context"]["ids"] == [cid]
 

@@ -8,7 +8,8 @@ from connectors.testing.hubspot import DEFAULT_LEAD_STATUSES, EmulatorConfig
 
 
 def test_missing_status_option_is_a_problem_unless_adding_is_allowed_then_options_are_merged(
-        emu, make_connector):
+    emu, make_connector
+):
     wanted = {"OPEN", "NURTURE", "ARCHIVED"}
     strict = make_connector().check(statuses=wanted, fields={"status"}, newsletters=set())
     assert len(strict.problems) == 2
@@ -26,21 +27,23 @@ def test_missing_status_option_is_a_problem_unless_adding_is_allowed_then_option
     assert not emu.journal.entries("PATCH")  # a check never writes
     connector.prepare(lenient)
     assert set(emu.status_options()) == set(DEFAULT_LEAD_STATUSES) | {"NURTURE", "ARCHIVED"}
-    assert emu.status_options()[:len(DEFAULT_LEAD_STATUSES)] == list(DEFAULT_LEAD_STATUSES)
+    assert emu.status_options()[: len(DEFAULT_LEAD_STATUSES)] == list(DEFAULT_LEAD_STATUSES)
 
 
 @pytest.mark.parametrize("emu_config", [EmulatorConfig(status_options_read_only=True)])
 def test_read_only_status_options_are_a_problem_even_when_adding_is_allowed(emu, make_connector):
     result = make_connector(allow_add_status_options=True).check(
-        statuses={"NURTURE"}, fields=set(), newsletters=set())
+        statuses={"NURTURE"}, fields=set(), newsletters=set()
+    )
     assert len(result.problems) == 1 and "read-only" in result.problems[0]
 
 
 def test_dynamic_list_is_a_configuration_problem(emu, make_connector):
     manual, dynamic = emu.add_list("News", "MANUAL"), emu.add_list("Active", "DYNAMIC")
     connector = make_connector(newsletters={"news": manual, "active": dynamic, "gone": "999"})
-    result = connector.check(statuses=set(), fields=set(),
-                             newsletters={"news", "active", "gone", "unmapped"})
+    result = connector.check(
+        statuses=set(), fields=set(), newsletters={"news", "active", "gone", "unmapped"}
+    )
     assert len(result.problems) == 3
     assert any(f"list {dynamic} ('Active')" in p and "DYNAMIC" in p for p in result.problems)
     assert any("list 999" in p for p in result.problems)
@@ -49,11 +52,18 @@ def test_dynamic_list_is_a_configuration_problem(emu, make_connector):
 
 
 def test_unknown_and_read_only_fields_are_problems(emu, make_connector):
-    fields = {"status": "hs_lead_status", "title": "jobtitle", "shoe_size": "shoe_size",
-              "lead_source": "hs_analytics_source", "email": None}  # null unmaps a default
+    fields = {
+        "status": "hs_lead_status",
+        "title": "jobtitle",
+        "shoe_size": "shoe_size",
+        "lead_source": "hs_analytics_source",
+        "email": None,
+    }  # null unmaps a default
     result = make_connector(fields=fields).check(
-        statuses=set(), fields={"status", "title", "shoe_size", "lead_source", "email"},
-        newsletters=set())
+        statuses=set(),
+        fields={"status", "title", "shoe_size", "lead_source", "email"},
+        newsletters=set(),
+    )
     assert {"status", "title"} <= result.writable_fields
     assert not {"shoe_size", "lead_source", "email"} & result.writable_fields
     assert "shoe_size" in result.missing_fields

@@ -17,14 +17,19 @@ from connectors.testing.hubspot import EmulatorConfig
 @pytest.mark.slow
 @pytest.mark.parametrize("emu_config", [EmulatorConfig(search_per_second=10_000)])
 def test_twenty_five_thousand_contacts_with_twelve_thousand_sharing_one_timestamp_are_read_once(
-        emu, make_connector):
+    emu, make_connector
+):
     base = T0 - timedelta(hours=3)
     shared = base + timedelta(seconds=5)
-    before = [{**c, "lastmodifieddate": base + timedelta(milliseconds=i)}
-              for i, c in enumerate(contacts(6_000))]
+    before = [
+        {**c, "lastmodifieddate": base + timedelta(milliseconds=i)}
+        for i, c in enumerate(contacts(6_000))
+    ]
     tie = [{**c, "lastmodifieddate": shared} for c in contacts(12_000)]
-    after = [{**c, "lastmodifieddate": shared + timedelta(milliseconds=1 + i // 3)}
-             for i, c in enumerate(contacts(7_000))]
+    after = [
+        {**c, "lastmodifieddate": shared + timedelta(milliseconds=1 + i // 3)}
+        for i, c in enumerate(contacts(7_000))
+    ]
     ids = emu.add_contacts(before + tie + after)
     connector = make_connector(search_per_second=10_000)
 
@@ -41,8 +46,7 @@ def test_twenty_five_thousand_contacts_with_twelve_thousand_sharing_one_timestam
     assert any(b'"hs_object_id"' in e.body and b'"EQ"' in e.body for e in searches)
 
 
-def test_contact_invisible_to_search_for_five_seconds_is_read_by_a_later_cycle(
-        emu, make_connector):
+def test_contact_invisible_to_search_for_five_seconds_is_read_by_a_later_cycle(emu, make_connector):
     emu.config.index_lag_seconds = 5
     emu.add_contacts(contacts(3))
     emu.clock.advance(10)  # the seed is indexed
@@ -62,10 +66,19 @@ def test_contact_invisible_to_search_for_five_seconds_is_read_by_a_later_cycle(
 
 
 def test_canonical_fields_are_parsed_to_python_types(emu, make_connector):
-    [cid] = emu.add_contacts([{"email": "ada@example.com", "numemployees": "250",
-                               "annualrevenue": "1250000.5", "jobtitle": "CTO",
-                               "notes_last_updated": "2025-01-02T03:04:05.678Z",
-                               "hs_lead_status": "OPEN", "bant_budget": ""}])
+    [cid] = emu.add_contacts(
+        [
+            {
+                "email": "ada@example.com",
+                "numemployees": "250",
+                "annualrevenue": "1250000.5",
+                "jobtitle": "CTO",
+                "notes_last_updated": "2025-01-02T03:04:05.678Z",
+                "hs_lead_status": "OPEN",
+                "bant_budget": "",
+            }
+        ]
+    )
     connector = make_connector()
     [lead] = [lead for page in connector.iter_pages(None, until=T0) for lead in page.leads]
     assert lead.id == cid
@@ -105,7 +118,8 @@ def test_archived_contacts_are_yielded_as_deleted(emu, make_connector):
 
 
 def test_archived_listing_runs_at_most_once_per_interval_so_an_idle_cycle_costs_one_call(
-        emu, make_connector):
+    emu, make_connector
+):
     emu.add_contacts(contacts(2))
     connector = make_connector(archived_scan_interval_seconds=3600)
     list(connector.iter_pages(None, until=emu.clock.now()))
@@ -115,7 +129,8 @@ def test_archived_listing_runs_at_most_once_per_interval_so_an_idle_cycle_costs_
     list(connector.iter_pages(Cursor(T0, "0"), until=emu.clock.now()))
 
     assert [(e.method, e.path) for e in emu.journal.entries()] == [
-        ("POST", "/crm/v3/objects/contacts/search")]
+        ("POST", "/crm/v3/objects/contacts/search")
+    ]
 
 
 def test_window_restarts_at_last_timestamp_and_pages_ties_by_id():
@@ -124,6 +139,7 @@ def test_window_restarts_at_last_timestamp_and_pages_ties_by_id():
 
     def search(groups, sort, after):
         (filters,) = groups  # the reader uses one filter group when it is not resuming
+
         def ok(c):
             for f in filters:
                 v = c.modified_ms if f["propertyName"] == "lastmodifieddate" else int(c.id)
@@ -131,12 +147,16 @@ def test_window_restarts_at_last_timestamp_and_pages_ties_by_id():
                 if not {"GTE": v >= w, "GT": v > w, "LTE": v <= w, "EQ": v == w}[f["operator"]]:
                     return False
             return True
-        key = (lambda c: (c.modified_ms, int(c.id))) if sort["propertyName"] == "lastmodifieddate" \
+
+        key = (
+            (lambda c: (c.modified_ms, int(c.id)))
+            if sort["propertyName"] == "lastmodifieddate"
             else (lambda c: int(c.id))
+        )
         hits = sorted(filter(ok, data), key=key)
         start = int(after or 0)
         assert start + 2 <= 4, "paged past the cap"
-        page = hits[start:start + 2]
+        page = hits[start : start + 2]
         return SearchPage(page, str(start + 2) if start + 2 < len(hits) else None)
 
     batches = list(iter_search_windows(search, lo_ms=0, hi_ms=10, page_size=2, max_results=4))
@@ -173,8 +193,7 @@ def test_a_burst_is_not_reread_once_a_later_read_saw_past_the_index_lag(emu, mak
     assert pull(cursor)[2] == 1, "an idle portal costs one call per cycle"
 
 
-def test_resuming_inside_a_millisecond_shared_by_a_batch_write_rereads_nothing(
-        emu, make_connector):
+def test_resuming_inside_a_millisecond_shared_by_a_batch_write_rereads_nothing(emu, make_connector):
     connector = make_connector(overlap_seconds=60, archived_scan_interval_seconds=3600)
     emu.add_contacts(contacts(250))  # one batch: every contact has the same lastmodifieddate
     emu.clock.advance(120)  # read after the index-lag window
@@ -191,6 +210,7 @@ def test_resuming_inside_a_millisecond_shared_by_a_batch_write_rereads_nothing(
     (late,) = emu.add_contacts(contacts(1))
     emu.clock.advance(120)
     emu.journal.clear()
-    fresh = [lead.id for p in connector.iter_pages(cursor, until=emu.clock.now())
-             for lead in p.leads]
+    fresh = [
+        lead.id for p in connector.iter_pages(cursor, until=emu.clock.now()) for lead in p.leads
+    ]
     assert fresh == [late] and len(emu.journal.entries()) == 1

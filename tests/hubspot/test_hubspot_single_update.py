@@ -17,7 +17,8 @@ def test_single_update_changes_the_contact_as_integration_and_is_journaled(emu):
     [cid] = emu.add_contacts(contacts(1))
 
     result = _client(emu).crm.contacts.basic_api.update(
-        cid, SimplePublicObjectInput(properties={"hs_lead_status": "IN_PROGRESS"}))
+        cid, SimplePublicObjectInput(properties={"hs_lead_status": "IN_PROGRESS"})
+    )
 
     assert result.id == cid
     assert result.properties["hs_lead_status"] == "IN_PROGRESS"
@@ -33,7 +34,8 @@ def test_single_update_with_an_invalid_option_is_a_400_and_changes_nothing(emu):
 
     with pytest.raises(ApiException) as caught:
         _client(emu).crm.contacts.basic_api.update(
-            cid, SimplePublicObjectInput(properties={"hs_lead_status": "BOGUS"}))
+            cid, SimplePublicObjectInput(properties={"hs_lead_status": "BOGUS"})
+        )
 
     assert caught.value.status == 400
     assert "was not one of the allowed options" in caught.value.body
@@ -46,6 +48,7 @@ def test_single_update_of_an_archived_contact_is_404(emu):
 
     with pytest.raises(ApiException) as caught:
         _client(emu).crm.contacts.basic_api.update(
-            cid, SimplePublicObjectInput(properties={"hs_lead_status": "OPEN"}))
+            cid, SimplePublicObjectInput(properties={"hs_lead_status": "OPEN"})
+        )
 
     assert caught.value.status == 404

@@ -16,13 +16,18 @@ def _changes(ids, bad=()):
     return [LeadChange(i, {"status": "BOGUS" if i in bad else "IN_PROGRESS"}) for i in ids]
 
 
-@pytest.mark.parametrize("emu_config", [
-    EmulatorConfig(batch_update_error_mode="multi_status"),
-    EmulatorConfig(batch_update_error_mode="whole_batch"),
-    EmulatorConfig(batch_update_error_mode="whole_batch", validation_400_names_records=False),
-], ids=["207", "whole-batch-400", "whole-batch-400-anonymous"])
+@pytest.mark.parametrize(
+    "emu_config",
+    [
+        EmulatorConfig(batch_update_error_mode="multi_status"),
+        EmulatorConfig(batch_update_error_mode="whole_batch"),
+        EmulatorConfig(batch_update_error_mode="whole_batch", validation_400_names_records=False),
+    ],
+    ids=["207", "whole-batch-400", "whole-batch-400-anonymous"],
+)
 def test_batch_of_100_with_two_invalid_options_writes_98_and_reports_2_with_hubspot_message(
-        emu, make_connector):
+    emu, make_connector
+):
     ids = emu.add_contacts(contacts(100))
     bad = {ids[17], ids[80]}
     connector = make_connector()
@@ -40,8 +45,10 @@ def test_batch_of_100_with_two_invalid_options_writes_98_and_reports_2_with_hubs
         assert emu.contact(i)["hs_lead_status"] == expected
     updates = emu.journal.entries("POST", "batch/update")
     assert max(e.records for e in updates) <= 100
-    if (emu.config.batch_update_error_mode == "whole_batch"
-            and emu.config.validation_400_names_records):
+    if (
+        emu.config.batch_update_error_mode == "whole_batch"
+        and emu.config.validation_400_names_records
+    ):
         assert [e.status for e in updates] == [400, 200]  # named records: one resend, no bisect
 
 
@@ -49,8 +56,11 @@ def test_api_writes_are_recorded_as_integration_in_property_history(emu, make_co
     [cid] = emu.add_contacts(contacts(1))
     emu.update_contact(cid, {"hs_lead_status": "OPEN"})
     make_connector().write_batch([LeadChange(cid, {"status": "CONNECTED"})])
-    assert emu.status_history(cid) == [("NEW", "IMPORT"), ("OPEN", "CRM_UI"),
-                                       ("CONNECTED", "INTEGRATION")]
+    assert emu.status_history(cid) == [
+        ("NEW", "IMPORT"),
+        ("OPEN", "CRM_UI"),
+        ("CONNECTED", "INTEGRATION"),
+    ]
 
 
 def test_missing_contact_is_failed_with_object_not_found_and_the_rest_lands(emu, make_connector):
@@ -70,19 +80,22 @@ def test_no_batch_exceeds_100(emu, make_connector):
     with pytest.raises(ValueError, match="at most 100"):
         connector.add_to_newsletter("news", ids[:101])
     for start in range(0, 250, connector.max_batch_size):
-        connector.write_batch(_changes(ids[start:start + connector.max_batch_size]))
+        connector.write_batch(_changes(ids[start : start + connector.max_batch_size]))
     assert [e.records for e in emu.journal.entries("POST", "batch/update")] == [100, 100, 50]
     # and the emulator enforces the documented cap (crm-api C4)
     raw = HubSpot(access_token=emu.access_token, host=emu.base_url, retry=False)
     from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput as Batch
+
     with pytest.raises(ApiException) as err:
-        raw.crm.contacts.batch_api.update(Batch(inputs=[{"id": i, "properties": {}}
-                                                        for i in ids[:101]]))
+        raw.crm.contacts.batch_api.update(
+            Batch(inputs=[{"id": i, "properties": {}} for i in ids[:101]])
+        )
     assert err.value.status == 400
 
 
 def test_transient_503_and_dropped_connection_are_retried_and_the_write_lands_once(
-        emu, make_connector):
+    emu, make_connector
+):
     ids = emu.add_contacts(contacts(3))
     emu.faults.fail_next(1, status=503, path="batch/update")
     emu.faults.drop_next(1, path="batch/update")

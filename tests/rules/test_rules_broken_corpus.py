@@ -22,21 +22,36 @@ EXPECTED: dict[str, tuple[int, int, str, str | None]] = {
     "status_typo_in_set_status": (8, 21, "unknown status 'Nurtur' in set_status", "Nurture"),
     "action_typo_set_stauts": (8, 9, "unknown action 'set_stauts'", "set_status"),
     "unknown_action": (8, 9, "unknown action 'send_email'", None),
-    "bad_regex": (6, 35, "invalid regular expression '(intern|student': missing ), "
-                         "unterminated subpattern", None),
+    "bad_regex": (
+        6,
+        35,
+        "invalid regular expression '(intern|student': missing ), unterminated subpattern",
+        None,
+    ),
     "regex_matching_empty": (6, 35, "also matches empty text", None),
-    "bad_duration": (6, 49, "'90dd' is not a duration; use a number followed by m, h, d or w",
-                     None),
-    "integer_field_compared_with_text": (6, 35, "'employees' is a whole-number field; got text",
-                                         None),
+    "bad_duration": (
+        6,
+        49,
+        "'90dd' is not a duration; use a number followed by m, h, d or w",
+        None,
+    ),
+    "integer_field_compared_with_text": (
+        6,
+        35,
+        "'employees' is a whole-number field; got text",
+        None,
+    ),
     "boolean_field_compared_with_text": (6, 34, "'free_mail' is a true/false field", None),
     "contains_on_number_field": (6, 30, "operator 'contains' needs a text field", None),
     "older_than_on_text_field": (6, 26, "operator 'older_than' needs a date/time field", None),
-    "bad_iso_date": (6, 35, "'created_at' is a date/time field; compare it with an ISO date",
-                     None),
+    "bad_iso_date": (6, 35, "'created_at' is a date/time field; compare it with an ISO date", None),
     "empty_text_value": (6, 30, "use `missing: true` instead", None),
-    "duplicate_rule_id": (9, 9, "duplicate rule id 'stale' (first used by the rule at line 5)",
-                          None),
+    "duplicate_rule_id": (
+        9,
+        9,
+        "duplicate rule id 'stale' (first used by the rule at line 5)",
+        None,
+    ),
     "duplicate_yaml_key": (9, 5, "duplicate key 'when' (first at line 6)", None),
     "yaml_syntax_unclosed_flow": (7, 9, "YAML syntax error: expected ',' or '}'", None),
     "tab_indentation": (6, 1, "YAML does not allow tabs for indentation; use spaces", None),
@@ -53,8 +68,7 @@ EXPECTED: dict[str, tuple[int, int, str, str | None]] = {
     "empty_in_list": (6, 32, "'in' needs at least one value", None),
     "archive_without_archive_status": (8, 9, "`archive` needs an archive status", None),
     "unknown_status_in_transitions": (5, 30, "unknown status 'Unqualfied' in transitions", None),
-    "unknown_status_in_protected": (4, 13, "unknown status 'Convertd' in protected",
-                                    "Converted"),
+    "unknown_status_in_protected": (4, 13, "unknown status 'Convertd' in protected", "Converted"),
     "unknown_status_in_condition": (8, 37, "unknown status 'Opne' in a condition", "Open"),
     "unsupported_version": (1, 10, "unsupported version 2", None),
     "unknown_mode": (3, 7, "unknown mode 'first-match'", "first_match"),
@@ -64,8 +78,12 @@ EXPECTED: dict[str, tuple[int, int, str, str | None]] = {
     "two_statuses_in_one_rule": (9, 9, "a rule sets at most one status", None),
     "bad_rule_id": (5, 9, "rule id 'stale leads' may contain only letters", None),
     "stop_with_argument": (9, 15, "`stop` takes no arguments; write `stop: {}`", None),
-    "unknown_field_reference": (6, 49, "unknown field 'status_changed' to compare",
-                                "status_changed_at"),
+    "unknown_field_reference": (
+        6,
+        49,
+        "unknown field 'status_changed' to compare",
+        "status_changed_at",
+    ),
     "rules_not_a_list": (5, 3, "'rules' must be a list, not a mapping", None),
 }
 
@@ -102,8 +120,11 @@ def test_broken_file_names_the_rule_the_error_is_in(name: str) -> None:
     first = next(i for i in _load_issues(name) if i.severity == "error")
     text = (BROKEN / f"{name}.yaml").read_text()
     lines = text.splitlines()
-    rule_ids = [ln.split("id:", 1)[1].strip() for ln in lines[: first.line]
-                if ln.strip().startswith("- id:")]
+    rule_ids = [
+        ln.split("id:", 1)[1].strip()
+        for ln in lines[: first.line]
+        if ln.strip().startswith("- id:")
+    ]
     inside_rules = any(ln.startswith("rules:") for ln in lines[: first.line - 1])
     if first.rule_id is not None:
         assert rule_ids and first.rule_id == rule_ids[-1]
@@ -117,7 +138,8 @@ def test_typo_error_names_the_rule_and_suggests_the_field() -> None:
     assert str(issue) == (
         f"{BROKEN / 'field_typo_titel.yaml'}:6:19: rule 'stale': unknown field 'titel'; "
         "conditions can use the canonical lead fields (rules/fields.py) and custom fields "
-        "declared in config (did you mean 'title'?)")
+        "declared in config (did you mean 'title'?)"
+    )
 
 
 def test_all_errors_of_a_file_are_reported_at_once(tmp_path: Path) -> None:
@@ -138,7 +160,8 @@ def test_all_errors_of_a_file_are_reported_at_once(tmp_path: Path) -> None:
         "        - {field: last_activity_at, older_then: 90d}\n"
         "        - {field: created_at, older_than: 90dd}\n"
         "    then:\n"
-        "      - set_status: Nurtue\n")
+        "      - set_status: Nurtue\n"
+    )
     with pytest.raises(RuleLoadError) as caught:
         load_ruleset(path)
     found = [(i.line, i.column, i.rule_id, i.suggestion) for i in caught.value.issues]
@@ -173,7 +196,8 @@ def test_warnings_alone_do_not_stop_a_load_and_are_kept(tmp_path: Path) -> None:
     path.write_text(
         "version: 1\nname: s\nstatuses: {New: {}, Nurture: {}}\nrules:\n"
         "  - id: catch-all\n    then: [{set_status: Nurture}]\n"
-        "  - id: never\n    when: {field: title, eq: x}\n    then: [{set_status: New}]\n")
+        "  - id: never\n    when: {field: title, eq: x}\n    then: [{set_status: New}]\n"
+    )
     ruleset = load_ruleset(path)
     (warning,) = ruleset.warnings
     assert warning.severity == "warning" and warning.rule_id == "never"
@@ -185,8 +209,9 @@ def test_warnings_alone_do_not_stop_a_load_and_are_kept(tmp_path: Path) -> None:
 @pytest.mark.timeout(30)
 def test_self_referencing_yaml_anchor_is_an_error_not_a_hang(tmp_path: Path) -> None:
     path = tmp_path / "anchor.yaml"
-    path.write_text("version: 1\nname: x\nrules:\n  - id: r\n    when: &w {all: [*w]}\n"
-                    "    then: [{stop: {}}]\n")
+    path.write_text(
+        "version: 1\nname: x\nrules:\n  - id: r\n    when: &w {all: [*w]}\n    then: [{stop: {}}]\n"
+    )
     with pytest.raises(RuleLoadError) as caught:
         load_ruleset(path)
     assert caught.value.issues[0].rule_id == "r"
@@ -194,9 +219,11 @@ def test_self_referencing_yaml_anchor_is_an_error_not_a_hang(tmp_path: Path) -> 
 
 def test_structure_errors_in_the_header_are_all_reported(tmp_path: Path) -> None:
     path = tmp_path / "header.yaml"
-    path.write_text("version: 1\nname: x\nstatuses: [New]\ntransitions: [New]\n"
-                    "protected: {New: 1}\nstatuses2: {}\n"
-                    "rules:\n  - id: r\n    then: [{archive: {}}]\n")
+    path.write_text(
+        "version: 1\nname: x\nstatuses: [New]\ntransitions: [New]\n"
+        "protected: {New: 1}\nstatuses2: {}\n"
+        "rules:\n  - id: r\n    then: [{archive: {}}]\n"
+    )
     with pytest.raises(RuleLoadError) as caught:
         load_ruleset(path)
     assert [(i.line, i.message.split(",")[0]) for i in caught.value.issues] == [
@@ -204,6 +231,9 @@ def test_structure_errors_in_the_header_are_all_reported(tmp_path: Path) -> None
         (4, "'transitions' must be a mapping"),
         (5, "'protected' must be a list"),
         (6, "unknown key 'statuses2' at the top level of the rule set"),
-        (9, "`archive` needs an archive status: this set has no 'Archived' status and no "
-            "`archive_status`; add one"),
+        (
+            9,
+            "`archive` needs an archive status: this set has no 'Archived' status and no "
+            "`archive_status`; add one",
+        ),
     ]

@@ -39,7 +39,8 @@ rules:
 
 @pytest.mark.parametrize("duration", ["{business_days: 2}", "{business_hours: 16}"])
 def test_sal_accepted_friday_evening_is_breached_after_two_working_days_not_over_the_weekend(
-        tmp_path: Path, duration: str) -> None:
+    tmp_path: Path, duration: str
+) -> None:
     book = sla_book(tmp_path, duration)
     lead = {"status": "SAL", "status_changed_at": FRIDAY_17}
     assert book.evaluate(lead, MONDAY_10).status is None
@@ -49,8 +50,9 @@ def test_sal_accepted_friday_evening_is_breached_after_two_working_days_not_over
 
 def test_wall_clock_48h_would_have_breached_on_monday(tmp_path: Path) -> None:
     book = sla_book(tmp_path, "48h")
-    assert book.evaluate({"status": "SAL", "status_changed_at": FRIDAY_17},
-                         MONDAY_10).status == "MQL"
+    assert (
+        book.evaluate({"status": "SAL", "status_changed_at": FRIDAY_17}, MONDAY_10).status == "MQL"
+    )
 
 
 def test_a_holiday_is_not_a_working_day(tmp_path: Path) -> None:
@@ -80,16 +82,22 @@ def test_same_day_activity_on_a_date_only_field_counts_as_follow_up(tmp_path: Pa
     for same_day in (date(2026, 2, 20), datetime(2026, 2, 20, tzinfo=UTC), "2026-02-20"):
         lead = {"status": "SAL", "status_changed_at": accepted, "last_activity_at": same_day}
         assert book.evaluate(lead, late).status is None, same_day
-    day_before = {"status": "SAL", "status_changed_at": accepted,
-                  "last_activity_at": date(2026, 2, 19)}
+    day_before = {
+        "status": "SAL",
+        "status_changed_at": accepted,
+        "last_activity_at": date(2026, 2, 19),
+    }
     assert book.evaluate(day_before, late).status == "MQL"
 
 
 def test_an_activity_with_a_time_of_day_still_compares_as_an_instant(tmp_path: Path) -> None:
     book = sla_book(tmp_path, "{business_days: 2}")
     accepted = datetime(2026, 2, 20, 15, 0, tzinfo=UTC)
-    earlier = {"status": "SAL", "status_changed_at": accepted,
-               "last_activity_at": datetime(2026, 2, 20, 14, 0, tzinfo=UTC)}
+    earlier = {
+        "status": "SAL",
+        "status_changed_at": accepted,
+        "last_activity_at": datetime(2026, 2, 20, 14, 0, tzinfo=UTC),
+    }
     assert book.evaluate(earlier, MONDAY_10).status == "MQL"
 
 
@@ -116,8 +124,11 @@ def test_a_calendar_that_cannot_work_says_why() -> None:
 def test_a_business_duration_must_be_one_positive_amount(tmp_path: Path) -> None:
     from rules import RuleLoadError
 
-    for bad in ("{business_days: 0}", "{business_days: 1, business_hours: 2}",
-                "{business_weeks: 1}"):
+    for bad in (
+        "{business_days: 0}",
+        "{business_days: 1, business_hours: 2}",
+        "{business_weeks: 1}",
+    ):
         with pytest.raises(RuleLoadError) as caught:
             sla_book(tmp_path, bad)
         assert all(i.line == 9 for i in caught.value.issues), caught.value
@@ -127,12 +138,23 @@ def test_the_daemon_loads_rules_with_the_configured_calendar(tmp_path: Path) -> 
     from syncd.app import _book_loader
     from syncd.settings import Settings
 
-    settings = Settings.model_validate({"calendar": {
-        "timezone": "Europe/Berlin", "workdays": ["mon", "tue", "wed", "thu"],
-        "hours": ["08:00", "16:00"], "holidays": ["2026-12-24"]}})
+    settings = Settings.model_validate(
+        {
+            "calendar": {
+                "timezone": "Europe/Berlin",
+                "workdays": ["mon", "tue", "wed", "thu"],
+                "hours": ["08:00", "16:00"],
+                "holidays": ["2026-12-24"],
+            }
+        }
+    )
     book = _book_loader(settings)([Path(__file__).resolve().parents[2] / "rules/default.yaml"])
     calendar = book.sets[0].calendar
     assert calendar is not None
-    assert (calendar.timezone, calendar.workdays, calendar.start, calendar.end) == \
-        ("Europe/Berlin", frozenset({1, 2, 3, 4}), time(8), time(16))
+    assert (calendar.timezone, calendar.workdays, calendar.start, calendar.end) == (
+        "Europe/Berlin",
+        frozenset({1, 2, 3, 4}),
+        time(8),
+        time(16),
+    )
     assert calendar.holidays == frozenset({date(2026, 12, 24)})

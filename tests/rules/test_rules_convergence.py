@@ -155,14 +155,16 @@ def applied(lead: Mapping[str, Any], decision: Decision, now: datetime) -> dict[
     after.update(decision.field_sets)
     if decision.newsletters:
         joined = [n for n in str(lead.get("newsletters") or "").split(",") if n]
-        after["newsletters"] = ",".join(joined + [n for n in decision.newsletters
-                                                  if n not in joined])
+        after["newsletters"] = ",".join(
+            joined + [n for n in decision.newsletters if n not in joined]
+        )
     return after
 
 
 def writes(lead: Mapping[str, Any], decision: Decision) -> bool:
     return decision.changes_status(lead.get("status")) or any(
-        lead.get(f) != v for f, v in decision.field_sets.items())
+        lead.get(f) != v for f, v in decision.field_sets.items()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -174,21 +176,23 @@ def mix() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("rule_file", ["rules/default.yaml", "bench/rules20.yaml"])
 def test_a_second_cycle_writes_nothing_on_a_realistic_mix(
-        mix: list[dict[str, Any]], rule_file: str) -> None:
+    mix: list[dict[str, Any]], rule_file: str
+) -> None:
     book = load_rulebook([ROOT / rule_file])
     first = book.bind(NOW)
     decisions = [first(lead) for lead in mix]
-    undone = [d.blocked.reason for d in decisions
-              if d.blocked is not None and "undo each other" in d.blocked.reason]
+    undone = [
+        d.blocked.reason
+        for d in decisions
+        if d.blocked is not None and "undo each other" in d.blocked.reason
+    ]
     assert undone == []  # converged, not merely blocked
     after = [applied(lead, d, NOW) for lead, d in zip(mix, decisions, strict=True)]
     assert sum(a != b for a, b in zip(after, mix, strict=True)) > 100  # the rules do act
     later = NOW + timedelta(minutes=5)
     second = book.bind(later)
-    flips = [(lead["status"], second(lead).rule_id) for lead in after
-             if writes(lead, second(lead))]
+    flips = [(lead["status"], second(lead).rule_id) for lead in after if writes(lead, second(lead))]
     assert flips == []
-
 
 
 WEBINAR_TO_MQL = """version: 1
@@ -201,21 +205,21 @@ rules:
 """
 
 
-def test_rules_of_two_files_that_undo_each_other_are_rejected_as_a_book(
-        tmp_path: Path) -> None:
+def test_rules_of_two_files_that_undo_each_other_are_rejected_as_a_book(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(WEBINAR_TO_MQL)
-    (tmp_path / "b.yaml").write_text(WEBINAR_TO_MQL.replace("name: webinar", "name: back")
-                                     .replace("webinar-nurture-to-mql", "webinar-mql-to-nurture")
-                                     .replace("eq: Nurture}", "eq: MQL}")
-                                     .replace("set_status: MQL", "set_status: Nurture"))
+    (tmp_path / "b.yaml").write_text(
+        WEBINAR_TO_MQL.replace("name: webinar", "name: back")
+        .replace("webinar-nurture-to-mql", "webinar-mql-to-nurture")
+        .replace("eq: Nurture}", "eq: MQL}")
+        .replace("set_status: MQL", "set_status: Nurture")
+    )
     load_ruleset(tmp_path / "a.yaml")
     load_ruleset(tmp_path / "b.yaml")
     with pytest.raises(RuleLoadError) as caught:
         load_rulebook([tmp_path / "a.yaml", tmp_path / "b.yaml"])
     (issue,) = caught.value.issues
     assert issue.severity == "error" and issue.file.endswith("a.yaml")
-    assert "'webinar-nurture-to-mql' and 'webinar-mql-to-nurture' undo each other" in \
-        issue.message
+    assert "'webinar-nurture-to-mql' and 'webinar-mql-to-nurture' undo each other" in issue.message
 
 
 def test_a_webinar_rule_on_top_of_the_shipped_set_does_not_flip_leads(tmp_path: Path) -> None:
@@ -223,10 +227,16 @@ def test_a_webinar_rule_on_top_of_the_shipped_set_does_not_flip_leads(tmp_path: 
     # MQL" added beside it needs time to come back: a warning, and no lead flips per cycle.
     (tmp_path / "webinar.yaml").write_text(WEBINAR_TO_MQL)
     book = load_rulebook([ROOT / "rules/default.yaml", tmp_path / "webinar.yaml"])
-    assert any("'webinar-nurture-to-mql' and 'stale-90d' can undo each other" in w.message
-               for w in book.book_warnings)
-    lead = {"status": "Nurture", "lead_source": "Webinar", "status_changed_at": NOW,
-            "last_activity_at": NOW - timedelta(days=200)}
+    assert any(
+        "'webinar-nurture-to-mql' and 'stale-90d' can undo each other" in w.message
+        for w in book.book_warnings
+    )
+    lead = {
+        "status": "Nurture",
+        "lead_source": "Webinar",
+        "status_changed_at": NOW,
+        "last_activity_at": NOW - timedelta(days=200),
+    }
     decision = book.evaluate(lead, NOW)
     assert decision.status == "MQL"
     after = applied(lead, decision, NOW)

@@ -34,20 +34,33 @@ def default_book() -> RuleBook:
 
 
 def test_default_set_loads_without_warnings_but_its_re_engagement_cycle(
-        default_book: RuleBook) -> None:
+    default_book: RuleBook,
+) -> None:
     # Nurture -> MQL (engaged again) -> Nurture (quiet for 90 days) is the lifecycle working;
     # it needs time and new CRM activity, so `rules check` lists it as a warning, nothing else.
     assert [w.rule_id for w in default_book.warnings] == ["marketing-qualified"]
-    assert "'marketing-qualified' and 'stale-90d' can undo each other" in \
-        default_book.warnings[0].message
-    assert default_book.statuses == {"New", "Open", "MQL", "SAL", "SQL", "Nurture",
-                                     "Unqualified", "Archived", "Converted"}
+    assert (
+        "'marketing-qualified' and 'stale-90d' can undo each other"
+        in default_book.warnings[0].message
+    )
+    assert default_book.statuses == {
+        "New",
+        "Open",
+        "MQL",
+        "SAL",
+        "SQL",
+        "Nurture",
+        "Unqualified",
+        "Archived",
+        "Converted",
+    }
     assert default_book.newsletters_used == {"newsletter"}
     assert default_book.fields_written == set()
 
 
 def test_default_set_leaves_sales_acceptance_and_qualification_to_people(
-        default_book: RuleBook) -> None:
+    default_book: RuleBook,
+) -> None:
     assert default_book.target_statuses == {"MQL", "Nurture", "Unqualified", "Archived"}
     for current in ("SQL", "Converted"):
         for target in default_book.target_statuses:
@@ -59,8 +72,11 @@ def test_every_default_rule_target_is_reachable_from_somewhere(default_book: Rul
     for rule in ruleset.rules:
         assert rule.status is not None
         sources = ruleset.transitions.get(rule.status, ruleset.statuses)
-        assert any(default_book.check_transition(s, rule.status) is None
-                   for s in sources if s != rule.status), rule.id
+        assert any(
+            default_book.check_transition(s, rule.status) is None
+            for s in sources
+            if s != rule.status
+        ), rule.id
 
 
 def test_default_fixtures_all_pass(default_book: RuleBook) -> None:
@@ -84,7 +100,8 @@ def test_default_fixtures_cover_every_rule_and_the_guards(default_book: RuleBook
 
 
 def test_a_wrong_fixture_is_reported_as_a_failure_with_its_case_name(
-        tmp_path: Path, default_book: RuleBook) -> None:
+    tmp_path: Path, default_book: RuleBook
+) -> None:
     fixture = tmp_path / "wrong.yaml"
     fixture.write_text(f"""\
 ruleset: {DEFAULT}
@@ -104,15 +121,18 @@ cases:
     assert report.passed == 1 and not report.ok
     wrong, typo = report.failures
     assert wrong.name == "stale SAL stays SAL (wrong on purpose)" and wrong.line == 7
-    assert wrong.problems == ("status: expected 'SAL', got 'MQL'",
-                              "newsletters: expected ['newsletter'], got []")
+    assert wrong.problems == (
+        "status: expected 'SAL', got 'MQL'",
+        "newsletters: expected ['newsletter'], got []",
+    )
     assert "FAIL stale SAL stays SAL (wrong on purpose)" in str(report)
     assert typo.problems == ("lead field 'titel' is not a known field (did you mean 'title'?)",)
     assert str(report).endswith("1 passed, 2 failed")
 
 
 def test_fixture_for_a_rule_file_outside_the_book_is_a_failure_not_a_pass(
-        tmp_path: Path, default_book: RuleBook) -> None:
+    tmp_path: Path, default_book: RuleBook
+) -> None:
     fixture = tmp_path / "other.yaml"
     fixture.write_text("ruleset: other.yaml\nnow: 2026-03-02T09:00:00Z\ncases: []\n")
     broken = tmp_path / "broken.yaml"
@@ -124,7 +144,8 @@ def test_fixture_for_a_rule_file_outside_the_book_is_a_failure_not_a_pass(
 
 
 def test_prepare_hook_enriches_fixture_leads_before_evaluation(
-        tmp_path: Path, default_book: RuleBook) -> None:
+    tmp_path: Path, default_book: RuleBook
+) -> None:
     fixture = tmp_path / "raw.yaml"
     fixture.write_text(f"""\
 ruleset: {DEFAULT}
@@ -146,19 +167,32 @@ cases:
 
 
 def test_fixtures_run_against_a_book_with_more_sets(tmp_path: Path) -> None:
-    book = load_rulebook([DEFAULT, RULES / "tagging.example.yaml"],
-                         settable_fields=["lead_source", "industry"])
+    book = load_rulebook(
+        [DEFAULT, RULES / "tagging.example.yaml"], settable_fields=["lead_source", "industry"]
+    )
     report = run_fixtures(FIXTURES, book)
     assert report.ok, str(report)
 
 
 def test_tagging_example_is_an_all_match_set_that_tags_and_invites() -> None:
-    book = load_rulebook([RULES / "tagging.example.yaml"],
-                         settable_fields=["lead_source", "industry"])
-    decision = book.evaluate({"lead_source": "Zoom webinar", "industry": "Enterprise Software",
-                              "decision_maker": True, "icp_score": 70, "status": "Open"}, NOW)
-    assert decision.matched_rules == ("tag-webinar-source", "tag-software-industry",
-                                      "invite-decision-makers")
+    book = load_rulebook(
+        [RULES / "tagging.example.yaml"], settable_fields=["lead_source", "industry"]
+    )
+    decision = book.evaluate(
+        {
+            "lead_source": "Zoom webinar",
+            "industry": "Enterprise Software",
+            "decision_maker": True,
+            "icp_score": 70,
+            "status": "Open",
+        },
+        NOW,
+    )
+    assert decision.matched_rules == (
+        "tag-webinar-source",
+        "tag-software-industry",
+        "invite-decision-makers",
+    )
     assert dict(decision.field_sets) == {"lead_source": "Webinar", "industry": "Software"}
     assert decision.newsletters == ("webinar",)
 
@@ -169,8 +203,7 @@ def test_shipped_schema_file_equals_the_generated_schema() -> None:
 
 
 @pytest.mark.parametrize("path", [DEFAULT, RULES / "tagging.example.yaml"], ids=lambda p: p.name)
-def test_shipped_rule_files_validate_against_the_schema_and_point_editors_to_it(
-        path: Path) -> None:
+def test_shipped_rule_files_validate_against_the_schema_and_point_editors_to_it(path: Path) -> None:
     text = path.read_text()
     assert text.startswith("# yaml-language-server: $schema=./ruleset.schema.json\n")
     document = json.loads(json.dumps(round_trip_yaml().load(text)))
@@ -179,22 +212,30 @@ def test_shipped_rule_files_validate_against_the_schema_and_point_editors_to_it(
 
 def test_schema_rejects_what_the_loader_rejects_structurally() -> None:
     validator = jsonschema.Draft202012Validator(ruleset_json_schema())
-    base: dict[str, Any] = {"version": 1, "name": "x",
-                            "rules": [{"id": "a", "then": [{"set_status": "New"}]}]}
+    base: dict[str, Any] = {
+        "version": 1,
+        "name": "x",
+        "rules": [{"id": "a", "then": [{"set_status": "New"}]}],
+    }
     assert validator.is_valid(base)
     for broken in (
         {**base, "mod": "first_match"},
         {**base, "rules": [{"id": "a", "wen": {}, "then": [{"set_status": "New"}]}]},
         {**base, "rules": [{"id": "a", "then": [{"set_stauts": "New"}]}]},
         {**base, "rules": [{"id": "a", "then": []}]},
-        {**base, "rules": [{"id": "a", "when": {"field": "x", "older_then": "9d"},
-                            "then": [{"stop": {}}]}]},
+        {
+            **base,
+            "rules": [
+                {"id": "a", "when": {"field": "x", "older_then": "9d"}, "then": [{"stop": {}}]}
+            ],
+        },
     ):
         assert not validator.is_valid(broken), broken
 
 
-def test_default_set_copied_elsewhere_has_the_same_version(tmp_path: Path,
-                                                           default_book: RuleBook) -> None:
+def test_default_set_copied_elsewhere_has_the_same_version(
+    tmp_path: Path, default_book: RuleBook
+) -> None:
     copy = tmp_path / "default.yaml"
     shutil.copy(DEFAULT, copy)
     assert load_rulebook([copy]).version == default_book.version

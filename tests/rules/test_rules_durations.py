@@ -31,10 +31,12 @@ TOO_LONG = ["365001d", "99999999999999999999d", "100000000000w"]
 
 def _rule_file(tmp_path: Path, duration: str) -> Path:
     path = tmp_path / "rules.yaml"
-    path.write_text("version: 1\nname: d\nstatuses: {New: {}}\nrules:\n"
-                    "  - id: r\n"
-                    f"    when: {{field: last_activity_at, older_than: '{duration}'}}\n"
-                    "    then: [{set_status: New}]\n")
+    path.write_text(
+        "version: 1\nname: d\nstatuses: {New: {}}\nrules:\n"
+        "  - id: r\n"
+        f"    when: {{field: last_activity_at, older_than: '{duration}'}}\n"
+        "    then: [{set_status: New}]\n"
+    )
     return path
 
 
@@ -63,7 +65,8 @@ def test_config_and_rules_accept_the_same_duration_forms(tmp_path: Path, text: s
 
 @pytest.mark.parametrize("text", BAD + TOO_LONG)
 def test_config_and_rules_reject_the_same_bad_durations_with_the_same_message(
-        tmp_path: Path, text: str) -> None:
+    tmp_path: Path, text: str
+) -> None:
     with pytest.raises(ValueError, match=r".") as direct:  # the message is compared below
         parse_duration(text)
     line, column, rule_message = _rule_error(tmp_path, text)
@@ -80,14 +83,18 @@ def test_overlong_duration_says_it_is_too_long(tmp_path: Path, text: str) -> Non
 
 
 def test_bad_duration_message_names_every_unit() -> None:
-    with pytest.raises(ValueError, match=r"'90dd' is not a duration; use a number followed by "
-                                         r"m, h, d or w, or s for seconds"):
+    with pytest.raises(
+        ValueError,
+        match=r"'90dd' is not a duration; use a number followed by "
+        r"m, h, d or w, or s for seconds",
+    ):
         parse_duration("90dd")
 
 
 @pytest.mark.parametrize("written", ["1e300", ".inf", ".nan", "-5", "1" + "0" * 30])
 def test_config_number_of_seconds_out_of_range_is_a_located_error(
-        tmp_path: Path, written: str) -> None:
+    tmp_path: Path, written: str
+) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(f"outbox:\n  retry_base: {written}\n")
     with pytest.raises(YamlFileError) as caught:
@@ -108,5 +115,9 @@ def test_longest_duration_evaluates_without_overflow(tmp_path: Path) -> None:
     book = RuleBook([load_ruleset(_rule_file(tmp_path, "365000d"))])
     ancient = datetime(1020, 1, 1, tzinfo=UTC)
     assert book.evaluate({"last_activity_at": ancient}, datetime(2026, 1, 1)).status == "New"
-    assert book.evaluate({"last_activity_at": datetime(2025, 1, 1, tzinfo=UTC)},
-                         datetime(2026, 1, 1)).status is None
+    assert (
+        book.evaluate(
+            {"last_activity_at": datetime(2025, 1, 1, tzinfo=UTC)}, datetime(2026, 1, 1)
+        ).status
+        is None
+    )

@@ -18,32 +18,54 @@ def _rule(i: int) -> list[str]:
     """Rule i; four kinds of rule, every one with its own `employees` bound."""
     kind = i % 4
     extra = [
-        [f"        - {{field: last_activity_at, older_than: {i % 400 + 1}d}}",
-         "        - {field: status, in: [New, Open]}"],
-        [f"        - {{field: title, matches: '(?i)intern{i}'}}",
-         "        - {field: email, present: true}"],
-        ["        - any:",
-         f"            - {{field: country, eq: C{i}}}"],
-        [f"        - {{field: created_at, within: {i % 50 + 1}w}}",
-         "        - {field: free_mail, eq: false}"],
+        [
+            f"        - {{field: last_activity_at, older_than: {i % 400 + 1}d}}",
+            "        - {field: status, in: [New, Open]}",
+        ],
+        [
+            f"        - {{field: title, matches: '(?i)intern{i}'}}",
+            "        - {field: email, present: true}",
+        ],
+        ["        - any:", f"            - {{field: country, eq: C{i}}}"],
+        [
+            f"        - {{field: created_at, within: {i % 50 + 1}w}}",
+            "        - {field: free_mail, eq: false}",
+        ],
     ][kind]
-    action = ["set_status: Nurture", "archive: {}", "set_status: Unqualified",
-              "add_to_newsletter: newsletter"][kind]
-    return [f"  - id: rule-{i}", "    when:", "      all:",
-            f"        - {{field: employees, gt: {i}}}", *extra, "    then:", f"      - {action}"]
+    action = [
+        "set_status: Nurture",
+        "archive: {}",
+        "set_status: Unqualified",
+        "add_to_newsletter: newsletter",
+    ][kind]
+    return [
+        f"  - id: rule-{i}",
+        "    when:",
+        "      all:",
+        f"        - {{field: employees, gt: {i}}}",
+        *extra,
+        "    then:",
+        f"      - {action}",
+    ]
 
 
 def _durations() -> set[timedelta]:
-    return {timedelta(days=i % 400 + 1) for i in range(0, N, 4)} | \
-        {timedelta(weeks=i % 50 + 1) for i in range(3, N, 4)}
+    return {timedelta(days=i % 400 + 1) for i in range(0, N, 4)} | {
+        timedelta(weeks=i % 50 + 1) for i in range(3, N, 4)
+    }
 
 
 LINES_PER_RULE = len(_rule(0))
-HEADER = ["version: 1", "name: big", "mode: first_match",
-          "statuses: {New: {}, Open: {}, Nurture: {}, Unqualified: {}, Archived: {}}",
-          # Without guards, archiving and disqualifying any lead would undo each other (a loop
-          # `rules check` rejects).
-          "transitions: {Unqualified: {from: [New, Open]}}", "rules:"]
+HEADER = [
+    "version: 1",
+    "name: big",
+    "mode: first_match",
+    "statuses: {New: {}, Open: {}, Nurture: {}, Unqualified: {}, Archived: {}}",
+    # Without guards, archiving and disqualifying any lead would undo each other (a loop
+    # `rules check` rejects).
+    "transitions: {Unqualified: {from: [New, Open]}}",
+    "rules:",
+]
 
 
 def _write(tmp_path: Path, lines: list[str]) -> Path:
@@ -58,12 +80,17 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]
     for i in range(N):
         lines += _rule(i)
     # shadowed: rule-0's three conditions and one more, later in a first_match set
-    lines += ["  - id: shadowed", "    when:", "      all:",
-              "        - {field: status, in: [New, Open]}",
-              "        - {field: employees, gt: 0}",
-              "        - {field: title, eq: CEO}",
-              "        - {field: last_activity_at, older_than: 1d}",
-              "    then:", "      - set_status: Open"]
+    lines += [
+        "  - id: shadowed",
+        "    when:",
+        "      all:",
+        "        - {field: status, in: [New, Open]}",
+        "        - {field: employees, gt: 0}",
+        "        - {field: title, eq: CEO}",
+        "        - {field: last_activity_at, older_than: 1d}",
+        "    then:",
+        "      - set_status: Open",
+    ]
     return _write(tmp_path_factory.mktemp("scale"), lines), lines
 
 
@@ -74,7 +101,8 @@ def big_book(big_file: tuple[Path, list[str]]) -> RuleBook:
 
 @pytest.mark.slow
 def test_ten_thousand_rules_load_in_order_at_their_lines(
-        big_file: tuple[Path, list[str]], big_book: RuleBook) -> None:
+    big_file: tuple[Path, list[str]], big_book: RuleBook
+) -> None:
     lines, book = big_file[1], big_book
     (ruleset,) = book.sets
     assert len(ruleset.rules) == N + 1
@@ -105,7 +133,8 @@ def test_ten_thousand_rules_evaluate_as_written(big_book: RuleBook) -> None:
 
 @pytest.mark.slow
 def test_shadowed_rule_among_ten_thousand_names_the_earliest_broader_rule(
-        big_book: RuleBook) -> None:
+    big_book: RuleBook,
+) -> None:
     (warning,) = big_book.warnings
     assert warning.rule_id == "shadowed"
     assert warning.line == len(HEADER) + 1 + N * LINES_PER_RULE
@@ -114,7 +143,8 @@ def test_shadowed_rule_among_ten_thousand_names_the_earliest_broader_rule(
 
 @pytest.mark.slow
 def test_typo_near_the_end_of_ten_thousand_rules_is_located(
-        tmp_path: Path, big_file: tuple[Path, list[str]]) -> None:
+    tmp_path: Path, big_file: tuple[Path, list[str]]
+) -> None:
     lines = list(big_file[1])
     at = len(HEADER) + (N - 2) * LINES_PER_RULE + 3  # rule 9998's `employees` line
     lines[at] = lines[at].replace("employees", "employes")
@@ -126,4 +156,3 @@ def test_typo_near_the_end_of_ten_thousand_rules_is_located(
         (at + 1, "rule-9998", "employees"),
         (len(lines), "shadowed", "set_status"),
     ]
-

@@ -15,23 +15,73 @@ from hypothesis import strategies as st
 from rules import Decision, RuleBook, RuleLoadError, load_rulebook
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-FIELDS = ["status", "title", "employees", "annual_revenue", "free_mail", "last_activity_at",
-          "created_at", "icp_fit", "titel", "nope"]
-OPS = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "present", "missing",
-       "contains", "matches", "older_than", "within", "older_then", "equals"]
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+FIELDS = [
+    "status",
+    "title",
+    "employees",
+    "annual_revenue",
+    "free_mail",
+    "last_activity_at",
+    "created_at",
+    "icp_fit",
+    "titel",
+    "nope",
+]
+OPS = [
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "present",
+    "missing",
+    "contains",
+    "matches",
+    "older_than",
+    "within",
+    "older_then",
+    "equals",
+]
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from(["", "Open", "New", "CEO", "90d", "48h", "2w", "90dd", "2026-01-31",
-                     "2026-01-31T09:00:00Z", "2026-13-45", "(", "^C.*O$", "a*", "[a-z]+"]),
+    st.sampled_from(
+        [
+            "",
+            "Open",
+            "New",
+            "CEO",
+            "90d",
+            "48h",
+            "2w",
+            "90dd",
+            "2026-01-31",
+            "2026-01-31T09:00:00Z",
+            "2026-13-45",
+            "(",
+            "^C.*O$",
+            "a*",
+            "[a-z]+",
+        ]
+    ),
     st.text(max_size=8),
 )
-values = st.one_of(scalars, st.lists(scalars, max_size=3),
-                   st.fixed_dictionaries({"field": st.sampled_from(FIELDS)}))
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.fixed_dictionaries({"field": st.sampled_from(FIELDS)}),
+)
 
 
 texts = st.sampled_from(["CEO", "vp", "Open", "New", "strong", "weak", "x y"])
@@ -46,34 +96,71 @@ def _leaf(field: str, op: str, value: Any) -> dict[str, Any]:
 
 # Type-correct leaves, so that a good share of generated rule sets load and get evaluated.
 valid_leaves = st.one_of(
-    st.builds(_leaf, st.sampled_from(["title", "icp_fit"]),
-              st.sampled_from(["eq", "ne", "contains"]), texts),
-    st.builds(_leaf, st.sampled_from(["title", "icp_fit"]), st.sampled_from(["in", "not_in"]),
-              st.lists(texts, min_size=1, max_size=3)),
+    st.builds(
+        _leaf,
+        st.sampled_from(["title", "icp_fit"]),
+        st.sampled_from(["eq", "ne", "contains"]),
+        texts,
+    ),
+    st.builds(
+        _leaf,
+        st.sampled_from(["title", "icp_fit"]),
+        st.sampled_from(["in", "not_in"]),
+        st.lists(texts, min_size=1, max_size=3),
+    ),
     st.builds(_leaf, st.just("title"), st.just("matches"), st.sampled_from(["^C", "o$", "x"])),
-    st.builds(_leaf, st.just("status"), st.sampled_from(["eq", "ne"]),
-              st.sampled_from(["New", "Open", "Archived"])),
-    st.builds(_leaf, st.sampled_from(["employees", "annual_revenue"]),
-              st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte"]), ints),
-    st.builds(_leaf, st.just("employees"), st.sampled_from(["in", "not_in"]),
-              st.lists(ints, min_size=1, max_size=3)),
+    st.builds(
+        _leaf,
+        st.just("status"),
+        st.sampled_from(["eq", "ne"]),
+        st.sampled_from(["New", "Open", "Archived"]),
+    ),
+    st.builds(
+        _leaf,
+        st.sampled_from(["employees", "annual_revenue"]),
+        st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte"]),
+        ints,
+    ),
+    st.builds(
+        _leaf,
+        st.just("employees"),
+        st.sampled_from(["in", "not_in"]),
+        st.lists(ints, min_size=1, max_size=3),
+    ),
     st.builds(_leaf, st.just("free_mail"), st.sampled_from(["eq", "ne"]), st.booleans()),
-    st.builds(_leaf, st.sampled_from(FIELDS[:7]), st.sampled_from(["present", "missing"]),
-              st.booleans()),
-    st.builds(_leaf, st.sampled_from(["last_activity_at", "created_at"]),
-              st.sampled_from(["older_than", "within"]), durations),
-    st.builds(_leaf, st.sampled_from(["last_activity_at", "created_at"]),
-              st.sampled_from(["gt", "lt", "eq", "ne", "gte"]), iso),
-    st.builds(_leaf, st.sampled_from(["last_activity_at", "created_at"]),
-              st.sampled_from(["gt", "lt", "lte", "gte"]), st.just({"field": "status_changed_at"})),
+    st.builds(
+        _leaf, st.sampled_from(FIELDS[:7]), st.sampled_from(["present", "missing"]), st.booleans()
+    ),
+    st.builds(
+        _leaf,
+        st.sampled_from(["last_activity_at", "created_at"]),
+        st.sampled_from(["older_than", "within"]),
+        durations,
+    ),
+    st.builds(
+        _leaf,
+        st.sampled_from(["last_activity_at", "created_at"]),
+        st.sampled_from(["gt", "lt", "eq", "ne", "gte"]),
+        iso,
+    ),
+    st.builds(
+        _leaf,
+        st.sampled_from(["last_activity_at", "created_at"]),
+        st.sampled_from(["gt", "lt", "lte", "gte"]),
+        st.just({"field": "status_changed_at"}),
+    ),
 )
 
 
 def leaves() -> st.SearchStrategy[Any]:
-    one_op = st.builds(lambda f, op, v: {"field": f, op: v},
-                       st.sampled_from(FIELDS), st.sampled_from(OPS), values)
-    messy = st.dictionaries(st.sampled_from(["field", *OPS, "wen", "all"]),
-                            st.one_of(values, st.sampled_from(FIELDS)), max_size=3)
+    one_op = st.builds(
+        lambda f, op, v: {"field": f, op: v}, st.sampled_from(FIELDS), st.sampled_from(OPS), values
+    )
+    messy = st.dictionaries(
+        st.sampled_from(["field", *OPS, "wen", "all"]),
+        st.one_of(values, st.sampled_from(FIELDS)),
+        max_size=3,
+    )
     return st.one_of(*[valid_leaves] * 8, one_op, messy, scalars)
 
 
@@ -102,29 +189,43 @@ valid_conditions = st.recursive(
     max_leaves=8,
 )
 actions = st.one_of(
-    st.just({"set_status": "Open"}), st.just({"set_status": "Open"}),
-    st.just({"add_to_newsletter": "newsletter"}), st.just({"archive": {}}), st.just({"stop": {}}),
+    st.just({"set_status": "Open"}),
+    st.just({"set_status": "Open"}),
+    st.just({"add_to_newsletter": "newsletter"}),
+    st.just({"archive": {}}),
+    st.just({"stop": {}}),
     st.just({"add_to_newsletter": "newsletter"}),
     st.builds(lambda v: {"set_field": {"field": "lead_source", "value": v}}, scalars),
-    st.builds(lambda k, v: {k: v}, st.sampled_from(["set_stauts", "set_status", "archive"]),
-              scalars),
+    st.builds(
+        lambda k, v: {k: v}, st.sampled_from(["set_stauts", "set_status", "archive"]), scalars
+    ),
 )
 lead_values = st.one_of(
-    scalars, st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)),
-    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1),
-                 timezones=st.just(UTC)),
-    st.dates(), st.lists(scalars, max_size=2), st.dictionaries(st.text(max_size=2), scalars,
-                                                               max_size=2),
+    scalars,
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    st.dates(),
+    st.lists(scalars, max_size=2),
+    st.dictionaries(st.text(max_size=2), scalars, max_size=2),
 )
 leads = st.dictionaries(st.sampled_from([*FIELDS[:-2], "status_changed_at"]), lead_values)
 
 
-def write_rules(tmp_path: Path, when: Any, then: list[Any], mode: str,
-                fallback: Any = None) -> Path:
-    doc = {"version": 1, "name": "fuzz", "mode": mode,
-           "statuses": {"New": {}, "Open": {}, "Archived": {}},
-           "rules": [{"id": "r1", "when": when, "then": then},
-                     {"id": "r2", "then": [fallback or {"add_to_newsletter": "newsletter"}]}]}
+def write_rules(
+    tmp_path: Path, when: Any, then: list[Any], mode: str, fallback: Any = None
+) -> Path:
+    doc = {
+        "version": 1,
+        "name": "fuzz",
+        "mode": mode,
+        "statuses": {"New": {}, "Open": {}, "Archived": {}},
+        "rules": [
+            {"id": "r1", "when": when, "then": then},
+            {"id": "r2", "then": [fallback or {"add_to_newsletter": "newsletter"}]},
+        ],
+    }
     path = tmp_path / "fuzz.yaml"
     path.write_text(json.dumps(doc, default=str))  # JSON is YAML
     return path
@@ -132,8 +233,7 @@ def write_rules(tmp_path: Path, when: Any, then: list[Any], mode: str,
 
 def load_or_none(path: Path) -> RuleBook | None:
     try:
-        return load_rulebook([path], settable_fields=["lead_source"],
-                             newsletters=["newsletter"])
+        return load_rulebook([path], settable_fields=["lead_source"], newsletters=["newsletter"])
     except RuleLoadError as exc:
         # A helper sorting outcomes for the properties, not a test expecting this error.
         assert exc.issues, "a load error always carries at least one issue"  # noqa: PT017
@@ -144,12 +244,15 @@ def load_or_none(path: Path) -> RuleBook | None:
 
 
 @SETTINGS
-@given(when=conditions, then=st.lists(actions, min_size=1, max_size=2),
-       mode=st.sampled_from(["first_match", "all_match"]),
-       lead_list=st.lists(leads, min_size=1, max_size=4))
+@given(
+    when=conditions,
+    then=st.lists(actions, min_size=1, max_size=2),
+    mode=st.sampled_from(["first_match", "all_match"]),
+    lead_list=st.lists(leads, min_size=1, max_size=4),
+)
 def test_any_condition_tree_loads_or_raises_rule_load_error_and_never_raises_on_leads(
-        tmp_path: Path, when: Any, then: list[Any], mode: str,
-        lead_list: list[dict[str, Any]]) -> None:
+    tmp_path: Path, when: Any, then: list[Any], mode: str, lead_list: list[dict[str, Any]]
+) -> None:
     book = load_or_none(write_rules(tmp_path, when, then, mode))
     event("loaded" if book is not None else "rejected")
     if book is None:
@@ -162,11 +265,21 @@ def test_any_condition_tree_loads_or_raises_rule_load_error_and_never_raises_on_
 @SETTINGS
 @given(when=valid_conditions, lead_list=st.lists(leads, min_size=1, max_size=5))
 def test_well_typed_condition_trees_always_load_and_evaluate_any_lead(
-        tmp_path: Path, when: Any, lead_list: list[dict[str, Any]]) -> None:
+    tmp_path: Path, when: Any, lead_list: list[dict[str, Any]]
+) -> None:
     # r2 adds a newsletter, not a status: "anything else to New" and r1's "... to Open" would
     # undo each other, a loop the loader rejects.
-    book = load_rulebook([write_rules(tmp_path, when, [{"set_status": "Open"}], "first_match",
-                                      {"add_to_newsletter": "newsletter"})])
+    book = load_rulebook(
+        [
+            write_rules(
+                tmp_path,
+                when,
+                [{"set_status": "Open"}],
+                "first_match",
+                {"add_to_newsletter": "newsletter"},
+            )
+        ]
+    )
     evaluate = book.bind(NOW)
     for lead in lead_list:
         decision = evaluate(lead)
@@ -181,10 +294,12 @@ def test_well_typed_condition_trees_always_load_and_evaluate_any_lead(
 
 
 @SETTINGS
-@given(text=st.text(alphabet=st.sampled_from(list("abc:-{}[]\t\n #'\"0129,.*&!|>%@`")),
-                    max_size=80))
+@given(
+    text=st.text(alphabet=st.sampled_from(list("abc:-{}[]\t\n #'\"0129,.*&!|>%@`")), max_size=80)
+)
 def test_arbitrary_text_never_escapes_as_anything_but_rule_load_error(
-        tmp_path: Path, text: str) -> None:
+    tmp_path: Path, text: str
+) -> None:
     path = tmp_path / "text.yaml"
     path.write_text("version: 1\nname: t\nrules:\n" + text)
     load_or_none(path)
@@ -206,29 +321,57 @@ def reference(op: str, arg: Any, value: Any) -> bool:
         return False
     if op == "in":
         return value in arg
-    return {"eq": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt,
-            "lte": operator.le}[op](value, arg)
+    return {
+        "eq": operator.eq,
+        "gt": operator.gt,
+        "gte": operator.ge,
+        "lt": operator.lt,
+        "lte": operator.le,
+    }[op](value, arg)
 
 
 @SETTINGS
-@given(op=st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "present",
-                           "missing"]),
-       number=st.integers(-5, 5), numbers=st.lists(st.integers(-5, 5), min_size=1, max_size=3),
-       flag=st.booleans(),
-       value=st.one_of(st.none(), st.just(""), st.integers(-6, 6), st.booleans(),
-                       st.sampled_from(["3", "x"]), st.floats(-6, 6, allow_nan=False)))
+@given(
+    op=st.sampled_from(
+        ["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "present", "missing"]
+    ),
+    number=st.integers(-5, 5),
+    numbers=st.lists(st.integers(-5, 5), min_size=1, max_size=3),
+    flag=st.booleans(),
+    value=st.one_of(
+        st.none(),
+        st.just(""),
+        st.integers(-6, 6),
+        st.booleans(),
+        st.sampled_from(["3", "x"]),
+        st.floats(-6, 6, allow_nan=False),
+    ),
+)
 def test_integer_leaf_agrees_with_the_documented_semantics(
-        tmp_path: Path, op: str, number: int, numbers: list[int], flag: bool,
-        value: Any) -> None:
-    arg: Any = numbers if op in ("in", "not_in") else flag if op in ("present", "missing") \
-        else number
-    book = load_rulebook([write_rules(tmp_path, {"field": "employees", op: arg},
-                                      [{"set_status": "Open"}], "first_match")])
+    tmp_path: Path, op: str, number: int, numbers: list[int], flag: bool, value: Any
+) -> None:
+    arg: Any = (
+        numbers if op in ("in", "not_in") else flag if op in ("present", "missing") else number
+    )
+    book = load_rulebook(
+        [
+            write_rules(
+                tmp_path, {"field": "employees", op: arg}, [{"set_status": "Open"}], "first_match"
+            )
+        ]
+    )
     if isinstance(value, float) and op not in ("present", "missing"):
         # a float in an integer field still compares as a number
-        expected = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt,
-                    "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
-                    "in": lambda v, a: v in a, "not_in": lambda v, a: v not in a}[op](value, arg)
+        expected = {
+            "eq": operator.eq,
+            "ne": operator.ne,
+            "gt": operator.gt,
+            "gte": operator.ge,
+            "lt": operator.lt,
+            "lte": operator.le,
+            "in": lambda v, a: v in a,
+            "not_in": lambda v, a: v not in a,
+        }[op](value, arg)
     else:
         expected = reference(op, arg, value)
     decision = book.evaluate({"employees": value}, NOW)
@@ -236,16 +379,32 @@ def test_integer_leaf_agrees_with_the_documented_semantics(
 
 
 @SETTINGS
-@given(days=st.integers(0, 400), age=st.integers(-30, 400),
-       as_text=st.booleans(), naive=st.booleans())
+@given(
+    days=st.integers(0, 400), age=st.integers(-30, 400), as_text=st.booleans(), naive=st.booleans()
+)
 def test_older_than_and_within_partition_the_time_line(
-        tmp_path: Path, days: int, age: int, as_text: bool, naive: bool) -> None:
-    older = load_rulebook([write_rules(
-        tmp_path, {"field": "last_activity_at", "older_than": f"{days}d"},
-        [{"set_status": "Open"}], "first_match")])
-    within = load_rulebook([write_rules(
-        tmp_path, {"field": "last_activity_at", "within": f"{days}d"},
-        [{"set_status": "Open"}], "first_match")])
+    tmp_path: Path, days: int, age: int, as_text: bool, naive: bool
+) -> None:
+    older = load_rulebook(
+        [
+            write_rules(
+                tmp_path,
+                {"field": "last_activity_at", "older_than": f"{days}d"},
+                [{"set_status": "Open"}],
+                "first_match",
+            )
+        ]
+    )
+    within = load_rulebook(
+        [
+            write_rules(
+                tmp_path,
+                {"field": "last_activity_at", "within": f"{days}d"},
+                [{"set_status": "Open"}],
+                "first_match",
+            )
+        ]
+    )
     when = NOW - timedelta(days=age)
     value: Any = when.replace(tzinfo=None) if naive else when
     if as_text:
@@ -257,7 +416,15 @@ def test_older_than_and_within_partition_the_time_line(
 
 
 def test_dates_without_time_are_midnight_utc(tmp_path: Path) -> None:
-    book = load_rulebook([write_rules(tmp_path, {"field": "created_at", "lt": "2026-02-01"},
-                                      [{"set_status": "Open"}], "first_match")])
+    book = load_rulebook(
+        [
+            write_rules(
+                tmp_path,
+                {"field": "created_at", "lt": "2026-02-01"},
+                [{"set_status": "Open"}],
+                "first_match",
+            )
+        ]
+    )
     assert book.evaluate({"created_at": date(2026, 1, 31)}, NOW).rule_id == "r1"
     assert book.evaluate({"created_at": date(2026, 2, 1)}, NOW).rule_id == "r2"

@@ -18,8 +18,9 @@ RULES = Path(__file__).resolve().parents[2] / "rules"
 BROKEN = Path(__file__).with_name("broken")
 FILES = [RULES / "default.yaml", RULES / "tagging.example.yaml", *sorted(BROKEN.glob("*.yaml"))]
 
-needs_libyaml = pytest.mark.skipif(not rules.yamldoc._HAVE_LIBYAML,
-                                   reason="PyYAML without libyaml: only one parser to compare")
+needs_libyaml = pytest.mark.skipif(
+    not rules.yamldoc._HAVE_LIBYAML, reason="PyYAML without libyaml: only one parser to compare"
+)
 
 
 def _read(text: str, *, libyaml: bool, monkeypatch: pytest.MonkeyPatch) -> YamlDocument:
@@ -31,8 +32,13 @@ def _read(text: str, *, libyaml: bool, monkeypatch: pytest.MonkeyPatch) -> YamlD
 
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     yield prefix
-    children = data.items() if isinstance(data, dict) else \
-        enumerate(data) if isinstance(data, list) else ()
+    children = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
     for key, value in children:
         yield from _paths(value, (*prefix, key))
 
@@ -45,8 +51,9 @@ def _value(data: Any, path: tuple[Any, ...]) -> Any:
 
 @needs_libyaml
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_both_parsers_give_the_same_data_and_positions(path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_both_parsers_give_the_same_data_and_positions(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = path.read_text(encoding="utf-8")
     try:
         fast = _read(text, libyaml=True, monkeypatch=monkeypatch)
@@ -66,7 +73,8 @@ def test_both_parsers_give_the_same_data_and_positions(path: Path,
 
 @pytest.mark.parametrize("path", sorted(BROKEN.glob("*.yaml")), ids=lambda p: p.stem)
 def test_broken_files_report_the_same_issues_without_libyaml(
-        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def issues() -> list[str]:
         with pytest.raises(RuleLoadError) as caught:
             load_ruleset(path, settable_fields=["lead_source"], newsletters=["newsletter"])
@@ -101,7 +109,8 @@ SCALARS = {
 @pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "ruamel"])
 @pytest.mark.parametrize("written", sorted(SCALARS))
 def test_yaml_1_2_scalars_keep_their_meaning_with_either_parser(
-        written: str, libyaml: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: str, libyaml: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     doc = _read(f"value: {written}\n", libyaml=libyaml, monkeypatch=monkeypatch)
     assert doc.data == {"value": SCALARS[written]}
     assert type(doc.data["value"]) is type(SCALARS[written])  # type: ignore[index]
@@ -119,11 +128,17 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_merge_key_fills_in_what_the_mapping_does_not_write(tmp_path: Path) -> None:
-    ruleset = load_ruleset(_write(tmp_path, (
-        "version: 1\nname: m\nmode: all_match\nstatuses: {New: {}, Open: {}}\nrules:\n"
-        "  - &base\n    id: first\n    when: {field: title, eq: CEO}\n"
-        "    then: [{set_status: New}]\n"
-        "  - <<: *base\n    id: second\n    then: [{set_status: Open}]\n")))
+    ruleset = load_ruleset(
+        _write(
+            tmp_path,
+            (
+                "version: 1\nname: m\nmode: all_match\nstatuses: {New: {}, Open: {}}\nrules:\n"
+                "  - &base\n    id: first\n    when: {field: title, eq: CEO}\n"
+                "    then: [{set_status: New}]\n"
+                "  - <<: *base\n    id: second\n    then: [{set_status: Open}]\n"
+            ),
+        )
+    )
     first, second = ruleset.rules
     assert (second.id, second.status, second.line) == ("second", "Open", 10)
     texts = [r.node.spec.text for r in (first, second) if r.node and r.node.spec]
@@ -132,8 +147,13 @@ def test_merge_key_fills_in_what_the_mapping_does_not_write(tmp_path: Path) -> N
 
 def test_anchor_used_inside_itself_is_an_error_at_the_alias(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError) as caught:
-        load_ruleset(_write(tmp_path, "version: 1\nname: x\nrules:\n  - id: r\n"
-                                      "    when: &w {all: [*w]}\n    then: [{stop: {}}]\n"))
+        load_ruleset(
+            _write(
+                tmp_path,
+                "version: 1\nname: x\nrules:\n  - id: r\n"
+                "    when: &w {all: [*w]}\n    then: [{stop: {}}]\n",
+            )
+        )
     (issue,) = caught.value.issues
     assert (issue.line, issue.column, issue.rule_id) == (5, 21, "r")
     assert issue.message.startswith("an anchor refers to itself")
@@ -141,8 +161,13 @@ def test_anchor_used_inside_itself_is_an_error_at_the_alias(tmp_path: Path) -> N
 
 def test_unsupported_tag_is_an_error_at_the_tag(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError) as caught:
-        load_ruleset(_write(tmp_path, "version: 1\nname: x\nstatuses: !!set {New}\nrules:\n"
-                                      "  - id: r\n    then: [{stop: {}}]\n"))
+        load_ruleset(
+            _write(
+                tmp_path,
+                "version: 1\nname: x\nstatuses: !!set {New}\nrules:\n"
+                "  - id: r\n    then: [{stop: {}}]\n",
+            )
+        )
     (issue,) = caught.value.issues
     assert (issue.line, issue.column) == (3, 11)
     assert "unsupported YAML tag 'tag:yaml.org,2002:set'" in issue.message
@@ -165,8 +190,9 @@ def test_undefined_alias_names_the_missing_anchor() -> None:
 
 def test_empty_value_is_reported_on_the_line_of_its_key(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError) as caught:
-        load_ruleset(_write(tmp_path, "version: 1\nname:\nrules:\n  - id: r\n"
-                                      "    then: [{stop: {}}]\n"))
+        load_ruleset(
+            _write(tmp_path, "version: 1\nname:\nrules:\n  - id: r\n    then: [{stop: {}}]\n")
+        )
     (issue,) = caught.value.issues
     assert issue.line == 2
     assert issue.message == "'name' must be text, not an empty value"

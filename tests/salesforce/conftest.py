@@ -34,8 +34,9 @@ def make_connector(emu: SalesforceEmulator) -> Iterator[Callable[..., Salesforce
     made: list[SalesforceConnector] = []
 
     def make(**overrides: Any) -> SalesforceConnector:
-        connector = SalesforceConnector(config_for(emu, **overrides), clock=emu.clock.now,
-                                        sleep=lambda _s: None)
+        connector = SalesforceConnector(
+            config_for(emu, **overrides), clock=emu.clock.now, sleep=lambda _s: None
+        )
         made.append(connector)
         return connector
 

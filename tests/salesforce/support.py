@@ -16,8 +16,11 @@ def config_for(emu: SalesforceEmulator, **overrides: Any) -> SalesforceConfig:
     values: dict[str, Any] = {
         "instance_url": emu.base_url,
         "token_url": emu.token_url,
-        "auth": {"type": "client_credentials", "client_id": emu.client_id,
-                 "client_secret": emu.client_secret},
+        "auth": {
+            "type": "client_credentials",
+            "client_id": emu.client_id,
+            "client_secret": emu.client_secret,
+        },
         "ca_bundle": emu.ca_pem_path,
         "timeout_seconds": 5,
         "overlap_seconds": 0,

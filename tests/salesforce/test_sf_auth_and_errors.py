@@ -25,21 +25,25 @@ FIELDS = {"status", "title"}
 def test_jwt_bearer_auth_obtains_token(emu_config, make_connector, emu):
     # The fixture emulator has no key configured; use one that has.
     from connectors.testing.salesforce import SalesforceEmulator
+
     private, public = generate_jwt_keypair()
     with SalesforceEmulator(EmulatorConfig(jwt_public_key_pem=public)) as jwt_emu:
         lid = jwt_emu.add_leads([lead(1)])[0]
-        auth = {"type": "jwt_bearer", "client_id": jwt_emu.client_id,
-                "username": jwt_emu.integration_username, "private_key": private.decode()}
-        connector = SalesforceConnector(config_for(jwt_emu, auth=auth),
-                                        clock=jwt_emu.clock.now)
-        assert connector.write_batch([LeadChange(lid, {"status": "MQL"})])[0].outcome \
-            is Outcome.OK
+        auth = {
+            "type": "jwt_bearer",
+            "client_id": jwt_emu.client_id,
+            "username": jwt_emu.integration_username,
+            "private_key": private.decode(),
+        }
+        connector = SalesforceConnector(config_for(jwt_emu, auth=auth), clock=jwt_emu.clock.now)
+        assert connector.write_batch([LeadChange(lid, {"status": "MQL"})])[0].outcome is Outcome.OK
         assert connector.integration_user_id == jwt_emu.integration_user_id
 
         wrong_key, _ = generate_jwt_keypair()
-        bad = SalesforceConnector(config_for(jwt_emu, auth={**auth,
-                                                           "private_key": wrong_key.decode()}),
-                                  clock=jwt_emu.clock.now)
+        bad = SalesforceConnector(
+            config_for(jwt_emu, auth={**auth, "private_key": wrong_key.decode()}),
+            clock=jwt_emu.clock.now,
+        )
         with pytest.raises(AuthError, match=r"salesforce\.connector\.auth\.private_key"):
             bad.write_batch([LeadChange(lid, {"status": "MQL"})])
 
@@ -54,8 +58,9 @@ def test_second_401_raises_auth_error_naming_setting(emu, make_connector):
 
 
 def test_refused_client_credentials_name_the_settings(emu, make_connector):
-    connector = make_connector(auth={"type": "client_credentials", "client_id": emu.client_id,
-                                     "client_secret": "wrong"})
+    connector = make_connector(
+        auth={"type": "client_credentials", "client_id": emu.client_id, "client_secret": "wrong"}
+    )
     with pytest.raises(AuthError, match=r"salesforce\.connector\.auth\.client_secret"):
         connector.check(statuses=set(), fields=set(), newsletters=set())
 
@@ -65,8 +70,11 @@ def test_preflight_reports_status_the_org_lacks(emu_config, make_connector, emu)
     campaign = emu.add_campaign("Newsletter")
     connector = make_connector(newsletters={"monthly": campaign, "gone": "701000000000000AAA"})
 
-    pre = connector.check(statuses=STATUSES | {"Recycled", "Closed - Converted"},
-                          fields=FIELDS | {"nickname"}, newsletters={"monthly", "gone", "nope"})
+    pre = connector.check(
+        statuses=STATUSES | {"Recycled", "Closed - Converted"},
+        fields=FIELDS | {"nickname"},
+        newsletters={"monthly", "gone", "nope"},
+    )
 
     text = "\n".join(pre.problems)
     assert "'Recycled'" in text and "'MQL'" not in text
@@ -186,8 +194,9 @@ def test_secret_never_appears_in_error_messages_or_logs(emu, make_connector, cap
     caplog.set_level(logging.DEBUG)
     secret = "s3cr3t-value-that-must-not-leak"
     errors: list[Exception] = []
-    bad = make_connector(auth={"type": "client_credentials", "client_id": emu.client_id,
-                               "client_secret": secret})
+    bad = make_connector(
+        auth={"type": "client_credentials", "client_id": emu.client_id, "client_secret": secret}
+    )
     with pytest.raises(AuthError) as err:
         bad.check(statuses=set(), fields=set(), newsletters=set())
     errors.append(err.value)
@@ -222,8 +231,9 @@ def test_stop_request_interrupts_a_retry_backoff_and_sends_nothing_more(emu):
 
     emu.faults.fail_next(10, status=503, path="/query")
     connector = SalesforceConnector(
-        config_for(emu, retry={"attempts": 5, "initial_backoff_seconds": 30,
-                               "jitter_seconds": 0}), clock=emu.clock.now)  # real-time waits
+        config_for(emu, retry={"attempts": 5, "initial_backoff_seconds": 30, "jitter_seconds": 0}),
+        clock=emu.clock.now,
+    )  # real-time waits
     stop = threading.Event()
     connector.bind_stop(stop)
     threading.Timer(0.3, stop.set).start()

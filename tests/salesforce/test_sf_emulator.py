@@ -61,13 +61,16 @@ def test_expired_query_locator_is_invalid_query_locator(emu, sf):
     assert err.value.content[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
-@pytest.mark.parametrize(("soql", "code"), [
-    ("SELECT Nope FROM Lead", "INVALID_FIELD"),
-    ("SELECT Id FROM Lead WHERE SystemModstamp > '2024-01-01'", "INVALID_FIELD"),
-    ("SELECT Id FROM Lead WHERE", "MALFORMED_QUERY"),
-    ("SELECT Id Lead", "MALFORMED_QUERY"),
-    ("SELECT Id FROM Leed", "INVALID_TYPE"),
-])
+@pytest.mark.parametrize(
+    ("soql", "code"),
+    [
+        ("SELECT Nope FROM Lead", "INVALID_FIELD"),
+        ("SELECT Id FROM Lead WHERE SystemModstamp > '2024-01-01'", "INVALID_FIELD"),
+        ("SELECT Id FROM Lead WHERE", "MALFORMED_QUERY"),
+        ("SELECT Id Lead", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Leed", "INVALID_TYPE"),
+    ],
+)
 def test_bad_soql_gets_salesforce_error_codes(sf, soql, code):
     with pytest.raises(SalesforceMalformedRequest) as err:
         sf.query(soql)
@@ -75,9 +78,13 @@ def test_bad_soql_gets_salesforce_error_codes(sf, soql, code):
 
 
 def test_where_clause_semantics(emu, sf):
-    a, b, c = emu.add_leads([lead(1, Status="MQL", NumberOfEmployees=10),
-                             lead(2, Status="SQL", NumberOfEmployees=500),
-                             lead(3, Status="MQL")])
+    a, b, c = emu.add_leads(
+        [
+            lead(1, Status="MQL", NumberOfEmployees=10),
+            lead(2, Status="SQL", NumberOfEmployees=500),
+            lead(3, Status="MQL"),
+        ]
+    )
     emu.clock.advance(5)
     emu.update_lead(c, {"Title": "CTO"})
 
@@ -89,7 +96,7 @@ def test_where_clause_semantics(emu, sf):
     assert ids("NOT (Status = 'MQL') OR NumberOfEmployees >= 100") == [b]
     assert ids("NumberOfEmployees = null") == [c]
     assert ids("SystemModstamp > 2024-03-01T12:00:00Z") == [c]
-    assert ids("SystemModstamp = 2024-03-01T12:00:00.000+0000 AND Id > " f"'{a}'") == [b]
+    assert ids(f"SystemModstamp = 2024-03-01T12:00:00.000+0000 AND Id > '{a}'") == [b]
     assert ids("IsConverted = false AND Title != null") == [c]
     ordered = sf.query("SELECT Id FROM Lead ORDER BY NumberOfEmployees DESC NULLS LAST LIMIT 2")
     assert [r["Id"] for r in ordered["records"]] == [b, a]
@@ -97,11 +104,15 @@ def test_where_clause_semantics(emu, sf):
 
 def test_standard_lead_status_is_unrestricted_by_default_and_saves_any_value(emu_config):
     from connectors.testing.salesforce import SalesforceEmulator
+
     with SalesforceEmulator(EmulatorConfig()) as org:
         lid = org.add_leads([lead(1)])[0]
-        results = org.org.update_via_api([{"attributes": {"type": "Lead"}, "id": lid,
-                                           "Status": "Whatever"}], all_or_none=False,
-                                         user_id=org.integration_user_id, locks=org.faults)
+        results = org.org.update_via_api(
+            [{"attributes": {"type": "Lead"}, "id": lid, "Status": "Whatever"}],
+            all_or_none=False,
+            user_id=org.integration_user_id,
+            locks=org.faults,
+        )
         assert results[0]["success"] and org.lead(lid)["Status"] == "Whatever"
 
 
@@ -114,8 +125,12 @@ def test_every_rest_response_carries_limit_info(emu, sf):
 def test_token_endpoint_rejects_bad_client_with_oauth_error(emu):
     with requests.Session() as s:
         s.verify, s.trust_env = emu.ca_pem_path, False
-        r = s.post(emu.token_url, data={"grant_type": "client_credentials"},
-                   auth=(emu.client_id, "wrong"), timeout=5)
+        r = s.post(
+            emu.token_url,
+            data={"grant_type": "client_credentials"},
+            auth=(emu.client_id, "wrong"),
+            timeout=5,
+        )
     assert r.status_code == 400 and r.json()["error"] == "invalid_client"
 
 
@@ -123,21 +138,39 @@ def test_expired_session_gets_401_array_body(emu, sf):
     emu.expire_sessions()
     r = sf.session.get(sf.base_url + "limits", headers=sf.headers, timeout=5)
     assert r.status_code == 401
-    assert r.json() == [{"message": "Session expired or invalid",
-                         "errorCode": "INVALID_SESSION_ID"}]
+    assert r.json() == [
+        {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}
+    ]
 
 
 def test_cli_runs_standalone_and_stops_on_sigterm():
-    proc = subprocess.Popen([sys.executable, "-m", "connectors.testing.salesforce", "--port",
-                             "0", "--leads", "50", "--seed", "3"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connectors.testing.salesforce",
+            "--port",
+            "0",
+            "--leads",
+            "50",
+            "--seed",
+            "3",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         assert info["leads"] == 50 and info["base_url"].startswith("https://127.0.0.1:")
         with requests.Session() as s:
             s.verify, s.trust_env = info["ca_pem_path"], False
-            r = s.post(info["token_url"], data={"grant_type": "client_credentials"},
-                       auth=(info["client_id"], info["client_secret"]), timeout=5)
+            r = s.post(
+                info["token_url"],
+                data={"grant_type": "client_credentials"},
+                auth=(info["client_id"], info["client_secret"]),
+                timeout=5,
+            )
             assert r.status_code == 200 and r.json()["token_type"] == "Bearer"
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -22,9 +22,16 @@ COLLECTIONS = "composite/sobjects"
 
 
 def _token(emu: SalesforceEmulator) -> str:
-    answer = requests.post(emu.token_url, verify=emu.ca_pem_path, timeout=5, data={
-        "grant_type": "client_credentials", "client_id": emu.client_id,
-        "client_secret": emu.client_secret})
+    answer = requests.post(
+        emu.token_url,
+        verify=emu.ca_pem_path,
+        timeout=5,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": emu.client_id,
+            "client_secret": emu.client_secret,
+        },
+    )
     answer.raise_for_status()
     return str(answer.json()["access_token"])
 
@@ -33,8 +40,9 @@ def _client(emu: SalesforceEmulator) -> Salesforce:
     session = requests.Session()
     session.verify = emu.ca_pem_path
     session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the emulator's CA
-    return Salesforce(instance_url=emu.base_url, session_id=_token(emu), session=session,
-                      version="59.0")
+    return Salesforce(
+        instance_url=emu.base_url, session_id=_token(emu), session=session, version="59.0"
+    )
 
 
 @pytest.fixture
@@ -42,10 +50,13 @@ def sf(emu: SalesforceEmulator) -> Salesforce:
     return _client(emu)
 
 
-def _update(sf: Salesforce, ids: list[str], status: str, timeout: float | None = None
-            ) -> list[dict[str, object]]:
-    body = {"allOrNone": False, "records": [
-        {"attributes": {"type": "Lead"}, "id": i, "Status": status} for i in ids]}
+def _update(
+    sf: Salesforce, ids: list[str], status: str, timeout: float | None = None
+) -> list[dict[str, object]]:
+    body = {
+        "allOrNone": False,
+        "records": [{"attributes": {"type": "Lead"}, "id": i, "Status": status} for i in ids],
+    }
     kwargs = {"timeout": timeout} if timeout is not None else {}
     return sf.restful(COLLECTIONS, method="PATCH", json=body, **kwargs)  # type: ignore[return-value]
 
@@ -55,9 +66,12 @@ def test_429_fault_is_the_concurrent_request_limit_403_as_salesforce_refuses(emu
     with pytest.raises(SalesforceRefusedRequest) as err:
         sf.query("SELECT Id FROM Lead")
     assert err.value.status == 403
-    assert err.value.content == [{"message": "ConcurrentRequests (Concurrent API Requests) "
-                                             "Limit exceeded.",
-                                  "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert err.value.content == [
+        {
+            "message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+            "errorCode": "REQUEST_LIMIT_EXCEEDED",
+        }
+    ]
     [entry] = emu.journal.entries(path_contains="/query")
     assert (entry.fault, entry.applied) == ("429", False)
 
@@ -74,8 +88,9 @@ def test_401_fault_ends_the_session_for_real(emu, sf):
     emu.faults.script("401")
     with pytest.raises(SalesforceExpiredSession) as err:
         sf.query("SELECT Id FROM Lead")
-    assert err.value.content == [{"message": "Session expired or invalid",
-                                  "errorCode": "INVALID_SESSION_ID"}]
+    assert err.value.content == [
+        {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}
+    ]
     with pytest.raises(SalesforceExpiredSession):  # not faulted: the token is gone
         sf.query("SELECT Id FROM Lead")
     assert _client(emu).query("SELECT Id FROM Lead")["totalSize"] == 0

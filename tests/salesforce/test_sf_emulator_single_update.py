@@ -17,8 +17,9 @@ def sf(connector) -> Salesforce:
     return connector._sf or connector._login()
 
 
-def test_single_update_changes_the_lead_answers_204_and_is_journaled_and_counted(emu, sf,
-                                                                                connector):
+def test_single_update_changes_the_lead_answers_204_and_is_journaled_and_counted(
+    emu, sf, connector
+):
     [lead_id] = emu.add_leads([lead(1)])
     before = emu.api_usage
 
@@ -29,8 +30,11 @@ def test_single_update_changes_the_lead_answers_204_and_is_journaled_and_counted
     assert emu.lead(lead_id)["Title"] == "CTO"
     assert emu.lead(lead_id)["LastModifiedById"] == emu.integration_user_id
     entry = emu.journal.entries()[-1]
-    assert (entry.method, entry.path.endswith(f"/sobjects/Lead/{lead_id}"), entry.status) == \
-        ("PATCH", True, 204)
+    assert (entry.method, entry.path.endswith(f"/sobjects/Lead/{lead_id}"), entry.status) == (
+        "PATCH",
+        True,
+        204,
+    )
     assert entry.record_ids == (lead_id,)
     assert emu.api_usage == before + 1
     # The response carried Sforce-Limit-Info, seen by the connector's hook on the session.

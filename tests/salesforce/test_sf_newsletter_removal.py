@@ -10,8 +10,7 @@ from connectors.errors import ConfigurationError
 from .support import lead
 
 
-def test_removal_deletes_only_these_leads_members_in_one_query_and_one_delete(emu,
-                                                                            make_connector):
+def test_removal_deletes_only_these_leads_members_in_one_query_and_one_delete(emu, make_connector):
     campaign = emu.add_campaign("Monthly newsletter")
     other = emu.add_campaign("Webinar")
     ids = emu.add_leads([lead(i) for i in range(5)])
@@ -47,12 +46,19 @@ def test_collections_delete_of_unknown_ids_answers_per_record_errors(emu, make_c
     connector.add_to_newsletter("monthly", ids)
     member = next(iter(emu.org.members))
     # The connector's own authenticated simple-salesforce session, for a raw collections call.
-    answer = connector._call("delete", lambda sf: sf.restful(
-        f"composite/sobjects?ids={member},00vXXXXXXXXXXXXAAA,001XXXXXXXXXXXXAAA"
-        "&allOrNone=false", method="DELETE"))
+    answer = connector._call(
+        "delete",
+        lambda sf: sf.restful(
+            f"composite/sobjects?ids={member},00vXXXXXXXXXXXXAAA,001XXXXXXXXXXXXAAA"
+            "&allOrNone=false",
+            method="DELETE",
+        ),
+    )
     assert [r["success"] for r in answer] == [True, False, False]
     assert [r["errors"][0]["statusCode"] for r in answer[1:]] == [
-        "ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"]
+        "ENTITY_IS_DELETED",
+        "INVALID_CROSS_REFERENCE_KEY",
+    ]
     assert emu.campaign_members(campaign) == set()
 
 

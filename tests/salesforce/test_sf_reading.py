@@ -81,8 +81,9 @@ def test_without_overlap_a_late_commit_is_missed(emu, make_connector):
     connector = make_connector(overlap_seconds=0)
     cursor = [p for p in connector.iter_pages(None, until=emu.clock.now())][-1].cursor
     late = emu.commit_late([lead(3)], seconds_ago=30)[0]
-    again = [lead.id for p in connector.iter_pages(cursor, until=emu.clock.now())
-             for lead in p.leads]
+    again = [
+        lead.id for p in connector.iter_pages(cursor, until=emu.clock.now()) for lead in p.leads
+    ]
     assert late not in again
 
 
@@ -94,8 +95,11 @@ def test_soft_deleted_and_merged_leads_are_yielded_as_deleted(emu, connector):
     emu.merge_leads(master, victim)
     emu.clock.advance(1)
 
-    leads = {lead.id: lead for p in connector.iter_pages(cursor, until=emu.clock.now())
-             for lead in p.leads}
+    leads = {
+        lead.id: lead
+        for p in connector.iter_pages(cursor, until=emu.clock.now())
+        for lead in p.leads
+    }
 
     assert leads[gone].deleted and leads[victim].deleted
     assert not leads[master].deleted
@@ -116,8 +120,9 @@ def test_converted_leads_are_yielded_as_converted(emu, connector):
     emu.convert_lead(converted)
     emu.clock.advance(1)
 
-    leads = {lead.id: lead for p in connector.iter_pages(None, until=emu.clock.now())
-             for lead in p.leads}
+    leads = {
+        lead.id: lead for p in connector.iter_pages(None, until=emu.clock.now()) for lead in p.leads
+    }
 
     assert leads[converted].converted and not leads[plain].converted
     assert leads[converted].fields["status"] == "Closed - Converted"
@@ -158,8 +163,17 @@ def test_rep_edit_is_reported_as_not_by_integration(emu, connector):
 
 
 def test_fields_are_parsed_to_canonical_python_types(emu, connector):
-    lid = emu.add_leads([lead(1, NumberOfEmployees=250, AnnualRevenue=1.5e6,
-                              LastActivityDate="2024-02-20", Budget__c="Yes")])[0]
+    lid = emu.add_leads(
+        [
+            lead(
+                1,
+                NumberOfEmployees=250,
+                AnnualRevenue=1.5e6,
+                LastActivityDate="2024-02-20",
+                Budget__c="Yes",
+            )
+        ]
+    )[0]
     emu.clock.advance(1)
     (got,) = [lead for p in connector.iter_pages(None, until=emu.clock.now()) for lead in p.leads]
     assert got.id == lid
@@ -195,6 +209,7 @@ def test_pages_are_fetched_lazily(emu, make_connector):
 
 def _change(lead_id, **fields):
     from connectors.base import LeadChange
+
     return LeadChange(lead_id, fields)
 
 
@@ -213,8 +228,7 @@ def test_hundred_thousand_leads_stream_in_order_with_flat_pages(emu, make_connec
     assert last == Cursor(T0, ids[-1])
 
 
-def test_quiet_org_idle_cycles_are_one_query_each_and_never_a_full_reconcile(emu,
-                                                                             make_connector):
+def test_quiet_org_idle_cycles_are_one_query_each_and_never_a_full_reconcile(emu, make_connector):
     """No lead changed for 30 days, longer than the recycle bin: the cursor's newest lead is old,
     but it was read every cycle, so nothing can have been purged unseen."""
     ids = emu.add_leads([lead(1), lead(2)])
@@ -236,7 +250,8 @@ def test_quiet_org_idle_cycles_are_one_query_each_and_never_a_full_reconcile(emu
 
 
 def test_cursor_not_read_for_longer_than_the_recycle_bin_still_triggers_the_reconcile(
-        emu, make_connector):
+    emu, make_connector
+):
     ids = emu.add_leads([lead(1), lead(2)])
     emu.clock.advance(30 * 86400)
     connector = make_connector(delete_log_days=15)

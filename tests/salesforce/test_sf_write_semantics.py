@@ -34,7 +34,8 @@ DUPES = EmulatorConfig(duplicate_rules=(DuplicateRuleDef(name="Lead_Email_Dupes"
 
 @pytest.mark.parametrize("emu_config", [DUPES], indirect=True)
 def test_batch_with_two_duplicates_writes_the_other_198_and_names_the_duplicate_rule(
-        emu, connector):
+    emu, connector
+):
     ids = emu.add_leads([lead(i) for i in range(200)])
     # Two leads outside the batch share an email with two leads inside it.
     twins = emu.add_leads([lead(7), lead(99)])
@@ -65,21 +66,24 @@ def test_duplicate_rule_header_allow_save_lets_duplicates_be_saved(emu, make_con
     assert emu.journal[-1].headers.get("sforce-duplicate-rule-header") == "allowSave=true"
 
 
-RECORD_TYPES = EmulatorConfig(record_types=(
-    RecordTypeDef("Inbound"),
-    RecordTypeDef("Partner", statuses=("Open - Not Contacted", "Working - Contacted")),
-))
+RECORD_TYPES = EmulatorConfig(
+    record_types=(
+        RecordTypeDef("Inbound"),
+        RecordTypeDef("Partner", statuses=("Open - Not Contacted", "Working - Contacted")),
+    )
+)
 
 
 @pytest.mark.parametrize("emu_config", [RECORD_TYPES], indirect=True)
-def test_status_a_record_type_refuses_fails_only_its_records_and_preflight_warned(
-        emu, connector):
+def test_status_a_record_type_refuses_fails_only_its_records_and_preflight_warned(emu, connector):
     partner, inbound = emu.record_type_id("Partner"), emu.record_type_id("Inbound")
-    ids = emu.add_leads([lead(i, RecordTypeId=partner if i % 4 == 0 else inbound)
-                         for i in range(20)])
+    ids = emu.add_leads(
+        [lead(i, RecordTypeId=partner if i % 4 == 0 else inbound) for i in range(20)]
+    )
 
-    preflight = connector.check(statuses={"MQL", "Working - Contacted"}, fields={"status"},
-                                newsletters=set())
+    preflight = connector.check(
+        statuses={"MQL", "Working - Contacted"}, fields={"status"}, newsletters=set()
+    )
 
     assert preflight.problems == []
     assert preflight.partly_refused_statuses == {"MQL": ["Partner"]}
@@ -91,8 +95,10 @@ def test_status_a_record_type_refuses_fails_only_its_records_and_preflight_warne
     failed = {r.lead_id: r for r in results if r.outcome is not Outcome.OK}
     assert set(failed) == {ids[i] for i in range(0, 20, 4)}
     assert {r.error_code for r in failed.values()} == {"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}
-    assert all("record types Partner do not allow status 'MQL'" in (r.message or "")
-               for r in failed.values())
+    assert all(
+        "record types Partner do not allow status 'MQL'" in (r.message or "")
+        for r in failed.values()
+    )
     assert all(emu.lead(ids[i])["Status"] == "MQL" for i in range(20) if i % 4)
 
 
@@ -101,7 +107,8 @@ AUTOMATION = EmulatorConfig(fail_batches_above=50)
 
 @pytest.mark.parametrize("emu_config", [AUTOMATION], indirect=True)
 def test_batch_failing_whole_with_a_cpu_limit_is_split_and_the_good_records_written(
-        emu, connector, caplog):
+    emu, connector, caplog
+):
     emu.config.restricted_status_picklist = True
     ids = emu.add_leads([lead(i) for i in range(200)])
     bad = ids[123]
@@ -143,9 +150,17 @@ def test_concurrent_request_limit_backs_off_for_seconds_not_an_hour(emu):
     connector = SalesforceConnector(config_for(emu), clock=emu.clock.now, sleep=waits.append)
     [lid] = emu.add_leads([lead(1)])
     connector.write_batch(_changes([lid], status="SAL"))  # logged in, usage known
-    emu.faults.fail_next(1, status=403, path="composite", body=[{
-        "message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
-        "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    emu.faults.fail_next(
+        1,
+        status=403,
+        path="composite",
+        body=[
+            {
+                "message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+                "errorCode": "REQUEST_LIMIT_EXCEEDED",
+            }
+        ],
+    )
 
     [result] = connector.write_batch(_changes([lid], status="MQL"))
 
@@ -155,10 +170,10 @@ def test_concurrent_request_limit_backs_off_for_seconds_not_an_hour(emu):
     connector.close()
 
 
-@pytest.mark.parametrize("emu_config", [EmulatorConfig(api_versions=("58.0", "59.0"))],
-                         indirect=True)
-def test_retired_api_version_410_names_api_version_and_the_supported_range(emu,
-                                                                          make_connector):
+@pytest.mark.parametrize(
+    "emu_config", [EmulatorConfig(api_versions=("58.0", "59.0"))], indirect=True
+)
+def test_retired_api_version_410_names_api_version_and_the_supported_range(emu, make_connector):
     connector = make_connector(api_version="30.0")
 
     with pytest.raises(ConfigurationError) as err:
@@ -174,6 +189,7 @@ def test_emulator_lists_its_versions_without_a_session():
     with SalesforceEmulator(EmulatorConfig(api_versions=("59.0", "58.0"))) as emu:
         emu.clock.freeze(T0)
         import requests
+
         reply = requests.get(f"{emu.base_url}/services/data/", verify=emu.ca_pem_path, timeout=5)
     assert reply.status_code == 200
     assert [v["version"] for v in reply.json()] == ["58.0", "59.0"]

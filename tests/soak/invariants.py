@@ -49,8 +49,11 @@ class Observed:
         return dict(self.state[crm]["leads"])
 
     def by_email(self, crm: str) -> dict[str, tuple[str, dict[str, Any]]]:
-        return {lead["email"]: (lead_id, lead) for lead_id, lead in self.leads(crm).items()
-                if lead["email"]}
+        return {
+            lead["email"]: (lead_id, lead)
+            for lead_id, lead in self.leads(crm).items()
+            if lead["email"]
+        }
 
     def memberships(self, crm: str) -> dict[str, set[str]]:
         """lead id -> newsletter names it is in."""
@@ -77,10 +80,13 @@ def final_statuses_equal_reference(chaos: Observed, ref: Observed) -> list[str]:
                 continue
             want = theirs[email][1]["status"]
             if lead["status"] != want:
-                bad.append(f"{crm} {lead_id} <{email}>: status {lead['status']!r}, reference "
-                           f"{want!r}")
-        bad.extend(f"{crm} <{email}>: missing from the chaos world"
-                   for email in sorted(set(theirs) - set(ours)))
+                bad.append(
+                    f"{crm} {lead_id} <{email}>: status {lead['status']!r}, reference {want!r}"
+                )
+        bad.extend(
+            f"{crm} <{email}>: missing from the chaos world"
+            for email in sorted(set(theirs) - set(ours))
+        )
     return bad
 
 
@@ -94,8 +100,10 @@ def final_memberships_equal_reference(chaos: Observed, ref: Observed) -> list[st
             got = mine.get(ours[email][0], set())
             want = reference.get(theirs[email][0], set())
             if got != want:
-                bad.append(f"{crm} {ours[email][0]} <{email}>: newsletters {sorted(got)}, "
-                           f"reference {sorted(want)}")
+                bad.append(
+                    f"{crm} {ours[email][0]} <{email}>: newsletters {sorted(got)}, "
+                    f"reference {sorted(want)}"
+                )
     return bad
 
 
@@ -105,24 +113,34 @@ def no_rep_edit_overwritten(chaos: Observed, _ref: Observed) -> list[str]:
     for edit in chaos.rep_edits:
         for entry in chaos.applied(edit.crm, "update"):
             if entry["seq"] > edit.journal_len and edit.lead_id in entry.get("written", ()):
-                bad.append(f"{edit.crm} {edit.lead_id}: status set to {edit.status!r} by a "
-                           f"person, then written by syncd (journal #{entry['seq']})")
+                bad.append(
+                    f"{edit.crm} {edit.lead_id}: status set to {edit.status!r} by a "
+                    f"person, then written by syncd (journal #{entry['seq']})"
+                )
         final = chaos.leads(edit.crm).get(edit.lead_id, {}).get("status")
         if final != edit.status:
-            bad.append(f"{edit.crm} {edit.lead_id}: a person set {edit.status!r}; the CRM "
-                       f"shows {final!r}")
+            bad.append(
+                f"{edit.crm} {edit.lead_id}: a person set {edit.status!r}; the CRM shows {final!r}"
+            )
     return bad
 
 
 def no_duplicate_member(chaos: Observed, _ref: Observed) -> list[str]:
     """No lead was added to a newsletter twice (two campaign members, two sign-ups)."""
-    return [f"{crm} newsletter/lead {pair}: added more than once"
-            for crm in chaos.state for pair in chaos.state[crm]["duplicates"]]
+    return [
+        f"{crm} newsletter/lead {pair}: added more than once"
+        for crm in chaos.state
+        for pair in chaos.state[crm]["duplicates"]
+    ]
 
 
 def no_outbox_row_stuck(chaos: Observed, _ref: Observed) -> list[str]:
-    return [f"{r['crm']} {r['lead_id']}: outbox row {r['id']} ({r['kind']} {r['field']}) "
-            f"left {r['state']}" for r in chaos.outbox if r["state"] in OPEN_STATES]
+    return [
+        f"{r['crm']} {r['lead_id']}: outbox row {r['id']} ({r['kind']} {r['field']}) "
+        f"left {r['state']}"
+        for r in chaos.outbox
+        if r["state"] in OPEN_STATES
+    ]
 
 
 def intents_delivered_whole(chaos: Observed, _ref: Observed) -> list[str]:
@@ -140,8 +158,10 @@ def intents_delivered_whole(chaos: Observed, _ref: Observed) -> list[str]:
                 continue
             if r["state"] == "withdrawn" and r.get("error_message"):
                 continue
-            bad.append(f"{r['crm']} {r['lead_id']}: {r['kind']} {r['field']} of a partly "
-                       f"delivered intent ended {r['state']} ({r.get('error_message')})")
+            bad.append(
+                f"{r['crm']} {r['lead_id']}: {r['kind']} {r['field']} of a partly "
+                f"delivered intent ended {r['state']} ({r.get('error_message')})"
+            )
     return bad
 
 
@@ -150,28 +170,49 @@ def writes_match_audit(chaos: Observed, _ref: Observed) -> list[str]:
     row a write the CRM received; likewise every newsletter membership and its audit row."""
     bad = []
     for crm in chaos.state:
-        written = {lead_id for e in chaos.applied(crm, "update")
-                   for lead_id in e.get("written", ())}
+        written = {
+            lead_id for e in chaos.applied(crm, "update") for lead_id in e.get("written", ())
+        }
         # A write whose answer was lost and that a person then overrode is audited as withdrawn,
         # saying so: syncd cannot know whether the CRM applied it.
-        audited = {r["lead_id"] for r in chaos.audit if r["crm"] == crm
-                   and r["field"] == "status" and (
-                       r["outcome"] in ("applied", "already_in_place")
-                       or "unconfirmed" in str(r.get("message") or ""))}
-        applied = {r["lead_id"] for r in chaos.audit if r["crm"] == crm
-                   and r["field"] == "status" and r["outcome"] == "applied"}
-        bad.extend(f"{crm} {lead}: the CRM received a status write with no audit row"
-                   for lead in sorted(written - audited))
-        bad.extend(f"{crm} {lead}: audit says a status write was applied; the CRM never "
-                   "received one" for lead in sorted(applied - written))
+        audited = {
+            r["lead_id"]
+            for r in chaos.audit
+            if r["crm"] == crm
+            and r["field"] == "status"
+            and (
+                r["outcome"] in ("applied", "already_in_place")
+                or "unconfirmed" in str(r.get("message") or "")
+            )
+        }
+        applied = {
+            r["lead_id"]
+            for r in chaos.audit
+            if r["crm"] == crm and r["field"] == "status" and r["outcome"] == "applied"
+        }
+        bad.extend(
+            f"{crm} {lead}: the CRM received a status write with no audit row"
+            for lead in sorted(written - audited)
+        )
+        bad.extend(
+            f"{crm} {lead}: audit says a status write was applied; the CRM never received one"
+            for lead in sorted(applied - written)
+        )
         members = {lead for lead, names in chaos.memberships(crm).items() if names}
-        joined = {r["lead_id"] for r in chaos.audit if r["crm"] == crm
-                  and str(r["field"]).startswith("newsletter:")
-                  and r["outcome"] in ("applied", "already_in_place")}
-        bad.extend(f"{crm} {lead}: in a newsletter with no audit row"
-                   for lead in sorted(members - joined))
-        bad.extend(f"{crm} {lead}: audit says it joined a newsletter; it is in none"
-                   for lead in sorted(joined - members))
+        joined = {
+            r["lead_id"]
+            for r in chaos.audit
+            if r["crm"] == crm
+            and str(r["field"]).startswith("newsletter:")
+            and r["outcome"] in ("applied", "already_in_place")
+        }
+        bad.extend(
+            f"{crm} {lead}: in a newsletter with no audit row" for lead in sorted(members - joined)
+        )
+        bad.extend(
+            f"{crm} {lead}: audit says it joined a newsletter; it is in none"
+            for lead in sorted(joined - members)
+        )
     return bad
 
 
@@ -181,8 +222,10 @@ def no_batch_over_limit(chaos: Observed, _ref: Observed) -> list[str]:
         for e in entries:
             n = int(e.get("records") or 0)
             if e.get("kind") and n > BATCH_LIMIT[crm]:
-                bad.append(f"{crm} journal #{e['seq']}: {e['method']} {e['path']} carried "
-                           f"{n} records, over {BATCH_LIMIT[crm]}")
+                bad.append(
+                    f"{crm} journal #{e['seq']}: {e['method']} {e['path']} carried "
+                    f"{n} records, over {BATCH_LIMIT[crm]}"
+                )
     return bad
 
 
@@ -198,11 +241,17 @@ def no_change_sent_twice(chaos: Observed, _ref: Observed) -> list[str]:
             for lead_id in entry.get("written", ()):
                 seen[lead_id].append(entry)
         for lead_id, entries in sorted(seen.items()):
-            resent = [e for prev, e in itertools.pairwise(entries)
-                      if prev.get("fault") not in RESPONSE_LOST]
+            resent = [
+                e
+                for prev, e in itertools.pairwise(entries)
+                if prev.get("fault") not in RESPONSE_LOST
+            ]
             if resent:
-                bad.append(f"{crm} {lead_id}: status written {len(entries)} times (journal "
-                           + ", ".join(f"#{e['seq']}" for e in entries) + ")")
+                bad.append(
+                    f"{crm} {lead_id}: status written {len(entries)} times (journal "
+                    + ", ".join(f"#{e['seq']}" for e in entries)
+                    + ")"
+                )
     return bad
 
 
@@ -222,8 +271,9 @@ INVARIANTS: dict[str, Judge] = {
 }
 
 
-def check_all(chaos: Observed, ref: Observed,
-              names: Iterable[str] | None = None) -> dict[str, list[str]]:
+def check_all(
+    chaos: Observed, ref: Observed, names: Iterable[str] | None = None
+) -> dict[str, list[str]]:
     chosen = list(names) if names is not None else list(INVARIANTS)
     return {name: INVARIANTS[name](chaos, ref) for name in chosen}
 

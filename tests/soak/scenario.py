@@ -25,8 +25,17 @@ from tests.soak.world import Daemon, SoakWorld, rep_status
 
 __all__ = ["SoakParams", "SoakResult", "run_soak"]
 
-FAULT_KINDS = ("429", "503", "401", "lock", "drop-before", "drop-after", "slow", "timeout",
-               "partial")
+FAULT_KINDS = (
+    "429",
+    "503",
+    "401",
+    "lock",
+    "drop-before",
+    "drop-after",
+    "slow",
+    "timeout",
+    "partial",
+)
 
 
 @dataclass(frozen=True)
@@ -76,9 +85,13 @@ def _mirrored(state_url: str, crm: str) -> set[str]:
     engine = create_engine(state_url)
     try:
         with engine.connect() as conn:
-            return {r[0] for r in conn.execute(text(
-                "SELECT lead_id FROM lead WHERE crm = :crm AND deleted = :no"),
-                {"crm": crm, "no": False})}
+            return {
+                r[0]
+                for r in conn.execute(
+                    text("SELECT lead_id FROM lead WHERE crm = :crm AND deleted = :no"),
+                    {"crm": crm, "no": False},
+                )
+            }
     finally:
         engine.dispose()
 
@@ -92,35 +105,42 @@ def _quiet(state_url: str) -> bool:
     last: dict[str, dict[str, Any]] = {}
     for run in runs:
         last[run["crm"]] = run
-    return len(last) >= 2 and all(r["outcome"] == "ok" and r["planned"] == 0
-                                  for r in last.values())
+    return len(last) >= 2 and all(r["outcome"] == "ok" and r["planned"] == 0 for r in last.values())
 
 
 def _sync_until_quiet(world: SoakWorld, limit: int, rep_edit: Any = None) -> int:
     for cycle in range(1, limit + 1):
         daemon = world.sync_once()
         if daemon.proc.returncode not in (0, 1):
-            raise AssertionError(f"sync --once exited {daemon.proc.returncode}:\n"
-                                 f"{daemon.output()[-3000:]}")
+            raise AssertionError(
+                f"sync --once exited {daemon.proc.returncode}:\n{daemon.output()[-3000:]}"
+            )
         if rep_edit is not None and cycle == 1:
             rep_edit()
             continue
         if _quiet(world.state_url):
             return cycle
-    raise AssertionError(f"not quiet after {limit} fault-free cycles; last output:\n"
-                         f"{world.daemons[-1].output()[-3000:]}")
+    raise AssertionError(
+        f"not quiet after {limit} fault-free cycles; last output:\n"
+        f"{world.daemons[-1].output()[-3000:]}"
+    )
 
 
-def _edit_some(world: SoakWorld, rng: random.Random, k: int,
-               edits: list[RepEdit]) -> None:
+def _edit_some(world: SoakWorld, rng: random.Random, k: int, edits: list[RepEdit]) -> None:
     """Simulated reps set a status by hand on leads syncd has already mirrored (syncd can only
     tell a person's edit from a status it has seen), between daemon runs."""
     for crm, emu in world.emulators.items():
         mirrored = _mirrored(world.state_url, crm)
         leads = emu.state()["leads"]
         taken = {e.lead_id for e in edits}
-        candidates = sorted(lid for lid in mirrored if lid in leads and lid not in taken
-                            and not leads[lid]["converted"] and not leads[lid]["deleted"])
+        candidates = sorted(
+            lid
+            for lid in mirrored
+            if lid in leads
+            and lid not in taken
+            and not leads[lid]["converted"]
+            and not leads[lid]["deleted"]
+        )
         journal_len = emu.journal_len()
         for lead_id in rng.sample(candidates, k=min(k, len(candidates))):
             status = rep_status(crm, leads[lead_id]["status"])
@@ -130,9 +150,10 @@ def _edit_some(world: SoakWorld, rng: random.Random, k: int,
 
 def _wait_for_writes(world: SoakWorld, timeout: float) -> None:
     """Until some CRM receives a write it had not seen when called (or ``timeout``)."""
+
     def writes() -> int:
-        return sum(1 for emu in world.emulators.values() for e in emu.journal()
-                   if e.get("kind"))
+        return sum(1 for emu in world.emulators.values() for e in emu.journal() if e.get("kind"))
+
     before, deadline = writes(), time.monotonic() + timeout
     while time.monotonic() < deadline and writes() == before:
         time.sleep(0.1)
@@ -140,28 +161,37 @@ def _wait_for_writes(world: SoakWorld, timeout: float) -> None:
 
 def _leader(world: SoakWorld, pair: list[Daemon]) -> Daemon:
     """The daemon of the pair holding a lease (the first if neither does yet)."""
-    holders = {int(r["pid"]) for r in _rows(world.state_url, "lease")
-               if str(r["expires_at"]) > ""}
+    holders = {int(r["pid"]) for r in _rows(world.state_url, "lease") if str(r["expires_at"]) > ""}
     return next((d for d in pair if d.proc.pid in holders and d.alive()), pair[0])
 
 
 def _observe(world: SoakWorld, edits: list[RepEdit]) -> Observed:
-    return Observed(state={c: e.state() for c, e in world.emulators.items()},
-                    journal={c: e.journal() for c, e in world.emulators.items()},
-                    outbox=_rows(world.state_url, "outbox"),
-                    audit=_rows(world.state_url, "audit"), rep_edits=list(edits))
+    return Observed(
+        state={c: e.state() for c, e in world.emulators.items()},
+        journal={c: e.journal() for c, e in world.emulators.items()},
+        outbox=_rows(world.state_url, "outbox"),
+        audit=_rows(world.state_url, "audit"),
+        rep_edits=list(edits),
+    )
 
 
 def _keep(path: Path, obs: Observed) -> None:
     """What the judges read, kept beside the soak's logs for whoever debugs a violation."""
-    path.write_text(json.dumps({"state": obs.state, "journal": obs.journal,
-                                "rep_edits": [vars(e) for e in obs.rep_edits]},
-                               default=str, indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "state": obs.state,
+                "journal": obs.journal,
+                "rep_edits": [vars(e) for e in obs.rep_edits],
+            },
+            default=str,
+            indent=1,
+        )
+    )
 
 
 def _reference(root: Path, params: SoakParams, chaos_edits: list[RepEdit]) -> Observed:
-    world = SoakWorld(root, leads=params.leads, seed=params.seed, fault_rate=0.0,
-                      fault_seed=0)
+    world = SoakWorld(root, leads=params.leads, seed=params.seed, fault_rate=0.0, fault_seed=0)
     try:
         edits: list[RepEdit] = []
 
@@ -169,14 +199,16 @@ def _reference(root: Path, params: SoakParams, chaos_edits: list[RepEdit]) -> Ob
             # The same people edit the same leads (matched by email) once syncd has mirrored
             # them, as in the chaos world.
             for crm, emu in world.emulators.items():
-                by_email = {lead["email"]: lead_id
-                            for lead_id, lead in emu.state()["leads"].items()}
+                by_email = {
+                    lead["email"]: lead_id for lead_id, lead in emu.state()["leads"].items()
+                }
                 journal_len = emu.journal_len()
                 for e in chaos_edits:
                     if e.crm == crm and e.email in by_email:
                         emu.edit(by_email[e.email], e.status)
-                        edits.append(RepEdit(crm, by_email[e.email], e.email, e.status,
-                                             journal_len))
+                        edits.append(
+                            RepEdit(crm, by_email[e.email], e.email, e.status, journal_len)
+                        )
 
         _sync_until_quiet(world, params.max_quiet_cycles + 2, rep_edit=replay)
         return _observe(world, edits)
@@ -190,8 +222,13 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
     rng = random.Random(params.seed)
     result = SoakResult(params, {})
     edits: list[RepEdit] = []
-    world = SoakWorld(root / "chaos", leads=params.leads, seed=params.seed,
-                      fault_rate=params.fault_rate, fault_seed=params.seed)
+    world = SoakWorld(
+        root / "chaos",
+        leads=params.leads,
+        seed=params.seed,
+        fault_rate=params.fault_rate,
+        fault_seed=params.seed,
+    )
     try:
         for _ in range(params.kills):
             daemon = world.start_daemon()
@@ -230,10 +267,10 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
         _keep(root / "chaos" / "observed.json", chaos)
         for crm, entries in chaos.journal.items():
             result.api_calls[crm] = len(entries)
-            result.status_writes[crm] = len({i for e in chaos.applied(crm, "update")
-                                             for i in e.get("written", ())})
-            result.memberships[crm] = sum(1 for names in chaos.memberships(crm).values()
-                                          if names)
+            result.status_writes[crm] = len(
+                {i for e in chaos.applied(crm, "update") for i in e.get("written", ())}
+            )
+            result.memberships[crm] = sum(1 for names in chaos.memberships(crm).values() if names)
     finally:
         world.stop()
     reference = _reference(root / "reference", params, edits)

@@ -63,12 +63,15 @@ rules:
 
 #: Statuses a simulated person sets by hand, per CRM (values no soak rule writes); the first that
 #: differs from the lead's current status (saving the value a lead already has changes nothing).
-REP_STATUSES = {"salesforce": ("Working - Contacted", "Closed - Not Converted"),
-                "hubspot": ("IN_PROGRESS", "ATTEMPTED_TO_CONTACT")}
+REP_STATUSES = {
+    "salesforce": ("Working - Contacted", "Closed - Not Converted"),
+    "hubspot": ("IN_PROGRESS", "ATTEMPTED_TO_CONTACT"),
+}
 
 
 def rep_status(crm: str, current: str | None) -> str:
     return next(s for s in REP_STATUSES[crm] if s != current)
+
 
 _PY = sys.executable
 
@@ -87,15 +90,39 @@ class Emulator:
     http: requests.Session = field(default_factory=requests.Session)
 
     @classmethod
-    def start(cls, crm: str, *, leads: int, seed: int, fault_rate: float = 0.0,
-              fault_seed: int = 0, log: Path | None = None) -> Emulator:
-        args = [_PY, "-m", f"connectors.testing.{crm}", "--host", "127.0.0.1", "--port", "0",
-                "--leads", str(leads), "--seed", str(seed), "--fault-rate", str(fault_rate),
-                "--fault-seed", str(fault_seed), "--slow-seconds", "0.5",
-                "--timeout-seconds", "6"]
+    def start(
+        cls,
+        crm: str,
+        *,
+        leads: int,
+        seed: int,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        log: Path | None = None,
+    ) -> Emulator:
+        args = [
+            _PY,
+            "-m",
+            f"connectors.testing.{crm}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--leads",
+            str(leads),
+            "--seed",
+            str(seed),
+            "--fault-rate",
+            str(fault_rate),
+            "--fault-seed",
+            str(fault_seed),
+            "--slow-seconds",
+            "0.5",
+            "--timeout-seconds",
+            "6",
+        ]
         stderr = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with proc
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                env=_env())
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=_env())
         line = proc.stdout.readline() if proc.stdout else ""
         if not line:
             proc.kill()
@@ -115,8 +142,7 @@ class Emulator:
         return str(ids["Newsletter"])
 
     def _admin(self, method: str, path: str, **kw: Any) -> Any:
-        resp = self.http.request(method, f"{self.base_url}/__emulator__/{path}", timeout=30,
-                                 **kw)
+        resp = self.http.request(method, f"{self.base_url}/__emulator__/{path}", timeout=30, **kw)
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
@@ -137,11 +163,15 @@ class Emulator:
         injected faults by kind."""
         raw = self._admin("GET", "state")
         email = "Email" if self.crm == "salesforce" else "email"
-        leads = {str(lead["id"]): {"status": lead["status"],
-                                   "email": str(lead["fields"].get(email) or "").lower(),
-                                   "converted": bool(lead.get("converted")),
-                                   "deleted": bool(lead.get("deleted"))}
-                 for lead in raw["leads"]}
+        leads = {
+            str(lead["id"]): {
+                "status": lead["status"],
+                "email": str(lead["fields"].get(email) or "").lower(),
+                "converted": bool(lead.get("converted")),
+                "deleted": bool(lead.get("deleted")),
+            }
+            for lead in raw["leads"]
+        }
         members: dict[str, list[str]] = {}
         for m in raw["memberships"]:
             name = str(m.get("campaign") or m.get("list"))
@@ -153,9 +183,14 @@ class Emulator:
         # HubSpot lists hold a contact once however often it is added (an add is idempotent);
         # its emulator lists repeated adds, which are re-sends, not duplicate members.
         duplicates = list(raw["duplicate_memberships"]) if self.crm == "salesforce" else []
-        readds = (len(raw["duplicate_memberships"]) if self.crm == "hubspot" else 0)
-        return {"leads": leads, "members": members, "duplicates": duplicates,
-                "repeated_adds": readds, "faults": faults}
+        readds = len(raw["duplicate_memberships"]) if self.crm == "hubspot" else 0
+        return {
+            "leads": leads,
+            "members": members,
+            "duplicates": duplicates,
+            "repeated_adds": readds,
+            "faults": faults,
+        }
 
     def edit(self, lead_id: str, status: str) -> None:
         """A person sets the lead's status by hand."""
@@ -213,8 +248,9 @@ def _kind(crm: str, method: str, path: str) -> str | None:
         return {"PATCH": "update", "POST": "membership"}.get(method)
     if crm == "salesforce" and method == "PATCH" and "/sobjects/Lead/" in path:
         return "update"
-    if crm == "hubspot" and ("/batch/update" in path or (
-            method == "PATCH" and "/objects/contacts/" in path)):
+    if crm == "hubspot" and (
+        "/batch/update" in path or (method == "PATCH" and "/objects/contacts/" in path)
+    ):
         return "update"
     if crm == "hubspot" and method == "PUT" and path.endswith("/memberships/add"):
         return "membership"
@@ -224,14 +260,30 @@ def _kind(crm: str, method: str, path: str) -> str | None:
 class SoakWorld:
     """Two emulators, a state store, a config, and the daemons run against them."""
 
-    def __init__(self, root: Path, *, leads: int, seed: int, fault_rate: float,
-                 fault_seed: int, state_url: str | None = None, interval: str = "10s") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        leads: int,
+        seed: int,
+        fault_rate: float,
+        fault_seed: int,
+        state_url: str | None = None,
+        interval: str = "10s",
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.emulators = {
-            crm: Emulator.start(crm, leads=leads, seed=seed, fault_rate=fault_rate,
-                                fault_seed=fault_seed + i, log=root / f"{crm}-emulator.log")
-            for i, crm in enumerate(("salesforce", "hubspot"))}
+            crm: Emulator.start(
+                crm,
+                leads=leads,
+                seed=seed,
+                fault_rate=fault_rate,
+                fault_seed=fault_seed + i,
+                log=root / f"{crm}-emulator.log",
+            )
+            for i, crm in enumerate(("salesforce", "hubspot"))
+        }
         self.state_url = state_url or f"sqlite:///{root / 'state.db'}"
         self.config = self._write_config(interval)
         self.daemons: list[Daemon] = []
@@ -279,8 +331,11 @@ class SoakWorld:
 
     def _daemon_env(self) -> dict[str, str]:
         sf, hs = self.emulators["salesforce"].info, self.emulators["hubspot"].info
-        return {**_env(), "SOAK_SF_CLIENT_SECRET": str(sf["client_secret"]),
-                "SOAK_HS_TOKEN": str(hs["access_token"])}
+        return {
+            **_env(),
+            "SOAK_SF_CLIENT_SECRET": str(sf["client_secret"]),
+            "SOAK_HS_TOKEN": str(hs["access_token"]),
+        }
 
     # ---- daemons ----------------------------------------------------------------------
 
@@ -290,8 +345,9 @@ class SoakWorld:
         log = self.root / f"{name}.log"
         cmd = [_PY, "-m", "syncd.cli", *(args or ("run",)), "--config", str(self.config)]
         with open(log, "w") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                    env=self._daemon_env())
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=self._daemon_env()
+            )
         daemon = Daemon(name, proc, log)
         self.daemons.append(daemon)
         return daemon
@@ -302,8 +358,9 @@ class SoakWorld:
             daemon.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             daemon.kill()
-            raise AssertionError(f"sync --once did not finish in {timeout}s:\n"
-                                 f"{daemon.output()[-3000:]}") from None
+            raise AssertionError(
+                f"sync --once did not finish in {timeout}s:\n{daemon.output()[-3000:]}"
+            ) from None
         return daemon
 
     def live(self) -> Iterator[Daemon]:

@@ -12,6 +12,15 @@ from connectors.testing.hubspot.seed import DEFAULT_STATUS_VALUES, hubspot_prope
 from connectors.testing.hubspot.server import HubSpotEmulator
 from connectors.testing.kit import EmulatorClock, Fault, FaultPlan, Journal, JournalEntry
 
-__all__ = ["DEFAULT_LEAD_STATUSES", "DEFAULT_STATUS_VALUES", "EmulatorClock", "EmulatorConfig",
-           "Fault", "FaultPlan", "HubSpotEmulator", "Journal", "JournalEntry",
-           "hubspot_properties"]
+__all__ = [
+    "DEFAULT_LEAD_STATUSES",
+    "DEFAULT_STATUS_VALUES",
+    "EmulatorClock",
+    "EmulatorConfig",
+    "Fault",
+    "FaultPlan",
+    "HubSpotEmulator",
+    "Journal",
+    "JournalEntry",
+    "hubspot_properties",
+]

@@ -15,7 +15,13 @@ __all__ = ["DEFAULT_LEAD_STATUSES", "EmulatorConfig"]
 
 #: hs_lead_status internal values (crm-api C5).
 DEFAULT_LEAD_STATUSES: tuple[str, ...] = (
-    "NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED",
+    "NEW",
+    "OPEN",
+    "IN_PROGRESS",
+    "OPEN_DEAL",
+    "UNQUALIFIED",
+    "ATTEMPTED_TO_CONTACT",
+    "CONNECTED",
     "BAD_TIMING",
 )
 
@@ -58,9 +64,16 @@ class EmulatorConfig:
     # Through the API, lifecyclestage only moves forward in the stage order: a backward value
     # is not applied (the request still succeeds) unless the property was cleared first.
     lifecycle_forward_only: bool = True
-    lifecycle_order: tuple[str, ...] = ("subscriber", "lead", "marketingqualifiedlead",
-                                        "salesqualifiedlead", "opportunity", "customer",
-                                        "evangelist", "other")
+    lifecycle_order: tuple[str, ...] = (
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+        "customer",
+        "evangelist",
+        "other",
+    )
 
     # --- auth (crm-api C1) ---
     access_token_ttl_seconds: int = 1800

@@ -21,8 +21,9 @@ __all__ = ["EmbeddedHubSpot", "crm_record", "start"]
 REP_STATUS = "IN_PROGRESS"
 
 
-def crm_record(lead: Mapping[str, Any], fields: Mapping[str, str],
-               status_values: Mapping[str, str]) -> dict[str, Any]:
+def crm_record(
+    lead: Mapping[str, Any], fields: Mapping[str, str], status_values: Mapping[str, str]
+) -> dict[str, Any]:
     """A canonical demo lead as contact properties, encoded as the connector parses them."""
     return dict(hubspot_properties(lead, fields, status_values))
 
@@ -30,17 +31,18 @@ def crm_record(lead: Mapping[str, Any], fields: Mapping[str, str],
 class EmbeddedHubSpot:
     """One seeded emulator; ``server`` is the :class:`HubSpotEmulator` itself."""
 
-    def __init__(self, server: HubSpotEmulator, lead_ids: list[str],
-                 lists: dict[str, str]) -> None:
+    def __init__(self, server: HubSpotEmulator, lead_ids: list[str], lists: dict[str, str]) -> None:
         self.server = server
         self.url = server.base_url
         self.lead_ids = lead_ids
         self._lists = lists
 
     def connector_overrides(self) -> dict[str, Any]:
-        return {"base_url": self.server.base_url,
-                "auth": {"type": "private_app", "access_token": self.server.access_token},
-                "newsletters": dict(self._lists)}
+        return {
+            "base_url": self.server.base_url,
+            "auth": {"type": "private_app", "access_token": self.server.access_token},
+            "newsletters": dict(self._lists),
+        }
 
     def set_status_by_hand(self, lead_id: str) -> str | None:
         if self.server.contact(lead_id).get("hs_lead_status") == REP_STATUS:
@@ -58,14 +60,21 @@ def start(seed: DemoSeed) -> EmbeddedHubSpot:
     # The demo portal already tracks the statuses its seeded contacts carry (MQL, SAL, ...);
     # the ones only rules write (NURTURE, ARCHIVED) are added by syncd's preflight when
     # allow_add_status_options is on, merged with the existing options.
-    seeded = {seed.status_values.get(lead["status"], lead["status"]) for lead in seed.leads
-              if lead.get("status")}
+    seeded = {
+        seed.status_values.get(lead["status"], lead["status"])
+        for lead in seed.leads
+        if lead.get("status")
+    }
     config = EmulatorConfig(extra_status_options=sorted(seeded - set(DEFAULT_LEAD_STATUSES)))
     emu = HubSpotEmulator(config).start()
     try:
         ids = emu.add_contacts(
-            {**crm_record(lead, fields, seed.status_values),
-             "lastmodifieddate": seed.modified_at(lead)} for lead in seed.leads)
+            {
+                **crm_record(lead, fields, seed.status_values),
+                "lastmodifieddate": seed.modified_at(lead),
+            }
+            for lead in seed.leads
+        )
         lists = {n: emu.add_list(n.title(), "MANUAL") for n in seed.newsletters}
     except BaseException:
         emu.stop()

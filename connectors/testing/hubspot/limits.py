@@ -55,14 +55,16 @@ class RateLimiter:
             if search:
                 if len(self._search) >= cfg.search_per_second:
                     wait = math.ceil((self._search[0] + 1_000 - now) / 1000)
-                    return RateDecision("SECONDLY", max(wait, 1),
-                                        self._headers(search, daily_headers))
+                    return RateDecision(
+                        "SECONDLY", max(wait, 1), self._headers(search, daily_headers)
+                    )
                 self._search.append(now)
             else:
                 if len(self._general) >= cfg.ten_second_limit:
                     wait = math.ceil((self._general[0] + 10_000 - now) / 1000)
-                    return RateDecision("TEN_SECONDLY_ROLLING", max(wait, 1),
-                                        self._headers(search, daily_headers))
+                    return RateDecision(
+                        "TEN_SECONDLY_ROLLING", max(wait, 1), self._headers(search, daily_headers)
+                    )
                 self._general.append(now)
             self._day_count += 1
             return RateDecision(None, None, self._headers(search, daily_headers))
@@ -84,7 +86,8 @@ class RateLimiter:
         if daily_headers:
             headers["X-HubSpot-RateLimit-Daily"] = str(cfg.daily_limit)
             headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(
-                max(cfg.daily_limit - self._day_count, 0))
+                max(cfg.daily_limit - self._day_count, 0)
+            )
         return headers
 
     def exhaust_daily(self) -> None:

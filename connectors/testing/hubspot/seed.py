@@ -18,13 +18,22 @@ __all__ = ["DEFAULT_STATUS_VALUES", "hubspot_properties"]
 
 #: Canonical status -> ``hs_lead_status`` option value (HubSpot's internal values are upper case).
 DEFAULT_STATUS_VALUES: dict[str, str] = {
-    "New": "NEW", "Open": "OPEN", "MQL": "MQL", "SAL": "SAL", "SQL": "SQL",
-    "Nurture": "NURTURE", "Unqualified": "UNQUALIFIED", "Archived": "ARCHIVED",
+    "New": "NEW",
+    "Open": "OPEN",
+    "MQL": "MQL",
+    "SAL": "SAL",
+    "SQL": "SQL",
+    "Nurture": "NURTURE",
+    "Unqualified": "UNQUALIFIED",
+    "Archived": "ARCHIVED",
 }
 
 
-def hubspot_properties(lead: Mapping[str, Any], fields: Mapping[str, str] | None = None,
-                       status_values: Mapping[str, str] | None = None) -> dict[str, str]:
+def hubspot_properties(
+    lead: Mapping[str, Any],
+    fields: Mapping[str, str] | None = None,
+    status_values: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """One canonical lead as HubSpot property strings (unset values are left out)."""
     fields = DEFAULT_FIELDS if fields is None else fields
     values = DEFAULT_STATUS_VALUES if status_values is None else status_values

@@ -37,26 +37,54 @@ from connectors.testing.kit import (
 __all__ = ["ApiError", "HubSpotEmulator"]
 
 # Returned by search when the request names no properties (crm-api C2).
-DEFAULT_SEARCH_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id",
-                             "lastmodifieddate", "lastname")
+DEFAULT_SEARCH_PROPERTIES = (
+    "createdate",
+    "email",
+    "firstname",
+    "hs_object_id",
+    "lastmodifieddate",
+    "lastname",
+)
 _ALWAYS = ("hs_object_id", "createdate", "lastmodifieddate")
-_OPERATORS = {"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY",
-              "NOT_HAS_PROPERTY"}
+_OPERATORS = {
+    "EQ",
+    "NEQ",
+    "LT",
+    "LTE",
+    "GT",
+    "GTE",
+    "BETWEEN",
+    "IN",
+    "NOT_IN",
+    "HAS_PROPERTY",
+    "NOT_HAS_PROPERTY",
+}
 
 
 class ApiError(Exception):
     """Raised inside a route to answer with HubSpot's error envelope (crm-api C8)."""
 
-    def __init__(self, status: int, category: str, message: str, *,
-                 context: dict[str, list[str]] | None = None, extra: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        category: str,
+        message: str,
+        *,
+        context: dict[str, list[str]] | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.category, self.message = status, category, message
         self.context, self.extra, self.headers = context, extra or {}, headers or {}
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": "error", "message": self.message,
-                                "correlationId": str(uuid.uuid4()), "category": self.category}
+        body: dict[str, Any] = {
+            "status": "error",
+            "message": self.message,
+            "correlationId": str(uuid.uuid4()),
+            "category": self.category,
+        }
         if self.context:
             body["context"] = self.context
         body.update(self.extra)
@@ -76,8 +104,15 @@ class HubSpotEmulator(EmulatorServer):
     crm = "hubspot"
     json_content_type = "application/json;charset=utf-8"
 
-    def __init__(self, config: EmulatorConfig | None = None, *, clock: EmulatorClock | None = None,
-                 port: int = 0, host: str = "127.0.0.1", faults: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: EmulatorClock | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        faults: FaultPlan | None = None,
+    ) -> None:
         super().__init__(host=host, port=port, clock=clock, faults=faults)
         self.config = config or EmulatorConfig()
         self.access_token = "pat-na1-" + secrets.token_hex(16)
@@ -85,11 +120,13 @@ class HubSpotEmulator(EmulatorServer):
         self.oauth_client_secret = secrets.token_hex(16)
         self.refresh_token = "na1-" + secrets.token_hex(16)
         self.lock = threading.RLock()
-        self.store = ContactStore(self.clock.now_ms,
-                                  lambda: int(self.config.index_lag_seconds * 1000))
+        self.store = ContactStore(
+            self.clock.now_ms, lambda: int(self.config.index_lag_seconds * 1000)
+        )
         self.properties = PropertyCatalogue(
             [*DEFAULT_LEAD_STATUSES, *self.config.extra_status_options],
-            status_options_read_only=self.config.status_options_read_only)
+            status_options_read_only=self.config.status_options_read_only,
+        )
         self.limits = RateLimiter(self.config, self.clock.now_ms)
         self._oauth_tokens: dict[str, int] = {}  # access token -> expiry ms
         self._lists: dict[str, dict[str, Any]] = {}
@@ -124,8 +161,9 @@ class HubSpotEmulator(EmulatorServer):
         """
         return self.store.add(records)
 
-    def update_contact(self, contact_id: str, props: dict[str, Any], *,
-                       source: str = "CRM_UI") -> None:
+    def update_contact(
+        self, contact_id: str, props: dict[str, Any], *, source: str = "CRM_UI"
+    ) -> None:
         """Simulate an edit outside the integration (a rep in the UI by default)."""
         self.store.update(int(contact_id), props, source=source)
 
@@ -135,8 +173,13 @@ class HubSpotEmulator(EmulatorServer):
     def contact(self, contact_id: str) -> dict[str, Any]:
         """The contact's current properties plus ``id``, ``archived`` and ``lastmodifieddate``."""
         c = self.store.contacts[int(contact_id)]
-        return {**c.props, "id": str(c.id), "archived": c.archived,
-                "createdate": iso_ms(c.created_ms), "lastmodifieddate": iso_ms(c.updated_ms)}
+        return {
+            **c.props,
+            "id": str(c.id),
+            "archived": c.archived,
+            "createdate": iso_ms(c.created_ms),
+            "lastmodifieddate": iso_ms(c.updated_ms),
+        }
 
     def status_history(self, contact_id: str) -> list[tuple[str, str]]:
         """``hs_lead_status`` history as (value, sourceType), oldest first."""
@@ -149,9 +192,15 @@ class HubSpotEmulator(EmulatorServer):
             self._next_list += 1
             stamp = iso_ms(self.clock.now_ms())
             self._lists[list_id] = {
-                "listId": list_id, "name": name, "objectTypeId": "0-1", "listVersion": 1,
-                "processingType": processing_type, "processingStatus": "COMPLETE",
-                "createdAt": stamp, "updatedAt": stamp, "size": 0,
+                "listId": list_id,
+                "name": name,
+                "objectTypeId": "0-1",
+                "listVersion": 1,
+                "processingType": processing_type,
+                "processingStatus": "COMPLETE",
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "size": 0,
             }
             self._members[list_id] = set()
             return list_id
@@ -173,9 +222,13 @@ class HubSpotEmulator(EmulatorServer):
     def exhaust_daily_limit(self) -> None:
         self.limits.exhaust_daily()
 
-    def seed_leads(self, leads: Iterable[Mapping[str, Any]], *,
-                   fields: Mapping[str, str] | None = None,
-                   status_values: Mapping[str, str] | None = None) -> list[str]:
+    def seed_leads(
+        self,
+        leads: Iterable[Mapping[str, Any]],
+        *,
+        fields: Mapping[str, str] | None = None,
+        status_values: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Create contacts from canonical leads (:mod:`connectors.testing.leads`), each last
         modified when its status was set; returns their ids in order."""
         records = []
@@ -191,65 +244,97 @@ class HubSpotEmulator(EmulatorServer):
     def admin_info(self) -> dict[str, Any]:
         with self.lock:
             lists = {lst["name"]: lid for lid, lst in self._lists.items()}
-        return {"crm": self.crm, "url": self.base_url, "base_url": self.base_url,
-                "access_token": self.access_token, "oauth_client_id": self.oauth_client_id,
-                "oauth_client_secret": self.oauth_client_secret,
-                "refresh_token": self.refresh_token, "lists": lists,
-                "leads": len(self.store.contacts)}
+        return {
+            "crm": self.crm,
+            "url": self.base_url,
+            "base_url": self.base_url,
+            "access_token": self.access_token,
+            "oauth_client_id": self.oauth_client_id,
+            "oauth_client_secret": self.oauth_client_secret,
+            "refresh_token": self.refresh_token,
+            "lists": lists,
+            "leads": len(self.store.contacts),
+        }
 
     def admin_state(self) -> dict[str, Any]:
         leads = []
         for c in self.store.iter_all():
             history = c.history.get("hs_lead_status", [])
-            leads.append({
-                "id": str(c.id), "status": c.props.get("hs_lead_status"),
-                "last_modified_by": history[-1].source_type if history else None,
-                "modified_by_integration": bool(history)
-                and history[-1].source_type == "INTEGRATION",
-                "modified_at": iso_ms(c.updated_ms), "deleted": c.archived,
-                "fields": dict(c.props)})
+            leads.append(
+                {
+                    "id": str(c.id),
+                    "status": c.props.get("hs_lead_status"),
+                    "last_modified_by": history[-1].source_type if history else None,
+                    "modified_by_integration": bool(history)
+                    and history[-1].source_type == "INTEGRATION",
+                    "modified_at": iso_ms(c.updated_ms),
+                    "deleted": c.archived,
+                    "fields": dict(c.props),
+                }
+            )
         with self.lock:
             lists = {lid: lst["name"] for lid, lst in self._lists.items()}
             adds = dict(self._member_adds)
             members = {lid: sorted(m, key=int) for lid, m in self._members.items()}
-        return {"crm": self.crm, "now": self.clock.now().isoformat(), "leads": leads,
-                "memberships": [{"list_id": lid, "list": lists.get(lid), "contact_id": cid,
-                                 "add_requests": adds.get((lid, cid), 0)}
-                                for lid, ids in members.items() for cid in ids],
-                # A list holds a contact once however often it is added; contacts added more
-                # than once show here, so a harness sees duplicate newsletter sign-ups.
-                "duplicate_memberships": sorted(f"{lid}/{cid}" for (lid, cid), n in adds.items()
-                                                if n > 1)}
+        return {
+            "crm": self.crm,
+            "now": self.clock.now().isoformat(),
+            "leads": leads,
+            "memberships": [
+                {
+                    "list_id": lid,
+                    "list": lists.get(lid),
+                    "contact_id": cid,
+                    "add_requests": adds.get((lid, cid), 0),
+                }
+                for lid, ids in members.items()
+                for cid in ids
+            ],
+            # A list holds a contact once however often it is added; contacts added more
+            # than once show here, so a harness sees duplicate newsletter sign-ups.
+            "duplicate_memberships": sorted(
+                f"{lid}/{cid}" for (lid, cid), n in adds.items() if n > 1
+            ),
+        }
 
     def admin_edit(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """A person edits a contact in the UI: ``{"id": "1001", "status": "...",
         "fields": {...}}`` (history source ``CRM_UI``)."""
         contact_id = str(doc.get("id"))
         if self.store.live(_int_id(contact_id)) is None:
-            raise AdminError(f"no contact {contact_id!r}; give the id of a contact in GET state",
-                             404)
+            raise AdminError(
+                f"no contact {contact_id!r}; give the id of a contact in GET state", 404
+            )
         props = dict(doc.get("fields") or {})
         if doc.get("status") is not None:
             props["hs_lead_status"] = doc["status"]
         self.update_contact(contact_id, props)
         c = self.contact(contact_id)
-        return {"id": contact_id, "status": c.get("hs_lead_status"),
-                "last_modified_by": "CRM_UI", "modified_at": c["lastmodifieddate"]}
+        return {
+            "id": contact_id,
+            "status": c.get("hs_lead_status"),
+            "last_modified_by": "CRM_UI",
+            "modified_at": c["lastmodifieddate"],
+        }
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to resume this account in another process (:meth:`restore`)."""
         status = self.properties.get("hs_lead_status") or {}
         with self.lock:
             return {
-                "credentials": {"access_token": self.access_token,
-                                "oauth_client_id": self.oauth_client_id,
-                                "oauth_client_secret": self.oauth_client_secret,
-                                "refresh_token": self.refresh_token},
-                "store": self.store.export(), "status_options": status.get("options", []),
+                "credentials": {
+                    "access_token": self.access_token,
+                    "oauth_client_id": self.oauth_client_id,
+                    "oauth_client_secret": self.oauth_client_secret,
+                    "refresh_token": self.refresh_token,
+                },
+                "store": self.store.export(),
+                "status_options": status.get("options", []),
                 "lists": list(self._lists.values()),
                 "members": {lid: sorted(m) for lid, m in self._members.items()},
                 "member_adds": [[lid, cid, n] for (lid, cid), n in self._member_adds.items()],
-                "next_list": self._next_list}
+                "next_list": self._next_list,
+            }
 
     def restore(self, doc: Mapping[str, Any]) -> None:
         """Resume the account a :meth:`snapshot` describes (before :meth:`start`)."""
@@ -260,14 +345,16 @@ class HubSpotEmulator(EmulatorServer):
         self.refresh_token = creds["refresh_token"]
         self.store.restore(doc["store"])
         if doc.get("status_options"):
-            self.properties.set_options("hs_lead_status", list(doc["status_options"]),
-                                        merge=False, stamp=iso_ms(self.clock.now_ms()))
+            self.properties.set_options(
+                "hs_lead_status",
+                list(doc["status_options"]),
+                merge=False,
+                stamp=iso_ms(self.clock.now_ms()),
+            )
         with self.lock:
             self._lists = {str(lst["listId"]): dict(lst) for lst in doc["lists"]}
-            self._members = {str(lid): {str(c) for c in ids}
-                             for lid, ids in doc["members"].items()}
-            self._member_adds = {(str(lid), str(cid)): int(n)
-                                 for lid, cid, n in doc["member_adds"]}
+            self._members = {str(lid): {str(c) for c in ids} for lid, ids in doc["members"].items()}
+            self._member_adds = {(str(lid), str(cid)): int(n) for lid, cid, n in doc["member_adds"]}
             self._next_list = int(doc["next_list"])
 
     # ------------------------------------------------------------------ dispatch
@@ -287,8 +374,9 @@ class HubSpotEmulator(EmulatorServer):
     def fault_response(self, kind: str, request: Request) -> Response:
         if kind == "429":
             policy = "SECONDLY" if request.path.endswith("/search") else "TEN_SECONDLY_ROLLING"
-            headers = self.limits.headers(search=policy == "SECONDLY",
-                                          daily_headers=not self._is_oauth(request))
+            headers = self.limits.headers(
+                search=policy == "SECONDLY", daily_headers=not self._is_oauth(request)
+            )
             if "X-HubSpot-RateLimit-Remaining" in headers:
                 headers["X-HubSpot-RateLimit-Remaining"] = "0"
             status, body, out, _, _ = self._rate_limited(policy, 1, headers)
@@ -307,8 +395,12 @@ class HubSpotEmulator(EmulatorServer):
     def status_response(self, status: int, request: Request) -> Response:
         if status == 503:
             return Response(503, HTML_503, content_type="text/html")
-        return Response(status, ApiError(status, "INTERNAL_ERROR" if status >= 500 else "ERROR",
-                                         HTTPStatus(status).phrase).body())
+        return Response(
+            status,
+            ApiError(
+                status, "INTERNAL_ERROR" if status >= 500 else "ERROR", HTTPStatus(status).phrase
+            ).body(),
+        )
 
     def error_response(self, exc: Exception, request: Request) -> Response | None:
         if isinstance(exc, ApiError):
@@ -316,8 +408,10 @@ class HubSpotEmulator(EmulatorServer):
         if isinstance(exc, ValueError):  # a body that is not JSON, a limit that is no number
             return Response(400, ApiError(400, "VALIDATION_ERROR", f"Invalid input: {exc}").body())
         # A bug in the emulator: answer 500 so the client sees it.
-        return Response(500, ApiError(500, "INTERNAL_ERROR",
-                                      f"emulator error: {type(exc).__name__}: {exc}").body())
+        return Response(
+            500,
+            ApiError(500, "INTERNAL_ERROR", f"emulator error: {type(exc).__name__}: {exc}").body(),
+        )
 
     def _is_oauth(self, request: Request) -> bool:
         auth = request.headers.get("authorization", "")
@@ -328,11 +422,13 @@ class HubSpotEmulator(EmulatorServer):
             status, payload, headers, _, _ = self._token(request.body)
             return Response(status, payload, headers)
         daily_headers = self._authenticate(request.headers.get("authorization", ""))
-        decision = self.limits.admit(search=request.path.endswith("/search"),
-                                     daily_headers=daily_headers)
+        decision = self.limits.admit(
+            search=request.path.endswith("/search"), daily_headers=daily_headers
+        )
         if decision.policy is not None:
             status, body, headers, _, policy = self._rate_limited(
-                decision.policy, decision.retry_after_s, decision.headers)
+                decision.policy, decision.retry_after_s, decision.headers
+            )
             request.entry.policy = policy
             return Response(status, body, headers)
         try:
@@ -354,27 +450,44 @@ class HubSpotEmulator(EmulatorServer):
         with self.lock:
             expiry = self._oauth_tokens.get(token)
         if expiry is None:
-            raise ApiError(401, "INVALID_AUTHENTICATION",
-                           "Authentication credentials not found. This API supports OAuth 2.0 "
-                           "authentication and you can find more details at "
-                           "https://developers.hubspot.com/docs/methods/auth/oauth-overview")
+            raise ApiError(
+                401,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 "
+                "authentication and you can find more details at "
+                "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            )
         now = self.clock.now_ms()
         if expiry <= now:
             minutes = max((now - expiry) // 60_000, 0)
-            raise ApiError(401, "EXPIRED_AUTHENTICATION",
-                           f"The OAuth token used to make this call expired {minutes} minute(s) "
-                           "ago.", context={"expire time": [iso_ms(expiry)]})
+            raise ApiError(
+                401,
+                "EXPIRED_AUTHENTICATION",
+                f"The OAuth token used to make this call expired {minutes} minute(s) ago.",
+                context={"expire time": [iso_ms(expiry)]},
+            )
         return False  # "not sent for OAuth-authorised calls" (crm-api C7)
 
-    def _rate_limited(self, policy: str, retry_after: int | None, headers: dict[str, str],
-                      ) -> tuple[int, Any, dict[str, str], int, str | None]:
+    def _rate_limited(
+        self,
+        policy: str,
+        retry_after: int | None,
+        headers: dict[str, str],
+    ) -> tuple[int, Any, dict[str, str], int, str | None]:
         # 429 body (crm-api C7); the search policy name "SECONDLY" is [unverified].
-        messages = {"DAILY": "You have reached your daily limit.",
-                    "TEN_SECONDLY_ROLLING": "You have reached your ten_secondly_rolling limit.",
-                    "SECONDLY": "You have reached your secondly limit."}
-        body = {"status": "error", "message": messages[policy], "errorType": "RATE_LIMIT",
-                "correlationId": str(uuid.uuid4()), "policyName": policy,
-                "requestId": str(uuid.uuid4())}
+        messages = {
+            "DAILY": "You have reached your daily limit.",
+            "TEN_SECONDLY_ROLLING": "You have reached your ten_secondly_rolling limit.",
+            "SECONDLY": "You have reached your secondly limit.",
+        }
+        body = {
+            "status": "error",
+            "message": messages[policy],
+            "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()),
+            "policyName": policy,
+            "requestId": str(uuid.uuid4()),
+        }
         out = dict(headers)
         if retry_after is not None and self.config.send_retry_after:
             out["Retry-After"] = str(retry_after)
@@ -383,47 +496,95 @@ class HubSpotEmulator(EmulatorServer):
     def _token(self, body: bytes) -> tuple[int, Any, dict[str, str], int, str | None]:
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if form.get("grant_type") != "refresh_token":
-            return 400, {"status": "error", "message": "unsupported grant_type",
-                         "correlationId": str(uuid.uuid4())}, {}, 0, None
-        if (form.get("client_id") != self.oauth_client_id
-                or form.get("client_secret") != self.oauth_client_secret):
-            return 400, {"status": "BAD_CLIENT_ID", "message": "missing or invalid client_id",
-                         "correlationId": str(uuid.uuid4())}, {}, 0, None
+            return (
+                400,
+                {
+                    "status": "error",
+                    "message": "unsupported grant_type",
+                    "correlationId": str(uuid.uuid4()),
+                },
+                {},
+                0,
+                None,
+            )
+        if (
+            form.get("client_id") != self.oauth_client_id
+            or form.get("client_secret") != self.oauth_client_secret
+        ):
+            return (
+                400,
+                {
+                    "status": "BAD_CLIENT_ID",
+                    "message": "missing or invalid client_id",
+                    "correlationId": str(uuid.uuid4()),
+                },
+                {},
+                0,
+                None,
+            )
         if form.get("refresh_token") != self.refresh_token:
-            return 400, {"status": "BAD_REFRESH_TOKEN",
-                         "message": "missing or unknown refresh token",
-                         "correlationId": str(uuid.uuid4())}, {}, 0, None
+            return (
+                400,
+                {
+                    "status": "BAD_REFRESH_TOKEN",
+                    "message": "missing or unknown refresh token",
+                    "correlationId": str(uuid.uuid4()),
+                },
+                {},
+                0,
+                None,
+            )
         token = "oauth-" + secrets.token_hex(16)
         ttl = self.config.access_token_ttl_seconds
         with self.lock:
             self._oauth_tokens[token] = self.clock.now_ms() + ttl * 1000
-        return 200, {"access_token": token, "refresh_token": self.refresh_token,
-                     "expires_in": ttl, "token_type": "bearer"}, {}, 0, None
+        return (
+            200,
+            {
+                "access_token": token,
+                "refresh_token": self.refresh_token,
+                "expires_in": ttl,
+                "token_type": "bearer",
+            },
+            {},
+            0,
+            None,
+        )
 
     # ------------------------------------------------------------------ routes
     def _search(self, req: Request) -> Response:
         data = req.json() or {}
         limit = int(data.get("limit") or 10)
         if limit > self.config.search_max_limit:
-            raise ApiError(400, "VALIDATION_ERROR",
-                           f"limit must be at most {self.config.search_max_limit}, got {limit}")
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                f"limit must be at most {self.config.search_max_limit}, got {limit}",
+            )
         after = int(data.get("after") or 0)
         if after + limit > self.config.search_max_results:
             # "attempting to page beyond 10,000 will result in a 400 error" (crm-api C2); the
             # wording of the message is [unverified].
-            raise ApiError(400, "VALIDATION_ERROR",
-                           f"Cannot page beyond {self.config.search_max_results} results "
-                           f"(after={after}, limit={limit}). Narrow the search filters.")
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                f"Cannot page beyond {self.config.search_max_results} results "
+                f"(after={after}, limit={limit}). Narrow the search filters.",
+            )
         groups = []
         for group in data.get("filterGroups") or []:
             filters = group.get("filters") or []
             for f in filters:
                 if f.get("operator") not in _OPERATORS:
-                    raise ApiError(400, "VALIDATION_ERROR",
-                                   f"Unsupported operator {f.get('operator')!r}")
+                    raise ApiError(
+                        400, "VALIDATION_ERROR", f"Unsupported operator {f.get('operator')!r}"
+                    )
                 if not self.properties.exists(f.get("propertyName", "")):
-                    raise ApiError(400, "VALIDATION_ERROR",
-                                   f"Property {f.get('propertyName')!r} does not exist")
+                    raise ApiError(
+                        400,
+                        "VALIDATION_ERROR",
+                        f"Property {f.get('propertyName')!r} does not exist",
+                    )
             groups.append(filters)
         sorts = data.get("sorts") or []
         if len(sorts) > 1:
@@ -437,8 +598,10 @@ class HubSpotEmulator(EmulatorServer):
                 sort = (s["propertyName"], s.get("direction", "ASCENDING") != "DESCENDING")
         props = data.get("properties") or list(DEFAULT_SEARCH_PROPERTIES)
         total, page = self.store.search(groups, sort, after, limit)
-        body: dict[str, Any] = {"total": total,
-                                "results": [self._snapshot_json(s, props) for s in page]}
+        body: dict[str, Any] = {
+            "total": total,
+            "results": [self._snapshot_json(s, props) for s in page],
+        }
         if after + len(page) < total:
             nxt = str(after + len(page))
             body["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
@@ -455,26 +618,38 @@ class HubSpotEmulator(EmulatorServer):
             if value is not None:
                 values[name] = value
         stamp_c, stamp_u = iso_ms(snap.created_ms), iso_ms(snap.updated_ms)
-        return {"id": str(snap.id), "properties": values, "createdAt": stamp_c,
-                "updatedAt": stamp_u, "archived": False}
+        return {
+            "id": str(snap.id),
+            "properties": values,
+            "createdAt": stamp_c,
+            "updatedAt": stamp_u,
+            "archived": False,
+        }
 
-    def _contact_json(self, c: Contact, props: Iterable[str],
-                      with_history: Iterable[str] = ()) -> dict[str, Any]:
+    def _contact_json(
+        self, c: Contact, props: Iterable[str], with_history: Iterable[str] = ()
+    ) -> dict[str, Any]:
         values = {}
         for name in (*_ALWAYS, *props):
             value = c.value(name)
             if value is not None:
                 values[name] = value
-        out: dict[str, Any] = {"id": str(c.id), "properties": values,
-                               "createdAt": iso_ms(c.created_ms),
-                               "updatedAt": iso_ms(c.updated_ms), "archived": c.archived}
+        out: dict[str, Any] = {
+            "id": str(c.id),
+            "properties": values,
+            "createdAt": iso_ms(c.created_ms),
+            "updatedAt": iso_ms(c.updated_ms),
+            "archived": c.archived,
+        }
         if c.archived and c.archived_ms is not None:
             out["archivedAt"] = iso_ms(c.archived_ms)
         history = {}
         for name in with_history:
             entries = c.history.get(name, [])
-            history[name] = [{"value": h.value, "timestamp": iso_ms(h.timestamp_ms),
-                              "sourceType": h.source_type} for h in reversed(entries)]
+            history[name] = [
+                {"value": h.value, "timestamp": iso_ms(h.timestamp_ms), "sourceType": h.source_type}
+                for h in reversed(entries)
+            ]
         if history:
             out["propertiesWithHistory"] = history
         return out
@@ -483,8 +658,11 @@ class HubSpotEmulator(EmulatorServer):
         query = req.params
         limit = int(query.get("limit", ["10"])[0])
         if limit > self.config.list_page_max:
-            raise ApiError(400, "VALIDATION_ERROR",
-                           f"limit must be at most {self.config.list_page_max}, got {limit}")
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                f"limit must be at most {self.config.list_page_max}, got {limit}",
+            )
         archived = query.get("archived", ["false"])[0].lower() == "true"
         after = int(query.get("after", ["0"])[0] or 0)
         props = [p for v in query.get("properties", []) for p in v.split(",") if p]
@@ -499,8 +677,11 @@ class HubSpotEmulator(EmulatorServer):
         inputs = (data or {}).get("inputs") or []
         if len(inputs) > cap:
             # Object batch endpoints take at most 100 inputs (crm-api C4).
-            raise ApiError(400, "VALIDATION_ERROR",
-                           f"Batch input exceeds the maximum of {cap} inputs (got {len(inputs)})")
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                f"Batch input exceeds the maximum of {cap} inputs (got {len(inputs)})",
+            )
         ids = [str(i.get("id")) for i in inputs]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -536,8 +717,11 @@ class HubSpotEmulator(EmulatorServer):
         valid: list[tuple[int, dict[str, Any]]] = []
         missing: list[str] = []
         # A ``partial`` fault: some inputs fail for a passing reason and are not applied.
-        transient = set(self.faults.sample(list(req.entry.record_ids))) if (
-            req.fault is not None and req.fault.kind == "partial") else set()
+        transient = (
+            set(self.faults.sample(list(req.entry.record_ids)))
+            if (req.fault is not None and req.fault.kind == "partial")
+            else set()
+        )
         with self.store.lock:
             for item in inputs:
                 cid = str(item.get("id"))
@@ -553,13 +737,18 @@ class HubSpotEmulator(EmulatorServer):
                 raise self._whole_batch_error(invalid)
             results = []
             for cid_int, props in valid:
-                c = self.store.update(cid_int, self._forward_only(cid_int, props),
-                                      source="INTEGRATION")
+                c = self.store.update(
+                    cid_int, self._forward_only(cid_int, props), source="INTEGRATION"
+                )
                 results.append(self._contact_json(c, props))
         req.entry.written = tuple(str(cid) for cid, _ in valid)
-        status, body = self._batch_response(results, missing, invalid, started,
-                                            sorted(transient - set(missing)
-                                                   - {cid for cid, _ in invalid}, key=int))
+        status, body = self._batch_response(
+            results,
+            missing,
+            invalid,
+            started,
+            sorted(transient - set(missing) - {cid for cid, _ in invalid}, key=int),
+        )
         return Response(status, body)
 
     def _update_one(self, req: Request, contact_id: str) -> Response:
@@ -575,10 +764,15 @@ class HubSpotEmulator(EmulatorServer):
                 raise ApiError(404, "OBJECT_NOT_FOUND", f"resource not found: {contact_id}")
             problems = self._validate(props)
             if problems:
-                raise ApiError(400, "VALIDATION_ERROR", "Property values were not valid: "
-                               + json.dumps(problems, separators=(",", ":")))
-            c = self.store.update(int(contact_id), self._forward_only(int(contact_id), props),
-                                  source="INTEGRATION")
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    "Property values were not valid: "
+                    + json.dumps(problems, separators=(",", ":")),
+                )
+            c = self.store.update(
+                int(contact_id), self._forward_only(int(contact_id), props), source="INTEGRATION"
+            )
             req.entry.written = (contact_id,)
             return Response(200, self._contact_json(c, props))
 
@@ -601,20 +795,35 @@ class HubSpotEmulator(EmulatorServer):
         problems = []
         for name, value in props.items():
             if not self.properties.exists(name):
-                problems.append({"isValid": False, "message": f"Property \"{name}\" does not exist",
-                                 "error": "PROPERTY_DOESNT_EXIST", "name": name})
+                problems.append(
+                    {
+                        "isValid": False,
+                        "message": f'Property "{name}" does not exist',
+                        "error": "PROPERTY_DOESNT_EXIST",
+                        "name": name,
+                    }
+                )
             elif self.properties.read_only(name):
-                problems.append({"isValid": False,
-                                 "message": f"\"{name}\" is a read only property; its value "
-                                            "cannot be set.",
-                                 "error": "READ_ONLY_VALUE", "name": name})
+                problems.append(
+                    {
+                        "isValid": False,
+                        "message": f'"{name}" is a read only property; its value cannot be set.',
+                        "error": "READ_ONLY_VALUE",
+                        "name": name,
+                    }
+                )
             else:
                 allowed = self.properties.allowed_options(name)
                 if allowed is not None and value not in ("", None) and str(value) not in allowed:
-                    problems.append({"isValid": False,
-                                     "message": f"{value} was not one of the allowed options: "
-                                                f"[{', '.join(allowed)}]",
-                                     "error": "INVALID_OPTION", "name": name})
+                    problems.append(
+                        {
+                            "isValid": False,
+                            "message": f"{value} was not one of the allowed options: "
+                            f"[{', '.join(allowed)}]",
+                            "error": "INVALID_OPTION",
+                            "name": name,
+                        }
+                    )
         return problems
 
     def _whole_batch_error(self, invalid: list[tuple[str, list[dict[str, Any]]]]) -> ApiError:
@@ -623,35 +832,61 @@ class HubSpotEmulator(EmulatorServer):
         # validation_400_names_records each entry gets an "id" and context.ids lists them.
         names = self.config.validation_400_names_records
         entries = [{**p, **({"id": cid} if names else {})} for cid, probs in invalid for p in probs]
-        return ApiError(400, "VALIDATION_ERROR",
-                        "Property values were not valid: " + json.dumps(entries,
-                                                                        separators=(",", ":")),
-                        context={"ids": [cid for cid, _ in invalid]} if names else None)
+        return ApiError(
+            400,
+            "VALIDATION_ERROR",
+            "Property values were not valid: " + json.dumps(entries, separators=(",", ":")),
+            context={"ids": [cid for cid, _ in invalid]} if names else None,
+        )
 
-    def _batch_response(self, results: list[dict[str, Any]], missing: list[str],
-                        invalid: list[tuple[str, list[dict[str, Any]]]], started: str,
-                        transient: list[str] | None = None) -> tuple[int, dict[str, Any]]:
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
-                                "completedAt": iso_ms(self.clock.now_ms())}
+    def _batch_response(
+        self,
+        results: list[dict[str, Any]],
+        missing: list[str],
+        invalid: list[tuple[str, list[dict[str, Any]]]],
+        started: str,
+        transient: list[str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": iso_ms(self.clock.now_ms()),
+        }
         # Observed 207 errors carry status/category/message (crm-api C4) but no `errors`/`links`,
         # though the spec lists them as required; context.ids names the records.
         errors = []
         for cid, problems in invalid:
-            errors.append({"status": "error", "category": "VALIDATION_ERROR",
-                           "message": "Property values were not valid: "
-                                      + json.dumps(problems, separators=(",", ":")),
-                           "context": {"ids": [cid]}})
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "VALIDATION_ERROR",
+                    "message": "Property values were not valid: "
+                    + json.dumps(problems, separators=(",", ":")),
+                    "context": {"ids": [cid]},
+                }
+            )
         if transient:
             # The StandardError shape of the batch 207 (spec BatchResponse...WithErrors); HubSpot
             # documents no category for a passing per-record failure, so it is a generic one.
-            errors.append({"status": "error", "category": "INTERNAL_ERROR",
-                           "message": "The update of some records failed; retry them.",
-                           "context": {"ids": transient}})
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "INTERNAL_ERROR",
+                    "message": "The update of some records failed; retry them.",
+                    "context": {"ids": transient},
+                }
+            )
         if missing:
-            errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
-                           "message": "Could not get some CONTACT objects, they may be deleted or "
-                                      "not exist. Check that ids are valid.",
-                           "context": {"ids": missing}})
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": "Could not get some CONTACT objects, they may be deleted or "
+                    "not exist. Check that ids are valid.",
+                    "context": {"ids": missing},
+                }
+            )
         if errors:
             body["numErrors"] = len(errors)
             body["errors"] = errors
@@ -664,21 +899,26 @@ class HubSpotEmulator(EmulatorServer):
     def _get_property(self, req: Request, name: str) -> Response:
         prop = self.properties.get(name)
         if prop is None:
-            raise ApiError(404, "OBJECT_NOT_FOUND",
-                           f"Unable to find property {name} for object type contacts")
+            raise ApiError(
+                404, "OBJECT_NOT_FOUND", f"Unable to find property {name} for object type contacts"
+            )
         return Response(200, prop)
 
     def _patch_property(self, req: Request, name: str) -> Response:
         if not self.properties.exists(name):
-            raise ApiError(404, "OBJECT_NOT_FOUND",
-                           f"Unable to find property {name} for object type contacts")
+            raise ApiError(
+                404, "OBJECT_NOT_FOUND", f"Unable to find property {name} for object type contacts"
+            )
         options = (req.json() or {}).get("options")
         if options is not None:
             if self.properties.options_read_only(name):
                 raise ApiError(400, "VALIDATION_ERROR", f"The options of {name} are read-only")
-            self.properties.set_options(name, options,
-                                        merge=self.config.options_patch_semantics == "merge",
-                                        stamp=iso_ms(self.clock.now_ms()))
+            self.properties.set_options(
+                name,
+                options,
+                merge=self.config.options_patch_semantics == "merge",
+                stamp=iso_ms(self.clock.now_ms()),
+            )
         return Response(200, self.properties.get(name))
 
     def _get_list(self, req: Request, list_id: str) -> Response:
@@ -697,9 +937,12 @@ class HubSpotEmulator(EmulatorServer):
                 raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
             if lst["processingType"] not in ("MANUAL", "SNAPSHOT"):
                 # "only works for lists that have a processingType of MANUAL or SNAPSHOT" (C6)
-                raise ApiError(400, "VALIDATION_ERROR",
-                               f"List {list_id} has processingType {lst['processingType']}; "
-                               "memberships can only be changed for MANUAL or SNAPSHOT lists.")
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"List {list_id} has processingType {lst['processingType']}; "
+                    "memberships can only be changed for MANUAL or SNAPSHOT lists.",
+                )
             added, missing = [], []
             members = self._members[list_id]
             for rid in ids:
@@ -714,9 +957,9 @@ class HubSpotEmulator(EmulatorServer):
                 lst["updatedAt"] = iso_ms(self.clock.now_ms())
         req.entry.written = tuple(added)
         # Note the spelling "recordsIdsAdded" (crm-api C6).
-        return Response(200, {"recordsIdsAdded": added, "recordIdsRemoved": [],
-                              "recordIdsMissing": missing})
-
+        return Response(
+            200, {"recordsIdsAdded": added, "recordIdsRemoved": [], "recordIdsMissing": missing}
+        )
 
     def _remove_members(self, req: Request, list_id: str) -> Response:
         """``PUT /crm/v3/lists/{listId}/memberships/remove``: ids not in the list are ignored."""
@@ -727,9 +970,12 @@ class HubSpotEmulator(EmulatorServer):
             if lst is None:
                 raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
             if lst["processingType"] not in ("MANUAL", "SNAPSHOT"):
-                raise ApiError(400, "VALIDATION_ERROR",
-                               f"List {list_id} has processingType {lst['processingType']}; "
-                               "memberships can only be changed for MANUAL or SNAPSHOT lists.")
+                raise ApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"List {list_id} has processingType {lst['processingType']}; "
+                    "memberships can only be changed for MANUAL or SNAPSHOT lists.",
+                )
             members = self._members[list_id]
             removed, missing = [], []
             for rid in ids:
@@ -741,8 +987,10 @@ class HubSpotEmulator(EmulatorServer):
             if removed:
                 lst["updatedAt"] = iso_ms(self.clock.now_ms())
         req.entry.written = tuple(removed)
-        return Response(200, {"recordsIdsAdded": [], "recordIdsRemoved": removed,
-                              "recordIdsMissing": missing})
+        return Response(
+            200, {"recordsIdsAdded": [], "recordIdsRemoved": removed, "recordIdsMissing": missing}
+        )
+
 
 def _int_id(value: Any) -> int:
     try:
@@ -762,6 +1010,5 @@ HubSpotEmulator.routes = (
     Route.of("PATCH", r"/crm/v3/properties/contacts/([^/]+)", HubSpotEmulator._patch_property),
     Route.of("GET", r"/crm/v3/lists/([^/]+)", HubSpotEmulator._get_list),
     Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/add", HubSpotEmulator._add_members),
-    Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/remove",
-             HubSpotEmulator._remove_members),
+    Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/remove", HubSpotEmulator._remove_members),
 )

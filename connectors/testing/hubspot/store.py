@@ -120,10 +120,16 @@ class ContactStore:
             bulk: list[Snapshot] = []
             for record in records:
                 props = {k: _normalise(k, v) for k, v in record.items() if v is not None}
-                updated = parse_time_ms(props.pop("lastmodifieddate")) if (
-                    "lastmodifieddate" in props) else now
-                created = parse_time_ms(props.pop("createdate")) if "createdate" in props else (
-                    min(now, updated))
+                updated = (
+                    parse_time_ms(props.pop("lastmodifieddate"))
+                    if ("lastmodifieddate" in props)
+                    else now
+                )
+                created = (
+                    parse_time_ms(props.pop("createdate"))
+                    if "createdate" in props
+                    else (min(now, updated))
+                )
                 props.pop("hs_object_id", None)
                 contact = Contact(self._next_id, props, created, updated)
                 self._next_id += 1
@@ -208,8 +214,13 @@ class ContactStore:
                 bisect.insort(self._lm_keys, (snap.updated_ms, snap.id))
                 bisect.insort(self._ids, snap.id)
 
-    def search(self, groups: list[list[dict[str, Any]]], sort: tuple[str, bool] | None,
-               after: int, limit: int) -> tuple[int, list[Snapshot]]:
+    def search(
+        self,
+        groups: list[list[dict[str, Any]]],
+        sort: tuple[str, bool] | None,
+        after: int,
+        limit: int,
+    ) -> tuple[int, list[Snapshot]]:
         """Run a search; ``sort`` is (property, ascending). Returns (total, page)."""
         with self.lock:
             self._apply_pending()
@@ -218,18 +229,22 @@ class ContactStore:
                 if plan is not None:
                     keys, residual = plan
                     if not residual:
-                        return len(keys), [self._snap[k] for k in keys[after:after + limit]]
+                        return len(keys), [self._snap[k] for k in keys[after : after + limit]]
                     matches = [k for k in keys if _matches(self._snap[k], residual)]
-                    return len(matches), [self._snap[k] for k in matches[after:after + limit]]
+                    return len(matches), [self._snap[k] for k in matches[after : after + limit]]
             # General path (several OR groups or unindexed sorts): fine for small portals.
-            hits = [s for s in self._snap.values()
-                    if not groups or any(_matches(s, g) for g in groups)]
+            hits = [
+                s for s in self._snap.values() if not groups or any(_matches(s, g) for g in groups)
+            ]
             name, ascending = sort or ("hs_object_id", True)
             hits.sort(key=lambda s: (_sort_key(s.raw(name), name), s.id), reverse=not ascending)
-            return len(hits), hits[after:after + limit]
+            return len(hits), hits[after : after + limit]
 
-    def _indexed_plan(self, filters: list[dict[str, Any]], sort: tuple[str, bool] | None,
-                      ) -> tuple[list[int], list[dict[str, Any]]] | None:
+    def _indexed_plan(
+        self,
+        filters: list[dict[str, Any]],
+        sort: tuple[str, bool] | None,
+    ) -> tuple[list[int], list[dict[str, Any]]] | None:
         """Ids in sort order from the sorted indexes, plus filters the index did not apply."""
         lm = [f for f in filters if f["propertyName"] == "lastmodifieddate" and _is_range(f)]
         oid = [f for f in filters if f["propertyName"] == "hs_object_id" and _is_range(f)]
@@ -261,12 +276,14 @@ class ContactStore:
         return keys, residual
 
     # ------------------------------------------------------------------ listing
-    def page_by_id(self, *, archived: bool, after: int,
-                   limit: int) -> tuple[list[Contact], int | None]:
+    def page_by_id(
+        self, *, archived: bool, after: int, limit: int
+    ) -> tuple[list[Contact], int | None]:
         """Contacts (archived or live) with id > after, in id order; (page, next after)."""
         with self.lock:
-            ids = sorted(i for i, c in self.contacts.items()
-                         if c.archived == archived and i > after)
+            ids = sorted(
+                i for i, c in self.contacts.items() if c.archived == archived and i > after
+            )
             page = [self.contacts[i] for i in ids[:limit]]
             return page, (page[-1].id if len(ids) > limit else None)
 
@@ -277,23 +294,42 @@ class ContactStore:
     def export(self) -> dict[str, Any]:
         """Every contact with its history, as JSON (see :meth:`restore`)."""
         with self.lock:
-            return {"next_id": self._next_id, "contacts": [{
-                "id": c.id, "props": c.props, "created_ms": c.created_ms,
-                "updated_ms": c.updated_ms, "archived": c.archived, "archived_ms": c.archived_ms,
-                "history": {name: [[h.value, h.timestamp_ms, h.source_type] for h in entries]
-                            for name, entries in c.history.items()}}
-                for c in self.contacts.values()]}
+            return {
+                "next_id": self._next_id,
+                "contacts": [
+                    {
+                        "id": c.id,
+                        "props": c.props,
+                        "created_ms": c.created_ms,
+                        "updated_ms": c.updated_ms,
+                        "archived": c.archived,
+                        "archived_ms": c.archived_ms,
+                        "history": {
+                            name: [[h.value, h.timestamp_ms, h.source_type] for h in entries]
+                            for name, entries in c.history.items()
+                        },
+                    }
+                    for c in self.contacts.values()
+                ],
+            }
 
     def restore(self, doc: dict[str, Any]) -> None:
         """Replace every contact with those of an :meth:`export`; the index is rebuilt."""
         with self.lock:
             self.contacts = {}
             for item in doc["contacts"]:
-                c = Contact(int(item["id"]), {str(k): str(v) for k, v in item["props"].items()},
-                            int(item["created_ms"]), int(item["updated_ms"]),
-                            bool(item["archived"]), item.get("archived_ms"))
-                c.history = {name: [HistoryEntry(str(v), int(t), str(src)) for v, t, src in h]
-                             for name, h in (item.get("history") or {}).items()}
+                c = Contact(
+                    int(item["id"]),
+                    {str(k): str(v) for k, v in item["props"].items()},
+                    int(item["created_ms"]),
+                    int(item["updated_ms"]),
+                    bool(item["archived"]),
+                    item.get("archived_ms"),
+                )
+                c.history = {
+                    name: [HistoryEntry(str(v), int(t), str(src)) for v, t, src in h]
+                    for name, h in (item.get("history") or {}).items()
+                }
                 self.contacts[c.id] = c
             self._next_id = max([int(doc.get("next_id", 1001)), *[i + 1 for i in self.contacts]])
             self._pending.clear()
@@ -384,8 +420,14 @@ def _matches(snap: Snapshot, filters: list[dict[str, Any]]) -> bool:
                 ok = _typed(name, f["value"]) <= have <= _typed(name, f["highValue"])
             else:
                 want = _typed(name, f.get("value"))
-                ok = {"EQ": have == want, "NEQ": have != want, "LT": have < want,
-                      "LTE": have <= want, "GT": have > want, "GTE": have >= want}.get(op, False)
+                ok = {
+                    "EQ": have == want,
+                    "NEQ": have != want,
+                    "LT": have < want,
+                    "LTE": have <= want,
+                    "GT": have > want,
+                    "GTE": have >= want,
+                }.get(op, False)
         if not ok:
             return False
     return True

@@ -47,15 +47,26 @@ __all__ = ["FAULT_KINDS", "HTML_503", "Fault", "FaultPlan"]
 
 T = TypeVar("T")
 
-FAULT_KINDS: tuple[str, ...] = ("429", "503", "401", "lock", "partial", "drop-before",
-                                "drop-after", "slow", "timeout")
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "503",
+    "401",
+    "lock",
+    "partial",
+    "drop-before",
+    "drop-after",
+    "slow",
+    "timeout",
+)
 #: Kinds a scripted fault may have besides :data:`FAULT_KINDS`: ``respond`` answers with a
 #: given status, body and headers.
 _SCRIPT_ONLY = ("respond",)
 
-HTML_503 = (b"<html><head><title>Service Unavailable</title></head><body><h1>503 Service "
-            b"Unavailable</h1><p>The server is temporarily unable to service your request due "
-            b"to maintenance downtime or capacity problems.</p></body></html>")
+HTML_503 = (
+    b"<html><head><title>Service Unavailable</title></head><body><h1>503 Service "
+    b"Unavailable</h1><p>The server is temporarily unable to service your request due "
+    b"to maintenance downtime or capacity problems.</p></body></html>"
+)
 
 
 @dataclass(slots=True)
@@ -73,15 +84,25 @@ class Fault:
     delay: float | None = None  # ``slow``/``timeout``; None: the plan's default
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.count > 0 and (self.method is None or self.method == method)
-                and (self.path is None or re.search(self.path, path) is not None))
+        return (
+            self.count > 0
+            and (self.method is None or self.method == method)
+            and (self.path is None or re.search(self.path, path) is not None)
+        )
 
 
 class FaultPlan:
     """What the emulator gets wrong, and when. Thread-safe."""
 
-    def __init__(self, *, rate: float = 0.0, kinds: Iterable[str] = FAULT_KINDS, seed: int = 0,
-                 slow_seconds: float = 1.0, timeout_seconds: float = 35.0) -> None:
+    def __init__(
+        self,
+        *,
+        rate: float = 0.0,
+        kinds: Iterable[str] = FAULT_KINDS,
+        seed: int = 0,
+        slow_seconds: float = 1.0,
+        timeout_seconds: float = 35.0,
+    ) -> None:
         self._lock = threading.Lock()
         self._scripted: list[Fault] = []
         self._record_locks: dict[str, int] = {}
@@ -97,10 +118,16 @@ class FaultPlan:
 
     # -- random faults ----------------------------------------------------------------------
 
-    def configure(self, *, rate: float | None = None, kinds: Iterable[str] | None = None,
-                  seed: int | None = None, routes: Mapping[str, float] | None = None,
-                  slow_seconds: float | None = None, timeout_seconds: float | None = None
-                  ) -> None:
+    def configure(
+        self,
+        *,
+        rate: float | None = None,
+        kinds: Iterable[str] | None = None,
+        seed: int | None = None,
+        routes: Mapping[str, float] | None = None,
+        slow_seconds: float | None = None,
+        timeout_seconds: float | None = None,
+    ) -> None:
         """Change the random faults; arguments left None keep their value.
 
         Raises ValueError naming the bad value (rate outside 0..1, an unknown kind, a route
@@ -129,17 +156,31 @@ class FaultPlan:
     def describe(self) -> dict[str, Any]:
         """The plan as JSON (what ``GET /__emulator__/faults`` answers)."""
         with self._lock:
-            return {"rate": self.rate, "kinds": list(self.kinds), "seed": self.seed,
-                    "routes": dict(self.routes), "slow_seconds": self.slow_seconds,
-                    "timeout_seconds": self.timeout_seconds,
-                    "scripted": [{"kind": f.kind, "count": f.count, "path": f.path,
-                                  "method": f.method} for f in self._scripted],
-                    "locked_records": dict(self._record_locks)}
+            return {
+                "rate": self.rate,
+                "kinds": list(self.kinds),
+                "seed": self.seed,
+                "routes": dict(self.routes),
+                "slow_seconds": self.slow_seconds,
+                "timeout_seconds": self.timeout_seconds,
+                "scripted": [
+                    {"kind": f.kind, "count": f.count, "path": f.path, "method": f.method}
+                    for f in self._scripted
+                ],
+                "locked_records": dict(self._record_locks),
+            }
 
     # -- scripted faults --------------------------------------------------------------------
 
-    def script(self, kind: str, count: int = 1, *, path: str | None = None,
-               method: str | None = None, delay: float | None = None) -> Fault:
+    def script(
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        delay: float | None = None,
+    ) -> Fault:
         """Hit the next ``count`` requests matching ``path`` (regex) and ``method`` with
         ``kind`` (one of :data:`FAULT_KINDS`)."""
         [kind] = _check_kinds([kind])
@@ -147,32 +188,59 @@ class FaultPlan:
 
     def add(self, fault: Fault) -> Fault:
         if fault.kind not in FAULT_KINDS + _SCRIPT_ONLY:
-            raise ValueError(f"unknown fault kind {fault.kind!r}; "
-                             f"expected one of {', '.join(FAULT_KINDS + _SCRIPT_ONLY)}")
+            raise ValueError(
+                f"unknown fault kind {fault.kind!r}; "
+                f"expected one of {', '.join(FAULT_KINDS + _SCRIPT_ONLY)}"
+            )
         with self._lock:
             self._scripted.append(fault)
         return fault
 
-    def fail_next(self, n: int = 1, *, status: int = 503,
-                  body: bytes | str | dict[str, Any] | list[Any] | None = None,
-                  headers: Mapping[str, str] | None = None, content_type: str | None = None,
-                  path: str | None = None, method: str | None = None) -> Fault:
+    def fail_next(
+        self,
+        n: int = 1,
+        *,
+        status: int = 503,
+        body: bytes | str | dict[str, Any] | list[Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> Fault:
         """Answer the next ``n`` matching requests with ``status``, ``body`` and ``headers``.
 
         Without a body the emulator answers in its CRM's error shape for that status (an HTML
         page for 503).
         """
-        return self.add(Fault("respond", n, path=path, method=method, status=status, body=body,
-                              headers=dict(headers or {}), content_type=content_type))
+        return self.add(
+            Fault(
+                "respond",
+                n,
+                path=path,
+                method=method,
+                status=status,
+                body=body,
+                headers=dict(headers or {}),
+                content_type=content_type,
+            )
+        )
 
-    def drop_next(self, n: int = 1, *, path: str | None = None, method: str | None = None,
-                  after_applied: bool = False) -> Fault:
+    def drop_next(
+        self,
+        n: int = 1,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        after_applied: bool = False,
+    ) -> Fault:
         """Close the connection without an answer, before (default) or after applying."""
-        return self.script("drop-after" if after_applied else "drop-before", n, path=path,
-                           method=method)
+        return self.script(
+            "drop-after" if after_applied else "drop-before", n, path=path, method=method
+        )
 
-    def slow_next(self, n: int = 1, *, delay: float, path: str | None = None,
-                  method: str | None = None) -> Fault:
+    def slow_next(
+        self, n: int = 1, *, delay: float, path: str | None = None, method: str | None = None
+    ) -> Fault:
         """Answer the next ``n`` matching requests ``delay`` seconds late."""
         return self.script("slow", n, path=path, method=method, delay=delay)
 
@@ -257,14 +325,16 @@ def _check_rates(rate: float | None, routes: Mapping[str, float] | None) -> None
         try:
             re.compile(pattern)
         except re.error as e:
-            raise ValueError(f"route pattern {pattern!r} is not a regular expression: {e}") \
-                from None
+            raise ValueError(
+                f"route pattern {pattern!r} is not a regular expression: {e}"
+            ) from None
 
 
 def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     out = tuple(str(k).strip() for k in kinds if str(k).strip())
     unknown = [k for k in out if k not in FAULT_KINDS]
     if unknown:
-        raise ValueError(f"unknown fault kind(s) {', '.join(unknown)}; "
-                         f"expected any of {', '.join(FAULT_KINDS)}")
+        raise ValueError(
+            f"unknown fault kind(s) {', '.join(unknown)}; expected any of {', '.join(FAULT_KINDS)}"
+        )
     return out

@@ -54,17 +54,29 @@ class JournalEntry:
     def is_write(self) -> bool:
         """A request that changes (or tries to change) CRM data; token grants and searches are
         not writes."""
-        return (self.method in _WRITE_METHODS and "oauth" not in self.path
-                and not self.path.endswith(("/search", "/batch/read")))
+        return (
+            self.method in _WRITE_METHODS
+            and "oauth" not in self.path
+            and not self.path.endswith(("/search", "/batch/read"))
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "seq": self.seq, "at": datetime.fromtimestamp(self.at, tz=UTC).isoformat(),
-            "method": self.method, "path": self.path, "query": self.query,
-            "status": self.status, "request_id": self.request_id, "applied": self.applied,
-            "fault": self.fault, "write": self.is_write, "records": self.records,
-            "record_ids": list(self.record_ids), "written": list(self.written),
-            "policy": self.policy, "soql": self.soql,
+            "seq": self.seq,
+            "at": datetime.fromtimestamp(self.at, tz=UTC).isoformat(),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "request_id": self.request_id,
+            "applied": self.applied,
+            "fault": self.fault,
+            "write": self.is_write,
+            "records": self.records,
+            "record_ids": list(self.record_ids),
+            "written": list(self.written),
+            "policy": self.policy,
+            "soql": self.soql,
         }
 
 
@@ -84,13 +96,25 @@ class Journal:
             self._entries.append(entry)
         return entry
 
-    def entries(self, method: str | None = None, path_contains: str = "",
-                status: int | None = None, *, since: int = 0) -> list[JournalEntry]:
+    def entries(
+        self,
+        method: str | None = None,
+        path_contains: str = "",
+        status: int | None = None,
+        *,
+        since: int = 0,
+    ) -> list[JournalEntry]:
         """Entries in order, filtered by method, a path substring, status and ``seq > since``."""
         with self._lock:
             found = list(self._entries)
-        return [e for e in found if e.seq > since and (method is None or e.method == method)
-                and path_contains in e.path and (status is None or e.status == status)]
+        return [
+            e
+            for e in found
+            if e.seq > since
+            and (method is None or e.method == method)
+            and path_contains in e.path
+            and (status is None or e.status == status)
+        ]
 
     def writes(self) -> list[JournalEntry]:
         """Entries that changed (or tried to change) data."""

@@ -93,8 +93,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, addr: tuple[str, int], emulator: EmulatorServer,
-                 context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, addr: tuple[str, int], emulator: EmulatorServer, context: ssl.SSLContext | None
+    ) -> None:
         super().__init__(addr, _Handler)
         self.emulator = emulator
         self.context = context
@@ -128,9 +129,16 @@ class EmulatorServer:
     #: The route table (set by subclasses).
     routes: tuple[Route, ...] = ()
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
-                 clock: EmulatorClock | None = None, faults: FaultPlan | None = None,
-                 journal_limit: int = 100_000, idle_timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: EmulatorClock | None = None,
+        faults: FaultPlan | None = None,
+        journal_limit: int = 100_000,
+        idle_timeout_seconds: float = 30.0,
+    ) -> None:
         self.host = host
         self.clock = clock or EmulatorClock()
         self.faults = faults or FaultPlan()
@@ -149,8 +157,12 @@ class EmulatorServer:
         """Bind and serve in a daemon thread (subclasses call this from ``start``)."""
         self._stopping.clear()
         self._server = _Server((self.host, self._port), self, context)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name=f"{self.crm}-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            args=(0.05,),
+            name=f"{self.crm}-emulator",
+            daemon=True,
+        )
         self._thread.start()
 
     def _shutdown(self) -> None:
@@ -256,8 +268,7 @@ class EmulatorServer:
         except Exception as exc:  # every failure becomes an HTTP answer, the server lives on
             answer = self.error_response(exc, request)
             if answer is None:
-                log.exception("%s emulator failed on %s %s", self.crm, request.method,
-                              request.path)
+                log.exception("%s emulator failed on %s %s", self.crm, request.method, request.path)
                 answer = Response(500, {"error": f"emulator error: {type(exc).__name__}"})
             response = answer
         request.entry.applied = 200 <= response.status < 300
@@ -272,7 +283,7 @@ class EmulatorServer:
     # -- admin API -------------------------------------------------------------------------------
 
     def admin(self, method: str, path: str, query: str, body: bytes) -> Response:
-        name = path[len(ADMIN_PREFIX):].strip("/")
+        name = path[len(ADMIN_PREFIX) :].strip("/")
         try:
             doc = json.loads(body) if body else {}
             if not isinstance(doc, dict):
@@ -283,8 +294,9 @@ class EmulatorServer:
         except ValueError as e:
             return Response(400, {"error": str(e)})
 
-    def _admin(self, method: str, name: str, params: dict[str, list[str]],
-               doc: dict[str, Any]) -> dict[str, Any]:
+    def _admin(
+        self, method: str, name: str, params: dict[str, list[str]], doc: dict[str, Any]
+    ) -> dict[str, Any]:
         if (method, name) == ("GET", "journal"):
             since = _int_param(params, "since", 0)
             entries = self.journal.entries(since=since)
@@ -320,16 +332,27 @@ class EmulatorServer:
             kinds = kinds.split(",")
         if doc.get("clear"):
             self.faults.clear()
-        self.faults.configure(rate=doc.get("rate"), kinds=kinds, seed=doc.get("seed"),
-                              routes=doc.get("routes"), slow_seconds=doc.get("slow_seconds"),
-                              timeout_seconds=doc.get("timeout_seconds"))
+        self.faults.configure(
+            rate=doc.get("rate"),
+            kinds=kinds,
+            seed=doc.get("seed"),
+            routes=doc.get("routes"),
+            slow_seconds=doc.get("slow_seconds"),
+            timeout_seconds=doc.get("timeout_seconds"),
+        )
         for item in doc.get("script") or []:
             if not isinstance(item, dict) or "kind" not in item:
-                raise AdminError("each script item needs a kind, e.g. "
-                                 '{"kind": "drop-after", "count": 1, "path": "batch/update"}')
-            self.faults.script(str(item["kind"]), int(item.get("count", 1)),
-                               path=item.get("path"), method=item.get("method"),
-                               delay=item.get("delay"))
+                raise AdminError(
+                    "each script item needs a kind, e.g. "
+                    '{"kind": "drop-after", "count": 1, "path": "batch/update"}'
+                )
+            self.faults.script(
+                str(item["kind"]),
+                int(item.get("count", 1)),
+                path=item.get("path"),
+                method=item.get("method"),
+                delay=item.get("delay"),
+            )
         return self.faults.describe()
 
     def _clock_json(self) -> dict[str, Any]:
@@ -382,9 +405,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         entry = JournalEntry(
-            self.command, split.path, split.query, at=emu.clock.now_epoch(),
-            request_id=str(uuid.uuid4()), body=body, connection=int(self.client_address[1]),
-            headers={k: v for k in emu.journal_headers if (v := headers.get(k)) is not None})
+            self.command,
+            split.path,
+            split.query,
+            at=emu.clock.now_epoch(),
+            request_id=str(uuid.uuid4()),
+            body=body,
+            connection=int(self.client_address[1]),
+            headers={k: v for k in emu.journal_headers if (v := headers.get(k)) is not None},
+        )
         request = Request(self.command, split.path, split.query, body, headers, entry)
         fault = emu.faults.decide(self.command, split.path, emu.fault_kinds(request))
         kind = fault.kind if fault is not None else None

@@ -26,10 +26,22 @@ from .config import (
 from .seed import DEFAULT_STATUS_VALUES, salesforce_record
 from .server import SalesforceEmulator
 
-__all__ = ["DEFAULT_LEAD_STATUSES", "DEFAULT_STATUS_VALUES", "DuplicateRuleDef", "EmulatorClock",
-           "EmulatorConfig", "FaultPlan", "Journal", "JournalEntry", "LeadStatusDef",
-           "RecordTypeDef", "SalesforceEmulator",
-           "generate_jwt_keypair", "salesforce_record", "synthetic_leads"]
+__all__ = [
+    "DEFAULT_LEAD_STATUSES",
+    "DEFAULT_STATUS_VALUES",
+    "DuplicateRuleDef",
+    "EmulatorClock",
+    "EmulatorConfig",
+    "FaultPlan",
+    "Journal",
+    "JournalEntry",
+    "LeadStatusDef",
+    "RecordTypeDef",
+    "SalesforceEmulator",
+    "generate_jwt_keypair",
+    "salesforce_record",
+    "synthetic_leads",
+]
 
 
 def generate_jwt_keypair() -> tuple[bytes, bytes]:
@@ -38,15 +50,18 @@ def generate_jwt_keypair() -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return private, public
 
 
-def synthetic_leads(count: int, *, seed: int = 0,
-                    now: datetime | None = None) -> Iterator[dict[str, Any]]:
+def synthetic_leads(
+    count: int, *, seed: int = 0, now: datetime | None = None
+) -> Iterator[dict[str, Any]]:
     """``count`` Lead records (API field names) from the one lead generator's fast mode
     (:func:`connectors.testing.leads.generate_scale_leads`), deterministic per ``seed`` and
     ``now``; for bulk loads where each lead's own timestamps do not matter."""

@@ -27,16 +27,22 @@ _SCALE = 20_000  # beyond this many leads, the fast generator (less realism)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m connectors.testing.salesforce",
-                                     description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m connectors.testing.salesforce", description=(__doc__ or "").splitlines()[0]
+    )
     add_common_options(parser)
     parser.add_argument("--daily-api-limit", type=int, default=100_000)
-    parser.add_argument("--unrestricted-status", action="store_true",
-                        help="accept any Status value (unrestricted picklist)")
+    parser.add_argument(
+        "--unrestricted-status",
+        action="store_true",
+        help="accept any Status value (unrestricted picklist)",
+    )
     args = parser.parse_args(argv)
     plan = fault_plan(parser, args)
-    config = EmulatorConfig(daily_api_limit=args.daily_api_limit,
-                            restricted_status_picklist=not args.unrestricted_status)
+    config = EmulatorConfig(
+        daily_api_limit=args.daily_api_limit,
+        restricted_status_picklist=not args.unrestricted_status,
+    )
     now = datetime.now(UTC).replace(microsecond=0)
     clock = EmulatorClock(frozen_at=now if args.simulated_clock else None)
     emu = SalesforceEmulator(config, host=args.host, port=args.port, clock=clock, faults=plan)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_LEAD_STATUSES", "DuplicateRuleDef", "EmulatorConfig", "LeadStatusDef",
-           "RecordTypeDef"]
+__all__ = [
+    "DEFAULT_LEAD_STATUSES",
+    "DuplicateRuleDef",
+    "EmulatorConfig",
+    "LeadStatusDef",
+    "RecordTypeDef",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +31,9 @@ class DuplicateRuleDef:
     name: str = "Standard_Lead_Duplicate_Rule"
     match_rule: str = "Standard_Lead_Match_Rule_v1_0"
     field: str = "Email"
-    error_message: str = ("You're creating a duplicate record. We recommend you use an "
-                          "existing record instead.")
+    error_message: str = (
+        "You're creating a duplicate record. We recommend you use an existing record instead."
+    )
 
 
 @dataclass(frozen=True, slots=True)

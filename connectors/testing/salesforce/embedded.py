@@ -20,8 +20,9 @@ __all__ = ["EmbeddedSalesforce", "crm_record", "start"]
 REP_STATUS = "Working - Contacted"
 
 
-def crm_record(lead: Mapping[str, Any], fields: Mapping[str, str],
-               status_values: Mapping[str, str]) -> dict[str, Any]:
+def crm_record(
+    lead: Mapping[str, Any], fields: Mapping[str, str], status_values: Mapping[str, str]
+) -> dict[str, Any]:
     """A canonical demo lead as a Lead record (API field names, Salesforce value types)."""
     return salesforce_record(lead, fields, status_values)
 
@@ -29,8 +30,9 @@ def crm_record(lead: Mapping[str, Any], fields: Mapping[str, str],
 class EmbeddedSalesforce:
     """One seeded emulator; ``server`` is the :class:`SalesforceEmulator` itself."""
 
-    def __init__(self, server: SalesforceEmulator, lead_ids: list[str],
-                 campaigns: dict[str, str]) -> None:
+    def __init__(
+        self, server: SalesforceEmulator, lead_ids: list[str], campaigns: dict[str, str]
+    ) -> None:
         self.server = server
         self.url = server.base_url
         self.lead_ids = lead_ids
@@ -38,10 +40,17 @@ class EmbeddedSalesforce:
 
     def connector_overrides(self) -> dict[str, Any]:
         emu = self.server
-        return {"instance_url": emu.base_url, "token_url": emu.token_url,
-                "auth": {"type": "client_credentials", "client_id": emu.client_id,
-                         "client_secret": emu.client_secret},
-                "ca_bundle": emu.ca_pem_path, "newsletters": dict(self._campaigns)}
+        return {
+            "instance_url": emu.base_url,
+            "token_url": emu.token_url,
+            "auth": {
+                "type": "client_credentials",
+                "client_id": emu.client_id,
+                "client_secret": emu.client_secret,
+            },
+            "ca_bundle": emu.ca_pem_path,
+            "newsletters": dict(self._campaigns),
+        }
 
     def set_status_by_hand(self, lead_id: str) -> str | None:
         lead = self.server.lead(lead_id)
@@ -61,8 +70,12 @@ def start(seed: DemoSeed) -> EmbeddedSalesforce:
         fields = {**DEFAULT_FIELDS, **seed.fields}
         # Each demo lead was last modified when its status was set, so the time-based rules
         # (SAL follow-up, cold nurture) have leads to act on in the first cycle.
-        ids = [emu.add_leads([crm_record(lead, fields, seed.status_values)],
-                             modstamp=seed.modified_at(lead))[0] for lead in seed.leads]
+        ids = [
+            emu.add_leads(
+                [crm_record(lead, fields, seed.status_values)], modstamp=seed.modified_at(lead)
+            )[0]
+            for lead in seed.leads
+        ]
         campaigns = {n: emu.add_campaign(n.title()) for n in seed.newsletters}
     except BaseException:
         emu.stop()

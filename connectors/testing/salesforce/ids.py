@@ -34,7 +34,7 @@ class IdFactory:
 
     def observe(self, record_id: str) -> None:
         """Mint only ids after ``record_id`` from now on (a restored record keeps its id)."""
-        prefix, digits = record_id[:3], record_id[3 + len(self._marker):15]
+        prefix, digits = record_id[:3], record_id[3 + len(self._marker) : 15]
         n = 0
         for ch in digits:
             n = n * 62 + _B62.index(ch)

@@ -12,13 +12,17 @@ __all__ = ["DEFAULT_STATUS_VALUES", "salesforce_record"]
 
 #: Canonical status -> a value of the emulator's default LeadStatus picklist.
 DEFAULT_STATUS_VALUES: dict[str, str] = {
-    "New": "Open - Not Contacted", "Open": "Working - Contacted",
+    "New": "Open - Not Contacted",
+    "Open": "Working - Contacted",
     "Converted": "Closed - Converted",
 }
 
 
-def salesforce_record(lead: Mapping[str, Any], fields: Mapping[str, str] | None = None,
-                      status_values: Mapping[str, str] | None = None) -> dict[str, Any]:
+def salesforce_record(
+    lead: Mapping[str, Any],
+    fields: Mapping[str, str] | None = None,
+    status_values: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """One canonical lead in Lead API field names and Salesforce value types.
 
     ``fields`` maps canonical names to API names (default: the connector's default mapping);

@@ -51,8 +51,7 @@ _COLLECTIONS = re.compile(_V + r"composite/sobjects/?")
 _SINGLE_LEAD = re.compile(_V + r"sobjects/Lead/[0-9A-Za-z]{15,18}/?")
 
 #: Request headers worth remembering (the rest, Authorization above all, are not kept).
-HEADERS_OF_INTEREST = ("sforce-auto-assign", "sforce-duplicate-rule-header",
-                       "sforce-query-options")
+HEADERS_OF_INTEREST = ("sforce-auto-assign", "sforce-duplicate-rule-header", "sforce-query-options")
 
 
 class _RecordFaults:
@@ -90,13 +89,24 @@ class SalesforceEmulator(EmulatorServer):
     json_content_type = "application/json;charset=UTF-8"
     journal_headers = HEADERS_OF_INTEREST
 
-    def __init__(self, config: EmulatorConfig | None = None, *, port: int = 0,
-                 host: str = "127.0.0.1", clock: EmulatorClock | None = None,
-                 faults: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        clock: EmulatorClock | None = None,
+        faults: FaultPlan | None = None,
+    ) -> None:
         self.config = config or EmulatorConfig()
-        super().__init__(host=host, port=port, clock=clock, faults=faults,
-                         journal_limit=self.config.journal_limit,
-                         idle_timeout_seconds=self.config.request_timeout_seconds)
+        super().__init__(
+            host=host,
+            port=port,
+            clock=clock,
+            faults=faults,
+            journal_limit=self.config.journal_limit,
+            idle_timeout_seconds=self.config.request_timeout_seconds,
+        )
         self._ids = IdFactory()
         self.org_id = self._ids.new("00D")
         self.integration_user_id = self._ids.new("005")
@@ -104,8 +114,9 @@ class SalesforceEmulator(EmulatorServer):
         self.integration_username = "integration@syncd.example"
         self.client_id = "3MVG9" + secrets.token_urlsafe(24)
         self.client_secret = secrets.token_hex(32)
-        self.org = Org(self.config, self.clock, self._ids, self.integration_user_id,
-                       self.rep_user_id)
+        self.org = Org(
+            self.config, self.clock, self._ids, self.integration_user_id, self.rep_user_id
+        )
         self.api_usage = self.config.api_usage_start
         self._usage_lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
@@ -147,20 +158,30 @@ class SalesforceEmulator(EmulatorServer):
 
     # -- state, for tests and demos -------------------------------------------------------------
 
-    def add_leads(self, records: Iterable[Mapping[str, Any]], *, by: str | None = None,
-                  modstamp: datetime | None = None) -> list[str]:
+    def add_leads(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        by: str | None = None,
+        modstamp: datetime | None = None,
+    ) -> list[str]:
         """Insert leads given in Salesforce API field names; returns their ids in order."""
         return self.org.add_leads(records, by=by, modstamp=modstamp)
 
-    def commit_late(self, records: Iterable[Mapping[str, Any]], *, seconds_ago: float
-                    ) -> list[str]:
+    def commit_late(self, records: Iterable[Mapping[str, Any]], *, seconds_ago: float) -> list[str]:
         """Insert leads stamped ``seconds_ago`` in the past, as a long transaction would commit
         rows earlier than records already visible (crm-api A3.2)."""
         at = datetime.fromtimestamp(self.clock.now_second() - seconds_ago, tz=UTC)
         return self.org.add_leads(records, modstamp=at)
 
-    def update_lead(self, lead_id: str, fields: Mapping[str, Any], *, by: str | None = None,
-                    modstamp: datetime | None = None) -> None:
+    def update_lead(
+        self,
+        lead_id: str,
+        fields: Mapping[str, Any],
+        *,
+        by: str | None = None,
+        modstamp: datetime | None = None,
+    ) -> None:
         """Simulate a rep's edit: bumps SystemModstamp, LastModifiedById = ``by`` (a rep)."""
         self.org.update_lead(lead_id, fields, by=by or self.rep_user_id, modstamp=modstamp)
 
@@ -205,23 +226,31 @@ class SalesforceEmulator(EmulatorServer):
         with self._usage_lock:
             self.api_usage = used
 
-    def seed_leads(self, leads: Iterable[Mapping[str, Any]], *,
-                   fields: Mapping[str, str] | None = None,
-                   status_values: Mapping[str, str] | None = None) -> list[str]:
+    def seed_leads(
+        self,
+        leads: Iterable[Mapping[str, Any]],
+        *,
+        fields: Mapping[str, str] | None = None,
+        status_values: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Insert canonical leads (:mod:`connectors.testing.leads`), each last modified when
         its status was set; returns their ids in order."""
         ids: list[str] = []
         for lead in leads:
             stamp = lead.get("_status_changed_at") or lead.get("created_at")
-            ids += self.org.add_leads([salesforce_record(lead, fields, status_values)],
-                                      modstamp=stamp.replace(microsecond=0) if stamp else None)
+            ids += self.org.add_leads(
+                [salesforce_record(lead, fields, status_values)],
+                modstamp=stamp.replace(microsecond=0) if stamp else None,
+            )
         return ids
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to resume this org in another process (:meth:`restore`)."""
-        return {"credentials": {"client_id": self.client_id,
-                                "client_secret": self.client_secret},
-                "org": self.org.export(), "api_usage": self.api_usage}
+        return {
+            "credentials": {"client_id": self.client_id, "client_secret": self.client_secret},
+            "org": self.org.export(),
+            "api_usage": self.api_usage,
+        }
 
     def restore(self, doc: Mapping[str, Any]) -> None:
         """Resume the org a :meth:`snapshot` describes (before :meth:`start`). The org, user
@@ -234,12 +263,19 @@ class SalesforceEmulator(EmulatorServer):
     # -- admin API --------------------------------------------------------------------------
 
     def admin_info(self) -> dict[str, Any]:
-        return {"crm": self.crm, "url": self.base_url, "base_url": self.base_url,
-                "token_url": self.token_url, "ca_pem_path": self.ca_pem_path,
-                "client_id": self.client_id, "client_secret": self.client_secret,
-                "integration_user_id": self.integration_user_id,
-                "rep_user_id": self.rep_user_id, "leads": self.lead_count,
-                "campaigns": {row[1]: cid for cid, row in self.org.campaigns.items()}}
+        return {
+            "crm": self.crm,
+            "url": self.base_url,
+            "base_url": self.base_url,
+            "token_url": self.token_url,
+            "ca_pem_path": self.ca_pem_path,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "integration_user_id": self.integration_user_id,
+            "rep_user_id": self.rep_user_id,
+            "leads": self.lead_count,
+            "campaigns": {row[1]: cid for cid, row in self.org.campaigns.items()},
+        }
 
     def admin_state(self) -> dict[str, Any]:
         with self.org.lock:
@@ -249,20 +285,36 @@ class SalesforceEmulator(EmulatorServer):
             members = list(self.org.members.values())
         out_leads = []
         for lead in leads:
-            out_leads.append({
-                "id": lead["Id"], "status": lead["Status"],
-                "last_modified_by": lead["LastModifiedById"],
-                "modified_by_integration": lead["LastModifiedById"] == self.integration_user_id,
-                "modified_at": _json_value(lead["SystemModstamp"]),
-                "deleted": bool(lead["IsDeleted"]), "converted": bool(lead["IsConverted"]),
-                "fields": {k: _json_value(v) for k, v in lead.items() if v is not None}})
+            out_leads.append(
+                {
+                    "id": lead["Id"],
+                    "status": lead["Status"],
+                    "last_modified_by": lead["LastModifiedById"],
+                    "modified_by_integration": lead["LastModifiedById"] == self.integration_user_id,
+                    "modified_at": _json_value(lead["SystemModstamp"]),
+                    "deleted": bool(lead["IsDeleted"]),
+                    "converted": bool(lead["IsConverted"]),
+                    "fields": {k: _json_value(v) for k, v in lead.items() if v is not None},
+                }
+            )
         pairs = [(row[1], row[2]) for row in members]
-        return {"crm": self.crm, "now": self.clock.now().isoformat(), "leads": out_leads,
-                "memberships": [{"campaign_id": cid, "campaign": campaigns.get(cid),
-                                 "lead_id": lid, "member_id": row[0]}
-                                for row, (cid, lid) in zip(members, pairs, strict=True)],
-                "duplicate_memberships": sorted({f"{c}/{lead}" for c, lead in pairs
-                                                 if pairs.count((c, lead)) > 1})}
+        return {
+            "crm": self.crm,
+            "now": self.clock.now().isoformat(),
+            "leads": out_leads,
+            "memberships": [
+                {
+                    "campaign_id": cid,
+                    "campaign": campaigns.get(cid),
+                    "lead_id": lid,
+                    "member_id": row[0],
+                }
+                for row, (cid, lid) in zip(members, pairs, strict=True)
+            ],
+            "duplicate_memberships": sorted(
+                {f"{c}/{lead}" for c, lead in pairs if pairs.count((c, lead)) > 1}
+            ),
+        }
 
     def admin_edit(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """A person edits a lead: ``{"id": "00Q...", "status": "...", "fields": {...}}``."""
@@ -277,9 +329,12 @@ class SalesforceEmulator(EmulatorServer):
         except (KeyError, ValueError) as e:
             raise AdminError(f"cannot edit lead {lead_id}: {e}") from None
         lead = self.lead(lead_id)
-        return {"id": lead_id, "status": lead["Status"],
-                "last_modified_by": lead["LastModifiedById"],
-                "modified_at": _json_value(lead["SystemModstamp"])}
+        return {
+            "id": lead_id,
+            "status": lead["Status"],
+            "last_modified_by": lead["LastModifiedById"],
+            "modified_at": _json_value(lead["SystemModstamp"]),
+        }
 
     # -- faults ---------------------------------------------------------------------------------
 
@@ -290,8 +345,9 @@ class SalesforceEmulator(EmulatorServer):
         if not request.path.startswith("/services/data/"):
             return frozenset()
         kinds = transport | {"429", "401"}
-        if request.method == "PATCH" and (_COLLECTIONS.fullmatch(request.path)
-                                          or _SINGLE_LEAD.fullmatch(request.path)):
+        if request.method == "PATCH" and (
+            _COLLECTIONS.fullmatch(request.path) or _SINGLE_LEAD.fullmatch(request.path)
+        ):
             kinds.add("lock")
         return frozenset(kinds)
 
@@ -301,23 +357,32 @@ class SalesforceEmulator(EmulatorServer):
             # comes and goes is the org's concurrent long-running request limit; the daily limit
             # is not random, it follows the usage counter (EmulatorConfig.api_usage_start).
             # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
-            return Response(403, [{"message": "ConcurrentRequests (Concurrent API Requests) "
-                                              "Limit exceeded.",
-                                   "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+            return Response(
+                403,
+                [
+                    {
+                        "message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+                        "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                    }
+                ],
+            )
         if kind == "401":
             self.expire_sessions()  # the session really ends: the client must log in again
-            return Response(401, [{"message": "Session expired or invalid",
-                                   "errorCode": "INVALID_SESSION_ID"}])
+            return Response(
+                401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+            )
         return Response(503, HTML_503, content_type="text/html")
 
     def status_response(self, status: int, request: Request) -> Response:
         if status == 503:
             return Response(503, HTML_503, content_type="text/html")
         if status == 401:
-            return Response(401, [{"message": "Session expired or invalid",
-                                   "errorCode": "INVALID_SESSION_ID"}])
-        return Response(status, [{"message": "An unexpected error occurred.",
-                                  "errorCode": "UNKNOWN_EXCEPTION"}])
+            return Response(
+                401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+            )
+        return Response(
+            status, [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}]
+        )
 
     # -- request handling -------------------------------------------------------------------
 
@@ -326,14 +391,16 @@ class SalesforceEmulator(EmulatorServer):
             return Response(exc.status, exc.body())
         log.error("emulator failed on %s %s", request.method, request.path, exc_info=exc)
         # A bug in the emulator: answer like Salesforce's 500, keep serving.
-        return Response(500, [{"message": "An unexpected error occurred.",
-                               "errorCode": "UNKNOWN_EXCEPTION"}])
+        return Response(
+            500, [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}]
+        )
 
     def response_headers(self, request: Request, status: int) -> dict[str, str]:
         if request.path.startswith("/services/data/"):
             # Every REST response carries the org's usage (crm-api A11).
-            return {"Sforce-Limit-Info": f"api-usage={self.api_usage}/"
-                                         f"{self.config.daily_api_limit}"}
+            return {
+                "Sforce-Limit-Info": f"api-usage={self.api_usage}/{self.config.daily_api_limit}"
+            }
         return {}
 
     def before_route(self, request: Request) -> Response | None:
@@ -344,8 +411,12 @@ class SalesforceEmulator(EmulatorServer):
         m = _DATA.match(request.path)
         if m is not None and float(m.group("ver")) < self.config.retired_below:
             # A retired version answers 410 GONE (docs/crm-api.md#a12).
-            raise ApiError(410, "GONE", f"API version {m.group('ver')} has been retired and is "
-                                        "no longer available; use a supported version")
+            raise ApiError(
+                410,
+                "GONE",
+                f"API version {m.group('ver')} has been retired and is "
+                "no longer available; use a supported version",
+            )
         if m is None or m.group("ver") not in self.config.api_versions:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         self._authenticate(request.headers)
@@ -365,8 +436,9 @@ class SalesforceEmulator(EmulatorServer):
             session = self._sessions.get(token)
             ttl, max_calls = self.config.session_ttl_seconds, self.config.session_max_calls
             if session is not None and (
-                    (ttl is not None and self.clock.now_epoch() - session.issued > ttl)
-                    or (max_calls is not None and session.calls >= max_calls)):
+                (ttl is not None and self.clock.now_epoch() - session.issued > ttl)
+                or (max_calls is not None and session.calls >= max_calls)
+            ):
                 del self._sessions[token]
                 session = None
             if session is None:
@@ -376,8 +448,9 @@ class SalesforceEmulator(EmulatorServer):
     def _query(self, req: Request, kind: str) -> Response:
         soql = (req.params.get("q") or [""])[0]
         req.entry.soql = soql
-        page = self.org.query(soql, include_deleted=kind == "queryAll",
-                              batch_size=_batch_size(req.headers))
+        page = self.org.query(
+            soql, include_deleted=kind == "queryAll", batch_size=_batch_size(req.headers)
+        )
         req.entry.records = len(page["records"])
         return Response(200, page)
 
@@ -392,16 +465,23 @@ class SalesforceEmulator(EmulatorServer):
     def _versions(self, req: Request) -> Response:
         """``GET /services/data/``: the versions this org serves, oldest first."""
         versions = sorted(self.config.api_versions, key=float)
-        return Response(200, [{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v}
-                              for v in versions])
+        return Response(
+            200, [{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v} for v in versions]
+        )
 
     def _status_picklist(self, req: Request, record_type_id: str) -> Response:
         return Response(200, self.org.status_picklist(record_type_id))
 
     def _limits(self, req: Request) -> Response:
-        return Response(200, {"DailyApiRequests": {
-            "Max": self.config.daily_api_limit,
-            "Remaining": self.config.daily_api_limit - self.api_usage}})
+        return Response(
+            200,
+            {
+                "DailyApiRequests": {
+                    "Max": self.config.daily_api_limit,
+                    "Remaining": self.config.daily_api_limit - self.api_usage,
+                }
+            },
+        )
 
     def _token_route(self, req: Request) -> Response:
         status, payload = self._token(req.body, req.headers)
@@ -410,16 +490,20 @@ class SalesforceEmulator(EmulatorServer):
     def _record_faults(self, req: Request, ids: list[str]) -> _RecordFaults:
         """The per-record faults of this update; a ``lock`` fault locks some of its records
         (as another transaction would) for this request only."""
-        locked = set(self.faults.sample(ids)) if (
-            req.fault is not None and req.fault.kind == "lock") else set()
+        locked = (
+            set(self.faults.sample(ids))
+            if (req.fault is not None and req.fault.kind == "lock")
+            else set()
+        )
         return _RecordFaults(self.faults, locked)
 
     def _collections(self, req: Request) -> Response:
         try:
             doc = json.loads(req.body or b"{}")
         except ValueError:
-            raise ApiError(400, "JSON_PARSER_ERROR", "Unexpected character in request body") \
-                from None
+            raise ApiError(
+                400, "JSON_PARSER_ERROR", "Unexpected character in request body"
+            ) from None
         records = doc.get("records") if isinstance(doc, dict) else None
         if not isinstance(records, list):
             raise ApiError(400, "INVALID_FIELD", "records: required field missing")
@@ -427,18 +511,26 @@ class SalesforceEmulator(EmulatorServer):
         limit = self.config.max_collection_records
         if len(records) > limit:
             # Collections take at most 200 records (crm-api A5).
-            raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more "
-                                                     f"than {limit} records into this call")
+            raise ApiError(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {limit} records into this call",
+            )
         all_or_none = bool(doc.get("allOrNone", False))
         if req.method == "PATCH":
             ids = [str(r.get("id")) for r in records if isinstance(r, dict)]
             req.entry.record_ids = tuple(ids)
-            allow = "allowsave=true" in (req.headers.get("sforce-duplicate-rule-header") or ""
-                                         ).replace(" ", "").lower()
-            results = self.org.update_via_api(records, all_or_none=all_or_none,
-                                              user_id=self.integration_user_id,
-                                              locks=self._record_faults(req, ids),
-                                              allow_duplicates=allow)
+            allow = (
+                "allowsave=true"
+                in (req.headers.get("sforce-duplicate-rule-header") or "").replace(" ", "").lower()
+            )
+            results = self.org.update_via_api(
+                records,
+                all_or_none=all_or_none,
+                user_id=self.integration_user_id,
+                locks=self._record_faults(req, ids),
+                allow_duplicates=allow,
+            )
         else:
             results = self.org.insert_via_api(records, all_or_none=all_or_none)
         req.entry.written = tuple(str(r["id"]) for r in results if r.get("success"))
@@ -455,8 +547,12 @@ class SalesforceEmulator(EmulatorServer):
             raise ApiError(400, "MALFORMED_QUERY", "ids: required parameter missing")
         req.entry.records, req.entry.record_ids = len(ids), tuple(ids)
         if len(ids) > self.config.max_collection_records:
-            raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more "
-                           f"than {self.config.max_collection_records} records into this call")
+            raise ApiError(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                "record limit reached. cannot submit more "
+                f"than {self.config.max_collection_records} records into this call",
+            )
         all_or_none = (req.params.get("allOrNone") or ["false"])[0].lower() == "true"
         results = self.org.delete_members_via_api(ids, all_or_none=all_or_none)
         req.entry.written = tuple(str(r["id"]) for r in results if r.get("success"))
@@ -472,24 +568,40 @@ class SalesforceEmulator(EmulatorServer):
         try:
             doc = json.loads(req.body or b"{}")
         except ValueError:
-            raise ApiError(400, "JSON_PARSER_ERROR", "Unexpected character in request body") \
-                from None
+            raise ApiError(
+                400, "JSON_PARSER_ERROR", "Unexpected character in request body"
+            ) from None
         if not isinstance(doc, dict):
             raise ApiError(400, "JSON_PARSER_ERROR", "the request body must be a JSON object")
         req.entry.records = 1
         req.entry.record_ids = (lead_id,)
         if lead_id not in self.org.leads:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        record = {**{k: v for k, v in doc.items() if k not in ("attributes", "id", "Id")},
-                  "attributes": {"type": "Lead"}, "id": lead_id}
-        [result] = self.org.update_via_api([record], all_or_none=True,
-                                           user_id=self.integration_user_id,
-                                           locks=self._record_faults(req, [lead_id]))
+        record = {
+            **{k: v for k, v in doc.items() if k not in ("attributes", "id", "Id")},
+            "attributes": {"type": "Lead"},
+            "id": lead_id,
+        }
+        [result] = self.org.update_via_api(
+            [record],
+            all_or_none=True,
+            user_id=self.integration_user_id,
+            locks=self._record_faults(req, [lead_id]),
+        )
         if result["success"]:
             req.entry.written = (lead_id,)
             return Response(204)
-        return Response(400, [{"message": e["message"], "errorCode": e["statusCode"],
-                               "fields": e.get("fields", [])} for e in result["errors"]])
+        return Response(
+            400,
+            [
+                {
+                    "message": e["message"],
+                    "errorCode": e["statusCode"],
+                    "fields": e.get("fields", []),
+                }
+                for e in result["errors"]
+            ],
+        )
 
     # -- OAuth ----------------------------------------------------------------------------------
 
@@ -503,28 +615,40 @@ class SalesforceEmulator(EmulatorServer):
                 with contextlib.suppress(ValueError):
                     cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
                     cid, secret = unquote_plus(cid), unquote_plus(secret)
-            if not (cid == self.client_id and secret is not None
-                    and hmac.compare_digest(secret, self.client_secret)):
-                return 400, {"error": "invalid_client",
-                             "error_description": "invalid client credentials"}
+            if not (
+                cid == self.client_id
+                and secret is not None
+                and hmac.compare_digest(secret, self.client_secret)
+            ):
+                return 400, {
+                    "error": "invalid_client",
+                    "error_description": "invalid client credentials",
+                }
             return 200, self._issue(self.integration_user_id)
         if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             user = self._verify_assertion(form.get("assertion") or "")
             if user is None:
                 return 400, {"error": "invalid_grant", "error_description": "invalid assertion"}
             return 200, self._issue(user)
-        return 400, {"error": "unsupported_grant_type",
-                     "error_description": "grant type not supported"}
+        return 400, {
+            "error": "unsupported_grant_type",
+            "error_description": "grant type not supported",
+        }
 
     def _verify_assertion(self, assertion: str) -> str | None:
         key = self.config.jwt_public_key_pem
         if key is None:
             return None
-        audiences = ["https://login.salesforce.com", "https://test.salesforce.com",
-                     self.base_url]
+        audiences = ["https://login.salesforce.com", "https://test.salesforce.com", self.base_url]
         try:
-            claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=audiences,
-                                issuer=self.client_id, options={"require": ["exp", "sub"]})
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["RS256"],
+                audience=audiences,
+                issuer=self.client_id,
+                options={"require": ["exp", "sub"]},
+            )
         except jwt.PyJWTError:
             return None
         users = {self.integration_username: self.integration_user_id, **self.config.usernames}
@@ -537,11 +661,18 @@ class SalesforceEmulator(EmulatorServer):
             self._sessions[token] = _Session(user_id, now)
         issued_at = str(int(now * 1000))
         identity = f"{self.base_url}/id/{self.org_id}/{user_id}"
-        signature = base64.b64encode(hmac.new(self._signing_key, (identity + issued_at).encode(),
-                                              hashlib.sha256).digest()).decode()
-        return {"access_token": token, "instance_url": self.base_url, "id": identity,
-                "token_type": "Bearer", "issued_at": issued_at, "signature": signature,
-                "scope": "api"}
+        signature = base64.b64encode(
+            hmac.new(self._signing_key, (identity + issued_at).encode(), hashlib.sha256).digest()
+        ).decode()
+        return {
+            "access_token": token,
+            "instance_url": self.base_url,
+            "id": identity,
+            "token_type": "Bearer",
+            "issued_at": issued_at,
+            "signature": signature,
+            "scope": "api",
+        }
 
 
 def _batch_size(headers: Mapping[str, str]) -> int | None:
@@ -559,16 +690,19 @@ def _json_value(value: Any) -> Any:
 SalesforceEmulator.routes = (
     Route.of("POST", re.escape(_TOKEN_PATH), SalesforceEmulator._token_route),
     Route.of("GET", _V + r"(query|queryAll)/?", SalesforceEmulator._query),
-    Route.of("GET", _V + r"(?:query|queryAll)/([0-9A-Za-z]+)-(\d+)/?",
-             SalesforceEmulator._query_more),
+    Route.of(
+        "GET", _V + r"(?:query|queryAll)/([0-9A-Za-z]+)-(\d+)/?", SalesforceEmulator._query_more
+    ),
     Route.of("GET", _V + r"sobjects/Lead/describe/?", SalesforceEmulator._describe),
     Route.of("PATCH", _COLLECTIONS.pattern, SalesforceEmulator._collections),
     Route.of("POST", _COLLECTIONS.pattern, SalesforceEmulator._collections),
     Route.of("DELETE", _COLLECTIONS.pattern, SalesforceEmulator._delete_collection),
-    Route.of("PATCH", _V + r"sobjects/Lead/([0-9A-Za-z]{15,18})/?",
-             SalesforceEmulator._update_one),
+    Route.of("PATCH", _V + r"sobjects/Lead/([0-9A-Za-z]{15,18})/?", SalesforceEmulator._update_one),
     Route.of("GET", _V + r"limits/?", SalesforceEmulator._limits),
     Route.of("GET", re.escape(_VERSIONS_PATH) + r"/?", SalesforceEmulator._versions),
-    Route.of("GET", _V + r"ui-api/object-info/Lead/picklist-values/([0-9A-Za-z]{15,18})/Status/?",
-             SalesforceEmulator._status_picklist),
+    Route.of(
+        "GET",
+        _V + r"ui-api/object-info/Lead/picklist-values/([0-9A-Za-z]{15,18})/Status/?",
+        SalesforceEmulator._status_picklist,
+    ),
 )

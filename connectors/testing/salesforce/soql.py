@@ -38,7 +38,8 @@ class SoqlError(Exception):
         self.message = message
 
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
@@ -47,10 +48,30 @@ _TOKEN = re.compile(r"""
   | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
   | (?P<op><=|>=|!=|<>|=|<|>)
   | (?P<punct>[(),])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
-_KEYWORDS = {"select", "from", "where", "and", "or", "not", "in", "order", "by", "limit", "asc",
-             "desc", "nulls", "first", "last", "true", "false", "null"}
+_KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "not",
+    "in",
+    "order",
+    "by",
+    "limit",
+    "asc",
+    "desc",
+    "nulls",
+    "first",
+    "last",
+    "true",
+    "false",
+    "null",
+}
 _UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
 
 
@@ -67,7 +88,7 @@ def _tokenize(text: str) -> list[Tok]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
-            raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{text[pos:pos + 10]}'")
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{text[pos : pos + 10]}'")
         kind = m.lastgroup or ""
         if kind != "ws":
             toks.append(Tok(kind, m.group(), pos))
@@ -87,6 +108,7 @@ def parse_datetime_literal(text: str) -> float:
 
 
 # --- AST -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Literal:
@@ -288,6 +310,7 @@ class _Parser:
 
 # --- compilation ---------------------------------------------------------------------------
 
+
 @dataclass(slots=True)
 class CompiledQuery:
     """A parsed query bound to an object schema."""
@@ -306,7 +329,9 @@ class CompiledQuery:
         """True when ORDER BY is absent or (SystemModstamp, Id) ascending: the index order."""
         ms, rid = self.schema.column("SystemModstamp"), self.schema.column("Id")
         return not self.order_by or [(c, d) for c, d, _ in self.order_by] == [
-            (ms, False), (rid, False)]
+            (ms, False),
+            (rid, False),
+        ]
 
 
 def compile_query(text: str) -> CompiledQuery:
@@ -318,17 +343,23 @@ def compile_query(text: str) -> CompiledQuery:
     parsed = _Parser(text).parse()
     schema = SCHEMAS.get(parsed.sobject.lower())
     if schema is None:
-        raise SoqlError("INVALID_TYPE", f"sObject type '{parsed.sobject}' is not supported. "
-                                        "If you are attempting to use a custom object, be sure "
-                                        "to append the '__c' after the entity name.")
+        raise SoqlError(
+            "INVALID_TYPE",
+            f"sObject type '{parsed.sobject}' is not supported. "
+            "If you are attempting to use a custom object, be sure "
+            "to append the '__c' after the entity name.",
+        )
 
     def col(name: str) -> int:
         c = schema.column(name)
         if c is None:
-            raise SoqlError("INVALID_FIELD", f"No such column '{name}' on entity "
-                                             f"'{schema.name}'. If you are attempting to use a "
-                                             "custom field, be sure to append the '__c' after "
-                                             "the custom field name.")
+            raise SoqlError(
+                "INVALID_FIELD",
+                f"No such column '{name}' on entity "
+                f"'{schema.name}'. If you are attempting to use a "
+                "custom field, be sure to append the '__c' after "
+                "the custom field name.",
+            )
         return c
 
     columns = [col(f) for f in parsed.fields]
@@ -337,13 +368,18 @@ def compile_query(text: str) -> CompiledQuery:
     refs_deleted = parsed.where is not None and _mentions(parsed.where, "isdeleted")
     bounds = _bounds(parsed.where, "systemmodstamp") if parsed.where is not None else (None, None)
     after = _keyset_after(parsed.where) if parsed.where is not None else None
-    return CompiledQuery(schema, columns, predicate, order, parsed.limit, bounds, refs_deleted,
-                         after)
+    return CompiledQuery(
+        schema, columns, predicate, order, parsed.limit, bounds, refs_deleted, after
+    )
 
 
 def _is(node: Any, field: str, op: str, kind: str) -> bool:
-    return (isinstance(node, Compare) and node.field.lower() == field and node.op == op
-            and node.value.kind == kind)
+    return (
+        isinstance(node, Compare)
+        and node.field.lower() == field
+        and node.op == op
+        and node.value.kind == kind
+    )
 
 
 def _keyset_after(node: Any) -> tuple[float, str] | None:
@@ -356,14 +392,21 @@ def _keyset_after(node: Any) -> tuple[float, str] | None:
         gt, tie = term.items
         if not _is(gt, "systemmodstamp", ">", "datetime"):
             gt, tie = tie, gt
-        if not (_is(gt, "systemmodstamp", ">", "datetime") and isinstance(tie, BoolOp)
-                and tie.op == "and" and len(tie.items) == 2):
+        if not (
+            _is(gt, "systemmodstamp", ">", "datetime")
+            and isinstance(tie, BoolOp)
+            and tie.op == "and"
+            and len(tie.items) == 2
+        ):
             continue
         eq, idc = tie.items
         if not _is(eq, "systemmodstamp", "=", "datetime"):
             eq, idc = idc, eq
-        if (_is(eq, "systemmodstamp", "=", "datetime") and _is(idc, "id", ">", "string")
-                and eq.value.value == gt.value.value):
+        if (
+            _is(eq, "systemmodstamp", "=", "datetime")
+            and _is(idc, "id", ">", "string")
+            and eq.value.value == gt.value.value
+        ):
             return (gt.value.value, idc.value.value)
     return None
 
@@ -396,8 +439,10 @@ def _coerce(lit: Literal, kind: str, name: str) -> Any:
     }[kind]
     if not ok:
         quoted = " and should not be enclosed in quotes" if lit.kind == "string" else ""
-        raise SoqlError("INVALID_FIELD", f"value of filter criterion for field '{name}' must be "
-                                         f"of type {kind}{quoted}")
+        raise SoqlError(
+            "INVALID_FIELD",
+            f"value of filter criterion for field '{name}' must be of type {kind}{quoted}",
+        )
     return lit.value
 
 
@@ -415,8 +460,9 @@ def _compile(node: Any, schema: ObjectSchema, col: Callable[[str], int]) -> Call
     # SOQL string equality is case-insensitive, except on ids (we compare ids exactly so that
     # ORDER BY Id and Id > :last agree).
     fold = fdef.kind == "string" and fdef.type not in ("id", "reference")
-    norm: Callable[[Any], Any] = (lambda v: v.lower() if isinstance(v, str) else v) if fold \
-        else (lambda v: v)
+    norm: Callable[[Any], Any] = (
+        (lambda v: v.lower() if isinstance(v, str) else v) if fold else (lambda v: v)
+    )
     if isinstance(node, InList):
         values = {norm(_coerce(v, fdef.kind, fdef.name)) for v in node.values}
         if node.negated:
@@ -434,12 +480,17 @@ def _compile(node: Any, schema: ObjectSchema, col: Callable[[str], int]) -> Call
         return lambda row: norm(row[c]) == value
     if op == "!=":
         return lambda row: norm(row[c]) != value
-    cmp: Callable[[Any], bool] = {"<": lambda a: a < value, "<=": lambda a: a <= value,
-           ">": lambda a: a > value, ">=": lambda a: a >= value}[op]
+    cmp: Callable[[Any], bool] = {
+        "<": lambda a: a < value,
+        "<=": lambda a: a <= value,
+        ">": lambda a: a > value,
+        ">=": lambda a: a >= value,
+    }[op]
 
     def compare(row: Row) -> bool:
         v = row[c]
         return v is not None and cmp(norm(v))
+
     return compare
 
 
@@ -447,8 +498,9 @@ def _bounds(node: Any, field: str) -> tuple[float | None, float | None]:
     """Conservative inclusive (lower, upper) bounds on ``field`` implied by a WHERE clause."""
     if isinstance(node, Compare) and node.field.lower() == field and node.value.kind == "datetime":
         v = node.value.value
-        return {"=": (v, v), ">": (v, None), ">=": (v, None), "<": (None, v),
-                "<=": (None, v)}.get(node.op, (None, None))
+        return {"=": (v, v), ">": (v, None), ">=": (v, None), "<": (None, v), "<=": (None, v)}.get(
+            node.op, (None, None)
+        )
     if isinstance(node, BoolOp):
         sub = [_bounds(i, field) for i in node.items]
         los = [lo for lo, _ in sub]
@@ -457,8 +509,10 @@ def _bounds(node: Any, field: str) -> tuple[float | None, float | None]:
             lo_known = [x for x in los if x is not None]
             hi_known = [x for x in his if x is not None]
             return (max(lo_known) if lo_known else None, min(hi_known) if hi_known else None)
-        return (None if None in los else min(los),  # type: ignore[type-var]
-                None if None in his else max(his))  # type: ignore[type-var]
+        return (
+            None if None in los else min(los),  # type: ignore[type-var]
+            None if None in his else max(his),  # type: ignore[type-var]
+        )
     return (None, None)
 
 

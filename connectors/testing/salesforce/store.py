@@ -39,22 +39,31 @@ __all__ = ["ApiError", "Org"]
 Row = tuple[Any, ...]
 
 _L = {f.name: i for i, f in enumerate(LEAD.fields)}
-_ID, _MS, _DEL, _CONV, _STATUS = _L["Id"], _L["SystemModstamp"], _L["IsDeleted"], \
-    _L["IsConverted"], _L["Status"]
+_ID, _MS, _DEL, _CONV, _STATUS = (
+    _L["Id"],
+    _L["SystemModstamp"],
+    _L["IsDeleted"],
+    _L["IsConverted"],
+    _L["Status"],
+)
 _LMD, _LMB, _MASTER = _L["LastModifiedDate"], _L["LastModifiedById"], _L["MasterRecordId"]
 _RT = _L["RecordTypeId"]
 
 #: What an org's trigger reports when its automation exceeds a governor limit mid-batch.
-CPU_LIMIT_MESSAGE = ("LeadTrigger: execution of AfterUpdate caused by: System.LimitException: "
-                     "Apex CPU time limit exceeded")
+CPU_LIMIT_MESSAGE = (
+    "LeadTrigger: execution of AfterUpdate caused by: System.LimitException: "
+    "Apex CPU time limit exceeded"
+)
 _CM = {f.name: i for i, f in enumerate(CAMPAIGN_MEMBER.fields)}
 
 
 def _order_key(col: int, nones_low: bool) -> Callable[[Row], tuple[bool, Any]]:
     """Sort key of one ORDER BY column, nulls placed as ``NULLS FIRST/LAST`` asks."""
+
     def key(row: Row) -> tuple[bool, Any]:
         value = row[col]
         return (value is not None) if nones_low else (value is None), value
+
     return key
 
 
@@ -72,16 +81,24 @@ class ApiError(Exception):
 
 
 def _failure(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
-    return {"success": False, "errors": [{"statusCode": code, "message": message,
-                                          "fields": fields or []}]}
+    return {
+        "success": False,
+        "errors": [{"statusCode": code, "message": message, "fields": fields or []}],
+    }
 
 
 def _rolled_back(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """allOrNone: the records that would have succeeded are rolled back (crm-api A5)."""
-    return [r if not r["success"] else _failure(
-        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-        "Record rolled back because not all records were valid and the request was using "
-        "AllOrNone header") for r in results]
+    return [
+        r
+        if not r["success"]
+        else _failure(
+            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+            "Record rolled back because not all records were valid and the request was using "
+            "AllOrNone header",
+        )
+        for r in results
+    ]
 
 
 def _to_epoch_seconds(value: object) -> int:
@@ -147,8 +164,7 @@ def to_python(fdef: FieldDef, value: Any) -> Any:
 
 
 def _row_json(schema: ObjectSchema, row: Row) -> dict[str, Any]:
-    return {f.name: to_wire(f, row[i]) for i, f in enumerate(schema.fields)
-            if row[i] is not None}
+    return {f.name: to_wire(f, row[i]) for i, f in enumerate(schema.fields) if row[i] is not None}
 
 
 def _row_from_json(schema: ObjectSchema, item: Mapping[str, Any]) -> Row:
@@ -171,8 +187,14 @@ class _Locator:
 class Org:
     """All data of one emulated org. Every public method is atomic (one re-entrant lock)."""
 
-    def __init__(self, config: EmulatorConfig, clock: EmulatorClock, ids: IdFactory,
-                 integration_user_id: str, default_user_id: str) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        clock: EmulatorClock,
+        ids: IdFactory,
+        integration_user_id: str,
+        default_user_id: str,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.ids = ids
@@ -188,17 +210,27 @@ class Org:
         self.member_keys: dict[tuple[str, str], str] = {}
         self.locators: OrderedDict[str, _Locator] = OrderedDict()
         for order, s in enumerate(config.lead_statuses, start=1):
-            self.statuses.append((ids.new("01J"), s.api_name, s.label or s.api_name,
-                                  s.is_converted, s.is_default, order))
+            self.statuses.append(
+                (
+                    ids.new("01J"),
+                    s.api_name,
+                    s.label or s.api_name,
+                    s.is_converted,
+                    s.is_default,
+                    order,
+                )
+            )
         #: RecordType rows, and the Status values each record type allows (None: all).
         self.record_types: list[Row] = []
         self.record_type_statuses: dict[str, frozenset[str] | None] = {}
         for rt in config.record_types:
             rt_id = ids.new("012")
-            self.record_types.append((rt_id, rt.label or rt.developer_name, rt.developer_name,
-                                      "Lead", True))
-            self.record_type_statuses[rt_id] = (None if rt.statuses is None
-                                                else frozenset(rt.statuses))
+            self.record_types.append(
+                (rt_id, rt.label or rt.developer_name, rt.developer_name, "Lead", True)
+            )
+            self.record_type_statuses[rt_id] = (
+                None if rt.statuses is None else frozenset(rt.statuses)
+            )
 
     def record_type_id(self, developer_name: str) -> str:
         """The id of the record type ``developer_name`` (for tests and seeds)."""
@@ -266,8 +298,13 @@ class Org:
     def _stamp(self, modstamp: datetime | None) -> int:
         return self.clock.now_second() if modstamp is None else int(modstamp.timestamp())
 
-    def add_leads(self, records: Iterable[Mapping[str, Any]], *, by: str | None = None,
-                  modstamp: datetime | None = None) -> list[str]:
+    def add_leads(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        by: str | None = None,
+        modstamp: datetime | None = None,
+    ) -> list[str]:
         """Insert leads (API field names); ``modstamp`` back-dates them (a late commit)."""
         out: list[str] = []
         with self.lock:
@@ -283,9 +320,15 @@ class Org:
                 rid = self.ids.new("00Q")
                 values[_ID] = rid
                 values[_STATUS] = values[_STATUS] or self.default_status
-                defaults = {"OwnerId": user, "CreatedDate": now, "CreatedById": user,
-                            "LastModifiedDate": now, "LastModifiedById": user,
-                            "IsDeleted": False, "IsConverted": False}
+                defaults = {
+                    "OwnerId": user,
+                    "CreatedDate": now,
+                    "CreatedById": user,
+                    "LastModifiedDate": now,
+                    "LastModifiedById": user,
+                    "IsDeleted": False,
+                    "IsConverted": False,
+                }
                 for name, value in defaults.items():
                     if values[_L[name]] is None:
                         values[_L[name]] = value
@@ -294,8 +337,9 @@ class Org:
                 out.append(rid)
         return out
 
-    def update_lead(self, rid: str, fields: Mapping[str, Any], *, by: str,
-                    modstamp: datetime | None = None) -> None:
+    def update_lead(
+        self, rid: str, fields: Mapping[str, Any], *, by: str, modstamp: datetime | None = None
+    ) -> None:
         with self.lock:
             values = list(self._require(rid))
             for name, value in fields.items():
@@ -331,9 +375,15 @@ class Org:
 
     def convert_lead(self, rid: str, *, by: str | None = None) -> None:
         with self.lock:
-            self.update_lead(rid, {"IsConverted": True, "Status": self.converted_status,
-                                   "ConvertedDate": self.clock.now().date()},
-                             by=by or self.default_user_id)
+            self.update_lead(
+                rid,
+                {
+                    "IsConverted": True,
+                    "Status": self.converted_status,
+                    "ConvertedDate": self.clock.now().date(),
+                },
+                by=by or self.default_user_id,
+            )
 
     def purge_recycle_bin(self) -> int:
         """Remove deleted leads older than the retention; returns how many went."""
@@ -422,8 +472,9 @@ class Org:
             if include_deleted:
                 self.purge_recycle_bin()
             rows = self._select(cq, include_deleted)
-            locator = _Locator(cq.schema, cq.columns, rows, self.clock.now_epoch(),
-                               self._batch(batch_size))
+            locator = _Locator(
+                cq.schema, cq.columns, rows, self.clock.now_epoch(), self._batch(batch_size)
+            )
             return self._page(locator, None, 0)
 
     def query_more(self, locator_id: str, offset: int, batch_size: int | None) -> dict[str, Any]:
@@ -470,29 +521,38 @@ class Org:
                 return out
         else:
             deleted_col = schema.column("IsDeleted")
-            out = [r for r in self._rows(schema)
-                   if (include_deleted or deleted_col is None or not r[deleted_col]) and pred(r)]
+            out = [
+                r
+                for r in self._rows(schema)
+                if (include_deleted or deleted_col is None or not r[deleted_col]) and pred(r)
+            ]
         for col, desc, nulls_last in reversed(cq.order_by):
             flag_not_none = nulls_last == desc
             out.sort(key=_order_key(col, flag_not_none), reverse=desc)
-        return out[:cq.limit] if cq.limit is not None else out
+        return out[: cq.limit] if cq.limit is not None else out
 
     def _page(self, loc: _Locator, locator_id: str | None, offset: int) -> dict[str, Any]:
         version = self.config.api_versions[0]
-        chunk = loc.rows[offset:offset + loc.batch_size]
+        chunk = loc.rows[offset : offset + loc.batch_size]
         fields = [(loc.schema.fields[c].name, loc.schema.fields[c], c) for c in loc.columns]
         id_col = loc.schema.index["id"]  # every object has an Id
         records = []
         for row in chunk:
-            rec: dict[str, Any] = {"attributes": {
-                "type": loc.schema.name,
-                "url": f"/services/data/v{version}/sobjects/{loc.schema.name}/{row[id_col]}"}}
+            rec: dict[str, Any] = {
+                "attributes": {
+                    "type": loc.schema.name,
+                    "url": f"/services/data/v{version}/sobjects/{loc.schema.name}/{row[id_col]}",
+                }
+            }
             for name, fdef, c in fields:
                 rec[name] = to_wire(fdef, row[c])
             records.append(rec)
         nxt = offset + len(chunk)
-        page: dict[str, Any] = {"totalSize": len(loc.rows), "done": nxt >= len(loc.rows),
-                                "records": records}
+        page: dict[str, Any] = {
+            "totalSize": len(loc.rows),
+            "done": nxt >= len(loc.rows),
+            "records": records,
+        }
         if nxt < len(loc.rows):
             if locator_id is None:
                 locator_id = self.ids.new("01g")[:15] + secrets.token_hex(2)[:3].upper()
@@ -507,9 +567,15 @@ class Org:
 
     # -- writes through the API -------------------------------------------------------------
 
-    def update_via_api(self, records: list[Any], *, all_or_none: bool,
-                       user_id: str, locks: Any, allow_duplicates: bool = False
-                       ) -> list[dict[str, Any]]:
+    def update_via_api(
+        self,
+        records: list[Any],
+        *,
+        all_or_none: bool,
+        user_id: str,
+        locks: Any,
+        allow_duplicates: bool = False,
+    ) -> list[dict[str, Any]]:
         """sObject Collections PATCH (crm-api A5): one SaveResult per record, in input order.
 
         ``allow_duplicates`` is ``Sforce-Duplicate-Rule-Header: allowSave=true``: duplicate
@@ -529,8 +595,10 @@ class Org:
             if limit is not None and len(records) > limit:
                 # A trigger hit a governor limit: the transaction is rolled back whole and
                 # every record reports the trigger's failure.
-                return [_failure("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", CPU_LIMIT_MESSAGE)
-                        for _ in records]
+                return [
+                    _failure("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", CPU_LIMIT_MESSAGE)
+                    for _ in records
+                ]
             for rec in records:
                 result, row = self._check_update(rec, now, user_id, locks)
                 results.append(result)
@@ -544,8 +612,9 @@ class Org:
                     self._put(row)
             return results
 
-    def _apply_duplicate_rules(self, results: list[dict[str, Any]],
-                               staged: list[Row | None]) -> None:
+    def _apply_duplicate_rules(
+        self, results: list[dict[str, Any]], staged: list[Row | None]
+    ) -> None:
         """Fail each staged row that matches another live lead under an active duplicate rule
         (``DUPLICATES_DETECTED`` with the ``duplicateResult`` the REST API documents)."""
         version = self.config.api_versions[0]
@@ -564,25 +633,52 @@ class Org:
                 if not matches:
                     continue
                 staged[i] = None
-                results[i] = {"id": new[_ID], "success": False, "errors": [{
-                    "statusCode": "DUPLICATES_DETECTED", "message": rule.error_message,
-                    "fields": [],
-                    "duplicateResult": {
-                        "allowSave": False, "duplicateRule": rule.name,
-                        "duplicateRuleEntityType": "Lead", "errorMessage": rule.error_message,
-                        "matchResults": [{
-                            "entityType": "Lead", "errors": [], "matchEngine": "ExactMatchEngine",
-                            "rule": rule.match_rule, "size": len(matches), "success": True,
-                            "matchRecords": [{
-                                "additionalInformation": [], "fieldDiffs": [],
-                                "matchConfidence": 100.0,
-                                "record": {"attributes": {
-                                    "type": "Lead",
-                                    "url": f"/services/data/v{version}/sobjects/Lead/{m}"},
-                                    "Id": m}} for m in matches]}]}}]}
+                results[i] = {
+                    "id": new[_ID],
+                    "success": False,
+                    "errors": [
+                        {
+                            "statusCode": "DUPLICATES_DETECTED",
+                            "message": rule.error_message,
+                            "fields": [],
+                            "duplicateResult": {
+                                "allowSave": False,
+                                "duplicateRule": rule.name,
+                                "duplicateRuleEntityType": "Lead",
+                                "errorMessage": rule.error_message,
+                                "matchResults": [
+                                    {
+                                        "entityType": "Lead",
+                                        "errors": [],
+                                        "matchEngine": "ExactMatchEngine",
+                                        "rule": rule.match_rule,
+                                        "size": len(matches),
+                                        "success": True,
+                                        "matchRecords": [
+                                            {
+                                                "additionalInformation": [],
+                                                "fieldDiffs": [],
+                                                "matchConfidence": 100.0,
+                                                "record": {
+                                                    "attributes": {
+                                                        "type": "Lead",
+                                                        "url": f"/services/data/v{version}/sobjects/Lead/{m}",
+                                                    },
+                                                    "Id": m,
+                                                },
+                                            }
+                                            for m in matches
+                                        ],
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                }
 
-    def _check_update(self, rec: dict[str, Any], now: int, user_id: str,
-                      faults: Any) -> tuple[dict[str, Any], Row | None]:
+    def _check_update(
+        self, rec: dict[str, Any], now: int, user_id: str, faults: Any
+    ) -> tuple[dict[str, Any], Row | None]:
         if (rec.get("attributes") or {}).get("type") != "Lead":
             return _failure("INVALID_TYPE", "this emulator updates Lead records only"), None
         rid = rec.get("id") or rec.get("Id")
@@ -596,8 +692,10 @@ class Org:
         if row[_CONV]:
             return _failure("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"), None
         if faults.take_lock(rid):
-            return _failure("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this "
-                                                  f"record or 1 records: {rid}"), None
+            return _failure(
+                "UNABLE_TO_LOCK_ROW",
+                f"unable to obtain exclusive access to this record or 1 records: {rid}",
+            ), None
         values = list(row)
         failure = self._apply_fields(rec, values)
         if failure is not None:
@@ -618,21 +716,27 @@ class Org:
             fdef = LEAD.field(name)
             assert fdef is not None
             if not fdef.updateable or fdef.name in self.config.non_updateable_fields:
-                return _failure("INVALID_FIELD_FOR_INSERT_UPDATE",
-                                f"Unable to create/update fields: {fdef.name}. Please check the "
-                                "security settings of this field and verify that it is "
-                                "read/write for your profile or permission set.",
-                                [fdef.name])
+                return _failure(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {fdef.name}. Please check the "
+                    "security settings of this field and verify that it is "
+                    "read/write for your profile or permission set.",
+                    [fdef.name],
+                )
             if fdef.name == "Status" and not self._status_allowed(value, values[_RT]):
-                return _failure("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                                f"bad value for restricted picklist field: {value}",
-                                ["Status"])
+                return _failure(
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    f"bad value for restricted picklist field: {value}",
+                    ["Status"],
+                )
             try:
                 values[LEAD.index[name.lower()]] = to_internal(fdef, value)
             except ValueError:
-                return _failure("INVALID_TYPE_ON_FIELD_IN_RECORD",
-                                f"{fdef.name}: value not of required type: {value!r:.40}",
-                                [fdef.name])
+                return _failure(
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{fdef.name}: value not of required type: {value!r:.40}",
+                    [fdef.name],
+                )
         return None
 
     def _status_allowed(self, value: Any, record_type_id: str | None) -> bool:
@@ -662,8 +766,7 @@ class Org:
                     self.member_keys[(row[_CM["CampaignId"]], row[_CM["LeadId"]])] = row[0]
             return results
 
-    def delete_members_via_api(self, ids: list[str], *,
-                               all_or_none: bool) -> list[dict[str, Any]]:
+    def delete_members_via_api(self, ids: list[str], *, all_or_none: bool) -> list[dict[str, Any]]:
         """sObject Collections DELETE of CampaignMember rows; one DeleteResult per id."""
         with self.lock:
             results: list[dict[str, Any]] = []
@@ -671,11 +774,16 @@ class Org:
                 if rid in self.members:
                     results.append({"id": rid, "success": True, "errors": []})
                 elif rid.startswith("00v"):
-                    results.append({"id": rid, **_failure("ENTITY_IS_DELETED",
-                                                          "entity is deleted")})
+                    results.append(
+                        {"id": rid, **_failure("ENTITY_IS_DELETED", "entity is deleted")}
+                    )
                 else:
-                    results.append({"id": rid, **_failure(
-                        "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")})
+                    results.append(
+                        {
+                            "id": rid,
+                            **_failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"),
+                        }
+                    )
             if all_or_none and any(not r["success"] for r in results):
                 return _rolled_back(results)
             for r in results:
@@ -684,26 +792,33 @@ class Org:
                     self.member_keys.pop((row[_CM["CampaignId"]], row[_CM["LeadId"]]), None)
             return results
 
-    def _check_member(self, rec: Any, now: int, pending: set[tuple[str, str]]
-                      ) -> tuple[dict[str, Any], Row | None]:
-        if not isinstance(rec, dict) or (rec.get("attributes") or {}).get("type") \
-                != "CampaignMember":
+    def _check_member(
+        self, rec: Any, now: int, pending: set[tuple[str, str]]
+    ) -> tuple[dict[str, Any], Row | None]:
+        if (
+            not isinstance(rec, dict)
+            or (rec.get("attributes") or {}).get("type") != "CampaignMember"
+        ):
             return _failure("INVALID_TYPE", "this emulator inserts CampaignMember only"), None
         cid, lid = rec.get("CampaignId"), rec.get("LeadId")
         if cid not in self.campaigns:
-            return _failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",
-                            ["CampaignId"]), None
+            return _failure(
+                "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["CampaignId"]
+            ), None
         lead = self.leads.get(lid)  # type: ignore[arg-type]
         if lead is None or lead[_DEL]:
-            return _failure("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id",
-                            ["LeadId"]), None
+            return _failure(
+                "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["LeadId"]
+            ), None
         key = (cid, lid)
         if key in self.member_keys or key in pending:
             return _failure("DUPLICATE_VALUE", "Already a campaign member."), None
         pending.add(key)  # type: ignore[arg-type]
         mid = self.ids.new("00v")
-        return ({"id": mid, "success": True, "errors": []},
-                (mid, cid, lid, rec.get("Status") or "Sent", now, now, False))
+        return (
+            {"id": mid, "success": True, "errors": []},
+            (mid, cid, lid, rec.get("Status") or "Sent", now, now, False),
+        )
 
     # -- describe ---------------------------------------------------------------------------
 
@@ -715,8 +830,7 @@ class Org:
     def _require_lead_field(self, name: str) -> None:
         fdef = LEAD.field(name)
         if fdef is None or self._lead_field_absent(fdef.name):
-            raise ApiError(400, "INVALID_FIELD",
-                           f"No such column '{name}' on sobject of type Lead")
+            raise ApiError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type Lead")
 
     def describe_lead(self) -> dict[str, Any]:
         fields = []
@@ -725,24 +839,51 @@ class Org:
                 continue
             updateable = f.updateable and f.name not in self.config.non_updateable_fields
             entry: dict[str, Any] = {
-                "name": f.name, "label": f.name.replace("__c", "").replace("_", " "),
-                "type": f.type, "updateable": updateable,
-                "createable": f.createable and updateable, "nillable": f.nillable,
+                "name": f.name,
+                "label": f.name.replace("__c", "").replace("_", " "),
+                "type": f.type,
+                "updateable": updateable,
+                "createable": f.createable and updateable,
+                "nillable": f.nillable,
                 "length": f.length if f.kind == "string" else 0,
-                "custom": f.name.endswith("__c"), "restrictedPicklist": False,
+                "custom": f.name.endswith("__c"),
+                "restrictedPicklist": False,
                 "picklistValues": [],
             }
             if f.name == "Status":
                 entry["restrictedPicklist"] = self.config.restricted_status_picklist
                 entry["picklistValues"] = [
-                    {"active": True, "defaultValue": bool(r[4]), "label": r[2], "value": r[1],
-                     "validFor": None} for r in self.statuses]
+                    {
+                        "active": True,
+                        "defaultValue": bool(r[4]),
+                        "label": r[2],
+                        "value": r[1],
+                        "validFor": None,
+                    }
+                    for r in self.statuses
+                ]
             fields.append(entry)
-        infos = [{"available": True, "defaultRecordTypeMapping": i == 0, "master": False,
-                  "name": r[1], "developerName": r[2], "recordTypeId": r[0], "active": True}
-                 for i, r in enumerate(self.record_types)]
-        return {"name": "Lead", "label": "Lead", "keyPrefix": "00Q", "updateable": True,
-                "queryable": True, "fields": fields, "recordTypeInfos": infos}
+        infos = [
+            {
+                "available": True,
+                "defaultRecordTypeMapping": i == 0,
+                "master": False,
+                "name": r[1],
+                "developerName": r[2],
+                "recordTypeId": r[0],
+                "active": True,
+            }
+            for i, r in enumerate(self.record_types)
+        ]
+        return {
+            "name": "Lead",
+            "label": "Lead",
+            "keyPrefix": "00Q",
+            "updateable": True,
+            "queryable": True,
+            "fields": fields,
+            "recordTypeInfos": infos,
+        }
 
     def status_picklist(self, record_type_id: str) -> dict[str, Any]:
         """UI API ``object-info/Lead/picklist-values/{recordTypeId}/Status``."""
@@ -750,10 +891,15 @@ class Org:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         rows = self.statuses_for(record_type_id)
         default = next((r[1] for r in rows if r[4]), None)
-        return {"controllerValues": {}, "defaultValue": None if default is None else {
-                    "attributes": None, "label": default, "validFor": [], "value": default},
-                "eTag": secrets.token_hex(16),
-                "url": f"/services/data/v{self.config.api_versions[0]}/ui-api/object-info/"
-                       f"Lead/picklist-values/{record_type_id}/Status",
-                "values": [{"attributes": None, "label": r[2], "validFor": [], "value": r[1]}
-                           for r in rows]}
+        return {
+            "controllerValues": {},
+            "defaultValue": None
+            if default is None
+            else {"attributes": None, "label": default, "validFor": [], "value": default},
+            "eTag": secrets.token_hex(16),
+            "url": f"/services/data/v{self.config.api_versions[0]}/ui-api/object-info/"
+            f"Lead/picklist-values/{record_type_id}/Status",
+            "values": [
+                {"attributes": None, "label": r[2], "validFor": [], "value": r[1]} for r in rows
+            ],
+        }

@@ -78,8 +78,9 @@ def upgrade() -> None:
     op.create_index("ix_outbox_crm_state", "outbox", ["crm", "state", "next_attempt_at"])
     op.create_index("ix_outbox_lead", "outbox", ["crm", "lead_id"])
     op.create_index("ix_outbox_drain_fields", "outbox", ["crm", "kind", "state", "lead_id", "id"])
-    op.create_index("ix_outbox_drain_members", "outbox",
-                    ["crm", "kind", "state", "field", "lead_id", "id"])
+    op.create_index(
+        "ix_outbox_drain_members", "outbox", ["crm", "kind", "state", "field", "lead_id", "id"]
+    )
     op.create_table(
         "audit",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -107,9 +108,20 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime()),
         sa.Column("outcome", sa.String(), nullable=False),
         sa.Column("ruleset_version", sa.String()),
-        *[sa.Column(name, sa.Integer(), nullable=False) for name in (
-            "pulled", "deleted", "planned", "written", "failed", "retrying", "held", "blocked",
-            "api_calls")],
+        *[
+            sa.Column(name, sa.Integer(), nullable=False)
+            for name in (
+                "pulled",
+                "deleted",
+                "planned",
+                "written",
+                "failed",
+                "retrying",
+                "held",
+                "blocked",
+                "api_calls",
+            )
+        ],
         sa.Column("message", sa.String()),
         sa.PrimaryKeyConstraint("run_id"),
     )

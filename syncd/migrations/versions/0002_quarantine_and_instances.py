@@ -28,14 +28,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("quarantine", sa.JSON(), nullable=True))
     for table in _WIDENED:
         with op.batch_alter_table(table) as batch:
-            batch.alter_column("crm", type_=sa.String(64), existing_type=sa.String(16),
-                               existing_nullable=False)
+            batch.alter_column(
+                "crm", type_=sa.String(64), existing_type=sa.String(16), existing_nullable=False
+            )
 
 
 def downgrade() -> None:
     for table in _WIDENED:
         with op.batch_alter_table(table) as batch:
-            batch.alter_column("crm", type_=sa.String(16), existing_type=sa.String(64),
-                               existing_nullable=False)
+            batch.alter_column(
+                "crm", type_=sa.String(16), existing_type=sa.String(64), existing_nullable=False
+            )
     with op.batch_alter_table("lead") as batch:
         batch.drop_column("quarantine")
