@@ -7,7 +7,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    SYNCD_CONFIG=/etc/syncd/config.yaml
+    SYNCD_CONFIG=/etc/syncd/config.yaml \
+    SYNCD_STATE__DIR=/var/lib/syncd
 WORKDIR /app
 
 # Dependencies in their own layer, pinned by the lock (`make lock`): a code change does not
@@ -29,7 +30,7 @@ COPY config.example.yaml /usr/share/syncd/demo/config.yaml
 COPY rules /usr/share/syncd/demo/rules
 
 USER 10001:10001
-# Relative SQLite paths resolve against the state directory (the working directory here), never
+# Relative SQLite paths resolve against the state directory (SYNCD_STATE__DIR above), never
 # next to the read-only config.
 WORKDIR /var/lib/syncd
 # 9108: /healthz (liveness), /readyz (readiness), /metrics (Prometheus)

@@ -124,6 +124,13 @@ class StateSettings(_Model):
         "by default; postgresql+psycopg://... for scale. It can hold a password: "
         "give it as {env: NAME} or {file: PATH}; it is never logged.",
     )
+    dir: Path | None = Field(
+        None,
+        description="Directory a relative SQLite path in state.url resolves against. Default: "
+        "$STATE_DIRECTORY when set (systemd's StateDirectory=), else the config file's "
+        "directory. The container image sets it to /var/lib/syncd, so state never lands "
+        "beside a read-only config.",
+    )
     auto_upgrade: bool | None = Field(
         None,
         description="Upgrade the state store's schema at start. Default: on for SQLite "

@@ -7,6 +7,8 @@ and never show a password.
 
 from __future__ import annotations
 
+import os
+
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,8 +71,21 @@ def state_url(settings: Settings) -> str:
     return _sqlite_path_made(settings, settings.state.url.get_secret_value())
 
 
+def state_dir(settings: Settings) -> Path:
+    """Where relative state paths live: ``state.dir``; systemd's ``$STATE_DIRECTORY`` (the
+    first, when it lists several); or, as for every other path in the config, the config
+    file's directory."""
+    if settings.state.dir is not None:
+        return settings.path(settings.state.dir)
+    systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return Path(systemd)
+    return settings.path(Path("."))
+
+
 def _sqlite_path_made(settings: Settings, url: str) -> str:
-    """Resolve a relative SQLite path against the config file and create its directory."""
+    """Resolve a relative SQLite path against the state directory (``state.dir``, else
+    ``$STATE_DIRECTORY``, else the config file's directory) and create its directory."""
     if not url.startswith("sqlite:///"):
         return url
     rel = url.removeprefix("sqlite:///")
@@ -78,8 +93,7 @@ def _sqlite_path_made(settings: Settings, url: str) -> str:
         return url
     path = Path(rel)
     if not path.is_absolute():
-        # A relative SQLite path is relative to the config file, like every other path in it.
-        path = settings.path(path)
+        path = state_dir(settings) / path
         url = f"sqlite:///{path}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
