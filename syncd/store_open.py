@@ -8,7 +8,6 @@ and never show a password.
 from __future__ import annotations
 
 import os
-
 from datetime import UTC, datetime
 from pathlib import Path
 
