@@ -129,3 +129,92 @@ def test_the_migrations_build_exactly_the_models(store_url: str) -> None:
     # model's DateTime reads back as TIMESTAMP); tables, columns, nullability and indexes count.
     flat = [d for item in diff for d in (item if isinstance(item, list) else [item])]
     assert [d for d in flat if d[0] != "modify_type"] == []
+
+
+def test_after_upgrading_a_0_1_store_a_cycle_keeps_holds_and_sends_pending_changes_once(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A 0.1 store whose mirror holds a person's edit and a pending change, upgraded in place:
+    the next cycle leaves the held lead alone and sends the pending change exactly once."""
+    from connectors.testing.salesforce import SalesforceEmulator
+    from syncd.app import App
+    from syncd.settings import load_settings
+    from tests.daemon.harness import E2E_RULES, sf_lead
+
+    with SalesforceEmulator() as emu:
+        campaign = emu.add_campaign("Newsletter")
+        held, pending = emu.add_leads(
+            [
+                sf_lead("Held", "held@acme.com", title="CTO", activity_days=200),
+                sf_lead("Pending", "pending@acme.com", title="CTO", activity_days=200),
+            ]
+        )
+        _make_v0_1_store(store_url)  # holds '00Q1' and a pending row of lead '42': replace them
+        engine = sa.create_engine(store_url)
+        t0 = datetime.now(UTC).replace(tzinfo=None)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM lead"))
+            conn.execute(sa.text("DELETE FROM outbox"))
+            for lead_id, rep in ((held, True), (pending, False)):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO lead (crm, lead_id, modified_at, fields, enrichment, "
+                        "reasons, status, status_changed_at, deleted, converted, rep_edit_at, "
+                        "rep_edit_status, newsletters, first_seen_at, pulled_at) VALUES "
+                        "('salesforce', :id, :t, '{}', '{}', '{}', 'Open - Not Contacted', :t, "
+                        "false, false, :rep_at, :rep_status, '[]', :t, :t)"
+                    ),
+                    {
+                        "id": lead_id,
+                        "t": t0,
+                        "rep_at": t0 if rep else None,
+                        "rep_status": "Open - Not Contacted" if rep else None,
+                    },
+                )
+            conn.execute(
+                sa.text(
+                    'INSERT INTO outbox (crm, lead_id, kind, field, value, "before", run_id, '
+                    "state, attempts, created_at, updated_at) VALUES ('salesforce', :id, "
+                    "'field', 'status', '\"Nurture\"', '\"Open - Not Contacted\"', 'old', "
+                    "'pending', 0, :t, :t)"
+                ),
+                {"id": pending, "t": t0},
+            )
+        engine.dispose()
+        (tmp_path / "rules.yaml").write_text(E2E_RULES)
+        config = tmp_path / "syncd.yaml"
+        config.write_text(
+            f"""
+state: {{url: "{store_url}", auto_upgrade: true}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0, min_changes: 1}}
+server: {{enabled: false}}
+salesforce:
+  status_values: {{New: Open - Not Contacted, Open: Working - Contacted}}
+  connector:
+    instance_url: {emu.base_url}
+    token_url: {emu.token_url}
+    ca_bundle: {emu.ca_pem_path}
+    lag_seconds: 0
+    auth: {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: S}}}}
+    newsletters: {{newsletter: {campaign}}}
+"""
+        )
+        app = App.build(load_settings(config, env={"S": emu.client_secret}))
+        try:
+            assert schema_status(app.store.engine).up_to_date
+            report = app.pipelines["salesforce"].run_cycle()
+            assert report.outcome == "ok", report.message
+            assert report.held == 1
+            patched = [
+                rid
+                for e in emu.journal.writes()
+                if e.method == "PATCH" and e.status == 200
+                for rid in e.written
+            ]
+            assert patched == [pending]  # the pending change, once; the held lead untouched
+            assert emu.lead(held)["Status"] == "Open - Not Contacted"
+            assert emu.lead(pending)["Status"] == "Nurture"
+            assert app.pipelines["salesforce"].run_cycle().planned == 0
+        finally:
+            app.close()
