@@ -16,6 +16,8 @@ Tables (one row each):
 * ``run``       one row per cycle per connector, with its counts and how it ended.
 * ``meta``      small key/value facts (last rules error, enrichment settings version).
 * ``lease``     per connector, which process may write it and its fencing token (``syncd.lease``).
+* ``status_history``  the ledger: one row per observed transition of a lead's lifecycle fields
+                (status, lifecycle stage): from, to, when, who and how it is known.
 
 Hot paths (a page upsert, the outbox drain) use set-based SQLAlchemy Core statements, not one ORM
 object per lead, so a million-lead mirror pulls and evaluates in flat memory.
@@ -58,6 +60,8 @@ __all__ = [
     "AuditOutcome",
     "AuditRow",
     "CursorRow",
+    "HistoryActor",
+    "HistorySource",
     "LeadRow",
     "LeaseRow",
     "MetaRow",
@@ -66,6 +70,7 @@ __all__ = [
     "RunRow",
     "StateStore",
     "StateStoreError",
+    "StatusHistoryRow",
     "audit_values",
 ]
 
@@ -286,6 +291,46 @@ class LeaseRow(SQLModel, table=True):
     acquired_at: datetime
     renewed_at: datetime
     expires_at: datetime  # a released lease expires at once
+
+
+class HistoryActor(StrEnum):
+    """Who made a transition of the ledger."""
+
+    SYNCD = "syncd"  # a rule of syncd (``rule_id``, ``run_id`` say which)
+    PERSON = "person"  # a CRM user (``actor_id`` is the CRM user id when the CRM says)
+    AUTOMATION = "automation"  # the CRM's own automation, an import, another integration
+    UNKNOWN = "unknown"  # the CRM does not say
+
+
+class HistorySource(StrEnum):
+    """How the ledger knows of a transition."""
+
+    WRITTEN = "written"  # syncd wrote it and the CRM confirmed it
+    PULLED = "pulled"  # a pull saw the lead with another value than the mirror had
+    BACKFILL = "backfill"  # read from the CRM's own field history
+
+
+class StatusHistoryRow(SQLModel, table=True):
+    """One transition of one lead's lifecycle field: the funnel is measured from these."""
+
+    __tablename__ = "status_history"
+    __table_args__ = (
+        Index("ix_history_lead", "crm", "lead_id", "at"),
+        Index("ix_history_field_to", "field", "to_value", "at"),
+        Index("ix_history_at", "at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    crm: str = Field(max_length=64)
+    lead_id: str = Field(max_length=64)
+    field: str = Field(default="status", max_length=32)  # "status" | "lifecycle_stage"
+    from_value: str | None = None  # the CRM value before (None: none, or unknown)
+    to_value: str | None = None  # the CRM value after
+    at: datetime  # when the transition happened (the CRM's time where it says)
+    actor: str = Field(max_length=16)  # HistoryActor
+    actor_id: str | None = None  # CRM user id for a person, when known
+    rule_id: str | None = None  # the rule (chain) for syncd's transitions
+    run_id: str | None = None
+    source: str = Field(max_length=16)  # HistorySource
 
 
 _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variable limit)
