@@ -61,8 +61,8 @@ def render(result: SoakResult, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.soak")
-    parser.add_argument("--rounds", type=int, default=30, help="kill/restart rounds")
-    parser.add_argument("--dual-rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=40, help="kill/restart rounds")
+    parser.add_argument("--dual-rounds", type=int, default=4)
     parser.add_argument("--leads", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--out", type=Path, default=Path("docs/reliability.md"))
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         kills=args.rounds,
         dual_rounds=args.dual_rounds,
         max_quiet_cycles=20,
-        run_seconds=(2.0, 14.0),
+        run_seconds=(4.0, 24.0),
     )
     with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
         result = run_soak(Path(tmp), params)

@@ -230,6 +230,14 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
         fault_seed=params.seed,
     )
     try:
+        # Random faults pick among the kinds a request can produce; the two that only write
+        # batches can produce are also scripted, so every soak sees them whatever the dice say.
+        world.emulators["salesforce"].script_faults(
+            {"kind": "lock", "count": 2, "path": "composite/sobjects", "method": "PATCH"}
+        )
+        world.emulators["hubspot"].script_faults(
+            {"kind": "partial", "count": 2, "path": "batch/update", "method": "POST"}
+        )
         for _ in range(params.kills):
             daemon = world.start_daemon()
             time.sleep(rng.uniform(*params.run_seconds))

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +195,10 @@ class Emulator:
     def edit(self, lead_id: str, status: str) -> None:
         """A person sets the lead's status by hand."""
         self._admin("POST", "edit", json={"id": lead_id, "status": status})
+
+    def script_faults(self, *faults: Mapping[str, Any]) -> None:
+        """Faults that hit the next matching requests, on top of the random ones."""
+        self._admin("POST", "faults", json={"script": [dict(f) for f in faults]})
 
     def set_faults(self, rate: float, kinds: Sequence[str] | None = None) -> None:
         body: dict[str, Any] = {"rate": rate, "clear": rate == 0}
