@@ -1262,8 +1262,9 @@ def report(
     cohort: Annotated[
         bool, typer.Option("--cohort", help="Leads entering the first stage in the period.")
     ] = False,
-    by: Annotated[
-        str | None, typer.Option("--by", help="Also by crm, owner or source.")
+    by: Annotated[str | None, typer.Option("--by", help="Also by crm, owner or source.")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="The report's time (ISO); default now.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
@@ -1284,7 +1285,7 @@ def report(
     group: GroupBy | None = by  # type: ignore[assignment]
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
-    now = datetime.now(UTC)
+    now = _report_time("--at", at) if at else datetime.now(UTC)
     start, end = _report_window(since, until, now)
     rs = settings.report
     options = ReportOptions(

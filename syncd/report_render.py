@@ -35,6 +35,9 @@ def _header(meta: dict[str, str]) -> str:
 def print_table(console: Console, reports: list[Report], meta: dict[str, str]) -> None:
     """Rich tables, one set per group, then the definitions used."""
     console.print(f"syncd report -- {_header(meta)}", highlight=False, markup=False)
+    # Numbers are never squeezed into ellipses: tables get 140 columns even on a narrow or
+    # non-terminal output (a pipe, a file).
+    wide = Console(file=console.file, width=max(console.width, 140), no_color=console.no_color)
     for report in reports:
         table = Table(title=f"funnel ({report.group})", title_justify="left")
         for col in (
@@ -69,7 +72,7 @@ def print_table(console: Console, reports: list[Report], meta: dict[str, str]) -
                 str(row.n_durations),
                 str(row.stale),
             )
-        console.print(table)
+        wide.print(table)
         flag = "  BELOW TARGET" if report.acceptance_below_target else ""
         lines = [
             f"skipped stages: {report.skipped}   regressions: {report.regressions}",
@@ -96,7 +99,7 @@ def print_table(console: Console, reports: list[Report], meta: dict[str, str]) -
                     f"{b.since:%Y-%m-%d %H:%M}",
                     f"{b.age_business_hours:g}",
                 )
-            console.print(breaches)
+            wide.print(breaches)
     console.print("definitions:", highlight=False, markup=False)
     for key, text in DEFINITIONS.items():
         console.print(f"  {key}: {text}", highlight=False, markup=False)
