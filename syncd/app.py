@@ -298,6 +298,9 @@ class App:
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
         metrics.watch(engine=store.engine, connectors=app.connectors)
+        from syncd.kpi import FunnelKpis
+
+        metrics.after_cycle = FunnelKpis(store.engine, settings, metrics.publish_funnel).refresh
         return app
 
     def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:

@@ -448,13 +448,19 @@ def _parse_activity(value: object) -> datetime | date | None:
 
 
 def read_inputs(
-    engine: Engine, status_maps: Mapping[str, Mapping[str, str]]
+    engine: Engine,
+    status_maps: Mapping[str, Mapping[str, str]],
+    *,
+    crm: str | None = None,
+    since: datetime | None = None,
 ) -> Iterator[tuple[LeadInfo, list[Transition]]]:
     """Each lead of the ledger with its status transitions in time order, read in chunks of
     bounded size (keyset pagination on the ledger's id within (crm, lead_id, at) order).
 
     ``status_maps``: per CRM instance, the CRM's stored value -> rule status (the inverse of
-    ``status_values``); a value without an entry is the status of that name.
+    ``status_values``); a value without an entry is the status of that name. ``crm`` and
+    ``since`` read one CRM's transitions from that time on only (the KPI gauges: what they
+    show needs no earlier history).
     """
     from syncd.state import StatusHistoryRow
 
@@ -467,6 +473,10 @@ def read_inputs(
             query = select(
                 h.c.crm, h.c.lead_id, h.c.at, h.c.id, h.c.from_value, h.c.to_value
             ).where(h.c.field == "status")
+            if crm is not None:
+                query = query.where(h.c.crm == crm)
+            if since is not None:
+                query = query.where(h.c.at >= since)
             if after is not None:
                 query = query.where(tuple_(h.c.crm, h.c.lead_id, h.c.at, h.c.id) > tuple_(*after))
             query = query.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id).limit(_CHUNK)
