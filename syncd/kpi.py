@@ -68,11 +68,12 @@ class FunnelKpis:
         leads = read_inputs(self.engine, self.status_maps, crm=crm, since=options.since)
         return compute(leads, options)[0]
 
-    def refresh(self, crm: str) -> None:
+    def refresh(self, crm: str) -> Report | None:
         """Recompute ``crm``'s gauges; a store error keeps the last values (and is logged)."""
         try:
             report = self.compute(crm)
         except SQLAlchemyError as exc:
             log.warning("%s: funnel KPIs not refreshed (%s)", crm, str(exc).splitlines()[0])
-            return
+            return None
         self.publish(crm, report)
+        return report

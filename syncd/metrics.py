@@ -181,8 +181,20 @@ class Metrics:
             ["crm"],
             registry=r,
         )
-        #: Called with the CRM's name after each of its cycles (the funnel KPIs, syncd.kpi).
-        self.after_cycle: Callable[[str], None] | None = None
+        self.alerts_sent = Counter(
+            "syncd_alerts_sent",
+            "Alerts delivered, by channel and event.",
+            ["channel", "event"],
+            registry=r,
+        )
+        self.alerts_failed = Counter(
+            "syncd_alerts_failed",
+            "Alerts a channel did not accept (see syncd.alerts).",
+            ["channel"],
+            registry=r,
+        )
+        #: Called with each cycle's report after it ends (funnel KPIs and alerts, app.py).
+        self.after_cycle: Callable[[Any], None] | None = None
         self.lease_holder = Gauge(
             "syncd_lease_holder_info",
             "1 for the process that holds the connector's lease, as this process last saw it.",
@@ -252,9 +264,9 @@ class Metrics:
             self.cycle_failures.labels(report.crm, report.reason or "internal").inc()
         if report.outcome == "ok":
             self.last_success.labels(report.crm).set(time.time())
-        if self.after_cycle is not None and report.outcome != "failed":
+        if self.after_cycle is not None:
             try:
-                self.after_cycle(report.crm)
+                self.after_cycle(report)
             except Exception as exc:  # noqa: BLE001 - a KPI never fails the cycle it follows
                 log.warning(
                     "%s: funnel KPIs not refreshed (%s: %s)", report.crm, type(exc).__name__, exc

@@ -212,6 +212,43 @@ class ReportSettings(_Model):
         return self
 
 
+AlertEvent = Literal["sla_breach", "acceptance_below_target", "breaker_tripped", "writes_failing"]
+ALERT_EVENTS: tuple[AlertEvent, ...] = (
+    "sla_breach",
+    "acceptance_below_target",
+    "breaker_tripped",
+    "writes_failing",
+)
+
+
+class AlertChannelSettings(_Model):
+    """One place alerts go: a plain webhook (a JSON POST)."""
+
+    name: str = Field(description="Shown in logs and the syncd_alerts_failed_total label.")
+    url: Annotated[SecretStr, BeforeValidator(_secret_text)] = Field(
+        description="Webhook URL (JSON POST). Webhook URLs hold tokens: give it as "
+        "{env: NAME} or {file: PATH}; it is never logged."
+    )
+    events: list[AlertEvent] = Field(
+        default_factory=lambda: list(ALERT_EVENTS), description="What this channel is sent."
+    )
+    timeout: Duration = Field(timedelta(seconds=5), description="Per POST.")
+    max_per_hour: int = Field(
+        20, ge=1, description="Messages beyond this in an hour wait (rate limit)."
+    )
+
+
+class AlertSettings(_Model):
+    channels: list[AlertChannelSettings] = Field(
+        default_factory=list, description="Where alerts go; none: no alerts."
+    )
+    repeat_after: Duration = Field(
+        timedelta(hours=24),
+        description="A condition still true (acceptance under target, writes failing) is sent "
+        "again after this long; each SLA breach is sent once.",
+    )
+
+
 class BreakerSettings(_Model):
     max_change_share: float = Field(
         0.2,
@@ -446,6 +483,7 @@ class Settings(_Model):
     rules: RulesSettings = RulesSettings()
     calendar: CalendarSettings = CalendarSettings()
     report: ReportSettings = ReportSettings()
+    alerts: AlertSettings = AlertSettings()
     # Validated at load time with the enricher's own model, so a wrong ICP type is a located
     # config error, not a crash when the daemon builds the enricher.
     enrichment: EnrichmentSettings = Field(
