@@ -453,6 +453,7 @@ def read_inputs(
     *,
     crm: str | None = None,
     since: datetime | None = None,
+    chunk: int = _CHUNK,
 ) -> Iterator[tuple[LeadInfo, list[Transition]]]:
     """Each lead of the ledger with its status transitions in time order, read in chunks of
     bounded size (keyset pagination on the ledger's id within (crm, lead_id, at) order).
@@ -479,14 +480,14 @@ def read_inputs(
                 query = query.where(h.c.at >= since)
             if after is not None:
                 query = query.where(tuple_(h.c.crm, h.c.lead_id, h.c.at, h.c.id) > tuple_(*after))
-            query = query.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id).limit(_CHUNK)
+            query = query.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id).limit(chunk)
             rows = session.execute(query).all()
-            for crm, lead_id, at, row_id, from_value, to_value in rows:
-                if current is not None and (crm, lead_id) != current:
+            for row_crm, lead_id, at, row_id, from_value, to_value in rows:
+                if current is not None and (row_crm, lead_id) != current:
                     yield _lead_info(session, current, status_maps), history
                     history = []
-                current = (crm, lead_id)
-                mapping = status_maps.get(crm, {})
+                current = (row_crm, lead_id)
+                mapping = status_maps.get(row_crm, {})
                 history.append(
                     Transition(
                         _aware(at),
@@ -494,8 +495,8 @@ def read_inputs(
                         None if from_value is None else mapping.get(from_value, from_value),
                     )
                 )
-                after = (crm, lead_id, at, row_id)
-            if len(rows) < _CHUNK:
+                after = (row_crm, lead_id, at, row_id)
+            if len(rows) < chunk:
                 break
     if current is not None:
         with Session(engine) as session:

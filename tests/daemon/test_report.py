@@ -338,3 +338,27 @@ def test_html_report_renders_its_charts_in_headless_chromium(config: Path, tmp_p
     )
     assert shot.exists(), "chromium wrote no screenshot"
     assert _png_colours(shot.read_bytes()) > 8  # blank pages have one or two colours
+
+
+def test_the_ledger_is_read_in_bounded_chunks_with_the_same_result(store_url: str) -> None:
+    """Keyset pages of 7 rows split leads across pages; SQLite and PostgreSQL agree."""
+    from syncd.report import ReportOptions, compute, read_inputs
+
+    _seed(store_url)
+    store = StateStore(store_url)
+    maps = {"salesforce": {"Closed - Not Converted": "Unqualified"}}
+    options = ReportOptions(
+        since=datetime(2026, 9, 1, tzinfo=UTC),
+        until=datetime(2026, 10, 1, tzinfo=UTC),
+        now=datetime(2026, 10, 12, 12, tzinfo=UTC),
+    )
+    try:
+        whole = list(read_inputs(store.engine, maps))
+        paged = list(read_inputs(store.engine, maps, chunk=7))
+    finally:
+        store.close()
+    assert len(whole) == 40 and paged == whole
+    assert sum(len(history) for _, history in paged) == 10 * 5 + 10 * 4 + 10 * 3 + 5 * 2 + 5 * 4
+    report = compute(paged, options)[0]
+    assert [s.any_order for s in report.stages] == [40, 35, 30, 20, 10]
+    assert report.acceptance_rate == 0.75 and len(report.open_breaches) == 5
