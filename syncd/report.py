@@ -482,9 +482,10 @@ def read_inputs(
                 query = query.where(tuple_(h.c.crm, h.c.lead_id, h.c.at, h.c.id) > tuple_(*after))
             query = query.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id).limit(chunk)
             rows = session.execute(query).all()
+            done: list[tuple[tuple[str, str], list[Transition]]] = []
             for row_crm, lead_id, at, row_id, from_value, to_value in rows:
                 if current is not None and (row_crm, lead_id) != current:
-                    yield _lead_info(session, current, status_maps), history
+                    done.append((current, history))
                     history = []
                 current = (row_crm, lead_id)
                 mapping = status_maps.get(row_crm, {})
@@ -496,29 +497,50 @@ def read_inputs(
                     )
                 )
                 after = (row_crm, lead_id, at, row_id)
-            if len(rows) < chunk:
+            last_page = len(rows) < chunk
+            if last_page and current is not None:
+                done.append((current, history))
+            # One look-up of the mirror per page, not per lead.
+            infos = _lead_infos(session, [key for key, _ in done], status_maps)
+            for key, lead_history in done:
+                yield infos[key], lead_history
+            if last_page:
                 break
-    if current is not None:
-        with Session(engine) as session:
-            yield _lead_info(session, current, status_maps), history
 
 
-def _lead_info(
+def _lead_infos(
     session: Session,
-    key: tuple[str, str],
+    keys: list[tuple[str, str]],
     status_maps: Mapping[str, Mapping[str, str]],
-) -> LeadInfo:
+) -> dict[tuple[str, str], LeadInfo]:
+    """What the mirror says of these leads (owner, source, last activity, status)."""
     from syncd.state import LeadRow
 
-    row = session.get(LeadRow, key)
-    if row is None:
-        return LeadInfo(key[0], key[1])
-    fields = row.fields or {}
-    status = row.status
-    mapping = status_maps.get(key[0], {})
+    infos = {key: LeadInfo(key[0], key[1]) for key in keys}
+    by_crm: dict[str, list[str]] = {}
+    for crm, lead_id in keys:
+        by_crm.setdefault(crm, []).append(lead_id)
+    lt = LeadRow.__table__
+    for crm, ids in by_crm.items():
+        query = select(lt.c.crm, lt.c.lead_id, lt.c.fields, lt.c.status).where(
+            lt.c.crm == crm, lt.c.lead_id.in_(ids)
+        )
+        for row_crm, lead_id, fields, status in session.execute(query):
+            infos[(row_crm, lead_id)] = _info(row_crm, lead_id, fields or {}, status, status_maps)
+    return infos
+
+
+def _info(
+    crm: str,
+    lead_id: str,
+    fields: Mapping[str, object],
+    status: str | None,
+    status_maps: Mapping[str, Mapping[str, str]],
+) -> LeadInfo:
+    mapping = status_maps.get(crm, {})
     return LeadInfo(
-        key[0],
-        key[1],
+        crm,
+        lead_id,
         owner=str(fields["owner"]) if fields.get("owner") else None,
         source=str(fields["lead_source"]) if fields.get("lead_source") else None,
         last_activity_at=_parse_activity(fields.get("last_activity_at")),
