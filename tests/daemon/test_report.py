@@ -362,3 +362,11 @@ def test_the_ledger_is_read_in_bounded_chunks_with_the_same_result(store_url: st
     report = compute(paged, options)[0]
     assert [s.any_order for s in report.stages] == [40, 35, 30, 20, 10]
     assert report.acceptance_rate == 0.75 and len(report.open_breaches) == 5
+
+
+def test_an_empty_scope_says_why_it_is_empty(config: Path) -> None:
+    result = runner.invoke(
+        cli, ["report", "--config", str(config), "--since", "2025-01-01", "--until", "2025-02-01"]
+    )
+    assert result.exit_code == 0 and "no status transitions in this scope" in result.output
+    assert "no status transitions" not in _report(config)
