@@ -38,11 +38,7 @@ def print_table(console: Console, reports: list[Report], meta: dict[str, str]) -
     # Numbers are never squeezed into ellipses: tables get 140 columns even on a narrow or
     # non-terminal output (a pipe, a file).
     wide = Console(file=console.file, width=max(console.width, 140), no_color=console.no_color)
-    if (
-        reports
-        and not any(s.any_order for s in reports[0].stages)
-        and not any(s.stale for s in reports[0].stages)
-    ):
+    if reports and not any(s.any_order for s in reports[0].stages):
         console.print(
             "no status transitions in this scope: the ledger (status_history) fills as "
             "cycles see and make status changes; try a wider --since",
