@@ -64,7 +64,7 @@ DEFINITIONS: dict[str, str] = {
     "drop_off": "share of the leads entering a stage that reached no later stage.",
     "sal_to_close": "wall-clock days from the first SAL to entering the last stage.",
     "stale": "leads whose status is a stage before the last one and that have not changed "
-    "for longer than the stale threshold.",
+    "for longer than the stale threshold, as of the report's time (whatever the period).",
 }
 
 

@@ -98,3 +98,46 @@ alerts:
     assert failed is not None and failed >= 3
     assert "alert channel broken: could not send" in caplog.text
     assert "TOKEN" not in caplog.text
+
+
+class _Meta(dict[str, Any]):
+    def get_meta(self, key: str) -> Any:
+        return self.get(key)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+def test_a_channel_past_max_per_hour_waits_and_sends_the_rest_later(
+    receiver: tuple[int, list[dict[str, Any]]],
+) -> None:
+    from syncd.alerts import Alerter
+    from syncd.report import OpenBreach, Report
+    from syncd.settings import AlertSettings
+
+    port, received = receiver
+    settings = AlertSettings.model_validate(
+        {"channels": [{"name": "s", "url": f"http://127.0.0.1:{port}/", "max_per_hour": 1}]}
+    )
+    clock = [0.0]
+    alerter = Alerter(settings, _Meta(), clock=lambda: clock[0])
+    since = datetime(2026, 9, 7, 13, tzinfo=UTC)
+    funnel = Report(
+        "all",
+        [],
+        open_breaches=[
+            OpenBreach("hubspot", "d1", "dan", since, 20),
+            OpenBreach("hubspot", "e1", "eve", since, 20),
+        ],
+    )
+
+    class Cycle:
+        crm, run_id, outcome, failed, written, planned = "hubspot", "r1", "ok", 0, 0, 0
+
+    alerter.after_cycle(Cycle(), funnel)
+    alerter.after_cycle(Cycle(), funnel)  # still within the hour: eve's digest waits
+    assert [m["owner"] for m in received] == ["dan"]
+    clock[0] = 3601.0
+    alerter.after_cycle(Cycle(), funnel)
+    alerter.after_cycle(Cycle(), funnel)
+    assert [m["owner"] for m in received] == ["dan", "eve"]
