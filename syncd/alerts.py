@@ -54,10 +54,16 @@ class CycleLike(Protocol):
     planned: int
 
 
+#: After a failed POST a channel is not tried again for this long: a dead webhook costs one
+#: timeout per cycle, not one per owner's digest.
+_BACKOFF_SECONDS = 60.0
+
+
 @dataclass
 class _Channel:
     settings: AlertChannelSettings
     sent: deque[float]
+    down_until: float = 0.0
 
 
 class Alerter:
@@ -193,6 +199,8 @@ class Alerter:
         clock = self.clock()
         while channel.sent and clock - channel.sent[0] >= 3600:
             channel.sent.popleft()
+        if clock < channel.down_until:
+            return False  # failed a moment ago: what waits is sent by a later cycle
         if len(channel.sent) >= channel.settings.max_per_hour:
             log.info("alert channel %s: %s waits (max_per_hour reached)", name, event)
             return False
@@ -209,20 +217,25 @@ class Alerter:
             ) as response:
                 response.read(1024)
         except urllib.error.HTTPError as exc:
-            return self._failed(name, event, f"HTTP {exc.code}")
+            return self._failed(channel, event, f"HTTP {exc.code}")
         except ValueError:  # its message would quote the URL
-            return self._failed(name, event, "the url is not an http(s) URL")
+            return self._failed(channel, event, "the url is not an http(s) URL")
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            return self._failed(name, event, f"{type(exc).__name__}: {reason}")
+            return self._failed(channel, event, f"{type(exc).__name__}: {reason}")
         channel.sent.append(clock)
         self.on_sent(name, event)
         return True
 
-    def _failed(self, channel: str, event: str, what: str) -> bool:
+    def _failed(self, channel: _Channel, event: str, what: str) -> bool:
         # The URL is never logged: webhook URLs carry their token in the path.
+        name = channel.settings.name
         log.warning(
-            "alert channel %s: could not send %s (%s); retried next cycle", channel, event, what
+            "alert channel %s: could not send %s (%s); retried after the next cycle",
+            name,
+            event,
+            what,
         )
-        self.on_failure(channel)
+        channel.down_until = self.clock() + _BACKOFF_SECONDS
+        self.on_failure(name)
         return False

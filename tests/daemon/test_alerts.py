@@ -94,8 +94,9 @@ alerts:
     acceptance = [m for m in received if m["event"] == "acceptance_below_target"]
     assert [(m["crm"], m["acceptance_rate"]) for m in acceptance] == [("salesforce", 0.6)]
     assert len(received) == 2
-    # The broken channel was tried each cycle (nothing remembered as sent) and counted.
-    assert failed is not None and failed >= 3
+    # The broken channel failed once and was counted; then it rests for a minute rather than
+    # costing every later digest of these cycles a timeout.
+    assert failed == 1
     assert "alert channel broken: could not send" in caplog.text
     assert "TOKEN" not in caplog.text
 
