@@ -298,6 +298,7 @@ class App:
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
         metrics.watch(engine=store.engine, connectors=app.connectors)
+        metrics.after_cycle = _after_cycle(settings, store, metrics)
         return app
 
     def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
@@ -651,3 +652,29 @@ def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any, result: Pr
                     name,
                     ", ".join(where),
                 )
+
+
+def _after_cycle(settings: Settings, store: StateStore, metrics: Metrics) -> Callable[[Any], None]:
+    """What follows each cycle: the funnel KPI gauges (syncd.kpi), then the alerts they and
+    the cycle call for (syncd.alerts, when channels are configured)."""
+    from syncd.alerts import Alerter
+    from syncd.kpi import FunnelKpis
+
+    kpis = FunnelKpis(store.engine, settings, metrics.publish_funnel)
+    alerter = (
+        Alerter(
+            settings.alerts,
+            store,
+            on_failure=lambda channel: metrics.alerts_failed.labels(channel).inc(),
+            on_sent=lambda channel, event: metrics.alerts_sent.labels(channel, event).inc(),
+        )
+        if settings.alerts.channels
+        else None
+    )
+
+    def after(cycle: Any) -> None:
+        funnel = kpis.refresh(cycle.crm) if cycle.outcome != "failed" else None
+        if alerter is not None:
+            alerter.after_cycle(cycle, funnel)
+
+    return after

@@ -1232,6 +1232,114 @@ def db_prune(
         )
 
 
+def _report_window(
+    since: str | None, until: str | None, now: datetime
+) -> tuple[datetime, datetime]:
+    end = _report_time("--until", until) if until else now
+    start = _report_time("--since", since) if since else end - timedelta(days=90)
+    if start >= end:
+        _error(f"syncd report: --since ({start:%Y-%m-%d}) must be before --until ({end:%Y-%m-%d})")
+        raise typer.Exit(2)
+    return start, end
+
+
+def _report_time(option: str, text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _error(f"syncd report: {option} {text!r} is not an ISO date or time (2026-09-01)")
+        raise typer.Exit(2) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@app.command()
+def report(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Start (ISO date/time); default until - 90 d.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="End; default now.")] = None,
+    cohort: Annotated[
+        bool, typer.Option("--cohort", help="Leads entering the first stage in the period.")
+    ] = False,
+    by: Annotated[str | None, typer.Option("--by", help="Also by crm, owner or source.")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="The report's time (ISO); default now.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML page here.")
+    ] = None,
+) -> None:
+    """The funnel: stage counts and conversion, acceptance rate, SAL follow-up SLA, time in
+    stage, stale leads (definitions are printed with it)."""
+    from syncd.report import GroupBy, ReportOptions, compute, read_inputs
+    from syncd.report_render import csv_text, html_page, json_text, print_table
+    from syncd.state import StateStore, StateStoreError
+    from syncd.store_open import state_url
+
+    if by not in (None, "crm", "owner", "source"):
+        _error(f"syncd report: --by {by!r} is not one of crm, owner, source")
+        raise typer.Exit(2)
+    group: GroupBy | None = by  # type: ignore[assignment]
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    now = _report_time("--at", at) if at else datetime.now(UTC)
+    start, end = _report_window(since, until, now)
+    rs = settings.report
+    options = ReportOptions(
+        since=start,
+        until=end,
+        now=now,
+        stages=tuple(rs.stages),
+        rejected=tuple(rs.rejected),
+        acceptance=rs.acceptance,
+        acceptance_target=rs.acceptance_target,
+        accept_within_hours=rs.accept_within_business_hours,
+        sla_hours=rs.sla_business_hours,
+        stale_after=rs.stale_after,
+        cohort=cohort,
+        calendar=settings.calendar.calendar(),
+    )
+    maps = {
+        name: {crm_value: status for status, crm_value in cs.status_values.items()}
+        for name, cs in settings.connectors().items()
+    }
+    try:
+        store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
+    except (StateStoreError, OSError) as exc:
+        err.print(f"[bold red]state store:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        reports = compute(read_inputs(store.engine, maps), options, group)
+    finally:
+        store.close()
+    meta = {
+        "scope": "cohort" if cohort else "period",
+        "since": start.isoformat(timespec="seconds"),
+        "until": end.isoformat(timespec="seconds"),
+        "as_of": now.isoformat(timespec="seconds"),
+        "by": by or "-",
+        "sla": f"{rs.sla_business_hours:g} business hours",
+        "calendar": settings.calendar.timezone,
+    }
+    if html_file is not None:
+        try:
+            html_file.write_text(html_page(reports, meta), encoding="utf-8")
+        except OSError as exc:
+            _error(f"syncd report: cannot write {html_file}: {_one_line(exc)}")
+            raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(json_text(reports, meta) + "\n")
+    elif as_csv:
+        sys.stdout.write(csv_text(reports))
+    elif html_file is None:
+        print_table(out, reports, meta)
+    else:
+        out.print(f"wrote {html_file}", highlight=False, markup=False)
+
+
 @rules_app.command("schema")
 def rules_schema() -> None:
     """Print the JSON Schema of rule files (for editors: yaml-language-server)."""

@@ -163,6 +163,38 @@ class Metrics:
             ["connector"],
             registry=r,
         )
+        self.funnel_leads = Gauge(
+            "syncd_funnel_leads",
+            "Leads entering each funnel stage in the last 90 days (any order; syncd report).",
+            ["crm", "stage"],
+            registry=r,
+        )
+        self.acceptance_rate = Gauge(
+            "syncd_acceptance_rate",
+            "Sales acceptance rate over the last 90 days (report.acceptance; NaN: none decided).",
+            ["crm"],
+            registry=r,
+        )
+        self.sla_open_breaches = Gauge(
+            "syncd_sla_open_breaches",
+            "Leads in SAL, not followed up, past report.sla_business_hours.",
+            ["crm"],
+            registry=r,
+        )
+        self.alerts_sent = Counter(
+            "syncd_alerts_sent",
+            "Alerts delivered, by channel and event.",
+            ["channel", "event"],
+            registry=r,
+        )
+        self.alerts_failed = Counter(
+            "syncd_alerts_failed",
+            "Alerts a channel did not accept (see syncd.alerts).",
+            ["channel"],
+            registry=r,
+        )
+        #: Called with each cycle's report after it ends (funnel KPIs and alerts, app.py).
+        self.after_cycle: Callable[[Any], None] | None = None
         self.lease_holder = Gauge(
             "syncd_lease_holder_info",
             "1 for the process that holds the connector's lease, as this process last saw it.",
@@ -176,6 +208,16 @@ class Metrics:
         PlatformCollector(registry=r)
         GCCollector(registry=r)
         self._watched = False
+
+    def publish_funnel(self, crm: str, report: Any) -> None:
+        """The funnel KPIs of ``crm`` (a :class:`syncd.report.Report`), see syncd.kpi."""
+        for stage in report.stages:
+            self.funnel_leads.labels(crm, stage.stage).set(stage.any_order)
+        if report.acceptance_rate is None:
+            self.acceptance_rate.labels(crm).set(float("nan"))  # nothing decided in the window
+        else:
+            self.acceptance_rate.labels(crm).set(report.acceptance_rate)
+        self.sla_open_breaches.labels(crm).set(len(report.open_breaches))
 
     def watch(
         self,
@@ -222,6 +264,13 @@ class Metrics:
             self.cycle_failures.labels(report.crm, report.reason or "internal").inc()
         if report.outcome == "ok":
             self.last_success.labels(report.crm).set(time.time())
+        if self.after_cycle is not None:
+            try:
+                self.after_cycle(report)
+            except Exception as exc:  # noqa: BLE001 - a KPI never fails the cycle it follows
+                log.warning(
+                    "%s: funnel KPIs not refreshed (%s: %s)", report.crm, type(exc).__name__, exc
+                )
 
     def observe_results(self, crm: str, results: Sequence[Any]) -> None:
         for result in results:

@@ -178,6 +178,77 @@ class CalendarSettings(_Model):
         return Calendar.build(self.timezone, self.workdays, self.hours, self.holidays)
 
 
+class ReportSettings(_Model):
+    """The funnel report (``syncd report``): stages, acceptance and follow-up SLA."""
+
+    stages: list[str] = Field(
+        ["New", "MQL", "SAL", "SQL", "Converted"],
+        description="Funnel stages (rule statuses) in lifecycle order.",
+    )
+    rejected: list[str] = Field(
+        ["Unqualified", "Nurture"], description="Statuses an MQL is rejected to."
+    )
+    acceptance: Literal["accepted_over_decided", "within_sla_over_mqls"] = Field(
+        "accepted_over_decided", description="How the sales acceptance rate is computed."
+    )
+    acceptance_target: float = Field(0.9, ge=0, le=1, description="Flag a rate under this.")
+    accept_within_business_hours: float = Field(
+        16, gt=0, description="within_sla_over_mqls: an MQL accepted this soon counts."
+    )
+    sla_business_hours: float = Field(
+        16, gt=0, description="A SAL must be followed up within this much working time."
+    )
+    stale_after: Duration = Field(
+        timedelta(days=30), description="A lead unchanged this long in a stage is stale."
+    )
+
+    @model_validator(mode="after")
+    def _funnel(self) -> ReportSettings:
+        if len(self.stages) < 2 or len(set(self.stages)) != len(self.stages):
+            raise ValueError("report.stages needs at least two distinct statuses, in order")
+        for needed in ("MQL", "SAL"):
+            if needed not in self.stages:
+                raise ValueError(f"report.stages must include {needed} (acceptance and SLA)")
+        return self
+
+
+AlertEvent = Literal["sla_breach", "acceptance_below_target", "breaker_tripped", "writes_failing"]
+ALERT_EVENTS: tuple[AlertEvent, ...] = (
+    "sla_breach",
+    "acceptance_below_target",
+    "breaker_tripped",
+    "writes_failing",
+)
+
+
+class AlertChannelSettings(_Model):
+    """One place alerts go: a plain webhook (a JSON POST)."""
+
+    name: str = Field(description="Shown in logs and the syncd_alerts_failed_total label.")
+    url: Annotated[SecretStr, BeforeValidator(_secret_text)] = Field(
+        description="Webhook URL (JSON POST). Webhook URLs hold tokens: give it as "
+        "{env: NAME} or {file: PATH}; it is never logged."
+    )
+    events: list[AlertEvent] = Field(
+        default_factory=lambda: list(ALERT_EVENTS), description="What this channel is sent."
+    )
+    timeout: Duration = Field(timedelta(seconds=5), description="Per POST.")
+    max_per_hour: int = Field(
+        20, ge=1, description="Messages beyond this in an hour wait (rate limit)."
+    )
+
+
+class AlertSettings(_Model):
+    channels: list[AlertChannelSettings] = Field(
+        default_factory=list, description="Where alerts go; none: no alerts."
+    )
+    repeat_after: Duration = Field(
+        timedelta(hours=24),
+        description="A condition still true (acceptance under target, writes failing) is sent "
+        "again after this long; each SLA breach is sent once.",
+    )
+
+
 class BreakerSettings(_Model):
     max_change_share: float = Field(
         0.2,
@@ -411,6 +482,8 @@ class Settings(_Model):
     state: StateSettings = StateSettings()
     rules: RulesSettings = RulesSettings()
     calendar: CalendarSettings = CalendarSettings()
+    report: ReportSettings = ReportSettings()
+    alerts: AlertSettings = AlertSettings()
     # Validated at load time with the enricher's own model, so a wrong ICP type is a located
     # config error, not a crash when the daemon builds the enricher.
     enrichment: EnrichmentSettings = Field(

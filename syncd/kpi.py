@@ -1,0 +1,79 @@
+"""The funnel's KPI gauges, kept current after each cycle rather than on every scrape.
+
+After a connector's cycle, the report (:mod:`syncd.report`) is computed over that CRM's
+ledger rows of the last :data:`KPI_WINDOW` (read through the ledger's ``(crm, lead_id, at)``
+index, in chunks) and three gauges are set from it, so they equal what ``syncd report --by crm``
+shows for the same window: leads entering each stage (any-order), the sales acceptance rate,
+and the open SAL follow-up breaches. A scrape reads the gauges and never touches the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd.report import Report, ReportOptions, compute, read_inputs
+from syncd.settings import Settings
+
+__all__ = ["KPI_WINDOW", "FunnelKpis"]
+
+log = logging.getLogger("syncd.kpi")
+
+#: The gauges' window: the report's default period.
+KPI_WINDOW = timedelta(days=90)
+
+
+class FunnelKpis:
+    """Computes one CRM's KPIs and hands them to ``publish`` (the metrics' setter)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        publish: Callable[[str, Report], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.publish = publish
+        self.clock = clock
+        self.status_maps: Mapping[str, Mapping[str, str]] = {
+            name: {crm_value: status for status, crm_value in cs.status_values.items()}
+            for name, cs in settings.connectors().items()
+        }
+
+    def options(self, now: datetime) -> ReportOptions:
+        rs = self.settings.report
+        return ReportOptions(
+            since=now - KPI_WINDOW,
+            until=now,
+            now=now,
+            stages=tuple(rs.stages),
+            rejected=tuple(rs.rejected),
+            acceptance=rs.acceptance,
+            acceptance_target=rs.acceptance_target,
+            accept_within_hours=rs.accept_within_business_hours,
+            sla_hours=rs.sla_business_hours,
+            stale_after=rs.stale_after,
+            calendar=self.settings.calendar.calendar(),
+        )
+
+    def compute(self, crm: str) -> Report:
+        now = self.clock()
+        options = self.options(now)
+        leads = read_inputs(self.engine, self.status_maps, crm=crm, since=options.since)
+        return compute(leads, options)[0]
+
+    def refresh(self, crm: str) -> Report | None:
+        """Recompute ``crm``'s gauges; a store error keeps the last values (and is logged)."""
+        try:
+            report = self.compute(crm)
+        except SQLAlchemyError as exc:
+            log.warning("%s: funnel KPIs not refreshed (%s)", crm, str(exc).splitlines()[0])
+            return None
+        self.publish(crm, report)
+        return report

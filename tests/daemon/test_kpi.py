@@ -1,0 +1,85 @@
+"""The funnel KPI gauges: set after a cycle, equal to what `syncd report --by crm` shows."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from syncd.cli import app as cli
+from syncd.settings import load_settings
+from syncd.state import StatusHistoryRow
+from tests.daemon.harness import running_app, write_config
+from tests.daemon.test_report import GROUPS
+
+
+def _seed_ledger(engine: object, config: Path, monday: datetime) -> None:
+    """The 40 leads of test_report, three weeks ago, as the CRM's values of this config."""
+    settings = load_settings(config)
+    with Session(engine) as session:  # type: ignore[call-overload]
+        for prefix, count, crm, _owner, _source, _activity, steps in GROUPS:
+            to_crm = settings.connectors()[crm].status_values
+            for n in range(count):
+                previous: str | None = None
+                for written, day, hour in steps:
+                    status = "Unqualified" if written == "Closed - Not Converted" else written
+                    value = to_crm.get(status, status)
+                    session.add(
+                        StatusHistoryRow(
+                            crm=crm,
+                            lead_id=f"{prefix}{n:02d}",
+                            from_value=previous,
+                            to_value=value,
+                            at=monday + timedelta(days=day, hours=hour),
+                            actor="person",
+                            source="pulled",
+                        )
+                    )
+                    previous = value
+        session.commit()
+
+
+def test_funnel_gauges_equal_the_report_after_a_cycle(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    now = datetime.now(UTC)
+    today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    monday = today - timedelta(days=today.weekday() + 21)
+    with running_app(config) as app:
+        _seed_ledger(app.store.engine, config, monday)
+        registry = app.metrics.registry
+        assert registry.get_sample_value("syncd_sla_open_breaches", {"crm": "hubspot"}) is None
+        for name in ("salesforce", "hubspot"):
+            assert app.pipelines[name].run_cycle().outcome == "ok"
+        gauges = {
+            crm: {
+                "stages": {
+                    stage: registry.get_sample_value(
+                        "syncd_funnel_leads", {"crm": crm, "stage": stage}
+                    )
+                    for stage in ("New", "MQL", "SAL", "SQL", "Converted")
+                },
+                "acceptance": registry.get_sample_value("syncd_acceptance_rate", {"crm": crm}),
+                "open": registry.get_sample_value("syncd_sla_open_breaches", {"crm": crm}),
+            }
+            for crm in ("salesforce", "hubspot")
+        }
+    since = (now - timedelta(days=90)).isoformat()
+    result = CliRunner().invoke(
+        cli, ["report", "--config", str(config), "--since", since, "--by", "crm", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    groups = {g["group"]: g for g in json.loads(result.output)["groups"]}
+    for crm, seen in gauges.items():
+        expected = groups[crm]
+        assert seen["stages"] == {s["stage"]: s["any_order"] for s in expected["stages"]}
+        assert seen["open"] == len(expected["open_breaches"])
+        rate = expected["acceptance_rate"]
+        assert (seen["acceptance"] == rate) or (rate is None and math.isnan(seen["acceptance"]))
+    # And they are the fixture's numbers: hubspot holds groups B and D, salesforce A, C and E.
+    assert gauges["hubspot"]["open"] == 5 and gauges["salesforce"]["open"] == 0
+    assert gauges["hubspot"]["stages"]["SAL"] == 15 and gauges["salesforce"]["stages"]["SAL"] == 15
+    assert gauges["salesforce"]["acceptance"] == 15 / 25  # A, E accepted; C's 10 rejected
