@@ -104,6 +104,9 @@ class RemoteLead:
     # True when the CRM says the integration user itself made the last change (Salesforce
     # LastModifiedById), False when someone else did, None when the CRM does not say.
     modified_by_integration: bool | None = None
+    # The CRM user id of whoever made the last change, when the CRM says (Salesforce
+    # LastModifiedById): the ledger's ``actor_id`` for a person's edit.
+    modified_by: str | None = None
     # Values the connector nulled because syncd cannot parse or store them (quarantine).
     problems: list[FieldProblem] = field(default_factory=list)
 

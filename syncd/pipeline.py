@@ -53,6 +53,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
+from syncd import ledger
 from syncd.enrichment import Enricher
 from syncd.holds import held_reason, is_held
 from syncd.lease import Lease, LeaseLost
@@ -342,6 +343,10 @@ class Pipeline:
         self.preflight: Callable[[RuleBook], list[str]] | None = None
         self.lease: Lease | None = None  # set by whoever holds the connector's lease
         self._lifecycle = policy_of(settings)
+        #: The canonical field whose transitions the ledger records as ``lifecycle_stage``.
+        self._ledger_stage_field = (
+            self._lifecycle.field if self._lifecycle is not None else ledger.LIFECYCLE
+        )
         #: Shows how far a pull got (syncd.progress); set by the command that runs cycles.
         self.progress: ProgressFactory | None = None
 
@@ -528,12 +533,15 @@ class Pipeline:
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
-            status_rows = [
-                r
-                for r in self.store.open_changes(conn, self.crm, list(by_id))
-                if r.kind == "field" and r.field == "status"
+            open_fields = [
+                r for r in self.store.open_changes(conn, self.crm, list(by_id)) if r.kind == "field"
             ]
+            status_rows = [r for r in open_fields if r.field == "status"]
             queued = {(r.lead_id, r.value) for r in status_rows}
+            open_by_lead: dict[str, dict[str, OutboxRecord]] = defaultdict(dict)
+            for r in open_fields:
+                open_by_lead[r.lead_id][r.field] = r
+            history: list[dict[str, Any]] = []
             in_doubt = {r.lead_id: r for r in status_rows if r.state == OutboxState.SENDING}
             rows: list[dict[str, Any]] = []
             gone: dict[str, str] = {}  # lead id -> why its open changes are withdrawn
@@ -542,8 +550,15 @@ class Pipeline:
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
                 doubt = in_doubt.get(lead.id)
-                rows.append(
-                    self._mirror_row(lead, existing.get(lead.id), now, queued=ours, in_doubt=doubt)
+                prev = existing.get(lead.id)
+                rows.append(self._mirror_row(lead, prev, now, queued=ours, in_doubt=doubt))
+                history += ledger.pulled_rows(
+                    self.crm,
+                    lead,
+                    prev,
+                    person=prev is not None and not _syncd_made(lead, prev, queued=ours),
+                    queued=open_by_lead.get(lead.id, {}),
+                    lifecycle_field=self._ledger_stage_field,
                 )
                 if doubt is not None and _reverted_in_doubt(lead, rows[-1]["status"], doubt):
                     reverted.append(doubt)
@@ -554,6 +569,7 @@ class Pipeline:
                 report.deleted += lead.deleted
             if rows:
                 self.store.upsert_leads(conn, rows)
+            self.store.add_history(conn, history)
             # The write may have been applied (its answer was lost); the person's value stands,
             # and the audit says both.
             self.store.close_changes(
@@ -683,8 +699,7 @@ class Pipeline:
         if status != prev.status or _reverted_in_doubt(lead, status, in_doubt):
             if status != prev.status:
                 row["status_changed_at"] = lead.modified_at
-            ours = status == prev.written_status or queued or lead.modified_by_integration is True
-            if not ours:
+            if not _syncd_made(lead, prev, queued=queued):
                 row["rep_edit_at"] = lead.modified_at
                 row["rep_edit_status"] = status
                 row["error_code"] = row["error_message"] = row["error_at"] = None
@@ -989,7 +1004,7 @@ class Pipeline:
                     for r in g
                 ],
             )
-            self._apply_to_mirror(conn, done, failed, now)
+            self._apply_to_mirror(conn, done, failed, now, report.run_id)
             self._progress(
                 conn,
                 report,
@@ -1014,15 +1029,20 @@ class Pipeline:
         done: Sequence[Sequence[OutboxRecord]],
         failed: Sequence[tuple[Sequence[OutboxRecord], RecordResult]],
         now: datetime,
+        run_id: str,
     ) -> None:
         """Confirmed values become the mirror's; permanent failures stay visible on the lead."""
         ids = [g[0].lead_id for g in done] + [g[0].lead_id for g, _ in failed]
         leads = self.store.leads_by_id(conn, self.crm, ids)
         updates = []
+        history: list[dict[str, Any]] = []
         for group in done:
             lead = leads.get(group[0].lead_id)
             if lead is None:
                 continue
+            history += ledger.written_rows(
+                self.crm, lead, group, now, run_id, lifecycle_field=self._ledger_stage_field
+            )
             # A newsletter add succeeding says nothing about an earlier field write's failure;
             # only a confirmed field write clears the error shown by `syncd status`.
             cleared = any(r.kind == "field" for r in group)
@@ -1058,6 +1078,7 @@ class Pipeline:
                 {**values, "fields": fields, "newsletters": newsletters, "lead_id": lead.lead_id}
             )
         self.store.update_leads(conn, self.crm, updates)
+        self.store.add_history(conn, history)
         for group, result in failed:
             self.store.update_lead(
                 conn,
@@ -1242,6 +1263,13 @@ def _reverted_in_doubt(lead: RemoteLead, status: Any, in_doubt: OutboxRecord | N
     if in_doubt is None or lead.modified_by_integration is True or status == in_doubt.value:
         return False
     return bool(lead.modified_at >= _utc(in_doubt.updated_at) - _CLOCK_SKEW)
+
+
+def _syncd_made(lead: RemoteLead, prev: LeadRecord, *, queued: bool) -> bool:
+    """Whether a pulled status change is syncd's own: its last confirmed write, a value its
+    outbox meant to write (the confirmation may have been lost), or the CRM says so."""
+    status = lead.fields.get("status")
+    return status == prev.written_status or queued or lead.modified_by_integration is True
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:

@@ -314,6 +314,7 @@ class StatusHistoryRow(SQLModel, table=True):
     """One transition of one lead's lifecycle field: the funnel is measured from these."""
 
     __tablename__ = "status_history"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     __table_args__ = (
         Index("ix_history_lead", "crm", "lead_id", "at"),
         Index("ix_history_field_to", "field", "to_value", "at"),
@@ -814,6 +815,22 @@ class StateStore:
     def add_audit(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             conn.execute(AuditRow.__table__.insert(), _same_keys(rows))
+
+    def add_history(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows of the status history ledger (``syncd.ledger`` builds them)."""
+        if rows:
+            conn.execute(StatusHistoryRow.__table__.insert(), _same_keys(rows))
+
+    def history_of_lead(self, crm: str, lead_id: str) -> list[Any]:
+        """The ledger's transitions of one lead, oldest first."""
+        table = StatusHistoryRow.__table__
+        stmt = (
+            select(table)
+            .where(table.c.crm == crm, table.c.lead_id == lead_id)
+            .order_by(table.c.at, table.c.id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).all())
 
     def audit_of_lead(self, lead_id: str, crm: str | None = None) -> list[AuditRecord]:
         table = AuditRow.__table__

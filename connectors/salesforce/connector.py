@@ -738,6 +738,7 @@ class SalesforceConnector(Connector):
             deleted=bool(record.get("IsDeleted")),
             converted=bool(record.get("IsConverted")),
             modified_by_integration=by_integration,
+            modified_by=None if by is None else str(by),
             problems=quarantine.problems,
         )
 
