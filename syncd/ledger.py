@@ -11,15 +11,22 @@ value. What happened before syncd first saw a lead comes from the CRM's own fiel
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import RemoteLead
+from connectors.base import HistoryEntry, RemoteLead
 from syncd.records import LeadRecord, OutboxRecord
 from syncd.state import HistoryActor, HistorySource
 
-__all__ = ["LIFECYCLE", "STATUS", "pulled_rows", "written_rows"]
+__all__ = [
+    "LIFECYCLE",
+    "STATUS",
+    "backfill_rows",
+    "last_person_edit",
+    "pulled_rows",
+    "written_rows",
+]
 
 STATUS = "status"
 LIFECYCLE = "lifecycle_stage"
@@ -164,3 +171,75 @@ def written_rows(
             )
         )
     return rows
+
+
+#: The CRM's actor kinds as the ledger's: the integration user is syncd.
+_ACTORS = {
+    "integration": HistoryActor.SYNCD,
+    "person": HistoryActor.PERSON,
+    "automation": HistoryActor.AUTOMATION,
+    "unknown": HistoryActor.UNKNOWN,
+}
+
+#: A CRM stamps a transition syncd also recorded up to this much earlier than syncd did (whole
+#: seconds, the write's round trip).
+_SKEW = timedelta(seconds=5)
+
+
+def backfill_rows(
+    crm: str,
+    entries: Iterable[HistoryEntry],
+    known: Mapping[str, Sequence[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Ledger rows (``source=backfill``) for the CRM's history entries the ledger lacks.
+
+    ``known``: the ledger's rows of each lead so far. The CRM's history fills in what happened
+    before syncd's own record of the lead begins (its first pulled or written row); an entry
+    already backfilled (same field, value and time) is not added again.
+    """
+    known = known or {}
+    rows = []
+    for e in entries:
+        mine = known.get(e.lead_id, ())
+        own = [_naive(r.at) for r in mine if r.source != HistorySource.BACKFILL.value]
+        if own and _naive(e.at) > min(own) - _SKEW:
+            continue
+        if any(
+            r.source == HistorySource.BACKFILL.value
+            and r.field == e.field
+            and r.to_value == e.to_value
+            and _naive(r.at) == _naive(e.at)
+            for r in mine
+        ):
+            continue
+        rows.append(
+            _row(
+                crm,
+                e.lead_id,
+                e.field,
+                e.from_value,
+                e.to_value,
+                e.at,
+                _ACTORS[e.actor],
+                HistorySource.BACKFILL,
+                actor_id=e.actor_id if e.actor != "integration" else None,
+            )
+        )
+    return rows
+
+
+def last_person_edit(entries: Sequence[HistoryEntry], status: Any) -> HistoryEntry | None:
+    """The lead's latest status transition, when a person made it and the lead still has the
+    value they set (``entries``: one lead's, any order)."""
+    moves = [e for e in entries if e.field == STATUS]
+    if not moves:
+        return None
+    last = max(moves, key=lambda e: e.at)
+    if last.actor == "person" and last.to_value == status:
+        return last
+    return None
+
+
+def _naive(at: datetime) -> datetime:
+    """Stored times come back naive (UTC) from SQLite and aware from PostgreSQL."""
+    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)

@@ -42,7 +42,15 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
+from connectors.base import (
+    Connector,
+    Cursor,
+    HistoryEntry,
+    LeadChange,
+    Outcome,
+    RecordResult,
+    RemoteLead,
+)
 from connectors.errors import (
     AuthError,
     BudgetExhausted,
@@ -526,8 +534,9 @@ class Pipeline:
     def _store_page(
         self, leads: Sequence[RemoteLead], cursor: Cursor | None, report: CycleReport
     ) -> None:
-        now = self.clock()
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
+        firsts = self._first_sight_history(by_id)
+        now = self.clock()
         with self.store.begin() as conn:
             self._fence(conn)  # a page read before the new leader's writes must not land
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
@@ -551,7 +560,13 @@ class Pipeline:
                 ours = (lead.id, lead.fields.get("status")) in queued
                 doubt = in_doubt.get(lead.id)
                 prev = existing.get(lead.id)
-                rows.append(self._mirror_row(lead, prev, now, queued=ours, in_doubt=doubt))
+                known = firsts.get(lead.id, []) if prev is None else []
+                rows.append(
+                    self._mirror_row(
+                        lead, prev, now, queued=ours, in_doubt=doubt, crm_history=known
+                    )
+                )
+                history += ledger.backfill_rows(self.crm, known)
                 history += ledger.pulled_rows(
                     self.crm,
                     lead,
@@ -619,6 +634,37 @@ class Pipeline:
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
 
+    def _first_sight_history(
+        self, by_id: Mapping[str, RemoteLead]
+    ) -> dict[str, list[HistoryEntry]]:
+        """The CRM's status history of the page's leads syncd has not mirrored yet (one call
+        per 200 Salesforce leads, per 50 HubSpot contacts), by lead: it backfills the ledger,
+        and a status a person set before syncd first saw the lead is held like any rep edit.
+
+        A CRM that refuses to say (no permission on the history) costs the backfill, not the
+        cycle."""
+        with self.store.begin() as conn:
+            seen = self.store.leads_by_id(conn, self.crm, list(by_id))
+        new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
+        if not new:
+            return {}
+        try:
+            entries = self.connector.status_history(new)
+        except (ConfigurationError, FatalError) as exc:
+            if isinstance(exc, AuthError):
+                raise
+            log.warning(
+                "%s: the CRM's status history could not be read (%s); new leads are mirrored "
+                "without it",
+                self.crm,
+                exc,
+            )
+            return {}
+        out: dict[str, list[HistoryEntry]] = defaultdict(list)
+        for e in entries:
+            out[e.lead_id].append(e)
+        return out
+
     def _report_quarantine(self, rows: Sequence[dict[str, Any]]) -> None:
         """Log and count the values the connector (or ``_mirror_row``) nulled."""
         for row in rows:
@@ -642,6 +688,7 @@ class Pipeline:
         *,
         queued: bool = False,
         in_doubt: OutboxRecord | None = None,
+        crm_history: Sequence[HistoryEntry] = (),
     ) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
         problems = [
@@ -684,6 +731,7 @@ class Pipeline:
                 error_message=None,
                 error_at=None,
             )
+            self._first_sight(row, lead, crm_history)
             return row
         row.update(
             status_changed_at=prev.status_changed_at,
@@ -711,6 +759,28 @@ class Pipeline:
                     f"{until:%Y-%m-%d %H:%M}",
                 )
         return row
+
+    def _first_sight(
+        self, row: dict[str, Any], lead: RemoteLead, crm_history: Sequence[HistoryEntry]
+    ) -> None:
+        """What the CRM's history says of a lead syncd mirrors for the first time: when its
+        status was set, and whether a person set it (held like any rep edit)."""
+        status = row["status"]
+        moves = [e for e in crm_history if e.field == ledger.STATUS and e.to_value == status]
+        if moves:
+            row["status_changed_at"] = max(e.at for e in moves)
+        edit = ledger.last_person_edit(crm_history, status)
+        if edit is None:
+            return
+        row["rep_edit_at"], row["rep_edit_status"] = edit.at, status
+        if edit.at + self.settings.hold_rep_edits_for > self.clock():
+            log.info(
+                "lead %s: status %r was set by a person before syncd first saw it; left alone "
+                "until %s UTC",
+                lead.id,
+                status,
+                f"{edit.at + self.settings.hold_rep_edits_for:%Y-%m-%d %H:%M}",
+            )
 
     # ---- 2. plan -------------------------------------------------------------------------
 

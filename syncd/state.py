@@ -821,6 +821,19 @@ class StateStore:
         if rows:
             conn.execute(StatusHistoryRow.__table__.insert(), _same_keys(rows))
 
+    def history_of_leads(
+        self, conn: Connection, crm: str, lead_ids: Sequence[str]
+    ) -> dict[str, list[Any]]:
+        """The ledger's rows of these leads, by lead."""
+        table = StatusHistoryRow.__table__
+        out: dict[str, list[Any]] = {}
+        for start in range(0, len(lead_ids), _UPSERT_CHUNK):
+            chunk = list(lead_ids[start : start + _UPSERT_CHUNK])
+            stmt = select(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+            for row in conn.execute(stmt.order_by(table.c.at, table.c.id)):
+                out.setdefault(row.lead_id, []).append(row)
+        return out
+
     def history_of_lead(self, crm: str, lead_id: str) -> list[Any]:
         """The ledger's transitions of one lead, oldest first."""
         table = StatusHistoryRow.__table__

@@ -105,6 +105,8 @@ def test_ledger_records_hubspot_status_writes_and_a_reps_edit_without_a_user_id(
         rows = _transitions(app, "hubspot", stale)
 
     assert rows == [
+        # HubSpot's history, read at the first sync: the contact was created (imported) as NEW.
+        ("status", None, "NEW", "automation", "backfill", None),
         ("status", "NEW", "NURTURE", "syncd", "written", "stale-nurture"),
         ("status", "NURTURE", "OPEN", "person", "pulled", None),
     ]
