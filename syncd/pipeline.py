@@ -61,7 +61,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import ledger
+from syncd import ledger, races
 from syncd.enrichment import Enricher
 from syncd.holds import held_reason, is_held
 from syncd.lease import Lease, LeaseLost
@@ -951,7 +951,14 @@ class Pipeline:
         while buffer and not self.stop.is_set():
             self._send(kind, _take(buffer, size), report)
 
-    def _send(self, kind: str, groups: list[list[OutboxRecord]], report: CycleReport) -> None:
+    def _send(
+        self,
+        kind: str,
+        groups: list[list[OutboxRecord]],
+        report: CycleReport,
+        *,
+        restoring: bool = False,
+    ) -> None:
         if self.lease is not None:
             self.lease.before_send()
         # In doubt from here until the results are recorded (OutboxState.SENDING).
@@ -973,6 +980,95 @@ class Pipeline:
                     )
             raise
         self._record_results(groups, results, report)
+        if kind == "field" and not restoring:
+            self._restore_races(groups, results, report)
+
+    def _restore_races(
+        self,
+        groups: Sequence[Sequence[OutboxRecord]],
+        results: Sequence[RecordResult],
+        report: CycleReport,
+    ) -> None:
+        """A person's status edit that landed while the batch was in flight (``syncd.races``):
+        their value is written back, the lead held, and the audit says both. Costs one history
+        read per batch (two on HubSpot), and a write only when a race is found."""
+        written = [
+            r
+            for g, res in zip(groups, results, strict=True)
+            if res.outcome is Outcome.OK
+            for r in g
+            if r.kind == "field" and r.field == "status"
+        ]
+        if not written:
+            return
+        found = races.find_races(
+            written, self.connector.status_history([r.lead_id for r in written])
+        )
+        if not found:
+            return
+        now = self.clock()
+        restores: list[dict[str, Any]] = []
+        with self.store.begin() as conn:
+            self._fence(conn)
+            audits, history = [], []
+            for race in found:
+                change, edit = race.change, race.edit
+                until = edit.at + self.settings.hold_rep_edits_for
+                who = f" (user {edit.actor_id})" if edit.actor_id else ""
+                audits.append(
+                    {
+                        **self._audit(change, AuditOutcome.WITHDRAWN, now, report.run_id),
+                        "before": race.person_value,
+                        "message": f"overwrote a person's change to '{edit.to_value}'{who} made "
+                        f"at {edit.at:%Y-%m-%d %H:%M:%S} UTC while the write was in flight; "
+                        f"their value is written back and the lead left alone until "
+                        f"{until:%Y-%m-%d %H:%M} UTC",
+                    }
+                )
+                history += ledger.backfill_rows(self.crm, [edit])
+                self.store.correct_written_from(
+                    conn, self.crm, change.lead_id, report.run_id, change.value, race.person_value
+                )
+                self.store.update_lead(
+                    conn,
+                    self.crm,
+                    change.lead_id,
+                    rep_edit_at=edit.at,
+                    rep_edit_status=race.person_value,
+                )
+                restores.append(
+                    {
+                        "crm": self.crm,
+                        "lead_id": change.lead_id,
+                        "kind": "field",
+                        "field": "status",
+                        "value": race.person_value,
+                        "before": change.value,
+                        "rule_id": RESTORE_RULE,
+                        "ruleset_version": change.ruleset_version,
+                        "run_id": report.run_id,
+                        "intent_id": f"{report.run_id}.{change.lead_id}.restore",
+                        "state": OutboxState.PENDING,
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                log.warning(
+                    "lead %s: a person set status %r while syncd's write of %r was in flight; "
+                    "writing their value back and leaving the lead alone until %s UTC",
+                    change.lead_id,
+                    edit.to_value,
+                    change.value,
+                    f"{until:%Y-%m-%d %H:%M}",
+                )
+            self.store.add_audit(conn, audits)
+            self.store.add_history(conn, history)
+            self.store.add_changes(conn, restores)
+            parts = self.store.intent_parts(conn, {r["intent_id"] for r in restores})
+        pending = [[r] for rows in parts.values() for r in rows if r.state == OutboxState.PENDING]
+        if pending:
+            self._send("field", pending, report, restoring=True)
 
     def _deliver(self, kind: str, groups: list[list[OutboxRecord]]) -> list[RecordResult]:
         """One connector call for the batch: field writes, newsletter adds or removals."""
@@ -1200,6 +1296,9 @@ class Pipeline:
             message=result.message if result else None,
         )
 
+
+#: The rule id of a write that puts back a person's status syncd overwrote (``syncd.races``).
+RESTORE_RULE = "restore-rep-edit"
 
 # Why an open change is not sent (the row's error_message and the audit row's message).
 OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"

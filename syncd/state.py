@@ -821,6 +821,25 @@ class StateStore:
         if rows:
             conn.execute(StatusHistoryRow.__table__.insert(), _same_keys(rows))
 
+    def correct_written_from(
+        self, conn: Connection, crm: str, lead_id: str, run_id: str, to_value: str, actual: str
+    ) -> None:
+        """syncd's write of ``to_value`` in ``run_id`` replaced ``actual`` (a person's value the
+        mirror had not seen): the ledger's row says so."""
+        table = StatusHistoryRow.__table__
+        conn.execute(
+            update(table)
+            .where(
+                table.c.crm == crm,
+                table.c.lead_id == lead_id,
+                table.c.run_id == run_id,
+                table.c.field == "status",
+                table.c.to_value == to_value,
+                table.c.source == HistorySource.WRITTEN.value,
+            )
+            .values(from_value=actual)
+        )
+
     def history_of_leads(
         self, conn: Connection, crm: str, lead_ids: Sequence[str]
     ) -> dict[str, list[Any]]:
