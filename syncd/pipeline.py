@@ -648,22 +648,27 @@ class Pipeline:
         new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
         if not new:
             return {}
+        out: dict[str, list[HistoryEntry]] = defaultdict(list)
+        for e in self._crm_history(new, "new leads are mirrored without it") or ():
+            out[e.lead_id].append(e)
+        return out
+
+    def _crm_history(self, lead_ids: Sequence[str], without: str) -> list[HistoryEntry] | None:
+        """The connector's ``status_history``; None (logged, saying ``without`` what syncd goes
+        on) when the CRM refuses it for good, say the integration user may not read field
+        history: the ledger and rep edits lose that source, the cycle goes on."""
         try:
-            entries = self.connector.status_history(new)
+            return self.connector.status_history(lead_ids)
         except (ConfigurationError, FatalError) as exc:
             if isinstance(exc, AuthError):
                 raise
             log.warning(
-                "%s: the CRM's status history could not be read (%s); new leads are mirrored "
-                "without it",
+                "%s: the CRM's status history could not be read (%s); %s",
                 self.crm,
-                exc,
+                _first_line(exc),
+                without,
             )
-            return {}
-        out: dict[str, list[HistoryEntry]] = defaultdict(list)
-        for e in entries:
-            out[e.lead_id].append(e)
-        return out
+            return None
 
     def _report_quarantine(self, rows: Sequence[dict[str, Any]]) -> None:
         """Log and count the values the connector (or ``_mirror_row``) nulled."""
@@ -1001,9 +1006,10 @@ class Pipeline:
         ]
         if not written:
             return
-        found = races.find_races(
-            written, self.connector.status_history([r.lead_id for r in written])
+        entries = self._crm_history(
+            [r.lead_id for r in written], "edits made while a batch was in flight go unseen"
         )
+        found = races.find_races(written, entries or [])
         if not found:
             return
         now = self.clock()
