@@ -643,6 +643,8 @@ class Pipeline:
 
         A CRM that refuses to say (no permission on the history) costs the backfill, not the
         cycle."""
+        if not self.settings.read_crm_history:
+            return {}
         with self.store.begin() as conn:
             seen = self.store.leads_by_id(conn, self.crm, list(by_id))
         new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
@@ -657,6 +659,8 @@ class Pipeline:
         """The connector's ``status_history``; None (logged, saying ``without`` what syncd goes
         on) when the CRM refuses it for good, say the integration user may not read field
         history: the ledger and rep edits lose that source, the cycle goes on."""
+        if not self.settings.read_crm_history:
+            return None
         try:
             return self.connector.status_history(lead_ids)
         except (ConfigurationError, FatalError) as exc:

@@ -59,7 +59,8 @@ def test_a_status_a_person_set_two_days_before_the_first_sync_is_held_not_overwr
     ]
     assert abs(ledger[0].at.replace(tzinfo=UTC) - two_days_ago) < timedelta(seconds=1)
     assert mirror is not None and mirror.rep_edit_status == "Working - Contacted"
-    assert len(history_queries) == 1  # one query for the page's new leads
+    # One query for the page's new leads, one after the batch that wrote the other one.
+    assert len(history_queries) == 2 and worked in history_queries[0]
 
 
 def test_without_field_history_tracking_the_first_sync_cannot_see_the_persons_edit(
@@ -159,3 +160,21 @@ def test_history_backfill_command_reports_per_connector(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "salesforce: 0 transitions added from the history of 0 leads" in result.output
     assert "hubspot: 0 transitions added from the history of 0 leads" in result.output
+
+
+def test_read_crm_history_false_sends_no_history_query(tmp_path: Path) -> None:
+    config = write_config(tmp_path, rules=STALE_RULES, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace(
+            "  interval: 60s\n", "  interval: 60s\n  read_crm_history: false\n"
+        )
+    )
+    with running_app(config) as app:
+        emu = app.embedded.salesforce
+        (lead_id,) = emu.add_leads([sf_lead("S", "s@acme.com", title="CTO", activity_days=200)])
+        report = app.pipelines["salesforce"].run_cycle()
+        queries = [q for q in _soql(app) if "LeadHistory" in q]
+        rows = _rows(app, "salesforce", lead_id)
+
+    assert report.written == 1 and queries == []
+    assert rows == [("Open - Not Contacted", "Nurture", "syncd", "written")]
