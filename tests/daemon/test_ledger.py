@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
+from tests.daemon.test_lifecycle_stage import _config as lifecycle_config
 
 STALE_RULES = """\
 version: 1
@@ -109,4 +110,24 @@ def test_ledger_records_hubspot_status_writes_and_a_reps_edit_without_a_user_id(
         ("status", None, "NEW", "automation", "backfill", None),
         ("status", "NEW", "NURTURE", "syncd", "written", "stale-nurture"),
         ("status", "NURTURE", "OPEN", "person", "pulled", None),
+    ]
+
+
+def test_ledger_records_lifecycle_stage_writes_and_a_persons_stage_change(tmp_path: Path) -> None:
+    with running_app(lifecycle_config(tmp_path)) as app:
+        emu = app.embedded.hubspot
+        (buyer,) = emu.add_contacts(
+            [hs_contact("Fwd", "fwd@acme.com", title="Buyer", lifecyclestage="lead")]
+        )
+        pipeline = app.pipelines["hubspot"]
+        assert pipeline.run_cycle().written == 1
+        time.sleep(0.01)  # HubSpot stamps milliseconds
+        emu.update_contact(buyer, {"lifecyclestage": "customer"})
+        pipeline.run_cycle()
+        rows = [r for r in _transitions(app, "hubspot", buyer) if r[0] == "lifecycle_stage"]
+
+    # HubSpot does not say who modified a contact: the pulled change's actor is unknown.
+    assert rows == [
+        ("lifecycle_stage", "lead", "opportunity", "syncd", "written", "to-sql"),
+        ("lifecycle_stage", "opportunity", "customer", "unknown", "pulled", None),
     ]
