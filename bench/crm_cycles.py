@@ -31,6 +31,7 @@ __all__ = ["CycleResult", "run_hubspot", "run_salesforce"]
 
 SHARE = 0.3
 _FROM_LEAD = re.compile(r"\bFROM\s+Lead\b", re.IGNORECASE)
+_FROM_HISTORY = re.compile(r"\bFROM\s+LeadHistory\b", re.IGNORECASE)
 #: Seeded leads were last modified over the past weeks, one chunk per hour, as in an org that
 #: has been in use; syncd's first cycle is then a backfill of old records.
 SEED_CHUNK = 1000
@@ -152,6 +153,8 @@ def _sf_kind(entry: Any) -> str:
         return "token"
     if entry.method == "GET" and ("/query" in path):
         soql = entry.soql or ""
+        if _FROM_HISTORY.search(soql):
+            return "history"
         return "read" if _FROM_LEAD.search(soql) or not soql else "preflight"
     if entry.method == "GET":
         return "preflight"
@@ -230,8 +233,11 @@ def run_salesforce(n: int, *, naive: bool = True) -> CrmRun:
                 fields = dict(app.connectors["salesforce"]._config.fields)  # noqa: SLF001
             finally:
                 app.close()
+        # The CRM's status history (README "The status history ledger"): one query per 200
+        # leads first mirrored, one after each batch of status writes.
         run.minimum = {
             "read": math.ceil(n / 2000),
+            "history": math.ceil(n / 200) + math.ceil(run.changed_leads / 200),
             "write": math.ceil(run.changed_leads / 200),
             "membership": sum(math.ceil(m / 200) for m in run.memberships.values()),
         }
@@ -293,6 +299,8 @@ def _hs_kind(entry: Any) -> str:
         return "archived_scan"
     if path.endswith("/batch/update"):
         return "write"
+    if path.endswith("/batch/read"):
+        return "history"  # syncd's only batch read in a cycle: the status history
     if path.endswith("/memberships/add"):
         return "membership"
     if path.startswith("/oauth/"):
@@ -358,8 +366,11 @@ def run_hubspot(n: int) -> CrmRun:
                 app.close()
         # The archived listing has no time filter (crm-api C3): one page is the least a cycle
         # that notices deletions can read.
+        # The status history: one batch read per 50 contacts first mirrored, and per 50 of
+        # each batch of status writes.
         run.minimum = {
             "read": math.ceil(n / 200) + 1,
+            "history": math.ceil(n / 50) + 2 * math.ceil(run.changed_leads / 100),
             "write": math.ceil(run.changed_leads / 100),
             "membership": sum(math.ceil(m / 100) for m in run.memberships.values()),
         }

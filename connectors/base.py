@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 __all__ = [
     "ApiQuota",
@@ -32,6 +32,8 @@ __all__ = [
     "CrmField",
     "Cursor",
     "FieldProblem",
+    "HistoryActorKind",
+    "HistoryEntry",
     "LeadChange",
     "Outcome",
     "Page",
@@ -104,12 +106,37 @@ class RemoteLead:
     # True when the CRM says the integration user itself made the last change (Salesforce
     # LastModifiedById), False when someone else did, None when the CRM does not say.
     modified_by_integration: bool | None = None
+    # The CRM user id of whoever made the last change, when the CRM says (Salesforce
+    # LastModifiedById): the ledger's ``actor_id`` for a person's edit.
+    modified_by: str | None = None
     # Values the connector nulled because syncd cannot parse or store them (quarantine).
     problems: list[FieldProblem] = field(default_factory=list)
 
     @property
     def cursor(self) -> Cursor:
         return Cursor(self.modified_at, self.id)
+
+
+#: Who made a transition of a CRM's field history: the integration user syncd runs as, a person
+#: (a CRM user in its UI), the CRM's automation or an import, or not said.
+HistoryActorKind = Literal["integration", "person", "automation", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One transition of a lead's field as the CRM's own field history records it.
+
+    ``field`` is the canonical name (``status``, ``lifecycle_stage``); values are the CRM's.
+    ``from_value`` None: the field was empty, or the CRM no longer says (a truncated history).
+    """
+
+    lead_id: str
+    field: str
+    from_value: str | None
+    to_value: str | None
+    at: datetime
+    actor: HistoryActorKind
+    actor_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -324,6 +351,16 @@ class Connector(abc.ABC):
         For checking written values (``syncd revert`` reads its writes back); leads that do not
         exist (any more) are left out of the answer.
         """
+
+    def status_history(self, lead_ids: Sequence[str]) -> list[HistoryEntry]:
+        """The CRM's own history of these leads' status, oldest first per lead, in as few
+        calls as the CRM allows.
+
+        What the CRM keeps: Salesforce only with field history tracking on for Lead Status,
+        HubSpot a bounded number of past values. The default, for a CRM without field
+        history, is none.
+        """
+        return []
 
     def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField] | None:
         """Whether lead fields named as the CRM names them exist and may be written.

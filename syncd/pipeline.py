@@ -42,7 +42,15 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.base import Connector, Cursor, LeadChange, Outcome, RecordResult, RemoteLead
+from connectors.base import (
+    Connector,
+    Cursor,
+    HistoryEntry,
+    LeadChange,
+    Outcome,
+    RecordResult,
+    RemoteLead,
+)
 from connectors.errors import (
     AuthError,
     BudgetExhausted,
@@ -53,6 +61,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
+from syncd import ledger, races
 from syncd.enrichment import Enricher
 from syncd.holds import held_reason, is_held
 from syncd.lease import Lease, LeaseLost
@@ -342,6 +351,10 @@ class Pipeline:
         self.preflight: Callable[[RuleBook], list[str]] | None = None
         self.lease: Lease | None = None  # set by whoever holds the connector's lease
         self._lifecycle = policy_of(settings)
+        #: The canonical field whose transitions the ledger records as ``lifecycle_stage``.
+        self._ledger_stage_field = (
+            self._lifecycle.field if self._lifecycle is not None else ledger.LIFECYCLE
+        )
         #: Shows how far a pull got (syncd.progress); set by the command that runs cycles.
         self.progress: ProgressFactory | None = None
 
@@ -521,19 +534,23 @@ class Pipeline:
     def _store_page(
         self, leads: Sequence[RemoteLead], cursor: Cursor | None, report: CycleReport
     ) -> None:
-        now = self.clock()
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
+        firsts = self._first_sight_history(by_id)
+        now = self.clock()
         with self.store.begin() as conn:
             self._fence(conn)  # a page read before the new leader's writes must not land
             existing = self.store.leads_by_id(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
-            status_rows = [
-                r
-                for r in self.store.open_changes(conn, self.crm, list(by_id))
-                if r.kind == "field" and r.field == "status"
+            open_fields = [
+                r for r in self.store.open_changes(conn, self.crm, list(by_id)) if r.kind == "field"
             ]
+            status_rows = [r for r in open_fields if r.field == "status"]
             queued = {(r.lead_id, r.value) for r in status_rows}
+            open_by_lead: dict[str, dict[str, OutboxRecord]] = defaultdict(dict)
+            for r in open_fields:
+                open_by_lead[r.lead_id][r.field] = r
+            history: list[dict[str, Any]] = []
             in_doubt = {r.lead_id: r for r in status_rows if r.state == OutboxState.SENDING}
             rows: list[dict[str, Any]] = []
             gone: dict[str, str] = {}  # lead id -> why its open changes are withdrawn
@@ -542,8 +559,21 @@ class Pipeline:
             for lead in by_id.values():
                 ours = (lead.id, lead.fields.get("status")) in queued
                 doubt = in_doubt.get(lead.id)
+                prev = existing.get(lead.id)
+                known = firsts.get(lead.id, []) if prev is None else []
                 rows.append(
-                    self._mirror_row(lead, existing.get(lead.id), now, queued=ours, in_doubt=doubt)
+                    self._mirror_row(
+                        lead, prev, now, queued=ours, in_doubt=doubt, crm_history=known
+                    )
+                )
+                history += ledger.backfill_rows(self.crm, known)
+                history += ledger.pulled_rows(
+                    self.crm,
+                    lead,
+                    prev,
+                    person=prev is not None and not _syncd_made(lead, prev, queued=ours),
+                    queued=open_by_lead.get(lead.id, {}),
+                    lifecycle_field=self._ledger_stage_field,
                 )
                 if doubt is not None and _reverted_in_doubt(lead, rows[-1]["status"], doubt):
                     reverted.append(doubt)
@@ -554,6 +584,7 @@ class Pipeline:
                 report.deleted += lead.deleted
             if rows:
                 self.store.upsert_leads(conn, rows)
+            self.store.add_history(conn, history)
             # The write may have been applied (its answer was lost); the person's value stands,
             # and the audit says both.
             self.store.close_changes(
@@ -603,6 +634,46 @@ class Pipeline:
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
 
+    def _first_sight_history(
+        self, by_id: Mapping[str, RemoteLead]
+    ) -> dict[str, list[HistoryEntry]]:
+        """The CRM's status history of the page's leads syncd has not mirrored yet (one call
+        per 200 Salesforce leads, per 50 HubSpot contacts), by lead: it backfills the ledger,
+        and a status a person set before syncd first saw the lead is held like any rep edit.
+
+        A CRM that refuses to say (no permission on the history) costs the backfill, not the
+        cycle."""
+        if not self.settings.read_crm_history:
+            return {}
+        with self.store.begin() as conn:
+            seen = self.store.leads_by_id(conn, self.crm, list(by_id))
+        new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
+        if not new:
+            return {}
+        out: dict[str, list[HistoryEntry]] = defaultdict(list)
+        for e in self._crm_history(new, "new leads are mirrored without it") or ():
+            out[e.lead_id].append(e)
+        return out
+
+    def _crm_history(self, lead_ids: Sequence[str], without: str) -> list[HistoryEntry] | None:
+        """The connector's ``status_history``; None (logged, saying ``without`` what syncd goes
+        on) when the CRM refuses it for good, say the integration user may not read field
+        history: the ledger and rep edits lose that source, the cycle goes on."""
+        if not self.settings.read_crm_history:
+            return None
+        try:
+            return self.connector.status_history(lead_ids)
+        except (ConfigurationError, FatalError) as exc:
+            if isinstance(exc, AuthError):
+                raise
+            log.warning(
+                "%s: the CRM's status history could not be read (%s); %s",
+                self.crm,
+                _first_line(exc),
+                without,
+            )
+            return None
+
     def _report_quarantine(self, rows: Sequence[dict[str, Any]]) -> None:
         """Log and count the values the connector (or ``_mirror_row``) nulled."""
         for row in rows:
@@ -626,6 +697,7 @@ class Pipeline:
         *,
         queued: bool = False,
         in_doubt: OutboxRecord | None = None,
+        crm_history: Sequence[HistoryEntry] = (),
     ) -> dict[str, Any]:
         fields = {k: _jsonable(v) for k, v in lead.fields.items()}
         problems = [
@@ -668,6 +740,7 @@ class Pipeline:
                 error_message=None,
                 error_at=None,
             )
+            self._first_sight(row, lead, crm_history)
             return row
         row.update(
             status_changed_at=prev.status_changed_at,
@@ -683,8 +756,7 @@ class Pipeline:
         if status != prev.status or _reverted_in_doubt(lead, status, in_doubt):
             if status != prev.status:
                 row["status_changed_at"] = lead.modified_at
-            ours = status == prev.written_status or queued or lead.modified_by_integration is True
-            if not ours:
+            if not _syncd_made(lead, prev, queued=queued):
                 row["rep_edit_at"] = lead.modified_at
                 row["rep_edit_status"] = status
                 row["error_code"] = row["error_message"] = row["error_at"] = None
@@ -696,6 +768,28 @@ class Pipeline:
                     f"{until:%Y-%m-%d %H:%M}",
                 )
         return row
+
+    def _first_sight(
+        self, row: dict[str, Any], lead: RemoteLead, crm_history: Sequence[HistoryEntry]
+    ) -> None:
+        """What the CRM's history says of a lead syncd mirrors for the first time: when its
+        status was set, and whether a person set it (held like any rep edit)."""
+        status = row["status"]
+        moves = [e for e in crm_history if e.field == ledger.STATUS and e.to_value == status]
+        if moves:
+            row["status_changed_at"] = max(e.at for e in moves)
+        edit = ledger.last_person_edit(crm_history, status)
+        if edit is None:
+            return
+        row["rep_edit_at"], row["rep_edit_status"] = edit.at, status
+        if edit.at + self.settings.hold_rep_edits_for > self.clock():
+            log.info(
+                "lead %s: status %r was set by a person before syncd first saw it; left alone "
+                "until %s UTC",
+                lead.id,
+                status,
+                f"{edit.at + self.settings.hold_rep_edits_for:%Y-%m-%d %H:%M}",
+            )
 
     # ---- 2. plan -------------------------------------------------------------------------
 
@@ -866,7 +960,14 @@ class Pipeline:
         while buffer and not self.stop.is_set():
             self._send(kind, _take(buffer, size), report)
 
-    def _send(self, kind: str, groups: list[list[OutboxRecord]], report: CycleReport) -> None:
+    def _send(
+        self,
+        kind: str,
+        groups: list[list[OutboxRecord]],
+        report: CycleReport,
+        *,
+        restoring: bool = False,
+    ) -> None:
         if self.lease is not None:
             self.lease.before_send()
         # In doubt from here until the results are recorded (OutboxState.SENDING).
@@ -888,6 +989,96 @@ class Pipeline:
                     )
             raise
         self._record_results(groups, results, report)
+        if kind == "field" and not restoring:
+            self._restore_races(groups, results, report)
+
+    def _restore_races(
+        self,
+        groups: Sequence[Sequence[OutboxRecord]],
+        results: Sequence[RecordResult],
+        report: CycleReport,
+    ) -> None:
+        """A person's status edit that landed while the batch was in flight (``syncd.races``):
+        their value is written back, the lead held, and the audit says both. Costs one history
+        read per batch (two on HubSpot), and a write only when a race is found."""
+        written = [
+            r
+            for g, res in zip(groups, results, strict=True)
+            if res.outcome is Outcome.OK
+            for r in g
+            if r.kind == "field" and r.field == "status"
+        ]
+        if not written:
+            return
+        entries = self._crm_history(
+            [r.lead_id for r in written], "edits made while a batch was in flight go unseen"
+        )
+        found = races.find_races(written, entries or [])
+        if not found:
+            return
+        now = self.clock()
+        restores: list[dict[str, Any]] = []
+        with self.store.begin() as conn:
+            self._fence(conn)
+            audits, history = [], []
+            for race in found:
+                change, edit = race.change, race.edit
+                until = edit.at + self.settings.hold_rep_edits_for
+                who = f" (user {edit.actor_id})" if edit.actor_id else ""
+                audits.append(
+                    {
+                        **self._audit(change, AuditOutcome.WITHDRAWN, now, report.run_id),
+                        "before": race.person_value,
+                        "message": f"overwrote a person's change to '{edit.to_value}'{who} made "
+                        f"at {edit.at:%Y-%m-%d %H:%M:%S} UTC while the write was in flight; "
+                        f"their value is written back and the lead left alone until "
+                        f"{until:%Y-%m-%d %H:%M} UTC",
+                    }
+                )
+                history += ledger.backfill_rows(self.crm, [edit])
+                self.store.correct_written_from(
+                    conn, self.crm, change.lead_id, report.run_id, change.value, race.person_value
+                )
+                self.store.update_lead(
+                    conn,
+                    self.crm,
+                    change.lead_id,
+                    rep_edit_at=edit.at,
+                    rep_edit_status=race.person_value,
+                )
+                restores.append(
+                    {
+                        "crm": self.crm,
+                        "lead_id": change.lead_id,
+                        "kind": "field",
+                        "field": "status",
+                        "value": race.person_value,
+                        "before": change.value,
+                        "rule_id": RESTORE_RULE,
+                        "ruleset_version": change.ruleset_version,
+                        "run_id": report.run_id,
+                        "intent_id": f"{report.run_id}.{change.lead_id}.restore",
+                        "state": OutboxState.PENDING,
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                log.warning(
+                    "lead %s: a person set status %r while syncd's write of %r was in flight; "
+                    "writing their value back and leaving the lead alone until %s UTC",
+                    change.lead_id,
+                    edit.to_value,
+                    change.value,
+                    f"{until:%Y-%m-%d %H:%M}",
+                )
+            self.store.add_audit(conn, audits)
+            self.store.add_history(conn, history)
+            self.store.add_changes(conn, restores)
+            parts = self.store.intent_parts(conn, {r["intent_id"] for r in restores})
+        pending = [[r] for rows in parts.values() for r in rows if r.state == OutboxState.PENDING]
+        if pending:
+            self._send("field", pending, report, restoring=True)
 
     def _deliver(self, kind: str, groups: list[list[OutboxRecord]]) -> list[RecordResult]:
         """One connector call for the batch: field writes, newsletter adds or removals."""
@@ -989,7 +1180,7 @@ class Pipeline:
                     for r in g
                 ],
             )
-            self._apply_to_mirror(conn, done, failed, now)
+            self._apply_to_mirror(conn, done, failed, now, report.run_id)
             self._progress(
                 conn,
                 report,
@@ -1014,15 +1205,20 @@ class Pipeline:
         done: Sequence[Sequence[OutboxRecord]],
         failed: Sequence[tuple[Sequence[OutboxRecord], RecordResult]],
         now: datetime,
+        run_id: str,
     ) -> None:
         """Confirmed values become the mirror's; permanent failures stay visible on the lead."""
         ids = [g[0].lead_id for g in done] + [g[0].lead_id for g, _ in failed]
         leads = self.store.leads_by_id(conn, self.crm, ids)
         updates = []
+        history: list[dict[str, Any]] = []
         for group in done:
             lead = leads.get(group[0].lead_id)
             if lead is None:
                 continue
+            history += ledger.written_rows(
+                self.crm, lead, group, now, run_id, lifecycle_field=self._ledger_stage_field
+            )
             # A newsletter add succeeding says nothing about an earlier field write's failure;
             # only a confirmed field write clears the error shown by `syncd status`.
             cleared = any(r.kind == "field" for r in group)
@@ -1058,6 +1254,7 @@ class Pipeline:
                 {**values, "fields": fields, "newsletters": newsletters, "lead_id": lead.lead_id}
             )
         self.store.update_leads(conn, self.crm, updates)
+        self.store.add_history(conn, history)
         for group, result in failed:
             self.store.update_lead(
                 conn,
@@ -1109,6 +1306,9 @@ class Pipeline:
             message=result.message if result else None,
         )
 
+
+#: The rule id of a write that puts back a person's status syncd overwrote (``syncd.races``).
+RESTORE_RULE = "restore-rep-edit"
 
 # Why an open change is not sent (the row's error_message and the audit row's message).
 OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"
@@ -1242,6 +1442,13 @@ def _reverted_in_doubt(lead: RemoteLead, status: Any, in_doubt: OutboxRecord | N
     if in_doubt is None or lead.modified_by_integration is True or status == in_doubt.value:
         return False
     return bool(lead.modified_at >= _utc(in_doubt.updated_at) - _CLOCK_SKEW)
+
+
+def _syncd_made(lead: RemoteLead, prev: LeadRecord, *, queued: bool) -> bool:
+    """Whether a pulled status change is syncd's own: its last confirmed write, a value its
+    outbox meant to write (the confirmation may have been lost), or the CRM says so."""
+    status = lead.fields.get("status")
+    return status == prev.written_status or queued or lead.modified_by_integration is True
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:

@@ -465,7 +465,7 @@ def read_inputs(
     """
     from syncd.state import StatusHistoryRow
 
-    h = StatusHistoryRow.__table__  # type: ignore[attr-defined]
+    h = StatusHistoryRow.__table__
     after: tuple[str, str, datetime, int] | None = None
     current: tuple[str, str] | None = None
     history: list[Transition] = []

@@ -440,6 +440,14 @@ class ConnectorSettings(_Model):
     hold_rep_edits_for: Duration = Field(
         timedelta(days=14), description="A status set by a person is left alone this long."
     )
+    read_crm_history: bool = Field(
+        True,
+        description="Read the CRM's own status history: when leads are first mirrored (the "
+        "ledger's backfill; a status a person set before is held) and after each batch of "
+        "status writes (a person's edit made while it was in flight is restored). One query "
+        "per 200 Salesforce leads, one read per 50 HubSpot contacts; false where the CRM keeps "
+        "none (Salesforce without field history tracking on Lead Status).",
+    )
     connector: dict[str, Any] = Field(
         default_factory=dict, description="The connector's own settings."
     )

@@ -314,6 +314,7 @@ class StatusHistoryRow(SQLModel, table=True):
     """One transition of one lead's lifecycle field: the funnel is measured from these."""
 
     __tablename__ = "status_history"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     __table_args__ = (
         Index("ix_history_lead", "crm", "lead_id", "at"),
         Index("ix_history_field_to", "field", "to_value", "at"),
@@ -814,6 +815,54 @@ class StateStore:
     def add_audit(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             conn.execute(AuditRow.__table__.insert(), _same_keys(rows))
+
+    def add_history(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows of the status history ledger (``syncd.ledger`` builds them)."""
+        if rows:
+            conn.execute(StatusHistoryRow.__table__.insert(), _same_keys(rows))
+
+    def correct_written_from(
+        self, conn: Connection, crm: str, lead_id: str, run_id: str, to_value: str, actual: str
+    ) -> None:
+        """syncd's write of ``to_value`` in ``run_id`` replaced ``actual`` (a person's value the
+        mirror had not seen): the ledger's row says so."""
+        table = StatusHistoryRow.__table__
+        conn.execute(
+            update(table)
+            .where(
+                table.c.crm == crm,
+                table.c.lead_id == lead_id,
+                table.c.run_id == run_id,
+                table.c.field == "status",
+                table.c.to_value == to_value,
+                table.c.source == HistorySource.WRITTEN.value,
+            )
+            .values(from_value=actual)
+        )
+
+    def history_of_leads(
+        self, conn: Connection, crm: str, lead_ids: Sequence[str]
+    ) -> dict[str, list[Any]]:
+        """The ledger's rows of these leads, by lead."""
+        table = StatusHistoryRow.__table__
+        out: dict[str, list[Any]] = {}
+        for start in range(0, len(lead_ids), _UPSERT_CHUNK):
+            chunk = list(lead_ids[start : start + _UPSERT_CHUNK])
+            stmt = select(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+            for row in conn.execute(stmt.order_by(table.c.at, table.c.id)):
+                out.setdefault(row.lead_id, []).append(row)
+        return out
+
+    def history_of_lead(self, crm: str, lead_id: str) -> list[Any]:
+        """The ledger's transitions of one lead, oldest first."""
+        table = StatusHistoryRow.__table__
+        stmt = (
+            select(table)
+            .where(table.c.crm == crm, table.c.lead_id == lead_id)
+            .order_by(table.c.at, table.c.id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).all())
 
     def audit_of_lead(self, lead_id: str, crm: str | None = None) -> list[AuditRecord]:
         table = AuditRow.__table__

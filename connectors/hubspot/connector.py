@@ -33,6 +33,8 @@ from connectors.base import (
     ConnectorStats,
     CrmField,
     Cursor,
+    HistoryActorKind,
+    HistoryEntry,
     LeadChange,
     Outcome,
     Page,
@@ -508,6 +510,38 @@ class HubSpotConnector(Connector):
                 out.append(self._lead(RawContact(str(obj.id), to_ms(modified), props)))
         return out
 
+    def status_history(self, lead_ids: Sequence[str]) -> list[HistoryEntry]:
+        """The status property's past values: one batch read with ``propertiesWithHistory``
+        per 50 contacts (the cap with history, docs/crm-api.md#c4). HubSpot returns a bounded
+        number of past values, newest first; the oldest one kept has no known ``from_value``."""
+        prop = self.config.fields.get("status")
+        if prop is None:
+            return []
+        out: list[HistoryEntry] = []
+        for start in range(0, len(lead_ids), HISTORY_BATCH):
+            chunk = lead_ids[start : start + HISTORY_BATCH]
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=str(i)) for i in chunk],
+                properties=[],
+                properties_with_history=[prop],
+            )
+            data, _, _ = self._call(
+                "general",
+                f"status history of {len(chunk)} contacts",
+                self._apis.batch.read_with_http_info,
+                batch_read_input_simple_public_object_id=body,
+            )
+            for obj in data.results or []:
+                values = (obj.properties_with_history or {}).get(prop) or []
+                before: str | None = None
+                # Newest first as answered; values of one millisecond keep that order.
+                for v in sorted(reversed(values), key=lambda v: v.timestamp):
+                    after = v.value or None  # "" is a cleared property
+                    if after != before:
+                        out.append(_history_entry(str(obj.id), before, after, v))
+                    before = after
+        return out
+
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:
             if r.outcome is not Outcome.OK and r.error_code:
@@ -962,3 +996,34 @@ def _modified_at(stamp: str | None, updated_at: datetime | None) -> datetime:
         except (ValueError, OverflowError, OSError):
             pass
     return (updated_at or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC)
+
+
+#: Batch read answers at most 50 contacts when it returns property history (docs/crm-api.md#c4).
+HISTORY_BATCH = 50
+
+
+def _history_entry(lead_id: str, before: str | None, after: str | None, v: Any) -> HistoryEntry:
+    """One past value (hubspot-api-client ``ValueWithTimestamp``) as a transition: a UI edit is
+    a person's, an integration's write syncd's (or another app's), anything else (imports,
+    workflows, forms) the CRM's automation."""
+    source = str(v.source_type or "")
+    actor: HistoryActorKind
+    if source == "INTEGRATION":
+        actor = "integration"
+    elif source == "CRM_UI":
+        actor = "person"
+    elif source:
+        actor = "automation"
+    else:
+        actor = "unknown"
+    user = v.updated_by_user_id
+    at = v.timestamp if v.timestamp.tzinfo else v.timestamp.replace(tzinfo=UTC)
+    return HistoryEntry(
+        lead_id,
+        "status",
+        before,
+        after,
+        at.astimezone(UTC),
+        actor,
+        None if user is None else str(user),
+    )

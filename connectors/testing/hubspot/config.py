@@ -45,6 +45,13 @@ class EmulatorConfig:
 
     # --- batch endpoints (crm-api C4) ---
     batch_max_inputs: int = 100
+    # Batch read with propertiesWithHistory answers at most this many inputs (crm-api C4) and
+    # this many past values per property, newest first. HubSpot documents that the history it
+    # returns is bounded without naming the bound in the API reference; 20 is an assumption.
+    history_batch_max_inputs: int = 50
+    history_max_values: int = 20
+    # The HubSpot user id a rep's edit (sourceType CRM_UI) is attributed to (updatedByUserId).
+    rep_user_id: str = "9001"
     list_page_max: int = 100  # GET /crm/v3/objects/contacts (crm-api C3)
     # One invalid option in a batch update: 207 with per-record errors, or a whole-batch 400
     # whose message embeds the per-property JSON (crm-api C4/C5, F2 [unverified] which one).

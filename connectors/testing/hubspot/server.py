@@ -22,7 +22,13 @@ from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES, EmulatorCon
 from connectors.testing.hubspot.limits import RateLimiter
 from connectors.testing.hubspot.properties import PropertyCatalogue
 from connectors.testing.hubspot.seed import hubspot_properties
-from connectors.testing.hubspot.store import Contact, ContactStore, Snapshot, iso_ms
+from connectors.testing.hubspot.store import (
+    Contact,
+    ContactStore,
+    HistoryEntry,
+    Snapshot,
+    iso_ms,
+)
 from connectors.testing.kit import (
     HTML_503,
     AdminError,
@@ -647,8 +653,8 @@ class HubSpotEmulator(EmulatorServer):
         for name in with_history:
             entries = c.history.get(name, [])
             history[name] = [
-                {"value": h.value, "timestamp": iso_ms(h.timestamp_ms), "sourceType": h.source_type}
-                for h in reversed(entries)
+                _history_json(h, self.config.rep_user_id)
+                for h in reversed(entries[-self.config.history_max_values :])
             ]
         if history:
             out["propertiesWithHistory"] = history
@@ -692,7 +698,8 @@ class HubSpotEmulator(EmulatorServer):
         data = req.json()
         history = (data or {}).get("propertiesWithHistory") or []
         # propertiesWithHistory lowers the batch cap to 50 (crm-api C4).
-        inputs = self._batch_inputs(data, 50 if history else self.config.batch_max_inputs)
+        cap = self.config.history_batch_max_inputs if history else self.config.batch_max_inputs
+        inputs = self._batch_inputs(data, cap)
         props = (data or {}).get("properties") or []
         started = iso_ms(self.clock.now_ms())
         results, missing = [], []
@@ -1012,3 +1019,15 @@ HubSpotEmulator.routes = (
     Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/add", HubSpotEmulator._add_members),
     Route.of("PUT", r"/crm/v3/lists/([^/]+)/memberships/remove", HubSpotEmulator._remove_members),
 )
+
+
+def _history_json(h: HistoryEntry, rep_user_id: str) -> dict[str, Any]:
+    """One past value as HubSpot answers it: a rep's UI edit names the user."""
+    out: dict[str, Any] = {
+        "value": h.value,
+        "timestamp": iso_ms(h.timestamp_ms),
+        "sourceType": h.source_type,
+    }
+    if h.source_type == "CRM_UI":
+        out["updatedByUserId"] = int(rep_user_id)
+    return out

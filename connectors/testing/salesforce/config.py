@@ -82,6 +82,10 @@ class EmulatorConfig:
     """Org automation that exceeds a limit on updates of more than this many records: every
     record of such a Collections call fails with ``CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY``
     (Apex CPU time limit exceeded); None: never (docs/crm-api.md#a15)."""
+    status_history_tracked: bool = True
+    """Field history tracking is on for Lead Status: every Status change adds a LeadHistory row
+    (Field ``Status``, OldValue, NewValue, CreatedById, CreatedDate). Off, as in an org where an
+    admin never enabled it, LeadHistory has no Status rows (the query answers none)."""
     non_updateable_fields: frozenset[str] = frozenset()
     """Lead fields the integration user may not update (field-level security)."""
     lead_custom_fields: frozenset[str] | None = None

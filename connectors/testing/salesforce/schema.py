@@ -13,6 +13,7 @@ __all__ = [
     "CAMPAIGN",
     "CAMPAIGN_MEMBER",
     "LEAD",
+    "LEAD_HISTORY",
     "LEAD_STATUS",
     "RECORD_TYPE",
     "SCHEMAS",
@@ -162,6 +163,24 @@ RECORD_TYPE = ObjectSchema(
     ],
 )
 
+# Field history of tracked Lead fields (https://developer.salesforce.com/docs/atlas.en-us.
+# object_reference.meta/object_reference/sforce_api_objects_leadhistory.htm); values as text.
+LEAD_HISTORY = ObjectSchema(
+    "LeadHistory",
+    "017",
+    [
+        _sys("Id", "id"),
+        _sys("LeadId", "reference"),
+        _sys("Field", "picklist"),
+        _sys("OldValue", "string"),
+        _sys("NewValue", "string"),
+        _sys("CreatedById", "reference"),
+        _sys("CreatedDate", "datetime"),
+        _sys("IsDeleted", "boolean"),
+    ],
+)
+
 SCHEMAS: dict[str, ObjectSchema] = {
-    s.name.lower(): s for s in (LEAD, LEAD_STATUS, CAMPAIGN, CAMPAIGN_MEMBER, RECORD_TYPE)
+    s.name.lower(): s
+    for s in (LEAD, LEAD_STATUS, CAMPAIGN, CAMPAIGN_MEMBER, RECORD_TYPE, LEAD_HISTORY)
 }

@@ -27,6 +27,7 @@ from .schema import (
     CAMPAIGN,
     CAMPAIGN_MEMBER,
     LEAD,
+    LEAD_HISTORY,
     LEAD_STATUS,
     RECORD_TYPE,
     FieldDef,
@@ -209,6 +210,8 @@ class Org:
         self.members: dict[str, Row] = {}
         self.member_keys: dict[tuple[str, str], str] = {}
         self.locators: OrderedDict[str, _Locator] = OrderedDict()
+        #: LeadHistory rows (Status changes, when tracked), oldest first.
+        self.history: list[Row] = []
         for order, s in enumerate(config.lead_statuses, start=1):
             self.statuses.append(
                 (
@@ -269,6 +272,21 @@ class Org:
     def _put(self, row: Row) -> None:
         rid = row[_ID]
         old = self.leads.get(rid)
+        if old is not None and old[_STATUS] != row[_STATUS] and self.config.status_history_tracked:
+            # Every Status change, whoever made it: the integration's writes, a rep's edit, a
+            # conversion; by the record's last modifier, at its modstamp.
+            self.history.append(
+                (
+                    self.ids.new("017"),
+                    rid,
+                    "Status",
+                    old[_STATUS],
+                    row[_STATUS],
+                    row[_LMB],
+                    row[_MS],
+                    False,
+                )
+            )
         if old is not None:
             key = (old[_MS], rid)
             i = bisect.bisect_left(self.index, key)
@@ -409,6 +427,7 @@ class Org:
                 "deleted_at": dict(self.deleted_at),
                 "campaigns": [_row_json(CAMPAIGN, row) for row in self.campaigns.values()],
                 "members": [_row_json(CAMPAIGN_MEMBER, row) for row in self.members.values()],
+                "history": [_row_json(LEAD_HISTORY, row) for row in self.history],
             }
 
     def restore(self, doc: Mapping[str, Any]) -> None:
@@ -431,6 +450,10 @@ class Org:
                 self.ids.observe(row[0])
                 self.members[row[0]] = row
                 self.member_keys[(row[_CM["CampaignId"]], row[_CM["LeadId"]])] = row[0]
+            # Field history as exported (restoring the leads above recorded none: no old rows).
+            self.history = [_row_from_json(LEAD_HISTORY, item) for item in doc.get("history", [])]
+            for row in self.history:
+                self.ids.observe(row[0])
 
     # -- campaigns ----------------------------------------------------------------------------
 
@@ -456,6 +479,8 @@ class Org:
             return self.members.values()
         if schema is RECORD_TYPE:
             return self.record_types
+        if schema is LEAD_HISTORY:
+            return self.history
         return self.leads.values()
 
     def query(self, soql: str, *, include_deleted: bool, batch_size: int | None) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""A person's status edit that lands while syncd's write batch is in flight is found in the CRM's
+history after the batch: their value is written back, the lead held, and the audit says both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.base import LeadChange, RecordResult
+from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
+from tests.daemon.test_ledger import STALE_RULES
+
+
+def _edit_in_flight(pipeline: Any, edit: Callable[[], None]) -> None:
+    """The person's edit reaches the CRM after syncd read the lead, before its batch lands."""
+    send = pipeline.connector.write_batch
+    pending = [edit]
+
+    def write_batch(changes: Sequence[LeadChange]) -> list[RecordResult]:
+        while pending:
+            pending.pop()()
+        return list(send(changes))
+
+    pipeline.connector.write_batch = write_batch
+
+
+def _history_reads(app: Any, crm: str) -> int:
+    if crm == "salesforce":
+        entries = app.embedded.salesforce.journal.entries()
+        return sum(1 for e in entries if e.soql and "FROM LeadHistory" in e.soql)
+    entries = app.embedded.hubspot.journal.entries()
+    return sum(1 for e in entries if e.method == "POST" and e.path.endswith("/batch/read"))
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_persons_edit_during_a_write_batch_is_restored_held_and_audited(
+    tmp_path: Path, crm: str
+) -> None:
+    config = write_config(tmp_path, rules=STALE_RULES, crms=(crm,))
+    with running_app(config) as app:
+        pipeline = app.pipelines[crm]
+        if crm == "salesforce":
+            emu: Any = app.embedded.salesforce
+            raced, calm = emu.add_leads(
+                [
+                    sf_lead("Raced", "r@acme.com", title="CTO", activity_days=200),
+                    sf_lead("Calm", "c@acme.com", title="CTO", activity_days=200),
+                ]
+            )
+            person, nurture = "Working - Contacted", "Nurture"
+            _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Status": person}))
+
+            def status_of(i: str) -> str:
+                return str(emu.lead(i)["Status"])
+        else:
+            emu = app.embedded.hubspot
+            raced, calm = emu.add_contacts(
+                [
+                    hs_contact("Raced", "r@acme.com", title="CTO", activity_days=200),
+                    hs_contact("Calm", "c@acme.com", title="CTO", activity_days=200),
+                ]
+            )
+            person, nurture = "OPEN", "NURTURE"
+            _edit_in_flight(pipeline, lambda: emu.update_contact(raced, {"hs_lead_status": person}))
+
+            def status_of(i: str) -> str:
+                return str(emu.contact(i)["hs_lead_status"])
+
+        first = pipeline.run_cycle()
+        history_reads = _history_reads(app, crm)
+        second = pipeline.run_cycle()  # the lead stays as the person set it: held
+        raced_now, calm_now = status_of(raced), status_of(calm)
+        audit = [(a.before, a.after, a.outcome, a.rule_id) for a in app.store.audit_of_lead(raced)]
+        messages = [a.message or "" for a in app.store.audit_of_lead(raced)]
+        ledger = [
+            (h.from_value, h.to_value, h.actor, h.source)
+            for h in app.store.history_of_lead(crm, raced)
+            if h.source != "backfill" or h.actor == "person"
+        ]
+        mirror = app.store.lead(crm, raced)
+
+    assert raced_now == person and calm_now == nurture
+    assert second.held == 1 and second.written == 0
+    assert mirror is not None and mirror.rep_edit_status == person
+    start = "Open - Not Contacted" if crm == "salesforce" else "NEW"
+    assert audit == [
+        (start, nurture, "applied", "stale-nurture"),
+        (person, nurture, "withdrawn", "stale-nurture"),
+        (nurture, person, "applied", "restore-rep-edit"),
+    ]
+    assert "overwrote a person's change to" in messages[1]
+    assert ledger == [
+        (start, person, "person", "backfill"),
+        (person, nurture, "syncd", "written"),
+        (nurture, person, "syncd", "written"),
+    ]
+    # The history is read once for the new leads and once after the write batch (up to 200
+    # Salesforce leads, 50 HubSpot contacts a read); the write back is not checked again.
+    assert first.written == 3 and history_reads == 2
