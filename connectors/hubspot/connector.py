@@ -376,11 +376,11 @@ class HubSpotConnector(Connector):
             out[i] = replace(out[i], cleared=fields)
         return self._counted(self._check_stages(changes, out))
 
-    def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
+    def _list_of(self, newsletter: str, lead_ids: Sequence[str], what: str) -> str:
+        """The list id behind ``newsletter``, once the batch is known to fit one call."""
         if len(lead_ids) > self.max_membership_batch:
             raise ValueError(
-                f"add_to_newsletter takes at most {self.max_membership_batch} ids "
-                f"(got {len(lead_ids)})"
+                f"{what} takes at most {self.max_membership_batch} ids (got {len(lead_ids)})"
             )
         list_id = self.config.newsletters.get(newsletter)
         if list_id is None:
@@ -389,6 +389,10 @@ class HubSpotConnector(Connector):
                 "add it under newsletters (name: ILS list id)",
                 crm="hubspot",
             )
+        return list_id
+
+    def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
+        list_id = self._list_of(newsletter, lead_ids, "add_to_newsletter")
         if not lead_ids:
             return []
         try:
@@ -429,18 +433,7 @@ class HubSpotConnector(Connector):
         (https://developers.hubspot.com/docs/api/crm/lists): ids not in the list are ignored
         by HubSpot, i.e. already removed.
         """
-        if len(lead_ids) > self.max_membership_batch:
-            raise ValueError(
-                f"remove_from_newsletter takes at most {self.max_membership_batch} "
-                f"ids (got {len(lead_ids)})"
-            )
-        list_id = self.config.newsletters.get(newsletter)
-        if list_id is None:
-            raise ConfigurationError(
-                f"Newsletter {newsletter!r} is not configured for HubSpot; "
-                "add it under newsletters (name: ILS list id)",
-                crm="hubspot",
-            )
+        list_id = self._list_of(newsletter, lead_ids, "remove_from_newsletter")
         if not lead_ids:
             return []
         try:

@@ -577,17 +577,7 @@ class SalesforceConnector(Connector):
         """
         if not lead_ids:
             return []
-        if len(lead_ids) > COLLECTION_LIMIT:
-            raise ValueError(
-                f"add_to_newsletter got {len(lead_ids)} leads; Salesforce "
-                f"collections take at most {COLLECTION_LIMIT}"
-            )
-        campaign_id = self._config.newsletters.get(newsletter)
-        if campaign_id is None:
-            raise ConfigurationError(
-                f"newsletter {newsletter!r} has no Campaign Id; add it to salesforce.newsletters",
-                crm=CRM,
-            )
+        campaign_id = self._campaign_of(newsletter, lead_ids, "add_to_newsletter")
         extra = (
             {"Status": self._config.campaign_member_status}
             if self._config.campaign_member_status
@@ -629,17 +619,7 @@ class SalesforceConnector(Connector):
         """
         if not lead_ids:
             return []
-        if len(lead_ids) > COLLECTION_LIMIT:
-            raise ValueError(
-                f"remove_from_newsletter got {len(lead_ids)} leads; Salesforce "
-                f"collections take at most {COLLECTION_LIMIT}"
-            )
-        campaign_id = self._config.newsletters.get(newsletter)
-        if campaign_id is None:
-            raise ConfigurationError(
-                f"newsletter {newsletter!r} has no Campaign Id; add it to salesforce.newsletters",
-                crm=CRM,
-            )
+        campaign_id = self._campaign_of(newsletter, lead_ids, "remove_from_newsletter")
         quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in lead_ids)
         rows = self._query_records(
             f"SELECT Id, LeadId FROM CampaignMember WHERE CampaignId = '{_soql_id(campaign_id)}'"
@@ -736,6 +716,21 @@ class SalesforceConnector(Connector):
                 )
         out.sort(key=lambda e: (e.lead_id, e.at))
         return out
+
+    def _campaign_of(self, newsletter: str, lead_ids: Sequence[str], what: str) -> str:
+        """The Campaign Id behind ``newsletter``, once the batch is known to fit one call."""
+        if len(lead_ids) > COLLECTION_LIMIT:
+            raise ValueError(
+                f"{what} got {len(lead_ids)} leads; Salesforce "
+                f"collections take at most {COLLECTION_LIMIT}"
+            )
+        campaign_id = self._config.newsletters.get(newsletter)
+        if campaign_id is None:
+            raise ConfigurationError(
+                f"newsletter {newsletter!r} has no Campaign Id; add it to salesforce.newsletters",
+                crm=CRM,
+            )
+        return campaign_id
 
     def close(self) -> None:
         self._http.close()
