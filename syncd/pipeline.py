@@ -575,7 +575,7 @@ class Pipeline:
                     queued=open_by_lead.get(lead.id, {}),
                     lifecycle_field=self._ledger_stage_field,
                 )
-                if doubt is not None and _reverted_in_doubt(lead, rows[-1]["status"], doubt):
+                if doubt is not None and _reverted_in_doubt(lead, rows[-1]["status"], doubt, prev):
                     reverted.append(doubt)
                 if rows[-1]["quarantine"]:
                     quarantined.append(rows[-1])
@@ -753,7 +753,7 @@ class Pipeline:
             error_message=prev.error_message,
             error_at=prev.error_at,
         )
-        if status != prev.status or _reverted_in_doubt(lead, status, in_doubt):
+        if status != prev.status or _reverted_in_doubt(lead, status, in_doubt, prev):
             if status != prev.status:
                 row["status_changed_at"] = lead.modified_at
             if not _syncd_made(lead, prev, queued=queued):
@@ -1435,11 +1435,19 @@ def _answered_unapplied(exc: ConnectorError) -> bool:
     return exc.status not in (502, 504)
 
 
-def _reverted_in_doubt(lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None) -> bool:
+def _reverted_in_doubt(
+    lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None, prev: LeadRecord | None
+) -> bool:
     """Someone other than syncd modified the lead after syncd's unconfirmed status write left,
     and the CRM shows another status: the person's, whatever the mirror still says (a person
-    who set the old value back looks exactly like a lead syncd never wrote)."""
+    who set the old value back looks exactly like a lead syncd never wrote).
+
+    "After" needs a modification the mirror has not seen (a lead touched just before the write,
+    already mirrored, is not one) stamped no earlier than the write left, give or take the
+    CRM's clock skew."""
     if in_doubt is None or lead.modified_by_integration is True or status == in_doubt.value:
+        return False
+    if prev is not None and lead.modified_at <= _utc(prev.modified_at):
         return False
     return bool(lead.modified_at >= _utc(in_doubt.updated_at) - _CLOCK_SKEW)
 
