@@ -935,21 +935,27 @@ class HubSpotEmulator(EmulatorServer):
                 raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
             return Response(200, {"list": {**lst, "size": len(self._members[list_id])}})
 
+    def _static_list(self, list_id: str) -> dict[str, Any]:
+        """The list whose memberships a request changes (call with the lock held): it must exist
+        and be MANUAL or SNAPSHOT -- membership changes "only work for lists that have a
+        processingType of MANUAL or SNAPSHOT" (crm-api C6)."""
+        lst = self._lists.get(list_id)
+        if lst is None:
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
+        if lst["processingType"] not in ("MANUAL", "SNAPSHOT"):
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                f"List {list_id} has processingType {lst['processingType']}; "
+                "memberships can only be changed for MANUAL or SNAPSHOT lists.",
+            )
+        return lst
+
     def _add_members(self, req: Request, list_id: str) -> Response:
         ids = [str(i) for i in (req.json() or [])]
         req.entry.records, req.entry.record_ids = len(ids), tuple(ids)
         with self.lock:
-            lst = self._lists.get(list_id)
-            if lst is None:
-                raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
-            if lst["processingType"] not in ("MANUAL", "SNAPSHOT"):
-                # "only works for lists that have a processingType of MANUAL or SNAPSHOT" (C6)
-                raise ApiError(
-                    400,
-                    "VALIDATION_ERROR",
-                    f"List {list_id} has processingType {lst['processingType']}; "
-                    "memberships can only be changed for MANUAL or SNAPSHOT lists.",
-                )
+            lst = self._static_list(list_id)
             added, missing = [], []
             members = self._members[list_id]
             for rid in ids:
@@ -973,16 +979,7 @@ class HubSpotEmulator(EmulatorServer):
         ids = [str(i) for i in (req.json() or [])]
         req.entry.records, req.entry.record_ids = len(ids), tuple(ids)
         with self.lock:
-            lst = self._lists.get(list_id)
-            if lst is None:
-                raise ApiError(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
-            if lst["processingType"] not in ("MANUAL", "SNAPSHOT"):
-                raise ApiError(
-                    400,
-                    "VALIDATION_ERROR",
-                    f"List {list_id} has processingType {lst['processingType']}; "
-                    "memberships can only be changed for MANUAL or SNAPSHOT lists.",
-                )
+            lst = self._static_list(list_id)
             members = self._members[list_id]
             removed, missing = [], []
             for rid in ids:
