@@ -188,3 +188,20 @@ def test_a_lead_read_through_bulk_equals_the_same_lead_read_through_rest(emu, ma
     assert by_bulk[ids[4]].fields["title"] == "line1\r\nline2"
     assert by_bulk[ids[5]].converted and by_bulk[ids[6]].deleted
     assert by_bulk[ids[3]].fields["first_name"] is None
+
+
+@pytest.mark.parametrize("emu_config", [EmulatorConfig(bulk_query_in_progress_polls=4)])
+def test_a_running_job_is_looked_at_after_doubling_waits_until_it_is_complete(emu):
+    from connectors.salesforce import SalesforceConnector
+
+    emu.add_leads(synthetic_leads(3000, now=T0))
+    waits: list[float] = []
+    cfg = {**BULK, "bulk_poll_seconds": 2, "bulk_poll_max_seconds": 10}
+    connector = SalesforceConnector(config_for(emu, **cfg), clock=emu.clock.now, sleep=waits.append)
+    try:
+        assert sum(len(p.leads) for p in connector.iter_pages(None, until=T0)) == 3000
+    finally:
+        connector.close()
+    looks = [e for e in _jobs(emu, "GET") if not e.path.endswith("/results")]
+    assert len(looks) == 5  # four answers InProgress, the fifth JobComplete
+    assert waits == [2, 4, 8, 10, 10]

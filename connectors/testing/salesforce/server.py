@@ -121,7 +121,11 @@ class SalesforceEmulator(EmulatorServer):
             self.config, self.clock, self._ids, self.integration_user_id, self.rep_user_id
         )
         #: Bulk API 2.0 query jobs (``jobs/query``, :mod:`.bulk_query`).
-        self.bulk_jobs = BulkQueryJobs(self.org, self.integration_user_id)
+        self.bulk_jobs = BulkQueryJobs(
+            self.org,
+            self.integration_user_id,
+            in_progress_polls=self.config.bulk_query_in_progress_polls,
+        )
         self.api_usage = self.config.api_usage_start
         self._usage_lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
