@@ -51,6 +51,9 @@ DELIMITERS = {
     "TAB": "\t",
 }
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+#: Rows per results page without ``maxRecords``: the server "uses a default value based on the
+#: service" (query_get_job_results.htm); a bound keeps one answer from holding a whole result.
+DEFAULT_MAX_RECORDS = 50_000
 _TERMINAL = ("JobComplete", "Failed", "Aborted")
 
 
@@ -219,7 +222,7 @@ class BulkQueryJobs:
         offset = 0 if not locator else _offset(locator)
         if offset > len(rows):
             raise ApiError(400, "INVALIDLOCATOR", f"Invalid locator: {locator}")
-        size = len(rows) - offset if max_records is None else max(1, max_records)
+        size = DEFAULT_MAX_RECORDS if max_records is None else max(1, max_records)
         chunk = rows[offset : offset + size]
         out = io.StringIO()
         writer = csv.writer(
