@@ -486,7 +486,7 @@ class SalesforceConnector(Connector):
                 me=self.integration_user_id,
                 ordered=False,
             )
-            yield from self._bulk_pages(bulk_soql, since, position, upper, started)
+            yield from self._bulk_pages(bulk_soql, since, position, started)
             return
         while True:
             leads = []
@@ -516,15 +516,14 @@ class SalesforceConnector(Connector):
         soql: str,
         since: Cursor | None,
         position: datetime,
-        upper: datetime,
         started: datetime,
     ) -> Iterator[Page]:
         """The pull through one Bulk API 2.0 ``queryAll`` job, in pages of ``page_size``.
 
         The job's rows come in no cursor order, so only the last page carries a cursor: the
-        query's upper bound (no lead modified after it was asked for, and the next pull re-reads
-        its overlap window behind it, crm-api A3.2). A pull stopped before the end keeps the
-        cursor it started from and reads again.
+        greatest (SystemModstamp, Id) the job read, where the query stream would have ended
+        (the next pull re-reads its overlap window behind it, crm-api A3.2). A pull stopped
+        before the end keeps the cursor it started from and reads again.
         """
         self._learn_field_types()
         reader = BulkQueryReader(
@@ -532,14 +531,22 @@ class SalesforceConnector(Connector):
         )
         size = self._config.page_size
         leads: list[RemoteLead] = []
+        newest: Cursor | None = None
         for record in reader.records(soql):
             lead = self._to_remote(record, position)
             position = lead.modified_at
             leads.append(lead)
+            if newest is None or lead.cursor > newest:
+                newest = lead.cursor
             if len(leads) >= size:
                 yield Page(leads, None, total=reader.total)
                 leads = []
-        end = Cursor(upper, "", read_at=started)
+        if newest is None:  # the job found nothing after all (purged meanwhile)
+            empty = nothing_new_page(since, started)
+            if empty is not None:
+                yield empty
+            return
+        end = Cursor(newest.modified_at, newest.record_id, read_at=started)
         if since is not None and since > end:
             end = Cursor(since.modified_at, since.record_id, read_at=started)
         yield Page(leads, end, total=reader.total)
