@@ -148,11 +148,26 @@ class Emulator:
 
     def journal(self) -> list[dict[str, Any]]:
         """Every API request the emulator saw, each with ``kind``: ``update`` (a lead status
-        write), ``membership`` (a newsletter add) or None."""
-        entries = self._admin("GET", "journal?since=0")["entries"]
-        for entry in entries:
+        write), ``membership`` (a newsletter add) or None.
+
+        A Salesforce Composite request is followed by its subrequests, flattened: each with
+        ``subrequest`` true, the carrying request's ``seq``, applied only if the request was
+        and the subrequest succeeded, and the request's fault when it had none of its own (a
+        lost answer loses every subrequest's answer)."""
+        out: list[dict[str, Any]] = []
+        for entry in self._admin("GET", "journal?since=0")["entries"]:
             entry["kind"] = _kind(self.crm, entry["method"], entry["path"])
-        return list(entries)
+            out.append(entry)
+            for sub in entry.pop("subrequests", ()):
+                sub.update(
+                    kind=_kind(self.crm, sub["method"], sub["path"]),
+                    seq=entry["seq"],
+                    applied=bool(entry["applied"] and sub["applied"]),
+                    fault=sub.get("fault") or entry.get("fault"),
+                    subrequest=True,
+                )
+                out.append(sub)
+        return out
 
     def journal_len(self) -> int:
         return int(self._admin("GET", "journal?since=0")["last"])
@@ -160,7 +175,8 @@ class Emulator:
     def state(self) -> dict[str, Any]:
         """``leads``: id -> {status, email, converted}; ``members``: newsletter name -> lead
         ids; ``duplicates``: newsletter/lead pairs added more than once; ``faults``: counts of
-        injected faults by kind."""
+        injected faults by kind (subrequests' included); ``composite``: Composite requests
+        sent, and those faulted (the request or one of its subrequests)."""
         raw = self._admin("GET", "state")
         email = "Email" if self.crm == "salesforce" else "email"
         leads = {
@@ -177,9 +193,15 @@ class Emulator:
             name = str(m.get("campaign") or m.get("list"))
             members.setdefault(name, []).append(str(m.get("lead_id") or m.get("contact_id")))
         faults: dict[str, int] = {}
+        composite = {"requests": 0, "faulted": 0}  # Salesforce Composite requests
         for entry in self._admin("GET", "journal?since=0")["entries"]:
-            if entry.get("fault"):
-                faults[entry["fault"]] = faults.get(entry["fault"], 0) + 1
+            for one in [entry, *entry.get("subrequests", ())]:
+                if one.get("fault"):
+                    faults[one["fault"]] = faults.get(one["fault"], 0) + 1
+            if entry["path"].endswith("/composite"):
+                composite["requests"] += 1
+                if any(e["fault"] for e in [entry, *entry.get("subrequests", ())]):
+                    composite["faulted"] += 1
         # HubSpot lists hold a contact once however often it is added (an add is idempotent);
         # its emulator lists repeated adds, which are re-sends, not duplicate members.
         duplicates = list(raw["duplicate_memberships"]) if self.crm == "salesforce" else []
@@ -190,6 +212,7 @@ class Emulator:
             "duplicates": duplicates,
             "repeated_adds": readds,
             "faults": faults,
+            "composite": composite,
         }
 
     def edit(self, lead_id: str, status: str) -> None:
