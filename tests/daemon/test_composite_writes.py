@@ -7,12 +7,13 @@ import math
 import time
 from pathlib import Path
 
+from syncd.app import App
 from syncd.state import AuditOutcome
 from tests.daemon.harness import newsletter_id, running_app, sf_lead, write_config
 
 
-def _outbox_states(app: object) -> dict[tuple[str, str], int]:
-    with app.store.engine.connect() as conn:  # type: ignore[attr-defined]
+def _outbox_states(app: App) -> dict[tuple[str, str], int]:
+    with app.store.engine.connect() as conn:
         rows = conn.exec_driver_sql(
             "SELECT kind, state, count(*) FROM outbox GROUP BY kind, state"
         ).all()
