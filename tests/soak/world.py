@@ -175,8 +175,7 @@ class Emulator:
     def state(self) -> dict[str, Any]:
         """``leads``: id -> {status, email, converted}; ``members``: newsletter name -> lead
         ids; ``duplicates``: newsletter/lead pairs added more than once; ``faults``: counts of
-        injected faults by kind (subrequests' included); ``composite``: Composite requests
-        sent, and those faulted (the request or one of its subrequests)."""
+        injected faults by kind (Composite subrequests' included)."""
         raw = self._admin("GET", "state")
         email = "Email" if self.crm == "salesforce" else "email"
         leads = {
@@ -193,15 +192,10 @@ class Emulator:
             name = str(m.get("campaign") or m.get("list"))
             members.setdefault(name, []).append(str(m.get("lead_id") or m.get("contact_id")))
         faults: dict[str, int] = {}
-        composite = {"requests": 0, "faulted": 0}  # Salesforce Composite requests
         for entry in self._admin("GET", "journal?since=0")["entries"]:
             for one in [entry, *entry.get("subrequests", ())]:
                 if one.get("fault"):
                     faults[one["fault"]] = faults.get(one["fault"], 0) + 1
-            if entry["path"].endswith("/composite"):
-                composite["requests"] += 1
-                if any(e["fault"] for e in [entry, *entry.get("subrequests", ())]):
-                    composite["faulted"] += 1
         # HubSpot lists hold a contact once however often it is added (an add is idempotent);
         # its emulator lists repeated adds, which are re-sends, not duplicate members.
         duplicates = list(raw["duplicate_memberships"]) if self.crm == "salesforce" else []
@@ -212,7 +206,6 @@ class Emulator:
             "duplicates": duplicates,
             "repeated_adds": readds,
             "faults": faults,
-            "composite": composite,
         }
 
     def edit(self, lead_id: str, status: str) -> None:
