@@ -946,7 +946,9 @@ class Pipeline:
         """Send every due pending change in full batches of the CRM's maximum.
 
         Batches fill across the outbox chunks (a partial batch would cost a call the minimum
-        does not need); only the last batch of a kind may be short.
+        does not need); only the last batch of a kind may be short. A connector whose call
+        carries several batches (``max_collections_per_call``) gets them that many at a time,
+        kinds mixed: a cycle's N batches cost ceil(N / max_collections_per_call) calls.
         """
         now = self.clock()
         # A connector whose one call carries several collections (Salesforce Composite: 5)
