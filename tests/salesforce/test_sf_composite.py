@@ -13,6 +13,7 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from connectors.base import FieldWrites, LeadChange, NewsletterAdds, Outcome
+from connectors.errors import RetriableError
 from connectors.salesforce import SalesforceConnector
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 
@@ -230,3 +231,24 @@ def test_without_composite_each_collection_is_a_call_of_its_own(
     )
     assert [[r.outcome for r in batch] for batch in results] == [[Outcome.OK] * 4] * 2
     assert emu.api_usage - usage == 2
+
+
+def test_a_drop_scripted_for_a_collections_path_drops_the_composite_request_carrying_it(
+    emu: SalesforceEmulator, make_connector: Callable[..., SalesforceConnector]
+) -> None:
+    ids = emu.add_leads([lead(i) for i in range(2)])
+    campaign = emu.add_campaign("Newsletter")
+    connector = make_connector(newsletters={"news": campaign}, retry={"attempts": 1})
+    emu.faults.drop_next(path="composite/sobjects", method="PATCH", after_applied=True)
+    with pytest.raises(RetriableError) as lost:
+        connector.write_collections(
+            [
+                FieldWrites([LeadChange(i, {"status": "Nurture"}) for i in ids]),
+                NewsletterAdds("news", ids),
+            ]
+        )
+    assert lost.value.status is None  # no answer: the pipeline keeps the rows in doubt
+    (call,) = [e for e in _api_calls(emu) if e.path.endswith("/composite")]
+    assert (call.status, call.applied, call.fault) == (0, True, "drop-after")
+    assert all(emu.lead(i)["Status"] == "Nurture" for i in ids)
+    assert emu.campaign_members(campaign) == set(ids)

@@ -240,6 +240,10 @@ def _parse(raw: bytes) -> list[_Sub]:
             raise ApiError(400, "INVALID_INPUT", f"compositeRequest[{n}].method: {method!r}")
         if not isinstance(url, str) or not url.startswith("/services/data/"):
             raise ApiError(400, "INVALID_INPUT", f"compositeRequest[{n}].url: {url!r}")
+        if _COMPOSITE.fullmatch(urlsplit(url).path):
+            raise ApiError(
+                400, "INVALID_INPUT", f"compositeRequest[{n}]: a Composite request cannot nest"
+            )
         if not isinstance(ref, str) or not ref or ref in seen:
             raise ApiError(
                 400,
