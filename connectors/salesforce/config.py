@@ -137,6 +137,10 @@ class SalesforceConfig(BaseModel):
     """Records per sObject Collections update (1..200). Lower it for orgs whose triggers and
     flows hit governor limits on 200-record batches; a batch that still fails whole with a
     limit error is split in halves and retried (docs/crm-api.md#a15)."""
+    composite: bool = True
+    """Send field updates and CampaignMember inserts of a cycle through the Composite
+    resource, up to 5 collections (1,000 records) per counted API call (docs/crm-api.md#a6);
+    false sends each collection as a call of its own."""
     concurrent_limit_backoff_seconds: float = Field(10, gt=0, le=600)
     """Wait before retrying after ``REQUEST_LIMIT_EXCEEDED`` for *concurrent* long-running
     requests (a short condition, unlike the daily limit, docs/crm-api.md#a11)."""

@@ -28,12 +28,14 @@ from connectors.testing.kit import (
     AdminError,
     EmulatorClock,
     EmulatorServer,
+    Fault,
     FaultPlan,
     Request,
     Response,
     Route,
 )
 
+from . import composite
 from .bulk_query import BulkQueryJobs
 from .config import EmulatorConfig
 from .ids import IdFactory
@@ -360,6 +362,25 @@ class SalesforceEmulator(EmulatorServer):
             kinds.add("lock")
         return frozenset(kinds)
 
+    def decide_fault(self, request: Request) -> Fault | None:
+        # A transport fault scripted for a subrequest's path (a drop scripted for
+        # composite/sobjects) hits the Composite request that carries the subrequest.
+        if composite.is_composite(request):
+            hoisted = composite.hoisted_fault(self, request)
+            if hoisted is not None:
+                return hoisted
+        return super().decide_fault(request)
+
+    def subrequest_fault_kinds(self, request: Request) -> frozenset[str]:
+        """Faults a Composite subrequest answers in its own slot (the exchange's faults hit
+        the carrying request)."""
+        kinds = {"503", "429"}
+        if request.method == "PATCH" and (
+            _COLLECTIONS.fullmatch(request.path) or _SINGLE_LEAD.fullmatch(request.path)
+        ):
+            kinds.add("lock")
+        return frozenset(kinds)
+
     def fault_response(self, kind: str, request: Request) -> Response:
         if kind == "429":
             # Salesforce has no 429: a rate limit is 403 REQUEST_LIMIT_EXCEEDED. The one that
@@ -538,6 +559,10 @@ class SalesforceEmulator(EmulatorServer):
                 }
             },
         )
+
+    def _composite(self, req: Request) -> Response:
+        """``POST composite``: up to 25 subrequests, one counted call (:mod:`.composite`)."""
+        return composite.serve_composite(self, req)
 
     def _token_route(self, req: Request) -> Response:
         status, payload = self._token(req.body, req.headers)
@@ -756,6 +781,7 @@ SalesforceEmulator.routes = (
     Route.of("PATCH", _JOBS + r"/([0-9A-Za-z]{15,18})/?", SalesforceEmulator._bulk_abort),
     Route.of("DELETE", _JOBS + r"/([0-9A-Za-z]{15,18})/?", SalesforceEmulator._bulk_delete),
     Route.of("GET", _JOBS + r"/([0-9A-Za-z]{15,18})/results/?", SalesforceEmulator._bulk_results),
+    Route.of("POST", _V + r"composite/?", SalesforceEmulator._composite),
     Route.of("PATCH", _COLLECTIONS.pattern, SalesforceEmulator._collections),
     Route.of("POST", _COLLECTIONS.pattern, SalesforceEmulator._collections),
     Route.of("DELETE", _COLLECTIONS.pattern, SalesforceEmulator._delete_collection),
