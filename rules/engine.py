@@ -230,9 +230,10 @@ class RuleBook:
         # only when one of its top-level status conditions is false for that status.
         # Each kept rule comes with its condition minus those status tests (true for that
         # status), so a lead's status is compared once, not once per rule.
+        given = {r: _given_status(r) for rs in self.sets for r in rs.rules}
         self._by_status = tuple(
             {
-                status: tuple((r, _given_status(r)) for r in rs.rules if _admits(r, status))
+                status: tuple((r, given[r]) for r in rs.rules if _admits(r, status))
                 for status in rs.statuses
             }
             for rs in self.sets
