@@ -178,7 +178,31 @@ def rule_lead(
     ``crm`` is the connector type (``salesforce``), what rules written before named instances
     test; ``connector`` the instance name (``salesforce/emea``), defaulting to the type.
     """
-    lead: dict[str, Any] = dict(row.fields)
+    return _rule_input(
+        row.fields,
+        row.enrichment,
+        row.status,
+        row.status_changed_at,
+        row.newsletters,
+        crm,
+        to_rule_status,
+        connector or crm,
+    )
+
+
+def _rule_input(
+    fields: Mapping[str, Any],
+    enrichment: Mapping[str, Any],
+    status: str | None,
+    status_changed_at: datetime | None,
+    newsletters: Sequence[str] | None,
+    crm: str,
+    to_rule_status: Mapping[str, str],
+    connector: str,
+) -> dict[str, Any]:
+    """``rule_lead`` from the row's values, read once by the caller (a mirror row's attribute
+    access costs more than the dict work here)."""
+    lead: dict[str, Any] = dict(fields)
     for name in _STORED_DATETIME_FIELDS:  # hot path: a plain loop beats a set intersection
         value = lead.get(name)
         if value.__class__ is str:
@@ -186,13 +210,12 @@ def rule_lead(
                 lead[name] = _from_iso(value)
             except ValueError:
                 lead[name] = None
-    lead.update(row.enrichment)
-    status = row.status
+    lead.update(enrichment)
     lead["status"] = to_rule_status.get(status, status) if status is not None else None
     lead["crm"] = crm
-    lead["connector"] = connector or crm
-    lead["status_changed_at"] = _utc(row.status_changed_at)
-    lead["newsletters"] = ",".join(row.newsletters) if row.newsletters else None
+    lead["connector"] = connector
+    lead["status_changed_at"] = _utc(status_changed_at)
+    lead["newsletters"] = ",".join(newsletters) if newsletters else None
     return lead
 
 
@@ -226,26 +249,40 @@ class Planner:
         return lead
 
     def verdict(self, row: LeadRecord, now: datetime) -> LeadVerdict:
-        lead = self.rule_input(row)
+        # Each row attribute is read once: on a mirror row every access costs a lookup.
+        fields, status, newsletters = row.fields, row.status, row.newsletters
+        lead = _rule_input(
+            fields,
+            row.enrichment,
+            status,
+            row.status_changed_at,
+            newsletters,
+            self.kind,
+            self.to_rule_status,
+            self.crm or self.kind,
+        )
+        lifecycle = self.lifecycle
+        if lifecycle is not None and lifecycle.field in lead:
+            lead[lifecycle.field] = lifecycle.to_rule(lead[lifecycle.field])
         if self._evaluate is not None and now == self._bound_now:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
         verdict = LeadVerdict(
-            row.lead_id, row.status, _audited_rule(decision), conflicts=decision.conflicts
+            row.lead_id, status, _audited_rule(decision), conflicts=decision.conflicts
         )
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
         if decision.status is not None:
             target = self.to_crm_status.get(decision.status, decision.status)
-            if target != row.status:
-                verdict.changes.append(PlannedChange("field", "status", target, row.status))
+            if target != status:
+                verdict.changes.append(PlannedChange("field", "status", target, status))
         for name, wanted in decision.field_sets.items():
             value = self._field_value(row, name, wanted, verdict)
-            if value is not _BLOCKED and row.fields.get(name) != value:
-                verdict.changes.append(PlannedChange("field", name, value, row.fields.get(name)))
+            if value is not _BLOCKED and fields.get(name) != value:
+                verdict.changes.append(PlannedChange("field", name, value, fields.get(name)))
         for name in decision.newsletters:
-            if name not in (row.newsletters or ()):
+            if name not in (newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
         _drop_refused_writes(row, verdict)
         verdict.held = self._held(row, now)
