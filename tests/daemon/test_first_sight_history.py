@@ -48,13 +48,19 @@ def _seed(emu: Any) -> list[str]:
 
 
 def _first_sync(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, per_lead: bool, tracked: bool = True
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    per_lead: bool,
+    tracked: bool = True,
+    visible: bool = True,
 ) -> dict[str, Any]:
     tmp_path.mkdir(exist_ok=True)
     config = write_config(tmp_path, rules=STALE_RULES, crms=("salesforce",))
     with running_app(config) as app:
         emu = app.embedded.salesforce
         emu.org.config.status_history_tracked = tracked
+        emu.org.config.lead_history_visible = visible
         ids = _seed(emu)
         rows = len(emu.org.history)
         pipeline = app.pipelines["salesforce"]
@@ -172,6 +178,22 @@ def test_an_org_without_status_history_tracking_still_first_syncs_with_one_histo
     assert run["report"].held == 0  # nothing says a person set a status
     assert run["report"].written == N * 4 // 5  # every stale lead moved to Nurture
     assert all(rows_of and rows_of[0][4] == "written" for rows_of in run["ledger"].values())
+
+
+def test_a_user_who_may_not_read_lead_history_first_syncs_as_reading_it_per_lead_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    staged = _first_sync(tmp_path / "staged", monkeypatch, per_lead=False, visible=False)
+    refused = [r for r in caplog.records if "new leads are mirrored without it" in r.message]
+    per_lead = _first_sync(tmp_path / "per_lead", monkeypatch, per_lead=True, visible=False)
+
+    assert staged["report"].outcome == per_lead["report"].outcome == "ok"
+    assert staged["report"].held == per_lead["report"].held == 0
+    assert staged["ledger"] == per_lead["ledger"]
+    assert staged["holds"] == per_lead["holds"]
+    # Asked once for the org's history; told once, in the log, what the ledger goes without.
+    assert len(refused) == 1 and "LeadHistory" in refused[0].message
+    assert per_lead["report"].api_calls - staged["report"].api_calls == 2 - 1  # 2 lead pages
 
 
 def _pages(entries: int, page: int = 2000) -> Iterator[list[HistoryEntry]]:
