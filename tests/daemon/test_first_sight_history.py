@@ -54,9 +54,18 @@ def _first_sync(
     per_lead: bool,
     tracked: bool = True,
     visible: bool = True,
+    bulk_above: int | None = None,
 ) -> dict[str, Any]:
     tmp_path.mkdir(exist_ok=True)
     config = write_config(tmp_path, rules=STALE_RULES, crms=("salesforce",))
+    if bulk_above is not None:  # reads of more rows go through Bulk API 2.0 query jobs
+        config.write_text(
+            config.read_text().replace(
+                "    lag_seconds: 0",
+                f"    bulk_read_threshold: {bulk_above}\n    bulk_poll_seconds: 0\n"
+                "    bulk_results_page_size: 1000\n    lag_seconds: 0",
+            )
+        )
     with running_app(config) as app:
         emu = app.embedded.salesforce
         emu.org.config.status_history_tracked = tracked
@@ -165,6 +174,37 @@ def test_the_org_wide_history_gives_the_same_ledger_and_holds_as_reading_it_per_
     assert per_lead_queries == math.ceil(N / 200) + math.ceil(per_lead["report"].written / 200)
     saved = math.ceil(N / 200) - staged_calls
     assert per_lead["report"].api_calls - staged["report"].api_calls == saved > 0
+
+
+def test_a_large_org_history_is_read_through_one_bulk_query_job_with_the_same_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bulk = _first_sync(tmp_path / "bulk", monkeypatch, per_lead=False, bulk_above=2000)
+    per_lead = _first_sync(tmp_path / "per_lead", monkeypatch, per_lead=True, bulk_above=2000)
+    journal = bulk["journal"]
+    creates = [e for e in journal if e.method == "POST" and e.path.endswith("/jobs/query")]
+    # Job ids in the order the jobs were first looked at: the leads' job, then the history's.
+    job_ids = list(
+        dict.fromkeys(
+            e.path.split("/jobs/query/")[1].split("/")[0]
+            for e in journal
+            if "/jobs/query/" in e.path
+        )
+    )
+    history_job = [e for e in journal if f"/jobs/query/{job_ids[1]}" in e.path]
+    history_rows = sum(e.records or 0 for e in history_job if e.path.endswith("/results"))
+    history_pages = sum(1 for e in history_job if e.path.endswith("/results"))
+    history_calls = 1 + 1 + len(history_job)  # the probe page, the creation, the job's calls
+
+    assert [bool(e.soql and "FROM LeadHistory" in e.soql) for e in creates] == [False, True]
+    assert history_rows == bulk["history_rows"]
+    assert history_pages == math.ceil(bulk["history_rows"] / 1000)
+    assert per_lead["report"].api_calls - bulk["report"].api_calls == (
+        math.ceil(N / 200) - history_calls
+    )
+    assert bulk["report"].held == per_lead["report"].held > 0
+    assert bulk["ledger"] == per_lead["ledger"]
+    assert bulk["holds"] == per_lead["holds"]
 
 
 def test_an_org_without_status_history_tracking_still_first_syncs_with_one_history_call(
