@@ -407,6 +407,24 @@ class Connector(abc.ABC):
         """
         return []
 
+    #: Leads one :meth:`status_history` call covers (Salesforce 200, HubSpot 50); 0 for a CRM
+    #: without field history. The daemon asks :meth:`org_status_history` only for more.
+    status_history_batch: ClassVar[int] = 0
+
+    def org_status_history(self, *, leads: int) -> Iterator[list[HistoryEntry]] | None:
+        """The whole org's status history, streamed page by page, when one stream costs fewer
+        calls than :meth:`status_history` of ``leads`` leads would; None when it does not (the
+        daemon then reads per lead) or this CRM cannot stream it (the default).
+
+        Entries within a page come in the CRM's order, as :meth:`status_history` reads them. A
+        connector may spend one call finding out the stream's size before answering None.
+
+        Raises:
+            ConfigurationError, FatalError: the CRM refuses to show its history (as
+                :meth:`status_history` would).
+        """
+        return None
+
     def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField] | None:
         """Whether lead fields named as the CRM names them exist and may be written.
 

@@ -66,6 +66,7 @@ from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd import ledger, races
 from syncd.enrichment import Enricher
+from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, is_held
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
@@ -401,6 +402,8 @@ class Pipeline:
         )
         #: Shows how far a pull got (syncd.progress); set by the command that runs cycles.
         self.progress: ProgressFactory | None = None
+        #: Where the running pull reads new leads' CRM history from (syncd.history_staging).
+        self._pull_history: FirstSightHistory | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -551,8 +554,12 @@ class Pipeline:
         since = Cursor(*stored) if stored else None
         started = self.clock()
         progress = self.progress(self.crm) if self.progress is not None else None
+        first_sight = self._pull_history = FirstSightHistory(
+            self.connector, self.crm, first_sync=since is None
+        )
         try:
             for page in self.connector.iter_pages(since, until=until):
+                first_sight.expect(page.total)
                 self._store_page(page.leads, page.cursor, report)
                 if progress is not None:
                     progress.advance(len(page.leads), page.total)
@@ -562,6 +569,8 @@ class Pipeline:
         finally:
             if progress is not None:
                 progress.close()
+            first_sight.close()
+            self._pull_history = None
         if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.
@@ -681,9 +690,11 @@ class Pipeline:
     def _first_sight_history(
         self, by_id: Mapping[str, RemoteLead]
     ) -> dict[str, list[HistoryEntry]]:
-        """The CRM's status history of the page's leads syncd has not mirrored yet (one call
-        per 200 Salesforce leads, per 50 HubSpot contacts), by lead: it backfills the ledger,
-        and a status a person set before syncd first saw the lead is held like any rep edit.
+        """The CRM's status history of the page's leads syncd has not mirrored yet, by lead:
+        it backfills the ledger, and a status a person set before syncd first saw the lead is
+        held like any rep edit. Read per lead (one call per 200 Salesforce leads, per 50
+        HubSpot contacts), or, when the pull meets many new leads, from the org's whole
+        history read once (``syncd.history_staging``).
 
         A CRM that refuses to say (no permission on the history) costs the backfill, not the
         cycle."""
@@ -694,6 +705,9 @@ class Pipeline:
         new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
         if not new:
             return {}
+        staged = self._pull_history.history_of(new) if self._pull_history is not None else None
+        if staged is not None:
+            return staged
         out: dict[str, list[HistoryEntry]] = defaultdict(list)
         for e in self._crm_history(new, "new leads are mirrored without it") or ():
             out[e.lead_id].append(e)

@@ -123,6 +123,7 @@ class HubSpotConnector(Connector):
     # The lists spec documents no per-request cap for memberships/add (crm-api C6); 100 keeps
     # requests the size of object batches.
     max_membership_batch: ClassVar[int] = 100
+    status_history_batch: ClassVar[int] = 50  # = HISTORY_BATCH, contacts a call with history
 
     def __init__(
         self,

@@ -125,15 +125,16 @@ class BulkQueryReader:
         #: Rows the job found (``numberRecordsProcessed``), once it is complete.
         self.total: int | None = None
 
-    def records(self, soql: str) -> Iterator[dict[str, Any]]:
-        """Every row of ``soql`` (a ``queryAll``), one results page in memory at a time.
+    def records(self, soql: str, *, sobject: str = "Lead") -> Iterator[dict[str, Any]]:
+        """Every row of ``soql`` (a ``queryAll`` on ``sobject``), one results page in memory
+        at a time.
 
         Raises:
             RetriableError: the job failed, was aborted or did not finish in time (naming it).
             AuthError, BudgetExhausted, ConfigurationError: a request failed.
         """
         job = self._call(
-            "creation of a Bulk API 2.0 query job on Lead",
+            f"creation of a Bulk API 2.0 query job on {sobject}",
             lambda sf: _client(sf).create_job(
                 Operation.query_all, soql, ColumnDelimiter.COMMA, LineEnding.LF
             ),

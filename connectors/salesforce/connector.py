@@ -167,6 +167,15 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+#: LeadHistory's Status rows, as both history reads select them.
+_HISTORY_SELECT = (
+    "SELECT LeadId, Field, OldValue, NewValue, CreatedById, CreatedDate "
+    "FROM LeadHistory WHERE Field = 'Status'"
+)
+#: Rows per query page of the org's whole history: the most ``batchSize`` allows (crm-api A2).
+_HISTORY_PAGE = 2000
+
+
 def _next_page(url: str, **kwargs: Any) -> Callable[[Salesforce], dict[str, Any]]:
     """The call reading the query page at ``url``, bound now (the callers build it in a loop)."""
     return lambda sf: sf.query_more(url, identifier_is_url=True, **kwargs)
@@ -209,6 +218,7 @@ class SalesforceConnector(Connector):
     kind = "salesforce"
     max_batch_size: int = COLLECTION_LIMIT  # lowered per instance by salesforce.batch_size
     max_membership_batch = COLLECTION_LIMIT
+    status_history_batch = COLLECTION_LIMIT
 
     def __init__(
         self,
@@ -893,32 +903,95 @@ class SalesforceConnector(Connector):
         history tracking on Lead Status has none (https://help.salesforce.com/s/articleView?
         id=sf.tracking_field_history.htm)."""
         out: list[HistoryEntry] = []
-        user = self.integration_user_id
         for start in range(0, len(lead_ids), COLLECTION_LIMIT):
             chunk = lead_ids[start : start + COLLECTION_LIMIT]
             quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in chunk)
             records = self._query_records(
-                "SELECT LeadId, Field, OldValue, NewValue, CreatedById, CreatedDate "
-                f"FROM LeadHistory WHERE Field = 'Status' AND LeadId IN ({quoted})",
+                f"{_HISTORY_SELECT} AND LeadId IN ({quoted})",
                 f"status history of {len(chunk)} leads",
             )
-            for r in records:
-                at = parse_datetime(str(r["CreatedDate"]))
-                by = r.get("CreatedById")
-                ours = user is not None and by is not None and str(by)[:15] == user[:15]
-                out.append(
-                    HistoryEntry(
-                        lead_id=str(r["LeadId"]),
-                        field="status",
-                        from_value=_text(r.get("OldValue")),
-                        to_value=_text(r.get("NewValue")),
-                        at=at,
-                        actor="integration" if ours else "person",
-                        actor_id=None if by is None else str(by),
-                    )
-                )
+            out.extend(self._history_entry(r) for r in records)
         out.sort(key=lambda e: (e.lead_id, e.at))
         return out
+
+    def org_status_history(self, *, leads: int) -> Iterator[list[HistoryEntry]] | None:
+        """Every LeadHistory Status row of the org (crm-api A16), when that is fewer calls than
+        ``status_history`` of ``leads`` leads (one per 200): REST query pages of 2,000 rows a
+        call, or, above ``bulk_read_threshold`` rows, one Bulk API 2.0 query job (crm-api A7).
+        The first REST page is read here: its ``totalSize`` says what each way costs, and None
+        is answered (that one call spent) when reading per lead is cheaper."""
+        per_lead = -(-leads // COLLECTION_LIMIT)
+        if per_lead <= 1:
+            return None
+        cfg = self._config
+        timeout = cfg.timeout_seconds
+        what = "status history of the org"
+        headers = {"Sforce-Query-Options": f"batchSize={_HISTORY_PAGE}"}
+        first = self._call(
+            what, lambda sf: sf.query(_HISTORY_SELECT, headers=headers, timeout=timeout)
+        )
+        total = first.get("totalSize")
+        if not isinstance(total, int):
+            return None
+        # The first page is paid for; a job reads every row again (create, about two looks
+        # at it, its results pages), REST pages go on from the first.
+        bulk = cfg.bulk_read_threshold is not None and total > cfg.bulk_read_threshold
+        if bulk:
+            cost = 3 + -(-total // cfg.bulk_results_page_size)
+        else:
+            cost = -(-total // _HISTORY_PAGE) - 1
+        if cost > per_lead:
+            log.info(
+                "Salesforce status history: %d rows in the org, more calls than reading the "
+                "history of %d new leads by lead; reading it by lead",
+                total,
+                leads,
+            )
+            return None
+        if bulk:
+            return self._bulk_history()
+        return self._history_pages(first, what, timeout, headers)
+
+    def _bulk_history(self) -> Iterator[list[HistoryEntry]]:
+        """The org's Status history through one Bulk API 2.0 job, in pages of 2,000 rows. The
+        job is ``queryAll``: rows of leads in the recycle bin come too, and are never asked
+        for (first sight skips deleted leads)."""
+        reader = BulkQueryReader(self._call, self._waiter, self._clock, self._config, {})
+        page: list[HistoryEntry] = []
+        for record in reader.records(_HISTORY_SELECT, sobject="LeadHistory"):
+            page.append(self._history_entry(record))
+            if len(page) >= _HISTORY_PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    def _history_pages(
+        self, result: dict[str, Any], what: str, timeout: float, headers: dict[str, str]
+    ) -> Iterator[list[HistoryEntry]]:
+        while True:
+            yield [self._history_entry(r) for r in result.get("records", [])]
+            if result.get("done", True) or not result.get("nextRecordsUrl"):
+                return
+            result = self._call(
+                what, _next_page(result["nextRecordsUrl"], headers=headers, timeout=timeout)
+            )
+
+    def _history_entry(self, record: Mapping[str, Any]) -> HistoryEntry:
+        """One LeadHistory row; by the integration user or by a person (Salesforce does not
+        tell automation apart)."""
+        user = self.integration_user_id
+        by = record.get("CreatedById")
+        ours = user is not None and by is not None and str(by)[:15] == user[:15]
+        return HistoryEntry(
+            lead_id=str(record["LeadId"]),
+            field="status",
+            from_value=_text(record.get("OldValue")),
+            to_value=_text(record.get("NewValue")),
+            at=parse_datetime(str(record["CreatedDate"])),
+            actor="integration" if ours else "person",
+            actor_id=None if by is None else str(by),
+        )
 
     def _campaign_of(self, newsletter: str, lead_ids: Sequence[str], what: str) -> str:
         """The Campaign Id behind ``newsletter``, once the batch is known to fit one call."""

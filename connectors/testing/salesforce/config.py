@@ -86,6 +86,10 @@ class EmulatorConfig:
     """Field history tracking is on for Lead Status: every Status change adds a LeadHistory row
     (Field ``Status``, OldValue, NewValue, CreatedById, CreatedDate). Off, as in an org where an
     admin never enabled it, LeadHistory has no Status rows (the query answers none)."""
+    lead_history_visible: bool = True
+    """The integration user may read LeadHistory. False, as for a user whose profile does not
+    grant it, every LeadHistory query fails as Salesforce answers an sObject the user cannot
+    see: 400 ``INVALID_TYPE``."""
     non_updateable_fields: frozenset[str] = frozenset()
     """Lead fields the integration user may not update (field-level security)."""
     lead_custom_fields: frozenset[str] | None = None

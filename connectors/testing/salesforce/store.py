@@ -493,6 +493,13 @@ class Org:
         if cq.schema is LEAD:
             for col in cq.columns:
                 self._require_lead_field(LEAD.fields[col].name)
+        if cq.schema is LEAD_HISTORY and not self.config.lead_history_visible:
+            raise ApiError(
+                400,
+                "INVALID_TYPE",
+                "sObject type 'LeadHistory' is not supported. If you are attempting to use a "
+                "custom object, be sure to append the '__c' after the entity name.",
+            )
         return cq
 
     def select(self, cq: CompiledQuery, *, include_deleted: bool) -> list[Row]:
