@@ -44,6 +44,7 @@ TITLES = {
     4: "Engine speed",
     5: "Memory",
     6: "Idle cost",
+    7: "The funnel at scale",
 }
 
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--sections",
-        default="1,2,3,4,5,6",
+        default="1,2,3,4,5,6,7",
         help="comma-separated sections to run (1, 2 and 6 share one run)",
     )
     parser.add_argument(
@@ -147,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     section({1, 2, 6}, cycles)
     section({3}, throughput)
     section({5}, memory)
+
+    def funnel_scale() -> tuple[list[Figure], list[SectionNotes]]:
+        from bench import report_scale
+
+        figs, sec = report_scale.run(quick=args.quick)
+        return figs, [sec]
+
+    section({7}, funnel_scale)
 
     figures.sort(key=lambda f: f.section)
     notes.sort(key=lambda s: s.section)

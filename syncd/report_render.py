@@ -9,12 +9,13 @@ import csv
 import html
 import io
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from syncd.distribution import Distribution
 from syncd.report import DEFINITIONS, Report
 
 __all__ = ["csv_text", "html_page", "json_text", "print_table"]
@@ -113,10 +114,22 @@ def print_table(console: Console, reports: list[Report], meta: dict[str, str]) -
 
 
 def _as_dict(report: Report) -> dict[str, Any]:
-    data = asdict(report)
+    data = asdict(replace(report, durations_days={}))
     for b in data["open_breaches"]:
         b["since"] = b["since"].isoformat()
+    # The distributions as their percentiles (the values themselves may be millions).
+    data["durations_days"] = {
+        stage: dict(zip(("n", "p10", "p25", "p50", "p75", "p90", "max"), _summary(d), strict=True))
+        for stage, d in report.durations_days.items()
+        if len(d)
+    }
     return data
+
+
+def _summary(d: Distribution) -> list[float | int | None]:
+    p = [None if v is None else round(v, 3) for v in d.percentiles((10, 25, 50, 75, 90))]
+    top = d.max
+    return [len(d), *p, None if top is None else round(top, 3)]
 
 
 def json_text(reports: list[Report], meta: dict[str, str]) -> str:
@@ -216,17 +229,15 @@ def _funnel_svg(report: Report) -> str:
 
 def _durations_svg(report: Report) -> str:
     """A box from p25 to p75 and whiskers p10..p90 per stage, on a shared day axis."""
-    from syncd.report import percentile
-
     width, row_h, label_w = 700, 30, 110
-    series = [(s, v) for s, v in report.durations_days.items() if v]
-    top = max([max(v) for _, v in series] + [1.0])
+    series = [(s, v) for s, v in report.durations_days.items() if len(v)]
+    top = max([v.max or 0.0 for _, v in series] + [1.0])
     height = max(len(series), 1) * row_h + 24
     scale = (width - label_w - 20) / top
     parts = [f'<svg class="chart durations" width="{width}" height="{height}" role="img">']
     for k, (stage, values) in enumerate(series):
         y = k * row_h + 4
-        p10, p25, p50, p75, p90 = (percentile(values, q) or 0.0 for q in (10, 25, 50, 75, 90))
+        p10, p25, p50, p75, p90 = (v or 0.0 for v in values.percentiles((10, 25, 50, 75, 90)))
 
         def x(v: float) -> float:
             return label_w + v * scale
