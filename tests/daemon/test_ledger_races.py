@@ -125,9 +125,7 @@ def test_the_race_check_reads_the_history_once_per_200_salesforce_or_50_hubspot_
         pipeline = app.pipelines[crm]
         if crm == "salesforce":
             emu: Any = app.embedded.salesforce
-            ids = emu.add_leads(
-                [sf_lead(f"L{i}", f"l{i}@acme.com", title="CTO") for i in range(n)]
-            )
+            ids = emu.add_leads([sf_lead(f"L{i}", f"l{i}@acme.com", title="CTO") for i in range(n)])
         else:
             emu = app.embedded.hubspot
             ids = emu.add_contacts(
