@@ -34,15 +34,17 @@ class Distribution:
 
     def add(self, value: float) -> None:
         self._n += 1
-        if self._top is None or value > self._top:
-            self._top = value
-        if self._values is not None:
-            self._values.append(value)
-            if len(self._values) > self._exact_max:
-                for v in self._values:
+        values = self._values
+        if values is not None:  # the common case, kept short: the report adds millions
+            values.append(value)
+            if self._n > self._exact_max:
+                self._top = max(values)
+                for v in values:
                     self._count(v)
                 self._values = None
             return
+        if self._top is None or value > self._top:
+            self._top = value
         self._count(value)
 
     def _count(self, value: float) -> None:
@@ -58,6 +60,8 @@ class Distribution:
 
     @property
     def max(self) -> float | None:
+        if self._values is not None:
+            return max(self._values) if self._values else None
         return self._top
 
     def percentile(self, q: float) -> float | None:

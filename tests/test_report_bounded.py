@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from rules.calendar import Calendar
 from syncd.distribution import Distribution
@@ -32,7 +35,7 @@ def _walked(cal: Calendar, start: datetime, end: datetime) -> float:
     """Day by day, as the report computed it before."""
     total = timedelta()
     day, last = cal.local_date(start), cal.local_date(end)
-    zone = start.tzinfo
+    zone = UTC if cal.timezone == "UTC" else ZoneInfo(cal.timezone)
     while day <= last:
         if cal.is_workday(day):
             lo = max(datetime.combine(day, cal.start, tzinfo=zone), start)
@@ -43,9 +46,12 @@ def _walked(cal: Calendar, start: datetime, end: datetime) -> float:
     return total.total_seconds() / 3600
 
 
-def test_business_hours_counted_by_weeks_equal_the_day_by_day_walk_with_holidays() -> None:
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_business_hours_counted_by_weeks_equal_the_day_by_day_walk_with_holidays(
+    zone: str,
+) -> None:
     cal = Calendar.build(
-        "UTC", ["mon", "tue", "wed", "thu", "sat"], (time(8), time(16, 30)),
+        zone, ["mon", "tue", "wed", "thu", "sat"], (time(8), time(16, 30)),
         holidays=[date(2026, 3, 3), date(2026, 3, 7), date(2026, 4, 5)],
     )  # fmt: skip
     rng = random.Random(3)
