@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import heapq
 import math
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -154,7 +155,10 @@ class Report:
     sla_breaches: int = 0
     sla_breach_rate: float | None = None
     first_touch_p50_hours: float | None = None
+    #: The oldest :data:`OPEN_BREACHES_KEPT` open breaches, oldest first; all are counted in
+    #: ``open_breach_count`` (a backlog of a million would otherwise be held and printed).
     open_breaches: list[OpenBreach] = field(default_factory=list)
+    open_breach_count: int = 0
     breaches_by_day: dict[str, int] = field(default_factory=dict)
     sal_to_close_p50_days: float | None = None
     sal_to_close_p90_days: float | None = None
@@ -288,7 +292,8 @@ class _Acc:
     sla_decided: int = 0
     sla_breaches: int = 0
     first_touch_hours: Distribution = field(default_factory=lambda: Distribution(1 / 60))
-    open_breaches: list[OpenBreach] = field(default_factory=list)
+    open_breaches: list[tuple[float, int, OpenBreach]] = field(default_factory=list)  # a heap
+    open_breach_count: int = 0
     breaches_by_day: dict[str, int] = field(default_factory=dict)
     sal_to_close: Distribution = field(default_factory=lambda: Distribution(_MINUTE_DAYS))
     index: dict[str, int] = field(default_factory=dict)
@@ -409,9 +414,13 @@ class _Acc:
             self.sla_decided += 1
             self._breach(sal_at)
             if next_at is None:
-                self.open_breaches.append(
-                    OpenBreach(lead.crm, lead.lead_id, lead.owner, sal_at, round(age, 2))
-                )
+                self.open_breach_count += 1
+                breach = OpenBreach(lead.crm, lead.lead_id, lead.owner, sal_at, round(age, 2))
+                entry = (breach.age_business_hours, self.open_breach_count, breach)
+                if len(self.open_breaches) < OPEN_BREACHES_KEPT:
+                    heapq.heappush(self.open_breaches, entry)
+                else:  # keep the oldest: drop the youngest of those kept
+                    heapq.heappushpop(self.open_breaches, entry)
 
     def _breach(self, sal_at: datetime) -> None:
         self.sla_breaches += 1
@@ -458,7 +467,10 @@ class _Acc:
             sla_breaches=self.sla_breaches,
             sla_breach_rate=_ratio(self.sla_breaches, self.sla_decided),
             first_touch_p50_hours=_round(self.first_touch_hours.percentile(50)),
-            open_breaches=sorted(self.open_breaches, key=lambda b: -b.age_business_hours),
+            open_breaches=[
+                b for _, _, b in sorted(self.open_breaches, key=lambda e: (-e[0], e[1]))
+            ],
+            open_breach_count=self.open_breach_count,
             breaches_by_day=dict(sorted(self.breaches_by_day.items())),
             sal_to_close_p50_days=_round(self.sal_to_close.percentile(50)),
             sal_to_close_p90_days=_round(self.sal_to_close.percentile(90)),
@@ -466,6 +478,10 @@ class _Acc:
             durations_days={s: self.durations[k] for k, s in enumerate(o.stages)},
         )
 
+
+#: Open breaches a report lists (the oldest); alerts and the table show these, the count is
+#: of all.
+OPEN_BREACHES_KEPT = 1000
 
 _MINUTE_DAYS = 1 / 1440  # a minute, in days: the resolution of durations past exact counting
 

@@ -96,7 +96,12 @@ def print_table(console: Console, reports: list[Report], meta: dict[str, str]) -
         for line in lines:
             console.print(line, highlight=False, markup=False)
         if report.open_breaches:
-            breaches = Table(title=f"open SLA breaches ({report.group})", title_justify="left")
+            shown = len(report.open_breaches)
+            more = report.open_breach_count - shown
+            title = f"open SLA breaches ({report.group})" + (
+                f", the oldest {shown} of {report.open_breach_count}" if more > 0 else ""
+            )
+            breaches = Table(title=title, title_justify="left")
             for col in ("crm", "lead", "owner", "SAL since", "age (business h)"):
                 breaches.add_column(col)
             for b in report.open_breaches:
@@ -315,7 +320,7 @@ def html_page(reports: list[Report], meta: dict[str, str]) -> str:
             f"({r.acceptance_numerator}/{r.acceptance_denominator}), target "
             f"{_pct(r.acceptance_target)}</p>"
             f"<p>SLA breaches: {r.sla_breaches} of {r.sla_decided} ({_pct(r.sla_breach_rate)}),"
-            f" open: {len(r.open_breaches)}; skipped stages {r.skipped}, regressions "
+            f" open: {r.open_breach_count}; skipped stages {r.skipped}, regressions "
             f"{r.regressions}</p>"
         )
         body.append("<h3>time in stage (days: p10-p90 line, p25-p75 box, p50 mark)</h3>")

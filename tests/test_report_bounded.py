@@ -60,3 +60,19 @@ def test_business_hours_counted_by_weeks_equal_the_day_by_day_walk_with_holidays
         start = base + timedelta(minutes=rng.randrange(0, 60 * 24 * 40))
         end = start + timedelta(minutes=rng.randrange(0, 60 * 24 * 90))
         assert abs(business_hours_between(cal, start, end) - _walked(cal, start, end)) < 1e-9
+
+
+def test_open_breaches_keep_the_oldest_and_count_them_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncd import report
+    from syncd.report import LeadInfo, ReportOptions, Transition, compute
+
+    monkeypatch.setattr(report, "OPEN_BREACHES_KEPT", 3)
+    now = datetime(2026, 10, 30, 12, tzinfo=UTC)
+    leads = [
+        (LeadInfo("hubspot", f"s{d:02d}"), [Transition(now - timedelta(days=d), "SAL", "MQL")])
+        for d in range(3, 13)
+    ]  # ten SAL leads, never touched, accepted 3..12 days ago
+    options = ReportOptions(since=now - timedelta(days=30), until=now, now=now)
+    result = compute(leads, options)[0]
+    assert result.open_breach_count == 10
+    assert [b.lead_id for b in result.open_breaches] == ["s12", "s11", "s10"]
