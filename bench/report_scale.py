@@ -34,7 +34,7 @@ from bench.report import Figure, SectionNotes
 SECTION = 7
 TITLE = "The funnel at scale"
 FULL = {"sizes": [100_000, 500_000, 1_000_000], "rows_per_lead": 5, "ledger_n": 2_000}
-QUICK = {"sizes": [5_000, 20_000], "rows_per_lead": 5, "ledger_n": 300}
+QUICK = {"sizes": [1_000, 3_000], "rows_per_lead": 5, "ledger_n": 200}
 TARGET_S = 30.0
 
 ROOT = Path(__file__).resolve().parent.parent
