@@ -44,6 +44,7 @@ TITLES = {
     4: "Engine speed",
     5: "Memory",
     6: "Idle cost",
+    7: "The funnel at scale",
 }
 
 
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--sections",
-        default="1,2,3,4,5,6",
-        help="comma-separated sections to run (1, 2 and 6 share one run)",
+        default=None,
+        help="comma-separated sections to run (1, 2 and 6 share one run); default all, "
+        "without 7 (about 25 min) under --quick",
     )
     parser.add_argument(
         "--memory-sizes",
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = dict(QUICK if args.quick else FULL)
     if args.memory_sizes:
         sizes["memory"] = args.memory_sizes
-    wanted = {int(s) for s in args.sections.split(",") if s.strip()}
+    sections = args.sections or ("1,2,3,4,5,6" if args.quick else "1,2,3,4,5,6,7")
+    wanted = {int(s) for s in sections.split(",") if s.strip()}
     # Warnings only: a benchmark's output is its table.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -147,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     section({1, 2, 6}, cycles)
     section({3}, throughput)
     section({5}, memory)
+
+    def funnel_scale() -> tuple[list[Figure], list[SectionNotes]]:
+        from bench import report_scale
+
+        figs, sec = report_scale.run(quick=args.quick)
+        return figs, [sec]
+
+    section({7}, funnel_scale)
 
     figures.sort(key=lambda f: f.section)
     notes.sort(key=lambda s: s.section)

@@ -7,9 +7,12 @@ Events, each sent only to the channels that list it (``alerts.channels[].events`
 * ``acceptance_below_target``: the sales acceptance rate of a CRM is under
   ``report.acceptance_target``;
 * ``breaker_tripped``: a run stopped by the change breaker (once per run);
-* ``writes_failing``: a cycle's writes were refused by the CRM.
+* ``writes_failing``: a cycle's writes were refused by the CRM;
+* ``no_leader``: nobody has held a connector's lease for ``alerts.no_leader_after``
+  (``syncd.leader_watch``, run by every replica, standbys included); a short message says when a
+  leader holds it again.
 
-Conditions (acceptance, writes failing) are sent when they start and again after
+Conditions (acceptance, writes failing, no leader) are sent when they start and again after
 ``alerts.repeat_after`` while they last; a cycle without them clears them. Each channel sends at
 most ``max_per_hour`` messages an hour; what waits is sent by a later cycle (SLA breaches are
 only remembered once sent). A failure to notify is logged (naming the channel, never its URL,
@@ -171,8 +174,27 @@ class Alerter:
             if self.meta.get_meta(key) is None and self._send(channel, event, payload):
                 self.meta.set_meta(key, self.now().isoformat())
 
+    def condition(
+        self,
+        event: AlertEvent,
+        crm: str,
+        active: bool,
+        payload: dict[str, Any],
+        resolved: dict[str, Any] | None = None,
+    ) -> None:
+        """Send ``payload`` when ``event`` starts for ``crm`` and again every ``repeat_after``
+        while it lasts; when it stops after having been sent, ``resolved`` (if given) once.
+
+        The state is in the ``meta`` table, so replicas sharing a store share it too."""
+        self._condition(event, crm, active, payload, resolved)
+
     def _condition(
-        self, event: AlertEvent, crm: str, active: bool, payload: dict[str, Any]
+        self,
+        event: AlertEvent,
+        crm: str,
+        active: bool,
+        payload: dict[str, Any],
+        resolved: dict[str, Any] | None = None,
     ) -> None:
         for channel in self._listening(event):
             key = f"alert:{channel.settings.name}:{event}:{crm}"
@@ -180,6 +202,8 @@ class Alerter:
             if not active:
                 if last is not None:
                     self.meta.set_meta(key, None)  # cleared: the next start is sent at once
+                    if resolved is not None:  # best effort: a lost "resolved" is harmless
+                        self._send(channel, event, {**resolved, "resolved": True})
                 continue
             now = self.now()
             if last is not None:

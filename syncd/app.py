@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -32,6 +32,9 @@ from syncd.settings import ConnectorSettings, Settings, connector_problems
 from syncd.state import StateStore
 from syncd.store_open import open_store
 from syncd.yamlfile import Located
+
+if TYPE_CHECKING:
+    from syncd.alerts import Alerter
 
 __all__ = ["App", "RulesHolder", "StartupError", "rule_allowlists"]
 
@@ -213,6 +216,8 @@ class App:
     #: False for commands that must not change a CRM (``plan --pull``): checks run, but the
     #: set-up they list is not carried out.
     prepare: bool = True
+    #: The alert channels (None: none configured); shared by the cycles and the leader watch.
+    alerter: Alerter | None = None
 
     @classmethod
     def build(
@@ -298,7 +303,8 @@ class App:
         for name, resume_at in app.unchecked.items():
             app._pause_until_checked(name, resume_at)
         metrics.watch(engine=store.engine, connectors=app.connectors)
-        metrics.after_cycle = _after_cycle(settings, store, metrics)
+        app.alerter = _alerter(settings, store, metrics)
+        metrics.after_cycle = _after_cycle(settings, store, metrics, app.alerter)
         return app
 
     def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
@@ -654,23 +660,29 @@ def _warn_partly_refused(name: str, cs: ConnectorSettings, book: Any, result: Pr
                 )
 
 
-def _after_cycle(settings: Settings, store: StateStore, metrics: Metrics) -> Callable[[Any], None]:
+def _alerter(settings: Settings, store: StateStore, metrics: Metrics) -> Alerter | None:
+    """The alert channels (syncd.alerts), when configured; one per process, so each channel's
+    rate limit counts every message this process sends."""
+    from syncd import alerts
+
+    if not settings.alerts.channels:
+        return None
+    return alerts.Alerter(
+        settings.alerts,
+        store,
+        on_failure=lambda channel: metrics.alerts_failed.labels(channel).inc(),
+        on_sent=lambda channel, event: metrics.alerts_sent.labels(channel, event).inc(),
+    )
+
+
+def _after_cycle(
+    settings: Settings, store: StateStore, metrics: Metrics, alerter: Alerter | None
+) -> Callable[[Any], None]:
     """What follows each cycle: the funnel KPI gauges (syncd.kpi), then the alerts they and
     the cycle call for (syncd.alerts, when channels are configured)."""
-    from syncd.alerts import Alerter
     from syncd.kpi import FunnelKpis
 
     kpis = FunnelKpis(store.engine, settings, metrics.publish_funnel)
-    alerter = (
-        Alerter(
-            settings.alerts,
-            store,
-            on_failure=lambda channel: metrics.alerts_failed.labels(channel).inc(),
-            on_sent=lambda channel, event: metrics.alerts_sent.labels(channel, event).inc(),
-        )
-        if settings.alerts.channels
-        else None
-    )
 
     def after(cycle: Any) -> None:
         funnel = kpis.refresh(cycle.crm) if cycle.outcome != "failed" else None

@@ -28,7 +28,9 @@ __all__ = ["MARK", "NotTheDemosStore", "start_fresh"]
 log = logging.getLogger("syncd.embedded")
 
 MARK = "embedded_demo"
-_TABLES = ("audit", "outbox", "run", "cursor", "lead")  # every table keyed by connector
+# Every table keyed by connector; the ledger too: the new world's leads reuse the old ids, and
+# the old world's history would be counted as theirs.
+_TABLES = ("audit", "outbox", "run", "cursor", "lead", "status_history")
 
 
 class NotTheDemosStore(Exception):
@@ -77,7 +79,7 @@ def start_fresh(store: StateStore, connectors: Sequence[str]) -> int:
     if leads:
         log.info(
             "embedded demo: new emulators, so a fresh state: cleared the mirror of %d "
-            "leads, cursors, outbox, audit and runs of the last demo",
+            "leads, cursors, outbox, audit, runs and status history of the last demo",
             leads,
         )
     return int(leads)

@@ -73,6 +73,7 @@ __all__ = [
     "LeaseLost",
     "connector_lease",
     "current_holder",
+    "recorded_holder",
     "this_process",
 ]
 
@@ -491,11 +492,17 @@ class Lease:
 
 def current_holder(store: StateStore, connector: str) -> Holder | None:
     """Who holds ``connector``'s lease now (None when nobody does); reads only."""
+    holder = recorded_holder(store, connector)
+    if holder is None or holder.expires_at <= datetime.now(UTC):
+        return None
+    return holder
+
+
+def recorded_holder(store: StateStore, connector: str) -> Holder | None:
+    """The holder ``connector``'s lease row names, expired or not (None: never taken)."""
     with store.engine.connect() as conn:
         row = conn.execute(select(_TABLE).where(_TABLE.c.connector == connector)).first()
-    if row is None or _utc(row.expires_at) <= datetime.now(UTC):
-        return None
-    return _holder(row)
+    return _holder(row) if row is not None else None
 
 
 def connector_lease(

@@ -217,7 +217,7 @@ class Metrics:
             self.acceptance_rate.labels(crm).set(float("nan"))  # nothing decided in the window
         else:
             self.acceptance_rate.labels(crm).set(report.acceptance_rate)
-        self.sla_open_breaches.labels(crm).set(len(report.open_breaches))
+        self.sla_open_breaches.labels(crm).set(report.open_breach_count)
 
     def watch(
         self,

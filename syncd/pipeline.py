@@ -1097,7 +1097,8 @@ class Pipeline:
     ) -> None:
         """A person's status edit that landed while the batch was in flight (``syncd.races``):
         their value is written back, the lead held, and the audit says both. Costs one history
-        read per batch (two on HubSpot), and a write only when a race is found."""
+        read per batch on Salesforce, one per 50 status writes on HubSpot (its cap with
+        history, syncd.races), and a write only when a race is found."""
         written = [
             r
             for g, res in zip(groups, results, strict=True)

@@ -9,12 +9,13 @@ import csv
 import html
 import io
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from syncd.distribution import Distribution
 from syncd.report import DEFINITIONS, Report
 
 __all__ = ["csv_text", "html_page", "json_text", "print_table"]
@@ -95,7 +96,12 @@ def print_table(console: Console, reports: list[Report], meta: dict[str, str]) -
         for line in lines:
             console.print(line, highlight=False, markup=False)
         if report.open_breaches:
-            breaches = Table(title=f"open SLA breaches ({report.group})", title_justify="left")
+            shown = len(report.open_breaches)
+            more = report.open_breach_count - shown
+            title = f"open SLA breaches ({report.group})" + (
+                f", the oldest {shown} of {report.open_breach_count}" if more > 0 else ""
+            )
+            breaches = Table(title=title, title_justify="left")
             for col in ("crm", "lead", "owner", "SAL since", "age (business h)"):
                 breaches.add_column(col)
             for b in report.open_breaches:
@@ -113,10 +119,22 @@ def print_table(console: Console, reports: list[Report], meta: dict[str, str]) -
 
 
 def _as_dict(report: Report) -> dict[str, Any]:
-    data = asdict(report)
+    data = asdict(replace(report, durations_days={}))
     for b in data["open_breaches"]:
         b["since"] = b["since"].isoformat()
+    # The distributions as their percentiles (the values themselves may be millions).
+    data["durations_days"] = {
+        stage: dict(zip(("n", "p10", "p25", "p50", "p75", "p90", "max"), _summary(d), strict=True))
+        for stage, d in report.durations_days.items()
+        if len(d)
+    }
     return data
+
+
+def _summary(d: Distribution) -> list[float | int | None]:
+    p = [None if v is None else round(v, 3) for v in d.percentiles((10, 25, 50, 75, 90))]
+    top = d.max
+    return [len(d), *p, None if top is None else round(top, 3)]
 
 
 def json_text(reports: list[Report], meta: dict[str, str]) -> str:
@@ -216,17 +234,15 @@ def _funnel_svg(report: Report) -> str:
 
 def _durations_svg(report: Report) -> str:
     """A box from p25 to p75 and whiskers p10..p90 per stage, on a shared day axis."""
-    from syncd.report import percentile
-
     width, row_h, label_w = 700, 30, 110
-    series = [(s, v) for s, v in report.durations_days.items() if v]
-    top = max([max(v) for _, v in series] + [1.0])
+    series = [(s, v) for s, v in report.durations_days.items() if len(v)]
+    top = max([v.max or 0.0 for _, v in series] + [1.0])
     height = max(len(series), 1) * row_h + 24
     scale = (width - label_w - 20) / top
     parts = [f'<svg class="chart durations" width="{width}" height="{height}" role="img">']
     for k, (stage, values) in enumerate(series):
         y = k * row_h + 4
-        p10, p25, p50, p75, p90 = (percentile(values, q) or 0.0 for q in (10, 25, 50, 75, 90))
+        p10, p25, p50, p75, p90 = (v or 0.0 for v in values.percentiles((10, 25, 50, 75, 90)))
 
         def x(v: float) -> float:
             return label_w + v * scale
@@ -304,7 +320,7 @@ def html_page(reports: list[Report], meta: dict[str, str]) -> str:
             f"({r.acceptance_numerator}/{r.acceptance_denominator}), target "
             f"{_pct(r.acceptance_target)}</p>"
             f"<p>SLA breaches: {r.sla_breaches} of {r.sla_decided} ({_pct(r.sla_breach_rate)}),"
-            f" open: {len(r.open_breaches)}; skipped stages {r.skipped}, regressions "
+            f" open: {r.open_breach_count}; skipped stages {r.skipped}, regressions "
             f"{r.regressions}</p>"
         )
         body.append("<h3>time in stage (days: p10-p90 line, p25-p75 box, p50 mark)</h3>")

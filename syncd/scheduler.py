@@ -205,6 +205,30 @@ class Daemon:
         if self.app.embedded is not None:
             self.app.embedded.after_cycle(name)
 
+    def _watch_leaders(self) -> None:
+        """The ``no_leader`` alert (syncd.leader_watch), checked every lease renewal period by
+        every replica, when a channel listens for it."""
+        from syncd.leader_watch import LeaderWatch
+
+        alerter = self.app.alerter
+        if alerter is None or not any(
+            "no_leader" in c.events for c in self.app.settings.alerts.channels
+        ):
+            return
+        watch = LeaderWatch(
+            self.app.store,
+            alerter,
+            list(self.app.pipelines),
+            grace=self.app.settings.alerts.no_leader_after,
+        )
+        self._scheduler.add_job(
+            watch.check,
+            "interval",
+            id="leader-watch",
+            name="leader-watch",
+            seconds=self.app.settings.lease.renewal.total_seconds(),
+        )
+
     def _prune(self) -> None:
         """One bounded retention pass (syncd.retention), pausing between batches so cycles
         waiting for the database get in; it never fails a cycle or the daemon."""
@@ -320,6 +344,8 @@ class Daemon:
                 name="retention",
                 seconds=retention.interval.total_seconds(),
             )
+
+        self._watch_leaders()
 
         def _stop(signum: int, _frame: Any) -> None:
             log.info(

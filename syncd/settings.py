@@ -212,12 +212,15 @@ class ReportSettings(_Model):
         return self
 
 
-AlertEvent = Literal["sla_breach", "acceptance_below_target", "breaker_tripped", "writes_failing"]
+AlertEvent = Literal[
+    "sla_breach", "acceptance_below_target", "breaker_tripped", "writes_failing", "no_leader"
+]
 ALERT_EVENTS: tuple[AlertEvent, ...] = (
     "sla_breach",
     "acceptance_below_target",
     "breaker_tripped",
     "writes_failing",
+    "no_leader",
 )
 
 
@@ -244,8 +247,15 @@ class AlertSettings(_Model):
     )
     repeat_after: Duration = Field(
         timedelta(hours=24),
-        description="A condition still true (acceptance under target, writes failing) is sent "
-        "again after this long; each SLA breach is sent once.",
+        description="A condition still true (acceptance under target, writes failing, no "
+        "leader) is sent again after this long; each SLA breach is sent once.",
+    )
+    no_leader_after: Duration = Field(
+        timedelta(minutes=5),
+        gt=timedelta(0),
+        description="A connector whose lease nobody has held for this long is reported "
+        "(no_leader) by any running replica; keep it above lease.ttl plus a renewal, the "
+        "time a standby needs to take over.",
     )
 
 

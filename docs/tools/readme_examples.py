@@ -83,10 +83,20 @@ def _run_demo(config: Path) -> list[str]:
 
 
 def _cut_listings(lines: list[str]) -> list[str]:
-    """Keep the first LISTED audit lines of each cycle, and its '… and N more' line."""
+    """Keep the first LISTED audit lines of each cycle, and its '… and N more' line; and the
+    first LISTED of a run of first-sight holds (one log line a lead), then how many more."""
     out: list[str] = []
     listed = 0
+    held = 0
     for line in lines:
+        if "before syncd first saw it" in line:
+            held += 1
+            if held <= LISTED:
+                out.append(line)
+            continue
+        if held > LISTED:
+            out.append(f"   ⋮ ({held - LISTED} more leads a person set before syncd saw them)")
+        held = 0
         if line.startswith("   ") and not line.startswith("   …"):
             listed += 1
             if listed == LISTED + 1:
@@ -104,7 +114,24 @@ def _status(config: Path) -> list[str]:
     result = subprocess.run([sys.executable, "-m", "syncd.cli", "status", "--config",
                              str(config)], capture_output=True, text=True, env=env, cwd=REPO,
                             timeout=60, check=True)
-    return _cut_listings(result.stdout.splitlines())
+    return _fold_held(_cut_listings(result.stdout.splitlines()))
+
+
+def _fold_held(lines: list[str]) -> list[str]:
+    """Keep the first LISTED 'held' lines of each connector (the demo holds dozens)."""
+    out: list[str] = []
+    held = 0
+    for line in [*lines, ""]:
+        if line.startswith("  held "):
+            held += 1
+            if held <= LISTED:
+                out.append(line)
+            continue
+        if held > LISTED:
+            out.append(f"  ⋮ ({held - LISTED} more held)")
+        held = 0
+        out.append(line)
+    return out[:-1]
 
 
 def _replace_block(readme: str, marker: str, lines: list[str]) -> str:

@@ -142,3 +142,78 @@ def test_a_channel_past_max_per_hour_waits_and_sends_the_rest_later(
     alerter.after_cycle(Cycle(), funnel)
     alerter.after_cycle(Cycle(), funnel)
     assert [m["owner"] for m in received] == ["dan", "eve"]
+
+
+def test_no_leader_is_sent_once_by_a_standby_after_the_grace_and_resolved_when_one_leads(
+    tmp_path: Path, receiver: tuple[int, list[dict[str, Any]]]
+) -> None:
+    """Two replicas on one store: the leader stops, the lease stays unheld; a standby's watch
+    says so once after ``no_leader_after`` (not before, not every check, not again from the
+    other replica), and once more when a leader holds the lease again."""
+    from syncd.alerts import Alerter
+    from syncd.leader_watch import LeaderWatch
+    from syncd.lease import Identity, Lease
+    from syncd.settings import AlertSettings
+    from syncd.state import StateStore
+
+    port, received = receiver
+    settings = AlertSettings.model_validate(
+        {
+            "channels": [
+                {"name": "ops", "url": f"http://127.0.0.1:{port}/hook/TOKEN-ops",
+                 "events": ["no_leader"]},
+            ],
+            "no_leader_after": "5m",
+        }
+    )  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    leader_store, standby_store, other_store = StateStore(url), StateStore(url), StateStore(url)
+    clock = [datetime.now(UTC)]
+
+    def watch(store: StateStore) -> LeaderWatch:
+        alerter = Alerter(settings, store, now=lambda: clock[0])
+        return LeaderWatch(
+            store, alerter, ["hubspot"], grace=settings.no_leader_after, now=lambda: clock[0]
+        )
+
+    def lease(store: StateStore, who: str) -> Lease:
+        ttl = timedelta(seconds=30)
+        return Lease(store, "hubspot", ttl=ttl, renew_every=ttl / 3, identity=Identity(who, 1, who))
+
+    try:
+        first, second = lease(leader_store, "pod-a"), lease(standby_store, "pod-b")
+        standby, other = watch(standby_store), watch(other_store)
+        assert first.try_acquire()
+        standby.check()
+        assert received == []  # led: nothing to say
+        first.release()  # the leader stops; say every standby fails to start its cycles
+        held = first.holder()
+        assert held is not None
+        released = held.expires_at  # the release expired the lease at once
+        clock[0] = released + timedelta(minutes=4)
+        standby.check()
+        assert received == []  # within the grace a standby normally takes over
+        clock[0] = released + timedelta(minutes=6)
+        standby.check()
+        standby.check()
+        clock[0] = released + timedelta(minutes=7)
+        other.check()  # another replica sees it already sent (shared meta table)
+        assert [(m["event"], m["connector"], m["minutes"]) for m in received] == [
+            ("no_leader", "hubspot", 6)
+        ]
+        assert "no syncd process has led this connector for 6 minutes" in received[0]["text"]
+        assert "host pod-a" in received[0]["text"]
+        assert second.try_acquire()
+        clock[0] = datetime.now(UTC)
+        standby.check()
+        standby.check()
+        assert len(received) == 2
+        assert (
+            received[1]["resolved"] is True
+            and "leads this connector again" in (received[1]["text"])
+        )
+        assert "TOKEN" not in json.dumps(received)
+        second.release()
+    finally:
+        for store in (leader_store, standby_store, other_store):
+            store.close()

@@ -4,6 +4,7 @@ history after the batch: their value is written back, the lead held, and the aud
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,48 @@ def test_a_persons_edit_during_a_write_batch_is_restored_held_and_audited(
     # The history is read once for the new leads and once after the write batch (up to 200
     # Salesforce leads, 50 HubSpot contacts a read); the write back is not checked again.
     assert first.written == 3 and history_reads == 2
+
+
+def _write_batches(app: Any, crm: str) -> int:
+    if crm == "salesforce":
+        entries = app.embedded.salesforce.journal.entries()
+        return sum(1 for e in entries if e.method == "PATCH" and "composite/sobjects" in e.path)
+    entries = app.embedded.hubspot.journal.entries()
+    return sum(1 for e in entries if e.method == "POST" and e.path.endswith("/batch/update"))
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_the_race_check_reads_the_history_once_per_200_salesforce_or_50_hubspot_writes(
+    tmp_path: Path, crm: str
+) -> None:
+    """The API cost of finding races, counted in the emulator's journal: on Salesforce one
+    LeadHistory query per write batch (both take 200 leads); on HubSpot one history read per 50
+    status writes, the documented cap of a batch read with propertiesWithHistory (crm-api C4),
+    so two for a full 100-contact batch."""
+    n = 250
+    config = write_config(tmp_path, rules=STALE_RULES, crms=(crm,))
+    with running_app(config) as app:
+        pipeline = app.pipelines[crm]
+        if crm == "salesforce":
+            emu: Any = app.embedded.salesforce
+            ids = emu.add_leads([sf_lead(f"L{i}", f"l{i}@acme.com", title="CTO") for i in range(n)])
+        else:
+            emu = app.embedded.hubspot
+            ids = emu.add_contacts(
+                [hs_contact(f"L{i}", f"l{i}@acme.com", title="CTO") for i in range(n)]
+            )
+        assert pipeline.run_cycle().written == 0  # first sight: mirrored, nothing stale yet
+        stale = (datetime.now(UTC) - timedelta(days=200)).date()
+        for lead_id in ids:
+            if crm == "salesforce":
+                emu.update_lead(lead_id, {"LastActivityDate": stale})
+            else:
+                emu.update_contact(lead_id, {"notes_last_updated": f"{stale}T00:00:00Z"})
+        emu.journal.clear()
+        report = pipeline.run_cycle()
+        batches, reads = _write_batches(app, crm), _history_reads(app, crm)
+    assert report.written == n
+    if crm == "salesforce":
+        assert (batches, reads) == (2, 2)  # 200 + 50
+    else:
+        assert (batches, reads) == (3, 5)  # 100 + 100 + 50 writes: 2 + 2 + 1 history reads

@@ -11,6 +11,7 @@ from typing import Any
 
 from connectors.hubspot.config import DEFAULT_FIELDS
 from connectors.registry import DemoSeed
+from connectors.testing.demo_history import status_path
 from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES, EmulatorConfig
 from connectors.testing.hubspot.seed import hubspot_properties
 from connectors.testing.hubspot.server import HubSpotEmulator
@@ -19,6 +20,8 @@ __all__ = ["EmbeddedHubSpot", "crm_record", "start"]
 
 #: The status the demo's simulated rep sets by hand.
 REP_STATUS = "IN_PROGRESS"
+#: Who made a seeded status step, as HubSpot's history says it (``sourceType``).
+_SOURCE = {"import": "IMPORT", "automation": "WORKFLOW", "person": "CRM_UI"}
 
 
 def crm_record(
@@ -75,6 +78,19 @@ def start(seed: DemoSeed) -> EmbeddedHubSpot:
             }
             for lead in seed.leads
         )
+        prop = fields.get("status")
+        if prop is not None:
+            for contact_id, lead in zip(ids, seed.leads, strict=True):
+                # How it got there (connectors.testing.demo_history): a person's CRM_UI edits,
+                # workflows, the import; the emulator answers the newest 20 as HubSpot would.
+                emu.set_history(
+                    contact_id,
+                    prop,
+                    [
+                        (seed.status_values.get(s.status, s.status), s.at, _SOURCE[s.by])
+                        for s in status_path(lead)
+                    ],
+                )
         lists = {n: emu.add_list(n.title(), "MANUAL") for n in seed.newsletters}
     except BaseException:
         emu.stop()

@@ -14,6 +14,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
@@ -166,6 +167,17 @@ class HubSpotEmulator(EmulatorServer):
         in time; otherwise both are the emulator clock's now.
         """
         return self.store.add(records)
+
+    def set_history(
+        self, contact_id: str, name: str, entries: Iterable[tuple[str, datetime, str]]
+    ) -> None:
+        """Seed a property's past values: (value, when, sourceType) oldest first, the last one
+        the current value (``ContactStore.set_history``)."""
+        self.store.set_history(
+            int(contact_id),
+            name,
+            [HistoryEntry(v, round(at.timestamp() * 1000), src) for v, at, src in entries],
+        )
 
     def update_contact(
         self, contact_id: str, props: dict[str, Any], *, source: str = "CRM_UI"

@@ -177,6 +177,19 @@ class ContactStore:
                 self._queue(contact.id, self._snapshot(contact), now)
             return contact
 
+    def set_history(self, contact_id: int, name: str, entries: list[HistoryEntry]) -> None:
+        """Replace a property's past values (oldest first) with ``entries``: a seeded contact's
+        past, as a portal that had it for a while would answer it. The last entry must be
+        the current value; reads still answer at most ``history_max_values`` of them."""
+        with self.lock:
+            contact = self.contacts[contact_id]
+            if entries and entries[-1].value != contact.props.get(name, ""):
+                raise ValueError(
+                    f"contact {contact_id}: the newest history value of {name} must be its "
+                    f"current value {contact.props.get(name)!r}, not {entries[-1].value!r}"
+                )
+            contact.history[name] = list(entries)
+
     def archive(self, contact_id: int) -> None:
         with self.lock:
             contact = self.contacts[contact_id]

@@ -11,6 +11,7 @@ from typing import Any
 
 from connectors.registry import DemoSeed
 from connectors.salesforce.config import DEFAULT_FIELDS
+from connectors.testing.demo_history import status_path
 from connectors.testing.salesforce.seed import salesforce_record
 from connectors.testing.salesforce.server import SalesforceEmulator
 
@@ -70,14 +71,35 @@ def start(seed: DemoSeed) -> EmbeddedSalesforce:
         fields = {**DEFAULT_FIELDS, **seed.fields}
         # Each demo lead was last modified when its status was set, so the time-based rules
         # (SAL follow-up, cold nurture) have leads to act on in the first cycle.
-        ids = [
-            emu.add_leads(
-                [crm_record(lead, fields, seed.status_values)], modstamp=seed.modified_at(lead)
-            )[0]
-            for lead in seed.leads
-        ]
+        ids = [_add(emu, lead, fields, seed) for lead in seed.leads]
         campaigns = {n: emu.add_campaign(n.title()) for n in seed.newsletters}
     except BaseException:
         emu.stop()
         raise
     return EmbeddedSalesforce(emu, ids, campaigns)
+
+
+def _add(
+    emu: SalesforceEmulator, lead: Mapping[str, Any], fields: Mapping[str, str], seed: DemoSeed
+) -> str:
+    """One demo lead with its past (connectors.testing.demo_history) in LeadHistory.
+
+    Salesforce records a Status change with the user who made it, whether a rep or a flow (a
+    flow runs as a user), so only a person's changes are replayed as edits after creation: the
+    lead is created in the status automation gave it (routing sets it on insert, which adds
+    no Status row), then each later step is an edit by the demo's rep at its time. syncd takes
+    every user but its own for a person on Salesforce; replaying automation as edits would
+    have it hold leads no person touched."""
+    path = status_path(lead)
+    first_person = next((i for i, s in enumerate(path) if s.by == "person"), None)
+    record = crm_record(lead, fields, seed.status_values)
+    api = fields.get("status")
+    if first_person is None or first_person == 0 or api is None:
+        return emu.add_leads([record], modstamp=seed.modified_at(lead))[0]
+    start = path[first_person - 1]
+    record[api] = seed.status_values.get(start.status, start.status)
+    lead_id = emu.add_leads([record], modstamp=start.at.replace(microsecond=0))[0]
+    for step in path[first_person:]:
+        value = seed.status_values.get(step.status, step.status)
+        emu.update_lead(lead_id, {api: value}, modstamp=step.at.replace(microsecond=0))
+    return lead_id
