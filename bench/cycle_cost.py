@@ -52,6 +52,9 @@ SHARES = (0.01, 0.05, 0.30)
 SEED_SHARE = 0.05
 INTERVAL_S = 300  # the connectors' default cycle interval (5 min)
 SEED_CHUNK = 10_000
+#: The bench's "other user" resets statuses; with the default hold (14 days) syncd would leave
+#: those leads alone and the cycle would only read them.
+_HOLD = "0s"
 _FROM_LEAD = re.compile(r"\bFROM\s+Lead\b", re.IGNORECASE)
 _FROM_HISTORY = re.compile(r"\bFROM\s+LeadHistory\b", re.IGNORECASE)
 
@@ -73,6 +76,7 @@ class Measure:
     changed: int = 0  # leads another user changed before the cycle
     updates: int = 0  # leads whose fields syncd wrote
     members: dict[str, int] = field(default_factory=dict)  # membership inserts per newsletter
+    member_leads: list[str] = field(default_factory=list)  # leads added to a newsletter
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)  # lead -> field -> value
 
     @property
@@ -147,11 +151,13 @@ def write_config(
     connector: dict[str, Any],
     status_values: dict[str, str],
     *,
-    store_url: str,
+    store_url: str | None = None,
+    hold_rep_edits_for: str | None = None,
 ) -> Path:
+    """The syncd config file of one CRM (a fresh SQLite file in ``directory`` by default)."""
     # JSON is YAML: the file is what an admin would write, only in flow style.
     body = {
-        "state": {"url": store_url},
+        "state": {"url": store_url or f"sqlite:///{directory / 'state.db'}"},
         "rules": {"files": [str(RULES20)], "fixtures": None, "watch": False},
         # 30 % of leads change on purpose: past the default breaker (20 %), as an admin would
         # approve a large run.
@@ -161,12 +167,11 @@ def write_config(
         crm: {
             "interval": f"{INTERVAL_S}s",
             "status_values": status_values,
-            # The bench's "other user" resets statuses; with the default hold (14 days) syncd
-            # would leave those leads alone and the cycle would only read them.
-            "hold_rep_edits_for": "0s",
             "connector": connector,
         },
     }
+    if hold_rep_edits_for is not None:
+        body[crm]["hold_rep_edits_for"] = hold_rep_edits_for
     path = directory / "syncd.yaml"
     path.write_text(json.dumps(body, indent=2))
     return path
@@ -282,6 +287,7 @@ class _Driver:
                 m.changes.setdefault(r.lead_id, {})[r.field] = r.value
             else:
                 m.members[r.field] = m.members.get(r.field, 0) + 1
+                m.member_leads.append(r.lead_id)
         m.updates = len(m.changes)
 
     def settle(self, limit: int = 8) -> list[Measure]:
@@ -424,7 +430,8 @@ def run_salesforce(
                     "newsletters": {"newsletter": run.campaign},
                 },
                 SF_STATUS_VALUES,
-                store_url=store_url or f"sqlite:///{Path(tmp) / 'state.db'}",
+                store_url=store_url,
+                hold_rep_edits_for=_HOLD,
             )
             app = build_app(
                 path,
@@ -545,7 +552,7 @@ def run_hubspot(
                     "allow_add_status_options": True,
                 },
                 HS_STATUS_VALUES,
-                store_url=f"sqlite:///{Path(tmp) / 'state.db'}",
+                hold_rep_edits_for=_HOLD,
             )
             app = build_app(
                 path,
