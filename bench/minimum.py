@@ -30,7 +30,7 @@ Salesforce (docs/crm-api.md A2, A5, A6, A7, A11):
 * **Status history** (the ledger, README "The status history ledger") is syncd's own feature,
   not part of the work every client does; its calls are reported beside the ratio, not in it.
 
-HubSpot (docs/crm-api.md C2, C3, C4, C6):
+HubSpot (docs/crm-api.md C2, C3, C4, C6; the whole model: docs/crm-api.md A17):
 
 * Reads of changed contacts: search pages of 200 (``POST /crm/v3/objects/contacts/search``,
   at most 10,000 results a query: past that the window moves, which costs no extra page), plus
