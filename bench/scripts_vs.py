@@ -89,8 +89,9 @@ def naive_script(emu: Any, work: Measure, fields: dict[str, str], campaign: str)
 
 
 def composite_supported(emu: Any) -> bool:
-    """Whether the CRM serves the Composite resource (asked once, before anything is counted)."""
-    from simple_salesforce.exceptions import SalesforceError
+    """Whether the CRM serves the Composite resource (asked once, before anything is counted):
+    a 404 for the resource itself means no; any other answer, even a refused subrequest, yes."""
+    from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 
     sf, session = _client(emu)
     try:
@@ -98,8 +99,10 @@ def composite_supported(emu: Any) -> bool:
         sub = {"method": "GET", "url": f"/services/data/v{version}/limits", "referenceId": "l"}
         sf.restful("composite", method="POST", json={"compositeRequest": [sub]})
         return True
-    except SalesforceError:
+    except SalesforceResourceNotFound:
         return False
+    except SalesforceError:
+        return True
     finally:
         session.close()
 
