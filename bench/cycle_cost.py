@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -311,9 +312,11 @@ def _measure_all(
 ) -> None:
     run.first = driver.cycle(wait=False)
     run.first.minimum = minimum(run.first)
+    _say(f"{run.crm} N={run.n:,}: seeded in {run.seed_s:.0f} s, first sync {run.first.wall:.1f} s")
     run.first_settle = driver.settle()
     for _ in range(runs):
         run.idle.append(driver.cycle())
+    _say(f"{run.crm} N={run.n:,}: idle cycles " + ", ".join(f"{m.wall:.2f}" for m in run.idle))
     take = _rotation(pool)
     for share in shares:
         for _ in range(share_runs(share)):
@@ -324,6 +327,12 @@ def _measure_all(
             m.minimum = minimum(m)
             run.shares.setdefault(share, []).append(m)
             run.echo.setdefault(share, []).extend(driver.settle())
+        walls = ", ".join(f"{m.wall:.2f}" for m in run.shares.get(share, []))
+        _say(f"{run.crm} N={run.n:,}: {share:.0%} cycles {walls} s")
+
+
+def _say(text: str) -> None:
+    print(f"    {text}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------ Salesforce
