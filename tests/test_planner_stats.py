@@ -118,3 +118,39 @@ def test_sqlite_store_is_never_analysed(tmp_path: Path) -> None:
         assert store.rows_written["lead"] == 0
     finally:
         store.close()
+
+
+def test_first_sync_on_postgres_leaves_the_mirror_with_statistics_before_planning(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from tests.daemon.harness import running_app, sf_lead, write_config
+
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS planner_stats_cycle")
+        conn.exec_driver_sql("CREATE DATABASE planner_stats_cycle")
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + "/planner_stats_cycle"
+    config = write_config(tmp_path, crms=("salesforce",), state_url=url)
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i % 7}.com", title="Analyst")
+            for i in range(planner_stats.MIN_ROWS + 200)
+        )
+        seen: list[float] = []
+
+        def before_planning(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            # The plan's first chunk query: statistics must exist by then.
+            if "FROM lead" in statement and "ORDER BY lead.lead_id" in statement and not seen:
+                with app.store.engine.connect() as probe:
+                    seen.append(
+                        probe.execute(
+                            text("SELECT reltuples FROM pg_class WHERE relname = 'lead'")
+                        ).scalar_one()
+                    )
+
+        event.listen(app.store.engine, "before_cursor_execute", before_planning)
+        report = app.pipelines["salesforce"].run_cycle()
+    assert report.outcome == "ok" and report.pulled == planner_stats.MIN_ROWS + 200
+    assert seen and seen[0] >= planner_stats.MIN_ROWS, seen
