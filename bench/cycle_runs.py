@@ -54,6 +54,8 @@ def run(
         cost = cycle_cost.run_salesforce(
             n,
             runs=runs,
+            # Only §8's baseline: the shares §8 compares.
+            shares=cycle_cost.SHARES if n in sf_sizes or n == scripts_size else (0.01,),
             share_runs=share_runs("salesforce", n, runs),
             keep_emulator=n == scripts_size,
         )

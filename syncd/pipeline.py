@@ -512,6 +512,7 @@ class Pipeline:
         try:
             for page in self.connector.iter_pages(since, until=until):
                 self._store_page(page.leads, page.cursor, report)
+                planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
                 if progress is not None:
                     progress.advance(len(page.leads), page.total)
                 if self.stop.is_set():

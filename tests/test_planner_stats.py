@@ -34,9 +34,9 @@ def pg_store(postgres_url: str) -> Iterator[StateStore]:
     store.close()
 
 
-def _pull_pages(store: StateStore, n: int, page: int = 2000) -> None:
-    """Store ``n`` leads the way a pull does: one upsert per page."""
-    for start in range(0, n, page):
+def _pull_pages(store: StateStore, n: int, page: int = 2000, *, start: int = 0) -> None:
+    """Store ``n`` leads (numbered from ``start``) the way a pull does: one upsert per page."""
+    for first in range(start, start + n, page):
         rows = [
             {
                 "crm": "salesforce",
@@ -50,7 +50,7 @@ def _pull_pages(store: StateStore, n: int, page: int = 2000) -> None:
                 "first_seen_at": NOW,
                 "pulled_at": NOW,
             }
-            for i in range(start, min(n, start + page))
+            for i in range(first, min(start + n, first + page))
         ]
         with store.begin() as conn:
             store.upsert_leads(conn, rows)
@@ -154,3 +154,28 @@ def test_first_sync_on_postgres_leaves_the_mirror_with_statistics_before_plannin
         report = app.pipelines["salesforce"].run_cycle()
     assert report.outcome == "ok" and report.pulled == planner_stats.MIN_ROWS + 200
     assert seen and seen[0] >= planner_stats.MIN_ROWS, seen
+
+
+def test_pull_lookups_by_id_use_the_primary_key_while_a_first_sync_fills_the_table(
+    pg_store: StateStore,
+) -> None:
+    pages = 15
+    for k in range(pages):  # as the pull does: store a page, let the statistics catch up
+        _pull_pages(pg_store, 2000, start=k * 2000)
+        planner_stats.analyze_if_grown(pg_store)
+    ids = [f"00Q{i:012d}" for i in range(pages * 2000 - 500, pages * 2000)]
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        seen.append((statement, params))
+
+    event.listen(pg_store.engine, "before_cursor_execute", capture)
+    try:
+        with pg_store.begin() as conn:
+            assert len(pg_store.leads_by_id(conn, "salesforce", ids)) == 500
+    finally:
+        event.remove(pg_store.engine, "before_cursor_execute", capture)
+    plan = _plan(pg_store, *seen[-1])
+    index_conds = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert "lead_pkey" in plan, plan
+    assert any("lead_id" in line for line in index_conds), plan
