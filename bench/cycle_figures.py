@@ -298,11 +298,14 @@ def postgres_figures(
         "is divided by run i on SQLite.",
         "",
         "A fresh PostgreSQL table has no planner statistics until ANALYZE; syncd analyses the "
-        "mirror, outbox and ledger after a bulk load (`syncd/planner_stats.py`), without which "
-        "each 2,000-lead chunk of the first sync read and sorted every remaining row. What "
-        "flatters PostgreSQL here: `fsync=off` and a server on the same machine (no network "
-        "round trip); what limits it: the server shares the two cores with syncd and the "
-        "emulator.",
+        "mirror, outbox and ledger as a pull or a plan fills them (`syncd/planner_stats.py`: "
+        "after a page or a plan that grew a table by half), without which each 2,000-lead "
+        "chunk of the first sync read and sorted every remaining row and each lookup of 500 "
+        "pulled ids scanned every mirrored lead. What flatters PostgreSQL here: `fsync=off` "
+        "and a server on the same machine (no network round trip); what limits it: the server "
+        "shares the two cores with syncd and the emulator, and the SQLite and PostgreSQL runs "
+        "happen one after the other, so a change in the machine's load between them shows in "
+        "the ratio (the min-max of the idle ratio shows how much).",
     ]
     return figs, [notes]
 
