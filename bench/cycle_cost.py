@@ -8,9 +8,9 @@ emulator's clock, so "five minutes later" is a clock step, not a wait.
 
 The sequence per (CRM, N, store):
 
-1. seed N leads as varied as a real org (``connectors.testing.leads.generate_leads`` in blocks
-   of 10,000 with a seed each: thousands of companies, domains and titles per block), of which
-   ``SEED_SHARE`` need a change under ``bench/rules20.yaml``;
+1. seed N leads as varied as a real org (``bench.realistic.realistic_leads``: unique domains,
+   companies and titles in realistic proportions), of which ``SEED_SHARE`` need a change under
+   ``bench/rules20.yaml``;
 2. the first sync (measured once: it is the one cycle that cannot be repeated on the same
    mirror), then cycles until one writes nothing (rule chains, the echo of syncd's own writes);
 3. ``runs`` idle cycles, five minutes apart: nothing changed in the CRM;
@@ -108,27 +108,23 @@ class CostRun:
 def org_leads(n: int, *, now: datetime, share: float) -> Iterator[dict[str, Any]]:
     """``n`` canonical leads as varied as a real org; ``share`` of them need a change.
 
-    Blocks of 10,000 from the realistic generator, each with its own seed (companies, domains,
-    titles differ between blocks). Marked leads are made ``New`` with no activity for 200 days
+    Values from :func:`bench.realistic.realistic_leads` (unique domains, companies and titles
+    in realistic proportions). Marked leads are made ``New`` with no activity for 200 days
     (rules20 changes every such lead); the others ``SQL``, which no rule touches.
     """
-    from connectors.testing.leads import generate_leads
+    from bench.realistic import realistic_leads
 
-    i = 0
-    for block in range(math.ceil(n / SEED_CHUNK)):
-        size = min(SEED_CHUNK, n - block * SEED_CHUNK)
-        for lead in generate_leads(size, seed=1000 + block, now=now):
-            lead.pop("_status_changed_at", None)
-            if marked(i, share):
-                lead.update(
-                    status="New",
-                    last_activity_at=now - timedelta(days=200),
-                    created_at=now - timedelta(days=300),
-                )
-            else:
-                lead["status"] = "SQL"
-            i += 1
-            yield lead
+    for i, lead in enumerate(realistic_leads(n, seed=3, now=now)):
+        lead.pop("_status_changed_at", None)
+        if marked(i, share):
+            lead.update(
+                status="New",
+                last_activity_at=now - timedelta(days=200),
+                created_at=now - timedelta(days=300),
+            )
+        else:
+            lead["status"] = "SQL"
+        yield lead
 
 
 def _rotation(ids: Sequence[str]) -> Callable[[int], list[str]]:

@@ -219,7 +219,7 @@ def cost_figures(runs: Sequence[CostRun]) -> tuple[list[Figure], list[SectionNot
     s7.lines += [
         "`bench/cycle_cost.py`: syncd's real `App.build` and `Pipeline.run_cycle` against an "
         "in-process emulator seeded in bulk with leads as varied as a real org "
-        "(`connectors.testing.leads.generate_leads` in blocks of 10,000 with a seed each). "
+        "(`bench/realistic.py`: unique domains, companies and titles). "
         "Per N: the first sync (one run: it happens once per mirror), cycles until one writes "
         "nothing, then idle cycles (nothing changed), then for each change share another user "
         "sets that share of the leads to New with no activity for 200 days and the next cycle "

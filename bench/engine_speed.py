@@ -1,41 +1,72 @@
-"""§4 Engine speed: enrich + evaluate 20 rules + plan, in memory, one core; and rule-engine.
+"""§4 Engine speed: read + decode the mirror, enrich, evaluate 20 rules, plan; and rule-engine.
 
-The timed loop is the daemon's per-lead work with the network and the database taken away:
-``Enricher.enrich`` on the pulled fields (what ``Pipeline._store_page`` does), then
-``Planner.verdict`` on a mirror-row-like object (what ``Pipeline.plan`` does), which builds the
-rule input (``rule_lead``) and calls ``RuleBook.evaluate``. The same rule decisions are then
-timed alone on prepared lead mappings for syncd and for the rule-engine twin, side by side.
+The engine figure is the daemon's per-lead CPU work with the network taken away, on one core:
+
+* **enrich**: ``Enricher.enrich`` on each lead's typed fields, what ``Pipeline._store_page`` does
+  for a pulled lead, with a fresh enricher per run (cold per-value caches, a daemon's first
+  cycle);
+* **read + decode + evaluate + plan**: ``iter_verdicts`` over a real SQLite mirror, what the
+  plan step of a cycle (and ``syncd plan``) runs: ``StateStore.iter_live_leads`` reads and
+  decodes the rows, ``Planner.verdict`` builds the rule input (``rule_lead``), evaluates the 20
+  rules of ``bench/rules20.yaml`` and turns the decision into changes.
+
+The figure is leads / (CPU of both), measured on two data sets: today's mix
+(:func:`connectors.testing.leads.generate_scale_leads`, 53 titles and about 1,000 domains, so the
+enricher's caches hit) and realistic unique values (:func:`bench.realistic.realistic_leads`).
+Every figure is the median of several runs, with min and max in its note.
+
+The same rule decisions are then timed alone on prepared lead mappings for syncd and for the
+rule-engine twin, side by side.
 """
 
 from __future__ import annotations
 
+import gc
+import statistics
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench.common import RULES20, SF_STATUS_VALUES, Stopwatch, profile_top
 from bench.report import Figure, SectionNotes
 
+if TYPE_CHECKING:
+    from rules import RuleBook
+    from syncd.settings import ConnectorSettings
+    from syncd.state import StateStore
+
 __all__ = ["run"]
+
+_CRM = "salesforce"
+_PROFILED = 20_000  # leads the cProfile summary runs on, at most
+_RUNS = 3
+_TARGET = 50_000
 
 
 @dataclass(slots=True)
-class MirrorRow:
-    """The columns of a ``lead`` mirror row that ``Planner.verdict`` reads."""
+class _Data:
+    """One data set: the leads as the connector hands them over, and their SQLite mirror."""
 
-    lead_id: str
-    fields: dict[str, Any]
-    enrichment: dict[str, Any]
-    status: str | None
-    status_changed_at: datetime | None
-    newsletters: list[str]
-    modified_at: datetime | None = None
-    rep_edit_at: datetime | None = None
-    rep_edit_status: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    error_at: datetime | None = None
-    converted: bool = False
+    name: str
+    typed: list[dict[str, Any]]
+    store: StateStore
+
+
+@dataclass(slots=True)
+class _Run:
+    """CPU seconds of one pass over a data set."""
+
+    enrich: float
+    read: float  # read + decode alone (iter_live_leads)
+    plan: float  # read + decode + evaluate + plan (iter_verdicts)
+    leads: int  # verdicts the plan pass yielded
+
+    @property
+    def total(self) -> float:
+        return self.enrich + self.plan
 
 
 def _jsonable(value: Any) -> Any:
@@ -43,88 +74,289 @@ def _jsonable(value: Any) -> Any:
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
 
 
+def _typed(leads: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], datetime | None]]:
+    """(fields as the Salesforce connector delivers them, when the status was set)."""
+    for lead in leads:
+        changed = lead.pop("_status_changed_at", None)
+        lead["status"] = SF_STATUS_VALUES.get(lead["status"], lead["status"])
+        yield lead, changed
+
+
+def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory: Path) -> _Data:
+    """The leads stored as ``Pipeline._mirror_row`` stores them, in a fresh SQLite file."""
+    from syncd.enrichment import Enricher, EnrichmentSettings
+    from syncd.state import StateStore
+
+    store = StateStore(f"sqlite:///{directory / f'{name}.db'}")
+    enricher = Enricher(EnrichmentSettings())
+    typed: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        with store.begin() as conn:
+            store.upsert_leads(conn, rows)
+        rows.clear()
+
+    for i, (fields, changed) in enumerate(_typed(leads)):
+        typed.append(fields)
+        enrichment = enricher.enrich(fields)
+        modified = fields.get("last_activity_at") or fields.get("created_at") or now
+        rows.append(
+            {
+                "crm": _CRM,
+                "lead_id": f"00Q{i:012d}",
+                "modified_at": modified,
+                "fields": {k: _jsonable(v) for k, v in fields.items()},
+                "enrichment": enrichment.values,
+                "reasons": enrichment.reasons,
+                "status": fields["status"],
+                "status_changed_at": changed or modified,
+                "deleted": False,
+                "converted": False,
+                "written_status": None,
+                "written_at": None,
+                "rep_edit_at": None,
+                "rep_edit_status": None,
+                "newsletters": [],
+                "error_code": None,
+                "error_message": None,
+                "error_at": None,
+                "first_seen_at": now - timedelta(days=1),
+                "pulled_at": now - timedelta(days=1),
+                "quarantine": None,
+            }
+        )
+        if len(rows) >= 2000:
+            flush()
+    if rows:
+        flush()
+    return _Data(name, typed, store)
+
+
+def _one_run(
+    data: _Data, book: RuleBook, settings: ConnectorSettings, now: datetime
+) -> tuple[_Run, int]:
+    """One timed pass; also the number of leads whose verdict has changes."""
+    from syncd.enrichment import Enricher, EnrichmentSettings
+    from syncd.pipeline import iter_verdicts
+
+    enricher = Enricher(EnrichmentSettings())  # cold caches, as in a daemon's first cycle
+    enrich = enricher.enrich
+    with Stopwatch() as enriching:
+        for fields in data.typed:
+            enrich(fields)
+    with Stopwatch() as reading:
+        for _chunk in data.store.iter_live_leads(_CRM):
+            pass
+    changing = leads = 0
+    with Stopwatch() as planning:
+        for _row, verdict in iter_verdicts(data.store, _CRM, book, settings, now):
+            leads += 1
+            changing += bool(verdict.changes)
+    return _Run(enriching.cpu, reading.cpu, planning.cpu, leads), changing
+
+
+def _spread(values: Sequence[float], fmt: Callable[[float], str]) -> str:
+    return f"median of {len(values)} runs; min {fmt(min(values))}, max {fmt(max(values))}"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _engine_figures(
+    data: _Data, runs: list[_Run], changing: int, key: str, label: str
+) -> tuple[list[Figure], float]:
+    n = runs[0].leads
+    rates = [n / r.total for r in runs if r.total]
+    median = statistics.median(rates)
+    mid = sorted(runs, key=lambda r: r.total)[len(runs) // 2]
+    shares = (
+        f"stages (median run): enrich {mid.enrich / mid.total:.0%}, read + decode "
+        f"{mid.read / mid.total:.0%}, evaluate + plan {(mid.plan - mid.read) / mid.total:.0%}"
+    )
+    figure = Figure(
+        4,
+        key,
+        f"{label}, {n:,} leads, one core",
+        median,
+        "leads/s",
+        f">= {_TARGET:,} leads/s",
+        median >= _TARGET,
+        f"{_spread(rates, _rate)} leads/s; {mid.total:.2f} s CPU per run; {shares}; "
+        f"{changing:,} would change",
+    )
+    return [figure], median
+
+
+_STAGES: dict[str, tuple[str, Callable[[_Run], float]]] = {
+    "enrich": ("share of the engine: enrich", lambda r: r.enrich),
+    "read_decode": ("share of the engine: read + decode the mirror", lambda r: r.read),
+    "evaluate_plan": (
+        "share of the engine: rule input + evaluate + plan",
+        lambda r: r.plan - r.read,
+    ),
+}
+
+
+def _stage_figures(runs: list[_Run]) -> list[Figure]:
+    """The realistic set's stages, as shares of the engine's CPU (median over runs)."""
+    n = runs[0].leads
+    out = []
+    for name, (label, seconds) in _STAGES.items():
+        shares = [100 * seconds(r) / r.total for r in runs]
+        per_lead = statistics.median(seconds(r) / n * 1e6 for r in runs)
+        out.append(
+            Figure(
+                4,
+                f"engine_share_{name}",
+                label,
+                statistics.median(shares),
+                "%",
+                note=f"realistic unique data; {per_lead:.1f} µs CPU per lead; "
+                f"{_spread(shares, lambda v: f'{v:.0f} %')}",
+            )
+        )
+    return out
+
+
 def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
-    """Time ``n`` leads through syncd's path and ``twin_n`` of them through rule-engine."""
-    from bench.rule_engine_twin import compile_twin, first_match
+    """Time ``n`` leads of each data set through syncd, ``twin_n`` through rule-engine."""
+    from bench.realistic import realistic_leads
     from connectors.testing.leads import generate_scale_leads
     from rules import load_rulebook
-    from syncd.enrichment import Enricher, EnrichmentSettings
-    from syncd.pipeline import Planner, rule_lead
     from syncd.settings import ConnectorSettings
 
-    notes = SectionNotes(4, "Engine speed (enrich + 20 rules + plan, no network)")
+    notes = SectionNotes(4, "Engine speed (read + decode + enrich + 20 rules + plan)")
     now = datetime.now(UTC)
     book = load_rulebook([RULES20], newsletters={"newsletter"})
-    # As iter_verdicts builds it for a cycle: bound to the cycle's time.
-    planner = Planner(
-        crm="salesforce",
-        book=book,
-        settings=ConnectorSettings(type="salesforce", status_values=SF_STATUS_VALUES),
-        now=now,
-    )
-    enricher = Enricher(EnrichmentSettings())
-
-    # Prepared outside the clock: what the connector hands over (typed values, CRM status) and
-    # the same lead as the mirror stores it (JSON values).
-    prepared = []
-    for i, lead in enumerate(generate_scale_leads(n, seed=11, now=now)):
-        changed = lead.pop("_status_changed_at", None)
-        status = SF_STATUS_VALUES.get(lead["status"], lead["status"])
-        typed = {**lead, "status": status}
-        prepared.append(
-            (f"00Q{i:012d}", typed, {k: _jsonable(v) for k, v in typed.items()}, status, changed)
+    settings = ConnectorSettings(type="salesforce", status_values=SF_STATUS_VALUES)
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-engine-") as tmp:
+        mix = _mirror("mix", generate_scale_leads(n, seed=11, now=now), now, Path(tmp))
+        real = _mirror("realistic", realistic_leads(n, seed=11, now=now), now, Path(tmp))
+        results: dict[str, tuple[list[_Run], int]] = {}
+        # The prepared leads of both sets are the benchmark's, not the daemon's: frozen out of
+        # the garbage collector's sight, they do not make every collection in the timed code
+        # slower than a daemon's (whose long-lived heap is far smaller).
+        gc.collect()
+        gc.freeze()
+        try:
+            for data in (mix, real):
+                runs = []
+                changing = 0
+                for _ in range(_RUNS):
+                    one, changing = _one_run(data, book, settings, now)
+                    runs.append(one)
+                results[data.name] = (runs, changing)
+        finally:
+            gc.unfreeze()
+        real_figs, real_rate = _engine_figures(
+            real,
+            *results["realistic"],
+            "engine_leads_per_s",
+            "engine on realistic unique values (read + decode + enrich + 20 rules + plan)",
         )
+        mix_figs, mix_rate = _engine_figures(
+            mix,
+            *results["mix"],
+            "engine_leads_per_s_mix",
+            "engine on today's mix (repeating titles and domains)",
+        )
+        figures += real_figs + mix_figs + _stage_figures(results["realistic"][0])
+        figures += _evaluation_figures(real, book, settings, now, twin_n)
+        profile = _profile(real, book, settings, now, _profiled(n))
+        for data in (mix, real):
+            data.store.close()
 
-    def full_path() -> list[Any]:
-        out = []
-        for lead_id, typed, stored, status, changed in prepared:
-            enrichment = enricher.enrich(typed)
-            row = MirrorRow(lead_id, stored, enrichment.values, status, changed, [], now)
-            out.append((row, planner.verdict(row, now)))
-        return out
+    notes.lines += [
+        f"Leads: {n:,} of each set. **Realistic unique values**: `bench/realistic.py` "
+        "(30 % free mail, corporate domains mostly unique, a long tail of titles in four "
+        "languages and mixed case, missing and malformed values, non-ASCII names). **Today's "
+        f"mix**: `generate_scale_leads({n:,}, seed=11)` (53 titles, about 1,000 domains). Rules: "
+        "`bench/rules20.yaml`; twin: `bench/rule_engine_twin.py`.",
+        "",
+        "The engine figure is leads / CPU seconds of one Python thread (`time.process_time`) "
+        "for enriching every lead's typed fields (fresh enricher per run: cold per-value caches) "
+        "plus `iter_verdicts` over a SQLite mirror of the same leads (keyset reads of 2,000 "
+        "rows, JSON decoding, rule input, 20 rules, verdicts). Each data set is run "
+        f"{_RUNS} times; the figure is the median, min and max are in its note.",
+        "",
+        "What flatters it: one core with nothing else of the daemon running (no pull, no "
+        "outbox writes, no metrics); the SQLite file is in the OS page cache and SQLite's own "
+        "cache after the first run (a cold disk read is not counted); the rule book's "
+        "decision cache stays warm across runs as it does across a daemon's cycles; the "
+        "benchmark's own prepared leads are frozen out of the garbage collector's sight "
+        "(`gc.freeze`), as a daemon holds no such heap. What is harder than a real cycle: "
+        "every lead is enriched, where a cycle enriches only the leads it pulled. What limits "
+        "it: the 2-core machine is shared with other work, so runs vary; reading builds a "
+        "SQLAlchemy row of every column of every lead (four JSON columns, seven datetimes, "
+        "`reasons` included, which only `explain` uses) and every attribute read of such a "
+        "row costs about 0.3 µs.",
+        "",
+        "Compact reads are the remaining lever (measured on this machine, 20,000 realistic "
+        "leads): the plan step's read through SQLAlchemy costs about 31-36 µs per lead with "
+        "all columns and about 22 µs with only the columns the planner reads; the same columns "
+        "read with the `sqlite3` module and decoded with `json.loads` cost about 10 µs. "
+        "Storing what rules need in typed columns or one compact encoding, and yielding "
+        "light records instead of SQLAlchemy rows, would take read + decode from the largest "
+        "stage to a small one.",
+        "",
+        f"rule-engine is timed on the first {twin_n:,} leads only: at its speed the whole set "
+        "would dominate the run. Rates are per lead, so the ratio is unaffected.",
+        "",
+        f"Where the time goes (cProfile of {_profiled(n):,} realistic leads through the "
+        "engine; profiling inflates small functions):",
+        "",
+        *profile,
+    ]
+    if real_rate < _TARGET or mix_rate < _TARGET:
+        notes.lines += [
+            "",
+            "Target missed on at least one data set: see the stage shares above for where "
+            "the time goes.",
+        ]
+    return figures, notes
 
-    with Stopwatch() as full:
-        verdicts = full_path()
-    changing = sum(1 for _, v in verdicts if v.changes)
-    rows = [row for row, _ in verdicts]
-    leads = [rule_lead(row, "salesforce", planner.to_rule_status) for row in rows]
 
-    with Stopwatch() as ours:
-        decisions = [book.evaluate(lead, now) for lead in leads]
+def _evaluation_figures(
+    data: _Data, book: RuleBook, settings: ConnectorSettings, now: datetime, twin_n: int
+) -> list[Figure]:
+    """RuleBook.evaluate alone vs the rule-engine twin, on the realistic set's rule inputs."""
+    from bench.rule_engine_twin import compile_twin, first_match
+    from syncd.pipeline import Planner
+
+    planner = Planner(crm=_CRM, book=book, settings=settings, now=now)
+    leads = [planner.rule_input(row) for chunk in data.store.iter_live_leads(_CRM) for row in chunk]
+    n = len(leads)
+    ours, theirs = [], []
+    decisions: list[Any] = []
     twin = compile_twin()
     sample = leads[:twin_n]
-    with Stopwatch() as theirs:
-        twin_ids = [first_match(twin, lead) for lead in sample]
-    # The twin runs on the first twin_n leads only: zip stops there. It knows only the first
-    # matching rule; a chained decision starts with it.
+    twin_ids: list[str | None] = []
+    for _ in range(_RUNS):
+        with Stopwatch() as mine:
+            decisions = [book.evaluate(lead, now) for lead in leads]
+        ours.append(n / mine.cpu if mine.cpu else 0.0)
+        with Stopwatch() as other:
+            twin_ids = [first_match(twin, lead) for lead in sample]
+        theirs.append(len(sample) / other.cpu if other.cpu else 0.0)
+    # The twin knows only the first matching rule; a chained decision starts with it.
     agree = sum(
         1
         for d, t in zip(decisions, twin_ids, strict=False)
         if (d.chain[0] if d.chain else d.rule_id) == t
     )
-
-    full_rate = n / full.cpu if full.cpu else 0.0
-    eval_rate = n / ours.cpu if ours.cpu else 0.0
-    twin_rate = len(sample) / theirs.cpu if theirs.cpu else 0.0
-    figures = [
-        Figure(
-            4,
-            "engine_leads_per_s",
-            f"enrich + 20 rules + plan, {n:,} leads, one core",
-            full_rate,
-            "leads/s",
-            ">= 50,000 leads/s",
-            full_rate >= 50_000,
-            f"{n:,} leads in {full.cpu:.2f} s CPU ({full.wall:.2f} s wall); "
-            f"{changing:,} would change",
-        ),
+    eval_rate, twin_rate = statistics.median(ours), statistics.median(theirs)
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True) if b]
+    return [
         Figure(
             4,
             "engine_eval_leads_per_s",
-            "syncd RuleBook.evaluate alone",
+            "syncd RuleBook.evaluate alone (realistic data)",
             eval_rate,
             "leads/s",
-            note=f"{n:,} prepared rule inputs in {ours.cpu:.2f} s CPU",
+            note=f"{n:,} prepared rule inputs; {_spread(ours, _rate)}",
         ),
         Figure(
             4,
@@ -132,21 +364,18 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
             "rule-engine twin, same rules and leads",
             twin_rate,
             "leads/s",
-            note=f"first {len(sample):,} of the same inputs in {theirs.cpu:.2f} s "
-            f"CPU; same first-matching rule on {agree:,} of {len(sample):,}",
+            note=f"first {len(sample):,} of the same inputs; {_spread(theirs, _rate)}",
         ),
         Figure(
             4,
             "engine_vs_rule_engine",
             "syncd evaluate vs rule-engine (speed ratio)",
-            eval_rate / twin_rate if twin_rate else None,
+            statistics.median(ratios) if ratios else None,
             "x",
             ">= 3 x",
-            (eval_rate / twin_rate >= 3) if twin_rate else None,
-            "evaluation alone on both sides; the full path (with enrichment and planning) "
-            f"is {full_rate / twin_rate:.1f} x rule-engine's evaluation alone"
-            if twin_rate
-            else "",
+            (statistics.median(ratios) >= 3) if ratios else None,
+            "evaluation alone on both sides, run by run; "
+            + (_spread(ratios, lambda v: f"{v:.1f} x") if ratios else ""),
         ),
         Figure(
             4,
@@ -159,30 +388,29 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
             "checks the twin really is the same rule set",
         ),
     ]
-    notes.lines += [
-        f"Leads: `connectors.testing.leads.generate_scale_leads({n:,}, seed=11)` (realistic mix of "
-        "scenarios and repeating titles/domains, as real orgs have). Rules: "
-        "`bench/rules20.yaml`; twin: `bench/rule_engine_twin.py`. CPU time of this single "
-        "Python thread (`time.process_time`), so the rate is per core. The enricher's per-value "
-        "caches start cold, as in a daemon's first cycle.",
-        "",
-        f"rule-engine is timed on the first {len(sample):,} leads only: at its speed the whole "
-        "set would dominate the run. Rates are per lead, so the ratio is unaffected.",
-    ]
-    if full_rate < 50_000:
-        notes.lines += [
-            "",
-            "Target missed. Where the time goes (cProfile of 20,000 leads through the full path):",
-            "",
-        ]
-        subset = prepared[:20_000]
 
-        def profiled() -> None:
-            for lead_id, typed, stored, status, changed in subset:
-                enrichment = enricher.enrich(typed)
-                planner.verdict(
-                    MirrorRow(lead_id, stored, enrichment.values, status, changed, [], now), now
-                )
 
-        notes.lines += profile_top(profiled)
-    return figures, notes
+def _profiled(n: int) -> int:
+    """Leads to profile: a fifth of the set, enough for a stable summary, at most 20,000."""
+    return min(max(n // 5, 1), _PROFILED)
+
+
+def _profile(
+    data: _Data, book: RuleBook, settings: ConnectorSettings, now: datetime, n: int
+) -> list[str]:
+    from syncd.enrichment import Enricher, EnrichmentSettings
+    from syncd.pipeline import Planner
+
+    def engine() -> None:
+        enricher = Enricher(EnrichmentSettings())
+        planner = Planner(crm=_CRM, book=book, settings=settings, now=now)
+        done = 0
+        for chunk in data.store.iter_live_leads(_CRM):
+            for row, fields in zip(chunk, data.typed[done:], strict=False):
+                enricher.enrich(fields)
+                planner.verdict(row, now)
+            done += len(chunk)
+            if done >= n:
+                return
+
+    return profile_top(engine, limit=12)

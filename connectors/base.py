@@ -32,14 +32,17 @@ __all__ = [
     "CrmField",
     "Cursor",
     "FieldProblem",
+    "FieldWrites",
     "HistoryActorKind",
     "HistoryEntry",
     "LeadChange",
+    "NewsletterAdds",
     "Outcome",
     "Page",
     "Preflight",
     "RecordResult",
     "RemoteLead",
+    "WriteCollection",
     "overlap_start",
 ]
 
@@ -169,6 +172,26 @@ class LeadChange:
 
 
 @dataclass(frozen=True, slots=True)
+class FieldWrites:
+    """One collection of a combined write: field changes to up to ``max_batch_size`` leads."""
+
+    changes: Sequence[LeadChange]
+
+
+@dataclass(frozen=True, slots=True)
+class NewsletterAdds:
+    """One collection of a combined write: up to ``max_membership_batch`` leads to add to one
+    newsletter (idempotent, as :meth:`Connector.add_to_newsletter`)."""
+
+    newsletter: str
+    lead_ids: Sequence[str]
+
+
+#: What :meth:`Connector.write_collections` carries: field changes or newsletter adds.
+WriteCollection = FieldWrites | NewsletterAdds
+
+
+@dataclass(frozen=True, slots=True)
 class CrmField:
     """A CRM field as the CRM describes it, for fields named by their CRM name."""
 
@@ -257,6 +280,10 @@ class Connector(abc.ABC):
     # a connector may lower it per instance from its config (Salesforce ``batch_size``).
     max_batch_size: int
     max_membership_batch: ClassVar[int]  # records per newsletter-membership call
+    #: Collections (each a full batch of field changes or newsletter adds) one counted API call
+    #: can carry (Salesforce Composite: 5). 1: every collection is a call of its own, and the
+    #: daemon gives :meth:`write_collections` one collection at a time.
+    max_collections_per_call: int = 1
 
     #: Counters every connector keeps; ``stats.calls`` is the API-call counter the daemon reads.
     stats: ConnectorStats
@@ -325,6 +352,24 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         """Write up to ``max_batch_size`` changes; one result per change, in input order."""
+
+    def write_collections(self, collections: Sequence[WriteCollection]) -> list[list[RecordResult]]:
+        """Write up to ``max_collections_per_call`` collections of mixed kinds in one counted
+        call; per collection, one result per record in input order.
+
+        A collection the CRM refused whole (a failed Composite subrequest) is a list of failed
+        (or, when transient, ``RETRY``) results, never an exception; an exception means the
+        whole call failed (``RetriableError``, ``AuthError``, ``BudgetExhausted``) and, as for
+        :meth:`write_batch`, whether it was applied is judged from the error. The default sends
+        each collection by :meth:`write_batch` or :meth:`add_to_newsletter`, a call each.
+        """
+        out: list[list[RecordResult]] = []
+        for collection in collections:
+            if isinstance(collection, FieldWrites):
+                out.append(self.write_batch(collection.changes))
+            else:
+                out.append(self.add_to_newsletter(collection.newsletter, collection.lead_ids))
+        return out
 
     @abc.abstractmethod
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:

@@ -40,7 +40,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from rules.calendar import Calendar
-from rules.conditions import CondFn, Duration, Node
+from rules.conditions import CondFn, Duration, Node, always, combine
 from rules.fields import FieldType
 from rules.issues import RuleIssue, visible
 
@@ -57,6 +57,7 @@ __all__ = [
 _UTC = UTC
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _CACHE_LIMIT = 4096
+_STATUS_OPS = frozenset({"eq", "ne", "in", "not_in"})
 #: Most rule steps one evaluation follows before it gives up on a lead (blocked).
 MAX_CHAIN = 8
 
@@ -227,9 +228,23 @@ class RuleBook:
         # Per set, status -> the rules that can match a lead in it (in order): rules scoped by
         # a status condition are skipped without evaluating them. Exact: a rule is left out
         # only when one of its top-level status conditions is false for that status.
+        # Each kept rule comes with its condition minus those status tests (true for that
+        # status), so a lead's status is compared once, not once per rule.
+        given = {r: _given_status(r) for rs in self.sets for r in rs.rules}
         self._by_status = tuple(
-            {status: tuple(r for r in rs.rules if _admits(r, status)) for status in rs.statuses}
+            {
+                status: tuple((r, given[r]) for r in rs.rules if _admits(r, status))
+                for status in rs.statuses
+            }
             for rs in self.sets
+        )
+        self._unscoped = tuple(tuple((r, r.cond) for r in rs.rules) for rs in self.sets)
+        # Statuses no rule of any set can match a lead in: a decision moving a lead there has
+        # settled without evaluating its would-be state.
+        self._inert = frozenset(
+            s
+            for s in set().union(*(rs.statuses for rs in self.sets))
+            if all(not by.get(s, True) for by in self._by_status)
         )
         self._set_of = {r.id: rs.name for rs in self.sets for r in rs.rules}
 
@@ -350,6 +365,8 @@ class RuleBook:
         first = self._evaluate(lead, th)
         if first is NO_DECISION or not _changes(first, lead):
             return first
+        if first.status in self._inert:
+            return first  # no rule can match a lead in its new status: settled
         state = _would_be(lead, first, now)
         step = self._evaluate(state, th)
         if step is NO_DECISION or step.blocked is not None or not _changes(step, state):
@@ -409,21 +426,23 @@ class RuleBook:
     ) -> list[CompiledRule]:
         matched: list[CompiledRule] = []
         status = lead.get("status")
-        for k, rs in enumerate(self.sets):
+        for k in range(len(self.sets)):
             t = th[k]
             stop = False
             rules = (
-                self._by_status[k].get(status, rs.rules) if status.__class__ is str else rs.rules
+                self._by_status[k].get(status, self._unscoped[k])
+                if status.__class__ is str
+                else self._unscoped[k]
             )
             if self._first_match[k]:
-                for rule in rules:
-                    if rule.cond(lead, t):
+                for rule, cond in rules:
+                    if cond(lead, t):
                         matched.append(rule)
                         stop = rule.stop
                         break
             else:
-                for rule in rules:
-                    if rule.cond(lead, t):
+                for rule, cond in rules:
+                    if cond(lead, t):
                         matched.append(rule)
                         if rule.stop:
                             stop = True
@@ -515,6 +534,34 @@ def _admits(rule: CompiledRule, status: str) -> bool:
         for leaf in leaves
         if leaf.kind == "leaf" and leaf.spec is not None and leaf.spec.field == "status"
     )
+
+
+def _status_test(node: Node) -> bool:
+    """A leaf comparing the status with values written in the rule (it reads nothing else)."""
+    spec = node.spec
+    return (
+        node.kind == "leaf"
+        and spec is not None
+        and spec.field == "status"
+        and spec.op in _STATUS_OPS
+        and isinstance(spec.value, (str, list))
+    )
+
+
+def _given_status(rule: CompiledRule) -> CondFn:
+    """The rule's condition for a lead whose status ``_admits`` it: its top-level status tests
+    (true for that status) left out."""
+    node = rule.node
+    if node is None:
+        return rule.cond
+    if _status_test(node):
+        return always
+    if node.kind != "all":
+        return rule.cond
+    rest = [c for c in node.children if not _status_test(c)]
+    if len(rest) == len(node.children):
+        return rule.cond
+    return combine("all", rest).fn if rest else always
 
 
 def _changes(decision: Decision, lead: Mapping[str, Any]) -> bool:

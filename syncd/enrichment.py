@@ -39,10 +39,13 @@ into the values of :data:`rules.fields.ENRICHMENT_FIELDS`:
 Missing inputs give ``None`` values with a reason and never raise; odd types (``bytes`` is
 decoded, numbers where text is expected are treated as missing) are handled the same way.
 
-``enrich`` is pure and deterministic. It is fast because real lead data repeats: the title
+``enrich`` is pure and deterministic. Repeating values cost a cache lookup: the title
 classification, the email-domain verdict and the ICP score (a function of six small inputs) are
 computed once per distinct input and kept in bounded per-enricher LRU caches, and every BANT
-outcome is precomputed; per call, ``enrich`` only reads the lead and builds the two result dicts.
+outcome is precomputed. Unique values (most corporate domains and many titles in a real org) are
+cheap too: a title tries only the rules whose phrases can start at one of its word starts
+(:class:`_TitleScan`, exactly the full first-match scan), and the ICP reason is assembled from
+parts scored once per company place and per kind of person.
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ def _bant_outcome(mask: int, decision_maker: bool) -> tuple[int, str, str]:
 _BANT_OUTCOMES: dict[tuple[int, bool], tuple[int, str, str]] = {
     (mask, dm): _bant_outcome(mask, dm) for mask in range(16) for dm in (False, True)
 }
+#: (points, reasons earned, reasons missed) of some ICP criteria, in criteria order.
+_Part = tuple[int, tuple[str, ...], tuple[str, ...]]
 _CACHE_SIZE = 16_384  # distinct titles/domains kept per enricher; real data repeats heavily
 _SHOW = 60  # longest input echoed in a reason
 
@@ -765,20 +770,169 @@ class TitleClass:
     decision_maker_reason: str
 
 
-def _first_match(
-    rules: tuple[tuple[str, re.Pattern[str]], ...], text: str
-) -> tuple[str, str] | None:
-    for label, pattern in rules:
-        found = pattern.search(text)
-        if found:
-            return label, found.group(0)
-    return None
+_REGEX_META = frozenset("\\()[]{}?*+|.^$")
+_QUANTIFIERS = frozenset("?*+{")
+_KEY = 3  # characters at a word start the index is keyed by
+_SHORT = 2  # prefixes this short are indexed by themselves
+_ANY_WORD_START = "(?:\\w*)"
+
+
+def _split_top(text: str) -> list[str]:
+    """``text`` split at the ``|`` that are not inside a group or escaped."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _group_end(text: str, start: int) -> int:
+    """Index of the ``)`` closing the group opened at ``text[start]``."""
+    depth, i = 0, start
+    while True:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        depth += (c == "(") - (c == ")")
+        if depth == 0:
+            return i
+        i += 1
+
+
+def _literal_prefixes(phrase: str) -> set[str] | None:
+    """Texts one of which every match of ``phrase`` starts with; None when it has no literal
+    start (then the phrase is always tried). Lookbehinds are skipped: they match no text."""
+    i = 0
+    while phrase.startswith("(?<", i):
+        i = _group_end(phrase, i) + 1
+    if phrase.startswith("(", i):
+        end = _group_end(phrase, i)
+        inner = phrase[i + 1 : end]
+        if not inner.startswith("?:") or phrase[end + 1 : end + 2] in _QUANTIFIERS:
+            return None
+        options = _split_top(inner[2:])
+        if all(o and not (set(o) & _REGEX_META) for o in options):
+            return set(options)
+        return None
+    literal = []
+    for j in range(i, len(phrase)):
+        if phrase[j] in _REGEX_META or phrase[j + 1 : j + 2] in _QUANTIFIERS:
+            break
+        literal.append(phrase[j])
+    return {"".join(literal)} if literal else None
+
+
+class _TitleScan:
+    """First-match classification over an ordered rule list, trying only plausible rules.
+
+    Every rule is ``\\b(?:phrase|phrase...)\\b`` over a normalised title (words of ``\\w``
+    characters separated by single spaces), so a match starts at a word start with one of the
+    phrase's literal prefixes. Rules are indexed by the first three characters of those
+    prefixes (two-character prefixes by themselves);
+    a title tries only the rules its word starts index (plus those without a literal start), in
+    list order, with the same regexes: the result is exactly the full scan's, without running
+    every regex on every title.
+    """
+
+    def __init__(self, rules: tuple[tuple[str, re.Pattern[str]], ...]) -> None:
+        self.rules = rules
+        short: dict[str, set[int]] = {}  # two-character prefixes
+        index: dict[str, set[int]] = {}  # longer prefixes, by their first three characters
+        always: set[int] = set()
+        inner: list[tuple[str, int]] = []  # (text, rule) for phrases that may start mid-word
+        for k, (_label, pattern) in enumerate(rules):
+            body = pattern.pattern
+            if not (body.startswith("\\b(?:") and body.endswith(")\\b")):
+                always.add(k)
+                continue
+            for phrase in _split_top(body[len("\\b(?:") : -len(")\\b")]):
+                if phrase.startswith(_ANY_WORD_START):  # "(?:\\w*)leiter": inside a word
+                    found = _literal_prefixes(phrase[len(_ANY_WORD_START) :])
+                    if found is None or any(len(p) < _SHORT for p in found):
+                        always.add(k)
+                        break
+                    inner += [(p, k) for p in found]
+                    continue
+                prefixes = _literal_prefixes(phrase)
+                if prefixes is None or any(len(p) < _SHORT for p in prefixes):
+                    always.add(k)
+                    break
+                for p in prefixes:
+                    (short if len(p) == _SHORT else index).setdefault(p[:_KEY], set()).add(k)
+        # Rule sets as bit masks (bit k: rule k), so a title's candidates are one integer.
+        self._always = sum(1 << k for k in always)
+        self._inner = tuple((part, 1 << k) for part, k in inner)
+        self._short = {key: sum(1 << k for k in ks) for key, ks in short.items()}
+        self._index = {key: sum(1 << k for k in ks) for key, ks in index.items()}
+        self._masks: dict[str, int] = {}  # word-start key -> rules it makes plausible
+
+    def _mask(self, key: str) -> int:
+        mask = self._index.get(key, 0) | self._short.get(key[:_SHORT], 0)
+        if len(self._masks) < _CACHE_SIZE:
+            self._masks[key] = mask
+        return mask
+
+    def first(self, text: str, keys: Iterable[str]) -> tuple[str, str] | None:
+        """(label, matched text) of the first rule matching ``text``; ``keys`` are the (up to)
+        three characters at each of its word starts (:func:`_word_keys`)."""
+        masks = self._masks
+        mask = self._always
+        for part, bit in self._inner:
+            if part in text:
+                mask |= bit
+        for key in keys:
+            found_mask = masks.get(key)
+            mask |= self._mask(key) if found_mask is None else found_mask
+        rules = self.rules
+        while mask:  # lowest bit first: list order
+            low = mask & -mask
+            label, pattern = rules[low.bit_length() - 1]
+            found = pattern.search(text)
+            if found:
+                return label, found.group(0)
+            mask ^= low
+        return None
+
+
+# The (up to) three characters at each word start: the space before a word is consumed, the
+# lookahead captures without consuming, so "r d lead" gives "r d", "d l", "lea".
+_WORD_STARTS = re.compile(r"(?:^| )(?=(.{1,3}))")
+
+
+def _word_keys(text: str) -> set[str]:
+    """The (up to) three characters at each word start of a normalised title."""
+    return set(_WORD_STARTS.findall(text))
+
+
+_ROLE_SCAN = _TitleScan(_ROLE_RULES)
+_SENIORITY_SCAN = _TitleScan(_SENIORITY_RULES)
+_WRITTEN: dict[str, re.Pattern[str]] = {}  # words matched -> pattern finding them as written
 
 
 def _as_written(title: str, matched: str) -> str:
     """The words ``matched`` in ``title`` as the user wrote them ('VP', not 'vp')."""
-    pattern = r"[\W_]+".join(map(re.escape, matched.split()))
-    found = re.search(pattern, title, re.IGNORECASE)
+    if " " not in matched and title.isascii():
+        # One ASCII word in an ASCII title: case-insensitive search is a search in lower case.
+        at = title.lower().find(matched)
+        return title[at : at + len(matched)] if at >= 0 else matched
+    pattern = _WRITTEN.get(matched)
+    if pattern is None:
+        pattern = re.compile(r"[\W_]+".join(map(re.escape, matched.split())), re.IGNORECASE)
+        if len(_WRITTEN) < _CACHE_SIZE:
+            _WRITTEN[matched] = pattern
+    found = pattern.search(title)
     return found.group(0) if found else matched
 
 
@@ -798,8 +952,9 @@ def classify_title(title: str) -> TitleClass:
     if len(shown) > _SHOW:
         shown = shown[:_SHOW] + "…"
     text = _NON_WORD.sub(" ", title.lower()).strip()
-    role = _first_match(_ROLE_RULES, text)
-    rank = _first_match(_SENIORITY_RULES, text)
+    keys = _word_keys(text)
+    role = _ROLE_SCAN.first(text, keys)
+    rank = _SENIORITY_SCAN.first(text, keys)
     if role is None:
         role_out, role_reason = "other", f"title {shown!r} → role other (no function word)"
     else:
@@ -973,6 +1128,7 @@ class Enricher:
         )
         self._strong_at = icp.strong_at
         self._medium_at = icp.medium_at
+        self._fits: dict[int, tuple[str, str]] = {}  # scores are 0..100
         self._extra_free = frozenset(
             d.strip().lower().lstrip("@").strip(".") for d in settings.extra_free_mail_domains
         )
@@ -983,6 +1139,8 @@ class Enricher:
         self._industry = lru_cache(1024)(self._score_industry)
         self._country = lru_cache(1024)(self._score_country)
         self._icp = lru_cache(_CACHE_SIZE)(self._score_icp)
+        self._place = lru_cache(_CACHE_SIZE)(self._score_place)
+        self._person = lru_cache(256)(self._score_person)  # few roles x ranks x email kinds
 
     # ---- per-value classifiers (cached) ----
 
@@ -1034,26 +1192,48 @@ class Enricher:
         """(icp_score, reason, icp_fit, reason); ``decider`` is the seniority of a decision maker.
 
         Each criterion earns its weight or nothing; the reason lists both, so a low score
-        explains itself.
+        explains itself. The company's place (industry, country) and the person (role,
+        decision maker, email) are scored once per distinct pair or triple; only the employee
+        count is judged per call.
         """
+        place_score, place_earned, place_missed = self._place(industry, country)
+        person_score, person_earned, person_missed = self._person(role, decider, free)
+        score = place_score + person_score
         w = self._weights
-        score = 0
-        earned: list[str] = []
-        missed: list[str] = []
-
-        score += _criterion("industry", industry, self._industry, w.industry, earned, missed)
-        score += _criterion("country", country, self._country, w.country, earned, missed)
-
         if employees is None:
-            missed.append("employees unknown")
+            earned = place_earned + person_earned
+            missed = (*place_missed, "employees unknown", *person_missed)
         elif employees >= self._min_employees and (
             self._max_employees is None or employees <= self._max_employees
         ):
             score += w.company_size
-            earned.append(f"{employees} employees in {self._size_range} +{w.company_size}")
+            size = f"{employees} employees in {self._size_range} +{w.company_size}"
+            earned = (*place_earned, size, *person_earned)
+            missed = place_missed + person_missed
         else:
-            missed.append(f"{employees} employees outside {self._size_range}")
+            earned = place_earned + person_earned
+            size = f"{employees} employees outside {self._size_range}"
+            missed = (*place_missed, size, *person_missed)
+        reason = f"icp_score {score}: " + (", ".join(earned) if earned else "no points")
+        if missed:
+            reason += "; missed: " + ", ".join(missed)
+        return (score, reason, *self._fit(score))
 
+    def _score_place(self, industry: str | None, country: str | None) -> _Part:
+        """(points, earned, missed) of the industry and country criteria."""
+        w = self._weights
+        earned: list[str] = []
+        missed: list[str] = []
+        score = _criterion("industry", industry, self._industry, w.industry, earned, missed)
+        score += _criterion("country", country, self._country, w.country, earned, missed)
+        return score, tuple(earned), tuple(missed)
+
+    def _score_person(self, role: str | None, decider: str | None, free: bool | None) -> _Part:
+        """(points, earned, missed) of the role, decision maker and business email criteria."""
+        w = self._weights
+        score = 0
+        earned: list[str] = []
+        missed: list[str] = []
         if role is None:
             missed.append("role unknown")
         elif role in self._roles:
@@ -1073,14 +1253,16 @@ class Enricher:
             earned.append(f"business email +{w.business_email}")
         else:
             missed.append("free mail" if free else "email domain unknown")
-
-        reason = f"icp_score {score}: " + (", ".join(earned) if earned else "no points")
-        if missed:
-            reason += "; missed: " + ", ".join(missed)
-        return (score, reason, *self._fit(score))
+        return score, tuple(earned), tuple(missed)
 
     def _fit(self, score: int) -> tuple[str, str]:
         """(icp_fit, reason) of an ICP score."""
+        fit = self._fits.get(score)
+        if fit is None:
+            fit = self._fits[score] = self._judge_fit(score)
+        return fit
+
+    def _judge_fit(self, score: int) -> tuple[str, str]:
         if score >= self._strong_at:
             return "strong", f"icp_score {score} ≥ strong_at {self._strong_at}"
         if score >= self._medium_at:

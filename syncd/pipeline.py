@@ -45,11 +45,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.base import (
     Connector,
     Cursor,
+    FieldWrites,
     HistoryEntry,
     LeadChange,
+    NewsletterAdds,
     Outcome,
     RecordResult,
     RemoteLead,
+    WriteCollection,
 )
 from connectors.errors import (
     AuthError,
@@ -77,6 +80,10 @@ from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, aud
 __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
 
 log = logging.getLogger("syncd.pipeline")
+
+#: One batch of outbox rows: lead groups of one kind, sent as one collection.
+Groups = list[list[OutboxRecord]]
+Batch = tuple[str, Groups]
 
 # Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
 _STORED_DATETIME_FIELDS = tuple(
@@ -171,7 +178,31 @@ def rule_lead(
     ``crm`` is the connector type (``salesforce``), what rules written before named instances
     test; ``connector`` the instance name (``salesforce/emea``), defaulting to the type.
     """
-    lead: dict[str, Any] = dict(row.fields)
+    return _rule_input(
+        row.fields,
+        row.enrichment,
+        row.status,
+        row.status_changed_at,
+        row.newsletters,
+        crm,
+        to_rule_status,
+        connector or crm,
+    )
+
+
+def _rule_input(
+    fields: Mapping[str, Any],
+    enrichment: Mapping[str, Any],
+    status: str | None,
+    status_changed_at: datetime | None,
+    newsletters: Sequence[str] | None,
+    crm: str,
+    to_rule_status: Mapping[str, str],
+    connector: str,
+) -> dict[str, Any]:
+    """``rule_lead`` from the row's values, read once by the caller (a mirror row's attribute
+    access costs more than the dict work here)."""
+    lead: dict[str, Any] = dict(fields)
     for name in _STORED_DATETIME_FIELDS:  # hot path: a plain loop beats a set intersection
         value = lead.get(name)
         if value.__class__ is str:
@@ -179,13 +210,12 @@ def rule_lead(
                 lead[name] = _from_iso(value)
             except ValueError:
                 lead[name] = None
-    lead.update(row.enrichment)
-    status = row.status
+    lead.update(enrichment)
     lead["status"] = to_rule_status.get(status, status) if status is not None else None
     lead["crm"] = crm
-    lead["connector"] = connector or crm
-    lead["status_changed_at"] = _utc(row.status_changed_at)
-    lead["newsletters"] = ",".join(row.newsletters) if row.newsletters else None
+    lead["connector"] = connector
+    lead["status_changed_at"] = _utc(status_changed_at)
+    lead["newsletters"] = ",".join(newsletters) if newsletters else None
     return lead
 
 
@@ -219,26 +249,40 @@ class Planner:
         return lead
 
     def verdict(self, row: LeadRecord, now: datetime) -> LeadVerdict:
-        lead = self.rule_input(row)
+        # Each row attribute is read once: on a mirror row every access costs a lookup.
+        fields, status, newsletters = row.fields, row.status, row.newsletters
+        lead = _rule_input(
+            fields,
+            row.enrichment,
+            status,
+            row.status_changed_at,
+            newsletters,
+            self.kind,
+            self.to_rule_status,
+            self.crm or self.kind,
+        )
+        lifecycle = self.lifecycle
+        if lifecycle is not None and lifecycle.field in lead:
+            lead[lifecycle.field] = lifecycle.to_rule(lead[lifecycle.field])
         if self._evaluate is not None and now == self._bound_now:
             decision = self._evaluate(lead)
         else:
             decision = self.book.evaluate(lead, now)
         verdict = LeadVerdict(
-            row.lead_id, row.status, _audited_rule(decision), conflicts=decision.conflicts
+            row.lead_id, status, _audited_rule(decision), conflicts=decision.conflicts
         )
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
         if decision.status is not None:
             target = self.to_crm_status.get(decision.status, decision.status)
-            if target != row.status:
-                verdict.changes.append(PlannedChange("field", "status", target, row.status))
+            if target != status:
+                verdict.changes.append(PlannedChange("field", "status", target, status))
         for name, wanted in decision.field_sets.items():
             value = self._field_value(row, name, wanted, verdict)
-            if value is not _BLOCKED and row.fields.get(name) != value:
-                verdict.changes.append(PlannedChange("field", name, value, row.fields.get(name)))
+            if value is not _BLOCKED and fields.get(name) != value:
+                verdict.changes.append(PlannedChange("field", name, value, fields.get(name)))
         for name in decision.newsletters:
-            if name not in (row.newsletters or ()):
+            if name not in (newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
         _drop_refused_writes(row, verdict)
         verdict.held = self._held(row, now)
@@ -942,13 +986,33 @@ class Pipeline:
         """Send every due pending change in full batches of the CRM's maximum.
 
         Batches fill across the outbox chunks (a partial batch would cost a call the minimum
-        does not need); only the last batch of a kind may be short.
+        does not need); only the last batch of a kind may be short. A connector whose call
+        carries several batches (``max_collections_per_call``) gets them that many at a time,
+        kinds mixed: a cycle's N batches cost ceil(N / max_collections_per_call) calls.
         """
         now = self.clock()
-        self._drain_kind("field", now, self.connector.max_batch_size, report)
-        self._drain_kind("membership", now, self.connector.max_membership_batch, report)
+        # A connector whose one call carries several collections (Salesforce Composite: 5)
+        # gets field batches and newsletter adds together; removals (reverts) go alone.
+        per_call = max(1, self.connector.max_collections_per_call)
+        queued: list[Batch] = []
 
-    def _drain_kind(self, kind: str, now: datetime, size: int, report: CycleReport) -> None:
+        def send(kind: str, groups: list[list[OutboxRecord]]) -> None:
+            if per_call == 1 or (kind == "membership" and groups[0][0].value is False):
+                self._send(kind, groups, report)
+                return
+            queued.append((kind, groups))
+            if len(queued) == per_call:
+                self._send_batches(queued, report)
+                queued.clear()
+
+        self._drain_kind("field", now, self.connector.max_batch_size, send)
+        self._drain_kind("membership", now, self.connector.max_membership_batch, send)
+        if queued and not self.stop.is_set():
+            self._send_batches(queued, report)
+
+    def _drain_kind(
+        self, kind: str, now: datetime, size: int, send: Callable[[str, Groups], None]
+    ) -> None:
         # lead (or newsletter+lead) -> its rows, in outbox order; a lead's rows are adjacent
         buffer: dict[tuple[str, str], list[OutboxRecord]] = {}
         for rows in self.store.iter_due_changes(self.crm, kind, now):
@@ -959,9 +1023,9 @@ class Pipeline:
             while len(buffer) > size or (buffer and _newsletters(buffer) > 1):
                 if self.stop.is_set():
                     return
-                self._send(kind, _take(buffer, size), report)
+                send(kind, _take(buffer, size))
         while buffer and not self.stop.is_set():
-            self._send(kind, _take(buffer, size), report)
+            send(kind, _take(buffer, size))
 
     def _send(
         self,
@@ -971,29 +1035,48 @@ class Pipeline:
         *,
         restoring: bool = False,
     ) -> None:
+        self._send_batches([(kind, groups)], report, restoring=restoring)
+
+    def _send_batches(
+        self, batches: Sequence[Batch], report: CycleReport, *, restoring: bool = False
+    ) -> None:
+        """One connector call for the batches (several only when the connector's call
+        carries several collections); each batch's results recorded as a batch of its own."""
+        ids = [r.id for _, groups in batches for g in groups for r in g]
         if self.lease is not None:
             self.lease.before_send()
         # In doubt from here until the results are recorded (OutboxState.SENDING).
         with self.store.begin() as conn:
             self._fence(conn)
-            self.store.set_change_state(
-                conn, [r.id for g in groups for r in g], OutboxState.SENDING, self.clock()
-            )
+            self.store.set_change_state(conn, ids, OutboxState.SENDING, self.clock())
         try:
-            results = self._deliver(kind, groups)
+            if len(batches) == 1:
+                answers = [self._deliver(*batches[0])]
+            else:
+                answers = self.connector.write_collections(
+                    [self._collection(kind, groups) for kind, groups in batches]
+                )
         except ConnectorError as exc:
             if _answered_unapplied(exc):
                 # The CRM answered with an error: nothing of the batch was applied, so it is
                 # not in doubt; it waits (pending) for the next cycle.
                 with self.store.begin() as conn:
                     self._fence(conn)
-                    self.store.set_change_state(
-                        conn, [r.id for g in groups for r in g], OutboxState.PENDING, self.clock()
-                    )
+                    self.store.set_change_state(conn, ids, OutboxState.PENDING, self.clock())
             raise
-        self._record_results(groups, results, report)
-        if kind == "field" and not restoring:
-            self._restore_races(groups, results, report)
+        if len(answers) != len(batches):
+            raise FatalError(
+                f"{self.crm} answered {len(answers)} collections for {len(batches)} sent; "
+                "refusing to guess which succeeded",
+                crm=self.crm,
+            )
+        # Every answer is recorded before any race restore sends: a restore that fails must
+        # not leave the call's other answered batches in doubt.
+        for (_, groups), results in zip(batches, answers, strict=True):
+            self._record_results(groups, results, report)
+        for (kind, groups), results in zip(batches, answers, strict=True):
+            if kind == "field" and not restoring:
+                self._restore_races(groups, results, report)
 
     def _restore_races(
         self,
@@ -1085,14 +1168,28 @@ class Pipeline:
 
     def _deliver(self, kind: str, groups: list[list[OutboxRecord]]) -> list[RecordResult]:
         """One connector call for the batch: field writes, newsletter adds or removals."""
-        if kind == "field":
-            # Provenance fields ride in the same records: no extra call (syncd.provenance).
-            extra = (
-                self.provenance.for_groups(groups, self)
-                if self.provenance is not None
-                else [{} for _ in groups]
+        if kind == "membership" and groups[0][0].value is False:
+            # a revert takes the lead out of the newsletter
+            return self.connector.remove_from_newsletter(
+                groups[0][0].field, [g[0].lead_id for g in groups]
             )
-            changes = [
+        collection = self._collection(kind, groups)
+        if isinstance(collection, FieldWrites):
+            return self.connector.write_batch(collection.changes)
+        return self.connector.add_to_newsletter(collection.newsletter, collection.lead_ids)
+
+    def _collection(self, kind: str, groups: list[list[OutboxRecord]]) -> WriteCollection:
+        """The batch as a collection: field changes, or adds to one newsletter."""
+        if kind != "field":
+            return NewsletterAdds(groups[0][0].field, [g[0].lead_id for g in groups])
+        # Provenance fields ride in the same records: no extra call (syncd.provenance).
+        extra = (
+            self.provenance.for_groups(groups, self)
+            if self.provenance is not None
+            else [{} for _ in groups]
+        )
+        return FieldWrites(
+            [
                 LeadChange(
                     g[0].lead_id,
                     {r.field: r.value for r in g},
@@ -1101,12 +1198,7 @@ class Pipeline:
                 )
                 for g, crm in zip(groups, extra, strict=True)
             ]
-            return self.connector.write_batch(changes)
-        if groups[0][0].value is False:  # a revert takes the lead out of the newsletter
-            return self.connector.remove_from_newsletter(
-                groups[0][0].field, [g[0].lead_id for g in groups]
-            )
-        return self.connector.add_to_newsletter(groups[0][0].field, [g[0].lead_id for g in groups])
+        )
 
     def _record_results(
         self,

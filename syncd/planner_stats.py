@@ -18,8 +18,8 @@ table that received at least ``MIN_ROWS`` rows, and at least ``GROWTH`` of the r
 statistics last counted, is analysed there and then. ``ANALYZE`` samples about 30,000 rows
 whatever the table's size (tens of milliseconds), and growth by half each time means about ten
 of them while a first sync fills a table with a million leads; between them the planner scales
-the counted rows to the table's current size, so the plans stay right. SQLite needs nothing: without ``sqlite_stat1`` its planner prefers the index
-that delivers the requested order.
+the counted rows to the table's current size, so the plans stay right. SQLite needs nothing:
+without ``sqlite_stat1`` its planner prefers the index that delivers the requested order.
 """
 
 from __future__ import annotations

@@ -206,9 +206,11 @@ salesforce:
             report = app.pipelines["salesforce"].run_cycle()
             assert report.outcome == "ok", report.message
             assert report.held == 1
+            # Collections PATCHes, standalone or carried by a Composite request
             patched = [
                 rid
-                for e in emu.journal.writes()
+                for call in emu.journal.writes()
+                for e in [call, *call.subrequests]
                 if e.method == "PATCH" and e.status == 200
                 for rid in e.written
             ]

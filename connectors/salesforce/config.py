@@ -137,9 +137,28 @@ class SalesforceConfig(BaseModel):
     """Records per sObject Collections update (1..200). Lower it for orgs whose triggers and
     flows hit governor limits on 200-record batches; a batch that still fails whole with a
     limit error is split in halves and retried (docs/crm-api.md#a15)."""
+    composite: bool = True
+    """Send field updates and CampaignMember inserts of a cycle through the Composite
+    resource, up to 5 collections (1,000 records) per counted API call (docs/crm-api.md#a6);
+    false sends each collection as a call of its own."""
     concurrent_limit_backoff_seconds: float = Field(10, gt=0, le=600)
     """Wait before retrying after ``REQUEST_LIMIT_EXCEEDED`` for *concurrent* long-running
     requests (a short condition, unlike the daily limit, docs/crm-api.md#a11)."""
+    bulk_read_threshold: int | None = Field(50_000, ge=0)
+    """A pull expected to read more leads than this (the ``totalSize`` of its first REST query
+    page) reads them through a Bulk API 2.0 ``queryAll`` job instead of query pages
+    (docs/crm-api.md A7); null always reads through REST queries."""
+    bulk_results_page_size: int = Field(50_000, ge=100, le=1_000_000)
+    """Leads per Bulk API 2.0 results request (``maxRecords``); one counted call each. syncd
+    holds one such page at a time."""
+    bulk_poll_seconds: float = Field(2, ge=0, le=600)
+    """First wait before reading a query job's state; each later wait doubles, up to
+    ``bulk_poll_max_seconds`` (every look at the job is a counted call)."""
+    bulk_poll_max_seconds: float = Field(30, ge=0, le=3600)
+    """Longest wait between two looks at a running query job."""
+    bulk_job_timeout_seconds: float = Field(3600, gt=0)
+    """A query job not complete this long after its creation is aborted; the pull fails and the
+    next one starts again."""
     retry: RetrySettings = Field(default_factory=RetrySettings)
     """Retry and backoff for transient failures (the same shape as HubSpot's ``retry``)."""
 

@@ -1,5 +1,6 @@
-"""The Salesforce connector: pulls leads through one ``queryAll`` stream, writes through
-sObject Collections, all through the real simple-salesforce client.
+"""The Salesforce connector: pulls leads through one ``queryAll`` stream (a Bulk API 2.0 query
+job when the pull is large, :mod:`.bulk_read`), writes through sObject Collections, all through
+the real simple-salesforce client.
 
 Auth is done here, not by simple-salesforce: the connector grants a token at the configured
 token URL and builds ``Salesforce(instance_url=..., session_id=...)`` ("direct" mode, crm-api B1).
@@ -31,13 +32,16 @@ from connectors.base import (
     ConnectorStats,
     CrmField,
     Cursor,
+    FieldWrites,
     HistoryEntry,
     LeadChange,
+    NewsletterAdds,
     Outcome,
     Page,
     Preflight,
     RecordResult,
     RemoteLead,
+    WriteCollection,
     overlap_start,
 )
 from connectors.errors import (
@@ -52,9 +56,18 @@ from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, 
 from connectors.kit.errors import ANY, ErrorTable
 
 from .auth import Authenticator, Token, authenticator_for
-from .batching import write_splitting
+from .batching import failed_whole, write_splitting
+from .bulk_read import SYSTEM_TYPES, BulkQueryReader
+from .composite import (
+    MAX_COLLECTIONS,
+    Subrequest,
+    SubrequestAnswer,
+    composite_body,
+    subrequest_answers,
+    subrequest_error,
+)
 from .config import SalesforceConfig
-from .results import classify_save_result
+from .results import RECORD_OUTCOMES, classify_save_result
 from .soql import (
     SYSTEM_FIELDS,
     format_wire_datetime,
@@ -221,6 +234,8 @@ class SalesforceConnector(Connector):
         #: Mapped canonical fields the org lacks (found by ``check``); pulls leave them out.
         self._absent: set[str] = set()
         self.max_batch_size = config.batch_size
+        # Composite carries up to 5 collections in one counted call (crm-api A6).
+        self.max_collections_per_call = MAX_COLLECTIONS if config.composite else 1
         # Status value -> record types whose Status picklist lacks it (read by check()).
         self._refused_by_record_type: dict[str, list[str]] = {}
         self.stats = ConnectorStats()
@@ -419,7 +434,9 @@ class SalesforceConnector(Connector):
         lazily through ``nextRecordsUrl``. The read starts ``overlap_seconds`` before the cursor
         (late commits, crm-api A3.2) and ends at ``min(until, now - lag_seconds)``. A page's
         cursor never moves behind ``since``. Empty pulls yield no page. See
-        :meth:`reconcile_required` for cursors older than the recycle bin.
+        :meth:`reconcile_required` for cursors older than the recycle bin. A pull whose first
+        page reports more than ``bulk_read_threshold`` leads continues as one Bulk API 2.0
+        ``queryAll`` job over the same window instead (:meth:`_bulk_pages`, crm-api A7).
 
         Raises:
             RetriableError, AuthError, BudgetExhausted, ConfigurationError: the request failed.
@@ -457,6 +474,33 @@ class SalesforceConnector(Connector):
         # A lead whose SystemModstamp cannot be parsed keeps the position of the one before it.
         position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
         total = result.get("totalSize")  # of the whole query, not of this page
+        threshold = cfg.bulk_read_threshold
+        if (
+            threshold is not None
+            and isinstance(total, int)
+            and total > threshold
+            and not result.get("done", True)
+        ):
+            # A large read (first sync, full reconcile, a mass update): one query job reads it
+            # in a few dozen calls instead of a query page per 2,000 leads (crm-api A7). The
+            # page just read only measured it.
+            log.info(
+                "Salesforce pull of about %d leads (more than salesforce.bulk_read_threshold="
+                "%d): reading through a Bulk API 2.0 query job",
+                total,
+                threshold,
+            )
+            bulk_soql = lead_stream_query(
+                self._read_fields().values(),
+                since=None if start else since,
+                start=start,
+                until=upper,
+                overlap_cursor=since,
+                me=self.integration_user_id,
+                ordered=False,
+            )
+            yield from self._bulk_pages(bulk_soql, since, position, started)
+            return
         while True:
             leads = []
             for record in result.get("records", []):
@@ -479,6 +523,59 @@ class SalesforceConnector(Connector):
             result = self._call(
                 "query of Lead (next page)", _next_page(next_url, include_deleted=True, **kwargs)
             )
+
+    def _bulk_pages(
+        self,
+        soql: str,
+        since: Cursor | None,
+        position: datetime,
+        started: datetime,
+    ) -> Iterator[Page]:
+        """The pull through one Bulk API 2.0 ``queryAll`` job, in pages of ``page_size``.
+
+        The job's rows come in no cursor order, so only the last page carries a cursor: the
+        greatest (SystemModstamp, Id) the job read, where the query stream would have ended
+        (the next pull re-reads its overlap window behind it, crm-api A3.2). A pull stopped
+        before the end keeps the cursor it started from and reads again.
+        """
+        self._learn_field_types()
+        reader = BulkQueryReader(
+            self._call, self._waiter, self._clock, self._config, self._field_types
+        )
+        size = self._config.page_size
+        leads: list[RemoteLead] = []
+        newest: Cursor | None = None
+        for record in reader.records(soql):
+            lead = self._to_remote(record, position)
+            position = lead.modified_at
+            leads.append(lead)
+            if newest is None or lead.cursor > newest:
+                newest = lead.cursor
+            if len(leads) >= size:
+                yield Page(leads, None, total=reader.total)
+                leads = []
+        if newest is None:  # the job found nothing after all (purged meanwhile)
+            empty = nothing_new_page(since, started)
+            if empty is not None:
+                yield empty
+            return
+        end = Cursor(newest.modified_at, newest.record_id, read_at=started)
+        if since is not None and since > end:
+            end = Cursor(since.modified_at, since.record_id, read_at=started)
+        yield Page(leads, end, total=reader.total)
+
+    def _learn_field_types(self) -> None:
+        """Describe Lead once when a mapped field's type is unknown (``check`` did not run):
+        the CSV of a query job gives numbers and booleans as text, typed by describe."""
+        wanted = set(self._read_fields().values()) - set(SYSTEM_TYPES)
+        if wanted <= set(self._field_types):
+            return
+        describe = self._call(
+            "describe of Lead",
+            lambda sf: sf.restful("sobjects/Lead/describe", timeout=self._config.timeout_seconds),
+        )
+        fields = (describe or {}).get("fields", [])
+        self._field_types.update({str(f["name"]): str(f.get("type")) for f in fields})
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         """PATCH up to ``batch_size`` leads through sObject Collections, ``allOrNone: false``
@@ -503,19 +600,11 @@ class SalesforceConnector(Connector):
                 "(salesforce.batch_size)"
             )
 
-        def split(size: int) -> None:
-            log.warning(
-                "Salesforce failed a whole batch of %d leads with a limit error (org "
-                "automation); sending it again in halves. Lower salesforce.batch_size "
-                "if this recurs",
-                size,
-            )
-
-        results = write_splitting(list(changes), self._send_update, split)
+        results = write_splitting(list(changes), self._send_update, self._log_split)
         return self._annotated(changes, self._counted(results))
 
-    def _send_update(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
-        records = [
+    def _update_records(self, changes: Sequence[LeadChange]) -> list[dict[str, Any]]:
+        return [
             {
                 "attributes": {"type": "Lead"},
                 "id": c.lead_id,
@@ -524,10 +613,17 @@ class SalesforceConnector(Connector):
             }
             for c in changes
         ]
+
+    def _update_headers(self) -> dict[str, str]:
         headers = {"Sforce-Auto-Assign": "TRUE" if self._config.auto_assign else "FALSE"}
         if self._config.duplicate_rule_allow_save is not None:
             allow = "true" if self._config.duplicate_rule_allow_save else "false"
             headers["Sforce-Duplicate-Rule-Header"] = f"allowSave={allow}"
+        return headers
+
+    def _send_update(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
+        records = self._update_records(changes)
+        headers = self._update_headers()
         results = self._call(
             f"update of {len(records)} leads",
             lambda sf: sf.restful(
@@ -539,6 +635,109 @@ class SalesforceConnector(Connector):
             ),
         )
         return self._map_results(results, [c.lead_id for c in changes], "update", count=False)
+
+    def write_collections(self, collections: Sequence[WriteCollection]) -> list[list[RecordResult]]:
+        """Field updates and CampaignMember inserts, up to 5 collections in ONE Composite
+        request (one counted API call), ``allOrNone`` false at every level (crm-api A6).
+
+        Each subrequest's SaveResults map as a standalone Collections answer does; a
+        subrequest refused whole fails each of its records with the subrequest's error,
+        ``RETRY`` when it is transient. With ``salesforce.composite: false``, or a single
+        collection, each collection is a Collections call of its own.
+
+        Raises:
+            ValueError: more collections than ``max_collections_per_call`` or an oversized one.
+            ConfigurationError: a field without a mapping, a newsletter without a Campaign.
+            RetriableError, AuthError, BudgetExhausted: the whole request failed.
+        """
+        if self.max_collections_per_call == 1 or len(collections) <= 1:
+            return super().write_collections(collections)
+        if len(collections) > self.max_collections_per_call:
+            raise ValueError(
+                f"write_collections got {len(collections)} collections; a Salesforce "
+                f"Composite request carries at most {self.max_collections_per_call}"
+            )
+        subrequests = [self._subrequest(c) for c in collections]
+        body = composite_body(self._config.api_version, subrequests)
+        records = sum(len(s.body["records"]) for s in subrequests)
+        answer = self._call(
+            f"composite write of {len(subrequests)} collections ({records} records)",
+            lambda sf: sf.restful(
+                "composite", method="POST", json=body, timeout=self._config.timeout_seconds
+            ),
+        )
+        return [
+            self._collection_results(c, a)
+            for c, a in zip(collections, subrequest_answers(answer, len(subrequests)), strict=True)
+        ]
+
+    def _subrequest(self, collection: WriteCollection) -> Subrequest:
+        if isinstance(collection, FieldWrites):
+            if len(collection.changes) > self.max_batch_size:
+                raise ValueError(
+                    f"a field collection of {len(collection.changes)} changes; this Salesforce "
+                    f"connector sends at most {self.max_batch_size} (salesforce.batch_size)"
+                )
+            return Subrequest(
+                "PATCH",
+                {"allOrNone": False, "records": self._update_records(collection.changes)},
+                self._update_headers(),
+            )
+        records = self._member_records(collection.newsletter, collection.lead_ids)
+        return Subrequest("POST", {"allOrNone": False, "records": records}, {})
+
+    def _collection_results(
+        self, collection: WriteCollection, answer: SubrequestAnswer
+    ) -> list[RecordResult]:
+        if isinstance(collection, NewsletterAdds):
+            ids = list(collection.lead_ids)
+            if answer.status != 200:
+                return self._counted(self._refused(answer, ids, "CampaignMember insert"))
+            return self._map_results(answer.body, ids, "membership", duplicate_is_success=True)
+        changes = collection.changes
+        ids = [c.lead_id for c in changes]
+        if answer.status != 200:
+            return self._annotated(
+                changes, self._counted(self._refused(answer, ids, "Lead update"))
+            )
+        results = self._map_results(answer.body, ids, "update", count=False)
+        if failed_whole(results):
+            # The org's automation failed the whole collection with a limit error: send it
+            # again in halves as standalone calls, as write_batch does (crm-api A15).
+            self._log_split(len(changes))
+            mid = len(changes) // 2
+            results = write_splitting(
+                list(changes[:mid]), self._send_update, self._log_split
+            ) + write_splitting(list(changes[mid:]), self._send_update, self._log_split)
+        return self._annotated(changes, self._counted(results))
+
+    def _refused(
+        self, answer: SubrequestAnswer, ids: Sequence[str], what: str
+    ) -> list[RecordResult]:
+        """Every record of a subrequest Salesforce refused whole, failed with its error."""
+        code, message = subrequest_error(answer.body)
+        status = answer.status
+        concurrent = code == "REQUEST_LIMIT_EXCEEDED" and bool(_CONCURRENT.search(message))
+        transient = (
+            concurrent
+            or _REQUEST_ERRORS.lookup(status, code).error is _Transient
+            or (code is not None and RECORD_OUTCOMES.lookup(code=code) is Outcome.RETRY)
+        )
+        text = f"Salesforce refused the {what} subrequest (HTTP {status}" + (
+            f" {code}: {message})" if code else ")"
+        )
+        return [
+            RecordResult(lid, Outcome.RETRY if transient else Outcome.FAILED, code, text)
+            for lid in ids
+        ]
+
+    def _log_split(self, size: int) -> None:
+        log.warning(
+            "Salesforce failed a whole batch of %d leads with a limit error (org "
+            "automation); sending it again in halves. Lower salesforce.batch_size "
+            "if this recurs",
+            size,
+        )
 
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:
@@ -578,20 +777,7 @@ class SalesforceConnector(Connector):
         if not lead_ids:
             return []
         campaign_id = self._campaign_of(newsletter, lead_ids, "add_to_newsletter")
-        extra = (
-            {"Status": self._config.campaign_member_status}
-            if self._config.campaign_member_status
-            else {}
-        )
-        records = [
-            {
-                "attributes": {"type": "CampaignMember"},
-                "CampaignId": campaign_id,
-                "LeadId": lid,
-                **extra,
-            }
-            for lid in lead_ids
-        ]
+        records = self._member_records(newsletter, lead_ids)
         results = self._call(
             f"add of {len(records)} leads to campaign {campaign_id}",
             lambda sf: sf.restful(
@@ -602,6 +788,23 @@ class SalesforceConnector(Connector):
             ),
         )
         return self._map_results(results, list(lead_ids), "membership", duplicate_is_success=True)
+
+    def _member_records(self, newsletter: str, lead_ids: Sequence[str]) -> list[dict[str, Any]]:
+        campaign_id = self._campaign_of(newsletter, lead_ids, "add_to_newsletter")
+        extra = (
+            {"Status": self._config.campaign_member_status}
+            if self._config.campaign_member_status
+            else {}
+        )
+        return [
+            {
+                "attributes": {"type": "CampaignMember"},
+                "CampaignId": campaign_id,
+                "LeadId": lid,
+                **extra,
+            }
+            for lid in lead_ids
+        ]
 
     def remove_from_newsletter(
         self, newsletter: str, lead_ids: Sequence[str]

@@ -44,6 +44,7 @@ def lead_stream_query(
     until: datetime,
     overlap_cursor: Cursor | None = None,
     me: str | None = None,
+    ordered: bool = True,
 ) -> str:
     """The single ``queryAll`` statement of a pull, in keyset order ``SystemModstamp, Id``.
 
@@ -58,6 +59,8 @@ def lead_stream_query(
             integration user). The window exists for other people's transactions committed
             late (crm-api A3.2); syncd's own writes are already in its mirror, and re-reading
             them after every large write burst would cost a page per 2,000 of them.
+        ordered: False leaves out ``ORDER BY`` (a Bulk API 2.0 job returns every matching row
+            in one snapshot, so its order carries no cursor).
     """
     fields = list(dict.fromkeys([*SYSTEM_FIELDS, *api_fields]))
     where = ["SystemModstamp <= {until}"]
@@ -74,10 +77,9 @@ def lead_stream_query(
     elif since is not None:
         where.insert(0, "(SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id}))")
         params.update(t=_utc(since.modified_at), id=since.record_id)
+    order = " ORDER BY SystemModstamp, Id" if ordered else ""
     return format_soql(
-        f"SELECT {', '.join(fields)} FROM Lead WHERE {' AND '.join(where)} "
-        "ORDER BY SystemModstamp, Id",
-        **params,
+        f"SELECT {', '.join(fields)} FROM Lead WHERE {' AND '.join(where)}{order}", **params
     )
 
 

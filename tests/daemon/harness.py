@@ -55,7 +55,10 @@ def write_config(
     crms: tuple[str, ...] = ("salesforce", "hubspot"),
     leads: int = 0,
     state_url: str | None = None,
+    sf_composite: bool = True,
 ) -> Path:
+    """``sf_composite=False``: Salesforce writes each collection as a call of its own (the
+    path tests of separate status and newsletter calls need)."""
     (tmp_path / "rules.yaml").write_text(rules)
     sections = {
         "salesforce": """
@@ -84,6 +87,8 @@ breaker: {{max_change_share: {breaker_share}, min_changes: 1}}
 server: {{enabled: false}}
 embedded: {{enabled: true, leads: {leads}, rep_activity: false, fresh_state: false}}
 """
+    if not sf_composite:
+        sections["salesforce"] += "    composite: false\n"
     body += "".join(sections[c] for c in crms) + textwrap.dedent(extra)
     path = tmp_path / "syncd.yaml"
     path.write_text(body)

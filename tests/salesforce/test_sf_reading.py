@@ -217,7 +217,7 @@ def _change(lead_id, **fields):
 def test_hundred_thousand_leads_stream_in_order_with_flat_pages(emu, make_connector):
     ids = emu.add_leads(synthetic_leads(100_000))
     emu.clock.advance(1)
-    connector = make_connector()
+    connector = make_connector(bulk_read_threshold=None)  # the query stream, not a Bulk job
     count, last, biggest = 0, None, 0
     for page in connector.iter_pages(None, until=emu.clock.now()):
         count += len(page.leads)

@@ -35,6 +35,9 @@ def render(result: SoakResult, command: str) -> str:
         f"- simulated rep edits: {result.rep_edits}",
         f"- cycles under chaos: {result.cycles} (run rows of both connectors); status writes "
         f"that reached the CRMs: {dict(result.status_writes)}",
+        f"- Salesforce Composite requests (status and newsletter collections, up to 5 a "
+        f"call): {result.composite['requests']}, of them faulted (the request or a "
+        f"subrequest): {result.composite['faulted']}",
         f"- fault-free cycles until quiet at the end: {result.quiet_cycles}",
         "",
         "## Faults injected, by kind",

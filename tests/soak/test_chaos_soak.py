@@ -27,6 +27,11 @@ def test_the_soak_injected_faults_and_kills(soak: SoakResult) -> None:
     assert all(n > 0 for n in soak.status_writes.values()), "the soak wrote nothing"
 
 
+def test_the_soak_wrote_through_faulted_composite_requests(soak: SoakResult) -> None:
+    assert soak.composite["requests"] > 0, "no Composite request was sent"
+    assert soak.composite["faulted"] > 0, "no Composite request was faulted"
+
+
 @pytest.mark.parametrize("invariant", list(INVARIANTS))
 def test_invariant_holds_after_chaos(soak: SoakResult, invariant: str) -> None:
     violations = soak.violations[invariant]

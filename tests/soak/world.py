@@ -148,11 +148,26 @@ class Emulator:
 
     def journal(self) -> list[dict[str, Any]]:
         """Every API request the emulator saw, each with ``kind``: ``update`` (a lead status
-        write), ``membership`` (a newsletter add) or None."""
-        entries = self._admin("GET", "journal?since=0")["entries"]
-        for entry in entries:
+        write), ``membership`` (a newsletter add) or None.
+
+        A Salesforce Composite request is followed by its subrequests, flattened: each with
+        ``subrequest`` true, the carrying request's ``seq``, applied only if the request was
+        and the subrequest succeeded, and the request's fault when it had none of its own (a
+        lost answer loses every subrequest's answer)."""
+        out: list[dict[str, Any]] = []
+        for entry in self._admin("GET", "journal?since=0")["entries"]:
             entry["kind"] = _kind(self.crm, entry["method"], entry["path"])
-        return list(entries)
+            out.append(entry)
+            for sub in entry.pop("subrequests", ()):
+                sub.update(
+                    kind=_kind(self.crm, sub["method"], sub["path"]),
+                    seq=entry["seq"],
+                    applied=bool(entry["applied"] and sub["applied"]),
+                    fault=sub.get("fault") or entry.get("fault"),
+                    subrequest=True,
+                )
+                out.append(sub)
+        return out
 
     def journal_len(self) -> int:
         return int(self._admin("GET", "journal?since=0")["last"])
@@ -160,7 +175,7 @@ class Emulator:
     def state(self) -> dict[str, Any]:
         """``leads``: id -> {status, email, converted}; ``members``: newsletter name -> lead
         ids; ``duplicates``: newsletter/lead pairs added more than once; ``faults``: counts of
-        injected faults by kind."""
+        injected faults by kind (Composite subrequests' included)."""
         raw = self._admin("GET", "state")
         email = "Email" if self.crm == "salesforce" else "email"
         leads = {
@@ -178,8 +193,9 @@ class Emulator:
             members.setdefault(name, []).append(str(m.get("lead_id") or m.get("contact_id")))
         faults: dict[str, int] = {}
         for entry in self._admin("GET", "journal?since=0")["entries"]:
-            if entry.get("fault"):
-                faults[entry["fault"]] = faults.get(entry["fault"], 0) + 1
+            for one in [entry, *entry.get("subrequests", ())]:
+                if one.get("fault"):
+                    faults[one["fault"]] = faults.get(one["fault"], 0) + 1
         # HubSpot lists hold a contact once however often it is added (an add is idempotent);
         # its emulator lists repeated adds, which are re-sends, not duplicate members.
         duplicates = list(raw["duplicate_memberships"]) if self.crm == "salesforce" else []

@@ -286,6 +286,18 @@ class FaultPlan:
                 return None
             return Fault(self._rng.choice(kinds), 0)
 
+    def take_scripted(self, method: str, path: str, kinds: Collection[str]) -> Fault | None:
+        """The first scripted fault of one of ``kinds`` matching the request, used up by one;
+        no random draw. (Salesforce Composite hoists a transport fault scripted for a
+        subrequest's path onto the request carrying it.)"""
+        with self._lock:
+            for f in self._scripted:
+                if f.kind in kinds and f.matches(method, path):
+                    f.count -= 1
+                    self._scripted = [s for s in self._scripted if s.count > 0]
+                    return f
+        return None
+
     def delay_of(self, fault: Fault) -> float:
         if fault.delay is not None:
             return fault.delay

@@ -45,6 +45,9 @@ class JournalEntry:
     connection: int = 0  # client port: distinct values are distinct TCP connections
     soql: str | None = None
     policy: str | None = None  # the 429 policy name (HubSpot)
+    #: The subrequests a composite request carried (Salesforce Composite), each journaled as
+    #: it was served; they are part of this one request and are not counted as requests.
+    subrequests: list[JournalEntry] = field(default_factory=list)
 
     @property
     def body_bytes(self) -> int:
@@ -77,6 +80,9 @@ class JournalEntry:
             "written": list(self.written),
             "policy": self.policy,
             "soql": self.soql,
+            **(
+                {"subrequests": [s.to_json() for s in self.subrequests]} if self.subrequests else {}
+            ),
         }
 
 

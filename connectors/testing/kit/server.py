@@ -200,6 +200,23 @@ class EmulatorServer:
         """The fault kinds the real API can produce for this request."""
         return frozenset()
 
+    def decide_fault(self, request: Request) -> Fault | None:
+        """The fault for this request (the fault plan's decision for its route's kinds)."""
+        return self.faults.decide(request.method, request.path, self.fault_kinds(request))
+
+    def fault_answer(self, fault: Fault, request: Request) -> Response:
+        """The answer an answer-kind fault (``respond``, ``429``, ``503``, ``401``) gives."""
+        if fault.kind != "respond":
+            return self.fault_response(fault.kind, request)
+        if fault.body is None:
+            return self.status_response(fault.status, request)
+        body = fault.body
+        raw = body.encode() if isinstance(body, str) else body
+        ctype = fault.content_type
+        if ctype is None and isinstance(raw, bytes):
+            ctype = self.json_content_type if raw[:1] in (b"[", b"{") else "text/html"
+        return Response(fault.status, raw, dict(fault.headers), ctype)
+
     def fault_response(self, kind: str, request: Request) -> Response:
         """How the CRM answers a ``429``, ``503`` or ``401`` fault."""
         return Response(503, HTML_503, content_type="text/html")
@@ -415,7 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k: v for k in emu.journal_headers if (v := headers.get(k)) is not None},
         )
         request = Request(self.command, split.path, split.query, body, headers, entry)
-        fault = emu.faults.decide(self.command, split.path, emu.fault_kinds(request))
+        fault = emu.decide_fault(request)
         kind = fault.kind if fault is not None else None
         entry.fault = kind
         if fault is not None and kind == "slow":
@@ -443,16 +460,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _fault_answer(emu: EmulatorServer, fault: Fault, request: Request) -> Response:
-        if fault.kind != "respond":
-            return emu.fault_response(fault.kind, request)
-        if fault.body is None:
-            return emu.status_response(fault.status, request)
-        body = fault.body
-        raw = body.encode() if isinstance(body, str) else body
-        ctype = fault.content_type
-        if ctype is None and isinstance(raw, bytes):
-            ctype = emu.json_content_type if raw[:1] in (b"[", b"{") else "text/html"
-        return Response(fault.status, raw, dict(fault.headers), ctype)
+        return emu.fault_answer(fault, request)
 
     def _drop(self, emu: EmulatorServer, entry: JournalEntry) -> None:
         entry.status = 0

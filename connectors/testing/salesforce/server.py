@@ -28,12 +28,15 @@ from connectors.testing.kit import (
     AdminError,
     EmulatorClock,
     EmulatorServer,
+    Fault,
     FaultPlan,
     Request,
     Response,
     Route,
 )
 
+from . import composite
+from .bulk_query import BulkQueryJobs
 from .config import EmulatorConfig
 from .ids import IdFactory
 from .seed import salesforce_record
@@ -48,6 +51,8 @@ _V = r"/services/data/v\d+\.\d+/"
 _TOKEN_PATH = "/services/oauth2/token"
 _VERSIONS_PATH = "/services/data"
 _COLLECTIONS = re.compile(_V + r"composite/sobjects/?")
+#: Bulk API 2.0 query jobs; the version is a group: results need the job's own version.
+_JOBS = r"/services/data/v(\d+\.\d+)/jobs/query"
 _SINGLE_LEAD = re.compile(_V + r"sobjects/Lead/[0-9A-Za-z]{15,18}/?")
 
 #: Request headers worth remembering (the rest, Authorization above all, are not kept).
@@ -116,6 +121,12 @@ class SalesforceEmulator(EmulatorServer):
         self.client_secret = secrets.token_hex(32)
         self.org = Org(
             self.config, self.clock, self._ids, self.integration_user_id, self.rep_user_id
+        )
+        #: Bulk API 2.0 query jobs (``jobs/query``, :mod:`.bulk_query`).
+        self.bulk_jobs = BulkQueryJobs(
+            self.org,
+            self.integration_user_id,
+            in_progress_polls=self.config.bulk_query_in_progress_polls,
         )
         self.api_usage = self.config.api_usage_start
         self._usage_lock = threading.Lock()
@@ -351,6 +362,25 @@ class SalesforceEmulator(EmulatorServer):
             kinds.add("lock")
         return frozenset(kinds)
 
+    def decide_fault(self, request: Request) -> Fault | None:
+        # A transport fault scripted for a subrequest's path (a drop scripted for
+        # composite/sobjects) hits the Composite request that carries the subrequest.
+        if composite.is_composite(request):
+            hoisted = composite.hoisted_fault(self, request)
+            if hoisted is not None:
+                return hoisted
+        return super().decide_fault(request)
+
+    def subrequest_fault_kinds(self, request: Request) -> frozenset[str]:
+        """Faults a Composite subrequest answers in its own slot (the exchange's faults hit
+        the carrying request)."""
+        kinds = {"503", "429"}
+        if request.method == "PATCH" and (
+            _COLLECTIONS.fullmatch(request.path) or _SINGLE_LEAD.fullmatch(request.path)
+        ):
+            kinds.add("lock")
+        return frozenset(kinds)
+
     def fault_response(self, kind: str, request: Request) -> Response:
         if kind == "429":
             # Salesforce has no 429: a rate limit is 403 REQUEST_LIMIT_EXCEEDED. The one that
@@ -454,6 +484,53 @@ class SalesforceEmulator(EmulatorServer):
         req.entry.records = len(page["records"])
         return Response(200, page)
 
+    # -- Bulk API 2.0 query jobs (bulk_query.py) ------------------------------------------------
+
+    def _bulk_create(self, req: Request, version: str) -> Response:
+        try:
+            doc = req.json()
+        except ValueError:
+            raise ApiError(
+                400, "JSON_PARSER_ERROR", "Unexpected character in request body"
+            ) from None
+        info = self.bulk_jobs.create(doc, version)
+        req.entry.soql = str(doc.get("query"))
+        return Response(200, info)
+
+    def _bulk_list(self, req: Request, version: str) -> Response:
+        return Response(200, self.bulk_jobs.list())
+
+    def _bulk_info(self, req: Request, version: str, job_id: str) -> Response:
+        return Response(200, self.bulk_jobs.info(job_id, version))
+
+    def _bulk_abort(self, req: Request, version: str, job_id: str) -> Response:
+        try:
+            doc = req.json()
+        except ValueError:
+            doc = None
+        return Response(200, self.bulk_jobs.abort(job_id, doc, version))
+
+    def _bulk_delete(self, req: Request, version: str, job_id: str) -> Response:
+        self.bulk_jobs.delete(job_id, version)
+        return Response(204)
+
+    def _bulk_results(self, req: Request, version: str, job_id: str) -> Response:
+        locator = (req.params.get("locator") or [""])[0]
+        raw = (req.params.get("maxRecords") or [""])[0]
+        if raw and not raw.isdigit():
+            raise ApiError(400, "INVALIDPARAMETER", f"maxRecords must be a number, got {raw}")
+        page = self.bulk_jobs.results(job_id, version, locator or None, int(raw) if raw else None)
+        req.entry.records = page.records
+        return Response(
+            200,
+            page.body,
+            headers={
+                "Sforce-Locator": page.locator,
+                "Sforce-NumberOfRecords": str(page.records),
+            },
+            content_type="text/csv",
+        )
+
     def _query_more(self, req: Request, locator: str, offset: str) -> Response:
         page = self.org.query_more(locator, int(offset), _batch_size(req.headers))
         req.entry.records = len(page["records"])
@@ -482,6 +559,10 @@ class SalesforceEmulator(EmulatorServer):
                 }
             },
         )
+
+    def _composite(self, req: Request) -> Response:
+        """``POST composite``: up to 25 subrequests, one counted call (:mod:`.composite`)."""
+        return composite.serve_composite(self, req)
 
     def _token_route(self, req: Request) -> Response:
         status, payload = self._token(req.body, req.headers)
@@ -694,6 +775,13 @@ SalesforceEmulator.routes = (
         "GET", _V + r"(?:query|queryAll)/([0-9A-Za-z]+)-(\d+)/?", SalesforceEmulator._query_more
     ),
     Route.of("GET", _V + r"sobjects/Lead/describe/?", SalesforceEmulator._describe),
+    Route.of("POST", _JOBS + r"/?", SalesforceEmulator._bulk_create),
+    Route.of("GET", _JOBS + r"/?", SalesforceEmulator._bulk_list),
+    Route.of("GET", _JOBS + r"/([0-9A-Za-z]{15,18})/?", SalesforceEmulator._bulk_info),
+    Route.of("PATCH", _JOBS + r"/([0-9A-Za-z]{15,18})/?", SalesforceEmulator._bulk_abort),
+    Route.of("DELETE", _JOBS + r"/([0-9A-Za-z]{15,18})/?", SalesforceEmulator._bulk_delete),
+    Route.of("GET", _JOBS + r"/([0-9A-Za-z]{15,18})/results/?", SalesforceEmulator._bulk_results),
+    Route.of("POST", _V + r"composite/?", SalesforceEmulator._composite),
     Route.of("PATCH", _COLLECTIONS.pattern, SalesforceEmulator._collections),
     Route.of("POST", _COLLECTIONS.pattern, SalesforceEmulator._collections),
     Route.of("DELETE", _COLLECTIONS.pattern, SalesforceEmulator._delete_collection),

@@ -483,8 +483,8 @@ class Org:
             return self.history
         return self.leads.values()
 
-    def query(self, soql: str, *, include_deleted: bool, batch_size: int | None) -> dict[str, Any]:
-        """Run a query and return its first page (``totalSize``, ``done``, ``nextRecordsUrl``)."""
+    def compile(self, soql: str) -> CompiledQuery:
+        """Parse and bind ``soql`` as this org runs it; ApiError 400 as Salesforce refuses it."""
         try:
             cq = compile_query(soql)
         except Exception as exc:  # noqa: BLE001 -- SoqlError has a code; anything else is malformed
@@ -493,10 +493,21 @@ class Org:
         if cq.schema is LEAD:
             for col in cq.columns:
                 self._require_lead_field(LEAD.fields[col].name)
+        return cq
+
+    def select(self, cq: CompiledQuery, *, include_deleted: bool) -> list[Row]:
+        """The rows ``cq`` matches now: references to immutable tuples, so later updates do not
+        change them (a snapshot without copying rows)."""
         with self.lock:
             if include_deleted:
                 self.purge_recycle_bin()
-            rows = self._select(cq, include_deleted)
+            return self._select(cq, include_deleted)
+
+    def query(self, soql: str, *, include_deleted: bool, batch_size: int | None) -> dict[str, Any]:
+        """Run a query and return its first page (``totalSize``, ``done``, ``nextRecordsUrl``)."""
+        cq = self.compile(soql)
+        with self.lock:
+            rows = self.select(cq, include_deleted=include_deleted)
             locator = _Locator(
                 cq.schema, cq.columns, rows, self.clock.now_epoch(), self._batch(batch_size)
             )
