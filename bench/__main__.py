@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.report import Figure, SectionNotes, machine, render_markdown, render_text
 
@@ -19,8 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Sizes per mode. Quick keeps the whole run well under two minutes on two cores.
 FULL = {
-    "sf": [10_000, 100_000],
+    "sf": [10_000, 100_000, 1_000_000],
     "hs": [10_000, 100_000],
+    "pg": 100_000,
+    "scripts": 10_000,
     "throughput": 50_000,
     "throughput_pages": 50,
     "engine": 100_000,
@@ -28,8 +31,10 @@ FULL = {
     "memory": [10_000, 100_000, 1_000_000],
 }
 QUICK = {
-    "sf": [2_000],
+    "sf": [1_000, 2_000],
     "hs": [1_000],
+    "pg": 2_000,
+    "scripts": 1_000,
     "throughput": 3_000,
     "throughput_pages": 5,
     "engine": 10_000,
@@ -38,21 +43,27 @@ QUICK = {
 }
 
 TITLES = {
-    1: "API calls per cycle vs the minimum",
-    2: "Against a naive script",
+    1: "API calls per cycle vs the true minimum",
+    2: "Against scripts",
     3: "Throughput against HubSpot's rate limits",
     4: "Engine speed",
     5: "Memory",
-    6: "Idle cost",
-    7: "The funnel at scale",
+    6: "Idle cost (calls)",
+    7: "Cycle cost at scale",
+    8: "PostgreSQL against SQLite",
+    9: "The funnel at scale",
 }
+#: Sections measured by one shared sequence of cycle runs (bench/cycle_cost.py).
+CYCLE_SECTIONS = {1, 2, 6, 7, 8}
+#: Repeated runs behind every median.
+RUNS = 3
 
 
 def _sizes(text: str) -> list[int]:
     return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small N, under two minutes")
     parser.add_argument(
@@ -64,8 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sections",
         default=None,
-        help="comma-separated sections to run (1, 2 and 6 share one run); default all, "
-        "without 7 (about 25 min) under --quick",
+        help="comma-separated sections to run (1, 2, 6, 7 and 8 share one run); default all, "
+        "without 9 (the funnel at 1M leads, about 25 min) under --quick",
+    )
+    parser.add_argument(
+        "--cycle-sizes",
+        type=_sizes,
+        default=None,
+        help="override the Salesforce N of sections 1, 2, 6, 7, e.g. 10000,100000",
+    )
+    parser.add_argument(
+        "--hubspot-sizes",
+        type=_sizes,
+        default=None,
+        help="override the HubSpot N of sections 1, 6, 7 (an empty string: none)",
+    )
+    parser.add_argument(
+        "--pg-size", type=int, default=None, help="override the N of section 8 (0: skip it)"
     )
     parser.add_argument(
         "--memory-sizes",
@@ -73,11 +99,26 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="override the N of section 5, e.g. 10000,100000,1000000",
     )
-    args = parser.parse_args(argv)
-    sizes = dict(QUICK if args.quick else FULL)
-    if args.memory_sizes:
-        sizes["memory"] = args.memory_sizes
-    sections = args.sections or ("1,2,3,4,5,6" if args.quick else "1,2,3,4,5,6,7")
+    return parser
+
+
+def _sizes_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The mode's sizes with the command line's overrides."""
+    sizes: dict[str, Any] = dict(QUICK if args.quick else FULL)
+    overrides = {
+        "memory": args.memory_sizes or None,
+        "sf": args.cycle_sizes or None,
+        "hs": args.hubspot_sizes,
+        "pg": args.pg_size,
+    }
+    sizes.update({k: v for k, v in overrides.items() if v is not None})
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sizes = _sizes_of(args)
+    sections = args.sections or ("1,2,3,4,5,6,7,8" if args.quick else "1,2,3,4,5,6,7,8,9")
     wanted = {int(s) for s in sections.split(",") if s.strip()}
     # Warnings only: a benchmark's output is its table.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -122,11 +163,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label} done in {time.perf_counter() - step:.0f} s", file=sys.stderr, flush=True)
 
     def cycles() -> tuple[list[Figure], list[SectionNotes]]:
-        from bench import crm_cycles
+        from bench import cycle_runs
 
-        runs = [crm_cycles.run_salesforce(n, naive=2 in wanted) for n in sizes["sf"]]
-        runs += [crm_cycles.run_hubspot(n) for n in sizes["hs"]]
-        return crm_cycles.figures(runs)
+        return cycle_runs.run(
+            sf_sizes=sizes["sf"] if wanted & {1, 2, 6, 7} else [],
+            hs_sizes=sizes["hs"] if wanted & {1, 6, 7} else [],
+            pg_size=sizes["pg"] if 8 in wanted else 0,
+            scripts_size=sizes["scripts"] if 2 in wanted else 0,
+            runs=RUNS,
+        )
 
     def throughput() -> tuple[list[Figure], list[SectionNotes]]:
         from bench import throughput as tp
@@ -146,18 +191,17 @@ def main(argv: list[str] | None = None) -> int:
         figs, sec = mem.run(sizes["memory"])
         return figs, [sec]
 
-    section({4}, engine)
-    section({1, 2, 6}, cycles)
-    section({3}, throughput)
-    section({5}, memory)
-
     def funnel_scale() -> tuple[list[Figure], list[SectionNotes]]:
         from bench import report_scale
 
         figs, sec = report_scale.run(quick=args.quick)
         return figs, [sec]
 
-    section({7}, funnel_scale)
+    section({4}, engine)
+    section(CYCLE_SECTIONS, cycles)
+    section({3}, throughput)
+    section({5}, memory)
+    section({9}, funnel_scale)
 
     figures.sort(key=lambda f: f.section)
     notes.sort(key=lambda s: s.section)

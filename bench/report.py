@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["Figure", "Machine", "SectionNotes", "machine", "render_markdown", "render_text"]
+__all__ = [
+    "Figure",
+    "Machine",
+    "SectionNotes",
+    "machine",
+    "measured",
+    "median_of",
+    "render_markdown",
+    "render_text",
+]
 
 
 @dataclass(slots=True)
@@ -29,6 +39,9 @@ class Figure:
         target: The target in words (``<= 1.02 x``), or "" for context figures.
         passed: True/False against the target; None when the figure has no target.
         note: One line of context (what the number is made of).
+        low, high: The least and the greatest of the runs when ``value`` is their median
+            (shown ``median (min-max)``); None for a single measurement.
+        runs: How many runs the median is of (1: a single measurement).
     """
 
     section: int
@@ -39,6 +52,9 @@ class Figure:
     target: str = ""
     passed: bool | None = None
     note: str = ""
+    low: float | None = None
+    high: float | None = None
+    runs: int = 1
 
     @property
     def result(self) -> str:
@@ -51,16 +67,35 @@ class Figure:
     def shown(self) -> str:
         if self.value is None:
             return "n/a"
-        v = self.value
-        if self.unit == "x":
-            return f"{v:.3f} x" if v < 10 else f"{v:,.1f} x"
-        if self.unit == "%":
-            return f"{v:.1f} %"
-        if self.unit == "s":
-            return f"{v:,.2f} s"
-        if float(v).is_integer():
-            return f"{int(v):,} {self.unit}".strip()
-        return f"{v:,.1f} {self.unit}".strip()
+        text = _number(self.value, self.unit)
+        if self.low is not None and self.high is not None and self.runs > 1:
+            lo, hi = (
+                _number(self.low, self.unit, bare=True),
+                _number(self.high, self.unit, bare=True),
+            )
+            return f"{text} ({lo}-{hi}, {self.runs} runs)"
+        return text
+
+
+def median_of(values: Sequence[float]) -> tuple[float, float, float, int]:
+    """``(median, min, max, runs)`` of repeated measurements (Figure's value, low, high, runs)."""
+    if not values:
+        raise ValueError("no measurements")
+    return statistics.median(values), min(values), max(values), len(values)
+
+
+def _number(v: float, unit: str, *, bare: bool = False) -> str:
+    """``v`` as the report shows it, with its unit unless ``bare``."""
+    if unit == "x":
+        text = f"{v:.3f}" if v < 10 else f"{v:,.1f}"
+        return text if bare else f"{text} x"
+    if unit == "%":
+        return f"{v:.1f}" if bare else f"{v:.1f} %"
+    if unit == "s":
+        text = f"{v:,.3f}" if v < 1 else f"{v:,.2f}"
+        return text if bare else f"{text} s"
+    text = f"{int(v):,}" if float(v).is_integer() else f"{v:,.1f}"
+    return text if bare or not unit else f"{text} {unit}"
 
 
 @dataclass(slots=True)
@@ -186,3 +221,21 @@ def render_markdown(
         out += sec.lines
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def measured(
+    section: int,
+    key: str,
+    label: str,
+    values: Sequence[float],
+    unit: str,
+    *,
+    target: str = "",
+    passed: bool | None = None,
+    note: str = "",
+) -> Figure:
+    """A figure of repeated runs: their median, with min and max (one run: that run)."""
+    if not values:
+        return Figure(section, key, label, None, unit, target, None, note or "not measured")
+    mid, lo, hi, runs = median_of(values)
+    return Figure(section, key, label, mid, unit, target, passed, note, lo, hi, runs)

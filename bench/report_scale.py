@@ -1,4 +1,4 @@
-"""§7 The funnel at scale: ``syncd report`` on 1M leads with 5M ledger rows, and what the
+"""§9 The funnel at scale: ``syncd report`` on 1M leads with 5M ledger rows, and what the
 ledger costs a cycle.
 
 The store is seeded directly (not through cycles: a million leads through the emulator would
@@ -8,7 +8,7 @@ by ``syncd report --json`` run as a subprocess under :mod:`bench.peak_rss`, so w
 peak RSS are the whole command's, start-up included. Memory is flat when the RSS at the largest
 size is close to the RSS at the smallest.
 
-PostgreSQL runs on a throwaway server (:mod:`tests.pg_throwaway`) when its binaries are here.
+PostgreSQL runs on a throwaway server (:mod:`bench.pgserver`) when its binaries are here.
 
 "Ledger cost per cycle": the time of a cycle that writes N status changes, split into the part
 spent writing ledger rows (the same ``add_history`` call the pipeline makes, timed on its own on
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench.report import Figure, SectionNotes
 
-SECTION = 7
+SECTION = 9
 TITLE = "The funnel at scale"
 FULL = {"sizes": [100_000, 500_000, 1_000_000], "rows_per_lead": 5, "ledger_n": 2_000}
 QUICK = {"sizes": [1_000, 3_000], "rows_per_lead": 5, "ledger_n": 200}
@@ -272,7 +272,7 @@ rules:
 
 def _postgres() -> AbstractContextManager[str | None]:
     try:
-        from tests.pg_throwaway import PostgresUnavailable, throwaway_postgres
+        from bench.pgserver import PostgresUnavailable, throwaway_postgres
     except ImportError:
         return nullcontext(None)
 

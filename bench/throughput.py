@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import HS_STATUS_VALUES, Stopwatch, emulator_process, profile_top
-from bench.crm_cycles import _build_app, _write_config
+from bench.cycle_cost import build_app, write_config
 from bench.report import Figure, SectionNotes
 
 __all__ = ["CEILING", "run"]
@@ -41,7 +41,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
         "10",
     ) as info:
         with tempfile.TemporaryDirectory(prefix="syncd-bench-tp-") as tmp:
-            path = _write_config(
+            path = write_config(
                 Path(tmp),
                 "hubspot",
                 {
@@ -58,7 +58,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
                 return datetime.now(UTC)
 
             # The connector alone first (pages read and dropped): what pacing allows.
-            app = _build_app(path, env, "hubspot", HubSpotConnector, now)
+            app = build_app(path, env, "hubspot", HubSpotConnector, now)
             try:
                 connector = app.connectors["hubspot"]
                 before = connector.stats.calls
@@ -78,7 +78,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
             # knows nothing of the searches just made; let HubSpot's one-second window clear.
             time.sleep(1.5)
             (Path(tmp) / "state.db").unlink(missing_ok=True)
-            app = _build_app(path, env, "hubspot", HubSpotConnector, now)
+            app = build_app(path, env, "hubspot", HubSpotConnector, now)
             try:
                 pipeline = app.pipelines["hubspot"]
                 connector = app.connectors["hubspot"]

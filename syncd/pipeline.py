@@ -64,7 +64,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import ledger, races
+from syncd import ledger, planner_stats, races
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, is_held
@@ -485,6 +485,7 @@ class Pipeline:
             return
         self.store.discard_stale_plans(self.crm, now)
         self.pull(report, until=now)
+        planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
         if self.lease is not None:
             self.lease.verify()  # a standby must not supersede the new leader's plan
         with self.store.begin() as conn:
@@ -492,6 +493,7 @@ class Pipeline:
             self.store.settle_sending(conn, self.crm, self.clock())
         if not self.stop.is_set():
             self.plan(report, book, now, approve_large_run=approve_large_run)
+            planner_stats.analyze_if_grown(self.store)  # before the drain walks the outbox
         if report.outcome == "running" and not self.stop.is_set():
             self.drain(report)
         if report.outcome == "running":
@@ -561,6 +563,7 @@ class Pipeline:
             for page in self.connector.iter_pages(since, until=until):
                 first_sight.expect(page.total)
                 self._store_page(page.leads, page.cursor, report)
+                planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
                 if progress is not None:
                     progress.advance(len(page.leads), page.total)
                 if self.stop.is_set():

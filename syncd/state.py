@@ -369,6 +369,8 @@ class StateStore:
             raise StateStoreError(str(exc)) from None
         self._check_schema()
         self._lead_upserts: dict[tuple[str, ...], Any] = {}
+        # Rows written per table since its last ANALYZE (syncd.planner_stats reads and resets).
+        self.rows_written: Counter[str] = Counter()
 
     def _check_schema(self) -> None:
         """The migrated schema has every column the models use.
@@ -468,6 +470,7 @@ class StateStore:
             )
             self._lead_upserts[keys] = stmt
         conn.execute(stmt, rows)
+        self.rows_written["lead"] += len(rows)
 
     def update_leads(self, conn: Connection, crm: str, rows: Sequence[dict[str, Any]]) -> None:
         """Update several leads in one executemany; each row has ``lead_id`` and the same keys."""
@@ -666,6 +669,7 @@ class StateStore:
     def add_changes(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             conn.execute(OutboxRow.__table__.insert(), _same_keys(rows))
+            self.rows_written["outbox"] += len(rows)
 
     def set_change_state(
         self, conn: Connection, ids: Iterable[int], state: OutboxState, now: datetime, **values: Any
@@ -820,6 +824,7 @@ class StateStore:
         """Rows of the status history ledger (``syncd.ledger`` builds them)."""
         if rows:
             conn.execute(StatusHistoryRow.__table__.insert(), _same_keys(rows))
+            self.rows_written["status_history"] += len(rows)
 
     def correct_written_from(
         self, conn: Connection, crm: str, lead_id: str, run_id: str, to_value: str, actual: str

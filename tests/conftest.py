@@ -1,8 +1,9 @@
 """Shared fixtures: a throwaway PostgreSQL server on loopback, and state-store URLs.
 
 Store tests run on SQLite always and on PostgreSQL when server binaries are present
-(`make test` installs Debian's package when it can). The server lives in a temporary directory,
-listens on 127.0.0.1 only, and is stopped at the end of the session.
+(`make test` installs Debian's package when it can). The server (`bench.pgserver`, which the
+benchmarks share) lives in a temporary directory, listens on 127.0.0.1 only, and is stopped at
+the end of the session.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg_throwaway import PostgresUnavailable, throwaway_postgres
+from bench.pgserver import PostgresUnavailable, throwaway_postgres
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +23,15 @@ def postgres_url() -> Iterator[str]:
     if os.environ.get("SYNCD_TEST_POSTGRES_URL"):
         yield os.environ["SYNCD_TEST_POSTGRES_URL"]
         return
+    server = throwaway_postgres()
     try:
-        with throwaway_postgres() as url:
-            yield url
+        url = server.__enter__()
     except PostgresUnavailable as exc:
         pytest.skip(str(exc))
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,9 +1,7 @@
-"""A throwaway PostgreSQL server on loopback, in a temporary directory, stopped on exit.
+"""A throwaway PostgreSQL server on loopback, for the tests (``tests/conftest.py``) and the bench.
 
-Used by the ``postgres_url`` fixture (tests/conftest.py) and by the benchmarks that run on
-PostgreSQL (bench/report_scale.py). Debian's server binaries (``/usr/lib/postgresql/*/bin``) or
-a ``postgres`` on the PATH; as root the server runs as the ``postgres`` system user, since
-PostgreSQL refuses to run as root.
+The server lives in a temporary directory, listens on 127.0.0.1 only, runs with ``fsync=off``
+(nothing in it needs to survive) and is stopped and removed when the block ends.
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ from pathlib import Path
 __all__ = ["PostgresUnavailable", "throwaway_postgres"]
 
 
-class PostgresUnavailable(Exception):
-    """No server could be started here; the message says why."""
+class PostgresUnavailable(RuntimeError):
+    """No server could be started here; the message says why and what to install."""
 
 
 def _pg_bin() -> Path | None:
@@ -44,12 +42,18 @@ def _free_port() -> int:
 
 @contextmanager
 def throwaway_postgres(database: str = "syncd_test") -> Iterator[str]:
-    """The SQLAlchemy URL of an empty database ``database`` on a fresh server."""
+    """Start a fresh server with one empty ``database``; yield its SQLAlchemy URL.
+
+    Raises:
+        PostgresUnavailable: no server binaries, root without a ``postgres`` user, or the
+            server did not accept connections within 30 s.
+    """
     bindir = _pg_bin()
     if bindir is None:
         raise PostgresUnavailable(
             "no PostgreSQL server binaries (make test installs Debian's postgresql)"
         )
+    # PostgreSQL refuses to run as root; run it as the `postgres` system user when we are root.
     run_as: list[str] = []
     if os.geteuid() == 0:
         try:
@@ -64,15 +68,44 @@ def throwaway_postgres(database: str = "syncd_test") -> Iterator[str]:
         shutil.chown(tmp, "postgres")
     data = tmp / "data"
     port = _free_port()
-    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "syncd", "--auth=trust", "-E", "UTF8"]
-    subprocess.run([*run_as, *initdb], check=True, capture_output=True)
-    server = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*run_as, *server, "-k", str(tmp), "-c", "fsync=off"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        done = subprocess.run(
+            [
+                *run_as,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "syncd",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise PostgresUnavailable(f"initdb failed: {done.stderr.strip()[-300:]}")
+        proc = subprocess.Popen(
+            [
+                *run_as,
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(tmp),
+                "-c",
+                "fsync=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import psycopg
 
         deadline = time.monotonic() + 30
@@ -85,13 +118,15 @@ def throwaway_postgres(database: str = "syncd_test") -> Iterator[str]:
                 break
             except psycopg.OperationalError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise PostgresUnavailable("PostgreSQL did not start") from None
+                    raise PostgresUnavailable("PostgreSQL did not start within 30 s") from None
                 time.sleep(0.2)
         yield f"postgresql+psycopg://syncd@127.0.0.1:{port}/{database}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,107 @@
+"""The shared sequence of cycle runs behind §1, §2, §6, §7 and §8, and how often each repeats.
+
+Every figure is the median of ``runs`` runs, except where a run takes minutes: the first sync
+(once per mirror, by nature) and, at a million leads (and HubSpot at 100k, whose search is
+rate-limited to 5 calls a second), the 5 % and 30 % cycles, which run once. The figures' rows
+say how many runs they are of.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from bench import cycle_cost, cycle_figures, scripts_vs
+from bench.report import Figure, SectionNotes
+
+__all__ = ["run", "share_runs"]
+
+_LARGE = 1_000_000
+_HS_LARGE = 100_000
+
+
+def share_runs(crm: str, n: int, runs: int) -> Callable[[float], int]:
+    """Runs of each change share at ``n``: ``runs``, or one where a run takes minutes."""
+    large = _LARGE if crm == "salesforce" else _HS_LARGE
+
+    def count(share: float) -> int:
+        return runs if n < large or share <= 0.01 else 1
+
+    return count
+
+
+def _progress(text: str) -> None:
+    print(f"  {text}", file=sys.stderr, flush=True)
+
+
+def run(
+    *,
+    sf_sizes: Sequence[int],
+    hs_sizes: Sequence[int],
+    pg_size: int,
+    scripts_size: int,
+    runs: int,
+) -> tuple[list[Figure], list[SectionNotes]]:
+    """Run the cycle sequences and return the figures of every section they feed."""
+    sizes = sorted(set(sf_sizes) | ({pg_size} if pg_size else set()))
+    if scripts_size and scripts_size not in sizes:
+        sizes = sorted({*sizes, scripts_size})
+    sf_runs: list[cycle_cost.CostRun] = []
+    figs: list[Figure] = []
+    notes: list[SectionNotes] = []
+    for n in sizes:
+        _progress(f"salesforce N={n:,} (SQLite)")
+        cost = cycle_cost.run_salesforce(
+            n,
+            runs=runs,
+            # Only §8's baseline: the shares §8 compares.
+            shares=cycle_cost.SHARES if n in sf_sizes or n == scripts_size else (0.01,),
+            share_runs=share_runs("salesforce", n, runs),
+            keep_emulator=n == scripts_size,
+        )
+        if n == scripts_size:
+            try:
+                _progress(f"scripts against the emulator of N={n:,}")
+                f2, n2 = scripts_vs.run(cost, runs=runs)
+                figs += f2
+                notes += n2
+            finally:
+                cost.emulator.stop()
+                cost.emulator = None
+        sf_runs.append(cost)
+    hs_runs = []
+    for n in hs_sizes:
+        _progress(f"hubspot N={n:,}")
+        hs_runs.append(
+            cycle_cost.run_hubspot(n, runs=runs, share_runs=share_runs("hubspot", n, runs))
+        )
+    shown = [r for r in sf_runs if r.n in sf_sizes] + hs_runs
+    if shown:
+        f, s = cycle_figures.calls_figures(shown)
+        figs += f
+        notes += s
+        f, s = cycle_figures.cost_figures(shown)
+        figs += f
+        notes += s
+    if pg_size:
+        base = next(r for r in sf_runs if r.n == pg_size)
+        f, s = _postgres(base, pg_size, runs)
+        figs += f
+        notes += s
+    return figs, notes
+
+
+def _postgres(
+    base: cycle_cost.CostRun, n: int, runs: int
+) -> tuple[list[Figure], list[SectionNotes]]:
+    from bench.pgserver import PostgresUnavailable, throwaway_postgres
+
+    _progress(f"salesforce N={n:,} (PostgreSQL)")
+    try:
+        with throwaway_postgres("syncd_bench") as url:
+            pg = cycle_cost.run_salesforce(
+                n, runs=runs, shares=(0.01,), share_runs=lambda _s: runs, store_url=url
+            )
+    except PostgresUnavailable as exc:
+        return cycle_figures.postgres_figures(None, None, str(exc))
+    return cycle_figures.postgres_figures(base, pg)
