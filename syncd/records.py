@@ -64,6 +64,8 @@ class LeadRecord(_Row, Protocol):
     def pulled_at(self) -> datetime: ...
     @property
     def quarantine(self) -> list[dict[str, str]] | None: ...
+    @property
+    def due_at(self) -> datetime | None: ...  # see syncd.due
 
 
 class QuarantineRecord(Protocol):

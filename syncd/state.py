@@ -161,7 +161,10 @@ class LeadRow(SQLModel, table=True):
     __tablename__ = "lead"
     __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
     # A cycle selects the leads due for evaluation on it (syncd.due), never a scan of all.
-    __table_args__ = (Index("ix_lead_due", "crm", "due_at", "lead_id"),)
+    __table_args__ = (
+        Index("ix_lead_due", "crm", "due_at", "lead_id"),
+        Index("ix_lead_rep_edit", "crm", "rep_edit_at"),  # held leads, counted every cycle
+    )
     crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     lead_id: str = Field(primary_key=True, max_length=64)
     modified_at: datetime
@@ -187,14 +190,13 @@ class LeadRow(SQLModel, table=True):
     quarantine: list[dict[str, str]] | None = Field(
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
     )
-    # When the rules' decision for the lead can next change by time alone (naive UTC; see
-    # syncd.due). NULL: evaluate at the next cycle -- every write of the row's content sets it
+    # When the rules' decision for the lead can next change by time alone (see syncd.due). NULL: evaluate at the next cycle -- every write of the row's content sets it
     # so (``StateStore`` does it in one place); NEVER_DUE: nothing time-based, or not live.
     due_at: datetime | None = None
 
 
 #: ``lead.due_at`` of a lead only a change can make due (nothing time-based, deleted, converted).
-NEVER_DUE = datetime(9999, 1, 1)
+NEVER_DUE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class CursorRow(SQLModel, table=True):
@@ -615,6 +617,23 @@ class StateStore:
                 ).scalar_one()
             )
 
+    def count_held(self, crm: str, since: datetime) -> int:
+        """How many leads ``held_leads`` lists (an indexed count)."""
+        table = LeadRow.__table__
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(
+                        table.c.crm == crm,
+                        table.c.rep_edit_at > since,
+                        table.c.deleted.is_(False),
+                        table.c.converted.is_(False),
+                    )
+                ).scalar_one()
+            )
+
     def held_leads(self, crm: str, since: datetime) -> list[LeadRecord]:
         """Held leads (``syncd.holds``): live, unconverted, a person's edit after ``since``."""
         table = LeadRow.__table__
@@ -1007,7 +1026,11 @@ class StateStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.begin() as conn:
-            conn.execute(self._upsert(MetaRow, [{"key": key, "value": json.dumps(value)}], ["key"]))
+            self.put_meta(conn, key, value)
+
+    def put_meta(self, conn: Connection, key: str, value: Any) -> None:
+        """``set_meta`` inside the caller's transaction."""
+        conn.execute(self._upsert(MetaRow, [{"key": key, "value": json.dumps(value)}], ["key"]))
 
     # ---- helpers -----------------------------------------------------------------------
 

@@ -253,7 +253,8 @@ def test_a_0005_store_upgrades_to_due_times_live_leads_due_at_once_deleted_never
         with store.engine.connect() as conn:
             due = dict(conn.execute(sa.text("SELECT lead_id, due_at FROM lead")).all())
         assert due["live"] is None
-        assert {_naive(due["gone"]), _naive(due["won"])} == {NEVER_DUE}
+        never = NEVER_DUE.replace(tzinfo=None)
+        assert {_naive(due["gone"]), _naive(due["won"])} == {never}
         indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("lead")}
         assert "ix_lead_due" in indexes
     finally:
@@ -261,4 +262,5 @@ def test_a_0005_store_upgrades_to_due_times_live_leads_due_at_once_deleted_never
 
 
 def _naive(value: object) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at.replace(tzinfo=None)

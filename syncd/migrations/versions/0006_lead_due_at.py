@@ -1,4 +1,5 @@
-"""When each mirrored lead is next due for evaluation (``lead.due_at``, see ``syncd.due``).
+"""When each mirrored lead is next due for evaluation (``lead.due_at``, see ``syncd.due``), and
+an index to count held leads (``lead.rep_edit_at``) without a scan.
 
 Existing live leads start NULL (due at the next cycle, which evaluates them all once); deleted
 and converted ones are never evaluated and start never due.
@@ -10,7 +11,7 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,7 +22,7 @@ branch_labels = None
 depends_on = None
 
 #: syncd.state.NEVER_DUE, repeated: a migration must not change when the model does.
-_NEVER_DUE = datetime(9999, 1, 1)
+_NEVER_DUE = datetime(9999, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 
 
 def upgrade() -> None:
@@ -38,9 +39,11 @@ def upgrade() -> None:
         .values(due_at=_NEVER_DUE)
     )
     op.create_index("ix_lead_due", "lead", ["crm", "due_at", "lead_id"])
+    op.create_index("ix_lead_rep_edit", "lead", ["crm", "rep_edit_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_lead_rep_edit", table_name="lead")
     op.drop_index("ix_lead_due", table_name="lead")
     with op.batch_alter_table("lead") as batch:
         batch.drop_column("due_at")
