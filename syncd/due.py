@@ -25,6 +25,7 @@ it evaluates every lead.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -72,6 +73,7 @@ PLAN_COLUMNS = (
 _ID_CHUNK = 500
 
 
+@functools.cache
 def _version() -> str:
     try:
         return metadata.version("syncd")

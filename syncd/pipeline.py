@@ -865,13 +865,11 @@ class Pipeline:
         report.held = self.store.count_held(
             self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
         )
-        live = self.store.count_live(self.crm)
+        # Counted only when the breaker could trip: a count of the live leads reads them all.
+        small = changing_leads < self.breaker.min_changes or approve_large_run
+        live = 0 if small else self.store.count_live(self.crm)
         share = changing_leads / live if live else 0.0
-        if (
-            changing_leads >= self.breaker.min_changes
-            and share > self.breaker.max_change_share
-            and not approve_large_run
-        ):
+        if not small and share > self.breaker.max_change_share:
             with self.store.begin() as conn:
                 self._fence(conn)
                 self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.BLOCKED, now)
