@@ -75,12 +75,11 @@ def _timed(pipeline: Any, store: Any) -> dict[str, Any]:
 def measure_idle(n_leads: int, db_url: str | None = None) -> dict[str, Any]:
     """Idle and 1 % cycle figures of syncd on ``n_leads`` leads, state at ``db_url`` (a fresh
     SQLite file in a temporary directory when None; a given database must be empty)."""
+    from bench.crm_cycles import _sf_record
     from connectors.salesforce.connector import SalesforceConnector
     from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
     from syncd.app import App, connector_config
     from syncd.settings import load_settings
-
-    from bench.crm_cycles import _sf_record
 
     emu = SalesforceEmulator(
         EmulatorConfig(daily_api_limit=100_000_000, journal_limit=10_000)
@@ -117,9 +116,8 @@ def measure_idle(n_leads: int, db_url: str | None = None) -> dict[str, Any]:
             )
             settings = load_settings(path, env={"BENCH_SF_CLIENT_SECRET": emu.client_secret})
             cs = settings.connectors()["salesforce"]
-            connector = SalesforceConnector(
-                connector_config(settings, "salesforce", cs), clock=emu.clock.now
-            )
+            config: Any = connector_config(settings, "salesforce", cs)
+            connector = SalesforceConnector(config, clock=emu.clock.now)
             app = App.build(settings, clock=emu.clock.now, connectors={"salesforce": connector})
             try:
                 pipeline = app.pipelines["salesforce"]
