@@ -3,9 +3,10 @@
 1. **Pull.** Pages of changed leads since the stored cursor go into the mirror; each page, its
    enrichment and the advanced cursor commit in one transaction. A status change syncd did not
    make is remembered as a person's edit (``rep_edit_at``).
-2. **Plan.** Every live lead in the mirror is evaluated, not only the pulled ones, because
-   time-based rules ("untouched for 90 days") change their verdict without any CRM change. Real
-   differences become ``planned`` outbox rows, all of one lead's sharing an intent id; an open
+2. **Plan.** The leads whose verdict could have changed are evaluated (``syncd.due``): the
+   pulled and written ones, those with open outbox rows, those whose time-based conditions
+   ("untouched for 90 days") came due, and every live lead after the rules or their settings
+   changed. Each evaluated lead's next due time is stored with its plan. Real differences become ``planned`` outbox rows, all of one lead's sharing an intent id; an open
    change that is still wanted is kept, and one the CRM already shows is marked done (that is
    how a write confirmed just before a crash is not sent twice). An intent is delivered whole:
    once any part of it reached the CRM, the rest stays pending even though syncd's own write
