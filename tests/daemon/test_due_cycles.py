@@ -50,11 +50,12 @@ def _query_rows(app: App) -> int:
 
 
 def test_a_lead_untouched_for_89_days_is_not_evaluated_by_an_idle_cycle_and_the_cycle_after_its_90th_day_moves_it_without_a_crm_read(
-    tmp_path: Path, evaluated: list[str]
+    tmp_path: Path, evaluated: list[str], store_url: str
 ) -> None:
     start = datetime.now(UTC)
     now = {"t": start}
-    with running_app(write_config(tmp_path, crms=("salesforce",)), clock=lambda: now["t"]) as app:
+    config = write_config(tmp_path, crms=("salesforce",), state_url=store_url)
+    with running_app(config, clock=lambda: now["t"]) as app:
         sf = app.embedded.salesforce
         real_now = datetime.now(UTC).replace(microsecond=0)
         (lead,) = sf.add_leads(
