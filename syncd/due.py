@@ -67,6 +67,7 @@ PLAN_COLUMNS = (
     "error_message",
     "error_at",
     "due_at",
+    "guard_blocked",
 )
 
 #: Ids per ``IN (...)`` list: under SQLite's and PostgreSQL's bind-parameter limits.

@@ -207,13 +207,16 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return min(a, b)
 
 
-def _due_updates(items: Sequence[tuple[LeadRecord, LeadVerdict]]) -> list[tuple[str, datetime]]:
-    """(lead, due time) of the evaluated leads whose stored due time changes (syncd.due)."""
+def _due_updates(
+    items: Sequence[tuple[LeadRecord, LeadVerdict]],
+) -> list[tuple[str, datetime, bool]]:
+    """(lead, due time, blocked) of the evaluated leads where either changes (syncd.due)."""
     out = []
     for row, verdict in items:
         when = due.stored_due(verdict.due)
-        if row.due_at != when:
-            out.append((row.lead_id, when))
+        blocked = verdict.blocked is not None
+        if row.due_at != when or bool(row.guard_blocked) is not blocked:
+            out.append((row.lead_id, when, blocked))
     return out
 
 
@@ -862,10 +865,11 @@ class Pipeline:
             changing_leads += self._record_plan(batch, report, book, now, planner)
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
-        # Held leads are not all evaluated each cycle: counted as `syncd status` counts them.
+        # Held and blocked leads are not all evaluated each cycle: counted over the store.
         report.held = self.store.count_held(
             self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
         )
+        report.blocked = self.store.count_blocked(self.crm)
         # Counted only when the breaker could trip: a count of the live leads reads them all.
         small = changing_leads < self.breaker.min_changes or approve_large_run
         live = 0 if small else self.store.count_live(self.crm)
@@ -915,7 +919,6 @@ class Pipeline:
                 tuple[LeadRecord, OutboxRecord, dict[tuple[str, str], PlannedChange]]
             ] = []
             for row, verdict in items:
-                report.blocked += verdict.blocked is not None
                 wanted = {(c.kind, c.field): c for c in verdict.changes}
                 for existing in open_rows.get(row.lead_id, ()):
                     key = (existing.kind, existing.field)

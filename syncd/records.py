@@ -66,6 +66,8 @@ class LeadRecord(_Row, Protocol):
     def quarantine(self) -> list[dict[str, str]] | None: ...
     @property
     def due_at(self) -> datetime | None: ...  # see syncd.due
+    @property
+    def guard_blocked(self) -> bool | None: ...
 
 
 class QuarantineRecord(Protocol):

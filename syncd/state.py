@@ -164,6 +164,7 @@ class LeadRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_lead_due", "crm", "due_at", "lead_id"),
         Index("ix_lead_rep_edit", "crm", "rep_edit_at"),  # held leads, counted every cycle
+        Index("ix_lead_blocked", "crm", "guard_blocked"),  # blocked leads, likewise
     )
     crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     lead_id: str = Field(primary_key=True, max_length=64)
@@ -193,6 +194,9 @@ class LeadRow(SQLModel, table=True):
     # When the rules' decision for the lead can next change by time alone (see syncd.due). NULL: evaluate at the next cycle -- every write of the row's content sets it
     # so (``StateStore`` does it in one place); NEVER_DUE: nothing time-based, or not live.
     due_at: datetime | None = None
+    # Whether its last evaluation found a rule's target refused by the guards (counted each
+    # cycle from here: not every lead is evaluated). NULL: never evaluated since 0006.
+    guard_blocked: bool | None = None
 
 
 #: ``lead.due_at`` of a lead only a change can make due (nothing time-based, deleted, converted).
@@ -504,17 +508,39 @@ class StateStore:
             .values(**{"due_at": _DUE_AFTER_UPDATE, **values})
         )
 
-    def set_due(self, conn: Connection, crm: str, dues: Sequence[tuple[str, datetime]]) -> None:
-        """Store when each evaluated lead is next due (``syncd.due``): one executemany."""
+    def set_due(
+        self, conn: Connection, crm: str, dues: Sequence[tuple[str, datetime, bool]]
+    ) -> None:
+        """Store, for each evaluated lead, when it is next due (``syncd.due``) and whether the
+        guards blocked its rule: one executemany."""
         if not dues:
             return
         table = LeadRow.__table__
         stmt = (
             update(table)
             .where(table.c.crm == crm, table.c.lead_id == bindparam("_id"))
-            .values(due_at=bindparam("_due"))
+            .values(due_at=bindparam("_due"), guard_blocked=bindparam("_blocked"))
         )
-        conn.execute(stmt, [{"_id": lead_id, "_due": due} for lead_id, due in dues])
+        conn.execute(
+            stmt, [{"_id": i, "_due": due, "_blocked": blocked} for i, due, blocked in dues]
+        )
+
+    def count_blocked(self, crm: str) -> int:
+        """Live leads whose last evaluation the guards blocked (an indexed count)."""
+        table = LeadRow.__table__
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(
+                        table.c.crm == crm,
+                        table.c.guard_blocked.is_(True),
+                        table.c.deleted.is_(False),
+                        table.c.converted.is_(False),
+                    )
+                ).scalar_one()
+            )
 
     def reset_due(self, conn: Connection, crm: str, lead_ids: Sequence[str] | None = None) -> None:
         """Make leads due at the next cycle: these, or every live one of ``crm``."""

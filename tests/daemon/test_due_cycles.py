@@ -312,3 +312,35 @@ def test_over_clock_steps_a_selective_cycle_plans_what_evaluating_every_lead_wou
             total += report.evaluated
             now["t"] += timedelta(hours=rng.choice([1, 5, 11, 19, 26, 50]))
         assert total < 0.75 * 14 * len(ids), "the cycles did select"
+
+
+def test_a_lead_the_guards_block_stays_counted_by_idle_cycles_that_do_not_evaluate_it(
+    tmp_path: Path, evaluated: list[str]
+) -> None:
+    now = {"t": datetime.now(UTC)}
+    rules = E2E_RULES.replace("protected: [Converted]", "protected: [Converted, Open]")
+    config = write_config(tmp_path, rules=rules, crms=("salesforce",))
+    with running_app(config, clock=lambda: now["t"]) as app:
+        sf = app.embedded.salesforce
+        real_now = datetime.now(UTC).replace(microsecond=0)
+        (locked,) = sf.add_leads(
+            [
+                sf_lead(
+                    "L",
+                    "l@acme.com",
+                    title="Analyst",
+                    status="Working - Contacted",
+                    activity_days=200,
+                )
+            ],
+            modstamp=real_now - timedelta(hours=2),
+        )
+        pipeline = app.pipelines["salesforce"]
+        first = pipeline.run_cycle()
+        assert first.outcome == "ok" and first.blocked == 1 and first.written == 0
+        for _ in range(2):
+            now["t"] += timedelta(minutes=5)
+            evaluated.clear()
+            idle = pipeline.run_cycle()
+            assert locked not in evaluated
+            assert idle.blocked == 1, "counted from the store, not from the leads evaluated"

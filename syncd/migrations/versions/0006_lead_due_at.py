@@ -1,5 +1,6 @@
 """When each mirrored lead is next due for evaluation (``lead.due_at``, see ``syncd.due``), and
-an index to count held leads (``lead.rep_edit_at``) without a scan.
+whether the guards blocked its rule at its last evaluation (``lead.guard_blocked``); indexes to
+count held and blocked leads without a scan.
 
 Existing live leads start NULL (due at the next cycle, which evaluates them all once); deleted
 and converted ones are never evaluated and start never due.
@@ -27,6 +28,7 @@ _NEVER_DUE = datetime(9999, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 
 def upgrade() -> None:
     op.add_column("lead", sa.Column("due_at", sa.DateTime(), nullable=True))
+    op.add_column("lead", sa.Column("guard_blocked", sa.Boolean(), nullable=True))
     lead = sa.table(
         "lead",
         sa.column("deleted", sa.Boolean()),
@@ -40,10 +42,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_lead_due", "lead", ["crm", "due_at", "lead_id"])
     op.create_index("ix_lead_rep_edit", "lead", ["crm", "rep_edit_at"])
+    op.create_index("ix_lead_blocked", "lead", ["crm", "guard_blocked"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_lead_blocked", table_name="lead")
     op.drop_index("ix_lead_rep_edit", table_name="lead")
     op.drop_index("ix_lead_due", table_name="lead")
     with op.batch_alter_table("lead") as batch:
+        batch.drop_column("guard_blocked")
         batch.drop_column("due_at")
