@@ -18,6 +18,7 @@ checked lower bound in business time).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -52,6 +53,40 @@ class _Relative:
     calendar: Calendar | None
     date_only: bool
     constants: tuple[object, ...]  # values rules set this field to (chains see them)
+
+
+@dataclass(frozen=True, slots=True)
+class _WallField:
+    """The wall-clock ``older_than``/``within`` durations of one field, sorted."""
+
+    field: str
+    date_only: bool
+    calendar: Calendar | None
+    durations: tuple[timedelta, ...]
+    constants: tuple[object, ...]
+
+    def next_flip(self, value: object, now: datetime) -> datetime | None:
+        """When the first of these leaves not yet flipped for ``value`` flips (None: none).
+
+        With ``th = now - d``: an instant ``v`` has not flipped while ``d >= now - v`` and flips
+        at ``v + d + 1us``; a date has not flipped while the next local day's start ``M`` has
+        ``M + d > now`` (``th`` still on or before the date) and flips at ``M + d``.
+        """
+        if self.date_only and _compares_as_date(value):
+            day = date_only_value(value)
+            assert day is not None
+            start = _day_start(day + timedelta(days=1), self.calendar)
+            if start is None:
+                return None
+            k = bisect_right(self.durations, now - start)
+            return _add(start, self.durations[k]) if k < len(self.durations) else None
+        instant = as_aware_datetime(value)
+        if instant is None:
+            return None
+        k = bisect_left(self.durations, now - instant)
+        if k == len(self.durations):
+            return None
+        return _add(instant, self.durations[k] + _TICK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +132,24 @@ class TimeTable:
                         now_leaf = _now_leaf(spec.field, spec.value, rs.calendar)
                         if now_leaf is not None:
                             now_leaves.append(now_leaf)
+        # Wall-clock leaves of one field (and calendar) share one reading of the value: the
+        # first to flip is the shortest duration not yet passed (a bisection).
+        walls: dict[tuple[str, bool, Any], set[timedelta]] = {}
+        business: list[_Relative] = []
+        constants: dict[str, tuple[object, ...]] = {}
+        for rel in relative.values():
+            if isinstance(rel.duration, timedelta):
+                group = (rel.field, rel.date_only, rel.calendar)
+                walls.setdefault(group, set()).add(rel.duration)
+                constants[rel.field] = rel.constants
+            else:
+                business.append(rel)
+        self.walls = tuple(
+            _WallField(f, date_only, cal, tuple(sorted(durations)), constants[f])
+            for (f, date_only, cal), durations in walls.items()
+        )
         self.relative = tuple(relative.values())
+        self.business = tuple(business)
         self.now_leaves = tuple(now_leaves)
 
     def __bool__(self) -> bool:
@@ -112,7 +164,12 @@ class TimeTable:
         """The earliest instant after ``now`` at which a leaf could change for ``lead`` (see the
         module docstring); None when none can. ``thresholds`` are the rule book's for ``now``."""
         best: datetime | None = None
-        for leaf in self.relative:
+        for wall in self.walls:
+            for value in (lead.get(wall.field), *wall.constants):
+                at = wall.next_flip(value, now)
+                if at is not None and (best is None or at < best):
+                    best = at
+        for leaf in self.business:
             th = thresholds[leaf.set_index][leaf.duration_index]
             for value in (lead.get(leaf.field), *leaf.constants):
                 at = _relative_change(leaf, value, th, now)

@@ -107,7 +107,7 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @settings(
-    max_examples=300,
+    max_examples=800,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -130,7 +130,7 @@ def test_no_decision_changes_before_the_next_change_instant(
     span = horizon - now
     checks = [now + span * p for p in probes] + [horizon - timedelta(microseconds=1)]
     for at in checks:
-        if at < now:
+        if at < now or at >= horizon:  # span * p may round up to the whole span
             continue
         assert book.evaluate(lead, at) == before, (lead, now, due, at)
 
