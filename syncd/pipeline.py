@@ -6,8 +6,9 @@
 2. **Plan.** The leads whose verdict could have changed are evaluated (``syncd.due``): the
    pulled and written ones, those with open outbox rows, those whose time-based conditions
    ("untouched for 90 days") came due, and every live lead after the rules or their settings
-   changed. Each evaluated lead's next due time is stored with its plan. Real differences become ``planned`` outbox rows, all of one lead's sharing an intent id; an open
-   change that is still wanted is kept, and one the CRM already shows is marked done (that is
+   changed. Each evaluated lead's next due time is stored with its plan. Real differences
+   become ``planned`` outbox rows, all of one lead's sharing an intent id; an open change
+   that is still wanted is kept, and one the CRM already shows is marked done (that is
    how a write confirmed just before a crash is not sent twice). An intent is delivered whole:
    once any part of it reached the CRM, the rest stays pending even though syncd's own write
    changed what the rules now say. It is withdrawn only when someone else changed the lead, the

@@ -191,8 +191,9 @@ class LeadRow(SQLModel, table=True):
     quarantine: list[dict[str, str]] | None = Field(
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
     )
-    # When the rules' decision for the lead can next change by time alone (see syncd.due). NULL: evaluate at the next cycle -- every write of the row's content sets it
-    # so (``StateStore`` does it in one place); NEVER_DUE: nothing time-based, or not live.
+    # When the rules' decision for the lead can next change by time alone (see syncd.due).
+    # NULL: evaluate at the next cycle -- every write of the row's content sets it so
+    # (``StateStore`` does it in one place); NEVER_DUE: nothing time-based, or not live.
     due_at: datetime | None = None
     # Whether its last evaluation found a rule's target refused by the guards (counted each
     # cycle from here: not every lead is evaluated). NULL: never evaluated since 0006.
