@@ -127,6 +127,37 @@ class Calendar:
             day -= timedelta(days=1)
         return datetime(1, 1, 2, tzinfo=UTC)  # further back than any lead
 
+    def after(self, start: datetime, amount: timedelta) -> datetime | None:
+        """The earliest instant by which ``amount`` of working time has passed since ``start``:
+        :meth:`before` walked forward, with the same local-time arithmetic (None: not within
+        about 30 years)."""
+        aware = start if start.tzinfo is not None else start.replace(tzinfo=UTC)
+        local = aware.astimezone(self._zone)
+        left = amount
+        day = local.date()
+        for _ in range(_MAX_DAYS):
+            if self.is_workday(day):
+                opens = self._at(day, self.start)
+                closes = self._at(day, self.end)
+                since = max(opens, local) if day == local.date() else opens
+                if closes > since:
+                    available = closes - since
+                    if available >= left:
+                        return (since + left).astimezone(UTC)
+                    left -= available
+            if day == date.max:
+                return None
+            day += timedelta(days=1)
+        return None
+
+    def day_start(self, day: date) -> datetime:
+        """The first instant (UTC) whose local date is ``day``: the earlier reading of an
+        ambiguous midnight."""
+        return min(
+            datetime.combine(day, time(0), tzinfo=self._zone).replace(fold=f).astimezone(UTC)
+            for f in (0, 1)
+        )
+
     def _at(self, day: date, clock: time) -> datetime:
         return datetime.combine(day, clock, tzinfo=self._zone)
 

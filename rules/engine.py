@@ -43,6 +43,7 @@ from rules.calendar import Calendar
 from rules.conditions import CondFn, Duration, Node, always, combine
 from rules.fields import FieldType
 from rules.issues import RuleIssue, visible
+from rules.timing import TimeTable
 
 __all__ = [
     "CompiledRule",
@@ -247,6 +248,7 @@ class RuleBook:
             if all(not by.get(s, True) for by in self._by_status)
         )
         self._set_of = {r.id: rs.name for rs in self.sets for r in rs.rules}
+        self._time = TimeTable(self.sets)
 
     # -- introspection -------------------------------------------------------------------
 
@@ -356,6 +358,15 @@ class RuleBook:
         """
         aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
         return self._converge(lead, self._thresholds(now), aware)
+
+    def next_change(self, lead: Mapping[str, Any], now: datetime) -> datetime | None:
+        """The earliest instant after ``now`` at which the decision for ``lead`` could change
+        with nothing but time passing (None: never). Possibly earlier than the real change,
+        never later (``rules.timing``)."""
+        if not self._time:
+            return None
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
+        return self._time.next_change(lead, aware, self._thresholds(now))
 
     # -- convergence ---------------------------------------------------------------------
 

@@ -25,6 +25,10 @@ log = logging.getLogger("syncd.kpi")
 
 #: The gauges' window: the report's default period.
 KPI_WINDOW = timedelta(days=90)
+#: Gauges are recomputed after a cycle only when the ledger grew since, or when they are this
+#: old (what they show also moves with time: the window's start, SLA breaches). An idle cycle
+#: then costs no read of the ledger, whatever its size.
+KPI_MAX_AGE = timedelta(minutes=15)
 
 
 class FunnelKpis:
@@ -41,6 +45,8 @@ class FunnelKpis:
         self.settings = settings
         self.publish = publish
         self.clock = clock
+        #: Per CRM: the ledger's newest row id, when, and the report of the last refresh.
+        self._last: dict[str, tuple[int | None, datetime, Report]] = {}
         self.status_maps: Mapping[str, Mapping[str, str]] = {
             name: {crm_value: status for status, crm_value in cs.status_values.items()}
             for name, cs in settings.connectors().items()
@@ -69,11 +75,28 @@ class FunnelKpis:
         return compute(leads, options)[0]
 
     def refresh(self, crm: str) -> Report | None:
-        """Recompute ``crm``'s gauges; a store error keeps the last values (and is logged)."""
+        """Recompute ``crm``'s gauges (unless nothing changed lately: ``KPI_MAX_AGE``); a store
+        error keeps the last values (and is logged)."""
         try:
+            mark = self._ledger_mark()
+            last = self._last.get(crm)
+            now = self.clock()
+            if last is not None and last[0] == mark and now - last[1] < KPI_MAX_AGE:
+                return last[2]
             report = self.compute(crm)
         except SQLAlchemyError as exc:
             log.warning("%s: funnel KPIs not refreshed (%s)", crm, str(exc).splitlines()[0])
             return None
+        self._last[crm] = (mark, now, report)
         self.publish(crm, report)
         return report
+
+    def _ledger_mark(self) -> int | None:
+        """The ledger's newest row id (its primary key: one index probe)."""
+        from sqlalchemy import func, select
+
+        from syncd.state import StatusHistoryRow
+
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(StatusHistoryRow.__table__.c.id))).scalar()
+        return None if value is None else int(value)

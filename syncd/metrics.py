@@ -79,6 +79,12 @@ class Metrics:
         self.planned = Counter(
             "syncd_changes_planned", "Changes put in the outbox.", ["crm"], registry=r
         )
+        self.evaluated = Counter(
+            "syncd_leads_evaluated",
+            "Leads the plan step evaluated (changed, with open writes, or come due).",
+            ["crm"],
+            registry=r,
+        )
         self.records = Counter(
             "syncd_records_written", "Records sent, by outcome.", ["crm", "outcome"], registry=r
         )
@@ -255,6 +261,7 @@ class Metrics:
         self.cycle_seconds.labels(report.crm).observe(duration.total_seconds())
         self.pulled.labels(report.crm).inc(report.pulled)
         self.planned.labels(report.crm).inc(report.planned)
+        self.evaluated.labels(report.crm).inc(getattr(report, "evaluated", 0))
         self.api_calls.labels(report.crm).inc(report.api_calls)
         if report.outcome not in ("budget", "failed") or report.held:
             # A cycle that never reached planning says nothing about holds: keep the last count.

@@ -3,10 +3,12 @@
 1. **Pull.** Pages of changed leads since the stored cursor go into the mirror; each page, its
    enrichment and the advanced cursor commit in one transaction. A status change syncd did not
    make is remembered as a person's edit (``rep_edit_at``).
-2. **Plan.** Every live lead in the mirror is evaluated, not only the pulled ones, because
-   time-based rules ("untouched for 90 days") change their verdict without any CRM change. Real
-   differences become ``planned`` outbox rows, all of one lead's sharing an intent id; an open
-   change that is still wanted is kept, and one the CRM already shows is marked done (that is
+2. **Plan.** The leads whose verdict could have changed are evaluated (``syncd.due``): the
+   pulled and written ones, those with open outbox rows, those whose time-based conditions
+   ("untouched for 90 days") came due, and every live lead after the rules or their settings
+   changed. Each evaluated lead's next due time is stored with its plan. Real differences
+   become ``planned`` outbox rows, all of one lead's sharing an intent id; an open change
+   that is still wanted is kept, and one the CRM already shows is marked done (that is
    how a write confirmed just before a crash is not sent twice). An intent is delivered whole:
    once any part of it reached the CRM, the rest stays pending even though syncd's own write
    changed what the rules now say. It is withdrawn only when someone else changed the lead, the
@@ -64,10 +66,10 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import ledger, planner_stats, races
+from syncd import due, ledger, planner_stats, races
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
-from syncd.holds import held_reason, is_held
+from syncd.holds import held_reason, held_since, is_held
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.logs import cycle_context
@@ -113,6 +115,8 @@ class LeadVerdict:
     blocked: str | None = None  # why a guard refused the rule's target
     failed: str | None = None  # why a change that failed permanently is not sent again
     conflicts: tuple[Any, ...] = ()  # all_match rules that disagreed (rules.engine.Conflict)
+    # When time alone could next change this verdict (syncd.due); None: never.
+    due: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -131,6 +135,8 @@ class CycleReport:
     api_calls: int = 0
     message: str | None = None
     resume_at: datetime | None = None
+    # Leads the plan step evaluated (syncd.due selects them); not a run-table column.
+    evaluated: int = 0
     # Why a failed cycle failed, as a short label for metrics: auth, configuration, crm,
     # crm_unavailable, preflight, database, internal.
     reason: str | None = None
@@ -220,6 +226,32 @@ def _rule_input(
     return lead
 
 
+_TICK = timedelta(microseconds=1)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a, b)
+
+
+def _due_updates(
+    items: Sequence[tuple[LeadRecord, LeadVerdict]],
+) -> list[tuple[str, datetime, bool]]:
+    """(lead, due time, blocked) of the evaluated leads where either changes (syncd.due)."""
+    out = []
+    for row, verdict in items:
+        when = due.stored_due(verdict.due)
+        blocked = verdict.blocked is not None
+        if row.due_at != when or bool(row.guard_blocked) is not blocked:
+            out.append((row.lead_id, when, blocked))
+    return out
+
+
 def _audited_rule(decision: Decision) -> str | None:
     """The rule_id outbox and audit rows name: a chain of rules (evaluation went on from the
     would-be state) as a whole, "sal-follow-up-breached -> stale-90d"."""
@@ -291,6 +323,10 @@ class Planner:
             # Held whether or not the rules want a change now (syncd.holds): every surface
             # counts the same leads.
             verdict.changes = []
+        verdict.due = _earliest(
+            self.book.next_change(lead, now),
+            due.hold_expiry(row.rep_edit_at, self.hold, _aware(now)),
+        )
         return verdict
 
     def _held(self, row: LeadRecord, now: datetime) -> str | None:
@@ -341,17 +377,24 @@ def iter_verdicts(
     now: datetime,
     *,
     loop_guard: LoopGuard | None = None,
+    every: bool = False,
 ) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
-    """Every live, unconverted mirror lead with its verdict, streamed in id order (with
-    ``loop_guard``, leads syncd changed too often are held).
+    """The live, unconverted mirror leads a cycle at ``now`` evaluates (``syncd.due``; every
+    one with ``every``) with their verdicts, streamed in chunks (with ``loop_guard``, leads
+    syncd changed too often are held).
 
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
     """
     planner = Planner(crm=crm, book=book, settings=settings, now=now)
-    for chunk in store.iter_live_leads(crm):
-        judged = [(row, planner.verdict(row, now)) for row in chunk if not row.converted]
+    for chunk in due.iter_plan_rows(store, crm, now, every=every):
+        judged = [(row, planner.verdict(row, now)) for row in chunk]
         if loop_guard is not None:
             loop_guard.hold([v for _, v in judged], now)
+            for _, verdict in judged:
+                if verdict.loop_held:
+                    # Held until the audit's count drops: looked at again every cycle, so the
+                    # plan, `status` and the metric list it as long as it lasts.
+                    verdict.due = _aware(now) + _TICK
         yield from judged
 
 
@@ -859,6 +902,11 @@ class Pipeline:
             self.store, self.crm, book, self.settings, now, loop_guard=self.loop_guard
         )
 
+    def fingerprint(self, book: RuleBook) -> str:
+        """What this connector's verdicts depend on besides leads and time (``syncd.due``)."""
+        guard = self.loop_guard.settings if self.loop_guard is not None else None
+        return due.planning_fingerprint(book, self.settings, self.enricher.settings, guard)
+
     def plan(
         self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool = False
     ) -> None:
@@ -868,6 +916,8 @@ class Pipeline:
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         if self.loop_guard is not None:
             self.loop_guard.start_pass()
+        # New rules or settings: every live lead is due now (syncd.due).
+        due.record_fingerprint(self.store, self.crm, self.fingerprint(book))
         for item in self.verdicts(book, now):
             batch.append(item)
             if len(batch) >= 1000:
@@ -877,16 +927,20 @@ class Pipeline:
             changing_leads += self._record_plan(batch, report, book, now, planner)
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
-        live = self.store.count_live(self.crm)
+        # Held and blocked leads are not all evaluated each cycle: counted over the store.
+        report.held = self.store.count_held(
+            self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
+        )
+        report.blocked = self.store.count_blocked(self.crm)
+        # Counted only when the breaker could trip: a count of the live leads reads them all.
+        small = changing_leads < self.breaker.min_changes or approve_large_run
+        live = 0 if small else self.store.count_live(self.crm)
         share = changing_leads / live if live else 0.0
-        if (
-            changing_leads >= self.breaker.min_changes
-            and share > self.breaker.max_change_share
-            and not approve_large_run
-        ):
+        if not small and share > self.breaker.max_change_share:
             with self.store.begin() as conn:
                 self._fence(conn)
                 self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.BLOCKED, now)
+                due.reset_blocked(self.store, conn, self.crm, report.run_id)
             report.outcome = "breaker"
             report.message = (
                 f"this run would change {changing_leads} of {live} leads "
@@ -927,8 +981,6 @@ class Pipeline:
                 tuple[LeadRecord, OutboxRecord, dict[tuple[str, str], PlannedChange]]
             ] = []
             for row, verdict in items:
-                report.held += verdict.held is not None
-                report.blocked += verdict.blocked is not None
                 wanted = {(c.kind, c.field): c for c in verdict.changes}
                 for existing in open_rows.get(row.lead_id, ()):
                     key = (existing.kind, existing.field)
@@ -990,8 +1042,10 @@ class Pipeline:
                 [self._audit(r, AuditOutcome.ALREADY_IN_PLACE, now, report.run_id) for r in done],
             )
             self.store.add_changes(conn, new_rows)
+            self.store.set_due(conn, self.crm, _due_updates(items))
             self._progress(conn, report, planned=report.planned + len(new_rows))
         report.planned += len(new_rows)
+        report.evaluated += len(items)
         return changing
 
     # ---- 4. write ------------------------------------------------------------------------

@@ -6,9 +6,10 @@ None of these writes to a CRM; ``build_plan(pull=True)`` reads from the CRMs int
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rules.engine import Conflict, RuleBook
+from syncd import due
 from syncd.app import App
 from syncd.holds import held_reason, held_since
 from syncd.loop_guard import LoopGuard
@@ -60,7 +61,14 @@ def build_plan(
             "rules": {},
         }
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
-        for row, verdict in iter_verdicts(app.store, name, book, cs, now, loop_guard=guard):
+        # The cycle's selection (syncd.due): every lead under other rules or settings (a draft).
+        fingerprint = due.planning_fingerprint(
+            book, cs, app.enricher.settings, app.settings.loop_guard
+        )
+        every = due.fingerprint_changed(app.store, name, fingerprint)
+        part["held"] = _held(app.store, name, cs.hold_rep_edits_for, now)
+        verdicts = iter_verdicts(app.store, name, book, cs, now, loop_guard=guard, every=every)
+        for row, verdict in verdicts:
             _note_unsent(part, row.lead_id, verdict)
             if not verdict.changes:
                 continue
@@ -102,9 +110,8 @@ def build_plan(
 
 
 def _note_unsent(part: CrmPlan, lead_id: str, verdict: LeadVerdict) -> None:
-    """What the plan shows beside the changes: held, blocked, failed and conflicts."""
-    if verdict.held:
-        part["held"].append({"lead_id": lead_id, "reason": verdict.held})
+    """What the plan shows beside the changes: blocked, failed and conflicts (held leads come
+    from the store: not every one is evaluated)."""
     if verdict.blocked:
         part["blocked"].append({"lead_id": lead_id, "reason": verdict.blocked})
     if verdict.failed:
@@ -123,6 +130,18 @@ def _note_unsent(part: CrmPlan, lead_id: str, verdict: LeadVerdict) -> None:
                 "rejected_rule": view["rejected_rule"],
             }
         )
+
+
+def _held(store: StateStore, crm: str, hold: timedelta, now: datetime) -> list[LeadNote]:
+    """Every held lead (syncd.holds), as ``syncd status`` lists them."""
+    held: list[LeadNote] = []
+    for row in store.held_leads(crm, held_since(now, hold)):
+        assert row.rep_edit_at is not None  # held_leads selects rep_edit_at > since
+        edited = _utc(row.rep_edit_at)
+        held.append(
+            {"lead_id": row.lead_id, "reason": held_reason(row.rep_edit_status, edited, hold)}
+        )
+    return held
 
 
 def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
@@ -197,16 +216,7 @@ def status_report(app: App) -> StatusReport:
         "crms": {},
     }
     for name, cs in app.settings.connectors().items():
-        held: list[LeadNote] = []
-        for row in app.store.held_leads(name, held_since(now, cs.hold_rep_edits_for)):
-            assert row.rep_edit_at is not None  # held_leads selects rep_edit_at > since
-            edited = _utc(row.rep_edit_at)
-            held.append(
-                {
-                    "lead_id": row.lead_id,
-                    "reason": held_reason(row.rep_edit_status, edited, cs.hold_rep_edits_for),
-                }
-            )
+        held = _held(app.store, name, cs.hold_rep_edits_for, now)
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         loop_held: list[LeadNote] = [
             {"lead_id": lead_id, "reason": guard.reason(n)}

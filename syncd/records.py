@@ -64,6 +64,10 @@ class LeadRecord(_Row, Protocol):
     def pulled_at(self) -> datetime: ...
     @property
     def quarantine(self) -> list[dict[str, str]] | None: ...
+    @property
+    def due_at(self) -> datetime | None: ...  # see syncd.due
+    @property
+    def guard_blocked(self) -> bool | None: ...
 
 
 class QuarantineRecord(Protocol):

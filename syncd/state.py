@@ -40,6 +40,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     event,
     func,
     inspect,
@@ -56,6 +57,7 @@ from syncd.records import AuditRecord, LeadRecord, OutboxRecord, QuarantineRecor
 from syncd.schema import SchemaError, ensure_schema
 
 __all__ = [
+    "NEVER_DUE",
     "OPEN_STATES",
     "AuditOutcome",
     "AuditRow",
@@ -158,6 +160,12 @@ class AuditOutcome(StrEnum):
 class LeadRow(SQLModel, table=True):
     __tablename__ = "lead"
     __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
+    # A cycle selects the leads due for evaluation on it (syncd.due), never a scan of all.
+    __table_args__ = (
+        Index("ix_lead_due", "crm", "due_at", "lead_id"),
+        Index("ix_lead_rep_edit", "crm", "rep_edit_at"),  # held leads, counted every cycle
+        Index("ix_lead_blocked", "crm", "guard_blocked"),  # blocked leads, likewise
+    )
     crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     lead_id: str = Field(primary_key=True, max_length=64)
     modified_at: datetime
@@ -183,6 +191,17 @@ class LeadRow(SQLModel, table=True):
     quarantine: list[dict[str, str]] | None = Field(
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
     )
+    # When the rules' decision for the lead can next change by time alone (see syncd.due).
+    # NULL: evaluate at the next cycle -- every write of the row's content sets it so
+    # (``StateStore`` does it in one place); NEVER_DUE: nothing time-based, or not live.
+    due_at: datetime | None = None
+    # Whether its last evaluation found a rule's target refused by the guards (counted each
+    # cycle from here: not every lead is evaluated). NULL: never evaluated since 0006.
+    guard_blocked: bool | None = None
+
+
+#: ``lead.due_at`` of a lead only a change can make due (nothing time-based, deleted, converted).
+NEVER_DUE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class CursorRow(SQLModel, table=True):
@@ -454,7 +473,7 @@ class StateStore:
         """
         if not rows:
             return
-        rows = _same_keys(rows)
+        rows = _same_keys([{**r, "due_at": _due_after_write(r)} for r in rows])
         keys = tuple(sorted(rows[0]))
         stmt = self._lead_upserts.get(keys)
         if stmt is None:
@@ -481,15 +500,68 @@ class StateStore:
         stmt = (
             update(table)
             .where(table.c.crm == crm, table.c.lead_id == bindparam("_id"))
-            .values({k: bindparam(k) for k in keys})
+            .values({**{k: bindparam(k) for k in keys}, "due_at": _DUE_AFTER_UPDATE})
         )
         conn.execute(stmt, [{**{k: r[k] for k in keys}, "_id": r["lead_id"]} for r in rows])
 
     def update_lead(self, conn: Connection, crm: str, lead_id: str, **values: Any) -> None:
         table = LeadRow.__table__
         conn.execute(
-            update(table).where(table.c.crm == crm, table.c.lead_id == lead_id).values(**values)
+            update(table)
+            .where(table.c.crm == crm, table.c.lead_id == lead_id)
+            .values(**{"due_at": _DUE_AFTER_UPDATE, **values})
         )
+
+    def set_due(
+        self, conn: Connection, crm: str, dues: Sequence[tuple[str, datetime, bool]]
+    ) -> None:
+        """Store, for each evaluated lead, when it is next due (``syncd.due``) and whether the
+        guards blocked its rule: one executemany."""
+        if not dues:
+            return
+        table = LeadRow.__table__
+        stmt = (
+            update(table)
+            .where(table.c.crm == crm, table.c.lead_id == bindparam("_id"))
+            .values(due_at=bindparam("_due"), guard_blocked=bindparam("_blocked"))
+        )
+        conn.execute(
+            stmt, [{"_id": i, "_due": due, "_blocked": blocked} for i, due, blocked in dues]
+        )
+
+    def count_blocked(self, crm: str) -> int:
+        """Live leads whose last evaluation the guards blocked (an indexed count)."""
+        table = LeadRow.__table__
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(
+                        table.c.crm == crm,
+                        table.c.guard_blocked.is_(True),
+                        table.c.deleted.is_(False),
+                        table.c.converted.is_(False),
+                    )
+                ).scalar_one()
+            )
+
+    def reset_due(self, conn: Connection, crm: str, lead_ids: Sequence[str] | None = None) -> None:
+        """Make leads due at the next cycle: these, or every live one of ``crm``."""
+        table = LeadRow.__table__
+        live = [table.c.crm == crm, table.c.deleted.is_(False), table.c.converted.is_(False)]
+        if lead_ids is None:
+            conn.execute(
+                update(table).where(*live, table.c.due_at.is_not(None)).values(due_at=None)
+            )
+            return
+        ids = list(lead_ids)
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            conn.execute(
+                update(table)
+                .where(*live, table.c.lead_id.in_(ids[start : start + _UPSERT_CHUNK]))
+                .values(due_at=None)
+            )
 
     def mark_unseen_deleted(
         self, crm: str, pulled_before: datetime, now: datetime, *, run_id: str
@@ -517,7 +589,7 @@ class StateStore:
                         table.c.crm == crm,
                         table.c.lead_id.in_(stale[start : start + _UPSERT_CHUNK]),
                     )
-                    .values(deleted=True)
+                    .values(deleted=True, due_at=NEVER_DUE)
                 )
             self.close_changes(
                 conn,
@@ -572,6 +644,23 @@ class StateStore:
                     select(func.count())
                     .select_from(table)
                     .where(table.c.crm == crm, table.c.deleted.is_(False))
+                ).scalar_one()
+            )
+
+    def count_held(self, crm: str, since: datetime) -> int:
+        """How many leads ``held_leads`` lists (an indexed count)."""
+        table = LeadRow.__table__
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(
+                        table.c.crm == crm,
+                        table.c.rep_edit_at > since,
+                        table.c.deleted.is_(False),
+                        table.c.converted.is_(False),
+                    )
                 ).scalar_one()
             )
 
@@ -729,11 +818,15 @@ class StateStore:
         be one), and the next run plans again what the rules still want.
         """
         table = OutboxRow.__table__
+        planned = [table.c.crm == crm, table.c.state == OutboxState.PLANNED]
         with self.begin() as conn:
+            # Their leads were marked evaluated with the plan: due again, to be planned anew.
+            leads = list(conn.execute(select(table.c.lead_id).where(*planned).distinct()).scalars())
+            self.reset_due(conn, crm, leads)
             return (
                 conn.execute(
                     update(table)
-                    .where(table.c.crm == crm, table.c.state == OutboxState.PLANNED)
+                    .where(*planned)
                     .values(
                         state=OutboxState.SUPERSEDED,
                         updated_at=now,
@@ -965,7 +1058,11 @@ class StateStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.begin() as conn:
-            conn.execute(self._upsert(MetaRow, [{"key": key, "value": json.dumps(value)}], ["key"]))
+            self.put_meta(conn, key, value)
+
+    def put_meta(self, conn: Connection, key: str, value: Any) -> None:
+        """``set_meta`` inside the caller's transaction."""
+        conn.execute(self._upsert(MetaRow, [{"key": key, "value": json.dumps(value)}], ["key"]))
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -1010,6 +1107,22 @@ def audit_values(
         "error_code": error_code,
         "message": message,
     }
+
+
+def _due_after_write(row: dict[str, Any]) -> datetime | None:
+    """``due_at`` of a mirror row just written: due at the next cycle while live (its content
+    changed), never once deleted or converted (never evaluated)."""
+    return NEVER_DUE if row.get("deleted") or row.get("converted") else None
+
+
+# The same, as SQL, for UPDATEs of rows whose flags the statement may not set.
+_DUE_AFTER_UPDATE = case(
+    (
+        or_(LeadRow.__table__.c.deleted.is_(True), LeadRow.__table__.c.converted.is_(True)),
+        NEVER_DUE,
+    ),
+    else_=None,
+)
 
 
 def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

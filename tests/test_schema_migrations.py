@@ -220,3 +220,49 @@ salesforce:
             assert app.pipelines["salesforce"].run_cycle().planned == 0
         finally:
             app.close()
+
+
+def test_a_0005_store_upgrades_to_due_times_live_leads_due_at_once_deleted_never(
+    store_url: str,
+) -> None:
+    """Migration 0006 (``lead.due_at``): every live lead of an older store is evaluated at the
+    next cycle (NULL); deleted and converted leads, never evaluated, are never due."""
+    from alembic import command
+
+    from syncd.schema import _config
+    from syncd.state import NEVER_DUE
+
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0005")
+        for lead_id, deleted, converted in (
+            ("live", False, False),
+            ("gone", True, False),
+            ("won", False, True),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO lead (crm, lead_id, modified_at, fields, enrichment, reasons, "
+                    "status, deleted, converted, newsletters, first_seen_at, pulled_at) VALUES "
+                    "('salesforce', :id, :t, '{}', '{}', '{}', 'New', :d, :c, '[]', :t, :t)"
+                ),
+                {"id": lead_id, "t": T0.replace(tzinfo=None), "d": deleted, "c": converted},
+            )
+    engine.dispose()
+    store = StateStore(store_url, auto_upgrade=True)
+    try:
+        assert schema_status(store.engine).up_to_date
+        with store.engine.connect() as conn:
+            due = dict(conn.execute(sa.text("SELECT lead_id, due_at FROM lead")).all())
+        assert due["live"] is None
+        never = NEVER_DUE.replace(tzinfo=None)
+        assert {_naive(due["gone"]), _naive(due["won"])} == {never}
+        indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("lead")}
+        assert {"ix_lead_due", "ix_lead_rep_edit", "ix_lead_blocked"} <= indexes
+    finally:
+        store.close()
+
+
+def _naive(value: object) -> datetime:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at.replace(tzinfo=None)
