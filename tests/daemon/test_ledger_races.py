@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 
-from connectors.base import LeadChange, RecordResult
+from connectors.base import LeadChange, RecordResult, WriteCollection, WrittenThenRead
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
 from tests.daemon.test_ledger import STALE_RULES
 
 
 def _edit_in_flight(pipeline: Any, edit: Callable[[], None]) -> None:
-    """The person's edit reaches the CRM after syncd read the lead, before its batch lands."""
-    send = pipeline.connector.write_batch
+    """The person's edit reaches the CRM after syncd read the lead, before its batch lands
+    (sent alone, or in a Salesforce Composite call with its history query)."""
+    connector = pipeline.connector
+    send, send_checked = connector.write_batch, connector.write_collections_then_history
     pending = [edit]
 
     def write_batch(changes: Sequence[LeadChange]) -> list[RecordResult]:
@@ -24,13 +26,23 @@ def _edit_in_flight(pipeline: Any, edit: Callable[[], None]) -> None:
             pending.pop()()
         return list(send(changes))
 
-    pipeline.connector.write_batch = write_batch
+    def write_collections_then_history(
+        collections: Sequence[WriteCollection], history_of: Sequence[str]
+    ) -> WrittenThenRead:
+        while pending:
+            pending.pop()()
+        return send_checked(collections, history_of)
+
+    connector.write_batch = write_batch
+    connector.write_collections_then_history = write_collections_then_history
 
 
 def _history_reads(app: Any, crm: str) -> int:
+    """History reads, standalone or riding in a Composite call as a query subrequest."""
     if crm == "salesforce":
         entries = app.embedded.salesforce.journal.entries()
-        return sum(1 for e in entries if e.soql and "FROM LeadHistory" in e.soql)
+        reads = [s for e in entries for s in (e, *e.subrequests)]
+        return sum(1 for e in reads if e.soql and "FROM LeadHistory" in e.soql)
     entries = app.embedded.hubspot.journal.entries()
     return sum(1 for e in entries if e.method == "POST" and e.path.endswith("/batch/read"))
 
