@@ -3,9 +3,14 @@
 syncd decides on the lead as it read it, a person changes the status, then syncd's write lands
 on top: the mirror and the CRM agree afterwards, so no pull can see the person's edit. The
 CRM's history can: syncd's own transition there starts from a value syncd never saw, and a
-person's transition set that value. The pipeline reads the history of each batch's status
-writes (one call per batch on Salesforce, two on HubSpot), writes the person's value back,
-holds the lead, and audits both.
+person's transition set that value. The pipeline reads the history of the status writes,
+writes the person's value back, holds the lead, and audits both.
+
+What the read costs: on Salesforce with Composite nothing, as it is the write call's last
+subrequest (``Connector.write_collections_then_history``: 4 collections and the LeadHistory
+query, run in order after the writes; more than 2,000 history rows are read on by query-more
+calls), so one ``find_races`` judges the whole call; with ``composite: false`` one query per
+batch of 200; on HubSpot one read with history per 50 status writes (two per batch of 100).
 """
 
 from __future__ import annotations
