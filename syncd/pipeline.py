@@ -16,7 +16,8 @@
 3. **Breaker.** If the run would change more than the configured share of live leads, its plan is
    ``blocked`` and nothing is written.
 4. **Write.** Pending rows are sent in batches of the CRM's maximum; every record's outcome is
-   committed with its audit row before the next batch.
+   committed with its audit row before the next batch. A person's status edit that landed while
+   a batch was in flight is then found in the CRM's history and restored (``syncd.races``).
 
 With a ``lease`` (``syncd.lease``), storing a page and recording a batch check the fencing token
 in their transaction, and a batch is sent only after the lease was renewed: a process that lost
@@ -1003,7 +1004,10 @@ class Pipeline:
         Batches fill across the outbox chunks (a partial batch would cost a call the minimum
         does not need); only the last batch of a kind may be short. A connector whose call
         carries several batches (``max_collections_per_call``) gets them that many at a time,
-        kinds mixed: a cycle's N batches cost ceil(N / max_collections_per_call) calls.
+        kinds mixed: a cycle's N batches cost ceil(N / max_collections_per_call) calls. One
+        whose call also reads the status history of its writes (``collections_with_history``,
+        Salesforce Composite: 4 and the query) gets that many in a call carrying status writes,
+        so the race check costs no call: N status batches cost ceil(N / 4) calls in all.
         """
         now = self.clock()
         # A connector whose one call carries several collections (Salesforce Composite: 5)
