@@ -738,7 +738,10 @@ class SalesforceConnector(Connector):
             code, message = subrequest_error(read.body)
             if code is not None:
                 self.stats.errors[code] += 1
-            transient = code in (None, "REQUEST_LIMIT_EXCEEDED") or read.status >= 500
+            # A lost session or a limit passes; the history is then read on its own.
+            transient = (
+                code in (None, "REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID") or read.status >= 500
+            )
             if transient:
                 return WrittenThenRead(results, None)
             return WrittenThenRead(
@@ -758,7 +761,11 @@ class SalesforceConnector(Connector):
         except ConnectorError:
             # The writes stand whatever became of this read; the daemon reads it on its own.
             return WrittenThenRead(results, None)
-        entries = sorted((self._history_entry(r) for r in rows), key=lambda e: (e.lead_id, e.at))
+        try:
+            entries = [self._history_entry(r) for r in rows]
+        except (KeyError, TypeError, ValueError):
+            return WrittenThenRead(results, None)  # unreadable rows never undo the writes
+        entries.sort(key=lambda e: (e.lead_id, e.at))
         return WrittenThenRead(results, entries)
 
     def _subrequest(self, collection: WriteCollection) -> Subrequest:
