@@ -43,6 +43,7 @@ __all__ = [
     "RecordResult",
     "RemoteLead",
     "WriteCollection",
+    "WrittenThenRead",
     "overlap_start",
 ]
 
@@ -192,6 +193,20 @@ WriteCollection = FieldWrites | NewsletterAdds
 
 
 @dataclass(frozen=True, slots=True)
+class WrittenThenRead:
+    """What :meth:`Connector.write_collections_then_history` answers: each collection's results
+    (as :meth:`Connector.write_collections`), and the status history of the leads asked for,
+    read after the writes landed, in the same counted call."""
+
+    results: list[list[RecordResult]]
+    #: Oldest first per lead, as :meth:`Connector.status_history`; None when it was not read.
+    history: list[HistoryEntry] | None
+    #: Why the CRM refuses to show the history for good (say no permission on it); None with no
+    #: history means it failed transiently (or is stale) and may be read on its own.
+    refused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CrmField:
     """A CRM field as the CRM describes it, for fields named by their CRM name."""
 
@@ -284,6 +299,10 @@ class Connector(abc.ABC):
     #: can carry (Salesforce Composite: 5). 1: every collection is a call of its own, and the
     #: daemon gives :meth:`write_collections` one collection at a time.
     max_collections_per_call: int = 1
+    #: Collections one counted call carries when it also reads the status history of its
+    #: status writes (:meth:`write_collections_then_history`; Salesforce Composite: 4 and the
+    #: query). 0: this CRM cannot; the daemon reads it by :meth:`status_history` after the call.
+    collections_with_history: int = 0
 
     #: Counters every connector keeps; ``stats.calls`` is the API-call counter the daemon reads.
     stats: ConnectorStats
@@ -370,6 +389,17 @@ class Connector(abc.ABC):
             else:
                 out.append(self.add_to_newsletter(collection.newsletter, collection.lead_ids))
         return out
+
+    def write_collections_then_history(
+        self, collections: Sequence[WriteCollection], history_of: Sequence[str]
+    ) -> WrittenThenRead:
+        """Up to ``collections_with_history`` collections as :meth:`write_collections`, then, in
+        the same counted call, the status history of ``history_of`` (including these writes).
+
+        The history's failure never fails the call: the writes' results stand, and
+        ``WrittenThenRead.history`` is None. Raises as :meth:`write_collections` does.
+        """
+        raise NotImplementedError(f"{self.kind} cannot read history with its writes")
 
     @abc.abstractmethod
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:

@@ -18,7 +18,8 @@
 3. **Breaker.** If the run would change more than the configured share of live leads, its plan is
    ``blocked`` and nothing is written.
 4. **Write.** Pending rows are sent in batches of the CRM's maximum; every record's outcome is
-   committed with its audit row before the next batch.
+   committed with its audit row before the next batch. A person's status edit that landed while
+   a batch was in flight is then found in the CRM's history and restored (``syncd.races``).
 
 With a ``lease`` (``syncd.lease``), storing a page and recording a batch check the fencing token
 in their transaction, and a batch is sent only after the lease was renewed: a process that lost
@@ -55,6 +56,7 @@ from connectors.base import (
     RecordResult,
     RemoteLead,
     WriteCollection,
+    WrittenThenRead,
 )
 from connectors.errors import (
     AuthError,
@@ -87,6 +89,7 @@ log = logging.getLogger("syncd.pipeline")
 #: One batch of outbox rows: lead groups of one kind, sent as one collection.
 Groups = list[list[OutboxRecord]]
 Batch = tuple[str, Groups]
+_RACES_UNSEEN = "edits made while a batch was in flight go unseen"
 
 # Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
 _STORED_DATETIME_FIELDS = tuple(
@@ -447,6 +450,8 @@ class Pipeline:
         self.progress: ProgressFactory | None = None
         #: Where the running pull reads new leads' CRM history from (syncd.history_staging).
         self._pull_history: FirstSightHistory | None = None
+        #: The run that already logged that races go unseen (the CRM refuses its history).
+        self._races_unseen_run: str | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -1056,20 +1061,32 @@ class Pipeline:
         Batches fill across the outbox chunks (a partial batch would cost a call the minimum
         does not need); only the last batch of a kind may be short. A connector whose call
         carries several batches (``max_collections_per_call``) gets them that many at a time,
-        kinds mixed: a cycle's N batches cost ceil(N / max_collections_per_call) calls.
+        kinds mixed: a cycle's N batches cost ceil(N / max_collections_per_call) calls. One
+        whose call also reads the status history of its writes (``collections_with_history``,
+        Salesforce Composite: 4 and the query) gets that many in a call carrying status writes,
+        so the race check costs no call: N status batches cost ceil(N / 4) calls in all.
         """
         now = self.clock()
         # A connector whose one call carries several collections (Salesforce Composite: 5)
         # gets field batches and newsletter adds together; removals (reverts) go alone.
         per_call = max(1, self.connector.max_collections_per_call)
+        # A call carrying status writes also carries their history read when the connector
+        # can (Salesforce: 4 collections and the query), so the race check costs no call.
+        with_history = self._collections_with_history()
         queued: list[Batch] = []
 
         def send(kind: str, groups: list[list[OutboxRecord]]) -> None:
             if per_call == 1 or (kind == "membership" and groups[0][0].value is False):
                 self._send(kind, groups, report)
                 return
+            carrying = [*queued, (kind, groups)]
+            cap = with_history if with_history and _status_leads(carrying) else per_call
+            if len(queued) >= cap:
+                self._send_batches(queued, report)
+                queued.clear()
+                cap = with_history if with_history and _status_leads([(kind, groups)]) else per_call
             queued.append((kind, groups))
-            if len(queued) == per_call:
+            if len(queued) >= cap:
                 self._send_batches(queued, report)
                 queued.clear()
 
@@ -1111,6 +1128,10 @@ class Pipeline:
         """One connector call for the batches (several only when the connector's call
         carries several collections); each batch's results recorded as a batch of its own."""
         ids = [r.id for _, groups in batches for g in groups for r in g]
+        # The race check's history rides in the write call itself when the connector can.
+        history_of = [] if restoring else _status_leads(batches)
+        riding = bool(history_of) and 0 < len(batches) <= self._collections_with_history()
+        checked: WrittenThenRead | None = None
         if self.lease is not None:
             self.lease.before_send()
         # In doubt from here until the results are recorded (OutboxState.SENDING).
@@ -1118,7 +1139,12 @@ class Pipeline:
             self._fence(conn)
             self.store.set_change_state(conn, ids, OutboxState.SENDING, self.clock())
         try:
-            if len(batches) == 1:
+            if riding:
+                checked = self.connector.write_collections_then_history(
+                    [self._collection(kind, groups) for kind, groups in batches], history_of
+                )
+                answers = checked.results
+            elif len(batches) == 1:
                 answers = [self._deliver(*batches[0])]
             else:
                 answers = self.connector.write_collections(
@@ -1142,9 +1168,48 @@ class Pipeline:
         # not leave the call's other answered batches in doubt.
         for (_, groups), results in zip(batches, answers, strict=True):
             self._record_results(groups, results, report)
+        if checked is not None:
+            self._restore_call_races(batches, checked, report)
+            return
         for (kind, groups), results in zip(batches, answers, strict=True):
             if kind == "field" and not restoring:
                 self._restore_races(groups, results, report)
+
+    def _collections_with_history(self) -> int:
+        """Collections a call carries with its status writes' history read; 0: read apart."""
+        if not self.settings.read_crm_history:
+            return 0
+        return max(0, self.connector.collections_with_history)
+
+    def _restore_call_races(
+        self, batches: Sequence[Batch], checked: WrittenThenRead, report: CycleReport
+    ) -> None:
+        """The race check of a call whose history read rode in it: one ``find_races`` over
+        all its field batches, no call of its own (unless that read failed transiently)."""
+        written = [
+            r
+            for (kind, groups), results in zip(batches, checked.results, strict=True)
+            if kind == "field"
+            for r in _confirmed_statuses(groups, results)
+        ]
+        if not written:
+            return
+        entries = checked.history
+        if entries is None and checked.refused is not None:
+            self._races_unseen(checked.refused, report)
+            return
+        if entries is None:
+            entries = self._crm_history([r.lead_id for r in written], _RACES_UNSEEN) or []
+        self._restore_found(races.find_races(written, entries), report)
+
+    def _races_unseen(self, why: str, report: CycleReport) -> None:
+        """Log, once a cycle, that the CRM refuses the history the race check needs."""
+        if self._races_unseen_run == report.run_id:
+            return
+        self._races_unseen_run = report.run_id
+        log.warning(
+            "%s: the CRM's status history could not be read (%s); %s", self.crm, why, _RACES_UNSEEN
+        )
 
     def _restore_races(
         self,
@@ -1154,21 +1219,16 @@ class Pipeline:
     ) -> None:
         """A person's status edit that landed while the batch was in flight (``syncd.races``):
         their value is written back, the lead held, and the audit says both. Costs one history
-        read per batch on Salesforce, one per 50 status writes on HubSpot (its cap with
-        history, syncd.races), and a write only when a race is found."""
-        written = [
-            r
-            for g, res in zip(groups, results, strict=True)
-            if res.outcome is Outcome.OK
-            for r in g
-            if r.kind == "field" and r.field == "status"
-        ]
+        read per batch on Salesforce without Composite, one per 50 status writes on HubSpot (its
+        cap with history, syncd.races), and a write only when a race is found."""
+        written = _confirmed_statuses(groups, results)
         if not written:
             return
-        entries = self._crm_history(
-            [r.lead_id for r in written], "edits made while a batch was in flight go unseen"
-        )
-        found = races.find_races(written, entries or [])
+        entries = self._crm_history([r.lead_id for r in written], _RACES_UNSEEN)
+        self._restore_found(races.find_races(written, entries or []), report)
+
+    def _restore_found(self, found: Sequence[races.Race], report: CycleReport) -> None:
+        """Write the people's values back, hold the leads, audit both."""
         if not found:
             return
         now = self.clock()
@@ -1621,6 +1681,31 @@ def _syncd_made(lead: RemoteLead, prev: LeadRecord, *, queued: bool) -> bool:
     outbox meant to write (the confirmation may have been lost), or the CRM says so."""
     status = lead.fields.get("status")
     return status == prev.written_status or queued or lead.modified_by_integration is True
+
+
+def _status_leads(batches: Sequence[Batch]) -> list[str]:
+    """The leads whose status the batches write (the race check reads their history)."""
+    return [
+        r.lead_id
+        for kind, groups in batches
+        if kind == "field"
+        for g in groups
+        for r in g
+        if r.kind == "field" and r.field == "status"
+    ]
+
+
+def _confirmed_statuses(
+    groups: Sequence[Sequence[OutboxRecord]], results: Sequence[RecordResult]
+) -> list[OutboxRecord]:
+    """The status writes the CRM confirmed."""
+    return [
+        r
+        for g, res in zip(groups, results, strict=True)
+        if res.outcome is Outcome.OK
+        for r in g
+        if r.kind == "field" and r.field == "status"
+    ]
 
 
 def _newsletters(buffer: Mapping[tuple[str, str], Any]) -> int:

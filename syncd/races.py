@@ -3,17 +3,20 @@
 syncd decides on the lead as it read it, a person changes the status, then syncd's write lands
 on top: the mirror and the CRM agree afterwards, so no pull can see the person's edit. The
 CRM's history can: syncd's own transition there starts from a value syncd never saw, and a
-person's transition set that value. The pipeline reads the history of each batch's status
-writes, writes the person's value back, holds the lead, and audits both.
+person's transition set that value. The pipeline reads the history of the status writes,
+writes the person's value back, holds the lead, and audits both.
 
-API cost, counted in ``tests/daemon/test_ledger_races.py``: on Salesforce one ``LeadHistory``
-query per write batch (both take 200 leads). On HubSpot one batch read with
-``propertiesWithHistory`` per 50 status writes: HubSpot caps a batch read with history at 50
-inputs (crm-api C4, C10), so a full 100-contact write batch costs two. Nothing cheaper sees the
-race: after syncd's write the contact's value, ``lastmodifieddate`` and the pull all look as if
-nobody else had touched it, and the batch update answers only the new values; a read before
-the write would narrow the window, not close it. Within one call per 100 contacts HubSpot
-would need a history read of 100, which it refuses.
+What the read costs (counted in ``tests/daemon/test_ledger_races.py`` and
+``test_composite_races.py``): on Salesforce with Composite nothing, as it is the write call's
+last subrequest (``Connector.write_collections_then_history``: 4 collections and the LeadHistory
+query, run in order after the writes; more than 2,000 history rows are read on by query-more
+calls), so one ``find_races`` judges the whole call; with ``composite: false`` one query per
+batch of 200. On HubSpot one batch read with ``propertiesWithHistory`` per 50 status writes:
+HubSpot caps a batch read with history at 50 inputs (crm-api C4, C10), so a full 100-contact
+write batch costs two. Nothing cheaper sees the race there: after syncd's write the contact's
+value, ``lastmodifieddate`` and the pull all look as if nobody else had touched it, and the
+batch update answers only the new values; a read before the write would narrow the window, not
+close it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,13 @@ syncd sends field updates (Collections PATCH) and CampaignMember inserts (Collec
 together, up to 5 x 200 records per call, with ``allOrNone`` false at the top level and in
 every collection: a failing subrequest or record never rolls back the others.
 
+A call carrying status writes may end with a query subrequest reading those leads'
+``LeadHistory``: subrequests run in order, so it sees syncd's own just-applied writes and the
+race check (``syncd.races``) costs no call of its own. The query counts toward the 5, so such a
+call carries at most 4 collections. A SOQL statement in a Composite body is not held to the
+16,384-byte URI limit of a standalone query
+(https://help.salesforce.com/s/articleView?id=000386264).
+
 This module builds the request body and reads the answer; the connector maps each
 subrequest's SaveResults as it maps a standalone Collections answer.
 """
@@ -18,13 +25,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from connectors.errors import RetriableError
 
-__all__ = ["MAX_COLLECTIONS", "Subrequest", "composite_body", "subrequest_answers"]
+__all__ = [
+    "HISTORY_REFERENCE",
+    "MAX_COLLECTIONS",
+    "Subrequest",
+    "composite_body",
+    "subrequest_answers",
+]
 
 #: sObject Collections (or query) subrequests one Composite request may carry.
 MAX_COLLECTIONS = 5
+#: The referenceId of the trailing query subrequest, when a call carries one.
+HISTORY_REFERENCE = "history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,31 +58,42 @@ class SubrequestAnswer:
     body: Any
 
 
-def composite_body(api_version: str, subrequests: Sequence[Subrequest]) -> dict[str, Any]:
-    """The Composite request carrying ``subrequests`` in order, referenced ``c0``, ``c1``, ..."""
-    if len(subrequests) > MAX_COLLECTIONS:
+def composite_body(
+    api_version: str, subrequests: Sequence[Subrequest], *, then_query: str | None = None
+) -> dict[str, Any]:
+    """The Composite request carrying ``subrequests`` in order, referenced ``c0``, ``c1``, ...,
+    and, with ``then_query``, that SOQL query last (referenced ``HISTORY_REFERENCE``)."""
+    heavy = len(subrequests) + (then_query is not None)
+    if heavy > MAX_COLLECTIONS:
         raise ValueError(
-            f"a Composite request carries at most {MAX_COLLECTIONS} collections, "
-            f"got {len(subrequests)}"
+            f"a Composite request carries at most {MAX_COLLECTIONS} collections and queries, "
+            f"got {heavy}"
         )
-    return {
-        "allOrNone": False,
-        "collateSubrequests": False,
-        "compositeRequest": [
+    requests: list[dict[str, Any]] = [
+        {
+            "method": s.method,
+            "url": f"/services/data/v{api_version}/composite/sobjects",
+            "referenceId": f"c{n}",
+            "body": dict(s.body),
+            "httpHeaders": dict(s.headers),
+        }
+        for n, s in enumerate(subrequests)
+    ]
+    if then_query is not None:
+        requests.append(
             {
-                "method": s.method,
-                "url": f"/services/data/v{api_version}/composite/sobjects",
-                "referenceId": f"c{n}",
-                "body": dict(s.body),
-                "httpHeaders": dict(s.headers),
+                "method": "GET",
+                "url": f"/services/data/v{api_version}/query?{urlencode({'q': then_query})}",
+                "referenceId": HISTORY_REFERENCE,
             }
-            for n, s in enumerate(subrequests)
-        ],
-    }
+        )
+    return {"allOrNone": False, "collateSubrequests": False, "compositeRequest": requests}
 
 
-def subrequest_answers(answer: Any, count: int) -> list[SubrequestAnswer]:
-    """Each subrequest's (HTTP status, body), in request order.
+def subrequest_answers(
+    answer: Any, count: int, *, then_query: bool = False
+) -> list[SubrequestAnswer]:
+    """Each subrequest's (HTTP status, body), in request order (the query's last).
 
     Raises:
         RetriableError: the answer is not a ``compositeResponse`` for every subrequest, so what
@@ -79,10 +106,10 @@ def subrequest_answers(answer: Any, count: int) -> list[SubrequestAnswer]:
             by_ref[str(item.get("referenceId"))] = SubrequestAnswer(
                 int(item["httpStatusCode"]), item.get("body")
             )
-    refs = [f"c{n}" for n in range(count)]
+    refs = [f"c{n}" for n in range(count)] + ([HISTORY_REFERENCE] if then_query else [])
     if any(r not in by_ref for r in refs):
         raise RetriableError(
-            f"Salesforce answered a Composite request of {count} subrequests with "
+            f"Salesforce answered a Composite request of {len(refs)} subrequests with "
             f"{len(by_ref)} subrequest results; what was applied is unknown, retry it",
             crm="salesforce",
         )

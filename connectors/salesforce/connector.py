@@ -42,6 +42,7 @@ from connectors.base import (
     RecordResult,
     RemoteLead,
     WriteCollection,
+    WrittenThenRead,
     overlap_start,
 )
 from connectors.errors import (
@@ -246,6 +247,10 @@ class SalesforceConnector(Connector):
         self.max_batch_size = config.batch_size
         # Composite carries up to 5 collections in one counted call (crm-api A6).
         self.max_collections_per_call = MAX_COLLECTIONS if config.composite else 1
+        # ... or 4 and the LeadHistory query of their status writes (crm-api A6).
+        self.collections_with_history = MAX_COLLECTIONS - 1 if config.composite else 0
+        # Set when a collection of the current call was split and sent again on its own.
+        self._resent_outside_call = False
         # Status value -> record types whose Status picklist lacks it (read by check()).
         self._refused_by_record_type: dict[str, list[str]] = {}
         self.stats = ConnectorStats()
@@ -681,6 +686,88 @@ class SalesforceConnector(Connector):
             for c, a in zip(collections, subrequest_answers(answer, len(subrequests)), strict=True)
         ]
 
+    def write_collections_then_history(
+        self, collections: Sequence[WriteCollection], history_of: Sequence[str]
+    ) -> WrittenThenRead:
+        """Up to 4 collections and, last in the same Composite request, the LeadHistory query
+        of ``history_of``: subrequests run in order, so it reads these writes too, and the
+        race check costs no counted call (crm-api A6). Rows past the query's first page (more
+        than 2,000) are read by ordinary, counted query-more calls.
+
+        A refused query (no permission on LeadHistory: 400 ``INVALID_TYPE``) leaves
+        ``refused`` saying why; a transient failure, or a collection resent outside the call
+        (split after a whole-batch limit error), leaves the history None for a read of its own.
+
+        Raises:
+            ValueError: more than ``collections_with_history`` collections or an oversized one.
+            ConfigurationError: a field without a mapping, a newsletter without a Campaign.
+            RetriableError, AuthError, BudgetExhausted: the whole request failed.
+        """
+        if not 1 <= len(collections) <= self.collections_with_history:
+            raise ValueError(
+                f"write_collections_then_history got {len(collections)} collections; a "
+                f"Salesforce Composite request carries 1 to {self.collections_with_history} "
+                "with a history query"
+            )
+        if len(history_of) > self.collections_with_history * COLLECTION_LIMIT:
+            raise ValueError(f"history of {len(history_of)} leads asked for in one call")
+        subrequests = [self._subrequest(c) for c in collections]
+        quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in dict.fromkeys(history_of))
+        soql = f"{_HISTORY_SELECT} AND LeadId IN ({quoted})"
+        body = composite_body(self._config.api_version, subrequests, then_query=soql)
+        records = sum(len(s.body["records"]) for s in subrequests)
+        answer = self._call(
+            f"composite write of {len(subrequests)} collections ({records} records) and "
+            f"status history of {len(history_of)} leads",
+            lambda sf: sf.restful(
+                "composite", method="POST", json=body, timeout=self._config.timeout_seconds
+            ),
+        )
+        *writes, read = subrequest_answers(answer, len(subrequests), then_query=True)
+        self._resent_outside_call = False
+        results = [self._collection_results(c, a) for c, a in zip(collections, writes, strict=True)]
+        if self._resent_outside_call:
+            return WrittenThenRead(results, None)
+        return self._history_answer(results, read, len(history_of))
+
+    def _history_answer(
+        self, results: list[list[RecordResult]], read: SubrequestAnswer, leads: int
+    ) -> WrittenThenRead:
+        """The writes' results with the history query subrequest's rows (and later pages)."""
+        if read.status != 200 or not isinstance(read.body, Mapping):
+            code, message = subrequest_error(read.body)
+            if code is not None:
+                self.stats.errors[code] += 1
+            # A lost session or a limit passes; the history is then read on its own.
+            transient = (
+                code in (None, "REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID") or read.status >= 500
+            )
+            if transient:
+                return WrittenThenRead(results, None)
+            return WrittenThenRead(
+                results,
+                None,
+                refused=f"Salesforce refused the LeadHistory query (HTTP {read.status} {code}: "
+                f"{message}); grant the integration user Read on Lead field history",
+            )
+        what = f"status history of {leads} leads (further pages)"
+        timeout = self._config.timeout_seconds
+        page: Mapping[str, Any] = read.body
+        rows = list(page.get("records", []))
+        try:
+            while not page.get("done", True) and page.get("nextRecordsUrl"):
+                page = self._call(what, _next_page(str(page["nextRecordsUrl"]), timeout=timeout))
+                rows.extend(page.get("records", []))
+        except ConnectorError:
+            # The writes stand whatever became of this read; the daemon reads it on its own.
+            return WrittenThenRead(results, None)
+        try:
+            entries = [self._history_entry(r) for r in rows]
+        except (KeyError, TypeError, ValueError):
+            return WrittenThenRead(results, None)  # unreadable rows never undo the writes
+        entries.sort(key=lambda e: (e.lead_id, e.at))
+        return WrittenThenRead(results, entries)
+
     def _subrequest(self, collection: WriteCollection) -> Subrequest:
         if isinstance(collection, FieldWrites):
             if len(collection.changes) > self.max_batch_size:
@@ -715,6 +802,7 @@ class SalesforceConnector(Connector):
             # The org's automation failed the whole collection with a limit error: send it
             # again in halves as standalone calls, as write_batch does (crm-api A15).
             self._log_split(len(changes))
+            self._resent_outside_call = True
             mid = len(changes) // 2
             results = write_splitting(
                 list(changes[:mid]), self._send_update, self._log_split

@@ -37,22 +37,25 @@ def test_field_and_membership_changes_of_one_cycle_go_out_in_ceil_collections_ov
         assert report.outcome == "ok", report.message
         assert report.written == 90  # 45 statuses, 45 newsletter joins
         writes = [e for e in sf.journal.writes() if "oauth" not in e.path]
-        # 5 status collections of at most 10 and 1 newsletter collection: ceil(6 / 5) = 2
-        # counted calls, the newsletter riding with the last status collection.
+        # 5 status collections of at most 10 and 1 newsletter collection: a call carrying
+        # status writes holds 4 collections and their LeadHistory query (the race check),
+        # so ceil(6 / 4) = 2 counted calls, the newsletter riding with the last status
+        # collection, and no history read of its own.
         collections = math.ceil(45 / 10) + 1
-        assert len(writes) == math.ceil(collections / 5) == 2
-        # A call carrying one collection alone costs the same as Composite: it goes as a
-        # plain Collections call.
+        assert len(writes) == math.ceil(collections / 4) == 2
         first, second = writes
-        assert first.path.endswith("/composite")
+        assert first.path.endswith("/composite") and second.path.endswith("/composite")
         assert [(s.method, s.records) for s in first.subrequests] == [("PATCH", 10)] * 4 + [
-            ("PATCH", 5)
+            ("GET", 40)
         ]
-        assert (second.method, second.path.split("/v59.0/")[1], second.records) == (
-            "POST",
-            "composite/sobjects",
-            45,
-        )
+        assert [(s.method, s.records) for s in second.subrequests] == [
+            ("PATCH", 5),
+            ("POST", 45),
+            ("GET", 5),
+        ]
+        assert all("FROM LeadHistory" in (w.subrequests[-1].soql or "") for w in writes)
+        standalone = [e for e in sf.journal.entries() if "FROM LeadHistory" in (e.soql or "")]
+        assert len(standalone) == 1  # the first sight of the 45 new leads, not the writes
         assert all(sf.lead(i)["Status"] == "Nurture" for i in ids)
         assert sf.campaign_members(newsletter_id(app, "salesforce")) == set(ids)
         assert _outbox_states(app) == {("field", "done"): 45, ("membership", "done"): 45}

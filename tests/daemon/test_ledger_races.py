@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from connectors.base import LeadChange, RecordResult
+from connectors.base import LeadChange, RecordResult, WriteCollection, WrittenThenRead
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
 from tests.daemon.test_ledger import STALE_RULES
 
 
 def _edit_in_flight(pipeline: Any, edit: Callable[[], None]) -> None:
-    """The person's edit reaches the CRM after syncd read the lead, before its batch lands."""
-    send = pipeline.connector.write_batch
+    """The person's edit reaches the CRM after syncd read the lead, before its batch lands
+    (sent alone, or in a Salesforce Composite call with its history query)."""
+    connector = pipeline.connector
+    send, send_checked = connector.write_batch, connector.write_collections_then_history
     pending = [edit]
 
     def write_batch(changes: Sequence[LeadChange]) -> list[RecordResult]:
@@ -25,22 +27,36 @@ def _edit_in_flight(pipeline: Any, edit: Callable[[], None]) -> None:
             pending.pop()()
         return list(send(changes))
 
-    pipeline.connector.write_batch = write_batch
+    def write_collections_then_history(
+        collections: Sequence[WriteCollection], history_of: Sequence[str]
+    ) -> WrittenThenRead:
+        while pending:
+            pending.pop()()
+        return send_checked(collections, history_of)
+
+    connector.write_batch = write_batch
+    connector.write_collections_then_history = write_collections_then_history
 
 
-def _history_reads(app: Any, crm: str) -> int:
+def _history_reads(app: Any, crm: str, *, standalone: bool = False) -> int:
+    """History reads, standalone or (unless ``standalone``) riding in a Composite call as a
+    query subrequest."""
     if crm == "salesforce":
         entries = app.embedded.salesforce.journal.entries()
-        return sum(1 for e in entries if e.soql and "FROM LeadHistory" in e.soql)
+        reads = [s for e in entries for s in (e, *([] if standalone else e.subrequests))]
+        return sum(1 for e in reads if e.soql and "FROM LeadHistory" in e.soql)
     entries = app.embedded.hubspot.journal.entries()
     return sum(1 for e in entries if e.method == "POST" and e.path.endswith("/batch/read"))
 
 
-@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+@pytest.mark.parametrize("crm", ["salesforce", "salesforce-plain", "hubspot"])
 def test_a_persons_edit_during_a_write_batch_is_restored_held_and_audited(
     tmp_path: Path, crm: str
 ) -> None:
-    config = write_config(tmp_path, rules=STALE_RULES, crms=(crm,))
+    # salesforce-plain: composite false, the history read after the batch is a call of its own
+    composite = crm == "salesforce"
+    crm = crm.removesuffix("-plain")
+    config = write_config(tmp_path, rules=STALE_RULES, crms=(crm,), sf_composite=composite)
     with running_app(config) as app:
         pipeline = app.pipelines[crm]
         if crm == "salesforce":
@@ -72,6 +88,7 @@ def test_a_persons_edit_during_a_write_batch_is_restored_held_and_audited(
 
         first = pipeline.run_cycle()
         history_reads = _history_reads(app, crm)
+        standalone = _history_reads(app, crm, standalone=True)
         second = pipeline.run_cycle()  # the lead stays as the person set it: held
         raced_now, calm_now = status_of(raced), status_of(calm)
         audit = [(a.before, a.after, a.outcome, a.rule_id) for a in app.store.audit_of_lead(raced)]
@@ -99,8 +116,10 @@ def test_a_persons_edit_during_a_write_batch_is_restored_held_and_audited(
         (nurture, person, "syncd", "written"),
     ]
     # The history is read once for the new leads and once after the write batch (up to 200
-    # Salesforce leads, 50 HubSpot contacts a read); the write back is not checked again.
+    # Salesforce leads, 50 HubSpot contacts a read); the write back is not checked again. With
+    # Composite, the read after the batch is a query subrequest of the write call itself.
     assert first.written == 3 and history_reads == 2
+    assert standalone == (1 if composite else 2)
 
 
 def _write_batches(app: Any, crm: str) -> int:
@@ -113,16 +132,19 @@ def _write_batches(app: Any, crm: str) -> int:
     return sum(1 for e in entries if e.method == "POST" and e.path.endswith("/batch/update"))
 
 
-@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
-def test_the_race_check_reads_the_history_once_per_200_salesforce_or_50_hubspot_writes(
+@pytest.mark.parametrize("crm", ["salesforce", "salesforce-plain", "hubspot"])
+def test_the_race_check_costs_no_call_with_composite_one_per_200_plain_or_50_hubspot_writes(
     tmp_path: Path, crm: str
 ) -> None:
-    """The API cost of finding races, counted in the emulator's journal: on Salesforce one
-    LeadHistory query per write batch (both take 200 leads); on HubSpot one history read per 50
-    status writes, the documented cap of a batch read with propertiesWithHistory (crm-api C4),
-    so two for a full 100-contact batch."""
+    """The API cost of finding races, counted in the emulator's journal. Salesforce with
+    Composite: none of its own (the history query is the write call's last subrequest);
+    without Composite one LeadHistory query per write batch of 200; HubSpot one history read per
+    50 status writes, the documented cap of a batch read with propertiesWithHistory (crm-api
+    C4), so two for a full 100-contact batch."""
     n = 250
-    config = write_config(tmp_path, rules=STALE_RULES, crms=(crm,))
+    composite = crm == "salesforce"
+    crm = crm.removesuffix("-plain")
+    config = write_config(tmp_path, rules=STALE_RULES, crms=(crm,), sf_composite=composite)
     with running_app(config) as app:
         pipeline = app.pipelines[crm]
         if crm == "salesforce":
@@ -142,9 +164,13 @@ def test_the_race_check_reads_the_history_once_per_200_salesforce_or_50_hubspot_
                 emu.update_contact(lead_id, {"notes_last_updated": f"{stale}T00:00:00Z"})
         emu.journal.clear()
         report = pipeline.run_cycle()
-        batches, reads = _write_batches(app, crm), _history_reads(app, crm)
+        batches = _write_batches(app, crm)
+        standalone = _history_reads(app, crm, standalone=True)
+        riding = _history_reads(app, crm) - standalone
     assert report.written == n
-    if crm == "salesforce":
-        assert (batches, reads) == (2, 2)  # 200 + 50
+    if crm == "hubspot":
+        assert (batches, standalone) == (3, 5)  # 100 + 100 + 50 writes: 2 + 2 + 1 history reads
+    elif composite:
+        assert (batches, standalone, riding) == (2, 0, 1)  # one call: 2 collections + the query
     else:
-        assert (batches, reads) == (3, 5)  # 100 + 100 + 50 writes: 2 + 2 + 1 history reads
+        assert (batches, standalone, riding) == (2, 2, 0)  # 200 + 50

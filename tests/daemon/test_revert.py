@@ -198,14 +198,15 @@ def test_revert_writes_in_the_minimum_batches(tmp_path: Path) -> None:
             if "token" not in e.path
         ]
         history = [e for e in sf.journal.entries()[start:] if "LeadHistory" in (e.soql or "")]
-        # 450 status writes: 3 collections in one Composite call, each followed by its leads'
-        # status history (a person's edit made while the batch was in flight); 450 removals:
-        # 3 member queries + 3 deletes
+        # 450 status writes: 3 collections in one Composite call, ending with their leads'
+        # status history (a person's edit made while the batch was in flight), no call of its
+        # own; 450 removals: 3 member queries + 3 deletes
         (composite,) = [e for e in sf.journal.entries()[start:] if e.path.endswith("/composite")]
-        assert [s.method for s in composite.subrequests] == ["PATCH"] * 3
+        assert [s.method for s in composite.subrequests] == ["PATCH"] * 3 + ["GET"]
+        assert "LeadHistory" in (composite.subrequests[-1].soql or "")
         assert sum(1 for m, _ in calls if m == "DELETE") == 3
-        assert len(history) == 3
-        assert len(calls) == 10, calls
+        assert history == []
+        assert len(calls) == 7, calls
 
 
 # ---- the command, as an admin runs it --------------------------------------------------------

@@ -252,3 +252,52 @@ def test_a_drop_scripted_for_a_collections_path_drops_the_composite_request_carr
     assert (call.status, call.applied, call.fault) == (0, True, "drop-after")
     assert all(emu.lead(i)["Status"] == "Nurture" for i in ids)
     assert emu.campaign_members(campaign) == set(ids)
+
+
+def test_a_history_query_after_the_collections_reads_the_writes_it_follows_in_the_same_call_and_pages_on_past_2000_rows(
+    emu: SalesforceEmulator, make_connector: Callable[..., SalesforceConnector]
+) -> None:
+    ids = emu.add_leads([lead(i) for i in range(4)])
+    # 2,100 transitions by a person before syncd writes: the history outgrows one page.
+    for n in range(525):
+        for i in ids:
+            emu.update_lead(i, {"Status": "Working - Contacted" if n % 2 == 0 else "Open"})
+    connector = make_connector()
+    _sf(connector)
+    calls, seen = connector.stats.calls, emu.journal.last_seq
+
+    answer = connector.write_collections_then_history(
+        [FieldWrites([LeadChange(i, {"status": "Nurture"})]) for i in ids], ids
+    )
+
+    assert [[r.outcome for r in batch] for batch in answer.results] == [[Outcome.OK]] * 4
+    assert answer.history is not None and answer.refused is None
+    assert len(answer.history) == 4 * 525 + 4
+    last = {e.lead_id: (e.actor, e.to_value) for e in answer.history}  # oldest first per lead
+    assert last == {i: ("integration", "Nurture") for i in ids}
+    # One Composite call (4 collections and the query, in that order) and one query-more.
+    sent = [e for e in emu.journal.entries() if e.seq > seen]
+    assert [s.method for s in sent[0].subrequests] == ["PATCH"] * 4 + ["GET"]
+    assert [(e.method, "/query/" in e.path) for e in sent[1:]] == [("GET", True)]
+    assert connector.stats.calls - calls == 2
+
+
+@pytest.mark.parametrize("emu_config", [EmulatorConfig(lead_history_visible=False)])
+def test_a_refused_history_query_leaves_the_writes_of_its_call_standing(
+    emu: SalesforceEmulator, make_connector: Callable[..., SalesforceConnector]
+) -> None:
+    ids = emu.add_leads([lead(i) for i in range(2)])
+    connector = make_connector()
+
+    answer = connector.write_collections_then_history(
+        [FieldWrites([LeadChange(ids[0], {"status": "Nurture"})])], ids
+    )
+
+    assert [[r.outcome for r in batch] for batch in answer.results] == [[Outcome.OK]]
+    assert emu.lead(ids[0])["Status"] == "Nurture"
+    assert answer.history is None
+    assert answer.refused is not None and "INVALID_TYPE" in answer.refused
+    with pytest.raises(ValueError, match="1 to 4"):
+        connector.write_collections_then_history(
+            [FieldWrites([LeadChange(i, {"status": "Nurture"})]) for i in ids * 3], ids
+        )
