@@ -691,14 +691,7 @@ class Pipeline:
             self.store.add_history(conn, history)
             # The write may have been applied (its answer was lost); the person's value stands,
             # and the audit says both.
-            self.store.close_changes(
-                conn,
-                reverted,
-                OutboxState.WITHDRAWN,
-                now,
-                run_id=report.run_id,
-                reason=UNCONFIRMED_OVERRIDDEN,
-            )
+            self._close_reverted(conn, reverted, now, report)
             if gone:
                 withdrawn: dict[str, list[OutboxRecord]] = defaultdict(list)
                 for r in self.store.open_changes(conn, self.crm, list(gone)):
@@ -737,6 +730,40 @@ class Pipeline:
             self._progress(conn, report, pulled=report.pulled + len(by_id))
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
+
+    def _close_reverted(
+        self, conn: Connection, reverted: Sequence[OutboxRecord], now: datetime, report: CycleReport
+    ) -> None:
+        """Close unconfirmed status writes a person has overridden, and the rest of their
+        intents that were in doubt with them (one Composite call carries a lead's status write
+        and its newsletter add): those may have landed too, and are not sent again now that a
+        person decided the status. The audit says both."""
+        if not reverted:
+            return
+        self.store.close_changes(
+            conn,
+            reverted,
+            OutboxState.WITHDRAWN,
+            now,
+            run_id=report.run_id,
+            reason=UNCONFIRMED_OVERRIDDEN,
+        )
+        closed = {r.id for r in reverted}
+        parts = self.store.intent_parts(conn, {r.intent_id for r in reverted})
+        companions = [
+            p
+            for rows_of in parts.values()
+            for p in rows_of
+            if p.state == OutboxState.SENDING and p.id not in closed
+        ]
+        self.store.close_changes(
+            conn,
+            companions,
+            OutboxState.WITHDRAWN,
+            now,
+            run_id=report.run_id,
+            reason=UNCONFIRMED_WITH_OVERRIDDEN,
+        )
 
     def _first_sight_history(
         self, by_id: Mapping[str, RemoteLead]
@@ -1544,6 +1571,10 @@ UNCONFIRMED_OVERRIDDEN = (
     "status afterwards, and it is left as they set it"
 )
 LEAD_CONVERTED = "lead converted in the CRM"
+UNCONFIRMED_WITH_OVERRIDDEN = (
+    "sent but unconfirmed with the lead's status write (the answer was lost); someone else "
+    "changed the status afterwards, so it is not sent again (it may have landed)"
+)
 
 
 def _judge_leftover(

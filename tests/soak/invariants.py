@@ -206,8 +206,18 @@ def writes_match_audit(chaos: Observed, _ref: Observed) -> list[str]:
             and str(r["field"]).startswith("newsletter:")
             and r["outcome"] in ("applied", "already_in_place")
         }
+        # An add whose answer was lost and whose intent a person then overrode may have landed:
+        # its audit row says so ("unconfirmed"), as for status writes above.
+        unconfirmed = {
+            r["lead_id"]
+            for r in chaos.audit
+            if r["crm"] == crm
+            and str(r["field"]).startswith("newsletter:")
+            and "unconfirmed" in str(r.get("message") or "")
+        }
         bad.extend(
-            f"{crm} {lead}: in a newsletter with no audit row" for lead in sorted(members - joined)
+            f"{crm} {lead}: in a newsletter with no audit row"
+            for lead in sorted(members - joined - unconfirmed)
         )
         bad.extend(
             f"{crm} {lead}: audit says it joined a newsletter; it is in none"
