@@ -51,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel, create_engine
 
 from syncd.records import AuditRecord, LeadRecord, OutboxRecord, QuarantineRecord, RunRecord
@@ -529,8 +530,8 @@ class StateStore:
             stmt, [{"_id": i, "_due": due, "_blocked": blocked} for i, due, blocked in dues]
         )
 
-    def count_blocked(self, crm: str) -> int:
-        """Live leads whose last evaluation the guards blocked (an indexed count)."""
+    def _count_unconverted(self, crm: str, condition: ColumnElement[bool]) -> int:
+        """Live, unconverted leads of ``crm`` meeting ``condition`` (an indexed count)."""
         table = LeadRow.__table__
         with self.engine.connect() as conn:
             return int(
@@ -539,12 +540,16 @@ class StateStore:
                     .select_from(table)
                     .where(
                         table.c.crm == crm,
-                        table.c.guard_blocked.is_(True),
+                        condition,
                         table.c.deleted.is_(False),
                         table.c.converted.is_(False),
                     )
                 ).scalar_one()
             )
+
+    def count_blocked(self, crm: str) -> int:
+        """Live leads whose last evaluation the guards blocked (an indexed count)."""
+        return self._count_unconverted(crm, LeadRow.__table__.c.guard_blocked.is_(True))
 
     def reset_due(self, conn: Connection, crm: str, lead_ids: Sequence[str] | None = None) -> None:
         """Make leads due at the next cycle: these, or every live one of ``crm``."""
@@ -649,20 +654,7 @@ class StateStore:
 
     def count_held(self, crm: str, since: datetime) -> int:
         """How many leads ``held_leads`` lists (an indexed count)."""
-        table = LeadRow.__table__
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(table)
-                    .where(
-                        table.c.crm == crm,
-                        table.c.rep_edit_at > since,
-                        table.c.deleted.is_(False),
-                        table.c.converted.is_(False),
-                    )
-                ).scalar_one()
-            )
+        return self._count_unconverted(crm, LeadRow.__table__.c.rep_edit_at > since)
 
     def held_leads(self, crm: str, since: datetime) -> list[LeadRecord]:
         """Held leads (``syncd.holds``): live, unconverted, a person's edit after ``since``."""
