@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.record import Record, SectionRun, code_version, load, merge, provenance, save
 from bench.report import Figure, SectionNotes, machine, render_markdown, render_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         "without 9 (the funnel at 1M leads, about 25 min) under --quick",
     )
     parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the figures of the sections not run from the record beside --output "
+        "(benchmarks.json) and say which run each section comes from",
+    )
+    parser.add_argument(
         "--cycle-sizes",
         type=_sizes,
         default=None,
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     started, t0 = datetime.now(UTC), time.perf_counter()
+    commit = code_version(ROOT)  # at the start: the code this run measures
     figures: list[Figure] = []
     notes: list[SectionNotes] = []
 
@@ -210,17 +218,24 @@ def main(argv: list[str] | None = None) -> int:
     command = {(): "make bench", ("--quick",): "make bench-quick"}.get(
         tuple(given), "python -m bench " + " ".join(shlex.quote(a) for a in given)
     )
+    this_run = SectionRun(command, f"{started:%Y-%m-%d %H:%M}", round(elapsed / 60, 1), commit)
+    new = Record(figures, notes, {n: this_run for n in sorted(wanted)})
+    sidecar = args.output.with_suffix(".json")
+    merged = merge(load(sidecar), new, wanted) if args.update else new
+    several_runs = len(set(merged.runs.values())) > 1
     text = render_markdown(
-        figures,
-        notes,
+        merged.figures,
+        merged.notes,
         host=machine(),
         started=started,
         elapsed_s=elapsed,
         command=command,
         quick=args.quick,
+        provenance=provenance(merged.runs) if several_runs else (),
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
+    save(sidecar, merged)
     print(render_text(figures))
     print(f"\n{len(figures)} figures in {elapsed / 60:.1f} min; written to {args.output}")
     return 0

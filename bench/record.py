@@ -1,0 +1,101 @@
+"""The machine-readable record beside ``docs/benchmarks.md``, and re-running some sections.
+
+A full run takes over an hour, so ``python -m bench --update --sections 9`` re-measures one
+section and keeps every other section's figures from the record of the run that measured them.
+Each section then names the run it comes from (command, date, duration): ratios are only ever
+taken between figures of the same run, because every ratio is computed inside one section.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.report import Figure, SectionNotes
+
+__all__ = ["Record", "SectionRun", "code_version", "load", "merge", "provenance", "save"]
+
+
+@dataclass(frozen=True, slots=True)
+class SectionRun:
+    """The run a section's figures come from."""
+
+    command: str
+    started: str  # "YYYY-MM-DD HH:MM" UTC
+    minutes: float
+    commit: str = ""  # the code measured: ``git describe --always --dirty``
+
+
+@dataclass(slots=True)
+class Record:
+    figures: list[Figure]
+    notes: list[SectionNotes]
+    runs: dict[int, SectionRun]
+
+
+def code_version(root: Path) -> str:
+    """``git describe --always --dirty`` of ``root``, or "" outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+def save(path: Path, record: Record) -> None:
+    data = {
+        "figures": [asdict(f) for f in record.figures],
+        "notes": [asdict(n) for n in record.notes],
+        "runs": {str(k): asdict(v) for k, v in sorted(record.runs.items())},
+    }
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load(path: Path) -> Record | None:
+    """The record at ``path``, or None when there is none (or it is not one: start afresh)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Record(
+            figures=[Figure(**f) for f in data["figures"]],
+            notes=[SectionNotes(**n) for n in data["notes"]],
+            runs={int(k): SectionRun(**v) for k, v in data["runs"].items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def merge(old: Record | None, new: Record, measured: Iterable[int]) -> Record:
+    """``new`` for the sections it measured, ``old`` for every other section."""
+    redone = set(measured)
+    if old is None:
+        return new
+    kept = [f for f in old.figures if f.section not in redone]
+    kept_notes = [n for n in old.notes if n.section not in redone]
+    runs = {k: v for k, v in old.runs.items() if k not in redone}
+    runs.update({k: v for k, v in new.runs.items() if k in redone})
+    return Record(
+        figures=sorted(kept + new.figures, key=lambda f: f.section),
+        notes=sorted(kept_notes + new.notes, key=lambda n: n.section),
+        runs=runs,
+    )
+
+
+def provenance(runs: Mapping[int, SectionRun]) -> list[str]:
+    """One line per run, naming the sections it measured (Markdown)."""
+    by_run: dict[SectionRun, list[int]] = {}
+    for section, run in sorted(runs.items()):
+        by_run.setdefault(run, []).append(section)
+    return [
+        f"- §{', '.join(str(s) for s in sections)}: `{run.command}` on {run.started} UTC "
+        f"in {run.minutes:.1f} min" + (f", code at commit `{run.commit}`" if run.commit else "")
+        for run, sections in by_run.items()
+    ]

@@ -1,0 +1,64 @@
+"""``python -m bench --update``: re-measured sections replace theirs, the others are kept and
+the document says which run each section comes from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.record import Record, SectionRun, load, merge, provenance, save
+from bench.report import Figure, SectionNotes, machine, render_markdown
+
+FULL_RUN = SectionRun("python -m bench --sections 1,9", "2026-11-30 09:30", 70.0, "abc1234")
+PARTIAL = SectionRun("python -m bench --update --sections 9", "2026-11-30 12:00", 25.0, "def5678")
+
+
+def _record(run: SectionRun, values: dict[int, float]) -> Record:
+    return Record(
+        figures=[Figure(s, f"fig_{s}", f"figure {s}", v, "s") for s, v in values.items()],
+        notes=[
+            SectionNotes(s, f"Section {s}", [f"notes of {s} from {run.started}"]) for s in values
+        ],
+        runs={s: run for s in values},
+    )
+
+
+def test_update_replaces_the_sections_it_ran_and_keeps_the_others(tmp_path: Path) -> None:
+    sidecar = tmp_path / "benchmarks.json"
+    save(sidecar, _record(FULL_RUN, {1: 1.0, 9: 72.7}))
+
+    merged = merge(load(sidecar), _record(PARTIAL, {9: 20.5}), {9})
+
+    assert {f.key: f.value for f in merged.figures} == {"fig_1": 1.0, "fig_9": 20.5}
+    assert [n.lines[0] for n in merged.notes] == [
+        "notes of 1 from 2026-11-30 09:30",
+        "notes of 9 from 2026-11-30 12:00",
+    ]
+    assert merged.runs == {1: FULL_RUN, 9: PARTIAL}
+
+
+def test_the_document_names_the_run_and_commit_of_each_section(tmp_path: Path) -> None:
+    merged = merge(_record(FULL_RUN, {1: 1.0, 9: 72.7}), _record(PARTIAL, {9: 20.5}), {9})
+    text = render_markdown(
+        merged.figures,
+        merged.notes,
+        host=machine(),
+        started=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        elapsed_s=1500,
+        command=PARTIAL.command,
+        quick=False,
+        provenance=provenance(merged.runs),
+    )
+
+    assert "- §1: `python -m bench --sections 1,9` on 2026-11-30 09:30 UTC" in text
+    assert "code at commit `abc1234`" in text
+    assert "- §9: `python -m bench --update --sections 9` on 2026-11-30 12:00 UTC" in text
+    assert "measured in that one run" not in text
+
+
+def test_a_missing_or_foreign_record_starts_afresh(tmp_path: Path) -> None:
+    assert load(tmp_path / "absent.json") is None
+    (tmp_path / "other.json").write_text('{"something": "else"}', encoding="utf-8")
+    assert load(tmp_path / "other.json") is None
+    new = _record(PARTIAL, {9: 20.5})
+    assert merge(None, new, {9}) is new
