@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Select, func, literal_column, select
+from sqlalchemy import Engine, Select, func, literal, literal_column, select, tuple_
 
 from rules.calendar import Calendar
 from syncd.distribution import Distribution
@@ -28,11 +28,16 @@ from syncd.distribution import Distribution
 __all__ = [
     "DEFINITIONS",
     "LeadInfo",
+    "LeadRange",
+    "Partial",
     "Report",
     "ReportOptions",
     "Transition",
+    "accumulate",
     "business_hours_between",
     "compute",
+    "finish",
+    "merge",
     "percentile",
     "read_inputs",
 ]
@@ -427,6 +432,34 @@ class _Acc:
         day = sal_at.date().isoformat()
         self.breaches_by_day[day] = self.breaches_by_day.get(day, 0) + 1
 
+    def merge(self, later: _Acc) -> None:
+        """Add the sums of ``later``, an accumulator over leads that stream after this one's
+        (a report computed in parts by lead range): the result is the single pass's."""
+        for mine, theirs in (
+            (self.any_order, later.any_order),
+            (self.in_order, later.in_order),
+            (self.reached_later, later.reached_later),
+            (self.stale, later.stale),
+        ):
+            for k, value in enumerate(theirs):
+                mine[k] += value
+        for dist, other in zip(self.durations, later.durations, strict=True):
+            dist.merge(other)
+        for name in _SUMS:
+            setattr(self, name, getattr(self, name) + getattr(later, name))
+        self.first_touch_hours.merge(later.first_touch_hours)
+        self.sal_to_close.merge(later.sal_to_close)
+        for day, count in later.breaches_by_day.items():
+            self.breaches_by_day[day] = self.breaches_by_day.get(day, 0) + count
+        # Open breaches: the tie-break number is the order of encounter, so ``later``'s are
+        # numbered after this one's; the oldest kept are then those a single pass keeps.
+        offset = self.open_breach_count
+        shifted = [(age, seq + offset, b) for age, seq, b in later.open_breaches]
+        kept = heapq.nlargest(OPEN_BREACHES_KEPT, self.open_breaches + shifted)
+        heapq.heapify(kept)
+        self.open_breaches = kept
+        self.open_breach_count += later.open_breach_count
+
     def result(self, group: str) -> Report:
         o = self.options
         rows: list[StageRow] = []
@@ -479,6 +512,19 @@ class _Acc:
         )
 
 
+#: The plain counters of :class:`_Acc` (summed when parts of a report are merged).
+_SUMS = (
+    "skipped",
+    "regressions",
+    "accepted",
+    "rejected",
+    "mqls",
+    "mqls_accepted_in_time",
+    "sal_entries",
+    "sla_decided",
+    "sla_breaches",
+)
+
 #: Open breaches a report lists (the oldest); alerts and the table show these, the count is
 #: of all.
 OPEN_BREACHES_KEPT = 1000
@@ -508,6 +554,23 @@ def compute(
 ) -> list[Report]:
     """The report over ``leads`` (each with its transitions in time order): the total first,
     then one per group of ``by`` in name order."""
+    return finish(accumulate(leads, options, by))
+
+
+class Partial(NamedTuple):
+    """A report's running sums over some leads, before percentiles and ratios: the whole
+    scope's and one per group. Partials over consecutive lead ranges merge (:func:`merge`)."""
+
+    total: _Acc
+    groups: dict[str, _Acc]
+
+
+def accumulate(
+    leads: Iterable[tuple[LeadInfo, Sequence[Transition]]],
+    options: ReportOptions,
+    by: GroupBy | None = None,
+) -> Partial:
+    """The running sums over ``leads`` (see :func:`compute`)."""
     total = _Acc.new(options)
     groups: dict[str, _Acc] = {}
     for lead, history in leads:
@@ -515,12 +578,34 @@ def compute(
         if by is not None:
             key = _group_key(lead, by)
             groups.setdefault(key, _Acc.new(options)).add(lead, history)
-    return [total.result("all")] + [groups[k].result(k) for k in sorted(groups)]
+    return Partial(total, groups)
+
+
+def merge(first: Partial, later: Partial) -> Partial:
+    """``first`` with ``later`` added; ``later``'s leads must all stream after ``first``'s
+    (the order decides which open breaches are kept on a tie)."""
+    first.total.merge(later.total)
+    for key, acc in later.groups.items():
+        mine = first.groups.get(key)
+        if mine is None:
+            first.groups[key] = acc
+        else:
+            mine.merge(acc)
+    return first
+
+
+def finish(partial: Partial) -> list[Report]:
+    """The reports: the total first, then one per group in name order."""
+    groups = partial.groups
+    return [partial.total.result("all")] + [groups[k].result(k) for k in sorted(groups)]
 
 
 # -- reading the store ---------------------------------------------------------------------
 
 _CHUNK = 2000
+
+#: A range of leads by (crm, lead_id): low included, high excluded, None unbounded.
+LeadRange = tuple[tuple[str, str] | None, tuple[str, str] | None]
 
 
 def _parse_activity(value: object) -> datetime | date | None:
@@ -545,6 +630,7 @@ def read_inputs(
     crm: str | None = None,
     since: datetime | None = None,
     chunk: int = _CHUNK,
+    lead_range: LeadRange = (None, None),
 ) -> Iterator[tuple[LeadInfo, list[Transition]]]:
     """Each lead of the ledger with its status transitions in time order, streamed.
 
@@ -558,7 +644,8 @@ def read_inputs(
     ``status_maps``: per CRM instance, the CRM's stored value -> rule status (the inverse of
     ``status_values``); a value without an entry is the status of that name. ``crm`` and
     ``since`` read one CRM's transitions from that time on only (the KPI gauges: what they
-    show needs no earlier history).
+    show needs no earlier history). ``lead_range``: only the leads with ``low <= (crm,
+    lead_id) < high`` (None: unbounded), one part of a report computed in parts.
     """
     from syncd.state import LeadRow, StatusHistoryRow
 
@@ -584,6 +671,13 @@ def read_inputs(
     if since is not None:
         history_q = history_q.where(h.c.at >= since)
         has_history = has_history.where(h.c.at >= since)
+    low, high = lead_range
+    if low is not None:
+        history_q = history_q.where(tuple_(h.c.crm, h.c.lead_id) >= tuple_(*map(literal, low)))
+        leads_q = leads_q.where(tuple_(lt.c.crm, lt.c.lead_id) >= tuple_(*map(literal, low)))
+    if high is not None:
+        history_q = history_q.where(tuple_(h.c.crm, h.c.lead_id) < tuple_(*map(literal, high)))
+        leads_q = leads_q.where(tuple_(lt.c.crm, lt.c.lead_id) < tuple_(*map(literal, high)))
     history_q = history_q.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id)
     leads_q = leads_q.where(has_history.exists()).order_by(lt.c.crm, lt.c.lead_id)
     rows = _stream(engine, history_q, chunk, "syncd_report_ledger")
