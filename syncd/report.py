@@ -204,7 +204,17 @@ class _BusinessClock:
     """One calendar's working time, precomputed: seconds of the working day, working
     weekdays and holidays as sets of ordinals (the report calls it several times a lead)."""
 
-    __slots__ = ("close", "day", "holiday_set", "holidays", "open", "per_week", "weekdays", "zone")
+    __slots__ = (
+        "close",
+        "day",
+        "holiday_set",
+        "holidays",
+        "open",
+        "partial_week",
+        "per_week",
+        "weekdays",
+        "zone",
+    )
 
     def __init__(self, calendar: Calendar) -> None:
         self.zone: tzinfo = UTC if calendar.timezone == "UTC" else ZoneInfo(calendar.timezone)
@@ -217,6 +227,11 @@ class _BusinessClock:
             h.toordinal() for h in calendar.holidays if h.weekday() in self.weekdays
         )
         self.holiday_set = frozenset(self.holidays)
+        #: [first weekday][days]: working weekdays among ``days`` (< 7) from ``first`` on.
+        self.partial_week = [
+            [sum(1 for k in range(rest) if (first + k) % 7 in self.weekdays) for rest in range(7)]
+            for first in range(7)
+        ]
 
     def hours(self, start: datetime, end: datetime) -> float:
         if end <= start:
@@ -250,8 +265,7 @@ class _BusinessClock:
         """Working days from ordinal ``lo`` to ``hi``, both included."""
         weeks, rest = divmod(hi - lo + 1, 7)
         count = weeks * self.per_week
-        first = (lo - 1) % 7
-        count += sum(1 for k in range(rest) if (first + k) % 7 in self.weekdays)
+        count += self.partial_week[(lo - 1) % 7][rest]
         if self.holidays:
             count -= bisect.bisect_right(self.holidays, hi) - bisect.bisect_left(self.holidays, lo)
         return count
@@ -655,7 +669,12 @@ def read_inputs(
     # (field, to_value, at) index and then sort the whole ledger, or search it once per lead.
     # Hiding the column from the planner makes both reads walk (crm, lead_id, at).
     is_status = h.c.field.op("||")("") == "status"
-    history_q = select(h.c.crm, h.c.lead_id, h.c.at, h.c.from_value, h.c.to_value).where(is_status)
+    # On SQLite the time is text in SQLAlchemy's format, naive UTC: with the offset appended
+    # by the database, fromisoformat() returns it aware, with no replace() per row.
+    at_col = h.c.at
+    if engine.dialect.name == "sqlite":
+        at_col = at_col.op("||")(literal_column("'+00:00'"))
+    history_q = select(h.c.crm, h.c.lead_id, at_col, h.c.from_value, h.c.to_value).where(is_status)
     has_history = select(h.c.id).where(h.c.crm == lt.c.crm, h.c.lead_id == lt.c.lead_id, is_status)
     # The three fields the report uses, extracted by the database: not a whole JSON document
     # parsed per lead.
@@ -696,22 +715,24 @@ def read_inputs(
                 return found
             return LeadInfo(key[0], key[1])  # no mirror row: the ledger outlived the lead
 
+        # Hot: once per ledger row. Functions bound to locals; a Transition made by
+        # tuple.__new__ (the namedtuple's own __new__ is one more Python call per row).
+        parse, make, get_map = datetime.fromisoformat, tuple.__new__, status_maps.get
+        append = history.append
         for row_crm, lead_id, stamp, from_value, to_value in rows:
             if current is None or current[1] != lead_id or current[0] != row_crm:
                 if current is not None:
                     yield info(current), history
                 current, history = (row_crm, lead_id), []
-                mapping = status_maps.get(row_crm, {})
+                append = history.append
+                mapping = get_map(row_crm, {})
             to = to_value or ""
-            # Text from SQLite (SQLAlchemy's format, UTC), a datetime from PostgreSQL.
-            at = datetime.fromisoformat(stamp) if stamp.__class__ is str else stamp
-            history.append(
-                Transition(
-                    at if at.tzinfo is not None else at.replace(tzinfo=UTC),
-                    mapping.get(to, to),
-                    None if from_value is None else mapping.get(from_value, from_value),
-                )
-            )
+            # Text from SQLite (aware: see at_col), a datetime from PostgreSQL (naive, UTC).
+            at = parse(stamp) if stamp.__class__ is str else stamp
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            from_status = None if from_value is None else mapping.get(from_value, from_value)
+            append(make(Transition, (at, mapping.get(to, to), from_status)))
         if current is not None:
             yield info(current), history
     finally:
