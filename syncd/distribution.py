@@ -53,11 +53,11 @@ class Distribution:
         if other._n == 0:
             return
         theirs = other._values
-        if self._values is not None and theirs is not None:
-            if self._n + other._n <= self._exact_max:
-                self._values.extend(theirs)
-                self._n += other._n
-                return
+        fits = self._n + other._n <= self._exact_max
+        if self._values is not None and theirs is not None and fits:
+            self._values.extend(theirs)
+            self._n += other._n
+            return
         if self._values is not None:  # past the cap now: count what was kept
             self._top = max(self._values) if self._values else None
             for v in self._values:

@@ -20,7 +20,16 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Select, func, literal, literal_column, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    func,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+)
 
 from rules.calendar import Calendar
 from syncd.distribution import Distribution
@@ -671,14 +680,16 @@ def read_inputs(
     is_status = h.c.field.op("||")("") == "status"
     # On SQLite the time is text in SQLAlchemy's format, naive UTC: with the offset appended
     # by the database, fromisoformat() returns it aware, with no replace() per row.
-    at_col = h.c.at
+    at_col: ColumnElement[Any] = h.c.at
     if engine.dialect.name == "sqlite":
         at_col = at_col.op("||")(literal_column("'+00:00'"))
-    history_q = select(h.c.crm, h.c.lead_id, at_col, h.c.from_value, h.c.to_value).where(is_status)
+    history_q: Select[Any] = select(
+        h.c.crm, h.c.lead_id, at_col, h.c.from_value, h.c.to_value
+    ).where(is_status)
     has_history = select(h.c.id).where(h.c.crm == lt.c.crm, h.c.lead_id == lt.c.lead_id, is_status)
     # The three fields the report uses, extracted by the database: not a whole JSON document
     # parsed per lead.
-    leads_q = select(
+    leads_q: Select[Any] = select(
         lt.c.crm,
         lt.c.lead_id,
         lt.c.status,
@@ -690,13 +701,8 @@ def read_inputs(
     if since is not None:
         history_q = history_q.where(h.c.at >= since)
         has_history = has_history.where(h.c.at >= since)
-    low, high = lead_range
-    if low is not None:
-        history_q = history_q.where(tuple_(h.c.crm, h.c.lead_id) >= tuple_(*map(literal, low)))
-        leads_q = leads_q.where(tuple_(lt.c.crm, lt.c.lead_id) >= tuple_(*map(literal, low)))
-    if high is not None:
-        history_q = history_q.where(tuple_(h.c.crm, h.c.lead_id) < tuple_(*map(literal, high)))
-        leads_q = leads_q.where(tuple_(lt.c.crm, lt.c.lead_id) < tuple_(*map(literal, high)))
+    history_q = _in_range(history_q, h.c.crm, h.c.lead_id, lead_range)
+    leads_q = _in_range(leads_q, lt.c.crm, lt.c.lead_id, lead_range)
     history_q = history_q.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id)
     leads_q = leads_q.where(has_history.exists()).order_by(lt.c.crm, lt.c.lead_id)
     rows = _stream(engine, history_q, chunk, "syncd_report_ledger")
@@ -738,6 +744,16 @@ def read_inputs(
     finally:
         rows.close()
         mirror.close()
+
+
+def _in_range(query: Select[Any], crm: Any, lead_id: Any, lead_range: LeadRange) -> Select[Any]:
+    """``query`` limited to the leads of ``lead_range`` (row values: one index range)."""
+    low, high = lead_range
+    if low is not None:
+        query = query.where(tuple_(crm, lead_id) >= tuple_(*map(literal, low)))
+    if high is not None:
+        query = query.where(tuple_(crm, lead_id) < tuple_(*map(literal, high)))
+    return query
 
 
 def _stream(engine: Engine, stmt: Select[Any], chunk: int, name: str) -> Generator[Any, None, None]:

@@ -16,7 +16,7 @@ from syncd.report_parallel import Job, run_job
 def main() -> int:
     job = pickle.load(sys.stdin.buffer)  # from the parent report process, over a pipe
     if not isinstance(job, Job):
-        print("syncd.report_worker: stdin is not a report job", file=sys.stderr)
+        sys.stderr.write("syncd.report_worker: stdin is not a report job\n")
         return 2
     sys.stdout.buffer.write(pickle.dumps(run_job(job), protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.buffer.flush()
