@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.report import Figure, SectionNotes
-from syncd.report_parallel import default_workers
+from syncd.report_parallel import PARALLEL_MIN_LEADS, default_workers
 
 SECTION = 9
 TITLE = "The funnel at scale"
@@ -373,9 +373,9 @@ def run(
         "a lead over five paths (in order, rejected then accepted, a regression, a skipped "
         "stage), 40 owners, 5 sources; the report is `syncd report --json` for the last 120 "
         "days, run as a subprocess (wall and peak RSS include Python's start-up).",
-        f"The report runs in {default_workers()} parts side by side here (one process per "
-        "core: syncd.report_parallel); CPU is all its processes' together, peak RSS the "
-        "largest single process's.",
+        f"From {PARALLEL_MIN_LEADS:,} leads on the report runs in {default_workers()} parts "
+        "side by side here (one process per core: syncd.report_parallel); CPU is then all its "
+        "processes' together, peak RSS the largest single process's.",
         "Ledger cost: one cycle's ledger rows (first sight backfill, observed and written "
         "transitions) inserted again through the same `add_history` call, against the cycle's "
         "whole time.",
