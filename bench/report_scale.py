@@ -10,6 +10,14 @@ size is close to the RSS at the smallest.
 
 PostgreSQL runs on a throwaway server (:mod:`bench.pgserver`) when its binaries are here.
 
+The report runs in parts (:mod:`syncd.report_parallel`): one process per core (2 on the
+benchmark machine: the command's process and one worker) each reads and sums a range of leads,
+and the parts are merged. The wall time is therefore bounded by the slowest part, and it
+flatters nothing only when those cores are free: on a busy machine it tends to the CPU time.
+"CPU" is the command's and its workers' together; peak RSS is the largest single process's
+(kernel ``ru_maxrss`` of waited-for descendants is a maximum, not a sum): the whole command
+holds about that times the number of processes.
+
 "Ledger cost per cycle": the time of a cycle that writes N status changes, split into the part
 spent writing ledger rows (the same ``add_history`` call the pipeline makes, timed on its own on
 a copy of the rows) and the rest; and the ledger's rows per cycle.
@@ -30,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.report import Figure, SectionNotes
+from syncd.report_parallel import PARALLEL_MIN_LEADS, default_workers
 
 SECTION = 9
 TITLE = "The funnel at scale"
@@ -292,8 +301,16 @@ def _postgres() -> AbstractContextManager[str | None]:
     return _Maybe()
 
 
-def run(quick: bool = False) -> tuple[list[Figure], SectionNotes]:
-    sizes = QUICK if quick else FULL
+def run(
+    quick: bool = False,
+    *,
+    sizes_override: list[int] | None = None,
+    backends_only: tuple[str, ...] = ("sqlite", "postgresql"),
+    ledger: bool = True,
+) -> tuple[list[Figure], SectionNotes]:
+    sizes = dict(QUICK if quick else FULL)
+    if sizes_override:
+        sizes["sizes"] = sizes_override
     rows_per_lead = int(sizes["rows_per_lead"])  # type: ignore[call-overload]
     now = datetime.now(UTC).replace(microsecond=0)
     figures: list[Figure] = []
@@ -301,6 +318,8 @@ def run(quick: bool = False) -> tuple[list[Figure], SectionNotes]:
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp, _postgres() as pg:
         backends: list[tuple[str, str | None]] = [("sqlite", None), ("postgresql", pg)]
         for backend, base in backends:
+            if backend not in backends_only:
+                continue
             if backend == "postgresql" and base is None:
                 lines.append("PostgreSQL: not measured (no server binaries here).")
                 continue
@@ -347,31 +366,37 @@ def run(quick: bool = False) -> tuple[list[Figure], SectionNotes]:
                     note=f"{rss[smallest]:.0f} MiB -> {rss[largest]:.0f} MiB",
                 )
             )
-    cost = ledger_cost(int(sizes["ledger_n"]))  # type: ignore[call-overload]
-    share = cost["ledger_s"] / cost["cycle_s"] * 100 if cost["cycle_s"] else None
-    figures.append(
-        Figure(
-            SECTION,
-            "ledger_share_of_cycle",
-            f"ledger writes' share of a cycle writing {cost['written']:.0f} status changes",
-            share,
-            "%",
-            "",
-            None,
-            note=f"{cost['ledger_rows']:.0f} ledger rows in {cost['ledger_s'] * 1000:.0f} ms of "
-            f"a {cost['cycle_s']:.1f} s cycle (HubSpot emulator, SQLite)",
-        )
-    )
+    if ledger:
+        figures.append(_ledger_figure(int(sizes["ledger_n"])))  # type: ignore[call-overload]
     lines += [
         "Seeded directly (DB-API executemany on SQLite, COPY on PostgreSQL): five transitions "
         "a lead over five paths (in order, rejected then accepted, a regression, a skipped "
         "stage), 40 owners, 5 sources; the report is `syncd report --json` for the last 120 "
         "days, run as a subprocess (wall and peak RSS include Python's start-up).",
+        f"From {PARALLEL_MIN_LEADS:,} leads on the report runs in {default_workers()} parts "
+        "side by side here (one process per core: syncd.report_parallel); CPU is then all its "
+        "processes' together, peak RSS the largest single process's.",
         "Ledger cost: one cycle's ledger rows (first sight backfill, observed and written "
         "transitions) inserted again through the same `add_history` call, against the cycle's "
         "whole time.",
     ]
     return figures, SectionNotes(SECTION, TITLE, lines)
+
+
+def _ledger_figure(n: int) -> Figure:
+    cost = ledger_cost(n)
+    share = cost["ledger_s"] / cost["cycle_s"] * 100 if cost["cycle_s"] else None
+    return Figure(
+        SECTION,
+        "ledger_share_of_cycle",
+        f"ledger writes' share of a cycle writing {cost['written']:.0f} status changes",
+        share,
+        "%",
+        "",
+        None,
+        note=f"{cost['ledger_rows']:.0f} ledger rows in {cost['ledger_s'] * 1000:.0f} ms of "
+        f"a {cost['cycle_s']:.1f} s cycle (HubSpot emulator, SQLite)",
+    )
 
 
 def _fresh_database(base: str, name: str) -> str:
@@ -395,10 +420,34 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _main() -> tuple[list[Figure], SectionNotes]:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report_scale",
+        description="§9 on its own: syncd report at scale (full size takes about 25 min).",
+    )
+    parser.add_argument("--quick", action="store_true", help="the quick sizes (seconds)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="lead counts to seed and report (5 rows a lead)"
+    )
+    parser.add_argument(
+        "--backend", choices=("sqlite", "postgresql"), action="append", help="default: both"
+    )
+    parser.add_argument("--no-ledger", action="store_true", help="skip the ledger-cost figure")
+    args = parser.parse_args()
+    return run(
+        args.quick,
+        sizes_override=args.sizes,
+        backends_only=tuple(args.backend or ("sqlite", "postgresql")),
+        ledger=not args.no_ledger,
+    )
+
+
 if __name__ == "__main__":
     from bench.report import render_text
 
-    figs, notes = run(quick="--quick" in sys.argv)
+    figs, notes = _main()
     print(render_text(figs))
     print("\n".join(f"{f.key}: {f.note}" for f in figs if f.note))
     print("\n".join(notes.lines))

@@ -1276,7 +1276,8 @@ def report(
 ) -> None:
     """The funnel: stage counts and conversion, acceptance rate, SAL follow-up SLA, time in
     stage, stale leads (definitions are printed with it)."""
-    from syncd.report import GroupBy, ReportOptions, compute, read_inputs
+    from syncd.report import GroupBy, ReportOptions
+    from syncd.report_parallel import compute_from_store
     from syncd.report_render import csv_text, html_page, json_text, print_table
     from syncd.state import StateStore, StateStoreError
     from syncd.store_open import state_url
@@ -1314,7 +1315,7 @@ def report(
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        reports = compute(read_inputs(store.engine, maps), options, group)
+        reports = compute_from_store(store.engine, maps, options, group)
     finally:
         store.close()
     meta = {

@@ -47,6 +47,33 @@ class Distribution:
             self._top = value
         self._count(value)
 
+    def merge(self, other: Distribution) -> None:
+        """Add ``other``'s values, as if each had been added here (a report computed in parts:
+        the result, exact or counted, is the one a single pass over all the values gives)."""
+        if other._n == 0:
+            return
+        theirs = other._values
+        fits = self._n + other._n <= self._exact_max
+        if self._values is not None and theirs is not None and fits:
+            self._values.extend(theirs)
+            self._n += other._n
+            return
+        if self._values is not None:  # past the cap now: count what was kept
+            self._top = max(self._values) if self._values else None
+            for v in self._values:
+                self._count(v)
+            self._values = None
+        self._n += other._n
+        if theirs is not None:
+            for v in theirs:
+                self._count(v)
+        else:
+            for key, count in other._counts.items():
+                self._counts[key] = self._counts.get(key, 0) + count
+        top = other.max
+        if top is not None and (self._top is None or top > self._top):
+            self._top = top
+
     def _count(self, value: float) -> None:
         key = round(value / self._resolution)
         self._counts[key] = self._counts.get(key, 0) + 1

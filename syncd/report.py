@@ -20,7 +20,16 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Select, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    func,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+)
 
 from rules.calendar import Calendar
 from syncd.distribution import Distribution
@@ -28,11 +37,16 @@ from syncd.distribution import Distribution
 __all__ = [
     "DEFINITIONS",
     "LeadInfo",
+    "LeadRange",
+    "Partial",
     "Report",
     "ReportOptions",
     "Transition",
+    "accumulate",
     "business_hours_between",
     "compute",
+    "finish",
+    "merge",
     "percentile",
     "read_inputs",
 ]
@@ -199,7 +213,17 @@ class _BusinessClock:
     """One calendar's working time, precomputed: seconds of the working day, working
     weekdays and holidays as sets of ordinals (the report calls it several times a lead)."""
 
-    __slots__ = ("close", "day", "holiday_set", "holidays", "open", "per_week", "weekdays", "zone")
+    __slots__ = (
+        "close",
+        "day",
+        "holiday_set",
+        "holidays",
+        "open",
+        "partial_week",
+        "per_week",
+        "weekdays",
+        "zone",
+    )
 
     def __init__(self, calendar: Calendar) -> None:
         self.zone: tzinfo = UTC if calendar.timezone == "UTC" else ZoneInfo(calendar.timezone)
@@ -212,6 +236,11 @@ class _BusinessClock:
             h.toordinal() for h in calendar.holidays if h.weekday() in self.weekdays
         )
         self.holiday_set = frozenset(self.holidays)
+        #: [first weekday][days]: working weekdays among ``days`` (< 7) from ``first`` on.
+        self.partial_week = [
+            [sum(1 for k in range(rest) if (first + k) % 7 in self.weekdays) for rest in range(7)]
+            for first in range(7)
+        ]
 
     def hours(self, start: datetime, end: datetime) -> float:
         if end <= start:
@@ -245,8 +274,7 @@ class _BusinessClock:
         """Working days from ordinal ``lo`` to ``hi``, both included."""
         weeks, rest = divmod(hi - lo + 1, 7)
         count = weeks * self.per_week
-        first = (lo - 1) % 7
-        count += sum(1 for k in range(rest) if (first + k) % 7 in self.weekdays)
+        count += self.partial_week[(lo - 1) % 7][rest]
         if self.holidays:
             count -= bisect.bisect_right(self.holidays, hi) - bisect.bisect_left(self.holidays, lo)
         return count
@@ -427,6 +455,34 @@ class _Acc:
         day = sal_at.date().isoformat()
         self.breaches_by_day[day] = self.breaches_by_day.get(day, 0) + 1
 
+    def merge(self, later: _Acc) -> None:
+        """Add the sums of ``later``, an accumulator over leads that stream after this one's
+        (a report computed in parts by lead range): the result is the single pass's."""
+        for mine, theirs in (
+            (self.any_order, later.any_order),
+            (self.in_order, later.in_order),
+            (self.reached_later, later.reached_later),
+            (self.stale, later.stale),
+        ):
+            for k, value in enumerate(theirs):
+                mine[k] += value
+        for dist, other in zip(self.durations, later.durations, strict=True):
+            dist.merge(other)
+        for name in _SUMS:
+            setattr(self, name, getattr(self, name) + getattr(later, name))
+        self.first_touch_hours.merge(later.first_touch_hours)
+        self.sal_to_close.merge(later.sal_to_close)
+        for day, count in later.breaches_by_day.items():
+            self.breaches_by_day[day] = self.breaches_by_day.get(day, 0) + count
+        # Open breaches: the tie-break number is the order of encounter, so ``later``'s are
+        # numbered after this one's; the oldest kept are then those a single pass keeps.
+        offset = self.open_breach_count
+        shifted = [(age, seq + offset, b) for age, seq, b in later.open_breaches]
+        kept = heapq.nlargest(OPEN_BREACHES_KEPT, self.open_breaches + shifted)
+        heapq.heapify(kept)
+        self.open_breaches = kept
+        self.open_breach_count += later.open_breach_count
+
     def result(self, group: str) -> Report:
         o = self.options
         rows: list[StageRow] = []
@@ -479,6 +535,19 @@ class _Acc:
         )
 
 
+#: The plain counters of :class:`_Acc` (summed when parts of a report are merged).
+_SUMS = (
+    "skipped",
+    "regressions",
+    "accepted",
+    "rejected",
+    "mqls",
+    "mqls_accepted_in_time",
+    "sal_entries",
+    "sla_decided",
+    "sla_breaches",
+)
+
 #: Open breaches a report lists (the oldest); alerts and the table show these, the count is
 #: of all.
 OPEN_BREACHES_KEPT = 1000
@@ -508,6 +577,23 @@ def compute(
 ) -> list[Report]:
     """The report over ``leads`` (each with its transitions in time order): the total first,
     then one per group of ``by`` in name order."""
+    return finish(accumulate(leads, options, by))
+
+
+class Partial(NamedTuple):
+    """A report's running sums over some leads, before percentiles and ratios: the whole
+    scope's and one per group. Partials over consecutive lead ranges merge (:func:`merge`)."""
+
+    total: _Acc
+    groups: dict[str, _Acc]
+
+
+def accumulate(
+    leads: Iterable[tuple[LeadInfo, Sequence[Transition]]],
+    options: ReportOptions,
+    by: GroupBy | None = None,
+) -> Partial:
+    """The running sums over ``leads`` (see :func:`compute`)."""
     total = _Acc.new(options)
     groups: dict[str, _Acc] = {}
     for lead, history in leads:
@@ -515,12 +601,34 @@ def compute(
         if by is not None:
             key = _group_key(lead, by)
             groups.setdefault(key, _Acc.new(options)).add(lead, history)
-    return [total.result("all")] + [groups[k].result(k) for k in sorted(groups)]
+    return Partial(total, groups)
+
+
+def merge(first: Partial, later: Partial) -> Partial:
+    """``first`` with ``later`` added; ``later``'s leads must all stream after ``first``'s
+    (the order decides which open breaches are kept on a tie)."""
+    first.total.merge(later.total)
+    for key, acc in later.groups.items():
+        mine = first.groups.get(key)
+        if mine is None:
+            first.groups[key] = acc
+        else:
+            mine.merge(acc)
+    return first
+
+
+def finish(partial: Partial) -> list[Report]:
+    """The reports: the total first, then one per group in name order."""
+    groups = partial.groups
+    return [partial.total.result("all")] + [groups[k].result(k) for k in sorted(groups)]
 
 
 # -- reading the store ---------------------------------------------------------------------
 
 _CHUNK = 2000
+
+#: A range of leads by (crm, lead_id): low included, high excluded, None unbounded.
+LeadRange = tuple[tuple[str, str] | None, tuple[str, str] | None]
 
 
 def _parse_activity(value: object) -> datetime | date | None:
@@ -545,6 +653,7 @@ def read_inputs(
     crm: str | None = None,
     since: datetime | None = None,
     chunk: int = _CHUNK,
+    lead_range: LeadRange = (None, None),
 ) -> Iterator[tuple[LeadInfo, list[Transition]]]:
     """Each lead of the ledger with its status transitions in time order, streamed.
 
@@ -558,7 +667,8 @@ def read_inputs(
     ``status_maps``: per CRM instance, the CRM's stored value -> rule status (the inverse of
     ``status_values``); a value without an entry is the status of that name. ``crm`` and
     ``since`` read one CRM's transitions from that time on only (the KPI gauges: what they
-    show needs no earlier history).
+    show needs no earlier history). ``lead_range``: only the leads with ``low <= (crm,
+    lead_id) < high`` (None: unbounded), one part of a report computed in parts.
     """
     from syncd.state import LeadRow, StatusHistoryRow
 
@@ -568,11 +678,18 @@ def read_inputs(
     # (field, to_value, at) index and then sort the whole ledger, or search it once per lead.
     # Hiding the column from the planner makes both reads walk (crm, lead_id, at).
     is_status = h.c.field.op("||")("") == "status"
-    history_q = select(h.c.crm, h.c.lead_id, h.c.at, h.c.from_value, h.c.to_value).where(is_status)
+    # On SQLite the time is text in SQLAlchemy's format, naive UTC: with the offset appended
+    # by the database, fromisoformat() returns it aware, with no replace() per row.
+    at_col: ColumnElement[Any] = h.c.at
+    if engine.dialect.name == "sqlite":
+        at_col = at_col.op("||")(literal_column("'+00:00'"))
+    history_q: Select[Any] = select(
+        h.c.crm, h.c.lead_id, at_col, h.c.from_value, h.c.to_value
+    ).where(is_status)
     has_history = select(h.c.id).where(h.c.crm == lt.c.crm, h.c.lead_id == lt.c.lead_id, is_status)
     # The three fields the report uses, extracted by the database: not a whole JSON document
     # parsed per lead.
-    leads_q = select(
+    leads_q: Select[Any] = select(
         lt.c.crm,
         lt.c.lead_id,
         lt.c.status,
@@ -584,6 +701,8 @@ def read_inputs(
     if since is not None:
         history_q = history_q.where(h.c.at >= since)
         has_history = has_history.where(h.c.at >= since)
+    history_q = _in_range(history_q, h.c.crm, h.c.lead_id, lead_range)
+    leads_q = _in_range(leads_q, lt.c.crm, lt.c.lead_id, lead_range)
     history_q = history_q.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id)
     leads_q = leads_q.where(has_history.exists()).order_by(lt.c.crm, lt.c.lead_id)
     rows = _stream(engine, history_q, chunk, "syncd_report_ledger")
@@ -602,27 +721,39 @@ def read_inputs(
                 return found
             return LeadInfo(key[0], key[1])  # no mirror row: the ledger outlived the lead
 
+        # Hot: once per ledger row. Functions bound to locals; a Transition made by
+        # tuple.__new__ (the namedtuple's own __new__ is one more Python call per row).
+        parse, make, get_map = datetime.fromisoformat, tuple.__new__, status_maps.get
+        append = history.append
         for row_crm, lead_id, stamp, from_value, to_value in rows:
             if current is None or current[1] != lead_id or current[0] != row_crm:
                 if current is not None:
                     yield info(current), history
                 current, history = (row_crm, lead_id), []
-                mapping = status_maps.get(row_crm, {})
+                append = history.append
+                mapping = get_map(row_crm, {})
             to = to_value or ""
-            # Text from SQLite (SQLAlchemy's format, UTC), a datetime from PostgreSQL.
-            at = datetime.fromisoformat(stamp) if stamp.__class__ is str else stamp
-            history.append(
-                Transition(
-                    at if at.tzinfo is not None else at.replace(tzinfo=UTC),
-                    mapping.get(to, to),
-                    None if from_value is None else mapping.get(from_value, from_value),
-                )
-            )
+            # Text from SQLite (aware: see at_col), a datetime from PostgreSQL (naive, UTC).
+            at = parse(stamp) if stamp.__class__ is str else stamp
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            from_status = None if from_value is None else mapping.get(from_value, from_value)
+            append(make(Transition, (at, mapping.get(to, to), from_status)))
         if current is not None:
             yield info(current), history
     finally:
         rows.close()
         mirror.close()
+
+
+def _in_range(query: Select[Any], crm: Any, lead_id: Any, lead_range: LeadRange) -> Select[Any]:
+    """``query`` limited to the leads of ``lead_range`` (row values: one index range)."""
+    low, high = lead_range
+    if low is not None:
+        query = query.where(tuple_(crm, lead_id) >= tuple_(*map(literal, low)))
+    if high is not None:
+        query = query.where(tuple_(crm, lead_id) < tuple_(*map(literal, high)))
+    return query
 
 
 def _stream(engine: Engine, stmt: Select[Any], chunk: int, name: str) -> Generator[Any, None, None]:

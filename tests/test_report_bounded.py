@@ -76,3 +76,21 @@ def test_open_breaches_keep_the_oldest_and_count_them_all(monkeypatch: pytest.Mo
     result = compute(leads, options)[0]
     assert result.open_breach_count == 10
     assert [b.lead_id for b in result.open_breaches] == ["s12", "s11", "s10"]
+
+
+@pytest.mark.parametrize("cut", [0, 300, 700, 1_000, 1_500])
+def test_distributions_merged_in_parts_equal_one_over_all_values(cut: int) -> None:
+    """Exact on both sides, counted on one or both, crossing the cap only when merged."""
+    rng = random.Random(cut)
+    values = [rng.expovariate(1 / 3) for _ in range(1_500)]
+    whole = Distribution(1 / 1440, values, exact_max=1_000)
+    merged = Distribution(1 / 1440, values[:cut], exact_max=1_000)
+    merged.merge(Distribution(1 / 1440, values[cut:], exact_max=1_000))
+    assert len(merged) == len(whole) and merged.exact == whole.exact and merged.max == whole.max
+    qs = (1, 10, 50, 75, 90, 99, 100)
+    assert merged.percentiles(qs) == whole.percentiles(qs)
+    small = Distribution(1 / 1440, values[:400], exact_max=1_000)
+    small.merge(Distribution(1 / 1440, values[400:900], exact_max=1_000))
+    assert small.exact and small.percentiles(qs) == Distribution(
+        1 / 1440, values[:900]
+    ).percentiles(qs)
