@@ -1,0 +1,108 @@
+"""What an idle cycle asks the state store costs O(open work), not O(history).
+
+A cycle looks up the leads with open outbox rows twice (stale plans, then the plan's open
+leads). Finished rows (done, superseded, withdrawn) pile up for as long as retention keeps
+them; the look-up must not walk them. SQLite's progress handler counts the virtual-machine
+steps a statement takes: a deterministic measure of the work, unlike a timer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from syncd.due import open_lead_ids
+from syncd.state import OutboxState, StateStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _change(lead_id: str, state: OutboxState) -> dict[str, Any]:
+    return {
+        "crm": "salesforce",
+        "lead_id": lead_id,
+        "kind": "field",
+        "field": "status",
+        "value": "Nurture",
+        "before": "Open",
+        "rule_id": "r1",
+        "ruleset_version": "v1",
+        "run_id": "run1",
+        "intent_id": f"run1.{lead_id}",
+        "state": state,
+        "attempts": 0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+
+
+def _store_with(path: Path, finished: int) -> StateStore:
+    store = StateStore(f"sqlite:///{path}")
+    rows = [_change(f"done{i:06d}", OutboxState.DONE) for i in range(finished)]
+    rows += [
+        _change("open-pending", OutboxState.PENDING),
+        _change("open-planned", OutboxState.PLANNED),
+        _change("open-sending", OutboxState.SENDING),
+        _change("other-crm", OutboxState.PENDING) | {"crm": "hubspot"},
+    ]
+    with store.begin() as conn:
+        for start in range(0, len(rows), 500):
+            store.add_changes(conn, rows[start : start + 500])
+    return store
+
+
+def _vm_steps(store: StateStore, work: Callable[[], object]) -> int:
+    """SQLite virtual-machine steps ``work`` takes on every connection it checks out."""
+    steps = 0
+
+    def tick() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    def checkout(dbapi: sqlite3.Connection, *_: object) -> None:
+        dbapi.set_progress_handler(tick, 1)
+
+    def checkin(dbapi: sqlite3.Connection, *_: object) -> None:
+        dbapi.set_progress_handler(None, 1)
+
+    event.listen(store.engine, "checkout", checkout)
+    event.listen(store.engine, "checkin", checkin)
+    try:
+        work()
+    finally:
+        event.remove(store.engine, "checkout", checkout)
+        event.remove(store.engine, "checkin", checkin)
+    return steps
+
+
+def test_open_lead_lookup_lists_exactly_the_leads_with_open_rows(tmp_path: Path) -> None:
+    store = _store_with(tmp_path / "state.db", finished=50)
+    assert open_lead_ids(store, "salesforce") == ["open-pending", "open-planned", "open-sending"]
+    with store.begin() as conn:
+        planned = store.lead_ids_in_states(conn, "salesforce", [OutboxState.PLANNED])
+    assert planned == {"open-planned"}
+
+
+def test_open_lead_lookup_does_not_walk_finished_outbox_rows(tmp_path: Path) -> None:
+    small = _store_with(tmp_path / "small.db", finished=100)
+    large = _store_with(tmp_path / "large.db", finished=20_000)
+    small_steps = _vm_steps(small, lambda: open_lead_ids(small, "salesforce"))
+    large_steps = _vm_steps(large, lambda: open_lead_ids(large, "salesforce"))
+    assert small_steps > 0
+    # 200 x the finished rows: the work may grow with the index depth, never with the rows.
+    assert large_steps < 2 * small_steps, (small_steps, large_steps)
+
+
+def test_stale_plan_discard_does_not_walk_finished_outbox_rows(tmp_path: Path) -> None:
+    small = _store_with(tmp_path / "small.db", finished=100)
+    large = _store_with(tmp_path / "large.db", finished=20_000)
+    small_steps = _vm_steps(small, lambda: small.discard_stale_plans("salesforce", T0))
+    large_steps = _vm_steps(large, lambda: large.discard_stale_plans("salesforce", T0))
+    assert small_steps > 0
+    assert large_steps < 2 * small_steps, (small_steps, large_steps)
