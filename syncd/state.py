@@ -529,6 +529,7 @@ class StateStore:
         conn.execute(
             stmt, [{"_id": i, "_due": due, "_blocked": blocked} for i, due, blocked in dues]
         )
+        self.rows_written["lead"] += len(dues)  # due_at's statistics (syncd.planner_stats)
 
     def _count_unconverted(self, crm: str, condition: ColumnElement[bool]) -> int:
         """Live, unconverted leads of ``crm`` meeting ``condition`` (an indexed count)."""
@@ -781,6 +782,7 @@ class StateStore:
                 .where(table.c.id.in_(ids[start : start + _UPSERT_CHUNK]))
                 .values(state=state, updated_at=now, **values)
             )
+        self.rows_written["outbox"] += len(ids)  # state's statistics (syncd.planner_stats)
 
     def close_changes(
         self,
@@ -819,7 +821,9 @@ class StateStore:
             )
             .values(state=state, updated_at=now)
         )
-        return result.rowcount or 0
+        promoted = result.rowcount or 0
+        self.rows_written["outbox"] += promoted  # state's statistics (syncd.planner_stats)
+        return promoted
 
     def discard_stale_plans(self, crm: str, now: datetime) -> int:
         """Planned rows of a run that died before approving them will never be sent.
