@@ -960,10 +960,9 @@ class Pipeline:
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         # Held and blocked leads are not all evaluated each cycle: counted over the store.
-        report.held = self.store.count_held(
+        report.held, report.blocked = self.store.count_held_and_blocked(
             self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
         )
-        report.blocked = self.store.count_blocked(self.crm)
         # Counted only when the breaker could trip: a count of the live leads reads them all.
         small = changing_leads < self.breaker.min_changes or approve_large_run
         live = 0 if small else self.store.count_live(self.crm)
@@ -984,6 +983,8 @@ class Pipeline:
             if self.metrics is not None:
                 self.metrics.breaker_trips.labels(self.crm).inc()
             return
+        if report.planned == 0:
+            return  # this run planned no row: nothing to approve, no transaction (idle cycle)
         with self.store.begin() as conn:
             self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)

@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
 from syncd.records import AuditRecord, LeadRecord, OutboxRecord, QuarantineRecord, RunRecord
@@ -548,6 +549,28 @@ class StateStore:
                 ).scalar_one()
             )
 
+    def count_held_and_blocked(self, crm: str, since: datetime) -> tuple[int, int]:
+        """``count_held(crm, since)`` and ``count_blocked(crm)`` in one round trip: two
+        indexed counts a cycle reports (``run.held``, ``run.blocked``), each O(counted rows)."""
+        table = LeadRow.__table__
+        unconverted = (
+            table.c.crm == crm,
+            table.c.deleted.is_(False),
+            table.c.converted.is_(False),
+        )
+
+        def counted(condition: ColumnElement[bool]) -> ScalarSelect[int]:
+            query = select(func.count()).select_from(table).where(condition, *unconverted)
+            return query.scalar_subquery()
+
+        with self.engine.connect() as conn:
+            held, blocked = conn.execute(
+                select(
+                    counted(table.c.rep_edit_at > since), counted(table.c.guard_blocked.is_(True))
+                )
+            ).one()
+        return int(held), int(blocked)
+
     def count_blocked(self, crm: str) -> int:
         """Live leads whose last evaluation the guards blocked (an indexed count)."""
         return self._count_unconverted(crm, LeadRow.__table__.c.guard_blocked.is_(True))
@@ -836,6 +859,8 @@ class StateStore:
         with self.begin() as conn:
             # Their leads were marked evaluated with the plan: due again, to be planned anew.
             leads = sorted(self.lead_ids_in_states(conn, crm, [OutboxState.PLANNED]))
+            if not leads:
+                return 0  # no planned row (every cycle but one after a crash): no UPDATE
             self.reset_due(conn, crm, leads)
             return (
                 conn.execute(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +106,36 @@ def test_stale_plan_discard_does_not_walk_finished_outbox_rows(tmp_path: Path) -
     large_steps = _vm_steps(large, lambda: large.discard_stale_plans("salesforce", T0))
     assert small_steps > 0
     assert large_steps < 2 * small_steps, (small_steps, large_steps)
+
+
+def test_held_and_blocked_counted_in_one_round_trip_match_their_own_counts(
+    store_url: str,
+) -> None:
+    from tests.test_state_store import _lead
+
+    store = StateStore(store_url, auto_upgrade=True)
+    since = T0 - timedelta(days=1)
+    rows = [
+        _lead("held1", rep_edit_at=T0),
+        _lead("held2", rep_edit_at=T0),
+        _lead("held-old", rep_edit_at=since - timedelta(hours=1)),  # the hold is over
+        _lead("held-deleted", rep_edit_at=T0, deleted=True),
+        _lead("held-converted", rep_edit_at=T0, converted=True),
+        _lead("plain"),
+        _lead("other-crm", rep_edit_at=T0) | {"crm": "hubspot"},
+    ]
+    try:
+        with store.begin() as conn:
+            store.upsert_leads(conn, rows)
+            store.set_due(
+                conn,
+                "salesforce",
+                [("held1", T0, True), ("plain", T0, True), ("held-deleted", T0, True)],
+            )
+        held, blocked = store.count_held_and_blocked("salesforce", since)
+        assert (held, blocked) == (2, 2)
+        assert held == store.count_held("salesforce", since)
+        assert blocked == store.count_blocked("salesforce")
+        assert store.count_held_and_blocked("nobody", since) == (0, 0)
+    finally:
+        store.close()
