@@ -147,7 +147,7 @@ def reset_blocked(store: StateStore, conn: Connection, crm: str, run_id: str) ->
 
 def open_lead_ids(store: StateStore, crm: str) -> list[str]:
     """Leads with open outbox rows, sorted."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         return sorted(store.lead_ids_in_states(conn, crm, OPEN_STATES))
 
 

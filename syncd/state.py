@@ -382,6 +382,7 @@ class StateStore:
                 event.listen(engine, "connect", _sqlite_pragmas)
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         if auto_upgrade is None:
             auto_upgrade = self._dialect == "sqlite"
         try:
@@ -420,12 +421,26 @@ class StateStore:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads each complete in one statement.
+
+        On PostgreSQL it runs in autocommit: psycopg otherwise sends ``BEGIN`` before the first
+        statement and the pool a ``ROLLBACK`` when the connection goes back, three round trips
+        for one read. A statement in autocommit sees the snapshot it would see as the first
+        statement of a READ COMMITTED transaction. SQLite reads stay as they are (no round trip
+        to save).
+        """
+        engine = self._autocommit if self._dialect == "postgresql" else self.engine
+        with engine.connect() as conn:
+            yield conn
+
     # ---- cursors -----------------------------------------------------------------------
 
     def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str, datetime | None] | None:
         """(modified_at, record_id, read_at) of the stored position, if any."""
         table = CursorRow.__table__
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(
                 select(table.c.modified_at, table.c.record_id, table.c.read_at).where(
                     table.c.crm == crm, table.c.object == obj
@@ -563,7 +578,7 @@ class StateStore:
             query = select(func.count()).select_from(table).where(condition, *unconverted)
             return query.scalar_subquery()
 
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             held, blocked = conn.execute(
                 select(
                     counted(table.c.rep_edit_at > since), counted(table.c.guard_blocked.is_(True))
@@ -900,7 +915,7 @@ class StateStore:
             )
             if last is not None:
                 stmt = stmt.where(tuple_(*order) > tuple_(*last))
-            with self.engine.connect() as conn:
+            with self.reading() as conn:
                 rows = conn.execute(stmt.order_by(*order).limit(chunk)).all()
             if not rows:
                 return
@@ -1090,7 +1105,7 @@ class StateStore:
     # ---- meta ---------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> Any:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             table = MetaRow.__table__
             value = conn.execute(select(table.c.value).where(table.c.key == key)).scalar()
         return None if value is None else json.loads(value)

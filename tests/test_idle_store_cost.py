@@ -139,3 +139,39 @@ def test_held_and_blocked_counted_in_one_round_trip_match_their_own_counts(
         assert store.count_held_and_blocked("nobody", since) == (0, 0)
     finally:
         store.close()
+
+
+def test_postgres_reads_open_no_transaction_and_writes_still_roll_back(
+    postgres_url: str,
+) -> None:
+    import psycopg
+    import pytest
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS idle_reads")
+        conn.exec_driver_sql("CREATE DATABASE idle_reads")
+    admin.dispose()
+    store = StateStore(postgres_url.rsplit("/", 1)[0] + "/idle_reads", auto_upgrade=True)
+    try:
+        with store.reading() as conn:
+            assert store.lead_ids_in_states(conn, "salesforce", [OutboxState.PENDING]) == set()
+            raw = conn.connection.driver_connection
+            assert isinstance(raw, psycopg.Connection)
+            # No BEGIN was sent, so the pool has no ROLLBACK to send: one round trip a read.
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+        def failing_write() -> None:
+            with store.begin() as conn:
+                store.add_changes(conn, [_change("lead1", OutboxState.PENDING)])
+                raise RuntimeError("the transaction fails after its write")
+
+        with pytest.raises(RuntimeError):
+            failing_write()
+        assert open_lead_ids(store, "salesforce") == []  # the write was rolled back
+        with store.begin() as conn:
+            store.add_changes(conn, [_change("lead1", OutboxState.PENDING)])
+        assert open_lead_ids(store, "salesforce") == ["lead1"]
+    finally:
+        store.close()
