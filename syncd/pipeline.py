@@ -536,9 +536,10 @@ class Pipeline:
         planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
         if self.lease is not None:
             self.lease.verify()  # a standby must not supersede the new leader's plan
-        with self.store.begin() as conn:
-            self._fence(conn)
-            self.store.settle_sending(conn, self.crm, self.clock())
+        if self.store.has_changes_in(self.crm, [OutboxState.SENDING]):  # else no transaction
+            with self.store.begin() as conn:
+                self._fence(conn)
+                self.store.settle_sending(conn, self.crm, self.clock())
         if not self.stop.is_set():
             self.plan(report, book, now, approve_large_run=approve_large_run)
             planner_stats.analyze_if_grown(self.store)  # before the drain walks the outbox
@@ -776,8 +777,8 @@ class Pipeline:
 
         A CRM that refuses to say (no permission on the history) costs the backfill, not the
         cycle."""
-        if not self.settings.read_crm_history:
-            return {}
+        if not self.settings.read_crm_history or not by_id:
+            return {}  # an empty page (an idle pull) meets no new lead
         with self.store.begin() as conn:
             seen = self.store.leads_by_id(conn, self.crm, list(by_id))
         new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]

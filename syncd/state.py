@@ -778,6 +778,14 @@ class StateStore:
             ).scalars()
         )
 
+    def has_changes_in(self, crm: str, states: Sequence[OutboxState]) -> bool:
+        """Whether ``crm`` has an outbox row in one of ``states`` (one index probe, no
+        transaction): lets an idle cycle skip a transaction that would change nothing."""
+        table = OutboxRow.__table__
+        with self.reading() as conn:
+            probe = select(table.c.id).where(table.c.crm == crm, table.c.state.in_(states))
+            return conn.execute(probe.limit(1)).first() is not None
+
     def settle_sending(self, conn: Connection, crm: str, now: datetime) -> int:
         """In-doubt rows the pull did not resolve go back to ``pending`` (see OutboxState)."""
         table = OutboxRow.__table__
@@ -871,11 +879,11 @@ class StateStore:
         """
         table = OutboxRow.__table__
         planned = [table.c.crm == crm, table.c.state == OutboxState.PLANNED]
+        if not self.has_changes_in(crm, [OutboxState.PLANNED]):
+            return 0  # every cycle but one after a crash: no transaction
         with self.begin() as conn:
             # Their leads were marked evaluated with the plan: due again, to be planned anew.
             leads = sorted(self.lead_ids_in_states(conn, crm, [OutboxState.PLANNED]))
-            if not leads:
-                return 0  # no planned row (every cycle but one after a crash): no UPDATE
             self.reset_due(conn, crm, leads)
             return (
                 conn.execute(
