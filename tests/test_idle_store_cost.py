@@ -175,3 +175,29 @@ def test_postgres_reads_open_no_transaction_and_writes_still_roll_back(
         assert open_lead_ids(store, "salesforce") == ["lead1"]
     finally:
         store.close()
+
+
+def test_outbox_backlog_in_one_statement_counts_pending_failed_and_the_oldest_pending(
+    store_url: str,
+) -> None:
+    from syncd.store_stats import outbox_backlog
+
+    store = StateStore(store_url, auto_upgrade=True)
+    rows = [
+        _change("a", OutboxState.PENDING) | {"created_at": T0 - timedelta(hours=2)},
+        _change("b", OutboxState.PENDING),
+        _change("c", OutboxState.FAILED) | {"created_at": T0 - timedelta(days=3)},
+        _change("d", OutboxState.DONE) | {"created_at": T0 - timedelta(days=9)},
+        _change("e", OutboxState.PENDING)
+        | {"crm": "hubspot", "created_at": T0 - timedelta(days=9)},
+    ]
+    try:
+        with store.begin() as conn:
+            store.add_changes(conn, rows)
+        backlog = outbox_backlog(store.engine, "salesforce")
+        assert (backlog.pending, backlog.failed) == (2, 1)
+        assert backlog.oldest_pending_at == T0 - timedelta(hours=2)
+        empty = outbox_backlog(store.engine, "nobody")
+        assert (empty.pending, empty.failed, empty.oldest_pending_at) == (0, 0, None)
+    finally:
+        store.close()
