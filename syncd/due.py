@@ -147,15 +147,8 @@ def reset_blocked(store: StateStore, conn: Connection, crm: str, run_id: str) ->
 
 def open_lead_ids(store: StateStore, crm: str) -> list[str]:
     """Leads with open outbox rows, sorted."""
-    table = OutboxRow.__table__
-    with store.engine.connect() as conn:
-        return sorted(
-            conn.execute(
-                select(table.c.lead_id)
-                .where(table.c.crm == crm, table.c.state.in_(OPEN_STATES))
-                .distinct()
-            ).scalars()
-        )
+    with store.reading() as conn:
+        return sorted(store.lead_ids_in_states(conn, crm, OPEN_STATES))
 
 
 def iter_plan_rows(

@@ -97,6 +97,10 @@ class FunnelKpis:
 
         from syncd.state import StatusHistoryRow
 
-        with self.engine.connect() as conn:
+        # One statement: in autocommit on PostgreSQL, no BEGIN/ROLLBACK round trips per cycle.
+        engine = self.engine
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
             value = conn.execute(select(func.max(StatusHistoryRow.__table__.c.id))).scalar()
         return None if value is None else int(value)

@@ -536,9 +536,10 @@ class Pipeline:
         planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
         if self.lease is not None:
             self.lease.verify()  # a standby must not supersede the new leader's plan
-        with self.store.begin() as conn:
-            self._fence(conn)
-            self.store.settle_sending(conn, self.crm, self.clock())
+        if self.store.has_changes_in(self.crm, [OutboxState.SENDING]):  # else no transaction
+            with self.store.begin() as conn:
+                self._fence(conn)
+                self.store.settle_sending(conn, self.crm, self.clock())
         if not self.stop.is_set():
             self.plan(report, book, now, approve_large_run=approve_large_run)
             planner_stats.analyze_if_grown(self.store)  # before the drain walks the outbox
@@ -776,8 +777,8 @@ class Pipeline:
 
         A CRM that refuses to say (no permission on the history) costs the backfill, not the
         cycle."""
-        if not self.settings.read_crm_history:
-            return {}
+        if not self.settings.read_crm_history or not by_id:
+            return {}  # an empty page (an idle pull) meets no new lead
         with self.store.begin() as conn:
             seen = self.store.leads_by_id(conn, self.crm, list(by_id))
         new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
@@ -960,10 +961,9 @@ class Pipeline:
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         # Held and blocked leads are not all evaluated each cycle: counted over the store.
-        report.held = self.store.count_held(
+        report.held, report.blocked = self.store.count_held_and_blocked(
             self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
         )
-        report.blocked = self.store.count_blocked(self.crm)
         # Counted only when the breaker could trip: a count of the live leads reads them all.
         small = changing_leads < self.breaker.min_changes or approve_large_run
         live = 0 if small else self.store.count_live(self.crm)
@@ -984,6 +984,8 @@ class Pipeline:
             if self.metrics is not None:
                 self.metrics.breaker_trips.labels(self.crm).inc()
             return
+        if report.planned == 0:
+            return  # this run planned no row: nothing to approve, no transaction (idle cycle)
         with self.store.begin() as conn:
             self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)

@@ -12,6 +12,11 @@ The pull's lookups by id (``leads_by_id``: ``crm = ? AND lead_id IN (500 ids)``)
 way while a first sync fills the table: without statistics the planner scans every row of the
 CRM and filters by the list, so each page costs more than the one before.
 
+Updates count as writes: the first plan sets every lead's ``due_at`` and the drain moves every
+outbox row from pending to done, and statistics taken before them say most leads are due and
+most rows pending; the planner then walks the primary key for the "never evaluated" keyset read
+and scans the outbox for the drain, O(N) on every idle cycle.
+
 So the store counts the rows it writes to the tables the cycle's queries walk, and the pipeline
 calls :func:`analyze_if_grown` after each pulled page, after the pull and after planning: a
 table that received at least ``MIN_ROWS`` rows, and at least ``GROWTH`` of the rows the
@@ -28,6 +33,7 @@ import logging
 import time
 from collections import Counter
 from typing import Protocol
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -51,6 +57,10 @@ class _Store(Protocol):
     rows_written: Counter[str]
 
 
+#: Per store and table, the rows written at which the table is next due (from pg_class).
+_thresholds: WeakKeyDictionary[_Store, dict[str, float]] = WeakKeyDictionary()
+
+
 def analyze_if_grown(store: _Store) -> list[str]:
     """ANALYZE each table of ``ANALYZED_TABLES`` that grew enough since it was last analysed.
 
@@ -59,7 +69,12 @@ def analyze_if_grown(store: _Store) -> list[str]:
     if store.engine.dialect.name != "postgresql":
         store.rows_written.clear()
         return []
-    grown = [t for t in ANALYZED_TABLES if store.rows_written[t] >= MIN_ROWS]
+    # Not due before the writes reach the growth the last look at pg_class asked for: an idle
+    # cycle (nothing written) then costs no round trip here.
+    known = _thresholds.setdefault(store, {})
+    grown = [
+        t for t in ANALYZED_TABLES if store.rows_written[t] >= max(MIN_ROWS, known.get(t, 0.0))
+    ]
     if not grown:
         return []
     started = time.perf_counter()
@@ -72,11 +87,14 @@ def analyze_if_grown(store: _Store) -> list[str]:
                 {"names": grown},
             )
         }
-        due = [t for t in grown if store.rows_written[t] >= GROWTH * max(counted.get(t, 0.0), 0.0)]
+        for t in grown:
+            known[t] = GROWTH * max(counted.get(t, 0.0), 0.0)
+        due = [t for t in grown if store.rows_written[t] >= known[t]]
         for table in due:
             conn.exec_driver_sql(f"ANALYZE {table}")  # names from ANALYZED_TABLES only
     for table in due:
         store.rows_written[table] = 0
+        known.pop(table, None)
     if due:
         log.debug(
             "analysed %s after a bulk load in %.0f ms",

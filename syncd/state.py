@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
 from syncd.records import AuditRecord, LeadRecord, OutboxRecord, QuarantineRecord, RunRecord
@@ -381,6 +382,7 @@ class StateStore:
                 event.listen(engine, "connect", _sqlite_pragmas)
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         if auto_upgrade is None:
             auto_upgrade = self._dialect == "sqlite"
         try:
@@ -419,12 +421,26 @@ class StateStore:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads each complete in one statement.
+
+        On PostgreSQL it runs in autocommit: psycopg otherwise sends ``BEGIN`` before the first
+        statement and the pool a ``ROLLBACK`` when the connection goes back, three round trips
+        for one read. A statement in autocommit sees the snapshot it would see as the first
+        statement of a READ COMMITTED transaction. SQLite reads stay as they are (no round trip
+        to save).
+        """
+        engine = self._autocommit if self._dialect == "postgresql" else self.engine
+        with engine.connect() as conn:
+            yield conn
+
     # ---- cursors -----------------------------------------------------------------------
 
     def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str, datetime | None] | None:
         """(modified_at, record_id, read_at) of the stored position, if any."""
         table = CursorRow.__table__
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(
                 select(table.c.modified_at, table.c.record_id, table.c.read_at).where(
                     table.c.crm == crm, table.c.object == obj
@@ -529,6 +545,7 @@ class StateStore:
         conn.execute(
             stmt, [{"_id": i, "_due": due, "_blocked": blocked} for i, due, blocked in dues]
         )
+        self.rows_written["lead"] += len(dues)  # due_at's statistics (syncd.planner_stats)
 
     def _count_unconverted(self, crm: str, condition: ColumnElement[bool]) -> int:
         """Live, unconverted leads of ``crm`` meeting ``condition`` (an indexed count)."""
@@ -546,6 +563,28 @@ class StateStore:
                     )
                 ).scalar_one()
             )
+
+    def count_held_and_blocked(self, crm: str, since: datetime) -> tuple[int, int]:
+        """``count_held(crm, since)`` and ``count_blocked(crm)`` in one round trip: two
+        indexed counts a cycle reports (``run.held``, ``run.blocked``), each O(counted rows)."""
+        table = LeadRow.__table__
+        unconverted = (
+            table.c.crm == crm,
+            table.c.deleted.is_(False),
+            table.c.converted.is_(False),
+        )
+
+        def counted(condition: ColumnElement[bool]) -> ScalarSelect[int]:
+            query = select(func.count()).select_from(table).where(condition, *unconverted)
+            return query.scalar_subquery()
+
+        with self.reading() as conn:
+            held, blocked = conn.execute(
+                select(
+                    counted(table.c.rep_edit_at > since), counted(table.c.guard_blocked.is_(True))
+                )
+            ).one()
+        return int(held), int(blocked)
 
     def count_blocked(self, crm: str) -> int:
         """Live leads whose last evaluation the guards blocked (an indexed count)."""
@@ -721,6 +760,32 @@ class StateStore:
             )
         return out
 
+    def lead_ids_in_states(
+        self, conn: Connection, crm: str, states: Sequence[OutboxState]
+    ) -> set[str]:
+        """Leads of ``crm`` with an outbox row in one of ``states``: O(such rows), not O(outbox).
+
+        Ordered as ``ix_outbox_crm_state`` is and deduplicated here: a ``DISTINCT lead_id`` led
+        SQLite to walk ``ix_outbox_lead`` over every row the CRM ever had, done ones included,
+        on every cycle (an idle cycle's largest cost at 1M leads).
+        """
+        table = OutboxRow.__table__
+        return set(
+            conn.execute(
+                select(table.c.lead_id)
+                .where(table.c.crm == crm, table.c.state.in_(states))
+                .order_by(table.c.state, table.c.next_attempt_at)
+            ).scalars()
+        )
+
+    def has_changes_in(self, crm: str, states: Sequence[OutboxState]) -> bool:
+        """Whether ``crm`` has an outbox row in one of ``states`` (one index probe, no
+        transaction): lets an idle cycle skip a transaction that would change nothing."""
+        table = OutboxRow.__table__
+        with self.reading() as conn:
+            probe = select(table.c.id).where(table.c.crm == crm, table.c.state.in_(states))
+            return conn.execute(probe.limit(1)).first() is not None
+
     def settle_sending(self, conn: Connection, crm: str, now: datetime) -> int:
         """In-doubt rows the pull did not resolve go back to ``pending`` (see OutboxState)."""
         table = OutboxRow.__table__
@@ -763,6 +828,7 @@ class StateStore:
                 .where(table.c.id.in_(ids[start : start + _UPSERT_CHUNK]))
                 .values(state=state, updated_at=now, **values)
             )
+        self.rows_written["outbox"] += len(ids)  # state's statistics (syncd.planner_stats)
 
     def close_changes(
         self,
@@ -801,7 +867,9 @@ class StateStore:
             )
             .values(state=state, updated_at=now)
         )
-        return result.rowcount or 0
+        promoted = result.rowcount or 0
+        self.rows_written["outbox"] += promoted  # state's statistics (syncd.planner_stats)
+        return promoted
 
     def discard_stale_plans(self, crm: str, now: datetime) -> int:
         """Planned rows of a run that died before approving them will never be sent.
@@ -811,9 +879,11 @@ class StateStore:
         """
         table = OutboxRow.__table__
         planned = [table.c.crm == crm, table.c.state == OutboxState.PLANNED]
+        if not self.has_changes_in(crm, [OutboxState.PLANNED]):
+            return 0  # every cycle but one after a crash: no transaction
         with self.begin() as conn:
             # Their leads were marked evaluated with the plan: due again, to be planned anew.
-            leads = list(conn.execute(select(table.c.lead_id).where(*planned).distinct()).scalars())
+            leads = sorted(self.lead_ids_in_states(conn, crm, [OutboxState.PLANNED]))
             self.reset_due(conn, crm, leads)
             return (
                 conn.execute(
@@ -853,7 +923,7 @@ class StateStore:
             )
             if last is not None:
                 stmt = stmt.where(tuple_(*order) > tuple_(*last))
-            with self.engine.connect() as conn:
+            with self.reading() as conn:
                 rows = conn.execute(stmt.order_by(*order).limit(chunk)).all()
             if not rows:
                 return
@@ -1043,7 +1113,7 @@ class StateStore:
     # ---- meta ---------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> Any:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             table = MetaRow.__table__
             value = conn.execute(select(table.c.value).where(table.c.key == key)).scalar()
         return None if value is None else json.loads(value)

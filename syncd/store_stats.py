@@ -35,19 +35,23 @@ class OutboxBacklog:
 
 
 def outbox_backlog(engine: Engine, crm: str) -> OutboxBacklog:
+    """The three figures in one statement (three index ranges), in autocommit on PostgreSQL:
+    one round trip a scrape per connector, not three plus BEGIN and ROLLBACK."""
     table = OutboxRow.__table__
     mine = table.c.crm == crm
+    pending = table.c.state == OutboxState.PENDING
+    failed = table.c.state == OutboxState.FAILED
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        pending = conn.execute(
-            select(func.count()).where(mine, table.c.state == OutboxState.PENDING)
-        ).scalar_one()
-        failed = conn.execute(
-            select(func.count()).where(mine, table.c.state == OutboxState.FAILED)
-        ).scalar_one()
-        oldest = conn.execute(
-            select(func.min(table.c.created_at)).where(mine, table.c.state == OutboxState.PENDING)
-        ).scalar()
-    return OutboxBacklog(int(pending), int(failed), _utc(oldest))
+        n_pending, n_failed, oldest = conn.execute(
+            select(
+                select(func.count()).where(mine, pending).scalar_subquery(),
+                select(func.count()).where(mine, failed).scalar_subquery(),
+                select(func.min(table.c.created_at)).where(mine, pending).scalar_subquery(),
+            )
+        ).one()
+    return OutboxBacklog(int(n_pending), int(n_failed), _utc(oldest))
 
 
 def table_rows(engine: Engine) -> dict[str, int]:

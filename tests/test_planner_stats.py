@@ -179,3 +179,85 @@ def test_pull_lookups_by_id_use_the_primary_key_while_a_first_sync_fills_the_tab
     index_conds = [line for line in plan.splitlines() if "Index Cond" in line]
     assert "lead_pkey" in plan, plan
     assert any("lead_id" in line for line in index_conds), plan
+
+
+def _never_evaluated_query(store: StateStore) -> tuple[str, Any]:
+    """The SQL and parameters of a plan's read of the leads never evaluated since a write."""
+    from syncd import due
+
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "FROM lead" in statement and "due_at IS NULL" in statement:
+            seen.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        for _ in due.iter_plan_rows(store, "salesforce", NOW, every=False):
+            pass
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    return seen[0]
+
+
+def test_a_plan_that_sets_every_due_time_refreshes_the_statistics_of_the_due_read(
+    pg_store: StateStore,
+) -> None:
+    _pull_pages(pg_store, 20_000)
+    assert planner_stats.analyze_if_grown(pg_store) == ["lead"]  # every lead due: due_at NULL
+    ids = [f"00Q{i:012d}" for i in range(20_000)]
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    with pg_store.begin() as conn:  # as planning does: each evaluated lead gets its due time
+        pg_store.set_due(conn, "salesforce", [(i, later, False) for i in ids])
+
+    assert planner_stats.analyze_if_grown(pg_store) == ["lead"]
+    plan = _plan(pg_store, *_never_evaluated_query(pg_store))
+    # Statistics still saying "every lead due" walked the primary key over all 20,000 rows.
+    assert "ix_lead_due" in plan, plan
+
+
+def test_outbox_state_changes_count_towards_its_statistics(pg_store: StateStore) -> None:
+    rows = [
+        {
+            "crm": "salesforce",
+            "lead_id": f"00Q{i:012d}",
+            "kind": "field",
+            "field": "status",
+            "value": "Nurture",
+            "rule_id": "r1",
+            "ruleset_version": "v1",
+            "run_id": "run1",
+            "intent_id": f"run1.{i}",
+            "state": "planned",
+            "attempts": 0,
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        for i in range(3000)
+    ]
+    with pg_store.begin() as conn:
+        pg_store.add_changes(conn, rows)
+    assert planner_stats.analyze_if_grown(pg_store) == ["outbox"]
+    with pg_store.begin() as conn:
+        assert pg_store.promote_planned(conn, "salesforce", "run1", "pending", NOW) == 3000
+    assert planner_stats.analyze_if_grown(pg_store) == ["outbox"]
+
+
+def test_an_idle_call_sends_nothing_to_the_catalogue(pg_store: StateStore) -> None:
+    _pull_pages(pg_store, 20_000)
+    assert planner_stats.analyze_if_grown(pg_store) == ["lead"]
+    _pull_pages(pg_store, 2000, start=20_000)  # above MIN_ROWS, below half the table
+    assert planner_stats.analyze_if_grown(pg_store) == []
+    sent: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(pg_store.engine, "before_cursor_execute", capture)
+    try:
+        assert planner_stats.analyze_if_grown(pg_store) == []  # nothing written since
+    finally:
+        event.remove(pg_store.engine, "before_cursor_execute", capture)
+    assert sent == []
+    _pull_pages(pg_store, 9000, start=22_000)  # now half the counted rows: due again
+    assert planner_stats.analyze_if_grown(pg_store) == ["lead"]
