@@ -11,7 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["AuditRecord", "LeadRecord", "OutboxRecord", "QuarantineRecord", "RunRecord"]
+__all__ = [
+    "AuditRecord",
+    "LeadRecord",
+    "LeadState",
+    "OutboxRecord",
+    "QuarantineRecord",
+    "RunRecord",
+]
 
 
 class _Row(Protocol):
@@ -19,8 +26,10 @@ class _Row(Protocol):
         """Column name -> value (SQLAlchemy's public ``Row._asdict``)."""
 
 
-class LeadRecord(_Row, Protocol):
-    """One row of ``lead`` (:class:`syncd.state.LeadRow`)."""
+class LeadState(_Row, Protocol):
+    """What the pull and the write path read of one ``lead`` row: every column but the
+    enrichment, its reasons and the quarantine, whose JSON those paths need not decode
+    (``StateStore.lead_states``)."""
 
     @property
     def crm(self) -> str: ...
@@ -30,10 +39,6 @@ class LeadRecord(_Row, Protocol):
     def modified_at(self) -> datetime: ...
     @property
     def fields(self) -> dict[str, Any]: ...
-    @property
-    def enrichment(self) -> dict[str, Any]: ...
-    @property
-    def reasons(self) -> dict[str, str]: ...
     @property
     def status(self) -> str | None: ...
     @property
@@ -63,11 +68,20 @@ class LeadRecord(_Row, Protocol):
     @property
     def pulled_at(self) -> datetime: ...
     @property
-    def quarantine(self) -> list[dict[str, str]] | None: ...
-    @property
     def due_at(self) -> datetime | None: ...  # see syncd.due
     @property
     def guard_blocked(self) -> bool | None: ...
+
+
+class LeadRecord(LeadState, Protocol):
+    """One row of ``lead`` (:class:`syncd.state.LeadRow`)."""
+
+    @property
+    def enrichment(self) -> dict[str, Any]: ...
+    @property
+    def reasons(self) -> dict[str, str]: ...
+    @property
+    def quarantine(self) -> list[dict[str, str]] | None: ...
 
 
 class QuarantineRecord(Protocol):

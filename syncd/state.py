@@ -54,7 +54,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel, create_engine
 
-from syncd.records import AuditRecord, LeadRecord, OutboxRecord, QuarantineRecord, RunRecord
+from syncd.records import (
+    AuditRecord,
+    LeadRecord,
+    LeadState,
+    OutboxRecord,
+    QuarantineRecord,
+    RunRecord,
+)
 from syncd.schema import SchemaError, ensure_schema
 
 __all__ = [
@@ -355,6 +362,8 @@ class StatusHistoryRow(SQLModel, table=True):
 
 
 _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variable limit)
+# Lead columns the pull and the write path do not read (StateStore.lead_states).
+_HEAVY_LEAD_COLUMNS = frozenset({"enrichment", "reasons", "quarantine"})
 
 
 class StateStore:
@@ -464,6 +473,50 @@ class StateStore:
                 select(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
             ):
                 out[row.lead_id] = row
+        return out
+
+    def lead_states(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadState]:
+        """The mirror rows of ``ids`` that exist, without the enrichment, its reasons and the
+        quarantine: the pull and the write path never read those, and their JSON is most of
+        what decoding a row costs."""
+        out: dict[str, LeadState] = {}
+        table = LeadRow.__table__
+        columns = [c for c in table.c if c.name not in _HEAVY_LEAD_COLUMNS]
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            for row in conn.execute(
+                select(*columns).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+            ):
+                out[row.lead_id] = row
+        return out
+
+    def lead_newsletters(
+        self, conn: Connection, crm: str, ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """The newsletters of the mirror rows of ``ids`` that exist, by lead id."""
+        out: dict[str, list[str]] = {}
+        table = LeadRow.__table__
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            for lead_id, newsletters in conn.execute(
+                select(table.c.lead_id, table.c.newsletters).where(
+                    table.c.crm == crm, table.c.lead_id.in_(chunk)
+                )
+            ):
+                out[lead_id] = newsletters
+        return out
+
+    def existing_lead_ids(self, conn: Connection, crm: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the mirror holds (the index alone: no row is read or decoded)."""
+        out: set[str] = set()
+        table = LeadRow.__table__
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            out.update(
+                conn.execute(
+                    select(table.c.lead_id).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+                ).scalars()
+            )
         return out
 
     def upsert_leads(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
