@@ -835,7 +835,7 @@ class Pipeline:
         in_doubt: OutboxRecord | None = None,
         crm_history: Sequence[HistoryEntry] = (),
     ) -> dict[str, Any]:
-        fields = {k: _jsonable(v) for k, v in lead.fields.items()}
+        fields = {k: v if type(v) in _JSON_AS_IS else _jsonable(v) for k, v in lead.fields.items()}
         problems = [
             {"field": p.field, "excerpt": p.excerpt, "reason": p.reason} for p in lead.problems
         ]
@@ -1787,6 +1787,10 @@ def _by_attempts(groups: Sequence[Sequence[OutboxRecord]]) -> dict[int, list[int
 
 def _current(row: LeadRecord, name: str) -> Any:
     return row.status if name == "status" else row.fields.get(name)
+
+
+#: Value types stored as they come (most of a pulled lead's values): no conversion to judge.
+_JSON_AS_IS = frozenset({str, int, bool, type(None)})
 
 
 def _jsonable(value: Any) -> Any:

@@ -362,8 +362,22 @@ class StatusHistoryRow(SQLModel, table=True):
 
 
 _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variable limit)
-# Lead columns the pull and the write path do not read (StateStore.lead_states).
-_HEAVY_LEAD_COLUMNS = frozenset({"enrichment", "reasons", "quarantine"})
+# The lead columns the pull and the write path read (StateStore.lead_states, LeadState).
+_LEAD_STATE_COLUMNS = (
+    "lead_id",
+    "modified_at",
+    "fields",
+    "status",
+    "status_changed_at",
+    "written_status",
+    "written_at",
+    "rep_edit_at",
+    "rep_edit_status",
+    "newsletters",
+    "error_code",
+    "error_message",
+    "error_at",
+)
 
 
 class StateStore:
@@ -476,12 +490,12 @@ class StateStore:
         return out
 
     def lead_states(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadState]:
-        """The mirror rows of ``ids`` that exist, without the enrichment, its reasons and the
-        quarantine: the pull and the write path never read those, and their JSON is most of
-        what decoding a row costs."""
+        """What the pull and the write path read of the mirror rows of ``ids`` that exist
+        (:class:`~syncd.records.LeadState`): not the enrichment, its reasons or the quarantine,
+        whose JSON is most of what decoding a row costs."""
         out: dict[str, LeadState] = {}
         table = LeadRow.__table__
-        columns = [c for c in table.c if c.name not in _HEAVY_LEAD_COLUMNS]
+        columns = [table.c[name] for name in _LEAD_STATE_COLUMNS]
         for start in range(0, len(ids), _UPSERT_CHUNK):
             chunk = ids[start : start + _UPSERT_CHUNK]
             for row in conn.execute(
@@ -1173,6 +1187,9 @@ _DUE_AFTER_UPDATE = case(
 def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """An executemany compiles its statement from the first row's keys and silently drops keys
     that only later rows have; give every row the same keys."""
+    first = rows[0].keys() if rows else None
+    if all(row.keys() == first for row in rows):
+        return list(rows)  # the usual case, checked in C: no row is copied
     keys = {k for row in rows for k in row}
     return [{k: row.get(k) for k in keys} for row in rows]
 
