@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import HistoryEntry, RemoteLead
-from syncd.records import LeadRecord, OutboxRecord
+from syncd.records import LeadState, OutboxRecord
 from syncd.state import HistoryActor, HistorySource
 
 __all__ = [
@@ -64,7 +64,7 @@ def _row(
 def pulled_rows(
     crm: str,
     lead: RemoteLead,
-    prev: LeadRecord | None,
+    prev: LeadState | None,
     *,
     person: bool,
     queued: Mapping[str, OutboxRecord],
@@ -135,7 +135,7 @@ def _actor(
 
 def written_rows(
     crm: str,
-    lead: LeadRecord,
+    lead: LeadState,
     group: Sequence[OutboxRecord],
     now: datetime,
     run_id: str,

@@ -78,7 +78,7 @@ from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
 from syncd.progress import ProgressFactory
-from syncd.records import LeadRecord, OutboxRecord
+from syncd.records import LeadRecord, LeadState, OutboxRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -644,7 +644,7 @@ class Pipeline:
         now = self.clock()
         with self.store.begin() as conn:
             self._fence(conn)  # a page read before the new leader's writes must not land
-            existing = self.store.leads_by_id(conn, self.crm, list(by_id))
+            existing = self.store.lead_states(conn, self.crm, list(by_id))
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
             open_fields = [
@@ -780,7 +780,7 @@ class Pipeline:
         if not self.settings.read_crm_history or not by_id:
             return {}  # an empty page (an idle pull) meets no new lead
         with self.store.begin() as conn:
-            seen = self.store.leads_by_id(conn, self.crm, list(by_id))
+            seen = self.store.existing_lead_ids(conn, self.crm, list(by_id))
         new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
         if not new:
             return {}
@@ -829,14 +829,14 @@ class Pipeline:
     def _mirror_row(
         self,
         lead: RemoteLead,
-        prev: LeadRecord | None,
+        prev: LeadState | None,
         now: datetime,
         *,
         queued: bool = False,
         in_doubt: OutboxRecord | None = None,
         crm_history: Sequence[HistoryEntry] = (),
     ) -> dict[str, Any]:
-        fields = {k: _jsonable(v) for k, v in lead.fields.items()}
+        fields = {k: v if type(v) in _JSON_AS_IS else _jsonable(v) for k, v in lead.fields.items()}
         problems = [
             {"field": p.field, "excerpt": p.excerpt, "reason": p.reason} for p in lead.problems
         ]
@@ -1461,11 +1461,14 @@ class Pipeline:
         run_id: str,
     ) -> None:
         """Confirmed values become the mirror's; permanent failures stay visible on the lead."""
-        ids = [g[0].lead_id for g in done] + [g[0].lead_id for g, _ in failed]
-        leads = self.store.leads_by_id(conn, self.crm, ids)
+        # A group of newsletter changes alone moves only the lead's newsletters: its fields'
+        # JSON is neither read nor written again.
+        writes = [g for g in done if any(r.kind == "field" for r in g)]
+        self._apply_memberships(conn, [g for g in done if not any(r.kind == "field" for r in g)])
+        leads = self.store.lead_states(conn, self.crm, [g[0].lead_id for g in writes])
         updates = []
         history: list[dict[str, Any]] = []
-        for group in done:
+        for group in writes:
             lead = leads.get(group[0].lead_id)
             if lead is None:
                 continue
@@ -1517,6 +1520,26 @@ class Pipeline:
                 error_message=result.message,
                 error_at=now,
             )
+
+    def _apply_memberships(
+        self, conn: Connection, groups: Sequence[Sequence[OutboxRecord]]
+    ) -> None:
+        """Confirmed newsletter adds and removals become the mirror's newsletters."""
+        current = self.store.lead_newsletters(conn, self.crm, [g[0].lead_id for g in groups])
+        updates = []
+        for group in groups:
+            lead_id = group[0].lead_id
+            if lead_id not in current:
+                continue
+            newsletters = list(current[lead_id] or [])
+            for r in group:
+                if r.value is False:
+                    if r.field in newsletters:
+                        newsletters.remove(r.field)
+                elif r.field not in newsletters:
+                    newsletters.append(r.field)
+            updates.append({"newsletters": newsletters, "lead_id": lead_id})
+        self.store.update_leads(conn, self.crm, updates)
 
     def _clear_audits(
         self,
@@ -1693,7 +1716,7 @@ def _answered_unapplied(exc: ConnectorError) -> bool:
 
 
 def _reverted_in_doubt(
-    lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None, prev: LeadRecord | None
+    lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None, prev: LeadState | None
 ) -> bool:
     """Someone other than syncd modified the lead after syncd's unconfirmed status write left,
     and the CRM shows another status: the person's, whatever the mirror still says (a person
@@ -1709,7 +1732,7 @@ def _reverted_in_doubt(
     return bool(lead.modified_at >= _utc(in_doubt.updated_at) - _CLOCK_SKEW)
 
 
-def _syncd_made(lead: RemoteLead, prev: LeadRecord, *, queued: bool) -> bool:
+def _syncd_made(lead: RemoteLead, prev: LeadState, *, queued: bool) -> bool:
     """Whether a pulled status change is syncd's own: its last confirmed write, a value its
     outbox meant to write (the confirmation may have been lost), or the CRM says so."""
     status = lead.fields.get("status")
@@ -1766,6 +1789,10 @@ def _by_attempts(groups: Sequence[Sequence[OutboxRecord]]) -> dict[int, list[int
 
 def _current(row: LeadRecord, name: str) -> Any:
     return row.status if name == "status" else row.fields.get(name)
+
+
+#: Value types stored as they come (most of a pulled lead's values): no conversion to judge.
+_JSON_AS_IS = frozenset({str, int, bool, type(None)})
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["AuditRecord", "LeadRecord", "OutboxRecord", "QuarantineRecord", "RunRecord"]
+__all__ = [
+    "AuditRecord",
+    "LeadRecord",
+    "LeadState",
+    "OutboxRecord",
+    "QuarantineRecord",
+    "RunRecord",
+]
 
 
 class _Row(Protocol):
@@ -19,11 +26,11 @@ class _Row(Protocol):
         """Column name -> value (SQLAlchemy's public ``Row._asdict``)."""
 
 
-class LeadRecord(_Row, Protocol):
-    """One row of ``lead`` (:class:`syncd.state.LeadRow`)."""
+class LeadState(_Row, Protocol):
+    """What the pull and the write path read of one ``lead`` row (``StateStore.lead_states``):
+    the status bookkeeping, the fields and the newsletters; not the enrichment, its reasons or
+    the quarantine, whose JSON is most of what decoding a row costs."""
 
-    @property
-    def crm(self) -> str: ...
     @property
     def lead_id(self) -> str: ...
     @property
@@ -31,17 +38,9 @@ class LeadRecord(_Row, Protocol):
     @property
     def fields(self) -> dict[str, Any]: ...
     @property
-    def enrichment(self) -> dict[str, Any]: ...
-    @property
-    def reasons(self) -> dict[str, str]: ...
-    @property
     def status(self) -> str | None: ...
     @property
     def status_changed_at(self) -> datetime | None: ...
-    @property
-    def deleted(self) -> bool: ...
-    @property
-    def converted(self) -> bool: ...
     @property
     def written_status(self) -> str | None: ...
     @property
@@ -58,6 +57,21 @@ class LeadRecord(_Row, Protocol):
     def error_message(self) -> str | None: ...
     @property
     def error_at(self) -> datetime | None: ...
+
+
+class LeadRecord(LeadState, Protocol):
+    """One row of ``lead`` (:class:`syncd.state.LeadRow`)."""
+
+    @property
+    def crm(self) -> str: ...
+    @property
+    def enrichment(self) -> dict[str, Any]: ...
+    @property
+    def reasons(self) -> dict[str, str]: ...
+    @property
+    def deleted(self) -> bool: ...
+    @property
+    def converted(self) -> bool: ...
     @property
     def first_seen_at(self) -> datetime: ...
     @property

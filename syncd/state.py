@@ -55,7 +55,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
-from syncd.records import AuditRecord, LeadRecord, OutboxRecord, QuarantineRecord, RunRecord
+from syncd.records import (
+    AuditRecord,
+    LeadRecord,
+    LeadState,
+    OutboxRecord,
+    QuarantineRecord,
+    RunRecord,
+)
 from syncd.schema import SchemaError, ensure_schema
 
 __all__ = [
@@ -356,6 +363,22 @@ class StatusHistoryRow(SQLModel, table=True):
 
 
 _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variable limit)
+# The lead columns the pull and the write path read (StateStore.lead_states, LeadState).
+_LEAD_STATE_COLUMNS = (
+    "lead_id",
+    "modified_at",
+    "fields",
+    "status",
+    "status_changed_at",
+    "written_status",
+    "written_at",
+    "rep_edit_at",
+    "rep_edit_status",
+    "newsletters",
+    "error_code",
+    "error_message",
+    "error_at",
+)
 
 
 class StateStore:
@@ -480,6 +503,50 @@ class StateStore:
                 select(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
             ):
                 out[row.lead_id] = row
+        return out
+
+    def lead_states(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadState]:
+        """What the pull and the write path read of the mirror rows of ``ids`` that exist
+        (:class:`~syncd.records.LeadState`): not the enrichment, its reasons or the quarantine,
+        whose JSON is most of what decoding a row costs."""
+        out: dict[str, LeadState] = {}
+        table = LeadRow.__table__
+        columns = [table.c[name] for name in _LEAD_STATE_COLUMNS]
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            for row in conn.execute(
+                select(*columns).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+            ):
+                out[row.lead_id] = row
+        return out
+
+    def lead_newsletters(
+        self, conn: Connection, crm: str, ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """The newsletters of the mirror rows of ``ids`` that exist, by lead id."""
+        out: dict[str, list[str]] = {}
+        table = LeadRow.__table__
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            for lead_id, newsletters in conn.execute(
+                select(table.c.lead_id, table.c.newsletters).where(
+                    table.c.crm == crm, table.c.lead_id.in_(chunk)
+                )
+            ):
+                out[lead_id] = newsletters
+        return out
+
+    def existing_lead_ids(self, conn: Connection, crm: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the mirror holds (the index alone: no row is read or decoded)."""
+        out: set[str] = set()
+        table = LeadRow.__table__
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            out.update(
+                conn.execute(
+                    select(table.c.lead_id).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+                ).scalars()
+            )
         return out
 
     def upsert_leads(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -1190,6 +1257,9 @@ _DUE_AFTER_UPDATE = case(
 def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """An executemany compiles its statement from the first row's keys and silently drops keys
     that only later rows have; give every row the same keys."""
+    first = rows[0].keys() if rows else None
+    if all(row.keys() == first for row in rows):
+        return list(rows)  # the usual case, checked in C: no row is copied
     keys = {k for row in rows for k in row}
     return [{k: row.get(k) for k in keys} for row in rows]
 

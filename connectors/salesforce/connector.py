@@ -55,6 +55,7 @@ from connectors.errors import (
 )
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
+from connectors.kit.values import MAX_TEXT_CHARS
 
 from .auth import Authenticator, Token, authenticator_for
 from .batching import failed_whole, write_splitting
@@ -518,8 +519,9 @@ class SalesforceConnector(Connector):
             return
         while True:
             leads = []
+            plan = self._reading_plan()
             for record in result.get("records", []):
-                lead = self._to_remote(record, position)
+                lead = self._to_remote(record, position, plan)
                 position = lead.modified_at
                 leads.append(lead)
             if leads:
@@ -560,8 +562,9 @@ class SalesforceConnector(Connector):
         size = self._config.page_size
         leads: list[RemoteLead] = []
         newest: Cursor | None = None
+        plan = self._reading_plan()
         for record in reader.records(soql):
-            lead = self._to_remote(record, position)
+            lead = self._to_remote(record, position, plan)
             position = lead.modified_at
             leads.append(lead)
             if newest is None or lead.cursor > newest:
@@ -1112,12 +1115,20 @@ class SalesforceConnector(Connector):
             records.extend(result.get("records", []))
         return records
 
-    def _to_remote(self, record: Mapping[str, Any], position: datetime) -> RemoteLead:
-        """One query record as a lead; values syncd cannot use are nulled and reported."""
+    def _to_remote(
+        self,
+        record: Mapping[str, Any],
+        position: datetime,
+        plan: Sequence[_ReadField] | None = None,
+    ) -> RemoteLead:
+        """One query record as a lead; values syncd cannot use are nulled and reported.
+
+        ``plan``: :meth:`_reading_plan`, worked out once for a page of records.
+        """
         quarantine = Quarantine()
         fields = {
-            canonical: self._parse_value(quarantine, canonical, api, record.get(api))
-            for canonical, api in self._read_fields().items()
+            canonical: _parse_value(quarantine, canonical, api, kind, record.get(api))
+            for canonical, api, kind in (plan if plan is not None else self._reading_plan())
         }
         modified = quarantine.parse(
             "modified_at", record.get("SystemModstamp"), parse_datetime, what="SystemModstamp"
@@ -1142,13 +1153,9 @@ class SalesforceConnector(Connector):
         """The mapping pulls read: every mapped field the org has (as far as known)."""
         return {c: api for c, api in self._config.fields.items() if c not in self._absent}
 
-    def _parse_value(self, quarantine: Quarantine, canonical: str, api: str, value: Any) -> Any:
-        kind = self._field_types.get(api)
-        if kind == "datetime":
-            return quarantine.parse(canonical, value, parse_datetime, what=f"{api} datetime")
-        if kind == "date":
-            return quarantine.parse(canonical, value, parse_date, what=f"{api} date")
-        return quarantine.keep(canonical, value, value)
+    def _reading_plan(self) -> list[_ReadField]:
+        """(canonical name, API name, Salesforce type) of every field a pull reads."""
+        return [(c, api, self._field_types.get(api)) for c, api in self._read_fields().items()]
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -1364,3 +1371,19 @@ def _soql_id(value: str) -> str:
     if not value.isalnum():
         raise ValueError(f"{value!r} is not a Salesforce record id")
     return value
+
+
+#: (canonical name, API name, Salesforce type or None) of a field a pull reads.
+_ReadField = tuple[str, str, str | None]
+
+
+def _parse_value(
+    quarantine: Quarantine, canonical: str, api: str, kind: str | None, value: Any
+) -> Any:
+    if kind == "datetime":
+        return quarantine.parse(canonical, value, parse_datetime, what=f"{api} datetime")
+    if kind == "date":
+        return quarantine.parse(canonical, value, parse_date, what=f"{api} date")
+    if value is None or (type(value) is str and len(value) <= MAX_TEXT_CHARS):
+        return value  # what most values are, and always storable (Quarantine.keep)
+    return quarantine.keep(canonical, value, value)

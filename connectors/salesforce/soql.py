@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
@@ -83,8 +84,19 @@ def lead_stream_query(
     )
 
 
+#: The one shape Salesforce writes a dateTime in (``2024-01-01T12:00:00.000+0000``).
+_WIRE_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}", re.ASCII)
+
+
 def parse_datetime(value: str) -> datetime:
     """``2024-01-01T12:00:00.000+0000`` -> tz-aware UTC datetime."""
+    # Every record of a pull carries a few of these: ``fromisoformat`` reads the usual shape
+    # several times faster than ``strptime``, which still judges anything else.
+    if _WIRE_DATETIME.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value).astimezone(UTC)
+        except ValueError:
+            pass  # out of range: strptime raises it in its own words
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
 
 
