@@ -78,7 +78,7 @@ from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
 from syncd.progress import ProgressFactory
-from syncd.records import LeadRecord, OutboxRecord
+from syncd.records import LeadRecord, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -181,7 +181,7 @@ _RUN_COUNTS = tuple(n for n in _RUN_FIELDS if RunRow.model_fields[n].annotation 
 
 
 def rule_lead(
-    row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *, connector: str | None = None
+    row: PlanRecord, crm: str, to_rule_status: Mapping[str, str], *, connector: str | None = None
 ) -> dict[str, Any]:
     """The plain mapping rules see for one mirror row.
 
@@ -243,7 +243,7 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _due_updates(
-    items: Sequence[tuple[LeadRecord, LeadVerdict]],
+    items: Sequence[tuple[PlanRecord, LeadVerdict]],
 ) -> list[tuple[str, datetime, bool]]:
     """(lead, due time, blocked) of the evaluated leads where either changes (syncd.due)."""
     out = []
@@ -278,13 +278,13 @@ class Planner:
         self.hold = settings.hold_rep_edits_for
         self.lifecycle = policy_of(settings)
 
-    def rule_input(self, row: LeadRecord) -> dict[str, Any]:
+    def rule_input(self, row: PlanRecord) -> dict[str, Any]:
         lead = rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
         if self.lifecycle is not None and self.lifecycle.field in lead:
             lead[self.lifecycle.field] = self.lifecycle.to_rule(lead[self.lifecycle.field])
         return lead
 
-    def verdict(self, row: LeadRecord, now: datetime) -> LeadVerdict:
+    def verdict(self, row: PlanRecord, now: datetime) -> LeadVerdict:
         # Each row attribute is read once: on a mirror row every access costs a lookup.
         fields, status, newsletters = row.fields, row.status, row.newsletters
         lead = _rule_input(
@@ -332,7 +332,7 @@ class Planner:
         )
         return verdict
 
-    def _held(self, row: LeadRecord, now: datetime) -> str | None:
+    def _held(self, row: PlanRecord, now: datetime) -> str | None:
         """Why syncd leaves the lead alone (syncd.holds): a person changed its status recently."""
         if row.rep_edit_at is None:
             return None
@@ -341,7 +341,7 @@ class Planner:
             return None
         return held_reason(row.rep_edit_status, edited, self.hold)
 
-    def _field_value(self, row: LeadRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
+    def _field_value(self, row: PlanRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
         """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
         CRM value and judged against the stage order (``_BLOCKED``, with the reason on the
         verdict, when it would move backward undeclared)."""
@@ -359,7 +359,7 @@ class Planner:
 _BLOCKED = object()
 
 
-def _drop_refused_writes(row: LeadRecord, verdict: LeadVerdict) -> None:
+def _drop_refused_writes(row: PlanRecord, verdict: LeadVerdict) -> None:
     """The CRM refused a write permanently; sending it again would fail the same way. Once
     someone changes the lead in the CRM, syncd tries again."""
     if row.error_code and row.error_at is not None and _utc(row.modified_at) <= _utc(row.error_at):
@@ -381,7 +381,7 @@ def iter_verdicts(
     *,
     loop_guard: LoopGuard | None = None,
     every: bool = False,
-) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
+) -> Iterator[tuple[PlanRecord, LeadVerdict]]:
     """The live, unconverted mirror leads a cycle at ``now`` evaluates (``syncd.due``; every
     one with ``every``) with their verdicts, streamed in chunks (with ``loop_guard``, leads
     syncd changed too often are held).
@@ -929,7 +929,7 @@ class Pipeline:
 
     # ---- 2. plan -------------------------------------------------------------------------
 
-    def verdicts(self, book: RuleBook, now: datetime) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
+    def verdicts(self, book: RuleBook, now: datetime) -> Iterator[tuple[PlanRecord, LeadVerdict]]:
         return iter_verdicts(
             self.store, self.crm, book, self.settings, now, loop_guard=self.loop_guard
         )
@@ -943,7 +943,7 @@ class Pipeline:
         self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool = False
     ) -> None:
         changing_leads = 0
-        batch: list[tuple[LeadRecord, LeadVerdict]] = []
+        batch: list[tuple[PlanRecord, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         if self.loop_guard is not None:
@@ -990,7 +990,7 @@ class Pipeline:
 
     def _record_plan(
         self,
-        items: Sequence[tuple[LeadRecord, LeadVerdict]],
+        items: Sequence[tuple[PlanRecord, LeadVerdict]],
         report: CycleReport,
         book: RuleBook,
         now: datetime,
@@ -1010,7 +1010,7 @@ class Pipeline:
             new_rows: list[dict[str, Any]] = []
             done: list[OutboxRecord] = []
             leftovers: list[
-                tuple[LeadRecord, OutboxRecord, dict[tuple[str, str], PlannedChange]]
+                tuple[PlanRecord, OutboxRecord, dict[tuple[str, str], PlannedChange]]
             ] = []
             for row, verdict in items:
                 wanted = {(c.kind, c.field): c for c in verdict.changes}
@@ -1578,7 +1578,7 @@ UNCONFIRMED_WITH_OVERRIDDEN = (
 
 
 def _judge_leftover(
-    row: LeadRecord,
+    row: PlanRecord,
     change: OutboxRecord,
     parts: Sequence[OutboxRecord],
     done_now: set[int],
@@ -1613,7 +1613,7 @@ def _judge_leftover(
 
 
 def _changed_outside_syncd(
-    row: LeadRecord, parts: Sequence[OutboxRecord], done_now: set[int]
+    row: PlanRecord, parts: Sequence[OutboxRecord], done_now: set[int]
 ) -> bool:
     """Whether someone other than syncd changed the lead's status since the intent was planned.
 
@@ -1636,7 +1636,7 @@ def _changed_outside_syncd(
 
 
 def _wanted_before_the_intent(
-    row: LeadRecord,
+    row: PlanRecord,
     change: OutboxRecord,
     parts: Sequence[OutboxRecord],
     done_now: set[int],
@@ -1762,7 +1762,7 @@ def _by_attempts(groups: Sequence[Sequence[OutboxRecord]]) -> dict[int, list[int
     return out
 
 
-def _current(row: LeadRecord, name: str) -> Any:
+def _current(row: PlanRecord, name: str) -> Any:
     return row.status if name == "status" else row.fields.get(name)
 
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["AuditRecord", "LeadRecord", "OutboxRecord", "QuarantineRecord", "RunRecord"]
+__all__ = [
+    "AuditRecord",
+    "LeadRecord",
+    "OutboxRecord",
+    "PlanRecord",
+    "QuarantineRecord",
+    "RunRecord",
+]
 
 
 class _Row(Protocol):
@@ -66,6 +73,42 @@ class LeadRecord(_Row, Protocol):
     def quarantine(self) -> list[dict[str, str]] | None: ...
     @property
     def due_at(self) -> datetime | None: ...  # see syncd.due
+    @property
+    def guard_blocked(self) -> bool | None: ...
+
+
+class PlanRecord(_Row, Protocol):
+    """The columns of ``lead`` planning reads (``syncd.plan_read.PLAN_COLUMNS``): what a
+    :class:`LeadRecord` has and the cycle's light records (``syncd.plan_read.PlanLead``) too."""
+
+    @property
+    def lead_id(self) -> str: ...
+    @property
+    def modified_at(self) -> datetime: ...
+    @property
+    def fields(self) -> dict[str, Any]: ...
+    @property
+    def enrichment(self) -> dict[str, Any]: ...
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def status_changed_at(self) -> datetime | None: ...
+    @property
+    def written_status(self) -> str | None: ...
+    @property
+    def rep_edit_at(self) -> datetime | None: ...
+    @property
+    def rep_edit_status(self) -> str | None: ...
+    @property
+    def newsletters(self) -> list[str]: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def error_at(self) -> datetime | None: ...
+    @property
+    def due_at(self) -> datetime | None: ...
     @property
     def guard_blocked(self) -> bool | None: ...
 
