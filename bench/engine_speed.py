@@ -6,9 +6,10 @@ The engine figure is the daemon's per-lead CPU work with the network taken away,
   for a pulled lead, with a fresh enricher per run (cold per-value caches, a daemon's first
   cycle);
 * **read + decode + evaluate + plan**: ``iter_verdicts`` over a real SQLite mirror, what the
-  plan step of a cycle (and ``syncd plan``) runs: ``StateStore.iter_live_leads`` reads and
-  decodes the rows, ``Planner.verdict`` builds the rule input (``rule_lead``), evaluates the 20
-  rules of ``bench/rules20.yaml`` and turns the decision into changes.
+  plan step of a cycle (and ``syncd plan``) runs: ``syncd.due.iter_plan_rows`` reads the
+  planning columns and decodes them into light records (``syncd.plan_read``),
+  ``Planner.verdict`` builds the rule input (``rule_lead``), evaluates the 20 rules of
+  ``bench/rules20.yaml`` and turns the decision into changes.
 
 The figure is leads / (CPU of both), measured on two data sets: today's mix
 (:func:`connectors.testing.leads.generate_scale_leads`, 53 titles and about 1,000 domains, so the
@@ -60,7 +61,7 @@ class _Run:
     """CPU seconds of one pass over a data set."""
 
     enrich: float
-    read: float  # read + decode alone (iter_live_leads)
+    read: float  # read + decode alone (iter_plan_rows, the read iter_verdicts makes)
     plan: float  # read + decode + evaluate + plan (iter_verdicts)
     leads: int  # verdicts the plan pass yielded
 
@@ -137,6 +138,7 @@ def _one_run(
     data: _Data, book: RuleBook, settings: ConnectorSettings, now: datetime
 ) -> tuple[_Run, int]:
     """One timed pass; also the number of leads whose verdict has changes."""
+    from syncd.due import iter_plan_rows
     from syncd.enrichment import Enricher, EnrichmentSettings
     from syncd.pipeline import iter_verdicts
 
@@ -145,8 +147,8 @@ def _one_run(
     with Stopwatch() as enriching:
         for fields in data.typed:
             enrich(fields)
-    with Stopwatch() as reading:
-        for _chunk in data.store.iter_live_leads(_CRM):
+    with Stopwatch() as reading:  # the read inside iter_verdicts below, alone
+        for _chunk in iter_plan_rows(data.store, _CRM, now, every=False):
             pass
     changing = leads = 0
     with Stopwatch() as planning:
@@ -398,6 +400,7 @@ def _profiled(n: int) -> int:
 def _profile(
     data: _Data, book: RuleBook, settings: ConnectorSettings, now: datetime, n: int
 ) -> list[str]:
+    from syncd.due import iter_plan_rows
     from syncd.enrichment import Enricher, EnrichmentSettings
     from syncd.pipeline import Planner
 
@@ -405,7 +408,7 @@ def _profile(
         enricher = Enricher(EnrichmentSettings())
         planner = Planner(crm=_CRM, book=book, settings=settings, now=now)
         done = 0
-        for chunk in data.store.iter_live_leads(_CRM):
+        for chunk in iter_plan_rows(data.store, _CRM, now, every=False):
             for row, fields in zip(chunk, data.typed[done:], strict=False):
                 enricher.enrich(fields)
                 planner.verdict(row, now)

@@ -224,7 +224,12 @@ def _rule_input(
     lead["status"] = to_rule_status.get(status, status) if status is not None else None
     lead["crm"] = crm
     lead["connector"] = connector
-    lead["status_changed_at"] = _utc(status_changed_at)
+    # The mirror's datetimes are UTC already (``syncd.plan_read``): converting is for others.
+    lead["status_changed_at"] = (
+        status_changed_at
+        if status_changed_at is None or status_changed_at.tzinfo is UTC
+        else _utc(status_changed_at)
+    )
     lead["newsletters"] = ",".join(newsletters) if newsletters else None
     return lead
 
@@ -305,7 +310,10 @@ class Planner:
         else:
             decision = self.book.evaluate(lead, now)
         verdict = LeadVerdict(
-            row.lead_id, status, _audited_rule(decision), conflicts=decision.conflicts
+            row.lead_id,
+            status,
+            " -> ".join(decision.chain) if decision.chain else decision.rule_id,  # _audited_rule
+            conflicts=decision.conflicts,
         )
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
@@ -313,6 +321,28 @@ class Planner:
             target = self.to_crm_status.get(decision.status, decision.status)
             if target != status:
                 verdict.changes.append(PlannedChange("field", "status", target, status))
+        if decision.field_sets or decision.newsletters:
+            self._set_and_join(row, decision, verdict)
+        # The rest is about failed writes and a person's edits: most leads have neither, so
+        # the calls are skipped, not made to return nothing.
+        if row.error_code:
+            _drop_refused_writes(row, verdict)
+        next_change = self.book.next_change(lead, now)
+        edited = row.rep_edit_at
+        if edited is None:
+            verdict.due = next_change
+            return verdict
+        verdict.held = self._held(row, now)
+        if verdict.held:
+            # Held whether or not the rules want a change now (syncd.holds): every surface
+            # counts the same leads.
+            verdict.changes = []
+        verdict.due = _earliest(next_change, due.hold_expiry(edited, self.hold, _aware(now)))
+        return verdict
+
+    def _set_and_join(self, row: PlanRecord, decision: Decision, verdict: LeadVerdict) -> None:
+        """The decision's field values and newsletter joins the lead does not have yet."""
+        fields, newsletters = row.fields, row.newsletters
         for name, wanted in decision.field_sets.items():
             value = self._field_value(row, name, wanted, verdict)
             if value is not _BLOCKED and fields.get(name) != value:
@@ -320,17 +350,6 @@ class Planner:
         for name in decision.newsletters:
             if name not in (newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
-        _drop_refused_writes(row, verdict)
-        verdict.held = self._held(row, now)
-        if verdict.held:
-            # Held whether or not the rules want a change now (syncd.holds): every surface
-            # counts the same leads.
-            verdict.changes = []
-        verdict.due = _earliest(
-            self.book.next_change(lead, now),
-            due.hold_expiry(row.rep_edit_at, self.hold, _aware(now)),
-        )
-        return verdict
 
     def _held(self, row: PlanRecord, now: datetime) -> str | None:
         """Why syncd leaves the lead alone (syncd.holds): a person changed its status recently."""
