@@ -291,18 +291,18 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
         "benchmark's own prepared leads are frozen out of the garbage collector's sight "
         "(`gc.freeze`), as a daemon holds no such heap. What is harder than a real cycle: "
         "every lead is enriched, where a cycle enriches only the leads it pulled. What limits "
-        "it: the 2-core machine is shared with other work, so runs vary; reading builds a "
-        "SQLAlchemy row of every column of every lead (four JSON columns, seven datetimes, "
-        "`reasons` included, which only `explain` uses) and every attribute read of such a "
-        "row costs about 0.3 µs.",
+        "it: the 2-core machine is shared with other work, so runs vary; the garbage "
+        "collector's young-generation passes over the objects each chunk creates (measured on "
+        "this machine, 20,000 realistic leads, everything before the run frozen: about 14 % "
+        "of the engine's CPU at CPython's default threshold of 700).",
         "",
-        "Compact reads are the remaining lever (measured on this machine, 20,000 realistic "
-        "leads): the plan step's read through SQLAlchemy costs about 31-36 µs per lead with "
-        "all columns and about 22 µs with only the columns the planner reads; the same columns "
-        "read with the `sqlite3` module and decoded with `json.loads` cost about 10 µs. "
-        "Storing what rules need in typed columns or one compact encoding, and yielding "
-        "light records instead of SQLAlchemy rows, would take read + decode from the largest "
-        "stage to a small one.",
+        "Reading: the plan step selects only the planning columns with SQLAlchemy's result "
+        "processing turned off and decodes them itself into slotted records "
+        "(`syncd.plan_read`): JSON with the decoder's C scanner, datetimes with "
+        "`datetime.fromisoformat`, as SQLAlchemy's types would. What is left of read + decode "
+        "is SQLite's own fetch (about 4-5 µs per lead) and decoding the `fields` and "
+        "`enrichment` JSON (about 6-7 µs); a compact encoding of those columns (a migration) "
+        "is the remaining lever there.",
         "",
         f"rule-engine is timed on the first {twin_n:,} leads only: at its speed the whole set "
         "would dominate the run. Rates are per lead, so the ratio is unaffected.",
