@@ -19,8 +19,8 @@ checked lower bound in business time).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ _NOW_FIELD = "status_changed_at"
 #: How far back a business-time bound steps when the calendar's local-time arithmetic (a DST
 #: change inside working hours) puts the threshold past the target before the computed instant.
 _STEP_BACK = timedelta(hours=1)
+_DAY = timedelta(days=1)
+_STARTS_CACHED = 4096  # distinct dates a _NowLeaf keeps the day starts of
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class _WallField:
         at ``v + d + 1us``; a date has not flipped while the next local day's start ``M`` has
         ``M + d > now`` (``th`` still on or before the date) and flips at ``M + d``.
         """
+        if value is None:
+            return None  # neither a date nor an instant (the common missing value)
         if self.date_only and _compares_as_date(value):
             day = date_only_value(value)
             assert day is not None
@@ -97,6 +101,18 @@ class _NowLeaf:
     constants: tuple[datetime, ...]
     other: str | None  # the other field of a field comparison
     calendar: Calendar | None
+    # Local day -> (its start, the next day's start): dates repeat across leads.
+    starts: dict[date, tuple[datetime | None, datetime | None]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+
+    def day_starts(self, day: date) -> tuple[datetime | None, datetime | None]:
+        found = self.starts.get(day)
+        if found is None:
+            found = (_day_start(day, self.calendar), _day_start(day + _DAY, self.calendar))
+            if len(self.starts) < _STARTS_CACHED:
+                self.starts[day] = found
+        return found
 
 
 class TimeTable:
@@ -163,22 +179,28 @@ class TimeTable:
     ) -> datetime | None:
         """The earliest instant after ``now`` at which a leaf could change for ``lead`` (see the
         module docstring); None when none can. ``thresholds`` are the rule book's for ``now``."""
+        # Runs for every evaluated lead: the lead's value first, then the fields' constants,
+        # without building a tuple of them per lead (most fields have none).
         best: datetime | None = None
+        get = lead.get
         for wall in self.walls:
-            for value in (lead.get(wall.field), *wall.constants):
+            at = wall.next_flip(get(wall.field), now)
+            if at is not None and (best is None or at < best):
+                best = at
+            for value in wall.constants:
                 at = wall.next_flip(value, now)
                 if at is not None and (best is None or at < best):
                     best = at
         for leaf in self.business:
             th = thresholds[leaf.set_index][leaf.duration_index]
-            for value in (lead.get(leaf.field), *leaf.constants):
+            for value in (get(leaf.field), *leaf.constants):
                 at = _relative_change(leaf, value, th, now)
                 if at is not None and (best is None or at < best):
                     best = at
         for now_leaf in self.now_leaves:
-            for at in _now_breakpoints(now_leaf, lead):
-                if at > now and (best is None or at < best):
-                    best = at
+            at = _next_now_breakpoint(now_leaf, lead, now)
+            if at is not None and (best is None or at < best):
+                best = at
         return best
 
 
@@ -240,6 +262,42 @@ def _now_breakpoints(leaf: _NowLeaf, lead: Mapping[str, Any]) -> Iterator[dateti
                 start = _day_start(d, leaf.calendar)
                 if start is not None:
                     yield start
+
+
+def _next_now_breakpoint(leaf: _NowLeaf, lead: Mapping[str, Any], now: datetime) -> datetime | None:
+    """The first of the earliest of :func:`_now_breakpoints` after ``now`` (None: none), without
+    producing the ones that cannot be it: of an instant and the instant just after it, the
+    latter is after ``now`` before the former only when the instant is ``now``."""
+    best: datetime | None = None
+    for constant in leaf.constants:
+        best = _earlier_after((constant, _add(constant, _TICK) or constant), now, best)
+    if leaf.other is None:
+        return best
+    value = lead.get(leaf.other)
+    if value is None:
+        return best  # neither an instant nor a date
+    instant = as_aware_datetime(value)
+    if instant is not None:
+        at = instant if instant > now else (_add(instant, _TICK) or instant)
+        if at > now and (best is None or at < best):
+            best = at
+    if leaf.other in DATE_ONLY_FIELDS:
+        day = date_only_value(value)
+        if day is None and instant is not None:
+            day = _local_day(instant, leaf.calendar)
+        if day is not None:
+            best = _earlier_after(leaf.day_starts(day), now, best)
+    return best
+
+
+def _earlier_after(
+    candidates: Iterable[datetime | None], now: datetime, best: datetime | None
+) -> datetime | None:
+    """``best``, or the first earliest of ``candidates`` after ``now`` if earlier still."""
+    for at in candidates:
+        if at is not None and at > now and (best is None or at < best):
+            best = at
+    return best
 
 
 def _relative_change(

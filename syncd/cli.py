@@ -228,6 +228,9 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         signal.signal(sig, _stop)
     application = _build(settings, stop=stop, serve_health=True)
     starting.clear()
+    from syncd.heap import freeze_startup_heap
+
+    freeze_startup_heap()  # full collections in a cycle skip the start-up heap (syncd.heap)
     _show_progress(application, settings)
     from syncd.scheduler import Daemon  # recovers each connector's runs once it leads it
 

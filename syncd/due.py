@@ -35,9 +35,10 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import and_, or_, select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from rules import RuleBook
+from syncd.plan_read import PLAN_COLUMNS, PlanLead, fetch_plan_leads, plan_columns
 from syncd.state import NEVER_DUE, OPEN_STATES, LeadRow, OutboxRow, OutboxState, StateStore
 
 __all__ = [
@@ -49,26 +50,6 @@ __all__ = [
     "reset_blocked",
     "stored_due",
 ]
-
-#: The mirror columns planning reads: never ``reasons`` (only ``explain`` shows it), nor the
-#: quarantine and bookkeeping columns. Keeps the hot path's reading and JSON decoding small.
-PLAN_COLUMNS = (
-    "lead_id",
-    "modified_at",
-    "fields",
-    "enrichment",
-    "status",
-    "status_changed_at",
-    "written_status",
-    "rep_edit_at",
-    "rep_edit_status",
-    "newsletters",
-    "error_code",
-    "error_message",
-    "error_at",
-    "due_at",
-    "guard_blocked",
-)
 
 #: Ids per ``IN (...)`` list: under SQLite's and PostgreSQL's bind-parameter limits.
 _ID_CHUNK = 500
@@ -153,16 +134,17 @@ def open_lead_ids(store: StateStore, crm: str) -> list[str]:
 
 def iter_plan_rows(
     store: StateStore, crm: str, now: datetime, *, every: bool, chunk: int = 2000
-) -> Iterator[list[Row[Any]]]:
+) -> Iterator[list[PlanLead]]:
     """The live, unconverted leads a cycle at ``now`` evaluates (every one with ``every``), in
-    chunks, with only :data:`PLAN_COLUMNS`: leads with open outbox rows first, then the ones
-    never evaluated since their last write (by id), then the ones come due (by due time).
+    chunks, as light records of :data:`PLAN_COLUMNS` (``syncd.plan_read``): leads with open
+    outbox rows first, then the ones never evaluated since their last write (by id), then the
+    ones come due (by due time).
 
     Each part pages by keyset; evaluating a lead moves its due time past ``now``, out of the
     part being read, so rows written while the caller works through a chunk are not seen twice.
     """
     t = LeadRow.__table__
-    cols = [t.c[name] for name in PLAN_COLUMNS]
+    cols = plan_columns()
     live = (t.c.crm == crm, t.c.deleted.is_(False), t.c.converted.is_(False))
     if every:
         yield from _by_id(store, cols, live, chunk)
@@ -170,12 +152,13 @@ def iter_plan_rows(
     opened = open_lead_ids(store, crm)
     for start in range(0, len(opened), _ID_CHUNK):
         with store.engine.connect() as conn:
-            rows = conn.execute(
+            rows = fetch_plan_leads(
+                conn,
                 select(*cols)
                 .where(*live, t.c.lead_id.in_(opened[start : start + _ID_CHUNK]))
-                .order_by(t.c.lead_id)
-            ).all()
-        yield list(rows)
+                .order_by(t.c.lead_id),
+            )
+        yield rows
     skip = set(opened)
     for rows in _by_id(store, cols, (*live, t.c.due_at.is_(None)), chunk):
         yield [r for r in rows if r.lead_id not in skip]
@@ -188,26 +171,29 @@ def iter_plan_rows(
                 or_(t.c.due_at > last[0], and_(t.c.due_at == last[0], t.c.lead_id > last[1]))
             )
         with store.engine.connect() as conn:
-            rows = conn.execute(stmt.order_by(t.c.due_at, t.c.lead_id).limit(chunk)).all()
+            rows = fetch_plan_leads(conn, stmt.order_by(t.c.due_at, t.c.lead_id).limit(chunk))
         if not rows:
             return
         yield [r for r in rows if r.lead_id not in skip]
-        last = (rows[-1].due_at, rows[-1].lead_id)
+        tail = rows[-1]
+        assert tail.due_at is not None  # selected by due_at <= due_by
+        last = (tail.due_at, tail.lead_id)
 
 
 def _by_id(
     store: StateStore, cols: Sequence[Any], where: Sequence[Any], chunk: int
-) -> Iterator[list[Row[Any]]]:
+) -> Iterator[list[PlanLead]]:
     t = LeadRow.__table__
     last = ""
     while True:
         with store.engine.connect() as conn:
-            rows = conn.execute(
-                select(*cols).where(*where, t.c.lead_id > last).order_by(t.c.lead_id).limit(chunk)
-            ).all()
+            rows = fetch_plan_leads(
+                conn,
+                select(*cols).where(*where, t.c.lead_id > last).order_by(t.c.lead_id).limit(chunk),
+            )
         if not rows:
             return
-        yield list(rows)
+        yield rows
         last = rows[-1].lead_id
 
 

@@ -78,7 +78,7 @@ from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
 from syncd.progress import ProgressFactory
-from syncd.records import LeadRecord, LeadState, OutboxRecord
+from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
@@ -181,7 +181,7 @@ _RUN_COUNTS = tuple(n for n in _RUN_FIELDS if RunRow.model_fields[n].annotation 
 
 
 def rule_lead(
-    row: LeadRecord, crm: str, to_rule_status: Mapping[str, str], *, connector: str | None = None
+    row: PlanRecord, crm: str, to_rule_status: Mapping[str, str], *, connector: str | None = None
 ) -> dict[str, Any]:
     """The plain mapping rules see for one mirror row.
 
@@ -224,7 +224,12 @@ def _rule_input(
     lead["status"] = to_rule_status.get(status, status) if status is not None else None
     lead["crm"] = crm
     lead["connector"] = connector
-    lead["status_changed_at"] = _utc(status_changed_at)
+    # The mirror's datetimes are UTC already (``syncd.plan_read``): converting is for others.
+    lead["status_changed_at"] = (
+        status_changed_at
+        if status_changed_at is None or status_changed_at.tzinfo is UTC
+        else _utc(status_changed_at)
+    )
     lead["newsletters"] = ",".join(newsletters) if newsletters else None
     return lead
 
@@ -243,7 +248,7 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _due_updates(
-    items: Sequence[tuple[LeadRecord, LeadVerdict]],
+    items: Sequence[tuple[PlanRecord, LeadVerdict]],
 ) -> list[tuple[str, datetime, bool]]:
     """(lead, due time, blocked) of the evaluated leads where either changes (syncd.due)."""
     out = []
@@ -278,13 +283,13 @@ class Planner:
         self.hold = settings.hold_rep_edits_for
         self.lifecycle = policy_of(settings)
 
-    def rule_input(self, row: LeadRecord) -> dict[str, Any]:
+    def rule_input(self, row: PlanRecord) -> dict[str, Any]:
         lead = rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
         if self.lifecycle is not None and self.lifecycle.field in lead:
             lead[self.lifecycle.field] = self.lifecycle.to_rule(lead[self.lifecycle.field])
         return lead
 
-    def verdict(self, row: LeadRecord, now: datetime) -> LeadVerdict:
+    def verdict(self, row: PlanRecord, now: datetime) -> LeadVerdict:
         # Each row attribute is read once: on a mirror row every access costs a lookup.
         fields, status, newsletters = row.fields, row.status, row.newsletters
         lead = _rule_input(
@@ -305,7 +310,10 @@ class Planner:
         else:
             decision = self.book.evaluate(lead, now)
         verdict = LeadVerdict(
-            row.lead_id, status, _audited_rule(decision), conflicts=decision.conflicts
+            row.lead_id,
+            status,
+            " -> ".join(decision.chain) if decision.chain else decision.rule_id,  # _audited_rule
+            conflicts=decision.conflicts,
         )
         if decision.blocked is not None:
             verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
@@ -313,6 +321,28 @@ class Planner:
             target = self.to_crm_status.get(decision.status, decision.status)
             if target != status:
                 verdict.changes.append(PlannedChange("field", "status", target, status))
+        if decision.field_sets or decision.newsletters:
+            self._set_and_join(row, decision, verdict)
+        # The rest is about failed writes and a person's edits: most leads have neither, so
+        # the calls are skipped, not made to return nothing.
+        if row.error_code:
+            _drop_refused_writes(row, verdict)
+        next_change = self.book.next_change(lead, now)
+        edited = row.rep_edit_at
+        if edited is None:
+            verdict.due = next_change
+            return verdict
+        verdict.held = self._held(row, now)
+        if verdict.held:
+            # Held whether or not the rules want a change now (syncd.holds): every surface
+            # counts the same leads.
+            verdict.changes = []
+        verdict.due = _earliest(next_change, due.hold_expiry(edited, self.hold, _aware(now)))
+        return verdict
+
+    def _set_and_join(self, row: PlanRecord, decision: Decision, verdict: LeadVerdict) -> None:
+        """The decision's field values and newsletter joins the lead does not have yet."""
+        fields, newsletters = row.fields, row.newsletters
         for name, wanted in decision.field_sets.items():
             value = self._field_value(row, name, wanted, verdict)
             if value is not _BLOCKED and fields.get(name) != value:
@@ -320,19 +350,8 @@ class Planner:
         for name in decision.newsletters:
             if name not in (newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
-        _drop_refused_writes(row, verdict)
-        verdict.held = self._held(row, now)
-        if verdict.held:
-            # Held whether or not the rules want a change now (syncd.holds): every surface
-            # counts the same leads.
-            verdict.changes = []
-        verdict.due = _earliest(
-            self.book.next_change(lead, now),
-            due.hold_expiry(row.rep_edit_at, self.hold, _aware(now)),
-        )
-        return verdict
 
-    def _held(self, row: LeadRecord, now: datetime) -> str | None:
+    def _held(self, row: PlanRecord, now: datetime) -> str | None:
         """Why syncd leaves the lead alone (syncd.holds): a person changed its status recently."""
         if row.rep_edit_at is None:
             return None
@@ -341,7 +360,7 @@ class Planner:
             return None
         return held_reason(row.rep_edit_status, edited, self.hold)
 
-    def _field_value(self, row: LeadRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
+    def _field_value(self, row: PlanRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
         """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
         CRM value and judged against the stage order (``_BLOCKED``, with the reason on the
         verdict, when it would move backward undeclared)."""
@@ -359,7 +378,7 @@ class Planner:
 _BLOCKED = object()
 
 
-def _drop_refused_writes(row: LeadRecord, verdict: LeadVerdict) -> None:
+def _drop_refused_writes(row: PlanRecord, verdict: LeadVerdict) -> None:
     """The CRM refused a write permanently; sending it again would fail the same way. Once
     someone changes the lead in the CRM, syncd tries again."""
     if row.error_code and row.error_at is not None and _utc(row.modified_at) <= _utc(row.error_at):
@@ -381,7 +400,7 @@ def iter_verdicts(
     *,
     loop_guard: LoopGuard | None = None,
     every: bool = False,
-) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
+) -> Iterator[tuple[PlanRecord, LeadVerdict]]:
     """The live, unconverted mirror leads a cycle at ``now`` evaluates (``syncd.due``; every
     one with ``every``) with their verdicts, streamed in chunks (with ``loop_guard``, leads
     syncd changed too often are held).
@@ -930,7 +949,7 @@ class Pipeline:
 
     # ---- 2. plan -------------------------------------------------------------------------
 
-    def verdicts(self, book: RuleBook, now: datetime) -> Iterator[tuple[LeadRecord, LeadVerdict]]:
+    def verdicts(self, book: RuleBook, now: datetime) -> Iterator[tuple[PlanRecord, LeadVerdict]]:
         return iter_verdicts(
             self.store, self.crm, book, self.settings, now, loop_guard=self.loop_guard
         )
@@ -944,7 +963,7 @@ class Pipeline:
         self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool = False
     ) -> None:
         changing_leads = 0
-        batch: list[tuple[LeadRecord, LeadVerdict]] = []
+        batch: list[tuple[PlanRecord, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         if self.loop_guard is not None:
@@ -992,7 +1011,7 @@ class Pipeline:
 
     def _record_plan(
         self,
-        items: Sequence[tuple[LeadRecord, LeadVerdict]],
+        items: Sequence[tuple[PlanRecord, LeadVerdict]],
         report: CycleReport,
         book: RuleBook,
         now: datetime,
@@ -1012,7 +1031,7 @@ class Pipeline:
             new_rows: list[dict[str, Any]] = []
             done: list[OutboxRecord] = []
             leftovers: list[
-                tuple[LeadRecord, OutboxRecord, dict[tuple[str, str], PlannedChange]]
+                tuple[PlanRecord, OutboxRecord, dict[tuple[str, str], PlannedChange]]
             ] = []
             for row, verdict in items:
                 wanted = {(c.kind, c.field): c for c in verdict.changes}
@@ -1603,7 +1622,7 @@ UNCONFIRMED_WITH_OVERRIDDEN = (
 
 
 def _judge_leftover(
-    row: LeadRecord,
+    row: PlanRecord,
     change: OutboxRecord,
     parts: Sequence[OutboxRecord],
     done_now: set[int],
@@ -1638,7 +1657,7 @@ def _judge_leftover(
 
 
 def _changed_outside_syncd(
-    row: LeadRecord, parts: Sequence[OutboxRecord], done_now: set[int]
+    row: PlanRecord, parts: Sequence[OutboxRecord], done_now: set[int]
 ) -> bool:
     """Whether someone other than syncd changed the lead's status since the intent was planned.
 
@@ -1661,7 +1680,7 @@ def _changed_outside_syncd(
 
 
 def _wanted_before_the_intent(
-    row: LeadRecord,
+    row: PlanRecord,
     change: OutboxRecord,
     parts: Sequence[OutboxRecord],
     done_now: set[int],
@@ -1787,7 +1806,7 @@ def _by_attempts(groups: Sequence[Sequence[OutboxRecord]]) -> dict[int, list[int
     return out
 
 
-def _current(row: LeadRecord, name: str) -> Any:
+def _current(row: PlanRecord, name: str) -> Any:
     return row.status if name == "status" else row.fields.get(name)
 
 

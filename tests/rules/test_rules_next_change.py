@@ -162,3 +162,41 @@ def test_business_duration_comes_due_after_the_weekend(tmp: Path) -> None:
     due = book.next_change(lead, datetime(2026, 2, 28, 12, 0, tzinfo=UTC))
     assert due is not None and datetime(2026, 3, 3, 16, 59, tzinfo=UTC) < due
     assert due <= datetime(2026, 3, 3, 17, 0, 1, tzinfo=UTC)
+
+
+_INSTANTS = st.datetimes(
+    min_value=datetime(2026, 2, 20), max_value=datetime(2026, 3, 10), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.none(),
+        _INSTANTS,
+        _INSTANTS.map(lambda d: d.replace(hour=0, minute=0, second=0, microsecond=0)),
+        _INSTANTS.map(lambda d: d.date().isoformat()),
+        _INSTANTS.map(lambda d: d.isoformat()),
+        st.just(NOW),
+        st.just("not a date"),
+    ),
+    calendar=st.sampled_from(CALENDARS),
+    constants=st.lists(_INSTANTS, max_size=2),
+    now=st.sampled_from([NOW, NOW + timedelta(microseconds=1), datetime(2026, 3, 5, tzinfo=UTC)]),
+)
+def test_the_next_now_breakpoint_is_the_first_earliest_of_all_breakpoints(
+    value: object, calendar: Calendar | None, constants: list[datetime], now: datetime
+) -> None:
+    from rules.timing import _next_now_breakpoint, _now_breakpoints, _NowLeaf
+
+    for other in ("last_activity_at", "created_at", None):
+        leaf = _NowLeaf(tuple(constants), other, calendar)
+        lead = {"last_activity_at": value, "created_at": value}
+        best = None
+        for at in _now_breakpoints(leaf, lead):  # the reference: every breakpoint, in order
+            if at > now and (best is None or at < best):
+                best = at
+        fast = _next_now_breakpoint(leaf, lead, now)
+        assert fast == best
+        assert getattr(fast, "tzinfo", None) == getattr(best, "tzinfo", None)
+        assert _next_now_breakpoint(leaf, lead, now) == best  # again, from the day-start cache
