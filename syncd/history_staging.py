@@ -127,6 +127,7 @@ class _Source(enum.Enum):
     PER_LEAD = "per_lead"  # the caller reads each page's new leads from the CRM
     STAGED = "staged"
     REFUSED = "refused"  # the CRM will not show its history: first sight goes without it
+    DEFERRED = "deferred"  # read after the pull, before the plan (syncd.history_pending)
 
 
 class FirstSightHistory:
@@ -156,9 +157,14 @@ class FirstSightHistory:
         if self._source is _Source.STAGED:
             assert self._staged is not None
             return self._staged.of(new)
-        if self._source is _Source.REFUSED:
+        if self._source in (_Source.REFUSED, _Source.DEFERRED):
             return {}
         return None
+
+    @property
+    def deferred(self) -> bool:
+        """The pull's new leads are mirrored first, their history read after it."""
+        return self._source is _Source.DEFERRED
 
     def _decide(self, page_new: int) -> None:
         leads = page_new
@@ -170,7 +176,8 @@ class FirstSightHistory:
         try:
             stream = self.connector.org_status_history(leads=leads)
             if stream is None:
-                self._source = _Source.PER_LEAD
+                deferred = self.connector.history_after_pull
+                self._source = _Source.DEFERRED if deferred else _Source.PER_LEAD
                 return
             staged = StagedHistory()
             try:

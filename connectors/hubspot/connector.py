@@ -124,6 +124,9 @@ class HubSpotConnector(Connector):
     # requests the size of object batches.
     max_membership_batch: ClassVar[int] = 100
     status_history_batch: ClassVar[int] = 50  # = HISTORY_BATCH, contacts a call with history
+    # A first sync's history (one call per 50 contacts) would take the general budget from
+    # under the search pages: 50,000 contacts, 1,000 calls, 105 s at 100 per 10 s.
+    history_after_pull: ClassVar[bool] = True
 
     def __init__(
         self,
