@@ -89,6 +89,13 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
                 calls = connector.stats.calls - calls_before
                 limited = dict(connector.stats.rate_limited)
                 paced = connector.stats.paced_seconds
+                # What the cycle does next, before it plans: the new contacts' status history
+                # (syncd.history_pending), at 50 contacts a call from the 100 per 10 s budget.
+                pending = len(app.store.history_pending("hubspot", n + 1))
+                history_before = connector.stats.calls
+                with Stopwatch() as history_sw:
+                    pipeline._read_pending_history()  # noqa: SLF001
+                history_calls = connector.stats.calls - history_before
                 pulled = report.pulled
                 profile: list[str] = []
                 rate = pulled / sw.wall if sw.wall else 0.0
@@ -136,6 +143,11 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
         ),
     ]
     notes.lines += [
+        f"After the pull, before its plan, the cycle reads the status history of the {pending:,} "
+        f"contacts the pull mirrored first (`syncd.history_pending`): {history_calls} calls in "
+        f"{history_sw.wall:.1f} s, paced by HubSpot's 100 per 10 s (50 contacts a call with "
+        "history); the ledger backfill and the first-sight holds are complete then.",
+        "",
         "The emulator process (`python -m connectors.testing.hubspot --spread-seconds 10`) "
         f"serves {n:,} demo contacts last modified ten seconds apart over the past days, with "
         "the emulator's default limits, which are HubSpot's (100 per 10 s, search 5/s). Wall "

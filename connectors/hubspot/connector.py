@@ -62,6 +62,7 @@ from connectors.hubspot.classify import (
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.pacing import DailyBudget, SearchPacer, TenSecondWindow
 from connectors.hubspot.reader import Filter, RawContact, SearchPage, iter_search_windows
+from connectors.hubspot.search_json import SearchAnswer, read_answer
 from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
@@ -680,23 +681,26 @@ class HubSpotConnector(Connector):
             limit=self.config.page_size,
             after=after,
         )
-        data, _, _ = self._call(
-            "search",
-            "contact search",
-            self._apis.search.do_search_with_http_info,
-            public_object_search_request=request,
+        answer: SearchAnswer
+        answer, _, _ = self._call(
+            "search", "contact search", self._search_json, public_object_search_request=request
         )
-        results = []
-        for obj in data.results or []:
-            props = obj.properties or {}
-            modified = _modified_at(props.get("lastmodifieddate"), obj.updated_at)
-            results.append(RawContact(str(obj.id), to_ms(modified), props))
-        nxt = data.paging.next.after if data.paging and data.paging.next else None
-        if self._pull_total is None and isinstance(data.total, int):
+        if self._pull_total is None and answer.total is not None:
             # The first window spans the whole pull: its total is the pull's (later windows
             # restart past the 10,000 cap and count only what is left).
-            self._pull_total = data.total
-        return SearchPage(results, nxt)
+            self._pull_total = answer.total
+        return SearchPage(answer.contacts, answer.next_after)
+
+    def _search_json(
+        self, *, public_object_search_request: PublicObjectSearchRequest, _request_timeout: float
+    ) -> tuple[SearchAnswer, int, Mapping[str, str]]:
+        """One search through the client, its answer read as JSON (``search_json``)."""
+        response = self._apis.search.do_search_with_http_info(
+            public_object_search_request=public_object_search_request,
+            _preload_content=False,
+            _request_timeout=_request_timeout,
+        )
+        return read_answer(response)
 
     def _lead(self, contact: RawContact) -> RemoteLead:
         quarantine = Quarantine()
