@@ -926,12 +926,12 @@ class StateStore:
     def add_history_pending(self, conn: Connection, crm: str, lead_ids: Sequence[str]) -> None:
         """Mark leads whose first-sight history is still to be read (``syncd.history_pending``)."""
         if lead_ids:
-            rows = [{"crm": crm, "lead_id": i} for i in dict.fromkeys(lead_ids)]
-            table = HistoryPendingRow.__table__
-            for start in range(0, len(rows), _UPSERT_CHUNK):
-                insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-                stmt = insert(table).values(rows[start : start + _UPSERT_CHUNK])
-                conn.execute(stmt.on_conflict_do_nothing(index_elements=["crm", "lead_id"]))
+            # One executemany of a statement compiled once (cached): a pull adds every page.
+            insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+            stmt = insert(HistoryPendingRow.__table__).on_conflict_do_nothing(
+                index_elements=["crm", "lead_id"]
+            )
+            conn.execute(stmt, [{"crm": crm, "lead_id": i} for i in dict.fromkeys(lead_ids)])
 
     def history_pending(self, crm: str, limit: int) -> list[str]:
         """Up to ``limit`` leads whose first-sight history is still to be read."""
