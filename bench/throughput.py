@@ -184,6 +184,7 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
 
 def _profile_backfill(app: object, pipeline: object, pages: int) -> list[str]:
     """Profile ``Pipeline._store_page`` + the connector over ``pages`` pages on a fresh store."""
+    from syncd.history_staging import FirstSightHistory
     from syncd.pipeline import CycleReport
     from syncd.state import StateStore
 
@@ -194,7 +195,11 @@ def _profile_backfill(app: object, pipeline: object, pages: int) -> list[str]:
     connector = pipeline.connector  # type: ignore[attr-defined]
 
     def backfill() -> None:
+        # As Pipeline.pull: a first sync, whose new contacts' history is read after the pull.
+        first_sight = FirstSightHistory(connector, "hubspot", first_sync=True)
+        pipeline._pull_history = first_sight  # type: ignore[attr-defined]  # noqa: SLF001
         for k, page in enumerate(connector.iter_pages(None, until=datetime.now(UTC))):
+            first_sight.expect(page.total)
             # Profiles the page step alone, so it calls the private step directly.
             pipeline._store_page(  # type: ignore[attr-defined]  # noqa: SLF001
                 page.leads, page.cursor, report
@@ -205,5 +210,6 @@ def _profile_backfill(app: object, pipeline: object, pages: int) -> list[str]:
     try:
         return profile_top(backfill, limit=10)
     finally:
+        pipeline._pull_history = None  # type: ignore[attr-defined]  # noqa: SLF001
         pipeline.store = original  # type: ignore[attr-defined]
         store.close()

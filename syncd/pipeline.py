@@ -689,9 +689,7 @@ class Pipeline:
                 report.deleted += lead.deleted
             if rows:
                 self.store.upsert_leads(conn, rows)
-            if self._pull_history is not None and self._pull_history.deferred:
-                new = [i for i, lead in by_id.items() if i not in existing and not lead.deleted]
-                self.store.add_history_pending(conn, self.crm, new)
+            self._mark_history_pending(conn, by_id, existing)
             self.store.add_history(conn, history)
             # The write may have been applied (its answer was lost); the person's value stands,
             # and the audit says both.
@@ -794,6 +792,14 @@ class Pipeline:
         for e in self._crm_history(new, "new leads are mirrored without it") or ():
             out[e.lead_id].append(e)
         return out
+
+    def _mark_history_pending(
+        self, conn: Any, by_id: Mapping[str, RemoteLead], existing: Mapping[str, LeadRecord]
+    ) -> None:
+        """In the page's transaction: its new leads' history is read after the pull."""
+        if self._pull_history is not None and self._pull_history.deferred:
+            new = [i for i, lead in by_id.items() if i not in existing and not lead.deleted]
+            self.store.add_history_pending(conn, self.crm, new)
 
     def _read_pending_history(self) -> None:
         """The history of the leads the pull mirrored without it (``syncd.history_pending``)."""

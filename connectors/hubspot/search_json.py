@@ -44,8 +44,7 @@ def read_answer(response: Any) -> tuple[SearchAnswer, int, Mapping[str, str]]:
         answer = _answer(doc)
     except (ValueError, TypeError, AttributeError, KeyError):
         raise RetriableError(
-            "HubSpot contact search answered with a body that is not a search result; "
-            "will retry",
+            "HubSpot contact search answered with a body that is not a search result; will retry",
             crm="hubspot",
         ) from None
     return answer, int(response.status), response.headers

@@ -103,7 +103,10 @@ def test_history_left_pending_by_a_pull_is_read_by_the_next_cycle_before_it_plan
     assert mirrored_then is not None and mirrored_then.rep_edit_status is None
     assert report.outcome == "ok" and report.held == 1 and report.written == len(ids) - 1
     assert worked_now == "OPEN"
-    assert ledger == [(None, "NEW", "automation", "backfill"), ("NEW", "OPEN", "person", "backfill")]
+    assert ledger == [
+        (None, "NEW", "automation", "backfill"),
+        ("NEW", "OPEN", "person", "backfill"),
+    ]
     assert pending_now == []
 
 
