@@ -8,6 +8,9 @@ call). It is staged in a temporary SQLite file (flat memory whatever the org's s
 when the pull ends) and each page's new leads take theirs from it: the same entries, in the same
 order, as ``status_history`` of those leads returns, so the ledger rows and the first-sight
 holds do not depend on the path. Steady-state pulls (a few new leads) keep the per-lead read.
+A connector without such a stream whose history reads would slow the pull itself
+(``Connector.history_after_pull``: HubSpot) defers them instead: the pull marks its new leads
+and the cycle reads their history after it, before planning (``syncd.history_pending``).
 
 History written while the pull runs may be missing from the staging; those leads changed after
 the pull's upper bound, so the next pull reads them again and records the change as observed.
