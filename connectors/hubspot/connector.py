@@ -60,9 +60,9 @@ from connectors.hubspot.classify import (
     retry_after,
 )
 from connectors.hubspot.config import HubSpotConfig
+from connectors.hubspot.json_answers import HistoryValue, SearchAnswer, read_answer, read_history
 from connectors.hubspot.pacing import DailyBudget, SearchPacer, TenSecondWindow
 from connectors.hubspot.reader import Filter, RawContact, SearchPage, iter_search_windows
-from connectors.hubspot.search_json import SearchAnswer, read_answer
 from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
@@ -523,22 +523,38 @@ class HubSpotConnector(Connector):
                 properties=[],
                 properties_with_history=[prop],
             )
-            data, _, _ = self._call(
+            answer: dict[str, list[HistoryValue]]
+            answer, _, _ = self._call(
                 "general",
                 f"status history of {len(chunk)} contacts",
-                self._apis.batch.read_with_http_info,
+                self._history_json,
+                prop,
                 batch_read_input_simple_public_object_id=body,
             )
-            for obj in data.results or []:
-                values = (obj.properties_with_history or {}).get(prop) or []
+            for contact_id, values in answer.items():
                 before: str | None = None
                 # Newest first as answered; values of one millisecond keep that order.
                 for v in sorted(reversed(values), key=lambda v: v.timestamp):
                     after = v.value or None  # "" is a cleared property
                     if after != before:
-                        out.append(_history_entry(str(obj.id), before, after, v))
+                        out.append(_history_entry(contact_id, before, after, v))
                     before = after
         return out
+
+    def _history_json(
+        self,
+        prop: str,
+        *,
+        batch_read_input_simple_public_object_id: BatchReadInputSimplePublicObjectId,
+        _request_timeout: float,
+    ) -> tuple[dict[str, list[HistoryValue]], int, Mapping[str, str]]:
+        """One batch read with history through the client, read as JSON (``json_answers``)."""
+        response = self._apis.batch.read_with_http_info(
+            batch_read_input_simple_public_object_id=batch_read_input_simple_public_object_id,
+            _preload_content=False,
+            _request_timeout=_request_timeout,
+        )
+        return read_history(response, prop)
 
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:
@@ -694,7 +710,7 @@ class HubSpotConnector(Connector):
     def _search_json(
         self, *, public_object_search_request: PublicObjectSearchRequest, _request_timeout: float
     ) -> tuple[SearchAnswer, int, Mapping[str, str]]:
-        """One search through the client, its answer read as JSON (``search_json``)."""
+        """One search through the client, its answer read as JSON (``json_answers``)."""
         response = self._apis.search.do_search_with_http_info(
             public_object_search_request=public_object_search_request,
             _preload_content=False,
@@ -1003,7 +1019,9 @@ def _modified_at(stamp: str | None, updated_at: datetime | None) -> datetime:
 HISTORY_BATCH = 50
 
 
-def _history_entry(lead_id: str, before: str | None, after: str | None, v: Any) -> HistoryEntry:
+def _history_entry(
+    lead_id: str, before: str | None, after: str | None, v: HistoryValue
+) -> HistoryEntry:
     """One past value (hubspot-api-client ``ValueWithTimestamp``) as a transition: a UI edit is
     a person's, an integration's write syncd's (or another app's), anything else (imports,
     workflows, forms) the CRM's automation."""
