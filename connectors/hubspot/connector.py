@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -166,7 +165,6 @@ class HubSpotConnector(Connector):
         self._props = sorted(set(config.fields.values()))
         # lifecyclestage values HubSpot answered for the batch being written (_check_stages).
         self._written_stages: dict[str, str | None] = {}
-        self._history_seconds = 0.0  # recent wall seconds of a status history read (average)
 
     # ------------------------------------------------------------------ Connector API
     def api_quota(self) -> ApiQuota | None:
@@ -526,18 +524,12 @@ class HubSpotConnector(Connector):
                 properties_with_history=[prop],
             )
             answer: dict[str, list[HistoryValue]]
-            started = time.perf_counter()
             answer, _, _ = self._call(
                 "general",
                 f"status history of {len(chunk)} contacts",
                 self._history_json,
                 prop,
                 batch_read_input_simple_public_object_id=body,
-            )
-            took = time.perf_counter() - started
-            # Wall time, not the injected clock: how long a read holds up the caller.
-            self._history_seconds = (
-                took if not self._history_seconds else 0.7 * self._history_seconds + 0.3 * took
             )
             for contact_id, values in answer.items():
                 before: str | None = None
@@ -566,16 +558,12 @@ class HubSpotConnector(Connector):
 
     def history_calls_spare(self) -> int:
         """The general window's share of one search interval (100 per 10 s against 4.75
-        searches a second: 2), when the window has that much free, and no more than fit in the
-        time the next search must wait anyway (at the last reads' pace): a history read that
-        outlasts that wait holds up the search pages."""
+        searches a second: 2), when the window has that much free: a burst of the window's
+        whole allowance would hold up the next search page."""
         per_page = int(
             self._window.allowance / TenSecondWindow.WINDOW / self.config.search_per_second
         )
-        spare = min(self._window.free(), max(per_page, 1))
-        if self._history_seconds > 0:
-            spare = min(spare, int(self._search_pacer.idle() / self._history_seconds))
-        return spare
+        return min(self._window.free(), max(per_page, 1))
 
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:

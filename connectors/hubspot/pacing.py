@@ -50,12 +50,6 @@ class SearchPacer:
             now = _seconds(self._clock)
         self._next = max(now, self._next or now) + self._interval
 
-    def idle(self) -> float:
-        """Seconds until the next search may start (a whole interval before the first)."""
-        if self._next is None:
-            return self._interval
-        return max(self._next - _seconds(self._clock), 0.0)
-
     def defer(self, seconds: float) -> None:
         """Push the next call out (after a search 429)."""
         self._next = max(self._next or 0.0, _seconds(self._clock) + seconds)
