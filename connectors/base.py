@@ -445,12 +445,6 @@ class Connector(abc.ABC):
     #: the daemon reads their history after it, before planning (``syncd.history_pending``).
     history_after_pull: ClassVar[bool] = False
 
-    def history_calls_spare(self) -> int:
-        """:meth:`status_history` calls (of ``status_history_batch`` leads) this connector can
-        make now without waiting and without delaying its next page: the daemon spends them
-        between a ``history_after_pull`` pull's pages. The default: none."""
-        return 0
-
     def org_status_history(self, *, leads: int) -> Iterator[list[HistoryEntry]] | None:
         """The whole org's status history, streamed page by page, when one stream costs fewer
         calls than :meth:`status_history` of ``leads`` leads would; None when it does not (the

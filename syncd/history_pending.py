@@ -8,11 +8,9 @@ transaction that mirrors them) and ``read_pending`` reads their history once the
 the same ledger backfill rows and the same first-sight facts (when the status was set; a
 person's edit held for ``hold_rep_edits_for``) as reading it inline gives.
 
-The pull itself spends the calls the connector can spare between its pages
-(``Connector.history_calls_spare``: HubSpot, what its 100 per 10 s allows beside 4.75 searches
-a second) on the marks so far; the cycle reads the rest between the pull and the plan, and does
-not plan while any is pending, so no rule ever sees a new lead without its history. A cycle
-stopped or failed in between leaves the marks for the next one, which reads them first.
+The cycle runs this between the pull and the plan and does not plan while any is pending, so no
+rule ever sees a new lead without its history; a cycle stopped or failed in between leaves the
+marks for the next one.
 """
 
 from __future__ import annotations
@@ -63,19 +61,15 @@ def read_pending(
     hold: timedelta,
     now: datetime,
     fence: Callable[[Connection], None],
-    limit: int | None = None,
 ) -> PendingResult:
     """Read the history of every pending lead of ``crm`` into the ledger and the mirror.
 
     ``read``: the pipeline's history read; None when the CRM refuses its history (logged
     there), and the leads stay as mirrored, without it, as an inline read would leave them.
-    ``fence``: the pipeline's lease check, in each round's transaction. ``limit``: read at
-    most this many leads (None: all).
+    ``fence``: the pipeline's lease check, in each round's transaction.
     """
     result = PendingResult()
-    while ids := store.history_pending(
-        crm, _ROUND if limit is None else min(_ROUND, limit - result.leads)
-    ):
+    while ids := store.history_pending(crm, _ROUND):
         entries = read(ids)
         by_lead: dict[str, list[HistoryEntry]] = defaultdict(list)
         for e in entries or ():

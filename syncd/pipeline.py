@@ -612,7 +612,6 @@ class Pipeline:
             for page in self.connector.iter_pages(since, until=until):
                 first_sight.expect(page.total)
                 self._store_page(page.leads, page.cursor, report)
-                self._read_pending_history(spare_only=True)
                 planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
                 if progress is not None:
                     progress.advance(len(page.leads), page.total)
@@ -802,18 +801,10 @@ class Pipeline:
             new = [i for i, lead in by_id.items() if i not in existing and not lead.deleted]
             self.store.add_history_pending(conn, self.crm, new)
 
-    def _read_pending_history(self, *, spare_only: bool = False) -> None:
-        """The history of the leads the pull mirrored without it (``syncd.history_pending``);
-        ``spare_only``: between the pull's pages, as many as the connector's spare calls cover."""
+    def _read_pending_history(self) -> None:
+        """The history of the leads the pull mirrored without it (``syncd.history_pending``)."""
         if not self.settings.read_crm_history:
             return
-        limit = None
-        if spare_only:
-            if self._pull_history is None or not self._pull_history.deferred:
-                return
-            limit = self.connector.history_calls_spare() * self.connector.status_history_batch
-            if limit <= 0:
-                return
         calls = _api_calls(self.connector)
         done = history_pending.read_pending(
             self.store,
@@ -822,9 +813,8 @@ class Pipeline:
             hold=self.settings.hold_rep_edits_for,
             now=self.clock(),
             fence=self._fence,
-            limit=limit,
         )
-        if done.leads and not spare_only:
+        if done.leads:
             log.info(
                 "%s: read the status history of %d leads after the pull (%d calls): "
                 "%d transitions backfilled, %d statuses a person set held",

@@ -556,15 +556,6 @@ class HubSpotConnector(Connector):
         )
         return read_history(response, prop)
 
-    def history_calls_spare(self) -> int:
-        """The general window's share of one search interval (100 per 10 s against 4.75
-        searches a second: 2), when the window has that much free: a burst of the window's
-        whole allowance would hold up the next search page."""
-        per_page = int(
-            self._window.allowance / TenSecondWindow.WINDOW / self.config.search_per_second
-        )
-        return min(self._window.free(), max(per_page, 1))
-
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:
             if r.outcome is not Outcome.OK and r.error_code:

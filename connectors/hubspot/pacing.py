@@ -85,13 +85,6 @@ class TenSecondWindow:
             self.waited += wait
             self._sleep(wait)
 
-    def free(self) -> int:
-        """Calls :meth:`acquire` would let through now without waiting."""
-        now = _seconds(self._clock)
-        if self._blocked_until > now:
-            return 0
-        return max(self.allowance - sum(1 for t in self._calls if t > now - self.WINDOW), 0)
-
     def observe(self, headers: Mapping[str, str]) -> None:
         """Adopt HubSpot's view of the window (it also counts other clients of the app)."""
         max_ = _int(headers.get("X-HubSpot-RateLimit-Max"))

@@ -147,27 +147,3 @@ def test_stop_request_interrupts_a_pacing_wait(emu, make_connector):
     assert time.monotonic() - started < 10
     assert len(emu.journal.entries("POST", "/search")) == 1
     assert connector.stats.paced_seconds > 0
-
-
-def test_spare_history_calls_are_two_a_search_interval_and_never_wait_for_the_window(
-    emu, make_connector
-):
-    ids = emu.add_contacts(contacts(50))
-    waits: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        emu.clock.advance(seconds)
-
-    connector = make_connector(sleep=sleep)
-    spared = []
-    while (spare := connector.history_calls_spare()) > 0:
-        spared.append(spare)
-        for _ in range(spare):
-            connector.status_history(ids)
-    # 100 per 10 s less headroom 5 = 95 calls, spent 2 at a time (9.5/s beside 4.75 searches/s)
-    # and never waited for.
-    assert sum(spared) == 95 and max(spared) == 2
-    assert waits == [] and connector.stats.paced_seconds == 0
-    emu.clock.advance(10)
-    assert connector.history_calls_spare() == 2
