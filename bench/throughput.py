@@ -144,13 +144,12 @@ def run(n: int, *, connector_pages: int) -> tuple[list[Figure], SectionNotes]:
     ]
     notes.lines += [
         "New contacts' status history (one read per 50, from HubSpot's 100 per 10 s; "
-        "`syncd.history_pending`): the pull spends on it only the time its search pacer waits "
-        f"anyway (the history of {pulled - pending:,} contacts, 50 a call), the "
-        f"cycle reads the other {pending:,} contacts' right after it, before its plan: "
-        f"{history_calls} calls in {history_sw.wall:.1f} s. Mirror, ledger backfill and "
-        f"first-sight holds complete {sw.wall + history_sw.wall:.0f} s after the pull started "
-        "(at most 9.5 history reads a second under the window's 95 per 10 s: "
-        f"{n / 50 / 9.5:.0f} s for {n:,} contacts).",
+        "`syncd.history_pending`): the pull mirrors the contacts first, the cycle reads the "
+        f"{pending:,} contacts' history right after it, before its plan: {history_calls} "
+        f"calls in {history_sw.wall:.1f} s. Mirror, ledger backfill and first-sight holds "
+        f"complete {sw.wall + history_sw.wall:.0f} s after the pull started (at most 9.5 "
+        f"history reads a second under the window's 95 per 10 s: {n / 50 / 9.5:.0f} s for "
+        f"{n:,} contacts).",
         "",
         "The emulator process (`python -m connectors.testing.hubspot --spread-seconds 10`) "
         f"serves {n:,} demo contacts last modified ten seconds apart over the past days, with "
