@@ -600,6 +600,12 @@ class Pipeline:
 
     # ---- 1. pull -------------------------------------------------------------------------
 
+    def pull_and_read_history(self, report: CycleReport, *, until: datetime) -> None:
+        """The pull, then the history of the leads it mirrored without it: what a plan of the
+        mirror needs (``syncd plan``, ``syncd revert``), as the cycle does before it plans."""
+        self.pull(report, until=until)
+        self._read_pending_history()
+
     def pull(self, report: CycleReport, *, until: datetime) -> None:
         stored = self.store.cursor(self.crm)
         since = Cursor(*stored) if stored else None
