@@ -440,6 +440,10 @@ class Connector(abc.ABC):
     #: Leads one :meth:`status_history` call covers (Salesforce 200, HubSpot 50); 0 for a CRM
     #: without field history. The daemon asks :meth:`org_status_history` only for more.
     status_history_batch: ClassVar[int] = 0
+    #: True where history reads would slow the pull that meets many new leads (HubSpot: they
+    #: share the 100 per 10 s budget, 50 contacts a call): such a pull mirrors them first and
+    #: the daemon reads their history after it, before planning (``syncd.history_pending``).
+    history_after_pull: ClassVar[bool] = False
 
     def org_status_history(self, *, leads: int) -> Iterator[list[HistoryEntry]] | None:
         """The whole org's status history, streamed page by page, when one stream costs fewer

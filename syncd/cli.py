@@ -851,7 +851,7 @@ def revert(
         book = application.rules.book
         now = application.clock()
         # The mirror is brought up to date first, so edits made in the CRM since are seen.
-        pipeline.pull(CycleReport(target.crm, "plan"), until=now)
+        pipeline.pull_and_read_history(CycleReport(target.crm, "plan"), until=now)
         plan = plan_revert(application.store, pipeline, run_id, book, now, only)
         if as_json:
             out.print_json(json.dumps(plan.as_dict(), default=str))

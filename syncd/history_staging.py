@@ -8,6 +8,9 @@ call). It is staged in a temporary SQLite file (flat memory whatever the org's s
 when the pull ends) and each page's new leads take theirs from it: the same entries, in the same
 order, as ``status_history`` of those leads returns, so the ledger rows and the first-sight
 holds do not depend on the path. Steady-state pulls (a few new leads) keep the per-lead read.
+A connector without such a stream whose history reads would slow the pull itself
+(``Connector.history_after_pull``: HubSpot) defers them instead: the pull marks its new leads
+and the cycle reads their history after it, before planning (``syncd.history_pending``).
 
 History written while the pull runs may be missing from the staging; those leads changed after
 the pull's upper bound, so the next pull reads them again and records the change as observed.
@@ -127,6 +130,7 @@ class _Source(enum.Enum):
     PER_LEAD = "per_lead"  # the caller reads each page's new leads from the CRM
     STAGED = "staged"
     REFUSED = "refused"  # the CRM will not show its history: first sight goes without it
+    DEFERRED = "deferred"  # read after the pull, before the plan (syncd.history_pending)
 
 
 class FirstSightHistory:
@@ -156,9 +160,14 @@ class FirstSightHistory:
         if self._source is _Source.STAGED:
             assert self._staged is not None
             return self._staged.of(new)
-        if self._source is _Source.REFUSED:
+        if self._source in (_Source.REFUSED, _Source.DEFERRED):
             return {}
         return None
+
+    @property
+    def deferred(self) -> bool:
+        """The pull's new leads are mirrored first, their history read after it."""
+        return self._source is _Source.DEFERRED
 
     def _decide(self, page_new: int) -> None:
         leads = page_new
@@ -170,7 +179,8 @@ class FirstSightHistory:
         try:
             stream = self.connector.org_status_history(leads=leads)
             if stream is None:
-                self._source = _Source.PER_LEAD
+                deferred = self.connector.history_after_pull
+                self._source = _Source.DEFERRED if deferred else _Source.PER_LEAD
                 return
             staged = StagedHistory()
             try:

@@ -68,7 +68,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import due, ledger, planner_stats, races
+from syncd import due, history_pending, ledger, planner_stats, races
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
@@ -552,6 +552,7 @@ class Pipeline:
             return
         self.store.discard_stale_plans(self.crm, now)
         self.pull(report, until=now)
+        self._read_pending_history()  # no rule may see a new lead before its history
         planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
         if self.lease is not None:
             self.lease.verify()  # a standby must not supersede the new leader's plan
@@ -618,6 +619,12 @@ class Pipeline:
         self.store.record_run_progress(conn, report.run_id, counts)
 
     # ---- 1. pull -------------------------------------------------------------------------
+
+    def pull_and_read_history(self, report: CycleReport, *, until: datetime) -> None:
+        """The pull, then the history of the leads it mirrored without it: what a plan of the
+        mirror needs (``syncd plan``, ``syncd revert``), as the cycle does before it plans."""
+        self.pull(report, until=until)
+        self._read_pending_history()
 
     def pull(self, report: CycleReport, *, until: datetime) -> None:
         stored = self.store.cursor(self.crm)
@@ -708,6 +715,7 @@ class Pipeline:
                 report.deleted += lead.deleted
             if rows:
                 self.store.upsert_leads(conn, rows)
+            self._mark_history_pending(conn, by_id, existing)
             self.store.add_history(conn, history)
             # The write may have been applied (its answer was lost); the person's value stands,
             # and the audit says both.
@@ -810,6 +818,38 @@ class Pipeline:
         for e in self._crm_history(new, "new leads are mirrored without it") or ():
             out[e.lead_id].append(e)
         return out
+
+    def _mark_history_pending(
+        self, conn: Any, by_id: Mapping[str, RemoteLead], existing: Mapping[str, LeadRecord]
+    ) -> None:
+        """In the page's transaction: its new leads' history is read after the pull."""
+        if self._pull_history is not None and self._pull_history.deferred:
+            new = [i for i, lead in by_id.items() if i not in existing and not lead.deleted]
+            self.store.add_history_pending(conn, self.crm, new)
+
+    def _read_pending_history(self) -> None:
+        """The history of the leads the pull mirrored without it (``syncd.history_pending``)."""
+        if not self.settings.read_crm_history:
+            return
+        calls = _api_calls(self.connector)
+        done = history_pending.read_pending(
+            self.store,
+            self.crm,
+            lambda ids: self._crm_history(ids, "new leads are mirrored without it"),
+            hold=self.settings.hold_rep_edits_for,
+            now=self.clock(),
+            fence=self._fence,
+        )
+        if done.leads:
+            log.info(
+                "%s: read the status history of %d leads after the pull (%d calls): "
+                "%d transitions backfilled, %d statuses a person set held",
+                self.crm,
+                done.leads,
+                _api_calls(self.connector) - calls,
+                done.added,
+                done.held,
+            )
 
     def _crm_history(self, lead_ids: Sequence[str], without: str) -> list[HistoryEntry] | None:
         """The connector's ``status_history``; None (logged, saying ``without`` what syncd goes

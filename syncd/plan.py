@@ -43,7 +43,7 @@ def build_plan(
     result: Plan = {"now": now, "ruleset_version": book.version, "crms": {}}
     for name, cs in app.settings.connectors().items():
         if pull and name in app.pipelines:
-            app.pipelines[name].pull(CycleReport(name, "plan"), until=now)
+            app.pipelines[name].pull_and_read_history(CycleReport(name, "plan"), until=now)
         rules: dict[str, RulePlan] = defaultdict(
             lambda: {"leads": 0, "moves": Counter(), "newsletters": Counter(), "fields": Counter()}
         )

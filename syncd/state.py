@@ -41,6 +41,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     event,
     func,
     inspect,
@@ -72,6 +73,7 @@ __all__ = [
     "AuditRow",
     "CursorRow",
     "HistoryActor",
+    "HistoryPendingRow",
     "HistorySource",
     "LeadRow",
     "LeaseRow",
@@ -360,6 +362,16 @@ class StatusHistoryRow(SQLModel, table=True):
     rule_id: str | None = None  # the rule (chain) for syncd's transitions
     run_id: str | None = None
     source: str = Field(max_length=16)  # HistorySource
+
+
+class HistoryPendingRow(SQLModel, table=True):
+    """A lead a pull mirrored before reading its CRM status history (``syncd.history_pending``):
+    read before the next plan, so its first-sight hold and ledger backfill are never skipped."""
+
+    __tablename__ = "history_pending"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
+    crm: str = Field(primary_key=True, max_length=64)
+    lead_id: str = Field(primary_key=True, max_length=64)
 
 
 _UPSERT_CHUNK = 500  # rows per INSERT .. ON CONFLICT statement (SQLite's variable limit)
@@ -1047,6 +1059,29 @@ class StateStore:
         if rows:
             conn.execute(StatusHistoryRow.__table__.insert(), _same_keys(rows))
             self.rows_written["status_history"] += len(rows)
+
+    def add_history_pending(self, conn: Connection, crm: str, lead_ids: Sequence[str]) -> None:
+        """Mark leads whose first-sight history is still to be read (``syncd.history_pending``)."""
+        if lead_ids:
+            # One executemany of a statement compiled once (cached): a pull adds every page.
+            insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+            stmt = insert(HistoryPendingRow.__table__).on_conflict_do_nothing(
+                index_elements=["crm", "lead_id"]
+            )
+            conn.execute(stmt, [{"crm": crm, "lead_id": i} for i in dict.fromkeys(lead_ids)])
+
+    def history_pending(self, crm: str, limit: int) -> list[str]:
+        """Up to ``limit`` leads whose first-sight history is still to be read."""
+        table = HistoryPendingRow.__table__
+        stmt = select(table.c.lead_id).where(table.c.crm == crm)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt.order_by(table.c.lead_id).limit(limit)).scalars())
+
+    def clear_history_pending(self, conn: Connection, crm: str, lead_ids: Sequence[str]) -> None:
+        table = HistoryPendingRow.__table__
+        for start in range(0, len(lead_ids), _UPSERT_CHUNK):
+            chunk = list(lead_ids[start : start + _UPSERT_CHUNK])
+            conn.execute(delete(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk)))
 
     def correct_written_from(
         self, conn: Connection, crm: str, lead_id: str, run_id: str, to_value: str, actual: str
