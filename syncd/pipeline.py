@@ -820,7 +820,7 @@ class Pipeline:
         return out
 
     def _mark_history_pending(
-        self, conn: Any, by_id: Mapping[str, RemoteLead], existing: Mapping[str, LeadRecord]
+        self, conn: Any, by_id: Mapping[str, RemoteLead], existing: Mapping[str, LeadState]
     ) -> None:
         """In the page's transaction: its new leads' history is read after the pull."""
         if self._pull_history is not None and self._pull_history.deferred:
