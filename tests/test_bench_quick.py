@@ -24,7 +24,12 @@ EXPECTED = {
         "hs_first_sync_read_calls_",
     ],
     2: ["naive_call_ratio_", "peer_call_ratio_", "naive_wall_ratio_"],
-    3: ["hs_backfill_share_of_ceiling", "hs_backfill_429s", "hs_connector_share_of_ceiling"],
+    3: [
+        "hs_backfill_share_of_ceiling",
+        "hs_backfill_429s",
+        "hs_connector_share_of_ceiling",
+        "hs_backfill_with_history_share",
+    ],
     4: [
         "engine_leads_per_s",
         "engine_eval_leads_per_s",
