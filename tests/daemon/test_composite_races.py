@@ -5,7 +5,6 @@ write call, or, when that call is full, beside the next pull's first page."""
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +106,7 @@ def test_a_persons_edit_while_a_full_composite_write_is_in_flight_is_restored_th
     assert len(_history_queries(out["journal1"])) == 1  # first sight only
     # The next cycle's first pull page carries the query of people's edits in one call.
     pull = [e for e in out["journal2"] if e.path.endswith("/composite")]
-    assert [[s.method for s in e.subrequests] for e in pull][0] == ["GET", "GET"]
+    assert [s.method for s in pull[0].subrequests] == ["GET", "GET"]
     assert "FROM Lead " in (pull[0].subrequests[0].soql or "")
     assert "CreatedById !=" in (pull[0].subrequests[1].soql or "")
     assert out["status2"] == out["person"]
