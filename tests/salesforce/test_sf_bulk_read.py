@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import threading
 import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -33,7 +35,7 @@ def _first_sync(n: int) -> tuple[int, int, int]:
         connector = SalesforceConnector(
             config_for(emu, **BULK, bulk_results_page_size=2000),
             clock=emu.clock.now,
-            sleep=lambda _s: None,
+            sleep=emu.clock.advance,  # waits pass on the emulator clock
         )
         connector.check(statuses=set(), fields=set(), newsletters=set())  # types, as at start
         # The bookkeeping exists before tracing starts: counting allocates nothing.
@@ -136,11 +138,12 @@ def test_the_cursor_after_a_bulk_read_lets_the_next_rest_pull_continue_without_g
     emu.add_leads(synthetic_leads(3000, now=T0))
     emu.clock.advance(600)
     connector = make_connector(**BULK, overlap_seconds=300, lag_seconds=5)
-    pages = list(connector.iter_pages(None, until=emu.clock.now()))
+    started = emu.clock.now()
+    pages = list(connector.iter_pages(None, until=started))
     cursor = pages[-1].cursor
     assert len(_jobs(emu, "POST")) == 1
     newest = max(x.cursor for p in pages for x in p.leads)
-    assert cursor == newest and cursor.read_at == emu.clock.now()
+    assert cursor == newest and cursor.read_at == started  # when the pull began
     # After the job: a new lead, an edit, and a late commit stamped inside the lag window the
     # job could not see.
     emu.clock.advance(60)
@@ -190,18 +193,46 @@ def test_a_lead_read_through_bulk_equals_the_same_lead_read_through_rest(emu, ma
     assert by_bulk[ids[3]].fields["first_name"] is None
 
 
-@pytest.mark.parametrize("emu_config", [EmulatorConfig(bulk_query_in_progress_polls=4)])
-def test_a_running_job_is_looked_at_after_doubling_waits_until_it_is_complete(emu):
+def _waits_on_emulator_time(emu: Any, waits: list[float]) -> Callable[[float], None]:
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        emu.clock.advance(seconds)
+
+    return sleep
+
+
+@pytest.mark.parametrize("emu_config", [EmulatorConfig(bulk_query_run_seconds=20)])
+def test_a_running_job_is_looked_at_after_doubling_waits_until_its_run_time_has_passed(emu):
     from connectors.salesforce import SalesforceConnector
 
     emu.add_leads(synthetic_leads(3000, now=T0))
     waits: list[float] = []
     cfg = {**BULK, "bulk_poll_seconds": 2, "bulk_poll_max_seconds": 10}
-    connector = SalesforceConnector(config_for(emu, **cfg), clock=emu.clock.now, sleep=waits.append)
+    connector = SalesforceConnector(
+        config_for(emu, **cfg), clock=emu.clock.now, sleep=_waits_on_emulator_time(emu, waits)
+    )
     try:
         assert sum(len(p.leads) for p in connector.iter_pages(None, until=T0)) == 3000
     finally:
         connector.close()
     looks = [e for e in _jobs(emu, "GET") if not e.path.endswith("/results")]
-    assert len(looks) == 5  # four answers InProgress, the fifth JobComplete
-    assert waits == [2, 4, 8, 10, 10]
+    # 2, 6 and 14 s after creation it is InProgress; at 24 s (past its 20 s) JobComplete.
+    assert len(looks) == 4
+    assert waits == [2, 4, 8, 10]
+
+
+def test_a_small_job_is_complete_at_the_first_look_after_the_poll_interval_however_few_looks(emu):
+    from connectors.salesforce import SalesforceConnector
+
+    emu.add_leads(synthetic_leads(3000, now=T0))
+    waits: list[float] = []
+    cfg = {**BULK, "bulk_poll_seconds": 2}
+    connector = SalesforceConnector(
+        config_for(emu, **cfg), clock=emu.clock.now, sleep=_waits_on_emulator_time(emu, waits)
+    )
+    try:
+        assert sum(len(p.leads) for p in connector.iter_pages(None, until=T0)) == 3000
+    finally:
+        connector.close()
+    looks = [e for e in _jobs(emu, "GET") if not e.path.endswith("/results")]
+    assert (len(looks), waits) == (1, [2])  # its 1 s run was over by the first look
