@@ -500,31 +500,24 @@ class SalesforceConnector(Connector):
         position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
         total = result.get("totalSize")  # of the whole query, not of this page
         threshold = cfg.bulk_read_threshold
+        first = result.get("records", [])
         if (
             threshold is not None
             and isinstance(total, int)
             and total > threshold
             and not result.get("done", True)
+            and self._bulk_is_cheaper(total - len(first))
         ):
-            # A large read (first sync, full reconcile, a mass update): one query job reads it
-            # in a few dozen calls instead of a query page per 2,000 leads (crm-api A7). The
-            # page just read only measured it.
+            # A large read (first sync, full reconcile, a mass update): one query job reads
+            # the rest in a few calls instead of a query page per 2,000 leads (crm-api A7).
+            # The page that measured it is kept; the job reads only the leads after it.
             log.info(
                 "Salesforce pull of about %d leads (more than salesforce.bulk_read_threshold="
-                "%d): reading through a Bulk API 2.0 query job",
+                "%d, and fewer calls by job): reading the rest through a Bulk API 2.0 job",
                 total,
                 threshold,
             )
-            bulk_soql = lead_stream_query(
-                self._read_fields().values(),
-                since=None if start else since,
-                start=start,
-                until=upper,
-                overlap_cursor=since,
-                me=self.integration_user_id,
-                ordered=False,
-            )
-            yield from self._bulk_pages(bulk_soql, since, position, started)
+            yield from self._probe_then_bulk(first, total, since, start, upper, position, started)
             return
         while True:
             leads = []
@@ -555,8 +548,11 @@ class SalesforceConnector(Connector):
         since: Cursor | None,
         position: datetime,
         started: datetime,
+        *,
+        already: int = 0,
     ) -> Iterator[Page]:
-        """The pull through one Bulk API 2.0 ``queryAll`` job, in pages of ``page_size``.
+        """The pull through one Bulk API 2.0 ``queryAll`` job, in pages of ``page_size``
+        (``already``: leads the pull yielded before the job, counted in each page's total).
 
         The job's rows come in no cursor order, so only the last page carries a cursor: the
         greatest (SystemModstamp, Id) the job read, where the query stream would have ended
@@ -577,7 +573,7 @@ class SalesforceConnector(Connector):
             if newest is None or lead.cursor > newest:
                 newest = lead.cursor
             if len(leads) >= size:
-                yield Page(leads, None, total=reader.total)
+                yield Page(leads, None, total=_plus(reader.total, already))
                 leads = []
         if newest is None:  # the job found nothing after all (purged meanwhile)
             empty = nothing_new_page(since, started)
@@ -587,7 +583,55 @@ class SalesforceConnector(Connector):
         end = Cursor(newest.modified_at, newest.record_id, read_at=started)
         if since is not None and since > end:
             end = Cursor(since.modified_at, since.record_id, read_at=started)
-        yield Page(leads, end, total=reader.total)
+        yield Page(leads, end, total=_plus(reader.total, already))
+
+    def _probe_then_bulk(
+        self,
+        first: list[dict[str, Any]],
+        total: int,
+        since: Cursor | None,
+        start: datetime | None,
+        upper: datetime,
+        position: datetime,
+        started: datetime,
+    ) -> Iterator[Page]:
+        """The first REST page's leads, then one query job over the leads after its last
+        (the keyset ``SystemModstamp, Id`` the page was read in), so no lead is read twice."""
+        probe = []
+        for record in first:
+            lead = self._to_remote(record, position)
+            position = lead.modified_at
+            probe.append(lead)
+        after = since
+        if probe:
+            after = advance_cursor(probe, since, started)
+            yield Page(probe, after, total=total)
+        bulk_soql = lead_stream_query(
+            self._read_fields().values(),
+            since=None if start else since,
+            start=start,
+            until=upper,
+            overlap_cursor=since,
+            me=self.integration_user_id,
+            ordered=False,
+        )
+        if probe:
+            last = probe[-1].cursor
+            bulk_soql += format_soql(
+                " AND (SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id}))",
+                t=_as_utc(last.modified_at),
+                id=last.record_id,
+            )
+        yield from self._bulk_pages(bulk_soql, after, position, started, already=len(probe))
+
+    def _bulk_is_cheaper(self, rest: int) -> bool:
+        """Whether one query job reads ``rest`` more leads in fewer counted calls than REST
+        query pages: create, one look (a job usually completes within the first poll
+        interval) and a results request per ``bulk_results_page_size``."""
+        cfg = self._config
+        rest_pages = -(-rest // cfg.page_size)
+        job = 2 + max(1, -(-rest // cfg.bulk_results_page_size))
+        return job < rest_pages
 
     def _learn_field_types(self) -> None:
         """Describe Lead once when a mapped field's type is unknown (``check`` did not run):
@@ -1438,6 +1482,10 @@ class SalesforceConnector(Connector):
             status=410,
             code="GONE",
         )
+
+
+def _plus(total: int | None, already: int) -> int | None:
+    return None if total is None else total + already
 
 
 def _as_utc(value: datetime) -> datetime:
