@@ -49,10 +49,15 @@ class PendingCheck:
 
 
 def suspects(written: Sequence[OutboxRecord], edits: Sequence[HistoryEntry]) -> list[OutboxRecord]:
-    """The writes on leads whose status a person changed since the check's start: only these
-    can have raced, and only their history needs reading."""
-    edited = {e.lead_id for e in edits if e.field == "status" and e.actor != "integration"}
-    return [w for w in written if w.lead_id in edited]
+    """The writes that may have raced: on leads whose latest status edit by a person since the
+    check's start (``edits``, oldest first per lead) left a value other than the one syncd read
+    (``before``). An edit the read already saw ends on that value; only the suspects' whole
+    history needs reading (:func:`find_races` judges it)."""
+    last: dict[str, HistoryEntry] = {}
+    for e in edits:
+        if e.field == "status" and e.actor != "integration":
+            last[e.lead_id] = e
+    return [w for w in written if w.lead_id in last and last[w.lead_id].to_value != w.before]
 
 
 @dataclass(frozen=True, slots=True)
