@@ -1227,18 +1227,19 @@ class Pipeline:
 
     def _check_since(self, batches: Sequence[Batch]) -> datetime:
         """Where the race check's look at people's edits starts: before the earliest read of
-        the decisions it covers (this cycle's pull, or an earlier one for a batch retried)."""
-        start = min(
-            [
-                *([self._race_check.since] if self._race_check is not None else []),
-                *([self._read_from] if self._read_from is not None else []),
-                *(r.created_at for _, groups in batches for g in groups for r in g),
-                self.clock(),
-            ]
-        )
-        # The CRM's clock is not the daemon's, and a retried batch was decided a pull after
-        # its read: reaching back further costs only rows of people's edits, usually none.
-        return start - races.CHECK_REACH
+        the decisions it covers: this cycle's pull, or, for a batch retried from an earlier
+        cycle, the start of the run that decided it."""
+        rows = [r for _, groups in batches for g in groups for r in g]
+        starts = [self._race_check.since] if self._race_check is not None else []
+        starts.append(self._read_from if self._read_from is not None else self.clock())
+        earlier = {r.run_id: r.created_at for r in rows if r.created_at < starts[-1]}
+        if earlier:
+            runs = {r.run_id: r.started_at for r in self.store.last_runs(50, crm=self.crm)}
+            # A run no longer among the latest: reach back an hour before its decision.
+            starts += [runs.get(run, at - timedelta(hours=1)) for run, at in earlier.items()]
+        # The CRM's clock is not the daemon's; reaching back further costs only rows of
+        # people's edits (those the read saw make no suspect, races.suspects).
+        return min(starts) - races.CHECK_REACH
 
     def _await_check(
         self, batches: Sequence[Batch], answers: Sequence[Sequence[RecordResult]]

@@ -35,8 +35,9 @@ from syncd.records import OutboxRecord
 __all__ = ["CHECK_REACH", "PendingCheck", "Race", "find_races", "suspects"]
 
 #: How far before the earliest read the look at people's edits starts: the CRM's clock is not
-#: the daemon's. Reaching back further costs only rows of people's edits.
-CHECK_REACH = timedelta(minutes=5)
+#: the daemon's (NTP keeps them within seconds). Reaching back further costs rows of people's
+#: edits made just before the read (query-more calls when there are thousands).
+CHECK_REACH = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
