@@ -195,8 +195,8 @@ WriteCollection = FieldWrites | NewsletterAdds
 @dataclass(frozen=True, slots=True)
 class WrittenThenRead:
     """What :meth:`Connector.write_collections_then_history` answers: each collection's results
-    (as :meth:`Connector.write_collections`), and the status history of the leads asked for,
-    read after the writes landed, in the same counted call."""
+    (as :meth:`Connector.write_collections`), and people's status edits since the time asked
+    for, read after the writes landed, in the same counted call."""
 
     results: list[list[RecordResult]]
     #: Oldest first per lead, as :meth:`Connector.status_history`; None when it was not read.
@@ -299,9 +299,10 @@ class Connector(abc.ABC):
     #: can carry (Salesforce Composite: 5). 1: every collection is a call of its own, and the
     #: daemon gives :meth:`write_collections` one collection at a time.
     max_collections_per_call: int = 1
-    #: Collections one counted call carries when it also reads the status history of its
-    #: status writes (:meth:`write_collections_then_history`; Salesforce Composite: 4 and the
-    #: query). 0: this CRM cannot; the daemon reads it by :meth:`status_history` after the call.
+    #: Collections one counted call carries when it also reads people's status edits since a
+    #: time (:meth:`write_collections_then_history`; Salesforce Composite: 4 and the query),
+    #: the race check, which can also ride in a pull's first page (:meth:`read_edits_beside_pull`).
+    #: 0: this CRM cannot; the daemon reads it by :meth:`status_history` after each call.
     collections_with_history: int = 0
 
     #: Counters every connector keeps; ``stats.calls`` is the API-call counter the daemon reads.
@@ -391,15 +392,32 @@ class Connector(abc.ABC):
         return out
 
     def write_collections_then_history(
-        self, collections: Sequence[WriteCollection], history_of: Sequence[str]
+        self, collections: Sequence[WriteCollection], since: datetime
     ) -> WrittenThenRead:
         """Up to ``collections_with_history`` collections as :meth:`write_collections`, then, in
-        the same counted call, the status history of ``history_of`` (including these writes).
+        the same counted call, people's status edits since ``since`` (:meth:`edits_since`),
+        edits that landed before these writes included.
 
         The history's failure never fails the call: the writes' results stand, and
         ``WrittenThenRead.history`` is None. Raises as :meth:`write_collections` does.
         """
         raise NotImplementedError(f"{self.kind} cannot read history with its writes")
+
+    def edits_since(self, since: datetime) -> list[HistoryEntry]:
+        """Status changes by anyone but the integration user since ``since``, oldest first per
+        lead (the race check's first look, ``syncd.races``); with ``collections_with_history``.
+        """
+        raise NotImplementedError(f"{self.kind} cannot read status edits by time")
+
+    def read_edits_beside_pull(self, since: datetime) -> None:
+        """Have the next :meth:`iter_pages` read :meth:`edits_since` ``since`` in the call of its
+        first page; with ``collections_with_history``."""
+        raise NotImplementedError(f"{self.kind} cannot read status edits beside its pull")
+
+    def edits_beside_pull(self) -> WrittenThenRead | None:
+        """What the latest pull read beside its first page (see
+        :meth:`read_edits_beside_pull`); None when nothing was."""
+        return None
 
     @abc.abstractmethod
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:

@@ -471,6 +471,10 @@ class Pipeline:
         self._pull_history: FirstSightHistory | None = None
         #: The run that already logged that races go unseen (the CRM refuses its history).
         self._races_unseen_run: str | None = None
+        #: Confirmed status writes whose race check has not been read yet (syncd.races).
+        self._race_check: races.PendingCheck | None = None
+        #: When the running cycle's pull began reading (the earliest read of its decisions).
+        self._read_from: datetime | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -634,6 +638,10 @@ class Pipeline:
         first_sight = self._pull_history = FirstSightHistory(
             self.connector, self.crm, first_sync=since is None
         )
+        self._read_from = started
+        if self._race_check is not None and self._collections_with_history():
+            # The last cycle's race check rides in this pull's first page: no call of its own.
+            self.connector.read_edits_beside_pull(self._race_check.since)
         try:
             for page in self.connector.iter_pages(since, until=until):
                 first_sight.expect(page.total)
@@ -649,6 +657,8 @@ class Pipeline:
                 progress.close()
             first_sight.close()
             self._pull_history = None
+        if self._race_check is not None:
+            self._check_races(self.connector.edits_beside_pull(), report)
         if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
             # mirrored lead it did not yield was deleted and purged in the meantime.
@@ -1150,38 +1160,30 @@ class Pipeline:
         does not need); only the last batch of a kind may be short. A connector whose call
         carries several batches (``max_collections_per_call``) gets them that many at a time,
         kinds mixed: a cycle's N batches cost ceil(N / max_collections_per_call) calls. One
-        whose call also reads the status history of its writes (``collections_with_history``,
-        Salesforce Composite: 4 and the query) gets that many in a call carrying status writes,
-        so the race check costs no call: N status batches cost ceil(N / 4) calls in all.
+        that reads people's status edits by time (``collections_with_history``, Salesforce
+        Composite) checks the cycle's status writes for races once (``syncd.races``), in a
+        free slot of the cycle's last call or else beside the next pull's first page, so the
+        race check costs no call and no collection's slot.
         """
         now = self.clock()
         # A connector whose one call carries several collections (Salesforce Composite: 5)
         # gets field batches and newsletter adds together; removals (reverts) go alone.
         per_call = max(1, self.connector.max_collections_per_call)
-        # A call carrying status writes also carries their history read when the connector
-        # can (Salesforce: 4 collections and the query), so the race check costs no call.
-        with_history = self._collections_with_history()
         queued: list[Batch] = []
 
         def send(kind: str, groups: list[list[OutboxRecord]]) -> None:
             if per_call == 1 or (kind == "membership" and groups[0][0].value is False):
                 self._send(kind, groups, report)
                 return
-            carrying = [*queued, (kind, groups)]
-            cap = with_history if with_history and _status_leads(carrying) else per_call
-            if len(queued) >= cap:
-                self._send_batches(queued, report)
-                queued.clear()
-                cap = with_history if with_history and _status_leads([(kind, groups)]) else per_call
             queued.append((kind, groups))
-            if len(queued) >= cap:
+            if len(queued) >= per_call:
                 self._send_batches(queued, report)
                 queued.clear()
 
         self._drain_kind("field", now, self.connector.max_batch_size, send)
         self._drain_kind("membership", now, self.connector.max_membership_batch, send)
         if queued and not self.stop.is_set():
-            self._send_batches(queued, report)
+            self._send_batches(queued, report, last=True)
 
     def _drain_kind(
         self, kind: str, now: datetime, size: int, send: Callable[[str, Groups], None]
@@ -1211,14 +1213,26 @@ class Pipeline:
         self._send_batches([(kind, groups)], report, restoring=restoring)
 
     def _send_batches(
-        self, batches: Sequence[Batch], report: CycleReport, *, restoring: bool = False
+        self,
+        batches: Sequence[Batch],
+        report: CycleReport,
+        *,
+        restoring: bool = False,
+        last: bool = False,
     ) -> None:
         """One connector call for the batches (several only when the connector's call
-        carries several collections); each batch's results recorded as a batch of its own."""
+        carries several collections); each batch's results recorded as a batch of its own.
+        The cycle's ``last`` call carries the race check when it has a free slot."""
         ids = [r.id for _, groups in batches for g in groups for r in g]
-        # The race check's history rides in the write call itself when the connector can.
-        history_of = [] if restoring else _status_leads(batches)
-        riding = bool(history_of) and 0 < len(batches) <= self._collections_with_history()
+        by_time = self._collections_with_history() > 0
+        checking = self._race_check is not None or bool(_status_leads(batches))
+        riding = (
+            last
+            and by_time
+            and not restoring
+            and checking
+            and 0 < len(batches) <= self._collections_with_history()
+        )
         checked: WrittenThenRead | None = None
         if self.lease is not None:
             self.lease.before_send()
@@ -1228,8 +1242,9 @@ class Pipeline:
             self.store.set_change_state(conn, ids, OutboxState.SENDING, self.clock())
         try:
             if riding:
+                since = self._check_since(batches)
                 checked = self.connector.write_collections_then_history(
-                    [self._collection(kind, groups) for kind, groups in batches], history_of
+                    [self._collection(kind, groups) for kind, groups in batches], since
                 )
                 answers = checked.results
             elif len(batches) == 1:
@@ -1256,8 +1271,10 @@ class Pipeline:
         # not leave the call's other answered batches in doubt.
         for (_, groups), results in zip(batches, answers, strict=True):
             self._record_results(groups, results, report)
-        if checked is not None:
-            self._restore_call_races(batches, checked, report)
+        if by_time and not restoring:
+            self._await_check(batches, answers)
+            if checked is not None:
+                self._check_races(checked, report)
             return
         for (kind, groups), results in zip(batches, answers, strict=True):
             if kind == "field" and not restoring:
@@ -1269,26 +1286,67 @@ class Pipeline:
             return 0
         return max(0, self.connector.collections_with_history)
 
-    def _restore_call_races(
-        self, batches: Sequence[Batch], checked: WrittenThenRead, report: CycleReport
+    def _check_since(self, batches: Sequence[Batch]) -> datetime:
+        """Where the race check's look at people's edits starts: before the earliest read of
+        the decisions it covers: this cycle's pull, or, for a batch retried from an earlier
+        cycle, the start of the run that decided it."""
+        rows = [r for _, groups in batches for g in groups for r in g]
+        starts = [self._race_check.since] if self._race_check is not None else []
+        starts.append(self._read_from if self._read_from is not None else self.clock())
+        earlier = {r.run_id: r.created_at for r in rows if r.created_at < starts[-1]}
+        if earlier:
+            runs = {r.run_id: r.started_at for r in self.store.last_runs(50, crm=self.crm)}
+            # A run no longer among the latest: reach back an hour before its decision.
+            starts += [runs.get(run, at - timedelta(hours=1)) for run, at in earlier.items()]
+        # The CRM's clock is not the daemon's; reaching back further costs only rows of
+        # people's edits (those the read saw make no suspect, races.suspects).
+        return min(starts) - races.CHECK_REACH
+
+    def _await_check(
+        self, batches: Sequence[Batch], answers: Sequence[Sequence[RecordResult]]
     ) -> None:
-        """The race check of a call whose history read rode in it: one ``find_races`` over
-        all its field batches, no call of its own (unless that read failed transiently)."""
+        """Keep the call's confirmed status writes for the next race check."""
         written = [
             r
-            for (kind, groups), results in zip(batches, checked.results, strict=True)
+            for (kind, groups), results in zip(batches, answers, strict=True)
             if kind == "field"
             for r in _confirmed_statuses(groups, results)
         ]
-        if not written:
+        if written:
+            since = self._check_since(batches)
+            pending = self._race_check
+            self._race_check = races.PendingCheck(
+                min(since, pending.since) if pending else since,
+                [*(pending.written if pending else []), *written],
+            )
+
+    def _check_races(self, checked: WrittenThenRead | None, report: CycleReport) -> None:
+        """The race check of the status writes awaiting it: people's edits since before their
+        reads (read beside a write or a pull page, else on their own); only leads a person
+        edited meanwhile have their history read (``status_history``) and judged."""
+        pending = self._race_check
+        if pending is None:
             return
-        entries = checked.history
-        if entries is None and checked.refused is not None:
+        if checked is not None and checked.history is None and checked.refused is not None:
+            self._race_check = None
             self._races_unseen(checked.refused, report)
             return
-        if entries is None:
-            entries = self._crm_history([r.lead_id for r in written], _RACES_UNSEEN) or []
-        self._restore_found(races.find_races(written, entries), report)
+        edits = checked.history if checked is not None else None
+        if edits is None:
+            try:
+                edits = self.connector.edits_since(pending.since)
+            except (ConfigurationError, FatalError) as exc:
+                if isinstance(exc, AuthError):
+                    raise
+                self._race_check = None
+                self._races_unseen(_first_line(exc), report)
+                return
+        self._race_check = None
+        suspects = races.suspects(pending.written, edits)
+        if not suspects:
+            return
+        entries = self._crm_history([r.lead_id for r in suspects], _RACES_UNSEEN)
+        self._restore_found(races.find_races(suspects, entries or []), report)
 
     def _races_unseen(self, why: str, report: CycleReport) -> None:
         """Log, once a cycle, that the CRM refuses the history the race check needs."""

@@ -6,17 +6,20 @@ CRM's history can: syncd's own transition there starts from a value syncd never 
 person's transition set that value. The pipeline reads the history of the status writes,
 writes the person's value back, holds the lead, and audits both.
 
-What the read costs (counted in ``tests/daemon/test_ledger_races.py`` and
-``test_composite_races.py``): on Salesforce with Composite nothing, as it is the write call's
-last subrequest (``Connector.write_collections_then_history``: 4 collections and the LeadHistory
-query, run in order after the writes; more than 2,000 history rows are read on by query-more
-calls), so one ``find_races`` judges the whole call; with ``composite: false`` one query per
-batch of 200. On HubSpot one batch read with ``propertiesWithHistory`` per 50 status writes:
-HubSpot caps a batch read with history at 50 inputs (crm-api C4, C10), so a full 100-contact
-write batch costs two. Nothing cheaper sees the race there: after syncd's write the contact's
-value, ``lastmodifieddate`` and the pull all look as if nobody else had touched it, and the
-batch update answers only the new values; a read before the write would narrow the window, not
-close it.
+What the check costs (counted in ``tests/daemon/test_ledger_races.py`` and
+``test_composite_races.py``): on Salesforce with Composite nothing. One query of people's status
+edits since before the reads (LeadHistory rows by anyone but the integration user, usually
+none: ``Connector.edits_since``) covers every status write of a cycle; it rides in a free slot of
+the cycle's last Composite write call, or, when that call is full, beside the next pull's first
+query page in one Composite request. Only the leads a person edited meanwhile have their whole
+history read (one query per 200, only then) and judged by :func:`find_races`. Until the next
+pull the check waits in memory: a daemon stopped in between leaves that cycle's writes
+unchecked. With ``composite: false`` one history query per batch of 200. On HubSpot one batch
+read with ``propertiesWithHistory`` per 50 status writes: HubSpot caps a batch read with
+history at 50 inputs (crm-api C4, C10), so a full 100-contact write batch costs two. Nothing
+cheaper sees the race there: after syncd's write the contact's value, ``lastmodifieddate`` and
+the pull all look as if nobody else had touched it, and the batch update answers only the new
+values; a read before the write would narrow the window, not close it.
 """
 
 from __future__ import annotations
@@ -24,12 +27,38 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from connectors.base import HistoryEntry
 from syncd.records import OutboxRecord
 
-__all__ = ["Race", "find_races"]
+__all__ = ["CHECK_REACH", "PendingCheck", "Race", "find_races", "suspects"]
+
+#: How far before the earliest read the look at people's edits starts: the CRM's clock is not
+#: the daemon's (NTP keeps them within seconds). Reaching back further costs rows of people's
+#: edits made just before the read (query-more calls when there are thousands).
+CHECK_REACH = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCheck:
+    """Confirmed status writes whose race check is still to be read: people's edits since
+    ``since`` (before the earliest read the writes were decided on)."""
+
+    since: datetime
+    written: list[OutboxRecord]
+
+
+def suspects(written: Sequence[OutboxRecord], edits: Sequence[HistoryEntry]) -> list[OutboxRecord]:
+    """The writes that may have raced: on leads whose latest status edit by a person since the
+    check's start (``edits``, oldest first per lead) left a value other than the one syncd read
+    (``before``). An edit the read already saw ends on that value; only the suspects' whole
+    history needs reading (:func:`find_races` judges it)."""
+    last: dict[str, HistoryEntry] = {}
+    for e in edits:
+        if e.field == "status" and e.actor != "integration":
+            last[e.lead_id] = e
+    return [w for w in written if w.lead_id in last and last[w.lead_id].to_value != w.before]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +93,11 @@ def find_races(written: Sequence[OutboxRecord], entries: Sequence[HistoryEntry])
         write = history[mine[-1]]
         if write.from_value == change.before:
             continue  # it replaced the value syncd decided on: no race
+        if any(e.actor == "person" for e in history[mine[-1] + 1 :]):
+            # A person changed it again after syncd's write: their latest value stands (the
+            # pull holds the lead as any person's edit); writing the older one back would
+            # undo it.
+            continue
         edit = next(
             (
                 e

@@ -146,10 +146,10 @@ class SalesforceConfig(BaseModel):
     requests (a short condition, unlike the daily limit, docs/crm-api.md#a11)."""
     bulk_read_threshold: int | None = Field(10_000, ge=0)
     """A pull expected to read more leads than this (the ``totalSize`` of its first REST query
-    page) reads them through a Bulk API 2.0 ``queryAll`` job instead of query pages
-    (docs/crm-api.md A7); null always reads through REST queries. 10,000 is about where a job
-    (the probe page, create, a few looks, one results page per 50,000 rows) costs fewer counted
-    calls than REST pages of 2,000."""
+    page) reads the rest through a Bulk API 2.0 ``queryAll`` job instead of query pages
+    (docs/crm-api.md A7) when the job costs fewer counted calls (create, one look, one results
+    page per ``bulk_results_page_size``) than the remaining REST pages; the first page's leads
+    are kept and the job reads only those after them. Null always reads through REST queries."""
     bulk_results_page_size: int = Field(50_000, ge=100, le=1_000_000)
     """Leads per Bulk API 2.0 results request (``maxRecords``); one counted call each. syncd
     holds one such page at a time."""

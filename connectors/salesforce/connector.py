@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import requests
 from simple_salesforce.api import Salesforce
@@ -61,6 +62,7 @@ from .auth import Authenticator, Token, authenticator_for
 from .batching import failed_whole, write_splitting
 from .bulk_read import SYSTEM_TYPES, BulkQueryReader
 from .composite import (
+    HISTORY_REFERENCE,
     MAX_COLLECTIONS,
     Subrequest,
     SubrequestAnswer,
@@ -248,8 +250,11 @@ class SalesforceConnector(Connector):
         self.max_batch_size = config.batch_size
         # Composite carries up to 5 collections in one counted call (crm-api A6).
         self.max_collections_per_call = MAX_COLLECTIONS if config.composite else 1
-        # ... or 4 and the LeadHistory query of their status writes (crm-api A6).
+        # ... or 4 and the query of people's status edits, the race check (crm-api A6).
         self.collections_with_history = MAX_COLLECTIONS - 1 if config.composite else 0
+        # The edits query the next pull's first page carries (read_edits_beside_pull).
+        self._edits_beside: datetime | None = None
+        self._edits_read: WrittenThenRead | None = None
         # Set when a collection of the current call was split and sent again on its own.
         self._resent_outside_call = False
         # Status value -> record types whose Status picklist lacks it (read by check()).
@@ -484,38 +489,36 @@ class SalesforceConnector(Connector):
             "headers": {"Sforce-Query-Options": f"batchSize={cfg.page_size}"},
             "timeout": cfg.timeout_seconds,
         }
-        result = self._call(
-            "query of Lead", lambda sf: sf.query(soql, include_deleted=True, **kwargs)
-        )
+        edits_since, self._edits_beside = self._edits_beside, None
+        if edits_since is not None:
+            headers = {"Sforce-Query-Options": f"batchSize={cfg.page_size}"}
+            result = self._first_page_beside_edits(soql, headers, edits_since)
+        else:
+            result = self._call(
+                "query of Lead", lambda sf: sf.query(soql, include_deleted=True, **kwargs)
+            )
         # A lead whose SystemModstamp cannot be parsed keeps the position of the one before it.
         position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
         total = result.get("totalSize")  # of the whole query, not of this page
         threshold = cfg.bulk_read_threshold
+        first = result.get("records", [])
         if (
             threshold is not None
             and isinstance(total, int)
             and total > threshold
             and not result.get("done", True)
+            and self._bulk_is_cheaper(total - len(first))
         ):
-            # A large read (first sync, full reconcile, a mass update): one query job reads it
-            # in a few dozen calls instead of a query page per 2,000 leads (crm-api A7). The
-            # page just read only measured it.
+            # A large read (first sync, full reconcile, a mass update): one query job reads
+            # the rest in a few calls instead of a query page per 2,000 leads (crm-api A7).
+            # The page that measured it is kept; the job reads only the leads after it.
             log.info(
                 "Salesforce pull of about %d leads (more than salesforce.bulk_read_threshold="
-                "%d): reading through a Bulk API 2.0 query job",
+                "%d, and fewer calls by job): reading the rest through a Bulk API 2.0 job",
                 total,
                 threshold,
             )
-            bulk_soql = lead_stream_query(
-                self._read_fields().values(),
-                since=None if start else since,
-                start=start,
-                until=upper,
-                overlap_cursor=since,
-                me=self.integration_user_id,
-                ordered=False,
-            )
-            yield from self._bulk_pages(bulk_soql, since, position, started)
+            yield from self._probe_then_bulk(first, total, since, start, upper, position, started)
             return
         while True:
             leads = []
@@ -547,8 +550,11 @@ class SalesforceConnector(Connector):
         since: Cursor | None,
         position: datetime,
         started: datetime,
+        *,
+        already: int = 0,
     ) -> Iterator[Page]:
-        """The pull through one Bulk API 2.0 ``queryAll`` job, in pages of ``page_size``.
+        """The pull through one Bulk API 2.0 ``queryAll`` job, in pages of ``page_size``
+        (``already``: leads the pull yielded before the job, counted in each page's total).
 
         The job's rows come in no cursor order, so only the last page carries a cursor: the
         greatest (SystemModstamp, Id) the job read, where the query stream would have ended
@@ -570,7 +576,7 @@ class SalesforceConnector(Connector):
             if newest is None or lead.cursor > newest:
                 newest = lead.cursor
             if len(leads) >= size:
-                yield Page(leads, None, total=reader.total)
+                yield Page(leads, None, total=_plus(reader.total, already))
                 leads = []
         if newest is None:  # the job found nothing after all (purged meanwhile)
             empty = nothing_new_page(since, started)
@@ -580,7 +586,55 @@ class SalesforceConnector(Connector):
         end = Cursor(newest.modified_at, newest.record_id, read_at=started)
         if since is not None and since > end:
             end = Cursor(since.modified_at, since.record_id, read_at=started)
-        yield Page(leads, end, total=reader.total)
+        yield Page(leads, end, total=_plus(reader.total, already))
+
+    def _probe_then_bulk(
+        self,
+        first: list[dict[str, Any]],
+        total: int,
+        since: Cursor | None,
+        start: datetime | None,
+        upper: datetime,
+        position: datetime,
+        started: datetime,
+    ) -> Iterator[Page]:
+        """The first REST page's leads, then one query job over the leads after its last
+        (the keyset ``SystemModstamp, Id`` the page was read in), so no lead is read twice."""
+        probe = []
+        for record in first:
+            lead = self._to_remote(record, position)
+            position = lead.modified_at
+            probe.append(lead)
+        after = since
+        if probe:
+            after = advance_cursor(probe, since, started)
+            yield Page(probe, after, total=total)
+        bulk_soql = lead_stream_query(
+            self._read_fields().values(),
+            since=None if start else since,
+            start=start,
+            until=upper,
+            overlap_cursor=since,
+            me=self.integration_user_id,
+            ordered=False,
+        )
+        if probe:
+            last = probe[-1].cursor
+            bulk_soql += format_soql(
+                " AND (SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id}))",
+                t=_as_utc(last.modified_at),
+                id=last.record_id,
+            )
+        yield from self._bulk_pages(bulk_soql, after, position, started, already=len(probe))
+
+    def _bulk_is_cheaper(self, rest: int) -> bool:
+        """Whether one query job reads ``rest`` more leads in fewer counted calls than REST
+        query pages: create, one look (a job usually completes within the first poll
+        interval) and a results request per ``bulk_results_page_size``."""
+        cfg = self._config
+        rest_pages = -(-rest // cfg.page_size)
+        job = 2 + max(1, -(-rest // cfg.bulk_results_page_size))
+        return job < rest_pages
 
     def _learn_field_types(self) -> None:
         """Describe Lead once when a mapped field's type is unknown (``check`` did not run):
@@ -690,12 +744,13 @@ class SalesforceConnector(Connector):
         ]
 
     def write_collections_then_history(
-        self, collections: Sequence[WriteCollection], history_of: Sequence[str]
+        self, collections: Sequence[WriteCollection], since: datetime
     ) -> WrittenThenRead:
-        """Up to 4 collections and, last in the same Composite request, the LeadHistory query
-        of ``history_of``: subrequests run in order, so it reads these writes too, and the
-        race check costs no counted call (crm-api A6). Rows past the query's first page (more
-        than 2,000) are read by ordinary, counted query-more calls.
+        """Up to 4 collections and, last in the same Composite request, the query of people's
+        status edits since ``since`` (:meth:`edits_since`): subrequests run in order, so it
+        sees every edit that landed before these writes, and the race check costs no counted
+        call (crm-api A6). Rows past the query's first page (more than 2,000) are read by
+        ordinary, counted query-more calls.
 
         A refused query (no permission on LeadHistory: 400 ``INVALID_TYPE``) leaves
         ``refused`` saying why; a transient failure, or a collection resent outside the call
@@ -712,16 +767,14 @@ class SalesforceConnector(Connector):
                 f"Salesforce Composite request carries 1 to {self.collections_with_history} "
                 "with a history query"
             )
-        if len(history_of) > self.collections_with_history * COLLECTION_LIMIT:
-            raise ValueError(f"history of {len(history_of)} leads asked for in one call")
         subrequests = [self._subrequest(c) for c in collections]
-        quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in dict.fromkeys(history_of))
-        soql = f"{_HISTORY_SELECT} AND LeadId IN ({quoted})"
-        body = composite_body(self._config.api_version, subrequests, then_query=soql)
+        body = composite_body(
+            self._config.api_version, subrequests, then_query=self._edits_query(since)
+        )
         records = sum(len(s.body["records"]) for s in subrequests)
         answer = self._call(
             f"composite write of {len(subrequests)} collections ({records} records) and "
-            f"status history of {len(history_of)} leads",
+            "people's status edits",
             lambda sf: sf.restful(
                 "composite", method="POST", json=body, timeout=self._config.timeout_seconds
             ),
@@ -731,12 +784,84 @@ class SalesforceConnector(Connector):
         results = [self._collection_results(c, a) for c, a in zip(collections, writes, strict=True)]
         if self._resent_outside_call:
             return WrittenThenRead(results, None)
-        return self._history_answer(results, read, len(history_of))
+        return self._history_answer(results, read)
+
+    def read_edits_beside_pull(self, since: datetime) -> None:
+        """Have the next pull's first query page carry the query of people's status edits since
+        ``since`` in the same Composite request (one counted call for both, crm-api A6); its
+        answer is :meth:`edits_beside_pull` once the pull has started."""
+        self._edits_beside = since if self.collections_with_history else None
+        self._edits_read = None
+
+    def edits_beside_pull(self) -> WrittenThenRead | None:
+        """The edits the latest pull's first page read beside it (results empty); None when
+        it did not (no pull page was asked, or the page went alone)."""
+        answer, self._edits_read = self._edits_read, None
+        return answer
+
+    def edits_since(self, since: datetime) -> list[HistoryEntry]:
+        """People's status edits since ``since``: LeadHistory's Status rows by anyone but the
+        integration user (usually none, so one query page), oldest first per lead."""
+        rows = self._query_records(self._edits_query(since), "people's status edits")
+        entries = [self._history_entry(r) for r in rows]
+        entries.sort(key=lambda e: (e.lead_id, e.at))
+        return entries
+
+    def _edits_query(self, since: datetime) -> str:
+        """Status rows since ``since``, without the integration user's own: syncd's writes
+        would make it a page per 2,000 writes, where people's edits are a handful
+        (CreatedById and CreatedDate filter LeadHistory:
+        https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_leadhistory.htm)."""
+        soql = f"{_HISTORY_SELECT} AND CreatedDate >= {{since}}"
+        me = self.integration_user_id
+        if me:
+            return format_soql(f"{soql} AND CreatedById != {{me}}", since=_as_utc(since), me=me)
+        return format_soql(soql, since=_as_utc(since))
+
+    def _first_page_beside_edits(
+        self, soql: str, headers: Mapping[str, str], since: datetime
+    ) -> dict[str, Any]:
+        """The pull's first ``queryAll`` page and the query of people's edits since ``since``
+        in one Composite request; the page alone (one more call) when the CRM refused it."""
+        version = self._config.api_version
+        body = {
+            "allOrNone": False,
+            "collateSubrequests": False,
+            "compositeRequest": [
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{version}/queryAll?{urlencode({'q': soql})}",
+                    "referenceId": "c0",
+                    "httpHeaders": dict(headers),
+                },
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{version}/query?"
+                    + urlencode({"q": self._edits_query(since)}),
+                    "referenceId": HISTORY_REFERENCE,
+                },
+            ],
+        }
+        answer = self._call(
+            "query of Lead and people's status edits",
+            lambda sf: sf.restful(
+                "composite", method="POST", json=body, timeout=self._config.timeout_seconds
+            ),
+        )
+        page, read = subrequest_answers(answer, 1, then_query=True)
+        self._edits_read = self._history_answer([], read)
+        if page.status == 200 and isinstance(page.body, Mapping):
+            return dict(page.body)
+        timeout = self._config.timeout_seconds
+        return self._call(
+            "query of Lead",
+            lambda sf: sf.query(soql, include_deleted=True, headers=headers, timeout=timeout),
+        )
 
     def _history_answer(
-        self, results: list[list[RecordResult]], read: SubrequestAnswer, leads: int
+        self, results: list[list[RecordResult]], read: SubrequestAnswer
     ) -> WrittenThenRead:
-        """The writes' results with the history query subrequest's rows (and later pages)."""
+        """The writes' results with the edits query subrequest's rows (and later pages)."""
         if read.status != 200 or not isinstance(read.body, Mapping):
             code, message = subrequest_error(read.body)
             if code is not None:
@@ -753,7 +878,7 @@ class SalesforceConnector(Connector):
                 refused=f"Salesforce refused the LeadHistory query (HTTP {read.status} {code}: "
                 f"{message}); grant the integration user Read on Lead field history",
             )
-        what = f"status history of {leads} leads (further pages)"
+        what = "people's status edits (further pages)"
         timeout = self._config.timeout_seconds
         page: Mapping[str, Any] = read.body
         rows = list(page.get("records", []))
@@ -1364,6 +1489,14 @@ class SalesforceConnector(Connector):
             status=410,
             code="GONE",
         )
+
+
+def _plus(total: int | None, already: int) -> int | None:
+    return None if total is None else total + already
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _soql_id(value: str) -> str:

@@ -1,11 +1,10 @@
-"""The race check of a Salesforce Composite write call rides in the call: the LeadHistory query
-of its status writes is the call's last subrequest, so it costs no counted call of its own; a
-call carrying status writes packs 4 collections and the query, one without them 5."""
+"""The race check of a cycle's Salesforce Composite writes costs no counted call and no
+collection's slot: the query of people's status edits rides in a free slot of the cycle's last
+write call, or, when that call is full, beside the next pull's first page."""
 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -33,53 +32,86 @@ def _history_queries(entries: list[JournalEntry]) -> list[JournalEntry]:
     return [e for e in entries if "FROM LeadHistory" in (e.soql or "")]
 
 
-def test_a_persons_edit_while_a_composite_write_is_in_flight_is_restored_and_held_the_same_cycle_at_no_extra_call(
-    tmp_path: Path,
-) -> None:
-    with running_app(_config(tmp_path)) as app:
-        emu: Any = app.embedded.salesforce
-        ids = emu.add_leads(
-            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="CTO", activity_days=200) for i in range(45)
-        )
-        raced, person = ids[0], "Working - Contacted"
-        pipeline = app.pipelines["salesforce"]
-        _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Status": person}))
+def _cycle_with_edit_in_flight(app: Any, leads: int) -> dict[str, Any]:
+    """Two cycles over ``leads`` new stale leads; a person edits the first one while the first
+    cycle's writes are in flight."""
+    emu: Any = app.embedded.salesforce
+    ids = emu.add_leads(
+        sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="CTO", activity_days=200) for i in range(leads)
+    )
+    raced, person = ids[0], "Working - Contacted"
+    pipeline = app.pipelines["salesforce"]
+    _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Status": person}))
+    out: dict[str, Any] = {"person": person, "raced": raced}
+    for n in (1, 2):
         calls_before, start = pipeline.connector.stats.calls, len(emu.journal.entries())
-        first = pipeline.run_cycle()
-        journal = [e for e in emu.journal.entries()[start:] if "oauth" not in e.path]
-        calls = pipeline.connector.stats.calls - calls_before
-        raced_now = emu.lead(raced)["Status"]
-        others = {emu.lead(i)["Status"] for i in ids[1:]}
-        mirror = app.store.lead("salesforce", raced)
-        audit = [(a.before, a.after, a.outcome, a.rule_id) for a in app.store.audit_of_lead(raced)]
-        second = pipeline.run_cycle()
+        out[f"report{n}"] = pipeline.run_cycle()
+        out[f"journal{n}"] = [e for e in emu.journal.entries()[start:] if "oauth" not in e.path]
+        out[f"calls{n}"] = pipeline.connector.stats.calls - calls_before
+        out[f"status{n}"] = emu.lead(raced)["Status"]
+    out["others"] = {emu.lead(i)["Status"] for i in ids[1:]}
+    out["mirror"] = app.store.lead("salesforce", raced)
+    out["audit"] = [
+        (a.before, a.after, a.outcome, a.rule_id) for a in app.store.audit_of_lead(raced)
+    ]
+    return out
 
-    assert first.outcome == "ok", first.message
-    # Restored and held on the same cycle, both changes audited.
-    assert raced_now == person and others == {"Nurture"}
-    assert mirror is not None and mirror.rep_edit_status == person
-    assert audit == [
+
+def _restored_and_audited(out: dict[str, Any]) -> None:
+    person = out["person"]
+    assert out["others"] == {"Nurture"}
+    assert out["mirror"] is not None and out["mirror"].rep_edit_status == person
+    assert out["audit"] == [
         ("Open - Not Contacted", "Nurture", AuditOutcome.APPLIED, "stale-nurture"),
         (person, "Nurture", AuditOutcome.WITHDRAWN, "stale-nurture"),
         ("Nurture", person, AuditOutcome.APPLIED, "restore-rep-edit"),
     ]
-    assert (second.held, second.written) == (1, 0)
-    # The cycle's writes: 5 status collections in ceil(5 / 4) = 2 Composite calls, each ending
-    # with the LeadHistory query of its leads; the one restore is a plain Collections call.
-    collections = math.ceil(45 / BATCH)
+
+
+def test_a_persons_edit_while_a_composite_write_is_in_flight_is_restored_and_held_the_same_cycle_when_the_last_call_has_a_free_slot(
+    tmp_path: Path,
+) -> None:
+    with running_app(_config(tmp_path)) as app:
+        out = _cycle_with_edit_in_flight(app, 4 * BATCH)
+    first, journal = out["report1"], out["journal1"]
+    assert first.outcome == "ok", first.message
+    # Restored and held on the same cycle, both changes audited.
+    assert out["status1"] == out["person"]
+    _restored_and_audited(out)
+    assert (out["report2"].held, out["report2"].written) == (1, 0)
+    # 4 status collections and the query of people's edits in one Composite call; then the
+    # raced lead's own history (a person edited it) and the one restore, a Collections call.
     composite = [e for e in journal if e.path.endswith("/composite")]
-    assert len(composite) == math.ceil(collections / 4) == 2
-    assert [[s.method for s in e.subrequests] for e in composite] == [
-        ["PATCH"] * 4 + ["GET"],
-        ["PATCH", "GET"],
-    ]
-    assert all(_history_queries(e.subrequests[-1:]) for e in composite)
+    assert [[s.method for s in e.subrequests] for e in composite] == [["PATCH"] * 4 + ["GET"]]
+    assert "CreatedById !=" in (composite[0].subrequests[-1].soql or "")
     restore = [e for e in journal if e.is_write and not e.path.endswith("/composite")]
     assert [(e.method, e.records) for e in restore] == [("PATCH", 1)]
-    # One standalone history read: the first sight of the 45 new leads, none for the writes.
-    assert len(_history_queries(journal)) == 1
+    # Standalone history reads: the first sight of the new leads, and the raced lead's history.
+    assert len(_history_queries(journal)) == 2
     reads = [e for e in journal if not e.is_write]
-    assert calls == len(reads) + len(composite) + len(restore)
+    assert out["calls1"] == len(reads) + len(composite) + len(restore)
+
+
+def test_a_persons_edit_while_a_full_composite_write_is_in_flight_is_restored_the_next_cycle_beside_its_first_pull_page_at_no_extra_call(
+    tmp_path: Path,
+) -> None:
+    with running_app(_config(tmp_path)) as app:
+        out = _cycle_with_edit_in_flight(app, 5 * BATCH)
+    first, second = out["report1"], out["report2"]
+    assert first.outcome == "ok" and second.outcome == "ok", (first.message, second.message)
+    # The first cycle's one call is full (5 collections): no slot for the check, none spent.
+    composite = [e for e in out["journal1"] if e.path.endswith("/composite")]
+    assert [[s.method for s in e.subrequests] for e in composite] == [["PATCH"] * 5]
+    assert out["status1"] == "Nurture"
+    assert len(_history_queries(out["journal1"])) == 1  # first sight only
+    # The next cycle's first pull page carries the query of people's edits in one call.
+    pull = [e for e in out["journal2"] if e.path.endswith("/composite")]
+    assert [s.method for s in pull[0].subrequests] == ["GET", "GET"]
+    assert "FROM Lead " in (pull[0].subrequests[0].soql or "")
+    assert "CreatedById !=" in (pull[0].subrequests[1].soql or "")
+    assert out["status2"] == out["person"]
+    _restored_and_audited(out)
+    assert second.held == 1
 
 
 NEWSLETTER_ONLY = STALE_RULES.replace(
@@ -120,17 +152,17 @@ def test_without_lead_history_access_composite_writes_land_and_one_warning_a_cyc
                 sf_lead(
                     f"C{cycle}L{i}", f"c{cycle}l{i}@acme{i}.com", title="CTO", activity_days=200
                 )
-                for i in range(45)
+                for i in range(4 * BATCH)
             )
             caplog.clear()
             with caplog.at_level(logging.WARNING, logger="syncd.pipeline"):
                 report = pipeline.run_cycle()
-            composite = [e for e in emu.journal.entries() if e.path.endswith("/composite")][-2:]
+            composite = [e for e in emu.journal.entries() if e.path.endswith("/composite")][-1:]
             assert report.outcome == "ok", report.message
-            assert report.written == 45
+            assert report.written == 4 * BATCH
             assert {emu.lead(i)["Status"] for i in ids} == {"Nurture"}
-            # Two calls refused their history query (400 INVALID_TYPE); the writes stand.
-            assert [e.subrequests[-1].status for e in composite] == [400, 400]
+            # The call refused its query of people's edits (400 INVALID_TYPE); the writes stand.
+            assert [e.subrequests[-1].status for e in composite] == [400]
             warnings.append(
                 [r.getMessage() for r in caplog.records if RACES_UNSEEN in r.getMessage()]
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import threading
 import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,8 @@ from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator, sy
 
 from .support import T0, config_for, lead
 
-BULK = {"bulk_read_threshold": 1000, "bulk_poll_seconds": 0, "page_size": 2000}
+# 200-lead query pages: a job is then cheaper than REST pages from a few thousand leads on.
+BULK = {"bulk_read_threshold": 1000, "bulk_poll_seconds": 0, "page_size": 200}
 
 
 def _jobs(emu: SalesforceEmulator, method: str | None = None, part: str = "/jobs/query"):
@@ -33,7 +36,7 @@ def _first_sync(n: int) -> tuple[int, int, int]:
         connector = SalesforceConnector(
             config_for(emu, **BULK, bulk_results_page_size=2000),
             clock=emu.clock.now,
-            sleep=lambda _s: None,
+            sleep=emu.clock.advance,  # waits pass on the emulator clock
         )
         connector.check(statuses=set(), fields=set(), newsletters=set())  # types, as at start
         # The bookkeeping exists before tracing starts: counting allocates nothing.
@@ -121,8 +124,10 @@ def test_a_stop_between_bulk_pages_sends_no_further_request(emu, make_connector)
     stop = threading.Event()
     connector.bind_stop(stop)
     pages = connector.iter_pages(None, until=T0)
+    probe = next(pages)  # the first REST page, kept: a cursor after it
+    assert len(probe.leads) == 200 and probe.cursor == probe.leads[-1].cursor
     first = next(pages)
-    assert len(first.leads) == 2000 and first.cursor is None  # no cursor before the end
+    assert len(first.leads) == 200 and first.cursor is None  # no cursor before the job's end
     stop.set()
     before = emu.journal.last_seq
     with pytest.raises(Interrupted):
@@ -136,11 +141,12 @@ def test_the_cursor_after_a_bulk_read_lets_the_next_rest_pull_continue_without_g
     emu.add_leads(synthetic_leads(3000, now=T0))
     emu.clock.advance(600)
     connector = make_connector(**BULK, overlap_seconds=300, lag_seconds=5)
-    pages = list(connector.iter_pages(None, until=emu.clock.now()))
+    started = emu.clock.now()
+    pages = list(connector.iter_pages(None, until=started))
     cursor = pages[-1].cursor
     assert len(_jobs(emu, "POST")) == 1
     newest = max(x.cursor for p in pages for x in p.leads)
-    assert cursor == newest and cursor.read_at == emu.clock.now()
+    assert cursor == newest and cursor.read_at == started  # when the pull began
     # After the job: a new lead, an edit, and a late commit stamped inside the lag window the
     # job could not see.
     emu.clock.advance(60)
@@ -168,19 +174,24 @@ def test_a_lead_read_through_bulk_equals_the_same_lead_read_through_rest(emu, ma
         lead(3, Title="a;b|c\tq`^", Tier__c="Gold", MQL_Date__c="2024-02-01T08:30:00.000+0000"),
         lead(4, FirstName=None, LastActivityDate="2024-02-20", Lead_Score__c=0.0),
         lead(5, Title="line1\r\nline2", Budget__c="Yes", NumberOfEmployees=250),
-        *(lead(i) for i in range(6, 1200)),
+        *(lead(i) for i in range(6, 1000)),
     ]
+    # 200 plain leads first: the pull's first REST page (kept, not read again) holds them, the
+    # job reads the varied ones after it.
+    plain = emu.add_leads(lead(i) for i in range(1000, 1200))
     ids = emu.add_leads(varied)
     emu.convert_lead(ids[5])
     emu.delete_lead(ids[6])
     rest = make_connector(fields=mapping, bulk_read_threshold=None)
-    bulk = make_connector(fields=mapping, **{**BULK, "page_size": 500})
+    bulk = make_connector(fields=mapping, **BULK)
     for connector in (rest, bulk):  # describe types the fields, as at every start
         connector.check(statuses=set(), fields=set(), newsletters=set())
     by_rest = {x.id: x for p in rest.iter_pages(None, until=T0) for x in p.leads}
     by_bulk = {x.id: x for p in bulk.iter_pages(None, until=T0) for x in p.leads}
     assert len(_jobs(emu, "POST")) == 1
-    assert by_bulk.keys() == by_rest.keys() == set(ids)
+    assert by_bulk.keys() == by_rest.keys() == set(ids) | set(plain)
+    first_page = next(bulk.iter_pages(None, until=T0)).leads
+    assert {x.id for x in first_page} == set(plain)
     for lid in ids:
         assert by_bulk[lid].fields == by_rest[lid].fields, lid
         assert by_bulk[lid] == by_rest[lid], lid
@@ -190,18 +201,71 @@ def test_a_lead_read_through_bulk_equals_the_same_lead_read_through_rest(emu, ma
     assert by_bulk[ids[3]].fields["first_name"] is None
 
 
-@pytest.mark.parametrize("emu_config", [EmulatorConfig(bulk_query_in_progress_polls=4)])
-def test_a_running_job_is_looked_at_after_doubling_waits_until_it_is_complete(emu):
+def _waits_on_emulator_time(emu: Any, waits: list[float]) -> Callable[[float], None]:
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        emu.clock.advance(seconds)
+
+    return sleep
+
+
+@pytest.mark.parametrize("emu_config", [EmulatorConfig(bulk_query_run_seconds=20)])
+def test_a_running_job_is_looked_at_after_doubling_waits_until_its_run_time_has_passed(emu):
     from connectors.salesforce import SalesforceConnector
 
     emu.add_leads(synthetic_leads(3000, now=T0))
     waits: list[float] = []
     cfg = {**BULK, "bulk_poll_seconds": 2, "bulk_poll_max_seconds": 10}
-    connector = SalesforceConnector(config_for(emu, **cfg), clock=emu.clock.now, sleep=waits.append)
+    connector = SalesforceConnector(
+        config_for(emu, **cfg), clock=emu.clock.now, sleep=_waits_on_emulator_time(emu, waits)
+    )
     try:
         assert sum(len(p.leads) for p in connector.iter_pages(None, until=T0)) == 3000
     finally:
         connector.close()
     looks = [e for e in _jobs(emu, "GET") if not e.path.endswith("/results")]
-    assert len(looks) == 5  # four answers InProgress, the fifth JobComplete
-    assert waits == [2, 4, 8, 10, 10]
+    # 2, 6 and 14 s after creation it is InProgress; at 24 s (past its 20 s) JobComplete.
+    assert len(looks) == 4
+    assert waits == [2, 4, 8, 10]
+
+
+def test_a_small_job_is_complete_at_the_first_look_after_the_poll_interval_however_few_looks(emu):
+    from connectors.salesforce import SalesforceConnector
+
+    emu.add_leads(synthetic_leads(3000, now=T0))
+    waits: list[float] = []
+    cfg = {**BULK, "bulk_poll_seconds": 2}
+    connector = SalesforceConnector(
+        config_for(emu, **cfg), clock=emu.clock.now, sleep=_waits_on_emulator_time(emu, waits)
+    )
+    try:
+        assert sum(len(p.leads) for p in connector.iter_pages(None, until=T0)) == 3000
+    finally:
+        connector.close()
+    looks = [e for e in _jobs(emu, "GET") if not e.path.endswith("/results")]
+    assert (len(looks), waits) == (1, [2])  # its 1 s run was over by the first look
+
+
+def test_a_pull_over_the_threshold_stays_on_rest_while_its_rest_costs_no_more_calls_than_a_job(
+    emu, make_connector
+):
+    # 1,500 leads, pages of 200: after the first page 1,300 remain, 7 REST pages against a job's
+    # 3 calls (create, one look, one results page): the job. 500 leads: 2 pages against 3: REST.
+    for n, by_job in ((500, False), (1500, True)):
+        emu.add_leads(synthetic_leads(n, seed=n, now=T0))
+        jobs = len(_jobs(emu, "POST"))
+        seen = emu.journal.last_seq
+        # The first look after the default 2 s finds the job's 1 s run over.
+        connector = make_connector(**{**BULK, "bulk_read_threshold": 100, "bulk_poll_seconds": 2})
+        pages = list(connector.iter_pages(None, until=T0))
+        ids = [x.id for p in pages for x in p.leads]
+        # Reads only: not the token, not the describe a start-up check would have made.
+        calls = [
+            e
+            for e in emu.journal.entries()
+            if e.seq > seen and "oauth" not in e.path and not e.path.endswith("/describe")
+        ]
+        assert len(ids) == len(set(ids)) == len(emu.org.leads)  # each lead once
+        assert len(_jobs(emu, "POST")) - jobs == (1 if by_job else 0)
+        rest_pages = -(-(len(ids) - 200) // 200)
+        assert len(calls) == (1 + 3 if by_job else 1 + rest_pages)

@@ -7,6 +7,7 @@ Through the real simple-salesforce client against the TLS emulator
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -254,11 +255,12 @@ def test_a_drop_scripted_for_a_collections_path_drops_the_composite_request_carr
     assert emu.campaign_members(campaign) == set(ids)
 
 
-def test_a_history_query_after_the_collections_reads_the_writes_it_follows_in_the_same_call_and_pages_on_past_2000_rows(
+def test_the_query_of_peoples_edits_after_the_collections_reads_every_edit_before_them_in_the_same_call_and_pages_on_past_2000_rows(
     emu: SalesforceEmulator, make_connector: Callable[..., SalesforceConnector]
 ) -> None:
     ids = emu.add_leads([lead(i) for i in range(4)])
-    # 2,100 transitions by a person before syncd writes: the history outgrows one page.
+    since = emu.clock.now()
+    # 2,100 transitions by a person before syncd writes: the edits outgrow one page.
     for n in range(525):
         for i in ids:
             emu.update_lead(i, {"Status": "Working - Contacted" if n % 2 == 0 else "Open"})
@@ -267,19 +269,22 @@ def test_a_history_query_after_the_collections_reads_the_writes_it_follows_in_th
     calls, seen = connector.stats.calls, emu.journal.last_seq
 
     answer = connector.write_collections_then_history(
-        [FieldWrites([LeadChange(i, {"status": "Nurture"})]) for i in ids], ids
+        [FieldWrites([LeadChange(i, {"status": "Nurture"})]) for i in ids], since
     )
 
     assert [[r.outcome for r in batch] for batch in answer.results] == [[Outcome.OK]] * 4
     assert answer.history is not None and answer.refused is None
-    assert len(answer.history) == 4 * 525 + 4
-    last = {e.lead_id: (e.actor, e.to_value) for e in answer.history}  # oldest first per lead
-    assert last == {i: ("integration", "Nurture") for i in ids}
+    # People's edits only: syncd's own 4 writes are left out by the query itself.
+    assert len(answer.history) == 4 * 525
+    assert {e.actor for e in answer.history} == {"person"}
+    assert {e.lead_id for e in answer.history} == set(ids)
     # One Composite call (4 collections and the query, in that order) and one query-more.
     sent = [e for e in emu.journal.entries() if e.seq > seen]
     assert [s.method for s in sent[0].subrequests] == ["PATCH"] * 4 + ["GET"]
     assert [(e.method, "/query/" in e.path) for e in sent[1:]] == [("GET", True)]
     assert connector.stats.calls - calls == 2
+    # Edits before ``since`` are not asked for.
+    assert connector.edits_since(emu.clock.now() + timedelta(seconds=1)) == []
 
 
 @pytest.mark.parametrize("emu_config", [EmulatorConfig(lead_history_visible=False)])
@@ -290,7 +295,7 @@ def test_a_refused_history_query_leaves_the_writes_of_its_call_standing(
     connector = make_connector()
 
     answer = connector.write_collections_then_history(
-        [FieldWrites([LeadChange(ids[0], {"status": "Nurture"})])], ids
+        [FieldWrites([LeadChange(ids[0], {"status": "Nurture"})])], emu.clock.now()
     )
 
     assert [[r.outcome for r in batch] for batch in answer.results] == [[Outcome.OK]]
@@ -299,5 +304,6 @@ def test_a_refused_history_query_leaves_the_writes_of_its_call_standing(
     assert answer.refused is not None and "INVALID_TYPE" in answer.refused
     with pytest.raises(ValueError, match="1 to 4"):
         connector.write_collections_then_history(
-            [FieldWrites([LeadChange(i, {"status": "Nurture"})]) for i in ids * 3], ids
+            [FieldWrites([LeadChange(i, {"status": "Nurture"})]) for i in ids * 3],
+            emu.clock.now(),
         )

@@ -6,10 +6,12 @@ api_asynch/query_create_job.htm, ``query_get_job_info.htm``, ``query_get_job_res
 
 * ``POST jobs/query`` with ``operation`` (``query`` or ``queryAll``), ``query``, ``contentType``
   (``CSV``), ``columnDelimiter`` and ``lineEnding`` answers the job in state ``UploadComplete``.
-* The job runs when it is first looked at: its result is the set of rows the query matches at
-  that moment (a snapshot of row references; later edits do not show). It stays
-  ``InProgress`` for ``in_progress_polls`` job-info reads, then is ``JobComplete`` (or
-  ``Failed`` with ``errorMessage`` when :meth:`BulkQueryJobs.fail_jobs` says so).
+* The job's result is the set of rows the query matches when it is first looked at (a
+  snapshot of row references; later edits do not show). As on Salesforce, the job completes
+  after processing time, not after a number of looks: it answers ``InProgress`` until
+  ``run_seconds`` (emulator clock) after its creation, then ``JobComplete`` (or ``Failed``
+  with ``errorMessage`` when :meth:`BulkQueryJobs.fail_jobs` says so); so a first look after
+  the client's poll interval usually finds a small job done.
 * ``GET jobs/query/{id}/results?locator=&maxRecords=`` answers one page of CSV (every value
   quoted, a header row on every page) with ``Sforce-Locator`` (``null`` on the last page) and
   ``Sforce-NumberOfRecords``. A locator names a position: the same locator answers the same
@@ -73,7 +75,6 @@ class QueryJob:
     created_by: str
     columns: list[tuple[str, FieldDef, int]]
     state: str = "UploadComplete"
-    polls_left: int = 0
     rows: list[Row] | None = None  # the snapshot, once the job ran
     error_message: str | None = None
     modified: float = 0.0
@@ -117,11 +118,11 @@ class BulkQueryJobs:
     """The org's query jobs (bounded: the oldest are forgotten beyond ``max_jobs``)."""
 
     def __init__(
-        self, org: Org, user_id: str, *, in_progress_polls: int = 1, max_jobs: int = 1000
+        self, org: Org, user_id: str, *, run_seconds: float = 1.0, max_jobs: int = 1000
     ) -> None:
         self._org = org
         self._user_id = user_id
-        self.in_progress_polls = in_progress_polls
+        self.run_seconds = run_seconds
         self._max_jobs = max_jobs
         self._jobs: OrderedDict[str, QueryJob] = OrderedDict()
         self._lock = threading.Lock()
@@ -255,16 +256,15 @@ class BulkQueryJobs:
         return job
 
     def _advance(self, job: QueryJob) -> None:
-        """One look at the job moves it along: it runs (snapshot) at the first, completes after
-        ``in_progress_polls`` more."""
+        """The job's state at a look: the first takes its snapshot; it is complete once
+        ``run_seconds`` have passed since its creation, however often it was looked at."""
         if job.state in _TERMINAL:
             return
         now = self._org.clock.now_epoch()
         if job.state == "UploadComplete":
             job.rows = self._org.select(job.compiled, include_deleted=job.operation == "queryAll")
-            job.state, job.polls_left, job.modified = "InProgress", self.in_progress_polls, now
-        if job.polls_left > 0:
-            job.polls_left -= 1
+            job.state, job.modified = "InProgress", now
+        if now < job.created + self.run_seconds:
             return
         if self._failure is not None:
             job.state, job.rows, job.error_message = "Failed", None, self._failure

@@ -112,9 +112,10 @@ class EmulatorConfig:
     """Open query cursors kept; the oldest are dropped beyond this (keeps memory bounded)."""
     recycle_bin_days: float = 15
     """Deleted leads stay visible to queryAll this long, then are purged (crm-api A4)."""
-    bulk_query_in_progress_polls: int = 1
-    """Looks at a Bulk API 2.0 query job that still answer ``InProgress`` (the first look runs
-    it) before it is ``JobComplete`` (docs/crm-api.md A7)."""
+    bulk_query_run_seconds: float = 1.0
+    """Seconds (emulator clock) a Bulk API 2.0 query job answers ``InProgress`` after its
+    creation before it is ``JobComplete``: jobs finish after processing time, not after a
+    number of looks (docs/crm-api.md A7)."""
     max_collection_records: int = 200
     """sObject Collections ceiling (crm-api A5)."""
     jwt_public_key_pem: bytes | None = None

@@ -126,7 +126,7 @@ class SalesforceEmulator(EmulatorServer):
         self.bulk_jobs = BulkQueryJobs(
             self.org,
             self.integration_user_id,
-            in_progress_polls=self.config.bulk_query_in_progress_polls,
+            run_seconds=self.config.bulk_query_run_seconds,
         )
         self.api_usage = self.config.api_usage_start
         self._usage_lock = threading.Lock()

@@ -1,0 +1,63 @@
+"""Judging races from the CRM's status history (``syncd.races``), without a CRM: which written
+leads the cheap look at people's edits makes suspects, and what the full history then says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.base import HistoryActorKind, HistoryEntry
+from syncd.races import find_races, suspects
+
+T = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class _Written:
+    """The fields of an outbox row the judge reads."""
+
+    lead_id: str
+    before: str
+    value: str
+    kind: str = "field"
+    field: str = "status"
+
+
+def _edit(
+    lead: str, old: str, new: str, minute: int, actor: HistoryActorKind = "person"
+) -> HistoryEntry:
+    return HistoryEntry(lead, "status", old, new, T + timedelta(minutes=minute), actor)
+
+
+def _w(lead: str, before: str = "Open", value: str = "Nurture") -> Any:
+    return _Written(lead, before, value)
+
+
+def test_an_edit_the_read_already_saw_makes_no_suspect_and_costs_no_history_read() -> None:
+    # The person set Open before syncd read it as Open: the read saw that edit.
+    edits = [_edit("A", "New", "Open", 1)]
+    assert suspects([_w("A")], edits) == []
+
+
+def test_an_edit_after_the_read_to_another_value_makes_a_suspect() -> None:
+    edits = [_edit("A", "New", "Open", 1), _edit("A", "Open", "Working", 3)]
+    written = [_w("A"), _w("B")]
+    assert [w.lead_id for w in suspects(written, edits)] == ["A"]
+
+
+def test_the_integration_users_own_rows_never_make_a_suspect() -> None:
+    edits = [_edit("A", "Open", "Nurture", 3, actor="integration")]
+    assert suspects([_w("A")], edits) == []
+
+
+def test_a_race_is_found_and_a_persons_later_edit_is_never_undone() -> None:
+    raced = [
+        _edit("A", "Open", "Working", 3),
+        _edit("A", "Working", "Nurture", 4, actor="integration"),
+    ]
+    (race,) = find_races([_w("A")], raced)
+    assert race.person_value == "Working"
+    # The person changed it again after syncd's write: their latest value stands.
+    later = [*raced, _edit("A", "Nurture", "Qualified", 6)]
+    assert find_races([_w("A")], later) == []
