@@ -471,8 +471,10 @@ class Pipeline:
         self._pull_history: FirstSightHistory | None = None
         #: The run that already logged that races go unseen (the CRM refuses its history).
         self._races_unseen_run: str | None = None
-        #: Confirmed status writes whose race check has not been read yet (syncd.races).
+        #: Confirmed status writes whose race check has not been read yet (syncd.races);
+        #: kept in ``meta`` too (``_RACE_CHECK_KEY``), so a restart before the check reads it.
         self._race_check: races.PendingCheck | None = None
+        self._race_check_loaded = False
         #: When the running cycle's pull began reading (the earliest read of its decisions).
         self._read_from: datetime | None = None
 
@@ -639,6 +641,9 @@ class Pipeline:
             self.connector, self.crm, first_sync=since is None
         )
         self._read_from = started
+        if not self._race_check_loaded:
+            self._race_check_loaded = False
+            self._race_check = self._race_check or self._stored_race_check()
         if self._race_check is not None and self._collections_with_history():
             # The last cycle's race check rides in this pull's first page: no call of its own.
             self.connector.read_edits_beside_pull(self._race_check.since)
@@ -1234,12 +1239,10 @@ class Pipeline:
             and 0 < len(batches) <= self._collections_with_history()
         )
         checked: WrittenThenRead | None = None
+        awaited = self._awaited_check(batches) if by_time and not restoring else None
         if self.lease is not None:
             self.lease.before_send()
-        # In doubt from here until the results are recorded (OutboxState.SENDING).
-        with self.store.begin() as conn:
-            self._fence(conn)
-            self.store.set_change_state(conn, ids, OutboxState.SENDING, self.clock())
+        self._mark_sending(ids, awaited)
         try:
             if riding:
                 since = self._check_since(batches)
@@ -1302,6 +1305,48 @@ class Pipeline:
         # people's edits (those the read saw make no suspect, races.suspects).
         return min(starts) - races.CHECK_REACH
 
+    def _mark_sending(self, ids: Sequence[int], awaited: dict[str, Any] | None) -> None:
+        """The rows are in doubt from here until their results are recorded (``SENDING``)."""
+        with self.store.begin() as conn:
+            self._fence(conn)
+            self.store.set_change_state(conn, ids, OutboxState.SENDING, self.clock())
+            if awaited is not None:
+                # With the rows' departure: a crash after the CRM applied them still leaves
+                # their race check to the next process (it checks those that end up done).
+                self.store.put_meta(conn, self._race_check_key, awaited)
+
+    @property
+    def _race_check_key(self) -> str:
+        return f"race_check:{self.crm}"
+
+    def _awaited_check(self, batches: Sequence[Batch]) -> dict[str, Any] | None:
+        """What ``meta`` keeps of the race check once these batches leave: the status rows
+        sent (with those already awaiting) and the earliest time to read people's edits from."""
+        sent = [r.id for r in _status_rows(batches)]
+        if not sent:
+            return None
+        pending = self._race_check
+        since = self._check_since(batches)
+        if pending is not None:
+            since = min(since, pending.since)
+            sent = [*(r.id for r in pending.written), *sent]
+        return {"since": since.isoformat(), "ids": sent}
+
+    def _stored_race_check(self) -> races.PendingCheck | None:
+        """The race check a previous process left unread: its status writes that were done."""
+        stored = self.store.get_meta(self._race_check_key)
+        if not stored:
+            return None
+        written = self.store.changes_by_id(self.crm, stored["ids"], OutboxState.DONE)
+        if not written:
+            self._clear_race_check()
+            return None
+        return races.PendingCheck(datetime.fromisoformat(stored["since"]), written)
+
+    def _clear_race_check(self) -> None:
+        self._race_check = None
+        self.store.set_meta(self._race_check_key, None)
+
     def _await_check(
         self, batches: Sequence[Batch], answers: Sequence[Sequence[RecordResult]]
     ) -> None:
@@ -1328,7 +1373,7 @@ class Pipeline:
         if pending is None:
             return
         if checked is not None and checked.history is None and checked.refused is not None:
-            self._race_check = None
+            self._clear_race_check()
             self._races_unseen(checked.refused, report)
             return
         edits = checked.history if checked is not None else None
@@ -1338,10 +1383,10 @@ class Pipeline:
             except (ConfigurationError, FatalError) as exc:
                 if isinstance(exc, AuthError):
                     raise
-                self._race_check = None
+                self._clear_race_check()
                 self._races_unseen(_first_line(exc), report)
                 return
-        self._race_check = None
+        self._clear_race_check()
         suspects = races.suspects(pending.written, edits)
         if not suspects:
             return
@@ -1856,16 +1901,21 @@ def _syncd_made(lead: RemoteLead, prev: LeadState, *, queued: bool) -> bool:
     return status == prev.written_status or queued or lead.modified_by_integration is True
 
 
-def _status_leads(batches: Sequence[Batch]) -> list[str]:
-    """The leads whose status the batches write (the race check reads their history)."""
+def _status_rows(batches: Sequence[Batch]) -> list[OutboxRecord]:
+    """The status writes among the batches (the race check reads their leads' history)."""
     return [
-        r.lead_id
+        r
         for kind, groups in batches
         if kind == "field"
         for g in groups
         for r in g
         if r.kind == "field" and r.field == "status"
     ]
+
+
+def _status_leads(batches: Sequence[Batch]) -> list[str]:
+    """The leads whose status the batches write."""
+    return [r.lead_id for r in _status_rows(batches)]
 
 
 def _confirmed_statuses(

@@ -1037,6 +1037,21 @@ class StateStore:
             ).all()
         return [(r.kind, r.field, r.error_code, r.n) for r in rows]
 
+    def changes_by_id(self, crm: str, ids: Sequence[int], state: str) -> list[OutboxRecord]:
+        """The outbox rows of ``crm`` among ``ids`` that are in ``state``, oldest first."""
+        table = OutboxRow.__table__
+        out: list[OutboxRecord] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                out += conn.execute(
+                    select(table).where(
+                        table.c.crm == crm,
+                        table.c.id.in_(ids[start : start + 500]),
+                        table.c.state == state,
+                    )
+                ).all()
+        return sorted(out, key=lambda r: r.id)
+
     def changes_of_run(self, crm: str, run_id: str, states: Sequence[str]) -> list[OutboxRecord]:
         table = OutboxRow.__table__
         with self.engine.connect() as conn:

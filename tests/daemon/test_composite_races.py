@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from connectors.testing.kit import JournalEntry
+from syncd.app import App
+from syncd.settings import load_settings
 from syncd.state import AuditOutcome
 from tests.daemon.harness import newsletter_id, running_app, sf_lead, write_config
 from tests.daemon.test_ledger import STALE_RULES
@@ -169,3 +171,41 @@ def test_without_lead_history_access_composite_writes_land_and_one_warning_a_cyc
 
     assert [len(w) for w in warnings] == [1, 1]
     assert "INVALID_TYPE" in warnings[0][0] and "Lead field history" in warnings[0][0]
+
+
+def test_a_race_check_left_for_the_next_pull_is_read_by_a_restarted_process(
+    tmp_path: Path,
+) -> None:
+    """The check awaiting the next pull is kept in the state store with the rows' departure,
+    so a process that stops between the two cycles leaves it to the next process."""
+    config = _config(tmp_path)
+    with running_app(config) as app:
+        emu: Any = app.embedded.salesforce
+        ids = emu.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="CTO", activity_days=200)
+            for i in range(5 * BATCH)
+        )
+        raced, person = ids[0], "Working - Contacted"
+        pipeline = app.pipelines["salesforce"]
+        _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Status": person}))
+        first = pipeline.run_cycle()
+        overwritten = emu.lead(raced)["Status"]
+        # A new process on the same state store and CRM: nothing of the first in memory.
+        restarted = App.build(load_settings(config), connectors=app.connectors)
+        try:
+            start = len(emu.journal.entries())
+            second = restarted.pipelines["salesforce"].run_cycle()
+            pull = [e for e in emu.journal.entries()[start:] if e.path.endswith("/composite")]
+        finally:
+            restarted.close()
+        status, audit = emu.lead(raced)["Status"], app.store.audit_of_lead(raced)
+
+    assert first.outcome == "ok" and second.outcome == "ok", (first.message, second.message)
+    assert overwritten == "Nurture"  # the full call had no slot: the check waits
+    assert "CreatedById !=" in (pull[0].subrequests[1].soql or "")
+    assert status == person
+    assert [(a.before, a.after, a.outcome) for a in audit][-2:] == [
+        (person, "Nurture", AuditOutcome.WITHDRAWN),
+        ("Nurture", person, AuditOutcome.APPLIED),
+    ]
+    assert second.held == 1
