@@ -14,7 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.record import Record, SectionRun, code_version, load, merge, provenance, save
+from bench.record import (
+    Record,
+    SectionRun,
+    code_version,
+    from_markdown,
+    load,
+    merge,
+    provenance,
+    save,
+)
 from bench.report import Figure, SectionNotes, machine, render_markdown, render_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,7 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     this_run = SectionRun(command, f"{started:%Y-%m-%d %H:%M}", round(elapsed / 60, 1), commit)
     new = Record(figures, notes, {n: this_run for n in sorted(wanted)})
     sidecar = args.output.with_suffix(".json")
-    merged = merge(load(sidecar), new, wanted) if args.update else new
+    old: Record | None = None
+    if args.update:
+        # A document from before the JSON record: its tables carry every figure as shown.
+        old = load(sidecar) or (
+            from_markdown(args.output.read_text(encoding="utf-8")) if args.output.exists() else None
+        )
+    merged = merge(old, new, wanted) if args.update else new
     several_runs = len(set(merged.runs.values())) > 1
     text = render_markdown(
         merged.figures,

@@ -9,6 +9,7 @@ taken between figures of the same run, because every ratio is computed inside on
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -16,7 +17,16 @@ from pathlib import Path
 
 from bench.report import Figure, SectionNotes
 
-__all__ = ["Record", "SectionRun", "code_version", "load", "merge", "provenance", "save"]
+__all__ = [
+    "Record",
+    "SectionRun",
+    "code_version",
+    "from_markdown",
+    "load",
+    "merge",
+    "provenance",
+    "save",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +109,82 @@ def provenance(runs: Mapping[int, SectionRun]) -> list[str]:
         f"in {run.minutes:.1f} min" + (f", code at commit `{run.commit}`" if run.commit else "")
         for run, sections in by_run.items()
     ]
+
+
+_SHOWN = re.compile(
+    r"^(?P<v>-?[\d,]+(?:\.\d+)?)(?: (?P<unit>[^\d(][^(]*?))?"
+    r"(?: \((?P<lo>-?[\d,.]+)-(?P<hi>-?[\d,.]+)(?: \S+)?, (?P<runs>\d+) runs\))?$"
+)
+_PRODUCED = re.compile(
+    r"^Produced by `(?P<cmd>[^`]+)` on (?P<at>[\d-]+ [\d:]+) UTC in (?P<min>[\d.]+)"
+)
+
+
+def _cells(line: str) -> list[str]:
+    parts = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+    return [p.strip().replace("\\|", "|") for p in parts]
+
+
+def _float(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def from_markdown(text: str) -> Record | None:
+    """A record read back from a ``docs/benchmarks.md`` written before the JSON record existed
+    (its tables carry every figure as shown), so ``--update`` can keep its sections; None when
+    the text is not such a document."""
+    lines = text.splitlines()
+    produced = next((m for ln in lines if (m := _PRODUCED.match(ln))), None)
+    if produced is None or "| § | figure | value | target | result |" not in lines:
+        return None
+    run = SectionRun(produced["cmd"], produced["at"], float(produced["min"]))
+    start = lines.index("| § | figure | value | target | result |") + 2
+    summary: list[list[str]] = []
+    for ln in lines[start:]:
+        if not ln.startswith("|"):
+            break
+        summary.append(_cells(ln))
+    heads = [i for i, ln in enumerate(lines) if re.match(r"^## \d+\. ", ln)]
+    notes: list[SectionNotes] = []
+    keyed: dict[int, list[tuple[str, str]]] = {}
+    for n, i in enumerate(heads):
+        end = heads[n + 1] if n + 1 < len(heads) else len(lines)
+        number, title = lines[i][3:].split(". ", 1)
+        body = lines[i + 1 : end]
+        rows = [b for b in body if b.startswith("| `")]
+        keyed[int(number)] = [(c[0].strip("`"), c[2]) for c in map(_cells, rows)]
+        rest = [b for b in body if not b.startswith("|")]
+        while rest and not rest[0].strip():
+            rest.pop(0)
+        while rest and not rest[-1].strip():
+            rest.pop()
+        notes.append(SectionNotes(int(number), title, rest))
+    figures: list[Figure] = []
+    for section, rows in keyed.items():
+        mine = [c for c in summary if c and c[0] == str(section)]
+        if len(mine) != len(rows):
+            return None
+        for (key, note), (_, label, shown, aim, result) in zip(rows, mine, strict=True):
+            m = _SHOWN.match(shown)
+            passed = {"pass": True, "**MISS**": False}.get(result)
+            target = "" if aim == "—" else aim
+            if m is None:
+                figures.append(Figure(section, key, label, None, "", target, None, note))
+                continue
+            lo, hi = m["lo"], m["hi"]
+            figures.append(
+                Figure(
+                    section,
+                    key,
+                    label,
+                    _float(m["v"]),
+                    m["unit"] or "",
+                    target,
+                    passed,
+                    note,
+                    _float(lo) if lo else None,
+                    _float(hi) if hi else None,
+                    int(m["runs"]) if m["runs"] else 1,
+                )
+            )
+    return Record(figures, notes, {n.section: run for n in notes})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.record import Record, SectionRun, load, merge, provenance, save
+from bench.record import Record, SectionRun, from_markdown, load, merge, provenance, save
 from bench.report import Figure, SectionNotes, machine, render_markdown
 
 FULL_RUN = SectionRun("python -m bench --sections 1,9", "2026-11-30 09:30", 70.0, "abc1234")
@@ -62,3 +62,75 @@ def test_a_missing_or_foreign_record_starts_afresh(tmp_path: Path) -> None:
     assert load(tmp_path / "other.json") is None
     new = _record(PARTIAL, {9: 20.5})
     assert merge(None, new, {9}) is new
+
+
+def test_a_document_from_before_the_record_is_read_back_figure_for_figure() -> None:
+    figures = [
+        Figure(
+            1,
+            "sf_calls_ratio_10k_1",
+            "calls / minimum",
+            1.0,
+            "x",
+            "<= 1.02 x",
+            True,
+            "2 calls",
+            1.0,
+            1.0,
+            3,
+        ),
+        Figure(1, "sf_first_sync_read_calls_10k", "first sync | read", 5, "calls", note="one run"),
+        Figure(
+            4,
+            "engine_leads_per_s",
+            "engine",
+            13633.5,
+            "leads/s",
+            ">= 50,000 leads/s",
+            False,
+            "median of 3",
+            13053.0,
+            13941.0,
+            3,
+        ),
+        Figure(
+            7,
+            "sf_idle_cpu_10k",
+            "idle CPU",
+            0.0104,
+            "s",
+            note="wall 0.01 s",
+            low=0.01,
+            high=0.012,
+            runs=3,
+        ),
+        Figure(8, "pg_broken", "not measured", None, "x", note="ValueError: boom"),
+    ]
+    notes = [
+        SectionNotes(1, "API calls", ["How it was counted.", "", "What flatters it."]),
+        SectionNotes(4, "Engine speed", ["One core."]),
+        SectionNotes(7, "Cycle cost at scale", []),
+        SectionNotes(8, "PostgreSQL against SQLite", ["Throwaway server."]),
+    ]
+    text = render_markdown(
+        figures,
+        notes,
+        host=machine(),
+        started=datetime(2026, 11, 30, 9, 30, tzinfo=UTC),
+        elapsed_s=67.3 * 60,
+        command="python -m bench --sections 1,4,7,8",
+        quick=False,
+    )
+
+    back = from_markdown(text)
+
+    assert back is not None
+    assert back.runs[4] == SectionRun(
+        "python -m bench --sections 1,4,7,8", "2026-11-30 09:30", 67.3
+    )
+    shown = [(f.key, f.shown(), f.target, f.passed, f.note) for f in back.figures]
+    assert shown == [(f.key, f.shown(), f.target, f.passed, f.note) for f in figures]
+    assert [(n.section, n.title, n.lines) for n in back.notes] == [
+        (n.section, n.title, n.lines) for n in notes
+    ]
+    assert from_markdown("# some other document\n") is None
