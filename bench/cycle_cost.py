@@ -347,7 +347,10 @@ def sf_kind(entry: Any) -> str:
             return "history"
         return "read" if _FROM_LEAD.search(soql) or not soql else "preflight"
     if path.rstrip("/").endswith("/composite"):
-        return "write"  # Composite: updates and CampaignMember inserts together
+        # Composite: updates and CampaignMember inserts together (a trailing query is the race
+        # check riding along); only queries: a pull's first page with the race check beside it.
+        subs = getattr(entry, "subrequests", None) or ()
+        return "read" if subs and all(sr.method == "GET" for sr in subs) else "write"
     if path.endswith("/composite/sobjects"):
         return "write" if method == "PATCH" else "membership"
     if "/sobjects/Lead/" in path and method == "PATCH":
