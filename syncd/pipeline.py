@@ -475,6 +475,9 @@ class Pipeline:
         #: kept in ``meta`` too (``_RACE_CHECK_KEY``), so a restart before the check reads it.
         self._race_check: races.PendingCheck | None = None
         self._race_check_loaded = False
+        #: Leads may wait in ``history_pending`` (a previous process may have left some; this
+        #: process's pulls add them): the table is read only then, not on every idle cycle.
+        self._history_pending_unread = True
         #: When the running cycle's pull began reading (the earliest read of its decisions).
         self._read_from: datetime | None = None
 
@@ -642,7 +645,7 @@ class Pipeline:
         )
         self._read_from = started
         if not self._race_check_loaded:
-            self._race_check_loaded = False
+            self._race_check_loaded = True
             self._race_check = self._race_check or self._stored_race_check()
         if self._race_check is not None and self._collections_with_history():
             # The last cycle's race check rides in this pull's first page: no call of its own.
@@ -841,10 +844,11 @@ class Pipeline:
         if self._pull_history is not None and self._pull_history.deferred:
             new = [i for i, lead in by_id.items() if i not in existing and not lead.deleted]
             self.store.add_history_pending(conn, self.crm, new)
+            self._history_pending_unread = self._history_pending_unread or bool(new)
 
     def _read_pending_history(self) -> None:
         """The history of the leads the pull mirrored without it (``syncd.history_pending``)."""
-        if not self.settings.read_crm_history:
+        if not self.settings.read_crm_history or not self._history_pending_unread:
             return
         calls = _api_calls(self.connector)
         done = history_pending.read_pending(
@@ -855,6 +859,7 @@ class Pipeline:
             now=self.clock(),
             fence=self._fence,
         )
+        self._history_pending_unread = False  # read to the end (an error leaves it set)
         if done.leads:
             log.info(
                 "%s: read the status history of %d leads after the pull (%d calls): "
