@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bench.report import Figure, SectionNotes
@@ -84,11 +84,22 @@ def load(path: Path) -> Record | None:
 
 
 def merge(old: Record | None, new: Record, measured: Iterable[int]) -> Record:
-    """``new`` for the sections it measured, ``old`` for every other section."""
+    """``new`` for the sections it measured, ``old`` for every other section.
+
+    A figure of a re-measured section that this run did not produce (it ran that section at
+    fewer sizes: ``--cycle-sizes``) is kept too, its note saying which earlier run it is from:
+    a ratio kept that way was computed within that earlier run, never across two runs."""
     redone = set(measured)
     if old is None:
         return new
+    new_keys = {f.key for f in new.figures}
     kept = [f for f in old.figures if f.section not in redone]
+    for f in old.figures:
+        if f.section in redone and f.key not in new_keys:
+            run = old.runs.get(f.section)
+            where = f"the earlier run of {run.started} UTC (`{run.command}`)" if run else "earlier"
+            prefix = "" if f.note.startswith("from the earlier run") else f"from {where}: "
+            kept.append(replace(f, note=prefix + f.note))
     kept_notes = [n for n in old.notes if n.section not in redone]
     runs = {k: v for k, v in old.runs.items() if k not in redone}
     runs.update({k: v for k, v in new.runs.items() if k in redone})

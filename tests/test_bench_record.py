@@ -134,3 +134,33 @@ def test_a_document_from_before_the_record_is_read_back_figure_for_figure() -> N
         (n.section, n.title, n.lines) for n in notes
     ]
     assert from_markdown("# some other document\n") is None
+
+
+def test_a_section_re_measured_at_fewer_sizes_keeps_the_other_figures_marked_as_earlier() -> None:
+    old = Record(
+        figures=[
+            Figure(7, "sf_idle_cpu_10k", "idle 10k", 0.010, "s"),
+            Figure(7, "sf_idle_cpu_1m", "idle 1M", 0.054, "s", note="wall 0.06 s"),
+            Figure(7, "sf_idle_cpu_ratio", "1M / 10k", 5.1, "x", "<= 3 x", False),
+        ],
+        notes=[SectionNotes(7, "Cycle cost at scale", ["old text"])],
+        runs={7: FULL_RUN},
+    )
+    new = Record(
+        figures=[Figure(7, "sf_idle_cpu_10k", "idle 10k", 0.009, "s")],
+        notes=[SectionNotes(7, "Cycle cost at scale", ["new text"])],
+        runs={7: PARTIAL},
+    )
+
+    merged = merge(old, new, {7})
+
+    by_key = {f.key: f for f in merged.figures}
+    assert by_key["sf_idle_cpu_10k"].value == 0.009
+    assert by_key["sf_idle_cpu_1m"].value == 0.054
+    assert by_key["sf_idle_cpu_1m"].note == (
+        "from the earlier run of 2026-11-30 09:30 UTC (`python -m bench --sections 1,9`): "
+        "wall 0.06 s"
+    )
+    assert by_key["sf_idle_cpu_ratio"].passed is False  # the earlier run's ratio, as it was
+    assert by_key["sf_idle_cpu_ratio"].note.startswith("from the earlier run of 2026-11-30 09:30")
+    assert [n.lines for n in merged.notes] == [["new text"]]
