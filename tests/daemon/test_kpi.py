@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
+import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from syncd import kpi
 from syncd.cli import app as cli
-from syncd.settings import load_settings
+from syncd.kpi import FunnelKpis
+from syncd.report import Report
+from syncd.settings import Settings, load_settings
 from syncd.state import StatusHistoryRow
 from tests.daemon.harness import running_app, write_config
 from tests.daemon.test_report import GROUPS
@@ -83,3 +90,47 @@ def test_funnel_gauges_equal_the_report_after_a_cycle(tmp_path: Path) -> None:
     assert gauges["hubspot"]["open"] == 5 and gauges["salesforce"]["open"] == 0
     assert gauges["hubspot"]["stages"]["SAL"] == 15 and gauges["salesforce"]["stages"]["SAL"] == 15
     assert gauges["salesforce"]["acceptance"] == 15 / 25  # A, E accepted; C's 10 rejected
+
+
+class _CountingKpis(FunnelKpis):
+    """The refresh policy alone: a ledger mark the test moves, a computation it counts."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.mark = 0
+        self.computed = 0
+        super().__init__(cast(Engine, None), settings, lambda crm, report: None, clock)
+
+    def compute(self, crm: str) -> Report:
+        self.computed += 1
+        return cast(Report, object())
+
+    def _ledger_mark(self) -> int | None:
+        return self.mark
+
+
+def test_a_slow_refresh_spaces_the_next_one_by_twenty_times_its_duration_even_as_the_ledger_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    now = {"t": t0}
+    kpis = _CountingKpis(load_settings(write_config(tmp_path)), lambda: now["t"])
+    # perf_counter around each computation: the first takes 2 s, the next two 10 ms.
+    ticks = iter([0.0, 2.0, 100.0, 100.01, 200.0, 200.01])
+    monkeypatch.setattr(kpi.time, "perf_counter", lambda: next(ticks))
+
+    kpis.refresh("salesforce")
+    for after in (10, 39):  # the ledger grew, but within 20 x 2 s of the slow refresh
+        kpis.mark += 1
+        now["t"] = t0 + timedelta(seconds=after)
+        kpis.refresh("salesforce")
+    assert kpis.computed == 1
+    now["t"] = t0 + timedelta(seconds=41)
+    kpis.refresh("salesforce")
+    assert kpis.computed == 2
+    kpis.mark += 1
+    now["t"] = t0 + timedelta(seconds=42)  # that one took 10 ms: the next may follow soon
+    kpis.refresh("salesforce")
+    assert kpis.computed == 3
+    now["t"] = t0 + timedelta(seconds=43)  # the ledger did not grow: nothing to recompute
+    kpis.refresh("salesforce")
+    assert kpis.computed == 3
