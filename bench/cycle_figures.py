@@ -233,7 +233,11 @@ def cost_figures(runs: Sequence[CostRun]) -> tuple[list[Figure], list[SectionNot
         "",
         "What flatters these figures: the emulator answers on loopback in microseconds where "
         "Salesforce takes 100-500 ms a call, so wall times leave out network and server time "
-        "(a 1M first sync through Bulk API 2.0 waits minutes for the job in a real org). What "
+        "(a 1M first sync through Bulk API 2.0 waits minutes for the job in a real org); the "
+        "funnel KPI refresh after a changing cycle waits 20 times as long as the last one took "
+        "(`syncd/kpi.py`), and the bench's cycles follow each other within seconds of wall "
+        "time, so a measured cycle may skip the refresh a daemon five minutes apart would make "
+        "(at 100k it cost about a tenth of a 1 % cycle). What "
         "limits them: the emulator shares the process and its two cores with syncd, and 5 % and "
         "30 % cycles at 1M run once (they take minutes each).",
     ]
