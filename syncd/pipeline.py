@@ -472,7 +472,7 @@ class Pipeline:
         #: The run that already logged that races go unseen (the CRM refuses its history).
         self._races_unseen_run: str | None = None
         #: Confirmed status writes whose race check has not been read yet (syncd.races);
-        #: kept in ``meta`` too (``_RACE_CHECK_KEY``), so a restart before the check reads it.
+        #: kept in ``meta`` too (``race_check:<crm>``), so a restart before the check reads it.
         self._race_check: races.PendingCheck | None = None
         self._race_check_loaded = False
         #: Leads may wait in ``history_pending`` (a previous process may have left some; this
