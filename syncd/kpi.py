@@ -5,6 +5,9 @@ ledger rows of the last :data:`KPI_WINDOW` (read through the ledger's ``(crm, le
 index, in chunks) and three gauges are set from it, so they equal what ``syncd report --by crm``
 shows for the same window: leads entering each stage (any-order), the sales acceptance rate,
 and the open SAL follow-up breaches. A scrape reads the gauges and never touches the store.
+A refresh happens when the ledger grew or the gauges are :data:`KPI_MAX_AGE` old, spaced by
+:data:`KPI_SPACING` times the last refresh's duration so a large ledger cannot make it most of
+a cycle's work.
 """
 
 from __future__ import annotations
