@@ -1299,8 +1299,7 @@ class Pipeline:
         the decisions it covers: this cycle's pull, or, for a batch retried from an earlier
         cycle, the start of the run that decided it."""
         rows = [r for _, groups in batches for g in groups for r in g]
-        starts = [self._race_check.since] if self._race_check is not None else []
-        starts.append(self._read_from if self._read_from is not None else self.clock())
+        starts = [self._read_from if self._read_from is not None else self.clock()]
         earlier = {r.run_id: r.created_at for r in rows if r.created_at < starts[-1]}
         if earlier:
             runs = {r.run_id: r.started_at for r in self.store.last_runs(50, crm=self.crm)}
@@ -1308,7 +1307,13 @@ class Pipeline:
             starts += [runs.get(run, at - timedelta(hours=1)) for run, at in earlier.items()]
         # The CRM's clock is not the daemon's; reaching back further costs only rows of
         # people's edits (those the read saw make no suspect, races.suspects).
-        return min(starts) - races.CHECK_REACH
+        since = min(starts) - races.CHECK_REACH
+        if self._race_check is not None:
+            # Already reaches back: taking the reach off it again would move the start back
+            # by CHECK_REACH per write call, until it took in the edits the pull had read
+            # (a query-more call per 2,000 of them).
+            since = min(since, self._race_check.since)
+        return since
 
     def _mark_sending(self, ids: Sequence[int], awaited: dict[str, Any] | None) -> None:
         """The rows are in doubt from here until their results are recorded (``SENDING``)."""
