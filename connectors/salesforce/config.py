@@ -144,12 +144,15 @@ class SalesforceConfig(BaseModel):
     concurrent_limit_backoff_seconds: float = Field(10, gt=0, le=600)
     """Wait before retrying after ``REQUEST_LIMIT_EXCEEDED`` for *concurrent* long-running
     requests (a short condition, unlike the daily limit, docs/crm-api.md#a11)."""
-    bulk_read_threshold: int | None = Field(10_000, ge=0)
+    bulk_read_threshold: int | None = Field(0, ge=0)
     """A pull expected to read more leads than this (the ``totalSize`` of its first REST query
     page) reads the rest through a Bulk API 2.0 ``queryAll`` job instead of query pages
     (docs/crm-api.md A7) when the job costs fewer counted calls (create, one look, one results
     page per ``bulk_results_page_size``) than the remaining REST pages; the first page's leads
-    are kept and the job reads only those after them. Null always reads through REST queries."""
+    are kept and the job reads only those after them. 0 (the default) lets the cost alone
+    decide: a job from about 8,000 leads at ``page_size`` 2,000. Raise it to keep pulls of up
+    to that many leads on query pages, which stream without waiting for a job; null always
+    reads through REST queries."""
     bulk_results_page_size: int = Field(50_000, ge=100, le=1_000_000)
     """Leads per Bulk API 2.0 results request (``maxRecords``); one counted call each. syncd
     holds one such page at a time."""

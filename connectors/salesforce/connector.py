@@ -1133,7 +1133,8 @@ class SalesforceConnector(Connector):
     def org_status_history(self, *, leads: int) -> Iterator[list[HistoryEntry]] | None:
         """Every LeadHistory Status row of the org (crm-api A16), when that is fewer calls than
         ``status_history`` of ``leads`` leads (one per 200): REST query pages of 2,000 rows a
-        call, or, above ``bulk_read_threshold`` rows, one Bulk API 2.0 query job (crm-api A7).
+        call, or, above ``bulk_read_threshold`` rows and when it costs fewer calls than those
+        pages, one Bulk API 2.0 query job (crm-api A7).
         The first REST page is read here: its ``totalSize`` says what each way costs, and None
         is answered (that one call spent) when reading per lead is cheaper."""
         per_lead = -(-leads // COLLECTION_LIMIT)
@@ -1151,11 +1152,13 @@ class SalesforceConnector(Connector):
             return None
         # The first page is paid for; a job reads every row again (create, about two looks
         # at it, its results pages), REST pages go on from the first.
-        bulk = cfg.bulk_read_threshold is not None and total > cfg.bulk_read_threshold
+        cost = -(-total // _HISTORY_PAGE) - 1
+        job = 3 + -(-total // cfg.bulk_results_page_size)
+        bulk = (
+            cfg.bulk_read_threshold is not None and total > cfg.bulk_read_threshold and job < cost
+        )
         if bulk:
-            cost = 3 + -(-total // cfg.bulk_results_page_size)
-        else:
-            cost = -(-total // _HISTORY_PAGE) - 1
+            cost = job
         if cost > per_lead:
             log.info(
                 "Salesforce status history: %d rows in the org, more calls than reading the "

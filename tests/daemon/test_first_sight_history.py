@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.base import HistoryEntry
+from connectors.salesforce import connector as sf_connector
 from syncd.history_staging import StagedHistory
 from tests.daemon.harness import running_app, sf_lead, write_config
 from tests.daemon.test_ledger import STALE_RULES
@@ -184,7 +185,11 @@ def test_the_org_wide_history_gives_the_same_ledger_and_holds_as_reading_it_per_
 def test_a_large_org_history_is_read_through_one_bulk_query_job_with_the_same_outcome(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bulk = _first_sync(tmp_path / "bulk", monkeypatch, per_lead=False, bulk_above=2000)
+    with monkeypatch.context() as m:
+        # A large org in small pages: REST pages of 250 history rows cost more calls than a job
+        # (create, looks, results pages of 1,000), so the job is the cheaper way and is taken.
+        m.setattr(sf_connector, "_HISTORY_PAGE", 250)
+        bulk = _first_sync(tmp_path / "bulk", m, per_lead=False, bulk_above=2000)
     per_lead = _first_sync(tmp_path / "per_lead", monkeypatch, per_lead=True, bulk_above=2000)
     journal = bulk["journal"]
     creates = [e for e in journal if e.method == "POST" and e.path.endswith("/jobs/query")]

@@ -117,7 +117,8 @@ def test_cycle_stops_at_configured_share_of_daily_api_limit(emu, make_connector)
     emu.set_api_usage(44)
     emu.add_leads([lead(i) for i in range(2000)])
     emu.clock.advance(1)
-    connector = make_connector(page_size=200, max_daily_api_share=0.5)
+    # Query pages, a counted call each (a Bulk job would read the 2,000 leads in fewer).
+    connector = make_connector(page_size=200, max_daily_api_share=0.5, bulk_read_threshold=None)
 
     pages: list[Page] = []
 
