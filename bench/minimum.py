@@ -17,6 +17,10 @@ Salesforce (docs/crm-api.md A2, A5, A6, A7, A11):
     limits"); ``page`` is the client's setting: syncd's ``bulk_results_page_size`` where the
     connector has one, otherwise 50,000 (simple-salesforce's ``DEFAULT_QUERY_PAGE_SIZE``):
     https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm
+  The minimum knows ``n`` before its first call (a client that always creates a job spends
+  exactly this when the job is the cheaper way). A client that does not know it spends a call
+  to learn it: syncd's first query page (whose leads it keeps) is in syncd's count, not here,
+  so a pull that takes a job costs syncd one read call more than this.
 * **Writes**: a Composite request (``POST /composite``) is one counted call and carries up to 25
   subrequests, at most 5 of them sObject Collections (or queries); a Collections subrequest
   carries up to 200 records of one operation. Field updates (``PATCH composite/sobjects``) and
