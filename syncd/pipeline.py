@@ -1043,9 +1043,11 @@ class Pipeline:
         report.held, report.blocked = self.store.count_held_and_blocked(
             self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
         )
-        # Counted only when the breaker could trip: a count of the live leads reads them all.
+        # Counted only when the breaker could trip, and no further than the count that keeps
+        # the share at or under the limit: a count of all live leads reads them all.
         small = changing_leads < self.breaker.min_changes or approve_large_run
-        live = 0 if small else self.store.count_live(self.crm)
+        enough = self._live_enough(changing_leads)
+        live = 0 if small else self.store.count_live(self.crm, at_most=enough)
         share = changing_leads / live if live else 0.0
         if not small and share > self.breaker.max_change_share:
             with self.store.begin() as conn:
@@ -1068,6 +1070,12 @@ class Pipeline:
         with self.store.begin() as conn:
             self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)
+
+    def _live_enough(self, changing_leads: int) -> int | None:
+        """A count of live leads past which ``changing_leads`` are within the breaker's share
+        (None: only the full count says, with a share of 0)."""
+        limit = self.breaker.max_change_share
+        return math.floor(changing_leads / limit) + 1 if limit > 0 else None
 
     def _record_plan(
         self,

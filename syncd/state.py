@@ -45,6 +45,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    literal,
     or_,
     select,
     tuple_,
@@ -759,15 +760,16 @@ class StateStore:
             email = table.c.fields["email"].as_string()
             return list(conn.execute(select(table).where(func.lower(email) == ref.lower())).all())
 
-    def count_live(self, crm: str) -> int:
+    def count_live(self, crm: str, *, at_most: int | None = None) -> int:
+        """How many live (not deleted) leads ``crm`` has; with ``at_most``, counted no further
+        than that (a count of all reads every lead row: seconds at a million leads)."""
         table = LeadRow.__table__
+        live = select(literal(1)).where(table.c.crm == crm, table.c.deleted.is_(False))
+        if at_most is not None:
+            live = live.limit(at_most)
         with self.engine.connect() as conn:
             return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(table)
-                    .where(table.c.crm == crm, table.c.deleted.is_(False))
-                ).scalar_one()
+                conn.execute(select(func.count()).select_from(live.subquery())).scalar_one()
             )
 
     def count_held(self, crm: str, since: datetime) -> int:
