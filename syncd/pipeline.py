@@ -89,6 +89,8 @@ log = logging.getLogger("syncd.pipeline")
 #: One batch of outbox rows: lead groups of one kind, sent as one collection.
 Groups = list[list[OutboxRecord]]
 Batch = tuple[str, Groups]
+#: One batch a call carried and the CRM's answers to it, record by record.
+Answered = tuple[Sequence[Sequence[OutboxRecord]], Sequence[RecordResult]]
 _RACES_UNSEEN = "edits made while a batch was in flight go unseen"
 
 # Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
@@ -1285,8 +1287,10 @@ class Pipeline:
             )
         # Every answer is recorded before any race restore sends: a restore that fails must
         # not leave the call's other answered batches in doubt.
-        for (_, groups), results in zip(batches, answers, strict=True):
-            self._record_results(groups, results, report)
+        self._record_results(
+            [(groups, results) for (_, groups), results in zip(batches, answers, strict=True)],
+            report,
+        )
         if by_time and not restoring:
             self._await_check(batches, answers)
             if checked is not None:
@@ -1533,26 +1537,34 @@ class Pipeline:
             ]
         )
 
-    def _record_results(
-        self,
-        groups: Sequence[Sequence[OutboxRecord]],
-        results: Sequence[RecordResult],
-        report: CycleReport,
-    ) -> None:
-        """Commit each record's outcome, its audit rows and the mirror, in one transaction.
+    def _record_results(self, answered: Sequence[Answered], report: CycleReport) -> None:
+        """Commit the outcome of each record one call answered (every batch it carried), their
+        audit rows and the mirror, in one transaction.
 
-        Set-based: a batch of 200 costs a handful of statements, not several per record.
+        Set-based: a call of 1,000 records costs a handful of statements and one commit, not
+        several statements per record or a commit per batch. Answers that do not match what
+        was sent stop it: the batches before the first such answer are recorded, the rest stay
+        in doubt (``sending``) for the next cycle to settle.
         """
+        valid: list[Answered] = []
+        try:
+            for groups, results in answered:
+                self._check_answer(groups, results)
+                valid.append((groups, results))
+        finally:
+            if valid:
+                self._record_answered(valid, report)
+
+    def _check_answer(
+        self, groups: Sequence[Sequence[OutboxRecord]], results: Sequence[RecordResult]
+    ) -> None:
+        """Raise FatalError unless ``results`` answer ``groups`` one for one, lead for lead."""
         if len(results) != len(groups):
             raise FatalError(
                 f"{self.crm} returned {len(results)} results for {len(groups)} "
                 "records; refusing to guess which succeeded",
                 crm=self.crm,
             )
-        now = self.clock()
-        done: list[Sequence[OutboxRecord]] = []
-        retry: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
-        failed: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
         for group, result in zip(groups, results, strict=True):
             if result.lead_id != group[0].lead_id:
                 raise FatalError(
@@ -1560,13 +1572,38 @@ class Pipeline:
                     f"{group[0].lead_id} was sent",
                     crm=self.crm,
                 )
-            attempts = group[0].attempts + 1
-            if result.outcome is Outcome.OK:
-                done.append(group)
-            elif result.outcome is Outcome.RETRY and attempts < self.outbox.max_attempts:
-                retry.append((group, result))
-            else:
-                failed.append((group, result))
+
+    def _record_answered(self, answered: Sequence[Answered], report: CycleReport) -> None:
+        now = self.clock()
+        done: list[Sequence[OutboxRecord]] = []
+        retry: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
+        failed: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
+        audits: list[dict[str, Any]] = []
+        for groups, results in answered:
+            batch_done: list[Sequence[OutboxRecord]] = []
+            batch_failed: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
+            for group, result in zip(groups, results, strict=True):
+                attempts = group[0].attempts + 1
+                if result.outcome is Outcome.OK:
+                    batch_done.append(group)
+                elif result.outcome is Outcome.RETRY and attempts < self.outbox.max_attempts:
+                    retry.append((group, result))
+                else:
+                    batch_failed.append((group, result))
+            # Audit rows in the order batch by batch recording gave them.
+            audits += self._clear_audits(groups, results, now, report.run_id)
+            audits += [
+                self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
+                for g in batch_done
+                for r in g
+            ]
+            audits += [
+                self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
+                for g, res in batch_failed
+                for r in g
+            ]
+            done += batch_done
+            failed += batch_failed
         with self.store.begin() as conn:
             self._fence(conn)
             for attempts, ids in _by_attempts(done).items():
@@ -1594,20 +1631,7 @@ class Pipeline:
                     error_code=result.error_code,
                     error_message=result.message,
                 )
-            self.store.add_audit(
-                conn,
-                self._clear_audits(groups, results, now, report.run_id)
-                + [
-                    self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
-                    for g in done
-                    for r in g
-                ]
-                + [
-                    self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
-                    for g, res in failed
-                    for r in g
-                ],
-            )
+            self.store.add_audit(conn, audits)
             self._apply_to_mirror(conn, done, failed, now, report.run_id)
             self._progress(
                 conn,
@@ -1620,7 +1644,8 @@ class Pipeline:
         report.retrying += len(retry)
         report.failed += len(failed)
         if self.metrics is not None:
-            self.metrics.observe_results(self.crm, results)
+            for _, results in answered:
+                self.metrics.observe_results(self.crm, results)
 
     def _fence(self, conn: Connection) -> None:
         """In a writing transaction: raise LeaseLost unless this process holds the lease."""
@@ -1636,10 +1661,16 @@ class Pipeline:
         run_id: str,
     ) -> None:
         """Confirmed values become the mirror's; permanent failures stay visible on the lead."""
-        # A group of newsletter changes alone moves only the lead's newsletters: its fields'
-        # JSON is neither read nor written again.
-        writes = [g for g in done if any(r.kind == "field" for r in g)]
-        self._apply_memberships(conn, [g for g in done if not any(r.kind == "field" for r in g)])
+        # A lead's groups of one call (its field writes, its newsletter adds) are applied
+        # together: its row is read and written once.
+        by_lead: dict[str, list[OutboxRecord]] = {}
+        for g in done:
+            by_lead.setdefault(g[0].lead_id, []).extend(g)
+        merged = list(by_lead.values())
+        # A lead with newsletter changes alone moves only its newsletters: its fields' JSON is
+        # neither read nor written again.
+        writes = [g for g in merged if any(r.kind == "field" for r in g)]
+        self._apply_memberships(conn, [g for g in merged if not any(r.kind == "field" for r in g)])
         leads = self.store.lead_states(conn, self.crm, [g[0].lead_id for g in writes])
         updates = []
         history: list[dict[str, Any]] = []

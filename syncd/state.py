@@ -768,9 +768,7 @@ class StateStore:
         if at_most is not None:
             live = live.limit(at_most)
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(select(func.count()).select_from(live.subquery())).scalar_one()
-            )
+            return int(conn.execute(select(func.count()).select_from(live.subquery())).scalar_one())
 
     def count_held(self, crm: str, since: datetime) -> int:
         """How many leads ``held_leads`` lists (an indexed count)."""
