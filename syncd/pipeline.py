@@ -1671,9 +1671,13 @@ class Pipeline:
         # neither read nor written again.
         writes = [g for g in merged if any(r.kind == "field" for r in g)]
         self._apply_memberships(conn, [g for g in merged if not any(r.kind == "field" for r in g)])
-        leads = self.store.lead_states(conn, self.crm, [g[0].lead_id for g in writes])
-        updates = []
+        leads = self.store.lead_bodies(conn, self.crm, [g[0].lead_id for g in writes])
+        # Two statements at most: leads whose status moved, and the others. A confirmed field
+        # write clears the error `syncd status` shows (these groups all hold one).
+        moved: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
+        cleared = {"error_code": None, "error_message": None, "error_at": None}
         for group in writes:
             lead = leads.get(group[0].lead_id)
             if lead is None:
@@ -1681,20 +1685,9 @@ class Pipeline:
             history += ledger.written_rows(
                 self.crm, lead, group, now, run_id, lifecycle_field=self._ledger_stage_field
             )
-            # A newsletter add succeeding says nothing about an earlier field write's failure;
-            # only a confirmed field write clears the error shown by `syncd status`.
-            cleared = any(r.kind == "field" for r in group)
-            values: dict[str, Any] = {
-                "status": lead.status,
-                "written_status": lead.written_status,
-                "written_at": lead.written_at,
-                "status_changed_at": lead.status_changed_at,
-                "error_code": None if cleared else lead.error_code,
-                "error_message": None if cleared else lead.error_message,
-                "error_at": None if cleared else lead.error_at,
-            }
             fields = dict(lead.fields)
             newsletters = list(lead.newsletters or [])
+            status_write: OutboxRecord | None = None
             for r in group:
                 if r.kind == "membership" and r.value is False:
                     if r.field in newsletters:
@@ -1703,25 +1696,32 @@ class Pipeline:
                     if r.field not in newsletters:
                         newsletters.append(r.field)
                 elif r.field == "status":
-                    values.update(
-                        status=r.value,
-                        written_status=r.value,
-                        written_at=now,
-                        status_changed_at=now,
-                    )
+                    status_write = r
                     fields["status"] = r.value
                 else:
                     fields[r.field] = r.value
-            updates.append(
-                {**values, "fields": fields, "newsletters": newsletters, "lead_id": lead.lead_id}
-            )
-        self.store.update_leads(conn, self.crm, updates)
+            row = {**cleared, "fields": fields, "newsletters": newsletters, "lead_id": lead.lead_id}
+            if status_write is None:
+                kept.append(row)
+            else:
+                value = status_write.value
+                moved.append(
+                    {
+                        **row,
+                        "status": value,
+                        "written_status": value,
+                        "written_at": now,
+                        "status_changed_at": now,
+                    }
+                )
+        self.store.update_leads(conn, self.crm, moved)
+        self.store.update_leads(conn, self.crm, kept)
         self.store.add_history(conn, history)
-        for group, result in failed:
+        for refused, result in failed:
             self.store.update_lead(
                 conn,
                 self.crm,
-                group[0].lead_id,
+                refused[0].lead_id,
                 error_code=result.error_code or "UNKNOWN",
                 error_message=result.message,
                 error_at=now,

@@ -59,6 +59,7 @@ from sqlmodel import Field, SQLModel, create_engine
 
 from syncd.records import (
     AuditRecord,
+    LeadBody,
     LeadRecord,
     LeadState,
     OutboxRecord,
@@ -525,6 +526,20 @@ class StateStore:
         out: dict[str, LeadState] = {}
         table = LeadRow.__table__
         columns = [table.c[name] for name in _LEAD_STATE_COLUMNS]
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            chunk = ids[start : start + _UPSERT_CHUNK]
+            for row in conn.execute(
+                select(*columns).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+            ):
+                out[row.lead_id] = row
+        return out
+
+    def lead_bodies(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadBody]:
+        """The status, fields and newsletters of the mirror rows of ``ids`` that exist: what a
+        confirmed write changes (no timestamp is decoded to be written back unchanged)."""
+        out: dict[str, LeadBody] = {}
+        table = LeadRow.__table__
+        columns = [table.c.lead_id, table.c.status, table.c.fields, table.c.newsletters]
         for start in range(0, len(ids), _UPSERT_CHUNK):
             chunk = ids[start : start + _UPSERT_CHUNK]
             for row in conn.execute(
