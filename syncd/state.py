@@ -67,6 +67,7 @@ from syncd.records import (
     RunRecord,
 )
 from syncd.schema import SchemaError, ensure_schema
+from syncd.sqlite_datetime import use_fast_datetime
 
 __all__ = [
     "NEVER_DUE",
@@ -417,6 +418,7 @@ class StateStore:
             engine = create_engine(url, **kwargs)
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
+                use_fast_datetime(engine)  # the same stored text, bound in C
         self.engine = engine
         self._dialect = engine.dialect.name
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
