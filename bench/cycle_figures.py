@@ -229,7 +229,11 @@ def cost_figures(runs: Sequence[CostRun]) -> tuple[list[Figure], list[SectionNot
         "CPU is the cycle's thread (`time.thread_time`: syncd runs a cycle on one thread; the "
         "emulator serves on others and is not counted); wall is the whole cycle, the "
         "emulator's answers included. Mirror rows read counts the rows the state store's lead "
-        "reads returned (chunk iterations, lookups by id).",
+        "reads returned (chunk iterations, lookups by id). Once the App is built the heap is "
+        "frozen out of the garbage collector's sight, as `syncd sync` does after start-up "
+        "(`syncd/heap.py`); that freezes the in-process emulator's seeded org too, a heap a "
+        "daemon does not hold, whose traversal by full collections would otherwise be charged "
+        "to the cycle's thread.",
         "",
         "What flatters these figures: the emulator answers on loopback in microseconds where "
         "Salesforce takes 100-500 ms a call, so wall times leave out network and server time "

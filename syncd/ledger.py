@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import HistoryEntry, RemoteLead
-from syncd.records import LeadState, OutboxRecord
+from syncd.records import LeadBody, LeadState, OutboxRecord
 from syncd.state import HistoryActor, HistorySource
 
 __all__ = [
@@ -135,7 +135,7 @@ def _actor(
 
 def written_rows(
     crm: str,
-    lead: LeadState,
+    lead: LeadBody,
     group: Sequence[OutboxRecord],
     now: datetime,
     run_id: str,

@@ -89,6 +89,8 @@ log = logging.getLogger("syncd.pipeline")
 #: One batch of outbox rows: lead groups of one kind, sent as one collection.
 Groups = list[list[OutboxRecord]]
 Batch = tuple[str, Groups]
+#: One batch a call carried and the CRM's answers to it, record by record.
+Answered = tuple[Sequence[Sequence[OutboxRecord]], Sequence[RecordResult]]
 _RACES_UNSEEN = "edits made while a batch was in flight go unseen"
 
 # Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
@@ -1043,9 +1045,11 @@ class Pipeline:
         report.held, report.blocked = self.store.count_held_and_blocked(
             self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
         )
-        # Counted only when the breaker could trip: a count of the live leads reads them all.
+        # Counted only when the breaker could trip, and no further than the count that keeps
+        # the share at or under the limit: a count of all live leads reads them all.
         small = changing_leads < self.breaker.min_changes or approve_large_run
-        live = 0 if small else self.store.count_live(self.crm)
+        enough = self._live_enough(changing_leads)
+        live = 0 if small else self.store.count_live(self.crm, at_most=enough)
         share = changing_leads / live if live else 0.0
         if not small and share > self.breaker.max_change_share:
             with self.store.begin() as conn:
@@ -1068,6 +1072,12 @@ class Pipeline:
         with self.store.begin() as conn:
             self._fence(conn)
             self.store.promote_planned(conn, self.crm, report.run_id, OutboxState.PENDING, now)
+
+    def _live_enough(self, changing_leads: int) -> int | None:
+        """A count of live leads past which ``changing_leads`` are within the breaker's share
+        (None: only the full count says, with a share of 0)."""
+        limit = self.breaker.max_change_share
+        return math.floor(changing_leads / limit) + 1 if limit > 0 else None
 
     def _record_plan(
         self,
@@ -1277,8 +1287,10 @@ class Pipeline:
             )
         # Every answer is recorded before any race restore sends: a restore that fails must
         # not leave the call's other answered batches in doubt.
-        for (_, groups), results in zip(batches, answers, strict=True):
-            self._record_results(groups, results, report)
+        self._record_results(
+            [(groups, results) for (_, groups), results in zip(batches, answers, strict=True)],
+            report,
+        )
         if by_time and not restoring:
             self._await_check(batches, answers)
             if checked is not None:
@@ -1530,26 +1542,34 @@ class Pipeline:
             ]
         )
 
-    def _record_results(
-        self,
-        groups: Sequence[Sequence[OutboxRecord]],
-        results: Sequence[RecordResult],
-        report: CycleReport,
-    ) -> None:
-        """Commit each record's outcome, its audit rows and the mirror, in one transaction.
+    def _record_results(self, answered: Sequence[Answered], report: CycleReport) -> None:
+        """Commit the outcome of each record one call answered (every batch it carried), their
+        audit rows and the mirror, in one transaction.
 
-        Set-based: a batch of 200 costs a handful of statements, not several per record.
+        Set-based: a call of 1,000 records costs a handful of statements and one commit, not
+        several statements per record or a commit per batch. Answers that do not match what
+        was sent stop it: the batches before the first such answer are recorded, the rest stay
+        in doubt (``sending``) for the next cycle to settle.
         """
+        valid: list[Answered] = []
+        try:
+            for groups, results in answered:
+                self._check_answer(groups, results)
+                valid.append((groups, results))
+        finally:
+            if valid:
+                self._record_answered(valid, report)
+
+    def _check_answer(
+        self, groups: Sequence[Sequence[OutboxRecord]], results: Sequence[RecordResult]
+    ) -> None:
+        """Raise FatalError unless ``results`` answer ``groups`` one for one, lead for lead."""
         if len(results) != len(groups):
             raise FatalError(
                 f"{self.crm} returned {len(results)} results for {len(groups)} "
                 "records; refusing to guess which succeeded",
                 crm=self.crm,
             )
-        now = self.clock()
-        done: list[Sequence[OutboxRecord]] = []
-        retry: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
-        failed: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
         for group, result in zip(groups, results, strict=True):
             if result.lead_id != group[0].lead_id:
                 raise FatalError(
@@ -1557,13 +1577,38 @@ class Pipeline:
                     f"{group[0].lead_id} was sent",
                     crm=self.crm,
                 )
-            attempts = group[0].attempts + 1
-            if result.outcome is Outcome.OK:
-                done.append(group)
-            elif result.outcome is Outcome.RETRY and attempts < self.outbox.max_attempts:
-                retry.append((group, result))
-            else:
-                failed.append((group, result))
+
+    def _record_answered(self, answered: Sequence[Answered], report: CycleReport) -> None:
+        now = self.clock()
+        done: list[Sequence[OutboxRecord]] = []
+        retry: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
+        failed: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
+        audits: list[dict[str, Any]] = []
+        for groups, results in answered:
+            batch_done: list[Sequence[OutboxRecord]] = []
+            batch_failed: list[tuple[Sequence[OutboxRecord], RecordResult]] = []
+            for group, result in zip(groups, results, strict=True):
+                attempts = group[0].attempts + 1
+                if result.outcome is Outcome.OK:
+                    batch_done.append(group)
+                elif result.outcome is Outcome.RETRY and attempts < self.outbox.max_attempts:
+                    retry.append((group, result))
+                else:
+                    batch_failed.append((group, result))
+            # Audit rows in the order batch by batch recording gave them.
+            audits += self._clear_audits(groups, results, now, report.run_id)
+            audits += [
+                self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
+                for g in batch_done
+                for r in g
+            ]
+            audits += [
+                self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
+                for g, res in batch_failed
+                for r in g
+            ]
+            done += batch_done
+            failed += batch_failed
         with self.store.begin() as conn:
             self._fence(conn)
             for attempts, ids in _by_attempts(done).items():
@@ -1591,20 +1636,7 @@ class Pipeline:
                     error_code=result.error_code,
                     error_message=result.message,
                 )
-            self.store.add_audit(
-                conn,
-                self._clear_audits(groups, results, now, report.run_id)
-                + [
-                    self._audit(r, AuditOutcome.APPLIED, now, report.run_id)
-                    for g in done
-                    for r in g
-                ]
-                + [
-                    self._audit(r, AuditOutcome.FAILED, now, report.run_id, res)
-                    for g, res in failed
-                    for r in g
-                ],
-            )
+            self.store.add_audit(conn, audits)
             self._apply_to_mirror(conn, done, failed, now, report.run_id)
             self._progress(
                 conn,
@@ -1617,7 +1649,8 @@ class Pipeline:
         report.retrying += len(retry)
         report.failed += len(failed)
         if self.metrics is not None:
-            self.metrics.observe_results(self.crm, results)
+            for _, results in answered:
+                self.metrics.observe_results(self.crm, results)
 
     def _fence(self, conn: Connection) -> None:
         """In a writing transaction: raise LeaseLost unless this process holds the lease."""
@@ -1633,13 +1666,23 @@ class Pipeline:
         run_id: str,
     ) -> None:
         """Confirmed values become the mirror's; permanent failures stay visible on the lead."""
-        # A group of newsletter changes alone moves only the lead's newsletters: its fields'
-        # JSON is neither read nor written again.
-        writes = [g for g in done if any(r.kind == "field" for r in g)]
-        self._apply_memberships(conn, [g for g in done if not any(r.kind == "field" for r in g)])
-        leads = self.store.lead_states(conn, self.crm, [g[0].lead_id for g in writes])
-        updates = []
+        # A lead's groups of one call (its field writes, its newsletter adds) are applied
+        # together: its row is read and written once.
+        by_lead: dict[str, list[OutboxRecord]] = {}
+        for g in done:
+            by_lead.setdefault(g[0].lead_id, []).extend(g)
+        merged = list(by_lead.values())
+        # A lead with newsletter changes alone moves only its newsletters: its fields' JSON is
+        # neither read nor written again.
+        writes = [g for g in merged if any(r.kind == "field" for r in g)]
+        self._apply_memberships(conn, [g for g in merged if not any(r.kind == "field" for r in g)])
+        leads = self.store.lead_bodies(conn, self.crm, [g[0].lead_id for g in writes])
+        # Two statements at most: leads whose status moved, and the others. A confirmed field
+        # write clears the error `syncd status` shows (these groups all hold one).
+        moved: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
+        cleared = {"error_code": None, "error_message": None, "error_at": None}
         for group in writes:
             lead = leads.get(group[0].lead_id)
             if lead is None:
@@ -1647,20 +1690,9 @@ class Pipeline:
             history += ledger.written_rows(
                 self.crm, lead, group, now, run_id, lifecycle_field=self._ledger_stage_field
             )
-            # A newsletter add succeeding says nothing about an earlier field write's failure;
-            # only a confirmed field write clears the error shown by `syncd status`.
-            cleared = any(r.kind == "field" for r in group)
-            values: dict[str, Any] = {
-                "status": lead.status,
-                "written_status": lead.written_status,
-                "written_at": lead.written_at,
-                "status_changed_at": lead.status_changed_at,
-                "error_code": None if cleared else lead.error_code,
-                "error_message": None if cleared else lead.error_message,
-                "error_at": None if cleared else lead.error_at,
-            }
             fields = dict(lead.fields)
             newsletters = list(lead.newsletters or [])
+            status_write: OutboxRecord | None = None
             for r in group:
                 if r.kind == "membership" and r.value is False:
                     if r.field in newsletters:
@@ -1669,25 +1701,32 @@ class Pipeline:
                     if r.field not in newsletters:
                         newsletters.append(r.field)
                 elif r.field == "status":
-                    values.update(
-                        status=r.value,
-                        written_status=r.value,
-                        written_at=now,
-                        status_changed_at=now,
-                    )
+                    status_write = r
                     fields["status"] = r.value
                 else:
                     fields[r.field] = r.value
-            updates.append(
-                {**values, "fields": fields, "newsletters": newsletters, "lead_id": lead.lead_id}
-            )
-        self.store.update_leads(conn, self.crm, updates)
+            row = {**cleared, "fields": fields, "newsletters": newsletters, "lead_id": lead.lead_id}
+            if status_write is None:
+                kept.append(row)
+            else:
+                value = status_write.value
+                moved.append(
+                    {
+                        **row,
+                        "status": value,
+                        "written_status": value,
+                        "written_at": now,
+                        "status_changed_at": now,
+                    }
+                )
+        self.store.update_leads(conn, self.crm, moved)
+        self.store.update_leads(conn, self.crm, kept)
         self.store.add_history(conn, history)
-        for group, result in failed:
+        for refused, result in failed:
             self.store.update_lead(
                 conn,
                 self.crm,
-                group[0].lead_id,
+                refused[0].lead_id,
                 error_code=result.error_code or "UNKNOWN",
                 error_message=result.message,
                 error_at=now,

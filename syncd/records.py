@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "AuditRecord",
+    "LeadBody",
     "LeadRecord",
     "LeadState",
     "OutboxRecord",
@@ -25,6 +26,20 @@ __all__ = [
 class _Row(Protocol):
     def _asdict(self) -> dict[str, Any]:
         """Column name -> value (SQLAlchemy's public ``Row._asdict``)."""
+
+
+class LeadBody(_Row, Protocol):
+    """What a confirmed write changes of one ``lead`` row (``StateStore.lead_bodies``): the
+    status, the fields and the newsletters; none of the timestamps, which it sets or keeps."""
+
+    @property
+    def lead_id(self) -> str: ...
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def fields(self) -> dict[str, Any]: ...
+    @property
+    def newsletters(self) -> list[str]: ...
 
 
 class LeadState(_Row, Protocol):

@@ -61,6 +61,8 @@ def test_upsert_keeps_first_seen_and_replaces_the_rest(store_url: str) -> None:
     assert row.status == "Nurture"
     assert row.first_seen_at.replace(tzinfo=UTC) == T0
     assert store.count_live("salesforce") == 2
+    assert store.count_live("salesforce", at_most=1) == 1  # counted no further than asked
+    assert store.count_live("salesforce", at_most=5) == 2
     store.close()
 
 

@@ -122,6 +122,7 @@ class BulkQueryReader:
         self._config = config
         self._types = {**types, **SYSTEM_TYPES}
         self.job_id: str | None = None
+        self._created = clock()  # when ``start`` created the job
         #: Rows the job found (``numberRecordsProcessed``), once it is complete.
         self.total: int | None = None
 
@@ -133,15 +134,29 @@ class BulkQueryReader:
             RetriableError: the job failed, was aborted or did not finish in time (naming it).
             AuthError, BudgetExhausted, ConfigurationError: a request failed.
         """
+        self.start(soql, sobject=sobject)
+        yield from self.rows()
+
+    def start(self, soql: str, *, sobject: str = "Lead") -> None:
+        """Create the job. It runs in the org while the caller goes on (storing the page read
+        before it, say); :meth:`rows` looks at it a poll interval after this, not after the
+        caller's work."""
         job = self._call(
             f"creation of a Bulk API 2.0 query job on {sobject}",
             lambda sf: _client(sf).create_job(
                 Operation.query_all, soql, ColumnDelimiter.COMMA, LineEnding.LF
             ),
         )
-        job_id = str(job["id"])
-        self.job_id = job_id
-        self._wait_until_complete(job_id)
+        self.job_id = str(job["id"])
+        self._created = self._clock()
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every row of the job :meth:`start` created, once it is complete (same errors as
+        :meth:`records`)."""
+        if self.job_id is None:
+            raise RuntimeError("BulkQueryReader.rows before start: no job to read")
+        job_id = self.job_id
+        self._wait_until_complete(job_id, self._created)
         locator = ""
         max_records = self._config.bulk_results_page_size
         page_no = 0
@@ -162,13 +177,17 @@ class BulkQueryReader:
             if not locator:
                 return
 
-    def _wait_until_complete(self, job_id: str) -> None:
+    def _wait_until_complete(self, job_id: str, created: datetime) -> None:
         cfg = self._config
-        deadline = self._clock() + timedelta(seconds=cfg.bulk_job_timeout_seconds)
+        deadline = created + timedelta(seconds=cfg.bulk_job_timeout_seconds)
         pause = cfg.bulk_poll_seconds
+        # The first look comes a poll interval after the job was created: the caller's work
+        # since then counts toward it (the job runs meanwhile; no look is added).
+        since = (self._clock() - created).total_seconds()
+        wait = max(0.0, pause - since)
         what = f"Bulk API 2.0 query job {job_id}"
         while True:
-            self._waiter.wait(pause, f"the next look at {what}")
+            self._waiter.wait(wait, f"the next look at {what}")
             info = self._call(f"state of {what}", lambda sf: _client(sf).get_job(job_id, True))
             state = str(info.get("state"))
             if state == "JobComplete":
@@ -194,4 +213,4 @@ class BulkQueryReader:
                     crm="salesforce",
                     code="BULK_JOB_TIMEOUT",
                 )
-            pause = min(max(pause * 2, 0.5), cfg.bulk_poll_max_seconds)
+            pause = wait = min(max(pause * 2, 0.5), cfg.bulk_poll_max_seconds)

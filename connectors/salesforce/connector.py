@@ -546,30 +546,27 @@ class SalesforceConnector(Connector):
 
     def _bulk_pages(
         self,
-        soql: str,
+        reader: BulkQueryReader,
         since: Cursor | None,
         position: datetime,
         started: datetime,
         *,
         already: int = 0,
     ) -> Iterator[Page]:
-        """The pull through one Bulk API 2.0 ``queryAll`` job, in pages of ``page_size``
-        (``already``: leads the pull yielded before the job, counted in each page's total).
+        """The pull through the Bulk API 2.0 ``queryAll`` job ``reader`` started, in pages of
+        ``page_size`` (``already``: leads the pull yielded before the job, counted in each
+        page's total).
 
         The job's rows come in no cursor order, so only the last page carries a cursor: the
         greatest (SystemModstamp, Id) the job read, where the query stream would have ended
         (the next pull re-reads its overlap window behind it, crm-api A3.2). A pull stopped
         before the end keeps the cursor it started from and reads again.
         """
-        self._learn_field_types()
-        reader = BulkQueryReader(
-            self._call, self._waiter, self._clock, self._config, self._field_types
-        )
         size = self._config.page_size
         leads: list[RemoteLead] = []
         newest: Cursor | None = None
         plan = self._reading_plan()
-        for record in reader.records(soql):
+        for record in reader.rows():
             lead = self._to_remote(record, position, plan)
             position = lead.modified_at
             leads.append(lead)
@@ -605,10 +602,6 @@ class SalesforceConnector(Connector):
             lead = self._to_remote(record, position)
             position = lead.modified_at
             probe.append(lead)
-        after = since
-        if probe:
-            after = advance_cursor(probe, since, started)
-            yield Page(probe, after, total=total)
         bulk_soql = lead_stream_query(
             self._read_fields().values(),
             since=None if start else since,
@@ -625,7 +618,18 @@ class SalesforceConnector(Connector):
                 t=_as_utc(last.modified_at),
                 id=last.record_id,
             )
-        yield from self._bulk_pages(bulk_soql, after, position, started, already=len(probe))
+        # The job is created before the probe's page is handed over: it runs in the org while
+        # the page is stored, and its first look waits only what is left of the interval.
+        self._learn_field_types()
+        reader = BulkQueryReader(
+            self._call, self._waiter, self._clock, self._config, self._field_types
+        )
+        reader.start(bulk_soql)
+        after = since
+        if probe:
+            after = advance_cursor(probe, since, started)
+            yield Page(probe, after, total=total)
+        yield from self._bulk_pages(reader, after, position, started, already=len(probe))
 
     def _bulk_is_cheaper(self, rest: int) -> bool:
         """Whether one query job reads ``rest`` more leads in fewer counted calls than REST

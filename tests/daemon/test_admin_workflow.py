@@ -82,6 +82,28 @@ def test_breaker_stops_a_run_that_would_change_half_the_leads_with_zero_writes(
         assert approved.outcome == "ok" and approved.written == 10 + 10  # status + newsletter
 
 
+@pytest.mark.parametrize(("leads", "outcome"), [(50, "ok"), (49, "breaker")])
+def test_breaker_trips_exactly_above_its_share_with_the_live_count_in_its_message(
+    tmp_path: Path, leads: int, outcome: str
+) -> None:
+    # The live leads are counted only as far as the limit needs (51 here): 10 of 50 is 20 %,
+    # at the limit; 10 of 49 is above it, and the message gives the exact count.
+    with running_app(write_config(tmp_path, breaker_share=0.2, crms=("salesforce",))) as app:
+        app.embedded.salesforce.add_leads(
+            sf_lead(
+                f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200 if i < 10 else 3
+            )
+            for i in range(leads)
+        )
+        report = app.pipelines["salesforce"].run_cycle()
+        assert report.outcome == outcome, report.message
+        if outcome == "breaker":
+            assert "10 of 49 leads (20%)" in report.message
+            assert sf_write_calls(app) == []
+        else:
+            assert report.written == 10 + 10  # status + newsletter
+
+
 RULES_LATER = E2E_RULES.replace("older_than: 90d", "older_than: 400d")
 
 

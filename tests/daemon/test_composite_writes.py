@@ -102,3 +102,39 @@ def test_a_composite_dropped_after_apply_leaves_rows_in_doubt_and_the_next_cycle
         assert sf.admin_state()["duplicate_memberships"] == []
         third = pipeline.run_cycle()
         assert (third.planned, third.written) == (0, 0)
+
+
+def test_a_call_carrying_a_leads_status_write_and_newsletter_add_leaves_both_on_its_mirror_row(
+    tmp_path: Path,
+) -> None:
+    # One call carries the lead's status write and its newsletter add in different
+    # collections; their answers are recorded together, the lead's row written once.
+    config = write_config(tmp_path, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    batch_size: 10")
+    )
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        ids = sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(12)
+        )
+        report = app.pipelines["salesforce"].run_cycle()
+        assert report.outcome == "ok", report.message
+        assert report.written == 24
+        (call,) = [e for e in sf.journal.writes() if "oauth" not in e.path]
+        assert [s.method for s in call.subrequests] == ["PATCH", "PATCH", "POST", "GET"]
+        for i in ids:
+            row = app.store.lead("salesforce", i)
+            assert row is not None
+            assert (row.status, row.written_status) == ("Nurture", "Nurture")
+            assert row.fields["status"] == "Nurture"
+            assert row.newsletters == ["newsletter"]
+            written = [
+                h for h in app.store.history_of_lead("salesforce", i) if h.source == "written"
+            ]
+            assert [h.to_value for h in written] == ["Nurture"]
+            assert [(a.field, a.outcome) for a in app.store.audit_of_lead(i)] == [
+                ("status", AuditOutcome.APPLIED),
+                ("newsletter:newsletter", AuditOutcome.APPLIED),
+            ]

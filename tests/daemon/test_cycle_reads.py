@@ -1,7 +1,9 @@
-"""What a cycle reads of the mirror per changed lead: the pull and the write path read a
-changed lead's status bookkeeping once each, never its enrichment, its reasons or its
-quarantine (their JSON is most of what decoding a row costs); a newsletter add reads only the
-lead's newsletters. The mirror still ends up exactly as the CRM's confirmed values say."""
+"""What a cycle reads of the mirror per changed lead: the pull reads a changed lead's status
+bookkeeping once, the write path its status, fields and newsletters once per call (a status
+write and a newsletter add the same call carries read the row once), never its enrichment, its
+reasons or its quarantine (their JSON is most of what decoding a row costs); a newsletter add
+alone reads only the lead's newsletters. The mirror still ends up exactly as the CRM's
+confirmed values say."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 from syncd.state import StateStore
 from tests.daemon.harness import newsletter_id, running_app, sf_lead, write_config
 
-READS = ("leads_by_id", "lead_states", "lead_newsletters")
+READS = ("leads_by_id", "lead_states", "lead_bodies", "lead_newsletters")
 
 
 @pytest.fixture
@@ -49,9 +51,9 @@ def test_a_cycle_reads_each_changed_lead_without_its_enrichment_and_the_mirror_m
         pipeline = app.pipelines["salesforce"]
         first = pipeline.run_cycle()
         assert first.written == 24  # a status write and a newsletter add a lead
-        # First sight: the pull finds no mirror row; the status writes read each lead once,
-        # the newsletter adds read only its newsletters.
-        assert rows_read == Counter(lead_states=12, lead_newsletters=12)
+        # First sight: the pull finds no mirror row; one call carries the status writes and
+        # the newsletter adds, whose answers read each lead once.
+        assert rows_read == Counter(lead_bodies=12)
 
         # A person takes the leads back to New a second later (Salesforce stamps whole
         # seconds); the lead is held, so the cycle writes nothing, and the pull reads each

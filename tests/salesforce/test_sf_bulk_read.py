@@ -246,6 +246,28 @@ def test_a_small_job_is_complete_at_the_first_look_after_the_poll_interval_howev
     assert (len(looks), waits) == (1, [2])  # its 1 s run was over by the first look
 
 
+def test_the_job_runs_while_the_first_page_is_stored_and_its_first_look_waits_only_the_rest(emu):
+    from connectors.salesforce import SalesforceConnector
+
+    emu.add_leads(synthetic_leads(3000, now=T0))
+    waits: list[float] = []
+    cfg = {**BULK, "bulk_poll_seconds": 2}
+    connector = SalesforceConnector(
+        config_for(emu, **cfg), clock=emu.clock.now, sleep=_waits_on_emulator_time(emu, waits)
+    )
+    try:
+        pages = connector.iter_pages(None, until=T0)
+        first = next(pages)
+        assert len(_jobs(emu, "POST")) == 1  # created before the first page was handed over
+        emu.clock.advance(1.5)  # the caller stores the first page meanwhile
+        rest = sum(len(p.leads) for p in pages)
+    finally:
+        connector.close()
+    assert len(first.leads) + rest == 3000
+    looks = [e for e in _jobs(emu, "GET") if not e.path.endswith("/results")]
+    assert len(looks) == 1 and waits == [pytest.approx(0.5)]
+
+
 def test_a_pull_over_the_threshold_stays_on_rest_while_its_rest_costs_no_more_calls_than_a_job(
     emu, make_connector
 ):
