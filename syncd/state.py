@@ -56,6 +56,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
+from syncd import pg_bulk
 from syncd.records import (
     AuditRecord,
     LeadRecord,
@@ -470,6 +471,17 @@ class StateStore:
         with engine.connect() as conn:
             yield conn
 
+    def _id_chunks(self, column: Any, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
+        """Conditions ``column`` in ``ids``, a statement's worth each: 500 parameters on
+        SQLite (its variable limit), one array of them all on PostgreSQL (``pg_bulk.any_of``:
+        one round trip, and one statement text that psycopg prepares)."""
+        if self._dialect == "postgresql":
+            if ids:
+                yield pg_bulk.any_of(column, ids)
+            return
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            yield column.in_(ids[start : start + _UPSERT_CHUNK])
+
     # ---- cursors -----------------------------------------------------------------------
 
     def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str, datetime | None] | None:
@@ -509,10 +521,9 @@ class StateStore:
         """The mirror rows (as Row objects) of ``ids`` that exist."""
         out: dict[str, LeadRecord] = {}
         table = LeadRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
+        for chunk in self._id_chunks(table.c.lead_id, ids):
             for row in conn.execute(
-                select(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+                select(table).where(table.c.crm == crm, chunk)
             ):
                 out[row.lead_id] = row
         return out
@@ -524,10 +535,9 @@ class StateStore:
         out: dict[str, LeadState] = {}
         table = LeadRow.__table__
         columns = [table.c[name] for name in _LEAD_STATE_COLUMNS]
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
+        for chunk in self._id_chunks(table.c.lead_id, ids):
             for row in conn.execute(
-                select(*columns).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+                select(*columns).where(table.c.crm == crm, chunk)
             ):
                 out[row.lead_id] = row
         return out
@@ -538,11 +548,10 @@ class StateStore:
         """The newsletters of the mirror rows of ``ids`` that exist, by lead id."""
         out: dict[str, list[str]] = {}
         table = LeadRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
+        for chunk in self._id_chunks(table.c.lead_id, ids):
             for lead_id, newsletters in conn.execute(
                 select(table.c.lead_id, table.c.newsletters).where(
-                    table.c.crm == crm, table.c.lead_id.in_(chunk)
+                    table.c.crm == crm, chunk
                 )
             ):
                 out[lead_id] = newsletters
@@ -552,11 +561,10 @@ class StateStore:
         """Which of ``ids`` the mirror holds (the index alone: no row is read or decoded)."""
         out: set[str] = set()
         table = LeadRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
+        for chunk in self._id_chunks(table.c.lead_id, ids):
             out.update(
                 conn.execute(
-                    select(table.c.lead_id).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
+                    select(table.c.lead_id).where(table.c.crm == crm, chunk)
                 ).scalars()
             )
         return out
@@ -570,6 +578,12 @@ class StateStore:
         if not rows:
             return
         rows = _same_keys([{**r, "due_at": _due_after_write(r)} for r in rows])
+        self.rows_written["lead"] += len(rows)
+        if self._dialect == "postgresql":  # one statement a page, not one a row
+            pg_bulk.upsert_rows(
+                conn, LeadRow.__table__, rows, ("crm", "lead_id"), keep=("first_seen_at",)
+            )
+            return
         keys = tuple(sorted(rows[0]))
         stmt = self._lead_upserts.get(keys)
         if stmt is None:
@@ -585,7 +599,6 @@ class StateStore:
             )
             self._lead_upserts[keys] = stmt
         conn.execute(stmt, rows)
-        self.rows_written["lead"] += len(rows)
 
     def update_leads(self, conn: Connection, crm: str, rows: Sequence[dict[str, Any]]) -> None:
         """Update several leads in one executemany; each row has ``lead_id`` and the same keys."""
@@ -616,6 +629,11 @@ class StateStore:
         if not dues:
             return
         table = LeadRow.__table__
+        self.rows_written["lead"] += len(dues)  # due_at's statistics (syncd.planner_stats)
+        if self._dialect == "postgresql":  # one statement, not one a lead
+            rows = [{"lead_id": i, "due_at": d, "guard_blocked": b} for i, d, b in dues]
+            pg_bulk.update_by_key(conn, table, {"crm": crm}, "lead_id", rows)
+            return
         stmt = (
             update(table)
             .where(table.c.crm == crm, table.c.lead_id == bindparam("_id"))
@@ -624,7 +642,6 @@ class StateStore:
         conn.execute(
             stmt, [{"_id": i, "_due": due, "_blocked": blocked} for i, due, blocked in dues]
         )
-        self.rows_written["lead"] += len(dues)  # due_at's statistics (syncd.planner_stats)
 
     def _count_unconverted(self, crm: str, condition: ColumnElement[bool]) -> int:
         """Live, unconverted leads of ``crm`` meeting ``condition`` (an indexed count)."""
@@ -826,13 +843,12 @@ class StateStore:
         """Planned, pending or in-doubt (``sending``) outbox rows of these leads."""
         out: list[OutboxRecord] = []
         table = OutboxRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
+        for chunk in self._id_chunks(table.c.lead_id, ids):
             out.extend(
                 conn.execute(
                     select(table).where(
                         table.c.crm == crm,
-                        table.c.lead_id.in_(chunk),
+                        chunk,
                         table.c.state.in_(OPEN_STATES),
                     )
                 ).all()
