@@ -44,6 +44,7 @@ from syncd.state import NEVER_DUE, OPEN_STATES, LeadRow, OutboxRow, OutboxState,
 __all__ = [
     "PLAN_COLUMNS",
     "fingerprint_changed",
+    "fingerprint_key",
     "iter_plan_rows",
     "planning_fingerprint",
     "record_fingerprint",
@@ -81,13 +82,14 @@ def planning_fingerprint(
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _key(crm: str) -> str:
+def fingerprint_key(crm: str) -> str:
+    """The meta key of ``crm``'s planning fingerprint."""
     return f"plan_fingerprint:{crm}"
 
 
 def fingerprint_changed(store: StateStore, crm: str, fingerprint: str) -> bool:
     """Whether the store's due times were computed under another fingerprint."""
-    return bool(store.get_meta(_key(crm)) != fingerprint)
+    return bool(store.get_meta(fingerprint_key(crm)) != fingerprint)
 
 
 def record_fingerprint(store: StateStore, crm: str, fingerprint: str) -> bool:
@@ -98,7 +100,7 @@ def record_fingerprint(store: StateStore, crm: str, fingerprint: str) -> bool:
         return False
     with store.begin() as conn:
         store.reset_due(conn, crm)
-        store.put_meta(conn, _key(crm), fingerprint)
+        store.put_meta(conn, fingerprint_key(crm), fingerprint)
     return True
 
 

@@ -3,23 +3,27 @@
 On SQLite an ``executemany`` runs in-process, row by row, at no cost beyond the row's own work.
 On PostgreSQL psycopg pipelines an ``executemany``, but the server still executes the statement
 once per row (a 2,000-lead page is 2,000 executions of an ``INSERT .. ON CONFLICT``), and
-SQLAlchemy processes every row's parameters one by one. Here a page travels as one array per
-column and the server unnests them in a single statement:
+SQLAlchemy and psycopg process every row's parameters one by one in Python. Here a page travels
+as one JSON document (``json.dumps`` in C) and the server reads it back as rows
+(``json_to_recordset``) in a single statement:
 
-* :func:`upsert_rows`: ``INSERT .. SELECT FROM unnest(..) ON CONFLICT (..) DO UPDATE``;
-* :func:`update_by_key`: ``UPDATE .. FROM unnest(..) WHERE`` key matches;
+* :func:`upsert_rows`: ``INSERT .. SELECT FROM json_to_recordset(..) ON CONFLICT .. DO UPDATE``;
+* :func:`update_by_key`: ``UPDATE .. FROM json_to_recordset(..) WHERE`` the key matches;
 * :func:`any_of`: ``column = ANY(array)`` instead of ``IN (500 parameters)``, so a lookup by
   ids is one statement whatever the number of ids, and the same statement text every time
   (which psycopg prepares once it has seen it a few times).
 
-Values go in as the column's PostgreSQL type; JSON as the text ``json.dumps`` gives, which is
-what SQLAlchemy sends for a JSON column (psycopg's ``Json`` wrapper with the default dumps).
+What is stored is what SQLAlchemy would store: a JSON column's value is the text ``json.dumps``
+gives (a nested value keeps its text in ``json_to_recordset``), ``None`` is SQL NULL where the
+column says ``none_as_null`` and JSON ``null`` elsewhere; a timestamp travels as ISO 8601 with
+its offset (a naive one is read in the session's time zone, as psycopg's would be).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, String, Table, any_, bindparam
@@ -56,7 +60,6 @@ def upsert_rows(
     if len(last) < len(rows):
         rows = list(last.values())
     columns = list(rows[0])
-    arrays = ", ".join(f"%(c{i})s::{_array_type(table, c)}" for i, c in enumerate(columns))
     names = ", ".join(_quote(c) for c in columns)
     updates = ", ".join(
         f"{_quote(c)} = EXCLUDED.{_quote(c)}" for c in columns if c not in keys and c not in keep
@@ -64,10 +67,10 @@ def upsert_rows(
     conflict = ", ".join(_quote(k) for k in keys)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     sql = (
-        f"INSERT INTO {_quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) "
-        f"ON CONFLICT ({conflict}) {action}"
+        f"INSERT INTO {_quote(table.name)} ({names}) SELECT {_values(table, columns)} "
+        f"FROM {_recordset(table, columns)} ON CONFLICT ({conflict}) {action}"
     )
-    conn.exec_driver_sql(sql, _column_arrays(table, columns, rows))
+    conn.exec_driver_sql(sql, {"rows": _document(rows)})
 
 
 def update_by_key(
@@ -83,39 +86,40 @@ def update_by_key(
         return
     rows = list({r[key]: r for r in rows}.values())
     columns = list(rows[0])
-    arrays = ", ".join(f"%(c{i})s::{_array_type(table, c)}" for i, c in enumerate(columns))
-    aliases = ", ".join(f"v{i}" for i in range(len(columns)))
-    sets = ", ".join(
-        f"{_quote(c)} = v.v{i}" for i, c in enumerate(columns) if c != key
-    )
+    sets = ", ".join(f"{_quote(c)} = v.{_quote(c)}" for c in columns if c != key)
     fixed = " AND ".join(f"t.{_quote(c)} = %(w_{c})s" for c in where)
-    key_alias = f"v{columns.index(key)}"
     sql = (
-        f"UPDATE {_quote(table.name)} AS t SET {sets} FROM unnest({arrays}) AS v({aliases}) "
-        f"WHERE {fixed} AND t.{_quote(key)} = v.{key_alias}"
+        f"UPDATE {_quote(table.name)} AS t SET {sets} FROM {_recordset(table, columns)} "
+        f"WHERE {fixed} AND t.{_quote(key)} = v.{_quote(key)}"
     )
-    params = _column_arrays(table, columns, rows)
-    params.update({f"w_{c}": v for c, v in where.items()})
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(sql, {"rows": _document(rows), **{f"w_{c}": v for c, v in where.items()}})
 
 
-def _column_arrays(
-    table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for i, c in enumerate(columns):
+def _document(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=_iso)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _recordset(table: Table, columns: Sequence[str]) -> str:
+    typed = ", ".join(f"{_quote(c)} {table.c[c].type.compile(dialect=_DIALECT)}" for c in columns)
+    return f"json_to_recordset(%(rows)s::json) AS v({typed})"
+
+
+def _values(table: Table, columns: Sequence[str]) -> str:
+    """The select list: JSON ``null`` for ``None`` in a JSON column that stores it so."""
+    out = []
+    for c in columns:
         column_type = table.c[c].type
-        values = [r[c] for r in rows]
-        if isinstance(column_type, JSON):
-            # SQL NULL where SQLAlchemy would send it: None in a none_as_null column.
-            null = column_type.none_as_null
-            values = [None if v is None and null else json.dumps(v) for v in values]
-        params[f"c{i}"] = values
-    return params
-
-
-def _array_type(table: Table, column: str) -> str:
-    return f"{table.c[column].type.compile(dialect=_DIALECT)}[]"
+        if isinstance(column_type, JSON) and not column_type.none_as_null:
+            out.append(f"COALESCE(v.{_quote(c)}, 'null'::json)")
+        else:
+            out.append(f"v.{_quote(c)}")
+    return ", ".join(out)
 
 
 def _quote(name: str) -> str:

@@ -68,7 +68,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import due, history_pending, ledger, planner_stats, races
+from syncd import due, history_pending, ledger, plan_probe, planner_stats, races
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
@@ -475,6 +475,10 @@ class Pipeline:
         #: kept in ``meta`` too (``race_check:<crm>``), so a restart before the check reads it.
         self._race_check: races.PendingCheck | None = None
         self._race_check_loaded = False
+        # What this cycle's plan step found when it had nothing to plan (syncd.plan_probe).
+        self._idle_probe: plan_probe.PlanProbe | None = None
+        #: The stored cursor as the running pull read it at its start or last saved it.
+        self._stored_cursor: Cursor | None = None
         #: Leads may wait in ``history_pending`` (a previous process may have left some; this
         #: process's pulls add them): the table is read only then, not on every idle cycle.
         self._history_pending_unread = True
@@ -569,10 +573,13 @@ class Pipeline:
             with self.store.begin() as conn:
                 self._fence(conn)
                 self.store.settle_sending(conn, self.crm, self.clock())
+        self._idle_probe = None
         if not self.stop.is_set():
             self.plan(report, book, now, approve_large_run=approve_large_run)
             planner_stats.analyze_if_grown(self.store)  # before the drain walks the outbox
-        if report.outcome == "running" and not self.stop.is_set():
+        # An idle plan found no open outbox row: the drain would read two empty kinds.
+        idle = self._idle_probe is not None
+        if report.outcome == "running" and not self.stop.is_set() and not idle:
             self.drain(report)
         if report.outcome == "running":
             report.outcome = "stopped" if self.stop.is_set() else "ok"
@@ -637,7 +644,7 @@ class Pipeline:
 
     def pull(self, report: CycleReport, *, until: datetime) -> None:
         stored = self.store.cursor(self.crm)
-        since = Cursor(*stored) if stored else None
+        since = self._stored_cursor = Cursor(*stored) if stored else None
         started = self.clock()
         progress = self.progress(self.crm) if self.progress is not None else None
         first_sight = self._pull_history = FirstSightHistory(
@@ -751,9 +758,9 @@ class Pipeline:
                         run_id=report.run_id,
                         reason=reason,
                     )
+            saved = None
             if cursor is not None:
-                stored = self.store.cursor(self.crm)
-                old = Cursor(*stored) if stored else None
+                old = self._stored_cursor  # as the pull read it or the last page saved it
                 # Save a position that moved forward, or the same one read again later (the
                 # read time bounds how far the next pull must look back).
                 if (
@@ -773,7 +780,10 @@ class Pipeline:
                         now,
                         read_at=cursor.read_at,
                     )
+                    saved = cursor
             self._progress(conn, report, pulled=report.pulled + len(by_id))
+        if saved is not None:  # committed
+            self._stored_cursor = saved
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
 
@@ -1028,8 +1038,17 @@ class Pipeline:
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         if self.loop_guard is not None:
             self.loop_guard.start_pass()
+        fingerprint = self.fingerprint(book)
+        since = held_since(_aware(now), self.settings.hold_rep_edits_for)
+        self._idle_probe = plan_probe.probe(self.store, self.crm, now=now, held_since=since)
+        if self._idle_probe.idle(fingerprint):  # one statement instead of a plan's reads
+            report.held, report.blocked = self._idle_probe.held, self._idle_probe.blocked
+            if self.loop_guard is not None and self.metrics is not None:
+                self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
+            return
+        self._idle_probe = None
         # New rules or settings: every live lead is due now (syncd.due).
-        due.record_fingerprint(self.store, self.crm, self.fingerprint(book))
+        due.record_fingerprint(self.store, self.crm, fingerprint)
         for item in self.verdicts(book, now):
             batch.append(item)
             if len(batch) >= 1000:
@@ -1040,9 +1059,7 @@ class Pipeline:
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         # Held and blocked leads are not all evaluated each cycle: counted over the store.
-        report.held, report.blocked = self.store.count_held_and_blocked(
-            self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
-        )
+        report.held, report.blocked = self.store.count_held_and_blocked(self.crm, since)
         # Counted only when the breaker could trip: a count of the live leads reads them all.
         small = changing_leads < self.breaker.min_changes or approve_large_run
         live = 0 if small else self.store.count_live(self.crm)

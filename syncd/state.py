@@ -482,6 +482,18 @@ class StateStore:
         for start in range(0, len(ids), _UPSERT_CHUNK):
             yield column.in_(ids[start : start + _UPSERT_CHUNK])
 
+    @contextmanager
+    def writing_one(self) -> Iterator[Connection]:
+        """A transaction of a single statement (the caller sends exactly one).
+
+        On PostgreSQL it runs in autocommit: one statement is atomic on its own, and psycopg
+        would otherwise send ``BEGIN`` before it and ``COMMIT`` after it, three round trips
+        for one write. SQLite writes stay in a transaction as they are (no round trip to save).
+        """
+        engine = self._autocommit if self._dialect == "postgresql" else self.engine
+        with engine.begin() as conn:
+            yield conn
+
     # ---- cursors -----------------------------------------------------------------------
 
     def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str, datetime | None] | None:
@@ -663,6 +675,15 @@ class StateStore:
     def count_held_and_blocked(self, crm: str, since: datetime) -> tuple[int, int]:
         """``count_held(crm, since)`` and ``count_blocked(crm)`` in one round trip: two
         indexed counts a cycle reports (``run.held``, ``run.blocked``), each O(counted rows)."""
+        with self.reading() as conn:
+            held, blocked = conn.execute(select(*self.held_and_blocked_counts(crm, since))).one()
+        return int(held), int(blocked)
+
+    def held_and_blocked_counts(
+        self, crm: str, since: datetime
+    ) -> tuple[ScalarSelect[int], ScalarSelect[int]]:
+        """The two counts of :meth:`count_held_and_blocked`, as subqueries of a larger read
+        (``syncd.plan_probe``)."""
         table = LeadRow.__table__
         unconverted = (
             table.c.crm == crm,
@@ -674,13 +695,7 @@ class StateStore:
             query = select(func.count()).select_from(table).where(condition, *unconverted)
             return query.scalar_subquery()
 
-        with self.reading() as conn:
-            held, blocked = conn.execute(
-                select(
-                    counted(table.c.rep_edit_at > since), counted(table.c.guard_blocked.is_(True))
-                )
-            ).one()
-        return int(held), int(blocked)
+        return counted(table.c.rep_edit_at > since), counted(table.c.guard_blocked.is_(True))
 
     def count_blocked(self, crm: str) -> int:
         """Live leads whose last evaluation the guards blocked (an indexed count)."""
@@ -1193,11 +1208,11 @@ class StateStore:
         return Counter({(r[0], r[1] or ""): r[2] for r in rows})
 
     def start_run(self, run: RunRow) -> None:
-        with self.begin() as conn:
+        with self.writing_one() as conn:
             conn.execute(RunRow.__table__.insert(), [run.model_dump()])
 
     def finish_run(self, run: RunRow) -> None:
-        with self.begin() as conn:
+        with self.writing_one() as conn:
             table = RunRow.__table__
             conn.execute(
                 update(table)
