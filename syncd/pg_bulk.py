@@ -16,7 +16,7 @@ as one JSON document (``json.dumps`` in C) and the server reads it back as rows
 What is stored is what SQLAlchemy would store: a JSON column's value is the text ``json.dumps``
 gives (a nested value keeps its text in ``json_to_recordset``), ``None`` is SQL NULL where the
 column says ``none_as_null`` and JSON ``null`` elsewhere; a timestamp travels as ISO 8601 with
-its offset (a naive one is read in the session's time zone, as psycopg's would be).
+its offset (a naive one is refused, as the columns' type refuses it on SQLite).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import JSON, String, Table, any_, bindparam
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import StatementError
 from sqlalchemy.sql.elements import ColumnElement
 
 __all__ = ["any_of", "update_by_key", "upsert_rows"]
@@ -70,7 +71,7 @@ def upsert_rows(
         f"INSERT INTO {_quote(table.name)} ({names}) SELECT {_values(table, columns)} "
         f"FROM {_recordset(table, columns)} ON CONFLICT ({conflict}) {action}"
     )
-    conn.exec_driver_sql(sql, {"rows": _document(rows)})
+    conn.exec_driver_sql(sql, {"rows": _document(sql, rows)})
 
 
 def update_by_key(
@@ -92,15 +93,24 @@ def update_by_key(
         f"UPDATE {_quote(table.name)} AS t SET {sets} FROM {_recordset(table, columns)} "
         f"WHERE {fixed} AND t.{_quote(key)} = v.{_quote(key)}"
     )
-    conn.exec_driver_sql(sql, {"rows": _document(rows), **{f"w_{c}": v for c, v in where.items()}})
+    params = {"rows": _document(sql, rows), **{f"w_{c}": v for c, v in where.items()}}
+    conn.exec_driver_sql(sql, params)
 
 
-def _document(rows: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(rows, default=_iso)
+def _document(sql: str, rows: Sequence[dict[str, Any]]) -> str:
+    try:
+        return json.dumps(rows, default=_iso)
+    except (TypeError, ValueError) as exc:
+        # As SQLAlchemy reports a value its column type refuses (the same on SQLite).
+        raise StatementError(str(exc), sql, None, exc) from None
 
 
 def _iso(value: object) -> str:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:  # the columns' type refuses naive times on SQLite too
+            raise ValueError("Datetime values must have timezone information")
+        return value.isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 

@@ -563,13 +563,20 @@ class Pipeline:
             return
         if self.preflight is not None and not self._deferred_preflight(book, report):
             return
-        self.store.discard_stale_plans(self.crm, now)
+        # One statement for both: an idle cycle has neither (the pull settles rows in doubt,
+        # it never makes new ones, so none after it when none before).
+        present = self.store.outbox_states_present(
+            self.crm, [OutboxState.PLANNED, OutboxState.SENDING]
+        )
+        if OutboxState.PLANNED in present:
+            self.store.discard_stale_plans(self.crm, now)
         self.pull(report, until=now)
         self._read_pending_history()  # no rule may see a new lead before its history
         planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
         if self.lease is not None:
             self.lease.verify()  # a standby must not supersede the new leader's plan
-        if self.store.has_changes_in(self.crm, [OutboxState.SENDING]):  # else no transaction
+        sending = OutboxState.SENDING in present
+        if sending and self.store.has_changes_in(self.crm, [OutboxState.SENDING]):
             with self.store.begin() as conn:
                 self._fence(conn)
                 self.store.settle_sending(conn, self.crm, self.clock())
@@ -758,34 +765,31 @@ class Pipeline:
                         run_id=report.run_id,
                         reason=reason,
                     )
-            saved = None
-            if cursor is not None:
-                old = self._stored_cursor  # as the pull read it or the last page saved it
-                # Save a position that moved forward, or the same one read again later (the
-                # read time bounds how far the next pull must look back).
-                if (
-                    old is None
-                    or cursor > old
-                    or (
-                        cursor == old
-                        and cursor.read_at is not None
-                        and (old.read_at is None or cursor.read_at > old.read_at)
-                    )
-                ):
-                    self.store.save_cursor(
-                        conn,
-                        self.crm,
-                        cursor.modified_at,
-                        cursor.record_id,
-                        now,
-                        read_at=cursor.read_at,
-                    )
-                    saved = cursor
+            saved = self._save_cursor(conn, cursor, now) if cursor is not None else None
             self._progress(conn, report, pulled=report.pulled + len(by_id))
         if saved is not None:  # committed
             self._stored_cursor = saved
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
+
+    def _save_cursor(self, conn: Connection, cursor: Cursor, now: datetime) -> Cursor | None:
+        """Save a position that moved forward, or the same one read again later (the read time
+        bounds how far the next pull must look back); return it if saved."""
+        old = self._stored_cursor  # as the pull read it or the last page saved it
+        if (
+            old is None
+            or cursor > old
+            or (
+                cursor == old
+                and cursor.read_at is not None
+                and (old.read_at is None or cursor.read_at > old.read_at)
+            )
+        ):
+            self.store.save_cursor(
+                conn, self.crm, cursor.modified_at, cursor.record_id, now, read_at=cursor.read_at
+            )
+            return cursor
+        return None
 
     def _close_reverted(
         self, conn: Connection, reverted: Sequence[OutboxRecord], now: datetime, report: CycleReport

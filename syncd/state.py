@@ -43,6 +43,7 @@ from sqlalchemy import (
     case,
     delete,
     event,
+    exists,
     func,
     inspect,
     or_,
@@ -57,6 +58,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
 from syncd import pg_bulk
+from syncd.pg_engine import postgres_engine_options
 from syncd.records import (
     AuditRecord,
     LeadRecord,
@@ -413,6 +415,8 @@ class StateStore:
             kwargs: dict[str, Any] = {}
             if url.startswith("sqlite"):
                 kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            elif url.startswith("postgresql"):
+                kwargs.update(postgres_engine_options())
             engine = create_engine(url, **kwargs)
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
@@ -534,9 +538,7 @@ class StateStore:
         out: dict[str, LeadRecord] = {}
         table = LeadRow.__table__
         for chunk in self._id_chunks(table.c.lead_id, ids):
-            for row in conn.execute(
-                select(table).where(table.c.crm == crm, chunk)
-            ):
+            for row in conn.execute(select(table).where(table.c.crm == crm, chunk)):
                 out[row.lead_id] = row
         return out
 
@@ -548,9 +550,7 @@ class StateStore:
         table = LeadRow.__table__
         columns = [table.c[name] for name in _LEAD_STATE_COLUMNS]
         for chunk in self._id_chunks(table.c.lead_id, ids):
-            for row in conn.execute(
-                select(*columns).where(table.c.crm == crm, chunk)
-            ):
+            for row in conn.execute(select(*columns).where(table.c.crm == crm, chunk)):
                 out[row.lead_id] = row
         return out
 
@@ -562,9 +562,7 @@ class StateStore:
         table = LeadRow.__table__
         for chunk in self._id_chunks(table.c.lead_id, ids):
             for lead_id, newsletters in conn.execute(
-                select(table.c.lead_id, table.c.newsletters).where(
-                    table.c.crm == crm, chunk
-                )
+                select(table.c.lead_id, table.c.newsletters).where(table.c.crm == crm, chunk)
             ):
                 out[lead_id] = newsletters
         return out
@@ -575,9 +573,7 @@ class StateStore:
         table = LeadRow.__table__
         for chunk in self._id_chunks(table.c.lead_id, ids):
             out.update(
-                conn.execute(
-                    select(table.c.lead_id).where(table.c.crm == crm, chunk)
-                ).scalars()
+                conn.execute(select(table.c.lead_id).where(table.c.crm == crm, chunk)).scalars()
             )
         return out
 
@@ -895,6 +891,15 @@ class StateStore:
         with self.reading() as conn:
             probe = select(table.c.id).where(table.c.crm == crm, table.c.state.in_(states))
             return conn.execute(probe.limit(1)).first() is not None
+
+    def outbox_states_present(self, crm: str, states: Sequence[OutboxState]) -> set[OutboxState]:
+        """Which of ``states`` ``crm`` has an outbox row in: one statement (an index probe a
+        state), where ``has_changes_in`` for each would be a round trip each on PostgreSQL."""
+        table = OutboxRow.__table__
+        probes = [exists().where(table.c.crm == crm, table.c.state == s) for s in states]
+        with self.reading() as conn:
+            found = conn.execute(select(*probes)).one()
+        return {s for s, present in zip(states, found, strict=True) if present}
 
     def settle_sending(self, conn: Connection, crm: str, now: datetime) -> int:
         """In-doubt rows the pull did not resolve go back to ``pending`` (see OutboxState)."""
