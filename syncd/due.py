@@ -153,7 +153,7 @@ def iter_plan_rows(
         return
     opened = open_lead_ids(store, crm)
     for start in range(0, len(opened), _ID_CHUNK):
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             rows = fetch_plan_leads(
                 conn,
                 select(*cols)
@@ -172,7 +172,7 @@ def iter_plan_rows(
             stmt = stmt.where(
                 or_(t.c.due_at > last[0], and_(t.c.due_at == last[0], t.c.lead_id > last[1]))
             )
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             rows = fetch_plan_leads(conn, stmt.order_by(t.c.due_at, t.c.lead_id).limit(chunk))
         if not rows:
             return
@@ -188,7 +188,7 @@ def _by_id(
     t = LeadRow.__table__
     last = ""
     while True:
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             rows = fetch_plan_leads(
                 conn,
                 select(*cols).where(*where, t.c.lead_id > last).order_by(t.c.lead_id).limit(chunk),

@@ -60,10 +60,16 @@ def upsert_rows(
     last = {tuple(r[k] for k in keys): r for r in rows}
     if len(last) < len(rows):
         rows = list(last.values())
-    columns = list(rows[0])
+    given = list(rows[0])
+    # A column the rows leave out gets its default when inserted (as SQLAlchemy gives it), and
+    # keeps its value when updated.
+    defaults = _insert_defaults(table, given)
+    if defaults:
+        rows = [{**r, **defaults} for r in rows]
+    columns = given + list(defaults)
     names = ", ".join(_quote(c) for c in columns)
     updates = ", ".join(
-        f"{_quote(c)} = EXCLUDED.{_quote(c)}" for c in columns if c not in keys and c not in keep
+        f"{_quote(c)} = EXCLUDED.{_quote(c)}" for c in given if c not in keys and c not in keep
     )
     conflict = ", ".join(_quote(k) for k in keys)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
@@ -87,6 +93,8 @@ def update_by_key(
         return
     rows = list({r[key]: r for r in rows}.values())
     columns = list(rows[0])
+    if any(c.onupdate is not None for c in table.c):  # none in syncd's tables
+        raise NotImplementedError(f"{table.name}: a column with a value set on update")
     sets = ", ".join(f"{_quote(c)} = v.{_quote(c)}" for c in columns if c != key)
     fixed = " AND ".join(f"t.{_quote(c)} = %(w_{c})s" for c in where)
     sql = (
@@ -95,6 +103,17 @@ def update_by_key(
     )
     params = {"rows": _document(sql, rows), **{f"w_{c}": v for c, v in where.items()}}
     conn.exec_driver_sql(sql, params)
+
+
+def _insert_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column in table.c:
+        if column.name in given or column.default is None:
+            continue
+        if not column.default.is_scalar:  # none in syncd's tables; refuse rather than guess
+            raise NotImplementedError(f"{table.name}.{column.name}: a default that is not a value")
+        out[column.name] = column.default.arg  # type: ignore[attr-defined]
+    return out
 
 
 def _document(sql: str, rows: Sequence[dict[str, Any]]) -> str:

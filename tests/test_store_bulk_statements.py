@@ -186,3 +186,18 @@ def _change(lead_id: str, state: OutboxState) -> dict[str, Any]:
         "created_at": T0,
         "updated_at": T0,
     }
+
+
+def test_a_column_a_page_leaves_out_gets_its_default_on_insert_and_keeps_its_value_on_update(
+    store_url: str,
+) -> None:
+    store = StateStore(store_url)
+    with store.begin() as conn:
+        store.upsert_leads(conn, [_lead("a", deleted=True)])
+    partial = {k: v for k, v in _lead("a").items() if k not in ("deleted", "converted")}
+    with store.begin() as conn:
+        store.upsert_leads(conn, [{**partial, "status": "Working"}, {**partial, "lead_id": "b"}])
+    a, b = _stored(store, "a"), _stored(store, "b")
+    assert (a["status"], a["deleted"]) == ("Working", True)  # left as it was
+    assert (b["deleted"], b["converted"]) == (False, False)  # the columns' defaults
+    store.close()
