@@ -698,6 +698,9 @@ class Pipeline:
         self, leads: Sequence[RemoteLead], cursor: Cursor | None, report: CycleReport
     ) -> None:
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
+        if not by_id and self.lease is None:  # an idle pull's page: bookkeeping alone
+            self._checkpoint(cursor, report)
+            return
         firsts = self._first_sight_history(by_id)
         now = self.clock()
         with self.store.begin() as conn:
@@ -773,10 +776,19 @@ class Pipeline:
         self._report_quarantine(quarantined)
 
     def _save_cursor(self, conn: Connection, cursor: Cursor, now: datetime) -> Cursor | None:
-        """Save a position that moved forward, or the same one read again later (the read time
-        bounds how far the next pull must look back); return it if saved."""
+        """Save the position if it is worth saving (``_cursor_moved``); return it if saved."""
+        if not self._cursor_moved(cursor):
+            return None
+        self.store.save_cursor(
+            conn, self.crm, cursor.modified_at, cursor.record_id, now, read_at=cursor.read_at
+        )
+        return cursor
+
+    def _cursor_moved(self, cursor: Cursor) -> bool:
+        """A position that moved forward, or the same one read again later (the read time
+        bounds how far the next pull must look back)."""
         old = self._stored_cursor  # as the pull read it or the last page saved it
-        if (
+        return (
             old is None
             or cursor > old
             or (
@@ -784,12 +796,18 @@ class Pipeline:
                 and cursor.read_at is not None
                 and (old.read_at is None or cursor.read_at > old.read_at)
             )
-        ):
-            self.store.save_cursor(
-                conn, self.crm, cursor.modified_at, cursor.record_id, now, read_at=cursor.read_at
-            )
-            return cursor
-        return None
+        )
+
+    def _checkpoint(self, cursor: Cursor | None, report: CycleReport) -> None:
+        """A page without leads: the cursor's new read time and the run's counters, written
+        together (``StateStore.checkpoint``: one statement on PostgreSQL)."""
+        save = cursor if cursor is not None and self._cursor_moved(cursor) else None
+        counts = {name: getattr(report, name) for name in _RUN_COUNTS}
+        counts["api_calls"] = _api_calls(self.connector) - self._calls_before
+        position = None if save is None else (save.modified_at, save.record_id, save.read_at)
+        self.store.checkpoint(self.crm, report.run_id, counts, position, self.clock())
+        if save is not None:
+            self._stored_cursor = save
 
     def _close_reverted(
         self, conn: Connection, reverted: Sequence[OutboxRecord], now: datetime, report: CycleReport

@@ -531,6 +531,45 @@ class StateStore:
         }
         conn.execute(self._upsert(CursorRow, [values], ["crm", "object"]))
 
+    def checkpoint(
+        self,
+        crm: str,
+        run_id: str,
+        counts: dict[str, int],
+        cursor: tuple[datetime, str, datetime | None] | None,
+        now: datetime,
+        obj: str = "lead",
+    ) -> None:
+        """The run's counters and, when given, the cursor (``save_cursor``: modified_at,
+        record_id, read_at), atomically.
+
+        On PostgreSQL one statement in autocommit (the cursor's upsert rides as a
+        data-modifying ``WITH`` of the run's update): one round trip, where a transaction of
+        the two would be four (``BEGIN``, both, ``COMMIT``). SQLite has no round trips to
+        save and no data-modifying ``WITH``: a transaction of both.
+        """
+        table = RunRow.__table__
+        progress = update(table).where(table.c.run_id == run_id).values(**counts)
+        if self._dialect != "postgresql":
+            with self.begin() as conn:
+                if cursor is not None:
+                    self.save_cursor(conn, crm, cursor[0], cursor[1], now, obj, cursor[2])
+                conn.execute(progress)
+            return
+        if cursor is not None:
+            values = {
+                "crm": crm,
+                "object": obj,
+                "modified_at": cursor[0],
+                "record_id": cursor[1],
+                "read_at": cursor[2],
+                "updated_at": now,
+            }
+            saved = self._upsert(CursorRow, [values], ["crm", "object"])
+            progress = progress.add_cte(saved.cte("saved_cursor"))
+        with self.writing_one() as conn:
+            conn.execute(progress)
+
     # ---- mirror ------------------------------------------------------------------------
 
     def leads_by_id(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadRecord]:

@@ -7,6 +7,7 @@ cycle's wall time is mostly those."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,11 @@ def test_an_idle_cycle_writes_only_its_run_row_and_cursor_in_three_transactions(
             event.remove(app.store.engine, "commit", committed)
 
     assert idle.outcome == "ok" and idle.pulled == 0 and idle.planned == 0
-    writes = [s.split(" (")[0] for s in statements if not s.startswith("SELECT")]
-    written_tables = sorted(
-        {w.split()[2] if w.startswith("INSERT") else w.split()[1] for w in writes}
-    )
-    assert written_tables == ["cursor", "run"], writes
+    # PostgreSQL writes the cursor in a WITH of the run's update (StateStore.checkpoint).
+    written = r"(?:INSERT INTO|(?<!DO )UPDATE|DELETE FROM) (\w+)"
+    written_tables = sorted({t for s in statements for t in re.findall(written, s)})
+    assert written_tables == ["cursor", "run"], statements
     assert len(commits) == 3, statements  # start the run, checkpoint the page, finish the run
     assert len(statements) <= 8, statements
+    if app.store.engine.dialect.name == "postgresql":  # one statement each, in autocommit
+        assert len(statements) <= 7, statements
