@@ -44,6 +44,7 @@ from syncd.state import NEVER_DUE, OPEN_STATES, LeadRow, OutboxRow, OutboxState,
 __all__ = [
     "PLAN_COLUMNS",
     "fingerprint_changed",
+    "fingerprint_key",
     "iter_plan_rows",
     "planning_fingerprint",
     "record_fingerprint",
@@ -81,13 +82,14 @@ def planning_fingerprint(
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _key(crm: str) -> str:
+def fingerprint_key(crm: str) -> str:
+    """The meta key of ``crm``'s planning fingerprint."""
     return f"plan_fingerprint:{crm}"
 
 
 def fingerprint_changed(store: StateStore, crm: str, fingerprint: str) -> bool:
     """Whether the store's due times were computed under another fingerprint."""
-    return bool(store.get_meta(_key(crm)) != fingerprint)
+    return bool(store.get_meta(fingerprint_key(crm)) != fingerprint)
 
 
 def record_fingerprint(store: StateStore, crm: str, fingerprint: str) -> bool:
@@ -98,7 +100,7 @@ def record_fingerprint(store: StateStore, crm: str, fingerprint: str) -> bool:
         return False
     with store.begin() as conn:
         store.reset_due(conn, crm)
-        store.put_meta(conn, _key(crm), fingerprint)
+        store.put_meta(conn, fingerprint_key(crm), fingerprint)
     return True
 
 
@@ -151,7 +153,7 @@ def iter_plan_rows(
         return
     opened = open_lead_ids(store, crm)
     for start in range(0, len(opened), _ID_CHUNK):
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             rows = fetch_plan_leads(
                 conn,
                 select(*cols)
@@ -170,7 +172,7 @@ def iter_plan_rows(
             stmt = stmt.where(
                 or_(t.c.due_at > last[0], and_(t.c.due_at == last[0], t.c.lead_id > last[1]))
             )
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             rows = fetch_plan_leads(conn, stmt.order_by(t.c.due_at, t.c.lead_id).limit(chunk))
         if not rows:
             return
@@ -186,7 +188,7 @@ def _by_id(
     t = LeadRow.__table__
     last = ""
     while True:
-        with store.engine.connect() as conn:
+        with store.reading() as conn:
             rows = fetch_plan_leads(
                 conn,
                 select(*cols).where(*where, t.c.lead_id > last).order_by(t.c.lead_id).limit(chunk),

@@ -71,7 +71,7 @@ class LoopGuard:
             .group_by(lead)
             .having(func.count() >= self.settings.max_changes)
         )
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:  # one statement: autocommit on PostgreSQL
             return {str(lead_id): int(n) for lead_id, n in conn.execute(query)}
 
     def reason(self, count: int) -> str:

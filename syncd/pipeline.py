@@ -68,7 +68,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import due, history_pending, ledger, planner_stats, races
+from syncd import due, history_pending, ledger, plan_probe, planner_stats, races
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
@@ -477,6 +477,10 @@ class Pipeline:
         #: kept in ``meta`` too (``race_check:<crm>``), so a restart before the check reads it.
         self._race_check: races.PendingCheck | None = None
         self._race_check_loaded = False
+        # What this cycle's plan step found when it had nothing to plan (syncd.plan_probe).
+        self._idle_probe: plan_probe.PlanProbe | None = None
+        #: The stored cursor as the running pull read it at its start or last saved it.
+        self._stored_cursor: Cursor | None = None
         #: Leads may wait in ``history_pending`` (a previous process may have left some; this
         #: process's pulls add them): the table is read only then, not on every idle cycle.
         self._history_pending_unread = True
@@ -561,20 +565,30 @@ class Pipeline:
             return
         if self.preflight is not None and not self._deferred_preflight(book, report):
             return
-        self.store.discard_stale_plans(self.crm, now)
+        # One statement for both: an idle cycle has neither (the pull settles rows in doubt,
+        # it never makes new ones, so none after it when none before).
+        present = self.store.outbox_states_present(
+            self.crm, [OutboxState.PLANNED, OutboxState.SENDING]
+        )
+        if OutboxState.PLANNED in present:
+            self.store.discard_stale_plans(self.crm, now)
         self.pull(report, until=now)
         self._read_pending_history()  # no rule may see a new lead before its history
         planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
         if self.lease is not None:
             self.lease.verify()  # a standby must not supersede the new leader's plan
-        if self.store.has_changes_in(self.crm, [OutboxState.SENDING]):  # else no transaction
+        sending = OutboxState.SENDING in present
+        if sending and self.store.has_changes_in(self.crm, [OutboxState.SENDING]):
             with self.store.begin() as conn:
                 self._fence(conn)
                 self.store.settle_sending(conn, self.crm, self.clock())
+        self._idle_probe = None
         if not self.stop.is_set():
             self.plan(report, book, now, approve_large_run=approve_large_run)
             planner_stats.analyze_if_grown(self.store)  # before the drain walks the outbox
-        if report.outcome == "running" and not self.stop.is_set():
+        # An idle plan found no open outbox row: the drain would read two empty kinds.
+        idle = self._idle_probe is not None
+        if report.outcome == "running" and not self.stop.is_set() and not idle:
             self.drain(report)
         if report.outcome == "running":
             report.outcome = "stopped" if self.stop.is_set() else "ok"
@@ -639,7 +653,7 @@ class Pipeline:
 
     def pull(self, report: CycleReport, *, until: datetime) -> None:
         stored = self.store.cursor(self.crm)
-        since = Cursor(*stored) if stored else None
+        since = self._stored_cursor = Cursor(*stored) if stored else None
         started = self.clock()
         progress = self.progress(self.crm) if self.progress is not None else None
         first_sight = self._pull_history = FirstSightHistory(
@@ -686,6 +700,9 @@ class Pipeline:
         self, leads: Sequence[RemoteLead], cursor: Cursor | None, report: CycleReport
     ) -> None:
         by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
+        if not by_id and self.lease is None:  # an idle pull's page: bookkeeping alone
+            self._checkpoint(cursor, report)
+            return
         firsts = self._first_sight_history(by_id)
         now = self.clock()
         with self.store.begin() as conn:
@@ -753,31 +770,46 @@ class Pipeline:
                         run_id=report.run_id,
                         reason=reason,
                     )
-            if cursor is not None:
-                stored = self.store.cursor(self.crm)
-                old = Cursor(*stored) if stored else None
-                # Save a position that moved forward, or the same one read again later (the
-                # read time bounds how far the next pull must look back).
-                if (
-                    old is None
-                    or cursor > old
-                    or (
-                        cursor == old
-                        and cursor.read_at is not None
-                        and (old.read_at is None or cursor.read_at > old.read_at)
-                    )
-                ):
-                    self.store.save_cursor(
-                        conn,
-                        self.crm,
-                        cursor.modified_at,
-                        cursor.record_id,
-                        now,
-                        read_at=cursor.read_at,
-                    )
+            saved = self._save_cursor(conn, cursor, now) if cursor is not None else None
             self._progress(conn, report, pulled=report.pulled + len(by_id))
+        if saved is not None:  # committed
+            self._stored_cursor = saved
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
+
+    def _save_cursor(self, conn: Connection, cursor: Cursor, now: datetime) -> Cursor | None:
+        """Save the position if it is worth saving (``_cursor_moved``); return it if saved."""
+        if not self._cursor_moved(cursor):
+            return None
+        self.store.save_cursor(
+            conn, self.crm, cursor.modified_at, cursor.record_id, now, read_at=cursor.read_at
+        )
+        return cursor
+
+    def _cursor_moved(self, cursor: Cursor) -> bool:
+        """A position that moved forward, or the same one read again later (the read time
+        bounds how far the next pull must look back)."""
+        old = self._stored_cursor  # as the pull read it or the last page saved it
+        return (
+            old is None
+            or cursor > old
+            or (
+                cursor == old
+                and cursor.read_at is not None
+                and (old.read_at is None or cursor.read_at > old.read_at)
+            )
+        )
+
+    def _checkpoint(self, cursor: Cursor | None, report: CycleReport) -> None:
+        """A page without leads: the cursor's new read time and the run's counters, written
+        together (``StateStore.checkpoint``: one statement on PostgreSQL)."""
+        save = cursor if cursor is not None and self._cursor_moved(cursor) else None
+        counts = {name: getattr(report, name) for name in _RUN_COUNTS}
+        counts["api_calls"] = _api_calls(self.connector) - self._calls_before
+        position = None if save is None else (save.modified_at, save.record_id, save.read_at)
+        self.store.checkpoint(self.crm, report.run_id, counts, position, self.clock())
+        if save is not None:
+            self._stored_cursor = save
 
     def _close_reverted(
         self, conn: Connection, reverted: Sequence[OutboxRecord], now: datetime, report: CycleReport
@@ -1030,8 +1062,17 @@ class Pipeline:
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         if self.loop_guard is not None:
             self.loop_guard.start_pass()
+        fingerprint = self.fingerprint(book)
+        since = held_since(_aware(now), self.settings.hold_rep_edits_for)
+        self._idle_probe = plan_probe.probe(self.store, self.crm, now=now, held_since=since)
+        if self._idle_probe.idle(fingerprint):  # one statement instead of a plan's reads
+            report.held, report.blocked = self._idle_probe.held, self._idle_probe.blocked
+            if self.loop_guard is not None and self.metrics is not None:
+                self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
+            return
+        self._idle_probe = None
         # New rules or settings: every live lead is due now (syncd.due).
-        due.record_fingerprint(self.store, self.crm, self.fingerprint(book))
+        due.record_fingerprint(self.store, self.crm, fingerprint)
         for item in self.verdicts(book, now):
             batch.append(item)
             if len(batch) >= 1000:
@@ -1042,9 +1083,7 @@ class Pipeline:
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         # Held and blocked leads are not all evaluated each cycle: counted over the store.
-        report.held, report.blocked = self.store.count_held_and_blocked(
-            self.crm, held_since(_aware(now), self.settings.hold_rep_edits_for)
-        )
+        report.held, report.blocked = self.store.count_held_and_blocked(self.crm, since)
         # Counted only when the breaker could trip, and no further than the count that keeps
         # the share at or under the limit: a count of all live leads reads them all.
         small = changing_leads < self.breaker.min_changes or approve_large_run

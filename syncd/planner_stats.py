@@ -21,7 +21,8 @@ So the store counts the rows it writes to the tables the cycle's queries walk, a
 calls :func:`analyze_if_grown` after each pulled page, after the pull and after planning: a
 table that received at least ``MIN_ROWS`` rows, and at least ``GROWTH`` of the rows the
 statistics last counted, is analysed there and then. ``ANALYZE`` samples about 30,000 rows
-whatever the table's size (tens of milliseconds), and growth by half each time means about ten
+whatever the table's size (hundreds of milliseconds on 100k leads; these take a tenth of that
+sample: :data:`SAMPLE_TARGET`), and growth by half each time means about ten
 of them while a first sync fills a table with a million leads; between them the planner scales
 the counted rows to the table's current size, so the plans stay right. SQLite needs nothing:
 without ``sqlite_stat1`` its planner prefers the index that delivers the requested order.
@@ -38,7 +39,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-__all__ = ["ANALYZED_TABLES", "GROWTH", "MIN_ROWS", "analyze_if_grown"]
+__all__ = ["ANALYZED_TABLES", "GROWTH", "MIN_ROWS", "SAMPLE_TARGET", "analyze_if_grown"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ ANALYZED_TABLES = ("lead", "outbox", "status_history")
 MIN_ROWS = 1000
 #: Rows written since the last ANALYZE, as a share of the rows the statistics counted.
 GROWTH = 0.5
+#: ``default_statistics_target`` of these ANALYZEs (PostgreSQL's default: 100).
+SAMPLE_TARGET = 10
 
 
 class _Store(Protocol):
@@ -90,6 +93,12 @@ def analyze_if_grown(store: _Store) -> list[str]:
         for t in grown:
             known[t] = GROWTH * max(counted.get(t, 0.0), 0.0)
         due = [t for t in grown if store.rows_written[t] >= known[t]]
+        if due:
+            # A sample of 3,000 rows (300 x the target) instead of 30,000: what these plans need
+            # is the table's size and the rough share of NULL and due rows, which a small sample
+            # gives in a tenth of the time (30 ms instead of 300-400 ms on 100k leads). The
+            # autovacuum daemon's own ANALYZE later takes the full sample.
+            conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {SAMPLE_TARGET}")
         for table in due:
             conn.exec_driver_sql(f"ANALYZE {table}")  # names from ANALYZED_TABLES only
     for table in due:

@@ -43,6 +43,7 @@ from sqlalchemy import (
     case,
     delete,
     event,
+    exists,
     func,
     inspect,
     literal,
@@ -57,6 +58,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
+from syncd import pg_bulk
+from syncd.pg_engine import postgres_engine_options
 from syncd.records import (
     AuditRecord,
     LeadBody,
@@ -415,6 +418,8 @@ class StateStore:
             kwargs: dict[str, Any] = {}
             if url.startswith("sqlite"):
                 kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            elif url.startswith("postgresql"):
+                kwargs.update(postgres_engine_options())
             engine = create_engine(url, **kwargs)
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
@@ -474,6 +479,29 @@ class StateStore:
         with engine.connect() as conn:
             yield conn
 
+    def _id_chunks(self, column: Any, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
+        """Conditions ``column`` in ``ids``, a statement's worth each: 500 parameters on
+        SQLite (its variable limit), one array of them all on PostgreSQL (``pg_bulk.any_of``:
+        one round trip, and one statement text that psycopg prepares)."""
+        if self._dialect == "postgresql":
+            if ids:
+                yield pg_bulk.any_of(column, ids)
+            return
+        for start in range(0, len(ids), _UPSERT_CHUNK):
+            yield column.in_(ids[start : start + _UPSERT_CHUNK])
+
+    @contextmanager
+    def writing_one(self) -> Iterator[Connection]:
+        """A transaction of a single statement (the caller sends exactly one).
+
+        On PostgreSQL it runs in autocommit: one statement is atomic on its own, and psycopg
+        would otherwise send ``BEGIN`` before it and ``COMMIT`` after it, three round trips
+        for one write. SQLite writes stay in a transaction as they are (no round trip to save).
+        """
+        engine = self._autocommit if self._dialect == "postgresql" else self.engine
+        with engine.begin() as conn:
+            yield conn
+
     # ---- cursors -----------------------------------------------------------------------
 
     def cursor(self, crm: str, obj: str = "lead") -> tuple[datetime, str, datetime | None] | None:
@@ -507,17 +535,53 @@ class StateStore:
         }
         conn.execute(self._upsert(CursorRow, [values], ["crm", "object"]))
 
+    def checkpoint(
+        self,
+        crm: str,
+        run_id: str,
+        counts: dict[str, int],
+        cursor: tuple[datetime, str, datetime | None] | None,
+        now: datetime,
+        obj: str = "lead",
+    ) -> None:
+        """The run's counters and, when given, the cursor (``save_cursor``: modified_at,
+        record_id, read_at), atomically.
+
+        On PostgreSQL one statement in autocommit (the cursor's upsert rides as a
+        data-modifying ``WITH`` of the run's update): one round trip, where a transaction of
+        the two would be four (``BEGIN``, both, ``COMMIT``). SQLite has no round trips to
+        save and no data-modifying ``WITH``: a transaction of both.
+        """
+        table = RunRow.__table__
+        progress = update(table).where(table.c.run_id == run_id).values(**counts)
+        if self._dialect != "postgresql":
+            with self.begin() as conn:
+                if cursor is not None:
+                    self.save_cursor(conn, crm, cursor[0], cursor[1], now, obj, cursor[2])
+                conn.execute(progress)
+            return
+        if cursor is not None:
+            values = {
+                "crm": crm,
+                "object": obj,
+                "modified_at": cursor[0],
+                "record_id": cursor[1],
+                "read_at": cursor[2],
+                "updated_at": now,
+            }
+            saved = self._upsert(CursorRow, [values], ["crm", "object"])
+            progress = progress.add_cte(saved.cte("saved_cursor"))
+        with self.writing_one() as conn:
+            conn.execute(progress)
+
     # ---- mirror ------------------------------------------------------------------------
 
     def leads_by_id(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadRecord]:
         """The mirror rows (as Row objects) of ``ids`` that exist."""
         out: dict[str, LeadRecord] = {}
         table = LeadRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
-            for row in conn.execute(
-                select(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
-            ):
+        for chunk in self._id_chunks(table.c.lead_id, ids):
+            for row in conn.execute(select(table).where(table.c.crm == crm, chunk)):
                 out[row.lead_id] = row
         return out
 
@@ -528,11 +592,8 @@ class StateStore:
         out: dict[str, LeadState] = {}
         table = LeadRow.__table__
         columns = [table.c[name] for name in _LEAD_STATE_COLUMNS]
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
-            for row in conn.execute(
-                select(*columns).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
-            ):
+        for chunk in self._id_chunks(table.c.lead_id, ids):
+            for row in conn.execute(select(*columns).where(table.c.crm == crm, chunk)):
                 out[row.lead_id] = row
         return out
 
@@ -556,12 +617,9 @@ class StateStore:
         """The newsletters of the mirror rows of ``ids`` that exist, by lead id."""
         out: dict[str, list[str]] = {}
         table = LeadRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
+        for chunk in self._id_chunks(table.c.lead_id, ids):
             for lead_id, newsletters in conn.execute(
-                select(table.c.lead_id, table.c.newsletters).where(
-                    table.c.crm == crm, table.c.lead_id.in_(chunk)
-                )
+                select(table.c.lead_id, table.c.newsletters).where(table.c.crm == crm, chunk)
             ):
                 out[lead_id] = newsletters
         return out
@@ -570,12 +628,9 @@ class StateStore:
         """Which of ``ids`` the mirror holds (the index alone: no row is read or decoded)."""
         out: set[str] = set()
         table = LeadRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
+        for chunk in self._id_chunks(table.c.lead_id, ids):
             out.update(
-                conn.execute(
-                    select(table.c.lead_id).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
-                ).scalars()
+                conn.execute(select(table.c.lead_id).where(table.c.crm == crm, chunk)).scalars()
             )
         return out
 
@@ -588,6 +643,12 @@ class StateStore:
         if not rows:
             return
         rows = _same_keys([{**r, "due_at": _due_after_write(r)} for r in rows])
+        self.rows_written["lead"] += len(rows)
+        if self._dialect == "postgresql":  # one statement a page, not one a row
+            pg_bulk.upsert_rows(
+                conn, LeadRow.__table__, rows, ("crm", "lead_id"), keep=("first_seen_at",)
+            )
+            return
         keys = tuple(sorted(rows[0]))
         stmt = self._lead_upserts.get(keys)
         if stmt is None:
@@ -603,7 +664,6 @@ class StateStore:
             )
             self._lead_upserts[keys] = stmt
         conn.execute(stmt, rows)
-        self.rows_written["lead"] += len(rows)
 
     def update_leads(self, conn: Connection, crm: str, rows: Sequence[dict[str, Any]]) -> None:
         """Update several leads in one executemany; each row has ``lead_id`` and the same keys."""
@@ -634,6 +694,11 @@ class StateStore:
         if not dues:
             return
         table = LeadRow.__table__
+        self.rows_written["lead"] += len(dues)  # due_at's statistics (syncd.planner_stats)
+        if self._dialect == "postgresql":  # one statement, not one a lead
+            rows = [{"lead_id": i, "due_at": d, "guard_blocked": b} for i, d, b in dues]
+            pg_bulk.update_by_key(conn, table, {"crm": crm}, "lead_id", rows)
+            return
         stmt = (
             update(table)
             .where(table.c.crm == crm, table.c.lead_id == bindparam("_id"))
@@ -642,7 +707,6 @@ class StateStore:
         conn.execute(
             stmt, [{"_id": i, "_due": due, "_blocked": blocked} for i, due, blocked in dues]
         )
-        self.rows_written["lead"] += len(dues)  # due_at's statistics (syncd.planner_stats)
 
     def _count_unconverted(self, crm: str, condition: ColumnElement[bool]) -> int:
         """Live, unconverted leads of ``crm`` meeting ``condition`` (an indexed count)."""
@@ -664,6 +728,15 @@ class StateStore:
     def count_held_and_blocked(self, crm: str, since: datetime) -> tuple[int, int]:
         """``count_held(crm, since)`` and ``count_blocked(crm)`` in one round trip: two
         indexed counts a cycle reports (``run.held``, ``run.blocked``), each O(counted rows)."""
+        with self.reading() as conn:
+            held, blocked = conn.execute(select(*self.held_and_blocked_counts(crm, since))).one()
+        return int(held), int(blocked)
+
+    def held_and_blocked_counts(
+        self, crm: str, since: datetime
+    ) -> tuple[ScalarSelect[int], ScalarSelect[int]]:
+        """The two counts of :meth:`count_held_and_blocked`, as subqueries of a larger read
+        (``syncd.plan_probe``)."""
         table = LeadRow.__table__
         unconverted = (
             table.c.crm == crm,
@@ -675,13 +748,7 @@ class StateStore:
             query = select(func.count()).select_from(table).where(condition, *unconverted)
             return query.scalar_subquery()
 
-        with self.reading() as conn:
-            held, blocked = conn.execute(
-                select(
-                    counted(table.c.rep_edit_at > since), counted(table.c.guard_blocked.is_(True))
-                )
-            ).one()
-        return int(held), int(blocked)
+        return counted(table.c.rep_edit_at > since), counted(table.c.guard_blocked.is_(True))
 
     def count_blocked(self, crm: str) -> int:
         """Live leads whose last evaluation the guards blocked (an indexed count)."""
@@ -843,13 +910,12 @@ class StateStore:
         """Planned, pending or in-doubt (``sending``) outbox rows of these leads."""
         out: list[OutboxRecord] = []
         table = OutboxRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
+        for chunk in self._id_chunks(table.c.lead_id, ids):
             out.extend(
                 conn.execute(
                     select(table).where(
                         table.c.crm == crm,
-                        table.c.lead_id.in_(chunk),
+                        chunk,
                         table.c.state.in_(OPEN_STATES),
                     )
                 ).all()
@@ -881,6 +947,15 @@ class StateStore:
         with self.reading() as conn:
             probe = select(table.c.id).where(table.c.crm == crm, table.c.state.in_(states))
             return conn.execute(probe.limit(1)).first() is not None
+
+    def outbox_states_present(self, crm: str, states: Sequence[OutboxState]) -> set[OutboxState]:
+        """Which of ``states`` ``crm`` has an outbox row in: one statement (an index probe a
+        state), where ``has_changes_in`` for each would be a round trip each on PostgreSQL."""
+        table = OutboxRow.__table__
+        probes = [exists().where(table.c.crm == crm, table.c.state == s) for s in states]
+        with self.reading() as conn:
+            found = conn.execute(select(*probes)).one()
+        return {s for s, present in zip(states, found, strict=True) if present}
 
     def settle_sending(self, conn: Connection, crm: str, now: datetime) -> int:
         """In-doubt rows the pull did not resolve go back to ``pending`` (see OutboxState)."""
@@ -1194,11 +1269,11 @@ class StateStore:
         return Counter({(r[0], r[1] or ""): r[2] for r in rows})
 
     def start_run(self, run: RunRow) -> None:
-        with self.begin() as conn:
+        with self.writing_one() as conn:
             conn.execute(RunRow.__table__.insert(), [run.model_dump()])
 
     def finish_run(self, run: RunRow) -> None:
-        with self.begin() as conn:
+        with self.writing_one() as conn:
             table = RunRow.__table__
             conn.execute(
                 update(table)

@@ -1,9 +1,13 @@
 """An idle cycle (nothing changed in the CRM, nothing due) writes only its own bookkeeping: the
-run row and the cursor's read time, in three transactions. Every further statement or
-transaction is a round trip on PostgreSQL, where the idle cycle's wall time is mostly those."""
+run row and the cursor's read time, in three transactions, and reads what it must in as few
+statements: whether the outbox has plans or writes in doubt (one), the cursor (one), whether
+anything is due or open and the held and blocked counts (one, ``syncd.plan_probe``), the
+ledger's mark for the KPIs (one). Every statement is a round trip on PostgreSQL, where the idle
+cycle's wall time is mostly those."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,10 +60,11 @@ def test_an_idle_cycle_writes_only_its_run_row_and_cursor_in_three_transactions(
             event.remove(app.store.engine, "commit", committed)
 
     assert idle.outcome == "ok" and idle.pulled == 0 and idle.planned == 0
-    writes = [s.split(" (")[0] for s in statements if not s.startswith("SELECT")]
-    written_tables = sorted(
-        {w.split()[2] if w.startswith("INSERT") else w.split()[1] for w in writes}
-    )
-    assert written_tables == ["cursor", "run"], writes
+    # PostgreSQL writes the cursor in a WITH of the run's update (StateStore.checkpoint).
+    written = r"(?:INSERT INTO|(?<!DO )UPDATE|DELETE FROM) (\w+)"
+    written_tables = sorted({t for s in statements for t in re.findall(written, s)})
+    assert written_tables == ["cursor", "run"], statements
     assert len(commits) == 3, statements  # start the run, checkpoint the page, finish the run
-    assert len(statements) <= 16, statements
+    assert len(statements) <= 8, statements
+    if app.store.engine.dialect.name == "postgresql":  # one statement each, in autocommit
+        assert len(statements) <= 7, statements

@@ -1,0 +1,69 @@
+"""Whether a cycle has anything to plan or send, asked of the store in one statement.
+
+A cycle's plan step reads, each in its own statement, the stored planning fingerprint
+(``syncd.due``), the leads with open outbox rows, the leads never evaluated since their last
+write, the leads come due, and then counts the held and blocked leads; the drain then reads the
+due outbox rows of each kind. On an idle cycle every one of those reads finds nothing, and on
+PostgreSQL each is a round trip to the server: most of an idle cycle's time there.
+
+:func:`probe` asks all of it at once (scalar subqueries, each an index probe or an indexed
+count, the same ones the separate reads use). When it finds nothing to evaluate and no open
+outbox row (:meth:`PlanProbe.idle`), the cycle plans and sends nothing, exactly as the separate
+reads would have concluded, and reports the held and blocked counts the probe read (nothing
+was evaluated, so nothing changed them). Otherwise the cycle goes on as before; the probe cost
+it one statement.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select
+
+from syncd.due import fingerprint_key, stored_due
+from syncd.state import OPEN_STATES, LeadRow, MetaRow, OutboxRow, StateStore
+
+__all__ = ["PlanProbe", "probe"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanProbe:
+    fingerprint: str | None  # the fingerprint the stored due times were computed under
+    open_changes: bool  # an outbox row planned, pending or in doubt
+    never_evaluated: bool  # a live lead written since its last evaluation (due_at NULL)
+    come_due: bool  # a live lead whose due time has come
+    held: int
+    blocked: int
+
+    def idle(self, fingerprint: str) -> bool:
+        """Nothing to evaluate under ``fingerprint`` and nothing in the outbox to send."""
+        return self.fingerprint == fingerprint and not (
+            self.open_changes or self.never_evaluated or self.come_due
+        )
+
+
+def probe(store: StateStore, crm: str, *, now: datetime, held_since: datetime) -> PlanProbe:
+    """What :class:`PlanProbe` says of ``crm`` at ``now`` (held: edited after ``held_since``)."""
+    lead, outbox, meta = LeadRow.__table__, OutboxRow.__table__, MetaRow.__table__
+    live = (lead.c.crm == crm, lead.c.deleted.is_(False), lead.c.converted.is_(False))
+    held, blocked = store.held_and_blocked_counts(crm, held_since)
+    query = select(
+        select(meta.c.value).where(meta.c.key == fingerprint_key(crm)).scalar_subquery(),
+        exists().where(outbox.c.crm == crm, outbox.c.state.in_(OPEN_STATES)),
+        exists().where(*live, lead.c.due_at.is_(None)),
+        exists().where(*live, lead.c.due_at <= stored_due(now)),
+        held,
+        blocked,
+    )
+    with store.reading() as conn:
+        stored, open_changes, never, come_due, n_held, n_blocked = conn.execute(query).one()
+    return PlanProbe(
+        fingerprint=None if stored is None else json.loads(stored),
+        open_changes=bool(open_changes),
+        never_evaluated=bool(never),
+        come_due=bool(come_due),
+        held=int(n_held),
+        blocked=int(n_blocked),
+    )
