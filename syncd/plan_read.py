@@ -162,8 +162,14 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
         else:
             lead.enrichment = _json(enrichment)
         lead.status = status
-        # Most of these are NULL on most leads: the test inline avoids a call.
-        lead.status_changed_at = None if status_changed_at is None else _when(status_changed_at)
+        # The others are NULL on most leads: the test inline avoids a call.
+        if status_changed_at.__class__ is plain:
+            when = parse(status_changed_at)
+            lead.status_changed_at = (
+                when.replace(tzinfo=utc) if when.tzinfo is None else _when(when)
+            )
+        else:
+            lead.status_changed_at = None if status_changed_at is None else _when(status_changed_at)
         lead.written_status = written_status
         lead.rep_edit_at = None if rep_edit_at is None else _when(rep_edit_at)
         lead.rep_edit_status = rep_edit_status
@@ -171,7 +177,11 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
         lead.error_code = error_code
         lead.error_message = error_message
         lead.error_at = None if error_at is None else _when(error_at)
-        lead.due_at = None if due_at is None else _when(due_at)
+        if due_at.__class__ is plain:
+            when = parse(due_at)
+            lead.due_at = when.replace(tzinfo=utc) if when.tzinfo is None else _when(when)
+        else:
+            lead.due_at = None if due_at is None else _when(due_at)
         lead.guard_blocked = None if guard_blocked is None else bool(guard_blocked)
         append(lead)
     return out
