@@ -76,6 +76,23 @@ class _WallField:
         """
         if value is None:
             return None  # neither a date nor an instant (the common missing value)
+        if (
+            value.__class__ is datetime
+            and value.tzinfo is UTC
+            and (
+                not self.date_only
+                or value.hour
+                or value.minute
+                or value.second
+                or value.microsecond
+            )
+        ):
+            # The common value, an instant in UTC (as the mirror's datetimes are): what
+            # _compares_as_date and as_aware_datetime below say of it, without the calls.
+            k = bisect_left(self.durations, now - value)
+            if k == len(self.durations):
+                return None
+            return _add(value, self.durations[k] + _TICK)
         if self.date_only and _compares_as_date(value):
             day = date_only_value(value)
             assert day is not None
@@ -276,7 +293,9 @@ def _next_now_breakpoint(leaf: _NowLeaf, lead: Mapping[str, Any], now: datetime)
     value = lead.get(leaf.other)
     if value is None:
         return best  # neither an instant nor a date
-    instant = as_aware_datetime(value)
+    # An aware datetime is the common value: as_aware_datetime gives it back as it is.
+    is_aware = value.__class__ is datetime and value.tzinfo is not None
+    instant = value if is_aware else as_aware_datetime(value)
     if instant is not None:
         at = instant if instant > now else (_add(instant, _TICK) or instant)
         if at > now and (best is None or at < best):

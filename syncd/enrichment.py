@@ -43,9 +43,9 @@ decoded, numbers where text is expected are treated as missing) are handled the 
 classification, the email-domain verdict and the ICP score (a function of six small inputs) are
 computed once per distinct input and kept in bounded per-enricher LRU caches, and every BANT
 outcome is precomputed. Unique values (most corporate domains and many titles in a real org) are
-cheap too: a title tries only the rules whose phrases can start at one of its word starts
-(:class:`_TitleScan`, exactly the full first-match scan), and the ICP reason is assembled from
-parts scored once per company place and per kind of person.
+cheap too: the title rules, written as regexes, are matched by word lookups compiled from
+those regexes (:mod:`syncd.enrichment_tokens`, exactly the full first-match regex scan), and the
+ICP reason is assembled from parts scored once per company place and per kind of person.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ from syncd.enrichment_data import (
     FREE_MAIL_BRANDS,
     FREE_MAIL_DOMAINS,
 )
+from syncd.enrichment_tokens import TokenScan
 
 __all__ = [
     "DECISION_MAKER_SENIORITIES",
@@ -770,154 +771,16 @@ class TitleClass:
     decision_maker_reason: str
 
 
-_REGEX_META = frozenset("\\()[]{}?*+|.^$")
-_QUANTIFIERS = frozenset("?*+{")
-_KEY = 3  # characters at a word start the index is keyed by
-_SHORT = 2  # prefixes this short are indexed by themselves
-_ANY_WORD_START = "(?:\\w*)"
-
-
-def _split_top(text: str) -> list[str]:
-    """``text`` split at the ``|`` that are not inside a group or escaped."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return parts
-
-
-def _group_end(text: str, start: int) -> int:
-    """Index of the ``)`` closing the group opened at ``text[start]``."""
-    depth, i = 0, start
-    while True:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        depth += (c == "(") - (c == ")")
-        if depth == 0:
-            return i
-        i += 1
-
-
-def _literal_prefixes(phrase: str) -> set[str] | None:
-    """Texts one of which every match of ``phrase`` starts with; None when it has no literal
-    start (then the phrase is always tried). Lookbehinds are skipped: they match no text."""
-    i = 0
-    while phrase.startswith("(?<", i):
-        i = _group_end(phrase, i) + 1
-    if phrase.startswith("(", i):
-        end = _group_end(phrase, i)
-        inner = phrase[i + 1 : end]
-        if not inner.startswith("?:") or phrase[end + 1 : end + 2] in _QUANTIFIERS:
-            return None
-        options = _split_top(inner[2:])
-        if all(o and not (set(o) & _REGEX_META) for o in options):
-            return set(options)
-        return None
-    literal = []
-    for j in range(i, len(phrase)):
-        if phrase[j] in _REGEX_META or phrase[j + 1 : j + 2] in _QUANTIFIERS:
-            break
-        literal.append(phrase[j])
-    return {"".join(literal)} if literal else None
-
-
-class _TitleScan:
-    """First-match classification over an ordered rule list, trying only plausible rules.
-
-    Every rule is ``\\b(?:phrase|phrase...)\\b`` over a normalised title (words of ``\\w``
-    characters separated by single spaces), so a match starts at a word start with one of the
-    phrase's literal prefixes. Rules are indexed by the first three characters of those
-    prefixes (two-character prefixes by themselves);
-    a title tries only the rules its word starts index (plus those without a literal start), in
-    list order, with the same regexes: the result is exactly the full scan's, without running
-    every regex on every title.
-    """
-
-    def __init__(self, rules: tuple[tuple[str, re.Pattern[str]], ...]) -> None:
-        self.rules = rules
-        short: dict[str, set[int]] = {}  # two-character prefixes
-        index: dict[str, set[int]] = {}  # longer prefixes, by their first three characters
-        always: set[int] = set()
-        inner: list[tuple[str, int]] = []  # (text, rule) for phrases that may start mid-word
-        for k, (_label, pattern) in enumerate(rules):
-            body = pattern.pattern
-            if not (body.startswith("\\b(?:") and body.endswith(")\\b")):
-                always.add(k)
-                continue
-            for phrase in _split_top(body[len("\\b(?:") : -len(")\\b")]):
-                if phrase.startswith(_ANY_WORD_START):  # "(?:\\w*)leiter": inside a word
-                    found = _literal_prefixes(phrase[len(_ANY_WORD_START) :])
-                    if found is None or any(len(p) < _SHORT for p in found):
-                        always.add(k)
-                        break
-                    inner += [(p, k) for p in found]
-                    continue
-                prefixes = _literal_prefixes(phrase)
-                if prefixes is None or any(len(p) < _SHORT for p in prefixes):
-                    always.add(k)
-                    break
-                for p in prefixes:
-                    (short if len(p) == _SHORT else index).setdefault(p[:_KEY], set()).add(k)
-        # Rule sets as bit masks (bit k: rule k), so a title's candidates are one integer.
-        self._always = sum(1 << k for k in always)
-        self._inner = tuple((part, 1 << k) for part, k in inner)
-        self._short = {key: sum(1 << k for k in ks) for key, ks in short.items()}
-        self._index = {key: sum(1 << k for k in ks) for key, ks in index.items()}
-        self._masks: dict[str, int] = {}  # word-start key -> rules it makes plausible
-
-    def _mask(self, key: str) -> int:
-        mask = self._index.get(key, 0) | self._short.get(key[:_SHORT], 0)
-        if len(self._masks) < _CACHE_SIZE:
-            self._masks[key] = mask
-        return mask
-
-    def first(self, text: str, keys: Iterable[str]) -> tuple[str, str] | None:
-        """(label, matched text) of the first rule matching ``text``; ``keys`` are the (up to)
-        three characters at each of its word starts (:func:`_word_keys`)."""
-        masks = self._masks
-        mask = self._always
-        for part, bit in self._inner:
-            if part in text:
-                mask |= bit
-        for key in keys:
-            found_mask = masks.get(key)
-            mask |= self._mask(key) if found_mask is None else found_mask
-        rules = self.rules
-        while mask:  # lowest bit first: list order
-            low = mask & -mask
-            label, pattern = rules[low.bit_length() - 1]
-            found = pattern.search(text)
-            if found:
-                return label, found.group(0)
-            mask ^= low
-        return None
-
-
-# The (up to) three characters at each word start: the space before a word is consumed, the
-# lookahead captures without consuming, so "r d lead" gives "r d", "d l", "lea".
-_WORD_STARTS = re.compile(r"(?:^| )(?=(.{1,3}))")
-
-
-def _word_keys(text: str) -> set[str]:
-    """The (up to) three characters at each word start of a normalised title."""
-    return set(_WORD_STARTS.findall(text))
-
-
-_ROLE_SCAN = _TitleScan(_ROLE_RULES)
-_SENIORITY_SCAN = _TitleScan(_SENIORITY_RULES)
+# Seniority -> (decision_maker, its reason): one per rank, not one string per title.
+_DECIDES: dict[str, tuple[bool, str]] = {
+    rank: (True, f"seniority {rank} decides purchases")
+    if rank in DECISION_MAKER_SENIORITIES
+    else (False, f"seniority {rank} is not a decision maker")
+    for rank in SENIORITIES
+}
+# The rules' regexes are their definition; matching runs on word lookups compiled from them.
+_ROLE_SCAN = TokenScan(_ROLE_RULES)
+_SENIORITY_SCAN = TokenScan(_SENIORITY_RULES)
 _WRITTEN: dict[str, re.Pattern[str]] = {}  # words matched -> pattern finding them as written
 
 
@@ -952,27 +815,23 @@ def classify_title(title: str) -> TitleClass:
     if len(shown) > _SHOW:
         shown = shown[:_SHOW] + "…"
     text = _NON_WORD.sub(" ", title.lower()).strip()
-    keys = _word_keys(text)
-    role = _ROLE_SCAN.first(text, keys)
-    rank = _SENIORITY_SCAN.first(text, keys)
+    words = text.split(" ") if text else []
+    role = _ROLE_SCAN.first(text, words, _ROLE_SCAN.mask(words))
+    rank = _SENIORITY_SCAN.first(text, words, _SENIORITY_SCAN.mask(words))
+    quoted = repr(shown)  # what {shown!r} gives, made once for both reasons
     if role is None:
-        role_out, role_reason = "other", f"title {shown!r} → role other (no function word)"
+        role_out, role_reason = "other", f"title {quoted} → role other (no function word)"
     else:
-        role_out, role_reason = (
-            role[0],
-            (f"title {shown!r} → role {role[0]} (matched {_as_written(title, role[1])!r})"),
-        )
+        role_out = role[0]
+        role_reason = f"title {quoted} → role {role_out} (matched {_as_written(title, role[1])!r})"
     if rank is None:
-        rank_out, rank_reason = "unknown", f"title {shown!r} → seniority unknown (no rank word)"
+        rank_out, rank_reason = "unknown", f"title {quoted} → seniority unknown (no rank word)"
     else:
         rank_out = rank[0]
         rank_reason = (
-            f"title {shown!r} → seniority {rank[0]} (matched {_as_written(title, rank[1])!r})"
+            f"title {quoted} → seniority {rank_out} (matched {_as_written(title, rank[1])!r})"
         )
-    if rank_out in DECISION_MAKER_SENIORITIES:
-        decision_maker, dm_reason = True, f"seniority {rank_out} decides purchases"
-    else:
-        decision_maker, dm_reason = False, f"seniority {rank_out} is not a decision maker"
+    decision_maker, dm_reason = _DECIDES[rank_out]
     return TitleClass(role_out, rank_out, decision_maker, role_reason, rank_reason, dm_reason)
 
 
