@@ -41,8 +41,9 @@ def _config(tmp: Path) -> Path:
     }
     for old, new in replacements.items():
         if old not in text:
-            raise SystemExit(f"config.example.yaml no longer contains {old!r}; update "
-                             f"{Path(__file__).name}")
+            raise SystemExit(
+                f"config.example.yaml no longer contains {old!r}; update {Path(__file__).name}"
+            )
         text = text.replace(old, new)
     path = tmp / "syncd.yaml"
     path.write_text(text)
@@ -51,28 +52,38 @@ def _config(tmp: Path) -> Path:
 
 def _run_demo(config: Path) -> list[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
-    proc = subprocess.Popen([sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     stdout = proc.stdout
     assert stdout is not None
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(
-        line.rstrip("\n") for line in iter(stdout.readline, "")), daemon=True)
+    reader = threading.Thread(
+        target=lambda: lines.extend(line.rstrip("\n") for line in iter(stdout.readline, "")),
+        daemon=True,
+    )
     reader.start()
     deadline = time.monotonic() + TIMEOUT
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            cycles = Counter(m[1] for line in list(lines)
-                             if (m := re.search(r"syncd\.pipeline: cycle \w+ (\S+): pulled",
-                                                line)))
+            cycles = Counter(
+                m[1]
+                for line in list(lines)
+                if (m := re.search(r"syncd\.pipeline: cycle \w+ (\S+): pulled", line))
+            )
             if len(cycles) >= 2 and min(cycles.values()) >= 2:
                 time.sleep(1.0)  # the cycles' listings follow their log lines
                 break
             time.sleep(0.1)
         else:
-            raise SystemExit("the demo did not finish two cycles per connector:\n"
-                             + "\n".join(lines))
+            raise SystemExit(
+                "the demo did not finish two cycles per connector:\n" + "\n".join(lines)
+            )
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     finally:
@@ -111,9 +122,15 @@ def _cut_listings(lines: list[str]) -> list[str]:
 
 def _status(config: Path) -> list[str]:
     env = {**os.environ, "COLUMNS": "100"}
-    result = subprocess.run([sys.executable, "-m", "syncd.cli", "status", "--config",
-                             str(config)], capture_output=True, text=True, env=env, cwd=REPO,
-                            timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd.cli", "status", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    )
     return _fold_held(_cut_listings(result.stdout.splitlines()))
 
 
@@ -135,8 +152,7 @@ def _fold_held(lines: list[str]) -> list[str]:
 
 
 def _replace_block(readme: str, marker: str, lines: list[str]) -> str:
-    pattern = re.compile(rf"(<!-- example: {re.escape(marker)} -->\n```[^\n]*\n)(.*?)(```)",
-                         re.S)
+    pattern = re.compile(rf"(<!-- example: {re.escape(marker)} -->\n```[^\n]*\n)(.*?)(```)", re.S)
     if not pattern.search(readme):
         raise SystemExit(f"README.md has no block after <!-- example: {marker} -->")
     return pattern.sub(lambda m: m[1] + "\n".join(lines) + "\n" + m[3], readme, count=1)
@@ -155,8 +171,10 @@ def main() -> None:
         return
     text = _replace_block(README.read_text(), "make-run", run)
     README.write_text(_replace_block(text, "status", status))
-    sys.stdout.write(f"rewrote the make-run ({len(run)} lines) and status ({len(status)} lines) "
-                     "examples in README.md\n")
+    sys.stdout.write(
+        f"rewrote the make-run ({len(run)} lines) and status ({len(status)} lines) "
+        "examples in README.md\n"
+    )
 
 
 if __name__ == "__main__":
