@@ -21,6 +21,13 @@ Salesforce (docs/crm-api.md A2, A5, A6, A7, A11):
   exactly this when the job is the cheaper way). A client that does not know it spends a call
   to learn it: syncd's first query page (whose leads it keeps) is in syncd's count, not here,
   so a pull that takes a job costs syncd one read call more than this.
+  What this leaves out, and so flatters syncd: a Composite request may carry up to 5 query
+  subrequests (the same cap as collections), and a query's further pages are the query
+  resource at its ``nextRecordsUrl``, which a subrequest can also fetch. A client that split a
+  read into 5 disjoint queries (by Id range, say) of at most 2,000 rows each would read up to
+  10,000 leads a counted call. This minimum, like syncd, counts one query page a call, so for
+  reads on query pages (below about 8,000 leads, where a job costs more) it is up to 5 x looser
+  than such a client.
 * **Writes**: a Composite request (``POST /composite``) is one counted call and carries up to 25
   subrequests, at most 5 of them sObject Collections (or queries); a Collections subrequest
   carries up to 200 records of one operation. Field updates (``PATCH composite/sobjects``) and
