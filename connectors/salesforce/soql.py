@@ -84,12 +84,13 @@ def lead_stream_query(
     )
 
 
-#: The one shape Salesforce writes a dateTime in (``2024-01-01T12:00:00.000+0000``).
-_WIRE_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}", re.ASCII)
+#: The shapes Salesforce writes a dateTime in: ``2024-01-01T12:00:00.000+0000`` in REST
+#: answers, ``2024-01-01T12:00:00.000Z`` in Bulk API 2.0 query results (CSV; crm-api A7).
+_WIRE_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:[+-]\d{4}|Z)", re.ASCII)
 
 
 def parse_datetime(value: str) -> datetime:
-    """``2024-01-01T12:00:00.000+0000`` -> tz-aware UTC datetime."""
+    """``2024-01-01T12:00:00.000+0000`` (or ``...000Z``) -> tz-aware UTC datetime."""
     # Every record of a pull carries a few of these: ``fromisoformat`` reads the usual shape
     # several times faster than ``strptime``, which still judges anything else.
     if _WIRE_DATETIME.fullmatch(value):

@@ -25,6 +25,7 @@ def _documented(value: str) -> datetime:
         "2024-02-29T23:59:59.999+0000",
         "2024-01-01T12:00:00.123-0530",
         "2024-01-01T00:30:00.000+0100",  # the previous day in UTC
+        "2024-01-01T12:00:00.000Z",  # Bulk API 2.0 query results write UTC as Z
         "2024-01-01T12:00:00.5Z",  # not the usual shape: the documented format reads it
         "2024-01-01T12:00:00.000000+0000",
     ],
@@ -40,6 +41,7 @@ def test_wire_datetimes_read_as_the_same_utc_instant_as_the_documented_format(va
     [
         "2024-13-01T12:00:00.000+0000",  # month 13, in the usual shape
         "2024-01-01T12:00:00.000+2400",  # offset of a whole day
+        "2024-02-30T12:00:00.000Z",  # no such day, in the Bulk shape
         "2024-01-01 12:00:00",
         "yesterday",
         "",
