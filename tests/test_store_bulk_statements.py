@@ -201,3 +201,20 @@ def test_a_column_a_page_leaves_out_gets_its_default_on_insert_and_keeps_its_val
     assert (a["status"], a["deleted"]) == ("Working", True)  # left as it was
     assert (b["deleted"], b["converted"]) == (False, False)  # the columns' defaults
     store.close()
+
+
+def test_a_postgresql_store_prepares_no_statement_however_often_it_repeats_one(
+    postgres_url: str,
+) -> None:
+    # A prepared lookup by ids may get a generic plan that walks the wrong index, and a
+    # transaction-pooling proxy cannot carry prepared statements (README "Deploying").
+    store = StateStore(postgres_url)
+    ids = [f"L{i}" for i in range(50)]
+    with store.begin() as conn:
+        store.upsert_leads(conn, [_lead(i) for i in ids])
+    with store.reading() as conn:
+        for _ in range(10):
+            assert len(store.existing_lead_ids(conn, "salesforce", ids)) == 50
+        prepared = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar()
+    assert prepared == 0
+    store.close()
