@@ -10,8 +10,7 @@ as one JSON document (``json.dumps`` in C) and the server reads it back as rows
 * :func:`upsert_rows`: ``INSERT .. SELECT FROM json_to_recordset(..) ON CONFLICT .. DO UPDATE``;
 * :func:`update_by_key`: ``UPDATE .. FROM json_to_recordset(..) WHERE`` the key matches;
 * :func:`any_of`: ``column = ANY(array)`` instead of ``IN (500 parameters)``, so a lookup by
-  ids is one statement whatever the number of ids, and the same statement text every time
-  (which psycopg prepares once it has seen it a few times).
+  ids is one statement whatever the number of ids.
 
 What is stored is what SQLAlchemy would store: a JSON column's value is the text ``json.dumps``
 gives (a nested value keeps its text in ``json_to_recordset``), ``None`` is SQL NULL where the

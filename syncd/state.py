@@ -482,7 +482,7 @@ class StateStore:
     def _id_chunks(self, column: Any, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
         """Conditions ``column`` in ``ids``, a statement's worth each: 500 parameters on
         SQLite (its variable limit), one array of them all on PostgreSQL (``pg_bulk.any_of``:
-        one round trip, and one statement text that psycopg prepares)."""
+        one round trip whatever the number of ids)."""
         if self._dialect == "postgresql":
             if ids:
                 yield pg_bulk.any_of(column, ids)
@@ -603,11 +603,8 @@ class StateStore:
         out: dict[str, LeadBody] = {}
         table = LeadRow.__table__
         columns = [table.c.lead_id, table.c.status, table.c.fields, table.c.newsletters]
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            chunk = ids[start : start + _UPSERT_CHUNK]
-            for row in conn.execute(
-                select(*columns).where(table.c.crm == crm, table.c.lead_id.in_(chunk))
-            ):
+        for chunk in self._id_chunks(table.c.lead_id, ids):
+            for row in conn.execute(select(*columns).where(table.c.crm == crm, chunk)):
                 out[row.lead_id] = row
         return out
 
