@@ -20,13 +20,18 @@ def _outbox_states(app: App) -> dict[tuple[str, str], int]:
     return {(k, s): n for k, s, n in rows}
 
 
-def test_field_and_membership_changes_of_one_cycle_go_out_in_ceil_collections_over_5_calls(
-    tmp_path: Path,
-) -> None:
+def _salesforce_config_in_batches_of_10(tmp_path: Path) -> Path:
     config = write_config(tmp_path, crms=("salesforce",))
     config.write_text(
         config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    batch_size: 10")
     )
+    return config
+
+
+def test_field_and_membership_changes_of_one_cycle_go_out_in_ceil_collections_over_5_calls(
+    tmp_path: Path,
+) -> None:
+    config = _salesforce_config_in_batches_of_10(tmp_path)
     with running_app(config) as app:
         sf = app.embedded.salesforce
         ids = sf.add_leads(
@@ -109,10 +114,7 @@ def test_a_call_carrying_a_leads_status_write_and_newsletter_add_leaves_both_on_
 ) -> None:
     # One call carries the lead's status write and its newsletter add in different
     # collections; their answers are recorded together, the lead's row written once.
-    config = write_config(tmp_path, crms=("salesforce",))
-    config.write_text(
-        config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    batch_size: 10")
-    )
+    config = _salesforce_config_in_batches_of_10(tmp_path)
     with running_app(config) as app:
         sf = app.embedded.salesforce
         ids = sf.add_leads(
