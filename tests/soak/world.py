@@ -23,6 +23,8 @@ from typing import Any
 
 import requests
 
+from tests.soak.invariants import RESPONSE_LOST
+
 __all__ = ["SOAK_RULES", "Daemon", "Emulator", "SoakWorld"]
 
 #: Rules of the soak: a status decision with a newsletter join in one intent, and an archive
@@ -152,8 +154,9 @@ class Emulator:
 
         A Salesforce Composite request is followed by its subrequests, flattened: each with
         ``subrequest`` true, the carrying request's ``seq``, applied only if the request was
-        and the subrequest succeeded, and the request's fault when it had none of its own (a
-        lost answer loses every subrequest's answer)."""
+        and the subrequest succeeded, and the request's fault when it lost the answer (a lost
+        answer loses every subrequest's answer, whatever befell the subrequest: a row lock's
+        answer lost in transit is still lost) or when the subrequest had none of its own."""
         out: list[dict[str, Any]] = []
         for entry in self._admin("GET", "journal?since=0")["entries"]:
             entry["kind"] = _kind(self.crm, entry["method"], entry["path"])
@@ -163,7 +166,7 @@ class Emulator:
                     kind=_kind(self.crm, sub["method"], sub["path"]),
                     seq=entry["seq"],
                     applied=bool(entry["applied"] and sub["applied"]),
-                    fault=sub.get("fault") or entry.get("fault"),
+                    fault=_subrequest_fault(entry.get("fault"), sub.get("fault")),
                     subrequest=True,
                 )
                 out.append(sub)
@@ -261,6 +264,14 @@ class Daemon:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def _subrequest_fault(request: str | None, subrequest: str | None) -> str | None:
+    """The fault a Composite subrequest's outcome owes to: the request's when it lost the
+    answer, else the subrequest's own, else the request's."""
+    if request in RESPONSE_LOST:
+        return request
+    return subrequest or request
 
 
 def _kind(crm: str, method: str, path: str) -> str | None:
