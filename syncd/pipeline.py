@@ -68,7 +68,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import due, history_pending, ledger, plan_probe, planner_stats, races
+from syncd import due, history_pending, ledger, plan_probe, planner_stats, races, run_books
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
@@ -145,6 +145,9 @@ class CycleReport:
     # Why a failed cycle failed, as a short label for metrics: auth, configuration, crm,
     # crm_unavailable, preflight, database, internal.
     reason: str | None = None
+    # The status ledger's newest row id when the run was recorded (syncd.kpi's mark of its
+    # growth, read in the same statement); None when the run could not be recorded.
+    ledger_mark: int | None = None
 
     def summary(self) -> str:
         text = (
@@ -481,6 +484,12 @@ class Pipeline:
         self._idle_probe: plan_probe.PlanProbe | None = None
         #: The stored cursor as the running pull read it at its start or last saved it.
         self._stored_cursor: Cursor | None = None
+        #: What the running cycle's start read with its run row (syncd.run_books), until used.
+        self._run_start: run_books.RunStart | None = None
+        #: In a cycle, an empty pull page's cursor waits for the run's final statement
+        #: (``run_books.finish``): (position, when it was read); nothing reads it before.
+        self._in_cycle = False
+        self._unsaved_cursor: tuple[run_books.Position, datetime] | None = None
         #: Leads may wait in ``history_pending`` (a previous process may have left some; this
         #: process's pulls add them): the table is read only then, not on every idle cycle.
         self._history_pending_unread = True
@@ -515,7 +524,10 @@ class Pipeline:
             run = RunRow(
                 run_id=report.run_id, crm=self.crm, started_at=now, ruleset_version=book.version
             )
-            self.store.start_run(run)
+            self._in_cycle, self._unsaved_cursor = True, None
+            self._run_start = run_books.start(
+                self.store, run, [OutboxState.PLANNED, OutboxState.SENDING]
+            )
             self._steps(report, book, now, approve_large_run=approve_large_run)
         except Interrupted as exc:
             # A retry or pacing wait was cut short by SIGTERM: nothing more was sent, and what
@@ -567,8 +579,13 @@ class Pipeline:
             return
         # One statement for both: an idle cycle has neither (the pull settles rows in doubt,
         # it never makes new ones, so none after it when none before).
-        present = self.store.outbox_states_present(
-            self.crm, [OutboxState.PLANNED, OutboxState.SENDING]
+        start = self._run_start
+        present = (
+            start.present
+            if start is not None
+            else self.store.outbox_states_present(
+                self.crm, [OutboxState.PLANNED, OutboxState.SENDING]
+            )
         )
         if OutboxState.PLANNED in present:
             self.store.discard_stale_plans(self.crm, now)
@@ -609,12 +626,15 @@ class Pipeline:
     def _finish(self, run: RunRow | None, report: CycleReport, calls_before: int) -> CycleReport:
         report.api_calls = _api_calls(self.connector) - calls_before
         finished = self.clock()
+        unsaved, self._unsaved_cursor = self._unsaved_cursor, None
+        self._in_cycle, self._run_start = False, None
         if run is not None:
             for name in _RUN_FIELDS:
                 setattr(run, name, getattr(report, name))
             run.finished_at = finished
             try:
-                self.store.finish_run(run)
+                position, read = unsaved if unsaved is not None else (None, finished)
+                report.ledger_mark = run_books.finish(self.store, run, position, read)
             except SQLAlchemyError as exc:
                 # The store went away mid-cycle; the next start marks this run interrupted.
                 log.warning(
@@ -652,7 +672,8 @@ class Pipeline:
         self._read_pending_history()
 
     def pull(self, report: CycleReport, *, until: datetime) -> None:
-        stored = self.store.cursor(self.crm)
+        start, self._run_start = self._run_start, None  # the cycle's start read the cursor
+        stored = start.cursor if start is not None else self.store.cursor(self.crm)
         since = self._stored_cursor = Cursor(*stored) if stored else None
         started = self.clock()
         progress = self.progress(self.crm) if self.progress is not None else None
@@ -784,6 +805,7 @@ class Pipeline:
         self.store.save_cursor(
             conn, self.crm, cursor.modified_at, cursor.record_id, now, read_at=cursor.read_at
         )
+        self._unsaved_cursor = None  # this later position supersedes an empty page's
         return cursor
 
     def _cursor_moved(self, cursor: Cursor) -> bool:
@@ -802,12 +824,18 @@ class Pipeline:
 
     def _checkpoint(self, cursor: Cursor | None, report: CycleReport) -> None:
         """A page without leads: the cursor's new read time and the run's counters, written
-        together (``StateStore.checkpoint``: one statement on PostgreSQL)."""
+        together (``StateStore.checkpoint``: one statement on PostgreSQL); in a cycle, by the
+        run's final statement (``run_books.finish``)."""
         save = cursor if cursor is not None and self._cursor_moved(cursor) else None
         counts = {name: getattr(report, name) for name in _RUN_COUNTS}
         counts["api_calls"] = _api_calls(self.connector) - self._calls_before
         position = None if save is None else (save.modified_at, save.record_id, save.read_at)
-        self.store.checkpoint(self.crm, report.run_id, counts, position, self.clock())
+        if self._in_cycle:
+            # The run's final statement writes the counters and this position (run_books).
+            if position is not None:
+                self._unsaved_cursor = (position, self.clock())
+        else:
+            self.store.checkpoint(self.crm, report.run_id, counts, position, self.clock())
         if save is not None:
             self._stored_cursor = save
 

@@ -525,15 +525,26 @@ class StateStore:
         obj: str = "lead",
         read_at: datetime | None = None,
     ) -> None:
+        conn.execute(self.cursor_upsert(crm, (modified_at, record_id, read_at), now, obj))
+
+    def cursor_upsert(
+        self,
+        crm: str,
+        cursor: tuple[datetime, str, datetime | None],
+        now: datetime,
+        obj: str = "lead",
+    ) -> Any:
+        """The statement ``save_cursor`` runs (modified_at, record_id, read_at): for a caller
+        that sends it as a data-modifying ``WITH`` of another statement on PostgreSQL."""
         values = {
             "crm": crm,
             "object": obj,
-            "modified_at": modified_at,
-            "record_id": record_id,
-            "read_at": read_at,
+            "modified_at": cursor[0],
+            "record_id": cursor[1],
+            "read_at": cursor[2],
             "updated_at": now,
         }
-        conn.execute(self._upsert(CursorRow, [values], ["crm", "object"]))
+        return self._upsert(CursorRow, [values], ["crm", "object"])
 
     def checkpoint(
         self,
@@ -561,15 +572,7 @@ class StateStore:
                 conn.execute(progress)
             return
         if cursor is not None:
-            values = {
-                "crm": crm,
-                "object": obj,
-                "modified_at": cursor[0],
-                "record_id": cursor[1],
-                "read_at": cursor[2],
-                "updated_at": now,
-            }
-            saved = self._upsert(CursorRow, [values], ["crm", "object"])
+            saved = self.cursor_upsert(crm, cursor, now, obj)
             progress = progress.add_cte(saved.cte("saved_cursor"))
         with self.writing_one() as conn:
             conn.execute(progress)
