@@ -544,7 +544,14 @@ class StateStore:
             "read_at": cursor[2],
             "updated_at": now,
         }
-        return self._upsert(CursorRow, [values], ["crm", "object"])
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        # One row as keywords, not a list: SQLAlchemy caches the compiled form of a single-row
+        # insert, while a multi-row VALUES is compiled again on every cycle (~1 ms of CPU).
+        stmt = dialect_insert(CursorRow.__table__).values(**values)
+        return stmt.on_conflict_do_update(
+            index_elements=["crm", "object"],
+            set_={c: stmt.excluded[c] for c in values if c not in ("crm", "object")},
+        )
 
     def checkpoint(
         self,
