@@ -486,6 +486,9 @@ class Pipeline:
         self._stored_cursor: Cursor | None = None
         #: What the running cycle's start read with its run row (syncd.run_books), until used.
         self._run_start: run_books.RunStart | None = None
+        #: The plan probe as the cycle's start read it, and the store's write count then.
+        self._early_probe: plan_probe.PlanProbe | None = None
+        self._writes_at_start = 0
         #: In a cycle, an empty pull page's cursor waits for the run's final statement
         #: (``run_books.finish``): (position, when it was read); nothing reads it before.
         self._in_cycle = False
@@ -525,9 +528,14 @@ class Pipeline:
                 run_id=report.run_id, crm=self.crm, started_at=now, ruleset_version=book.version
             )
             self._in_cycle, self._unsaved_cursor = True, None
+            since = held_since(_aware(now), self.settings.hold_rep_edits_for)
+            probe = plan_probe.columns(self.store, self.crm, now=now, held_since=since)
             self._run_start = run_books.start(
-                self.store, run, [OutboxState.PLANNED, OutboxState.SENDING]
+                self.store, run, [OutboxState.PLANNED, OutboxState.SENDING], probe
             )
+            # Still the plan step's answer if nothing is written before it (syncd.plan_probe).
+            self._early_probe = plan_probe.from_row(self._run_start.also)
+            self._writes_at_start = self.store.writes
             self._steps(report, book, now, approve_large_run=approve_large_run)
         except Interrupted as exc:
             # A retry or pacing wait was cut short by SIGTERM: nothing more was sent, and what
@@ -627,7 +635,7 @@ class Pipeline:
         report.api_calls = _api_calls(self.connector) - calls_before
         finished = self.clock()
         unsaved, self._unsaved_cursor = self._unsaved_cursor, None
-        self._in_cycle, self._run_start = False, None
+        self._in_cycle, self._run_start, self._early_probe = False, None, None
         if run is not None:
             for name in _RUN_FIELDS:
                 setattr(run, name, getattr(report, name))
@@ -1092,7 +1100,11 @@ class Pipeline:
             self.loop_guard.start_pass()
         fingerprint = self.fingerprint(book)
         since = held_since(_aware(now), self.settings.hold_rep_edits_for)
-        self._idle_probe = plan_probe.probe(self.store, self.crm, now=now, held_since=since)
+        early, self._early_probe = self._early_probe, None
+        if early is not None and report.pulled == 0 and self.store.writes == self._writes_at_start:
+            self._idle_probe = early  # nothing written since the cycle's start read it
+        else:
+            self._idle_probe = plan_probe.probe(self.store, self.crm, now=now, held_since=since)
         if self._idle_probe.idle(fingerprint):  # one statement instead of a plan's reads
             report.held, report.blocked = self._idle_probe.held, self._idle_probe.blocked
             if self.loop_guard is not None and self.metrics is not None:

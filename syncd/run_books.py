@@ -6,7 +6,8 @@ the funnel KPIs (``syncd.kpi``) then ask whether the status ledger grew. On an i
 is most of what the state store is asked, and on PostgreSQL every statement is a round trip:
 
 * :func:`start` sends the run's insert as a data-modifying ``WITH`` of the select that reads
-  both answers (https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING);
+  both answers (https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING),
+  and the plan step's probe with them (``syncd.plan_probe``);
 * :func:`finish` sends the run's final update, and the cursor an empty pull page moved (the
   pipeline keeps it until then: nothing reads it in between), as ``WITH`` clauses of the select
   of the ledger's newest id.
@@ -23,8 +24,9 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.state import CursorRow, OutboxRow, OutboxState, RunRow, StateStore, StatusHistoryRow
@@ -39,10 +41,17 @@ Position = tuple[datetime, str, datetime | None]
 class RunStart:
     present: frozenset[OutboxState]  # the asked states ``crm``'s outbox has a row in
     cursor: Position | None  # the stored position of the lead pull, if any
+    also: tuple[object, ...]  # the values of the ``also`` columns, in their order
 
 
-def start(store: StateStore, run: RunRow, states: Sequence[OutboxState]) -> RunStart:
-    """Insert ``run`` and read which of ``states`` its CRM's outbox holds and its cursor."""
+def start(
+    store: StateStore,
+    run: RunRow,
+    states: Sequence[OutboxState],
+    also: Sequence[ColumnElement[Any]] = (),
+) -> RunStart:
+    """Insert ``run`` and read which of ``states`` its CRM's outbox holds, its cursor and the
+    ``also`` columns (``syncd.plan_probe.columns``)."""
     outbox, cursor = OutboxRow.__table__, CursorRow.__table__
     crm = run.crm
     probes = [exists().where(outbox.c.crm == crm, outbox.c.state == s) for s in states]
@@ -51,7 +60,7 @@ def start(store: StateStore, run: RunRow, states: Sequence[OutboxState]) -> RunS
         select(c).where(*here).scalar_subquery()
         for c in (cursor.c.modified_at, cursor.c.record_id, cursor.c.read_at)
     ]
-    query = select(*probes, *position)
+    query = select(*probes, *position, *also)
     insert = RunRow.__table__.insert().values(**run.model_dump())
     try:
         if store.engine.dialect.name == "postgresql":
@@ -68,11 +77,12 @@ def start(store: StateStore, run: RunRow, states: Sequence[OutboxState]) -> RunS
             store.start_run(run)
         raise
     found = row[: len(states)]
-    modified_at, record_id, read_at = row[len(states) :]
+    modified_at, record_id, read_at = row[len(states) : len(states) + 3]
     stored = None if record_id is None else (_utc(modified_at), str(record_id), _opt_utc(read_at))
     return RunStart(
         present=frozenset(s for s, yes in zip(states, found, strict=True) if yes),
         cursor=stored,
+        also=tuple(row[len(states) + 3 :]),
     )
 
 

@@ -437,6 +437,9 @@ class StateStore:
         self._lead_upserts: dict[tuple[str, ...], Any] = {}
         # Rows written per table since its last ANALYZE (syncd.planner_stats reads and resets).
         self.rows_written: Counter[str] = Counter()
+        #: Write transactions this process opened (``begin``, ``writing_one``): a reader that
+        #: sees it unchanged knows this process wrote nothing meanwhile (syncd.plan_probe).
+        self.writes = 0
 
     def _check_schema(self) -> None:
         """The migrated schema has every column the models use.
@@ -462,6 +465,7 @@ class StateStore:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: all of it commits, or none of it."""
+        self.writes += 1
         with self.engine.begin() as conn:
             yield conn
 
@@ -498,6 +502,7 @@ class StateStore:
         would otherwise send ``BEGIN`` before it and ``COMMIT`` after it, three round trips
         for one write. SQLite writes stay in a transaction as they are (no round trip to save).
         """
+        self.writes += 1
         engine = self._autocommit if self._dialect == "postgresql" else self.engine
         with engine.begin() as conn:
             yield conn
