@@ -49,6 +49,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -180,8 +181,24 @@ class LeadRow(SQLModel, table=True):
     # A cycle selects the leads due for evaluation on it (syncd.due), never a scan of all.
     __table_args__ = (
         Index("ix_lead_due", "crm", "due_at", "lead_id"),
-        Index("ix_lead_rep_edit", "crm", "rep_edit_at"),  # held leads, counted every cycle
-        Index("ix_lead_blocked", "crm", "guard_blocked"),  # blocked leads, likewise
+        # Held and blocked leads, counted every cycle: a few of many, so partial indexes
+        # (migration 0008; every lead's row version would otherwise add an entry to each).
+        Index(
+            "ix_lead_rep_edit",
+            "crm",
+            "rep_edit_at",
+            postgresql_where=text("rep_edit_at IS NOT NULL"),
+            sqlite_where=text("rep_edit_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_lead_blocked",
+            "crm",
+            "guard_blocked",
+            # As each dialect writes ``guard_blocked IS true``: SQLite uses a partial index
+            # only for a query term written exactly as its predicate (``IS 1``).
+            postgresql_where=text("guard_blocked IS true"),
+            sqlite_where=text("guard_blocked IS 1"),
+        ),
     )
     crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     lead_id: str = Field(primary_key=True, max_length=64)
