@@ -76,13 +76,18 @@ def start(
         with suppress(SQLAlchemyError):
             store.start_run(run)
         raise
-    found = row[: len(states)]
-    modified_at, record_id, read_at = row[len(states) : len(states) + 3]
-    stored = None if record_id is None else (_utc(modified_at), str(record_id), _opt_utc(read_at))
+    values: tuple[object, ...] = tuple(row)
+    found = values[: len(states)]
+    modified_at, record_id, read_at = values[len(states) : len(states) + 3]
+    stored = None
+    if record_id is not None:
+        assert isinstance(modified_at, datetime)  # the column is NOT NULL
+        assert read_at is None or isinstance(read_at, datetime)
+        stored = (_utc(modified_at), str(record_id), _opt_utc(read_at))
     return RunStart(
         present=frozenset(s for s, yes in zip(states, found, strict=True) if yes),
         cursor=stored,
-        also=tuple(row[len(states) + 3 :]),
+        also=values[len(states) + 3 :],
     )
 
 
