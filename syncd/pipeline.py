@@ -894,7 +894,7 @@ class Pipeline:
         cycle."""
         if not self.settings.read_crm_history or not by_id:
             return {}  # an empty page (an idle pull) meets no new lead
-        with self.store.begin() as conn:
+        with self.store.reading() as conn:  # one statement: no BEGIN/COMMIT on PostgreSQL
             seen = self.store.existing_lead_ids(conn, self.crm, list(by_id))
         new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
         if not new:
