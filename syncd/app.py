@@ -685,7 +685,7 @@ def _after_cycle(
     kpis = FunnelKpis(store.engine, settings, metrics.publish_funnel)
 
     def after(cycle: Any) -> None:
-        funnel = kpis.refresh(cycle.crm) if cycle.outcome != "failed" else None
+        funnel = kpis.refresh(cycle.crm, cycle.ledger_mark) if cycle.outcome != "failed" else None
         if alerter is not None:
             alerter.after_cycle(cycle, funnel)
 

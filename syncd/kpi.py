@@ -85,11 +85,12 @@ class FunnelKpis:
         leads = read_inputs(self.engine, self.status_maps, crm=crm, since=options.since)
         return compute(leads, options)[0]
 
-    def refresh(self, crm: str) -> Report | None:
+    def refresh(self, crm: str, ledger_mark: int | None = None) -> Report | None:
         """Recompute ``crm``'s gauges (unless nothing changed lately: ``KPI_MAX_AGE``); a store
-        error keeps the last values (and is logged)."""
+        error keeps the last values (and is logged). ``ledger_mark``: the ledger's newest row
+        id as the cycle's last statement read it (``CycleReport.ledger_mark``), else read."""
         try:
-            mark = self._ledger_mark()
+            mark = self._ledger_mark() if ledger_mark is None else ledger_mark
             last = self._last.get(crm)
             now = self.clock()
             if last is not None:
@@ -119,4 +120,4 @@ class FunnelKpis:
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             value = conn.execute(select(func.max(StatusHistoryRow.__table__.c.id))).scalar()
-        return None if value is None else int(value)
+        return 0 if value is None else int(value)  # 0 when empty, as syncd.run_books reads it

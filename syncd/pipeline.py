@@ -68,7 +68,7 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import due, history_pending, ledger, plan_probe, planner_stats, races
+from syncd import due, history_pending, ledger, plan_probe, planner_stats, races, run_books
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
@@ -145,6 +145,9 @@ class CycleReport:
     # Why a failed cycle failed, as a short label for metrics: auth, configuration, crm,
     # crm_unavailable, preflight, database, internal.
     reason: str | None = None
+    # The status ledger's newest row id when the run was recorded (syncd.kpi's mark of its
+    # growth, read in the same statement); None when the run could not be recorded.
+    ledger_mark: int | None = None
 
     def summary(self) -> str:
         text = (
@@ -481,6 +484,15 @@ class Pipeline:
         self._idle_probe: plan_probe.PlanProbe | None = None
         #: The stored cursor as the running pull read it at its start or last saved it.
         self._stored_cursor: Cursor | None = None
+        #: What the running cycle's start read with its run row (syncd.run_books), until used.
+        self._run_start: run_books.RunStart | None = None
+        #: The plan probe as the cycle's start read it, and the store's write count then.
+        self._early_probe: plan_probe.PlanProbe | None = None
+        self._writes_at_start = 0
+        #: In a cycle, an empty pull page's cursor waits for the run's final statement
+        #: (``run_books.finish``): (position, when it was read); nothing reads it before.
+        self._in_cycle = False
+        self._unsaved_cursor: tuple[run_books.Position, datetime] | None = None
         #: Leads may wait in ``history_pending`` (a previous process may have left some; this
         #: process's pulls add them): the table is read only then, not on every idle cycle.
         self._history_pending_unread = True
@@ -515,7 +527,15 @@ class Pipeline:
             run = RunRow(
                 run_id=report.run_id, crm=self.crm, started_at=now, ruleset_version=book.version
             )
-            self.store.start_run(run)
+            self._in_cycle, self._unsaved_cursor = True, None
+            since = held_since(_aware(now), self.settings.hold_rep_edits_for)
+            probe = plan_probe.columns(self.store, self.crm, now=now, held_since=since)
+            self._run_start = run_books.start(
+                self.store, run, [OutboxState.PLANNED, OutboxState.SENDING], probe
+            )
+            # Still the plan step's answer if nothing is written before it (syncd.plan_probe).
+            self._early_probe = plan_probe.from_row(self._run_start.also)
+            self._writes_at_start = self.store.writes
             self._steps(report, book, now, approve_large_run=approve_large_run)
         except Interrupted as exc:
             # A retry or pacing wait was cut short by SIGTERM: nothing more was sent, and what
@@ -567,8 +587,13 @@ class Pipeline:
             return
         # One statement for both: an idle cycle has neither (the pull settles rows in doubt,
         # it never makes new ones, so none after it when none before).
-        present = self.store.outbox_states_present(
-            self.crm, [OutboxState.PLANNED, OutboxState.SENDING]
+        start = self._run_start
+        present = (
+            start.present
+            if start is not None
+            else self.store.outbox_states_present(
+                self.crm, [OutboxState.PLANNED, OutboxState.SENDING]
+            )
         )
         if OutboxState.PLANNED in present:
             self.store.discard_stale_plans(self.crm, now)
@@ -609,12 +634,15 @@ class Pipeline:
     def _finish(self, run: RunRow | None, report: CycleReport, calls_before: int) -> CycleReport:
         report.api_calls = _api_calls(self.connector) - calls_before
         finished = self.clock()
+        unsaved, self._unsaved_cursor = self._unsaved_cursor, None
+        self._in_cycle, self._run_start, self._early_probe = False, None, None
         if run is not None:
             for name in _RUN_FIELDS:
                 setattr(run, name, getattr(report, name))
             run.finished_at = finished
             try:
-                self.store.finish_run(run)
+                position, read = unsaved if unsaved is not None else (None, finished)
+                report.ledger_mark = run_books.finish(self.store, run, position, read)
             except SQLAlchemyError as exc:
                 # The store went away mid-cycle; the next start marks this run interrupted.
                 log.warning(
@@ -652,7 +680,8 @@ class Pipeline:
         self._read_pending_history()
 
     def pull(self, report: CycleReport, *, until: datetime) -> None:
-        stored = self.store.cursor(self.crm)
+        start, self._run_start = self._run_start, None  # the cycle's start read the cursor
+        stored = start.cursor if start is not None else self.store.cursor(self.crm)
         since = self._stored_cursor = Cursor(*stored) if stored else None
         started = self.clock()
         progress = self.progress(self.crm) if self.progress is not None else None
@@ -784,6 +813,7 @@ class Pipeline:
         self.store.save_cursor(
             conn, self.crm, cursor.modified_at, cursor.record_id, now, read_at=cursor.read_at
         )
+        self._unsaved_cursor = None  # this later position supersedes an empty page's
         return cursor
 
     def _cursor_moved(self, cursor: Cursor) -> bool:
@@ -802,12 +832,18 @@ class Pipeline:
 
     def _checkpoint(self, cursor: Cursor | None, report: CycleReport) -> None:
         """A page without leads: the cursor's new read time and the run's counters, written
-        together (``StateStore.checkpoint``: one statement on PostgreSQL)."""
+        together (``StateStore.checkpoint``: one statement on PostgreSQL); in a cycle, by the
+        run's final statement (``run_books.finish``)."""
         save = cursor if cursor is not None and self._cursor_moved(cursor) else None
         counts = {name: getattr(report, name) for name in _RUN_COUNTS}
         counts["api_calls"] = _api_calls(self.connector) - self._calls_before
         position = None if save is None else (save.modified_at, save.record_id, save.read_at)
-        self.store.checkpoint(self.crm, report.run_id, counts, position, self.clock())
+        if self._in_cycle:
+            # The run's final statement writes the counters and this position (run_books).
+            if position is not None:
+                self._unsaved_cursor = (position, self.clock())
+        else:
+            self.store.checkpoint(self.crm, report.run_id, counts, position, self.clock())
         if save is not None:
             self._stored_cursor = save
 
@@ -858,7 +894,7 @@ class Pipeline:
         cycle."""
         if not self.settings.read_crm_history or not by_id:
             return {}  # an empty page (an idle pull) meets no new lead
-        with self.store.begin() as conn:
+        with self.store.reading() as conn:  # one statement: no BEGIN/COMMIT on PostgreSQL
             seen = self.store.existing_lead_ids(conn, self.crm, list(by_id))
         new = [i for i, lead in by_id.items() if i not in seen and not lead.deleted]
         if not new:
@@ -1064,7 +1100,11 @@ class Pipeline:
             self.loop_guard.start_pass()
         fingerprint = self.fingerprint(book)
         since = held_since(_aware(now), self.settings.hold_rep_edits_for)
-        self._idle_probe = plan_probe.probe(self.store, self.crm, now=now, held_since=since)
+        early, self._early_probe = self._early_probe, None
+        if early is not None and report.pulled == 0 and self.store.writes == self._writes_at_start:
+            self._idle_probe = early  # nothing written since the cycle's start read it
+        else:
+            self._idle_probe = plan_probe.probe(self.store, self.crm, now=now, held_since=since)
         if self._idle_probe.idle(fingerprint):  # one statement instead of a plan's reads
             report.held, report.blocked = self._idle_probe.held, self._idle_probe.blocked
             if self.loop_guard is not None and self.metrics is not None:

@@ -12,20 +12,27 @@ outbox row (:meth:`PlanProbe.idle`), the cycle plans and sends nothing, exactly 
 reads would have concluded, and reports the held and blocked counts the probe read (nothing
 was evaluated, so nothing changed them). Otherwise the cycle goes on as before; the probe cost
 it one statement.
+
+A cycle asks it with its run's start (``syncd.run_books``), before the pull, and uses that
+answer when nothing was written to the store in between (an idle pull writes nothing before
+the run's end): then nothing the probe reads can have changed, bar another process's write in
+those milliseconds, which the next cycle sees.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, select
 
 from syncd.due import fingerprint_key, stored_due
 from syncd.state import OPEN_STATES, LeadRow, MetaRow, OutboxRow, StateStore
 
-__all__ = ["PlanProbe", "probe"]
+__all__ = ["PlanProbe", "columns", "from_row", "probe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +51,39 @@ class PlanProbe:
         )
 
 
-def probe(store: StateStore, crm: str, *, now: datetime, held_since: datetime) -> PlanProbe:
-    """What :class:`PlanProbe` says of ``crm`` at ``now`` (held: edited after ``held_since``)."""
+def columns(
+    store: StateStore, crm: str, *, now: datetime, held_since: datetime
+) -> list[ColumnElement[Any]]:
+    """The probe's answers as the columns of a select: ``probe`` reads them alone,
+    ``syncd.run_books.start`` with the run's start (:func:`from_row` reads them back)."""
     lead, outbox, meta = LeadRow.__table__, OutboxRow.__table__, MetaRow.__table__
     live = (lead.c.crm == crm, lead.c.deleted.is_(False), lead.c.converted.is_(False))
     held, blocked = store.held_and_blocked_counts(crm, held_since)
-    query = select(
+    return [
         select(meta.c.value).where(meta.c.key == fingerprint_key(crm)).scalar_subquery(),
         exists().where(outbox.c.crm == crm, outbox.c.state.in_(OPEN_STATES)),
         exists().where(*live, lead.c.due_at.is_(None)),
         exists().where(*live, lead.c.due_at <= stored_due(now)),
         held,
         blocked,
-    )
-    with store.reading() as conn:
-        stored, open_changes, never, come_due, n_held, n_blocked = conn.execute(query).one()
+    ]
+
+
+def from_row(values: Sequence[object]) -> PlanProbe:
+    """The :class:`PlanProbe` of the values the :func:`columns` read, in their order."""
+    stored, open_changes, never, come_due, n_held, n_blocked = values
     return PlanProbe(
-        fingerprint=None if stored is None else json.loads(stored),
+        fingerprint=None if stored is None else json.loads(str(stored)),
         open_changes=bool(open_changes),
         never_evaluated=bool(never),
         come_due=bool(come_due),
-        held=int(n_held),
-        blocked=int(n_blocked),
+        held=int(cast(int, n_held)),
+        blocked=int(cast(int, n_blocked)),
     )
+
+
+def probe(store: StateStore, crm: str, *, now: datetime, held_since: datetime) -> PlanProbe:
+    """What :class:`PlanProbe` says of ``crm`` at ``now`` (held: edited after ``held_since``)."""
+    query = select(*columns(store, crm, now=now, held_since=held_since))
+    with store.reading() as conn:
+        return from_row(tuple(conn.execute(query).one()))

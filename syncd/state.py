@@ -49,6 +49,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -180,8 +181,24 @@ class LeadRow(SQLModel, table=True):
     # A cycle selects the leads due for evaluation on it (syncd.due), never a scan of all.
     __table_args__ = (
         Index("ix_lead_due", "crm", "due_at", "lead_id"),
-        Index("ix_lead_rep_edit", "crm", "rep_edit_at"),  # held leads, counted every cycle
-        Index("ix_lead_blocked", "crm", "guard_blocked"),  # blocked leads, likewise
+        # Held and blocked leads, counted every cycle: a few of many, so partial indexes
+        # (migration 0008; every lead's row version would otherwise add an entry to each).
+        Index(
+            "ix_lead_rep_edit",
+            "crm",
+            "rep_edit_at",
+            postgresql_where=text("rep_edit_at IS NOT NULL"),
+            sqlite_where=text("rep_edit_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_lead_blocked",
+            "crm",
+            "guard_blocked",
+            # As each dialect writes ``guard_blocked IS true``: SQLite uses a partial index
+            # only for a query term written exactly as its predicate (``IS 1``).
+            postgresql_where=text("guard_blocked IS true"),
+            sqlite_where=text("guard_blocked IS 1"),
+        ),
     )
     crm: str = Field(primary_key=True, max_length=64)  # connector instance name
     lead_id: str = Field(primary_key=True, max_length=64)
@@ -437,6 +454,9 @@ class StateStore:
         self._lead_upserts: dict[tuple[str, ...], Any] = {}
         # Rows written per table since its last ANALYZE (syncd.planner_stats reads and resets).
         self.rows_written: Counter[str] = Counter()
+        #: Write transactions this process opened (``begin``, ``writing_one``): a reader that
+        #: sees it unchanged knows this process wrote nothing meanwhile (syncd.plan_probe).
+        self.writes = 0
 
     def _check_schema(self) -> None:
         """The migrated schema has every column the models use.
@@ -462,6 +482,7 @@ class StateStore:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: all of it commits, or none of it."""
+        self.writes += 1
         with self.engine.begin() as conn:
             yield conn
 
@@ -498,6 +519,7 @@ class StateStore:
         would otherwise send ``BEGIN`` before it and ``COMMIT`` after it, three round trips
         for one write. SQLite writes stay in a transaction as they are (no round trip to save).
         """
+        self.writes += 1
         engine = self._autocommit if self._dialect == "postgresql" else self.engine
         with engine.begin() as conn:
             yield conn
@@ -525,15 +547,33 @@ class StateStore:
         obj: str = "lead",
         read_at: datetime | None = None,
     ) -> None:
+        conn.execute(self.cursor_upsert(crm, (modified_at, record_id, read_at), now, obj))
+
+    def cursor_upsert(
+        self,
+        crm: str,
+        cursor: tuple[datetime, str, datetime | None],
+        now: datetime,
+        obj: str = "lead",
+    ) -> Any:
+        """The statement ``save_cursor`` runs (modified_at, record_id, read_at): for a caller
+        that sends it as a data-modifying ``WITH`` of another statement on PostgreSQL."""
         values = {
             "crm": crm,
             "object": obj,
-            "modified_at": modified_at,
-            "record_id": record_id,
-            "read_at": read_at,
+            "modified_at": cursor[0],
+            "record_id": cursor[1],
+            "read_at": cursor[2],
             "updated_at": now,
         }
-        conn.execute(self._upsert(CursorRow, [values], ["crm", "object"]))
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        # One row as keywords, not a list: SQLAlchemy caches the compiled form of a single-row
+        # insert, while a multi-row VALUES is compiled again on every cycle (~1 ms of CPU).
+        stmt = dialect_insert(CursorRow.__table__).values(**values)
+        return stmt.on_conflict_do_update(
+            index_elements=["crm", "object"],
+            set_={c: stmt.excluded[c] for c in values if c not in ("crm", "object")},
+        )
 
     def checkpoint(
         self,
@@ -561,15 +601,7 @@ class StateStore:
                 conn.execute(progress)
             return
         if cursor is not None:
-            values = {
-                "crm": crm,
-                "object": obj,
-                "modified_at": cursor[0],
-                "record_id": cursor[1],
-                "read_at": cursor[2],
-                "updated_at": now,
-            }
-            saved = self._upsert(CursorRow, [values], ["crm", "object"])
+            saved = self.cursor_upsert(crm, cursor, now, obj)
             progress = progress.add_cte(saved.cte("saved_cursor"))
         with self.writing_one() as conn:
             conn.execute(progress)

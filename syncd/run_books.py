@@ -1,0 +1,138 @@
+"""A cycle's run bookkeeping at its start and end, each one statement on PostgreSQL.
+
+A cycle starts by recording its run row, then asks whether the outbox holds plans or writes in
+doubt and where the pull stopped last (the cursor); it ends by recording how the run ended, and
+the funnel KPIs (``syncd.kpi``) then ask whether the status ledger grew. On an idle cycle that
+is most of what the state store is asked, and on PostgreSQL every statement is a round trip:
+
+* :func:`start` sends the run's insert as a data-modifying ``WITH`` of the select that reads
+  both answers (https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING),
+  and the plan step's probe with them (``syncd.plan_probe``);
+* :func:`finish` sends the run's final update, and the cursor an empty pull page moved (the
+  pipeline keeps it until then: nothing reads it in between), as ``WITH`` clauses of the select
+  of the ledger's newest id.
+
+A ``WITH`` clause runs to completion whether or not the select reads it, and the select sees
+the tables as they were before the statement (neither reads a table the other writes). SQLite
+has no data-modifying ``WITH`` and no round trip to save: the same statements in one
+transaction each. Either way the statement commits all of it or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd.state import CursorRow, OutboxRow, OutboxState, RunRow, StateStore, StatusHistoryRow
+
+__all__ = ["RunStart", "finish", "start"]
+
+#: (modified_at, record_id, read_at), as ``StateStore.cursor`` gives it.
+Position = tuple[datetime, str, datetime | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    present: frozenset[OutboxState]  # the asked states ``crm``'s outbox has a row in
+    cursor: Position | None  # the stored position of the lead pull, if any
+    also: tuple[object, ...]  # the values of the ``also`` columns, in their order
+
+
+def start(
+    store: StateStore,
+    run: RunRow,
+    states: Sequence[OutboxState],
+    also: Sequence[ColumnElement[Any]] = (),
+) -> RunStart:
+    """Insert ``run`` and read which of ``states`` its CRM's outbox holds, its cursor and the
+    ``also`` columns (``syncd.plan_probe.columns``)."""
+    outbox, cursor = OutboxRow.__table__, CursorRow.__table__
+    crm = run.crm
+    probes = [exists().where(outbox.c.crm == crm, outbox.c.state == s) for s in states]
+    here = (cursor.c.crm == crm, cursor.c.object == "lead")
+    position = [
+        select(c).where(*here).scalar_subquery()
+        for c in (cursor.c.modified_at, cursor.c.record_id, cursor.c.read_at)
+    ]
+    query = select(*probes, *position, *also)
+    insert = RunRow.__table__.insert().values(**run.model_dump())
+    try:
+        if store.engine.dialect.name == "postgresql":
+            with store.writing_one() as conn:
+                row = conn.execute(query.add_cte(insert.cte("started"))).one()
+        else:
+            with store.begin() as conn:
+                conn.execute(insert)
+                row = conn.execute(query).one()
+    except SQLAlchemyError:
+        # The reads failed with the insert (a table gone, say): the run row must still say why
+        # the cycle failed, wherever the store can be written.
+        with suppress(SQLAlchemyError):
+            store.start_run(run)
+        raise
+    values: tuple[object, ...] = tuple(row)
+    found = values[: len(states)]
+    modified_at, record_id, read_at = values[len(states) : len(states) + 3]
+    stored = None
+    if record_id is not None:
+        assert isinstance(modified_at, datetime)  # the column is NOT NULL
+        assert read_at is None or isinstance(read_at, datetime)
+        stored = (_utc(modified_at), str(record_id), _opt_utc(read_at))
+    return RunStart(
+        present=frozenset(s for s, yes in zip(states, found, strict=True) if yes),
+        cursor=stored,
+        also=values[len(states) + 3 :],
+    )
+
+
+def finish(store: StateStore, run: RunRow, cursor: Position | None, now: datetime) -> int | None:
+    """Record how ``run`` ended and, when given, the pull's ``cursor`` (saved at ``now``);
+    return the status ledger's newest row id (0 when empty): the KPIs' mark of its growth.
+
+    When that fails, the run alone is recorded and None returned (the next pull reads from the
+    cursor saved before: nothing is lost).
+
+    Raises:
+        SQLAlchemyError: not even the run could be recorded.
+    """
+    try:
+        return _finish(store, run, cursor, now)
+    except SQLAlchemyError:
+        store.finish_run(run)
+        return None
+
+
+def _finish(store: StateStore, run: RunRow, cursor: Position | None, now: datetime) -> int:
+    table = RunRow.__table__
+    done = (
+        update(table)
+        .where(table.c.run_id == run.run_id)
+        .values(**run.model_dump(exclude={"run_id"}))
+    )
+    mark = select(func.coalesce(func.max(StatusHistoryRow.__table__.c.id), 0))
+    if store.engine.dialect.name == "postgresql":
+        query = mark.add_cte(done.cte("finished"))
+        if cursor is not None:
+            query = query.add_cte(store.cursor_upsert(run.crm, cursor, now).cte("saved_cursor"))
+        with store.writing_one() as conn:
+            return int(conn.execute(query).scalar_one())
+    with store.begin() as conn:
+        if cursor is not None:
+            store.save_cursor(conn, run.crm, cursor[0], cursor[1], now, read_at=cursor[2])
+        conn.execute(done)
+        return int(conn.execute(mark).scalar_one())
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite forgets time zones; everything syncd stores is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _opt_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
