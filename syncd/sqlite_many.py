@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -34,21 +33,38 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 __all__ = ["ManyStatements"]
 
-_Value = Callable[[Mapping[str, Any]], Any]
+_RowParams = Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     sql: str
-    values: tuple[_Value, ...]  # per positional parameter: its value of one row
+    params: _RowParams  # one row's positional parameters
 
 
-def _constant(value: Any) -> _Value:
-    return lambda _row: value
+def _row_params(slots: Sequence[tuple[str | None, Any]]) -> _RowParams:
+    """A function giving one row's parameter tuple: per slot, ``(key, processor or None)`` for
+    a value of the row, ``(None, value)`` for a value of the statement.
 
-
-def _converted(key: str, process: Callable[[Any], Any]) -> _Value:
-    return lambda row: process(row[key])
+    Written out as one expression (``lambda row: (p0(row['a']), row['b'], c2)``) and compiled
+    once per statement: a call per value, or a loop over slots, would cost as much again as
+    the tuple itself for rows of twenty values. Keys enter the text through ``repr`` only;
+    processors and constants are bound as names, never as text."""
+    names: dict[str, Any] = {}
+    parts: list[str] = []
+    for n, (key, given) in enumerate(slots):
+        if key is None:
+            names[f"c{n}"] = given
+            parts.append(f"c{n}")
+        elif given is None:
+            parts.append(f"row[{key!r}]")
+        else:
+            names[f"p{n}"] = given
+            parts.append(f"p{n}(row[{key!r}])")
+    source = f"lambda row: ({', '.join(parts)},)"
+    scope = {"__builtins__": {}, **names}  # the lambda's globals: its processors, constants
+    made: _RowParams = eval(source, scope)  # noqa: S307 - the text is built above
+    return made
 
 
 _SAMPLES = (datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
@@ -89,7 +105,7 @@ def _plan(conn: Connection, stmt: ClauseElement, keys: Sequence[str]) -> _Plan |
     processors = compiled._bind_processors  # noqa: SLF001 - what SQLAlchemy applies per row
     bound = compiled.construct_params(_check=False)  # values the statement itself carries
     names = set(keys)
-    values: list[_Value] = []
+    slots: list[tuple[str | None, Any]] = []
     for name in compiled.positiontup:
         process = processors.get(name)
         if isinstance(process, tuple):
@@ -97,11 +113,11 @@ def _plan(conn: Connection, stmt: ClauseElement, keys: Sequence[str]) -> _Plan |
         if process is not None and isinstance(compiled.binds[name].type, UTCDateTime):
             process = _utc_datetime(process) or process
         if name in names:
-            values.append(itemgetter(name) if process is None else _converted(name, process))
+            slots.append((name, process))
         else:
             value = bound.get(name)
-            values.append(_constant(value if process is None else process(value)))
-    return _Plan(compiled.string, tuple(values))
+            slots.append((None, value if process is None else process(value)))
+    return _Plan(compiled.string, _row_params(slots))
 
 
 class ManyStatements:
@@ -136,9 +152,8 @@ class ManyStatements:
         if plan is None:
             conn.execute(stmt if stmt is not None else build(), list(rows))
             return
-        values = plan.values
         try:
-            params = [tuple([value(row) for value in values]) for row in rows]
+            params = list(map(plan.params, rows))
         except Exception as exc:
             # As SQLAlchemy reports a value its column type refuses (a naive datetime, say);
             # the parameters are left out of the message, as they may hold personal data.
