@@ -20,7 +20,8 @@ from typing import Any
 __all__ = ["dumps"]
 
 _encode_str = json.encoder.encode_basestring_ascii
-_c_encoder = json.encoder.c_make_encoder
+# Private to json.encoder (the C encoder JSONEncoder itself uses); None without _json.
+_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 _encoder = (
     _c_encoder(None, json.JSONEncoder().default, _encode_str, None, ": ", ", ", False, False, True)
     if _c_encoder is not None

@@ -1173,9 +1173,7 @@ class StateStore:
     def add_history(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Rows of the status history ledger (``syncd.ledger`` builds them)."""
         if rows:
-            self._many.run(
-                conn, "add_history", StatusHistoryRow.__table__.insert, _same_keys(rows)
-            )
+            self._many.run(conn, "add_history", StatusHistoryRow.__table__.insert, _same_keys(rows))
             self.rows_written["status_history"] += len(rows)
 
     def add_history_pending(self, conn: Connection, crm: str, lead_ids: Sequence[str]) -> None:

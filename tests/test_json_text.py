@@ -32,7 +32,7 @@ VALUES: list[Any] = [
     [1, "a", None, [2.5, {"k": "v"}]],
     {"email": "a@b.com", "status": "New", "score": 12.25, "tags": ["x", "y"], "ok": None},
     {"z": 1, "a": 2},  # the dictionary's order, not sorted
-    {1: "int key", True: "bool key", None: "none key", 2.5: "float key"},
+    {1: "int key", False: "bool key", None: "none key", 2.5: "float key"},
     ("tuple", "as", "list"),
 ]
 
