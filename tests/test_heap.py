@@ -36,3 +36,38 @@ def test_freezing_the_startup_heap_keeps_live_objects_and_frees_startup_cycles()
     )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) > 0
+
+
+def test_reference_cycles_made_after_startup_are_still_collected_without_an_explicit_collect() -> (
+    None
+):
+    # The young generation's threshold is raised at start-up, not the collector switched off.
+    code = textwrap.dedent(
+        """
+        import gc, weakref
+        from syncd.heap import YOUNG_THRESHOLD, freeze_startup_heap
+
+        class Node:
+            pass
+
+        freeze_startup_heap()
+        assert gc.isenabled() and gc.get_threshold()[0] == YOUNG_THRESHOLD
+        garbage = Node()
+        garbage.self = garbage
+        gone = weakref.ref(garbage)
+        del garbage
+        # A cycle's worth of short-lived containers, freed by reference counting.
+        for _ in range(50):
+            rows = [{"n": i} for i in range(YOUNG_THRESHOLD)]
+            del rows
+        for _ in range(3 * YOUNG_THRESHOLD):  # allocations that survive trigger collections
+            Node().keep = [None]
+        kept = [[] for _ in range(3 * YOUNG_THRESHOLD)]
+        assert gone() is None, "a reference cycle made after start-up was never collected"
+        print(len(kept))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert out.returncode == 0, out.stderr

@@ -6,6 +6,7 @@ Through the real simple-salesforce client against the TLS emulator
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -214,6 +215,39 @@ def test_a_later_subrequest_reads_an_earlier_ones_answer_by_reference(
     )
     assert [r["httpStatusCode"] for r in answer["compositeResponse"]] == [200, 204]
     assert emu.lead(lead_id)["Status"] == "Nurture"
+
+
+@pytest.mark.parametrize("company", ["Acme @ Home", "Müller @{not a reference GmbH"])
+def test_collections_in_a_composite_without_references_write_their_values_as_sent(
+    emu: SalesforceEmulator, connector: SalesforceConnector, company: str
+) -> None:
+    # "@" alone is no reference; non-ASCII text travels escaped (\u00fc), which the emulator
+    # reads as it reads a reference's body.
+    ids = emu.add_leads([lead(0), lead(1)])
+    sf = _sf(connector)
+    records = [
+        {"attributes": {"type": "Lead"}, "id": i, "Company": company, "Status": "Nurture"}
+        for i in ids
+    ]
+    answer = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "compositeRequest": [
+                {
+                    "method": "PATCH",
+                    "url": "/services/data/v59.0/composite/sobjects",
+                    "referenceId": "update",
+                    "body": {"allOrNone": False, "records": records},
+                }
+            ]
+        },
+    )
+    (only,) = answer["compositeResponse"]
+    assert only["httpStatusCode"] == 200 and all(r["success"] for r in only["body"])
+    assert all(emu.lead(i)["Company"] == company for i in ids)
+    (composite,) = _api_calls(emu)[-1:]
+    assert json.loads(composite.subrequests[0].body)["records"] == records  # journaled as sent
 
 
 def test_without_composite_each_collection_is_a_call_of_its_own(

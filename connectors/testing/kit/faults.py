@@ -286,6 +286,11 @@ class FaultPlan:
                 return None
             return Fault(self._rng.choice(kinds), 0)
 
+    def any_scripted(self, kinds: Collection[str]) -> bool:
+        """Whether a scripted fault of one of ``kinds`` is waiting (a cheap look first)."""
+        with self._lock:
+            return any(f.kind in kinds for f in self._scripted)
+
     def take_scripted(self, method: str, path: str, kinds: Collection[str]) -> Fault | None:
         """The first scripted fault of one of ``kinds`` matching the request, used up by one;
         no random draw. (Salesforce Composite hoists a transport fault scripted for a

@@ -45,6 +45,9 @@ class Request:
     headers: Mapping[str, str]  # lower-case names
     entry: JournalEntry
     fault: Fault | None = None  # a fault the route applies itself (lock, partial)
+    #: The body already parsed, when the emulator built the request from JSON it holds (a
+    #: Composite subrequest): ``json`` gives it instead of parsing ``body`` again.
+    parsed: Any = None
 
     @property
     def params(self) -> dict[str, list[str]]:
@@ -52,6 +55,8 @@ class Request:
 
     def json(self) -> Any:
         """The body as JSON (None when empty); ValueError when it is not JSON."""
+        if self.parsed is not None:
+            return self.parsed
         return json.loads(self.body) if self.body else None
 
 

@@ -78,6 +78,8 @@ def is_composite(request: Request) -> bool:
 
 def hoisted_fault(emu: SalesforceEmulator, request: Request) -> Fault | None:
     """A transport fault scripted for one of the request's subrequests, if any."""
+    if not emu.faults.any_scripted(TRANSPORT_FAULTS):
+        return None  # nothing to look for: the body is not parsed for it
     try:
         subs = _parse(request.body)
     except ApiError:
@@ -93,7 +95,10 @@ def hoisted_fault(emu: SalesforceEmulator, request: Request) -> Fault | None:
 def serve_composite(emu: SalesforceEmulator, req: Request) -> Response:
     """Run the subrequests in order; answer ``{"compositeResponse": [...]}``."""
     doc = _document(req.body)
-    subs = _parse(req.body)
+    subs = _subrequests(doc)
+    # No reference anywhere in the body (nor an escape that could spell one): the subrequests
+    # run as sent, without a walk through every record of every body.
+    references = b"@{" in req.body or b"\\u" in req.body
     if len(subs) > MAX_SUBREQUESTS:
         raise ApiError(
             400,
@@ -116,7 +121,7 @@ def serve_composite(emu: SalesforceEmulator, req: Request) -> Response:
         bodies: dict[str, Any] = {}
         entries: list[JournalEntry] = []
         for sub in subs:
-            entry, answer = _serve_one(emu, req, sub, bodies)
+            entry, answer = _serve_one(emu, req, sub, bodies if references else None)
             entries.append(entry)
             answers.append(answer)
             bodies[sub.reference_id] = answer["body"]
@@ -148,10 +153,12 @@ def _halted(reference_id: str) -> dict[str, Any]:
 
 
 def _serve_one(
-    emu: SalesforceEmulator, parent: Request, sub: _Sub, bodies: Mapping[str, Any]
+    emu: SalesforceEmulator, parent: Request, sub: _Sub, bodies: Mapping[str, Any] | None
 ) -> tuple[JournalEntry, dict[str, Any]]:
-    url = _resolve_text(sub.url, bodies)
-    body = _resolve(sub.body, bodies)
+    """One subrequest; ``bodies``: the earlier answers its references may name (None: the
+    Composite body holds no reference)."""
+    url = sub.url if bodies is None else _resolve_text(sub.url, bodies)
+    body = sub.body if bodies is None else _resolve(sub.body, bodies)
     split = urlsplit(url)
     raw = b"" if body is None else json.dumps(body).encode()
     # Salesforce's request headers on the Composite request apply to its subrequests too; a
@@ -168,7 +175,10 @@ def _serve_one(
         connection=parent.entry.connection,
         headers={k: v for k in emu.journal_headers if (v := headers.get(k)) is not None},
     )
-    request = Request(sub.method, split.path, split.query, raw, headers, entry)
+    # Unresolved, the body is the request's own parsed JSON: the handler reads it as it is
+    # instead of parsing its text again (the journal keeps the text, as sent).
+    parsed = body if bodies is None else None
+    request = Request(sub.method, split.path, split.query, raw, headers, entry, parsed=parsed)
     fault = emu.faults.decide(sub.method, split.path, emu.subrequest_fault_kinds(request))
     entry.fault = fault.kind if fault is not None else None
     if fault is not None and fault.kind in ("respond", "503", "429", "401"):
@@ -226,7 +236,10 @@ def _document(raw: bytes) -> dict[str, Any]:
 
 
 def _parse(raw: bytes) -> list[_Sub]:
-    doc = _document(raw)
+    return _subrequests(_document(raw))
+
+
+def _subrequests(doc: Mapping[str, Any]) -> list[_Sub]:
     items = doc.get("compositeRequest")
     if not isinstance(items, list) or not items:
         raise ApiError(400, "INVALID_INPUT", "compositeRequest: required field missing")

@@ -15,12 +15,26 @@ _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
+#: An id's characters as bits of the checksum: upper-case letters 1, the rest 0.
+_UPPER_BITS = str.maketrans({ch: "1" if "A" <= ch <= "Z" else "0" for ch in _B62})
+
+
 def to_18(id15: str) -> str:
     """Append Salesforce's case-safety checksum to a 15-character id."""
+    if id15.isascii() and id15.isalnum():
+        # Each 5-character chunk's upper-case flags, first character lowest bit: one
+        # translate and three base-2 parses (the emulator mints an id per record written).
+        bits = id15[:15].translate(_UPPER_BITS)
+        return (
+            id15
+            + _SUFFIX[int(bits[4::-1], 2)]
+            + _SUFFIX[int(bits[9:4:-1], 2)]
+            + _SUFFIX[int(bits[14:9:-1], 2)]
+        )
     suffix = ""
     for chunk in (id15[0:5], id15[5:10], id15[10:15]):
-        bits = sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")
-        suffix += _SUFFIX[bits]
+        bits_of = sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")
+        suffix += _SUFFIX[bits_of]
     return id15 + suffix
 
 

@@ -580,7 +580,7 @@ class SalesforceEmulator(EmulatorServer):
 
     def _collections(self, req: Request) -> Response:
         try:
-            doc = json.loads(req.body or b"{}")
+            doc = req.json() if req.body else {}
         except ValueError:
             raise ApiError(
                 400, "JSON_PARSER_ERROR", "Unexpected character in request body"
