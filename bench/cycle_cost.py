@@ -100,6 +100,9 @@ class CostRun:
     fields: dict[str, str] = field(default_factory=dict)  # canonical -> CRM field names
     campaign: str = ""
     emulator: Any = None  # kept running when the caller asks (the script comparison)
+    #: (wall, CPU) of one funnel KPI refresh over the mirror's ledger after the share cycles:
+    #: what the daemon runs after a cycle that grew the ledger, outside ``run_cycle``.
+    kpi_refresh: tuple[float, float] | None = None
 
 
 # ------------------------------------------------------------------------------ data
@@ -295,6 +298,18 @@ class _Driver:
                 m.member_leads.append(r.lead_id)
         m.updates = len(m.changes)
 
+    def kpi_refresh(self) -> tuple[float, float]:
+        """(wall, CPU) of one refresh of the funnel KPI gauges (``syncd.kpi``), as the daemon
+        makes it after a cycle that grew the ledger (the scheduler's ``on_cycle``, not part of
+        ``run_cycle``)."""
+        from syncd.kpi import FunnelKpis
+
+        kpis = FunnelKpis(self.app.store.engine, self.app.settings, lambda *_: None, self.app.clock)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        if kpis.refresh(self.crm) is None:
+            raise RuntimeError(f"{self.crm}: the funnel KPI refresh failed")
+        return time.perf_counter() - wall, time.thread_time() - cpu
+
     def settle(self, limit: int = 8) -> list[Measure]:
         """Cycles until one writes nothing (rule chains, the echo of syncd's own writes)."""
         out = [self.cycle()]
@@ -333,6 +348,8 @@ def _measure_all(
             run.echo.setdefault(share, []).extend(driver.settle())
         walls = ", ".join(f"{m.wall:.2f}" for m in run.shares.get(share, []))
         _say(f"{run.crm} N={run.n:,}: {share:.0%} cycles {walls} s")
+    run.kpi_refresh = driver.kpi_refresh()
+    _say(f"{run.crm} N={run.n:,}: funnel KPI refresh {run.kpi_refresh[0]:.2f} s")
 
 
 def _say(text: str) -> None:
