@@ -47,18 +47,29 @@ class Record:
 
 
 def code_version(root: Path) -> str:
-    """``git describe --always --dirty`` of ``root``, or "" outside a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+    """The commit of ``root`` (short hash), ``-dirty`` when files other than the bench's own
+    outputs (``docs/benchmarks.*``, which ``--update`` keeps and rewrites) differ from it; ""
+    outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args],
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
-        )
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *_OUTPUTS)
     except (OSError, subprocess.SubprocessError):
         return ""
-    return out.stdout.strip()
+    return f"{commit}-dirty" if changed else commit
+
+
+#: Pathspecs of the bench's own outputs: rewriting them does not change the code measured.
+_OUTPUTS = (":(exclude)docs/benchmarks.md", ":(exclude)docs/benchmarks.json")
 
 
 def save(path: Path, record: Record) -> None:

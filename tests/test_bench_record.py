@@ -3,10 +3,20 @@ the document says which run each section comes from."""
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.record import Record, SectionRun, from_markdown, load, merge, provenance, save
+from bench.record import (
+    Record,
+    SectionRun,
+    code_version,
+    from_markdown,
+    load,
+    merge,
+    provenance,
+    save,
+)
 from bench.report import Figure, SectionNotes, machine, render_markdown
 
 FULL_RUN = SectionRun("python -m bench --sections 1,9", "2026-11-30 09:30", 70.0, "abc1234")
@@ -164,3 +174,25 @@ def test_a_section_re_measured_at_fewer_sizes_keeps_the_other_figures_marked_as_
     assert by_key["sf_idle_cpu_ratio"].passed is False  # the earlier run's ratio, as it was
     assert by_key["sf_idle_cpu_ratio"].note.startswith("from the earlier run of 2026-11-30 09:30")
     assert [n.lines for n in merged.notes] == [["new text"]]
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def test_the_code_version_ignores_the_bench_outputs_but_not_the_code(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "docs").mkdir()
+    for name in ("docs/benchmarks.md", "docs/benchmarks.json", "syncd.py"):
+        (tmp_path / name).write_text("one\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    clean = code_version(tmp_path)
+    assert clean and not clean.endswith("-dirty")
+
+    (tmp_path / "docs/benchmarks.md").write_text("rewritten by --update\n")
+    (tmp_path / "docs/benchmarks.json").write_text("{}\n")
+    assert code_version(tmp_path) == clean
+
+    (tmp_path / "syncd.py").write_text("two\n")
+    assert code_version(tmp_path) == f"{clean}-dirty"
