@@ -115,7 +115,13 @@ def _finish(store: StateStore, run: RunRow, cursor: Position | None, now: dateti
         .where(table.c.run_id == run.run_id)
         .values(**run.model_dump(exclude={"run_id"}))
     )
-    mark = select(func.coalesce(func.max(StatusHistoryRow.__table__.c.id), 0))
+    # The newest id as the top of its primary key, not ``max(id)``: PostgreSQL answers a bare
+    # min/max from an index only in a query without ``WITH`` clauses (planagg.c rejects any
+    # query with a CTE list), and here the select carries two; ``max`` would then scan the
+    # whole ledger on every cycle. The subquery has none of its own: one index probe.
+    history_id = StatusHistoryRow.__table__.c.id
+    newest = select(history_id).order_by(history_id.desc()).limit(1).scalar_subquery()
+    mark = select(func.coalesce(newest, 0))
     if store.engine.dialect.name == "postgresql":
         query = mark.add_cte(done.cte("finished"))
         if cursor is not None:

@@ -118,6 +118,64 @@ def test_an_idle_cycle_on_postgresql_is_two_round_trips_on_the_wire(
     assert len(round_trips) == 2, lines
 
 
+def test_no_statement_of_an_idle_cycle_on_postgresql_reads_a_table_whole(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Every table an idle cycle reads on PostgreSQL is probed through an index, whatever the
+    table's size: in the plan of each statement it sends, asked with sequential scans priced
+    out (``enable_seqscan = off``: one remains only where no index can answer), every scan has
+    an index condition or sits under a ``Limit``. A ``max(id)`` of the ledger in a statement
+    with ``WITH`` clauses read the whole ledger: the server answers a bare max from an index
+    only in a query without a CTE list."""
+    with _settled_app(tmp_path, postgres_url) as (app, now):
+        sent: list[tuple[str, Any]] = []
+
+        def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            sent.append((statement, params))
+
+        now["t"] += timedelta(minutes=5)
+        event.listen(app.store.engine, "before_cursor_execute", capture)
+        try:
+            idle = app.pipelines["salesforce"].run_cycle()
+        finally:
+            event.remove(app.store.engine, "before_cursor_execute", capture)
+        assert idle.outcome == "ok" and idle.pulled == 0
+        plans: list[str] = []
+        raw = app.store.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("SET enable_seqscan = off")
+            for statement, params in sent:
+                cursor.execute("EXPLAIN " + statement, params)
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+        finally:
+            raw.rollback()
+            raw.close()
+    assert len(plans) == 2
+    assert [_whole_reads(plan) for plan in plans] == [[], []], plans
+
+
+def _whole_reads(plan: str) -> list[str]:
+    """The scans of an ``EXPLAIN`` text that read their table or index whole: neither an index
+    condition below them nor a ``Limit`` right above."""
+    lines = plan.splitlines()
+    depth = [len(line) - len(line.lstrip(" ->")) for line in lines]
+    whole = []
+    for i, line in enumerate(lines):
+        if " Scan" not in line or "Subquery Scan" in line or "CTE Scan" in line:
+            continue
+        below = []
+        for j in range(i + 1, len(lines)):
+            if ("->" in lines[j] and depth[j] <= depth[i]) or depth[j] < depth[i]:
+                break
+            below.append(lines[j])
+        above = next((lines[j] for j in range(i - 1, -1, -1) if depth[j] < depth[i]), "")
+        probed = any("Index Cond" in b for b in below) or "Limit" in above
+        if "Seq Scan" in line or not probed:
+            whole.append(line.strip())
+    return whole
+
+
 def test_an_idle_cycle_saves_the_cursor_read_time_and_records_the_run_and_ledger_mark(
     tmp_path: Path, store_url: str
 ) -> None:
