@@ -1125,9 +1125,14 @@ class StateStore:
             if kind == "field"
             else (table.c.field, table.c.lead_id, table.c.id)
         )
+        # On SQLite, light records (syncd.outbox_read): the same values without SQLAlchemy's
+        # per-column result processing, most of what reading the drain's rows cost.
+        from syncd.outbox_read import fetch_outbox, outbox_columns
+
+        light = self._dialect == "sqlite"
         last: tuple[Any, ...] | None = None
         while True:
-            stmt = select(table).where(
+            stmt = (select(*outbox_columns()) if light else select(table)).where(
                 table.c.crm == crm,
                 table.c.kind == kind,
                 table.c.state == OutboxState.PENDING,
@@ -1135,8 +1140,11 @@ class StateStore:
             )
             if last is not None:
                 stmt = stmt.where(tuple_(*order) > tuple_(*last))
+            stmt = stmt.order_by(*order).limit(chunk)
             with self.reading() as conn:
-                rows = conn.execute(stmt.order_by(*order).limit(chunk)).all()
+                rows: Sequence[OutboxRecord] = (
+                    fetch_outbox(conn, stmt) if light else conn.execute(stmt).all()
+                )
             if not rows:
                 return
             yield list(rows)
