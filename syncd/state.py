@@ -635,8 +635,13 @@ class StateStore:
     def lead_bodies(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadBody]:
         """The status, fields and newsletters of the mirror rows of ``ids`` that exist: what a
         confirmed write changes (no timestamp is decoded to be written back unchanged)."""
-        out: dict[str, LeadBody] = {}
         table = LeadRow.__table__
+        if self._dialect == "sqlite":
+            # Light records (syncd.body_read): the same values, decoded at less cost.
+            from syncd.body_read import fetch_bodies
+
+            return dict(fetch_bodies(conn, crm, self._id_chunks(table.c.lead_id, ids)))
+        out: dict[str, LeadBody] = {}
         columns = [table.c.lead_id, table.c.status, table.c.fields, table.c.newsletters]
         for chunk in self._id_chunks(table.c.lead_id, ids):
             for row in conn.execute(select(*columns).where(table.c.crm == crm, chunk)):
@@ -647,8 +652,12 @@ class StateStore:
         self, conn: Connection, crm: str, ids: Sequence[str]
     ) -> dict[str, list[str]]:
         """The newsletters of the mirror rows of ``ids`` that exist, by lead id."""
-        out: dict[str, list[str]] = {}
         table = LeadRow.__table__
+        if self._dialect == "sqlite":
+            from syncd.body_read import fetch_newsletters
+
+            return fetch_newsletters(conn, crm, self._id_chunks(table.c.lead_id, ids))
+        out: dict[str, list[str]] = {}
         for chunk in self._id_chunks(table.c.lead_id, ids):
             for lead_id, newsletters in conn.execute(
                 select(table.c.lead_id, table.c.newsletters).where(table.c.crm == crm, chunk)
@@ -1125,9 +1134,14 @@ class StateStore:
             if kind == "field"
             else (table.c.field, table.c.lead_id, table.c.id)
         )
+        # On SQLite, light records (syncd.outbox_read): the same values without SQLAlchemy's
+        # per-column result processing, most of what reading the drain's rows cost.
+        from syncd.outbox_read import fetch_outbox, outbox_columns
+
+        light = self._dialect == "sqlite"
         last: tuple[Any, ...] | None = None
         while True:
-            stmt = select(table).where(
+            stmt = (select(*outbox_columns()) if light else select(table)).where(
                 table.c.crm == crm,
                 table.c.kind == kind,
                 table.c.state == OutboxState.PENDING,
@@ -1135,8 +1149,11 @@ class StateStore:
             )
             if last is not None:
                 stmt = stmt.where(tuple_(*order) > tuple_(*last))
+            stmt = stmt.order_by(*order).limit(chunk)
             with self.reading() as conn:
-                rows = conn.execute(stmt.order_by(*order).limit(chunk)).all()
+                rows: Sequence[OutboxRecord] = (
+                    fetch_outbox(conn, stmt) if light else conn.execute(stmt).all()
+                )
             if not rows:
                 return
             yield list(rows)
