@@ -53,6 +53,7 @@ from connectors.base import (
     LeadChange,
     NewsletterAdds,
     Outcome,
+    Page,
     RecordResult,
     RemoteLead,
     WriteCollection,
@@ -78,6 +79,7 @@ from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
 from syncd.progress import ProgressFactory
+from syncd.pull_overlap import pull_overlapped
 from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
@@ -695,16 +697,23 @@ class Pipeline:
         if self._race_check is not None and self._collections_with_history():
             # The last cycle's race check rides in this pull's first page: no call of its own.
             self.connector.read_edits_beside_pull(self._race_check.since)
+
+        def prepare(page: Page) -> _ReadPage:
+            first_sight.expect(page.total)
+            return _ReadPage(page, self._first_sight_history(_by_id(page.leads)))
+
+        def store(read: _ReadPage) -> None:
+            self._store_page(read.page.leads, read.page.cursor, report, firsts=read.firsts)
+            planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
+            if progress is not None:
+                progress.advance(len(read.page.leads), read.page.total)
+
         try:
-            for page in self.connector.iter_pages(since, until=until):
-                first_sight.expect(page.total)
-                self._store_page(page.leads, page.cursor, report)
-                planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
-                if progress is not None:
-                    progress.advance(len(page.leads), page.total)
-                if self.stop.is_set():
-                    log.info("stop requested: page checkpointed, leaving the pull")
-                    return
+            # The next page is read from the CRM while this one is stored (syncd.pull_overlap).
+            pages = self.connector.iter_pages(since, until=until)
+            if pull_overlapped(pages, prepare, store, self.stop.is_set):
+                log.info("stop requested: page checkpointed, leaving the pull")
+                return
         finally:
             if progress is not None:
                 progress.close()
@@ -726,13 +735,19 @@ class Pipeline:
             )
 
     def _store_page(
-        self, leads: Sequence[RemoteLead], cursor: Cursor | None, report: CycleReport
+        self,
+        leads: Sequence[RemoteLead],
+        cursor: Cursor | None,
+        report: CycleReport,
+        *,
+        firsts: Mapping[str, list[HistoryEntry]],
     ) -> None:
-        by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
+        """The page's transaction, its cursor with it; no CRM call (``firsts``: the page's
+        first-sight history, read before): it runs on the pull's store thread."""
+        by_id = _by_id(leads)
         if not by_id and self.lease is None:  # an idle pull's page: bookkeeping alone
             self._checkpoint(cursor, report)
             return
-        firsts = self._first_sight_history(by_id)
         now = self.clock()
         with self.store.begin() as conn:
             self._fence(conn)  # a page read before the new leader's writes must not land
@@ -2096,6 +2111,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN and infinity are not JSON: PostgreSQL refuses the whole page
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadPage:
+    """A page read from the CRM with its new leads' history, ready to store."""
+
+    page: Page
+    firsts: Mapping[str, list[HistoryEntry]]
+
+
+def _by_id(leads: Sequence[RemoteLead]) -> dict[str, RemoteLead]:
+    return {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
 
 
 def _api_calls(connector: Connector) -> int:
