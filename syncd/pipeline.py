@@ -40,10 +40,11 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import SingletonThreadPool
 
 from connectors.base import (
     Connector,
@@ -79,7 +80,7 @@ from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
 from syncd.progress import ProgressFactory
-from syncd.pull_overlap import pull_overlapped
+from syncd.pull_overlap import pull_overlapped, write_overlapped
 from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
@@ -87,6 +88,7 @@ from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, aud
 __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
 
 log = logging.getLogger("syncd.pipeline")
+T = TypeVar("T")
 
 #: One batch of outbox rows: lead groups of one kind, sent as one collection.
 Groups = list[list[OutboxRecord]]
@@ -711,7 +713,8 @@ class Pipeline:
         try:
             # The next page is read from the CRM while this one is stored (syncd.pull_overlap).
             pages = self.connector.iter_pages(since, until=until)
-            if pull_overlapped(pages, prepare, store, self.stop.is_set):
+            overlap = self._overlap()
+            if pull_overlapped(pages, prepare, store, self.stop.is_set, overlap=overlap):
                 log.info("stop requested: page checkpointed, leaving the pull")
                 return
         finally:
@@ -733,6 +736,11 @@ class Pipeline:
                 self.crm,
                 gone,
             )
+
+    def _overlap(self) -> bool:
+        """Whether a store thread may write while this one reads (syncd.pull_overlap): not
+        when each thread has a database of its own (SQLAlchemy's in-memory SQLite)."""
+        return not isinstance(self.store.engine.pool, SingletonThreadPool)
 
     def _store_page(
         self,
@@ -1108,7 +1116,6 @@ class Pipeline:
         self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool = False
     ) -> None:
         changing_leads = 0
-        batch: list[tuple[PlanRecord, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         if self.loop_guard is not None:
@@ -1128,13 +1135,14 @@ class Pipeline:
         self._idle_probe = None
         # New rules or settings: every live lead is due now (syncd.due).
         due.record_fingerprint(self.store, self.crm, fingerprint)
-        for item in self.verdicts(book, now):
-            batch.append(item)
-            if len(batch) >= 1000:
-                changing_leads += self._record_plan(batch, report, book, now, planner)
-                batch = []
-        if batch:
+
+        def record(batch: list[tuple[PlanRecord, LeadVerdict]]) -> None:
+            nonlocal changing_leads
             changing_leads += self._record_plan(batch, report, book, now, planner)
+
+        # The next batch is evaluated while this one is written (syncd.pull_overlap).
+        batches = _batches(self.verdicts(book, now), 1000)
+        write_overlapped(batches, record, overlap=self._overlap())
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         # Held and blocked leads are not all evaluated each cycle: counted over the store.
@@ -2119,6 +2127,18 @@ class _ReadPage:
 
     page: Page
     firsts: Mapping[str, list[HistoryEntry]]
+
+
+def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as each is wanted."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _by_id(leads: Sequence[RemoteLead]) -> dict[str, RemoteLead]:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar, cast
 
-__all__ = ["pull_overlapped"]
+__all__ = ["pull_overlapped", "write_overlapped"]
 
 P = TypeVar("P")  # a page as the connector yields it
 R = TypeVar("R")  # a page ready to store
@@ -42,10 +42,17 @@ def pull_overlapped(
     prepare: Callable[[P], R],
     store: Callable[[R], None],
     stopping: Callable[[], bool],
+    *,
+    overlap: bool = True,
 ) -> bool:
     """Store every page of ``pages``: ``prepare`` (calling thread) then ``store`` (store
     thread), reading the next page meanwhile. True when ``stopping`` ended the pull after a
-    stored page, False when the pages ran out."""
+    stored page, False when the pages ran out.
+
+    ``overlap`` False: everything on the calling thread, one step after the other (a store
+    whose connections are per thread, as an in-memory SQLite database's, has one thread)."""
+    if not overlap:
+        return _one_after_the_other(pages, prepare, store, stopping)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-pull-store") as pool:
         storing: Future[None] | None = None
         try:
@@ -74,3 +81,34 @@ def pull_overlapped(
                 if failed is not None:
                     raise failed from None
             raise
+
+
+def _one_after_the_other(
+    pages: Iterator[P],
+    prepare: Callable[[P], R],
+    store: Callable[[R], None],
+    stopping: Callable[[], bool],
+) -> bool:
+    for page in pages:
+        store(prepare(page))
+        if stopping():
+            return True
+    return False
+
+
+def write_overlapped(
+    items: Iterator[R], write: Callable[[R], None], *, overlap: bool = True
+) -> None:
+    """``write`` every item of ``items`` on the store thread, one after the other, while the
+    calling thread makes the next (the plan: the next batch of verdicts is evaluated while
+    the last one's outbox rows and due times are written). The same guarantees as a pull's
+    pages, without stop: a failed write is raised and nothing after it is written."""
+    pull_overlapped(items, _same, write, _never, overlap=overlap)
+
+
+def _same(item: R) -> R:
+    return item
+
+
+def _never() -> bool:
+    return False

@@ -85,3 +85,60 @@ def test_a_page_the_store_refuses_ends_the_cycle_with_the_cursor_at_the_page_bef
         assert report.outcome == "ok", report.message
         assert report.pulled == _LEADS - _PAGE  # from page 2 on: page 1 is not read again
         assert store.count_live("salesforce") == _LEADS
+
+
+def test_a_cycle_into_an_in_memory_sqlite_store_pulls_on_its_one_connection(
+    tmp_path: Path,
+) -> None:
+    # SQLAlchemy gives each thread its own in-memory database: a store thread would find no
+    # tables there, so such a store is pulled into without one.
+    config = write_config(tmp_path, crms=("salesforce",), state_url="sqlite://")
+    config.write_text(
+        config.read_text().replace(
+            "    lag_seconds: 0   # tests seed leads a moment before the cycle\n", _REST_PAGES
+        )
+    )
+    with running_app(config) as app:
+        app.embedded.salesforce.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme.com", title="Analyst") for i in range(300)
+        )
+        report = app.pipelines["salesforce"].run_cycle()
+        assert report.outcome == "ok", report.message
+        assert app.store.count_live("salesforce") == 300
+
+
+def test_a_plan_batch_the_store_refuses_ends_the_cycle_and_no_later_batch_is_written(
+    tmp_path: Path, state_url: str | None
+) -> None:
+    config = write_config(tmp_path, crms=("salesforce",), state_url=state_url)
+    with running_app(config) as app:
+        app.embedded.salesforce.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme.com", title="Analyst") for i in range(2500)
+        )
+        store = app.store
+        set_due = store.set_due
+        batches: list[int] = []
+
+        def second_batch_refused(
+            conn: Connection, crm: str, dues: Sequence[tuple[str, Any, bool]]
+        ) -> None:
+            batches.append(len(dues))
+            if len(batches) == 2:
+                raise OperationalError("UPDATE lead", {}, Exception("connection lost"))
+            set_due(conn, crm, dues)
+
+        store.set_due = second_batch_refused  # type: ignore[method-assign]
+        report = app.pipelines["salesforce"].run_cycle()
+        assert report.outcome == "failed" and report.reason == "database"
+        assert batches == [1000, 1000]  # the third batch was never handed to the store
+        assert report.evaluated == 1000
+        with store.engine.connect() as conn:
+            due = conn.exec_driver_sql("SELECT count(*) FROM lead WHERE due_at IS NOT NULL")
+            assert due.scalar_one() == 1000  # the first batch's due times, committed
+
+        store.set_due = set_due  # type: ignore[method-assign]
+        report = app.pipelines["salesforce"].run_cycle()
+        assert report.outcome == "ok", report.message
+        with store.engine.connect() as conn:
+            due = conn.exec_driver_sql("SELECT count(*) FROM lead WHERE due_at IS NOT NULL")
+            assert due.scalar_one() == 2500
