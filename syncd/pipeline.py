@@ -71,7 +71,7 @@ from connectors.errors import (
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd import due, history_pending, ledger, plan_probe, planner_stats, races, run_books
-from syncd.enrichment import Enricher
+from syncd.enrichment import Enricher, Enrichment
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
 from syncd.lease import Lease, LeaseLost
@@ -700,19 +700,28 @@ class Pipeline:
             # The last cycle's race check rides in this pull's first page: no call of its own.
             self.connector.read_edits_beside_pull(self._race_check.since)
 
-        def prepare(page: Page) -> _ReadPage:
+        def enriched(pages: Iterator[Page]) -> Iterator[tuple[Page, dict[str, Enrichment]]]:
+            # Read with the page, while the last page is stored: it needs no store.
+            for page in pages:
+                yield page, {lead.id: self.enricher.enrich(lead.fields) for lead in page.leads}
+
+        def prepare(read: tuple[Page, dict[str, Enrichment]]) -> _ReadPage:
+            page, enrichment = read
             first_sight.expect(page.total)
-            return _ReadPage(page, self._first_sight_history(_by_id(page.leads)))
+            return _ReadPage(page, self._first_sight_history(_by_id(page.leads)), enrichment)
 
         def store(read: _ReadPage) -> None:
-            self._store_page(read.page.leads, read.page.cursor, report, firsts=read.firsts)
+            page = read.page
+            self._store_page(
+                page.leads, page.cursor, report, firsts=read.firsts, enriched=read.enrichment
+            )
             planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
             if progress is not None:
                 progress.advance(len(read.page.leads), read.page.total)
 
         try:
             # The next page is read from the CRM while this one is stored (syncd.pull_overlap).
-            pages = self.connector.iter_pages(since, until=until)
+            pages = enriched(self.connector.iter_pages(since, until=until))
             overlap = self._overlap()
             if pull_overlapped(pages, prepare, store, self.stop.is_set, overlap=overlap):
                 log.info("stop requested: page checkpointed, leaving the pull")
@@ -749,9 +758,11 @@ class Pipeline:
         report: CycleReport,
         *,
         firsts: Mapping[str, list[HistoryEntry]],
+        enriched: Mapping[str, Enrichment],
     ) -> None:
         """The page's transaction, its cursor with it; no CRM call (``firsts``: the page's
-        first-sight history, read before): it runs on the pull's store thread."""
+        first-sight history, read before; ``enriched``: its leads' enrichment, made as it was
+        read): it runs on the pull's store thread."""
         by_id = _by_id(leads)
         if not by_id and self.lease is None:  # an idle pull's page: bookkeeping alone
             self._checkpoint(cursor, report)
@@ -783,7 +794,13 @@ class Pipeline:
                 known = firsts.get(lead.id, []) if prev is None else []
                 rows.append(
                     self._mirror_row(
-                        lead, prev, now, queued=ours, in_doubt=doubt, crm_history=known
+                        lead,
+                        prev,
+                        now,
+                        queued=ours,
+                        in_doubt=doubt,
+                        crm_history=known,
+                        enrichment=enriched[lead.id],
                     )
                 )
                 history += ledger.backfill_rows(self.crm, known)
@@ -1007,6 +1024,7 @@ class Pipeline:
         queued: bool = False,
         in_doubt: OutboxRecord | None = None,
         crm_history: Sequence[HistoryEntry] = (),
+        enrichment: Enrichment,
     ) -> dict[str, Any]:
         fields = {k: v if type(v) in _JSON_AS_IS else _jsonable(v) for k, v in lead.fields.items()}
         problems = [
@@ -1020,7 +1038,6 @@ class Pipeline:
             if v is None and lead.fields[k] is not None and k not in reported
         ]
         status = fields.get("status")
-        enrichment = self.enricher.enrich(lead.fields)
         row: dict[str, Any] = {
             "crm": self.crm,
             "lead_id": lead.id,
@@ -2123,10 +2140,11 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _ReadPage:
-    """A page read from the CRM with its new leads' history, ready to store."""
+    """A page read from the CRM with its new leads' history and its enrichment, to store."""
 
     page: Page
     firsts: Mapping[str, list[HistoryEntry]]
+    enrichment: Mapping[str, Enrichment]
 
 
 def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
