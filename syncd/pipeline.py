@@ -71,7 +71,7 @@ from connectors.errors import (
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd import due, history_pending, ledger, plan_probe, planner_stats, races, run_books
-from syncd.enrichment import Enricher, Enrichment
+from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
 from syncd.lease import Lease, LeaseLost
@@ -89,6 +89,8 @@ __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts",
 
 log = logging.getLogger("syncd.pipeline")
 T = TypeVar("T")
+#: A page's leads' ``Pipeline._lead_columns`` by lead id.
+_Columns = dict[str, dict[str, Any]]
 
 #: One batch of outbox rows: lead groups of one kind, sent as one collection.
 Groups = list[list[OutboxRecord]]
@@ -700,20 +702,20 @@ class Pipeline:
             # The last cycle's race check rides in this pull's first page: no call of its own.
             self.connector.read_edits_beside_pull(self._race_check.since)
 
-        def enriched(pages: Iterator[Page]) -> Iterator[tuple[Page, dict[str, Enrichment]]]:
-            # Read with the page, while the last page is stored: it needs no store.
+        def with_columns(pages: Iterator[Page]) -> Iterator[tuple[Page, _Columns]]:
+            # Made as the page is read, while the last page is stored: they need no store.
             for page in pages:
-                yield page, {lead.id: self.enricher.enrich(lead.fields) for lead in page.leads}
+                yield page, {lead.id: self._lead_columns(lead) for lead in page.leads}
 
-        def prepare(read: tuple[Page, dict[str, Enrichment]]) -> _ReadPage:
-            page, enrichment = read
+        def prepare(read: tuple[Page, _Columns]) -> _ReadPage:
+            page, columns = read
             first_sight.expect(page.total)
-            return _ReadPage(page, self._first_sight_history(_by_id(page.leads)), enrichment)
+            return _ReadPage(page, self._first_sight_history(_by_id(page.leads)), columns)
 
         def store(read: _ReadPage) -> None:
             page = read.page
             self._store_page(
-                page.leads, page.cursor, report, firsts=read.firsts, enriched=read.enrichment
+                page.leads, page.cursor, report, firsts=read.firsts, columns=read.columns
             )
             planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
             if progress is not None:
@@ -721,7 +723,7 @@ class Pipeline:
 
         try:
             # The next page is read from the CRM while this one is stored (syncd.pull_overlap).
-            pages = enriched(self.connector.iter_pages(since, until=until))
+            pages = with_columns(self.connector.iter_pages(since, until=until))
             overlap = self._overlap()
             if pull_overlapped(pages, prepare, store, self.stop.is_set, overlap=overlap):
                 log.info("stop requested: page checkpointed, leaving the pull")
@@ -758,11 +760,11 @@ class Pipeline:
         report: CycleReport,
         *,
         firsts: Mapping[str, list[HistoryEntry]],
-        enriched: Mapping[str, Enrichment],
+        columns: _Columns,
     ) -> None:
         """The page's transaction, its cursor with it; no CRM call (``firsts``: the page's
-        first-sight history, read before; ``enriched``: its leads' enrichment, made as it was
-        read): it runs on the pull's store thread."""
+        first-sight history, read before; ``columns``: its leads' ``_lead_columns``, made as
+        it was read): it runs on the pull's store thread."""
         by_id = _by_id(leads)
         if not by_id and self.lease is None:  # an idle pull's page: bookkeeping alone
             self._checkpoint(cursor, report)
@@ -795,12 +797,12 @@ class Pipeline:
                 rows.append(
                     self._mirror_row(
                         lead,
+                        columns[lead.id],
                         prev,
                         now,
                         queued=ours,
                         in_doubt=doubt,
                         crm_history=known,
-                        enrichment=enriched[lead.id],
                     )
                 )
                 history += ledger.backfill_rows(self.crm, known)
@@ -1015,17 +1017,9 @@ class Pipeline:
                 for problem in row["quarantine"]:
                     self.metrics.quarantined.labels(self.crm, problem["field"]).inc()
 
-    def _mirror_row(
-        self,
-        lead: RemoteLead,
-        prev: LeadState | None,
-        now: datetime,
-        *,
-        queued: bool = False,
-        in_doubt: OutboxRecord | None = None,
-        crm_history: Sequence[HistoryEntry] = (),
-        enrichment: Enrichment,
-    ) -> dict[str, Any]:
+    def _lead_columns(self, lead: RemoteLead) -> dict[str, Any]:
+        """The mirror row's columns that depend on the pulled lead alone (its fields, their
+        problems, its enrichment): made as the page is read, before the store is asked."""
         fields = {k: v if type(v) in _JSON_AS_IS else _jsonable(v) for k, v in lead.fields.items()}
         problems = [
             {"field": p.field, "excerpt": p.excerpt, "reason": p.reason} for p in lead.problems
@@ -1037,21 +1031,36 @@ class Pipeline:
             for k, v in fields.items()
             if v is None and lead.fields[k] is not None and k not in reported
         ]
-        status = fields.get("status")
-        row: dict[str, Any] = {
+        enrichment = self.enricher.enrich(lead.fields)
+        return {
             "crm": self.crm,
             "lead_id": lead.id,
             "modified_at": lead.modified_at,
             "fields": fields,
             "enrichment": enrichment.values,
             "reasons": enrichment.reasons,
-            "status": status,
+            "status": fields.get("status"),
             "deleted": lead.deleted,
             "converted": lead.converted,
-            "pulled_at": now,
-            "first_seen_at": now,
             "quarantine": problems or None,
         }
+
+    def _mirror_row(
+        self,
+        lead: RemoteLead,
+        columns: dict[str, Any],
+        prev: LeadState | None,
+        now: datetime,
+        *,
+        queued: bool = False,
+        in_doubt: OutboxRecord | None = None,
+        crm_history: Sequence[HistoryEntry] = (),
+    ) -> dict[str, Any]:
+        """The lead's mirror row: ``columns`` (``_lead_columns``, completed in place) with what
+        the lead's stored state and the pull's time decide."""
+        row = columns
+        row["pulled_at"] = row["first_seen_at"] = now
+        status = row["status"]
         if prev is None:
             # When the status was set is unknown on first sight; the last modification is the
             # latest it can have been, so time-based rules fire late rather than early.
@@ -2140,11 +2149,11 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _ReadPage:
-    """A page read from the CRM with its new leads' history and its enrichment, to store."""
+    """A page read from the CRM with its new leads' history and its leads' columns, to store."""
 
     page: Page
     firsts: Mapping[str, list[HistoryEntry]]
-    enrichment: Mapping[str, Enrichment]
+    columns: _Columns
 
 
 def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:

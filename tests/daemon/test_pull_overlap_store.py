@@ -4,12 +4,10 @@ goes on from there: nothing lost, nothing twice; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-import sqlalchemy
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -24,29 +22,10 @@ _LEADS = 700
 _PAGE = 200
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
-    if request.param == "sqlite":
-        yield None
-        return
-    base: str = request.getfixturevalue("postgres_url")
-    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
-    name = "pull_overlap_store"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
 def test_a_page_the_store_refuses_ends_the_cycle_with_the_cursor_at_the_page_before(
-    tmp_path: Path, state_url: str | None
+    tmp_path: Path, store_url: str
 ) -> None:
-    config = write_config(tmp_path, crms=("salesforce",), state_url=state_url)
+    config = write_config(tmp_path, crms=("salesforce",), state_url=store_url)
     config.write_text(
         config.read_text().replace(
             "    lag_seconds: 0   # tests seed leads a moment before the cycle\n", _REST_PAGES
@@ -108,9 +87,9 @@ def test_a_cycle_into_an_in_memory_sqlite_store_pulls_on_its_one_connection(
 
 
 def test_a_plan_batch_the_store_refuses_ends_the_cycle_and_no_later_batch_is_written(
-    tmp_path: Path, state_url: str | None
+    tmp_path: Path, store_url: str
 ) -> None:
-    config = write_config(tmp_path, crms=("salesforce",), state_url=state_url)
+    config = write_config(tmp_path, crms=("salesforce",), state_url=store_url)
     with running_app(config) as app:
         app.embedded.salesforce.add_leads(
             sf_lead(f"L{i}", f"l{i}@acme.com", title="Analyst") for i in range(2500)
