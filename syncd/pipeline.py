@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -80,7 +80,7 @@ from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
 from syncd.progress import ProgressFactory
-from syncd.pull_overlap import pull_overlapped, write_overlapped
+from syncd.pull_overlap import pull_overlapped
 from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
@@ -88,7 +88,6 @@ from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, aud
 __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
 
 log = logging.getLogger("syncd.pipeline")
-T = TypeVar("T")
 #: A page's leads' ``Pipeline._lead_columns`` by lead id.
 _Columns = dict[str, dict[str, Any]]
 
@@ -1142,6 +1141,7 @@ class Pipeline:
         self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool = False
     ) -> None:
         changing_leads = 0
+        batch: list[tuple[PlanRecord, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
         if self.loop_guard is not None:
@@ -1161,14 +1161,13 @@ class Pipeline:
         self._idle_probe = None
         # New rules or settings: every live lead is due now (syncd.due).
         due.record_fingerprint(self.store, self.crm, fingerprint)
-
-        def record(batch: list[tuple[PlanRecord, LeadVerdict]]) -> None:
-            nonlocal changing_leads
+        for item in self.verdicts(book, now):
+            batch.append(item)
+            if len(batch) >= 1000:
+                changing_leads += self._record_plan(batch, report, book, now, planner)
+                batch = []
+        if batch:
             changing_leads += self._record_plan(batch, report, book, now, planner)
-
-        # The next batch is evaluated while this one is written (syncd.pull_overlap).
-        batches = _batches(self.verdicts(book, now), 1000)
-        write_overlapped(batches, record, overlap=self._overlap())
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         # Held and blocked leads are not all evaluated each cycle: counted over the store.
@@ -2154,18 +2153,6 @@ class _ReadPage:
     page: Page
     firsts: Mapping[str, list[HistoryEntry]]
     columns: _Columns
-
-
-def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
-    """``items`` in lists of ``size`` (the last one shorter), read as each is wanted."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _by_id(leads: Sequence[RemoteLead]) -> dict[str, RemoteLead]:

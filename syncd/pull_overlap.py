@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar, cast
 
-__all__ = ["pull_overlapped", "write_overlapped"]
+__all__ = ["pull_overlapped"]
 
 P = TypeVar("P")  # a page as the connector yields it
 R = TypeVar("R")  # a page ready to store
@@ -93,22 +93,4 @@ def _one_after_the_other(
         store(prepare(page))
         if stopping():
             return True
-    return False
-
-
-def write_overlapped(
-    items: Iterator[R], write: Callable[[R], None], *, overlap: bool = True
-) -> None:
-    """``write`` every item of ``items`` on the store thread, one after the other, while the
-    calling thread makes the next (the plan: the next batch of verdicts is evaluated while
-    the last one's outbox rows and due times are written). The same guarantees as a pull's
-    pages, without stop: a failed write is raised and nothing after it is written."""
-    pull_overlapped(items, _same, write, _never, overlap=overlap)
-
-
-def _same(item: R) -> R:
-    return item
-
-
-def _never() -> bool:
     return False

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncd.pull_overlap import pull_overlapped, write_overlapped
+from syncd.pull_overlap import pull_overlapped
 
 
 class _StoreBroke(Exception):
@@ -158,19 +158,3 @@ def test_without_overlap_every_step_runs_on_the_calling_thread_one_after_the_oth
     assert org.events == [
         f"{step} {k}" for k in (1, 2, 3) for step in ("read", "prepare", "stored")
     ]
-
-
-def test_a_plans_batches_are_written_in_order_on_the_store_thread_until_one_fails() -> None:
-    written: list[int] = []
-    threads: set[int] = set()
-
-    def write(batch: int) -> None:
-        threads.add(threading.get_ident())
-        if batch == 3:
-            raise _StoreBroke("batch 3 refused")
-        written.append(batch)
-
-    with pytest.raises(_StoreBroke, match="batch 3 refused"):
-        write_overlapped(iter(range(1, 6)), write)
-    assert written == [1, 2]
-    assert threading.get_ident() not in threads
