@@ -44,6 +44,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import SingletonThreadPool
 
 from connectors.base import (
     Connector,
@@ -53,6 +54,7 @@ from connectors.base import (
     LeadChange,
     NewsletterAdds,
     Outcome,
+    Page,
     RecordResult,
     RemoteLead,
     WriteCollection,
@@ -78,6 +80,7 @@ from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
 from syncd.progress import ProgressFactory
+from syncd.pull_overlap import pull_overlapped
 from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
@@ -85,6 +88,8 @@ from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, aud
 __all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
 
 log = logging.getLogger("syncd.pipeline")
+#: A page's leads' ``Pipeline._lead_columns`` by lead id.
+_Columns = dict[str, dict[str, Any]]
 
 #: One batch of outbox rows: lead groups of one kind, sent as one collection.
 Groups = list[list[OutboxRecord]]
@@ -695,16 +700,33 @@ class Pipeline:
         if self._race_check is not None and self._collections_with_history():
             # The last cycle's race check rides in this pull's first page: no call of its own.
             self.connector.read_edits_beside_pull(self._race_check.since)
+
+        def with_columns(pages: Iterator[Page]) -> Iterator[tuple[Page, _Columns]]:
+            # Made as the page is read, while the last page is stored: they need no store.
+            for page in pages:
+                yield page, {lead.id: self._lead_columns(lead) for lead in page.leads}
+
+        def prepare(read: tuple[Page, _Columns]) -> _ReadPage:
+            page, columns = read
+            first_sight.expect(page.total)
+            return _ReadPage(page, self._first_sight_history(_by_id(page.leads)), columns)
+
+        def store(read: _ReadPage) -> None:
+            page = read.page
+            self._store_page(
+                page.leads, page.cursor, report, firsts=read.firsts, columns=read.columns
+            )
+            planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
+            if progress is not None:
+                progress.advance(len(read.page.leads), read.page.total)
+
         try:
-            for page in self.connector.iter_pages(since, until=until):
-                first_sight.expect(page.total)
-                self._store_page(page.leads, page.cursor, report)
-                planner_stats.analyze_if_grown(self.store)  # the next page's lookups by id
-                if progress is not None:
-                    progress.advance(len(page.leads), page.total)
-                if self.stop.is_set():
-                    log.info("stop requested: page checkpointed, leaving the pull")
-                    return
+            # The next page is read from the CRM while this one is stored (syncd.pull_overlap).
+            pages = with_columns(self.connector.iter_pages(since, until=until))
+            overlap = self._overlap()
+            if pull_overlapped(pages, prepare, store, self.stop.is_set, overlap=overlap):
+                log.info("stop requested: page checkpointed, leaving the pull")
+                return
         finally:
             if progress is not None:
                 progress.close()
@@ -725,14 +747,27 @@ class Pipeline:
                 gone,
             )
 
+    def _overlap(self) -> bool:
+        """Whether a store thread may write while this one reads (syncd.pull_overlap): not
+        when each thread has a database of its own (SQLAlchemy's in-memory SQLite)."""
+        return not isinstance(self.store.engine.pool, SingletonThreadPool)
+
     def _store_page(
-        self, leads: Sequence[RemoteLead], cursor: Cursor | None, report: CycleReport
+        self,
+        leads: Sequence[RemoteLead],
+        cursor: Cursor | None,
+        report: CycleReport,
+        *,
+        firsts: Mapping[str, list[HistoryEntry]],
+        columns: _Columns,
     ) -> None:
-        by_id = {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
+        """The page's transaction, its cursor with it; no CRM call (``firsts``: the page's
+        first-sight history, read before; ``columns``: its leads' ``_lead_columns``, made as
+        it was read): it runs on the pull's store thread."""
+        by_id = _by_id(leads)
         if not by_id and self.lease is None:  # an idle pull's page: bookkeeping alone
             self._checkpoint(cursor, report)
             return
-        firsts = self._first_sight_history(by_id)
         now = self.clock()
         with self.store.begin() as conn:
             self._fence(conn)  # a page read before the new leader's writes must not land
@@ -760,7 +795,13 @@ class Pipeline:
                 known = firsts.get(lead.id, []) if prev is None else []
                 rows.append(
                     self._mirror_row(
-                        lead, prev, now, queued=ours, in_doubt=doubt, crm_history=known
+                        lead,
+                        columns[lead.id],
+                        prev,
+                        now,
+                        queued=ours,
+                        in_doubt=doubt,
+                        crm_history=known,
                     )
                 )
                 history += ledger.backfill_rows(self.crm, known)
@@ -975,16 +1016,9 @@ class Pipeline:
                 for problem in row["quarantine"]:
                     self.metrics.quarantined.labels(self.crm, problem["field"]).inc()
 
-    def _mirror_row(
-        self,
-        lead: RemoteLead,
-        prev: LeadState | None,
-        now: datetime,
-        *,
-        queued: bool = False,
-        in_doubt: OutboxRecord | None = None,
-        crm_history: Sequence[HistoryEntry] = (),
-    ) -> dict[str, Any]:
+    def _lead_columns(self, lead: RemoteLead) -> dict[str, Any]:
+        """The mirror row's columns that depend on the pulled lead alone (its fields, their
+        problems, its enrichment): made as the page is read, before the store is asked."""
         fields = {k: v if type(v) in _JSON_AS_IS else _jsonable(v) for k, v in lead.fields.items()}
         problems = [
             {"field": p.field, "excerpt": p.excerpt, "reason": p.reason} for p in lead.problems
@@ -996,22 +1030,36 @@ class Pipeline:
             for k, v in fields.items()
             if v is None and lead.fields[k] is not None and k not in reported
         ]
-        status = fields.get("status")
         enrichment = self.enricher.enrich(lead.fields)
-        row: dict[str, Any] = {
+        return {
             "crm": self.crm,
             "lead_id": lead.id,
             "modified_at": lead.modified_at,
             "fields": fields,
             "enrichment": enrichment.values,
             "reasons": enrichment.reasons,
-            "status": status,
+            "status": fields.get("status"),
             "deleted": lead.deleted,
             "converted": lead.converted,
-            "pulled_at": now,
-            "first_seen_at": now,
             "quarantine": problems or None,
         }
+
+    def _mirror_row(
+        self,
+        lead: RemoteLead,
+        columns: dict[str, Any],
+        prev: LeadState | None,
+        now: datetime,
+        *,
+        queued: bool = False,
+        in_doubt: OutboxRecord | None = None,
+        crm_history: Sequence[HistoryEntry] = (),
+    ) -> dict[str, Any]:
+        """The lead's mirror row: ``columns`` (``_lead_columns``, completed in place) with what
+        the lead's stored state and the pull's time decide."""
+        row = columns
+        row["pulled_at"] = row["first_seen_at"] = now
+        status = row["status"]
         if prev is None:
             # When the status was set is unknown on first sight; the last modification is the
             # latest it can have been, so time-based rules fire late rather than early.
@@ -2096,6 +2144,19 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN and infinity are not JSON: PostgreSQL refuses the whole page
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadPage:
+    """A page read from the CRM with its new leads' history and its leads' columns, to store."""
+
+    page: Page
+    firsts: Mapping[str, list[HistoryEntry]]
+    columns: _Columns
+
+
+def _by_id(leads: Sequence[RemoteLead]) -> dict[str, RemoteLead]:
+    return {lead.id: lead for lead in leads}  # a page may repeat a lead (overlap)
 
 
 def _api_calls(connector: Connector) -> int:
