@@ -44,7 +44,6 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import SingletonThreadPool
 
 from connectors.base import (
     Connector,
@@ -748,9 +747,12 @@ class Pipeline:
             )
 
     def _overlap(self) -> bool:
-        """Whether a store thread may write while this one reads (syncd.pull_overlap): not
-        when each thread has a database of its own (SQLAlchemy's in-memory SQLite)."""
-        return not isinstance(self.store.engine.pool, SingletonThreadPool)
+        """Whether a store thread writes while this one reads (syncd.pull_overlap): on
+        PostgreSQL, whose server does a page's store in its own processes, so the two really
+        run at once. On SQLite the store's work is this process's, under the same interpreter
+        lock as the read: measured at 100k leads, a first sync took about 10 % longer with the
+        store thread than without (and an in-memory SQLite database is one per thread)."""
+        return self.store.engine.dialect.name == "postgresql"
 
     def _store_page(
         self,
