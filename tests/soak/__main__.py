@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leads", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--out", type=Path, default=Path("docs/reliability.md"))
+    parser.add_argument(
+        "--state-url",
+        default=None,
+        help="the chaos world's state store, e.g. an empty PostgreSQL database (default: SQLite)",
+    )
     args = parser.parse_args(argv)
     params = SoakParams(
         leads=args.leads,
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         dual_rounds=args.dual_rounds,
         max_quiet_cycles=20,
         run_seconds=(4.0, 24.0),
+        state_url=args.state_url,
     )
     with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
         result = run_soak(Path(tmp), params)

@@ -49,6 +49,8 @@ class SoakParams:
     dual_rounds: int = 1  # rounds with two daemons started together
     rep_edits_per_round: int = 3
     max_quiet_cycles: int = 12
+    #: The chaos world's state store (None: a SQLite file); the reference world's is SQLite.
+    state_url: str | None = None
 
 
 @dataclass
@@ -240,6 +242,7 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
         seed=params.seed,
         fault_rate=params.fault_rate,
         fault_seed=params.seed,
+        state_url=params.state_url,
     )
     try:
         # Random faults pick among the kinds a request can produce; the two that only write

@@ -7,6 +7,7 @@ Each invariant is its own test so a failure names the invariant and the offendin
 from __future__ import annotations
 
 import pytest
+import sqlalchemy
 
 from tests.soak.invariants import INVARIANTS, summarize
 from tests.soak.scenario import SoakParams, SoakResult, run_soak
@@ -14,9 +15,21 @@ from tests.soak.scenario import SoakParams, SoakResult, run_soak
 pytestmark = pytest.mark.soak
 
 
-@pytest.fixture(scope="module")
-def soak(tmp_path_factory: pytest.TempPathFactory) -> SoakResult:
-    return run_soak(tmp_path_factory.mktemp("soak"), SoakParams())
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def soak(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SoakResult:
+    """The bounded soak with the chaos world's state store on each backend: on PostgreSQL a
+    pull stores its pages on a store thread (syncd.pull_overlap) and two daemons share no
+    file lock, only the lease row."""
+    state_url = None
+    if request.param == "postgres":
+        base = request.getfixturevalue("postgres_url")
+        engine = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS soak")
+            conn.exec_driver_sql("CREATE DATABASE soak")
+        engine.dispose()
+        state_url = base.rsplit("/", 1)[0] + "/soak"
+    return run_soak(tmp_path_factory.mktemp("soak"), SoakParams(state_url=state_url))
 
 
 def test_the_soak_injected_faults_and_kills(soak: SoakResult) -> None:

@@ -317,6 +317,14 @@ class SoakWorld:
         }
         self.state_url = state_url or f"sqlite:///{root / 'state.db'}"
         self.config = self._write_config(interval)
+        if not self.state_url.startswith("sqlite"):
+            # As an operator does: PostgreSQL's schema is upgraded on purpose, not at start-up.
+            subprocess.run(
+                [_PY, "-m", "syncd.cli", "db", "upgrade", "--config", str(self.config)],
+                env=self._daemon_env(),
+                check=True,
+                capture_output=True,
+            )
         self.daemons: list[Daemon] = []
         self._count = 0
 
