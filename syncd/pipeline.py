@@ -720,7 +720,7 @@ class Pipeline:
                 progress.advance(len(read.page.leads), read.page.total)
 
         try:
-            # The next page is read from the CRM while this one is stored (syncd.pull_overlap).
+            # On PostgreSQL the next page is read from the CRM while this one is stored.
             pages = with_columns(self.connector.iter_pages(since, until=until))
             overlap = self._overlap()
             if pull_overlapped(pages, prepare, store, self.stop.is_set, overlap=overlap):
@@ -765,7 +765,7 @@ class Pipeline:
     ) -> None:
         """The page's transaction, its cursor with it; no CRM call (``firsts``: the page's
         first-sight history, read before; ``columns``: its leads' ``_lead_columns``, made as
-        it was read): it runs on the pull's store thread."""
+        it was read): on PostgreSQL it runs on the pull's store thread."""
         by_id = _by_id(leads)
         if not by_id and self.lease is None:  # an idle pull's page: bookkeeping alone
             self._checkpoint(cursor, report)
