@@ -40,13 +40,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.db'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    import sqlalchemy
+    from tests.pgdb import empty_database
 
-    name = f"t{abs(hash(request.node.nodeid)) % 10**10}"
-    engine = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    yield base.rsplit("/", 1)[0] + f"/{name}"
+    base = request.getfixturevalue("postgres_url")
+    yield empty_database(base, f"t{abs(hash(request.node.nodeid)) % 10**10}")

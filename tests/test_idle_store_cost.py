@@ -146,14 +146,10 @@ def test_postgres_reads_open_no_transaction_and_writes_still_roll_back(
 ) -> None:
     import psycopg
     import pytest
-    import sqlalchemy
 
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS idle_reads")
-        conn.exec_driver_sql("CREATE DATABASE idle_reads")
-    admin.dispose()
-    store = StateStore(postgres_url.rsplit("/", 1)[0] + "/idle_reads", auto_upgrade=True)
+    from tests.pgdb import empty_database
+
+    store = StateStore(empty_database(postgres_url, "idle_reads"), auto_upgrade=True)
     try:
         with store.reading() as conn:
             assert store.lead_ids_in_states(conn, "salesforce", [OutboxState.PENDING]) == set()

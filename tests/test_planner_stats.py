@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy
 from sqlalchemy import event, text
 
 from syncd import planner_stats
 from syncd.state import StateStore
+from tests.pgdb import empty_database
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -24,12 +24,7 @@ NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def pg_store(postgres_url: str) -> Iterator[StateStore]:
     """A store on a database of its own, created empty for the test (no statistics, no autovacuum)."""
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS planner_stats")
-        conn.exec_driver_sql("CREATE DATABASE planner_stats")
-    admin.dispose()
-    store = StateStore(postgres_url.rsplit("/", 1)[0] + "/planner_stats", auto_upgrade=True)
+    store = StateStore(empty_database(postgres_url, "planner_stats"), auto_upgrade=True)
     # The tests count what syncd's own ANALYZEs do; an autovacuum worker that analyses a table
     # mid-test (it may, once the writes pass its threshold) would move pg_class under them.
     with store.engine.begin() as conn:
@@ -130,12 +125,7 @@ def test_first_sync_on_postgres_leaves_the_mirror_with_statistics_before_plannin
 ) -> None:
     from tests.daemon.harness import running_app, sf_lead, write_config
 
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS planner_stats_cycle")
-        conn.exec_driver_sql("CREATE DATABASE planner_stats_cycle")
-    admin.dispose()
-    url = postgres_url.rsplit("/", 1)[0] + "/planner_stats_cycle"
+    url = empty_database(postgres_url, "planner_stats_cycle")
     config = write_config(tmp_path, crms=("salesforce",), state_url=url)
     with running_app(config) as app:
         sf = app.embedded.salesforce

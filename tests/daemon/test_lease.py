@@ -78,15 +78,10 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def store_url_pg(postgres_url: str, request: pytest.FixtureRequest) -> str:
-    import sqlalchemy
+    from tests.pgdb import empty_database
 
     name = f"lease{abs(hash(request.node.nodeid)) % 10**8}"
-    engine = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    return empty_database(postgres_url, name, force=True)
 
 
 def write_config(tmp_path: Path, emu: HubSpotEmulator, state_url: str | None = None) -> Path:

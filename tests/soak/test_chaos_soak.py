@@ -7,8 +7,8 @@ Each invariant is its own test so a failure names the invariant and the offendin
 from __future__ import annotations
 
 import pytest
-import sqlalchemy
 
+from tests.pgdb import empty_database
 from tests.soak.invariants import INVARIANTS, summarize
 from tests.soak.scenario import SoakParams, SoakResult, run_soak
 
@@ -22,13 +22,7 @@ def soak(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     file lock, only the lease row."""
     state_url = None
     if request.param == "postgres":
-        base = request.getfixturevalue("postgres_url")
-        engine = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.exec_driver_sql("DROP DATABASE IF EXISTS soak")
-            conn.exec_driver_sql("CREATE DATABASE soak")
-        engine.dispose()
-        state_url = base.rsplit("/", 1)[0] + "/soak"
+        state_url = empty_database(request.getfixturevalue("postgres_url"), "soak")
     return run_soak(tmp_path_factory.mktemp("soak"), SoakParams(state_url=state_url))
 
 
