@@ -53,6 +53,7 @@ OUTBOX_COLUMNS = (
     "error_message",
     "created_at",
     "updated_at",
+    "may_have_landed",
 )
 
 
@@ -79,6 +80,7 @@ class OutboxLight:
     error_message: str | None
     created_at: datetime
     updated_at: datetime
+    may_have_landed: bool
 
     def __repr__(self) -> str:
         return f"OutboxLight({self.id!r}, {self.lead_id!r}, {self.kind}:{self.field})"
@@ -126,6 +128,7 @@ def fetch_outbox(conn: Connection, stmt: Select[Any]) -> list[OutboxLight]:
         error_message,
         created_at,
         updated_at,
+        may_have_landed,
     ) in rows:
         r = new(OutboxLight)
         r.id = id_
@@ -155,5 +158,6 @@ def fetch_outbox(conn: Connection, stmt: Select[Any]) -> list[OutboxLight]:
             r.updated_at = when.replace(tzinfo=utc) if when.tzinfo is None else _when(when)
         else:
             r.updated_at = _when(updated_at)
+        r.may_have_landed = bool(may_have_landed)  # SQLite stores a boolean as 0 or 1
         append(r)
     return out

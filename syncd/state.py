@@ -44,6 +44,7 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    false,
     func,
     inspect,
     literal,
@@ -133,7 +134,9 @@ class OutboxState(StrEnum):
                       modified the lead since it left and the CRM shows another status, that
                       status is a person's (held, and the intent withdrawn) -- syncd cannot tell
                       a person's revert of its unconfirmed write from an untouched lead, and rep
-                      edits win; otherwise it is ``pending`` again and sent.
+                      edits win; otherwise it is ``pending`` again, marked
+                      ``may_have_landed``, and sent (a row so marked that ends unsent or failed
+                      is audited as possibly in the CRM).
     * ``done``        the CRM confirmed it, or the CRM already showed the value when planning
                       looked again (a write confirmed just before a crash is not sent twice).
     * ``failed``      the CRM refused it permanently, or a retriable error outlasted
@@ -174,6 +177,12 @@ class AuditOutcome(StrEnum):
     ALREADY_IN_PLACE = "already_in_place"  # the CRM already showed it; no second write
     SUPERSEDED = "superseded"  # see OutboxState.SUPERSEDED; message says why
     WITHDRAWN = "withdrawn"  # see OutboxState.WITHDRAWN; message says why
+
+
+#: Outcomes that leave a change out of the CRM as far as syncd knows (``audit_values``).
+_UNSENT_OR_FAILED = frozenset(
+    {AuditOutcome.FAILED, AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN}
+)
 
 
 class LeadRow(SQLModel, table=True):
@@ -281,6 +290,10 @@ class OutboxRow(SQLModel, table=True):
     error_message: str | None = None
     created_at: datetime
     updated_at: datetime
+    # Sent once in a request whose answer never came, and settled back to pending: the CRM may
+    # already hold it whatever later attempts say (migration 0009). Kept until the row ends, so
+    # an audit row that ends it unsent or failed can say so (``audit_values``).
+    may_have_landed: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class AuditRow(SQLModel, table=True):
@@ -1013,7 +1026,7 @@ class StateStore:
         result = conn.execute(
             update(table)
             .where(table.c.crm == crm, table.c.state == OutboxState.SENDING)
-            .values(state=OutboxState.PENDING, updated_at=now)
+            .values(state=OutboxState.PENDING, updated_at=now, may_have_landed=True)
         )
         return result.rowcount or 0
 
@@ -1420,7 +1433,17 @@ def audit_values(
     error_code: str | None = None,
     message: str | None = None,
 ) -> dict[str, Any]:
-    """The audit row of one outbox row's outcome."""
+    """The audit row of one outbox row's outcome.
+
+    A row that may already be in the CRM (sent without an answer: still ``sending``, or settled
+    with ``may_have_landed``) and ends failed, withdrawn or superseded says so in its message,
+    whatever the reason it ends: the audit must not claim the CRM never got it.
+    """
+    if outcome in _UNSENT_OR_FAILED and _may_have_landed(change):
+        if message is None:
+            message = MAY_HAVE_LANDED
+        elif "unconfirmed" not in message:
+            message = f"{message}; {MAY_HAVE_LANDED}"
     return {
         "crm": change.crm,
         "lead_id": change.lead_id,
@@ -1436,6 +1459,15 @@ def audit_values(
         "error_code": error_code,
         "message": message,
     }
+
+
+#: Appended to the audit message of a change that ends unsent or failed after it was sent once
+#: without an answer (``audit_values``).
+MAY_HAVE_LANDED = "sent earlier without an answer (unconfirmed): it may have landed"
+
+
+def _may_have_landed(change: OutboxRecord) -> bool:
+    return change.state == OutboxState.SENDING or bool(change.may_have_landed)
 
 
 def _due_after_write(row: dict[str, Any]) -> datetime | None:

@@ -31,6 +31,7 @@ def _change(lead_id: str, **over: object) -> dict[str, object]:
         "error_message": None,
         "created_at": T0,
         "updated_at": T0,
+        "may_have_landed": False,
     }
     row.update(over)
     return row
@@ -61,6 +62,7 @@ def test_due_changes_read_back_every_column_as_sqlalchemy_decodes_it(store_url: 
                     error_code="UNABLE_TO_LOCK_ROW",
                     error_message="busy",
                     updated_at=later,
+                    may_have_landed=True,
                 ),
                 _change("C", kind="membership", field="newsletter", value=True, before=False),
                 _change("D", value=12, before=[]),

@@ -140,3 +140,57 @@ def test_a_call_carrying_a_leads_status_write_and_newsletter_add_leaves_both_on_
                 ("status", AuditOutcome.APPLIED),
                 ("newsletter:newsletter", AuditOutcome.APPLIED),
             ]
+
+
+def test_a_newsletter_add_sent_without_an_answer_then_refused_and_withdrawn_is_audited_as_may_have_landed(
+    tmp_path: Path,
+) -> None:
+    # Found by the chaos soak: the Composite call carrying a lead's status write and its
+    # newsletter add is applied and its answer lost; the next cycle finds the status in place,
+    # re-sends the add and is refused (retriable); a person then changes the status. The add
+    # is withdrawn -- and it is in the campaign, so its audit row must say it may have landed.
+    # Two leads found later go through the same refusal and override without ever being in
+    # doubt: theirs must not say so.
+    config = write_config(tmp_path, crms=("salesforce",))
+    text = config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    retry: {attempts: 1}")
+    config.write_text(text)
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        campaign = newsletter_id(app, "salesforce")
+        in_doubt = sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(3)
+        )
+        pipeline = app.pipelines["salesforce"]
+        time.sleep(1.1)  # whole-second stamps: the write must be newer than the seed
+        sf.faults.drop_next(1, path="/composite$", method="POST", after_applied=True)
+        assert pipeline.run_cycle().outcome == "failed"
+        assert sf.campaign_members(campaign) == set(in_doubt)
+
+        # New leads give the next call a status collection, so the adds ride in a Composite
+        # request whose membership subrequest is refused on its own (a retriable 503).
+        later = sf.add_leads(
+            sf_lead(f"M{i}", f"m{i}@beta{i}.com", title="Analyst", activity_days=200)
+            for i in range(2)
+        )
+        sf.faults.fail_next(1, status=503, path="composite/sobjects", method="POST")
+        second = pipeline.run_cycle()
+        assert second.retrying == 5, second.message
+        assert _outbox_states(app) == {("field", "done"): 5, ("membership", "pending"): 5}
+
+        time.sleep(1.1)  # the person's edits are newer than syncd's writes
+        for i in in_doubt + later:
+            sf.update_lead(i, {"Status": "Working - Contacted"}, by=sf.rep_user_id)
+        third = pipeline.run_cycle()
+        assert third.outcome == "ok", third.message
+        assert _outbox_states(app) == {("field", "done"): 5, ("membership", "withdrawn"): 5}
+        assert sf.campaign_members(campaign) == set(in_doubt)
+        for i in in_doubt + later:
+            (join,) = [a for a in app.store.audit_of_lead(i) if a.field.startswith("newsletter:")]
+            message = join.message or ""
+            assert join.outcome == AuditOutcome.WITHDRAWN and "person" in message
+            if i in in_doubt:
+                assert "unconfirmed" in message and "may have landed" in message, message
+            else:
+                assert "unconfirmed" not in message and "may have landed" not in message
+        assert sf.admin_state()["duplicate_memberships"] == []
