@@ -28,6 +28,14 @@ def _salesforce_config_in_batches_of_10(tmp_path: Path) -> Path:
     return config
 
 
+def _salesforce_config_without_retries(tmp_path: Path) -> Path:
+    """One attempt a request: a fault reaches the outbox instead of the connector's retries."""
+    config = write_config(tmp_path, crms=("salesforce",))
+    text = config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    retry: {attempts: 1}")
+    config.write_text(text)
+    return config
+
+
 def test_field_and_membership_changes_of_one_cycle_go_out_in_ceil_collections_over_5_calls(
     tmp_path: Path,
 ) -> None:
@@ -64,9 +72,7 @@ def test_field_and_membership_changes_of_one_cycle_go_out_in_ceil_collections_ov
 def test_a_composite_dropped_after_apply_leaves_rows_in_doubt_and_the_next_cycle_settles_them_without_writing_twice(
     tmp_path: Path,
 ) -> None:
-    config = write_config(tmp_path, crms=("salesforce",))
-    text = config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    retry: {attempts: 1}")
-    config.write_text(text)
+    config = _salesforce_config_without_retries(tmp_path)
     with running_app(config) as app:
         sf = app.embedded.salesforce
         ids = sf.add_leads(
@@ -151,9 +157,7 @@ def test_a_newsletter_add_sent_without_an_answer_then_refused_and_withdrawn_is_a
     # is withdrawn -- and it is in the campaign, so its audit row must say it may have landed.
     # Two leads found later go through the same refusal and override without ever being in
     # doubt: theirs must not say so.
-    config = write_config(tmp_path, crms=("salesforce",))
-    text = config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    retry: {attempts: 1}")
-    config.write_text(text)
+    config = _salesforce_config_without_retries(tmp_path)
     with running_app(config) as app:
         sf = app.embedded.salesforce
         campaign = newsletter_id(app, "salesforce")
