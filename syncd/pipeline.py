@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -78,6 +77,16 @@ from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.logs import cycle_context
 from syncd.loop_guard import LoopGuard
 from syncd.metrics import Metrics
+from syncd.open_changes import (
+    LEAD_CONVERTED,
+    LEAD_DELETED,
+    UNCONFIRMED_OVERRIDDEN,
+    UNCONFIRMED_WITH_OVERRIDDEN,
+    answered_unapplied,
+    judge_leftover,
+    reverted_in_doubt,
+    syncd_made,
+)
 from syncd.progress import ProgressFactory
 from syncd.pull_overlap import pull_overlapped
 from syncd.records import LeadState, OutboxRecord, PlanRecord
@@ -811,11 +820,11 @@ class Pipeline:
                     self.crm,
                     lead,
                     prev,
-                    person=prev is not None and not _syncd_made(lead, prev, queued=ours),
+                    person=prev is not None and not syncd_made(lead, prev, queued=ours),
                     queued=open_by_lead.get(lead.id, {}),
                     lifecycle_field=self._ledger_stage_field,
                 )
-                if doubt is not None and _reverted_in_doubt(lead, rows[-1]["status"], doubt, prev):
+                if doubt is not None and reverted_in_doubt(lead, rows[-1]["status"], doubt, prev):
                     reverted.append(doubt)
                 if rows[-1]["quarantine"]:
                     quarantined.append(rows[-1])
@@ -1089,10 +1098,10 @@ class Pipeline:
             error_message=prev.error_message,
             error_at=prev.error_at,
         )
-        if status != prev.status or _reverted_in_doubt(lead, status, in_doubt, prev):
+        if status != prev.status or reverted_in_doubt(lead, status, in_doubt, prev):
             if status != prev.status:
                 row["status_changed_at"] = lead.modified_at
-            if not _syncd_made(lead, prev, queued=queued):
+            if not syncd_made(lead, prev, queued=queued):
                 row["rep_edit_at"] = lead.modified_at
                 row["rep_edit_status"] = status
                 row["error_code"] = row["error_message"] = row["error_at"] = None
@@ -1219,7 +1228,7 @@ class Pipeline:
         """Reconcile verdicts with open outbox rows; returns leads with field changes.
 
         A verdict's changes for one lead are one intent. An open row still wanted is kept; one
-        the CRM already shows is done; any other is judged by its intent (``_judge_leftover``).
+        the CRM already shows is done; any other is judged by its intent (``judge_leftover``).
         """
         changing = 0
         with self.store.begin() as conn:
@@ -1272,7 +1281,7 @@ class Pipeline:
                 intents = self.store.intent_parts(conn, {r.intent_id for _, r, _ in leftovers})
                 done_now = {r.id for r in done}
                 for row, existing, wanted in leftovers:
-                    closing = _judge_leftover(
+                    closing = judge_leftover(
                         row,
                         existing,
                         intents[existing.intent_id],
@@ -1401,7 +1410,7 @@ class Pipeline:
                     [self._collection(kind, groups) for kind, groups in batches]
                 )
         except ConnectorError as exc:
-            if _answered_unapplied(exc):
+            if answered_unapplied(exc):
                 # The CRM answered with an error: nothing of the batch was applied, so it is
                 # not in doubt; it waits (pending) for the next cycle.
                 with self.store.begin() as conn:
@@ -1926,157 +1935,10 @@ class Pipeline:
 #: The rule id of a write that puts back a person's status syncd overwrote (``syncd.races``).
 RESTORE_RULE = "restore-rep-edit"
 
-# Why an open change is not sent (the row's error_message and the audit row's message).
-OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"
-OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
-NO_LONGER_WANTED = "no longer wanted by the rules"
-LEAD_DELETED = "lead deleted in the CRM"
-UNCONFIRMED_OVERRIDDEN = (
-    "sent but unconfirmed (the answer was lost); someone else changed the "
-    "status afterwards, and it is left as they set it"
-)
-LEAD_CONVERTED = "lead converted in the CRM"
-UNCONFIRMED_WITH_OVERRIDDEN = (
-    "sent but unconfirmed with the lead's status write (the answer was lost); someone else "
-    "changed the status afterwards, so it is not sent again (it may have landed)"
-)
-
-
-def _judge_leftover(
-    row: PlanRecord,
-    change: OutboxRecord,
-    parts: Sequence[OutboxRecord],
-    done_now: set[int],
-    wanted: Mapping[tuple[str, str], PlannedChange],
-    book: RuleBook,
-    planner: Planner,
-    now: datetime,
-) -> tuple[OutboxState, str] | None:
-    """What becomes of an open change the current verdict does not want as it is.
-
-    ``None`` keeps it pending: part of its intent already reached the CRM, and the verdict
-    differs only because syncd's own write changed the lead. Otherwise the state to close it in
-    and why. ``parts`` are every row of the change's intent; ``done_now`` the ids planning just
-    found in place in the CRM (delivered, though not yet marked so).
-    """
-    delivered = any(p.state == OutboxState.DONE or p.id in done_now for p in parts)
-    if _changed_outside_syncd(row, parts, done_now):
-        return OutboxState.WITHDRAWN, (OUTSIDE_AFTER_WRITE if delivered else OUTSIDE_BEFORE_WRITE)
-    newer = wanted.get((change.kind, change.field))
-    if newer is not None:
-        # The same field, another value: the newer decision is the one to deliver.
-        return OutboxState.SUPERSEDED, "replaced by a newer decision for the same field"
-    if not delivered:
-        return OutboxState.SUPERSEDED, NO_LONGER_WANTED
-    if change.ruleset_version != book.version and not _wanted_before_the_intent(
-        row, change, parts, done_now, planner, now
-    ):
-        return OutboxState.WITHDRAWN, (
-            f"rule set changed to version {book.version} and no longer wants it"
-        )
-    return None
-
-
-def _changed_outside_syncd(
-    row: PlanRecord, parts: Sequence[OutboxRecord], done_now: set[int]
-) -> bool:
-    """Whether someone other than syncd changed the lead's status since the intent was planned.
-
-    The pull marks a status change syncd did not make (``rep_edit_at``, CRM time); and a status
-    that is neither where the intent found it, nor its target, nor syncd's last confirmed write
-    cannot be syncd's either (a person set it back to the old value counts: once the intent's
-    status write is done, only its target or a later syncd write are syncd's).
-    """
-    created = _utc(min(p.created_at for p in parts))
-    edited = _utc(row.rep_edit_at)
-    if edited is not None and edited >= created:
-        return True
-    status = next((p for p in parts if p.kind == "field" and p.field == "status"), None)
-    if status is None:
-        return False
-    ours = {status.value, row.written_status}
-    if status.state != OutboxState.DONE and status.id not in done_now:
-        ours.add(status.before)
-    return row.status not in ours
-
-
-def _wanted_before_the_intent(
-    row: PlanRecord,
-    change: OutboxRecord,
-    parts: Sequence[OutboxRecord],
-    done_now: set[int],
-    planner: Planner,
-    now: datetime,
-) -> bool:
-    """Whether the current rules still decide ``change`` for the lead as the intent found it.
-
-    The delivered parts are undone on a copy of the mirror row, so a rule set that changed for
-    unrelated reasons keeps a half-delivered decision, and one that dropped it withdraws the rest.
-    (When the status was set is not undone: the mirror keeps only the latest.)
-    """
-    view = row._asdict()
-    fields = dict(view["fields"])
-    newsletters = list(view["newsletters"] or [])
-    for p in parts:
-        if p.state != OutboxState.DONE and p.id not in done_now:
-            continue
-        if p.kind == "membership":
-            if p.field in newsletters:
-                newsletters.remove(p.field)
-        else:
-            fields[p.field] = p.before
-            if p.field == "status":
-                view["status"] = p.before
-    view.update(fields=fields, newsletters=newsletters)
-    verdict = planner.verdict(SimpleNamespace(**view), now)
-    return any(
-        (c.kind, c.field, c.value) == (change.kind, change.field, change.value)
-        for c in verdict.changes
-    )
-
 
 def _membership_key(row: Any) -> str:
     """Adds and removals (value False, from a revert) of one newsletter go in separate calls."""
     return f"-{row.field}" if row.value is False else f"+{row.field}"
-
-
-#: How far a CRM's clock may run behind syncd's: an edit stamped up to this long before an
-#: in-doubt write left may still have come after it (judged conservatively: rep edits win).
-_CLOCK_SKEW = timedelta(seconds=5)
-
-
-def _answered_unapplied(exc: ConnectorError) -> bool:
-    """The CRM answered the batch's request with an error, so it applied nothing. No answer
-    (a timeout, a dropped connection, a stop during a retry wait) or a gateway's 502/504 (the
-    CRM behind it may have applied it) leaves the batch in doubt. A retry chain is judged by its
-    last answer."""
-    if isinstance(exc, Interrupted) or exc.status is None:
-        return False
-    return exc.status not in (502, 504)
-
-
-def _reverted_in_doubt(
-    lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None, prev: LeadState | None
-) -> bool:
-    """Someone other than syncd modified the lead after syncd's unconfirmed status write left,
-    and the CRM shows another status: the person's, whatever the mirror still says (a person
-    who set the old value back looks exactly like a lead syncd never wrote).
-
-    "After" needs a modification the mirror has not seen (a lead touched just before the write,
-    already mirrored, is not one) stamped no earlier than the write left, give or take the
-    CRM's clock skew."""
-    if in_doubt is None or lead.modified_by_integration is True or status == in_doubt.value:
-        return False
-    if prev is not None and lead.modified_at <= _utc(prev.modified_at):
-        return False
-    return bool(lead.modified_at >= _utc(in_doubt.updated_at) - _CLOCK_SKEW)
-
-
-def _syncd_made(lead: RemoteLead, prev: LeadState, *, queued: bool) -> bool:
-    """Whether a pulled status change is syncd's own: its last confirmed write, a value its
-    outbox meant to write (the confirmation may have been lost), or the CRM says so."""
-    status = lead.fields.get("status")
-    return status == prev.written_status or queued or lead.modified_by_integration is True
 
 
 def _status_rows(batches: Sequence[Batch]) -> list[OutboxRecord]:

@@ -1,0 +1,179 @@
+"""What becomes of an open outbox change that planning or a pull finds overtaken.
+
+A change is planned as part of an intent (everything one rule decided for a lead) and may sit
+in the outbox across cycles: pending a retry, in flight, or in doubt after a lost answer. Each
+cycle the pipeline asks of every open change the current verdict does not want as it is:
+
+* :func:`judge_leftover`: keep it (part of its intent already reached the CRM), supersede it
+  (syncd's own newer decision), or withdraw it (a person, a deletion or a new rule set), and
+  the reason the audit row gives;
+* :func:`reverted_in_doubt`: whether a person overrode a status write whose answer was lost;
+* :func:`answered_unapplied`: whether a failed request's error proves the CRM applied nothing;
+* :func:`syncd_made`: whether a pulled status change is syncd's own.
+
+The reasons are the outbox row's ``error_message`` and its audit row's message, so ``syncd
+status`` and ``syncd audit`` say why a change was not delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import RemoteLead
+from connectors.errors import ConnectorError, Interrupted
+from rules import RuleBook
+from syncd.records import LeadState, OutboxRecord, PlanRecord
+from syncd.state import OutboxState, _utc
+
+if TYPE_CHECKING:
+    from syncd.pipeline import PlannedChange, Planner
+
+# Why an open change is not sent (the row's error_message and the audit row's message).
+OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"
+OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
+NO_LONGER_WANTED = "no longer wanted by the rules"
+LEAD_DELETED = "lead deleted in the CRM"
+UNCONFIRMED_OVERRIDDEN = (
+    "sent but unconfirmed (the answer was lost); someone else changed the "
+    "status afterwards, and it is left as they set it"
+)
+LEAD_CONVERTED = "lead converted in the CRM"
+UNCONFIRMED_WITH_OVERRIDDEN = (
+    "sent but unconfirmed with the lead's status write (the answer was lost); someone else "
+    "changed the status afterwards, so it is not sent again (it may have landed)"
+)
+
+
+def judge_leftover(
+    row: PlanRecord,
+    change: OutboxRecord,
+    parts: Sequence[OutboxRecord],
+    done_now: set[int],
+    wanted: Mapping[tuple[str, str], PlannedChange],
+    book: RuleBook,
+    planner: Planner,
+    now: datetime,
+) -> tuple[OutboxState, str] | None:
+    """What becomes of an open change the current verdict does not want as it is.
+
+    ``None`` keeps it pending: part of its intent already reached the CRM, and the verdict
+    differs only because syncd's own write changed the lead. Otherwise the state to close it in
+    and why. ``parts`` are every row of the change's intent; ``done_now`` the ids planning just
+    found in place in the CRM (delivered, though not yet marked so).
+    """
+    delivered = any(p.state == OutboxState.DONE or p.id in done_now for p in parts)
+    if changed_outside_syncd(row, parts, done_now):
+        return OutboxState.WITHDRAWN, (OUTSIDE_AFTER_WRITE if delivered else OUTSIDE_BEFORE_WRITE)
+    newer = wanted.get((change.kind, change.field))
+    if newer is not None:
+        # The same field, another value: the newer decision is the one to deliver.
+        return OutboxState.SUPERSEDED, "replaced by a newer decision for the same field"
+    if not delivered:
+        return OutboxState.SUPERSEDED, NO_LONGER_WANTED
+    if change.ruleset_version != book.version and not wanted_before_the_intent(
+        row, change, parts, done_now, planner, now
+    ):
+        return OutboxState.WITHDRAWN, (
+            f"rule set changed to version {book.version} and no longer wants it"
+        )
+    return None
+
+
+def changed_outside_syncd(
+    row: PlanRecord, parts: Sequence[OutboxRecord], done_now: set[int]
+) -> bool:
+    """Whether someone other than syncd changed the lead's status since the intent was planned.
+
+    The pull marks a status change syncd did not make (``rep_edit_at``, CRM time); and a status
+    that is neither where the intent found it, nor its target, nor syncd's last confirmed write
+    cannot be syncd's either (a person set it back to the old value counts: once the intent's
+    status write is done, only its target or a later syncd write are syncd's).
+    """
+    created = _utc(min(p.created_at for p in parts))
+    edited = _utc(row.rep_edit_at)
+    if edited is not None and edited >= created:
+        return True
+    status = next((p for p in parts if p.kind == "field" and p.field == "status"), None)
+    if status is None:
+        return False
+    ours = {status.value, row.written_status}
+    if status.state != OutboxState.DONE and status.id not in done_now:
+        ours.add(status.before)
+    return row.status not in ours
+
+
+def wanted_before_the_intent(
+    row: PlanRecord,
+    change: OutboxRecord,
+    parts: Sequence[OutboxRecord],
+    done_now: set[int],
+    planner: Planner,
+    now: datetime,
+) -> bool:
+    """Whether the current rules still decide ``change`` for the lead as the intent found it.
+
+    The delivered parts are undone on a copy of the mirror row, so a rule set that changed for
+    unrelated reasons keeps a half-delivered decision, and one that dropped it withdraws the rest.
+    (When the status was set is not undone: the mirror keeps only the latest.)
+    """
+    view = row._asdict()
+    fields = dict(view["fields"])
+    newsletters = list(view["newsletters"] or [])
+    for p in parts:
+        if p.state != OutboxState.DONE and p.id not in done_now:
+            continue
+        if p.kind == "membership":
+            if p.field in newsletters:
+                newsletters.remove(p.field)
+        else:
+            fields[p.field] = p.before
+            if p.field == "status":
+                view["status"] = p.before
+    view.update(fields=fields, newsletters=newsletters)
+    verdict = planner.verdict(SimpleNamespace(**view), now)
+    return any(
+        (c.kind, c.field, c.value) == (change.kind, change.field, change.value)
+        for c in verdict.changes
+    )
+
+
+#: How far a CRM's clock may run behind syncd's: an edit stamped up to this long before an
+#: in-doubt write left may still have come after it (judged conservatively: rep edits win).
+CLOCK_SKEW = timedelta(seconds=5)
+
+
+def answered_unapplied(exc: ConnectorError) -> bool:
+    """The CRM answered the batch's request with an error, so it applied nothing. No answer
+    (a timeout, a dropped connection, a stop during a retry wait) or a gateway's 502/504 (the
+    CRM behind it may have applied it) leaves the batch in doubt. A retry chain is judged by its
+    last answer."""
+    if isinstance(exc, Interrupted) or exc.status is None:
+        return False
+    return exc.status not in (502, 504)
+
+
+def reverted_in_doubt(
+    lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None, prev: LeadState | None
+) -> bool:
+    """Someone other than syncd modified the lead after syncd's unconfirmed status write left,
+    and the CRM shows another status: the person's, whatever the mirror still says (a person
+    who set the old value back looks exactly like a lead syncd never wrote).
+
+    "After" needs a modification the mirror has not seen (a lead touched just before the write,
+    already mirrored, is not one) stamped no earlier than the write left, give or take the
+    CRM's clock skew."""
+    if in_doubt is None or lead.modified_by_integration is True or status == in_doubt.value:
+        return False
+    if prev is not None and lead.modified_at <= _utc(prev.modified_at):
+        return False
+    return bool(lead.modified_at >= _utc(in_doubt.updated_at) - CLOCK_SKEW)
+
+
+def syncd_made(lead: RemoteLead, prev: LeadState, *, queued: bool) -> bool:
+    """Whether a pulled status change is syncd's own: its last confirmed write, a value its
+    outbox meant to write (the confirmation may have been lost), or the CRM says so."""
+    status = lead.fields.get("status")
+    return status == prev.written_status or queued or lead.modified_by_integration is True
