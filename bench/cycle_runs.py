@@ -84,24 +84,38 @@ def run(
         figs += f
         notes += s
     if pg_size:
-        base = next(r for r in sf_runs if r.n == pg_size)
-        f, s = _postgres(base, pg_size, runs)
+        f, s = _postgres(pg_size, runs)
         figs += f
         notes += s
     return figs, notes
 
 
-def _postgres(
-    base: cycle_cost.CostRun, n: int, runs: int
-) -> tuple[list[Figure], list[SectionNotes]]:
+def _postgres(n: int, runs: int) -> tuple[list[Figure], list[SectionNotes]]:
+    """§8: ``runs`` pairs of the sequence, one on SQLite and one on PostgreSQL right after each
+    other (the order alternating), so that a change of the shared machine's load between them
+    shows in one pair's ratio, not in all of them; each PostgreSQL run gets a fresh server."""
     from bench.pgserver import PostgresUnavailable, throwaway_postgres
 
-    _progress(f"salesforce N={n:,} (PostgreSQL)")
-    try:
+    pairs: list[tuple[cycle_cost.CostRun, cycle_cost.CostRun]] = []
+
+    def one(store_url: str | None) -> cycle_cost.CostRun:
+        return cycle_cost.run_salesforce(
+            n, runs=runs, shares=(0.01,), share_runs=lambda _s: 1, store_url=store_url
+        )
+
+    def postgres() -> cycle_cost.CostRun:
         with throwaway_postgres("syncd_bench") as url:
-            pg = cycle_cost.run_salesforce(
-                n, runs=runs, shares=(0.01,), share_runs=lambda _s: runs, store_url=url
-            )
+            return one(url)
+
+    try:
+        for i in range(runs):
+            _progress(f"§8 pair {i + 1} of {runs}: salesforce N={n:,} on SQLite and PostgreSQL")
+            if i % 2 == 0:
+                sqlite_run = one(None)
+                pairs.append((sqlite_run, postgres()))
+            else:
+                pg_run = postgres()
+                pairs.append((one(None), pg_run))
     except PostgresUnavailable as exc:
-        return cycle_figures.postgres_figures(None, None, str(exc))
-    return cycle_figures.postgres_figures(base, pg)
+        return cycle_figures.postgres_figures([], str(exc))
+    return cycle_figures.postgres_figures(pairs)
