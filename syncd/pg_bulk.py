@@ -39,7 +39,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
-__all__ = ["any_of", "insert_rows", "update_by_key", "upsert_rows"]
+__all__ = ["any_of", "insert_defaults", "insert_rows", "quote", "update_by_key", "upsert_rows"]
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -61,13 +61,13 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     given = list(rows[0])
-    defaults = _insert_defaults(table, given)
+    defaults = insert_defaults(table, given)
     if defaults:
         rows = [{**r, **defaults} for r in rows]
     columns = given + list(defaults)
-    names = ", ".join(_quote(c) for c in columns)
+    names = ", ".join(quote(c) for c in columns)
     sql = (
-        f"INSERT INTO {_quote(table.name)} ({names}) SELECT {_values(table, columns)} "
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {_values(table, columns)} "
         f"FROM {_recordset(table, columns)}"
     )
     conn.exec_driver_sql(sql, {"rows": _document(sql, rows)})
@@ -94,18 +94,18 @@ def upsert_rows(
     given = list(rows[0])
     # A column the rows leave out gets its default when inserted (as SQLAlchemy gives it), and
     # keeps its value when updated.
-    defaults = _insert_defaults(table, given)
+    defaults = insert_defaults(table, given)
     if defaults:
         rows = [{**r, **defaults} for r in rows]
     columns = given + list(defaults)
-    names = ", ".join(_quote(c) for c in columns)
+    names = ", ".join(quote(c) for c in columns)
     updates = ", ".join(
-        f"{_quote(c)} = EXCLUDED.{_quote(c)}" for c in given if c not in keys and c not in keep
+        f"{quote(c)} = EXCLUDED.{quote(c)}" for c in given if c not in keys and c not in keep
     )
-    conflict = ", ".join(_quote(k) for k in keys)
+    conflict = ", ".join(quote(k) for k in keys)
     action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     sql = (
-        f"INSERT INTO {_quote(table.name)} ({names}) SELECT {_values(table, columns)} "
+        f"INSERT INTO {quote(table.name)} ({names}) SELECT {_values(table, columns)} "
         f"FROM {_recordset(table, columns)} ON CONFLICT ({conflict}) {action}"
     )
     conn.exec_driver_sql(sql, {"rows": _document(sql, rows)})
@@ -133,19 +133,19 @@ def update_by_key(
     if any(c.onupdate is not None for c in table.c):  # none in syncd's tables
         raise NotImplementedError(f"{table.name}: a column with a value set on update")
     sets = ", ".join(
-        [f"{_quote(c)} = v.{_quote(c)}" for c in columns if c != key]
-        + [f"{_quote(c)} = {expression}" for c, expression in (also or {}).items()]
+        [f"{quote(c)} = v.{quote(c)}" for c in columns if c != key]
+        + [f"{quote(c)} = {expression}" for c, expression in (also or {}).items()]
     )
-    fixed = " AND ".join(f"t.{_quote(c)} = %(w_{c})s" for c in where)
+    fixed = " AND ".join(f"t.{quote(c)} = %(w_{c})s" for c in where)
     sql = (
-        f"UPDATE {_quote(table.name)} AS t SET {sets} FROM {_recordset(table, columns)} "
-        f"WHERE {fixed} AND t.{_quote(key)} = v.{_quote(key)}"
+        f"UPDATE {quote(table.name)} AS t SET {sets} FROM {_recordset(table, columns)} "
+        f"WHERE {fixed} AND t.{quote(key)} = v.{quote(key)}"
     )
     bound = {"rows": _document(sql, rows), **{f"w_{c}": v for c, v in where.items()}}
     conn.exec_driver_sql(sql, {**bound, **(params or {})})
 
 
-def _insert_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
+def insert_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for column in table.c:
         if column.name in given or column.default is None:
@@ -175,7 +175,7 @@ def _iso(value: object) -> str:
 
 
 def _recordset(table: Table, columns: Sequence[str]) -> str:
-    typed = ", ".join(f"{_quote(c)} {table.c[c].type.compile(dialect=_DIALECT)}" for c in columns)
+    typed = ", ".join(f"{quote(c)} {table.c[c].type.compile(dialect=_DIALECT)}" for c in columns)
     return f"json_to_recordset(%(rows)s::json) AS v({typed})"
 
 
@@ -185,11 +185,11 @@ def _values(table: Table, columns: Sequence[str]) -> str:
     for c in columns:
         column_type = table.c[c].type
         if isinstance(column_type, JSON) and not column_type.none_as_null:
-            out.append(f"COALESCE(v.{_quote(c)}, 'null'::json)")
+            out.append(f"COALESCE(v.{quote(c)}, 'null'::json)")
         else:
-            out.append(f"v.{_quote(c)}")
+            out.append(f"v.{quote(c)}")
     return ", ".join(out)
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
     return _DIALECT.identifier_preparer.quote(name)

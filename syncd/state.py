@@ -60,7 +60,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
-from syncd import json_text, pg_bulk
+from syncd import json_text, pg_bulk, pg_copy
 from syncd.pg_engine import postgres_engine_options
 from syncd.records import (
     AuditRecord,
@@ -686,8 +686,8 @@ class StateStore:
             return
         rows = _same_keys([{**r, "due_at": _due_after_write(r)} for r in rows])
         self.rows_written["lead"] += len(rows)
-        if self._dialect == "postgresql":  # one statement a page, not one a row
-            pg_bulk.upsert_rows(
+        if self._dialect == "postgresql":  # staged by COPY, moved in one statement
+            pg_copy.upsert_copied(
                 conn, LeadRow.__table__, rows, ("crm", "lead_id"), keep=("first_seen_at",)
             )
             return
