@@ -7,7 +7,9 @@ SQLAlchemy and psycopg process every row's parameters one by one in Python. Here
 as one JSON document (``json.dumps`` in C) and the server reads it back as rows
 (``json_to_recordset``) in a single statement:
 
-* :func:`upsert_rows`: ``INSERT .. SELECT FROM json_to_recordset(..) ON CONFLICT .. DO UPDATE``;
+* :func:`upsert_rows`: ``INSERT .. SELECT FROM json_to_recordset(..) ON CONFLICT .. DO UPDATE``
+  (a pulled page's upsert before ``syncd.pg_copy`` staged it by COPY: its differential test
+  compares the two);
 * :func:`insert_rows`: ``INSERT .. SELECT FROM json_to_recordset(..)`` (outbox, audit and ledger
   rows: a first sync's plan and drain write some 10,000 of each at 100k leads);
 * :func:`update_by_key`: ``UPDATE .. FROM json_to_recordset(..) WHERE`` the key matches;
