@@ -37,6 +37,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Index,
+    Integer,
     Table,
     and_,
     bindparam,
@@ -60,7 +61,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
-from syncd import json_text, pg_bulk
+from syncd import json_text, pg_bulk, pg_copy
 from syncd.pg_engine import postgres_engine_options
 from syncd.records import (
     AuditRecord,
@@ -698,8 +699,8 @@ class StateStore:
             return
         rows = _same_keys([{**r, "due_at": _due_after_write(r)} for r in rows])
         self.rows_written["lead"] += len(rows)
-        if self._dialect == "postgresql":  # one statement a page, not one a row
-            pg_bulk.upsert_rows(
+        if self._dialect == "postgresql":  # staged by COPY, moved in one statement
+            pg_copy.upsert_copied(
                 conn, LeadRow.__table__, rows, ("crm", "lead_id"), keep=("first_seen_at",)
             )
             return
@@ -723,6 +724,17 @@ class StateStore:
         if not rows:
             return
         table = LeadRow.__table__
+        if self._dialect == "postgresql":  # one statement, not one a lead
+            pg_bulk.update_by_key(
+                conn,
+                table,
+                {"crm": crm},
+                "lead_id",
+                rows,
+                also={"due_at": _PG_DUE_AFTER_UPDATE},
+                params={"never_due": NEVER_DUE},
+            )
+            return
         keys = [k for k in rows[0] if k != "lead_id"]
 
         def build() -> Any:
@@ -1048,20 +1060,32 @@ class StateStore:
 
     def add_changes(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            self._many.run(conn, "add_changes", OutboxRow.__table__.insert, _same_keys(rows))
+            self._insert_many(conn, "add_changes", OutboxRow.__table__, rows)
             self.rows_written["outbox"] += len(rows)
+
+    def _insert_many(
+        self, conn: Connection, name: str, table: Table, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """Insert ``rows``: an executemany on SQLite, one statement on PostgreSQL (pg_bulk)."""
+        if self._dialect == "postgresql":
+            pg_bulk.insert_rows(conn, table, _same_keys(rows))
+        else:
+            self._many.run(conn, name, table.insert, _same_keys(rows))
 
     def set_change_state(
         self, conn: Connection, ids: Iterable[int], state: OutboxState, now: datetime, **values: Any
     ) -> None:
         ids = list(ids)
         table = OutboxRow.__table__
-        for start in range(0, len(ids), _UPSERT_CHUNK):
-            conn.execute(
-                update(table)
-                .where(table.c.id.in_(ids[start : start + _UPSERT_CHUNK]))
-                .values(state=state, updated_at=now, **values)
-            )
+        if self._dialect == "postgresql":  # one statement whatever the number of rows
+            chunks = [pg_bulk.any_of(table.c.id, ids, Integer())] if ids else []
+        else:
+            chunks = [
+                table.c.id.in_(ids[start : start + _UPSERT_CHUNK])
+                for start in range(0, len(ids), _UPSERT_CHUNK)
+            ]
+        for chunk in chunks:
+            conn.execute(update(table).where(chunk).values(state=state, updated_at=now, **values))
         self.rows_written["outbox"] += len(ids)  # state's statistics (syncd.planner_stats)
 
     def close_changes(
@@ -1230,12 +1254,12 @@ class StateStore:
 
     def add_audit(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            self._many.run(conn, "add_audit", AuditRow.__table__.insert, _same_keys(rows))
+            self._insert_many(conn, "add_audit", AuditRow.__table__, rows)
 
     def add_history(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Rows of the status history ledger (``syncd.ledger`` builds them)."""
         if rows:
-            self._many.run(conn, "add_history", StatusHistoryRow.__table__.insert, _same_keys(rows))
+            self._insert_many(conn, "add_history", StatusHistoryRow.__table__, rows)
             self.rows_written["status_history"] += len(rows)
 
     def add_history_pending(self, conn: Connection, crm: str, lead_ids: Sequence[str]) -> None:
@@ -1483,6 +1507,10 @@ _DUE_AFTER_UPDATE = case(
         NEVER_DUE,
     ),
     else_=None,
+)
+# As pg_bulk.update_by_key writes it (``t``: the row before the update).
+_PG_DUE_AFTER_UPDATE = (
+    "CASE WHEN t.deleted IS true OR t.converted IS true THEN %(never_due)s::timestamptz END"
 )
 
 
