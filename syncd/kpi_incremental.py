@@ -253,10 +253,6 @@ def _settings_key(options: ReportOptions) -> ReportOptions:
     return replace(options, since=_EPOCH, until=_EPOCH, now=_EPOCH)
 
 
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -383,14 +379,16 @@ class FunnelState:
         crm = self.crm
         found: set[str] = set()
         stale = old.stale_after
-        # ``field || ''``: SQLite (no statistics) would otherwise walk the (field, to_value,
-        # at) index over every status row instead of the id or ``at`` range.
+        # ``field || ''``, ``crm || ''``: SQLite (no statistics) would otherwise walk the
+        # (field, to_value, at) or (crm, lead_id, at) index over every row of the CRM instead
+        # of the id or ``at`` range.
         is_status = h.c.field.op("||")("") == "status"
+        of_crm = h.c.crm.op("||")("") == crm
         with self.engine.connect() as conn:
             # New rows (ids are the ledger's primary key: one range).
             if mark > self._mark:
                 q = select(h.c.lead_id).where(
-                    h.c.id > self._mark, h.c.id <= mark, h.c.crm == crm, is_status
+                    h.c.id > self._mark, h.c.id <= mark, of_crm, is_status
                 )
                 found.update(r[0] for r in conn.execute(q))
             # Rows that crossed a boundary moving with the clock (the ``at`` index).
@@ -402,16 +400,16 @@ class FunnelState:
                 if high <= low:
                     continue
                 q = select(h.c.lead_id).where(
-                    h.c.at >= _naive(low),
-                    h.c.at < _naive(high),
-                    h.c.crm == crm,
+                    h.c.at >= low,
+                    h.c.at < high,
+                    of_crm,
                     is_status,
                     h.c.id <= mark,
                 )
                 found.update(r[0] for r in conn.execute(q))
             # SAL leads whose mirror row was stored again: their first touch and owner.
             if self._sal_leads:
-                q = select(lt.c.lead_id).where(lt.c.crm == crm, lt.c.pulled_at >= _naive(old.now))
+                q = select(lt.c.lead_id).where(lt.c.crm == crm, lt.c.pulled_at >= old.now)
                 found.update(r[0] for r in conn.execute(q) if r[0] in self._sal_leads)
         return found
 
@@ -435,7 +433,7 @@ class FunnelState:
                     h.c.crm == self.crm,
                     h.c.lead_id.in_(ordered[start : start + _IN_CHUNK]),
                     is_status,
-                    h.c.at >= _naive(since),
+                    h.c.at >= since,
                     h.c.id <= mark,
                 )
                 for lead_id, row_id, at, from_value, to_value in conn.execute(q):
@@ -496,10 +494,11 @@ class FunnelState:
             if len(candidates) >= OPEN_BREACHES_KEPT and age < candidates[OPEN_BREACHES_KEPT - 1][0]:
                 break
             candidates.append((age, lead_id, since, owner))
-        ages = [c[0] for c in candidates]
-        order: dict[str, int] = {}
-        if len(set(ages)) < len(ages):  # ties: broken by the order a pass meets the leads
-            order = self._lead_order([c[1] for c in candidates])
+        tied: dict[float, int] = {}
+        for c in candidates:
+            tied[c[0]] = tied.get(c[0], 0) + 1
+        # Ties: broken by the order a pass meets the leads.
+        order = self._lead_order([c[1] for c in candidates if tied[c[0]] > 1])
         entries = [
             (age, order.get(lead_id, 0), OpenBreach(self.crm, lead_id, owner, since, age))
             for age, lead_id, since, owner in candidates
@@ -511,7 +510,11 @@ class FunnelState:
         from syncd.state import StatusHistoryRow
 
         h = StatusHistoryRow.__table__
-        if len(leads) > _ORDER_MAX:  # one statement's parameters (SQLite's limit)
+        if not leads:
+            return {}
+        if self.engine.dialect.name == "sqlite":  # BINARY collation: UTF-8 bytes, code points
+            return {lead_id: rank for rank, lead_id in enumerate(sorted(leads))}
+        if len(leads) > _ORDER_MAX:  # one statement's parameters
             raise NeedsFullRefresh("more tied open breaches than one ordered read takes")
         q = (
             select(h.c.lead_id)
