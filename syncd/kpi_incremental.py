@@ -42,6 +42,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import Engine, select
 
 from syncd.distribution import EXACT_MAX, Distribution
@@ -85,6 +86,10 @@ class _Bag(Distribution):
         self._key_counts: dict[int, int] = {}
         self._keys: list[int] = []  # sorted; a key whose count fell to 0 stays (cheap)
         self._size = 0
+
+    @property
+    def resolution(self) -> float:
+        return self._resolution
 
     def add(self, value: float) -> None:
         self.put(value, 1)
@@ -164,7 +169,7 @@ class _Signed(Distribution):
     __slots__ = ("_bag", "_sign")
 
     def __init__(self, bag: _Bag, sign: int) -> None:
-        super().__init__(bag._resolution)
+        super().__init__(bag.resolution)
         self._bag = bag
         self._sign = sign
 
@@ -184,7 +189,7 @@ class _Tracking(_Acc):
     def _follow_up(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
         opened, decided = self.open_breach_count, self.sla_decided
         # Called by name: zero-argument super() fails in a slots dataclass.
-        _Acc._follow_up(self, lead, sal_at, next_at)
+        _Acc._follow_up(self, lead, sal_at, next_at)  # noqa: SLF001 - the base's own step
         self.sal_leads[lead.lead_id] = lead
         if self.open_breach_count > opened:
             self.opened[lead.lead_id] = (sal_at, lead.owner)
@@ -427,9 +432,7 @@ class FunnelState:
         is_status = h.c.field.op("||")("") == "status"
         with self.engine.connect() as conn:
             for start in range(0, len(ordered), _IN_CHUNK):
-                q = select(
-                    h.c.lead_id, h.c.id, h.c.at, h.c.from_value, h.c.to_value
-                ).where(
+                q = select(h.c.lead_id, h.c.id, h.c.at, h.c.from_value, h.c.to_value).where(
                     h.c.crm == self.crm,
                     h.c.lead_id.in_(ordered[start : start + _IN_CHUNK]),
                     is_status,
@@ -438,7 +441,9 @@ class FunnelState:
                 )
                 for lead_id, row_id, at, from_value, to_value in conn.execute(q):
                     to = to_value or ""
-                    from_status = None if from_value is None else mapping.get(from_value, from_value)
+                    from_status = (
+                        None if from_value is None else mapping.get(from_value, from_value)
+                    )
                     transition = Transition(_aware(at), mapping.get(to, to), from_status)
                     out.setdefault(lead_id, []).append((row_id, transition))
         for rows in out.values():
@@ -491,7 +496,10 @@ class FunnelState:
         candidates: list[tuple[float, str, datetime, str | None]] = []
         for lead_id, (since, owner) in by_since:
             age = round(clock.hours(since, now), 2)
-            if len(candidates) >= OPEN_BREACHES_KEPT and age < candidates[OPEN_BREACHES_KEPT - 1][0]:
+            if (
+                len(candidates) >= OPEN_BREACHES_KEPT
+                and age < candidates[OPEN_BREACHES_KEPT - 1][0]
+            ):
                 break
             candidates.append((age, lead_id, since, owner))
         tied: dict[float, int] = {}

@@ -73,7 +73,9 @@ class _World:
         if kind < 0.3:  # an activity at some time around the lead's changes
             fields["last_activity_at"] = (now - timedelta(hours=rng.uniform(0, 400))).isoformat()
         elif kind < 0.45:  # date-only activity (counts from that day on)
-            fields["last_activity_at"] = (now - timedelta(days=rng.randint(0, 20))).date().isoformat()
+            fields["last_activity_at"] = (
+                (now - timedelta(days=rng.randint(0, 20))).date().isoformat()
+            )
         return {
             "crm": CRM,
             "lead_id": lead_id,
@@ -191,7 +193,7 @@ def test_incremental_refreshes_equal_a_full_recompute_at_every_step(
     state = FunnelState(engine, CRM, MAPS)
     now, previous = START, None
     incremental = 0
-    for step in [timedelta(0)] + STEPS:
+    for step in [timedelta(0), *STEPS]:
         now += step
         world.grow(now, previous)
         mark = _mark(engine)
@@ -335,8 +337,10 @@ def test_a_refresh_after_n_new_ledger_rows_reads_those_leads_not_the_window(
 
 
 def test_a_store_error_keeps_the_state_and_the_next_refresh_is_still_exact(
-    store: StateStore,
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from sqlalchemy.exc import OperationalError
+
     engine = store.engine
     world = _World(engine, 11)
     state = FunnelState(engine, CRM, MAPS)
@@ -344,19 +348,14 @@ def test_a_store_error_keeps_the_state_and_the_next_refresh_is_still_exact(
     state.refresh(_options(START), _mark(engine))
     later = START + timedelta(days=3)
     world.grow(later, START)
-    broken = FunnelState.__dict__["_histories"]
 
     def failing(*_: Any, **__: Any) -> None:
-        from sqlalchemy.exc import OperationalError
-
         raise OperationalError("SELECT", {}, Exception("database is locked"))
 
-    setattr(FunnelState, "_histories", failing)
-    try:
-        with pytest.raises(Exception, match="locked"):
+    with monkeypatch.context() as patch:
+        patch.setattr(FunnelState, "_histories", failing)
+        with pytest.raises(OperationalError, match="locked"):
             state.refresh(_options(later), _mark(engine))
-    finally:
-        setattr(FunnelState, "_histories", broken)
     refreshed = state.refresh(_options(later), _mark(engine))
     assert not refreshed.full
     assert _comparable(refreshed.report) == _comparable(
