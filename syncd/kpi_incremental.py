@@ -1,11 +1,10 @@
-"""One CRM's funnel report kept current by the ledger rows added since, not recomputed.
+"""One CRM's funnel report kept current by what changed since, not recomputed.
 
 The report (:mod:`syncd.report`) is a sum over leads: each lead's transitions in the window
-(and, for a lead that entered SAL, its owner and last activity) give a contribution that
-:meth:`_Acc.add <syncd.report._Acc.add>` adds. :class:`FunnelState` keeps that sum after
-one full read and, at each refresh, re-reads only the leads whose contribution may have
-changed, subtracts what they gave at the last refresh and adds what they give now. A lead's
-contribution changes only when
+(and, for a lead that entered SAL, its last activity and owner) give a contribution that
+``_Acc.add`` adds. :class:`FunnelState` keeps that sum after one full read and, at each
+refresh, re-reads only the leads whose contribution may have changed, subtracts what they gave
+at the last refresh and adds what they give now. A lead's contribution changes only when
 
 * the ledger has a row of it with an id above the last refresh's mark (a new transition, or
   a backfilled old one);
@@ -15,23 +14,25 @@ contribution changes only when
   ledger's ``at`` index, ``[old boundary, new boundary)``;
 * it is in SAL, untouched and not yet past the follow-up SLA, and the SLA's deadline passed
   (a heap of those deadlines, in business hours of the calendar: :func:`sla_deadline`);
-* its mirror row was stored again (``pulled_at`` since the last refresh) and its
-  contribution depends on the mirror (it entered SAL in the window: first touch, owner).
+* a pull stored its mirror row again (``lead.pulled_at`` since the last refresh, on the
+  ``ix_lead_pulled`` index): its last activity may have moved its first touch.
 
 What a lead gave at the last refresh is not kept: it is computed again from the same inputs,
 the lead's rows up to the last mark from the last window's start (re-read with its new rows)
-and, for a SAL lead, the owner and activity kept from then. Memory then holds, besides the
-sums: those SAL leads' owner and activity, the open breaches (lead, since, owner), the SLA
-deadlines of SAL leads still within it, and the time-in-stage, first-touch and SAL-to-close
-values counted by their resolution (:class:`_Bag`: exact values too while there are few).
+and its last activity then, kept only for the leads whose follow-up counted it (for any other
+lead the sums are those of no activity at all). Memory holds, besides the sums: those
+activities, the open breaches (lead -> SAL time), the SLA deadlines of SALs still within it,
+the owners of the open breaches last listed, and the time-in-stage, first-touch and
+SAL-to-close values counted by their resolution (:class:`_Bag`; their exact values too while
+there are few). Measured at 1M leads with 5M ledger rows: see ``bench/kpi_refresh.py``.
 
 The result is the full recompute's, exactly: counts are sums; percentiles come from the same
 multiset of values (exact up to ``EXACT_MAX`` values, then by resolution, as
 :class:`syncd.distribution.Distribution` gives them); the open breaches kept are the oldest,
-ties broken by the ledger's lead order as a single pass meets them (asked of the database,
-whose collation decides it). ``Report.durations_days`` holds the time-in-stage bags
-(percentiles and count as the full report's; ``max`` is of the values, or of their resolution
-steps once counted).
+ties broken by the ledger's lead order as a single pass meets them (the database's collation
+on PostgreSQL; SQLite's is binary); owners are the mirror's. ``Report.durations_days`` holds
+the time-in-stage bags (percentiles and count as the full report's; ``max`` is of the values,
+or of their resolution steps once counted: only ``syncd report``'s charts read it).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
@@ -58,6 +59,7 @@ from syncd.report import (
     _clock,
     _info,
     _json_text,
+    _touch_at,
     read_inputs,
 )
 
@@ -179,20 +181,28 @@ class _Signed(Distribution):
 
 @dataclass(slots=True)
 class _Tracking(_Acc):
-    """An accumulator that also notes, per lead, what the kept state needs: the SAL leads,
-    their open breach, and the SALs still inside the SLA (their deadline to watch)."""
+    """An accumulator that also notes, per lead, what the kept state needs: the last activity
+    of the leads whose follow-up it decided, their open breach, and the SALs still inside the
+    SLA (their deadline to watch)."""
 
-    sal_leads: dict[str, LeadInfo] = field(default_factory=dict)
-    opened: dict[str, tuple[datetime, str | None]] = field(default_factory=dict)
+    touched: dict[str, datetime | date] = field(default_factory=dict)
+    opened: dict[str, datetime] = field(default_factory=dict)
     waiting: list[tuple[str, datetime]] = field(default_factory=list)
+    days: dict[date, date] = field(default_factory=dict)  # one object per activity date
 
     def _follow_up(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
         opened, decided = self.open_breach_count, self.sla_decided
         # Called by name: zero-argument super() fails in a slots dataclass.
         _Acc._follow_up(self, lead, sal_at, next_at)  # noqa: SLF001 - the base's own step
-        self.sal_leads[lead.lead_id] = lead
+        activity = lead.last_activity_at
+        if activity is not None and _touch_at(activity, sal_at, self.options.calendar):
+            # Only such a lead's sums depend on its activity (otherwise they are those of no
+            # activity at all): what to subtract once a pull replaced it.
+            if not isinstance(activity, datetime):
+                activity = self.days.setdefault(activity, activity)
+            self.touched[lead.lead_id] = activity
         if self.open_breach_count > opened:
-            self.opened[lead.lead_id] = (sal_at, lead.owner)
+            self.opened[lead.lead_id] = sal_at
         elif self.sla_decided == decided:  # untouched, no later transition, within the SLA
             self.waiting.append((lead.lead_id, sal_at))
 
@@ -253,6 +263,11 @@ def sla_deadline(options: ReportOptions, sal_at: datetime) -> datetime:
     return high
 
 
+def _owner(infos: Mapping[str, LeadInfo], lead_id: str) -> str | None:
+    info = infos.get(lead_id)
+    return None if info is None else info.owner
+
+
 def _settings_key(options: ReportOptions) -> ReportOptions:
     """What of the options is settings (the times blanked): a change means a full refresh."""
     return replace(options, since=_EPOCH, until=_EPOCH, now=_EPOCH)
@@ -287,8 +302,13 @@ class FunnelState:
         self._mark = 0
         self._total: _Acc | None = None
         self._bags: list[_Bag] = []
-        self._sal_leads: dict[str, LeadInfo] = {}
-        self._open: dict[str, tuple[datetime, str | None]] = {}
+        #: Per lead whose follow-up counted its last activity: that activity.
+        self._activity: dict[str, datetime | date] = {}
+        #: Per lead with an open SLA breach: when it entered SAL (its owner is read at the end).
+        self._open: dict[str, datetime] = {}
+        #: The owners of the open breaches the last report listed (at most
+        #: OPEN_BREACHES_KEPT), as the mirror had them: read again once a pull stored the lead.
+        self._owners: dict[str, str | None] = {}
         self._deadlines: list[tuple[datetime, str]] = []  # a heap
 
     def refresh(self, options: ReportOptions, mark: int) -> Refreshed:
@@ -327,8 +347,9 @@ class FunnelState:
         _apply(total, part, 1)
         # Only now, the reads having succeeded, does the kept state change.
         self._total, self._bags, self._options, self._mark = total, bags, options, mark
-        self._sal_leads = part.sal_leads
+        self._activity = part.touched
         self._open = part.opened
+        self._owners = {}
         self._deadlines = [(sla_deadline(options, at), lead) for lead, at in part.waiting]
         heapq.heapify(self._deadlines)
         return Refreshed(self._result(options), True, leads)
@@ -361,14 +382,16 @@ class FunnelState:
             before = [t for row_id, t in history if row_id <= self._mark and t.at >= old.since]
             after = [t for row_id, t in history if row_id <= mark and t.at >= new.since]
             if before:
-                minus.add(self._sal_leads.get(lead_id) or LeadInfo(crm, lead_id), before)
+                was = LeadInfo(crm, lead_id, last_activity_at=self._activity.get(lead_id))
+                minus.add(was, before)
             if after:
                 plus.add(infos.get(lead_id) or LeadInfo(crm, lead_id), after)
-            self._sal_leads.pop(lead_id, None)
+            self._activity.pop(lead_id, None)
             self._open.pop(lead_id, None)
+            self._owners.pop(lead_id, None)
         _apply(total, minus, -1)
         _apply(total, plus, 1)
-        self._sal_leads.update(plus.sal_leads)
+        self._activity.update(plus.touched)
         self._open.update(plus.opened)
         for lead_id, at in plus.waiting:
             heapq.heappush(deadlines, (sla_deadline(new, at), lead_id))
@@ -412,10 +435,10 @@ class FunnelState:
                     h.c.id <= mark,
                 )
                 found.update(r[0] for r in conn.execute(q))
-            # SAL leads whose mirror row was stored again: their first touch and owner.
-            if self._sal_leads:
-                q = select(lt.c.lead_id).where(lt.c.crm == crm, lt.c.pulled_at >= old.now)
-                found.update(r[0] for r in conn.execute(q) if r[0] in self._sal_leads)
+            # Leads whose mirror row a pull stored again: their activity (first touch). The
+            # bound is inclusive: a cycle stores at its start, which may be the refresh's time.
+            q = select(lt.c.lead_id).where(lt.c.crm == crm, lt.c.pulled_at >= old.now)
+            found.update(r[0] for r in conn.execute(q))
         return found
 
     def _histories(
@@ -492,26 +515,37 @@ class FunnelState:
         now = options.now
         # Age falls as the SAL gets later: the oldest are the first by ``since``; past the
         # kept number, only those tied with the last kept one's age can still be kept.
-        by_since = sorted(self._open.items(), key=lambda item: item[1][0])
-        candidates: list[tuple[float, str, datetime, str | None]] = []
-        for lead_id, (since, owner) in by_since:
+        by_since = sorted(self._open.items(), key=lambda item: item[1])
+        candidates: list[tuple[float, str, datetime]] = []
+        for lead_id, since in by_since:
             age = round(clock.hours(since, now), 2)
             if (
                 len(candidates) >= OPEN_BREACHES_KEPT
                 and age < candidates[OPEN_BREACHES_KEPT - 1][0]
             ):
                 break
-            candidates.append((age, lead_id, since, owner))
+            candidates.append((age, lead_id, since))
         tied: dict[float, int] = {}
         for c in candidates:
             tied[c[0]] = tied.get(c[0], 0) + 1
         # Ties: broken by the order a pass meets the leads.
         order = self._lead_order([c[1] for c in candidates if tied[c[0]] > 1])
-        entries = [
-            (age, order.get(lead_id, 0), OpenBreach(self.crm, lead_id, owner, since, age))
-            for age, lead_id, since, owner in candidates
+        kept = heapq.nlargest(
+            OPEN_BREACHES_KEPT, candidates, key=lambda c: (c[0], order.get(c[1], 0))
+        )
+        # The owner as the mirror has it now, as a full read would take it (kept from the
+        # last report for the leads no pull stored since).
+        owners = self._owners
+        unknown = {lead_id for _, lead_id, _ in kept if lead_id not in owners}
+        infos = self._infos(unknown) if unknown else {}
+        owners = {lead_id: owners.get(lead_id) for _, lead_id, _ in kept} | {
+            lead_id: _owner(infos, lead_id) for lead_id in unknown
+        }
+        self._owners = owners
+        return [
+            (age, order.get(lead_id, 0), OpenBreach(self.crm, lead_id, owners[lead_id], since, age))
+            for age, lead_id, since in kept
         ]
-        return heapq.nlargest(OPEN_BREACHES_KEPT, entries, key=lambda e: (e[0], e[1]))
 
     def _lead_order(self, leads: list[str]) -> dict[str, int]:
         """The leads' ranks in the ledger's (crm, lead_id) order, as the database sorts."""
