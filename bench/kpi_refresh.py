@@ -1,6 +1,7 @@
 """The funnel KPI refresh at ledger scale, alone: ``python -m bench.kpi_refresh [N ...]``.
 
-Seeds a SQLite store as §9 does (N leads, five status transitions each over 100 days:
+``--work DIR`` keeps the store there and reuses it in a later run. Seeds a SQLite store as §9
+does (N leads, five status transitions each over 100 days:
 :func:`bench.report_scale.seed`), then times, on one ``FunnelKpis``:
 
 * the first, full refresh (90 days of the ledger), and the process's RSS before and after it
@@ -48,9 +49,13 @@ def run(n: int, work: Path) -> None:
     from syncd.state import LeadRow, StateStore, StatusHistoryRow
 
     now = datetime(2026, 11, 30, 12, tzinfo=UTC)
-    url = f"sqlite:///{work / f'kpi-{n}.db'}"
-    seeded = seed(url, n, 5, now)
-    print(f"N={n:,}: seeded {n * 5:,} ledger rows in {seeded:.0f} s", flush=True)
+    path = work / f"kpi-{n}.db"
+    url = f"sqlite:///{path}"
+    if path.exists():  # --work: a store seeded by an earlier run (with its 1 % rows)
+        print(f"N={n:,}: the store seeded earlier, {path}", flush=True)
+    else:
+        seeded = seed(url, n, 5, now)
+        print(f"N={n:,}: seeded {n * 5:,} ledger rows in {seeded:.0f} s", flush=True)
     store = StateStore(url)
     engine = store.engine
     # The seed stored every lead at ``now`` (as a first sync would): the first refresh follows.
@@ -62,8 +67,11 @@ def run(n: int, work: Path) -> None:
 
     def check(report: object) -> None:
         options = kpis.options(clock["now"])
+        started = time.perf_counter()
         leads = read_inputs(engine, kpis.status_maps, crm="hubspot", since=options.since)
         full = compute(leads, options)[0]
+        took = time.perf_counter() - started
+        print(f"N={n:,}: (the full report it equals took {took:.2f} s)", flush=True)
         mine = report
         assert asdict(replace(mine, durations_days={})) == asdict(  # type: ignore[type-var]
             replace(full, durations_days={})
@@ -81,7 +89,7 @@ def run(n: int, work: Path) -> None:
     )
     state = kpis._states["hubspot"]  # noqa: SLF001 - the bench reports what it holds
     print(
-        f"N={n:,}: kept: {len(state._sal_leads):,} SAL leads, "  # noqa: SLF001
+        f"N={n:,}: kept: {len(state._activity):,} activities, "  # noqa: SLF001
         f"{len(state._open):,} open breaches, {len(state._deadlines):,} SLA deadlines",  # noqa: SLF001
         flush=True,
     )
@@ -129,10 +137,19 @@ def run(n: int, work: Path) -> None:
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [100_000]
-    with tempfile.TemporaryDirectory(prefix="kpi-bench-") as work:
+    args = sys.argv[1:]
+    work = None
+    if args[:1] == ["--work"]:
+        work, args = Path(args[1]), args[2:]
+    sizes = [int(a) for a in args] or [100_000]
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
         for n in sizes:
-            run(n, Path(work))
+            run(n, work)
+        return
+    with tempfile.TemporaryDirectory(prefix="kpi-bench-") as tmp:
+        for n in sizes:
+            run(n, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ _ORDER_MAX = 30_000  # lead ids one ordering read takes (SQLite allows 32,766 pa
 #: Exact values are dropped past this many (memory); a bag that later shrinks to EXACT_MAX
 #: or fewer without them makes the next refresh a full one.
 _EXACT_KEEP = 2 * EXACT_MAX
+_BLOCK_BITS = 10
 
 
 class NeedsFullRefresh(Exception):
@@ -80,13 +81,17 @@ class NeedsFullRefresh(Exception):
 class _Bag(Distribution):
     """A multiset of values that can also lose values, with Distribution's percentiles."""
 
-    __slots__ = ("_exact_counts", "_key_counts", "_keys", "_size")
+    __slots__ = ("_block_counts", "_blocks", "_exact_counts", "_key_counts", "_keys", "_size")
 
     def __init__(self, resolution: float) -> None:
         super().__init__(resolution)
         self._exact_counts: dict[float, int] | None = {}
         self._key_counts: dict[int, int] = {}
         self._keys: list[int] = []  # sorted; a key whose count fell to 0 stays (cheap)
+        # Counts per block of 2**_BLOCK_BITS keys: a percentile walks the blocks, then the
+        # keys of one block, not every minute of 90 days.
+        self._block_counts: dict[int, int] = {}
+        self._blocks: list[int] = []  # sorted
         self._size = 0
 
     @property
@@ -106,6 +111,14 @@ class _Bag(Distribution):
             counts[key] = sign
         else:
             counts[key] = count + sign
+        block = key >> _BLOCK_BITS
+        blocks = self._block_counts
+        count = blocks.get(block)
+        if count is None:
+            bisect.insort(self._blocks, block)
+            blocks[block] = sign
+        else:
+            blocks[block] = count + sign
         exact = self._exact_counts
         if exact is not None:
             left = exact.get(value, 0) + sign
@@ -144,22 +157,31 @@ class _Bag(Distribution):
         if n == 0:
             return [None] * len(wanted)
         ranks = [max(1, math.ceil(q / 100 * n)) for q in wanted]
-        if n <= EXACT_MAX:
-            if self._exact_counts is None:
-                raise NeedsFullRefresh("time-in-stage values were counted, now needed exactly")
-            walk: Iterable[tuple[float, int]] = sorted(self._exact_counts.items())
-            scale = None
-        else:
-            counts = self._key_counts
-            walk = ((k, counts[k]) for k in self._keys)
-            scale = self._resolution
         found: dict[int, float] = {}
         pending = sorted(set(ranks))
         seen = 0
-        for value, count in walk:
-            seen += count
-            while pending and seen >= pending[0]:
-                found[pending.pop(0)] = value if scale is None else value * scale
+        if n <= EXACT_MAX:
+            if self._exact_counts is None:
+                raise NeedsFullRefresh("time-in-stage values were counted, now needed exactly")
+            for value, count in sorted(self._exact_counts.items()):
+                seen += count
+                while pending and seen >= pending[0]:
+                    found[pending.pop(0)] = value
+                if not pending:
+                    break
+            return [found.get(r) for r in ranks]
+        counts, keys, resolution = self._key_counts, self._keys, self._resolution
+        for block in self._blocks:
+            in_block = self._block_counts[block]
+            if not pending or seen + in_block < pending[0]:
+                seen += in_block
+                continue
+            low = bisect.bisect_left(keys, block << _BLOCK_BITS)
+            high = bisect.bisect_left(keys, (block + 1) << _BLOCK_BITS)
+            for key in keys[low:high]:
+                seen += counts[key]
+                while pending and seen >= pending[0]:
+                    found[pending.pop(0)] = key * resolution
             if not pending:
                 break
         return [found.get(r) for r in ranks]
@@ -306,6 +328,10 @@ class FunnelState:
         self._activity: dict[str, datetime | date] = {}
         #: Per lead with an open SLA breach: when it entered SAL (its owner is read at the end).
         self._open: dict[str, datetime] = {}
+        #: The oldest open breaches, sorted: every (since, lead) up to ``_cut`` (None: all).
+        #: Refreshes keep it as breaches open and close; rebuilt from ``_open`` when short.
+        self._oldest: list[tuple[datetime, str]] | None = None
+        self._cut: tuple[datetime, str] | None = None
         #: The owners of the open breaches the last report listed (at most
         #: OPEN_BREACHES_KEPT), as the mirror had them: read again once a pull stored the lead.
         self._owners: dict[str, str | None] = {}
@@ -349,6 +375,7 @@ class FunnelState:
         self._total, self._bags, self._options, self._mark = total, bags, options, mark
         self._activity = part.touched
         self._open = part.opened
+        self._oldest = None
         self._owners = {}
         self._deadlines = [(sla_deadline(options, at), lead) for lead, at in part.waiting]
         heapq.heapify(self._deadlines)
@@ -387,12 +414,16 @@ class FunnelState:
             if after:
                 plus.add(infos.get(lead_id) or LeadInfo(crm, lead_id), after)
             self._activity.pop(lead_id, None)
-            self._open.pop(lead_id, None)
+            since = self._open.pop(lead_id, None)
+            if since is not None:
+                self._unlist(since, lead_id)
             self._owners.pop(lead_id, None)
         _apply(total, minus, -1)
         _apply(total, plus, 1)
         self._activity.update(plus.touched)
         self._open.update(plus.opened)
+        for lead_id, since in plus.opened.items():
+            self._list(since, lead_id)
         for lead_id, at in plus.waiting:
             heapq.heappush(deadlines, (sla_deadline(new, at), lead_id))
         self._options, self._mark = new, mark
@@ -515,16 +546,26 @@ class FunnelState:
         now = options.now
         # Age falls as the SAL gets later: the oldest are the first by ``since``; past the
         # kept number, only those tied with the last kept one's age can still be kept.
-        by_since = sorted(self._open.items(), key=lambda item: item[1])
         candidates: list[tuple[float, str, datetime]] = []
-        for lead_id, since in by_since:
-            age = round(clock.hours(since, now), 2)
-            if (
-                len(candidates) >= OPEN_BREACHES_KEPT
-                and age < candidates[OPEN_BREACHES_KEPT - 1][0]
-            ):
-                break
-            candidates.append((age, lead_id, since))
+        # The kept list first; else the 2 x OPEN_BREACHES_KEPT oldest; else all of them.
+        sizes = [2 * OPEN_BREACHES_KEPT, len(self._open)]
+        for size in ([0] if self._oldest is not None else []) + sizes:
+            if size or self._oldest is None:
+                self._oldest = heapq.nsmallest(size, ((v, k) for k, v in self._open.items()))
+                self._cut = self._oldest[-1] if len(self._oldest) < len(self._open) else None
+            candidates = []
+            proven = self._cut is None  # the list holds every open breach
+            for since, lead_id in self._oldest:
+                age = round(clock.hours(since, now), 2)
+                if (
+                    len(candidates) >= OPEN_BREACHES_KEPT
+                    and age < candidates[OPEN_BREACHES_KEPT - 1][0]
+                ):
+                    proven = True
+                    break
+                candidates.append((age, lead_id, since))
+            if proven:
+                break  # else ties (or closed breaches) reach past the list: take more
         tied: dict[float, int] = {}
         for c in candidates:
             tied[c[0]] = tied.get(c[0], 0) + 1
@@ -546,6 +587,19 @@ class FunnelState:
             (age, order.get(lead_id, 0), OpenBreach(self.crm, lead_id, owners[lead_id], since, age))
             for age, lead_id, since in kept
         ]
+
+    def _list(self, since: datetime, lead_id: str) -> None:
+        """A breach opened: into the oldest list if it falls within it."""
+        key = (since, lead_id)
+        if self._oldest is not None and (self._cut is None or key <= self._cut):
+            bisect.insort(self._oldest, key)
+
+    def _unlist(self, since: datetime, lead_id: str) -> None:
+        key = (since, lead_id)
+        if self._oldest is not None and (self._cut is None or key <= self._cut):
+            at = bisect.bisect_left(self._oldest, key)
+            if at < len(self._oldest) and self._oldest[at] == key:
+                del self._oldest[at]
 
     def _lead_order(self, leads: list[str]) -> dict[str, int]:
         """The leads' ranks in the ledger's (crm, lead_id) order, as the database sorts."""

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, event, func, insert, select, update
 
 from rules.calendar import Calendar
+from syncd import kpi_incremental, report
 from syncd.kpi_incremental import FunnelState
 from syncd.report import Report, ReportOptions, compute, read_inputs
 from syncd.state import LeadRow, StateStore, StatusHistoryRow
@@ -184,10 +185,13 @@ def store(store_url: str) -> Iterator[StateStore]:
         store.close()
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("seed", "listed"), [(1, 1000), (2, 1000), (3, 4)])
 def test_incremental_refreshes_equal_a_full_recompute_at_every_step(
-    store: StateStore, seed: int
+    store: StateStore, seed: int, listed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # ``listed``: open breaches a report lists; 4 makes most of them ties and cuts to decide.
+    monkeypatch.setattr(report, "OPEN_BREACHES_KEPT", listed)
+    monkeypatch.setattr(kpi_incremental, "OPEN_BREACHES_KEPT", listed)
     engine = store.engine
     world = _World(engine, seed)
     state = FunnelState(engine, CRM, MAPS)
@@ -375,3 +379,32 @@ def test_sla_deadline_is_the_first_instant_an_untouched_sal_is_past_the_sla() ->
     assert deadline == datetime(2026, 10, 28, 14, 0, 0, 1, tzinfo=UTC)
     assert business_hours_between(CALENDAR, sal, deadline) > 16
     assert business_hours_between(CALENDAR, sal, deadline - timedelta(microseconds=1)) <= 16
+
+
+def test_a_kept_bag_gives_the_percentiles_of_its_values_as_they_come_and_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Exact while few, counted by resolution past the cap (as Distribution), values removed."""
+    from syncd.distribution import Distribution
+    from syncd.kpi_incremental import NeedsFullRefresh, _Bag
+
+    monkeypatch.setattr(kpi_incremental, "EXACT_MAX", 50)
+    monkeypatch.setattr(kpi_incremental, "_EXACT_KEEP", 120)
+    rng = random.Random(5)
+    bag = _Bag(1 / 1440)
+    values: list[float] = []
+    for size in (30, 90, 200, 60, 140, 10):
+        while len(values) < size:
+            value = rng.choice([rng.uniform(0, 90), round(rng.uniform(0, 3), 2)])
+            values.append(value)
+            bag.add(value)
+        while len(values) > size:
+            bag.put(values.pop(rng.randrange(len(values))), -1)
+        expected = Distribution(1 / 1440, values, exact_max=50)
+        try:
+            got = bag.percentiles((50, 75, 90))
+        except NeedsFullRefresh:  # shrank to the exact range after its values were dropped
+            assert size <= 50 and len(bag) == size
+            continue
+        assert len(bag) == len(expected) == size
+        assert got == expected.percentiles((50, 75, 90)), size
