@@ -14,8 +14,9 @@ at the last refresh and adds what they give now. A lead's contribution changes o
   ledger's ``at`` index, ``[old boundary, new boundary)``;
 * it is in SAL, untouched and not yet past the follow-up SLA, and the SLA's deadline passed
   (a heap of those deadlines, in business hours of the calendar: :func:`sla_deadline`);
-* a pull stored its mirror row again (``lead.pulled_at`` since the last refresh, on the
-  ``ix_lead_pulled`` index): its last activity may have moved its first touch.
+* a pull stored its mirror row again (``lead.pulled_at`` after the newest the last refresh
+  saw, on the ``ix_lead_pulled`` index): its last activity may have moved its first touch. (A
+  pull stamped no later than that, by a clock set back, goes unseen until a full refresh.)
 
 What a lead gave at the last refresh is not kept: it is computed again from the same inputs,
 the lead's rows up to the last mark from the last window's start (re-read with its new rows)
@@ -44,7 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from syncd.distribution import EXACT_MAX, Distribution
 from syncd.report import (
@@ -336,6 +337,8 @@ class FunnelState:
         #: OPEN_BREACHES_KEPT), as the mirror had them: read again once a pull stored the lead.
         self._owners: dict[str, str | None] = {}
         self._deadlines: list[tuple[datetime, str]] = []  # a heap
+        #: The mirror's newest ``lead.pulled_at`` the last refresh saw.
+        self._pulled: datetime | None = None
 
     def refresh(self, options: ReportOptions, mark: int) -> Refreshed:
         """The report for ``options`` (its window ending at ``options.now``) over the ledger
@@ -365,6 +368,7 @@ class FunnelState:
         total = _Acc.new(options)
         part = _tracking(options, bags, 1)
         leads = 0
+        pulled = self._newest_pull()
         for lead, history in read_inputs(
             self.engine, self.status_maps, crm=self.crm, since=options.since, max_id=mark
         ):
@@ -373,6 +377,7 @@ class FunnelState:
         _apply(total, part, 1)
         # Only now, the reads having succeeded, does the kept state change.
         self._total, self._bags, self._options, self._mark = total, bags, options, mark
+        self._pulled = pulled
         self._activity = part.touched
         self._open = part.opened
         self._oldest = None
@@ -391,7 +396,8 @@ class FunnelState:
         while deadlines and deadlines[0][0] <= new.now:
             due.add(heapq.heappop(deadlines)[1])
         try:
-            affected = self._affected(old, new, mark) | due
+            affected, pulled = self._affected(old, new, mark)
+            affected |= due
             rows = self._histories(affected, old.since, mark)
             infos = self._infos(affected)
         except BaseException:
@@ -426,11 +432,14 @@ class FunnelState:
             self._list(since, lead_id)
         for lead_id, at in plus.waiting:
             heapq.heappush(deadlines, (sla_deadline(new, at), lead_id))
-        self._options, self._mark = new, mark
+        self._options, self._mark, self._pulled = new, mark, pulled
         return len(affected)
 
-    def _affected(self, old: ReportOptions, new: ReportOptions, mark: int) -> set[str]:
-        """The leads whose contribution may differ between ``old`` and ``new``."""
+    def _affected(
+        self, old: ReportOptions, new: ReportOptions, mark: int
+    ) -> tuple[set[str], datetime | None]:
+        """The leads whose contribution may differ between ``old`` and ``new``, and the
+        newest ``pulled_at`` of the mirror (the next refresh reads the leads stored after)."""
         from syncd.state import LeadRow, StatusHistoryRow
 
         h = StatusHistoryRow.__table__
@@ -466,11 +475,26 @@ class FunnelState:
                     h.c.id <= mark,
                 )
                 found.update(r[0] for r in conn.execute(q))
-            # Leads whose mirror row a pull stored again: their activity (first touch). The
-            # bound is inclusive: a cycle stores at its start, which may be the refresh's time.
-            q = select(lt.c.lead_id).where(lt.c.crm == crm, lt.c.pulled_at >= old.now)
-            found.update(r[0] for r in conn.execute(q))
-        return found
+            # Leads whose mirror row a pull stored again since the newest stamp the last
+            # refresh saw (the pull's own clock, whatever this one's): their activity.
+            q = select(lt.c.lead_id, lt.c.pulled_at).where(lt.c.crm == crm)
+            if self._pulled is not None:
+                q = q.where(lt.c.pulled_at > self._pulled)
+            pulled = self._pulled
+            for lead_id, at in conn.execute(q):
+                found.add(lead_id)
+                pulled = at if pulled is None or at > pulled else pulled
+        return found, pulled
+
+    def _newest_pull(self) -> datetime | None:
+        """The mirror's newest ``pulled_at`` of the CRM (one probe of ``ix_lead_pulled``)."""
+        from syncd.state import LeadRow
+
+        lt = LeadRow.__table__
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(lt.c.pulled_at)).where(lt.c.crm == self.crm))
+            newest: datetime | None = value.scalar()
+        return None if newest is None else _aware(newest)
 
     def _histories(
         self, leads: set[str], since: datetime, mark: int
