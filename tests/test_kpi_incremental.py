@@ -176,6 +176,14 @@ STEPS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _always_incremental(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The small worlds here change most of their leads at each step: a refresh would read
+    them whole (cheaper past a share of the leads), so the share is lifted unless a test
+    is about it."""
+    monkeypatch.setattr(kpi_incremental, "_INCREMENTAL_SHARE", float("inf"))
+
+
 @pytest.fixture
 def store(store_url: str) -> Iterator[StateStore]:
     store = StateStore(store_url)
@@ -235,6 +243,44 @@ def test_a_change_of_report_settings_recomputes_fully(store: StateStore) -> None
     assert _comparable(refreshed.report) == _comparable(_full(engine, changed, _mark(engine)))
     weekend = _options(later, calendar=Calendar(workdays=frozenset({1, 2, 3, 4, 5, 6})))
     assert state.refresh(weekend, _mark(engine)).full
+
+
+def test_a_refresh_reads_the_window_again_when_a_large_share_of_the_leads_changed(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kpi_incremental, "_INCREMENTAL_SHARE", 0.25)
+    engine = store.engine
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    _seed_many(engine, 40, now)
+    state = FunnelState(engine, CRM, MAPS)
+    assert state.refresh(_options(now), _mark(engine)).full
+
+    def change(leads: int, at: datetime) -> None:
+        rows = [
+            {
+                "crm": CRM,
+                "lead_id": f"M{n:06d}",
+                "field": "status",
+                "from_value": None,
+                "to_value": "Nurture",
+                "at": at,
+                "actor": "syncd",
+                "source": "written",
+            }
+            for n in range(leads)
+        ]
+        with engine.begin() as conn:
+            conn.execute(insert(StatusHistoryRow.__table__), rows)
+
+    later = now + timedelta(minutes=5)
+    change(10, later - timedelta(minutes=1))  # a quarter of the 40: still incremental
+    few = state.refresh(_options(later), _mark(engine))
+    assert not few.full and few.leads == 10
+    latest = later + timedelta(minutes=5)
+    change(11, latest - timedelta(minutes=1))
+    many = state.refresh(_options(latest), _mark(engine))
+    assert many.full and many.leads == 40
+    assert _comparable(many.report) == _comparable(_full(engine, _options(latest), _mark(engine)))
 
 
 def _seed_many(engine: Engine, leads: int, now: datetime) -> None:
