@@ -103,9 +103,12 @@ class CostRun:
     fields: dict[str, str] = field(default_factory=dict)  # canonical -> CRM field names
     campaign: str = ""
     emulator: Any = None  # kept running when the caller asks (the script comparison)
-    #: (wall, CPU) of one funnel KPI refresh over the mirror's ledger after the share cycles:
-    #: what the daemon runs after a cycle that grew the ledger, outside ``run_cycle``.
+    #: (wall, CPU) of a first, full funnel KPI refresh over the mirror's ledger after the
+    #: share cycles (what a daemon's first refresh, or one after a settings change, costs).
     kpi_refresh: tuple[float, float] | None = None
+    #: (wall, CPU) of the next refresh of the same gauges after one more 1 % cycle: the
+    #: incremental one a daemon makes after each cycle that grew the ledger (syncd.kpi).
+    kpi_incremental: tuple[float, float] | None = None
 
 
 # ------------------------------------------------------------------------------ data
@@ -316,16 +319,24 @@ class _Driver:
                 m.member_leads.append(r.lead_id)
         m.updates = len(m.changes)
 
-    def kpi_refresh(self) -> tuple[float, float]:
-        """(wall, CPU) of one refresh of the funnel KPI gauges (``syncd.kpi``), as the daemon
-        makes it after a cycle that grew the ledger (the scheduler's ``on_cycle``, not part of
-        ``run_cycle``)."""
+    def kpi_refreshes(
+        self, change: Callable[[list[str]], None], leads: list[str]
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(wall, CPU) of a first, full refresh of the funnel KPI gauges (``syncd.kpi``) on a
+        fresh ``FunnelKpis``, then of its next one after a cycle with ``leads`` changed: the
+        incremental refresh the daemon makes after a cycle that grew the ledger."""
         from syncd.kpi import FunnelKpis
 
         kpis = FunnelKpis(self.app.store.engine, self.app.settings, lambda *_: None, self.app.clock)
+        full = self._timed(lambda: kpis.compute(self.crm))
+        change(leads)
+        self.cycle()
+        return full, self._timed(lambda: kpis.compute(self.crm))
+
+    @staticmethod
+    def _timed(call: Callable[[], object]) -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.thread_time()
-        if kpis.refresh(self.crm) is None:
-            raise RuntimeError(f"{self.crm}: the funnel KPI refresh failed")
+        call()
         return time.perf_counter() - wall, time.thread_time() - cpu
 
     def settle(self, limit: int = 8) -> list[Measure]:
@@ -366,8 +377,13 @@ def _measure_all(
             run.echo.setdefault(share, []).extend(driver.settle())
         walls = ", ".join(f"{m.wall:.2f}" for m in run.shares.get(share, []))
         _say(f"{run.crm} N={run.n:,}: {share:.0%} cycles {walls} s")
-    run.kpi_refresh = driver.kpi_refresh()
-    _say(f"{run.crm} N={run.n:,}: funnel KPI refresh {run.kpi_refresh[0]:.2f} s")
+    run.kpi_refresh, run.kpi_incremental = driver.kpi_refreshes(
+        change, take(max(1, round(run.n * 0.01)))
+    )
+    _say(
+        f"{run.crm} N={run.n:,}: funnel KPI refresh {run.kpi_refresh[0]:.2f} s full, "
+        f"{run.kpi_incremental[0]:.3f} s after a 1 % cycle"
+    )
 
 
 def _say(text: str) -> None:

@@ -654,6 +654,7 @@ def read_inputs(
     since: datetime | None = None,
     chunk: int = _CHUNK,
     lead_range: LeadRange = (None, None),
+    max_id: int | None = None,
 ) -> Iterator[tuple[LeadInfo, list[Transition]]]:
     """Each lead of the ledger with its status transitions in time order, streamed.
 
@@ -668,7 +669,8 @@ def read_inputs(
     ``status_values``); a value without an entry is the status of that name. ``crm`` and
     ``since`` read one CRM's transitions from that time on only (the KPI gauges: what they
     show needs no earlier history). ``lead_range``: only the leads with ``low <= (crm,
-    lead_id) < high`` (None: unbounded), one part of a report computed in parts.
+    lead_id) < high`` (None: unbounded), one part of a report computed in parts. ``max_id``:
+    only the ledger rows with ids up to it (the KPIs kept incrementally: a known row set).
     """
     from syncd.state import LeadRow, StatusHistoryRow
 
@@ -701,6 +703,9 @@ def read_inputs(
     if since is not None:
         history_q = history_q.where(h.c.at >= since)
         has_history = has_history.where(h.c.at >= since)
+    if max_id is not None:
+        history_q = history_q.where(h.c.id <= max_id)
+        has_history = has_history.where(h.c.id <= max_id)
     history_q = _in_range(history_q, h.c.crm, h.c.lead_id, lead_range)
     leads_q = _in_range(leads_q, lt.c.crm, lt.c.lead_id, lead_range)
     history_q = history_q.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id)

@@ -100,7 +100,7 @@ class _CountingKpis(FunnelKpis):
         self.computed = 0
         super().__init__(cast(Engine, None), settings, lambda crm, report: None, clock)
 
-    def compute(self, crm: str) -> Report:
+    def compute(self, crm: str, mark: int | None = None) -> Report:
         self.computed += 1
         return cast(Report, object())
 
