@@ -192,7 +192,7 @@ class LeadRow(SQLModel, table=True):
     # A cycle selects the leads due for evaluation on it (syncd.due), never a scan of all.
     __table_args__ = (
         Index("ix_lead_due", "crm", "due_at", "lead_id"),
-        # The SAL leads a pull stored again since the last funnel KPI refresh (migration 0009,
+        # The SAL leads a pull stored again since the last funnel KPI refresh (migration 0010,
         # syncd.kpi_incremental): a range of the leads pulled since, not the whole mirror.
         Index("ix_lead_pulled", "crm", "pulled_at"),
         # Held and blocked leads, counted every cycle: a few of many, so partial indexes

@@ -7,8 +7,8 @@ the CRM's whole mirror at every refresh; with it, a range as long as the leads p
 The pull rewrites a pulled lead's row anyway (and its ``due_at``, indexed), so the entry this
 adds costs one more index update per pulled lead, none for a lead not pulled.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-30
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
