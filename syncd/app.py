@@ -231,6 +231,7 @@ class App:
         stop: threading.Event | None = None,
         serve_health: bool = False,
         prepare: bool = True,
+        keep_funnel_state: bool = True,
     ) -> App:
         """Check local resources, then build and preflight connectors.
 
@@ -304,7 +305,9 @@ class App:
             app._pause_until_checked(name, resume_at)
         metrics.watch(engine=store.engine, connectors=app.connectors)
         app.alerter = _alerter(settings, store, metrics)
-        metrics.after_cycle = _after_cycle(settings, store, metrics, app.alerter)
+        metrics.after_cycle = _after_cycle(
+            settings, store, metrics, app.alerter, keep_state=keep_funnel_state
+        )
         return app
 
     def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
@@ -676,13 +679,19 @@ def _alerter(settings: Settings, store: StateStore, metrics: Metrics) -> Alerter
 
 
 def _after_cycle(
-    settings: Settings, store: StateStore, metrics: Metrics, alerter: Alerter | None
+    settings: Settings,
+    store: StateStore,
+    metrics: Metrics,
+    alerter: Alerter | None,
+    *,
+    keep_state: bool,
 ) -> Callable[[Any], None]:
     """What follows each cycle: the funnel KPI gauges (syncd.kpi), then the alerts they and
-    the cycle call for (syncd.alerts, when channels are configured)."""
+    the cycle call for (syncd.alerts, when channels are configured). ``keep_state``: keep the
+    funnel's per-lead state for the next refresh (a daemon), or not (one cycle, then exit)."""
     from syncd.kpi import FunnelKpis
 
-    kpis = FunnelKpis(store.engine, settings, metrics.publish_funnel)
+    kpis = FunnelKpis(store.engine, settings, metrics.publish_funnel, incremental=keep_state)
 
     def after(cycle: Any) -> None:
         funnel = kpis.refresh(cycle.crm, cycle.ledger_mark) if cycle.outcome != "failed" else None

@@ -175,6 +175,7 @@ def _build(
     stop: threading.Event | None = None,
     serve_health: bool = False,
     prepare: bool = True,
+    keep_funnel_state: bool = True,
 ) -> App:
     """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
     from connectors.errors import ConnectorError, Interrupted
@@ -182,7 +183,12 @@ def _build(
 
     try:
         return App.build(
-            settings, connect=connect, stop=stop, serve_health=serve_health, prepare=prepare
+            settings,
+            connect=connect,
+            stop=stop,
+            serve_health=serve_health,
+            prepare=prepare,
+            keep_funnel_state=keep_funnel_state,
         )
     except StartupError as exc:
         _report_problems("syncd cannot start", exc.problems)
@@ -291,7 +297,8 @@ def sync(
     setup_logging(settings.log)
     failed = False
     with _leases(settings, "sync --once", wait=wait) as leases:
-        application = _build(settings)
+        # One cycle, then exit: the funnel KPIs are computed once, no per-lead state kept.
+        application = _build(settings, keep_funnel_state=False)
         _show_progress(application, settings)
         try:
             for name, pipeline in application.pipelines.items():

@@ -134,3 +134,42 @@ def test_a_slow_refresh_spaces_the_next_one_by_twenty_times_its_duration_even_as
     now["t"] = t0 + timedelta(seconds=43)  # the ledger did not grow: nothing to recompute
     kpis.refresh("salesforce")
     assert kpis.computed == 3
+
+
+def test_a_one_shot_refresh_gives_the_daemons_gauges_and_keeps_no_per_lead_state(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    now = datetime.now(UTC)
+    today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    with running_app(config) as app:
+        _seed_ledger(app.store.engine, config, today - timedelta(days=today.weekday() + 21))
+        fixed = lambda: now  # noqa: E731
+        daemon = FunnelKpis(app.store.engine, app.settings, lambda *_: None, fixed)
+        once = FunnelKpis(app.store.engine, app.settings, lambda *_: None, fixed, incremental=False)
+        for crm in ("salesforce", "hubspot"):
+            kept, streamed = daemon.compute(crm), once.compute(crm)
+            assert streamed.stages == kept.stages
+            assert streamed.open_breaches == kept.open_breaches
+            assert streamed.acceptance_rate == kept.acceptance_rate
+        assert set(daemon._states) == {"salesforce", "hubspot"}
+        assert once._states == {}
+
+
+def test_sync_once_keeps_no_funnel_state_and_the_daemon_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[bool] = []
+
+    class _Recording(FunnelKpis):
+        def __init__(self, *args: object, incremental: bool = True, **kw: object) -> None:
+            built.append(incremental)
+            super().__init__(*args, incremental=incremental, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kpi, "FunnelKpis", _Recording)
+    config = write_config(tmp_path, crms=("salesforce",))
+    result = CliRunner().invoke(cli, ["sync", "--once", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    with running_app(config):
+        pass
+    assert built == [False, True]
