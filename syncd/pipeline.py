@@ -34,6 +34,7 @@ import logging
 import math
 import threading
 import uuid
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ Groups = list[list[OutboxRecord]]
 Batch = tuple[str, Groups]
 #: One batch a call carried and the CRM's answers to it, record by record.
 Answered = tuple[Sequence[Sequence[OutboxRecord]], Sequence[RecordResult]]
+#: Awaiting status writes read back per statement batch when a race check finds edits.
+_SUSPECT_CHUNK = 5000
 _RACES_UNSEEN = "edits made while a batch was in flight go unseen"
 
 # Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
@@ -1489,7 +1492,7 @@ class Pipeline:
         since = self._check_since(batches)
         if pending is not None:
             since = min(since, pending.since)
-            sent = [*(r.id for r in pending.written), *sent]
+            sent = [*pending.written, *sent]
         return {"since": since.isoformat(), "ids": sent}
 
     def _stored_race_check(self) -> races.PendingCheck | None:
@@ -1501,7 +1504,8 @@ class Pipeline:
         if not written:
             self._clear_race_check()
             return None
-        return races.PendingCheck(datetime.fromisoformat(stored["since"]), written)
+        ids = array("q", (r.id for r in written))
+        return races.PendingCheck(datetime.fromisoformat(stored["since"]), ids)
 
     def _clear_race_check(self) -> None:
         self._race_check = None
@@ -1512,7 +1516,7 @@ class Pipeline:
     ) -> None:
         """Keep the call's confirmed status writes for the next race check."""
         written = [
-            r
+            r.id
             for (kind, groups), results in zip(batches, answers, strict=True)
             if kind == "field"
             for r in _confirmed_statuses(groups, results)
@@ -1520,9 +1524,10 @@ class Pipeline:
         if written:
             since = self._check_since(batches)
             pending = self._race_check
+            ids = pending.written if pending else array("q")
+            ids.extend(written)  # ids only (races.PendingCheck): memory flat in the writes
             self._race_check = races.PendingCheck(
-                min(since, pending.since) if pending else since,
-                [*(pending.written if pending else []), *written],
+                min(since, pending.since) if pending else since, ids
             )
 
     def _check_races(self, checked: WrittenThenRead | None, report: CycleReport) -> None:
@@ -1547,11 +1552,27 @@ class Pipeline:
                 self._races_unseen(_first_line(exc), report)
                 return
         self._clear_race_check()
-        suspects = races.suspects(pending.written, edits)
+        suspects = self._suspects(pending, edits)
         if not suspects:
             return
         entries = self._crm_history([r.lead_id for r in suspects], _RACES_UNSEEN)
         self._restore_found(races.find_races(suspects, entries or []), report)
+
+    def _suspects(
+        self, pending: races.PendingCheck, edits: Sequence[HistoryEntry]
+    ) -> list[OutboxRecord]:
+        """The awaiting writes people's ``edits`` may have raced, read back from the store a
+        chunk at a time (none when no person edited a status since the check's start)."""
+        if not any(e.field == "status" and e.actor != "integration" for e in edits):
+            return []
+        ids = pending.written.tolist()
+        out: list[OutboxRecord] = []
+        for start in range(0, len(ids), _SUSPECT_CHUNK):
+            chunk = ids[start : start + _SUSPECT_CHUNK]
+            out += races.suspects(
+                self.store.changes_by_id(self.crm, chunk, OutboxState.DONE), edits
+            )
+        return out
 
     def _races_unseen(self, why: str, report: CycleReport) -> None:
         """Log, once a cycle, that the CRM refuses the history the race check needs."""
