@@ -1525,7 +1525,7 @@ class Pipeline:
             since = self._check_since(batches)
             pending = self._race_check
             ids = pending.written if pending else array("q")
-            ids.extend(written)  # ids only (races.PendingCheck): memory flat in the writes
+            ids.extend(written)  # ids only (races.PendingCheck): 8 bytes a write, not a row
             self._race_check = races.PendingCheck(
                 min(since, pending.since) if pending else since, ids
             )
