@@ -90,16 +90,8 @@ def upsert_rows(
     """
     if not rows:
         return
-    last = {tuple(r[k] for k in keys): r for r in rows}
-    if len(last) < len(rows):
-        rows = list(last.values())
-    given = list(rows[0])
-    # A column the rows leave out gets its default when inserted (as SQLAlchemy gives it), and
-    # keeps its value when updated.
-    defaults = insert_defaults(table, given)
-    if defaults:
-        rows = [{**r, **defaults} for r in rows]
-    columns = given + list(defaults)
+    given = list(rows[0])  # the columns an update sets (not those defaulted)
+    rows, columns = upsert_rows_and_columns(table, rows, keys)
     names = ", ".join(quote(c) for c in columns)
     updates = ", ".join(
         f"{quote(c)} = EXCLUDED.{quote(c)}" for c in given if c not in keys and c not in keep
@@ -195,3 +187,22 @@ def _values(table: Table, columns: Sequence[str]) -> str:
 
 def quote(name: str) -> str:
     return _DIALECT.identifier_preparer.quote(name)
+
+
+def upsert_rows_and_columns(
+    table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> tuple[Sequence[dict[str, Any]], list[str]]:
+    """``rows`` ready for one upsert statement, and their columns in order.
+
+    A row whose key occurs again later is left out (one statement cannot update a row twice;
+    an executemany would have ended with the later row anyway). A column the rows leave out
+    gets its default when inserted (as SQLAlchemy gives it), and keeps its value when updated.
+    """
+    last = {tuple(r[k] for k in keys): r for r in rows}
+    if len(last) < len(rows):
+        rows = list(last.values())
+    given = list(rows[0])
+    defaults = insert_defaults(table, given)
+    if defaults:
+        rows = [{**r, **defaults} for r in rows]
+    return rows, given + list(defaults)

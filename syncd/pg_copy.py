@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from syncd import json_text
-from syncd.pg_bulk import insert_defaults, quote
+from syncd.pg_bulk import quote, upsert_rows_and_columns
 
 __all__ = ["upsert_copied"]
 
@@ -58,14 +58,8 @@ def upsert_copied(
     default when inserted and keeps its value when updated."""
     if not rows:
         return
-    last = {tuple(r[k] for k in keys): r for r in rows}
-    if len(last) < len(rows):
-        rows = list(last.values())
-    given = list(rows[0])
-    defaults = insert_defaults(table, given)
-    if defaults:
-        rows = [{**r, **defaults} for r in rows]
-    columns = given + list(defaults)
+    given = list(rows[0])  # the columns an update sets (not those defaulted)
+    rows, columns = upsert_rows_and_columns(table, rows, keys)
     staging = f"syncd_rows_{next(_serial)}"
     types = [_copy_type(table, c) for c in columns]
     typed = ", ".join(f"{quote(c)} {t}" for c, t in zip(columns, types, strict=True))
