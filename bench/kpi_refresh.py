@@ -44,7 +44,8 @@ def _timed(call: object) -> tuple[object, float, float]:
 
 def run(n: int, work: Path) -> None:
     from syncd.kpi import FunnelKpis
-    from syncd.report import compute, read_inputs
+    from syncd.report import compute
+    from syncd.report_read import read_inputs
     from syncd.settings import Settings
     from syncd.state import LeadRow, StateStore, StatusHistoryRow
 

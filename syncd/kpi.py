@@ -33,7 +33,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.kpi_incremental import FunnelState
-from syncd.report import Report, ReportOptions, compute, read_inputs
+from syncd.report import Report, ReportOptions, compute
+from syncd.report_read import read_inputs
 from syncd.settings import Settings
 
 __all__ = ["KPI_SPACING", "KPI_WINDOW", "FunnelKpis"]

@@ -2,7 +2,7 @@
 
 The report (:mod:`syncd.report`) is a sum over leads: each lead's transitions in the window
 (and, for a lead that entered SAL, its last activity and owner) give a contribution that
-``_Acc.add`` adds. :class:`FunnelState` keeps that sum after one full read and, at each
+``FunnelAccumulator.add`` adds. :class:`FunnelState` keeps that sum after one full read and, at each
 refresh, re-reads only the leads whose contribution may have changed, subtracts what they gave
 at the last refresh and adds what they give now. A lead's contribution changes only when
 
@@ -47,22 +47,19 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
+from syncd.business_clock import clock_for, touch_at
 from syncd.distribution import EXACT_MAX, Distribution
 from syncd.report import (
-    _SUMS,
     OPEN_BREACHES_KEPT,
+    SUMMED_COUNTERS,
+    FunnelAccumulator,
     LeadInfo,
     OpenBreach,
     Report,
     ReportOptions,
     Transition,
-    _Acc,
-    _clock,
-    _info,
-    _json_text,
-    _touch_at,
-    read_inputs,
 )
+from syncd.report_read import json_text, lead_info, read_inputs
 
 __all__ = ["FunnelState", "sla_deadline"]
 
@@ -206,7 +203,7 @@ class _Signed(Distribution):
 
 
 @dataclass(slots=True)
-class _Tracking(_Acc):
+class _Tracking(FunnelAccumulator):
     """An accumulator that also notes, per lead, what the kept state needs: the last activity
     of the leads whose follow-up it decided, their open breach, and the SALs still inside the
     SLA (their deadline to watch)."""
@@ -216,12 +213,12 @@ class _Tracking(_Acc):
     waiting: list[tuple[str, datetime]] = field(default_factory=list)
     days: dict[date, date] = field(default_factory=dict)  # one object per activity date
 
-    def _follow_up(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
+    def follow_up(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
         opened, decided = self.open_breach_count, self.sla_decided
         # Called by name: zero-argument super() fails in a slots dataclass.
-        _Acc._follow_up(self, lead, sal_at, next_at)  # noqa: SLF001 - the base's own step
+        FunnelAccumulator.follow_up(self, lead, sal_at, next_at)
         activity = lead.last_activity_at
-        if activity is not None and _touch_at(activity, sal_at, self.options.calendar):
+        if activity is not None and touch_at(activity, sal_at, self.options.calendar):
             # Only such a lead's sums depend on its activity (otherwise they are those of no
             # activity at all): what to subtract once a pull replaced it.
             if not isinstance(activity, datetime):
@@ -243,7 +240,7 @@ def _tracking(options: ReportOptions, bags: Sequence[_Bag], sign: int) -> _Track
     return acc
 
 
-def _apply(total: _Acc, part: _Acc, sign: int) -> None:
+def _apply(total: FunnelAccumulator, part: FunnelAccumulator, sign: int) -> None:
     """``total`` += sign * ``part``'s counters (its values went to the bags as it added)."""
     for mine, theirs in (
         (total.any_order, part.any_order),
@@ -253,7 +250,7 @@ def _apply(total: _Acc, part: _Acc, sign: int) -> None:
     ):
         for k, value in enumerate(theirs):
             mine[k] += sign * value
-    for name in _SUMS:
+    for name in SUMMED_COUNTERS:
         setattr(total, name, getattr(total, name) + sign * getattr(part, name))
     days = total.breaches_by_day
     for day, count in part.breaches_by_day.items():
@@ -267,7 +264,7 @@ def _apply(total: _Acc, part: _Acc, sign: int) -> None:
 def sla_deadline(options: ReportOptions, sal_at: datetime) -> datetime:
     """The first instant (to the microsecond) at which an untouched SAL entered at ``sal_at``
     is more than ``options.sla_hours`` business hours old (the report's open breach test)."""
-    clock = _clock(options.calendar)
+    clock = clock_for(options.calendar)
     limit = options.sla_hours
     low = sal_at + timedelta(hours=limit)  # business hours never run faster than the clock
     if clock.hours(sal_at, low) > limit:
@@ -326,7 +323,7 @@ class FunnelState:
         self.status_maps = status_maps
         self._options: ReportOptions | None = None
         self._mark = 0
-        self._total: _Acc | None = None
+        self._total: FunnelAccumulator | None = None
         self._bags: list[_Bag] = []
         #: Per lead whose follow-up counted its last activity: that activity.
         self._activity: dict[str, datetime | date] = {}
@@ -370,7 +367,7 @@ class FunnelState:
             raise ValueError("the kept funnel is the period's, not a cohort's")
         n = len(options.stages)
         bags = [_Bag(1 / 1440) for _ in range(n)] + [_Bag(1 / 60), _Bag(1 / 1440)]
-        total = _Acc.new(options)
+        total = FunnelAccumulator.new(options)
         part = _tracking(options, bags, 1)
         leads = 0
         pulled = self._newest_pull()
@@ -518,7 +515,7 @@ class FunnelState:
         mapping = self.status_maps.get(self.crm, {})
         out: dict[str, list[tuple[int, Transition]]] = {}
         ordered = sorted(leads)
-        # ``field || ''``: as report.read_inputs, so SQLite walks (crm, lead_id, at).
+        # ``field || ''``: as report_read.read_inputs, so SQLite walks (crm, lead_id, at).
         is_status = h.c.field.op("||")("") == "status"
         with self.engine.connect() as conn:
             for start in range(0, len(ordered), _IN_CHUNK):
@@ -553,13 +550,13 @@ class FunnelState:
                     lt.c.lead_id,
                     lt.c.status,
                     *(
-                        _json_text(engine, lt.c.fields, key)
+                        json_text(engine, lt.c.fields, key)
                         for key in ("owner", "lead_source", "activity")
                     ),
                 ).where(lt.c.crm == self.crm, lt.c.lead_id.in_(ordered[start : start + _IN_CHUNK]))
                 for lead_id, status, owner, source, activity in conn.execute(q):
                     key = (self.crm, lead_id)
-                    out[lead_id] = _info(key, status, owner, source, activity, self.status_maps)
+                    out[lead_id] = lead_info(key, status, owner, source, activity, self.status_maps)
         return out
 
     # -- the report -------------------------------------------------------------------------
@@ -578,7 +575,7 @@ class FunnelState:
 
     def _open_breaches(self, options: ReportOptions) -> list[tuple[float, int, OpenBreach]]:
         """The oldest open breaches, as a single pass keeps them: (age, order, breach)."""
-        clock = _clock(options.calendar)
+        clock = clock_for(options.calendar)
         now = options.now
         # Age falls as the SAL gets later: the oldest are the first by ``since``; past the
         # kept number, only those tied with the last kept one's age can still be kept.

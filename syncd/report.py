@@ -3,52 +3,39 @@
 Pure over rows: :func:`compute` takes the ledger's status transitions (already mapped from the
 CRM's values to rule statuses) grouped by lead and in time order, plus each lead's owner,
 source and last activity, and returns a :class:`Report`. Reading the rows from the store, in
-bounded chunks, is :func:`read_inputs`; rendering is :mod:`syncd.report_render`.
+bounded chunks, is :func:`syncd.report_read.read_inputs`; rendering is :mod:`syncd.report_render`.
 
 The definitions printed with every report are :data:`DEFINITIONS`.
 """
 
 from __future__ import annotations
 
-import bisect
-import functools
 import heapq
 import math
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Literal, NamedTuple
-from zoneinfo import ZoneInfo
-
-from sqlalchemy import (
-    ColumnElement,
-    Engine,
-    Select,
-    func,
-    literal,
-    literal_column,
-    select,
-    tuple_,
-)
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal, NamedTuple
 
 from rules.calendar import Calendar
+from syncd.business_clock import BusinessClock, aware, clock_for, touch_at
 from syncd.distribution import Distribution
 
 __all__ = [
     "DEFINITIONS",
+    "OPEN_BREACHES_KEPT",
+    "SUMMED_COUNTERS",
+    "FunnelAccumulator",
     "LeadInfo",
-    "LeadRange",
     "Partial",
     "Report",
     "ReportOptions",
     "Transition",
     "accumulate",
-    "business_hours_between",
     "compute",
     "finish",
     "merge",
     "percentile",
-    "read_inputs",
 ]
 
 Acceptance = Literal["accepted_over_decided", "within_sla_over_mqls"]
@@ -191,117 +178,8 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def business_hours_between(calendar: Calendar, start: datetime, end: datetime) -> float:
-    """Working hours of ``calendar`` between two instants (0 when ``end`` <= ``start``).
-
-    The first and last days are measured against the working hours; the whole days between
-    them are counted (a week at a time), not walked: an open breach months old costs no more
-    than a fresh one."""
-    return _clock(calendar).hours(_aware(start), _aware(end))
-
-
-@functools.lru_cache(maxsize=8)
-def _clock(calendar: Calendar) -> _BusinessClock:
-    return _BusinessClock(calendar)
-
-
-class _BusinessClock:
-    """One calendar's working time, precomputed: seconds of the working day, working
-    weekdays and holidays as sets of ordinals (the report calls it several times a lead)."""
-
-    __slots__ = (
-        "close",
-        "day",
-        "holiday_set",
-        "holidays",
-        "open",
-        "partial_week",
-        "per_week",
-        "weekdays",
-        "zone",
-    )
-
-    def __init__(self, calendar: Calendar) -> None:
-        self.zone: tzinfo = UTC if calendar.timezone == "UTC" else ZoneInfo(calendar.timezone)
-        self.open = _seconds(calendar.start)
-        self.close = _seconds(calendar.end)
-        self.day = self.close - self.open
-        self.weekdays = frozenset(d - 1 for d in calendar.workdays)  # date.weekday() numbers
-        self.per_week = len(self.weekdays)
-        self.holidays = sorted(
-            h.toordinal() for h in calendar.holidays if h.weekday() in self.weekdays
-        )
-        self.holiday_set = frozenset(self.holidays)
-        #: [first weekday][days]: working weekdays among ``days`` (< 7) from ``first`` on.
-        self.partial_week = [
-            [sum(1 for k in range(rest) if (first + k) % 7 in self.weekdays) for rest in range(7)]
-            for first in range(7)
-        ]
-
-    def hours(self, start: datetime, end: datetime) -> float:
-        if end <= start:
-            return 0.0
-        zone = self.zone
-        if zone is not UTC or start.tzinfo is not UTC:
-            start, end = start.astimezone(zone), end.astimezone(zone)
-        d0, d1 = start.toordinal(), end.toordinal()
-        s0 = start.hour * 3600 + start.minute * 60 + start.second + start.microsecond / 1e6
-        s1 = end.hour * 3600 + end.minute * 60 + end.second + end.microsecond / 1e6
-        if d0 == d1:
-            if not self._works(d0):
-                return 0.0
-            return max(0.0, min(self.close, s1) - max(self.open, s0)) / 3600
-        seconds = 0.0
-        if self._works(d0):
-            seconds += max(0.0, self.close - max(self.open, s0))
-        if self._works(d1):
-            seconds += max(0.0, min(self.close, s1) - self.open)
-        if d1 - d0 > 1:
-            seconds += self._workdays(d0 + 1, d1 - 1) * self.day
-        return seconds / 3600
-
-    def _works(self, ordinal: int) -> bool:
-        # date.fromordinal(o).weekday() == (o - 1) % 7
-        if (ordinal - 1) % 7 not in self.weekdays:
-            return False
-        return ordinal not in self.holiday_set
-
-    def _workdays(self, lo: int, hi: int) -> int:
-        """Working days from ordinal ``lo`` to ``hi``, both included."""
-        weeks, rest = divmod(hi - lo + 1, 7)
-        count = weeks * self.per_week
-        count += self.partial_week[(lo - 1) % 7][rest]
-        if self.holidays:
-            count -= bisect.bisect_right(self.holidays, hi) - bisect.bisect_left(self.holidays, lo)
-        return count
-
-
-def _seconds(clock: time) -> int:
-    return clock.hour * 3600 + clock.minute * 60 + clock.second
-
-
-def _touch_at(activity: datetime | date | None, sal_at: datetime, cal: Calendar) -> datetime | None:
-    """When the activity counts as the first touch after ``sal_at`` (None: not after it)."""
-    if activity is None:
-        return None
-    if not isinstance(activity, datetime):  # a date: the day of the SAL counts as at once
-        sal_day = cal.local_date(sal_at)
-        if activity < sal_day:
-            return None
-        if activity == sal_day:
-            return sal_at
-        zone = UTC if cal.timezone == "UTC" else ZoneInfo(cal.timezone)
-        return datetime.combine(activity, time(0), tzinfo=zone)
-    touched = _aware(activity)
-    return touched if touched >= sal_at else None
-
-
 @dataclass(slots=True)
-class _Acc:
+class FunnelAccumulator:
     """Running sums for one group while leads stream past."""
 
     options: ReportOptions
@@ -325,15 +203,15 @@ class _Acc:
     breaches_by_day: dict[str, int] = field(default_factory=dict)
     sal_to_close: Distribution = field(default_factory=lambda: Distribution(_MINUTE_DAYS))
     index: dict[str, int] = field(default_factory=dict)
-    clock: _BusinessClock = field(init=False)
+    clock: BusinessClock = field(init=False)
 
     @classmethod
-    def new(cls, options: ReportOptions) -> _Acc:
+    def new(cls, options: ReportOptions) -> FunnelAccumulator:
         n = len(options.stages)
         durations = [Distribution(_MINUTE_DAYS) for _ in range(n)]
         acc = cls(options, [0] * n, [0] * n, [0] * n, durations, [0] * n)
         acc.index = {s: i for i, s in enumerate(options.stages)}
-        acc.clock = _clock(options.calendar)
+        acc.clock = clock_for(options.calendar)
         return acc
 
     def add(self, lead: LeadInfo, history: Sequence[Transition]) -> None:  # noqa: C901
@@ -344,7 +222,7 @@ class _Acc:
         index = self.index
         if o.cohort:
             first = [t for t in history if t.to_status == stages[0]]
-            if not first or not (o.since <= _aware(first[0].at) < o.until):
+            if not first or not (o.since <= aware(first[0].at) < o.until):
                 return
         mql, accepted_stage, rejected = o.mql_stage, o.accepted_stage, o.rejected
         last_stage = len(stages) - 1
@@ -399,7 +277,7 @@ class _Acc:
                     durations[k].add((ats[i + 1] - at).total_seconds() / 86400)
                 if to == accepted_stage:
                     self.accepted += 1
-                    self._follow_up(lead, at, ats[i + 1] if i + 1 < n else None)
+                    self.follow_up(lead, at, ats[i + 1] if i + 1 < n else None)
                 if to == mql:
                     self.mqls += 1
                     sal = next(
@@ -424,10 +302,10 @@ class _Acc:
             if k is not None and k < last_stage and stale:
                 self.stale[k] += 1
 
-    def _follow_up(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
+    def follow_up(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
         o = self.options
         self.sal_entries += 1
-        touched = _touch_at(lead.last_activity_at, sal_at, o.calendar)
+        touched = touch_at(lead.last_activity_at, sal_at, o.calendar)
         if next_at is not None and (touched is None or next_at < touched):
             touched = next_at
         if touched is not None:
@@ -455,7 +333,7 @@ class _Acc:
         day = sal_at.date().isoformat()
         self.breaches_by_day[day] = self.breaches_by_day.get(day, 0) + 1
 
-    def merge(self, later: _Acc) -> None:
+    def merge(self, later: FunnelAccumulator) -> None:
         """Add the sums of ``later``, an accumulator over leads that stream after this one's
         (a report computed in parts by lead range): the result is the single pass's."""
         for mine, theirs in (
@@ -468,7 +346,7 @@ class _Acc:
                 mine[k] += value
         for dist, other in zip(self.durations, later.durations, strict=True):
             dist.merge(other)
-        for name in _SUMS:
+        for name in SUMMED_COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(later, name))
         self.first_touch_hours.merge(later.first_touch_hours)
         self.sal_to_close.merge(later.sal_to_close)
@@ -535,8 +413,8 @@ class _Acc:
         )
 
 
-#: The plain counters of :class:`_Acc` (summed when parts of a report are merged).
-_SUMS = (
+#: The plain counters of :class:`FunnelAccumulator` (summed when parts of a report are merged).
+SUMMED_COUNTERS = (
     "skipped",
     "regressions",
     "accepted",
@@ -584,8 +462,8 @@ class Partial(NamedTuple):
     """A report's running sums over some leads, before percentiles and ratios: the whole
     scope's and one per group. Partials over consecutive lead ranges merge (:func:`merge`)."""
 
-    total: _Acc
-    groups: dict[str, _Acc]
+    total: FunnelAccumulator
+    groups: dict[str, FunnelAccumulator]
 
 
 def accumulate(
@@ -594,13 +472,13 @@ def accumulate(
     by: GroupBy | None = None,
 ) -> Partial:
     """The running sums over ``leads`` (see :func:`compute`)."""
-    total = _Acc.new(options)
-    groups: dict[str, _Acc] = {}
+    total = FunnelAccumulator.new(options)
+    groups: dict[str, FunnelAccumulator] = {}
     for lead, history in leads:
         total.add(lead, history)
         if by is not None:
             key = _group_key(lead, by)
-            groups.setdefault(key, _Acc.new(options)).add(lead, history)
+            groups.setdefault(key, FunnelAccumulator.new(options)).add(lead, history)
     return Partial(total, groups)
 
 
@@ -621,202 +499,3 @@ def finish(partial: Partial) -> list[Report]:
     """The reports: the total first, then one per group in name order."""
     groups = partial.groups
     return [partial.total.result("all")] + [groups[k].result(k) for k in sorted(groups)]
-
-
-# -- reading the store ---------------------------------------------------------------------
-
-_CHUNK = 2000
-
-#: A range of leads by (crm, lead_id): low included, high excluded, None unbounded.
-LeadRange = tuple[tuple[str, str] | None, tuple[str, str] | None]
-
-
-def _parse_activity(value: object) -> datetime | date | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            if len(value) == 10:
-                return date.fromisoformat(value)
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
-
-
-def read_inputs(
-    engine: Engine,
-    status_maps: Mapping[str, Mapping[str, str]],
-    *,
-    crm: str | None = None,
-    since: datetime | None = None,
-    chunk: int = _CHUNK,
-    lead_range: LeadRange = (None, None),
-    max_id: int | None = None,
-) -> Iterator[tuple[LeadInfo, list[Transition]]]:
-    """Each lead of the ledger with its status transitions in time order, streamed.
-
-    Two ordered reads side by side, each fetched ``chunk`` rows at a time (a server-side cursor
-    on PostgreSQL): the ledger in (crm, lead_id, at, id) order, along its ``ix_history_lead``
-    index, and the mirror's leads that have ledger rows in (crm, lead_id) order, its primary
-    key. Both are in the database's order of the same columns, so each lead's mirror row is
-    the next one of the second read, or missing (a lead the mirror no longer has): memory holds
-    one lead's history and one chunk of each read, whatever the size of the ledger.
-
-    ``status_maps``: per CRM instance, the CRM's stored value -> rule status (the inverse of
-    ``status_values``); a value without an entry is the status of that name. ``crm`` and
-    ``since`` read one CRM's transitions from that time on only (the KPI gauges: what they
-    show needs no earlier history). ``lead_range``: only the leads with ``low <= (crm,
-    lead_id) < high`` (None: unbounded), one part of a report computed in parts. ``max_id``:
-    only the ledger rows with ids up to it (the KPIs kept incrementally: a known row set).
-    """
-    from syncd.state import LeadRow, StatusHistoryRow
-
-    h = StatusHistoryRow.__table__
-    lt = LeadRow.__table__
-    # ``field || ''``, not ``field``: a plain equality lets SQLite (no statistics) pick the
-    # (field, to_value, at) index and then sort the whole ledger, or search it once per lead.
-    # Hiding the column from the planner makes both reads walk (crm, lead_id, at).
-    is_status = h.c.field.op("||")("") == "status"
-    # On SQLite the time is text in SQLAlchemy's format, naive UTC: with the offset appended
-    # by the database, fromisoformat() returns it aware, with no replace() per row.
-    at_col: ColumnElement[Any] = h.c.at
-    if engine.dialect.name == "sqlite":
-        at_col = at_col.op("||")(literal_column("'+00:00'"))
-    history_q: Select[Any] = select(
-        h.c.crm, h.c.lead_id, at_col, h.c.from_value, h.c.to_value
-    ).where(is_status)
-    has_history = select(h.c.id).where(h.c.crm == lt.c.crm, h.c.lead_id == lt.c.lead_id, is_status)
-    # The three fields the report uses, extracted by the database: not a whole JSON document
-    # parsed per lead.
-    leads_q: Select[Any] = select(
-        lt.c.crm,
-        lt.c.lead_id,
-        lt.c.status,
-        *(_json_text(engine, lt.c.fields, key) for key in ("owner", "lead_source", "activity")),
-    )
-    if crm is not None:
-        history_q = history_q.where(h.c.crm == crm)
-        leads_q = leads_q.where(lt.c.crm == crm)
-    if since is not None:
-        history_q = history_q.where(h.c.at >= since)
-        has_history = has_history.where(h.c.at >= since)
-    if max_id is not None:
-        history_q = history_q.where(h.c.id <= max_id)
-        has_history = has_history.where(h.c.id <= max_id)
-    history_q = _in_range(history_q, h.c.crm, h.c.lead_id, lead_range)
-    leads_q = _in_range(leads_q, lt.c.crm, lt.c.lead_id, lead_range)
-    history_q = history_q.order_by(h.c.crm, h.c.lead_id, h.c.at, h.c.id)
-    leads_q = leads_q.where(has_history.exists()).order_by(lt.c.crm, lt.c.lead_id)
-    rows = _stream(engine, history_q, chunk, "syncd_report_ledger")
-    mirror = _stream(engine, leads_q, chunk, "syncd_report_leads")
-    try:
-        pending = next(mirror, None)
-        current: tuple[str, str] | None = None
-        history: list[Transition] = []
-        mapping: Mapping[str, str] = {}
-
-        def info(key: tuple[str, str]) -> LeadInfo:
-            nonlocal pending
-            if pending is not None and (pending[0], pending[1]) == key:
-                found = _info(key, pending[2], pending[3], pending[4], pending[5], status_maps)
-                pending = next(mirror, None)
-                return found
-            return LeadInfo(key[0], key[1])  # no mirror row: the ledger outlived the lead
-
-        # Hot: once per ledger row. Functions bound to locals; a Transition made by
-        # tuple.__new__ (the namedtuple's own __new__ is one more Python call per row).
-        parse, make, get_map = datetime.fromisoformat, tuple.__new__, status_maps.get
-        append = history.append
-        for row_crm, lead_id, stamp, from_value, to_value in rows:
-            if current is None or current[1] != lead_id or current[0] != row_crm:
-                if current is not None:
-                    yield info(current), history
-                current, history = (row_crm, lead_id), []
-                append = history.append
-                mapping = get_map(row_crm, {})
-            to = to_value or ""
-            # Text from SQLite (aware: see at_col), a datetime from PostgreSQL (naive, UTC).
-            at = parse(stamp) if stamp.__class__ is str else stamp
-            if at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)
-            from_status = None if from_value is None else mapping.get(from_value, from_value)
-            append(make(Transition, (at, mapping.get(to, to), from_status)))
-        if current is not None:
-            yield info(current), history
-    finally:
-        rows.close()
-        mirror.close()
-
-
-def _in_range(query: Select[Any], crm: Any, lead_id: Any, lead_range: LeadRange) -> Select[Any]:
-    """``query`` limited to the leads of ``lead_range`` (row values: one index range)."""
-    low, high = lead_range
-    if low is not None:
-        query = query.where(tuple_(crm, lead_id) >= tuple_(*map(literal, low)))
-    if high is not None:
-        query = query.where(tuple_(crm, lead_id) < tuple_(*map(literal, high)))
-    return query
-
-
-def _stream(engine: Engine, stmt: Select[Any], chunk: int, name: str) -> Generator[Any, None, None]:
-    """The rows of ``stmt`` as plain DB-API tuples, ``chunk`` at a time, on a connection of its
-    own (a named, server-side cursor on PostgreSQL).
-
-    Below SQLAlchemy's result layer on purpose: its per-row processing was half the report's
-    read time at a million leads. The statement is still SQLAlchemy's, compiled for the
-    engine's dialect; the one value needing the processing skipped here is a datetime
-    parameter on SQLite, stored as text (SQLAlchemy's format, UTC)."""
-    compiled = stmt.compile(dialect=engine.dialect)
-    sqlite = engine.dialect.name == "sqlite"
-    params = {
-        key: _sqlite_time(value) if sqlite and isinstance(value, datetime) else value
-        for key, value in compiled.params.items()
-    }
-    order = compiled.positiontup
-    args: Any = tuple(params[key] for key in order) if order is not None else params
-    raw = engine.raw_connection()
-    try:
-        server_side = None if sqlite else raw.driver_connection
-        cursor = raw.cursor() if server_side is None else server_side.cursor(name=name)
-        cursor.execute(compiled.string, args)
-        while batch := cursor.fetchmany(chunk):
-            yield from batch
-        cursor.close()
-    finally:
-        raw.close()
-
-
-def _json_text(engine: Engine, column: Any, key: str) -> Any:
-    """``column``'s JSON member ``key`` as text, in the dialect's own words (a literal path:
-    the raw cursor of :func:`_stream` skips SQLAlchemy's JSON path processing)."""
-    name = "last_activity_at" if key == "activity" else key
-    if engine.dialect.name == "postgresql":
-        return column.op("->>")(literal_column(f"'{name}'"))
-    return func.json_extract(column, literal_column(f"'$.{name}'"))
-
-
-def _sqlite_time(value: datetime) -> str:
-    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    return naive.isoformat(sep=" ", timespec="microseconds")
-
-
-def _info(
-    key: tuple[str, str],
-    status: str | None,
-    owner: object,
-    source: object,
-    activity: object,
-    status_maps: Mapping[str, Mapping[str, str]],
-) -> LeadInfo:
-    mapping = status_maps.get(key[0], {})
-    return LeadInfo(
-        key[0],
-        key[1],
-        owner=str(owner) if owner else None,
-        source=str(source) if source else None,
-        last_activity_at=_parse_activity(activity),
-        status=None if status is None else mapping.get(status, status),
-    )

@@ -28,15 +28,14 @@ from sqlalchemy.pool import NullPool
 
 from syncd.report import (
     GroupBy,
-    LeadRange,
     Partial,
     Report,
     ReportOptions,
     accumulate,
     finish,
     merge,
-    read_inputs,
 )
+from syncd.report_read import LeadRange, read_inputs
 
 __all__ = [
     "PARALLEL_MIN_LEADS",

@@ -15,7 +15,8 @@ from sqlalchemy import Engine, event, func, insert, select, update
 from rules.calendar import Calendar
 from syncd import kpi_incremental, report
 from syncd.kpi_incremental import FunnelState
-from syncd.report import Report, ReportOptions, compute, read_inputs
+from syncd.report import Report, ReportOptions, compute
+from syncd.report_read import read_inputs
 from syncd.state import LeadRow, StateStore, StatusHistoryRow
 
 CRM = "salesforce"
@@ -414,8 +415,8 @@ def test_a_store_error_keeps_the_state_and_the_next_refresh_is_still_exact(
 
 
 def test_sla_deadline_is_the_first_instant_an_untouched_sal_is_past_the_sla() -> None:
+    from syncd.business_clock import business_hours_between
     from syncd.kpi_incremental import sla_deadline
-    from syncd.report import business_hours_between
 
     options = _options(START)
     # Friday 23 October 15:00 Berlin (summer time): 2 h that day; Monday 26 is a holiday;

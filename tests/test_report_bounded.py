@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rules.calendar import Calendar
+from syncd.business_clock import business_hours_between
 from syncd.distribution import Distribution
-from syncd.report import business_hours_between, percentile
+from syncd.report import percentile
 
 
 def test_percentiles_are_exact_up_to_the_cap_and_within_half_a_minute_past_it() -> None:

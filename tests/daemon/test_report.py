@@ -342,7 +342,8 @@ def test_html_report_renders_its_charts_in_headless_chromium(config: Path, tmp_p
 
 def test_the_ledger_is_read_in_bounded_chunks_with_the_same_result(store_url: str) -> None:
     """Keyset pages of 7 rows split leads across pages; SQLite and PostgreSQL agree."""
-    from syncd.report import ReportOptions, compute, read_inputs
+    from syncd.report import ReportOptions, compute
+    from syncd.report_read import read_inputs
 
     _seed(store_url)
     store = StateStore(store_url)

@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlmodel import Session
 
 from rules.calendar import Calendar
-from syncd.report import ReportOptions, compute, read_inputs
+from syncd.report import ReportOptions, compute
 from syncd.report_parallel import compute_from_store, split_leads
+from syncd.report_read import read_inputs
 from syncd.report_render import json_text
 from syncd.state import LeadRow, StateStore, StatusHistoryRow
 
