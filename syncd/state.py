@@ -1433,6 +1433,27 @@ class StateStore:
         """``set_meta`` inside the caller's transaction."""
         conn.execute(self._upsert(MetaRow, [{"key": key, "value": json.dumps(value)}], ["key"]))
 
+    def meta_with_prefix(self, prefix: str) -> dict[str, Any]:
+        """Every ``meta`` record whose key starts with ``prefix``, by key (records kept in
+        parts: one written per step, rather than one rewritten whole at each)."""
+        table = MetaRow.__table__
+        with self.reading() as conn:
+            rows = conn.execute(
+                select(table.c.key, table.c.value).where(
+                    table.c.key.startswith(prefix, autoescape=True)
+                )
+            ).all()
+        return {key: json.loads(value) for key, value in rows}
+
+    def delete_meta(self, conn: Connection, *keys: str, prefix: str | None = None) -> None:
+        """Delete the ``meta`` records ``keys`` and those whose key starts with ``prefix``,
+        inside the caller's transaction."""
+        table = MetaRow.__table__
+        if keys:
+            conn.execute(delete(table).where(table.c.key.in_(keys)))
+        if prefix is not None:
+            conn.execute(delete(table).where(table.c.key.startswith(prefix, autoescape=True)))
+
     # ---- helpers -----------------------------------------------------------------------
 
     def _upsert(

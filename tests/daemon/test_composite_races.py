@@ -173,6 +173,54 @@ def test_without_lead_history_access_composite_writes_land_and_one_warning_a_cyc
     assert "INVALID_TYPE" in warnings[0][0] and "Lead field history" in warnings[0][0]
 
 
+@pytest.mark.parametrize("stored_as", ["a record per call", "one record (earlier versions)"])
+def test_a_race_check_over_several_calls_is_stored_a_call_at_a_time_and_read_after_a_restart(
+    tmp_path: Path, stored_as: str
+) -> None:
+    """Each write call stores its own status writes for the check: the record does not grow
+    with the calls before it (rewriting every awaiting id at each call was quadratic in a
+    cycle's calls). A restarted process reads all the parts, or the single record an earlier
+    version left, restores the race, and deletes what it read."""
+    config = _config(tmp_path)
+    key = "race_check:salesforce"
+    with running_app(config) as app:
+        emu: Any = app.embedded.salesforce
+        ids = emu.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="CTO", activity_days=200)
+            for i in range(15 * BATCH)  # 15 collections: 3 full calls, no free slot
+        )
+        raced, person = ids[0], "Working - Contacted"
+        pipeline = app.pipelines["salesforce"]
+        _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Status": person}))
+        first = pipeline.run_cycle()
+        parts = app.store.meta_with_prefix(f"{key}:")
+        if stored_as != "a record per call":  # as syncd before parts left it
+            merged = [i for part in parts.values() for i in part["ids"]]
+            since = min(part["since"] for part in parts.values())
+            with app.store.begin() as conn:
+                app.store.delete_meta(conn, prefix=f"{key}:")
+            app.store.set_meta(key, {"since": since, "ids": merged})
+        restarted = App.build(load_settings(config), connectors=app.connectors)
+        try:
+            second = restarted.pipelines["salesforce"].run_cycle()
+        finally:
+            restarted.close()
+        left = app.store.meta_with_prefix(key)
+        status, audit = emu.lead(raced)["Status"], app.store.audit_of_lead(raced)
+
+    stored = [i for part in parts.values() for i in part["ids"]]
+    assert first.outcome == "ok" and second.outcome == "ok", (first.message, second.message)
+    assert first.written == 15 * BATCH
+    assert len(parts) == 3  # one record a call
+    assert sorted(stored) == sorted(set(stored)) and len(stored) == 15 * BATCH
+    assert status == person
+    assert [(a.before, a.after, a.outcome) for a in audit][-2:] == [
+        (person, "Nurture", AuditOutcome.WITHDRAWN),
+        ("Nurture", person, AuditOutcome.APPLIED),
+    ]
+    assert left == {}  # the parts and the earlier record alike
+
+
 def test_a_race_check_left_for_the_next_pull_is_read_by_a_restarted_process(
     tmp_path: Path,
 ) -> None:
