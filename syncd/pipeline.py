@@ -34,7 +34,6 @@ import logging
 import math
 import threading
 import uuid
-from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +89,7 @@ from syncd.open_changes import (
 )
 from syncd.progress import ProgressFactory
 from syncd.pull_overlap import pull_overlapped
+from syncd.race_book import RaceBook
 from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
 from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
@@ -105,8 +105,6 @@ Groups = list[list[OutboxRecord]]
 Batch = tuple[str, Groups]
 #: One batch a call carried and the CRM's answers to it, record by record.
 Answered = tuple[Sequence[Sequence[OutboxRecord]], Sequence[RecordResult]]
-#: Awaiting status writes read back per statement batch when a race check finds edits.
-_SUSPECT_CHUNK = 5000
 _RACES_UNSEEN = "edits made while a batch was in flight go unseen"
 
 # Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
@@ -492,11 +490,9 @@ class Pipeline:
         self._pull_history: FirstSightHistory | None = None
         #: The run that already logged that races go unseen (the CRM refuses its history).
         self._races_unseen_run: str | None = None
-        #: Confirmed status writes whose race check has not been read yet (syncd.races);
-        #: kept in ``meta`` too (a record per call, ``race_check:<crm>:…``), so a restart
-        #: before the check reads it.
-        self._race_check: races.PendingCheck | None = None
-        self._race_check_loaded = False
+        #: Confirmed status writes whose race check has not been read yet (syncd.races),
+        #: in memory and in the store (syncd.race_book).
+        self._races = RaceBook(store, self.crm)
         # What this cycle's plan step found when it had nothing to plan (syncd.plan_probe).
         self._idle_probe: plan_probe.PlanProbe | None = None
         #: The stored cursor as the running pull read it at its start or last saved it.
@@ -706,12 +702,10 @@ class Pipeline:
             self.connector, self.crm, first_sync=since is None
         )
         self._read_from = started
-        if not self._race_check_loaded:
-            self._race_check_loaded = True
-            self._race_check = self._race_check or self._stored_race_check()
-        if self._race_check is not None and self._collections_with_history():
+        awaiting = self._races.load()
+        if awaiting is not None and self._collections_with_history():
             # The last cycle's race check rides in this pull's first page: no call of its own.
-            self.connector.read_edits_beside_pull(self._race_check.since)
+            self.connector.read_edits_beside_pull(awaiting.since)
 
         def with_columns(pages: Iterator[Page]) -> Iterator[tuple[Page, _Columns]]:
             # Made as the page is read, while the last page is stored: they need no store.
@@ -744,7 +738,7 @@ class Pipeline:
                 progress.close()
             first_sight.close()
             self._pull_history = None
-        if self._race_check is not None:
+        if self._races.pending is not None:
             self._check_races(self.connector.edits_beside_pull(), report)
         if self.connector.last_pull_was_full_reconcile:
             # The cursor was older than the CRM's delete log: the pull was a full pass, so a
@@ -1387,7 +1381,7 @@ class Pipeline:
         The cycle's ``last`` call carries the race check when it has a free slot."""
         ids = [r.id for _, groups in batches for g in groups for r in g]
         by_time = self._collections_with_history() > 0
-        checking = self._race_check is not None or bool(_status_leads(batches))
+        checking = self._races.pending is not None or bool(_status_leads(batches))
         riding = (
             last
             and by_time
@@ -1396,10 +1390,10 @@ class Pipeline:
             and 0 < len(batches) <= self._collections_with_history()
         )
         checked: WrittenThenRead | None = None
-        awaited = self._awaited_check(batches) if by_time and not restoring else None
+        awaited = [r.id for r in _status_rows(batches)] if by_time and not restoring else []
         if self.lease is not None:
             self.lease.before_send()
-        self._mark_sending(ids, awaited)
+        self._mark_sending(ids, awaited, self._check_since(batches) if awaited else None)
         try:
             if riding:
                 since = self._check_since(batches)
@@ -1462,65 +1456,27 @@ class Pipeline:
         # The CRM's clock is not the daemon's; reaching back further costs only rows of
         # people's edits (those the read saw make no suspect, races.suspects).
         since = min(starts) - races.CHECK_REACH
-        if self._race_check is not None:
+        pending = self._races.pending
+        if pending is not None:
             # Already reaches back: taking the reach off it again would move the start back
             # by CHECK_REACH per write call, until it took in the edits the pull had read
             # (a query-more call per 2,000 of them).
-            since = min(since, self._race_check.since)
+            since = min(since, pending.since)
         return since
 
-    def _mark_sending(self, ids: Sequence[int], awaited: dict[str, Any] | None) -> None:
-        """The rows are in doubt from here until their results are recorded (``SENDING``)."""
+    def _mark_sending(
+        self, ids: Sequence[int], awaited: Sequence[int], since: datetime | None
+    ) -> None:
+        """The rows are in doubt from here until their results are recorded (``SENDING``);
+        the status writes among them (``awaited``) await the race check of people's edits
+        from ``since`` from here too."""
         with self.store.begin() as conn:
             self._fence(conn)
             self.store.set_change_state(conn, ids, OutboxState.SENDING, self.clock())
-            if awaited is not None:
+            if since is not None:
                 # With the rows' departure: a crash after the CRM applied them still leaves
-                # their race check to the next process (it checks those that end up done).
-                # A record of this call's rows alone: rewriting every awaiting id at each
-                # call was quadratic in a cycle's calls (a first sync of a million leads
-                # wrote 125 million ids, about 15 s of CPU).
-                self.store.put_meta(conn, f"{self._race_check_key}:{uuid.uuid4().hex}", awaited)
-
-    @property
-    def _race_check_key(self) -> str:
-        """The race check's records in ``meta``: ``<key>:<part>``, one a call; the key alone
-        is the single record earlier versions rewrote whole (read, then deleted, on upgrade)."""
-        return f"race_check:{self.crm}"
-
-    def _awaited_check(self, batches: Sequence[Batch]) -> dict[str, Any] | None:
-        """What ``meta`` keeps of the race check once these batches leave: the status rows
-        sent and the earliest time to read people's edits from (the parts a call earlier in
-        the cycle kept stay as they are)."""
-        sent = [r.id for r in _status_rows(batches)]
-        if not sent:
-            return None
-        return {"since": self._check_since(batches).isoformat(), "ids": sent}
-
-    def _stored_race_check(self) -> races.PendingCheck | None:
-        """The race check a previous process left unread: its status writes that were done,
-        from the earliest start any of its parts recorded."""
-        key = self._race_check_key
-        parts = list(self.store.meta_with_prefix(f"{key}:").values())
-        legacy = self.store.get_meta(key)
-        if legacy:
-            parts.append(legacy)
-        if not parts:
-            return None
-        wanted = sorted({i for part in parts for i in part["ids"]})
-        written = self.store.changes_by_id(self.crm, wanted, OutboxState.DONE)
-        if not written:
-            self._clear_race_check()
-            return None
-        ids = array("q", (r.id for r in written))
-        since = min(datetime.fromisoformat(part["since"]) for part in parts)
-        return races.PendingCheck(since, ids)
-
-    def _clear_race_check(self) -> None:
-        self._race_check = None
-        key = self._race_check_key
-        with self.store.begin() as conn:
-            self.store.delete_meta(conn, key, prefix=f"{key}:")
+                # their race check to the next process (syncd.race_book).
+                self._races.record_sent(conn, awaited, since)
 
     def _await_check(
         self, batches: Sequence[Batch], answers: Sequence[Sequence[RecordResult]]
@@ -1533,23 +1489,17 @@ class Pipeline:
             for r in _confirmed_statuses(groups, results)
         ]
         if written:
-            since = self._check_since(batches)
-            pending = self._race_check
-            ids = pending.written if pending else array("q")
-            ids.extend(written)  # ids only (races.PendingCheck): 8 bytes a write, not a row
-            self._race_check = races.PendingCheck(
-                min(since, pending.since) if pending else since, ids
-            )
+            self._races.confirm(written, self._check_since(batches))
 
     def _check_races(self, checked: WrittenThenRead | None, report: CycleReport) -> None:
         """The race check of the status writes awaiting it: people's edits since before their
         reads (read beside a write or a pull page, else on their own); only leads a person
         edited meanwhile have their history read (``status_history``) and judged."""
-        pending = self._race_check
+        pending = self._races.pending
         if pending is None:
             return
         if checked is not None and checked.history is None and checked.refused is not None:
-            self._clear_race_check()
+            self._races.clear()
             self._races_unseen(checked.refused, report)
             return
         edits = checked.history if checked is not None else None
@@ -1559,31 +1509,15 @@ class Pipeline:
             except (ConfigurationError, FatalError) as exc:
                 if isinstance(exc, AuthError):
                     raise
-                self._clear_race_check()
+                self._races.clear()
                 self._races_unseen(_first_line(exc), report)
                 return
-        self._clear_race_check()
-        suspects = self._suspects(pending, edits)
+        self._races.clear()
+        suspects = self._races.suspects(pending, edits)
         if not suspects:
             return
         entries = self._crm_history([r.lead_id for r in suspects], _RACES_UNSEEN)
         self._restore_found(races.find_races(suspects, entries or []), report)
-
-    def _suspects(
-        self, pending: races.PendingCheck, edits: Sequence[HistoryEntry]
-    ) -> list[OutboxRecord]:
-        """The awaiting writes people's ``edits`` may have raced, read back from the store a
-        chunk at a time (none when no person edited a status since the check's start)."""
-        if not any(e.field == "status" and e.actor != "integration" for e in edits):
-            return []
-        ids = pending.written.tolist()
-        out: list[OutboxRecord] = []
-        for start in range(0, len(ids), _SUSPECT_CHUNK):
-            chunk = ids[start : start + _SUSPECT_CHUNK]
-            out += races.suspects(
-                self.store.changes_by_id(self.crm, chunk, OutboxState.DONE), edits
-            )
-        return out
 
     def _races_unseen(self, why: str, report: CycleReport) -> None:
         """Log, once a cycle, that the CRM refuses the history the race check needs."""
