@@ -61,12 +61,12 @@ class RaceBook:
         if not parts:
             return self._pending
         wanted = sorted({i for part in parts for i in part["ids"]})
-        done = self._store.changes_by_id(self._crm, wanted, OutboxState.DONE)
+        done = self._store.change_ids_in(self._crm, wanted, OutboxState.DONE)
         if not done:
             self._delete_records()
             return self._pending
         since = min(datetime.fromisoformat(part["since"]) for part in parts)
-        self._merge(array("q", (r.id for r in done)), since)
+        self._merge(array("q", done), since)
         return self._pending
 
     def record_sent(self, conn: Connection, sent: Sequence[int], since: datetime) -> None:
