@@ -13,9 +13,9 @@ none: ``Connector.edits_since``) covers every status write of a cycle; it rides 
 the cycle's last Composite write call, or, when that call is full, beside the next pull's first
 query page in one Composite request. Only the leads a person edited meanwhile have their whole
 history read (one query per 200, only then) and judged by :func:`find_races`. Until the next
-pull the check waits in memory: a daemon stopped in between leaves that cycle's writes
-unchecked. With ``composite: false`` one history query per batch of 200. On HubSpot one batch
-read with ``propertiesWithHistory`` per 50 status writes: HubSpot caps a batch read with
+pull the check waits, in memory and in the state store (:mod:`syncd.race_book`): a daemon
+stopped in between leaves it to the next process. With ``composite: false`` one history query
+per batch of 200. On HubSpot one batch read with ``propertiesWithHistory`` per 50 status writes: HubSpot caps a batch read with
 history at 50 inputs (crm-api C4, C10), so a full 100-contact write batch costs two. Nothing
 cheaper sees the race there: after syncd's write the contact's value, ``lastmodifieddate`` and
 the pull all look as if nobody else had touched it, and the batch update answers only the new
