@@ -1,4 +1,4 @@
-"""Shared fixtures: a throwaway PostgreSQL server on loopback, and state-store URLs.
+"""Shared fixtures: a throwaway PostgreSQL server on loopback, state-store URLs and stores.
 
 Store tests run on SQLite always and on PostgreSQL when server binaries are present
 (`make test` installs Debian's package when it can). The server (`bench.pgserver`, which the
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.pgserver import PostgresUnavailable, throwaway_postgres
+from syncd.state import StateStore
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +45,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     base = request.getfixturevalue("postgres_url")
     yield empty_database(base, f"t{abs(hash(request.node.nodeid)) % 10**10}")
+
+
+@pytest.fixture
+def state_store(store_url: str) -> Iterator[StateStore]:
+    """A :class:`StateStore` on each backend (see ``store_url``), closed after the test."""
+    store = StateStore(store_url)
+    try:
+        yield store
+    finally:
+        store.close()

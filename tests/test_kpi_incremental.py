@@ -4,7 +4,6 @@ changed since the last refresh, not the window."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import asdict, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -186,12 +185,8 @@ def _always_incremental(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[StateStore]:
-    store = StateStore(store_url)
-    try:
-        yield store
-    finally:
-        store.close()
+def store(state_store: StateStore) -> StateStore:
+    return state_store
 
 
 @pytest.mark.parametrize(("seed", "listed"), [(1, 1000), (2, 1000), (3, 4)])

@@ -3,7 +3,6 @@ call, read back by a restarted process, deleted once read, on SQLite and Postgre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,12 +14,8 @@ T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[StateStore]:
-    store = StateStore(store_url)
-    try:
-        yield store
-    finally:
-        store.close()
+def store(state_store: StateStore) -> StateStore:
+    return state_store
 
 
 def _outbox(store: StateStore, crm: str, n: int, state: str) -> list[int]:
