@@ -1,9 +1,9 @@
 """One CRM's funnel report kept current by what changed since, not recomputed.
 
-The report (:mod:`syncd.report`) is a sum over leads: each lead's transitions in the window
-(and, for a lead that entered SAL, its last activity and owner) give a contribution that
-``FunnelAccumulator.add`` adds. :class:`FunnelState` keeps that sum after one full read and, at each
-refresh, re-reads only the leads whose contribution may have changed, subtracts what they gave
+The report (:mod:`syncd.report`) is a sum over leads: each lead's transitions in the window (and,
+for a lead that entered SAL, its last activity and owner) give a contribution that
+``FunnelAccumulator.add`` adds. :class:`FunnelState` keeps that sum after one full read and, at
+each refresh, re-reads only the leads whose contribution may have changed, subtracts what they gave
 at the last refresh and adds what they give now. A lead's contribution changes only when
 
 * the ledger has a row of it with an id above the last refresh's mark (a new transition, or
