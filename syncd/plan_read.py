@@ -131,7 +131,13 @@ def _when(value: str | datetime) -> datetime:
 
 def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
     """Runs ``stmt`` (selecting :func:`plan_columns`) and decodes its rows."""
-    rows: Sequence[Any] = conn.execute(stmt).all()
+    # The driver's own tuples: with no result processing selected, SQLAlchemy's rows would
+    # only wrap them (about 0.4 µs per lead on SQLite, a tenth of the fetch).
+    result = conn.execute(stmt)
+    try:
+        rows: Sequence[Any] = result.cursor.fetchall() if result.returns_rows else ()
+    finally:
+        result.close()
     out: list[PlanLead] = []
     append = out.append
     new = PlanLead.__new__
