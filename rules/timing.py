@@ -301,6 +301,7 @@ def _next_now_breakpoint(leaf: _NowLeaf, lead: Mapping[str, Any], now: datetime)
         if at > now and (best is None or at < best):
             best = at
     if leaf.other in DATE_ONLY_FIELDS:
+        day: date | None
         if (
             value.__class__ is datetime
             and value.tzinfo is UTC
