@@ -249,6 +249,8 @@ class RuleBook:
         )
         self._set_of = {r.id: rs.name for rs in self.sets for r in rs.rules}
         self._time = TimeTable(self.sets)
+        # Asked per lead by next_change: TimeTable's truth is a Python-level __bool__ call.
+        self._timed = bool(self._time)
 
     # -- introspection -------------------------------------------------------------------
 
@@ -363,8 +365,11 @@ class RuleBook:
         """The earliest instant after ``now`` at which the decision for ``lead`` could change
         with nothing but time passing (None: never). Possibly earlier than the real change,
         never later (``rules.timing``)."""
-        if not self._time:
+        if not self._timed:
             return None
+        bound = self._bound
+        if bound is not None and bound[0] == now and now.tzinfo is not None:
+            return self._time.next_change(lead, now, bound[1])  # the cycle's, as bound
         aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
         return self._time.next_change(lead, aware, self._thresholds(now))
 

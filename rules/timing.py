@@ -301,9 +301,20 @@ def _next_now_breakpoint(leaf: _NowLeaf, lead: Mapping[str, Any], now: datetime)
         if at > now and (best is None or at < best):
             best = at
     if leaf.other in DATE_ONLY_FIELDS:
-        day = date_only_value(value)
-        if day is None and instant is not None:
-            day = _local_day(instant, leaf.calendar)
+        day: date | None
+        if (
+            value.__class__ is datetime
+            and value.tzinfo is UTC
+            and leaf.calendar is None
+            and (value.hour or value.minute or value.second or value.microsecond)
+        ):
+            # The common value, an instant in UTC off midnight: date_only_value gives None for
+            # it and _local_day its UTC date, without the calls.
+            day = value.date()
+        else:
+            day = date_only_value(value)
+            if day is None and instant is not None:
+                day = _local_day(instant, leaf.calendar)
         if day is not None:
             best = _earlier_after(leaf.day_starts(day), now, best)
     return best

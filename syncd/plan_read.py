@@ -98,6 +98,11 @@ def _as_text(column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 _loads = json.loads
 _parse = datetime.fromisoformat
+# SQLite's stored datetimes are naive UTC text: parsed with this suffix they come out aware,
+# with ``UTC`` itself as tzinfo, in one call. ``datetime.replace(tzinfo=UTC)`` on the parsed
+# value is the same datetime at ten times the cost (its keyword parsing, about 0.6 µs on
+# CPython 3.11): two of them per lead were a tenth of the plan read.
+_UTC_SUFFIX = "+00:00"
 # The C scanner under ``json.loads``, without its two Python-level wrappers and whitespace
 # regex (a third of the decoding time on a lead's fields). Stored JSON is ``json.dumps``
 # output, so it starts at the value and ends with it; anything else goes to ``json.loads``,
@@ -126,11 +131,17 @@ def _when(value: str | datetime) -> datetime:
 
 def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
     """Runs ``stmt`` (selecting :func:`plan_columns`) and decodes its rows."""
-    rows: Sequence[Any] = conn.execute(stmt).all()
+    # The driver's own tuples: with no result processing selected, SQLAlchemy's rows would
+    # only wrap them (about 0.4 µs per lead on SQLite, a tenth of the fetch).
+    result = conn.execute(stmt)
+    try:
+        rows: Sequence[Any] = result.cursor.fetchall() if result.returns_rows else ()
+    finally:
+        result.close()
     out: list[PlanLead] = []
     append = out.append
     new = PlanLead.__new__
-    scan, parse, utc, plain = _scan, _parse, UTC, str
+    scan, parse, utc_suffix, plain = _scan, _parse, _UTC_SUFFIX, str
     for (
         lead_id,
         modified_at,
@@ -155,8 +166,10 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
         # anything else (psycopg's decoded values, text the fast path cannot take whole)
         # goes through them.
         if modified_at.__class__ is plain:
-            when = parse(modified_at)
-            lead.modified_at = when.replace(tzinfo=utc) if when.tzinfo is None else _when(when)
+            try:
+                lead.modified_at = parse(modified_at + utc_suffix)
+            except ValueError:  # text with an offset of its own
+                lead.modified_at = _when(modified_at)
         else:
             lead.modified_at = _when(modified_at)
         if fields.__class__ is plain and fields[:1] == "{":
@@ -172,10 +185,10 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
         lead.status = status
         # The others are NULL on most leads: the test inline avoids a call.
         if status_changed_at.__class__ is plain:
-            when = parse(status_changed_at)
-            lead.status_changed_at = (
-                when.replace(tzinfo=utc) if when.tzinfo is None else _when(when)
-            )
+            try:
+                lead.status_changed_at = parse(status_changed_at + utc_suffix)
+            except ValueError:
+                lead.status_changed_at = _when(status_changed_at)
         else:
             lead.status_changed_at = None if status_changed_at is None else _when(status_changed_at)
         lead.written_status = written_status
@@ -186,8 +199,10 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
         lead.error_message = error_message
         lead.error_at = None if error_at is None else _when(error_at)
         if due_at.__class__ is plain:
-            when = parse(due_at)
-            lead.due_at = when.replace(tzinfo=utc) if when.tzinfo is None else _when(when)
+            try:
+                lead.due_at = parse(due_at + utc_suffix)
+            except ValueError:
+                lead.due_at = _when(due_at)
         else:
             lead.due_at = None if due_at is None else _when(due_at)
         lead.guard_blocked = None if guard_blocked is None else bool(guard_blocked)

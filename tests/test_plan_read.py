@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -125,4 +126,32 @@ def test_json_written_by_another_writer_decodes_as_sqlalchemy_does(store_url: st
     (light,) = next(due.iter_plan_rows(store, "salesforce", T0, every=True))
     assert light.fields == typed["A"]["fields"] == {"email": "a@x.io"}
     assert light.newsletters == typed["A"]["newsletters"] == ["n"]
+    store.close()
+
+
+def test_sqlite_datetime_text_of_any_form_decodes_to_the_same_utc_instant(tmp_path: Path) -> None:
+    # SQLAlchemy writes naive UTC text with microseconds; another writer may leave them out or
+    # write an offset of its own. Each decodes as SQLAlchemy's typed column does, in UTC.
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    with store.begin() as conn:
+        store.upsert_leads(conn, [_lead("A"), _lead("B"), _lead("C")])
+        for lead_id, text in (
+            ("A", "2026-03-01 12:00:00"),
+            ("B", "2026-03-01 13:00:00.5+01:00"),
+            ("C", "2026-03-01T07:00:00-05:00"),
+        ):
+            conn.exec_driver_sql(
+                "UPDATE lead SET modified_at = ?, status_changed_at = ?, due_at = ? "
+                "WHERE lead_id = ?",
+                (text, text, text, lead_id),
+            )
+    typed = _typed_rows(store)
+    light = next(due.iter_plan_rows(store, "salesforce", T0, every=True))
+    assert [lead.lead_id for lead in light] == ["A", "B", "C"]
+    for lead in light:
+        for name in ("modified_at", "status_changed_at", "due_at"):
+            got = getattr(lead, name)
+            assert got == typed[lead.lead_id][name]
+            assert got.tzinfo is UTC  # what the rule input's fast paths test for
+    assert light[1].modified_at == datetime(2026, 3, 1, 12, 0, 0, 500000, tzinfo=UTC)
     store.close()
