@@ -110,8 +110,7 @@ def salesforce_read(n: int, *, bulk_page: int = BULK_PAGE) -> tuple[int, str]:
     if bulk < rest:
         return bulk, f"Bulk API 2.0: create + poll + {bulk - 2} pages of {bulk_page:,}"
     return rest, (
-        f"REST query: {pages} pages of {REST_PAGE:,}, {COMPOSITE_QUERIES} chained a Composite "
-        "call"
+        f"REST query: {pages} pages of {REST_PAGE:,}, {COMPOSITE_QUERIES} chained a Composite call"
     )
 
 
