@@ -578,19 +578,26 @@ class SalesforceConnector(Connector):
         )
         return [page]
 
-    def _next_read(self, next_url: str, headers: Mapping[str, str]) -> list[dict[str, Any]]:
+    def _next_read(
+        self,
+        next_url: str,
+        headers: Mapping[str, str],
+        what: str = "query of Lead",
+        *,
+        include_deleted: bool = True,
+    ) -> list[dict[str, Any]]:
         """The pages from ``next_url`` on: up to 5 chained in one Composite request, or the
         page alone (plain, as the retry layer reads it) when Composite reads are off or
         refused, or when its first subrequest failed (an expired locator then fails as a
         plain read fails)."""
         if self._chain_reads:
-            chained = self._chained_read("query of Lead (next pages)", next_url, headers, [])
+            chained = self._chained_read(f"{what} (next pages)", next_url, headers, [])
             if chained is not None and chained.pages:
                 return chained.pages
         timeout = self._config.timeout_seconds
         page: dict[str, Any] = self._call(
-            "query of Lead (next page)",
-            _next_page(next_url, include_deleted=True, headers=headers, timeout=timeout),
+            f"{what} (next page)",
+            _next_page(next_url, include_deleted=include_deleted, headers=headers, timeout=timeout),
         )
         return [page]
 
@@ -723,10 +730,14 @@ class SalesforceConnector(Connector):
         (a job usually completes within the first poll interval) and a results request per
         ``bulk_results_page_size``."""
         cfg = self._config
-        per_call = cfg.page_size * (MAX_COLLECTIONS if self._chain_reads else 1)
-        rest_calls = -(-rest // per_call)
+        rest_calls = -(-rest // (cfg.page_size * self._pages_per_call))
         job = 2 + max(1, -(-rest // cfg.bulk_results_page_size))
         return job < rest_calls
+
+    @property
+    def _pages_per_call(self) -> int:
+        """Query pages one counted call reads: 5 chained through Composite, else 1."""
+        return MAX_COLLECTIONS if self._chain_reads else 1
 
     def _learn_field_types(self) -> None:
         """Describe Lead once when a mapped field's type is unknown (``check`` did not run):
@@ -1203,8 +1214,8 @@ class SalesforceConnector(Connector):
         if not isinstance(total, int):
             return None
         # The first page is paid for; a job reads every row again (create, about two looks
-        # at it, its results pages), REST pages go on from the first.
-        cost = -(-total // _HISTORY_PAGE) - 1
+        # at it, its results pages), REST pages go on from the first (5 chained a call).
+        cost = -(-(-(-total // _HISTORY_PAGE) - 1) // self._pages_per_call)
         job = 3 + -(-total // cfg.bulk_results_page_size)
         bulk = (
             cfg.bulk_read_threshold is not None and total > cfg.bulk_read_threshold and job < cost
@@ -1221,7 +1232,7 @@ class SalesforceConnector(Connector):
             return None
         if bulk:
             return self._bulk_history()
-        return self._history_pages(first, what, timeout, headers)
+        return self._history_pages(first, what, headers)
 
     def _bulk_history(self) -> Iterator[list[HistoryEntry]]:
         """The org's Status history through one Bulk API 2.0 job, in pages of 2,000 rows. The
@@ -1238,15 +1249,20 @@ class SalesforceConnector(Connector):
             yield page
 
     def _history_pages(
-        self, result: dict[str, Any], what: str, timeout: float, headers: dict[str, str]
+        self, result: dict[str, Any], what: str, headers: dict[str, str]
     ) -> Iterator[list[HistoryEntry]]:
+        """The first page's rows, then the next pages', 5 chained a call (:meth:`_next_read`),
+        a page at a time."""
+        batch = [result]
         while True:
-            yield [self._history_entry(r) for r in result.get("records", [])]
-            if result.get("done", True) or not result.get("nextRecordsUrl"):
-                return
-            result = self._call(
-                what, _next_page(result["nextRecordsUrl"], headers=headers, timeout=timeout)
-            )
+            batch.reverse()
+            while batch:
+                result = batch.pop()
+                yield [self._history_entry(r) for r in result.get("records", [])]
+                if result.get("done", True) or not result.get("nextRecordsUrl"):
+                    return
+            url = str(result["nextRecordsUrl"])
+            batch = self._next_read(url, headers, what, include_deleted=False)
 
     def _history_entry(self, record: Mapping[str, Any]) -> HistoryEntry:
         """One LeadHistory row; by the integration user or by a person (Salesforce does not

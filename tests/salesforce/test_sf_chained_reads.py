@@ -141,3 +141,22 @@ def test_the_edits_query_beside_a_pull_takes_one_of_the_five_query_slots_of_its_
     read = connector.edits_beside_pull()
     assert read is not None and read.history is not None
     assert [e.lead_id for e in read.history] == [ids[3]]
+
+
+def test_the_orgs_status_history_reads_its_pages_after_the_first_five_chained_a_call(
+    emu: SalesforceEmulator, make_connector: Callable[..., SalesforceConnector]
+) -> None:
+    ids = _seed(emu, 5000)
+    changed = [i for i in ids if emu.lead(i)["Status"] != "Working - Contacted"]
+    assert len(changed) > 4000  # 3 pages of 2,000 rows
+    for lead_id in changed:
+        emu.update_lead(lead_id, {"Status": "Working - Contacted"})
+    connector = make_connector()
+    connector.check(statuses=set(), fields=set(), newsletters=set())  # as at start-up
+    emu.journal.clear()
+    stream = connector.org_status_history(leads=2000)  # by lead: 10 calls
+    assert stream is not None
+    rows = [entry for page in stream for entry in page]
+    assert sorted(e.lead_id for e in rows) == sorted(changed)
+    # The first page (its totalSize decides the way), then the other 2 pages in one call.
+    assert _calls(emu) == ["query", "composite"]
