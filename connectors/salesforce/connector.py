@@ -1,6 +1,7 @@
-"""The Salesforce connector: pulls leads through one ``queryAll`` stream (a Bulk API 2.0 query
-job when the pull is large, :mod:`.bulk_read`), writes through sObject Collections, all through
-the real simple-salesforce client.
+"""The Salesforce connector: pulls leads through one ``queryAll`` stream (5 query pages chained a
+Composite call, :mod:`.query_chain`; a Bulk API 2.0 query job when the pull is large,
+:mod:`.bulk_read`), writes through sObject Collections, all through the real simple-salesforce
+client.
 
 Auth is done here, not by simple-salesforce: the connector grants a token at the configured
 token URL and builds ``Salesforce(instance_url=..., session_id=...)`` ("direct" mode, crm-api B1).
@@ -455,12 +456,15 @@ class SalesforceConnector(Connector):
         """Yield leads changed after ``since`` up to ``until`` in (SystemModstamp, Id) order.
 
         One ``queryAll`` stream (deletes and merges arrive in it, flagged ``deleted``), paged
-        lazily through ``nextRecordsUrl``. The read starts ``overlap_seconds`` before the cursor
-        (late commits, crm-api A3.2) and ends at ``min(until, now - lag_seconds)``. A page's
+        lazily through ``nextRecordsUrl``, 5 pages chained in a Composite call (one counted
+        call, :mod:`.query_chain`, crm-api A18) and handed over a page at a time. The read
+        starts ``overlap_seconds`` before the cursor (late commits, crm-api A3.2) and ends at
+        ``min(until, now - lag_seconds)``. A page's
         cursor never moves behind ``since``. Empty pulls yield no page. See
         :meth:`reconcile_required` for cursors older than the recycle bin. A pull whose first
-        page reports more than ``bulk_read_threshold`` leads continues as one Bulk API 2.0
-        ``queryAll`` job over the same window instead (:meth:`_bulk_pages`, crm-api A7).
+        page reports more than ``bulk_read_threshold`` leads continues after the first call's
+        pages as one Bulk API 2.0 ``queryAll`` job over the same window instead, when that
+        costs fewer calls (:meth:`_bulk_pages`, crm-api A7).
 
         Raises:
             RetriableError, AuthError, BudgetExhausted, ConfigurationError: the request failed.
