@@ -14,6 +14,11 @@ scripted for ``composite/sobjects``) is hoisted onto the request carrying it; an
 (``503``, ``429``, ``lock``, ``respond``) are drawn per subrequest and answered in that
 subrequest's slot. With ``allOrNone`` true the first failing subrequest rolls back everything
 the request did, and every other subrequest answers 400 ``PROCESSING_HALTED``.
+
+A subrequest's ``url`` may be a reference to an earlier answer (``@{p0.nextRecordsUrl}``: the
+query's next page); such a subrequest counts toward the 5 query operations, and a reference
+naming a field the earlier answer lacks (a done page has no ``nextRecordsUrl``) is that
+subrequest's own 400 ``[{errorCode, message}]`` (Salesforce does not document the errorCode).
 """
 
 from __future__ import annotations
