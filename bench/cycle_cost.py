@@ -407,7 +407,9 @@ def sf_kind(entry: Any) -> str:
         return "read" if _FROM_LEAD.search(soql) or not soql else "preflight"
     if path.rstrip("/").endswith("/composite"):
         # Composite: updates and CampaignMember inserts together (a trailing query is the race
-        # check riding along); only queries: a pull's first page with the race check beside it.
+        # check riding along); only queries: a pull's chained query pages (5 a call), the race
+        # check taking one of the first call's slots when it rides there. That call is a read
+        # call: were the slot to cost the pull one more call, the read is charged with it.
         subs = getattr(entry, "subrequests", None) or ()
         return "read" if subs and all(sr.method == "GET" for sr in subs) else "write"
     if path.endswith("/composite/sobjects"):

@@ -4,12 +4,18 @@
 maximum, with no call wasted. syncd's counted calls are compared with this (`bench/cycle_cost.py`),
 never with the minimum of the APIs syncd happens to use.
 
-Salesforce (docs/crm-api.md A2, A5, A6, A7, A11):
+Salesforce (docs/crm-api.md A2, A5, A6, A7, A11, A18):
 
 * **Reads** of ``n`` leads cost the cheaper of
-  - REST query pages: ``max(1, ceil(n / 2000))`` (``query`` / ``queryAll`` return at most 2,000
-    records a page, ``Sforce-Query-Options: batchSize`` 200..2,000; each page is one call):
+  - REST query pages chained in Composite requests: ``max(1, ceil(n / 10,000))``. ``query`` /
+    ``queryAll`` return at most 2,000 records a page (``Sforce-Query-Options: batchSize``
+    200..2,000):
     https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_queryoptions.htm
+    and a Composite request (one counted call) carries up to 5 query operations, a later
+    subrequest reading an earlier one's ``nextRecordsUrl`` through a reference in its URL
+    (``"url": "@{p0.nextRecordsUrl}"``): 5 pages, 10,000 leads, a call, without knowing the
+    size first (the subrequests after the last page fail on their own and still count once):
+    https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_composite.htm
   - a Bulk API 2.0 query job: create (``POST /jobs/query``) + at least one status poll
     (``GET /jobs/query/{id}``; results exist only once the job is ``JobComplete``) +
     ``ceil(n / page)`` result pages (``GET /jobs/query/{id}/results?locator=&maxRecords=``).
@@ -19,15 +25,11 @@ Salesforce (docs/crm-api.md A2, A5, A6, A7, A11):
     https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm
   The minimum knows ``n`` before its first call (a client that always creates a job spends
   exactly this when the job is the cheaper way). A client that does not know it spends a call
-  to learn it: syncd's first query page (whose leads it keeps) is in syncd's count, not here,
-  so a pull that takes a job costs syncd one read call more than this.
-  What this leaves out, and so flatters syncd: a Composite request may carry up to 5 query
-  subrequests (the same cap as collections), and a query's further pages are the query
-  resource at its ``nextRecordsUrl``, which a subrequest can also fetch. A client that split a
-  read into 5 disjoint queries (by Id range, say) of at most 2,000 rows each would read up to
-  10,000 leads a counted call. This minimum, like syncd, counts one query page a call, so for
-  reads on query pages (below about 8,000 leads, where a job costs more) it is up to 5 x looser
-  than such a client.
+  to learn it: syncd's first Composite call (whose 10,000 leads it keeps) is in syncd's count,
+  not here, so a pull that takes a job (more than 40,000 leads with 2,000-lead pages) costs
+  syncd one read call more than this. When syncd's race check rides in a pull's first call,
+  the query of people's edits takes one of its 5 query slots (4 pages there): a pull that then
+  needs one more call is charged to the read, not left out.
 * **Writes**: a Composite request (``POST /composite``) is one counted call and carries up to 25
   subrequests, at most 5 of them sObject Collections (or queries); a Collections subrequest
   carries up to 200 records of one operation. Field updates (``PATCH composite/sobjects``) and
@@ -65,6 +67,7 @@ __all__ = [
     "BULK_PAGE",
     "COLLECTION_RECORDS",
     "COMPOSITE_COLLECTIONS",
+    "COMPOSITE_QUERIES",
     "HS_BATCH",
     "HS_SEARCH_PAGE",
     "REST_PAGE",
@@ -75,6 +78,8 @@ __all__ = [
 ]
 
 REST_PAGE = 2000
+#: Query operations (pages) one Composite request carries.
+COMPOSITE_QUERIES = 5
 BULK_PAGE = 50_000
 COLLECTION_RECORDS = 200
 COMPOSITE_COLLECTIONS = 5
@@ -99,11 +104,14 @@ class Minimum:
 
 def salesforce_read(n: int, *, bulk_page: int = BULK_PAGE) -> tuple[int, str]:
     """Least calls to read ``n`` leads, and which API reaches it."""
-    rest = max(1, math.ceil(n / REST_PAGE))
+    pages = max(1, math.ceil(n / REST_PAGE))
+    rest = math.ceil(pages / COMPOSITE_QUERIES)
     bulk = 2 + max(1, math.ceil(n / bulk_page))
     if bulk < rest:
         return bulk, f"Bulk API 2.0: create + poll + {bulk - 2} pages of {bulk_page:,}"
-    return rest, f"REST query: {rest} pages of {REST_PAGE:,}"
+    return rest, (
+        f"REST query: {pages} pages of {REST_PAGE:,}, {COMPOSITE_QUERIES} chained a Composite call"
+    )
 
 
 def salesforce_minimum(

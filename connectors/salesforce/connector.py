@@ -1,6 +1,7 @@
-"""The Salesforce connector: pulls leads through one ``queryAll`` stream (a Bulk API 2.0 query
-job when the pull is large, :mod:`.bulk_read`), writes through sObject Collections, all through
-the real simple-salesforce client.
+"""The Salesforce connector: pulls leads through one ``queryAll`` stream (5 query pages chained a
+Composite call, :mod:`.query_chain`; a Bulk API 2.0 query job when the pull is large,
+:mod:`.bulk_read`), writes through sObject Collections, all through the real simple-salesforce
+client.
 
 Auth is done here, not by simple-salesforce: the connector grants a token at the configured
 token URL and builds ``Salesforce(instance_url=..., session_id=...)`` ("direct" mode, crm-api B1).
@@ -71,6 +72,7 @@ from .composite import (
     subrequest_error,
 )
 from .config import SalesforceConfig
+from .query_chain import ChainAnswer, chain_body, chain_pages
 from .results import RECORD_OUTCOMES, classify_save_result
 from .soql import (
     SYSTEM_FIELDS,
@@ -252,6 +254,8 @@ class SalesforceConnector(Connector):
         self.max_collections_per_call = MAX_COLLECTIONS if config.composite else 1
         # ... or 4 and the query of people's status edits, the race check (crm-api A6).
         self.collections_with_history = MAX_COLLECTIONS - 1 if config.composite else 0
+        # Query pages chained 5 a call through Composite (query_chain); off once refused.
+        self._chain_reads = config.composite
         # The edits query the next pull's first page carries (read_edits_beside_pull).
         self._edits_beside: datetime | None = None
         self._edits_read: WrittenThenRead | None = None
@@ -452,12 +456,15 @@ class SalesforceConnector(Connector):
         """Yield leads changed after ``since`` up to ``until`` in (SystemModstamp, Id) order.
 
         One ``queryAll`` stream (deletes and merges arrive in it, flagged ``deleted``), paged
-        lazily through ``nextRecordsUrl``. The read starts ``overlap_seconds`` before the cursor
-        (late commits, crm-api A3.2) and ends at ``min(until, now - lag_seconds)``. A page's
+        lazily through ``nextRecordsUrl``, 5 pages chained in a Composite call (one counted
+        call, :mod:`.query_chain`, crm-api A18) and handed over a page at a time. The read
+        starts ``overlap_seconds`` before the cursor (late commits, crm-api A3.2) and ends at
+        ``min(until, now - lag_seconds)``. A page's
         cursor never moves behind ``since``. Empty pulls yield no page. See
         :meth:`reconcile_required` for cursors older than the recycle bin. A pull whose first
-        page reports more than ``bulk_read_threshold`` leads continues as one Bulk API 2.0
-        ``queryAll`` job over the same window instead (:meth:`_bulk_pages`, crm-api A7).
+        page reports more than ``bulk_read_threshold`` leads continues after the first call's
+        pages as one Bulk API 2.0 ``queryAll`` job over the same window instead, when that
+        costs fewer calls (:meth:`_bulk_pages`, crm-api A7).
 
         Raises:
             RetriableError, AuthError, BudgetExhausted, ConfigurationError: the request failed.
@@ -485,64 +492,150 @@ class SalesforceConnector(Connector):
             overlap_cursor=since,
             me=self.integration_user_id,
         )
-        kwargs = {
-            "headers": {"Sforce-Query-Options": f"batchSize={cfg.page_size}"},
-            "timeout": cfg.timeout_seconds,
-        }
+        headers = {"Sforce-Query-Options": f"batchSize={cfg.page_size}"}
         edits_since, self._edits_beside = self._edits_beside, None
-        if edits_since is not None:
-            headers = {"Sforce-Query-Options": f"batchSize={cfg.page_size}"}
-            result = self._first_page_beside_edits(soql, headers, edits_since)
-        else:
-            result = self._call(
-                "query of Lead", lambda sf: sf.query(soql, include_deleted=True, **kwargs)
-            )
+        batch = self._first_read(soql, headers, edits_since)
         # A lead whose SystemModstamp cannot be parsed keeps the position of the one before it.
         position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
-        total = result.get("totalSize")  # of the whole query, not of this page
+        total = batch[0].get("totalSize")  # of the whole query, not of this page
         threshold = cfg.bulk_read_threshold
-        first = result.get("records", [])
+        read = sum(len(page.get("records", [])) for page in batch)
         if (
             threshold is not None
             and isinstance(total, int)
             and total > threshold
-            and not result.get("done", True)
-            and self._bulk_is_cheaper(total - len(first))
+            and not batch[-1].get("done", True)
+            and self._bulk_is_cheaper(total - read)
         ):
             # A large read (first sync, full reconcile, a mass update): one query job reads
             # the rest in a few calls instead of a query page per 2,000 leads (crm-api A7).
-            # The page that measured it is kept; the job reads only the leads after it.
+            # The pages that measured it are kept; the job reads only the leads after them.
             log.info(
                 "Salesforce pull of about %d leads (more than salesforce.bulk_read_threshold="
                 "%d, and fewer calls by job): reading the rest through a Bulk API 2.0 job",
                 total,
                 threshold,
             )
+            first = [r for page in batch for r in page.get("records", [])]
+            del batch
             yield from self._probe_then_bulk(first, total, since, start, upper, position, started)
             return
         while True:
-            leads = []
-            plan = self._reading_plan()
-            for record in result.get("records", []):
-                lead = self._to_remote(record, position, plan)
-                position = lead.modified_at
-                leads.append(lead)
-            if leads:
-                yield Page(
-                    leads,
-                    advance_cursor(leads, since, started),
-                    total=total if isinstance(total, int) else None,
+            # One call's pages (up to 10,000 leads) are held; each is handed over alone.
+            batch.reverse()
+            next_url = None
+            while batch:
+                result = batch.pop()
+                leads = []
+                plan = self._reading_plan()
+                for record in result.get("records", []):
+                    lead = self._to_remote(record, position, plan)
+                    position = lead.modified_at
+                    leads.append(lead)
+                if leads:
+                    yield Page(
+                        leads,
+                        advance_cursor(leads, since, started),
+                        total=total if isinstance(total, int) else None,
+                    )
+                next_url = result.get("nextRecordsUrl")
+                if result.get("done", True) or not next_url:
+                    if not leads:
+                        empty = nothing_new_page(since, started)
+                        if empty is not None:
+                            yield empty
+                    return
+            batch = self._next_read(str(next_url), headers)
+
+    def _first_read(
+        self, soql: str, headers: Mapping[str, str], edits_since: datetime | None
+    ) -> list[dict[str, Any]]:
+        """The pull's first pages: the ``queryAll`` and up to 4 chained next pages in one
+        Composite request (with the query of people's edits since ``edits_since`` taking one
+        of the 5 query slots when asked, :meth:`read_edits_beside_pull`), or the first page
+        alone when Composite reads are off or refused, or when its first subrequest failed
+        (the edits are then not read beside it, and the daemon reads them on its own)."""
+        if self._chain_reads:
+            url = f"/services/data/v{self._config.api_version}/queryAll?{urlencode({'q': soql})}"
+            extra: list[dict[str, Any]] = []
+            if edits_since is not None:
+                extra.append(
+                    {
+                        "method": "GET",
+                        "url": f"/services/data/v{self._config.api_version}/query?"
+                        + urlencode({"q": self._edits_query(edits_since)}),
+                        "referenceId": HISTORY_REFERENCE,
+                    }
                 )
-            next_url = result.get("nextRecordsUrl")
-            if result.get("done", True) or not next_url:
-                if not leads:
-                    empty = nothing_new_page(since, started)
-                    if empty is not None:
-                        yield empty
-                return
-            result = self._call(
-                "query of Lead (next page)", _next_page(next_url, include_deleted=True, **kwargs)
+            what = "query of Lead" + (" and people's status edits" if extra else "")
+            chained = self._chained_read(what, url, headers, extra)
+            if chained is not None:
+                if edits_since is not None:
+                    status, body = chained.extra.get(HISTORY_REFERENCE, (0, None))
+                    self._edits_read = self._history_answer([], SubrequestAnswer(status, body))
+                if chained.pages:
+                    return chained.pages
+        timeout = self._config.timeout_seconds
+        page: dict[str, Any] = self._call(
+            "query of Lead",
+            lambda sf: sf.query(soql, include_deleted=True, headers=headers, timeout=timeout),
+        )
+        return [page]
+
+    def _next_read(
+        self,
+        next_url: str,
+        headers: Mapping[str, str],
+        what: str = "query of Lead",
+        *,
+        include_deleted: bool = True,
+    ) -> list[dict[str, Any]]:
+        """The pages from ``next_url`` on: up to 5 chained in one Composite request, or the
+        page alone (plain, as the retry layer reads it) when Composite reads are off or
+        refused, or when its first subrequest failed (an expired locator then fails as a
+        plain read fails)."""
+        if self._chain_reads:
+            chained = self._chained_read(f"{what} (next pages)", next_url, headers, [])
+            if chained is not None and chained.pages:
+                return chained.pages
+        timeout = self._config.timeout_seconds
+        page: dict[str, Any] = self._call(
+            f"{what} (next page)",
+            _next_page(next_url, include_deleted=include_deleted, headers=headers, timeout=timeout),
+        )
+        return [page]
+
+    def _chained_read(
+        self,
+        what: str,
+        url: str,
+        headers: Mapping[str, str],
+        extra: Sequence[Mapping[str, Any]],
+    ) -> ChainAnswer | None:
+        """One Composite request of query pages chained from ``url`` (:mod:`.query_chain`);
+        None when the org refused the Composite request itself (reads go on page by page
+        from then on)."""
+        pages = MAX_COLLECTIONS - len(extra)
+        body = chain_body(url, headers, pages=pages, extra=extra)
+        timeout = self._config.timeout_seconds
+        try:
+            answer = self._call(
+                what, lambda sf: sf.restful("composite", method="POST", json=body, timeout=timeout)
             )
+        except FatalError as exc:
+            # Only an answer refusing the request (say an org or API version without
+            # Composite) turns chaining off; auth, TLS and a retired version fail plain reads
+            # alike.
+            if isinstance(exc, AuthError) or exc.status is None or exc.status == 410:
+                raise
+            self._chain_reads = False
+            log.warning(
+                "Salesforce refused a Composite request of query pages (%s); reading query "
+                "pages one call each from now on",
+                exc,
+            )
+            return None
+        return chain_pages(answer, pages)
 
     def _bulk_pages(
         self,
@@ -595,8 +688,8 @@ class SalesforceConnector(Connector):
         position: datetime,
         started: datetime,
     ) -> Iterator[Page]:
-        """The first REST page's leads, then one query job over the leads after its last
-        (the keyset ``SystemModstamp, Id`` the page was read in), so no lead is read twice."""
+        """The first REST pages' leads, then one query job over the leads after their last
+        (the keyset ``SystemModstamp, Id`` the pages were read in), so no lead is read twice."""
         probe = []
         for record in first:
             lead = self._to_remote(record, position)
@@ -626,19 +719,29 @@ class SalesforceConnector(Connector):
         )
         reader.start(bulk_soql)
         after = since
-        if probe:
-            after = advance_cursor(probe, since, started)
-            yield Page(probe, after, total=total)
-        yield from self._bulk_pages(reader, after, position, started, already=len(probe))
+        size = self._config.page_size
+        for at in range(0, len(probe), size):  # a page at a time, as the stream hands them
+            chunk = probe[at : at + size]
+            after = advance_cursor(chunk, after, started)
+            yield Page(chunk, after, total=total)
+        already = len(probe)
+        del probe
+        yield from self._bulk_pages(reader, after, position, started, already=already)
 
     def _bulk_is_cheaper(self, rest: int) -> bool:
         """Whether one query job reads ``rest`` more leads in fewer counted calls than REST
-        query pages: create, one look (a job usually completes within the first poll
-        interval) and a results request per ``bulk_results_page_size``."""
+        query pages (5 chained a call through Composite, :mod:`.query_chain`): create, one look
+        (a job usually completes within the first poll interval) and a results request per
+        ``bulk_results_page_size``."""
         cfg = self._config
-        rest_pages = -(-rest // cfg.page_size)
+        rest_calls = -(-rest // (cfg.page_size * self._pages_per_call))
         job = 2 + max(1, -(-rest // cfg.bulk_results_page_size))
-        return job < rest_pages
+        return job < rest_calls
+
+    @property
+    def _pages_per_call(self) -> int:
+        """Query pages one counted call reads: 5 chained through Composite, else 1."""
+        return MAX_COLLECTIONS if self._chain_reads else 1
 
     def _learn_field_types(self) -> None:
         """Describe Lead once when a mapped field's type is unknown (``check`` did not run):
@@ -821,46 +924,6 @@ class SalesforceConnector(Connector):
         if me:
             return format_soql(f"{soql} AND CreatedById != {{me}}", since=_as_utc(since), me=me)
         return format_soql(soql, since=_as_utc(since))
-
-    def _first_page_beside_edits(
-        self, soql: str, headers: Mapping[str, str], since: datetime
-    ) -> dict[str, Any]:
-        """The pull's first ``queryAll`` page and the query of people's edits since ``since``
-        in one Composite request; the page alone (one more call) when the CRM refused it."""
-        version = self._config.api_version
-        body = {
-            "allOrNone": False,
-            "collateSubrequests": False,
-            "compositeRequest": [
-                {
-                    "method": "GET",
-                    "url": f"/services/data/v{version}/queryAll?{urlencode({'q': soql})}",
-                    "referenceId": "c0",
-                    "httpHeaders": dict(headers),
-                },
-                {
-                    "method": "GET",
-                    "url": f"/services/data/v{version}/query?"
-                    + urlencode({"q": self._edits_query(since)}),
-                    "referenceId": HISTORY_REFERENCE,
-                },
-            ],
-        }
-        answer = self._call(
-            "query of Lead and people's status edits",
-            lambda sf: sf.restful(
-                "composite", method="POST", json=body, timeout=self._config.timeout_seconds
-            ),
-        )
-        page, read = subrequest_answers(answer, 1, then_query=True)
-        self._edits_read = self._history_answer([], read)
-        if page.status == 200 and isinstance(page.body, Mapping):
-            return dict(page.body)
-        timeout = self._config.timeout_seconds
-        return self._call(
-            "query of Lead",
-            lambda sf: sf.query(soql, include_deleted=True, headers=headers, timeout=timeout),
-        )
 
     def _history_answer(
         self, results: list[list[RecordResult]], read: SubrequestAnswer
@@ -1155,8 +1218,8 @@ class SalesforceConnector(Connector):
         if not isinstance(total, int):
             return None
         # The first page is paid for; a job reads every row again (create, about two looks
-        # at it, its results pages), REST pages go on from the first.
-        cost = -(-total // _HISTORY_PAGE) - 1
+        # at it, its results pages), REST pages go on from the first (5 chained a call).
+        cost = -(-(-(-total // _HISTORY_PAGE) - 1) // self._pages_per_call)
         job = 3 + -(-total // cfg.bulk_results_page_size)
         bulk = (
             cfg.bulk_read_threshold is not None and total > cfg.bulk_read_threshold and job < cost
@@ -1173,7 +1236,7 @@ class SalesforceConnector(Connector):
             return None
         if bulk:
             return self._bulk_history()
-        return self._history_pages(first, what, timeout, headers)
+        return self._history_pages(first, what, headers)
 
     def _bulk_history(self) -> Iterator[list[HistoryEntry]]:
         """The org's Status history through one Bulk API 2.0 job, in pages of 2,000 rows. The
@@ -1190,15 +1253,20 @@ class SalesforceConnector(Connector):
             yield page
 
     def _history_pages(
-        self, result: dict[str, Any], what: str, timeout: float, headers: dict[str, str]
+        self, result: dict[str, Any], what: str, headers: dict[str, str]
     ) -> Iterator[list[HistoryEntry]]:
+        """The first page's rows, then the next pages', 5 chained a call (:meth:`_next_read`),
+        a page at a time."""
+        batch = [result]
         while True:
-            yield [self._history_entry(r) for r in result.get("records", [])]
-            if result.get("done", True) or not result.get("nextRecordsUrl"):
-                return
-            result = self._call(
-                what, _next_page(result["nextRecordsUrl"], headers=headers, timeout=timeout)
-            )
+            batch.reverse()
+            while batch:
+                result = batch.pop()
+                yield [self._history_entry(r) for r in result.get("records", [])]
+                if result.get("done", True) or not result.get("nextRecordsUrl"):
+                    return
+            url = str(result["nextRecordsUrl"])
+            batch = self._next_read(url, headers, what, include_deleted=False)
 
     def _history_entry(self, record: Mapping[str, Any]) -> HistoryEntry:
         """One LeadHistory row; by the integration user or by a person (Salesforce does not

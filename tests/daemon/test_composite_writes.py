@@ -84,7 +84,9 @@ def test_a_composite_dropped_after_apply_leaves_rows_in_doubt_and_the_next_cycle
         # the next pull to read it back.
         time.sleep(1.1)
         # The answer is lost after the org applied the whole Composite request.
-        sf.faults.drop_next(1, path="/composite$", method="POST", after_applied=True)
+        # Scripted for the status collection, the drop hits the Composite write carrying it
+        # (not the pull's chained query pages).
+        sf.faults.drop_next(1, path="composite/sobjects", method="PATCH", after_applied=True)
         first = pipeline.run_cycle()
         assert first.outcome == "failed", first.message
         assert _outbox_states(app) == {("field", "sending"): 6, ("membership", "sending"): 6}
@@ -167,7 +169,9 @@ def test_a_newsletter_add_sent_without_an_answer_then_refused_and_withdrawn_is_a
         )
         pipeline = app.pipelines["salesforce"]
         time.sleep(1.1)  # whole-second stamps: the write must be newer than the seed
-        sf.faults.drop_next(1, path="/composite$", method="POST", after_applied=True)
+        # Scripted for the status collection, the drop hits the Composite write carrying it
+        # (not the pull's chained query pages).
+        sf.faults.drop_next(1, path="composite/sobjects", method="PATCH", after_applied=True)
         assert pipeline.run_cycle().outcome == "failed"
         assert sf.campaign_members(campaign) == set(in_doubt)
 

@@ -33,7 +33,7 @@ def test_a_cycle_with_changes_and_a_retry_logs_only_json_lines_tagged_with_the_c
                 for i in range(12)
             ]
         )
-        emu.faults.fail_next(1, status=503, path="/queryAll/")  # the pull retries once
+        emu.faults.fail_next(1, status=503, path="/composite$")  # the pull retries once
         config = _write_config(tmp_path, emu)
         config.write_text(config.read_text() + "log: {format: json}\n")
         proc = _syncd("run", "-c", str(config), env=_env(emu), bufsize=1)

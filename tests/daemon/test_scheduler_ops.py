@@ -26,7 +26,7 @@ def test_starts_skipped_while_a_cycle_runs_are_one_line_not_a_warning_each(
     with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
         emu = app.embedded.salesforce
         emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst")])
-        emu.faults.slow_next(1, delay=2.5, path="/queryAll/")  # the cycle outlasts 8 ticks
+        emu.faults.slow_next(1, delay=2.5, path="/composite$")  # the cycle outlasts 8 ticks
         daemon = Daemon(app)
         # The configured minimum interval is 10 s; the scheduler itself takes any.
         daemon._scheduler.add_job(

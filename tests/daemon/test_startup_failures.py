@@ -268,9 +268,9 @@ def test_local_start_up_failure_is_one_line_exit_2_and_no_crm_call(
 # ---- SIGTERM while the CRM fails ----------------------------------------------------------
 
 
-# Preflight reads through /query/; the cycle's pull through /queryAll/.
+# Preflight reads through /query/; the cycle's pull through /composite (chained query pages).
 @pytest.mark.parametrize(
-    "failing", ["/queryAll/", "/query/"], ids=["during-a-cycle", "during-start-up-checks"]
+    "failing", ["/composite$", "/query/"], ids=["during-a-cycle", "during-start-up-checks"]
 )
 def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
     tmp_path: Path, emu: SalesforceEmulator, failing: str

@@ -115,9 +115,9 @@ def test_a_missing_field_the_rules_write_is_a_problem(emu, make_connector):
 def test_cycle_stops_at_configured_share_of_daily_api_limit(emu, make_connector):
     emu.config.daily_api_limit = 100
     emu.set_api_usage(44)
-    emu.add_leads([lead(i) for i in range(2000)])
+    emu.add_leads([lead(i) for i in range(8000)])
     emu.clock.advance(1)
-    # Query pages, a counted call each (a Bulk job would read the 2,000 leads in fewer).
+    # Query pages, 5 chained in a counted call (a Bulk job would read the leads in fewer).
     connector = make_connector(page_size=200, max_daily_api_share=0.5, bulk_read_threshold=None)
 
     pages: list[Page] = []
@@ -130,7 +130,7 @@ def test_cycle_stops_at_configured_share_of_daily_api_limit(emu, make_connector)
         read_all()
 
     assert emu.api_usage == 50  # stopped when used/limit reached 0.5
-    assert len(pages) == 6
+    assert len(pages) == 6 * 5
     assert connector.api_quota() == ApiQuota(used=50, limit=100)
     assert err.value.resume_at is not None and err.value.resume_at > emu.clock.now()
     assert "max_daily_api_share" in str(err.value)
@@ -160,11 +160,11 @@ def test_html_503_is_retried_then_succeeds(emu, connector):
 
 
 def test_persistent_503_becomes_retriable_error_after_configured_attempts(emu, connector):
-    emu.faults.fail_next(10, status=503, path="/query")
+    emu.faults.fail_next(10, status=503, path="/composite$")  # the pull's first call
     with pytest.raises(RetriableError, match="3 times") as err:
         list(connector.iter_pages(None, until=emu.clock.now()))
     assert err.value.status == 503
-    assert len([e for e in emu.journal if "/query" in e.path]) == 3
+    assert len([e for e in emu.journal if e.path.endswith("/composite")]) == 3
 
 
 @pytest.mark.parametrize("status", [420, 500])
@@ -230,7 +230,7 @@ def test_stop_request_interrupts_a_retry_backoff_and_sends_nothing_more(emu):
 
     from connectors.errors import Interrupted
 
-    emu.faults.fail_next(10, status=503, path="/query")
+    emu.faults.fail_next(10, status=503, path="/composite$")  # the pull's first call
     connector = SalesforceConnector(
         config_for(emu, retry={"attempts": 5, "initial_backoff_seconds": 30, "jitter_seconds": 0}),
         clock=emu.clock.now,
@@ -245,5 +245,5 @@ def test_stop_request_interrupts_a_retry_backoff_and_sends_nothing_more(emu):
     finally:
         connector.close()
     assert time.monotonic() - started < 10  # not the 30 s backoff
-    assert len([e for e in emu.journal if "/query" in e.path]) == 1
+    assert len([e for e in emu.journal if "/services/data/" in e.path]) == 1
     assert connector.stats.retries == 1 and connector.stats.calls == 1

@@ -194,18 +194,20 @@ def test_until_and_lag_bound_the_read(emu, make_connector):
     assert late not in ids and len(ids) == 1
 
 
-def test_pages_are_fetched_lazily(emu, make_connector):
-    emu.add_leads(synthetic_leads(1000))
+def test_pages_are_fetched_lazily_one_call_of_five_chained_pages_at_a_time(emu, make_connector):
+    emu.add_leads(synthetic_leads(3000))
     emu.clock.advance(1)
     connector = make_connector(page_size=200, bulk_read_threshold=None)  # the query stream
     emu.journal.clear()
     pages = connector.iter_pages(None, until=emu.clock.now())
-    next(pages)
-    next(pages)
+    for _ in range(6):  # the first call's 5 pages, and the first of the second call's
+        next(pages)
     pages.close()
-    queries = [e for e in emu.journal if "/query" in e.path]
-    assert len(queries) == 2
-    assert all(e.headers.get("sforce-query-options") == "batchSize=200" for e in queries)
+    calls = [e for e in emu.journal if "/services/data/" in e.path]
+    assert [e.path.rsplit("/", 1)[-1] for e in calls] == ["composite", "composite"]
+    queries = [s for e in calls for s in e.subrequests]
+    assert len(queries) == 10
+    assert all(s.headers.get("sforce-query-options") == "batchSize=200" for s in queries)
 
 
 def _change(lead_id, **fields):

@@ -172,9 +172,11 @@ def _leader(world: SoakWorld, pair: list[Daemon]) -> Daemon:
 
 
 def _composite_counts(journal: list[dict[str, Any]]) -> dict[str, int]:
-    """Salesforce Composite requests in a (flattened) journal, and those faulted: the request
-    itself or one of its subrequests."""
-    requests = {e["seq"] for e in journal if e["path"].endswith("/composite")}
+    """Salesforce Composite write requests in a (flattened) journal, and those faulted: the
+    request itself or one of its subrequests. (A Composite request of queries only is a pull's
+    chained pages, not a write.)"""
+    writing = {e["seq"] for e in journal if e.get("subrequest") and e["method"] != "GET"}
+    requests = {e["seq"] for e in journal if e["path"].endswith("/composite")} & writing
     faulted = {e["seq"] for e in journal if e["seq"] in requests and e.get("fault")}
     return {"requests": len(requests), "faulted": len(faulted)}
 
@@ -250,8 +252,10 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
         world.emulators["salesforce"].script_faults(
             {"kind": "lock", "count": 2, "path": "composite/sobjects", "method": "PATCH"},
             # Composite requests carry the status and newsletter collections: lose the answer
-            # of one after it was applied, whatever the dice say.
-            {"kind": "drop-after", "count": 1, "path": "/composite$", "method": "POST"},
+            # of one after it was applied, whatever the dice say. (Scripted for the collection
+            # subrequest's path, the drop hits the Composite request carrying it: a write, not
+            # a pull's chained query pages.)
+            {"kind": "drop-after", "count": 1, "path": "composite/sobjects", "method": "PATCH"},
         )
         world.emulators["hubspot"].script_faults(
             {"kind": "partial", "count": 2, "path": "batch/update", "method": "POST"}
@@ -293,7 +297,7 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
             # cycles): the quiet phase's first one loses its answer after it was applied, so
             # every soak settles an in-doubt Composite request.
             world.emulators["salesforce"].script_faults(
-                {"kind": "drop-after", "count": 1, "path": "/composite$", "method": "POST"}
+                {"kind": "drop-after", "count": 1, "path": "composite/sobjects", "method": "PATCH"}
             )
         result.quiet_cycles = _sync_until_quiet(world, params.max_quiet_cycles)
         chaos = _observe(world, edits)

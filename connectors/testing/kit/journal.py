@@ -61,6 +61,8 @@ class JournalEntry:
             self.method in _WRITE_METHODS
             and "oauth" not in self.path
             and not self.path.endswith(("/search", "/batch/read"))
+            # A Composite request of queries only (Salesforce's chained query pages) reads.
+            and not (self.subrequests and all(s.method == "GET" for s in self.subrequests))
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -14,6 +14,11 @@ scripted for ``composite/sobjects``) is hoisted onto the request carrying it; an
 (``503``, ``429``, ``lock``, ``respond``) are drawn per subrequest and answered in that
 subrequest's slot. With ``allOrNone`` true the first failing subrequest rolls back everything
 the request did, and every other subrequest answers 400 ``PROCESSING_HALTED``.
+
+A subrequest's ``url`` may be a reference to an earlier answer (``@{p0.nextRecordsUrl}``: the
+query's next page); such a subrequest counts toward the 5 query operations, and a reference
+naming a field the earlier answer lacks (a done page has no ``nextRecordsUrl``) is that
+subrequest's own 400 ``[{errorCode, message}]`` (Salesforce does not document the errorCode).
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ def serve_composite(emu: SalesforceEmulator, req: Request) -> Response:
             f"Composite requests may have at most {MAX_SUBREQUESTS} subrequests; this one "
             f"has {len(subs)}",
         )
-    heavy = sum(1 for s in subs if _COLLECTION_OR_QUERY.match(urlsplit(s.url).path))
+    heavy = sum(1 for s in subs if _is_heavy(s.url))
     if heavy > MAX_COLLECTIONS_OR_QUERIES:
         raise ApiError(
             400,
@@ -143,6 +148,13 @@ def serve_composite(emu: SalesforceEmulator, req: Request) -> Response:
     return Response(200, {"compositeResponse": answers})
 
 
+def _is_heavy(url: str) -> bool:
+    """Whether a subrequest counts toward the 5 collections or queries. A URL that starts
+    with a reference is not known before the run; it is counted (the reference's use here is a
+    query's ``nextRecordsUrl``, the next page of a query, which is a query operation)."""
+    return url.startswith("@{") or _COLLECTION_OR_QUERY.match(urlsplit(url).path) is not None
+
+
 def _halted(reference_id: str) -> dict[str, Any]:
     return {
         "body": _HALTED,
@@ -157,8 +169,11 @@ def _serve_one(
 ) -> tuple[JournalEntry, dict[str, Any]]:
     """One subrequest; ``bodies``: the earlier answers its references may name (None: the
     Composite body holds no reference)."""
-    url = sub.url if bodies is None else _resolve_text(sub.url, bodies)
-    body = sub.body if bodies is None else _resolve(sub.body, bodies)
+    try:
+        url = sub.url if bodies is None else _resolve_text(sub.url, bodies)
+        body = sub.body if bodies is None else _resolve(sub.body, bodies)
+    except ApiError as exc:
+        return _unresolved(parent, sub, exc)
     split = urlsplit(url)
     raw = b"" if body is None else json.dumps(body).encode()
     # Salesforce's request headers on the Composite request apply to its subrequests too; a
@@ -195,6 +210,28 @@ def _serve_one(
         "body": response.body,
         "httpHeaders": dict(response.headers),
         "httpStatusCode": response.status,
+        "referenceId": sub.reference_id,
+    }
+    return entry, answer
+
+
+def _unresolved(parent: Request, sub: _Sub, exc: ApiError) -> tuple[JournalEntry, dict[str, Any]]:
+    """A reference naming a field the earlier answer lacks (say ``nextRecordsUrl`` after a
+    query's last page): this subrequest's own 400, the others go on (``allOrNone`` false)."""
+    entry = JournalEntry(
+        sub.method,
+        urlsplit(sub.url).path,
+        "",
+        at=parent.entry.at,
+        request_id=str(uuid.uuid4()),
+        body=b"",
+        connection=parent.entry.connection,
+    )
+    entry.status, entry.applied = exc.status, False
+    answer = {
+        "body": exc.body(),
+        "httpHeaders": {},
+        "httpStatusCode": exc.status,
         "referenceId": sub.reference_id,
     }
     return entry, answer
@@ -251,7 +288,7 @@ def _subrequests(doc: Mapping[str, Any]) -> list[_Sub]:
         method, url, ref = item.get("method"), item.get("url"), item.get("referenceId")
         if method not in ("GET", "POST", "PATCH", "PUT", "DELETE"):
             raise ApiError(400, "INVALID_INPUT", f"compositeRequest[{n}].method: {method!r}")
-        if not isinstance(url, str) or not url.startswith("/services/data/"):
+        if not isinstance(url, str) or not url.startswith(("/services/data/", "@{")):
             raise ApiError(400, "INVALID_INPUT", f"compositeRequest[{n}].url: {url!r}")
         if _COMPOSITE.fullmatch(urlsplit(url).path):
             raise ApiError(
