@@ -69,7 +69,16 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import due, history_pending, ledger, plan_probe, planner_stats, races, run_books
+from syncd import (
+    due,
+    history_pending,
+    ledger,
+    plan_probe,
+    planner_stats,
+    races,
+    run_books,
+    store_vacuum,
+)
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
@@ -631,6 +640,9 @@ class Pipeline:
         idle = self._idle_probe is not None
         if report.outcome == "running" and not self.stop.is_set() and not idle:
             self.drain(report)
+        # The dead index entries of a churning cycle (a first sync's) would cost every idle
+        # cycle after it until autovacuum came by (syncd.store_vacuum).
+        store_vacuum.vacuum_if_churned(self.store)
         if report.outcome == "running":
             report.outcome = "stopped" if self.stop.is_set() else "ok"
 
@@ -735,7 +747,10 @@ class Pipeline:
             # On PostgreSQL the next page is read from the CRM while this one is stored.
             pages = with_columns(self.connector.iter_pages(since, until=until))
             overlap = self._overlap()
-            if pull_overlapped(pages, prepare, store, self.stop.is_set, overlap=overlap):
+            inline = _empty_page  # an idle pull's one page: no store thread for it
+            if pull_overlapped(
+                pages, prepare, store, self.stop.is_set, overlap=overlap, inline=inline
+            ):
                 log.info("stop requested: page checkpointed, leaving the pull")
                 return
         finally:
@@ -2038,6 +2053,10 @@ class _ReadPage:
     page: Page
     firsts: Mapping[str, list[HistoryEntry]]
     columns: _Columns
+
+
+def _empty_page(read: _ReadPage) -> bool:
+    return not read.page.leads
 
 
 def _by_id(leads: Sequence[RemoteLead]) -> dict[str, RemoteLead]:
