@@ -12,7 +12,13 @@ on each store in turn, runs the first sync and the cycles until one writes nothi
   ``cursor.execute`` and the pool), the median over the cycles.
 
 Run it directly: ``python -m bench.idle_trips 10000 [cycles]``. It prints one JSON object per
-store. The PostgreSQL server is the bench's (``bench.pgserver``, loopback TCP).
+store. The PostgreSQL server is the bench's (``bench.pgserver``, loopback TCP), which logs every
+statement with its parse, bind and execute durations to ``idle-pg-statements.log`` (unless
+``IDLE_TRIPS_NO_LOG`` is set: the log costs the server time). Files go to ``IDLE_TRIPS_DIR``
+(the temporary directory by default), with a cProfile of 20 more idle cycles per store (the
+cycle thread's CPU). ``IDLE_TRIPS_EXPLAIN``: print ``EXPLAIN (ANALYZE, BUFFERS)`` of one idle
+cycle's statements on PostgreSQL, with the table's dead rows. ``IDLE_TRIPS_VACUUM="VACUUM lead"``:
+run that statement before the idle cycles.
 """
 
 from __future__ import annotations
@@ -113,16 +119,19 @@ def counting(engine: Engine, *, trace: bool = True) -> Iterator[IdleCounts]:
         counts.cpu = time.thread_time() - cpu
         for target, name, fn in listeners:
             event.remove(target, name, fn)
-        for fh, path in traces:
-            fh.flush()
-            fh.close()
-            for line in path.read_text().splitlines():
-                parts = line.split("\t")
-                if len(parts) > 2 and parts[1] == "F":
-                    counts.messages.update([parts[3] if len(parts) > 3 else "?"])
-        counts.round_trips = counts.messages["Sync"] + counts.messages["Query"]
-        for _fh, path in traces:
-            path.unlink(missing_ok=True)
+        _read_traces(traces, counts)
+
+
+def _read_traces(traces: list[tuple[Any, Path]], counts: IdleCounts) -> None:
+    """Count the messages to the server in libpq's traces (timestamp, F, length, type)."""
+    for fh, path in traces:
+        fh.close()
+        for line in path.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) > 3 and parts[1] == "F":
+                counts.messages.update([parts[3]])
+        path.unlink(missing_ok=True)
+    counts.round_trips = counts.messages["Sync"] + counts.messages["Query"]
 
 
 def count_idle_cycle(pipeline: Any, engine: Engine, *, trace: bool = True) -> IdleCounts:
@@ -188,8 +197,8 @@ def measure(n: int, cycles: int, store_url: str | None, profile: Path | None) ->
                         break
                 if store_url and os.environ.get("IDLE_TRIPS_VACUUM"):
                     began = time.perf_counter()
-                    with app.store.engine.connect() as conn:
-                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    autocommit = app.store.engine.execution_options(isolation_level="AUTOCOMMIT")
+                    with autocommit.connect() as conn:
                         conn.exec_driver_sql(os.environ["IDLE_TRIPS_VACUUM"])
                     print(f"vacuum {time.perf_counter() - began:.3f} s", file=sys.stderr)
                 for _ in range(3):  # warm: connections, compiled statements
@@ -260,9 +269,10 @@ def _explain(pipeline: Any, engine: Engine) -> None:
             cur.execute(query)
             print(query[:40], cur.fetchall(), file=sys.stderr)
         raw.rollback()
-        for statement, parameters in seen:
-            if isinstance(parameters, dict):  # the run row exists: explain another's
-                parameters = {k: "explained" if v == run_id else v for k, v in parameters.items()}
+        for statement, sent in seen:
+            parameters = sent
+            if isinstance(sent, dict):  # the run row exists: explain another's
+                parameters = {k: "explained" if v == run_id else v for k, v in sent.items()}
             cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
             plan = "\n".join(row[0] for row in cur.fetchall())
             print(f"---- {statement[:100]}\n{plan}", file=sys.stderr)

@@ -642,7 +642,8 @@ class Pipeline:
             self.drain(report)
         # The dead index entries of a churning cycle (a first sync's) would cost every idle
         # cycle after it until autovacuum came by (syncd.store_vacuum).
-        store_vacuum.vacuum_if_churned(self.store)
+        if not self.stop.is_set():  # a stop request is not kept waiting by it
+            store_vacuum.vacuum_if_churned(self.store)
         if report.outcome == "running":
             report.outcome = "stopped" if self.stop.is_set() else "ok"
 
