@@ -66,7 +66,7 @@ def test_a_first_syncs_churn_is_vacuumed_so_the_idle_probe_reads_a_few_pages(
         assert store.rows_churned["lead"] == 0
     finally:
         store.close()
-    # Before: a page of the index per ~35 dead entries (91 measured); after: root and a leaf.
+    # Before: every page of dead entries (91 measured); after: the root and a leaf.
     assert before >= 40, before
     assert after <= 5, after
 
