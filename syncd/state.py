@@ -75,6 +75,7 @@ from syncd.records import (
 from syncd.schema import SchemaError, ensure_schema
 from syncd.sqlite_datetime import use_fast_datetime
 from syncd.sqlite_many import ManyStatements
+from syncd.store_vacuum import wait_for_vacuum
 
 __all__ = [
     "NEVER_DUE",
@@ -499,6 +500,7 @@ class StateStore:
             )
 
     def close(self) -> None:
+        wait_for_vacuum(self)  # its connection must not outlive the store
         self.engine.dispose()
 
     @contextmanager

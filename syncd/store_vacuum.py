@@ -16,14 +16,22 @@ https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM), afte
 idle cycles paying for them. So the store counts the rows it updates per table
 (``StateStore.rows_churned``) and the pipeline calls :func:`vacuum_if_churned` after a cycle's
 writes: a table updated in at least ``MIN_ROWS`` rows and ``SHARE`` of its rows (autovacuum's
-own default scale factor) since syncd last vacuumed it is vacuumed there and then, with
-``SKIP_LOCKED`` (an autovacuum already at work on it is left to finish). An idle cycle updated
-nothing and costs no round trip here. SQLite updates rows in place: nothing to do.
+own default scale factor) since syncd last vacuumed it is vacuumed, with ``SKIP_LOCKED`` (an
+autovacuum already at work on it is left to finish). An idle cycle updated nothing and costs no
+round trip here. SQLite updates rows in place: nothing to do.
+
+The VACUUM runs on a thread of its own, as autovacuum would in its own process: the cycle that
+churned does not wait for it (about a second at 100k leads, which a first sync would otherwise
+add to its own time), and the server does it while the daemon waits for its next cycle. VACUUM
+blocks neither reads nor writes (https://www.postgresql.org/docs/current/explicit-locking.html,
+SHARE UPDATE EXCLUSIVE). One runs at a time per store; :func:`wait_for_vacuum` waits for it
+(``StateStore.close`` does: no connection outlives the store).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from typing import Protocol
@@ -33,7 +41,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["MIN_ROWS", "SHARE", "VACUUMED_TABLES", "vacuum_if_churned"]
+__all__ = ["MIN_ROWS", "SHARE", "VACUUMED_TABLES", "vacuum_if_churned", "wait_for_vacuum"]
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +62,17 @@ class _Store(Protocol):
 
 #: Per store and table, the updated rows at which the table is next due (from pg_class).
 _thresholds: WeakKeyDictionary[_Store, dict[str, float]] = WeakKeyDictionary()
+#: Per store, the thread of the VACUUM under way (or done).
+_vacuums: WeakKeyDictionary[_Store, threading.Thread] = WeakKeyDictionary()
 
 
 def vacuum_if_churned(store: _Store) -> list[str]:
-    """VACUUM each table of ``VACUUMED_TABLES`` updated enough since syncd last vacuumed it.
+    """Start a VACUUM of each table of ``VACUUMED_TABLES`` updated enough since syncd last
+    vacuumed it; return those tables (none on SQLite, none while a VACUUM is under way).
 
-    Returns the tables vacuumed (none on SQLite). A failure is logged, never raised: the
-    cycle's work is committed, and autovacuum does the same later.
+    Whether one is due is read from pg_class (one statement, only once ``MIN_ROWS`` rows were
+    updated). A failure is logged, never raised: the cycle's work is committed, and autovacuum
+    does the same later.
     """
     if store.engine.dialect.name != "postgresql":
         store.rows_churned.clear()
@@ -69,14 +81,11 @@ def vacuum_if_churned(store: _Store) -> list[str]:
     churned = [
         t for t in VACUUMED_TABLES if store.rows_churned[t] >= max(MIN_ROWS, known.get(t, 0.0))
     ]
-    if not churned:
+    running = _vacuums.get(store)
+    if not churned or (running is not None and running.is_alive()):
         return []
-    started = time.perf_counter()
-    due: list[str] = []
     try:
-        # VACUUM cannot run inside a transaction block.
-        autocommit = store.engine.execution_options(isolation_level="AUTOCOMMIT")
-        with autocommit.connect() as conn:
+        with store.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             rows = conn.execute(
                 text("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(:names)"),
                 {"names": churned},
@@ -84,25 +93,53 @@ def vacuum_if_churned(store: _Store) -> list[str]:
             for name, tuples in rows:
                 # reltuples is -1 for a table never analysed (PostgreSQL 14+).
                 known[str(name)] = SHARE * max(float(tuples), 0.0)
-            due = [t for t in churned if store.rows_churned[t] >= known.get(t, 0.0)]
-            for table in due:
-                # INDEX_CLEANUP ON: the dead index entries are the point; the default (AUTO)
-                # may skip the indexes when few heap pages hold dead rows.
-                conn.exec_driver_sql(f"VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) {table}")
     except SQLAlchemyError as exc:
-        log.warning(
-            "could not vacuum %s after a cycle's updates (%s); autovacuum will",
-            ", ".join(churned),
-            (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0],
-        )
+        _warn(churned, exc)
+        return []
+    due = [t for t in churned if store.rows_churned[t] >= known.get(t, 0.0)]
+    if not due:
         return []
     for table in due:
         store.rows_churned[table] = 0
         known.pop(table, None)
-    if due:
-        log.debug(
-            "vacuumed %s after a cycle's updates in %.0f ms",
-            ", ".join(due),
-            (time.perf_counter() - started) * 1000,
-        )
+    thread = threading.Thread(
+        target=_vacuum, args=(store.engine, due), name="syncd-vacuum", daemon=True
+    )
+    _vacuums[store] = thread
+    thread.start()
     return due
+
+
+def wait_for_vacuum(store: _Store) -> None:
+    """Return once the store's VACUUM, if one is under way, has ended."""
+    running = _vacuums.get(store)
+    if running is not None:
+        running.join()
+
+
+def _vacuum(engine: Engine, tables: list[str]) -> None:
+    started = time.perf_counter()
+    try:
+        # VACUUM cannot run inside a transaction block.
+        with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            for table in tables:
+                # INDEX_CLEANUP ON: the dead index entries are the point; the default (AUTO)
+                # may skip the indexes when few heap pages hold dead rows.
+                conn.exec_driver_sql(f"VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) {table}")
+    except SQLAlchemyError as exc:
+        _warn(tables, exc)
+        return
+    log.debug(
+        "vacuumed %s after a cycle's updates in %.0f ms",
+        ", ".join(tables),
+        (time.perf_counter() - started) * 1000,
+    )
+
+
+def _warn(tables: list[str], exc: SQLAlchemyError) -> None:
+    lines = str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__]
+    log.warning(
+        "could not vacuum %s after a cycle's updates (%s); autovacuum will",
+        ", ".join(tables),
+        lines[0],
+    )

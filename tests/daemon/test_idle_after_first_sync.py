@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from syncd.store_vacuum import MIN_ROWS
+from syncd.store_vacuum import MIN_ROWS, wait_for_vacuum
 
 from .harness import running_app, sf_lead, write_config
 
@@ -55,6 +55,7 @@ def test_the_idle_cycle_after_a_first_sync_walks_no_dead_index_entries(
             if report.pulled == 0 and report.planned == 0:
                 break
         assert report.outcome == "ok" and report.pulled == 0 and report.planned == 0
+        wait_for_vacuum(app.store)  # begun by the first sync's cycle, beside the cycles
         start = next(s for s in sent if s[0].lstrip().startswith("WITH started"))
         raw = app.store.engine.raw_connection()
         try:
