@@ -71,16 +71,17 @@ class IdleCounts:
 def counting(engine: Engine, *, trace: bool = True) -> Iterator[IdleCounts]:
     """Count what ``engine`` (every engine sharing its pool) does within the block."""
     counts = IdleCounts()
-    started: list[float] = []
+    started: dict[int, float] = {}  # by cursor: a VACUUM thread may execute meanwhile
     traces: list[tuple[Any, Path]] = []
     tmp = Path(tempfile.mkdtemp(prefix="syncd-trips-"))
 
-    def before(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+    def before(_c: Any, cur: Any, statement: str, *_: Any) -> None:
         counts.statements.append(" ".join(statement.split())[:160])
-        started.append(time.perf_counter())
+        started[id(cur)] = time.perf_counter()
 
-    def after(*_: Any) -> None:
-        counts.store_wall += time.perf_counter() - started.pop()
+    def after(_c: Any, cur: Any, *_: Any) -> None:
+        if id(cur) in started:
+            counts.store_wall += time.perf_counter() - started.pop(id(cur))
 
     def tx(name: str) -> Any:
         return lambda *_a, **_k: counts.transactions.update([name])
@@ -177,6 +178,7 @@ def _app_on(emu: Any, campaign: str, tmp: Path, store_url: str | None) -> Any:
 def measure(n: int, cycles: int, store_url: str | None, profile: Path | None) -> dict[str, Any]:
     from bench.cycle_cost import SEED_SHARE, _sf_records, org_leads
     from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
+    from syncd import store_vacuum
 
     emu = SalesforceEmulator(
         EmulatorConfig(daily_api_limit=1_000_000_000, journal_limit=100_000)
@@ -201,13 +203,16 @@ def measure(n: int, cycles: int, store_url: str | None, profile: Path | None) ->
                     with autocommit.connect() as conn:
                         conn.exec_driver_sql(os.environ["IDLE_TRIPS_VACUUM"])
                     print(f"vacuum {time.perf_counter() - began:.3f} s", file=sys.stderr)
-                for _ in range(3):  # warm: connections, compiled statements
+                for _ in range(int(os.environ.get("IDLE_TRIPS_WARM", "3"))):  # warm
                     pipeline.run_cycle()
                     emu.clock.advance(300)
                 traced = count_idle_cycle(pipeline, app.store.engine)
                 emu.clock.advance(300)
                 runs = []  # timed without libpq's trace, which writes a file per message
+                vacuuming = []
                 for _ in range(cycles):
+                    thread = store_vacuum._vacuums.get(app.store)  # noqa: SLF001
+                    vacuuming.append(thread is not None and thread.is_alive())
                     runs.append(count_idle_cycle(pipeline, app.store.engine, trace=False))
                     emu.clock.advance(300)
                 if store_url and os.environ.get("IDLE_TRIPS_EXPLAIN"):
@@ -232,6 +237,7 @@ def measure(n: int, cycles: int, store_url: str | None, profile: Path | None) ->
     last["cpu_ms_median"] = round(statistics.median(r.cpu for r in runs) * 1000, 3)
     last["store_ms_median"] = round(statistics.median(r.store_wall for r in runs) * 1000, 3)
     last["statement_texts"] = traced.statements
+    last["vacuuming"] = vacuuming
     last["per_cycle"] = [
         (
             len(r.statements),
@@ -288,8 +294,9 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     cycles = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     out = Path(os.environ.get("IDLE_TRIPS_DIR", tempfile.gettempdir()))
-    sqlite = measure(n, cycles, None, out / "idle-sqlite.prof")
-    print(json.dumps({"store": "sqlite", "n": n, **sqlite}, indent=1), flush=True)
+    if not os.environ.get("IDLE_TRIPS_PG_ONLY"):
+        sqlite = measure(n, cycles, None, out / "idle-sqlite.prof")
+        print(json.dumps({"store": "sqlite", "n": n, **sqlite}, indent=1), flush=True)
     log: Path | None = out / "idle-pg-statements.log"
     assert log is not None
     log.unlink(missing_ok=True)

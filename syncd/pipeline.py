@@ -547,6 +547,9 @@ class Pipeline:
     ) -> CycleReport:
         run: RunRow | None = None
         calls_before = self._calls_before = _api_calls(self.connector)
+        # The last churning cycle's VACUUM ran while the daemon waited for this one; were it
+        # still running, this cycle would walk the dead entries it is removing, and compete.
+        store_vacuum.wait_for_vacuum(self.store)
         try:
             book = self.rules()
             run = RunRow(

@@ -21,11 +21,14 @@ autovacuum already at work on it is left to finish). An idle cycle updated nothi
 round trip here. SQLite updates rows in place: nothing to do.
 
 The VACUUM runs on a thread of its own, as autovacuum would in its own process: the cycle that
-churned does not wait for it (about a second at 100k leads, which a first sync would otherwise
-add to its own time), and the server does it while the daemon waits for its next cycle. VACUUM
-blocks neither reads nor writes (https://www.postgresql.org/docs/current/explicit-locking.html,
-SHARE UPDATE EXCLUSIVE). One runs at a time per store; :func:`wait_for_vacuum` waits for it
-(``StateStore.close`` does: no connection outlives the store).
+churned does not wait for it (about a second at 100k leads), and the server does it while the
+daemon waits for its next cycle, minutes away. The next cycle waits for it to end before it
+starts (:func:`wait_for_vacuum`), so that it neither walks the entries being removed nor
+competes with their removal: where cycles follow each other at once (the bench's emulated
+clock), that cycle carries the VACUUM's time. VACUUM blocks neither reads nor writes
+(https://www.postgresql.org/docs/current/explicit-locking.html, SHARE UPDATE EXCLUSIVE). One
+runs at a time per store; ``StateStore.close`` waits for it too (no connection outlives the
+store).
 """
 
 from __future__ import annotations
