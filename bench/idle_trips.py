@@ -18,7 +18,8 @@ statement with its parse, bind and execute durations to ``idle-pg-statements.log
 (the temporary directory by default), with a cProfile of 20 more idle cycles per store (the
 cycle thread's CPU). ``IDLE_TRIPS_EXPLAIN``: print ``EXPLAIN (ANALYZE, BUFFERS)`` of one idle
 cycle's statements on PostgreSQL, with the table's dead rows. ``IDLE_TRIPS_VACUUM="VACUUM lead"``:
-run that statement before the idle cycles.
+run that statement before the idle cycles. ``IDLE_TRIPS_WARM``: idle cycles run before the
+counted ones (3). ``IDLE_TRIPS_PG_ONLY``: leave SQLite out.
 """
 
 from __future__ import annotations

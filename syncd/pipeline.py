@@ -643,10 +643,6 @@ class Pipeline:
         idle = self._idle_probe is not None
         if report.outcome == "running" and not self.stop.is_set() and not idle:
             self.drain(report)
-        # The dead index entries of a churning cycle (a first sync's) would cost every idle
-        # cycle after it until autovacuum came by (syncd.store_vacuum).
-        if not self.stop.is_set():  # a stop request is not kept waiting by it
-            store_vacuum.vacuum_if_churned(self.store)
         if report.outcome == "running":
             report.outcome = "stopped" if self.stop.is_set() else "ok"
 
@@ -686,6 +682,11 @@ class Pipeline:
         if self.metrics is not None:
             started = run.started_at if run is not None else finished
             self.metrics.observe_cycle(report, finished - started)
+        # The dead index entries of a churning cycle (a first sync's) would cost every idle
+        # cycle after it until autovacuum came by: vacuumed beside the wait for the next cycle,
+        # once this one's work is done (syncd.store_vacuum).
+        if not self.stop.is_set():  # a stopping daemon would wait for it as it closes
+            store_vacuum.vacuum_if_churned(self.store)
         level = logging.INFO if report.outcome in ("ok", "stopped") else logging.WARNING
         log.log(
             level,
