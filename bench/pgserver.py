@@ -41,8 +41,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def throwaway_postgres(database: str = "syncd_test") -> Iterator[str]:
+def throwaway_postgres(
+    database: str = "syncd_test", *, statement_log: Path | None = None
+) -> Iterator[str]:
     """Start a fresh server with one empty ``database``; yield its SQLAlchemy URL.
+
+    ``statement_log``: the server logs every statement with its duration to this file
+    (``log_min_duration_statement=0``), for counting what a cycle sends.
 
     Raises:
         PostgresUnavailable: no server binaries, root without a ``postgres`` user, or the
@@ -69,6 +74,7 @@ def throwaway_postgres(database: str = "syncd_test") -> Iterator[str]:
     data = tmp / "data"
     port = _free_port()
     proc: subprocess.Popen[bytes] | None = None
+    log_file = open(statement_log, "ab") if statement_log else None  # noqa: SIM115
     try:
         done = subprocess.run(
             [
@@ -102,9 +108,10 @@ def throwaway_postgres(database: str = "syncd_test") -> Iterator[str]:
                 str(tmp),
                 "-c",
                 "fsync=off",
+                *(["-c", "log_min_duration_statement=0"] if statement_log else []),
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log_file or subprocess.DEVNULL,
         )
         import psycopg
 
@@ -129,4 +136,6 @@ def throwaway_postgres(database: str = "syncd_test") -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if log_file is not None:
+            log_file.close()
         shutil.rmtree(tmp, ignore_errors=True)

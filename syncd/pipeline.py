@@ -68,7 +68,16 @@ from connectors.errors import (
 )
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import due, history_pending, ledger, plan_probe, planner_stats, races, run_books
+from syncd import (
+    due,
+    history_pending,
+    ledger,
+    plan_probe,
+    planner_stats,
+    races,
+    run_books,
+    store_vacuum,
+)
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_reason, held_since, is_held
@@ -535,6 +544,9 @@ class Pipeline:
     ) -> CycleReport:
         run: RunRow | None = None
         calls_before = self._calls_before = _api_calls(self.connector)
+        # The last churning cycle's VACUUM ran while the daemon waited for this one; were it
+        # still running, this cycle would walk the dead entries it is removing, and compete.
+        store_vacuum.wait_for_vacuum(self.store)
         try:
             book = self.rules()
             run = RunRow(
@@ -667,6 +679,11 @@ class Pipeline:
         if self.metrics is not None:
             started = run.started_at if run is not None else finished
             self.metrics.observe_cycle(report, finished - started)
+        # The dead index entries of a churning cycle (a first sync's) would cost every idle
+        # cycle after it until autovacuum came by: vacuumed beside the wait for the next cycle,
+        # once this one's work is done (syncd.store_vacuum).
+        if not self.stop.is_set():  # a stopping daemon would wait for it as it closes
+            store_vacuum.vacuum_if_churned(self.store)
         level = logging.INFO if report.outcome in ("ok", "stopped") else logging.WARNING
         log.log(
             level,
@@ -730,7 +747,10 @@ class Pipeline:
             # On PostgreSQL the next page is read from the CRM while this one is stored.
             pages = with_columns(self.connector.iter_pages(since, until=until))
             overlap = self._overlap()
-            if pull_overlapped(pages, prepare, store, self.stop.is_set, overlap=overlap):
+            inline = _empty_page  # an idle pull's one page: no store thread for it
+            if pull_overlapped(
+                pages, prepare, store, self.stop.is_set, overlap=overlap, inline=inline
+            ):
                 log.info("stop requested: page checkpointed, leaving the pull")
                 return
         finally:
@@ -1983,6 +2003,10 @@ class _ReadPage:
     page: Page
     firsts: Mapping[str, list[HistoryEntry]]
     columns: _Columns
+
+
+def _empty_page(read: _ReadPage) -> bool:
+    return not read.page.leads
 
 
 def _by_id(leads: Sequence[RemoteLead]) -> dict[str, RemoteLead]:

@@ -29,7 +29,8 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar, cast
+from contextlib import ExitStack
+from typing import Generic, TypeVar, cast
 
 __all__ = ["pull_overlapped"]
 
@@ -44,16 +45,21 @@ def pull_overlapped(
     stopping: Callable[[], bool],
     *,
     overlap: bool = True,
+    inline: Callable[[R], bool] | None = None,
 ) -> bool:
     """Store every page of ``pages``: ``prepare`` (calling thread) then ``store`` (store
     thread), reading the next page meanwhile. True when ``stopping`` ended the pull after a
     stored page, False when the pages ran out.
 
     ``overlap`` False: everything on the calling thread, one step after the other (a store
-    whose connections are per thread, as an in-memory SQLite database's, has one thread)."""
+    whose connections are per thread, as an in-memory SQLite database's, has one thread).
+    ``inline``: pages it accepts (an idle pull's one empty page) are stored on the calling
+    thread, once the page before them is stored: nothing to overlap, and the store thread is
+    started only for a page that needs it (starting one costs more than storing nothing)."""
     if not overlap:
         return _one_after_the_other(pages, prepare, store, stopping)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-pull-store") as pool:
+    with ExitStack() as stack:
+        storer = _Storer(stack, store, inline)
         storing: Future[None] | None = None
         try:
             while True:
@@ -71,16 +77,42 @@ def pull_overlapped(
                         return True
                 if ended:
                     return False
-                ready = prepare(cast(P, page))
-                # The store thread logs in the cycle's context (its run id on every record).
-                context = contextvars.copy_context()
-                storing = pool.submit(context.run, store, ready)
+                storing = storer.submit(prepare(cast(P, page)))
         except BaseException:
             if storing is not None:
                 failed = storing.exception()  # waits: nothing may outlive the pull
                 if failed is not None:
                     raise failed from None
             raise
+
+
+class _Storer(Generic[R]):
+    """Stores a page on the store thread, started at the first page that needs it, or on the
+    calling thread when ``inline`` accepts the page (a future already done either way)."""
+
+    def __init__(
+        self, stack: ExitStack, store: Callable[[R], None], inline: Callable[[R], bool] | None
+    ) -> None:
+        self._stack, self._store, self._inline = stack, store, inline
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, ready: R) -> Future[None]:
+        if self._inline is not None and self._inline(ready):
+            done: Future[None] = Future()
+            try:
+                self._store(ready)
+            except Exception as exc:  # noqa: BLE001 - raised by the pull as a thread's would be
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+            return done
+        if self._pool is None:
+            self._pool = self._stack.enter_context(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-pull-store")
+            )
+        # The store thread logs in the cycle's context (its run id on every record).
+        context = contextvars.copy_context()
+        return self._pool.submit(context.run, self._store, ready)
 
 
 def _one_after_the_other(

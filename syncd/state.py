@@ -75,6 +75,7 @@ from syncd.records import (
 from syncd.schema import SchemaError, ensure_schema
 from syncd.sqlite_datetime import use_fast_datetime
 from syncd.sqlite_many import ManyStatements
+from syncd.store_vacuum import wait_for_vacuum
 
 __all__ = [
     "NEVER_DUE",
@@ -474,6 +475,8 @@ class StateStore:
         self._many = ManyStatements()
         # Rows written per table since its last ANALYZE (syncd.planner_stats reads and resets).
         self.rows_written: Counter[str] = Counter()
+        # Rows updated per table since its last VACUUM: dead versions (syncd.store_vacuum).
+        self.rows_churned: Counter[str] = Counter()
         #: Write transactions this process opened (``begin``, ``writing_one``): a reader that
         #: sees it unchanged knows this process wrote nothing meanwhile (syncd.plan_probe).
         self.writes = 0
@@ -497,6 +500,7 @@ class StateStore:
             )
 
     def close(self) -> None:
+        wait_for_vacuum(self)  # its connection must not outlive the store
         self.engine.dispose()
 
     @contextmanager
@@ -702,6 +706,7 @@ class StateStore:
             return
         rows = _same_keys([{**r, "due_at": _due_after_write(r)} for r in rows])
         self.rows_written["lead"] += len(rows)
+        self.rows_churned["lead"] += len(rows)
         if self._dialect == "postgresql":  # staged by COPY, moved in one statement
             pg_copy.upsert_copied(
                 conn, LeadRow.__table__, rows, ("crm", "lead_id"), keep=("first_seen_at",)
@@ -771,6 +776,7 @@ class StateStore:
             return
         table = LeadRow.__table__
         self.rows_written["lead"] += len(dues)  # due_at's statistics (syncd.planner_stats)
+        self.rows_churned["lead"] += len(dues)
         if self._dialect == "postgresql":  # one statement, not one a lead
             rows = [{"lead_id": i, "due_at": d, "guard_blocked": b} for i, d, b in dues]
             pg_bulk.update_by_key(conn, table, {"crm": crm}, "lead_id", rows)
@@ -1090,6 +1096,7 @@ class StateStore:
         for chunk in chunks:
             conn.execute(update(table).where(chunk).values(state=state, updated_at=now, **values))
         self.rows_written["outbox"] += len(ids)  # state's statistics (syncd.planner_stats)
+        self.rows_churned["outbox"] += len(ids)
 
     def close_changes(
         self,
@@ -1130,6 +1137,7 @@ class StateStore:
         )
         promoted = result.rowcount or 0
         self.rows_written["outbox"] += promoted  # state's statistics (syncd.planner_stats)
+        self.rows_churned["outbox"] += promoted
         return promoted
 
     def discard_stale_plans(self, crm: str, now: datetime) -> int:

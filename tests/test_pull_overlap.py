@@ -158,3 +158,30 @@ def test_without_overlap_every_step_runs_on_the_calling_thread_one_after_the_oth
     assert org.events == [
         f"{step} {k}" for k in (1, 2, 3) for step in ("read", "prepare", "stored")
     ]
+
+
+def test_pages_the_pull_marks_inline_are_stored_in_order_on_the_calling_thread() -> None:
+    org = _Org(4)
+    pull_overlapped(org.read(), org.prepare, org.store, lambda: False, inline=lambda k: k % 2 == 0)
+    me = threading.get_ident()
+    assert org.stored == [1, 2, 3, 4]
+    assert me in org.threads["store"] and len(org.threads["store"]) == 2
+    # An inline page waits for the page before it, stored on the other thread, to commit.
+    assert org.events.index("stored 1") < org.events.index("stored 2")
+
+
+def test_an_idle_pulls_one_empty_page_starts_no_store_thread() -> None:
+    org = _Org(1)
+    before = threading.active_count()
+    started: list[str] = []
+    threading.setprofile(lambda *_: started.append(threading.current_thread().name))
+    try:
+        stopped = pull_overlapped(
+            org.read(), org.prepare, org.store, lambda: False, inline=lambda _k: True
+        )
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+    assert stopped is False and org.stored == [1]
+    assert org.threads["store"] == {threading.get_ident()}
+    assert not [name for name in started if name.startswith("syncd-pull-store")]
+    assert threading.active_count() == before
