@@ -23,6 +23,7 @@ __all__ = [
     "Stopwatch",
     "emulator_process",
     "profile_top",
+    "salesforce_connector",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -118,3 +119,20 @@ def _where(filename: str, line: int) -> str:
             filename = filename.split(marker, 1)[1]
             break
     return f"{filename}:{line}"
+
+
+def salesforce_connector(emu: Any, campaign: str) -> dict[str, Any]:
+    """A Salesforce connector's settings for the bench's emulator ``emu``, its client secret
+    read from ``BENCH_SF_CLIENT_SECRET`` (pass ``emu.client_secret`` there), its newsletter the
+    Campaign ``campaign``."""
+    return {
+        "instance_url": emu.base_url,
+        "token_url": emu.token_url,
+        "auth": {
+            "type": "client_credentials",
+            "client_id": emu.client_id,
+            "client_secret": {"env": "BENCH_SF_CLIENT_SECRET"},
+        },
+        "ca_bundle": emu.ca_pem_path,
+        "newsletters": {"newsletter": campaign},
+    }

@@ -41,7 +41,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from bench.common import HS_STATUS_VALUES, RULES20, SF_STATUS_VALUES
+from bench.common import HS_STATUS_VALUES, RULES20, SF_STATUS_VALUES, salesforce_connector
 from bench.data import marked
 from bench.minimum import Minimum, hubspot_minimum, salesforce_minimum
 
@@ -487,17 +487,7 @@ def run_salesforce(
             path = write_config(
                 Path(tmp),
                 "salesforce",
-                {
-                    "instance_url": emu.base_url,
-                    "token_url": emu.token_url,
-                    "auth": {
-                        "type": "client_credentials",
-                        "client_id": emu.client_id,
-                        "client_secret": {"env": "BENCH_SF_CLIENT_SECRET"},
-                    },
-                    "ca_bundle": emu.ca_pem_path,
-                    "newsletters": {"newsletter": run.campaign},
-                },
+                salesforce_connector(emu, run.campaign),
                 SF_STATUS_VALUES,
                 store_url=store_url,
                 hold_rep_edits_for=_HOLD,

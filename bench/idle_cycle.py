@@ -27,7 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import RULES20, SF_STATUS_VALUES
+from bench.common import RULES20, SF_STATUS_VALUES, salesforce_connector
 from bench.data import cycle_leads
 
 __all__ = ["measure_idle"]
@@ -102,17 +102,7 @@ def measure_idle(n_leads: int, db_url: str | None = None) -> dict[str, Any]:
             path = _config(
                 Path(tmp),
                 url,
-                {
-                    "instance_url": emu.base_url,
-                    "token_url": emu.token_url,
-                    "auth": {
-                        "type": "client_credentials",
-                        "client_id": emu.client_id,
-                        "client_secret": {"env": "BENCH_SF_CLIENT_SECRET"},
-                    },
-                    "ca_bundle": emu.ca_pem_path,
-                    "newsletters": {"newsletter": campaign},
-                },
+                salesforce_connector(emu, campaign),
             )
             settings = load_settings(path, env={"BENCH_SF_CLIENT_SECRET": emu.client_secret})
             cs = settings.connectors()["salesforce"]

@@ -24,6 +24,7 @@ counted ones (3). ``IDLE_TRIPS_PG_ONLY``: leave SQLite out.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -145,24 +146,14 @@ def count_idle_cycle(pipeline: Any, engine: Engine, *, trace: bool = True) -> Id
 
 
 def _app_on(emu: Any, campaign: str, tmp: Path, store_url: str | None) -> Any:
-    from bench.common import SF_STATUS_VALUES
+    from bench.common import SF_STATUS_VALUES, salesforce_connector
     from bench.cycle_cost import build_app, write_config
     from connectors.salesforce.connector import SalesforceConnector
 
     path = write_config(
         tmp,
         "salesforce",
-        {
-            "instance_url": emu.base_url,
-            "token_url": emu.token_url,
-            "auth": {
-                "type": "client_credentials",
-                "client_id": emu.client_id,
-                "client_secret": {"env": "BENCH_SF_CLIENT_SECRET"},
-            },
-            "ca_bundle": emu.ca_pem_path,
-            "newsletters": {"newsletter": campaign},
-        },
+        salesforce_connector(emu, campaign),
         SF_STATUS_VALUES,
         store_url=store_url,
         hold_rep_edits_for="0s",
@@ -292,8 +283,16 @@ def _explain(pipeline: Any, engine: Engine) -> None:
 def main() -> None:
     from bench.pgserver import throwaway_postgres
 
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    cycles = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.idle_trips",
+        description="Count an idle cycle's statements, transactions, pool events and round "
+        "trips on SQLite and PostgreSQL (environment: IDLE_TRIPS_DIR, IDLE_TRIPS_PG_ONLY, "
+        "IDLE_TRIPS_NO_LOG).",
+    )
+    parser.add_argument("leads", type=int, nargs="?", default=10_000)
+    parser.add_argument("cycles", type=int, nargs="?", default=20)
+    args = parser.parse_args()
+    n, cycles = args.leads, args.cycles
     out = Path(os.environ.get("IDLE_TRIPS_DIR", tempfile.gettempdir()))
     if not os.environ.get("IDLE_TRIPS_PG_ONLY"):
         sqlite = measure(n, cycles, None, out / "idle-sqlite.prof")

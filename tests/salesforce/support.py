@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
+from simple_salesforce import Salesforce
+
 from connectors.salesforce import SalesforceConfig
 from connectors.testing.salesforce import SalesforceEmulator
 
@@ -34,3 +37,27 @@ def config_for(emu: SalesforceEmulator, **overrides: Any) -> SalesforceConfig:
 def lead(i: int, **fields: Any) -> dict[str, Any]:
     """A minimal valid Lead in API field names."""
     return {"LastName": f"Lead{i}", "Company": f"Co{i}", "Email": f"l{i}@example.com", **fields}
+
+
+def simple_client(emu: SalesforceEmulator) -> Salesforce:
+    """simple-salesforce with a client-credentials token of the emulator, over its TLS."""
+    answer = requests.post(
+        emu.token_url,
+        verify=emu.ca_pem_path,
+        timeout=5,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": emu.client_id,
+            "client_secret": emu.client_secret,
+        },
+    )
+    answer.raise_for_status()
+    session = requests.Session()
+    session.verify = emu.ca_pem_path
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the emulator's CA
+    return Salesforce(
+        instance_url=emu.base_url,
+        session_id=str(answer.json()["access_token"]),
+        session=session,
+        version="59.0",
+    )

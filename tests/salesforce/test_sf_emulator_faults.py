@@ -16,38 +16,14 @@ from simple_salesforce.exceptions import (
 from connectors.testing.kit import FaultPlan
 from connectors.testing.salesforce import SalesforceEmulator
 
-from .support import lead
+from .support import lead, simple_client
 
 COLLECTIONS = "composite/sobjects"
 
 
-def _token(emu: SalesforceEmulator) -> str:
-    answer = requests.post(
-        emu.token_url,
-        verify=emu.ca_pem_path,
-        timeout=5,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": emu.client_id,
-            "client_secret": emu.client_secret,
-        },
-    )
-    answer.raise_for_status()
-    return str(answer.json()["access_token"])
-
-
-def _client(emu: SalesforceEmulator) -> Salesforce:
-    session = requests.Session()
-    session.verify = emu.ca_pem_path
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the emulator's CA
-    return Salesforce(
-        instance_url=emu.base_url, session_id=_token(emu), session=session, version="59.0"
-    )
-
-
 @pytest.fixture
 def sf(emu: SalesforceEmulator) -> Salesforce:
-    return _client(emu)
+    return simple_client(emu)
 
 
 def _update(
@@ -93,7 +69,7 @@ def test_401_fault_ends_the_session_for_real(emu, sf):
     ]
     with pytest.raises(SalesforceExpiredSession):  # not faulted: the token is gone
         sf.query("SELECT Id FROM Lead")
-    assert _client(emu).query("SELECT Id FROM Lead")["totalSize"] == 0
+    assert simple_client(emu).query("SELECT Id FROM Lead")["totalSize"] == 0
 
 
 def test_lock_fault_refuses_some_records_with_unable_to_lock_row_and_applies_the_rest(emu, sf):

@@ -12,13 +12,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from connectors.testing.salesforce import SalesforceEmulator
 
-from .support import lead
+from .support import lead, simple_client
 
 V = "/services/data/v59.0"
 BATCH = {"Sforce-Query-Options": "batchSize=200"}
@@ -26,26 +25,7 @@ BATCH = {"Sforce-Query-Options": "batchSize=200"}
 
 @pytest.fixture
 def sf(emu: SalesforceEmulator) -> Salesforce:
-    answer = requests.post(
-        emu.token_url,
-        verify=emu.ca_pem_path,
-        timeout=5,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": emu.client_id,
-            "client_secret": emu.client_secret,
-        },
-    )
-    answer.raise_for_status()
-    session = requests.Session()
-    session.verify = emu.ca_pem_path
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the emulator's CA
-    return Salesforce(
-        instance_url=emu.base_url,
-        session_id=str(answer.json()["access_token"]),
-        session=session,
-        version="59.0",
-    )
+    return simple_client(emu)
 
 
 def _chain(pages: int, soql: str = "SELECT Id FROM Lead ORDER BY Id") -> dict[str, Any]:
