@@ -34,10 +34,10 @@ import logging
 import time
 from collections import Counter
 from typing import Protocol
-from weakref import WeakKeyDictionary
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from syncd.table_growth import GrowthTrigger
 
 __all__ = ["ANALYZED_TABLES", "GROWTH", "MIN_ROWS", "SAMPLE_TARGET", "analyze_if_grown"]
 
@@ -60,8 +60,7 @@ class _Store(Protocol):
     rows_written: Counter[str]
 
 
-#: Per store and table, the rows written at which the table is next due (from pg_class).
-_thresholds: WeakKeyDictionary[_Store, dict[str, float]] = WeakKeyDictionary()
+_trigger = GrowthTrigger(ANALYZED_TABLES, MIN_ROWS, GROWTH)
 
 
 def analyze_if_grown(store: _Store) -> list[str]:
@@ -74,25 +73,12 @@ def analyze_if_grown(store: _Store) -> list[str]:
         return []
     # Not due before the writes reach the growth the last look at pg_class asked for: an idle
     # cycle (nothing written) then costs no round trip here.
-    known = _thresholds.setdefault(store, {})
-    grown = [
-        t for t in ANALYZED_TABLES if store.rows_written[t] >= max(MIN_ROWS, known.get(t, 0.0))
-    ]
+    grown = _trigger.candidates(store, store.rows_written)
     if not grown:
         return []
     started = time.perf_counter()
     with store.engine.begin() as conn:
-        # reltuples is -1 for a table never analysed (PostgreSQL 14+), 0 on older servers.
-        counted = {
-            name: float(tuples)
-            for name, tuples in conn.execute(
-                text("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(:names)"),
-                {"names": grown},
-            )
-        }
-        for t in grown:
-            known[t] = GROWTH * max(counted.get(t, 0.0), 0.0)
-        due = [t for t in grown if store.rows_written[t] >= known[t]]
+        due = _trigger.due(store, store.rows_written, conn, grown)
         if due:
             # A sample of 3,000 rows (300 x the target) instead of 30,000: what these plans need
             # is the table's size and the rough share of NULL and due rows, which a small sample
@@ -101,9 +87,7 @@ def analyze_if_grown(store: _Store) -> list[str]:
             conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {SAMPLE_TARGET}")
         for table in due:
             conn.exec_driver_sql(f"ANALYZE {table}")  # names from ANALYZED_TABLES only
-    for table in due:
-        store.rows_written[table] = 0
-        known.pop(table, None)
+    _trigger.reset(store, store.rows_written, due)
     if due:
         log.debug(
             "analysed %s after a bulk load in %.0f ms",

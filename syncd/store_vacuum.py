@@ -40,9 +40,10 @@ from collections import Counter
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+from syncd.table_growth import GrowthTrigger
 
 __all__ = ["MIN_ROWS", "SHARE", "VACUUMED_TABLES", "vacuum_if_churned", "wait_for_vacuum"]
 
@@ -63,8 +64,7 @@ class _Store(Protocol):
     rows_churned: Counter[str]
 
 
-#: Per store and table, the updated rows at which the table is next due (from pg_class).
-_thresholds: WeakKeyDictionary[_Store, dict[str, float]] = WeakKeyDictionary()
+_trigger = GrowthTrigger(VACUUMED_TABLES, MIN_ROWS, SHARE)
 #: Per store, the thread of the VACUUM under way (or done).
 _vacuums: WeakKeyDictionary[_Store, threading.Thread] = WeakKeyDictionary()
 
@@ -80,31 +80,19 @@ def vacuum_if_churned(store: _Store) -> list[str]:
     if store.engine.dialect.name != "postgresql":
         store.rows_churned.clear()
         return []
-    known = _thresholds.setdefault(store, {})
-    churned = [
-        t for t in VACUUMED_TABLES if store.rows_churned[t] >= max(MIN_ROWS, known.get(t, 0.0))
-    ]
+    churned = _trigger.candidates(store, store.rows_churned)
     running = _vacuums.get(store)
     if not churned or (running is not None and running.is_alive()):
         return []
     try:
         with store.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-            rows = conn.execute(
-                text("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(:names)"),
-                {"names": churned},
-            )
-            for name, tuples in rows:
-                # reltuples is -1 for a table never analysed (PostgreSQL 14+).
-                known[str(name)] = SHARE * max(float(tuples), 0.0)
+            due = _trigger.due(store, store.rows_churned, conn, churned)
     except SQLAlchemyError as exc:
         _warn(churned, exc)
         return []
-    due = [t for t in churned if store.rows_churned[t] >= known.get(t, 0.0)]
     if not due:
         return []
-    for table in due:
-        store.rows_churned[table] = 0
-        known.pop(table, None)
+    _trigger.reset(store, store.rows_churned, due)
     thread = threading.Thread(
         target=_vacuum, args=(store.engine, due), name="syncd-vacuum", daemon=True
     )
