@@ -74,7 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the chaos world's state store, e.g. an empty PostgreSQL database (default: SQLite)",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="run the worlds in this (new or empty) directory and keep it: state stores, "
+        "daemon logs and configs, for examining a violation",
+    )
     args = parser.parse_args(argv)
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep}: the directory is not empty; name a new one")
     params = SoakParams(
         leads=args.leads,
         seed=args.seed,
@@ -84,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         run_seconds=(4.0, 24.0),
         state_url=args.state_url,
     )
-    with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
-        result = run_soak(Path(tmp), params)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        result = run_soak(args.keep, params)
+    else:
+        with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
+            result = run_soak(Path(tmp), params)
     command = "python -m tests.soak " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.write_text(render(result, command.strip()))
     print(summarize(result.violations))

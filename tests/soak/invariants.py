@@ -217,6 +217,7 @@ def writes_match_audit(chaos: Observed, _ref: Observed) -> list[str]:
         }
         bad.extend(
             f"{crm} {lead}: in a newsletter with no audit row"
+            f" ({_newsletter_story(chaos, crm, lead)})"
             for lead in sorted(members - joined - unconfirmed)
         )
         bad.extend(
@@ -224,6 +225,23 @@ def writes_match_audit(chaos: Observed, _ref: Observed) -> list[str]:
             for lead in sorted(joined - members)
         )
     return bad
+
+
+def _newsletter_story(chaos: Observed, crm: str, lead: str) -> str:
+    """What syncd recorded of ``lead``'s newsletter joins: its outbox and audit rows, for
+    whoever reads a violation (the soak's directory is gone by then)."""
+    rows = [
+        f"outbox {r.get('state')}"
+        f"{' may_have_landed' if r.get('may_have_landed') else ''} {r.get('run_id')}"
+        for r in chaos.outbox
+        if r["crm"] == crm and r["lead_id"] == lead and r.get("kind") == "membership"
+    ]
+    rows += [
+        f"audit {r['outcome']} {r.get('run_id')}: {r.get('message') or ''}".rstrip(": ")
+        for r in chaos.audit
+        if r["crm"] == crm and r["lead_id"] == lead and str(r["field"]).startswith("newsletter:")
+    ]
+    return "; ".join(rows) or "no outbox or audit row"
 
 
 def no_batch_over_limit(chaos: Observed, _ref: Observed) -> list[str]:
