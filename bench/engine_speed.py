@@ -140,7 +140,7 @@ def _one_run(
     """One timed pass; also the number of leads whose verdict has changes."""
     from syncd.due import iter_plan_rows
     from syncd.enrichment import Enricher, EnrichmentSettings
-    from syncd.pipeline import iter_verdicts
+    from syncd.planner import iter_verdicts
 
     enricher = Enricher(EnrichmentSettings())  # cold caches, as in a daemon's first cycle
     enrich = enricher.enrich
@@ -335,7 +335,7 @@ def _evaluation_figures(
 ) -> list[Figure]:
     """RuleBook.evaluate alone vs the rule-engine twin, on the realistic set's rule inputs."""
     from bench.rule_engine_twin import compile_twin, first_match
-    from syncd.pipeline import Planner
+    from syncd.planner import Planner
 
     planner = Planner(crm=_CRM, book=book, settings=settings, now=now)
     leads = [planner.rule_input(row) for chunk in data.store.iter_live_leads(_CRM) for row in chunk]
@@ -411,7 +411,7 @@ def _profile(
 ) -> list[str]:
     from syncd.due import iter_plan_rows
     from syncd.enrichment import Enricher, EnrichmentSettings
-    from syncd.pipeline import Planner
+    from syncd.planner import Planner
 
     def engine() -> None:
         enricher = Enricher(EnrichmentSettings())

@@ -1,6 +1,6 @@
 """Which mirrored leads a cycle evaluates: the ones whose verdict could have changed.
 
-A lead's verdict (``syncd.pipeline.Planner.verdict``) is a function of its mirror row, the
+A lead's verdict (``syncd.planner.Planner.verdict``) is a function of its mirror row, the
 rules and their settings, its open outbox rows, the audit (loop guard) and the time. So a
 cycle evaluates exactly:
 

@@ -29,7 +29,7 @@ from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.state import OutboxState, _utc
 
 if TYPE_CHECKING:
-    from syncd.pipeline import PlannedChange, Planner
+    from syncd.planner import PlannedChange, Planner
 
 # Why an open change is not sent (the row's error_message and the audit row's message).
 OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"

@@ -25,7 +25,7 @@ With a ``lease`` (``syncd.lease``), storing a page and recording a batch check t
 in their transaction, and a batch is sent only after the lease was renewed: a process that lost
 the connector's lease ends the cycle (outcome ``lease_lost``) and writes nothing more.
 
-``Planner`` holds the per-lead decision (shared by the cycle and by ``syncd plan``/``explain``).
+``syncd.planner`` holds the per-lead decision (shared by the cycle and by ``syncd plan``/``explain``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,8 +66,7 @@ from connectors.errors import (
     FatalError,
     Interrupted,
 )
-from rules import Decision, RuleBook
-from rules.fields import STANDARD_FIELDS, FieldType
+from rules import RuleBook
 from syncd import (
     due,
     history_pending,
@@ -78,9 +77,10 @@ from syncd import (
     run_books,
     store_vacuum,
 )
+from syncd.business_clock import aware
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
-from syncd.holds import held_reason, held_since, is_held
+from syncd.holds import held_since
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.logs import cycle_context
@@ -96,14 +96,15 @@ from syncd.open_changes import (
     reverted_in_doubt,
     syncd_made,
 )
+from syncd.planner import LeadVerdict, PlannedChange, Planner, due_updates, iter_verdicts
 from syncd.progress import ProgressFactory
 from syncd.pull_overlap import pull_overlapped
 from syncd.race_book import RaceBook
 from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
-from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
+from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, audit_values
 
-__all__ = ["CycleReport", "LeadVerdict", "Pipeline", "Planner", "iter_verdicts", "rule_lead"]
+__all__ = ["CycleReport", "Pipeline"]
 
 log = logging.getLogger("syncd.pipeline")
 #: A page's leads' ``Pipeline._lead_columns`` by lead id.
@@ -115,36 +116,6 @@ Batch = tuple[str, Groups]
 #: One batch a call carried and the CRM's answers to it, record by record.
 Answered = tuple[Sequence[Sequence[OutboxRecord]], Sequence[RecordResult]]
 _RACES_UNSEEN = "edits made while a batch was in flight go unseen"
-
-# Datetime fields stored in the mirror's JSON as ISO text (the derived ones are set separately).
-_STORED_DATETIME_FIELDS = tuple(
-    n for n, t in STANDARD_FIELDS.items() if t is FieldType.DATETIME and n != "status_changed_at"
-)
-
-
-@dataclass(slots=True)
-class PlannedChange:
-    kind: str  # "field" | "membership"
-    field: str  # canonical field name, or newsletter name
-    value: Any
-    before: Any
-
-
-@dataclass(slots=True)
-class LeadVerdict:
-    """What the rules want for one lead, after guards, holds and the mirror's current values."""
-
-    lead_id: str
-    status: str | None  # current CRM value
-    rule_id: str | None
-    changes: list[PlannedChange] = field(default_factory=list)
-    held: str | None = None  # why a person's edit is protected
-    loop_held: str | None = None  # why the loop guard holds it (syncd changed it too often)
-    blocked: str | None = None  # why a guard refused the rule's target
-    failed: str | None = None  # why a change that failed permanently is not sent again
-    conflicts: tuple[Any, ...] = ()  # all_match rules that disagreed (rules.engine.Conflict)
-    # When time alone could next change this verdict (syncd.due); None: never.
-    due: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -194,9 +165,6 @@ class CycleReport:
         return text
 
 
-_from_iso = datetime.fromisoformat
-
-
 # What a run row records of its report: every report field the run table also has, derived so a
 # counter added to both cannot be forgotten here.
 _RUN_FIELDS = tuple(
@@ -206,246 +174,6 @@ _RUN_FIELDS = tuple(
 )
 # The counters among them, written as the cycle's transactions commit (``Pipeline._progress``).
 _RUN_COUNTS = tuple(n for n in _RUN_FIELDS if RunRow.model_fields[n].annotation is int)
-
-
-def rule_lead(
-    row: PlanRecord, crm: str, to_rule_status: Mapping[str, str], *, connector: str | None = None
-) -> dict[str, Any]:
-    """The plain mapping rules see for one mirror row.
-
-    ``crm`` is the connector type (``salesforce``), what rules written before named instances
-    test; ``connector`` the instance name (``salesforce/emea``), defaulting to the type.
-    """
-    return _rule_input(
-        row.fields,
-        row.enrichment,
-        row.status,
-        row.status_changed_at,
-        row.newsletters,
-        crm,
-        to_rule_status,
-        connector or crm,
-    )
-
-
-def _rule_input(
-    fields: Mapping[str, Any],
-    enrichment: Mapping[str, Any],
-    status: str | None,
-    status_changed_at: datetime | None,
-    newsletters: Sequence[str] | None,
-    crm: str,
-    to_rule_status: Mapping[str, str],
-    connector: str,
-) -> dict[str, Any]:
-    """``rule_lead`` from the row's values, read once by the caller (a mirror row's attribute
-    access costs more than the dict work here)."""
-    lead: dict[str, Any] = dict(fields)
-    for name in _STORED_DATETIME_FIELDS:  # hot path: a plain loop beats a set intersection
-        value = lead.get(name)
-        if value.__class__ is str:
-            try:
-                lead[name] = _from_iso(value)
-            except ValueError:
-                lead[name] = None
-    lead.update(enrichment)
-    lead["status"] = to_rule_status.get(status, status) if status is not None else None
-    lead["crm"] = crm
-    lead["connector"] = connector
-    # The mirror's datetimes are UTC already (``syncd.plan_read``): converting is for others.
-    lead["status_changed_at"] = (
-        status_changed_at
-        if status_changed_at is None or status_changed_at.tzinfo is UTC
-        else _utc(status_changed_at)
-    )
-    lead["newsletters"] = ",".join(newsletters) if newsletters else None
-    return lead
-
-
-_TICK = timedelta(microseconds=1)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None or b is None:
-        return a if b is None else b
-    return min(a, b)
-
-
-def _due_updates(
-    items: Sequence[tuple[PlanRecord, LeadVerdict]],
-) -> list[tuple[str, datetime, bool]]:
-    """(lead, due time, blocked) of the evaluated leads where either changes (syncd.due)."""
-    out = []
-    for row, verdict in items:
-        when = due.stored_due(verdict.due)
-        blocked = verdict.blocked is not None
-        if row.due_at != when or bool(row.guard_blocked) is not blocked:
-            out.append((row.lead_id, when, blocked))
-    return out
-
-
-def _audited_rule(decision: Decision) -> str | None:
-    """The rule_id outbox and audit rows name: a chain of rules (evaluation went on from the
-    would-be state) as a whole, "sal-follow-up-breached -> stale-90d"."""
-    return " -> ".join(decision.chain) if decision.chain else decision.rule_id
-
-
-class Planner:
-    """Turns a rule decision into concrete changes for one mirror row."""
-
-    def __init__(
-        self, *, crm: str, book: RuleBook, settings: ConnectorSettings, now: datetime | None = None
-    ) -> None:
-        self.crm = crm  # the instance name: mirror rows are keyed by it
-        self.kind = settings.type
-        self.book = book
-        # Thresholds of `older_than`/`within` are computed once per cycle, not once per lead.
-        self._evaluate = book.bind(now) if now is not None else None
-        self._bound_now = now
-        self.to_crm_status = dict(settings.status_values)
-        self.to_rule_status = {v: k for k, v in settings.status_values.items()}
-        self.hold = settings.hold_rep_edits_for
-        self.lifecycle = policy_of(settings)
-
-    def rule_input(self, row: PlanRecord) -> dict[str, Any]:
-        lead = rule_lead(row, self.kind, self.to_rule_status, connector=self.crm)
-        if self.lifecycle is not None and self.lifecycle.field in lead:
-            lead[self.lifecycle.field] = self.lifecycle.to_rule(lead[self.lifecycle.field])
-        return lead
-
-    def verdict(self, row: PlanRecord, now: datetime) -> LeadVerdict:
-        # Each row attribute is read once: on a mirror row every access costs a lookup.
-        fields, status, newsletters = row.fields, row.status, row.newsletters
-        lead = _rule_input(
-            fields,
-            row.enrichment,
-            status,
-            row.status_changed_at,
-            newsletters,
-            self.kind,
-            self.to_rule_status,
-            self.crm or self.kind,
-        )
-        lifecycle = self.lifecycle
-        if lifecycle is not None and lifecycle.field in lead:
-            lead[lifecycle.field] = lifecycle.to_rule(lead[lifecycle.field])
-        if self._evaluate is not None and now == self._bound_now:
-            decision = self._evaluate(lead)
-        else:
-            decision = self.book.evaluate(lead, now)
-        verdict = LeadVerdict(
-            row.lead_id,
-            status,
-            " -> ".join(decision.chain) if decision.chain else decision.rule_id,  # _audited_rule
-            conflicts=decision.conflicts,
-        )
-        if decision.blocked is not None:
-            verdict.blocked = str(getattr(decision.blocked, "reason", decision.blocked))
-        if decision.status is not None:
-            target = self.to_crm_status.get(decision.status, decision.status)
-            if target != status:
-                verdict.changes.append(PlannedChange("field", "status", target, status))
-        if decision.field_sets or decision.newsletters:
-            self._set_and_join(row, decision, verdict)
-        # The rest is about failed writes and a person's edits: most leads have neither, so
-        # the calls are skipped, not made to return nothing.
-        if row.error_code:
-            _drop_refused_writes(row, verdict)
-        next_change = self.book.next_change(lead, now)
-        edited = row.rep_edit_at
-        if edited is None:
-            verdict.due = next_change
-            return verdict
-        verdict.held = self._held(row, now)
-        if verdict.held:
-            # Held whether or not the rules want a change now (syncd.holds): every surface
-            # counts the same leads.
-            verdict.changes = []
-        verdict.due = _earliest(next_change, due.hold_expiry(edited, self.hold, _aware(now)))
-        return verdict
-
-    def _set_and_join(self, row: PlanRecord, decision: Decision, verdict: LeadVerdict) -> None:
-        """The decision's field values and newsletter joins the lead does not have yet."""
-        fields, newsletters = row.fields, row.newsletters
-        for name, wanted in decision.field_sets.items():
-            value = self._field_value(row, name, wanted, verdict)
-            if value is not _BLOCKED and fields.get(name) != value:
-                verdict.changes.append(PlannedChange("field", name, value, fields.get(name)))
-        for name in decision.newsletters:
-            if name not in (newsletters or ()):
-                verdict.changes.append(PlannedChange("membership", name, True, None))
-
-    def _held(self, row: PlanRecord, now: datetime) -> str | None:
-        """Why syncd leaves the lead alone (syncd.holds): a person changed its status recently."""
-        if row.rep_edit_at is None:
-            return None
-        edited = _utc(row.rep_edit_at)
-        if not is_held(edited, now, self.hold):
-            return None
-        return held_reason(row.rep_edit_status, edited, self.hold)
-
-    def _field_value(self, row: PlanRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
-        """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its
-        CRM value and judged against the stage order (``_BLOCKED``, with the reason on the
-        verdict, when it would move backward undeclared)."""
-        if self.lifecycle is None or name != self.lifecycle.field:
-            return value
-        value = self.lifecycle.to_crm(value)
-        move = self.lifecycle.judge(row.fields.get(name), value)
-        if move.blocked is not None:
-            verdict.blocked = move.blocked
-            return _BLOCKED
-        return value
-
-
-#: A field change a guard refused (see ``Planner._field_value``).
-_BLOCKED = object()
-
-
-def _drop_refused_writes(row: PlanRecord, verdict: LeadVerdict) -> None:
-    """The CRM refused a write permanently; sending it again would fail the same way. Once
-    someone changes the lead in the CRM, syncd tries again."""
-    if row.error_code and row.error_at is not None and _utc(row.modified_at) <= _utc(row.error_at):
-        kept = [c for c in verdict.changes if c.kind != "field"]
-        if len(kept) != len(verdict.changes):
-            verdict.failed = (
-                f"last write failed ({row.error_code}: {row.error_message}); "
-                "retried after the lead changes in the CRM"
-            )
-            verdict.changes = kept
-
-
-def iter_verdicts(
-    store: StateStore,
-    crm: str,
-    book: RuleBook,
-    settings: ConnectorSettings,
-    now: datetime,
-    *,
-    loop_guard: LoopGuard | None = None,
-    every: bool = False,
-) -> Iterator[tuple[PlanRecord, LeadVerdict]]:
-    """The live, unconverted mirror leads a cycle at ``now`` evaluates (``syncd.due``; every
-    one with ``every``) with their verdicts, streamed in chunks (with ``loop_guard``, leads
-    syncd changed too often are held).
-
-    Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
-    """
-    planner = Planner(crm=crm, book=book, settings=settings, now=now)
-    for chunk in due.iter_plan_rows(store, crm, now, every=every):
-        judged = [(row, planner.verdict(row, now)) for row in chunk]
-        if loop_guard is not None:
-            loop_guard.hold([v for _, v in judged], now)
-            for _, verdict in judged:
-                if verdict.loop_held:
-                    # Held until the audit's count drops: looked at again every cycle, so the
-                    # plan, `status` and the metric list it as long as it lasts.
-                    verdict.due = _aware(now) + _TICK
-        yield from judged
 
 
 class Pipeline:
@@ -553,7 +281,7 @@ class Pipeline:
                 run_id=report.run_id, crm=self.crm, started_at=now, ruleset_version=book.version
             )
             self._in_cycle, self._unsaved_cursor = True, None
-            since = held_since(_aware(now), self.settings.hold_rep_edits_for)
+            since = held_since(aware(now), self.settings.hold_rep_edits_for)
             probe = plan_probe.columns(self.store, self.crm, now=now, held_since=since)
             self._run_start = run_books.start(
                 self.store, run, [OutboxState.PLANNED, OutboxState.SENDING], probe
@@ -1176,7 +904,7 @@ class Pipeline:
         if self.loop_guard is not None:
             self.loop_guard.start_pass()
         fingerprint = self.fingerprint(book)
-        since = held_since(_aware(now), self.settings.hold_rep_edits_for)
+        since = held_since(aware(now), self.settings.hold_rep_edits_for)
         early, self._early_probe = self._early_probe, None
         if early is not None and report.pulled == 0 and self.store.writes == self._writes_at_start:
             self._idle_probe = early  # nothing written since the cycle's start read it
@@ -1321,7 +1049,7 @@ class Pipeline:
                 [self._audit(r, AuditOutcome.ALREADY_IN_PLACE, now, report.run_id) for r in done],
             )
             self.store.add_changes(conn, new_rows)
-            self.store.set_due(conn, self.crm, _due_updates(items))
+            self.store.set_due(conn, self.crm, due_updates(items))
             self._progress(conn, report, planned=report.planned + len(new_rows))
         report.planned += len(new_rows)
         report.evaluated += len(items)

@@ -13,7 +13,8 @@ from syncd import due
 from syncd.app import App
 from syncd.holds import held_reason, held_since
 from syncd.loop_guard import LoopGuard
-from syncd.pipeline import CycleReport, LeadVerdict, Planner, iter_verdicts
+from syncd.pipeline import CycleReport
+from syncd.planner import LeadVerdict, Planner, iter_verdicts
 from syncd.settings import BreakerSettings
 from syncd.state import StateStore, _utc
 from syncd.views import (

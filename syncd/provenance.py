@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import Connector
-from syncd.pipeline import Pipeline, Planner
+from syncd.pipeline import Pipeline
+from syncd.planner import Planner
 from syncd.settings import ProvenanceSettings
 
 __all__ = ["Provenance", "check_provenance"]

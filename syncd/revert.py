@@ -34,7 +34,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConnectorError
-from syncd.pipeline import CycleReport, Pipeline, Planner
+from syncd.pipeline import CycleReport, Pipeline
+from syncd.planner import Planner
 from syncd.state import (
     AuditOutcome,
     AuditRow,

@@ -1,7 +1,7 @@
 """``syncd rules diff``: which mirrored leads two rule versions decide differently.
 
 Both books are evaluated on every live lead of the mirror at one time, with the same guards,
-holds and status mapping a cycle uses (:class:`syncd.pipeline.Planner`), so the diff is the
+holds and status mapping a cycle uses (:class:`syncd.planner.Planner`), so the diff is the
 difference between the two plans, lead by lead. Nothing is written anywhere.
 """
 
@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from rules.engine import RuleBook
-from syncd.pipeline import LeadVerdict, Planner
+from syncd.planner import LeadVerdict, Planner
 
 __all__ = ["LeadDiff", "RulesDiff", "decision_text", "diff_rule_books"]
 

@@ -13,8 +13,8 @@ import pytest
 
 from syncd import pipeline as pipeline_module
 from syncd.app import App
-from syncd.pipeline import LeadVerdict, Planner, iter_verdicts
 from syncd.plan import build_plan
+from syncd.planner import LeadVerdict, Planner, iter_verdicts
 from syncd.state import OutboxState
 
 from .harness import E2E_RULES, running_app, sf_lead, write_config
