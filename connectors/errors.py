@@ -35,7 +35,13 @@ __all__ = [
 
 
 class ConnectorError(Exception):
-    """Base of every whole-request connector failure."""
+    """Base of every whole-request connector failure.
+
+    ``status`` is the HTTP status of the last attempt's answer (None: no answer). A request
+    retried after an attempt that got no answer may have been applied by that attempt,
+    whatever the last one answered: ``unanswered_attempts`` counts them (set by the retry layer,
+    ``connectors.kit.retry``).
+    """
 
     def __init__(
         self, message: str, *, crm: str = "", status: int | None = None, code: str | None = None
@@ -44,6 +50,13 @@ class ConnectorError(Exception):
         self.crm = crm
         self.status = status
         self.code = code
+        self.unanswered_attempts = 0
+
+    @property
+    def unanswered(self) -> bool:
+        """This attempt got no answer from the CRM itself: none at all (a timeout, a reset), or
+        a gateway's 502/504, behind which the CRM may have applied the request."""
+        return self.status is None or self.status in (502, 504)
 
 
 class RetriableError(ConnectorError):

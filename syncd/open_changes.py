@@ -148,11 +148,10 @@ CLOCK_SKEW = timedelta(seconds=5)
 def answered_unapplied(exc: ConnectorError) -> bool:
     """The CRM answered the batch's request with an error, so it applied nothing. No answer
     (a timeout, a dropped connection, a stop during a retry wait) or a gateway's 502/504 (the
-    CRM behind it may have applied it) leaves the batch in doubt. A retry chain is judged by its
-    last answer."""
-    if isinstance(exc, Interrupted) or exc.status is None:
-        return False
-    return exc.status not in (502, 504)
+    CRM behind it may have applied it) leaves the batch in doubt, and so does a retry chain
+    with such an attempt anywhere in it: a request dropped after the CRM applied it and then
+    answered 503 on every retry was applied once."""
+    return not (isinstance(exc, Interrupted) or exc.unanswered or exc.unanswered_attempts)
 
 
 def reverted_in_doubt(

@@ -11,12 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.base import ConnectorStats, Outcome
-from connectors.errors import Interrupted, RetriableError
+from connectors.errors import ConnectorError, FatalError, Interrupted, RetriableError
 from connectors.hubspot import HubSpotConfig
 from connectors.hubspot.values import parse_fields
 from connectors.kit import ErrorTable, Quarantine, RetrySettings, Waiter, call_with_retry
 from connectors.kit.errors import ANY
 from connectors.salesforce import SalesforceConfig
+from syncd.open_changes import answered_unapplied
 
 _AUTH = {"type": "private_app", "access_token": "pat-test"}
 
@@ -96,6 +97,45 @@ def test_retry_wrapper_counts_retries_and_honours_retry_after() -> None:
     )
     assert result == "done" and stats.retries == 2
     assert waits[0] == 7.0 and 0 < waits[1] <= 60
+
+
+def _chain(*errors: ConnectorError) -> ConnectorError:
+    """The error ``call_with_retry`` ends with when each attempt raises the next of ``errors``
+    (three attempts at most, no waits)."""
+    queue = list(errors)
+
+    def attempt() -> str:
+        raise queue.pop(0)
+
+    settings = RetrySettings(attempts=3, initial_backoff_seconds=0, jitter_seconds=0)
+    with pytest.raises(ConnectorError) as raised:
+        call_with_retry(
+            attempt,
+            settings=settings,
+            waiter=Waiter(lambda _s: None),
+            stats=ConnectorStats(),
+            retry_on=RetriableError,
+            describe=lambda: "test",
+            log=logging.getLogger("test"),
+        )
+    return raised.value
+
+
+def test_a_retry_chain_with_a_dropped_attempt_is_in_doubt_whatever_its_last_answer() -> None:
+    dropped = RetriableError("connection reset", status=None)
+    last = _chain(dropped, RetriableError("down", status=503), RetriableError("down", status=503))
+    assert last.status == 503 and last.unanswered_attempts == 1
+    assert not answered_unapplied(last)  # the dropped attempt may have been applied
+
+    refused = _chain(RetriableError("gateway", status=504), FatalError("no", status=400))
+    assert refused.unanswered_attempts == 1 and not answered_unapplied(refused)
+
+
+def test_a_retry_chain_answered_with_errors_throughout_applied_nothing() -> None:
+    last = _chain(*(RetriableError("down", status=503) for _ in range(3)))
+    assert last.unanswered_attempts == 0 and answered_unapplied(last)
+    timeouts = _chain(*(RetriableError("timeout", status=None) for _ in range(3)))
+    assert timeouts.unanswered and not answered_unapplied(timeouts)
 
 
 def test_a_stop_request_cuts_a_real_time_wait_short() -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenacity.wait import wait_exponential_jitter
 
 from connectors.base import ConnectorStats
-from connectors.errors import Interrupted, RetriableError
+from connectors.errors import ConnectorError, Interrupted, RetriableError
 
 __all__ = ["RetrySettings", "Waiter", "call_with_retry"]
 
@@ -91,7 +91,9 @@ def call_with_retry(
 
     A ``retry_after`` on the error (a CRM's ``Retry-After``) replaces the computed backoff.
     Every retry counts in ``stats.retries``. After the last attempt ``exhausted(error)`` is
-    raised if given, else the error itself.
+    raised if given, else the error itself. Whatever ``ConnectorError`` ends the chain carries
+    in ``unanswered_attempts`` how many earlier attempts got no answer (the CRM may have
+    applied one of them).
     """
     backoff = wait_exponential_jitter(
         multiplier=settings.initial_backoff_seconds,
@@ -107,9 +109,14 @@ def call_with_retry(
             return 0.0
         return float(backoff(state))
 
+    unanswered = 0  # attempts that got no answer: any of them may have been applied
+
     def before_sleep(state: tenacity.RetryCallState) -> None:
+        nonlocal unanswered
         stats.retries += 1
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ConnectorError) and exc.unanswered:
+            unanswered += 1
         log.warning(
             "%s: attempt %d failed (%s); retrying in %.1fs",
             describe(),
@@ -127,8 +134,15 @@ def call_with_retry(
         before_sleep=before_sleep,
     )
     try:
-        return retrying(fn)
-    except retry_on as exc:
-        if exhausted is None:
-            raise
-        raise exhausted(exc) from None
+        try:
+            return retrying(fn)
+        except retry_on as exc:
+            if exhausted is None:
+                raise
+            raise exhausted(exc) from None
+    except ConnectorError as exc:
+        # Whatever ended the chain (the last retriable answer, a refusal, a stop during a
+        # wait), an earlier attempt without an answer may have been applied: the caller must
+        # not take the last answer for the whole chain's (syncd.open_changes).
+        exc.unanswered_attempts += unanswered
+        raise

@@ -255,6 +255,63 @@ def test_a_person_changing_the_status_after_syncds_write_withdraws_the_newslette
         assert f"withdrawn: {reason}" in history.output
 
 
+def _drop_membership_then_answer_503(app: App, crm: str) -> None:
+    """The membership call's first attempt is applied and its answer lost; both retries are
+    answered 503."""
+    emu: Any = app.embedded.salesforce if crm == "salesforce" else app.embedded.hubspot
+    path, method = (
+        ("composite/sobjects", "POST") if crm == "salesforce" else (r"/memberships/add", "PUT")
+    )
+    emu.faults.drop_next(1, path=path, method=method, after_applied=True)
+    emu.faults.fail_next(2, status=503, path=path, method=method)
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_membership_call_dropped_after_it_applied_then_answered_503_on_retry_stays_in_doubt(
+    tmp_path: Path, crm: str
+) -> None:
+    """The retry chain's last answer (503: nothing applied) is not the chain's: its first
+    attempt was applied. A person's edit then withdraws the joins syncd owed; the audit must
+    say the join may have landed (it did), not that it was never made."""
+    config = _config(tmp_path, crm)
+    anchor = "lag_seconds: 0" if crm == "salesforce" else "allow_add_status_options: true"
+    retry = "retry: {attempts: 3, initial_backoff_seconds: 0, jitter_seconds: 0}"
+    config.write_text(config.read_text().replace(anchor, f"{anchor}\n    {retry}"))
+    with running_app(config) as app:
+        ids = _seed(app, crm)
+        pipeline = app.pipelines[crm]
+        _drop_membership_then_answer_503(app, crm)
+        first = pipeline.run_cycle()
+        assert first.outcome == "failed", first.message
+        assert _members(app, crm) == set(ids), "the dropped attempt was applied"
+        with app.store.engine.connect() as conn:
+            joins = conn.exec_driver_sql(
+                "SELECT state, count(*) FROM outbox WHERE kind = 'membership' GROUP BY state"
+            ).all()
+        assert dict(joins) == {OutboxState.SENDING: N_LEADS}, "in doubt, not plainly pending"
+
+        edited = ids[0]
+        time.sleep(1.1)  # Salesforce stamps whole seconds: the edit lands after syncd's write
+        if crm == "salesforce":
+            app.embedded.salesforce.update_lead(edited, {"Status": "Working - Contacted"})
+        else:
+            app.embedded.hubspot.update_contact(edited, {"hs_lead_status": "OPEN"})
+        report = pipeline.run_cycle()
+        assert report.outcome == "ok", report.message
+        assert _members(app, crm) == set(ids)
+        for lead in ids:
+            outcomes = _newsletter_outcomes(app, lead)
+            assert outcomes, lead
+            landed = [
+                o
+                for o, message in outcomes
+                if o in (AuditOutcome.APPLIED, AuditOutcome.ALREADY_IN_PLACE)
+                or "unconfirmed" in (message or "")
+            ]
+            assert landed, f"{lead} is in the newsletter; its audit says otherwise: {outcomes}"
+        assert app.store.pending_count(crm) == 0
+
+
 def test_a_rule_set_that_no_longer_wants_a_half_delivered_decision_withdraws_the_rest(
     tmp_path: Path,
 ) -> None:
