@@ -267,6 +267,9 @@ class ConnectorStats:
 
     calls: int = 0  # requests counted against the CRM's API limits (token grants excluded)
     retries: int = 0  # whole-request retries after a transient failure
+    # Retried attempts that got no answer (a timeout, a reset, a 502/504): the CRM may have
+    # applied one, so a write's later answer does not prove what it left undone.
+    unanswered: int = 0
     reauths: int = 0  # token grants or refreshes after the first
     budget_stops: int = 0  # times the daily budget (or its configured share) stopped work
     paced_seconds: float = 0.0  # time spent waiting for client-side pacing

@@ -1142,6 +1142,7 @@ class Pipeline:
         if self.lease is not None:
             self.lease.before_send()
         self._mark_sending(ids, awaited, self._check_since(batches) if awaited else None)
+        unanswered = self.connector.stats.unanswered
         try:
             if riding:
                 since = self._check_since(batches)
@@ -1169,6 +1170,8 @@ class Pipeline:
                 "refusing to guess which succeeded",
                 crm=self.crm,
             )
+        if self.connector.stats.unanswered > unanswered:
+            _may_have_landed(batches, answers)
         # Every answer is recorded before any race restore sends: a restore that fails must
         # not leave the call's other answered batches in doubt.
         self._record_results(
@@ -1468,6 +1471,7 @@ class Pipeline:
             for group, result in retry:
                 attempts = group[0].attempts + 1
                 delay = self.outbox.retry_base * (2 ** (attempts - 1))
+                landed = {"may_have_landed": True} if group[0].may_have_landed else {}
                 self.store.set_change_state(
                     conn,
                     [r.id for r in group],
@@ -1477,6 +1481,7 @@ class Pipeline:
                     next_attempt_at=now + delay,
                     error_code=result.error_code,
                     error_message=result.message,
+                    **landed,
                 )
             for group, result in failed:
                 self.store.set_change_state(
@@ -1648,6 +1653,19 @@ class Pipeline:
 
 #: The rule id of a write that puts back a person's status syncd overwrote (``syncd.races``).
 RESTORE_RULE = "restore-rep-edit"
+
+
+def _may_have_landed(batches: Sequence[Batch], answers: Sequence[Sequence[RecordResult]]) -> None:
+    """The call was retried after an attempt that got no answer, which the CRM may have
+    applied: a record the last answer refused may be in the CRM all the same (a newsletter add
+    dropped after it landed, then refused with a lock on the retry). Its rows are marked so
+    that however they end, their audit does not claim the CRM never got them
+    (``syncd.state.audit_values``)."""
+    for (_, groups), results in zip(batches, answers, strict=True):
+        for group, result in zip(groups, results, strict=False):
+            if result.outcome is not Outcome.OK:
+                for row in group:
+                    row.may_have_landed = True
 
 
 def _membership_key(row: Any) -> str:

@@ -184,8 +184,9 @@ class OutboxRecord(_Row, Protocol):
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
-    @property
-    def may_have_landed(self) -> bool: ...
+    # Writable: a call retried after an unanswered attempt marks the records its last answer
+    # refused before they are recorded (``syncd.pipeline``).
+    may_have_landed: bool
 
 
 class AuditRecord(_Row, Protocol):

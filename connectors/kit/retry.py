@@ -90,7 +90,8 @@ def call_with_retry(
     """Call ``fn``, retrying ``retry_on`` errors up to ``settings.attempts`` times in all.
 
     A ``retry_after`` on the error (a CRM's ``Retry-After``) replaces the computed backoff.
-    Every retry counts in ``stats.retries``. After the last attempt ``exhausted(error)`` is
+    Every retry counts in ``stats.retries``, and one after an attempt that got no answer in
+    ``stats.unanswered`` too. After the last attempt ``exhausted(error)`` is
     raised if given, else the error itself. Whatever ``ConnectorError`` ends the chain carries
     in ``unanswered_attempts`` how many earlier attempts got no answer (the CRM may have
     applied one of them).
@@ -117,6 +118,7 @@ def call_with_retry(
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ConnectorError) and exc.unanswered:
             unanswered += 1
+            stats.unanswered += 1
         log.warning(
             "%s: attempt %d failed (%s); retrying in %.1fs",
             describe(),

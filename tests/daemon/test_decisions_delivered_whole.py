@@ -312,6 +312,45 @@ def test_a_membership_call_dropped_after_it_applied_then_answered_503_on_retry_s
         assert app.store.pending_count(crm) == 0
 
 
+def test_status_writes_a_retry_refused_after_a_dropped_attempt_may_have_landed(
+    tmp_path: Path,
+) -> None:
+    """The batch's first attempt was applied and its answer lost; the retry's answer refuses
+    some contacts for a passing reason (not applied by that attempt). Those rows go back to
+    pending marked as possibly landed, so a person's later edit withdraws them saying so."""
+    config = _config(tmp_path, "hubspot")
+    anchor = "allow_add_status_options: true"
+    retry = "retry: {attempts: 3, initial_backoff_seconds: 0, jitter_seconds: 0}"
+    config.write_text(config.read_text().replace(anchor, f"{anchor}\n    {retry}"))
+    with running_app(config) as app:
+        hs = app.embedded.hubspot
+        ids = _seed(app, "hubspot")
+        pipeline = app.pipelines["hubspot"]
+        hs.faults.drop_next(1, path="batch/update", method="POST", after_applied=True)
+        hs.faults.script("partial", 1, path="batch/update", method="POST")
+        first = pipeline.run_cycle()
+        assert first.outcome == "ok", first.message
+        assert first.retrying > 0, "the partial answer refused some contacts"
+        assert all(_status(app, "hubspot", i) == NURTURE["hubspot"] for i in ids)
+        with app.store.engine.connect() as conn:
+            refused = conn.exec_driver_sql(
+                "SELECT lead_id, may_have_landed FROM outbox WHERE kind = 'field' "
+                "AND state = 'pending'"
+            ).all()
+        assert len(refused) == first.retrying
+        assert all(landed for _, landed in refused), refused
+
+        edited = str(refused[0][0])
+        hs.update_contact(edited, {"hs_lead_status": "OPEN"})
+        assert pipeline.run_cycle().outcome == "ok"
+        status_audit = [
+            (a.outcome, a.message or "")
+            for a in app.store.audit_of_lead(edited)
+            if a.field == "status"
+        ]
+        assert any("unconfirmed" in message for _, message in status_audit), status_audit
+
+
 def test_a_rule_set_that_no_longer_wants_a_half_delivered_decision_withdraws_the_rest(
     tmp_path: Path,
 ) -> None:
