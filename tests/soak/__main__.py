@@ -99,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
             result = run_soak(Path(tmp), params)
-    command = "python -m tests.soak " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--keep" in given:  # where this machine kept the worlds is no part of the record
+        at = given.index("--keep")
+        del given[at : at + 2]
+    given = [a for a in given if not a.startswith("--keep=")]
+    command = "python -m tests.soak " + " ".join(given)
     args.out.write_text(render(result, command.strip()))
     print(summarize(result.violations))
     print(f"wrote {args.out}")
