@@ -594,11 +594,16 @@ def _would_be(lead: Mapping[str, Any], decision: Decision, now: datetime) -> dic
     if decision.status is not None and decision.status != lead.get("status"):
         state["status"] = decision.status
         state["status_changed_at"] = now  # what syncd records when it writes a status
-    state.update(decision.field_sets)
+    if decision.field_sets:  # a read-only mapping: updating from it costs even when empty
+        state.update(decision.field_sets)
     if decision.newsletters:
-        joined = [n for n in str(lead.get("newsletters") or "").split(",") if n]
-        joined += [n for n in decision.newsletters if n not in joined]
-        state["newsletters"] = ",".join(joined)
+        current = lead.get("newsletters")
+        if current:
+            joined = [n for n in str(current).split(",") if n]
+            joined += [n for n in decision.newsletters if n not in joined]
+            state["newsletters"] = ",".join(joined)
+        else:  # none joined yet (most leads): the decision's own, as the lines above give
+            state["newsletters"] = ",".join(decision.newsletters)
     return state
 
 
