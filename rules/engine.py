@@ -345,6 +345,16 @@ class RuleBook:
         aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
         return lambda lead: self._converge(lead, th, aware)
 
+    def bind_next_change(self, now: datetime) -> Callable[[Mapping[str, Any]], datetime | None]:
+        """:meth:`next_change` for one cycle: ``now`` and its thresholds taken once, not
+        checked again per lead (thread-safe)."""
+        if not self._timed:
+            return lambda lead: None
+        th = self._thresholds(now)
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
+        table = self._time
+        return lambda lead: table.next_change(lead, aware, th)
+
     def evaluate(self, lead: Mapping[str, Any], now: datetime) -> Decision:
         """Decide status, newsletters and field values for one lead at ``now``.
 

@@ -304,7 +304,7 @@ class Planner:
         self.kind = settings.type
         self.book = book
         # Thresholds of `older_than`/`within` are computed once per cycle, not once per lead.
-        self._evaluate = book.bind(now) if now is not None else None
+        self._bound = (book.bind(now), book.bind_next_change(now)) if now is not None else None
         self._bound_now = now
         self.to_crm_status = dict(settings.status_values)
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
@@ -333,10 +333,12 @@ class Planner:
         lifecycle = self.lifecycle
         if lifecycle is not None and lifecycle.field in lead:
             lead[lifecycle.field] = lifecycle.to_rule(lead[lifecycle.field])
-        if self._evaluate is not None and now == self._bound_now:
-            decision = self._evaluate(lead)
+        bound = self._bound if now == self._bound_now else None
+        if bound is not None:
+            evaluate, next_change_of = bound
+            decision = evaluate(lead)
         else:
-            decision = self.book.evaluate(lead, now)
+            decision, next_change_of = self.book.evaluate(lead, now), None
         verdict = LeadVerdict(
             row.lead_id,
             status,
@@ -355,7 +357,10 @@ class Planner:
         # the calls are skipped, not made to return nothing.
         if row.error_code:
             _drop_refused_writes(row, verdict)
-        next_change = self.book.next_change(lead, now)
+        if next_change_of is not None:
+            next_change = next_change_of(lead)
+        else:
+            next_change = self.book.next_change(lead, now)
         edited = row.rep_edit_at
         if edited is None:
             verdict.due = next_change
