@@ -240,6 +240,8 @@ class RuleBook:
             for rs in self.sets
         )
         self._unscoped = tuple(tuple((r, r.cond) for r in rs.rules) for rs in self.sets)
+        # Per set, what _matching reads, in one tuple: a lead is matched set by set.
+        self._scan = tuple(zip(self._by_status, self._unscoped, self._first_match, strict=True))
         # Statuses no rule of any set can match a lead in: a decision moving a lead there has
         # settled without evaluating its would-be state.
         self._inert = frozenset(
@@ -451,30 +453,18 @@ class RuleBook:
         self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...]
     ) -> list[CompiledRule]:
         matched: list[CompiledRule] = []
-        status = lead.get("status")
-        for k in range(len(self.sets)):
+        status: Any = lead.get("status")
+        keyed = status.__class__ is str
+        for k, (by_status, unscoped, first_match) in enumerate(self._scan):
             t = th[k]
-            stop = False
-            rules = (
-                self._by_status[k].get(status, self._unscoped[k])
-                if status.__class__ is str
-                else self._unscoped[k]
-            )
-            if self._first_match[k]:
-                for rule, cond in rules:
-                    if cond(lead, t):
-                        matched.append(rule)
-                        stop = rule.stop
+            rules = by_status.get(status, unscoped) if keyed else unscoped
+            for rule, cond in rules:
+                if cond(lead, t):
+                    matched.append(rule)
+                    if rule.stop:
+                        return matched  # ends evaluation: no later rule of any set
+                    if first_match:
                         break
-            else:
-                for rule, cond in rules:
-                    if cond(lead, t):
-                        matched.append(rule)
-                        if rule.stop:
-                            stop = True
-                            break
-            if stop:
-                break
         return matched
 
     def _evaluate(self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...]) -> Decision:
