@@ -140,7 +140,7 @@ def _one_run(
     """One timed pass; also the number of leads whose verdict has changes."""
     from syncd.due import iter_plan_rows
     from syncd.enrichment import Enricher, EnrichmentSettings
-    from syncd.pipeline import iter_verdicts
+    from syncd.pipeline import PLAN_CHUNK, iter_verdicts
 
     enricher = Enricher(EnrichmentSettings())  # cold caches, as in a daemon's first cycle
     enrich = enricher.enrich
@@ -148,7 +148,7 @@ def _one_run(
         for fields in data.typed:
             enrich(fields)
     with Stopwatch() as reading:  # the read inside iter_verdicts below, alone
-        for _chunk in iter_plan_rows(data.store, _CRM, now, every=False):
+        for _chunk in iter_plan_rows(data.store, _CRM, now, every=False, chunk=PLAN_CHUNK):
             pass
     changing = leads = 0
     with Stopwatch() as planning:
@@ -426,13 +426,13 @@ def _profile(
 ) -> list[str]:
     from syncd.due import iter_plan_rows
     from syncd.enrichment import Enricher, EnrichmentSettings
-    from syncd.pipeline import Planner
+    from syncd.pipeline import PLAN_CHUNK, Planner
 
     def engine() -> None:
         enricher = Enricher(EnrichmentSettings())
         planner = Planner(crm=_CRM, book=book, settings=settings, now=now)
         done = 0
-        for chunk in iter_plan_rows(data.store, _CRM, now, every=False):
+        for chunk in iter_plan_rows(data.store, _CRM, now, every=False, chunk=PLAN_CHUNK):
             for row, fields in zip(chunk, data.typed[done:], strict=False):
                 enricher.enrich(fields)
                 planner.verdict(row, now)
