@@ -240,6 +240,8 @@ class RuleBook:
             for rs in self.sets
         )
         self._unscoped = tuple(tuple((r, r.cond) for r in rs.rules) for rs in self.sets)
+        # Per set, what _matching reads, in one tuple: a lead is matched set by set.
+        self._scan = tuple(zip(self._by_status, self._unscoped, self._first_match, strict=True))
         # Statuses no rule of any set can match a lead in: a decision moving a lead there has
         # settled without evaluating its would-be state.
         self._inert = frozenset(
@@ -345,6 +347,16 @@ class RuleBook:
         aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
         return lambda lead: self._converge(lead, th, aware)
 
+    def bind_next_change(self, now: datetime) -> Callable[[Mapping[str, Any]], datetime | None]:
+        """:meth:`next_change` for one cycle: ``now`` and its thresholds taken once, not
+        checked again per lead (thread-safe)."""
+        if not self._timed:
+            return lambda lead: None
+        th = self._thresholds(now)
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=_UTC)
+        table = self._time
+        return lambda lead: table.next_change(lead, aware, th)
+
     def evaluate(self, lead: Mapping[str, Any], now: datetime) -> Decision:
         """Decide status, newsletters and field values for one lead at ``now``.
 
@@ -441,30 +453,18 @@ class RuleBook:
         self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...]
     ) -> list[CompiledRule]:
         matched: list[CompiledRule] = []
-        status = lead.get("status")
-        for k in range(len(self.sets)):
+        status: Any = lead.get("status")
+        keyed = status.__class__ is str
+        for k, (by_status, unscoped, first_match) in enumerate(self._scan):
             t = th[k]
-            stop = False
-            rules = (
-                self._by_status[k].get(status, self._unscoped[k])
-                if status.__class__ is str
-                else self._unscoped[k]
-            )
-            if self._first_match[k]:
-                for rule, cond in rules:
-                    if cond(lead, t):
-                        matched.append(rule)
-                        stop = rule.stop
+            rules = by_status.get(status, unscoped) if keyed else unscoped
+            for rule, cond in rules:
+                if cond(lead, t):
+                    matched.append(rule)
+                    if rule.stop:
+                        return matched  # ends evaluation: no later rule of any set
+                    if first_match:
                         break
-            else:
-                for rule, cond in rules:
-                    if cond(lead, t):
-                        matched.append(rule)
-                        if rule.stop:
-                            stop = True
-                            break
-            if stop:
-                break
         return matched
 
     def _evaluate(self, lead: Mapping[str, Any], th: tuple[tuple[datetime, ...], ...]) -> Decision:
@@ -594,11 +594,16 @@ def _would_be(lead: Mapping[str, Any], decision: Decision, now: datetime) -> dic
     if decision.status is not None and decision.status != lead.get("status"):
         state["status"] = decision.status
         state["status_changed_at"] = now  # what syncd records when it writes a status
-    state.update(decision.field_sets)
+    if decision.field_sets:  # a read-only mapping: updating from it costs even when empty
+        state.update(decision.field_sets)
     if decision.newsletters:
-        joined = [n for n in str(lead.get("newsletters") or "").split(",") if n]
-        joined += [n for n in decision.newsletters if n not in joined]
-        state["newsletters"] = ",".join(joined)
+        current = lead.get("newsletters")
+        if current:
+            joined = [n for n in str(current).split(",") if n]
+            joined += [n for n in decision.newsletters if n not in joined]
+            state["newsletters"] = ",".join(joined)
+        else:  # none joined yet (most leads): the decision's own, as the lines above give
+            state["newsletters"] = ",".join(decision.newsletters)
     return state
 
 

@@ -820,8 +820,8 @@ def classify_title(title: str) -> TitleClass:
         shown = shown[:_SHOW] + "…"
     text = _NON_WORD.sub(" ", title.lower()).strip()
     words = text.split(" ") if text else []
-    role = _ROLE_SCAN.first(text, words, _ROLE_SCAN.mask(words))
-    rank = _SENIORITY_SCAN.first(text, words, _SENIORITY_SCAN.mask(words))
+    role = _ROLE_SCAN.first(text, words)
+    rank = _SENIORITY_SCAN.first(text, words)
     quoted = repr(shown)  # what {shown!r} gives, made once for both reasons
     if role is None:
         role_out, role_reason = "other", f"title {quoted} → role other (no function word)"

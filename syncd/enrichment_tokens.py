@@ -11,9 +11,10 @@ phrase is therefore a finite list of word sequences, in the order the regex engi
 (:class:`TokenScan`):
 
 * a rule's regex matches at the leftmost word where one of its phrases does, and there with the
-  first phrase (in preference order) whose words follow; the scan does the same, word by word;
-* rules are tried in list order, but only those with a phrase starting with one of the title's
-  words (an integer bit mask per word, built at import).
+  first phrase (in preference order) whose words follow;
+* the first rule in list order that matches wins; the scan finds it in one pass over the words,
+  trying at each word the phrases starting with it (looked up by the word, built at import) in
+  (rule, preference) order.
 
 A phrase using any other syntax makes :class:`TokenScan` raise at import, so a new rule cannot
 silently be matched differently from its regex (the enricher's tests compare both on thousands
@@ -155,11 +156,10 @@ class TokenScan:
     def __init__(self, rules: Sequence[tuple[str, re.Pattern[str]]]) -> None:
         self._labels = tuple(label for label, _pattern in rules)
         # Per rule: first word -> the phrases starting with it, in preference order.
-        self._starts: list[dict[str, list[tuple[int, Phrase]]]] = []
-        self._suffixes: list[list[tuple[int, Phrase]]] = []
-        masks: dict[str, int] = {}
-        suffix_bits: dict[str, int] = {}
-        for k, (_label, pattern) in enumerate(rules):
+        all_starts: list[dict[str, list[tuple[int, Phrase]]]] = []
+        all_suffixes: list[list[tuple[int, Phrase]]] = []
+        suffix_ends: dict[str, None] = {}  # the suffixes' words, without repeats
+        for _label, pattern in rules:
             body = pattern.pattern
             if not (body.startswith("\\b(?:") and body.endswith(")\\b")) or pattern.flags & (
                 re.IGNORECASE | re.ASCII
@@ -172,57 +172,49 @@ class TokenScan:
                 for phrase in expand(part):
                     if phrase.suffix:
                         suffixes.append((order, phrase))
-                        suffix_bits[phrase.words[0]] = suffix_bits.get(phrase.words[0], 0) | 1 << k
+                        suffix_ends[phrase.words[0]] = None
                     else:
                         starts.setdefault(phrase.words[0], []).append((order, phrase))
-                        masks[phrase.words[0]] = masks.get(phrase.words[0], 0) | 1 << k
                     order += 1
-            self._starts.append(starts)
-            self._suffixes.append(suffixes)
-        self._masks = masks
-        self._suffix_bits = tuple(suffix_bits.items())
-        self._suffix_ends = tuple(suffix_bits)
+            all_starts.append(starts)
+            all_suffixes.append(suffixes)
+        self._suffix_ends = tuple(suffix_ends)
+        # Every rule's phrases by first word, in (rule, preference) order: one pass over the
+        # title's words tries them all, where a scan per rule went over the words once per
+        # rule with a phrase among them (2.6 scans per title on the realistic bench data).
+        by_word: dict[str, list[tuple[int, int, Phrase]]] = {}
+        for k, starts_k in enumerate(all_starts):
+            for word, phrases in starts_k.items():
+                by_word.setdefault(word, []).extend((k, order, ph) for order, ph in phrases)
+        self._by_word = {w: tuple(sorted(c, key=_rank)) for w, c in by_word.items()}
+        self._suffix_phrases = tuple(
+            sorted(((k, o, ph) for k, s in enumerate(all_suffixes) for o, ph in s), key=_rank)
+        )
 
-    def mask(self, words: Sequence[str]) -> int:
-        """The rules (bit k: rule k) with a phrase that can start at one of ``words``."""
-        get = self._masks.get
-        mask = 0
-        for word in words:
-            mask |= get(word, 0)
-        ends = self._suffix_ends
-        if ends:
-            for word in words:
-                if word.endswith(ends):
-                    for end, bits in self._suffix_bits:
-                        if word.endswith(end):
-                            mask |= bits
-        return mask
-
-    def first(self, text: str, words: Sequence[str], mask: int) -> tuple[str, str] | None:
+    def first(self, text: str, words: Sequence[str]) -> tuple[str, str] | None:
         """(label, matched text) of the first rule matching the normalised title ``text``;
-        ``words`` are its words (``text.split(" ")``), ``mask`` is :meth:`mask` of them."""
-        while mask:  # lowest bit first: list order
-            low = mask & -mask
-            k = low.bit_length() - 1
-            found = self._find(k, text, words)
-            if found is not None:
-                return self._labels[k], found
-            mask ^= low
-        return None
+        ``words`` are its words (``text.split(" ")``).
 
-    def _find(self, k: int, text: str, words: Sequence[str]) -> str | None:
-        """The text rule ``k`` matches at its leftmost match in ``text``, or None."""
-        starts, suffixes = self._starts[k], self._suffixes[k]
+        What trying the rules in order, each at its leftmost match, gives: one pass over the
+        words, where at each word the candidates are tried in (rule, preference) order and
+        only rules before the best found so far are still looked for (a later rule cannot
+        win; an earlier one may still match further right)."""
+        best = -1  # rule index of the best match so far (-1: none)
+        found = ""
+        by_word = self._by_word
+        ends = self._suffix_ends
         at = 0  # where words[i] starts in text
         count = len(words)
         for i, word in enumerate(words):
-            candidates = starts.get(word)
-            if suffixes:
-                extra = [(o, p) for o, p in suffixes if word.endswith(p.words[0])]
+            candidates = by_word.get(word)
+            if ends and word.endswith(ends):
+                extra = [c for c in self._suffix_phrases if word.endswith(c[2].words[0])]
                 if extra:
-                    candidates = sorted((*(candidates or ()), *extra), key=lambda c: c[0])
+                    candidates = tuple(sorted((*(candidates or ()), *extra), key=_rank))
             if candidates:
-                for _order, phrase in candidates:
+                for k, _order, phrase in candidates:
+                    if best >= 0 and k >= best:
+                        break  # sorted by rule: nothing better at this word
                     n = len(phrase.words)
                     if n > 1 and (i + n > count or tuple(words[i : i + n]) != phrase.words):
                         continue
@@ -231,6 +223,14 @@ class TokenScan:
                         continue
                     if phrase.not_before and text.startswith(phrase.not_before, at + len(matched)):
                         continue
-                    return matched
+                    best, found = k, matched
+                    break
+                if best == 0:
+                    break  # the first rule: nothing can beat it
             at += len(word) + 1
-        return None
+        return (self._labels[best], found) if best >= 0 else None
+
+
+def _rank(candidate: tuple[int, int, Phrase]) -> tuple[int, int]:
+    """(rule, preference): the order the regexes, tried rule by rule, would prefer."""
+    return candidate[0], candidate[1]

@@ -7,8 +7,9 @@ no processors) and each row becomes a :class:`PlanLead`: a slotted object whose 
 reads are plain slot loads. The decoding is exactly what SQLAlchemy's types do, per dialect:
 
 * JSON columns: read as their stored text (cast to text: psycopg would decode each value with
-  ``json.loads`` itself), decoded with ``json.loads`` (SQLAlchemy's default deserializer) or
-  the C scanner under it.
+  ``json.loads`` itself), decoded to exactly what ``json.loads`` (SQLAlchemy's default
+  deserializer) gives: by msgspec's JSON decoder where it accepts the text, else by
+  ``json.loads`` itself (see :func:`_json`).
 * Datetimes (SQLModel's ``UTCDateTime``): SQLite hands over SQLAlchemy's stored text, decoded
   with ``datetime.fromisoformat`` (SQLAlchemy 2's own SQLite processor) and taken as UTC;
   psycopg hands over aware ``datetime`` objects, converted to UTC.
@@ -18,10 +19,11 @@ reads are plain slot loads. The decoding is exactly what SQLAlchemy's types do, 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import JSON, Select, Text, cast, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -103,12 +105,14 @@ _parse = datetime.fromisoformat
 # value is the same datetime at ten times the cost (its keyword parsing, about 0.6 µs on
 # CPython 3.11): two of them per lead were a tenth of the plan read.
 _UTC_SUFFIX = "+00:00"
-# The C scanner under ``json.loads``, without its two Python-level wrappers and whitespace
-# regex (a third of the decoding time on a lead's fields). Stored JSON is ``json.dumps``
-# output, so it starts at the value and ends with it; anything else goes to ``json.loads``,
-# which decodes it or raises exactly as before.
-_Scan = Callable[[str, int], tuple[Any, int]]
-_scan: _Scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__
+# msgspec builds the same dicts as json's C scanner at 2.3-3 times its speed (it reuses the key
+# strings, which repeat in every lead): on 30,000 leads about 1.8 µs instead of 4.0 for a
+# lead's fields and 0.55 instead of 1.65 for its enrichment. Where its values could differ it
+# refuses the text instead (NaN and Infinity, numbers beyond a float's range, lone surrogates:
+# all of which ``json.dumps`` may write), so anything it refuses goes to ``json.loads``, which
+# decodes it or raises exactly as before. Integers of any size stay ``int`` in both.
+_fast = msgspec.json.Decoder().decode
+_Refused = msgspec.MsgspecError
 
 
 def _json(value: Any) -> Any:
@@ -117,10 +121,9 @@ def _json(value: Any) -> Any:
     if value == "[]":
         return []  # no newsletters: most leads
     try:
-        decoded, end = _scan(value, 0)
-    except StopIteration:
+        return _fast(value)
+    except _Refused:
         return _loads(value)
-    return decoded if end == len(value) else _loads(value)
 
 
 def _when(value: str | datetime) -> datetime:
@@ -141,7 +144,7 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
     out: list[PlanLead] = []
     append = out.append
     new = PlanLead.__new__
-    scan, parse, utc_suffix, plain = _scan, _parse, _UTC_SUFFIX, str
+    fast, refused, parse, utc_suffix, plain = _fast, _Refused, _parse, _UTC_SUFFIX, str
     for (
         lead_id,
         modified_at,
@@ -162,9 +165,8 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
         lead = new(PlanLead)
         lead.lead_id = lead_id
         # Per lead, the two JSON objects and the modification time are decoded here rather
-        # than by _json/_when: the same work without three Python calls. SQLite's text only;
-        # anything else (psycopg's decoded values, text the fast path cannot take whole)
-        # goes through them.
+        # than by _json/_when: the same work without three Python calls. Text only; anything
+        # else (psycopg's decoded values) goes through them.
         if modified_at.__class__ is plain:
             try:
                 lead.modified_at = parse(modified_at + utc_suffix)
@@ -172,14 +174,18 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
                 lead.modified_at = _when(modified_at)
         else:
             lead.modified_at = _when(modified_at)
-        if fields.__class__ is plain and fields[:1] == "{":
-            decoded, end = scan(fields, 0)
-            lead.fields = decoded if end == len(fields) else _loads(fields)
+        if fields.__class__ is plain:
+            try:
+                lead.fields = fast(fields)
+            except refused:
+                lead.fields = _loads(fields)
         else:
             lead.fields = _json(fields)
-        if enrichment.__class__ is plain and enrichment[:1] == "{":
-            decoded, end = scan(enrichment, 0)
-            lead.enrichment = decoded if end == len(enrichment) else _loads(enrichment)
+        if enrichment.__class__ is plain:
+            try:
+                lead.enrichment = fast(enrichment)
+            except refused:
+                lead.enrichment = _loads(enrichment)
         else:
             lead.enrichment = _json(enrichment)
         lead.status = status

@@ -27,6 +27,7 @@ from syncd.settings import ConnectorSettings
 from syncd.state import StateStore, _utc
 
 __all__ = [
+    "PLAN_CHUNK",
     "LeadVerdict",
     "PlannedChange",
     "Planner",
@@ -161,7 +162,7 @@ class Planner:
         self.kind = settings.type
         self.book = book
         # Thresholds of `older_than`/`within` are computed once per cycle, not once per lead.
-        self._evaluate = book.bind(now) if now is not None else None
+        self._bound = (book.bind(now), book.bind_next_change(now)) if now is not None else None
         self._bound_now = now
         self.to_crm_status = dict(settings.status_values)
         self.to_rule_status = {v: k for k, v in settings.status_values.items()}
@@ -190,10 +191,12 @@ class Planner:
         lifecycle = self.lifecycle
         if lifecycle is not None and lifecycle.field in lead:
             lead[lifecycle.field] = lifecycle.to_rule(lead[lifecycle.field])
-        if self._evaluate is not None and now == self._bound_now:
-            decision = self._evaluate(lead)
+        bound = self._bound if now == self._bound_now else None
+        if bound is not None:
+            evaluate, next_change_of = bound
+            decision = evaluate(lead)
         else:
-            decision = self.book.evaluate(lead, now)
+            decision, next_change_of = self.book.evaluate(lead, now), None
         verdict = LeadVerdict(
             row.lead_id,
             status,
@@ -212,7 +215,10 @@ class Planner:
         # the calls are skipped, not made to return nothing.
         if row.error_code:
             _drop_refused_writes(row, verdict)
-        next_change = self.book.next_change(lead, now)
+        if next_change_of is not None:
+            next_change = next_change_of(lead)
+        else:
+            next_change = self.book.next_change(lead, now)
         edited = row.rep_edit_at
         if edited is None:
             verdict.due = next_change
@@ -276,6 +282,13 @@ def _drop_refused_writes(row: PlanRecord, verdict: LeadVerdict) -> None:
             verdict.changes = kept
 
 
+#: Leads iter_verdicts reads and judges at a time. Judged right after they are decoded, the
+#: leads of a chunk this size are still in the CPU's caches: with 2,000 (the read's default)
+#: the plan step took 10 % more CPU per lead (20.5 against 18.4 µs on 100,000 leads, one
+#: process), for a keyset query per 500 leads instead of per 2,000.
+PLAN_CHUNK = 500
+
+
 def iter_verdicts(
     store: StateStore,
     crm: str,
@@ -293,7 +306,7 @@ def iter_verdicts(
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
     """
     planner = Planner(crm=crm, book=book, settings=settings, now=now)
-    for chunk in due.iter_plan_rows(store, crm, now, every=every):
+    for chunk in due.iter_plan_rows(store, crm, now, every=every, chunk=PLAN_CHUNK):
         judged = [(row, planner.verdict(row, now)) for row in chunk]
         if loop_guard is not None:
             loop_guard.hold([v for _, v in judged], now)

@@ -184,6 +184,7 @@ class OutboxRecord(_Row, Protocol):
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
+
     # Writable: a call retried after an unanswered attempt marks the records its last answer
     # refused before they are recorded (``syncd.pipeline``).
     may_have_landed: bool

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -154,4 +156,55 @@ def test_sqlite_datetime_text_of_any_form_decodes_to_the_same_utc_instant(tmp_pa
             assert got == typed[lead.lead_id][name]
             assert got.tzinfo is UTC  # what the rule input's fast paths test for
     assert light[1].modified_at == datetime(2026, 3, 1, 12, 0, 0, 500000, tzinfo=UTC)
+    store.close()
+
+
+def _json_value(rng: random.Random, depth: int = 0) -> object:
+    """A value json.dumps writes, weighted to the ones a fast decoder could get wrong: integers
+    past 64 bits, floats at and past their range, NaN, -0.0, escapes, non-BMP text, lone
+    surrogates, nesting."""
+    kind = rng.randrange(12 if depth < 3 else 9)
+    if kind == 0:
+        return rng.choice((0, 1, -1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 10**30))
+    if kind == 1:
+        return rng.choice((0.1, -0.0, 1e-320, 1.7976931348623157e308, 2.5, 1e22, 123456789.125))
+    if kind == 2:
+        return rng.choice((float("nan"), float("inf"), float("-inf")))
+    if kind == 3:
+        return rng.choice((True, False, None))
+    if kind == 4:
+        return rng.choice(("", 'Raúl "R" Ñandú', "tab\tnew\nline\\", "😀 ok", "\ud800 lone"))
+    if kind in (5, 6, 7, 8):
+        return "".join(rng.choice("abcxyz019 -_@.éü") for _ in range(rng.randrange(12)))
+    if kind in (9, 10):
+        return [_json_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {f"k{i}": _json_value(rng, depth + 1) for i in range(rng.randrange(4))}
+
+
+def test_every_json_value_json_dumps_writes_decodes_as_json_loads_does(tmp_path: Path) -> None:
+    # The plan read decodes with msgspec and hands what it refuses to json.loads; either way the
+    # values, their types and the key order are json.loads' (repr tells 1 from 1.0 and True,
+    # -0.0 from 0.0, and shows NaN).
+    rng = random.Random(7)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    written = {
+        f"L{i:03d}": (
+            {f"f{j}": _json_value(rng) for j in range(rng.randrange(1, 8))},
+            {f"e{j}": _json_value(rng) for j in range(rng.randrange(1, 4))},
+        )
+        for i in range(400)
+    }
+    with store.begin() as conn:
+        store.upsert_leads(
+            conn,
+            [_lead(lead_id, fields=f, enrichment=e) for lead_id, (f, e) in written.items()],
+        )
+    light = [
+        lead for chunk in due.iter_plan_rows(store, "salesforce", T0, every=True) for lead in chunk
+    ]
+    assert len(light) == len(written)
+    for lead in light:
+        fields, enrichment = written[lead.lead_id]
+        assert repr(lead.fields) == repr(json.loads(json.dumps(fields)))
+        assert repr(lead.enrichment) == repr(json.loads(json.dumps(enrichment)))
     store.close()

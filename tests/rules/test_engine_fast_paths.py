@@ -10,13 +10,14 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
 from bench.realistic import realistic_leads
-from rules import RuleBook, load_rulebook
-from rules.engine import CompiledRule
+from rules import Decision, RuleBook, load_rulebook
+from rules.engine import CompiledRule, _would_be
 from syncd.enrichment import Enricher, EnrichmentSettings
 
 _NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -77,3 +78,36 @@ def test_settled_shortcut_decides_what_evaluating_the_would_be_state_decides(nam
         assert "Archived" in fast._inert
     for lead in _leads(3000):
         assert fast.evaluate(lead, _NOW) == full.evaluate(lead, _NOW), lead
+
+
+def _reference_would_be(lead: dict[str, Any], decision: Decision, now: datetime) -> dict[str, Any]:
+    """The would-be state as written before its fast paths (every step, every lead)."""
+    state = dict(lead)
+    if decision.status is not None and decision.status != lead.get("status"):
+        state["status"] = decision.status
+        state["status_changed_at"] = now
+    state.update(decision.field_sets)
+    if decision.newsletters:
+        joined = [n for n in str(lead.get("newsletters") or "").split(",") if n]
+        joined += [n for n in decision.newsletters if n not in joined]
+        state["newsletters"] = ",".join(joined)
+    return state
+
+
+@pytest.mark.parametrize("joined", [None, "", "a", "a,,b", "b,a", 0, False])
+@pytest.mark.parametrize(
+    "decision",
+    [
+        Decision(rule_id="r", status="Nurture", newsletters=("a", "c")),
+        Decision(rule_id="r", newsletters=("c",), field_sets=MappingProxyType({"x": 1})),
+        Decision(rule_id="r", status="New", field_sets=MappingProxyType({"newsletters": "z"})),
+        Decision(rule_id="r", status="New"),
+    ],
+)
+def test_would_be_state_is_the_reference_state_for_any_joined_newsletters(
+    joined: object, decision: Decision
+) -> None:
+    lead = {"status": "New", "status_changed_at": None, "newsletters": joined, "x": 0}
+    got = _would_be(lead, decision, _NOW)
+    want = _reference_would_be(lead, decision, _NOW)
+    assert got == want and list(got) == list(want)

@@ -200,3 +200,20 @@ def test_the_next_now_breakpoint_is_the_first_earliest_of_all_breakpoints(
         assert fast == best
         assert getattr(fast, "tzinfo", None) == getattr(best, "tzinfo", None)
         assert _next_now_breakpoint(leaf, lead, now) == best  # again, from the day-start cache
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(k=st.integers(0, len(CALENDARS) - 1), lead=leads, start=offsets, naive=st.booleans())
+def test_next_change_bound_for_a_cycle_is_next_change_at_its_now(
+    tmp: Path, k: int, lead: dict[str, Any], start: int, naive: bool
+) -> None:
+    # What the planner asks per lead (bound once per cycle) is what next_change answers.
+    book = book_for(tmp, k)
+    now = NOW + timedelta(seconds=start)
+    if naive:
+        now = now.replace(tzinfo=None)  # taken as UTC
+    assert book.bind_next_change(now)(lead) == book.next_change(lead, now)
