@@ -47,7 +47,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from syncd.business_clock import clock_for, touch_at
+from syncd.business_clock import aware, clock_for, touch_at
 from syncd.distribution import EXACT_MAX, Distribution
 from syncd.report import (
     OPEN_BREACHES_KEPT,
@@ -296,10 +296,6 @@ def _settings_key(options: ReportOptions) -> ReportOptions:
     return replace(options, since=_EPOCH, until=_EPOCH, now=_EPOCH)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 @dataclass(slots=True)
 class Refreshed:
     """What one refresh did (for tests and the bench)."""
@@ -503,7 +499,7 @@ class FunnelState:
         with self.engine.connect() as conn:
             value = conn.execute(select(func.max(lt.c.pulled_at)).where(lt.c.crm == self.crm))
             newest: datetime | None = value.scalar()
-        return None if newest is None else _aware(newest)
+        return None if newest is None else aware(newest)
 
     def _histories(
         self, leads: set[str], since: datetime, mark: int
@@ -531,7 +527,7 @@ class FunnelState:
                     from_status = (
                         None if from_value is None else mapping.get(from_value, from_value)
                     )
-                    transition = Transition(_aware(at), mapping.get(to, to), from_status)
+                    transition = Transition(aware(at), mapping.get(to, to), from_status)
                     out.setdefault(lead_id, []).append((row_id, transition))
         for rows in out.values():
             rows.sort(key=lambda r: (r[1].at, r[0]))  # the report's order: (at, id)
