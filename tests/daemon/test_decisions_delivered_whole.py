@@ -137,6 +137,14 @@ def _fail_membership_once(app: App, crm: str) -> None:
         app.embedded.hubspot.faults.fail_next(1, status=503, path=r"/memberships/add", method="PUT")
 
 
+def _person_sets_status_after_syncds_write(app: App, crm: str, lead_id: str) -> None:
+    time.sleep(1.1)  # Salesforce stamps whole seconds: the edit lands after syncd's write
+    if crm == "salesforce":
+        app.embedded.salesforce.update_lead(lead_id, {"Status": "Working - Contacted"})
+    else:
+        app.embedded.hubspot.update_contact(lead_id, {"hs_lead_status": "OPEN"})
+
+
 def _newsletter_outcomes(app: App, lead_id: str) -> list[tuple[str, str | None]]:
     return [
         (a.outcome, a.message)
@@ -230,11 +238,7 @@ def test_a_person_changing_the_status_after_syncds_write_withdraws_the_newslette
         assert pipeline.run_cycle().outcome == "failed"
         _status_written_newsletter_pending(app, crm, ids)
         edited, untouched = ids[0], ids[1:]
-        time.sleep(1.1)  # Salesforce stamps whole seconds: the edit lands after syncd's write
-        if crm == "salesforce":
-            app.embedded.salesforce.update_lead(edited, {"Status": "Working - Contacted"})
-        else:
-            app.embedded.hubspot.update_contact(edited, {"hs_lead_status": "OPEN"})
+        _person_sets_status_after_syncds_write(app, crm, edited)
 
         report = pipeline.run_cycle()
         assert report.outcome == "ok", report.message
@@ -290,12 +294,7 @@ def test_a_membership_call_dropped_after_it_applied_then_answered_503_on_retry_s
             ).all()
         assert dict(joins) == {OutboxState.SENDING: N_LEADS}, "in doubt, not plainly pending"
 
-        edited = ids[0]
-        time.sleep(1.1)  # Salesforce stamps whole seconds: the edit lands after syncd's write
-        if crm == "salesforce":
-            app.embedded.salesforce.update_lead(edited, {"Status": "Working - Contacted"})
-        else:
-            app.embedded.hubspot.update_contact(edited, {"hs_lead_status": "OPEN"})
+        _person_sets_status_after_syncds_write(app, crm, ids[0])
         report = pipeline.run_cycle()
         assert report.outcome == "ok", report.message
         assert _members(app, crm) == set(ids)
