@@ -20,6 +20,7 @@ from connectors.hubspot.values import parse_fields
 from connectors.testing.hubspot import DEFAULT_STATUS_VALUES, HubSpotEmulator, hubspot_properties
 from connectors.testing.leads import generate_leads
 from connectors.testing.salesforce import SalesforceEmulator
+from tests.salesforce.support import token_answer
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 
@@ -45,24 +46,9 @@ def _admin(
 
 
 def _sf_token(emu: SalesforceEmulator) -> str:
-    answer = _post_token(emu)
+    answer = token_answer(emu)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
-
-
-def _post_token(emu: SalesforceEmulator) -> requests.Response:
-    with requests.Session() as session:
-        session.trust_env = False
-        return session.post(
-            emu.token_url,
-            verify=emu.ca_pem_path,
-            timeout=5,
-            data={
-                "grant_type": "client_credentials",
-                "client_id": emu.client_id,
-                "client_secret": emu.client_secret,
-            },
-        )
 
 
 def test_journal_since_returns_only_newer_entries_and_admin_calls_are_not_journaled(sf):
@@ -95,10 +81,10 @@ def test_edit_of_an_unknown_lead_says_which_and_what_to_do(sf):
 def test_faults_set_at_run_time_hit_the_api_but_never_the_admin_api(sf):
     plan = _admin(sf, "POST", "faults", {"rate": 1.0, "kinds": ["503"]}).json()
     assert (plan["rate"], plan["kinds"]) == (1.0, ["503"])
-    assert _post_token(sf).status_code == 503
+    assert token_answer(sf).status_code == 503
     assert _admin(sf, "GET", "state").status_code == 200
     _admin(sf, "POST", "faults", {"clear": True})
-    assert _post_token(sf).status_code == 200
+    assert token_answer(sf).status_code == 200
 
 
 def test_bad_fault_settings_are_refused_naming_the_value(sf):
@@ -111,8 +97,8 @@ def test_bad_fault_settings_are_refused_naming_the_value(sf):
 def test_scripted_fault_through_the_admin_api(sf):
     _admin(sf, "POST", "faults", {"script": [{"kind": "drop-before", "path": "oauth2"}]})
     with pytest.raises(requests.ConnectionError):
-        _post_token(sf)
-    assert _post_token(sf).status_code == 200
+        token_answer(sf)
+    assert token_answer(sf).status_code == 200
 
 
 def test_clock_advances_a_simulated_clock(sf):

@@ -39,18 +39,25 @@ def lead(i: int, **fields: Any) -> dict[str, Any]:
     return {"LastName": f"Lead{i}", "Company": f"Co{i}", "Email": f"l{i}@example.com", **fields}
 
 
+def token_answer(emu: SalesforceEmulator) -> requests.Response:
+    """The emulator's answer to a client-credentials token request, over its TLS."""
+    with requests.Session() as session:
+        session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the emulator's CA
+        return session.post(
+            emu.token_url,
+            verify=emu.ca_pem_path,
+            timeout=5,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": emu.client_id,
+                "client_secret": emu.client_secret,
+            },
+        )
+
+
 def simple_client(emu: SalesforceEmulator) -> Salesforce:
     """simple-salesforce with a client-credentials token of the emulator, over its TLS."""
-    answer = requests.post(
-        emu.token_url,
-        verify=emu.ca_pem_path,
-        timeout=5,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": emu.client_id,
-            "client_secret": emu.client_secret,
-        },
-    )
+    answer = token_answer(emu)
     answer.raise_for_status()
     session = requests.Session()
     session.verify = emu.ca_pem_path
