@@ -1171,7 +1171,7 @@ class Pipeline:
                 crm=self.crm,
             )
         if self.connector.stats.unanswered > unanswered:
-            _may_have_landed(batches, answers)
+            _mark_may_have_landed(batches, answers)
         # Every answer is recorded before any race restore sends: a restore that fails must
         # not leave the call's other answered batches in doubt.
         self._record_results(
@@ -1655,7 +1655,9 @@ class Pipeline:
 RESTORE_RULE = "restore-rep-edit"
 
 
-def _may_have_landed(batches: Sequence[Batch], answers: Sequence[Sequence[RecordResult]]) -> None:
+def _mark_may_have_landed(
+    batches: Sequence[Batch], answers: Sequence[Sequence[RecordResult]]
+) -> None:
     """The call was retried after an attempt that got no answer, which the CRM may have
     applied: a record the last answer refused may be in the CRM all the same (a newsletter add
     dropped after it landed, then refused with a lock on the retry). Its rows are marked so
