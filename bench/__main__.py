@@ -227,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     command = {(): "make bench", ("--quick",): "make bench-quick"}.get(
         tuple(given), "python -m bench " + " ".join(shlex.quote(a) for a in given)
     )
-    this_run = SectionRun(command, f"{started:%Y-%m-%d %H:%M}", round(elapsed / 60, 1), commit)
+    host = machine()
+    this_run = SectionRun(
+        command, f"{started:%Y-%m-%d %H:%M}", round(elapsed / 60, 1), commit, host.summary()
+    )
     new = Record(figures, notes, {n: this_run for n in sorted(wanted)})
     sidecar = args.output.with_suffix(".json")
     old: Record | None = None
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render_markdown(
         merged.figures,
         merged.notes,
-        host=machine(),
+        host=host,
         started=started,
         elapsed_s=elapsed,
         command=command,

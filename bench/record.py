@@ -37,6 +37,10 @@ class SectionRun:
     started: str  # "YYYY-MM-DD HH:MM" UTC
     minutes: float
     commit: str = ""  # the code measured: ``git describe --always --dirty``
+    #: Where it ran (``bench.report.Machine.summary``): absolute figures (leads/s, seconds)
+    #: move with the machine, so sections measured on different machines say which. "" for
+    #: runs recorded before the record kept it.
+    machine: str = ""
 
 
 @dataclass(slots=True)
@@ -128,7 +132,9 @@ def provenance(runs: Mapping[int, SectionRun]) -> list[str]:
         by_run.setdefault(run, []).append(section)
     return [
         f"- §{', '.join(str(s) for s in sections)}: `{run.command}` on {run.started} UTC "
-        f"in {run.minutes:.1f} min" + (f", code at commit `{run.commit}`" if run.commit else "")
+        f"in {run.minutes:.1f} min"
+        + (f", code at commit `{run.commit}`" if run.commit else "")
+        + f", on {run.machine or 'a machine not recorded'}"
         for run, sections in by_run.items()
     ]
 

@@ -115,6 +115,10 @@ class Machine:
     python: str
     platform: str
 
+    def summary(self) -> str:
+        """One line for the record of a run: "AMD EPYC, 2 cores, CPython 3.11.7"."""
+        return f"{self.cpu}, {self.cores} cores, {self.python}"
+
 
 def machine() -> Machine:
     """The machine the figures were measured on."""
@@ -208,7 +212,7 @@ def render_markdown(
             if provenance
             else []
         ),
-        "| machine | |",
+        "| machine" + (" of this run" if provenance else "") + " | |",
         "|---|---|",
         f"| CPU | {_cell(host.cpu)} |",
         f"| cores | {host.cores} |",

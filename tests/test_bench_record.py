@@ -66,6 +66,31 @@ def test_the_document_names_the_run_and_commit_of_each_section(tmp_path: Path) -
     assert "measured in that one run" not in text
 
 
+def test_each_run_names_the_machine_it_ran_on_and_a_run_from_before_says_it_was_not_recorded(
+    tmp_path: Path,
+) -> None:
+    epyc = SectionRun(
+        "python -m bench --update --sections 4",
+        "2026-12-01 09:00",
+        1.3,
+        "0123abc",
+        "AMD EPYC, 2 cores, CPython 3.11.7",
+    )
+    sidecar = tmp_path / "benchmarks.json"
+    save(sidecar, _record(FULL_RUN, {1: 1.0, 4: 36_040.0}))
+    merged = merge(load(sidecar), _record(epyc, {4: 19_920.0}), {4})
+    save(sidecar, merged)
+
+    lines = provenance(load(sidecar).runs)  # type: ignore[union-attr]
+
+    assert lines == [
+        "- §1: `python -m bench --sections 1,9` on 2026-11-30 09:30 UTC in 70.0 min, code at "
+        "commit `abc1234`, on a machine not recorded",
+        "- §4: `python -m bench --update --sections 4` on 2026-12-01 09:00 UTC in 1.3 min, code "
+        "at commit `0123abc`, on AMD EPYC, 2 cores, CPython 3.11.7",
+    ]
+
+
 def test_a_missing_or_foreign_record_starts_afresh(tmp_path: Path) -> None:
     assert load(tmp_path / "absent.json") is None
     (tmp_path / "other.json").write_text('{"something": "else"}', encoding="utf-8")
