@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 import tomllib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,14 @@ from connectors import registry
 from connectors.base import Connector
 from connectors.registry import ConnectorRegistry, ConnectorSpec
 from rules import load_rulebook
-from syncd import due
+from syncd import due, kpi
 from syncd.cli import app as cli
 from syncd.enrichment import EnrichmentSettings
+from syncd.plan import build_plan
 from syncd.settings import CalendarSettings, LoopGuardSettings, load_settings
 from syncd.state import StateStore
-from tests.daemon.harness import running_app, sf_lead, write_config
+from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
+from tests.daemon.test_kpi import _CountingKpis
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -325,3 +327,62 @@ def test_a_quarantined_lead_is_warned_once_per_pull_and_cleared_when_the_crm_val
     listed = CliRunner().invoke(cli, ["status", "--config", str(config)])
     assert listed.exit_code == 0, listed.output
     assert "quarantined" not in listed.output
+
+
+# ---- Why nothing is lost: what a cycle evaluates, and what it counts --------------------------
+
+
+def test_funnel_kpis_refresh_every_15_minutes_without_ledger_growth_and_are_never_spaced_further(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "brought up to date only when the ledger grew (spaced by 20 times a refresh's duration)
+    # or every 15 minutes"
+    t0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    now = {"t": t0}
+    kpis = _CountingKpis(load_settings(write_config(tmp_path)), lambda: now["t"])
+    # The first refresh takes 120 s (20 x 120 s = 40 min); the later ones 10 ms.
+    ticks = iter([0.0, 120.0, 5000.0, 5000.01, 9000.0, 9000.01])
+    monkeypatch.setattr(kpi.time, "perf_counter", lambda: next(ticks))
+
+    kpis.refresh("salesforce")
+    kpis.mark += 1  # the ledger grew: due after 20 x 120 s, but never later than 15 min
+    now["t"] = t0 + timedelta(minutes=15) - timedelta(seconds=1)
+    kpis.refresh("salesforce")
+    assert kpis.computed == 1
+    now["t"] = t0 + timedelta(minutes=15)
+    kpis.refresh("salesforce")
+    assert kpis.computed == 2
+    # The ledger does not grow: nothing until the gauges are 15 minutes old.
+    now["t"] = t0 + timedelta(minutes=30) - timedelta(seconds=1)
+    kpis.refresh("salesforce")
+    assert kpis.computed == 2
+    now["t"] = t0 + timedelta(minutes=30)
+    kpis.refresh("salesforce")
+    assert kpis.computed == 3
+
+
+def test_plan_lists_every_held_lead_when_its_selection_evaluates_none_of_them(
+    tmp_path: Path,
+) -> None:
+    # "syncd plan lists every held lead, and the blocked ones among the leads it evaluates"
+    config = write_config(tmp_path, crms=("hubspot",))
+    with running_app(config) as app:
+        emu = app.embedded.hubspot
+        ids = emu.add_contacts(
+            [hs_contact(f"H{i}", f"h{i}@acme.com", title="Analyst") for i in range(3)]
+        )
+        pipeline = app.pipelines["hubspot"]
+        assert pipeline.run_cycle().outcome == "ok"
+        for contact in ids:
+            emu.update_contact(contact, {"hs_lead_status": "IN_PROGRESS"})
+        assert pipeline.run_cycle().held == 3
+        # Nothing moved since: the plan's selection evaluates none of them.
+        selected = due.iter_plan_rows(app.store, "hubspot", app.clock(), every=False)
+        assert [r.lead_id for chunk in selected for r in chunk] == []
+        part = build_plan(app)["crms"]["hubspot"]
+        assert sorted(h["lead_id"] for h in part["held"]) == sorted(ids)
+
+    shown = CliRunner().invoke(cli, ["plan", "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert "3 held:" in shown.output, shown.output
+    assert all(f"{i}: " in shown.output for i in ids), shown.output
