@@ -386,3 +386,43 @@ def test_plan_lists_every_held_lead_when_its_selection_evaluates_none_of_them(
     assert shown.exit_code == 0, shown.output
     assert "3 held:" in shown.output, shown.output
     assert all(f"{i}: " in shown.output for i in ids), shown.output
+
+
+# ---- Why nothing is lost: what the ledger knows from HubSpot's history ------------------------
+
+
+def test_hubspot_history_source_types_become_person_syncd_and_automation_in_the_ledger(
+    tmp_path: Path,
+) -> None:
+    # "sourceType: CRM_UI a person, INTEGRATION syncd (another app writing the status counts as
+    # syncd), anything else (WORKFLOW, IMPORT, forms) the CRM's automation"; "the value set at
+    # creation is the oldest entry (from unknown)"
+    now = datetime.now(UTC)
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        emu = app.embedded.hubspot
+        (contact,) = emu.add_contacts([hs_contact("Src", "src@acme.com", title="CTO")])
+        emu.update_contact(contact, {"hs_lead_status": "OPEN"})
+        history = [
+            ("NEW", now - timedelta(days=40), "IMPORT"),
+            ("MQL", now - timedelta(days=30), "WORKFLOW"),
+            ("NURTURE", now - timedelta(days=20), "INTEGRATION"),
+            ("SAL", now - timedelta(days=10), "FORM"),
+            ("OPEN", now - timedelta(days=2), "CRM_UI"),
+        ]
+        emu.set_history(contact, "hs_lead_status", history)
+        report = app.pipelines["hubspot"].run_cycle()
+        ledger = [
+            (h.from_value, h.to_value, h.actor, h.source)
+            for h in app.store.history_of_lead("hubspot", contact)
+        ]
+        status = emu.contact(contact)["hs_lead_status"]
+
+    assert report.outcome == "ok" and report.held == 1
+    assert status == "OPEN"  # the person's value, two days old: held, not overwritten
+    assert ledger == [
+        (None, "NEW", "automation", "backfill"),
+        ("NEW", "MQL", "automation", "backfill"),
+        ("MQL", "NURTURE", "syncd", "backfill"),
+        ("NURTURE", "SAL", "automation", "backfill"),
+        ("SAL", "OPEN", "person", "backfill"),
+    ]
