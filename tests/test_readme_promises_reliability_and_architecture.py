@@ -426,3 +426,50 @@ def test_hubspot_history_source_types_become_person_syncd_and_automation_in_the_
         ("NURTURE", "SAL", "automation", "backfill"),
         ("SAL", "OPEN", "person", "backfill"),
     ]
+
+
+# ---- Why nothing is lost: writes in flight are in doubt, and settled ---------------------------
+
+
+def test_a_person_who_puts_the_old_status_back_over_an_unconfirmed_write_is_held_and_it_withdrawn(
+    tmp_path: Path,
+) -> None:
+    # "If someone other than syncd modified the lead after the request left and the CRM shows
+    # another status, that status is treated as a person's -- held, and the change withdrawn
+    # with an audit row saying the write was unconfirmed"; "The rest of such an overridden
+    # intent that went out in the same request ... is withdrawn with it, audited as unconfirmed"
+    config = write_config(tmp_path, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    retry: {attempts: 1}")
+    )
+    old = "Open - Not Contacted"
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        seeded = datetime.fromtimestamp(sf.clock.now_second(), tz=UTC) - timedelta(minutes=1)
+        (lead,) = sf.add_leads(
+            [sf_lead("Back", "back@acme.com", title="Analyst", activity_days=200, status=old)],
+            modstamp=seeded,
+        )
+        pipeline = app.pipelines["salesforce"]
+        # The org applies the status write and the newsletter add; the answer is lost.
+        sf.faults.drop_next(1, path="composite/sobjects", method="PATCH", after_applied=True)
+        assert pipeline.run_cycle().outcome == "failed"
+        assert sf.lead(lead)["Status"] == "Nurture"
+        # A rep puts the old value back before syncd learns what became of its write.
+        sf.update_lead(lead, {"Status": old})
+
+        settled = pipeline.run_cycle()
+        after = pipeline.run_cycle()
+        status = sf.lead(lead)["Status"]
+        audit = [(a.field, a.outcome, a.message) for a in app.store.audit_of_lead(lead)]
+        mirror = app.store.lead("salesforce", lead)
+
+    assert settled.outcome == "ok" and settled.written == 0 and settled.held == 1
+    assert after.written == 0 and after.planned == 0
+    assert status == old  # the person's value stands
+    assert mirror is not None and mirror.rep_edit_status == old
+    assert [(field, outcome) for field, outcome, _ in audit] == [
+        ("status", "withdrawn"),
+        ("newsletter:newsletter", "withdrawn"),
+    ]
+    assert all("unconfirmed" in (message or "") for _, _, message in audit), audit
