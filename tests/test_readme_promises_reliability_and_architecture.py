@@ -26,9 +26,10 @@ from rules import load_rulebook
 from syncd import due, kpi
 from syncd.cli import app as cli
 from syncd.enrichment import EnrichmentSettings
-from syncd.plan import build_plan
+from syncd.plan import build_plan, status_report
 from syncd.settings import CalendarSettings, LoopGuardSettings, load_settings
 from syncd.state import StateStore
+from tests.daemon import test_decisions_delivered_whole as dd
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
 from tests.daemon.test_kpi import _CountingKpis
 
@@ -473,3 +474,63 @@ def test_a_person_who_puts_the_old_status_back_over_an_unconfirmed_write_is_held
         ("newsletter:newsletter", "withdrawn"),
     ]
     assert all("unconfirmed" in (message or "") for _, _, message in audit), audit
+
+
+# ---- Why nothing is lost: decisions delivered whole, and rep edits win -----------------------
+
+
+def test_the_rest_of_a_half_delivered_decision_is_withdrawn_when_the_lead_is_converted(
+    tmp_path: Path,
+) -> None:
+    # "The rest is withdrawn only when ... the lead was deleted or converted"
+    crm = "salesforce"
+    with running_app(dd._config(tmp_path, crm, one_attempt=True)) as app:
+        ids = dd._seed(app, crm)
+        pipeline = app.pipelines[crm]
+        dd._fail_membership_once(app, crm)
+        assert pipeline.run_cycle().outcome == "failed"
+        dd._status_written_newsletter_pending(app, crm, ids)
+        app.embedded.salesforce.convert_lead(ids[0])
+        assert pipeline.run_cycle().outcome == "ok"
+        assert dd._newsletter_outcomes(app, ids[0]) == [("withdrawn", "lead converted in the CRM")]
+        assert dd._members(app, crm) == set(ids[1:])
+
+
+def test_a_persons_status_edit_withdraws_syncds_change_still_waiting_for_that_lead(
+    tmp_path: Path,
+) -> None:
+    # "a person changed it: syncd leaves that lead alone for hold_rep_edits_for, withdraws any
+    # change of its own still waiting for that lead, counts it, and syncd status says why"
+    crm = "salesforce"
+    config = dd._config(tmp_path, crm, one_attempt=True)
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        seeded = datetime.fromtimestamp(sf.clock.now_second(), tz=UTC) - timedelta(minutes=1)
+        ids = sf.add_leads(
+            [
+                sf_lead(f"W{i}", f"w{i}@acme{i}.com", title="Analyst", activity_days=200)
+                for i in range(2)
+            ],
+            modstamp=seeded,
+        )
+        pipeline = app.pipelines[crm]
+        # The status batch is refused with a 503: every change stays waiting in the outbox.
+        sf.faults.fail_next(1, path="composite/sobjects", method="PATCH")
+        assert pipeline.run_cycle().outcome == "failed"
+        assert app.store.pending_count(crm) == 4  # 2 status writes, 2 joins
+        sf.update_lead(ids[0], {"Status": "Working - Contacted"})  # a rep works the lead
+
+        report = pipeline.run_cycle()
+        status = {i: sf.lead(i)["Status"] for i in ids}
+        audit = [(a.field, a.outcome, a.message) for a in app.store.audit_of_lead(ids[0])]
+        held = status_report(app)["crms"][crm]["held"]
+
+    assert report.outcome == "ok" and report.held == 1
+    assert status == {ids[0]: "Working - Contacted", ids[1]: "Nurture"}
+    reason = "status changed by a person (or the CRM) before syncd wrote it"
+    assert audit == [
+        ("status", "withdrawn", reason),
+        ("newsletter:newsletter", "withdrawn", reason),
+    ]
+    assert [h["lead_id"] for h in held] == [ids[0]]
+    assert "Working - Contacted" in held[0]["reason"]
