@@ -10,6 +10,8 @@ import logging
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +28,7 @@ from rules import load_rulebook
 from syncd import due, kpi
 from syncd.cli import app as cli
 from syncd.enrichment import EnrichmentSettings
+from syncd.history_staging import StagedHistory
 from syncd.plan import build_plan, status_report
 from syncd.settings import CalendarSettings, LoopGuardSettings, load_settings
 from syncd.state import StateStore
@@ -534,3 +537,53 @@ def test_a_persons_status_edit_withdraws_syncds_change_still_waiting_for_that_le
     ]
     assert [h["lead_id"] for h in held] == [ids[0]]
     assert "Working - Contacted" in held[0]["reason"]
+
+
+# ---- Why nothing is lost: the Salesforce first sync's history staging -------------------------
+
+
+def test_a_salesforce_first_sync_stages_the_orgs_history_in_tmpdir_for_the_pull_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "reads the org's whole Status history once, streamed into a temporary file for the pull
+    # (in TMPDIR ...)"
+    staging_dir = tmp_path / "tmpdir"
+    staging_dir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(staging_dir))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile reads TMPDIR anew
+    seen: list[list[str]] = []
+    add = StagedHistory.add
+
+    def add_and_look(self: StagedHistory, entries: Any) -> None:
+        seen.append(sorted(p.name for p in staging_dir.iterdir()))
+        add(self, entries)
+
+    monkeypatch.setattr(StagedHistory, "add", add_and_look)
+    base = datetime.fromtimestamp(time.time(), tz=UTC).replace(microsecond=0)
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        emu = app.embedded.salesforce
+        ids = emu.add_leads(
+            (sf_lead(f"T{i}", f"t{i}@acme.com", title="CTO") for i in range(250)),
+            modstamp=base - timedelta(days=30),
+        )
+        for lead_id in ids:
+            emu.update_lead(
+                lead_id, {"Status": "Working - Contacted"}, modstamp=base - timedelta(days=20)
+            )
+        report = app.pipelines["salesforce"].run_cycle()
+        per_lead = [
+            e
+            for e in emu.journal.entries()
+            if e.soql and "FROM LeadHistory" in e.soql and " IN (" in e.soql
+        ]
+        ledger = app.store.history_of_lead("salesforce", ids[0])
+
+    assert report.outcome == "ok" and report.pulled == 250
+    assert per_lead == []  # the org's history was read once, not per 200 leads
+    staged = [[n for n in names if n.startswith("syncd-history-")] for names in seen]
+    assert staged and all(len(names) == 1 for names in staged), seen
+    # Removed when the pull ended (the emulator's own files stay).
+    assert not [p for p in staging_dir.iterdir() if p.name.startswith("syncd-history-")]
+    assert [(h.to_value, h.actor, h.source) for h in ledger] == [
+        ("Working - Contacted", "person", "backfill")
+    ]
