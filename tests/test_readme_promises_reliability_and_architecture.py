@@ -587,3 +587,26 @@ def test_a_salesforce_first_sync_stages_the_orgs_history_in_tmpdir_for_the_pull_
     assert [(h.to_value, h.actor, h.source) for h in ledger] == [
         ("Working - Contacted", "person", "backfill")
     ]
+
+
+# ---- Why nothing is lost: the chaos soak is the judge ------------------------------------------
+
+
+def test_the_bounded_soak_faults_30_percent_of_calls_of_every_kind_over_2000_leads_a_crm() -> None:
+    # "faults on about 30 % of API calls (every kind the emulators have ...)"; "A bounded soak
+    # (2,000 leads a CRM) runs in make test"
+    import argparse
+
+    from connectors.testing.kit.cli import add_common_options
+    from connectors.testing.kit.faults import FAULT_KINDS
+    from tests.soak import scenario, world
+
+    params = scenario.SoakParams()
+    assert (params.leads, params.fault_rate) == (2000, 0.3)
+    assert set(scenario.FAULT_KINDS) == set(FAULT_KINDS)
+    # The soak starts each emulator with a fault rate and no kind filter: the default is all.
+    parser = argparse.ArgumentParser()
+    add_common_options(parser)
+    assert parser.parse_args([]).fault_kinds.split(",") == list(FAULT_KINDS)
+    source = Path(world.__file__).read_text()
+    assert '"--fault-rate"' in source and '"--fault-kinds"' not in source
