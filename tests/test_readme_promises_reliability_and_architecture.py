@@ -610,3 +610,89 @@ def test_the_bounded_soak_faults_30_percent_of_calls_of_every_kind_over_2000_lea
     assert parser.parse_args([]).fault_kinds.split(",") == list(FAULT_KINDS)
     source = Path(world.__file__).read_text()
     assert '"--fault-rate"' in source and '"--fault-kinds"' not in source
+
+
+# ---- Architecture: connector types without an emulator, and the rules layer --------------------
+
+
+def test_embedded_mode_talks_to_the_configured_crm_of_a_type_without_an_emulator(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "(the emulator is optional: without one, embedded mode talks to the configured CRM)"
+    from syncd.app import App
+    from tests.daemon.test_connector_plugin import MEMORY, RULES, MemoryConnector
+
+    assert MEMORY.emulator is None
+    (tmp_path / "rules.yaml").write_text(RULES)
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"""\
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0, min_changes: 1}}
+server: {{enabled: false}}
+embedded: {{enabled: true, leads: 5, rep_activity: false, fresh_state: false}}
+connectors:
+  memory/books:
+    type: memory
+    status_values: {{Nurture: nurturing}}
+    connector: {{statuses: [new, nurturing, lost], newsletters: {{newsletter: list-7}}}}
+""")
+    registry.register(MEMORY)
+    try:
+        with caplog.at_level(logging.WARNING, logger="syncd"):
+            app = App.build(load_settings(config))
+        try:
+            crm = app.connectors["memory/books"]
+            assert isinstance(crm, MemoryConnector)
+            assert crm.config.statuses == ["new", "nurturing", "lost"]  # as configured
+            assert app.pipelines["memory/books"].run_cycle().outcome == "ok"
+        finally:
+            app.close()
+    finally:
+        registry.unregister("memory")
+    assert any(
+        "memory/books: connector type memory has no emulator; it talks to the configured "
+        "In-memory CRM" in r.getMessage()
+        for r in caplog.records
+    ), caplog.text
+
+
+_NO_IO_IN_RULES = {
+    "psycopg",
+    "psycopg2",
+    "sqlite3",
+    "sqlalchemy",
+    "sqlmodel",
+    "socket",
+    "ssl",
+    "http",
+    "urllib",
+    "urllib3",
+    "requests",
+    "simple_salesforce",
+    "hubspot",
+    "syncd",
+    "connectors",
+}
+
+
+def test_the_rules_package_imports_no_network_or_database_library() -> None:
+    # "rules import no I/O library" (import-linter holds it in make check; this in make test)
+    import ast
+
+    offenders: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "rules").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+        }
+        if names & _NO_IO_IN_RULES:
+            offenders[str(path.relative_to(ROOT))] = sorted(names & _NO_IO_IN_RULES)
+    assert offenders == {}
