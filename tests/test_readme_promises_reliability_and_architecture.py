@@ -696,3 +696,36 @@ def test_the_rules_package_imports_no_network_or_database_library() -> None:
         if names & _NO_IO_IN_RULES:
             offenders[str(path.relative_to(ROOT))] = sorted(names & _NO_IO_IN_RULES)
     assert offenders == {}
+
+
+# ---- Why nothing is lost: what a cycle reads ---------------------------------------------------
+
+
+def test_a_cycle_that_evaluates_and_writes_leads_never_reads_their_reasons(tmp_path: Path) -> None:
+    # "the plan reads only the columns rules need (never reasons, which only explain shows)"
+    from sqlalchemy import event
+
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        app.embedded.salesforce.add_leads(
+            sf_lead(f"R{i}", f"r{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(5)
+        )
+        reads: list[str] = []
+
+        def sent(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.lstrip().upper().startswith("SELECT"):
+                reads.append(statement)
+
+        event.listen(app.store.engine, "before_cursor_execute", sent)
+        try:
+            report = app.pipelines["salesforce"].run_cycle()
+        finally:
+            event.remove(app.store.engine, "before_cursor_execute", sent)
+        with app.store.begin() as conn:
+            (row,) = conn.exec_driver_sql(
+                "SELECT count(*) FROM lead WHERE reasons IS NOT NULL"
+            ).one()
+
+    assert report.outcome == "ok" and report.evaluated == 5 and report.written > 0
+    assert row == 5  # the pull stored them
+    assert reads and not [s for s in reads if "reasons" in s]
