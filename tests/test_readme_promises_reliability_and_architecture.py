@@ -729,3 +729,27 @@ def test_a_cycle_that_evaluates_and_writes_leads_never_reads_their_reasons(tmp_p
     assert report.outcome == "ok" and report.evaluated == 5 and report.written > 0
     assert row == 5  # the pull stored them
     assert reads and not [s for s in reads if "reasons" in s]
+
+
+# ---- Why nothing is lost: what a pull can know -------------------------------------------------
+
+
+def test_two_status_changes_between_pulls_are_one_pulled_ledger_row(tmp_path: Path) -> None:
+    # "A pull sees only the latest value: two changes between pulls are one pulled row."
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        emu = app.embedded.hubspot
+        (contact,) = emu.add_contacts([hs_contact("Two", "two@acme.com", title="CTO")])
+        pipeline = app.pipelines["hubspot"]
+        assert pipeline.run_cycle().outcome == "ok"
+        before = emu.contact(contact)["hs_lead_status"]
+        emu.update_contact(contact, {"hs_lead_status": "OPEN"})
+        emu.update_contact(contact, {"hs_lead_status": "IN_PROGRESS"})
+        assert pipeline.run_cycle().outcome == "ok"
+        pulled = [
+            (h.from_value, h.to_value, h.actor)
+            for h in app.store.history_of_lead("hubspot", contact)
+            if h.source == "pulled"
+        ]
+
+    assert before not in ("OPEN", "IN_PROGRESS")
+    assert pulled == [(before, "IN_PROGRESS", "person")]
