@@ -753,3 +753,36 @@ def test_two_status_changes_between_pulls_are_one_pulled_ledger_row(tmp_path: Pa
 
     assert before not in ("OPEN", "IN_PROGRESS")
     assert pulled == [(before, "IN_PROGRESS", "person")]
+
+
+def test_a_config_that_uses_only_hubspot_never_imports_the_salesforce_connector(
+    tmp_path: Path,
+) -> None:
+    # "connectors/registry.py finds a spec by type name ... and imports it only when a config
+    # uses the type"
+    import os
+    import sys
+    import textwrap
+
+    config = write_config(tmp_path, crms=("hubspot",))
+    probe = textwrap.dedent(f"""\
+        import sys
+        from pathlib import Path
+        from syncd.app import App
+        from syncd.settings import load_settings
+        app = App.build(load_settings(Path({str(config)!r})))
+        try:
+            assert app.pipelines["hubspot"].run_cycle().outcome == "ok"
+        finally:
+            app.close()
+        loaded = sorted(m for m in sys.modules
+                        if m.startswith(("connectors.salesforce", "simple_salesforce",
+                                         "connectors.testing.salesforce")))
+        assert loaded == [], loaded
+        assert "connectors.hubspot.spec" in sys.modules
+        """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
