@@ -786,3 +786,16 @@ def test_a_config_that_uses_only_hubspot_never_imports_the_salesforce_connector(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_text_of_131072_characters_is_kept_and_one_character_more_is_quarantined() -> None:
+    # "A value syncd cannot parse or store (... text over 131,072 characters) is stored empty"
+    from connectors.kit.values import Quarantine
+
+    quarantine = Quarantine()
+    longest = "x" * 131_072
+    assert quarantine.keep("title", longest, longest) == longest
+    assert quarantine.problems == []
+    assert quarantine.keep("title", longest + "x", longest + "x") is None
+    [problem] = quarantine.problems
+    assert (problem.field, problem.reason) == ("title", "text longer than 131,072 characters")
