@@ -456,3 +456,11 @@ def test_two_status_changes_between_pulls_are_one_pulled_ledger_row(tmp_path: Pa
 
     assert before not in ("OPEN", "IN_PROGRESS")
     assert pulled == [(before, "IN_PROGRESS", "person")]
+
+
+def test_the_hubspot_emulator_keeps_20_past_values_a_property_as_the_readme_says() -> None:
+    # "the emulator and the tests assume 20 (history_max_values), so that the cut-off path ...
+    # is exercised"
+    from connectors.testing.hubspot import EmulatorConfig
+
+    assert EmulatorConfig().history_max_values == 20
