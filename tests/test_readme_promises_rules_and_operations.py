@@ -1,0 +1,352 @@
+"""README promises of "The rule language" to "Retention" that no other test pinned down.
+
+Each test names the promise it holds the code to; the emulators and the daemon harness are the
+real ones (tests/daemon/harness.py), the webhook receiver a loopback HTTP server.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete
+from typer.testing import CliRunner
+
+from syncd.cli import app as cli
+from syncd.pipeline import CycleReport
+from syncd.revert import execute_revert, plan_revert
+from syncd.settings import AlertSettings, BreakerSettings, RetentionSettings
+from syncd.state import AuditRow, StateStore
+from tests.daemon.harness import E2E_RULES, running_app, sf_lead, write_config
+from tests.daemon.test_report import _seed as seed_report_fixture
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+runner = CliRunner()
+
+
+# -- Funnel report ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def report_config(tmp_path: Path) -> Path:
+    """The 40-lead ledger of tests/daemon/test_report.py (transitions in September 2026)."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    seed_report_fixture(url)
+    path = tmp_path / "syncd.yaml"
+    path.write_text(
+        f"state: {{url: '{url}'}}\n"
+        "salesforce: {status_values: {Unqualified: 'Closed - Not Converted'}}\n"
+        "hubspot: {}\n"
+    )
+    return path
+
+
+def _report_json(config: Path, *args: str) -> dict[str, Any]:
+    result = runner.invoke(cli, ["report", "--config", str(config), "--json", *args])
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+def test_report_period_is_the_90_days_before_the_report_time_when_no_since_or_until(
+    report_config: Path,
+) -> None:
+    inside = _report_json(report_config, "--at", "2026-10-12T12:00:00Z")
+    assert inside["meta"]["since"] == "2026-07-14T12:00:00+00:00"
+    assert inside["meta"]["until"] == "2026-10-12T12:00:00+00:00"
+    assert inside["groups"][0]["stages"][0]["any_order"] == 40
+    # The last transition is on 2026-09-16: 95 days before, it is outside the default period.
+    outside = _report_json(report_config, "--at", "2026-12-20T12:00:00Z")
+    assert outside["meta"]["since"] == "2026-09-21T12:00:00+00:00"
+    assert all(s["any_order"] == 0 for g in outside["groups"] for s in g["stages"])
+
+
+def test_json_and_html_reports_carry_the_definitions_the_table_prints(
+    report_config: Path, tmp_path: Path
+) -> None:
+    from syncd.report import DEFINITIONS
+
+    period = ("--since", "2026-09-01", "--until", "2026-10-01", "--at", "2026-10-12T12:00:00Z")
+    assert _report_json(report_config, *period)["definitions"] == DEFINITIONS
+    page = tmp_path / "report.html"
+    result = runner.invoke(
+        cli, ["report", "--config", str(report_config), *period, "--html", str(page)]
+    )
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    for key, text in DEFINITIONS.items():
+        assert f"<dt>{key}</dt>" in html
+        assert text.split()[0] in html
+
+
+# -- Alerts ----------------------------------------------------------------------------------
+
+
+class _Hook:
+    """A loopback webhook: records each JSON POST; answers ``fail_next`` POSTs with HTTP 500."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.fail_next = 0
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hook.fail_next:
+                    hook.fail_next -= 1
+                    self.send_response(500)
+                else:
+                    hook.received.append(body)
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/TOKEN"
+
+
+@pytest.fixture
+def hook() -> Iterator[_Hook]:
+    h = _Hook()
+    thread = threading.Thread(target=h.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield h
+    finally:
+        h.server.shutdown()
+        h.server.server_close()
+
+
+class _Meta(dict[str, Any]):
+    """The ``meta`` table's two calls, in memory."""
+
+    def get_meta(self, key: str) -> Any:
+        return self.get(key)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+class _Cycle:
+    def __init__(self, run_id: str, outcome: str = "ok", failed: int = 0) -> None:
+        self.crm, self.run_id, self.outcome, self.failed = "salesforce", run_id, outcome, failed
+        self.written, self.planned = 0, 50
+
+
+def _alerter(hook: _Hook, events: list[str], clock: list[float], now: list[datetime]) -> Any:
+    from syncd.alerts import Alerter
+
+    settings = AlertSettings.model_validate(
+        {"channels": [{"name": "ops", "url": hook.url, "events": events}], "repeat_after": "24h"}
+    )
+    return Alerter(settings, _Meta(), clock=lambda: clock[0], now=lambda: now[0])
+
+
+def test_breaker_tripped_is_sent_once_per_run_when_the_breaker_stops_runs(hook: _Hook) -> None:
+    clock, now = [0.0], [datetime(2026, 10, 1, tzinfo=UTC)]
+    alerter = _alerter(hook, ["breaker_tripped"], clock, now)
+    alerter.after_cycle(_Cycle("run1", "breaker"), None)
+    alerter.after_cycle(_Cycle("run1", "breaker"), None)  # the same run again: said already
+    alerter.after_cycle(_Cycle("run2", "ok"), None)
+    alerter.after_cycle(_Cycle("run3", "breaker"), None)
+    assert [(m["event"], m["run_id"]) for m in hook.received] == [
+        ("breaker_tripped", "run1"),
+        ("breaker_tripped", "run3"),
+    ]
+    assert "stopped by the change breaker" in hook.received[0]["text"]
+
+
+def test_writes_failing_is_sent_when_it_starts_and_again_only_after_repeat_after(
+    hook: _Hook,
+) -> None:
+    clock, now = [0.0], [datetime(2026, 10, 1, tzinfo=UTC)]
+    alerter = _alerter(hook, ["writes_failing"], clock, now)
+    alerter.after_cycle(_Cycle("r1", failed=3), None)
+    now[0] += timedelta(hours=23)
+    alerter.after_cycle(_Cycle("r2", failed=2), None)  # still failing, within repeat_after
+    assert [m["run_id"] for m in hook.received] == ["r1"]
+    now[0] += timedelta(hours=2)
+    alerter.after_cycle(_Cycle("r3", failed=1), None)
+    assert [m["run_id"] for m in hook.received] == ["r1", "r3"]
+    alerter.after_cycle(_Cycle("r4"), None)  # writes go through: the condition ends
+    now[0] += timedelta(minutes=5)
+    alerter.after_cycle(_Cycle("r5", failed=4), None)  # starts again: sent at once
+    assert [(m["event"], m["run_id"], m["failed"]) for m in hook.received][-1] == (
+        "writes_failing",
+        "r5",
+        4,
+    )
+    assert len(hook.received) == 3
+
+
+def test_an_alert_a_channel_refused_is_sent_by_a_later_cycle_after_the_channel_rests(
+    hook: _Hook,
+) -> None:
+    clock, now = [0.0], [datetime(2026, 10, 1, tzinfo=UTC)]
+    alerter = _alerter(hook, ["breaker_tripped"], clock, now)
+    hook.fail_next = 1
+    alerter.after_cycle(_Cycle("run1", "breaker"), None)  # HTTP 500: not delivered
+    clock[0] = 30.0
+    alerter.after_cycle(_Cycle("run1", "breaker"), None)  # resting: not even tried
+    assert hook.received == [] and hook.fail_next == 0
+    clock[0] = 61.0
+    alerter.after_cycle(_Cycle("run1", "breaker"), None)
+    assert [(m["event"], m["run_id"]) for m in hook.received] == [("breaker_tripped", "run1")]
+
+
+# -- Metrics ---------------------------------------------------------------------------------
+
+
+def _metrics_section() -> str:
+    return README[README.index("\n## Metrics\n") : README.index("\n## Retention\n")]
+
+
+def test_every_series_the_readme_metrics_table_names_is_exported_with_its_labels(
+    tmp_path: Path,
+) -> None:
+    """Both ways: tests/test_readme.py checks each exported series is in the table."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    with running_app(write_config(tmp_path)) as app:
+        for pipeline in app.pipelines.values():
+            pipeline.run_cycle()
+        exported: dict[str, set[tuple[str, ...]]] = {}
+        for value in vars(app.metrics).values():  # labels even of series without samples yet
+            if isinstance(value, MetricWrapperBase):
+                exported[value._name] = {tuple(value._labelnames)}
+        for family in app.metrics.registry.collect():  # the scrape-time collectors too
+            labels = exported.setdefault(family.name, set())
+            labels |= {tuple(s.labels) for s in family.samples}
+    rows = [line for line in _metrics_section().splitlines() if line.startswith("| `syncd_")]
+    named = [
+        (m[1], tuple(m[2].split(",")) if m[2] else ())
+        for row in rows
+        for m in re.finditer(r"`(syncd_\w+)(?:\{([\w,]*)\})?`", row.split("|")[1])
+    ]
+    assert len(named) > 30
+    for name, labels in named:
+        family = name.removesuffix("_total")
+        assert family in exported, f"README names {name}; syncd does not export it"
+        assert not exported[family] or labels in exported[family], (name, exported[family])
+
+
+# -- Reverting a run -------------------------------------------------------------------------
+
+
+def _sf_run(app: Any, n: int) -> tuple[list[str], str]:
+    """``n`` stale Salesforce leads, moved to Nurture (and the newsletter) by one cycle."""
+    sf = app.embedded.salesforce
+    ids = sf.add_leads(
+        sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", status="Working - Contacted",
+                activity_days=200)
+        for i in range(n)
+    )  # fmt: skip
+    report = app.pipelines["salesforce"].run_cycle()
+    assert report.outcome == "ok" and {sf.lead(i)["Status"] for i in ids} == {"Nurture"}
+    return ids, report.run_id
+
+
+def _plan(app: Any, run_id: str) -> Any:
+    pipeline = app.pipelines["salesforce"]
+    now = app.clock()
+    pipeline.pull(CycleReport("salesforce", "plan"), until=now)
+    return plan_revert(app.store, pipeline, run_id, app.rules.current(), now)
+
+
+def test_a_large_revert_is_stopped_by_the_change_breaker_unless_approved(tmp_path: Path) -> None:
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        ids, run_id = _sf_run(app, 6)
+        pipeline = app.pipelines["salesforce"]
+        pipeline.breaker = BreakerSettings(max_change_share=0.2, min_changes=1)
+        book = app.rules.current()
+        stopped = execute_revert(pipeline, _plan(app, run_id), book)
+        assert stopped.report.outcome == "breaker"
+        assert "--approve-large-run" in (stopped.report.message or "")
+        assert {app.embedded.salesforce.lead(i)["Status"] for i in ids} == {"Nurture"}
+        approved = execute_revert(pipeline, _plan(app, run_id), book, approve_large_run=True)
+        assert approved.report.outcome == "ok", approved.report.message
+        sf = app.embedded.salesforce
+        assert {sf.lead(i)["Status"] for i in ids} == {"Working - Contacted"}
+
+
+def test_a_revert_skips_deleted_and_converted_leads_and_leaves_them_alone(tmp_path: Path) -> None:
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        ids, run_id = _sf_run(app, 3)
+        sf = app.embedded.salesforce
+        sf.delete_lead(ids[0])
+        sf.convert_lead(ids[1])
+        plan = _plan(app, run_id)
+        reasons = {(s.lead_id, s.field): s.reason for s in plan.skipped}
+        assert reasons[(ids[0], "status")] == "lead deleted in the CRM"
+        assert reasons[(ids[1], "status")] == "lead converted in the CRM"
+        assert {r.lead_id for r in plan.restores} == {ids[2]}
+
+
+def test_a_revert_skips_a_restore_the_rule_sets_transition_guards_forbid(tmp_path: Path) -> None:
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        ids, run_id = _sf_run(app, 2)
+        guarded = E2E_RULES.replace(
+            "protected: [Converted]", "protected: [Converted]\ntransitions: {Open: {from: [New]}}"
+        )
+        assert guarded != E2E_RULES
+        time.sleep(0.01)  # a new mtime, so the holder reloads the file
+        (tmp_path / "rules.yaml").write_text(guarded)
+        plan = _plan(app, run_id)
+        status = [s for s in plan.skipped if s.field == "status"]
+        assert {s.lead_id for s in status} == set(ids)
+        assert all(s.reason.startswith("blocked by the rules' guards") for s in status)
+        assert all(r.field != "status" for r in plan.restores)
+
+
+def test_revert_of_a_run_whose_audit_rows_were_pruned_says_it_is_past_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.testing.salesforce import SalesforceEmulator
+    from tests.daemon.test_revert import _cli_config
+
+    with SalesforceEmulator() as emu:
+        monkeypatch.setenv("SF_SECRET", emu.client_secret)
+        campaign = emu.add_campaign("Newsletter")
+        emu.add_leads(
+            sf_lead("L0", "l0@acme0.com", title="Analyst", status="Working - Contacted",
+                    activity_days=200)
+            for _ in range(1)
+        )  # fmt: skip
+        config = str(_cli_config(tmp_path, emu, campaign))
+        assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
+        store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            run_id = store.last_runs()[0].run_id
+            assert store.audit_of_run(run_id)
+            with store.engine.begin() as conn:  # what retention does past `retention.audit`
+                conn.execute(delete(AuditRow).where(AuditRow.run_id == run_id))  # type: ignore[arg-type]
+        finally:
+            store.close()
+        writes = len(emu.journal.writes())
+        result = runner.invoke(cli, ["revert", run_id, "--yes", "-c", config])
+        assert result.exit_code == 0, result.output
+        assert f"no applied changes of run {run_id} are in the audit" in result.output
+        assert len(emu.journal.writes()) == writes
+
+
+# -- Retention -------------------------------------------------------------------------------
+
+
+def test_retention_defaults_are_the_readme_table_audit_180d_runs_180d_outbox_30d() -> None:
+    defaults = RetentionSettings()
+    assert defaults.audit == timedelta(days=180)
+    assert defaults.runs == timedelta(days=180)
+    assert defaults.outbox == timedelta(days=30)
+    assert defaults.batch_rows == 5000
