@@ -33,6 +33,63 @@ README = (REPO / "README.md").read_text()
 runner = CliRunner()
 
 
+# -- The rule language -----------------------------------------------------------------------
+
+
+def test_the_readme_rule_excerpt_is_what_rules_default_yaml_ships() -> None:
+    """Each statement of the excerpt under "The rule language" is in the shipped file as is."""
+    import yaml
+
+    section = README[
+        README.index("\n## The rule language\n") : README.index("\n## Funnel report\n")
+    ]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block
+    excerpt = yaml.safe_load(block[1])
+    shipped = yaml.safe_load((REPO / "rules/default.yaml").read_text())
+    for key in ("version", "name", "mode", "protected"):
+        assert excerpt[key] == shipped[key], key
+    for status, spec in excerpt["statuses"].items():
+        assert status in shipped["statuses"], status
+        assert spec.get("converted") == shipped["statuses"][status].get("converted"), status
+        if "description" in spec:
+            assert spec["description"] == shipped["statuses"][status]["description"], status
+    for target, guard in excerpt["transitions"].items():
+        assert shipped["transitions"][target] == guard, target
+    rules = {r["id"]: r for r in shipped["rules"]}
+    for rule in excerpt["rules"]:
+        assert rule["id"] in rules, rule["id"]
+        for key in ("when", "then"):
+            assert rule[key] == rules[rule["id"]][key], (rule["id"], key)
+
+
+def test_a_status_the_transitions_forbid_is_blocked_shown_by_plan_and_explain_never_written(
+    tmp_path: Path,
+) -> None:
+    from syncd.plan import build_plan, explain_lead
+
+    guarded = E2E_RULES.replace(
+        "protected: [Converted]", "protected: [Converted]\ntransitions: {Nurture: {from: [New]}}"
+    )
+    assert guarded != E2E_RULES
+    with running_app(write_config(tmp_path, rules=guarded, crms=("salesforce",))) as app:
+        sf = app.embedded.salesforce
+        [working] = sf.add_leads(
+            [sf_lead("W", "w@acme.com", title="Analyst", status="Working - Contacted",
+                     activity_days=200)]
+        )  # fmt: skip
+        pipeline = app.pipelines["salesforce"]
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+        blocked = build_plan(app)["crms"]["salesforce"]["blocked"]
+        assert [b["lead_id"] for b in blocked] == [working]
+        [explained] = explain_lead(app, "w@acme.com")
+        assert "guard" in explained["verdict"] and "Nurture" in explained["verdict"]
+        report = pipeline.run_cycle()
+        assert report.outcome == "ok" and report.blocked == 1 and report.written == 0
+        assert sf.lead(working)["Status"] == "Working - Contacted"
+        assert app.store.audit_of_lead(working, "salesforce") == []
+
+
 # -- Funnel report ---------------------------------------------------------------------------
 
 
@@ -68,6 +125,19 @@ def test_report_period_is_the_90_days_before_the_report_time_when_no_since_or_un
     outside = _report_json(report_config, "--at", "2026-12-20T12:00:00Z")
     assert outside["meta"]["since"] == "2026-09-21T12:00:00+00:00"
     assert all(s["any_order"] == 0 for g in outside["groups"] for s in g["stages"])
+
+
+def test_the_readme_report_example_is_the_first_lines_the_command_prints(
+    report_config: Path,
+) -> None:
+    block = re.search(r"<!-- example: report -->\n```\n(.*?)```", README, re.S)
+    assert block
+    command, *expected = block[1].splitlines()
+    args = command.removeprefix("$ syncd ").split()
+    result = runner.invoke(cli, [*args, "--config", str(report_config)])
+    assert result.exit_code == 0, result.output
+    printed = [line.rstrip() for line in result.output.splitlines()]
+    assert printed[: len(expected)] == [line.rstrip() for line in expected]
 
 
 def test_json_and_html_reports_carry_the_definitions_the_table_prints(
