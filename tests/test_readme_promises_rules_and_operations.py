@@ -420,3 +420,101 @@ def test_retention_defaults_are_the_readme_table_audit_180d_runs_180d_outbox_30d
     assert defaults.runs == timedelta(days=180)
     assert defaults.outbox == timedelta(days=30)
     assert defaults.batch_rows == 5000
+
+
+# -- Deploying -------------------------------------------------------------------------------
+
+
+def _rendered(path: str) -> list[dict[str, Any]]:
+    from tests.deploy.test_kubernetes_manifests import _render
+
+    return _render(path)
+
+
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
+
+
+def test_the_base_pod_requests_192mi_limits_512mi_and_mounts_no_api_token() -> None:
+    docs = _rendered("base")
+    (container,) = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["memory"] == "192Mi"
+    assert container["resources"]["limits"]["memory"] == "512Mi"
+    assert _one(docs, "ServiceAccount")["automountServiceAccountToken"] is False
+    assert _one(docs, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert {d["kind"] for d in docs} >= {"Namespace", "ConfigMap", "Service", "PodDisruptionBudget"}
+
+
+def test_the_ha_overlay_reads_its_database_url_from_the_secret_and_a_job_upgrades_the_schema(
+    tmp_path: Path,
+) -> None:
+    from ruamel.yaml import YAML
+
+    from syncd.settings import load_settings
+
+    k8s = REPO / "deploy" / "kubernetes"
+    cm = _one(_rendered("overlays/postgres-ha"), "ConfigMap")
+    (tmp_path / "config.yaml").write_text(cm["data"]["config.yaml"])
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "default.yaml").write_text(cm["data"]["default.yaml"])
+    url = "postgresql+psycopg://syncd:pw@db.example/syncd"
+    env = {"SF_CLIENT_ID": "x", "SF_CLIENT_SECRET": "y", "HUBSPOT_TOKEN": "z"}
+    settings = load_settings(tmp_path / "config.yaml", env={**env, "SYNCD_DATABASE_URL": url})
+    assert settings.state.url.get_secret_value() == url
+    job = YAML(typ="safe").load(k8s / "overlays" / "postgres-ha" / "db-upgrade-job.yaml")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["db", "upgrade"]
+    secret = YAML(typ="safe").load(k8s / "secret.example.yaml")
+    assert set(secret["stringData"]) >= {"SF_CLIENT_SECRET", "HUBSPOT_TOKEN", "SYNCD_DATABASE_URL"}
+
+
+def test_the_monitoring_kit_scrapes_syncd_and_alerts_on_each_condition_the_readme_lists() -> None:
+    from ruamel.yaml import YAML
+
+    docs = _rendered("monitoring")
+    assert {d["kind"] for d in docs} >= {"ServiceMonitor", "PrometheusRule"}
+    service = _one(_rendered("base"), "Service")
+    assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    plain = YAML(typ="safe").load(REPO / "deploy/kubernetes/monitoring/alerts.rules.yaml")
+    exprs = {r["alert"]: r for g in plain["groups"] for r in g["rules"]}
+    wanted = {  # README: "no successful cycle for 3 intervals, cycles failing, ..."
+        "SyncdNoSuccessfulCycle": "syncd_last_success_timestamp_seconds",
+        "SyncdCyclesFailing": "syncd_cycle_failures_total",
+        "SyncdBreakerTripped": "syncd_breaker_trips_total",
+        "SyncdWritesFailing": "syncd_records_written_total",
+        "SyncdApiQuotaHigh": "syncd_api_quota_used / syncd_api_quota_limit > 0.8",
+        "SyncdRulesInvalid": "syncd_rules_valid == 0",
+        "SyncdNoLeader": "syncd_lease_leader",
+        "SyncdAcceptanceRateLow": "syncd_acceptance_rate < 0.9",
+        "SyncdSalFollowUpBreached": "syncd_sla_open_breaches > 0",
+    }
+    for alert, expr in wanted.items():
+        assert expr in exprs[alert]["expr"], alert
+    assert "3 * 300" in exprs["SyncdNoSuccessfulCycle"]["expr"]  # 3 default intervals
+    assert exprs["SyncdAcceptanceRateLow"]["for"] == "1h"
+    assert exprs["SyncdSalFollowUpBreached"]["for"] == "30m"
+
+
+def test_the_image_installs_the_locked_dependencies_first_and_keeps_state_in_var_lib_syncd() -> (
+    None
+):
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    lock = next(i for i, line in enumerate(lines) if "--requirement requirements.lock" in line)
+    code = next(i for i, line in enumerate(lines) if line.startswith("COPY syncd "))
+    assert lock < code  # the dependency layer survives a code change
+    assert any("SYNCD_STATE__DIR=/var/lib/syncd" in line for line in lines)
+    assert "USER 10001:10001" in lines
+    assert lines[-2:] == ['ENTRYPOINT ["syncd"]', 'CMD ["run"]']  # never the demo by default
+
+
+def test_the_systemd_unit_does_not_restart_after_exit_2_and_filters_system_calls() -> None:
+    unit = (REPO / "deploy" / "systemd" / "syncd.service").read_text().splitlines()
+    for line in (
+        "RestartPreventExitStatus=2",
+        "TimeoutStopSec=20",
+        "SystemCallFilter=@system-service",
+        "EnvironmentFile=-/etc/syncd/secrets.env",
+        "ExecStart=/opt/syncd/.venv/bin/syncd run --config /etc/syncd/config.yaml",
+    ):
+        assert line in unit, line
