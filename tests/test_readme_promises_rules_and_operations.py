@@ -380,6 +380,28 @@ def test_a_revert_skips_a_restore_the_rule_sets_transition_guards_forbid(tmp_pat
         assert all(r.field != "status" for r in plan.restores)
 
 
+def test_a_revert_skips_a_field_with_a_newer_change_waiting_in_the_outbox(tmp_path: Path) -> None:
+    from sqlmodel import Session
+
+    from syncd.state import OutboxRow, OutboxState
+
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        ids, run_id = _sf_run(app, 2)
+        now = datetime.now(UTC)
+        with Session(app.store.engine) as session:  # what a later plan queued, not yet sent
+            session.add(
+                OutboxRow(crm="salesforce", lead_id=ids[0], kind="field", field="status",
+                          value="Unqualified", before="Nurture", rule_id="later", run_id="later",
+                          intent_id=f"later.{ids[0]}", state=OutboxState.PENDING,
+                          created_at=now, updated_at=now)
+            )  # fmt: skip
+            session.commit()
+        plan = _plan(app, run_id)
+        reasons = {(s.lead_id, s.field): s.reason for s in plan.skipped}
+        assert reasons == {(ids[0], "status"): "a newer change for it is waiting in the outbox"}
+        assert (ids[1], "status") in {(r.lead_id, r.field) for r in plan.restores}
+
+
 def test_revert_of_a_run_whose_audit_rows_were_pruned_says_it_is_past_the_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -518,3 +540,69 @@ def test_the_systemd_unit_does_not_restart_after_exit_2_and_filters_system_calls
         "ExecStart=/opt/syncd/.venv/bin/syncd run --config /etc/syncd/config.yaml",
     ):
         assert line in unit, line
+
+
+def test_db_current_shows_the_stores_revision_and_the_one_this_syncd_needs(tmp_path: Path) -> None:
+    from syncd.schema import schema_status
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"state: {{url: '{url}'}}\nhubspot: {{}}\n")
+    empty = runner.invoke(cli, ["db", "current", "-c", str(config)])
+    assert empty.exit_code == 0, empty.output
+    assert "current: empty" in empty.output and "run `syncd db upgrade`" in empty.output
+    StateStore(url).close()  # SQLite: upgraded at start (state.auto_upgrade)
+    store = StateStore(url)
+    try:
+        head = schema_status(store.engine).head
+    finally:
+        store.close()
+    assert f"needed:  {head}" in empty.output
+    done = runner.invoke(cli, ["db", "current", "-c", str(config)])
+    assert done.exit_code == 0, done.output
+    assert done.output.splitlines() == [f"current: {head}", f"needed:  {head}"]
+
+
+def test_a_sqlite_leader_holds_an_os_file_lock_beside_the_database_until_it_releases(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+    import os
+
+    from syncd.lease import Identity, Lease
+
+    db = tmp_path / "state.db"
+    store = StateStore(f"sqlite:///{db}")
+    ttl = timedelta(seconds=30)
+    lease = Lease(store, "hubspot", ttl=ttl, renew_every=ttl / 3, identity=Identity("a", 1, "a"))
+
+    def locked() -> bool:
+        fd = os.open(tmp_path / "state.db.lease-hubspot.lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock this probe took
+        return False
+
+    try:
+        assert lease.try_acquire()
+        assert locked()
+        lease.release()
+        assert not locked()
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_connections_never_prepare_statements_on_the_server(postgres_url: str) -> None:
+    """So a transaction-pooling proxy (PgBouncer) can carry syncd's statements."""
+    from tests.pgdb import empty_database
+
+    store = StateStore(empty_database(postgres_url, "readme_prepare"))
+    try:
+        with store.engine.connect() as conn:
+            assert conn.connection.dbapi_connection.prepare_threshold is None  # type: ignore[union-attr]
+    finally:
+        store.close()
