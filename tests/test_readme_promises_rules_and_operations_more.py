@@ -1,0 +1,149 @@
+"""README promises of "Alerts" to "Retention" that no other test pinned down (continued from
+tests/test_readme_promises_rules_and_operations.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from syncd.cli import app as cli
+from syncd.settings import load_settings
+from syncd.state import StateStore
+from tests.daemon.harness import running_app, sf_lead, write_config
+
+runner = CliRunner()
+
+
+def test_an_alert_channels_webhook_url_comes_from_env_or_file_and_never_shows_in_settings(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "oncall-webhook"
+    secret.write_text("https://hooks.example/T0/ONCALL-TOKEN\n")
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"""
+hubspot: {{}}
+alerts:
+  channels:
+    - {{name: sales-ops, url: {{env: SALES_OPS_WEBHOOK}}, events: [sla_breach]}}
+    - {{name: oncall, url: {{file: {secret}}}, events: [no_leader]}}
+""")
+    settings = load_settings(config, env={"SALES_OPS_WEBHOOK": "https://hooks.example/SALES-TOKEN"})
+    sales, oncall = settings.alerts.channels
+    assert sales.url.get_secret_value() == "https://hooks.example/SALES-TOKEN"
+    assert oncall.url.get_secret_value() == "https://hooks.example/T0/ONCALL-TOKEN"
+    shown = repr(settings.alerts) + str(settings.alerts.model_dump())
+    assert "TOKEN" not in shown
+
+
+# -- Reverting a run -------------------------------------------------------------------------
+
+
+def _synced_cli(tmp_path: Path, emu: object, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A Salesforce emulator with 2 stale leads, one `sync --once` run that nurtured them."""
+    from tests.daemon.test_revert import _cli_config
+
+    monkeypatch.setenv("SF_SECRET", emu.client_secret)  # type: ignore[attr-defined]
+    campaign = emu.add_campaign("Newsletter")  # type: ignore[attr-defined]
+    emu.add_leads(  # type: ignore[attr-defined]
+        sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", status="Working - Contacted",
+                activity_days=200)
+        for i in range(2)
+    )  # fmt: skip
+    config = str(_cli_config(tmp_path, emu, campaign))
+    assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        run_id = store.last_runs()[0].run_id
+    finally:
+        store.close()
+    return config, run_id
+
+
+def test_revert_without_yes_asks_first_and_a_no_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.testing.salesforce import SalesforceEmulator
+
+    with SalesforceEmulator() as emu:
+        config, run_id = _synced_cli(tmp_path, emu, monkeypatch)
+        writes = len(emu.journal.writes())
+        result = runner.invoke(cli, ["revert", run_id, "-c", config], input="n\n")
+        assert result.exit_code == 0, result.output
+        assert "Write these 4 changes to salesforce?" in result.output
+        assert result.output.rstrip().endswith("nothing was written")
+        assert len(emu.journal.writes()) == writes
+
+
+def test_revert_since_takes_a_duration_ago_or_an_iso_time_and_names_a_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from connectors.testing.salesforce import SalesforceEmulator
+
+    with SalesforceEmulator() as emu:
+        config, run_id = _synced_cli(tmp_path, emu, monkeypatch)
+
+        def restores(since: str) -> int:
+            result = runner.invoke(
+                cli, ["revert", run_id, "--dry-run", "--json", "--since", since, "-c", config]
+            )
+            assert result.exit_code == 0, result.output
+            return len(json.loads(result.output)["restores"])
+
+        assert restores("2h") == 4  # the run was moments ago
+        hour_ahead = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        assert restores(hour_ahead) == 0
+        day_ago = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+        assert restores(day_ago) == 4
+        bad = runner.invoke(cli, ["revert", run_id, "--since", "yesterday", "-c", config])
+        assert bad.exit_code == 2 and "--since 'yesterday'" in bad.output
+
+
+# -- Retention -------------------------------------------------------------------------------
+
+
+def test_the_daemon_prunes_nothing_at_start_its_first_retention_pass_is_one_interval_later(
+    tmp_path: Path,
+) -> None:
+    """A restart loop never prunes: 400-day-old audit rows outlive the daemon's first cycle."""
+    from syncd.scheduler import Daemon
+    from syncd.state import AuditRow
+    from tests.test_retention import _audit
+
+    config = write_config(tmp_path, crms=("hubspot",), extra="retention: {interval: 2h}\n")
+    with running_app(config) as app:
+        with app.store.begin() as conn:
+            rows = _audit(3, timedelta(0))
+            for row in rows:
+                row["at"] = datetime.now(UTC) - timedelta(days=400)
+            conn.execute(AuditRow.__table__.insert(), rows)
+        daemon = Daemon(app)
+        seen: list[datetime | None] = []
+
+        def watch() -> None:  # stop once the first cycle is done and the job was looked at
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not ("hubspot" in daemon.last and seen):
+                job = daemon._scheduler.get_job("retention") if daemon._scheduler.running else None
+                if job is not None and not seen:
+                    seen.append(job.next_run_time)
+                time.sleep(0.01)
+            app.stop.set()
+
+        started = datetime.now(UTC)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            assert daemon.run() == 0  # signal handlers: run() needs the main thread
+        finally:
+            app.stop.set()
+            watcher.join()
+        assert "hubspot" in daemon.last
+        assert len(app.store.audit_of_run("run")) == 3
+    assert seen and seen[0] is not None
+    assert started + timedelta(hours=2) <= seen[0] <= datetime.now(UTC) + timedelta(hours=2)
