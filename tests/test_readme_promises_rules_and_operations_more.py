@@ -43,13 +43,15 @@ alerts:
 # -- Reverting a run -------------------------------------------------------------------------
 
 
-def _synced_cli(tmp_path: Path, emu: object, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+def _synced_cli(
+    tmp_path: Path, emu: object, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str, list[str]]:
     """A Salesforce emulator with 2 stale leads, one `sync --once` run that nurtured them."""
     from tests.daemon.test_revert import _cli_config
 
     monkeypatch.setenv("SF_SECRET", emu.client_secret)  # type: ignore[attr-defined]
     campaign = emu.add_campaign("Newsletter")  # type: ignore[attr-defined]
-    emu.add_leads(  # type: ignore[attr-defined]
+    ids: list[str] = emu.add_leads(  # type: ignore[attr-defined]
         sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", status="Working - Contacted",
                 activity_days=200)
         for i in range(2)
@@ -61,7 +63,7 @@ def _synced_cli(tmp_path: Path, emu: object, monkeypatch: pytest.MonkeyPatch) ->
         run_id = store.last_runs()[0].run_id
     finally:
         store.close()
-    return config, run_id
+    return config, run_id, ids
 
 
 def test_revert_without_yes_asks_first_and_a_no_writes_nothing(
@@ -70,7 +72,7 @@ def test_revert_without_yes_asks_first_and_a_no_writes_nothing(
     from connectors.testing.salesforce import SalesforceEmulator
 
     with SalesforceEmulator() as emu:
-        config, run_id = _synced_cli(tmp_path, emu, monkeypatch)
+        config, run_id, _ = _synced_cli(tmp_path, emu, monkeypatch)
         writes = len(emu.journal.writes())
         result = runner.invoke(cli, ["revert", run_id, "-c", config], input="n\n")
         assert result.exit_code == 0, result.output
@@ -87,7 +89,7 @@ def test_revert_since_takes_a_duration_ago_or_an_iso_time_and_names_a_bad_one(
     from connectors.testing.salesforce import SalesforceEmulator
 
     with SalesforceEmulator() as emu:
-        config, run_id = _synced_cli(tmp_path, emu, monkeypatch)
+        config, run_id, _ = _synced_cli(tmp_path, emu, monkeypatch)
 
         def restores(since: str) -> int:
             result = runner.invoke(
@@ -103,6 +105,32 @@ def test_revert_since_takes_a_duration_ago_or_an_iso_time_and_names_a_bad_one(
         assert restores(day_ago) == 4
         bad = runner.invoke(cli, ["revert", run_id, "--since", "yesterday", "-c", config])
         assert bad.exit_code == 2 and "--since 'yesterday'" in bad.output
+
+
+def test_revert_reports_a_value_the_crm_does_not_show_after_writing_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read-back: a person edits a lead between the revert's write and its read."""
+    from connectors.testing.salesforce import SalesforceEmulator
+    from syncd.pipeline import Pipeline
+
+    with SalesforceEmulator() as emu:
+        config, run_id, ids = _synced_cli(tmp_path, emu, monkeypatch)
+        edited = ids[0]
+        drain = Pipeline.drain
+
+        def drain_then_a_person_edits(self: Pipeline, *args: object, **kwargs: object) -> object:
+            done = drain(self, *args, **kwargs)
+            emu.update_lead(edited, {"Status": "Unqualified"})
+            return done
+
+        monkeypatch.setattr(Pipeline, "drain", drain_then_a_person_edits)
+        result = runner.invoke(cli, ["revert", run_id, "--yes", "-c", config])
+        assert result.exit_code == 1, result.output
+        assert (
+            f"differs {edited} status: wrote 'Working - Contacted', the CRM shows 'Unqualified'"
+            in result.output
+        )
 
 
 # -- Retention -------------------------------------------------------------------------------
