@@ -175,3 +175,50 @@ def test_the_daemon_prunes_nothing_at_start_its_first_retention_pass_is_one_inte
         assert len(app.store.audit_of_run("run")) == 3
     assert seen and seen[0] is not None
     assert started + timedelta(hours=2) <= seen[0] <= datetime.now(UTC) + timedelta(hours=2)
+
+
+# -- Deploying -------------------------------------------------------------------------------
+
+
+def test_sigterm_while_a_request_waits_on_the_crm_exits_0_within_5_seconds(tmp_path: Path) -> None:
+    """The 30 s grace period of Kubernetes (and TimeoutStopSec=20) is enough."""
+    import signal
+
+    from connectors.testing.hubspot import EmulatorConfig, HubSpotEmulator
+    from tests.daemon.test_lease import RULES, TOKEN_ENV, Daemon, seed
+
+    emu = HubSpotEmulator(EmulatorConfig(extra_status_options=["NURTURE"])).start()
+    daemon: Daemon | None = None
+    try:
+        seed(emu, 20, slow_writes=0)
+        held = emu.faults.slow_next(1, delay=20, path=r"batch/update", method="POST")
+        (tmp_path / "rules.yaml").write_text(RULES)
+        config = tmp_path / "syncd.yaml"
+        config.write_text(f"""
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0, min_changes: 1}}
+server: {{enabled: false}}
+hubspot:
+  interval: 60s
+  status_values: {{New: NEW, Nurture: NURTURE}}
+  connector:
+    base_url: {emu.base_url}
+    timeout_seconds: 30   # the held write is still waiting when the signal comes
+    auth: {{type: private_app, access_token: {{env: {TOKEN_ENV}}}}}
+""")
+        daemon = Daemon(config, emu, "stopped")
+        deadline = time.monotonic() + 60
+        while held.count and time.monotonic() < deadline and daemon.proc.poll() is None:
+            time.sleep(0.05)
+        assert held.count == 0, daemon.output()  # the batch write is in the emulator's hands
+        daemon.proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        code = daemon.proc.wait(timeout=30)
+        took = time.monotonic() - sent
+        assert code == 0, daemon.output()
+        assert took < 5.0, (took, daemon.output())
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        emu.stop()
