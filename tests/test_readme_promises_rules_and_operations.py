@@ -63,6 +63,31 @@ def test_the_readme_rule_excerpt_is_what_rules_default_yaml_ships() -> None:
             assert rule[key] == rules[rule["id"]][key], (rule["id"], key)
 
 
+def test_rules_test_enriches_a_fixtures_lead_before_the_rules_see_it(tmp_path: Path) -> None:
+    """free_mail is not in the fixture's lead: enrichment derives it from the email."""
+    (tmp_path / "rules.yaml").write_text(
+        "version: 1\nname: mail\nmode: first_match\nstatuses: {New: {}, Archived: {}}\n"
+        "rules:\n  - id: free-mail\n    when: {field: free_mail, eq: true}\n"
+        "    then: [{set_status: Archived}]\n"
+    )
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    (fixtures / "mail.yaml").write_text(
+        "ruleset: ../rules.yaml\nnow: 2026-06-01T00:00:00Z\ncases:\n"
+        "  - name: a gmail address is free mail\n"
+        "    lead: {status: New, email: jo@gmail.com}\n"
+        "    expect: {status: Archived, rule: free-mail}\n"
+        "  - name: a company address is not\n"
+        "    lead: {status: New, email: jo@acme-industrial.com}\n"
+        "    expect: {status: null}\n"
+    )
+    config = tmp_path / "syncd.yaml"
+    config.write_text("rules: {files: [rules.yaml], fixtures: null}\nhubspot: {}\n")
+    result = runner.invoke(cli, ["rules", "test", str(fixtures), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "2 passed, 0 failed" in result.output
+
+
 def test_a_status_the_transitions_forbid_is_blocked_shown_by_plan_and_explain_never_written(
     tmp_path: Path,
 ) -> None:
