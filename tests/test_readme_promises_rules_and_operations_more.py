@@ -222,3 +222,44 @@ hubspot:
         if daemon is not None:
             daemon.stop()
         emu.stop()
+
+
+# -- Funnel report at scale ------------------------------------------------------------------
+
+
+def test_the_report_runs_in_parts_from_50000_leads_one_per_core_at_most_8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from syncd import report_parallel
+    from tests.daemon.test_report import _seed as seed_40_leads
+    from tests.daemon.test_report_parallel import MAPS, _options
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert report_parallel.default_workers() == 8
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert report_parallel.default_workers() == 2
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    seed_40_leads(url)
+    started: list[object] = []
+    start = report_parallel._start
+
+    def counted(*args: object) -> object:
+        started.append(args)
+        return start(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(report_parallel, "_start", counted)
+    store = StateStore(url)
+    try:
+        one_pass = report_parallel.compute_from_store(store.engine, MAPS, _options())
+        assert started == []  # 40 leads: one pass, no worker process
+        monkeypatch.setattr(report_parallel, "PARALLEL_MIN_LEADS", 40)
+        in_parts = report_parallel.compute_from_store(store.engine, MAPS, _options())
+        assert len(started) == 1  # two cores: this process and one worker
+    finally:
+        store.close()
+    from syncd.report_render import json_text
+
+    assert json_text(in_parts, {}) == json_text(one_pass, {})
