@@ -263,3 +263,39 @@ def test_the_report_runs_in_parts_from_50000_leads_one_per_core_at_most_8(
     from syncd.report_render import json_text
 
     assert json_text(in_parts, {}) == json_text(one_pass, {})
+
+
+def test_a_revert_skips_a_status_a_person_set_since_even_to_the_value_syncd_wrote(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import update
+
+    from syncd.pipeline import CycleReport
+    from syncd.revert import plan_revert
+    from syncd.state import AuditRow
+
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        sf = app.embedded.salesforce
+        ids = sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", status="Working - Contacted",
+                    activity_days=200)
+            for i in range(2)
+        )  # fmt: skip
+        pipeline = app.pipelines["salesforce"]
+        run_id = pipeline.run_cycle().run_id
+        assert sf.lead(ids[0])["Status"] == "Nurture"
+        with app.store.begin() as conn:  # the run was a minute ago (CRM times are to the second)
+            audit = AuditRow.__table__
+            conn.execute(
+                update(audit)
+                .where(audit.c.run_id == run_id)
+                .values(at=datetime.now(UTC) - timedelta(minutes=1))
+            )
+        sf.update_lead(ids[0], {"Status": "Unqualified"})  # a rep moves it, then back again
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+        sf.update_lead(ids[0], {"Status": "Nurture"})
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+        plan = plan_revert(app.store, pipeline, run_id, app.rules.current(), app.clock())
+        reasons = {(s.lead_id, s.field): s.reason for s in plan.skipped}
+        assert reasons[(ids[0], "status")].startswith("status set by a person at ")
+        assert (ids[1], "status") in {(r.lead_id, r.field) for r in plan.restores}
