@@ -3,6 +3,7 @@ tests/test_readme_promises_rules_and_operations.py)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -299,3 +300,17 @@ def test_a_revert_skips_a_status_a_person_set_since_even_to_the_value_syncd_wrot
         reasons = {(s.lead_id, s.field): s.reason for s in plan.skipped}
         assert reasons[(ids[0], "status")].startswith("status set by a person at ")
         assert (ids[1], "status") in {(r.lead_id, r.field) for r in plan.restores}
+
+
+def test_every_repository_file_the_readme_sections_name_exists() -> None:
+    """Paths named from "The rule language" to "Retention" (rules/…, deploy/…, syncd/…)."""
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    start = readme.index("\n## The rule language\n")
+    end = readme.find("\n## ", readme.index("\n## Retention\n") + 1)
+    section = readme[start : end if end != -1 else len(readme)]
+    named = set(re.findall(r"[`(]((?:rules|deploy|docs|syncd|tests|bench)/[\w./*-]+)[`)]", section))
+    named |= set(re.findall(r"`(requirements\.lock|Dockerfile)`", section))
+    assert len(named) > 10
+    missing = sorted(p for p in named if not any(repo.glob(p.rstrip("/"))))
+    assert not missing, missing
