@@ -1,0 +1,226 @@
+"""README.md lines 1-633 (Two commands, Admin workflow, Configuration): promises no other test
+pinned down."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from connectors.hubspot.config import HubSpotConfig
+from connectors.salesforce.config import SalesforceConfig
+from syncd.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+# --------------------------------------------------------------------------------------------
+# The default column of README's three settings tables is what the code defaults to.
+
+
+def _table_rows(section: str) -> list[tuple[str, str]]:
+    """(setting cell, default cell) of each row of the first table under ``section``."""
+    start = README.index(f"\n{section}\n")
+    table = re.search(r"\n\| setting \|.*?\n((?:\|.*\n)+)", README[start:])
+    assert table, f"no settings table under {section}"
+    rows = []
+    for row in table[1].splitlines()[1:]:
+        cells = row.split("|")
+        rows.append((cells[1].strip(), cells[2].strip()))
+    return rows
+
+
+def _names(cell: str) -> list[str]:
+    """`a.b` / `c` names a.b and a.c; `retry.x`, `y` names retry.x and retry.y."""
+    names: list[str] = []
+    prefix = ""
+    for token in re.findall(r"`([^`]+)`", cell):
+        if "." in token:
+            prefix = token.rsplit(".", 1)[0] + "."
+            names.append(token)
+        else:
+            names.append(prefix + token)
+    return names
+
+
+_ONLY_CODE = re.compile(r"^`[^`]*`$")
+
+
+def _documented_defaults(section: str) -> list[tuple[str, str]]:
+    """(setting path, README default text) for every default written as a literal value;
+    ``none`` / ``off`` stand for "not set" (None). Prose defaults ("identity", "system
+    store", "required") are promises of another kind and are left out."""
+    found: list[tuple[str, str]] = []
+    for setting_cell, default_cell in _table_rows(section):
+        names = _names(setting_cell)
+        if default_cell in ("none", "off"):
+            found += [(name, "none") for name in names]
+            continue
+        parts = re.split(r" / |, ", default_cell) if len(names) > 1 else [default_cell]
+        if len(names) == 2 and re.fullmatch(r"`[^`:]+:\d+`", default_cell):
+            parts = default_cell.strip("`").split(":")  # `host:port`
+            parts = [f"`{p}`" for p in parts]
+        if len(parts) != len(names):
+            continue
+        for name, part in zip(names, parts, strict=True):
+            if _ONLY_CODE.match(part):
+                found.append((name, part.strip("`")))
+    return found
+
+
+def _nest(path: list[str], leaf: Any) -> dict[str, Any]:
+    out: Any = leaf
+    for part in reversed(path):
+        out = {part: out}
+    return dict(out)
+
+
+def _get(model: Any, path: list[str]) -> Any:
+    for part in path:
+        model = model[part] if isinstance(model, dict) else getattr(model, part)
+    return model
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    return value
+
+
+_SF_AUTH = {"type": "client_credentials", "client_id": "x", "client_secret": "s"}
+_HS_AUTH = {"type": "private_app", "access_token": "t"}
+_BASES: dict[str, dict[str, Any]] = {
+    "salesforce": {
+        "instance_url": "https://x.my.salesforce.com",
+        "token_url": "https://x.my.salesforce.com/services/oauth2/token",
+        "auth": _SF_AUTH,
+    },
+    "hubspot": {"auth": _HS_AUTH},
+}
+# Settings of one auth type only: their defaults are read under that type.
+_AUTH_OF = {
+    ("salesforce", "audience"): {
+        "type": "jwt_bearer",
+        "client_id": "x",
+        "username": "u",
+        "private_key": "k",
+    },
+    ("hubspot", "token_url"): {
+        "type": "oauth",
+        "client_id": "x",
+        "client_secret": "s",
+        "refresh_token": "r",
+    },
+    ("hubspot", "refresh_margin_seconds"): {
+        "type": "oauth",
+        "client_id": "x",
+        "client_secret": "s",
+        "refresh_token": "r",
+    },
+}
+
+
+def _daemon_value(path: str, given: Any | None) -> Any:
+    parts = path.split(".")
+    if parts[0] == "connectors":
+        parts[1] = "sf"
+        head = {"type": "salesforce"}
+        rest = parts[2:]
+        inner = _nest(rest[:-1], {} if given is None else {rest[-1]: given})
+        data = {"connectors": {"sf": head | inner}}
+        parts[0] = "instances"  # the attribute the connectors: mapping is read into
+    else:
+        data = _nest(parts[:-1], {} if given is None else {parts[-1]: given})
+    return _plain(_get(Settings.model_validate(data), parts))
+
+
+def _connector_value(kind: str, path: str, given: Any | None) -> Any:
+    model = SalesforceConfig if kind == "salesforce" else HubSpotConfig
+    parts = path.split(".")
+    data = dict(_BASES[kind])
+    if parts[0] == "auth":
+        data["auth"] = dict(_AUTH_OF.get((kind, parts[-1]), data["auth"]))
+        if given is not None:
+            data["auth"][parts[-1]] = given
+    elif given is not None:
+        data |= _nest(parts[:-1], {parts[-1]: given})
+    return _plain(_get(model.model_validate(data), parts))
+
+
+def _value_of(section: str, path: str, given: Any | None) -> Any:
+    if section == "## Configuration":
+        return _daemon_value(path, given)
+    return _connector_value(section.split()[-1].lower(), path, given)
+
+
+_DEFAULT_CASES = [
+    pytest.param(section, path, text, id=f"{section.split()[-1]}:{path}")
+    for section in ("## Configuration", "### Salesforce", "### HubSpot")
+    for path, text in _documented_defaults(section)
+]
+
+
+def test_readme_settings_tables_give_literal_defaults_for_most_settings() -> None:
+    """The parser below finds the tables' defaults (a broken parser would check nothing)."""
+    sections = {case.values[0] for case in _DEFAULT_CASES}
+    assert sections == {"## Configuration", "### Salesforce", "### HubSpot"}
+    assert len(_DEFAULT_CASES) >= 90
+
+
+@pytest.mark.parametrize(("section", "path", "text"), _DEFAULT_CASES)
+def test_readme_default_is_the_default_when_the_setting_is_left_out(
+    section: str, path: str, text: str
+) -> None:
+    default = _value_of(section, path, None)
+    if text == "none":
+        assert default is None, f"README says {path} is unset by default; code: {default!r}"
+        return
+    try:
+        documented = _value_of(section, path, yaml.safe_load(text))
+    except ValidationError:  # e.g. api_version `59.0` is text, not a number
+        documented = _value_of(section, path, text)
+    assert default == documented, f"README: {path} defaults to {text}; code: {default!r}"
+
+
+def test_lease_renewal_defaults_to_a_third_of_the_ttl() -> None:
+    settings = Settings.model_validate({"lease": {"ttl": "45s"}})
+    assert settings.lease.renewal.total_seconds() == 15
+
+
+def test_retention_keeps_audit_rows_180_days_by_default_and_refuses_under_90() -> None:
+    assert Settings().retention.audit.days == 180
+    with pytest.raises(ValidationError, match="at least 90 days"):
+        Settings.model_validate({"retention": {"audit": "89d"}})
+    assert Settings.model_validate({"retention": {"audit": "90d"}}).retention.audit.days == 90
+
+
+def test_icp_defaults_are_the_roles_and_countries_the_readme_names() -> None:
+    icp = Settings().enrichment.icp
+    assert icp.roles == ["marketing", "sales", "operations", "it"]
+    nordics = ["SE", "DK", "NO", "FI"]
+    named = ["US", "CA", "GB", "IE", "DE", "AT", "CH", "NL", "FR", "AU", "NZ"]
+    assert sorted(icp.countries) == sorted(named + nordics)
+
+
+def test_salesforce_fields_default_to_standard_lead_fields_plus_the_bant_custom_fields() -> None:
+    fields = SalesforceConfig.model_validate(_BASES["salesforce"]).fields
+    custom = {api for api in fields.values() if api.endswith("__c")}
+    assert custom == {"Budget__c", "Authority__c", "Need__c", "Timeline__c"}
+    assert fields["status"] == "Status" and fields["email"] == "Email"
+
+
+def test_hubspot_fields_default_to_the_named_properties_plus_bant() -> None:
+    properties = set(HubSpotConfig.model_validate(_BASES["hubspot"]).fields.values())
+    assert {"email", "firstname", "jobtitle", "hs_lead_status", "numemployees"} <= properties
+    assert {p for p in properties if p.startswith("bant_")} == {
+        "bant_budget",
+        "bant_authority",
+        "bant_need",
+        "bant_timeline",
+    }
