@@ -3,7 +3,11 @@ pinned down."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from connectors.hubspot.config import HubSpotConfig
 from connectors.salesforce.config import SalesforceConfig
-from syncd.settings import Settings
+from syncd.settings import Settings, load_settings
+from syncd.yamlfile import YamlFileError
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -224,3 +229,125 @@ def test_hubspot_fields_default_to_the_named_properties_plus_bant() -> None:
         "bant_need",
         "bant_timeline",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration: validation the table and the environment section promise.
+
+
+@pytest.mark.parametrize("missing", ["MQL", "SAL"])
+def test_report_stages_without_mql_or_sal_are_refused_when_loading(
+    tmp_path: Path, missing: str
+) -> None:
+    stages = [s for s in ["New", "MQL", "SAL", "SQL", "Converted"] if s != missing]
+    path = tmp_path / "syncd.yaml"
+    path.write_text(f"report: {{stages: [{', '.join(stages)}]}}\n")
+    with pytest.raises(YamlFileError, match=f"report.stages must include {missing}"):
+        load_settings(path, env={})
+
+
+def test_a_variable_naming_no_instance_in_the_file_adds_one_lower_cased(tmp_path: Path) -> None:
+    path = tmp_path / "syncd.yaml"
+    path.write_text("connectors:\n  salesforce/emea: {type: salesforce}\n")
+    settings = load_settings(
+        path,
+        env={
+            "SYNCD_CONNECTORS__HUBSPOT_APAC__TYPE": "hubspot",
+            "SYNCD_CONNECTORS__HUBSPOT_APAC__INTERVAL": "2m",
+        },
+    )
+    added = settings.connectors()["hubspot_apac"]
+    assert added.type == "hubspot" and added.interval.total_seconds() == 120
+    assert set(settings.connectors()) == {"salesforce/emea", "hubspot_apac"}
+
+
+SF_BLOCK = """\
+connectors:
+  sf:
+    type: salesforce
+    connector:
+      instance_url: https://acme.my.salesforce.com
+      token_url: https://acme.my.salesforce.com/services/oauth2/token
+      auth: {type: client_credentials, client_id: abc%s}
+"""
+
+
+def test_a_secret_set_by_a_variable_is_not_refused_as_written_in_the_config(
+    tmp_path: Path,
+) -> None:
+    from syncd.app import StartupError, connector_config
+
+    path = tmp_path / "syncd.yaml"
+    path.write_text(SF_BLOCK % "")
+    variable = "SYNCD_CONNECTORS__SF__CONNECTOR__AUTH__CLIENT_SECRET"
+    settings = load_settings(path, env={variable: "s3cret"})
+    config = connector_config(settings, "sf", settings.connectors()["sf"])
+    assert config.auth.client_secret.get_secret_value() == "s3cret"  # type: ignore[attr-defined]
+    # The same value written in the file is refused.
+    path.write_text(SF_BLOCK % ", client_secret: s3cret")
+    settings = load_settings(path, env={})
+    with pytest.raises(StartupError, match="secrets must not be written in the config"):
+        connector_config(settings, "sf", settings.connectors()["sf"])
+
+
+# --------------------------------------------------------------------------------------------
+# Logs: with log.format json every line is a JSON object, exceptions and warnings included.
+
+_LOGGING_SCRIPT = """
+import logging, warnings
+from syncd.logs import setup_logging
+from syncd.settings import LogSettings
+setup_logging(LogSettings(format="json"))
+try:
+    1 / 0
+except ZeroDivisionError:
+    logging.getLogger("syncd.test").exception("caught one")
+warnings.warn("an old setting", UserWarning)
+raise RuntimeError("nobody caught this")
+"""
+
+
+def test_json_logs_turn_exceptions_warnings_and_uncaught_errors_into_json_records() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOGGING_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert proc.returncode != 0 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    caught, warned, uncaught = records
+    assert {"time", "level", "logger", "message"} <= set(caught)
+    assert caught["exc_type"] == "ZeroDivisionError"
+    assert caught["exc_message"] == "division by zero"
+    assert caught["traceback"].startswith("Traceback (most recent call last):")
+    assert "an old setting" in warned["message"] and warned["level"] == "warning"
+    assert uncaught["exc_type"] == "RuntimeError"
+    assert uncaught["exc_message"] == "nobody caught this"
+
+
+# --------------------------------------------------------------------------------------------
+# Admin workflow
+
+
+def test_rules_check_without_config_uses_config_example_yaml_when_present_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from syncd.cli import app as cli
+
+    monkeypatch.delenv("SYNCD_CONFIG", raising=False)
+    rules = str(REPO / "rules/default.yaml")
+    monkeypatch.chdir(REPO)
+    found = CliRunner().invoke(cli, ["rules", "check", rules], catch_exceptions=False)
+    assert found.exit_code == 0, found.output
+    assert "checking against config.example.yaml" in found.output
+    monkeypatch.chdir(tmp_path)  # no config.example.yaml here
+    alone = CliRunner().invoke(cli, ["rules", "check", rules], catch_exceptions=False)
+    assert alone.exit_code == 0, alone.output
+    assert "no config (-c, SYNCD_CONFIG or config.example.yaml)" in alone.output
+    assert "checking against" not in alone.output
