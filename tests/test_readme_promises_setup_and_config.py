@@ -351,3 +351,131 @@ def test_rules_check_without_config_uses_config_example_yaml_when_present_and_sa
     assert alone.exit_code == 0, alone.output
     assert "no config (-c, SYNCD_CONFIG or config.example.yaml)" in alone.output
     assert "checking against" not in alone.output
+
+
+def test_plan_at_an_iso_time_is_the_plan_at_that_many_days_from_now(tmp_path: Path) -> None:
+    """`plan --at +3d` and `plan --at 2026-12-07T09:00Z` are two spellings of one time."""
+    from datetime import UTC, datetime, timedelta
+
+    from typer.testing import CliRunner
+
+    from syncd.cli import app as cli
+    from syncd.pipeline import CycleReport
+    from tests.daemon.harness import running_app, sf_lead, write_config
+
+    config = write_config(tmp_path, crms=("salesforce",))
+    with running_app(config) as app:
+        app.embedded.server("salesforce").add_leads(
+            [
+                sf_lead("Stale", "stale@acme.com", title="Buyer", activity_days=120),
+                sf_lead("Later", "later@acme.com", title="Buyer", activity_days=60),
+                sf_lead("Fresh", "fresh@acme.com", title="Buyer"),
+            ]
+        )
+        app.pipelines["salesforce"].pull(CycleReport("salesforce", "test"), until=datetime.now(UTC))
+
+    def moved(at: str) -> set[str]:
+        result = CliRunner().invoke(
+            cli, ["plan", "--json", "-c", str(config), "--at", at], catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        leads = json.loads(result.output)["crms"]["salesforce"]["leads"]
+        return {lead["lead_id"] for lead in leads}
+
+    in_45_days = (datetime.now(UTC) + timedelta(days=45)).strftime("%Y-%m-%dT%H:%MZ")
+    assert len(moved("+1h")) == 1  # only the lead untouched for 120 days
+    assert moved(in_45_days) == moved("+45d")
+    assert len(moved(in_45_days)) == 2  # the 60-day lead passes 90 days by then
+
+
+# --------------------------------------------------------------------------------------------
+# Provenance written back
+
+
+def test_a_revert_writes_revert_of_run_as_the_reason_and_sets_no_stage_date(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from syncd.pipeline import CycleReport
+    from syncd.revert import execute_revert, plan_revert
+    from tests.daemon.harness import E2E_RULES, running_app, sf_lead, write_config
+
+    config = write_config(tmp_path, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace(
+            "salesforce:\n  enabled: true\n",
+            "salesforce:\n  enabled: true\n  provenance:\n    reason: syncd_Reason__c\n"
+            "    stage_dates: {Nurture: MQL_Date__c, Open: SAL_Date__c}\n",
+        )
+    )
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        [lead_id] = sf.add_leads(
+            [
+                sf_lead(
+                    "Stale",
+                    "stale@acme.com",
+                    title="Analyst",
+                    status="Working - Contacted",  # the rule status Open
+                    activity_days=200,
+                )
+            ]
+        )
+        pipeline = app.pipelines["salesforce"]
+        run = pipeline.run_cycle()
+        moved = sf.lead(lead_id)
+        assert moved["Status"] == "Nurture" and moved["MQL_Date__c"], moved
+        assert str(moved["syncd_Reason__c"]).startswith("rule stale-nurture: ")
+        assert not moved["SAL_Date__c"]
+
+        # The admin drops the rule, then reverts the run: the lead goes back to Open.
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(E2E_RULES.split("  - id: stale-nurture")[0])
+        mtime = rules.stat().st_mtime_ns + 1_000_000_000
+        os.utime(rules, ns=(mtime, mtime))  # a new mtime, so the rules are reloaded
+        book = app.rules.current()
+        pipeline.pull(CycleReport("salesforce", "plan"), until=datetime.now(UTC))
+        plan = plan_revert(app.store, pipeline, run.run_id, book, app.clock())
+        assert execute_revert(pipeline, plan, book).report.outcome == "ok"
+
+        reverted = sf.lead(lead_id)
+        assert reverted["Status"] == "Working - Contacted"
+        assert reverted["syncd_Reason__c"] == f"revert of syncd run {run.run_id}"
+        assert not reverted["SAL_Date__c"]  # moving back into Open is no stage entry
+        assert reverted["MQL_Date__c"] == moved["MQL_Date__c"]
+
+
+# --------------------------------------------------------------------------------------------
+# Salesforce: trust_env off, so proxy and CA variables cannot redirect it.
+
+
+def test_salesforce_ignores_proxy_and_ca_bundle_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.salesforce import SalesforceConnector
+    from connectors.testing.salesforce import SalesforceEmulator
+    from tests.salesforce.support import T0, config_for, lead
+
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    refused = "http://127.0.0.1:9"  # nothing listens: a connection through it fails
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, refused)
+    missing = str(tmp_path / "no-such-ca.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", missing)
+    monkeypatch.setenv("CURL_CA_BUNDLE", missing)
+    with SalesforceEmulator() as emu:
+        emu.clock.freeze(T0)
+        [lead_id] = emu.add_leads([lead(1)])
+        emu.clock.advance(1)
+        connector = SalesforceConnector(config_for(emu), clock=emu.clock.now)
+        try:
+            read = [
+                lead.id
+                for page in connector.iter_pages(None, until=emu.clock.now())
+                for lead in page.leads
+            ]
+        finally:
+            connector.close()
+    assert read == [lead_id]
