@@ -479,3 +479,47 @@ def test_salesforce_ignores_proxy_and_ca_bundle_variables(
         finally:
             connector.close()
     assert read == [lead_id]
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_provenance_field_syncds_user_may_not_edit_is_named_and_text_lengths_are_read(
+    crm: str,
+) -> None:
+    from syncd.provenance import check_provenance
+    from syncd.settings import ProvenanceSettings
+
+    if crm == "salesforce":
+        from connectors.salesforce import SalesforceConnector
+        from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
+        from tests.salesforce.support import config_for
+
+        locked, reason = "syncd_Rule__c", "syncd_Reason__c"
+        emulator: Any = SalesforceEmulator(
+            EmulatorConfig(non_updateable_fields=frozenset({locked}))
+        ).start()
+        connector: Any = SalesforceConnector(config_for(emulator))
+    else:
+        from connectors.hubspot import HubSpotConnector
+        from connectors.hubspot.config import PrivateAppAuth
+        from connectors.testing.hubspot import HubSpotEmulator
+
+        locked, reason = "hs_analytics_source", "syncd_reason"  # a read-only property
+        emulator = HubSpotEmulator().start()
+        connector = HubSpotConnector(
+            HubSpotConfig(
+                base_url=emulator.base_url, auth=PrivateAppAuth(access_token=emulator.access_token)
+            )
+        )
+    try:
+        problems, lengths = check_provenance(
+            connector, ProvenanceSettings(rule=locked, reason=reason), crm
+        )
+    finally:
+        connector.close()
+        emulator.stop()
+    assert problems == [
+        f"{crm}.provenance: the lead field {locked!r} is not updateable by syncd's user in "
+        f"{connector.name}; grant it edit access (field-level security / a property that is "
+        "not read-only)"
+    ]
+    assert isinstance(lengths.get(reason), int) and lengths[reason] > 0
