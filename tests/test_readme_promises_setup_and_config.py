@@ -523,3 +523,33 @@ def test_a_provenance_field_syncds_user_may_not_edit_is_named_and_text_lengths_a
         "not read-only)"
     ]
     assert isinstance(lengths.get(reason), int) and lengths[reason] > 0
+
+
+def test_a_status_some_record_types_refuse_is_a_start_up_warning_naming_the_rule_not_a_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from connectors.salesforce import SalesforceConnector
+    from connectors.testing.salesforce import EmulatorConfig, RecordTypeDef, SalesforceEmulator
+    from syncd.app import App
+    from tests.daemon.harness import write_config
+    from tests.salesforce.support import config_for
+
+    org = EmulatorConfig(
+        record_types=(
+            RecordTypeDef("Inbound"),
+            RecordTypeDef("Partner", statuses=("Open - Not Contacted", "Working - Contacted")),
+        )
+    )
+    config = write_config(tmp_path, crms=("salesforce",))
+    with SalesforceEmulator(org) as emu:
+        newsletters = {"newsletter": emu.add_campaign("Newsletter")}
+        connector = SalesforceConnector(config_for(emu, newsletters=newsletters))
+        with caplog.at_level("WARNING", logger="syncd"):
+            app = App.build(load_settings(config), connectors={"salesforce": connector})
+        app.close()
+    warned = [r.getMessage() for r in caplog.records if "record types" in r.getMessage()]
+    assert any(
+        "rule 'stale-nurture' sets status 'Nurture'" in m
+        and "which salesforce record types Partner refuse" in m
+        for m in warned
+    ), warned
