@@ -430,10 +430,7 @@ def test_a_revert_writes_revert_of_run_as_the_reason_and_sets_no_stage_date(
         assert not moved["SAL_Date__c"]
 
         # The admin drops the rule, then reverts the run: the lead goes back to Open.
-        rules = tmp_path / "rules.yaml"
-        rules.write_text(E2E_RULES.split("  - id: stale-nurture")[0])
-        mtime = rules.stat().st_mtime_ns + 1_000_000_000
-        os.utime(rules, ns=(mtime, mtime))  # a new mtime, so the rules are reloaded
+        (tmp_path / "rules.yaml").write_text(E2E_RULES.split("  - id: stale-nurture")[0])
         book = app.rules.current()
         pipeline.pull(CycleReport("salesforce", "plan"), until=datetime.now(UTC))
         plan = plan_revert(app.store, pipeline, run.run_id, book, app.clock())
@@ -553,3 +550,25 @@ def test_a_status_some_record_types_refuse_is_a_start_up_warning_naming_the_rule
         and "which salesforce record types Partner refuse" in m
         for m in warned
     ), warned
+
+
+def test_rule_files_changed_while_running_are_not_reloaded_when_rules_watch_is_false(
+    tmp_path: Path,
+) -> None:
+    from tests.daemon.harness import E2E_RULES, running_app, sf_lead, write_config
+
+    config = write_config(tmp_path, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace("fixtures: null}", "fixtures: null, watch: false}")
+    )
+    assert load_settings(config, env={}).rules.watch is False
+    with running_app(config) as app:
+        version = app.rules.current().version
+        [lead_id] = app.embedded.salesforce.add_leads(
+            [sf_lead("Stale", "stale@acme.com", title="Analyst", activity_days=200)]
+        )
+        # The admin drops the rule that moves stale leads; the running daemon keeps its rules.
+        (tmp_path / "rules.yaml").write_text(E2E_RULES.split("  - id: stale-nurture")[0])
+        assert app.pipelines["salesforce"].run_cycle().written >= 1
+        assert app.rules.current().version == version
+        assert app.embedded.salesforce.lead(lead_id)["Status"] == "Nurture"
