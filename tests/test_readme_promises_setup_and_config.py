@@ -8,6 +8,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -572,3 +575,56 @@ def test_rule_files_changed_while_running_are_not_reloaded_when_rules_watch_is_f
         assert app.pipelines["salesforce"].run_cycle().written >= 1
         assert app.rules.current().version == version
         assert app.embedded.salesforce.lead(lead_id)["Status"] == "Nurture"
+
+
+# --------------------------------------------------------------------------------------------
+# HubSpot pacing settings
+
+
+@contextmanager
+def _hubspot(frozen_at: datetime, **settings: Any) -> Iterator[tuple[Any, Any]]:
+    """A HubSpot emulator on a frozen clock and a connector whose waits advance that clock."""
+    from connectors.hubspot import HubSpotConnector
+    from connectors.hubspot.config import PrivateAppAuth
+    from connectors.testing.hubspot import EmulatorClock, HubSpotEmulator
+
+    with HubSpotEmulator(clock=EmulatorClock(frozen_at=frozen_at)) as emu:
+        config = HubSpotConfig(
+            base_url=emu.base_url,
+            auth=PrivateAppAuth(access_token=emu.access_token),
+            timeout_seconds=5,
+            **settings,
+        )
+        connector = HubSpotConnector(config, clock=emu.clock.now, sleep=emu.clock.advance)
+        try:
+            yield emu, connector
+        finally:
+            connector.close()
+
+
+def test_hubspot_daily_limit_resets_at_midnight_in_daily_reset_timezone() -> None:
+    from connectors.base import LeadChange
+    from connectors.errors import BudgetExhausted
+
+    noon_utc = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)  # 07:00 in New York (EST, UTC-5)
+    with _hubspot(noon_utc, daily_reset_timezone="America/New_York") as (emu, connector):
+        [contact] = emu.add_contacts([{"email": "a@example.com", "hs_lead_status": "NEW"}])
+        emu.exhaust_daily_limit()
+        with pytest.raises(BudgetExhausted) as spent:
+            connector.write_batch([LeadChange(contact, {"status": "OPEN"})])
+    assert spent.value.resume_at == datetime(2025, 3, 5, 5, 0, tzinfo=UTC)
+
+
+def test_hubspot_leaves_ten_second_headroom_calls_of_the_apps_limit_free() -> None:
+    from connectors.base import LeadChange
+
+    t0 = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+    with _hubspot(t0, ten_second_limit=10, ten_second_headroom=3) as (emu, connector):
+        [contact] = emu.add_contacts([{"email": "a@example.com", "hs_lead_status": "NEW"}])
+        start = len(emu.journal)
+        for i in range(15):
+            connector.write_batch([LeadChange(contact, {"status": "OPEN" if i % 2 else "NEW"})])
+        times = sorted(e.at for e in emu.journal.entries()[start:])
+    assert len(times) >= 15
+    busiest = max(sum(1 for t in times if s <= t < s + 10) for s in times)
+    assert busiest == 7  # 10 a window, 3 left for other clients
