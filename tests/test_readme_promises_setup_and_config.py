@@ -628,3 +628,51 @@ def test_hubspot_leaves_ten_second_headroom_calls_of_the_apps_limit_free() -> No
     assert len(times) >= 15
     busiest = max(sum(1 for t in times if s <= t < s + 10) for s in times)
     assert busiest == 7  # 10 a window, 3 left for other clients
+
+
+# --------------------------------------------------------------------------------------------
+# Salesforce: campaign_member_status
+
+
+def _sent_members(body: Any) -> list[dict[str, Any]]:
+    """Every CampaignMember record in a request body (plain or inside a Composite request)."""
+    if isinstance(body, dict):
+        if (body.get("attributes") or {}).get("type") == "CampaignMember":
+            return [body]
+        return [m for v in body.values() for m in _sent_members(v)]
+    if isinstance(body, list):
+        return [m for v in body for m in _sent_members(v)]
+    return []
+
+
+@pytest.mark.parametrize("status", [None, "Responded"])
+def test_salesforce_adds_campaign_members_with_campaign_member_status_else_the_campaigns_default(
+    status: str | None,
+) -> None:
+    from connectors.salesforce import SalesforceConnector
+    from connectors.testing.salesforce import SalesforceEmulator
+    from tests.salesforce.support import config_for, lead
+
+    with SalesforceEmulator() as emu:
+        campaign = emu.add_campaign("Newsletter")
+        ids = emu.add_leads([lead(1), lead(2)])
+        connector = SalesforceConnector(
+            config_for(emu, newsletters={"news": campaign}, campaign_member_status=status)
+        )
+        try:
+            start = len(emu.journal)
+            connector.add_to_newsletter("news", ids)
+        finally:
+            connector.close()
+        sent = [
+            m
+            for e in emu.journal.entries()[start:]
+            if e.method == "POST" and e.body[:1] in (b"{", b"[")  # not the token request
+            for m in _sent_members(json.loads(e.body))
+        ]
+        assert emu.campaign_members(campaign) == set(ids)
+    assert sorted(m["LeadId"] for m in sent) == sorted(ids)
+    if status is None:
+        assert all("Status" not in m for m in sent)  # the campaign's default applies
+    else:
+        assert {m["Status"] for m in sent} == {status}
