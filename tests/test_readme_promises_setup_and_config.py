@@ -676,3 +676,44 @@ def test_salesforce_adds_campaign_members_with_campaign_member_status_else_the_c
         assert all("Status" not in m for m in sent)  # the campaign's default applies
     else:
         assert {m["Status"] for m in sent} == {status}
+
+
+# --------------------------------------------------------------------------------------------
+# The demo: a simulated rep sets two statuses by hand after each cycle; the next holds them.
+
+
+@pytest.mark.parametrize("rep_activity", [True, False])
+def test_demo_rep_sets_two_statuses_after_each_cycle_and_the_next_cycle_holds_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, rep_activity: bool
+) -> None:
+    from syncd.holds import held_since
+    from syncd.scheduler import Daemon
+    from tests.daemon.harness import running_app, write_config
+
+    config = write_config(tmp_path, crms=("salesforce",), leads=40)
+    config.write_text(
+        config.read_text().replace(
+            "rep_activity: false", f"rep_activity: {str(rep_activity).lower()}"
+        )
+    )
+    with running_app(config) as app, caplog.at_level("INFO", logger="syncd.embedded"):
+        daemon = Daemon(app)
+        daemon._run_one("salesforce")  # a cycle as the scheduler runs it, then the rep
+        edits = [
+            (str(r.args[1]), str(r.args[2]))  # type: ignore[index]
+            for r in caplog.records
+            if r.name == "syncd.embedded" and "by hand" in r.msg
+        ]
+        sf = app.embedded.salesforce
+        if not rep_activity:
+            assert edits == []
+            return
+        assert len(edits) == 2 and len({lead for lead, _ in edits}) == 2
+        assert all(sf.lead(lead)["Status"] == status for lead, status in edits)
+        daemon._run_one("salesforce")
+        report = daemon.last["salesforce"][1]
+        since = held_since(app.clock(), app.settings.connectors()["salesforce"].hold_rep_edits_for)
+        held = {h.lead_id for h in app.store.held_leads("salesforce", since)}
+    assert report.outcome == "ok" and report.held >= 2
+    assert {lead for lead, _ in edits} <= held
+    assert all(sf.lead(lead)["Status"] == status for lead, status in edits)
