@@ -43,3 +43,87 @@ def test_ctrl_c_stops_make_run_cleanly_after_the_cycle_in_flight(tmp_path: Path)
     assert proc.returncode == 0, rest
     assert "SIGINT received: finishing the batch in flight, then stopping" in rest
     assert "stopped cleanly" in rest and "Traceback" not in rest
+
+
+# --------------------------------------------------------------------------------------------
+# HubSpot lifecycle stage: the rule vocabulary in conditions, unmapped values as named, and
+# without a lifecycle block the stage is set like any field.
+
+STAGE_RULES = """\
+version: 1
+name: stages
+mode: first_match
+statuses:
+  New: {}
+rules:
+  - id: sal-to-opportunity
+    when: {field: lifecycle_stage, eq: SAL}
+    then:
+      - set_field: {field: lifecycle_stage, value: opportunity}
+  - id: back-to-lead
+    when: {field: title, eq: Demoted}
+    then:
+      - set_field: {field: lifecycle_stage, value: lead}
+"""
+
+
+def _stage_config(tmp_path: Path, lifecycle: str) -> Path:
+    (tmp_path / "rules.yaml").write_text(STAGE_RULES)
+    path = tmp_path / "syncd.yaml"
+    path.write_text(f"""
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0, min_changes: 1}}
+server: {{enabled: false}}
+embedded: {{enabled: true, leads: 0, rep_activity: false}}
+hubspot:
+  interval: 60s
+  settable_fields: [lifecycle_stage]
+{lifecycle}""")
+    return path
+
+
+def test_lifecycle_conditions_see_rule_values_and_unmapped_values_are_written_as_named(
+    tmp_path: Path,
+) -> None:
+    from tests.daemon.harness import hs_contact, running_app
+
+    block = "  lifecycle:\n    values: {MQL: marketingqualifiedlead, SAL: salesqualifiedlead}\n"
+    with running_app(_stage_config(tmp_path, block)) as app:
+        hs = app.embedded.hubspot
+        accepted, other = hs.add_contacts(
+            [
+                hs_contact(
+                    "Sal", "sal@acme.com", title="Buyer", lifecyclestage="salesqualifiedlead"
+                ),
+                hs_contact(
+                    "Mql", "mql@acme.com", title="Buyer", lifecyclestage="marketingqualifiedlead"
+                ),
+            ]
+        )
+        report = app.pipelines["hubspot"].run_cycle()
+        assert report.outcome == "ok" and report.written == 1, report
+        assert hs.contact(accepted)["lifecyclestage"] == "opportunity"
+        assert hs.contact(other)["lifecyclestage"] == "marketingqualifiedlead"
+
+
+def test_without_a_lifecycle_block_a_backward_stage_is_sent_like_any_field_not_blocked(
+    tmp_path: Path,
+) -> None:
+    from tests.daemon.harness import hs_contact, hs_write_calls, running_app
+
+    with running_app(_stage_config(tmp_path, "")) as app:
+        hs = app.embedded.hubspot
+        [demoted] = hs.add_contacts(
+            [hs_contact("Dem", "dem@acme.com", title="Demoted", lifecyclestage="customer")]
+        )
+        report = app.pipelines["hubspot"].run_cycle()
+        sent = [e for e in hs_write_calls(app) if demoted in e.record_ids]
+        audit = app.store.audit_of_lead(demoted, "hubspot")
+        # HubSpot keeps a backward stage that was not cleared first: the README's error row.
+        assert hs.contact(demoted)["lifecyclestage"] == "customer"
+    assert report.blocked == 0
+    assert len(sent) == 1  # one request: not cleared first, not blocked
+    assert [(a.field, a.after, a.outcome, a.error_code) for a in audit] == [
+        ("lifecycle_stage", "lead", "failed", "LIFECYCLE_NOT_APPLIED")
+    ]
