@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.daemon.harness import write_config
 
 
@@ -127,3 +129,34 @@ def test_without_a_lifecycle_block_a_backward_stage_is_sent_like_any_field_not_b
     assert [(a.field, a.after, a.outcome, a.error_code) for a in audit] == [
         ("lifecycle_stage", "lead", "failed", "LIFECYCLE_NOT_APPLIED")
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# server.enabled / server.port
+
+
+def _with_server(tmp_path: Path, server: str) -> Path:
+    config = write_config(tmp_path, crms=("salesforce",))
+    config.write_text(config.read_text().replace("server: {enabled: false}", f"server: {server}"))
+    return config
+
+
+def test_server_enabled_false_serves_nothing_and_never_binds_its_port(tmp_path: Path) -> None:
+    import socket
+
+    from syncd.app import App, StartupError
+    from syncd.settings import load_settings
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        off = load_settings(_with_server(tmp_path, f"{{enabled: false, port: {port}}}"), env={})
+        app = App.build(off, serve_health=True)
+        try:
+            assert app.health is None
+        finally:
+            app.close()
+        on = load_settings(_with_server(tmp_path, f"{{enabled: true, port: {port}}}"), env={})
+        with pytest.raises(StartupError, match=f"127.0.0.1:{port}"):
+            App.build(on, serve_health=True).close()
