@@ -160,3 +160,66 @@ def test_server_enabled_false_serves_nothing_and_never_binds_its_port(tmp_path: 
         on = load_settings(_with_server(tmp_path, f"{{enabled: true, port: {port}}}"), env={})
         with pytest.raises(StartupError, match=f"127.0.0.1:{port}"):
             App.build(on, serve_health=True).close()
+
+
+# --------------------------------------------------------------------------------------------
+# `syncd plan --leads --json`: per lead, machine-readable, conflicts included
+
+TAGGING = """\
+version: 1
+name: tags
+mode: all_match
+statuses:
+  New: {}
+  MQL: {}
+  Nurture: {}
+rules:
+  - id: vp-to-mql
+    when: {field: title, eq: VP Sales}
+    then:
+      - set_status: MQL
+  - id: big-to-nurture
+    when: {field: employees, gt: 100}
+    then:
+      - set_status: Nurture
+"""
+
+
+def test_plan_leads_json_lists_each_changing_lead_and_the_rule_conflicts(tmp_path: Path) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from syncd.cli import app as cli
+    from syncd.pipeline import CycleReport
+    from tests.daemon.harness import running_app, sf_lead
+
+    config = write_config(tmp_path, rules=TAGGING, crms=("salesforce",))
+    with running_app(config) as app:
+        both, vp = app.embedded.salesforce.add_leads(
+            [
+                sf_lead("Both", "both@acme.com", title="VP Sales", NumberOfEmployees=500),
+                sf_lead("Vp", "vp@acme.com", title="VP Sales", NumberOfEmployees=20),
+            ]
+        )
+        app.pipelines["salesforce"].pull(CycleReport("salesforce", "t"), until=datetime.now(UTC))
+    result = CliRunner().invoke(
+        cli, ["plan", "--leads", "--json", "-c", str(config)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    part = json.loads(result.output)["crms"]["salesforce"]
+    assert {(lead["lead_id"], lead["after"], lead["rule_id"]) for lead in part["leads"]} == {
+        (both, "MQL", "vp-to-mql"),
+        (vp, "MQL", "vp-to-mql"),
+    }
+    assert part["conflicts"] == [
+        {
+            "lead_id": both,
+            "field": "status",
+            "kept_value": "MQL",
+            "kept_rule": "vp-to-mql",
+            "rejected_value": "Nurture",
+            "rejected_rule": "big-to-nurture",
+        }
+    ]
