@@ -223,3 +223,48 @@ def test_plan_leads_json_lists_each_changing_lead_and_the_rule_conflicts(tmp_pat
             "rejected_rule": "big-to-nurture",
         }
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# `--rules` given several times: a book of several files, for that command only
+
+EXTRA_SET = """\
+version: 1
+name: extra
+mode: all_match
+rules:
+  - id: ceo-newsletter
+    when: {field: title, eq: CEO}
+    then:
+      - add_to_newsletter: newsletter
+"""
+
+
+def test_several_rules_options_plan_with_a_book_of_all_those_files(tmp_path: Path) -> None:
+    import json
+    import re
+
+    from typer.testing import CliRunner
+
+    from syncd.cli import app as cli
+
+    config = write_config(tmp_path, crms=("salesforce",))
+    status_set, extra = tmp_path / "rules.yaml", tmp_path / "extra.yaml"
+    extra.write_text(EXTRA_SET)
+    runner = CliRunner()
+
+    def plan_version(*files: Path) -> str:
+        args = [a for f in files for a in ("--rules", str(f))]
+        result = runner.invoke(
+            cli, ["plan", "--json", "-c", str(config), *args], catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        return str(json.loads(result.output)["ruleset_version"])
+
+    checked = runner.invoke(cli, ["rules", "check", "-c", str(config), str(status_set), str(extra)])
+    assert checked.exit_code == 0, checked.output
+    both = re.search(r"rules version (\S+)", checked.output)
+    assert both is not None
+    assert plan_version(status_set, extra) == both[1]
+    assert plan_version(status_set) != both[1]
+    assert plan_version() == plan_version(status_set)  # the config's rules.files
