@@ -268,3 +268,18 @@ def test_several_rules_options_plan_with_a_book_of_all_those_files(tmp_path: Pat
     assert plan_version(status_set, extra) == both[1]
     assert plan_version(status_set) != both[1]
     assert plan_version() == plan_version(status_set)  # the config's rules.files
+
+
+# --------------------------------------------------------------------------------------------
+# Settings from the environment: the path's parts in any case
+
+
+def test_an_override_variables_path_parts_match_in_any_case(tmp_path: Path) -> None:
+    from syncd.settings import load_settings
+
+    config = write_config(tmp_path, crms=("salesforce",))
+    settings = load_settings(
+        config, env={"SYNCD_log__Format": "json", "SYNCD_Salesforce__INTERVAL": "2m"}
+    )
+    assert settings.log.format == "json"
+    assert settings.connectors()["salesforce"].interval.total_seconds() == 120
