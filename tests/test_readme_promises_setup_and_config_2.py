@@ -283,3 +283,20 @@ def test_an_override_variables_path_parts_match_in_any_case(tmp_path: Path) -> N
     )
     assert settings.log.format == "json"
     assert settings.connectors()["salesforce"].interval.total_seconds() == 120
+
+
+def test_a_reference_given_by_a_variable_is_resolved_as_in_the_file(tmp_path: Path) -> None:
+    from syncd.settings import load_settings
+    from syncd.yamlfile import YamlFileError
+
+    config = write_config(tmp_path, crms=("salesforce",))
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    reference = {"SYNCD_STATE__URL": "{env: DATABASE_URL}"}
+    settings = load_settings(config, env={**reference, "DATABASE_URL": url})
+    assert settings.state.url.get_secret_value() == url
+    with pytest.raises(YamlFileError) as caught:
+        load_settings(config, env=reference)
+    assert str(caught.value).startswith(
+        "environment variable SYNCD_STATE__URL: state.url: environment variable DATABASE_URL "
+        "is not set"
+    )
