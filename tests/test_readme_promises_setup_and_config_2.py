@@ -300,3 +300,34 @@ def test_a_reference_given_by_a_variable_is_resolved_as_in_the_file(tmp_path: Pa
         "environment variable SYNCD_STATE__URL: state.url: environment variable DATABASE_URL "
         "is not set"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Logs: pull progress as JSON fields, every 10 % or 30 s
+
+
+def test_pull_progress_records_carry_done_total_percent_rate_every_10_percent_or_30_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+
+    from syncd.logs import JsonFormatter
+    from syncd.progress import LogProgress
+
+    now = [0.0]
+    progress = LogProgress("salesforce", clock=lambda: now[0])
+    with caplog.at_level("INFO", logger="syncd.progress"):
+        for _ in range(10):  # 1,000 of 10,000 leads a second: a line per 10 %
+            now[0] += 1
+            progress.advance(1_000, 10_000)
+        fast = len(caplog.records)
+        progress = LogProgress("hubspot", clock=lambda: now[0])
+        for _ in range(3):  # 1 % each 31 s: a line every 30 s though under 10 % apart
+            now[0] += 31
+            progress.advance(100, 10_000)
+    records = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+    assert [r["percent"] for r in records[:fast]] == [10.0 * i for i in range(1, 11)]
+    assert all(r["total"] == 10_000 and r["rate"] == 1_000.0 for r in records[:fast])
+    assert [r["done"] for r in records[:fast]] == [1_000 * i for i in range(1, 11)]
+    assert [r["percent"] for r in records[fast:]] == [1.0, 2.0, 3.0]
+    assert all(r["logger"] == "syncd.progress" for r in records)
