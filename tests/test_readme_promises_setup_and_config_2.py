@@ -331,3 +331,38 @@ def test_pull_progress_records_carry_done_total_percent_rate_every_10_percent_or
     assert [r["done"] for r in records[:fast]] == [1_000 * i for i in range(1, 11)]
     assert [r["percent"] for r in records[fast:]] == [1.0, 2.0, 3.0]
     assert all(r["logger"] == "syncd.progress" for r in records)
+
+
+def test_each_change_of_a_cycle_is_a_json_record_with_its_fields_and_outcome(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from syncd.cli import _log_cycle
+    from syncd.logs import JsonFormatter
+    from tests.daemon.harness import running_app, sf_lead
+
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        [stale] = app.embedded.salesforce.add_leads(
+            [sf_lead("Stale", "stale@acme.com", title="Analyst", activity_days=200)]
+        )
+        report = app.pipelines["salesforce"].run_cycle()
+        with caplog.at_level("INFO", logger="syncd.changes"):
+            _log_cycle(app, report, summary=False)  # what `syncd run` logs with json logs
+    records = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+    status = [r for r in records if r.get("field") == "status"]
+    assert [
+        {k: r[k] for k in ("crm", "run_id", "lead_id", "before", "after", "rule", "outcome")}
+        for r in status
+    ] == [
+        {
+            "crm": "salesforce",
+            "run_id": report.run_id,
+            "lead_id": stale,
+            "before": "Open - Not Contacted",
+            "after": "Nurture",
+            "rule": "stale-nurture",
+            "outcome": "applied",
+        }
+    ]
+    assert all(r["logger"] == "syncd.changes" for r in records)
