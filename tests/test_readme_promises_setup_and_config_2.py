@@ -366,3 +366,30 @@ def test_each_change_of_a_cycle_is_a_json_record_with_its_fields_and_outcome(
         }
     ]
     assert all(r["logger"] == "syncd.changes" for r in records)
+
+
+# --------------------------------------------------------------------------------------------
+# `make run`: the daemon on the embedded default, no credentials
+
+
+def test_make_run_is_the_daemon_on_the_embedded_default_with_no_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+
+    from syncd.settings import load_settings
+    from syncd.store_open import state_dir
+
+    repo = Path(__file__).resolve().parents[1]
+    makefile = (repo / "Makefile").read_text()
+    assert re.search(r"^CONFIG \?= config\.example\.yaml$", makefile, re.M)
+    assert re.search(r"^run: .*\n\t\$\(BIN\)/syncd run --config \$\(CONFIG\)$", makefile, re.M)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    settings = load_settings(repo / "config.example.yaml", env={})  # no secret to give
+    assert settings.embedded.enabled and settings.embedded.leads == 300
+    assert {n: cs.type for n, cs in settings.connectors().items()} == {
+        "salesforce": "salesforce",
+        "hubspot": "hubspot",
+    }
+    assert settings.state.url.get_secret_value() == "sqlite:///var/syncd-state.db"
+    assert state_dir(settings) == repo  # so the state file is var/syncd-state.db
