@@ -393,3 +393,44 @@ def test_make_run_is_the_daemon_on_the_embedded_default_with_no_credentials(
     }
     assert settings.state.url.get_secret_value() == "sqlite:///var/syncd-state.db"
     assert state_dir(settings) == repo  # so the state file is var/syncd-state.db
+
+
+# --------------------------------------------------------------------------------------------
+# `syncd plan`: a changed setting or a new syncd version makes it (and the next cycle)
+# evaluate every lead, as a draft rule file does
+
+
+def test_a_changed_setting_or_syncd_version_changes_the_planning_fingerprint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    import syncd.due as due
+    from rules import load_rulebook
+    from syncd.enrichment import EnrichmentSettings
+    from syncd.settings import ConnectorSettings, LoopGuardSettings
+
+    repo = Path(__file__).resolve().parents[1]
+    book = load_rulebook([repo / "rules/default.yaml"])
+    connector = ConnectorSettings(type="salesforce")
+
+    def fingerprint(
+        cs: ConnectorSettings = connector,
+        enrichment: EnrichmentSettings | None = None,
+        loop_guard: LoopGuardSettings | None = None,
+    ) -> str:
+        return due.planning_fingerprint(
+            book, cs, enrichment or EnrichmentSettings(), loop_guard or LoopGuardSettings()
+        )
+
+    base = fingerprint()
+    assert fingerprint() == base  # nothing changed: only due leads are evaluated
+    changed = [
+        fingerprint(connector.model_copy(update={"hold_rep_edits_for": timedelta(days=7)})),
+        fingerprint(connector.model_copy(update={"status_values": {"New": "Open"}})),
+        fingerprint(enrichment=EnrichmentSettings.model_validate({"icp": {"strong_at": 80}})),
+        fingerprint(loop_guard=LoopGuardSettings(max_changes=5)),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)
+    monkeypatch.setattr(due, "_version", lambda: "99.0.0")  # a new syncd version
+    assert fingerprint() != base
