@@ -434,3 +434,58 @@ def test_a_changed_setting_or_syncd_version_changes_the_planning_fingerprint(
     assert base not in changed and len(set(changed)) == len(changed)
     monkeypatch.setattr(due, "_version", lambda: "99.0.0")  # a new syncd version
     assert fingerprint() != base
+
+
+# --------------------------------------------------------------------------------------------
+# Connector instances: rules see the type as `crm`, the instance name as `connector`
+
+BY_TYPE_RULES = """\
+version: 1
+name: by-type
+mode: first_match
+statuses:
+  New: {}
+  MQL: {}
+  Archived: {}
+rules:
+  - id: crm-is-never-an-instance-name
+    when: {field: crm, eq: salesforce/us}
+    then:
+      - set_status: Archived
+  - id: every-salesforce-ceo
+    when:
+      all:
+        - {field: crm, eq: salesforce}
+        - {field: title, eq: CEO}
+    then:
+      - set_status: MQL
+"""
+
+
+def test_rules_field_crm_is_the_type_and_matches_every_instance_of_it(tmp_path: Path) -> None:
+    from tests.daemon.harness import running_app, sf_lead
+
+    (tmp_path / "rules.yaml").write_text(BY_TYPE_RULES)
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"""
+state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0, min_changes: 1}}
+server: {{enabled: false}}
+embedded: {{enabled: true, leads: 0, rep_activity: false, fresh_state: false}}
+connectors:
+  salesforce/emea: {{type: salesforce, interval: 60s, connector: {{lag_seconds: 0}}}}
+  salesforce/us: {{type: salesforce, interval: 60s, connector: {{lag_seconds: 0}}}}
+""")
+    with running_app(config) as app:
+        ceos = {}
+        for name in ("salesforce/emea", "salesforce/us"):
+            [ceos[name]] = app.embedded.server(name).add_leads(
+                [sf_lead("Boss", f"boss@{name.split('/')[1]}.com", title="CEO")]
+            )
+            report = app.pipelines[name].run_cycle()
+            assert report.outcome == "ok" and report.written == 1, report
+        for name, lead_id in ceos.items():
+            assert app.embedded.server(name).lead(lead_id)["Status"] == "MQL"
+            audit = app.store.audit_of_lead(lead_id, name)
+            assert [(a.after, a.rule_id) for a in audit] == [("MQL", "every-salesforce-ceo")]
