@@ -489,3 +489,56 @@ connectors:
             assert app.embedded.server(name).lead(lead_id)["Status"] == "MQL"
             audit = app.store.audit_of_lead(lead_id, name)
             assert [(a.after, a.rule_id) for a in audit] == [("MQL", "every-salesforce-ceo")]
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration: every problem at once, each at file:line:column; exit 2
+
+
+def test_every_problem_in_the_config_is_reported_at_once_at_its_place(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from syncd.cli import app as cli
+
+    config = tmp_path / "syncd.yaml"
+    config.write_text(
+        "breaker:\n"
+        "  max_change_share: 3\n"
+        "log:\n"
+        "  level: LOUD\n"
+        "salesforce:\n"
+        "  interval: 1s\n"
+        "retention:\n"
+        "  audit: 30d\n"
+    )
+    rules = Path(__file__).resolve().parents[1] / "rules/default.yaml"
+    result = CliRunner().invoke(
+        cli, ["rules", "check", "-c", str(config), str(rules)], catch_exceptions=False
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "4 problems" in result.output
+    for line, col, setting in [
+        (2, 3, "breaker.max_change_share"),
+        (4, 3, "log.level"),
+        (6, 3, "salesforce.interval"),
+        (8, 3, "retention.audit"),
+    ]:
+        assert f"{config}:{line}:{col}: {setting}: " in result.output, result.output
+
+
+@pytest.mark.parametrize(("size", "ok"), [(199, False), (200, True), (2000, True), (2001, False)])
+def test_salesforce_page_size_is_between_200_and_2000(size: int, ok: bool) -> None:
+    from pydantic import ValidationError
+
+    from connectors.salesforce.config import SalesforceConfig
+
+    base = {
+        "instance_url": "https://x.my.salesforce.com",
+        "token_url": "https://x.my.salesforce.com/services/oauth2/token",
+        "auth": {"type": "session", "session_id": "s"},
+    }
+    if ok:
+        assert SalesforceConfig.model_validate({**base, "page_size": size}).page_size == size
+    else:
+        with pytest.raises(ValidationError, match="page_size"):
+            SalesforceConfig.model_validate({**base, "page_size": size})
