@@ -65,8 +65,11 @@ class RulesHolder:
         metrics: Metrics | None = None,
         store: StateStore | None = None,
         broken: RuleLoadError | None = None,
+        watch: bool = True,
     ) -> None:
         self.paths = paths
+        #: ``rules.watch``: False keeps the rules loaded at start until the daemon restarts.
+        self._watch = watch
         self._loader = loader
         self._validate = validate
         self._metrics = metrics
@@ -130,7 +133,10 @@ class RulesHolder:
         return h.hexdigest()
 
     def current(self) -> RuleBook:
-        """The book to use for the next cycle (reloading first if a file changed)."""
+        """The book to use for the next cycle (reloading first if a file changed, unless
+        ``rules.watch`` is off)."""
+        if not self._watch:
+            return self.book
         with self._lock:
             digest = self._files_digest()
             if digest == self._digest:
@@ -500,7 +506,9 @@ def _rules_holder(settings: Settings, metrics: Metrics, *, required: bool) -> Ru
     status and audit need no rules, plan and explain say the rules are broken."""
     paths = [settings.path(p) for p in settings.rules.files]
     try:
-        return RulesHolder(paths, loader=_book_loader(settings), metrics=metrics)
+        return RulesHolder(
+            paths, loader=_book_loader(settings), metrics=metrics, watch=settings.rules.watch
+        )
     except RuleLoadError as exc:
         if required:
             raise StartupError(list(getattr(exc, "issues", [exc]))) from None
