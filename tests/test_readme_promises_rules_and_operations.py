@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import delete
 from typer.testing import CliRunner
 
+from connectors.testing.salesforce import SalesforceEmulator
 from syncd.cli import app as cli
 from syncd.pipeline import CycleReport
 from syncd.revert import execute_revert, plan_revert
@@ -427,25 +428,37 @@ def test_a_revert_skips_a_field_with_a_newer_change_waiting_in_the_outbox(tmp_pa
         assert (ids[1], "status") in {(r.lead_id, r.field) for r in plan.restores}
 
 
+def synced_cli(
+    tmp_path: Path, emu: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch, leads: int = 2
+) -> tuple[str, str, list[str]]:
+    """(config, run id, lead ids): ``leads`` stale leads in the Salesforce emulator and one
+    `sync --once` run that nurtured them."""
+    from tests.daemon.test_revert import _cli_config
+
+    monkeypatch.setenv("SF_SECRET", emu.client_secret)
+    campaign = emu.add_campaign("Newsletter")
+    ids: list[str] = emu.add_leads(
+        sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", status="Working - Contacted",
+                activity_days=200)
+        for i in range(leads)
+    )  # fmt: skip
+    config = str(_cli_config(tmp_path, emu, campaign))
+    assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        run_id = store.last_runs()[0].run_id
+    finally:
+        store.close()
+    return config, run_id, ids
+
+
 def test_revert_of_a_run_whose_audit_rows_were_pruned_says_it_is_past_the_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connectors.testing.salesforce import SalesforceEmulator
-    from tests.daemon.test_revert import _cli_config
-
     with SalesforceEmulator() as emu:
-        monkeypatch.setenv("SF_SECRET", emu.client_secret)
-        campaign = emu.add_campaign("Newsletter")
-        emu.add_leads(
-            sf_lead("L0", "l0@acme0.com", title="Analyst", status="Working - Contacted",
-                    activity_days=200)
-            for _ in range(1)
-        )  # fmt: skip
-        config = str(_cli_config(tmp_path, emu, campaign))
-        assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
+        config, run_id, _ = synced_cli(tmp_path, emu, monkeypatch, leads=1)
         store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
         try:
-            run_id = store.last_runs()[0].run_id
             assert store.audit_of_run(run_id)
             with store.engine.begin() as conn:  # what retention does past `retention.audit`
                 conn.execute(delete(AuditRow).where(AuditRow.run_id == run_id))  # type: ignore[arg-type]

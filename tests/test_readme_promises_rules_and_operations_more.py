@@ -16,6 +16,7 @@ from syncd.cli import app as cli
 from syncd.settings import load_settings
 from syncd.state import StateStore
 from tests.daemon.harness import running_app, sf_lead, write_config
+from tests.test_readme_promises_rules_and_operations import synced_cli
 
 runner = CliRunner()
 
@@ -44,36 +45,13 @@ alerts:
 # -- Reverting a run -------------------------------------------------------------------------
 
 
-def _synced_cli(
-    tmp_path: Path, emu: object, monkeypatch: pytest.MonkeyPatch
-) -> tuple[str, str, list[str]]:
-    """A Salesforce emulator with 2 stale leads, one `sync --once` run that nurtured them."""
-    from tests.daemon.test_revert import _cli_config
-
-    monkeypatch.setenv("SF_SECRET", emu.client_secret)  # type: ignore[attr-defined]
-    campaign = emu.add_campaign("Newsletter")  # type: ignore[attr-defined]
-    ids: list[str] = emu.add_leads(  # type: ignore[attr-defined]
-        sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", status="Working - Contacted",
-                activity_days=200)
-        for i in range(2)
-    )  # fmt: skip
-    config = str(_cli_config(tmp_path, emu, campaign))
-    assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
-    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    try:
-        run_id = store.last_runs()[0].run_id
-    finally:
-        store.close()
-    return config, run_id, ids
-
-
 def test_revert_without_yes_asks_first_and_a_no_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from connectors.testing.salesforce import SalesforceEmulator
 
     with SalesforceEmulator() as emu:
-        config, run_id, _ = _synced_cli(tmp_path, emu, monkeypatch)
+        config, run_id, _ = synced_cli(tmp_path, emu, monkeypatch)
         writes = len(emu.journal.writes())
         result = runner.invoke(cli, ["revert", run_id, "-c", config], input="n\n")
         assert result.exit_code == 0, result.output
@@ -90,7 +68,7 @@ def test_revert_since_takes_a_duration_ago_or_an_iso_time_and_names_a_bad_one(
     from connectors.testing.salesforce import SalesforceEmulator
 
     with SalesforceEmulator() as emu:
-        config, run_id, _ = _synced_cli(tmp_path, emu, monkeypatch)
+        config, run_id, _ = synced_cli(tmp_path, emu, monkeypatch)
 
         def restores(since: str) -> int:
             result = runner.invoke(
@@ -116,7 +94,7 @@ def test_revert_reports_a_value_the_crm_does_not_show_after_writing_and_exits_1(
     from syncd.pipeline import Pipeline
 
     with SalesforceEmulator() as emu:
-        config, run_id, ids = _synced_cli(tmp_path, emu, monkeypatch)
+        config, run_id, ids = synced_cli(tmp_path, emu, monkeypatch)
         edited = ids[0]
         drain = Pipeline.drain
 
