@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConnectorError
+from syncd.open_changes import CLOCK_SKEW
 from syncd.pipeline import CycleReport, Pipeline
 from syncd.planner import Planner
 from syncd.state import (
@@ -317,9 +318,13 @@ def _field_inverse(
         )
     restored = first.before
     if name == "status":
-        edited = _utc(lead.rep_edit_at)
-        if edited is not None and edited > _utc(last.at):
-            return skip(f"status set by a person at {edited:%Y-%m-%d %H:%M} UTC since")
+        edited, wrote = _utc(lead.rep_edit_at), _utc(last.at)
+        # The CRM stamps a person's edit by its own clock, Salesforce to the second, and syncd
+        # stamped its write by its own after the answer: an edit within CLOCK_SKEW before the
+        # write may have come after it, and a person's status wins when it cannot be told.
+        if edited is not None and edited > wrote - CLOCK_SKEW:
+            when = "since" if edited > wrote else "at about the time syncd wrote it"
+            return skip(f"status set by a person at {edited:%Y-%m-%d %H:%M:%S} UTC {when}")
         if restored is None:
             return skip("had no status before; syncd does not empty a status")
         reason = book.check_transition(

@@ -346,3 +346,48 @@ def test_rule_and_lead_filters_revert_only_those_changes(tmp_path: Path) -> None
             app.store, pipeline, run_id, book, now, RevertFilter(since=now + timedelta(minutes=1))
         )
         assert later.restores == [] and later.skipped == []
+
+
+@pytest.mark.parametrize(
+    ("write_after_edit", "reverted"),
+    [(timedelta(milliseconds=500), False), (timedelta(seconds=30), True)],
+    ids=["same-second", "well-after"],
+)
+def test_a_person_s_status_edit_stamped_within_the_clock_skew_of_the_write_is_never_reverted(
+    tmp_path: Path, write_after_edit: timedelta, reverted: bool
+) -> None:
+    """Salesforce stamps a person's edit to the second by its own clock, and syncd stamps its
+    write by its own after the answer: an edit that may have come after the write is kept."""
+    from sqlalchemy import update
+
+    from syncd.state import AuditRow
+
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        sf = app.embedded.salesforce
+        (lead_id,) = sf.add_leads(
+            [sf_lead("L0", "l0@acme0.com", title="Analyst", status="Working - Contacted",
+                     activity_days=200)]
+        )  # fmt: skip
+        pipeline = app.pipelines["salesforce"]
+        run_id = pipeline.run_cycle().run_id
+        assert sf.lead(lead_id)["Status"] == "Nurture"
+        sf.update_lead(lead_id, {"Status": "Unqualified"})  # a rep moves it, then back again
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+        sf.update_lead(lead_id, {"Status": "Nurture"})
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+        mirrored = app.store.lead("salesforce", lead_id)
+        assert mirrored is not None and mirrored.rep_edit_at is not None
+        edited = mirrored.rep_edit_at
+        with app.store.begin() as conn:  # syncd's write, as its own clock stamped it
+            audit = AuditRow.__table__
+            conn.execute(
+                update(audit).where(audit.c.run_id == run_id).values(at=edited + write_after_edit)
+            )
+        plan = plan_revert(app.store, pipeline, run_id, app.rules.current(), app.clock())
+
+        restored = {(r.lead_id, r.field) for r in plan.restores}
+        assert ((lead_id, "status") in restored) is reverted
+        if not reverted:
+            (skip,) = [s for s in plan.skipped if s.field == "status"]
+            assert skip.reason.startswith("status set by a person at ")
+            assert skip.reason.endswith("at about the time syncd wrote it")
