@@ -27,7 +27,7 @@ from syncd.revert import execute_revert, plan_revert
 from syncd.settings import AlertSettings, BreakerSettings, RetentionSettings
 from syncd.state import AuditRow, StateStore
 from tests.daemon.harness import E2E_RULES, running_app, sf_lead, write_config
-from tests.daemon.test_report import _seed as seed_report_fixture
+from tests.daemon.test_report import seeded_config
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -122,15 +122,7 @@ def test_a_status_the_transitions_forbid_is_blocked_shown_by_plan_and_explain_ne
 @pytest.fixture
 def report_config(tmp_path: Path) -> Path:
     """The 40-lead ledger of tests/daemon/test_report.py (transitions in September 2026)."""
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    seed_report_fixture(url)
-    path = tmp_path / "syncd.yaml"
-    path.write_text(
-        f"state: {{url: '{url}'}}\n"
-        "salesforce: {status_values: {Unqualified: 'Closed - Not Converted'}}\n"
-        "hubspot: {}\n"
-    )
-    return path
+    return seeded_config(tmp_path)
 
 
 def _report_json(config: Path, *args: str) -> dict[str, Any]:

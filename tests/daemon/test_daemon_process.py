@@ -9,10 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.daemon.harness import write_config
 
 
-def test_sigterm_finishes_the_cycle_checkpoints_and_exits_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_finishes_the_cycle_checkpoints_and_exits_zero(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """As systemd or Kubernetes stop it (SIGTERM), and as Ctrl-C stops `make run` (SIGINT)."""
     config = write_config(tmp_path, leads=120)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -40,13 +46,14 @@ def test_sigterm_finishes_the_cycle_checkpoints_and_exits_zero(tmp_path: Path) -
             if seen >= {"salesforce", "hubspot"}:
                 break
         assert any(" salesforce: pulled 120," in line for line in lines), "".join(lines)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
         rest, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, rest
-    assert "SIGTERM received" in rest and "stopped cleanly" in rest
+    assert f"{stop.name} received: finishing the batch in flight, then stopping" in rest
+    assert "stopped cleanly" in rest and "Traceback" not in rest
     from syncd.state import StateStore
 
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")

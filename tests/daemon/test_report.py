@@ -130,8 +130,8 @@ def _seed(url: str) -> None:
     store.close()
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
+def seeded_config(tmp_path: Path) -> Path:
+    """A config whose state store holds the 40-lead ledger of :func:`_seed`."""
     url = f"sqlite:///{tmp_path / 'state.db'}"
     _seed(url)
     path = tmp_path / "syncd.yaml"
@@ -141,6 +141,11 @@ def config(tmp_path: Path) -> Path:
         "hubspot: {}\n"
     )
     return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return seeded_config(tmp_path)
 
 
 def _report(config: Path, *args: str) -> str:
