@@ -6,19 +6,24 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from typer.testing import CliRunner
 
+from syncd.app import App
 from syncd.cli import app as cli
+from syncd.scheduler import Daemon
 from syncd.settings import load_settings
 from syncd.state import StateStore
 from tests.daemon.harness import running_app, sf_lead, write_config
 from tests.test_readme_promises_rules_and_operations import synced_cli
 
 runner = CliRunner()
+T = TypeVar("T")
 
 
 def test_an_alert_channels_webhook_url_comes_from_env_or_file_and_never_shows_in_settings(
@@ -115,45 +120,98 @@ def test_revert_reports_a_value_the_crm_does_not_show_after_writing_and_exits_1(
 # -- Retention -------------------------------------------------------------------------------
 
 
+def _run_daemon_through_first_cycle(app: App, look: Callable[[Daemon], T | None]) -> T | None:
+    """Run ``Daemon(app).run()`` until its first cycle is done (60 s at most); what ``look``
+    first returned other than None, called while the daemon runs (None if it never did)."""
+    daemon = Daemon(app)
+    crm = next(iter(app.pipelines))
+    seen: list[T] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not seen:
+            if daemon._scheduler.running:
+                found = look(daemon)
+                if found is not None:
+                    seen.append(found)
+                elif crm in daemon.last:  # looked once more after the first cycle: done
+                    break
+            time.sleep(0.01)
+        while time.monotonic() < deadline and crm not in daemon.last:
+            time.sleep(0.01)
+        app.stop.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert daemon.run() == 0  # signal handlers: run() needs the main thread
+    finally:
+        app.stop.set()
+        watcher.join()
+    assert crm in daemon.last, "the daemon's first cycle never ended"
+    return seen[0] if seen else None
+
+
+def _old_audit_rows(app: App) -> None:
+    from syncd.state import AuditRow
+    from tests.test_retention import _audit
+
+    with app.store.begin() as conn:
+        rows = _audit(3, timedelta(0))
+        for row in rows:
+            row["at"] = datetime.now(UTC) - timedelta(days=400)
+        conn.execute(AuditRow.__table__.insert(), rows)
+
+
 def test_the_daemon_prunes_nothing_at_start_its_first_retention_pass_is_one_interval_later(
     tmp_path: Path,
 ) -> None:
     """A restart loop never prunes: 400-day-old audit rows outlive the daemon's first cycle."""
-    from syncd.scheduler import Daemon
-    from syncd.state import AuditRow
-    from tests.test_retention import _audit
-
     config = write_config(tmp_path, crms=("hubspot",), extra="retention: {interval: 2h}\n")
     with running_app(config) as app:
-        with app.store.begin() as conn:
-            rows = _audit(3, timedelta(0))
-            for row in rows:
-                row["at"] = datetime.now(UTC) - timedelta(days=400)
-            conn.execute(AuditRow.__table__.insert(), rows)
-        daemon = Daemon(app)
-        seen: list[datetime | None] = []
-
-        def watch() -> None:  # stop once the first cycle is done and the job was looked at
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not ("hubspot" in daemon.last and seen):
-                job = daemon._scheduler.get_job("retention") if daemon._scheduler.running else None
-                if job is not None and not seen:
-                    seen.append(job.next_run_time)
-                time.sleep(0.01)
-            app.stop.set()
-
+        _old_audit_rows(app)
         started = datetime.now(UTC)
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        try:
-            assert daemon.run() == 0  # signal handlers: run() needs the main thread
-        finally:
-            app.stop.set()
-            watcher.join()
-        assert "hubspot" in daemon.last
+        job = _run_daemon_through_first_cycle(app, lambda d: d._scheduler.get_job("retention"))
         assert len(app.store.audit_of_run("run")) == 3
-    assert seen and seen[0] is not None
-    assert started + timedelta(hours=2) <= seen[0] <= datetime.now(UTC) + timedelta(hours=2)
+    assert job is not None and job.next_run_time is not None
+    assert (
+        started + timedelta(hours=2) <= job.next_run_time <= datetime.now(UTC) + timedelta(hours=2)
+    )
+
+
+def test_with_retention_enabled_false_the_daemon_schedules_no_pruning_pass(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, crms=("hubspot",), extra="retention: {enabled: false}\n")
+    with running_app(config) as app:
+        jobs = _run_daemon_through_first_cycle(app, lambda d: d._scheduler.get_jobs() or None)
+    assert jobs is not None and [job.id for job in jobs] == ["hubspot"]
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["server-enabled", "server-disabled"])
+def test_the_daemon_serves_healthz_only_when_server_enabled(tmp_path: Path, enabled: bool) -> None:
+    """``syncd run`` binds the health server before the CRM is contacted (``App.build``); a
+    daemon given an app built without it starts one itself, unless ``server.enabled`` is false."""
+    import urllib.request
+
+    config = write_config(tmp_path, crms=("hubspot",))
+    text = config.read_text().replace(
+        "server: {enabled: false}",
+        f"server: {{enabled: {str(enabled).lower()}, host: 127.0.0.1, port: 0}}",
+    )
+    config.write_text(text)
+
+    def healthz(daemon: Daemon) -> str | None:
+        if daemon._health is None:
+            return None
+        url = f"http://127.0.0.1:{daemon._health.port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return f"{response.status}"
+
+    with running_app(config) as app:
+        assert app.health is None
+        answer = _run_daemon_through_first_cycle(app, healthz)
+    assert answer == ("200" if enabled else None)
 
 
 # -- Deploying -------------------------------------------------------------------------------
