@@ -11,12 +11,20 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import make_url
+
+from bench.record import code_version
+from bench.report import machine
 from tests.soak.invariants import summarize
 from tests.soak.scenario import SoakParams, SoakResult, run_soak
 
 
-def render(result: SoakResult, command: str) -> str:
+def render(result: SoakResult, command: str, *, code: str, host: str) -> str:
+    """docs/reliability.md for ``result``: ``code`` is the commit the soak ran (``-dirty`` with
+    local changes), ``host`` the machine, as the benchmark record names them."""
     p = result.params
+    backend = "sqlite" if p.state_url is None else make_url(p.state_url).get_backend_name()
+    store = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(backend, backend)
     kinds = sorted({k.split(" ", 1)[1] for k in result.faults})
     lines = [
         "# Reliability: the chaos soak",
@@ -27,6 +35,8 @@ def render(result: SoakResult, command: str) -> str:
         "",
         f"- run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`, "
         f"{result.seconds / 60:.1f} min",
+        f"- code: commit {code or 'not recorded (not a git checkout)'}, on {host}",
+        f"- state store: {store}",
         f"- leads: {p.leads} per CRM (Salesforce and HubSpot emulators, separate processes)",
         f"- faults: about {p.fault_rate:.0%} of API calls; kinds seen: {', '.join(kinds)}",
         f"- daemon rounds: {result.kills} SIGKILL, {result.terms} SIGTERM, "
@@ -84,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
         parser.error(f"--keep {args.keep}: the directory is not empty; name a new one")
+    code = code_version(Path(__file__).resolve().parents[2])  # before the run rewrites --out
     params = SoakParams(
         leads=args.leads,
         seed=args.seed,
@@ -105,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         del given[at : at + 2]
     given = [a for a in given if not a.startswith("--keep=")]
     command = "python -m tests.soak " + " ".join(given)
-    args.out.write_text(render(result, command.strip()))
+    args.out.write_text(render(result, command.strip(), code=code, host=machine().summary()))
     print(summarize(result.violations))
     print(f"wrote {args.out}")
     return 0 if result.ok else 1
