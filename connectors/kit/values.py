@@ -45,8 +45,12 @@ def unstorable(value: Any) -> str | None:
         return "not a finite number"
     if isinstance(value, int) and abs(value) > MAX_INT:
         return "number too large to store"
-    if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
-        return f"text longer than {MAX_TEXT_CHARS:,} characters"
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT_CHARS:
+            return f"text longer than {MAX_TEXT_CHARS:,} characters"
+        if "\x00" in value:
+            # PostgreSQL text and JSON cannot hold U+0000: one such value failed the page.
+            return "text with a NUL character"
     if isinstance(value, (list, tuple)):
         return next((r for r in map(unstorable, value) if r), None)
     if isinstance(value, dict):

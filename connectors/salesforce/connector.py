@@ -1592,6 +1592,8 @@ def _parse_value(
         return quarantine.parse(canonical, value, parse_datetime, what=f"{api} datetime")
     if kind == "date":
         return quarantine.parse(canonical, value, parse_date, what=f"{api} date")
-    if value is None or (type(value) is str and len(value) <= MAX_TEXT_CHARS):
+    if value is None or (
+        type(value) is str and len(value) <= MAX_TEXT_CHARS and "\x00" not in value
+    ):
         return value  # what most values are, and always storable (Quarantine.keep)
     return quarantine.keep(canonical, value, value)

@@ -1,0 +1,46 @@
+"""Lead data as real orgs hold it, and CRM APIs on a bad day: what syncd does with them.
+
+Each test drives whole cycles against the emulators through the real client libraries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
+
+
+def test_a_nul_character_in_a_lead_field_is_quarantined_and_the_cycle_goes_on(
+    tmp_path: Path, store_url: str
+) -> None:
+    # Imports and integrations leave NUL characters in text fields; PostgreSQL text and JSON
+    # cannot hold U+0000, so storing one failed the whole page, every cycle, for ever.
+    with running_app(write_config(tmp_path, state_url=store_url)) as app:
+        sf_ids = app.embedded.salesforce.add_leads(
+            [
+                sf_lead("Nul", "nul@acme.com", title="VP\x00 Sales", activity_days=200),
+                sf_lead("Fine", "fine@acme.com", title="VP Sales", activity_days=200),
+            ]
+        )
+        hs_ids = app.embedded.hubspot.add_contacts(
+            [
+                hs_contact("Nul", "nul@acme.com", title="VP\x00 Sales", activity_days=200),
+                hs_contact("Fine", "fine@acme.com", title="VP Sales", activity_days=200),
+            ]
+        )
+        for crm, ids in (("salesforce", sf_ids), ("hubspot", hs_ids)):
+            report = app.pipelines[crm].run_cycle()
+            assert report.outcome == "ok", report
+            assert report.pulled == 2
+            quarantined = {r.lead_id: r.quarantine for r in app.store.quarantined_leads(crm)}
+            assert list(quarantined) == [ids[0]]
+            [problem] = quarantined[ids[0]]
+            assert problem["field"] == "title" and "NUL" in problem["reason"]
+        # Both leads were written (stale-nurture), the quarantined one too.
+        assert {app.embedded.salesforce.lead(i)["Status"] for i in sf_ids} == {"Nurture"}
+        assert {app.embedded.hubspot.contact(i)["hs_lead_status"] for i in hs_ids} == {"NURTURE"}
+        # explain and audit find leads by email: the stored row reads back on both backends.
+        found = app.store.find_leads("nul@acme.com")
+        assert {(r.crm, r.lead_id) for r in found} == {
+            ("salesforce", sf_ids[0]),
+            ("hubspot", hs_ids[0]),
+        }
