@@ -908,14 +908,14 @@ def _employee_count(value: Any) -> int | None:
     if not isinstance(value, str):
         return None
     text = value.strip().replace(",", "").replace("_", "").replace(" ", "")
-    if text.isdigit():
-        return int(text)
-    if found := _RANGE.fullmatch(text):
-        low, high = int(found.group(1)), int(found.group(2))
-        return (low + high) // 2 if high >= low else None
-    if found := _PLUS.fullmatch(text):
-        return int(found.group(1))
-    try:
+    try:  # int() refuses digits that are not decimal ('²') and more than 4,300 of them
+        if text.isdigit():
+            return int(text)
+        if found := _RANGE.fullmatch(text):
+            low, high = int(found.group(1)), int(found.group(2))
+            return (low + high) // 2 if high >= low else None
+        if found := _PLUS.fullmatch(text):
+            return int(found.group(1))
         number = float(text)
     except ValueError:
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from syncd.enrichment import Enricher, EnrichmentSettings
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
 
 
@@ -44,3 +45,13 @@ def test_a_nul_character_in_a_lead_field_is_quarantined_and_the_cycle_goes_on(
             ("salesforce", sf_ids[0]),
             ("hubspot", hs_ids[0]),
         }
+
+
+def test_an_employee_count_int_cannot_read_is_unknown_not_an_error() -> None:
+    # str.isdigit() accepts superscripts that int() refuses, and int() refuses more than
+    # 4,300 digits: either raised out of enrich, which promises never to raise on odd values.
+    enricher = Enricher(EnrichmentSettings())
+    for employees in ("²", "9" * 5000, "1²-5", "3³+"):
+        enrichment = enricher.enrich({"employees": employees, "email": "ann@acme.com"})
+        assert enrichment.values["icp_score"] == 10  # business email only
+        assert "employees unknown" in enrichment.reasons["icp_score"]
