@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from syncd.cli import app as cli
 from syncd.enrichment import Enricher, EnrichmentSettings
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
 
@@ -55,3 +58,24 @@ def test_an_employee_count_int_cannot_read_is_unknown_not_an_error() -> None:
         enrichment = enricher.enrich({"employees": employees, "email": "ann@acme.com"})
         assert enrichment.values["icp_score"] == 10  # business email only
         assert "employees unknown" in enrichment.reasons["icp_score"]
+
+
+def test_audit_and_explain_find_a_lead_by_an_email_with_non_ascii_capitals_as_typed(
+    tmp_path: Path, store_url: str
+) -> None:
+    # SQL lower() folds ASCII only on SQLite (and PostgreSQL's C locale): an email stored as
+    # 'ANN@MÜLLER.DE' and typed as shown in the CRM was "no lead", though syncd had written it.
+    config = write_config(tmp_path, state_url=store_url, crms=("hubspot",))
+    with running_app(config) as app:
+        [lead_id] = app.embedded.hubspot.add_contacts(
+            [hs_contact("Mu", "ANN@MÜLLER.DE", title="VP Sales", activity_days=200)]
+        )
+        assert app.pipelines["hubspot"].run_cycle().written == 2
+    runner = CliRunner()
+    for ref in ("ANN@MÜLLER.DE", "ann@MÜLLER.de", " ANN@MÜLLER.DE "):
+        audit = runner.invoke(cli, ["audit", "-c", str(config), ref])
+        assert audit.exit_code == 0, audit.output
+        assert f"hubspot  {lead_id}  status: NEW → NURTURE" in audit.output
+        explain = runner.invoke(cli, ["explain", "-c", str(config), ref])
+        assert explain.exit_code == 0, explain.output
+        assert lead_id in explain.output
