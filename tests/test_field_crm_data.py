@@ -79,3 +79,34 @@ def test_audit_and_explain_find_a_lead_by_an_email_with_non_ascii_capitals_as_ty
         explain = runner.invoke(cli, ["explain", "-c", str(config), ref])
         assert explain.exit_code == 0, explain.output
         assert lead_id in explain.output
+
+
+def test_a_hubspot_batch_update_answered_with_a_cut_off_body_is_sent_again_not_taken_as_written(
+    tmp_path: Path,
+) -> None:
+    # The emulator answers 200 with half a BatchResponse and applies nothing. Taken as every
+    # record written, the next pull read the unchanged status as a person's edit and held the
+    # leads for 14 days while the audit said "applied".
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        hs = app.embedded.hubspot
+        ids = hs.add_contacts(
+            [
+                hs_contact(f"A{i}", f"a{i}@acme.com", title="Analyst", activity_days=200)
+                for i in range(3)
+            ]
+        )
+        hs.faults.fail_next(
+            1,
+            status=200,
+            body='{"status":"COMPLETE","results":[{"id":"10',
+            content_type="application/json",
+            path="batch/update",
+            method="POST",
+        )
+        first = app.pipelines["hubspot"].run_cycle()
+        assert (first.outcome, first.written, first.failed) == ("ok", 6, 0)
+        assert {hs.contact(i)["hs_lead_status"] for i in ids} == {"NURTURE"}
+        updates = [e for e in hs.journal.entries() if e.path.endswith("/batch/update")]
+        assert len(updates) == 2  # the cut-off answer, then the update sent again
+        second = app.pipelines["hubspot"].run_cycle()
+        assert (second.outcome, second.held, second.planned) == ("ok", 0, 0)
