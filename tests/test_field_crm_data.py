@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from syncd.cli import app as cli
 from syncd.enrichment import Enricher, EnrichmentSettings
-from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
+from tests.daemon.harness import hs_contact, newsletter_id, running_app, sf_lead, write_config
 
 
 def test_a_nul_character_in_a_lead_field_is_quarantined_and_the_cycle_goes_on(
@@ -110,3 +110,23 @@ def test_a_hubspot_batch_update_answered_with_a_cut_off_body_is_sent_again_not_t
         assert len(updates) == 2  # the cut-off answer, then the update sent again
         second = app.pipelines["hubspot"].run_cycle()
         assert (second.outcome, second.held, second.planned) == ("ok", 0, 0)
+
+
+def test_a_hubspot_list_add_answered_with_a_page_not_the_api_answer_is_sent_again(
+    tmp_path: Path,
+) -> None:
+    # A 200 whose body is no MembershipsUpdateResponse (a proxy's page) passed as every contact
+    # added: the newsletter join was audited "applied" and never sent again.
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        hs = app.embedded.hubspot
+        [lead_id] = hs.add_contacts(
+            [hs_contact("A", "a@acme.com", title="Analyst", activity_days=200)]
+        )
+        hs.faults.fail_next(
+            1, status=200, body="<html>ok</html>", content_type="text/html", path="memberships/add"
+        )
+        report = app.pipelines["hubspot"].run_cycle()
+        assert (report.outcome, report.written, report.failed) == ("ok", 2, 0)
+        assert hs.list_members(newsletter_id(app, "hubspot")) == {lead_id}
+        adds = [e for e in hs.journal.entries() if e.path.endswith("/memberships/add")]
+        assert len(adds) == 2

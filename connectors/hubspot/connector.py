@@ -404,7 +404,7 @@ class HubSpotConnector(Connector):
             data, _, _ = self._call(
                 "general",
                 f"add to list {list_id}",
-                self._apis.memberships.add_with_http_info,
+                self._add_members,
                 list_id=list_id,
                 request_body=[str(i) for i in lead_ids],
             )
@@ -853,6 +853,22 @@ class HubSpotConnector(Connector):
         if not isinstance(getattr(data, "results", None), list):
             raise RetriableError(
                 "HubSpot contact batch update answered with a body that is not what the API "
+                "documents; will retry",
+                crm="hubspot",
+            )
+        return data, status, headers
+
+    def _add_members(self, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
+        """One list membership add whose answer is the documented ``MembershipsUpdateResponse``
+        (the ids added, missing, removed:
+        https://developers.hubspot.com/docs/api-reference/crm-lists-v3/memberships/put-crm-v3-lists-listId-memberships-add).
+        Another body passed as every contact added, and the join was never sent again; it is
+        retried as a lost answer is (ids already members are ignored)."""
+        data, status, headers = self._apis.memberships.add_with_http_info(**kwargs)
+        answered = ("records_ids_added", "record_ids_missing", "record_ids_removed")
+        if not any(isinstance(getattr(data, name, None), list) for name in answered):
+            raise RetriableError(
+                "HubSpot list membership add answered with a body that is not what the API "
                 "documents; will retry",
                 crm="hubspot",
             )
