@@ -4,8 +4,10 @@ Each test drives whole cycles against the emulators through the real client libr
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from syncd.cli import app as cli
@@ -130,3 +132,26 @@ def test_a_hubspot_list_add_answered_with_a_page_not_the_api_answer_is_sent_agai
         assert hs.list_members(newsletter_id(app, "hubspot")) == {lead_id}
         adds = [e for e in hs.journal.entries() if e.path.endswith("/memberships/add")]
         assert len(adds) == 2
+
+
+def test_a_hubspot_answer_the_client_cannot_read_is_logged_as_such_not_as_http_0(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An archived contact whose archivedAt is no date fails the client's model: no HTTP status
+    # to show, and the log said "failed with HTTP 0".
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        hs = app.embedded.hubspot
+        hs.add_contacts([hs_contact("A", "a@acme.com", title="Analyst", activity_days=200)])
+        hs.faults.fail_next(
+            1,
+            status=200,
+            body={"results": [{"id": "1001", "archived": True, "archivedAt": "yesterday"}]},
+            path="/crm/v3/objects/contacts$",
+            method="GET",
+        )
+        with caplog.at_level(logging.WARNING, logger="connectors.hubspot"):
+            report = app.pipelines["hubspot"].run_cycle()
+        assert report.outcome == "ok"
+        [retry] = [r.getMessage() for r in caplog.records if "archived" in r.getMessage()]
+        assert "answered with a body the client could not read; will retry" in retry
+        assert "HTTP 0" not in retry
