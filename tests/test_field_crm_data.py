@@ -4,15 +4,21 @@ Each test drives whole cycles against the emulators through the real client libr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from connectors.errors import RetriableError
+from connectors.salesforce import SalesforceConnector
+from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator, synthetic_leads
 from syncd.cli import app as cli
 from syncd.enrichment import Enricher, EnrichmentSettings
 from tests.daemon.harness import hs_contact, newsletter_id, running_app, sf_lead, write_config
+from tests.salesforce.support import T0, config_for
 
 
 def test_a_nul_character_in_a_lead_field_is_quarantined_and_the_cycle_goes_on(
@@ -155,3 +161,47 @@ def test_a_hubspot_answer_the_client_cannot_read_is_logged_as_such_not_as_http_0
         [retry] = [r.getMessage() for r in caplog.records if "archived" in r.getMessage()]
         assert "answered with a body the client could not read; will retry" in retry
         assert "HTTP 0" not in retry
+
+
+def test_a_bulk_results_page_with_fewer_rows_than_it_announces_fails_the_pull_not_the_leads() -> (
+    None
+):
+    # A results page cut short between rows still parses as CSV. Taken whole, the job's read
+    # ended "complete" without those leads and moved the cursor past them: they were never
+    # mirrored until edited again.
+    with SalesforceEmulator(EmulatorConfig()) as emu:
+        emu.clock.freeze(T0)
+        ids = emu.add_leads(synthetic_leads(3000, now=T0))
+        answer = emu.bulk_jobs.results
+        cut: list[int] = []
+
+        def first_page_cut_short(*args: Any) -> Any:
+            page = answer(*args)
+            if not cut:  # header and two rows, Sforce-NumberOfRecords and locator as they were
+                cut.append(page.records)
+                page = dataclasses.replace(
+                    page, body=b"\n".join(page.body.split(b"\n")[:3]) + b"\n"
+                )
+            return page
+
+        emu.bulk_jobs.results = first_page_cut_short  # type: ignore[method-assign]
+        # 200-lead REST pages, one a call: a query job is cheaper from a few hundred leads on.
+        bulk = {"bulk_read_threshold": 1000, "bulk_poll_seconds": 0, "page_size": 200}
+        connector = SalesforceConnector(
+            config_for(emu, **bulk, composite=False, bulk_results_page_size=1000),
+            clock=emu.clock.now,
+            sleep=emu.clock.advance,
+        )
+        try:
+            connector.check(statuses=set(), fields=set(), newsletters=set())
+            with pytest.raises(RetriableError) as caught:
+                for _ in connector.iter_pages(None, until=T0):
+                    pass
+            assert "results page 1 of Bulk API 2.0 query job" in str(caught.value)
+            assert f"2 rows where Sforce-NumberOfRecords says {cut[0]}" in str(caught.value)
+            assert "the next pull starts a new job" in str(caught.value)
+            # the next pull reads every lead
+            got = {lead.id for page in connector.iter_pages(None, until=T0) for lead in page.leads}
+            assert got == set(ids)
+        finally:
+            connector.close()
