@@ -21,21 +21,30 @@ from tests.daemon.harness import hs_contact, newsletter_id, running_app, sf_lead
 from tests.salesforce.support import T0, config_for
 
 
-def test_a_nul_character_in_a_lead_field_is_quarantined_and_the_cycle_goes_on(
-    tmp_path: Path, store_url: str
+@pytest.mark.parametrize(
+    ("title", "reason"),
+    [
+        ("VP\x00 Sales", "NUL"),
+        # an emoji cut in half by a truncation in the CRM (Apex and Java count UTF-16 units)
+        ("VP Sales \ud83d", "surrogate"),
+    ],
+    ids=["nul", "half-surrogate"],
+)
+def test_text_the_store_cannot_hold_is_quarantined_and_the_cycle_goes_on(
+    tmp_path: Path, store_url: str, title: str, reason: str
 ) -> None:
-    # Imports and integrations leave NUL characters in text fields; PostgreSQL text and JSON
-    # cannot hold U+0000, so storing one failed the whole page, every cycle, for ever.
+    # PostgreSQL text and JSON hold neither U+0000 nor half a surrogate pair: storing one
+    # failed the whole page, every cycle, for ever.
     with running_app(write_config(tmp_path, state_url=store_url)) as app:
         sf_ids = app.embedded.salesforce.add_leads(
             [
-                sf_lead("Nul", "nul@acme.com", title="VP\x00 Sales", activity_days=200),
+                sf_lead("Bad", "bad@acme.com", title=title, activity_days=200),
                 sf_lead("Fine", "fine@acme.com", title="VP Sales", activity_days=200),
             ]
         )
         hs_ids = app.embedded.hubspot.add_contacts(
             [
-                hs_contact("Nul", "nul@acme.com", title="VP\x00 Sales", activity_days=200),
+                hs_contact("Bad", "bad@acme.com", title=title, activity_days=200),
                 hs_contact("Fine", "fine@acme.com", title="VP Sales", activity_days=200),
             ]
         )
@@ -46,12 +55,12 @@ def test_a_nul_character_in_a_lead_field_is_quarantined_and_the_cycle_goes_on(
             quarantined = {r.lead_id: r.quarantine for r in app.store.quarantined_leads(crm)}
             assert list(quarantined) == [ids[0]]
             [problem] = quarantined[ids[0]]
-            assert problem["field"] == "title" and "NUL" in problem["reason"]
+            assert problem["field"] == "title" and reason in problem["reason"]
         # Both leads were written (stale-nurture), the quarantined one too.
         assert {app.embedded.salesforce.lead(i)["Status"] for i in sf_ids} == {"Nurture"}
         assert {app.embedded.hubspot.contact(i)["hs_lead_status"] for i in hs_ids} == {"NURTURE"}
         # explain and audit find leads by email: the stored row reads back on both backends.
-        found = app.store.find_leads("nul@acme.com")
+        found = app.store.find_leads("bad@acme.com")
         assert {(r.crm, r.lead_id) for r in found} == {
             ("salesforce", sf_ids[0]),
             ("hubspot", hs_ids[0]),
