@@ -214,3 +214,26 @@ def test_a_bulk_results_page_with_fewer_rows_than_it_announces_fails_the_pull_no
             assert got == set(ids)
         finally:
             connector.close()
+
+
+def test_hubspot_counts_written_with_thousands_separators_are_read_as_numbers(
+    tmp_path: Path,
+) -> None:
+    # Imports and enrichment tools fill numemployees with "1,000" or LinkedIn's size bands
+    # ("1,001-5,000", "10,001+"): each was quarantined as "not a valid numemployees integer",
+    # and the lead lost its company-size points.
+    written = ["1,000", "1,001-5,000", "10,001+", "12,345,678", "1,5"]
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        ids = app.embedded.hubspot.add_contacts(
+            hs_contact(f"L{i}", f"l{i}@acme.com", title="Analyst", numemployees=value)
+            for i, value in enumerate(written)
+        )
+        assert app.pipelines["hubspot"].run_cycle().outcome == "ok"
+        rows = [app.store.lead("hubspot", i) for i in ids]
+        assert all(rows)
+        assert [r.fields["employees"] for r in rows if r] == [1000, 1001, 10001, 12345678, None]
+        assert [r.reasons["icp_score"] for r in rows if r][0].startswith(
+            "icp_score 30: 1000 employees in 50..5000 +20"
+        )
+        # "1,5" has no thousands in it (a decimal comma?): still quarantined, with its reason
+        assert [r.lead_id for r in app.store.quarantined_leads("hubspot")] == [ids[-1]]
