@@ -232,8 +232,28 @@ def test_hubspot_counts_written_with_thousands_separators_are_read_as_numbers(
         rows = [app.store.lead("hubspot", i) for i in ids]
         assert all(rows)
         assert [r.fields["employees"] for r in rows if r] == [1000, 1001, 10001, 12345678, None]
-        assert [r.reasons["icp_score"] for r in rows if r][0].startswith(
+        assert next(r.reasons["icp_score"] for r in rows if r).startswith(
             "icp_score 30: 1000 employees in 50..5000 +20"
         )
         # "1,5" has no thousands in it (a decimal comma?): still quarantined, with its reason
         assert [r.lead_id for r in app.store.quarantined_leads("hubspot")] == [ids[-1]]
+
+
+#: gmail.com typed with an East Asian input method: full-width letters (U+FF41..), the
+#: full-width full stop (U+FF0E) or the ideographic one (U+3002).
+FULL_WIDTH_GMAIL = [
+    "ann@\uff47\uff4d\uff41\uff49\uff4c.com",
+    "ann@gmail\uff0ecom",
+    "ann@\uff27\uff2d\uff21\uff29\uff2c\u3002\uff23\uff2f\uff2d",
+]
+
+
+@pytest.mark.parametrize("email", FULL_WIDTH_GMAIL)
+def test_a_free_mail_address_typed_in_full_width_characters_is_free_mail(email: str) -> None:
+    # East Asian input methods type full-width letters and full stops; mail systems read the
+    # domain as IDNA does (NFKC, ideographic full stops as dots), so this is a gmail.com
+    # address. It counted as a business email (+10 ICP, never a free-mail misfit).
+    enrichment = Enricher(EnrichmentSettings()).enrich({"email": email})
+    assert enrichment.values["email_domain"] == "gmail.com"
+    assert enrichment.values["free_mail"] is True
+    assert "read as mail systems do" in enrichment.reasons["email_domain"]
