@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from connectors.salesforce import SalesforceConnector
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator, synthetic_leads
 from syncd.cli import app as cli
 from syncd.enrichment import Enricher, EnrichmentSettings
+from syncd.plan import status_report
 from tests.daemon.harness import hs_contact, newsletter_id, running_app, sf_lead, write_config
 from tests.salesforce.support import T0, config_for
 
@@ -257,3 +259,46 @@ def test_a_free_mail_address_typed_in_full_width_characters_is_free_mail(email: 
     assert enrichment.values["email_domain"] == "gmail.com"
     assert enrichment.values["free_mail"] is True
     assert "read as mail systems do" in enrichment.reasons["email_domain"]
+
+
+def test_a_contact_a_partial_hubspot_answer_does_not_name_is_sent_again_not_taken_as_written(
+    tmp_path: Path,
+) -> None:
+    # A 207 lists the contacts it updated and the errors with their ids. An error without ids
+    # left its contact counted as written: audited "applied", and the next pull read the
+    # unchanged status as a person's edit and held the lead for 14 days.
+    now = {"t": datetime.now(UTC) + timedelta(seconds=1)}
+    config = write_config(tmp_path, crms=("hubspot",))
+    with running_app(config, clock=lambda: now["t"]) as app:
+        hs = app.embedded.hubspot
+        ids = hs.add_contacts(
+            [
+                hs_contact(f"A{i}", f"a{i}@acme.com", title="Analyst", activity_days=200)
+                for i in range(2)
+            ]
+        )
+        unnamed = {"status": "error", "category": "VALIDATION_ERROR", "message": "not valid"}
+        hs.faults.fail_next(
+            1,
+            status=207,
+            body={
+                "status": "COMPLETE",
+                "results": [],
+                "errors": [unnamed, {**unnamed, "context": {}}],
+                "startedAt": "2026-12-01T00:00:00Z",
+                "completedAt": "2026-12-01T00:00:01Z",
+            },
+            path="batch/update",
+        )
+        pipeline = app.pipelines["hubspot"]
+        first = pipeline.run_cycle()
+        assert (first.written, first.retrying, first.failed) == (2, 2, 0)  # the list adds
+        assert [a.field for a in app.store.audit_of_lead(ids[0], "hubspot")] == [
+            "newsletter:newsletter"
+        ]
+        open_rows = status_report(app)["crms"]["hubspot"]
+        assert open_rows["held"] == []
+        now["t"] += app.settings.outbox.retry_base + timedelta(seconds=1)
+        later = pipeline.run_cycle()
+        assert (later.written, later.held) == (2, 0)
+        assert {hs.contact(i)["hs_lead_status"] for i in ids} == {"NURTURE"}

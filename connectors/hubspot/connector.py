@@ -826,14 +826,32 @@ class HubSpotConnector(Connector):
             self._split_after_400(items, results, e.body)
             return
         failed: dict[str, RecordResult] = {}
+        unnamed: list[str] = []  # errors that name no contact
         for err in (getattr(data, "errors", None) or []) if status == 207 else []:
             ids = (err.context or {}).get("ids") or []
             code, message = _explain(err.category, err.message)
             outcome = _BATCH_OUTCOMES.lookup(code=err.category)
             for lead_id in ids:
                 failed[str(lead_id)] = RecordResult(str(lead_id), outcome, code, message)
+            if not ids:
+                unnamed.append(f"{code}: {message}")
+        # A 207 lists the contacts it updated in ``results``: one it names neither there nor
+        # in an error was not confirmed, and taken as written its unchanged status read as a
+        # person's edit on the next pull. It is sent again (and fails visibly if it goes on).
+        updated = (
+            {str(obj.id) for obj in getattr(data, "results", None) or []} if status == 207 else None
+        )
         for i, change in items:
-            results[i] = failed.get(change.lead_id) or RecordResult(change.lead_id, Outcome.OK)
+            result = failed.get(change.lead_id)
+            if result is None and updated is not None and change.lead_id not in updated:
+                result = RecordResult(
+                    change.lead_id,
+                    Outcome.RETRY,
+                    "UNCONFIRMED",
+                    "HubSpot's partial answer (207) named this contact neither updated nor "
+                    "failed" + (f"; its errors: {'; '.join(unnamed)[:300]}" if unnamed else ""),
+                )
+            results[i] = result or RecordResult(change.lead_id, Outcome.OK)
         stage_prop = self.config.fields.get("lifecycle_stage")
         if stage_prop is not None and any("lifecycle_stage" in c.fields for _, c in items):
             for obj in getattr(data, "results", None) or []:
