@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from connectors.base import Outcome
 from connectors.errors import RetriableError
+from connectors.hubspot import HubSpotConfig, HubSpotConnector, PrivateAppAuth
 from connectors.salesforce import SalesforceConnector
+from connectors.testing.hubspot import HubSpotEmulator
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator, synthetic_leads
 from syncd.cli import app as cli
 from syncd.enrichment import Enricher, EnrichmentSettings
@@ -302,3 +305,38 @@ def test_a_contact_a_partial_hubspot_answer_does_not_name_is_sent_again_not_take
         later = pipeline.run_cycle()
         assert (later.written, later.held) == (2, 0)
         assert {hs.contact(i)["hs_lead_status"] for i in ids} == {"NURTURE"}
+
+
+def test_a_hubspot_list_removal_answered_with_a_page_not_the_api_answer_is_sent_again() -> None:
+    # A revert takes contacts out of the newsletter list. A 200 whose body is no
+    # MembershipsUpdateResponse passed as removed: the revert said done, the contacts stayed.
+    with HubSpotEmulator() as emu:
+        ids = emu.add_contacts(
+            [hs_contact(f"A{i}", f"a{i}@acme.com", title="Analyst") for i in range(2)]
+        )
+        list_id = emu.add_list("Newsletter")
+        connector = HubSpotConnector(
+            HubSpotConfig(
+                base_url=emu.base_url,
+                auth=PrivateAppAuth(access_token=emu.access_token),
+                timeout_seconds=5,
+                newsletters={"news": list_id},
+                retry={"initial_backoff_seconds": 0},
+            )
+        )
+        try:
+            connector.add_to_newsletter("news", ids)
+            emu.faults.fail_next(
+                1,
+                status=200,
+                body="<html>ok</html>",
+                content_type="text/html",
+                path="memberships/remove",
+            )
+            results = connector.remove_from_newsletter("news", ids)
+            assert [r.outcome for r in results] == [Outcome.OK, Outcome.OK]
+            assert emu.list_members(list_id) == set()
+            removals = [e for e in emu.journal.entries() if e.path.endswith("/memberships/remove")]
+            assert len(removals) == 2
+        finally:
+            connector.close()

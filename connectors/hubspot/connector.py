@@ -445,7 +445,7 @@ class HubSpotConnector(Connector):
             self._call(
                 "general",
                 f"remove from list {list_id}",
-                self._apis.memberships.remove_with_http_info,
+                self._remove_members,
                 list_id=list_id,
                 request_body=[str(i) for i in lead_ids],
             )
@@ -877,17 +877,25 @@ class HubSpotConnector(Connector):
         return data, status, headers
 
     def _add_members(self, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
-        """One list membership add whose answer is the documented ``MembershipsUpdateResponse``
-        (the ids added, missing, removed:
+        return self._memberships(self._apis.memberships.add_with_http_info, "add", **kwargs)
+
+    def _remove_members(self, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
+        return self._memberships(self._apis.memberships.remove_with_http_info, "remove", **kwargs)
+
+    def _memberships(
+        self, fn: Callable[..., Any], what: str, **kwargs: Any
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        """One list membership change whose answer is the documented
+        ``MembershipsUpdateResponse`` (the ids added, missing, removed:
         https://developers.hubspot.com/docs/api-reference/crm-lists-v3/memberships/put-crm-v3-lists-listId-memberships-add).
-        Another body passed as every contact added, and the join was never sent again; it is
-        retried as a lost answer is (ids already members are ignored)."""
-        data, status, headers = self._apis.memberships.add_with_http_info(**kwargs)
+        Another body passed as every contact added (or removed), and the change was never
+        sent again; it is retried as a lost answer is (the change is idempotent)."""
+        data, status, headers = fn(**kwargs)
         answered = ("records_ids_added", "record_ids_missing", "record_ids_removed")
         if not any(isinstance(getattr(data, name, None), list) for name in answered):
             raise RetriableError(
-                "HubSpot list membership add answered with a body that is not what the API "
-                "documents; will retry",
+                f"HubSpot list membership {what} answered with a body that is not what the "
+                "API documents; will retry",
                 crm="hubspot",
             )
         return data, status, headers
