@@ -340,3 +340,38 @@ def test_a_hubspot_list_removal_answered_with_a_page_not_the_api_answer_is_sent_
             assert len(removals) == 2
         finally:
             connector.close()
+
+
+def test_a_contact_edited_while_a_hubspot_pull_pages_skips_no_other_contact(
+    tmp_path: Path,
+) -> None:
+    # Search pages by offset over contacts sorted by lastmodifieddate. A rep's edit between two
+    # pages moves that contact past the window's end and every later one up a place: the next
+    # offset skipped the contact at the page boundary, and the cursor moved past it for good.
+    start = datetime.now(UTC) - timedelta(days=2)
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        hs = app.embedded.hubspot
+        ids = hs.add_contacts(
+            hs_contact(
+                f"L{i}",
+                f"l{i}@acme.com",
+                title="Analyst",
+                lastmodifieddate=(start + timedelta(minutes=i)).isoformat(),
+            )
+            for i in range(450)
+        )
+        search = hs.store.search
+        searches: list[int] = []
+
+        def a_rep_edits_after_the_first_page(*args: Any) -> Any:
+            answer = search(*args)
+            searches.append(len(answer[1]))
+            if len(searches) == 1:  # between page 1 and page 2 of the pull
+                hs.update_contact(ids[5], {"firstname": "Edited"})
+            return answer
+
+        hs.store.search = a_rep_edits_after_the_first_page  # type: ignore[method-assign]
+        report = app.pipelines["hubspot"].run_cycle()
+        assert report.outcome == "ok"
+        assert [i for i in ids if app.store.lead("hubspot", i) is None] == []
+        assert len(searches) == 4  # 3 pages, and page 2 asked again from the newest contact

@@ -705,7 +705,7 @@ class HubSpotConnector(Connector):
             # The first window spans the whole pull: its total is the pull's (later windows
             # restart past the 10,000 cap and count only what is left).
             self._pull_total = answer.total
-        return SearchPage(answer.contacts, answer.next_after)
+        return SearchPage(answer.contacts, answer.next_after, answer.total)
 
     def _search_json(
         self, *, public_object_search_request: PublicObjectSearchRequest, _request_timeout: float
