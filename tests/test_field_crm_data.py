@@ -1,6 +1,7 @@
 """Lead data as real orgs hold it, and CRM APIs on a bad day: what syncd does with them.
 
-Each test drives whole cycles against the emulators through the real client libraries."""
+Most tests drive whole cycles against the emulators through the real client libraries; the
+enrichment ones call the enricher, the list-removal and Bulk ones a connector, directly."""
 
 from __future__ import annotations
 
