@@ -376,3 +376,19 @@ def test_a_contact_edited_while_a_hubspot_pull_pages_skips_no_other_contact(
         assert report.outcome == "ok"
         assert [i for i in ids if app.store.lead("hubspot", i) is None] == []
         assert len(searches) == 4  # 3 pages, and page 2 asked again from the newest contact
+
+
+def test_a_hubspot_429_without_a_policy_waits_the_retry_after_it_gives(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # README: a 429's Retry-After is honoured as given. The emulator dropped the headers of a
+    # scripted answer without a body, so this was never seen: syncd waited the 10 s window.
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        hs = app.embedded.hubspot
+        hs.add_contacts([hs_contact("A", "a@acme.com", title="Analyst", activity_days=200)])
+        hs.faults.fail_next(1, status=429, headers={"Retry-After": "1"}, path="batch/update")
+        with caplog.at_level(logging.WARNING, logger="connectors.hubspot"):
+            report = app.pipelines["hubspot"].run_cycle()
+        assert (report.outcome, report.written) == ("ok", 2)
+        [retry] = [r.getMessage() for r in caplog.records if "batch update" in r.getMessage()]
+        assert "retrying in 1s" in retry
