@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -848,6 +849,10 @@ _HOST = re.compile(
 )
 
 
+#: Full stops IDNA reads as the label separator '.' (RFC 3490 section 3.1).
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
 def _valid_host(domain: str) -> bool:
     if domain.isascii():
         return _HOST.match(domain) is not None
@@ -908,14 +913,14 @@ def _employee_count(value: Any) -> int | None:
     if not isinstance(value, str):
         return None
     text = value.strip().replace(",", "").replace("_", "").replace(" ", "")
-    if text.isdigit():
-        return int(text)
-    if found := _RANGE.fullmatch(text):
-        low, high = int(found.group(1)), int(found.group(2))
-        return (low + high) // 2 if high >= low else None
-    if found := _PLUS.fullmatch(text):
-        return int(found.group(1))
-    try:
+    try:  # int() refuses digits that are not decimal ('²') and more than 4,300 of them
+        if text.isdigit():
+            return int(text)
+        if found := _RANGE.fullmatch(text):
+            low, high = int(found.group(1)), int(found.group(2))
+            return (low + high) // 2 if high >= low else None
+        if found := _PLUS.fullmatch(text):
+            return int(found.group(1))
         number = float(text)
     except ValueError:
         return None
@@ -1009,6 +1014,15 @@ class Enricher:
     def _classify_domain(self, raw: str) -> tuple[str | None, str, bool | None, str]:
         """(email_domain, reason, free_mail, reason) for the text after the last '@'."""
         domain = raw.strip().lower().rstrip(".")
+        read_as = ""
+        if not domain.isascii():
+            # Mail systems read a domain as IDNA does (RFC 3490 nameprep: NFKC, and the
+            # ideographic full stops as dots): gmail.com in full-width letters and full stop,
+            # as East Asian input methods type it, is gmail.com, and a free-mail address.
+            typed = domain
+            domain = unicodedata.normalize("NFKC", domain).lower().translate(_DOTS).rstrip(".")
+            if domain != typed:
+                read_as = f", {_shown(typed)!r} read as mail systems do"
         if not domain:
             return None, "email has nothing after '@'", None, "no email domain"
         if not _valid_host(domain):
@@ -1018,7 +1032,7 @@ class Enricher:
                 None,
                 "no valid email domain",
             )
-        reason = f"email domain {domain} (part after '@', lower-cased)"
+        reason = f"email domain {domain} (part after '@', lower-cased{read_as})"
         provider = _free_mail_match(domain, FREE_MAIL_DOMAINS, self._extra_free)
         if provider is None:
             return domain, reason, False, f"{domain} is not a known consumer mail provider"

@@ -187,6 +187,10 @@ _UNSENT_OR_FAILED = frozenset(
 )
 
 
+#: str.translate table lower-casing ASCII letters only, as SQL lower() does on SQLite.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 class LeadRow(SQLModel, table=True):
     __tablename__ = "lead"
     __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
@@ -920,13 +924,17 @@ class StateStore:
     def find_leads(self, ref: str) -> list[LeadRecord]:
         """Leads whose id is ``ref`` or whose email is ``ref`` (case-insensitive), any CRM."""
         table = LeadRow.__table__
+        ref = ref.strip()  # pasted with the spaces around it
+        # SQLite's lower() (and PostgreSQL's under the C locale) folds ASCII letters only: an
+        # email stored as 'ANN@MÜLLER.DE' reads 'ann@mÜller.de' there, which ref.lower() is not.
+        folded = {ref.lower(), ref.translate(_ASCII_LOWER)}
         with self.engine.connect() as conn:
             rows = conn.execute(select(table).where(table.c.lead_id == ref)).all()
             if rows:
                 return list(rows)
             # SQLAlchemy renders the JSON path for each dialect (json_extract / ->>).
             email = table.c.fields["email"].as_string()
-            return list(conn.execute(select(table).where(func.lower(email) == ref.lower())).all())
+            return list(conn.execute(select(table).where(func.lower(email).in_(folded))).all())
 
     def count_live(self, crm: str, *, at_most: int | None = None) -> int:
         """How many live (not deleted) leads ``crm`` has; with ``at_most``, counted no further

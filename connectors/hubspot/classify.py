@@ -93,7 +93,10 @@ _REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable(
             "scopes crm.objects.contacts.read/write, crm.schemas.contacts.read/write "
             "and crm.lists.read/write",
         ),
-        (0, ANY): _RETRY,  # no HTTP answer at all
+        # No HTTP status: the client refused the answer (a value its models do not allow).
+        (0, ANY): _Meaning(
+            RetriableError, "{where} answered with a body the client could not read; will retry"
+        ),
         (408, ANY): _RETRY,
         (423, ANY): _RETRY,
     },

@@ -404,7 +404,7 @@ class HubSpotConnector(Connector):
             data, _, _ = self._call(
                 "general",
                 f"add to list {list_id}",
-                self._apis.memberships.add_with_http_info,
+                self._add_members,
                 list_id=list_id,
                 request_body=[str(i) for i in lead_ids],
             )
@@ -445,7 +445,7 @@ class HubSpotConnector(Connector):
             self._call(
                 "general",
                 f"remove from list {list_id}",
-                self._apis.memberships.remove_with_http_info,
+                self._remove_members,
                 list_id=list_id,
                 request_body=[str(i) for i in lead_ids],
             )
@@ -705,7 +705,7 @@ class HubSpotConnector(Connector):
             # The first window spans the whole pull: its total is the pull's (later windows
             # restart past the 10,000 cap and count only what is left).
             self._pull_total = answer.total
-        return SearchPage(answer.contacts, answer.next_after)
+        return SearchPage(answer.contacts, answer.next_after, answer.total)
 
     def _search_json(
         self, *, public_object_search_request: PublicObjectSearchRequest, _request_timeout: float
@@ -815,7 +815,7 @@ class HubSpotConnector(Connector):
             data, status, _ = self._call(
                 "general",
                 "contact batch update",
-                self._apis.batch.update_with_http_info,
+                self._batch_update,
                 batch_input_simple_public_object_batch_input=BatchInputSimplePublicObjectBatchInput(
                     inputs=inputs
                 ),
@@ -826,20 +826,79 @@ class HubSpotConnector(Connector):
             self._split_after_400(items, results, e.body)
             return
         failed: dict[str, RecordResult] = {}
+        unnamed: list[str] = []  # errors that name no contact
         for err in (getattr(data, "errors", None) or []) if status == 207 else []:
             ids = (err.context or {}).get("ids") or []
             code, message = _explain(err.category, err.message)
             outcome = _BATCH_OUTCOMES.lookup(code=err.category)
             for lead_id in ids:
                 failed[str(lead_id)] = RecordResult(str(lead_id), outcome, code, message)
+            if not ids:
+                unnamed.append(f"{code}: {message}")
+        # A 207 lists the contacts it updated in ``results``: one it names neither there nor
+        # in an error was not confirmed, and taken as written its unchanged status read as a
+        # person's edit on the next pull. It is sent again (and fails visibly if it goes on).
+        updated = (
+            {str(obj.id) for obj in getattr(data, "results", None) or []} if status == 207 else None
+        )
         for i, change in items:
-            results[i] = failed.get(change.lead_id) or RecordResult(change.lead_id, Outcome.OK)
+            result = failed.get(change.lead_id)
+            if result is None and updated is not None and change.lead_id not in updated:
+                result = RecordResult(
+                    change.lead_id,
+                    Outcome.RETRY,
+                    "UNCONFIRMED",
+                    "HubSpot's partial answer (207) named this contact neither updated nor "
+                    "failed" + (f"; its errors: {'; '.join(unnamed)[:300]}" if unnamed else ""),
+                )
+            results[i] = result or RecordResult(change.lead_id, Outcome.OK)
         stage_prop = self.config.fields.get("lifecycle_stage")
         if stage_prop is not None and any("lifecycle_stage" in c.fields for _, c in items):
             for obj in getattr(data, "results", None) or []:
                 props = obj.properties or {}
                 if stage_prop in props:
                     self._written_stages[str(obj.id)] = props[stage_prop] or None
+
+    def _batch_update(self, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
+        """One batch update whose success answer is the documented ``BatchResponse``, listing
+        the contacts as updated (https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/batch/post-crm-v3-objects-contacts-batch-update).
+
+        Another 2xx body (cut short, a proxy's page) says nothing of what landed: the client
+        builds an empty model from it, which passed as every record written, and the next pull
+        took the unchanged status for a person's edit. It is retried as a lost answer is
+        (setting the same values again is harmless)."""
+        data, status, headers = self._apis.batch.update_with_http_info(**kwargs)
+        if not isinstance(getattr(data, "results", None), list):
+            raise RetriableError(
+                "HubSpot contact batch update answered with a body that is not what the API "
+                "documents; will retry",
+                crm="hubspot",
+            )
+        return data, status, headers
+
+    def _add_members(self, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
+        return self._memberships(self._apis.memberships.add_with_http_info, "add", **kwargs)
+
+    def _remove_members(self, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
+        return self._memberships(self._apis.memberships.remove_with_http_info, "remove", **kwargs)
+
+    def _memberships(
+        self, fn: Callable[..., Any], what: str, **kwargs: Any
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        """One list membership change whose answer is the documented
+        ``MembershipsUpdateResponse`` (the ids added, missing, removed:
+        https://developers.hubspot.com/docs/api-reference/crm-lists-v3/memberships/put-crm-v3-lists-listId-memberships-add).
+        Another body passed as every contact added (or removed), and the change was never
+        sent again; it is retried as a lost answer is (the change is idempotent)."""
+        data, status, headers = fn(**kwargs)
+        answered = ("records_ids_added", "record_ids_missing", "record_ids_removed")
+        if not any(isinstance(getattr(data, name, None), list) for name in answered):
+            raise RetriableError(
+                f"HubSpot list membership {what} answered with a body that is not what the "
+                "API documents; will retry",
+                crm="hubspot",
+            )
+        return data, status, headers
 
     def _clear_first(
         self,

@@ -27,6 +27,7 @@ class RawContact:
 class SearchPage:
     results: list[RawContact]
     next_after: str | None
+    total: int | None = None  # the answer's ``total``: contacts the query matches now
 
 
 #: One search filter or sort: {"propertyName": ..., "operator"/"direction": ..., ...}
@@ -86,6 +87,8 @@ def iter_search_windows(
     after: str | None = None
     last_t: int | None = None
     seen_at_last_t: set[str] = set()
+    counted: int | None = None  # the ``total`` of the query's first page
+    last_id = -1  # of the newest contact read
 
     while True:
         if tie_at is None:
@@ -95,20 +98,21 @@ def iter_search_windows(
         else:
             groups = [[_f("lastmodifieddate", "EQ", tie_at), _f("hs_object_id", "GT", tie_after)]]
             page = search(groups, _BY_ID, after)
+        if after is None:
+            counted = page.total
+        elif _shrank(page.total, counted):
+            # Contacts left the query while it paged (edited meanwhile: their new
+            # lastmodifieddate is past the window's end) and every later one moved up a
+            # place, so this offset skipped one. Read on from the newest contact read instead,
+            # as at the 10,000 cap (a tie group by id, else from its timestamp).
+            after, tie_after = None, last_id
+            lower, inclusive = (lower, inclusive) if last_t is None else (last_t, True)
+            continue
 
-        fresh: list[RawContact] = []
-        for contact in page.results:
-            t = contact.modified_ms
-            if last_t is not None and (
-                t < last_t or (t == last_t and contact.id in seen_at_last_t)
-            ):
-                continue  # re-read after a window restart
-            if t != last_t:
-                last_t, seen_at_last_t = t, set()
-            seen_at_last_t.add(contact.id)
-            fresh.append(contact)
+        fresh, last_t, seen_at_last_t = _fresh(page.results, last_t, seen_at_last_t)
         if fresh:
             yield fresh
+            last_id = int(fresh[-1].id)
 
         if not page.results or page.next_after is None:
             if tie_at is None:
@@ -132,3 +136,25 @@ def iter_search_windows(
             tie_after = resume_id if resume_id is not None and t == lo_ms else -1
         else:
             lower, inclusive = t, True
+
+
+def _shrank(total: int | None, counted: int | None) -> bool:
+    """Whether a later page of a query counts fewer contacts than its first did."""
+    return total is not None and counted is not None and total < counted
+
+
+def _fresh(
+    results: list[RawContact], last_t: int | None, seen_at_last_t: set[str]
+) -> tuple[list[RawContact], int | None, set[str]]:
+    """The contacts of a page not read before (a window restart re-reads the newest
+    timestamp's), and the newest timestamp and the ids read at it after them."""
+    fresh: list[RawContact] = []
+    for contact in results:
+        t = contact.modified_ms
+        if last_t is not None and (t < last_t or (t == last_t and contact.id in seen_at_last_t)):
+            continue  # re-read after a window restart
+        if t != last_t:
+            last_t, seen_at_last_t = t, set()
+        seen_at_last_t.add(contact.id)
+        fresh.append(contact)
+    return fresh, last_t, seen_at_last_t

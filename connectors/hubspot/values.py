@@ -44,12 +44,22 @@ def to_ms(value: datetime) -> int:
     return math.floor(value.timestamp() * 1000 + 0.5)
 
 
+#: A thousands separator: a comma between a digit and exactly three more ("1,000", "10,001+").
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
 def _integer(text: str) -> int:
+    # Imports and enrichment tools write counts as "1,000" or LinkedIn's "1,001-5,000"
+    text = _THOUSANDS.sub("", text)
     m = _RANGE.match(text)
     if m:
         # enumerated ranges such as "25-50" or "1000+" (real numemployees): the lower bound
         return int(float(m.group(1)))
     return int(float(text))  # "25", "25.0"; "1e400" overflows, "NaN" is not a number
+
+
+def _number(text: str) -> float:
+    return float(_THOUSANDS.sub("", text))
 
 
 def _boolean(text: str) -> bool:
@@ -59,7 +69,7 @@ def _boolean(text: str) -> bool:
 _PARSERS: dict[str, Any] = {
     "datetime": parse_time,
     "integer": _integer,
-    "number": float,
+    "number": _number,
     "boolean": _boolean,
 }
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from connectors.base import FieldProblem
 
-__all__ = ["EXCERPT_CHARS", "MAX_INT", "MAX_TEXT_CHARS", "Quarantine"]
+__all__ = ["EXCERPT_CHARS", "MAX_INT", "MAX_TEXT_CHARS", "Quarantine", "text_problem"]
 
 T = TypeVar("T")
 
@@ -37,6 +37,24 @@ def excerpt(raw: Any) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
 
 
+def text_problem(value: str) -> str | None:
+    """Why the text ``value`` cannot be stored in the mirror, or None when it can."""
+    if len(value) > MAX_TEXT_CHARS:
+        return f"text longer than {MAX_TEXT_CHARS:,} characters"
+    if "\x00" in value:
+        # PostgreSQL text and JSON cannot hold U+0000: one such value failed the page.
+        return "text with a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Half of a UTF-16 surrogate pair (an emoji cut by a truncation in the CRM, which
+            # counts UTF-16 units): JSON answers carry it as "\ud83d", Python decodes it, and
+            # PostgreSQL's JSON refuses it, failing the page.
+            return "text with half of a UTF-16 surrogate pair"
+    return None
+
+
 def unstorable(value: Any) -> str | None:
     """Why ``value`` cannot be stored in the mirror, or None when it can."""
     if isinstance(value, bool) or value is None:
@@ -45,8 +63,8 @@ def unstorable(value: Any) -> str | None:
         return "not a finite number"
     if isinstance(value, int) and abs(value) > MAX_INT:
         return "number too large to store"
-    if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
-        return f"text longer than {MAX_TEXT_CHARS:,} characters"
+    if isinstance(value, str):
+        return text_problem(value)
     if isinstance(value, (list, tuple)):
         return next((r for r in map(unstorable, value) if r), None)
     if isinstance(value, dict):

@@ -163,16 +163,30 @@ class BulkQueryReader:
         while True:
             page_no += 1
 
-            def read(sf: Salesforce, loc: str = locator) -> Any:
-                return _client(sf).get_query_results(job_id, loc, max_records)
+            what = f"results page {page_no} of Bulk API 2.0 query job {job_id}"
 
-            result = self._call(f"results page {page_no} of Bulk API 2.0 query job {job_id}", read)
+            def read(sf: Salesforce, loc: str = locator, what: str = what) -> Any:
+                try:
+                    return _client(sf).get_query_results(job_id, loc, max_records)
+                except KeyError:  # the client reads Sforce-NumberOfRecords unasked
+                    raise _cut_short(what, "no Sforce-NumberOfRecords header") from None
+
+            result = self._call(what, read)
             reader = csv.reader(_lines(str(result["records"])))
             del result["records"]  # the reader holds the page's text alone
             header = next(reader, None)
+            rows = 0
             if header is not None:
                 for row in reader:
+                    rows += 1
                     yield csv_record(header, row, self._types)
+            # A page cut short (a proxy, a dropped stream that still ended cleanly) parses as
+            # fewer rows; taken whole, the job's read moved the cursor past the rows it lost.
+            # Sforce-NumberOfRecords is the number of records in this page
+            # (query_get_job_results.htm).
+            expected = result.get("number_of_records")
+            if isinstance(expected, int) and rows != expected:
+                raise _cut_short(what, f"{rows} rows where Sforce-NumberOfRecords says {expected}")
             locator = str(result.get("locator") or "")
             if not locator:
                 return
@@ -214,3 +228,11 @@ class BulkQueryReader:
                     code="BULK_JOB_TIMEOUT",
                 )
             pause = wait = min(max(pause * 2, 0.5), cfg.bulk_poll_max_seconds)
+
+
+def _cut_short(what: str, detail: str) -> RetriableError:
+    return RetriableError(
+        f"Salesforce {what} is not a whole results page ({detail}); the next pull starts a new job",
+        crm="salesforce",
+        code="BULK_RESULTS_INCOMPLETE",
+    )

@@ -57,7 +57,7 @@ from connectors.errors import (
 )
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
-from connectors.kit.values import MAX_TEXT_CHARS
+from connectors.kit.values import text_problem
 
 from .auth import Authenticator, Token, authenticator_for
 from .batching import failed_whole, write_splitting
@@ -1592,6 +1592,6 @@ def _parse_value(
         return quarantine.parse(canonical, value, parse_datetime, what=f"{api} datetime")
     if kind == "date":
         return quarantine.parse(canonical, value, parse_date, what=f"{api} date")
-    if value is None or (type(value) is str and len(value) <= MAX_TEXT_CHARS):
+    if value is None or (type(value) is str and text_problem(value) is None):
         return value  # what most values are, and always storable (Quarantine.keep)
     return quarantine.keep(canonical, value, value)

@@ -213,8 +213,10 @@ class EmulatorServer:
         """The answer an answer-kind fault (``respond``, ``429``, ``503``, ``401``) gives."""
         if fault.kind != "respond":
             return self.fault_response(fault.kind, request)
-        if fault.body is None:
-            return self.status_response(fault.status, request)
+        if fault.body is None:  # the CRM's own error body, with the headers asked for
+            response = self.status_response(fault.status, request)
+            response.headers = {**response.headers, **fault.headers}
+            return response
         body = fault.body
         raw = body.encode() if isinstance(body, str) else body
         ctype = fault.content_type
