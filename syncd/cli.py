@@ -991,7 +991,10 @@ def rules_check(
     if source is not None:
         from syncd.app import rule_allowlists
 
-        kwargs = rule_allowlists(_settings(source))  # the daemon's own allowlists
+        settings = _settings(source)
+        # The daemon's own allowlists, and its calendar: business time decides whether two
+        # rules' conditions overlap (a loop the daemon refuses) on the config's working hours.
+        kwargs = {**rule_allowlists(settings), "calendar": settings.calendar.calendar()}
         if config is None:
             err.print(
                 f"checking against {source} (custom fields, settable fields, newsletter "

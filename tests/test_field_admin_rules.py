@@ -1,0 +1,78 @@
+"""A RevOps admin editing rule YAML on a bad day: what syncd tells them, and what it refuses.
+
+Each test pins down one behaviour found by feeding syncd the files an admin writes by mistake.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rules import RuleLoadError
+from syncd.app import _book_loader
+from syncd.cli import app as cli
+from syncd.settings import load_settings
+
+runner = CliRunner()
+
+_HEAD = """\
+version: 1
+name: field
+mode: first_match
+statuses: {New: {}, Nurture: {}, Archived: {}}
+rules:
+"""
+
+
+def _config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "syncd.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+            rules: {{files: [rules.yaml], fixtures: null}}
+            server: {{enabled: false}}
+            embedded: {{enabled: true, leads: 0, rep_activity: false, fresh_state: false}}
+            salesforce: {{enabled: true}}
+            """
+        )
+        + textwrap.dedent(extra)
+    )
+    return path
+
+
+def _rules(tmp_path: Path, body: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(_HEAD + textwrap.dedent(body))
+    return path
+
+
+def test_rules_check_judges_business_time_on_the_configs_calendar_as_the_daemon_does(
+    tmp_path: Path,
+) -> None:
+    # On a calendar of one working hour a week, "within 1 business hour" reaches back days,
+    # so it overlaps "older than 2d": the two rules flip a lead every cycle and the daemon
+    # refuses the file. `rules check -c` must refuse it too, not say "ok" on a default calendar.
+    config = _config(tmp_path, 'calendar: {workdays: [mon], hours: ["09:00", "10:00"]}\n')
+    rules = _rules(
+        tmp_path,
+        """\
+          - id: fresh-to-nurture
+            when: {all: [{field: status, eq: New}, {field: created_at, within: {business_hours: 1}}]}
+            then: [{set_status: Nurture}]
+          - id: old-back-to-new
+            when: {all: [{field: status, eq: Nurture}, {field: created_at, older_than: 2d}]}
+            then: [{set_status: New}]
+        """,
+    )
+    with pytest.raises(RuleLoadError, match="undo each other"):
+        _book_loader(load_settings(config))([rules])
+
+    checked = runner.invoke(cli, ["rules", "check", "-c", str(config), str(rules)])
+
+    assert checked.exit_code == 2, checked.output
+    assert "rules 'fresh-to-nurture' and 'old-back-to-new' undo each other" in checked.output
+    assert "ok (2 rules)" not in checked.output
