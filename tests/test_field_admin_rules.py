@@ -32,7 +32,7 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
     path.write_text(
         textwrap.dedent(
             f"""\
-            state: {{url: "sqlite:///{tmp_path / 'state.db'}"}}
+            state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
             rules: {{files: [rules.yaml], fixtures: null}}
             server: {{enabled: false}}
             embedded: {{enabled: true, leads: 0, rep_activity: false, fresh_state: false}}
@@ -76,3 +76,47 @@ def test_rules_check_judges_business_time_on_the_configs_calendar_as_the_daemon_
     assert checked.exit_code == 2, checked.output
     assert "rules 'fresh-to-nurture' and 'old-back-to-new' undo each other" in checked.output
     assert "ok (2 rules)" not in checked.output
+
+
+def _check_lines(tmp_path: Path, body: str) -> list[str]:
+    rules = _rules(tmp_path, body)
+    checked = runner.invoke(cli, ["rules", "check", "-c", str(_config(tmp_path)), str(rules)])
+    assert checked.exit_code == 2, checked.output
+    return [line for line in checked.output.splitlines() if line.startswith(str(rules))]
+
+
+def test_a_bad_business_duration_or_field_reference_gets_its_own_error_only(
+    tmp_path: Path,
+) -> None:
+    # One mistake, one message at its place: the mapping was meant as a business duration or
+    # a field reference, so "'within' must be text, not a mapping" (the text member of the
+    # union) is noise, and a misspelt `business_days` is not an "unknown operator". A value
+    # that is no mapping still hears of both forms it may take.
+    lines = _check_lines(
+        tmp_path,
+        """\
+          - id: zero-days
+            when: {field: created_at, older_than: {business_days: 0}}
+            then: [{set_status: Nurture}]
+          - id: misspelt-days
+            when: {field: created_at, within: {business_dayz: 2}}
+            then: [{set_status: Nurture}]
+          - id: misspelt-ref
+            when: {field: created_at, lt: {fieldd: status_changed_at}}
+            then: [{set_status: Nurture}]
+          - id: number-duration
+            when: {field: created_at, older_than: 5}
+            then: [{set_status: Nurture}]
+        """,
+    )
+    rules = str(tmp_path / "rules.yaml")
+    assert lines == [
+        f"{rules}:7:41: rule 'zero-days': business_days must be more than 0 and at most 100000 "
+        "(got 0)",
+        f"{rules}:10:38: rule 'misspelt-days': unknown key 'business_dayz' in a business "
+        "duration (did you mean 'business_days'?)",
+        f"{rules}:13:34: rule 'misspelt-ref': unknown key 'fieldd' in a field reference "
+        "(did you mean 'field'?)",
+        f"{rules}:16:41: rule 'number-duration': 'older_than' must be text or a mapping, "
+        "not a number",
+    ]
