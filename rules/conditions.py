@@ -156,9 +156,12 @@ def check_value(field: str, ftype: FieldType, value: object) -> Any:
 
 def _text_value(field: str, value: object) -> str:
     if not isinstance(value, str):
+        # Not `quote the value: "10"`: YAML has already read `010` as 10 (and `1_000` as
+        # 1000), so echoing the number would lead the admin to quote the wrong text.
         raise ConditionError(
-            f"'{field}' is a text field, so compare it with text, not {describe_kind(value)}; "
-            f'quote the value: "{value}"'
+            f"'{field}' is a text field, so compare it with text, not {describe_kind(value)} "
+            f"(YAML read the unquoted value as {value!r}); put the text in quotes exactly as "
+            "meant, leading zeros included"
         )
     if value == "":
         raise ConditionError(

@@ -120,3 +120,22 @@ def test_a_bad_business_duration_or_field_reference_gets_its_own_error_only(
         f"{rules}:16:41: rule 'number-duration': 'older_than' must be text or a mapping, "
         "not a number",
     ]
+
+
+def test_a_number_where_text_is_expected_is_not_echoed_as_the_text_to_quote(
+    tmp_path: Path,
+) -> None:
+    # A postal-code prefix written `010` is the number 10 to YAML; telling the admin to
+    # quote "10" would make the rule compare with the wrong text and never match "010".
+    (line,) = _check_lines(
+        tmp_path,
+        """\
+          - id: berlin-prefix
+            when: {field: company, eq: 010}
+            then: [{set_status: Nurture}]
+        """,
+    )
+    assert "'company' is a text field" in line
+    assert "read the unquoted value as 10" in line
+    assert "leading zeros included" in line
+    assert '"10"' not in line
