@@ -1135,6 +1135,16 @@ def rules_test(
     if directory is None or not directory.is_dir():
         err.print(f"no fixture directory {directory}")
         raise typer.Exit(2)
+    # `.yml` too: a fixture saved under that name was skipped, and a run of no fixtures
+    # passed ("0 passed, 0 failed", exit 0), a check that checked nothing.
+    fixture_files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not fixture_files:
+        err.print(
+            f"no fixture files (*.yaml, *.yml) in {directory}: nothing to test",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
     enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
 
     def prepare(lead: dict[str, Any]) -> dict[str, Any]:
@@ -1146,7 +1156,7 @@ def rules_test(
         book = _book_loader(settings)(list(rules_files) if rules_files else live)
         if rules_files:
             book = _drafts_stand_in(book, live)
-        report = run_fixtures(sorted(directory.glob("*.yaml")), book, prepare=prepare)
+        report = run_fixtures(fixture_files, book, prepare=prepare)
     except RuleLoadError as exc:
         for issue in exc.issues:
             err.print(str(issue), markup=False, highlight=False)

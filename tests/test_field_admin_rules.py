@@ -139,3 +139,40 @@ def test_a_number_where_text_is_expected_is_not_echoed_as_the_text_to_quote(
     assert "read the unquoted value as 10" in line
     assert "leading zeros included" in line
     assert '"10"' not in line
+
+
+_FIXTURE = """\
+ruleset: ../rules.yaml
+now: 2026-03-02T09:00:00Z
+cases:
+  - name: a new lead is nurtured
+    lead: {status: New}
+    expect: {status: Nurture, rule: nurture-everything}
+"""
+
+
+def test_rules_test_runs_fixtures_saved_as_yml_and_fails_when_there_are_none(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    _rules(
+        tmp_path,
+        """\
+          - id: nurture-everything
+            when: {field: status, eq: New}
+            then: [{set_status: Nurture}]
+        """,
+    )
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+
+    nothing = runner.invoke(cli, ["rules", "test", str(fixtures), "-c", str(config)])
+    assert nothing.exit_code == 2, nothing.output
+    assert "no fixture files" in nothing.output
+    assert "0 passed" not in nothing.output
+
+    (fixtures / "nurture.yml").write_text(_FIXTURE.replace("Nurture,", "New,"))
+    ran = runner.invoke(cli, ["rules", "test", str(fixtures), "-c", str(config)])
+    assert ran.exit_code == 1, ran.output
+    assert "nurture.yml:4: FAIL a new lead is nurtured" in ran.output
+    assert "0 passed, 1 failed" in ran.output
