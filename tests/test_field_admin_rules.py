@@ -176,3 +176,32 @@ def test_rules_test_runs_fixtures_saved_as_yml_and_fails_when_there_are_none(
     assert ran.exit_code == 1, ran.output
     assert "nurture.yml:4: FAIL a new lead is nurtured" in ran.output
     assert "0 passed, 1 failed" in ran.output
+
+
+def test_two_statuses_written_as_one_crm_value_are_a_config_error_naming_both(
+    tmp_path: Path,
+) -> None:
+    # HubSpot's NEW would read back as one of them only: rules on the other would never
+    # match a HubSpot lead, with nothing said (Salesforce, mapped apart, would move them).
+    config = _config(
+        tmp_path,
+        """\
+        hubspot:
+          enabled: true
+          status_values: {New: NEW, Open: NEW, Nurture: NURTURE}
+        """,
+    )
+    rules = _rules(
+        tmp_path,
+        """\
+          - id: nurture-new
+            when: {field: status, eq: New}
+            then: [{set_status: Nurture}]
+        """,
+    )
+    checked = runner.invoke(cli, ["rules", "check", "-c", str(config), str(rules)])
+    assert checked.exit_code == 2, checked.output
+    assert (
+        f"{config}:8:3: hubspot.status_values: 'New' and 'Open' are both written as 'NEW'"
+        in checked.output
+    )
