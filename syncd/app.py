@@ -9,6 +9,7 @@ import errno
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,12 @@ class _CrmRejects(Exception):
     """Reloaded rules that load but target statuses or fields a CRM lacks."""
 
 
+#: Rule files the CRMs refused are checked again this long after (seconds), unchanged: the fix
+#: the error asks for (add the status in the CRM) changes no byte of them. Not every cycle: a
+#: check costs API calls, and a refused draft may sit on disk for days.
+RECHECK_REFUSED_AFTER = 300.0
+
+
 class RulesHolder:
     """The current rule book; reloads changed files and keeps the last good one on errors."""
 
@@ -77,6 +84,9 @@ class RulesHolder:
         self._lock = threading.Lock()
         self.error: str | None = None
         self._digest = self._files_digest()
+        #: When the CRMs refused the files of ``_digest`` (time.monotonic()); None: they did not.
+        self._refused: float | None = None
+        self.recheck_refused_after = RECHECK_REFUSED_AFTER
         self.book: RuleBook
         #: False when the files did not load (read-only commands only): ``book`` is unset.
         self.loaded = broken is None
@@ -139,7 +149,10 @@ class RulesHolder:
             return self.book
         with self._lock:
             digest = self._files_digest()
-            if digest == self._digest:
+            if digest == self._digest and (
+                self._refused is None
+                or time.monotonic() - self._refused < self.recheck_refused_after
+            ):
                 return self.book
             previous, self._digest = self._digest, digest
             try:
@@ -163,18 +176,27 @@ class RulesHolder:
                 )
                 return self.book
             except (RuleLoadError, _CrmRejects) as exc:
+                refused = isinstance(exc, _CrmRejects)
+                # The same refusal of the same files, checked again: logged once.
+                again = refused and digest == previous and self.error == str(exc)
                 self.error = str(exc)
-                log.error(
-                    "rule files changed but do not load; keeping version %s:\n%s",
-                    self.book.version,
-                    exc,
-                )
+                self._refused = time.monotonic() if refused else None
+                if not again:
+                    log.error(
+                        "rule files changed but do not load; keeping version %s:\n%s%s",
+                        self.book.version,
+                        exc,
+                        f"\nchecking them again every {self.recheck_refused_after:.0f}s "
+                        "(or when the files change)"
+                        if refused
+                        else "",
+                    )
                 if self._metrics:
                     self._metrics.rules_valid.set(0)
                 self.record_error(self.error)
                 return self.book
             log.info("rules reloaded: version %s -> %s", self.book.version, book.version)
-            self.book, self.error = book, None
+            self.book, self.error, self._refused = book, None, None
             self._show_version()
             if self._metrics:
                 self._metrics.rules_valid.set(1)

@@ -5,6 +5,7 @@ Each test pins down one behaviour found by feeding syncd the files an admin writ
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rules import RuleLoadError
 from syncd.app import _book_loader
 from syncd.cli import app as cli
 from syncd.settings import load_settings
+from tests.daemon.harness import running_app, write_config
 
 runner = CliRunner()
 
@@ -205,3 +207,53 @@ def test_two_statuses_written_as_one_crm_value_are_a_config_error_naming_both(
         f"{config}:8:3: hubspot.status_values: 'New' and 'Open' are both written as 'NEW'"
         in checked.output
     )
+
+
+def test_rules_a_crm_refused_apply_once_the_admin_adds_the_status_in_the_crm(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The refusal says "add the value in hubspot": doing just that, with the file unchanged,
+    # must let the daemon take the new rules at its next check of them (not only after an
+    # edit or a restart), and the repeated refusal before it is logged once.
+    opening = textwrap.dedent(
+        """\
+        version: 1
+        name: field
+        mode: first_match
+        statuses: {New: {}, Open: {}, Recycled: {}}
+        rules:
+          - id: open-new
+            when: {field: status, eq: New}
+            then: [{set_status: Open}]
+        """
+    )
+    recycling = opening + textwrap.indent(
+        "- id: recycle\n  when: {field: title, eq: Recycler}\n  then: [{set_status: Recycled}]\n",
+        "  ",
+    )
+    config = write_config(tmp_path, rules=opening, crms=("hubspot",))
+    config.write_text(
+        config.read_text()
+        .replace("allow_add_status_options: true", "allow_add_status_options: false")
+        .replace("Converted: CONVERTED}", "Converted: CONVERTED, Recycled: RECYCLED}")
+    )
+    with running_app(config) as app:
+        good = app.rules.book.version
+        (tmp_path / "rules.yaml").write_text(recycling)
+        with caplog.at_level(logging.ERROR, logger="syncd"):
+            assert app.rules.current().version == good
+            assert app.rules.current().version == good  # within the pause: not checked again
+            app.rules.recheck_refused_after = 0.0
+            assert app.rules.current().version == good  # checked again: still refused
+        assert "rule 'recycle' sets status 'Recycled'" in (app.rules.error or "")
+        assert len([r for r in caplog.records if "do not load" in r.getMessage()]) == 1
+
+        hubspot = app.embedded.hubspot
+        hubspot.properties.set_options(
+            "hs_lead_status", [{"value": "RECYCLED"}], merge=True, stamp="2026-01-01T00:00:00Z"
+        )  # what the admin does in HubSpot's property settings
+        assert "RECYCLED" in hubspot.status_options()
+
+        assert app.rules.current().version != good
+        assert any(r.id == "recycle" for rs in app.rules.book.sets for r in rs.rules)
+        assert app.rules.error is None
