@@ -532,6 +532,22 @@ def _book_for(
     return application.rules.book
 
 
+#: The times a command's --at/--since/--until may name. Rules measure back from --at
+#: (durations up to 1000 years) and a report's window 90 days before its end: from year 1 (or
+#: year 9999 in UTC-12) that left the calendar ("unexpected OverflowError ... a bug").
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _time_in_range(when: datetime) -> str | None:
+    """Why ``when`` (aware) is no time a command can compute at, or None."""
+    try:
+        fits = EARLIEST_TIME <= when < LATEST_TIME
+    except OverflowError:  # in UTC it is past year 9999
+        fits = False
+    return None if fits else "it is not between 1970 and 9000"
+
+
 def _parse_at(text: str) -> datetime:
     """``--at``: an ISO time (UTC when no offset is given) or ``+DURATION`` from now."""
     from rules.durations import DurationError, parse_duration
@@ -540,6 +556,10 @@ def _parse_at(text: str) -> datetime:
         if text.startswith("+"):
             return datetime.now(UTC) + parse_duration(text[1:])
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        problem = _time_in_range(when)
+        if problem:
+            raise ValueError(problem)
     except (ValueError, DurationError) as exc:
         err.print(
             f"--at {text!r}: {exc}; give an ISO time (2026-12-07T09:00Z) or a time from "
@@ -548,7 +568,7 @@ def _parse_at(text: str) -> datetime:
             highlight=False,
         )
         raise typer.Exit(2) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when
 
 
 def _print_plan(result: Plan, leads: bool) -> None:
@@ -1274,7 +1294,12 @@ def _report_time(option: str, text: str) -> datetime:
     except ValueError:
         _error(f"syncd report: {option} {text!r} is not an ISO date or time (2026-09-01)")
         raise typer.Exit(2) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    problem = _time_in_range(when)
+    if problem:
+        _error(f"syncd report: {option} {text!r}: {problem}; give a date such as 2026-09-01")
+        raise typer.Exit(2)
+    return when
 
 
 @app.command()

@@ -257,3 +257,33 @@ def test_rules_a_crm_refused_apply_once_the_admin_adds_the_status_in_the_crm(
         assert app.rules.current().version != good
         assert any(r.id == "recycle" for rs in app.rules.book.sets for r in rs.rules)
         assert app.rules.error is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "--at", "0001-01-01T00:00Z"],
+        ["plan", "--at", "9999-12-31T23:00-12:00"],
+        ["report", "--at", "0001-03-31"],
+        ["report", "--until", "0001-02-01"],
+    ],
+)
+def test_a_time_outside_the_calendar_is_refused_by_name_not_an_unexpected_overflow(
+    tmp_path: Path, args: list[str]
+) -> None:
+    # Rules look back from --at, and a report 90 days before its end: from year 1 that was
+    # "syncd: unexpected OverflowError ... (a bug ...)", exit 1.
+    config = _config(tmp_path)
+    _rules(
+        tmp_path,
+        """\
+          - id: nurture-stale
+            when: {field: created_at, older_than: 180d}
+            then: [{set_status: Nurture}]
+        """,
+    )
+    result = runner.invoke(cli, [*args, "-c", str(config)])
+    assert result.exit_code == 2, result.output
+    assert f"{args[1]} '{args[2]}'" in result.output
+    assert "not between 1970 and 9000" in result.output
+    assert "unexpected" not in result.output
