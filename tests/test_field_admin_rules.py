@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import textwrap
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -287,3 +289,38 @@ def test_a_time_outside_the_calendar_is_refused_by_name_not_an_unexpected_overfl
     assert f"{args[1]} '{args[2]}'" in result.output
     assert "not between 1970 and 9000" in result.output
     assert "unexpected" not in result.output
+
+
+def test_a_regex_that_repeats_a_repeat_is_refused_at_load_and_its_possessive_form_works(
+    tmp_path: Path,
+) -> None:
+    # `([a-z0-9]+\.?)+` backtracks exponentially: against a 26-letter local part it took 9 s
+    # per lead, doubling per letter, inside the daemon's cycle. A CRM lead with a long
+    # address is all it takes, so the file is refused where the pattern is written.
+    refused = _check_lines(
+        tmp_path,
+        """\
+          - id: acme-addresses
+            when: {field: email, matches: '^([a-z0-9]+\\.?)+@acme\\.com$'}
+            then: [{set_status: Nurture}]
+        """,
+    )
+    assert len(refused) == 1
+    assert ":7:33: rule 'acme-addresses': regular expression" in refused[0]
+    assert "repeats a part that itself repeats" in refused[0]
+
+    rules = _rules(
+        tmp_path,
+        """\
+          - id: acme-addresses
+            when: {field: email, matches: '^([a-z0-9]++\\.?)+@acme\\.com$'}
+            then: [{set_status: Nurture}]
+        """,
+    )
+    book = _book_loader(load_settings(_config(tmp_path)))([rules])
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    started = time.monotonic()
+    long_miss = book.evaluate({"status": "New", "email": "a" * 40 + "@acme.co"}, now)
+    assert time.monotonic() - started < 5  # the refused form: about 2**40 steps
+    assert long_miss.status is None
+    assert book.evaluate({"status": "New", "email": "ann.lee@acme.com"}, now).status == "Nurture"
