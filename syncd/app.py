@@ -204,6 +204,37 @@ class RulesHolder:
             return self.book
 
 
+def unknown_mapped_statuses(settings: Settings, book: RuleBook) -> list[str]:
+    """Warnings for ``status_values`` keys no rule set declares, located in the config.
+
+    A misspelt key maps nothing: the status it meant is written as named (``Nurture``, not
+    ``NURTURE``), and with ``allow_add_status_options`` HubSpot is given that extra option.
+    """
+    from rules.issues import suggest
+
+    known = book.statuses
+    warnings: list[str] = []
+    for name, cs in settings.connectors().items():
+        path = (*settings.connector_path(name), "status_values")
+        for status in cs.status_values:
+            if status in known:
+                continue
+            guess = suggest(status, known - set(cs.status_values))
+            hint = (
+                f"; did you mean '{guess}'? Unmapped, '{guess}' is written to {name} as '{guess}'"
+                if guess
+                else ""
+            )
+            message = f"warning: {'.'.join(path)} maps '{status}', which no rule set declares"
+            warnings.append(str(settings.located((*path, status), message + hint)))
+    return warnings
+
+
+def _warn_unknown_mapped_statuses(settings: Settings, book: RuleBook) -> None:
+    for warning in unknown_mapped_statuses(settings, book):
+        log.warning("%s", warning)
+
+
 def _unaccepted_statuses(
     book: RuleBook, name: str, status_values: Mapping[str, str], missing: set[str], where: str
 ) -> list[str]:
@@ -312,6 +343,7 @@ class App:
         if problems:
             app.close()
             raise StartupError(problems)
+        _warn_unknown_mapped_statuses(settings, holder.book)
         holder.attach(validate=app.preflight)
         for name, connector in app.connectors.items():
             app.pipelines[name] = Pipeline(

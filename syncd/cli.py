@@ -1008,10 +1008,10 @@ def rules_check(
 
     kwargs: dict[str, Any] = {}
     source = _check_config(config)
-    if source is not None:
+    settings = _settings(source) if source is not None else None
+    if settings is not None:
         from syncd.app import rule_allowlists
 
-        settings = _settings(source)
         # The daemon's own allowlists, and its calendar: business time decides whether two
         # rules' conditions overlap (a loop the daemon refuses) on the config's working hours.
         kwargs = {**rule_allowlists(settings), "calendar": settings.calendar.calendar()}
@@ -1039,6 +1039,10 @@ def rules_check(
 
     warnings = [str(w) for w in book.warnings]
     warnings += [w for path in files for w in empty_when_warnings(path)]
+    if settings is not None:
+        from syncd.app import unknown_mapped_statuses
+
+        warnings += unknown_mapped_statuses(settings, book)
     for warning in warnings:
         err.print(warning, markup=False, highlight=False)
     for ruleset in book.sets:

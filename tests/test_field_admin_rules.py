@@ -324,3 +324,34 @@ def test_a_regex_that_repeats_a_repeat_is_refused_at_load_and_its_possessive_for
     assert time.monotonic() - started < 5  # the refused form: about 2**40 steps
     assert long_miss.status is None
     assert book.evaluate({"status": "New", "email": "ann.lee@acme.com"}, now).status == "Nurture"
+
+
+def test_a_misspelt_status_values_key_is_warned_about_with_the_status_it_meant(
+    tmp_path: Path,
+) -> None:
+    # `Nurtur: NURTURE` maps nothing: Nurture goes to HubSpot as 'Nurture' (and, with
+    # allow_add_status_options, becomes a second option next to NURTURE).
+    config = _config(
+        tmp_path,
+        """\
+        hubspot:
+          enabled: true
+          status_values: {New: NEW, Nurtur: NURTURE}
+        """,
+    )
+    rules = _rules(
+        tmp_path,
+        """\
+          - id: nurture-new
+            when: {field: status, eq: New}
+            then: [{set_status: Nurture}]
+        """,
+    )
+    checked = runner.invoke(cli, ["rules", "check", "-c", str(config), str(rules)])
+    assert checked.exit_code == 0, checked.output
+    assert (
+        f"{config}:8:29: warning: hubspot.status_values maps 'Nurtur', which no rule set "
+        "declares; did you mean 'Nurture'? Unmapped, 'Nurture' is written to hubspot as "
+        "'Nurture'" in checked.output
+    )
+    assert "maps 'New'" not in checked.output
