@@ -355,3 +355,27 @@ def test_a_misspelt_status_values_key_is_warned_about_with_the_status_it_meant(
         "'Nurture'" in checked.output
     )
     assert "maps 'New'" not in checked.output
+
+
+def test_a_rule_file_listed_twice_is_one_error_saying_so_not_a_clash_per_rule(
+    tmp_path: Path,
+) -> None:
+    rules = _rules(
+        tmp_path,
+        """\
+          - id: nurture-new
+            when: {field: status, eq: New}
+            then: [{set_status: Nurture}]
+          - id: archive-nurtured
+            when: {field: status, eq: Nurture}
+            then: [{archive: {}}]
+        """,
+    )
+    same = tmp_path / "." / "rules.yaml"
+    checked = runner.invoke(
+        cli, ["rules", "check", "-c", str(_config(tmp_path)), str(rules), str(same)]
+    )
+    assert checked.exit_code == 2, checked.output
+    assert checked.output.splitlines() == [
+        f"{same}:1:1: this file is given twice (rule files 1 and 2 of 2); list each rule file once"
+    ]
