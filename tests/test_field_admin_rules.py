@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from rules import RuleLoadError
 from syncd.app import _book_loader
 from syncd.cli import app as cli
+from syncd.revert import RevertFilter, plan_revert
 from syncd.settings import load_settings
-from tests.daemon.harness import running_app, write_config
+from tests.daemon.harness import running_app, sf_lead, write_config
 
 runner = CliRunner()
 
@@ -379,3 +380,39 @@ def test_a_rule_file_listed_twice_is_one_error_saying_so_not_a_clash_per_rule(
     assert checked.output.splitlines() == [
         f"{same}:1:1: this file is given twice (rule files 1 and 2 of 2); list each rule file once"
     ]
+
+
+_CHAIN_RULES = """\
+version: 1
+name: chain
+mode: first_match
+statuses: {New: {}, Open: {}, MQL: {}, Nurture: {}, Converted: {converted: true}}
+rules:
+  - id: new-to-mql
+    when: {field: status, eq: New}
+    then: [{set_status: MQL}]
+  - id: mql-to-nurture
+    when: {field: status, eq: MQL}
+    then: [{set_status: Nurture}]
+"""
+
+
+def test_revert_by_rule_takes_the_changes_of_chains_the_rule_is_on(tmp_path: Path) -> None:
+    # A New lead goes New -> MQL -> Nurture in one write, audited as rule
+    # "new-to-mql -> mql-to-nurture". `revert --rule new-to-mql` said "0 changes to write",
+    # and `--rule mql-to-nurture` left it out: the chained leads stayed moved.
+    with running_app(write_config(tmp_path, rules=_CHAIN_RULES, crms=("salesforce",))) as app:
+        sf = app.embedded.salesforce
+        chained = sf.add_leads([sf_lead("C", "c@acme.com", title="Analyst")])[0]
+        direct = sf.add_leads([sf_lead("D", "d@acme.com", title="Analyst", status="MQL")])[0]
+        run_id = app.pipelines["salesforce"].run_cycle().run_id
+        pipeline, book, now = app.pipelines["salesforce"], app.rules.current(), app.clock()
+
+        def restored(rule: str) -> set[tuple[str, str, str]]:
+            plan = plan_revert(app.store, pipeline, run_id, book, now, RevertFilter(rule_id=rule))
+            return {(r.lead_id, r.rule_id or "", r.restored) for r in plan.restores}
+
+        chain = ("new-to-mql -> mql-to-nurture", "Open - Not Contacted")
+        assert restored("new-to-mql") == {(chained, *chain)}
+        assert restored("mql-to-nurture") == {(chained, *chain), (direct, "mql-to-nurture", "MQL")}
+        assert restored("mql") == set()  # a rule id, not a part of one
