@@ -1077,10 +1077,20 @@ def rules_diff(
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
+    # OLD one of the config's rule files: the book as the daemon evaluates it (every file, in
+    # order), against the same book with NEW in OLD's place. Alone, OLD's draft "decided" leads
+    # another file already decides the same way: changes the daemon would never make.
+    live = [settings.path(p) for p in settings.rules.files]
+    at_place = [i for i, p in enumerate(live) if p.resolve() == old.resolve()]
+    versions = (
+        [live, [new if i in at_place else p for i, p in enumerate(live)]]
+        if at_place
+        else [[old], [new]]
+    )
     books = []
-    for path in (old, new):
+    for path, files in zip((old, new), versions, strict=True):
         try:
-            books.append(_book_loader(settings)([path]))
+            books.append(_book_loader(settings)(files))
         except RuleLoadError as exc:
             _report_problems(f"syncd rules diff: {path} does not load", exc.issues)
             raise typer.Exit(2) from None

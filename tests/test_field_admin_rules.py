@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from rules import RuleLoadError
 from syncd.app import _book_loader
 from syncd.cli import app as cli
+from syncd.pipeline import CycleReport
 from syncd.revert import RevertFilter, plan_revert
 from syncd.settings import load_settings
 from tests.daemon.harness import running_app, sf_lead, write_config
@@ -416,3 +417,38 @@ def test_revert_by_rule_takes_the_changes_of_chains_the_rule_is_on(tmp_path: Pat
         assert restored("new-to-mql") == {(chained, *chain)}
         assert restored("mql-to-nurture") == {(chained, *chain), (direct, "mql-to-nurture", "MQL")}
         assert restored("mql") == set()  # a rule id, not a part of one
+
+
+def test_rules_diff_of_one_file_of_a_book_compares_the_whole_book_as_the_daemon_runs_it(
+    tmp_path: Path,
+) -> None:
+    # Files [a.yaml, b.yaml]; b already nurtures New leads. A draft of a.yaml that nurtures
+    # them too changes which rule decides, not what is written: diffed alone, a.yaml's draft
+    # showed "no change → status Nurture", changes the daemon would never make.
+    head = "version: 1\nmode: first_match\nstatuses: {New: {}, Nurture: {}, Archived: {}}\n"
+    rare = "  - id: a-rare\n    when: {field: title, eq: zzz}\n    then: [{archive: {}}]\n"
+    nurture = "    when: {field: status, eq: New}\n    then: [{set_status: Nurture}]\n"
+    a = f"{head}name: a\nrules:\n{rare}"
+    (tmp_path / "b.yaml").write_text(f"{head}name: b\nrules:\n  - id: b-nurture\n{nurture}")
+    draft = tmp_path / "a-draft.yaml"
+    draft.write_text(f"{a}  - id: a-nurture\n{nurture}")
+    config = write_config(tmp_path, rules=a, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace("files: [rules.yaml]", "files: [rules.yaml, b.yaml]")
+    )
+    with running_app(config) as app:
+        lead = app.embedded.salesforce.add_leads([sf_lead("N", "n@acme.com", title="Analyst")])[0]
+        pipeline = app.pipelines["salesforce"]
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+
+    diffed = runner.invoke(
+        cli,
+        ["rules", "diff", str(tmp_path / "rules.yaml"), str(draft), "-c", str(config), "--leads"],
+    )
+    assert diffed.exit_code == 0, diffed.output
+    assert "1 of 1 leads change decision" in diffed.output
+    assert (
+        f"salesforce {lead}: status Nurture (rule b-nurture) → status Nurture (rule a-nurture)"
+        in diffed.output
+    )
+    assert "no change" not in diffed.output
