@@ -205,10 +205,13 @@ class RulesHolder:
 
 
 def unknown_mapped_statuses(settings: Settings, book: RuleBook) -> list[str]:
-    """Warnings for ``status_values`` keys no rule set declares, located in the config.
+    """Warnings for ``status_values`` keys that look like a misspelt status of the rules,
+    located in the config.
 
     A misspelt key maps nothing: the status it meant is written as named (``Nurture``, not
     ``NURTURE``), and with ``allow_add_status_options`` HubSpot is given that extra option.
+    A key no rule set declares and nothing resembles is left alone: one config may map the
+    whole lifecycle for rule files that use part of it.
     """
     from rules.issues import suggest
 
@@ -217,16 +220,14 @@ def unknown_mapped_statuses(settings: Settings, book: RuleBook) -> list[str]:
     for name, cs in settings.connectors().items():
         path = (*settings.connector_path(name), "status_values")
         for status in cs.status_values:
-            if status in known:
+            guess = None if status in known else suggest(status, known - set(cs.status_values))
+            if guess is None:
                 continue
-            guess = suggest(status, known - set(cs.status_values))
-            hint = (
-                f"; did you mean '{guess}'? Unmapped, '{guess}' is written to {name} as '{guess}'"
-                if guess
-                else ""
+            message = (
+                f"warning: {'.'.join(path)} maps '{status}', which no rule set declares; "
+                f"did you mean '{guess}'? Unmapped, '{guess}' is written to {name} as '{guess}'"
             )
-            message = f"warning: {'.'.join(path)} maps '{status}', which no rule set declares"
-            warnings.append(str(settings.located((*path, status), message + hint)))
+            warnings.append(str(settings.located((*path, status), message)))
     return warnings
 
 
