@@ -453,3 +453,26 @@ def test_rules_diff_of_one_file_of_a_book_compares_the_whole_book_as_the_daemon_
         in diffed.output
     )
     assert "no change" not in diffed.output
+
+
+def test_rules_diff_does_not_count_a_lead_held_under_both_versions_as_changing(
+    tmp_path: Path,
+) -> None:
+    old = _HEAD + "  - id: nurture-old\n    then: [{set_status: Nurture}]\n"
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(old.replace("nurture-old", "nurture-renamed"))
+    config = write_config(tmp_path, rules=old, crms=("salesforce",))
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        lead = sf.add_leads([sf_lead("H", "h@acme.com", title="Analyst")])[0]
+        pipeline = app.pipelines["salesforce"]
+        pipeline.run_cycle()  # syncd nurtures it ...
+        sf.update_lead(lead, {"Status": "Working - Contacted"})  # ... and a rep takes it back
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+
+    diffed = runner.invoke(
+        cli, ["rules", "diff", str(tmp_path / "rules.yaml"), str(draft), "-c", str(config)]
+    )
+    assert diffed.exit_code == 0, diffed.output
+    assert "0 of 1 leads change decision" in diffed.output, diffed.output
+    assert "held → held" not in diffed.output
