@@ -32,6 +32,7 @@ String comparisons (``eq``, ``in``, ...) are exact; ``contains`` is case-insensi
 
 from __future__ import annotations
 
+import importlib
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -156,9 +157,12 @@ def check_value(field: str, ftype: FieldType, value: object) -> Any:
 
 def _text_value(field: str, value: object) -> str:
     if not isinstance(value, str):
+        # Not `quote the value: "10"`: YAML has already read `010` as 10 (and `1_000` as
+        # 1000), so echoing the number would lead the admin to quote the wrong text.
         raise ConditionError(
-            f"'{field}' is a text field, so compare it with text, not {describe_kind(value)}; "
-            f'quote the value: "{value}"'
+            f"'{field}' is a text field, so compare it with text, not {describe_kind(value)} "
+            f"(YAML read the unquoted value as {value!r}); put the text in quotes exactly as "
+            "meant, leading zeros included"
         )
     if value == "":
         raise ConditionError(
@@ -405,6 +409,38 @@ def _group_nesting(pattern: str) -> int:
     return deepest
 
 
+#: Python's regex parser: a pattern's parse tree has no public API (typeshed has no stubs).
+_parser: Any = importlib.import_module("re._parser")
+_REPEATS = frozenset({_parser.MAX_REPEAT, _parser.MIN_REPEAT})
+
+
+def _nested_repeat(parsed: Any, *, inside: bool = False) -> bool:
+    """Whether a parsed pattern repeats (more than once) something that itself repeats.
+
+    ``([a-z]+\\.?)+@`` is the classic: on ``aaaa...a@x`` Python's backtracking engine tries
+    every way of splitting the run between the two repetitions, doubling the time per letter
+    (30 letters: minutes), in the daemon's cycle. Possessive repeats and atomic groups do not
+    backtrack into themselves, so they are left alone.
+    """
+    for op, av in parsed:
+        if op in _REPEATS:
+            low, high, body = av  # `?` repeats nothing; `{3}` always the same number of times
+            if inside and high > max(low, 1):
+                return True
+            if _nested_repeat(body, inside=inside or high > 1):
+                return True
+        elif op in (_parser.ATOMIC_GROUP, _parser.POSSESSIVE_REPEAT):
+            continue
+        elif isinstance(av, (tuple, list)):  # groups, branches, lookarounds, conditionals
+            parts = [b for a in av for b in (a if isinstance(a, list) else [a])]
+            if any(
+                isinstance(b, _parser.SubPattern) and _nested_repeat(b, inside=inside)
+                for b in parts
+            ):
+                return True
+    return False
+
+
 def _compile_matches(leaf: _Leaf) -> CondFn:
     raw = leaf.raw
     assert isinstance(raw, str)
@@ -432,6 +468,13 @@ def _compile_matches(leaf: _Leaf) -> CondFn:
         raise ConditionError(
             f"regular expression {raw!r} also matches empty text; "
             "use `present: true` to test for a value"
+        )
+    if _nested_repeat(_parser.parse(raw)):
+        raise ConditionError(
+            f"regular expression {raw!r} repeats a part that itself repeats (like "
+            "`([a-z]+\\.?)+`): on some text, a long run of letters from a CRM say, such a "
+            "search takes minutes to years and would stall every cycle; repeat once (e.g. "
+            "`[a-z.]+`) or make the inner repeat possessive (`[a-z]++`)"
         )
     return _matches(leaf.field, pattern)
 

@@ -196,7 +196,22 @@ def load_rulebook(
         raise RuleLoadError([RuleIssue("<rule book>", 1, 1, None, "no rule files given")])
     issues: list[RuleIssue] = []
     sets: list[RuleSet] = []
-    for path in paths:
+    seen: dict[Path, int] = {}
+    for number, path in enumerate(paths, 1):
+        first = seen.setdefault(Path(path).resolve(), number)
+        if first != number:
+            # Loaded twice, every rule id and the set name would "clash" with themselves.
+            issues.append(
+                RuleIssue(
+                    str(path),
+                    1,
+                    1,
+                    None,
+                    f"this file is given twice (rule files {first} and {number} of "
+                    f"{len(paths)}); list each rule file once",
+                )
+            )
+            continue
         try:
             sets.append(
                 load_ruleset(

@@ -21,6 +21,8 @@ from rules.schema import (
     ACTION_KEYS,
     COMBINATOR_KEYS,
     CONDITION_OPERATORS,
+    BusinessSpan,
+    FieldRef,
     RuleModel,
     RuleSetModel,
     SetFieldArgs,
@@ -58,6 +60,30 @@ _TOO_SHORT = {
 
 def _keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
+
+
+#: Union members that are mappings (`older_than: {business_days: 2}`, `lt: {field: x}`), and
+#: what to call them. A mapping written for one is judged by that member alone: its problem is
+#: the error, not also "must be text" from the union's text and number members.
+_MAPPING_MEMBERS: dict[str, tuple[type[BaseModel], str]] = {
+    "BusinessSpan": (BusinessSpan, "a business duration"),
+    "FieldRef": (FieldRef, "a field reference"),
+}
+
+
+def _member_at(step: object) -> str | None:
+    """The mapping member a pydantic location step names (``FieldRef``,
+    ``function-after[_exactly_one(), BusinessSpan]``), if any."""
+    if not isinstance(step, str):
+        return None
+    return next(
+        (m for m in _MAPPING_MEMBERS if step == m or step.endswith((f", {m}]", f"[{m}]"))), None
+    )
+
+
+def _member(loc: Iterable[Any]) -> str | None:
+    """The innermost mapping member in a pydantic location."""
+    return next((m for m in map(_member_at, reversed(list(loc))) if m is not None), None)
 
 
 _RULESET_KEYS = _keys(RuleSetModel)
@@ -117,10 +143,21 @@ class _ShapeReport:
         extra_containers = {
             self.real_path(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"
         }
+        # Values written as a mapping that a mapping member of their union judged: the text
+        # and number members' "must be text" errors for them are noise.
+        judged = {
+            path
+            for e in errors
+            for i, step in enumerate(e["loc"])
+            if _member_at(step) is not None
+            and isinstance(self.value_at(path := self.real_path(e["loc"][:i])), dict)
+        }
         type_groups: dict[Loc, list[ErrorDetails]] = {}
         for err in errors:
             if "[key]" in err["loc"]:  # the mapping key itself is wrong (a number, not text)
                 self.bad_key(err["loc"])
+            elif err["type"] in _TYPE_WORDS and self.real_path(err["loc"]) in judged:
+                continue
             elif err["type"] in _TYPE_WORDS:
                 type_groups.setdefault(self.real_path(err["loc"]), []).append(err)
             elif not (err["type"] == "missing" and self.real_path(err["loc"]) in extra_containers):
@@ -184,6 +221,19 @@ class _ShapeReport:
 
     def unknown_key(self, loc: Sequence[Any], path: Loc) -> None:
         key, container_loc = loc[-1], loc[:-1]
+        member = _member(container_loc)
+        if member is not None:  # a key of `{business_days: N}` / `{field: F}`, not an operator
+            model, what = _MAPPING_MEMBERS[member]
+            keys = _keys(model)
+            guess = suggest(key, keys)
+            self.diag.error(
+                path,
+                f"unknown key '{key}' in {what}"
+                + ("" if guess else f"; allowed keys: {', '.join(keys)}"),
+                at="key",
+                suggestion=guess,
+            )
+            return
         tag = _tag(container_loc)
         allowed = _allowed_keys(container_loc, path[:-1])
         guess = suggest(key, allowed)

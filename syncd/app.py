@@ -9,6 +9,7 @@ import errno
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,12 @@ class _CrmRejects(Exception):
     """Reloaded rules that load but target statuses or fields a CRM lacks."""
 
 
+#: Rule files the CRMs refused are checked again this long after (seconds), unchanged: the fix
+#: the error asks for (add the status in the CRM) changes no byte of them. Not every cycle: a
+#: check costs API calls, and a refused draft may sit on disk for days.
+RECHECK_REFUSED_AFTER = 300.0
+
+
 class RulesHolder:
     """The current rule book; reloads changed files and keeps the last good one on errors."""
 
@@ -77,6 +84,9 @@ class RulesHolder:
         self._lock = threading.Lock()
         self.error: str | None = None
         self._digest = self._files_digest()
+        #: When the CRMs refused the files of ``_digest`` (time.monotonic()); None: they did not.
+        self._refused: float | None = None
+        self.recheck_refused_after = RECHECK_REFUSED_AFTER
         self.book: RuleBook
         #: False when the files did not load (read-only commands only): ``book`` is unset.
         self.loaded = broken is None
@@ -139,7 +149,10 @@ class RulesHolder:
             return self.book
         with self._lock:
             digest = self._files_digest()
-            if digest == self._digest:
+            if digest == self._digest and (
+                self._refused is None
+                or time.monotonic() - self._refused < self.recheck_refused_after
+            ):
                 return self.book
             previous, self._digest = self._digest, digest
             try:
@@ -163,23 +176,64 @@ class RulesHolder:
                 )
                 return self.book
             except (RuleLoadError, _CrmRejects) as exc:
+                refused = isinstance(exc, _CrmRejects)
+                # The same refusal of the same files, checked again: logged once.
+                again = refused and digest == previous and self.error == str(exc)
                 self.error = str(exc)
-                log.error(
-                    "rule files changed but do not load; keeping version %s:\n%s",
-                    self.book.version,
-                    exc,
-                )
+                self._refused = time.monotonic() if refused else None
+                if not again:
+                    log.error(
+                        "rule files changed but do not load; keeping version %s:\n%s%s",
+                        self.book.version,
+                        exc,
+                        f"\nchecking them again every {self.recheck_refused_after:.0f}s "
+                        "(or when the files change)"
+                        if refused
+                        else "",
+                    )
                 if self._metrics:
                     self._metrics.rules_valid.set(0)
                 self.record_error(self.error)
                 return self.book
             log.info("rules reloaded: version %s -> %s", self.book.version, book.version)
-            self.book, self.error = book, None
+            self.book, self.error, self._refused = book, None, None
             self._show_version()
             if self._metrics:
                 self._metrics.rules_valid.set(1)
             self.record_error(None)
             return self.book
+
+
+def unknown_mapped_statuses(settings: Settings, book: RuleBook) -> list[str]:
+    """Warnings for ``status_values`` keys that look like a misspelt status of the rules,
+    located in the config.
+
+    A misspelt key maps nothing: the status it meant is written as named (``Nurture``, not
+    ``NURTURE``), and with ``allow_add_status_options`` HubSpot is given that extra option.
+    A key no rule set declares and nothing resembles is left alone: one config may map the
+    whole lifecycle for rule files that use part of it.
+    """
+    from rules.issues import suggest
+
+    known = book.statuses
+    warnings: list[str] = []
+    for name, cs in settings.connectors().items():
+        path = (*settings.connector_path(name), "status_values")
+        for status in cs.status_values:
+            guess = None if status in known else suggest(status, known - set(cs.status_values))
+            if guess is None:
+                continue
+            message = (
+                f"warning: {'.'.join(path)} maps '{status}', which no rule set declares; "
+                f"did you mean '{guess}'? Unmapped, '{guess}' is written to {name} as '{guess}'"
+            )
+            warnings.append(str(settings.located((*path, status), message)))
+    return warnings
+
+
+def _warn_unknown_mapped_statuses(settings: Settings, book: RuleBook) -> None:
+    for warning in unknown_mapped_statuses(settings, book):
+        log.warning("%s", warning)
 
 
 def _unaccepted_statuses(
@@ -290,6 +344,7 @@ class App:
         if problems:
             app.close()
             raise StartupError(problems)
+        _warn_unknown_mapped_statuses(settings, holder.book)
         holder.attach(validate=app.preflight)
         for name, connector in app.connectors.items():
             app.pipelines[name] = Pipeline(

@@ -532,6 +532,22 @@ def _book_for(
     return application.rules.book
 
 
+#: The times a command's --at/--since/--until may name. Rules measure back from --at
+#: (durations up to 1000 years) and a report's window 90 days before its end: from year 1 (or
+#: year 9999 in UTC-12) that left the calendar ("unexpected OverflowError ... a bug").
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _time_in_range(when: datetime) -> str | None:
+    """Why ``when`` (aware) is no time a command can compute at, or None."""
+    try:
+        fits = EARLIEST_TIME <= when < LATEST_TIME
+    except OverflowError:  # in UTC it is past year 9999
+        fits = False
+    return None if fits else "it is not between 1970 and 9000"
+
+
 def _parse_at(text: str) -> datetime:
     """``--at``: an ISO time (UTC when no offset is given) or ``+DURATION`` from now."""
     from rules.durations import DurationError, parse_duration
@@ -540,6 +556,10 @@ def _parse_at(text: str) -> datetime:
         if text.startswith("+"):
             return datetime.now(UTC) + parse_duration(text[1:])
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        problem = _time_in_range(when)
+        if problem:
+            raise ValueError(problem)
     except (ValueError, DurationError) as exc:
         err.print(
             f"--at {text!r}: {exc}; give an ISO time (2026-12-07T09:00Z) or a time from "
@@ -548,7 +568,7 @@ def _parse_at(text: str) -> datetime:
             highlight=False,
         )
         raise typer.Exit(2) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when
 
 
 def _print_plan(result: Plan, leads: bool) -> None:
@@ -988,10 +1008,13 @@ def rules_check(
 
     kwargs: dict[str, Any] = {}
     source = _check_config(config)
-    if source is not None:
+    settings = _settings(source) if source is not None else None
+    if settings is not None:
         from syncd.app import rule_allowlists
 
-        kwargs = rule_allowlists(_settings(source))  # the daemon's own allowlists
+        # The daemon's own allowlists, and its calendar: business time decides whether two
+        # rules' conditions overlap (a loop the daemon refuses) on the config's working hours.
+        kwargs = {**rule_allowlists(settings), "calendar": settings.calendar.calendar()}
         if config is None:
             err.print(
                 f"checking against {source} (custom fields, settable fields, newsletter "
@@ -1016,6 +1039,10 @@ def rules_check(
 
     warnings = [str(w) for w in book.warnings]
     warnings += [w for path in files for w in empty_when_warnings(path)]
+    if settings is not None:
+        from syncd.app import unknown_mapped_statuses
+
+        warnings += unknown_mapped_statuses(settings, book)
     for warning in warnings:
         err.print(warning, markup=False, highlight=False)
     for ruleset in book.sets:
@@ -1050,10 +1077,20 @@ def rules_diff(
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
+    # OLD one of the config's rule files: the book as the daemon evaluates it (every file, in
+    # order), against the same book with NEW in OLD's place. Alone, OLD's draft "decided" leads
+    # another file already decides the same way: changes the daemon would never make.
+    live = [settings.path(p) for p in settings.rules.files]
+    at_place = [i for i, p in enumerate(live) if p.resolve() == old.resolve()]
+    versions = (
+        [live, [new if i in at_place else p for i, p in enumerate(live)]]
+        if at_place
+        else [[old], [new]]
+    )
     books = []
-    for path in (old, new):
+    for path, files in zip((old, new), versions, strict=True):
         try:
-            books.append(_book_loader(settings)([path]))
+            books.append(_book_loader(settings)(files))
         except RuleLoadError as exc:
             _report_problems(f"syncd rules diff: {path} does not load", exc.issues)
             raise typer.Exit(2) from None
@@ -1132,6 +1169,16 @@ def rules_test(
     if directory is None or not directory.is_dir():
         err.print(f"no fixture directory {directory}")
         raise typer.Exit(2)
+    # `.yml` too: a fixture saved under that name was skipped, and a run of no fixtures
+    # passed ("0 passed, 0 failed", exit 0), a check that checked nothing.
+    fixture_files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not fixture_files:
+        err.print(
+            f"no fixture files (*.yaml, *.yml) in {directory}: nothing to test",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
     enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
 
     def prepare(lead: dict[str, Any]) -> dict[str, Any]:
@@ -1143,7 +1190,7 @@ def rules_test(
         book = _book_loader(settings)(list(rules_files) if rules_files else live)
         if rules_files:
             book = _drafts_stand_in(book, live)
-        report = run_fixtures(sorted(directory.glob("*.yaml")), book, prepare=prepare)
+        report = run_fixtures(fixture_files, book, prepare=prepare)
     except RuleLoadError as exc:
         for issue in exc.issues:
             err.print(str(issue), markup=False, highlight=False)
@@ -1261,7 +1308,12 @@ def _report_time(option: str, text: str) -> datetime:
     except ValueError:
         _error(f"syncd report: {option} {text!r} is not an ISO date or time (2026-09-01)")
         raise typer.Exit(2) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    problem = _time_in_range(when)
+    if problem:
+        _error(f"syncd report: {option} {text!r}: {problem}; give a date such as 2026-09-01")
+        raise typer.Exit(2)
+    return when
 
 
 @app.command()

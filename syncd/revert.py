@@ -228,7 +228,9 @@ def _applied_changes(
         table.c.run_id == run_id, table.c.crm == crm, table.c.outcome == AuditOutcome.APPLIED
     )
     if only.rule_id is not None:
-        stmt = stmt.where(table.c.rule_id == only.rule_id)
+        # A chain's change is audited as "a -> b" (rules/README.md, "One write per lead"):
+        # it is a change of each rule on it, so `--rule a` and `--rule b` both take it.
+        stmt = stmt.where(table.c.rule_id.contains(only.rule_id, autoescape=True))
     if only.lead_id is not None:
         stmt = stmt.where(table.c.lead_id == only.lead_id)
     if only.since is not None:
@@ -236,7 +238,8 @@ def _applied_changes(
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     with store.engine.connect() as conn:
         for row in conn.execute(stmt.order_by(table.c.id)):
-            groups[(row.lead_id, row.field)].append(row)
+            if only.rule_id is None or only.rule_id in (row.rule_id or "").split(" -> "):
+                groups[(row.lead_id, row.field)].append(row)
     return groups
 
 

@@ -79,9 +79,10 @@ def diff_rule_books(app: Any, old: RuleBook, new: RuleBook, now: datetime) -> Ru
                 was, will = before.verdict(row, now), after.verdict(row, now)
                 was_text, will_text = decision_text(was), decision_text(will)
                 # The same effect by another rule is a change (audit rows name the rule);
-                # two rules that both leave the lead alone are not.
+                # two rules that both leave the lead alone are not, nor on a held lead (held
+                # for a person's edit, it gets no write and no audit row under either).
                 if was_text == will_text and (
-                    was.rule_id == will.rule_id or was_text == "no change"
+                    was.rule_id == will.rule_id or was_text in ("no change", "held")
                 ):
                     continue
                 result.moves[(name, was_text, will_text)] += 1

@@ -470,6 +470,22 @@ class ConnectorSettings(_Model):
         None, description="CRM fields that record which rule changed a lead, why and when."
     )
 
+    @field_validator("status_values")
+    @classmethod
+    def _one_status_per_value(cls, value: dict[str, str]) -> dict[str, str]:
+        # A lead's CRM value is read back as one rule status: two statuses on one value make
+        # the rules of all but one of them silently never match that CRM's leads.
+        seen: dict[str, str] = {}
+        for status, crm_value in value.items():
+            if crm_value in seen:
+                raise ValueError(
+                    f"'{seen[crm_value]}' and '{status}' are both written as {crm_value!r}; a "
+                    "lead with that value would read back as only one of them, so rules on the "
+                    "other never match it: give each status its own CRM value"
+                )
+            seen[crm_value] = status
+        return value
+
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
