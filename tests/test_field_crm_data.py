@@ -392,3 +392,56 @@ def test_a_hubspot_429_without_a_policy_waits_the_retry_after_it_gives(
         assert (report.outcome, report.written) == ("ok", 2)
         [retry] = [r.getMessage() for r in caplog.records if "batch update" in r.getMessage()]
         assert "retrying in 1s" in retry
+
+
+def test_a_hubspot_search_page_whose_next_offset_is_not_a_number_is_retried_not_a_crash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The reader pages a search by its numeric `after` up to the 10,000-result cap: `int()` of
+    # anything else ended the cycle as "unexpected ValueError", a bug.
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        hs = app.embedded.hubspot
+        hs.add_contacts([hs_contact("A", "a@acme.com", title="Analyst", activity_days=200)])
+        hs.faults.fail_next(
+            1,
+            status=200,
+            body={"total": 5, "results": [], "paging": {"next": {"after": "MTAw"}}},
+            path="contacts/search",
+            method="POST",
+        )
+        with caplog.at_level(logging.WARNING, logger="connectors.hubspot"):
+            report = app.pipelines["hubspot"].run_cycle()
+        assert (report.outcome, report.pulled) == ("ok", 1), report.message
+        assert any(
+            "contact search answered with a body that is not what the API documents"
+            in r.getMessage()
+            for r in caplog.records
+        )
+
+
+def test_a_salesforce_lead_record_without_its_id_fails_the_pull_by_name_and_the_next_recovers(
+    tmp_path: Path,
+) -> None:
+    # A record with no Id cannot be mirrored or quarantined (nothing to key it by): the cycle
+    # said "unexpected KeyError: 'Id'", a bug, instead of what the CRM answered.
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        sf = app.embedded.salesforce
+        sf.add_leads([sf_lead("A", "a@acme.com", title="Analyst")])
+        record = {
+            "attributes": {"type": "Lead"},
+            "LastName": "A",
+            "SystemModstamp": "2026-11-30T10:00:00.000+0000",
+        }
+        sf.faults.fail_next(
+            1,
+            status=200,
+            body={"totalSize": 1, "done": True, "records": [record]},
+            path="/query",
+            method="GET",
+        )
+        failed = app.pipelines["salesforce"].run_cycle()
+        assert (failed.outcome, failed.reason) == ("failed", "crm_unavailable"), failed.message
+        assert "a Lead record without its Id" in failed.message
+        assert "unexpected" not in failed.message
+        recovered = app.pipelines["salesforce"].run_cycle()
+        assert (recovered.outcome, recovered.pulled) == ("ok", 1), recovered.message

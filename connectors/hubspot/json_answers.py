@@ -107,6 +107,10 @@ def _answer(doc: Mapping[str, Any]) -> SearchAnswer:
         contacts.append(RawContact(str(obj["id"]), to_ms(modified), props))
     paging = doc.get("paging") or {}
     nxt = (paging.get("next") or {}).get("after")
+    if nxt is not None and not str(nxt).isdigit():
+        # A search's ``after`` is the offset of its next page (the reader pages by it up to
+        # the 10,000-result cap); anything else is not the documented answer.
+        raise ValueError(f"paging.next.after {nxt!r} is not an offset")
     total = doc.get("total")
     return SearchAnswer(
         contacts,

@@ -1338,8 +1338,15 @@ class SalesforceConnector(Connector):
         # Ids compare on their 15-character case-sensitive form (the 18-char suffix is a
         # checksum).
         by_integration = None if user is None or by is None else str(by)[:15] == user[:15]
+        lead_id = record.get("Id")
+        if not lead_id:  # every queried record carries its Id: this answer is not whole
+            raise RetriableError(
+                "Salesforce answered a Lead record without its Id; the pull is retried",
+                crm="salesforce",
+                code="RECORD_WITHOUT_ID",
+            )
         return RemoteLead(
-            id=str(record["Id"]),
+            id=str(lead_id),
             modified_at=modified or position,
             fields=fields,
             deleted=bool(record.get("IsDeleted")),
