@@ -1347,6 +1347,9 @@ def report(
     if by not in (None, "crm", "owner", "source"):
         _error(f"syncd report: --by {by!r} is not one of crm, owner, source")
         raise typer.Exit(2)
+    if as_json and as_csv:  # both print to stdout: one of them was silently dropped
+        _error("syncd report: --json and --csv both print to stdout; give one of them")
+        raise typer.Exit(2)
     group: GroupBy | None = by  # type: ignore[assignment]
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)

@@ -476,3 +476,12 @@ def test_rules_diff_does_not_count_a_lead_held_under_both_versions_as_changing(
     assert diffed.exit_code == 0, diffed.output
     assert "0 of 1 leads change decision" in diffed.output, diffed.output
     assert "held → held" not in diffed.output
+
+
+def test_report_with_both_json_and_csv_is_refused_not_one_silently_dropped(
+    tmp_path: Path,
+) -> None:
+    result = runner.invoke(cli, ["report", "--json", "--csv", "-c", str(_config(tmp_path))])
+    assert result.exit_code == 2, result.output
+    assert "--json and --csv both print to stdout; give one of them" in result.output
+    assert "{" not in result.output  # nothing was printed as either
