@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,8 @@ def _check_events(name: str, yaml: YAML, text: str) -> None:
                         )
                     ]
                 )
+            if event.style is None and event.tag is None:
+                _check_timestamp(name, line, col, value)
             if event.anchor is not None:
                 anchors[event.anchor] = 1
             sizes[-1] += 1
@@ -244,6 +247,38 @@ def _check_events(name: str, yaml: YAML, text: str) -> None:
                     )
                 ]
             )
+
+
+#: What YAML 1.1's implicit resolver reads as a timestamp (https://yaml.org/type/timestamp.html):
+#: a date alone with two-digit month and day, or a date and time.
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)"
+    r"|(\d{4})-(\d\d?)-(\d\d?)(?:[Tt]|[ \t]+)(\d\d?):(\d\d):(\d\d)(?:\.\d*)?"
+    r"(?:[ \t]*(?:Z|[-+]\d\d?(?::\d\d)?))?"
+)
+
+
+def _check_timestamp(name: str, line: int, col: int, value: str) -> None:
+    """An unquoted value the loader would build a date from must be a real one: the loader's
+    own ``ValueError`` ("day is out of range for month") names no place in the file."""
+    m = _TIMESTAMP.fullmatch(value)
+    if m is None:
+        return
+    y, mo, d, h, mi, sec = (int(g) for g in [*(g for g in m.groups() if g), "0", "0", "0"][:6])
+    try:
+        datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+    except ValueError as exc:
+        raise YamlFileError(
+            [
+                Located(
+                    name,
+                    line,
+                    col,
+                    f"{value} reads as a date, but {exc}; write a real date (YYYY-MM-DD), or "
+                    "quote it if it is text",
+                )
+            ]
+        ) from None
 
 
 def locate(root: Any, loc: Sequence[str | int]) -> tuple[int, int]:
