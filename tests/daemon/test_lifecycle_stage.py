@@ -106,3 +106,31 @@ def test_rule_sets_lifecycle_stage_forward_once_backward_declared_clears_first_u
 def test_lifecycle_backward_must_be_a_backward_move_of_the_order(backward) -> None:
     with pytest.raises(ValueError, match=r"lifecycle\.backward"):
         LifecycleSettings(backward=backward)
+
+
+def test_a_persons_edit_of_the_stage_is_set_again_while_a_rule_decides_it_holds_cover_status_only(
+    tmp_path: Path,
+) -> None:
+    """README, "Lifecycle stage": a hold follows a person's edit of the status; a field a rule
+    sets (the stage here) is set again, audited, by the next cycle whose rules still decide it."""
+    with running_app(_config(tmp_path)) as app:
+        hs = app.embedded.hubspot
+        [buyer] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead")]
+        )
+        pipeline = app.pipelines["hubspot"]
+        assert pipeline.run_cycle().written == 1
+        assert hs.contact(buyer)["lifecyclestage"] == "opportunity"
+
+        hs.update_contact(buyer, {"lifecyclestage": ""})  # a rep moves it back in the UI:
+        hs.update_contact(buyer, {"lifecyclestage": "salesqualifiedlead"})  # cleared, then set
+        again = pipeline.run_cycle()
+
+        assert (again.outcome, again.held, again.written) == ("ok", 0, 1)
+        assert hs.contact(buyer)["lifecyclestage"] == "opportunity"
+        audit = app.store.audit_of_lead(buyer, "hubspot")
+        assert [(a.before, a.after, a.rule_id) for a in audit][-1] == (
+            "salesqualifiedlead",
+            "opportunity",
+            "to-sql",
+        )
