@@ -1,0 +1,118 @@
+"""What an operator deploying syncd runs into: secrets as Kubernetes and systemd hand them over,
+paths in a config read from another working directory, `syncd db` on a store that is not
+there or not ours, and the shipped Kubernetes configs themselves."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import certifi
+import pytest
+from typer.testing import CliRunner
+
+from connectors.testing.hubspot.config import EmulatorConfig as HubSpotEmulatorConfig
+from connectors.testing.hubspot.server import HubSpotEmulator
+from syncd.cli import app as cli
+from syncd.settings import load_settings
+from syncd.yamlfile import YamlFileError
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = REPO / "rules" / "default.yaml"
+
+HUBSPOT_STATUS_VALUES = (
+    "{New: NEW, Open: OPEN, MQL: MQL, SAL: SAL, SQL: OPEN_DEAL, Nurture: NURTURE, "
+    "Unqualified: UNQUALIFIED, Archived: ARCHIVED, Converted: CONVERTED}"
+)
+
+
+def _hubspot_config(tmp_path: Path, base_url: str, token_ref: str, list_id: str = "1") -> Path:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    shutil.copy(RULES, tmp_path / "rules" / "default.yaml")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""\
+state: {{url: sqlite:///state.db}}
+rules: {{files: [rules/default.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0}}
+server: {{enabled: false}}
+connectors:
+  hubspot:
+    type: hubspot
+    status_values: {HUBSPOT_STATUS_VALUES}
+    connector:
+      base_url: {base_url}
+      allow_add_status_options: true
+      newsletters: {{newsletter: "{list_id}"}}
+      auth: {{type: private_app, access_token: {token_ref}}}
+"""
+    )
+    return config
+
+
+def test_a_token_from_a_kubernetes_secret_with_a_trailing_newline_works_and_is_never_shown(
+    tmp_path: Path,
+) -> None:
+    # `kubectl create secret --from-file` keeps the file's newline in the variable.
+    with HubSpotEmulator(HubSpotEmulatorConfig()) as emu:
+        newsletter = emu.add_list("Newsletter")
+        config = _hubspot_config(tmp_path, emu.base_url, "{env: FIELD_HS_TOKEN}", newsletter)
+        result = CliRunner().invoke(
+            cli,
+            ["sync", "--once", "-c", str(config)],
+            env={"FIELD_HS_TOKEN": emu.access_token + "\n"},
+        )
+    assert result.exit_code == 0, result.output
+    assert "hubspot: pulled 0" in result.output
+    assert emu.access_token not in result.output
+
+
+@pytest.mark.parametrize("kind", ["env", "file"])
+def test_an_empty_secret_is_refused_at_its_place_before_any_crm_is_asked(
+    tmp_path: Path, kind: str
+) -> None:
+    (tmp_path / "token").write_text("\n")
+    ref = "{env: FIELD_HS_TOKEN}" if kind == "env" else f"{{file: {tmp_path / 'token'}}}"
+    config = _hubspot_config(tmp_path, "http://127.0.0.1:9", ref)
+    with pytest.raises(YamlFileError) as caught:
+        load_settings(config, env={"FIELD_HS_TOKEN": " \n"})
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{config}:13:33: ")
+    assert problem.message.startswith("connectors.hubspot.connector.auth.access_token: ")
+    assert problem.message.endswith(
+        "environment variable FIELD_HS_TOKEN is empty; set it to the secret"
+        if kind == "env"
+        else f"secret file {tmp_path / 'token'} is not usable: it is empty; write the secret into it"
+    )
+
+
+def test_relative_secret_files_and_ca_bundles_are_found_beside_the_config_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syncd.app import connector_config
+
+    etc = tmp_path / "etc"
+    (etc / "secrets").mkdir(parents=True)
+    (etc / "secrets" / "sf").write_text("the-client-secret\n")
+    shutil.copy(certifi.where(), etc / "secrets" / "ca.pem")
+    config = etc / "config.yaml"
+    config.write_text(
+        """\
+connectors:
+  salesforce:
+    type: salesforce
+    connector:
+      instance_url: https://acme.my.salesforce.com
+      token_url: https://acme.my.salesforce.com/services/oauth2/token
+      ca_bundle: secrets/ca.pem
+      auth: {type: client_credentials, client_id: 3MVG9x, client_secret: {file: secrets/sf}}
+"""
+    )
+    # systemd starts the daemon in / (or WorkingDirectory=), never beside the config.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(config, env={})
+    sf = connector_config(settings, "salesforce", settings.connectors()["salesforce"])
+    assert sf.auth.client_secret.get_secret_value() == "the-client-secret"  # type: ignore[attr-defined]
+    assert sf.ca_bundle == etc / "secrets" / "ca.pem"  # type: ignore[attr-defined]
