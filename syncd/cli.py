@@ -1154,14 +1154,30 @@ def rules_test(
     raise typer.Exit(1 if report.failures else 0)
 
 
-def _schema_engine(config: Path) -> Any:
+def _schema_engine(config: Path) -> tuple[Settings, Any]:
     from sqlalchemy import create_engine
 
     from syncd.store_open import state_url
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
-    return create_engine(state_url(settings))
+    with _store_errors(settings):
+        return settings, create_engine(state_url(settings))
+
+
+@contextmanager
+def _store_errors(settings: Settings) -> Iterator[None]:
+    """A state store that cannot be reached, opened or read ends a `db` command with the
+    line start-up gives for it (password hidden) and exit 2, not as an unexpected error."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from syncd.store_open import store_problem
+
+    try:
+        yield
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+        _error(str(store_problem(settings, exc)))
+        raise typer.Exit(2) from None
 
 
 @db_app.command("current")
@@ -1169,9 +1185,10 @@ def db_current(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """The state store's schema revision, and the one this syncd needs."""
     from syncd.schema import SchemaError, schema_status
 
-    engine = _schema_engine(config)
+    settings, engine = _schema_engine(config)
     try:
-        status = schema_status(engine)
+        with _store_errors(settings):
+            status = schema_status(engine)
     except SchemaError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -1192,9 +1209,10 @@ def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Upgrade the state store's schema in place to this syncd's revision (back it up first)."""
     from syncd.schema import SchemaError, upgrade
 
-    engine = _schema_engine(config)
+    settings, engine = _schema_engine(config)
     try:
-        before, after = upgrade(engine)
+        with _store_errors(settings):
+            before, after = upgrade(engine)
     except SchemaError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -1225,14 +1243,16 @@ def db_prune(
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
     try:
-        store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
-    except (StateStoreError, OSError) as exc:
+        with _store_errors(settings):
+            store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
+    except StateStoreError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        results = prune(
-            store.engine, settings.retention, datetime.now(UTC), dry_run=dry_run, max_seconds=0
-        )
+        with _store_errors(settings):
+            results = prune(
+                store.engine, settings.retention, datetime.now(UTC), dry_run=dry_run, max_seconds=0
+            )
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"

@@ -18,7 +18,7 @@ from syncd.settings import Settings
 from syncd.state import StateStore, StateStoreError
 from syncd.yamlfile import Located
 
-__all__ = ["open_store", "state_url"]
+__all__ = ["open_store", "state_url", "store_problem"]
 
 
 def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
@@ -59,6 +59,14 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
                 ]
             ) from None
     return store
+
+
+def store_problem(settings: Settings, exc: BaseException) -> Located:
+    """The one line for a state store that could not be reached or used (``exc`` raised
+    while opening or reading it), as :func:`open_store` says it, password hidden."""
+    if isinstance(exc, OSError) and not isinstance(exc, SQLAlchemyError):
+        return _located(settings, exc.strerror or str(exc))
+    return _located(settings, _explain(settings.state.url.get_secret_value(), exc))
 
 
 def state_url(settings: Settings) -> str:

@@ -5,6 +5,7 @@ there or not ours, and the shipped Kubernetes configs themselves."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import certifi
@@ -116,3 +117,45 @@ connectors:
     sf = connector_config(settings, "salesforce", settings.connectors()["salesforce"])
     assert sf.auth.client_secret.get_secret_value() == "the-client-secret"  # type: ignore[attr-defined]
     assert sf.ca_bundle == etc / "secrets" / "ca.pem"  # type: ignore[attr-defined]
+
+
+def _config_with_state(tmp_path: Path, url: str) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state: {{url: '{url}'}}\n")
+    return config
+
+
+@pytest.mark.parametrize("command", [["db", "current"], ["db", "upgrade"], ["db", "prune"]])
+@pytest.mark.parametrize("store", ["refused", "not_a_database"])
+def test_db_commands_on_a_store_that_cannot_be_used_say_why_at_state_url_and_exit_2(
+    tmp_path: Path, command: list[str], store: str
+) -> None:
+    if store == "refused":  # port 9 (discard) has no PostgreSQL on loopback
+        url = "postgresql+psycopg://syncd:Hunter2Secret@127.0.0.1:9/syncd"
+    else:
+        (tmp_path / "state.db").write_text("these bytes are no SQLite database\n")
+        url = "sqlite:///state.db"
+    config = _config_with_state(tmp_path, url)
+    result = CliRunner().invoke(cli, [*command, "-c", str(config)])
+    assert result.exit_code == 2, result.output
+    assert f"{config}:1:" in result.output and "state.url:" in result.output
+    assert "unexpected" not in result.output and "Traceback" not in result.output
+    assert "Hunter2Secret" not in result.output
+    expected = "cannot reach the state store" if store == "refused" else "not a database"
+    assert expected in result.output
+
+
+def test_db_current_and_upgrade_refuse_a_store_a_newer_syncd_made_and_advise_no_upgrade(
+    tmp_path: Path,
+) -> None:
+    config = _config_with_state(tmp_path, "sqlite:///state.db")
+    assert CliRunner().invoke(cli, ["db", "upgrade", "-c", str(config)]).exit_code == 0
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    for command in (["db", "current"], ["db", "upgrade"]):
+        result = CliRunner().invoke(cli, [*command, "-c", str(config)])
+        assert result.exit_code == 2, result.output
+        assert "revision 9999, made by a newer syncd" in result.output
+        assert "syncd db upgrade" not in result.output and "unexpected" not in result.output
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
