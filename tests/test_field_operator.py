@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from connectors.testing.hubspot.config import EmulatorConfig as HubSpotEmulatorConfig
 from connectors.testing.hubspot.server import HubSpotEmulator
+from connectors.testing.salesforce.server import SalesforceEmulator
 from syncd.cli import app as cli
 from syncd.settings import load_settings
 from syncd.yamlfile import YamlFileError
@@ -159,3 +160,48 @@ def test_db_current_and_upgrade_refuse_a_store_a_newer_syncd_made_and_advise_no_
         assert "syncd db upgrade" not in result.output and "unexpected" not in result.output
     with sqlite3.connect(tmp_path / "state.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
+
+
+@pytest.mark.parametrize("path", ["base", "overlays/postgres-ha"])
+def test_the_kubernetes_config_starts_against_the_crms_once_its_placeholders_are_filled_in(
+    tmp_path: Path, path: str
+) -> None:
+    """The ConfigMap's config with the org's URL, consumer key and list ids written where it
+    says `example` / `replace-me`, secrets from the Secret's variables: start-up's checks of
+    both CRMs pass (the portal has the statuses' options; this config does not add them)."""
+    from syncd.app import App
+
+    k8s = REPO / "deploy" / "kubernetes"
+    (tmp_path / "rules").mkdir()
+    shutil.copy(k8s / "base" / "rules" / "default.yaml", tmp_path / "rules" / "default.yaml")
+    options = ["MQL", "SAL", "OPEN_DEAL", "NURTURE", "UNQUALIFIED", "ARCHIVED", "CONVERTED"]
+    sf = SalesforceEmulator().start()
+    try:
+        campaign = sf.add_campaign("Newsletter")
+        with HubSpotEmulator(HubSpotEmulatorConfig(extra_status_options=options)) as hs:
+            text = (k8s / path / "config.yaml").read_text()
+            text = text.replace("https://example.my.salesforce.com", sf.base_url)
+            text = text.replace("3MVG9...replace-me", sf.client_id)
+            text = text.replace("701...replace-me", campaign)
+            list_id = hs.add_list("Newsletter")
+            text = text.replace("{newsletter: replace-me}", f"{{newsletter: '{list_id}'}}")
+            text = text.replace(
+                "  connector:\n    auth: {type: private_app",
+                (f"  connector:\n    base_url: {hs.base_url}\n    auth: {{type: private_app"),
+            )
+            text = text.replace(
+                f"    instance_url: {sf.base_url}",
+                f"    instance_url: {sf.base_url}\n    ca_bundle: {sf.ca_pem_path}",
+            )
+            (tmp_path / "config.yaml").write_text(text)
+            env = {
+                "SF_CLIENT_SECRET": sf.client_secret,
+                "HUBSPOT_TOKEN": hs.access_token,
+                "SYNCD_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+                "SYNCD_STATE__URL": f"sqlite:///{tmp_path / 'state.db'}",
+                "SYNCD_SERVER__ENABLED": "false",
+            }
+            settings = load_settings(tmp_path / "config.yaml", env=env)
+            App.build(settings).close()
+    finally:
+        sf.stop()
