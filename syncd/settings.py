@@ -659,7 +659,7 @@ def _resolve_secrets(
                     )
                 )
                 return SecretStr("")
-            value, problem = _secret_text(kind, ref, env, base_dir)
+            value, problem = _referenced_secret(kind, ref, env, base_dir)
             if problem is not None:
                 problems.append(Located(file, line, col, f"{where}: {problem}"))
             return SecretStr(value)
@@ -675,7 +675,7 @@ def _resolve_secrets(
     return node
 
 
-def _secret_text(kind: str, ref: str, env: Any, base_dir: Path) -> tuple[str, str | None]:
+def _referenced_secret(kind: str, ref: str, env: Any, base_dir: Path) -> tuple[str, str | None]:
     """The secret ``{kind: ref}`` names, stripped, or ``("", what is wrong with it)``."""
     if kind == "env":
         if ref not in env:
