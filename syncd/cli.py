@@ -212,6 +212,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run the daemon: a cycle per connector at its interval until SIGTERM/SIGINT."""
     settings = _settings(config)
     setup_logging(settings.log)
+    _require_a_connector(settings)
     # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
     stop = threading.Event()
     from syncd.notify import Notifier
@@ -255,6 +256,25 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     raise typer.Exit(code)
 
 
+def _require_a_connector(settings: Settings) -> None:
+    """Exit 2 when no connector instance is enabled: an empty or truncated config (a ConfigMap
+    key that did not match, a templating step that wrote nothing) would otherwise run a daemon
+    that is alive and ready and does nothing, or a `sync --once` that exits 0 silently."""
+    if settings.connectors():
+        return
+    _report_problems(
+        f"config error in {settings.source}",
+        [
+            settings.located(
+                ("connectors",),
+                "no connector instance is enabled, so there is nothing to sync; configure one "
+                "under connectors: (README: Connector instances), or set enabled: true on one",
+            )
+        ],
+    )
+    raise typer.Exit(2)
+
+
 def _exit_if_still_starting(starting: threading.Event) -> None:
     """Exit 0 when start-up has not stopped within the grace period after a signal.
 
@@ -295,6 +315,7 @@ def sync(
         raise typer.Exit(2)
     settings = _settings(config)
     setup_logging(settings.log)
+    _require_a_connector(settings)
     failed = False
     with _leases(settings, "sync --once", wait=wait) as leases:
         # One cycle, then exit: the funnel KPIs are computed once, no per-lead state kept.
@@ -1340,12 +1361,14 @@ def report(
         for name, cs in settings.connectors().items()
     }
     try:
-        store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
-    except (StateStoreError, OSError) as exc:
+        with _store_errors(settings):
+            store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
+    except StateStoreError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        reports = compute_from_store(store.engine, maps, options, group)
+        with _store_errors(settings):
+            reports = compute_from_store(store.engine, maps, options, group)
     finally:
         store.close()
     meta = {

@@ -74,8 +74,17 @@ def state_url(settings: Settings) -> str:
 
     Raises:
         OSError: the SQLite file's directory cannot be created, or the path is a directory.
+        ValueError: the URL's password holds an unencoded '@'.
     """
-    return _sqlite_path_made(settings, settings.state.url.get_secret_value())
+    url = settings.state.url.get_secret_value()
+    if "@" in (_host(url) or ""):
+        # The URL parser splits at the first '@', so the rest of the password would be shown
+        # (and tried) as the host name.
+        raise ValueError(
+            "its password or user name holds an '@' that is not percent-encoded; write it as "
+            "%40 (and ':' as %3A, '/' as %2F)"
+        )
+    return _sqlite_path_made(settings, url)
 
 
 def state_dir(settings: Settings) -> Path:
@@ -158,6 +167,13 @@ def _located(settings: Settings, message: str) -> Located:
     if password:
         message = message.replace(password, "***")
     return settings.located(("state", "url"), f"state.url: {message}")
+
+
+def _host(url: str) -> str | None:
+    try:
+        return make_url(url).host
+    except (ArgumentError, ValueError):
+        return None
 
 
 def _password(url: str) -> str | None:

@@ -126,9 +126,11 @@ def _config_with_state(tmp_path: Path, url: str) -> Path:
     return config
 
 
-@pytest.mark.parametrize("command", [["db", "current"], ["db", "upgrade"], ["db", "prune"]])
+@pytest.mark.parametrize(
+    "command", [["db", "current"], ["db", "upgrade"], ["db", "prune"], ["report"]]
+)
 @pytest.mark.parametrize("store", ["refused", "not_a_database"])
-def test_db_commands_on_a_store_that_cannot_be_used_say_why_at_state_url_and_exit_2(
+def test_db_commands_and_report_on_a_store_that_cannot_be_used_say_why_at_state_url_and_exit_2(
     tmp_path: Path, command: list[str], store: str
 ) -> None:
     if store == "refused":  # port 9 (discard) has no PostgreSQL on loopback
@@ -160,6 +162,35 @@ def test_db_current_and_upgrade_refuse_a_store_a_newer_syncd_made_and_advise_no_
         assert "syncd db upgrade" not in result.output and "unexpected" not in result.output
     with sqlite3.connect(tmp_path / "state.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
+
+
+@pytest.mark.parametrize("command", [["status"], ["db", "current"], ["report"]])
+def test_a_database_password_with_an_unencoded_at_sign_is_refused_without_showing_any_of_it(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # Parsed as it stands, "Hunter2" would be hidden and "Secret9@127.0.0.1" shown as the host.
+    config = _config_with_state(
+        tmp_path, "postgresql+psycopg://syncd:Hunter2@Secret9@127.0.0.1:9/db"
+    )
+    result = CliRunner().invoke(cli, [*command, "-c", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "Hunter2" not in result.output and "Secret9" not in result.output
+    assert "'@' that is not percent-encoded; write it as %40" in result.output
+    assert result.output.startswith(f"{config}:1:")
+
+
+@pytest.mark.parametrize("command", [["run"], ["sync", "--once"]])
+@pytest.mark.parametrize("text", ["", "connectors:\n  hubspot: {type: hubspot, enabled: false}\n"])
+def test_a_config_with_no_enabled_connector_is_refused_by_run_and_sync_not_run_idle(
+    tmp_path: Path, command: list[str], text: str
+) -> None:
+    # An empty ConfigMap key or a templating step that wrote nothing: a daemon that answered
+    # /readyz 200 and synced nothing, or a `sync --once` that exited 0 in silence.
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    result = CliRunner().invoke(cli, [*command, "-c", str(config)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"{config}:1:1: no connector instance is enabled")
 
 
 @pytest.mark.parametrize("path", ["base", "overlays/postgres-ha"])
