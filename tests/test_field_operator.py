@@ -236,3 +236,21 @@ def test_the_kubernetes_config_starts_against_the_crms_once_its_placeholders_are
             App.build(settings).close()
     finally:
         sf.stop()
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "192.0.2.1"])
+def test_a_health_host_that_cannot_be_bound_is_blamed_on_server_host_not_on_another_process(
+    tmp_path: Path, host: str
+) -> None:
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): no interface of this machine has it.
+    (tmp_path / "rules").mkdir()
+    shutil.copy(RULES, tmp_path / "rules" / "default.yaml")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"server: {{host: {host}, port: 9}}\n"
+        "connectors:\n  hubspot: {type: hubspot, connector: {auth: {access_token: {env: T}}}}\n"
+    )
+    result = CliRunner().invoke(cli, ["run", "-c", str(config)], env={"T": "pat-x"})
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"{config}:1:10: server.host: {host}:9 cannot be bound")
+    assert "another process" not in result.output
