@@ -110,8 +110,18 @@ def _root(
 
 
 def main() -> None:
+    # SIGTERM (a systemd stop, a Kubernetes Job's deadline, `timeout`) ends any command as
+    # Ctrl-C does: its leases are released and no traceback is printed. Python's default
+    # would end the process on the spot, leaving a `sync --once`'s leases held by a dead
+    # process for lease.ttl. `syncd run` installs its own handlers (finish the batch, stop).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
+    except SystemExit as exc:
+        # Typer ends an interrupted command with 130 (SIGINT's); SIGTERM's is 143.
+        if exc.code == 130 and _terminated.is_set():
+            sys.exit(128 + signal.SIGTERM)
+        raise
     except Exception as exc:  # the last line of defence: no traceback for users
         logging.getLogger("syncd").debug("unexpected error", exc_info=True)
         _error(
@@ -119,6 +129,14 @@ def main() -> None:
             "report it with the command you ran; log.level DEBUG logs the traceback)"
         )
         sys.exit(1)
+
+
+_terminated = threading.Event()
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    _terminated.set()
+    raise KeyboardInterrupt
 
 
 def _one_line(exc: BaseException) -> str:

@@ -4,8 +4,13 @@ there or not ours, and the shipped Kubernetes configs themselves."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import certifi
@@ -254,3 +259,38 @@ def test_a_health_host_that_cannot_be_bound_is_blamed_on_server_host_not_on_anot
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"{config}:1:10: server.host: {host}:9 cannot be bound")
     assert "another process" not in result.output
+
+
+def test_sigterm_stops_sync_once_as_ctrl_c_does_releasing_its_leases_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A systemd stop or a Kubernetes Job's deadline sends SIGTERM: the leases must not stay
+    held by a dead process (status naming it, the next sync refused) for lease.ttl."""
+    from tests.daemon.harness import write_config
+
+    config = write_config(tmp_path, leads=2000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", "sync", "--once", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        # The leases are taken before the embedded emulators start.
+        while time.monotonic() < deadline and not any("emulator for" in x for x in lines):
+            lines.append(proc.stdout.readline())
+        assert any("emulator for" in x for x in lines), "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, rest
+    assert "Traceback" not in rest
+    status = CliRunner().invoke(cli, ["status", "-c", str(config)])
+    assert status.exit_code == 0, status.output
+    assert "salesforce:" in status.output and "written by" not in status.output
