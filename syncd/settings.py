@@ -31,6 +31,7 @@ from datetime import date, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -239,6 +240,18 @@ class AlertChannelSettings(_Model):
     max_per_hour: int = Field(
         20, ge=1, description="Messages beyond this in an hour wait (rate limit)."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr) -> SecretStr:
+        # The message never quotes the value: a webhook URL carries its token in the path.
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "not an http:// or https:// URL with a host (the value is not shown: it may "
+                "hold a token); give the webhook's whole URL, scheme included"
+            )
+        return value
 
 
 class AlertSettings(_Model):

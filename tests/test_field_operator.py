@@ -4,6 +4,7 @@ there or not ours, and the shipped Kubernetes configs themselves."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -11,10 +12,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import certifi
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from connectors.testing.hubspot.config import EmulatorConfig as HubSpotEmulatorConfig
@@ -294,3 +299,53 @@ def test_sigterm_stops_sync_once_as_ctrl_c_does_releasing_its_leases_without_a_t
     status = CliRunner().invoke(cli, ["status", "-c", str(config)])
     assert status.exit_code == 0, status.output
     assert "salesforce:" in status.output and "written by" not in status.output
+
+
+class _Meta(dict[str, Any]):
+    def get_meta(self, key: str) -> Any:
+        return self.get(key)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+SCHEMELESS_HOOK = "hooks.slack.com/services/T000/B000/XXSECRETXX"  # the scheme left out
+
+
+def test_a_webhook_url_without_a_scheme_is_refused_at_its_place_without_quoting_it(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("alerts:\n  channels:\n    - {name: ops, url: {env: HOOK}}\n")
+    with pytest.raises(YamlFileError) as caught:
+        load_settings(config, env={"HOOK": SCHEMELESS_HOOK})
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{config}:3:19: alerts.channels.0.url: not an http://")
+    assert "XXSECRETXX" not in str(problem)
+
+
+def test_an_unusable_webhook_url_fails_its_alert_in_a_line_without_the_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Request() refuses such a URL with a message quoting it; that went to the log through
+    the funnel refresh, which it also stopped."""
+    from syncd.alerts import Alerter
+    from syncd.settings import AlertChannelSettings, AlertSettings
+
+    channel = AlertChannelSettings.model_construct(
+        name="ops",
+        url=SecretStr(SCHEMELESS_HOOK),
+        events=["breaker_tripped"],
+        timeout=timedelta(seconds=1),
+        max_per_hour=20,
+    )
+    failed: list[str] = []
+    alerter = Alerter(AlertSettings(channels=[channel]), _Meta(), on_failure=failed.append)
+    cycle = SimpleNamespace(
+        crm="hubspot", run_id="r1", outcome="breaker", failed=0, written=0, planned=99
+    )
+    with caplog.at_level(logging.WARNING):
+        alerter.after_cycle(cycle, None)
+    assert failed == ["ops"]
+    assert "alert channel ops: could not send breaker_tripped" in caplog.text
+    assert "XXSECRETXX" not in caplog.text
