@@ -349,3 +349,33 @@ def test_an_unusable_webhook_url_fails_its_alert_in_a_line_without_the_url(
     assert failed == ["ops"]
     assert "alert channel ops: could not send breaker_tripped" in caplog.text
     assert "XXSECRETXX" not in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/services/oauth2/tokens", "/"])
+def test_a_salesforce_token_url_that_is_no_token_endpoint_is_named_not_the_credentials(
+    tmp_path: Path, path: str
+) -> None:
+    with SalesforceEmulator() as sf:
+        (tmp_path / "rules").mkdir()
+        shutil.copy(RULES, tmp_path / "rules" / "default.yaml")
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"""\
+server: {{enabled: false}}
+connectors:
+  salesforce:
+    type: salesforce
+    connector:
+      instance_url: {sf.base_url}
+      token_url: {sf.base_url}{path}
+      ca_bundle: {sf.ca_pem_path}
+      auth: {{type: client_credentials, client_id: {sf.client_id}, client_secret: {{env: S}}}}
+"""
+        )
+        result = CliRunner().invoke(
+            cli, ["sync", "--once", "-c", str(config)], env={"S": sf.client_secret}
+        )
+    assert result.exit_code == 2, result.output
+    assert f"token URL {sf.base_url}{path} is no OAuth token endpoint" in result.output
+    assert "check salesforce.connector.token_url" in result.output
+    assert "client_secret" not in result.output
