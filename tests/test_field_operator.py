@@ -379,3 +379,16 @@ connectors:
     assert f"token URL {sf.base_url}{path} is no OAuth token endpoint" in result.output
     assert "check salesforce.connector.token_url" in result.output
     assert "client_secret" not in result.output
+
+
+def test_an_instance_added_by_the_environment_without_a_type_is_a_config_error_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # README: a variable naming no instance of the file adds one; the key it adds has no
+    # place in the file, which locating the missing `type` stumbled over (KeyError).
+    config = tmp_path / "config.yaml"
+    config.write_text("connectors:\n  hubspot: {type: hubspot}\n")
+    with pytest.raises(YamlFileError) as caught:
+        load_settings(config, env={"SYNCD_CONNECTORS__EMEA__INTERVAL": "5m"})
+    (problem,) = caught.value.problems
+    assert str(problem) == f"{config}:1:1: connectors.emea.type: missing required setting 'type'"
