@@ -392,3 +392,20 @@ def test_an_instance_added_by_the_environment_without_a_type_is_a_config_error_n
         load_settings(config, env={"SYNCD_CONNECTORS__EMEA__INTERVAL": "5m"})
     (problem,) = caught.value.problems
     assert str(problem) == f"{config}:1:1: connectors.emea.type: missing required setting 'type'"
+
+
+def test_a_hubspot_tls_failure_is_named_with_what_to_check_not_an_attribute_error(
+    tmp_path: Path,
+) -> None:
+    """An https:// base_url on a server without TLS (or a proxy whose CA this machine does not
+    trust): hubspot-api-client fails while building its own error (e.body is None)."""
+    with HubSpotEmulator(HubSpotEmulatorConfig()) as emu:
+        https = emu.base_url.replace("http://", "https://")
+        config = _hubspot_config(tmp_path, https, "{env: FIELD_HS_TOKEN}")
+        result = CliRunner().invoke(
+            cli, ["sync", "--once", "-c", str(config)], env={"FIELD_HS_TOKEN": emu.access_token}
+        )
+    assert result.exit_code == 2, result.output
+    assert f"TLS with {https} failed ([SSL: WRONG_VERSION_NUMBER]" in result.output
+    assert "check hubspot.connector.base_url" in result.output
+    assert "AttributeError" not in result.output and emu.access_token not in result.output

@@ -47,6 +47,7 @@ from connectors.errors import (
     BudgetExhausted,
     ConfigurationError,
     ConnectorError,
+    FatalError,
     RateLimited,
     RetriableError,
 )
@@ -635,6 +636,22 @@ class HubSpotConnector(Connector):
                 self.stats.errors[type(e).__name__] += 1
                 raise RetriableError(
                     f"HubSpot {operation} failed ({type(e).__name__}); will retry", crm="hubspot"
+                ) from None
+            except AttributeError as e:
+                # hubspot-api-client turns a TLS failure into an ApiException(status=0) without
+                # a body (rest.py), then fails decoding that body (api_client.__call_api): the
+                # AttributeError carries the ApiException as its context.
+                cause = e.__context__
+                reason = str(getattr(cause, "reason", None) or "")
+                if not (isinstance(cause, API_EXCEPTIONS) and reason.startswith("SSLError")):
+                    raise
+                self.stats.errors["SSLError"] += 1
+                raise FatalError(
+                    f"HubSpot {operation}: TLS with {self.config.base_url} failed "
+                    f"({reason.splitlines()[-1][:300]}); check hubspot.connector.base_url "
+                    "(http:// where the server speaks no TLS) and that this machine trusts "
+                    "the server's certificate (a proxy's CA)",
+                    crm="hubspot",
                 ) from None
             self._count_reauths()
             self._observe(bucket, headers)
