@@ -394,18 +394,36 @@ def test_an_instance_added_by_the_environment_without_a_type_is_a_config_error_n
     assert str(problem) == f"{config}:1:1: connectors.emea.type: missing required setting 'type'"
 
 
+@pytest.mark.parametrize("auth", ["private_app", "oauth"])
 def test_a_hubspot_tls_failure_is_named_with_what_to_check_not_an_attribute_error(
-    tmp_path: Path,
+    tmp_path: Path, auth: str
 ) -> None:
-    """An https:// base_url on a server without TLS (or a proxy whose CA this machine does not
+    """An https:// URL on a server without TLS (or a proxy whose CA this machine does not
     trust): hubspot-api-client fails while building its own error (e.body is None)."""
     with HubSpotEmulator(HubSpotEmulatorConfig()) as emu:
         https = emu.base_url.replace("http://", "https://")
-        config = _hubspot_config(tmp_path, https, "{env: FIELD_HS_TOKEN}")
+        if auth == "private_app":
+            ref, url, setting = "{env: FIELD_HS_TOKEN}", https, "base_url"
+        else:  # the API over plain HTTP, the OAuth token endpoint over TLS
+            ref, url, setting = "{env: FIELD_HS_TOKEN}", emu.base_url, "auth.token_url"
+        config = _hubspot_config(tmp_path, url, ref)
+        if auth == "oauth":
+            config.write_text(
+                config.read_text().replace(
+                    "{type: private_app, access_token: {env: FIELD_HS_TOKEN}}",
+                    f"{{type: oauth, client_id: {emu.oauth_client_id}, client_secret: "
+                    "{env: FIELD_HS_TOKEN}, refresh_token: {env: FIELD_HS_REFRESH}, "
+                    f"token_url: {https}/oauth/v1/token}}",
+                )
+            )
+        secret = emu.access_token if auth == "private_app" else emu.oauth_client_secret
         result = CliRunner().invoke(
-            cli, ["sync", "--once", "-c", str(config)], env={"FIELD_HS_TOKEN": emu.access_token}
+            cli,
+            ["sync", "--once", "-c", str(config)],
+            env={"FIELD_HS_TOKEN": secret, "FIELD_HS_REFRESH": emu.refresh_token},
         )
     assert result.exit_code == 2, result.output
-    assert f"TLS with {https} failed ([SSL: WRONG_VERSION_NUMBER]" in result.output
-    assert "check hubspot.connector.base_url" in result.output
-    assert "AttributeError" not in result.output and emu.access_token not in result.output
+    assert f"TLS with {'the HubSpot token URL ' if auth == 'oauth' else ''}{https}" in result.output
+    assert "failed ([SSL: WRONG_VERSION_NUMBER]" in result.output
+    assert f"check hubspot.connector.{setting}" in result.output
+    assert "AttributeError" not in result.output and secret not in result.output

@@ -59,6 +59,7 @@ from connectors.hubspot.classify import (
     error_body,
     invalid_properties,
     retry_after,
+    tls_failure,
 )
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.json_answers import HistoryValue, SearchAnswer, read_answer, read_history
@@ -638,19 +639,14 @@ class HubSpotConnector(Connector):
                     f"HubSpot {operation} failed ({type(e).__name__}); will retry", crm="hubspot"
                 ) from None
             except AttributeError as e:
-                # hubspot-api-client turns a TLS failure into an ApiException(status=0) without
-                # a body (rest.py), then fails decoding that body (api_client.__call_api): the
-                # AttributeError carries the ApiException as its context.
-                cause = e.__context__
-                reason = str(getattr(cause, "reason", None) or "")
-                if not (isinstance(cause, API_EXCEPTIONS) and reason.startswith("SSLError")):
+                tls = tls_failure(e)
+                if tls is None:
                     raise
                 self.stats.errors["SSLError"] += 1
                 raise FatalError(
-                    f"HubSpot {operation}: TLS with {self.config.base_url} failed "
-                    f"({reason.splitlines()[-1][:300]}); check hubspot.connector.base_url "
-                    "(http:// where the server speaks no TLS) and that this machine trusts "
-                    "the server's certificate (a proxy's CA)",
+                    f"HubSpot {operation}: TLS with {self.config.base_url} failed ({tls}); "
+                    "check hubspot.connector.base_url (http:// where the server speaks no TLS) "
+                    "and that this machine trusts the server's certificate (a proxy's CA)",
                     crm="hubspot",
                 ) from None
             self._count_reauths()
