@@ -229,13 +229,15 @@ class Alerter:
             log.info("alert channel %s: %s waits (max_per_hour reached)", name, event)
             return False
         body = json.dumps({"event": event, **payload}).encode()
-        request = urllib.request.Request(
-            channel.settings.url.get_secret_value(),
-            data=body,
-            headers={"Content-Type": "application/json", "User-Agent": "syncd-alerts"},
-            method="POST",
-        )
         try:
+            # Inside the try: Request() itself refuses a URL without a scheme, with a message
+            # quoting the URL, token and all.
+            request = urllib.request.Request(
+                channel.settings.url.get_secret_value(),
+                data=body,
+                headers={"Content-Type": "application/json", "User-Agent": "syncd-alerts"},
+                method="POST",
+            )
             with urllib.request.urlopen(
                 request, timeout=channel.settings.timeout.total_seconds()
             ) as response:

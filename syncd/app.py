@@ -581,21 +581,24 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
             readiness=lambda: (False, {"starting": True}),
         )
     except OSError as exc:
-        what = (
-            "is already in use by another process"
-            if exc.errno == errno.EADDRINUSE
-            else f"cannot be bound ({exc.strerror})"
-        )
-        raise StartupError(
-            [
-                settings.located(
-                    ("server", "port"),
-                    f"server.port: {server.host}:{server.port} {what}; "
-                    "stop the other process or choose another "
-                    "server.port (or server.host)",
-                )
-            ]
-        ) from None
+        where, path = f"{server.host}:{server.port}", "port"
+        if exc.errno == errno.EADDRINUSE:
+            problem = (
+                f"server.port: {where} is already in use by another process; stop the other "
+                "process or choose another server.port (or server.host)"
+            )
+        elif exc.errno == errno.EACCES:
+            problem = (
+                f"server.port: {where} cannot be bound ({exc.strerror}); a port below 1024 "
+                "needs privileges syncd should not have: choose one above 1023"
+            )
+        else:  # a name that does not resolve, an address this machine does not have
+            path = "host"
+            problem = (
+                f"server.host: {where} cannot be bound ({exc.strerror}); set server.host to "
+                "an address of this machine: 127.0.0.1, or 0.0.0.0 for every interface"
+            )
+        raise StartupError([settings.located(("server", path), problem)]) from None
     health.start()  # liveness answers while the CRMs are checked; readiness says "starting"
     return health
 

@@ -110,8 +110,18 @@ def _root(
 
 
 def main() -> None:
+    # SIGTERM (a systemd stop, a Kubernetes Job's deadline, `timeout`) ends any command as
+    # Ctrl-C does: its leases are released and no traceback is printed. Python's default
+    # would end the process on the spot, leaving a `sync --once`'s leases held by a dead
+    # process for lease.ttl. `syncd run` installs its own handlers (finish the batch, stop).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
+    except SystemExit as exc:
+        # Typer ends an interrupted command with 130 (SIGINT's); SIGTERM's is 143.
+        if exc.code == 130 and _terminated.is_set():
+            sys.exit(128 + signal.SIGTERM)
+        raise
     except Exception as exc:  # the last line of defence: no traceback for users
         logging.getLogger("syncd").debug("unexpected error", exc_info=True)
         _error(
@@ -119,6 +129,14 @@ def main() -> None:
             "report it with the command you ran; log.level DEBUG logs the traceback)"
         )
         sys.exit(1)
+
+
+_terminated = threading.Event()
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    _terminated.set()
+    raise KeyboardInterrupt
 
 
 def _one_line(exc: BaseException) -> str:
@@ -212,6 +230,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run the daemon: a cycle per connector at its interval until SIGTERM/SIGINT."""
     settings = _settings(config)
     setup_logging(settings.log)
+    _require_a_connector(settings)
     # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
     stop = threading.Event()
     from syncd.notify import Notifier
@@ -255,6 +274,25 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     raise typer.Exit(code)
 
 
+def _require_a_connector(settings: Settings) -> None:
+    """Exit 2 when no connector instance is enabled: an empty or truncated config (a ConfigMap
+    key that did not match, a templating step that wrote nothing) would otherwise run a daemon
+    that is alive and ready and does nothing, or a `sync --once` that exits 0 silently."""
+    if settings.connectors():
+        return
+    _report_problems(
+        f"config error in {settings.source}",
+        [
+            settings.located(
+                ("connectors",),
+                "no connector instance is enabled, so there is nothing to sync; configure one "
+                "under connectors: (README: Connector instances), or set enabled: true on one",
+            )
+        ],
+    )
+    raise typer.Exit(2)
+
+
 def _exit_if_still_starting(starting: threading.Event) -> None:
     """Exit 0 when start-up has not stopped within the grace period after a signal.
 
@@ -295,6 +333,7 @@ def sync(
         raise typer.Exit(2)
     settings = _settings(config)
     setup_logging(settings.log)
+    _require_a_connector(settings)
     failed = False
     with _leases(settings, "sync --once", wait=wait) as leases:
         # One cycle, then exit: the funnel KPIs are computed once, no per-lead state kept.
@@ -1201,14 +1240,30 @@ def rules_test(
     raise typer.Exit(1 if report.failures else 0)
 
 
-def _schema_engine(config: Path) -> Any:
+def _schema_engine(config: Path) -> tuple[Settings, Any]:
     from sqlalchemy import create_engine
 
     from syncd.store_open import state_url
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
-    return create_engine(state_url(settings))
+    with _store_errors(settings):
+        return settings, create_engine(state_url(settings))
+
+
+@contextmanager
+def _store_errors(settings: Settings) -> Iterator[None]:
+    """A state store that cannot be reached, opened or read ends a `db` command with the
+    line start-up gives for it (password hidden) and exit 2, not as an unexpected error."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from syncd.store_open import store_problem
+
+    try:
+        yield
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+        _error(str(store_problem(settings, exc)))
+        raise typer.Exit(2) from None
 
 
 @db_app.command("current")
@@ -1216,9 +1271,10 @@ def db_current(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """The state store's schema revision, and the one this syncd needs."""
     from syncd.schema import SchemaError, schema_status
 
-    engine = _schema_engine(config)
+    settings, engine = _schema_engine(config)
     try:
-        status = schema_status(engine)
+        with _store_errors(settings):
+            status = schema_status(engine)
     except SchemaError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -1239,9 +1295,10 @@ def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Upgrade the state store's schema in place to this syncd's revision (back it up first)."""
     from syncd.schema import SchemaError, upgrade
 
-    engine = _schema_engine(config)
+    settings, engine = _schema_engine(config)
     try:
-        before, after = upgrade(engine)
+        with _store_errors(settings):
+            before, after = upgrade(engine)
     except SchemaError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -1272,14 +1329,16 @@ def db_prune(
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
     try:
-        store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
-    except (StateStoreError, OSError) as exc:
+        with _store_errors(settings):
+            store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
+    except StateStoreError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        results = prune(
-            store.engine, settings.retention, datetime.now(UTC), dry_run=dry_run, max_seconds=0
-        )
+        with _store_errors(settings):
+            results = prune(
+                store.engine, settings.retention, datetime.now(UTC), dry_run=dry_run, max_seconds=0
+            )
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"
@@ -1375,12 +1434,14 @@ def report(
         for name, cs in settings.connectors().items()
     }
     try:
-        store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
-    except (StateStoreError, OSError) as exc:
+        with _store_errors(settings):
+            store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
+    except StateStoreError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        reports = compute_from_store(store.engine, maps, options, group)
+        with _store_errors(settings):
+            reports = compute_from_store(store.engine, maps, options, group)
     finally:
         store.close()
     meta = {

@@ -93,6 +93,14 @@ def _status(conn: Connection) -> SchemaStatus:
             f"the state store holds tables syncd does not know ({', '.join(sorted(tables))}) "
             "and no schema revision; point state.url at syncd's own database"
         )
+    if current is not None and current not in {rev.revision for rev in _script().walk_revisions()}:
+        # Every caller refuses it: `db current` must not advise an upgrade, nor `db upgrade`
+        # fail inside Alembic, on a store a newer syncd made.
+        raise SchemaError(
+            f"the state store ({_where(conn.engine)}) is at schema revision {current}, "
+            "made by a newer syncd; run that version, or point state.url at another "
+            "database"
+        )
     return SchemaStatus(current, head, legacy, empty=not tables)
 
 
@@ -110,13 +118,6 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> SchemaStatus:
     with engine.begin() as conn:
         _lock(conn)
         status = _status(conn)
-        known = {rev.revision for rev in _script().walk_revisions()}
-        if status.current is not None and status.current not in known:
-            raise SchemaError(
-                f"the state store ({_where(engine)}) is at schema revision {status.current}, "
-                "made by a newer syncd; run that version, or point state.url at another "
-                "database"
-            )
         if status.up_to_date:
             return status
         if not (status.empty or auto_upgrade):

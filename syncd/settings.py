@@ -31,6 +31,7 @@ from datetime import date, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -239,6 +240,18 @@ class AlertChannelSettings(_Model):
     max_per_hour: int = Field(
         20, ge=1, description="Messages beyond this in an hour wait (rate limit)."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr) -> SecretStr:
+        # The message never quotes the value: a webhook URL carries its token in the path.
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "not an http:// or https:// URL with a host (the value is not shown: it may "
+                "hold a token); give the webhook's whole URL, scheme included"
+            )
+        return value
 
 
 class AlertSettings(_Model):
@@ -615,7 +628,9 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
         raise YamlFileError([Located(name, 1, 1, "the config must be a mapping of settings")])
     overrides, env_problems = apply_overrides(Settings, root, env)
     problems = [Located.variable(variable, message) for variable, message in env_problems]
-    resolved = _resolve_secrets(root, (), env, name, root, problems, overrides)
+    resolved = _resolve_secrets(
+        root, (), env, name, root, problems, overrides, base_dir=path.resolve().parent
+    )
     try:
         settings = Settings.model_validate(
             {**resolved, "base_dir": path.resolve().parent, "source": name, "overrides": overrides}
@@ -636,8 +651,16 @@ def _resolve_secrets(
     root: Any,
     problems: list[Located],
     overrides: dict[tuple[str, ...], str] | None = None,
+    base_dir: Path = Path("."),
 ) -> Any:
-    """Replace ``{env: NAME}`` / ``{file: PATH}`` with a SecretStr; plain data is copied."""
+    """Replace ``{env: NAME}`` / ``{file: PATH}`` with a SecretStr; plain data is copied.
+
+    A relative ``PATH`` is relative to the config file, as every other path in it. Both kinds
+    are stripped of surrounding whitespace: a Kubernetes Secret made with ``--from-file`` or an
+    ``echo`` keeps the trailing newline in the environment variable too, and a token sent with
+    it is refused by the HTTP client (whose error would quote the header, token and all).
+    A secret that is empty after that is a problem here, not a 401 from the CRM later.
+    """
     if isinstance(node, dict):
         if len(node) == 1 and next(iter(node)) in ("env", "file"):
             kind, ref = next(iter(node.items()))
@@ -665,47 +688,46 @@ def _resolve_secrets(
                     )
                 )
                 return SecretStr("")
-            if kind == "env":
-                if ref not in env:
-                    problems.append(
-                        Located(
-                            file,
-                            line,
-                            col,
-                            f"{where}: environment variable {ref} is not set; "
-                            "export it or use {file: PATH}",
-                        )
-                    )
-                    return SecretStr("")
-                return SecretStr(env[ref])
-            try:
-                with Path(ref).open("rb") as f:
-                    data = f.read(_MAX_SECRET_BYTES + 1)
-                if len(data) > _MAX_SECRET_BYTES:
-                    raise ValueError(f"it is larger than {_MAX_SECRET_BYTES} bytes")
-                return SecretStr(data.decode("utf-8").strip())
-            except OSError as exc:
-                problems.append(
-                    Located(
-                        file, line, col, f"{where}: cannot read secret file {ref}: {exc.strerror}"
-                    )
-                )
-            except ValueError as exc:  # UnicodeDecodeError too; never echo the content
-                reason = "it is not UTF-8 text" if isinstance(exc, UnicodeError) else str(exc)
-                problems.append(
-                    Located(file, line, col, f"{where}: secret file {ref} is not usable: {reason}")
-                )
-            return SecretStr("")
+            value, problem = _referenced_secret(kind, ref, env, base_dir)
+            if problem is not None:
+                problems.append(Located(file, line, col, f"{where}: {problem}"))
+            return SecretStr(value)
         return {
-            k: _resolve_secrets(v, (*loc, k), env, file, root, problems, overrides)
+            k: _resolve_secrets(v, (*loc, k), env, file, root, problems, overrides, base_dir)
             for k, v in node.items()
         }
     if isinstance(node, list):
         return [
-            _resolve_secrets(v, (*loc, i), env, file, root, problems, overrides)
+            _resolve_secrets(v, (*loc, i), env, file, root, problems, overrides, base_dir)
             for i, v in enumerate(node)
         ]
     return node
+
+
+def _referenced_secret(kind: str, ref: str, env: Any, base_dir: Path) -> tuple[str, str | None]:
+    """The secret ``{kind: ref}`` names, stripped, or ``("", what is wrong with it)``."""
+    if kind == "env":
+        if ref not in env:
+            return "", f"environment variable {ref} is not set; export it or use {{file: PATH}}"
+        value = env[ref].strip()
+        if not value:
+            return "", f"environment variable {ref} is empty; set it to the secret"
+        return value, None
+    secret_file = Path(ref) if Path(ref).is_absolute() else base_dir / ref
+    try:
+        with secret_file.open("rb") as f:
+            data = f.read(_MAX_SECRET_BYTES + 1)
+        if len(data) > _MAX_SECRET_BYTES:
+            raise ValueError(f"it is larger than {_MAX_SECRET_BYTES} bytes")
+        value = data.decode("utf-8").strip()
+        if not value:
+            raise ValueError("it is empty; write the secret into it")
+        return value, None
+    except OSError as exc:
+        return "", f"cannot read secret file {secret_file}: {exc.strerror}"
+    except ValueError as exc:  # UnicodeDecodeError too; never echo the content
+        reason = "it is not UTF-8 text" if isinstance(exc, UnicodeError) else str(exc)
+        return "", f"secret file {secret_file} is not usable: {reason}"
 
 
 def _kind_of(value: Any) -> str:
@@ -740,6 +762,7 @@ def connector_problems(
         return None, validation_problems(
             settings.source, root, exc, prefix=prefix, model=model, overrides=settings.overrides
         )
+    config = _paths_from(config, settings.base_dir)
     problems = []
     for loc in _secret_paths(config):
         raw: Any = from_file or {}
@@ -760,6 +783,22 @@ def connector_problems(
         path = (*prefix, *loc)
         problems.append(settings.located(path, f"{'.'.join(path)}: {problem}"))
     return (None if problems else config), problems
+
+
+def _paths_from(model: BaseModel, base_dir: Path) -> Any:
+    """``model`` with each relative file path (a CA bundle) resolved against the config
+    file's directory, as the config's other paths are: the daemon's working directory is
+    wherever systemd or the container put it."""
+    update: dict[str, Any] = {}
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        if isinstance(value, BaseModel):
+            resolved = _paths_from(value, base_dir)
+            if resolved is not value:
+                update[key] = resolved
+        elif isinstance(value, Path) and not value.is_absolute():
+            update[key] = base_dir / value
+    return model.model_copy(update=update) if update else model
 
 
 def _local_file_problems(

@@ -18,7 +18,7 @@ from syncd.settings import Settings
 from syncd.state import StateStore, StateStoreError
 from syncd.yamlfile import Located
 
-__all__ = ["open_store", "state_url"]
+__all__ = ["open_store", "state_url", "store_problem"]
 
 
 def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
@@ -61,13 +61,30 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
     return store
 
 
+def store_problem(settings: Settings, exc: BaseException) -> Located:
+    """The one line for a state store that could not be reached or used (``exc`` raised
+    while opening or reading it), as :func:`open_store` says it, password hidden."""
+    if isinstance(exc, OSError) and not isinstance(exc, SQLAlchemyError):
+        return _located(settings, exc.strerror or str(exc))
+    return _located(settings, _explain(settings.state.url.get_secret_value(), exc))
+
+
 def state_url(settings: Settings) -> str:
     """The state store's URL: a relative SQLite path resolved, and its directory created.
 
     Raises:
         OSError: the SQLite file's directory cannot be created, or the path is a directory.
+        ValueError: the URL's password holds an unencoded '@'.
     """
-    return _sqlite_path_made(settings, settings.state.url.get_secret_value())
+    url = settings.state.url.get_secret_value()
+    if "@" in (_host(url) or ""):
+        # The URL parser splits at the first '@', so the rest of the password would be shown
+        # (and tried) as the host name.
+        raise ValueError(
+            "its password or user name holds an '@' that is not percent-encoded; write it as "
+            "%40 (and ':' as %3A, '/' as %2F)"
+        )
+    return _sqlite_path_made(settings, url)
 
 
 def state_dir(settings: Settings) -> Path:
@@ -150,6 +167,13 @@ def _located(settings: Settings, message: str) -> Located:
     if password:
         message = message.replace(password, "***")
     return settings.located(("state", "url"), f"state.url: {message}")
+
+
+def _host(url: str) -> str | None:
+    try:
+        return make_url(url).host
+    except (ArgumentError, ValueError):
+        return None
 
 
 def _password(url: str) -> str | None:

@@ -285,7 +285,8 @@ def locate(root: Any, loc: Sequence[str | int]) -> tuple[int, int]:
     """Line and column (1-based) of the node at ``loc``, or of its nearest located parent."""
     node, line, col = root, 1, 1
     for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
+        # A key an environment variable added (SYNCD_CONNECTORS__X__...) has no position.
+        if isinstance(node, CommentedMap) and part in node and part in node.lc.data:
             line, col = node.lc.key(part)
             line, col = line + 1, col + 1
             node = node[part]

@@ -16,6 +16,7 @@ import urllib3
 from hubspot import HubSpot
 
 from connectors.errors import AuthError, RetriableError
+from connectors.hubspot.classify import tls_failure
 from connectors.hubspot.config import OAuthAuth, PrivateAppAuth
 
 __all__ = ["OAuthTokens", "PrivateAppToken", "TokenSource", "token_source"]
@@ -102,6 +103,16 @@ class OAuthTokens:
         except urllib3.exceptions.HTTPError as e:
             raise RetriableError(
                 f"HubSpot token endpoint unreachable ({type(e).__name__}); will retry",
+                crm="hubspot",
+            ) from None
+        except AttributeError as e:
+            tls = tls_failure(e)
+            if tls is None:
+                raise
+            raise AuthError(
+                f"TLS with the HubSpot token URL {self._auth.token_url} failed ({tls}); check "
+                "hubspot.connector.auth.token_url and that this machine trusts the server's "
+                "certificate (a proxy's CA)",
                 crm="hubspot",
             ) from None
         self.refreshes += 1

@@ -25,6 +25,7 @@ __all__ = [
     "error_body",
     "invalid_properties",
     "retry_after",
+    "tls_failure",
 ]
 
 API_EXCEPTIONS: tuple[type[Exception], ...] = (
@@ -32,6 +33,17 @@ API_EXCEPTIONS: tuple[type[Exception], ...] = (
     hubspot.crm.lists.ApiException,
     hubspot.crm.properties.ApiException,
 )
+
+
+def tls_failure(exc: AttributeError) -> str | None:
+    """The TLS error behind ``exc``, when ``exc`` is hubspot-api-client failing to build its
+    own error for one: its rest.py turns the TLS failure into an ApiException(status=0) without
+    a body, which its api_client then decodes (``e.body.decode``). None for any other."""
+    cause = exc.__context__
+    reason = str(getattr(cause, "reason", None) or "")
+    if type(cause).__name__ != "ApiException" or not reason.startswith("SSLError"):
+        return None
+    return reason.splitlines()[-1][:300]
 
 
 class HubSpotRequestError(FatalError):

@@ -47,6 +47,7 @@ from connectors.errors import (
     BudgetExhausted,
     ConfigurationError,
     ConnectorError,
+    FatalError,
     RateLimited,
     RetriableError,
 )
@@ -58,6 +59,7 @@ from connectors.hubspot.classify import (
     error_body,
     invalid_properties,
     retry_after,
+    tls_failure,
 )
 from connectors.hubspot.config import HubSpotConfig
 from connectors.hubspot.json_answers import HistoryValue, SearchAnswer, read_answer, read_history
@@ -635,6 +637,17 @@ class HubSpotConnector(Connector):
                 self.stats.errors[type(e).__name__] += 1
                 raise RetriableError(
                     f"HubSpot {operation} failed ({type(e).__name__}); will retry", crm="hubspot"
+                ) from None
+            except AttributeError as e:
+                tls = tls_failure(e)
+                if tls is None:
+                    raise
+                self.stats.errors["SSLError"] += 1
+                raise FatalError(
+                    f"HubSpot {operation}: TLS with {self.config.base_url} failed ({tls}); "
+                    "check hubspot.connector.base_url (http:// where the server speaks no TLS) "
+                    "and that this machine trusts the server's certificate (a proxy's CA)",
+                    crm="hubspot",
                 ) from None
             self._count_reauths()
             self._observe(bucket, headers)

@@ -78,6 +78,19 @@ def _post_token(
         body = response.json()
     except ValueError:
         body = {}
+    if response.status_code in (404, 405) or (response.status_code == 200 and not body):
+        # No OAuth token endpoint answered (a wrong path, or a web page): the credentials were
+        # never judged, so pointing at them would mislead. The endpoint is
+        # /services/oauth2/token and answers bad credentials with 400 invalid_client or
+        # invalid_grant (help.salesforce.com: "OAuth Endpoints", "OAuth 2.0 Client
+        # Credentials Flow for Server-to-Server Integration").
+        raise AuthError(
+            f"the Salesforce token URL {url} is no OAuth token endpoint (HTTP "
+            f"{response.status_code}, no token); check salesforce.connector.token_url: it "
+            "ends in /services/oauth2/token",
+            crm=CRM,
+            status=response.status_code,
+        )
     if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
         error = str(body.get("error", "")) if isinstance(body, dict) else ""
         description = str(body.get("error_description", ""))[:200] if isinstance(body, dict) else ""
