@@ -511,7 +511,7 @@ def test_the_ha_overlay_reads_its_database_url_from_the_secret_and_a_job_upgrade
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "default.yaml").write_text(cm["data"]["default.yaml"])
     url = "postgresql+psycopg://syncd:pw@db.example/syncd"
-    env = {"SF_CLIENT_ID": "x", "SF_CLIENT_SECRET": "y", "HUBSPOT_TOKEN": "z"}
+    env = {"SF_CLIENT_SECRET": "y", "HUBSPOT_TOKEN": "z"}  # the Secret's keys
     settings = load_settings(tmp_path / "config.yaml", env={**env, "SYNCD_DATABASE_URL": url})
     assert settings.state.url.get_secret_value() == url
     job = YAML(typ="safe").load(k8s / "overlays" / "postgres-ha" / "db-upgrade-job.yaml")

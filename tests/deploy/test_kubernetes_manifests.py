@@ -118,7 +118,6 @@ def test_the_config_in_each_configmap_loads_as_syncd_settings(tmp_path: Path) ->
     from syncd.settings import load_settings
 
     env = {
-        "SF_CLIENT_ID": "x",
         "SF_CLIENT_SECRET": "y",
         "HUBSPOT_TOKEN": "z",
         "SYNCD_DATABASE_URL": "postgresql+psycopg://syncd:pw@db/syncd",
