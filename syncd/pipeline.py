@@ -302,7 +302,9 @@ class Pipeline:
             report.outcome, report.message = "failed", str(exc)
             report.reason = _fatal_reason(exc)
         except ConnectorError as exc:
-            report.outcome, report.message = "failed", f"{exc} (will retry next cycle)"
+            # The connector's "...; will retry" meant its own retries, spent by now.
+            said = str(exc).removesuffix("; will retry")
+            report.outcome, report.message = "failed", f"{said} (will retry next cycle)"
             report.reason = "crm_unavailable"
         except LeaseLost as exc:
             report.outcome, report.message = "lease_lost", str(exc)

@@ -445,3 +445,24 @@ def test_a_salesforce_lead_record_without_its_id_fails_the_pull_by_name_and_the_
         assert "unexpected" not in failed.message
         recovered = app.pipelines["salesforce"].run_cycle()
         assert (recovered.outcome, recovered.pulled) == ("ok", 1), recovered.message
+
+
+def test_a_cycle_the_crm_failed_after_every_retry_says_will_retry_once(tmp_path: Path) -> None:
+    # The connector's "...; will retry" (its own retries, spent) and the cycle's "(will retry
+    # next cycle)" read "; will retry (will retry next cycle)".
+    config = write_config(tmp_path, crms=("hubspot",))
+    text = config.read_text().replace(
+        "    allow_add_status_options: true\n",
+        "    allow_add_status_options: true\n"
+        "    retry: {attempts: 2, initial_backoff_seconds: 0, jitter_seconds: 0}\n",
+    )
+    config.write_text(text)
+    with running_app(config) as app:
+        hs = app.embedded.hubspot
+        hs.add_contacts([hs_contact("A", "a@acme.com", title="Analyst", activity_days=200)])
+        hs.faults.fail_next(2, status=503, path="contacts/search", method="POST")
+        report = app.pipelines["hubspot"].run_cycle()
+    assert (report.outcome, report.reason) == ("failed", "crm_unavailable"), report.message
+    assert report.message is not None and report.message.endswith(
+        "failed with HTTP 503 (will retry next cycle)"
+    )
