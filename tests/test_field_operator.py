@@ -427,3 +427,18 @@ def test_a_hubspot_tls_failure_is_named_with_what_to_check_not_an_attribute_erro
     assert "failed ([SSL: WRONG_VERSION_NUMBER]" in result.output
     assert f"check hubspot.connector.{setting}" in result.output
     assert "AttributeError" not in result.output and secret not in result.output
+
+
+def test_python_dash_m_syncd_runs_the_same_command_line_as_the_syncd_script() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd", "rules", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "check" in result.stdout and "Traceback" not in result.stderr
