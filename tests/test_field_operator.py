@@ -442,3 +442,32 @@ def test_python_dash_m_syncd_runs_the_same_command_line_as_the_syncd_script() ->
     )
     assert result.returncode == 0, result.stderr
     assert "check" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_while_the_command_line_is_still_importing_exits_130_without_a_traceback() -> None:
+    """The console script (syncd.launch): an interrupt during the ~1 s import of syncd.cli."""
+    import subprocess
+    import sys
+
+    interrupted_import = """
+import sys
+
+class CtrlC:  # the interrupt arrives while syncd.cli is being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "syncd.cli":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from syncd.launch import main
+main()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", interrupted_import],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == "" and result.stdout == ""
