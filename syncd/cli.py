@@ -381,9 +381,15 @@ def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[st
                 lease.wait_acquire()
             if not lease.leader and not lease.try_acquire():
                 holder = lease.last_holder
+                # A holder that was killed keeps the lease until it runs out: say when.
+                ends = (
+                    f"; its lease runs out at {holder.expires_at:%H:%M:%S} UTC unless renewed"
+                    if holder
+                    else ""
+                )
                 err.print(
                     f"syncd {command}: {name} is being written by another syncd ("
-                    f"{holder.describe() if holder else 'holder unknown'}); nothing was "
+                    f"{holder.describe() if holder else 'holder unknown'}{ends}); nothing was "
                     "written. Stop it, use --wait, or run read-only commands instead",
                     markup=False,
                     highlight=False,

@@ -317,6 +317,7 @@ def test_sync_once_while_a_daemon_runs_is_refused_naming_the_holder_and_wait_run
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, refused.stderr
     assert f"pid {daemon.proc.pid}, since " in lines[0] and "nothing was written" in lines[0]
+    assert re.search(r"its lease runs out at \d\d:\d\d:\d\d UTC unless renewed", lines[0])
     assert "Traceback" not in refused.stderr
     assert len(hubspot.journal) == before  # not even a read: refused before connecting
 
