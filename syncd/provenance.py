@@ -117,7 +117,22 @@ class Provenance:
         return out
 
     def _fit(self, name: str, text: str) -> str:
+        """``text`` cut to the field's length, counted in UTF-16 units: Salesforce counts a
+        character outside the Basic Multilingual Plane (an emoji) as two, in formulas and in
+        Apex strings (help.salesforce.com, "Surrogate Pair Characters Are Treated as Two
+        Characters", article 005166849), so a field's limit is not trusted to count it as one.
+        A pair is never cut in half."""
         limit = self.lengths.get(name)
-        if limit is None or len(text) <= limit:
+        if limit is None or _utf16_units(text) <= limit:
             return text
-        return text[: max(limit - 1, 0)] + "…" if limit > 1 else text[:limit]
+        room = limit - 1 if limit > 1 else limit  # keep one unit for the "…"
+        units = 0
+        for end, char in enumerate(text):
+            units += 2 if ord(char) > 0xFFFF else 1
+            if units > room:
+                return text[:end] + ("…" if limit > 1 else "")
+        return text
+
+
+def _utf16_units(text: str) -> int:
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)

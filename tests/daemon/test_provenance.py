@@ -128,3 +128,23 @@ def test_preflight_names_a_missing_provenance_field(tmp_path: Path, crm: str, mi
         pass
     text = str(caught.value)
     assert f"{crm}.provenance: the lead field '{missing}' does not exist in {crm}" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "fitted"),
+    [
+        ("rule a: title is 🚀🚀🚀🚀", "rule a: title is 🚀…"),  # 25 units: each 🚀 counts 2
+        ("rule a: title 𠮟 ok", "rule a: title 𠮟 ok"),  # 19 units: fits as is
+        ("rule a: title is ab🚀", "rule a: title is ab…"),  # 20 characters, 21 units; no half pair
+    ],
+)
+def test_reason_is_cut_counting_a_character_beyond_the_bmp_as_two_as_salesforce_does(
+    text: str, fitted: str
+) -> None:
+    from syncd.provenance import Provenance
+    from syncd.settings import ProvenanceSettings
+
+    provenance = Provenance(ProvenanceSettings(reason="Why__c"), {"Why__c": 20}, {})
+    assert provenance._fit("Why__c", text) == fitted
+    units = len(fitted.encode("utf-16-le")) // 2
+    assert units <= 20
