@@ -195,7 +195,10 @@ class RulesHolder:
                     self._metrics.rules_valid.set(0)
                 self.record_error(self.error)
                 return self.book
-            log.info("rules reloaded: version %s -> %s", self.book.version, book.version)
+            if book.version == self.book.version:  # a broken edit put right again
+                log.info("rule files load again: still version %s", book.version)
+            else:
+                log.info("rules reloaded: version %s -> %s", self.book.version, book.version)
             self.book, self.error, self._refused = book, None, None
             self._show_version()
             if self._metrics:

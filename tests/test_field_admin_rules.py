@@ -485,3 +485,21 @@ def test_report_with_both_json_and_csv_is_refused_not_one_silently_dropped(
     assert result.exit_code == 2, result.output
     assert "--json and --csv both print to stdout; give one of them" in result.output
     assert "{" not in result.output  # nothing was printed as either
+
+
+def test_a_broken_rule_edit_put_right_again_is_logged_as_loading_again_not_a_new_version(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config(tmp_path, crms=("hubspot",))
+    rules = tmp_path / "rules.yaml"
+    good = rules.read_text()
+    with running_app(config) as app:
+        version = app.rules.book.version
+        rules.write_text(good + "  - id: [broken\n")
+        with caplog.at_level(logging.INFO, logger="syncd"):
+            assert app.rules.current().version == version and app.rules.error
+            rules.write_text(good)
+            assert app.rules.current().version == version and app.rules.error is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"rule files load again: still version {version}" in messages
+    assert not [m for m in messages if m.startswith("rules reloaded")]
