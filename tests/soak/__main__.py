@@ -110,16 +110,29 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
             result = run_soak(Path(tmp), params)
-    given = list(argv if argv is not None else sys.argv[1:])
-    if "--keep" in given:  # where this machine kept the worlds is no part of the record
-        at = given.index("--keep")
-        del given[at : at + 2]
-    given = [a for a in given if not a.startswith("--keep=")]
-    command = "python -m tests.soak " + " ".join(given)
+    command = "python -m tests.soak " + " ".join(
+        _recorded(list(argv if argv is not None else sys.argv[1:]))
+    )
     args.out.write_text(render(result, command.strip(), code=code, host=machine().summary()))
     print(summarize(result.violations))
     print(f"wrote {args.out}")
     return 0 if result.ok else 1
+
+
+def _recorded(given: list[str]) -> list[str]:
+    """The arguments as the record shows them: where this machine kept the worlds (--keep) or
+    wrote the record (--out) is no part of it, nor is a state store's URL (--state-url)."""
+    hidden = ("--keep", "--out", "--state-url")
+    shown: list[str] = []
+    skip = False
+    for arg in given:
+        if skip:
+            skip = False
+        elif arg in hidden:
+            skip = True
+        elif not arg.startswith(tuple(f"{h}=" for h in hidden)):
+            shown.append(arg)
+    return shown
 
 
 if __name__ == "__main__":

@@ -36,3 +36,19 @@ def test_a_soak_run_outside_a_git_checkout_says_its_commit_was_not_recorded() ->
     result = SoakResult(params=SoakParams(), violations={})
     text = render(result, "python -m tests.soak", code="", host="x86_64, 2 cores, CPython 3.11.7")
     assert "- code: commit not recorded (not a git checkout), on x86_64" in text
+
+
+def test_the_recorded_command_leaves_out_machine_paths_and_the_state_url() -> None:
+    from tests.soak.__main__ import _recorded
+
+    given = [
+        "--rounds",
+        "5",
+        "--keep",
+        "/tmp/worlds",
+        "--out=/tmp/r.md",
+        "--state-url",
+        "postgresql+psycopg://syncd:s3cret-pw@127.0.0.1/soak",
+        "--leads=200",
+    ]
+    assert _recorded(given) == ["--rounds", "5", "--leads=200"]
