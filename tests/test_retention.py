@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ SETTINGS = RetentionSettings(
 )
 
 
-def _audit(n: int, age: timedelta, lead: str = "L") -> list[dict[str, Any]]:
-    at = NOW - age
+def _audit(n: int, age: timedelta, lead: str = "L", now: datetime = NOW) -> list[dict[str, Any]]:
+    at = now - age
     return [
         {
             "crm": "salesforce",
@@ -45,7 +46,13 @@ def _audit(n: int, age: timedelta, lead: str = "L") -> list[dict[str, Any]]:
 
 
 def _outbox(
-    lead: str, state: str, *, created: timedelta, updated: timedelta, intent: str | None = None
+    lead: str,
+    state: str,
+    *,
+    created: timedelta,
+    updated: timedelta,
+    intent: str | None = None,
+    now: datetime = NOW,
 ) -> dict[str, Any]:
     return {
         "crm": "salesforce",
@@ -63,52 +70,54 @@ def _outbox(
         "next_attempt_at": None,
         "error_code": None,
         "error_message": None,
-        "created_at": NOW - created,
-        "updated_at": NOW - updated,
+        "created_at": now - created,
+        "updated_at": now - updated,
     }
 
 
-def _run(run_id: str, age: timedelta, outcome: str) -> dict[str, Any]:
+def _run(run_id: str, age: timedelta, outcome: str, now: datetime = NOW) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "crm": "salesforce",
-        "started_at": NOW - age,
-        "finished_at": None if outcome == "running" else NOW - age,
+        "started_at": now - age,
+        "finished_at": None if outcome == "running" else now - age,
         "outcome": outcome,
     }
 
 
-def _seed(store: StateStore) -> None:
+def _seed(store: StateStore, now: datetime = NOW) -> None:
+    """Rows aged relative to ``now`` (the fixed NOW, or the clock for a command that reads it)."""
     day = timedelta(days=1)
+    outbox = partial(_outbox, now=now)
     with store.begin() as conn:
         # 250 audit rows past 90 days (three batches of 100), then ones inside the window.
-        conn.execute(AuditRow.__table__.insert(), _audit(250, 200 * day, "old"))
-        conn.execute(AuditRow.__table__.insert(), _audit(3, 89 * day, "undo"))
-        conn.execute(AuditRow.__table__.insert(), _audit(2, day, "new"))
+        conn.execute(AuditRow.__table__.insert(), _audit(250, 200 * day, "old", now))
+        conn.execute(AuditRow.__table__.insert(), _audit(3, 89 * day, "undo", now))
+        conn.execute(AuditRow.__table__.insert(), _audit(2, day, "new", now))
         conn.execute(
             OutboxRow.__table__.insert(),
             [
-                _outbox("done-old", "done", created=50 * day, updated=40 * day),
-                _outbox("failed-old", "failed", created=50 * day, updated=40 * day),
-                _outbox("superseded-old", "superseded", created=50 * day, updated=40 * day),
-                _outbox("withdrawn-old", "withdrawn", created=50 * day, updated=40 * day),
-                _outbox("blocked-old", "blocked", created=50 * day, updated=40 * day),
+                outbox("done-old", "done", created=50 * day, updated=40 * day),
+                outbox("failed-old", "failed", created=50 * day, updated=40 * day),
+                outbox("superseded-old", "superseded", created=50 * day, updated=40 * day),
+                outbox("withdrawn-old", "withdrawn", created=50 * day, updated=40 * day),
+                outbox("blocked-old", "blocked", created=50 * day, updated=40 * day),
                 # Never: open rows however old, nor a delivered part of an open intent.
-                _outbox("pending-old", "pending", created=400 * day, updated=400 * day),
-                _outbox("planned-old", "planned", created=400 * day, updated=400 * day),
-                _outbox("half", "done", created=45 * day, updated=45 * day, intent="run.half"),
-                _outbox("half", "pending", created=45 * day, updated=45 * day, intent="run.half"),
-                _outbox("done-recent", "done", created=20 * day, updated=10 * day),
-                _outbox("done-late", "done", created=50 * day, updated=10 * day),
+                outbox("pending-old", "pending", created=400 * day, updated=400 * day),
+                outbox("planned-old", "planned", created=400 * day, updated=400 * day),
+                outbox("half", "done", created=45 * day, updated=45 * day, intent="run.half"),
+                outbox("half", "pending", created=45 * day, updated=45 * day, intent="run.half"),
+                outbox("done-recent", "done", created=20 * day, updated=10 * day),
+                outbox("done-late", "done", created=50 * day, updated=10 * day),
             ],
         )
         conn.execute(
             RunRow.__table__.insert(),
             [
-                _run("ok-old", 100 * day, "ok"),
-                _run("failed-old", 70 * day, "failed"),
-                _run("running-old", 100 * day, "running"),
-                _run("ok-new", day, "ok"),
+                _run("ok-old", 100 * day, "ok", now),
+                _run("failed-old", 70 * day, "failed", now),
+                _run("running-old", 100 * day, "running", now),
+                _run("ok-new", day, "ok", now),
             ],
         )
 
@@ -186,7 +195,7 @@ def test_audit_retention_below_the_undo_window_is_a_located_config_error(tmp_pat
 
 def test_db_prune_dry_run_shows_each_table_cutoff_and_count(tmp_path: Path) -> None:
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    _seed(store)
+    _seed(store, now=datetime.now(UTC))  # the command prunes by the clock
     store.close()
     config = tmp_path / "syncd.yaml"
     config.write_text(
