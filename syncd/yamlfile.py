@@ -264,7 +264,8 @@ def _check_timestamp(name: str, line: int, col: int, value: str) -> None:
     m = _TIMESTAMP.fullmatch(value)
     if m is None:
         return
-    y, mo, d, h, mi, sec = (int(g) for g in [*(g for g in m.groups() if g), "0", "0", "0"][:6])
+    numbers = [int(g) for g in m.groups() if g is not None]  # a date, or a date and a time
+    y, mo, d, h, mi, sec = [*numbers, 0, 0, 0][:6]
     try:
         datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
     except ValueError as exc:
