@@ -234,6 +234,8 @@ def test_the_kubernetes_config_starts_against_the_crms_once_its_placeholders_are
                 f"    instance_url: {sf.base_url}",
                 f"    instance_url: {sf.base_url}\n    ca_bundle: {sf.ca_pem_path}",
             )
+            # README: every placeholder says `replace-me` or `example`; all are filled in now.
+            assert "replace-me" not in text and "example" not in text
             (tmp_path / "config.yaml").write_text(text)
             env = {
                 "SF_CLIENT_SECRET": sf.client_secret,
