@@ -1,8 +1,9 @@
 """The ``syncd`` console script: Ctrl-C while the command line is still being imported.
 
 Importing ``syncd.cli`` (typer, pydantic, SQLAlchemy and the rest) takes about a second; a
-Ctrl-C or SIGTERM in it would end in a ``KeyboardInterrupt`` traceback, before ``cli.main``
-could catch anything. Here it ends as an interrupted command does: exit 130, nothing printed.
+Ctrl-C in it would end in a ``KeyboardInterrupt`` traceback, before ``cli.main`` could catch
+anything. Here it ends as an interrupted command does: exit 130, nothing printed. (A SIGTERM
+then ends the process as Python's default does, silently; ``cli.main`` takes it over.)
 """
 
 from __future__ import annotations
