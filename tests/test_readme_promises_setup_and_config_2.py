@@ -32,19 +32,9 @@ rules:
 
 
 def _stage_config(tmp_path: Path, lifecycle: str) -> Path:
-    (tmp_path / "rules.yaml").write_text(STAGE_RULES)
-    path = tmp_path / "syncd.yaml"
-    path.write_text(f"""
-state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
-rules: {{files: [rules.yaml], fixtures: null}}
-breaker: {{max_change_share: 1.0, min_changes: 1}}
-server: {{enabled: false}}
-embedded: {{enabled: true, leads: 0, rep_activity: false}}
-hubspot:
-  interval: 60s
-  settable_fields: [lifecycle_stage]
-{lifecycle}""")
-    return path
+    from tests.daemon.test_lifecycle_stage import stage_config
+
+    return stage_config(tmp_path, rules=STAGE_RULES, lifecycle=lifecycle)
 
 
 def test_lifecycle_conditions_see_rule_values_and_unmapped_values_are_written_as_named(

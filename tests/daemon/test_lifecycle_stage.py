@@ -31,8 +31,18 @@ rules:
 """
 
 
-def _config(tmp_path: Path) -> Path:
-    (tmp_path / "rules.yaml").write_text(RULES)
+#: The lifecycle block these tests configure (HubSpot's default stage order).
+LIFECYCLE = """\
+  lifecycle:
+    values: {MQL: marketingqualifiedlead, SAL: salesqualifiedlead, SQL: opportunity}
+    backward: [[salesqualifiedlead, marketingqualifiedlead]]
+"""
+
+
+def stage_config(tmp_path: Path, *, rules: str = RULES, lifecycle: str = LIFECYCLE) -> Path:
+    """An embedded HubSpot instance whose rules may set ``lifecycle_stage``, with the given
+    ``lifecycle`` block ("" for none)."""
+    (tmp_path / "rules.yaml").write_text(rules)
     path = tmp_path / "syncd.yaml"
     path.write_text(f"""
 state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
@@ -43,17 +53,14 @@ embedded: {{enabled: true, leads: 0, rep_activity: false}}
 hubspot:
   interval: 60s
   settable_fields: [lifecycle_stage]
-  lifecycle:
-    values: {{MQL: marketingqualifiedlead, SAL: salesqualifiedlead, SQL: opportunity}}
-    backward: [[salesqualifiedlead, marketingqualifiedlead]]
-""")
+{lifecycle}""")
     return path
 
 
 def test_rule_sets_lifecycle_stage_forward_once_backward_declared_clears_first_undeclared_blocked(
     tmp_path: Path,
 ) -> None:
-    with running_app(_config(tmp_path)) as app:
+    with running_app(stage_config(tmp_path)) as app:
         hs = app.embedded.hubspot
         forward, declared, undeclared = hs.add_contacts(
             [
@@ -113,7 +120,7 @@ def test_a_persons_edit_of_the_stage_is_set_again_while_a_rule_decides_it_holds_
 ) -> None:
     """README, "Lifecycle stage": a hold follows a person's edit of the status; a field a rule
     sets (the stage here) is set again, audited, by the next cycle whose rules still decide it."""
-    with running_app(_config(tmp_path)) as app:
+    with running_app(stage_config(tmp_path)) as app:
         hs = app.embedded.hubspot
         [buyer] = hs.add_contacts(
             [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead")]
