@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
-from tests.daemon.test_lifecycle_stage import _config as lifecycle_config
+from tests.daemon.test_lifecycle_stage import stage_config
 
 STALE_RULES = """\
 version: 1
@@ -114,7 +114,7 @@ def test_ledger_records_hubspot_status_writes_and_a_reps_edit_without_a_user_id(
 
 
 def test_ledger_records_lifecycle_stage_writes_and_a_persons_stage_change(tmp_path: Path) -> None:
-    with running_app(lifecycle_config(tmp_path)) as app:
+    with running_app(stage_config(tmp_path)) as app:
         emu = app.embedded.hubspot
         (buyer,) = emu.add_contacts(
             [hs_contact("Fwd", "fwd@acme.com", title="Buyer", lifecyclestage="lead")]
