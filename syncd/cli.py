@@ -352,8 +352,11 @@ def sync(
 
 
 @contextmanager
-def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[str, Any]]:
-    """Hold every enabled connector's lease for the block, or refuse (exit 2) naming the holder.
+def _leases(
+    settings: Settings, command: str, *, wait: bool, only: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Hold every enabled connector's lease (``only``: that connector's) for the block, or
+    refuse (exit 2) naming the holder.
 
     Taken before anything connects to a CRM, so a refusal writes nothing anywhere.
     """
@@ -368,7 +371,8 @@ def _leases(settings: Settings, command: str, *, wait: bool) -> Iterator[dict[st
         raise typer.Exit(2) from None
     held: dict[str, Lease] = {}
     try:
-        for name in sorted(settings.connectors()):  # one order: two waiters cannot deadlock
+        names = sorted(settings.connectors()) if only is None else [only]
+        for name in names:  # one order: two waiters cannot deadlock
             lease = connector_lease(store, settings, name, announce=logging.DEBUG)
             if wait and not lease.try_acquire():
                 holder = lease.last_holder
@@ -891,39 +895,89 @@ def revert(
         bool, typer.Option("--approve-large-run", help="Let the revert past the change breaker.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="If a daemon holds the connector's lease, wait for it instead of refusing.",
+        ),
+    ] = False,
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
     """Undo what syncd wrote in RUN: a plan first, then a run of its own (audited, revertible).
 
-    Values changed since by anyone else are skipped and listed, never overwritten.
+    Values changed since by anyone else are skipped and listed, never overwritten. The revert
+    pulls into the mirror and writes to the CRM, so it takes the connector's lease, as
+    ``sync --once`` does: while a daemon holds it, it refuses (or waits, with ``--wait``).
     """
-    from syncd.revert import RevertError, RevertFilter, execute_revert, find_run, plan_revert
+    from syncd.revert import RevertFilter
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
     only = RevertFilter(rule_id=rule, lead_id=lead, since=_since(since))
+    crm = _run_connector(settings, run_id)
+    with _leases(settings, "revert", wait=wait, only=crm) as leases:
+        _revert(settings, run_id, only, leases[crm], dry_run, yes, approve_large_run, as_json)
+
+
+def _run_connector(settings: Settings, run_id: str) -> str:
+    """The connector run ``run_id`` wrote to, or exit 2 saying why it cannot be reverted."""
+    from syncd.app import StartupError
+    from syncd.revert import RevertError, find_run
+    from syncd.store_open import open_store
+
+    try:
+        store = open_store(settings, writable=False)
+    except StartupError as exc:
+        _report_problems("syncd cannot start", exc.problems)
+        raise typer.Exit(2) from None
+    try:
+        with _store_errors(settings):
+            crm = str(find_run(store, run_id).crm)
+    except RevertError as exc:
+        err.print(f"syncd revert: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    if crm not in settings.connectors():
+        err.print(
+            f"syncd revert: run {run_id} wrote to connector {crm!r}, which is "
+            "not configured (or not enabled) in this config",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    return crm
+
+
+def _revert(
+    settings: Settings,
+    run_id: str,
+    only: Any,
+    lease: Any,
+    dry_run: bool,
+    yes: bool,
+    approve_large_run: bool,
+    as_json: bool,
+) -> None:
+    """``syncd revert``'s plan and run, under the connector's ``lease``."""
+    from syncd.lease import LeaseLost
+    from syncd.pipeline import CycleReport
+    from syncd.revert import execute_revert, find_run, plan_revert
+
     application = _build(settings, connect=True, prepare=False)
     try:
-        try:
-            target = find_run(application.store, run_id)
-        except RevertError as exc:
-            err.print(f"syncd revert: {exc}", markup=False, highlight=False)
-            raise typer.Exit(2) from None
-        pipeline = application.pipelines.get(target.crm)
-        if pipeline is None:
-            err.print(
-                f"syncd revert: run {run_id} wrote to connector {target.crm!r}, which is "
-                "not configured (or not enabled) in this config",
-                markup=False,
-                highlight=False,
-            )
-            raise typer.Exit(2)
-        from syncd.pipeline import CycleReport
-
+        target = find_run(application.store, run_id)
+        pipeline = application.pipelines[target.crm]  # _run_connector: an enabled connector
+        pipeline.lease = lease
         book = application.rules.book
         now = application.clock()
-        # The mirror is brought up to date first, so edits made in the CRM since are seen.
-        pipeline.pull_and_read_history(CycleReport(target.crm, "plan"), until=now)
+        try:
+            # The mirror is brought up to date first, so edits made in the CRM since are seen.
+            pipeline.pull_and_read_history(CycleReport(target.crm, "plan"), until=now)
+        except LeaseLost as exc:
+            err.print(f"syncd revert: {exc}; nothing was written", markup=False, highlight=False)
+            raise typer.Exit(1) from None
         plan = plan_revert(application.store, pipeline, run_id, book, now, only)
         if as_json:
             out.print_json(json.dumps(plan.as_dict(), default=str))

@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import ConnectorError
+from syncd.lease import LeaseLost
 from syncd.open_changes import CLOCK_SKEW
 from syncd.pipeline import CycleReport, Pipeline
 from syncd.planner import Planner
@@ -406,6 +407,7 @@ def execute_revert(
         _queue(pipeline, plan, report, book, now)
         if _breaker_trips(pipeline, plan) and not approve_large_run:
             with store.begin() as conn:
+                _fence(pipeline, conn)
                 store.promote_planned(conn, pipeline.crm, report.run_id, OutboxState.BLOCKED, now)
             share = plan.changing_leads / plan.live_leads if plan.live_leads else 0.0
             report.outcome = "breaker"
@@ -417,6 +419,7 @@ def execute_revert(
             )
         else:
             with store.begin() as conn:
+                _fence(pipeline, conn)
                 store.promote_planned(conn, pipeline.crm, report.run_id, OutboxState.PENDING, now)
             pipeline.drain(report)
             report.outcome = "stopped" if pipeline.stop.is_set() else "ok"
@@ -425,6 +428,8 @@ def execute_revert(
             report.message = _summary(plan, report, result)
     except ConnectorError as exc:
         report.outcome, report.message = "failed", f"revert of run {plan.run_id}: {exc}"
+    except LeaseLost as exc:
+        report.outcome, report.message = "lease_lost", f"revert of run {plan.run_id}: {exc}"
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()
         report.outcome = "failed"
@@ -463,8 +468,16 @@ def _queue(
         for r in plan.restores
     ]
     with pipeline.store.begin() as conn:
+        _fence(pipeline, conn)
         pipeline.store.add_changes(conn, rows)
     report.planned = len(rows)
+
+
+def _fence(pipeline: Pipeline, conn: Any) -> None:
+    """In a writing transaction: raise LeaseLost unless this process holds the lease (a revert
+    run from the CLI holds it; one built in a test without a lease writes unfenced)."""
+    if pipeline.lease is not None:
+        pipeline.lease.check(conn)
 
 
 def _breaker_trips(pipeline: Pipeline, plan: RevertPlan) -> bool:

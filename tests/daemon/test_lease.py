@@ -342,6 +342,47 @@ def test_sync_once_while_a_daemon_runs_is_refused_naming_the_holder_and_wait_run
     assert "changed 1, written 1" in out  # the contact added meanwhile; nothing twice
 
 
+def test_revert_while_a_daemon_runs_is_refused_before_any_crm_call_and_wait_reverts_after_it(
+    tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any
+) -> None:
+    """A revert pulls into the mirror and writes to the CRM: a second writer beside the daemon
+    would store pages the daemon's writes overtake (read as a person's edits) and race it."""
+    ids = seed(hubspot, 20, slow_writes=0)
+    config = write_config(tmp_path, hubspot)
+    daemon = daemons(config, hubspot, "daemon")
+    run_id = daemon.wait_for(r"syncd\.pipeline: cycle (\w+) hubspot: pulled 20, changed 20")[1]
+    before = len(hubspot.journal)
+
+    refused = run_cli(config, hubspot, "revert", run_id, "--yes")
+    assert refused.returncode == 2, refused.stderr
+    assert "syncd revert: hubspot is being written by another syncd (host " in refused.stderr
+    assert f"pid {daemon.proc.pid}, since " in refused.stderr
+    assert "nothing was written" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(hubspot.journal) == before  # refused before connecting: not even a read
+
+    command = ["revert", run_id, "--yes", "--wait", "--config", str(config)]
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(hubspot),
+    )
+    try:
+        time.sleep(TTL)
+        assert waiting.poll() is None  # still waiting for the daemon's lease
+        assert len(hubspot.journal) == before
+        daemon.stop()
+        out, errs = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 0, out + errs
+    assert "waiting for the hubspot lease" in errs
+    assert f"revert of run {run_id}: 20 written, 0 failed" in out
+    assert {hubspot.contact(i)["hs_lead_status"] for i in ids} == {"NEW"}
+
+
 def test_plan_pull_during_a_running_cycle_marks_no_lead_as_edited_by_a_person(
     tmp_path: Path, hubspot: HubSpotEmulator, daemons: Any
 ) -> None:
