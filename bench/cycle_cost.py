@@ -197,6 +197,7 @@ def build_app(
     cs = settings.connectors()[crm]
     connector = make_connector(connector_config(settings, crm, cs))
     app = App.build(settings, clock=clock, connectors={crm: connector})
+    _lead(app, settings, crm)
     from syncd.heap import freeze_startup_heap
 
     # As `syncd sync` does once its App is built (syncd.heap). Here it also freezes the
@@ -205,6 +206,28 @@ def build_app(
     # CPU), charging syncd for the emulator's memory.
     freeze_startup_heap()
     return app
+
+
+def _lead(app: Any, settings: Any, crm: str) -> None:
+    """Hold ``crm``'s lease as the daemon does (``syncd.scheduler``) for the app's life: every
+    stored page, plan and batch is fenced by it, and an idle cycle of a leader keeps its
+    answers (``syncd.idle_memo``). Without it the bench would measure cycles no daemon runs."""
+    import logging
+
+    from syncd.lease import connector_lease
+
+    lease = connector_lease(app.store, settings, crm, announce=logging.DEBUG)
+    if not lease.try_acquire():
+        raise RuntimeError(f"the bench's store already has a {crm} lease holder")
+    lease.start(standby=False)
+    app.pipelines[crm].lease = lease
+    close = app.close
+
+    def close_leading(**kwargs: Any) -> None:
+        lease.close()
+        close(**kwargs)
+
+    app.close = close_leading
 
 
 class RowCounter:

@@ -81,6 +81,7 @@ from syncd.business_clock import aware
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import held_since
+from syncd.idle_memo import IdleMemo
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
 from syncd.logs import cycle_context
@@ -239,6 +240,14 @@ class Pipeline:
         #: The plan probe as the cycle's start read it, and the store's write count then.
         self._early_probe: plan_probe.PlanProbe | None = None
         self._writes_at_start = 0
+        #: The last idle cycle's answers, kept for the next while they stand (syncd.idle_memo).
+        self._memo: IdleMemo | None = None
+        #: The running cycle started on kept answers (its run row is written at its end) ...
+        self._on_memo = False
+        #: ... and that row is not written yet (a stored page writes it: ``_progress``).
+        self._run_unwritten: RunRow | None = None
+        #: When the store was last asked the plan probe's answer the cycle plans on.
+        self._probe_read_at: datetime | None = None
         #: In a cycle, an empty pull page's cursor waits for the run's final statement
         #: (``run_books.finish``): (position, when it was read); nothing reads it before.
         self._in_cycle = False
@@ -281,13 +290,25 @@ class Pipeline:
                 run_id=report.run_id, crm=self.crm, started_at=now, ruleset_version=book.version
             )
             self._in_cycle, self._unsaved_cursor = True, None
-            since = held_since(aware(now), self.settings.hold_rep_edits_for)
-            probe = plan_probe.columns(self.store, self.crm, now=now, held_since=since)
-            self._run_start = run_books.start(
-                self.store, run, [OutboxState.PLANNED, OutboxState.SENDING], probe
-            )
-            # Still the plan step's answer if nothing is written before it (syncd.plan_probe).
-            self._early_probe = plan_probe.from_row(self._run_start.also)
+            memo, self._memo = self._memo, None
+            token = self.lease.token if self.lease is not None else None
+            if memo is not None and memo.stands(
+                token=token, writes=self.store.writes, now=aware(now)
+            ):
+                # Nothing can have changed what the start would read (syncd.idle_memo).
+                self._on_memo, self._run_unwritten = True, run
+                self._run_start = run_books.RunStart(frozenset(), memo.cursor, ())
+                self._early_probe, self._probe_read_at = memo.probe, memo.read_at
+            else:
+                self._on_memo = False
+                since = held_since(aware(now), self.settings.hold_rep_edits_for)
+                probe = plan_probe.columns(self.store, self.crm, now=now, held_since=since)
+                self._run_start = run_books.start(
+                    self.store, run, [OutboxState.PLANNED, OutboxState.SENDING], probe
+                )
+                # Still the plan step's answer if nothing is written before it (plan_probe).
+                self._early_probe = plan_probe.from_row(self._run_start.also)
+                self._probe_read_at = aware(now)
             self._writes_at_start = self.store.writes
             self._steps(report, book, now, approve_large_run=approve_large_run)
         except Interrupted as exc:
@@ -355,7 +376,7 @@ class Pipeline:
         self.pull(report, until=now)
         self._read_pending_history()  # no rule may see a new lead before its history
         planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
-        if self.lease is not None:
+        if self.lease is not None and not self._still_idle(report, book):
             self.lease.verify()  # a standby must not supersede the new leader's plan
         sending = OutboxState.SENDING in present
         if sending and self.store.has_changes_in(self.crm, [OutboxState.SENDING]):
@@ -372,6 +393,18 @@ class Pipeline:
             self.drain(report)
         if report.outcome == "running":
             report.outcome = "stopped" if self.stop.is_set() else "ok"
+
+    def _still_idle(self, report: CycleReport, book: RuleBook) -> bool:
+        """On kept answers, the pull brought nothing and nothing was written: the plan will
+        find nothing to do (syncd.idle_memo), so there is no plan to fence."""
+        early = self._early_probe
+        return (
+            self._on_memo
+            and early is not None
+            and report.pulled == 0
+            and self.store.writes == self._writes_at_start
+            and early.idle(self.fingerprint(book))
+        )
 
     def _deferred_preflight(self, book: RuleBook, report: CycleReport) -> bool:
         """The rules were not checked against this CRM yet (its budget was spent at start-up):
@@ -391,13 +424,17 @@ class Pipeline:
         finished = self.clock()
         unsaved, self._unsaved_cursor = self._unsaved_cursor, None
         self._in_cycle, self._run_start, self._early_probe = False, None, None
+        row_exists, self._on_memo, self._run_unwritten = not self._on_memo, False, None
         if run is not None:
             for name in _RUN_FIELDS:
                 setattr(run, name, getattr(report, name))
             run.finished_at = finished
             try:
                 position, read = unsaved if unsaved is not None else (None, finished)
-                report.ledger_mark = run_books.finish(self.store, run, position, read)
+                report.ledger_mark = run_books.finish(
+                    self.store, run, position, read, started=row_exists
+                )
+                self._memo = self._kept_answers(report)
             except SQLAlchemyError as exc:
                 # The store went away mid-cycle; the next start marks this run interrupted.
                 log.warning(
@@ -424,9 +461,32 @@ class Pipeline:
         )
         return report
 
+    def _kept_answers(self, report: CycleReport) -> IdleMemo | None:
+        """What an idle cycle that ended well leaves its successor (syncd.idle_memo)."""
+        probe, token = self._idle_probe, self.lease.token if self.lease is not None else None
+        read_at = self._probe_read_at
+        if probe is None or token is None or read_at is None:
+            return None
+        if report.outcome != "ok" or report.ledger_mark is None:
+            return None
+        stored = self._stored_cursor
+        cursor = None if stored is None else (stored.modified_at, stored.record_id, stored.read_at)
+        return IdleMemo.of(
+            token=token,
+            writes=self.store.writes,
+            probe=probe,
+            cursor=cursor,
+            read_at=read_at,
+            hold=self.settings.hold_rep_edits_for,
+        )
+
     def _progress(self, conn: Any, report: CycleReport, **now_counts: int) -> None:
         """Write the run row's counters in the transaction of the page, plan or batch they
         count (``now_counts``: the report's values once that transaction commits)."""
+        if self._run_unwritten is not None:
+            # A cycle on kept answers writes its run row with its first stored page.
+            run_books.record_started(conn, self._run_unwritten)
+            self._run_unwritten = None
         counts = {name: getattr(report, name) for name in _RUN_COUNTS}
         counts.update(now_counts, api_calls=_api_calls(self.connector) - self._calls_before)
         self.store.record_run_progress(conn, report.run_id, counts)
@@ -524,7 +584,11 @@ class Pipeline:
         first-sight history, read before; ``columns``: its leads' ``_lead_columns``, made as
         it was read): on PostgreSQL it runs on the pull's store thread."""
         by_id = _by_id(leads)
-        if not by_id and self.lease is None:  # an idle pull's page: bookkeeping alone
+        if not by_id:
+            # An idle pull's page: bookkeeping alone, unfenced. It carries no lead, only the
+            # read time at the position the pull started from; saved by a process that lost its
+            # lease, it can move the cursor back to a position already read, so the next pull
+            # reads again what the new leader read (an idempotent re-read), never past a lead.
             self._checkpoint(cursor, report)
             return
         now = self.clock()
@@ -912,6 +976,7 @@ class Pipeline:
             self._idle_probe = early  # nothing written since the cycle's start read it
         else:
             self._idle_probe = plan_probe.probe(self.store, self.crm, now=now, held_since=since)
+            self._probe_read_at = aware(now)
         if self._idle_probe.idle(fingerprint):  # one statement instead of a plan's reads
             report.held, report.blocked = self._idle_probe.held, self._idle_probe.blocked
             if self.loop_guard is not None and self.metrics is not None:

@@ -12,6 +12,9 @@ is most of what the state store is asked, and on PostgreSQL every statement is a
   pipeline keeps it until then: nothing reads it in between), as ``WITH`` clauses of the select
   of the ledger's newest id.
 
+A leader's idle cycle may skip the start (``syncd.idle_memo``): the run's row is then written
+whole by :func:`finish`, or with the first page its pull stores (:func:`record_started`).
+
 A ``WITH`` clause runs to completion whether or not the select reads it, and the select sees
 the tables as they were before the statement (neither reads a table the other writes). SQLite
 has no data-modifying ``WITH`` and no round trip to save: the same statements in one
@@ -27,11 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.state import CursorRow, OutboxRow, OutboxState, RunRow, StateStore, StatusHistoryRow
 
-__all__ = ["RunStart", "finish", "start"]
+__all__ = ["RunStart", "finish", "record_started", "start"]
 
 #: (modified_at, record_id, read_at), as ``StateStore.cursor`` gives it.
 Position = tuple[datetime, str, datetime | None]
@@ -63,11 +67,13 @@ def start(
     query = select(*probes, *position, *also)
     insert = RunRow.__table__.insert().values(**run.model_dump())
     try:
+        # The run row is bookkeeping no plan reads: another connector's idle cycles must not
+        # end this one's kept answers (syncd.idle_memo).
         if store.engine.dialect.name == "postgresql":
-            with store.writing_one() as conn:
+            with store.writing_one(bookkeeping=True) as conn:
                 row = conn.execute(query.add_cte(insert.cte("started"))).one()
         else:
-            with store.begin() as conn:
+            with store.begin(bookkeeping=True) as conn:
                 conn.execute(insert)
                 row = conn.execute(query).one()
     except SQLAlchemyError:
@@ -91,9 +97,24 @@ def start(
     )
 
 
-def finish(store: StateStore, run: RunRow, cursor: Position | None, now: datetime) -> int | None:
+def record_started(conn: Any, run: RunRow) -> None:
+    """Insert ``run``'s row in the caller's transaction: a cycle on kept answers
+    (``syncd.idle_memo``) does so with the first page its pull stores."""
+    conn.execute(RunRow.__table__.insert().values(**run.model_dump()))
+
+
+def finish(
+    store: StateStore,
+    run: RunRow,
+    cursor: Position | None,
+    now: datetime,
+    *,
+    started: bool = True,
+) -> int | None:
     """Record how ``run`` ended and, when given, the pull's ``cursor`` (saved at ``now``);
     return the status ledger's newest row id (0 when empty): the KPIs' mark of its growth.
+    ``started=False``: the run's row may not exist yet (a cycle on kept answers,
+    ``syncd.idle_memo``, writes it first here, whole).
 
     When that fails, the run alone is recorded and None returned (the next pull reads from the
     cursor saved before: nothing is lost).
@@ -102,18 +123,36 @@ def finish(store: StateStore, run: RunRow, cursor: Position | None, now: datetim
         SQLAlchemyError: not even the run could be recorded.
     """
     try:
-        return _finish(store, run, cursor, now)
+        return _finish(store, run, cursor, now, started=started)
     except SQLAlchemyError:
-        store.finish_run(run)
+        if started:
+            store.finish_run(run)
+        else:
+            with store.writing_one() as conn:
+                conn.execute(_recorded(store, run))
         return None
 
 
-def _finish(store: StateStore, run: RunRow, cursor: Position | None, now: datetime) -> int:
+def _recorded(store: StateStore, run: RunRow) -> Any:
+    """The run's row inserted whole, or updated when a stored page already inserted it."""
+    table = RunRow.__table__
+    values = run.model_dump()
+    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(table).values(**values)
+    del values["run_id"]
+    return insert.on_conflict_do_update(index_elements=[table.c.run_id], set_=values)
+
+
+def _finish(
+    store: StateStore, run: RunRow, cursor: Position | None, now: datetime, *, started: bool
+) -> int:
     table = RunRow.__table__
     done = (
         update(table)
         .where(table.c.run_id == run.run_id)
         .values(**run.model_dump(exclude={"run_id"}))
+        if started
+        else _recorded(store, run)
     )
     # The newest id as the top of its primary key, not ``max(id)``: PostgreSQL answers a bare
     # min/max from an index only in a query without ``WITH`` clauses (planagg.c rejects any
@@ -126,9 +165,9 @@ def _finish(store: StateStore, run: RunRow, cursor: Position | None, now: dateti
         query = mark.add_cte(done.cte("finished"))
         if cursor is not None:
             query = query.add_cte(store.cursor_upsert(run.crm, cursor, now).cte("saved_cursor"))
-        with store.writing_one() as conn:
+        with store.writing_one(bookkeeping=True) as conn:
             return int(conn.execute(query).scalar_one())
-    with store.begin() as conn:
+    with store.begin(bookkeeping=True) as conn:
         if cursor is not None:
             store.save_cursor(conn, run.crm, cursor[0], cursor[1], now, read_at=cursor[2])
         conn.execute(done)

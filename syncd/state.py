@@ -481,8 +481,10 @@ class StateStore:
         self.rows_written: Counter[str] = Counter()
         # Rows updated per table since its last VACUUM: dead versions (syncd.store_vacuum).
         self.rows_churned: Counter[str] = Counter()
-        #: Write transactions this process opened (``begin``, ``writing_one``): a reader that
-        #: sees it unchanged knows this process wrote nothing meanwhile (syncd.plan_probe).
+        #: Write transactions this process opened (``begin``, ``writing_one``) that may change
+        #: what a plan reads: a reader that sees it unchanged knows this process wrote nothing
+        #: a plan reads meanwhile (syncd.plan_probe, syncd.idle_memo). Bookkeeping (the lease
+        #: row, a run's start and end with its cursor: syncd.run_books) is not counted.
         self.writes = 0
 
     def _check_schema(self) -> None:
@@ -508,9 +510,10 @@ class StateStore:
         self.engine.dispose()
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """One transaction: all of it commits, or none of it."""
-        self.writes += 1
+    def begin(self, *, bookkeeping: bool = False) -> Iterator[Connection]:
+        """One transaction: all of it commits, or none of it. ``bookkeeping``: it writes only
+        rows no plan reads (the lease's), so :attr:`writes` does not count it."""
+        self.writes += not bookkeeping
         with self.engine.begin() as conn:
             yield conn
 
@@ -540,14 +543,15 @@ class StateStore:
             yield column.in_(ids[start : start + _UPSERT_CHUNK])
 
     @contextmanager
-    def writing_one(self) -> Iterator[Connection]:
+    def writing_one(self, *, bookkeeping: bool = False) -> Iterator[Connection]:
         """A transaction of a single statement (the caller sends exactly one).
 
         On PostgreSQL it runs in autocommit: one statement is atomic on its own, and psycopg
         would otherwise send ``BEGIN`` before it and ``COMMIT`` after it, three round trips
         for one write. SQLite writes stay in a transaction as they are (no round trip to save).
+        ``bookkeeping`` as for :meth:`begin`.
         """
-        self.writes += 1
+        self.writes += not bookkeeping
         engine = self._autocommit if self._dialect == "postgresql" else self.engine
         with engine.begin() as conn:
             yield conn
