@@ -461,7 +461,9 @@ class ConnectorSettings(_Model):
         default_factory=list, description="Fields rules may change with set_field."
     )
     hold_rep_edits_for: Duration = Field(
-        timedelta(days=14), description="A status set by a person is left alone this long."
+        timedelta(days=14),
+        description="A lead whose status, or a field a rule sets, a person set is left alone "
+        "this long.",
     )
     read_crm_history: bool = Field(
         True,
