@@ -1,8 +1,9 @@
 """One cycle for one connector: pull, mirror, evaluate, plan, (breaker), write.
 
 1. **Pull.** Pages of changed leads since the stored cursor go into the mirror; each page, its
-   enrichment and the advanced cursor commit in one transaction. A status change syncd did not
-   make is remembered as a person's edit (``rep_edit_at``).
+   enrichment and the advanced cursor commit in one transaction. A change syncd did not make
+   of the status, or of a field the rules set, is remembered as a person's edit
+   (``rep_edit_at``, ``rep_edit_field``).
 2. **Plan.** The leads whose verdict could have changed are evaluated (``syncd.due``): the
    pulled and written ones, those with open outbox rows, those whose time-based conditions
    ("untouched for 90 days") came due, and every live lead after the rules or their settings

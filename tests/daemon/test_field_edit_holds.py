@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from connectors.base import RemoteLead
 from syncd.app import App
+from syncd.open_changes import fields_a_person_set
 from syncd.plan import explain_lead, status_report
 from syncd.state import AuditOutcome
 
@@ -213,3 +216,23 @@ def test_a_persons_stage_edit_withdraws_syncds_waiting_change_naming_the_field(
         AuditOutcome.WITHDRAWN,
         "lifecycle_stage changed by a person (or the CRM) before syncd wrote it",
     )
+
+
+def test_a_field_the_mirror_has_no_value_of_or_could_not_read_is_not_taken_for_a_persons_edit() -> (
+    None
+):
+    """A field mapped since the lead was last pulled (no key in the mirror's fields) and a value
+    the pull quarantined (stored as empty) say nothing of who changed them; another value of a
+    field the mirror has is a person's."""
+    pulled = RemoteLead(
+        "42",
+        datetime.now(UTC),
+        {"lifecycle_stage": "opportunity", "tier": None, "rating": "Cold"},
+        modified_by_integration=False,
+    )
+    mirror = SimpleNamespace(fields={"tier": "Hot", "rating": "Warm"})
+    watched = ["lifecycle_stage", "tier", "rating"]
+
+    people_set = fields_a_person_set(pulled, pulled.fields, mirror, watched, {}, unusable=["tier"])
+
+    assert people_set == ["rating"]
