@@ -34,9 +34,9 @@ rules:
 """
 
 
-def _tier_config(tmp_path: Path) -> Path:
+def _tier_config(tmp_path: Path, state_url: str | None = None) -> Path:
     """The embedded Salesforce org with ``tier`` (Tier__c) mapped and settable."""
-    config = write_config(tmp_path, rules=TIER_RULES, crms=("salesforce",))
+    config = write_config(tmp_path, rules=TIER_RULES, crms=("salesforce",), state_url=state_url)
     lag = "    lag_seconds: 0   # tests seed leads a moment before the cycle\n"
     text = config.read_text()
     assert lag in text
@@ -88,8 +88,10 @@ def test_a_persons_lifecycle_stage_edit_on_hubspot_holds_the_lead_and_is_not_set
     assert explained["verdict"] == f"held: {reasons[buyer]}"
 
 
-def test_a_persons_edit_of_a_salesforce_field_a_rule_sets_holds_the_lead(tmp_path: Path) -> None:
-    with running_app(_tier_config(tmp_path)) as app:
+def test_a_persons_edit_of_a_salesforce_field_a_rule_sets_holds_the_lead(
+    tmp_path: Path, store_url: str
+) -> None:
+    with running_app(_tier_config(tmp_path, store_url)) as app:
         sf = app.embedded.salesforce
         [buyer] = _add_buyer(sf)
         pipeline = app.pipelines["salesforce"]
@@ -152,11 +154,13 @@ def test_a_field_change_salesforce_attributes_to_the_integration_user_does_not_h
 
 
 def test_a_stage_hold_ends_after_hold_rep_edits_for_and_the_rule_sets_the_stage_again(
-    tmp_path: Path,
+    tmp_path: Path, store_url: str
 ) -> None:
     config = stage_config(tmp_path)
     hold = "  interval: 60s\n  hold_rep_edits_for: 1d\n"
-    config.write_text(config.read_text().replace("  interval: 60s\n", hold))
+    text = config.read_text().replace("  interval: 60s\n", hold)
+    config.write_text(text.replace(f"sqlite:///{tmp_path / 'state.db'}", store_url))
+    assert store_url in config.read_text()
     now = {"t": datetime.now(UTC)}
     with running_app(config, clock=lambda: now["t"]) as app:
         hs = app.embedded.hubspot
