@@ -14,6 +14,7 @@ from connectors.base import RemoteLead
 from syncd.app import App
 from syncd.open_changes import fields_a_person_set
 from syncd.plan import explain_lead, status_report
+from syncd.revert import plan_revert
 from syncd.state import AuditOutcome
 
 from .harness import hs_contact, running_app, sf_lead, write_config
@@ -240,3 +241,21 @@ def test_a_field_the_mirror_has_no_value_of_or_could_not_read_is_not_taken_for_a
     people_set = fields_a_person_set(pulled, pulled.fields, mirror, watched, {}, unusable=["tier"])
 
     assert people_set == ["rating"]
+
+
+def test_reverting_a_run_skips_the_status_of_a_lead_held_for_a_field_edit_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    with running_app(_tier_config(tmp_path)) as app:
+        sf = app.embedded.salesforce
+        [buyer] = _add_buyer(sf)
+        pipeline = app.pipelines["salesforce"]
+        run_id = pipeline.run_cycle().run_id
+        sf.update_lead(buyer, {"Tier__c": "Gold"})  # a rep
+        assert pipeline.run_cycle().held == 1
+        plan = plan_revert(app.store, pipeline, run_id, app.rules.current(), app.clock())
+
+    assert plan.restores == []
+    skipped = {s.field: s.reason for s in plan.skipped}
+    assert skipped["status"].startswith("tier set by a person at ")
+    assert skipped["tier"].startswith("changed since by a person or the CRM: now 'Gold'")
