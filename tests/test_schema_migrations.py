@@ -268,7 +268,9 @@ def _naive(value: object) -> datetime:
     return at.replace(tzinfo=None)
 
 
-def test_a_0010_store_upgrades_keeping_its_holds_as_status_edits(store_url: str) -> None:
+def test_holds_stay_status_edits_with_their_reason_when_a_0010_store_upgrades(
+    store_url: str,
+) -> None:
     """Migration 0011 (``lead.rep_edit_field``): every hold of an older store was a person's
     status edit; it stays one, with the same reason, and the lead's other columns are kept."""
     from alembic import command

@@ -60,7 +60,7 @@ def _held_reasons(app: App, crm: str) -> dict[str, str]:
     return {h["lead_id"]: h["reason"] for h in status_report(app)["crms"][crm]["held"]}
 
 
-def test_a_persons_lifecycle_stage_edit_on_hubspot_holds_the_lead_and_is_not_set_back(
+def test_the_lead_is_held_and_its_stage_not_set_back_when_a_person_edits_the_stage_on_hubspot(
     tmp_path: Path,
 ) -> None:
     with running_app(stage_config(tmp_path)) as app:
@@ -89,7 +89,7 @@ def test_a_persons_lifecycle_stage_edit_on_hubspot_holds_the_lead_and_is_not_set
     assert explained["verdict"] == f"held: {reasons[buyer]}"
 
 
-def test_a_persons_edit_of_a_salesforce_field_a_rule_sets_holds_the_lead(
+def test_the_lead_is_held_when_a_person_edits_a_salesforce_field_a_rule_sets(
     tmp_path: Path, store_url: str
 ) -> None:
     with running_app(_tier_config(tmp_path, store_url)) as app:
@@ -112,7 +112,7 @@ def test_a_persons_edit_of_a_salesforce_field_a_rule_sets_holds_the_lead(
     assert reasons[buyer].startswith("tier set to 'Gold' by a person at ")
 
 
-def test_syncds_own_stage_write_whose_answer_was_lost_does_not_hold_the_lead_when_pulled_back(
+def test_no_hold_when_syncds_own_stage_write_whose_answer_was_lost_is_pulled_back(
     tmp_path: Path,
 ) -> None:
     config = stage_config(tmp_path)
@@ -138,7 +138,7 @@ def test_syncds_own_stage_write_whose_answer_was_lost_does_not_hold_the_lead_whe
     assert [(a.after, a.outcome) for a in audit] == [("opportunity", AuditOutcome.ALREADY_IN_PLACE)]
 
 
-def test_a_field_change_salesforce_attributes_to_the_integration_user_does_not_hold_the_lead(
+def test_no_hold_when_salesforce_attributes_the_field_change_to_the_integration_user(
     tmp_path: Path,
 ) -> None:
     with running_app(_tier_config(tmp_path)) as app:
@@ -154,7 +154,7 @@ def test_a_field_change_salesforce_attributes_to_the_integration_user_does_not_h
     assert sf.lead(buyer)["Tier__c"] == "Hot"
 
 
-def test_a_stage_hold_ends_after_hold_rep_edits_for_and_the_rule_sets_the_stage_again(
+def test_the_rule_sets_the_stage_again_when_the_hold_of_a_persons_edit_ends(
     tmp_path: Path, store_url: str
 ) -> None:
     config = stage_config(tmp_path)
@@ -196,7 +196,7 @@ def test_a_stage_hold_ends_after_hold_rep_edits_for_and_the_rule_sets_the_stage_
     )
 
 
-def test_a_persons_stage_edit_withdraws_syncds_waiting_change_naming_the_field(
+def test_syncds_waiting_change_is_withdrawn_naming_the_field_when_a_person_edits_the_stage(
     tmp_path: Path,
 ) -> None:
     config = stage_config(tmp_path)
@@ -223,7 +223,7 @@ def test_a_persons_stage_edit_withdraws_syncds_waiting_change_naming_the_field(
     )
 
 
-def test_a_field_the_mirror_has_no_value_of_or_could_not_read_is_not_taken_for_a_persons_edit() -> (
+def test_no_persons_edit_is_seen_when_the_mirror_lacks_the_field_or_the_pull_could_not_read_it() -> (
     None
 ):
     """A field mapped since the lead was last pulled (no key in the mirror's fields) and a value
@@ -243,7 +243,7 @@ def test_a_field_the_mirror_has_no_value_of_or_could_not_read_is_not_taken_for_a
     assert people_set == ["rating"]
 
 
-def test_reverting_a_run_skips_the_status_of_a_lead_held_for_a_field_edit_naming_the_field(
+def test_a_revert_skips_the_status_naming_the_field_when_a_person_edited_a_field_a_rule_sets(
     tmp_path: Path,
 ) -> None:
     with running_app(_tier_config(tmp_path)) as app:

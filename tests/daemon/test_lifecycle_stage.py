@@ -115,7 +115,7 @@ def test_lifecycle_backward_must_be_a_backward_move_of_the_order(backward) -> No
         LifecycleSettings(backward=backward)
 
 
-def test_a_persons_edit_of_the_stage_a_rule_sets_holds_the_lead_instead_of_being_set_again(
+def test_the_lead_is_held_and_its_stage_not_set_again_when_a_person_edits_the_stage(
     tmp_path: Path,
 ) -> None:
     """README, "Lifecycle stage": a person's edit of a field a rule sets (the stage here) holds
