@@ -83,8 +83,9 @@ def read_pending(
             for lead_id, lead in mirror.items():
                 changed_at, edit = first_sight_facts(by_lead.get(lead_id, ()), lead.status)
                 rep_at, rep_status = lead.rep_edit_at, lead.rep_edit_status
+                rep_field = lead.rep_edit_field
                 if edit is not None and (rep_at is None or edit.at > rep_at):
-                    rep_at, rep_status = edit.at, lead.status
+                    rep_at, rep_status, rep_field = edit.at, lead.status, None
                     if edit.at + hold > now:
                         result.held += 1
                         log.info(
@@ -102,6 +103,7 @@ def read_pending(
                         "status_changed_at": changed_at or lead.status_changed_at,
                         "rep_edit_at": rep_at,
                         "rep_edit_status": rep_status,
+                        "rep_edit_field": rep_field,
                     }
                 )
             store.add_history(conn, rows)

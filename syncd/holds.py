@@ -1,18 +1,24 @@
-"""What "held" means, in one place: a lead whose status a person set recently.
+"""What "held" means, in one place: a lead whose status, or a field a rule sets, a person set
+recently.
 
 A lead is **held** while it is live (not deleted, not converted) and a person (not syncd) set
-its status less than ``hold_rep_edits_for`` ago. syncd then leaves it alone, whatever the rules
-say. The cycle summary ("N held (rep edits)"), the run row, ``syncd_rep_edits_held`` and
-``syncd status`` all count exactly these leads: the cycle as it plans (``Planner.verdict``),
-``syncd status`` with the same test in SQL (``StateStore.held_leads``, from
-:func:`held_since`).
+its status, or a field some rule of the active book sets (:func:`fields_rules_set`: the
+lifecycle stage, a ``set_field`` field), less than ``hold_rep_edits_for`` ago. syncd then
+leaves the whole lead alone, whatever the rules say: the person has taken it in hand, and a
+rule that still decides another of its fields would fight them there. The cycle summary
+("N held (rep edits)"), the run row, ``syncd_rep_edits_held`` and ``syncd status`` all count
+exactly these leads: the cycle as it plans (``Planner.verdict``), ``syncd status`` with the
+same test in SQL (``StateStore.held_leads``, from :func:`held_since`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-__all__ = ["held_reason", "held_since", "is_held"]
+from rules import RuleBook
+
+__all__ = ["fields_rules_set", "held_reason", "held_since", "is_held"]
 
 
 def held_since(now: datetime, hold: timedelta) -> datetime:
@@ -24,9 +30,33 @@ def is_held(rep_edit_at: datetime | None, now: datetime, hold: timedelta) -> boo
     return rep_edit_at is not None and rep_edit_at > held_since(now, hold)
 
 
-def held_reason(rep_edit_status: str | None, rep_edit_at: datetime, hold: timedelta) -> str:
-    """Why the lead is left alone, as the plan, ``explain`` and ``syncd status`` say it."""
+def held_reason(
+    rep_edit_value: str | None,
+    rep_edit_at: datetime,
+    hold: timedelta,
+    field: str | None = None,
+) -> str:
+    """Why the lead is left alone, as the plan, ``explain`` and ``syncd status`` say it
+    (``field``: the field the person set, None for the status)."""
+    if field is not None and rep_edit_value is None:
+        what = f"{field} cleared"
+    else:
+        what = f"{field or 'status'} set to '{rep_edit_value}'"
     return (
-        f"status set to '{rep_edit_status}' by a person at {rep_edit_at:%Y-%m-%d %H:%M} UTC; "
+        f"{what} by a person at {rep_edit_at:%Y-%m-%d %H:%M} UTC; "
         f"syncd leaves it alone until {rep_edit_at + hold:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def fields_rules_set(book: RuleBook, settable: Iterable[str]) -> frozenset[str]:
+    """The settable fields (besides the status) some rule of ``book`` sets with ``set_field``:
+    a person's edit of one of these holds the lead. A field no rule decides is the people's
+    anyway; syncd never writes it."""
+    allowed = set(settable) - {"status"}
+    return frozenset(
+        name
+        for rule_set in book.sets
+        for rule in rule_set.rules
+        for name, _ in rule.field_sets
+        if name in allowed
     )

@@ -69,10 +69,12 @@ def pulled_rows(
     person: bool,
     queued: Mapping[str, OutboxRecord],
     lifecycle_field: str | None,
+    stage_by_person: bool = False,
 ) -> list[dict[str, Any]]:
     """The transitions a pull saw on one already mirrored lead.
 
-    ``person`` is the rep-edit verdict on the status change (``Pipeline._mirror_row``);
+    ``person`` is the rep-edit verdict on the status change (``Pipeline._mirror_row``),
+    ``stage_by_person`` the one on the stage's, when a rule sets it;
     ``queued`` the lead's open outbox rows by field (a value syncd meant to write is syncd's
     even when its confirmation was lost); ``lifecycle_field`` the canonical field holding the
     lifecycle stage, when mapped.
@@ -100,10 +102,10 @@ def pulled_rows(
     if lifecycle_field is not None and lifecycle_field in lead.fields:
         stage, before = lead.fields.get(lifecycle_field), prev.fields.get(lifecycle_field)
         if stage != before:
-            # Whether a person moved a stage is not judged (holds are about the status): the CRM
+            # A stage no rule sets is not judged (a person's edit of it holds nothing): the CRM
             # says who modified the record, when it says.
-            mine = lead.modified_by_integration
-            actor, rule_id = _actor(lead, queued.get(lifecycle_field), stage, person=mine is False)
+            person = stage_by_person or lead.modified_by_integration is False
+            actor, rule_id = _actor(lead, queued.get(lifecycle_field), stage, person=person)
             rows.append(
                 _row(
                     crm,

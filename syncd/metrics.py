@@ -90,7 +90,7 @@ class Metrics:
         )
         self.held = Gauge(
             "syncd_rep_edits_held",
-            "Live leads whose status a person set within "
+            "Live leads whose status, or a field a rule sets, a person set within "
             "hold_rep_edits_for, left alone by the last cycle (the count `syncd "
             "status` and the cycle summary show).",
             ["crm"],

@@ -9,7 +9,8 @@ cycle the pipeline asks of every open change the current verdict does not want a
   the reason the audit row gives;
 * :func:`reverted_in_doubt`: whether a person overrode a status write whose answer was lost;
 * :func:`answered_unapplied`: whether a failed request's error proves the CRM applied nothing;
-* :func:`syncd_made`: whether a pulled status change is syncd's own.
+* :func:`syncd_made`: whether a pulled status change is syncd's own;
+* :func:`fields_a_person_set`: which pulled changes of fields rules set are not syncd's.
 
 The reasons are the outbox row's ``error_message`` and its audit row's message, so ``syncd
 status`` and ``syncd audit`` say why a change was not delivered.
@@ -17,7 +18,7 @@ status`` and ``syncd audit`` say why a change was not delivered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -66,7 +67,9 @@ def judge_leftover(
     """
     delivered = any(p.state == OutboxState.DONE or p.id in done_now for p in parts)
     if changed_outside_syncd(row, parts, done_now):
-        return OutboxState.WITHDRAWN, (OUTSIDE_AFTER_WRITE if delivered else OUTSIDE_BEFORE_WRITE)
+        reason = OUTSIDE_AFTER_WRITE if delivered else OUTSIDE_BEFORE_WRITE
+        field = _field_edited_since(row, parts)
+        return OutboxState.WITHDRAWN, reason if field is None else reason.replace("status", field)
     newer = wanted.get((change.kind, change.field))
     if newer is not None:
         # The same field, another value: the newer decision is the one to deliver.
@@ -103,6 +106,15 @@ def changed_outside_syncd(
     if status.state != OutboxState.DONE and status.id not in done_now:
         ours.add(status.before)
     return row.status not in ours
+
+
+def _field_edited_since(row: PlanRecord, parts: Sequence[OutboxRecord]) -> str | None:
+    """The field (not the status) a person's edit since the intent was planned set, if that
+    edit is what withdraws it (``syncd.holds``)."""
+    edited = _utc(row.rep_edit_at)
+    if edited is None or edited < _utc(min(p.created_at for p in parts)):
+        return None
+    return row.rep_edit_field
 
 
 def wanted_before_the_intent(
@@ -176,3 +188,40 @@ def syncd_made(lead: RemoteLead, prev: LeadState, *, queued: bool) -> bool:
     outbox meant to write (the confirmation may have been lost), or the CRM says so."""
     status = lead.fields.get("status")
     return status == prev.written_status or queued or lead.modified_by_integration is True
+
+
+def fields_a_person_set(
+    lead: RemoteLead,
+    fields: Mapping[str, Any],
+    prev: LeadState,
+    watched: Iterable[str],
+    queued: Mapping[str, OutboxRecord],
+    *,
+    unusable: Iterable[str] = (),
+) -> list[str]:
+    """Of ``watched`` (the fields rules set, ``syncd.holds.fields_rules_set``), those whose
+    pulled value (``fields``, as stored) is not the mirror's and not syncd's own, in name order.
+
+    The mirror holds syncd's last confirmed write of a field (the write path stores it), so a
+    pulled value that differs from it is someone else's, unless it is a value the outbox means
+    to write (its confirmation may have been lost) or the CRM says the integration user made
+    the change (Salesforce ``LastModifiedById``). A value the pull could not use (``unusable``,
+    stored as empty) says nothing of who changed it, nor does a field the mirror has no value of
+    (mapped since the lead was last pulled: the mirror stores every pulled field, empty or not).
+    """
+    if lead.modified_by_integration is True:
+        return []
+    skipped = set(unusable)
+    before = prev.fields
+    out = []
+    for name in sorted(watched):
+        if name not in fields or name not in before or name in skipped:
+            continue
+        value = fields[name]
+        if value == before[name]:
+            continue
+        open_row = queued.get(name)
+        if open_row is not None and open_row.value == value:
+            continue
+        out.append(name)
+    return out

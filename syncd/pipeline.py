@@ -1,8 +1,9 @@
 """One cycle for one connector: pull, mirror, evaluate, plan, (breaker), write.
 
 1. **Pull.** Pages of changed leads since the stored cursor go into the mirror; each page, its
-   enrichment and the advanced cursor commit in one transaction. A status change syncd did not
-   make is remembered as a person's edit (``rep_edit_at``).
+   enrichment and the advanced cursor commit in one transaction. A change syncd did not make
+   of the status, or of a field the rules set, is remembered as a person's edit
+   (``rep_edit_at``, ``rep_edit_field``).
 2. **Plan.** The leads whose verdict could have changed are evaluated (``syncd.due``): the
    pulled and written ones, those with open outbox rows, those whose time-based conditions
    ("untouched for 90 days") came due, and every live lead after the rules or their settings
@@ -80,7 +81,7 @@ from syncd import (
 from syncd.business_clock import aware
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
-from syncd.holds import held_since
+from syncd.holds import fields_rules_set, held_since
 from syncd.idle_memo import IdleMemo
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
@@ -93,6 +94,7 @@ from syncd.open_changes import (
     UNCONFIRMED_OVERRIDDEN,
     UNCONFIRMED_WITH_OVERRIDDEN,
     answered_unapplied,
+    fields_a_person_set,
     judge_leftover,
     reverted_in_doubt,
     syncd_made,
@@ -218,6 +220,8 @@ class Pipeline:
         self.preflight: Callable[[RuleBook], list[str]] | None = None
         self.lease: Lease | None = None  # set by whoever holds the connector's lease
         self._lifecycle = policy_of(settings)
+        #: The fields the running pull watches for a person's edit (``syncd.holds``).
+        self._watched_fields: frozenset[str] = frozenset()
         #: The canonical field whose transitions the ledger records as ``lifecycle_stage``.
         self._ledger_stage_field = (
             self._lifecycle.field if self._lifecycle is not None else ledger.LIFECYCLE
@@ -504,6 +508,8 @@ class Pipeline:
         stored = start.cursor if start is not None else self.store.cursor(self.crm)
         since = self._stored_cursor = Cursor(*stored) if stored else None
         started = self.clock()
+        # A person's edit of a field the active rules set holds the lead (syncd.holds).
+        self._watched_fields = fields_rules_set(self.rules(), self.settings.settable_fields)
         progress = self.progress(self.crm) if self.progress is not None else None
         first_sight = self._pull_history = FirstSightHistory(
             self.connector, self.crm, first_sync=since is None
@@ -616,6 +622,9 @@ class Pipeline:
                 doubt = in_doubt.get(lead.id)
                 prev = existing.get(lead.id)
                 known = firsts.get(lead.id, []) if prev is None else []
+                people_set = self._fields_a_person_set(
+                    lead, columns[lead.id], prev, open_by_lead.get(lead.id, {})
+                )
                 rows.append(
                     self._mirror_row(
                         lead,
@@ -625,6 +634,7 @@ class Pipeline:
                         queued=ours,
                         in_doubt=doubt,
                         crm_history=known,
+                        people_set=people_set,
                     )
                 )
                 history += ledger.backfill_rows(self.crm, known)
@@ -635,6 +645,7 @@ class Pipeline:
                     person=prev is not None and not syncd_made(lead, prev, queued=ours),
                     queued=open_by_lead.get(lead.id, {}),
                     lifecycle_field=self._ledger_stage_field,
+                    stage_by_person=self._ledger_stage_field in people_set,
                 )
                 if doubt is not None and reverted_in_doubt(lead, rows[-1]["status"], doubt, prev):
                     reverted.append(doubt)
@@ -877,9 +888,11 @@ class Pipeline:
         queued: bool = False,
         in_doubt: OutboxRecord | None = None,
         crm_history: Sequence[HistoryEntry] = (),
+        people_set: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The lead's mirror row: ``columns`` (``_lead_columns``, completed in place) with what
-        the lead's stored state and the pull's time decide."""
+        the lead's stored state and the pull's time decide (``people_set``: the fields rules
+        set that a person changed, ``_fields_a_person_set``)."""
         row = columns
         row["pulled_at"] = row["first_seen_at"] = now
         status = row["status"]
@@ -892,6 +905,7 @@ class Pipeline:
                 written_at=None,
                 rep_edit_at=None,
                 rep_edit_status=None,
+                rep_edit_field=None,
                 newsletters=[],
                 error_code=None,
                 error_message=None,
@@ -905,6 +919,7 @@ class Pipeline:
             written_at=prev.written_at,
             rep_edit_at=prev.rep_edit_at,
             rep_edit_status=prev.rep_edit_status,
+            rep_edit_field=prev.rep_edit_field,
             newsletters=prev.newsletters or [],
             error_code=prev.error_code,
             error_message=prev.error_message,
@@ -914,17 +929,45 @@ class Pipeline:
             if status != prev.status:
                 row["status_changed_at"] = lead.modified_at
             if not syncd_made(lead, prev, queued=queued):
-                row["rep_edit_at"] = lead.modified_at
-                row["rep_edit_status"] = status
-                row["error_code"] = row["error_message"] = row["error_at"] = None
-                until = lead.modified_at + self.settings.hold_rep_edits_for
-                log.info(
-                    "lead %s: status changed to %r by a person; left alone until %s UTC",
-                    lead.id,
-                    status,
-                    f"{until:%Y-%m-%d %H:%M}",
-                )
+                self._held_for(row, lead, "status", status)
+                return row  # the status edit is the hold's reason, whatever else they set
+        if people_set:
+            name = people_set[0]
+            self._held_for(row, lead, name, row["fields"].get(name))
         return row
+
+    def _fields_a_person_set(
+        self,
+        lead: RemoteLead,
+        columns: dict[str, Any],
+        prev: LeadState | None,
+        queued: Mapping[str, OutboxRecord],
+    ) -> list[str]:
+        """The fields the active rules set that a person changed on an already mirrored lead
+        (``syncd.open_changes.fields_a_person_set``), judged on the values as stored."""
+        if prev is None or not self._watched_fields:
+            return []
+        unusable = [p["field"] for p in columns["quarantine"] or ()]
+        return fields_a_person_set(
+            lead, columns["fields"], prev, self._watched_fields, queued, unusable=unusable
+        )
+
+    def _held_for(self, row: dict[str, Any], lead: RemoteLead, name: str, value: Any) -> None:
+        """A person set ``name`` (the status or a field a rule sets) to ``value``: the lead is
+        held from the lead's modification time (``syncd.holds``), and a write the CRM refused
+        before may be tried again once the hold ends."""
+        row["rep_edit_at"] = lead.modified_at
+        row["rep_edit_status"] = None if value is None else str(value)
+        row["rep_edit_field"] = None if name == "status" else name
+        row["error_code"] = row["error_message"] = row["error_at"] = None
+        until = lead.modified_at + self.settings.hold_rep_edits_for
+        log.info(
+            "lead %s: %s changed to %r by a person; left alone until %s UTC",
+            lead.id,
+            name,
+            value,
+            f"{until:%Y-%m-%d %H:%M}",
+        )
 
     def _first_sight(
         self, row: dict[str, Any], lead: RemoteLead, crm_history: Sequence[HistoryEntry]
@@ -938,7 +981,7 @@ class Pipeline:
         edit = ledger.last_person_edit(crm_history, status)
         if edit is None:
             return
-        row["rep_edit_at"], row["rep_edit_status"] = edit.at, status
+        row["rep_edit_at"], row["rep_edit_status"], row["rep_edit_field"] = edit.at, status, None
         if edit.at + self.settings.hold_rep_edits_for > self.clock():
             log.info(
                 "lead %s: status %r was set by a person before syncd first saw it; left alone "
@@ -1395,6 +1438,7 @@ class Pipeline:
                     change.lead_id,
                     rep_edit_at=edit.at,
                     rep_edit_status=race.person_value,
+                    rep_edit_field=None,
                 )
                 restores.append(
                     {

@@ -140,7 +140,10 @@ def _held(store: StateStore, crm: str, hold: timedelta, now: datetime) -> list[L
         assert row.rep_edit_at is not None  # held_leads selects rep_edit_at > since
         edited = _utc(row.rep_edit_at)
         held.append(
-            {"lead_id": row.lead_id, "reason": held_reason(row.rep_edit_status, edited, hold)}
+            {
+                "lead_id": row.lead_id,
+                "reason": held_reason(row.rep_edit_status, edited, hold, row.rep_edit_field),
+            }
         )
     return held
 

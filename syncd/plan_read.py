@@ -46,6 +46,7 @@ PLAN_COLUMNS = (
     "written_status",
     "rep_edit_at",
     "rep_edit_status",
+    "rep_edit_field",
     "newsletters",
     "error_code",
     "error_message",
@@ -69,6 +70,7 @@ class PlanLead:
     written_status: str | None
     rep_edit_at: datetime | None
     rep_edit_status: str | None
+    rep_edit_field: str | None
     newsletters: list[str]
     error_code: str | None
     error_message: str | None
@@ -155,6 +157,7 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
         written_status,
         rep_edit_at,
         rep_edit_status,
+        rep_edit_field,
         newsletters,
         error_code,
         error_message,
@@ -200,6 +203,7 @@ def fetch_plan_leads(conn: Connection, stmt: Select[Any]) -> list[PlanLead]:
         lead.written_status = written_status
         lead.rep_edit_at = None if rep_edit_at is None else _when(rep_edit_at)
         lead.rep_edit_status = rep_edit_status
+        lead.rep_edit_field = rep_edit_field
         lead.newsletters = [] if newsletters == "[]" else _json(newsletters)
         lead.error_code = error_code
         lead.error_message = error_message

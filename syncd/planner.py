@@ -243,13 +243,14 @@ class Planner:
                 verdict.changes.append(PlannedChange("membership", name, True, None))
 
     def _held(self, row: PlanRecord, now: datetime) -> str | None:
-        """Why syncd leaves the lead alone (syncd.holds): a person changed its status recently."""
+        """Why syncd leaves the lead alone (syncd.holds): a person changed its status, or a
+        field a rule sets, recently."""
         if row.rep_edit_at is None:
             return None
         edited = _utc(row.rep_edit_at)
         if not is_held(edited, now, self.hold):
             return None
-        return held_reason(row.rep_edit_status, edited, self.hold)
+        return held_reason(row.rep_edit_status, edited, self.hold, row.rep_edit_field)
 
     def _field_value(self, row: PlanRecord, name: str, value: Any, verdict: LeadVerdict) -> Any:
         """The CRM value a rule's ``set_field`` writes; a lifecycle stage is mapped to its

@@ -328,7 +328,9 @@ def _field_inverse(
         # write may have come after it, and a person's status wins when it cannot be told.
         if edited is not None and edited > wrote - CLOCK_SKEW:
             when = "since" if edited > wrote else "at about the time syncd wrote it"
-            return skip(f"status set by a person at {edited:%Y-%m-%d %H:%M:%S} UTC {when}")
+            # A person's edit of a field a rule sets holds the lead as a status edit does.
+            what = lead.rep_edit_field or "status"
+            return skip(f"{what} set by a person at {edited:%Y-%m-%d %H:%M:%S} UTC {when}")
         if restored is None:
             return skip("had no status before; syncd does not empty a status")
         reason = book.check_transition(

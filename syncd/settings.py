@@ -10,7 +10,8 @@ Vocabulary used throughout the settings:
 * **status values**: rules speak one status vocabulary (``Nurture``, ``Archived``, ...);
   ``status_values`` maps each to the value the CRM stores (``"Closed - Not Converted"``,
   ``UNQUALIFIED``). Unmapped statuses are written as named.
-* **hold**: how long a status a person set by hand is left alone (``hold_rep_edits_for``).
+* **hold**: how long a lead whose status, or a field a rule sets, a person set by hand is left
+  alone (``hold_rep_edits_for``).
 * **breaker**: the share of leads one run may change before it writes nothing and asks for a
   human (``breaker.max_change_share``).
 * **embedded**: start a loopback emulator for each connector instance (whose type has one),
@@ -461,7 +462,9 @@ class ConnectorSettings(_Model):
         default_factory=list, description="Fields rules may change with set_field."
     )
     hold_rep_edits_for: Duration = Field(
-        timedelta(days=14), description="A status set by a person is left alone this long."
+        timedelta(days=14),
+        description="A lead whose status, or a field a rule sets, a person set is left alone "
+        "this long.",
     )
     read_crm_history: bool = Field(
         True,

@@ -231,8 +231,10 @@ class LeadRow(SQLModel, table=True):
     converted: bool = False
     written_status: str | None = None  # last value syncd wrote and the CRM confirmed
     written_at: datetime | None = None
-    rep_edit_at: datetime | None = None  # a person (not syncd) last changed the status then
-    rep_edit_status: str | None = None
+    # A person (not syncd) last changed the status, or a field a rule sets, then (syncd.holds).
+    rep_edit_at: datetime | None = None
+    rep_edit_status: str | None = None  # the value they set (as text): of rep_edit_field, if any
+    rep_edit_field: str | None = Field(default=None, max_length=64)  # NULL: the status
     newsletters: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     error_code: str | None = None  # last permanent write failure, shown by `syncd status`
     error_message: str | None = None
@@ -432,6 +434,7 @@ _LEAD_STATE_COLUMNS = (
     "written_at",
     "rep_edit_at",
     "rep_edit_status",
+    "rep_edit_field",
     "newsletters",
     "error_code",
     "error_message",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -266,3 +266,45 @@ def test_a_0005_store_upgrades_to_due_times_live_leads_due_at_once_deleted_never
 def _naive(value: object) -> datetime:
     at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return at.replace(tzinfo=None)
+
+
+def test_holds_stay_status_edits_with_their_reason_when_a_0010_store_upgrades(
+    store_url: str,
+) -> None:
+    """Migration 0011 (``lead.rep_edit_field``): every hold of an older store was a person's
+    status edit; it stays one, with the same reason, and the lead's other columns are kept."""
+    from alembic import command
+
+    from syncd.holds import held_reason
+    from syncd.plan import _held
+    from syncd.schema import _config
+
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0010")
+        conn.execute(
+            sa.text(
+                "INSERT INTO lead (crm, lead_id, modified_at, fields, enrichment, reasons, "
+                "status, deleted, converted, written_status, rep_edit_at, rep_edit_status, "
+                "newsletters, first_seen_at, pulled_at) VALUES ('hubspot', '42', :t, "
+                "'{\"lifecycle_stage\": \"lead\"}', '{}', '{}', 'OPEN', false, false, "
+                "'NEW', :t, 'OPEN', '[]', :t, :t)"
+            ),
+            {"t": T0.replace(tzinfo=None)},
+        )
+    engine.dispose()
+    store = StateStore(store_url, auto_upgrade=True)
+    try:
+        assert schema_status(store.engine).up_to_date
+        hold = timedelta(days=14)
+        [held] = _held(store, "hubspot", hold, T0 + timedelta(days=1))
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT status, written_status, rep_edit_field, fields FROM lead")
+            ).one()
+    finally:
+        store.close()
+    assert held == {"lead_id": "42", "reason": held_reason("OPEN", T0, hold)}
+    assert held["reason"].startswith("status set to 'OPEN' by a person at 2026-03-01 12:00 UTC")
+    assert (row.status, row.written_status, row.rep_edit_field) == ("OPEN", "NEW", None)
+    assert "lifecycle_stage" in str(row.fields)

@@ -126,8 +126,9 @@ def test_ledger_records_lifecycle_stage_writes_and_a_persons_stage_change(tmp_pa
         pipeline.run_cycle()
         rows = [r for r in _transitions(app, "hubspot", buyer) if r[0] == "lifecycle_stage"]
 
-    # HubSpot does not say who modified a contact: the pulled change's actor is unknown.
+    # HubSpot does not say who modified a contact; a stage a rule sets is judged as the status
+    # is (syncd.holds): not syncd's write, so a person's.
     assert rows == [
         ("lifecycle_stage", "lead", "opportunity", "syncd", "written", "to-sql"),
-        ("lifecycle_stage", "opportunity", "customer", "unknown", "pulled", None),
+        ("lifecycle_stage", "opportunity", "customer", "person", "pulled", None),
     ]

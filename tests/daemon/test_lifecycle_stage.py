@@ -115,11 +115,11 @@ def test_lifecycle_backward_must_be_a_backward_move_of_the_order(backward) -> No
         LifecycleSettings(backward=backward)
 
 
-def test_a_persons_edit_of_the_stage_is_set_again_while_a_rule_decides_it_holds_cover_status_only(
+def test_the_lead_is_held_and_its_stage_not_set_again_when_a_person_edits_the_stage(
     tmp_path: Path,
 ) -> None:
-    """README, "Lifecycle stage": a hold follows a person's edit of the status; a field a rule
-    sets (the stage here) is set again, audited, by the next cycle whose rules still decide it."""
+    """README, "Lifecycle stage": a person's edit of a field a rule sets (the stage here) holds
+    the lead like a status edit: the rule that still decides the stage does not set it again."""
     with running_app(stage_config(tmp_path)) as app:
         hs = app.embedded.hubspot
         [buyer] = hs.add_contacts(
@@ -132,12 +132,13 @@ def test_a_persons_edit_of_the_stage_is_set_again_while_a_rule_decides_it_holds_
         hs.update_contact(buyer, {"lifecyclestage": ""})  # a rep moves it back in the UI:
         hs.update_contact(buyer, {"lifecyclestage": "salesqualifiedlead"})  # cleared, then set
         again = pipeline.run_cycle()
+        [explained] = explain_lead(app, "buyer@acme.com")
 
-        assert (again.outcome, again.held, again.written) == ("ok", 0, 1)
-        assert hs.contact(buyer)["lifecyclestage"] == "opportunity"
-        audit = app.store.audit_of_lead(buyer, "hubspot")
-        assert [(a.before, a.after, a.rule_id) for a in audit][-1] == (
-            "salesqualifiedlead",
-            "opportunity",
-            "to-sql",
+        assert (again.outcome, again.held, again.written) == ("ok", 1, 0)
+        assert hs.contact(buyer)["lifecyclestage"] == "salesqualifiedlead"
+        assert [(a.before, a.after) for a in app.store.audit_of_lead(buyer, "hubspot")] == [
+            ("lead", "opportunity")
+        ]
+        assert explained["verdict"].startswith(
+            "held: lifecycle_stage set to 'salesqualifiedlead' by a person at "
         )

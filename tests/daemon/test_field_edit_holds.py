@@ -1,0 +1,261 @@
+"""A person's edit of a field a rule sets holds the lead like a status edit (README, "Lifecycle
+stage"; ``syncd.holds``): HubSpot's lifecycle stage and a Salesforce ``set_field`` field, not
+set back while held, syncd's own writes never taken for a person's, the rule again once the
+hold ends; ``explain`` and ``syncd status`` say why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from connectors.base import RemoteLead
+from syncd.app import App
+from syncd.open_changes import fields_a_person_set
+from syncd.plan import explain_lead, status_report
+from syncd.revert import plan_revert
+from syncd.state import AuditOutcome
+
+from .harness import hs_contact, running_app, sf_lead, write_config
+from .test_lifecycle_stage import stage_config
+
+#: A rule that decides Tier__c and the status together (Salesforce).
+TIER_RULES = """\
+version: 1
+name: tiers
+mode: first_match
+statuses: {New: {}, Open: {}, Converted: {}}
+rules:
+  - id: buyer-hot
+    when: {field: title, eq: Buyer}
+    then:
+      - set_status: Open
+      - set_field: {field: tier, value: Hot}
+"""
+
+
+def _tier_config(tmp_path: Path, state_url: str | None = None) -> Path:
+    """The embedded Salesforce org with ``tier`` (Tier__c) mapped and settable."""
+    config = write_config(tmp_path, rules=TIER_RULES, crms=("salesforce",), state_url=state_url)
+    lag = "    lag_seconds: 0   # tests seed leads a moment before the cycle\n"
+    text = config.read_text()
+    assert lag in text
+    text = text.replace(lag, lag + "    fields: {tier: Tier__c}\n").replace(
+        "  interval: 60s\n", "  interval: 60s\n  settable_fields: [tier]\n", 1
+    )
+    config.write_text(text)
+    return config
+
+
+def _add_buyer(sf: Any) -> list[str]:
+    """A lead the rule decides, last modified before the cycles: the cursor stays behind the
+    second of syncd's write, so the pull after it reads the edit made in that second too
+    (SystemModstamp has whole seconds)."""
+    stamp = datetime.now(UTC) - timedelta(minutes=5)
+    return sf.add_leads([sf_lead("Buyer", "buyer@acme.com", title="Buyer")], modstamp=stamp)
+
+
+def _held_reasons(app: App, crm: str) -> dict[str, str]:
+    return {h["lead_id"]: h["reason"] for h in status_report(app)["crms"][crm]["held"]}
+
+
+def test_the_lead_is_held_and_its_stage_not_set_back_when_a_person_edits_the_stage_on_hubspot(
+    tmp_path: Path,
+) -> None:
+    with running_app(stage_config(tmp_path)) as app:
+        hs = app.embedded.hubspot
+        [buyer] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead")]
+        )
+        pipeline = app.pipelines["hubspot"]
+        assert pipeline.run_cycle().written == 1
+        assert hs.contact(buyer)["lifecyclestage"] == "opportunity"
+
+        hs.update_contact(buyer, {"lifecyclestage": "customer"})  # a rep, in the UI
+        report = pipeline.run_cycle()
+        again = pipeline.run_cycle()
+        reasons = _held_reasons(app, "hubspot")
+        [explained] = explain_lead(app, "buyer@acme.com")
+        metric = app.metrics.registry.get_sample_value("syncd_rep_edits_held", {"crm": "hubspot"})
+
+    assert (report.outcome, report.held, report.planned, report.written) == ("ok", 1, 0, 0)
+    assert (again.held, again.written) == (1, 0)
+    assert metric == 1
+    assert hs.contact(buyer)["lifecyclestage"] == "customer"
+    assert list(reasons) == [buyer]
+    assert reasons[buyer].startswith("lifecycle_stage set to 'customer' by a person at ")
+    assert "syncd leaves it alone until " in reasons[buyer]
+    assert explained["verdict"] == f"held: {reasons[buyer]}"
+
+
+def test_the_lead_is_held_when_a_person_edits_a_salesforce_field_a_rule_sets(
+    tmp_path: Path, store_url: str
+) -> None:
+    with running_app(_tier_config(tmp_path, store_url)) as app:
+        sf = app.embedded.salesforce
+        [buyer] = _add_buyer(sf)
+        pipeline = app.pipelines["salesforce"]
+        first = pipeline.run_cycle()
+        assert (first.outcome, first.written) == ("ok", 1), first.message
+        assert (sf.lead(buyer)["Status"], sf.lead(buyer)["Tier__c"]) == (
+            "Working - Contacted",
+            "Hot",
+        )
+
+        sf.update_lead(buyer, {"Tier__c": "Gold"})  # a rep: LastModifiedById is theirs
+        report = pipeline.run_cycle()
+        reasons = _held_reasons(app, "salesforce")
+
+    assert (report.outcome, report.held, report.written) == ("ok", 1, 0), report.message
+    assert sf.lead(buyer)["Tier__c"] == "Gold"
+    assert reasons[buyer].startswith("tier set to 'Gold' by a person at ")
+
+
+def test_no_hold_when_syncds_own_stage_write_whose_answer_was_lost_is_pulled_back(
+    tmp_path: Path,
+) -> None:
+    config = stage_config(tmp_path)
+    config.write_text(config.read_text() + "  connector: {retry: {attempts: 1}}\n")
+    with running_app(config) as app:
+        hs = app.embedded.hubspot
+        [buyer] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead")]
+        )
+        pipeline = app.pipelines["hubspot"]
+        # HubSpot applies the batch and the answer is lost: the mirror still says 'lead', the
+        # next pull brings syncd's 'opportunity' (HubSpot does not say who changed it).
+        hs.faults.drop_next(1, path="batch/update", method="POST", after_applied=True)
+        assert pipeline.run_cycle().outcome == "failed"
+        assert hs.contact(buyer)["lifecyclestage"] == "opportunity"
+
+        report = pipeline.run_cycle()
+        reasons = _held_reasons(app, "hubspot")
+        audit = app.store.audit_of_lead(buyer, "hubspot")
+
+    assert (report.outcome, report.held) == ("ok", 0), report.message
+    assert reasons == {}
+    assert [(a.after, a.outcome) for a in audit] == [("opportunity", AuditOutcome.ALREADY_IN_PLACE)]
+
+
+def test_no_hold_when_salesforce_attributes_the_field_change_to_the_integration_user(
+    tmp_path: Path,
+) -> None:
+    with running_app(_tier_config(tmp_path)) as app:
+        sf = app.embedded.salesforce
+        [buyer] = _add_buyer(sf)
+        pipeline = app.pipelines["salesforce"]
+        assert pipeline.run_cycle().written == 1
+        # Made as the integration user (LastModifiedById), so syncd's, wherever it came from.
+        sf.update_lead(buyer, {"Tier__c": "Gold"}, by=sf.integration_user_id)
+        report = pipeline.run_cycle()
+
+    assert (report.outcome, report.held, report.written) == ("ok", 0, 1), report.message
+    assert sf.lead(buyer)["Tier__c"] == "Hot"
+
+
+def test_the_rule_sets_the_stage_again_when_the_hold_of_a_persons_edit_ends(
+    tmp_path: Path, store_url: str
+) -> None:
+    config = stage_config(tmp_path)
+    hold = "  interval: 60s\n  hold_rep_edits_for: 1d\n"
+    text = config.read_text().replace("  interval: 60s\n", hold)
+    config.write_text(text.replace(f"sqlite:///{tmp_path / 'state.db'}", store_url))
+    assert store_url in config.read_text()
+    now = {"t": datetime.now(UTC)}
+    with running_app(config, clock=lambda: now["t"]) as app:
+        hs = app.embedded.hubspot
+        [buyer] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead")]
+        )
+        real_now = now["t"] = datetime.now(UTC) + timedelta(seconds=1)  # the contact is older
+        pipeline = app.pipelines["hubspot"]
+        assert pipeline.run_cycle().written == 1
+        # A rep moves the stage back in the UI (cleared, then set), stamped in real time.
+        hs.update_contact(buyer, {"lifecyclestage": ""})
+        hs.update_contact(buyer, {"lifecyclestage": "salesqualifiedlead"})
+        now["t"] = real_now + timedelta(minutes=1)
+        held = pipeline.run_cycle()
+        now["t"] = real_now + timedelta(hours=23)
+        still = pipeline.run_cycle()
+        assert hs.contact(buyer)["lifecyclestage"] == "salesqualifiedlead"
+
+        now["t"] = real_now + timedelta(days=1, minutes=5)
+        after = pipeline.run_cycle()
+        reasons = _held_reasons(app, "hubspot")
+        audit = app.store.audit_of_lead(buyer, "hubspot")
+
+    assert (held.held, held.written, still.held, still.written) == (1, 0, 1, 0)
+    assert (after.outcome, after.held, after.written) == ("ok", 0, 1), after.message
+    assert hs.contact(buyer)["lifecyclestage"] == "opportunity"
+    assert reasons == {}
+    assert [(a.before, a.after, a.rule_id) for a in audit][-1] == (
+        "salesqualifiedlead",
+        "opportunity",
+        "to-sql",
+    )
+
+
+def test_syncds_waiting_change_is_withdrawn_naming_the_field_when_a_person_edits_the_stage(
+    tmp_path: Path,
+) -> None:
+    config = stage_config(tmp_path)
+    config.write_text(config.read_text() + "  connector: {retry: {attempts: 1}}\n")
+    with running_app(config) as app:
+        hs = app.embedded.hubspot
+        [buyer] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead")]
+        )
+        pipeline = app.pipelines["hubspot"]
+        hs.faults.fail_next(1, status=503, path="batch/update", method="POST")
+        first = pipeline.run_cycle()
+        assert first.written == 0 and app.store.pending_count("hubspot") == 1, first.message
+        hs.update_contact(buyer, {"lifecyclestage": "customer"})
+        report = pipeline.run_cycle()
+        audit = app.store.audit_of_lead(buyer, "hubspot")
+
+    assert (report.held, report.written) == (1, 0), report.message
+    assert hs.contact(buyer)["lifecyclestage"] == "customer"
+    assert [(a.after, a.outcome, a.message) for a in audit][-1] == (
+        "opportunity",
+        AuditOutcome.WITHDRAWN,
+        "lifecycle_stage changed by a person (or the CRM) before syncd wrote it",
+    )
+
+
+def test_no_persons_edit_is_seen_when_the_mirror_lacks_the_field_or_the_pull_could_not_read_it() -> (
+    None
+):
+    """A field mapped since the lead was last pulled (no key in the mirror's fields) and a value
+    the pull quarantined (stored as empty) say nothing of who changed them; another value of a
+    field the mirror has is a person's."""
+    pulled = RemoteLead(
+        "42",
+        datetime.now(UTC),
+        {"lifecycle_stage": "opportunity", "tier": None, "rating": "Cold"},
+        modified_by_integration=False,
+    )
+    mirror = SimpleNamespace(fields={"tier": "Hot", "rating": "Warm"})
+    watched = ["lifecycle_stage", "tier", "rating"]
+
+    people_set = fields_a_person_set(pulled, pulled.fields, mirror, watched, {}, unusable=["tier"])
+
+    assert people_set == ["rating"]
+
+
+def test_a_revert_skips_the_status_naming_the_field_when_a_person_edited_a_field_a_rule_sets(
+    tmp_path: Path,
+) -> None:
+    with running_app(_tier_config(tmp_path)) as app:
+        sf = app.embedded.salesforce
+        [buyer] = _add_buyer(sf)
+        pipeline = app.pipelines["salesforce"]
+        run_id = pipeline.run_cycle().run_id
+        sf.update_lead(buyer, {"Tier__c": "Gold"})  # a rep
+        assert pipeline.run_cycle().held == 1
+        plan = plan_revert(app.store, pipeline, run_id, app.rules.current(), app.clock())
+
+    assert plan.restores == []
+    skipped = {s.field: s.reason for s in plan.skipped}
+    assert skipped["status"].startswith("tier set by a person at ")
+    assert skipped["tier"].startswith("changed since by a person or the CRM: now 'Gold'")
