@@ -8,8 +8,10 @@ and never show a password.
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -163,16 +165,45 @@ def _first_line(exc: BaseException) -> str:
 
 def _located(settings: Settings, message: str) -> Located:
     # A driver's error text could quote the URL: the password never reaches the user.
-    password = _password(settings.state.url.get_secret_value())
+    url = settings.state.url.get_secret_value()
+    password = _password(url)
     if password:
-        message = message.replace(password, "***")
+        # The URL holds it percent-encoded ('p%40ss' for 'p@ss'), and a driver may quote either.
+        forms = {password, quote(password, safe=""), _written_password(url) or password}
+        for form in sorted(forms, key=len, reverse=True):
+            message = _hidden(message, form)
     return settings.located(("state", "url"), f"state.url: {message}")
+
+
+#: A password at least this long is hidden wherever it appears: no word of a driver's message
+#: contains it by chance. A shorter one ('a', 'pw', '1234') is hidden only where it stands
+#: alone, between characters that are not ASCII letters or digits (as it does in a URL, a DSN's
+#: ``password=...`` or quotes): hidden inside every word, a one-letter password turned "cannot
+#: reach the state store" into "c***nnot re***ch the st***te store", and the message was lost.
+#: A short password stays a weak password; this only keeps the error about it readable.
+_HIDDEN_ANYWHERE_FROM = 8
+
+
+def _hidden(message: str, secret: str) -> str:
+    """``message`` with ``secret`` replaced by ``***`` (see ``_HIDDEN_ANYWHERE_FROM``)."""
+    if len(secret) >= _HIDDEN_ANYWHERE_FROM:
+        return message.replace(secret, "***")
+    alone = rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])"
+    return re.sub(alone, "***", message)
 
 
 def _host(url: str) -> str | None:
     try:
         return make_url(url).host
     except (ArgumentError, ValueError):
+        return None
+
+
+def _written_password(url: str) -> str | None:
+    """The password as written in ``url`` (percent-encoded, if it was)."""
+    try:
+        return urlsplit(url).password
+    except ValueError:  # an unbalanced '[' in the host
         return None
 
 
