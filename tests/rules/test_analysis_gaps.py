@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from rules import RuleLoadError, load_ruleset
+from rules.schema import LeafCondition
+from rules.shadowing import ShadowIndex, conjuncts
 
 RULE = "version: 1\nname: h\nstatuses: {New: {}}\nrules:\n  - id: r\n"
 
@@ -85,3 +87,111 @@ def test_a_repeat_inside_a_repeat_is_refused_when_what_follows_it_may_continue_i
 def test_a_repeat_with_one_way_to_match_is_accepted_when_loaded(tmp_path: Path, regex: str) -> None:
     # Each ran in linear time per start position on runs of 800 letters, digits, dots, 'Mr's.
     assert _load_regex(tmp_path, regex) == []
+
+
+def _shadow_warnings(tmp_path: Path, conditions: list[str]) -> list[tuple[str | None, str]]:
+    """(rule id, message) of the warnings a first_match set of rules r0, r1, ... gets."""
+    rules = "".join(
+        f"  - id: r{i}\n    when: {when}\n    then: [{{set_status: Open}}]\n"
+        for i, when in enumerate(conditions)
+    )
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nname: s\nstatuses: {New: {}, Open: {}}\nrules:\n" + rules)
+    return [(w.rule_id, w.message) for w in load_ruleset(path).warnings]
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    [
+        ("{field: icp_score, gte: 40}", "{field: icp_score, gte: 50}"),
+        ("{field: icp_score, gte: 50}", "{field: icp_score, gt: 50}"),
+        ("{field: icp_score, gt: 40}", "{field: icp_score, gt: 50}"),
+        ("{field: annual_revenue, lt: 10.5}", "{field: annual_revenue, lte: 5}"),
+        ("{field: annual_revenue, lte: 10}", "{field: annual_revenue, lt: 10}"),
+        ("{field: title, in: [CEO, CTO]}", "{field: title, eq: CEO}"),
+        ("{field: title, eq: CEO}", "{field: title, in: [CEO]}"),
+        ("{field: title, in: [CEO, CTO, CFO]}", "{field: title, in: [CFO, CEO]}"),
+        ("{field: email, present: true}", "{field: email, contains: acme}"),
+        ("{field: email, missing: false}", "{field: email, matches: 'x'}"),
+        ("{field: icp_score, present: true}", "{field: icp_score, lt: 3}"),
+        ("{field: title, present: true}", "{field: title, in: [CEO]}"),
+        (
+            "{field: icp_score, gte: 40}",
+            "{all: [{field: title, eq: CEO}, {field: icp_score, gte: 45}]}",
+        ),
+        (
+            "{all: [{field: annual_revenue, gt: 1.5}, {field: title, present: true}]}",
+            "{all: [{field: title, eq: CEO}, {field: annual_revenue, gte: 2}]}",
+        ),
+    ],
+)
+def test_a_later_rule_is_reported_unreachable_when_an_earlier_condition_on_the_field_implies_it(
+    tmp_path: Path, earlier: str, later: str
+) -> None:
+    found = _shadow_warnings(tmp_path, [earlier, later])
+    assert found == [
+        (
+            "r1",
+            "this rule can never match: rule 'r0' (line 5) has a broader condition and comes "
+            "first in this first_match set; move this rule above it or narrow the earlier rule",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    [
+        ("{field: icp_score, gt: 50}", "{field: icp_score, gte: 50}"),  # 50 itself
+        ("{field: icp_score, gte: 50}", "{field: employees, gte: 60}"),  # another field
+        ("{field: icp_score, gte: 50}", "{field: icp_score, lte: 60}"),  # another direction
+        ("{field: annual_revenue, lt: 10}", "{field: annual_revenue, lte: 10}"),  # 10 itself
+        ("{field: annual_revenue, gte: .nan}", "{field: annual_revenue, gte: 50}"),  # nan: never
+        ("{field: icp_score, gte: 5}", "{field: icp_score, gte: {field: employees}}"),
+        ("{field: title, eq: CEO}", "{field: title, in: [CEO, CTO]}"),  # CTO
+        ("{field: title, in: [CEO, CTO]}", "{field: country, eq: CEO}"),
+        ("{field: title, in: [CEO]}", "{field: title, ne: CTO}"),  # ne: a missing title too
+        ("{field: title, present: true}", "{field: title, not_in: [CEO]}"),
+        ("{field: title, present: true}", "{field: email, eq: a@b.co}"),
+        ("{field: last_activity_at, older_than: 1d}", "{field: last_activity_at, older_than: 24h}"),
+        (
+            "{field: last_activity_at, older_than: 30d}",
+            "{field: last_activity_at, older_than: {business_days: 30}}",
+        ),
+        ("{field: last_activity_at, within: 2w}", "{field: last_activity_at, within: 14d}"),
+        (
+            "{all: [{field: icp_score, gte: 40}, {field: title, eq: CEO}]}",
+            "{field: icp_score, gte: 50}",
+        ),
+    ],
+)
+def test_a_later_rule_is_not_reported_when_the_earlier_condition_does_not_imply_it(
+    tmp_path: Path, earlier: str, later: str
+) -> None:
+    # (`gte: .nan` is warned about on its own: it contradicts itself.)
+    assert [w for w in _shadow_warnings(tmp_path, [earlier, later]) if w[0] == "r1"] == []
+
+
+def test_thousands_of_bounds_and_values_find_each_earliest_shadowing_rule() -> None:
+    # Tiers written loosest-last (none shadows the next), then values, then rules an earlier
+    # one shadows: each is answered by a binary search or by the rules listing one value.
+    tiers = [{"field": "annual_revenue", "gte": 2000 - i} for i in range(2000)]
+    values = [{"field": "country", "in": ["X1", "X2"]}] + [
+        {"field": "country", "eq": f"C{i}"} for i in range(2000)
+    ]
+    shadowed = [
+        {"field": "annual_revenue", "gte": 5000},  # r0's 2000 takes it
+        {"field": "annual_revenue", "gt": 1500},  # r500's 1500
+        {"field": "annual_revenue", "gte": 1500.5},  # r500's 1500 too
+        {"field": "country", "eq": "X2"},  # r2000's list
+        {"field": "country", "in": ["C1234"]},  # r3235's C1234
+    ]
+    reachable = [{"field": "annual_revenue", "gte": 0.5}, {"field": "country", "in": ["C7", "C8"]}]
+    index = ShadowIndex()
+    found = {}
+    for i, when in enumerate(tiers + values + shadowed + reachable):
+        earlier = index.check(conjuncts(LeafCondition.model_validate(when)), f"r{i}", i)
+        if earlier is not None:
+            found[f"r{i}"] = earlier[1]
+    first = len(tiers) + len(values)
+    by = ["r0", "r500", "r500", "r2000", "r3235"]
+    assert found == {f"r{first + i}": rule for i, rule in enumerate(by)}
