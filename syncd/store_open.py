@@ -11,7 +11,7 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -166,13 +166,30 @@ def _first_line(exc: BaseException) -> str:
 def _located(settings: Settings, message: str) -> Located:
     # A driver's error text could quote the URL: the password never reaches the user.
     url = settings.state.url.get_secret_value()
-    password = _password(url)
-    if password:
-        # The URL holds it percent-encoded ('p%40ss' for 'p@ss'), and a driver may quote either.
-        forms = {password, quote(password, safe=""), _written_password(url) or password}
-        for form in sorted(forms, key=len, reverse=True):
-            message = _hidden(message, form)
+    for form in sorted(_password_forms(url), key=len, reverse=True):
+        message = _hidden(message, form)
     return settings.located(("state", "url"), f"state.url: {message}")
+
+
+def _password_forms(url: str) -> set[str]:
+    """Every way ``url``'s passwords may be quoted: after the user name or as a query parameter
+    (``?password=...``, which libpq takes too), decoded and percent-encoded ('p@ss', 'p%40ss')."""
+    forms: set[str] = set()
+    try:
+        parts = urlsplit(url)
+        written = [parts.password or ""] + [
+            value
+            for name, _, value in (item.partition("=") for item in parts.query.split("&"))
+            if "password" in unquote(name).lower()
+        ]
+    except ValueError:  # an unbalanced '[' in the host
+        written = []
+    for raw in [*written, _password(url) or ""]:
+        forms.add(raw)
+        for plain in (unquote(raw), unquote_plus(raw)):
+            # SQLAlchemy shows a query value with quote_plus ('p%40ss+w0rd' for 'p@ss w0rd').
+            forms |= {plain, quote(plain, safe=""), quote(plain), quote_plus(plain)}
+    return forms - {""}
 
 
 #: A password at least this long is hidden wherever it appears: no word of a driver's message
@@ -196,14 +213,6 @@ def _host(url: str) -> str | None:
     try:
         return make_url(url).host
     except (ArgumentError, ValueError):
-        return None
-
-
-def _written_password(url: str) -> str | None:
-    """The password as written in ``url`` (percent-encoded, if it was)."""
-    try:
-        return urlsplit(url).password
-    except ValueError:  # an unbalanced '[' in the host
         return None
 
 

@@ -137,6 +137,22 @@ def test_a_one_letter_state_url_password_is_hidden_and_the_error_stays_readable_
     assert "start the database" in text
 
 
+@pytest.mark.parametrize("password", ["hunter2-long", "pw", "p%40ss%20w0rd"])
+def test_a_password_given_as_a_query_parameter_is_hidden_when_the_store_is_unreachable(
+    tmp_path: Path, password: str
+) -> None:
+    # libpq takes `?password=...` as well as `user:password@`; the URL was shown as written.
+    from syncd.app import StartupError
+
+    url = f"postgresql+psycopg://syncd@127.0.0.1:1/syncd?password={password}"
+    settings = load_settings(_config(tmp_path), env={"SYNCD_STATE__URL": url})
+    with pytest.raises(StartupError) as caught:
+        open_store(settings)
+    text = str(caught.value)
+    assert "postgresql+psycopg://syncd@127.0.0.1:1/syncd?password=*** (" in text
+    assert "start the database" in text
+
+
 def _driver_problem(tmp_path: Path, url: str, driver_says: str) -> str:
     from syncd.store_open import store_problem
 
