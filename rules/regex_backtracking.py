@@ -7,15 +7,19 @@ letters can be split between the two) and ``(a|aa)+$`` on ``aaaa...a!`` (a choic
 repeat whose branches match the same text) double their time per letter: 30 letters take
 minutes, in the daemon's cycle.
 
-The check is conservative: a pattern it lets through is linear per starting position; it may
-refuse a pattern that is in fact harmless. Inside a part that repeats more than once,
+The check is conservative about that exponential kind: what it lets through has at most one way
+to match each repeated part; it may refuse a pattern that is in fact harmless. (Repeats side by
+side outside any repeat, ``\\d+\\d+\\d+x``, still try every split: polynomial, not checked.)
+Inside a part that repeats more than once,
 
 * a part that repeats a variable number of times (``+``, ``*``, ``?``, ``{1,3}``) is accepted
-  only if it repeats one character and the characters that can come right after it (the rest
-  of the pattern, the next round of the outer repeat) cannot be that character: then it must
-  stop exactly where its run ends (``(?:[a-z]+\\.)+``, ``(\\d{1,3}\\.){3}``);
-* a choice is accepted only if no two of its branches can start with the same character
-  (``(?:Mr|Ms|Dr)+``; a branch that can match nothing counts as starting with whatever follows).
+  only if the next character of the text decides whether it goes round again: what it repeats
+  cannot match nothing, nor start with a character that may come right after the repeat (the
+  rest of the pattern, the next round of the outer repeat), so it stops exactly where its run
+  ends (``(?:[a-z]+\\.)+``, ``(\\d{1,3}\\.){3}``, ``(?:[a-z]+(?:-[a-z]+)*\\.)+``);
+* a choice is accepted only if no two of its branches can match at the same place: they
+  differ in a character both must have there (``(?:Mr|Ms|Dr)+`` at the second), or cannot
+  start with the same character (a branch that can match nothing starts with what follows).
 
 Possessive repeats and atomic groups are never backtracked into once they matched, so only
 what is inside them is checked, as if it stood alone.
