@@ -20,9 +20,10 @@ wrong, though a shadowed rule may go unreported.
 
 :class:`ShadowIndex` finds the earliest shadowing rule without comparing every pair: rules are
 grouped by what their conjuncts are about (the conjunct itself, or its field and kind of bound),
-a later rule looks up only the groups its own conjuncts can imply, and inside a group of rules
-that differ in one bound, a binary search finds the earliest one; thousands of rules are
-checked in about linear time.
+a later rule looks up only the groups its own conjuncts can imply. Inside a group, rules with
+lists of values are found among those listing the later rule's rarest value, rules that differ
+in one bound by a binary search; only rules with two bounds or more are compared one by one.
+Thousands of rules are checked in about linear time.
 """
 
 from __future__ import annotations
@@ -135,58 +136,78 @@ def _bound_key(param: tuple[Any, bool]) -> tuple[Any, int]:
 
 @dataclass
 class _Group:
-    """The rules so far (none shadowed) whose conjuncts are about the same keys."""
+    """The rules so far (none shadowed) whose conjuncts have the same keys."""
 
-    #: Rules whose one bound is their only parameter, loosest last, by ``_bound_key``.
+    keys: frozenset[str | tuple[str, str]]
+    #: With a list of values among the keys: each rule under every value of each of its lists.
+    by_value: dict[tuple[tuple[str, str], str], list[_Rule]] = field(default_factory=dict)
+    #: Else, rules whose one bound is their only parameter, loosest last, by ``_bound_key``.
     bounded: list[_Rule] = field(default_factory=list)
     bound_keys: list[tuple[Any, int]] = field(default_factory=list)
-    #: Rules with one list of values, by each value they list.
-    by_value: dict[str, list[_Rule]] = field(default_factory=dict)
-    #: Any other rule: compared one by one (rules with no bound or list: at most one here).
+    #: Any other rule (two bounds): compared one by one.
     others: list[_Rule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.list_keys = [k for k in self.keys if isinstance(k, tuple) and k[0] == _ONE_OF]
 
     def add(self, rule: _Rule) -> None:
         params = [c for c in rule.conjuncts if c.param is not None]
-        if len(params) == 1 and params[0].key[0] in (_MIN, _MAX):
-            # Not shadowed, so looser than every bound already here.
+        if self.list_keys:
+            for c in params:
+                if isinstance(c.key, tuple) and c.key[0] == _ONE_OF:
+                    for text in c.param:
+                        self.by_value.setdefault((c.key, text), []).append(rule)
+        elif len(params) == 1:
+            # Not shadowed, so looser than every bound already here (the rest is the same).
             self.bounded.append(rule)
             self.bound_keys.append(_bound_key(params[0].param))
-        elif len(params) == 1:
-            for text in params[0].param:
-                self.by_value.setdefault(text, []).append(rule)
         else:
             self.others.append(rule)
 
     def earliest(self, later: dict[str | tuple[str, str], list[Conjunct]]) -> _Rule | None:
-        found: list[_Rule] = []
+        if self.list_keys:
+            return self._earliest_listing(later)
         if self.bounded:
-            kind_key = next(c.key for c in self.bounded[0].conjuncts if c.param is not None)
-            tightest = min(
-                (_bound_key(c.param) for c in later.get(kind_key, ()) if c.key == kind_key),
-                default=None,
-            )
-            # bound_keys increase along the list; a rule takes the later one's leads when its
-            # key is at least the later one's (its bound is as loose or looser).
-            if tightest is not None:
-                i = bisect.bisect_left(self.bound_keys, tightest)
-                if i < len(self.bounded) and self.bounded[i].takes_all_of(later):
-                    found.append(self.bounded[i])
-        if self.by_value:
-            some_rule = next(iter(self.by_value.values()))[0]
-            one_of = next(c.key for c in some_rule.conjuncts if c.param is not None)
-            for c in later.get(one_of, ()):
-                # Only a rule listing every value of c can take its leads: look among the
-                # rules listing its rarest value.
-                rarest = min(c.param, key=lambda t: len(self.by_value.get(t, ())))
-                hit = next(
-                    (r for r in self.by_value.get(rarest, ()) if r.takes_all_of(later)), None
-                )
-                if hit is not None:
-                    found.append(hit)
+            found = self._earliest_bounded(later)
+            if found is not None:
+                return min([found, *self._others(later)], key=lambda r: r.order)
+        return min(self._others(later), key=lambda r: r.order, default=None)
+
+    def _earliest_listing(self, later: dict[str | tuple[str, str], list[Conjunct]]) -> _Rule | None:
+        # A rule here takes the later rule's leads only if, for each list key, one of its lists
+        # holds every value of one of the later rule's: it is among the rules listing that
+        # list's rarest value. Of the list keys, look where those rules are fewest.
+        def candidates(key: tuple[str, str]) -> list[list[_Rule]]:
+            return [
+                self.by_value.get((key, min(c.param, key=lambda t: self._count(key, t))), [])
+                for c in later.get(key, ())
+                if c.key == key
+            ]
+
+        fewest = min((candidates(k) for k in self.list_keys), key=lambda ls: sum(map(len, ls)))
+        hits = [next((r for r in rules if r.takes_all_of(later)), None) for rules in fewest]
+        return min((r for r in hits if r is not None), key=lambda r: r.order, default=None)
+
+    def _count(self, key: tuple[str, str], text: str) -> int:
+        return len(self.by_value.get((key, text), ()))
+
+    def _earliest_bounded(self, later: dict[str | tuple[str, str], list[Conjunct]]) -> _Rule | None:
+        bound = next(c.key for c in self.bounded[0].conjuncts if c.param is not None)
+        tightest = min(
+            (_bound_key(c.param) for c in later.get(bound, ()) if c.key == bound), default=None
+        )
+        # bound_keys increase along the list; a rule takes the later one's leads when its key
+        # is at least the later one's (its bound is as loose or looser).
+        if tightest is None:
+            return None
+        i = bisect.bisect_left(self.bound_keys, tightest)
+        if i < len(self.bounded) and self.bounded[i].takes_all_of(later):
+            return self.bounded[i]
+        return None
+
+    def _others(self, later: dict[str | tuple[str, str], list[Conjunct]]) -> list[_Rule]:
         hit = next((r for r in self.others if r.takes_all_of(later)), None)
-        if hit is not None:
-            found.append(hit)
-        return min(found, key=lambda r: r.order, default=None)
+        return [] if hit is None else [hit]
 
 
 class ShadowIndex:
@@ -197,6 +218,7 @@ class ShadowIndex:
 
     def __init__(self) -> None:
         self._groups: dict[frozenset[str | tuple[str, str]], _Group] = {}
+        self._known: set[str | tuple[str, str]] = set()
         self._count = 0
 
     def check(
@@ -208,16 +230,20 @@ class ShadowIndex:
         for c in conjuncts:
             for key in _reaches(c):
                 later.setdefault(key, []).append(c)
+        # Only keys some earlier rule has can be part of a group's keys: the others (most of
+        # the presence keys a rule's conditions imply) would only multiply the subsets to try.
+        known = frozenset(key for key in later if key in self._known)
         found = [
-            rule
-            for group in self._candidates(frozenset(later))
-            if (rule := group.earliest(later)) is not None
+            rule for group in self._candidates(known) if (rule := group.earliest(later)) is not None
         ]
         if found:
             first = min(found, key=lambda r: r.order)
             return first.conjuncts, first.rule_id, first.line
         keys = frozenset(c.key for c in conjuncts)
-        self._groups.setdefault(keys, _Group()).add(_Rule(self._count, rule_id, line, conjuncts))
+        self._known |= keys
+        self._groups.setdefault(keys, _Group(keys)).add(
+            _Rule(self._count, rule_id, line, conjuncts)
+        )
         self._count += 1
         return None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rules import RuleLoadError, load_ruleset
-from rules.schema import LeafCondition
+from rules.schema import AllCondition, LeafCondition
 from rules.shadowing import ShadowIndex, conjuncts
 
 RULE = "version: 1\nname: h\nstatuses: {New: {}}\nrules:\n  - id: r\n"
@@ -123,6 +123,10 @@ def _shadow_warnings(tmp_path: Path, conditions: list[str]) -> list[tuple[str | 
             "{all: [{field: annual_revenue, gt: 1.5}, {field: title, present: true}]}",
             "{all: [{field: title, eq: CEO}, {field: annual_revenue, gte: 2}]}",
         ),
+        (
+            "{all: [{field: title, in: [CEO, CTO]}, {field: country, eq: DE}]}",
+            "{all: [{field: country, in: [DE]}, {field: title, eq: CTO}, {field: crm, eq: x}]}",
+        ),
     ],
 )
 def test_a_later_rule_is_reported_unreachable_when_an_earlier_condition_on_the_field_implies_it(
@@ -162,6 +166,10 @@ def test_a_later_rule_is_reported_unreachable_when_an_earlier_condition_on_the_f
             "{all: [{field: icp_score, gte: 40}, {field: title, eq: CEO}]}",
             "{field: icp_score, gte: 50}",
         ),
+        (
+            "{all: [{field: title, in: [CEO, CTO]}, {field: country, eq: DE}]}",
+            "{all: [{field: country, eq: FR}, {field: title, eq: CTO}]}",
+        ),
     ],
 )
 def test_a_later_rule_is_not_reported_when_the_earlier_condition_does_not_imply_it(
@@ -186,12 +194,22 @@ def test_thousands_of_bounds_and_values_find_each_earliest_shadowing_rule() -> N
         {"field": "country", "in": ["C1234"]},  # r3235's C1234
     ]
     reachable = [{"field": "annual_revenue", "gte": 0.5}, {"field": "country", "in": ["C7", "C8"]}]
+    # Rules with two lists each, one of two values: found by their other, rarer, value.
+    pairs = [
+        {"all": [{"field": "title", "eq": f"T{i % 2}"}, {"field": "company", "eq": f"K{i}"}]}
+        for i in range(1000)
+    ]
+    shadowed += [
+        {"all": [{"field": "company", "in": ["K999"]}, {"field": "title", "eq": "T1"}]}
+    ]  # r5000's pair
+    reachable += [{"all": [{"field": "company", "eq": "K998"}, {"field": "title", "eq": "T1"}]}]
     index = ShadowIndex()
     found = {}
-    for i, when in enumerate(tiers + values + shadowed + reachable):
-        earlier = index.check(conjuncts(LeafCondition.model_validate(when)), f"r{i}", i)
+    for i, when in enumerate(tiers + values + pairs + shadowed + reachable):
+        model = AllCondition if "all" in when else LeafCondition
+        earlier = index.check(conjuncts(model.model_validate(when)), f"r{i}", i)
         if earlier is not None:
             found[f"r{i}"] = earlier[1]
-    first = len(tiers) + len(values)
-    by = ["r0", "r500", "r500", "r2000", "r3235"]
+    first = len(tiers) + len(values) + len(pairs)
+    by = ["r0", "r500", "r500", "r2000", "r3235", "r5000"]
     assert found == {f"r{first + i}": rule for i, rule in enumerate(by)}
