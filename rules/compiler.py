@@ -249,7 +249,7 @@ class RuleSetCompiler:
     def _shadow_check(self, loc: Loc, parts: RuleParts, line: int) -> None:
         assert parts.id is not None and not isinstance(parts.when, BrokenCondition)
         mine = conjuncts(parts.when)
-        earlier = self._shadows.earliest_subset(mine)
+        earlier = self._shadows.check(mine, parts.id, line)
         if earlier is not None:
             prev, prev_id, prev_line = earlier
             self._shadowed.add(parts.index)
@@ -266,7 +266,6 @@ class RuleSetCompiler:
                 at="node",
                 severity="warning",
             )
-        self._shadows.add(mine, parts.id, line)
 
     # -- conditions ------------------------------------------------------------------------
 

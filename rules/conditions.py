@@ -32,7 +32,6 @@ String comparisons (``eq``, ``in``, ...) are exact; ``contains`` is case-insensi
 
 from __future__ import annotations
 
-import importlib
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +43,7 @@ from rules.calendar import BusinessDuration, Calendar
 from rules.durations import DurationError, parse_duration
 from rules.fields import DATE_ONLY_FIELDS, FieldType
 from rules.issues import describe_kind, suggest
+from rules.regex_backtracking import NESTED_REPEAT, OVERLAPPING_CHOICE, backtracking_risk
 from rules.schema import BusinessSpan, FieldRef, Scalar
 
 __all__ = [
@@ -409,38 +409,6 @@ def _group_nesting(pattern: str) -> int:
     return deepest
 
 
-#: Python's regex parser: a pattern's parse tree has no public API (typeshed has no stubs).
-_parser: Any = importlib.import_module("re._parser")
-_REPEATS = frozenset({_parser.MAX_REPEAT, _parser.MIN_REPEAT})
-
-
-def _nested_repeat(parsed: Any, *, inside: bool = False) -> bool:
-    """Whether a parsed pattern repeats (more than once) something that itself repeats.
-
-    ``([a-z]+\\.?)+@`` is the classic: on ``aaaa...a@x`` Python's backtracking engine tries
-    every way of splitting the run between the two repetitions, doubling the time per letter
-    (30 letters: minutes), in the daemon's cycle. Possessive repeats and atomic groups do not
-    backtrack into themselves, so they are left alone.
-    """
-    for op, av in parsed:
-        if op in _REPEATS:
-            low, high, body = av  # `?` repeats nothing; `{3}` always the same number of times
-            if inside and high > max(low, 1):
-                return True
-            if _nested_repeat(body, inside=inside or high > 1):
-                return True
-        elif op in (_parser.ATOMIC_GROUP, _parser.POSSESSIVE_REPEAT):
-            continue
-        elif isinstance(av, (tuple, list)):  # groups, branches, lookarounds, conditionals
-            parts = [b for a in av for b in (a if isinstance(a, list) else [a])]
-            if any(
-                isinstance(b, _parser.SubPattern) and _nested_repeat(b, inside=inside)
-                for b in parts
-            ):
-                return True
-    return False
-
-
 def _compile_matches(leaf: _Leaf) -> CondFn:
     raw = leaf.raw
     assert isinstance(raw, str)
@@ -469,12 +437,21 @@ def _compile_matches(leaf: _Leaf) -> CondFn:
             f"regular expression {raw!r} also matches empty text; "
             "use `present: true` to test for a value"
         )
-    if _nested_repeat(_parser.parse(raw)):
+    risk = backtracking_risk(raw)
+    if risk == NESTED_REPEAT:
         raise ConditionError(
             f"regular expression {raw!r} repeats a part that itself repeats (like "
             "`([a-z]+\\.?)+`): on some text, a long run of letters from a CRM say, such a "
             "search takes minutes to years and would stall every cycle; repeat once (e.g. "
             "`[a-z.]+`) or make the inner repeat possessive (`[a-z]++`)"
+        )
+    if risk == OVERLAPPING_CHOICE:
+        raise ConditionError(
+            f"regular expression {raw!r} repeats a choice whose branches can start with the "
+            "same character (like `(a|aa)+`): on some text, a long run of letters from a CRM "
+            "say, such a search takes minutes to years and would stall every cycle; make the "
+            "branches start differently (e.g. `(a|aa)+` as `a+`, `(a|ab)+` as `(ab?)+`) or "
+            "make the repeat possessive (`(a|aa)++`)"
         )
     return _matches(leaf.field, pattern)
 

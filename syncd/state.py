@@ -187,8 +187,16 @@ _UNSENT_OR_FAILED = frozenset(
 )
 
 
-#: str.translate table lower-casing ASCII letters only, as SQL lower() does on SQLite.
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+def _like_ascii(text: str) -> str:
+    """A LIKE pattern (escape ``\\``) for the lower-cased ASCII letters of ``text``, with ``%``
+    for each run of other characters."""
+    out: list[str] = []
+    for ch in text:
+        if ch.isascii():
+            out.append("\\" + ch if ch in "%_\\" else ch.lower())
+        elif not out or out[-1] != "%":
+            out.append("%")
+    return "".join(out)
 
 
 class LeadRow(SQLModel, table=True):
@@ -932,16 +940,29 @@ class StateStore:
         """Leads whose id is ``ref`` or whose email is ``ref`` (case-insensitive), any CRM."""
         table = LeadRow.__table__
         ref = ref.strip()  # pasted with the spaces around it
-        # SQLite's lower() (and PostgreSQL's under the C locale) folds ASCII letters only: an
-        # email stored as 'ANN@MÜLLER.DE' reads 'ann@mÜller.de' there, which ref.lower() is not.
-        folded = {ref.lower(), ref.translate(_ASCII_LOWER)}
         with self.engine.connect() as conn:
             rows = conn.execute(select(table).where(table.c.lead_id == ref)).all()
             if rows:
                 return list(rows)
             # SQLAlchemy renders the JSON path for each dialect (json_extract / ->>).
             email = table.c.fields["email"].as_string()
-            return list(conn.execute(select(table).where(func.lower(email).in_(folded))).all())
+            if ref.isascii():
+                # SQL lower() folds ASCII letters on every store, so SQL alone decides.
+                return list(conn.execute(select(table).where(func.lower(email) == ref.lower())))
+            # SQLite's lower() (and PostgreSQL's under the C locale) folds ASCII letters only:
+            # 'ANN@MÜLLER.DE' reads 'ann@mÜller.de' there, and no SQL form of 'ANN@müller.de'
+            # equals that. SQL narrows by the ASCII letters (each run of other letters is a
+            # wildcard: their case forms may differ in length, 'İ'.lower() is two characters);
+            # Python compares the few candidates with full Unicode lower-casing.
+            candidates = conn.execute(
+                select(table).where(func.lower(email).like(_like_ascii(ref), escape="\\"))
+            )
+            wanted = ref.lower()
+            return [
+                r
+                for r in candidates
+                if isinstance(r.fields.get("email"), str) and r.fields["email"].lower() == wanted
+            ]
 
     def count_live(self, crm: str, *, at_most: int | None = None) -> int:
         """How many live (not deleted) leads ``crm`` has; with ``at_most``, counted no further

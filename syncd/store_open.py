@@ -8,8 +8,10 @@ and never show a password.
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -163,10 +165,48 @@ def _first_line(exc: BaseException) -> str:
 
 def _located(settings: Settings, message: str) -> Located:
     # A driver's error text could quote the URL: the password never reaches the user.
-    password = _password(settings.state.url.get_secret_value())
-    if password:
-        message = message.replace(password, "***")
+    url = settings.state.url.get_secret_value()
+    for form in sorted(_password_forms(url), key=len, reverse=True):
+        message = _hidden(message, form)
     return settings.located(("state", "url"), f"state.url: {message}")
+
+
+def _password_forms(url: str) -> set[str]:
+    """Every way ``url``'s passwords may be quoted: after the user name or as a query parameter
+    (``?password=...``, which libpq takes too), decoded and percent-encoded ('p@ss', 'p%40ss')."""
+    forms: set[str] = set()
+    try:
+        parts = urlsplit(url)
+        written = [parts.password or ""] + [
+            value
+            for name, _, value in (item.partition("=") for item in parts.query.split("&"))
+            if "password" in unquote(name).lower()
+        ]
+    except ValueError:  # an unbalanced '[' in the host
+        written = []
+    for raw in [*written, _password(url) or ""]:
+        forms.add(raw)
+        for plain in (unquote(raw), unquote_plus(raw)):
+            # SQLAlchemy shows a query value with quote_plus ('p%40ss+w0rd' for 'p@ss w0rd').
+            forms |= {plain, quote(plain, safe=""), quote(plain), quote_plus(plain)}
+    return forms - {""}
+
+
+#: A password at least this long is hidden wherever it appears: no word of a driver's message
+#: contains it by chance. A shorter one ('a', 'pw', '1234') is hidden only where it stands
+#: alone, between characters that are not ASCII letters or digits (as it does in a URL, a DSN's
+#: ``password=...`` or quotes): hidden inside every word, a one-letter password turned "cannot
+#: reach the state store" into "c***nnot re***ch the st***te store", and the message was lost.
+#: A short password stays a weak password; this only keeps the error about it readable.
+_HIDDEN_ANYWHERE_FROM = 8
+
+
+def _hidden(message: str, secret: str) -> str:
+    """``message`` with ``secret`` replaced by ``***`` (see ``_HIDDEN_ANYWHERE_FROM``)."""
+    if len(secret) >= _HIDDEN_ANYWHERE_FROM:
+        return message.replace(secret, "***")
+    alone = rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])"
+    return re.sub(alone, "***", message)
 
 
 def _host(url: str) -> str | None:

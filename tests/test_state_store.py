@@ -217,6 +217,30 @@ def test_find_leads_by_email_is_case_insensitive(store_url: str) -> None:
     store.close()
 
 
+@pytest.mark.parametrize(
+    "ref", ["ANN@müller.de", "ann@MÜLLER.DE", "Ann@Müller.De", "ann@müller.de", "ANN@MÜLLER.DE"]
+)
+def test_find_leads_finds_an_email_whatever_the_case_of_its_non_ascii_letters_when_typed(
+    store_url: str, ref: str
+) -> None:
+    # SQLite's lower() folds ASCII letters only: 'ANN@müller.de' did not find 'ANN@MÜLLER.DE'.
+    store = StateStore(store_url)
+    with store.begin() as conn:
+        store.upsert_leads(
+            conn,
+            [
+                _lead("mu", fields={"email": "ANN@MÜLLER.DE"}),
+                _lead("mo", fields={"email": "ann@möller.de"}),  # same ASCII letters
+                _lead("ml", fields={"email": "ann@mueller.de"}),
+                _lead("u_", fields={"email": "a_n@müller.de"}),  # LIKE's wildcard, literally
+            ],
+        )
+    assert [r.lead_id for r in store.find_leads(ref)] == ["mu"]
+    assert [r.lead_id for r in store.find_leads("A_N@MÜLLER.de")] == ["u_"]
+    assert store.find_leads("a%n@müller.de") == []
+    store.close()
+
+
 def test_runs_left_running_by_a_dead_process_are_marked_interrupted(store_url: str) -> None:
     from syncd.state import RunRow
 

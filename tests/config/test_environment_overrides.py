@@ -120,6 +120,80 @@ def test_an_unreachable_state_url_hides_its_password(tmp_path: Path) -> None:
     assert text.startswith("environment variable SYNCD_STATE__URL: state.url: ")
 
 
+def test_a_one_letter_state_url_password_is_hidden_and_the_error_stays_readable_when_unreachable(
+    tmp_path: Path,
+) -> None:
+    from syncd.app import StartupError
+
+    settings = load_settings(
+        _config(tmp_path),
+        env={"SYNCD_STATE__URL": "postgresql+psycopg://syncd:a@127.0.0.1:1/syncd"},
+    )
+    with pytest.raises(StartupError) as caught:
+        open_store(settings)
+    text = str(caught.value)
+    # Every 'a' of the message was masked: "c***nnot re***ch the st***te store".
+    assert "cannot reach the state store postgresql+psycopg://syncd:***@127.0.0.1:1/syncd" in text
+    assert "start the database" in text
+
+
+@pytest.mark.parametrize("password", ["hunter2-long", "pw", "p%40ss%20w0rd"])
+def test_a_password_given_as_a_query_parameter_is_hidden_when_the_store_is_unreachable(
+    tmp_path: Path, password: str
+) -> None:
+    # libpq takes `?password=...` as well as `user:password@`; the URL was shown as written.
+    from syncd.app import StartupError
+
+    url = f"postgresql+psycopg://syncd@127.0.0.1:1/syncd?password={password}"
+    settings = load_settings(_config(tmp_path), env={"SYNCD_STATE__URL": url})
+    with pytest.raises(StartupError) as caught:
+        open_store(settings)
+    text = str(caught.value)
+    assert "postgresql+psycopg://syncd@127.0.0.1:1/syncd?password=*** (" in text
+    assert "start the database" in text
+
+
+def _driver_problem(tmp_path: Path, url: str, driver_says: str) -> str:
+    from syncd.store_open import store_problem
+
+    settings = load_settings(_config(tmp_path), env={"SYNCD_STATE__URL": url})
+    return str(store_problem(settings, ValueError(driver_says)))
+
+
+def test_a_short_password_is_hidden_where_it_stands_alone_when_a_driver_message_quotes_it(
+    tmp_path: Path,
+) -> None:
+    text = _driver_problem(
+        tmp_path,
+        "postgresql+psycopg://syncd:pw1@db.internal/syncd",
+        'password "pw1" rejected: host=db.internal user=syncd password=pw1 (pw1a is not it)',
+    )
+    assert 'password "***" rejected: host=db.internal user=syncd password=*** (pw1a' in text
+
+
+@pytest.mark.parametrize("glued", ["xx{}yy", "{}", "password={}!"])
+def test_a_password_of_ordinary_length_is_hidden_even_inside_a_word_of_a_driver_message(
+    tmp_path: Path, glued: str
+) -> None:
+    text = _driver_problem(
+        tmp_path,
+        "postgresql+psycopg://syncd:Sup3rSecret@db.internal/syncd",
+        "rejected " + glued.format("Sup3rSecret"),
+    )
+    assert "Sup3rSecret" not in text
+    assert "rejected " + glued.format("***") in text
+
+
+def test_a_percent_encoded_password_is_hidden_when_a_driver_quotes_the_url_as_written(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql+psycopg://syncd:p%40ss%20w0rd%3Alonger@db.internal/syncd"
+    text = _driver_problem(tmp_path, url, f"cannot use {url}")
+    assert "p%40ss%20w0rd%3Alonger" not in text
+    assert "p@ss w0rd:longer" not in text
+    assert "cannot use postgresql+psycopg://syncd:***@db.internal/syncd" in text
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -135,10 +135,21 @@ def test_ten_thousand_rules_evaluate_as_written(big_book: RuleBook) -> None:
 def test_shadowed_rule_among_ten_thousand_names_the_earliest_broader_rule(
     big_book: RuleBook,
 ) -> None:
-    (warning,) = big_book.warnings
-    assert warning.rule_id == "shadowed"
+    warnings = {w.rule_id: w for w in big_book.warnings}
+    warning = warnings.pop("shadowed")
     assert warning.line == len(HEADER) + 1 + N * LINES_PER_RULE
     assert f"rule 'rule-0' (line {len(HEADER) + 1}) has a broader condition" in warning.message
+    # A larger `employees` bound implies a smaller one: a rule is also shadowed by the first
+    # rule of its kind with the same other conditions (`older_than` repeats every 400 rules,
+    # `within` every 50 of its kind).
+    expected = {f"rule-{i}": i % 400 for i in range(400, N, 4)} | {
+        f"rule-{i}": i % 100 for i in range(103, N, 4)
+    }
+    assert set(warnings) == set(expected)
+    for rule_id, first in expected.items():
+        assert f"rule 'rule-{first}' (line {len(HEADER) + 1 + first * LINES_PER_RULE})" in (
+            warnings[rule_id].message
+        )
 
 
 @pytest.mark.slow
