@@ -14,7 +14,7 @@ from syncd.app import App
 from syncd.holds import held_reason, held_since
 from syncd.loop_guard import LoopGuard
 from syncd.pipeline import CycleReport
-from syncd.planner import LeadVerdict, Planner, iter_verdicts
+from syncd.planner import LeadVerdict, Planner, drop_refused_memberships, iter_verdicts
 from syncd.settings import BreakerSettings
 from syncd.state import StateStore, _utc
 from syncd.views import (
@@ -181,6 +181,7 @@ def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Ex
             verdict = "converted: never written"
         else:
             v = planner.verdict(row, now)
+            drop_refused_memberships(app.store, row.crm, [(row, v)])
             LoopGuard(app.store, row.crm, app.settings.loop_guard).hold([v], now)
             conflicts = [conflict_view(c) for c in v.conflicts]
             parts = [

@@ -985,7 +985,13 @@ class SalesforceConnector(Connector):
             ids = list(collection.lead_ids)
             if answer.status != 200:
                 return self._counted(self._refused(answer, ids, "CampaignMember insert"))
-            return self._map_results(answer.body, ids, "membership", duplicate_is_success=True)
+            return self._map_results(
+                answer.body,
+                ids,
+                "membership",
+                duplicate_is_success=True,
+                campaign=self._campaign_label(collection.newsletter),
+            )
         changes = collection.changes
         ids = [c.lead_id for c in changes]
         if answer.status != 200:
@@ -1080,7 +1086,13 @@ class SalesforceConnector(Connector):
                 timeout=self._config.timeout_seconds,
             ),
         )
-        return self._map_results(results, list(lead_ids), "membership", duplicate_is_success=True)
+        return self._map_results(
+            results,
+            list(lead_ids),
+            "membership",
+            duplicate_is_success=True,
+            campaign=self._campaign_label(newsletter),
+        )
 
     def _member_records(self, newsletter: str, lead_ids: Sequence[str]) -> list[dict[str, Any]]:
         campaign_id = self._campaign_of(newsletter, lead_ids, "add_to_newsletter")
@@ -1284,6 +1296,9 @@ class SalesforceConnector(Connector):
             actor_id=None if by is None else str(by),
         )
 
+    def _campaign_label(self, newsletter: str) -> str:
+        return f"Campaign {self._config.newsletters.get(newsletter)} (newsletter {newsletter!r})"
+
     def _campaign_of(self, newsletter: str, lead_ids: Sequence[str], what: str) -> str:
         """The Campaign Id behind ``newsletter``, once the batch is known to fit one call."""
         if len(lead_ids) > COLLECTION_LIMIT:
@@ -1388,6 +1403,7 @@ class SalesforceConnector(Connector):
         what: str,
         *,
         duplicate_is_success: bool = False,
+        campaign: str | None = None,
         count: bool = True,
     ) -> list[RecordResult]:
         if not isinstance(results, list) or len(results) != len(ids):
@@ -1398,7 +1414,9 @@ class SalesforceConnector(Connector):
                 crm=CRM,
             )
         mapped = [
-            classify_save_result(r, lid, duplicate_is_success=duplicate_is_success)
+            classify_save_result(
+                r, lid, duplicate_is_success=duplicate_is_success, campaign=campaign
+            )
             for r, lid in zip(results, ids, strict=True)
         ]
         return self._counted(mapped) if count else mapped

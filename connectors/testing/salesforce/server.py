@@ -219,6 +219,9 @@ class SalesforceEmulator(EmulatorServer):
     def add_campaign(self, name: str, *, active: bool = True) -> str:
         return self.org.add_campaign(name, active=active)
 
+    def delete_campaign(self, campaign_id: str) -> None:
+        self.org.delete_campaign(campaign_id)
+
     def campaign_members(self, campaign_id: str) -> set[str]:
         return self.org.campaign_members(campaign_id)
 

@@ -1,0 +1,77 @@
+"""The CRM org's own configuration and automation, which syncd does not control and which changes
+under it: campaigns and lists deleted, picklists and properties changed, flows and workflows
+that write after syncd, access taken away. What syncd does with each.
+
+Every test drives whole cycles against the emulators through the real client libraries; the
+emulators produce each situation as the CRM documents it (docs/crm-api.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from syncd.app import App
+from syncd.plan import status_report
+from tests.daemon.harness import newsletter_id, running_app, sf_lead, sf_write_calls, write_config
+
+
+def _member_inserts(app: App) -> int:
+    """Calls that carried CampaignMember inserts (Collections POSTs, alone or in a Composite)."""
+    return sum(1 for e in sf_write_calls(app) if b"CampaignMember" in e.body)
+
+
+@pytest.mark.parametrize("composite", [True, False], ids=["composite", "collections"])
+def test_a_campaign_deleted_after_start_up_fails_each_add_once_naming_the_campaign(
+    tmp_path: Path, composite: bool
+) -> None:
+    # An admin deletes the newsletter's Campaign while syncd runs. Salesforce refuses each
+    # CampaignMember insert with ENTITY_IS_DELETED on CampaignId (a lookup to a record in the
+    # recycle bin). syncd said "entity is deleted" as if the lead were gone, and planned every
+    # refused add again every cycle: a call and a failed audit row per lead, per cycle, for ever.
+    config = write_config(tmp_path, crms=("salesforce",), sf_composite=composite)
+    # syncd's clock runs 5 s behind the org's until the lead is edited, so the edit the org
+    # stamps is later than the failures syncd recorded (SystemModstamp has whole seconds).
+    behind = {"by": timedelta(seconds=5)}
+    with running_app(config, clock=lambda: datetime.now(UTC) - behind["by"]) as app:
+        sf = app.embedded.salesforce
+        ids = sf.add_leads(
+            [
+                # Already in Nurture: the rule's only write is the newsletter add.
+                sf_lead(
+                    f"A{i}",
+                    f"a{i}@acme{i}.com",
+                    title="Analyst",
+                    status="Nurture",
+                    activity_days=200,
+                )
+                for i in range(3)
+            ],
+            modstamp=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        campaign = newsletter_id(app, "salesforce")
+        sf.delete_campaign(campaign)
+        pipeline = app.pipelines["salesforce"]
+
+        first = pipeline.run_cycle()
+        assert (first.outcome, first.written, first.failed) == ("ok", 0, 3), first.message
+        failed = {f["lead_id"]: f for f in status_report(app)["crms"]["salesforce"]["failed"]}
+        assert set(failed) == set(ids)
+        message = failed[ids[0]]["error_message"]
+        assert f"Campaign {campaign} (newsletter 'newsletter')" in message
+        assert "salesforce.newsletters" in message
+        inserts = _member_inserts(app)
+
+        for _ in range(2):
+            again = pipeline.run_cycle()
+            assert (again.outcome, again.written, again.failed) == ("ok", 0, 0)
+        assert _member_inserts(app) == inserts, "a refused add was sent again unchanged"
+        assert [a.outcome for a in app.store.audit_of_lead(ids[0])] == ["failed"]
+
+        # Once the lead changes in the CRM, its add is tried again, as a refused field write is.
+        sf.update_lead(ids[0], {"Title": "Head of Analytics"})
+        behind["by"] = timedelta(0)
+        retried = pipeline.run_cycle()
+        assert retried.failed == 1
+        assert _member_inserts(app) == inserts + 1
