@@ -75,3 +75,32 @@ def test_a_campaign_deleted_after_start_up_fails_each_add_once_naming_the_campai
         retried = pipeline.run_cycle()
         assert retried.failed == 1
         assert _member_inserts(app) == inserts + 1
+
+
+def test_a_row_lock_reported_by_a_flow_is_retried_after_backoff_not_failed_for_good(
+    tmp_path: Path,
+) -> None:
+    # A record-triggered flow on Lead updates a related record that another transaction holds:
+    # the save fails with CANNOT_EXECUTE_FLOW_TRIGGER wrapping UNABLE_TO_LOCK_ROW
+    # (docs/crm-api.md#a10). syncd failed the status write for good, waiting for the lead to
+    # change, though the same save succeeds a moment later.
+    now = {"t": datetime.now(UTC)}
+    with running_app(write_config(tmp_path, crms=("salesforce",)), clock=lambda: now["t"]) as app:
+        sf = app.embedded.salesforce
+        ids = sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(4)
+        )
+        sf.faults.lock_rows(ids[:2], attempts=1, in_flow="Lead_Owner_Rollup")
+        pipeline = app.pipelines["salesforce"]
+        now["t"] = datetime.now(UTC) + timedelta(seconds=1)  # after the seeding
+
+        first = pipeline.run_cycle()
+        assert (first.outcome, first.retrying, first.failed) == ("ok", 2, 0), first.message
+        assert {sf.lead(i)["Status"] for i in ids[:2]} == {"Open - Not Contacted"}
+        assert status_report(app)["crms"]["salesforce"]["failed"] == []
+
+        now["t"] += app.settings.outbox.retry_base + timedelta(seconds=1)
+        later = pipeline.run_cycle()
+        assert later.written == 2
+        assert {sf.lead(i)["Status"] for i in ids} == {"Nurture"}

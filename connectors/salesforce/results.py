@@ -29,6 +29,13 @@ RECORD_OUTCOMES: ErrorTable[Outcome] = ErrorTable(
     default=Outcome.FAILED,
 )
 
+#: Errors of org automation (a record-triggered flow; a trigger) that wrap the error the
+#: automation met: a row lock among them is as transient as one met by the save itself
+#: ("CANNOT_EXECUTE_FLOW_TRIGGER whose message mentions UNABLE_TO_LOCK_ROW", crm-api A10).
+_AUTOMATION_WRAPPERS = frozenset(
+    {"CANNOT_EXECUTE_FLOW_TRIGGER", "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY"}
+)
+
 #: For an idempotent add, failures that mean "this is already in place".
 ALREADY_DONE: ErrorTable[bool] = ErrorTable(
     {
@@ -58,14 +65,18 @@ def classify_save_result(
     errors = result.get("errors") or []
     first = errors[0] if errors and isinstance(errors[0], Mapping) else {}
     code = str(first.get("statusCode") or "UNKNOWN_ERROR")
-    message = str(first.get("message") or "")[:500]
+    full_message = str(first.get("message") or "")
+    message = full_message[:500]
     if code == "DUPLICATES_DETECTED":
         message = _duplicate_message(first, message)
     if duplicate_is_success and ALREADY_DONE.lookup(code=code):
         return RecordResult(lead_id, Outcome.OK, code, message)
     if campaign is not None and "CampaignId" in (first.get("fields") or ()):
         message = _campaign_message(campaign, message)
-    return RecordResult(lead_id, RECORD_OUTCOMES.lookup(code=code), code, message)
+    outcome = RECORD_OUTCOMES.lookup(code=code)
+    if code in _AUTOMATION_WRAPPERS and "UNABLE_TO_LOCK_ROW" in full_message:
+        outcome = Outcome.RETRY
+    return RecordResult(lead_id, outcome, code, message)
 
 
 def _campaign_message(campaign: str, message: str) -> str:

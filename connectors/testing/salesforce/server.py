@@ -69,6 +69,9 @@ class _RecordFaults:
     def take_lock(self, record_id: str) -> bool:
         return record_id in self._locked or self._plan.take_lock(record_id)
 
+    def lock_flow(self, record_id: str) -> str | None:
+        return self._plan.lock_flow(record_id)
+
     def validation_message(self, record_id: str) -> str | None:
         return self._plan.validation_message(record_id)
 

@@ -743,9 +743,18 @@ class Org:
         if row[_CONV]:
             return _failure("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"), None
         if faults.take_lock(rid):
+            lock = f"unable to obtain exclusive access to this record or 1 records: {rid}"
+            flow = faults.lock_flow(rid)
+            if flow is None:
+                return _failure("UNABLE_TO_LOCK_ROW", lock), None
+            # A record-triggered flow that failed on a lock fails the save and wraps the lock
+            # error in its own (docs/crm-api.md#a10).
             return _failure(
-                "UNABLE_TO_LOCK_ROW",
-                f"unable to obtain exclusive access to this record or 1 records: {rid}",
+                "CANNOT_EXECUTE_FLOW_TRIGGER",
+                f"We can't save this record because the “{flow}” process failed. Give your "
+                "Salesforce admin these details. This error occurred when the flow tried to "
+                f"update records: UNABLE_TO_LOCK_ROW: {lock}. You can look up ExceptionCode "
+                "values in the SOAP API Developer Guide.",
             ), None
         values = list(row)
         failure = self._apply_fields(rec, values)
