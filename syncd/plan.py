@@ -221,8 +221,8 @@ def status_report(app: App) -> StatusReport:
         held = _held(app.store, name, cs.hold_rep_edits_for, now)
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         loop_held: list[LeadNote] = [
-            {"lead_id": lead_id, "reason": guard.reason(n)}
-            for lead_id, n in sorted(guard.held_now(now).items())
+            {"lead_id": lead_id, "reason": guard.reason(n, field)}
+            for lead_id, (field, n) in sorted(guard.held_now(now).items())
         ]
         runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {

@@ -13,8 +13,17 @@ from pathlib import Path
 import pytest
 
 from syncd.app import App
-from syncd.plan import status_report
-from tests.daemon.harness import newsletter_id, running_app, sf_lead, sf_write_calls, write_config
+from syncd.plan import explain_lead, status_report
+from tests.daemon.harness import (
+    hs_contact,
+    hs_write_calls,
+    newsletter_id,
+    running_app,
+    sf_lead,
+    sf_write_calls,
+    write_config,
+)
+from tests.daemon.test_lifecycle_stage import stage_config
 
 
 def _member_inserts(app: App) -> int:
@@ -24,13 +33,15 @@ def _member_inserts(app: App) -> int:
 
 @pytest.mark.parametrize("composite", [True, False], ids=["composite", "collections"])
 def test_a_campaign_deleted_after_start_up_fails_each_add_once_naming_the_campaign(
-    tmp_path: Path, composite: bool
+    tmp_path: Path, store_url: str, composite: bool
 ) -> None:
     # An admin deletes the newsletter's Campaign while syncd runs. Salesforce refuses each
     # CampaignMember insert with ENTITY_IS_DELETED on CampaignId (a lookup to a record in the
     # recycle bin). syncd said "entity is deleted" as if the lead were gone, and planned every
     # refused add again every cycle: a call and a failed audit row per lead, per cycle, for ever.
-    config = write_config(tmp_path, crms=("salesforce",), sf_composite=composite)
+    config = write_config(
+        tmp_path, crms=("salesforce",), sf_composite=composite, state_url=store_url
+    )
     # syncd's clock runs 5 s behind the org's until the lead is edited, so the edit the org
     # stamps is later than the failures syncd recorded (SystemModstamp has whole seconds).
     behind = {"by": timedelta(seconds=5)}
@@ -104,3 +115,38 @@ def test_a_row_lock_reported_by_a_flow_is_retried_after_backoff_not_failed_for_g
         later = pipeline.run_cycle()
         assert later.written == 2
         assert {sf.lead(i)["Status"] for i in ids} == {"Nurture"}
+
+
+def test_a_workflow_moving_the_stage_on_after_each_write_is_held_by_the_loop_guard(
+    tmp_path: Path, store_url: str
+) -> None:
+    # A HubSpot workflow moves the lifecycle stage to SQL whenever it becomes MQL. The rule's
+    # declared backward move (SQL -> MQL) then cleared and set the stage every cycle, for ever
+    # (two writes a cycle, and HubSpot's hs_date_entered_* dates reset each time): the loop
+    # guard counted status writes only.
+    config = stage_config(tmp_path)
+    config.write_text(config.read_text().replace(f"sqlite:///{tmp_path / 'state.db'}", store_url))
+    with running_app(config) as app:
+        hs = app.embedded.hubspot
+        [contact] = hs.add_contacts(
+            [hs_contact("Ann", "ann@acme.com", title="Analyst", lifecyclestage="lead")]
+        )
+        pipeline = app.pipelines["hubspot"]
+        max_changes = app.settings.loop_guard.max_changes
+        for _ in range(max_changes):
+            assert pipeline.run_cycle().outcome == "ok"
+            assert hs.contact(contact)["lifecyclestage"] == "marketingqualifiedlead"
+            hs.update_contact(
+                contact, {"lifecyclestage": "salesqualifiedlead"}, source="AUTOMATION_PLATFORM"
+            )
+        writes = len(hs_write_calls(app))
+
+        for _ in range(2):
+            assert pipeline.run_cycle().outcome == "ok"
+        assert len(hs_write_calls(app)) == writes, "the fight went on"
+        assert hs.contact(contact)["lifecyclestage"] == "salesqualifiedlead"
+        [held] = status_report(app)["crms"]["hubspot"]["loop_held"]
+        assert held["lead_id"] == contact
+        assert f"changed its lifecycle_stage {max_changes} times" in held["reason"]
+        [explained] = explain_lead(app, "ann@acme.com")
+        assert "held by the loop guard" in explained["verdict"]
