@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.testing.salesforce.schema import LEAD
 from syncd.app import App
 from syncd.plan import explain_lead, status_report
 from tests.daemon.harness import (
@@ -150,3 +151,52 @@ def test_a_workflow_moving_the_stage_on_after_each_write_is_held_by_the_loop_gua
         assert f"changed its lifecycle_stage {max_changes} times" in held["reason"]
         [explained] = explain_lead(app, "ann@acme.com")
         assert "held by the loop guard" in explained["verdict"]
+
+
+def _without_lead_field(name: str) -> frozenset[str]:
+    """The emulated org's custom Lead fields, less ``name`` (an admin deleted it)."""
+    return frozenset(f.name for f in LEAD.fields if f.name.endswith("__c") and f.name != name)
+
+
+def test_a_written_field_deleted_after_start_up_keeps_the_changes_waiting_not_failed_for_good(
+    tmp_path: Path,
+) -> None:
+    # An admin deletes a Lead field syncd writes (here provenance's rule field) while syncd
+    # runs. Salesforce refuses the whole Lead update with 400 INVALID_FIELD. Sent alone, that
+    # failed the cycle, naming the field, and the changes waited; inside a Composite request
+    # (the default) every lead's status write failed for good, waiting for the lead to change,
+    # while the cycle said "ok".
+    config = write_config(tmp_path, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace(
+            "  connector:\n    lag_seconds: 0",
+            "  provenance: {rule: syncd_Rule__c}\n  connector:\n    lag_seconds: 0",
+        )
+    )
+    now = {"t": datetime.now(UTC)}
+    with running_app(config, clock=lambda: now["t"]) as app:
+        sf = app.embedded.salesforce
+        ids = sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(3)
+        )
+        sf.config.lead_custom_fields = _without_lead_field("syncd_Rule__c")
+        pipeline = app.pipelines["salesforce"]
+        now["t"] = datetime.now(UTC) + timedelta(seconds=1)  # after the seeding
+
+        first = pipeline.run_cycle()
+        assert (first.written, first.failed, first.retrying) == (3, 0, 3)  # + newsletter adds
+        assert {sf.lead(i)["Status"] for i in ids} == {"Open - Not Contacted"}
+        report = status_report(app)["crms"]["salesforce"]
+        assert report["failed"] == []
+        assert {"change": "status", "retrying": "INVALID_FIELD", "count": 3} in report["pending_by"]
+        waiting = app.store.changes_of_run("salesforce", first.run_id, ["pending"])
+        assert {r.error_code for r in waiting} == {"INVALID_FIELD"}
+        assert "syncd_Rule__c" in (waiting[0].error_message or "")
+        assert "salesforce.provenance" in (waiting[0].error_message or "")
+
+        sf.config.lead_custom_fields = None  # the admin restores the field
+        now["t"] += app.settings.outbox.retry_base + timedelta(seconds=1)
+        later = pipeline.run_cycle()
+        assert (later.outcome, later.written, later.failed) == ("ok", 3, 0), later.message
+        assert {sf.lead(i)["Status"] for i in ids} == {"Nurture"}

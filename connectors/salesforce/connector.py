@@ -137,7 +137,10 @@ class _Meaning:
 
 
 _RETRY = _Meaning(_Transient)
-_FIELDS = _Meaning(ConfigurationError, "check salesforce.fields against the org's Lead fields")
+_FIELDS = _Meaning(
+    ConfigurationError,
+    "check salesforce.fields and salesforce.provenance against the org's Lead fields",
+)
 _AUTH = _Meaning(AuthError, "check the integration user's permissions and {auth}")
 
 #: Whole-request failures by (HTTP status, errorCode), see
@@ -1017,14 +1020,22 @@ class SalesforceConnector(Connector):
         code, message = subrequest_error(answer.body)
         status = answer.status
         concurrent = code == "REQUEST_LIMIT_EXCEEDED" and bool(_CONCURRENT.search(message))
+        meaning = _REQUEST_ERRORS.lookup(status, code)
+        # A field the org no longer has (deleted after start-up checked it) refuses the whole
+        # subrequest: the changes wait for the admin, as they do when the same refusal ends a
+        # plain Collections call, instead of failing each record for good.
+        configuration = meaning is _FIELDS
         transient = (
             concurrent
-            or _REQUEST_ERRORS.lookup(status, code).error is _Transient
+            or configuration
+            or meaning.error is _Transient
             or (code is not None and RECORD_OUTCOMES.lookup(code=code) is Outcome.RETRY)
         )
         text = f"Salesforce refused the {what} subrequest (HTTP {status}" + (
             f" {code}: {message})" if code else ")"
         )
+        if configuration:
+            text += f"; {meaning.advice}"
         return [
             RecordResult(lid, Outcome.RETRY if transient else Outcome.FAILED, code, text)
             for lid in ids
