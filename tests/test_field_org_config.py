@@ -200,3 +200,48 @@ def test_a_written_field_deleted_after_start_up_keeps_the_changes_waiting_not_fa
         later = pipeline.run_cycle()
         assert (later.outcome, later.written, later.failed) == ("ok", 3, 0), later.message
         assert {sf.lead(i)["Status"] for i in ids} == {"Nurture"}
+
+
+@pytest.mark.parametrize("mode", ["multi_status", "whole_batch"])
+def test_a_written_property_archived_after_start_up_keeps_the_changes_waiting_not_failed_for_good(
+    tmp_path: Path, mode: str
+) -> None:
+    # An admin archives a contact property syncd writes (provenance's rule property) while
+    # syncd runs: HubSpot refuses each input naming it (PROPERTY_DOESNT_EXIST), status and all.
+    # Each contact's status write failed for good, waiting for the contact to change, with
+    # HubSpot's bare 'Property "syncd_rule" does not exist'.
+    config = write_config(tmp_path, crms=("hubspot",))
+    config.write_text(
+        config.read_text().replace(
+            "  connector:\n    allow_add_status_options: true\n",
+            "  connector:\n    allow_add_status_options: true\n  provenance: {rule: syncd_rule}\n",
+        )
+    )
+    now = {"t": datetime.now(UTC)}
+    with running_app(config, clock=lambda: now["t"]) as app:
+        hs = app.embedded.hubspot
+        hs.config.batch_update_error_mode = mode  # type: ignore[assignment]
+        ids = hs.add_contacts(
+            [
+                hs_contact(f"A{i}", f"a{i}@acme{i}.com", title="Analyst", activity_days=200)
+                for i in range(3)
+            ]
+        )
+        hs.archive_property("syncd_rule")
+        pipeline = app.pipelines["hubspot"]
+        now["t"] = datetime.now(UTC) + timedelta(seconds=1)  # after the seeding
+
+        first = pipeline.run_cycle()
+        assert (first.written, first.failed, first.retrying) == (3, 0, 3)  # + newsletter adds
+        assert {hs.contact(i)["hs_lead_status"] for i in ids} == {"NEW"}
+        assert status_report(app)["crms"]["hubspot"]["failed"] == []
+        waiting = app.store.changes_of_run("hubspot", first.run_id, ["pending"])
+        assert {r.error_code for r in waiting} == {"PROPERTY_DOESNT_EXIST"}
+        message = waiting[0].error_message or ""
+        assert "syncd_rule" in message and "hubspot.provenance" in message
+
+        hs.restore_property("syncd_rule")
+        now["t"] += app.settings.outbox.retry_base + timedelta(seconds=1)
+        later = pipeline.run_cycle()
+        assert (later.outcome, later.written, later.failed) == ("ok", 3, 0), later.message
+        assert {hs.contact(i)["hs_lead_status"] for i in ids} == {"NURTURE"}
