@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from connectors.salesforce import SalesforceConnector
+from connectors.testing.salesforce import EmulatorConfig, RecordTypeDef, SalesforceEmulator
 from connectors.testing.salesforce.schema import LEAD
 from syncd.app import App
 from syncd.plan import explain_lead, status_report
@@ -25,6 +27,7 @@ from tests.daemon.harness import (
     write_config,
 )
 from tests.daemon.test_lifecycle_stage import stage_config
+from tests.salesforce.support import config_for
 
 
 def _member_inserts(app: App) -> int:
@@ -245,3 +248,32 @@ def test_a_written_property_archived_after_start_up_keeps_the_changes_waiting_no
         later = pipeline.run_cycle()
         assert (later.outcome, later.written, later.failed) == ("ok", 3, 0), later.message
         assert {hs.contact(i)["hs_lead_status"] for i in ids} == {"NURTURE"}
+
+
+def test_a_status_a_record_type_stops_allowing_after_start_up_fails_saying_where_to_add_it(
+    tmp_path: Path,
+) -> None:
+    # An admin removes 'Nurture' from the Partner record type's Lead Status values after
+    # start-up checked them. Salesforce refuses the write with INVALID_OR_NULL_FOR_RESTRICTED_
+    # PICKLIST ("bad value for restricted picklist field: Nurture") though Lead Status is not a
+    # restricted picklist; syncd passed that on alone, naming neither record types nor a fix
+    # (start-up's map of refusing record types did not know the change).
+    org = EmulatorConfig(record_types=(RecordTypeDef("Partner"),))
+    config = write_config(tmp_path, crms=("salesforce",))
+    with SalesforceEmulator(org) as emu:
+        newsletters = {"newsletter": emu.add_campaign("Newsletter")}
+        connector = SalesforceConnector(config_for(emu, newsletters=newsletters))
+        partner = emu.record_type_id("Partner")
+        [lead_id] = emu.add_leads(
+            [sf_lead("P", "p@acme.com", title="Analyst", activity_days=200, RecordTypeId=partner)]
+        )
+        emu.clock.advance(1)
+        with running_app(config, connectors={"salesforce": connector}) as app:
+            emu.org.record_type_statuses[partner] = frozenset({"Open - Not Contacted"})
+            report = app.pipelines["salesforce"].run_cycle()
+            assert (report.outcome, report.failed) == ("ok", 1), report.message
+            [failed] = status_report(app)["crms"]["salesforce"]["failed"]
+        assert failed["lead_id"] == lead_id
+        assert failed["error_code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+        assert "record type" in failed["error_message"]
+        assert "Record Types > Lead Status" in failed["error_message"]

@@ -1059,22 +1059,38 @@ class SalesforceConnector(Connector):
         self, changes: Sequence[LeadChange], results: list[RecordResult]
     ) -> list[RecordResult]:
         """Say when a refused status is one that some record types do not allow."""
-        if not self._refused_by_record_type:
-            return results
         out = []
         for change, result in zip(changes, results, strict=True):
             status = change.fields.get("status")
+            if (
+                result.error_code != "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+                or status is None
+                or str(status) not in (result.message or "")  # another picklist's value
+            ):
+                out.append(result)
+                continue
             types = self._refused_by_record_type.get(str(status))
-            if result.error_code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" and types:
-                result = RecordResult(  # noqa: PLW2901 - the same record, explained
+            if types:
+                why = (
+                    f"record types {', '.join(types)} do not allow status {status!r} (Setup > "
+                    "Object Manager > Lead > Record Types > Lead Status); start-up warned about it"
+                )
+            else:
+                # Lead Status itself is never restricted (docs/crm-api.md#a8): most likely the
+                # lead's record type lost the value after start-up read the record types.
+                why = (
+                    f"the lead's record type does not allow status {status!r} (or a restricted "
+                    "status picklist lacks it); add it in Setup > Object Manager > Lead > Record "
+                    "Types > Lead Status, or change the rule"
+                )
+            out.append(
+                RecordResult(
                     result.lead_id,
                     result.outcome,
                     result.error_code,
-                    f"{result.message}; record types {', '.join(types)} do not allow status "
-                    f"{status!r} (Setup > Object Manager > Lead > Record Types > Lead Status); "
-                    "start-up warned about it",
+                    f"{result.message}; {why}",
                 )
-            out.append(result)
+            )
         return out
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
