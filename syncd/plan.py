@@ -14,7 +14,7 @@ from syncd.app import App
 from syncd.holds import held_reason, held_since
 from syncd.loop_guard import LoopGuard
 from syncd.pipeline import CycleReport
-from syncd.planner import LeadVerdict, Planner, iter_verdicts
+from syncd.planner import LeadVerdict, Planner, drop_refused_memberships, iter_verdicts
 from syncd.settings import BreakerSettings
 from syncd.state import StateStore, _utc
 from syncd.views import (
@@ -184,6 +184,7 @@ def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Ex
             verdict = "converted: never written"
         else:
             v = planner.verdict(row, now)
+            drop_refused_memberships(app.store, row.crm, [(row, v)])
             LoopGuard(app.store, row.crm, app.settings.loop_guard).hold([v], now)
             conflicts = [conflict_view(c) for c in v.conflicts]
             parts = [
@@ -223,8 +224,8 @@ def status_report(app: App) -> StatusReport:
         held = _held(app.store, name, cs.hold_rep_edits_for, now)
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         loop_held: list[LeadNote] = [
-            {"lead_id": lead_id, "reason": guard.reason(n)}
-            for lead_id, n in sorted(guard.held_now(now).items())
+            {"lead_id": lead_id, "reason": guard.reason(n, field)}
+            for lead_id, (field, n) in sorted(guard.held_now(now).items())
         ]
         runs = [r._asdict() for r in app.store.last_runs(5, crm=name)]
         report["crms"][name] = {

@@ -31,6 +31,7 @@ __all__ = [
     "LeadVerdict",
     "PlannedChange",
     "Planner",
+    "drop_refused_memberships",
     "due_updates",
     "iter_verdicts",
     "rule_lead",
@@ -273,7 +274,7 @@ _BLOCKED = object()
 def _drop_refused_writes(row: PlanRecord, verdict: LeadVerdict) -> None:
     """The CRM refused a write permanently; sending it again would fail the same way. Once
     someone changes the lead in the CRM, syncd tries again."""
-    if row.error_code and row.error_at is not None and _utc(row.modified_at) <= _utc(row.error_at):
+    if _refused_since_change(row):
         kept = [c for c in verdict.changes if c.kind != "field"]
         if len(kept) != len(verdict.changes):
             verdict.failed = (
@@ -281,6 +282,43 @@ def _drop_refused_writes(row: PlanRecord, verdict: LeadVerdict) -> None:
                 "retried after the lead changes in the CRM"
             )
             verdict.changes = kept
+
+
+def drop_refused_memberships(
+    store: StateStore, crm: str, judged: Sequence[tuple[PlanRecord, LeadVerdict]]
+) -> None:
+    """A newsletter add the CRM refused permanently waits, like a refused field write, until
+    the lead changes in the CRM: sent again every cycle, an add to a campaign deleted after
+    start-up failed for every lead it ever wanted, every cycle. The lead's one error slot does
+    not say which write failed, so the outbox's failed membership rows do; only leads with a
+    failure since their last change are looked up (most leads have none)."""
+    asked = [
+        row.lead_id
+        for row, verdict in judged
+        if _refused_since_change(row) and any(c.kind == "membership" for c in verdict.changes)
+    ]
+    if not asked:
+        return
+    with store.reading() as conn:
+        refused = store.refused_memberships(conn, crm, asked)
+    for row, verdict in judged:
+        kept = []
+        for c in verdict.changes:
+            when = refused.get((row.lead_id, c.field)) if c.kind == "membership" else None
+            if when is None or _utc(row.modified_at) > _utc(when):
+                kept.append(c)
+        if len(kept) != len(verdict.changes):
+            verdict.failed = verdict.failed or (
+                f"last add to the newsletter failed ({row.error_code}: {row.error_message}); "
+                "retried after the lead changes in the CRM"
+            )
+            verdict.changes = kept
+
+
+def _refused_since_change(row: PlanRecord) -> bool:
+    return bool(
+        row.error_code and row.error_at is not None and _utc(row.modified_at) <= _utc(row.error_at)
+    )
 
 
 #: Leads iter_verdicts reads and judges at a time. Judged right after they are decoded, the
@@ -309,6 +347,7 @@ def iter_verdicts(
     planner = Planner(crm=crm, book=book, settings=settings, now=now)
     for chunk in due.iter_plan_rows(store, crm, now, every=every, chunk=PLAN_CHUNK):
         judged = [(row, planner.verdict(row, now)) for row in chunk]
+        drop_refused_memberships(store, crm, judged)
         if loop_guard is not None:
             loop_guard.hold([v for _, v in judged], now)
             for _, verdict in judged:

@@ -1042,6 +1042,27 @@ class StateStore:
             )
         return out
 
+    def refused_memberships(
+        self, conn: Connection, crm: str, ids: Sequence[str]
+    ) -> dict[tuple[str, str], datetime]:
+        """(lead id, newsletter) -> when the CRM last refused adding the lead to it for good
+        (a ``failed`` membership row), for these leads."""
+        table = OutboxRow.__table__
+        out: dict[tuple[str, str], datetime] = {}
+        for chunk in self._id_chunks(table.c.lead_id, ids):
+            rows = conn.execute(
+                select(table.c.lead_id, table.c.field, func.max(table.c.updated_at))
+                .where(
+                    table.c.crm == crm,
+                    chunk,
+                    table.c.kind == "membership",
+                    table.c.state == OutboxState.FAILED,
+                )
+                .group_by(table.c.lead_id, table.c.field)
+            ).all()
+            out.update({(r[0], r[1]): r[2] for r in rows})
+        return out
+
     def lead_ids_in_states(
         self, conn: Connection, crm: str, states: Sequence[OutboxState]
     ) -> set[str]:

@@ -843,7 +843,9 @@ class HubSpotConnector(Connector):
         for err in (getattr(data, "errors", None) or []) if status == 207 else []:
             ids = (err.context or {}).get("ids") or []
             code, message = _explain(err.category, err.message)
-            outcome = _BATCH_OUTCOMES.lookup(code=err.category)
+            outcome, message = _property_gone(
+                code, _BATCH_OUTCOMES.lookup(code=err.category), message
+            )
             for lead_id in ids:
                 failed[str(lead_id)] = RecordResult(str(lead_id), outcome, code, message)
             if not ids:
@@ -983,19 +985,19 @@ class HubSpotConnector(Connector):
             for i, change in items:
                 if change.lead_id in named:
                     p = named[change.lead_id]
-                    results[i] = RecordResult(
-                        change.lead_id,
-                        Outcome.FAILED,
-                        p.get("error") or str(body.get("category")),
-                        p.get("message") or message,
+                    code = p.get("error") or str(body.get("category"))
+                    outcome, text = _property_gone(
+                        code, Outcome.FAILED, p.get("message") or message
                     )
+                    results[i] = RecordResult(change.lead_id, outcome, code, text)
                 else:
                     rest.append((i, change))
             self._write(rest, results)
         elif len(items) == 1:
             i, change = items[0]
             code, text = _explain(body.get("category"), message)
-            results[i] = RecordResult(change.lead_id, Outcome.FAILED, code, text)
+            outcome, text = _property_gone(code, Outcome.FAILED, text)
+            results[i] = RecordResult(change.lead_id, outcome, code, text)
         else:
             # The body does not say which inputs are bad: bisect (log2(n) extra calls per bad one).
             mid = len(items) // 2
@@ -1065,6 +1067,19 @@ class HubSpotConnector(Connector):
                 f"is {processing}; members can only be added to MANUAL or SNAPSHOT lists"
             )
         return None
+
+
+def _property_gone(code: str, outcome: Outcome, message: str) -> tuple[Outcome, str]:
+    """A write naming a property HubSpot no longer has (archived or deleted after start-up
+    checked it) waits for the admin, with what to do, instead of failing each contact's
+    change for good: the same write succeeds once the property is back."""
+    if code != "PROPERTY_DOESNT_EXIST":
+        return outcome, message
+    return Outcome.RETRY, (
+        f"{message}: the contact property was archived or deleted after start-up checked it; "
+        "restore it in HubSpot, or fix hubspot.fields or hubspot.provenance (the changes wait, "
+        "retried with backoff)"
+    )
 
 
 def _explain(category: Any, message: Any) -> tuple[str, str]:

@@ -137,7 +137,10 @@ class _Meaning:
 
 
 _RETRY = _Meaning(_Transient)
-_FIELDS = _Meaning(ConfigurationError, "check salesforce.fields against the org's Lead fields")
+_FIELDS = _Meaning(
+    ConfigurationError,
+    "check salesforce.fields and salesforce.provenance against the org's Lead fields",
+)
 _AUTH = _Meaning(AuthError, "check the integration user's permissions and {auth}")
 
 #: Whole-request failures by (HTTP status, errorCode), see
@@ -985,7 +988,13 @@ class SalesforceConnector(Connector):
             ids = list(collection.lead_ids)
             if answer.status != 200:
                 return self._counted(self._refused(answer, ids, "CampaignMember insert"))
-            return self._map_results(answer.body, ids, "membership", duplicate_is_success=True)
+            return self._map_results(
+                answer.body,
+                ids,
+                "membership",
+                duplicate_is_success=True,
+                campaign=self._campaign_label(collection.newsletter),
+            )
         changes = collection.changes
         ids = [c.lead_id for c in changes]
         if answer.status != 200:
@@ -1011,14 +1020,22 @@ class SalesforceConnector(Connector):
         code, message = subrequest_error(answer.body)
         status = answer.status
         concurrent = code == "REQUEST_LIMIT_EXCEEDED" and bool(_CONCURRENT.search(message))
+        meaning = _REQUEST_ERRORS.lookup(status, code)
+        # A field the org no longer has (deleted after start-up checked it) refuses the whole
+        # subrequest: the changes wait for the admin, as they do when the same refusal ends a
+        # plain Collections call, instead of failing each record for good.
+        configuration = meaning is _FIELDS
         transient = (
             concurrent
-            or _REQUEST_ERRORS.lookup(status, code).error is _Transient
+            or configuration
+            or meaning.error is _Transient
             or (code is not None and RECORD_OUTCOMES.lookup(code=code) is Outcome.RETRY)
         )
         text = f"Salesforce refused the {what} subrequest (HTTP {status}" + (
             f" {code}: {message})" if code else ")"
         )
+        if configuration:
+            text += f"; {meaning.advice}"
         return [
             RecordResult(lid, Outcome.RETRY if transient else Outcome.FAILED, code, text)
             for lid in ids
@@ -1042,22 +1059,38 @@ class SalesforceConnector(Connector):
         self, changes: Sequence[LeadChange], results: list[RecordResult]
     ) -> list[RecordResult]:
         """Say when a refused status is one that some record types do not allow."""
-        if not self._refused_by_record_type:
-            return results
         out = []
         for change, result in zip(changes, results, strict=True):
             status = change.fields.get("status")
+            if (
+                result.error_code != "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+                or status is None
+                or str(status) not in (result.message or "")  # another picklist's value
+            ):
+                out.append(result)
+                continue
             types = self._refused_by_record_type.get(str(status))
-            if result.error_code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" and types:
-                result = RecordResult(  # noqa: PLW2901 - the same record, explained
+            if types:
+                why = (
+                    f"record types {', '.join(types)} do not allow status {status!r} (Setup > "
+                    "Object Manager > Lead > Record Types > Lead Status); start-up warned about it"
+                )
+            else:
+                # Lead Status itself is never restricted (docs/crm-api.md#a8): most likely the
+                # lead's record type lost the value after start-up read the record types.
+                why = (
+                    f"the lead's record type does not allow status {status!r} (or a restricted "
+                    "status picklist lacks it); add it in Setup > Object Manager > Lead > Record "
+                    "Types > Lead Status, or change the rule"
+                )
+            out.append(
+                RecordResult(
                     result.lead_id,
                     result.outcome,
                     result.error_code,
-                    f"{result.message}; record types {', '.join(types)} do not allow status "
-                    f"{status!r} (Setup > Object Manager > Lead > Record Types > Lead Status); "
-                    "start-up warned about it",
+                    f"{result.message}; {why}",
                 )
-            out.append(result)
+            )
         return out
 
     def add_to_newsletter(self, newsletter: str, lead_ids: Sequence[str]) -> list[RecordResult]:
@@ -1080,7 +1113,13 @@ class SalesforceConnector(Connector):
                 timeout=self._config.timeout_seconds,
             ),
         )
-        return self._map_results(results, list(lead_ids), "membership", duplicate_is_success=True)
+        return self._map_results(
+            results,
+            list(lead_ids),
+            "membership",
+            duplicate_is_success=True,
+            campaign=self._campaign_label(newsletter),
+        )
 
     def _member_records(self, newsletter: str, lead_ids: Sequence[str]) -> list[dict[str, Any]]:
         campaign_id = self._campaign_of(newsletter, lead_ids, "add_to_newsletter")
@@ -1284,6 +1323,9 @@ class SalesforceConnector(Connector):
             actor_id=None if by is None else str(by),
         )
 
+    def _campaign_label(self, newsletter: str) -> str:
+        return f"Campaign {self._config.newsletters.get(newsletter)} (newsletter {newsletter!r})"
+
     def _campaign_of(self, newsletter: str, lead_ids: Sequence[str], what: str) -> str:
         """The Campaign Id behind ``newsletter``, once the batch is known to fit one call."""
         if len(lead_ids) > COLLECTION_LIMIT:
@@ -1388,6 +1430,7 @@ class SalesforceConnector(Connector):
         what: str,
         *,
         duplicate_is_success: bool = False,
+        campaign: str | None = None,
         count: bool = True,
     ) -> list[RecordResult]:
         if not isinstance(results, list) or len(results) != len(ids):
@@ -1398,7 +1441,9 @@ class SalesforceConnector(Connector):
                 crm=CRM,
             )
         mapped = [
-            classify_save_result(r, lid, duplicate_is_success=duplicate_is_success)
+            classify_save_result(
+                r, lid, duplicate_is_success=duplicate_is_success, campaign=campaign
+            )
             for r, lid in zip(results, ids, strict=True)
         ]
         return self._counted(mapped) if count else mapped

@@ -29,6 +29,13 @@ RECORD_OUTCOMES: ErrorTable[Outcome] = ErrorTable(
     default=Outcome.FAILED,
 )
 
+#: Errors of org automation (a record-triggered flow; a trigger) that wrap the error the
+#: automation met: a row lock among them is as transient as one met by the save itself
+#: ("CANNOT_EXECUTE_FLOW_TRIGGER whose message mentions UNABLE_TO_LOCK_ROW", crm-api A10).
+_AUTOMATION_WRAPPERS = frozenset(
+    {"CANNOT_EXECUTE_FLOW_TRIGGER", "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY"}
+)
+
 #: For an idempotent add, failures that mean "this is already in place".
 ALREADY_DONE: ErrorTable[bool] = ErrorTable(
     {
@@ -39,9 +46,16 @@ ALREADY_DONE: ErrorTable[bool] = ErrorTable(
 
 
 def classify_save_result(
-    result: Mapping[str, Any] | None, lead_id: str, *, duplicate_is_success: bool = False
+    result: Mapping[str, Any] | None,
+    lead_id: str,
+    *,
+    duplicate_is_success: bool = False,
+    campaign: str | None = None,
 ) -> RecordResult:
-    """Map one SaveResult to a :class:`RecordResult` through :data:`RECORD_OUTCOMES`."""
+    """Map one SaveResult to a :class:`RecordResult` through :data:`RECORD_OUTCOMES`.
+
+    ``campaign`` names the Campaign of a CampaignMember insert ("Campaign 701... (newsletter
+    'x')"): an error on its ``CampaignId`` is then said to be the campaign's, not the lead's."""
     if not isinstance(result, Mapping):
         return RecordResult(
             lead_id, Outcome.RETRY, "NO_RESULT", "Salesforce returned no SaveResult for this record"
@@ -51,12 +65,30 @@ def classify_save_result(
     errors = result.get("errors") or []
     first = errors[0] if errors and isinstance(errors[0], Mapping) else {}
     code = str(first.get("statusCode") or "UNKNOWN_ERROR")
-    message = str(first.get("message") or "")[:500]
+    full_message = str(first.get("message") or "")
+    message = full_message[:500]
     if code == "DUPLICATES_DETECTED":
         message = _duplicate_message(first, message)
     if duplicate_is_success and ALREADY_DONE.lookup(code=code):
         return RecordResult(lead_id, Outcome.OK, code, message)
-    return RecordResult(lead_id, RECORD_OUTCOMES.lookup(code=code), code, message)
+    if campaign is not None and "CampaignId" in (first.get("fields") or ()):
+        message = _campaign_message(campaign, message)
+    outcome = RECORD_OUTCOMES.lookup(code=code)
+    if code in _AUTOMATION_WRAPPERS and "UNABLE_TO_LOCK_ROW" in full_message:
+        outcome = Outcome.RETRY
+    return RecordResult(lead_id, outcome, code, message)
+
+
+def _campaign_message(campaign: str, message: str) -> str:
+    """An insert refused for its CampaignId: the campaign was deleted (``ENTITY_IS_DELETED``: a
+    lookup to a record in the recycle bin) or the integration user cannot see it
+    (``INVALID_CROSS_REFERENCE_KEY``) since start-up checked it; the lead is fine."""
+    return (
+        f"{campaign} refused the member ({message}): the campaign was deleted or the "
+        "integration user cannot see it; restore it in Salesforce, or point "
+        "salesforce.newsletters at a campaign that exists (the add is tried again when the "
+        "lead changes in the CRM)"
+    )[:500]
 
 
 def _duplicate_message(error: Mapping[str, Any], message: str) -> str:

@@ -193,6 +193,7 @@ class PropertyCatalogue:
             )
         ]
         self._props: dict[str, dict[str, Any]] = {p["name"]: p for p in props}
+        self._archived: dict[str, dict[str, Any]] = {}
 
     def get(self, name: str) -> dict[str, Any] | None:
         """A deep copy of the property definition, or None."""
@@ -204,6 +205,15 @@ class PropertyCatalogue:
 
     def exists(self, name: str) -> bool:
         return name in self._props
+
+    def archive(self, name: str) -> None:
+        """An admin archives (or deletes) a property: it is no longer listed or readable, and
+        a write naming it fails with ``PROPERTY_DOESNT_EXIST``."""
+        self._archived[name] = self._props.pop(name)
+
+    def restore(self, name: str) -> None:
+        """An admin restores an archived property, values and all."""
+        self._props[name] = self._archived.pop(name)
 
     def read_only(self, name: str) -> bool:
         return bool(self._props[name]["modificationMetadata"]["readOnlyValue"])

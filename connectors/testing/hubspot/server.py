@@ -185,6 +185,14 @@ class HubSpotEmulator(EmulatorServer):
         """Simulate an edit outside the integration (a rep in the UI by default)."""
         self.store.update(int(contact_id), props, source=source)
 
+    def archive_property(self, name: str) -> None:
+        """An admin archives the contact property ``name``: reads leave it out (a property a
+        request names that does not exist is not an error), writes naming it fail."""
+        self.properties.archive(name)
+
+    def restore_property(self, name: str) -> None:
+        self.properties.restore(name)
+
     def archive_contact(self, contact_id: str) -> None:
         self.store.archive(int(contact_id))
 
@@ -614,7 +622,7 @@ class HubSpotEmulator(EmulatorServer):
                 sort = (s.lstrip("-"), not s.startswith("-"))
             else:
                 sort = (s["propertyName"], s.get("direction", "ASCENDING") != "DESCENDING")
-        props = data.get("properties") or list(DEFAULT_SEARCH_PROPERTIES)
+        props = self._readable(data.get("properties") or list(DEFAULT_SEARCH_PROPERTIES))
         total, page = self.store.search(groups, sort, after, limit)
         body: dict[str, Any] = {
             "total": total,
@@ -625,6 +633,11 @@ class HubSpotEmulator(EmulatorServer):
             body["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
         req.entry.records = len(page)
         return Response(200, body)
+
+    def _readable(self, names: Iterable[str]) -> list[str]:
+        """The requested properties that exist: one that does not (archived) is left out of
+        the answer, not refused."""
+        return [n for n in names if self.properties.exists(n)]
 
     @staticmethod
     def _snapshot_json(snap: Snapshot, props: Iterable[str]) -> dict[str, Any]:
@@ -683,7 +696,7 @@ class HubSpotEmulator(EmulatorServer):
             )
         archived = query.get("archived", ["false"])[0].lower() == "true"
         after = int(query.get("after", ["0"])[0] or 0)
-        props = [p for v in query.get("properties", []) for p in v.split(",") if p]
+        props = self._readable(p for v in query.get("properties", []) for p in v.split(",") if p)
         page, nxt = self.store.page_by_id(archived=archived, after=after, limit=limit)
         body: dict[str, Any] = {"results": [self._contact_json(c, props) for c in page]}
         if nxt is not None:
@@ -712,7 +725,7 @@ class HubSpotEmulator(EmulatorServer):
         # propertiesWithHistory lowers the batch cap to 50 (crm-api C4).
         cap = self.config.history_batch_max_inputs if history else self.config.batch_max_inputs
         inputs = self._batch_inputs(data, cap)
-        props = (data or {}).get("properties") or []
+        props = self._readable((data or {}).get("properties") or [])
         started = iso_ms(self.clock.now_ms())
         results, missing = [], []
         with self.store.lock:

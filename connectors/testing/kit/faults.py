@@ -106,6 +106,7 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._scripted: list[Fault] = []
         self._record_locks: dict[str, int] = {}
+        self._lock_flows: dict[str, str] = {}
         self._validation: dict[str, str] = {}
         self._rng = random.Random(seed)
         self.seed = seed
@@ -244,11 +245,19 @@ class FaultPlan:
         """Answer the next ``n`` matching requests ``delay`` seconds late."""
         return self.script("slow", n, path=path, method=method, delay=delay)
 
-    def lock_rows(self, ids: Iterable[str], attempts: int = 1) -> None:
-        """Refuse the next ``attempts`` updates of each record with UNABLE_TO_LOCK_ROW."""
+    def lock_rows(
+        self, ids: Iterable[str], attempts: int = 1, *, in_flow: str | None = None
+    ) -> None:
+        """Refuse the next ``attempts`` updates of each record with UNABLE_TO_LOCK_ROW; with
+        ``in_flow``, as that record-triggered flow hitting the lock on a record it updates
+        reports it (Salesforce: ``CANNOT_EXECUTE_FLOW_TRIGGER`` wrapping the lock error)."""
         with self._lock:
             for i in ids:
                 self._record_locks[i] = attempts
+                if in_flow is None:
+                    self._lock_flows.pop(i, None)
+                else:
+                    self._lock_flows[i] = in_flow
 
     def validation_error(self, ids: Iterable[str], message: str) -> None:
         """Refuse updates of ``ids`` with the org's validation rule ``message`` until cleared."""
@@ -261,6 +270,7 @@ class FaultPlan:
         with self._lock:
             self._scripted.clear()
             self._record_locks.clear()
+            self._lock_flows.clear()
             self._validation.clear()
             self.rate = 0.0
             self.routes = {}
@@ -327,6 +337,11 @@ class FaultPlan:
             else:
                 self._record_locks[record_id] = left - 1
             return True
+
+    def lock_flow(self, record_id: str) -> str | None:
+        """The flow that reports ``record_id``'s scripted row lock, if one does."""
+        with self._lock:
+            return self._lock_flows.get(record_id)
 
     def validation_message(self, record_id: str) -> str | None:
         with self._lock:

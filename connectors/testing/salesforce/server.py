@@ -69,6 +69,9 @@ class _RecordFaults:
     def take_lock(self, record_id: str) -> bool:
         return record_id in self._locked or self._plan.take_lock(record_id)
 
+    def lock_flow(self, record_id: str) -> str | None:
+        return self._plan.lock_flow(record_id)
+
     def validation_message(self, record_id: str) -> str | None:
         return self._plan.validation_message(record_id)
 
@@ -218,6 +221,9 @@ class SalesforceEmulator(EmulatorServer):
 
     def add_campaign(self, name: str, *, active: bool = True) -> str:
         return self.org.add_campaign(name, active=active)
+
+    def delete_campaign(self, campaign_id: str) -> None:
+        self.org.delete_campaign(campaign_id)
 
     def campaign_members(self, campaign_id: str) -> set[str]:
         return self.org.campaign_members(campaign_id)

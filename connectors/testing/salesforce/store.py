@@ -47,6 +47,7 @@ _ID, _MS, _DEL, _CONV, _STATUS = (
     _L["IsConverted"],
     _L["Status"],
 )
+_CAMPAIGN_DELETED = CAMPAIGN.index["isdeleted"]
 _LMD, _LMB, _MASTER = _L["LastModifiedDate"], _L["LastModifiedById"], _L["MasterRecordId"]
 _RT = _L["RecordTypeId"]
 
@@ -464,6 +465,13 @@ class Org:
             self.campaigns[cid] = (cid, name, active, now, now, False)
             return cid
 
+    def delete_campaign(self, campaign_id: str) -> None:
+        """An admin deletes the campaign: it goes to the recycle bin (IsDeleted), and a
+        CampaignMember insert naming it fails with ``ENTITY_IS_DELETED``."""
+        with self.lock:
+            row = self.campaigns[campaign_id]
+            self.campaigns[campaign_id] = (*row[:4], self.clock.now_second(), True)
+
     def campaign_members(self, campaign_id: str) -> set[str]:
         with self.lock:
             return {lid for (cid, lid) in self.member_keys if cid == campaign_id}
@@ -735,9 +743,18 @@ class Org:
         if row[_CONV]:
             return _failure("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"), None
         if faults.take_lock(rid):
+            lock = f"unable to obtain exclusive access to this record or 1 records: {rid}"
+            flow = faults.lock_flow(rid)
+            if flow is None:
+                return _failure("UNABLE_TO_LOCK_ROW", lock), None
+            # A record-triggered flow that failed on a lock fails the save and wraps the lock
+            # error in its own (docs/crm-api.md#a10).
             return _failure(
-                "UNABLE_TO_LOCK_ROW",
-                f"unable to obtain exclusive access to this record or 1 records: {rid}",
+                "CANNOT_EXECUTE_FLOW_TRIGGER",
+                f"We can't save this record because the “{flow}” process failed. Give your "
+                "Salesforce admin these details. This error occurred when the flow tried to "
+                f"update records: UNABLE_TO_LOCK_ROW: {lock}. You can look up ExceptionCode "
+                "values in the SOAP API Developer Guide.",
             ), None
         values = list(row)
         failure = self._apply_fields(rec, values)
@@ -848,6 +865,9 @@ class Org:
             return _failure(
                 "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["CampaignId"]
             ), None
+        if self.campaigns[cid][_CAMPAIGN_DELETED]:
+            # A lookup to a record in the recycle bin (the campaign was deleted).
+            return _failure("ENTITY_IS_DELETED", "entity is deleted", ["CampaignId"]), None
         lead = self.leads.get(lid)  # type: ignore[arg-type]
         if lead is None or lead[_DEL]:
             return _failure(
