@@ -26,6 +26,7 @@ from tests.daemon.harness import (
     sf_write_calls,
     write_config,
 )
+from tests.daemon.test_field_edit_holds import _add_buyer, _tier_config
 from tests.daemon.test_lifecycle_stage import stage_config
 from tests.salesforce.support import config_for
 
@@ -121,13 +122,14 @@ def test_a_row_lock_reported_by_a_flow_is_retried_after_backoff_not_failed_for_g
         assert {sf.lead(i)["Status"] for i in ids} == {"Nurture"}
 
 
-def test_a_workflow_moving_the_stage_on_after_each_write_is_held_by_the_loop_guard(
+def test_a_workflow_moving_the_stage_on_after_syncds_write_holds_the_lead_and_the_fight_stops(
     tmp_path: Path, store_url: str
 ) -> None:
     # A HubSpot workflow moves the lifecycle stage to SQL whenever it becomes MQL. The rule's
-    # declared backward move (SQL -> MQL) then cleared and set the stage every cycle, for ever
-    # (two writes a cycle, and HubSpot's hs_date_entered_* dates reset each time): the loop
-    # guard counted status writes only.
+    # declared backward move (SQL -> MQL) cleared and set the stage every cycle, for ever (two
+    # writes a cycle, and HubSpot's hs_date_entered_* dates reset each time). HubSpot does not
+    # say who changed a property, so the workflow's move is taken as a person's edit of a field
+    # a rule sets: the lead is held, and syncd writes the stage no more.
     config = stage_config(tmp_path)
     config.write_text(config.read_text().replace(f"sqlite:///{tmp_path / 'state.db'}", store_url))
     with running_app(config) as app:
@@ -136,23 +138,56 @@ def test_a_workflow_moving_the_stage_on_after_each_write_is_held_by_the_loop_gua
             [hs_contact("Ann", "ann@acme.com", title="Analyst", lifecyclestage="lead")]
         )
         pipeline = app.pipelines["hubspot"]
-        max_changes = app.settings.loop_guard.max_changes
-        for _ in range(max_changes):
-            assert pipeline.run_cycle().outcome == "ok"
-            assert hs.contact(contact)["lifecyclestage"] == "marketingqualifiedlead"
-            hs.update_contact(
-                contact, {"lifecyclestage": "salesqualifiedlead"}, source="AUTOMATION_PLATFORM"
-            )
+        assert pipeline.run_cycle().outcome == "ok"
+        assert hs.contact(contact)["lifecyclestage"] == "marketingqualifiedlead"
+        hs.update_contact(
+            contact, {"lifecyclestage": "salesqualifiedlead"}, source="AUTOMATION_PLATFORM"
+        )
         writes = len(hs_write_calls(app))
+
+        reports = [pipeline.run_cycle() for _ in range(3)]
+        assert len(hs_write_calls(app)) == writes, "the fight went on"
+        assert hs.contact(contact)["lifecyclestage"] == "salesqualifiedlead"
+        assert [r.held for r in reports] == [1, 1, 1]
+        [explained] = explain_lead(app, "ann@acme.com")
+        assert explained["verdict"].startswith("held: lifecycle_stage set to 'salesqualifiedlead'")
+
+
+def test_a_flow_undoing_syncds_field_write_as_the_integration_user_is_held_by_the_loop_guard(
+    tmp_path: Path, store_url: str
+) -> None:
+    # A Salesforce flow that runs on syncd's update runs as syncd's integration user: its change
+    # is not a person's edit, so no hold stops the fight. A flow setting Tier__c back after each
+    # of syncd's writes made syncd write it again every cycle, for ever: the loop guard counted
+    # status writes only.
+    now = {"t": datetime.now(UTC) + timedelta(seconds=5)}
+    with running_app(_tier_config(tmp_path, store_url), clock=lambda: now["t"]) as app:
+        sf = app.embedded.salesforce
+        [buyer] = _add_buyer(sf)
+        pipeline = app.pipelines["salesforce"]
+        max_changes = app.settings.loop_guard.max_changes
+        base = datetime.now(UTC).replace(microsecond=0)
+        for i in range(max_changes):
+            assert pipeline.run_cycle().outcome == "ok"
+            assert sf.lead(buyer)["Tier__c"] == "Hot"
+            # The flow's save, each stamped after the last, all before this moment (a pull
+            # reads up to now; this test's cycles follow each other within a second).
+            stamp = base - timedelta(seconds=60 - i)
+            sf.update_lead(buyer, {"Tier__c": "Cold"}, by=sf.integration_user_id, modstamp=stamp)
+            now["t"] += timedelta(minutes=1)
+        writes = len([e for e in sf.journal.writes() if "oauth" not in e.path])
 
         for _ in range(2):
             assert pipeline.run_cycle().outcome == "ok"
-        assert len(hs_write_calls(app)) == writes, "the fight went on"
-        assert hs.contact(contact)["lifecyclestage"] == "salesqualifiedlead"
-        [held] = status_report(app)["crms"]["hubspot"]["loop_held"]
-        assert held["lead_id"] == contact
-        assert f"changed its lifecycle_stage {max_changes} times" in held["reason"]
-        [explained] = explain_lead(app, "ann@acme.com")
+            now["t"] += timedelta(minutes=1)
+        assert len([e for e in sf.journal.writes() if "oauth" not in e.path]) == writes, (
+            "the fight went on"
+        )
+        assert sf.lead(buyer)["Tier__c"] == "Cold"
+        [held] = status_report(app)["crms"]["salesforce"]["loop_held"]
+        assert held["lead_id"] == buyer
+        assert f"changed its tier {max_changes} times" in held["reason"]
+        [explained] = explain_lead(app, "buyer@acme.com")
         assert "held by the loop guard" in explained["verdict"]
 
 
