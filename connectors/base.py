@@ -20,7 +20,7 @@ import abc
 import enum
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -479,6 +479,17 @@ class Connector(abc.ABC):
                 :meth:`status_history` would).
         """
         return None
+
+    def fields_gone(self, needed: Collection[str] = ()) -> dict[str, str]:
+        """Mapped fields that existed when :meth:`check` ran and that the CRM no longer has,
+        canonical name -> the CRM's name; the daemon asks before each pull, with ``needed``
+        the canonical fields its rules read.
+
+        A connector whose CRM leaves a missing field out of reads silently (HubSpot) re-reads
+        its schema here at a bounded cost; the default answers none, for a CRM whose reads
+        fail naming a missing field (Salesforce's query: INVALID_FIELD).
+        """
+        return {}
 
     def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField] | None:
         """Whether lead fields named as the CRM names them exist and may be written.

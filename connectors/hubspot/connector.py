@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -163,6 +163,11 @@ class HubSpotConnector(Connector):
         )
         self._budget = DailyBudget(config.daily_limit, config.daily_reset_timezone, clock)
         self._last_archived_scan: datetime | None = None
+        # The properties as :meth:`check` or :meth:`fields_gone` last read them (syncd reads
+        # mapped ones that existed then), when, and the mapped ones gone since.
+        self._props_read_at: datetime | None = None
+        self._props_known: set[str] = set()
+        self._gone: dict[str, str] = {}
         self._pull_total: int | None = None  # what the current pull's first search counted
         self._props = sorted(set(config.fields.values()))
         # lifecyclestage values HubSpot answered for the batch being written (_check_stages).
@@ -194,6 +199,11 @@ class HubSpotConnector(Connector):
             "contacts",
         )
         props = {p.name: p for p in data.results}
+        # A property archived since an earlier check stays gone to fields_gone: a rule reload
+        # this check refuses leaves the running rules reading it.
+        self._props_known |= set(props)
+        self._props_read_at = self._clock()
+        self._gone = self._lost(set(props))
 
         options, missing = self._check_status_property(
             statuses, props, problems, setup, missing_fields
@@ -239,6 +249,43 @@ class HubSpotConnector(Connector):
             setup=setup,
             field_kinds=kinds,
         )
+
+    def fields_gone(self, needed: Collection[str] = ()) -> dict[str, str]:
+        """Mapped properties :meth:`check` found that the account no longer has (archived or
+        deleted since), canonical name -> property.
+
+        HubSpot leaves a property that a search or listing names but the account lacks out of
+        the answer, without an error (docs/crm-api.md#c11), so only the properties API says
+        one is gone. It is read again (one call) at most every
+        ``archived_scan_interval_seconds``, the archived scan's cadence; and every time while
+        one of ``needed`` (fields the rules read) was gone at the last read, so that syncd
+        resumes as soon as it is restored (the daemon's cycle makes no other call meanwhile).
+        """
+        now = self._clock()
+        last = self._props_read_at
+        if last is None:
+            # Never checked (no start-up check ran): the check to come reads them.
+            return {}
+        due = (now - last).total_seconds() >= self.config.archived_scan_interval_seconds
+        if not due and not set(needed) & set(self._gone):
+            return dict(self._gone)
+        data, _, _ = self._call(
+            "general",
+            "read contact properties",
+            self._apis.properties.get_all_with_http_info,
+            "contacts",
+        )
+        self._props_read_at = now
+        self._gone = self._lost({p.name for p in data.results})
+        return dict(self._gone)
+
+    def _lost(self, have: set[str]) -> dict[str, str]:
+        """Mapped properties a check found that ``have`` (the account's now) lacks."""
+        return {
+            canonical: prop
+            for canonical, prop in self.config.fields.items()
+            if prop in self._props_known and prop not in have
+        }
 
     def _leave_out_absent(self, existing: set[str]) -> set[str]:
         """Mapped canonical fields whose property the account lacks; searches skip them."""
