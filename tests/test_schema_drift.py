@@ -106,6 +106,39 @@ def test_a_cycle_fails_naming_the_property_and_rule_when_a_property_a_rule_reads
         assert hs.contact(contact)["hs_lead_status"] == "MQL"
 
 
+def test_contacts_pulled_before_the_archived_property_was_found_are_read_again_when_restored(
+    tmp_path: Path,
+) -> None:
+    # Until the hourly read finds the property gone, pulls mirror contacts without its value.
+    # HubSpot restores an archived property with its values, but those contacts are not
+    # modified by that, so no pull would bring them again: the mirror would keep them valueless.
+    with _hubspot_app(tmp_path, "{field: budget, present: true}") as (app, hs):
+        pipeline = app.pipelines["hubspot"]
+        hs.clock.advance(60)
+        assert pipeline.run_cycle().outcome == "ok"
+        hs.archive_property("bant_budget")
+        hs.clock.advance(60)
+        [contact] = hs.add_contacts(
+            [hs_contact("Ann", "ann@acme.com", title="CFO", bant_budget="50000")]
+        )
+        hs.clock.advance(60)
+        unseen = pipeline.run_cycle()
+        assert (unseen.outcome, unseen.pulled, unseen.planned) == ("ok", 1, 0), unseen.message
+        hs.clock.advance(HOUR)
+        assert pipeline.run_cycle().outcome == "failed"
+
+        hs.restore_property("bant_budget")
+        hs.clock.advance(60)
+        resumed = pipeline.run_cycle()
+        assert (resumed.outcome, resumed.written) == ("ok", 1), resumed.message
+        assert hs.contact(contact)["hs_lead_status"] == "MQL"
+        pulled = []
+        for _ in range(3):  # syncd's own write comes back once; then nothing is read again
+            hs.clock.advance(60)
+            pulled.append(pipeline.run_cycle().pulled)
+        assert pulled == [1, 0, 0]
+
+
 def test_no_lead_is_moved_by_a_missing_rule_when_the_property_it_reads_is_archived(
     tmp_path: Path,
 ) -> None:
