@@ -266,6 +266,8 @@ class Pipeline:
         self.fields_where = f"{self.crm}.connector.fields"
         #: The lost fields no rule reads that were last warned about (syncd.schema_drift).
         self._drift_warned: tuple[str, ...] = ()
+        #: The fields the current rule book reads, with the book (syncd.schema_drift).
+        self._needed: tuple[RuleBook, frozenset[str]] | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -434,7 +436,11 @@ class Pipeline:
         """The CRM still has every mapped field the rules read (syncd.schema_drift). False
         (the report says which, read by which rules, and what to do) when one is gone: rules
         must not plan from leads that only look as if they had no value there."""
-        gone = self.connector.fields_gone(schema_drift.fields_needed(book))
+        if self._needed is None or self._needed[0] is not book:
+            self._needed = (book, schema_drift.fields_needed(book))  # walked once per book
+        gone = self.connector.fields_gone(self._needed[1])
+        if not gone and not self._drift_warned:
+            return True
         drift = schema_drift.drift_of(self.crm, self.fields_where, gone, book)
         if drift.unused != self._drift_warned:
             for line in drift.unused:
