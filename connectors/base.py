@@ -486,8 +486,10 @@ class Connector(abc.ABC):
         the canonical fields its rules read.
 
         A connector whose CRM leaves a missing field out of reads silently (HubSpot) re-reads
-        its schema here at a bounded cost; the default answers none, for a CRM whose reads
-        fail naming a missing field (Salesforce's query: INVALID_FIELD).
+        its schema here at a bounded cost; one whose reads fail naming it (Salesforce's query:
+        INVALID_FIELD) remembers what a read named. While one of ``needed`` is gone, a
+        connector looks again each time (the cycle then makes no other call), so the daemon
+        resumes once it is back. The default answers none.
         """
         return {}
 

@@ -48,8 +48,8 @@ def drift_of(crm: str, where: str, gone: Mapping[str, str], book: RuleBook) -> D
         lost = f"'{crm_name}' (mapped to '{canonical}' in {where})"
         if canonical not in needed:
             unused.append(
-                f"{crm}: the field {lost} is gone from the CRM since start-up (archived or "
-                "deleted); no rule uses it, so leads are read without it. Restore it, or "
+                f"{crm}: the field {lost} is gone from the CRM since start-up (deleted, "
+                "archived or hidden from syncd's user); no rule uses it, so leads are read without it. Restore it, or "
                 "map it to null to leave it out"
             )
             continue
@@ -59,11 +59,12 @@ def drift_of(crm: str, where: str, gone: Mapping[str, str], book: RuleBook) -> D
             if users
             else "syncd compares it for every lead"
         )
-        lines.append(f"{lost}, archived or deleted after start-up: {readers}")
+        lines.append(f"{lost}, gone since start-up: {readers}")
     if not lines:
         return Drift(None, tuple(unused))
     blocking = (
-        f"{crm} no longer has " + "; ".join(lines) + ". Nothing is planned until it is back, "
+        f"{crm} no longer has " + "; ".join(lines) + " (deleted, archived or hidden from "
+        "syncd's user). Nothing is planned until it is back, "
         "as every lead would look as if it had no value there: restore it in "
         f"{crm} (syncd resumes at its next cycle), or change the rules (reload them) or the "
         "mapping (restart syncd)"

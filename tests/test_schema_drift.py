@@ -231,11 +231,12 @@ def test_a_property_no_rule_reads_archived_is_warned_about_once_and_cycles_go_on
         assert "no rule uses it" in warned[0]
 
 
-def test_a_cycle_fails_naming_the_field_and_setting_when_a_lead_field_a_rule_reads_is_deleted(
+def test_cycles_fail_naming_the_field_and_rules_while_a_lead_field_a_rule_reads_is_deleted(
     tmp_path: Path,
 ) -> None:
     # Salesforce: the pull's SOQL names the field, so the query fails with INVALID_FIELD; the
-    # cycle fails saying which field and which setting to check, and writes nothing.
+    # cycle fails saying which field and which setting to check, and writes nothing. The next
+    # cycles name the rules that read it too, and the cycle after its restoration goes on.
     config = write_config(
         tmp_path, rules=_rules("{field: budget, present: true}"), crms=("salesforce",)
     )
@@ -251,3 +252,38 @@ def test_a_cycle_fails_naming_the_field_and_setting_when_a_lead_field_a_rule_rea
             message = report.message or ""
             assert "Budget__c" in message and "salesforce.fields" in message
             assert sf.lead(lead)["Status"] == "Open - Not Contacted"
+
+            again = pipeline.run_cycle()
+            assert (again.outcome, again.pulled, again.api_calls) == ("failed", 0, 1)
+            message = again.message or ""
+            assert "'Budget__c' (mapped to 'budget' in salesforce.connector.fields)" in message
+            assert "rule 'budget-rule'" in message
+
+            sf.restore_lead_field("Budget__c")
+            resumed = pipeline.run_cycle()
+            assert (resumed.outcome, resumed.written) == ("ok", 1), resumed.message
+            assert sf.lead(lead)["Status"] != "Open - Not Contacted"
+
+
+def test_cycles_go_on_without_a_deleted_lead_field_no_rule_reads_after_one_failed_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Start-up leaves out a mapped field the org lacks when no rule reads it; one deleted
+    # while syncd runs failed every cycle with INVALID_FIELD until a restart.
+    config = write_config(tmp_path, rules=_rules("{field: title, eq: CFO}"), crms=("salesforce",))
+    with SalesforceEmulator() as sf:
+        connector = SalesforceConnector(config_for(sf))
+        with running_app(config, connectors={"salesforce": connector}) as app:
+            pipeline = app.pipelines["salesforce"]
+            [lead] = sf.add_leads([sf_lead("Ann", "ann@acme.com", title="CFO")])
+            sf.delete_lead_field("Budget__c")
+
+            first = pipeline.run_cycle()
+            assert first.outcome == "failed" and "Budget__c" in (first.message or "")
+            with caplog.at_level(logging.WARNING):
+                later = [pipeline.run_cycle() for _ in range(2)]
+            assert [r.outcome for r in later] == ["ok", "ok"], later[0].message
+            assert later[0].written == 1
+            assert sf.lead(lead)["Status"] != "Open - Not Contacted"
+            warned = [r.getMessage() for r in caplog.records if "no rule uses it" in r.getMessage()]
+            assert len(warned) == 1 and "'Budget__c' (mapped to 'budget'" in warned[0]

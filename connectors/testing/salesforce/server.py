@@ -230,6 +230,12 @@ class SalesforceEmulator(EmulatorServer):
         known = have if have is not None else {f.name for f in LEAD.fields}
         self.config.lead_custom_fields = frozenset(known - {name})
 
+    def restore_lead_field(self, name: str) -> None:
+        """Undo :meth:`delete_lead_field` (restored from the deleted fields, or made visible)."""
+        have = self.config.lead_custom_fields
+        if have is not None:
+            self.config.lead_custom_fields = frozenset(have | {name})
+
     def delete_campaign(self, campaign_id: str) -> None:
         self.org.delete_campaign(campaign_id)
 
