@@ -55,16 +55,16 @@ def drift_of(crm: str, where: str, gone: Mapping[str, str], book: RuleBook) -> D
             continue
         users = rules_reading(book, canonical)
         readers = (
-            "it is read by " + "; ".join(str(u) for u in users)
+            "read by " + ", ".join(str(u) for u in users)
             if users
-            else "syncd compares it for every lead"
+            else "which syncd compares for every lead"
         )
-        lines.append(f"{lost}, gone since start-up: {readers}")
+        lines.append(f"{lost}, {readers}")
     if not lines:
         return Drift(None, tuple(unused))
     blocking = (
-        f"{crm} no longer has " + "; ".join(lines) + " (deleted, archived or hidden from "
-        "syncd's user). Nothing is planned until it is back, "
+        f"{crm} no longer has " + "; ".join(lines) + ": deleted, archived or hidden from "
+        "syncd's user since start-up. Nothing is planned until it is back, "
         "as every lead would look as if it had no value there: restore it in "
         f"{crm} (syncd resumes at its next cycle), or change the rules (reload them) or the "
         "mapping (restart syncd)"
