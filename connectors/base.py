@@ -20,7 +20,7 @@ import abc
 import enum
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -479,6 +479,19 @@ class Connector(abc.ABC):
                 :meth:`status_history` would).
         """
         return None
+
+    def fields_gone(self, needed: Collection[str] = ()) -> dict[str, str]:
+        """Mapped fields that existed when :meth:`check` ran and that the CRM no longer has,
+        canonical name -> the CRM's name; the daemon asks before each pull, with ``needed``
+        the canonical fields its rules read.
+
+        A connector whose CRM leaves a missing field out of reads silently (HubSpot) re-reads
+        its schema here at a bounded cost; one whose reads fail naming it (Salesforce's query:
+        INVALID_FIELD) remembers what a read named. While one of ``needed`` is gone, a
+        connector looks again each time (the cycle then makes no other call), so the daemon
+        resumes once it is back. The default answers none.
+        """
+        return {}
 
     def describe_crm_fields(self, names: Sequence[str]) -> dict[str, CrmField] | None:
         """Whether lead fields named as the CRM names them exist and may be written.

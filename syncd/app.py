@@ -363,6 +363,8 @@ class App:
                 stop=app.stop,
                 loop_guard=settings.loop_guard,
             )
+            path = (*settings.connector_path(name), "connector", "fields")
+            app.pipelines[name].fields_where = ".".join(path)
         for name, value in provenance.items():
             app.pipelines[name].provenance = value
         for name, resume_at in app.unchecked.items():

@@ -76,6 +76,7 @@ from syncd import (
     planner_stats,
     races,
     run_books,
+    schema_drift,
     store_vacuum,
 )
 from syncd.business_clock import aware
@@ -261,6 +262,12 @@ class Pipeline:
         self._history_pending_unread = True
         #: When the running cycle's pull began reading (the earliest read of its decisions).
         self._read_from: datetime | None = None
+        #: Where the connector's field mapping is configured, for messages (set by the app).
+        self.fields_where = f"{self.crm}.connector.fields"
+        #: The lost fields no rule reads that were last warned about (syncd.schema_drift).
+        self._drift_warned: tuple[str, ...] = ()
+        #: The fields the current rule book reads, with the book (syncd.schema_drift).
+        self._needed: tuple[RuleBook, frozenset[str]] | None = None
 
     # ---- the cycle -----------------------------------------------------------------------
 
@@ -365,6 +372,8 @@ class Pipeline:
             return
         if self.preflight is not None and not self._deferred_preflight(book, report):
             return
+        if not self._fields_still_there(book, report):
+            return
         # One statement for both: an idle cycle has neither (the pull settles rows in doubt,
         # it never makes new ones, so none after it when none before).
         start = self._run_start
@@ -422,6 +431,25 @@ class Pipeline:
             return False
         self.preflight = None
         return True
+
+    def _fields_still_there(self, book: RuleBook, report: CycleReport) -> bool:
+        """The CRM still has every mapped field the rules read (syncd.schema_drift). False
+        (the report says which, read by which rules, and what to do) when one is gone: rules
+        must not plan from leads that only look as if they had no value there."""
+        if self._needed is None or self._needed[0] is not book:
+            self._needed = (book, schema_drift.fields_needed(book))  # walked once per book
+        gone = self.connector.fields_gone(self._needed[1])
+        if not gone and not self._drift_warned:
+            return True
+        drift = schema_drift.drift_of(self.crm, self.fields_where, gone, book)
+        if drift.unused != self._drift_warned:
+            for line in drift.unused:
+                log.warning("%s", line)
+            self._drift_warned = drift.unused
+        if drift.blocking is None:
+            return True
+        report.outcome, report.reason, report.message = "failed", "configuration", drift.blocking
+        return False
 
     def _finish(self, run: RunRow | None, report: CycleReport, calls_before: int) -> CycleReport:
         report.api_calls = _api_calls(self.connector) - calls_before

@@ -171,7 +171,8 @@ class HubSpotConfig(BaseModel):
     archived_scan_interval_seconds: float = Field(
         default=3600.0,
         ge=0,
-        description="Scan archived contacts at most this often, so an idle cycle costs one call.",
+        description="Scan archived contacts at most this often, so an idle cycle costs one call; "
+        "read the contact properties again this often, to find mapped ones archived since.",
     )
     retry: RetrySettings = Field(
         default_factory=lambda: RetrySettings.model_validate(RETRY_DEFAULTS),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -163,6 +163,15 @@ class HubSpotConnector(Connector):
         )
         self._budget = DailyBudget(config.daily_limit, config.daily_reset_timezone, clock)
         self._last_archived_scan: datetime | None = None
+        # The properties as :meth:`check` or :meth:`fields_gone` last read them (syncd reads
+        # mapped ones that existed then), when, and the mapped ones gone since.
+        self._props_read_at: datetime | None = None
+        self._props_known: set[str] = set()
+        self._gone: dict[str, str] = {}
+        # The last read that found every known property, and where the next pull must start
+        # at the latest once one came back (see _note_properties).
+        self._props_whole_at: datetime | None = None
+        self._reread_from: datetime | None = None
         self._pull_total: int | None = None  # what the current pull's first search counted
         self._props = sorted(set(config.fields.values()))
         # lifecyclestage values HubSpot answered for the batch being written (_check_stages).
@@ -194,6 +203,10 @@ class HubSpotConnector(Connector):
             "contacts",
         )
         props = {p.name: p for p in data.results}
+        # A property archived since an earlier check stays gone to fields_gone: a rule reload
+        # this check refuses leaves the running rules reading it.
+        self._props_known |= set(props)
+        self._note_properties(set(props), self._clock())
 
         options, missing = self._check_status_property(
             statuses, props, problems, setup, missing_fields
@@ -239,6 +252,56 @@ class HubSpotConnector(Connector):
             setup=setup,
             field_kinds=kinds,
         )
+
+    def fields_gone(self, needed: Collection[str] = ()) -> dict[str, str]:
+        """Mapped properties :meth:`check` found that the account no longer has (archived or
+        deleted since), canonical name -> property.
+
+        HubSpot leaves a property that a search or listing names but the account lacks out of
+        the answer, without an error (docs/crm-api.md#c11), so only the properties API says
+        one is gone. It is read again (one call) at most every
+        ``archived_scan_interval_seconds``, the archived scan's cadence; and every time while
+        one of ``needed`` (fields the rules read) was gone at the last read, so that syncd
+        resumes as soon as it is restored (the daemon's cycle makes no other call meanwhile).
+        """
+        now = self._clock()
+        last = self._props_read_at
+        if last is None:
+            # Never checked (no start-up check ran): the check to come reads them.
+            return {}
+        due = (now - last).total_seconds() >= self.config.archived_scan_interval_seconds
+        if not due and not set(needed) & set(self._gone):
+            return dict(self._gone)
+        data, _, _ = self._call(
+            "general",
+            "read contact properties",
+            self._apis.properties.get_all_with_http_info,
+            "contacts",
+        )
+        self._note_properties({p.name for p in data.results}, now)
+        return dict(self._gone)
+
+    def _note_properties(self, have: set[str], now: datetime) -> None:
+        """Record a read of the account's properties (``have``) made at ``now``.
+
+        Contacts pulled while a property was gone but not yet found gone were mirrored without
+        its value; once it is back (with its values: an archived property is restored whole),
+        the next pull reads again from the last read that found every property.
+        """
+        gone = self._lost(have)
+        if set(self._gone) - set(gone) and self._props_whole_at is not None:
+            self._reread_from = min(self._reread_from or now, self._props_whole_at)
+        if not gone:
+            self._props_whole_at = now
+        self._props_read_at, self._gone = now, gone
+
+    def _lost(self, have: set[str]) -> dict[str, str]:
+        """Mapped properties a check found that ``have`` (the account's now) lacks."""
+        return {
+            canonical: prop
+            for canonical, prop in self.config.fields.items()
+            if prop in self._props_known and prop not in have
+        }
 
     def _leave_out_absent(self, existing: set[str]) -> set[str]:
         """Mapped canonical fields whose property the account lacks; searches skip them."""
@@ -328,6 +391,11 @@ class HubSpotConnector(Connector):
         # Re-read behind the cursor only where the search index may have lagged at the last
         # read (crm-api C2: search is eventually consistent); otherwise resume at the cursor.
         start = overlap_start(since, timedelta(seconds=self.config.overlap_seconds))
+        reread = self._reread_from  # cleared once this pull has read everything
+        if since is not None and reread is not None:
+            start = min(
+                start or since.modified_at, reread - timedelta(seconds=self.config.overlap_seconds)
+            )
         lo_ms = 0 if since is None else to_ms(start if start is not None else since.modified_at)
         resume_id = (
             int(since.record_id)
@@ -353,6 +421,8 @@ class HubSpotConnector(Connector):
         empty = None if moved else nothing_new_page(since, started)
         if empty is not None:
             yield empty
+        if self._reread_from == reread:
+            self._reread_from = None
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         if len(changes) > self.max_batch_size:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -172,6 +172,10 @@ _REQUEST_ERRORS: ErrorTable[_Meaning] = ErrorTable(
 )
 
 
+#: How Salesforce names the field in an INVALID_FIELD answer to a query (crm-api A10).
+_NO_SUCH_COLUMN = re.compile(r"No such column '([^']+)'")
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -252,6 +256,9 @@ class SalesforceConnector(Connector):
         self._field_types: dict[str, str] = dict(_STANDARD_TYPES)
         #: Mapped canonical fields the org lacks (found by ``check``); pulls leave them out.
         self._absent: set[str] = set()
+        #: ... of which those a pull's query found deleted or hidden after ``check`` found
+        #: them (canonical -> API name): ``fields_gone``.
+        self._gone: dict[str, str] = {}
         self.max_batch_size = config.batch_size
         # Composite carries up to 5 collections in one counted call (crm-api A6).
         self.max_collections_per_call = MAX_COLLECTIONS if config.composite else 1
@@ -321,6 +328,8 @@ class SalesforceConnector(Connector):
         # rules read it (start-up fails naming them) and warns about the others. Pulls leave
         # absent fields out, so a query never fails with INVALID_FIELD on them.
         self._absent = {c for c, api in mapping.items() if api not in by_name}
+        # Still gone to fields_gone: a rule reload this check refuses keeps the rules reading it.
+        self._gone = {c: api for c, api in self._gone.items() if c in self._absent}
         missing_fields |= self._absent
         kinds = {
             c: _SF_KINDS.get(str(by_name[api].get("type")), "string")
@@ -497,7 +506,11 @@ class SalesforceConnector(Connector):
         )
         headers = {"Sforce-Query-Options": f"batchSize={cfg.page_size}"}
         edits_since, self._edits_beside = self._edits_beside, None
-        batch = self._first_read(soql, headers, edits_since)
+        try:
+            batch = self._first_read(soql, headers, edits_since)
+        except ConfigurationError as exc:
+            self._note_gone_column(str(exc))
+            raise
         # A lead whose SystemModstamp cannot be parsed keeps the position of the one before it.
         position = start or (since.modified_at if since else datetime(1970, 1, 1, tzinfo=UTC))
         total = batch[0].get("totalSize")  # of the whole query, not of this page
@@ -1397,6 +1410,37 @@ class SalesforceConnector(Connector):
             modified_by=None if by is None else str(by),
             problems=quarantine.problems,
         )
+
+    def fields_gone(self, needed: Collection[str] = ()) -> dict[str, str]:
+        """Mapped Lead fields a pull's query found deleted or hidden (INVALID_FIELD, crm-api
+        A10) after :meth:`check` found them; pulls leave them out from then on.
+
+        While one of ``needed`` (fields the rules read) is gone, Lead is described again
+        (one call, instead of the pull the daemon then skips), so that syncd resumes as soon
+        as the field is back.
+        """
+        if not set(needed) & set(self._gone):
+            return dict(self._gone)
+        describe = self._call(
+            "describe of Lead",
+            lambda sf: sf.restful("sobjects/Lead/describe", timeout=self._config.timeout_seconds),
+        )
+        have = {str(f["name"]) for f in (describe or {}).get("fields", [])}
+        back = {c for c, api in self._gone.items() if api in have}
+        self._absent -= back
+        self._gone = {c: api for c, api in self._gone.items() if c not in back}
+        return dict(self._gone)
+
+    def _note_gone_column(self, message: str) -> None:
+        """A query refused with Salesforce's "No such column 'X'" naming a mapped field:
+        the field was deleted, or hidden from the integration user, since ``check``."""
+        found = _NO_SUCH_COLUMN.search(message)
+        if found is None:
+            return
+        for canonical, api in self._config.fields.items():
+            if api.lower() == found.group(1).lower() and canonical not in self._absent:
+                self._absent.add(canonical)
+                self._gone[canonical] = api
 
     def _read_fields(self) -> dict[str, str]:
         """The mapping pulls read: every mapped field the org has (as far as known)."""

@@ -39,6 +39,7 @@ from . import composite
 from .bulk_query import BulkQueryJobs
 from .config import EmulatorConfig
 from .ids import IdFactory
+from .schema import LEAD
 from .seed import salesforce_record
 from .store import ApiError, Org
 
@@ -221,6 +222,19 @@ class SalesforceEmulator(EmulatorServer):
 
     def add_campaign(self, name: str, *, active: bool = True) -> str:
         return self.org.add_campaign(name, active=active)
+
+    def delete_lead_field(self, name: str) -> None:
+        """An admin deletes the custom Lead field ``name`` (or hides it from the integration
+        user): describe leaves it out, a query or update naming it fails with INVALID_FIELD."""
+        have = self.config.lead_custom_fields
+        known = have if have is not None else {f.name for f in LEAD.fields}
+        self.config.lead_custom_fields = frozenset(known - {name})
+
+    def restore_lead_field(self, name: str) -> None:
+        """Undo :meth:`delete_lead_field` (restored from the deleted fields, or made visible)."""
+        have = self.config.lead_custom_fields
+        if have is not None:
+            self.config.lead_custom_fields = frozenset(have | {name})
 
     def delete_campaign(self, campaign_id: str) -> None:
         self.org.delete_campaign(campaign_id)
