@@ -509,7 +509,12 @@ class Pipeline:
         since = self._stored_cursor = Cursor(*stored) if stored else None
         started = self.clock()
         # A person's edit of a field the active rules set holds the lead (syncd.holds).
-        self._watched_fields = fields_rules_set(self.rules(), self.settings.settable_fields)
+        self._watched_fields = fields_rules_set(
+            self.rules(),
+            self.settings.settable_fields,
+            crm=self.settings.type,
+            connector=self.crm or self.settings.type,  # as the planner's rule input names it
+        )
         progress = self.progress(self.crm) if self.progress is not None else None
         first_sight = self._pull_history = FirstSightHistory(
             self.connector, self.crm, first_sync=since is None

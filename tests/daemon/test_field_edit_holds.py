@@ -259,3 +259,38 @@ def test_a_revert_skips_the_status_naming_the_field_when_a_person_edited_a_field
     skipped = {s.field: s.reason for s in plan.skipped}
     assert skipped["status"].startswith("tier set by a person at ")
     assert skipped["tier"].startswith("changed since by a person or the CRM: now 'Gold'")
+
+
+#: The stage is set only by a rule scoped to Salesforce leads.
+SALESFORCE_STAGE_RULES = """\
+version: 1
+name: stages
+mode: first_match
+statuses:
+  New: {}
+rules:
+  - id: sf-to-sql
+    when: {all: [{field: crm, eq: salesforce}, {field: title, eq: Buyer}]}
+    then:
+      - set_field: {field: lifecycle_stage, value: SQL}
+"""
+
+
+def test_no_hold_when_a_person_edits_on_hubspot_a_field_only_rules_scoped_to_salesforce_set(
+    tmp_path: Path,
+) -> None:
+    with running_app(stage_config(tmp_path, rules=SALESFORCE_STAGE_RULES)) as app:
+        hs = app.embedded.hubspot
+        [buyer] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead")]
+        )
+        pipeline = app.pipelines["hubspot"]
+        first = pipeline.run_cycle()
+        assert (first.outcome, first.written) == ("ok", 0), first.message
+
+        hs.update_contact(buyer, {"lifecyclestage": "customer"})  # a rep, in the UI
+        report = pipeline.run_cycle()
+        reasons = _held_reasons(app, "hubspot")
+
+    assert (report.outcome, report.pulled, report.held) == ("ok", 1, 0), report.message
+    assert reasons == {}
