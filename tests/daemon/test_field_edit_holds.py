@@ -5,10 +5,13 @@ hold ends; ``explain`` and ``syncd status`` say why."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from connectors.base import RemoteLead
 from syncd.app import App
@@ -291,6 +294,57 @@ def test_no_hold_when_a_person_edits_on_hubspot_a_field_only_rules_scoped_to_sal
         hs.update_contact(buyer, {"lifecyclestage": "customer"})  # a rep, in the UI
         report = pipeline.run_cycle()
         reasons = _held_reasons(app, "hubspot")
+        reads = [
+            json.loads(e.body)
+            for e in hs.journal.entries()
+            if e.method == "POST" and e.path.endswith("/batch/read")
+        ]
 
     assert (report.outcome, report.pulled, report.held) == ("ok", 1, 0), report.message
     assert reasons == {}
+    # No rule sets the stage here: first sight reads the status's history alone.
+    assert [r["propertiesWithHistory"] for r in reads] == [["hs_lead_status"]]
+
+
+@pytest.mark.parametrize("contacts", [1, 60])  # 60: history read after the pull (50 a call)
+def test_the_lead_is_held_on_first_sight_when_a_person_set_its_stage_before_syncd_saw_it(
+    tmp_path: Path, contacts: int
+) -> None:
+    with running_app(stage_config(tmp_path)) as app:
+        hs = app.embedded.hubspot
+        others = [
+            hs_contact(f"C{i}", f"c{i}@acme.com", title="CTO", lifecyclestage="lead")
+            for i in range(contacts - 1)
+        ]
+        [buyer, *_] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead"), *others]
+        )
+        now = datetime.now(UTC)
+        hs.update_contact(buyer, {"lifecyclestage": "marketingqualifiedlead"})
+        hs.set_history(  # a rep moved the stage in the UI two days ago
+            buyer,
+            "lifecyclestage",
+            [
+                ("lead", now - timedelta(days=30), "IMPORT"),
+                ("marketingqualifiedlead", now - timedelta(days=2), "CRM_UI"),
+            ],
+        )
+        start = len(hs.journal.entries())
+        report = app.pipelines["hubspot"].run_cycle()
+        reads = [
+            json.loads(e.body)
+            for e in hs.journal.entries()[start:]
+            if e.method == "POST" and e.path.endswith("/batch/read")
+        ]
+        reasons = _held_reasons(app, "hubspot")
+
+    assert (report.outcome, report.held, report.written) == ("ok", 1, 0), report.message
+    assert hs.contact(buyer)["lifecyclestage"] == "marketingqualifiedlead"
+    assert reasons[buyer].startswith(
+        "lifecycle_stage set to 'marketingqualifiedlead' by a person at "
+    )
+    # The stage's history rides in the status history reads: one call per 50 new contacts.
+    assert len(reads) == -(-contacts // 50)
+    assert all(
+        sorted(r["propertiesWithHistory"]) == ["hs_lead_status", "lifecyclestage"] for r in reads
+    )
