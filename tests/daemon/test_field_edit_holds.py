@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from connectors.base import RemoteLead
+from connectors.base import HistoryEntry, RemoteLead
 from syncd.app import App
+from syncd.history_pending import first_sight_edit
 from syncd.open_changes import fields_a_person_set
 from syncd.plan import explain_lead, status_report
 from syncd.revert import plan_revert
@@ -348,3 +349,29 @@ def test_the_lead_is_held_on_first_sight_when_a_person_set_its_stage_before_sync
     assert all(
         sorted(r["propertiesWithHistory"]) == ["hs_lead_status", "lifecyclestage"] for r in reads
     )
+
+
+def test_first_sight_names_the_newest_persons_edit_the_lead_still_has_when_status_and_stage_differ() -> (
+    None
+):
+    """The status and the stage a person set, each still the lead's: the newer edit holds it
+    (the stage here); a stage the mirror does not have, or one a workflow set, holds nothing."""
+    t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+    def entry(field: str, value: str, at: datetime, actor: Any = "person") -> HistoryEntry:
+        return HistoryEntry("42", field, None, value, at, actor)
+
+    status = entry("status", "OPEN", t)
+    stage = entry("lifecycle_stage", "opportunity", t + timedelta(hours=1))
+    watched = ["lifecycle_stage"]
+    stage_fields = {"lifecycle_stage": "opportunity"}
+
+    newest = first_sight_edit([status, stage], "OPEN", stage_fields, watched)
+    no_stage_in_mirror = first_sight_edit([status, stage], "OPEN", {}, watched)
+    by_workflow = first_sight_edit(
+        [entry("lifecycle_stage", "opportunity", t, "automation")], "NEW", stage_fields, watched
+    )
+
+    assert newest == (stage, "lifecycle_stage")
+    assert no_stage_in_mirror == (status, None)
+    assert by_workflow is None
