@@ -448,9 +448,15 @@ class Connector(abc.ABC):
         exist (any more) are left out of the answer.
         """
 
-    def status_history(self, lead_ids: Sequence[str]) -> list[HistoryEntry]:
+    def status_history(
+        self, lead_ids: Sequence[str], *, also: Sequence[str] = ()
+    ) -> list[HistoryEntry]:
         """The CRM's own history of these leads' status, oldest first per lead, in as few
         calls as the CRM allows.
+
+        ``also``: canonical fields whose history to read besides the status where the same
+        calls carry it at no extra call (HubSpot: one ``propertiesWithHistory`` list names
+        several properties); their entries name the field. A CRM that cannot leaves them out.
 
         What the CRM keeps: Salesforce only with field history tracking on for Lead Status,
         HubSpot a bounded number of past values. The default, for a CRM without field

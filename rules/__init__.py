@@ -35,6 +35,7 @@ from rules.fixtures import CaseResult, FixtureReport, run_fixtures
 from rules.issues import RuleIssue, RuleLoadError
 from rules.loader import load_rulebook, load_ruleset
 from rules.schema import ruleset_json_schema
+from rules.scope import can_apply
 
 __all__ = [
     "STANDARD_FIELDS",
@@ -51,6 +52,7 @@ __all__ = [
     "RuleLoadError",
     "RuleSet",
     "RuleTrace",
+    "can_apply",
     "load_rulebook",
     "load_ruleset",
     "ruleset_json_schema",

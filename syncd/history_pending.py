@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from connectors.base import HistoryEntry
 from syncd import ledger
 from syncd.state import StateStore
 
-__all__ = ["PendingResult", "first_sight_facts", "read_pending"]
+__all__ = ["PendingResult", "first_sight_edit", "first_sight_facts", "read_pending"]
 
 log = logging.getLogger("syncd.pipeline")
 
@@ -40,7 +40,7 @@ _ROUND = 1000
 class PendingResult:
     leads: int = 0  # pending leads whose history was read (or refused)
     added: int = 0  # ledger rows added
-    held: int = 0  # leads whose status a person set within the hold
+    held: int = 0  # leads whose status (or a watched field) a person set within the hold
 
 
 def first_sight_facts(
@@ -53,6 +53,28 @@ def first_sight_facts(
     return changed_at, ledger.last_person_edit(entries, status)
 
 
+def first_sight_edit(
+    entries: Sequence[HistoryEntry],
+    status: Any,
+    fields: Mapping[str, Any],
+    watched: Sequence[str] = (),
+) -> tuple[HistoryEntry, str | None] | None:
+    """The newest edit a person made, as one lead's history shows it, of its status or of a
+    ``watched`` field (a field a rule sets whose history was read beside the status: the
+    lifecycle stage), that the lead still has: ``(the edit, None for the status or the field's
+    name)``. A field the mirror lacks (``fields``) says nothing."""
+    found: list[tuple[HistoryEntry, str | None]] = []
+    edit = ledger.last_person_edit(entries, status)
+    if edit is not None:
+        found.append((edit, None))
+    for name in watched:
+        if name in fields:
+            edit = ledger.last_person_edit(entries, fields[name], field=name)
+            if edit is not None:
+                found.append((edit, name))
+    return max(found, key=lambda f: f[0].at, default=None)
+
+
 def read_pending(
     store: StateStore,
     crm: str,
@@ -61,12 +83,15 @@ def read_pending(
     hold: timedelta,
     now: datetime,
     fence: Callable[[Connection], None],
+    watched: Sequence[str] = (),
 ) -> PendingResult:
     """Read the history of every pending lead of ``crm`` into the ledger and the mirror.
 
     ``read``: the pipeline's history read; None when the CRM refuses its history (logged
     there), and the leads stay as mirrored, without it, as an inline read would leave them.
     ``fence``: the pipeline's lease check, in each round's transaction.
+    ``watched``: fields besides the status whose history ``read`` returns (their entries are
+    not the status ledger's): a person's edit of one holds the lead like a status edit.
     """
     result = PendingResult()
     while ids := store.history_pending(crm, _ROUND):
@@ -78,21 +103,27 @@ def read_pending(
             fence(conn)
             mirror = store.leads_by_id(conn, crm, ids)
             known = store.history_of_leads(conn, crm, ids)
-            rows = ledger.backfill_rows(crm, entries or (), known)
+            statuses = [e for e in entries or () if e.field == ledger.STATUS]
+            rows = ledger.backfill_rows(crm, statuses, known)
             updates = []
             for lead_id, lead in mirror.items():
-                changed_at, edit = first_sight_facts(by_lead.get(lead_id, ()), lead.status)
+                history = by_lead.get(lead_id, ())
+                changed_at, _ = first_sight_facts(history, lead.status)
                 rep_at, rep_status = lead.rep_edit_at, lead.rep_edit_status
                 rep_field = lead.rep_edit_field
-                if edit is not None and (rep_at is None or edit.at > rep_at):
-                    rep_at, rep_status, rep_field = edit.at, lead.status, None
+                found = first_sight_edit(history, lead.status, lead.fields or {}, watched)
+                if found is not None and (rep_at is None or found[0].at > rep_at):
+                    edit, rep_field = found
+                    value = lead.status if rep_field is None else lead.fields[rep_field]
+                    rep_at, rep_status = edit.at, None if value is None else str(value)
                     if edit.at + hold > now:
                         result.held += 1
                         log.info(
-                            "lead %s: status %r was set by a person before syncd first saw "
-                            "it; left alone until %s UTC",
+                            "lead %s: %s %r was set by a person before syncd first saw it; "
+                            "left alone until %s UTC",
                             lead_id,
-                            lead.status,
+                            rep_field or "status",
+                            value,
                             f"{edit.at + hold:%Y-%m-%d %H:%M}",
                         )
                 if changed_at is None and rep_at == lead.rep_edit_at:

@@ -2,9 +2,9 @@
 recently.
 
 A lead is **held** while it is live (not deleted, not converted) and a person (not syncd) set
-its status, or a field some rule of the active book sets (:func:`fields_rules_set`: the
-lifecycle stage, a ``set_field`` field), less than ``hold_rep_edits_for`` ago. syncd then
-leaves the whole lead alone, whatever the rules say: the person has taken it in hand, and a
+its status, or a field some rule of the active book that can apply to its connector sets
+(:func:`fields_rules_set`: the lifecycle stage, a ``set_field`` field), less than
+``hold_rep_edits_for`` ago. syncd then leaves the whole lead alone, whatever the rules say: the person has taken it in hand, and a
 rule that still decides another of its fields would fight them there. The cycle summary
 ("N held (rep edits)"), the run row, ``syncd_rep_edits_held`` and ``syncd status`` all count
 exactly these leads: the cycle as it plans (``Planner.verdict``), ``syncd status`` with the
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from rules import RuleBook
+from rules import RuleBook, can_apply
 
 __all__ = ["fields_rules_set", "held_reason", "held_since", "is_held"]
 
@@ -48,15 +48,19 @@ def held_reason(
     )
 
 
-def fields_rules_set(book: RuleBook, settable: Iterable[str]) -> frozenset[str]:
-    """The settable fields (besides the status) some rule of ``book`` sets with ``set_field``:
-    a person's edit of one of these holds the lead. A field no rule decides is the people's
-    anyway; syncd never writes it."""
+def fields_rules_set(
+    book: RuleBook, settable: Iterable[str], *, crm: str, connector: str
+) -> frozenset[str]:
+    """The settable fields (besides the status) some rule of ``book`` that can apply to this
+    connector (type ``crm``, instance ``connector``: :func:`rules.can_apply`) sets with
+    ``set_field``: a person's edit of one of these holds the lead. A field no such rule decides
+    is the people's on this connector; syncd never writes it there."""
     allowed = set(settable) - {"status"}
     return frozenset(
         name
         for rule_set in book.sets
         for rule in rule_set.rules
+        if rule.field_sets and can_apply(rule, crm=crm, connector=connector)
         for name, _ in rule.field_sets
         if name in allowed
     )

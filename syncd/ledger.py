@@ -230,10 +230,13 @@ def backfill_rows(
     return rows
 
 
-def last_person_edit(entries: Sequence[HistoryEntry], status: Any) -> HistoryEntry | None:
-    """The lead's latest status transition, when a person made it and the lead still has the
-    value they set (``entries``: one lead's, any order)."""
-    moves = [e for e in entries if e.field == STATUS]
+def last_person_edit(
+    entries: Sequence[HistoryEntry], status: Any, *, field: str = STATUS
+) -> HistoryEntry | None:
+    """The lead's latest transition of ``field`` (the status unless named), when a person made
+    it and the lead still has the value they set, ``status`` (``entries``: one lead's, any
+    order)."""
+    moves = [e for e in entries if e.field == field]
     if not moves:
         return None
     last = max(moves, key=lambda e: e.at)

@@ -537,7 +537,12 @@ class Pipeline:
         since = self._stored_cursor = Cursor(*stored) if stored else None
         started = self.clock()
         # A person's edit of a field the active rules set holds the lead (syncd.holds).
-        self._watched_fields = fields_rules_set(self.rules(), self.settings.settable_fields)
+        self._watched_fields = fields_rules_set(
+            self.rules(),
+            self.settings.settable_fields,
+            crm=self.settings.type,
+            connector=self.crm or self.settings.type,  # as the planner's rule input names it
+        )
         progress = self.progress(self.crm) if self.progress is not None else None
         first_sight = self._pull_history = FirstSightHistory(
             self.connector, self.crm, first_sync=since is None
@@ -665,7 +670,9 @@ class Pipeline:
                         people_set=people_set,
                     )
                 )
-                history += ledger.backfill_rows(self.crm, known)
+                history += ledger.backfill_rows(
+                    self.crm, [e for e in known if e.field == ledger.STATUS]
+                )
                 history += ledger.pulled_rows(
                     self.crm,
                     lead,
@@ -806,9 +813,17 @@ class Pipeline:
         if staged is not None:
             return staged
         out: dict[str, list[HistoryEntry]] = defaultdict(list)
-        for e in self._crm_history(new, "new leads are mirrored without it") or ():
+        also = self._first_sight_fields()
+        for e in self._crm_history(new, "new leads are mirrored without it", also=also) or ():
             out[e.lead_id].append(e)
         return out
+
+    def _first_sight_fields(self) -> tuple[str, ...]:
+        """Fields besides the status whose CRM history first sight reads, in the same calls:
+        the lifecycle stage when a rule sets it, so that a person's edit of it before syncd
+        first saw the lead holds the lead as a status edit does (``syncd.holds``)."""
+        stage = self._ledger_stage_field
+        return (stage,) if stage in self._watched_fields else ()
 
     def _mark_history_pending(
         self, conn: Any, by_id: Mapping[str, RemoteLead], existing: Mapping[str, LeadState]
@@ -827,16 +842,19 @@ class Pipeline:
         done = history_pending.read_pending(
             self.store,
             self.crm,
-            lambda ids: self._crm_history(ids, "new leads are mirrored without it"),
+            lambda ids: self._crm_history(
+                ids, "new leads are mirrored without it", also=self._first_sight_fields()
+            ),
             hold=self.settings.hold_rep_edits_for,
             now=self.clock(),
             fence=self._fence,
+            watched=self._first_sight_fields(),
         )
         self._history_pending_unread = False  # read to the end (an error leaves it set)
         if done.leads:
             log.info(
                 "%s: read the status history of %d leads after the pull (%d calls): "
-                "%d transitions backfilled, %d statuses a person set held",
+                "%d transitions backfilled, %d leads a person edited held",
                 self.crm,
                 done.leads,
                 _api_calls(self.connector) - calls,
@@ -844,14 +862,17 @@ class Pipeline:
                 done.held,
             )
 
-    def _crm_history(self, lead_ids: Sequence[str], without: str) -> list[HistoryEntry] | None:
-        """The connector's ``status_history``; None (logged, saying ``without`` what syncd goes
-        on) when the CRM refuses it for good, say the integration user may not read field
-        history: the ledger and rep edits lose that source, the cycle goes on."""
+    def _crm_history(
+        self, lead_ids: Sequence[str], without: str, *, also: Sequence[str] = ()
+    ) -> list[HistoryEntry] | None:
+        """The connector's ``status_history`` (``also``: of these fields too, where the same
+        calls carry it); None (logged, saying ``without`` what syncd goes on) when the CRM
+        refuses it for good, say the integration user may not read field history: the ledger
+        and rep edits lose that source, the cycle goes on."""
         if not self.settings.read_crm_history:
             return None
         try:
-            return self.connector.status_history(lead_ids)
+            return self.connector.status_history(lead_ids, also=also)
         except (ConfigurationError, FatalError) as exc:
             if isinstance(exc, AuthError):
                 raise
@@ -1001,21 +1022,29 @@ class Pipeline:
         self, row: dict[str, Any], lead: RemoteLead, crm_history: Sequence[HistoryEntry]
     ) -> None:
         """What the CRM's history says of a lead syncd mirrors for the first time: when its
-        status was set, and whether a person set it (held like any rep edit)."""
+        status was set, and whether a person set it, or a field whose history was read with it
+        (``_first_sight_fields``): held like any rep edit."""
         status = row["status"]
         moves = [e for e in crm_history if e.field == ledger.STATUS and e.to_value == status]
         if moves:
             row["status_changed_at"] = max(e.at for e in moves)
-        edit = ledger.last_person_edit(crm_history, status)
-        if edit is None:
+        fields = row["fields"] or {}
+        found = history_pending.first_sight_edit(
+            crm_history, status, fields, self._first_sight_fields()
+        )
+        if found is None:
             return
-        row["rep_edit_at"], row["rep_edit_status"], row["rep_edit_field"] = edit.at, status, None
+        edit, field = found
+        value = status if field is None else fields[field]
+        row["rep_edit_at"], row["rep_edit_field"] = edit.at, field
+        row["rep_edit_status"] = None if value is None else str(value)
         if edit.at + self.settings.hold_rep_edits_for > self.clock():
             log.info(
-                "lead %s: status %r was set by a person before syncd first saw it; left alone "
+                "lead %s: %s %r was set by a person before syncd first saw it; left alone "
                 "until %s UTC",
                 lead.id,
-                status,
+                field or "status",
+                value,
                 f"{edit.at + self.settings.hold_rep_edits_for:%Y-%m-%d %H:%M}",
             )
 

@@ -580,53 +580,57 @@ class HubSpotConnector(Connector):
                 out.append(self._lead(RawContact(str(obj.id), to_ms(modified), props)))
         return out
 
-    def status_history(self, lead_ids: Sequence[str]) -> list[HistoryEntry]:
+    def status_history(
+        self, lead_ids: Sequence[str], *, also: Sequence[str] = ()
+    ) -> list[HistoryEntry]:
         """The status property's past values: one batch read with ``propertiesWithHistory``
         per 50 contacts (the cap with history, docs/crm-api.md#c4). HubSpot returns a bounded
-        number of past values, newest first; the oldest one kept has no known ``from_value``."""
-        prop = self.config.fields.get("status")
-        if prop is None:
+        number of past values, newest first; the oldest one kept has no known ``from_value``.
+        The mapped properties of ``also`` (the lifecycle stage) ride in the same reads:
+        ``propertiesWithHistory`` is a list of properties, answered per contact by name."""
+        status = self.config.fields.get("status")
+        if status is None:
             return []
+        props = {status: "status"}
+        for canonical in also:
+            prop = self.config.fields.get(canonical)
+            if prop is not None:
+                props.setdefault(prop, canonical)
         out: list[HistoryEntry] = []
         for start in range(0, len(lead_ids), HISTORY_BATCH):
             chunk = lead_ids[start : start + HISTORY_BATCH]
             body = BatchReadInputSimplePublicObjectId(
                 inputs=[SimplePublicObjectId(id=str(i)) for i in chunk],
                 properties=[],
-                properties_with_history=[prop],
+                properties_with_history=list(props),
             )
-            answer: dict[str, list[HistoryValue]]
+            answer: dict[str, dict[str, list[HistoryValue]]]
             answer, _, _ = self._call(
                 "general",
                 f"status history of {len(chunk)} contacts",
                 self._history_json,
-                prop,
+                list(props),
                 batch_read_input_simple_public_object_id=body,
             )
-            for contact_id, values in answer.items():
-                before: str | None = None
-                # Newest first as answered; values of one millisecond keep that order.
-                for v in sorted(reversed(values), key=lambda v: v.timestamp):
-                    after = v.value or None  # "" is a cleared property
-                    if after != before:
-                        out.append(_history_entry(contact_id, before, after, v))
-                    before = after
+            for contact_id, by_prop in answer.items():
+                for prop, canonical in props.items():
+                    out.extend(_transitions(contact_id, canonical, by_prop.get(prop) or []))
         return out
 
     def _history_json(
         self,
-        prop: str,
+        props: Sequence[str],
         *,
         batch_read_input_simple_public_object_id: BatchReadInputSimplePublicObjectId,
         _request_timeout: float,
-    ) -> tuple[dict[str, list[HistoryValue]], int, Mapping[str, str]]:
+    ) -> tuple[dict[str, dict[str, list[HistoryValue]]], int, Mapping[str, str]]:
         """One batch read with history through the client, read as JSON (``json_answers``)."""
         response = self._apis.batch.read_with_http_info(
             batch_read_input_simple_public_object_id=batch_read_input_simple_public_object_id,
             _preload_content=False,
             _request_timeout=_request_timeout,
         )
-        return read_history(response, prop)
+        return read_history(response, props)
 
     def _counted(self, results: list[RecordResult]) -> list[RecordResult]:
         for r in results:
@@ -1176,8 +1180,21 @@ def _modified_at(stamp: str | None, updated_at: datetime | None) -> datetime:
 HISTORY_BATCH = 50
 
 
+def _transitions(lead_id: str, field: str, values: Sequence[HistoryValue]) -> list[HistoryEntry]:
+    """One property's past values (newest first, as answered) as transitions, oldest first;
+    values of one millisecond keep the answer's order."""
+    out: list[HistoryEntry] = []
+    before: str | None = None
+    for v in sorted(reversed(values), key=lambda v: v.timestamp):
+        after = v.value or None  # "" is a cleared property
+        if after != before:
+            out.append(_history_entry(lead_id, before, after, v, field=field))
+        before = after
+    return out
+
+
 def _history_entry(
-    lead_id: str, before: str | None, after: str | None, v: HistoryValue
+    lead_id: str, before: str | None, after: str | None, v: HistoryValue, *, field: str = "status"
 ) -> HistoryEntry:
     """One past value (hubspot-api-client ``ValueWithTimestamp``) as a transition: a UI edit is
     a person's, an integration's write syncd's (or another app's), anything else (imports,
@@ -1196,7 +1213,7 @@ def _history_entry(
     at = v.timestamp if v.timestamp.tzinfo else v.timestamp.replace(tzinfo=UTC)
     return HistoryEntry(
         lead_id,
-        "status",
+        field,
         before,
         after,
         at.astimezone(UTC),

@@ -17,7 +17,7 @@ A batch read with history answers 50 contacts of up to 20 timestamped values eac
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,24 +58,27 @@ def read_answer(response: Any) -> tuple[SearchAnswer, int, Mapping[str, str]]:
 
 
 def read_history(
-    response: Any, prop: str
-) -> tuple[dict[str, list[HistoryValue]], int, Mapping[str, str]]:
-    """``({contact id: prop's past values as answered, newest first}, status, headers)`` of an
-    undecoded batch read with ``propertiesWithHistory``."""
+    response: Any, props: Sequence[str]
+) -> tuple[dict[str, dict[str, list[HistoryValue]]], int, Mapping[str, str]]:
+    """``({contact id: {property: its past values as answered, newest first}}, status,
+    headers)`` of an undecoded batch read with ``propertiesWithHistory`` naming ``props``."""
     doc = _json(response, "status history read")
     try:
-        out = {
-            str(obj["id"]): [
-                HistoryValue(
-                    v.get("value"),
-                    parse_time(str(v["timestamp"])),
-                    v.get("sourceType"),
-                    v.get("updatedByUserId"),
-                )
-                for v in (obj.get("propertiesWithHistory") or {}).get(prop) or []
-            ]
-            for obj in doc.get("results") or []
-        }
+        out = {}
+        for obj in doc.get("results") or []:
+            history = obj.get("propertiesWithHistory") or {}
+            out[str(obj["id"])] = {
+                prop: [
+                    HistoryValue(
+                        v.get("value"),
+                        parse_time(str(v["timestamp"])),
+                        v.get("sourceType"),
+                        v.get("updatedByUserId"),
+                    )
+                    for v in history.get(prop) or []
+                ]
+                for prop in props
+            }
     except (ValueError, TypeError, AttributeError, KeyError, OverflowError):
         raise _not_an_answer("status history read") from None
     return out, int(response.status), response.headers

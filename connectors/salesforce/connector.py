@@ -1233,10 +1233,13 @@ class SalesforceConnector(Connector):
             out.extend(self._to_remote(r, now) for r in records)
         return out
 
-    def status_history(self, lead_ids: Sequence[str]) -> list[HistoryEntry]:
+    def status_history(
+        self, lead_ids: Sequence[str], *, also: Sequence[str] = ()
+    ) -> list[HistoryEntry]:
         """LeadHistory's Status rows: one SOQL query per 200 leads. An org without field
         history tracking on Lead Status has none (https://help.salesforce.com/s/articleView?
-        id=sf.tracking_field_history.htm)."""
+        id=sf.tracking_field_history.htm). ``also`` is not read: other fields' rows would need
+        their tracking on, and the field names of the query to change with the mapping."""
         out: list[HistoryEntry] = []
         for start in range(0, len(lead_ids), COLLECTION_LIMIT):
             chunk = lead_ids[start : start + COLLECTION_LIMIT]

@@ -5,13 +5,17 @@ hold ends; ``explain`` and ``syncd status`` say why."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from connectors.base import RemoteLead
+import pytest
+
+from connectors.base import HistoryEntry, RemoteLead
 from syncd.app import App
+from syncd.history_pending import first_sight_edit
 from syncd.open_changes import fields_a_person_set
 from syncd.plan import explain_lead, status_report
 from syncd.revert import plan_revert
@@ -259,3 +263,115 @@ def test_a_revert_skips_the_status_naming_the_field_when_a_person_edited_a_field
     skipped = {s.field: s.reason for s in plan.skipped}
     assert skipped["status"].startswith("tier set by a person at ")
     assert skipped["tier"].startswith("changed since by a person or the CRM: now 'Gold'")
+
+
+#: The stage is set only by a rule scoped to Salesforce leads.
+SALESFORCE_STAGE_RULES = """\
+version: 1
+name: stages
+mode: first_match
+statuses:
+  New: {}
+rules:
+  - id: sf-to-sql
+    when: {all: [{field: crm, eq: salesforce}, {field: title, eq: Buyer}]}
+    then:
+      - set_field: {field: lifecycle_stage, value: SQL}
+"""
+
+
+def test_no_hold_when_a_person_edits_on_hubspot_a_field_only_rules_scoped_to_salesforce_set(
+    tmp_path: Path,
+) -> None:
+    with running_app(stage_config(tmp_path, rules=SALESFORCE_STAGE_RULES)) as app:
+        hs = app.embedded.hubspot
+        [buyer] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead")]
+        )
+        pipeline = app.pipelines["hubspot"]
+        first = pipeline.run_cycle()
+        assert (first.outcome, first.written) == ("ok", 0), first.message
+
+        hs.update_contact(buyer, {"lifecyclestage": "customer"})  # a rep, in the UI
+        report = pipeline.run_cycle()
+        reasons = _held_reasons(app, "hubspot")
+        reads = [
+            json.loads(e.body)
+            for e in hs.journal.entries()
+            if e.method == "POST" and e.path.endswith("/batch/read")
+        ]
+
+    assert (report.outcome, report.pulled, report.held) == ("ok", 1, 0), report.message
+    assert reasons == {}
+    # No rule sets the stage here: first sight reads the status's history alone.
+    assert [r["propertiesWithHistory"] for r in reads] == [["hs_lead_status"]]
+
+
+@pytest.mark.parametrize("contacts", [1, 60])  # 60: history read after the pull (50 a call)
+def test_the_lead_is_held_on_first_sight_when_a_person_set_its_stage_before_syncd_saw_it(
+    tmp_path: Path, contacts: int
+) -> None:
+    with running_app(stage_config(tmp_path)) as app:
+        hs = app.embedded.hubspot
+        others = [
+            hs_contact(f"C{i}", f"c{i}@acme.com", title="CTO", lifecyclestage="lead")
+            for i in range(contacts - 1)
+        ]
+        [buyer, *_] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", lifecyclestage="lead"), *others]
+        )
+        now = datetime.now(UTC)
+        hs.update_contact(buyer, {"lifecyclestage": "marketingqualifiedlead"})
+        hs.set_history(  # a rep moved the stage in the UI two days ago
+            buyer,
+            "lifecyclestage",
+            [
+                ("lead", now - timedelta(days=30), "IMPORT"),
+                ("marketingqualifiedlead", now - timedelta(days=2), "CRM_UI"),
+            ],
+        )
+        start = len(hs.journal.entries())
+        report = app.pipelines["hubspot"].run_cycle()
+        reads = [
+            json.loads(e.body)
+            for e in hs.journal.entries()[start:]
+            if e.method == "POST" and e.path.endswith("/batch/read")
+        ]
+        reasons = _held_reasons(app, "hubspot")
+
+    assert (report.outcome, report.held, report.written) == ("ok", 1, 0), report.message
+    assert hs.contact(buyer)["lifecyclestage"] == "marketingqualifiedlead"
+    assert reasons[buyer].startswith(
+        "lifecycle_stage set to 'marketingqualifiedlead' by a person at "
+    )
+    # The stage's history rides in the status history reads: one call per 50 new contacts.
+    assert len(reads) == -(-contacts // 50)
+    assert all(
+        sorted(r["propertiesWithHistory"]) == ["hs_lead_status", "lifecyclestage"] for r in reads
+    )
+
+
+def test_first_sight_names_the_newest_persons_edit_the_lead_still_has_when_status_and_stage_differ() -> (
+    None
+):
+    """The status and the stage a person set, each still the lead's: the newer edit holds it
+    (the stage here); a stage the mirror does not have, or one a workflow set, holds nothing."""
+    t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+    def entry(field: str, value: str, at: datetime, actor: Any = "person") -> HistoryEntry:
+        return HistoryEntry("42", field, None, value, at, actor)
+
+    status = entry("status", "OPEN", t)
+    stage = entry("lifecycle_stage", "opportunity", t + timedelta(hours=1))
+    watched = ["lifecycle_stage"]
+    stage_fields = {"lifecycle_stage": "opportunity"}
+
+    newest = first_sight_edit([status, stage], "OPEN", stage_fields, watched)
+    no_stage_in_mirror = first_sight_edit([status, stage], "OPEN", {}, watched)
+    by_workflow = first_sight_edit(
+        [entry("lifecycle_stage", "opportunity", t, "automation")], "NEW", stage_fields, watched
+    )
+
+    assert newest == (stage, "lifecycle_stage")
+    assert no_stage_in_mirror == (status, None)
+    assert by_workflow is None

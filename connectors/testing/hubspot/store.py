@@ -94,7 +94,10 @@ class Snapshot:
         return str(raw)
 
 
-TRACKED_HISTORY = ("hs_lead_status",)
+#: Properties whose past values the store keeps. HubSpot keeps them for every property
+#: (``propertiesWithHistory`` of the batch read may name any); the store keeps those syncd
+#: reads, which keeps a large seeded portal small. Others are answered with no past values.
+TRACKED_HISTORY = ("hs_lead_status", "lifecyclestage")
 
 
 class ContactStore:
