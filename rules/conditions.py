@@ -394,6 +394,10 @@ MAX_REGEX_NESTING = 20
 #: `\d+\d+x` on digits) 0.5-1.8 s on 1,000, 3-25 s on 2,000, 112 s on 5,000. Power 2 is what
 #: `.*foo.*` costs and admins need it; power 3 stalls the cycle on one long text area.
 MAX_SEARCH_DEGREE = 2
+#: A pattern whose search may take n**2 steps is searched in this many characters of a value at
+#: most: 1-3 s in the worst case above, where a long text area (Salesforce allows 131,072
+#: characters) would take a hundred times that, every cycle. A linear pattern sees it all.
+QUADRATIC_SEARCH_CHARS = 10_000
 
 
 def _group_nesting(pattern: str) -> int:
@@ -471,7 +475,9 @@ def _compile_matches(leaf: _Leaf) -> CondFn:
             "put a character between them that they cannot match (`[^@\\s]+@[^@\\s]+`), "
             "make one possessive (`\\d++`), or anchor it with `^` if it must match at the start"
         )
-    return _matches(leaf.field, pattern)
+    return _matches(
+        leaf.field, pattern, first_chars=QUADRATIC_SEARCH_CHARS if degree >= 2 else None
+    )
 
 
 def _compile_comparison(leaf: _Leaf) -> CondFn:
@@ -787,8 +793,17 @@ def _contains(field: str, needle: str) -> CondFn:
     return contains
 
 
-def _matches(field: str, pattern: re.Pattern[str]) -> CondFn:
+def _matches(field: str, pattern: re.Pattern[str], *, first_chars: int | None) -> CondFn:
+    """``first_chars``: search only that many characters of the value (its end, for ``$``)."""
     search = pattern.search
+    if first_chars is not None:
+        end = first_chars
+
+        def matches_first(lead: Lead, th: Sequence[datetime]) -> bool:
+            x = lead.get(field)
+            return isinstance(x, str) and search(x, 0, end) is not None
+
+        return matches_first
 
     def matches(lead: Lead, th: Sequence[datetime]) -> bool:
         x = lead.get(field)

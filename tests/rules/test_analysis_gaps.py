@@ -4,11 +4,13 @@ one that is reachable never is."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from rules import RuleLoadError, load_ruleset
+from rules import RuleLoadError, load_rulebook, load_ruleset
+from rules.conditions import QUADRATIC_SEARCH_CHARS
 from rules.schema import AllCondition, LeafCondition
 from rules.shadowing import ShadowIndex, conjuncts
 
@@ -260,3 +262,23 @@ def test_repeats_side_by_side_are_accepted_when_a_failing_search_takes_at_most_s
     tmp_path: Path, regex: str
 ) -> None:
     assert _load_regex(tmp_path, regex) == []
+
+
+def _regex_holds(tmp_path: Path, regex: str, title: str) -> bool:
+    path = tmp_path / "regex.yaml"
+    path.write_text(
+        RULE + f"    when: {{field: title, matches: '{regex}'}}\n    then: [{{set_status: New}}]\n"
+    )
+    book = load_rulebook([path], settable_fields=())
+    return book.evaluate({"title": title}, datetime(2026, 3, 2, tzinfo=UTC)).status == "New"
+
+
+def test_a_regex_taking_square_time_searches_only_the_first_characters_when_a_value_is_long(
+    tmp_path: Path,
+) -> None:
+    # `.*needle` tries each start, and from each the rest of the text: n**2 steps.
+    padding = "x" * (QUADRATIC_SEARCH_CHARS - len("needle"))
+    assert _regex_holds(tmp_path, ".*needle", padding + "needle")
+    assert not _regex_holds(tmp_path, ".*needle", padding + "xneedle")
+    assert _regex_holds(tmp_path, "needle$", padding + "needle")  # a linear search sees it all
+    assert _regex_holds(tmp_path, "needle", padding + "xneedle")
