@@ -99,7 +99,13 @@ class _Run:
                 if free_after and op in _VARIABLE_REPEATS:
                     return self.worst  # it takes what it can and the search has succeeded
                 ends = _last([(op, av)], flags)
-                if not (self.length and _meets(self.ends, chars) and _meets(self.chars, first)):
+                splits = self.length and _meets(self.ends, chars) and _meets(self.chars, first)
+                if self.length and not splits and may_be_empty:
+                    # `\\d+[a-z]*\\d+`: it may match nothing, and the run goes on past it.
+                    self.ends = self.ends + ends
+                    self.chars = self.chars + chars
+                    continue
+                if not splits:
                     self._end_run()
                 self.length += weight
                 self.ends = ends
@@ -151,6 +157,8 @@ def _weight(op: Any, av: Any) -> int:
     if op is _parser.GROUPREF_EXISTS:
         _group, yes, no = av
         return max(_count_repeats(yes), _count_repeats(no or []))
+    if op is _parser.GROUPREF:
+        return 1  # as long as what its group matched: `(\\d+)\\1` splits a run of digits
     return 0
 
 

@@ -228,6 +228,8 @@ def test_thousands_of_bounds_and_values_find_each_earliest_shadowing_rule() -> N
         r".*a.*b",
         r"^\d+-?\d+-?\d+x",  # what stands between them may match nothing
         r"\w+(?:\w+)\s*x",  # a group is no boundary
+        r"\d+[a-z]*\d+x",  # a repeat between them that may match nothing
+        r"(\d+)\1x",  # a back-reference is as long as its group
         r"(?=.*\d+\d+x)",  # a lookahead searched at every start
         r"\d{0,500}\d{0,500}x",  # bounded, but each by hundreds
     ],
@@ -256,6 +258,7 @@ def test_repeats_side_by_side_are_refused_when_a_failing_search_takes_cubic_time
         r"\w+\s+\w+x",  # `\w` and `\s` have no character in common
         r"\d{1,5}\d{1,5}\d{1,5}x",  # at most six ways each
         r"\d+\d++x",  # the possessive repeat is never split again
+        r"^\w+\s*\w+$",  # two words, or one split in two: anchored
     ],
 )
 def test_repeats_side_by_side_are_accepted_when_a_failing_search_takes_at_most_square_time(
