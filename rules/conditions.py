@@ -473,7 +473,8 @@ def _compile_matches(leaf: _Leaf) -> CondFn:
             f"every way to split the text between them, about n**{degree} steps on n "
             "characters (minutes on a few thousand from a CRM), and would stall every cycle; "
             "put a character between them that they cannot match (`[^@\\s]+@[^@\\s]+`), "
-            "make one possessive (`\\d++`), or anchor it with `^` if it must match at the start"
+            "make the first possessive (`\\d++\\d+x`), or anchor it with `^` if it must "
+            "match at the start"
         )
     return _matches(
         leaf.field, pattern, first_chars=QUADRATIC_SEARCH_CHARS if degree >= 2 else None

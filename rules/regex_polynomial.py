@@ -13,6 +13,10 @@ the earlier can match; what stands between them must match nothing or a characte
 can also match (``\\S+@\\S+``: ``\\S`` takes the ``@`` too, so each ``@`` of the text is a split).
 A character no repeat of the run can match ends the run at a fixed place: what follows starts
 from there, reached in as many ways as the run had splits before its last repeat. A repeat
+that may stop at many places (``(ab)*``, after any ``ab``) before one that starts with its
+characters is one more power when what follows can go on over its text (``(?:ab)*a+b[ab]+!``),
+not when it stops within the next part (``(\\d+,)*\\d+$``). A possessive repeat or an atomic
+group is never split, but takes the rest of the run afresh after each split before it. A repeat
 after which the rest of the pattern cannot fail (``.*foo.*``, the last ``.*``) is never
 backtracked into: the search has succeeded. A repeat counts when it may take many characters
 (unbounded, or a range of at least :data:`LONG_RANGE`): ``\\d{1,3}`` splits a run in at most
@@ -78,6 +82,12 @@ class _Run:
     length: int = 0  #: repeats in the current run
     ends: list[_Atom] = field(default_factory=list)  #: what the run's last part may end with
     chars: list[_Atom] = field(default_factory=list)  #: what the run may match
+    #: Where an ended run may have stopped short (`(ab)*a+`: after any `ab`), each place is
+    #: reached once, and what follows, kept within the run's next part, costs that part's
+    #: length at each: n in all. A part that can take the ended run's characters (`chars`)
+    #: goes on from each such place over the rest of the text: one more power then.
+    stops: int = 0
+    stop_chars: list[_Atom] = field(default_factory=list)
     worst: int = 0
 
     def walk(self, items: list[_Item], *, tail_free: bool) -> int:
@@ -85,7 +95,6 @@ class _Run:
         self.worst = max(self.worst, self.arrivals)
         for i, (op, av, flags) in enumerate(items):
             free_after = tail_free and all(_cannot_fail(*it) for it in items[i + 1 :])
-            weight = _weight(op, av)
             for body, body_tail_free in _inner(op, av, free_after):
                 # Searched afresh at each arrival here: a run inside it splits as well.
                 inner = _Run(arrivals=self.arrivals + max(self.length - 1, 0))
@@ -93,24 +102,17 @@ class _Run:
                 self.worst = max(self.worst, walked)
             if op in (_parser.ASSERT, _parser.ASSERT_NOT):
                 continue  # matches no character: the run goes on past it
+            if not free_after and _scans(op, av):
+                # Never split, but it takes the rest of the run afresh after each split before
+                # it: `\d+\d++x` takes n**2 steps from each start, `\d++\d+x` n.
+                self.worst = max(self.worst, self.arrivals + self.length + 1)
             first, may_be_empty = _first([(op, av)], flags)
             chars = _all_chars([(op, av)], flags)
-            if weight:
+            self._past_stops(chars, may_be_empty=may_be_empty)
+            if weight := _weight(op, av):
                 if free_after and op in _VARIABLE_REPEATS:
                     return self.worst  # it takes what it can and the search has succeeded
-                ends = _last([(op, av)], flags)
-                splits = self.length and _meets(self.ends, chars) and _meets(self.chars, first)
-                if self.length and not splits and may_be_empty:
-                    # `\\d+[a-z]*\\d+`: it may match nothing, and the run goes on past it.
-                    self.ends = self.ends + ends
-                    self.chars = self.chars + chars
-                    continue
-                if not splits:
-                    self._end_run()
-                self.length += weight
-                self.ends = ends
-                self.chars = self.chars + chars
-                self.worst = max(self.worst, self.arrivals + self.length)
+                self._repeat(weight, first, chars, _last([(op, av)], flags), may_be_empty)
             elif self.length and not may_be_empty and not _meets(self.chars, chars):
                 self._end_run()  # a character the run cannot take: the run ends here
             elif self.length:
@@ -120,6 +122,40 @@ class _Run:
             if free_after:
                 return self.worst
         return self.worst
+
+    def _past_stops(self, chars: list[_Atom], *, may_be_empty: bool) -> None:
+        """Settle :attr:`stops` at a part matching ``chars``."""
+        if self.stops and _meets(self.stop_chars, chars):
+            self.arrivals += self.stops
+            self.stops, self.stop_chars = 0, []
+            self.worst = max(self.worst, self.arrivals + self.length)
+        elif self.stops and not may_be_empty and not _meets(self.chars, chars):
+            self.stops, self.stop_chars = 0, []  # a character neither can take: one place
+
+    def _repeat(
+        self,
+        weight: int,
+        first: list[_Atom],
+        chars: list[_Atom],
+        ends: list[_Atom],
+        may_be_empty: bool,
+    ) -> None:
+        """A repeat taking many characters: it splits the run, or starts one."""
+        splits = self.length and _meets(self.ends, chars) and _meets(self.chars, first)
+        if self.length and not splits and may_be_empty:
+            # `\d+[a-z]*\d+`: it may match nothing, and the run goes on past it.
+            self.ends = self.ends + ends
+            self.chars = self.chars + chars
+            return
+        if self.length and not splits and _meets(self.chars, first):
+            self.stops += 1  # the run may have stopped short where this one starts
+            self.stop_chars = self.stop_chars + self.chars
+        if not splits:
+            self._end_run()
+        self.length += weight
+        self.ends = ends
+        self.chars = self.chars + chars
+        self.worst = max(self.worst, self.arrivals + self.length)
 
     def _end_run(self) -> None:
         self.arrivals += max(self.length - 1, 0)
@@ -147,6 +183,16 @@ def _inner(op: Any, av: Any, free_after: bool) -> list[tuple[Sequence[Any], bool
     return []
 
 
+def _scans(op: Any, av: Any) -> bool:
+    """A possessive repeat or atomic group that may take many characters."""
+    if op is _parser.POSSESSIVE_REPEAT:
+        low, high, body = av
+        return bool(high - low >= LONG_RANGE or _count_repeats(body))
+    if op is _parser.ATOMIC_GROUP:
+        return _count_repeats(av) > 0 or any(_scans(o, a) for o, a in av)
+    return False
+
+
 def _weight(op: Any, av: Any) -> int:
     """How many repeats taking many characters an item counts as (0: a fixed part)."""
     if op in _VARIABLE_REPEATS:
@@ -158,7 +204,7 @@ def _weight(op: Any, av: Any) -> int:
         _group, yes, no = av
         return max(_count_repeats(yes), _count_repeats(no or []))
     if op is _parser.GROUPREF:
-        return 1  # as long as what its group matched: `(\\d+)\\1` splits a run of digits
+        return 1  # as long as what its group matched: `(\d+)\1` splits a run of digits
     return 0
 
 
@@ -264,5 +310,7 @@ def _last(items: Sequence[Any], flags: int) -> list[_Atom]:
             if not _first(body, (flags | add) & ~remove)[1]:
                 return found
             continue
-        return found + _all_chars([(op, av)], flags)  # a choice, a group: anything it holds
+        found += _all_chars([(op, av)], flags)  # a choice, a group: anything it holds
+        if not _first([(op, av)], flags)[1]:
+            return found
     return found

@@ -230,6 +230,8 @@ def test_thousands_of_bounds_and_values_find_each_earliest_shadowing_rule() -> N
         r"\w+(?:\w+)\s*x",  # a group is no boundary
         r"\d+[a-z]*\d+x",  # a repeat between them that may match nothing
         r"(\d+)\1x",  # a back-reference is as long as its group
+        r"\d+\d++x",  # the possessive repeat takes the rest of the run after each split
+        r"(?:ab)*a+b[ab]+!",  # `(ab)*` may stop after any `ab`; `[ab]+` goes on to the end
         r"(?=.*\d+\d+x)",  # a lookahead searched at every start
         r"\d{0,500}\d{0,500}x",  # bounded, but each by hundreds
     ],
@@ -257,7 +259,7 @@ def test_repeats_side_by_side_are_refused_when_a_failing_search_takes_cubic_time
         r"^\d+\d+x",  # anchored: one start position
         r"\w+\s+\w+x",  # `\w` and `\s` have no character in common
         r"\d{1,5}\d{1,5}\d{1,5}x",  # at most six ways each
-        r"\d+\d++x",  # the possessive repeat is never split again
+        r"\d++\d+x",  # the first repeat, possessive, is never split again
         r"^\w+\s*\w+$",  # two words, or one split in two: anchored
     ],
 )
