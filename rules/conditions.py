@@ -44,6 +44,7 @@ from rules.durations import DurationError, parse_duration
 from rules.fields import DATE_ONLY_FIELDS, FieldType
 from rules.issues import describe_kind, suggest
 from rules.regex_backtracking import NESTED_REPEAT, OVERLAPPING_CHOICE, backtracking_risk
+from rules.regex_polynomial import search_degree
 from rules.schema import BusinessSpan, FieldRef, Scalar
 
 __all__ = [
@@ -386,6 +387,17 @@ def _compile_contains(leaf: _Leaf) -> CondFn:
 #: recurses per group level (500 nested groups exhaust the stack), and a rule never needs more.
 MAX_REGEX_CHARS = 1000
 MAX_REGEX_NESTING = 20
+#: Highest power of the text's length a failing search may take (rules.regex_polynomial).
+#: Measured on a shared 2-core machine, worst-case text, one search: power 2 (`.*foo.*` on
+#: 'fo'*n, `^\d+\d+x` and `(\d+,)*\d+$` on digits) 0.02 s on 1,000 characters, 0.4-1.2 s on
+#: 5,000, 1.1-2.9 s on 10,000; power 3 (`^\S+@\S+\.\S+$` on '@.'*n, `.*a.*b` on 'a'*n,
+#: `\d+\d+x` on digits) 0.5-1.8 s on 1,000, 3-25 s on 2,000, 112 s on 5,000. Power 2 is what
+#: `.*foo.*` costs and admins need it; power 3 stalls the cycle on one long text area.
+MAX_SEARCH_DEGREE = 2
+#: A pattern whose search may take n**2 steps is searched in this many characters of a value at
+#: most: 1-3 s in the worst case above, where a long text area (Salesforce allows 131,072
+#: characters) would take a hundred times that, every cycle. A linear pattern sees it all.
+QUADRATIC_SEARCH_CHARS = 10_000
 
 
 def _group_nesting(pattern: str) -> int:
@@ -453,7 +465,20 @@ def _compile_matches(leaf: _Leaf) -> CondFn:
             "branches start differently (e.g. `(a|aa)+` as `a+`, `(a|ab)+` as `(ab?)+`) or "
             "make the repeat possessive (`(a|aa)++`)"
         )
-    return _matches(leaf.field, pattern)
+    degree = search_degree(raw)
+    if degree > MAX_SEARCH_DEGREE:
+        raise ConditionError(
+            f"regular expression {raw!r} has repeats side by side that can take the same "
+            f"characters (like `\\d+\\d+x` or `\\S+@\\S+\\.\\S+`): a search that fails tries "
+            f"every way to split the text between them, about n**{degree} steps on n "
+            "characters (minutes on a few thousand from a CRM), and would stall every cycle; "
+            "put a character between them that they cannot match (`[^@\\s]+@[^@\\s]+`), "
+            "make the first possessive (`\\d++\\d+x`), or anchor it with `^` if it must "
+            "match at the start"
+        )
+    return _matches(
+        leaf.field, pattern, first_chars=QUADRATIC_SEARCH_CHARS if degree >= 2 else None
+    )
 
 
 def _compile_comparison(leaf: _Leaf) -> CondFn:
@@ -769,8 +794,17 @@ def _contains(field: str, needle: str) -> CondFn:
     return contains
 
 
-def _matches(field: str, pattern: re.Pattern[str]) -> CondFn:
+def _matches(field: str, pattern: re.Pattern[str], *, first_chars: int | None) -> CondFn:
+    """``first_chars``: search only that many characters of the value (its end, for ``$``)."""
     search = pattern.search
+    if first_chars is not None:
+        end = first_chars
+
+        def matches_first(lead: Lead, th: Sequence[datetime]) -> bool:
+            x = lead.get(field)
+            return isinstance(x, str) and search(x, 0, end) is not None
+
+        return matches_first
 
     def matches(lead: Lead, th: Sequence[datetime]) -> bool:
         x = lead.get(field)

@@ -9,7 +9,8 @@ minutes, in the daemon's cycle.
 
 The check is conservative about that exponential kind: what it lets through has at most one way
 to match each repeated part; it may refuse a pattern that is in fact harmless. (Repeats side by
-side outside any repeat, ``\\d+\\d+\\d+x``, still try every split: polynomial, not checked.)
+side outside any repeat, ``\\d+\\d+\\d+x``, still try every split: polynomial, checked by
+:mod:`rules.regex_polynomial`.)
 Inside a part that repeats more than once,
 
 * a part that repeats a variable number of times (``+``, ``*``, ``?``, ``{1,3}``) is accepted

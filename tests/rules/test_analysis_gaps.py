@@ -4,11 +4,13 @@ one that is reachable never is."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from rules import RuleLoadError, load_ruleset
+from rules import RuleLoadError, load_rulebook, load_ruleset
+from rules.conditions import QUADRATIC_SEARCH_CHARS
 from rules.schema import AllCondition, LeafCondition
 from rules.shadowing import ShadowIndex, conjuncts
 
@@ -213,3 +215,75 @@ def test_thousands_of_bounds_and_values_find_each_earliest_shadowing_rule() -> N
     first = len(tiers) + len(values) + len(pairs)
     by = ["r0", "r500", "r500", "r2000", "r3235", "r5000"]
     assert found == {f"r{first + i}": rule for i, rule in enumerate(by)}
+
+
+# Each tries about n**3 splits (or more) when it fails on n characters: `\d+\d+x` on '1'*1000
+# + '!' took 1.8 s, on 2,000 25 s; `^\S+@\S+\.\S+$` on '@.'*2500 + ' ' 112 s.
+@pytest.mark.parametrize(
+    "regex",
+    [
+        r"\d+\d+x",  # two repeats, and every start position
+        r"\d+\d+\d+\d+x",
+        r"^\S+@\S+\.\S+$",  # `\S` takes the `@` and the `.` too
+        r".*a.*b",
+        r"^\d+-?\d+-?\d+x",  # what stands between them may match nothing
+        r"\w+(?:\w+)\s*x",  # a group is no boundary
+        r"\d+[a-z]*\d+x",  # a repeat between them that may match nothing
+        r"(\d+)\1x",  # a back-reference is as long as its group
+        r"\d+\d++x",  # the possessive repeat takes the rest of the run after each split
+        r"(?:ab)*a+b[ab]+!",  # `(ab)*` may stop after any `ab`; `[ab]+` goes on to the end
+        r"(?=.*\d+\d+x)",  # a lookahead searched at every start
+        r"\d{0,500}\d{0,500}x",  # bounded, but each by hundreds
+    ],
+)
+def test_repeats_side_by_side_are_refused_when_a_failing_search_takes_cubic_time(
+    tmp_path: Path, regex: str
+) -> None:
+    [problem] = _load_regex(tmp_path, regex)
+    assert problem.startswith("6:35: regular expression")
+    assert "has repeats side by side that can take the same characters" in problem
+    assert "put a character between them that they cannot match" in problem
+
+
+# Each takes at most about n**2 steps: `.*foo.*` on 'fo'*5000 took 1.3 s, `^\S+@\S+$` on
+# '@'*10000 1.7 s, `[^@]+@[^@]+$` on 'a'*10000 0.3 s.
+@pytest.mark.parametrize(
+    "regex",
+    [
+        r".*foo.*",  # the last `.*` ends the search: nothing after it can fail
+        r"(?i)^(vp|head|director).*",
+        r"\d{3}-\d{4}",
+        r"[^@]+@[^@]+",  # `[^@]` cannot take the `@`: each run ends there
+        r"^[^@\s]+@[^@\s]+\.[^@\s]+$",  # the email check, written without the third split
+        r"^\S+@\S+$",
+        r"^\d+\d+x",  # anchored: one start position
+        r"\w+\s+\w+x",  # `\w` and `\s` have no character in common
+        r"\d{1,5}\d{1,5}\d{1,5}x",  # at most six ways each
+        r"\d++\d+x",  # the first repeat, possessive, is never split again
+        r"^\w+\s*\w+$",  # two words, or one split in two: anchored
+    ],
+)
+def test_repeats_side_by_side_are_accepted_when_a_failing_search_takes_at_most_square_time(
+    tmp_path: Path, regex: str
+) -> None:
+    assert _load_regex(tmp_path, regex) == []
+
+
+def _regex_holds(tmp_path: Path, regex: str, title: str) -> bool:
+    path = tmp_path / "regex.yaml"
+    path.write_text(
+        RULE + f"    when: {{field: title, matches: '{regex}'}}\n    then: [{{set_status: New}}]\n"
+    )
+    book = load_rulebook([path], settable_fields=())
+    return book.evaluate({"title": title}, datetime(2026, 3, 2, tzinfo=UTC)).status == "New"
+
+
+def test_a_regex_taking_square_time_searches_only_the_first_characters_when_a_value_is_long(
+    tmp_path: Path,
+) -> None:
+    # `.*needle` tries each start, and from each the rest of the text: n**2 steps.
+    padding = "x" * (QUADRATIC_SEARCH_CHARS - len("needle"))
+    assert _regex_holds(tmp_path, ".*needle", padding + "needle")
+    assert not _regex_holds(tmp_path, ".*needle", padding + "xneedle")
+    assert _regex_holds(tmp_path, "needle$", padding + "needle")  # a linear search sees it all
+    assert _regex_holds(tmp_path, "needle", padding + "xneedle")
