@@ -24,7 +24,7 @@ lead writes it, which spends the kept answers: that cycle goes on as a full one.
 
 What it costs: the run row is written once, at the cycle's end (``run_books.finish``), or with
 the first page the pull stores; a process killed during such a cycle's pull leaves no run row
-for it (its log line says it started; nothing else was written).
+for it (nor anything else: it had written nothing yet).
 """
 
 from __future__ import annotations
