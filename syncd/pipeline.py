@@ -253,6 +253,8 @@ class Pipeline:
         self._run_unwritten: RunRow | None = None
         #: When the store was last asked the plan probe's answer the cycle plans on.
         self._probe_read_at: datetime | None = None
+        #: The planning fingerprint with the objects it was hashed from (``fingerprint``).
+        self._fingerprint: tuple[tuple[object, ...], str] | None = None
         #: In a cycle, an empty pull page's cursor waits for the run's final statement
         #: (``run_books.finish``): (position, when it was read); nothing reads it before.
         self._in_cycle = False
@@ -1056,9 +1058,15 @@ class Pipeline:
         )
 
     def fingerprint(self, book: RuleBook) -> str:
-        """What this connector's verdicts depend on besides leads and time (``syncd.due``)."""
+        """What this connector's verdicts depend on besides leads and time (``syncd.due``):
+        hashed once per book and settings objects (an idle cycle asks twice, before its lease
+        check and in its plan)."""
         guard = self.loop_guard.settings if self.loop_guard is not None else None
-        return due.planning_fingerprint(book, self.settings, self.enricher.settings, guard)
+        inputs = (book, self.settings, self.enricher.settings, guard)
+        kept = self._fingerprint
+        if kept is None or any(a is not b for a, b in zip(kept[0], inputs, strict=True)):
+            kept = self._fingerprint = (inputs, due.planning_fingerprint(*inputs))
+        return kept[1]
 
     def plan(
         self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool = False

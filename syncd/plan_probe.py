@@ -26,11 +26,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, exists, select
 
+from syncd.business_clock import aware
 from syncd.due import fingerprint_key, stored_due
 from syncd.state import NEVER_DUE, OPEN_STATES, LeadRow, MetaRow, OutboxRow, StateStore
 
@@ -103,17 +104,15 @@ def from_row(values: Sequence[object]) -> PlanProbe:
         come_due=bool(come_due),
         held=int(cast(int, n_held)),
         blocked=int(cast(int, n_blocked)),
-        first_due=_utc(due),
-        first_hold_edit=_utc(edit),
+        first_due=_aware(due),
+        first_hold_edit=_aware(edit),
     )
 
 
-def _utc(value: object) -> datetime | None:
-    """SQLite forgets time zones; everything syncd stores is UTC."""
-    if value is None:
-        return None
-    assert isinstance(value, datetime)  # a DateTime column
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _aware(value: object) -> datetime | None:
+    """A DateTime column's value, UTC when SQLite forgot its zone."""
+    assert value is None or isinstance(value, datetime)
+    return None if value is None else aware(value)
 
 
 def probe(store: StateStore, crm: str, *, now: datetime, held_since: datetime) -> PlanProbe:

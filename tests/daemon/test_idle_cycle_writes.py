@@ -9,7 +9,7 @@ those: there each of the two is one statement."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,29 @@ def _settled_app(tmp_path: Path, store_url: str) -> Iterator[tuple[App, dict[str
         yield app, now
 
 
+def libpq_trace(app: App, tmp_path: Path, work: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """``work()``'s result and libpq's trace of every connection it checked out from the
+    store: one message a line (direction, length, type; a statement's text may span lines)."""
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as sink:
+
+        def checkout(dbapi: Any, *_: Any) -> None:
+            dbapi.pgconn.trace(sink.fileno())
+            dbapi.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+
+        def checkin(dbapi: Any, *_: Any) -> None:
+            dbapi.pgconn.untrace()
+
+        event.listen(app.store.engine, "checkout", checkout)
+        event.listen(app.store.engine, "checkin", checkin)
+        try:
+            result = work()
+        finally:
+            event.remove(app.store.engine, "checkout", checkout)
+            event.remove(app.store.engine, "checkin", checkin)
+    return result, trace.read_text().splitlines()
+
+
 def test_an_idle_cycle_writes_only_its_run_row_and_cursor_in_two_transactions(
     tmp_path: Path, store_url: str
 ) -> None:
@@ -91,26 +114,8 @@ def test_an_idle_cycle_on_postgresql_is_two_round_trips_on_the_wire(
     out: no BEGIN, COMMIT or ROLLBACK of the driver or the pool, no session setup; one
     ReadyForQuery (the end of one round trip) per statement."""
     with _settled_app(tmp_path, postgres_url) as (app, _now):
-        trace = tmp_path / "libpq.trace"
-        with trace.open("w") as sink:
-
-            def checkout(dbapi: Any, *_: Any) -> None:
-                dbapi.pgconn.trace(sink.fileno())
-                dbapi.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-
-            def checkin(dbapi: Any, *_: Any) -> None:
-                dbapi.pgconn.untrace()
-
-            event.listen(app.store.engine, "checkout", checkout)
-            event.listen(app.store.engine, "checkin", checkin)
-            try:
-                idle = app.pipelines["salesforce"].run_cycle()
-            finally:
-                event.remove(app.store.engine, "checkout", checkout)
-                event.remove(app.store.engine, "checkin", checkin)
+        idle, lines = libpq_trace(app, tmp_path, app.pipelines["salesforce"].run_cycle)
         assert idle.outcome == "ok" and idle.pulled == 0
-    # One message a line: direction, length, type (a statement's text may span lines).
-    lines = trace.read_text().splitlines()
     to_server = [line.split("\t")[2] for line in lines if line.startswith("F\t")]
     round_trips = [line for line in lines if line.startswith("B\t") and "ReadyForQuery" in line]
     assert "Query" not in to_server, lines  # no simple-protocol BEGIN/COMMIT/ROLLBACK/SET

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import event, select, update
 
@@ -25,6 +24,7 @@ from syncd.lease import Lease, connector_lease
 from syncd.state import LeadRow, RunRow, StateStore
 
 from .harness import hs_contact, running_app, sf_lead, write_config
+from .test_idle_cycle_writes import libpq_trace
 
 Clock = dict[str, datetime]
 
@@ -143,26 +143,9 @@ def test_a_leaders_idle_cycle_on_postgresql_is_one_round_trip_on_the_wire(
         pipeline = app.pipelines["salesforce"]
         now["t"] += timedelta(minutes=1)
         pipeline.run_cycle()
-        trace = tmp_path / "libpq.trace"
-        with trace.open("w") as sink:
-
-            def checkout(dbapi: Any, *_: Any) -> None:
-                dbapi.pgconn.trace(sink.fileno())
-                dbapi.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-
-            def checkin(dbapi: Any, *_: Any) -> None:
-                dbapi.pgconn.untrace()
-
-            event.listen(app.store.engine, "checkout", checkout)
-            event.listen(app.store.engine, "checkin", checkin)
-            try:
-                now["t"] += timedelta(minutes=1)
-                idle = pipeline.run_cycle()
-            finally:
-                event.remove(app.store.engine, "checkout", checkout)
-                event.remove(app.store.engine, "checkin", checkin)
+        now["t"] += timedelta(minutes=1)
+        idle, lines = libpq_trace(app, tmp_path, pipeline.run_cycle)
     assert idle.outcome == "ok" and idle.pulled == 0
-    lines = trace.read_text().splitlines()
     to_server = [line.split("\t")[2] for line in lines if line.startswith("F\t")]
     assert "Query" not in to_server, lines  # no simple-protocol BEGIN/COMMIT/ROLLBACK
     assert to_server.count("Sync") == 1, lines

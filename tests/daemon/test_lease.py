@@ -245,6 +245,31 @@ def run_cli(
     )
 
 
+def wait_behind(
+    daemon: Daemon, config: Path, emu: HubSpotEmulator, *args: str
+) -> tuple[subprocess.Popen[str], str, str]:
+    """Start ``syncd ARGS`` (a ``--wait`` command) while ``daemon`` leads: it must still wait,
+    having sent nothing, a lease ttl later; then stop the daemon and let it finish."""
+    before = len(emu.journal)
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", *args, "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(emu),
+    )
+    try:
+        time.sleep(TTL)
+        assert waiting.poll() is None  # still waiting for the daemon's lease
+        assert len(emu.journal) == before
+        daemon.stop()
+        out, errs = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    return waiting, out, errs
+
+
 # ---- tests ----------------------------------------------------------------------------------
 
 
@@ -321,22 +346,7 @@ def test_sync_once_while_a_daemon_runs_is_refused_naming_the_holder_and_wait_run
     assert "Traceback" not in refused.stderr
     assert len(hubspot.journal) == before  # not even a read: refused before connecting
 
-    waiting = subprocess.Popen(
-        [sys.executable, "-m", "syncd.cli", "sync", "--once", "--wait", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(hubspot),
-    )
-    try:
-        time.sleep(TTL)
-        assert waiting.poll() is None  # still waiting for the daemon's lease
-        assert len(hubspot.journal) == before
-        daemon.stop()
-        out, errs = waiting.communicate(timeout=60)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
+    waiting, out, errs = wait_behind(daemon, config, hubspot, "sync", "--once", "--wait")
     assert waiting.returncode == 0, errs
     assert "waiting for the hubspot lease" in errs
     assert "changed 1, written 1" in out  # the contact added meanwhile; nothing twice
@@ -360,23 +370,7 @@ def test_revert_while_a_daemon_runs_is_refused_before_any_crm_call_and_wait_reve
     assert "nothing was written" in refused.stderr and "Traceback" not in refused.stderr
     assert len(hubspot.journal) == before  # refused before connecting: not even a read
 
-    command = ["revert", run_id, "--yes", "--wait", "--config", str(config)]
-    waiting = subprocess.Popen(
-        [sys.executable, "-m", "syncd.cli", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(hubspot),
-    )
-    try:
-        time.sleep(TTL)
-        assert waiting.poll() is None  # still waiting for the daemon's lease
-        assert len(hubspot.journal) == before
-        daemon.stop()
-        out, errs = waiting.communicate(timeout=60)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
+    waiting, out, errs = wait_behind(daemon, config, hubspot, "revert", run_id, "--yes", "--wait")
     assert waiting.returncode == 0, out + errs
     assert "waiting for the hubspot lease" in errs
     assert f"revert of run {run_id}: 20 written, 0 failed" in out
