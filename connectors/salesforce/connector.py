@@ -1264,13 +1264,15 @@ class SalesforceConnector(Connector):
 
     def _history_fields(self, also: Sequence[str]) -> Mapping[str, str]:
         """LeadHistory's ``Field`` -> canonical name, of the Status and of the mapped fields of
-        ``also``. ``Field`` names a field by its API name, a custom one's with ``__c``
+        ``also`` the org has (``Field`` is a restricted picklist: a field the org lacks is
+        not asked for). ``Field`` names a field by its API name, a custom one's with ``__c``
         (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
         object_reference/sforce_api_objects_leadhistory.htm)."""
         out = dict(_STATUS_ONLY)
         taken = {api.lower() for api in out}
+        mapped = self._read_fields()
         for canonical in also:
-            api = self._config.fields.get(canonical)
+            api = mapped.get(canonical)
             if api is not None and _API_NAME.fullmatch(api) and api.lower() not in taken:
                 out[api] = canonical
                 taken.add(api.lower())

@@ -13,7 +13,7 @@ from connectors.salesforce import SalesforceConnector
 from connectors.salesforce import connector as sf_connector
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 
-from .support import lead
+from .support import config_for, lead
 
 TRACKED = frozenset({"Status", "Tier__c"})
 
@@ -82,6 +82,21 @@ def test_status_history_reads_a_fields_rows_in_the_same_query_when_asked_for_it(
     # Asked for nothing else, the query and its answer are the Status rows' as before.
     assert [(e.lead_id, e.field) for e in status_only] == [(ids[1], "status")]
     assert "WHERE Field = 'Status' AND LeadId IN (" in _history_queries(emu)[-1]
+
+
+def test_status_history_asks_for_the_status_rows_alone_when_the_org_lacks_the_field() -> None:
+    with SalesforceEmulator(EmulatorConfig(lead_custom_fields=frozenset())) as emu:
+        [rid] = emu.add_leads([lead(1, Status="Nurture")])
+        connector = SalesforceConnector(config_for(emu, fields={"tier": "Tier__c"}))
+        try:
+            connector.check(statuses=set(), fields=set(), newsletters=set())
+            entries = connector.status_history([rid], also=("tier",))
+        finally:
+            connector.close()
+        [query] = _history_queries(emu)
+
+    assert entries == []
+    assert "WHERE Field = 'Status' AND LeadId IN (" in query
 
 
 def test_the_orgs_history_through_a_bulk_query_job_carries_a_fields_rows_named_as_per_lead(
