@@ -467,3 +467,18 @@ def test_a_salesforce_fields_history_never_enters_the_status_ledger_when_first_s
     assert run["ledger"] == [
         ("status", "Open - Not Contacted", "Nurture", "person", "backfill"),
     ]
+
+
+def test_first_sight_finds_a_persons_edit_of_a_number_field_whatever_form_its_history_gives() -> (
+    None
+):
+    """LeadHistory keeps values as text: ``7`` or ``7.0`` for a number field whose mirror value
+    is 7.0 is the value the lead still has; another number, or text, is not."""
+    t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    watched = ["lead_score"]
+
+    def edit(value: str) -> Any:
+        entry = HistoryEntry("42", "lead_score", None, value, t, "person")
+        return first_sight_edit([entry], "Open", {"lead_score": 7.0}, watched)
+
+    assert [edit(v) is not None for v in ("7", "7.0", "8", "seven")] == [True, True, False, False]
