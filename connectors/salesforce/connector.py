@@ -1720,11 +1720,12 @@ def _history_select(fields: Mapping[str, str]) -> str:
 
 
 def _history_field(fields: Mapping[str, str], record: Mapping[str, Any]) -> str:
-    """The canonical name of a LeadHistory row's ``Field`` (API names compare without case)."""
+    """The canonical name of a LeadHistory row's ``Field`` (API names compare without case);
+    a row of a field not asked for keeps its API name, so it is never taken for a status."""
     name = str(record.get("Field") or "Status")
     found = fields.get(name)
     if found is None:
-        found = next((c for api, c in fields.items() if api.lower() == name.lower()), "status")
+        found = next((c for api, c in fields.items() if api.lower() == name.lower()), name)
     return found
 
 

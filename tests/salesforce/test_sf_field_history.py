@@ -127,3 +127,13 @@ def test_the_orgs_history_through_a_bulk_query_job_carries_a_fields_rows_named_a
     ]
     assert sorted(staged, key=lambda e: (e.lead_id, e.at)) == per_lead
     assert {e.field for e in staged} == {"status", "tier"}
+
+
+def test_a_history_row_of_a_field_not_asked_for_is_never_named_status() -> None:
+    asked = {"Status": "status", "Tier__c": "tier"}
+
+    named = [
+        sf_connector._history_field(asked, {"Field": f}) for f in ("status", "TIER__C", "Rating")
+    ]
+
+    assert named == ["status", "tier", "Rating"]
