@@ -456,7 +456,8 @@ class Connector(abc.ABC):
 
         ``also``: canonical fields whose history to read besides the status where the same
         calls carry it at no extra call (HubSpot: one ``propertiesWithHistory`` list names
-        several properties); their entries name the field. A CRM that cannot leaves them out.
+        several properties; Salesforce: one LeadHistory query, ``Field IN (...)``); their
+        entries name the field. A CRM that cannot leaves them out.
 
         What the CRM keeps: Salesforce only with field history tracking on for Lead Status,
         HubSpot a bounded number of past values. The default, for a CRM without field
@@ -471,11 +472,18 @@ class Connector(abc.ABC):
     #: share the 100 per 10 s budget, 50 contacts a call): such a pull mirrors them first and
     #: the daemon reads their history after it, before planning (``syncd.history_pending``).
     history_after_pull: ClassVar[bool] = False
+    #: True where first sight asks :meth:`status_history` for the history of every field a
+    #: rule sets (Salesforce: a LeadHistory row names any tracked field); False where it asks
+    #: for the lifecycle stage's alone (HubSpot; README, "Lifecycle stage").
+    history_of_rule_fields: ClassVar[bool] = False
 
-    def org_status_history(self, *, leads: int) -> Iterator[list[HistoryEntry]] | None:
+    def org_status_history(
+        self, *, leads: int, also: Sequence[str] = ()
+    ) -> Iterator[list[HistoryEntry]] | None:
         """The whole org's status history, streamed page by page, when one stream costs fewer
         calls than :meth:`status_history` of ``leads`` leads would; None when it does not (the
-        daemon then reads per lead) or this CRM cannot stream it (the default).
+        daemon then reads per lead) or this CRM cannot stream it (the default). ``also``: as
+        for :meth:`status_history`, in the same stream.
 
         Entries within a page come in the CRM's order, as :meth:`status_history` reads them. A
         connector may spend one call finding out the stream's size before answering None.

@@ -138,12 +138,18 @@ class FirstSightHistory:
 
     ``first_sync``: the connector's mirror is empty, so the pull's expected size (``expect``)
     is the number of new leads it will meet; otherwise each page's new leads are counted.
+    ``also``: the fields whose history first sight reads beside the status
+    (``Connector.status_history``): the org's stream carries them too, so that a person's edit
+    of one holds the lead whichever way its history came.
     """
 
-    def __init__(self, connector: Connector, crm: str, *, first_sync: bool) -> None:
+    def __init__(
+        self, connector: Connector, crm: str, *, first_sync: bool, also: Sequence[str] = ()
+    ) -> None:
         self.connector = connector
         self.crm = crm
         self.first_sync = first_sync
+        self.also = tuple(also)
         self.expected: int | None = None
         self._source = _Source.UNDECIDED
         self._staged: StagedHistory | None = None
@@ -177,7 +183,7 @@ class FirstSightHistory:
         if batch <= 0 or leads <= batch:
             return  # one per-lead call covers it: asked again for a later, bigger page
         try:
-            stream = self.connector.org_status_history(leads=leads)
+            stream = self.connector.org_status_history(leads=leads, also=self.also)
             if stream is None:
                 deferred = self.connector.history_after_pull
                 self._source = _Source.DEFERRED if deferred else _Source.PER_LEAD

@@ -240,9 +240,25 @@ def last_person_edit(
     if not moves:
         return None
     last = max(moves, key=lambda e: e.at)
-    if last.actor == "person" and last.to_value == status:
+    if last.actor == "person" and _same_value(last.to_value, status):
         return last
     return None
+
+
+def _same_value(text: str | None, value: Any) -> bool:
+    """Whether a history entry's value (text, as CRMs' field history keeps it) is ``value``
+    (the mirror's, typed): a number or a boolean compares as one (Salesforce's ``NewValue`` of
+    a number field may read ``7`` where the field reads ``7.0``)."""
+    if text is None or value is None:
+        return text is None and value is None
+    if isinstance(value, bool):
+        return text.lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    return text == str(value)
 
 
 def _naive(at: datetime) -> datetime:

@@ -547,7 +547,7 @@ class Pipeline:
         )
         progress = self.progress(self.crm) if self.progress is not None else None
         first_sight = self._pull_history = FirstSightHistory(
-            self.connector, self.crm, first_sync=since is None
+            self.connector, self.crm, first_sync=since is None, also=self._first_sight_fields()
         )
         self._read_from = started
         awaiting = self._races.load()
@@ -821,9 +821,13 @@ class Pipeline:
         return out
 
     def _first_sight_fields(self) -> tuple[str, ...]:
-        """Fields besides the status whose CRM history first sight reads, in the same calls:
-        the lifecycle stage when a rule sets it, so that a person's edit of it before syncd
-        first saw the lead holds the lead as a status edit does (``syncd.holds``)."""
+        """Fields besides the status whose CRM history first sight reads, in the same calls,
+        so that a person's edit of one before syncd first saw the lead holds the lead as a
+        status edit does (``syncd.holds``): every field a rule that can apply here sets where
+        the connector reads any field's history (Salesforce), else the lifecycle stage when a
+        rule sets it (HubSpot)."""
+        if self.connector.history_of_rule_fields:
+            return tuple(sorted(self._watched_fields))
         stage = self._ledger_stage_field
         return (stage,) if stage in self._watched_fields else ()
 

@@ -180,11 +180,17 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-#: LeadHistory's Status rows, as both history reads select them.
-_HISTORY_SELECT = (
-    "SELECT LeadId, Field, OldValue, NewValue, CreatedById, CreatedDate "
-    "FROM LeadHistory WHERE Field = 'Status'"
+#: LeadHistory's columns, as every history read selects them.
+_HISTORY_FROM = (
+    "SELECT LeadId, Field, OldValue, NewValue, CreatedById, CreatedDate FROM LeadHistory"
 )
+#: LeadHistory's Status rows: the race check's query, and first sight's when no other field's
+#: history is read.
+_HISTORY_SELECT = f"{_HISTORY_FROM} WHERE Field = 'Status'"
+#: A Lead field's API name, fit for a SOQL literal as it is (custom ones end in ``__c``).
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+#: LeadHistory ``Field`` -> canonical name, of the Status rows alone.
+_STATUS_ONLY: Mapping[str, str] = {"Status": "status"}
 #: Rows per query page of the org's whole history: the most ``batchSize`` allows (crm-api A2).
 _HISTORY_PAGE = 2000
 
@@ -232,6 +238,7 @@ class SalesforceConnector(Connector):
     max_batch_size: int = COLLECTION_LIMIT  # lowered per instance by salesforce.batch_size
     max_membership_batch = COLLECTION_LIMIT
     status_history_batch = COLLECTION_LIMIT
+    history_of_rule_fields = True
 
     def __init__(
         self,
@@ -1238,23 +1245,45 @@ class SalesforceConnector(Connector):
     ) -> list[HistoryEntry]:
         """LeadHistory's Status rows: one SOQL query per 200 leads. An org without field
         history tracking on Lead Status has none (https://help.salesforce.com/s/articleView?
-        id=sf.tracking_field_history.htm). ``also`` is not read: other fields' rows would need
-        their tracking on, and the field names of the query to change with the mapping."""
+        id=sf.tracking_field_history.htm). The rows of the mapped fields of ``also`` come in
+        the same query (``Field IN ('Status', ...)``), their entries named by canonical field;
+        tracking is per field, so an untracked one simply has no rows."""
+        fields = self._history_fields(also)
+        select = _history_select(fields)
         out: list[HistoryEntry] = []
         for start in range(0, len(lead_ids), COLLECTION_LIMIT):
             chunk = lead_ids[start : start + COLLECTION_LIMIT]
             quoted = ", ".join(f"'{_soql_id(lid)}'" for lid in chunk)
             records = self._query_records(
-                f"{_HISTORY_SELECT} AND LeadId IN ({quoted})",
+                f"{select} AND LeadId IN ({quoted})",
                 f"status history of {len(chunk)} leads",
             )
-            out.extend(self._history_entry(r) for r in records)
+            out.extend(self._history_entry(r, fields) for r in records)
         out.sort(key=lambda e: (e.lead_id, e.at))
         return out
 
-    def org_status_history(self, *, leads: int) -> Iterator[list[HistoryEntry]] | None:
-        """Every LeadHistory Status row of the org (crm-api A16), when that is fewer calls than
-        ``status_history`` of ``leads`` leads (one per 200): REST query pages of 2,000 rows a
+    def _history_fields(self, also: Sequence[str]) -> Mapping[str, str]:
+        """LeadHistory's ``Field`` -> canonical name, of the Status and of the mapped fields of
+        ``also`` the org has (``Field`` is a restricted picklist: a field the org lacks is
+        not asked for). ``Field`` names a field by its API name, a custom one's with ``__c``
+        (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
+        object_reference/sforce_api_objects_leadhistory.htm)."""
+        out = dict(_STATUS_ONLY)
+        taken = {api.lower() for api in out}
+        mapped = self._read_fields()
+        for canonical in also:
+            api = mapped.get(canonical)
+            if api is not None and _API_NAME.fullmatch(api) and api.lower() not in taken:
+                out[api] = canonical
+                taken.add(api.lower())
+        return out
+
+    def org_status_history(
+        self, *, leads: int, also: Sequence[str] = ()
+    ) -> Iterator[list[HistoryEntry]] | None:
+        """Every LeadHistory Status row of the org (crm-api A16), with the rows of ``also`` as
+        :meth:`status_history` reads them, when that is fewer calls than ``status_history`` of
+        ``leads`` leads (one per 200): REST query pages of 2,000 rows a
         call, or, above ``bulk_read_threshold`` rows and when it costs fewer calls than those
         pages, one Bulk API 2.0 query job (crm-api A7).
         The first REST page is read here: its ``totalSize`` says what each way costs, and None
@@ -1266,9 +1295,9 @@ class SalesforceConnector(Connector):
         timeout = cfg.timeout_seconds
         what = "status history of the org"
         headers = {"Sforce-Query-Options": f"batchSize={_HISTORY_PAGE}"}
-        first = self._call(
-            what, lambda sf: sf.query(_HISTORY_SELECT, headers=headers, timeout=timeout)
-        )
+        fields = self._history_fields(also)
+        select = _history_select(fields)
+        first = self._call(what, lambda sf: sf.query(select, headers=headers, timeout=timeout))
         total = first.get("totalSize")
         if not isinstance(total, int):
             return None
@@ -1290,17 +1319,18 @@ class SalesforceConnector(Connector):
             )
             return None
         if bulk:
-            return self._bulk_history()
-        return self._history_pages(first, what, headers)
+            return self._bulk_history(select, fields)
+        return self._history_pages(first, what, headers, fields)
 
-    def _bulk_history(self) -> Iterator[list[HistoryEntry]]:
-        """The org's Status history through one Bulk API 2.0 job, in pages of 2,000 rows. The
+    def _bulk_history(self, select: str, fields: Mapping[str, str]) -> Iterator[list[HistoryEntry]]:
+        """The org's history rows of ``fields`` (``select``) through one Bulk API 2.0 job, in
+        pages of 2,000 rows. The
         job is ``queryAll``: rows of leads in the recycle bin come too, and are never asked
         for (first sight skips deleted leads)."""
         reader = BulkQueryReader(self._call, self._waiter, self._clock, self._config, {})
         page: list[HistoryEntry] = []
-        for record in reader.records(_HISTORY_SELECT, sobject="LeadHistory"):
-            page.append(self._history_entry(record))
+        for record in reader.records(select, sobject="LeadHistory"):
+            page.append(self._history_entry(record, fields))
             if len(page) >= _HISTORY_PAGE:
                 yield page
                 page = []
@@ -1308,7 +1338,11 @@ class SalesforceConnector(Connector):
             yield page
 
     def _history_pages(
-        self, result: dict[str, Any], what: str, headers: dict[str, str]
+        self,
+        result: dict[str, Any],
+        what: str,
+        headers: dict[str, str],
+        fields: Mapping[str, str],
     ) -> Iterator[list[HistoryEntry]]:
         """The first page's rows, then the next pages', 5 chained a call (:meth:`_next_read`),
         a page at a time."""
@@ -1317,21 +1351,24 @@ class SalesforceConnector(Connector):
             batch.reverse()
             while batch:
                 result = batch.pop()
-                yield [self._history_entry(r) for r in result.get("records", [])]
+                yield [self._history_entry(r, fields) for r in result.get("records", [])]
                 if result.get("done", True) or not result.get("nextRecordsUrl"):
                     return
             url = str(result["nextRecordsUrl"])
             batch = self._next_read(url, headers, what, include_deleted=False)
 
-    def _history_entry(self, record: Mapping[str, Any]) -> HistoryEntry:
-        """One LeadHistory row; by the integration user or by a person (Salesforce does not
-        tell automation apart)."""
+    def _history_entry(
+        self, record: Mapping[str, Any], fields: Mapping[str, str] = _STATUS_ONLY
+    ) -> HistoryEntry:
+        """One LeadHistory row of one of ``fields`` (``_history_fields``: the Status unless
+        named); by the integration user or by a person (Salesforce does not tell automation
+        apart)."""
         user = self.integration_user_id
         by = record.get("CreatedById")
         ours = user is not None and by is not None and str(by)[:15] == user[:15]
         return HistoryEntry(
             lead_id=str(record["LeadId"]),
-            field="status",
+            field=_history_field(fields, record),
             from_value=_text(record.get("OldValue")),
             to_value=_text(record.get("NewValue")),
             at=parse_datetime(str(record["CreatedDate"])),
@@ -1671,6 +1708,25 @@ def _plus(total: int | None, already: int) -> int | None:
 
 def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _history_select(fields: Mapping[str, str]) -> str:
+    """The LeadHistory query of the rows of ``fields`` (``_history_fields``), its WHERE
+    clause open for more conditions: ``Field = 'Status'`` alone, as the race check's."""
+    if len(fields) == 1:
+        return _HISTORY_SELECT
+    names = ", ".join("'" + api + "'" for api in fields)
+    return f"{_HISTORY_FROM} WHERE Field IN ({names})"
+
+
+def _history_field(fields: Mapping[str, str], record: Mapping[str, Any]) -> str:
+    """The canonical name of a LeadHistory row's ``Field`` (API names compare without case);
+    a row of a field not asked for keeps its API name, so it is never taken for a status."""
+    name = str(record.get("Field") or "Status")
+    found = fields.get(name)
+    if found is None:
+        found = next((c for api, c in fields.items() if api.lower() == name.lower()), name)
+    return found
 
 
 def _soql_id(value: str) -> str:

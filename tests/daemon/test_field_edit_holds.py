@@ -375,3 +375,110 @@ def test_first_sight_names_the_newest_persons_edit_the_lead_still_has_when_statu
     assert newest == (stage, "lifecycle_stage")
     assert no_stage_in_mirror == (status, None)
     assert by_workflow is None
+
+
+def _first_sight_of_a_tier_edit(
+    tmp_path: Path,
+    *,
+    leads: int = 1,
+    edited_ago: timedelta = timedelta(hours=1),
+    tracked: frozenset[str] = frozenset({"Status", "Tier__c"}),
+) -> dict[str, Any]:
+    """A rep set the buyer's Tier__c ``edited_ago``, before syncd's first cycle, on an org that
+    tracks the history of ``tracked``; ``leads`` new leads in all (above 200: the org's whole
+    history is read once, syncd.history_staging). What the first cycle did."""
+    with running_app(_tier_config(tmp_path)) as app:
+        sf = app.embedded.salesforce
+        sf.org.config.history_tracked_fields = tracked
+        now = datetime.now(UTC)
+        others = [sf_lead(f"L{i}", f"l{i}@acme.com", title="CTO") for i in range(leads - 1)]
+        [buyer, *_] = sf.add_leads(
+            [sf_lead("Buyer", "buyer@acme.com", title="Buyer"), *others],
+            modstamp=now - timedelta(days=30),
+        )
+        sf.update_lead(buyer, {"Status": "Nurture"}, modstamp=now - timedelta(days=20))
+        sf.update_lead(buyer, {"Tier__c": "Gold"}, modstamp=now - edited_ago)  # a rep
+        start = len(sf.journal.entries())
+        report = app.pipelines["salesforce"].run_cycle()
+        history_reads = [
+            e.soql for e in sf.journal.entries()[start:] if e.soql and "FROM LeadHistory" in e.soql
+        ]
+        with app.store.begin() as conn:
+            ledger = app.store.history_of_leads(conn, "salesforce", [buyer])[buyer]
+        return {
+            "report": report,
+            "lead": sf.lead(buyer),
+            "reasons": _held_reasons(app, "salesforce"),
+            "buyer": buyer,
+            "history_reads": history_reads,
+            "ledger": [(r.field, r.from_value, r.to_value, r.actor, r.source) for r in ledger],
+        }
+
+
+# 250 new leads: more than one per-lead query covers, so the org's history is read as a stream.
+@pytest.mark.parametrize("leads", [1, 250])
+def test_the_lead_is_held_on_first_sight_when_a_person_set_a_salesforce_field_a_rule_sets_before(
+    tmp_path: Path, leads: int
+) -> None:
+    run = _first_sight_of_a_tier_edit(tmp_path, leads=leads)
+    report, buyer = run["report"], run["buyer"]
+
+    assert (report.outcome, report.held, report.written) == ("ok", 1, 0), report.message
+    assert (run["lead"]["Status"], run["lead"]["Tier__c"]) == ("Nurture", "Gold")
+    assert run["reasons"][buyer].startswith("tier set to 'Gold' by a person at ")
+    # Tier__c's rows ride in the one history query: per 200 new leads, or the org's at once.
+    [read] = run["history_reads"]
+    assert "Field IN ('Status', 'Tier__c')" in read
+    assert (" LeadId IN (" in read) == (leads <= 200)
+
+
+def test_the_lead_is_written_on_first_sight_when_a_persons_salesforce_field_edit_is_older_than_the_hold(
+    tmp_path: Path,
+) -> None:
+    run = _first_sight_of_a_tier_edit(tmp_path, edited_ago=timedelta(days=15))  # hold: 14 days
+    report = run["report"]
+
+    assert (report.outcome, report.held, report.written) == ("ok", 0, 1), report.message
+    assert (run["lead"]["Status"], run["lead"]["Tier__c"]) == ("Working - Contacted", "Hot")
+    assert run["reasons"] == {}
+
+
+def test_an_untracked_salesforce_field_holds_nothing_on_first_sight_and_costs_no_extra_call(
+    tmp_path: Path,
+) -> None:
+    run = _first_sight_of_a_tier_edit(tmp_path, tracked=frozenset({"Status"}))
+    report = run["report"]
+
+    assert (report.outcome, report.held, report.written) == ("ok", 0, 1), report.message
+    assert (run["lead"]["Status"], run["lead"]["Tier__c"]) == ("Working - Contacted", "Hot")
+    # Asked for in the one history query all the same; the org keeps no row of it.
+    [read] = run["history_reads"]
+    assert "Field IN ('Status', 'Tier__c')" in read
+    assert report.api_calls == 3  # the pull's page, that query, the write: nothing more
+
+
+@pytest.mark.parametrize("leads", [1, 250])
+def test_a_salesforce_fields_history_never_enters_the_status_ledger_when_first_sight_reads_it(
+    tmp_path: Path, leads: int
+) -> None:
+    run = _first_sight_of_a_tier_edit(tmp_path, leads=leads)
+
+    assert run["report"].held == 1
+    assert run["ledger"] == [
+        ("status", "Open - Not Contacted", "Nurture", "person", "backfill"),
+    ]
+
+
+def test_first_sight_finds_a_persons_edit_of_a_number_field_whatever_form_its_history_gives() -> (
+    None
+):
+    """LeadHistory keeps values as text: ``7`` or ``7.0`` for a number field whose mirror value
+    is 7.0 is the value the lead still has; another number, or text, is not."""
+    t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    watched = ["lead_score"]
+
+    def edit(value: str) -> Any:
+        entry = HistoryEntry("42", "lead_score", None, value, t, "person")
+        return first_sight_edit([entry], "Open", {"lead_score": 7.0}, watched)
+
+    assert [edit(v) is not None for v in ("7", "7.0", "8", "seven")] == [True, True, False, False]

@@ -76,7 +76,7 @@ def _first_sync(
         )
     with running_app(config) as app:
         emu = app.embedded.salesforce
-        emu.org.config.status_history_tracked = tracked
+        emu.org.config.history_tracked_fields = frozenset(("Status",) if tracked else ())
         emu.org.config.lead_history_visible = visible
         ids = _seed(emu)
         rows = len(emu.org.history)

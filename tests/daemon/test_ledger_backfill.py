@@ -72,7 +72,7 @@ def test_without_field_history_tracking_the_first_sync_cannot_see_the_persons_ed
     config = write_config(tmp_path, rules=STALE_RULES, crms=("salesforce",))
     with running_app(config) as app:
         emu = app.embedded.salesforce
-        emu.org.config.status_history_tracked = False
+        emu.org.config.history_tracked_fields = frozenset()
         (worked,) = emu.add_leads(
             [sf_lead("Worked", "w@acme.com", title="CTO", activity_days=200)],
             modstamp=datetime.now(UTC) - timedelta(days=30),

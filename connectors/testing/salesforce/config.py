@@ -82,10 +82,13 @@ class EmulatorConfig:
     """Org automation that exceeds a limit on updates of more than this many records: every
     record of such a Collections call fails with ``CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY``
     (Apex CPU time limit exceeded); None: never (docs/crm-api.md#a15)."""
-    status_history_tracked: bool = True
-    """Field history tracking is on for Lead Status: every Status change adds a LeadHistory row
-    (Field ``Status``, OldValue, NewValue, CreatedById, CreatedDate). Off, as in an org where an
-    admin never enabled it, LeadHistory has no Status rows (the query answers none)."""
+    history_tracked_fields: frozenset[str] = frozenset({"Status"})
+    """Lead fields (API names) with field history tracking on: every change of one adds a
+    LeadHistory row (``Field`` its API name, ``Tier__c`` for a custom field; OldValue, NewValue
+    as text, CreatedById, CreatedDate). Tracking is per field in Setup
+    (https://help.salesforce.com/s/articleView?id=sf.tracking_field_history.htm); the default
+    is an org whose admin turned it on for Status alone. An untracked field has no rows (a
+    query naming it answers none); ``frozenset()`` is an org that never enabled it."""
     lead_history_visible: bool = True
     """The integration user may read LeadHistory. False, as for a user whose profile does not
     grant it, every LeadHistory query fails as Salesforce answers an sObject the user cannot

@@ -10,6 +10,7 @@ matching range, not a sort of the whole table (crm-api A3.1).
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import secrets
 import threading
@@ -177,6 +178,23 @@ def _row_from_json(schema: ObjectSchema, item: Mapping[str, Any]) -> Row:
     return tuple(values)
 
 
+@functools.lru_cache(maxsize=8)
+def _history_columns(tracked: frozenset[str]) -> tuple[int, ...]:
+    """The Lead columns of the tracked fields (API names, any case): Status first."""
+    names = {name.lower() for name in tracked}
+    cols = [i for i, f in enumerate(LEAD.fields) if f.name.lower() in names]
+    return tuple(sorted(cols, key=lambda i: i != _STATUS))
+
+
+def _history_text(fdef: FieldDef, value: Any) -> str | None:
+    """A stored value as LeadHistory's OldValue/NewValue keep it: text, in its wire form."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(to_wire(fdef, value))
+
+
 @dataclass(slots=True)
 class _Locator:
     schema: ObjectSchema
@@ -211,7 +229,7 @@ class Org:
         self.members: dict[str, Row] = {}
         self.member_keys: dict[tuple[str, str], str] = {}
         self.locators: OrderedDict[str, _Locator] = OrderedDict()
-        #: LeadHistory rows (Status changes, when tracked), oldest first.
+        #: LeadHistory rows (changes of tracked fields), oldest first.
         self.history: list[Row] = []
         for order, s in enumerate(config.lead_statuses, start=1):
             self.statuses.append(
@@ -273,21 +291,8 @@ class Org:
     def _put(self, row: Row) -> None:
         rid = row[_ID]
         old = self.leads.get(rid)
-        if old is not None and old[_STATUS] != row[_STATUS] and self.config.status_history_tracked:
-            # Every Status change, whoever made it: the integration's writes, a rep's edit, a
-            # conversion; by the record's last modifier, at its modstamp.
-            self.history.append(
-                (
-                    self.ids.new("017"),
-                    rid,
-                    "Status",
-                    old[_STATUS],
-                    row[_STATUS],
-                    row[_LMB],
-                    row[_MS],
-                    False,
-                )
-            )
+        if old is not None:
+            self._track(old, row)
         if old is not None:
             key = (old[_MS], rid)
             i = bisect.bisect_left(self.index, key)
@@ -299,6 +304,29 @@ class Org:
         else:
             bisect.insort(self.index, key)
         self.leads[rid] = row
+
+    def _track(self, old: Row, row: Row) -> None:
+        """A LeadHistory row for each tracked field the save changed, whoever made it (the
+        integration's writes, a rep's edit, a conversion): by the record's last modifier, at
+        its modstamp; Status first, then the others in schema order."""
+        tracked = self.config.history_tracked_fields
+        if not tracked:
+            return
+        for col in _history_columns(tracked):
+            if old[col] != row[col]:
+                fdef = LEAD.fields[col]
+                self.history.append(
+                    (
+                        self.ids.new("017"),
+                        row[_ID],
+                        fdef.name,
+                        _history_text(fdef, old[col]),
+                        _history_text(fdef, row[col]),
+                        row[_LMB],
+                        row[_MS],
+                        False,
+                    )
+                )
 
     def _drop(self, rid: str) -> None:
         row = self.leads.pop(rid)
