@@ -59,7 +59,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import ColumnElement, case, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -162,8 +162,16 @@ class Lease:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._standby = False
+        #: A column each renewal's statement also returns, and who is told its value (watch).
+        self._watch: tuple[ColumnElement[Any], Callable[[Any], None]] | None = None
 
     # ---- state -------------------------------------------------------------------------
+
+    def watch(self, column: ColumnElement[Any], on_value: Callable[[Any], None]) -> None:
+        """Have every renewal's statement also return ``column`` and pass its value to
+        ``on_value`` (on the heartbeat thread): a leader whose idle cycles read nothing learns
+        of a request queued for it (``syncd.retry_requests``) without a statement of its own."""
+        self._watch = (column, on_value)
 
     @property
     def leader(self) -> bool:
@@ -291,10 +299,11 @@ class Lease:
         if not self.leader:
             return False
         started = time.monotonic()
+        watch = self._watch
         with self.store.begin(bookkeeping=True) as conn:
             now = self._now(conn)
             until = now + (length or self.ttl)
-            done = conn.execute(
+            renewal = (
                 update(_TABLE)
                 .where(
                     _TABLE.c.connector == self.connector,
@@ -307,11 +316,21 @@ class Lease:
                         (_TABLE.c.expires_at > until, _TABLE.c.expires_at), else_=until
                     ),
                 )
-            ).rowcount
+            )
+            watched = None
+            if watch is not None and conn.dialect.update_returning:  # in the renewal itself
+                rows = conn.execute(renewal.returning(watch[0])).all()
+                done, watched = len(rows), rows[0][0] if rows else None
+            else:
+                done = conn.execute(renewal).rowcount
+                if watch is not None and done == 1:  # SQLite before 3.35: no RETURNING
+                    watched = conn.execute(select(watch[0])).scalar()
         if done != 1:
             self._lose("another process took the lease")
             return False
         self._valid_until = started + self.ttl.total_seconds()
+        if watch is not None:
+            watch[1](watched)
         return True
 
     def release(self) -> None:
