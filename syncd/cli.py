@@ -1185,7 +1185,7 @@ def retry(
     cycle = connectors[crm].interval
     out.print(
         f"queued retry request {request_id} for {crm}: a running daemon applies it within "
-        f"lease.renewal ({_duration(settings.lease.renewal)}) plus {crm}'s interval "
+        f"lease.renew_every ({_duration(settings.lease.renewal)}) plus {crm}'s interval "
         f"({_duration(cycle)}); without one, the next `syncd sync --once` does. "
         "`syncd audit LEAD` shows it on each lead",
         highlight=False,
