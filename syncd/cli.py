@@ -1158,13 +1158,16 @@ def retry(
         )
         raise typer.Exit(2)
     try:
-        store = open_store(settings, writable=yes)
+        # Not probed for writes: a dry run, or a request that matches nothing, writes nothing
+        # (a store refusing the request's insert is reported as any store failure).
+        store = open_store(settings, writable=False)
     except StartupError as exc:
         _report_problems("syncd cannot start", exc.problems)
         raise typer.Exit(2) from None
     try:
         with _store_errors(settings):
-            found = retry_requests.waiting(store, crm, code, lead)
+            lead_ids = _retry_leads(store, crm, lead) if lead else None
+            found = retry_requests.waiting(store, crm, code, lead_ids)
             if not found:
                 out.print(f"{crm}: {_retry_scope(code, lead)}: nothing to retry", highlight=False)
                 return
@@ -1176,7 +1179,7 @@ def retry(
                 store,
                 crm,
                 codes=code,
-                lead_ids=lead,
+                lead_ids=lead_ids,
                 by=retry_requests.requester(),
                 now=datetime.now(UTC),
             )
@@ -1190,6 +1193,22 @@ def retry(
         "`syncd audit LEAD` shows it on each lead",
         highlight=False,
     )
+
+
+def _retry_leads(store: Any, crm: str, refs: list[str]) -> list[str]:
+    """``--lead`` values (ids or emails, as ``audit`` takes them) as ``crm``'s lead ids; a value
+    naming no lead of ``crm`` ends the command (exit 2): a typo must not pass as "nothing"."""
+    ids: list[str] = []
+    for ref in refs:
+        found = [r.lead_id for r in store.find_leads(ref) if r.crm == crm]
+        if not found:
+            _error(
+                f"syncd retry: --lead {ref!r}: no {crm} lead in the mirror has this id or "
+                "email; nothing was queued (`syncd status` lists the failed leads)"
+            )
+            raise typer.Exit(2)
+        ids.extend(i for i in found if i not in ids)
+    return ids
 
 
 def _retry_scope(codes: list[str] | None, leads: list[str] | None) -> str:

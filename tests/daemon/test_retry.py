@@ -246,8 +246,11 @@ def test_a_dry_run_lists_by_code_and_writes_nothing_and_code_and_lead_narrow_it(
         assert "dry run: nothing was queued" in dry.output
         by_code = _retry(config, "--crm", "salesforce", "--code", "ENTITY_IS_DELETED")
         assert c in by_code.output and a not in by_code.output and b not in by_code.output
-        by_lead = _retry(config, "--crm", "salesforce", "--lead", a, "--lead", c)
+        by_lead = _retry(config, "--crm", "salesforce", "--lead", a, "--lead", "C@acme.com")
         assert a in by_lead.output and c in by_lead.output and b not in by_lead.output
+        unknown = _retry(config, "--crm", "salesforce", "--lead", "00Q000000000000AAA", "-y")
+        assert unknown.exit_code == 2
+        assert "--lead '00Q000000000000AAA': no salesforce lead in the mirror" in unknown.output
         none = _retry(config, "--crm", "salesforce", "--code", "NO_SUCH_CODE")
         assert none.exit_code == 0 and "nothing to retry" in none.output
         assert _store_rows(app.store) == before
