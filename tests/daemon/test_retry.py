@@ -24,7 +24,7 @@ from syncd.lease import Lease, connector_lease
 from syncd.plan import status_report
 from syncd.state import RetryRequestRow, RunRow, StateStore
 
-from .harness import newsletter_id, running_app, sf_lead, write_config
+from .harness import hs_contact, newsletter_id, running_app, sf_lead, write_config
 
 VALIDATION = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 RULE_TEXT = "Nurture needs a Rating"
@@ -156,6 +156,38 @@ def test_a_newsletter_add_refused_for_a_deleted_campaign_is_made_once_after_rest
         assert (after.written, after.failed) == (0, 0)
         assert sf.campaign_members(campaign) == {lead_id}
         assert _outcomes(app, lead_id, "newsletter:newsletter") == ["failed", "applied"]
+
+
+def test_a_hubspot_status_refused_for_a_removed_option_is_written_once_after_retry(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, crms=("hubspot",), rules=SPLIT_RULES)
+    with running_app(config) as app:
+        hs = app.embedded.hubspot
+        [contact] = hs.add_contacts(
+            [hs_contact("A", "a@acme.com", title="Analyst", activity_days=200)]
+        )
+        # An admin removes the option start-up checked (HubSpot's property settings).
+        kept = [{"value": v} for v in hs.status_options() if v != "NURTURE"]
+        hs.properties.set_options("hs_lead_status", kept, merge=False, stamp="2026-01-01T00:00:00Z")
+        pipeline = app.pipelines["hubspot"]
+        first = pipeline.run_cycle()
+        assert (first.outcome, first.written, first.failed) == ("ok", 0, 1), first.message
+        again = pipeline.run_cycle()
+        assert (again.written, again.failed) == (0, 0)
+
+        hs.properties.set_options(
+            "hs_lead_status", [{"value": "NURTURE"}], merge=True, stamp="2026-01-01T00:00:00Z"
+        )  # and puts it back
+        queued = _retry(config, "--crm", "hubspot", "--code", "INVALID_OPTION", "--yes")
+        assert queued.exit_code == 0, queued.output
+        retried = pipeline.run_cycle()
+        assert (retried.outcome, retried.written, retried.failed) == ("ok", 1, 0), retried.message
+        after = pipeline.run_cycle()
+        assert (after.written, after.failed) == (0, 0)
+        assert hs.contact(contact)["hs_lead_status"] == "NURTURE"
+        assert _outcomes(app, contact, "status") == ["failed", "applied"]
+        assert _outcomes(app, contact, "retry") == ["retry_requested"]
 
 
 def test_a_lead_a_person_edited_stays_held_when_a_retry_is_applied(tmp_path: Path) -> None:
