@@ -33,6 +33,11 @@ the heartbeat's ttl only), so by the time a standby may take over, that request 
 answered or abandoned, and the new leader's first pull sees its effect instead of sending the
 same changes again.
 
+**Watching.** A renewal's statement may also return a column the pipeline asks for
+(:meth:`Lease.watch`): whether a ``syncd retry`` request waits for this connector. A leader's
+idle cycles read nothing from the store (``syncd.idle_memo``), so the heartbeat is where they
+learn of it, at no extra round trip on PostgreSQL.
+
 **Fencing.** Every transaction that stores pulled pages or records a batch's results checks the
 token (:meth:`Lease.check`, which locks the row, so a takeover waits for the commit), and
 a batch is sent only after a transaction renewed the lease under the same token
