@@ -7,6 +7,7 @@ runs the command as a user would (typer's runner on the same config and state st
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -403,3 +404,51 @@ def test_a_leader_on_kept_answers_applies_a_retry_at_the_first_cycle_after_a_lea
         settled = [cycle() for _ in range(3)]
         assert all(r.written == 0 for r in settled)
         assert settled[-1].run_id not in starts
+
+
+def test_a_leader_whose_heartbeat_runs_applies_a_retry_within_a_renewal_and_a_cycle(
+    tmp_path: Path, starts: list[str]
+) -> None:
+    """The heartbeat thread itself, renewing every 0.1 s, and cycles as far apart: a cycle
+    soon after the request applies it (README: within one lease.renew_every plus one
+    interval), where kept answers alone would have stood for an hour of cycles."""
+    now = {"t": datetime.now(UTC)}
+    config = write_config(tmp_path, crms=("salesforce",), rules=SPLIT_RULES)
+    with running_app(config, clock=lambda: now["t"]) as app:
+        renew_every = timedelta(milliseconds=100)
+        lease = Lease(app.store, "salesforce", ttl=timedelta(seconds=5), renew_every=renew_every)
+        assert lease.try_acquire()
+        pipeline = app.pipelines["salesforce"]
+        pipeline.lease = lease
+        lease.start(standby=False)
+        try:
+            sf = app.embedded.salesforce
+            [lead_id] = sf.add_leads(
+                [sf_lead("V", "v@acme.com", title="Analyst", activity_days=200)],
+                modstamp=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1),
+            )
+            sf.faults.validation_error([lead_id], RULE_TEXT)
+            reports = []
+            for _ in range(4):
+                now["t"] += timedelta(seconds=60)
+                reports.append(pipeline.run_cycle())
+            assert reports[0].failed == 1 and reports[-1].run_id not in starts
+
+            sf.faults.clear()
+            assert _retry(config, "--crm", "salesforce", "--yes").exit_code == 0
+            # Cycles a (fake) minute apart, spaced by one heartbeat period in real time (the
+            # scheduler's interval, shrunk); fewer than LIFE's worth of them, so kept answers
+            # would stand throughout but for the renewal's news.
+            spacing = threading.Event()
+            for _ in range(20):
+                spacing.wait(renew_every.total_seconds())
+                now["t"] += timedelta(seconds=60)
+                applied = pipeline.run_cycle()
+                if _requests(app.store)[0].applied_at is not None:
+                    break
+            else:
+                raise AssertionError("20 cycles later the request was still not applied")
+            assert applied.run_id in starts and applied.written == 1, applied.message
+            assert sf.lead(lead_id)["Status"] == "Nurture"
+        finally:
+            lease.close()
