@@ -430,6 +430,7 @@ def _print_cycle(application: App, report: CycleReport, *, summary: bool = True)
         AuditOutcome.ALREADY_IN_PLACE: "✓",
         AuditOutcome.SUPERSEDED: "–",
         AuditOutcome.WITHDRAWN: "–",
+        AuditOutcome.RETRY_REQUESTED: "↻",
     }
     unsent = (AuditOutcome.SUPERSEDED, AuditOutcome.WITHDRAWN)
     # A first sync writes hundreds of thousands of changes: fetch only what is shown.
@@ -437,6 +438,11 @@ def _print_cycle(application: App, report: CycleReport, *, summary: bool = True)
     total = application.store.audit_count(report.run_id) if len(rows) == 8 else len(rows)
     for row in rows:
         mark = marks.get(row.outcome, "✗")
+        if row.outcome == AuditOutcome.RETRY_REQUESTED:
+            out.print(
+                f"   {mark} {row.lead_id}  [dim]{escape(row.message or '')}[/]", highlight=False
+            )
+            continue
         what = _change_text(row.field, row.before, row.after)
         why = f" {row.outcome}: {row.message}" if row.outcome in unsent and row.message else ""
         out.print(
@@ -799,12 +805,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                 + (f" — {run_row['message']}" if run_row["message"] else ""),
                 highlight=False,
             )
-        for failed in part["failed"]:
-            out.print(
-                f"  [red]failed[/] {failed['lead_id']}: {failed['error_code']}: "
-                f"{failed['error_message']}",
-                highlight=False,
-            )
+        _print_failed(crm, part)
         for held in part["held"]:
             out.print(f"  [yellow]held[/] {held['lead_id']}: {held['reason']}", highlight=False)
         for looped in part["loop_held"]:
@@ -823,6 +824,31 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
                 "empty; fix the value in the CRM",
                 highlight=False,
             )
+
+
+def _print_failed(crm: str, part: Any) -> None:
+    """``status``: a connector's refused writes, its retry requests not applied yet, and how
+    to retry."""
+    for failed in part["failed"]:
+        out.print(
+            f"  [red]failed[/] {failed['lead_id']}: {failed['error_code']}: "
+            f"{failed['error_message']}",
+            highlight=False,
+        )
+    for waiting in part["retries_waiting"]:
+        out.print(
+            f"  [yellow]retry request {waiting['request_id']}[/] by "
+            f"{escape(waiting['requested_by'])} at "
+            f"{waiting['requested_at']:%Y-%m-%d %H:%M:%S} UTC: not applied yet (the "
+            "connector's leader applies it at its next full cycle)",
+            highlight=False,
+        )
+    if part["failed"]:
+        out.print(
+            f"  once their cause is fixed: syncd retry --crm {crm} (a dry run; --yes "
+            "plans them again)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -858,6 +884,14 @@ def audit(
         err.print("no audit rows" + (f" for lead {lead}" if lead else f" for run {run_id}"))
         raise typer.Exit(1)
     for r in rows:
+        if r.outcome == "retry_requested":  # not a change: why the lead was planned again
+            out.print(
+                f"{r.at:%Y-%m-%d %H:%M:%S}  {r.crm}  {r.lead_id}  run {r.run_id}  "
+                f"{r.outcome}: {r.message}",
+                highlight=False,
+                markup=False,
+            )
+            continue
         what = _change_text(r.field, r.before, r.after)
         failure = (
             f" {r.error_code}: {r.message}"
@@ -1085,6 +1119,148 @@ def _value(value: Any) -> str:
     if value is False:
         return "not a member"
     return "(empty)" if value is None else str(value)
+
+
+@app.command()
+def retry(
+    crm: Annotated[str, typer.Option("--crm", help="The connector (instance name).")],
+    code: Annotated[
+        list[str] | None,
+        typer.Option("--code", help="Only refusals with this error code (repeat for several)."),
+    ] = None,
+    lead: Annotated[
+        list[str] | None, typer.Option("--lead", help="Only this lead (repeat for several).")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Queue the request (without: a dry run).")
+    ] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Plan writes the CRM refused for good again, once you fixed their cause.
+
+    Without --yes it lists the leads it would bring back and writes nothing. With --yes it
+    queues a request; the connector's leader (a running daemon, else the next
+    ``sync --once``) applies it: each lead is planned again from the current rules, a
+    person's edit still holds it, and the audit says who asked.
+    """
+    from syncd import retry_requests
+    from syncd.app import StartupError
+    from syncd.store_open import open_store
+
+    settings = _settings(config)
+    setup_logging(settings.log, quiet=True)
+    connectors = settings.connectors()
+    if crm not in connectors:
+        known = ", ".join(sorted(connectors)) or "none"
+        _error(
+            f"syncd retry: --crm {crm!r} is not a connector configured (and enabled) in "
+            f"{config}; configured: {known}"
+        )
+        raise typer.Exit(2)
+    try:
+        # Not probed for writes: a dry run, or a request that matches nothing, writes nothing
+        # (a store refusing the request's insert is reported as any store failure).
+        store = open_store(settings, writable=False)
+    except StartupError as exc:
+        _report_problems("syncd cannot start", exc.problems)
+        raise typer.Exit(2) from None
+    try:
+        with _store_errors(settings):
+            lead_ids = _retry_leads(store, crm, lead) if lead else None
+            found = retry_requests.waiting(store, crm, code, lead_ids)
+            if not found:
+                out.print(f"{crm}: {_retry_scope(code, lead)}: nothing to retry", highlight=False)
+                return
+            _print_retry_plan(crm, found)
+            if not yes:
+                out.print("dry run: nothing was queued; add --yes to queue it", highlight=False)
+                return
+            request_id = retry_requests.queue(
+                store,
+                crm,
+                codes=code,
+                lead_ids=lead_ids,
+                by=retry_requests.requester(),
+                now=datetime.now(UTC),
+            )
+    finally:
+        store.close()
+    cycle = connectors[crm].interval
+    out.print(
+        f"queued retry request {request_id} for {crm}: a running daemon applies it within "
+        f"lease.renew_every ({_duration(settings.lease.renewal)}) plus {crm}'s interval "
+        f"({_duration(cycle)}); without one, the next `syncd sync --once` does. "
+        "`syncd audit LEAD` shows it on each lead",
+        highlight=False,
+    )
+
+
+def _retry_leads(store: Any, crm: str, refs: list[str]) -> list[str]:
+    """``--lead`` values (ids or emails, as ``audit`` takes them) as ``crm``'s lead ids; a value
+    naming no lead of ``crm`` ends the command (exit 2): a typo must not pass as "nothing"."""
+    ids: list[str] = []
+    for ref in refs:
+        found = [r.lead_id for r in store.find_leads(ref) if r.crm == crm]
+        if not found:
+            _error(
+                f"syncd retry: --lead {ref!r}: no {crm} lead in the mirror has this id or "
+                "email; nothing was queued (`syncd status` lists the failed leads)"
+            )
+            raise typer.Exit(2)
+        ids.extend(i for i in found if i not in ids)
+    return ids
+
+
+def _retry_scope(codes: list[str] | None, leads: list[str] | None) -> str:
+    """What a retry looked for, when nothing matched."""
+    scope = "no refused write waits for its lead to change"
+    if codes:
+        scope += " with error code " + " or ".join(codes)
+    if leads:
+        scope += " among leads " + ", ".join(leads)
+    return scope
+
+
+#: Leads a retry's dry run lists one by one; the rest are counted.
+RETRY_LISTED = 20
+
+
+def _print_retry_plan(crm: str, found: list[Any]) -> None:
+    by_code: dict[str, list[Any]] = {}
+    for item in found:
+        by_code.setdefault(item.error_code, []).append(item)
+    out.print(
+        f"{crm}: {len(found)} {'lead' if len(found) == 1 else 'leads'} whose refused writes "
+        "would be planned again:",
+        highlight=False,
+    )
+    for error_code, items in sorted(by_code.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        messages = Counter(i.error_message or "" for i in items)
+        message, _ = messages.most_common(1)[0]
+        others = len(messages) - 1
+        out.print(
+            f"  {error_code} ×{len(items)}: {message}"
+            + (f" (and {others} other messages)" if others else ""),
+            highlight=False,
+            markup=False,
+        )
+    for item in found[:RETRY_LISTED]:
+        out.print(
+            f"  {item.lead_id}  {item.error_code}  refused {item.error_at:%Y-%m-%d %H:%M:%S} UTC",
+            highlight=False,
+            markup=False,
+        )
+    if len(found) > RETRY_LISTED:
+        out.print(f"  … and {len(found) - RETRY_LISTED} more", highlight=False, markup=False)
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
 
 
 @rules_app.command("check")

@@ -14,6 +14,9 @@ The kept answers stand while all of these hold, and the cycle then asks nothing 
 * **no write of this process since.** ``StateStore.writes`` counts every transaction that may
   change what a plan reads: not the lease's, nor a run's start and end (``syncd.run_books``),
   so another connector's idle cycles leave them standing; its pages, plans and batches do not.
+* **no retry request waits.** ``syncd retry`` queues a request for the leader from another
+  process (``syncd.retry_requests``); each lease renewal's statement also says whether one waits
+  (``Lease.watch``), and the pipeline's cycle after a renewal that said yes reads the store.
 * **time has not reached ``until``**: the first due time or the first hold's end the probe read
   (``PlanProbe.changes_at``), and at most :data:`LIFE` after the answers were read, so a store
   edited by hand (or a bug that writes without the lease) is seen within the hour, not never.

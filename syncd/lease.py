@@ -33,6 +33,11 @@ the heartbeat's ttl only), so by the time a standby may take over, that request 
 answered or abandoned, and the new leader's first pull sees its effect instead of sending the
 same changes again.
 
+**Watching.** A renewal's statement may also return a column the pipeline asks for
+(:meth:`Lease.watch`): whether a ``syncd retry`` request waits for this connector. A leader's
+idle cycles read nothing from the store (``syncd.idle_memo``), so the heartbeat is where they
+learn of it, at no extra round trip on PostgreSQL.
+
 **Fencing.** Every transaction that stores pulled pages or records a batch's results checks the
 token (:meth:`Lease.check`, which locks the row, so a takeover waits for the commit), and
 a batch is sent only after a transaction renewed the lease under the same token
@@ -59,7 +64,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import ColumnElement, case, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -162,8 +167,16 @@ class Lease:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._standby = False
+        #: A column each renewal's statement also returns, and who is told its value (watch).
+        self._watch: tuple[ColumnElement[Any], Callable[[Any], None]] | None = None
 
     # ---- state -------------------------------------------------------------------------
+
+    def watch(self, column: ColumnElement[Any], on_value: Callable[[Any], None]) -> None:
+        """Have every renewal's statement also return ``column`` and pass its value to
+        ``on_value`` (on the heartbeat thread): a leader whose idle cycles read nothing learns
+        of a request queued for it (``syncd.retry_requests``) without a statement of its own."""
+        self._watch = (column, on_value)
 
     @property
     def leader(self) -> bool:
@@ -291,10 +304,11 @@ class Lease:
         if not self.leader:
             return False
         started = time.monotonic()
+        watch = self._watch
         with self.store.begin(bookkeeping=True) as conn:
             now = self._now(conn)
             until = now + (length or self.ttl)
-            done = conn.execute(
+            renewal = (
                 update(_TABLE)
                 .where(
                     _TABLE.c.connector == self.connector,
@@ -307,11 +321,21 @@ class Lease:
                         (_TABLE.c.expires_at > until, _TABLE.c.expires_at), else_=until
                     ),
                 )
-            ).rowcount
+            )
+            watched = None
+            if watch is not None and conn.dialect.update_returning:  # in the renewal itself
+                rows = conn.execute(renewal.returning(watch[0])).all()
+                done, watched = len(rows), rows[0][0] if rows else None
+            else:
+                done = conn.execute(renewal).rowcount
+                if watch is not None and done == 1:  # SQLite before 3.35: no RETURNING
+                    watched = conn.execute(select(watch[0])).scalar()
         if done != 1:
             self._lose("another process took the lease")
             return False
         self._valid_until = started + self.ttl.total_seconds()
+        if watch is not None:
+            watch[1](watched)
         return True
 
     def release(self) -> None:

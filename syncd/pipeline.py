@@ -75,6 +75,7 @@ from syncd import (
     plan_probe,
     planner_stats,
     races,
+    retry_requests,
     run_books,
     schema_drift,
     store_vacuum,
@@ -219,7 +220,12 @@ class Pipeline:
         #: A check of the rules against this CRM still due before its next cycle (set when the
         #: start-up check could not run); returns the problems found.
         self.preflight: Callable[[RuleBook], list[str]] | None = None
-        self.lease: Lease | None = None  # set by whoever holds the connector's lease
+        self._lease: Lease | None = None  # set by whoever holds the connector's lease
+        #: A lease renewal saw a retry request pending (``syncd.retry_requests``): the next
+        #: cycle reads the store instead of standing on kept answers.
+        self._retry_seen = threading.Event()
+        #: The running cycle's start found retry requests pending: applied before its pull.
+        self._retries_pending = False
         self._lifecycle = policy_of(settings)
         #: The fields the running pull watches for a person's edit (``syncd.holds``).
         self._watched_fields: frozenset[str] = frozenset()
@@ -271,6 +277,21 @@ class Pipeline:
         #: The fields the current rule book reads, with the book (syncd.schema_drift).
         self._needed: tuple[RuleBook, frozenset[str]] | None = None
 
+    @property
+    def lease(self) -> Lease | None:
+        return self._lease
+
+    @lease.setter
+    def lease(self, lease: Lease | None) -> None:
+        """The connector's lease, whose renewals also say whether a retry request waits."""
+        self._lease = lease
+        if lease is not None:
+            lease.watch(retry_requests.pending_column(self.crm), self._retry_request_seen)
+
+    def _retry_request_seen(self, pending: object) -> None:
+        if pending:
+            self._retry_seen.set()
+
     # ---- the cycle -----------------------------------------------------------------------
 
     def pause(self, until: datetime | None, *, reason: str) -> None:
@@ -305,8 +326,11 @@ class Pipeline:
             self._in_cycle, self._unsaved_cursor = True, None
             memo, self._memo = self._memo, None
             token = self.lease.token if self.lease is not None else None
-            if memo is not None and memo.stands(
-                token=token, writes=self.store.writes, now=aware(now)
+            self._retries_pending = False
+            if (
+                memo is not None
+                and not self._retry_seen.is_set()
+                and memo.stands(token=token, writes=self.store.writes, now=aware(now))
             ):
                 # Nothing can have changed what the start would read (syncd.idle_memo).
                 self._on_memo, self._run_unwritten = True, run
@@ -314,13 +338,21 @@ class Pipeline:
                 self._early_probe, self._probe_read_at = memo.probe, memo.read_at
             else:
                 self._on_memo = False
+                # Cleared before the start reads the requests: one queued after that read is
+                # seen by a later renewal, and that cycle reads them again.
+                self._retry_seen.clear()
                 since = held_since(aware(now), self.settings.hold_rep_edits_for)
                 probe = plan_probe.columns(self.store, self.crm, now=now, held_since=since)
                 self._run_start = run_books.start(
-                    self.store, run, [OutboxState.PLANNED, OutboxState.SENDING], probe
+                    self.store,
+                    run,
+                    [OutboxState.PLANNED, OutboxState.SENDING],
+                    [*probe, retry_requests.pending_column(self.crm)],
                 )
+                *probed, pending = self._run_start.also
+                self._retries_pending = bool(pending)
                 # Still the plan step's answer if nothing is written before it (plan_probe).
-                self._early_probe = plan_probe.from_row(self._run_start.also)
+                self._early_probe = plan_probe.from_row(probed)
                 self._probe_read_at = aware(now)
             self._writes_at_start = self.store.writes
             self._steps(report, book, now, approve_large_run=approve_large_run)
@@ -376,6 +408,8 @@ class Pipeline:
             return
         if not self._fields_still_there(book, report):
             return
+        if self._retries_pending:
+            self._apply_retries(report, now)
         # One statement for both: an idle cycle has neither (the pull settles rows in doubt,
         # it never makes new ones, so none after it when none before).
         start = self._run_start
@@ -408,6 +442,24 @@ class Pipeline:
             self.drain(report)
         if report.outcome == "running":
             report.outcome = "stopped" if self.stop.is_set() else "ok"
+
+    def _apply_retries(self, report: CycleReport, now: datetime) -> None:
+        """Apply the connector's pending ``syncd retry`` requests, fenced by the lease: their
+        leads' refusals are cleared and they are planned in this cycle (syncd.retry_requests)."""
+        self._retries_pending = False
+        with self.store.begin() as conn:
+            self._fence(conn)
+            applied = retry_requests.apply_pending(self.store, conn, self.crm, report.run_id, now)
+        for request in applied:
+            log.info(
+                "%s: retry request %d by %s applied: %d %s planned again in run %s",
+                self.crm,
+                request.request_id,
+                request.requested_by,
+                request.leads,
+                "lead's refused writes are" if request.leads == 1 else "leads' refused writes are",
+                report.run_id,
+            )
 
     def _still_idle(self, report: CycleReport, book: RuleBook) -> bool:
         """On kept answers, the pull brought nothing and nothing was written: the plan will

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from rules.engine import Conflict, RuleBook
-from syncd import due
+from syncd import due, retry_requests
 from syncd.app import App
 from syncd.holds import held_reason, held_since
 from syncd.loop_guard import LoopGuard
@@ -258,6 +258,14 @@ def status_report(app: App) -> StatusReport:
             ],
             "runs": runs,
             "writer": _writer(app.store, name),
+            "retries_waiting": [
+                {
+                    "request_id": r.request_id,
+                    "requested_by": r.requested_by,
+                    "requested_at": r.requested_at,
+                }
+                for r in retry_requests.pending(app.store, name)
+            ],
         }
     return report
 

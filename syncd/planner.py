@@ -273,13 +273,14 @@ _BLOCKED = object()
 
 def _drop_refused_writes(row: PlanRecord, verdict: LeadVerdict) -> None:
     """The CRM refused a write permanently; sending it again would fail the same way. Once
-    someone changes the lead in the CRM, syncd tries again."""
+    someone changes the lead in the CRM, or an operator asks (``syncd retry``, which clears the
+    refusal: syncd.retry_requests), syncd tries again."""
     if _refused_since_change(row):
         kept = [c for c in verdict.changes if c.kind != "field"]
         if len(kept) != len(verdict.changes):
             verdict.failed = (
                 f"last write failed ({row.error_code}: {row.error_message}); "
-                "retried after the lead changes in the CRM"
+                "retried after the lead changes in the CRM, or after `syncd retry`"
             )
             verdict.changes = kept
 
@@ -310,7 +311,7 @@ def drop_refused_memberships(
         if len(kept) != len(verdict.changes):
             verdict.failed = verdict.failed or (
                 f"last add to the newsletter failed ({row.error_code}: {row.error_message}); "
-                "retried after the lead changes in the CRM"
+                "retried after the lead changes in the CRM, or after `syncd retry`"
             )
             verdict.changes = kept
 

@@ -15,6 +15,8 @@ Tables (one row each):
                 with the rule, rule-set version and intent (``AuditOutcome``).
 * ``run``       one row per cycle per connector, with its counts and how it ended.
 * ``meta``      small key/value facts (last rules error, enrichment settings version).
+* ``retry_request`` an operator's ``syncd retry``, queued until the connector's leader applies it
+                (``syncd.retry_requests``).
 * ``lease``     per connector, which process may write it and its fencing token (``syncd.lease``).
 * ``status_history``  the ledger: one row per observed transition of a lead's lifecycle fields
                 (status, lifecycle stage): from, to, when, who and how it is known.
@@ -91,6 +93,7 @@ __all__ = [
     "MetaRow",
     "OutboxRow",
     "OutboxState",
+    "RetryRequestRow",
     "RunRow",
     "StateStore",
     "StateStoreError",
@@ -179,6 +182,9 @@ class AuditOutcome(StrEnum):
     ALREADY_IN_PLACE = "already_in_place"  # the CRM already showed it; no second write
     SUPERSEDED = "superseded"  # see OutboxState.SUPERSEDED; message says why
     WITHDRAWN = "withdrawn"  # see OutboxState.WITHDRAWN; message says why
+    # Not a change: an operator asked (`syncd retry`) that the lead's refused write be planned
+    # again; message says by whom and which refusal it cleared (syncd.retry_requests).
+    RETRY_REQUESTED = "retry_requested"
 
 
 #: Outcomes that leave a change out of the CRM as far as syncd knows (``audit_values``).
@@ -377,6 +383,32 @@ class LeaseRow(SQLModel, table=True):
     acquired_at: datetime
     renewed_at: datetime
     expires_at: datetime  # a released lease expires at once
+
+
+class RetryRequestRow(SQLModel, table=True):
+    """An operator's ``syncd retry``: plan a connector's refused writes again (migration 0012).
+
+    Queued by the command, applied by the connector's lease holder in a fenced transaction at
+    its next full cycle (``syncd.retry_requests``); kept afterwards as the record of it.
+    """
+
+    __tablename__ = "retry_request"
+    __table__: ClassVar[Table]  # set by SQLModel; declared for the type checker
+    __table_args__ = (Index("ix_retry_request_pending", "crm", "applied_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    crm: str = Field(max_length=64)  # connector instance name
+    # Only leads whose last refusal has one of these error codes / these ids; NULL: any.
+    codes: list[str] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    lead_ids: list[str] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    requested_by: str = Field(max_length=255)  # OS user@host of the command
+    requested_at: datetime
+    applied_at: datetime | None = None  # NULL: pending
+    applied_run_id: str | None = Field(default=None, max_length=32)
+    applied_leads: int | None = None  # leads whose refusal it cleared
 
 
 class HistoryActor(StrEnum):

@@ -127,6 +127,14 @@ class QuarantinedLead(TypedDict):
     problems: list[dict[str, str]]  # {field, excerpt, reason}
 
 
+class WaitingRetry(TypedDict):
+    """A ``syncd retry`` request its connector's leader has not applied yet."""
+
+    request_id: int
+    requested_by: str
+    requested_at: datetime
+
+
 class CrmStatus(TypedDict):
     pending: int
     pending_by: list[PendingGroup]
@@ -137,6 +145,7 @@ class CrmStatus(TypedDict):
     quarantined: list[QuarantinedLead]
     runs: list[dict[str, Any]]  # the run table's columns (syncd.state.RunRow)
     writer: str | None  # the process holding the connector's lease, if any
+    retries_waiting: list[WaitingRetry]  # syncd.retry_requests
 
 
 class StatusReport(TypedDict):

@@ -86,8 +86,8 @@ def _campaign_message(campaign: str, message: str) -> str:
     return (
         f"{campaign} refused the member ({message}): the campaign was deleted or the "
         "integration user cannot see it; restore it in Salesforce, or point "
-        "salesforce.newsletters at a campaign that exists (the add is tried again when the "
-        "lead changes in the CRM)"
+        "salesforce.newsletters at a campaign that exists, then run `syncd retry` (the add "
+        "is also tried again when the lead changes in the CRM)"
     )[:500]
 
 

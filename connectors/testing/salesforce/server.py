@@ -239,6 +239,9 @@ class SalesforceEmulator(EmulatorServer):
     def delete_campaign(self, campaign_id: str) -> None:
         self.org.delete_campaign(campaign_id)
 
+    def undelete_campaign(self, campaign_id: str) -> None:
+        self.org.undelete_campaign(campaign_id)
+
     def campaign_members(self, campaign_id: str) -> set[str]:
         return self.org.campaign_members(campaign_id)
 

@@ -500,6 +500,13 @@ class Org:
             row = self.campaigns[campaign_id]
             self.campaigns[campaign_id] = (*row[:4], self.clock.now_second(), True)
 
+    def undelete_campaign(self, campaign_id: str) -> None:
+        """An admin restores the campaign from the recycle bin: the same Id, no longer
+        IsDeleted (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_undelete.htm)."""
+        with self.lock:
+            row = self.campaigns[campaign_id]
+            self.campaigns[campaign_id] = (*row[:4], self.clock.now_second(), False)
+
     def campaign_members(self, campaign_id: str) -> set[str]:
         with self.lock:
             return {lid for (cid, lid) in self.member_keys if cid == campaign_id}
