@@ -6,6 +6,11 @@ planning, whether it still holds the lease. Every answer is the same as the last
 something wrote since, or time made a lead due or ended a hold. On PostgreSQL each question is
 a round trip to the server; kept here, an idle cycle costs the run's own row and nothing else.
 
+A cycle that stored a pull or planned but sent nothing to the CRM (it settled the echo of
+syncd's own writes, say) reads the same answers at its end (``Pipeline._settled_answers``), so
+the first idle cycle after it runs on them too; one that wrote does not (its echo comes with the
+next pull, which would spend them).
+
 The kept answers stand while all of these hold, and the cycle then asks nothing before its pull:
 
 * **the same lease token.** Only the lease holder writes a connector's mirror and outbox (every

@@ -548,12 +548,15 @@ class Pipeline:
         return report
 
     def _kept_answers(self, report: CycleReport) -> IdleMemo | None:
-        """What an idle cycle that ended well leaves its successor (syncd.idle_memo)."""
+        """What a cycle that ended well leaves its successor (syncd.idle_memo): an idle
+        cycle's answers, or those read at the end of a cycle that sent nothing."""
         probe, token = self._idle_probe, self.lease.token if self.lease is not None else None
         read_at = self._probe_read_at
-        if probe is None or token is None or read_at is None:
+        if token is None or report.outcome != "ok" or report.ledger_mark is None:
             return None
-        if report.outcome != "ok" or report.ledger_mark is None:
+        if probe is None:
+            probe, read_at = self._settled_answers(report)
+        if probe is None or read_at is None:
             return None
         stored = self._stored_cursor
         cursor = None if stored is None else (stored.modified_at, stored.record_id, stored.read_at)
@@ -565,6 +568,30 @@ class Pipeline:
             read_at=read_at,
             hold=self.settings.hold_rep_edits_for,
         )
+
+    def _settled_answers(
+        self, report: CycleReport
+    ) -> tuple[plan_probe.PlanProbe | None, datetime | None]:
+        """The answers the next cycle's start would ask, read in one statement at the end of a
+        cycle that planned or stored but sent nothing (it settled the echo of syncd's own
+        writes, say), when they say the next cycle has nothing to plan: a leader's next cycle
+        then runs on them (syncd.idle_memo) instead of asking at its start. The probe is the
+        same statement that start would send; on PostgreSQL it walks the index entries this
+        cycle's updates left dead (``syncd.store_vacuum``), and that walk is now this cycle's,
+        not the first idle one's. A cycle that wrote to the CRM is not asked: the next pull
+        brings back the echo of its writes, which spends any answers kept."""
+        kept = self._fingerprint
+        if report.written or report.retrying or report.failed or kept is None:
+            return None, None
+        if self.stop.is_set():
+            return None, None
+        now = aware(self.clock())
+        since = held_since(now, self.settings.hold_rep_edits_for)
+        try:
+            probe = plan_probe.probe(self.store, self.crm, now=now, held_since=since)
+        except SQLAlchemyError:
+            return None, None  # the next cycle asks at its start, as it would have
+        return (probe, now) if probe.idle(kept[1]) else (None, None)
 
     def _progress(self, conn: Any, report: CycleReport, **now_counts: int) -> None:
         """Write the run row's counters in the transaction of the page, plan or batch they

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, update
 
-from syncd import run_books
+from syncd import plan_probe, run_books
 from syncd.app import App
 from syncd.idle_memo import LIFE
 from syncd.lease import Lease, connector_lease
@@ -324,3 +324,109 @@ def test_idle_cycles_of_two_connectors_on_one_store_each_keep_their_answers(
         last = runs[-3:]
         assert all(r.pulled == r.planned == 0 for r in last), (crm, last)
         assert not {r.run_id for r in last} & set(starts), f"{crm}: kept answers were dropped"
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
+    """When each separate plan probe (``plan_probe.probe``) was asked, in order."""
+    asked: list[datetime] = []
+    original = plan_probe.probe
+
+    def spy(store: StateStore, crm: str, *, now: datetime, held_since: datetime) -> Any:
+        asked.append(now)
+        return original(store, crm, now=now, held_since=held_since)
+
+    monkeypatch.setattr(plan_probe, "probe", spy)
+    return asked
+
+
+def _first_lead(app: App) -> str:
+    with app.store.reading() as conn:
+        return str(sorted(r[0] for r in conn.execute(select(LeadRow.__table__.c.lead_id)))[0])
+
+
+def test_the_cycle_after_one_that_pulled_and_sent_nothing_runs_on_answers_read_at_its_end(
+    tmp_path: Path, store_url: str, starts: list[str], probes: list[datetime]
+) -> None:
+    """A cycle that settled a pull (the echo of syncd's writes, an edit that needs no write)
+    reads its successor's answers at its end: the idle cycle after it asks nothing before its
+    pull, and on PostgreSQL sends one statement."""
+    with _leading(tmp_path, store_url, _twenty) as (app, now, _lease):
+        sf, pipeline = app.embedded.salesforce, app.pipelines["salesforce"]
+        stamp = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+        sf.update_lead(_first_lead(app), {"Company": "Renamed Inc"}, modstamp=stamp)
+        now["t"] += timedelta(minutes=1)
+        asked_before = len(probes)
+        settling = pipeline.run_cycle()
+        asked_by_settling = len(probes) - asked_before
+        now["t"] += timedelta(minutes=1)
+        idle, sent = _statements(app, pipeline.run_cycle)
+    assert settling.outcome == "ok" and settling.pulled == 1 and settling.written == 0
+    assert asked_by_settling == 2  # the plan step's, and the one for its successor at its end
+    assert idle.outcome == "ok" and idle.pulled == idle.evaluated == 0
+    assert idle.run_id not in starts, "the settling cycle's answers stand"
+    assert not [s for s in sent if "FROM lead" in s or "outbox" in s], sent
+    if store_url.startswith("postgresql"):
+        assert len(sent) == 1, sent
+
+
+def test_a_cycle_that_wrote_to_the_crm_reads_no_answers_at_its_end_and_its_echo_is_planned(
+    tmp_path: Path, store_url: str, starts: list[str], probes: list[datetime]
+) -> None:
+    """The next pull brings back the echo of the cycle's writes, which would spend answers
+    read at its end: none are read, and the cycle after it asks at its start as before."""
+    with _leading(tmp_path, store_url, _twenty) as (app, now, _lease):
+        sf, pipeline = app.embedded.salesforce, app.pipelines["salesforce"]
+        stale = (datetime.now(UTC) - timedelta(days=200)).date()
+        stamp = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+        lead_id = _first_lead(app)
+        sf.update_lead(lead_id, {"LastActivityDate": stale}, modstamp=stamp)
+        now["t"] += timedelta(minutes=1)
+        asked_before = len(probes)
+        writing = pipeline.run_cycle()
+        asked_by_writing = len(probes) - asked_before
+        now["t"] += timedelta(minutes=1)
+        echo = pipeline.run_cycle()
+    assert writing.outcome == "ok" and writing.written == 2  # the status and the newsletter
+    assert asked_by_writing == 1  # the plan step's alone
+    assert echo.outcome == "ok" and echo.pulled == 1 and echo.written == 0
+    assert echo.run_id in starts
+    assert sf.lead(lead_id)["Status"] == "Nurture"
+
+
+def test_a_lead_coming_due_after_a_settling_cycle_is_moved_by_the_first_cycle_past_its_time(
+    tmp_path: Path, store_url: str, starts: list[str]
+) -> None:
+    """The answers a settling cycle read at its end carry the first due time, as an idle
+    cycle's do."""
+    start = datetime.now(UTC)
+    ids: list[str] = []
+
+    def seed(sf: Any, real_now: datetime) -> None:
+        ids.extend(
+            sf.add_leads(
+                [sf_lead("A", "a@acme.com", title="Analyst", activity_days=89)]
+                + [
+                    sf_lead(f"F{i}", f"f{i}@acme.com", title="Analyst", activity_days=1)
+                    for i in range(5)
+                ],
+                modstamp=real_now - timedelta(hours=2),
+            )
+        )
+
+    with _leading(tmp_path, store_url, seed) as (app, now, _lease):
+        sf, pipeline = app.embedded.salesforce, app.pipelines["salesforce"]
+        day = (start - timedelta(days=89)).date()
+        due = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC) + timedelta(days=90)
+        now["t"] = max(now["t"], due - timedelta(minutes=8))
+        stamp = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+        sf.update_lead(ids[1], {"Company": "Renamed Inc"}, modstamp=stamp)
+        settling = pipeline.run_cycle()
+        now["t"] = due - timedelta(minutes=2)
+        idle = pipeline.run_cycle()
+        now["t"] = due + timedelta(minutes=1)
+        moved = pipeline.run_cycle()
+    assert settling.pulled == 1 and settling.written == 0
+    assert idle.run_id not in starts and idle.evaluated == 0
+    assert moved.run_id in starts and moved.evaluated == 1 and moved.written == 2
+    assert sf.lead(ids[0])["Status"] == "Nurture"
