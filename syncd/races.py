@@ -11,16 +11,18 @@ keeps no history of (a Salesforce field without history tracking) has no rows: i
 unseen, as at first sight.
 
 What the check costs (counted in ``tests/daemon/test_ledger_races.py`` and
-``test_composite_races.py``): on Salesforce with Composite nothing. One query of people's status
-edits since before the reads (LeadHistory rows by anyone but the integration user, usually none:
-``Connector.edits_since``) covers every status write of a cycle; it rides in a free slot of the
+``test_composite_races.py``): on Salesforce with Composite nothing. One query of people's edits
+of the status and the rule-set fields since before the reads (LeadHistory rows by anyone but the
+integration user, ``Field IN (...)``, usually none: ``Connector.edits_since``) covers every
+status and field write of a cycle; it rides in a free slot of the
 cycle's last Composite write call, or, when that call is full, beside the next pull's first query
 page in one Composite request. Only the leads a person edited meanwhile have their whole history
 read (one query per 200, only then) and judged by :func:`find_races`. Until the next pull the check
 waits, in memory and in the state store (:mod:`syncd.race_book`): a daemon stopped in between
 leaves it to the next process. With ``composite: false`` one history query per batch of 200. On
-HubSpot one batch read with ``propertiesWithHistory`` per 50 status writes: HubSpot caps a batch
-read with history at 50 inputs (crm-api C4, C10), so a full 100-contact write batch costs two.
+HubSpot one batch read with ``propertiesWithHistory`` per 50 written contacts (the lifecycle
+stage's history in the same reads as the status's): HubSpot caps a batch read with history at 50
+inputs (crm-api C4, C10), so a full 100-contact write batch costs two.
 Nothing cheaper sees the race there: after syncd's write the contact's value, ``lastmodifieddate``
 and the pull all look as if nobody else had touched it, and the batch update answers only the new
 values; a read before the write would narrow the window, not close it.

@@ -184,7 +184,7 @@ def _text(value: Any) -> str | None:
 _HISTORY_FROM = (
     "SELECT LeadId, Field, OldValue, NewValue, CreatedById, CreatedDate FROM LeadHistory"
 )
-#: LeadHistory's Status rows: the race check's query, and first sight's when no other field's
+#: LeadHistory's Status rows: the race check's query and first sight's when no other field's
 #: history is read.
 _HISTORY_SELECT = f"{_HISTORY_FROM} WHERE Field = 'Status'"
 #: A Lead field's API name, fit for a SOQL literal as it is (custom ones end in ``__c``).
@@ -1727,7 +1727,7 @@ def _as_utc(value: datetime) -> datetime:
 
 def _history_select(fields: Mapping[str, str]) -> str:
     """The LeadHistory query of the rows of ``fields`` (``_history_fields``), its WHERE
-    clause open for more conditions: ``Field = 'Status'`` alone, as the race check's."""
+    clause open for more conditions: ``Field = 'Status'`` alone when no other field is asked."""
     if len(fields) == 1:
         return _HISTORY_SELECT
     names = ", ".join("'" + api + "'" for api in fields)
