@@ -363,3 +363,36 @@ def test_a_persons_edit_of_the_status_and_a_field_in_flight_are_both_written_bac
     assert (second.held, second.written) == (1, 0)
     # The lead's two write backs are one record of one call.
     assert _cost(out["journal"])[:2] == [[["PATCH", "GET"]], [("PATCH", 1)]]
+
+
+def test_a_persons_field_edit_while_a_full_composite_write_is_in_flight_is_restored_the_next_cycle_beside_its_first_pull_page(
+    tmp_path: Path,
+) -> None:
+    config = _tier_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("lag_seconds: 0", f"lag_seconds: 0\n    batch_size: {BATCH}")
+    )
+    with running_app(config) as app:
+        emu: Any = app.embedded.salesforce
+        emu.org.config.history_tracked_fields = frozenset({"Status", "Tier__c"})
+        # 5 collections of buyers: the first cycle's one write call has no slot for the check.
+        ids = emu.add_leads(
+            sf_lead(f"B{i}", f"b{i}@acme.com", title="Buyer") for i in range(5 * BATCH)
+        )
+        raced = ids[0]
+        pipeline = app.pipelines["salesforce"]
+        _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Tier__c": "Gold"}))
+        first = pipeline.run_cycle()
+        overwritten = emu.lead(raced)["Tier__c"]
+        start = len(emu.journal.entries())
+        second = pipeline.run_cycle()
+        pull = [e for e in emu.journal.entries()[start:] if e.path.endswith("/composite")]
+        reasons = _held_reasons(app, "salesforce")
+        restored = emu.lead(raced)["Tier__c"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    assert overwritten == "Hot"  # the check waited for the next pull
+    query = pull[0].subrequests[-1].soql or ""
+    assert "CreatedById !=" in query and "Field IN ('Status', 'Tier__c')" in query
+    assert restored == "Gold"
+    assert reasons[raced].startswith("tier set to 'Gold' by a person at ")
