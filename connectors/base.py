@@ -395,26 +395,28 @@ class Connector(abc.ABC):
         return out
 
     def write_collections_then_history(
-        self, collections: Sequence[WriteCollection], since: datetime
+        self, collections: Sequence[WriteCollection], since: datetime, *, also: Sequence[str] = ()
     ) -> WrittenThenRead:
         """Up to ``collections_with_history`` collections as :meth:`write_collections`, then, in
-        the same counted call, people's status edits since ``since`` (:meth:`edits_since`),
-        edits that landed before these writes included.
+        the same counted call, people's status edits since ``since`` (:meth:`edits_since`, with
+        the edits of the fields of ``also``), edits that landed before these writes included.
 
         The history's failure never fails the call: the writes' results stand, and
         ``WrittenThenRead.history`` is None. Raises as :meth:`write_collections` does.
         """
         raise NotImplementedError(f"{self.kind} cannot read history with its writes")
 
-    def edits_since(self, since: datetime) -> list[HistoryEntry]:
+    def edits_since(self, since: datetime, *, also: Sequence[str] = ()) -> list[HistoryEntry]:
         """Status changes by anyone but the integration user since ``since``, oldest first per
         lead (the race check's first look, ``syncd.races``); with ``collections_with_history``.
+        ``also``: canonical fields whose changes come in the same query, as
+        :meth:`status_history` reads them (a field without history has none).
         """
         raise NotImplementedError(f"{self.kind} cannot read status edits by time")
 
-    def read_edits_beside_pull(self, since: datetime) -> None:
-        """Have the next :meth:`iter_pages` read :meth:`edits_since` ``since`` in the call of its
-        first page; with ``collections_with_history``."""
+    def read_edits_beside_pull(self, since: datetime, *, also: Sequence[str] = ()) -> None:
+        """Have the next :meth:`iter_pages` read :meth:`edits_since` ``since`` (and ``also``)
+        in the call of its first page; with ``collections_with_history``."""
         raise NotImplementedError(f"{self.kind} cannot read status edits beside its pull")
 
     def edits_beside_pull(self) -> WrittenThenRead | None:

@@ -25,6 +25,7 @@ __all__ = [
     "backfill_rows",
     "last_person_edit",
     "pulled_rows",
+    "same_value",
     "written_rows",
 ]
 
@@ -240,12 +241,12 @@ def last_person_edit(
     if not moves:
         return None
     last = max(moves, key=lambda e: e.at)
-    if last.actor == "person" and _same_value(last.to_value, status):
+    if last.actor == "person" and same_value(last.to_value, status):
         return last
     return None
 
 
-def _same_value(text: str | None, value: Any) -> bool:
+def same_value(text: str | None, value: Any) -> bool:
     """Whether a history entry's value (text, as CRMs' field history keeps it) is ``value``
     (the mirror's, typed): a number or a boolean compares as one (Salesforce's ``NewValue`` of
     a number field may read ``7`` where the field reads ``7.0``)."""

@@ -129,10 +129,18 @@ def policy_of(settings: Any) -> LifecyclePolicy | None:
 
 
 def clear_first_fields(
-    policy: LifecyclePolicy | None, rows: Mapping[str, tuple[Any, Any]]
+    policy: LifecyclePolicy | None,
+    rows: Mapping[str, tuple[Any, Any]],
+    *,
+    restoring: bool = False,
 ) -> frozenset[str]:
-    """Of ``{field: (before, value)}``, the fields to clear before setting."""
+    """Of ``{field: (before, value)}``, the fields to clear before setting. ``restoring``: the
+    write puts back a stage a person set that syncd's write overwrote (``syncd.races``); that
+    is always a move backward from syncd's value, and the person's stage is put back whether
+    or not ``lifecycle.backward`` declares the move, so it is cleared first."""
     if policy is None or policy.field not in rows:
         return frozenset()
     before, value = rows[policy.field]
+    if restoring and policy.is_backward(before, value):
+        return frozenset({policy.field})
     return frozenset({policy.field}) if policy.judge(before, value).clear_first else frozenset()

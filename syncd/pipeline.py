@@ -632,7 +632,7 @@ class Pipeline:
         awaiting = self._races.load()
         if awaiting is not None and self._collections_with_history():
             # The last cycle's race check rides in this pull's first page: no call of its own.
-            self.connector.read_edits_beside_pull(awaiting.since)
+            self.connector.read_edits_beside_pull(awaiting.since, also=self._race_fields())
 
         def with_columns(pages: Iterator[Page]) -> Iterator[tuple[Page, _Columns]]:
             # Made as the page is read, while the last page is stored: they need no store.
@@ -1387,7 +1387,8 @@ class Pipeline:
         The cycle's ``last`` call carries the race check when it has a free slot."""
         ids = [r.id for _, groups in batches for g in groups for r in g]
         by_time = self._collections_with_history() > 0
-        checking = self._races.pending is not None or bool(_status_leads(batches))
+        fields = self._race_fields()
+        checking = self._races.pending is not None or bool(_checked_rows(batches, fields))
         riding = (
             last
             and by_time
@@ -1396,7 +1397,9 @@ class Pipeline:
             and 0 < len(batches) <= self._collections_with_history()
         )
         checked: WrittenThenRead | None = None
-        awaited = [r.id for r in _status_rows(batches)] if by_time and not restoring else []
+        awaited = (
+            [r.id for r in _checked_rows(batches, fields)] if by_time and not restoring else []
+        )
         if self.lease is not None:
             self.lease.before_send()
         self._mark_sending(ids, awaited, self._check_since(batches) if awaited else None)
@@ -1405,7 +1408,9 @@ class Pipeline:
             if riding:
                 since = self._check_since(batches)
                 checked = self.connector.write_collections_then_history(
-                    [self._collection(kind, groups) for kind, groups in batches], since
+                    [self._collection(kind, groups) for kind, groups in batches],
+                    since,
+                    also=fields,
                 )
                 answers = checked.results
             elif len(batches) == 1:
@@ -1444,6 +1449,19 @@ class Pipeline:
         for (kind, groups), results in zip(batches, answers, strict=True):
             if kind == "field" and not restoring:
                 self._restore_races(groups, results, report)
+
+    def _ledger_field(self, field: str) -> str | None:
+        """The ledger's name of a canonical field it records (the status, the lifecycle
+        stage), None for a field it does not (``syncd.ledger``)."""
+        if field == "status":
+            return ledger.STATUS
+        return ledger.LIFECYCLE if field == self._ledger_stage_field else None
+
+    def _race_fields(self) -> tuple[str, ...]:
+        """Fields besides the status whose writes the race check covers: those whose history
+        the connector reads in the same calls as the status's (first sight's), so checking them
+        costs no call of its own (``syncd.races``)."""
+        return self._first_sight_fields()
 
     def _collections_with_history(self) -> int:
         """Collections a call carries with its status writes' history read; 0: read apart."""
@@ -1490,20 +1508,22 @@ class Pipeline:
     def _await_check(
         self, batches: Sequence[Batch], answers: Sequence[Sequence[RecordResult]]
     ) -> None:
-        """Keep the call's confirmed status writes for the next race check."""
+        """Keep the call's confirmed status (and checked field) writes for the next race
+        check."""
+        fields = self._race_fields()
         written = [
             r.id
             for (kind, groups), results in zip(batches, answers, strict=True)
             if kind == "field"
-            for r in _confirmed_statuses(groups, results)
+            for r in _confirmed_writes(groups, results, fields)
         ]
         if written:
             self._races.confirm(written, self._check_since(batches))
 
     def _check_races(self, checked: WrittenThenRead | None, report: CycleReport) -> None:
-        """The race check of the status writes awaiting it: people's edits since before their
-        reads (read beside a write or a pull page, else on their own); only leads a person
-        edited meanwhile have their history read (``status_history``) and judged."""
+        """The race check of the status and field writes awaiting it: people's edits since
+        before their reads (read beside a write or a pull page, else on their own); only leads
+        a person edited meanwhile have their history read (``status_history``) and judged."""
         pending = self._races.pending
         if pending is None:
             return
@@ -1514,7 +1534,7 @@ class Pipeline:
         edits = checked.history if checked is not None else None
         if edits is None:
             try:
-                edits = self.connector.edits_since(pending.since)
+                edits = self.connector.edits_since(pending.since, also=self._race_fields())
             except (ConfigurationError, FatalError) as exc:
                 if isinstance(exc, AuthError):
                     raise
@@ -1525,7 +1545,10 @@ class Pipeline:
         suspects = self._races.suspects(pending, edits)
         if not suspects:
             return
-        entries = self._crm_history([r.lead_id for r in suspects], _RACES_UNSEEN)
+        also = sorted({r.field for r in suspects} - {"status"})
+        entries = self._crm_history(
+            list(dict.fromkeys(r.lead_id for r in suspects)), _RACES_UNSEEN, also=also
+        )
         self._restore_found(races.find_races(suspects, entries or []), report)
 
     def _races_unseen(self, why: str, report: CycleReport) -> None:
@@ -1543,14 +1566,19 @@ class Pipeline:
         results: Sequence[RecordResult],
         report: CycleReport,
     ) -> None:
-        """A person's status edit that landed while the batch was in flight (``syncd.races``):
+        """A person's edit of the status, or of a field the race check covers
+        (:meth:`_race_fields`), that landed while the batch was in flight (``syncd.races``):
         their value is written back, the lead held, and the audit says both. Costs one history
-        read per batch on Salesforce without Composite, one per 50 status writes on HubSpot (its
-        cap with history, syncd.races), and a write only when a race is found."""
-        written = _confirmed_statuses(groups, results)
+        read per batch on Salesforce without Composite, one per 50 written leads on HubSpot (its
+        cap with history, syncd.races; the fields' history rides in the same reads), and a
+        write only when a race is found."""
+        written = _confirmed_writes(groups, results, self._race_fields())
         if not written:
             return
-        entries = self._crm_history([r.lead_id for r in written], _RACES_UNSEEN)
+        also = sorted({r.field for r in written} - {"status"})
+        entries = self._crm_history(
+            list(dict.fromkeys(r.lead_id for r in written)), _RACES_UNSEEN, also=also
+        )
         self._restore_found(races.find_races(written, entries or []), report)
 
     def _restore_found(self, found: Sequence[races.Race], report: CycleReport) -> None:
@@ -1566,34 +1594,46 @@ class Pipeline:
                 change, edit = race.change, race.edit
                 until = edit.at + self.settings.hold_rep_edits_for
                 who = f" (user {edit.actor_id})" if edit.actor_id else ""
+                named = "" if race.field == "status" else f" of {race.field}"
                 audits.append(
                     {
                         **self._audit(change, AuditOutcome.WITHDRAWN, now, report.run_id),
                         "before": race.person_value,
-                        "message": f"overwrote a person's change to '{edit.to_value}'{who} made "
+                        "message": f"overwrote a person's change{named} to '{edit.to_value}'"
+                        f"{who} made "
                         f"at {edit.at:%Y-%m-%d %H:%M:%S} UTC while the write was in flight; "
                         f"their value is written back and the lead left alone until "
                         f"{until:%Y-%m-%d %H:%M} UTC",
                     }
                 )
-                history += ledger.backfill_rows(self.crm, [edit])
-                self.store.correct_written_from(
-                    conn, self.crm, change.lead_id, report.run_id, change.value, race.person_value
-                )
+                if race.field == "status":
+                    # The ledger backfills status transitions only (as first sight does).
+                    history += ledger.backfill_rows(self.crm, [edit])
+                tracked = self._ledger_field(race.field)
+                if tracked is not None:
+                    self.store.correct_written_from(
+                        conn,
+                        self.crm,
+                        change.lead_id,
+                        report.run_id,
+                        str(change.value),
+                        race.person_value,
+                        field=tracked,
+                    )
                 self.store.update_lead(
                     conn,
                     self.crm,
                     change.lead_id,
                     rep_edit_at=edit.at,
                     rep_edit_status=race.person_value,
-                    rep_edit_field=None,
+                    rep_edit_field=None if race.field == "status" else race.field,
                 )
                 restores.append(
                     {
                         "crm": self.crm,
                         "lead_id": change.lead_id,
                         "kind": "field",
-                        "field": "status",
+                        "field": race.field,
                         "value": race.person_value,
                         "before": change.value,
                         "rule_id": RESTORE_RULE,
@@ -1607,9 +1647,10 @@ class Pipeline:
                     }
                 )
                 log.warning(
-                    "lead %s: a person set status %r while syncd's write of %r was in flight; "
+                    "lead %s: a person set %s %r while syncd's write of %r was in flight; "
                     "writing their value back and leaving the lead alone until %s UTC",
                     change.lead_id,
+                    race.field,
                     edit.to_value,
                     change.value,
                     f"{until:%Y-%m-%d %H:%M}",
@@ -1618,7 +1659,12 @@ class Pipeline:
             self.store.add_history(conn, history)
             self.store.add_changes(conn, restores)
             parts = self.store.intent_parts(conn, {r["intent_id"] for r in restores})
-        pending = [[r] for rows in parts.values() for r in rows if r.state == OutboxState.PENDING]
+        # A lead's restores (its status and a field raced alike) share an intent: one record.
+        pending = [
+            group
+            for rows in parts.values()
+            if (group := [r for r in rows if r.state == OutboxState.PENDING])
+        ]
         if pending:
             self._send("field", pending, report, restoring=True)
 
@@ -1649,7 +1695,11 @@ class Pipeline:
                 LeadChange(
                     g[0].lead_id,
                     {r.field: r.value for r in g},
-                    clear_first_fields(self._lifecycle, {r.field: (r.before, r.value) for r in g}),
+                    clear_first_fields(
+                        self._lifecycle,
+                        {r.field: (r.before, r.value) for r in g},
+                        restoring=all(r.rule_id == RESTORE_RULE for r in g),
+                    ),
                     crm,
                 )
                 for g, crm in zip(groups, extra, strict=True)
@@ -1934,33 +1984,31 @@ def _membership_key(row: Any) -> str:
     return f"-{row.field}" if row.value is False else f"+{row.field}"
 
 
-def _status_rows(batches: Sequence[Batch]) -> list[OutboxRecord]:
-    """The status writes among the batches (the race check reads their leads' history)."""
+def _checked_rows(batches: Sequence[Batch], fields: Sequence[str]) -> list[OutboxRecord]:
+    """The writes among the batches the race check covers: the status and ``fields`` (the race
+    check reads their leads' history)."""
     return [
         r
         for kind, groups in batches
         if kind == "field"
         for g in groups
         for r in g
-        if r.kind == "field" and r.field == "status"
+        if r.kind == "field" and (r.field == "status" or r.field in fields)
     ]
 
 
-def _status_leads(batches: Sequence[Batch]) -> list[str]:
-    """The leads whose status the batches write."""
-    return [r.lead_id for r in _status_rows(batches)]
-
-
-def _confirmed_statuses(
-    groups: Sequence[Sequence[OutboxRecord]], results: Sequence[RecordResult]
+def _confirmed_writes(
+    groups: Sequence[Sequence[OutboxRecord]],
+    results: Sequence[RecordResult],
+    fields: Sequence[str],
 ) -> list[OutboxRecord]:
-    """The status writes the CRM confirmed."""
+    """The writes of the status and of ``fields`` the CRM confirmed."""
     return [
         r
         for g, res in zip(groups, results, strict=True)
         if res.outcome is Outcome.OK
         for r in g
-        if r.kind == "field" and r.field == "status"
+        if r.kind == "field" and (r.field == "status" or r.field in fields)
     ]
 
 

@@ -1,6 +1,6 @@
 """Where the race check's awaiting writes are kept until their check is read (:mod:`syncd.races`).
 
-In memory for the running process: the confirmed status writes' outbox ids (8 bytes each) and
+In memory for the running process: the confirmed status and field writes' outbox ids (8 bytes each) and
 the earliest time to read people's edits from. In the state store for the next process: a
 ``meta`` record per write call, stored with the call's rows leaving (``SENDING``), so a crash
 after the CRM applied them still leaves their check to the process that comes next; it checks
@@ -90,8 +90,9 @@ class RaceBook:
         self, pending: races.PendingCheck, edits: Sequence[HistoryEntry]
     ) -> list[OutboxRecord]:
         """The awaiting writes people's ``edits`` may have raced, read back from the store a
-        chunk at a time (none when no person edited a status since the check's start)."""
-        if not any(e.field == "status" and e.actor != "integration" for e in edits):
+        chunk at a time (none when no person edited a status or a written field since the
+        check's start)."""
+        if not any(e.actor != "integration" for e in edits):
             return []
         ids = pending.written.tolist()
         out: list[OutboxRecord] = []

@@ -1,22 +1,28 @@
 """A person's edit that landed while syncd's write batch was in flight.
 
-syncd decides on the lead as it read it, a person changes the status, then syncd's write lands
+syncd decides on the lead as it read it, a person changes the status (or a field a rule sets,
+``set_field``: a Salesforce custom field, HubSpot's lifecycle stage), then syncd's write lands
 on top: the mirror and the CRM agree afterwards, so no pull can see the person's edit. The
 CRM's history can: syncd's own transition there starts from a value syncd never saw, and a
-person's transition set that value. The pipeline reads the history of the status writes,
-writes the person's value back, holds the lead, and audits both.
+person's transition set that value. The pipeline reads the history of the status and field
+writes (the fields' rows in the same queries and batch reads as the status's), writes the
+person's value back, holds the lead with the field named, and audits both. A field the CRM
+keeps no history of (a Salesforce field without history tracking) has no rows: its race goes
+unseen, as at first sight.
 
 What the check costs (counted in ``tests/daemon/test_ledger_races.py`` and
-``test_composite_races.py``): on Salesforce with Composite nothing. One query of people's status
-edits since before the reads (LeadHistory rows by anyone but the integration user, usually none:
-``Connector.edits_since``) covers every status write of a cycle; it rides in a free slot of the
+``test_composite_races.py``): on Salesforce with Composite nothing. One query of people's edits
+of the status and the rule-set fields since before the reads (LeadHistory rows by anyone but the
+integration user, ``Field IN (...)``, usually none: ``Connector.edits_since``) covers every
+status and field write of a cycle; it rides in a free slot of the
 cycle's last Composite write call, or, when that call is full, beside the next pull's first query
 page in one Composite request. Only the leads a person edited meanwhile have their whole history
 read (one query per 200, only then) and judged by :func:`find_races`. Until the next pull the check
 waits, in memory and in the state store (:mod:`syncd.race_book`): a daemon stopped in between
 leaves it to the next process. With ``composite: false`` one history query per batch of 200. On
-HubSpot one batch read with ``propertiesWithHistory`` per 50 status writes: HubSpot caps a batch
-read with history at 50 inputs (crm-api C4, C10), so a full 100-contact write batch costs two.
+HubSpot one batch read with ``propertiesWithHistory`` per 50 written contacts (the lifecycle
+stage's history in the same reads as the status's): HubSpot caps a batch read with history at 50
+inputs (crm-api C4, C10), so a full 100-contact write batch costs two.
 Nothing cheaper sees the race there: after syncd's write the contact's value, ``lastmodifieddate``
 and the pull all look as if nobody else had touched it, and the batch update answers only the new
 values; a read before the write would narrow the window, not close it.
@@ -31,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from connectors.base import HistoryEntry
+from syncd.ledger import same_value
 from syncd.records import OutboxRecord
 
 __all__ = ["CHECK_REACH", "PendingCheck", "Race", "find_races", "suspects"]
@@ -43,8 +50,8 @@ CHECK_REACH = timedelta(seconds=30)
 
 @dataclass(frozen=True, slots=True)
 class PendingCheck:
-    """Confirmed status writes whose race check is still to be read: people's edits since
-    ``since`` (before the earliest read the writes were decided on).
+    """Confirmed status (and rule-set field) writes whose race check is still to be read:
+    people's edits since ``since`` (before the earliest read the writes were decided on).
 
     ``written`` holds the writes' outbox ids only, 8 bytes each: a first sync confirms a
     status write for half a million leads before its last call, and their whole rows held
@@ -56,48 +63,59 @@ class PendingCheck:
 
 
 def suspects(written: Sequence[OutboxRecord], edits: Sequence[HistoryEntry]) -> list[OutboxRecord]:
-    """The writes that may have raced: on leads whose latest status edit by a person since the
-    check's start (``edits``, oldest first per lead) left a value other than the one syncd read
-    (``before``). An edit the read already saw ends on that value; only the suspects' whole
-    history needs reading (:func:`find_races` judges it)."""
-    last: dict[str, HistoryEntry] = {}
+    """The writes that may have raced: on leads whose latest edit by a person of the written
+    field (the status, or a field a rule sets) since the check's start (``edits``, oldest first
+    per lead) left a value other than the one syncd read (``before``). An edit the read already
+    saw ends on that value; only the suspects' whole history needs reading (:func:`find_races`
+    judges it)."""
+    last: dict[tuple[str, str], HistoryEntry] = {}
     for e in edits:
-        if e.field == "status" and e.actor != "integration":
-            last[e.lead_id] = e
-    return [w for w in written if w.lead_id in last and last[w.lead_id].to_value != w.before]
+        if e.actor != "integration":
+            last[(e.lead_id, e.field)] = e
+    return [
+        w
+        for w in written
+        if (w.lead_id, w.field) in last
+        and not same_value(last[(w.lead_id, w.field)].to_value, w.before)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
 class Race:
-    """syncd's confirmed status write ``change`` overwrote ``edit``, a person's change it had
-    not seen."""
+    """syncd's confirmed write ``change`` (of the status or a field a rule sets) overwrote
+    ``edit``, a person's change of that field it had not seen."""
 
     change: OutboxRecord
     edit: HistoryEntry
-    person_value: str  # the status the person set (never empty: a status is required)
+    person_value: str  # the value the person set (a person's clearing is not judged a race)
     written_at: datetime  # when the CRM recorded syncd's write
+
+    @property
+    def field(self) -> str:
+        """The canonical field raced over: ``status`` or the field a rule sets."""
+        return self.change.field
 
 
 def find_races(written: Sequence[OutboxRecord], entries: Sequence[HistoryEntry]) -> list[Race]:
-    """The races among ``written`` (confirmed status writes, one per lead), judged from the
-    leads' status history (``entries``, oldest first per lead)."""
-    by_lead: dict[str, list[HistoryEntry]] = defaultdict(list)
+    """The races among ``written`` (confirmed writes, one per lead and field), judged from the
+    leads' history of the written fields (``entries``, oldest first per lead). History keeps
+    text: a number or boolean field's value compares as one (``ledger.same_value``)."""
+    by_field: dict[tuple[str, str], list[HistoryEntry]] = defaultdict(list)
     for e in entries:
-        if e.field == "status":
-            by_lead[e.lead_id].append(e)
+        by_field[(e.lead_id, e.field)].append(e)
     races = []
     for change in written:
-        history = by_lead.get(change.lead_id, [])
+        history = by_field.get((change.lead_id, change.field), [])
         # syncd's write: the latest transition to its value by the integration user.
         mine = [
             i
             for i, e in enumerate(history)
-            if e.actor == "integration" and e.to_value == change.value
+            if e.actor == "integration" and same_value(e.to_value, change.value)
         ]
         if not mine:
             continue
         write = history[mine[-1]]
-        if write.from_value == change.before:
+        if same_value(write.from_value, change.before):
             continue  # it replaced the value syncd decided on: no race
         if any(e.actor == "person" for e in history[mine[-1] + 1 :]):
             # A person changed it again after syncd's write: their latest value stands (the

@@ -1402,10 +1402,19 @@ class StateStore:
             conn.execute(delete(table).where(table.c.crm == crm, table.c.lead_id.in_(chunk)))
 
     def correct_written_from(
-        self, conn: Connection, crm: str, lead_id: str, run_id: str, to_value: str, actual: str
+        self,
+        conn: Connection,
+        crm: str,
+        lead_id: str,
+        run_id: str,
+        to_value: str,
+        actual: str,
+        *,
+        field: str = "status",
     ) -> None:
-        """syncd's write of ``to_value`` in ``run_id`` replaced ``actual`` (a person's value the
-        mirror had not seen): the ledger's row says so."""
+        """syncd's write of ``to_value`` to ``field`` (the ledger's name) in ``run_id``
+        replaced ``actual`` (a person's value the mirror had not seen): the ledger's row says
+        so."""
         table = StatusHistoryRow.__table__
         conn.execute(
             update(table)
@@ -1413,7 +1422,7 @@ class StateStore:
                 table.c.crm == crm,
                 table.c.lead_id == lead_id,
                 table.c.run_id == run_id,
-                table.c.field == "status",
+                table.c.field == field,
                 table.c.to_value == to_value,
                 table.c.source == HistorySource.WRITTEN.value,
             )

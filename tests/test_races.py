@@ -18,8 +18,8 @@ class _Written:
     """The fields of an outbox row the judge reads."""
 
     lead_id: str
-    before: str
-    value: str
+    before: Any
+    value: Any
     kind: str = "field"
     field: str = "status"
 
@@ -61,3 +61,31 @@ def test_a_race_is_found_and_a_persons_later_edit_is_never_undone() -> None:
     # The person changed it again after syncd's write: their latest value stands.
     later = [*raced, _edit("A", "Nurture", "Qualified", 6)]
     assert find_races([_w("A")], later) == []
+
+
+def _field(
+    lead: str, field: str, old: str | None, new: str, minute: int, actor: HistoryActorKind
+) -> HistoryEntry:
+    return HistoryEntry(lead, field, old, new, T + timedelta(minutes=minute), actor)
+
+
+def test_a_field_write_is_judged_by_that_fields_history_when_a_person_edits_it_in_flight() -> None:
+    # syncd read A with tier empty and status Open, wrote tier 7 and status Nurture; a person
+    # set tier 5 in between. LeadHistory keeps text: the number written reads 7.0 there.
+    tier = _Written("A", None, 7, field="tier")
+    status = _w("A")
+    entries = [
+        _edit("A", "Open", "Nurture", 4, actor="integration"),
+        _field("A", "tier", None, "5", 3, "person"),
+        _field("A", "tier", "5", "7.0", 4, "integration"),
+    ]
+    assert suspects([status, tier], [entries[1]]) == [tier]
+    (race,) = find_races([status, tier], entries)
+    assert (race.field, race.person_value, race.change) == ("tier", "5", tier)
+
+
+def test_a_persons_status_edit_makes_no_suspect_of_a_field_write_when_the_field_is_untouched() -> (
+    None
+):
+    tier = _Written("A", None, "Hot", field="tier")
+    assert suspects([tier], [_edit("A", "Open", "Working", 3)]) == []

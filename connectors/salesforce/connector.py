@@ -184,7 +184,7 @@ def _text(value: Any) -> str | None:
 _HISTORY_FROM = (
     "SELECT LeadId, Field, OldValue, NewValue, CreatedById, CreatedDate FROM LeadHistory"
 )
-#: LeadHistory's Status rows: the race check's query, and first sight's when no other field's
+#: LeadHistory's Status rows: the race check's query and first sight's when no other field's
 #: history is read.
 _HISTORY_SELECT = f"{_HISTORY_FROM} WHERE Field = 'Status'"
 #: A Lead field's API name, fit for a SOQL literal as it is (custom ones end in ``__c``).
@@ -273,8 +273,10 @@ class SalesforceConnector(Connector):
         self.collections_with_history = MAX_COLLECTIONS - 1 if config.composite else 0
         # Query pages chained 5 a call through Composite (query_chain); off once refused.
         self._chain_reads = config.composite
-        # The edits query the next pull's first page carries (read_edits_beside_pull).
+        # The edits query the next pull's first page carries (read_edits_beside_pull): from
+        # when, and the LeadHistory fields it reads.
         self._edits_beside: datetime | None = None
+        self._edits_fields: Mapping[str, str] = _STATUS_ONLY
         self._edits_read: WrittenThenRead | None = None
         # Set when a collection of the current call was split and sent again on its own.
         self._resent_outside_call = False
@@ -586,7 +588,7 @@ class SalesforceConnector(Connector):
                     {
                         "method": "GET",
                         "url": f"/services/data/v{self._config.api_version}/query?"
-                        + urlencode({"q": self._edits_query(edits_since)}),
+                        + urlencode({"q": self._edits_query(edits_since, self._edits_fields)}),
                         "referenceId": HISTORY_REFERENCE,
                     }
                 )
@@ -595,7 +597,9 @@ class SalesforceConnector(Connector):
             if chained is not None:
                 if edits_since is not None:
                     status, body = chained.extra.get(HISTORY_REFERENCE, (0, None))
-                    self._edits_read = self._history_answer([], SubrequestAnswer(status, body))
+                    self._edits_read = self._history_answer(
+                        [], SubrequestAnswer(status, body), self._edits_fields
+                    )
                 if chained.pages:
                     return chained.pages
         timeout = self._config.timeout_seconds
@@ -874,10 +878,11 @@ class SalesforceConnector(Connector):
         ]
 
     def write_collections_then_history(
-        self, collections: Sequence[WriteCollection], since: datetime
+        self, collections: Sequence[WriteCollection], since: datetime, *, also: Sequence[str] = ()
     ) -> WrittenThenRead:
         """Up to 4 collections and, last in the same Composite request, the query of people's
-        status edits since ``since`` (:meth:`edits_since`): subrequests run in order, so it
+        status edits since ``since`` (:meth:`edits_since`, with the rows of the fields of
+        ``also`` in the same query): subrequests run in order, so it
         sees every edit that landed before these writes, and the race check costs no counted
         call (crm-api A6). Rows past the query's first page (more than 2,000) are read by
         ordinary, counted query-more calls.
@@ -898,8 +903,9 @@ class SalesforceConnector(Connector):
                 "with a history query"
             )
         subrequests = [self._subrequest(c) for c in collections]
+        fields = self._history_fields(also)
         body = composite_body(
-            self._config.api_version, subrequests, then_query=self._edits_query(since)
+            self._config.api_version, subrequests, then_query=self._edits_query(since, fields)
         )
         records = sum(len(s.body["records"]) for s in subrequests)
         answer = self._call(
@@ -914,13 +920,15 @@ class SalesforceConnector(Connector):
         results = [self._collection_results(c, a) for c, a in zip(collections, writes, strict=True)]
         if self._resent_outside_call:
             return WrittenThenRead(results, None)
-        return self._history_answer(results, read)
+        return self._history_answer(results, read, fields)
 
-    def read_edits_beside_pull(self, since: datetime) -> None:
+    def read_edits_beside_pull(self, since: datetime, *, also: Sequence[str] = ()) -> None:
         """Have the next pull's first query page carry the query of people's status edits since
-        ``since`` in the same Composite request (one counted call for both, crm-api A6); its
-        answer is :meth:`edits_beside_pull` once the pull has started."""
+        ``since`` (and of the fields of ``also``) in the same Composite request (one counted
+        call for both, crm-api A6); its answer is :meth:`edits_beside_pull` once the pull has
+        started."""
         self._edits_beside = since if self.collections_with_history else None
+        self._edits_fields = self._history_fields(also) if self._edits_beside else _STATUS_ONLY
         self._edits_read = None
 
     def edits_beside_pull(self) -> WrittenThenRead | None:
@@ -929,29 +937,36 @@ class SalesforceConnector(Connector):
         answer, self._edits_read = self._edits_read, None
         return answer
 
-    def edits_since(self, since: datetime) -> list[HistoryEntry]:
+    def edits_since(self, since: datetime, *, also: Sequence[str] = ()) -> list[HistoryEntry]:
         """People's status edits since ``since``: LeadHistory's Status rows by anyone but the
-        integration user (usually none, so one query page), oldest first per lead."""
-        rows = self._query_records(self._edits_query(since), "people's status edits")
-        entries = [self._history_entry(r) for r in rows]
+        integration user (usually none, so one query page), oldest first per lead. The rows of
+        the mapped fields of ``also`` come in the same query (``Field IN (...)``, as
+        :meth:`status_history`); an untracked field has none."""
+        fields = self._history_fields(also)
+        rows = self._query_records(self._edits_query(since, fields), "people's status edits")
+        entries = [self._history_entry(r, fields) for r in rows]
         entries.sort(key=lambda e: (e.lead_id, e.at))
         return entries
 
-    def _edits_query(self, since: datetime) -> str:
-        """Status rows since ``since``, without the integration user's own: syncd's writes
-        would make it a page per 2,000 writes, where people's edits are a handful
-        (CreatedById and CreatedDate filter LeadHistory:
+    def _edits_query(self, since: datetime, fields: Mapping[str, str] = _STATUS_ONLY) -> str:
+        """Rows of ``fields`` (``_history_fields``) since ``since``, without the integration
+        user's own: syncd's writes would make it a page per 2,000 writes, where people's edits
+        are a handful (CreatedById and CreatedDate filter LeadHistory:
         https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_leadhistory.htm)."""
-        soql = f"{_HISTORY_SELECT} AND CreatedDate >= {{since}}"
+        soql = f"{_history_select(fields)} AND CreatedDate >= {{since}}"
         me = self.integration_user_id
         if me:
             return format_soql(f"{soql} AND CreatedById != {{me}}", since=_as_utc(since), me=me)
         return format_soql(soql, since=_as_utc(since))
 
     def _history_answer(
-        self, results: list[list[RecordResult]], read: SubrequestAnswer
+        self,
+        results: list[list[RecordResult]],
+        read: SubrequestAnswer,
+        fields: Mapping[str, str] = _STATUS_ONLY,
     ) -> WrittenThenRead:
-        """The writes' results with the edits query subrequest's rows (and later pages)."""
+        """The writes' results with the edits query subrequest's rows (and later pages) of
+        ``fields``."""
         if read.status != 200 or not isinstance(read.body, Mapping):
             code, message = subrequest_error(read.body)
             if code is not None:
@@ -980,7 +995,7 @@ class SalesforceConnector(Connector):
             # The writes stand whatever became of this read; the daemon reads it on its own.
             return WrittenThenRead(results, None)
         try:
-            entries = [self._history_entry(r) for r in rows]
+            entries = [self._history_entry(r, fields) for r in rows]
         except (KeyError, TypeError, ValueError):
             return WrittenThenRead(results, None)  # unreadable rows never undo the writes
         entries.sort(key=lambda e: (e.lead_id, e.at))
@@ -1712,7 +1727,7 @@ def _as_utc(value: datetime) -> datetime:
 
 def _history_select(fields: Mapping[str, str]) -> str:
     """The LeadHistory query of the rows of ``fields`` (``_history_fields``), its WHERE
-    clause open for more conditions: ``Field = 'Status'`` alone, as the race check's."""
+    clause open for more conditions: ``Field = 'Status'`` alone when no other field is asked."""
     if len(fields) == 1:
         return _HISTORY_SELECT
     names = ", ".join("'" + api + "'" for api in fields)

@@ -15,6 +15,7 @@ from syncd.app import App
 from syncd.settings import load_settings
 from syncd.state import AuditOutcome
 from tests.daemon.harness import newsletter_id, running_app, sf_lead, write_config
+from tests.daemon.test_field_edit_holds import _held_reasons, _tier_config
 from tests.daemon.test_ledger import STALE_RULES
 from tests.daemon.test_ledger_races import _edit_in_flight
 
@@ -258,3 +259,140 @@ def test_a_race_check_left_for_the_next_pull_is_read_by_a_restarted_process(
         ("Nurture", person, AuditOutcome.APPLIED),
     ]
     assert second.held == 1
+
+
+def _tier_race(tmp_path: Path, edit: dict[str, str], tracked: frozenset[str]) -> dict[str, Any]:
+    """Two cycles over two new buyers (the rule sets their status and ``tier``, Tier__c) on
+    an org tracking the history of ``tracked``; a person makes ``edit`` to the first while
+    the first cycle's write is in flight."""
+    tmp_path.mkdir(exist_ok=True)
+    with running_app(_tier_config(tmp_path)) as app:
+        emu: Any = app.embedded.salesforce
+        emu.org.config.history_tracked_fields = tracked
+        raced, calm = emu.add_leads(
+            sf_lead(name, f"{name}@acme.com", title="Buyer") for name in ("raced", "calm")
+        )
+        pipeline = app.pipelines["salesforce"]
+        _edit_in_flight(pipeline, lambda: emu.update_lead(raced, edit))
+        start, calls = len(emu.journal.entries()), pipeline.connector.stats.calls
+        first = pipeline.run_cycle()
+        journal = [e for e in emu.journal.entries()[start:] if "oauth" not in e.path]
+        out: dict[str, Any] = {"calls": pipeline.connector.stats.calls - calls}
+        out["second"] = pipeline.run_cycle()
+        out["first"], out["journal"] = first, journal
+        out["raced"], out["calm"] = emu.lead(raced), emu.lead(calm)
+        out["mirror"] = app.store.lead("salesforce", raced)
+        out["reasons"] = _held_reasons(app, "salesforce")
+        out["audit"] = [
+            (a.before, a.after, a.outcome, a.rule_id)
+            for a in app.store.audit_of_lead(raced)
+            if "Hot" in (a.before, a.after)
+        ]
+        out["id"] = raced
+    return out
+
+
+def _cost(journal: list[JournalEntry]) -> list[Any]:
+    """The shape of a cycle's calls: each Composite call's subrequest methods, the other
+    writes' record counts, and the standalone LeadHistory queries."""
+    composite = [
+        [s.method for s in e.subrequests]
+        for e in journal
+        if e.path.endswith("/composite") and e.is_write
+    ]
+    writes = [(e.method, e.records) for e in journal if e.is_write and not e.subrequests]
+    return [composite, writes, len(_history_queries(journal))]
+
+
+def test_a_persons_edit_of_a_tracked_field_a_rule_sets_while_the_write_is_in_flight_is_restored_held_and_audited_at_no_extra_call(
+    tmp_path: Path,
+) -> None:
+    tracked = frozenset({"Status", "Tier__c"})
+    by_status = _tier_race(tmp_path / "status", {"Status": "Nurture"}, tracked)
+    out = _tier_race(tmp_path / "tier", {"Tier__c": "Gold"}, tracked)
+    first, second, raced = out["first"], out["second"], out["id"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    # The person's value stands in the CRM; the other buyer keeps syncd's.
+    assert out["raced"]["Tier__c"] == "Gold" and out["calm"]["Tier__c"] == "Hot"
+    # Held, with the field named, on the cycle after.
+    assert (second.held, second.written) == (1, 0)
+    assert out["mirror"] is not None and out["mirror"].rep_edit_field == "tier"
+    assert out["reasons"][raced].startswith("tier set to 'Gold' by a person at ")
+    # Both audited: syncd's write withdrawn over the person's value, then the write back.
+    assert out["audit"] == [
+        (None, "Hot", AuditOutcome.APPLIED, "buyer-hot"),
+        ("Gold", "Hot", AuditOutcome.WITHDRAWN, "buyer-hot"),
+        ("Hot", "Gold", AuditOutcome.APPLIED, "restore-rep-edit"),
+    ]
+    # Tier__c's rows ride in the query the write call carries: the same calls as a race over
+    # the status (the write call with its query, the raced lead's history, one write back).
+    [write] = [e for e in out["journal"] if e.path.endswith("/composite") and e.is_write]
+    riding = write.subrequests[-1]
+    assert "Field IN ('Status', 'Tier__c')" in (riding.soql or "")
+    assert _cost(out["journal"]) == _cost(by_status["journal"])
+    assert _cost(out["journal"])[:2] == [[["PATCH", "GET"]], [("PATCH", 1)]]
+    assert out["calls"] == by_status["calls"]
+    assert by_status["raced"]["Status"] == "Nurture"  # the comparison is a race too
+
+
+def test_a_persons_edit_of_an_untracked_field_while_the_write_is_in_flight_goes_unseen_at_no_extra_call(
+    tmp_path: Path,
+) -> None:
+    """Salesforce keeps no history of a field without field history tracking: the race
+    check finds nothing to restore (README, "Rep edits win")."""
+    out = _tier_race(tmp_path, {"Tier__c": "Gold"}, frozenset({"Status"}))
+    first, second = out["first"], out["second"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    assert out["raced"]["Tier__c"] == "Hot"  # overwritten: nothing in the CRM says otherwise
+    assert second.held == 0 and out["reasons"] == {}
+    # The write call and its query of people's edits, first sight's history query: no more.
+    assert _cost(out["journal"]) == [[["PATCH", "GET"]], [], 1]
+
+
+def test_a_persons_edit_of_the_status_and_a_field_in_flight_are_both_written_back_in_one_record(
+    tmp_path: Path,
+) -> None:
+    tracked = frozenset({"Status", "Tier__c"})
+    out = _tier_race(tmp_path, {"Status": "Nurture", "Tier__c": "Gold"}, tracked)
+    first, second = out["first"], out["second"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    assert (out["raced"]["Status"], out["raced"]["Tier__c"]) == ("Nurture", "Gold")
+    assert (second.held, second.written) == (1, 0)
+    # The lead's two write backs are one record of one call.
+    assert _cost(out["journal"])[:2] == [[["PATCH", "GET"]], [("PATCH", 1)]]
+
+
+def test_a_persons_field_edit_while_a_full_composite_write_is_in_flight_is_restored_the_next_cycle_beside_its_first_pull_page(
+    tmp_path: Path,
+) -> None:
+    config = _tier_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("lag_seconds: 0", f"lag_seconds: 0\n    batch_size: {BATCH}")
+    )
+    with running_app(config) as app:
+        emu: Any = app.embedded.salesforce
+        emu.org.config.history_tracked_fields = frozenset({"Status", "Tier__c"})
+        # 5 collections of buyers: the first cycle's one write call has no slot for the check.
+        ids = emu.add_leads(
+            sf_lead(f"B{i}", f"b{i}@acme.com", title="Buyer") for i in range(5 * BATCH)
+        )
+        raced = ids[0]
+        pipeline = app.pipelines["salesforce"]
+        _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Tier__c": "Gold"}))
+        first = pipeline.run_cycle()
+        overwritten = emu.lead(raced)["Tier__c"]
+        start = len(emu.journal.entries())
+        second = pipeline.run_cycle()
+        pull = [e for e in emu.journal.entries()[start:] if e.path.endswith("/composite")]
+        reasons = _held_reasons(app, "salesforce")
+        restored = emu.lead(raced)["Tier__c"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    assert overwritten == "Hot"  # the check waited for the next pull
+    query = pull[0].subrequests[-1].soql or ""
+    assert "CreatedById !=" in query and "Field IN ('Status', 'Tier__c')" in query
+    assert restored == "Gold"
+    assert reasons[raced].startswith("tier set to 'Gold' by a person at ")

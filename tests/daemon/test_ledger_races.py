@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from connectors.base import LeadChange, RecordResult, WriteCollection, WrittenThenRead
+from syncd.plan import status_report
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
 from tests.daemon.test_ledger import STALE_RULES
+from tests.daemon.test_lifecycle_stage import LIFECYCLE, stage_config
 
 
 def _edit_in_flight(pipeline: Any, edit: Callable[[], None]) -> None:
@@ -34,11 +36,11 @@ def _edit_in_flight(pipeline: Any, edit: Callable[[], None]) -> None:
         return list(send_many(collections))
 
     def write_collections_then_history(
-        collections: Sequence[WriteCollection], since: datetime
+        collections: Sequence[WriteCollection], since: datetime, *, also: Sequence[str] = ()
     ) -> WrittenThenRead:
         while pending:
             pending.pop()()
-        return send_checked(collections, since)
+        return send_checked(collections, since, also=also)
 
     connector.write_batch = write_batch
     connector.write_collections = write_collections
@@ -182,3 +184,83 @@ def test_the_race_check_costs_no_call_with_composite_one_per_200_plain_or_50_hub
         assert (batches, standalone, riding) == (2, 0, 1)  # one call: 2 collections + the query
     else:
         assert (batches, standalone, riding) == (2, 2, 0)  # 200 + 50
+
+
+#: A rule that sets the status and the lifecycle stage together (HubSpot).
+STAGE_RULES = """\
+version: 1
+name: stages
+mode: first_match
+statuses: {New: {}, Open: {}}
+rules:
+  - id: to-sql
+    when: {field: title, eq: Buyer}
+    then:
+      - set_status: Open
+      - set_field: {field: lifecycle_stage, value: SQL}
+"""
+
+
+def _stage_race(tmp_path: Path, edit: dict[str, str]) -> dict[str, Any]:
+    """Two cycles over two new HubSpot buyers (the rule sets their status and lifecycle stage);
+    a person makes ``edit`` to the first while the first cycle's write batch is in flight."""
+    tmp_path.mkdir(exist_ok=True)
+    statuses = "  status_values: {New: NEW, Open: OPEN}\n"
+    with running_app(
+        stage_config(tmp_path, rules=STAGE_RULES, lifecycle=LIFECYCLE + statuses)
+    ) as app:
+        hs: Any = app.embedded.hubspot
+        raced, calm = hs.add_contacts(
+            hs_contact(name, f"{name}@acme.com", title="Buyer", lifecyclestage="lead")
+            for name in ("raced", "calm")
+        )
+        pipeline = app.pipelines["hubspot"]
+        _edit_in_flight(pipeline, lambda: hs.update_contact(raced, edit))
+        start, calls = len(hs.journal.entries()), pipeline.connector.stats.calls
+        out: dict[str, Any] = {"first": pipeline.run_cycle()}
+        out["calls"] = pipeline.connector.stats.calls - calls
+        out["history_reads"] = sum(
+            1 for e in hs.journal.entries()[start:] if e.path.endswith("/batch/read")
+        )
+        out["second"] = pipeline.run_cycle()
+        out["raced"], out["calm"] = hs.contact(raced), hs.contact(calm)
+        out["mirror"] = app.store.lead("hubspot", raced)
+        out["reasons"] = {
+            h["lead_id"]: h["reason"] for h in status_report(app)["crms"]["hubspot"]["held"]
+        }
+        out["audit"] = [
+            (a.before, a.after, a.outcome, a.rule_id)
+            for a in app.store.audit_of_lead(raced)
+            if "opportunity" in (a.before, a.after)
+        ]
+        out["id"] = raced
+    return out
+
+
+def test_a_persons_lifecycle_stage_edit_while_the_write_batch_is_in_flight_is_restored_held_and_audited_in_the_same_history_reads(
+    tmp_path: Path,
+) -> None:
+    by_status = _stage_race(tmp_path / "status", {"hs_lead_status": "IN_PROGRESS"})
+    mql = "marketingqualifiedlead"  # forward from lead: HubSpot applies it, then syncd's SQL
+    out = _stage_race(tmp_path / "stage", {"lifecyclestage": mql})
+    first, second, raced = out["first"], out["second"], out["id"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    # The person's stage stands (written back: cleared, then set, as HubSpot applies a
+    # backward stage only so); the other buyer keeps syncd's.
+    assert out["raced"]["lifecyclestage"] == mql
+    assert out["calm"]["lifecyclestage"] == "opportunity"
+    assert (second.held, second.written) == (1, 0)
+    assert out["mirror"] is not None and out["mirror"].rep_edit_field == "lifecycle_stage"
+    assert out["reasons"][raced].startswith(f"lifecycle_stage set to '{mql}' by a person at ")
+    assert out["audit"] == [
+        ("lead", "opportunity", "applied", "to-sql"),
+        (mql, "opportunity", "withdrawn", "to-sql"),
+        ("opportunity", None, "applied", "restore-rep-edit"),  # the clear first
+        ("opportunity", mql, "applied", "restore-rep-edit"),
+    ]
+    # The stage's history rides in the batch read of the status's: as many reads and calls
+    # as a race over the status costs.
+    assert by_status["raced"]["hs_lead_status"] == "IN_PROGRESS"  # a race too, restored
+    assert out["history_reads"] == by_status["history_reads"] == 2  # first sight, the check
+    assert out["calls"] == by_status["calls"] + 1  # + the stage's clear before its write back
