@@ -474,9 +474,10 @@ class Connector(abc.ABC):
     #: share the 100 per 10 s budget, 50 contacts a call): such a pull mirrors them first and
     #: the daemon reads their history after it, before planning (``syncd.history_pending``).
     history_after_pull: ClassVar[bool] = False
-    #: True where first sight asks :meth:`status_history` for the history of every field a
-    #: rule sets (Salesforce: a LeadHistory row names any tracked field); False where it asks
-    #: for the lifecycle stage's alone (HubSpot; README, "Lifecycle stage").
+    #: True where first sight and the race check ask :meth:`status_history` for the history of
+    #: every field a rule sets (Salesforce: a LeadHistory row names any tracked field; HubSpot:
+    #: ``propertiesWithHistory`` names any property); False where they ask for the lifecycle
+    #: stage's alone.
     history_of_rule_fields: ClassVar[bool] = False
 
     def org_status_history(

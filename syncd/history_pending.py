@@ -60,9 +60,9 @@ def first_sight_edit(
     watched: Sequence[str] = (),
 ) -> tuple[HistoryEntry, str | None] | None:
     """The newest edit a person made, as one lead's history shows it, of its status or of a
-    ``watched`` field (a field a rule sets whose history was read beside the status: HubSpot's
-    lifecycle stage, any on Salesforce), that the lead still has: ``(the edit, None for the
-    status or the field's name)``. A field the mirror lacks (``fields``) says nothing."""
+    ``watched`` field (a field a rule sets whose history was read beside the status), that the
+    lead still has: ``(the edit, None for the status or the field's name)``. A field the mirror
+    lacks (``fields``) says nothing."""
     found: list[tuple[HistoryEntry, str | None]] = []
     edit = ledger.last_person_edit(entries, status)
     if edit is not None:

@@ -903,8 +903,8 @@ class Pipeline:
         """Fields besides the status whose CRM history first sight reads, in the same calls,
         so that a person's edit of one before syncd first saw the lead holds the lead as a
         status edit does (``syncd.holds``): every field a rule that can apply here sets where
-        the connector reads any field's history (Salesforce), else the lifecycle stage when a
-        rule sets it (HubSpot)."""
+        the connector reads any field's history (Salesforce, HubSpot), else the lifecycle stage
+        when a rule sets it."""
         if self.connector.history_of_rule_fields:
             return tuple(sorted(self._watched_fields))
         stage = self._ledger_stage_field

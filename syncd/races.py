@@ -20,8 +20,8 @@ page in one Composite request. Only the leads a person edited meanwhile have the
 read (one query per 200, only then) and judged by :func:`find_races`. Until the next pull the check
 waits, in memory and in the state store (:mod:`syncd.race_book`): a daemon stopped in between
 leaves it to the next process. With ``composite: false`` one history query per batch of 200. On
-HubSpot one batch read with ``propertiesWithHistory`` per 50 written contacts (the lifecycle
-stage's history in the same reads as the status's): HubSpot caps a batch read with history at 50
+HubSpot one batch read with ``propertiesWithHistory`` per 50 written contacts (the history of
+the fields a rule sets in the same reads as the status's): HubSpot caps a batch read with history at 50
 inputs (crm-api C4, C10), so a full 100-contact write batch costs two.
 Nothing cheaper sees the race there: after syncd's write the contact's value, ``lastmodifieddate``
 and the pull all look as if nobody else had touched it, and the batch update answers only the new

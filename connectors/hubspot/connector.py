@@ -130,6 +130,9 @@ class HubSpotConnector(Connector):
     # A first sync's history (one call per 50 contacts) would take the general budget from
     # under the search pages: 50,000 contacts, 1,000 calls, 105 s at 100 per 10 s.
     history_after_pull: ClassVar[bool] = True
+    # HubSpot keeps every contact property's history, answered for any property named in
+    # propertiesWithHistory (docs/crm-api.md#c10): every field a rule sets rides in the reads.
+    history_of_rule_fields: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -586,8 +589,9 @@ class HubSpotConnector(Connector):
         """The status property's past values: one batch read with ``propertiesWithHistory``
         per 50 contacts (the cap with history, docs/crm-api.md#c4). HubSpot returns a bounded
         number of past values, newest first; the oldest one kept has no known ``from_value``.
-        The mapped properties of ``also`` (the lifecycle stage) ride in the same reads:
-        ``propertiesWithHistory`` is a list of properties, answered per contact by name."""
+        The mapped properties of ``also`` (any field a rule sets: the lifecycle stage, a custom
+        property) ride in the same reads: ``propertiesWithHistory`` is a list of properties,
+        answered per contact by name (docs/crm-api.md#c10). Their values come as text."""
         status = self.config.fields.get("status")
         if status is None:
             return []

@@ -415,6 +415,139 @@ def _first_sight_of_a_tier_edit(
         }
 
 
+#: A rule that sets the status and a custom HubSpot property (budget: bant_budget) together.
+BUDGET_RULES = """\
+version: 1
+name: budgets
+mode: first_match
+statuses: {New: {}, Open: {}}
+rules:
+  - id: buyer-budget
+    when: {field: title, eq: Buyer}
+    then:
+      - set_status: Open
+      - set_field: {field: budget, value: Approved}
+"""
+
+
+def budget_config(tmp_path: Path) -> Path:
+    """The embedded HubSpot portal, its rules setting the status and ``budget``."""
+    statuses = "  status_values: {New: NEW, Open: OPEN}\n"
+    config = stage_config(tmp_path, rules=BUDGET_RULES, lifecycle=statuses)
+    settable = "settable_fields: [lifecycle_stage]"
+    assert settable in config.read_text()
+    config.write_text(config.read_text().replace(settable, "settable_fields: [budget]"))
+    return config
+
+
+def _first_sight_of_a_budget_edit(
+    tmp_path: Path,
+    *,
+    contacts: int = 1,
+    edited_ago: timedelta | None = None,
+    source: str | None = "CRM_UI",
+) -> dict[str, Any]:
+    """Before syncd's first cycle, ``source`` (a rep in the UI by default) changed the buyer's
+    bant_budget from the value it was imported with a day ago (None: nobody did): just now, or
+    ``edited_ago`` as its history says; ``contacts`` new contacts in all (above 50: their history is read after
+    the pull). What the first cycle did."""
+    tmp_path.mkdir(exist_ok=True)
+    with running_app(budget_config(tmp_path)) as app:
+        hs = app.embedded.hubspot
+        now = datetime.now(UTC)
+        imported = {"bant_budget": "Pending", "lastmodifieddate": now - timedelta(days=1)}
+        others = [
+            hs_contact(f"C{i}", f"c{i}@acme.com", title="CTO", **imported)
+            for i in range(contacts - 1)
+        ]
+        [buyer, *_] = hs.add_contacts(
+            [hs_contact("Buyer", "buyer@acme.com", title="Buyer", **imported), *others]
+        )
+        if source is not None:
+            hs.update_contact(buyer, {"bant_budget": "Board review"}, source=source)
+        if source is not None and edited_ago is not None:
+            hs.set_history(
+                buyer,
+                "bant_budget",
+                [
+                    ("Pending", now - timedelta(days=30), "IMPORT"),
+                    ("Board review", now - edited_ago, source),
+                ],
+            )
+        start = len(hs.journal.entries())
+        report = app.pipelines["hubspot"].run_cycle()
+        calls = hs.journal.entries()[start:]
+        return {
+            "report": report,
+            "contact": hs.contact(buyer),
+            "reasons": _held_reasons(app, "hubspot"),
+            "buyer": buyer,
+            "history_reads": [
+                json.loads(e.body)["propertiesWithHistory"]
+                for e in calls
+                if e.method == "POST" and e.path.endswith("/batch/read")
+            ],
+            "updates": [
+                e for e in calls if e.method == "POST" and e.path.endswith("/batch/update")
+            ],
+        }
+
+
+@pytest.mark.parametrize("contacts", [1, 60])  # 60: history read after the pull (50 a call)
+def test_the_contact_is_held_on_first_sight_when_a_person_set_a_hubspot_property_a_rule_sets_before(
+    tmp_path: Path, contacts: int
+) -> None:
+    run = _first_sight_of_a_budget_edit(tmp_path, contacts=contacts)
+    report, buyer = run["report"], run["buyer"]
+
+    assert (report.outcome, report.held, report.written) == ("ok", 1, 0), report.message
+    assert run["updates"] == []
+    assert (run["contact"]["hs_lead_status"], run["contact"]["bant_budget"]) == (
+        "NEW",
+        "Board review",
+    )
+    assert run["reasons"][buyer].startswith("budget set to 'Board review' by a person at ")
+    # bant_budget's history rides in the status history reads: one call per 50 new contacts.
+    assert len(run["history_reads"]) == -(-contacts // 50)
+    assert all(sorted(r) == ["bant_budget", "hs_lead_status"] for r in run["history_reads"])
+
+
+def test_the_contact_is_written_on_first_sight_when_a_persons_hubspot_property_edit_is_older_than_the_hold(
+    tmp_path: Path,
+) -> None:
+    run = _first_sight_of_a_budget_edit(tmp_path, edited_ago=timedelta(days=15))  # hold: 14 days
+
+    assert (run["report"].outcome, run["report"].held) == ("ok", 0), run["report"].message
+    assert run["report"].written == 1
+    assert (run["contact"]["hs_lead_status"], run["contact"]["bant_budget"]) == (
+        "OPEN",
+        "Approved",
+    )
+    assert run["reasons"] == {}
+    # Not for want of reading it: first sight's read and the race check's named bant_budget.
+    assert [sorted(r) for r in run["history_reads"]] == [["bant_budget", "hs_lead_status"]] * 2
+
+
+def test_nothing_is_held_on_first_sight_when_a_hubspot_workflow_set_a_property_a_rule_sets(
+    tmp_path: Path,
+) -> None:
+    run = _first_sight_of_a_budget_edit(tmp_path / "workflow", source="AUTOMATION_PLATFORM")
+    untouched = _first_sight_of_a_budget_edit(tmp_path / "untouched", source=None)
+    report = run["report"]
+
+    assert (report.outcome, report.held, report.written) == ("ok", 0, 1), report.message
+    assert (run["contact"]["hs_lead_status"], run["contact"]["bant_budget"]) == (
+        "OPEN",
+        "Approved",
+    )
+    assert run["reasons"] == {}
+    # First sight's history read and the race check's after the write, each naming both
+    # properties: the calls of a contact nobody touched.
+    assert [sorted(r) for r in run["history_reads"]] == [["bant_budget", "hs_lead_status"]] * 2
+    assert untouched["history_reads"] == run["history_reads"]
+    assert report.api_calls == untouched["report"].api_calls
+
+
 # 250 new leads: more than one per-lead query covers, so the org's history is read as a stream.
 @pytest.mark.parametrize("leads", [1, 250])
 def test_the_lead_is_held_on_first_sight_when_a_person_set_a_salesforce_field_a_rule_sets_before(

@@ -3,6 +3,7 @@ history after the batch: their value is written back, the lead held, and the aud
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from connectors.base import LeadChange, RecordResult, WriteCollection, WrittenThenRead
 from syncd.plan import status_report
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
+from tests.daemon.test_field_edit_holds import budget_config
 from tests.daemon.test_ledger import STALE_RULES
 from tests.daemon.test_lifecycle_stage import LIFECYCLE, stage_config
 
@@ -264,3 +266,65 @@ def test_a_persons_lifecycle_stage_edit_while_the_write_batch_is_in_flight_is_re
     assert by_status["raced"]["hs_lead_status"] == "IN_PROGRESS"  # a race too, restored
     assert out["history_reads"] == by_status["history_reads"] == 2  # first sight, the check
     assert out["calls"] == by_status["calls"] + 1  # + the stage's clear before its write back
+
+
+def _budget_race(tmp_path: Path, edit: dict[str, str]) -> dict[str, Any]:
+    """Two cycles over two new HubSpot buyers (the rule sets their status and the custom
+    property bant_budget); a person makes ``edit`` to the first while the first cycle's write
+    batch is in flight."""
+    tmp_path.mkdir(exist_ok=True)
+    with running_app(budget_config(tmp_path)) as app:
+        hs: Any = app.embedded.hubspot
+        raced, calm = hs.add_contacts(
+            hs_contact(name, f"{name}@acme.com", title="Buyer", bant_budget="Pending")
+            for name in ("raced", "calm")
+        )
+        pipeline = app.pipelines["hubspot"]
+        _edit_in_flight(pipeline, lambda: hs.update_contact(raced, edit))
+        start, calls = len(hs.journal.entries()), pipeline.connector.stats.calls
+        out: dict[str, Any] = {"first": pipeline.run_cycle()}
+        out["calls"] = pipeline.connector.stats.calls - calls
+        out["history_reads"] = [
+            sorted(json.loads(e.body)["propertiesWithHistory"])
+            for e in hs.journal.entries()[start:]
+            if e.path.endswith("/batch/read")
+        ]
+        out["second"] = pipeline.run_cycle()
+        out["raced"], out["calm"] = hs.contact(raced), hs.contact(calm)
+        out["mirror"] = app.store.lead("hubspot", raced)
+        out["reasons"] = {
+            h["lead_id"]: h["reason"] for h in status_report(app)["crms"]["hubspot"]["held"]
+        }
+        out["audit"] = [
+            (a.before, a.after, a.outcome, a.rule_id)
+            for a in app.store.audit_of_lead(raced)
+            if "Board review" in (a.before, a.after)
+        ]
+        out["id"] = raced
+    return out
+
+
+def test_a_hubspot_property_a_rule_sets_is_written_back_and_the_contact_held_when_a_person_edits_it_in_flight(
+    tmp_path: Path,
+) -> None:
+    by_status = _budget_race(tmp_path / "status", {"hs_lead_status": "IN_PROGRESS"})
+    out = _budget_race(tmp_path / "budget", {"bant_budget": "Board review"})
+    first, second, raced = out["first"], out["second"], out["id"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    # The person's value stands (written back); the other buyer keeps syncd's.
+    assert out["raced"]["bant_budget"] == "Board review"
+    assert out["calm"]["bant_budget"] == "Approved"
+    assert (second.held, second.written) == (1, 0)
+    assert out["mirror"] is not None and out["mirror"].rep_edit_field == "budget"
+    assert out["reasons"][raced].startswith("budget set to 'Board review' by a person at ")
+    assert out["audit"] == [
+        ("Board review", "Approved", "withdrawn", "buyer-budget"),
+        ("Approved", "Board review", "applied", "restore-rep-edit"),
+    ]
+    # bant_budget's history rides in the status's batch reads (first sight, the check): as
+    # many reads and calls as a race over the status costs.
+    assert by_status["raced"]["hs_lead_status"] == "IN_PROGRESS"  # a race too, restored
+    assert out["history_reads"] == by_status["history_reads"]
+    assert out["history_reads"] == [["bant_budget", "hs_lead_status"]] * 2
+    assert out["calls"] == by_status["calls"]

@@ -210,7 +210,7 @@ class HubSpotEmulator(EmulatorServer):
     def status_history(self, contact_id: str) -> list[tuple[str, str]]:
         """``hs_lead_status`` history as (value, sourceType), oldest first."""
         c = self.store.contacts[int(contact_id)]
-        return [(h.value, h.source_type) for h in c.history.get("hs_lead_status", [])]
+        return [(h.value, h.source_type) for h in c.history_of("hs_lead_status")]
 
     def add_list(self, name: str, processing_type: str = "MANUAL") -> str:
         with self.lock:
@@ -285,7 +285,7 @@ class HubSpotEmulator(EmulatorServer):
     def admin_state(self) -> dict[str, Any]:
         leads = []
         for c in self.store.iter_all():
-            history = c.history.get("hs_lead_status", [])
+            history = c.history_of("hs_lead_status")
             leads.append(
                 {
                     "id": str(c.id),
@@ -676,7 +676,7 @@ class HubSpotEmulator(EmulatorServer):
             out["archivedAt"] = iso_ms(c.archived_ms)
         history = {}
         for name in with_history:
-            entries = c.history.get(name, [])
+            entries = c.history_of(name)
             history[name] = [
                 _history_json(h, self.config.rep_user_id)
                 for h in reversed(entries[-self.config.history_max_values :])

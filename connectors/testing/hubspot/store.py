@@ -44,7 +44,8 @@ def parse_time_ms(value: Any) -> int:
 class HistoryEntry:
     value: str
     timestamp_ms: int
-    source_type: str  # INTEGRATION (API writes), CRM_UI (a rep), IMPORT (seeded)
+    # INTEGRATION (API writes), CRM_UI (a rep), IMPORT (seeded), AUTOMATION_PLATFORM (a workflow)
+    source_type: str
 
 
 @dataclass(slots=True)
@@ -55,7 +56,21 @@ class Contact:
     updated_ms: int
     archived: bool = False
     archived_ms: int | None = None
+    #: Past values of the properties changed since creation, oldest first. A property's list
+    #: is made at its first change, holding its creation value then (``born_ms``,
+    #: ``born_source``), so a contact nobody touched since its import costs no list at all.
     history: dict[str, list[HistoryEntry]] = field(default_factory=dict)
+    born_ms: int = 0
+    born_source: str = "IMPORT"
+
+    def history_of(self, name: str) -> list[HistoryEntry]:
+        """``name``'s past values, oldest first, as HubSpot keeps them for every property: the
+        creation value alone when it never changed, none when it never had one."""
+        entries = self.history.get(name)
+        if entries is not None:
+            return entries
+        value = self.props.get(name)
+        return [] if value is None else [HistoryEntry(value, self.born_ms, self.born_source)]
 
     def value(self, name: str) -> str | None:
         if name == "hs_object_id":
@@ -94,12 +109,6 @@ class Snapshot:
         return str(raw)
 
 
-#: Properties whose past values the store keeps. HubSpot keeps them for every property
-#: (``propertiesWithHistory`` of the batch read may name any); the store keeps those syncd
-#: reads, which keeps a large seeded portal small. Others are answered with no past values.
-TRACKED_HISTORY = ("hs_lead_status", "lifecyclestage")
-
-
 class ContactStore:
     """Contacts by id, plus the lagging search index. All methods are thread-safe."""
 
@@ -134,11 +143,10 @@ class ContactStore:
                     else (min(now, updated))
                 )
                 props.pop("hs_object_id", None)
-                contact = Contact(self._next_id, props, created, updated)
+                contact = Contact(
+                    self._next_id, props, created, updated, born_ms=updated, born_source=source
+                )
                 self._next_id += 1
-                for name in TRACKED_HISTORY:
-                    if name in props:
-                        contact.history[name] = [HistoryEntry(props[name], updated, source)]
                 self.contacts[contact.id] = contact
                 ids.append(str(contact.id))
                 bulk.append(self._snapshot(contact))
@@ -172,8 +180,11 @@ class ContactStore:
                 elif old != text:
                     new_props[name] = text
                     changed = True
-                if name in TRACKED_HISTORY and old != (text or None):
-                    contact.history.setdefault(name, []).append(HistoryEntry(text, now, source))
+                if old != (text or None):
+                    entries = contact.history.get(name)
+                    if entries is None:  # its first change: the creation value goes first
+                        entries = contact.history[name] = list(contact.history_of(name))
+                    entries.append(HistoryEntry(text, now, source))
             if changed:
                 contact.props = new_props
                 contact.updated_ms = now
@@ -320,6 +331,8 @@ class ContactStore:
                         "updated_ms": c.updated_ms,
                         "archived": c.archived,
                         "archived_ms": c.archived_ms,
+                        "born_ms": c.born_ms,
+                        "born_source": c.born_source,
                         "history": {
                             name: [[h.value, h.timestamp_ms, h.source_type] for h in entries]
                             for name, entries in c.history.items()
@@ -341,6 +354,8 @@ class ContactStore:
                     int(item["updated_ms"]),
                     bool(item["archived"]),
                     item.get("archived_ms"),
+                    born_ms=int(item.get("born_ms", item["created_ms"])),
+                    born_source=str(item.get("born_source", "IMPORT")),
                 )
                 c.history = {
                     name: [HistoryEntry(str(v), int(t), str(src)) for v, t, src in h]
