@@ -236,13 +236,19 @@ def last_person_edit(
 ) -> HistoryEntry | None:
     """The lead's latest transition of ``field`` (the status unless named), when a person made
     it and the lead still has the value they set, ``status`` (``entries``: one lead's, any
-    order)."""
+    order).
+
+    Transitions at the same instant come in no order either CRM promises (Salesforce's
+    ``CreatedDate`` is to the second, HubSpot's timestamps to the millisecond): among the latest
+    ones, a person's that left the value the lead has is the answer, so a hold is not missed
+    for a tie with an import's or a flow's transition."""
     moves = [e for e in entries if e.field == field]
     if not moves:
         return None
-    last = max(moves, key=lambda e: e.at)
-    if last.actor == "person" and same_value(last.to_value, status):
-        return last
+    latest = max(e.at for e in moves)
+    for e in moves:
+        if e.at == latest and e.actor == "person" and same_value(e.to_value, status):
+            return e
     return None
 
 

@@ -615,3 +615,25 @@ def test_first_sight_finds_a_persons_edit_of_a_number_field_whatever_form_its_hi
         return first_sight_edit([entry], "Open", {"lead_score": 7.0}, watched)
 
     assert [edit(v) is not None for v in ("7", "7.0", "8", "seven")] == [True, True, False, False]
+
+
+def test_a_persons_edit_at_the_same_instant_as_an_imports_transition_holds_whichever_comes_first() -> (
+    None
+):
+    """The CRMs promise no order among transitions with one timestamp (Salesforce's
+    CreatedDate is to the second): a person's edit that left the lead's value wins the tie."""
+    t = datetime(2026, 12, 1, tzinfo=UTC)
+    imported = HistoryEntry("1", "budget", None, "Pending", t, "automation")
+    person = HistoryEntry("1", "budget", "Pending", "Board review", t, "person")
+    found = [
+        first_sight_edit(order, "Open", {"budget": "Board review"}, ["budget"])
+        for order in ([imported, person], [person, imported])
+    ]
+    assert [f is not None and f[0] is person for f in found] == [True, True]
+    later = HistoryEntry(
+        "1", "budget", "Board review", "Pending", t + timedelta(seconds=1), "automation"
+    )
+    assert (
+        first_sight_edit([imported, person, later], "Open", {"budget": "Pending"}, ["budget"])
+        is None
+    )
