@@ -72,6 +72,28 @@ def _twenty(sf: Any, real_now: datetime) -> None:
     )
 
 
+def _one_coming_due(ids: list[str]) -> tuple[Callable[[Any, datetime], None], datetime]:
+    """A seed of one lead 89 days without activity and five fresh ones (their ids go to
+    ``ids``), and the instant the first comes due under the stale-nurture rule."""
+    start = datetime.now(UTC)
+
+    def seed(sf: Any, real_now: datetime) -> None:
+        ids.extend(
+            sf.add_leads(
+                [sf_lead("A", "a@acme.com", title="Analyst", activity_days=89)]
+                + [
+                    sf_lead(f"F{i}", f"f{i}@acme.com", title="Analyst", activity_days=1)
+                    for i in range(5)
+                ],
+                modstamp=real_now - timedelta(hours=2),
+            )
+        )
+
+    # LastActivityDate is a date: 90 days have passed once the day after it is 90 days old.
+    day = (start - timedelta(days=89)).date()
+    return seed, datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC) + timedelta(days=90)
+
+
 @pytest.fixture
 def starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The runs whose cycle asked the store its start (``run_books.start``), in order."""
@@ -155,26 +177,11 @@ def test_a_leaders_idle_cycle_on_postgresql_is_one_round_trip_on_the_wire(
 def test_a_lead_coming_due_between_kept_answer_cycles_is_moved_by_the_first_cycle_after(
     tmp_path: Path, store_url: str, starts: list[str]
 ) -> None:
-    start = datetime.now(UTC)
     ids: list[str] = []
-
-    def seed(sf: Any, real_now: datetime) -> None:
-        ids.extend(
-            sf.add_leads(
-                [sf_lead("A", "a@acme.com", title="Analyst", activity_days=89)]
-                + [
-                    sf_lead(f"F{i}", f"f{i}@acme.com", title="Analyst", activity_days=1)
-                    for i in range(5)
-                ],
-                modstamp=real_now - timedelta(hours=2),
-            )
-        )
+    seed, due = _one_coming_due(ids)
 
     with _leading(tmp_path, store_url, seed) as (app, now, _lease):
         sf, pipeline = app.embedded.salesforce, app.pipelines["salesforce"]
-        # LastActivityDate is a date: 90 days have passed once the day after it is 90 days old.
-        day = (start - timedelta(days=89)).date()
-        due = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC) + timedelta(days=90)
         now["t"] = max(now["t"], due - timedelta(minutes=8))
         pipeline.run_cycle()  # asks the store, keeps the answers
         for t in (due - timedelta(minutes=5), due - timedelta(minutes=1)):
@@ -399,25 +406,11 @@ def test_a_lead_coming_due_after_a_settling_cycle_is_moved_by_the_first_cycle_pa
 ) -> None:
     """The answers a settling cycle read at its end carry the first due time, as an idle
     cycle's do."""
-    start = datetime.now(UTC)
     ids: list[str] = []
-
-    def seed(sf: Any, real_now: datetime) -> None:
-        ids.extend(
-            sf.add_leads(
-                [sf_lead("A", "a@acme.com", title="Analyst", activity_days=89)]
-                + [
-                    sf_lead(f"F{i}", f"f{i}@acme.com", title="Analyst", activity_days=1)
-                    for i in range(5)
-                ],
-                modstamp=real_now - timedelta(hours=2),
-            )
-        )
+    seed, due = _one_coming_due(ids)
 
     with _leading(tmp_path, store_url, seed) as (app, now, _lease):
         sf, pipeline = app.embedded.salesforce, app.pipelines["salesforce"]
-        day = (start - timedelta(days=89)).date()
-        due = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC) + timedelta(days=90)
         now["t"] = max(now["t"], due - timedelta(minutes=8))
         stamp = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
         sf.update_lead(ids[1], {"Company": "Renamed Inc"}, modstamp=stamp)

@@ -216,26 +216,41 @@ def _stage_race(tmp_path: Path, edit: dict[str, str]) -> dict[str, Any]:
             hs_contact(name, f"{name}@acme.com", title="Buyer", lifecyclestage="lead")
             for name in ("raced", "calm")
         )
-        pipeline = app.pipelines["hubspot"]
-        _edit_in_flight(pipeline, lambda: hs.update_contact(raced, edit))
-        start, calls = len(hs.journal.entries()), pipeline.connector.stats.calls
-        out: dict[str, Any] = {"first": pipeline.run_cycle()}
-        out["calls"] = pipeline.connector.stats.calls - calls
-        out["history_reads"] = sum(
-            1 for e in hs.journal.entries()[start:] if e.path.endswith("/batch/read")
-        )
-        out["second"] = pipeline.run_cycle()
-        out["raced"], out["calm"] = hs.contact(raced), hs.contact(calm)
-        out["mirror"] = app.store.lead("hubspot", raced)
-        out["reasons"] = {
-            h["lead_id"]: h["reason"] for h in status_report(app)["crms"]["hubspot"]["held"]
-        }
-        out["audit"] = [
-            (a.before, a.after, a.outcome, a.rule_id)
-            for a in app.store.audit_of_lead(raced)
-            if "opportunity" in (a.before, a.after)
-        ]
-        out["id"] = raced
+        out = _raced_cycles(app, raced, calm, edit, "opportunity")
+    out["history_reads"] = len(out["history_reads"])
+    return out
+
+
+def _raced_cycles(
+    app: Any, raced: str, calm: str, edit: dict[str, str], audited: str
+) -> dict[str, Any]:
+    """Two HubSpot cycles, a person making ``edit`` to ``raced`` while the first cycle's write
+    batch is in flight: the cycles, the calls and history reads (each read's
+    ``propertiesWithHistory``) of the first, both contacts after, the raced one's mirror row,
+    the held leads' reasons, and its audit rows that name ``audited``."""
+    hs: Any = app.embedded.hubspot
+    pipeline = app.pipelines["hubspot"]
+    _edit_in_flight(pipeline, lambda: hs.update_contact(raced, edit))
+    start, calls = len(hs.journal.entries()), pipeline.connector.stats.calls
+    out: dict[str, Any] = {"first": pipeline.run_cycle()}
+    out["calls"] = pipeline.connector.stats.calls - calls
+    out["history_reads"] = [
+        sorted(json.loads(e.body)["propertiesWithHistory"])
+        for e in hs.journal.entries()[start:]
+        if e.path.endswith("/batch/read")
+    ]
+    out["second"] = pipeline.run_cycle()
+    out["raced"], out["calm"] = hs.contact(raced), hs.contact(calm)
+    out["mirror"] = app.store.lead("hubspot", raced)
+    out["reasons"] = {
+        h["lead_id"]: h["reason"] for h in status_report(app)["crms"]["hubspot"]["held"]
+    }
+    out["audit"] = [
+        (a.before, a.after, a.outcome, a.rule_id)
+        for a in app.store.audit_of_lead(raced)
+        if audited in (a.before, a.after)
+    ]
+    out["id"] = raced
     return out
 
 
@@ -279,29 +294,7 @@ def _budget_race(tmp_path: Path, edit: dict[str, str]) -> dict[str, Any]:
             hs_contact(name, f"{name}@acme.com", title="Buyer", bant_budget="Pending")
             for name in ("raced", "calm")
         )
-        pipeline = app.pipelines["hubspot"]
-        _edit_in_flight(pipeline, lambda: hs.update_contact(raced, edit))
-        start, calls = len(hs.journal.entries()), pipeline.connector.stats.calls
-        out: dict[str, Any] = {"first": pipeline.run_cycle()}
-        out["calls"] = pipeline.connector.stats.calls - calls
-        out["history_reads"] = [
-            sorted(json.loads(e.body)["propertiesWithHistory"])
-            for e in hs.journal.entries()[start:]
-            if e.path.endswith("/batch/read")
-        ]
-        out["second"] = pipeline.run_cycle()
-        out["raced"], out["calm"] = hs.contact(raced), hs.contact(calm)
-        out["mirror"] = app.store.lead("hubspot", raced)
-        out["reasons"] = {
-            h["lead_id"]: h["reason"] for h in status_report(app)["crms"]["hubspot"]["held"]
-        }
-        out["audit"] = [
-            (a.before, a.after, a.outcome, a.rule_id)
-            for a in app.store.audit_of_lead(raced)
-            if "Board review" in (a.before, a.after)
-        ]
-        out["id"] = raced
-    return out
+        return _raced_cycles(app, raced, calm, edit, "Board review")
 
 
 def test_a_hubspot_property_a_rule_sets_is_written_back_and_the_contact_held_when_a_person_edits_it_in_flight(
