@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, update
 
-from syncd import plan_probe, run_books
+from syncd import plan_probe
 from syncd.app import App
 from syncd.idle_memo import LIFE
 from syncd.lease import Lease, connector_lease
@@ -92,20 +92,6 @@ def _one_coming_due(ids: list[str]) -> tuple[Callable[[Any, datetime], None], da
     # LastActivityDate is a date: 90 days have passed once the day after it is 90 days old.
     day = (start - timedelta(days=89)).date()
     return seed, datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC) + timedelta(days=90)
-
-
-@pytest.fixture
-def starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The runs whose cycle asked the store its start (``run_books.start``), in order."""
-    seen: list[str] = []
-    original = run_books.start
-
-    def spy(store: StateStore, run: RunRow, *args: Any, **kwargs: Any) -> Any:
-        seen.append(run.run_id)
-        return original(store, run, *args, **kwargs)
-
-    monkeypatch.setattr(run_books, "start", spy)
-    return seen
 
 
 def _statements(app: App, work: Callable[[], Any]) -> tuple[Any, list[str]]:

@@ -14,16 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select, text
 from typer.testing import CliRunner
 
-from syncd import run_books
 from syncd.app import App
 from syncd.cli import app as cli
 from syncd.lease import Lease, connector_lease
 from syncd.plan import status_report
-from syncd.state import RetryRequestRow, RunRow, StateStore
+from syncd.state import RetryRequestRow, StateStore
 
 from .harness import hs_contact, newsletter_id, running_app, sf_lead, write_config
 
@@ -342,20 +340,6 @@ def _sent(app: App, work: Any) -> tuple[Any, list[str]]:
         return work(), sent
     finally:
         event.remove(app.store.engine, "before_cursor_execute", capture)
-
-
-@pytest.fixture
-def starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The runs whose cycle read the store at its start (``run_books.start``)."""
-    seen: list[str] = []
-    original = run_books.start
-
-    def spy(store: StateStore, run: RunRow, *args: Any, **kwargs: Any) -> Any:
-        seen.append(run.run_id)
-        return original(store, run, *args, **kwargs)
-
-    monkeypatch.setattr(run_books, "start", spy)
-    return seen
 
 
 def test_a_leader_on_kept_answers_applies_a_retry_at_the_first_cycle_after_a_lease_renewal(
