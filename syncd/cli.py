@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the CLI imports the daemon lazily: `syncd --help` stays fas
     from rules.engine import RuleBook
     from syncd.app import App
     from syncd.pipeline import CycleReport
+    from syncd.state import StateStore
 from syncd.yamlfile import YamlFileError
 
 # pretty_exceptions off: no boxed traceback may reach a user or a log shipper (main() turns
@@ -150,6 +151,18 @@ def _error(text: str) -> None:
         logging.getLogger("syncd").error(text)
     else:
         err.print(text, markup=False, highlight=False)
+
+
+def _open_store_or_exit(settings: Settings, *, writable: bool = True) -> StateStore:
+    """The state store, or exit 2 with what is wrong with it (``store_open.open_store``)."""
+    from syncd.app import StartupError
+    from syncd.store_open import open_store
+
+    try:
+        return open_store(settings, writable=writable)
+    except StartupError as exc:
+        _report_problems("syncd cannot start", exc.problems)
+        raise typer.Exit(2) from None
 
 
 def _report_problems(title: str, problems: list[Any]) -> None:
@@ -360,15 +373,9 @@ def _leases(
 
     Taken before anything connects to a CRM, so a refusal writes nothing anywhere.
     """
-    from syncd.app import StartupError
     from syncd.lease import Lease, connector_lease
-    from syncd.store_open import open_store
 
-    try:
-        store = open_store(settings)
-    except StartupError as exc:
-        _report_problems("syncd cannot start", exc.problems)
-        raise typer.Exit(2) from None
+    store = _open_store_or_exit(settings)
     held: dict[str, Lease] = {}
     try:
         names = sorted(settings.connectors()) if only is None else [only]
@@ -956,15 +963,9 @@ def revert(
 
 def _run_connector(settings: Settings, run_id: str) -> str:
     """The connector run ``run_id`` wrote to, or exit 2 saying why it cannot be reverted."""
-    from syncd.app import StartupError
     from syncd.revert import RevertError, find_run
-    from syncd.store_open import open_store
 
-    try:
-        store = open_store(settings, writable=False)
-    except StartupError as exc:
-        _report_problems("syncd cannot start", exc.problems)
-        raise typer.Exit(2) from None
+    store = _open_store_or_exit(settings, writable=False)
     try:
         with _store_errors(settings):
             crm = str(find_run(store, run_id).crm)
@@ -1144,8 +1145,6 @@ def retry(
     person's edit still holds it, and the audit says who asked.
     """
     from syncd import retry_requests
-    from syncd.app import StartupError
-    from syncd.store_open import open_store
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
@@ -1157,13 +1156,9 @@ def retry(
             f"{config}; configured: {known}"
         )
         raise typer.Exit(2)
-    try:
-        # Not probed for writes: a dry run, or a request that matches nothing, writes nothing
-        # (a store refusing the request's insert is reported as any store failure).
-        store = open_store(settings, writable=False)
-    except StartupError as exc:
-        _report_problems("syncd cannot start", exc.problems)
-        raise typer.Exit(2) from None
+    # Not probed for writes: a dry run, or a request that matches nothing, writes nothing (a
+    # store refusing the request's insert is reported as any store failure).
+    store = _open_store_or_exit(settings, writable=False)
     try:
         with _store_errors(settings):
             lead_ids = _retry_leads(store, crm, lead) if lead else None
