@@ -81,6 +81,7 @@ from syncd import (
     store_vacuum,
 )
 from syncd.business_clock import aware
+from syncd.call_ahead import Answer, CallAhead
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
 from syncd.holds import fields_rules_set, held_since
@@ -121,6 +122,26 @@ Batch = tuple[str, Groups]
 #: One batch a call carried and the CRM's answers to it, record by record.
 Answered = tuple[Sequence[Sequence[OutboxRecord]], Sequence[RecordResult]]
 _RACES_UNSEEN = "edits made while a batch was in flight go unseen"
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """What a write call brought back."""
+
+    answers: Sequence[Sequence[RecordResult]]  # collection by collection
+    checked: WrittenThenRead | None  # the race check's read beside the writes
+    unanswered: bool  # an attempt went unanswered before the call's answer (then retried)
+
+
+@dataclass(frozen=True, slots=True)
+class _Departure:
+    """A write call whose rows are marked ``sending``: what it carries, and how to send it."""
+
+    batches: Sequence[Batch]
+    ids: list[int]
+    by_time: bool  # the race check reads people's edits by time (syncd.races)
+    restoring: bool
+    call: Callable[[], _Arrival]
 
 
 @dataclass(slots=True)
@@ -1332,20 +1353,51 @@ class Pipeline:
         # gets field batches and newsletter adds together; removals (reverts) go alone.
         per_call = max(1, self.connector.max_collections_per_call)
         queued: list[Batch] = []
+        ahead: CallAhead[_Departure, _Arrival] | None = (
+            CallAhead("syncd-write") if self._sends_ahead() else None
+        )
+
+        def land() -> None:
+            answer = ahead.answer() if ahead is not None else None
+            if answer is not None:
+                self._arrive_answer(answer, report)
 
         def send(kind: str, groups: list[list[OutboxRecord]]) -> None:
             if per_call == 1 or (kind == "membership" and groups[0][0].value is False):
+                land()
                 self._send(kind, groups, report)
                 return
             queued.append((kind, groups))
             if len(queued) >= per_call:
-                self._send_batches(queued, report)
+                if ahead is not None:
+                    self._send_ahead(list(queued), report, ahead)
+                else:
+                    self._send_batches(queued, report)
                 queued.clear()
 
-        self._drain_kind("field", now, self.connector.max_batch_size, send)
-        self._drain_kind("membership", now, self.connector.max_membership_batch, send)
-        if queued and not self.stop.is_set():
-            self._send_batches(queued, report, last=True)
+        try:
+            self._drain_kind("field", now, self.connector.max_batch_size, send)
+            self._drain_kind("membership", now, self.connector.max_membership_batch, send)
+            land()
+            if queued and not self.stop.is_set():
+                self._send_batches(queued, report, last=True)
+        finally:
+            if ahead is not None and ahead.close() is not None:
+                # Left by an error: its rows stay in doubt (sending), as after a crash, for
+                # the next cycle to settle.
+                log.warning(
+                    "%s: a write call's answers were not recorded; its rows are settled by "
+                    "the next cycle",
+                    self.crm,
+                )
+
+    def _sends_ahead(self) -> bool:
+        """Whether full calls go ahead (syncd.call_ahead): the next leaves once the last has
+        answered, and the last's answers are recorded while the next is on its way. Only for
+        calls of several collections whose recording makes no CRM call of its own: the race
+        check reads people's edits by time, once a cycle (without it, each batch's history is
+        read after the batch)."""
+        return self.connector.max_collections_per_call > 1 and self._collections_with_history() > 0
 
     def _drain_kind(
         self, kind: str, now: datetime, size: int, send: Callable[[str, Groups], None]
@@ -1385,6 +1437,47 @@ class Pipeline:
         """One connector call for the batches (several only when the connector's call
         carries several collections); each batch's results recorded as a batch of its own.
         The cycle's ``last`` call carries the race check when it has a free slot."""
+        departure = self._depart(batches, restoring=restoring, last=last)
+        try:
+            arrival = departure.call()
+        except ConnectorError as exc:
+            self._refused_whole(departure, exc)
+            raise
+        self._arrive(departure, arrival, report)
+
+    def _send_ahead(
+        self,
+        batches: Sequence[Batch],
+        report: CycleReport,
+        ahead: CallAhead[_Departure, _Arrival],
+    ) -> None:
+        """Send the batches once the call on its way has answered, then record that answer
+        while they are on their way (``syncd.call_ahead``). A call that failed stops the drain
+        before the next one is marked ``sending``."""
+        answer = ahead.answer()
+        if answer is not None and answer.error is not None:
+            self._arrive_answer(answer, report)  # raises
+        try:
+            departure = self._depart(batches, restoring=False, last=False)
+        except BaseException:
+            if answer is not None:  # answered: recorded, unless the store refuses that too
+                self._arrive_answer(answer, report)
+            raise
+        ahead.launch(departure, departure.call)
+        if answer is not None:
+            self._arrive_answer(answer, report)
+
+    def _arrive_answer(self, answer: Answer[_Departure, _Arrival], report: CycleReport) -> None:
+        if answer.error is not None:
+            if isinstance(answer.error, ConnectorError):
+                self._refused_whole(answer.sent, answer.error)
+            raise answer.error
+        assert answer.result is not None
+        self._arrive(answer.sent, answer.result, report)
+
+    def _depart(self, batches: Sequence[Batch], *, restoring: bool, last: bool) -> _Departure:
+        """Renew the lease, mark the batches' rows in doubt (``sending``) and hand back the
+        call that sends them: what a send does before the CRM is asked."""
         ids = [r.id for _, groups in batches for g in groups for r in g]
         by_time = self._collections_with_history() > 0
         fields = self._race_fields()
@@ -1396,44 +1489,62 @@ class Pipeline:
             and checking
             and 0 < len(batches) <= self._collections_with_history()
         )
-        checked: WrittenThenRead | None = None
         awaited = (
             [r.id for r in _checked_rows(batches, fields)] if by_time and not restoring else []
         )
         if self.lease is not None:
             self.lease.before_send()
         self._mark_sending(ids, awaited, self._check_since(batches) if awaited else None)
-        unanswered = self.connector.stats.unanswered
-        try:
-            if riding:
-                since = self._check_since(batches)
-                checked = self.connector.write_collections_then_history(
-                    [self._collection(kind, groups) for kind, groups in batches],
-                    since,
-                    also=fields,
-                )
-                answers = checked.results
-            elif len(batches) == 1:
-                answers = [self._deliver(*batches[0])]
-            else:
-                answers = self.connector.write_collections(
-                    [self._collection(kind, groups) for kind, groups in batches]
-                )
-        except ConnectorError as exc:
-            if answered_unapplied(exc):
-                # The CRM answered with an error: nothing of the batch was applied, so it is
-                # not in doubt; it waits (pending) for the next cycle.
-                with self.store.begin() as conn:
-                    self._fence(conn)
-                    self.store.set_change_state(conn, ids, OutboxState.PENDING, self.clock())
-            raise
+        connector = self.connector
+        send: Callable[[], tuple[Sequence[Sequence[RecordResult]], WrittenThenRead | None]]
+        if riding:
+            since = self._check_since(batches)
+            collections = [self._collection(kind, groups) for kind, groups in batches]
+
+            def send() -> tuple[Sequence[Sequence[RecordResult]], WrittenThenRead | None]:
+                checked = connector.write_collections_then_history(collections, since, also=fields)
+                return checked.results, checked
+
+        elif len(batches) == 1:
+            kind, groups = batches[0]
+
+            def send() -> tuple[Sequence[Sequence[RecordResult]], WrittenThenRead | None]:
+                return [self._deliver(kind, groups)], None
+
+        else:
+            collections = [self._collection(kind, groups) for kind, groups in batches]
+
+            def send() -> tuple[Sequence[Sequence[RecordResult]], WrittenThenRead | None]:
+                return connector.write_collections(collections), None
+
+        def call() -> _Arrival:
+            # Counted on the thread that makes the call, around it alone: a call sent ahead
+            # must not take the next one's unanswered attempts for its own.
+            before = connector.stats.unanswered
+            answers, checked = send()
+            return _Arrival(answers, checked, connector.stats.unanswered > before)
+
+        return _Departure(batches, ids, by_time, restoring, call)
+
+    def _refused_whole(self, departure: _Departure, exc: ConnectorError) -> None:
+        if answered_unapplied(exc):
+            # The CRM answered with an error: nothing of the batch was applied, so it is
+            # not in doubt; it waits (pending) for the next cycle.
+            with self.store.begin() as conn:
+                self._fence(conn)
+                self.store.set_change_state(conn, departure.ids, OutboxState.PENDING, self.clock())
+
+    def _arrive(self, departure: _Departure, arrival: _Arrival, report: CycleReport) -> None:
+        """Record what the CRM answered to a departed call, then what follows from it."""
+        batches = departure.batches
+        answers, checked = arrival.answers, arrival.checked
         if len(answers) != len(batches):
             raise FatalError(
                 f"{self.crm} answered {len(answers)} collections for {len(batches)} sent; "
                 "refusing to guess which succeeded",
                 crm=self.crm,
             )
-        if self.connector.stats.unanswered > unanswered:
+        if arrival.unanswered:
             _mark_may_have_landed(batches, answers)
         # Every answer is recorded before any race restore sends: a restore that fails must
         # not leave the call's other answered batches in doubt.
@@ -1441,13 +1552,13 @@ class Pipeline:
             [(groups, results) for (_, groups), results in zip(batches, answers, strict=True)],
             report,
         )
-        if by_time and not restoring:
+        if departure.by_time and not departure.restoring:
             self._await_check(batches, answers)
             if checked is not None:
                 self._check_races(checked, report)
             return
         for (kind, groups), results in zip(batches, answers, strict=True):
-            if kind == "field" and not restoring:
+            if kind == "field" and not departure.restoring:
                 self._restore_races(groups, results, report)
 
     def _ledger_field(self, field: str) -> str | None:

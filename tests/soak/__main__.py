@@ -47,7 +47,9 @@ def render(result: SoakResult, command: str, *, code: str, host: str) -> str:
         f"that reached the CRMs: {dict(result.status_writes)}",
         f"- Salesforce Composite requests (status and newsletter collections, up to 5 a "
         f"call): {result.composite['requests']}, of them faulted (the request or a "
-        f"subrequest): {result.composite['faulted']}",
+        f"subrequest): {result.composite['faulted']}; sent right after another (a cycle's "
+        f"writes in several calls, each sent ahead of the last one's recording): "
+        f"{result.composite['in_a_row']}",
         f"- fault-free cycles until quiet at the end: {result.quiet_cycles}",
         "",
         "## Faults injected, by kind",

@@ -10,6 +10,7 @@ runs. The chaos world then runs fault-free cycles until quiet, and the judges in
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -178,7 +179,13 @@ def _composite_counts(journal: list[dict[str, Any]]) -> dict[str, int]:
     writing = {e["seq"] for e in journal if e.get("subrequest") and e["method"] != "GET"}
     requests = {e["seq"] for e in journal if e["path"].endswith("/composite")} & writing
     faulted = {e["seq"] for e in journal if e["seq"] in requests and e.get("fault")}
-    return {"requests": len(requests), "faulted": len(faulted)}
+    # A write call right after another (no read between them): a cycle whose writes took
+    # several calls, the next sent ahead of the last one's recording (syncd.call_ahead).
+    calls = sorted(
+        e["seq"] for e in journal if not e.get("subrequest") and "oauth" not in e["path"]
+    )
+    in_a_row = sum(1 for a, b in itertools.pairwise(calls) if a in requests and b in requests)
+    return {"requests": len(requests), "faulted": len(faulted), "in_a_row": in_a_row}
 
 
 def _observe(world: SoakWorld, edits: list[RepEdit]) -> Observed:

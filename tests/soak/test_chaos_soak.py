@@ -39,6 +39,10 @@ def test_the_soak_wrote_through_faulted_composite_requests(soak: SoakResult) -> 
     assert soak.composite["faulted"] > 0, "no Composite request was faulted"
 
 
+def test_the_soak_sent_composite_writes_in_a_row_where_calls_go_ahead(soak: SoakResult) -> None:
+    assert soak.composite["in_a_row"] > 0, "no cycle's writes took two Composite calls"
+
+
 @pytest.mark.parametrize("invariant", list(INVARIANTS))
 def test_invariant_holds_after_chaos(soak: SoakResult, invariant: str) -> None:
     violations = soak.violations[invariant]

@@ -353,6 +353,9 @@ class SoakWorld:
             newsletters: {{newsletter: "{self.emulators["salesforce"].newsletter_id()}"}}
             lag_seconds: 0
             timeout_seconds: 2.5
+            # 200 records a Composite call: a cycle's writes take several calls, so the
+            # soak's faults and kills hit calls sent ahead of the last one's recording.
+            batch_size: 40
         hubspot:
           interval: {interval}
           status_values: {{New: NEW, Open: OPEN, Nurture: NURTURE, Archived: ARCHIVED, MQL: MQL,
