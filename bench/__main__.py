@@ -39,6 +39,7 @@ FULL = {
     "engine": 100_000,
     "twin": 10_000,
     "memory": [10_000, 100_000, 1_000_000],
+    "ahead": 20_000,
 }
 QUICK = {
     "sf": [1_000, 2_000],
@@ -50,6 +51,7 @@ QUICK = {
     "engine": 10_000,
     "twin": 2_000,
     "memory": [1_000, 4_000],
+    "ahead": 1_000,
 }
 
 TITLES = {
@@ -62,6 +64,7 @@ TITLES = {
     7: "Cycle cost at scale",
     8: "PostgreSQL against SQLite",
     9: "The funnel at scale",
+    10: "Writes with calls sent ahead",
 }
 #: Sections measured by one shared sequence of cycle runs (bench/cycle_cost.py).
 CYCLE_SECTIONS = {1, 2, 6, 7, 8}
@@ -134,7 +137,7 @@ def _sizes_of(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = _sizes_of(args)
-    sections = args.sections or ("1,2,3,4,5,6,7,8" if args.quick else "1,2,3,4,5,6,7,8,9")
+    sections = args.sections or ("1,2,3,4,5,6,7,8,10" if args.quick else "1,2,3,4,5,6,7,8,9,10")
     wanted = {int(s) for s in sections.split(",") if s.strip()}
     # Warnings only: a benchmark's output is its table.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -214,11 +217,18 @@ def main(argv: list[str] | None = None) -> int:
         figs, sec = report_scale.run(quick=args.quick)
         return figs, [sec]
 
+    def write_ahead() -> tuple[list[Figure], list[SectionNotes]]:
+        from bench import write_ahead as wa
+
+        figs, sec = wa.run(sizes["ahead"], share=0.5, runs=RUNS)
+        return figs, [sec]
+
     section({4}, engine)
     section(CYCLE_SECTIONS, cycles)
     section({3}, throughput)
     section({5}, memory)
     section({9}, funnel_scale)
+    section({10}, write_ahead)
 
     figures.sort(key=lambda f: f.section)
     notes.sort(key=lambda s: s.section)

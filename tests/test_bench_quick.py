@@ -49,6 +49,7 @@ EXPECTED = {
         "hs_idle_cpu_",
     ],
     8: ["pg_first_sync_ratio_", "pg_idle_ratio_"],
+    10: ["drain_ahead_", "drain_serial_", "drain_ahead_ratio_"],
 }
 #: Every figure of these is the median of at least three runs, shown with min and max.
 REPEATED = ["sf_calls_ratio_", "sf_idle_cpu_", "sf_idle_wall_", "pg_idle_ratio_"]
