@@ -1549,7 +1549,7 @@ def db_prune(
         bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
     ] = False,
 ) -> None:
-    """Delete audit, run and finished outbox rows older than the retention settings.
+    """Delete the audit, run, finished outbox and applied retry rows retention lets go.
 
     The daemon does this by itself between cycles; this shows (--dry-run) or does it now.
     """
@@ -1573,9 +1573,10 @@ def db_prune(
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"
+    width = max(len(item.table) for item in results)
     for item in results:
         out.print(
-            f"{item.table:<7} {verb} {item.rows:>9,} rows older than "
+            f"{item.table:<{width}} {verb} {item.rows:>9,} rows older than "
             f"{item.cutoff:%Y-%m-%d %H:%M} UTC",
             highlight=False,
         )

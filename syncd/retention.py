@@ -1,4 +1,4 @@
-"""Retention: old audit, run and finished outbox rows are deleted in small batches.
+"""Retention: old audit, run, finished outbox and applied retry rows go in small batches.
 
 Without it every table grows for ever (at a million leads with 1 % changing every 5 minutes,
 about a million audit and outbox rows a day). What goes, per ``retention:`` setting:
@@ -14,6 +14,9 @@ about a million audit and outbox rows a day). What goes, per ``retention:`` sett
   ``retention.outbox`` (default 30 days; the audit keeps their history). Never a ``planned`` or
   ``pending`` row, and never a finished row of an intent that still has one: planning reads the
   delivered parts of an open intent to finish it whole.
+* ``retry_request``: ``syncd retry`` requests applied longer ago than ``retention.retry_requests``
+  (default 180 days, as the audit, whose ``retry_requested`` rows name the request and who asked).
+  A pending request is never deleted, however old: the connector's leader has yet to apply it.
 
 How: rows are visited in id order, ``batch_rows`` ids per transaction, and the rows among them
 past the cutoff deleted; ids grow with time, so a walk stops at the first batch that reaches
@@ -37,7 +40,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql import ColumnElement
 
 from syncd.settings import RetentionSettings
-from syncd.state import OPEN_STATES, AuditRow, OutboxRow, OutboxState, RunRow, _utc
+from syncd.state import (
+    OPEN_STATES,
+    AuditRow,
+    OutboxRow,
+    OutboxState,
+    RetryRequestRow,
+    RunRow,
+    _utc,
+)
 
 __all__ = ["FINISHED_STATES", "Pruned", "prune"]
 
@@ -91,6 +102,7 @@ def prune(
     audit = AuditRow.__table__
     outbox = OutboxRow.__table__
     run = RunRow.__table__
+    retry = RetryRequestRow.__table__
     results = []
 
     cutoff = now - settings.audit
@@ -118,6 +130,18 @@ def prune(
             run,
             run.c.run_id,
             and_(run.c.started_at < cutoff, run.c.outcome != "running"),
+            cutoff,
+        )
+    )
+
+    cutoff = now - settings.retry_requests
+    results.append(
+        walk.small_table(
+            "retry_request",
+            retry,
+            retry.c.id,
+            # applied_at NULL (pending) never matches: the leader has yet to apply the request.
+            and_(retry.c.applied_at.is_not(None), retry.c.applied_at < cutoff),
             cutoff,
         )
     )
@@ -188,7 +212,8 @@ class _Walk:
     def small_table(
         self, name: str, table: Any, key: Any, where: ColumnElement[bool], cutoff: datetime
     ) -> Pruned:
-        """A table of a few rows per cycle (``run``): batches of matching keys."""
+        """A table of a few rows per cycle (``run``) or per operator's command
+        (``retry_request``): batches of matching keys."""
         total = 0
         while True:
             if self._out_of_time():

@@ -12,7 +12,8 @@ token fences: for each lead that matches and was refused since its last change, 
 refusal and makes the lead due now, so the cycle plans it again from the current mirror and
 rules (a person's edit still holds it, guards and the loop guard still apply; the failed
 outbox row is never sent again as it was), writes an audit row saying who asked, and marks the
-request applied (when, in which run, how many leads).
+request applied (when, in which run, how many leads). Retention deletes an applied request
+``retention.retry_requests`` after it was applied, never a pending one (``syncd.retention``).
 
 A leader whose idle cycles run on kept answers (``syncd.idle_memo``) asks the store nothing
 before its pull, so it learns of a request from its lease renewals instead: each renewal's

@@ -342,6 +342,11 @@ class RetentionSettings(_Model):
         description="Keep finished outbox rows (done, failed, superseded, "
         "withdrawn, blocked) this long; pending ones always.",
     )
+    retry_requests: Duration = Field(
+        timedelta(days=180),
+        description="Keep `syncd retry` requests this long after they were applied (as long "
+        "as the audit, whose retry_requested rows name the request); pending ones always.",
+    )
     interval: Interval = Field(timedelta(hours=1), description="Time between pruning passes.")
     batch_rows: int = Field(5000, ge=100, le=100_000, description="Rows visited per transaction.")
     max_seconds: float = Field(

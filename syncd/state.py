@@ -389,7 +389,8 @@ class RetryRequestRow(SQLModel, table=True):
     """An operator's ``syncd retry``: plan a connector's refused writes again (migration 0012).
 
     Queued by the command, applied by the connector's lease holder in a fenced transaction at
-    its next full cycle (``syncd.retry_requests``); kept afterwards as the record of it.
+    its next full cycle (``syncd.retry_requests``); kept afterwards as the record of it, until
+    retention deletes it ``retention.retry_requests`` after it was applied (``syncd.retention``).
     """
 
     __tablename__ = "retry_request"

@@ -14,12 +14,16 @@ from typer.testing import CliRunner
 from syncd.cli import app as cli
 from syncd.retention import prune
 from syncd.settings import RetentionSettings, load_settings
-from syncd.state import AuditRow, OutboxRow, RunRow, StateStore
+from syncd.state import AuditRow, OutboxRow, RetryRequestRow, RunRow, StateStore
 from syncd.yamlfile import YamlFileError
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SETTINGS = RetentionSettings(
-    audit=timedelta(days=90), runs=timedelta(days=60), outbox=timedelta(days=30), batch_rows=100
+    audit=timedelta(days=90),
+    runs=timedelta(days=60),
+    outbox=timedelta(days=30),
+    retry_requests=timedelta(days=90),
+    batch_rows=100,
 )
 
 
@@ -85,6 +89,41 @@ def _run(run_id: str, age: timedelta, outcome: str, now: datetime = NOW) -> dict
     }
 
 
+def _retry(
+    by: str, requested: timedelta, applied: timedelta | None, now: datetime = NOW
+) -> dict[str, Any]:
+    """A ``syncd retry`` request asked ``requested`` ago; applied ``applied`` ago, or pending."""
+    return {
+        "crm": "salesforce",
+        "codes": None,
+        "lead_ids": None,
+        "requested_by": by,
+        "requested_at": now - requested,
+        "applied_at": None if applied is None else now - applied,
+        "applied_run_id": None if applied is None else "run",
+        "applied_leads": None if applied is None else 3,
+    }
+
+
+def _seed_retries(store: StateStore, now: datetime = NOW) -> None:
+    day = timedelta(days=1)
+    with store.begin() as conn:
+        conn.execute(
+            RetryRequestRow.__table__.insert(),
+            [
+                _retry("applied-old", 200 * day, 199 * day, now),
+                # Kept: pending however old; applied recently though asked long ago.
+                _retry("pending-old", 400 * day, None, now),
+                _retry("applied-recent", 400 * day, 10 * day, now),
+            ],
+        )
+
+
+def _retries_left(store: StateStore) -> list[str]:
+    with store.engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(select(RetryRequestRow.requested_by)))
+
+
 def _seed(store: StateStore, now: datetime = NOW) -> None:
     """Rows aged relative to ``now`` (the fixed NOW, or the clock for a command that reads it)."""
     day = timedelta(days=1)
@@ -143,7 +182,12 @@ def test_prune_deletes_rows_older_than_the_settings_and_never_open_or_undoable_o
     _seed(store)
     batches: list[tuple[str, int]] = []
     result = prune(store.engine, SETTINGS, NOW, on_batch=lambda t, n: batches.append((t, n)))
-    assert {p.table: p.rows for p in result} == {"audit": 250, "outbox": 5, "run": 2}
+    assert {p.table: p.rows for p in result} == {
+        "audit": 250,
+        "outbox": 5,
+        "run": 2,
+        "retry_request": 0,
+    }
     assert all(p.complete for p in result)
     assert [n for t, n in batches if t == "audit"] == [100, 100, 50]  # small transactions
     left = _left(store)
@@ -158,7 +202,7 @@ def test_prune_deletes_rows_older_than_the_settings_and_never_open_or_undoable_o
     ]
     assert left["run"] == ["ok-new", "running-old"]
     # A second pass finds nothing more.
-    assert [p.rows for p in prune(store.engine, SETTINGS, NOW)] == [0, 0, 0]
+    assert [p.rows for p in prune(store.engine, SETTINGS, NOW)] == [0, 0, 0, 0]
     store.close()
 
 
@@ -207,11 +251,11 @@ def test_db_prune_dry_run_shows_each_table_cutoff_and_count(tmp_path: Path) -> N
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("audit   would delete       250 rows older than ")
-    assert lines[1].startswith("outbox  would delete         5 rows older than ")
-    assert lines[2].startswith("run     would delete         2 rows older than ")
+    assert lines[0].startswith("audit         would delete       250 rows older than ")
+    assert lines[1].startswith("outbox        would delete         5 rows older than ")
+    assert lines[2].startswith("run           would delete         2 rows older than ")
     result = CliRunner().invoke(cli, ["db", "prune", "-c", str(config)], catch_exceptions=False)
-    assert "audit   deleted       250 rows" in result.output
+    assert "audit         deleted       250 rows" in result.output
 
 
 def test_the_daemons_retention_job_prunes_and_counts_what_it_deleted(tmp_path: Path) -> None:
@@ -235,3 +279,93 @@ def test_the_daemons_retention_job_prunes_and_counts_what_it_deleted(tmp_path: P
             if s.name.endswith("_total")
         }
     assert pruned == {"audit": 2}
+
+
+# -- retry_request: applied `syncd retry` requests ---------------------------------------------
+
+
+def test_an_applied_retry_request_is_deleted_when_a_pass_runs_past_its_cutoff(
+    store_url: str,
+) -> None:
+    store = StateStore(store_url)
+    _seed_retries(store)
+    batches: list[tuple[str, int]] = []
+    result = prune(store.engine, SETTINGS, NOW, on_batch=lambda t, n: batches.append((t, n)))
+    (retry,) = [p for p in result if p.table == "retry_request"]
+    assert (retry.rows, retry.cutoff, retry.complete) == (1, NOW - timedelta(days=90), True)
+    assert ("retry_request", 1) in batches  # counted by the daemon's metric like the others
+    assert "applied-old" not in _retries_left(store)
+    store.close()
+
+
+def test_a_pending_retry_request_is_kept_when_it_is_years_old(tmp_path: Path) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    _seed_retries(store)
+    # Ten years on, a pending request still waits for the connector's leader to apply it.
+    deleted = prune(store.engine, SETTINGS, NOW + timedelta(days=3650))
+    assert [p.rows for p in deleted if p.table == "retry_request"] == [2]
+    assert _retries_left(store) == ["pending-old"]
+    store.close()
+
+
+def test_a_retry_request_is_kept_when_applied_within_the_setting_and_asked_long_before(
+    tmp_path: Path,
+) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    _seed_retries(store)
+    prune(store.engine, SETTINGS, NOW)
+    assert _retries_left(store) == ["applied-recent", "pending-old"]
+    store.close()
+
+
+def test_dry_run_counts_old_applied_retry_requests_when_it_deletes_nothing(
+    tmp_path: Path,
+) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    _seed_retries(store)
+    dry = prune(store.engine, SETTINGS, NOW, dry_run=True)
+    assert [(p.table, p.rows) for p in dry if p.table == "retry_request"] == [("retry_request", 1)]
+    assert _retries_left(store) == ["applied-old", "applied-recent", "pending-old"]
+    store.close()
+
+
+def test_db_prune_lists_retry_requests_with_cutoff_and_count_when_dry_run_and_then_deletes(
+    tmp_path: Path,
+) -> None:
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    _seed_retries(store, now=datetime.now(UTC))  # the command prunes by the clock
+    store.close()
+    config = tmp_path / "syncd.yaml"
+    config.write_text(
+        f"state: {{url: 'sqlite:///{tmp_path / 'state.db'}'}}\nretention: {{retry_requests: 90d}}\n"
+    )
+    dry = CliRunner().invoke(
+        cli, ["db", "prune", "--dry-run", "-c", str(config)], catch_exceptions=False
+    )
+    assert dry.exit_code == 0, dry.output
+    (line,) = [x for x in dry.output.splitlines() if x.startswith("retry_request ")]
+    assert line.startswith("retry_request would delete         1 rows older than ")
+    cutoff = datetime.strptime(line[-20:], "%Y-%m-%d %H:%M UTC").replace(tzinfo=UTC)
+    assert abs(cutoff - (datetime.now(UTC) - timedelta(days=90))) < timedelta(minutes=2)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    assert len(_retries_left(store)) == 3
+    store.close()
+    real = CliRunner().invoke(cli, ["db", "prune", "-c", str(config)], catch_exceptions=False)
+    assert real.exit_code == 0, real.output
+    assert "retry_request deleted         1 rows older than " in real.output
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    assert _retries_left(store) == ["applied-recent", "pending-old"]
+    store.close()
+
+
+def test_retention_retry_requests_is_read_from_config_when_given_and_is_180_days_when_not(
+    tmp_path: Path,
+) -> None:
+    assert RetentionSettings().retry_requests == timedelta(days=180)  # as the audit
+    config = tmp_path / "syncd.yaml"
+    config.write_text("retention:\n  retry_requests: 30d\n")
+    assert load_settings(config).retention.retry_requests == timedelta(days=30)
+    config.write_text("retention:\n  retry_requests: soon\n")
+    with pytest.raises(YamlFileError) as caught:
+        load_settings(config)
+    assert f"{config}:2:3: retention.retry_requests:" in str(caught.value)
