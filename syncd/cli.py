@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncd.logs import json_mode, setup_logging
-from syncd.settings import LogSettings, Settings, load_settings
+from syncd.settings import ConnectorSettings, LogSettings, Settings, load_settings
 from syncd.views import ConflictView, Plan
 
 if TYPE_CHECKING:  # the CLI imports the daemon lazily: `syncd --help` stays fast
@@ -694,7 +694,9 @@ def _conflict_text(item: ConflictView) -> str:
 
 @app.command()
 def explain(
-    lead: Annotated[str, typer.Argument(help="Lead id or email.")],
+    lead: Annotated[
+        str, typer.Argument(help="Lead id (a Salesforce Id: 15 or 18 characters) or email.")
+    ],
     config: ConfigOpt = DEFAULT_CONFIG,
     rules_files: RulesOpt = None,
 ) -> None:
@@ -860,7 +862,9 @@ def _print_failed(crm: str, part: Any) -> None:
 
 @app.command()
 def audit(
-    lead: Annotated[str | None, typer.Argument(help="Lead id or email.")] = None,
+    lead: Annotated[
+        str | None, typer.Argument(help="Lead id (a Salesforce Id: 15 or 18 characters) or email.")
+    ] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="A run id.")] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:
@@ -876,7 +880,10 @@ def audit(
             rows = application.store.audit_of_run(run_id)
         else:
             # An email (or an id) may name leads in several CRMs: show each one's history.
-            found = [(row.lead_id, row.crm) for row in application.store.find_leads(lead or "")]
+            from syncd.lead_refs import find_leads
+
+            named = find_leads(application.store, settings.connectors(), lead or "")
+            found = [(row.lead_id, row.crm) for row in named]
             rows = sorted(
                 (
                     r
@@ -921,7 +928,9 @@ def revert(
     rule: Annotated[
         str | None, typer.Option("--rule", help="Only the changes of this rule.")
     ] = None,
-    lead: Annotated[str | None, typer.Option("--lead", help="Only this lead's changes.")] = None,
+    lead: Annotated[
+        str | None, typer.Option("--lead", help="Only this lead's changes (its id).")
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -951,12 +960,14 @@ def revert(
     pulls into the mirror and writes to the CRM, so it takes the connector's lease, as
     ``sync --once`` does: while a daemon holds it, it refuses (or waits, with ``--wait``).
     """
+    from syncd.lead_refs import lead_id_in
     from syncd.revert import RevertFilter
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
-    only = RevertFilter(rule_id=rule, lead_id=lead, since=_since(since))
     crm = _run_connector(settings, run_id)
+    lead_id = None if lead is None else lead_id_in(settings.connectors()[crm], lead)
+    only = RevertFilter(rule_id=rule, lead_id=lead_id, since=_since(since))
     with _leases(settings, "revert", wait=wait, only=crm) as leases:
         _revert(settings, run_id, only, leases[crm], dry_run, yes, approve_large_run, as_json)
 
@@ -1161,7 +1172,7 @@ def retry(
     store = _open_store_or_exit(settings, writable=False)
     try:
         with _store_errors(settings):
-            lead_ids = _retry_leads(store, crm, lead) if lead else None
+            lead_ids = _retry_leads(store, connectors, crm, lead) if lead else None
             found = retry_requests.waiting(store, crm, code, lead_ids)
             if not found:
                 out.print(f"{crm}: {_retry_scope(code, lead)}: nothing to retry", highlight=False)
@@ -1190,12 +1201,16 @@ def retry(
     )
 
 
-def _retry_leads(store: Any, crm: str, refs: list[str]) -> list[str]:
+def _retry_leads(
+    store: Any, connectors: dict[str, ConnectorSettings], crm: str, refs: list[str]
+) -> list[str]:
     """``--lead`` values (ids or emails, as ``audit`` takes them) as ``crm``'s lead ids; a value
     naming no lead of ``crm`` ends the command (exit 2): a typo must not pass as "nothing"."""
+    from syncd.lead_refs import find_leads
+
     ids: list[str] = []
     for ref in refs:
-        found = [r.lead_id for r in store.find_leads(ref) if r.crm == crm]
+        found = [r.lead_id for r in find_leads(store, connectors, ref) if r.crm == crm]
         if not found:
             _error(
                 f"syncd retry: --lead {ref!r}: no {crm} lead in the mirror has this id or "

@@ -12,6 +12,7 @@ from rules.engine import Conflict, RuleBook
 from syncd import due, retry_requests
 from syncd.app import App
 from syncd.holds import held_reason, held_since
+from syncd.lead_refs import find_leads
 from syncd.loop_guard import LoopGuard
 from syncd.pipeline import CycleReport
 from syncd.planner import LeadVerdict, Planner, drop_refused_memberships, iter_verdicts
@@ -161,7 +162,7 @@ def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Ex
     now = app.clock()
     book = book or app.rules.book
     found: list[Explanation] = []
-    for row in app.store.find_leads(ref):
+    for row in find_leads(app.store, app.settings.connectors(), ref):
         cs = app.settings.connectors().get(row.crm)
         if cs is None:
             continue

@@ -123,6 +123,33 @@ def test_audit_by_lead_and_by_run_name_rule_and_rules_version(synced: Path) -> N
     assert by_run.exit_code == 0 and lead_id in by_run.output and "applied" in by_run.output
 
 
+def test_explain_finds_the_lead_when_given_its_15_character_salesforce_id(synced: Path) -> None:
+    lead_id, _rule_id, _ = _one_audited_lead(synced)
+    result = invoke("explain", lead_id[:15], "--config", str(synced))
+    assert result.exit_code == 0, result.output
+    assert f"salesforce lead {lead_id}" in result.output
+    assert "verdict:" in result.output
+
+
+def test_explain_says_no_lead_has_the_id_when_a_15_character_id_is_malformed(
+    synced: Path,
+) -> None:
+    result = invoke("explain", "00Q5g0000000-Po", "--config", str(synced))
+    assert result.exit_code == 1
+    assert "no lead '00Q5g0000000-Po' in the mirror" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_audit_shows_the_lead_s_changes_when_given_its_15_character_salesforce_id(
+    synced: Path,
+) -> None:
+    lead_id, rule_id, run_id = _one_audited_lead(synced)
+    result = invoke("audit", lead_id[:15], "--config", str(synced))
+    assert result.exit_code == 0, result.output
+    assert f"salesforce  {lead_id}  " in result.output
+    assert rule_id in result.output and run_id in result.output
+
+
 def test_status_lists_runs_per_crm(synced: Path) -> None:
     result = invoke("status", "--config", str(synced))
     assert result.exit_code == 0, result.output

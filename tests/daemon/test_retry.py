@@ -296,6 +296,21 @@ def test_a_dry_run_lists_by_code_and_writes_nothing_and_code_and_lead_narrow_it(
         assert _failed(app) == {b: VALIDATION, c: "ENTITY_IS_DELETED"}
 
 
+def test_retry_lead_finds_the_lead_when_given_its_15_character_salesforce_id(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, crms=("salesforce",), rules=SPLIT_RULES)
+    with running_app(config) as app:
+        a, b, c = _three_refusals(app)
+        short = _retry(config, "--crm", "salesforce", "--lead", a[:15])
+        assert short.exit_code == 0, short.output
+        assert "1 lead whose refused writes would be planned again" in short.output
+        assert a in short.output and b not in short.output and c not in short.output
+        malformed = _retry(config, "--crm", "salesforce", "--lead", a[:14] + "-")
+        assert malformed.exit_code == 2
+        assert "no salesforce lead in the mirror has this id or email" in malformed.output
+
+
 def test_an_unknown_connector_is_a_clear_error_with_exit_2_when_retry_names_it(
     tmp_path: Path,
 ) -> None:

@@ -391,3 +391,40 @@ def test_a_person_s_status_edit_stamped_within_the_clock_skew_of_the_write_is_ne
             (skip,) = [s for s in plan.skipped if s.field == "status"]
             assert skip.reason.startswith("status set by a person at ")
             assert skip.reason.endswith("at about the time syncd wrote it")
+
+
+def test_revert_lead_takes_the_15_character_id_when_the_ui_shows_that_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from connectors.testing.salesforce import SalesforceEmulator
+    from syncd.cli import app as cli
+
+    runner = CliRunner()
+    with SalesforceEmulator() as emu:
+        monkeypatch.setenv("SF_SECRET", emu.client_secret)
+        campaign = emu.add_campaign("Newsletter")
+        ids = emu.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(2)
+        )
+        config = str(_cli_config(tmp_path, emu, campaign))
+        assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
+        run_id = next(r.run_id for r in _runs(tmp_path))
+
+        def planned(lead: str) -> set[tuple[str, str]]:
+            shown = runner.invoke(
+                cli, ["revert", run_id, "--dry-run", "--json", "--lead", lead, "-c", config]
+            )
+            assert shown.exit_code == 0, shown.output
+            return {(r["lead_id"], r["field"]) for r in json.loads(shown.output)["restores"]}
+
+        assert (
+            planned(ids[0][:15])
+            == planned(ids[0])
+            == {
+                (ids[0], "status"),
+                (ids[0], "newsletter:newsletter"),
+            }
+        )
