@@ -43,6 +43,8 @@ def test_a_15_character_id_finds_each_salesforce_connector_s_lead_and_no_other_w
     assert _found(store, SF_ID[:15]) == {("salesforce", SF_ID), ("salesforce/emea", SF_ID)}
     assert _found(store, f" {SF_ID[:15]} ") == {("salesforce", SF_ID), ("salesforce/emea", SF_ID)}
     assert _found(store, SF_ID[:14]) == set()
+    # The 18 typed in another case: Salesforce compares those case-insensitively.
+    assert _found(store, SF_ID.lower()) == {("salesforce", SF_ID), ("salesforce/emea", SF_ID)}
 
 
 def test_the_exact_id_wins_when_a_hubspot_lead_s_id_is_15_characters_long(
@@ -60,4 +62,5 @@ def test_the_exact_id_wins_when_a_hubspot_lead_s_id_is_15_characters_long(
 def test_only_a_salesforce_connector_s_lead_id_is_lengthened_when_a_filter_names_one() -> None:
     assert lead_id_in(CONNECTORS["salesforce/emea"], SF_ID[:15]) == SF_ID
     assert lead_id_in(CONNECTORS["salesforce"], SF_ID) == SF_ID
+    assert lead_id_in(CONNECTORS["salesforce"], SF_ID.upper()) == SF_ID
     assert lead_id_in(CONNECTORS["hubspot"], "123456789012345") == "123456789012345"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.salesforce.ids import to_18
+from connectors.salesforce.ids import canonical, to_18
 from connectors.testing.salesforce import SalesforceEmulator
 
 from .support import lead, simple_client
@@ -66,3 +66,33 @@ def test_ids_the_emulator_issues_come_back_whole_when_cut_to_15_characters_and_c
     assert all(len(i) == 18 for i in issued)
     assert len({i[15:] for i in issued}) > 1  # not all the same suffix
     assert [to_18(i[:15]) for i in issued] == issued
+    assert [canonical(i.lower()) for i in issued] == issued
+    assert [canonical(i.upper()) for i in issued] == issued
+
+
+@pytest.mark.parametrize(
+    ("typed", "issued"),
+    [
+        ("00q5g00000000poeai", "00Q5g00000000PoEAI"),  # the 18 in lower case
+        ("00Q5G00000000POEAI", "00Q5g00000000PoEAI"),  # and in upper case
+        ("00Q5g00000000Po", "00Q5g00000000PoEAI"),  # the 15
+        ("001a0000006vm9riac", "001A0000006Vm9rIAC"),  # Salesforce's article's example
+    ],
+)
+def test_an_id_typed_in_either_form_and_any_case_comes_back_as_the_api_returns_it(
+    typed: str, issued: str
+) -> None:
+    assert canonical(typed) == issued
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "00q5g00000000po555",  # the suffix marks digits as upper-case: not an Id
+        "ann@acme.com",
+        "1028",
+        "00Q5g00000000PoEA-",
+    ],
+)
+def test_what_is_not_an_id_comes_back_unchanged_from_canonical(ref: str) -> None:
+    assert canonical(ref) == ref
