@@ -996,6 +996,12 @@ def _run_connector(settings: Settings, run_id: str) -> str:
     return crm
 
 
+def _filters_named(only: Any) -> str:
+    """The revert's filters as the command line gave them, '' for none."""
+    named = [("--lead", only.lead_id), ("--rule", only.rule_id), ("--since", only.since)]
+    return " ".join(f"{flag} {value}" for flag, value in named if value is not None)
+
+
 def _revert(
     settings: Settings,
     run_id: str,
@@ -1029,6 +1035,16 @@ def _revert(
             out.print_json(json.dumps(plan.as_dict(), default=str))
         else:
             _print_revert_plan(plan, settings.breaker)
+        named = _filters_named(only)
+        if named and not plan.restores and not plan.skipped:
+            # A typo in --lead or --rule must not pass as "nothing to do" (as in `retry`).
+            err.print(
+                f"syncd revert: no applied change of run {run_id} matches {named}; check the "
+                "value (`syncd audit --run` lists the run's changes); nothing was written",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(2)
         if dry_run or not plan.restores:
             if not as_json:
                 out.print(

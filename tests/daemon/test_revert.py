@@ -428,3 +428,35 @@ def test_revert_lead_takes_the_15_character_id_when_the_ui_shows_that_form(
                 (ids[0], "newsletter:newsletter"),
             }
         )
+
+
+def test_revert_exits_2_and_names_the_filter_when_its_lead_matches_no_applied_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from connectors.testing.salesforce import SalesforceEmulator
+    from syncd.cli import app as cli
+
+    runner = CliRunner()
+    with SalesforceEmulator() as emu:
+        monkeypatch.setenv("SF_SECRET", emu.client_secret)
+        campaign = emu.add_campaign("Newsletter")
+        ids = emu.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(2)
+        )
+        config = str(_cli_config(tmp_path, emu, campaign))
+        assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
+        run_id = next(r.run_id for r in _runs(tmp_path))
+        statuses = [emu.lead(i)["Status"] for i in ids]
+        typo = ids[0][:-1] + "X"
+        for dry in ([], ["--dry-run"]):
+            shown = runner.invoke(
+                cli, ["revert", run_id, "--lead", typo, "--yes", *dry, "-c", config]
+            )
+            assert shown.exit_code == 2, shown.output
+            assert f"no applied change of run {run_id} matches --lead {typo}" in shown.output
+            assert "retention" not in shown.output
+        assert [emu.lead(i)["Status"] for i in ids] == statuses
+        assert len(_runs(tmp_path)) == 1, "a revert run was recorded"
