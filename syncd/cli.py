@@ -997,8 +997,9 @@ def _run_connector(settings: Settings, run_id: str) -> str:
 
 
 def _filters_named(only: Any) -> str:
-    """The revert's filters as the command line gave them, '' for none."""
-    named = [("--lead", only.lead_id), ("--rule", only.rule_id), ("--since", only.since)]
+    """The revert's filters that name something (a lead, a rule) as the command line gave
+    them, '' for none. (A ``--since`` window may rightly hold no change.)"""
+    named = [("--lead", only.lead_id), ("--rule", only.rule_id)]
     return " ".join(f"{flag} {value}" for flag, value in named if value is not None)
 
 
