@@ -1714,13 +1714,14 @@ class Pipeline:
                     if edit.to_value is not None
                     else f"clearing{named}"
                 )
+                back = "their value is written back" if value is not None else "cleared again"
                 audits.append(
                     {
                         **self._audit(change, AuditOutcome.WITHDRAWN, now, report.run_id),
                         "before": value,
                         "message": f"overwrote a person's {their}{who} made "
                         f"at {edit.at:%Y-%m-%d %H:%M:%S} UTC while the write was in flight; "
-                        f"their value is written back and the lead left alone until "
+                        f"{back} and the lead left alone until "
                         f"{until:%Y-%m-%d %H:%M} UTC",
                     }
                 )

@@ -6,9 +6,10 @@ on top: the mirror and the CRM agree afterwards, so no pull can see the person's
 CRM's history can: syncd's own transition there starts from a value syncd never saw, and a
 person's transition set that value (or, for a field, cleared it). The pipeline reads the
 history of the status and field writes (the fields' rows in the same queries and batch reads as
-the status's), writes the person's value back (typed as a pull reads the field, or cleared), holds the lead with the field named, and audits both. A field the CRM
-keeps no history of (a Salesforce field without history tracking) has no rows: its race goes
-unseen, as at first sight.
+the status's), writes the person's value back (typed as a pull reads the field; a clearing
+cleared again), holds the lead with the field named, and audits both. A field the CRM keeps no
+history of (a Salesforce field without history tracking) has no rows: its race goes unseen, as
+at first sight.
 
 What the check costs (counted in ``tests/daemon/test_ledger_races.py`` and
 ``test_composite_races.py``): on Salesforce with Composite nothing. One query of people's edits

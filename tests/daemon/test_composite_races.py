@@ -290,6 +290,10 @@ def _tier_race(
             for a in app.store.audit_of_lead(raced)
             if "Hot" in (a.before, a.after)
         ]
+        out["withdrawn"] = next(
+            (a.message or "" for a in app.store.audit_of_lead(raced) if a.outcome == "withdrawn"),
+            None,
+        )
         out["id"] = raced
     return out
 
@@ -382,6 +386,8 @@ def test_a_field_a_person_cleared_while_the_write_was_in_flight_is_cleared_again
     assert out["mirror"] is not None and out["mirror"].fields["tier"] is None
     assert out["mirror"].rep_edit_field == "tier"
     assert out["reasons"][raced].startswith("tier cleared by a person at ")
+    assert out["withdrawn"].startswith("overwrote a person's clearing of tier (user ")
+    assert "in flight; cleared again and the lead left alone until " in out["withdrawn"]
     assert out["audit"] == [
         ("Warm", "Hot", AuditOutcome.APPLIED, "buyer-hot"),
         (None, "Hot", AuditOutcome.WITHDRAWN, "buyer-hot"),
