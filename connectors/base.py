@@ -480,6 +480,13 @@ class Connector(abc.ABC):
     #: stage's alone.
     history_of_rule_fields: ClassVar[bool] = False
 
+    def history_value(self, field: str, text: str | None) -> Any:
+        """A value of canonical ``field`` as a :class:`HistoryEntry` keeps it (text) as a
+        pull reads the field: typed as the CRM stores it (a number field's as a number), so a
+        write of it back is accepted and the mirror holds what a pull would. None stays None
+        (a cleared field). The default, for a CRM whose fields are all text, is the text."""
+        return text
+
     def org_status_history(
         self, *, leads: int, also: Sequence[str] = ()
     ) -> Iterator[list[HistoryEntry]] | None:

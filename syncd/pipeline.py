@@ -1703,17 +1703,25 @@ class Pipeline:
             audits, history = [], []
             for race in found:
                 change, edit = race.change, race.edit
+                # History keeps text: written back as a pull reads the field (a number field's
+                # as a number), so the CRM takes it and the mirror holds what a pull would.
+                value = self.connector.history_value(race.field, race.person_value)
                 until = edit.at + self.settings.hold_rep_edits_for
                 who = f" (user {edit.actor_id})" if edit.actor_id else ""
                 named = "" if race.field == "status" else f" of {race.field}"
+                their = (
+                    f"change{named} to '{edit.to_value}'"
+                    if edit.to_value is not None
+                    else f"clearing{named}"
+                )
+                back = "their value is written back" if value is not None else "cleared again"
                 audits.append(
                     {
                         **self._audit(change, AuditOutcome.WITHDRAWN, now, report.run_id),
-                        "before": race.person_value,
-                        "message": f"overwrote a person's change{named} to '{edit.to_value}'"
-                        f"{who} made "
+                        "before": value,
+                        "message": f"overwrote a person's {their}{who} made "
                         f"at {edit.at:%Y-%m-%d %H:%M:%S} UTC while the write was in flight; "
-                        f"their value is written back and the lead left alone until "
+                        f"{back} and the lead left alone until "
                         f"{until:%Y-%m-%d %H:%M} UTC",
                     }
                 )
@@ -1745,7 +1753,7 @@ class Pipeline:
                         "lead_id": change.lead_id,
                         "kind": "field",
                         "field": race.field,
-                        "value": race.person_value,
+                        "value": value,
                         "before": change.value,
                         "rule_id": RESTORE_RULE,
                         "ruleset_version": change.ruleset_version,
@@ -1758,11 +1766,12 @@ class Pipeline:
                     }
                 )
                 log.warning(
-                    "lead %s: a person set %s %r while syncd's write of %r was in flight; "
+                    "lead %s: a person %s while syncd's write of %r was in flight; "
                     "writing their value back and leaving the lead alone until %s UTC",
                     change.lead_id,
-                    race.field,
-                    edit.to_value,
+                    f"set {race.field} {edit.to_value!r}"
+                    if edit.to_value is not None
+                    else f"cleared {race.field}",
                     change.value,
                     f"{until:%Y-%m-%d %H:%M}",
                 )

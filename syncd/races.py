@@ -4,11 +4,12 @@ syncd decides on the lead as it read it, a person changes the status (or a field
 ``set_field``: a Salesforce custom field, HubSpot's lifecycle stage), then syncd's write lands
 on top: the mirror and the CRM agree afterwards, so no pull can see the person's edit. The
 CRM's history can: syncd's own transition there starts from a value syncd never saw, and a
-person's transition set that value. The pipeline reads the history of the status and field
-writes (the fields' rows in the same queries and batch reads as the status's), writes the
-person's value back, holds the lead with the field named, and audits both. A field the CRM
-keeps no history of (a Salesforce field without history tracking) has no rows: its race goes
-unseen, as at first sight.
+person's transition set that value (or, for a field, cleared it). The pipeline reads the
+history of the status and field writes (the fields' rows in the same queries and batch reads as
+the status's), writes the person's value back (typed as a pull reads the field; a clearing
+cleared again), holds the lead with the field named, and audits both. A field the CRM keeps no
+history of (a Salesforce field without history tracking) has no rows: its race goes unseen, as
+at first sight.
 
 What the check costs (counted in ``tests/daemon/test_ledger_races.py`` and
 ``test_composite_races.py``): on Salesforce with Composite nothing. One query of people's edits
@@ -87,7 +88,7 @@ class Race:
 
     change: OutboxRecord
     edit: HistoryEntry
-    person_value: str  # the value the person set (a person's clearing is not judged a race)
+    person_value: str | None  # the value the person set, None: they cleared the field
     written_at: datetime  # when the CRM recorded syncd's write
 
     @property
@@ -126,10 +127,24 @@ def find_races(written: Sequence[OutboxRecord], entries: Sequence[HistoryEntry])
             (
                 e
                 for e in reversed(history[: mine[-1]])
-                if e.actor == "person" and e.to_value is not None and e.to_value == write.from_value
+                if e.actor == "person" and e.to_value == write.from_value
             ),
             None,
         )
-        if edit is not None and edit.to_value is not None:
-            races.append(Race(change, edit, edit.to_value, write.at))
+        if edit is None or (
+            edit.to_value is None and not _cleared(change, edit, history, mine[-1])
+        ):
+            continue
+        races.append(Race(change, edit, edit.to_value, write.at))
     return races
+
+
+def _cleared(
+    change: OutboxRecord, edit: HistoryEntry, history: Sequence[HistoryEntry], write: int
+) -> bool:
+    """Whether ``edit``, a person's clearing, is what syncd's write (``history[write]``)
+    replaced: of a field a rule sets (a status is never written back empty), and the last
+    transition before syncd's. The oldest value a history keeps may have no known
+    predecessor (None: HubSpot's bounded history), so a None not set by the person's
+    clearing right before syncd's write says nothing."""
+    return change.field != "status" and write > 0 and history[write - 1] is edit

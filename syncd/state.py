@@ -1409,7 +1409,7 @@ class StateStore:
         lead_id: str,
         run_id: str,
         to_value: str,
-        actual: str,
+        actual: str | None,
         *,
         field: str = "status",
     ) -> None:

@@ -64,7 +64,7 @@ def test_a_race_is_found_and_a_persons_later_edit_is_never_undone() -> None:
 
 
 def _field(
-    lead: str, field: str, old: str | None, new: str, minute: int, actor: HistoryActorKind
+    lead: str, field: str, old: str | None, new: str | None, minute: int, actor: HistoryActorKind
 ) -> HistoryEntry:
     return HistoryEntry(lead, field, old, new, T + timedelta(minutes=minute), actor)
 
@@ -89,3 +89,40 @@ def test_a_persons_status_edit_makes_no_suspect_of_a_field_write_when_the_field_
 ):
     tier = _Written("A", None, "Hot", field="tier")
     assert suspects([tier], [_edit("A", "Open", "Working", 3)]) == []
+
+
+def test_a_persons_clearing_of_a_field_in_flight_is_a_race_whose_value_is_none() -> None:
+    # syncd read A with tier Warm and wrote Hot; a person cleared tier in between.
+    tier = _Written("A", "Warm", "Hot", field="tier")
+    entries = [
+        _field("A", "tier", "Warm", None, 3, "person"),
+        _field("A", "tier", None, "Hot", 4, "integration"),
+    ]
+    assert suspects([tier], entries[:1]) == [tier]
+    (race,) = find_races([tier], entries)
+    assert (race.field, race.person_value, race.edit) == ("tier", None, entries[0])
+
+
+def test_no_race_is_judged_from_an_empty_value_no_persons_clearing_set_right_before_the_write() -> (
+    None
+):
+    tier = _Written("A", "Warm", "Hot", field="tier")
+    # The oldest value a bounded history keeps has no known predecessor (None).
+    truncated = [_field("A", "tier", None, "Hot", 4, "integration")]
+    # A person's clearing long ago, then someone else's value before syncd's write.
+    earlier = [
+        _field("A", "tier", "Cold", None, 1, "person"),
+        _field("A", "tier", None, "Warm", 2, "automation"),
+        _field("A", "tier", "Warm", None, 3, "automation"),
+        _field("A", "tier", None, "Hot", 4, "integration"),
+    ]
+    # A status is never written back empty.
+    status = _Written("A", "Open", "Nurture")
+    cleared = [
+        HistoryEntry("A", "status", "Open", None, T + timedelta(minutes=3), "person"),
+        HistoryEntry("A", "status", None, "Nurture", T + timedelta(minutes=4), "integration"),
+    ]
+
+    assert find_races([tier], truncated) == []
+    assert find_races([tier], earlier) == []
+    assert find_races([status], cleared) == []

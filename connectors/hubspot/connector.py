@@ -809,6 +809,14 @@ class HubSpotConnector(Connector):
         )
         return read_answer(response)
 
+    def history_value(self, field: str, text: str | None) -> Any:
+        """A property's past value (HubSpot keeps text) typed as a pull types the field
+        (``field_types``): the mirror then holds what a pull would. HubSpot takes either form
+        on a write (a number property accepts ``"75"``, crm-api C10)."""
+        if text is None:
+            return None
+        return parse_fields({"value": text}, {field: "value"}, self.config.field_types)[field]
+
     def _lead(self, contact: RawContact) -> RemoteLead:
         quarantine = Quarantine()
         fields = parse_fields(

@@ -35,7 +35,7 @@ from connectors.kit import Waiter
 
 from .config import SalesforceConfig
 
-__all__ = ["BulkQueryReader", "csv_record"]
+__all__ = ["BulkQueryReader", "csv_record", "typed_text"]
 
 log = logging.getLogger("connectors.salesforce")
 
@@ -56,22 +56,24 @@ def csv_record(header: list[str], row: list[str], types: Mapping[str, str]) -> d
     dates and datetimes stay text (the connector parses those for both paths alike)."""
     out: dict[str, Any] = {}
     for name, text in zip(header, row, strict=True):
-        if text == "":
-            out[name] = None
-            continue
-        kind = types.get(name)
-        try:
-            if kind in _BOOLEAN_TYPES:
-                out[name] = text == "true"
-            elif kind in _INTEGER_TYPES:
-                out[name] = int(text)
-            elif kind in _FLOAT_TYPES:
-                out[name] = float(text)
-            else:
-                out[name] = text
-        except ValueError:
-            out[name] = text  # the connector's value checks report what it cannot use
+        out[name] = None if text == "" else typed_text(text, types.get(name))
     return out
+
+
+def typed_text(text: str, kind: str | None) -> Any:
+    """A value given as text (a query job's CSV, a LeadHistory value as syncd keeps it) as the
+    REST JSON gives a field of describe type ``kind``: booleans and numbers typed, the rest
+    text. Text that does not parse stays text (the connector's value checks report it)."""
+    try:
+        if kind in _BOOLEAN_TYPES:
+            return text.lower() == "true"
+        if kind in _INTEGER_TYPES:
+            return int(text)
+        if kind in _FLOAT_TYPES:
+            return float(text)
+    except ValueError:
+        pass
+    return text
 
 
 def _lines(text: str) -> Iterator[str]:

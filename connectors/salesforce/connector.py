@@ -61,7 +61,7 @@ from connectors.kit.values import text_problem
 
 from .auth import Authenticator, Token, authenticator_for
 from .batching import failed_whole, write_splitting
-from .bulk_read import SYSTEM_TYPES, BulkQueryReader
+from .bulk_read import SYSTEM_TYPES, BulkQueryReader, typed_text
 from .composite import (
     HISTORY_REFERENCE,
     MAX_COLLECTIONS,
@@ -177,7 +177,14 @@ _NO_SUCH_COLUMN = re.compile(r"No such column '([^']+)'")
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """A LeadHistory OldValue/NewValue (``anyType``: in the field's JSON type, a number
+    field's a number) as :class:`HistoryEntry` keeps values: text, booleans as a query job's
+    CSV writes them."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 #: LeadHistory's columns, as every history read selects them.
@@ -1390,6 +1397,22 @@ class SalesforceConnector(Connector):
             actor="integration" if ours else "person",
             actor_id=None if by is None else str(by),
         )
+
+    def history_value(self, field: str, text: str | None) -> Any:
+        """A LeadHistory value of ``field`` typed by the field's describe type, as a pull's
+        query answers it (a Number field's as a number): a write of text to a number field
+        fails (crm-api A16). Dates and datetimes as a pull parses them."""
+        api = self._config.fields.get(field)
+        if text is None or api is None:
+            return text
+        kind = self._field_types.get(api)
+        if kind in ("date", "datetime"):
+            parse = parse_date if kind == "date" else parse_datetime
+            try:
+                return parse(text)
+            except ValueError:
+                return text
+        return typed_text(text, kind)
 
     def _campaign_label(self, newsletter: str) -> str:
         return f"Campaign {self._config.newsletters.get(newsletter)} (newsletter {newsletter!r})"

@@ -261,16 +261,18 @@ def test_a_race_check_left_for_the_next_pull_is_read_by_a_restarted_process(
     assert second.held == 1
 
 
-def _tier_race(tmp_path: Path, edit: dict[str, str], tracked: frozenset[str]) -> dict[str, Any]:
-    """Two cycles over two new buyers (the rule sets their status and ``tier``, Tier__c) on
-    an org tracking the history of ``tracked``; a person makes ``edit`` to the first while
-    the first cycle's write is in flight."""
+def _tier_race(
+    tmp_path: Path, edit: dict[str, str | None], tracked: frozenset[str], **lead: Any
+) -> dict[str, Any]:
+    """Two cycles over two new buyers (with ``lead``'s fields; the rule sets their status and
+    ``tier``, Tier__c) on an org tracking the history of ``tracked``; a person makes ``edit``
+    to the first while the first cycle's write is in flight."""
     tmp_path.mkdir(exist_ok=True)
     with running_app(_tier_config(tmp_path)) as app:
         emu: Any = app.embedded.salesforce
         emu.org.config.history_tracked_fields = tracked
         raced, calm = emu.add_leads(
-            sf_lead(name, f"{name}@acme.com", title="Buyer") for name in ("raced", "calm")
+            sf_lead(name, f"{name}@acme.com", title="Buyer", **lead) for name in ("raced", "calm")
         )
         pipeline = app.pipelines["salesforce"]
         _edit_in_flight(pipeline, lambda: emu.update_lead(raced, edit))
@@ -288,6 +290,10 @@ def _tier_race(tmp_path: Path, edit: dict[str, str], tracked: frozenset[str]) ->
             for a in app.store.audit_of_lead(raced)
             if "Hot" in (a.before, a.after)
         ]
+        out["withdrawn"] = next(
+            (a.message or "" for a in app.store.audit_of_lead(raced) if a.outcome == "withdrawn"),
+            None,
+        )
         out["id"] = raced
     return out
 
@@ -365,6 +371,30 @@ def test_a_persons_edit_of_the_status_and_a_field_in_flight_are_both_written_bac
     assert _cost(out["journal"])[:2] == [[["PATCH", "GET"]], [("PATCH", 1)]]
 
 
+def test_a_field_a_person_cleared_while_the_write_was_in_flight_is_cleared_again_and_the_lead_held(
+    tmp_path: Path,
+) -> None:
+    """A clearing is a LeadHistory row with a null NewValue: written back as null (a PATCH
+    body's null clears a field), the lead held with the field named."""
+    tracked = frozenset({"Status", "Tier__c"})
+    out = _tier_race(tmp_path, {"Tier__c": None}, tracked, Tier__c="Warm")
+    first, second, raced = out["first"], out["second"], out["id"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    assert out["raced"]["Tier__c"] is None and out["calm"]["Tier__c"] == "Hot"
+    assert (second.held, second.written, second.failed) == (1, 0, 0)
+    assert out["mirror"] is not None and out["mirror"].fields["tier"] is None
+    assert out["mirror"].rep_edit_field == "tier"
+    assert out["reasons"][raced].startswith("tier cleared by a person at ")
+    assert out["withdrawn"].startswith("overwrote a person's clearing of tier (user ")
+    assert "in flight; cleared again and the lead left alone until " in out["withdrawn"]
+    assert out["audit"] == [
+        ("Warm", "Hot", AuditOutcome.APPLIED, "buyer-hot"),
+        (None, "Hot", AuditOutcome.WITHDRAWN, "buyer-hot"),
+        ("Hot", None, AuditOutcome.APPLIED, "restore-rep-edit"),
+    ]
+
+
 def test_a_persons_field_edit_while_a_full_composite_write_is_in_flight_is_restored_the_next_cycle_beside_its_first_pull_page(
     tmp_path: Path,
 ) -> None:
@@ -396,3 +426,70 @@ def test_a_persons_field_edit_while_a_full_composite_write_is_in_flight_is_resto
     assert "CreatedById !=" in query and "Field IN ('Status', 'Tier__c')" in query
     assert restored == "Gold"
     assert reasons[raced].startswith("tier set to 'Gold' by a person at ")
+
+
+#: A rule that decides Lead_Score__c (a Number field) and the status together.
+SCORE_RULES = """\
+version: 1
+name: scores
+mode: first_match
+statuses: {New: {}, Open: {}, Converted: {}}
+rules:
+  - id: buyer-score
+    when: {field: title, eq: Buyer}
+    then:
+      - set_status: Open
+      - set_field: {field: score, value: 50}
+"""
+
+
+def _score_race(tmp_path: Path, person: float) -> dict[str, Any]:
+    """Two cycles over a new buyer whose ``score`` (Lead_Score__c, a tracked Number field)
+    the rule sets to 50; a person sets it to ``person`` while the first cycle's write is in
+    flight."""
+    config = _tier_config(tmp_path)
+    text = config.read_text().replace(
+        "fields: {tier: Tier__c}\n",
+        "fields: {score: Lead_Score__c}\n    field_types: {score: number}\n",
+    )
+    text = text.replace("settable_fields: [tier]", "settable_fields: [score]")
+    config.write_text(text)
+    (tmp_path / "rules.yaml").write_text(SCORE_RULES)
+    with running_app(config) as app:
+        emu: Any = app.embedded.salesforce
+        emu.org.config.history_tracked_fields = frozenset({"Status", "Lead_Score__c"})
+        [raced] = emu.add_leads([sf_lead("raced", "raced@acme.com", title="Buyer")])
+        pipeline = app.pipelines["salesforce"]
+        _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Lead_Score__c": person}))
+        out: dict[str, Any] = {"first": pipeline.run_cycle(), "second": pipeline.run_cycle()}
+        out["raced"] = emu.lead(raced)
+        out["mirror"] = app.store.lead("salesforce", raced)
+        out["reasons"] = _held_reasons(app, "salesforce")
+        out["audit"] = [
+            (a.before, a.after, a.outcome, a.rule_id)
+            for a in app.store.audit_of_lead(raced)
+            if a.field == "score"
+        ]
+        out["id"] = raced
+    return out
+
+
+def test_a_persons_number_field_edit_in_flight_is_written_back_as_a_number_and_the_lead_held(
+    tmp_path: Path,
+) -> None:
+    """LeadHistory's NewValue of a Number field is a number (anyType); syncd keeps history as
+    text, and writes the value back typed as the field is: Salesforce refuses text there."""
+    out = _score_race(tmp_path, 75)
+    first, second, raced = out["first"], out["second"], out["id"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    assert out["raced"]["Lead_Score__c"] == 75.0
+    assert (second.held, second.written, second.failed) == (1, 0, 0)
+    assert out["mirror"] is not None and out["mirror"].fields["score"] == 75.0
+    assert out["mirror"].rep_edit_field == "score"
+    assert out["reasons"][raced].startswith("score set to '75.0' by a person at ")
+    assert out["audit"] == [
+        (None, 50, AuditOutcome.APPLIED, "buyer-score"),
+        (75.0, 50, AuditOutcome.WITHDRAWN, "buyer-score"),
+        (50, 75.0, AuditOutcome.APPLIED, "restore-rep-edit"),
+    ]

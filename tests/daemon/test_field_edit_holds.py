@@ -605,8 +605,9 @@ def test_a_salesforce_fields_history_never_enters_the_status_ledger_when_first_s
 def test_first_sight_finds_a_persons_edit_of_a_number_field_whatever_form_its_history_gives() -> (
     None
 ):
-    """LeadHistory keeps values as text: ``7`` or ``7.0`` for a number field whose mirror value
-    is 7.0 is the value the lead still has; another number, or text, is not."""
+    """History entries keep values as text (LeadHistory answers a number field's as a number,
+    ``7`` or ``7.0``): either for a number field whose mirror value is 7.0 is the value the
+    lead still has; another number, or text, is not."""
     t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     watched = ["lead_score"]
 

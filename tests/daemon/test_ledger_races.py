@@ -283,10 +283,12 @@ def test_a_persons_lifecycle_stage_edit_while_the_write_batch_is_in_flight_is_re
     assert out["calls"] == by_status["calls"] + 1  # + the stage's clear before its write back
 
 
-def _budget_race(tmp_path: Path, edit: dict[str, str]) -> dict[str, Any]:
+def _budget_race(
+    tmp_path: Path, edit: dict[str, str], audited: str = "Board review"
+) -> dict[str, Any]:
     """Two cycles over two new HubSpot buyers (the rule sets their status and the custom
     property bant_budget); a person makes ``edit`` to the first while the first cycle's write
-    batch is in flight."""
+    batch is in flight. The audit rows kept are those naming ``audited``."""
     tmp_path.mkdir(exist_ok=True)
     with running_app(budget_config(tmp_path)) as app:
         hs: Any = app.embedded.hubspot
@@ -294,7 +296,7 @@ def _budget_race(tmp_path: Path, edit: dict[str, str]) -> dict[str, Any]:
             hs_contact(name, f"{name}@acme.com", title="Buyer", bant_budget="Pending")
             for name in ("raced", "calm")
         )
-        return _raced_cycles(app, raced, calm, edit, "Board review")
+        return _raced_cycles(app, raced, calm, edit, audited)
 
 
 def test_a_hubspot_property_a_rule_sets_is_written_back_and_the_contact_held_when_a_person_edits_it_in_flight(
@@ -321,3 +323,25 @@ def test_a_hubspot_property_a_rule_sets_is_written_back_and_the_contact_held_whe
     assert out["history_reads"] == by_status["history_reads"]
     assert out["history_reads"] == [["bant_budget", "hs_lead_status"]] * 2
     assert out["calls"] == by_status["calls"]
+
+
+def test_a_hubspot_property_a_person_cleared_while_the_write_was_in_flight_is_cleared_again_and_the_contact_held(
+    tmp_path: Path,
+) -> None:
+    """HubSpot's history shows a clearing as an empty value: written back as an empty string
+    (HubSpot's way to clear a property), the contact held with the field named."""
+    out = _budget_race(tmp_path, {"bant_budget": ""}, "Approved")
+    first, second, raced = out["first"], out["second"], out["id"]
+
+    assert (first.outcome, second.outcome) == ("ok", "ok"), (first.message, second.message)
+    assert out["raced"].get("bant_budget") in ("", None)
+    assert out["calm"]["bant_budget"] == "Approved"
+    assert (second.held, second.written, second.failed) == (1, 0, 0)
+    assert out["mirror"] is not None and out["mirror"].fields["budget"] is None
+    assert out["mirror"].rep_edit_field == "budget"
+    assert out["reasons"][raced].startswith("budget cleared by a person at ")
+    assert out["audit"] == [
+        ("Pending", "Approved", "applied", "buyer-budget"),
+        (None, "Approved", "withdrawn", "buyer-budget"),
+        ("Approved", None, "applied", "restore-rep-edit"),
+    ]

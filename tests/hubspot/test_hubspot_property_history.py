@@ -86,3 +86,29 @@ def test_an_untouched_contact_keeps_no_history_list_but_answers_its_creation_val
         "jobtitle": [],  # never set: no past value
     }
     assert after_restore == {k: raw[k] for k in ("bant_budget", "hs_lead_status")}
+
+
+def test_a_number_propertys_past_values_are_strings_and_a_write_back_of_one_typed_is_taken(
+    emu, make_connector
+):
+    """HubSpot keeps every value as a string ("75"); syncd types a past value as a pull types
+    the field, and HubSpot takes the write of it back (a string on the wire)."""
+    [cid] = emu.add_contacts(contacts(1, numemployees="10"))
+    emu.clock.advance(60)
+    emu.update_contact(cid, {"numemployees": "75"})  # a rep, in the UI
+    emu.clock.advance(60)
+    connector = make_connector()
+    [first] = connector.write_batch([LeadChange(cid, {"employees": 50})])
+
+    raw = _read_with_history(emu, cid, ["numemployees"])
+    [person] = [
+        e for e in connector.status_history([cid], also=["employees"]) if e.actor == "person"
+    ]
+    value = connector.history_value("employees", person.to_value)
+    [back] = connector.write_batch([LeadChange(cid, {"employees": value})])
+
+    assert [h["value"] for h in raw["numemployees"]] == ["50", "75", "10"]
+    assert (person.to_value, value) == ("75", 75)
+    assert (first.outcome, back.outcome) == (Outcome.OK, Outcome.OK)
+    assert emu.contact(cid)["numemployees"] == "75"
+    assert connector.history_value("employees", None) is None

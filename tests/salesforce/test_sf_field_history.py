@@ -137,3 +137,25 @@ def test_a_history_row_of_a_field_not_asked_for_is_never_named_status() -> None:
     ]
 
     assert named == ["status", "tier", "Rating"]
+
+
+def test_history_values_of_a_number_field_are_numbers_on_the_wire_and_typed_for_a_write_back(
+    emu: SalesforceEmulator, make_connector: Callable[..., SalesforceConnector]
+) -> None:
+    """OldValue and NewValue are anyType: a REST query answers a Number field's as numbers
+    (LeadHistory object reference). syncd keeps history as text and types it back by the
+    field's describe type, as a pull reads the field."""
+    emu.org.config.history_tracked_fields = frozenset({"Status", "Lead_Score__c"})
+    [rid] = emu.add_leads([lead(1)])
+    emu.update_lead(rid, {"Lead_Score__c": 7})
+    emu.update_lead(rid, {"Lead_Score__c": 75.5})
+    connector = make_connector(fields={"score": "Lead_Score__c"})
+    connector.check(statuses=set(), fields=set(), newsletters=set())  # describe: the types
+    sf = connector._sf or connector._login()
+    wire = sf.query(f"SELECT OldValue, NewValue FROM LeadHistory WHERE LeadId = '{rid}'")
+    entries = connector.status_history([rid], also=("score",))
+
+    assert [(r["OldValue"], r["NewValue"]) for r in wire["records"]] == [(None, 7.0), (7.0, 75.5)]
+    assert [(e.from_value, e.to_value) for e in entries] == [(None, "7.0"), ("7.0", "75.5")]
+    assert [connector.history_value("score", e.to_value) for e in entries] == [7.0, 75.5]
+    assert connector.history_value("score", None) is None

@@ -95,7 +95,7 @@ def _csv_value(fdef: FieldDef, value: Any) -> str:
     kind = fdef.kind
     if kind == "datetime":
         return datetime.fromtimestamp(int(value), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    if kind == "boolean":
+    if kind == "boolean" or isinstance(value, bool):  # a LeadHistory value may be one
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)

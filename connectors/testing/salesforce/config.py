@@ -85,7 +85,7 @@ class EmulatorConfig:
     history_tracked_fields: frozenset[str] = frozenset({"Status"})
     """Lead fields (API names) with field history tracking on: every change of one adds a
     LeadHistory row (``Field`` its API name, ``Tier__c`` for a custom field; OldValue, NewValue
-    as text, CreatedById, CreatedDate). Tracking is per field in Setup
+    each in its field's type, CreatedById, CreatedDate). Tracking is per field in Setup
     (https://help.salesforce.com/s/articleView?id=sf.tracking_field_history.htm); the default
     is an org whose admin turned it on for Status alone. An untracked field has no rows (a
     query naming it answers none); ``frozenset()`` is an org that never enabled it."""

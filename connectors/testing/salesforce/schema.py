@@ -164,7 +164,8 @@ RECORD_TYPE = ObjectSchema(
 )
 
 # Field history of tracked Lead fields (https://developer.salesforce.com/docs/atlas.en-us.
-# object_reference.meta/object_reference/sforce_api_objects_leadhistory.htm); values as text.
+# object_reference.meta/object_reference/sforce_api_objects_leadhistory.htm); OldValue and
+# NewValue are anyType: each value in its field's type.
 LEAD_HISTORY = ObjectSchema(
     "LeadHistory",
     "017",
@@ -172,8 +173,8 @@ LEAD_HISTORY = ObjectSchema(
         _sys("Id", "id"),
         _sys("LeadId", "reference"),
         _sys("Field", "picklist"),
-        _sys("OldValue", "string"),
-        _sys("NewValue", "string"),
+        _sys("OldValue", "anyType"),
+        _sys("NewValue", "anyType"),
         _sys("CreatedById", "reference"),
         _sys("CreatedDate", "datetime"),
         _sys("IsDeleted", "boolean"),

@@ -126,6 +126,8 @@ def to_internal(fdef: FieldDef, value: Any) -> Any:
     """A JSON/Python value -> the stored form for ``fdef``; raises ValueError when it won't fit."""
     if value is None:
         return None
+    if fdef.type == "anyType":
+        return value  # a LeadHistory value: stored as answered (_history_value)
     kind = fdef.kind
     if kind == "datetime":
         return _to_epoch_seconds(value)
@@ -186,13 +188,13 @@ def _history_columns(tracked: frozenset[str]) -> tuple[int, ...]:
     return tuple(sorted(cols, key=lambda i: i != _STATUS))
 
 
-def _history_text(fdef: FieldDef, value: Any) -> str | None:
-    """A stored value as LeadHistory's OldValue/NewValue keep it: text, in its wire form."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(to_wire(fdef, value))
+def _history_value(fdef: FieldDef, value: Any) -> Any:
+    """A stored value as LeadHistory's OldValue/NewValue answer it. Both are ``anyType``: the
+    REST API gives each in its field's JSON type, as a query of the field itself does (a
+    number field's as a number, a checkbox's as a boolean, a date as text); LeadHistory
+    (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/
+    sforce_api_objects_leadhistory.htm) lists them as anyType."""
+    return to_wire(fdef, value)
 
 
 @dataclass(slots=True)
@@ -320,8 +322,8 @@ class Org:
                         self.ids.new("017"),
                         row[_ID],
                         fdef.name,
-                        _history_text(fdef, old[col]),
-                        _history_text(fdef, row[col]),
+                        _history_value(fdef, old[col]),
+                        _history_value(fdef, row[col]),
                         row[_LMB],
                         row[_MS],
                         False,
