@@ -1346,7 +1346,8 @@ class Pipeline:
         that reads people's status edits by time (``collections_with_history``, Salesforce
         Composite) checks the cycle's status writes for races once (``syncd.races``), in a
         free slot of the cycle's last call or else beside the next pull's first page, so the
-        race check costs no call and no collection's slot.
+        race check costs no call and no collection's slot. There, full calls go ahead
+        (:meth:`_sends_ahead`): a call's answers are recorded while the next is on its way.
         """
         now = self.clock()
         # A connector whose one call carries several collections (Salesforce Composite: 5)
