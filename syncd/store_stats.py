@@ -23,8 +23,10 @@ from syncd.state import OutboxRow, OutboxState, _utc
 
 __all__ = ["TABLES", "OutboxBacklog", "outbox_backlog", "table_rows"]
 
-#: The tables whose size is reported (``syncd_table_rows{table}``).
-TABLES = ("lead", "outbox", "audit", "run")
+#: The tables whose size is reported (``syncd_table_rows{table}``): the four retention prunes
+#: by age, the status ledger (kept: the funnel report reads all of it) and `syncd retry`'s
+#: requests.
+TABLES = ("lead", "outbox", "audit", "run", "status_history", "retry_request")
 
 
 @dataclass(frozen=True, slots=True)

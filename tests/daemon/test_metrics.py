@@ -66,6 +66,8 @@ def test_metrics_expose_outbox_quota_retries_process_build_and_rules_series(tmp_
     assert "# TYPE syncd_api_errors_total counter" in text
     assert _value(text, 'syncd_table_rows{table="lead"}') == 4
     assert _value(text, 'syncd_table_rows{table="run"}') == 1
+    assert _value(text, 'syncd_table_rows{table="status_history"}') > 0  # the status ledger
+    assert _value(text, 'syncd_table_rows{table="retry_request"}') == 0
     assert "process_cpu_seconds_total " in text
     assert "process_resident_memory_bytes " in text
     assert "python_gc_objects_collected_total{" in text
