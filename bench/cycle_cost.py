@@ -208,6 +208,38 @@ def build_app(
     return app
 
 
+def salesforce_app(
+    emu: Any,
+    campaign: str,
+    directory: Path,
+    *,
+    store_url: str | None = None,
+    edit_config: Callable[[Path], None] | None = None,
+) -> Any:
+    """syncd's App on the Salesforce emulator ``emu``, built from a config file in ``directory``
+    as ``syncd sync`` builds one (``edit_config`` may change the file first), sharing the
+    emulator's clock and holding the connector's lease."""
+    from connectors.salesforce.connector import SalesforceConnector
+
+    path = write_config(
+        directory,
+        "salesforce",
+        salesforce_connector(emu, campaign),
+        SF_STATUS_VALUES,
+        store_url=store_url,
+        hold_rep_edits_for=_HOLD,
+    )
+    if edit_config is not None:
+        edit_config(path)
+    return build_app(
+        path,
+        {"BENCH_SF_CLIENT_SECRET": emu.client_secret},
+        "salesforce",
+        lambda cfg: SalesforceConnector(cfg, clock=emu.clock.now),
+        emu.clock.now,
+    )
+
+
 def _lead(app: Any, settings: Any, crm: str) -> None:
     """Hold ``crm``'s lease as the daemon does (``syncd.scheduler``) for the app's life: every
     stored page, plan and batch is fenced by it, and an idle cycle of a leader keeps its
@@ -479,7 +511,6 @@ def run_salesforce(
     ``store_url`` None: a fresh SQLite file. ``keep_emulator``: leave the emulator running in
     ``CostRun.emulator`` (the caller stops it).
     """
-    from connectors.salesforce.connector import SalesforceConnector
     from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 
     run = CostRun("salesforce", n, "postgresql" if store_url else "sqlite")
@@ -507,21 +538,7 @@ def run_salesforce(
                 emu.update_lead(rid, {"Status": new_status, "LastActivityDate": stale})
 
         with tempfile.TemporaryDirectory(prefix="syncd-bench-sf-") as tmp:
-            path = write_config(
-                Path(tmp),
-                "salesforce",
-                salesforce_connector(emu, run.campaign),
-                SF_STATUS_VALUES,
-                store_url=store_url,
-                hold_rep_edits_for=_HOLD,
-            )
-            app = build_app(
-                path,
-                {"BENCH_SF_CLIENT_SECRET": emu.client_secret},
-                "salesforce",
-                lambda cfg: SalesforceConnector(cfg, clock=emu.clock.now),
-                emu.clock.now,
-            )
+            app = salesforce_app(emu, run.campaign, Path(tmp), store_url=store_url)
             try:
                 page = _bulk_page(app, "salesforce")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cycle_cost
-from bench.common import SF_STATUS_VALUES, salesforce_connector
+from bench.common import SF_STATUS_VALUES
 from bench.data import marked
 from bench.report import Figure, SectionNotes, measured
 
@@ -38,7 +38,6 @@ LATENCY_S = 0.5
 def run(n: int, *, share: float, runs: int) -> tuple[list[Figure], SectionNotes]:
     """Seed ``n`` leads; ``runs`` times for each latency and each way, change ``share`` of
     them and time the drain of the cycle that writes them back."""
-    from connectors.salesforce.connector import SalesforceConnector
     from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 
     emu = SalesforceEmulator(EmulatorConfig(daily_api_limit=1_000_000_000)).start()
@@ -55,21 +54,7 @@ def run(n: int, *, share: float, runs: int) -> tuple[list[Figure], SectionNotes]
         emu.clock.advance(60)
         stale = (now - timedelta(days=200)).date()
         with tempfile.TemporaryDirectory(prefix="syncd-bench-ahead-") as tmp:
-            path = cycle_cost.write_config(
-                Path(tmp),
-                "salesforce",
-                salesforce_connector(emu, campaign),
-                SF_STATUS_VALUES,
-                hold_rep_edits_for="0s",
-            )
-            _allow_rechanges(path)
-            app = cycle_cost.build_app(
-                path,
-                {"BENCH_SF_CLIENT_SECRET": emu.client_secret},
-                "salesforce",
-                lambda cfg: SalesforceConnector(cfg, clock=emu.clock.now),
-                emu.clock.now,
-            )
+            app = cycle_cost.salesforce_app(emu, campaign, Path(tmp), edit_config=_allow_rechanges)
             try:
                 pipeline = app.pipelines["salesforce"]
                 timed = _timed_drain(pipeline)

@@ -159,6 +159,18 @@ def sf_write_calls(app: App) -> list[Any]:
     return [e for e in app.embedded.salesforce.journal.writes()]
 
 
+def sf_statuses_patched(app: App) -> list[str]:
+    """Ids of every lead record a Composite status collection (PATCH) applied, once per time
+    the org applied it: a lead written twice is in it twice."""
+    return [
+        r
+        for e in app.embedded.salesforce.journal.writes()
+        for s in e.subrequests
+        if s.method == "PATCH" and s.status == 200
+        for r in s.record_ids
+    ]
+
+
 def hs_write_calls(app: App) -> list[Any]:
     return [
         e
@@ -176,6 +188,7 @@ __all__ = [
     "newsletter_id",
     "running_app",
     "sf_lead",
+    "sf_statuses_patched",
     "sf_write_calls",
     "write_config",
 ]

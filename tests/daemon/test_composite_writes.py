@@ -9,7 +9,13 @@ from pathlib import Path
 
 from syncd.app import App
 from syncd.state import AuditOutcome
-from tests.daemon.harness import newsletter_id, running_app, sf_lead, write_config
+from tests.daemon.harness import (
+    newsletter_id,
+    running_app,
+    sf_lead,
+    sf_statuses_patched,
+    write_config,
+)
 
 
 def _outbox_states(app: App) -> dict[tuple[str, str], int]:
@@ -103,13 +109,7 @@ def test_a_composite_dropped_after_apply_leaves_rows_in_doubt_and_the_next_cycle
                 ("newsletter:newsletter", AuditOutcome.APPLIED),
             ]
         # Each status reached the org once: the one Composite request the answer was lost of.
-        patched = [
-            r
-            for e in sf.journal.writes()
-            for s in e.subrequests
-            if s.method == "PATCH" and s.status == 200
-            for r in s.record_ids
-        ]
+        patched = sf_statuses_patched(app)
         assert sorted(patched) == sorted(ids), "no status written twice"
         assert sf.campaign_members(newsletter_id(app, "salesforce")) == set(ids)
         assert sf.admin_state()["duplicate_memberships"] == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -393,15 +396,30 @@ def test_a_person_s_status_edit_stamped_within_the_clock_skew_of_the_write_is_ne
             assert skip.reason.endswith("at about the time syncd wrote it")
 
 
-def test_revert_lead_takes_the_15_character_id_when_the_ui_shows_that_form(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class _SyncedByCli:
+    """Two leads synced once by `syncd sync --once`: the run a CLI revert names."""
+
+    emu: Any
+    ids: list[str]
+    config: str
+    run_id: str
+
+    def revert(self, *args: str) -> Any:
+        from typer.testing import CliRunner
+
+        from syncd.cli import app as cli
+
+        return CliRunner().invoke(cli, ["revert", self.run_id, *args, "-c", self.config])
+
+
+@contextmanager
+def _synced_by_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_SyncedByCli]:
     from typer.testing import CliRunner
 
     from connectors.testing.salesforce import SalesforceEmulator
     from syncd.cli import app as cli
 
-    runner = CliRunner()
     with SalesforceEmulator() as emu:
         monkeypatch.setenv("SF_SECRET", emu.client_secret)
         campaign = emu.add_campaign("Newsletter")
@@ -410,13 +428,18 @@ def test_revert_lead_takes_the_15_character_id_when_the_ui_shows_that_form(
             for i in range(2)
         )
         config = str(_cli_config(tmp_path, emu, campaign))
-        assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
-        run_id = next(r.run_id for r in _runs(tmp_path))
+        assert CliRunner().invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
+        yield _SyncedByCli(emu, ids, config, next(r.run_id for r in _runs(tmp_path)))
+
+
+def test_revert_lead_takes_the_15_character_id_when_the_ui_shows_that_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _synced_by_cli(tmp_path, monkeypatch) as synced:
+        ids = synced.ids
 
         def planned(lead: str) -> set[tuple[str, str]]:
-            shown = runner.invoke(
-                cli, ["revert", run_id, "--dry-run", "--json", "--lead", lead, "-c", config]
-            )
+            shown = synced.revert("--dry-run", "--json", "--lead", lead)
             assert shown.exit_code == 0, shown.output
             return {(r["lead_id"], r["field"]) for r in json.loads(shown.output)["restores"]}
 
@@ -433,28 +456,12 @@ def test_revert_lead_takes_the_15_character_id_when_the_ui_shows_that_form(
 def test_revert_exits_2_and_names_the_filter_when_its_lead_matches_no_applied_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from typer.testing import CliRunner
-
-    from connectors.testing.salesforce import SalesforceEmulator
-    from syncd.cli import app as cli
-
-    runner = CliRunner()
-    with SalesforceEmulator() as emu:
-        monkeypatch.setenv("SF_SECRET", emu.client_secret)
-        campaign = emu.add_campaign("Newsletter")
-        ids = emu.add_leads(
-            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
-            for i in range(2)
-        )
-        config = str(_cli_config(tmp_path, emu, campaign))
-        assert runner.invoke(cli, ["sync", "--once", "-c", config]).exit_code == 0
-        run_id = next(r.run_id for r in _runs(tmp_path))
+    with _synced_by_cli(tmp_path, monkeypatch) as synced:
+        emu, ids, run_id = synced.emu, synced.ids, synced.run_id
         statuses = [emu.lead(i)["Status"] for i in ids]
         typo = ids[0][:-1] + "X"
         for dry in ([], ["--dry-run"]):
-            shown = runner.invoke(
-                cli, ["revert", run_id, "--lead", typo, "--yes", *dry, "-c", config]
-            )
+            shown = synced.revert("--lead", typo, "--yes", *dry)
             assert shown.exit_code == 2, shown.output
             assert f"no applied change of run {run_id} matches --lead {typo}" in shown.output
             assert "retention" not in shown.output

@@ -14,7 +14,13 @@ import pytest
 from connectors.salesforce.connector import SalesforceConnector
 from syncd.app import App
 from syncd.pipeline import Pipeline
-from tests.daemon.harness import newsletter_id, running_app, sf_lead, write_config
+from tests.daemon.harness import (
+    newsletter_id,
+    running_app,
+    sf_lead,
+    sf_statuses_patched,
+    write_config,
+)
 
 LEADS = 20  # with batch_size 2: 10 status collections, two full calls, then the adds
 
@@ -119,13 +125,7 @@ def test_a_call_ahead_whose_answer_is_lost_leaves_only_its_own_rows_in_doubt_and
         second = pipeline.run_cycle()
         assert second.outcome == "ok", second.message
         assert _outbox_states(app) == {("field", "done"): LEADS, ("membership", "done"): LEADS}
-        patched = [
-            r
-            for e in sf.journal.writes()
-            for s in e.subrequests
-            if s.method == "PATCH" and s.status == 200
-            for r in s.record_ids
-        ]
+        patched = sf_statuses_patched(app)
         assert sorted(patched) == sorted(ids), "each status reached the org once"
         assert all(sf.lead(i)["Status"] == "Nurture" for i in ids)
         assert sf.campaign_members(newsletter_id(app, "salesforce")) == set(ids)
