@@ -146,25 +146,9 @@ def count_idle_cycle(pipeline: Any, engine: Engine, *, trace: bool = True) -> Id
 
 
 def _app_on(emu: Any, campaign: str, tmp: Path, store_url: str | None) -> Any:
-    from bench.common import SF_STATUS_VALUES, salesforce_connector
-    from bench.cycle_cost import build_app, write_config
-    from connectors.salesforce.connector import SalesforceConnector
+    from bench.cycle_cost import salesforce_app
 
-    path = write_config(
-        tmp,
-        "salesforce",
-        salesforce_connector(emu, campaign),
-        SF_STATUS_VALUES,
-        store_url=store_url,
-        hold_rep_edits_for="0s",
-    )
-    return build_app(
-        path,
-        {"BENCH_SF_CLIENT_SECRET": emu.client_secret},
-        "salesforce",
-        lambda cfg: SalesforceConnector(cfg, clock=emu.clock.now),
-        emu.clock.now,
-    )
+    return salesforce_app(emu, campaign, tmp, store_url=store_url)
 
 
 def measure(n: int, cycles: int, store_url: str | None, profile: Path | None) -> dict[str, Any]:

@@ -159,6 +159,15 @@ def sf_write_calls(app: App) -> list[Any]:
     return [e for e in app.embedded.salesforce.journal.writes()]
 
 
+def outbox_states(app: App) -> dict[tuple[str, str], int]:
+    """Outbox rows by (kind, state)."""
+    with app.store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT kind, state, count(*) FROM outbox GROUP BY kind, state"
+        ).all()
+    return {(k, s): n for k, s, n in rows}
+
+
 def sf_statuses_patched(app: App) -> list[str]:
     """Ids of every lead record a Composite status collection (PATCH) applied, once per time
     the org applied it: a lead written twice is in it twice."""
@@ -186,6 +195,7 @@ __all__ = [
     "hs_contact",
     "hs_write_calls",
     "newsletter_id",
+    "outbox_states",
     "running_app",
     "sf_lead",
     "sf_statuses_patched",

@@ -7,23 +7,15 @@ import math
 import time
 from pathlib import Path
 
-from syncd.app import App
 from syncd.state import AuditOutcome
 from tests.daemon.harness import (
     newsletter_id,
+    outbox_states,
     running_app,
     sf_lead,
     sf_statuses_patched,
     write_config,
 )
-
-
-def _outbox_states(app: App) -> dict[tuple[str, str], int]:
-    with app.store.engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT kind, state, count(*) FROM outbox GROUP BY kind, state"
-        ).all()
-    return {(k, s): n for k, s, n in rows}
 
 
 def _salesforce_config_in_batches_of_10(tmp_path: Path) -> Path:
@@ -72,7 +64,7 @@ def test_field_and_membership_changes_of_one_cycle_go_out_in_ceil_collections_ov
         assert len(standalone) == 1  # the first sight of the 45 new leads, not the writes
         assert all(sf.lead(i)["Status"] == "Nurture" for i in ids)
         assert sf.campaign_members(newsletter_id(app, "salesforce")) == set(ids)
-        assert _outbox_states(app) == {("field", "done"): 45, ("membership", "done"): 45}
+        assert outbox_states(app) == {("field", "done"): 45, ("membership", "done"): 45}
 
 
 def test_a_composite_dropped_after_apply_leaves_rows_in_doubt_and_the_next_cycle_settles_them_without_writing_twice(
@@ -95,12 +87,12 @@ def test_a_composite_dropped_after_apply_leaves_rows_in_doubt_and_the_next_cycle
         sf.faults.drop_next(1, path="composite/sobjects", method="PATCH", after_applied=True)
         first = pipeline.run_cycle()
         assert first.outcome == "failed", first.message
-        assert _outbox_states(app) == {("field", "sending"): 6, ("membership", "sending"): 6}
+        assert outbox_states(app) == {("field", "sending"): 6, ("membership", "sending"): 6}
         assert all(sf.lead(i)["Status"] == "Nurture" for i in ids)
 
         second = pipeline.run_cycle()
         assert second.outcome == "ok", second.message
-        assert _outbox_states(app) == {("field", "done"): 6, ("membership", "done"): 6}
+        assert outbox_states(app) == {("field", "done"): 6, ("membership", "done"): 6}
         for i in ids:
             # The pull saw the status in place; the join, idempotent, was settled by sending
             # the add again (Salesforce answers DUPLICATE_VALUE for a member: nothing written).
@@ -184,14 +176,14 @@ def test_a_newsletter_add_sent_without_an_answer_then_refused_and_withdrawn_is_a
         sf.faults.fail_next(1, status=503, path="composite/sobjects", method="POST")
         second = pipeline.run_cycle()
         assert second.retrying == 5, second.message
-        assert _outbox_states(app) == {("field", "done"): 5, ("membership", "pending"): 5}
+        assert outbox_states(app) == {("field", "done"): 5, ("membership", "pending"): 5}
 
         time.sleep(1.1)  # the person's edits are newer than syncd's writes
         for i in in_doubt + later:
             sf.update_lead(i, {"Status": "Working - Contacted"}, by=sf.rep_user_id)
         third = pipeline.run_cycle()
         assert third.outcome == "ok", third.message
-        assert _outbox_states(app) == {("field", "done"): 5, ("membership", "withdrawn"): 5}
+        assert outbox_states(app) == {("field", "done"): 5, ("membership", "withdrawn"): 5}
         assert sf.campaign_members(campaign) == set(in_doubt)
         for i in in_doubt + later:
             (join,) = [a for a in app.store.audit_of_lead(i) if a.field.startswith("newsletter:")]

@@ -16,6 +16,7 @@ from syncd.app import App
 from syncd.pipeline import Pipeline
 from tests.daemon.harness import (
     newsletter_id,
+    outbox_states,
     running_app,
     sf_lead,
     sf_statuses_patched,
@@ -35,14 +36,6 @@ def _in_batches_of_2(tmp_path: Path, *, retries: bool = True) -> Path:
 def _composite_calls(app: App) -> int:
     writes = app.embedded.salesforce.journal.writes()
     return sum(1 for e in writes if e.path.endswith("/composite"))
-
-
-def _outbox_states(app: App) -> dict[tuple[str, str], int]:
-    with app.store.engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT kind, state, count(*) FROM outbox GROUP BY kind, state"
-        ).all()
-    return {(k, s): n for k, s, n in rows}
 
 
 def _calls_seen_at_recording(monkeypatch: pytest.MonkeyPatch, app: App) -> list[int]:
@@ -87,7 +80,7 @@ def test_the_next_composite_call_reaches_the_org_before_the_last_calls_answers_a
         assert calls_seen_at_recording == [2, 2, 3]
         assert all(sf.lead(i)["Status"] == "Nurture" for i in ids)
         assert sf.campaign_members(newsletter_id(app, "salesforce")) == set(ids)
-        assert _outbox_states(app) == {("field", "done"): LEADS, ("membership", "done"): LEADS}
+        assert outbox_states(app) == {("field", "done"): LEADS, ("membership", "done"): LEADS}
 
 
 def test_a_call_ahead_whose_answer_is_lost_leaves_only_its_own_rows_in_doubt_and_each_status_reaches_the_org_once(
@@ -114,7 +107,7 @@ def test_a_call_ahead_whose_answer_is_lost_leaves_only_its_own_rows_in_doubt_and
         first = pipeline.run_cycle()
         assert first.outcome == "failed", first.message
         # Call 1's answers were recorded; call 2's rows are in doubt; the adds never left.
-        assert _outbox_states(app) == {
+        assert outbox_states(app) == {
             ("field", "done"): 10,
             ("field", "sending"): 10,
             ("membership", "pending"): LEADS,
@@ -124,7 +117,7 @@ def test_a_call_ahead_whose_answer_is_lost_leaves_only_its_own_rows_in_doubt_and
 
         second = pipeline.run_cycle()
         assert second.outcome == "ok", second.message
-        assert _outbox_states(app) == {("field", "done"): LEADS, ("membership", "done"): LEADS}
+        assert outbox_states(app) == {("field", "done"): LEADS, ("membership", "done"): LEADS}
         patched = sf_statuses_patched(app)
         assert sorted(patched) == sorted(ids), "each status reached the org once"
         assert all(sf.lead(i)["Status"] == "Nurture" for i in ids)
