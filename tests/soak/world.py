@@ -353,9 +353,11 @@ class SoakWorld:
             newsletters: {{newsletter: "{self.emulators["salesforce"].newsletter_id()}"}}
             lag_seconds: 0
             timeout_seconds: 2.5
-            # 200 records a Composite call: a cycle's writes take several calls, so the
-            # soak's faults and kills hit calls sent ahead of the last one's recording.
-            batch_size: 40
+            # 50 records a Composite call (five collections of 10): the soak writes a few
+            # hundred Salesforce leads, and even a cycle that writes only some of them takes
+            # several calls, so faults and kills hit calls sent ahead of the last one's
+            # recording however few cycles a loaded machine runs.
+            batch_size: 10
         hubspot:
           interval: {interval}
           status_values: {{New: NEW, Open: OPEN, Nurture: NURTURE, Archived: ARCHIVED, MQL: MQL,
