@@ -1482,28 +1482,31 @@ class Pipeline:
         ids = [r.id for _, groups in batches for g in groups for r in g]
         by_time = self._collections_with_history() > 0
         fields = self._race_fields()
-        checking = self._races.pending is not None or bool(_checked_rows(batches, fields))
+        checked_rows = _checked_rows(batches, fields)
         riding = (
             last
             and by_time
             and not restoring
-            and checking
+            and (self._races.pending is not None or bool(checked_rows))
             and 0 < len(batches) <= self._collections_with_history()
         )
-        awaited = (
-            [r.id for r in _checked_rows(batches, fields)] if by_time and not restoring else []
-        )
+        awaited = [r.id for r in checked_rows] if by_time and not restoring else []
+        # Where the race check looks from: the store may be asked (an earlier run's start),
+        # so once, for the rows' mark and the check riding the call alike.
+        since = self._check_since(batches) if awaited or riding else None
         if self.lease is not None:
             self.lease.before_send()
-        self._mark_sending(ids, awaited, self._check_since(batches) if awaited else None)
+        self._mark_sending(ids, awaited, since if awaited else None)
         connector = self.connector
         send: Callable[[], tuple[Sequence[Sequence[RecordResult]], WrittenThenRead | None]]
-        if riding:
-            since = self._check_since(batches)
+        if riding and since is not None:
             collections = [self._collection(kind, groups) for kind, groups in batches]
+            edits_from = since
 
             def send() -> tuple[Sequence[Sequence[RecordResult]], WrittenThenRead | None]:
-                checked = connector.write_collections_then_history(collections, since, also=fields)
+                checked = connector.write_collections_then_history(
+                    collections, edits_from, also=fields
+                )
                 return checked.results, checked
 
         elif len(batches) == 1:
