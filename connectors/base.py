@@ -115,6 +115,9 @@ class RemoteLead:
     modified_by: str | None = None
     # Values the connector nulled because syncd cannot parse or store them (quarantine).
     problems: list[FieldProblem] = field(default_factory=list)
+    # Ids of leads the CRM merged into this one (HubSpot ``hs_merged_object_ids``): they are
+    # gone as leads of their own. (Salesforce reports a merged-away lead as a deleted row.)
+    merged_ids: tuple[str, ...] = ()
 
     @property
     def cursor(self) -> Cursor:

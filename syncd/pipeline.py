@@ -99,6 +99,7 @@ from syncd.open_changes import (
     answered_unapplied,
     fields_a_person_set,
     judge_leftover,
+    lead_merged,
     reverted_in_doubt,
     syncd_made,
 )
@@ -798,25 +799,47 @@ class Pipeline:
             # The write may have been applied (its answer was lost); the person's value stands,
             # and the audit says both.
             self._close_reverted(conn, reverted, now, report)
+            gone |= self._retire_merged(conn, _merged_away(by_id), report)
             if gone:
-                withdrawn: dict[str, list[OutboxRecord]] = defaultdict(list)
-                for r in self.store.open_changes(conn, self.crm, list(gone)):
-                    withdrawn[gone[r.lead_id]].append(r)
-                for reason, open_rows in withdrawn.items():
-                    self.store.close_changes(
-                        conn,
-                        open_rows,
-                        OutboxState.WITHDRAWN,
-                        now,
-                        run_id=report.run_id,
-                        reason=reason,
-                    )
+                self._withdraw_gone(conn, gone, now, report)
             saved = self._save_cursor(conn, cursor, now) if cursor is not None else None
             self._progress(conn, report, pulled=report.pulled + len(by_id))
         if saved is not None:  # committed
             self._stored_cursor = saved
         report.pulled += len(by_id)
         self._report_quarantine(quarantined)
+
+    def _retire_merged(
+        self, conn: Connection, merged: Mapping[str, str], report: CycleReport
+    ) -> dict[str, str]:
+        """Mirrored leads the CRM merged into a pulled one (``merged``: old id -> the lead it
+        lives on in) are marked deleted; returns why their open changes go (a write to an old
+        id would land on the merged lead, decided from the old one's data: crm-api C12)."""
+        if not merged:
+            return {}
+        gone = self.store.mark_deleted(conn, self.crm, sorted(merged))
+        if gone:
+            report.deleted += len(gone)
+            log.info(
+                "%s: %d mirrored leads were merged into others in the CRM; marked deleted (%s)",
+                self.crm,
+                len(gone),
+                ", ".join(f"{old} into {merged[old]}" for old in gone[:5])
+                + (", ..." if len(gone) > 5 else ""),
+            )
+        return {old: lead_merged(merged[old]) for old in gone}
+
+    def _withdraw_gone(
+        self, conn: Connection, gone: Mapping[str, str], now: datetime, report: CycleReport
+    ) -> None:
+        """Withdraw the open changes of leads gone from the CRM (``gone``: lead id -> why)."""
+        withdrawn: dict[str, list[OutboxRecord]] = defaultdict(list)
+        for r in self.store.open_changes(conn, self.crm, list(gone)):
+            withdrawn[gone[r.lead_id]].append(r)
+        for reason, open_rows in withdrawn.items():
+            self.store.close_changes(
+                conn, open_rows, OutboxState.WITHDRAWN, now, run_id=report.run_id, reason=reason
+            )
 
     def _save_cursor(self, conn: Connection, cursor: Cursor, now: datetime) -> Cursor | None:
         """Save the position if it is worth saving (``_cursor_moved``); return it if saved."""
@@ -2106,6 +2129,12 @@ def _mark_may_have_landed(
 def _membership_key(row: Any) -> str:
     """Adds and removals (value False, from a revert) of one newsletter go in separate calls."""
     return f"-{row.field}" if row.value is False else f"+{row.field}"
+
+
+def _merged_away(by_id: Mapping[str, RemoteLead]) -> dict[str, str]:
+    """Leads the CRM merged into one of the page's (old id -> the id it lives on in); a lead
+    the page itself carries is left to its own row."""
+    return {old: lead.id for lead in by_id.values() for old in lead.merged_ids if old not in by_id}
 
 
 def _checked_rows(batches: Sequence[Batch], fields: Sequence[str]) -> list[OutboxRecord]:

@@ -926,15 +926,7 @@ class StateStore:
                     )
                 )
             ]
-            for start in range(0, len(stale), _UPSERT_CHUNK):
-                conn.execute(
-                    update(table)
-                    .where(
-                        table.c.crm == crm,
-                        table.c.lead_id.in_(stale[start : start + _UPSERT_CHUNK]),
-                    )
-                    .values(deleted=True, due_at=NEVER_DUE)
-                )
+            self._set_deleted(conn, crm, stale)
             self.close_changes(
                 conn,
                 self.open_changes(conn, crm, stale),
@@ -944,6 +936,38 @@ class StateStore:
                 reason="lead deleted in the CRM",
             )
         return len(stale)
+
+    def mark_deleted(self, conn: Connection, crm: str, lead_ids: Sequence[str]) -> list[str]:
+        """Mark those of ``lead_ids`` that are live in the mirror deleted (never due again);
+        returns them. Their open changes are the caller's to close."""
+        table = LeadRow.__table__
+        live: list[str] = []
+        for start in range(0, len(lead_ids), _UPSERT_CHUNK):
+            live += [
+                r[0]
+                for r in conn.execute(
+                    select(table.c.lead_id).where(
+                        table.c.crm == crm,
+                        table.c.deleted.is_(False),
+                        table.c.lead_id.in_(lead_ids[start : start + _UPSERT_CHUNK]),
+                    )
+                )
+            ]
+        self._set_deleted(conn, crm, live)
+        return live
+
+    @staticmethod
+    def _set_deleted(conn: Connection, crm: str, lead_ids: Sequence[str]) -> None:
+        table = LeadRow.__table__
+        for start in range(0, len(lead_ids), _UPSERT_CHUNK):
+            conn.execute(
+                update(table)
+                .where(
+                    table.c.crm == crm,
+                    table.c.lead_id.in_(lead_ids[start : start + _UPSERT_CHUNK]),
+                )
+                .values(deleted=True, due_at=NEVER_DUE)
+            )
 
     def iter_live_leads(self, crm: str, *, chunk: int = 2000) -> Iterator[list[LeadRecord]]:
         """Every mirrored lead not deleted, in chunks, by keyset (flat memory, no OFFSET)."""

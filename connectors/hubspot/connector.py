@@ -77,6 +77,9 @@ log = logging.getLogger("connectors.hubspot")
 
 SEARCH_MAX_RESULTS = 10_000  # crm-api C2
 ARCHIVED_PAGE_SIZE = 100  # GET /crm/v3/objects/contacts page maximum (crm-api C3)
+#: The ids merged into a contact (a calculated property every account has): a merge makes a new
+#: contact of the two, and the originals leave search without being archived (crm-api C12).
+MERGED_IDS = "hs_merged_object_ids"
 
 
 def _utc_now() -> datetime:
@@ -568,7 +571,7 @@ class HubSpotConnector(Connector):
             chunk = lead_ids[start : start + self.max_batch_size]
             body = BatchReadInputSimplePublicObjectId(
                 inputs=[SimplePublicObjectId(id=str(i)) for i in chunk],
-                properties=self._props,
+                properties=[*self._props, MERGED_IDS],
                 properties_with_history=[],
             )
             data, _, _ = self._call(
@@ -784,7 +787,7 @@ class HubSpotConnector(Connector):
         request = PublicObjectSearchRequest(
             filter_groups=[{"filters": g} for g in groups],
             sorts=[sort],
-            properties=self._props,
+            properties=[*self._props, MERGED_IDS],
             limit=self.config.page_size,
             after=after,
         )
@@ -822,11 +825,17 @@ class HubSpotConnector(Connector):
         fields = parse_fields(
             contact.properties, self.config.fields, self.config.field_types, quarantine
         )
+        merged = contact.properties.get(MERGED_IDS) or ""
         return RemoteLead(
             id=contact.id,
             modified_at=datetime.fromtimestamp(contact.modified_ms / 1000, tz=UTC),
             fields=fields,
             problems=quarantine.problems,
+            merged_ids=tuple(
+                i
+                for i in (part.strip() for part in str(merged).split(";"))
+                if i and i != contact.id
+            ),
         )
 
     def _archived_scan_due(self, now: datetime) -> bool:

@@ -437,6 +437,25 @@ def test_lead_deleted_before_its_newsletter_join_is_withdrawn_with_that_reason(
         assert _members(app, crm) == set(ids[1:])
 
 
+def test_contacts_hubspot_merged_before_their_newsletter_join_withdraw_it_naming_the_merged_one(
+    tmp_path: Path,
+) -> None:
+    crm = "hubspot"
+    with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
+        ids = _seed(app, crm)
+        pipeline = app.pipelines[crm]
+        _fail_membership_once(app, crm)
+        assert pipeline.run_cycle().outcome == "failed"
+        # A join to an original id would land on the merged contact (HubSpot keeps the ids as
+        # its aliases), decided from the original's data.
+        merged = app.embedded.hubspot.merge_contacts(ids[1], ids[0])
+        assert pipeline.run_cycle().outcome == "ok"
+        reason = f"lead merged into {merged} in the CRM"
+        for original in ids[:2]:
+            assert _newsletter_outcomes(app, original) == [(AuditOutcome.WITHDRAWN, reason)]
+        assert _members(app, crm) == set(ids[2:])
+
+
 class _CrashAfterWrite(BaseException):
     """Stands for the process dying after the CRM confirmed the status batch."""
 
