@@ -44,6 +44,9 @@ never counted as API usage; an error answers 4xx with ``{"error": "..."}``):
 ``GET /__emulator__/state``
     ``{"crm", "now", "leads": [{id, status, last_modified_by, modified_by_integration,
     modified_at, deleted, fields}], "memberships": [...], "duplicate_memberships": [...]}``.
+    ``deleted`` is Salesforce's ``IsDeleted``, HubSpot's archived. HubSpot leads also carry
+    ``merged_into``: the id of the live record a merge made of them (they are then not live,
+    yet not archived), else null.
     Salesforce memberships are CampaignMember rows (``campaign_id``, ``lead_id``,
     ``member_id``); HubSpot's are list members with ``add_requests``, the number of add calls
     that named the contact. ``duplicate_memberships`` lists ``"<campaign or list>/<lead>"``
@@ -52,6 +55,11 @@ never counted as API usage; an error answers 4xx with ``{"error": "..."}``):
     ``{"id": "...", "status": "...", "fields": {...}}``: a person edits the lead (Salesforce:
     ``LastModifiedById`` is a rep, not the integration user; HubSpot: history source
     ``CRM_UI``), stamped with the emulator clock. Answers the lead's new status and stamp.
+``POST /__emulator__/merge`` (HubSpot)
+    ``{"primary": "1001", "merge": "1002"}``: a person merges two contacts in the UI
+    (docs/crm-api.md C12). Answers ``{"id": "..."}``, the new merged record, which has the
+    primary's values, both histories and lists; both old ids route to it. An id that is not a
+    live contact answers 400.
 ``GET|POST /__emulator__/faults``
     the fault plan; POST changes it: ``{"rate": 0.3, "kinds": ["429", "drop-after"],
     "seed": 1, "routes": {"batch/update": 0.5}, "slow_seconds": 1, "timeout_seconds": 35,

@@ -174,3 +174,24 @@ def test_whole_batch_400_and_429_bodies_follow_the_documented_shapes(emu, http):
     assert limited.json()["policyName"] == "DAILY"
     assert limited.json()["errorType"] == "RATE_LIMIT"
     assert limited.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
+
+
+def test_merge_and_single_read_bodies_follow_the_published_schemas_when_contacts_merge(emu, http):
+    a, b, c = emu.add_contacts(contacts(3))
+    merged = http(
+        "POST", "/crm/v3/objects/contacts/merge", json={"primaryObjectId": a, "objectIdToMerge": b}
+    )
+    assert merged.status_code == 200
+    _validate(merged.json(), "contacts_v3.json", "SimplePublicObject")
+    one = http(
+        "GET",
+        f"/crm/v3/objects/contacts/{b}",
+        params={"properties": "email", "propertiesWithHistory": "hs_lead_status"},
+    )
+    assert one.json()["id"] == merged.json()["id"]
+    _validate(one.json(), "contacts_v3.json", "SimplePublicObjectWithAssociations")
+    refused = http(
+        "POST", "/crm/v3/objects/contacts/merge", json={"primaryObjectId": a, "objectIdToMerge": c}
+    )
+    assert refused.status_code == 400
+    _validate(refused.json(), "contacts_v3.json", "Error")

@@ -11,7 +11,10 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["DATETIME_PROPERTIES", "NUMBER_PROPERTIES", "PropertyCatalogue"]
+__all__ = ["DATETIME_PROPERTIES", "MERGED_IDS", "NUMBER_PROPERTIES", "PropertyCatalogue"]
+
+#: The ids merged into a contact, ";"-separated; HubSpot sets it on the record a merge creates.
+MERGED_IDS = "hs_merged_object_ids"
 
 DATETIME_PROPERTIES = frozenset({"createdate", "lastmodifieddate", "notes_last_updated"})
 NUMBER_PROPERTIES = frozenset({"numemployees", "annualrevenue", "hs_object_id"})
@@ -162,6 +165,15 @@ class PropertyCatalogue:
                 type_="number",
                 field_type="number",
                 read_only_value=True,
+            ),
+            # A multiple checkboxes value ("1001;1002"), as HubSpot stores multi-valued ones.
+            _prop(
+                MERGED_IDS,
+                "Merged Contact IDs",
+                type_="enumeration",
+                field_type="checkbox",
+                read_only_value=True,
+                calculated=True,
             ),
         ]
         props += [

@@ -21,12 +21,13 @@ from urllib.parse import parse_qs
 
 from connectors.testing.hubspot.config import DEFAULT_LEAD_STATUSES, EmulatorConfig
 from connectors.testing.hubspot.limits import RateLimiter
-from connectors.testing.hubspot.properties import PropertyCatalogue
+from connectors.testing.hubspot.properties import MERGED_IDS, PropertyCatalogue
 from connectors.testing.hubspot.seed import hubspot_properties
 from connectors.testing.hubspot.store import (
     Contact,
     ContactStore,
     HistoryEntry,
+    MergeError,
     Snapshot,
     iso_ms,
 )
@@ -196,6 +197,26 @@ class HubSpotEmulator(EmulatorServer):
     def archive_contact(self, contact_id: str) -> None:
         self.store.archive(int(contact_id))
 
+    def merge_contacts(self, primary_id: str, other_id: str, *, source: str = "CRM_UI") -> str:
+        """A person (``source`` ``CRM_UI``) merges two contacts in the UI; returns the id of
+        the new merged record. Its values are the primary's, filled in from the other; both
+        old ids route to it and leave search; it is in every list either was in.
+        ``MergeError`` when an id is not a live contact or both are the same."""
+        with self.lock, self.store.lock:
+            merged = self.store.merge(int(primary_id), int(other_id), source=source)
+            self._move_memberships((str(primary_id), str(other_id)), str(merged.id))
+            return str(merged.id)
+
+    def _move_memberships(self, old_ids: Iterable[str], new_id: str) -> None:
+        """The merged record takes the lists of the records merged into it (lock held)."""
+        now = iso_ms(self.clock.now_ms())
+        for list_id, members in self._members.items():
+            moved = [cid for cid in old_ids if cid in members]
+            if moved:
+                members.difference_update(moved)
+                members.add(new_id)
+                self._lists[list_id]["updatedAt"] = now
+
     def contact(self, contact_id: str) -> dict[str, Any]:
         """The contact's current properties plus ``id``, ``archived`` and ``lastmodifieddate``."""
         c = self.store.contacts[int(contact_id)]
@@ -295,6 +316,7 @@ class HubSpotEmulator(EmulatorServer):
                     and history[-1].source_type == "INTEGRATION",
                     "modified_at": iso_ms(c.updated_ms),
                     "deleted": c.archived,
+                    "merged_into": self._merged_into(c.id),
                     "fields": dict(c.props),
                 }
             )
@@ -322,6 +344,21 @@ class HubSpotEmulator(EmulatorServer):
                 f"{lid}/{cid}" for (lid, cid), n in adds.items() if n > 1
             ),
         }
+
+    def _merged_into(self, contact_id: int) -> str | None:
+        """The id of the live record a merged-away contact now is, else None."""
+        if contact_id not in self.store.merged_into:
+            return None
+        target = self.store.routed(contact_id)
+        return str(target.id) if target is not None else None
+
+    def admin_merge(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """A person merges two contacts in the UI: ``{"primary": "1001", "merge": "1002"}``
+        answers ``{"id": "<the merged record>"}``."""
+        primary, other = _int_id(doc.get("primary")), _int_id(doc.get("merge"))
+        if primary < 0 or other < 0:
+            raise AdminError('give the contact ids to merge as "primary" and "merge"')
+        return {"id": self.merge_contacts(str(primary), str(other))}
 
     def admin_edit(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """A person edits a contact in the UI: ``{"id": "1001", "status": "...",
@@ -730,7 +767,8 @@ class HubSpotEmulator(EmulatorServer):
         results, missing = [], []
         with self.store.lock:
             for item in inputs:
-                c = self.store.live(_int_id(item.get("id")))
+                # An id merged into another record reads that record (its new id).
+                c = self.store.routed(_int_id(item.get("id")))
                 if c is None:
                     missing.append(str(item.get("id")))
                 else:
@@ -757,14 +795,16 @@ class HubSpotEmulator(EmulatorServer):
         with self.store.lock:
             for item in inputs:
                 cid = str(item.get("id"))
-                if self.store.live(_int_id(cid)) is None:
+                # A write to an id merged into another record lands on that record.
+                target = self.store.routed(_int_id(cid))
+                if target is None:
                     missing.append(cid)
                     continue
                 problems = self._validate(item.get("properties") or {})
                 if problems:
                     invalid.append((cid, problems))
                 elif cid not in transient:
-                    valid.append((int(cid), item.get("properties") or {}))
+                    valid.append((target.id, item.get("properties") or {}))
             if invalid and self.config.batch_update_error_mode == "whole_batch":
                 raise self._whole_batch_error(invalid)
             results = []
@@ -773,7 +813,7 @@ class HubSpotEmulator(EmulatorServer):
                     cid_int, self._forward_only(cid_int, props), source="INTEGRATION"
                 )
                 results.append(self._contact_json(c, props))
-        req.entry.written = tuple(str(cid) for cid, _ in valid)
+        req.entry.written = tuple(dict.fromkeys(str(cid) for cid, _ in valid))
         status, body = self._batch_response(
             results,
             missing,
@@ -792,7 +832,8 @@ class HubSpotEmulator(EmulatorServer):
         props = (req.json() or {}).get("properties") or {}
         req.entry.records, req.entry.record_ids = 1, (contact_id,)
         with self.store.lock:
-            if self.store.live(_int_id(contact_id)) is None:
+            target = self.store.routed(_int_id(contact_id))  # a merged-away id: its record
+            if target is None:
                 raise ApiError(404, "OBJECT_NOT_FOUND", f"resource not found: {contact_id}")
             problems = self._validate(props)
             if problems:
@@ -803,10 +844,57 @@ class HubSpotEmulator(EmulatorServer):
                     + json.dumps(problems, separators=(",", ":")),
                 )
             c = self.store.update(
-                int(contact_id), self._forward_only(int(contact_id), props), source="INTEGRATION"
+                target.id, self._forward_only(target.id, props), source="INTEGRATION"
             )
-            req.entry.written = (contact_id,)
+            req.entry.written = (str(target.id),)
             return Response(200, self._contact_json(c, props))
+
+    def _get_one(self, req: Request, contact_id: str) -> Response:
+        """``GET /crm/v3/objects/contacts/{id}``: the contact, or the merged record an id that
+        was merged away points to (its new id); 404 when it does not exist or is archived
+        (``archived=true`` reads an archived one)."""
+        query = req.params
+        props = self._readable(p for v in query.get("properties", []) for p in v.split(",") if p)
+        history = self._readable(
+            p for v in query.get("propertiesWithHistory", []) for p in v.split(",") if p
+        )
+        archived = query.get("archived", ["false"])[0].lower() == "true"
+        req.entry.records, req.entry.record_ids = 1, (contact_id,)
+        with self.store.lock:
+            if archived:
+                found = self.store.contacts.get(_int_id(contact_id))
+                c = found if found is not None and found.archived else None
+            else:
+                c = self.store.routed(_int_id(contact_id))
+            if c is None:
+                raise ApiError(404, "OBJECT_NOT_FOUND", f"resource not found: {contact_id}")
+            return Response(200, self._contact_json(c, props, history))
+
+    def _merge(self, req: Request) -> Response:
+        """``POST /crm/v3/objects/contacts/merge``: a new record with a new id, both old ids
+        routed to it (crm-api C12); 200 with the new record."""
+        data = req.json()
+        if not isinstance(data, dict):
+            raise ApiError(400, "VALIDATION_ERROR", "Invalid input: the body must be an object")
+        ids = []
+        for key in ("primaryObjectId", "objectIdToMerge"):
+            value = data.get(key)
+            if _int_id(value) < 0 or isinstance(value, bool):
+                raise ApiError(
+                    400, "VALIDATION_ERROR", f"Invalid input: {key} must be a contact id"
+                )
+            ids.append(str(value))
+        req.entry.records, req.entry.record_ids = 2, tuple(ids)
+        try:
+            new_id = self.merge_contacts(ids[0], ids[1], source="INTEGRATION")
+        except MergeError as e:
+            raise ApiError(400, "VALIDATION_ERROR", str(e)) from None
+        req.entry.written = (new_id,)
+        with self.store.lock:
+            merged = self.store.contacts[int(new_id)]
+            return Response(
+                200, self._contact_json(merged, (*DEFAULT_SEARCH_PROPERTIES, MERGED_IDS))
+            )
 
     def _forward_only(self, contact_id: int, props: dict[str, Any]) -> dict[str, Any]:
         """Drop a backward ``lifecyclestage`` from an API write, as HubSpot does: the stage
@@ -983,10 +1071,12 @@ class HubSpotEmulator(EmulatorServer):
             lst = self._static_list(list_id)
             added, missing = [], []
             members = self._members[list_id]
-            for rid in ids:
-                if self.store.live(_int_id(rid)) is None:
-                    missing.append(rid)
+            for sent in ids:
+                target = self.store.routed(_int_id(sent))  # a merged-away id: its record
+                if target is None:
+                    missing.append(sent)
                     continue
+                rid = str(target.id)
                 self._member_adds[(list_id, rid)] = self._member_adds.get((list_id, rid), 0) + 1
                 if rid not in members:  # already a member: ignored (idempotent)
                     members.add(rid)
@@ -1007,12 +1097,14 @@ class HubSpotEmulator(EmulatorServer):
             lst = self._static_list(list_id)
             members = self._members[list_id]
             removed, missing = [], []
-            for rid in ids:
+            for sent in ids:
+                target = self.store.routed(_int_id(sent))  # a merged-away id: its record
+                rid = str(target.id) if target is not None else sent
                 if rid in members:
                     members.discard(rid)
                     removed.append(rid)
-                elif self.store.live(_int_id(rid)) is None:
-                    missing.append(rid)
+                elif target is None:
+                    missing.append(sent)
             if removed:
                 lst["updatedAt"] = iso_ms(self.clock.now_ms())
         req.entry.written = tuple(removed)
@@ -1033,6 +1125,8 @@ HubSpotEmulator.routes = (
     Route.of("GET", r"/crm/v3/objects/contacts", HubSpotEmulator._list_contacts),
     Route.of("POST", r"/crm/v3/objects/contacts/batch/read", HubSpotEmulator._batch_read),
     Route.of("POST", r"/crm/v3/objects/contacts/batch/update", HubSpotEmulator._batch_update),
+    Route.of("POST", r"/crm/v3/objects/contacts/merge", HubSpotEmulator._merge),
+    Route.of("GET", r"/crm/v3/objects/contacts/(\d+)", HubSpotEmulator._get_one),
     Route.of("PATCH", r"/crm/v3/objects/contacts/(\d+)", HubSpotEmulator._update_one),
     Route.of("GET", r"/crm/v3/properties/contacts", HubSpotEmulator._all_properties),
     Route.of("GET", r"/crm/v3/properties/contacts/([^/]+)", HubSpotEmulator._get_property),

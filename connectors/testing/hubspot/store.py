@@ -16,9 +16,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.testing.hubspot.properties import DATETIME_PROPERTIES, NUMBER_PROPERTIES
+from connectors.testing.hubspot.properties import (
+    DATETIME_PROPERTIES,
+    MERGED_IDS,
+    NUMBER_PROPERTIES,
+)
 
-__all__ = ["Contact", "ContactStore", "HistoryEntry", "Snapshot", "iso_ms", "parse_time_ms"]
+__all__ = [
+    "MERGE_SOURCE",
+    "Contact",
+    "ContactStore",
+    "HistoryEntry",
+    "MergeError",
+    "Snapshot",
+    "iso_ms",
+    "parse_time_ms",
+]
+
+#: The sourceType of the history entry a merge adds when the merged record keeps the primary's
+#: value but the secondary's was set later. HubSpot documents that a merged record's history
+#: holds both records' values, not the sourceType of such an entry: "MERGE" is [unverified].
+MERGE_SOURCE = "MERGE"
+
+
+class MergeError(ValueError):
+    """A merge HubSpot refuses (an id that is unknown, archived, already merged, or the same
+    id twice); the server answers it as a 400 ``VALIDATION_ERROR``."""
 
 
 def iso_ms(ms: int) -> str:
@@ -123,6 +146,9 @@ class ContactStore:
         self._ids: list[int] = []
         self._snap: dict[int, Snapshot] = {}
         self._pending: deque[tuple[int, int, Snapshot | None]] = deque()
+        #: original id -> the id of the record it was merged into (that one may have been
+        #: merged again: :meth:`routed` follows the chain).
+        self.merged_into: dict[int, int] = {}
 
     # ------------------------------------------------------------------ writes
     def add(self, records: Iterable[dict[str, Any]], *, source: str = "IMPORT") -> list[str]:
@@ -213,9 +239,82 @@ class ContactStore:
             contact.archived, contact.archived_ms, contact.updated_ms = True, now, now
             self._queue(contact.id, None, now)
 
+    def merge(self, primary_id: int, other_id: int, *, source: str = "CRM_UI") -> Contact:
+        """Merge two live contacts into a new one, as HubSpot does since 2023 (crm-api C12): a
+        new id; the primary's values win, a property only the other has keeps its value; both
+        histories; both old ids route to the new record (:meth:`routed`);
+        ``hs_merged_object_ids`` lists every id merged into it. ``source`` is who merged
+        (``CRM_UI`` a person, ``INTEGRATION`` the API): the sourceType of the merged record's
+        values that have no past of their own (``hs_merged_object_ids``)."""
+        with self.lock:
+            if primary_id == other_id:
+                raise MergeError(f"cannot merge contact {primary_id} with itself")
+            for role, cid in (("primaryObjectId", primary_id), ("objectIdToMerge", other_id)):
+                if self.live(cid) is None:
+                    why = (
+                        "was merged into another contact"
+                        if cid in self.merged_into
+                        else "is archived"
+                        if cid in self.contacts
+                        else "does not exist"
+                    )
+                    raise MergeError(f"{role} {cid} {why}; give the id of a live contact")
+            primary, other = self.contacts[primary_id], self.contacts[other_id]
+            now = self._now_ms()
+            props = {**other.props, **primary.props}
+            merged_ids = {primary_id, other_id}
+            for c in (primary, other):
+                merged_ids.update(_merged_ids(c.props.get(MERGED_IDS)))
+            props[MERGED_IDS] = ";".join(str(i) for i in sorted(merged_ids))
+            contact = Contact(
+                self._next_id,
+                props,
+                min(primary.created_ms, other.created_ms),
+                now,
+                born_ms=now,
+                born_source=source,
+            )
+            self._next_id += 1
+            names = {*primary.props, *primary.history, *other.props, *other.history}
+            names.discard(MERGED_IDS)
+            for name in names:
+                # Oldest first; on a tie the primary's entry comes last (sorted is stable), as
+                # its value is the one the merged record keeps.
+                entries = sorted(
+                    [*other.history_of(name), *primary.history_of(name)],
+                    key=lambda h: h.timestamp_ms,
+                )
+                current = props.get(name, "")
+                if entries and entries[-1].value != current:
+                    # The other's value was set after the primary's (or the primary has none):
+                    # the merge sets the kept value now, so the newest entry is the current
+                    # value (set_history's rule).
+                    entries.append(HistoryEntry(current, now, MERGE_SOURCE))
+                if entries:
+                    contact.history[name] = entries
+            self.contacts[contact.id] = contact
+            for old in (primary_id, other_id):
+                self.merged_into[old] = contact.id
+                self._queue(old, None, now)  # gone from search, yet not archived
+            self._queue(contact.id, self._snapshot(contact), now)
+            return contact
+
     def live(self, contact_id: int) -> Contact | None:
+        """The contact with this id unless it is archived or was merged away."""
         contact = self.contacts.get(contact_id)
-        return contact if contact is not None and not contact.archived else None
+        if contact is None or contact.archived or contact_id in self.merged_into:
+            return None
+        return contact
+
+    def routed(self, contact_id: int) -> Contact | None:
+        """The live contact, or the merged record an original id points to (after any number
+        of merges), or None: what HubSpot answers for a read or write of that id."""
+        with self.lock:
+            seen = 0
+            while contact_id in self.merged_into and seen <= len(self.merged_into):
+                contact_id = self.merged_into[contact_id]
+                seen += 1
+            return self.live(contact_id)
 
     # ------------------------------------------------------------------ search index
     @staticmethod
@@ -309,7 +408,9 @@ class ContactStore:
         """Contacts (archived or live) with id > after, in id order; (page, next after)."""
         with self.lock:
             ids = sorted(
-                i for i, c in self.contacts.items() if c.archived == archived and i > after
+                i
+                for i, c in self.contacts.items()
+                if c.archived == archived and i > after and i not in self.merged_into
             )
             page = [self.contacts[i] for i in ids[:limit]]
             return page, (page[-1].id if len(ids) > limit else None)
@@ -340,6 +441,7 @@ class ContactStore:
                     }
                     for c in self.contacts.values()
                 ],
+                "merged_into": {str(old): new for old, new in self.merged_into.items()},
             }
 
     def restore(self, doc: dict[str, Any]) -> None:
@@ -362,12 +464,22 @@ class ContactStore:
                     for name, h in (item.get("history") or {}).items()
                 }
                 self.contacts[c.id] = c
+            self.merged_into = {
+                int(old): int(new) for old, new in (doc.get("merged_into") or {}).items()
+            }
             self._next_id = max([int(doc.get("next_id", 1001)), *[i + 1 for i in self.contacts]])
             self._pending.clear()
-            live = [self._snapshot(c) for c in self.contacts.values() if not c.archived]
+            live = [
+                self._snapshot(c) for c in self.contacts.values() if self.live(c.id) is not None
+            ]
             self._snap = {snap.id: snap for snap in live}
             self._lm_keys = sorted((snap.updated_ms, snap.id) for snap in live)
             self._ids = sorted(snap.id for snap in live)
+
+
+def _merged_ids(value: str | None) -> list[int]:
+    """The ids in an ``hs_merged_object_ids`` value ("1001;1002")."""
+    return [int(part) for part in (value or "").split(";") if part.strip().isdigit()]
 
 
 def _normalise(name: str, value: Any) -> str:

@@ -252,6 +252,9 @@ class EmulatorServer:
     def admin_edit(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         raise AdminError("this emulator has no edit", 404)
 
+    def admin_merge(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        raise AdminError("this emulator has no merge", 404)
+
     def admin_info(self) -> dict[str, Any]:
         return {"crm": self.crm, "url": self.url}
 
@@ -329,8 +332,9 @@ class EmulatorServer:
             return self.admin_state()
         if (method, name) == ("GET", "info"):
             return self.admin_info()
-        if (method, name) == ("POST", "edit"):
-            return self.admin_edit(doc)
+        people = {"edit": self.admin_edit, "merge": self.admin_merge}  # a person's acts
+        if method == "POST" and name in people:
+            return people[name](doc)
         if (method, name) == ("GET", "faults"):
             return self.faults.describe()
         if (method, name) == ("POST", "faults"):
