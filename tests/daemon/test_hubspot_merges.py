@@ -13,8 +13,7 @@ from .harness import hs_contact, hs_write_calls, running_app, write_config
 def test_contacts_merged_into_a_new_one_are_marked_deleted_and_a_rule_coming_due_on_one_writes_nothing(
     tmp_path: Path,
 ) -> None:
-    start = datetime.now(UTC)
-    now = {"t": start}
+    now = {"t": datetime.now(UTC)}
     with running_app(write_config(tmp_path, crms=("hubspot",)), clock=lambda: now["t"]) as app:
         hs = app.embedded.hubspot
         stale, fresh = hs.add_contacts(
@@ -23,6 +22,7 @@ def test_contacts_merged_into_a_new_one_are_marked_deleted_and_a_rule_coming_due
                 hs_contact("Lovelace", "ada.lovelace@acme.com", title="Analyst", activity_days=2),
             ]
         )
+        start = now["t"] = datetime.now(UTC)  # the pull reads up to the daemon's now
         pipeline = app.pipelines["hubspot"]
         first = pipeline.run_cycle()
         assert (first.outcome, first.pulled, first.written) == ("ok", 2, 0), first.message
@@ -41,6 +41,6 @@ def test_contacts_merged_into_a_new_one_are_marked_deleted_and_a_rule_coming_due
         assert row is not None and not row.deleted
         # The stale original came due, but it is no lead any more: a write to its id would
         # have moved the merged contact, whose activity is 12 days old, to Nurture.
-        assert hs_write_calls(app) == []
+        assert [e.path for e in hs_write_calls(app) if "/properties/" not in e.path] == []
         assert hs.contact(merged)["hs_lead_status"] == "NEW"
         assert pipeline.run_cycle().written == 0

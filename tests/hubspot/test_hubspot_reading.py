@@ -117,6 +117,27 @@ def test_archived_contacts_are_yielded_as_deleted(emu, make_connector):
     assert deleted[0].fields["email"] == "c1@example.com"
 
 
+def test_a_merged_contact_is_read_with_the_ids_merged_into_it_and_the_originals_are_not_read(
+    emu, make_connector
+):
+    first, second, bystander = emu.add_contacts(contacts(3))
+    connector = make_connector(archived_scan_interval_seconds=3600)
+    list(connector.iter_pages(None, until=emu.clock.now()))
+    emu.clock.advance(10)
+    merged = emu.merge_contacts(first, second)
+    emu.clock.advance(10)
+
+    pages = list(connector.iter_pages(Cursor(T0, bystander), until=emu.clock.now()))
+
+    by_id = {lead.id: lead for page in pages for lead in page.leads}
+    assert first not in by_id and second not in by_id  # not archived either: gone from search
+    assert not by_id[merged].deleted
+    assert sorted(by_id[merged].merged_ids) == sorted([first, second])
+    assert by_id[bystander].merged_ids == ()  # the overlap re-read it: nothing merged into it
+    (read,) = connector.read_leads([first])  # an original id answers the merged contact
+    assert (read.id, sorted(read.merged_ids)) == (merged, sorted([first, second]))
+
+
 def test_archived_listing_runs_at_most_once_per_interval_so_an_idle_cycle_costs_one_call(
     emu, make_connector
 ):
