@@ -287,3 +287,4 @@ def test_admin_merge_answers_the_new_id_and_edit_refuses_an_original_when_contac
     assert set(_search_all(emu)) == {new}
     assert _admin(emu, "edit", {"id": other, "status": "OPEN"})[0] == 404
     assert _admin(emu, "merge", {"primary": new, "merge": other})[0] == 400
+    assert emu.admin_info()["leads"] == 1  # the two merged ones are the merged record now

@@ -300,7 +300,8 @@ class HubSpotEmulator(EmulatorServer):
             "oauth_client_secret": self.oauth_client_secret,
             "refresh_token": self.refresh_token,
             "lists": lists,
-            "leads": len(self.store.contacts),
+            # Contacts, archived ones included; one merged into another is that other now.
+            "leads": len(self.store.contacts) - len(self.store.merged_into),
         }
 
     def admin_state(self) -> dict[str, Any]:
