@@ -103,6 +103,20 @@ def test_daily_429_stops_hubspot_until_reset(emu, make_connector):
     assert connector.write_batch(change)[0].outcome is Outcome.OK
 
 
+def test_the_daily_count_reads_zero_once_midnight_passed_before_the_days_first_call(
+    emu, make_connector
+):
+    connector = make_connector()
+    list(connector.iter_pages(None, until=emu.clock.now()))
+    assert emu.limits.daily_used >= 1
+    emu.clock.freeze(datetime(2025, 3, 5, 0, 0, 1, tzinfo=UTC))  # the next day (UTC)
+
+    assert emu.limits.daily_used == 0  # not yesterday's count until a call comes
+    assert emu.limits.headers(False, True)["X-HubSpot-RateLimit-Daily-Remaining"] == str(
+        emu.config.daily_limit
+    )
+
+
 def test_configured_daily_share_stops_the_connector_before_hubspot_does(emu, make_connector):
     ids = emu.add_contacts(contacts(1))
     connector = make_connector(daily_limit=2)

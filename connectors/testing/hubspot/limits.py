@@ -44,10 +44,7 @@ class RateLimiter:
         """Count one request, or refuse it with the policy that is full."""
         cfg = self._config
         with self._lock:
-            now = self._now_ms()
-            day = now // _DAY_MS
-            if day != self._day:
-                self._day, self._day_count = day, 0
+            now = self._roll()
             _expire(self._general, now - 10_000)
             _expire(self._search, now - 1_000)
             if self._day_count >= cfg.daily_limit:
@@ -69,8 +66,18 @@ class RateLimiter:
             self._day_count += 1
             return RateDecision(None, None, self._headers(search, daily_headers))
 
+    def _roll(self) -> int:
+        """Now, having started a new day's count if midnight passed (lock held): read before
+        the next request, the count of a day that has ended is not today's."""
+        now = self._now_ms()
+        day = now // _DAY_MS
+        if day != self._day:
+            self._day, self._day_count = day, 0
+        return now
+
     def headers(self, search: bool, daily_headers: bool) -> dict[str, str]:
         with self._lock:
+            self._roll()
             return self._headers(search, daily_headers)
 
     def _headers(self, search: bool, daily_headers: bool) -> dict[str, str]:
@@ -98,7 +105,10 @@ class RateLimiter:
 
     @property
     def daily_used(self) -> int:
-        return self._day_count
+        """Today's calls (the emulator clock's UTC day)."""
+        with self._lock:
+            self._roll()
+            return self._day_count
 
 
 def _expire(window: deque[int], cutoff: int) -> None:
