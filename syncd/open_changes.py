@@ -42,18 +42,16 @@ UNCONFIRMED_OVERRIDDEN = (
     "status afterwards, and it is left as they set it"
 )
 LEAD_CONVERTED = "lead converted in the CRM"
+UNCONFIRMED_WITH_OVERRIDDEN = (
+    "sent but unconfirmed with the lead's status write (the answer was lost); someone else "
+    "changed the status afterwards, so it is not sent again (it may have landed)"
+)
 
 
 def lead_merged(into: str) -> str:
     """Why a merged-away lead's open changes are withdrawn: ``into`` is the lead the CRM
     merged it into."""
     return f"lead merged into {into} in the CRM"
-
-
-UNCONFIRMED_WITH_OVERRIDDEN = (
-    "sent but unconfirmed with the lead's status write (the answer was lost); someone else "
-    "changed the status afterwards, so it is not sent again (it may have landed)"
-)
 
 
 def judge_leftover(

@@ -825,17 +825,13 @@ class HubSpotConnector(Connector):
         fields = parse_fields(
             contact.properties, self.config.fields, self.config.field_types, quarantine
         )
-        merged = contact.properties.get(MERGED_IDS) or ""
+        merged = contact.properties.get(MERGED_IDS)
         return RemoteLead(
             id=contact.id,
             modified_at=datetime.fromtimestamp(contact.modified_ms / 1000, tz=UTC),
             fields=fields,
             problems=quarantine.problems,
-            merged_ids=tuple(
-                i
-                for i in (part.strip() for part in str(merged).split(";"))
-                if i and i != contact.id
-            ),
+            merged_ids=_merged_ids(str(merged), contact.id) if merged else (),
         )
 
     def _archived_scan_due(self, now: datetime) -> bool:
@@ -1185,6 +1181,11 @@ def _explain(category: Any, message: Any) -> tuple[str, str]:
         first = problems[0]
         return str(first.get("error") or category), str(first.get("message") or text)
     return str(category or "ERROR"), text
+
+
+def _merged_ids(value: str, own_id: str) -> tuple[str, ...]:
+    """The other ids in an ``hs_merged_object_ids`` value (``"1001;1002"``)."""
+    return tuple(i for i in (part.strip() for part in value.split(";")) if i and i != own_id)
 
 
 def _modified_at(stamp: str | None, updated_at: datetime | None) -> datetime:
