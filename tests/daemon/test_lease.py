@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -248,8 +249,13 @@ def run_cli(
 def wait_behind(
     daemon: Daemon, config: Path, emu: HubSpotEmulator, *args: str
 ) -> tuple[subprocess.Popen[str], str, str]:
-    """Start ``syncd ARGS`` (a ``--wait`` command) while ``daemon`` leads: it must still wait,
-    having sent nothing, a lease ttl later; then stop the daemon and let it finish."""
+    """Start ``syncd ARGS`` (a ``--wait`` command) while ``daemon`` leads: once it says it
+    waits for the lease, it must still wait, having sent nothing, a lease ttl later; then stop
+    the daemon and let it finish.
+
+    Its saying so is awaited, not a fixed time: a loaded machine can take longer than a lease
+    ttl to start Python, and a command that reached the lease only after the daemon stopped
+    would not have waited at all."""
     before = len(emu.journal)
     waiting = subprocess.Popen(
         [sys.executable, "-m", "syncd.cli", *args, "--config", str(config)],
@@ -258,16 +264,33 @@ def wait_behind(
         text=True,
         env=env(emu),
     )
+    streams: dict[str, list[str]] = {"out": [], "err": []}
+    pumps = [
+        threading.Thread(target=lambda f=f, k=k: streams[k].extend(f), daemon=True)
+        for k, f in (("out", waiting.stdout), ("err", waiting.stderr))
+    ]
+    for pump in pumps:
+        pump.start()
     try:
+        wait_until(
+            lambda: (
+                waiting.poll() is not None
+                or any("waiting for the" in line for line in streams["err"])
+            ),
+            60,
+            "the command to say it waits for the lease",
+        )
         time.sleep(TTL)
-        assert waiting.poll() is None  # still waiting for the daemon's lease
+        assert waiting.poll() is None, "".join(streams["err"])  # still waiting: the daemon renews
         assert len(emu.journal) == before
         daemon.stop()
-        out, errs = waiting.communicate(timeout=60)
+        waiting.wait(timeout=60)
     finally:
         if waiting.poll() is None:
             waiting.kill()
-    return waiting, out, errs
+    for pump in pumps:
+        pump.join(timeout=10)
+    return waiting, "".join(streams["out"]), "".join(streams["err"])
 
 
 # ---- tests ----------------------------------------------------------------------------------
