@@ -137,6 +137,15 @@ def _fail_membership_once(app: App, crm: str) -> None:
         app.embedded.hubspot.faults.fail_next(1, status=503, path=r"/memberships/add", method="PUT")
 
 
+def _joins_owed(app: App, crm: str) -> list[str]:
+    """Seed the leads and run a cycle whose membership call fails: their statuses are written,
+    their newsletter joins still owed. Returns the leads' ids."""
+    ids = _seed(app, crm)
+    _fail_membership_once(app, crm)
+    assert app.pipelines[crm].run_cycle().outcome == "failed"
+    return ids
+
+
 def _person_sets_status_after_syncds_write(app: App, crm: str, lead_id: str) -> None:
     time.sleep(1.1)  # Salesforce stamps whole seconds: the edit lands after syncd's write
     if crm == "salesforce":
@@ -425,12 +434,9 @@ def test_lead_deleted_before_its_newsletter_join_is_withdrawn_with_that_reason(
 ) -> None:
     crm = "salesforce"
     with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
-        ids = _seed(app, crm)
-        pipeline = app.pipelines[crm]
-        _fail_membership_once(app, crm)
-        assert pipeline.run_cycle().outcome == "failed"
+        ids = _joins_owed(app, crm)
         app.embedded.salesforce.delete_lead(ids[0])
-        assert pipeline.run_cycle().outcome == "ok"
+        assert app.pipelines[crm].run_cycle().outcome == "ok"
         assert _newsletter_outcomes(app, ids[0]) == [
             (AuditOutcome.WITHDRAWN, "lead deleted in the CRM")
         ]
@@ -442,14 +448,11 @@ def test_contacts_hubspot_merged_before_their_newsletter_join_withdraw_it_naming
 ) -> None:
     crm = "hubspot"
     with running_app(_config(tmp_path, crm, one_attempt=True)) as app:
-        ids = _seed(app, crm)
-        pipeline = app.pipelines[crm]
-        _fail_membership_once(app, crm)
-        assert pipeline.run_cycle().outcome == "failed"
+        ids = _joins_owed(app, crm)
         # A join to an original id would land on the merged contact (HubSpot keeps the ids as
         # its aliases), decided from the original's data.
         merged = app.embedded.hubspot.merge_contacts(ids[1], ids[0])
-        assert pipeline.run_cycle().outcome == "ok"
+        assert app.pipelines[crm].run_cycle().outcome == "ok"
         reason = f"lead merged into {merged} in the CRM"
         for original in ids[:2]:
             assert _newsletter_outcomes(app, original) == [(AuditOutcome.WITHDRAWN, reason)]
