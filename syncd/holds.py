@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from rules import RuleBook, can_apply
 
-__all__ = ["fields_rules_set", "held_reason", "held_since", "is_held"]
+__all__ = ["edit_text", "fields_rules_set", "held_reason", "held_since", "is_held"]
 
 
 def held_since(now: datetime, hold: timedelta) -> datetime:
@@ -28,6 +29,21 @@ def held_since(now: datetime, hold: timedelta) -> datetime:
 
 def is_held(rep_edit_at: datetime | None, now: datetime, hold: timedelta) -> bool:
     return rep_edit_at is not None and rep_edit_at > held_since(now, hold)
+
+
+def edit_text(value: Any) -> str | None:
+    """A person's value as the hold keeps and shows it: as they typed it in the CRM. A number
+    field mirrors as a float, so a whole number drops its ``.0`` (75, not 75.0); None: they
+    cleared the field."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def held_reason(

@@ -84,7 +84,7 @@ from syncd.business_clock import aware
 from syncd.call_ahead import Answer, CallAhead
 from syncd.enrichment import Enricher
 from syncd.history_staging import FirstSightHistory
-from syncd.holds import fields_rules_set, held_since
+from syncd.holds import edit_text, fields_rules_set, held_since
 from syncd.idle_memo import IdleMemo
 from syncd.lease import Lease, LeaseLost
 from syncd.lifecycle import clear_first_fields, policy_of
@@ -1135,7 +1135,7 @@ class Pipeline:
         held from the lead's modification time (``syncd.holds``), and a write the CRM refused
         before may be tried again once the hold ends."""
         row["rep_edit_at"] = lead.modified_at
-        row["rep_edit_status"] = None if value is None else str(value)
+        row["rep_edit_status"] = edit_text(value)
         row["rep_edit_field"] = None if name == "status" else name
         row["error_code"] = row["error_message"] = row["error_at"] = None
         until = lead.modified_at + self.settings.hold_rep_edits_for
@@ -1166,7 +1166,7 @@ class Pipeline:
         edit, field = found
         value = status if field is None else fields[field]
         row["rep_edit_at"], row["rep_edit_field"] = edit.at, field
-        row["rep_edit_status"] = None if value is None else str(value)
+        row["rep_edit_status"] = edit_text(value)
         if edit.at + self.settings.hold_rep_edits_for > self.clock():
             log.info(
                 "lead %s: %s %r was set by a person before syncd first saw it; left alone "

@@ -638,3 +638,38 @@ def test_a_persons_edit_at_the_same_instant_as_an_imports_transition_holds_which
         first_sight_edit([imported, person, later], "Open", {"budget": "Pending"}, ["budget"])
         is None
     )
+
+
+def test_the_hold_reason_names_a_number_field_as_the_person_typed_it_not_as_a_float(
+    tmp_path: Path,
+) -> None:
+    """A number field mirrors as a float (75.0); the person typed 75, and the reason the plan,
+    ``explain`` and ``syncd status`` give says so."""
+    config = _tier_config(tmp_path)
+    text = config.read_text()
+    config.write_text(
+        text.replace(
+            "fields: {tier: Tier__c}",
+            "fields: {tier: Tier__c, score: Lead_Score__c}\n    field_types: {score: number}",
+        ).replace("settable_fields: [tier]", "settable_fields: [tier, score]")
+    )
+    rules = config.parent / "rules.yaml"
+    rules.write_text(
+        rules.read_text().replace(
+            "value: Hot}", "value: Hot}\n      - set_field: {field: score, value: 50}"
+        )
+    )
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        [buyer] = _add_buyer(sf)
+        pipeline = app.pipelines["salesforce"]
+        first = pipeline.run_cycle()
+        assert (first.outcome, first.written) == ("ok", 1), first.message
+        assert sf.lead(buyer)["Lead_Score__c"] == 50
+
+        sf.update_lead(buyer, {"Lead_Score__c": 75})  # a rep
+        report = pipeline.run_cycle()
+        reasons = _held_reasons(app, "salesforce")
+
+    assert (report.outcome, report.held, report.written) == ("ok", 1, 0), report.message
+    assert reasons[buyer].startswith("score set to '75' by a person at ")
