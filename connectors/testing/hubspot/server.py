@@ -679,10 +679,10 @@ class HubSpotEmulator(EmulatorServer):
 
     @staticmethod
     def _snapshot_json(snap: Snapshot, props: Iterable[str]) -> dict[str, Any]:
-        # Unset properties are left out rather than sent as null: the spec types property values
-        # as strings, and the connector treats absent and null alike.
-        values = {}
-        for name in (*_ALWAYS, *props):
+        # A requested property the account has is answered, null when the contact has no
+        # value; one it lacks (archived) is left out (crm-api C11).
+        values: dict[str, Any] = {name: snap.value(name) for name in props}
+        for name in _ALWAYS:
             value = snap.value(name)
             if value is not None:
                 values[name] = value
@@ -698,8 +698,8 @@ class HubSpotEmulator(EmulatorServer):
     def _contact_json(
         self, c: Contact, props: Iterable[str], with_history: Iterable[str] = ()
     ) -> dict[str, Any]:
-        values = {}
-        for name in (*_ALWAYS, *props):
+        values: dict[str, Any] = {name: c.value(name) for name in props}  # as _snapshot_json
+        for name in _ALWAYS:
             value = c.value(name)
             if value is not None:
                 values[name] = value
