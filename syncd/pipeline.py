@@ -445,6 +445,11 @@ class Pipeline:
         if OutboxState.PLANNED in present:
             self.store.discard_stale_plans(self.crm, now)
         self.pull(report, until=now)
+        if report.pulled and not self._fields_still_there(book, report):
+            # A field went missing from the leads just pulled (HubSpot leaves an archived
+            # property out of its answers: crm-api C11): they are mirrored without its value,
+            # which no rule may plan from. The connector reads them again once it is back.
+            return
         self._read_pending_history()  # no rule may see a new lead before its history
         planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
         if self.lease is not None and not self._still_idle(report, book):

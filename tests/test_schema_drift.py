@@ -106,12 +106,13 @@ def test_a_cycle_fails_naming_the_property_and_rule_when_a_property_a_rule_reads
         assert hs.contact(contact)["hs_lead_status"] == "MQL"
 
 
-def test_contacts_pulled_before_the_archived_property_was_found_are_read_again_when_restored(
+def test_contacts_pulled_without_an_archived_property_fail_that_cycle_and_are_read_again_when_restored(
     tmp_path: Path,
 ) -> None:
-    # Until the hourly read finds the property gone, pulls mirror contacts without its value.
-    # HubSpot restores an archived property with its values, but those contacts are not
-    # modified by that, so no pull would bring them again: the mirror would keep them valueless.
+    # The pull that reads a contact without a mapped property (HubSpot answers one the account
+    # has with null, and leaves out one it lacks) reads the properties at once: that cycle
+    # fails, not the one after the hourly read. The contacts it mirrored without the value are
+    # not modified by a restore, so no pull would bring them again: they are read again then.
     with _hubspot_app(tmp_path, "{field: budget, present: true}") as (app, hs):
         pipeline = app.pipelines["hubspot"]
         hs.clock.advance(60)
@@ -122,10 +123,11 @@ def test_contacts_pulled_before_the_archived_property_was_found_are_read_again_w
             [hs_contact("Ann", "ann@acme.com", title="CFO", bant_budget="50000")]
         )
         hs.clock.advance(60)
-        unseen = pipeline.run_cycle()
-        assert (unseen.outcome, unseen.pulled, unseen.planned) == ("ok", 1, 0), unseen.message
-        hs.clock.advance(HOUR)
-        assert pipeline.run_cycle().outcome == "failed"
+        reads = _property_reads(hs)
+        found = pipeline.run_cycle()
+        assert (found.outcome, found.pulled, found.planned) == ("failed", 1, 0), found.message
+        assert "'bant_budget' (mapped to 'budget'" in (found.message or "")
+        assert _property_reads(hs) == reads + 1
 
         hs.restore_property("bant_budget")
         hs.clock.advance(60)
@@ -137,6 +139,51 @@ def test_contacts_pulled_before_the_archived_property_was_found_are_read_again_w
             hs.clock.advance(60)
             pulled.append(pipeline.run_cycle().pulled)
         assert pulled == [1, 0, 0]
+
+
+def test_a_missing_rule_moves_no_contact_pulled_after_its_property_was_archived_within_the_hour(
+    tmp_path: Path,
+) -> None:
+    # Minutes after an admin archives bant_budget, every contact a pull reads looks as if it
+    # had no budget. Before the pull's own answers raised the doubt, the hourly read had not
+    # come yet and a `missing: true` rule set every such contact to MQL.
+    with _hubspot_app(tmp_path, "{field: budget, missing: true}") as (app, hs):
+        ids = hs.add_contacts(
+            [
+                hs_contact(f"C{i}", f"c{i}@acme{i}.com", title="CFO", bant_budget="50000")
+                for i in range(3)
+            ]
+        )
+        hs.clock.advance(1)
+        pipeline = app.pipelines["hubspot"]
+        first = pipeline.run_cycle()
+        assert (first.outcome, first.pulled, first.planned) == ("ok", 3, 0), first.message
+        hs.archive_property("bant_budget")
+        for i in ids:
+            hs.update_contact(i, {"jobtitle": "CEO"})
+        hs.clock.advance(60)
+
+        report = pipeline.run_cycle()
+        assert (report.outcome, report.pulled, report.planned) == ("failed", 3, 0)
+        assert "bant_budget" in (report.message or "")
+        assert {hs.contact(i)["hs_lead_status"] for i in ids} == {"NEW"}
+        assert not [e for e in hs.journal.writes() if "/contacts/batch/update" in e.path]
+
+
+def test_contacts_without_a_value_for_a_mapped_property_bring_no_extra_properties_read(
+    tmp_path: Path,
+) -> None:
+    # A property the account has comes back null for a contact without a value: no doubt, so
+    # the properties are read at start-up and then once an hour, not at every pull.
+    with _hubspot_app(tmp_path, "{field: budget, present: true}") as (app, hs):
+        pipeline = app.pipelines["hubspot"]
+        reads = _property_reads(hs)
+        for i in range(3):
+            hs.add_contacts([hs_contact(f"N{i}", f"n{i}@acme{i}.com", title="CFO")])
+            hs.clock.advance(60)
+            report = pipeline.run_cycle()
+            assert (report.outcome, report.pulled) == ("ok", 1), report.message
+        assert _property_reads(hs) == reads
 
 
 def test_no_lead_is_moved_by_a_missing_rule_when_the_property_it_reads_is_archived(

@@ -180,6 +180,15 @@ class HubSpotConnector(Connector):
         self._reread_from: datetime | None = None
         self._pull_total: int | None = None  # what the current pull's first search counted
         self._props = sorted(set(config.fields.values()))
+        self._props_asked = frozenset(self._props)
+        # Mapped properties a read contact lacked since the properties were last read. HubSpot
+        # answers a requested property the account has with null when the contact has no
+        # value, and leaves out one the account lacks (crm-api C11): such a contact makes the
+        # next fields_gone read the properties at once, not at the interval's end.
+        self._absent_seen: set[str] = set()
+        # Of those, the ones that read found listed (left out for another reason, e.g. hidden
+        # from syncd's user): they bring no read forward again until the next one.
+        self._absent_listed: set[str] = set()
         # lifecyclestage values HubSpot answered for the batch being written (_check_stages).
         self._written_stages: dict[str, str | None] = {}
 
@@ -276,7 +285,8 @@ class HubSpotConnector(Connector):
             # Never checked (no start-up check ran): the check to come reads them.
             return {}
         due = (now - last).total_seconds() >= self.config.archived_scan_interval_seconds
-        if not due and not set(needed) & set(self._gone):
+        doubt = bool(self._absent_seen - self._absent_listed - set(self._gone.values()))
+        if not due and not doubt and not set(needed) & set(self._gone):
             return dict(self._gone)
         data, _, _ = self._call(
             "general",
@@ -284,7 +294,10 @@ class HubSpotConnector(Connector):
             self._apis.properties.get_all_with_http_info,
             "contacts",
         )
-        self._note_properties({p.name for p in data.results}, now)
+        have = {p.name for p in data.results}
+        self._note_properties(have, now)
+        self._absent_listed = self._absent_seen & have
+        self._absent_seen = set()
         return dict(self._gone)
 
     def _note_properties(self, have: set[str], now: datetime) -> None:
@@ -313,6 +326,7 @@ class HubSpotConnector(Connector):
         """Mapped canonical fields whose property the account lacks; searches skip them."""
         absent = {c for c, prop in self.config.fields.items() if prop not in existing}
         self._props = sorted({p for c, p in self.config.fields.items() if c not in absent})
+        self._props_asked = frozenset(self._props)
         return absent
 
     def _check_status_property(
@@ -821,6 +835,8 @@ class HubSpotConnector(Connector):
         return parse_fields({"value": text}, {field: "value"}, self.config.field_types)[field]
 
     def _lead(self, contact: RawContact) -> RemoteLead:
+        if not contact.properties.keys() >= self._props_asked:
+            self._absent_seen.update(self._props_asked - contact.properties.keys())
         quarantine = Quarantine()
         fields = parse_fields(
             contact.properties, self.config.fields, self.config.field_types, quarantine
