@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from syncd import kpi, kpi_incremental
+from syncd.history_backfill import backfill
 from syncd.kpi import FunnelKpis
 from syncd.report import ReportOptions, compute
 from syncd.report_read import read_inputs
@@ -181,3 +182,25 @@ def test_the_daemons_funnel_gauges_after_a_merge_equal_a_full_recompute_when_no_
     assert second.outcome == "ok" and second.ledger_moved == 5
     assert kept == recomputed
     assert (kept["New"], kept["MQL"], kept["SAL"]) == (1, 1, 1)
+
+
+def test_a_history_backfill_between_a_merge_and_the_pull_that_reads_it_adds_no_transition_twice(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, crms=("hubspot",))
+    now = datetime.now(UTC)
+    with running_app(config) as app:
+        hs = app.embedded.hubspot
+        mql, sal = _two_contacts_that_entered_stages(app, now)
+        pipeline = app.pipelines["hubspot"]
+        assert pipeline.run_cycle().outcome == "ok"
+        before = _ledger_rows(app)
+
+        merged = hs.merge_contacts(sal, mql)
+        # The originals are still live in the mirror: their ids answer the merged contact.
+        done = backfill(app.store, pipeline.connector, "hubspot")
+        assert (done.leads, done.added) == (2, 0)
+        assert pipeline.run_cycle().outcome == "ok"
+        after = _ledger_rows(app)
+
+    assert after == [(merged, *r[1:]) for r in before]
