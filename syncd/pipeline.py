@@ -787,7 +787,10 @@ class Pipeline:
                     )
                 )
                 history += ledger.backfill_rows(
-                    self.crm, [e for e in known if e.field == ledger.STATUS], on_ledger
+                    self.crm,
+                    [e for e in known if e.field == ledger.STATUS],
+                    on_ledger,
+                    {lead.id: lead.modified_at} if prev is None else None,
                 )
                 history += ledger.pulled_rows(
                     self.crm,

@@ -204,3 +204,38 @@ def test_a_history_backfill_between_a_merge_and_the_pull_that_reads_it_adds_no_t
         after = _ledger_rows(app)
 
     assert after == [(merged, *r[1:]) for r in before]
+
+
+@pytest.mark.parametrize("history", ["inline", "after_the_pull"])
+def test_the_merged_contacts_ledger_ends_at_its_status_when_the_merge_set_an_older_value_than_an_original_had(
+    tmp_path: Path, history: str
+) -> None:
+    config = write_config(tmp_path, crms=("hubspot",))
+    now = datetime.now(UTC)
+    with running_app(config) as app:
+        hs = app.embedded.hubspot
+        mql, sal = _two_contacts_that_entered_stages(app, now)
+        pipeline = app.pipelines["hubspot"]
+        assert pipeline.run_cycle().outcome == "ok"
+        hs.update_contact(mql, {"hs_lead_status": "OPEN"})  # a rep, in the UI
+        assert pipeline.run_cycle().outcome == "ok"  # the ledger has the change: a pulled row
+        before = _ledger_rows(app)
+        assert before[-1][0] == mql and before[-1][4] == "OPEN" and before[-1][7] == "pulled"
+
+        # The SAL one is kept: its value is older than the other's OPEN, so HubSpot's history
+        # of the merged contact ends with SAL again, set at the merge.
+        merged = hs.merge_contacts(sal, mql)
+        if history == "after_the_pull":
+            hs.add_contacts(
+                hs_contact(f"N{i}", f"n{i}@acme.com", title="CTO", status="OPEN") for i in range(60)
+            )
+        assert pipeline.run_cycle().outcome == "ok"
+        after = [r for r in _ledger_rows(app) if r[0] in (merged, mql, sal)]
+        status = app.store.lead("hubspot", merged).status
+
+    assert status == "SAL"
+    assert after[: len(before)] == [(merged, *r[1:]) for r in before]
+    # What no pull of an original saw: the merge's own change, once.
+    assert [(r[0], r[3], r[4], r[7]) for r in after[len(before) :]] == [
+        (merged, "OPEN", "SAL", "backfill")
+    ]
