@@ -184,7 +184,7 @@ def test_the_daemons_funnel_gauges_after_a_merge_equal_a_full_recompute_when_no_
     assert (kept["New"], kept["MQL"], kept["SAL"]) == (1, 1, 1)
 
 
-def test_a_history_backfill_between_a_merge_and_the_pull_that_reads_it_adds_no_transition_twice(
+def test_a_history_backfill_adds_no_transition_twice_when_it_runs_between_a_merge_and_its_pull(
     tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path, crms=("hubspot",))
