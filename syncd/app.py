@@ -765,6 +765,8 @@ def _after_cycle(
     kpis = FunnelKpis(store.engine, settings, metrics.publish_funnel, incremental=keep_state)
 
     def after(cycle: Any) -> None:
+        if cycle.ledger_moved:  # even by a cycle that failed after the page that moved them
+            kpis.ledger_moved(cycle.crm)
         funnel = kpis.refresh(cycle.crm, cycle.ledger_mark) if cycle.outcome != "failed" else None
         if alerter is not None:
             alerter.after_cycle(cycle, funnel)

@@ -104,7 +104,10 @@ def read_pending(
             mirror = store.leads_by_id(conn, crm, ids)
             known = store.history_of_leads(conn, crm, ids)
             statuses = [e for e in entries or () if e.field == ledger.STATUS]
-            rows = ledger.backfill_rows(crm, statuses, known)
+            # Every pending lead is at first sight: the rows it has are those of the leads
+            # merged into it, if any (StateStore.rekey_history).
+            seen = {lead_id: lead.modified_at for lead_id, lead in mirror.items()}
+            rows = ledger.backfill_rows(crm, statuses, known, seen)
             updates = []
             for lead_id, lead in mirror.items():
                 history = by_lead.get(lead_id, ())

@@ -14,8 +14,10 @@ pull stored again, so about 0.13 ms of CPU per such lead (1.3 s after a 1 % cycl
 for the clock alone; ``bench/kpi_refresh.py``). A change of the report settings reads the
 window again.
 
-When: after a cycle that grew the ledger, or when the gauges are :data:`KPI_MAX_AGE` old
-(what they show also moves with time), so an idle cycle costs no read. The next refresh waits
+When: after a cycle that grew the ledger or moved rows of it (a HubSpot merge gives the
+merged lead its originals' rows: the next refresh reads the window again), or when the gauges
+are :data:`KPI_MAX_AGE` old (what they show also moves with time), so an idle cycle costs no
+read. The next refresh waits
 :data:`KPI_SPACING` times as long as the last one took: kept because a full refresh (the first,
 or after a settings change) still takes seconds at a million leads and must not be repeated
 back to back; after an incremental one it is seconds at most, under a cycle's interval, so
@@ -79,6 +81,9 @@ class FunnelKpis:
         self._took: dict[str, timedelta] = {}
         #: Per CRM: the report kept between refreshes (updated by what changed).
         self._states: dict[str, FunnelState] = {}
+        #: CRMs whose ledger rows a cycle moved between leads since their last refresh (a
+        #: merge): their ledger changed though its newest id did not.
+        self._moved: set[str] = set()
         self.status_maps: Mapping[str, Mapping[str, str]] = {
             name: {crm_value: status for status, crm_value in cs.status_values.items()}
             for name, cs in settings.connectors().items()
@@ -116,6 +121,11 @@ class FunnelKpis:
             state = self._states[crm] = FunnelState(self.engine, crm, self.status_maps)
         return state.refresh(self.options(now), mark).report
 
+    def ledger_moved(self, crm: str) -> None:
+        """A cycle moved ``crm``'s ledger rows between leads (``CycleReport.ledger_moved``): the
+        next refresh is due as if the ledger had grown."""
+        self._moved.add(crm)
+
     def refresh(self, crm: str, ledger_mark: int | None = None) -> Report | None:
         """Bring ``crm``'s gauges up to date (unless nothing changed lately: ``KPI_MAX_AGE``); a
         store error keeps the last values (and is logged). ``ledger_mark``: the ledger's newest row
@@ -127,7 +137,8 @@ class FunnelKpis:
             if last is not None:
                 age = now - last[1]
                 spacing = min(KPI_MAX_AGE, KPI_SPACING * self._took.get(crm, timedelta(0)))
-                if age < spacing or (last[0] == mark and age < KPI_MAX_AGE):
+                same = last[0] == mark and crm not in self._moved
+                if age < spacing or (same and age < KPI_MAX_AGE):
                     return last[2]
             started = time.perf_counter()
             report = self.compute(crm, mark)
@@ -136,6 +147,7 @@ class FunnelKpis:
             return None
         self._took[crm] = timedelta(seconds=time.perf_counter() - started)
         self._last[crm] = (mark, now, report)
+        self._moved.discard(crm)
         self.publish(crm, report)
         return report
 

@@ -18,6 +18,10 @@ at the last refresh and adds what they give now. A lead's contribution changes o
   saw, on the ``ix_lead_pulled`` index): its last activity may have moved its first touch. (A
   pull stamped no later than that, by a clock set back, goes unseen until a full refresh.)
 
+A HubSpot merge moves the originals' ledger rows to the merged lead, ids kept
+(``StateStore.rekey_history``): the next refresh is then a full one (why:
+:meth:`FunnelState.refresh`).
+
 What a lead gave at the last refresh is not kept: it is computed again from the same inputs,
 the lead's rows up to the last mark from the last window's start (re-read with its new rows)
 and its last activity then, kept only for the leads whose follow-up counted it (for any other
@@ -337,28 +341,50 @@ class FunnelState:
         self._pulled: datetime | None = None
         #: Leads with rows in the window (their number: what a full read would sum).
         self._leads = 0
+        #: The CRM's ledger re-key count (``syncd.state.ledger_rekeys``) the kept sums are of.
+        self._rekeys = 0
 
     def refresh(self, options: ReportOptions, mark: int) -> Refreshed:
         """The report for ``options`` (its window ending at ``options.now``) over the ledger
         rows with ids up to ``mark``. A store error propagates and leaves the kept state as
-        it was; a change of the report settings recomputes from the ledger."""
+        it was; a change of the report settings recomputes from the ledger, and so does a
+        merge that moved ledger rows from one lead to another since the last refresh.
+
+        Why a full read after a merge, not an incremental one: the state does not keep what
+        each lead gave; it computes it again from the lead's rows up to the last mark. A merge
+        moves the originals' rows to the merged lead with their ids (and so below the mark),
+        so that computation would give the originals nothing to subtract and the merged lead
+        rows it never counted; which of the merged lead's rows were whose at the last refresh
+        is in no table. Keeping that (a log of moved rows) for an event this rare is not worth
+        its cost: a full read takes seconds at a million leads, and ``syncd.kpi`` spaces the
+        refresh after it like any other full one."""
+        rekeys = self._rekeys_now()
         old = self._options
         if (
             old is None
             or _settings_key(old) != _settings_key(options)
             or options.now < old.now  # the clock went back
             or mark < self._mark  # the ledger lost rows (a store replaced)
+            or rekeys != self._rekeys  # rows moved between leads (a merge), ids kept
         ):
-            return self._full(options, mark)
+            return self._full(options, mark, rekeys)
         try:
             leads = self._incremental(old, options, mark)
             return Refreshed(self._result(options), False, leads)
         except NeedsFullRefresh:
-            return self._full(options, mark)
+            return self._full(options, mark, rekeys)
+
+    def _rekeys_now(self) -> int:
+        """The CRM's ledger re-key count, read before the ledger: a merge stored after this
+        read makes the next refresh a full one again."""
+        from syncd.state import ledger_rekeys
+
+        with self.engine.connect() as conn:
+            return ledger_rekeys(conn, self.crm)
 
     # -- the full read --------------------------------------------------------------------
 
-    def _full(self, options: ReportOptions, mark: int) -> Refreshed:
+    def _full(self, options: ReportOptions, mark: int, rekeys: int) -> Refreshed:
         if options.cohort:
             raise ValueError("the kept funnel is the period's, not a cohort's")
         n = len(options.stages)
@@ -377,6 +403,7 @@ class FunnelState:
         self._total, self._bags, self._options, self._mark = total, bags, options, mark
         self._pulled = pulled
         self._leads = leads
+        self._rekeys = rekeys
         self._activity = part.touched
         self._open = part.opened
         self._oldest = None

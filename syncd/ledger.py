@@ -193,20 +193,30 @@ def backfill_rows(
     crm: str,
     entries: Iterable[HistoryEntry],
     known: Mapping[str, Sequence[Any]] | None = None,
+    first_sight: Mapping[str, datetime] | None = None,
 ) -> list[dict[str, Any]]:
     """Ledger rows (``source=backfill``) for the CRM's history entries the ledger lacks.
 
     ``known``: the ledger's rows of each lead so far. The CRM's history fills in what happened
     before syncd's own record of the lead begins (its first pulled or written row); an entry
     already backfilled (same field, value and time) is not added again.
+
+    ``first_sight``: leads seen for the first time, with the time of the CRM record the mirror
+    holds of each (its ``modified_at``). Such a lead's own rows are those of the leads merged
+    into it (``StateStore.rekey_history``), and syncd's record of those ended with the merge:
+    an entry after the newest of them, up to that time, is one no pull saw (the value the merge
+    set, an original's last change) and is added too.
     """
     known = known or {}
+    first_sight = first_sight or {}
     rows = []
     for e in entries:
         mine = known.get(e.lead_id, ())
         own = [_naive(r.at) for r in mine if r.source != HistorySource.BACKFILL.value]
         if own and _naive(e.at) > min(own) - _SKEW:
-            continue
+            seen = first_sight.get(e.lead_id)
+            if seen is None or not max(own) < _naive(e.at) <= _naive(seen):
+                continue
         if any(
             r.source == HistorySource.BACKFILL.value
             and r.field == e.field

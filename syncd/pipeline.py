@@ -169,6 +169,9 @@ class CycleReport:
     # The status ledger's newest row id when the run was recorded (syncd.kpi's mark of its
     # growth, read in the same statement); None when the run could not be recorded.
     ledger_mark: int | None = None
+    # Ledger rows a pull moved from leads the CRM merged away to the merged lead
+    # (StateStore.rekey_history): the funnel KPIs' cue, as the ledger's newest id stays.
+    ledger_moved: int = 0
 
     def summary(self) -> str:
         text = (
@@ -742,6 +745,16 @@ class Pipeline:
         with self.store.begin() as conn:
             self._fence(conn)  # a page read before the new leader's writes must not land
             existing = self.store.lead_states(conn, self.crm, list(by_id))
+            merged = _merged_away(by_id)
+            # The originals' ledger rows become the merged lead's before its first-sight
+            # history (read before this transaction, or after the pull: history_pending),
+            # which HubSpot gives it from both originals (crm-api C12), is backfilled: that
+            # adds only what the ledger lacks, so no transition counts twice.
+            on_ledger: dict[str, list[Any]] = {}
+            if merged:
+                report.ledger_moved += self.store.rekey_history(conn, self.crm, merged)
+                new_targets = sorted({i for i in merged.values() if i not in existing})
+                on_ledger = self.store.history_of_leads(conn, self.crm, new_targets)
             # A status the outbox meant to write is syncd's own even when its confirmation was
             # lost in a crash (HubSpot does not say who made a change).
             open_fields = [
@@ -779,7 +792,10 @@ class Pipeline:
                     )
                 )
                 history += ledger.backfill_rows(
-                    self.crm, [e for e in known if e.field == ledger.STATUS]
+                    self.crm,
+                    [e for e in known if e.field == ledger.STATUS],
+                    on_ledger,
+                    {lead.id: lead.modified_at} if prev is None else None,
                 )
                 history += ledger.pulled_rows(
                     self.crm,
@@ -804,7 +820,7 @@ class Pipeline:
             # The write may have been applied (its answer was lost); the person's value stands,
             # and the audit says both.
             self._close_reverted(conn, reverted, now, report)
-            gone |= self._retire_merged(conn, _merged_away(by_id), report)
+            gone |= self._retire_merged(conn, merged, report)
             if gone:
                 self._withdraw_gone(conn, gone, now, report)
             saved = self._save_cursor(conn, cursor, now) if cursor is not None else None

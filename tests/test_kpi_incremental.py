@@ -409,6 +409,42 @@ def test_a_store_error_keeps_the_state_and_the_next_refresh_is_still_exact(
     )
 
 
+def test_a_refresh_reads_the_window_again_and_equals_a_full_recompute_when_a_merge_moved_ledger_rows(
+    store: StateStore,
+) -> None:
+    engine = store.engine
+    world = _World(engine, 5)
+    state = FunnelState(engine, CRM, MAPS)
+    world.grow(START, None)
+    assert state.refresh(_options(START), _mark(engine)).full
+    later = START + timedelta(hours=3)
+    world.grow(later, START)
+    before = state.refresh(_options(later), _mark(engine))
+    assert not before.full
+    # Two leads that both entered New are merged into a new one (HubSpot's merge: crm-api
+    # C12): their rows become its rows, ids kept, and no row is added.
+    window = read_inputs(engine, MAPS, crm=CRM, since=later - timedelta(days=90))
+    entered_new = [lead.lead_id for lead, history in window if history[0].to_status == "New"]
+    merged = {entered_new[0]: "L-merged", entered_new[1]: "L-merged"}
+    mark = _mark(engine)
+    with store.begin() as conn:
+        conn.execute(insert(LeadRow.__table__), [world._lead_row("L-merged", later)])
+        assert store.rekey_history(conn, CRM, merged) > 0
+    assert _mark(engine) == mark
+
+    expected = _full(engine, _options(later), mark)
+    refreshed = state.refresh(_options(later), mark)
+    assert _comparable(refreshed.report) == _comparable(expected)
+    assert refreshed.full
+    assert expected.stages[0].any_order == before.report.stages[0].any_order - 1
+    # The re-key is read once: later refreshes are incremental again, and exact.
+    latest = later + timedelta(hours=5)
+    world.grow(latest, later)
+    again = state.refresh(_options(latest), _mark(engine))
+    assert not again.full
+    assert _comparable(again.report) == _comparable(_full(engine, _options(latest), _mark(engine)))
+
+
 def test_sla_deadline_is_the_first_instant_an_untouched_sal_is_past_the_sla() -> None:
     from syncd.business_clock import business_hours_between
     from syncd.kpi_incremental import sla_deadline

@@ -608,7 +608,9 @@ class HubSpotConnector(Connector):
         number of past values, newest first; the oldest one kept has no known ``from_value``.
         The mapped properties of ``also`` (any field a rule sets: the lifecycle stage, a custom
         property) ride in the same reads: ``propertiesWithHistory`` is a list of properties,
-        answered per contact by name (docs/crm-api.md#c10). Their values come as text."""
+        answered per contact by name (docs/crm-api.md#c10). Their values come as text. An id
+        merged into another contact gives nothing (its answer is the merged contact's,
+        docs/crm-api.md#c12)."""
         status = self.config.fields.get("status")
         if status is None:
             return []
@@ -633,7 +635,13 @@ class HubSpotConnector(Connector):
                 list(props),
                 batch_read_input_simple_public_object_id=body,
             )
+            asked = {str(i) for i in chunk}
             for contact_id, by_prop in answer.items():
+                if contact_id not in asked:
+                    # An original id of a merge answers the merged contact (crm-api C12): its
+                    # history, both originals', is read when it is itself asked for (syncd reads
+                    # it when it first sees it), never under an original's name.
+                    continue
                 for prop, canonical in props.items():
                     out.extend(_transitions(contact_id, canonical, by_prop.get(prop) or []))
         return out

@@ -136,6 +136,27 @@ def test_a_slow_refresh_spaces_the_next_one_by_twenty_times_its_duration_even_as
     assert kpis.computed == 3
 
 
+def test_a_refresh_is_due_after_a_cycle_moved_ledger_rows_when_the_ledger_did_not_grow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    now = {"t": t0}
+    kpis = _CountingKpis(load_settings(write_config(tmp_path)), lambda: now["t"])
+    ticks = iter([0.0, 0.01, 1.0, 1.01, 2.0, 2.01])  # each computation takes 10 ms
+    monkeypatch.setattr(kpi.time, "perf_counter", lambda: next(ticks))
+
+    kpis.refresh("hubspot")
+    now["t"] = t0 + timedelta(seconds=5)
+    kpis.refresh("hubspot")  # nothing changed
+    assert kpis.computed == 1
+    kpis.ledger_moved("hubspot")  # a merge moved rows: same newest id, other sums
+    kpis.refresh("hubspot")
+    assert kpis.computed == 2
+    now["t"] = t0 + timedelta(seconds=10)
+    kpis.refresh("hubspot")  # the move was counted once
+    assert kpis.computed == 2
+
+
 def test_a_one_shot_refresh_gives_the_daemons_gauges_and_keeps_no_per_lead_state(
     tmp_path: Path,
 ) -> None:

@@ -112,3 +112,18 @@ def test_a_number_propertys_past_values_are_strings_and_a_write_back_of_one_type
     assert (first.outcome, back.outcome) == (Outcome.OK, Outcome.OK)
     assert emu.contact(cid)["numemployees"] == "75"
     assert connector.history_value("employees", None) is None
+
+
+def test_a_history_read_of_an_original_id_gives_no_entries_when_contacts_were_merged(
+    emu, make_connector
+):
+    first, second = emu.add_contacts(contacts(2))
+    emu.clock.advance(60)
+    merged = emu.merge_contacts(first, second)
+    connector = make_connector()
+
+    # HubSpot answers the merged contact for an original id (crm-api C12); its history is both
+    # originals' and is read under its own id only.
+    assert connector.status_history([first, second]) == []
+    entries = connector.status_history([first, merged])
+    assert entries and {e.lead_id for e in entries} == {merged}
