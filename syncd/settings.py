@@ -41,6 +41,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -639,16 +640,88 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
     resolved = _resolve_secrets(
         root, (), env, name, root, problems, overrides, base_dir=path.resolve().parent
     )
+    # The instances' own blocks are checked from the file's data, not from Settings, so a file
+    # with a bad top-level setting and a bad connector block shows both problems in one run.
+    blocks = _connector_block_problems(resolved, name, root, overrides, path.resolve().parent)
     try:
         settings = Settings.model_validate(
             {**resolved, "base_dir": path.resolve().parent, "source": name, "overrides": overrides}
         )
     except ValidationError as exc:
         problems.extend(validation_problems(name, root, exc, model=Settings, overrides=overrides))
-        raise YamlFileError(problems) from None
+        raise YamlFileError(problems + blocks) from None
+    problems.extend(blocks)
     if problems:
         raise YamlFileError(problems)
     return settings
+
+
+def _connector_block_problems(
+    resolved: dict[str, Any],
+    file: str,
+    root: Any,
+    overrides: dict[tuple[str, ...], str],
+    base_dir: Path,
+) -> list[Located]:
+    """Problems in each enabled instance's ``connector:`` block, validated by its type's model.
+
+    Every command loads the config through here, so ``syncd plan`` and ``syncd status`` refuse
+    a block ``syncd run`` would refuse, except for required settings left out, which only the
+    commands that contact the CRM need (``syncd.app.connector_config`` reports them). What is
+    not a usable shape yet (an unknown type, a ``connector:`` that is not a mapping, ``enabled``
+    that is not a boolean) is left to the Settings model, which reports it. An embedded instance whose type has an emulator is
+    checked when the demo starts: the emulator fills its URLs, credentials and CA bundle.
+    """
+    embedded = resolved.get("embedded")
+    embedded_on = _as_bool(embedded.get("enabled", False) if isinstance(embedded, dict) else False)
+    instances: list[tuple[tuple[str, ...], str, Any]] = [
+        ((key,), key, resolved[key]) for key in _LEGACY_KEYS if key in resolved
+    ]
+    declared = resolved.get("connectors")
+    if isinstance(declared, dict):
+        instances += [(("connectors", str(n)), "", block) for n, block in declared.items()]
+    problems: list[Located] = []
+    for prefix, legacy_kind, block in instances:
+        if not isinstance(block, dict) or _as_bool(block.get("enabled", True)) is not True:
+            continue
+        kind, data = block.get("type", legacy_kind), block.get("connector") or {}
+        if not isinstance(kind, str) or kind not in registry.kinds() or not isinstance(data, dict):
+            continue
+        try:
+            spec = registry.get(kind)
+        except registry.ConnectorTypeError:
+            continue  # located when the daemon builds it (syncd.app.connector_spec)
+        if embedded_on is not False and spec.emulator is not None:
+            continue
+        where = (*prefix, "connector")
+        try:
+            spec.config_model.model_validate(data)
+        except ValidationError as exc:
+            # A required setting left out (URLs, auth) is reported when the daemon builds the
+            # connector: commands that only read the mirror do not need it.
+            problems += validation_problems(
+                file,
+                root,
+                exc,
+                prefix=where,
+                model=spec.config_model,
+                overrides=overrides,
+                ignore_missing=True,
+            )
+            continue
+        _, found = _block_problems(
+            file, root, where, spec.config_model, data, data, overrides, base_dir
+        )
+        problems.extend(found)
+    return problems
+
+
+def _as_bool(value: Any) -> bool | None:
+    """``value`` as the Settings model reads a boolean, or None when it reads none."""
+    try:
+        return TypeAdapter(bool).validate_python(value)
+    except ValidationError:
+        return None
 
 
 def _resolve_secrets(
@@ -764,13 +837,45 @@ def connector_problems(
     """
     root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
     prefix = (*settings.connector_path(name), "connector")
+    return _block_problems(
+        settings.source,
+        root,
+        prefix,
+        model,
+        data,
+        from_file,
+        settings.overrides,
+        settings.base_dir,
+    )
+
+
+def _block_problems(
+    file: str,
+    root: Any,
+    prefix: tuple[str, ...],
+    model: type[BaseModel],
+    data: dict[str, Any],
+    from_file: dict[str, Any] | None,
+    overrides: Mapping[tuple[str, ...], str],
+    base_dir: Path,
+) -> tuple[BaseModel | None, list[Located]]:
+    """``connector_problems`` for the block at ``prefix`` of the file ``root`` was read from."""
+
+    def located(path: tuple[str, ...], message: str) -> Located:
+        variable = overridden_by(overrides, path)
+        if variable is not None:
+            return Located.variable(variable, message)
+        if file == "<defaults>":
+            return Located(file, 1, 1, message)
+        return Located(file, *locate(root, path), message)
+
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
         return None, validation_problems(
-            settings.source, root, exc, prefix=prefix, model=model, overrides=settings.overrides
+            file, root, exc, prefix=prefix, model=model, overrides=overrides
         )
-    config = _paths_from(config, settings.base_dir)
+    config = _paths_from(config, base_dir)
     problems = []
     for loc in _secret_paths(config):
         raw: Any = from_file or {}
@@ -778,9 +883,9 @@ def connector_problems(
             raw = raw.get(part) if isinstance(raw, dict) else None
         path = (*prefix, *loc)
         # A secret given by an environment variable is not written in a file.
-        if isinstance(raw, str) and overridden_by(settings.overrides, path) is None:
+        if isinstance(raw, str) and overridden_by(overrides, path) is None:
             problems.append(
-                settings.located(
+                located(
                     path,
                     f"{'.'.join(path)}: secrets must not be "
                     "written in the config; use {env: NAME} or "
@@ -789,7 +894,7 @@ def connector_problems(
             )
     for loc, problem in _local_file_problems(config):
         path = (*prefix, *loc)
-        problems.append(settings.located(path, f"{'.'.join(path)}: {problem}"))
+        problems.append(located(path, f"{'.'.join(path)}: {problem}"))
     return (None if problems else config), problems
 
 

@@ -308,17 +308,21 @@ def validation_problems(
     *,
     model: type[BaseModel] | None = None,
     overrides: Mapping[tuple[str, ...], str] | None = None,
+    ignore_missing: bool = False,
 ) -> list[Located]:
     """One :class:`Located` per pydantic error, placed at the offending key.
 
     With ``model`` (the model that raised), an unknown key gets a did-you-mean from the keys
     valid at its place. A problem under a path set from the environment (``overrides``: path ->
-    variable) names the variable instead of a file position.
+    variable) names the variable instead of a file position. ``ignore_missing`` leaves out
+    required settings that are not given.
     """
     from syncd.envconfig import did_you_mean, keys_at
 
     problems = []
     for err in error.errors(include_url=False):
+        if ignore_missing and err["type"] == "missing":
+            continue
         loc = [*prefix, *[p for p in err["loc"] if not _is_union_tag(p)]]
         where = ".".join(str(p) for p in loc) or "(top level)"
         message = err["msg"]

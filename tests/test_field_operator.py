@@ -260,7 +260,7 @@ def test_a_health_host_that_cannot_be_bound_is_blamed_on_server_host_not_on_anot
     config = tmp_path / "config.yaml"
     config.write_text(
         f"server: {{host: {host}, port: 9}}\n"
-        "connectors:\n  hubspot: {type: hubspot, connector: {auth: {access_token: {env: T}}}}\n"
+        "connectors:\n  hubspot: {type: hubspot, connector: {auth: {type: private_app, access_token: {env: T}}}}\n"
     )
     result = CliRunner().invoke(cli, ["run", "-c", str(config)], env={"T": "pat-x"})
     assert result.exit_code == 2, result.output
