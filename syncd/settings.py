@@ -311,7 +311,9 @@ class OutboxSettings(_Model):
         ge=1,
         description="Attempts for a retriable record error before the change is marked failed.",
     )
-    retry_base: Duration = Field(timedelta(seconds=30), description="First retry delay; doubles.")
+    retry_base: Duration = Field(
+        timedelta(seconds=30), gt=timedelta(0), description="First retry delay; doubles."
+    )
 
 
 #: The shortest audit retention: changes stay undoable (``syncd revert``) and reportable for a
