@@ -32,7 +32,7 @@ from datetime import date, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -642,6 +642,7 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
     resolved = _resolve_secrets(
         root, (), env, name, root, problems, overrides, base_dir=path.resolve().parent
     )
+    problems += _inline_secret_problems(resolved, name, root, overrides)
     # The instances' own blocks are checked from the file's data, not from Settings, so a file
     # with a bad top-level setting and a bad connector block shows both problems in one run.
     blocks = _connector_block_problems(resolved, name, root, overrides, path.resolve().parent)
@@ -656,6 +657,55 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
     if problems:
         raise YamlFileError(problems)
     return settings
+
+
+def _inline_secret_problems(
+    resolved: dict[str, Any], file: str, root: Any, overrides: dict[tuple[str, ...], str]
+) -> list[Located]:
+    """Secrets written in the file in settings that take plain text too: a ``state.url`` that
+    holds a password, and an alert channel's webhook URL (its path or query is its token).
+
+    A value given by ``{env: NAME}``, ``{file: PATH}`` or a ``SYNCD_...`` variable is not
+    written in the file, so it is never a problem here; neither is a URL without a password.
+    """
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    state = resolved.get("state")
+    url = state.get("url") if isinstance(state, dict) else None
+    if isinstance(url, str) and _holds_password(url):
+        found.append(
+            (
+                ("state", "url"),
+                "the URL holds a password, and secrets must not be written in the config; "
+                "give the URL as {env: NAME} or {file: PATH}",
+            )
+        )
+    alerts = resolved.get("alerts")
+    channels = alerts.get("channels") if isinstance(alerts, dict) else None
+    for i, channel in enumerate(channels if isinstance(channels, list) else []):
+        if isinstance(channel, dict) and isinstance(channel.get("url"), str):
+            found.append(
+                (
+                    ("alerts", "channels", i, "url"),
+                    "a webhook URL holds its token, and secrets must not be written in the "
+                    "config; give it as {env: NAME} or {file: PATH}",
+                )
+            )
+    problems = []
+    for loc, message in found:
+        where = ".".join(str(p) for p in loc)
+        if overridden_by(overrides, tuple(str(p) for p in loc)) is None:
+            problems.append(Located(file, *locate(root, loc), f"{where}: {message}"))
+    return problems
+
+
+def _holds_password(url: str) -> bool:
+    """Whether a database URL carries a password (``user:password@`` or libpq's
+    ``?password=``); a URL that does not parse is left to the state store's check."""
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or "password" in parse_qs(parts.query)
+    except ValueError:
+        return False
 
 
 def _connector_block_problems(

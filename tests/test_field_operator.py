@@ -131,8 +131,11 @@ connectors:
 
 
 def _config_with_state(tmp_path: Path, url: str) -> Path:
+    """A config whose state.url is ``url``, read from a secret file as README asks of a URL
+    that holds a password."""
+    (tmp_path / "state-url").write_text(url + "\n")
     config = tmp_path / "config.yaml"
-    config.write_text(f"state: {{url: '{url}'}}\n")
+    config.write_text("state: {url: {file: state-url}}\n")
     return config
 
 
