@@ -157,6 +157,20 @@ class RulesSettings(_Model):
     )
 
 
+def _time_of_day(value: Any) -> Any:
+    # pydantic reads a number as seconds after midnight: `hours: [9, 17]` would make a working
+    # day of eight seconds, and every business duration in the rules with it.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"{value!r} is not a time of day (a number reads as seconds after midnight); "
+            'write hours as text, e.g. ["09:00", "17:00"]'
+        )
+    return value
+
+
+TimeOfDay = Annotated[dt_time, BeforeValidator(_time_of_day)]
+
+
 class CalendarSettings(_Model):
     """Working time for business durations in rules (``older_than: {business_days: 2}``) and
     the local date date-only CRM fields are compared on."""
@@ -166,7 +180,7 @@ class CalendarSettings(_Model):
         ["mon", "tue", "wed", "thu", "fri"],
         description="Working days: mon, tue, wed, thu, fri, sat, sun.",
     )
-    hours: tuple[dt_time, dt_time] = Field(
+    hours: tuple[TimeOfDay, TimeOfDay] = Field(
         (dt_time(9), dt_time(17)), description='Working hours, local: ["09:00", "17:00"].'
     )
     holidays: list[date] = Field([], description="Local dates that are not working days.")

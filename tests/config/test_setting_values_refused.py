@@ -3,7 +3,7 @@
 Each case is a value an operator could write that syncd used to accept: it then failed at the
 first CRM call without naming the setting (a Salesforce URL without ``https://``, an unknown
 time zone), or quietly did something else (no backoff at all, one HubSpot call per ten
-seconds). Each is now one line naming the file, the line and the setting, with exit 2 and no
+seconds, working hours of eight seconds a day). Each is now one line naming the file, the line and the setting, with exit 2 and no
 traceback, from ``syncd plan``, which contacts no CRM.
 """
 
@@ -45,6 +45,12 @@ CASES = {
         "retry_base: 30s",
         "retry_base: 0s",
         r":4:10: outbox\.retry_base: Input should be greater than 0 seconds",
+    ),
+    "working_hours_as_numbers": (
+        "server: {enabled: false}\n",
+        "server: {enabled: false}\ncalendar: {hours: [9, 17]}\n",
+        r":4:20: calendar\.hours\.0: 9 is not a time of day \(a number reads as seconds after "
+        r"midnight\); write hours as text, e\.g\. \[\"09:00\", \"17:00\"\]",
     ),
     "salesforce_url_without_scheme": (
         "instance_url: https://acme",
