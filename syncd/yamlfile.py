@@ -323,7 +323,7 @@ def validation_problems(
     for err in error.errors(include_url=False):
         if ignore_missing and err["type"] == "missing":
             continue
-        loc = [*prefix, *[p for p in err["loc"] if not _is_union_tag(p)]]
+        loc = _without_tags(root, [*prefix, *[p for p in err["loc"] if not _is_union_tag(p)]])
         where = ".".join(str(p) for p in loc) or "(top level)"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -350,6 +350,25 @@ def overridden_by(overrides: Mapping[tuple[str, ...], str], loc: Sequence[str]) 
         if variable is not None:
             return variable
     return None
+
+
+def _without_tags(root: Any, loc: Sequence[str | int]) -> list[str | int]:
+    """``loc`` without the tag pydantic adds for the member of a discriminated union it chose
+    (``auth.oauth.token_url`` for ``auth: {type: oauth, token_url: ...}``): the tag is the
+    block's ``type``, not a key of the file."""
+    kept: list[str | int] = []
+    node = root
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        kept.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return kept
 
 
 def _is_union_tag(part: str | int) -> bool:

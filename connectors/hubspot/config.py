@@ -80,6 +80,8 @@ class OAuthAuth(BaseModel):
     @field_validator("token_url")
     @classmethod
     def _token_path(cls, value: str) -> str:
+        # http:// is allowed: the emulator serves the tests' OAuth on loopback.
+        value = web_url(value, https_only=False, example="https://api.hubapi.com" + TOKEN_PATH)
         if not value.rstrip("/").endswith(TOKEN_PATH):
             raise ValueError(f"token_url must end with {TOKEN_PATH} (got {value!r})")
         return value.rstrip("/")

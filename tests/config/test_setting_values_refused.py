@@ -66,6 +66,14 @@ CASES = {
         r"/services/oauth2/token' is not an https:// URL with a host; write the whole URL, e\.g\. "
         r"https://acme\.my\.salesforce\.com/services/oauth2/token",
     ),
+    "hubspot_oauth_token_url_without_scheme": (
+        "auth: {type: private_app, access_token: {env: HS_TOKEN}}",
+        "auth: {type: oauth, client_id: app, client_secret: {env: HS_TOKEN}, "
+        "refresh_token: {env: HS_TOKEN}, token_url: api.hubapi.com/oauth/v1/token}",
+        r":18:\d+: connectors\.hubspot\.connector\.auth\.token_url: 'api\.hubapi\.com/oauth/v1/"
+        r"token' is not an http:// or https:// URL with a host; write the whole URL, e\.g\. "
+        r"https://api\.hubapi\.com/oauth/v1/token",
+    ),
     "hubspot_unknown_time_zone": (
         "daily_reset_timezone: America/New_York",
         "daily_reset_timezone: America/NewYork",
