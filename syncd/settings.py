@@ -32,7 +32,7 @@ from datetime import date, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -41,6 +41,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -156,6 +157,20 @@ class RulesSettings(_Model):
     )
 
 
+def _time_of_day(value: Any) -> Any:
+    # pydantic reads a number as seconds after midnight: `hours: [9, 17]` would make a working
+    # day of eight seconds, and every business duration in the rules with it.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"{value!r} is not a time of day (a number reads as seconds after midnight); "
+            'write hours as text, e.g. ["09:00", "17:00"]'
+        )
+    return value
+
+
+TimeOfDay = Annotated[dt_time, BeforeValidator(_time_of_day)]
+
+
 class CalendarSettings(_Model):
     """Working time for business durations in rules (``older_than: {business_days: 2}``) and
     the local date date-only CRM fields are compared on."""
@@ -165,7 +180,7 @@ class CalendarSettings(_Model):
         ["mon", "tue", "wed", "thu", "fri"],
         description="Working days: mon, tue, wed, thu, fri, sat, sun.",
     )
-    hours: tuple[dt_time, dt_time] = Field(
+    hours: tuple[TimeOfDay, TimeOfDay] = Field(
         (dt_time(9), dt_time(17)), description='Working hours, local: ["09:00", "17:00"].'
     )
     holidays: list[date] = Field([], description="Local dates that are not working days.")
@@ -310,7 +325,9 @@ class OutboxSettings(_Model):
         ge=1,
         description="Attempts for a retriable record error before the change is marked failed.",
     )
-    retry_base: Duration = Field(timedelta(seconds=30), description="First retry delay; doubles.")
+    retry_base: Duration = Field(
+        timedelta(seconds=30), gt=timedelta(0), description="First retry delay; doubles."
+    )
 
 
 #: The shortest audit retention: changes stay undoable (``syncd revert``) and reportable for a
@@ -639,16 +656,138 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
     resolved = _resolve_secrets(
         root, (), env, name, root, problems, overrides, base_dir=path.resolve().parent
     )
+    problems += _inline_secret_problems(resolved, name, root, overrides)
+    # The instances' own blocks are checked from the file's data, not from Settings, so a file
+    # with a bad top-level setting and a bad connector block shows both problems in one run.
+    blocks = _connector_block_problems(resolved, name, root, overrides, path.resolve().parent)
     try:
         settings = Settings.model_validate(
             {**resolved, "base_dir": path.resolve().parent, "source": name, "overrides": overrides}
         )
     except ValidationError as exc:
         problems.extend(validation_problems(name, root, exc, model=Settings, overrides=overrides))
-        raise YamlFileError(problems) from None
+        raise YamlFileError(problems + blocks) from None
+    problems.extend(blocks)
     if problems:
         raise YamlFileError(problems)
     return settings
+
+
+def _inline_secret_problems(
+    resolved: dict[str, Any], file: str, root: Any, overrides: dict[tuple[str, ...], str]
+) -> list[Located]:
+    """Secrets written in the file in settings that take plain text too: a ``state.url`` that
+    holds a password, and an alert channel's webhook URL (its path or query is its token).
+
+    A value given by ``{env: NAME}``, ``{file: PATH}`` or a ``SYNCD_...`` variable is not
+    written in the file, so it is never a problem here; neither is a URL without a password.
+    """
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    state = resolved.get("state")
+    url = state.get("url") if isinstance(state, dict) else None
+    if isinstance(url, str) and _holds_password(url):
+        found.append(
+            (
+                ("state", "url"),
+                "the URL holds a password, and secrets must not be written in the config; "
+                "give the URL as {env: NAME} or {file: PATH}",
+            )
+        )
+    alerts = resolved.get("alerts")
+    channels = alerts.get("channels") if isinstance(alerts, dict) else None
+    for i, channel in enumerate(channels if isinstance(channels, list) else []):
+        if isinstance(channel, dict) and isinstance(channel.get("url"), str):
+            found.append(
+                (
+                    ("alerts", "channels", i, "url"),
+                    "a webhook URL holds its token, and secrets must not be written in the "
+                    "config; give it as {env: NAME} or {file: PATH}",
+                )
+            )
+    problems = []
+    for loc, message in found:
+        where = ".".join(str(p) for p in loc)
+        if overridden_by(overrides, tuple(str(p) for p in loc)) is None:
+            problems.append(Located(file, *locate(root, loc), f"{where}: {message}"))
+    return problems
+
+
+def _holds_password(url: str) -> bool:
+    """Whether a database URL carries a password (``user:password@`` or libpq's
+    ``?password=``); a URL that does not parse is left to the state store's check."""
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or "password" in parse_qs(parts.query)
+    except ValueError:
+        return False
+
+
+def _connector_block_problems(
+    resolved: dict[str, Any],
+    file: str,
+    root: Any,
+    overrides: dict[tuple[str, ...], str],
+    base_dir: Path,
+) -> list[Located]:
+    """Problems in each enabled instance's ``connector:`` block, validated by its type's model.
+
+    Every command loads the config through here, so ``syncd plan`` and ``syncd status`` refuse
+    a block ``syncd run`` would refuse, except for required settings left out, which only the
+    commands that contact the CRM need (``syncd.app.connector_config`` reports them). What is
+    not a usable shape yet (an unknown type, a ``connector:`` that is not a mapping, ``enabled``
+    that is not a boolean) is left to the Settings model, which reports it. An embedded instance whose type has an emulator is
+    checked when the demo starts: the emulator fills its URLs, credentials and CA bundle.
+    """
+    embedded = resolved.get("embedded")
+    embedded_on = _as_bool(embedded.get("enabled", False) if isinstance(embedded, dict) else False)
+    instances: list[tuple[tuple[str, ...], str, Any]] = [
+        ((key,), key, resolved[key]) for key in _LEGACY_KEYS if key in resolved
+    ]
+    declared = resolved.get("connectors")
+    if isinstance(declared, dict):
+        instances += [(("connectors", str(n)), "", block) for n, block in declared.items()]
+    problems: list[Located] = []
+    for prefix, legacy_kind, block in instances:
+        if not isinstance(block, dict) or _as_bool(block.get("enabled", True)) is not True:
+            continue
+        kind, data = block.get("type", legacy_kind), block.get("connector") or {}
+        if not isinstance(kind, str) or kind not in registry.kinds() or not isinstance(data, dict):
+            continue
+        try:
+            spec = registry.get(kind)
+        except registry.ConnectorTypeError:
+            continue  # located when the daemon builds it (syncd.app.connector_spec)
+        if embedded_on is not False and spec.emulator is not None:
+            continue
+        where = (*prefix, "connector")
+        try:
+            spec.config_model.model_validate(data)
+        except ValidationError as exc:
+            # A required setting left out (URLs, auth) is reported when the daemon builds the
+            # connector: commands that only read the mirror do not need it.
+            problems += validation_problems(
+                file,
+                root,
+                exc,
+                prefix=where,
+                model=spec.config_model,
+                overrides=overrides,
+                ignore_missing=True,
+            )
+            continue
+        _, found = _block_problems(
+            file, root, where, spec.config_model, data, data, overrides, base_dir
+        )
+        problems.extend(found)
+    return problems
+
+
+def _as_bool(value: Any) -> bool | None:
+    """``value`` as the Settings model reads a boolean, or None when it reads none."""
+    try:
+        return TypeAdapter(bool).validate_python(value)
+    except ValidationError:
+        return None
 
 
 def _resolve_secrets(
@@ -764,13 +903,45 @@ def connector_problems(
     """
     root = load_yaml(Path(settings.source)) if settings.source != "<defaults>" else {}
     prefix = (*settings.connector_path(name), "connector")
+    return _block_problems(
+        settings.source,
+        root,
+        prefix,
+        model,
+        data,
+        from_file,
+        settings.overrides,
+        settings.base_dir,
+    )
+
+
+def _block_problems(
+    file: str,
+    root: Any,
+    prefix: tuple[str, ...],
+    model: type[BaseModel],
+    data: dict[str, Any],
+    from_file: dict[str, Any] | None,
+    overrides: Mapping[tuple[str, ...], str],
+    base_dir: Path,
+) -> tuple[BaseModel | None, list[Located]]:
+    """``connector_problems`` for the block at ``prefix`` of the file ``root`` was read from."""
+
+    def located(path: tuple[str, ...], message: str) -> Located:
+        variable = overridden_by(overrides, path)
+        if variable is not None:
+            return Located.variable(variable, message)
+        if file == "<defaults>":
+            return Located(file, 1, 1, message)
+        return Located(file, *locate(root, path), message)
+
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
         return None, validation_problems(
-            settings.source, root, exc, prefix=prefix, model=model, overrides=settings.overrides
+            file, root, exc, prefix=prefix, model=model, overrides=overrides
         )
-    config = _paths_from(config, settings.base_dir)
+    config = _paths_from(config, base_dir)
     problems = []
     for loc in _secret_paths(config):
         raw: Any = from_file or {}
@@ -778,9 +949,9 @@ def connector_problems(
             raw = raw.get(part) if isinstance(raw, dict) else None
         path = (*prefix, *loc)
         # A secret given by an environment variable is not written in a file.
-        if isinstance(raw, str) and overridden_by(settings.overrides, path) is None:
+        if isinstance(raw, str) and overridden_by(overrides, path) is None:
             problems.append(
-                settings.located(
+                located(
                     path,
                     f"{'.'.join(path)}: secrets must not be "
                     "written in the config; use {env: NAME} or "
@@ -789,7 +960,7 @@ def connector_problems(
             )
     for loc, problem in _local_file_problems(config):
         path = (*prefix, *loc)
-        problems.append(settings.located(path, f"{'.'.join(path)}: {problem}"))
+        problems.append(located(path, f"{'.'.join(path)}: {problem}"))
     return (None if problems else config), problems
 
 

@@ -308,18 +308,22 @@ def validation_problems(
     *,
     model: type[BaseModel] | None = None,
     overrides: Mapping[tuple[str, ...], str] | None = None,
+    ignore_missing: bool = False,
 ) -> list[Located]:
     """One :class:`Located` per pydantic error, placed at the offending key.
 
     With ``model`` (the model that raised), an unknown key gets a did-you-mean from the keys
     valid at its place. A problem under a path set from the environment (``overrides``: path ->
-    variable) names the variable instead of a file position.
+    variable) names the variable instead of a file position. ``ignore_missing`` leaves out
+    required settings that are not given.
     """
     from syncd.envconfig import did_you_mean, keys_at
 
     problems = []
     for err in error.errors(include_url=False):
-        loc = [*prefix, *[p for p in err["loc"] if not _is_union_tag(p)]]
+        if ignore_missing and err["type"] == "missing":
+            continue
+        loc = _without_tags(root, [*prefix, *[p for p in err["loc"] if not _is_union_tag(p)]])
         where = ".".join(str(p) for p in loc) or "(top level)"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -346,6 +350,25 @@ def overridden_by(overrides: Mapping[tuple[str, ...], str], loc: Sequence[str]) 
         if variable is not None:
             return variable
     return None
+
+
+def _without_tags(root: Any, loc: Sequence[str | int]) -> list[str | int]:
+    """``loc`` without the tag pydantic adds for the member of a discriminated union it chose
+    (``auth.oauth.token_url`` for ``auth: {type: oauth, token_url: ...}``): the tag is the
+    block's ``type``, not a key of the file."""
+    kept: list[str | int] = []
+    node = root
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        kept.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return kept
 
 
 def _is_union_tag(part: str | int) -> bool:

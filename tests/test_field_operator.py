@@ -131,8 +131,11 @@ connectors:
 
 
 def _config_with_state(tmp_path: Path, url: str) -> Path:
+    """A config whose state.url is ``url``, read from a secret file as README asks of a URL
+    that holds a password."""
+    (tmp_path / "state-url").write_text(url + "\n")
     config = tmp_path / "config.yaml"
-    config.write_text(f"state: {{url: '{url}'}}\n")
+    config.write_text("state: {url: {file: state-url}}\n")
     return config
 
 
@@ -260,7 +263,7 @@ def test_a_health_host_that_cannot_be_bound_is_blamed_on_server_host_not_on_anot
     config = tmp_path / "config.yaml"
     config.write_text(
         f"server: {{host: {host}, port: 9}}\n"
-        "connectors:\n  hubspot: {type: hubspot, connector: {auth: {access_token: {env: T}}}}\n"
+        "connectors:\n  hubspot: {type: hubspot, connector: {auth: {type: private_app, access_token: {env: T}}}}\n"
     )
     result = CliRunner().invoke(cli, ["run", "-c", str(config)], env={"T": "pat-x"})
     assert result.exit_code == 2, result.output

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from connectors.kit.fields import FieldTypeName, merge_fields
 from connectors.kit.retry import RetrySettings
+from connectors.kit.urls import web_url
 
 __all__ = ["DEFAULT_FIELDS", "RETRY_DEFAULTS", "HubSpotConfig", "OAuthAuth", "PrivateAppAuth"]
 
@@ -78,6 +80,8 @@ class OAuthAuth(BaseModel):
     @field_validator("token_url")
     @classmethod
     def _token_path(cls, value: str) -> str:
+        # http:// is allowed: the emulator serves the tests' OAuth on loopback.
+        value = web_url(value, https_only=False, example="https://api.hubapi.com" + TOKEN_PATH)
         if not value.rstrip("/").endswith(TOKEN_PATH):
             raise ValueError(f"token_url must end with {TOKEN_PATH} (got {value!r})")
         return value.rstrip("/")
@@ -179,6 +183,35 @@ class HubSpotConfig(BaseModel):
         description="Retries of transient failures (5xx, resets, timeouts, 429s): attempts, "
         "initial_backoff_seconds, max_backoff_seconds, jitter_seconds.",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _api_root(cls, value: str) -> str:
+        # http:// is allowed: the emulator serves the demo and the tests on loopback.
+        return web_url(value, https_only=False, example="https://api.hubapi.com")
+
+    @field_validator("daily_reset_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as America/New_York or "
+                "Europe/Berlin"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _headroom_below_limit(self) -> HubSpotConfig:
+        # The pacer keeps at least one call a window, so a headroom as large as the limit
+        # would not fail: it would slow every cycle to one call per ten seconds.
+        if self.ten_second_headroom >= self.ten_second_limit:
+            raise ValueError(
+                f"ten_second_headroom ({self.ten_second_headroom}) leaves none of "
+                f"ten_second_limit ({self.ten_second_limit}) for syncd; keep it below the limit"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from connectors.kit.fields import FieldTypeName, merge_fields
 from connectors.kit.retry import RetrySettings
+from connectors.kit.urls import web_url
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -171,3 +172,13 @@ class SalesforceConfig(BaseModel):
     @classmethod
     def _extend_defaults(cls, value: object) -> object:
         return merge_fields(DEFAULT_FIELDS, value)
+
+    @field_validator("instance_url", "token_url")
+    @classmethod
+    def _https(cls, value: str, info: ValidationInfo) -> str:
+        # The REST API and the OAuth endpoints are served over TLS only (the token and the
+        # session id travel in every request), and the org's My Domain is the host.
+        example = "https://acme.my.salesforce.com"
+        if info.field_name == "token_url":
+            example += "/services/oauth2/token"
+        return web_url(value, https_only=True, example=example)

@@ -53,17 +53,22 @@ def _closed_port() -> int:
 
 
 def test_an_sla_breach_is_sent_once_per_owner_not_once_per_cycle(
-    tmp_path: Path, receiver: tuple[int, list[dict[str, Any]]], caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    receiver: tuple[int, list[dict[str, Any]]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     port, received = receiver
+    # Webhook URLs hold their tokens, so they come from the environment, as README says.
+    monkeypatch.setenv("SALES_HOOK", f"http://127.0.0.1:{port}/hook/TOKEN-abc")
+    monkeypatch.setenv("BROKEN_HOOK", f"http://127.0.0.1:{_closed_port()}/hook/TOKEN-xyz")
     config = write_config(
         tmp_path,
-        extra=f"""
+        extra="""
 alerts:
   channels:
-    - {{name: sales, url: "http://127.0.0.1:{port}/hook/TOKEN-abc", events: [sla_breach,
-       acceptance_below_target]}}
-    - {{name: broken, url: "http://127.0.0.1:{_closed_port()}/hook/TOKEN-xyz", timeout: 2s}}
+    - {name: sales, url: {env: SALES_HOOK}, events: [sla_breach, acceptance_below_target]}
+    - {name: broken, url: {env: BROKEN_HOOK}, timeout: 2s}
 """,
     )
     now = datetime.now(UTC)

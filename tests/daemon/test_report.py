@@ -193,6 +193,41 @@ def test_acceptance_rate_is_flagged_under_target_in_both_definitions(
     assert other["acceptance"] == "within_sla_over_mqls"
 
 
+@pytest.mark.parametrize(
+    ("report_settings", "figure", "expected"),
+    [
+        # B waited 31 business hours for SAL: inside 32, so 10 more accepted than with 16.
+        (
+            "{acceptance: within_sla_over_mqls, accept_within_business_hours: 32}",
+            "acceptance_numerator",
+            25,
+        ),
+        # Only A (2 h) is accepted within 3 business hours; E took 4.
+        (
+            "{acceptance: within_sla_over_mqls, accept_within_business_hours: 3}",
+            "acceptance_numerator",
+            10,
+        ),
+        # B's 18-hour first touch is inside a 20-hour SLA; D's open 199 hours is not.
+        ("{sla_business_hours: 20}", "sla_breaches", 5),
+        # 0.75 accepted is not under a 0.7 target.
+        ("{acceptance_target: 0.7}", "acceptance_below_target", False),
+        # D (35 days in SAL) is stale after 34 days; E (33 days in MQL) is not.
+        ("{stale_after: 34d}", "stale", [0, 0, 5, 0, 0]),
+    ],
+    ids=["accept_within_32h", "accept_within_3h", "sla_20h", "target_0.7", "stale_after_34d"],
+)
+def test_each_report_setting_changes_the_figure_it_names_when_set_in_the_config(
+    config: Path, report_settings: str, figure: str, expected: object
+) -> None:
+    config.write_text(config.read_text() + f"report: {report_settings}\n")
+    total = _json(config)["groups"][0]
+    if figure == "stale":
+        assert [stage["stale"] for stage in total["stages"]] == expected
+    else:
+        assert total[figure] == expected
+
+
 def test_sal_follow_up_is_measured_in_business_hours_with_open_breaches(config: Path) -> None:
     total = _json(config)["groups"][0]
     assert (total["sal_entries"], total["sla_decided"], total["sla_breaches"]) == (30, 30, 15)

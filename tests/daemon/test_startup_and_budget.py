@@ -61,8 +61,8 @@ hubspot:
       type: private_app
       access_token: pat-na1-0123456789
 """)
-    with pytest.raises(StartupError) as caught, running_app(config):
-        pass
+    with pytest.raises(YamlFileError) as caught:  # when the file loads: before any command
+        load_settings(config)
     text = str(caught.value)
     assert f"{config}:8:" in text and "use {env: NAME}" in text
     assert "pat-na1-0123456789" not in text

@@ -190,8 +190,13 @@ def _port_in_use(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callabl
 def _postgres_unreachable(
     tmp_path: Path, emu: SalesforceEmulator
 ) -> tuple[Path, Callable[[], None]]:
-    url = f"postgresql+psycopg://syncd:hunter2@127.0.0.1:{_free_port()}/syncd"
-    return _write_config(tmp_path, emu, state_url=url), lambda: None
+    # The password is written in a secret file, as README asks of a state.url holding one.
+    secret = tmp_path / "database-url"
+    secret.write_text(f"postgresql+psycopg://syncd:hunter2@127.0.0.1:{_free_port()}/syncd\n")
+    config = _write_config(tmp_path, emu)
+    sqlite = f'state: {{url: "sqlite:///{tmp_path / "state.db"}"}}'
+    config.write_text(config.read_text().replace(sqlite, f"state: {{url: {{file: {secret}}}}}"))
+    return config, lambda: None
 
 
 def _ca_file_missing(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callable[[], None]]:

@@ -333,8 +333,10 @@ class SoakWorld:
     def _write_config(self, interval: str) -> Path:
         sf, hs = self.emulators["salesforce"].info, self.emulators["hubspot"].info
         (self.root / "rules.yaml").write_text(SOAK_RULES)
+        # A PostgreSQL URL may hold a password: a secret file, as README asks of one.
+        (self.root / "state-url").write_text(self.state_url + "\n")
         body = f"""
-        state: {{url: "{self.state_url}"}}
+        state: {{url: {{file: state-url}}}}
         rules: {{files: [rules.yaml], fixtures: null}}
         breaker: {{max_change_share: 1.0, min_changes: 1}}
         outbox: {{max_attempts: 50, retry_base: 1s}}
