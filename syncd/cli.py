@@ -244,6 +244,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     settings = _settings(config)
     setup_logging(settings.log)
     _require_a_connector(settings)
+    _require_a_durable_store(settings)
     # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
     stop = threading.Event()
     from syncd.notify import Notifier
@@ -306,6 +307,28 @@ def _require_a_connector(settings: Settings) -> None:
     raise typer.Exit(2)
 
 
+def _require_a_durable_store(settings: Settings) -> None:
+    """Exit 2 when ``state.url`` keeps the state in memory (``sqlite://``): the outbox's
+    intents, the cursors, the holds and the audit would end with the process, so a restart
+    would pull everything again and could lose writes in flight or the means to undo them."""
+    from syncd.store_open import in_memory
+
+    if not in_memory(settings.state.url.get_secret_value()):
+        return
+    _report_problems(
+        f"config error in {settings.source}",
+        [
+            settings.located(
+                ("state", "url"),
+                "state.url keeps syncd's state in memory, where the outbox, cursors, holds "
+                "and audit end with the process; give a file (sqlite:///var/syncd-state.db) "
+                "or a PostgreSQL URL",
+            )
+        ],
+    )
+    raise typer.Exit(2)
+
+
 def _exit_if_still_starting(starting: threading.Event) -> None:
     """Exit 0 when start-up has not stopped within the grace period after a signal.
 
@@ -347,6 +370,7 @@ def sync(
     settings = _settings(config)
     setup_logging(settings.log)
     _require_a_connector(settings)
+    _require_a_durable_store(settings)
     failed = False
     with _leases(settings, "sync --once", wait=wait) as leases:
         # One cycle, then exit: the funnel KPIs are computed once, no per-lead state kept.

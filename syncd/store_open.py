@@ -20,7 +20,7 @@ from syncd.settings import Settings
 from syncd.state import StateStore, StateStoreError
 from syncd.yamlfile import Located
 
-__all__ = ["open_store", "state_url", "store_problem"]
+__all__ = ["in_memory", "open_store", "state_url", "store_problem"]
 
 
 def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
@@ -61,6 +61,23 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
                 ]
             ) from None
     return store
+
+
+def in_memory(url: str) -> bool:
+    """Whether ``url`` is an SQLite database in memory (``sqlite://``, ``:memory:``, or a URI
+    with ``mode=memory``): gone when the process ends. A URL that does not parse is not."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    if not parsed.drivername.startswith("sqlite"):
+        return False
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        return True
+    return database.startswith("file:") and (
+        "mode=memory" in database or parsed.query.get("mode") == "memory"
+    )
 
 
 def store_problem(settings: Settings, exc: BaseException) -> Located:

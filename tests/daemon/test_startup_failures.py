@@ -318,3 +318,19 @@ def test_credentials_refused_at_start_up_is_one_line_naming_the_setting_and_exit
     assert len(lines) == 1 and "salesforce.connector.auth.client_secret" in lines[0], err
     assert "Traceback" not in out + err and "not-the-secret" not in err
     assert _api_calls(emu) == [], "nothing past the refused token grant"
+
+
+@pytest.mark.parametrize("command", [["run"], ["sync", "--once"]])
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_a_state_store_in_memory_is_refused_at_state_url_before_any_crm_call(
+    tmp_path: Path, emu: SalesforceEmulator, command: list[str], url: str
+) -> None:
+    # The outbox's intents, the cursors, the holds and the audit would end with the process.
+    config = _write_config(tmp_path, emu, state_url=url)
+    proc = _syncd(*command, "-c", str(config), env=_env(emu))
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 2, err
+    assert "Traceback" not in out + err
+    assert f"{config}:1:" in err and "state.url keeps syncd's state in memory" in err, err
+    assert len(emu.journal) == 0, "no request to the CRM, not even a token grant"
