@@ -966,6 +966,7 @@ def revert(
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
     crm = _run_connector(settings, run_id)
+    _refuse_on_the_demo(settings, run_id)
     lead_id = None if lead is None else lead_id_in(settings.connectors()[crm], lead)
     only = RevertFilter(rule_id=rule, lead_id=lead_id, since=_since(since))
     with _leases(settings, "revert", wait=wait, only=crm) as leases:
@@ -996,6 +997,21 @@ def _run_connector(settings: Settings, run_id: str) -> str:
     return crm
 
 
+def _refuse_on_the_demo(settings: Settings, run_id: str) -> None:
+    """Exit 2 on the embedded demo: its emulators are seeded afresh at every start, so what
+    ``run_id`` wrote is in no CRM any more, and the start would clear the demo's state
+    (``embedded.fresh_state``): the audit of the run the admin meant to revert with it."""
+    if not settings.embedded.enabled:
+        return
+    _error(
+        f"syncd revert: run {run_id} wrote to the embedded demo's emulators, which are seeded "
+        f"afresh at every start (embedded.enabled in {settings.source}), so what it wrote is in "
+        "no CRM any more and cannot be reverted; nothing was written or cleared. "
+        f"`syncd audit --run {run_id}` shows what it changed; revert works on real CRMs"
+    )
+    raise typer.Exit(2)
+
+
 def _filters_named(only: Any) -> str:
     """The revert's filters that name something (a lead, a rule) as the command line gave
     them, '' for none. (A ``--since`` window may rightly hold no change.)"""
@@ -1016,11 +1032,15 @@ def _revert(
     """``syncd revert``'s plan and run, under the connector's ``lease``."""
     from syncd.lease import LeaseLost
     from syncd.pipeline import CycleReport
-    from syncd.revert import execute_revert, find_run, plan_revert
+    from syncd.revert import RevertError, execute_revert, find_run, plan_revert
 
     application = _build(settings, connect=True, prepare=False)
     try:
-        target = find_run(application.store, run_id)
+        try:
+            target = find_run(application.store, run_id)
+        except RevertError as exc:  # pruned by retention since `_run_connector` saw it
+            _error(f"syncd revert: {exc}; nothing was written")
+            raise typer.Exit(2) from None
         pipeline = application.pipelines[target.crm]  # _run_connector: an enabled connector
         pipeline.lease = lease
         book = application.rules.book

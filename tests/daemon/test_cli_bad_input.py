@@ -1,0 +1,67 @@
+"""The admin's commands given what a tired admin types: ids of the wrong run or CRM, options
+that meet, a Ctrl-C. Each says what is wrong and what to do, in one line, and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from syncd.cli import app as cli
+from syncd.state import StateStore
+from tests.daemon.test_admin_workflow import _demo_config
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded demo's config, its store holding one synced cycle of both CRMs."""
+    config = _demo_config(tmp_path_factory.mktemp("cli-bad-input"))
+    result = invoke("sync", "--once", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    return config
+
+
+def _store(config: Path) -> StateStore:
+    return StateStore(config.read_text().split("url: ", 1)[1].split()[0])
+
+
+def _last_run(config: Path, crm: str) -> str:
+    store = _store(config)
+    try:
+        return str(store.last_runs(1, crm=crm)[0].run_id)
+    finally:
+        store.close()
+
+
+def _audit_of_run(config: Path, run_id: str) -> list[tuple[str, str, str]]:
+    store = _store(config)
+    try:
+        return [(a.lead_id, a.field, a.outcome) for a in store.audit_of_run(run_id)]
+    finally:
+        store.close()
+
+
+def test_revert_is_refused_and_the_demo_s_state_kept_when_the_run_wrote_to_the_embedded_demo(
+    synced: Path,
+) -> None:
+    run_id = _last_run(synced, "salesforce")
+    audited = _audit_of_run(synced, run_id)
+    assert audited, "the demo's first cycle writes"
+    for dry in (["--dry-run"], ["--yes"]):
+        result = invoke("revert", run_id, *dry, "--config", str(synced))
+        assert result.exit_code == 2, result.output
+        assert f"syncd revert: run {run_id} wrote to the embedded demo's emulators" in result.output
+        assert "nothing was written or cleared" in result.output
+        assert f"syncd audit --run {run_id}" in result.output
+        assert "unexpected" not in result.output and "Traceback" not in result.output
+    # the demo's start clears its state: a refused revert must not have started it
+    assert _audit_of_run(synced, run_id) == audited
+    status = invoke("status", "--config", str(synced))
+    assert f"run {run_id}" in status.output
