@@ -876,26 +876,31 @@ def audit(
     setup_logging(settings.log, quiet=True)
     application = _build(settings, connect=False)
     try:
-        if run_id:
-            rows = application.store.audit_of_run(run_id)
-        else:
+        if lead:
             # An email (or an id) may name leads in several CRMs: show each one's history.
             from syncd.lead_refs import find_leads
 
-            named = find_leads(application.store, settings.connectors(), lead or "")
+            named = find_leads(application.store, settings.connectors(), lead)
             found = [(row.lead_id, row.crm) for row in named]
             rows = sorted(
                 (
                     r
-                    for lead_id, crm in (dict.fromkeys(found) or [(lead or "", None)])
+                    for lead_id, crm in (dict.fromkeys(found) or [(lead, None)])
                     for r in application.store.audit_of_lead(lead_id, crm)
                 ),
                 key=lambda r: (r.at, r.id),
             )
+            if run_id:  # both: the lead's changes in that run
+                rows = [r for r in rows if r.run_id == run_id]
+        else:
+            rows = application.store.audit_of_run(run_id or "")
     finally:
         application.close()
     if not rows:
-        err.print("no audit rows" + (f" for lead {lead}" if lead else f" for run {run_id}"))
+        asked = " in ".join(
+            f"{what} {value}" for what, value in (("lead", lead), ("run", run_id)) if value
+        )
+        err.print(f"no audit rows for {asked}", markup=False, highlight=False)
         raise typer.Exit(1)
     for r in rows:
         if r.outcome == "retry_requested":  # not a change: why the lead was planned again

@@ -65,3 +65,26 @@ def test_revert_is_refused_and_the_demo_s_state_kept_when_the_run_wrote_to_the_e
     assert _audit_of_run(synced, run_id) == audited
     status = invoke("status", "--config", str(synced))
     assert f"run {run_id}" in status.output
+
+
+def test_audit_shows_only_that_lead_s_changes_when_given_a_lead_and_its_run(
+    synced: Path,
+) -> None:
+    run_id = _last_run(synced, "salesforce")
+    leads = sorted({lead for lead, _field, _outcome in _audit_of_run(synced, run_id)})
+    assert len(leads) > 1
+    result = invoke("audit", leads[0], "--run", run_id, "--config", str(synced))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines and all(f"  {leads[0]}  " in line and f"run {run_id}" in line for line in lines)
+    assert leads[1] not in result.output
+
+
+def test_audit_names_the_lead_and_the_run_when_the_lead_has_no_change_in_that_run(
+    synced: Path,
+) -> None:
+    sf_run = _last_run(synced, "salesforce")
+    hs_lead = next(lead for lead, _f, _o in _audit_of_run(synced, _last_run(synced, "hubspot")))
+    result = runner.invoke(cli, ["audit", hs_lead, "--run", sf_run, "--config", str(synced)])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == f"no audit rows for lead {hs_lead} in run {sf_run}"
