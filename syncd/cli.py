@@ -119,7 +119,9 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        # Typer ends an interrupted command with 130 (SIGINT's); SIGTERM's is 143.
+        # Typer ends an interrupted command with 130 (SIGINT's), silently; SIGTERM's is 143.
+        if exc.code == 130:
+            _say_interrupted("SIGTERM" if _terminated.is_set() else "Ctrl-C (SIGINT)")
         if exc.code == 130 and _terminated.is_set():
             sys.exit(128 + signal.SIGTERM)
         raise
@@ -138,6 +140,16 @@ _terminated = threading.Event()
 def _interrupt(signum: int, _frame: Any) -> None:
     _terminated.set()
     raise KeyboardInterrupt
+
+
+def _say_interrupted(signal_name: str) -> None:
+    """The line a stopped command leaves, so an interrupted ``sync --once`` does not end in
+    silence: transactions commit whole, so what was committed stands and the rest is redone."""
+    _error(
+        f"syncd: stopped by {signal_name} before the command finished; what it committed "
+        "stays in the state store and a cycle cut short is taken up by the next one "
+        "(`syncd status` shows its run)"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

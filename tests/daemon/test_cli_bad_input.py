@@ -3,6 +3,7 @@ that meet, a Ctrl-C. Each says what is wrong and what to do, in one line, and ch
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,22 @@ def test_audit_names_the_lead_and_the_run_when_the_lead_has_no_change_in_that_ru
     result = runner.invoke(cli, ["audit", hs_lead, "--run", sf_run, "--config", str(synced)])
     assert result.exit_code == 1, result.output
     assert result.output.strip() == f"no audit rows for lead {hs_lead} in run {sf_run}"
+
+
+def test_an_interrupted_command_says_it_was_stopped_and_exits_130_when_ctrl_c_is_pressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import syncd.cli
+
+    def pressed_ctrl_c(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    config = _demo_config(tmp_path)
+    monkeypatch.setattr(syncd.cli, "_build", pressed_ctrl_c)  # after the leases are taken
+    monkeypatch.setattr(sys, "argv", ["syncd", "sync", "--once", "--config", str(config)])
+    with pytest.raises(SystemExit) as stopped:
+        syncd.cli.main()
+    assert stopped.value.code == 130
+    shown = capsys.readouterr()
+    assert "syncd: stopped by Ctrl-C (SIGINT) before the command finished" in shown.err
+    assert "syncd status" in shown.err and "Traceback" not in shown.err + shown.out
