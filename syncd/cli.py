@@ -980,6 +980,15 @@ def revert(
     from syncd.lead_refs import lead_id_in
     from syncd.revert import RevertFilter
 
+    if as_json and not (dry_run or yes):
+        # stdout holds one JSON document; a script cannot answer the confirmation
+        err.print(
+            "syncd revert: --json needs --dry-run (the plan) or --yes (the plan and the run, "
+            "in one document); nothing was read or written",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
     crm = _run_connector(settings, run_id)
@@ -1069,9 +1078,7 @@ def _revert(
             err.print(f"syncd revert: {exc}; nothing was written", markup=False, highlight=False)
             raise typer.Exit(1) from None
         plan = plan_revert(application.store, pipeline, run_id, book, now, only)
-        if as_json:
-            out.print_json(json.dumps(plan.as_dict(), default=str))
-        else:
+        if not as_json:
             _print_revert_plan(plan, settings.breaker)
         named = _filters_named(only)
         if named and not plan.restores and not plan.skipped:
@@ -1082,9 +1089,13 @@ def _revert(
                 markup=False,
                 highlight=False,
             )
+            if as_json:
+                _print_json(plan.as_dict())
             raise typer.Exit(2)
         if dry_run or not plan.restores:
-            if not as_json:
+            if as_json:
+                _print_json(plan.as_dict())
+            else:
                 out.print(
                     "dry run: nothing was written"
                     if dry_run
@@ -1094,16 +1105,21 @@ def _revert(
                     "revert window is the audit's retention)"
                 )
             return
-        if not yes and not typer.confirm(
+        if not yes and not typer.confirm(  # not with --json: `revert` refused that
             f"Write these {len(plan.restores)} changes to {plan.crm}?", default=False
         ):
             out.print("nothing was written")
             return
         result = execute_revert(pipeline, plan, book, approve_large_run=approve_large_run)
-        _print_cycle(application, result.report, summary=False)
+        if not as_json:
+            _print_cycle(application, result.report, summary=False)
     finally:
         application.close()
-    colour = "green" if result.report.outcome == "ok" and not result.mismatches else "red"
+    ok = result.report.outcome == "ok" and not result.mismatches
+    if as_json:
+        _print_json({**plan.as_dict(), "revert": _revert_result(result)})
+        raise typer.Exit(0 if ok else 1)
+    colour = "green" if ok else "red"
     out.print(
         f"[bold {colour}]run {result.report.run_id} {result.report.outcome}: "
         f"{escape(result.report.message or '')}[/]",
@@ -1115,7 +1131,24 @@ def _revert(
             highlight=False,
         )
     out.print(f"undo this revert with: syncd revert {result.report.run_id}", highlight=False)
-    raise typer.Exit(0 if result.report.outcome == "ok" and not result.mismatches else 1)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    out.print_json(json.dumps(document, default=str))
+
+
+def _revert_result(result: Any) -> dict[str, Any]:
+    """The revert run for ``--json``: what the text output's last lines say."""
+    return {
+        "run_id": result.report.run_id,
+        "outcome": result.report.outcome,
+        "message": result.report.message,
+        "mismatches": [
+            {"lead_id": lead_id, "field": name, "wrote": expected, "crm_shows": found}
+            for lead_id, name, expected, found in result.mismatches
+        ],
+    }
 
 
 def _since(text: str | None) -> datetime | None:

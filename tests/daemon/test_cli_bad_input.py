@@ -3,6 +3,7 @@ that meet, a Ctrl-C. Each says what is wrong and what to do, in one line, and ch
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -108,3 +109,37 @@ def test_an_interrupted_command_says_it_was_stopped_and_exits_130_when_ctrl_c_is
     shown = capsys.readouterr()
     assert "syncd: stopped by Ctrl-C (SIGINT) before the command finished" in shown.err
     assert "syncd status" in shown.err and "Traceback" not in shown.err + shown.out
+
+
+def test_revert_json_with_yes_prints_one_json_document_holding_the_plan_and_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.daemon.test_revert import _synced_by_cli
+
+    with _synced_by_cli(tmp_path, monkeypatch) as synced:
+        result = synced.revert("--json", "--yes")
+        assert result.exit_code == 0, result.output
+        document = json.loads(result.stdout)  # what `| python -m json.tool` reads
+        assert document["run_id"] == synced.run_id
+        assert {(r["lead_id"], r["field"]) for r in document["restores"]} == {
+            (lead, field) for lead in synced.ids for field in ("status", "newsletter:newsletter")
+        }
+        done = document["revert"]
+        assert done["outcome"] == "ok" and done["mismatches"] == []
+        assert done["run_id"] != synced.run_id
+        assert f"revert of run {synced.run_id}: 4 written" in done["message"]
+        assert [synced.emu.lead(i)["Status"] for i in synced.ids] == ["Open - Not Contacted"] * 2
+
+
+def test_revert_json_is_refused_before_any_crm_call_when_neither_dry_run_nor_yes_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.daemon.test_revert import _synced_by_cli
+
+    with _synced_by_cli(tmp_path, monkeypatch) as synced:
+        calls = len(synced.emu.journal.entries())
+        result = synced.revert("--json")
+        assert result.exit_code == 2, result.output
+        assert result.stdout == ""
+        assert "--json needs --dry-run (the plan) or --yes" in result.stderr
+        assert len(synced.emu.journal.entries()) == calls  # not even a read
