@@ -561,6 +561,11 @@ def plan(
         finally:
             application.close()
     else:
+        _refuse_clearing_the_demo(
+            settings,
+            "plan --pull",
+            "`syncd plan` plans on the demo's mirror as its last cycle left it",
+        )
         with _leases(settings, "plan --pull", wait=wait) as leases:
             application = _build(settings, prepare=False)  # a dry run changes no CRM
             try:
@@ -1034,6 +1039,20 @@ def _refuse_on_the_demo(settings: Settings, run_id: str) -> None:
         f"afresh at every start (embedded.enabled in {settings.source}), so what it wrote is in "
         "no CRM any more and cannot be reverted; nothing was written or cleared. "
         f"`syncd audit --run {run_id}` shows what it changed; revert works on real CRMs"
+    )
+    raise typer.Exit(2)
+
+
+def _refuse_clearing_the_demo(settings: Settings, command: str, instead: str) -> None:
+    """Exit 2 when ``command`` would start the embedded demo afresh: with
+    ``embedded.fresh_state`` the start clears the demo's state, which a dry run or a command
+    that only adds to the ledger must not do (``syncd.demo_state``)."""
+    if not (settings.embedded.enabled and settings.embedded.fresh_state):
+        return
+    _error(
+        f"syncd {command}: this would start new demo emulators and so clear the demo's "
+        f"mirror, audit, runs and status history (embedded.fresh_state in {settings.source}); "
+        f"nothing was read or cleared. {instead}"
     )
     raise typer.Exit(2)
 
@@ -1816,6 +1835,12 @@ def history_backfill(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
+    _refuse_clearing_the_demo(
+        settings,
+        "history backfill",
+        "The demo's cycles read its emulators' status history as they pull: "
+        "`syncd sync --once` (or `make run`) fills the ledger",
+    )
     application = _build(settings)
     try:
         for name, pipeline in application.pipelines.items():

@@ -143,3 +143,25 @@ def test_revert_json_is_refused_before_any_crm_call_when_neither_dry_run_nor_yes
         assert result.stdout == ""
         assert "--json needs --dry-run (the plan) or --yes" in result.stderr
         assert len(synced.emu.journal.entries()) == calls  # not even a read
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["plan", "--pull"], "plan --pull"),
+        (["plan", "--pull", "--json"], "plan --pull"),
+        (["history", "backfill"], "history backfill"),
+    ],
+)
+def test_a_command_that_would_start_the_demo_afresh_is_refused_and_clears_nothing(
+    synced: Path, command: list[str], named: str
+) -> None:
+    run_id = _last_run(synced, "hubspot")
+    audited = _audit_of_run(synced, run_id)
+    result = runner.invoke(cli, [*command, "--config", str(synced)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert f"syncd {named}: this would start new demo emulators" in result.stderr
+    assert "nothing was read or cleared" in result.stderr
+    assert _audit_of_run(synced, run_id) == audited
+    assert _last_run(synced, "hubspot") == run_id
