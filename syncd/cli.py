@@ -1177,19 +1177,25 @@ def _since(text: str | None) -> datetime | None:
     from syncd.settings import parse_duration
 
     try:
-        return datetime.now(UTC) - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
+        when = datetime.now(UTC) - parse_duration(text)
+    except (ValueError, OverflowError):
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            when = None
+    if when is not None:
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    # Out of range, the time failed the audit query after the pull ("unexpected ... a bug").
+    problem = "not an ISO time or a duration" if when is None else _time_in_range(when)
+    if problem:
         err.print(
-            f"--since {text!r}: not an ISO time (2026-11-30T09:00) or a duration (2h, 3d)",
+            f"syncd revert: --since {text!r}: {problem}; give an ISO time (2026-11-30T09:00) "
+            "or a duration ago (2h, 3d)",
             markup=False,
             highlight=False,
         )
         raise typer.Exit(2) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return when
 
 
 def _print_revert_plan(plan: Any, breaker: Any) -> None:

@@ -165,3 +165,17 @@ def test_a_command_that_would_start_the_demo_afresh_is_refused_and_clears_nothin
     assert "nothing was read or cleared" in result.stderr
     assert _audit_of_run(synced, run_id) == audited
     assert _last_run(synced, "hubspot") == run_id
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00+01:00", "9999-12-31T23:00-12:00"])
+def test_revert_since_outside_the_calendar_is_refused_by_name_before_any_crm_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, since: str
+) -> None:
+    from tests.daemon.test_revert import _synced_by_cli
+
+    with _synced_by_cli(tmp_path, monkeypatch) as synced:
+        calls = len(synced.emu.journal.entries())
+        result = synced.revert("--since", since, "--dry-run")
+        assert result.exit_code == 2, result.output
+        assert f"syncd revert: --since '{since}': it is not between 1970 and 9000" in result.stderr
+        assert len(synced.emu.journal.entries()) == calls
