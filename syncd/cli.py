@@ -1124,9 +1124,7 @@ def _revert(
                     "revert window is the audit's retention)"
                 )
             return
-        if not yes and not typer.confirm(  # not with --json: `revert` refused that
-            f"Write these {len(plan.restores)} changes to {plan.crm}?", default=False
-        ):
+        if not yes and not _confirmed(f"Write these {len(plan.restores)} changes to {plan.crm}?"):
             out.print("nothing was written")
             return
         result = execute_revert(pipeline, plan, book, approve_large_run=approve_large_run)
@@ -1151,6 +1149,21 @@ def _revert(
         )
     out.print(f"undo this revert with: syncd revert {result.report.run_id}", highlight=False)
     raise typer.Exit(0 if ok else 1)
+
+
+def _confirmed(question: str) -> bool:
+    """The answer to ``question``; no answer (Ctrl-C, or no input: a script, a cron job) is
+    one line saying what to do, exit 1, instead of click's bare "Aborted."."""
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort:
+        if not json_mode():
+            err.print()  # the prompt's line was left open
+        _error(
+            "syncd revert: no answer to the question (Ctrl-C or no input); nothing was "
+            "written. Add --yes to write without asking, or --dry-run for the plan alone"
+        )
+        raise typer.Exit(1) from None
 
 
 def _print_json(document: dict[str, Any]) -> None:

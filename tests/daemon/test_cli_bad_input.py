@@ -179,3 +179,20 @@ def test_revert_since_outside_the_calendar_is_refused_by_name_before_any_crm_cal
         assert result.exit_code == 2, result.output
         assert f"syncd revert: --since '{since}': it is not between 1970 and 9000" in result.stderr
         assert len(synced.emu.journal.entries()) == calls
+
+
+def test_revert_says_nothing_was_written_and_how_to_skip_the_question_when_no_answer_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.daemon.test_revert import _synced_by_cli
+
+    with _synced_by_cli(tmp_path, monkeypatch) as synced:
+        writes = len(synced.emu.journal.writes())
+        result = synced.revert()  # no --yes, and stdin ends: a cron job, a pipe
+        assert result.exit_code == 1, result.output
+        assert "Write these 4 changes to salesforce? [y/N]" in result.stdout
+        assert result.stderr.strip() == (
+            "syncd revert: no answer to the question (Ctrl-C or no input); nothing was "
+            "written. Add --yes to write without asking, or --dry-run for the plan alone"
+        )
+        assert len(synced.emu.journal.writes()) == writes
