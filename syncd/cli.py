@@ -1728,9 +1728,27 @@ def _report_window(
     end = _report_time("--until", until) if until else now
     start = _report_time("--since", since) if since else end - timedelta(days=90)
     if start >= end:
-        _error(f"syncd report: --since ({start:%Y-%m-%d}) must be before --until ({end:%Y-%m-%d})")
+        # Without --until the end is the report's time (--at, else now): name that, not an
+        # option the user did not give.
+        shown = _day_or_time(end)
+        ends = (
+            f"--until ({shown})"
+            if until
+            else f"the report's time ({shown}, --at or now: the period's end without --until)"
+        )
+        _error(
+            f"syncd report: --since ({_day_or_time(start)}) must be before {ends}; give an "
+            "earlier --since or a later --until"
+        )
         raise typer.Exit(2)
     return start, end
+
+
+def _day_or_time(when: datetime) -> str:
+    """2026-09-01 for a midnight, else the time to the minute: two times of one day differ."""
+    if when.hour == when.minute == when.second == when.microsecond == 0:
+        return f"{when:%Y-%m-%d}"
+    return f"{when:%Y-%m-%d %H:%M %Z}".strip()
 
 
 def _report_time(option: str, text: str) -> datetime:

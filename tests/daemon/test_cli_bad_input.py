@@ -196,3 +196,25 @@ def test_revert_says_nothing_was_written_and_how_to_skip_the_question_when_no_an
             "written. Add --yes to write without asking, or --dry-run for the plan alone"
         )
         assert len(synced.emu.journal.writes()) == writes
+
+
+@pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        (
+            ["--since", "2026-12-01T12:00Z", "--until", "2026-12-01T06:00Z"],
+            "--since (2026-12-01 12:00 UTC) must be before --until (2026-12-01 06:00 UTC)",
+        ),
+        (
+            ["--since", "2026-09-01", "--at", "2026-08-01"],
+            "--since (2026-09-01) must be before the report's time (2026-08-01, --at or now",
+        ),
+    ],
+)
+def test_report_names_the_times_and_the_end_the_user_gave_when_since_is_not_before_it(
+    synced: Path, window: list[str], said: str
+) -> None:
+    result = runner.invoke(cli, ["report", *window, "--config", str(synced)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"syncd report: {said}")
+    assert "give an earlier --since or a later --until" in result.stderr
