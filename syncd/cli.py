@@ -1298,9 +1298,20 @@ def retry(
     try:
         with _store_errors(settings):
             lead_ids = _retry_leads(store, connectors, crm, lead) if lead else None
-            found = retry_requests.waiting(store, crm, code, lead_ids)
+            refused = retry_requests.waiting(store, crm, None, lead_ids)
+            # A code typed in another case (the CRMs' codes are upper-case) is the same code.
+            spelled = {r.error_code.casefold(): r.error_code for r in refused}
+            code = [spelled.get(c.strip().casefold(), c) for c in code] if code else None
+            found = [r for r in refused if not code or r.error_code in code]
             if not found:
                 out.print(f"{crm}: {_retry_scope(code, lead)}: nothing to retry", highlight=False)
+                if refused:  # the --code matched none of them: say which codes there are
+                    waiting = Counter(r.error_code for r in refused)
+                    out.print(
+                        "  refused writes wait with "
+                        + ", ".join(f"--code {c} ({n})" for c, n in sorted(waiting.items())),
+                        highlight=False,
+                    )
                 return
             _print_retry_plan(crm, found)
             if not yes:

@@ -218,3 +218,27 @@ def test_report_names_the_times_and_the_end_the_user_gave_when_since_is_not_befo
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"syncd report: {said}")
     assert "give an earlier --since or a later --until" in result.stderr
+
+
+def test_retry_takes_a_code_in_any_case_and_names_the_codes_waiting_when_none_matches(
+    tmp_path: Path,
+) -> None:
+    from tests.daemon.harness import running_app, write_config
+    from tests.daemon.test_retry import SPLIT_RULES, VALIDATION, _retry, _three_refusals
+
+    config = write_config(tmp_path, crms=("salesforce",), rules=SPLIT_RULES)
+    with running_app(config) as app:
+        a, b, c = _three_refusals(app)
+
+        lower = _retry(config, "--crm", "salesforce", "--code", VALIDATION.lower())
+        assert lower.exit_code == 0, lower.output
+        assert "2 leads whose refused writes would be planned again" in lower.output
+        assert a in lower.output and b in lower.output and c not in lower.output
+
+        typo = _retry(config, "--crm", "salesforce", "--code", "FIELD_VALIDATION")
+        assert typo.exit_code == 0, typo.output
+        assert typo.stdout.splitlines() == [
+            "salesforce: no refused write waits for its lead to change with error code "
+            "FIELD_VALIDATION: nothing to retry",
+            f"  refused writes wait with --code ENTITY_IS_DELETED (1), --code {VALIDATION} (2)",
+        ]
