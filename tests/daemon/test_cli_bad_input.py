@@ -242,3 +242,31 @@ def test_retry_takes_a_code_in_any_case_and_names_the_codes_waiting_when_none_ma
             "FIELD_VALIDATION: nothing to retry",
             f"  refused writes wait with --code ENTITY_IS_DELETED (1), --code {VALIDATION} (2)",
         ]
+
+
+def test_a_demo_start_the_crm_check_stops_keeps_the_last_demo_s_state(synced: Path) -> None:
+    from tests.daemon.test_admin_workflow import REPO
+
+    # A status the rules set that the Salesforce org lacks: the CRM check refuses the start.
+    rules = (REPO / "rules/default.yaml").read_text()
+    rules = rules.replace("statuses:\n", "statuses:\n  Recycled: {}\n", 1)
+    rules = rules.replace(
+        "rules:\n",
+        "rules:\n  - id: recycle\n    when: {field: title, eq: Recycler}\n"
+        "    then: [{set_status: Recycled}]\n",
+        1,
+    )
+    draft = synced.parent / "recycle.yaml"
+    draft.write_text(rules)
+    config = synced.parent / "recycle-config.yaml"
+    config.write_text(synced.read_text().replace(str(REPO / "rules/default.yaml"), str(draft)))
+    run_id = _last_run(synced, "salesforce")
+    audited = _audit_of_run(synced, run_id)
+
+    result = runner.invoke(cli, ["sync", "--once", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "rule 'recycle' sets status 'Recycled'" in result.output
+    assert "nothing was written to any CRM" in result.output
+    assert "cleared the mirror" not in result.output
+    assert _last_run(synced, "salesforce") == run_id
+    assert _audit_of_run(synced, run_id) == audited
