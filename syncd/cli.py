@@ -552,7 +552,7 @@ def plan(
     from syncd.lease import LeaseLost
     from syncd.plan import build_plan
 
-    when = _parse_at(at) if at else None
+    when = _parse_at(at) if at is not None else None
     if not pull:
         application = _build(settings, connect=False)
         try:
@@ -640,8 +640,10 @@ def _parse_at(text: str) -> datetime:
         if problem:
             raise ValueError(problem)
     except (ValueError, DurationError) as exc:
+        # Python's "Invalid isoformat string: '...'" repeats the value in its own words.
+        why = "not an ISO time" if str(exc).startswith("Invalid isoformat") else str(exc)
         err.print(
-            f"--at {text!r}: {exc}; give an ISO time (2026-12-07T09:00Z) or a time from "
+            f"--at {text!r}: {why}; give an ISO time (2026-12-07T09:00Z) or a time from "
             "now (+3d, +12h)",
             markup=False,
             highlight=False,
@@ -1518,7 +1520,10 @@ def rules_diff(
     application = _build(settings, connect=False)
     try:
         result = diff_rule_books(
-            application, books[0], books[1], _parse_at(at) if at else application.clock()
+            application,
+            books[0],
+            books[1],
+            _parse_at(at) if at is not None else application.clock(),
         )
     finally:
         application.close()
@@ -1736,15 +1741,16 @@ def db_prune(
 def _report_window(
     since: str | None, until: str | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    end = _report_time("--until", until) if until else now
-    start = _report_time("--since", since) if since else end - timedelta(days=90)
+    # An empty value (a script's unset variable) is refused, not read as "not given".
+    end = _report_time("--until", until) if until is not None else now
+    start = _report_time("--since", since) if since is not None else end - timedelta(days=90)
     if start >= end:
         # Without --until the end is the report's time (--at, else now): name that, not an
         # option the user did not give.
         shown = _day_or_time(end)
         ends = (
             f"--until ({shown})"
-            if until
+            if until is not None
             else f"the report's time ({shown}, --at or now: the period's end without --until)"
         )
         _error(
@@ -1813,7 +1819,7 @@ def report(
     group: GroupBy | None = by  # type: ignore[assignment]
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
-    now = _report_time("--at", at) if at else datetime.now(UTC)
+    now = _report_time("--at", at) if at is not None else datetime.now(UTC)
     start, end = _report_window(since, until, now)
     rs = settings.report
     options = ReportOptions(

@@ -270,3 +270,21 @@ def test_a_demo_start_the_crm_check_stops_keeps_the_last_demo_s_state(synced: Pa
     assert "cleared the mirror" not in result.output
     assert _last_run(synced, "salesforce") == run_id
     assert _audit_of_run(synced, run_id) == audited
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["plan", "--at", ""], "--at '': not an ISO time; give an ISO time"),
+        (["report", "--since", ""], "syncd report: --since '' is not an ISO date or time"),
+        (["report", "--until", ""], "syncd report: --until '' is not an ISO date or time"),
+        (["report", "--at", ""], "syncd report: --at '' is not an ISO date or time"),
+    ],
+)
+def test_an_empty_time_is_refused_not_read_as_the_default_when_a_script_s_variable_is_unset(
+    synced: Path, command: list[str], said: str
+) -> None:
+    result = runner.invoke(cli, [*command, "--config", str(synced)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(said)
