@@ -299,19 +299,25 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     raise typer.Exit(code)
 
 
-def _require_a_connector(settings: Settings) -> None:
+def _require_a_connector(settings: Settings, doing: str = "sync", opened: Any = None) -> None:
     """Exit 2 when no connector instance is enabled: an empty or truncated config (a ConfigMap
     key that did not match, a templating step that wrote nothing) would otherwise run a daemon
-    that is alive and ready and does nothing, or a `sync --once` that exits 0 silently."""
+    that is alive and ready and does nothing, a `sync --once` that exits 0 silently, or a
+    `status` or `plan` that shows nothing, as if all were well. ``opened``: the application
+    a read-only command built first (so a state store problem is reported before this), closed
+    on exit."""
     if settings.connectors():
         return
+    if opened is not None:
+        opened.close()
     _report_problems(
         f"config error in {settings.source}",
         [
             settings.located(
                 ("connectors",),
-                "no connector instance is enabled, so there is nothing to sync; configure one "
-                "under connectors: (README: Connector instances), or set enabled: true on one",
+                f"no connector instance is enabled, so there is nothing to {doing}; configure "
+                "one under connectors: (README: Connector instances), or set enabled: true on "
+                "one",
             )
         ],
     )
@@ -555,6 +561,7 @@ def plan(
     when = _parse_at(at) if at is not None else None
     if not pull:
         application = _build(settings, connect=False)
+        _require_a_connector(settings, "plan", opened=application)
         try:
             book = _book_for(application, settings, rules_files, "plan")
             result = build_plan(application, book=book, at=when)
@@ -566,6 +573,7 @@ def plan(
             "plan --pull",
             "`syncd plan` plans on the demo's mirror as its last cycle left it",
         )
+        _require_a_connector(settings, "plan")
         with _leases(settings, "plan --pull", wait=wait) as leases:
             application = _build(settings, prepare=False)  # a dry run changes no CRM
             try:
@@ -725,6 +733,7 @@ def explain(
     from syncd.plan import explain_lead
 
     application = _build(settings, connect=False)
+    _require_a_connector(settings, "explain", opened=application)
     try:
         book = _book_for(application, settings, rules_files, "explain")
         found = explain_lead(application, lead, book=book)
@@ -781,6 +790,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     from syncd.plan import status_report
 
     application = _build(settings, connect=False)
+    _require_a_connector(settings, "show", opened=application)
     try:
         report = status_report(application)
     finally:

@@ -4,6 +4,7 @@ that meet, a Ctrl-C. Each says what is wrong and what to do, in one line, and ch
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -288,3 +289,24 @@ def test_an_empty_time_is_refused_not_read_as_the_default_when_a_script_s_variab
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     assert result.stderr.startswith(said)
+
+
+@pytest.mark.parametrize(
+    ("command", "doing"),
+    [(["status"], "show"), (["plan"], "plan"), (["explain", "1001"], "explain")],
+)
+def test_a_read_command_names_the_config_when_no_connector_is_enabled_in_it(
+    synced: Path, command: list[str], doing: str
+) -> None:
+    # A templating step that dropped the connectors: an empty status must not look like "all
+    # is well", nor an empty mirror like "no such lead".
+    config = synced.parent / "no-connectors.yaml"
+    config.write_text(synced.read_text().replace("    enabled: true\n", "    enabled: false\n"))
+    result = runner.invoke(cli, [*command, "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert re.match(
+        rf"{re.escape(str(config))}:\d+:\d+: no connector instance is enabled, so there is "
+        rf"nothing to {doing}; configure one under connectors:",
+        result.stderr,
+    ), result.stderr
