@@ -1132,6 +1132,8 @@ def _revert(
                     if dry_run
                     else "nothing to revert: every change was skipped"
                     if plan.skipped
+                    else f"nothing to revert: run {run_id} wrote no change"
+                    if not target.written and not _filters_named(only) and only.since is None
                     else f"no applied changes of run {run_id} are in the audit (the "
                     "revert window is the audit's retention)"
                 )

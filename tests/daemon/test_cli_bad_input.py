@@ -310,3 +310,17 @@ def test_a_read_command_names_the_config_when_no_connector_is_enabled_in_it(
         rf"nothing to {doing}; configure one under connectors:",
         result.stderr,
     ), result.stderr
+
+
+def test_revert_of_a_run_that_wrote_nothing_says_so_not_that_its_audit_was_pruned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.daemon.test_revert import _runs, _synced_by_cli
+
+    with _synced_by_cli(tmp_path, monkeypatch) as synced:
+        assert runner.invoke(cli, ["sync", "--once", "-c", synced.config]).exit_code == 0
+        (idle,) = [r.run_id for r in _runs(tmp_path) if r.run_id != synced.run_id]
+        result = runner.invoke(cli, ["revert", idle, "--yes", "-c", synced.config])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.rstrip().endswith(f"nothing to revert: run {idle} wrote no change")
+        assert "retention" not in result.output
