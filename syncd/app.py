@@ -333,14 +333,12 @@ class App:
             if serve_health and settings.server.enabled:
                 app.health = _bind_health(settings, metrics)
             if settings.embedded.enabled and connectors is None:
-                app.embedded = _start_embedded(settings, store)
+                app.embedded = _start_embedded(settings)
             app.connectors = connectors or _build_connectors(settings, app.embedded)
             for name, connector in app.connectors.items():
                 connector.name = name  # given ones too: the pipeline keys state by it
                 connector.bind_stop(app.stop)  # a stop request cuts retry and pacing waits
-            problems = app.preflight(holder.book)
-            if not problems:
-                provenance, problems = app._check_provenance()
+            provenance, problems = app._start_checks(holder.book)
         except BaseException:
             app.close()
             raise
@@ -375,6 +373,18 @@ class App:
             settings, store, metrics, app.alerter, keep_state=keep_funnel_state
         )
         return app
+
+    def _start_checks(self, book: RuleBook) -> tuple[dict[str, Any], list[str]]:
+        """The CRM checks of a start (preflight, then provenance): each instance's provenance
+        and every problem. The demo's state is made fresh only when they pass: a start they
+        stop leaves the last demo's state for `syncd status` and `syncd audit`."""
+        problems = self.preflight(book)
+        if problems:
+            return {}, problems
+        provenance, problems = self._check_provenance()
+        if not problems and self.embedded is not None and self.settings.embedded.fresh_state:
+            _start_demo_fresh(self.settings, self.store)
+        return provenance, problems
 
     def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
         """Each instance's provenance fields, checked against its CRM; every problem named."""
@@ -608,18 +618,11 @@ def _bind_health(settings: Settings, metrics: Metrics) -> HealthServer:
     return health
 
 
-def _start_embedded(settings: Settings, store: StateStore) -> Any:
-    """The demo's emulators, and (``embedded.fresh_state``) a fresh state to match them."""
+def _start_embedded(settings: Settings) -> Any:
+    """The demo's emulators (their state is made fresh once the start passed its checks)."""
     from syncd.embedded import EmbeddedCRMs
 
-    embedded = EmbeddedCRMs.start(settings)
-    if settings.embedded.fresh_state:
-        try:
-            _start_demo_fresh(settings, store)
-        except BaseException:
-            embedded.stop()
-            raise
-    return embedded
+    return EmbeddedCRMs.start(settings)
 
 
 def _start_demo_fresh(settings: Settings, store: StateStore) -> None:

@@ -119,7 +119,9 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        # Typer ends an interrupted command with 130 (SIGINT's); SIGTERM's is 143.
+        # Typer ends an interrupted command with 130 (SIGINT's), silently; SIGTERM's is 143.
+        if exc.code == 130:
+            _say_interrupted("SIGTERM" if _terminated.is_set() else "Ctrl-C (SIGINT)")
         if exc.code == 130 and _terminated.is_set():
             sys.exit(128 + signal.SIGTERM)
         raise
@@ -138,6 +140,16 @@ _terminated = threading.Event()
 def _interrupt(signum: int, _frame: Any) -> None:
     _terminated.set()
     raise KeyboardInterrupt
+
+
+def _say_interrupted(signal_name: str) -> None:
+    """The line a stopped command leaves, so an interrupted ``sync --once`` does not end in
+    silence: transactions commit whole, so what was committed stands and the rest is redone."""
+    _error(
+        f"syncd: stopped by {signal_name} before the command finished; what it committed "
+        "stays in the state store and a cycle cut short is taken up by the next one "
+        "(`syncd status` shows its run)"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -288,19 +300,25 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     raise typer.Exit(code)
 
 
-def _require_a_connector(settings: Settings) -> None:
+def _require_a_connector(settings: Settings, doing: str = "sync", opened: Any = None) -> None:
     """Exit 2 when no connector instance is enabled: an empty or truncated config (a ConfigMap
     key that did not match, a templating step that wrote nothing) would otherwise run a daemon
-    that is alive and ready and does nothing, or a `sync --once` that exits 0 silently."""
+    that is alive and ready and does nothing, a `sync --once` that exits 0 silently, or a
+    `status` or `plan` that shows nothing, as if all were well. ``opened``: the application
+    a read-only command built first (so a state store problem is reported before this), closed
+    on exit."""
     if settings.connectors():
         return
+    if opened is not None:
+        opened.close()
     _report_problems(
         f"config error in {settings.source}",
         [
             settings.located(
                 ("connectors",),
-                "no connector instance is enabled, so there is nothing to sync; configure one "
-                "under connectors: (README: Connector instances), or set enabled: true on one",
+                f"no connector instance is enabled, so there is nothing to {doing}; configure "
+                "one under connectors: (README: Connector instances), or set enabled: true on "
+                "one",
             )
         ],
     )
@@ -564,15 +582,22 @@ def plan(
     from syncd.lease import LeaseLost
     from syncd.plan import build_plan
 
-    when = _parse_at(at) if at else None
+    when = _parse_at(at) if at is not None else None
     if not pull:
         application = _build(settings, connect=False)
+        _require_a_connector(settings, "plan", opened=application)
         try:
             book = _book_for(application, settings, rules_files, "plan")
             result = build_plan(application, book=book, at=when)
         finally:
             application.close()
     else:
+        _refuse_clearing_the_demo(
+            settings,
+            "plan --pull",
+            "`syncd plan` plans on the demo's mirror as its last cycle left it",
+        )
+        _require_a_connector(settings, "plan")
         with _leases(settings, "plan --pull", wait=wait) as leases:
             application = _build(settings, prepare=False)  # a dry run changes no CRM
             try:
@@ -647,8 +672,10 @@ def _parse_at(text: str) -> datetime:
         if problem:
             raise ValueError(problem)
     except (ValueError, DurationError) as exc:
+        # Python's "Invalid isoformat string: '...'" repeats the value in its own words.
+        why = "not an ISO time" if str(exc).startswith("Invalid isoformat") else str(exc)
         err.print(
-            f"--at {text!r}: {exc}; give an ISO time (2026-12-07T09:00Z) or a time from "
+            f"--at {text!r}: {why}; give an ISO time (2026-12-07T09:00Z) or a time from "
             "now (+3d, +12h)",
             markup=False,
             highlight=False,
@@ -730,6 +757,7 @@ def explain(
     from syncd.plan import explain_lead
 
     application = _build(settings, connect=False)
+    _require_a_connector(settings, "explain", opened=application)
     try:
         book = _book_for(application, settings, rules_files, "explain")
         found = explain_lead(application, lead, book=book)
@@ -786,6 +814,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     from syncd.plan import status_report
 
     application = _build(settings, connect=False)
+    _require_a_connector(settings, "show", opened=application)
     try:
         report = status_report(application)
     finally:
@@ -900,26 +929,31 @@ def audit(
     setup_logging(settings.log, quiet=True)
     application = _build(settings, connect=False)
     try:
-        if run_id:
-            rows = application.store.audit_of_run(run_id)
-        else:
+        if lead:
             # An email (or an id) may name leads in several CRMs: show each one's history.
             from syncd.lead_refs import find_leads
 
-            named = find_leads(application.store, settings.connectors(), lead or "")
+            named = find_leads(application.store, settings.connectors(), lead)
             found = [(row.lead_id, row.crm) for row in named]
             rows = sorted(
                 (
                     r
-                    for lead_id, crm in (dict.fromkeys(found) or [(lead or "", None)])
+                    for lead_id, crm in (dict.fromkeys(found) or [(lead, None)])
                     for r in application.store.audit_of_lead(lead_id, crm)
                 ),
                 key=lambda r: (r.at, r.id),
             )
+            if run_id:  # both: the lead's changes in that run
+                rows = [r for r in rows if r.run_id == run_id]
+        else:
+            rows = application.store.audit_of_run(run_id or "")
     finally:
         application.close()
     if not rows:
-        err.print("no audit rows" + (f" for lead {lead}" if lead else f" for run {run_id}"))
+        asked = " in ".join(
+            f"{what} {value}" for what, value in (("lead", lead), ("run", run_id)) if value
+        )
+        err.print(f"no audit rows for {asked}", markup=False, highlight=False)
         raise typer.Exit(1)
     for r in rows:
         if r.outcome == "retry_requested":  # not a change: why the lead was planned again
@@ -987,9 +1021,19 @@ def revert(
     from syncd.lead_refs import lead_id_in
     from syncd.revert import RevertFilter
 
+    if as_json and not (dry_run or yes):
+        # stdout holds one JSON document; a script cannot answer the confirmation
+        err.print(
+            "syncd revert: --json needs --dry-run (the plan) or --yes (the plan and the run, "
+            "in one document); nothing was read or written",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
     crm = _run_connector(settings, run_id)
+    _refuse_on_the_demo(settings, run_id)
     lead_id = None if lead is None else lead_id_in(settings.connectors()[crm], lead)
     only = RevertFilter(rule_id=rule, lead_id=lead_id, since=_since(since))
     with _leases(settings, "revert", wait=wait, only=crm) as leases:
@@ -1020,6 +1064,35 @@ def _run_connector(settings: Settings, run_id: str) -> str:
     return crm
 
 
+def _refuse_on_the_demo(settings: Settings, run_id: str) -> None:
+    """Exit 2 on the embedded demo: its emulators are seeded afresh at every start, so what
+    ``run_id`` wrote is in no CRM any more, and the start would clear the demo's state
+    (``embedded.fresh_state``): the audit of the run the admin meant to revert with it."""
+    if not settings.embedded.enabled:
+        return
+    _error(
+        f"syncd revert: run {run_id} wrote to the embedded demo's emulators, which are seeded "
+        f"afresh at every start (embedded.enabled in {settings.source}), so what it wrote is in "
+        "no CRM any more and cannot be reverted; nothing was written or cleared. "
+        f"`syncd audit --run {run_id}` shows what it changed; revert works on real CRMs"
+    )
+    raise typer.Exit(2)
+
+
+def _refuse_clearing_the_demo(settings: Settings, command: str, instead: str) -> None:
+    """Exit 2 when ``command`` would start the embedded demo afresh: with
+    ``embedded.fresh_state`` the start clears the demo's state, which a dry run or a command
+    that only adds to the ledger must not do (``syncd.demo_state``)."""
+    if not (settings.embedded.enabled and settings.embedded.fresh_state):
+        return
+    _error(
+        f"syncd {command}: this would start new demo emulators and so clear the demo's "
+        f"mirror, audit, runs and status history (embedded.fresh_state in {settings.source}); "
+        f"nothing was read or cleared. {instead}"
+    )
+    raise typer.Exit(2)
+
+
 def _filters_named(only: Any) -> str:
     """The revert's filters that name something (a lead, a rule) as the command line gave
     them, '' for none. (A ``--since`` window may rightly hold no change.)"""
@@ -1040,11 +1113,15 @@ def _revert(
     """``syncd revert``'s plan and run, under the connector's ``lease``."""
     from syncd.lease import LeaseLost
     from syncd.pipeline import CycleReport
-    from syncd.revert import execute_revert, find_run, plan_revert
+    from syncd.revert import RevertError, execute_revert, find_run, plan_revert
 
     application = _build(settings, connect=True, prepare=False)
     try:
-        target = find_run(application.store, run_id)
+        try:
+            target = find_run(application.store, run_id)
+        except RevertError as exc:  # pruned by retention since `_run_connector` saw it
+            _error(f"syncd revert: {exc}; nothing was written")
+            raise typer.Exit(2) from None
         pipeline = application.pipelines[target.crm]  # _run_connector: an enabled connector
         pipeline.lease = lease
         book = application.rules.book
@@ -1056,9 +1133,7 @@ def _revert(
             err.print(f"syncd revert: {exc}; nothing was written", markup=False, highlight=False)
             raise typer.Exit(1) from None
         plan = plan_revert(application.store, pipeline, run_id, book, now, only)
-        if as_json:
-            out.print_json(json.dumps(plan.as_dict(), default=str))
-        else:
+        if not as_json:
             _print_revert_plan(plan, settings.breaker)
         named = _filters_named(only)
         if named and not plan.restores and not plan.skipped:
@@ -1069,28 +1144,37 @@ def _revert(
                 markup=False,
                 highlight=False,
             )
+            if as_json:
+                _print_json(plan.as_dict())
             raise typer.Exit(2)
         if dry_run or not plan.restores:
-            if not as_json:
+            if as_json:
+                _print_json(plan.as_dict())
+            else:
                 out.print(
                     "dry run: nothing was written"
                     if dry_run
                     else "nothing to revert: every change was skipped"
                     if plan.skipped
+                    else f"nothing to revert: run {run_id} wrote no change"
+                    if not target.written and not _filters_named(only) and only.since is None
                     else f"no applied changes of run {run_id} are in the audit (the "
                     "revert window is the audit's retention)"
                 )
             return
-        if not yes and not typer.confirm(
-            f"Write these {len(plan.restores)} changes to {plan.crm}?", default=False
-        ):
+        if not yes and not _confirmed(f"Write these {len(plan.restores)} changes to {plan.crm}?"):
             out.print("nothing was written")
             return
         result = execute_revert(pipeline, plan, book, approve_large_run=approve_large_run)
-        _print_cycle(application, result.report, summary=False)
+        if not as_json:
+            _print_cycle(application, result.report, summary=False)
     finally:
         application.close()
-    colour = "green" if result.report.outcome == "ok" and not result.mismatches else "red"
+    ok = result.report.outcome == "ok" and not result.mismatches
+    if as_json:
+        _print_json({**plan.as_dict(), "revert": _revert_result(result)})
+        raise typer.Exit(0 if ok else 1)
+    colour = "green" if ok else "red"
     out.print(
         f"[bold {colour}]run {result.report.run_id} {result.report.outcome}: "
         f"{escape(result.report.message or '')}[/]",
@@ -1102,7 +1186,39 @@ def _revert(
             highlight=False,
         )
     out.print(f"undo this revert with: syncd revert {result.report.run_id}", highlight=False)
-    raise typer.Exit(0 if result.report.outcome == "ok" and not result.mismatches else 1)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _confirmed(question: str) -> bool:
+    """The answer to ``question``; no answer (Ctrl-C, or no input: a script, a cron job) is
+    one line saying what to do, exit 1, instead of click's bare "Aborted."."""
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort:
+        if not json_mode():
+            err.print()  # the prompt's line was left open
+        _error(
+            "syncd revert: no answer to the question (Ctrl-C or no input); nothing was "
+            "written. Add --yes to write without asking, or --dry-run for the plan alone"
+        )
+        raise typer.Exit(1) from None
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    out.print_json(json.dumps(document, default=str))
+
+
+def _revert_result(result: Any) -> dict[str, Any]:
+    """The revert run for ``--json``: what the text output's last lines say."""
+    return {
+        "run_id": result.report.run_id,
+        "outcome": result.report.outcome,
+        "message": result.report.message,
+        "mismatches": [
+            {"lead_id": lead_id, "field": name, "wrote": expected, "crm_shows": found}
+            for lead_id, name, expected, found in result.mismatches
+        ],
+    }
 
 
 def _since(text: str | None) -> datetime | None:
@@ -1112,19 +1228,25 @@ def _since(text: str | None) -> datetime | None:
     from syncd.settings import parse_duration
 
     try:
-        return datetime.now(UTC) - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
+        when = datetime.now(UTC) - parse_duration(text)
+    except (ValueError, OverflowError):
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            when = None
+    if when is not None:
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    # Out of range, the time failed the audit query after the pull ("unexpected ... a bug").
+    problem = "not an ISO time or a duration" if when is None else _time_in_range(when)
+    if problem:
         err.print(
-            f"--since {text!r}: not an ISO time (2026-11-30T09:00) or a duration (2h, 3d)",
+            f"syncd revert: --since {text!r}: {problem}; give an ISO time (2026-11-30T09:00) "
+            "or a duration ago (2h, 3d)",
             markup=False,
             highlight=False,
         )
         raise typer.Exit(2) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return when
 
 
 def _print_revert_plan(plan: Any, breaker: Any) -> None:
@@ -1214,9 +1336,20 @@ def retry(
     try:
         with _store_errors(settings):
             lead_ids = _retry_leads(store, connectors, crm, lead) if lead else None
-            found = retry_requests.waiting(store, crm, code, lead_ids)
+            refused = retry_requests.waiting(store, crm, None, lead_ids)
+            # A code typed in another case (the CRMs' codes are upper-case) is the same code.
+            spelled = {r.error_code.casefold(): r.error_code for r in refused}
+            code = [spelled.get(c.strip().casefold(), c) for c in code] if code else None
+            found = [r for r in refused if not code or r.error_code in code]
             if not found:
                 out.print(f"{crm}: {_retry_scope(code, lead)}: nothing to retry", highlight=False)
+                if refused:  # the --code matched none of them: say which codes there are
+                    waiting = Counter(r.error_code for r in refused)
+                    out.print(
+                        "  refused writes wait with "
+                        + ", ".join(f"--code {c} ({n})" for c, n in sorted(waiting.items())),
+                        highlight=False,
+                    )
                 return
             _print_retry_plan(crm, found)
             if not yes:
@@ -1423,7 +1556,10 @@ def rules_diff(
     application = _build(settings, connect=False)
     try:
         result = diff_rule_books(
-            application, books[0], books[1], _parse_at(at) if at else application.clock()
+            application,
+            books[0],
+            books[1],
+            _parse_at(at) if at is not None else application.clock(),
         )
     finally:
         application.close()
@@ -1641,12 +1777,31 @@ def db_prune(
 def _report_window(
     since: str | None, until: str | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    end = _report_time("--until", until) if until else now
-    start = _report_time("--since", since) if since else end - timedelta(days=90)
+    # An empty value (a script's unset variable) is refused, not read as "not given".
+    end = _report_time("--until", until) if until is not None else now
+    start = _report_time("--since", since) if since is not None else end - timedelta(days=90)
     if start >= end:
-        _error(f"syncd report: --since ({start:%Y-%m-%d}) must be before --until ({end:%Y-%m-%d})")
+        # Without --until the end is the report's time (--at, else now): name that, not an
+        # option the user did not give.
+        shown = _day_or_time(end)
+        ends = (
+            f"--until ({shown})"
+            if until is not None
+            else f"the report's time ({shown}, --at or now: the period's end without --until)"
+        )
+        _error(
+            f"syncd report: --since ({_day_or_time(start)}) must be before {ends}; give an "
+            "earlier --since or a later --until"
+        )
         raise typer.Exit(2)
     return start, end
+
+
+def _day_or_time(when: datetime) -> str:
+    """2026-09-01 for a midnight, else the time to the minute: two times of one day differ."""
+    if when.hour == when.minute == when.second == when.microsecond == 0:
+        return f"{when:%Y-%m-%d}"
+    return f"{when:%Y-%m-%d %H:%M %Z}".strip()
 
 
 def _report_time(option: str, text: str) -> datetime:
@@ -1700,7 +1855,7 @@ def report(
     group: GroupBy | None = by  # type: ignore[assignment]
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
-    now = _report_time("--at", at) if at else datetime.now(UTC)
+    now = _report_time("--at", at) if at is not None else datetime.now(UTC)
     start, end = _report_window(since, until, now)
     rs = settings.report
     options = ReportOptions(
@@ -1770,6 +1925,12 @@ def history_backfill(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
     settings = _settings(config)
     setup_logging(settings.log, quiet=True)
+    _refuse_clearing_the_demo(
+        settings,
+        "history backfill",
+        "The demo's cycles read its emulators' status history as they pull: "
+        "`syncd sync --once` (or `make run`) fills the ledger",
+    )
     application = _build(settings)
     try:
         for name, pipeline in application.pipelines.items():

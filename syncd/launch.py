@@ -2,7 +2,8 @@
 
 Importing ``syncd.cli`` (typer, pydantic, SQLAlchemy and the rest) takes about a second; a
 Ctrl-C in it would end in a ``KeyboardInterrupt`` traceback, before ``cli.main`` could catch
-anything. Here it ends as an interrupted command does: exit 130, nothing printed. (A SIGTERM
+anything. Here it ends with exit 130, as an interrupted command does, and prints nothing:
+nothing was done yet. (A SIGTERM
 then ends the process as Python's default does, silently; ``cli.main`` takes it over.)
 """
 
