@@ -200,7 +200,10 @@ def _declared_log_format(config: Path) -> str:
     not validate: its errors are reported as JSON when JSON was asked for."""
     from syncd.yamlfile import load_yaml
 
-    declared = os.environ.get("SYNCD_LOG__FORMAT", "").strip()
+    # Variable names are read in any case (README, "Settings from the environment").
+    declared = next(
+        (v.strip() for k, v in os.environ.items() if k.upper() == "SYNCD_LOG__FORMAT"), ""
+    )
     if not declared:
         try:
             root = load_yaml(config)

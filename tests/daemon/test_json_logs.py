@@ -89,3 +89,18 @@ def test_start_up_errors_in_json_mode_are_json(tmp_path: Path) -> None:
     assert proc.returncode == 2, err
     records = _records(err, "stderr") + _records(out, "stdout")
     assert any("syncd cannot start" in r["message"] for r in records), records
+
+
+def test_a_config_error_is_json_when_the_log_format_variable_is_set_in_lower_case(
+    tmp_path: Path,
+) -> None:
+    # Variable names are read in any case; so is this one, read before the config validates.
+    with SalesforceEmulator() as emu:
+        config = _write_config(tmp_path, emu)
+        config.write_text(config.read_text().replace("interval: 10s", "intervall: 10s"))
+        env = {**_env(emu), "syncd_log__format": "json"}
+        proc = _syncd("run", "-c", str(config), env=env)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    (problem,) = _records(err, "stderr")
+    assert "unknown setting 'intervall'" in problem["message"] and out == ""
