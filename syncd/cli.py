@@ -47,7 +47,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="syncd: keeps lead statuses right in Salesforce and HubSpot.",
 )
-rules_app = typer.Typer(no_args_is_help=True, help="Check, test and describe rule files.")
+rules_app = typer.Typer(
+    no_args_is_help=True, help="Check, test, compare and print the schema of rule files."
+)
 app.add_typer(rules_app, name="rules")
 db_app = typer.Typer(no_args_is_help=True, help="The state store's schema (Alembic revisions).")
 app.add_typer(db_app, name="db")
