@@ -133,4 +133,6 @@ def test_a_disabled_instance_is_not_checked_when_the_config_loads(
         config.replace("    type: salesforce\n", "    type: salesforce\n    enabled: false\n")
     )
     code, output = _plan(path, monkeypatch)
-    assert code == 0, output
+    # plan refuses a config with no instance enabled, but not for the disabled block's values.
+    assert code == 2 and "no connector instance is enabled" in output, output
+    assert "page_size" not in output, output
