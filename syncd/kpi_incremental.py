@@ -64,6 +64,7 @@ from syncd.report import (
     Transition,
 )
 from syncd.report_read import json_text, lead_info, read_inputs
+from syncd.state import ledger_rekeys
 
 __all__ = ["FunnelState", "sla_deadline"]
 
@@ -377,8 +378,6 @@ class FunnelState:
     def _rekeys_now(self) -> int:
         """The CRM's ledger re-key count, read before the ledger: a merge stored after this
         read makes the next refresh a full one again."""
-        from syncd.state import ledger_rekeys
-
         with self.engine.connect() as conn:
             return ledger_rekeys(conn, self.crm)
 
