@@ -115,6 +115,12 @@ def _where(engine: Engine) -> str:
 
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> SchemaStatus:
     """Make the database usable by this syncd, or raise :class:`SchemaError` saying why not."""
+    if engine.dialect.name == "sqlite":
+        # Read first, unlocked: a store already at the newest revision needs no write lock
+        # (a read-only file serves `syncd status`).
+        status = schema_status(engine)
+        if status.up_to_date:
+            return status
     with engine.begin() as conn:
         _lock(conn)
         status = _status(conn)
@@ -157,5 +163,14 @@ def _upgrade(conn: Connection, status: SchemaStatus) -> None:
 
 
 def _lock(conn: Connection) -> None:
+    """Serialise upgraders of one database, so that the second reads the revision the first
+    committed (two daemons started together on a new store both found it empty, and the
+    second's Alembic run failed on the first's tables)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_UPGRADE_LOCK})
+    elif conn.dialect.name == "sqlite":
+        # Python's sqlite3 opens no transaction before a read or DDL, so each CREATE would
+        # commit on its own; BEGIN IMMEDIATE takes SQLite's write lock now (others wait up to
+        # the busy timeout) and makes the whole upgrade one transaction.
+        # https://www.sqlite.org/lang_transaction.html
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

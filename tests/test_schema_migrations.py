@@ -308,3 +308,82 @@ def test_holds_stay_status_edits_with_their_reason_when_a_0010_store_upgrades(
     assert held["reason"].startswith("status set to 'OPEN' by a person at 2026-03-01 12:00 UTC")
     assert (row.status, row.written_status, row.rep_edit_field) == ("OPEN", "NEW", None)
     assert "lifecycle_stage" in str(row.fields)
+
+
+def test_three_processes_opening_a_new_store_at_once_all_start_on_the_newest_schema(
+    store_url: str,
+) -> None:
+    """Two daemons started together on a new store (a rolling update's first start, `syncd
+    status` run as the daemon starts): the second waits for the first's upgrade, then finds
+    the store up to date. On SQLite both used to find it empty and the second's Alembic run
+    failed on the first's tables."""
+    import subprocess
+    import sys
+
+    # Each imports syncd first and opens the store when told, so that the opens race.
+    opens = (
+        "import sys\n"
+        "from syncd.state import StateStore\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "StateStore(sys.argv[1], auto_upgrade=True)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", opens, store_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    failures = [err for p in procs for _, err in [p.communicate(timeout=120)] if p.returncode]
+    assert failures == []
+    assert schema_status(sa.create_engine(store_url)).up_to_date
+
+
+def test_a_process_killed_while_creating_a_new_store_leaves_it_empty_for_the_next_start(
+    store_url: str,
+) -> None:
+    """The first start's upgrade is one transaction: killed after some tables were made (here
+    at the third CREATE TABLE), it leaves no table behind. On SQLite each CREATE used to commit
+    on its own, and the next start refused the half-made store as tables syncd does not know."""
+    import subprocess
+    import sys
+
+    killed_mid_upgrade = (
+        "import os, sys\n"
+        "from alembic.operations import Operations\n"
+        "made = []\n"
+        "create = Operations.create_table\n"
+        "def dies_at_the_third(self, *args, **kw):\n"
+        "    made.append(args[0])\n"
+        "    if len(made) == 3:\n"
+        "        os._exit(9)  # as SIGKILL: no rollback, no cleanup\n"
+        "    return create(self, *args, **kw)\n"
+        "Operations.create_table = dies_at_the_third\n"
+        "from syncd.state import StateStore\n"
+        "StateStore(sys.argv[1], auto_upgrade=True)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", killed_mid_upgrade, store_url],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == 9, killed.stderr
+    engine = sa.create_engine(store_url)
+    assert sa.inspect(engine).get_table_names() == []
+    engine.dispose()
+    store = StateStore(store_url, auto_upgrade=True)
+    try:
+        assert schema_status(store.engine).up_to_date
+    finally:
+        store.close()
