@@ -99,6 +99,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -110,14 +111,24 @@ def _root(
     ] = False,
 ) -> None:
     """syncd: keeps lead statuses right in Salesforce and HubSpot."""
+    if ctx.invoked_subcommand == "run":
+        # A SIGTERM before `run` installs its handlers is a stop asked for, not an interrupted
+        # command: noted here, it is acted on as soon as they are in place.
+        signal.signal(signal.SIGTERM, _note_terminated)
+    elif _terminated.is_set():
+        raise KeyboardInterrupt  # SIGTERM while importing (syncd.launch): stopped before it began
 
 
-def main() -> None:
+def main(*, terminated: bool = False) -> None:
+    """``terminated``: a SIGTERM arrived while the command line was being imported
+    (syncd.launch); the command acts on it as on one arriving now."""
     # SIGTERM (a systemd stop, a Kubernetes Job's deadline, `timeout`) ends any command as
     # Ctrl-C does: its leases are released and no traceback is printed. Python's default
     # would end the process on the spot, leaving a `sync --once`'s leases held by a dead
     # process for lease.ttl. `syncd run` installs its own handlers (finish the batch, stop).
     signal.signal(signal.SIGTERM, _interrupt)
+    if terminated:
+        _terminated.set()
     try:
         app()
     except SystemExit as exc:
@@ -142,6 +153,10 @@ _terminated = threading.Event()
 def _interrupt(signum: int, _frame: Any) -> None:
     _terminated.set()
     raise KeyboardInterrupt
+
+
+def _note_terminated(signum: int, _frame: Any) -> None:
+    _terminated.set()
 
 
 def _say_interrupted(signal_name: str) -> None:
@@ -258,11 +273,9 @@ def _build(
 @app.command()
 def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Run the daemon: a cycle per connector at its interval until SIGTERM/SIGINT."""
-    settings = _settings(config)
-    setup_logging(settings.log)
-    _require_a_connector(settings)
-    _require_a_durable_store(settings)
-    # SIGTERM during start-up (a CRM check waiting to retry) stops it cleanly, too.
+    # SIGTERM at any moment of start-up (the config still loading, a CRM check waiting to
+    # retry) stops it cleanly with exit 0, as one during a cycle does: a service manager
+    # stopping a unit that just started is not a failure.
     stop = threading.Event()
     from syncd.notify import Notifier
 
@@ -282,6 +295,15 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     # Kept until the daemon installs its own handlers, which set the same event.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stop)
+    if _terminated.is_set():  # arrived while the command line was loading (see _root)
+        _stop(signal.SIGTERM, None)
+    settings = _settings(config)
+    setup_logging(settings.log)
+    _require_a_connector(settings)
+    _require_a_durable_store(settings)
+    if stop.is_set():
+        _error("stopped during start-up; nothing was written")
+        raise typer.Exit(0)
     application = _build(settings, stop=stop, serve_health=True)
     starting.clear()
     from syncd.heap import freeze_startup_heap

@@ -305,6 +305,55 @@ def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
     assert "Traceback" not in out + err
 
 
+# From the interpreter importing syncd, through the config loading (which imports the
+# connectors), to the CRM checks and the first cycle: each delay lands in a different stage on
+# any machine, and before syncd.launch noted a SIGTERM the early ones ended the process with
+# Python's default (-15) or as an interrupted command (143).
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.7, 1.2, 2.0, 4.0])
+def test_sigterm_at_any_moment_of_start_up_stops_run_with_exit_0(
+    tmp_path: Path, emu: SalesforceEmulator, delay: float
+) -> None:
+    emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
+    config = _write_config(tmp_path, emu)
+    # `python -m syncd` starts as the `syncd` console script does (syncd.launch).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "run", "-c", str(config)],
+        env=_env(emu),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, f"exit {proc.returncode} after a SIGTERM at {delay}s:\n{err}"
+    assert "Traceback" not in out + err
+
+
+def test_sigterm_while_sync_once_is_loading_ends_it_as_an_interrupted_command_143(
+    tmp_path: Path, emu: SalesforceEmulator
+) -> None:
+    config = _write_config(tmp_path, emu)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "sync", "--once", "-c", str(config)],
+        env=_env(emu),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(0.2)  # still importing: not a cycle run to its end, so not a success
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM before the command finished" in err
+    assert "Traceback" not in out + err
+    assert _api_calls(emu) == []
+
+
 def test_credentials_refused_at_start_up_is_one_line_naming_the_setting_and_exit_2(
     tmp_path: Path, emu: SalesforceEmulator
 ) -> None:

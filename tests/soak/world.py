@@ -389,7 +389,8 @@ class SoakWorld:
         self._count += 1
         name = f"daemon-{self._count}"
         log = self.root / f"{name}.log"
-        cmd = [_PY, "-m", "syncd.cli", *(args or ("run",)), "--config", str(self.config)]
+        # `python -m syncd`, as the console script starts: a signal while it imports is handled
+        cmd = [_PY, "-m", "syncd", *(args or ("run",)), "--config", str(self.config)]
         with open(log, "w") as out:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=self._daemon_env()
