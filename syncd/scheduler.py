@@ -321,30 +321,7 @@ class Daemon:
                 self._health.port,
             )
         self._open_leases()
-        for name in self.app.pipelines:
-            cs = self.app.settings.connectors()[name]
-            self._scheduler.add_job(
-                self._cycle,
-                "interval",
-                args=[name],
-                id=name,
-                name=name,
-                seconds=cs.interval.total_seconds(),
-                next_run_time=datetime.now(UTC),
-            )
-            log.info("%s: a cycle every %ds", name, cs.interval.total_seconds())
-        retention = self.app.settings.retention
-        if retention.enabled:
-            # Its own job, first run one interval after start: a restart loop never prunes,
-            # and start-up's first cycles have the database to themselves.
-            self._scheduler.add_job(
-                self._prune,
-                "interval",
-                id="retention",
-                name="retention",
-                seconds=retention.interval.total_seconds(),
-            )
-
+        self._schedule_jobs()
         self._watch_leaders()
 
         def _stop(signum: int, _frame: Any) -> None:
@@ -372,6 +349,32 @@ class Daemon:
                 signal.signal(s, handler)
         log.info("stopped cleanly")
         return 0
+
+    def _schedule_jobs(self) -> None:
+        """A cycle job per connector (the first now) and the retention job."""
+        for name in self.app.pipelines:
+            cs = self.app.settings.connectors()[name]
+            self._scheduler.add_job(
+                self._cycle,
+                "interval",
+                args=[name],
+                id=name,
+                name=name,
+                seconds=cs.interval.total_seconds(),
+                next_run_time=datetime.now(UTC),
+            )
+            log.info("%s: a cycle every %ds", name, cs.interval.total_seconds())
+        retention = self.app.settings.retention
+        if retention.enabled:
+            # Its own job, first run one interval after start: a restart loop never prunes,
+            # and start-up's first cycles have the database to themselves.
+            self._scheduler.add_job(
+                self._prune,
+                "interval",
+                id="retention",
+                name="retention",
+                seconds=retention.interval.total_seconds(),
+            )
 
     def _main_loop(self) -> None:
         """Wait for the stop event; ping systemd's watchdog from here.

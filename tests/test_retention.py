@@ -281,6 +281,35 @@ def test_the_daemons_retention_job_prunes_and_counts_what_it_deleted(tmp_path: P
     assert pruned == {"audit": 2}
 
 
+@pytest.mark.parametrize("enabled", [True, False], ids=["enabled", "disabled"])
+def test_the_daemon_schedules_retention_every_interval_first_one_interval_after_start(
+    tmp_path: Path, enabled: bool
+) -> None:
+    """retention.interval spaces the passes, the first one interval after start (a restart
+    loop never prunes); retention.enabled false schedules none, and the cycles still run."""
+    from syncd.scheduler import Daemon
+    from tests.daemon.harness import running_app, write_config
+
+    extra = f"retention: {{enabled: {str(enabled).lower()}, interval: 2h}}\n"
+    with running_app(write_config(tmp_path, crms=("salesforce",), extra=extra)) as app:
+        daemon = Daemon(app)
+        started = datetime.now(UTC)
+        daemon._schedule_jobs()  # what run() schedules before starting the scheduler
+        jobs = {job.id: job for job in daemon._scheduler.get_jobs()}
+    assert "salesforce" in jobs
+    if not enabled:
+        assert "retention" not in jobs
+        return
+    trigger = jobs["retention"].trigger
+    assert trigger.interval == timedelta(hours=2)
+    # No first run time of its own (the cycles have one: now): the trigger's start is the first.
+    assert getattr(jobs["retention"], "next_run_time", None) is None
+    assert jobs["salesforce"].next_run_time <= datetime.now(UTC)
+    assert (
+        started + timedelta(hours=2) <= trigger.start_date <= datetime.now(UTC) + timedelta(hours=2)
+    )
+
+
 # -- retry_request: applied `syncd retry` requests ---------------------------------------------
 
 
