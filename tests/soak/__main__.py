@@ -39,7 +39,9 @@ def render(result: SoakResult, command: str, *, code: str, host: str) -> str:
         f"- state store: {store}",
         f"- leads: {p.leads} per CRM (Salesforce and HubSpot emulators, separate processes)",
         f"- faults: about {p.fault_rate:.0%} of API calls; kinds seen: {', '.join(kinds)}",
-        f"- daemon rounds: {result.kills} SIGKILL, {result.terms} SIGTERM, "
+        f"- daemon rounds: {result.kills} SIGKILL, {result.terms} SIGTERM "
+        f"({result.cycling_signals} of the single-daemon ones timed from its first cycle, "
+        "the others from its start), "
         f"{result.dual_rounds} with two daemons started together on one state store "
         "(the leader killed mid-run)",
         f"- simulated rep edits: {result.rep_edits}",

@@ -47,6 +47,10 @@ class SoakParams:
     kills: int = 4  # single-daemon SIGKILL/SIGTERM rounds
     run_seconds: tuple[float, float] = (1.5, 5.0)  # how long a daemon runs before the signal
     sigterm_share: float = 0.25  # of the rounds end with SIGTERM instead of SIGKILL
+    #: of the rounds time the signal from the process's start (it often lands in start-up: the
+    #: imports, the CRM checks retrying under faults); the others from its first cycle's start,
+    #: so that it lands in a cycle however long a loaded machine takes to start
+    startup_share: float = 0.25
     dual_rounds: int = 1  # rounds with two daemons started together
     rep_edits_per_round: int = 3
     max_quiet_cycles: int = 12
@@ -60,6 +64,8 @@ class SoakResult:
     violations: dict[str, list[str]]
     kills: int = 0
     terms: int = 0
+    #: signals sent to a daemon that was running cycles (the rest landed in start-up)
+    cycling_signals: int = 0
     dual_rounds: int = 0
     quiet_cycles: int = 0
     faults: Counter[str] = field(default_factory=Counter)
@@ -166,6 +172,17 @@ def _wait_for_writes(world: SoakWorld, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def _wait_until_cycling(daemon: Daemon, timeout: float) -> bool:
+    """Until ``daemon`` schedules its cycles (the first starts at once); False if it exited
+    or took longer than ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and daemon.alive():
+        if "a cycle every" in daemon.output():  # syncd.scheduler, as it starts the first
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _leader(world: SoakWorld, pair: list[Daemon]) -> Daemon:
     """The daemon of the pair holding a lease (the first if neither does yet)."""
     holders = {int(r["pid"]) for r in _rows(world.state_url, "lease") if str(r["expires_at"]) > ""}
@@ -269,6 +286,8 @@ def run_soak(root: Path, params: SoakParams) -> SoakResult:
         )
         for _ in range(params.kills):
             daemon = world.start_daemon()
+            if rng.random() >= params.startup_share:
+                result.cycling_signals += _wait_until_cycling(daemon, timeout=60)
             time.sleep(rng.uniform(*params.run_seconds))
             if rng.random() < params.sigterm_share:
                 code = daemon.term()

@@ -28,6 +28,7 @@ def soak(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 def test_the_soak_injected_faults_and_kills(soak: SoakResult) -> None:
     assert soak.kills + soak.terms >= SoakParams().kills
+    assert soak.cycling_signals > 0, "every signal landed in start-up: no cycle was cut short"
     assert soak.dual_rounds == SoakParams().dual_rounds
     assert sum(soak.faults.values()) > 0, "no fault was injected: the soak proved nothing"
     assert soak.rep_edits > 0
