@@ -8,6 +8,7 @@ Counts are not invariants: a soak passes when every list is empty.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ class Observed:
     outbox: list[dict[str, Any]]  # syncd's outbox rows
     audit: list[dict[str, Any]]  # syncd's audit rows
     rep_edits: list[RepEdit] = field(default_factory=list)
+    #: what syncd showed: each daemon's output and the store's rows as text, by source
+    shown: dict[str, str] = field(default_factory=dict)
+    #: the credentials syncd was given, by name
+    secrets: dict[str, str] = field(default_factory=dict)
 
     def leads(self, crm: str) -> dict[str, dict[str, Any]]:
         return dict(self.state[crm]["leads"])
@@ -283,6 +288,25 @@ def no_change_sent_twice(chaos: Observed, _ref: Observed) -> list[str]:
     return bad
 
 
+#: A Salesforce access token as the emulator issues them, as Salesforce does: the org id's
+#: first 15 characters, "!", then the session's secret part.
+_SF_SESSION = re.compile(r"00D\w{12}![\w.-]{20,}")
+
+
+def no_secret_shown(chaos: Observed, _ref: Observed) -> list[str]:
+    """No credential syncd was given, nor an access token a CRM issued to it, appears in its
+    output (logs at every level the daemons wrote, under every fault) or in its store's audit,
+    outbox, run and meta rows."""
+    bad = []
+    for source, text in chaos.shown.items():
+        for name, secret in chaos.secrets.items():
+            if secret and secret in text:
+                bad.append(f"{name} shown in {source}")
+        if _SF_SESSION.search(text):
+            bad.append(f"a Salesforce access token shown in {source}")
+    return bad
+
+
 Judge = Callable[[Observed, Observed], list[str]]
 
 #: name -> judge; a judge takes the chaos world and the reference world.
@@ -296,6 +320,7 @@ INVARIANTS: dict[str, Judge] = {
     "every CRM write audited, every applied audit row written": writes_match_audit,
     "no write batch over the CRM's limit": no_batch_over_limit,
     "no change sent twice": no_change_sent_twice,
+    "no secret shown": no_secret_shown,
 }
 
 

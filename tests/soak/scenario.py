@@ -206,12 +206,20 @@ def _composite_counts(journal: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _observe(world: SoakWorld, edits: list[RepEdit]) -> Observed:
+    outbox, audit = _rows(world.state_url, "outbox"), _rows(world.state_url, "audit")
+    tables = {"outbox": outbox, "audit": audit}
+    tables.update({t: _rows(world.state_url, t) for t in ("run", "meta")})
     return Observed(
         state={c: e.state() for c, e in world.emulators.items()},
         journal={c: e.journal() for c, e in world.emulators.items()},
-        outbox=_rows(world.state_url, "outbox"),
-        audit=_rows(world.state_url, "audit"),
+        outbox=outbox,
+        audit=audit,
         rep_edits=list(edits),
+        shown={
+            **{d.name: d.output() for d in world.daemons},
+            **{f"the {t} table": json.dumps(rows, default=str) for t, rows in tables.items()},
+        },
+        secrets=world.secrets(),
     )
 
 

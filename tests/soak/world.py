@@ -375,6 +375,14 @@ class SoakWorld:
         path.write_text(textwrap.dedent(body))
         return path
 
+    def secrets(self) -> dict[str, str]:
+        """The credentials the daemons are given, by name."""
+        sf, hs = self.emulators["salesforce"].info, self.emulators["hubspot"].info
+        return {
+            "the Salesforce client secret": str(sf["client_secret"]),
+            "the HubSpot access token": str(hs["access_token"]),
+        }
+
     def _daemon_env(self) -> dict[str, str]:
         sf, hs = self.emulators["salesforce"].info, self.emulators["hubspot"].info
         return {
