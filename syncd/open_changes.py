@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"
 OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
 NO_LONGER_WANTED = "no longer wanted by the rules"
+# The rules still want it, but the lead is now held for a person's edit the change was planned
+# after (a longer hold_rep_edits_for since): the person's value stands; when the hold ends, the
+# lead is evaluated again.
+HELD_FOR_PERSONS_EDIT = (
+    "the lead is now held for a person's edit (hold_rep_edits_for); "
+    "planned again if the rules still want it when the hold ends"
+)
 LEAD_DELETED = "lead deleted in the CRM"
 UNCONFIRMED_OVERRIDDEN = (
     "sent but unconfirmed (the answer was lost); someone else changed the "
@@ -63,13 +70,16 @@ def judge_leftover(
     book: RuleBook,
     planner: Planner,
     now: datetime,
+    *,
+    held: bool = False,
 ) -> tuple[OutboxState, str] | None:
     """What becomes of an open change the current verdict does not want as it is.
 
     ``None`` keeps it pending: part of its intent already reached the CRM, and the verdict
     differs only because syncd's own write changed the lead. Otherwise the state to close it in
     and why. ``parts`` are every row of the change's intent; ``done_now`` the ids planning just
-    found in place in the CRM (delivered, though not yet marked so).
+    found in place in the CRM (delivered, though not yet marked so); ``held``: the current
+    verdict holds the lead for a person's edit (``syncd.holds``).
     """
     delivered = any(p.state == OutboxState.DONE or p.id in done_now for p in parts)
     if changed_outside_syncd(row, parts, done_now):
@@ -81,7 +91,7 @@ def judge_leftover(
         # The same field, another value: the newer decision is the one to deliver.
         return OutboxState.SUPERSEDED, "replaced by a newer decision for the same field"
     if not delivered:
-        return OutboxState.SUPERSEDED, NO_LONGER_WANTED
+        return OutboxState.SUPERSEDED, HELD_FOR_PERSONS_EDIT if held else NO_LONGER_WANTED
     if change.ruleset_version != book.version and not wanted_before_the_intent(
         row, change, parts, done_now, planner, now
     ):

@@ -18,6 +18,7 @@ import pytest
 
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 from syncd.app import App
+from syncd.open_changes import HELD_FOR_PERSONS_EDIT
 from syncd.plan import status_report
 from syncd.state import AuditOutcome, OutboxState
 from tests.daemon.harness import outbox_states, running_app, sf_lead
@@ -431,3 +432,51 @@ def test_waiting_decisions_are_delivered_whole_and_once_when_batch_size_shrinks(
     if not lost:
         assert all(len(e.record_ids) == 1 for e in patches), "sent in batches of the new size"
     assert org.campaign_members(campaign) == set(ids) and _members_sent(org) == N_LEADS
+
+
+# ---- 7. holds ------------------------------------------------------------------------------
+
+
+def _hold(days: int) -> str:
+    return f"  hold_rep_edits_for: {days}d\n"
+
+
+def test_waiting_status_write_is_not_sent_when_a_longer_hold_now_covers_a_persons_edit(
+    tmp_path: Path, org: SalesforceEmulator
+) -> None:
+    campaign = org.add_campaign("Newsletter")
+    newsletters = f"{{newsletter: {campaign}}}"
+    (lead,) = org.add_leads(
+        [sf_lead("Rep", "rep@acme.com", title="Analyst")], modstamp=_seconds_ago(10)
+    )
+    now = {"t": datetime.now(UTC)}
+    short = _config(tmp_path, org, rules=HOLD_RULES, newsletters=newsletters, extra=_hold(1))
+    with running_app(short, clock=lambda: now["t"]) as app:
+        assert _cycle(app).startswith("ok")
+        # A person sets the status and the title (which makes the rule want the lead).
+        edited = _seconds_ago(0)
+        org.update_lead(lead, {"Status": "Working - Contacted", "Title": "CEO"}, modstamp=edited)
+        now["t"] = edited + timedelta(days=2)  # the 1-day hold has ended
+        org.faults.fail_next(1, method="PATCH")
+        assert _cycle(app).startswith("failed")
+        assert app.store.pending_count("salesforce") == 1
+    long = _config(tmp_path, org, rules=HOLD_RULES, newsletters=newsletters, extra=_hold(7))
+    with running_app(long, clock=lambda: now["t"]) as app:
+        now["t"] = edited + timedelta(days=2, minutes=1)
+        report = app.pipelines["salesforce"].run_cycle()
+        assert (report.outcome, report.held, report.written) == ("ok", 1, 0), report.message
+        assert org.lead(lead)["Status"] == "Working - Contacted"
+        assert app.store.pending_count("salesforce") == 0
+        # Not "no longer wanted by the rules": they still want it; the hold keeps it back.
+        assert _outcomes(app, lead, "status") == [
+            (AuditOutcome.SUPERSEDED, "Nurture", HELD_FOR_PERSONS_EDIT)
+        ]
+        part = status_report(app)["crms"]["salesforce"]
+        assert part["unsent"] == [
+            {"outcome": "superseded", "reason": HELD_FOR_PERSONS_EDIT, "count": 1}
+        ]
+
+        now["t"] = edited + timedelta(days=7, minutes=1)  # the new hold has ended
+        after = app.pipelines["salesforce"].run_cycle()
+        assert (after.outcome, after.held, after.written) == ("ok", 0, 1), after.message
+    assert org.lead(lead)["Status"] == "Nurture"
