@@ -480,3 +480,49 @@ def test_waiting_status_write_is_not_sent_when_a_longer_hold_now_covers_a_person
         after = app.pipelines["salesforce"].run_cycle()
         assert (after.outcome, after.held, after.written) == ("ok", 0, 1), after.message
     assert org.lead(lead)["Status"] == "Nurture"
+
+
+def test_held_lead_is_written_at_the_first_cycle_after_a_restart_shortens_the_hold_past_it(
+    tmp_path: Path, org: SalesforceEmulator
+) -> None:
+    campaign = org.add_campaign("Newsletter")
+    newsletters = f"{{newsletter: {campaign}}}"
+    (lead,) = org.add_leads(
+        [sf_lead("Rep", "rep@acme.com", title="Analyst")], modstamp=_seconds_ago(10)
+    )
+    now = {"t": datetime.now(UTC)}
+    # No overlap re-read: the held lead is not pulled again, so only the new setting can make
+    # it due before its old hold's end.
+    once = "    overlap_seconds: 0\n"
+    long = _config(
+        tmp_path,
+        org,
+        rules=HOLD_RULES,
+        newsletters=newsletters,
+        extra=_hold(14),
+        connector_extra=once,
+    )
+    with running_app(long, clock=lambda: now["t"]) as app:
+        assert _cycle(app).startswith("ok")
+        edited = _seconds_ago(0)
+        org.update_lead(lead, {"Status": "Working - Contacted", "Title": "CEO"}, modstamp=edited)
+        now["t"] = edited + timedelta(days=2)
+        held = app.pipelines["salesforce"].run_cycle()
+        assert (held.outcome, held.held, held.written) == ("ok", 1, 0), held.message
+        now["t"] += timedelta(minutes=1)
+        idle = app.pipelines["salesforce"].run_cycle()
+        assert (idle.pulled, idle.evaluated) == (0, 0), "due only when its hold ends"
+    short = _config(
+        tmp_path,
+        org,
+        rules=HOLD_RULES,
+        newsletters=newsletters,
+        extra=_hold(1),
+        connector_extra=once,
+    )
+    with running_app(short, clock=lambda: now["t"]) as app:
+        now["t"] += timedelta(minutes=1)
+        after = app.pipelines["salesforce"].run_cycle()
+        assert (after.outcome, after.held, after.written) == ("ok", 0, 1), after.message
+        assert status_report(app)["crms"]["salesforce"]["held"] == []
+    assert org.lead(lead)["Status"] == "Nurture"
