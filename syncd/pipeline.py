@@ -98,6 +98,7 @@ from syncd.open_changes import (
     UNCONFIRMED_WITH_OVERRIDDEN,
     answered_unapplied,
     fields_a_person_set,
+    held_back,
     judge_leftover,
     lead_merged,
     reverted_in_doubt,
@@ -1308,7 +1309,7 @@ class Pipeline:
             new_rows: list[dict[str, Any]] = []
             done: list[OutboxRecord] = []
             leftovers: list[
-                tuple[PlanRecord, OutboxRecord, dict[tuple[str, str], PlannedChange], bool]
+                tuple[PlanRecord, OutboxRecord, dict[tuple[str, str], PlannedChange], str | None]
             ] = []
             for row, verdict in items:
                 wanted = {(c.kind, c.field): c for c in verdict.changes}
@@ -1322,7 +1323,7 @@ class Pipeline:
                     ):
                         done.append(existing)  # the CRM already shows it (written before a crash)
                     else:
-                        leftovers.append((row, existing, wanted, bool(verdict.held)))
+                        leftovers.append((row, existing, wanted, held_back(verdict)))
                 if any(c.kind == "field" for c in verdict.changes):
                     changing += 1
                 intent_id = f"{report.run_id}.{row.lead_id}"

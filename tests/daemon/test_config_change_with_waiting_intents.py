@@ -18,7 +18,7 @@ import pytest
 
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 from syncd.app import App
-from syncd.open_changes import HELD_FOR_PERSONS_EDIT
+from syncd.open_changes import HELD_BY_LOOP_GUARD, HELD_FOR_PERSONS_EDIT
 from syncd.plan import status_report
 from syncd.state import AuditOutcome, OutboxState
 from tests.daemon.harness import outbox_states, running_app, sf_lead
@@ -526,3 +526,60 @@ def test_held_lead_is_written_at_the_first_cycle_after_a_restart_shortens_the_ho
         assert (after.outcome, after.held, after.written) == ("ok", 0, 1), after.message
         assert status_report(app)["crms"]["salesforce"]["held"] == []
     assert org.lead(lead)["Status"] == "Nurture"
+
+
+# Another integration puts every MQL back (not held: hold_rep_edits_for 0s); the rule moves it
+# to MQL again, a loop the loop guard stops.
+LOOP_RULES = """\
+version: 1
+name: qualify
+mode: first_match
+statuses: {New: {}, Open: {}, MQL: {}}
+rules:
+  - id: new-to-mql
+    when: {field: status, eq: New}
+    then:
+      - set_status: MQL
+"""
+
+
+def _loop_config(tmp_path: Path, org: SalesforceEmulator, campaign: str, max_changes: int) -> Path:
+    config = _config(
+        tmp_path, org, rules=LOOP_RULES, newsletters=f"{{newsletter: {campaign}}}", extra=_hold(0)
+    )
+    config.write_text(
+        config.read_text() + f"loop_guard: {{max_changes: {max_changes}, window: 7d}}\n"
+    )
+    return config
+
+
+def test_waiting_status_write_is_superseded_saying_the_loop_guard_holds_it_when_its_limit_drops(
+    tmp_path: Path, org: SalesforceEmulator
+) -> None:
+    campaign = org.add_campaign("Newsletter")
+    (lead,) = org.add_leads(
+        [sf_lead("Loop", "loop@acme.com", title="CTO")], modstamp=_seconds_ago(10)
+    )
+    with running_app(_loop_config(tmp_path, org, campaign, 3)) as app:
+        for _ in range(2):
+            assert _cycle(app).startswith("ok")
+            assert org.lead(lead)["Status"] == "MQL"
+            org.update_lead(lead, {"Status": "Open - Not Contacted"})  # undone
+        org.faults.fail_next(1, method="PATCH")
+        assert _cycle(app).startswith("failed")
+        assert app.store.pending_count("salesforce") == 1
+    with running_app(_loop_config(tmp_path, org, campaign, 2)) as app:
+        report = app.pipelines["salesforce"].run_cycle()
+        assert (report.outcome, report.written) == ("ok", 0), report.message
+        assert org.lead(lead)["Status"] == "Open - Not Contacted"
+        # Not "no longer wanted by the rules": they still want it; the loop guard keeps it back.
+        assert _outcomes(app, lead, "status")[-1] == (
+            AuditOutcome.SUPERSEDED,
+            "MQL",
+            HELD_BY_LOOP_GUARD,
+        )
+        part = status_report(app)["crms"]["salesforce"]
+        assert part["unsent"] == [
+            {"outcome": "superseded", "reason": HELD_BY_LOOP_GUARD, "count": 1}
+        ]
+        assert [h["lead_id"] for h in part["loop_held"]] == [lead]
