@@ -337,6 +337,28 @@ def test_waiting_join_goes_to_the_new_campaign_when_the_newsletter_is_pointed_el
             ]
 
 
+def test_waiting_join_is_withdrawn_with_a_reason_when_the_newsletter_is_removed_with_its_rule(
+    tmp_path: Path, org: SalesforceEmulator
+) -> None:
+    campaign = org.add_campaign("Newsletter")
+    with running_app(_config(tmp_path, org, newsletters=f"{{newsletter: {campaign}}}")) as app:
+        ids = _joins_waiting(app, org)
+    # The admin retires the newsletter: gone from the config and from the rule.
+    rules = RULES.replace("      - add_to_newsletter: newsletter\n", "")
+    with running_app(_config(tmp_path, org, rules=rules, newsletters="{}")) as app:
+        assert _cycle(app).startswith("ok")
+        version = app.rules.book.version
+        reason = f"rule set changed to version {version} and no longer wants it"
+        for i in ids:
+            assert _outcomes(app, i, "newsletter:newsletter") == [
+                (AuditOutcome.WITHDRAWN, True, reason)
+            ]
+        part = status_report(app)["crms"]["salesforce"]
+        assert part["pending"] == 0
+        assert part["unsent"] == [{"outcome": "withdrawn", "reason": reason, "count": N_LEADS}]
+    assert org.campaign_members(campaign) == set() and _members_sent(org) == 0
+
+
 # ---- 4. a custom field's mapping -------------------------------------------------------------
 
 
