@@ -5,8 +5,8 @@ in the outbox across cycles: pending a retry, in flight, or in doubt after a los
 cycle the pipeline asks of every open change the current verdict does not want as it is:
 
 * :func:`judge_leftover`: keep it (part of its intent already reached the CRM), supersede it
-  (syncd's own newer decision), or withdraw it (a person, a deletion or a new rule set), and
-  the reason the audit row gives;
+  (syncd's own newer decision, or a hold that now covers the lead: :func:`held_back`), or
+  withdraw it (a person, a deletion or a new rule set), and the reason the audit row gives;
 * :func:`reverted_in_doubt`: whether a person overrode a status write whose answer was lost;
 * :func:`answered_unapplied`: whether a failed request's error proves the CRM applied nothing;
 * :func:`syncd_made`: whether a pulled status change is syncd's own;
@@ -30,12 +30,23 @@ from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.state import OutboxState, _utc
 
 if TYPE_CHECKING:
-    from syncd.planner import PlannedChange, Planner
+    from syncd.planner import LeadVerdict, PlannedChange, Planner
 
 # Why an open change is not sent (the row's error_message and the audit row's message).
 OUTSIDE_AFTER_WRITE = "status changed by a person (or the CRM) after syncd's write"
 OUTSIDE_BEFORE_WRITE = "status changed by a person (or the CRM) before syncd wrote it"
 NO_LONGER_WANTED = "no longer wanted by the rules"
+# The rules still want it, but the lead is now held: for a person's edit the change was planned
+# after (hold_rep_edits_for lengthened since), or by the loop guard (its limit lowered since).
+# One text each, whatever the lead, so `syncd status` counts them as one reason.
+HELD_FOR_PERSONS_EDIT = (
+    "the lead is now held for a person's edit (hold_rep_edits_for); "
+    "planned again if the rules still want it when the hold ends"
+)
+HELD_BY_LOOP_GUARD = (
+    "the lead is now held by the loop guard (loop_guard.max_changes); "
+    "planned again if the rules still want it once syncd's changes leave its window"
+)
 LEAD_DELETED = "lead deleted in the CRM"
 UNCONFIRMED_OVERRIDDEN = (
     "sent but unconfirmed (the answer was lost); someone else changed the "
@@ -63,13 +74,16 @@ def judge_leftover(
     book: RuleBook,
     planner: Planner,
     now: datetime,
+    *,
+    held: str | None = None,
 ) -> tuple[OutboxState, str] | None:
     """What becomes of an open change the current verdict does not want as it is.
 
     ``None`` keeps it pending: part of its intent already reached the CRM, and the verdict
     differs only because syncd's own write changed the lead. Otherwise the state to close it in
     and why. ``parts`` are every row of the change's intent; ``done_now`` the ids planning just
-    found in place in the CRM (delivered, though not yet marked so).
+    found in place in the CRM (delivered, though not yet marked so); ``held``: why the current
+    verdict holds the lead back (:func:`held_back`), None when it does not.
     """
     delivered = any(p.state == OutboxState.DONE or p.id in done_now for p in parts)
     if changed_outside_syncd(row, parts, done_now):
@@ -81,13 +95,23 @@ def judge_leftover(
         # The same field, another value: the newer decision is the one to deliver.
         return OutboxState.SUPERSEDED, "replaced by a newer decision for the same field"
     if not delivered:
-        return OutboxState.SUPERSEDED, NO_LONGER_WANTED
+        return OutboxState.SUPERSEDED, held or NO_LONGER_WANTED
     if change.ruleset_version != book.version and not wanted_before_the_intent(
         row, change, parts, done_now, planner, now
     ):
         return OutboxState.WITHDRAWN, (
             f"rule set changed to version {book.version} and no longer wants it"
         )
+    return None
+
+
+def held_back(verdict: LeadVerdict) -> str | None:
+    """Why ``verdict`` holds its lead back whatever the rules want (``judge_leftover``'s
+    ``held``): a person's edit (``syncd.holds``) or the loop guard; None when it does not."""
+    if verdict.held:
+        return HELD_FOR_PERSONS_EDIT
+    if verdict.loop_held:
+        return HELD_BY_LOOP_GUARD
     return None
 
 

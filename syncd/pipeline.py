@@ -98,6 +98,7 @@ from syncd.open_changes import (
     UNCONFIRMED_WITH_OVERRIDDEN,
     answered_unapplied,
     fields_a_person_set,
+    held_back,
     judge_leftover,
     lead_merged,
     reverted_in_doubt,
@@ -1308,7 +1309,7 @@ class Pipeline:
             new_rows: list[dict[str, Any]] = []
             done: list[OutboxRecord] = []
             leftovers: list[
-                tuple[PlanRecord, OutboxRecord, dict[tuple[str, str], PlannedChange]]
+                tuple[PlanRecord, OutboxRecord, dict[tuple[str, str], PlannedChange], str | None]
             ] = []
             for row, verdict in items:
                 wanted = {(c.kind, c.field): c for c in verdict.changes}
@@ -1322,7 +1323,7 @@ class Pipeline:
                     ):
                         done.append(existing)  # the CRM already shows it (written before a crash)
                     else:
-                        leftovers.append((row, existing, wanted))
+                        leftovers.append((row, existing, wanted, held_back(verdict)))
                 if any(c.kind == "field" for c in verdict.changes):
                     changing += 1
                 intent_id = f"{report.run_id}.{row.lead_id}"
@@ -1347,9 +1348,9 @@ class Pipeline:
                     )
             closed: dict[tuple[OutboxState, str], list[OutboxRecord]] = defaultdict(list)
             if leftovers:
-                intents = self.store.intent_parts(conn, {r.intent_id for _, r, _ in leftovers})
+                intents = self.store.intent_parts(conn, {r.intent_id for _, r, _, _ in leftovers})
                 done_now = {r.id for r in done}
-                for row, existing, wanted in leftovers:
+                for row, existing, wanted, held in leftovers:
                     closing = judge_leftover(
                         row,
                         existing,
@@ -1359,6 +1360,7 @@ class Pipeline:
                         book,
                         planner,
                         now,
+                        held=held,
                     )
                     if closing is not None:
                         closed[closing].append(existing)

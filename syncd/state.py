@@ -150,9 +150,10 @@ class OutboxState(StrEnum):
     * ``blocked``     the change breaker stopped the run that planned it; never sent. The next run
                       plans again from the rules (``sync --once --approve-large-run`` lets it pass).
     * ``superseded``  syncd's own re-decision before any part of its intent reached the CRM: the
-                      rules no longer want it, a newer decision replaced it, or its run died
-                      before approving it. Nothing of the decision was written, so nothing is
-                      left half done.
+                      rules no longer want it, a newer decision replaced it, the lead is now
+                      held (a longer hold now covers a person's earlier edit, or a lower loop
+                      guard limit), or its run died before approving it.
+                      Nothing of the decision was written, so nothing is left half done.
     * ``withdrawn``   not sent because of something outside syncd: the lead was deleted or
                       converted, a person (or the CRM) changed its status after syncd planned or
                       wrote part of the intent, or a new rule-set version no longer wants it.
