@@ -483,6 +483,12 @@ class Connector(abc.ABC):
     #: stage's alone.
     history_of_rule_fields: ClassVar[bool] = False
 
+    def field_mapping(self) -> dict[str, str]:
+        """The ``fields`` mapping pulls read, canonical name -> the CRM's name: the daemon keeps
+        the one its mirror was read under, and reads every lead again when it changes
+        (``syncd.field_remap``). Empty for a connector that maps no fields."""
+        return {}
+
     def history_value(self, field: str, text: str | None) -> Any:
         """A value of canonical ``field`` as a :class:`HistoryEntry` keeps it (text) as a
         pull reads the field: typed as the CRM stores it (a number field's as a number), so a

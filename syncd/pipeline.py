@@ -70,6 +70,7 @@ from connectors.errors import (
 from rules import RuleBook
 from syncd import (
     due,
+    field_remap,
     history_pending,
     ledger,
     plan_probe,
@@ -255,6 +256,8 @@ class Pipeline:
         self._lifecycle = policy_of(settings)
         #: The fields the running pull watches for a person's edit (``syncd.holds``).
         self._watched_fields: frozenset[str] = frozenset()
+        #: The ``fields`` mapping was compared with the mirror's (``syncd.field_remap``).
+        self._mapping_checked = False
         #: The canonical field whose transitions the ledger records as ``lifecycle_stage``.
         self._ledger_stage_field = (
             self._lifecycle.field if self._lifecycle is not None else ledger.LIFECYCLE
@@ -645,9 +648,6 @@ class Pipeline:
 
     def pull(self, report: CycleReport, *, until: datetime) -> None:
         start, self._run_start = self._run_start, None  # the cycle's start read the cursor
-        stored = start.cursor if start is not None else self.store.cursor(self.crm)
-        since = self._stored_cursor = Cursor(*stored) if stored else None
-        started = self.clock()
         # A person's edit of a field the active rules set holds the lead (syncd.holds).
         self._watched_fields = fields_rules_set(
             self.rules(),
@@ -655,6 +655,11 @@ class Pipeline:
             crm=self.settings.type,
             connector=self.crm or self.settings.type,  # as the planner's rule input names it
         )
+        if not self._mapping_checked and self._read_again_if_remapped():
+            start = None  # the cursor was forgotten: this pull reads every lead
+        stored = start.cursor if start is not None else self.store.cursor(self.crm)
+        since = self._stored_cursor = Cursor(*stored) if stored else None
+        started = self.clock()
         progress = self.progress(self.crm) if self.progress is not None else None
         first_sight = self._pull_history = FirstSightHistory(
             self.connector, self.crm, first_sync=since is None, also=self._first_sight_fields()
@@ -937,6 +942,53 @@ class Pipeline:
             run_id=report.run_id,
             reason=UNCONFIRMED_WITH_OVERRIDDEN,
         )
+
+    def _read_again_if_remapped(self) -> bool:
+        """The first pull of this process, when the connector's ``fields`` mapping is not the
+        one the mirror was read under (``syncd.field_remap``): drop the changed fields from the
+        mirror, forget the cursor and hold the remapped fields rules set, in one transaction.
+        True when the cursor was forgotten (a field is mapped anew: every lead is read)."""
+        current = self.connector.field_mapping()
+        stored = self.store.get_meta(field_remap.map_key(self.crm))
+        changed = field_remap.changed_fields(stored, current)
+        if stored is not None and not changed:
+            self._mapping_checked = True
+            return False
+        read_again = any(name in current for name in changed)
+        now = aware(self.clock())
+        holds = field_remap.holds_after(
+            self.store.get_meta(field_remap.holds_key(self.crm)),
+            changed,
+            current,
+            self._watched_fields,
+            now + self.settings.hold_rep_edits_for,
+        )
+        with self.store.begin() as conn:
+            if changed:
+                self.store.forget_lead_fields(conn, self.crm, changed)
+                self.store.put_meta(conn, field_remap.holds_key(self.crm), holds)
+            if read_again:
+                self.store.forget_cursor(conn, self.crm)
+            self.store.put_meta(conn, field_remap.map_key(self.crm), current)
+        self._mapping_checked = True
+        if changed:
+            held = sorted(set(changed) & set(holds))
+            log.warning(
+                "%s: fields mapped differently since the mirror was read (%s)%s%s",
+                self.crm,
+                ", ".join(
+                    f"{n}: {stored.get(n) if stored else None} -> {current.get(n)}" for n in changed
+                ),
+                "; this pull reads every lead again" if read_again else "",
+                (
+                    f"; syncd writes none of {', '.join(held)} until "
+                    f"{now + self.settings.hold_rep_edits_for:%Y-%m-%d %H:%M} UTC "
+                    "(hold_rep_edits_for: a person may have set it before the change)"
+                )
+                if held
+                else "",
+            )
+        return read_again
 
     def _first_sight_history(
         self, by_id: Mapping[str, RemoteLead]

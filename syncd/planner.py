@@ -17,7 +17,7 @@ from typing import Any
 
 from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
-from syncd import due
+from syncd import due, field_remap
 from syncd.business_clock import aware
 from syncd.holds import held_reason, is_held
 from syncd.lifecycle import policy_of
@@ -157,9 +157,17 @@ class Planner:
     """Turns a rule decision into concrete changes for one mirror row."""
 
     def __init__(
-        self, *, crm: str, book: RuleBook, settings: ConnectorSettings, now: datetime | None = None
+        self,
+        *,
+        crm: str,
+        book: RuleBook,
+        settings: ConnectorSettings,
+        now: datetime | None = None,
+        remap_holds: Mapping[str, datetime] | None = None,
     ) -> None:
+        """``remap_holds``: fields not written until the time given (``syncd.field_remap``)."""
         self.crm = crm  # the instance name: mirror rows are keyed by it
+        self.remap_holds = dict(remap_holds or {})
         self.kind = settings.type
         self.book = book
         # Thresholds of `older_than`/`within` are computed once per cycle, not once per lead.
@@ -210,8 +218,9 @@ class Planner:
             target = self.to_crm_status.get(decision.status, decision.status)
             if target != status:
                 verdict.changes.append(PlannedChange("field", "status", target, status))
+        remapped = None
         if decision.field_sets or decision.newsletters:
-            self._set_and_join(row, decision, verdict)
+            remapped = self._set_and_join(row, decision, verdict)
         # The rest is about failed writes and a person's edits: most leads have neither, so
         # the calls are skipped, not made to return nothing.
         if row.error_code:
@@ -220,6 +229,7 @@ class Planner:
             next_change = next_change_of(lead)
         else:
             next_change = self.book.next_change(lead, now)
+        next_change = _earliest(next_change, remapped)  # evaluated again when a hold ends
         edited = row.rep_edit_at
         if edited is None:
             verdict.due = next_change
@@ -232,16 +242,24 @@ class Planner:
         verdict.due = _earliest(next_change, due.hold_expiry(edited, self.hold, aware(now)))
         return verdict
 
-    def _set_and_join(self, row: PlanRecord, decision: Decision, verdict: LeadVerdict) -> None:
-        """The decision's field values and newsletter joins the lead does not have yet."""
+    def _set_and_join(
+        self, row: PlanRecord, decision: Decision, verdict: LeadVerdict
+    ) -> datetime | None:
+        """The decision's field values and newsletter joins the lead does not have yet; the
+        earliest end of a remap hold that kept a field back (``syncd.field_remap``), if any."""
         fields, newsletters = row.fields, row.newsletters
+        remapped = None
         for name, wanted in decision.field_sets.items():
+            if name in self.remap_holds:  # remapped lately: a person's earlier edit is unknown
+                remapped = _earliest(remapped, self.remap_holds[name])
+                continue
             value = self._field_value(row, name, wanted, verdict)
             if value is not _BLOCKED and fields.get(name) != value:
                 verdict.changes.append(PlannedChange("field", name, value, fields.get(name)))
         for name in decision.newsletters:
             if name not in (newsletters or ()):
                 verdict.changes.append(PlannedChange("membership", name, True, None))
+        return remapped
 
     def _held(self, row: PlanRecord, now: datetime) -> str | None:
         """Why syncd leaves the lead alone (syncd.holds): a person changed its status, or a
@@ -345,7 +363,8 @@ def iter_verdicts(
 
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
     """
-    planner = Planner(crm=crm, book=book, settings=settings, now=now)
+    remap_holds = field_remap.active_holds(store.get_meta(field_remap.holds_key(crm)), aware(now))
+    planner = Planner(crm=crm, book=book, settings=settings, now=now, remap_holds=remap_holds)
     for chunk in due.iter_plan_rows(store, crm, now, every=every, chunk=PLAN_CHUNK):
         judged = [(row, planner.verdict(row, now)) for row in chunk]
         drop_refused_memberships(store, crm, judged)

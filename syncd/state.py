@@ -751,6 +751,29 @@ class StateStore:
                 out[lead_id] = newsletters
         return out
 
+    def forget_lead_fields(self, conn: Connection, crm: str, names: Sequence[str]) -> int:
+        """Drop fields ``names`` from every mirrored lead of ``crm`` (``syncd.field_remap``):
+        read again, they come back as first read. Returns the leads changed."""
+        table = LeadRow.__table__
+        if not names:
+            return 0
+        if self._dialect == "postgresql":
+            dropped = text("(fields::jsonb - CAST(:names AS text[]))::json").bindparams(
+                names=list(names)
+            )
+        else:  # a JSON path per name, quoted as SQLite's JSON paths quote a key
+            paths = {f"p{i}": f'$."{n}"' for i, n in enumerate(names)}
+            dropped = text(f"json_remove(fields, {', '.join(':' + k for k in paths)})")
+            dropped = dropped.bindparams(**paths)
+        result = conn.execute(update(table).where(table.c.crm == crm).values(fields=dropped))
+        self.rows_churned["lead"] += result.rowcount or 0
+        return result.rowcount or 0
+
+    def forget_cursor(self, conn: Connection, crm: str, obj: str = "lead") -> None:
+        """The next pull of ``crm`` reads every record, as a first sync does."""
+        table = CursorRow.__table__
+        conn.execute(delete(table).where(table.c.crm == crm, table.c.object == obj))
+
     def existing_lead_ids(self, conn: Connection, crm: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the mirror holds (the index alone: no row is read or decoded)."""
         out: set[str] = set()

@@ -251,3 +251,26 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(store_url: s
     assert run.outcome == "interrupted" and "stopped before the run finished" in run.message
     assert store.close_interrupted_runs(T0 + timedelta(minutes=2)) == 0
     store.close()
+
+
+def test_forgetting_fields_drops_only_those_fields_of_that_connectors_leads_and_its_cursor(
+    store_url: str,
+) -> None:
+    """A remapped field's values go from the mirror (syncd.field_remap), a name with a dot or
+    quote as safely as any; another connector's leads and the other fields stay."""
+    store = StateStore(store_url)
+    fields = {"email": "a@x.io", "tier": "Gold", "odd.name's": 1, "need": "n"}
+    with store.begin() as conn:
+        store.upsert_leads(conn, [_lead("a", fields=fields), _lead("b", fields={"tier": "x"})])
+        store.upsert_leads(conn, [_lead("h", crm="hubspot", fields={"tier": "Gold"})])
+        store.save_cursor(conn, "salesforce", T0, "a", T0)
+        store.save_cursor(conn, "hubspot", T0, "h", T0)
+    with store.begin() as conn:
+        assert store.forget_lead_fields(conn, "salesforce", ["tier", "odd.name's"]) == 2
+        store.forget_cursor(conn, "salesforce")
+    assert store.lead("salesforce", "a").fields == {"email": "a@x.io", "need": "n"}
+    assert store.lead("salesforce", "b").fields == {}
+    assert store.lead("hubspot", "h").fields == {"tier": "Gold"}
+    assert store.cursor("salesforce") is None
+    assert store.cursor("hubspot") is not None
+    store.close()

@@ -268,6 +268,9 @@ class HubSpotConnector(Connector):
             field_kinds=kinds,
         )
 
+    def field_mapping(self) -> dict[str, str]:
+        return dict(self.config.fields)
+
     def fields_gone(self, needed: Collection[str] = ()) -> dict[str, str]:
         """Mapped properties :meth:`check` found that the account no longer has (archived or
         deleted since), canonical name -> property.

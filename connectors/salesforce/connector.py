@@ -1520,6 +1520,9 @@ class SalesforceConnector(Connector):
                 self._absent.add(canonical)
                 self._gone[canonical] = api
 
+    def field_mapping(self) -> dict[str, str]:
+        return dict(self._config.fields)
+
     def _read_fields(self) -> dict[str, str]:
         """The mapping pulls read: every mapped field the org has (as far as known)."""
         return {c: api for c, api in self._config.fields.items() if c not in self._absent}

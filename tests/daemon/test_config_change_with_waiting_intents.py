@@ -362,40 +362,108 @@ def test_waiting_join_is_withdrawn_with_a_reason_when_the_newsletter_is_removed_
 # ---- 4. a custom field's mapping -------------------------------------------------------------
 
 
-def test_waiting_field_write_goes_to_the_newly_mapped_crm_field_and_not_the_old_one(
+def test_a_remapped_field_a_rule_sets_is_written_only_a_hold_after_the_change_not_over_a_person(
     tmp_path: Path, org: SalesforceEmulator
 ) -> None:
+    """tier moves from Tier__c to Need__c while a write of it waits, and a person set Need__c
+    half an hour before: syncd never read Need__c, so it cannot tell that edit from a value
+    left alone. For one hold after the change it writes no tier (the waiting write is not
+    sent), then writes it with Need__c's value as the audited before. It used to send Hot over
+    the person's value at once, audited as replacing nothing (the mirror held Tier__c's)."""
     campaign = org.add_campaign("Newsletter")
     (ceo,) = org.add_leads(
         [sf_lead("Boss", "boss@acme.com", title="CEO")], modstamp=_seconds_ago(5)
     )
     mapped = "    fields: {{tier: {}, need: null}}\n"
-    old = _config(
-        tmp_path,
-        org,
-        rules=TIER_RULES,
-        newsletters=f"{{newsletter: {campaign}}}",
-        connector_extra=mapped.format("Tier__c"),
-    )
-    with running_app(old) as app:
+    now = {"t": datetime.now(UTC)}
+
+    def config(field: str) -> Path:
+        return _config(
+            tmp_path,
+            org,
+            rules=TIER_RULES,
+            newsletters=f"{{newsletter: {campaign}}}",
+            extra=_hold(1),
+            connector_extra=mapped.format(field),
+        )
+
+    with running_app(config("Tier__c"), clock=lambda: now["t"]) as app:
         org.faults.fail_next(1, method="PATCH")
         assert _cycle(app).startswith("failed")
         assert app.store.pending_count("salesforce") == 1
-    new = _config(
-        tmp_path,
-        org,
-        rules=TIER_RULES,
-        newsletters=f"{{newsletter: {campaign}}}",
-        connector_extra=mapped.format("Need__c"),
+    org.update_lead(ceo, {"Need__c": "Cold"}, modstamp=_seconds_ago(1800))
+    with running_app(config("Need__c"), clock=lambda: now["t"]) as app:
+        report = app.pipelines["salesforce"].run_cycle()
+        assert (report.outcome, report.pulled, report.written) == ("ok", 1, 0), report.message
+        assert org.lead(ceo)["Need__c"] == "Cold", "a person's value stands"
+        assert app.store.pending_count("salesforce") == 0, "the waiting write is not sent"
+        now["t"] += timedelta(days=1, minutes=1)  # the hold after the change has ended
+        after = app.pipelines["salesforce"].run_cycle()
+        assert (after.outcome, after.written) == ("ok", 1), after.message
+        assert [(o, a) for o, a, _ in _outcomes(app, ceo, "tier")][-1] == (
+            AuditOutcome.APPLIED,
+            "Hot",
+        )
+        audit = app.store.audit_of_run(after.run_id)
+        assert [(r.field, r.before, r.after) for r in audit] == [("tier", "Cold", "Hot")]
+    assert org.lead(ceo)["Need__c"] == "Hot"
+    assert org.lead(ceo)["Tier__c"] is None, "the old field is left alone"
+
+
+GOLD_RULES = """\
+version: 1
+name: tiers
+mode: first_match
+statuses: {New: {}, Open: {}, Nurture: {}}
+rules:
+  - id: gold-nurture
+    when: {field: tier, eq: Gold}
+    then:
+      - set_status: Nurture
+"""
+
+
+def test_rules_reading_a_remapped_field_see_the_new_crm_fields_values_in_the_first_cycle(
+    tmp_path: Path, org: SalesforceEmulator
+) -> None:
+    """Leads the CRM did not change since are read again at once: the rules never decide from
+    the old field's values (which the mirror kept until each lead changed)."""
+    campaign = org.add_campaign("Newsletter")
+    gold_before, gold_after = org.add_leads(
+        [
+            sf_lead("A", "a@acme.com", title="Analyst", Tier__c="Gold", Need__c="Silver"),
+            sf_lead("B", "b@acme.com", title="Analyst", Tier__c="Silver", Need__c="Gold"),
+        ],
+        modstamp=_seconds_ago(5),
     )
-    with running_app(new) as app:
+    mapped = "    fields: {{tier: {}, need: null}}\n"
+
+    def config(field: str) -> Path:
+        return _config(
+            tmp_path,
+            org,
+            rules=GOLD_RULES,
+            newsletters=f"{{newsletter: {campaign}}}",
+            connector_extra=mapped.format(field),
+        )
+
+    with running_app(config("Tier__c")) as app:
         assert _cycle(app).startswith("ok")
-        assert org.lead(ceo)["Need__c"] == "Hot"
-        assert org.lead(ceo)["Tier__c"] is None, "the old field is left alone"
-        assert app.store.pending_count("salesforce") == 0
         assert _cycle(app).startswith("ok")
-    updates = [e for e in org.journal.writes() if e.method == "PATCH" and e.status == 200]
-    assert len(updates) == 1
+    assert org.lead(gold_before)["Status"] == "Nurture"
+    assert org.lead(gold_after)["Status"] == "Open - Not Contacted"
+    with running_app(config("Need__c")) as app:
+        report = app.pipelines["salesforce"].run_cycle()
+        assert (report.outcome, report.pulled, report.written) == ("ok", 2, 1), report.message
+        mirrored = {
+            lead: record.fields["tier"]
+            for lead in (gold_before, gold_after)
+            if (record := app.store.lead("salesforce", lead)) is not None
+        }
+        assert mirrored == {gold_before: "Silver", gold_after: "Gold"}
+        again = app.pipelines["salesforce"].run_cycle()
+        assert again.outcome == "ok" and again.pulled <= 1, "read again once, not every cycle"
+    assert org.lead(gold_after)["Status"] == "Nurture"
 
 
 # ---- 5. a connector disabled, then enabled ---------------------------------------------------
