@@ -748,6 +748,22 @@ def _print_plan(result: Plan, leads: bool) -> None:
                     markup=False,
                     highlight=False,
                 )
+        if part["remapped"]:
+            out.print(
+                "  fields mapped otherwise than the mirror was read under ("
+                + ", ".join(part["remapped"])
+                + "): the next cycle reads every lead again before it plans; "
+                "`syncd plan --pull` shows what it will do",
+                markup=False,
+                highlight=False,
+            )
+        for field, until in sorted(part["remap_held"].items()):
+            out.print(
+                f"  {field} is written by no rule until {until:%Y-%m-%d %H:%M} UTC: remapped "
+                "lately, it may hold a person's edit syncd could not see (hold_rep_edits_for)",
+                markup=False,
+                highlight=False,
+            )
         for kind in ("held", "loop_held", "blocked", "failed"):
             if part[kind]:
                 out.print(f"  {len(part[kind])} {kind}:")

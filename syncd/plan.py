@@ -9,14 +9,15 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from rules.engine import Conflict, RuleBook
-from syncd import due, retry_requests
+from syncd import due, field_remap, retry_requests
 from syncd.app import App
+from syncd.business_clock import aware
 from syncd.holds import held_reason, held_since
 from syncd.lead_refs import find_leads
 from syncd.loop_guard import LoopGuard
 from syncd.pipeline import CycleReport
 from syncd.planner import LeadVerdict, Planner, drop_refused_memberships, iter_verdicts
-from syncd.settings import BreakerSettings
+from syncd.settings import BreakerSettings, ConnectorSettings
 from syncd.state import StateStore, _utc
 from syncd.views import (
     ConflictView,
@@ -30,6 +31,25 @@ from syncd.views import (
 )
 
 __all__ = ["build_plan", "explain_lead", "status_report"]
+
+
+def _remapped(app: App, name: str, cs: ConnectorSettings) -> list[str]:
+    """Fields ``name``'s config maps otherwise than its mirror was read under: the next cycle
+    reads every lead again before it plans (``syncd.field_remap``), which a plan without
+    ``--pull`` cannot show."""
+    from syncd.app import StartupError, connector_config
+
+    try:
+        mapping = getattr(connector_config(app.settings, name, cs), "fields", None)
+    except StartupError:
+        return []  # the config's own problem, reported by the commands that connect
+    if not isinstance(mapping, dict):
+        return []
+    stored = app.store.get_meta(field_remap.map_key(name))
+    return [
+        f"{field}: {stored.get(field)} -> {mapping.get(field)}"
+        for field in field_remap.changed_fields(stored, mapping)
+    ]
 
 
 def build_plan(
@@ -61,6 +81,10 @@ def build_plan(
             "leads": [],
             "breaker": None,
             "rules": {},
+            "remapped": [] if pull else _remapped(app, name, cs),
+            "remap_held": field_remap.active_holds(
+                app.store.get_meta(field_remap.holds_key(name)), aware(now)
+            ),
         }
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         # The cycle's selection (syncd.due): every lead under other rules or settings (a draft).

@@ -75,6 +75,11 @@ class CrmPlan(TypedDict):
     leads: list[PlannedLead]
     breaker: str | None  # why the change breaker would stop the run, if it would
     rules: dict[str, RulePlan]
+    #: fields the config maps otherwise than the mirror was read under, as "tier: A -> B"
+    #: (the next cycle reads every lead again first: syncd.field_remap)
+    remapped: list[str]
+    #: remapped fields syncd writes none of yet, with the instant it will
+    remap_held: dict[str, datetime]
 
 
 class Plan(TypedDict):

@@ -19,7 +19,7 @@ import pytest
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 from syncd.app import App
 from syncd.open_changes import HELD_BY_LOOP_GUARD, HELD_FOR_PERSONS_EDIT
-from syncd.plan import status_report
+from syncd.plan import build_plan, status_report
 from syncd.state import AuditOutcome, OutboxState
 from tests.daemon.harness import outbox_states, running_app, sf_lead
 
@@ -393,10 +393,15 @@ def test_a_remapped_field_a_rule_sets_is_written_only_a_hold_after_the_change_no
         assert app.store.pending_count("salesforce") == 1
     org.update_lead(ceo, {"Need__c": "Cold"}, modstamp=_seconds_ago(1800))
     with running_app(config("Need__c"), clock=lambda: now["t"]) as app:
+        # A plan without a pull says the next cycle reads every lead first.
+        assert build_plan(app)["crms"]["salesforce"]["remapped"] == ["tier: Tier__c -> Need__c"]
         report = app.pipelines["salesforce"].run_cycle()
         assert (report.outcome, report.pulled, report.written) == ("ok", 1, 0), report.message
         assert org.lead(ceo)["Need__c"] == "Cold", "a person's value stands"
         assert app.store.pending_count("salesforce") == 0, "the waiting write is not sent"
+        part = build_plan(app)["crms"]["salesforce"]
+        assert part["remapped"] == [] and list(part["remap_held"]) == ["tier"]
+        assert part["changing_leads"] == 0, "the plan shows what the cycle does"
         now["t"] += timedelta(days=1, minutes=1)  # the hold after the change has ended
         after = app.pipelines["salesforce"].run_cycle()
         assert (after.outcome, after.written) == ("ok", 1), after.message
