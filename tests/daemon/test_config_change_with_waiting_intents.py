@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 from syncd.app import App
+from syncd.cli import app as cli
 from syncd.open_changes import HELD_BY_LOOP_GUARD, HELD_FOR_PERSONS_EDIT
 from syncd.plan import build_plan, status_report
 from syncd.state import AuditOutcome, OutboxState
@@ -395,6 +397,10 @@ def test_a_remapped_field_a_rule_sets_is_written_only_a_hold_after_the_change_no
     with running_app(config("Need__c"), clock=lambda: now["t"]) as app:
         # A plan without a pull says the next cycle reads every lead first.
         assert build_plan(app)["crms"]["salesforce"]["remapped"] == ["tier: Tier__c -> Need__c"]
+        shown = CliRunner().invoke(cli, ["plan", "-c", str(config("Need__c"))])
+        assert "fields mapped otherwise than the mirror was read under (tier: Tier__c -> " in (
+            " ".join(shown.output.split())
+        ), shown.output
         report = app.pipelines["salesforce"].run_cycle()
         assert (report.outcome, report.pulled, report.written) == ("ok", 1, 0), report.message
         assert org.lead(ceo)["Need__c"] == "Cold", "a person's value stands"
@@ -402,6 +408,9 @@ def test_a_remapped_field_a_rule_sets_is_written_only_a_hold_after_the_change_no
         part = build_plan(app)["crms"]["salesforce"]
         assert part["remapped"] == [] and list(part["remap_held"]) == ["tier"]
         assert part["changing_leads"] == 0, "the plan shows what the cycle does"
+        shown = CliRunner().invoke(cli, ["plan", "-c", str(config("Need__c"))])
+        assert shown.exit_code == 0, shown.output
+        assert "tier is written by no rule until " in " ".join(shown.output.split())
         now["t"] += timedelta(days=1, minutes=1)  # the hold after the change has ended
         after = app.pipelines["salesforce"].run_cycle()
         assert (after.outcome, after.written) == ("ok", 1), after.message
