@@ -1,5 +1,5 @@
 """A connector's ``fields`` mapping changed since the mirror was read: read every lead again,
-and write no remapped field a rule sets for one ``hold_rep_edits_for``.
+and write no remapped field rules may set for one ``hold_rep_edits_for``.
 
 The mirror keeps each canonical field's value as the CRM field it was mapped to gave it. When
 an admin points ``tier`` from ``Tier__c`` to ``Need__c`` (or maps a field newly), the mirror
@@ -51,14 +51,15 @@ def holds_after(
     kept: Mapping[str, Any] | None,
     changed: list[str],
     current: Mapping[str, str],
-    watched: frozenset[str],
+    settable: frozenset[str],
     until: datetime,
 ) -> dict[str, str]:
     """The holds to keep (``meta`` form: field -> ISO time) after ``changed``: each changed
-    field a rule sets that is still mapped is held until ``until``; earlier holds stand."""
+    field rules may set (``settable_fields``) that is still mapped is held until ``until``;
+    earlier holds stand."""
     out = {k: str(v) for k, v in (kept or {}).items() if k in current}
     for name in changed:
-        if name in watched and name in current:
+        if name in settable and name in current:
             out[name] = max(out.get(name, ""), until.isoformat())
     return out
 

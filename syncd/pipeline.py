@@ -946,7 +946,8 @@ class Pipeline:
     def _read_again_if_remapped(self) -> bool:
         """The first pull of this process, when the connector's ``fields`` mapping is not the
         one the mirror was read under (``syncd.field_remap``): drop the changed fields from the
-        mirror, forget the cursor and hold the remapped fields rules set, in one transaction.
+        mirror, forget the cursor and hold the remapped fields rules may set, in one
+        transaction.
         True when the cursor was forgotten (a field is mapped anew: every lead is read)."""
         current = self.connector.field_mapping()
         stored = self.store.get_meta(field_remap.map_key(self.crm))
@@ -960,7 +961,9 @@ class Pipeline:
             self.store.get_meta(field_remap.holds_key(self.crm)),
             changed,
             current,
-            self._watched_fields,
+            # Every field rules may set, not only those the current rules do: a rule file
+            # reloaded within the hold may start setting one.
+            frozenset(self.settings.settable_fields),
             now + self.settings.hold_rep_edits_for,
         )
         with self.store.begin() as conn:
