@@ -125,6 +125,8 @@ Batch = tuple[str, Groups]
 #: One batch a call carried and the CRM's answers to it, record by record.
 Answered = tuple[Sequence[Sequence[OutboxRecord]], Sequence[RecordResult]]
 _RACES_UNSEEN = "edits made while a batch was in flight go unseen"
+#: No lease token: the ``fields`` mapping not compared with the mirror's yet in this process.
+_UNCHECKED = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,8 +258,11 @@ class Pipeline:
         self._lifecycle = policy_of(settings)
         #: The fields the running pull watches for a person's edit (``syncd.holds``).
         self._watched_fields: frozenset[str] = frozenset()
-        #: The ``fields`` mapping was compared with the mirror's (``syncd.field_remap``).
-        self._mapping_checked = False
+        #: The lease token under which the ``fields`` mapping was last compared with the
+        #: mirror's (``syncd.field_remap``): compared again whenever the lease changed hands,
+        #: since the holder in between (a replica of another release in a rolling update)
+        #: may have pulled under another mapping.
+        self._mapping_token: object = _UNCHECKED
         #: The canonical field whose transitions the ledger records as ``lifecycle_stage``.
         self._ledger_stage_field = (
             self._lifecycle.field if self._lifecycle is not None else ledger.LIFECYCLE
@@ -655,7 +660,8 @@ class Pipeline:
             crm=self.settings.type,
             connector=self.crm or self.settings.type,  # as the planner's rule input names it
         )
-        if not self._mapping_checked and self._read_again_if_remapped():
+        token = self.lease.token if self.lease is not None else None
+        if self._mapping_token != token and self._read_again_if_remapped(token):
             start = None  # the cursor was forgotten: this pull reads every lead
         stored = start.cursor if start is not None else self.store.cursor(self.crm)
         since = self._stored_cursor = Cursor(*stored) if stored else None
@@ -943,7 +949,7 @@ class Pipeline:
             reason=UNCONFIRMED_WITH_OVERRIDDEN,
         )
 
-    def _read_again_if_remapped(self) -> bool:
+    def _read_again_if_remapped(self, token: int | None) -> bool:
         """The first pull of this process, when the connector's ``fields`` mapping is not the
         one the mirror was read under (``syncd.field_remap``): drop the changed fields from the
         mirror, forget the cursor and hold the remapped fields rules may set, in one
@@ -953,7 +959,7 @@ class Pipeline:
         stored = self.store.get_meta(field_remap.map_key(self.crm))
         changed = field_remap.changed_fields(stored, current)
         if stored is not None and not changed:
-            self._mapping_checked = True
+            self._mapping_token = token
             return False
         read_again = any(name in current for name in changed)
         now = aware(self.clock())
@@ -973,7 +979,7 @@ class Pipeline:
             if read_again:
                 self.store.forget_cursor(conn, self.crm)
             self.store.put_meta(conn, field_remap.map_key(self.crm), current)
-        self._mapping_checked = True
+        self._mapping_token = token
         if changed:
             held = sorted(set(changed) & set(holds))
             log.warning(

@@ -687,3 +687,55 @@ def test_waiting_status_write_is_superseded_saying_the_loop_guard_holds_it_when_
             {"outcome": "superseded", "reason": HELD_BY_LOOP_GUARD, "count": 1}
         ]
         assert [h["lead_id"] for h in part["loop_held"]] == [lead]
+
+
+def test_a_leader_of_either_mapping_reads_every_lead_again_after_the_other_held_the_lease(
+    tmp_path: Path, org: SalesforceEmulator
+) -> None:
+    """A rolling update runs replicas of both configs on one store, and the lease may pass
+    back and forth: each time a replica leads after one of the other mapping pulled, it reads
+    every lead again, so the mirror never keeps the other mapping's values."""
+    from syncd.lease import Identity, Lease
+
+    campaign = org.add_campaign("Newsletter")
+    (lead,) = org.add_leads(
+        [sf_lead("A", "a@acme.com", title="Analyst", Tier__c="T", Need__c="N")],
+        modstamp=_seconds_ago(7200),  # out of the pull's overlap: read again only on purpose
+    )
+    mapped = "    fields: {{tier: {}, need: null}}\n"
+    configs = {}
+    for field in ("Tier__c", "Need__c"):
+        (tmp_path / field).mkdir()
+        path = _config(
+            tmp_path / field,
+            org,
+            rules=GOLD_RULES,
+            newsletters=f"{{newsletter: {campaign}}}",
+            connector_extra=mapped.format(field),
+        )
+        own = f"sqlite:///{tmp_path / field / 'state.db'}"
+        path.write_text(path.read_text().replace(own, f"sqlite:///{tmp_path / 'shared.db'}"))
+        configs[field] = path
+    ttl = timedelta(seconds=30)
+    with running_app(configs["Need__c"]) as new, running_app(configs["Tier__c"]) as old:
+
+        def lead_with(app: App, holder: str) -> object:
+            lease = Lease(
+                app.store,
+                "salesforce",
+                ttl=ttl,
+                renew_every=ttl / 3,
+                identity=Identity(holder, 1, holder),
+            )
+            assert lease.try_acquire()
+            app.pipelines["salesforce"].lease = lease
+            report = app.pipelines["salesforce"].run_cycle()
+            lease.release()
+            assert report.outcome == "ok", report.message
+            record = app.store.lead("salesforce", lead)
+            assert record is not None
+            return record.fields["tier"]
+
+        assert lead_with(new, "new") == "N"
+        assert lead_with(old, "old") == "T"
+        assert lead_with(new, "new") == "N", "the new leader of the same process read it again"
