@@ -47,6 +47,10 @@ HELD_BY_LOOP_GUARD = (
     "the lead is now held by the loop guard (loop_guard.max_changes); "
     "planned again if the rules still want it once syncd's changes leave its window"
 )
+HELD_FOR_REMAP = (
+    "the field is mapped to another CRM field since it was planned; not written until one "
+    "hold_rep_edits_for after the change (a person may have set the new one before)"
+)
 LEAD_DELETED = "lead deleted in the CRM"
 UNCONFIRMED_OVERRIDDEN = (
     "sent but unconfirmed (the answer was lost); someone else changed the "
@@ -105,13 +109,16 @@ def judge_leftover(
     return None
 
 
-def held_back(verdict: LeadVerdict) -> str | None:
+def held_back(verdict: LeadVerdict, field: str | None = None) -> str | None:
     """Why ``verdict`` holds its lead back whatever the rules want (``judge_leftover``'s
-    ``held``): a person's edit (``syncd.holds``) or the loop guard; None when it does not."""
+    ``held``): a person's edit (``syncd.holds``), the loop guard, or, for ``field``, a
+    mapping changed lately (``syncd.field_remap``); None when it does not."""
     if verdict.held:
         return HELD_FOR_PERSONS_EDIT
     if verdict.loop_held:
         return HELD_BY_LOOP_GUARD
+    if field is not None and field in verdict.remap_held:
+        return HELD_FOR_REMAP
     return None
 
 

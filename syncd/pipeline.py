@@ -1384,7 +1384,8 @@ class Pipeline:
                     ):
                         done.append(existing)  # the CRM already shows it (written before a crash)
                     else:
-                        leftovers.append((row, existing, wanted, held_back(verdict)))
+                        held = held_back(verdict, existing.field)
+                        leftovers.append((row, existing, wanted, held))
                 if any(c.kind == "field" for c in verdict.changes):
                     changing += 1
                 intent_id = f"{report.run_id}.{row.lead_id}"

@@ -64,6 +64,7 @@ class LeadVerdict:
     blocked: str | None = None  # why a guard refused the rule's target
     failed: str | None = None  # why a change that failed permanently is not sent again
     conflicts: tuple[Any, ...] = ()  # all_match rules that disagreed (rules.engine.Conflict)
+    remap_held: tuple[str, ...] = ()  # fields the rules set, kept back (syncd.field_remap)
     # When time alone could next change this verdict (syncd.due); None: never.
     due: datetime | None = None
 
@@ -252,6 +253,7 @@ class Planner:
         for name, wanted in decision.field_sets.items():
             if name in self.remap_holds:  # remapped lately: a person's earlier edit is unknown
                 remapped = _earliest(remapped, self.remap_holds[name])
+                verdict.remap_held += (name,)
                 continue
             value = self._field_value(row, name, wanted, verdict)
             if value is not _BLOCKED and fields.get(name) != value:

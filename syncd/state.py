@@ -151,8 +151,9 @@ class OutboxState(StrEnum):
                       plans again from the rules (``sync --once --approve-large-run`` lets it pass).
     * ``superseded``  syncd's own re-decision before any part of its intent reached the CRM: the
                       rules no longer want it, a newer decision replaced it, the lead is now
-                      held (a longer hold now covers a person's earlier edit, or a lower loop
-                      guard limit), or its run died before approving it.
+                      held (a longer hold now covers a person's earlier edit, a lower loop
+                      guard limit, a field mapped anew: syncd.field_remap), or its run died
+                      before approving it.
                       Nothing of the decision was written, so nothing is left half done.
     * ``withdrawn``   not sent because of something outside syncd: the lead was deleted or
                       converted, a person (or the CRM) changed its status after syncd planned or

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 from syncd.app import App
 from syncd.cli import app as cli
-from syncd.open_changes import HELD_BY_LOOP_GUARD, HELD_FOR_PERSONS_EDIT
+from syncd.open_changes import HELD_BY_LOOP_GUARD, HELD_FOR_PERSONS_EDIT, HELD_FOR_REMAP
 from syncd.plan import build_plan, status_report
 from syncd.state import AuditOutcome, OutboxState
 from tests.daemon.harness import outbox_states, running_app, sf_lead
@@ -405,6 +405,9 @@ def test_a_remapped_field_a_rule_sets_is_written_only_a_hold_after_the_change_no
         assert (report.outcome, report.pulled, report.written) == ("ok", 1, 0), report.message
         assert org.lead(ceo)["Need__c"] == "Cold", "a person's value stands"
         assert app.store.pending_count("salesforce") == 0, "the waiting write is not sent"
+        assert _outcomes(app, ceo, "tier") == [(AuditOutcome.SUPERSEDED, "Hot", HELD_FOR_REMAP)], (
+            "not 'no longer wanted': the rules want it, the remap holds it back"
+        )
         part = build_plan(app)["crms"]["salesforce"]
         assert part["remapped"] == [] and list(part["remap_held"]) == ["tier"]
         assert part["changing_leads"] == 0, "the plan shows what the cycle does"
