@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from connectors.kit.fields import FieldTypeName, merge_fields
 from connectors.kit.retry import RetrySettings
@@ -172,6 +180,18 @@ class SalesforceConfig(BaseModel):
     @classmethod
     def _extend_defaults(cls, value: object) -> object:
         return merge_fields(DEFAULT_FIELDS, value)
+
+    @model_validator(mode="after")
+    def _first_poll_within_the_longest(self) -> SalesforceConfig:
+        # The waits double from the first up to the longest: a first wait above it would be
+        # cut to the longest at once, not what the setting says.
+        if self.bulk_poll_seconds > self.bulk_poll_max_seconds:
+            raise ValueError(
+                f"bulk_poll_seconds ({self.bulk_poll_seconds:g}) is above "
+                f"bulk_poll_max_seconds ({self.bulk_poll_max_seconds:g}), the longest wait "
+                "between two looks at a query job; lower it or raise the longest"
+            )
+        return self
 
     @field_validator("instance_url", "token_url")
     @classmethod

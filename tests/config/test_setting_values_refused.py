@@ -66,6 +66,14 @@ CASES = {
         r"/services/oauth2/token' is not an https:// URL with a host; write the whole URL, e\.g\. "
         r"https://acme\.my\.salesforce\.com/services/oauth2/token",
     ),
+    "salesforce_first_bulk_poll_above_the_longest": (
+        "token_url: https://acme.my.salesforce.com/services/oauth2/token",
+        "token_url: https://acme.my.salesforce.com/services/oauth2/token\n"
+        "      bulk_poll_seconds: 60",
+        r":8:5: connectors\.salesforce\.connector: bulk_poll_seconds \(60\) is above "
+        r"bulk_poll_max_seconds \(30\), the longest wait between two looks at a query job; "
+        r"lower it or raise the longest",
+    ),
     "hubspot_oauth_token_url_without_scheme": (
         "auth: {type: private_app, access_token: {env: HS_TOKEN}}",
         "auth: {type: oauth, client_id: app, client_secret: {env: HS_TOKEN}, "
