@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from connectors import registry
 from connectors.base import Connector, Preflight
-from connectors.errors import BudgetExhausted, ConnectorError
+from connectors.errors import BudgetExhausted, ConnectorError, RetriableError
 from connectors.registry import ConnectorSpec, ConnectorTypeError
 from rules import RuleBook, RuleLoadError, load_rulebook
 from rules.fields import STANDARD_FIELDS
@@ -279,6 +279,11 @@ class App:
     #: False for commands that must not change a CRM (``plan --pull``): checks run, but the
     #: set-up they list is not carried out.
     prepare: bool = True
+    #: True for the commands that run cycles (``run``, ``sync``): a CRM that cannot answer its
+    #: check at start-up (down, timing out, rate-limited past the retries) leaves its
+    #: connector unchecked, and its cycles check the rules before they pull or write, instead
+    #: of the process exiting as for a configuration problem (systemd would not restart it).
+    defer_unreachable: bool = False
     #: The alert channels (None: none configured); shared by the cycles and the leader watch.
     alerter: Alerter | None = None
 
@@ -295,6 +300,7 @@ class App:
         serve_health: bool = False,
         prepare: bool = True,
         keep_funnel_state: bool = True,
+        defer_unreachable: bool = False,
     ) -> App:
         """Check local resources, then build and preflight connectors.
 
@@ -325,6 +331,7 @@ class App:
             clock=clock,
             stop=stop or threading.Event(),
             prepare=prepare,
+            defer_unreachable=defer_unreachable,
         )
         if not connect:
             return app
@@ -437,6 +444,11 @@ class App:
                     raise
                 self._defer_check(name, exc)
                 continue
+            except RetriableError as exc:
+                if only is not None or not self.defer_unreachable:
+                    raise
+                self._defer_unreachable_check(name, exc)
+                continue
             checked[name] = result
             problems.extend(self._absent_field_problems(name, book, result, fields))
             problems.extend(_custom_type_problems(name, where, book, result))
@@ -515,14 +527,42 @@ class App:
         if name in self.pipelines:
             self._pause_until_checked(name, exc.resume_at)
 
+    def _defer_unreachable_check(self, name: str, exc: RetriableError) -> None:
+        self.unchecked[name] = None
+        log.warning(
+            "%s: the CRM could not answer its start-up check (%s); syncd starts anyway, and "
+            "each %s cycle checks the rules before it pulls or writes until the CRM answers",
+            name,
+            exc,
+            name,
+        )
+
     def _pause_until_checked(self, name: str, resume_at: datetime | None) -> None:
         pipeline = self.pipelines[name]
         pipeline.pause(resume_at, reason="daily API budget spent at start-up")
 
         def check(book: RuleBook) -> list[str]:
-            return self.preflight(book, only=name)
+            problems = self.preflight(book, only=name)
+            if not problems:
+                problems = self._check_deferred_provenance(name)
+            return problems
 
         pipeline.preflight = check
+
+    def _check_deferred_provenance(self, name: str) -> list[str]:
+        """The provenance check a connector left unchecked at start-up skipped."""
+        from syncd.provenance import Provenance, check_provenance
+
+        cs = self.settings.connectors()[name]
+        if cs.provenance is None:
+            return []
+        where = ".".join(self.settings.connector_path(name))
+        issues, lengths = check_provenance(self.connectors[name], cs.provenance, where)
+        if not issues:
+            self.pipelines[name].provenance = Provenance(
+                cs.provenance, lengths, {v: k for k, v in cs.status_values.items()}
+            )
+        return issues
 
     def recover_interrupted_runs(self, crm: str) -> None:
         """Call while holding ``crm``'s lease, before its first cycle (a standby must not: the

@@ -239,6 +239,7 @@ def _build(
     serve_health: bool = False,
     prepare: bool = True,
     keep_funnel_state: bool = True,
+    defer_unreachable: bool = False,
 ) -> App:
     """The application, or one line per start-up problem and exit 2 (exit 0 if stopped)."""
     from connectors.errors import ConnectorError, Interrupted
@@ -252,6 +253,7 @@ def _build(
             serve_health=serve_health,
             prepare=prepare,
             keep_funnel_state=keep_funnel_state,
+            defer_unreachable=defer_unreachable,
         )
     except StartupError as exc:
         _report_problems("syncd cannot start", exc.problems)
@@ -304,7 +306,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     if stop.is_set():
         _error("stopped during start-up; nothing was written")
         raise typer.Exit(0)
-    application = _build(settings, stop=stop, serve_health=True)
+    application = _build(settings, stop=stop, serve_health=True, defer_unreachable=True)
     starting.clear()
     from syncd.heap import freeze_startup_heap
 
@@ -419,7 +421,7 @@ def sync(
     failed = False
     with _leases(settings, "sync --once", wait=wait) as leases:
         # One cycle, then exit: the funnel KPIs are computed once, no per-lead state kept.
-        application = _build(settings, keep_funnel_state=False)
+        application = _build(settings, keep_funnel_state=False, defer_unreachable=True)
         _show_progress(application, settings)
         try:
             for name, pipeline in application.pipelines.items():

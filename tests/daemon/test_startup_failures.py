@@ -356,6 +356,118 @@ def test_sigterm_while_sync_once_is_loading_ends_it_as_an_interrupted_command_14
     assert _api_calls(emu) == []
 
 
+# ---- a CRM that cannot answer at start-up --------------------------------------------------
+
+_FAST_RETRY = "    retry: {attempts: 2, initial_backoff_seconds: 0, jitter_seconds: 0}\n"
+
+
+def _writes(emu: SalesforceEmulator) -> list[Any]:
+    return [e for e in _api_calls(emu) if e.method in ("PATCH", "POST") and e.status < 300]
+
+
+def test_a_crm_down_at_start_up_leaves_the_daemon_up_and_its_cycles_check_before_writing(
+    tmp_path: Path, emu: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 outage through the start-up check's retries: `run` used to exit 2, which systemd
+    reads as a configuration problem and does not restart. Now the connector starts
+    unchecked; each cycle checks the rules first, fails while the CRM cannot answer, and
+    pulls and writes only once it has."""
+    from tests.daemon.harness import running_app
+
+    (lead,) = emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
+    config = _write_config(tmp_path, emu, connector_extra=_FAST_RETRY)
+    monkeypatch.setenv("SF_SECRET", emu.client_secret)
+    emu.faults.fail_next(1000, status=503, path="/query/")
+    with running_app(config, defer_unreachable=True) as app:
+        pipeline = app.pipelines["salesforce"]
+        down = pipeline.run_cycle()
+        assert down.outcome == "failed" and down.pulled == 0, down.message
+        assert _writes(emu) == []
+        emu.faults.clear()
+        up = pipeline.run_cycle()
+        assert (up.outcome, up.pulled) == ("ok", 1) and up.written, up.message
+    assert emu.lead(lead)["Status"] == "Nurture"
+
+
+def test_rules_a_crm_refuses_write_nothing_when_its_start_up_check_was_deferred(
+    tmp_path: Path, emu: SalesforceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.daemon.harness import running_app
+
+    emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
+    config = _write_config(tmp_path, emu, connector_extra=_FAST_RETRY)
+    (tmp_path / "rules.yaml").write_text(
+        E2E_RULES.replace("set_status: Nurture", "set_status: Bogus").replace(
+            "  Nurture: {}", "  Nurture: {}\n  Bogus: {}"
+        )
+    )
+    monkeypatch.setenv("SF_SECRET", emu.client_secret)
+    emu.faults.fail_next(1000, status=503, path="/query/")
+    with running_app(config, defer_unreachable=True) as app:
+        emu.faults.clear()
+        for _ in range(2):
+            report = app.pipelines["salesforce"].run_cycle()
+            assert report.outcome == "failed" and "Bogus" in report.message, report.message
+    assert _writes(emu) == [], "a rule set the CRM refuses writes nothing, however it started"
+
+
+def test_a_deferred_start_up_check_checks_provenance_too_and_the_writes_carry_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Provenance is checked with the rules when the start-up check was deferred (it was
+    skipped, and the connector wrote no provenance for the life of the process)."""
+    from tests.daemon.harness import running_app
+
+    with SalesforceEmulator(EmulatorConfig(lead_custom_fields=frozenset({"syncd_Rule__c"}))) as emu:
+        (lead,) = emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
+        config = _write_config(tmp_path, emu, connector_extra=_FAST_RETRY)
+        config.write_text(
+            config.read_text().replace(
+                "salesforce:\n  interval: 10s",
+                "salesforce:\n  provenance: {rule: syncd_Rule__c}\n  interval: 10s",
+            )
+        )
+        monkeypatch.setenv("SF_SECRET", emu.client_secret)
+        emu.faults.fail_next(1000, status=503, path="/query/")
+        with running_app(config, defer_unreachable=True) as app:
+            emu.faults.clear()
+            report = app.pipelines["salesforce"].run_cycle()
+            assert report.outcome == "ok" and report.written, report.message
+        assert emu.lead(lead)["syncd_Rule__c"] == "stale-nurture"
+
+
+def test_run_stays_up_while_the_crm_cannot_answer_its_start_up_check_and_stops_with_0(
+    tmp_path: Path, emu: SalesforceEmulator
+) -> None:
+    config = _write_config(tmp_path, emu, connector_extra=_FAST_RETRY)
+    emu.faults.fail_next(1000, status=503, path="/query/")
+    proc = _syncd("run", "-c", str(config), env=_env(emu), bufsize=1)
+    try:
+        seen: list[str] = []
+
+        def deferred() -> bool:
+            line = proc.stderr.readline()  # type: ignore[union-attr]
+            seen.append(line)
+            return "could not answer its start-up check" in line
+
+        _wait_for("the deferred check", deferred, proc)
+        _wait_for("a cycle that checks first", lambda: _cycle_failed(proc, seen), proc)
+        assert proc.poll() is None, "still running"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + err
+    assert "Traceback" not in "".join(seen) + out + err
+
+
+def _cycle_failed(proc: subprocess.Popen[str], seen: list[str]) -> bool:
+    line = proc.stderr.readline()  # type: ignore[union-attr]
+    seen.append(line)
+    return "salesforce:" in line and "failed" in line and "cycle" in line
+
+
 def test_credentials_refused_at_start_up_is_one_line_naming_the_setting_and_exit_2(
     tmp_path: Path, emu: SalesforceEmulator
 ) -> None:
