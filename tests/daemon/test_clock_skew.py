@@ -1,0 +1,130 @@
+"""Clocks that disagree: syncd's host, the CRM and the state store.
+
+In the field the CRM stamps a change by its own clock (HubSpot ``lastmodifieddate``,
+Salesforce ``SystemModstamp``), which runs seconds to minutes off syncd's, and NTP steps the
+host's clock. Each test drives whole cycles of the real App against an emulator whose clock is
+set apart from syncd's, through the real client libraries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.hubspot import HubSpotConfig, HubSpotConnector, PrivateAppAuth
+from connectors.testing.hubspot import EmulatorClock, HubSpotEmulator
+from syncd.app import App
+from tests.daemon.harness import hs_contact, running_app, write_config
+
+SKEW = timedelta(minutes=2)
+
+RULES = """\
+version: 1
+name: skew
+mode: first_match
+statuses:
+  New: {}
+  Open: {}
+  MQL: {}
+rules:
+  - id: cto-mql
+    when: {field: title, eq: CTO}
+    then:
+      - set_status: MQL
+"""
+
+
+class HostClock:
+    """syncd's clock: the CRM's plus ``offset`` (positive: syncd runs ahead of the CRM)."""
+
+    def __init__(self, crm: EmulatorClock, offset: timedelta) -> None:
+        self.crm, self.offset = crm, offset
+
+    def now(self) -> datetime:
+        return self.crm.now() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Time passes for both (a pacing or retry wait)."""
+        self.crm.advance(seconds)
+
+
+@contextmanager
+def _hubspot(
+    tmp_path: Path, host_ahead_by: timedelta, *, overlap_seconds: int = 60
+) -> Iterator[tuple[App, HubSpotEmulator, HostClock]]:
+    crm = EmulatorClock(frozen_at=datetime.now(UTC).replace(microsecond=0) - timedelta(days=1))
+    host = HostClock(crm, host_ahead_by)
+    config = write_config(tmp_path, rules=RULES, crms=("hubspot",))
+    with HubSpotEmulator(clock=crm) as hs:
+        connector = HubSpotConnector(
+            HubSpotConfig(
+                base_url=hs.base_url,
+                auth=PrivateAppAuth(access_token=hs.access_token),
+                allow_add_status_options=True,
+                archived_scan_interval_seconds=10**6,
+                overlap_seconds=overlap_seconds,
+                timeout_seconds=5,
+            ),
+            clock=host.now,
+            sleep=host.advance,
+        )
+        with running_app(config, connectors={"hubspot": connector}, clock=host.now) as app:
+            yield app, hs, host
+
+
+def _cycles_until(app: App, done: Callable[[], bool], host: HostClock, *, cycles: int) -> int:
+    """Run up to ``cycles`` cycles a minute apart; how many it took until ``done``."""
+    for n in range(1, cycles + 1):
+        report = app.pipelines["hubspot"].run_cycle()
+        assert report.outcome == "ok", report.message
+        if done():
+            return n
+        host.advance(60)
+    return 0
+
+
+def _title(app: App, contact: str) -> object:
+    lead = app.store.lead("hubspot", contact)
+    return None if lead is None else lead.fields.get("title")
+
+
+@pytest.mark.parametrize("host_ahead_by", [SKEW, -SKEW], ids=["crm-behind", "crm-ahead"])
+def test_a_contact_stamped_before_it_became_searchable_is_mirrored_when_the_crm_clock_is_skewed(
+    tmp_path: Path, host_ahead_by: timedelta
+) -> None:
+    """A contact whose lastmodifieddate is earlier than a change the pull already read (search
+    is eventually consistent, crm-api C2: it was not searchable yet): the cursor has passed it,
+    and only the re-read behind the cursor finds it. That re-read reaches back from when the
+    read happened; by syncd's clock, with the CRM's 2 min behind, it began past the contact's
+    lastmodifieddate and the contact was never mirrored."""
+    with _hubspot(tmp_path, host_ahead_by) as (app, hs, host):
+        [early] = hs.add_contacts([hs_contact("Early", "early@acme.com", title="CFO")])
+        host.advance(600)
+        assert _cycles_until(app, lambda: _title(app, early) == "CFO", host, cycles=1) == 1
+        host.advance(600)
+
+        stamped = hs.clock.now() - timedelta(seconds=5)
+        hs.update_contact(early, {"jobtitle": "VP"})
+        host.advance(1 + max(0, -host_ahead_by.total_seconds()))  # inside syncd's read window
+        first = app.pipelines["hubspot"].run_cycle()
+        assert first.outcome == "ok", first.message
+        assert _title(app, early) == "VP", "the change is read: the cursor is past it"
+
+        [late] = hs.add_contacts(
+            [
+                hs_contact(
+                    "Late",
+                    "late@acme.com",
+                    title="CTO",
+                    lastmodifieddate=stamped,
+                    createdate=stamped,
+                )
+            ]
+        )
+        host.advance(60)
+        took = _cycles_until(app, lambda: _title(app, late) == "CTO", host, cycles=3)
+        assert took in (1, 2), "the late contact is mirrored within a cycle or two"
+        assert hs.contact(late)["hs_lead_status"] == "MQL", "and its rule acts on it"
