@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-__all__ = ["answer_date", "read_started"]
+__all__ = ["answer_date", "crm_behind", "read_started"]
 
 #: ``Date`` drops the fraction of its second: the CRM's time was at most this much later.
 DATE_RESOLUTION = timedelta(seconds=1)
@@ -39,3 +39,10 @@ def read_started(host_start: datetime, answered: datetime | None) -> datetime:
     if answered is None:
         return host_start
     return min(host_start, answered + DATE_RESOLUTION)
+
+
+def crm_behind(host_now: datetime, answered: datetime) -> timedelta:
+    """How far the CRM's clock runs behind the host's, from an answer's ``Date`` read at
+    ``host_now``: never more than it is (the answer's travel time and ``Date``'s dropped
+    fraction only shorten it), zero when the CRM's runs ahead."""
+    return max(timedelta(0), host_now - (answered + DATE_RESOLUTION))

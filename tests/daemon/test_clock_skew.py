@@ -11,13 +11,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from connectors.hubspot import HubSpotConfig, HubSpotConnector, PrivateAppAuth
+from connectors.salesforce import SalesforceConnector
 from connectors.testing.hubspot import EmulatorClock, HubSpotEmulator
+from connectors.testing.salesforce import SalesforceEmulator
 from syncd.app import App
-from tests.daemon.harness import hs_contact, running_app, write_config
+from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
+from tests.daemon.test_ledger import STALE_RULES
+from tests.daemon.test_ledger_races import _edit_in_flight
+from tests.salesforce.support import config_for
 
 SKEW = timedelta(minutes=2)
 
@@ -75,10 +81,10 @@ def _hubspot(
             yield app, hs, host
 
 
-def _cycles_until(app: App, done: Callable[[], bool], host: HostClock, *, cycles: int) -> int:
-    """Run up to ``cycles`` cycles a minute apart; how many it took until ``done``."""
+def _cycles_until(pipeline: Any, done: Callable[[], bool], host: HostClock, *, cycles: int) -> int:
+    """Run up to ``cycles`` cycles a minute apart; how many it took until ``done`` (0: never)."""
     for n in range(1, cycles + 1):
-        report = app.pipelines["hubspot"].run_cycle()
+        report = pipeline.run_cycle()
         assert report.outcome == "ok", report.message
         if done():
             return n
@@ -103,7 +109,12 @@ def test_a_contact_stamped_before_it_became_searchable_is_mirrored_when_the_crm_
     with _hubspot(tmp_path, host_ahead_by) as (app, hs, host):
         [early] = hs.add_contacts([hs_contact("Early", "early@acme.com", title="CFO")])
         host.advance(600)
-        assert _cycles_until(app, lambda: _title(app, early) == "CFO", host, cycles=1) == 1
+        assert (
+            _cycles_until(
+                app.pipelines["hubspot"], lambda: _title(app, early) == "CFO", host, cycles=1
+            )
+            == 1
+        )
         host.advance(600)
 
         stamped = hs.clock.now() - timedelta(seconds=5)
@@ -125,6 +136,101 @@ def test_a_contact_stamped_before_it_became_searchable_is_mirrored_when_the_crm_
             ]
         )
         host.advance(60)
-        took = _cycles_until(app, lambda: _title(app, late) == "CTO", host, cycles=3)
+        took = _cycles_until(
+            app.pipelines["hubspot"], lambda: _title(app, late) == "CTO", host, cycles=3
+        )
         assert took in (1, 2), "the late contact is mirrored within a cycle or two"
         assert hs.contact(late)["hs_lead_status"] == "MQL", "and its rule acts on it"
+
+
+@pytest.mark.parametrize("crm_ahead_by", [-SKEW, SKEW], ids=["crm-behind", "crm-ahead"])
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_persons_edit_between_read_and_write_wins_when_the_crm_clock_is_skewed(
+    tmp_path: Path, crm: str, crm_ahead_by: timedelta
+) -> None:
+    """The race check looks for people's edits since shortly before syncd's read. Salesforce's
+    look is a LeadHistory query by CreatedDate, the CRM's clock (crm-api A16): reckoned by
+    syncd's clock alone, with the CRM's 2 min behind, it started after the person's edit, found
+    nothing, and syncd's write stood over the person's value."""
+    config = write_config(tmp_path, rules=STALE_RULES, crms=(crm,))
+    with running_app(config) as app:
+        pipeline = app.pipelines[crm]
+        emu: Any
+        if crm == "salesforce":
+            emu = app.embedded.salesforce
+            raced, calm = emu.add_leads(
+                [
+                    sf_lead("Raced", "r@acme.com", title="CTO", activity_days=200),
+                    sf_lead("Calm", "c@acme.com", title="CTO", activity_days=200),
+                ]
+            )
+            person, nurture = "Working - Contacted", "Nurture"
+            _edit_in_flight(pipeline, lambda: emu.update_lead(raced, {"Status": person}))
+
+            def status_of(i: str) -> str:
+                return str(emu.lead(i)["Status"])
+        else:
+            emu = app.embedded.hubspot
+            raced, calm = emu.add_contacts(
+                [
+                    hs_contact("Raced", "r@acme.com", title="CTO", activity_days=200),
+                    hs_contact("Calm", "c@acme.com", title="CTO", activity_days=200),
+                ]
+            )
+            person, nurture = "OPEN", "NURTURE"
+            _edit_in_flight(pipeline, lambda: emu.update_contact(raced, {"hs_lead_status": person}))
+
+            def status_of(i: str) -> str:
+                return str(emu.contact(i)["hs_lead_status"])
+
+        emu.clock.advance(crm_ahead_by.total_seconds())
+        first = pipeline.run_cycle()
+        assert first.outcome == "ok", first.message
+        second = pipeline.run_cycle()
+        assert second.outcome == "ok", second.message
+        raced_now, calm_now = status_of(raced), status_of(calm)
+        audit = [(a.after, a.outcome, a.rule_id) for a in app.store.audit_of_lead(raced)]
+
+    assert (raced_now, calm_now) == (person, nurture), "the person's edit stands"
+    assert (person, "applied", "restore-rep-edit") in audit, audit
+
+
+@pytest.mark.parametrize("host_ahead_by", [SKEW, -SKEW], ids=["crm-behind", "crm-ahead"])
+def test_a_lead_committed_late_is_mirrored_when_the_salesforce_clock_is_skewed(
+    tmp_path: Path, host_ahead_by: timedelta
+) -> None:
+    """A lead whose SystemModstamp is earlier than a change the pull already read (its
+    transaction committed late, crm-api A3.2): only the re-read behind the cursor finds it.
+    With overlap_seconds 60 and Salesforce's clock 2 min behind syncd's, that re-read, reckoned
+    from the read's start by syncd's clock, began past the lead, and it was never mirrored."""
+    crm = EmulatorClock(frozen_at=datetime.now(UTC).replace(microsecond=0) - timedelta(days=1))
+    host = HostClock(crm, host_ahead_by)
+    config = write_config(tmp_path, rules=STALE_RULES, crms=("salesforce",))
+    with SalesforceEmulator(clock=crm) as sf:
+        connector = SalesforceConnector(
+            config_for(sf, overlap_seconds=60, lag_seconds=5), clock=host.now, sleep=host.advance
+        )
+        with running_app(config, connectors={"salesforce": connector}, clock=host.now) as app:
+            pipeline = app.pipelines["salesforce"]
+
+            def title(lead: str) -> object:
+                row = app.store.lead("salesforce", lead)
+                return None if row is None else row.fields.get("title")
+
+            [early] = sf.add_leads([sf_lead("Early", "early@acme.com", title="CFO")])
+            host.advance(600)
+            assert pipeline.run_cycle().outcome == "ok"
+            assert title(early) == "CFO"
+            host.advance(600)
+
+            stamped = crm.now() - timedelta(seconds=3)
+            sf.update_lead(early, {"Title": "VP"})
+            host.advance(10 + max(0, -host_ahead_by.total_seconds()))  # past the lag
+            first = pipeline.run_cycle()
+            assert first.outcome == "ok", first.message
+            assert title(early) == "VP", "the change is read: the cursor is past it"
+
+            [late] = sf.add_leads([sf_lead("Late", "late@acme.com", title="CTO")], modstamp=stamped)
+            host.advance(60)
+            took = _cycles_until(pipeline, lambda: title(late) == "CTO", host, cycles=3)
+            assert took in (1, 2), "the late lead is mirrored within a cycle or two"
