@@ -68,7 +68,7 @@ from connectors.hubspot.reader import Filter, RawContact, SearchPage, iter_searc
 from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
-from connectors.kit.server_clock import answer_date, read_started
+from connectors.kit.server_clock import answer_date, crm_behind, read_started
 
 __all__ = ["HubSpotConnector"]
 
@@ -181,6 +181,8 @@ class HubSpotConnector(Connector):
         self._reread_from: datetime | None = None
         self._pull_total: int | None = None  # what the current pull's first search counted
         self._search_answered: datetime | None = None  # its Date header (HubSpot's clock)
+        #: How far HubSpot's clock runs behind the host's, by the last answer's Date.
+        self._crm_behind = timedelta(0)
         self._props = sorted(set(config.fields.values()))
         self._props_asked = frozenset(self._props)
         # Mapped properties a read contact lacked since the properties were last read. HubSpot
@@ -451,6 +453,11 @@ class HubSpotConnector(Connector):
             yield empty
         if self._reread_from == reread:
             self._reread_from = None
+
+    @property
+    def clock_behind(self) -> timedelta:
+        """From the last answer's ``Date`` header (``connectors.kit.server_clock``)."""
+        return self._crm_behind
 
     def _read_at(self, started: datetime) -> datetime:
         """When this pull's read began, to compare with ``lastmodifieddate``: HubSpot stamps by
@@ -770,6 +777,9 @@ class HubSpotConnector(Connector):
                 ) from None
             self._count_reauths()
             self._observe(bucket, headers)
+            answered = answer_date(headers)
+            if answered is not None:
+                self._crm_behind = crm_behind(self._clock(), answered)
             return data, status, headers
 
     def _count_reauths(self) -> None:

@@ -301,6 +301,11 @@ class SalesforceConnector(Connector):
         """The org's daily API calls (used, limit) from the last ``Sforce-Limit-Info``."""
         return ApiQuota(*self._usage) if self._usage else None
 
+    @property
+    def clock_behind(self) -> timedelta:
+        """From the last answer's ``Date`` header (``connectors.kit.server_clock``)."""
+        return self._crm_behind
+
     def bind_stop(self, stop: threading.Event) -> None:
         self._waiter.bind(stop)
 

@@ -234,3 +234,76 @@ def test_a_lead_committed_late_is_mirrored_when_the_salesforce_clock_is_skewed(
             host.advance(60)
             took = _cycles_until(pipeline, lambda: title(late) == "CTO", host, cycles=3)
             assert took in (1, 2), "the late lead is mirrored within a cycle or two"
+
+
+def test_nothing_is_lost_or_written_twice_when_syncds_clock_steps_back_ten_minutes(
+    tmp_path: Path,
+) -> None:
+    """NTP steps syncd's clock back 10 min between two cycles: its read window then ends 10 min
+    before HubSpot's now. A change made after the step waits until syncd's clock reaches its
+    lastmodifieddate (no later than the step), the cursor never passes it, and a lead written
+    before the step is not written again."""
+    with _hubspot(tmp_path, timedelta(0)) as (app, hs, host):
+        [before, after] = hs.add_contacts(
+            [
+                hs_contact("Before", "before@acme.com", title="CTO"),
+                hs_contact("After", "after@acme.com", title="CFO"),
+            ]
+        )
+        host.advance(60)
+        pipeline = app.pipelines["hubspot"]
+        assert _cycles_until(pipeline, lambda: _title(app, after) == "CFO", host, cycles=1) == 1
+        assert hs.contact(before)["hs_lead_status"] == "MQL"
+
+        host.offset = -timedelta(minutes=10)  # the step
+        host.advance(60)
+        hs.update_contact(after, {"jobtitle": "CTO"})
+        host.advance(1)
+        took = _cycles_until(pipeline, lambda: _title(app, after) == "CTO", host, cycles=14)
+        assert took in (10, 11), "read once syncd's clock reaches the change, not later"
+        assert hs.contact(after)["hs_lead_status"] == "MQL"
+        host.advance(60)
+        assert pipeline.run_cycle().outcome == "ok"
+
+        applied = {
+            lead: [a.after for a in app.store.audit_of_lead(lead) if a.outcome == "applied"]
+            for lead in (before, after)
+        }
+    assert applied == {before: ["MQL"], after: ["MQL"]}, "each written once"
+
+
+def test_a_person_who_puts_the_old_status_back_over_an_unconfirmed_write_is_held_when_salesforce_runs_behind(
+    tmp_path: Path,
+) -> None:
+    """syncd's status write lands but its answer is lost; a person then puts the old status
+    back. Only the lead's SystemModstamp, later than the write left, tells that apart from a
+    write that never landed. Stamped by a Salesforce clock 2 min behind syncd's, the person's
+    edit looked older than the write (5 s of skew allowed), and syncd sent its write again over
+    the person's value."""
+    config = write_config(tmp_path, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    retry: {attempts: 1}")
+    )
+    old = "Open - Not Contacted"
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        sf.clock.advance(-SKEW.total_seconds())
+        seeded = datetime.fromtimestamp(sf.clock.now_second(), tz=UTC) - timedelta(minutes=1)
+        (lead,) = sf.add_leads(
+            [sf_lead("Back", "back@acme.com", title="Analyst", activity_days=200, status=old)],
+            modstamp=seeded,
+        )
+        pipeline = app.pipelines["salesforce"]
+        sf.faults.drop_next(1, path="composite/sobjects", method="PATCH", after_applied=True)
+        assert pipeline.run_cycle().outcome == "failed"
+        assert sf.lead(lead)["Status"] == "Nurture"
+        sf.update_lead(lead, {"Status": old})
+
+        settled = pipeline.run_cycle()
+        after = pipeline.run_cycle()
+        status = sf.lead(lead)["Status"]
+        outcomes = [(a.field, a.outcome) for a in app.store.audit_of_lead(lead)]
+
+    assert status == old, "the person's value stands"
+    assert (settled.written, settled.held, after.written) == (0, 1, 0)
+    assert outcomes == [("status", "withdrawn"), ("newsletter:newsletter", "withdrawn")]
