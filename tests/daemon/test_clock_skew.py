@@ -59,11 +59,16 @@ class HostClock:
 
 @contextmanager
 def _hubspot(
-    tmp_path: Path, host_ahead_by: timedelta, *, overlap_seconds: int = 60
+    tmp_path: Path, host_ahead_by: timedelta, *, overlap_seconds: int = 60, hold: str = "14d"
 ) -> Iterator[tuple[App, HubSpotEmulator, HostClock]]:
     crm = EmulatorClock(frozen_at=datetime.now(UTC).replace(microsecond=0) - timedelta(days=1))
     host = HostClock(crm, host_ahead_by)
     config = write_config(tmp_path, rules=RULES, crms=("hubspot",))
+    config.write_text(
+        config.read_text().replace(
+            "  interval: 60s\n", f"  interval: 60s\n  hold_rep_edits_for: {hold}\n"
+        )
+    )
     with HubSpotEmulator(clock=crm) as hs:
         connector = HubSpotConnector(
             HubSpotConfig(
@@ -307,3 +312,32 @@ def test_a_person_who_puts_the_old_status_back_over_an_unconfirmed_write_is_held
     assert status == old, "the person's value stands"
     assert (settled.written, settled.held, after.written) == (0, 1, 0)
     assert outcomes == [("status", "withdrawn"), ("newsletter:newsletter", "withdrawn")]
+
+
+def test_a_persons_edit_is_held_its_whole_hold_and_at_most_the_step_longer_when_syncds_clock_steps_back(
+    tmp_path: Path,
+) -> None:
+    """The hold runs from the edit's lastmodifieddate by syncd's clock: stepped back 10 min,
+    the lead stays alone 10 min longer, never less than hold_rep_edits_for."""
+    with _hubspot(tmp_path, timedelta(0), hold="1h") as (app, hs, host):
+        pipeline = app.pipelines["hubspot"]
+        [lead] = hs.add_contacts([hs_contact("Cto", "cto@acme.com", title="CTO")])
+        host.advance(60)
+        assert pipeline.run_cycle().written == 1
+        assert hs.contact(lead)["hs_lead_status"] == "MQL"
+        host.advance(60)
+        edited = hs.clock.now()
+        hs.update_contact(lead, {"hs_lead_status": "OPEN"})  # a person
+        host.advance(1)
+        assert pipeline.run_cycle().held == 1
+        host.offset = -timedelta(minutes=10)  # the step
+
+        def status_at(after_edit: timedelta) -> str:
+            host.advance((edited + after_edit - hs.clock.now()).total_seconds())
+            report = pipeline.run_cycle()
+            assert report.outcome == "ok", report.message
+            return str(hs.contact(lead)["hs_lead_status"])
+
+        assert status_at(timedelta(minutes=59)) == "OPEN"
+        assert status_at(timedelta(minutes=61)) == "OPEN", "late by the step: never early"
+        assert status_at(timedelta(minutes=71)) == "MQL", "released once the step is made up"
