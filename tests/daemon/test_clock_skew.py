@@ -20,6 +20,8 @@ from connectors.salesforce import SalesforceConnector
 from connectors.testing.hubspot import EmulatorClock, HubSpotEmulator
 from connectors.testing.salesforce import SalesforceEmulator
 from syncd.app import App
+from syncd.pipeline import CycleReport
+from syncd.revert import plan_revert
 from tests.daemon.harness import hs_contact, running_app, sf_lead, write_config
 from tests.daemon.test_ledger import STALE_RULES
 from tests.daemon.test_ledger_races import _edit_in_flight
@@ -341,3 +343,36 @@ def test_a_persons_edit_is_held_its_whole_hold_and_at_most_the_step_longer_when_
         assert status_at(timedelta(minutes=59)) == "OPEN"
         assert status_at(timedelta(minutes=61)) == "OPEN", "late by the step: never early"
         assert status_at(timedelta(minutes=71)) == "MQL", "released once the step is made up"
+
+
+def test_a_revert_leaves_a_status_a_person_set_after_syncds_write_when_salesforce_runs_behind(
+    tmp_path: Path,
+) -> None:
+    """A person moves the lead and then back to the status syncd wrote: only the edit's time,
+    after syncd's write, says the status is now theirs. Stamped by a Salesforce clock 2 min
+    behind syncd's, it looked 2 min older than the write (5 s of skew allowed), and a revert
+    put the old status back over the person's."""
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        sf = app.embedded.salesforce
+        sf.clock.advance(-SKEW.total_seconds())
+        seeded = datetime.fromtimestamp(sf.clock.now_second(), tz=UTC) - timedelta(minutes=1)
+        (lead,) = sf.add_leads(
+            [sf_lead("L0", "l0@acme0.com", title="Analyst", status="Working - Contacted",
+                     activity_days=200)],
+            modstamp=seeded,
+        )  # fmt: skip
+        pipeline = app.pipelines["salesforce"]
+        run_id = pipeline.run_cycle().run_id
+        assert sf.lead(lead)["Status"] == "Nurture"
+        sf.update_lead(lead, {"Status": "Unqualified"})  # a rep moves it, then back again
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+        sf.update_lead(lead, {"Status": "Nurture"})
+        pipeline.pull(CycleReport("salesforce", "plan"), until=app.clock())
+        mirrored = app.store.lead("salesforce", lead)
+        assert mirrored is not None and mirrored.rep_edit_at is not None
+
+        plan = plan_revert(app.store, pipeline, run_id, app.rules.current(), app.clock())
+
+    assert (lead, "status") not in {(r.lead_id, r.field) for r in plan.restores}
+    (skip,) = [s for s in plan.skipped if s.field == "status"]
+    assert skip.reason.startswith("status set by a person at "), skip.reason
