@@ -16,6 +16,9 @@ __all__ = ["answer_date", "crm_behind", "read_started"]
 
 #: ``Date`` drops the fraction of its second: the CRM's time was at most this much later.
 DATE_RESOLUTION = timedelta(seconds=1)
+#: The most a CRM's clock is taken to run behind: a ``Date`` further off is a proxy's or a
+#: broken header, and would hold every pull's window that far back.
+MAX_BEHIND = timedelta(hours=1)
 
 
 def answer_date(headers: Mapping[str, str] | None) -> datetime | None:
@@ -38,11 +41,11 @@ def read_started(host_start: datetime, answered: datetime | None) -> datetime:
     the host's changes nothing: the host's start is then the earlier, and the safer, bound."""
     if answered is None:
         return host_start
-    return min(host_start, answered + DATE_RESOLUTION)
+    return host_start - crm_behind(host_start, answered)
 
 
 def crm_behind(host_now: datetime, answered: datetime) -> timedelta:
     """How far the CRM's clock runs behind the host's, from an answer's ``Date`` read at
     ``host_now``: never more than it is (the answer's travel time and ``Date``'s dropped
-    fraction only shorten it), zero when the CRM's runs ahead."""
-    return max(timedelta(0), host_now - (answered + DATE_RESOLUTION))
+    fraction only shorten it), zero when the CRM's runs ahead, at most ``MAX_BEHIND``."""
+    return min(MAX_BEHIND, max(timedelta(0), host_now - (answered + DATE_RESOLUTION)))

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from connectors.hubspot import HubSpotConfig, HubSpotConnector, PrivateAppAuth
+from connectors.kit.server_clock import answer_date, crm_behind, read_started
 from connectors.salesforce import SalesforceConnector
 from connectors.testing.hubspot import EmulatorClock, HubSpotEmulator
 from connectors.testing.salesforce import SalesforceEmulator
@@ -376,3 +377,22 @@ def test_a_revert_leaves_a_status_a_person_set_after_syncds_write_when_salesforc
     assert (lead, "status") not in {(r.lead_id, r.field) for r in plan.restores}
     (skip,) = [s for s in plan.skipped if s.field == "status"]
     assert skip.reason.startswith("status set by a person at "), skip.reason
+
+
+def test_a_date_header_that_cannot_be_read_or_is_days_off_moves_no_time_back_beyond_an_hour() -> (
+    None
+):
+    """A proxy's or a broken ``Date`` header must neither fail a read nor hold every pull's
+    window days back."""
+    host = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    for text in ("", "garbage", "Mon, 99 Foo 2026 99:99:99 GMT", "Wed, 02 Dec 99999 05:00:00 GMT"):
+        assert answer_date({"Date": text}) is None, text
+        assert read_started(host, answer_date({"Date": text})) == host
+    days_off = answer_date({"Date": "Thu, 01 Jan 1970 00:00:00 GMT"})
+    assert days_off is not None
+    assert crm_behind(host, days_off) == timedelta(hours=1)
+    assert read_started(host, days_off) == host - timedelta(hours=1)
+    two_minutes = answer_date({"Date": "Wed, 02 Dec 2026 11:58:00 GMT"})
+    assert two_minutes is not None
+    assert crm_behind(host, two_minutes) == timedelta(minutes=2) - timedelta(seconds=1)
+    assert crm_behind(host, host + SKEW) == timedelta(0), "a clock ahead moves nothing back"
