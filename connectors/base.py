@@ -334,6 +334,13 @@ class Connector(abc.ABC):
         """The daily API allowance as last reported by the CRM, if it reports one."""
         return None
 
+    @property
+    def clock_behind(self) -> timedelta:
+        """How far the CRM's clock, which stamps its records' modification times, ran behind
+        this host's at its last answer (zero when ahead or unknown): a host time compared with
+        those stamps moves back by this much."""
+        return timedelta(0)
+
     def bind_stop(self, stop: threading.Event) -> None:  # noqa: B027 - optional hook
         """Let ``stop`` cut retry and pacing waits short (they raise ``Interrupted``).
 

@@ -122,7 +122,7 @@ class Calendar:
                 if upto > opens:
                     worked = upto - opens
                     if worked >= left:
-                        return (upto - left).astimezone(UTC)
+                        return self._instant(upto - left)
                     left -= worked
             day -= timedelta(days=1)
         return datetime(1, 1, 2, tzinfo=UTC)  # further back than any lead
@@ -143,7 +143,7 @@ class Calendar:
                 if closes > since:
                     available = closes - since
                     if available >= left:
-                        return (since + left).astimezone(UTC)
+                        return self._instant(since + left)
                     left -= available
             if day == date.max:
                 return None
@@ -160,6 +160,26 @@ class Calendar:
 
     def _at(self, day: date, clock: time) -> datetime:
         return datetime.combine(day, clock, tzinfo=self._zone)
+
+    def _instant(self, wall: datetime) -> datetime:
+        """The UTC instant of ``wall``, a local time reached by local-clock arithmetic. A time
+        the clocks skipped (spring forward inside working hours) is the instant they jumped:
+        every earlier instant reads before it on the clock, every later one after. Read as
+        either offset instead, it lands up to an hour off that jump, and a threshold for one
+        working hour could fall on the cycle's own now."""
+        early = wall.replace(fold=0).astimezone(UTC)
+        if early.astimezone(self._zone).replace(tzinfo=None) == wall.replace(tzinfo=None):
+            return early
+        # The jump lies between the time read at the new offset and at the old one.
+        lo, hi = sorted((wall.replace(fold=1).astimezone(UTC), early))
+        after = hi.astimezone(self._zone).utcoffset()
+        while hi - lo > timedelta(seconds=1):
+            mid = lo + (hi - lo) / 2
+            if mid.astimezone(self._zone).utcoffset() == after:
+                hi = mid
+            else:
+                lo = mid
+        return hi.replace(microsecond=0) if hi.microsecond else hi
 
 
 DEFAULT_CALENDAR = Calendar()

@@ -204,7 +204,12 @@ def answered_unapplied(exc: ConnectorError) -> bool:
 
 
 def reverted_in_doubt(
-    lead: RemoteLead, status: Any, in_doubt: OutboxRecord | None, prev: LeadState | None
+    lead: RemoteLead,
+    status: Any,
+    in_doubt: OutboxRecord | None,
+    prev: LeadState | None,
+    *,
+    crm_behind: timedelta = timedelta(0),
 ) -> bool:
     """Someone other than syncd modified the lead after syncd's unconfirmed status write left,
     and the CRM shows another status: the person's, whatever the mirror still says (a person
@@ -212,12 +217,13 @@ def reverted_in_doubt(
 
     "After" needs a modification the mirror has not seen (a lead touched just before the write,
     already mirrored, is not one) stamped no earlier than the write left, give or take the
-    CRM's clock skew."""
+    CRM's clock skew: ``CLOCK_SKEW``, and ``crm_behind`` more where the CRM's answers showed its
+    clock that far behind syncd's (``Connector.clock_behind``)."""
     if in_doubt is None or lead.modified_by_integration is True or status == in_doubt.value:
         return False
     if prev is not None and lead.modified_at <= _utc(prev.modified_at):
         return False
-    return bool(lead.modified_at >= _utc(in_doubt.updated_at) - CLOCK_SKEW)
+    return bool(lead.modified_at >= _utc(in_doubt.updated_at) - CLOCK_SKEW - crm_behind)
 
 
 def syncd_made(lead: RemoteLead, prev: LeadState, *, queued: bool) -> bool:

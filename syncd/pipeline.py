@@ -818,7 +818,9 @@ class Pipeline:
                     lifecycle_field=self._ledger_stage_field,
                     stage_by_person=self._ledger_stage_field in people_set,
                 )
-                if doubt is not None and reverted_in_doubt(lead, rows[-1]["status"], doubt, prev):
+                if doubt is not None and reverted_in_doubt(
+                    lead, rows[-1]["status"], doubt, prev, crm_behind=self.connector.clock_behind
+                ):
                     reverted.append(doubt)
                 if rows[-1]["quarantine"]:
                     quarantined.append(rows[-1])
@@ -1186,7 +1188,9 @@ class Pipeline:
             error_message=prev.error_message,
             error_at=prev.error_at,
         )
-        if status != prev.status or reverted_in_doubt(lead, status, in_doubt, prev):
+        if status != prev.status or reverted_in_doubt(
+            lead, status, in_doubt, prev, crm_behind=self.connector.clock_behind
+        ):
             if status != prev.status:
                 row["status_changed_at"] = lead.modified_at
             if not syncd_made(lead, prev, queued=queued):

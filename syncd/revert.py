@@ -26,7 +26,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -206,9 +206,12 @@ def plan_revert(
         mirror = store.leads_by_id(conn, crm, lead_ids)
         pending = {(r.lead_id, r.kind, r.field) for r in store.open_changes(conn, crm, lead_ids)}
     planner = Planner(crm=crm, book=book, settings=pipeline.settings, now=now)
+    # The CRM stamps a person's edit by its own clock: as far as its answers showed it behind
+    # syncd's (the pull before the plan read them), an edit stamped before the write may be after.
+    skew = CLOCK_SKEW + pipeline.connector.clock_behind
     for (lead_id, label), rows in groups.items():
         item = _inverse(
-            rows, mirror.get(lead_id), later.get((lead_id, label), []), pending, book, planner
+            rows, mirror.get(lead_id), later.get((lead_id, label), []), pending, book, planner, skew
         )
         if isinstance(item, Skip):
             plan.skipped.append(item)
@@ -273,8 +276,10 @@ def _inverse(
     pending: set[tuple[str, str, str]],
     book: Any,
     planner: Planner,
+    skew: timedelta = CLOCK_SKEW,
 ) -> Restore | Skip:
-    """The value to restore for one field the run wrote, or why it is left alone."""
+    """The value to restore for one field the run wrote, or why it is left alone (``skew``: how
+    much earlier than syncd's write a person's edit may be stamped and still have come after)."""
     first, last = rows[0], rows[-1]
     label = first.field
     membership = label.startswith("newsletter:")
@@ -303,11 +308,16 @@ def _inverse(
         if member != wrote:
             return skip("left the newsletter since" if wrote else "joined the newsletter since")
         return Restore(lead.lead_id, kind, name, member, not wrote, first.rule_id)
-    return _field_inverse(rows, lead, name, book, planner)
+    return _field_inverse(rows, lead, name, book, planner, skew)
 
 
 def _field_inverse(
-    rows: Sequence[Any], lead: Any, name: str, book: Any, planner: Planner
+    rows: Sequence[Any],
+    lead: Any,
+    name: str,
+    book: Any,
+    planner: Planner,
+    skew: timedelta = CLOCK_SKEW,
 ) -> Restore | Skip:
     first, last = rows[0], rows[-1]
 
@@ -324,9 +334,9 @@ def _field_inverse(
     if name == "status":
         edited, wrote = _utc(lead.rep_edit_at), _utc(last.at)
         # The CRM stamps a person's edit by its own clock, Salesforce to the second, and syncd
-        # stamped its write by its own after the answer: an edit within CLOCK_SKEW before the
+        # stamped its write by its own after the answer: an edit within ``skew`` before the
         # write may have come after it, and a person's status wins when it cannot be told.
-        if edited is not None and edited > wrote - CLOCK_SKEW:
+        if edited is not None and edited > wrote - skew:
             when = "since" if edited > wrote else "at about the time syncd wrote it"
             # A person's edit of a field a rule sets holds the lead as a status edit does.
             what = lead.rep_edit_field or "status"

@@ -68,6 +68,7 @@ from connectors.hubspot.reader import Filter, RawContact, SearchPage, iter_searc
 from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
+from connectors.kit.server_clock import answer_date, crm_behind, read_started
 
 __all__ = ["HubSpotConnector"]
 
@@ -179,6 +180,9 @@ class HubSpotConnector(Connector):
         self._props_whole_at: datetime | None = None
         self._reread_from: datetime | None = None
         self._pull_total: int | None = None  # what the current pull's first search counted
+        self._search_answered: datetime | None = None  # its Date header (HubSpot's clock)
+        #: How far HubSpot's clock runs behind the host's, by the last answer's Date.
+        self._crm_behind = timedelta(0)
         self._props = sorted(set(config.fields.values()))
         self._props_asked = frozenset(self._props)
         # Mapped properties a read contact lacked since the properties were last read. HubSpot
@@ -430,6 +434,7 @@ class HubSpotConnector(Connector):
             return
         moved = False
         self._pull_total = None  # set by the pull's first search
+        self._search_answered = None  # and when HubSpot answered it, by HubSpot's clock
         for batch in iter_search_windows(
             self._search_page,
             lo_ms=lo_ms,
@@ -440,12 +445,27 @@ class HubSpotConnector(Connector):
         ):
             leads = sorted((self._lead(c) for c in batch), key=lambda lead: lead.cursor)
             moved = True
-            yield Page(leads, advance_cursor(leads, since, started), total=self._pull_total)
-        empty = None if moved else nothing_new_page(since, started)
+            yield Page(
+                leads, advance_cursor(leads, since, self._read_at(started)), total=self._pull_total
+            )
+        empty = None if moved else nothing_new_page(since, self._read_at(started))
         if empty is not None:
             yield empty
         if self._reread_from == reread:
             self._reread_from = None
+
+    @property
+    def clock_behind(self) -> timedelta:
+        """From the last answer's ``Date`` header (``connectors.kit.server_clock``)."""
+        return self._crm_behind
+
+    def _read_at(self, started: datetime) -> datetime:
+        """When this pull's read began, to compare with ``lastmodifieddate``: HubSpot stamps by
+        its own clock, so with that clock behind the host's by more than ``overlap_seconds`` a
+        re-read reaching back from the host's time starts past a contact search had not shown
+        yet (crm-api C2), and the cursor had passed it for good. HubSpot's time comes from the
+        first search's ``Date`` header (``connectors.kit.server_clock``)."""
+        return read_started(started, self._search_answered)
 
     def write_batch(self, changes: Sequence[LeadChange]) -> list[RecordResult]:
         if len(changes) > self.max_batch_size:
@@ -757,6 +777,9 @@ class HubSpotConnector(Connector):
                 ) from None
             self._count_reauths()
             self._observe(bucket, headers)
+            answered = answer_date(headers)
+            if answered is not None:
+                self._crm_behind = crm_behind(self._clock(), answered)
             return data, status, headers
 
     def _count_reauths(self) -> None:
@@ -817,9 +840,11 @@ class HubSpotConnector(Connector):
             after=after,
         )
         answer: SearchAnswer
-        answer, _, _ = self._call(
+        answer, _, headers = self._call(
             "search", "contact search", self._search_json, public_object_search_request=request
         )
+        if self._search_answered is None:
+            self._search_answered = answer_date(headers)
         if self._pull_total is None and answer.total is not None:
             # The first window spans the whole pull: its total is the pull's (later windows
             # restart past the 10,000 cap and count only what is left).

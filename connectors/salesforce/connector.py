@@ -57,6 +57,7 @@ from connectors.errors import (
 )
 from connectors.kit import Quarantine, Waiter, advance_cursor, call_with_retry, nothing_new_page
 from connectors.kit.errors import ANY, ErrorTable
+from connectors.kit.server_clock import answer_date, crm_behind
 from connectors.kit.values import text_problem
 
 from .auth import Authenticator, Token, authenticator_for
@@ -267,6 +268,8 @@ class SalesforceConnector(Connector):
         self._token: Token | None = None
         self._sf: Salesforce | None = None
         self._usage: tuple[int, int] | None = None
+        #: How far Salesforce's clock runs behind the host's, by the last answer's Date.
+        self._crm_behind = timedelta(0)
         self._field_types: dict[str, str] = dict(_STANDARD_TYPES)
         #: Mapped canonical fields the org lacks (found by ``check``); pulls leave them out.
         self._absent: set[str] = set()
@@ -297,6 +300,11 @@ class SalesforceConnector(Connector):
     def api_quota(self) -> ApiQuota | None:
         """The org's daily API calls (used, limit) from the last ``Sforce-Limit-Info``."""
         return ApiQuota(*self._usage) if self._usage else None
+
+    @property
+    def clock_behind(self) -> timedelta:
+        """From the last answer's ``Date`` header (``connectors.kit.server_clock``)."""
+        return self._crm_behind
 
     def bind_stop(self, stop: threading.Event) -> None:
         self._waiter.bind(stop)
@@ -498,7 +506,11 @@ class SalesforceConnector(Connector):
             RetriableError, AuthError, BudgetExhausted, ConfigurationError: the request failed.
         """
         cfg = self._config
-        started = self._clock()
+        # SystemModstamp is Salesforce's clock (crm-api A3): the read's start, which the next
+        # overlap reaches back from, and the lag are reckoned on it when it runs behind the
+        # host's. By the host's alone, a clock more than overlap_seconds behind started the
+        # next re-read past the late commits it is there for.
+        started = self._clock() - self._crm_behind
         upper = min(until, started - timedelta(seconds=cfg.lag_seconds))
         full = self.reconcile_required(since)
         self.last_pull_was_full_reconcile = full
@@ -961,6 +973,9 @@ class SalesforceConnector(Connector):
         are a handful (CreatedById and CreatedDate filter LeadHistory:
         https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_leadhistory.htm)."""
         soql = f"{_history_select(fields)} AND CreatedDate >= {{since}}"
+        # CreatedDate is Salesforce's clock, ``since`` the host's: with Salesforce's behind, a
+        # person's edit just after syncd's read is stamped before ``since`` by that much.
+        since = _as_utc(since) - self._crm_behind
         me = self.integration_user_id
         if me:
             return format_soql(f"{soql} AND CreatedById != {{me}}", since=_as_utc(since), me=me)
@@ -1576,10 +1591,14 @@ class SalesforceConnector(Connector):
     # -- calling Salesforce ---------------------------------------------------------------------
 
     def _observe_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """requests hook: read ``Sforce-Limit-Info`` from every response, errors included."""
+        """requests hook: read ``Sforce-Limit-Info`` from every response, errors included,
+        and Salesforce's clock from its ``Date`` (``connectors.kit.server_clock``)."""
         m = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
         if m:
             self._usage = (int(m.group(1)), int(m.group(2)))
+        answered = answer_date(response.headers)
+        if answered is not None:
+            self._crm_behind = crm_behind(self._clock(), answered)
 
     def _check_budget(self, what: str) -> None:
         if self._usage is None:

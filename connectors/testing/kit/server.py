@@ -10,6 +10,7 @@ plan, and serves the admin API under :data:`ADMIN_PREFIX` (see :mod:`connectors.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import logging
 import re
@@ -417,6 +418,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args: Any) -> None:
         pass  # the journal is the log
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # Every answer's Date header (RFC 9110 §6.6.1) tells the CRM's time: the emulator's
+        # clock, which a test may set apart from the client's.
+        when = self.server.emulator.clock.now_epoch() if timestamp is None else timestamp
+        return email.utils.formatdate(when, usegmt=True)
 
     def do_GET(self) -> None:
         self._dispatch()
