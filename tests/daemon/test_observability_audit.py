@@ -9,6 +9,7 @@ import pytest
 
 from connectors.testing.salesforce import SalesforceEmulator
 from syncd.app import App
+from syncd.plan import status_report
 from syncd.scheduler import Daemon
 from tests.daemon.harness import E2E_RULES, running_app, sf_lead, write_config
 
@@ -113,3 +114,59 @@ def test_readyz_is_unready_with_the_crm_error_while_a_deferred_check_fails_and_r
             assert ready is True, detail
             assert detail["connectors"]["salesforce"]["outcome"] == "ok"
             assert detail["status"] == "leader"
+
+
+_LOOP_RULES = """\
+version: 1
+name: qualify
+mode: first_match
+statuses: {New: {}, Open: {}, MQL: {}}
+rules:
+  - id: new-to-mql
+    when: {field: status, eq: New}
+    then:
+      - set_status: MQL
+"""
+
+
+def test_loop_held_leads_gauge_keeps_counting_a_held_lead_when_the_next_cycle_has_nothing_new(
+    tmp_path: Path,
+) -> None:
+    """README: `syncd_loop_held_leads` counts leads held by the loop guard; `syncd status`
+    lists them for as long as the writes stay in the window. A quiet cycle after the one
+    that held a lead must not drop the gauge to 0 while status still lists the lead."""
+    config = write_config(
+        tmp_path,
+        rules=_LOOP_RULES,
+        crms=("salesforce",),
+        extra="loop_guard: {max_changes: 2, window: 7d}\n",
+    )
+    config.write_text(
+        config.read_text().replace("interval: 60s", "interval: 60s\n  hold_rep_edits_for: 0s")
+    )
+    with running_app(config) as app:
+        org = app.embedded.server("salesforce")
+        lead_id = org.add_leads([sf_lead("Loop", "loop@acme.com", title="CTO")])[0]
+        pipeline = app.pipelines["salesforce"]
+        for _ in range(2):
+            assert pipeline.run_cycle().written == 1
+            org.update_lead(lead_id, {"Status": "Open - Not Contacted"})  # undone
+        assert pipeline.run_cycle().written == 0  # held now
+
+        # Another lead, no rule's business, edited a second later: the newest lead, the one
+        # a pull reads again at its cursor, is not the held one.
+        org.clock.advance(1)
+        org.add_leads(
+            [sf_lead("Other", "other@acme.com", title="CTO", status="Working - Contacted")]
+        )
+        for _ in range(2):
+            org.clock.advance(1)
+            quiet = pipeline.run_cycle()
+
+        assert quiet.outcome == "ok", quiet.message
+        listed = [h["lead_id"] for h in status_report(app)["crms"]["salesforce"]["loop_held"]]
+        gauge = app.metrics.registry.get_sample_value(
+            "syncd_loop_held_leads", {"crm": "salesforce"}
+        )
+        assert listed == [lead_id]
+        assert gauge == len(listed)
