@@ -11,7 +11,7 @@ from connectors.testing.salesforce import SalesforceEmulator
 from syncd.app import App
 from syncd.plan import status_report
 from syncd.scheduler import Daemon
-from tests.daemon.harness import E2E_RULES, running_app, sf_lead, write_config
+from tests.daemon.harness import E2E_RULES, outbox_states, running_app, sf_lead, write_config
 
 
 def _written(app: App, outcome: str) -> float:
@@ -170,3 +170,37 @@ def test_loop_held_leads_gauge_keeps_counting_a_held_lead_when_the_next_cycle_ha
         )
         assert listed == [lead_id]
         assert gauge == len(listed)
+
+
+def test_outbox_pending_counts_rows_in_doubt_as_status_does_when_a_batch_answer_was_lost(
+    tmp_path: Path,
+) -> None:
+    """A batch the CRM applied but whose answer never came leaves its rows `sending` (in
+    doubt) until a later cycle's pull settles them: they are not confirmed, `syncd status`
+    counts them pending, and a CRM that stays down keeps them there. `syncd_outbox_pending`
+    and the oldest pending age must show them too, or a stuck drain reads as an empty one."""
+    config = write_config(tmp_path, crms=("salesforce",))
+    config.write_text(
+        config.read_text().replace("lag_seconds: 0", "lag_seconds: 0\n    retry: {attempts: 1}")
+    )
+    with running_app(config) as app:
+        sf = app.embedded.salesforce
+        sf.add_leads(
+            sf_lead(f"L{i}", f"l{i}@acme{i}.com", title="Analyst", activity_days=200)
+            for i in range(3)
+        )
+        sf.faults.drop_next(1, path="composite/sobjects", method="PATCH", after_applied=True)
+        report = app.pipelines["salesforce"].run_cycle()
+        assert report.outcome == "failed", report.message
+        in_doubt = sum(n for (_kind, state), n in outbox_states(app).items() if state == "sending")
+        assert in_doubt == 6  # 3 statuses, 3 newsletter adds
+
+        status = status_report(app)["crms"]["salesforce"]
+        registry = app.metrics.registry
+        pending = registry.get_sample_value("syncd_outbox_pending", {"crm": "salesforce"})
+        oldest = registry.get_sample_value(
+            "syncd_outbox_oldest_pending_age_seconds", {"crm": "salesforce"}
+        )
+        assert status["pending"] == 6
+        assert pending == status["pending"]
+        assert oldest is not None and oldest > 0
