@@ -279,15 +279,14 @@ class Metrics:
                     "%s: funnel KPIs not refreshed (%s: %s)", report.crm, type(exc).__name__, exc
                 )
 
-    def observe_results(self, crm: str, results: Sequence[Any]) -> None:
-        # Counted first, then one labelled increment per outcome: a label lookup per record
-        # (under the metric's lock) cost a write-back call of 1,000 records a millisecond.
-        counts: dict[str, int] = {}
-        for result in results:
-            outcome = result.outcome.value
-            counts[outcome] = counts.get(outcome, 0) + 1
-        for outcome, n in counts.items():
-            self.records.labels(crm, outcome).inc(n)
+    def observe_written(self, crm: str, *, ok: int, retry: int, failed: int) -> None:
+        """Records one call answered, as the outbox recorded them: a retriable refusal on its
+        last attempt (``outbox.max_attempts``) failed for good, and counts as ``failed``."""
+        # One labelled increment per outcome: a label lookup per record (under the metric's
+        # lock) cost a write-back call of 1,000 records a millisecond.
+        for outcome, n in (("ok", ok), ("retry", retry), ("failed", failed)):
+            if n:
+                self.records.labels(crm, outcome).inc(n)
 
 
 class StoreCollector(Collector):

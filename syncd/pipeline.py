@@ -2051,8 +2051,9 @@ class Pipeline:
         report.retrying += len(retry)
         report.failed += len(failed)
         if self.metrics is not None:
-            for _, results in answered:
-                self.metrics.observe_results(self.crm, results)
+            self.metrics.observe_written(
+                self.crm, ok=len(done), retry=len(retry), failed=len(failed)
+            )
 
     def _fence(self, conn: Connection) -> None:
         """In a writing transaction: raise LeaseLost unless this process holds the lease."""

@@ -3,8 +3,9 @@
 Every query here is bounded by an index or by the catalogue, never a scan of a whole table, so
 ``/metrics`` can be scraped every few seconds against a store of millions of rows:
 
-* pending and failed outbox rows per connector: ``COUNT(*)`` over a range of the
-  ``ix_outbox_crm_state`` index (crm, state, ...), so only those rows are touched;
+* pending (waiting to be sent, or sent and in doubt) and failed outbox rows per connector:
+  ``COUNT(*)`` over ranges of the ``ix_outbox_crm_state`` index (crm, state, ...), so only
+  those rows are touched;
 * the oldest pending row: ``MIN(created_at)`` over the same index range;
 * table rows: PostgreSQL's planner estimate (``pg_class.reltuples``, kept by autovacuum);
   SQLite's rowid span (``MAX(rowid) - MIN(rowid) + 1``, two index seeks), an upper bound
@@ -41,7 +42,10 @@ def outbox_backlog(engine: Engine, crm: str) -> OutboxBacklog:
     one round trip a scrape per connector, not three plus BEGIN and ROLLBACK."""
     table = OutboxRow.__table__
     mine = table.c.crm == crm
-    pending = table.c.state == OutboxState.PENDING
+    # Rows ``sending`` were sent and their answer never came (in doubt until a later pull
+    # settles them): not confirmed, so pending, as `syncd status` counts them. A CRM that
+    # stays down keeps them there; leaving them out would show a stuck drain as an empty one.
+    pending = table.c.state.in_((OutboxState.PENDING, OutboxState.SENDING))
     failed = table.c.state == OutboxState.FAILED
     if engine.dialect.name == "postgresql":
         engine = engine.execution_options(isolation_level="AUTOCOMMIT")
