@@ -3,9 +3,11 @@
 The port is bound at start-up before any CRM is contacted (a port in use stops start-up at no
 API cost) and served from then on; readiness says "starting" until the daemon's first cycles.
 
-Liveness only says the process serves HTTP: restarting a daemon because a CRM is down would not
-help. Readiness says whether each connector finished a cycle recently, so an operator (or a
-Kubernetes probe) sees a stuck or failing daemon.
+Liveness says the process serves HTTP and, once the daemon runs, that its scheduler thread and
+its main loop are alive (``liveness``, set by ``syncd.scheduler.Daemon``): restarting a daemon
+because a CRM is down would not help, but restarting one whose scheduler died does, and frees
+its lease for a standby. Readiness says whether each connector finished a cycle recently, so an
+operator (or a Kubernetes probe) sees a stuck or failing daemon.
 """
 
 from __future__ import annotations
@@ -33,11 +35,17 @@ class HealthServer:
         outer = self
         #: Replaceable: start-up binds the port and answers "starting" until the daemon runs.
         self.readiness = readiness
+        #: Replaceable: alive unless the daemon's scheduler or main loop died.
+        self.liveness: Callable[[], bool] = lambda: True
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/healthz":
-                    outer._send(self, 200, "application/json", b'{"status":"alive"}')
+                    if outer.liveness():
+                        outer._send(self, 200, "application/json", b'{"status":"alive"}')
+                    else:
+                        body = b'{"status":"wedged","reason":"the scheduler or main loop died"}'
+                        outer._send(self, 503, "application/json", body)
                 elif self.path == "/readyz":
                     ready, detail = outer.readiness()
                     body = json.dumps({"ready": ready, **detail}, default=str).encode()

@@ -41,6 +41,9 @@ __all__ = ["SHUTDOWN_GRACE_SECONDS", "Daemon"]
 
 log = logging.getLogger("syncd.scheduler")
 
+#: The main loop ticks every second: one silent this long is wedged (``Daemon.alive``).
+LOOP_STALL_SECONDS = 30.0
+
 #: How long a stop waits for running cycles before the process exits anyway. Kubernetes
 #: sends SIGKILL 30 s after SIGTERM by default; an HTTP request can wait its whole timeout.
 SHUTDOWN_GRACE_SECONDS = 4.0
@@ -108,6 +111,9 @@ class Daemon:
         if _FOLD not in logging.getLogger("apscheduler.scheduler").filters:
             logging.getLogger("apscheduler.scheduler").addFilter(_FOLD)
         self._health: HealthServer | None = None
+        #: The main loop's last tick (time.monotonic) and whether it ever ran (``alive``).
+        self._last_tick = time.monotonic()
+        self._loop_started = False
         self.leases: dict[str, Lease] = {}
         self._recovered: dict[str, int] = {}  # connector -> lease token its recovery ran under
 
@@ -290,6 +296,8 @@ class Daemon:
                 and outcome in ("ok", "breaker", "budget", "stopped")
             )
             entry: dict[str, Any] = {"lease": "leader", "last_cycle": at, "outcome": outcome}
+            if at is not None and (now - at) >= cs.interval * 3:
+                entry["stale"] = True  # no cycle ended for three intervals: one hangs, or none ran
             if report is not None and outcome == "failed":
                 entry["error"] = report.message
             pipeline = self.app.pipelines.get(name)
@@ -315,6 +323,7 @@ class Daemon:
             self._health.start()
         if self._health is not None:
             self._health.readiness = self.readiness
+            self._health.liveness = self.alive
             log.info(
                 "health and metrics on http://%s:%d/ (healthz, readyz, metrics)",
                 server.host,
@@ -386,7 +395,9 @@ class Daemon:
         interval = self.notifier.watchdog_interval
         tick = min(interval, 1.0) if interval else 1.0
         last_ping = float("-inf")
+        self._loop_started = True
         while True:
+            self._last_tick = time.monotonic()
             if interval and self._scheduler_alive():
                 now = time.monotonic()
                 if now - last_ping >= interval - tick / 2:
@@ -394,6 +405,17 @@ class Daemon:
                     last_ping = now
             if self.app.stop.wait(tick):
                 return
+
+    def alive(self) -> bool:
+        """``/healthz``: false once the scheduler thread died or the main loop stopped ticking
+        (the same test as systemd's watchdog pings): a Kubernetes liveness probe then restarts
+        the pod, and its lease goes to a standby. True before the scheduler starts."""
+        if self.app.stop.is_set():
+            return True  # stopping: finishing the batch in flight is not being wedged
+        if not self._scheduler.running:
+            return not self._loop_started
+        stalled = time.monotonic() - self._last_tick > LOOP_STALL_SECONDS
+        return self._scheduler_alive() and not stalled
 
     def _scheduler_alive(self) -> bool:
         # APScheduler 3 has no public "is its thread alive": a crashed scheduler thread

@@ -61,3 +61,53 @@ def test_a_broken_rule_edit_makes_the_daemon_unready_and_is_reported(tmp_path: P
         assert ready is False
         assert f"{tmp_path / 'rules.yaml'}:" in detail["rules_error"]
         assert app.metrics.rules_valid._value.get() == 0
+
+
+def test_healthz_fails_once_the_scheduler_died_or_the_main_loop_stalled_not_while_stopping(
+    tmp_path: Path,
+) -> None:
+    """A wedged leader keeps renewing its lease from its own thread, so only liveness can hand
+    it to a standby: /healthz answered 200 whatever became of the scheduler."""
+    import time
+
+    from syncd import scheduler
+
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        daemon = Daemon(app)
+        server = HealthServer(
+            "127.0.0.1", 0, registry=app.metrics.registry, readiness=daemon.readiness
+        )
+        server.liveness = daemon.alive
+        server.start()
+        try:
+            assert _get(server.port, "/healthz")[0] == 200, "starting"
+            daemon._scheduler.start()
+            daemon._loop_started, daemon._last_tick = True, time.monotonic()
+            assert _get(server.port, "/healthz")[0] == 200, "running"
+            daemon._last_tick -= scheduler.LOOP_STALL_SECONDS + 1
+            status, body = _get(server.port, "/healthz")
+            assert status == 503 and json.loads(body)["status"] == "wedged"
+            daemon._last_tick = time.monotonic()
+            daemon._scheduler.shutdown(wait=False)
+            assert _get(server.port, "/healthz")[0] == 503, "the scheduler died"
+            app.stop.set()
+            assert _get(server.port, "/healthz")[0] == 200, "stopping is not wedged"
+        finally:
+            server.stop()
+
+
+def test_readyz_marks_a_connector_whose_last_cycle_is_three_intervals_old_stale(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    with running_app(write_config(tmp_path, crms=("salesforce",))) as app:
+        daemon = Daemon(app)
+        daemon._cycle("salesforce")
+        ready, detail = daemon.readiness()
+        assert ready and "stale" not in detail["connectors"]["salesforce"]
+        at, report = daemon.last["salesforce"]
+        daemon.last["salesforce"] = (at - timedelta(minutes=3), report)  # interval 60s
+        ready, detail = daemon.readiness()
+        assert not ready and detail["connectors"]["salesforce"]["stale"] is True
+        assert detail["connectors"]["salesforce"]["last_cycle"] < datetime.now(UTC)
