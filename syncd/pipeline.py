@@ -111,7 +111,7 @@ from syncd.pull_overlap import pull_overlapped
 from syncd.race_book import RaceBook
 from syncd.records import LeadState, OutboxRecord, PlanRecord
 from syncd.settings import BreakerSettings, ConnectorSettings, LoopGuardSettings, OutboxSettings
-from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, audit_values
+from syncd.state import AuditOutcome, OutboxState, RunRow, StateStore, _utc, audit_values
 
 __all__ = ["CycleReport", "Pipeline"]
 
@@ -822,7 +822,11 @@ class Pipeline:
                     lead, rows[-1]["status"], doubt, prev, crm_behind=self.connector.clock_behind
                 ):
                     reverted.append(doubt)
-                if rows[-1]["quarantine"]:
+                if rows[-1]["quarantine"] and (
+                    prev is None or lead.modified_at > _utc(prev.modified_at)
+                ):
+                    # Not the overlap's re-read of a version already mirrored: an idle daemon
+                    # re-reads its newest lead every cycle, and would count its value again.
                     quarantined.append(rows[-1])
                 if lead.deleted or lead.converted:
                     gone[lead.id] = LEAD_DELETED if lead.deleted else LEAD_CONVERTED

@@ -157,3 +157,25 @@ hubspot: {{enabled: true}}
             assert not hs_emu.journal.entries("PATCH")
     finally:
         sf_emu.stop()
+
+
+def test_an_unchanged_quarantined_value_is_counted_and_warned_about_once_not_every_cycle(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An idle daemon re-reads its newest lead every cycle (the pull's overlap): the counter and
+    the warning grew on a daemon nothing changed for (an alert on its rate fired forever)."""
+    with running_app(write_config(tmp_path, crms=("hubspot",))) as app:
+        hs = app.embedded.hubspot
+        (huge,) = hs.add_contacts(
+            [hs_contact("Huge", "huge@acme.com", title="CTO", numemployees="1e400")]
+        )
+        sample = app.metrics.registry.get_sample_value
+        labels = {"connector": "hubspot", "field": "employees"}
+        for _ in range(4):
+            assert app.pipelines["hubspot"].run_cycle().outcome == "ok"
+        assert sample("syncd_quarantined_values_total", labels) == 1
+        warned = [r for r in caplog.records if "unusable values stored as empty" in r.getMessage()]
+        assert len(warned) == 1
+        hs.update_contact(huge, {"numemployees": "1e401"})  # a new version: counted again
+        assert app.pipelines["hubspot"].run_cycle().outcome == "ok"
+        assert sample("syncd_quarantined_values_total", labels) == 2
