@@ -93,7 +93,16 @@ def build_plan(
         )
         every = due.fingerprint_changed(app.store, name, fingerprint)
         part["held"] = _held(app.store, name, cs.hold_rep_edits_for, now)
-        verdicts = iter_verdicts(app.store, name, book, cs, now, loop_guard=guard, every=every)
+        verdicts = iter_verdicts(
+            app.store,
+            name,
+            book,
+            cs,
+            now,
+            loop_guard=guard,
+            every=every,
+            remap_holds=part["remap_held"],
+        )
         for row, verdict in verdicts:
             _note_unsent(part, row.lead_id, verdict)
             if not verdict.changes:

@@ -358,14 +358,18 @@ def iter_verdicts(
     *,
     loop_guard: LoopGuard | None = None,
     every: bool = False,
+    remap_holds: Mapping[str, datetime] | None = None,
 ) -> Iterator[tuple[PlanRecord, LeadVerdict]]:
     """The live, unconverted mirror leads a cycle at ``now`` evaluates (``syncd.due``; every
     one with ``every``) with their verdicts, streamed in chunks (with ``loop_guard``, leads
     syncd changed too often are held).
 
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
+    ``remap_holds``: the active ones (``syncd.field_remap``) when the caller read them already.
     """
-    remap_holds = field_remap.active_holds(store.get_meta(field_remap.holds_key(crm)), aware(now))
+    if remap_holds is None:
+        stored = store.get_meta(field_remap.holds_key(crm))
+        remap_holds = field_remap.active_holds(stored, aware(now))
     planner = Planner(crm=crm, book=book, settings=settings, now=now, remap_holds=remap_holds)
     for chunk in due.iter_plan_rows(store, crm, now, every=every, chunk=PLAN_CHUNK):
         judged = [(row, planner.verdict(row, now)) for row in chunk]
