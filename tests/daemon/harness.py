@@ -95,6 +95,44 @@ embedded: {{enabled: true, leads: {leads}, rep_activity: false, fresh_state: fal
     return path
 
 
+#: Connector retries without waits: a CRM answering 503 fails its request at once.
+FAST_RETRY = "    retry: {attempts: 2, initial_backoff_seconds: 0, jitter_seconds: 0}\n"
+
+
+def standalone_sf_config(
+    tmp_path: Path,
+    emu: Any,
+    *,
+    state_url: str | None = None,
+    server: str = "{enabled: false}",
+    connector_extra: str = "",
+) -> Path:
+    """A Salesforce-only config on a standalone emulator ``emu`` (a SalesforceEmulator started
+    by the test), E2E_RULES, its client secret in SF_SECRET."""
+    (tmp_path / "rules.yaml").write_text(E2E_RULES)
+    campaign = emu.add_campaign("Newsletter")
+    config = tmp_path / "syncd.yaml"
+    config.write_text(f"""\
+state: {{url: "{state_url or "sqlite:///" + str(tmp_path / "state.db")}"}}
+rules: {{files: [rules.yaml], fixtures: null}}
+breaker: {{max_change_share: 1.0, min_changes: 1}}
+server: {server}
+salesforce:
+  interval: 10s
+  status_values:
+    {{New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}}
+  connector:
+    instance_url: {emu.base_url}
+    token_url: {emu.token_url}
+    ca_bundle: {emu.ca_pem_path}
+    auth:
+      {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
+    newsletters: {{newsletter: {campaign}}}
+    lag_seconds: 0
+{connector_extra}""")
+    return config
+
+
 @contextmanager
 def running_app(config: Path, **kwargs: Any) -> Iterator[App]:
     app = App.build(load_settings(config), **kwargs)

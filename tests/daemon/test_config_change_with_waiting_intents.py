@@ -364,6 +364,27 @@ def test_waiting_join_is_withdrawn_with_a_reason_when_the_newsletter_is_removed_
 # ---- 4. a custom field's mapping -------------------------------------------------------------
 
 
+def _tier_config(
+    tmp_path: Path,
+    org: SalesforceEmulator,
+    campaign: str,
+    field: str,
+    *,
+    rules: str,
+    extra: str = "",
+) -> Path:
+    """A config mapping ``tier`` to the Lead field ``field`` (``need`` unmapped: Need__c is the
+    BANT default, and may be ``tier``'s field here)."""
+    return _config(
+        tmp_path,
+        org,
+        rules=rules,
+        newsletters=f"{{newsletter: {campaign}}}",
+        extra=extra,
+        connector_extra=f"    fields: {{tier: {field}, need: null}}\n",
+    )
+
+
 def test_a_remapped_field_a_rule_sets_is_written_only_a_hold_after_the_change_not_over_a_person(
     tmp_path: Path, org: SalesforceEmulator
 ) -> None:
@@ -376,18 +397,10 @@ def test_a_remapped_field_a_rule_sets_is_written_only_a_hold_after_the_change_no
     (ceo,) = org.add_leads(
         [sf_lead("Boss", "boss@acme.com", title="CEO")], modstamp=_seconds_ago(5)
     )
-    mapped = "    fields: {{tier: {}, need: null}}\n"
     now = {"t": datetime.now(UTC)}
 
     def config(field: str) -> Path:
-        return _config(
-            tmp_path,
-            org,
-            rules=TIER_RULES,
-            newsletters=f"{{newsletter: {campaign}}}",
-            extra=_hold(1),
-            connector_extra=mapped.format(field),
-        )
+        return _tier_config(tmp_path, org, campaign, field, rules=TIER_RULES, extra=_hold(1))
 
     with running_app(config("Tier__c"), clock=lambda: now["t"]) as app:
         org.faults.fail_next(1, method="PATCH")
@@ -453,16 +466,9 @@ def test_rules_reading_a_remapped_field_see_the_new_crm_fields_values_in_the_fir
         ],
         modstamp=_seconds_ago(5),
     )
-    mapped = "    fields: {{tier: {}, need: null}}\n"
 
     def config(field: str) -> Path:
-        return _config(
-            tmp_path,
-            org,
-            rules=GOLD_RULES,
-            newsletters=f"{{newsletter: {campaign}}}",
-            connector_extra=mapped.format(field),
-        )
+        return _tier_config(tmp_path, org, campaign, field, rules=GOLD_RULES)
 
     with running_app(config("Tier__c")) as app:
         assert _cycle(app).startswith("ok")
@@ -705,17 +711,10 @@ def test_a_leader_of_either_mapping_reads_every_lead_again_after_the_other_held_
         [sf_lead("A", "a@acme.com", title="Analyst", Tier__c="T", Need__c="N")],
         modstamp=_seconds_ago(7200),  # out of the pull's overlap: read again only on purpose
     )
-    mapped = "    fields: {{tier: {}, need: null}}\n"
     configs = {}
     for field in ("Tier__c", "Need__c"):
         (tmp_path / field).mkdir()
-        path = _config(
-            tmp_path / field,
-            org,
-            rules=GOLD_RULES,
-            newsletters=f"{{newsletter: {campaign}}}",
-            connector_extra=mapped.format(field),
-        )
+        path = _tier_config(tmp_path / field, org, campaign, field, rules=GOLD_RULES)
         own = f"sqlite:///{tmp_path / field / 'state.db'}"
         path.write_text(path.read_text().replace(own, f"sqlite:///{tmp_path / 'shared.db'}"))
         configs[field] = path

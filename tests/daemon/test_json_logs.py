@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors.testing.salesforce import SalesforceEmulator
-from tests.daemon.harness import sf_lead
-from tests.daemon.test_startup_failures import _env, _syncd, _write_config
+from tests.daemon.harness import sf_lead, standalone_sf_config
+from tests.daemon.test_startup_failures import _env, _syncd
 
 
 def _records(text: str, stream: str) -> list[dict[str, Any]]:
@@ -34,7 +34,7 @@ def test_a_cycle_with_changes_and_a_retry_logs_only_json_lines_tagged_with_the_c
             ]
         )
         emu.faults.fail_next(1, status=503, path="/composite$")  # the pull retries once
-        config = _write_config(tmp_path, emu)
+        config = standalone_sf_config(tmp_path, emu)
         config.write_text(config.read_text() + "log: {format: json}\n")
         proc = _syncd("run", "-c", str(config), env=_env(emu), bufsize=1)
         seen: list[str] = []
@@ -71,7 +71,7 @@ def test_a_cycle_with_changes_and_a_retry_logs_only_json_lines_tagged_with_the_c
 
 def test_start_up_errors_in_json_mode_are_json(tmp_path: Path) -> None:
     with SalesforceEmulator() as emu:
-        config = _write_config(tmp_path, emu)
+        config = standalone_sf_config(tmp_path, emu)
         # A config error (read before logging is set up) and, separately, a start-up failure.
         bad = tmp_path / "bad.yaml"
         bad.write_text(
@@ -96,7 +96,7 @@ def test_a_config_error_is_json_when_the_log_format_variable_is_set_in_lower_cas
 ) -> None:
     # Variable names are read in any case; so is this one, read before the config validates.
     with SalesforceEmulator() as emu:
-        config = _write_config(tmp_path, emu)
+        config = standalone_sf_config(tmp_path, emu)
         config.write_text(config.read_text().replace("interval: 10s", "intervall: 10s"))
         env = {**_env(emu), "syncd_log__format": "json"}
         proc = _syncd("run", "-c", str(config), env=env)

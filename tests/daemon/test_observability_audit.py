@@ -11,7 +11,14 @@ from connectors.testing.salesforce import SalesforceEmulator
 from syncd.app import App
 from syncd.plan import status_report
 from syncd.scheduler import Daemon
-from tests.daemon.harness import E2E_RULES, outbox_states, running_app, sf_lead, write_config
+from tests.daemon.harness import (
+    FAST_RETRY,
+    outbox_states,
+    running_app,
+    sf_lead,
+    standalone_sf_config,
+    write_config,
+)
 
 
 def _written(app: App, outcome: str) -> float:
@@ -52,34 +59,6 @@ def test_records_written_counts_a_retriable_refusal_as_failed_when_it_was_the_la
         assert _written(app, "ok") == report.written
 
 
-_FAST_RETRY = "    retry: {attempts: 2, initial_backoff_seconds: 0, jitter_seconds: 0}\n"
-
-
-def _sf_config(tmp_path: Path, emu: SalesforceEmulator) -> Path:
-    (tmp_path / "rules.yaml").write_text(E2E_RULES)
-    campaign = emu.add_campaign("Newsletter")
-    config = tmp_path / "syncd.yaml"
-    config.write_text(f"""\
-state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
-rules: {{files: [rules.yaml], fixtures: null}}
-breaker: {{max_change_share: 1.0, min_changes: 1}}
-server: {{enabled: false}}
-salesforce:
-  interval: 10s
-  status_values:
-    {{New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}}
-  connector:
-    instance_url: {emu.base_url}
-    token_url: {emu.token_url}
-    ca_bundle: {emu.ca_pem_path}
-    auth:
-      {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
-    newsletters: {{newsletter: {campaign}}}
-    lag_seconds: 0
-{_FAST_RETRY}""")
-    return config
-
-
 def test_readyz_is_unready_with_the_crm_error_while_a_deferred_check_fails_and_ready_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,7 +67,7 @@ def test_readyz_is_unready_with_the_crm_error_while_a_deferred_check_fails_and_r
     `crm_unavailable` (not `preflight`: the rules were never refused)."""
     with SalesforceEmulator() as emu:
         emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
-        config = _sf_config(tmp_path, emu)
+        config = standalone_sf_config(tmp_path, emu, connector_extra=FAST_RETRY)
         monkeypatch.setenv("SF_SECRET", emu.client_secret)
         emu.faults.fail_next(1000, status=503, path="/query/")
         with running_app(config, defer_unreachable=True) as app:

@@ -15,7 +15,8 @@ import pytest
 
 from connectors.testing.leads import generate_scale_leads
 from connectors.testing.salesforce import SalesforceEmulator
-from tests.daemon.test_startup_failures import _env, _write_config
+from tests.daemon.harness import standalone_sf_config
+from tests.daemon.test_startup_failures import _env
 
 LEADS = 20_000
 # Matches nothing: the backfill only pulls and plans, so the test measures the pull.
@@ -39,7 +40,7 @@ def org() -> Iterator[SalesforceEmulator]:
 
 
 def _config(tmp_path: Path, emu: SalesforceEmulator) -> Path:
-    config = _write_config(tmp_path, emu)
+    config = standalone_sf_config(tmp_path, emu)
     (tmp_path / "rules.yaml").write_text(QUIET_RULES)
     return config
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 from syncd.cli import app as cli
-from tests.daemon.harness import E2E_RULES, sf_lead
+from tests.daemon.harness import E2E_RULES, FAST_RETRY, sf_lead, standalone_sf_config
 
 
 def _free_port() -> int:
@@ -43,38 +43,6 @@ def _api_calls(emu: SalesforceEmulator) -> list[Any]:
 def emu() -> Iterator[SalesforceEmulator]:
     with SalesforceEmulator() as org:
         yield org
-
-
-def _write_config(
-    tmp_path: Path,
-    emu: SalesforceEmulator,
-    *,
-    state_url: str | None = None,
-    server: str = "{enabled: false}",
-    connector_extra: str = "",
-) -> Path:
-    (tmp_path / "rules.yaml").write_text(E2E_RULES)
-    campaign = emu.add_campaign("Newsletter")
-    config = tmp_path / "syncd.yaml"
-    config.write_text(f"""\
-state: {{url: "{state_url or "sqlite:///" + str(tmp_path / "state.db")}"}}
-rules: {{files: [rules.yaml], fixtures: null}}
-breaker: {{max_change_share: 1.0, min_changes: 1}}
-server: {server}
-salesforce:
-  interval: 10s
-  status_values:
-    {{New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}}
-  connector:
-    instance_url: {emu.base_url}
-    token_url: {emu.token_url}
-    ca_bundle: {emu.ca_pem_path}
-    auth:
-      {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
-    newsletters: {{newsletter: {campaign}}}
-    lag_seconds: 0
-{connector_extra}""")
-    return config
 
 
 def _env(emu: SalesforceEmulator) -> dict[str, str]:
@@ -121,7 +89,7 @@ def test_run_started_past_the_budget_share_stays_up_paused_and_exits_0_on_sigter
 ) -> None:
     with SalesforceEmulator(EmulatorConfig(api_usage_start=95_000)) as emu:
         port = _free_port()
-        config = _write_config(tmp_path, emu, server=f"{{host: 127.0.0.1, port: {port}}}")
+        config = standalone_sf_config(tmp_path, emu, server=f"{{host: 127.0.0.1, port: {port}}}")
         proc = _syncd("run", "-c", str(config), env=_env(emu))
         try:
 
@@ -164,7 +132,7 @@ def test_sync_once_past_the_budget_share_says_so_in_one_line_and_exits_0(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with SalesforceEmulator(EmulatorConfig(api_usage_start=95_000)) as emu:
-        config = _write_config(tmp_path, emu)
+        config = standalone_sf_config(tmp_path, emu)
         monkeypatch.setenv("SF_SECRET", emu.client_secret)
         result = CliRunner().invoke(
             cli, ["sync", "--once", "-c", str(config)], catch_exceptions=False
@@ -183,7 +151,7 @@ def _port_in_use(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callabl
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     port = holder.getsockname()[1]
-    config = _write_config(tmp_path, emu, server=f"{{host: 127.0.0.1, port: {port}}}")
+    config = standalone_sf_config(tmp_path, emu, server=f"{{host: 127.0.0.1, port: {port}}}")
     return config, holder.close
 
 
@@ -193,14 +161,14 @@ def _postgres_unreachable(
     # The password is written in a secret file, as README asks of a state.url holding one.
     secret = tmp_path / "database-url"
     secret.write_text(f"postgresql+psycopg://syncd:hunter2@127.0.0.1:{_free_port()}/syncd\n")
-    config = _write_config(tmp_path, emu)
+    config = standalone_sf_config(tmp_path, emu)
     sqlite = f'state: {{url: "sqlite:///{tmp_path / "state.db"}"}}'
     config.write_text(config.read_text().replace(sqlite, f"state: {{url: {{file: {secret}}}}}"))
     return config, lambda: None
 
 
 def _ca_file_missing(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Callable[[], None]]:
-    config = _write_config(tmp_path, emu)
+    config = standalone_sf_config(tmp_path, emu)
     config.write_text(
         config.read_text().replace(str(emu.ca_pem_path), str(tmp_path / "missing-ca.pem"))
     )
@@ -225,7 +193,7 @@ def _sqlite_read_only(tmp_path: Path, emu: SalesforceEmulator) -> tuple[Path, Ca
         def undo() -> None:
             db.chmod(0o644)
 
-    return _write_config(tmp_path, emu), undo
+    return standalone_sf_config(tmp_path, emu), undo
 
 
 def _state_path_unusable(
@@ -233,7 +201,7 @@ def _state_path_unusable(
 ) -> tuple[Path, Callable[[], None]]:
     (tmp_path / "blocker").write_text("a file where the state directory should be")
     url = f"sqlite:///{tmp_path / 'blocker' / 'state.db'}"
-    return _write_config(tmp_path, emu, state_url=url), lambda: None
+    return standalone_sf_config(tmp_path, emu, state_url=url), lambda: None
 
 
 @pytest.mark.parametrize(
@@ -282,7 +250,7 @@ def test_sigterm_during_a_503_retry_chain_exits_0_within_5_seconds(
 ) -> None:
     emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
     emu.faults.fail_next(1000, status=503, path=failing)
-    config = _write_config(tmp_path, emu)
+    config = standalone_sf_config(tmp_path, emu)
     proc = _syncd("run", "-c", str(config), env=_env(emu), bufsize=1)
     try:
         seen: list[str] = []
@@ -316,7 +284,7 @@ def test_sigterm_at_any_moment_of_start_up_stops_run_with_exit_0(
     tmp_path: Path, emu: SalesforceEmulator, delay: float
 ) -> None:
     emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
-    config = _write_config(tmp_path, emu)
+    config = standalone_sf_config(tmp_path, emu)
     # `python -m syncd` starts as the `syncd` console script does (syncd.launch).
     proc = subprocess.Popen(
         [sys.executable, "-m", "syncd", "run", "-c", str(config)],
@@ -339,7 +307,7 @@ def test_sigterm_at_any_moment_of_start_up_stops_run_with_exit_0(
 def test_sigterm_while_sync_once_is_loading_ends_it_as_an_interrupted_command_143(
     tmp_path: Path, emu: SalesforceEmulator
 ) -> None:
-    config = _write_config(tmp_path, emu)
+    config = standalone_sf_config(tmp_path, emu)
     proc = subprocess.Popen(
         [sys.executable, "-m", "syncd", "sync", "--once", "-c", str(config)],
         env=_env(emu),
@@ -358,8 +326,6 @@ def test_sigterm_while_sync_once_is_loading_ends_it_as_an_interrupted_command_14
 
 # ---- a CRM that cannot answer at start-up --------------------------------------------------
 
-_FAST_RETRY = "    retry: {attempts: 2, initial_backoff_seconds: 0, jitter_seconds: 0}\n"
-
 
 def _writes(emu: SalesforceEmulator) -> list[Any]:
     return [e for e in _api_calls(emu) if e.method in ("PATCH", "POST") and e.status < 300]
@@ -375,7 +341,7 @@ def test_a_crm_down_at_start_up_leaves_the_daemon_up_and_its_cycles_check_before
     from tests.daemon.harness import running_app
 
     (lead,) = emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
-    config = _write_config(tmp_path, emu, connector_extra=_FAST_RETRY)
+    config = standalone_sf_config(tmp_path, emu, connector_extra=FAST_RETRY)
     monkeypatch.setenv("SF_SECRET", emu.client_secret)
     emu.faults.fail_next(1000, status=503, path="/query/")
     with running_app(config, defer_unreachable=True) as app:
@@ -395,7 +361,7 @@ def test_rules_a_crm_refuses_write_nothing_when_its_start_up_check_was_deferred(
     from tests.daemon.harness import running_app
 
     emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
-    config = _write_config(tmp_path, emu, connector_extra=_FAST_RETRY)
+    config = standalone_sf_config(tmp_path, emu, connector_extra=FAST_RETRY)
     (tmp_path / "rules.yaml").write_text(
         E2E_RULES.replace("set_status: Nurture", "set_status: Bogus").replace(
             "  Nurture: {}", "  Nurture: {}\n  Bogus: {}"
@@ -420,7 +386,7 @@ def test_a_deferred_start_up_check_checks_provenance_too_and_the_writes_carry_it
 
     with SalesforceEmulator(EmulatorConfig(lead_custom_fields=frozenset({"syncd_Rule__c"}))) as emu:
         (lead,) = emu.add_leads([sf_lead("A", "a@acme.com", title="Analyst", activity_days=200)])
-        config = _write_config(tmp_path, emu, connector_extra=_FAST_RETRY)
+        config = standalone_sf_config(tmp_path, emu, connector_extra=FAST_RETRY)
         config.write_text(
             config.read_text().replace(
                 "salesforce:\n  interval: 10s",
@@ -439,7 +405,7 @@ def test_a_deferred_start_up_check_checks_provenance_too_and_the_writes_carry_it
 def test_run_stays_up_while_the_crm_cannot_answer_its_start_up_check_and_stops_with_0(
     tmp_path: Path, emu: SalesforceEmulator
 ) -> None:
-    config = _write_config(tmp_path, emu, connector_extra=_FAST_RETRY)
+    config = standalone_sf_config(tmp_path, emu, connector_extra=FAST_RETRY)
     emu.faults.fail_next(1000, status=503, path="/query/")
     proc = _syncd("run", "-c", str(config), env=_env(emu), bufsize=1)
     try:
@@ -471,7 +437,7 @@ def _cycle_failed(proc: subprocess.Popen[str], seen: list[str]) -> bool:
 def test_credentials_refused_at_start_up_is_one_line_naming_the_setting_and_exit_2(
     tmp_path: Path, emu: SalesforceEmulator
 ) -> None:
-    config = _write_config(tmp_path, emu)
+    config = standalone_sf_config(tmp_path, emu)
     proc = _syncd(
         "sync", "--once", "-c", str(config), env={**_env(emu), "SF_SECRET": "not-the-secret"}
     )
@@ -489,7 +455,7 @@ def test_a_state_store_in_memory_is_refused_at_state_url_before_any_crm_call(
     tmp_path: Path, emu: SalesforceEmulator, command: list[str], url: str
 ) -> None:
     # The outbox's intents, the cursors, the holds and the audit would end with the process.
-    config = _write_config(tmp_path, emu, state_url=url)
+    config = standalone_sf_config(tmp_path, emu, state_url=url)
     proc = _syncd(*command, "-c", str(config), env=_env(emu))
     out, err = proc.communicate(timeout=60)
 
