@@ -395,20 +395,26 @@ class App:
 
     def _check_provenance(self) -> tuple[dict[str, Any], list[str]]:
         """Each instance's provenance fields, checked against its CRM; every problem named."""
-        from syncd.provenance import Provenance, check_provenance
-
         found: dict[str, Any] = {}
         problems: list[str] = []
         for name, cs in self.settings.connectors().items():
             if cs.provenance is None or name not in self.connectors or name in self.unchecked:
                 continue
-            where = ".".join(self.settings.connector_path(name))
-            issues, lengths = check_provenance(self.connectors[name], cs.provenance, where)
+            issues, found[name] = self._provenance_of(name)
             problems += issues
-            found[name] = Provenance(
-                cs.provenance, lengths, {v: k for k, v in cs.status_values.items()}
-            )
         return found, problems
+
+    def _provenance_of(self, name: str) -> tuple[list[str], Any]:
+        """Instance ``name``'s provenance fields checked against its CRM: the problems, and
+        its ``syncd.provenance.Provenance``."""
+        from syncd.provenance import Provenance, check_provenance
+
+        cs = self.settings.connectors()[name]
+        assert cs.provenance is not None
+        where = ".".join(self.settings.connector_path(name))
+        issues, lengths = check_provenance(self.connectors[name], cs.provenance, where)
+        provenance = Provenance(cs.provenance, lengths, {v: k for k, v in cs.status_values.items()})
+        return issues, provenance
 
     def preflight(self, book: RuleBook, *, only: str | None = None) -> list[str]:
         """Ask each CRM whether it accepts everything the rules may write; then prepare them.
@@ -551,17 +557,11 @@ class App:
 
     def _check_deferred_provenance(self, name: str) -> list[str]:
         """The provenance check a connector left unchecked at start-up skipped."""
-        from syncd.provenance import Provenance, check_provenance
-
-        cs = self.settings.connectors()[name]
-        if cs.provenance is None:
+        if self.settings.connectors()[name].provenance is None:
             return []
-        where = ".".join(self.settings.connector_path(name))
-        issues, lengths = check_provenance(self.connectors[name], cs.provenance, where)
+        issues, provenance = self._provenance_of(name)
         if not issues:
-            self.pipelines[name].provenance = Provenance(
-                cs.provenance, lengths, {v: k for k, v in cs.status_values.items()}
-            )
+            self.pipelines[name].provenance = provenance
         return issues
 
     def recover_interrupted_runs(self, crm: str) -> None:
