@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import wraps
@@ -43,6 +44,7 @@ from typing import Any
 
 from bench.common import HS_STATUS_VALUES, RULES20, SF_STATUS_VALUES, salesforce_connector
 from bench.data import marked
+from bench.lockstep import Lockstep
 from bench.minimum import Minimum, hubspot_minimum, salesforce_minimum
 
 __all__ = ["SHARES", "CostRun", "Measure", "run_hubspot", "run_salesforce"]
@@ -412,33 +414,68 @@ def _measure_all(
     runs: int,
     shares: Sequence[float],
     share_runs: Callable[[float], int],
+    turns: Turns,
 ) -> None:
     run.first = driver.cycle(wait=False)
     run.first.minimum = minimum(run.first)
     _say(f"{run.crm} N={run.n:,}: seeded in {run.seed_s:.0f} s, first sync {run.first.wall:.1f} s")
     run.first_settle = driver.settle()
+    turns.ready()
     for _ in range(runs):
-        run.idle.append(driver.cycle())
+        with turns.turn():
+            run.idle.append(driver.cycle())
     _say(f"{run.crm} N={run.n:,}: idle cycles " + ", ".join(f"{m.wall:.2f}" for m in run.idle))
     take = _rotation(pool)
     for share in shares:
         for _ in range(share_runs(share)):
             k = max(1, round(run.n * share))
-            change(take(k))
-            m = driver.cycle()
+            with turns.turn():
+                change(take(k))
+                m = driver.cycle()
             m.changed = k
             m.minimum = minimum(m)
             run.shares.setdefault(share, []).append(m)
-            run.echo.setdefault(share, []).extend(driver.settle())
+            with turns.turn():
+                run.echo.setdefault(share, []).extend(driver.settle())
         walls = ", ".join(f"{m.wall:.2f}" for m in run.shares.get(share, []))
         _say(f"{run.crm} N={run.n:,}: {share:.0%} cycles {walls} s")
-    run.kpi_refresh, run.kpi_incremental = driver.kpi_refreshes(
-        change, take(max(1, round(run.n * 0.01)))
-    )
+    with turns.turn():
+        run.kpi_refresh, run.kpi_incremental = driver.kpi_refreshes(
+            change, take(max(1, round(run.n * 0.01)))
+        )
     _say(
         f"{run.crm} N={run.n:,}: funnel KPI refresh {run.kpi_refresh[0]:.2f} s full, "
         f"{run.kpi_incremental[0]:.3f} s after a 1 % cycle"
     )
+
+
+@dataclass(frozen=True)
+class Turns:
+    """A sequence's place in a :class:`bench.lockstep.Lockstep` (§8's store pairs), or none:
+    the sequence then runs on its own and every turn is its own."""
+
+    step: Lockstep | None = None
+    name: str = ""
+
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        if self.step is None:
+            yield
+        else:
+            with self.step.setting_up(self.name):
+                yield
+
+    def ready(self) -> None:
+        if self.step is not None:
+            self.step.ready(self.name)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if self.step is None:
+            yield
+        else:
+            with self.step.turn(self.name):
+                yield
 
 
 def _say(text: str) -> None:
@@ -505,12 +542,37 @@ def run_salesforce(
     share_runs: Callable[[float], int] | None = None,
     store_url: str | None = None,
     keep_emulator: bool = False,
+    turns: Turns | None = None,
 ) -> CostRun:
     """Seed ``n`` leads in a Salesforce emulator and measure the cycle sequence against it.
 
     ``store_url`` None: a fresh SQLite file. ``keep_emulator``: leave the emulator running in
-    ``CostRun.emulator`` (the caller stops it).
+    ``CostRun.emulator`` (the caller stops it). ``turns``: its place in a lockstep with another
+    sequence (``bench.lockstep``, §8).
     """
+    turns = turns or Turns()
+    with turns.setting_up():
+        return _run_salesforce(
+            n,
+            runs=runs,
+            shares=shares,
+            share_runs=share_runs,
+            store_url=store_url,
+            keep_emulator=keep_emulator,
+            turns=turns,
+        )
+
+
+def _run_salesforce(
+    n: int,
+    *,
+    runs: int,
+    shares: Sequence[float],
+    share_runs: Callable[[float], int] | None,
+    store_url: str | None,
+    keep_emulator: bool,
+    turns: Turns,
+) -> CostRun:
     from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 
     run = CostRun("salesforce", n, "postgresql" if store_url else "sqlite")
@@ -567,6 +629,7 @@ def run_salesforce(
                     runs=runs,
                     shares=shares,
                     share_runs=share_runs or (lambda _s: runs),
+                    turns=turns,
                 )
                 run.fields = dict(app.connectors["salesforce"]._config.fields)  # noqa: SLF001
             finally:
@@ -694,6 +757,7 @@ def run_hubspot(
                     runs=runs,
                     shares=shares,
                     share_runs=share_runs or (lambda _s: runs),
+                    turns=Turns(),
                 )
             finally:
                 app.close()

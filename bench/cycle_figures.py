@@ -314,7 +314,11 @@ def postgres_figures(
     n = pairs[0][1].n
     lbl = label(n)
     first = [_wall(p.first) / _wall(s.first) for s, p in pairs]
-    idle = [a.wall / b.wall for s, p in pairs for a, b in zip(p.idle, s.idle, strict=False)]
+    # Each pair's idle cycles ran turn about (bench.lockstep): a pair's ratio is that of its
+    # two medians (a full garbage collection lands in one store's cycle now and then, and a
+    # median leaves it out); each neighbouring two is also compared, for the note.
+    idle = [_median([m.wall for m in p.idle]) / _median([m.wall for m in s.idle]) for s, p in pairs]
+    neighbours = [a.wall / b.wall for s, p in pairs for a, b in zip(p.idle, s.idle, strict=False)]
     settled = [_settled(p) / _settled(s) for s, p in pairs]
     figs = [
         measured(
@@ -346,14 +350,20 @@ def postgres_figures(
             8,
             f"pg_idle_ratio_{lbl}",
             f"PostgreSQL / SQLite idle cycle wall time, N={n:,} "
-            f"({len(pairs)} pairs of {len(pairs[0][1].idle)} cycles)",
+            f"({len(pairs)} pairs of {len(pairs[0][1].idle)} cycles each, turn about)",
             idle,
             "x",
             target="<= 1.1 x",
             passed=_median(idle) <= 1.1,
             note=_spread("PostgreSQL", [m.wall * 1000 for _, p in pairs for m in p.idle], "ms")
             + " vs "
-            + _spread("SQLite", [m.wall * 1000 for s, _ in pairs for m in s.idle], "ms"),
+            + _spread("SQLite", [m.wall * 1000 for s, _ in pairs for m in s.idle], "ms")
+            + "; a pair's ratio is that of its medians; neighbouring cycles' ratios: "
+            + _quartiles(neighbours)
+            + "; cycle CPU "
+            + _spread("PostgreSQL", [m.cpu * 1000 for _, p in pairs for m in p.idle], "ms")
+            + " vs "
+            + _spread("SQLite", [m.cpu * 1000 for s, _ in pairs for m in s.idle], "ms"),
         ),
     ]
     for share in pairs[0][1].shares:
@@ -467,6 +477,16 @@ def _median(values: Sequence[float]) -> float:
     import statistics
 
     return statistics.median(values) if values else float("nan")
+
+
+def _quartiles(values: Sequence[float]) -> str:
+    """Median and interquartile range of ratios (outliers, a collection's pause, left out)."""
+    import statistics
+
+    if len(values) < 4:
+        return ", ".join(f"{v:.3f}" for v in values) or "n/a"
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return f"median {q2:.3f} x (quartiles {q1:.3f}-{q3:.3f}, {len(values)} pairs of cycles)"
 
 
 def _spread(what: str, values: Sequence[float], unit: str) -> str:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bench import cycle_cost, cycle_figures, scripts_vs
+from bench.lockstep import Lockstep
 from bench.report import Figure, SectionNotes
 
 __all__ = ["run", "share_runs"]
@@ -90,32 +91,42 @@ def run(
     return figs, notes
 
 
+#: Idle cycles of each store in a §8 pair: a few milliseconds each, so many cost little and
+#: make each pair's median stand.
+PG_IDLE_CYCLES = 15
+
+
 def _postgres(n: int, runs: int) -> tuple[list[Figure], list[SectionNotes]]:
-    """§8: ``runs`` pairs of the sequence, one on SQLite and one on PostgreSQL right after each
-    other (the order alternating), so that a change of the shared machine's load between them
-    shows in one pair's ratio, not in all of them; each PostgreSQL run gets a fresh server."""
+    """§8: ``runs`` pairs of the sequence, one on SQLite and one on PostgreSQL, each
+    PostgreSQL run on a fresh server. A pair's two sequences set up one after the other (which
+    goes first alternates), then run their measured cycles turn about (``bench.lockstep``), so
+    that a change of the shared machine's load shows in both stores alike."""
+    from bench.lockstep import run_in_lockstep
     from bench.pgserver import PostgresUnavailable, throwaway_postgres
 
     pairs: list[tuple[cycle_cost.CostRun, cycle_cost.CostRun]] = []
 
-    def one(store_url: str | None) -> cycle_cost.CostRun:
+    def one(store_url: str | None, step: Lockstep, name: str) -> cycle_cost.CostRun:
         return cycle_cost.run_salesforce(
-            n, runs=runs, shares=(0.01,), share_runs=lambda _s: 1, store_url=store_url
+            n,
+            runs=PG_IDLE_CYCLES,
+            shares=(0.01,),
+            share_runs=lambda _s: 1,
+            store_url=store_url,
+            turns=cycle_cost.Turns(step, name),
         )
-
-    def postgres() -> cycle_cost.CostRun:
-        with throwaway_postgres("syncd_bench") as url:
-            return one(url)
 
     try:
         for i in range(runs):
             _progress(f"§8 pair {i + 1} of {runs}: salesforce N={n:,} on SQLite and PostgreSQL")
-            if i % 2 == 0:
-                sqlite_run = one(None)
-                pairs.append((sqlite_run, postgres()))
-            else:
-                pg_run = postgres()
-                pairs.append((one(None), pg_run))
+            with throwaway_postgres("syncd_bench") as url:
+                jobs: dict[str, Callable[[Lockstep], cycle_cost.CostRun]] = {
+                    "sqlite": lambda step: one(None, step, "sqlite"),
+                    "postgresql": lambda step: one(url, step, "postgresql"),
+                }
+                order = list(jobs) if i % 2 == 0 else list(reversed(jobs))
+                done = run_in_lockstep({name: jobs[name] for name in order})
+            pairs.append((done["sqlite"], done["postgresql"]))
     except PostgresUnavailable as exc:
         return cycle_figures.postgres_figures([], str(exc))
     return cycle_figures.postgres_figures(pairs)
