@@ -30,9 +30,15 @@ The rule set, the connector's settings and the calendar are the planning fingerp
 plan compares with the kept answer's on every cycle, as with a fresh one. A pull that brings any
 lead writes it, which spends the kept answers: that cycle goes on as a full one.
 
-What it costs: the run row is written once, at the cycle's end (``run_books.finish``), or with
-the first page the pull stores; a process killed during such a cycle's pull leaves no run row
-for it (nor anything else: it had written nothing yet).
+What it costs: the run row is written once, at the cycle's end, or with the first page the pull
+stores; a process killed during such a cycle's pull leaves no run row for it (nor anything else:
+it had written nothing yet). A cycle on kept answers that wrote nothing ends with the run's
+insert and the cursor's new read time alone (``run_books.finish_quiet``): the status ledger's
+newest id, which a cycle's end otherwise reads for the funnel KPIs, is the kept one, since only
+this process's writes (which spend the answers) or another lease holder's (a new token) add
+this connector's rows. Measured on PostgreSQL at 2,000 leads, with the two stores' idle cycles
+run turn about (``bench/lockstep.py``): 8.4 against 7.7 ms a cycle with the read and the upsert
+of the run's row the end statement had before.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class IdleMemo:
     writes: int  # ``StateStore.writes`` after the cycle that read them ended
     probe: PlanProbe  # the plan probe's answer (idle under its fingerprint)
     cursor: Position | None  # the lead pull's stored position after that cycle
+    ledger_mark: int  # the status ledger's newest row id at that cycle's end (syncd.kpi)
     read_at: datetime  # when the store was last asked for them (a cycle's start, UTC)
     until: datetime  # the answers stand strictly before this instant (UTC)
 
@@ -66,12 +73,14 @@ class IdleMemo:
         writes: int,
         probe: PlanProbe,
         cursor: Position | None,
+        ledger_mark: int,
         read_at: datetime,
         hold: timedelta,
     ) -> IdleMemo:
-        """The answers ``probe`` (read at ``read_at``) and ``cursor`` give, under ``token``."""
+        """The answers ``probe`` (read at ``read_at``), ``cursor`` and ``ledger_mark`` give,
+        under ``token``."""
         until = min(probe.changes_at(hold), read_at + LIFE)
-        return cls(token, writes, probe, cursor, read_at, until)
+        return cls(token, writes, probe, cursor, ledger_mark, read_at, until)
 
     def stands(self, *, token: int | None, writes: int, now: datetime) -> bool:
         """Whether a cycle starting at ``now`` may use these answers instead of asking."""

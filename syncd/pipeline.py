@@ -291,6 +291,8 @@ class Pipeline:
         self._on_memo = False
         #: ... and that row is not written yet (a stored page writes it: ``_progress``).
         self._run_unwritten: RunRow | None = None
+        #: The kept answers' ledger mark, while a cycle runs on them.
+        self._memo_mark = 0
         #: When the store was last asked the plan probe's answer the cycle plans on.
         self._probe_read_at: datetime | None = None
         #: The planning fingerprint with the objects it was hashed from (``fingerprint``).
@@ -368,6 +370,7 @@ class Pipeline:
             ):
                 # Nothing can have changed what the start would read (syncd.idle_memo).
                 self._on_memo, self._run_unwritten = True, run
+                self._memo_mark = memo.ledger_mark
                 self._run_start = run_books.RunStart(frozenset(), memo.cursor, ())
                 self._early_probe, self._probe_read_at = memo.probe, memo.read_at
             else:
@@ -549,6 +552,13 @@ class Pipeline:
         finished = self.clock()
         unsaved, self._unsaved_cursor = self._unsaved_cursor, None
         self._in_cycle, self._run_start, self._early_probe = False, None, None
+        # A cycle on kept answers whose pull stored no page and that wrote nothing else: no
+        # ledger row can have come since the kept mark (syncd.idle_memo).
+        quiet = (
+            self._on_memo
+            and self._run_unwritten is not None
+            and self.store.writes == self._writes_at_start
+        )
         row_exists, self._on_memo, self._run_unwritten = not self._on_memo, False, None
         if run is not None:
             for name in _RUN_FIELDS:
@@ -556,9 +566,13 @@ class Pipeline:
             run.finished_at = finished
             try:
                 position, read = unsaved if unsaved is not None else (None, finished)
-                report.ledger_mark = run_books.finish(
-                    self.store, run, position, read, started=row_exists
-                )
+                if quiet:
+                    run_books.finish_quiet(self.store, run, position, read)
+                    report.ledger_mark = self._memo_mark
+                else:
+                    report.ledger_mark = run_books.finish(
+                        self.store, run, position, read, started=row_exists
+                    )
                 self._memo = self._kept_answers(report)
             except SQLAlchemyError as exc:
                 # The store went away mid-cycle; the next start marks this run interrupted.
@@ -604,6 +618,7 @@ class Pipeline:
             writes=self.store.writes,
             probe=probe,
             cursor=cursor,
+            ledger_mark=report.ledger_mark,
             read_at=read_at,
             hold=self.settings.hold_rep_edits_for,
         )

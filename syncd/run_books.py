@@ -13,7 +13,9 @@ is most of what the state store is asked, and on PostgreSQL every statement is a
   of the ledger's newest id.
 
 A leader's idle cycle may skip the start (``syncd.idle_memo``): the run's row is then written
-whole by :func:`finish`, or with the first page its pull stores (:func:`record_started`).
+whole by :func:`finish`, or with the first page its pull stores (:func:`record_started`); one
+that wrote nothing at all ends with :func:`finish_quiet`, the run's insert and the cursor
+alone, without the ledger read (its mark is the kept one).
 
 A ``WITH`` clause runs to completion whether or not the select reads it, and the select sees
 the tables as they were before the statement (neither reads a table the other writes). SQLite
@@ -36,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.state import CursorRow, OutboxRow, OutboxState, RunRow, StateStore, StatusHistoryRow
 
-__all__ = ["RunStart", "finish", "record_started", "start"]
+__all__ = ["RunStart", "finish", "finish_quiet", "record_started", "start"]
 
 #: (modified_at, record_id, read_at), as ``StateStore.cursor`` gives it.
 Position = tuple[datetime, str, datetime | None]
@@ -134,6 +136,37 @@ def finish(
         return None
 
 
+def finish_quiet(store: StateStore, run: RunRow, cursor: Position | None, now: datetime) -> None:
+    """Record ``run``, which wrote nothing and whose row no page inserted (a cycle on kept
+    answers that stayed idle: ``syncd.idle_memo``), with the pull's ``cursor`` when given (saved
+    at ``now``): one statement on PostgreSQL, and no read of the ledger.
+
+    When that fails, the run alone is recorded (the next pull reads from the cursor saved
+    before: nothing is lost).
+
+    Raises:
+        SQLAlchemyError: not even the run could be recorded.
+    """
+    values = _run_values(run)
+    dialect = store.engine.dialect.name
+    try:
+        if cursor is None:
+            with store.writing_one(bookkeeping=True) as conn:
+                conn.execute(_RUN_INSERTED, values)
+            return
+        values.update(_cursor_values(run.crm, cursor, now))
+        if dialect == "postgresql":
+            with store.writing_one(bookkeeping=True) as conn:
+                conn.execute(_quiet_ending(dialect), values)
+            return
+        with store.begin(bookkeeping=True) as conn:
+            conn.execute(_cursor_saved(dialect), values)
+            conn.execute(_RUN_INSERTED, values)
+    except SQLAlchemyError:
+        with store.writing_one() as conn:
+            conn.execute(_ending(dialect, False, False), _run_values(run))
+
+
 def _finish(
     store: StateStore, run: RunRow, cursor: Position | None, now: datetime, *, started: bool
 ) -> int:
@@ -194,6 +227,16 @@ def _run_recorded(dialect: str, started: bool) -> Any:
         index_elements=[_RUN.c.run_id],
         set_={c: insert.excluded[c] for c in params if c != "run_id"},
     )
+
+
+_RUN_INSERTED = _RUN.insert().values(_params(_RUN, "run"))
+
+
+@cache
+def _quiet_ending(dialect: str) -> Any:
+    """On PostgreSQL a quiet run's end in one statement: the cursor's upsert with the run's
+    insert as a data-modifying ``WITH`` clause."""
+    return _cursor_saved(dialect).add_cte(_RUN_INSERTED.cte("finished"))
 
 
 @cache

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
 from syncd import plan_probe
 from syncd.app import App
 from syncd.idle_memo import LIFE
 from syncd.lease import Lease, connector_lease
-from syncd.state import LeadRow, RunRow, StateStore
+from syncd.state import LeadRow, RunRow, StateStore, StatusHistoryRow
 
 from .harness import hs_contact, running_app, sf_lead, write_config
 from .test_idle_cycle_writes import libpq_trace
@@ -132,13 +132,53 @@ def test_a_leaders_idle_cycle_after_an_idle_cycle_sends_one_statement_and_record
     assert kept.run_id not in starts and idle.run_id not in starts  # both on kept answers
     assert not [s for s in kept_sent if "FROM lead" in s or "outbox" in s], kept_sent
     if store_url.startswith("postgresql"):
-        assert len(kept_sent) == 1, kept_sent  # the run, the cursor, the ledger mark: one
+        assert len(kept_sent) == 1, kept_sent  # the run and the cursor: one
     else:
         assert len(kept_sent) <= 3, kept_sent
     assert run.outcome == "ok" and run.finished_at is not None and run.api_calls >= 1
-    assert kept.ledger_mark is not None
+    assert not [s for s in kept_sent if "status_history" in s], kept_sent  # the kept mark
+    assert kept.ledger_mark is not None and kept.ledger_mark == idle.ledger_mark
     assert before is not None and after is not None and before[2] is not None
     assert after[2] is not None and after[2] > before[2]  # the empty pull's read time moved on
+
+
+def _newest_ledger_id(app: App) -> int:
+    table = StatusHistoryRow.__table__
+    with app.store.reading() as conn:
+        return int(conn.execute(select(func.max(table.c.id))).scalar_one() or 0)
+
+
+def test_the_kept_ledger_mark_moves_on_with_a_persons_edit_a_kept_answer_cycle_pulls(
+    tmp_path: Path, store_url: str
+) -> None:
+    """A quiet cycle on kept answers reports the kept mark (it reads no ledger); the cycle that
+    pulls a person's status edit records a ledger row and reports the ledger's new newest id,
+    so the funnel KPIs refresh; the quiet cycles after it keep that one."""
+    ids: list[str] = []
+
+    def seed(sf: Any, real_now: datetime) -> None:
+        leads = [sf_lead(f"M{i}", f"m{i}@acme{i}.com", title="Analyst") for i in range(5)]
+        ids.extend(sf.add_leads(leads, modstamp=real_now - timedelta(hours=1)))
+
+    with _leading(tmp_path, store_url, seed) as (app, now, _lease):
+        pipeline = app.pipelines["salesforce"]
+        reports = []
+        for _ in range(2):
+            now["t"] += timedelta(minutes=1)
+            reports.append(pipeline.run_cycle())
+        before = _newest_ledger_id(app)
+        app.embedded.salesforce.update_lead(ids[0], {"Status": "Working - Contacted"})
+        now["t"] += timedelta(minutes=1)
+        moved = pipeline.run_cycle()
+        grown = _newest_ledger_id(app)
+        for _ in range(3):
+            now["t"] += timedelta(minutes=1)
+            reports.append(pipeline.run_cycle())
+    assert reports[0].ledger_mark == reports[1].ledger_mark == before
+    assert moved.pulled == 1 and grown > before
+    assert moved.ledger_mark == grown
+    assert [r.ledger_mark for r in reports[2:]] == [grown] * 3
+    assert all(r.outcome == "ok" for r in reports) and reports[0].pulled == reports[1].pulled == 0
 
 
 def test_a_leaders_idle_cycle_on_postgresql_is_one_round_trip_on_the_wire(
