@@ -44,9 +44,8 @@ def run(
     runs: int,
 ) -> tuple[list[Figure], list[SectionNotes]]:
     """Run the cycle sequences and return the figures of every section they feed."""
-    sizes = sorted(set(sf_sizes) | ({pg_size} if pg_size else set()))
-    if scripts_size and scripts_size not in sizes:
-        sizes = sorted({*sizes, scripts_size})
+    # §8 runs its own pairs of sequences (_postgres), so it adds no size here.
+    sizes = sorted({*sf_sizes, scripts_size} - {0})
     sf_runs: list[cycle_cost.CostRun] = []
     figs: list[Figure] = []
     notes: list[SectionNotes] = []
@@ -55,8 +54,7 @@ def run(
         cost = cycle_cost.run_salesforce(
             n,
             runs=runs,
-            # Only §8's baseline: the shares §8 compares.
-            shares=cycle_cost.SHARES if n in sf_sizes or n == scripts_size else (0.01,),
+            shares=cycle_cost.SHARES,
             share_runs=share_runs("salesforce", n, runs),
             keep_emulator=n == scripts_size,
         )
