@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, update
 
-from syncd import plan_probe
+from syncd import plan_probe, run_books
 from syncd.app import App
 from syncd.idle_memo import LIFE
 from syncd.lease import Lease, connector_lease
@@ -449,3 +449,19 @@ def test_a_lead_coming_due_after_a_settling_cycle_is_moved_by_the_first_cycle_pa
     assert idle.run_id not in starts and idle.evaluated == 0
     assert moved.run_id in starts and moved.evaluated == 1 and moved.written == 2
     assert sf.lead(ids[0])["Status"] == "Nurture"
+
+
+def test_a_quiet_end_whose_cursor_cannot_be_saved_still_records_the_run(
+    state_store: StateStore,
+) -> None:
+    """``run_books.finish_quiet`` falls back to the run alone, as ``finish`` does: the next
+    pull reads from the cursor saved before, and the run row still says how the cycle ended."""
+    now = datetime.now(UTC)
+    run = RunRow(run_id="quiet1", crm="salesforce", started_at=now, finished_at=now, outcome="ok")
+    unstorable = (now, None, now)  # a cursor without its record id: NOT NULL refuses it
+    run_books.finish_quiet(state_store, run, unstorable, now)  # type: ignore[arg-type]
+    with state_store.reading() as conn:
+        row = conn.execute(select(RunRow.__table__).where(RunRow.__table__.c.run_id == "quiet1"))
+        recorded = row.one()
+    assert recorded.outcome == "ok" and recorded.finished_at is not None
+    assert state_store.cursor("salesforce") is None
