@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import wraps
@@ -457,25 +457,15 @@ class Turns:
     step: Lockstep | None = None
     name: str = ""
 
-    @contextmanager
-    def setting_up(self) -> Iterator[None]:
-        if self.step is None:
-            yield
-        else:
-            with self.step.setting_up(self.name):
-                yield
+    def setting_up(self) -> AbstractContextManager[None]:
+        return nullcontext() if self.step is None else self.step.setting_up(self.name)
 
     def ready(self) -> None:
         if self.step is not None:
             self.step.ready(self.name)
 
-    @contextmanager
-    def turn(self) -> Iterator[None]:
-        if self.step is None:
-            yield
-        else:
-            with self.step.turn(self.name):
-                yield
+    def turn(self) -> AbstractContextManager[None]:
+        return nullcontext() if self.step is None else self.step.turn(self.name)
 
 
 def _say(text: str) -> None:
