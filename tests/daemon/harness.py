@@ -106,10 +106,13 @@ def standalone_sf_config(
     state_url: str | None = None,
     server: str = "{enabled: false}",
     connector_extra: str = "",
+    rules: str = E2E_RULES,
+    salesforce_extra: str = "",
 ) -> Path:
     """A Salesforce-only config on a standalone emulator ``emu`` (a SalesforceEmulator started
-    by the test), E2E_RULES, its client secret in SF_SECRET."""
-    (tmp_path / "rules.yaml").write_text(E2E_RULES)
+    by the test), ``rules`` (E2E_RULES), its client secret in SF_SECRET; ``salesforce_extra``
+    and ``connector_extra`` are more lines of the ``salesforce`` and ``connector`` blocks."""
+    (tmp_path / "rules.yaml").write_text(rules)
     campaign = emu.add_campaign("Newsletter")
     config = tmp_path / "syncd.yaml"
     config.write_text(f"""\
@@ -121,7 +124,7 @@ salesforce:
   interval: 10s
   status_values:
     {{New: Open - Not Contacted, Open: Working - Contacted, Converted: Closed - Converted}}
-  connector:
+{salesforce_extra}  connector:
     instance_url: {emu.base_url}
     token_url: {emu.token_url}
     ca_bundle: {emu.ca_pem_path}

@@ -14,7 +14,7 @@ from connectors.salesforce.config import DEFAULT_FIELDS as SF_DEFAULTS
 from connectors.salesforce.config import SalesforceConfig
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 from syncd.app import StartupError
-from tests.daemon.harness import running_app, sf_lead
+from tests.daemon.harness import running_app, sf_lead, standalone_sf_config
 
 CUSTOM_RULES = """\
 version: 1
@@ -50,26 +50,13 @@ def org(request: pytest.FixtureRequest) -> Iterator[SalesforceEmulator]:
 
 
 def _config(tmp_path: Path, emu: SalesforceEmulator, rules: str, connector_extra: str = "") -> Path:
-    (tmp_path / "rules.yaml").write_text(rules)
-    config = tmp_path / "syncd.yaml"
-    config.write_text(f"""\
-state: {{url: "sqlite:///{tmp_path / "state.db"}"}}
-rules: {{files: [rules.yaml], fixtures: null}}
-breaker: {{max_change_share: 1.0, min_changes: 1}}
-server: {{enabled: false}}
-salesforce:
-  interval: 10s
-  status_values: {{New: Open - Not Contacted, Open: Working - Contacted}}
-  settable_fields: [tier]
-  connector:
-    instance_url: {emu.base_url}
-    token_url: {emu.token_url}
-    ca_bundle: {emu.ca_pem_path}
-    auth:
-      {{type: client_credentials, client_id: {emu.client_id}, client_secret: {{env: SF_SECRET}}}}
-    lag_seconds: 0
-{connector_extra}""")
-    return config
+    return standalone_sf_config(
+        tmp_path,
+        emu,
+        rules=rules,
+        salesforce_extra="  settable_fields: [tier]\n",
+        connector_extra=connector_extra,
+    )
 
 
 CUSTOM_MAPPING = """\
