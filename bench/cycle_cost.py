@@ -542,94 +542,75 @@ def run_salesforce(
     """
     turns = turns or Turns()
     with turns.setting_up():
-        return _run_salesforce(
-            n,
-            runs=runs,
-            shares=shares,
-            share_runs=share_runs,
-            store_url=store_url,
-            keep_emulator=keep_emulator,
-            turns=turns,
-        )
+        from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
 
+        run = CostRun("salesforce", n, "postgresql" if store_url else "sqlite")
+        config = EmulatorConfig(daily_api_limit=1_000_000_000, journal_limit=1_000_000)
+        emu = SalesforceEmulator(config).start()
+        try:
+            started = time.perf_counter()
+            now = emu.clock.now()
+            chunks = math.ceil(n / SEED_CHUNK)
+            records = _sf_records(org_leads(n, now=now, share=SEED_SHARE))
+            pool: list[str] = []
+            for k in range(chunks):
+                block = [next(records) for _ in range(min(SEED_CHUNK, n - k * SEED_CHUNK))]
+                # Last modified over the past hours, one block an hour, as in an org in use.
+                ids = emu.add_leads(block, modstamp=now - timedelta(hours=chunks - k))
+                pool += [
+                    rid for j, rid in enumerate(ids) if not marked(k * SEED_CHUNK + j, SEED_SHARE)
+                ]
+            run.campaign = emu.add_campaign("Newsletter")
+            run.seed_s = time.perf_counter() - started
+            emu.clock.advance(60)  # past the connector's lag: the seeded leads are settled
+            stale = (now - timedelta(days=200)).date()
+            new_status = SF_STATUS_VALUES["New"]
 
-def _run_salesforce(
-    n: int,
-    *,
-    runs: int,
-    shares: Sequence[float],
-    share_runs: Callable[[float], int] | None,
-    store_url: str | None,
-    keep_emulator: bool,
-    turns: Turns,
-) -> CostRun:
-    from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator
+            def change(ids: list[str]) -> None:
+                for rid in ids:
+                    emu.update_lead(rid, {"Status": new_status, "LastActivityDate": stale})
 
-    run = CostRun("salesforce", n, "postgresql" if store_url else "sqlite")
-    config = EmulatorConfig(daily_api_limit=1_000_000_000, journal_limit=1_000_000)
-    emu = SalesforceEmulator(config).start()
-    try:
-        started = time.perf_counter()
-        now = emu.clock.now()
-        chunks = math.ceil(n / SEED_CHUNK)
-        records = _sf_records(org_leads(n, now=now, share=SEED_SHARE))
-        pool: list[str] = []
-        for k in range(chunks):
-            block = [next(records) for _ in range(min(SEED_CHUNK, n - k * SEED_CHUNK))]
-            # Last modified over the past hours, one block an hour, as in an org in use.
-            ids = emu.add_leads(block, modstamp=now - timedelta(hours=chunks - k))
-            pool += [rid for j, rid in enumerate(ids) if not marked(k * SEED_CHUNK + j, SEED_SHARE)]
-        run.campaign = emu.add_campaign("Newsletter")
-        run.seed_s = time.perf_counter() - started
-        emu.clock.advance(60)  # past the connector's lag: the seeded leads are settled
-        stale = (now - timedelta(days=200)).date()
-        new_status = SF_STATUS_VALUES["New"]
+            with tempfile.TemporaryDirectory(prefix="syncd-bench-sf-") as tmp:
+                app = salesforce_app(emu, run.campaign, Path(tmp), store_url=store_url)
+                try:
+                    page = _bulk_page(app, "salesforce")
 
-        def change(ids: list[str]) -> None:
-            for rid in ids:
-                emu.update_lead(rid, {"Status": new_status, "LastActivityDate": stale})
+                    def least(m: Measure) -> Minimum:
+                        return salesforce_minimum(
+                            read=m.changed or n,
+                            updates=m.updates,
+                            members=sum(m.members.values()),
+                            bulk_page=page,
+                        )
 
-        with tempfile.TemporaryDirectory(prefix="syncd-bench-sf-") as tmp:
-            app = salesforce_app(emu, run.campaign, Path(tmp), store_url=store_url)
-            try:
-                page = _bulk_page(app, "salesforce")
-
-                def least(m: Measure) -> Minimum:
-                    return salesforce_minimum(
-                        read=m.changed or n,
-                        updates=m.updates,
-                        members=sum(m.members.values()),
-                        bulk_page=page,
+                    driver = _Driver(
+                        app,
+                        "salesforce",
+                        emu.clock.advance,
+                        emu.journal.clear,
+                        lambda: Counter(sf_kind(e) for e in emu.journal.entries()),
+                        lambda: int(emu.api_usage),
                     )
-
-                driver = _Driver(
-                    app,
-                    "salesforce",
-                    emu.clock.advance,
-                    emu.journal.clear,
-                    lambda: Counter(sf_kind(e) for e in emu.journal.entries()),
-                    lambda: int(emu.api_usage),
-                )
-                _measure_all(
-                    run,
-                    driver,
-                    change,
-                    pool,
-                    least,
-                    runs=runs,
-                    shares=shares,
-                    share_runs=share_runs or (lambda _s: runs),
-                    turns=turns,
-                )
-                run.fields = dict(app.connectors["salesforce"]._config.fields)  # noqa: SLF001
-            finally:
-                app.close()
-    finally:
-        if keep_emulator:
-            run.emulator = emu
-        else:
-            emu.stop()
-    return run
+                    _measure_all(
+                        run,
+                        driver,
+                        change,
+                        pool,
+                        least,
+                        runs=runs,
+                        shares=shares,
+                        share_runs=share_runs or (lambda _s: runs),
+                        turns=turns,
+                    )
+                    run.fields = dict(app.connectors["salesforce"]._config.fields)  # noqa: SLF001
+                finally:
+                    app.close()
+        finally:
+            if keep_emulator:
+                run.emulator = emu
+            else:
+                emu.stop()
+        return run
 
 
 # ------------------------------------------------------------------------------ HubSpot
