@@ -413,7 +413,6 @@ def _measure_all(
     *,
     runs: int,
     shares: Sequence[float],
-    share_runs: Callable[[float], int],
     turns: Turns,
 ) -> None:
     run.first = driver.cycle(wait=False)
@@ -427,7 +426,7 @@ def _measure_all(
     _say(f"{run.crm} N={run.n:,}: idle cycles " + ", ".join(f"{m.wall:.2f}" for m in run.idle))
     take = _rotation(pool)
     for share in shares:
-        for _ in range(share_runs(share)):
+        for _ in range(runs):
             k = max(1, round(run.n * share))
             with turns.turn():
                 change(take(k))
@@ -529,7 +528,6 @@ def run_salesforce(
     *,
     runs: int = 3,
     shares: Sequence[float] = SHARES,
-    share_runs: Callable[[float], int] | None = None,
     store_url: str | None = None,
     keep_emulator: bool = False,
     turns: Turns | None = None,
@@ -599,7 +597,6 @@ def run_salesforce(
                         least,
                         runs=runs,
                         shares=shares,
-                        share_runs=share_runs or (lambda _s: runs),
                         turns=turns,
                     )
                     run.fields = dict(app.connectors["salesforce"]._config.fields)  # noqa: SLF001
@@ -639,7 +636,6 @@ def run_hubspot(
     *,
     runs: int = 3,
     shares: Sequence[float] = SHARES,
-    share_runs: Callable[[float], int] | None = None,
 ) -> CostRun:
     """Seed ``n`` contacts in a HubSpot emulator and measure the cycle sequence against it."""
     from connectors.hubspot.config import DEFAULT_FIELDS
@@ -727,7 +723,6 @@ def run_hubspot(
                     least,
                     runs=runs,
                     shares=shares,
-                    share_runs=share_runs or (lambda _s: runs),
                     turns=Turns(),
                 )
             finally:

@@ -287,8 +287,7 @@ def cost_figures(runs: Sequence[CostRun]) -> tuple[list[Figure], list[SectionNot
         "refreshes by 20 times the last one's duration of its own clock (here the "
         "emulator's, five minutes a cycle, so the bench's cycles refresh whenever the ledger "
         "grew, as a daemon's does). What "
-        "limits them: the emulator shares the process and its two cores with syncd, and 5 % and "
-        "30 % cycles at 1M run once (they take minutes each).",
+        "limits them: the emulator shares the process and its two cores with syncd.",
     ]
     return figs, [s7]
 

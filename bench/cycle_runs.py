@@ -1,9 +1,9 @@
 """The shared sequence of cycle runs behind §1, §2, §6, §7 and §8, and how often each repeats.
 
-Every figure is the median of ``runs`` runs, except where a run takes minutes: the first sync
-(once per mirror, by nature) and, at a million leads (and HubSpot at 100k, whose search is
-rate-limited to 5 calls a second), the 5 % and 30 % cycles, which run once. The figures' rows
-say how many runs they are of.
+Every figure is the median of ``runs`` runs (the 5 % and 30 % cycles at a million leads too,
+though each takes minutes), except the first sync, once per mirror by nature, and what is
+measured once after all the cycles (the funnel KPI refreshes). The figures' rows say how many
+runs they are of.
 """
 
 from __future__ import annotations
@@ -15,20 +15,7 @@ from bench import cycle_cost, cycle_figures, scripts_vs
 from bench.lockstep import Lockstep
 from bench.report import Figure, SectionNotes
 
-__all__ = ["run", "share_runs"]
-
-_LARGE = 1_000_000
-_HS_LARGE = 100_000
-
-
-def share_runs(crm: str, n: int, runs: int) -> Callable[[float], int]:
-    """Runs of each change share at ``n``: ``runs``, or one where a run takes minutes."""
-    large = _LARGE if crm == "salesforce" else _HS_LARGE
-
-    def count(share: float) -> int:
-        return runs if n < large or share <= 0.01 else 1
-
-    return count
+__all__ = ["run"]
 
 
 def _progress(text: str) -> None:
@@ -55,7 +42,6 @@ def run(
             n,
             runs=runs,
             shares=cycle_cost.SHARES,
-            share_runs=share_runs("salesforce", n, runs),
             keep_emulator=n == scripts_size,
         )
         if n == scripts_size:
@@ -71,9 +57,7 @@ def run(
     hs_runs = []
     for n in hs_sizes:
         _progress(f"hubspot N={n:,}")
-        hs_runs.append(
-            cycle_cost.run_hubspot(n, runs=runs, share_runs=share_runs("hubspot", n, runs))
-        )
+        hs_runs.append(cycle_cost.run_hubspot(n, runs=runs))
     shown = [r for r in sf_runs if r.n in sf_sizes] + hs_runs
     if shown:
         f, s = cycle_figures.calls_figures(shown)
