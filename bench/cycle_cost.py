@@ -413,6 +413,7 @@ def _measure_all(
     *,
     runs: int,
     shares: Sequence[float],
+    share_runs: int,
     turns: Turns,
 ) -> None:
     run.first = driver.cycle(wait=False)
@@ -426,7 +427,7 @@ def _measure_all(
     _say(f"{run.crm} N={run.n:,}: idle cycles " + ", ".join(f"{m.wall:.2f}" for m in run.idle))
     take = _rotation(pool)
     for share in shares:
-        for _ in range(runs):
+        for _ in range(share_runs):
             k = max(1, round(run.n * share))
             with turns.turn():
                 change(take(k))
@@ -528,15 +529,17 @@ def run_salesforce(
     *,
     runs: int = 3,
     shares: Sequence[float] = SHARES,
+    share_runs: int | None = None,
     store_url: str | None = None,
     keep_emulator: bool = False,
     turns: Turns | None = None,
 ) -> CostRun:
     """Seed ``n`` leads in a Salesforce emulator and measure the cycle sequence against it.
 
-    ``store_url`` None: a fresh SQLite file. ``keep_emulator``: leave the emulator running in
-    ``CostRun.emulator`` (the caller stops it). ``turns``: its place in a lockstep with another
-    sequence (``bench.lockstep``, §8).
+    ``runs``: idle cycles, and cycles of each change share unless ``share_runs`` says otherwise
+    (§8 measures 15 idle cycles and one 1 % cycle). ``store_url`` None: a fresh SQLite file.
+    ``keep_emulator``: leave the emulator running in ``CostRun.emulator`` (the caller stops it).
+    ``turns``: its place in a lockstep with another sequence (``bench.lockstep``, §8).
     """
     turns = turns or Turns()
     with turns.setting_up():
@@ -597,6 +600,7 @@ def run_salesforce(
                         least,
                         runs=runs,
                         shares=shares,
+                        share_runs=runs if share_runs is None else share_runs,
                         turns=turns,
                     )
                     run.fields = dict(app.connectors["salesforce"]._config.fields)  # noqa: SLF001
@@ -723,6 +727,7 @@ def run_hubspot(
                     least,
                     runs=runs,
                     shares=shares,
+                    share_runs=runs,
                     turns=Turns(),
                 )
             finally:

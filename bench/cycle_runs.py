@@ -97,7 +97,7 @@ def _postgres(n: int, runs: int) -> tuple[list[Figure], list[SectionNotes]]:
             n,
             runs=PG_IDLE_CYCLES,
             shares=(0.01,),
-            share_runs=lambda _s: 1,
+            share_runs=1,
             store_url=store_url,
             turns=cycle_cost.Turns(step, name),
         )
