@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -134,10 +134,12 @@ def main(*, terminated: bool = False) -> None:
     except SystemExit as exc:
         # Typer ends an interrupted command with 130 (SIGINT's), silently; SIGTERM's is 143.
         if exc.code == 130:
-            _say_interrupted("SIGTERM" if _terminated.is_set() else "Ctrl-C (SIGINT)")
-        if exc.code == 130 and _terminated.is_set():
-            sys.exit(128 + signal.SIGTERM)
+            _stopped()
         raise
+    except KeyboardInterrupt:
+        # Raised outside typer's own handling (as the command's clean-up ended): left to
+        # Python, it would end the process by SIGINT, whatever the signal was.
+        _stopped()
     except Exception as exc:  # the last line of defence: no traceback for users
         logging.getLogger("syncd").debug("unexpected error", exc_info=True)
         _error(
@@ -151,8 +153,19 @@ _terminated = threading.Event()
 
 
 def _interrupt(signum: int, _frame: Any) -> None:
+    # Once only: a second SIGTERM must not break into the first one's clean-up (the leases'
+    # release, the store's close), nor reach Python's exit as an unhandled interrupt.
+    if _terminated.is_set():
+        return
     _terminated.set()
     raise KeyboardInterrupt
+
+
+def _stopped() -> NoReturn:
+    """End an interrupted command: its line, then 143 after SIGTERM, 130 after Ctrl-C."""
+    terminated = _terminated.is_set()
+    _say_interrupted("SIGTERM" if terminated else "Ctrl-C (SIGINT)")
+    sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
 
 
 def _note_terminated(signum: int, _frame: Any) -> None:

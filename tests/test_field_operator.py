@@ -306,6 +306,62 @@ def test_sigterm_stops_sync_once_as_ctrl_c_does_releasing_its_leases_without_a_t
     assert "salesforce:" in status.output and "written by" not in status.output
 
 
+def _main_outcome(monkeypatch: pytest.MonkeyPatch, command: Any, *, terminated: bool) -> Any:
+    """What ``syncd.cli.main`` ends with when the command line runs ``command``: the exception
+    that leaves it (SystemExit with its code, or anything else), the test's own SIGTERM
+    handler restored."""
+    import threading
+
+    from syncd import cli as cli_module
+
+    stop = threading.Event()
+    if terminated:
+        stop.set()
+    monkeypatch.setattr(cli_module, "_terminated", stop)
+    monkeypatch.setattr(cli_module, "app", command)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        cli_module.main()
+    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt too: it must not leave main
+        return exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return None
+
+
+def test_an_interrupt_raised_outside_typers_handling_still_ends_the_command_with_143_after_sigterm(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left to Python, an interrupt escaping the command line ends the process by SIGINT
+    (a CI run saw exit -2 after a SIGTERM): a service manager would read a crash."""
+
+    def interrupted_in_clean_up() -> None:
+        raise KeyboardInterrupt
+
+    outcome = _main_outcome(monkeypatch, interrupted_in_clean_up, terminated=True)
+    assert isinstance(outcome, SystemExit) and outcome.code == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM before the command finished" in capsys.readouterr().err
+    outcome = _main_outcome(monkeypatch, interrupted_in_clean_up, terminated=False)
+    assert isinstance(outcome, SystemExit) and outcome.code == 128 + signal.SIGINT
+    assert "stopped by Ctrl-C (SIGINT)" in capsys.readouterr().err
+
+
+def test_a_second_sigterm_does_not_break_into_the_first_ones_clean_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from syncd import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_terminated", threading.Event())
+    with pytest.raises(KeyboardInterrupt):
+        cli_module._interrupt(signal.SIGTERM, None)
+    try:
+        cli_module._interrupt(signal.SIGTERM, None)
+    except KeyboardInterrupt:  # left to propagate, it would stop the test session itself
+        pytest.fail("a second SIGTERM raised another KeyboardInterrupt")
+
+
 class _Meta(dict[str, Any]):
     def get_meta(self, key: str) -> Any:
         return self.get(key)
