@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from typer.testing import CliRunner
 from connectors.testing.hubspot.config import EmulatorConfig as HubSpotEmulatorConfig
 from connectors.testing.hubspot.server import HubSpotEmulator
 from connectors.testing.salesforce.server import SalesforceEmulator
+from syncd import cli as cli_module
 from syncd.cli import app as cli
 from syncd.settings import load_settings
 from syncd.yamlfile import YamlFileError
@@ -310,10 +312,6 @@ def _main_outcome(monkeypatch: pytest.MonkeyPatch, command: Any, *, terminated: 
     """What ``syncd.cli.main`` ends with when the command line runs ``command``: the exception
     that leaves it (SystemExit with its code, or anything else), the test's own SIGTERM
     handler restored."""
-    import threading
-
-    from syncd import cli as cli_module
-
     stop = threading.Event()
     if terminated:
         stop.set()
@@ -349,10 +347,6 @@ def test_an_interrupt_raised_outside_typers_handling_still_ends_the_command_with
 def test_a_second_sigterm_does_not_break_into_the_first_ones_clean_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import threading
-
-    from syncd import cli as cli_module
-
     monkeypatch.setattr(cli_module, "_terminated", threading.Event())
     with pytest.raises(KeyboardInterrupt):
         cli_module._interrupt(signal.SIGTERM, None)
