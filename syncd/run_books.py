@@ -156,8 +156,10 @@ def finish_quiet(store: StateStore, run: RunRow, cursor: Position | None, now: d
             return
         values.update(_cursor_values(run.crm, cursor, now))
         if dialect == "postgresql":
-            with store.writing_one(bookkeeping=True) as conn:
-                conn.execute(_quiet_ending(dialect), values)
+            ending = _quiet_ending(dialect)
+            if not store.write_bookkeeping_directly(ending, values):
+                with store.writing_one(bookkeeping=True) as conn:
+                    conn.execute(ending, values)
             return
         with store.begin(bookkeeping=True) as conn:
             conn.execute(_cursor_saved(dialect), values)

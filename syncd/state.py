@@ -66,6 +66,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Field, SQLModel, create_engine
 
 from syncd import json_text, pg_bulk, pg_copy
+from syncd.pg_direct import DirectWriter
 from syncd.pg_engine import postgres_engine_options
 from syncd.records import (
     AuditRecord,
@@ -528,6 +529,11 @@ class StateStore:
         self.engine = engine
         self._dialect = engine.dialect.name
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._direct = (
+            DirectWriter(engine)
+            if self._dialect == "postgresql" and engine.dialect.driver == "psycopg"
+            else None
+        )
         if auto_upgrade is None:
             auto_upgrade = self._dialect == "sqlite"
         try:
@@ -615,6 +621,20 @@ class StateStore:
         engine = self._autocommit if self._dialect == "postgresql" else self.engine
         with engine.begin() as conn:
             yield conn
+
+    def write_bookkeeping_directly(self, statement: Any, values: Mapping[str, Any]) -> bool:
+        """Send one bookkeeping ``statement`` (no plan reads what it writes) by psycopg itself,
+        in autocommit, when the store is on PostgreSQL (``syncd.pg_direct``: the idle cycle's
+        one statement, without SQLAlchemy's per-statement cost). False, having sent nothing,
+        elsewhere: the caller sends it as usual.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the statement failed; nothing of it was written.
+        """
+        if self._direct is None:
+            return False
+        self._direct.write(statement, values)
+        return True
 
     # ---- cursors -----------------------------------------------------------------------
 
