@@ -105,6 +105,7 @@ from syncd.open_changes import (
     reverted_in_doubt,
     syncd_made,
 )
+from syncd.plan_overlap import BatchRecorder
 from syncd.planner import LeadVerdict, PlannedChange, Planner, due_updates, iter_verdicts
 from syncd.progress import ProgressFactory
 from syncd.pull_overlap import pull_overlapped
@@ -741,8 +742,8 @@ class Pipeline:
             )
 
     def _overlap(self) -> bool:
-        """Whether a store thread writes while this one reads (syncd.pull_overlap): on
-        PostgreSQL, whose server does a page's store in its own processes, so the two really
+        """Whether a store thread writes while this one reads (syncd.pull_overlap) or judges
+        (syncd.plan_overlap): on PostgreSQL, whose server does a page's store in its own processes, so the two really
         run at once. On SQLite the store's work is this process's, under the same interpreter
         lock as the read: measured at 100k leads, a first sync took about 10 % longer with the
         store thread than without (and an in-memory SQLite database is one per thread)."""
@@ -1304,7 +1305,6 @@ class Pipeline:
     def plan(
         self, report: CycleReport, book: RuleBook, now: datetime, *, approve_large_run: bool = False
     ) -> None:
-        changing_leads = 0
         batch: list[tuple[PlanRecord, LeadVerdict]] = []
         # Judges open changes of earlier decisions (a lead as it was before syncd's write).
         planner = Planner(crm=self.crm, book=book, settings=self.settings, now=now)
@@ -1326,13 +1326,19 @@ class Pipeline:
         self._idle_probe = None
         # New rules or settings: every live lead is due now (syncd.due).
         due.record_fingerprint(self.store, self.crm, fingerprint)
-        for item in self.verdicts(book, now):
-            batch.append(item)
-            if len(batch) >= 1000:
-                changing_leads += self._record_plan(batch, report, book, now, planner)
-                batch = []
-        if batch:
-            changing_leads += self._record_plan(batch, report, book, now, planner)
+        # On PostgreSQL a store thread records each batch while the next is judged.
+        with BatchRecorder[list[tuple[PlanRecord, LeadVerdict]]](
+            lambda items: self._record_plan(items, report, book, now, planner),
+            overlap=self._overlap(),
+        ) as recorder:
+            for item in self.verdicts(book, now):
+                batch.append(item)
+                if len(batch) >= 1000:
+                    recorder.submit(batch)
+                    batch = []
+            if batch:
+                recorder.submit(batch)
+            changing_leads = recorder.total()
         if self.loop_guard is not None and self.metrics is not None:
             self.metrics.loop_held.labels(self.crm).set(len(self.loop_guard.held))
         # Held and blocked leads are not all evaluated each cycle: counted over the store.
