@@ -5,7 +5,9 @@ on each store in turn, runs the first sync and the cycles until one writes nothi
 ``cycles`` idle cycles, each counted:
 
 * statements (SQLAlchemy ``before_cursor_execute``), transactions (``begin``, ``commit``,
-  ``rollback`` events), pool checkouts, checkins and resets;
+  ``rollback`` events), pool checkouts, checkins and resets; the statement ``syncd.pg_direct``
+  sends by psycopg itself (a quiet cycle's end on PostgreSQL) is not among the statements, its
+  round trip is;
 * on PostgreSQL, the protocol messages libpq sends (its trace, ``PQtrace``): every ``Sync``
   or simple ``Query`` is a round trip to the server;
 * the wall time of the whole cycle and of its store calls (the time spent inside

@@ -8,11 +8,11 @@ the same pool; the server's work is under 0.1 ms of either. The difference is SQ
 statement path: the compiled-cache lookup, parameter processing, the result object, and the
 autocommit switch its ``isolation_level`` execution option makes at every checkout and undoes
 at every checkin. In an idle cycle of 2.3-2.6 ms that is the difference between PostgreSQL at
-1.13 x SQLite and within 1.1 x (docs/benchmarks.md, §8).
+1.13 x SQLite and within 1.1 x (docs/benchmarks.md, §8: 1.04 x since).
 
 What the statement keeps from SQLAlchemy: the pool (the same connections, checked out and in as
 any other), its SQL text as SQLAlchemy's PostgreSQL dialect compiles it (once per statement),
-errors raised as SQLAlchemy's ``DBAPIError`` subclasses (callers catching ``SQLAlchemyError``
+its parameters' bind processors (``UTCDateTime`` refusing a naive datetime), errors raised as SQLAlchemy's ``DBAPIError`` subclasses (callers catching ``SQLAlchemyError``
 still do), and a connection the server dropped is discarded, not returned to the pool. What it
 does not keep: the engine's statement events (``before_cursor_execute``) do not see it; libpq's
 own trace does.
@@ -89,7 +89,7 @@ class DirectWriter:
             try:
                 driver.autocommit = True
                 try:
-                    driver.execute(sql, params)
+                    driver.execute(sql, params).close()
                 finally:
                     if not (driver.closed or driver.broken):
                         driver.autocommit = False  # as the pool hands connections out
