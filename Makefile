@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.example.yaml
 
-.PHONY: run test soak bench bench-quick check lint lock clean
+.PHONY: run test soak soak-postgres bench bench-quick check lint lock clean
 
 # Every dependency at the version requirements-dev.lock pins (`make lock` writes it).
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -29,6 +29,13 @@ test: $(STAMP)
 ## calls; rewrites docs/reliability.md. A bounded soak is part of make test.
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak
+
+## The long soak with the chaos world's state store on PostgreSQL (a throwaway server on
+## loopback), 2,500 leads a CRM so that each plan records several batches on its store thread;
+## rewrites docs/reliability-postgresql.md.
+soak-postgres: $(STAMP)
+	tests/ensure-tools.sh
+	$(BIN)/python -m tests.soak --postgres --leads 2500 --rounds 30 --out docs/reliability-postgresql.md
 
 ## Benchmarks (bench/README.md); rewrites docs/benchmarks.md.
 bench: $(STAMP)

@@ -1,4 +1,5 @@
-"""The long chaos soak: ``python -m tests.soak [--rounds N] [--leads N]`` (``make soak``).
+"""The long chaos soak: ``python -m tests.soak [--rounds N] [--leads N] [--postgres]`` (``make
+soak``; ``make soak-postgres`` on a PostgreSQL state store).
 
 Runs the soak with many kill rounds and writes its figures to docs/reliability.md.
 """
@@ -8,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import make_url
 
+from bench.pgserver import PostgresUnavailable, throwaway_postgres
 from bench.record import code_version
 from bench.report import machine
 from tests.soak.invariants import summarize
@@ -89,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the chaos world's state store, e.g. an empty PostgreSQL database (default: SQLite)",
     )
     parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the chaos world's state store on a throwaway PostgreSQL server on loopback "
+        "(bench/pgserver.py, as the tests start one); instead of --state-url",
+    )
+    parser.add_argument(
         "--keep",
         type=Path,
         default=None,
@@ -96,9 +105,28 @@ def main(argv: list[str] | None = None) -> int:
         "daemon logs and configs, for examining a violation",
     )
     args = parser.parse_args(argv)
+    if args.postgres and args.state_url:
+        parser.error("--postgres starts its own server: leave --state-url out")
     if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
         parser.error(f"--keep {args.keep}: the directory is not empty; name a new one")
     code = code_version(Path(__file__).resolve().parents[2])  # before the run rewrites --out
+    with ExitStack() as stack:
+        if args.postgres:
+            try:
+                args.state_url = stack.enter_context(throwaway_postgres("soak"))
+            except PostgresUnavailable as exc:
+                parser.error(f"--postgres: {exc}")
+        result = _soak(args)
+    command = "python -m tests.soak " + " ".join(
+        _recorded(list(argv if argv is not None else sys.argv[1:]))
+    )
+    args.out.write_text(render(result, command.strip(), code=code, host=machine().summary()))
+    print(summarize(result.violations))
+    print(f"wrote {args.out}")
+    return 0 if result.ok else 1
+
+
+def _soak(args: argparse.Namespace) -> SoakResult:
     params = SoakParams(
         leads=args.leads,
         seed=args.seed,
@@ -110,17 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        result = run_soak(args.keep, params)
-    else:
-        with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
-            result = run_soak(Path(tmp), params)
-    command = "python -m tests.soak " + " ".join(
-        _recorded(list(argv if argv is not None else sys.argv[1:]))
-    )
-    args.out.write_text(render(result, command.strip(), code=code, host=machine().summary()))
-    print(summarize(result.violations))
-    print(f"wrote {args.out}")
-    return 0 if result.ok else 1
+        return run_soak(args.keep, params)
+    with tempfile.TemporaryDirectory(prefix="syncd-soak-") as tmp:
+        return run_soak(Path(tmp), params)
 
 
 def _recorded(given: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tests.soak.__main__ import render
+from tests.soak.__main__ import main, render
 from tests.soak.scenario import SoakParams, SoakResult
 
 
@@ -52,3 +52,12 @@ def test_the_recorded_command_leaves_out_machine_paths_and_the_state_url() -> No
         "--leads=200",
     ]
     assert _recorded(given) == ["--rounds", "5", "--leads=200"]
+
+
+def test_the_soak_refuses_a_state_url_beside_its_own_postgresql_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["--postgres", "--state-url", "postgresql+psycopg://syncd@127.0.0.1/soak"])
+    assert refused.value.code == 2
+    assert "--postgres starts its own server" in capsys.readouterr().err
