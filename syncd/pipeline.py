@@ -743,10 +743,11 @@ class Pipeline:
 
     def _overlap(self) -> bool:
         """Whether a store thread writes while this one reads (syncd.pull_overlap) or judges
-        (syncd.plan_overlap): on PostgreSQL, whose server does a page's store in its own processes, so the two really
-        run at once. On SQLite the store's work is this process's, under the same interpreter
-        lock as the read: measured at 100k leads, a first sync took about 10 % longer with the
-        store thread than without (and an in-memory SQLite database is one per thread)."""
+        (syncd.plan_overlap): on PostgreSQL, whose server does the writing in its own
+        processes, so the two really run at once. On SQLite the store's work is this
+        process's, under the same interpreter lock: measured at 100k leads, a first sync took
+        about 10 % longer with a pull's store thread than without (and an in-memory SQLite
+        database is one per thread)."""
         return self.store.engine.dialect.name == "postgresql"
 
     def _store_page(
