@@ -1902,7 +1902,7 @@ def report(
     from syncd.report_parallel import compute_from_store
     from syncd.report_render import csv_text, html_page, json_text, print_table
     from syncd.state import StateStore, StateStoreError
-    from syncd.store_open import state_url
+    from syncd.store_open import read_only_snapshot, state_url
 
     if by not in (None, "crm", "owner", "source"):
         _error(f"syncd report: --by {by!r} is not one of crm, owner, source")
@@ -1936,7 +1936,12 @@ def report(
     }
     try:
         with _store_errors(settings):
-            store = StateStore(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
+            url = state_url(settings)
+            snapshot = read_only_snapshot(url)  # the report only reads
+            if snapshot is not None:
+                store = StateStore(snapshot, auto_upgrade=False)
+            else:
+                store = StateStore(url, auto_upgrade=settings.state.auto_upgrade)
     except StateStoreError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None

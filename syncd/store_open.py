@@ -20,7 +20,7 @@ from syncd.settings import Settings
 from syncd.state import StateStore, StateStoreError
 from syncd.yamlfile import Located
 
-__all__ = ["in_memory", "open_store", "state_url", "store_problem"]
+__all__ = ["in_memory", "open_store", "read_only_snapshot", "state_url", "store_problem"]
 
 
 def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
@@ -34,7 +34,11 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
     url = settings.state.url.get_secret_value()
     try:
         url = state_url(settings)
-        store = StateStore(url, auto_upgrade=settings.state.auto_upgrade)
+        snapshot = None if writable else read_only_snapshot(url)
+        if snapshot is not None:
+            store = StateStore(snapshot, auto_upgrade=False)
+        else:
+            store = StateStore(url, auto_upgrade=settings.state.auto_upgrade)
     except StateStoreError as exc:
         raise StartupError([_located(settings, str(exc))]) from None
     except OSError as exc:
@@ -61,6 +65,35 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
                 ]
             ) from None
     return store
+
+
+def read_only_snapshot(url: str) -> str | None:
+    """For a command that only reads (``status``, ``plan``, ``explain``, ``report``): the URL of
+    the SQLite state file opened read-only as it stands, when this process may not write the
+    file or its directory (an operator's own account beside the daemon's) and no process has
+    it open. Else None: the file is opened as usual.
+
+    SQLite opens a WAL-mode file read-only only while its ``-shm`` index exists or can be
+    made (https://sqlite.org/wal.html, "Read-Only Databases"): while a daemon has the file
+    open it exists, and the usual open reads it; once the last connection closed, SQLite
+    removed it, and a reader that may not create it is refused ("attempt to write a readonly
+    database"). No ``-wal`` file means no connection has the file open, so the file alone is
+    the whole store: it is read with ``immutable=1`` (https://sqlite.org/uri.html), which
+    makes no ``-shm`` and takes no lock. A daemon starting during such a read writes under
+    it; the command then reads what it can, or fails with a store error and may be run
+    again.
+    """
+    if not url.startswith("sqlite:///"):
+        return None
+    rel = url.removeprefix("sqlite:///")
+    if not rel or rel.startswith((":memory:", "file:")) or "?" in rel:
+        return None
+    path = Path(rel)
+    if not path.is_file() or Path(f"{path}-wal").exists():
+        return None
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return None
+    return f"sqlite:///file:{quote(str(path), safe='/')}?mode=ro&immutable=1&uri=true"
 
 
 def in_memory(url: str) -> bool:
