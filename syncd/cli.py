@@ -1901,8 +1901,8 @@ def report(
     from syncd.report import GroupBy, ReportOptions
     from syncd.report_parallel import compute_from_store
     from syncd.report_render import csv_text, html_page, json_text, print_table
-    from syncd.state import StateStore, StateStoreError
-    from syncd.store_open import read_only_snapshot, state_url
+    from syncd.state import StateStoreError
+    from syncd.store_open import reading_store, state_url
 
     if by not in (None, "crm", "owner", "source"):
         _error(f"syncd report: --by {by!r} is not one of crm, owner, source")
@@ -1936,12 +1936,8 @@ def report(
     }
     try:
         with _store_errors(settings):
-            url = state_url(settings)
-            snapshot = read_only_snapshot(url)  # the report only reads
-            if snapshot is not None:
-                store = StateStore(snapshot, auto_upgrade=False)
-            else:
-                store = StateStore(url, auto_upgrade=settings.state.auto_upgrade)
+            # The report only reads: an account that may not write the file may run it.
+            store = reading_store(state_url(settings), auto_upgrade=settings.state.auto_upgrade)
     except StateStoreError as exc:
         err.print(f"[bold red]state store:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None

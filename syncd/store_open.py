@@ -20,7 +20,14 @@ from syncd.settings import Settings
 from syncd.state import StateStore, StateStoreError
 from syncd.yamlfile import Located
 
-__all__ = ["in_memory", "open_store", "read_only_snapshot", "state_url", "store_problem"]
+__all__ = [
+    "in_memory",
+    "open_store",
+    "read_only_snapshot",
+    "reading_store",
+    "state_url",
+    "store_problem",
+]
 
 
 def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
@@ -34,11 +41,10 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
     url = settings.state.url.get_secret_value()
     try:
         url = state_url(settings)
-        snapshot = None if writable else read_only_snapshot(url)
-        if snapshot is not None:
-            store = StateStore(snapshot, auto_upgrade=False)
-        else:
+        if writable:
             store = StateStore(url, auto_upgrade=settings.state.auto_upgrade)
+        else:
+            store = reading_store(url, auto_upgrade=settings.state.auto_upgrade)
     except StateStoreError as exc:
         raise StartupError([_located(settings, str(exc))]) from None
     except OSError as exc:
@@ -65,6 +71,19 @@ def open_store(settings: Settings, *, writable: bool = True) -> StateStore:
                 ]
             ) from None
     return store
+
+
+def reading_store(url: str, *, auto_upgrade: bool | None) -> StateStore:
+    """The store at ``url`` for a command that only reads: a read-only snapshot where
+    :func:`read_only_snapshot` gives one (never upgraded), else opened as usual.
+
+    Raises:
+        StateStoreError: as ``StateStore`` raises it.
+    """
+    snapshot = read_only_snapshot(url)
+    if snapshot is not None:
+        return StateStore(snapshot, auto_upgrade=False)
+    return StateStore(url, auto_upgrade=auto_upgrade)
 
 
 def read_only_snapshot(url: str) -> str | None:
