@@ -518,7 +518,10 @@ class StateStore:
         if engine is None:
             kwargs: dict[str, Any] = {}
             if url.startswith("sqlite"):
-                kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+                kwargs["connect_args"] = {
+                    "check_same_thread": False,
+                    "timeout": _SQLITE_BUSY_TIMEOUT_S,
+                }
                 kwargs["json_serializer"] = json_text.dumps  # json.dumps' text, at less cost
             elif url.startswith("postgresql"):
                 kwargs.update(postgres_engine_options())
@@ -1777,9 +1780,9 @@ def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: row.get(k) for k in keys} for row in rows]
 
 
-#: How long a new connection retries turning on WAL while another process holds the lock the
-#: switch needs (the connections' busy timeout).
-_WAL_SWITCH_WAIT_S = 30.0
+#: How long an SQLite connection waits for a lock another process holds: sqlite3's busy
+#: timeout, and how long a new connection retries turning on WAL (which may refuse at once).
+_SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -1800,7 +1803,7 @@ def _turn_on_wal(cur: Any) -> None:
     wait out the busy timeout: measured here, 3 of 120 processes opening a new store three at a
     time failed with it before their first statement.
     """
-    deadline = time.monotonic() + _WAL_SWITCH_WAIT_S
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
     while True:
         try:
             cur.execute("PRAGMA journal_mode=WAL")
