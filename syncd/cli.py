@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,21 +113,28 @@ def _root(
     """syncd: keeps lead statuses right in Salesforce and HubSpot."""
     if ctx.invoked_subcommand == "run":
         # A SIGTERM before `run` installs its handlers is a stop asked for, not an interrupted
-        # command: noted here, it is acted on as soon as they are in place.
-        signal.signal(signal.SIGTERM, _note_terminated)
-    elif _terminated.is_set():
-        raise KeyboardInterrupt  # SIGTERM while importing (syncd.launch): stopped before it began
+        # command: main's handler, still in place, notes it; `run` acts on it.
+        return
+    # Any other command: SIGTERM interrupts it as Ctrl-C does (its leases released, no
+    # traceback); one that came while the command line was loading stops it before it begins.
+    signal.signal(signal.SIGTERM, _interrupt)
+    if _terminated.is_set():
+        raise KeyboardInterrupt
 
 
-def main(*, terminated: bool = False) -> None:
-    """``terminated``: a SIGTERM arrived while the command line was being imported
-    (syncd.launch); the command acts on it as on one arriving now."""
+def main(*, terminated: Sized = ()) -> None:
+    """``terminated``: the SIGTERMs syncd.launch noted while the command line was being
+    imported (read after this function's own handler is in place, so none falls between the
+    two); the command acts on one as on a SIGTERM arriving now."""
     # SIGTERM (a systemd stop, a Kubernetes Job's deadline, `timeout`) ends any command as
     # Ctrl-C does: its leases are released and no traceback is printed. Python's default
     # would end the process on the spot, leaving a `sync --once`'s leases held by a dead
     # process for lease.ttl. `syncd run` installs its own handlers (finish the batch, stop).
-    signal.signal(signal.SIGTERM, _interrupt)
-    if terminated:
+    # Until the command is known (_root), a SIGTERM is only noted: raised as an interrupt
+    # while typer parses the command line, it ended `syncd run` with 143 (-2 in one CI run)
+    # where a stop at any other moment of its start-up exits 0.
+    signal.signal(signal.SIGTERM, _note_terminated)
+    if len(terminated):
         _terminated.set()
     try:
         app()

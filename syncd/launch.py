@@ -28,7 +28,9 @@ def main() -> None:
         from syncd.cli import main as cli_main
     except KeyboardInterrupt:
         sys.exit(128 + signal.SIGINT)
-    cli_main(terminated=bool(_terminated))
+    # The list itself, read once cli.main has its own handler in place: a SIGTERM noted between
+    # this line and that one would otherwise be lost, and `syncd run` would not stop.
+    cli_main(terminated=_terminated)
 
 
 if __name__ == "__main__":

@@ -304,6 +304,69 @@ def test_sigterm_at_any_moment_of_start_up_stops_run_with_exit_0(
     assert "Traceback" not in out + err
 
 
+# The delays above land where they land on a given machine; these two put the SIGTERM in the
+# narrow windows a CI run hit (exit 143, then -2), whatever the machine's speed.
+_SIGNALLED_AT = """
+import os, signal, sys
+import syncd.cli
+
+def signalled_first(real):
+    def call(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled before the next line runs
+        return real(*args, **kwargs)
+    return call
+
+syncd.cli.{name} = signalled_first(syncd.cli.{name})
+sys.argv = ["syncd", *sys.argv[1:]]
+from syncd.launch import main
+main()
+"""
+
+
+def _signalled_at(name: str, emu: SalesforceEmulator, *args: str) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNALLED_AT.format(name=name), *args],
+        env=_env(emu),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return proc.returncode, proc.stderr
+
+
+def test_sigterm_after_the_command_line_loaded_but_before_it_chose_run_stops_run_with_exit_0(
+    tmp_path: Path, emu: SalesforceEmulator
+) -> None:
+    """Typer still parsing the arguments: an interrupt raised there ended `run` with 143."""
+    config = standalone_sf_config(tmp_path, emu)
+    code, err = _signalled_at("app", emu, "run", "-c", str(config))
+    assert code == 0, err
+    assert "stopped during start-up; nothing was written" in err
+    assert _api_calls(emu) == []
+
+
+def test_sigterm_between_the_import_and_cli_main_taking_over_is_not_lost(
+    tmp_path: Path, emu: SalesforceEmulator
+) -> None:
+    """syncd.launch noted it after it had read its notes: `run` went on as if never stopped
+    (here it would run until the 60 s timeout)."""
+    config = standalone_sf_config(tmp_path, emu)
+    code, err = _signalled_at("main", emu, "run", "-c", str(config))
+    assert code == 0, err
+    assert "stopped during start-up; nothing was written" in err
+
+
+def test_sigterm_before_another_command_is_chosen_interrupts_it_with_143(
+    tmp_path: Path, emu: SalesforceEmulator
+) -> None:
+    config = standalone_sf_config(tmp_path, emu)
+    code, err = _signalled_at("app", emu, "sync", "--once", "-c", str(config))
+    assert code == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM before the command finished" in err
+    assert _api_calls(emu) == []
+
+
 def test_sigterm_while_sync_once_is_loading_ends_it_as_an_interrupted_command_143(
     tmp_path: Path, emu: SalesforceEmulator
 ) -> None:
