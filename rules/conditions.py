@@ -222,7 +222,7 @@ class LeafSpec:
     field: str
     op: str
     text: str
-    value: object = None  # the operator's value as written (for rules.analysis)
+    value: Any = None  # the operator's value as written (for rules.analysis)
 
 
 class Node:

@@ -58,15 +58,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-import pydantic
-
 from syncd.enrichment_data import (
-    COUNTRY_ALIASES,
     COUNTRY_SUFFIX_SECOND_LEVELS,
     FREE_MAIL_BRANDS,
     FREE_MAIL_DOMAINS,
 )
+from syncd.enrichment_settings import EnrichmentSettings, IcpSettings, IcpWeights
 from syncd.enrichment_tokens import TokenScan
+from syncd.enrichment_vocab import (
+    DECISION_MAKER_SENIORITIES,
+    NON_WORD,
+    ROLES,
+    SENIORITIES,
+    country_code,
+    normalise_label,
+)
 
 __all__ = [
     "DECISION_MAKER_SENIORITIES",
@@ -81,25 +87,6 @@ __all__ = [
     "classify_title",
 ]
 
-#: Functions a title maps to; ``other`` when no function word is recognised.
-ROLES: tuple[str, ...] = (
-    "marketing",
-    "sales",
-    "engineering",
-    "it",
-    "finance",
-    "operations",
-    "hr",
-    "executive",
-    "product",
-    "customer_success",
-    "legal",
-    "other",
-)
-#: Ranks a title maps to; ``unknown`` when no rank word is recognised.
-SENIORITIES: tuple[str, ...] = ("c_level", "vp", "director", "manager", "individual", "unknown")
-#: Ranks that usually hold budget authority.
-DECISION_MAKER_SENIORITIES: frozenset[str] = frozenset({"c_level", "vp", "director"})
 
 _BANT_FIELDS: tuple[str, ...] = ("budget", "authority", "need", "timeline")
 # Values forms and CRMs use for "nothing entered"; they do not make a BANT criterion present.
@@ -152,158 +139,6 @@ _BANT_OUTCOMES: dict[tuple[int, bool], tuple[int, str, str]] = {
 _Part = tuple[int, tuple[str, ...], tuple[str, ...]]
 _CACHE_SIZE = 16_384  # distinct titles/domains kept per enricher; real data repeats heavily
 _SHOW = 60  # longest input echoed in a reason
-
-
-# --------------------------------------------------------------------------------------------
-# Settings
-
-
-class IcpWeights(pydantic.BaseModel, extra="forbid"):
-    """Points each ICP criterion adds to ``icp_score``; they add up to at most 100."""
-
-    industry: int = pydantic.Field(
-        default=25, ge=0, le=100, description="Industry is in icp.industries."
-    )
-    country: int = pydantic.Field(
-        default=15, ge=0, le=100, description="Country is in icp.countries."
-    )
-    company_size: int = pydantic.Field(
-        default=20,
-        ge=0,
-        le=100,
-        description="Employee count is within min_employees..max_employees.",
-    )
-    role: int = pydantic.Field(
-        default=10, ge=0, le=100, description="Role (from the title) is in icp.roles."
-    )
-    decision_maker: int = pydantic.Field(
-        default=20, ge=0, le=100, description="Seniority is c_level, vp or director."
-    )
-    business_email: int = pydantic.Field(
-        default=10,
-        ge=0,
-        le=100,
-        description="Email domain is known and not a consumer mail provider.",
-    )
-
-    @pydantic.model_validator(mode="after")
-    def _total_at_most_100(self) -> IcpWeights:
-        total = sum(self.model_dump().values())
-        if total > 100:
-            raise ValueError(
-                f"ICP weights add up to {total}; lower them to a total of at most 100 so that "
-                "icp_score stays within 0..100"
-            )
-        return self
-
-
-class IcpSettings(pydantic.BaseModel, extra="forbid"):
-    """The ideal customer profile leads are scored against (defaults: a mid-market B2B SaaS)."""
-
-    industries: list[str] = pydantic.Field(
-        default_factory=lambda: [
-            "Software",
-            "Computer Software",
-            "Technology",
-            "Information Technology",
-            "Information Technology and Services",
-            "Internet",
-            "SaaS",
-            "Financial Services",
-            "Marketing and Advertising",
-            "Telecommunications",
-            "Consulting",
-        ],
-        description="Industries that fit, matched case-insensitively with punctuation and '&' vs "
-        "'and' ignored, so 'COMPUTER_SOFTWARE' matches 'Computer Software'.",
-    )
-    countries: list[str] = pydantic.Field(
-        default_factory=lambda: [
-            "US",
-            "CA",
-            "GB",
-            "IE",
-            "DE",
-            "AT",
-            "CH",
-            "NL",
-            "FR",
-            "SE",
-            "DK",
-            "NO",
-            "FI",
-            "AU",
-            "NZ",
-        ],
-        description="Countries served, as ISO 3166-1 alpha-2 codes or common names; lead values "
-        "such as 'USA' or 'United States' are recognised as 'US'.",
-    )
-    min_employees: int = pydantic.Field(
-        default=50, ge=0, description="Smallest company that fits (inclusive)."
-    )
-    max_employees: int | None = pydantic.Field(
-        default=5000,
-        ge=0,
-        description="Largest company that fits (inclusive); null for no upper bound.",
-    )
-    roles: list[str] = pydantic.Field(
-        default_factory=lambda: ["marketing", "sales", "operations", "it"],
-        description=f"Functions that buy; any of {', '.join(ROLES)}.",
-    )
-    weights: IcpWeights = pydantic.Field(
-        default_factory=IcpWeights, description="Points per criterion."
-    )
-    strong_at: int = pydantic.Field(
-        default=70, ge=0, le=100, description="icp_score at or above which icp_fit is 'strong'."
-    )
-    medium_at: int = pydantic.Field(
-        default=40, ge=0, le=100, description="icp_score at or above which icp_fit is 'medium'."
-    )
-
-    @pydantic.field_validator("countries")
-    @classmethod
-    def _known_countries(cls, countries: list[str]) -> list[str]:
-        for country in countries:
-            if _country_code(country) is None:
-                raise ValueError(
-                    f"unknown country {country!r}; use an ISO 3166-1 alpha-2 code such as 'US'"
-                )
-        return countries
-
-    @pydantic.field_validator("roles")
-    @classmethod
-    def _known_roles(cls, roles: list[str]) -> list[str]:
-        for role in roles:
-            if role not in ROLES:
-                raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
-        return roles
-
-    @pydantic.model_validator(mode="after")
-    def _ordered_bounds(self) -> IcpSettings:
-        if self.max_employees is not None and self.max_employees < self.min_employees:
-            raise ValueError(
-                f"max_employees ({self.max_employees}) is below min_employees "
-                f"({self.min_employees}); raise it or set it to null"
-            )
-        if self.medium_at > self.strong_at:
-            raise ValueError(
-                f"medium_at ({self.medium_at}) is above strong_at "
-                f"({self.strong_at}); lower medium_at"
-            )
-        return self
-
-
-class EnrichmentSettings(pydantic.BaseModel, extra="forbid"):
-    """Settings of :class:`Enricher`."""
-
-    icp: IcpSettings = pydantic.Field(
-        default_factory=IcpSettings, description="Ideal customer profile for icp_score."
-    )
-    extra_free_mail_domains: list[str] = pydantic.Field(
-        default_factory=list,
-        description="Consumer mail domains to add to the built-in list (subdomains match too), "
-        "e.g. a regional provider.",
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -757,8 +592,6 @@ _ROLE_RULES = _compile(
     ]
 )
 
-_NON_WORD = re.compile(r"[\W_]+")
-
 
 class TitleClass(NamedTuple):
     """What a title says about function, rank and purchase authority, with the reason for each.
@@ -819,7 +652,7 @@ def classify_title(title: str) -> TitleClass:
         return TitleClass(None, None, None, "no title", "no title", "no title")
     if len(shown) > _SHOW:
         shown = shown[:_SHOW] + "…"
-    text = _NON_WORD.sub(" ", title.lower()).strip()
+    text = NON_WORD.sub(" ", title.lower()).strip()
     words = text.split(" ") if text else []
     role = _ROLE_SCAN.first(text, words)
     rank = _SENIORITY_SCAN.first(text, words)
@@ -883,14 +716,6 @@ def _free_mail_match(domain: str, exact: frozenset[str], extra: frozenset[str]) 
 
 # --------------------------------------------------------------------------------------------
 # Firmographics
-
-
-def _normalise_label(value: str) -> str:
-    return _NON_WORD.sub(" ", value.lower().replace("&", " and ")).strip()
-
-
-def _country_code(value: str) -> str | None:
-    return COUNTRY_ALIASES.get(_normalise_label(value))
 
 
 _RANGE = re.compile(r"(\d+)\s*(?:-|\u2013|to)\s*(\d+)")  # hyphen, en dash or "to"
@@ -984,8 +809,8 @@ class Enricher:
         icp = settings.icp
         self.settings = settings
         self._weights = icp.weights
-        self._industries = frozenset(_normalise_label(i) for i in icp.industries)
-        self._countries = frozenset(c for c in map(_country_code, icp.countries) if c)
+        self._industries = frozenset(normalise_label(i) for i in icp.industries)
+        self._countries = frozenset(c for c in map(country_code, icp.countries) if c)
         self._roles = frozenset(icp.roles)
         self._min_employees = icp.min_employees
         self._max_employees = icp.max_employees
@@ -1043,13 +868,13 @@ class Enricher:
     def _score_industry(self, industry: str) -> tuple[bool, str]:
         """(fits, text): the text names the industry, plus why not when it does not fit."""
         label = f"industry {_shown(industry.strip())}"
-        if _normalise_label(industry) in self._industries:
+        if normalise_label(industry) in self._industries:
             return True, label
         return False, f"{label} not in ICP"
 
     def _score_country(self, country: str) -> tuple[bool, str]:
         """(fits, text) for a country name, code or alias, shown as its ISO code."""
-        code = _country_code(country)
+        code = country_code(country)
         if code is None:
             return False, f"country {_shown(country.strip())!r} not recognised"
         if code in self._countries:
