@@ -2,7 +2,7 @@
 # from the environment or from files the config references. Without a mounted config the
 # container refuses to start; the demo runs only when asked for:
 #   docker run syncd run --config /usr/share/syncd/demo/config.yaml
-FROM python:3.11-slim
+FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,12 +16,26 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --no-cache-dir --requirement requirements.lock
 
-COPY pyproject.toml README.md ./
+# The modules every lead passes through, compiled with mypyc (setup.py) in a stage of their own:
+# the compiler never reaches the image. Debian's gcc in the slim base is whatever its security
+# updates made it, so its version is not pinned.
+FROM base AS build
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir mypy==2.4.1 setuptools==80.9.0 wheel==0.48.0
+COPY pyproject.toml setup.py README.md ./
 COPY syncd ./syncd
 COPY connectors ./connectors
 COPY rules ./rules
+RUN SYNCD_COMPILE=1 pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
+
+FROM base
 # A numeric user (10001) so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
-RUN pip install --no-cache-dir --no-deps . \
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-deps /wheels/*.whl \
+ && rm -rf /wheels \
  && groupadd --system --gid 10001 syncd \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/syncd --create-home syncd
 

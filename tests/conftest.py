@@ -16,6 +16,19 @@ import pytest
 
 from bench.pgserver import PostgresUnavailable, throwaway_postgres
 from syncd.state import StateStore
+from tests.native.build import stale
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules older than their sources: the old code would run."""
+    edited = stale()
+    if edited:
+        pytest.exit(
+            f"{', '.join(edited)} changed after it was compiled, so the tests would import the "
+            "old compiled module: run `make native` (make test does), or delete the .so files "
+            "next to them to test pure Python",
+            returncode=2,
+        )
 
 
 @pytest.fixture(scope="session")
