@@ -23,7 +23,10 @@ rule-engine twin, side by side.
 from __future__ import annotations
 
 import gc
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     from syncd.settings import ConnectorSettings
     from syncd.state import StateStore
 
-__all__ = ["run"]
+__all__ = ["Data", "one_run", "run", "typed_leads"]
 
 _CRM = "salesforce"
 _PROFILED = 20_000  # leads the cProfile summary runs on, at most
@@ -48,7 +51,7 @@ _TARGET = 50_000
 
 
 @dataclass(slots=True)
-class _Data:
+class Data:
     """One data set: the leads as the connector hands them over, and their SQLite mirror."""
 
     name: str
@@ -75,7 +78,9 @@ def _jsonable(value: Any) -> Any:
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
 
 
-def _typed(leads: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], datetime | None]]:
+def typed_leads(
+    leads: Iterator[dict[str, Any]],
+) -> Iterator[tuple[dict[str, Any], datetime | None]]:
     """(fields as the Salesforce connector delivers them, when the status was set)."""
     for lead in leads:
         changed = lead.pop("_status_changed_at", None)
@@ -83,7 +88,7 @@ def _typed(leads: Iterator[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], da
         yield lead, changed
 
 
-def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory: Path) -> _Data:
+def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory: Path) -> Data:
     """The leads stored as ``Pipeline._mirror_row`` stores them, in a fresh SQLite file."""
     from syncd.enrichment import Enricher, EnrichmentSettings
     from syncd.state import StateStore
@@ -98,7 +103,7 @@ def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory
             store.upsert_leads(conn, rows)
         rows.clear()
 
-    for i, (fields, changed) in enumerate(_typed(leads)):
+    for i, (fields, changed) in enumerate(typed_leads(leads)):
         typed.append(fields)
         enrichment = enricher.enrich(fields)
         modified = fields.get("last_activity_at") or fields.get("created_at") or now
@@ -131,11 +136,11 @@ def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory
             flush()
     if rows:
         flush()
-    return _Data(name, typed, store)
+    return Data(name, typed, store)
 
 
-def _one_run(
-    data: _Data, book: RuleBook, settings: ConnectorSettings, now: datetime
+def one_run(
+    data: Data, book: RuleBook, settings: ConnectorSettings, now: datetime
 ) -> tuple[_Run, int]:
     """One timed pass; also the number of leads whose verdict has changes."""
     from syncd.due import iter_plan_rows
@@ -167,7 +172,7 @@ def _rate(value: float) -> str:
 
 
 def _engine_figures(
-    data: _Data, runs: list[_Run], changing: int, key: str, label: str
+    data: Data, runs: list[_Run], changing: int, key: str, label: str
 ) -> tuple[list[Figure], float]:
     n = runs[0].leads
     rates = [n / r.total for r in runs if r.total]
@@ -255,7 +260,7 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
                 runs = []
                 changing = 0
                 for _ in range(_RUNS):
-                    one, changing = _one_run(data, book, settings, now)
+                    one, changing = one_run(data, book, settings, now)
                     runs.append(one)
                 results[data.name] = (runs, changing)
         finally:
@@ -274,6 +279,7 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
             "engine on today's mix (repeating titles and domains)",
         )
         figures += real_figs + mix_figs + _stage_figures(results["realistic"][0])
+        figures += _build_figures(Path(tmp) / "realistic.db", n, now, real_rate)
         figures += _evaluation_figures(real, book, settings, now, twin_n)
         profile = _profile(real, book, settings, now, _profiled(n))
         for data in (mix, real):
@@ -324,6 +330,17 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
         "scanner); a faster decoder of the same JSON was. What is left of read + decode is "
         "SQLite's own fetch (about 3.5-4 µs per lead) and that decoding (about 2.4 µs).",
         "",
+        "Build: `make bench` runs the modules every lead passes through compiled with mypyc "
+        "(`make native`; `[tool.syncd] compiled` in pyproject.toml: the enricher, the plan "
+        "read, the rule engine and its timing), as `make run` and the image do; the machine "
+        "line above says which build a run used. The pure-Python figure is the same code "
+        "imported from its sources in a child process (`bench/engine_pure.py`) over the same "
+        "mirror; what the compiled modules do is checked against the sources in "
+        "`tests/native`. What flatters the comparison with rule-engine: it is pure Python, "
+        "syncd's evaluation compiled. cProfile sees a compiled module's functions only where "
+        "Python code calls them, so the profile below shows less of the enricher and the "
+        "rules.",
+        "",
         f"rule-engine is timed on the first {twin_n:,} leads only: at its speed the whole set "
         "would dominate the run. Rates are per lead, so the ratio is unaffected.",
         "",
@@ -349,20 +366,50 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
             "process on 30,000 leads: 14.0 µs of enrichment per lead with cold caches, 6.1 "
             "with every value already classified, so about 8 µs a lead is the classification "
             "itself; the rest of the engine (read + decode, rules, plan) took about 17 µs a "
-            "lead on the same machine at the time (100,000 leads).",
-            "",
-            "Compiling the hot modules with mypyc was tried (2026-12-01) and not adopted: "
-            "`syncd/enrichment.py` (its pydantic settings classes) and `rules/conditions.py` (a "
-            "slotted dataclass) do not compile as written; the four that did "
-            "(`enrichment_tokens`, `planner`, `plan_read`, `rules/timing`) made the engine "
-            "about 9 % faster relative to the rule-engine twin in back-to-back runs, and "
-            "read + decode is SQLite's and msgspec's C code already.",
+            "lead on the same machine at the time (100,000 leads). (Measured on the "
+            "pure-Python build, before the per-lead modules were compiled.)",
         ]
     return figures, notes
 
 
+def _build_figures(db: Path, n: int, now: datetime, compiled_rate: float) -> list[Figure]:
+    """The realistic engine again on the pure-Python sources (``bench.engine_pure``, a child
+    process over the same mirror), when this process runs the compiled modules."""
+    import syncd.enrichment
+    from bench.pure_python import is_compiled
+
+    if not is_compiled(syncd.enrichment):
+        return []  # this run is the pure-Python build: the figures above are its own
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.engine_pure", str(db), str(n), now.isoformat(), str(_RUNS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rates: list[float] = json.loads(child.stdout)
+    pure = statistics.median(rates)
+    return [
+        Figure(
+            4,
+            "engine_leads_per_s_pure_python",
+            "engine on realistic unique values, the same code from its pure-Python sources",
+            pure,
+            "leads/s",
+            note=f"{_spread(rates, _rate)} leads/s; a child process over the same mirror",
+        ),
+        Figure(
+            4,
+            "engine_compiled_vs_pure_python",
+            "engine on realistic values: compiled modules / pure Python",
+            compiled_rate / pure if pure else None,
+            "x",
+            note="medians of the two builds' runs, measured one after the other",
+        ),
+    ]
+
+
 def _evaluation_figures(
-    data: _Data, book: RuleBook, settings: ConnectorSettings, now: datetime, twin_n: int
+    data: Data, book: RuleBook, settings: ConnectorSettings, now: datetime, twin_n: int
 ) -> list[Figure]:
     """RuleBook.evaluate alone vs the rule-engine twin, on the realistic set's rule inputs."""
     from bench.rule_engine_twin import compile_twin, first_match
@@ -438,7 +485,7 @@ def _profiled(n: int) -> int:
 
 
 def _profile(
-    data: _Data, book: RuleBook, settings: ConnectorSettings, now: datetime, n: int
+    data: Data, book: RuleBook, settings: ConnectorSettings, now: datetime, n: int
 ) -> list[str]:
     from syncd.due import iter_plan_rows
     from syncd.enrichment import Enricher, EnrichmentSettings

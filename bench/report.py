@@ -116,7 +116,7 @@ class Machine:
     platform: str
 
     def summary(self) -> str:
-        """One line for the record of a run: "AMD EPYC, 2 cores, CPython 3.11.7"."""
+        """One line for the record of a run: "AMD EPYC, 2 cores, CPython 3.11.7, pure Python"."""
         return f"{self.cpu}, {self.cores} cores, {self.python}"
 
 
@@ -141,9 +141,21 @@ def machine() -> Machine:
         cores=os.cpu_count() or 1,
         memory_gib=memory,
         cpu=cpu,
-        python=f"{platform.python_implementation()} {sys.version.split()[0]}",
+        python=f"{platform.python_implementation()} {sys.version.split()[0]}, {_build()}",
         platform=platform.platform(terse=True),
     )
+
+
+def _build() -> str:
+    """Whether the per-lead modules ran compiled (``make native``, setup.py) or from source."""
+    import rules.engine
+    import syncd.enrichment
+    from bench.pure_python import is_compiled
+
+    compiled = [m for m in (syncd.enrichment, rules.engine) if is_compiled(m)]
+    if len(compiled) == 2:
+        return "per-lead modules compiled (mypyc)"
+    return "pure Python" if not compiled else "per-lead modules partly compiled"
 
 
 def render_text(figures: Sequence[Figure]) -> str:
