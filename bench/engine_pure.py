@@ -29,7 +29,7 @@ def _rates(db: Path, n: int, now: datetime, runs: int) -> list[float]:
     book = load_rulebook([RULES20], newsletters={"newsletter"})
     settings = ConnectorSettings(type="salesforce", status_values=SF_STATUS_VALUES)
     typed = [fields for fields, _ in engine_speed.typed_leads(realistic_leads(n, seed=11, now=now))]
-    data = engine_speed.Data("realistic", typed, StateStore(f"sqlite:///{db}"))
+    data = engine_speed.Data("realistic", typed, StateStore(f"sqlite:///{db}"), db)
     gc.collect()
     gc.freeze()  # as the parent does: the prepared leads out of the collector's sight
     gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])

@@ -57,6 +57,7 @@ class Data:
     name: str
     typed: list[dict[str, Any]]
     store: StateStore
+    db: Path  # the mirror's SQLite file, for bench.engine_pure's child process
 
 
 @dataclass(slots=True)
@@ -93,7 +94,8 @@ def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory
     from syncd.enrichment import Enricher, EnrichmentSettings
     from syncd.state import StateStore
 
-    store = StateStore(f"sqlite:///{directory / f'{name}.db'}")
+    db = directory / f"{name}.db"
+    store = StateStore(f"sqlite:///{db}")
     enricher = Enricher(EnrichmentSettings())
     typed: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -136,7 +138,7 @@ def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory
             flush()
     if rows:
         flush()
-    return Data(name, typed, store)
+    return Data(name, typed, store, db)
 
 
 def one_run(
@@ -263,6 +265,7 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
                     one, changing = one_run(data, book, settings, now)
                     runs.append(one)
                 results[data.name] = (runs, changing)
+            builds = _build_figures(real, book, settings, now)
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
@@ -278,8 +281,7 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
             "engine_leads_per_s_mix",
             "engine on today's mix (repeating titles and domains)",
         )
-        figures += real_figs + mix_figs + _stage_figures(results["realistic"][0])
-        figures += _build_figures(Path(tmp) / "realistic.db", n, now, real_rate)
+        figures += real_figs + mix_figs + _stage_figures(results["realistic"][0]) + builds
         figures += _evaluation_figures(real, book, settings, now, twin_n)
         profile = _profile(real, book, settings, now, _profiled(n))
         for data in (mix, real):
@@ -332,14 +334,16 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
         "",
         "Build: `make bench` runs the modules every lead passes through compiled with mypyc "
         "(`make native`; `[tool.syncd] compiled` in pyproject.toml: the enricher, the plan "
-        "read, the rule engine and its timing), as `make run` and the image do; the machine "
-        "line above says which build a run used. The pure-Python figure is the same code "
-        "imported from its sources in a child process (`bench/engine_pure.py`) over the same "
-        "mirror; what the compiled modules do is checked against the sources in "
-        "`tests/native`. What flatters the comparison with rule-engine: it is pure Python, "
-        "syncd's evaluation compiled. cProfile sees a compiled module's functions only where "
-        "Python code calls them, so the profile below shows less of the enricher and the "
-        "rules.",
+        "read, the rule engine with its conditions and timing), as `make run` and the image "
+        "do; the machine line above says which build a run used. The pure-Python figure is the "
+        "same code imported from its sources in a child process (`bench/engine_pure.py`) over "
+        "the same mirror, in pairs with a compiled run just before it: the ratio is the median "
+        "of the pairs' ratios, so a shared machine's drift between runs shows in its spread "
+        "rather than in one build's figure. What the compiled modules do is checked against "
+        "the sources in `tests/native`. What flatters the comparison with rule-engine: it is "
+        "pure Python, syncd's evaluation compiled. cProfile sees a compiled module's functions "
+        "only where Python code calls them, so the profile below shows less of the enricher "
+        "and the rules.",
         "",
         f"rule-engine is timed on the first {twin_n:,} leads only: at its speed the whole set "
         "would dominate the run. Rates are per lead, so the ratio is unaffected.",
@@ -367,43 +371,59 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
             "with every value already classified, so about 8 µs a lead is the classification "
             "itself; the rest of the engine (read + decode, rules, plan) took about 17 µs a "
             "lead on the same machine at the time (100,000 leads). (Measured on the "
-            "pure-Python build, before the per-lead modules were compiled.)",
+            "pure-Python build, before the per-lead modules were compiled.) Compiled, the "
+            "three stages take about a third each (shares above): read + decode is SQLite's "
+            "fetch and msgspec's decoder, C code either way, and the plan step's own code "
+            "(`syncd/planner.py`) stays interpreted: compiling it as well made no difference "
+            "beyond the machine's noise in five back-to-back pairs (2026-12-03).",
         ]
     return figures, notes
 
 
-def _build_figures(db: Path, n: int, now: datetime, compiled_rate: float) -> list[Figure]:
-    """The realistic engine again on the pure-Python sources (``bench.engine_pure``, a child
-    process over the same mirror), when this process runs the compiled modules."""
+def _build_figures(
+    data: Data, book: RuleBook, settings: ConnectorSettings, now: datetime
+) -> list[Figure]:
+    """The realistic engine on the pure-Python sources beside the compiled modules, when this
+    process runs them: pairs of runs back to back, a compiled one here, then a pure-Python one
+    in a child process over the same mirror (``bench.engine_pure``), so that a shared machine's
+    drift between the two builds' runs lands in the pairs' spread, not in one build's figure."""
     import syncd.enrichment
     from bench.pure_python import is_compiled
 
     if not is_compiled(syncd.enrichment):
         return []  # this run is the pure-Python build: the figures above are its own
-    child = subprocess.run(
-        [sys.executable, "-m", "bench.engine_pure", str(db), str(n), now.isoformat(), str(_RUNS)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    rates: list[float] = json.loads(child.stdout)
-    pure = statistics.median(rates)
+    n = len(data.typed)
+    compiled_rates: list[float] = []
+    pure_rates: list[float] = []
+    for _ in range(_RUNS):
+        one, _changing = one_run(data, book, settings, now)
+        compiled_rates.append(one.leads / one.total)
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.engine_pure", str(data.db), str(n), now.isoformat(), "1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        pure_rates += json.loads(child.stdout)
+    ratios = [c / p for c, p in zip(compiled_rates, pure_rates, strict=True)]
     return [
         Figure(
             4,
             "engine_leads_per_s_pure_python",
             "engine on realistic unique values, the same code from its pure-Python sources",
-            pure,
+            statistics.median(pure_rates),
             "leads/s",
-            note=f"{_spread(rates, _rate)} leads/s; a child process over the same mirror",
+            note=f"{_spread(pure_rates, _rate)} leads/s; a child process over the same mirror",
         ),
         Figure(
             4,
             "engine_compiled_vs_pure_python",
             "engine on realistic values: compiled modules / pure Python",
-            compiled_rate / pure if pure else None,
+            statistics.median(ratios),
             "x",
-            note="medians of the two builds' runs, measured one after the other",
+            note=f"{_spread(ratios, lambda r: f'{r:.2f} x')}, each of a pair of runs back to "
+            f"back, compiled then pure Python (compiled in these pairs: "
+            f"{statistics.median(compiled_rates):,.0f} leads/s)",
         ),
     ]
 
