@@ -33,8 +33,9 @@ def _extensions() -> list[object]:
         from mypyc.build import mypycify
     except ImportError:
         raise SystemExit(
-            "SYNCD_COMPILE=1 needs mypyc (the mypy package, mypy==2.4.1 as in the dev extra) in "
-            "the build environment: install it and build with --no-build-isolation"
+            "SYNCD_COMPILE=1 needs mypyc in the build environment: install mypy and "
+            "types-PyYAML at the dev extra's pins in pyproject.toml (mypyc type-checks what it "
+            "compiles), then build with --no-build-isolation"
         ) from None
     return list(mypycify(compiled_modules(), opt_level="3", group_name="syncd._native"))
 
