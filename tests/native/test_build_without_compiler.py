@@ -34,10 +34,7 @@ def _venv_of_this_interpreter(tmp_path: Path) -> Path:
     python = venv / "bin" / "python"
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
-    stamp = venv / ".installed"
-    stamp.touch()
-    later = time.time() + 60  # newer than the copied pyproject.toml and lock: no reinstall
-    os.utime(stamp, (later, later))
+    (venv / ".installed").touch()
     return venv
 
 
@@ -46,10 +43,16 @@ def test_without_a_working_c_compiler_make_native_warns_and_syncd_runs_on_its_so
     tmp_path: Path,
 ) -> None:
     copy = _checkout_copy(tmp_path)
+    earlier = time.time() - 120  # the copied pyproject.toml and lock predate the install
+    for name in ("pyproject.toml", "requirements-dev.lock"):
+        os.utime(copy / name, (earlier, earlier))
     venv = _venv_of_this_interpreter(tmp_path)
-    env = {**os.environ, "CC": "false", "SYNCD_COMPILE": "1"}
+    # Not the settings of a make this test runs under (`make test SYNCD_COMPILE=0` hands its
+    # command line down in MAKEFLAGS): a compiling build, whose compiler fails.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    env["CC"] = "false"
     built = subprocess.run(
-        ["make", "--no-print-directory", "native", f"VENV={venv}"],
+        ["make", "--no-print-directory", "native", f"VENV={venv}", "SYNCD_COMPILE=1"],
         cwd=copy,
         env=env,
         capture_output=True,
