@@ -8,7 +8,6 @@ times the same passes over the same SQLite mirror, so the two figures differ by 
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from datetime import datetime
@@ -22,7 +21,6 @@ def _rates(db: Path, n: int, now: datetime, runs: int) -> list[float]:
     from bench.common import RULES20, SF_STATUS_VALUES
     from bench.realistic import realistic_leads
     from rules import load_rulebook
-    from syncd.heap import YOUNG_THRESHOLD
     from syncd.settings import ConnectorSettings
     from syncd.state import StateStore
 
@@ -30,13 +28,11 @@ def _rates(db: Path, n: int, now: datetime, runs: int) -> list[float]:
     settings = ConnectorSettings(type="salesforce", status_values=SF_STATUS_VALUES)
     typed = [fields for fields, _ in engine_speed.typed_leads(realistic_leads(n, seed=11, now=now))]
     data = engine_speed.Data("realistic", typed, StateStore(f"sqlite:///{db}"), db)
-    gc.collect()
-    gc.freeze()  # as the parent does: the prepared leads out of the collector's sight
-    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     out = []
-    for _ in range(runs):
-        one, _changing = engine_speed.one_run(data, book, settings, now)
-        out.append(one.leads / one.total)
+    with engine_speed.daemon_like_heap():  # as in the parent's runs
+        for _ in range(runs):
+            one, _changing = engine_speed.one_run(data, book, settings, now)
+            out.append(one.leads / one.total)
     data.store.close()
     return out
 

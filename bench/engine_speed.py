@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from syncd.settings import ConnectorSettings
     from syncd.state import StateStore
 
-__all__ = ["Data", "one_run", "run", "typed_leads"]
+__all__ = ["Data", "daemon_like_heap", "one_run", "run", "typed_leads"]
 
 _CRM = "salesforce"
 _PROFILED = 20_000  # leads the cProfile summary runs on, at most
@@ -139,6 +140,28 @@ def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory
     if rows:
         flush()
     return Data(name, typed, store, db)
+
+
+@contextmanager
+def daemon_like_heap() -> Iterator[None]:
+    """The collector as a daemon's timed code meets it, for the prepared leads of a benchmark.
+
+    The prepared leads are the benchmark's, not the daemon's: frozen out of the garbage
+    collector's sight, they do not make every collection in the timed code slower than a
+    daemon's (whose long-lived heap is far smaller). The collector looks at young objects as
+    often as in the daemon, which sets it at start-up (syncd.heap), whatever ran before.
+    """
+    from syncd.heap import YOUNG_THRESHOLD
+
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def one_run(
@@ -246,18 +269,7 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
         mix = _mirror("mix", generate_scale_leads(n, seed=11, now=now), now, Path(tmp))
         real = _mirror("realistic", realistic_leads(n, seed=11, now=now), now, Path(tmp))
         results: dict[str, tuple[list[_Run], int]] = {}
-        # The prepared leads of both sets are the benchmark's, not the daemon's: frozen out of
-        # the garbage collector's sight, they do not make every collection in the timed code
-        # slower than a daemon's (whose long-lived heap is far smaller).
-        gc.collect()
-        gc.freeze()
-        # The collector looks at young objects as often as in the daemon, which sets it at
-        # start-up (syncd.heap): whatever section ran before this one in the process.
-        from syncd.heap import YOUNG_THRESHOLD
-
-        thresholds = gc.get_threshold()
-        gc.set_threshold(YOUNG_THRESHOLD, *thresholds[1:])
-        try:
+        with daemon_like_heap():
             for data in (mix, real):
                 runs = []
                 changing = 0
@@ -266,9 +278,6 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
                     runs.append(one)
                 results[data.name] = (runs, changing)
             builds = _build_figures(real, book, settings, now)
-        finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
         real_figs, real_rate = _engine_figures(
             real,
             *results["realistic"],

@@ -148,12 +148,13 @@ def machine() -> Machine:
 
 def _build() -> str:
     """Whether the per-lead modules ran compiled (``make native``, setup.py) or from source."""
-    import rules.engine
-    import syncd.enrichment
-    from bench.pure_python import is_compiled
+    import importlib
 
-    compiled = [m for m in (syncd.enrichment, rules.engine) if is_compiled(m)]
-    if len(compiled) == 2:
+    from bench.pure_python import compiled_sources, is_compiled, module_name
+
+    modules = [importlib.import_module(module_name(p)) for p in compiled_sources()]
+    compiled = sum(map(is_compiled, modules))
+    if compiled == len(modules):
         return "per-lead modules compiled (mypyc)"
     return "pure Python" if not compiled else "per-lead modules partly compiled"
 
