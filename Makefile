@@ -26,13 +26,19 @@ $(STAMP): pyproject.toml requirements-dev.lock
 ## Without a C compiler syncd runs on the sources, with a warning.
 native: $(NATIVE)
 $(NATIVE): $(STAMP) setup.py $(COMPILED)
+# A module's .so is a stub that mypyc rewrites only when it changes (the code is in the shared
+# _native library), and build_ext copies it in with its old time: touched, each module's .so is
+# newer than its source, as tests/conftest.py checks.
 	@rm -f $(BUILT) $(VENV)/.native-*
 	@if [ "$(SYNCD_COMPILE)" = 1 ]; then \
 	  echo "compiling $(words $(COMPILED)) modules with mypyc (log: $(VENV)/native.log)"; \
-	  SYNCD_COMPILE=1 $(BIN)/python setup.py build_ext --inplace >$(VENV)/native.log 2>&1 || { \
+	  if SYNCD_COMPILE=1 $(BIN)/python setup.py build_ext --inplace >$(VENV)/native.log 2>&1; then \
+	    touch $(BUILT); \
+	  else \
 	    tail -5 $(VENV)/native.log; rm -f $(BUILT); \
 	    echo "warning: could not compile (a C compiler and Python's headers are needed);" \
-	      "syncd runs on its pure-Python sources, slower"; }; \
+	      "syncd runs on its pure-Python sources, slower"; \
+	  fi; \
 	fi
 	@touch $(NATIVE)
 
