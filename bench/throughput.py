@@ -268,8 +268,8 @@ def _notes(
     if profile:
         notes.lines += [
             "",
-            "Below 90 % of the ceiling. cProfile of the daemon's backfill (first run) over "
-            "its first pages (this thread only):",
+            "Below 90 % of the ceiling. cProfile of the daemon's backfill (the first run below "
+            "it) over its first pages (this thread only):",
             "",
             *profile,
         ]
