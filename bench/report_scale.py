@@ -394,11 +394,12 @@ def run(
 
 
 def _ledger_figure(n: int, runs: int) -> Figure:
+    def share(cost: dict[str, float]) -> float:
+        return cost["ledger_s"] / cost["cycle_s"] * 100 if cost["cycle_s"] else 0.0
+
     costs = [ledger_cost(n) for _ in range(runs)]
-    shares = [c["ledger_s"] / c["cycle_s"] * 100 for c in costs if c["cycle_s"]]
-    mid = sorted(costs, key=lambda c: c["ledger_s"] / c["cycle_s"] if c["cycle_s"] else 0.0)[
-        len(costs) // 2
-    ]
+    shares = [share(c) for c in costs if c["cycle_s"]]
+    mid = sorted(costs, key=share)[len(costs) // 2]
     return measured(
         SECTION,
         "ledger_share_of_cycle",
