@@ -46,11 +46,12 @@ import bisect
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
+from rules.calendar import Calendar
 from syncd.business_clock import aware, clock_for, touch_at
 from syncd.distribution import EXACT_MAX, Distribution
 from syncd.report import (
@@ -207,42 +208,48 @@ class _Signed(Distribution):
         self._bag.put(value, self._sign)
 
 
-@dataclass(slots=True)
-class _Tracking(FunnelAccumulator):
-    """An accumulator that also notes, per lead, what the kept state needs: the last activity
-    of the leads whose follow-up it decided, their open breach, and the SALs still inside the
-    SLA (their deadline to watch)."""
+class _FollowUps:
+    """What the kept state needs of the follow-ups an accumulator decides, per lead: the last
+    activity of the leads whose follow-up it decided, their open breach, and the SALs still
+    inside the SLA (their deadline to watch)."""
 
-    touched: dict[str, datetime | date] = field(default_factory=dict)
-    opened: dict[str, datetime] = field(default_factory=dict)
-    waiting: list[tuple[str, datetime]] = field(default_factory=list)
-    days: dict[date, date] = field(default_factory=dict)  # one object per activity date
+    __slots__ = ("calendar", "days", "opened", "touched", "waiting")
 
-    def follow_up(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
-        opened, decided = self.open_breach_count, self.sla_decided
-        # Called by name: zero-argument super() fails in a slots dataclass.
-        FunnelAccumulator.follow_up(self, lead, sal_at, next_at)
+    def __init__(self, calendar: Calendar) -> None:
+        self.calendar = calendar
+        self.touched: dict[str, datetime | date] = {}
+        self.opened: dict[str, datetime] = {}
+        self.waiting: list[tuple[str, datetime]] = []
+        self.days: dict[date, date] = {}  # one object per activity date
+
+    def followed_up(
+        self, lead: LeadInfo, sal_at: datetime, *, breach_opened: bool, undecided: bool
+    ) -> None:
         activity = lead.last_activity_at
-        if activity is not None and touch_at(activity, sal_at, self.options.calendar):
+        if activity is not None and touch_at(activity, sal_at, self.calendar):
             # Only such a lead's sums depend on its activity (otherwise they are those of no
             # activity at all): what to subtract once a pull replaced it.
             if not isinstance(activity, datetime):
                 activity = self.days.setdefault(activity, activity)
             self.touched[lead.lead_id] = activity
-        if self.open_breach_count > opened:
+        if breach_opened:
             self.opened[lead.lead_id] = sal_at
-        elif self.sla_decided == decided:  # untouched, no later transition, within the SLA
+        elif undecided:  # untouched, no later transition, within the SLA
             self.waiting.append((lead.lead_id, sal_at))
 
 
-def _tracking(options: ReportOptions, bags: Sequence[_Bag], sign: int) -> _Tracking:
-    acc = _Tracking.new(options)
-    assert isinstance(acc, _Tracking)
+def _tracking(
+    options: ReportOptions, bags: Sequence[_Bag], sign: int
+) -> tuple[FunnelAccumulator, _FollowUps]:
+    """An accumulator whose values go to ``bags`` with ``sign``, and what it notes per lead."""
+    acc = FunnelAccumulator.new(options)
+    notes = _FollowUps(options.calendar)
+    acc.watcher = notes
     n = len(options.stages)
     acc.durations = [_Signed(bag, sign) for bag in bags[:n]]
     acc.first_touch_hours = _Signed(bags[n], sign)
     acc.sal_to_close = _Signed(bags[n + 1], sign)
-    return acc
+    return acc, notes
 
 
 def _apply(total: FunnelAccumulator, part: FunnelAccumulator, sign: int) -> None:
@@ -389,7 +396,7 @@ class FunnelState:
         n = len(options.stages)
         bags = [_Bag(1 / 1440) for _ in range(n)] + [_Bag(1 / 60), _Bag(1 / 1440)]
         total = FunnelAccumulator.new(options)
-        part = _tracking(options, bags, 1)
+        part, notes = _tracking(options, bags, 1)
         leads = 0
         pulled = self._newest_pull()
         for lead, history in read_inputs(
@@ -403,11 +410,11 @@ class FunnelState:
         self._pulled = pulled
         self._leads = leads
         self._rekeys = rekeys
-        self._activity = part.touched
-        self._open = part.opened
+        self._activity = notes.touched
+        self._open = notes.opened
         self._oldest = None
         self._owners = {}
-        self._deadlines = [(sla_deadline(options, at), lead) for lead, at in part.waiting]
+        self._deadlines = [(sla_deadline(options, at), lead) for lead, at in notes.waiting]
         heapq.heapify(self._deadlines)
         return Refreshed(self._result(options), True, leads)
 
@@ -436,8 +443,8 @@ class FunnelState:
         # Every read done: from here on nothing can fail half-way for the store's sake. Should
         # anything else fail half-way, the next refresh is a full one.
         self._options = None
-        minus = _tracking(old, self._bags, -1)
-        plus = _tracking(new, self._bags, 1)
+        minus, _ = _tracking(old, self._bags, -1)
+        plus, noted = _tracking(new, self._bags, 1)
         crm = self.crm
         for lead_id in sorted(affected):
             history = rows.get(lead_id, [])
@@ -457,11 +464,11 @@ class FunnelState:
             self._owners.pop(lead_id, None)
         _apply(total, minus, -1)
         _apply(total, plus, 1)
-        self._activity.update(plus.touched)
-        self._open.update(plus.opened)
-        for lead_id, since in plus.opened.items():
+        self._activity.update(noted.touched)
+        self._open.update(noted.opened)
+        for lead_id, since in noted.opened.items():
             self._list(since, lead_id)
-        for lead_id, at in plus.waiting:
+        for lead_id, at in noted.waiting:
             heapq.heappush(deadlines, (sla_deadline(new, at), lead_id))
         self._options, self._mark, self._pulled = new, mark, pulled
         return len(affected)

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from rules.calendar import Calendar
 from syncd.business_clock import BusinessClock, aware, clock_for, touch_at
@@ -25,6 +25,7 @@ __all__ = [
     "DEFINITIONS",
     "OPEN_BREACHES_KEPT",
     "SUMMED_COUNTERS",
+    "FollowUpWatcher",
     "FunnelAccumulator",
     "LeadInfo",
     "Partial",
@@ -178,6 +179,17 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
+class FollowUpWatcher(Protocol):
+    """Told of every SAL follow-up an accumulator decides: what the KPIs kept between refreshes
+    (:mod:`syncd.kpi_incremental`) note per lead to update their sums later."""
+
+    def followed_up(
+        self, lead: LeadInfo, sal_at: datetime, *, breach_opened: bool, undecided: bool
+    ) -> None:
+        """``breach_opened``: the lead is now an open breach; ``undecided``: untouched, no later
+        transition and still within the SLA (neither met nor breached yet)."""
+
+
 @dataclass(slots=True)
 class FunnelAccumulator:
     """Running sums for one group while leads stream past."""
@@ -203,6 +215,7 @@ class FunnelAccumulator:
     breaches_by_day: dict[str, int] = field(default_factory=dict)
     sal_to_close: Distribution = field(default_factory=lambda: Distribution(_MINUTE_DAYS))
     index: dict[str, int] = field(default_factory=dict)
+    watcher: FollowUpWatcher | None = None
     clock: BusinessClock = field(init=False)
 
     @classmethod
@@ -303,6 +316,20 @@ class FunnelAccumulator:
                 self.stale[k] += 1
 
     def follow_up(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
+        watcher = self.watcher
+        if watcher is None:
+            self._decide(lead, sal_at, next_at)
+            return
+        opened, decided = self.open_breach_count, self.sla_decided
+        self._decide(lead, sal_at, next_at)
+        watcher.followed_up(
+            lead,
+            sal_at,
+            breach_opened=self.open_breach_count > opened,
+            undecided=self.sla_decided == decided,
+        )
+
+    def _decide(self, lead: LeadInfo, sal_at: datetime, next_at: datetime | None) -> None:
         o = self.options
         self.sal_entries += 1
         touched = touch_at(lead.last_activity_at, sal_at, o.calendar)
