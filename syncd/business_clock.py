@@ -43,6 +43,7 @@ class BusinessClock:
     weekdays and holidays as sets of ordinals (the report calls it several times a lead)."""
 
     __slots__ = (
+        "calendar",
         "close",
         "day",
         "holiday_set",
@@ -55,6 +56,7 @@ class BusinessClock:
     )
 
     def __init__(self, calendar: Calendar) -> None:
+        self.calendar = calendar
         self.zone: tzinfo = UTC if calendar.timezone == "UTC" else ZoneInfo(calendar.timezone)
         self.open = _seconds(calendar.start)
         self.close = _seconds(calendar.end)
@@ -70,6 +72,11 @@ class BusinessClock:
             [sum(1 for k in range(rest) if (first + k) % 7 in self.weekdays) for rest in range(7)]
             for first in range(7)
         ]
+
+    def __reduce__(self) -> tuple[object, tuple[Calendar]]:
+        # Rebuilt from its calendar (the report's worker processes send their sums, clock
+        # included, pickled); compiled, the class has no instance dict for pickle's default.
+        return clock_for, (self.calendar,)
 
     def hours(self, start: datetime, end: datetime) -> float:
         if end <= start:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, NamedTuple, Protocol
 
@@ -73,6 +73,15 @@ DEFINITIONS: dict[str, str] = {
 }
 
 
+def _rebuilt(value: object) -> tuple[object, tuple[object, ...]]:
+    """pickle's recipe for a frozen dataclass of this module: its class called with its fields.
+
+    Compiled (``[tool.syncd] compiled``), such a class refuses the dataclass's own
+    ``__setstate__`` (it assigns each field, and the class is frozen); the report's worker
+    processes send them pickled (:mod:`syncd.report_parallel`)."""
+    return type(value), tuple(getattr(value, f.name) for f in fields(value))  # type: ignore[arg-type]
+
+
 class Transition(NamedTuple):
     """One status change of one lead, in rule statuses (a tuple: millions are made per report,
     and a tuple is made three times faster than a frozen dataclass)."""
@@ -93,6 +102,9 @@ class LeadInfo:
     last_activity_at: datetime | date | None = None
     status: str | None = None  # the current rule status
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return _rebuilt(self)
+
 
 @dataclass(frozen=True, slots=True)
 class ReportOptions:
@@ -110,6 +122,9 @@ class ReportOptions:
     stale_after: timedelta = timedelta(days=30)
     cohort: bool = False
     calendar: Calendar = field(default_factory=Calendar)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return _rebuilt(self)
 
 
 @dataclass(slots=True)
@@ -136,6 +151,9 @@ class OpenBreach:
     owner: str | None
     since: datetime
     age_business_hours: float
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return _rebuilt(self)
 
 
 @dataclass(slots=True)
@@ -217,6 +235,11 @@ class FunnelAccumulator:
     index: dict[str, int] = field(default_factory=dict)
     watcher: FollowUpWatcher | None = None
     clock: BusinessClock = field(init=False)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # The clock is rebuilt from the options' calendar; the same recipe whether the module
+        # is compiled or not, so the report's processes agree on it either way.
+        return _accumulator, (tuple(getattr(self, f.name) for f in fields(self) if f.init),)
 
     @classmethod
     def new(cls, options: ReportOptions) -> FunnelAccumulator:
@@ -458,6 +481,12 @@ SUMMED_COUNTERS = (
 OPEN_BREACHES_KEPT = 1000
 
 _MINUTE_DAYS = 1 / 1440  # a minute, in days: the resolution of durations past exact counting
+
+
+def _accumulator(values: tuple[object, ...]) -> FunnelAccumulator:
+    acc = FunnelAccumulator(*values)  # type: ignore[arg-type]
+    acc.clock = clock_for(acc.options.calendar)
+    return acc
 
 
 def _ratio(num: int, den: int) -> float | None:

@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tests.native.build import ROOT, compiled_sources, loaded_compiled
-from tests.native.parity import outcomes
+from tests.native.parity import outcomes, reports
 
 _PURE_RUN = os.environ.get("SYNCD_COMPILE") == "0"
 
@@ -42,6 +43,30 @@ def test_compiled_and_pure_python_modules_give_the_same_enrichment_decisions_and
     assert len(sources) == len(compiled) == 3000
     differing = [(c, s) for c, s in zip(compiled, sources, strict=True) if c != s]
     assert not differing, differing[:3]
+
+
+def test_compiled_and_pure_python_modules_give_the_same_funnel_reports(tmp_path: Path) -> None:
+    if not any(loaded_compiled(p) for p in compiled_sources()):
+        pytest.skip("nothing compiled: the suite runs on the sources themselves")
+    from bench.report_scale import seed
+
+    now = datetime(2026, 12, 1, 15, 45, tzinfo=UTC)
+    db = tmp_path / "ledger.db"
+    seed(f"sqlite:///{db}", 1500, 5, now)
+    compiled = reports(str(db), now)
+    pure = subprocess.run(
+        [sys.executable, "-m", "tests.native.parity", "--sources", "--report", str(db), str(now)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    sources = json.loads(pure.stdout)
+    assert len(compiled) == len(sources) == 4
+    # Grouped by owner: the seed's 40 owners, each with leads at every stage.
+    assert len(json.loads(compiled[0])["groups"]) == 41
+    for mine, theirs in zip(compiled, sources, strict=True):
+        assert mine == theirs
 
 
 def test_the_pure_python_run_of_the_parity_check_imports_no_compiled_module() -> None:
