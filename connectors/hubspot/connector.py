@@ -62,7 +62,14 @@ from connectors.hubspot.classify import (
     tls_failure,
 )
 from connectors.hubspot.config import HubSpotConfig
-from connectors.hubspot.json_answers import HistoryValue, SearchAnswer, read_answer, read_history
+from connectors.hubspot.json_answers import (
+    BatchUpdateAnswer,
+    HistoryValue,
+    SearchAnswer,
+    read_answer,
+    read_batch_update,
+    read_history,
+)
 from connectors.hubspot.pacing import DailyBudget, SearchPacer, TenSecondWindow
 from connectors.hubspot.reader import Filter, RawContact, SearchPage, iter_search_windows
 from connectors.hubspot.values import format_value, parse_fields, parse_time, to_ms
@@ -967,8 +974,9 @@ class HubSpotConnector(Connector):
             )
             for _, c in items
         ]
+        answer: BatchUpdateAnswer
         try:
-            data, status, _ = self._call(
+            answer, status, _ = self._call(
                 "general",
                 "contact batch update",
                 self._batch_update,
@@ -983,22 +991,19 @@ class HubSpotConnector(Connector):
             return
         failed: dict[str, RecordResult] = {}
         unnamed: list[str] = []  # errors that name no contact
-        for err in (getattr(data, "errors", None) or []) if status == 207 else []:
-            ids = (err.context or {}).get("ids") or []
+        for err in answer.errors if status == 207 else []:
             code, message = _explain(err.category, err.message)
             outcome, message = _property_gone(
                 code, _BATCH_OUTCOMES.lookup(code=err.category), message
             )
-            for lead_id in ids:
-                failed[str(lead_id)] = RecordResult(str(lead_id), outcome, code, message)
-            if not ids:
+            for lead_id in err.ids:
+                failed[lead_id] = RecordResult(lead_id, outcome, code, message)
+            if not err.ids:
                 unnamed.append(f"{code}: {message}")
         # A 207 lists the contacts it updated in ``results``: one it names neither there nor
         # in an error was not confirmed, and taken as written its unchanged status read as a
         # person's edit on the next pull. It is sent again (and fails visibly if it goes on).
-        updated = (
-            {str(obj.id) for obj in getattr(data, "results", None) or []} if status == 207 else None
-        )
+        updated = {contact_id for contact_id, _ in answer.results} if status == 207 else None
         for i, change in items:
             result = failed.get(change.lead_id)
             if result is None and updated is not None and change.lead_id not in updated:
@@ -1012,27 +1017,20 @@ class HubSpotConnector(Connector):
             results[i] = result or RecordResult(change.lead_id, Outcome.OK)
         stage_prop = self.config.fields.get("lifecycle_stage")
         if stage_prop is not None and any("lifecycle_stage" in c.fields for _, c in items):
-            for obj in getattr(data, "results", None) or []:
-                props = obj.properties or {}
+            for contact_id, props in answer.results:
                 if stage_prop in props:
-                    self._written_stages[str(obj.id)] = props[stage_prop] or None
+                    self._written_stages[contact_id] = props[stage_prop] or None
 
-    def _batch_update(self, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
-        """One batch update whose success answer is the documented ``BatchResponse``, listing
-        the contacts as updated (https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/batch/post-crm-v3-objects-contacts-batch-update).
+    def _batch_update(self, **kwargs: Any) -> tuple[BatchUpdateAnswer, int, Mapping[str, str]]:
+        """One batch update through the client, its answer read as JSON (``json_answers``):
+        the documented ``BatchResponse`` listing the contacts as updated
+        (https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/batch/post-crm-v3-objects-contacts-batch-update).
 
-        Another 2xx body (cut short, a proxy's page) says nothing of what landed: the client
-        builds an empty model from it, which passed as every record written, and the next pull
-        took the unchanged status for a person's edit. It is retried as a lost answer is
-        (setting the same values again is harmless)."""
-        data, status, headers = self._apis.batch.update_with_http_info(**kwargs)
-        if not isinstance(getattr(data, "results", None), list):
-            raise RetriableError(
-                "HubSpot contact batch update answered with a body that is not what the API "
-                "documents; will retry",
-                crm="hubspot",
-            )
-        return data, status, headers
+        Another 2xx body (cut short, a proxy's page) says nothing of what landed: taken as
+        every record written, the next pull took the unchanged status for a person's edit. It
+        is retried as a lost answer is (setting the same values again is harmless)."""
+        response = self._apis.batch.update_with_http_info(_preload_content=False, **kwargs)
+        return read_batch_update(response)
 
     def _add_members(self, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
         return self._memberships(self._apis.memberships.add_with_http_info, "add", **kwargs)

@@ -1,4 +1,5 @@
-"""Contact search and history answers read as JSON, not as hubspot-api-client models.
+"""Contact search, history and batch update answers read as JSON, not as hubspot-api-client
+models.
 
 The client's model deserialization parses every contact's ``createdAt`` and ``updatedAt`` with
 ``dateutil`` whether anyone reads them or not: two thirds of the CPU a search page of 200
@@ -11,7 +12,11 @@ https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/search/post-cr
 batch read with ``propertiesWithHistory``, ``ValueWithTimestamp`` per past value:
 https://developers.hubspot.com/docs/api-reference/latest/crm/objects/objects/batch/get-objects).
 A batch read with history answers 50 contacts of up to 20 timestamped values each: a thousand
-``dateutil`` parses a call, which made a first sync's history reads CPU-bound.
+``dateutil`` parses a call, which made a first sync's history reads CPU-bound. A batch update
+answers each of its up to 100 contacts as a model with two such dates and a client
+``Configuration`` built per model (``BatchResponseSimplePublicObject``:
+https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/batch/post-crm-v3-objects-contacts-batch-update),
+which is most of the connector's CPU in a cycle that writes.
 """
 
 from __future__ import annotations
@@ -26,7 +31,15 @@ from connectors.errors import RetriableError
 from connectors.hubspot.reader import RawContact
 from connectors.hubspot.values import parse_time, to_ms
 
-__all__ = ["HistoryValue", "SearchAnswer", "read_answer", "read_history"]
+__all__ = [
+    "BatchError",
+    "BatchUpdateAnswer",
+    "HistoryValue",
+    "SearchAnswer",
+    "read_answer",
+    "read_batch_update",
+    "read_history",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,53 @@ class HistoryValue:
     timestamp: datetime
     source_type: str | None
     updated_by_user_id: int | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchError:
+    """One error of a partial batch answer (``StandardError``): the fields the connector uses."""
+
+    category: str | None
+    message: str | None
+    ids: list[str]  # the contacts it names (``context.ids``), none for a batch-wide error
+
+
+@dataclass(frozen=True, slots=True)
+class BatchUpdateAnswer:
+    """A batch update's answer: each contact it names updated, with the properties it answered
+    (id, properties), and a partial answer's (207) errors."""
+
+    results: list[tuple[str, Mapping[str, Any]]]
+    errors: list[BatchError]
+
+
+def read_batch_update(response: Any) -> tuple[BatchUpdateAnswer, int, Mapping[str, str]]:
+    """``(answer, status, headers)`` of an undecoded batch update response.
+
+    A 2xx body without the documented ``results`` list (cut short, a proxy's page) says nothing
+    of what landed: it is retried as a lost answer is (setting the same values again is
+    harmless), never taken as every record written."""
+    doc = _json(response, "contact batch update")
+    try:
+        results = doc["results"]
+        if not isinstance(results, list):
+            raise TypeError("results is not a list")
+        answer = BatchUpdateAnswer(
+            [(str(obj["id"]), obj.get("properties") or {}) for obj in results],
+            [_batch_error(err) for err in doc.get("errors") or []],
+        )
+    except (ValueError, TypeError, AttributeError, KeyError):
+        raise _not_an_answer("contact batch update") from None
+    return answer, int(response.status), response.headers
+
+
+def _batch_error(err: Mapping[str, Any]) -> BatchError:
+    context = err.get("context") or {}
+    return BatchError(
+        err.get("category"),
+        err.get("message"),
+        [str(i) for i in context.get("ids") or []],
+    )
 
 
 def read_answer(response: Any) -> tuple[SearchAnswer, int, Mapping[str, str]]:
