@@ -343,7 +343,8 @@ def run(n: int, *, twin_n: int) -> tuple[list[Figure], SectionNotes]:
         "",
         "Build: `make bench` runs the modules every lead passes through compiled with mypyc "
         "(`make native`; `[tool.syncd] compiled` in pyproject.toml: the enricher, the plan "
-        "read, the rule engine with its conditions and timing), as `make run` and the image "
+        "read, the rule engine with its conditions and timing, and the funnel report's "
+        "modules, which this section does not run), as `make run` and the image "
         "do; the machine line above says which build a run used. The pure-Python figure is the "
         "same code imported from its sources in a child process (`bench/engine_pure.py`) over "
         "the same mirror, in pairs with a compiled run just before it: the ratio is the median "
