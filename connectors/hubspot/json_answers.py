@@ -15,8 +15,8 @@ A batch read with history answers 50 contacts of up to 20 timestamped values eac
 ``dateutil`` parses a call, which made a first sync's history reads CPU-bound. A batch update
 answers each of its up to 100 contacts as a model with two such dates and a client
 ``Configuration`` built per model (``BatchResponseSimplePublicObject``:
-https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/batch/post-crm-v3-objects-contacts-batch-update),
-which is most of the connector's CPU in a cycle that writes.
+https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/batch/post-crm-v3-objects-contacts-batch-update):
+about a sixth of a whole cycle's time in a profile of a cycle writing 1 % of 20,000 contacts.
 """
 
 from __future__ import annotations
