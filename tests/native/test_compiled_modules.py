@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,19 @@ from tests.native.build import ROOT, compiled_sources, loaded_compiled
 from tests.native.parity import outcomes, reports
 
 _PURE_RUN = os.environ.get("SYNCD_COMPILE") == "0"
+
+
+def _on_sources(*args: str) -> Any:
+    """What ``python -m tests.native.parity --sources ARGS`` prints: the same parity output
+    computed in a child process with every compiled module imported from its source."""
+    pure = subprocess.run(
+        [sys.executable, "-m", "tests.native.parity", "--sources", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(pure.stdout)
 
 
 def test_the_per_lead_modules_import_compiled_unless_a_pure_python_run_was_asked_for() -> None:
@@ -32,14 +46,7 @@ def test_compiled_and_pure_python_modules_give_the_same_enrichment_decisions_and
         pytest.skip("nothing compiled: the suite runs on the sources themselves")
     now = datetime(2026, 6, 15, 9, 30, tzinfo=UTC)
     compiled = outcomes(3000, now)
-    pure = subprocess.run(
-        [sys.executable, "-m", "tests.native.parity", "--sources", "3000", now.isoformat()],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    sources = json.loads(pure.stdout)
+    sources = _on_sources("3000", now.isoformat())
     assert len(sources) == len(compiled) == 3000
     differing = [(c, s) for c, s in zip(compiled, sources, strict=True) if c != s]
     assert not differing, differing[:3]
@@ -54,14 +61,7 @@ def test_compiled_and_pure_python_modules_give_the_same_funnel_reports(tmp_path:
     db = tmp_path / "ledger.db"
     seed(f"sqlite:///{db}", 1500, 5, now)
     compiled = reports(str(db), now)
-    pure = subprocess.run(
-        [sys.executable, "-m", "tests.native.parity", "--sources", "--report", str(db), str(now)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    sources = json.loads(pure.stdout)
+    sources = _on_sources("--report", str(db), str(now))
     assert len(compiled) == len(sources) == 4
     # Grouped by owner: the seed's 40 owners, each with leads at every stage.
     assert len(json.loads(compiled[0])["groups"]) == 41
