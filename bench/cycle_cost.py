@@ -33,6 +33,7 @@ import re
 import sys
 import tempfile
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -75,6 +76,7 @@ class Measure:
     pulled: int
     written: int
     run_id: str
+    judged: int = 0  # leads the plan step judged (pulled, with open changes, or come due)
     minimum: Minimum | None = None
     changed: int = 0  # leads another user changed before the cycle
     updates: int = 0  # leads whose fields syncd wrote
@@ -265,8 +267,10 @@ def _lead(app: Any, settings: Any, crm: str) -> None:
 
 
 class RowCounter:
-    """Counts the mirror rows the store's lead reads return (every public method of the store
-    with ``lead`` in its name: chunk iterations, lookups by id)."""
+    """Counts the mirror rows the store's lead reads return: every public method of the store
+    with ``lead`` in its name (chunk iterations, lookups by id), and the plan step's reads of
+    the leads it judges (``syncd.due.iter_plan_rows``, which reads through the store's
+    connection rather than a store method)."""
 
     def __init__(self, store: Any) -> None:
         self.rows = 0
@@ -276,6 +280,8 @@ class RowCounter:
             method = getattr(store, name)
             if callable(method):
                 setattr(store, name, self._wrap(method))
+        _count_plan_reads()
+        _PLAN_READ_COUNTERS[store] = self
 
     def _wrap(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(method)
@@ -285,17 +291,40 @@ class RowCounter:
                 self.rows += len(result)
                 return result
             if isinstance(result, Iterator):
-                return self._iterate(result)
+                return self.iterate(result)
             if result is not None and not isinstance(result, int | str | bool):
                 self.rows += 1
             return result
 
         return counted
 
-    def _iterate(self, it: Iterator[Any]) -> Iterator[Any]:
+    def iterate(self, it: Iterator[Any]) -> Iterator[Any]:
+        """``it``, counting the rows of each list it yields (one row for anything else)."""
         for item in it:
             self.rows += len(item) if isinstance(item, list) else 1
             yield item
+
+
+#: The counter of each store whose plan reads are counted (the bench may hold several stores).
+_PLAN_READ_COUNTERS: weakref.WeakKeyDictionary[Any, RowCounter] = weakref.WeakKeyDictionary()
+
+
+def _count_plan_reads() -> None:
+    """Routes ``syncd.due.iter_plan_rows`` (the planner calls it through its module) through
+    the counter of the store it reads, once per process."""
+    from syncd import due
+
+    if getattr(due.iter_plan_rows, "bench_counted", False):
+        return
+    original = due.iter_plan_rows
+
+    def counted(store: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        chunks = original(store, *args, **kwargs)
+        counter = _PLAN_READ_COUNTERS.get(store)
+        return chunks if counter is None else counter.iterate(chunks)
+
+    counted.bench_counted = True  # type: ignore[attr-defined]
+    due.iter_plan_rows = counted
 
 
 class _Driver:
@@ -358,6 +387,7 @@ class _Driver:
             pulled=report.pulled,
             written=report.written,
             run_id=report.run_id,
+            judged=report.evaluated,
             after_cycle=self.after_cycle - after,
         )
         if report.written:

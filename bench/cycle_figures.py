@@ -161,7 +161,9 @@ def cost_figures(runs: Sequence[CostRun]) -> tuple[list[Figure], list[SectionNot
                 "s",
                 note=_spread("wall", [m.wall for m in run.idle], "s")
                 + "; "
-                + _spread("mirror rows read", [m.rows for m in run.idle], ""),
+                + _spread("mirror rows read", [m.rows for m in run.idle], "")
+                + "; "
+                + _spread("leads judged (come due)", [m.judged for m in run.idle], ""),
             )
         )
         figs.append(
@@ -268,7 +270,14 @@ def cost_figures(runs: Sequence[CostRun]) -> tuple[list[Figure], list[SectionNot
         "CPU is the cycle's thread (`time.thread_time`: syncd runs a cycle on one thread; the "
         "emulator serves on others and is not counted); wall is the whole cycle, the "
         "emulator's answers included. Mirror rows read counts the rows the state store's lead "
-        "reads returned (chunk iterations, lookups by id). Once the App is built the heap is "
+        "reads returned (chunk iterations, lookups by id) and the plan step's reads of the "
+        "leads it judges (`syncd.due.iter_plan_rows`), counted since 2026-12-03: a figure "
+        "whose note says it was kept from an earlier run leaves those out. An idle cycle judges only the leads whose time-based "
+        "rules came due since the last one (its note says how many): with none it takes the "
+        "idle path (kept answers, no plan read); with any, the plan step's full set of "
+        "statements, a step in cost rather than one that grows with the mirror (on "
+        "HubSpot at 100k every five-minute cycle has some; at 10k most have none). "
+        "Once the App is built the heap is "
         "frozen out of the garbage collector's sight, as `syncd sync` does after start-up "
         "(`syncd/heap.py`); that freezes the in-process emulator's seeded org too, a heap a "
         "daemon does not hold, whose traversal by full collections would otherwise be charged "
