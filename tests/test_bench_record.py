@@ -4,6 +4,7 @@ the document says which run each section comes from."""
 from __future__ import annotations
 
 import subprocess
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -199,6 +200,34 @@ def test_a_section_re_measured_at_fewer_sizes_keeps_the_other_figures_marked_as_
     assert by_key["sf_idle_cpu_ratio"].passed is False  # the earlier run's ratio, as it was
     assert by_key["sf_idle_cpu_ratio"].note.startswith("from the earlier run of 2026-11-30 09:30")
     assert [n.lines for n in merged.notes] == [["new text"]]
+
+
+def test_a_cycle_run_at_smaller_sizes_reports_its_idle_ratio_beside_the_1m_target_not_over_it() -> (
+    None
+):
+    from bench.cycle_cost import CostRun, Measure
+    from bench.cycle_figures import cost_figures
+
+    def idle(cpu: float) -> Measure:
+        return Measure(0.01, cpu, cpu, Counter(), 1, 0, 0, 0, "run")
+
+    def run(n: int, cpu: float) -> CostRun:
+        return CostRun("salesforce", n, "sqlite", first=idle(1.0), idle=[idle(cpu)] * 3)
+
+    def ratios(*runs: CostRun) -> dict[str, Figure]:
+        figures, _ = cost_figures(list(runs))
+        return {f.key: f for f in figures if "_idle_cpu_ratio" in f.key}
+
+    target = ratios(run(10_000, 0.002), run(1_000_000, 0.003))
+    assert list(target) == ["sf_idle_cpu_ratio"] and target["sf_idle_cpu_ratio"].passed is True
+    smaller = ratios(run(10_000, 0.002), run(100_000, 0.003))
+    assert (
+        list(smaller) == ["sf_idle_cpu_ratio_100k"]
+        and smaller["sf_idle_cpu_ratio_100k"].passed is None
+    )
+    old = Record(list(target.values()), [], {7: FULL_RUN})
+    merged = merge(old, Record(list(smaller.values()), [], {7: PARTIAL}), {7})
+    assert {f.key for f in merged.figures} == {"sf_idle_cpu_ratio", "sf_idle_cpu_ratio_100k"}
 
 
 def _git(repo: Path, *args: str) -> None:
