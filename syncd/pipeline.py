@@ -70,6 +70,7 @@ from connectors.errors import (
 from rules import RuleBook
 from syncd import (
     due,
+    enrichment_refresh,
     field_remap,
     history_pending,
     ledger,
@@ -264,6 +265,10 @@ class Pipeline:
         #: since the holder in between (a replica of another release in a rolling update)
         #: may have pulled under another mapping.
         self._mapping_token: object = _UNCHECKED
+        #: The lease token under which the mirror's enrichment was last found derived under
+        #: this enricher's settings (``syncd.enrichment_refresh``): checked again whenever the
+        #: lease changed hands, for the same reason.
+        self._enrichment_token: object = _UNCHECKED
         #: The canonical field whose transitions the ledger records as ``lifecycle_stage``.
         self._ledger_stage_field = (
             self._lifecycle.field if self._lifecycle is not None else ledger.LIFECYCLE
@@ -460,6 +465,7 @@ class Pipeline:
         )
         if OutboxState.PLANNED in present:
             self.store.discard_stale_plans(self.crm, now)
+        self._refresh_enrichment()
         self.pull(report, until=now)
         if report.pulled and not self._fields_still_there(book, report):
             # A field went missing from the leads just pulled (HubSpot leaves an archived
@@ -485,6 +491,19 @@ class Pipeline:
             self.drain(report)
         if report.outcome == "running":
             report.outcome = "stopped" if self.stop.is_set() else "ok"
+
+    def _refresh_enrichment(self) -> None:
+        """Before the pull, once per lease: the mirror's enrichment derived again if it was
+        derived under other enrichment settings (``syncd.enrichment_refresh``); fenced, so a
+        replica that lost the lease writes nothing."""
+        token = self.lease.token if self.lease is not None else None
+        if self._enrichment_token == token:
+            return
+        done = enrichment_refresh.refresh(
+            self.store, self.crm, self.enricher, fence=self._fence, stopping=self.stop.is_set
+        )
+        if done is not None:  # stopped halfway: the cycle plans nothing (it is stopping)
+            self._enrichment_token = token
 
     def _apply_retries(self, report: CycleReport, now: datetime) -> None:
         """Apply the connector's pending ``syncd retry`` requests, fenced by the lease: their

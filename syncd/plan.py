@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from rules.engine import Conflict, RuleBook
-from syncd import due, field_remap, retry_requests
+from syncd import due, enrichment_refresh, field_remap, retry_requests
 from syncd.app import App
 from syncd.business_clock import aware
+from syncd.enrichment import Enricher
 from syncd.holds import held_reason, held_since
 from syncd.lead_refs import find_leads
 from syncd.loop_guard import LoopGuard
 from syncd.pipeline import CycleReport
 from syncd.planner import LeadVerdict, Planner, drop_refused_memberships, iter_verdicts
+from syncd.records import LeadRecord
 from syncd.settings import BreakerSettings, ConnectorSettings
 from syncd.state import StateStore, _utc
 from syncd.views import (
@@ -92,6 +95,9 @@ def build_plan(
             book, cs, app.enricher.settings, app.settings.loop_guard
         )
         every = due.fingerprint_changed(app.store, name, fingerprint)
+        # The mirror's enrichment derived under other settings: the next cycle derives it
+        # again before it plans (syncd.enrichment_refresh), so the plan derives it too.
+        stale = not enrichment_refresh.is_current(app.store, name, app.enricher)
         part["held"] = _held(app.store, name, cs.hold_rep_edits_for, now)
         verdicts = iter_verdicts(
             app.store,
@@ -100,8 +106,9 @@ def build_plan(
             cs,
             now,
             loop_guard=guard,
-            every=every,
+            every=every or stale,
             remap_holds=part["remap_held"],
+            enricher=app.enricher if stale else None,
         )
         for row, verdict in verdicts:
             _note_unsent(part, row.lead_id, verdict)
@@ -190,15 +197,41 @@ def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
     return None
 
 
+class _Rederived:
+    """A mirror row with its enrichment derived again from its fields (``explain`` while the
+    mirror's was derived under other settings); every other column is the row's."""
+
+    def __init__(self, row: LeadRecord, enricher: Enricher) -> None:
+        derived = enricher.enrich(row.fields)
+        self._row = row
+        self.enrichment = derived.values
+        self.reasons = derived.reasons
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+def _rederived(row: LeadRecord, enricher: Enricher) -> LeadRecord:
+    return cast(LeadRecord, _Rederived(row, enricher))
+
+
 def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Explanation]:
     """For each mirrored lead matching ``ref`` (id or email): every rule and what decided it."""
     now = app.clock()
     book = book or app.rules.book
     found: list[Explanation] = []
-    for row in find_leads(app.store, app.settings.connectors(), ref):
-        cs = app.settings.connectors().get(row.crm)
+    stale: dict[str, bool] = {}
+    for found_row in find_leads(app.store, app.settings.connectors(), ref):
+        cs = app.settings.connectors().get(found_row.crm)
         if cs is None:
             continue
+        if found_row.crm not in stale:
+            stale[found_row.crm] = not enrichment_refresh.is_current(
+                app.store, found_row.crm, app.enricher
+            )
+        # Derived again, as the next cycle will, when the mirror's was derived under other
+        # settings (syncd.enrichment_refresh).
+        row = _rederived(found_row, app.enricher) if stale[found_row.crm] else found_row
         planner = Planner(crm=row.crm, book=book, settings=cs)
         lead = planner.rule_input(row)
         traces: list[RuleTraceView] = [

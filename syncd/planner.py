@@ -19,6 +19,7 @@ from rules import Decision, RuleBook
 from rules.fields import STANDARD_FIELDS, FieldType
 from syncd import due, field_remap
 from syncd.business_clock import aware
+from syncd.enrichment import Enricher
 from syncd.holds import held_reason, is_held
 from syncd.lifecycle import policy_of
 from syncd.loop_guard import LoopGuard
@@ -359,6 +360,7 @@ def iter_verdicts(
     loop_guard: LoopGuard | None = None,
     every: bool = False,
     remap_holds: Mapping[str, datetime] | None = None,
+    enricher: Enricher | None = None,
 ) -> Iterator[tuple[PlanRecord, LeadVerdict]]:
     """The live, unconverted mirror leads a cycle at ``now`` evaluates (``syncd.due``; every
     one with ``every``) with their verdicts, streamed in chunks (with ``loop_guard``, leads
@@ -366,12 +368,18 @@ def iter_verdicts(
 
     Shared by the cycle and by ``syncd plan``, so a plan shows exactly what a cycle would do.
     ``remap_holds``: the active ones (``syncd.field_remap``) when the caller read them already.
+    ``enricher``: each lead's enrichment is derived again from its fields before it is judged,
+    in memory (``syncd plan`` while the mirror's was derived under other settings, which the
+    next cycle derives again first: ``syncd.enrichment_refresh``).
     """
     if remap_holds is None:
         stored = store.get_meta(field_remap.holds_key(crm))
         remap_holds = field_remap.active_holds(stored, aware(now))
     planner = Planner(crm=crm, book=book, settings=settings, now=now, remap_holds=remap_holds)
     for chunk in due.iter_plan_rows(store, crm, now, every=every, chunk=PLAN_CHUNK):
+        if enricher is not None:
+            for lead in chunk:
+                lead.enrichment = enricher.enrich(lead.fields).values
         judged = [(row, planner.verdict(row, now)) for row in chunk]
         drop_refused_memberships(store, crm, judged)
         if loop_guard is not None:

@@ -732,6 +732,20 @@ class StateStore:
                 out[row.lead_id] = row
         return out
 
+    def lead_enrichment_page(
+        self, conn: Connection, crm: str, after: str, limit: int
+    ) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str]]]:
+        """(lead_id, fields, enrichment, reasons) of up to ``limit`` mirrored leads of ``crm``
+        after ``after`` in id order, deleted ones too (``explain`` shows them)."""
+        table = LeadRow.__table__
+        rows = conn.execute(
+            select(table.c.lead_id, table.c.fields, table.c.enrichment, table.c.reasons)
+            .where(table.c.crm == crm, table.c.lead_id > after)
+            .order_by(table.c.lead_id)
+            .limit(limit)
+        ).all()
+        return [(r.lead_id, r.fields, r.enrichment, r.reasons) for r in rows]
+
     def lead_states(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadState]:
         """What the pull and the write path read of the mirror rows of ``ids`` that exist
         (:class:`~syncd.records.LeadState`): not the enrichment, its reasons or the quarantine,
