@@ -90,6 +90,13 @@ def refresh(
     wanted = fingerprint(enricher.settings)
     if store.get_meta(fingerprint_key(crm)) == wanted:
         return 0
+    if not store.count_live(crm, at_most=1):
+        # A new mirror (a first sync is about to pull under these settings): nothing to
+        # derive, and not one read of the `reasons` column a cycle otherwise never makes.
+        with store.begin() as conn:
+            fence(conn)
+            store.put_meta(conn, fingerprint_key(crm), wanted)
+        return 0
     progress = store.get_meta(_progress_key(crm))
     after = ""
     if isinstance(progress, dict) and progress.get("fingerprint") == wanted:
