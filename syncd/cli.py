@@ -30,7 +30,7 @@ from rich.table import Table
 
 from syncd.logs import json_mode, setup_logging
 from syncd.settings import ConnectorSettings, LogSettings, Settings, load_settings
-from syncd.views import ConflictView, Plan
+from syncd.views import ConflictView, CrmPlan, Plan
 
 if TYPE_CHECKING:  # the CLI imports the daemon lazily: `syncd --help` stays fast
     from rules.engine import RuleBook
@@ -733,6 +733,38 @@ def _parse_at(text: str) -> datetime:
     return when
 
 
+def _print_field_notes(part: CrmPlan) -> None:
+    """The plan's notes on fields the next cycle treats apart: remapped, held after a remap,
+    newly set by the rules."""
+    if part["remapped"]:
+        out.print(
+            "  fields mapped otherwise than the mirror was read under ("
+            + ", ".join(part["remapped"])
+            + "): the next cycle reads every lead again before it plans; "
+            "`syncd plan --pull` shows what it will do",
+            markup=False,
+            highlight=False,
+        )
+    if part["newly_set"]:
+        out.print(
+            "  the rules newly set "
+            + ", ".join(part["newly_set"])
+            + ": the next cycle first reads the CRM's history of "
+            + ("it" if len(part["newly_set"]) == 1 else "them")
+            + " for the leads changed within hold_rep_edits_for, and leaves alone those a "
+            "person set it on lately; changes of it listed here may be held",
+            markup=False,
+            highlight=False,
+        )
+    for field, until in sorted(part["remap_held"].items()):
+        out.print(
+            f"  {field} is written by no rule until {until:%Y-%m-%d %H:%M} UTC: remapped "
+            "lately, it may hold a person's edit syncd could not see (hold_rep_edits_for)",
+            markup=False,
+            highlight=False,
+        )
+
+
 def _print_plan(result: Plan, leads: bool) -> None:
     out.print(f"[bold]Plan[/] at {result['now']} with rules {result['ruleset_version']}")
     for crm, part in result["crms"].items():
@@ -770,22 +802,7 @@ def _print_plan(result: Plan, leads: bool) -> None:
                     markup=False,
                     highlight=False,
                 )
-        if part["remapped"]:
-            out.print(
-                "  fields mapped otherwise than the mirror was read under ("
-                + ", ".join(part["remapped"])
-                + "): the next cycle reads every lead again before it plans; "
-                "`syncd plan --pull` shows what it will do",
-                markup=False,
-                highlight=False,
-            )
-        for field, until in sorted(part["remap_held"].items()):
-            out.print(
-                f"  {field} is written by no rule until {until:%Y-%m-%d %H:%M} UTC: remapped "
-                "lately, it may hold a person's edit syncd could not see (hold_rep_edits_for)",
-                markup=False,
-                highlight=False,
-            )
+        _print_field_notes(part)
         for kind in ("held", "loop_held", "blocked", "failed"):
             if part[kind]:
                 out.print(f"  {len(part[kind])} {kind}:")

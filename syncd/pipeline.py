@@ -74,6 +74,7 @@ from syncd import (
     field_remap,
     history_pending,
     ledger,
+    newly_set_fields,
     plan_probe,
     planner_stats,
     races,
@@ -269,6 +270,9 @@ class Pipeline:
         #: this enricher's settings (``syncd.enrichment_refresh``): checked again whenever the
         #: lease changed hands, for the same reason.
         self._enrichment_token: object = _UNCHECKED
+        #: (lease token, fields the rules set) last checked against the recorded fields
+        #: (``syncd.newly_set_fields``): read again when either changes.
+        self._set_fields_seen: object = _UNCHECKED
         #: The canonical field whose transitions the ledger records as ``lifecycle_stage``.
         self._ledger_stage_field = (
             self._lifecycle.field if self._lifecycle is not None else ledger.LIFECYCLE
@@ -473,6 +477,7 @@ class Pipeline:
             # which no rule may plan from. The connector reads them again once it is back.
             return
         self._read_pending_history()  # no rule may see a new lead before its history
+        self._hold_edits_of_newly_set_fields(now)
         planner_stats.analyze_if_grown(self.store)  # before planning walks the mirror
         if self.lease is not None and not self._still_idle(report, book):
             self.lease.verify()  # a standby must not supersede the new leader's plan
@@ -1115,6 +1120,50 @@ class Pipeline:
                 done.added,
                 done.held,
             )
+
+    def _hold_edits_of_newly_set_fields(self, now: datetime) -> None:
+        """Before the plan, when the rules set a field they did not at the last check: the
+        leads a person edited it on within the hold are held (``syncd.newly_set_fields``).
+        Checked against the store once per lease and whenever the fields change."""
+        token = self.lease.token if self.lease is not None else None
+        watched = self._watched_fields
+        if self._set_fields_seen == (token, watched):
+            return
+        recorded = newly_set_fields.recorded_fields(self.store, self.crm)
+        # None: a new mirror, or one from a release before the record, whose pulls watched
+        # these fields already.
+        new = sorted(watched - recorded) if recorded is not None else []
+        if self.connector.history_of_rule_fields:
+            readable = new
+        else:
+            readable = [name for name in new if name == self._ledger_stage_field]
+        if readable and self.settings.read_crm_history:
+            held = newly_set_fields.hold_recent_edits(
+                self.store,
+                self.crm,
+                readable,
+                lambda ids: self._crm_history(
+                    ids,
+                    "a person's recent edit of a field the rules newly set is not seen",
+                    also=readable,
+                ),
+                hold=self.settings.hold_rep_edits_for,
+                now=aware(now),
+                fence=self._fence,
+            )
+            log.info(
+                "%s: the rules now set %s: read the history of the leads changed within "
+                "hold_rep_edits_for; %d %s a person set it held",
+                self.crm,
+                ", ".join(readable),
+                held,
+                "lead" if held == 1 else "leads",
+            )
+        if recorded != watched:
+            with self.store.begin() as conn:
+                self._fence(conn)
+                newly_set_fields.record_fields(self.store, conn, self.crm, watched)
+        self._set_fields_seen = (token, watched)
 
     def _crm_history(
         self, lead_ids: Sequence[str], without: str, *, also: Sequence[str] = ()

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from rules.engine import Conflict, RuleBook
-from syncd import due, enrichment_refresh, field_remap, retry_requests
+from syncd import due, enrichment_refresh, field_remap, newly_set_fields, retry_requests
 from syncd.app import App
 from syncd.business_clock import aware
 from syncd.enrichment import Enricher
-from syncd.holds import held_reason, held_since
+from syncd.holds import fields_rules_set, held_reason, held_since
 from syncd.lead_refs import find_leads
 from syncd.loop_guard import LoopGuard
 from syncd.pipeline import CycleReport
@@ -88,6 +88,7 @@ def build_plan(
             "remap_held": field_remap.active_holds(
                 app.store.get_meta(field_remap.holds_key(name)), aware(now)
             ),
+            "newly_set": _newly_set(app, name, cs, book),
         }
         guard = LoopGuard(app.store, name, app.settings.loop_guard)
         # The cycle's selection (syncd.due): every lead under other rules or settings (a draft).
@@ -149,6 +150,15 @@ def build_plan(
         }
         result["crms"][name] = part
     return result
+
+
+def _newly_set(app: App, name: str, cs: ConnectorSettings, book: RuleBook) -> list[str]:
+    """Fields ``book`` sets that the rules did not at ``name``'s last cycle."""
+    recorded = newly_set_fields.recorded_fields(app.store, name)
+    if recorded is None:
+        return []
+    watched = fields_rules_set(book, cs.settable_fields, crm=cs.type, connector=name)
+    return sorted(watched - recorded)
 
 
 def _note_unsent(part: CrmPlan, lead_id: str, verdict: LeadVerdict) -> None:

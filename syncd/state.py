@@ -746,6 +746,26 @@ class StateStore:
         ).all()
         return [(r.lead_id, r.fields, r.enrichment, r.reasons) for r in rows]
 
+    def leads_modified_since(
+        self, conn: Connection, crm: str, since: datetime, after: str, limit: int
+    ) -> list[tuple[str, dict[str, Any], datetime | None]]:
+        """(lead_id, fields, rep_edit_at) of up to ``limit`` live, unconverted leads of ``crm``
+        modified in the CRM after ``since``, after ``after`` in id order."""
+        table = LeadRow.__table__
+        rows = conn.execute(
+            select(table.c.lead_id, table.c.fields, table.c.rep_edit_at)
+            .where(
+                table.c.crm == crm,
+                table.c.lead_id > after,
+                table.c.modified_at > since,
+                table.c.deleted.is_(False),
+                table.c.converted.is_(False),
+            )
+            .order_by(table.c.lead_id)
+            .limit(limit)
+        ).all()
+        return [(r.lead_id, r.fields, r.rep_edit_at) for r in rows]
+
     def lead_states(self, conn: Connection, crm: str, ids: Sequence[str]) -> dict[str, LeadState]:
         """What the pull and the write path read of the mirror rows of ``ids`` that exist
         (:class:`~syncd.records.LeadState`): not the enrichment, its reasons or the quarantine,

@@ -80,6 +80,9 @@ class CrmPlan(TypedDict):
     remapped: list[str]
     #: remapped fields syncd writes none of yet, with the instant it will
     remap_held: dict[str, datetime]
+    #: fields the rules set that they did not at the last cycle: the next cycle reads their
+    #: history first and holds the leads a person set one on lately (syncd.newly_set_fields)
+    newly_set: list[str]
 
 
 class Plan(TypedDict):
