@@ -2,8 +2,9 @@
 
 The engine figure is the daemon's per-lead CPU work with the network taken away, on one core:
 
-* **enrich**: ``Enricher.enrich`` on each lead's typed fields, what ``Pipeline._store_page`` does
-  for a pulled lead, with a fresh enricher per run (cold per-value caches, a daemon's first
+* **enrich**: ``Enricher.values`` on each lead's typed fields, what ``Pipeline._lead_columns``
+  does for a pulled lead (the reasons are not stored: ``explain`` derives them when asked), with
+  a fresh enricher per run (cold per-value caches, a daemon's first
   cycle);
 * **read + decode + evaluate + plan**: ``iter_verdicts`` over a real SQLite mirror, what the
   plan step of a cycle (and ``syncd plan``) runs: ``syncd.due.iter_plan_rows`` reads the
@@ -108,7 +109,7 @@ def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory
 
     for i, (fields, changed) in enumerate(typed_leads(leads)):
         typed.append(fields)
-        enrichment = enricher.enrich(fields)
+        enrichment = enricher.values(fields)
         modified = fields.get("last_activity_at") or fields.get("created_at") or now
         rows.append(
             {
@@ -116,8 +117,8 @@ def _mirror(name: str, leads: Iterator[dict[str, Any]], now: datetime, directory
                 "lead_id": f"00Q{i:012d}",
                 "modified_at": modified,
                 "fields": {k: _jsonable(v) for k, v in fields.items()},
-                "enrichment": enrichment.values,
-                "reasons": enrichment.reasons,
+                "enrichment": enrichment,
+                "reasons": {},
                 "status": fields["status"],
                 "status_changed_at": changed or modified,
                 "deleted": False,
@@ -173,7 +174,7 @@ def one_run(
     from syncd.planner import PLAN_CHUNK, iter_verdicts
 
     enricher = Enricher(EnrichmentSettings())  # cold caches, as in a daemon's first cycle
-    enrich = enricher.enrich
+    enrich = enricher.values
     with Stopwatch() as enriching:
         for fields in data.typed:
             enrich(fields)
@@ -530,7 +531,7 @@ def _profile(
         done = 0
         for chunk in iter_plan_rows(data.store, _CRM, now, every=False, chunk=PLAN_CHUNK):
             for row, fields in zip(chunk, data.typed[done:], strict=False):
-                enricher.enrich(fields)
+                enricher.values(fields)
                 planner.verdict(row, now)
             done += len(chunk)
             if done >= n:

@@ -1726,7 +1726,7 @@ def rules_test(
     enricher = Enricher(EnrichmentSettings.model_validate(settings.enrichment))
 
     def prepare(lead: dict[str, Any]) -> dict[str, Any]:
-        derived = enricher.enrich(lead).values
+        derived = enricher.values(lead)
         return {**{k: v for k, v in derived.items() if v is not None}, **lead}
 
     try:

@@ -1,8 +1,9 @@
 """Stored enrichment derived again when what derives it changes.
 
-The mirror keeps each lead's enrichment (values and reasons) as the enricher derived it when the
-lead was pulled. Those values depend on the enrichment settings (the ICP, extra free-mail
-domains) and on syncd's own derivation (:data:`REVISION`). When an admin changes the ICP, every
+The mirror keeps each lead's enrichment values as the enricher derived them when the lead was
+pulled (not their reasons: ``explain`` derives those from the stored fields when asked). The
+values depend on the enrichment settings (the ICP, extra free-mail domains) and on syncd's own
+derivation (:data:`REVISION`). When an admin changes the ICP, every
 live lead is evaluated again (the planning fingerprint, ``syncd.due``), but a lead the CRM does
 not change would keep the ``icp_score`` and ``icp_fit`` of the old ICP, and the rules would judge
 it on them: the change would reach only leads someone happens to edit.
@@ -12,7 +13,7 @@ When it differs from the running enricher's, :func:`refresh` derives every mirro
 enrichment again from its stored fields (the values the CRM sent, as pulled), in chunks by
 lead id. Each chunk's rows and the position reached commit together, so a cycle stopped halfway
 resumes where it stopped; the fingerprint is recorded after the last chunk. Rows whose values
-and reasons come out the same are not written. A changed row is due again, as after any write of
+come out the same are not written. A changed row is due again, as after any write of
 its content (``StateStore.update_leads``).
 
 The pipeline asks before its first pull in a process (a new mirror records the fingerprint
@@ -40,8 +41,9 @@ __all__ = ["REVISION", "fingerprint", "fingerprint_key", "is_current", "refresh"
 log = logging.getLogger(__name__)
 
 #: The derivation's own version: raise it when a change to ``syncd/enrichment*.py`` (the rules
-#: for titles, the free-mail list, the ICP's scoring, a reason's wording) can derive another
-#: value or reason from the same fields, so that mirrors re-derive what they stored.
+#: for titles, the free-mail list, the ICP's scoring) can derive another value from the same
+#: fields, so that mirrors derive what they stored again (a reason's wording needs no raise:
+#: reasons are not stored).
 #: ``tests/test_enrichment_refresh.py`` fails when the derivation's output changes without it.
 REVISION = 1
 
@@ -83,8 +85,7 @@ def refresh(
 
     Resumes after the last chunk a stopped refresh committed under the same fingerprint.
     ``fence`` runs in each writing transaction (the pipeline's lease check); ``stopping`` is
-    asked between chunks (a daemon's shutdown). Returns the leads whose values or reasons
-    changed (0 and one read when the mirror is current), or None when it stopped before the
+    asked between chunks (a daemon's shutdown). Returns the leads whose values changed (0 and one read when the mirror is current), or None when it stopped before the
     end: the mirror is then still stale, and no cycle may plan on it.
     """
     wanted = fingerprint(enricher.settings)
@@ -92,7 +93,7 @@ def refresh(
         return 0
     if not store.count_live(crm, at_most=1):
         # A new mirror (a first sync is about to pull under these settings): nothing to
-        # derive, and not one read of the `reasons` column a cycle otherwise never makes.
+        # derive, and no page read (a first cycle's reads stay those of the pull and plan).
         with store.begin() as conn:
             fence(conn)
             store.put_meta(conn, fingerprint_key(crm), wanted)
@@ -110,12 +111,12 @@ def refresh(
         if not page:
             break
         rows: list[dict[str, Any]] = []
-        for lead_id, fields, values, reasons in page:
-            derived = enricher.enrich(fields)
-            if derived.values != values or derived.reasons != reasons:
-                rows.append(
-                    {"lead_id": lead_id, "enrichment": derived.values, "reasons": derived.reasons}
-                )
+        for lead_id, fields, values in page:
+            derived = enricher.values(fields)
+            if derived != values:
+                # Reasons are not stored (``explain`` derives them): a row from before that
+                # loses its stale ones.
+                rows.append({"lead_id": lead_id, "enrichment": derived, "reasons": {}})
         after = page[-1][0]
         with store.begin() as conn:
             fence(conn)

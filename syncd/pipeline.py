@@ -1216,14 +1216,15 @@ class Pipeline:
             for k, v in fields.items()
             if v is None and lead.fields[k] is not None and k not in reported
         ]
-        enrichment = self.enricher.enrich(lead.fields)
         return {
             "crm": self.crm,
             "lead_id": lead.id,
             "modified_at": lead.modified_at,
             "fields": fields,
-            "enrichment": enrichment.values,
-            "reasons": enrichment.reasons,
+            "enrichment": self.enricher.values(lead.fields),
+            # Not stored: `explain` derives the reasons from the stored fields when asked, under
+            # the settings the stored values were derived under (syncd.enrichment_refresh).
+            "reasons": {},
             "status": fields.get("status"),
             "deleted": lead.deleted,
             "converted": lead.converted,

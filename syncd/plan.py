@@ -208,8 +208,8 @@ def _breaker(changing: int, live: int, breaker: BreakerSettings) -> str | None:
 
 
 class _Rederived:
-    """A mirror row with its enrichment derived again from its fields (``explain`` while the
-    mirror's was derived under other settings); every other column is the row's."""
+    """A mirror row with its enrichment and reasons derived from its fields under the running
+    settings (``explain``); every other column is the row's."""
 
     def __init__(self, row: LeadRecord, enricher: Enricher) -> None:
         derived = enricher.enrich(row.fields)
@@ -230,18 +230,13 @@ def explain_lead(app: App, ref: str, *, book: RuleBook | None = None) -> list[Ex
     now = app.clock()
     book = book or app.rules.book
     found: list[Explanation] = []
-    stale: dict[str, bool] = {}
     for found_row in find_leads(app.store, app.settings.connectors(), ref):
         cs = app.settings.connectors().get(found_row.crm)
         if cs is None:
             continue
-        if found_row.crm not in stale:
-            stale[found_row.crm] = not enrichment_refresh.is_current(
-                app.store, found_row.crm, app.enricher
-            )
-        # Derived again, as the next cycle will, when the mirror's was derived under other
-        # settings (syncd.enrichment_refresh).
-        row = _rederived(found_row, app.enricher) if stale[found_row.crm] else found_row
+        # The mirror keeps the enrichment's values, not the reasons: both derived again from
+        # the stored fields, as the next cycle has them (syncd.enrichment_refresh).
+        row = _rederived(found_row, app.enricher)
         planner = Planner(crm=row.crm, book=book, settings=cs)
         lead = planner.rule_input(row)
         traces: list[RuleTraceView] = [

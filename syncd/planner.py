@@ -379,7 +379,7 @@ def iter_verdicts(
     for chunk in due.iter_plan_rows(store, crm, now, every=every, chunk=PLAN_CHUNK):
         if enricher is not None:
             for lead in chunk:
-                lead.enrichment = enricher.enrich(lead.fields).values
+                lead.enrichment = enricher.values(lead.fields)
         judged = [(row, planner.verdict(row, now)) for row in chunk]
         drop_refused_memberships(store, crm, judged)
         if loop_guard is not None:

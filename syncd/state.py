@@ -244,6 +244,9 @@ class LeadRow(SQLModel, table=True):
     modified_at: datetime
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     enrichment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Empty since the enrichment's reasons are derived when `explain` asks (syncd.plan); rows
+    # pulled by earlier releases keep theirs until their enrichment is written again. Kept, not
+    # dropped: a migration rewriting every row would buy nothing.
     reasons: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str | None = None  # the CRM's stored value
     status_changed_at: datetime | None = None
@@ -734,17 +737,17 @@ class StateStore:
 
     def lead_enrichment_page(
         self, conn: Connection, crm: str, after: str, limit: int
-    ) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str]]]:
-        """(lead_id, fields, enrichment, reasons) of up to ``limit`` mirrored leads of ``crm``
-        after ``after`` in id order, deleted ones too (``explain`` shows them)."""
+    ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(lead_id, fields, enrichment) of up to ``limit`` mirrored leads of ``crm`` after
+        ``after`` in id order, deleted ones too (``explain`` shows them)."""
         table = LeadRow.__table__
         rows = conn.execute(
-            select(table.c.lead_id, table.c.fields, table.c.enrichment, table.c.reasons)
+            select(table.c.lead_id, table.c.fields, table.c.enrichment)
             .where(table.c.crm == crm, table.c.lead_id > after)
             .order_by(table.c.lead_id)
             .limit(limit)
         ).all()
-        return [(r.lead_id, r.fields, r.enrichment, r.reasons) for r in rows]
+        return [(r.lead_id, r.fields, r.enrichment) for r in rows]
 
     def leads_modified_since(
         self, conn: Connection, crm: str, since: datetime, after: str, limit: int

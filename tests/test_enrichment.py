@@ -537,8 +537,10 @@ _ANY_VALUE = st.one_of(
     )
 )
 def test_any_lead_enriches_to_values_within_their_domains(lead: dict[str, Any]) -> None:
-    result = Enricher(EnrichmentSettings()).enrich(lead)
+    enricher = Enricher(EnrichmentSettings())
+    result = enricher.enrich(lead)
     values = result.values
+    assert enricher.values(lead) == values, "what a pull stores is what enrich derives"
     assert set(values) == set(result.reasons) == set(ENRICHMENT_FIELDS)
     assert values["role"] in (*ROLES, None)
     assert values["seniority"] in (*SENIORITIES, None)
@@ -548,3 +550,40 @@ def test_any_lead_enriches_to_values_within_their_domains(lead: dict[str, Any]) 
     assert values["icp_fit"] in ("strong", "medium", "weak")
     assert 0 <= values["bant_score"] <= 4
     assert all(isinstance(reason, str) and reason for reason in result.reasons.values())
+
+
+@pytest.mark.parametrize(
+    "settings_",
+    [
+        EnrichmentSettings(),
+        EnrichmentSettings(
+            extra_free_mail_domains=["acme.com", "mail.example"],
+            icp={"min_employees": 1000, "max_employees": None, "roles": ["it"]},
+        ),
+    ],
+    ids=["defaults", "other-icp"],
+)
+def test_values_are_the_values_of_enrich_on_realistic_and_odd_leads(
+    settings_: EnrichmentSettings,
+) -> None:
+    # A pull stores values() (no reasons); explain shows enrich(): they must agree on every
+    # lead, from cold and from warm caches alike (each has caches of its own).
+    from datetime import UTC, datetime
+
+    from bench.realistic import realistic_leads
+
+    leads: list[dict[str, Any]] = list(
+        realistic_leads(4000, seed=9, now=datetime(2026, 11, 1, tzinfo=UTC))
+    )
+    leads += [
+        {"email": b"x@GMAIL.com", "title": b"VP Sales", "employees": "51-200", "industry": 7},
+        {"email": "a@\uff47\uff4d\uff41\uff49\uff4c\uff0e\uff43\uff4f\uff4d", "title": " "},
+        {"email": "@x.com", "budget": "n/a", "authority": True},
+        {"email": "nobody", "employees": float("nan"), "title": 3.5},
+        {"email": "j@m\u00fcller.de", "employees": -3, "need": "  ", "timeline": "Q3"},
+        {},
+    ]
+    enricher = Enricher(settings_)
+    for _ in range(2):
+        for lead in leads:
+            assert enricher.values(lead) == enricher.enrich(lead).values, lead

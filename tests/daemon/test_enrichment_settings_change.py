@@ -132,7 +132,9 @@ def test_a_new_free_mail_domain_is_applied_to_mirrored_leads_the_crm_did_not_cha
         after = app.store.lead("salesforce", partner)
         assert after is not None
         assert after.enrichment["free_mail"] is True
-        assert "extra_free_mail_domains" in after.reasons["free_mail"]
+        assert after.reasons == {}, "reasons are not stored: explain derives them"
+        (explained,) = explain_lead(app, partner)
+        assert "extra_free_mail_domains" in explained["reasons"]["free_mail"]
         assert after.pulled_at >= pulled_at
         current = app.store.get_meta(enrichment_refresh.fingerprint_key("salesforce"))
         assert current == enrichment_refresh.fingerprint(app.enricher.settings)

@@ -28,7 +28,8 @@ def outcomes(n: int, now: datetime) -> list[str]:
     for lead in realistic_leads(n, seed=5, now=now):
         lead.pop("_status_changed_at", None)
         enrichment = enricher.enrich(lead)
-        rule_input = {**lead, **enrichment.values}
+        values = enricher.values(lead)  # what a pull stores: the same values, no reasons
+        rule_input = {**lead, **values}
         rule_input["status"] = lead["status"] if lead["status"] in _STATUSES else None
         rule_input["status_changed_at"] = lead.get("created_at")
         d = book.evaluate(rule_input, now)
@@ -45,7 +46,8 @@ def outcomes(n: int, now: datetime) -> list[str]:
         )
         later = book.next_change(rule_input, now)
         lines.append(
-            repr((sorted(enrichment.values.items()), sorted(enrichment.reasons.items())))
+            repr((sorted(values.items()), sorted(enrichment.reasons.items())))
+            + ("" if values == enrichment.values else " | values differ from enrich's")
             + f" | {decision!r} | {later.isoformat() if later else None}"
         )
     return lines
