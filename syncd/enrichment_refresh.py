@@ -85,8 +85,9 @@ def refresh(
 
     Resumes after the last chunk a stopped refresh committed under the same fingerprint.
     ``fence`` runs in each writing transaction (the pipeline's lease check); ``stopping`` is
-    asked between chunks (a daemon's shutdown). Returns the leads whose values changed (0 and one read when the mirror is current), or None when it stopped before the
-    end: the mirror is then still stale, and no cycle may plan on it.
+    asked between chunks (a daemon's shutdown). Returns the leads whose values changed (0 and
+    one read when the mirror is current), or None when it stopped before the end: the mirror
+    is then still stale, and no cycle may plan on it.
     """
     wanted = fingerprint(enricher.settings)
     if store.get_meta(fingerprint_key(crm)) == wanted:

@@ -22,7 +22,7 @@ from connectors.testing.hubspot import HubSpotEmulator
 from connectors.testing.salesforce import EmulatorConfig, SalesforceEmulator, synthetic_leads
 from syncd.cli import app as cli
 from syncd.enrichment import Enricher, EnrichmentSettings
-from syncd.plan import status_report
+from syncd.plan import explain_lead, status_report
 from tests.daemon.harness import hs_contact, newsletter_id, running_app, sf_lead, write_config
 from tests.salesforce.support import T0, config_for
 
@@ -238,7 +238,9 @@ def test_hubspot_counts_written_with_thousands_separators_are_read_as_numbers(
         rows = [app.store.lead("hubspot", i) for i in ids]
         assert all(rows)
         assert [r.fields["employees"] for r in rows if r] == [1000, 1001, 10001, 12345678, None]
-        assert next(r.reasons["icp_score"] for r in rows if r).startswith(
+        assert rows[0] is not None and rows[0].enrichment["icp_score"] == 30
+        (explained,) = explain_lead(app, ids[0])  # the reasons are derived when asked
+        assert explained["reasons"]["icp_score"].startswith(
             "icp_score 30: 1000 employees in 50..5000 +20"
         )
         # "1,5" has no thousands in it (a decimal comma?): still quarantined, with its reason
