@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection
 
 from connectors.base import HistoryEntry
-from syncd import ledger
+from syncd.history_pending import first_sight_edit
 from syncd.state import StateStore
 
 __all__ = ["fields_key", "hold_recent_edits", "recorded_fields"]
@@ -91,15 +91,14 @@ def hold_recent_edits(
             history = by_lead.get(lead_id)
             if not history:
                 continue
-            found = [
-                (edit, name)
-                for name in fields
-                if name in values
-                and (edit := ledger.last_person_edit(history, values[name], field=name)) is not None
-            ]
-            if not found:
+            # First sight's reading of a lead's history; the status entries are left out above,
+            # so the newest person's edit it finds is of one of ``fields``.
+            found = first_sight_edit(history, None, values, fields)
+            if found is None:
                 continue
-            edit, name = max(found, key=lambda f: f[0].at)
+            edit, name = found
+            if name is None:  # the status: none of its entries is here
+                continue
             if edit.at + hold <= now or (edited_at is not None and edit.at <= edited_at):
                 continue  # the hold has ended, or a later edit holds the lead already
             value = values[name]

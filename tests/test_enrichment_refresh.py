@@ -15,6 +15,7 @@ from syncd import enrichment_refresh
 from syncd.enrichment import Enricher, EnrichmentSettings
 from syncd.pipeline import _jsonable
 from syncd.state import StateStore
+from tests.test_state_store import _lead
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 CRM = "salesforce"
@@ -22,27 +23,10 @@ EMAILS = ["ann@gmail.com", "bo@acme.com", "cy@partnermail.io", "di@yahoo.co.uk",
 
 
 def _row(i: int) -> dict[str, Any]:
-    return {
-        "crm": CRM,
-        "lead_id": f"L{i}",
-        "modified_at": T0,
-        "fields": {"email": EMAILS[i % len(EMAILS)], "title": "VP Marketing", "employees": 120},
-        "enrichment": {},  # derived under nothing known: stale
-        "reasons": {},
-        "status": "Open",
-        "status_changed_at": T0,
-        "deleted": i == 6,  # a deleted lead too: explain still shows its enrichment
-        "converted": False,
-        "written_status": None,
-        "written_at": None,
-        "rep_edit_at": None,
-        "rep_edit_status": None,
-        "newsletters": [],
-        "error_code": None,
-        "error_message": None,
-        "first_seen_at": T0,
-        "pulled_at": T0,
-    }
+    """Lead L<i> with fields to enrich and an enrichment derived under nothing known: stale;
+    L6 deleted (explain still shows its enrichment)."""
+    fields = {"email": EMAILS[i % len(EMAILS)], "title": "VP Marketing", "employees": 120}
+    return _lead(f"L{i}", fields=fields, deleted=i == 6)
 
 
 class _Counting:
